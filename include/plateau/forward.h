@@ -1,0 +1,53 @@
+/* The GPT-2 forward pass and the fast perturbation path.
+ *
+ * Residual-stream positions are named by an index r in [0, L]: r = l is
+ * blocks.l.hook_resid_pre (the input of block l), r = l + 1 is blocks.l.hook_resid_post, so
+ * blocks.l.hook_resid_post and blocks.(l+1).hook_resid_pre are the same activation.
+ */
+#ifndef PLATEAU_FORWARD_H
+#define PLATEAU_FORWARD_H
+
+#include "plateau/model.h"
+
+/* Parse a TransformerLens hook name ("blocks.1.hook_resid_pre", "blocks.11.hook_resid_post") into
+ * its residual index. The error names the hook and the valid range for this model. */
+int pl_hook_parse(const pl_config *cfg, const char *name, int *resid_index);
+
+/* Everything a clean run leaves behind. */
+typedef struct {
+    int T;         /* positions */
+    int C, L, V;
+    float *resid;  /* [L+1, T, C] residual stream at every resid index */
+    float *k, *v;  /* [L, T, C] attention keys and values (heads side by side) */
+    float *logits; /* [V] next-token logits at the last position */
+} pl_run;
+
+/* Full forward of TOKENS[0..T-1] (T <= n_ctx); fills *run (allocates; free with pl_run_free). */
+int pl_forward(const pl_model *m, const int *tokens, int T, pl_run *run);
+
+/* Full forward with the residual at (resid_index, pos) replaced by PATCH[C] before it flows on
+ * (the --naive path and the fast path's reference). */
+int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_index, int pos,
+                       const float *patch, pl_run *run);
+void pl_run_free(pl_run *run);
+
+/* The fast path. Evaluate M replacement vectors X[M, C] for the residual at (resid_index, pos)
+ * of the clean run. Positions before pos are unchanged in every block (causal attention), so
+ * their cached K/V are reused and only positions pos..T-1 of each of the M variants flow through
+ * blocks resid_index..L-1, as rows of one sgemm per weight matrix (sgemv when there is one row).
+ * Outputs, each optional (NULL to skip):
+ *   logits[M, V]   next-token logits at the last position,
+ *   read[M, C]     residual at read_index, last position (any read_index in [0, L]).
+ */
+int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int pos,
+                  const float *X, int M, float *logits, int read_index, float *read);
+
+/* log-softmax of each row of LOGITS[M, V] into LOGP (may alias), in double accumulation. */
+void pl_log_softmax(float *logp, const float *logits, int M, int V);
+
+/* FLOPs (multiply-adds count 2) of the matmuls in one pl_forward of T tokens and one
+ * pl_patch_eval row, as documented in the README's performance section. */
+double pl_forward_flops(const pl_config *cfg, int T);
+double pl_patch_flops(const pl_config *cfg, int T, int resid_index, int pos);
+
+#endif

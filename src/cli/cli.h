@@ -1,0 +1,23 @@
+/* Subcommands of the plateau CLI. Each parses its own arguments (argv[0] is the subcommand name),
+ * calls into the library, prints results on stdout, and returns a process exit code. On failure a
+ * subcommand prints nothing itself: it returns cli_fail(), which prints pl_error() once. */
+#ifndef PLATEAU_CLI_H
+#define PLATEAU_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+
+/* Print "plateau: <pl_error()>" on stderr and return PL_EXIT_INPUT. */
+int cli_fail(void);
+/* Print "plateau <cmd>: <message>" and the subcommand's usage line, return PL_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *usage, const char *fmt, ...);
+/* Strict integer parsing for flags: the whole string must be a number in [lo, hi]. */
+int cli_parse_int(const char *flag, const char *text, long lo, long hi, long *out);
+
+#endif

@@ -1,0 +1,5 @@
+/* Placeholder until this subcommand is written. */
+#include <stdio.h>
+#include "cli.h"
+#include "plateau/error.h"
+int cmd_run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "plateau run: not implemented yet\n"); return PL_EXIT_INPUT; }

@@ -1,0 +1,50 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plateau/error.h"
+
+static _Thread_local char error_message[2048];
+
+int pl_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, ap);
+    va_end(ap);
+    return PL_ERR;
+}
+
+int pl_fail_prefix(const char *fmt, ...)
+{
+    char prefix[1024];
+    char previous[sizeof error_message];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(previous, error_message, sizeof previous);
+    snprintf(error_message, sizeof error_message, "%s: %s", prefix, previous);
+    return PL_ERR;
+}
+
+const char *pl_error(void) { return error_message; }
+
+void pl_error_clear(void) { error_message[0] = '\0'; }
+
+void *pl_malloc(size_t bytes, const char *what)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        pl_fail("out of memory (%s, %zu bytes)", what, bytes);
+    return p;
+}
+
+void *pl_calloc(size_t count, size_t size, const char *what)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        pl_fail("out of memory (%s, %zu x %zu bytes)", what, count, size);
+    return p;
+}
