@@ -40,6 +40,14 @@ typedef struct {
 int st_parse(st_file *f, const char *path, const uint8_t *bytes, size_t size);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
+
+/* mmap PATH read-only and st_parse it; PATH must outlive *f. Errors name PATH (missing file,
+ * not a regular file, and every st_parse failure). st_close unmaps and frees. */
+int st_open(st_file *f, const char *path);
+void st_close(st_file *f);
+
+/* Convert N elements of an F32/F16/BF16 little-endian tensor to fp32 (SRC may be unaligned). */
+void st_to_f32(st_dtype dtype, const uint8_t *src, size_t n, float *dst);
 const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 
