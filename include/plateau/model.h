@@ -19,6 +19,7 @@ typedef struct {
     int n_ctx;    /* N: n_positions (or n_ctx) */
     int n_vocab;  /* V */
     float ln_eps; /* layer_norm_epsilon */
+    int synthetic; /* config.json has "plateau_synthetic": true (written by plateau synth) */
 } pl_config;
 
 typedef struct {

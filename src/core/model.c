@@ -83,6 +83,7 @@ int pl_config_load(pl_config *cfg, const char *path)
         }
         cfg->ln_eps = (float)e;
     }
+    cfg->synthetic = json_is_true(json_object_get(root, "plateau_synthetic"));
     rc = PL_OK;
 done:
     json_decref(root);
