@@ -1,6 +1,240 @@
-/* Placeholder until this subcommand is written. */
+/* plateau logits / plateau generate: a model's next-token predictions for a text or id list. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
 #include "plateau/error.h"
-int cmd_logits(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "plateau logits: not implemented yet\n"); return PL_EXIT_INPUT; }
-int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "plateau generate: not implemented yet\n"); return PL_EXIT_INPUT; }
+#include "plateau/forward.h"
+#include "plateau/model.h"
+#include "plateau/tokenizer.h"
+
+static const char *LOGITS_USAGE = "MODEL_DIR (--text 'text' | --ids 464,3139,286) [--top K | --all]";
+static const char *GENERATE_USAGE = "MODEL_DIR --text 'text' -n N";
+
+/* "464,3139,286" -> ids; every element must be a non-negative integer. */
+static int parse_id_list(const char *text, int **ids, size_t *n)
+{
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += (*p == ',');
+    int *out = pl_malloc(cap * sizeof(int), "--ids");
+    if (!out)
+        return PL_ERR;
+    size_t count = 0;
+    const char *p = text;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        long v;
+        if (len == 0 || len >= sizeof item) {
+            free(out);
+            return pl_fail("--ids: element %zu '%.*s' is not a token id", count + 1, (int)len, p);
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (cli_parse_int("--ids", item, 0, 0x7fffffff, &v)) {
+            free(out);
+            return PL_ERR;
+        }
+        out[count++] = (int)v;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    *ids = out;
+    *n = count;
+    return PL_OK;
+}
+
+/* Token ids of --text (through DIR's tokenizer) or --ids. */
+static int prompt_ids(const char *dir, const char *text, const char *id_list, pl_tokenizer **tok, int **ids,
+                      size_t *n)
+{
+    if (id_list)
+        return parse_id_list(id_list, ids, n);
+    if (pl_tokenizer_load(tok, dir))
+        return PL_ERR;
+    if (pl_encode(*tok, text, strlen(text), ids, n))
+        return pl_fail_prefix("--text");
+    if (*n == 0)
+        return pl_fail("--text: the text has no tokens");
+    return PL_OK;
+}
+
+static void print_token(const pl_tokenizer *tok, int id)
+{
+    size_t len = 0;
+    const char *bytes = tok ? pl_token_bytes(tok, id, &len) : NULL;
+    if (!bytes) {
+        printf("?");
+        return;
+    }
+    /* One line per token: show control bytes escaped so a newline token stays on its line. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)bytes[i];
+        if (c == '\n')
+            printf("\\n");
+        else if (c == '\t')
+            printf("\\t");
+        else if (c == '\r')
+            printf("\\r");
+        else if (c == '\\')
+            printf("\\\\");
+        else if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+static int argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+int cmd_logits(int argc, char **argv)
+{
+    const char *dir = NULL, *text = NULL, *id_list = NULL;
+    long top = 10;
+    int all = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--text") && i + 1 < argc)
+            text = argv[++i];
+        else if (!strcmp(argv[i], "--ids") && i + 1 < argc)
+            id_list = argv[++i];
+        else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
+            if (cli_parse_int("--top", argv[++i], 1, 1 << 30, &top))
+                return cli_fail();
+        } else if (!strcmp(argv[i], "--all"))
+            all = 1;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return cli_usage("logits", LOGITS_USAGE, "unknown or incomplete option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return cli_usage("logits", LOGITS_USAGE, "unexpected argument '%s'", argv[i]);
+    }
+    if (!dir || (!text == !id_list))
+        return cli_usage("logits", LOGITS_USAGE, "need MODEL_DIR and exactly one of --text, --ids");
+
+    pl_model m;
+    pl_tokenizer *tok = NULL;
+    int *ids = NULL;
+    size_t n = 0;
+    pl_run run = {0};
+    int rc = PL_EXIT_INPUT;
+    if (pl_model_load(&m, dir))
+        return cli_fail();
+    if (prompt_ids(dir, text, id_list, &tok, &ids, &n) || pl_forward(&m, ids, (int)n, &run)) {
+        cli_fail();
+        goto done;
+    }
+    int V = m.cfg.n_vocab;
+    if (all) {
+        for (int v = 0; v < V; v++)
+            printf("%.9g\n", run.logits[v]);
+    } else {
+        if (!tok && pl_tokenizer_load(&tok, dir))
+            tok = NULL; /* token strings are a courtesy for --ids; the logits stand without them */
+        pl_error_clear();
+        int k = top < V ? (int)top : V;
+        float *scratch = pl_malloc(sizeof(float) * V, "logits");
+        if (!scratch) {
+            cli_fail();
+            goto done;
+        }
+        memcpy(scratch, run.logits, sizeof(float) * V);
+        for (int i = 0; i < k; i++) {
+            int best = argmax(scratch, V);
+            printf("%d %.9g ", best, run.logits[best]);
+            print_token(tok, best);
+            putchar('\n');
+            scratch[best] = -INFINITY;
+        }
+        free(scratch);
+    }
+    rc = PL_EXIT_OK;
+done:
+    pl_run_free(&run);
+    free(ids);
+    pl_tokenizer_free(tok);
+    pl_model_free(&m);
+    return rc;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    const char *dir = NULL, *text = NULL;
+    long steps = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--text") && i + 1 < argc)
+            text = argv[++i];
+        else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+            if (cli_parse_int("-n", argv[++i], 0, 1 << 20, &steps))
+                return cli_fail();
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return cli_usage("generate", GENERATE_USAGE, "unknown or incomplete option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return cli_usage("generate", GENERATE_USAGE, "unexpected argument '%s'", argv[i]);
+    }
+    if (!dir || !text || steps < 0)
+        return cli_usage("generate", GENERATE_USAGE, "need MODEL_DIR, --text and -n");
+
+    pl_model m;
+    pl_tokenizer *tok = NULL;
+    int *ids = NULL;
+    size_t n = 0;
+    int rc = PL_EXIT_INPUT;
+    if (pl_model_load(&m, dir))
+        return cli_fail();
+    if (prompt_ids(dir, text, NULL, &tok, &ids, &n)) {
+        cli_fail();
+        goto done;
+    }
+    if (n + (size_t)steps > (size_t)m.cfg.n_ctx) {
+        pl_fail("-n %ld: prompt (%zu tokens) + continuation exceeds the model's %d positions", steps, n,
+                m.cfg.n_ctx);
+        cli_fail();
+        goto done;
+    }
+    int *all = realloc(ids, sizeof(int) * (n + (size_t)steps + 1));
+    if (!all) {
+        pl_fail("out of memory (generate)");
+        cli_fail();
+        goto done;
+    }
+    ids = all;
+    fputs(text, stdout);
+    /* Greedy decoding, one full forward per token: generate is a sanity check, not a hot path. */
+    for (long s = 0; s < steps; s++) {
+        pl_run run;
+        if (pl_forward(&m, ids, (int)n, &run)) {
+            cli_fail();
+            goto done;
+        }
+        int next = argmax(run.logits, m.cfg.n_vocab);
+        pl_run_free(&run);
+        ids[n++] = next;
+        size_t len;
+        const char *bytes = pl_token_bytes(tok, next, &len);
+        if (bytes)
+            fwrite(bytes, 1, len, stdout);
+        fflush(stdout);
+    }
+    putchar('\n');
+    rc = PL_EXIT_OK;
+done:
+    free(ids);
+    pl_tokenizer_free(tok);
+    pl_model_free(&m);
+    return rc;
+}

@@ -25,7 +25,18 @@ int pl_fail_prefix(const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(previous, error_message, sizeof previous);
-    snprintf(error_message, sizeof error_message, "%s: %s", prefix, previous);
+    /* Messages are one line; truncating a very long one is better than losing the prefix. */
+    size_t used = strlen(prefix);
+    if (used > sizeof error_message - 3)
+        used = sizeof error_message - 3;
+    memcpy(error_message, prefix, used);
+    memcpy(error_message + used, ": ", 2);
+    used += 2;
+    size_t rest = strnlen(previous, sizeof previous - 1);
+    if (rest > sizeof error_message - 1 - used)
+        rest = sizeof error_message - 1 - used;
+    memcpy(error_message + used, previous, rest);
+    error_message[used + rest] = '\0';
     return PL_ERR;
 }
 

@@ -1,0 +1,395 @@
+/* GPT-2 forward pass (fp32, OpenBLAS) and the fast perturbation path.
+ *
+ * Shapes: T positions, C = n_embd, H heads of size hs = C / H, V vocabulary, L blocks.
+ * Activations are row-major [rows, C]; weights are HF Conv1D [in, out].
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plateau/error.h"
+#include "plateau/forward.h"
+
+/* ---------------------------------------------------------------- layer ops */
+
+/* out[N, C] = layernorm(in[N, C]) * w + b; statistics in double so that they do not depend on the
+ * order of a float sum (the reference computes them in float64 too). */
+static void layernorm_forward(float *out, const float *in, const float *w, const float *b, int N, int C,
+                              float eps)
+{
+    for (int i = 0; i < N; i++) {
+        const float *x = in + (size_t)i * C;
+        float *y = out + (size_t)i * C;
+        double mean = 0.0, var = 0.0;
+        for (int c = 0; c < C; c++)
+            mean += x[c];
+        mean /= C;
+        for (int c = 0; c < C; c++) {
+            double d = x[c] - mean;
+            var += d * d;
+        }
+        var /= C;
+        float rstd = (float)(1.0 / sqrt(var + eps));
+        float fmean = (float)mean;
+        for (int c = 0; c < C; c++)
+            y[c] = (x[c] - fmean) * rstd * w[c] + b[c];
+    }
+}
+
+/* out[N, OUT] = in[N, IN] @ W[IN, OUT] + bias[OUT]. One row goes through sgemv: OpenBLAS 0.3.21
+ * does not route an M = 1 sgemm to its gemv kernels, and the sgemm path is several times slower. */
+static void matmul_forward(float *out, const float *in, const float *W, const float *bias, int N, int IN,
+                           int OUT)
+{
+    for (int i = 0; i < N; i++)
+        memcpy(out + (size_t)i * OUT, bias, sizeof(float) * OUT);
+    if (N == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, IN, OUT, 1.0f, W, OUT, in, 1, 1.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OUT, IN, 1.0f, in, IN, W, OUT, 1.0f, out,
+                    OUT);
+}
+
+/* GPT-2's "gelu_new": the tanh approximation. */
+static void gelu_forward(float *x, size_t n)
+{
+    const float s = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(s * (v + 0.044715f * v * v * v)));
+    }
+}
+
+static void residual_add(float *x, const float *delta, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += delta[i];
+}
+
+/* Causal attention of one query row q[C] over keys and values given as two runs of rows: n_a rows
+ * of (ka, va) with row stride stride_a floats (the cached clean positions), then n_b rows of (kb, vb)
+ * with stride stride_b (the variant's own positions, still inside its qkv rows). out[C] receives
+ * the heads side by side; scores[n_a + n_b] is scratch. */
+static void attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,
+                       const float *kb, const float *vb, int n_b, size_t stride_b, int C, int H, float *scores)
+{
+    int hs = C / H;
+    float scale = 1.0f / sqrtf((float)hs);
+    int n = n_a + n_b;
+    for (int h = 0; h < H; h++) {
+        const float *qh = q + h * hs;
+        float maxv = -INFINITY;
+        for (int s = 0; s < n; s++) {
+            const float *k = (s < n_a ? ka + (size_t)s * stride_a : kb + (size_t)(s - n_a) * stride_b) + h * hs;
+            float dot = 0.0f;
+            for (int i = 0; i < hs; i++)
+                dot += qh[i] * k[i];
+            scores[s] = dot * scale;
+            if (scores[s] > maxv)
+                maxv = scores[s];
+        }
+        double sum = 0.0;
+        for (int s = 0; s < n; s++) {
+            scores[s] = expf(scores[s] - maxv);
+            sum += scores[s];
+        }
+        float inv = (float)(1.0 / sum);
+        float *oh = out + h * hs;
+        for (int i = 0; i < hs; i++)
+            oh[i] = 0.0f;
+        for (int s = 0; s < n; s++) {
+            const float *v = (s < n_a ? va + (size_t)s * stride_a : vb + (size_t)(s - n_a) * stride_b) + h * hs;
+            float p = scores[s] * inv;
+            for (int i = 0; i < hs; i++)
+                oh[i] += p * v[i];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ hooks */
+
+int pl_hook_parse(const pl_config *cfg, const char *name, int *resid_index)
+{
+    int layer, consumed = 0;
+    char kind[16];
+    if (sscanf(name, "blocks.%d.hook_resid_%15[a-z]%n", &layer, kind, &consumed) == 2 &&
+        name[consumed] == '\0' && (!strcmp(kind, "pre") || !strcmp(kind, "post"))) {
+        if (layer < 0 || layer >= cfg->n_layer)
+            return pl_fail("hook '%s': block %d does not exist (this model has blocks 0..%d)", name, layer,
+                           cfg->n_layer - 1);
+        *resid_index = layer + (kind[1] == 'o' ? 1 : 0);
+        return PL_OK;
+    }
+    return pl_fail("hook '%s': expected blocks.N.hook_resid_pre or blocks.N.hook_resid_post (N in 0..%d)", name,
+                   cfg->n_layer - 1);
+}
+
+/* ------------------------------------------------------------ scratch */
+
+typedef struct {
+    float *ln;    /* [R, C] */
+    float *qkv;   /* [R, 3C] */
+    float *att;   /* [R, C] */
+    float *proj;  /* [R, C] */
+    float *fch;   /* [R, 4C] */
+    float *scores; /* [T] */
+    void *block;
+} scratch;
+
+static int scratch_alloc(scratch *s, size_t R, int C, int T)
+{
+    size_t floats = R * (size_t)C * (1 + 3 + 1 + 1 + 4) + (size_t)T;
+    float *p = pl_malloc(floats * sizeof(float), "activations");
+    if (!p)
+        return PL_ERR;
+    s->block = p;
+    s->ln = p;
+    s->qkv = s->ln + R * C;
+    s->att = s->qkv + R * 3 * C;
+    s->proj = s->att + R * C;
+    s->fch = s->proj + R * C;
+    s->scores = s->fch + R * 4 * C;
+    return PL_OK;
+}
+
+/* The MLP half of a block on x[R, C], in place: x += proj(gelu(fc(ln_2(x)))). */
+static void mlp_residual(const pl_block *b, float *x, int R, int C, float eps, scratch *s)
+{
+    layernorm_forward(s->ln, x, b->ln_2_w, b->ln_2_b, R, C, eps);
+    matmul_forward(s->fch, s->ln, b->fc_w, b->fc_b, R, C, 4 * C);
+    gelu_forward(s->fch, (size_t)R * 4 * C);
+    matmul_forward(s->proj, s->fch, b->mlp_proj_w, b->mlp_proj_b, R, 4 * C, C);
+    residual_add(x, s->proj, (size_t)R * C);
+}
+
+/* next-token logits[M, V] of final-residual rows x[M, C] (row stride C). */
+static int unembed(const pl_model *m, const float *x, int M, float *logits)
+{
+    const pl_config *cfg = &m->cfg;
+    int C = cfg->n_embd, V = cfg->n_vocab;
+    float *ln = pl_malloc(sizeof(float) * (size_t)M * C, "final layernorm");
+    if (!ln)
+        return PL_ERR;
+    layernorm_forward(ln, x, m->ln_f_w, m->ln_f_b, M, C, cfg->ln_eps);
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, m->wte, C, ln, 1, 0.0f, logits, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, ln, C, m->wte, C, 0.0f, logits, V);
+    free(ln);
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------ full forward */
+
+void pl_run_free(pl_run *run)
+{
+    free(run->resid);
+    free(run->k);
+    free(run->v);
+    free(run->logits);
+    memset(run, 0, sizeof *run);
+}
+
+static int forward_impl(const pl_model *m, const int *tokens, int T, int patch_index, int patch_pos,
+                        const float *patch, pl_run *run)
+{
+    const pl_config *cfg = &m->cfg;
+    int C = cfg->n_embd, L = cfg->n_layer, V = cfg->n_vocab, H = cfg->n_head;
+    memset(run, 0, sizeof *run);
+    if (T < 1 || T > cfg->n_ctx)
+        return pl_fail("%d tokens: the model takes 1..%d positions (n_positions)", T, cfg->n_ctx);
+    for (int t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return pl_fail("token id %d at position %d is outside the vocabulary (0..%d)", tokens[t], t, V - 1);
+    if (patch && (patch_index < 0 || patch_index > L || patch_pos < 0 || patch_pos >= T))
+        return pl_fail("patch at resid index %d, position %d is outside the run (L=%d, T=%d)", patch_index,
+                       patch_pos, L, T);
+
+    size_t TC = (size_t)T * C;
+    run->T = T;
+    run->C = C;
+    run->L = L;
+    run->V = V;
+    run->resid = pl_malloc(sizeof(float) * (size_t)(L + 1) * TC, "residual cache");
+    run->k = pl_malloc(sizeof(float) * (size_t)(L ? L : 1) * TC, "key cache");
+    run->v = pl_malloc(sizeof(float) * (size_t)(L ? L : 1) * TC, "value cache");
+    run->logits = pl_malloc(sizeof(float) * (size_t)V, "logits");
+    scratch s = {0};
+    if (!run->resid || !run->k || !run->v || !run->logits || scratch_alloc(&s, (size_t)T, C, T)) {
+        pl_run_free(run);
+        return PL_ERR;
+    }
+
+    float *x = run->resid; /* resid index 0: token + position embeddings */
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++)
+            x[(size_t)t * C + c] = m->wte[(size_t)tokens[t] * C + c] + m->wpe[(size_t)t * C + c];
+
+    for (int l = 0; l <= L; l++) {
+        float *in = run->resid + (size_t)l * TC;
+        if (patch && l == patch_index)
+            memcpy(in + (size_t)patch_pos * C, patch, sizeof(float) * C);
+        if (l == L)
+            break;
+        const pl_block *b = &m->blocks[l];
+        float *out = run->resid + (size_t)(l + 1) * TC;
+        float *kc = run->k + (size_t)l * TC, *vc = run->v + (size_t)l * TC;
+
+        layernorm_forward(s.ln, in, b->ln_1_w, b->ln_1_b, T, C, cfg->ln_eps);
+        matmul_forward(s.qkv, s.ln, b->attn_w, b->attn_b, T, C, 3 * C);
+        for (int t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, s.qkv + (size_t)t * 3 * C + C, sizeof(float) * C);
+            memcpy(vc + (size_t)t * C, s.qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
+        }
+        for (int t = 0; t < T; t++)
+            attend_one(s.att + (size_t)t * C, s.qkv + (size_t)t * 3 * C, kc, vc, t + 1, C, NULL, NULL, 0, 0, C,
+                       H, s.scores);
+        matmul_forward(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, T, C, C);
+        memcpy(out, in, sizeof(float) * TC);
+        residual_add(out, s.proj, TC);
+        mlp_residual(b, out, T, C, cfg->ln_eps, &s);
+    }
+    free(s.block);
+    if (unembed(m, run->resid + (size_t)L * TC + (size_t)(T - 1) * C, 1, run->logits)) {
+        pl_run_free(run);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+int pl_forward(const pl_model *m, const int *tokens, int T, pl_run *run)
+{
+    return forward_impl(m, tokens, T, -1, -1, NULL, run);
+}
+
+int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_index, int pos, const float *patch,
+                       pl_run *run)
+{
+    if (!patch)
+        return pl_fail("pl_forward_patched: no patch vector");
+    return forward_impl(m, tokens, T, resid_index, pos, patch, run);
+}
+
+/* ------------------------------------------------------------ fast path */
+
+int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, int M,
+                  float *logits, int read_index, float *read)
+{
+    const pl_config *cfg = &m->cfg;
+    int C = cfg->n_embd, L = cfg->n_layer, H = cfg->n_head, T = clean->T;
+    if (clean->C != C || clean->L != L)
+        return pl_fail("fast path: the cached run belongs to another model shape");
+    if (resid_index < 0 || resid_index > L || pos < 0 || pos >= T)
+        return pl_fail("fast path: resid index %d / position %d outside the run (L=%d, T=%d)", resid_index, pos,
+                       L, T);
+    if (read && (read_index < 0 || read_index > L))
+        return pl_fail("fast path: read index %d outside 0..%d", read_index, L);
+    if (M < 1)
+        return pl_fail("fast path: M = %d rows", M);
+
+    /* Every variant carries positions pos..T-1 (n of them): rows m*n .. m*n + n-1. */
+    int n = T - pos;
+    size_t R = (size_t)M * n, TC = (size_t)T * C;
+    float *x = pl_malloc(sizeof(float) * R * C, "fast-path residual");
+    scratch s = {0};
+    if (!x || scratch_alloc(&s, R, C, T)) {
+        free(x);
+        return PL_ERR;
+    }
+    const float *clean_r = clean->resid + (size_t)resid_index * TC;
+    for (int v = 0; v < M; v++) {
+        memcpy(x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
+        if (n > 1)
+            memcpy(x + ((size_t)v * n + 1) * C, clean_r + (size_t)(pos + 1) * C, sizeof(float) * (n - 1) * C);
+    }
+    /* A read hook at or before the patch sees what is there: the clean run, or the patch itself. */
+    if (read && read_index <= resid_index)
+        for (int v = 0; v < M; v++)
+            memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
+    if (read && read_index < resid_index)
+        for (int v = 0; v < M; v++)
+            memcpy(read + (size_t)v * C, clean->resid + (size_t)read_index * TC + (size_t)(T - 1) * C,
+                   sizeof(float) * C);
+
+    for (int l = resid_index; l < L; l++) {
+        const pl_block *b = &m->blocks[l];
+        const float *kc = clean->k + (size_t)l * TC, *vc = clean->v + (size_t)l * TC;
+        layernorm_forward(s.ln, x, b->ln_1_w, b->ln_1_b, (int)R, C, cfg->ln_eps);
+        matmul_forward(s.qkv, s.ln, b->attn_w, b->attn_b, (int)R, C, 3 * C);
+        for (int v = 0; v < M; v++) {
+            const float *rows = s.qkv + (size_t)v * n * 3 * C;
+            for (int j = 0; j < n; j++)
+                attend_one(s.att + ((size_t)v * n + j) * C, rows + (size_t)j * 3 * C, kc, vc, pos, C, rows + C,
+                           rows + 2 * C, j + 1, 3 * (size_t)C, C, H, s.scores);
+        }
+        matmul_forward(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
+        residual_add(x, s.proj, R * C);
+        mlp_residual(b, x, (int)R, C, cfg->ln_eps, &s);
+        if (read && read_index == l + 1)
+            for (int v = 0; v < M; v++)
+                memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
+    }
+    free(s.block);
+
+    int rc = PL_OK;
+    if (logits) {
+        float *last = x;
+        if (n > 1) { /* gather each variant's last position into consecutive rows */
+            for (int v = 0; v < M; v++)
+                memmove(x + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
+        }
+        rc = unembed(m, last, M, logits);
+    }
+    free(x);
+    return rc;
+}
+
+/* ------------------------------------------------------------ readout helpers */
+
+void pl_log_softmax(float *logp, const float *logits, int M, int V)
+{
+    for (int i = 0; i < M; i++) {
+        const float *z = logits + (size_t)i * V;
+        float *out = logp + (size_t)i * V;
+        float maxv = -INFINITY;
+        for (int j = 0; j < V; j++)
+            if (z[j] > maxv)
+                maxv = z[j];
+        double sum = 0.0;
+        for (int j = 0; j < V; j++)
+            sum += exp((double)z[j] - maxv);
+        float lse = (float)(maxv + log(sum));
+        for (int j = 0; j < V; j++)
+            out[j] = z[j] - lse;
+    }
+}
+
+/* ------------------------------------------------------------ FLOP counts */
+
+/* Matmul FLOPs of one block for n rows: c_attn 3C^2, c_proj C^2, c_fc 4C^2, mlp c_proj 4C^2,
+ * two FLOPs per multiply-add. */
+static double block_matmul_flops(double C, double n) { return 24.0 * C * C * n; }
+
+/* Attention FLOPs for query positions first..last-1 attending causally: q.k and p.v over t+1 keys. */
+static double attention_flops(double C, int first, int last)
+{
+    double f = 0.0;
+    for (int t = first; t < last; t++)
+        f += 4.0 * C * (t + 1);
+    return f;
+}
+
+double pl_forward_flops(const pl_config *cfg, int T)
+{
+    double C = cfg->n_embd;
+    return cfg->n_layer * (block_matmul_flops(C, T) + attention_flops(C, 0, T)) + 2.0 * C * cfg->n_vocab;
+}
+
+double pl_patch_flops(const pl_config *cfg, int T, int resid_index, int pos)
+{
+    double C = cfg->n_embd;
+    return (cfg->n_layer - resid_index) * (block_matmul_flops(C, T - pos) + attention_flops(C, pos, T)) +
+           2.0 * C * cfg->n_vocab;
+}

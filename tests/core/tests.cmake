@@ -1,0 +1,7 @@
+# Forward pass and fast path against the independent numpy GPT-2 (tests/core/ref_gpt2.py).
+add_executable(probe_forward ${CMAKE_CURRENT_LIST_DIR}/probe_forward.c)
+target_link_libraries(probe_forward PRIVATE plateau_core)
+
+plateau_test(forward_vs_numpy ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_forward.py
+  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward>)
+set_tests_properties(forward_vs_numpy PROPERTIES TIMEOUT 600)
