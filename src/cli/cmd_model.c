@@ -1,7 +1,185 @@
-/* Placeholder until this subcommand is written. */
+/* plateau info / verify / synth: model dirs. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
 #include "plateau/error.h"
-int cmd_info(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "plateau info: not implemented yet\n"); return PL_EXIT_INPUT; }
-int cmd_verify(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "plateau verify: not implemented yet\n"); return PL_EXIT_INPUT; }
-int cmd_synth(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "plateau synth: not implemented yet\n"); return PL_EXIT_INPUT; }
+#include "plateau/model.h"
+#include "plateau/safetensors.h"
+#include "plateau/synth.h"
+#include "plateau/verify.h"
+
+static const char info_usage[] = "MODEL_DIR";
+static const char verify_usage[] = "MODEL_DIR --manifest FILE";
+static const char synth_usage[] = "OUT_DIR --layers L --embd C --heads H --ctx N [--vocab-from DIR] "
+                                  "[--dtype f32|f16|bf16] [--seed S] [--vocab V] [--hf-quirks]";
+
+int cmd_info(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage("info", info_usage, "expected exactly one MODEL_DIR");
+    const char *dir = argv[1];
+    pl_model m;
+    if (pl_model_load(&m, dir) != PL_OK)
+        return cli_fail();
+    /* The loaded model keeps only fp32 pointers; re-read the header for dtypes and counts. */
+    size_t plen = strlen(dir) + sizeof "/model.safetensors";
+    char *st_path = malloc(plen);
+    st_file f;
+    if (!st_path) {
+        pl_model_free(&m);
+        pl_fail("out of memory");
+        return cli_fail();
+    }
+    snprintf(st_path, plen, "%s/model.safetensors", dir);
+    if (st_open(&f, st_path) != PL_OK) {
+        free(st_path);
+        pl_model_free(&m);
+        return cli_fail();
+    }
+    char sha[65];
+    if (pl_model_file_sha256(&m, sha) != PL_OK) {
+        st_close(&f);
+        free(st_path);
+        pl_model_free(&m);
+        return cli_fail();
+    }
+    const pl_config *c = &m.cfg;
+    int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer;
+    int has_lm_head = st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
+    for (int i = 0; i < f.n_tensors; i++)
+        counts[f.tensors[i].dtype]++;
+    char dtypes[256] = "";
+    for (int d = 0; d <= ST_F8_E5M2; d++)
+        if (counts[d]) {
+            size_t len = strlen(dtypes);
+            snprintf(dtypes + len, sizeof dtypes - len, "%s%s x%d", len ? ", " : "", st_dtype_name((st_dtype)d),
+                     counts[d]);
+        }
+    printf("model_dir           %s\n", dir);
+    printf("synthetic           %s\n", c->synthetic ? "yes (plateau synth: random weights)" : "no");
+    printf("n_layer             %d\n", c->n_layer);
+    printf("n_head              %d\n", c->n_head);
+    printf("n_embd              %d\n", c->n_embd);
+    printf("n_ctx               %d\n", c->n_ctx);
+    printf("vocab_size          %d\n", c->n_vocab);
+    printf("layer_norm_epsilon  %g\n", (double)c->ln_eps);
+    printf("params              %zu\n", pl_model_n_params(c));
+    printf("tensors             %d (%d weights%s, %d ignored buffers)\n", f.n_tensors, n_weights,
+           has_lm_head ? ", tied lm_head" : "", f.n_tensors - n_weights - has_lm_head);
+    printf("dtypes              %s\n", dtypes);
+    printf("file_bytes          %zu\n", f.size);
+    printf("file_sha256         %s\n", sha);
+    st_close(&f);
+    free(st_path);
+    pl_model_free(&m);
+    return PL_EXIT_OK;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+    const char *dir = NULL, *manifest = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--manifest")) {
+            if (++i >= argc)
+                return cli_usage("verify", verify_usage, "--manifest needs a FILE");
+            manifest = argv[i];
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage("verify", verify_usage, "unknown option '%s'", argv[i]);
+        } else if (!dir) {
+            dir = argv[i];
+        } else {
+            return cli_usage("verify", verify_usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!dir || !manifest)
+        return cli_usage("verify", verify_usage, "MODEL_DIR and --manifest FILE are required");
+    pl_verify_result r;
+    if (pl_verify(dir, manifest, stdout, &r) != PL_OK)
+        return cli_fail();
+    printf("%d of %d manifest tensors match (%d mismatched, %d missing, %d not in manifest)\n", r.n_match,
+           r.n_manifest, r.n_mismatch, r.n_missing, r.n_extra);
+    fflush(stdout);
+    if (r.n_match != r.n_manifest || r.n_extra) {
+        pl_fail("%s/model.safetensors does not match %s (%d mismatched, %d missing, %d not in manifest)", dir,
+                manifest, r.n_mismatch, r.n_missing, r.n_extra);
+        return cli_fail();
+    }
+    return PL_EXIT_OK;
+}
+
+int cmd_synth(int argc, char **argv)
+{
+    pl_synth_opts o = {.n_vocab = 50257, .dtype = ST_F32, .seed = 0};
+    const char *out_dir = NULL;
+    int have_vocab = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        struct {
+            const char *flag;
+            int *dst;
+            long lo, hi;
+        } ints[] = {
+            {"--layers", &o.n_layer, 1, 4096}, {"--embd", &o.n_embd, 1, 65536}, {"--heads", &o.n_head, 1, 65536},
+            {"--ctx", &o.n_ctx, 1, 1 << 20},    {"--vocab", &o.n_vocab, 257, 1 << 22},
+        };
+        int handled = 0;
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !handled; k++)
+            if (!strcmp(a, ints[k].flag)) {
+                long v;
+                if (++i >= argc)
+                    return cli_usage("synth", synth_usage, "%s needs a value", a);
+                if (cli_parse_int(a, argv[i], ints[k].lo, ints[k].hi, &v) != PL_OK)
+                    return cli_usage("synth", synth_usage, "%s", pl_error());
+                *ints[k].dst = (int)v;
+                have_vocab |= ints[k].dst == &o.n_vocab;
+                handled = 1;
+            }
+        if (handled)
+            continue;
+        if (!strcmp(a, "--seed")) {
+            long v;
+            if (++i >= argc)
+                return cli_usage("synth", synth_usage, "--seed needs a value");
+            if (cli_parse_int(a, argv[i], 0, LONG_MAX, &v) != PL_OK)
+                return cli_usage("synth", synth_usage, "%s", pl_error());
+            o.seed = (uint64_t)v;
+        } else if (!strcmp(a, "--dtype")) {
+            if (++i >= argc)
+                return cli_usage("synth", synth_usage, "--dtype needs a value");
+            if (!strcmp(argv[i], "f32"))
+                o.dtype = ST_F32;
+            else if (!strcmp(argv[i], "f16"))
+                o.dtype = ST_F16;
+            else if (!strcmp(argv[i], "bf16"))
+                o.dtype = ST_BF16;
+            else
+                return cli_usage("synth", synth_usage, "--dtype: '%s' is not f32, f16 or bf16", argv[i]);
+        } else if (!strcmp(a, "--vocab-from")) {
+            if (++i >= argc)
+                return cli_usage("synth", synth_usage, "--vocab-from needs a DIR");
+            o.vocab_from = argv[i];
+        } else if (!strcmp(a, "--hf-quirks")) {
+            o.hf_quirks = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage("synth", synth_usage, "unknown option '%s'", a);
+        } else if (!out_dir) {
+            out_dir = a;
+        } else {
+            return cli_usage("synth", synth_usage, "unexpected argument '%s'", a);
+        }
+    }
+    if (!out_dir)
+        return cli_usage("synth", synth_usage, "OUT_DIR is required");
+    if (!o.n_layer || !o.n_embd || !o.n_head || !o.n_ctx)
+        return cli_usage("synth", synth_usage, "--layers, --embd, --heads and --ctx are required");
+    if (o.n_embd % o.n_head)
+        return cli_usage("synth", synth_usage, "--embd %d is not divisible by --heads %d", o.n_embd, o.n_head);
+    if (have_vocab && o.vocab_from)
+        return cli_usage("synth", synth_usage, "--vocab and --vocab-from exclude each other");
+    if (pl_synth(out_dir, &o) != PL_OK)
+        return cli_fail();
+    return PL_EXIT_OK;
+}

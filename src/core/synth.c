@@ -1,0 +1,542 @@
+/* plateau synth: a complete Hugging Face GPT-2 model dir with seeded random weights.
+ *
+ * Weights follow GPT-2's initialisation scale (normal(0, 0.02), residual projections scaled by
+ * 1/sqrt(2L)) plus deliberately non-trivial layer norms and biases, so a forward pass that drops a
+ * bias or a layer-norm gain gives visibly different logits. Every tensor draws from its own stream
+ * seeded by (seed, tensor name): values do not depend on file order, dtype or the HF quirks. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "plateau/error.h"
+#include "plateau/safetensors.h"
+#include "plateau/synth.h"
+
+/* ---- random numbers: splitmix64 seeds xoshiro256**, Box-Muller for normals ---- */
+
+typedef struct {
+    uint64_t s[4];
+    int has_spare;
+    double spare;
+} rng_t;
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng_t *r, uint64_t seed, const char *stream_name)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the stream name */
+    for (const char *p = stream_name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    uint64_t x = seed ^ h;
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
+    r->has_spare = 0;
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0], s[3] ^= s[1], s[1] ^= s[2], s[0] ^= s[3], s[2] ^= t, s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* uniform in (0, 1): never 0, so log() below is finite */
+static double rng_uniform(rng_t *r) { return ((rng_next(r) >> 11) + 0.5) * 0x1.0p-53; }
+
+static double rng_normal(rng_t *r)
+{
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    double radius = sqrt(-2.0 * log(rng_uniform(r))), angle = 2.0 * M_PI * rng_uniform(r);
+    r->spare = radius * sin(angle);
+    r->has_spare = 1;
+    return radius * cos(angle);
+}
+
+/* ---- fp32 -> f16 / bf16, round to nearest even ---- */
+
+static uint16_t float_to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, man = x & 0x7fffff;
+    if (exp == 0xff)
+        return (uint16_t)(sign | 0x7c00 | (man ? 0x200 | (man >> 13) : 0));
+    int e = (int)exp - 112; /* half's biased exponent */
+    if (e >= 0x1f)
+        return (uint16_t)(sign | 0x7c00);
+    uint32_t mant, r, rem, half;
+    int shift;
+    if (e <= 0) { /* half subnormal: value = M * 2^(e - 14) in units of 2^-24 */
+        shift = 14 - e;
+        if (shift > 24)
+            return (uint16_t)sign;
+        mant = man | 0x800000;
+    } else {
+        shift = 13;
+        mant = ((uint32_t)e << 23) | man; /* exponent rides along so a rounding carry bumps it */
+    }
+    r = mant >> shift;
+    rem = mant & ((1u << shift) - 1);
+    half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1)))
+        r++;
+    return (uint16_t)(sign | r);
+}
+
+static uint16_t float_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffff) > 0x7f800000)
+        return (uint16_t)((x >> 16) | 0x40); /* keep NaN a NaN */
+    return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+/* ---- files ---- */
+
+/* Write via DIR/.NAME.tmp.PID and rename, so a reader never sees half a file. */
+typedef struct {
+    FILE *fp;
+    char tmp[4096], final[4096];
+} out_file;
+
+static int out_open(out_file *o, const char *dir, const char *name)
+{
+    snprintf(o->final, sizeof o->final, "%s/%s", dir, name);
+    snprintf(o->tmp, sizeof o->tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid());
+    o->fp = fopen(o->tmp, "wb");
+    if (!o->fp)
+        return pl_fail("%s: cannot create: %s", o->tmp, strerror(errno));
+    return PL_OK;
+}
+
+static int out_close(out_file *o, int ok)
+{
+    int failed = ferror(o->fp);
+    if (fclose(o->fp) != 0)
+        failed = 1;
+    if (ok && failed)
+        pl_fail("%s: write failed: %s", o->tmp, strerror(errno));
+    if (ok && !failed && rename(o->tmp, o->final) != 0)
+        failed = 1, pl_fail("%s: cannot rename to %s: %s", o->tmp, o->final, strerror(errno));
+    if (!ok || failed) {
+        unlink(o->tmp);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+static int copy_file(const char *src_dir, const char *out_dir, const char *name)
+{
+    char src[4096];
+    snprintf(src, sizeof src, "%s/%s", src_dir, name);
+    FILE *in = fopen(src, "rb");
+    if (!in)
+        return pl_fail("%s: cannot open: %s", src, strerror(errno));
+    out_file o;
+    if (out_open(&o, out_dir, name) != PL_OK) {
+        fclose(in);
+        return PL_ERR;
+    }
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, o.fp) != n)
+            break;
+    int read_err = ferror(in);
+    fclose(in);
+    if (read_err) {
+        out_close(&o, 0);
+        return pl_fail("%s: read failed", src);
+    }
+    return out_close(&o, 1);
+}
+
+/* ---- the synthetic byte-level BPE tokenizer ---- */
+
+static int utf8_put(char *out, unsigned cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2; /* bytes_to_unicode never exceeds U+0143 */
+}
+
+/* GPT-2's vocab.json and merges.txt shape: ids 0..255 are the bytes in bytes_to_unicode's order,
+ * then one token per merge, then <|endoftext|> as the last id. Merges grow lowercase words and
+ * "Ġ"-prefixed words, so ordinary English text exercises the merge loop. Fixed seed: the tokenizer
+ * is the same whatever --seed the weights use. */
+static int write_synthetic_tokenizer(const char *out_dir, int n_vocab)
+{
+    int rc = PL_ERR;
+    json_t *vocab = json_object();
+    int n_merges = n_vocab - 257, n_tokens = 0;
+    char **tokens = pl_calloc((size_t)n_vocab, sizeof *tokens, "synthetic vocab");
+    out_file o = {0};
+    if (!vocab || !tokens)
+        goto done;
+
+    int byte_order[256], n = 0, is_printable[256] = {0};
+    for (int b = 33; b <= 126; b++) is_printable[b] = 1;
+    for (int b = 161; b <= 172; b++) is_printable[b] = 1;
+    for (int b = 174; b <= 255; b++) is_printable[b] = 1;
+    unsigned char_of[256];
+    for (int b = 0; b < 256; b++)
+        if (is_printable[b])
+            byte_order[n++] = b, char_of[b] = (unsigned)b;
+    for (int b = 0, extra = 0; b < 256; b++)
+        if (!is_printable[b])
+            byte_order[n++] = b, char_of[b] = 256u + (unsigned)extra++;
+    for (int i = 0; i < 256; i++) {
+        char s[4] = {0};
+        utf8_put(s, char_of[byte_order[i]]);
+        tokens[n_tokens] = strdup(s);
+        if (!tokens[n_tokens] || json_object_set_new(vocab, s, json_integer(n_tokens)))
+            goto oom;
+        n_tokens++;
+    }
+
+    if (out_open(&o, out_dir, "merges.txt") != PL_OK)
+        goto done;
+    fprintf(o.fp, "#version: 0.2\n");
+    int id_of_byte[256];
+    for (int i = 0; i < 256; i++)
+        id_of_byte[byte_order[i]] = i;
+    rng_t r;
+    rng_seed(&r, 0x706c617465617531ull, "synthetic tokenizer");
+    long attempts = 0;
+    for (int m = 0; m < n_merges; attempts++) {
+        const char *left, *right;
+        if (m < 26) { /* "Ġ a" ... "Ġ z" first, as in GPT-2 */
+            left = tokens[id_of_byte[' ']], right = tokens[id_of_byte['a' + m]];
+        } else {
+            if (attempts > 100L * n_vocab + 1000) {
+                pl_fail("synth: could not build %d distinct merges", n_merges);
+                out_close(&o, 0);
+                goto done;
+            }
+            if (n_tokens > 256 && (rng_next(&r) & 3) != 0)
+                left = tokens[256 + rng_next(&r) % (uint64_t)(n_tokens - 256)];
+            else
+                left = tokens[id_of_byte['a' + rng_next(&r) % 26]];
+            right = tokens[id_of_byte['a' + rng_next(&r) % 26]];
+        }
+        size_t len = strlen(left) + strlen(right);
+        char *joined = pl_malloc(len + 1, "merge");
+        if (!joined)
+            goto oom;
+        snprintf(joined, len + 1, "%s%s", left, right);
+        if (json_object_get(vocab, joined) || len > 64) {
+            free(joined);
+            continue;
+        }
+        fprintf(o.fp, "%s %s\n", left, right);
+        tokens[n_tokens] = joined;
+        if (json_object_set_new(vocab, joined, json_integer(n_tokens)))
+            goto oom;
+        n_tokens++;
+        m++;
+    }
+    if (out_close(&o, 1) != PL_OK)
+        goto done;
+    o.fp = NULL;
+    if (json_object_set_new(vocab, "<|endoftext|>", json_integer(n_tokens)))
+        goto oom;
+
+    if (out_open(&o, out_dir, "vocab.json") != PL_OK)
+        goto done;
+    int dump_failed = json_dumpf(vocab, o.fp, JSON_COMPACT) != 0;
+    if (out_close(&o, !dump_failed) != PL_OK) {
+        if (dump_failed)
+            pl_fail("%s: write failed", o.tmp);
+        goto done;
+    }
+    o.fp = NULL;
+    rc = PL_OK;
+    goto done;
+oom:
+    pl_fail("out of memory (synthetic tokenizer)");
+    if (o.fp)
+        out_close(&o, 0);
+done:
+    if (tokens)
+        for (int i = 0; i < n_tokens; i++)
+            free(tokens[i]);
+    free(tokens);
+    json_decref(vocab);
+    return rc;
+}
+
+/* Size of DIR/vocab.json's vocabulary (a JSON object of token -> id). */
+static int vocab_size_of(const char *dir, int *n_vocab)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    json_error_t jerr;
+    json_t *vocab = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!vocab)
+        return pl_fail("%s: %s", path, jerr.text);
+    int ok = json_is_object(vocab) && json_object_size(vocab) > 0;
+    *n_vocab = (int)json_object_size(vocab);
+    json_decref(vocab);
+    if (!ok)
+        return pl_fail("%s: not a non-empty JSON object of token -> id", path);
+    return PL_OK;
+}
+
+/* ---- weights ---- */
+
+typedef enum { K_WEIGHT, K_PROJ, K_WPE, K_LN_W, K_BIAS, K_MASK, K_MASKED_BIAS } init_kind;
+
+typedef struct {
+    char name[96];  /* as written (with the quirks' prefix) */
+    char seed_name[96]; /* the stream: unprefixed, and wte's for the tied lm_head */
+    init_kind kind;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    uint64_t numel, begin, end;
+} synth_tensor;
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const synth_tensor *)a)->name, ((const synth_tensor *)b)->name);
+}
+
+static void add_tensor(synth_tensor *list, int *n, const char *prefix, const char *name, init_kind kind,
+                       st_dtype dtype, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+{
+    synth_tensor *t = &list[(*n)++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s%s", prefix, name);
+    snprintf(t->seed_name, sizeof t->seed_name, "%s", name);
+    t->kind = kind;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    int64_t dims[4] = {d0, d1, d2, d3};
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = dims[i], t->numel *= (uint64_t)dims[i];
+}
+
+static void fill_values(const synth_tensor *t, uint64_t seed, int n_layer, float *out)
+{
+    rng_t r;
+    rng_seed(&r, seed, t->seed_name);
+    double proj_std = 0.02 / sqrt(2.0 * n_layer);
+    for (uint64_t i = 0; i < t->numel; i++) {
+        switch (t->kind) {
+        case K_WEIGHT: out[i] = (float)(0.02 * rng_normal(&r)); break;
+        case K_PROJ: out[i] = (float)(proj_std * rng_normal(&r)); break;
+        case K_WPE: out[i] = (float)(0.01 * rng_normal(&r)); break;
+        case K_LN_W: out[i] = (float)(1.0 + 0.05 * rng_normal(&r)); break;
+        case K_BIAS: out[i] = (float)(0.02 * rng_normal(&r)); break;
+        case K_MASK: { /* HF's causal mask [1, 1, N, N]: lower triangle */
+            uint64_t n = (uint64_t)t->shape[3];
+            out[i] = (i % n) <= (i / n) % n ? 1.0f : 0.0f;
+            break;
+        }
+        case K_MASKED_BIAS: out[i] = -1e4f; break;
+        }
+    }
+}
+
+static void encode_values(st_dtype dtype, const float *src, uint64_t n, uint8_t *dst)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        uint16_t h;
+        switch (dtype) {
+        case ST_BOOL: dst[i] = src[i] != 0.0f; break;
+        case ST_F16:
+        case ST_BF16:
+            h = dtype == ST_F16 ? float_to_half(src[i]) : float_to_bf16(src[i]);
+            dst[2 * i] = (uint8_t)h, dst[2 * i + 1] = (uint8_t)(h >> 8);
+            break;
+        default:
+            memcpy(&bits, &src[i], sizeof bits);
+            for (int b = 0; b < 4; b++)
+                dst[4 * i + b] = (uint8_t)(bits >> (8 * b));
+            break;
+        }
+    }
+}
+
+static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_vocab)
+{
+    int L = o->n_layer;
+    int64_t C = o->n_embd, N = o->n_ctx, V = n_vocab;
+    const char *prefix = o->hf_quirks ? "transformer." : "";
+    int cap = 16 * L + 8, n = 0;
+    synth_tensor *ts = pl_calloc((size_t)cap, sizeof *ts, "synth tensor list");
+    if (!ts)
+        return PL_ERR;
+    st_dtype dt = o->dtype;
+    add_tensor(ts, &n, prefix, "wte.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
+    add_tensor(ts, &n, prefix, "wpe.weight", K_WPE, dt, 2, N, C, 0, 0);
+    for (int l = 0; l < L; l++) {
+        char nm[64];
+#define BLOCK(suffix, kind, ndim, d0, d1) \
+    (snprintf(nm, sizeof nm, "h.%d.%s", l, suffix), add_tensor(ts, &n, prefix, nm, kind, dt, ndim, d0, d1, 0, 0))
+        BLOCK("ln_1.weight", K_LN_W, 1, C, 0);
+        BLOCK("ln_1.bias", K_BIAS, 1, C, 0);
+        BLOCK("attn.c_attn.weight", K_WEIGHT, 2, C, 3 * C);
+        BLOCK("attn.c_attn.bias", K_BIAS, 1, 3 * C, 0);
+        BLOCK("attn.c_proj.weight", K_PROJ, 2, C, C);
+        BLOCK("attn.c_proj.bias", K_BIAS, 1, C, 0);
+        BLOCK("ln_2.weight", K_LN_W, 1, C, 0);
+        BLOCK("ln_2.bias", K_BIAS, 1, C, 0);
+        BLOCK("mlp.c_fc.weight", K_WEIGHT, 2, C, 4 * C);
+        BLOCK("mlp.c_fc.bias", K_BIAS, 1, 4 * C, 0);
+        BLOCK("mlp.c_proj.weight", K_PROJ, 2, 4 * C, C);
+        BLOCK("mlp.c_proj.bias", K_BIAS, 1, C, 0);
+#undef BLOCK
+        if (o->hf_quirks) {
+            snprintf(nm, sizeof nm, "h.%d.attn.bias", l);
+            add_tensor(ts, &n, prefix, nm, K_MASK, ST_BOOL, 4, 1, 1, N, N);
+            snprintf(nm, sizeof nm, "h.%d.attn.masked_bias", l);
+            add_tensor(ts, &n, prefix, nm, K_MASKED_BIAS, ST_F32, 0, 0, 0, 0, 0);
+        }
+    }
+    add_tensor(ts, &n, prefix, "ln_f.weight", K_LN_W, dt, 1, C, 0, 0, 0);
+    add_tensor(ts, &n, prefix, "ln_f.bias", K_BIAS, dt, 1, C, 0, 0, 0);
+    if (o->hf_quirks) { /* HF writes the tied head unprefixed, with wte's values */
+        add_tensor(ts, &n, "", "lm_head.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
+        snprintf(ts[n - 1].seed_name, sizeof ts[n - 1].seed_name, "wte.weight");
+    }
+    qsort(ts, (size_t)n, sizeof *ts, by_name);
+
+    /* Header: JSON with sorted names, padded with spaces so the data section is 8-byte aligned. */
+    size_t hcap = (size_t)n * 256 + 256, hlen = 0;
+    char *header = pl_malloc(hcap, "safetensors header");
+    float *values = NULL;
+    uint8_t *bytes = NULL;
+    out_file of = {0};
+    int rc = PL_ERR;
+    if (!header)
+        goto done;
+    hlen += (size_t)snprintf(header + hlen, hcap - hlen, "{\"__metadata__\":{\"format\":\"pt\"}");
+    uint64_t offset = 0, max_numel = 0;
+    for (int i = 0; i < n; i++) {
+        synth_tensor *t = &ts[i];
+        t->begin = offset;
+        t->end = offset + t->numel * st_dtype_size(t->dtype);
+        offset = t->end;
+        if (t->numel > max_numel)
+            max_numel = t->numel;
+        hlen += (size_t)snprintf(header + hlen, hcap - hlen, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name,
+                                 st_dtype_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++)
+            hlen += (size_t)snprintf(header + hlen, hcap - hlen, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        hlen += (size_t)snprintf(header + hlen, hcap - hlen, "],\"data_offsets\":[%llu,%llu]}",
+                                 (unsigned long long)t->begin, (unsigned long long)t->end);
+    }
+    header[hlen++] = '}';
+    while (hlen % 8)
+        header[hlen++] = ' ';
+
+    values = pl_malloc(max_numel * sizeof *values, "synth values");
+    bytes = pl_malloc(max_numel * 4, "synth bytes");
+    if (!values || !bytes)
+        goto done;
+    if (out_open(&of, out_dir, "model.safetensors") != PL_OK)
+        goto done;
+    uint8_t len_le[8];
+    for (int b = 0; b < 8; b++)
+        len_le[b] = (uint8_t)((uint64_t)hlen >> (8 * b));
+    fwrite(len_le, 1, 8, of.fp);
+    fwrite(header, 1, hlen, of.fp);
+    for (int i = 0; i < n; i++) {
+        fill_values(&ts[i], o->seed, L, values);
+        encode_values(ts[i].dtype, values, ts[i].numel, bytes);
+        fwrite(bytes, 1, ts[i].end - ts[i].begin, of.fp);
+    }
+    rc = out_close(&of, 1);
+done:
+    free(values);
+    free(bytes);
+    free(header);
+    free(ts);
+    return rc;
+}
+
+static int write_config(const char *out_dir, const pl_synth_opts *o, int n_vocab)
+{
+    const char *dtype_name = o->dtype == ST_F16 ? "float16" : o->dtype == ST_BF16 ? "bfloat16" : "float32";
+    json_t *cfg = json_pack(
+        "{s:s, s:[s], s:f, s:i, s:f, s:i, s:f, s:f, s:s, s:i, s:i, s:i, s:n, s:i, s:i, s:f, s:s, s:i, s:b, "
+        "s:I, s:s, s:b}",
+        "activation_function", "gelu_new", "architectures", "GPT2LMHeadModel", "attn_pdrop", 0.1,
+        "bos_token_id", n_vocab - 1, "embd_pdrop", 0.1, "eos_token_id", n_vocab - 1, "initializer_range", 0.02,
+        "layer_norm_epsilon", 1e-5, "model_type", "gpt2", "n_ctx", o->n_ctx, "n_embd", o->n_embd, "n_head",
+        o->n_head, "n_inner", "n_layer", o->n_layer, "n_positions", o->n_ctx, "resid_pdrop", 0.1,
+        "torch_dtype", dtype_name, "vocab_size", n_vocab, "plateau_synthetic", 1, "plateau_seed",
+        (json_int_t)o->seed, "plateau_init", "normal(0,0.02); c_proj 0.02/sqrt(2L); wpe 0.01; ln 1+0.05z; bias 0.02z",
+        "plateau_hf_quirks", o->hf_quirks);
+    if (!cfg)
+        return pl_fail("synth: cannot build config.json");
+    out_file of;
+    if (out_open(&of, out_dir, "config.json") != PL_OK) {
+        json_decref(cfg);
+        return PL_ERR;
+    }
+    int failed = json_dumpf(cfg, of.fp, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) != 0;
+    fputc('\n', of.fp);
+    json_decref(cfg);
+    return out_close(&of, !failed);
+}
+
+int pl_synth(const char *out_dir, const pl_synth_opts *o)
+{
+    if (o->n_layer <= 0 || o->n_embd <= 0 || o->n_head <= 0 || o->n_ctx <= 0)
+        return pl_fail("synth: layers, embd, heads and ctx must be positive");
+    if (o->n_embd % o->n_head)
+        return pl_fail("synth: --embd %d is not divisible by --heads %d", o->n_embd, o->n_head);
+    if (o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16)
+        return pl_fail("synth: dtype must be f32, f16 or bf16");
+    int n_vocab = o->n_vocab;
+    if (o->vocab_from) {
+        if (vocab_size_of(o->vocab_from, &n_vocab) != PL_OK)
+            return PL_ERR;
+    } else if (n_vocab < 257) {
+        return pl_fail("synth: vocab size %d is below 257 (256 byte tokens + <|endoftext|>)", n_vocab);
+    }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST)
+        return pl_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
+    struct stat sb;
+    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return pl_fail("%s: not a directory", out_dir);
+
+    /* config.json goes last: a dir that has one is complete. */
+    if (o->vocab_from) {
+        if (copy_file(o->vocab_from, out_dir, "vocab.json") != PL_OK ||
+            copy_file(o->vocab_from, out_dir, "merges.txt") != PL_OK)
+            return PL_ERR;
+    } else if (write_synthetic_tokenizer(out_dir, n_vocab) != PL_OK) {
+        return PL_ERR;
+    }
+    if (write_safetensors(out_dir, o, n_vocab) != PL_OK)
+        return PL_ERR;
+    return write_config(out_dir, o, n_vocab);
+}

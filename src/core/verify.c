@@ -1,0 +1,265 @@
+/* sha256 of every tensor (over its fp32 little-endian bytes) against a manifest. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "plateau/error.h"
+#include "plateau/safetensors.h"
+#include "plateau/verify.h"
+
+typedef struct {
+    char hash[65];
+    char *name;     /* without "transformer." */
+    uint64_t nbytes;
+    int seen;
+} manifest_entry;
+
+static const char *strip_prefix(const char *name)
+{
+    return strncmp(name, "transformer.", 12) ? name : name + 12;
+}
+
+static void free_manifest(manifest_entry *e, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
+}
+
+static int load_manifest(const char *path, manifest_entry **out, int *n_out)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return pl_fail("%s: cannot open: %s", path, strerror(errno));
+    manifest_entry *e = NULL;
+    int n = 0, cap = 0, line_no = 0, rc = PL_OK;
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &line_cap, fp)) >= 0) {
+        line_no++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        char hash[65], name[1024];
+        unsigned long long nbytes;
+        int used = 0;
+        if (strlen(line) > 2000 || sscanf(line, "%64s %1023s %llu %n", hash, name, &nbytes, &used) != 3 ||
+            line[used] != '\0') {
+            rc = pl_fail("%s: line %d: expected 'SHA256  TENSOR  NBYTES'", path, line_no);
+            break;
+        }
+        int hex_ok = strlen(hash) == 64;
+        for (int i = 0; hex_ok && i < 64; i++)
+            hex_ok = isxdigit((unsigned char)hash[i]) && !isupper((unsigned char)hash[i]);
+        if (!hex_ok) {
+            rc = pl_fail("%s: line %d: '%s' is not a lowercase hex sha256", path, line_no, hash);
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            if (!strcmp(e[i].name, strip_prefix(name))) {
+                rc = pl_fail("%s: line %d: tensor '%s' is listed twice", path, line_no, name);
+                break;
+            }
+        if (rc != PL_OK)
+            break;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            manifest_entry *grown = realloc(e, (size_t)cap * sizeof *e);
+            if (!grown) {
+                rc = pl_fail("out of memory (manifest)");
+                break;
+            }
+            e = grown;
+        }
+        memcpy(e[n].hash, hash, 65);
+        e[n].name = strdup(strip_prefix(name));
+        e[n].nbytes = nbytes;
+        e[n].seen = 0;
+        if (!e[n].name) {
+            rc = pl_fail("out of memory (manifest)");
+            break;
+        }
+        n++;
+    }
+    free(line);
+    fclose(fp);
+    if (rc == PL_OK && n == 0)
+        rc = pl_fail("%s: no tensors listed", path);
+    if (rc != PL_OK) {
+        free_manifest(e, n);
+        return rc;
+    }
+    *out = e;
+    *n_out = n;
+    return PL_OK;
+}
+
+static float f8_e4m3_to_float(uint8_t b)
+{
+    int sign = b >> 7, exp = (b >> 3) & 0xf, man = b & 7;
+    float v;
+    if (exp == 0xf && man == 7)
+        v = NAN;
+    else if (exp == 0)
+        v = ldexpf((float)man / 8.0f, -6);
+    else
+        v = ldexpf(1.0f + (float)man / 8.0f, exp - 7);
+    return sign ? -v : v;
+}
+
+/* Element I of T as a float (any safetensors dtype). */
+static float element_as_float(const st_tensor *t, uint64_t i)
+{
+    const uint8_t *p = t->data + i * st_dtype_size(t->dtype);
+    uint64_t u = 0;
+    for (size_t b = 0; b < st_dtype_size(t->dtype); b++)
+        u |= (uint64_t)p[b] << (8 * b);
+    float f;
+    double d;
+    uint8_t h[2];
+    switch (t->dtype) {
+    case ST_BOOL: return u != 0;
+    case ST_U8: case ST_U16: case ST_U32: case ST_U64: return (float)u;
+    case ST_I8: return (float)(int8_t)u;
+    case ST_I16: return (float)(int16_t)u;
+    case ST_I32: return (float)(int32_t)u;
+    case ST_I64: return (float)(int64_t)u;
+    case ST_F64: memcpy(&d, &u, sizeof d); return (float)d;
+    case ST_F8_E4M3: return f8_e4m3_to_float((uint8_t)u);
+    case ST_F8_E5M2: h[0] = 0, h[1] = (uint8_t)u; st_to_f32(ST_F16, h, 1, &f); return f;
+    default: st_to_f32(t->dtype, p, 1, &f); return f; /* F32, F16, BF16 */
+    }
+}
+
+static int tensor_sha256(const st_tensor *t, char out[65])
+{
+    uint64_t numel = (t->end - t->begin) / st_dtype_size(t->dtype);
+    enum { BLOCK = 1 << 16 };
+    static _Thread_local float floats[BLOCK];
+    static _Thread_local uint8_t le[4 * BLOCK];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx)
+        return pl_fail("sha256: cannot create an OpenSSL digest context");
+    int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    for (uint64_t at = 0; ok && at < numel; at += BLOCK) {
+        size_t n = numel - at < BLOCK ? (size_t)(numel - at) : BLOCK;
+        if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16)
+            st_to_f32(t->dtype, t->data + at * st_dtype_size(t->dtype), n, floats);
+        else
+            for (size_t i = 0; i < n; i++)
+                floats[i] = element_as_float(t, at + i);
+        for (size_t i = 0; i < n; i++) {
+            uint32_t bits;
+            memcpy(&bits, &floats[i], sizeof bits);
+            le[4 * i] = (uint8_t)bits, le[4 * i + 1] = (uint8_t)(bits >> 8);
+            le[4 * i + 2] = (uint8_t)(bits >> 16), le[4 * i + 3] = (uint8_t)(bits >> 24);
+        }
+        ok = EVP_DigestUpdate(ctx, le, 4 * n);
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    ok = ok && EVP_DigestFinal_ex(ctx, digest, &len);
+    EVP_MD_CTX_free(ctx);
+    if (!ok)
+        return pl_fail("tensor '%s': sha256 failed", t->name);
+    for (unsigned int i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    return PL_OK;
+}
+
+int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_verify_result *res)
+{
+    memset(res, 0, sizeof *res);
+    manifest_entry *entries = NULL;
+    int n_entries = 0;
+    if (load_manifest(manifest_path, &entries, &n_entries) != PL_OK)
+        return PL_ERR;
+    res->n_manifest = n_entries;
+    size_t plen = strlen(model_dir) + sizeof "/model.safetensors";
+    char *st_path = pl_malloc(plen, "path");
+    st_file f;
+    if (!st_path) {
+        free_manifest(entries, n_entries);
+        return PL_ERR;
+    }
+    snprintf(st_path, plen, "%s/model.safetensors", model_dir);
+    if (st_open(&f, st_path) != PL_OK) {
+        free(st_path);
+        free_manifest(entries, n_entries);
+        return PL_ERR;
+    }
+    int rc = PL_OK;
+    for (int i = 0; i < f.n_tensors && rc == PL_OK; i++) {
+        const st_tensor *t = &f.tensors[i];
+        manifest_entry *e = NULL;
+        for (int j = 0; j < n_entries && !e; j++)
+            if (!strcmp(entries[j].name, strip_prefix(t->name)))
+                e = &entries[j];
+        if (!e) {
+            fprintf(out, "not in manifest  %s\n", t->name);
+            res->n_extra++;
+            continue;
+        }
+        if (e->seen) {
+            rc = pl_fail("%s: tensor '%s' appears twice (with and without the 'transformer.' prefix)", st_path,
+                         e->name);
+            break;
+        }
+        e->seen = 1;
+        uint64_t f32_bytes = (t->end - t->begin) / st_dtype_size(t->dtype) * 4;
+        if (f32_bytes != e->nbytes) {
+            fprintf(out, "size  %s: manifest has %" PRIu64 " bytes, file has %" PRIu64 " (as F32)\n", t->name,
+                    e->nbytes, f32_bytes);
+            res->n_mismatch++;
+            continue;
+        }
+        char hash[65];
+        if (tensor_sha256(t, hash) != PL_OK) {
+            rc = PL_ERR;
+            break;
+        }
+        if (strcmp(hash, e->hash)) {
+            fprintf(out, "mismatch  %s\n", t->name);
+            res->n_mismatch++;
+        } else {
+            res->n_match++;
+        }
+    }
+    /* HF's export drops lm_head.weight because GPT-2 ties it to wte: check the manifest's entry
+     * against wte.weight then. */
+    const st_tensor *wte = st_find(&f, "wte.weight") ? st_find(&f, "wte.weight") : st_find(&f, "transformer.wte.weight");
+    for (int j = 0; rc == PL_OK && j < n_entries; j++)
+        if (!entries[j].seen && !strcmp(entries[j].name, "lm_head.weight") && wte &&
+            (wte->end - wte->begin) / st_dtype_size(wte->dtype) * 4 == entries[j].nbytes) {
+            char hash[65];
+            if (tensor_sha256(wte, hash) != PL_OK) {
+                rc = PL_ERR;
+                break;
+            }
+            entries[j].seen = 1;
+            if (strcmp(hash, entries[j].hash)) {
+                fprintf(out, "mismatch  lm_head.weight (tied: checked against %s)\n", wte->name);
+                res->n_mismatch++;
+            } else {
+                res->n_match++;
+            }
+        }
+    if (rc == PL_OK)
+        for (int j = 0; j < n_entries; j++)
+            if (!entries[j].seen) {
+                fprintf(out, "missing  %s\n", entries[j].name);
+                res->n_missing++;
+            }
+    st_close(&f);
+    free(st_path);
+    free_manifest(entries, n_entries);
+    return rc;
+}
