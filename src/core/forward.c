@@ -52,13 +52,15 @@ static void matmul_forward(float *out, const float *in, const float *W, const fl
                     OUT);
 }
 
-/* GPT-2's "gelu_new": the tanh approximation. */
+/* GPT-2's "gelu_new", 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3), written as
+ * v * sigmoid(2u): the same function without tanh's cancellation near 0, and expf is several times
+ * cheaper than tanhf (GELU is a tenth of the fast path's time with tanhf). */
 static void gelu_forward(float *x, size_t n)
 {
-    const float s = 0.7978845608028654f; /* sqrt(2 / pi) */
+    const float s2 = 2.0f * 0.7978845608028654f;
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(s * (v + 0.044715f * v * v * v)));
+        x[i] = v / (1.0f + expf(-s2 * (v + 0.044715f * v * v * v)));
     }
 }
 
@@ -108,6 +110,40 @@ static void attend_one(float *out, const float *q, const float *ka, const float 
     }
 }
 
+/* Causal self-attention of all T positions: out[T, C] from qkv[T, 3C]. Each head's scores and
+ * weighted values are two sgemms over strided views of qkv (the upper triangle of the scores is
+ * computed and discarded: at GPT-2 sizes that is cheaper than scalar loops). scores[T, T] is
+ * scratch. */
+static void causal_attention(float *out, const float *qkv, int T, int C, int H, float *scores)
+{
+    int hs = C / H;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int h = 0; h < H; h++) {
+        const float *q = qkv + h * hs, *k = qkv + C + h * hs, *v = qkv + 2 * C + h * hs;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k, 3 * C, 0.0f, scores,
+                    T);
+        for (int t = 0; t < T; t++) {
+            float *row = scores + (size_t)t * T;
+            float maxv = -INFINITY;
+            for (int u = 0; u <= t; u++)
+                if (row[u] > maxv)
+                    maxv = row[u];
+            double sum = 0.0;
+            for (int u = 0; u <= t; u++) {
+                row[u] = expf(row[u] - maxv);
+                sum += row[u];
+            }
+            float inv = (float)(1.0 / sum);
+            for (int u = 0; u <= t; u++)
+                row[u] *= inv;
+            for (int u = t + 1; u < T; u++)
+                row[u] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, scores, T, v, 3 * C, 0.0f,
+                    out + h * hs, C);
+    }
+}
+
 /* ------------------------------------------------------------ hooks */
 
 int pl_hook_parse(const pl_config *cfg, const char *name, int *resid_index)
@@ -134,13 +170,13 @@ typedef struct {
     float *att;   /* [R, C] */
     float *proj;  /* [R, C] */
     float *fch;   /* [R, 4C] */
-    float *scores; /* [T] */
+    float *scores; /* [T, T] */
     void *block;
 } scratch;
 
 static int scratch_alloc(scratch *s, size_t R, int C, int T)
 {
-    size_t floats = R * (size_t)C * (1 + 3 + 1 + 1 + 4) + (size_t)T;
+    size_t floats = R * (size_t)C * (1 + 3 + 1 + 1 + 4) + (size_t)T * T;
     float *p = pl_malloc(floats * sizeof(float), "activations");
     if (!p)
         return PL_ERR;
@@ -243,9 +279,7 @@ static int forward_impl(const pl_model *m, const int *tokens, int T, int patch_i
             memcpy(kc + (size_t)t * C, s.qkv + (size_t)t * 3 * C + C, sizeof(float) * C);
             memcpy(vc + (size_t)t * C, s.qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
         }
-        for (int t = 0; t < T; t++)
-            attend_one(s.att + (size_t)t * C, s.qkv + (size_t)t * 3 * C, kc, vc, t + 1, C, NULL, NULL, 0, 0, C,
-                       H, s.scores);
+        causal_attention(s.att, s.qkv, T, C, H, s.scores);
         matmul_forward(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, T, C, C);
         memcpy(out, in, sizeof(float) * TC);
         residual_add(out, s.proj, TC);
@@ -359,7 +393,7 @@ void pl_log_softmax(float *logp, const float *logits, int M, int V)
                 maxv = z[j];
         double sum = 0.0;
         for (int j = 0; j < V; j++)
-            sum += exp((double)z[j] - maxv);
+            sum += expf(z[j] - maxv);
         float lse = (float)(maxv + log(sum));
         for (int j = 0; j < V; j++)
             out[j] = z[j] - lse;

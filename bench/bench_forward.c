@@ -1,0 +1,152 @@
+/* Forward and fast-path throughput against OpenBLAS's sgemm peak, measured in the same run.
+ *
+ * usage: bench_forward MODEL_DIR [--seconds S]
+ * Prints a markdown table. FLOPs are those of pl_forward_flops / pl_patch_flops (matmuls and
+ * attention, 2 per multiply-add; layernorm, GELU and softmax not counted). The threads OpenBLAS
+ * uses come from OPENBLAS_NUM_THREADS (scripts/bench.sh sets 1: figures are per core).
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plateau/error.h"
+#include "plateau/forward.h"
+#include "plateau/model.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Best GFLOP/s of one sgemm shape over repeats for `seconds`. */
+static double sgemm_best(int M, int N, int K, double seconds)
+{
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *Cm = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M * K; i++)
+        A[i] = (float)((i % 97) - 48) * 0.01f;
+    for (int i = 0; i < K * N; i++)
+        B[i] = (float)((i % 89) - 44) * 0.01f;
+    double best = 0.0, start = now();
+    while (now() - start < seconds) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, Cm, N);
+        double dt = now() - t0;
+        double g = 2.0 * M * N * K / dt / 1e9;
+        if (g > best)
+            best = g;
+    }
+    free(A);
+    free(B);
+    free(Cm);
+    return best;
+}
+
+/* OpenBLAS's sgemm peak on this machine: the best of a large square product and the fast path's
+ * own largest shape (404 rows x 3072 x 768). */
+static double sgemm_peak(double seconds)
+{
+    double square = sgemm_best(1536, 1536, 1536, seconds / 2), fast = sgemm_best(404, 3072, 768, seconds / 2);
+    return square > fast ? square : fast;
+}
+
+
+/* Median-free, robust enough for a table: total time over as many calls as fit in `seconds`
+ * (at least 3), divided by the count. */
+#define TIME_CALLS(seconds, result, body)                                                                   \
+    do {                                                                                                    \
+        int calls_ = 0;                                                                                     \
+        double start_ = now();                                                                              \
+        while (calls_ < 3 || now() - start_ < (seconds)) {                                                 \
+            body;                                                                                           \
+            calls_++;                                                                                       \
+        }                                                                                                   \
+        (result) = (now() - start_) / calls_;                                                               \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_forward MODEL_DIR [--seconds S]\n");
+        return 1;
+    }
+    double seconds = 3.0;
+    if (argc == 4 && !strcmp(argv[2], "--seconds"))
+        seconds = atof(argv[3]);
+    pl_model m;
+    if (pl_model_load(&m, argv[1])) {
+        fprintf(stderr, "bench_forward: %s\n", pl_error());
+        return 2;
+    }
+    const pl_config *cfg = &m.cfg;
+    int C = cfg->n_embd, V = cfg->n_vocab;
+    double peak = sgemm_peak(seconds);
+    printf("model: L=%d C=%d H=%d V=%d; sgemm peak (best of 1536^3 and 404x3072x768 over %.0f s): %.1f GFLOP/s\n\n",
+           cfg->n_layer, C, cfg->n_head, V, seconds, peak);
+
+    int *tokens = malloc(sizeof(int) * cfg->n_ctx);
+    for (int t = 0; t < cfg->n_ctx; t++)
+        tokens[t] = (int)((t * 7919L + 13) % V);
+
+    printf("| path | size | calls/s | tokens or evals/s | GFLOP/s | %% of sgemm peak |\n");
+    printf("|---|---|---|---|---|---|\n");
+    int Ts[] = {1, 10, 64, 256};
+    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+        int T = Ts[i];
+        if (T > cfg->n_ctx)
+            continue;
+        double dt;
+        pl_run run;
+        TIME_CALLS(seconds, dt, {
+            if (pl_forward(&m, tokens, T, &run)) {
+                fprintf(stderr, "bench_forward: %s\n", pl_error());
+                return 2;
+            }
+            pl_run_free(&run);
+        });
+        double gf = pl_forward_flops(cfg, T) / dt / 1e9;
+        printf("| full forward | T = %d | %.1f | %.0f tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
+               100 * gf / peak);
+    }
+
+    /* The default protocol: T = 10, patch blocks.1.hook_resid_pre at the last position, read
+     * blocks.(L-1).hook_resid_post. */
+    int T = cfg->n_ctx < 10 ? cfg->n_ctx : 10, r = cfg->n_layer > 1 ? 1 : 0, pos = T - 1;
+    pl_run clean;
+    if (pl_forward(&m, tokens, T, &clean)) {
+        fprintf(stderr, "bench_forward: %s\n", pl_error());
+        return 2;
+    }
+    int Ms[] = {1, 16, 101, 404};
+    float *X = malloc(sizeof(float) * 404 * C), *logits = malloc(sizeof(float) * 404 * (size_t)V),
+          *read = malloc(sizeof(float) * 404 * C);
+    for (int v = 0; v < 404; v++)
+        for (int c = 0; c < C; c++)
+            X[(size_t)v * C + c] = clean.resid[((size_t)r * T + pos) * C + c] * (1.0f + 0.001f * v);
+    for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++) {
+        int M = Ms[i];
+        double dt;
+        TIME_CALLS(seconds, dt, {
+            if (pl_patch_eval(&m, &clean, r, pos, X, M, logits, cfg->n_layer, read)) {
+                fprintf(stderr, "bench_forward: %s\n", pl_error());
+                return 2;
+            }
+        });
+        double gf = M * pl_patch_flops(cfg, T, r, pos) / dt / 1e9;
+        printf("| fast path | M = %d | %.1f | %.0f evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
+               100 * gf / peak);
+    }
+    printf("\nFLOPs: full forward of T tokens = L*(24*C^2*T + 2*C*T*(T+1)) + 2*C*V (logits of the last "
+           "position only); fast-path row = (L-r)*(24*C^2 + 4*C*T) + 2*C*V; here %.3g per row.\n",
+           pl_patch_flops(cfg, T, r, pos));
+    free(X);
+    free(logits);
+    free(read);
+    free(tokens);
+    pl_run_free(&clean);
+    pl_model_free(&m);
+    return 0;
+}
