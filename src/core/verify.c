@@ -216,7 +216,7 @@ int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_ve
         e->seen = 1;
         uint64_t f32_bytes = (t->end - t->begin) / st_dtype_size(t->dtype) * 4;
         if (f32_bytes != e->nbytes) {
-            fprintf(out, "size  %s: manifest has %" PRIu64 " bytes, file has %" PRIu64 " (as F32)\n", t->name,
+            fprintf(out, "size  %s: manifest has %" PRIu64 " bytes, file has %" PRIu64 " (as F32)\n", e->name,
                     e->nbytes, f32_bytes);
             res->n_mismatch++;
             continue;
@@ -227,7 +227,7 @@ int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_ve
             break;
         }
         if (strcmp(hash, e->hash)) {
-            fprintf(out, "mismatch  %s\n", t->name);
+            fprintf(out, "mismatch  %s\n", e->name);
             res->n_mismatch++;
         } else {
             res->n_match++;

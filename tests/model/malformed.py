@@ -1,0 +1,388 @@
+"""Malformed model dirs: each one must make `plateau info` (and `plateau verify`) print exactly one
+line "plateau: <file>: ... <problem>" on stderr and exit 2 — never crash, never hang, never load.
+
+Every case starts from a small synthetic model (plateau synth) and rewrites its header or bytes
+with the independent Python reader/writer in stio.py."""
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stio  # noqa: E402
+
+work = tempfile.mkdtemp(prefix="plateau-malformed-")
+base = os.path.join(work, "base")
+stio.synth(base)  # L=2, C=16, H=4, N=8, V=300, F32
+ST = "model.safetensors"
+# verify parses its manifest before the model file; any well-formed manifest will do here
+open(os.path.join(work, "manifest"), "w").write("0" * 64 + "  wte.weight  19200\n")
+
+
+def fresh(name):
+    d = os.path.join(work, name)
+    shutil.copytree(base, d)
+    return d
+
+
+def load(d):
+    return stio.read(os.path.join(d, ST))
+
+
+def save(d, header, data, **kw):
+    stio.write(os.path.join(d, ST), header, data, **kw)
+
+
+def edit_config(d, **changes):
+    path = os.path.join(d, "config.json")
+    cfg = json.load(open(path))
+    for k, v in changes.items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
+    json.dump(cfg, open(path, "w"))
+
+
+def append_tensor_data(header, data, name, dtype, shape, nbytes):
+    """Point NAME at fresh bytes appended to the data section (so byte sizes stay consistent)."""
+    begin = len(data)
+    header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, begin + nbytes]}
+    return data + bytes(range(256)) * (nbytes // 256) + bytes(nbytes % 256)
+
+
+# ---- the cases: (name, mutate(dir), file the message must name, substrings it must contain) ----
+cases = []
+
+
+def case(name, file, *expect):
+    def register(fn):
+        cases.append((name, fn, file, expect))
+        return fn
+    return register
+
+
+@case("truncated_file", ST, "tensor '", "run past the end of the data section")
+def _(d):
+    raw = open(os.path.join(d, ST), "rb").read()
+    open(os.path.join(d, ST), "wb").write(raw[: len(raw) // 2])
+
+
+@case("empty_file", ST, "file is 0 bytes, too short for the 8-byte header length")
+def _(d):
+    open(os.path.join(d, ST), "wb").close()
+
+
+@case("shorter_than_length_field", ST, "file is 5 bytes")
+def _(d):
+    open(os.path.join(d, ST), "wb").write(b"\x10\0\0\0\0")
+
+
+@case("header_length_huge", ST, "header length 1099511627776 runs past the end of the file")
+def _(d):
+    h, data = load(d)
+    save(d, h, data, header_len=1 << 40)
+
+
+@case("header_length_one_past_eof", ST, "runs past the end of the file")
+def _(d):
+    path = os.path.join(d, ST)
+    size = os.path.getsize(path)
+    raw = bytearray(open(path, "rb").read())
+    raw[:8] = struct.pack("<Q", size - 8 + 1)
+    open(path, "wb").write(raw)
+
+
+@case("header_length_over_cap", ST, "header length 209715200 exceeds the 104857600-byte limit")
+def _(d):
+    # a sparse 300 MB file: the length fits the file but not the parser's cap
+    path = os.path.join(d, ST)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", 200 << 20))
+        f.truncate(300 << 20)
+
+
+@case("header_length_zero", ST, "header length 0 is too short for a JSON object")
+def _(d):
+    h, data = load(d)
+    save(d, "", data, header_len=0, pad=False)
+
+
+@case("garbage_json", ST, "header is not valid JSON")
+def _(d):
+    h, data = load(d)
+    save(d, '{"wte.weight": {"dtype": "F32", "shape": [300, 16], ' + "\x07garbage", data)
+
+
+@case("json_not_object", ST, "header is not a JSON object")
+def _(d):
+    h, data = load(d)
+    save(d, "[1, 2, 3]", data)
+
+
+@case("offsets_past_end", ST, "tensor 'ln_f.bias': data_offsets", "run past the end of the data section")
+def _(d):
+    h, data = load(d)
+    a, b = h["ln_f.bias"]["data_offsets"]
+    h["ln_f.bias"]["data_offsets"] = [len(data) - 32, len(data) + 32]
+    save(d, h, data)
+
+
+@case("offsets_reversed", ST, "tensor 'ln_f.bias'", "end before they begin")
+def _(d):
+    h, data = load(d)
+    a, b = h["ln_f.bias"]["data_offsets"]
+    h["ln_f.bias"]["data_offsets"] = [b, a]
+    save(d, h, data)
+
+
+@case("overlapping_tensors", ST, "overlap tensor")
+def _(d):
+    h, data = load(d)
+    a, b = h["ln_f.weight"]["data_offsets"]
+    # ln_f.bias (64 bytes) now starts half way into ln_f.weight
+    h["ln_f.bias"]["data_offsets"] = [a + 32, a + 96]
+    save(d, h, data)
+
+
+@case("byte_size_disagrees_with_shape", ST, "tensor 'h.0.ln_1.bias': shape [12] of F32 needs 48 bytes",
+      "hold 64")
+def _(d):
+    h, data = load(d)
+    h["h.0.ln_1.bias"]["shape"] = [12]
+    save(d, h, data)
+
+
+@case("shape_disagrees_with_config", ST,
+      "tensor 'h.1.attn.c_attn.weight': expected shape [16, 48] from config.json (n_embd=16), found [48, 16]")
+def _(d):
+    h, data = load(d)
+    h["h.1.attn.c_attn.weight"]["shape"] = [48, 16]
+    save(d, h, data)
+
+
+@case("vocab_size_disagrees_with_wte", ST,
+      "tensor 'wte.weight': expected shape [301, 16] from config.json (vocab_size=301, n_embd=16), found [300, 16]")
+def _(d):
+    edit_config(d, vocab_size=301)
+
+
+@case("wpe_longer_than_n_positions", ST, "tensor 'wpe.weight': expected shape [4, 16]", "n_positions=4",
+      "found [8, 16]")
+def _(d):
+    edit_config(d, n_positions=4, n_ctx=4)
+
+
+@case("missing_tensor", ST, "missing tensor 'h.1.mlp.c_fc.bias'")
+def _(d):
+    h, data = load(d)
+    del h["h.1.mlp.c_fc.bias"]
+    save(d, h, data)
+
+
+@case("unexpected_tensor", ST, "unexpected tensor 'h.0.mlp.c_gate.weight'")
+def _(d):
+    h, data = load(d)
+    data = append_tensor_data(h, data, "h.0.mlp.c_gate.weight", "F32", [16, 16], 1024)
+    save(d, h, data)
+
+
+@case("layer_beyond_config", ST, "tensor 'h.2.ln_1.weight': layer 2 is beyond n_layer=2 from config.json")
+def _(d):
+    h, data = load(d)
+    data = append_tensor_data(h, data, "h.2.ln_1.weight", "F32", [16], 64)
+    save(d, h, data)
+
+
+@case("same_tensor_with_and_without_prefix", ST, "tensor 'wte.weight' appears twice")
+def _(d):
+    h, data = load(d)
+    data = append_tensor_data(h, data, "transformer.wte.weight", "F32", [300, 16], 300 * 16 * 4)
+    save(d, h, data)
+
+
+@case("untied_lm_head", ST, "tensor 'lm_head.weight' differs from 'wte.weight'")
+def _(d):
+    h, data = load(d)
+    data = append_tensor_data(h, data, "lm_head.weight", "F32", [300, 16], 300 * 16 * 4)
+    save(d, h, data)
+
+
+@case("unknown_dtype", ST, "tensor 'h.0.ln_2.weight': unknown dtype 'F42'")
+def _(d):
+    h, data = load(d)
+    h["h.0.ln_2.weight"]["dtype"] = "F42"
+    save(d, h, data)
+
+
+@case("dtype_not_a_string", ST, "tensor 'h.0.ln_2.weight': \"dtype\" is not a string")
+def _(d):
+    h, data = load(d)
+    h["h.0.ln_2.weight"]["dtype"] = 32
+    save(d, h, data)
+
+
+@case("unsupported_weight_dtype_i64", ST, "tensor 'ln_f.bias': dtype I64 is not supported for weights")
+def _(d):
+    h, data = load(d)
+    data = append_tensor_data(h, data, "ln_f.bias", "I64", [16], 128)
+    save(d, h, data)
+
+
+@case("negative_shape", ST, "tensor 'ln_f.weight': shape entry 0 is not a non-negative integer")
+def _(d):
+    h, data = load(d)
+    h["ln_f.weight"]["shape"] = [-16]
+    save(d, h, data)
+
+
+@case("non_integer_shape", ST, "tensor 'ln_f.weight': shape entry 1 is not a non-negative integer")
+def _(d):
+    h, data = load(d)
+    h["ln_f.weight"]["shape"] = [16, 1.5]
+    save(d, h, data)
+
+
+@case("shape_overflow", ST, "tensor 'ln_f.weight': shape's byte size overflows 64 bits")
+def _(d):
+    h, data = load(d)
+    h["ln_f.weight"]["shape"] = [1 << 40, 1 << 40]
+    save(d, h, data)
+
+
+@case("too_many_dims", ST, "tensor 'ln_f.weight': shape has 9 dimensions")
+def _(d):
+    h, data = load(d)
+    h["ln_f.weight"]["shape"] = [1] * 8 + [16]
+    save(d, h, data)
+
+
+@case("offsets_not_a_pair", ST, "tensor 'ln_f.weight': \"data_offsets\" is not a pair of non-negative integers")
+def _(d):
+    h, data = load(d)
+    h["ln_f.weight"]["data_offsets"] = [0]
+    save(d, h, data)
+
+
+@case("entry_not_an_object", ST, "tensor 'ln_f.weight': header entry is not a JSON object")
+def _(d):
+    h, data = load(d)
+    h["ln_f.weight"] = "F32"
+    save(d, h, data)
+
+
+@case("metadata_not_strings", ST, "\"__metadata__\" key 'format' is not a string")
+def _(d):
+    h, data = load(d)
+    h["__metadata__"] = {"format": 1}
+    save(d, h, data)
+
+
+@case("duplicate_name", ST, "header is not valid JSON", "duplicate object key")
+def _(d):
+    h, data = load(d)
+    text = json.dumps(h)
+    entry = json.dumps(h["ln_f.bias"])
+    save(d, text[:-1] + ', "ln_f.bias": ' + entry + "}", data)
+
+
+@case("missing_model_safetensors", ST, "cannot open: No such file or directory")
+def _(d):
+    os.unlink(os.path.join(d, ST))
+
+
+@case("model_safetensors_is_a_directory", ST, "not a regular file")
+def _(d):
+    os.unlink(os.path.join(d, ST))
+    os.mkdir(os.path.join(d, ST))
+
+
+@case("broken_config_json", "config.json", "not valid JSON")
+def _(d):
+    open(os.path.join(d, "config.json"), "w").write('{"n_layer": 2, "n_head": ')
+
+
+@case("config_not_object", "config.json", "not a JSON object")
+def _(d):
+    open(os.path.join(d, "config.json"), "w").write("[2, 4, 16]")
+
+
+@case("missing_config_json", "config.json", "cannot open: No such file or directory")
+def _(d):
+    os.unlink(os.path.join(d, "config.json"))
+
+
+@case("missing_config_key", "config.json", "key \"n_head\" is missing")
+def _(d):
+    edit_config(d, n_head=None)
+
+
+@case("missing_positions_key", "config.json", "key \"n_positions\" (or \"n_ctx\") is missing")
+def _(d):
+    edit_config(d, n_positions=None, n_ctx=None)
+
+
+@case("config_key_not_integer", "config.json", "key \"n_layer\" is not an integer")
+def _(d):
+    edit_config(d, n_layer="2")
+
+
+@case("config_key_negative", "config.json", "key \"n_embd\" must be positive (found -16)")
+def _(d):
+    edit_config(d, n_embd=-16)
+
+
+@case("n_embd_not_divisible_by_n_head", "config.json", "key \"n_embd\" = 16 is not divisible by \"n_head\" = 3")
+def _(d):
+    edit_config(d, n_head=3)
+
+
+@case("bad_layer_norm_epsilon", "config.json", "key \"layer_norm_epsilon\" must be a number in (0, 1)")
+def _(d):
+    edit_config(d, layer_norm_epsilon=-1e-5)
+
+
+@case("config_key_too_large", "config.json", "key \"n_layer\" = 10000000000 exceeds the supported maximum")
+def _(d):
+    edit_config(d, n_layer=10**10)
+
+
+# Cases about the model (names, shapes, dtypes against config.json) rather than the container:
+# verify checks tensors against a manifest, not against a config, so only info sees these.
+MODEL_LEVEL = {"shape_disagrees_with_config", "vocab_size_disagrees_with_wte", "wpe_longer_than_n_positions",
+               "missing_tensor", "unexpected_tensor", "layer_beyond_config", "untied_lm_head",
+               "unsupported_weight_dtype_i64"}
+failures = 0
+checked = 0
+for name, mutate, file, expect in cases:
+    d = fresh(name)
+    mutate(d)
+    for cmd in (["info", d], ["verify", d, "--manifest", os.path.join(work, "manifest")]):
+        if cmd[0] == "verify" and (file == "config.json" or name in MODEL_LEVEL):
+            continue  # verify reads only model.safetensors (and the manifest)
+        p = stio.run(cmd)
+        lines = p.stderr.splitlines()
+        problems = []
+        if p.returncode != 2:
+            problems.append(f"exit code {p.returncode}, expected 2")
+        if len(lines) != 1:
+            problems.append(f"{len(lines)} stderr lines, expected 1")
+        msg = lines[0] if lines else ""
+        want_prefix = f"plateau: {os.path.join(d, file)}: "
+        if not msg.startswith(want_prefix):
+            problems.append(f"message does not start with {want_prefix!r}")
+        for s in expect:
+            if s not in msg:
+                problems.append(f"message lacks {s!r}")
+        checked += 1
+        if problems:
+            failures += 1
+            print(f"FAIL {name} ({cmd[0]}): " + "; ".join(problems) + f"\n     stderr: {p.stderr.strip()!r}")
+        else:
+            print(f"ok   {name} ({cmd[0]}): {msg}")
+
+print(f"{checked - failures}/{checked} checks passed over {len(cases)} malformed model dirs")
+shutil.rmtree(work)
+sys.exit(1 if failures else 0)

@@ -1,0 +1,7 @@
+# Model dirs: safetensors parsing, loading, info/verify/synth (issue 2, items 1 and 2).
+set(PL_MODEL_TESTS ${CMAKE_CURRENT_LIST_DIR})
+plateau_test(model_malformed ${SYSTEM_PYTHON} ${PL_MODEL_TESTS}/malformed.py)
+plateau_test(model_verify ${SYSTEM_PYTHON} ${PL_MODEL_TESTS}/verify.py)
+plateau_test(model_synth ${SYSTEM_PYTHON} ${PL_MODEL_TESTS}/synth.py)
+plateau_test(model_real_manifest ${SYSTEM_PYTHON} ${PL_MODEL_TESTS}/real_manifest.py)
+plateau_test(model_fuzz_safetensors bash ${PL_MODEL_TESTS}/fuzz_safetensors.sh)
