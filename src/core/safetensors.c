@@ -247,6 +247,16 @@ int st_parse(st_file *f, const char *path, const uint8_t *bytes, size_t size)
             rc = check_metadata(f, value);
         } else {
             st_tensor *t = &f->tensors[f->n_tensors];
+            /* names end up in one-line messages: no control characters, bounded length */
+            size_t len = strlen(key);
+            int printable = len > 0 && len <= 1024;
+            for (size_t i = 0; i < len && printable; i++)
+                printable = (unsigned char)key[i] >= 0x20 && key[i] != 0x7f;
+            if (!printable) {
+                rc = pl_fail("%s: tensor #%d: name is empty, longer than 1024 bytes or holds control characters",
+                             path, f->n_tensors + 1);
+                break;
+            }
             rc = parse_tensor(f, t, key, value);
             if (rc == PL_OK) {
                 t->name = strdup(key);

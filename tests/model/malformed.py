@@ -288,6 +288,13 @@ def _(d):
     save(d, text[:-1] + ', "ln_f.bias": ' + entry + "}", data)
 
 
+@case("control_character_in_name", ST, "tensor #", "holds control characters")
+def _(d):
+    h, data = load(d)
+    data = append_tensor_data(h, data, "wte.weight\nplateau: all good", "F32", [1], 4)
+    save(d, h, data)
+
+
 @case("missing_model_safetensors", ST, "cannot open: No such file or directory")
 def _(d):
     os.unlink(os.path.join(d, ST))
