@@ -83,6 +83,35 @@ int pl_config_load(pl_config *cfg, const char *path)
         }
         cfg->ln_eps = (float)e;
     }
+    /* Keys that would change the math plateau computes: refuse rather than answer wrongly. */
+    const json_t *v = json_object_get(root, "model_type");
+    if (v && !(json_is_string(v) && !strcmp(json_string_value(v), "gpt2"))) {
+        pl_fail("%s: key \"model_type\" is %s, not \"gpt2\"", path,
+                json_is_string(v) ? json_string_value(v) : "not a string");
+        goto done;
+    }
+    v = json_object_get(root, "activation_function");
+    if (v && !(json_is_string(v) && (!strcmp(json_string_value(v), "gelu_new") ||
+                                     !strcmp(json_string_value(v), "gelu_pytorch_tanh")))) {
+        pl_fail("%s: key \"activation_function\" is %.40s: plateau computes GPT-2's tanh GELU (\"gelu_new\")",
+                path, json_is_string(v) ? json_string_value(v) : "not a string");
+        goto done;
+    }
+    v = json_object_get(root, "n_inner");
+    if (v && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 4 * (json_int_t)cfg->n_embd)) {
+        pl_fail("%s: key \"n_inner\" must be null or 4 * n_embd = %d", path, 4 * cfg->n_embd);
+        goto done;
+    }
+    v = json_object_get(root, "scale_attn_weights");
+    if (v && !json_is_true(v)) {
+        pl_fail("%s: key \"scale_attn_weights\" must be true (GPT-2 scales attention by 1/sqrt(head size))", path);
+        goto done;
+    }
+    v = json_object_get(root, "scale_attn_by_inverse_layer_idx");
+    if (v && !json_is_false(v)) {
+        pl_fail("%s: key \"scale_attn_by_inverse_layer_idx\" must be false (not GPT-2's attention)", path);
+        goto done;
+    }
     cfg->synthetic = json_is_true(json_object_get(root, "plateau_synthetic"));
     rc = PL_OK;
 done:

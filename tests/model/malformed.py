@@ -361,6 +361,26 @@ def _(d):
 MODEL_LEVEL = {"shape_disagrees_with_config", "vocab_size_disagrees_with_wte", "wpe_longer_than_n_positions",
                "missing_tensor", "unexpected_tensor", "layer_beyond_config", "untied_lm_head",
                "unsupported_weight_dtype_i64"}
+@case("other_model_type", "config.json", "key \"model_type\" is gpt_neo, not \"gpt2\"")
+def _(d):
+    edit_config(d, model_type="gpt_neo")
+
+
+@case("other_activation", "config.json", "key \"activation_function\" is relu")
+def _(d):
+    edit_config(d, activation_function="relu")
+
+
+@case("n_inner_not_4c", "config.json", "key \"n_inner\" must be null or 4 * n_embd = 64")
+def _(d):
+    edit_config(d, n_inner=32)
+
+
+@case("inverse_layer_idx_scaling", "config.json", "key \"scale_attn_by_inverse_layer_idx\" must be false")
+def _(d):
+    edit_config(d, scale_attn_by_inverse_layer_idx=True)
+
+
 failures = 0
 checked = 0
 for name, mutate, file, expect in cases:
