@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""Figures from a plateau result: the post's plateau and sensitive-direction plots.
+
+usage: /usr/bin/python3 analysis/plot_curves.py RESULT.nc -o DIR [--metric M ...] [--dpi N]
+
+For each metric in the file (kl, jsd, l2, cosine) it writes into DIR:
+  <m>_all.png, <m>_all_logy.png                 every (base, direction) kind in one panel
+  <m>_plateau.png, <m>_plateau_logy.png         real vs synthetic base, one panel per direction
+                                                (needs two or more bases)
+  <m>_directions.png, <m>_directions_logy.png   real_other vs cov_random vs isotropic, one panel
+                                                per base (needs two or more directions)
+  <m>_scores.png                                histograms of plateau onset and sharpness per kind
+Curves are the median over all (prompt, sample) curves with 25-75 % and 5-95 % bands: computed
+from the raw curves when the file has them, else read from <m>_median and <m>_quantiles. A merged
+multi-hook file gets one row of panels per hook. Each kind keeps one colour in every figure.
+The log-y versions mask values <= 0 (the curves start at exactly 0); for cosine similarity they show
+1 - cosine, which is what rises. Captions carry the model path (and a SYNTHETIC flag), the hook and
+the prompt count.
+
+DIR/figures.json describes every figure written: file, title, caption, the panels with their axis
+labels, and the plotted numbers (per series: median and band arrays, or histogram edges and counts),
+so tests and notebooks can check a figure without reading pixels. Figures that do not apply to the
+file are listed under "skipped" with the reason.
+
+Exit status: 0 on success; 2 with one line on stderr for a missing or unusable file;
+1 for a bad command line.
+"""
+import argparse
+import json
+import os
+import sys
+
+SCRIPT = "plot_curves.py"
+try:
+    import numpy as np
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display on cluster nodes
+    from plateau_result import (AGG_DIMS, METRICS, QUANT_DIMS, SCORE_DIMS, EXIT_INPUT, EXIT_USAGE,
+                                Result, ResultError, die)
+except ImportError as e:
+    sys.stderr.write(f"{SCRIPT}: {e}: run with /usr/bin/python3 (Debian's python3-numpy, python3-xarray, "
+                     "python3-netcdf4, python3-matplotlib)\n")
+    sys.exit(2)
+
+plt = None  # matplotlib.pyplot, imported once the input has been checked (it is slow to import)
+
+BANDS = ((0.05, 0.95), (0.25, 0.75))  # outer band drawn first, lighter
+BAND_ALPHA = {(0.05, 0.95): 0.12, (0.25, 0.75): 0.28}
+TITLE = {"kl": "KL(clean ‖ perturbed)", "jsd": "JSD(clean, perturbed)", "l2": "L2 distance at read hook",
+         "cosine": "cosine similarity at read hook"}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        die(SCRIPT, f"{message} (see --help)", EXIT_USAGE)
+
+
+def curve_stats(res, m, h):
+    """Median and band edges per (base, direction, alpha) for hook h.
+    Returns (median[B, D, A], {level: array[B, D, A]}, n_curves or None, source)."""
+    raw = res.raw(m, h)
+    if raw is not None:
+        B, D, P, S, A = raw.shape
+        flat = raw.reshape(B, D, P * S, A)
+        levels = sorted({lv for pair in BANDS for lv in pair})
+        q = {lv: np.quantile(flat, lv, axis=2) for lv in levels}
+        return np.median(flat, axis=2), q, P * S, "raw curves"
+    med = res.array(f"{m}_median", AGG_DIMS, h)
+    qs = res.array(f"{m}_quantiles", QUANT_DIMS, h)
+    q = {}
+    for lv in sorted({lv for pair in BANDS for lv in pair}):
+        hit = np.nonzero(np.abs(res.quantile_levels() - lv) < 1e-9)[0]
+        if hit.size:
+            q[lv] = qs[hit[0]]
+    n = None
+    if res.has(f"{m}_count"):
+        counts = res.array(f"{m}_count", AGG_DIMS, h)
+        n = int(counts.max()) if counts.size else None
+    return med, q, n, f"{m}_median / {m}_quantiles"
+
+
+def histogram_edges(values, alpha):
+    """Shared bins for one panel. Onsets and max-slope alphas sit on the alpha grid, so bins centred
+    on the grid points avoid empty in-between bins; anything else gets 25 equal bins."""
+    if values.size == 0:
+        return np.linspace(0.0, 1.0, 26)
+    lo, hi = float(values.min()), float(values.max())
+    on_grid = np.min(np.abs(values[:, None] - alpha[None, :]), axis=1) <= 1e-6 * max(1.0, abs(alpha[-1]))
+    if np.all(on_grid):
+        i0, i1 = int(np.argmin(np.abs(alpha - lo))), int(np.argmin(np.abs(alpha - hi)))
+        grid = alpha[i0:i1 + 1]
+        step = np.diff(alpha).min()
+        mids = (grid[:-1] + grid[1:]) / 2
+        return np.concatenate(([grid[0] - step / 2], mids, [grid[-1] + step / 2]))
+    if hi <= lo:
+        return np.array([lo - 0.5, hi + 0.5])
+    return np.linspace(lo, hi, 26)
+
+
+def jsonable(a):
+    return [None if not np.isfinite(x) else float(x) for x in np.asarray(a, dtype=np.float64).reshape(-1)]
+
+
+class Plotter:
+    def __init__(self, res, outdir, dpi):
+        self.res, self.outdir, self.dpi = res, outdir, dpi
+        self.pairs = [(b, d) for b in res.bases for d in res.directions]
+        cmap = plt.get_cmap("tab10")
+        # One colour per kind for every figure of the run, so a kind is recognisable across files.
+        self.colour = {pair: cmap(i % 10) for i, pair in enumerate(self.pairs)}
+        self.style = {b: ("-", "--", ":", "-.")[i % 4] for i, b in enumerate(res.bases)}
+        self.figures, self.skipped = [], []
+        self.stats = {}
+
+    def stats_for(self, m, h):
+        if (m, h) not in self.stats:
+            self.stats[(m, h)] = curve_stats(self.res, m, h)
+        return self.stats[(m, h)]
+
+    def caption(self, extra):
+        return f"{self.res.describe()}\n{extra}"
+
+    def new_figure(self, rows, cols, title, caption):
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.4, 3.5 * rows + 1.5), squeeze=False)
+        prefix = "[SYNTHETIC MODEL] " if self.res.synthetic else ""
+        fig.suptitle(prefix + title, fontsize=12)
+        fig.text(0.01, 0.008, caption, fontsize=7.5, ha="left", va="bottom", wrap=True)
+        return fig, axes
+
+    def save(self, fig, name, record):
+        path = os.path.join(self.outdir, name)
+        # Leave room at the bottom for the caption (two or three lines) and at the top for the title.
+        height = fig.get_figheight()
+        fig.tight_layout(rect=(0, 0.55 / height, 1, 1 - 0.45 / height))
+        try:
+            fig.savefig(path, dpi=self.dpi)
+        except OSError as e:
+            raise ResultError(f"{path}: cannot write figure ({e.strerror or e})") from None
+        finally:
+            plt.close(fig)
+        record["file"] = name
+        self.figures.append(record)
+        shape = f"{record['rows']}x{record['cols']} panels"
+        print(f"{SCRIPT}: wrote {path} ({record['kind']}, {shape})")
+
+    def curves(self, m, kind, logy):
+        """kind: 'all' (one panel), 'plateau' (panel per direction, series per base) or
+        'directions' (panel per base, series per direction)."""
+        res = self.res
+        if kind == "all":
+            groups = [None]
+        elif kind == "plateau":
+            groups = res.directions
+        else:
+            groups = res.bases
+        rows, cols = len(res.hooks), len(groups)
+        transform = "1 - x" if (logy and m == "cosine") else None
+        what = {"all": "every kind", "plateau": "real vs synthetic base",
+                "directions": "real_other vs cov_random vs isotropic direction"}[kind]
+        title = f"{TITLE[m]}: {what}" + (" (log y)" if logy else "")
+        name_in_file = m if res.has(m) else f"{m}_median"
+        # The file's long_name is a sentence; the axis gets the short name and the units.
+        ylabel = TITLE[m] if not transform else f"1 − {TITLE[m]}"
+        units = res.units(name_in_file)
+        if units and units != "1":
+            ylabel += f" [{units}]"
+        xlabel = f"α: step fraction toward the target ({len(res.alpha)} steps)"
+        n_any = self.stats_for(m, 0)
+        caption = self.caption(f"Median over curves (line), 25–75 % and 5–95 % bands, from {n_any[3]}."
+                               + (" Values ≤ 0 not shown on the log axis." if logy else ""))
+        fig, axes = self.new_figure(rows, cols, title, caption)
+        record = {"kind": kind, "metric": m, "yscale": "log" if logy else "linear", "title": fig._suptitle.get_text(),
+                  "caption": caption, "rows": rows, "cols": cols, "transform": transform, "panels": []}
+        for h in range(rows):
+            med, q, n, source = self.stats_for(m, h)
+            for g, group in enumerate(groups):
+                ax = axes[h][g]
+                if kind == "all":
+                    series = self.pairs
+                    ptitle = "all kinds"
+                elif kind == "plateau":
+                    series = [(b, group) for b in res.bases]
+                    ptitle = f"direction: {group}"
+                else:
+                    series = [(group, d) for d in res.directions]
+                    ptitle = f"base: {group}"
+                if res.merged:
+                    ptitle = f"{res.hook_label(h)}\n{ptitle}"
+                panel = {"hook": res.hook_label(h), "title": ptitle, "xlabel": xlabel, "ylabel": ylabel,
+                         "source": source, "n_curves": n, "series": []}
+                for (b, d) in series:
+                    bi, di = res.bases.index(b), res.directions.index(d)
+                    y = med[bi, di]
+                    bands = {}
+                    for lo, hi in BANDS:
+                        if lo in q and hi in q:
+                            bands[(lo, hi)] = (q[lo][bi, di], q[hi][bi, di])
+                    if transform:
+                        y = 1.0 - y
+                        bands = {k: (1.0 - v[1], 1.0 - v[0]) for k, v in bands.items()}
+                    if logy:
+                        y = np.where(y > 0, y, np.nan)
+                        bands = {k: (np.where(v[0] > 0, v[0], np.nan), np.where(v[1] > 0, v[1], np.nan))
+                                 for k, v in bands.items()}
+                    colour = self.colour[(b, d)]
+                    label = f"{b} / {d}"
+                    for (lo, hi), (ylo, yhi) in bands.items():
+                        ax.fill_between(res.alpha, ylo, yhi, color=colour, alpha=BAND_ALPHA[(lo, hi)], linewidth=0)
+                    ax.plot(res.alpha, y, color=colour, linestyle=self.style[b], linewidth=1.8, label=label)
+                    panel["series"].append({"base": b, "direction": d, "label": label, "median": jsonable(y),
+                                            "bands": {f"{lo:g}-{hi:g}": [jsonable(v[0]), jsonable(v[1])]
+                                                      for (lo, hi), v in bands.items()}})
+                if logy:
+                    ax.set_yscale("log")
+                ax.set_title(ptitle, fontsize=10)
+                ax.set_xlabel(xlabel, fontsize=9)
+                ax.set_ylabel(ylabel, fontsize=9)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=8, loc="best")
+                record["panels"].append(panel)
+        suffix = "_logy" if logy else ""
+        self.save(fig, f"{m}_{kind}{suffix}.png", record)
+
+    def scores(self, m):
+        res = self.res
+        names = [f"{m}_onset", f"{m}_sharpness"]
+        missing = [n for n in names if not res.has(n)]
+        if missing:
+            self.skipped.append({"figure": f"{m}_scores.png", "reason": f"no variable {', '.join(missing)}"})
+            print(f"{SCRIPT}: skipped {m}_scores.png: the file has no {', '.join(missing)}")
+            return
+        rows, cols = len(res.hooks), 2
+        title = f"{TITLE[m]}: plateau onset and sharpness per kind"
+        caption = self.caption("Histograms over all (prompt, sample) curves of each kind; shared bins per panel.")
+        fig, axes = self.new_figure(rows, cols, title, caption)
+        record = {"kind": "scores", "metric": m, "yscale": "linear", "title": fig._suptitle.get_text(),
+                  "caption": caption, "rows": rows, "cols": cols, "transform": None, "panels": []}
+        for h in range(rows):
+            for c, name in enumerate(names):
+                ax = axes[h][c]
+                vals = res.array(name, SCORE_DIMS, h)  # (B, D, P, S)
+                finite = vals[np.isfinite(vals)]
+                edges = histogram_edges(finite, res.alpha)
+                xlabel = ("plateau onset α" if c == 0 else "sharpness: largest normalised rise × (steps − 1)")
+                ptitle = ("plateau onset" if c == 0 else "sharpness") + f" ({m})"
+                if res.merged:
+                    ptitle = f"{res.hook_label(h)}\n{ptitle}"
+                panel = {"hook": res.hook_label(h), "variable": name, "title": ptitle, "xlabel": xlabel,
+                         "ylabel": "curves", "edges": jsonable(edges), "series": []}
+                for (b, d) in self.pairs:
+                    v = vals[res.bases.index(b), res.directions.index(d)].reshape(-1)
+                    v = v[np.isfinite(v)]
+                    counts, _ = np.histogram(v, edges)
+                    ax.hist(v, edges, histtype="step", linewidth=1.6, color=self.colour[(b, d)],
+                            linestyle=self.style[b], label=f"{b} / {d} (n={v.size})")
+                    panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": int(v.size),
+                                            "counts": [int(x) for x in counts]})
+                ax.set_title(ptitle, fontsize=10)
+                ax.set_xlabel(xlabel, fontsize=9)
+                ax.set_ylabel("curves", fontsize=9)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7, loc="best")
+                record["panels"].append(panel)
+        self.save(fig, f"{m}_scores.png", record)
+
+
+def main(argv=None):
+    ap = Parser(prog=SCRIPT, description="Figures from a plateau result file (see the module docstring).")
+    ap.add_argument("result", metavar="RESULT.nc")
+    ap.add_argument("-o", "--outdir", metavar="DIR", required=True, help="directory for the PNGs (created)")
+    ap.add_argument("--metric", action="append", choices=METRICS, help="only this metric (repeatable)")
+    ap.add_argument("--dpi", type=int, default=110)
+    a = ap.parse_args(argv)
+    if not 20 <= a.dpi <= 600:
+        die(SCRIPT, f"--dpi {a.dpi}: expected 20..600", EXIT_USAGE)
+    try:
+        res = Result(a.result)
+        metrics = res.metrics
+        if a.metric:
+            absent = [m for m in a.metric if m not in res.metrics]
+            if absent:
+                raise ResultError(f"{a.result}: no metric {', '.join(absent)} in the file (it has {', '.join(res.metrics)})")
+            metrics = [m for m in res.metrics if m in a.metric]
+        if os.path.exists(a.outdir) and not os.path.isdir(a.outdir):
+            raise ResultError(f"{a.outdir}: exists and is not a directory")
+        try:
+            os.makedirs(a.outdir, exist_ok=True)
+        except OSError as e:
+            raise ResultError(f"{a.outdir}: cannot create directory ({e.strerror})") from None
+        global plt
+        import matplotlib.pyplot as plt
+        p = Plotter(res, a.outdir, a.dpi)
+        for m in metrics:
+            for logy in (False, True):
+                p.curves(m, "all", logy)
+                for kind, count, need in (("plateau", len(res.bases), "two bases"),
+                                          ("directions", len(res.directions), "two directions")):
+                    if count >= 2:
+                        p.curves(m, kind, logy)
+                    else:
+                        fname = f"{m}_{kind}{'_logy' if logy else ''}.png"
+                        p.skipped.append({"figure": fname, "reason": f"the file has fewer than {need}"})
+                        print(f"{SCRIPT}: skipped {fname}: the file has fewer than {need}")
+            p.scores(m)
+        sidecar = os.path.join(a.outdir, "figures.json")
+        doc = {"source": os.path.abspath(a.result), "synthetic_model": res.synthetic, "model_path": res.model_path,
+               "hooks": res.hooks, "merged": res.merged, "bases": res.bases, "directions": res.directions,
+               "alpha": jsonable(res.alpha), "metrics": metrics, "figures": p.figures, "skipped": p.skipped}
+        try:
+            with open(sidecar, "w") as f:
+                json.dump(doc, f, indent=1)
+        except OSError as e:
+            raise ResultError(f"{sidecar}: cannot write ({e.strerror})") from None
+    except ResultError as e:
+        die(SCRIPT, str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

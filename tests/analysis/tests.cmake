@@ -1,0 +1,7 @@
+# analysis/: plot_curves.py and summary.py, run with Debian's /usr/bin/python3 ($PYTHON).
+# Fixture files follow the result layout and cover shapes the smoke job does not write (merged
+# hooks, no raw curves, a single kind); the smoke test runs both scripts on a real sweep's output.
+foreach(case single merged aggregates merged-aggregates one-kind)
+  plateau_test(analysis_fixture_${case} ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/fixture_test.py ${case})
+endforeach()
+plateau_test(analysis_errors ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_errors.py)
