@@ -5,9 +5,20 @@ target_link_libraries(tok_driver PRIVATE plateau_tokenizer plateau_core)
 set(PL_TOK_DIR ${CMAKE_CURRENT_LIST_DIR})
 # gpt-3-encoder is installed once per build dir (flock-serialised), not in the source tree.
 set(PL_TOK_NPM ${CMAKE_BINARY_DIR}/npm-gpt3-encoder)
+# ids equal the references: gpt-3-encoder (npm) and encoder.py's algorithm with Python's regex module,
+# on every document of ../shared/data and on the hand-written hard cases.
 foreach(reference gpt3-encoder encoder-py)
   foreach(corpus docs hard)
     plateau_test(tokenizer_${corpus}_${reference} bash ${PL_TOK_DIR}/run_reference.sh ${reference} ${corpus}
       $<TARGET_FILE:tok_driver> ${PL_TOK_NPM})
   endforeach()
 endforeach()
+plateau_test(tokenizer_tiny_encoder-py bash ${PL_TOK_DIR}/run_reference.sh encoder-py tiny
+  $<TARGET_FILE:tok_driver> ${PL_TOK_NPM})
+# decode(encode(s)) == s on seeded random strings built from hard pieces (GPT-2 vocab and tiny vocab).
+foreach(vocab gpt2 tiny)
+  plateau_test(tokenizer_roundtrip_${vocab} bash ${PL_TOK_DIR}/test_roundtrip.sh $<TARGET_FILE:tok_driver> ${vocab})
+endforeach()
+plateau_test(tokenizer_cli bash ${PL_TOK_DIR}/test_cli.sh $<TARGET_FILE:tok_driver>)
+plateau_test(tokenizer_bad_vocab bash ${PL_TOK_DIR}/test_bad_vocab.sh)
+plateau_test(tokenizer_fuzz bash ${PL_TOK_DIR}/run_fuzz.sh 15)
