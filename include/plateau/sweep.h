@@ -1,0 +1,97 @@
+/* The sweep: plateaus and sensitive directions of one hook, written to NetCDF.
+ *
+ * A run reads an INI config (every key documented in the README), fits mu and Sigma of the real
+ * activations at the hook, and evaluates work units (prompt x base x direction kind x sample): each
+ * unit is one curve of `steps` perturbed evaluations per metric. pl_sweep_main() owns MPI (it is
+ * the only entry point that initialises it) and returns a process exit code (plateau/error.h).
+ */
+#ifndef PLATEAU_SWEEP_H
+#define PLATEAU_SWEEP_H
+
+#include <stdint.h>
+
+#include "plateau/model.h"
+
+enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_N_BASE_KINDS };
+enum { PL_DIR_ISOTROPIC, PL_DIR_COV_RANDOM, PL_DIR_REAL_OTHER, PL_DIR_FILE };
+enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_N_METRICS };
+enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM };
+enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
+
+#define PL_MAX_DIRECTIONS 16
+#define PL_MAX_QUANTILES 32
+
+typedef struct {
+    int kind;      /* PL_DIR_* */
+    char *label;   /* coordinate value: "isotropic", ..., "file:<basename>" */
+    char *path;    /* file: only */
+    char *tensor;  /* file:PATH#tensor, or NULL */
+} pl_direction_spec;
+
+/* A parsed, validated config. Every string is owned. */
+typedef struct {
+    char *file;                 /* the config file as given */
+    /* [model] */
+    char *model_path;
+    /* [data] */
+    char *data_path;
+    int data_format;            /* PL_DATA_*, resolved (never AUTO after loading) */
+    int n_prompts, n_ctx;
+    uint64_t data_seed;
+    /* [perturb] */
+    char *hook;
+    int position;               /* -1 = last */
+    int n_bases, bases[PL_N_BASE_KINDS];
+    int n_dirs;
+    pl_direction_spec dirs[PL_MAX_DIRECTIONS];
+    int n_directions, steps;
+    double alpha_max;
+    int step_mode;
+    int cov_prompts;
+    /* [readout] */
+    int n_metrics, metrics[PL_N_METRICS];
+    char *read_hook;            /* NULL until resolved against the model (default: last block) */
+    double onset_threshold;
+    /* [output] */
+    char *output_path;
+    int raw_curves;
+    int n_quantiles;
+    double quantiles[PL_MAX_QUANTILES];
+    /* [run] */
+    uint64_t seed;
+    double checkpoint_every;
+    char *checkpoint_path;
+    double worker_timeout;
+
+    /* where each key's value came from, for messages: "FILE:LINE", "--set ...", or "FILE" (default) */
+    char *origin[64];
+} pl_sweep_config;
+
+/* Parse PATH, apply SETS[i] ("section.key=value") in order, and OUTPUT (from -o; may be NULL).
+ * Errors: "FILE:LINE: [section] key: what is wrong" or "--set section.key=value: ...". */
+int pl_sweep_config_load(pl_sweep_config *cfg, const char *path, char *const *sets, int n_sets,
+                         const char *output);
+void pl_sweep_config_free(pl_sweep_config *cfg);
+
+/* Fill model-dependent defaults (read_hook: the last block's hook_resid_post) and check the hooks,
+ * position and n_ctx against the model. Errors name the config line of the offending key. */
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *resid_index,
+                            int *read_index, int *pos);
+
+/* The resolved config as INI text (every key, defaults filled). HASHED_ONLY leaves out the keys
+ * that may change between a checkpoint and its resume (output path, checkpoint path and period,
+ * worker timeout, model path: the model is identified by its sha256 instead). malloc'ed. */
+char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only);
+
+typedef struct {
+    int naive;   /* every evaluation by a full patched forward */
+    int quiet;   /* no progress lines */
+    int resume;  /* continue from the checkpoint */
+} pl_run_options;
+
+/* Run a sweep (MPI_Init .. MPI_Finalize inside). Returns the process exit code; every rank
+ * returns the same code. */
+int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const *sets, int n_sets,
+                  const char *output, const pl_run_options *opt);
+
+#endif

@@ -1,0 +1,721 @@
+/* The sweep's INI config: one table of keys with defaults, parsed by libinih, validated strictly.
+ *
+ * libinih (as packaged) does not pass line numbers to the handler, so the file is fed through
+ * ini_parse_stream with a reader that counts the lines it hands out: the handler for a key runs
+ * right after its line was read, so the count is the key's line.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "plateau/error.h"
+#include "plateau/forward.h"
+#include "plateau/sweep.h"
+
+typedef struct {
+    const char *section, *key, *def;
+    int hashed; /* part of the checkpoint's config hash */
+} key_spec;
+
+/* The order here is the order of the resolved text. "" = no default (required, or derived). */
+static const key_spec KEYS[] = {
+    {"model", "path", "", 0},
+    {"data", "prompts", "", 1},
+    {"data", "format", "auto", 1},
+    {"data", "n_prompts", "1000", 1},
+    {"data", "n_ctx", "10", 1},
+    {"data", "seed", "0", 1},
+    {"perturb", "hook", "blocks.1.hook_resid_pre", 1},
+    {"perturb", "position", "-1", 1},
+    {"perturb", "bases", "real", 1},
+    {"perturb", "directions", "cov_random", 1},
+    {"perturb", "n_directions", "1", 1},
+    {"perturb", "steps", "101", 1},
+    {"perturb", "alpha_max", "1.0", 1},
+    {"perturb", "step_mode", "to_target", 1},
+    {"perturb", "cov_prompts", "1000", 1},
+    {"readout", "metrics", "kl, jsd, l2, cosine", 1},
+    {"readout", "read_hook", "", 1},
+    {"readout", "onset_threshold", "0.1", 1},
+    {"output", "path", "", 0},
+    {"output", "raw_curves", "true", 1},
+    {"output", "quantiles", "0.05, 0.25, 0.75, 0.95", 1},
+    {"run", "seed", "0", 1},
+    {"run", "checkpoint_every", "300", 0},
+    {"run", "checkpoint", "", 0},
+    {"run", "worker_timeout", "10", 0},
+};
+#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+static const char *SECTIONS = "model, data, perturb, readout, output, run";
+
+typedef struct {
+    char *value[N_KEYS];
+    char *origin[N_KEYS]; /* "FILE:LINE" or "--set s.k=v" */
+    const char *file;
+    FILE *fp;
+    int line;
+    int failed;
+} raw_config;
+
+static char *dupstr(const char *s)
+{
+    char *d = pl_malloc(strlen(s) + 1, "config string");
+    if (d)
+        strcpy(d, s);
+    return d;
+}
+
+static char *fmt_alloc(const char *fmt, const char *a, long n)
+{
+    size_t len = strlen(fmt) + strlen(a) + 32;
+    char *s = pl_malloc(len, "config string");
+    if (s)
+        snprintf(s, len, fmt, a, n);
+    return s;
+}
+
+static int find_key(const char *section, const char *key)
+{
+    for (int i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].section, section) && !strcmp(KEYS[i].key, key))
+            return i;
+    return -1;
+}
+
+static int section_known(const char *section)
+{
+    for (int i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].section, section))
+            return 1;
+    return 0;
+}
+
+static void keys_of(const char *section, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (int i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].section, section)) {
+            if (out[0])
+                strncat(out, ", ", size - strlen(out) - 1);
+            strncat(out, KEYS[i].key, size - strlen(out) - 1);
+        }
+}
+
+/* Record the value of (section, key) from ORIGIN; the first problem wins. */
+static int set_raw(raw_config *rc, const char *origin, const char *section, const char *key, const char *value,
+                   int allow_repeat)
+{
+    if (!section_known(section))
+        return pl_fail("%s: [%s]: unknown section (sections: %s)", origin, section, SECTIONS);
+    int i = find_key(section, key);
+    if (i < 0) {
+        char keys[512];
+        keys_of(section, keys, sizeof keys);
+        return pl_fail("%s: [%s] %s: unknown key (keys of [%s]: %s)", origin, section, key, section, keys);
+    }
+    if (rc->origin[i] && !allow_repeat)
+        return pl_fail("%s: [%s] %s: given twice (first at %s)", origin, section, key, rc->origin[i]);
+    free(rc->value[i]);
+    free(rc->origin[i]);
+    rc->value[i] = dupstr(value);
+    rc->origin[i] = dupstr(origin);
+    return rc->value[i] && rc->origin[i] ? PL_OK : PL_ERR;
+}
+
+static char *count_lines_reader(char *str, int num, void *stream)
+{
+    raw_config *rc = stream;
+    char *r = fgets(str, num, rc->fp);
+    if (r)
+        rc->line++;
+    return r;
+}
+
+static int on_ini_key(void *user, const char *section, const char *name, const char *value)
+{
+    raw_config *rc = user;
+    if (rc->failed)
+        return 1;
+    char origin[1100];
+    snprintf(origin, sizeof origin, "%s:%d", rc->file, rc->line);
+    if (set_raw(rc, origin, section, name, value, 0) != PL_OK) {
+        rc->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------ value parsers */
+
+static const char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+#define FAIL_KEY(i, ...) key_fail(rc, i, __VA_ARGS__)
+static int key_fail(const raw_config *rc, int i, const char *fmt, ...) PL_PRINTF(3, 4);
+static int key_fail(const raw_config *rc, int i, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return pl_fail("%s: [%s] %s: %s", rc->origin[i] ? rc->origin[i] : rc->file, KEYS[i].section, KEYS[i].key,
+                   what);
+}
+
+static int parse_long(const raw_config *rc, int i, long lo, long hi, long *out)
+{
+    const char *s = rc->value[i];
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (errno || end == s || *end || v < lo || v > hi)
+        return FAIL_KEY(i, "'%s' is not an integer in [%ld, %ld]", s, lo, hi);
+    *out = v;
+    return PL_OK;
+}
+
+static int parse_int(const raw_config *rc, int i, long lo, long hi, int *out)
+{
+    long v = 0;
+    if (parse_long(rc, i, lo, hi, &v) != PL_OK)
+        return PL_ERR;
+    *out = (int)v;
+    return PL_OK;
+}
+
+static int parse_u64(const raw_config *rc, int i, uint64_t *out)
+{
+    const char *s = rc->value[i];
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return FAIL_KEY(i, "'%s' is not a non-negative integer", s);
+    *out = (uint64_t)v;
+    return PL_OK;
+}
+
+static int parse_double(const raw_config *rc, int i, double lo, double hi, int lo_open, double *out)
+{
+    const char *s = rc->value[i];
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
+        return FAIL_KEY(i, "'%s' is not a number in %s%g, %g]", s, lo_open ? "(" : "[", lo, hi);
+    *out = v;
+    return PL_OK;
+}
+
+static int parse_bool(const raw_config *rc, int i, int *out)
+{
+    const char *s = rc->value[i];
+    if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1"))
+        *out = 1;
+    else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0"))
+        *out = 0;
+    else
+        return FAIL_KEY(i, "'%s' is not a boolean (true or false)", s);
+    return PL_OK;
+}
+
+/* Split VALUE on commas (and, when SPACES, whitespace) into at most MAX trimmed items. */
+static int split_list(const raw_config *rc, int i, int spaces, char **items, int max, int *n, char *buf,
+                      size_t bufsize)
+{
+    snprintf(buf, bufsize, "%s", rc->value[i]);
+    *n = 0;
+    const char *seps = spaces ? ", \t" : ",";
+    for (char *save = NULL, *tok = strtok_r(buf, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
+        char *t = (char *)trim(tok);
+        if (!*t)
+            continue;
+        if (*n == max)
+            return FAIL_KEY(i, "more than %d items", max);
+        items[(*n)++] = t;
+    }
+    if (*n == 0)
+        return FAIL_KEY(i, "empty list");
+    return PL_OK;
+}
+
+static int parse_enum_list(const raw_config *rc, int i, const char *const *names, int n_names, int *out, int *n)
+{
+    char buf[1024], *items[16];
+    if (split_list(rc, i, 1, items, 16, n, buf, sizeof buf) != PL_OK)
+        return PL_ERR;
+    for (int k = 0; k < *n; k++) {
+        int found = -1;
+        for (int j = 0; j < n_names; j++)
+            if (!strcmp(items[k], names[j]))
+                found = j;
+        if (found < 0) {
+            char allowed[256] = "";
+            for (int j = 0; j < n_names; j++)
+                snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "",
+                         names[j]);
+            return FAIL_KEY(i, "'%s' is not one of %s", items[k], allowed);
+        }
+        for (int j = 0; j < k; j++)
+            if (out[j] == found)
+                return FAIL_KEY(i, "'%s' is listed twice", items[k]);
+        out[k] = found;
+    }
+    return PL_OK;
+}
+
+static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
+{
+    char buf[4096], *items[PL_MAX_DIRECTIONS];
+    int n;
+    if (split_list(rc, i, 0, items, PL_MAX_DIRECTIONS, &n, buf, sizeof buf) != PL_OK)
+        return PL_ERR;
+    static const char *const names[] = {"isotropic", "cov_random", "real_other"};
+    for (int k = 0; k < n; k++) {
+        pl_direction_spec *d = &cfg->dirs[k];
+        const char *item = items[k];
+        d->kind = -1;
+        for (int j = 0; j < 3; j++)
+            if (!strcmp(item, names[j]))
+                d->kind = j;
+        if (d->kind >= 0) {
+            d->label = dupstr(item);
+        } else if (!strncmp(item, "file:", 5) && item[5]) {
+            d->kind = PL_DIR_FILE;
+            d->path = dupstr(item + 5);
+            if (!d->path)
+                return PL_ERR;
+            char *hash = strchr(d->path, '#');
+            if (hash) {
+                *hash = '\0';
+                d->tensor = dupstr(hash + 1);
+                if (!d->tensor[0] || !d->path[0])
+                    return FAIL_KEY(i, "'%s': expected file:PATH or file:PATH#TENSOR", item);
+            }
+            const char *base = strrchr(d->path, '/');
+            base = base ? base + 1 : d->path;
+            size_t len = strlen(base) + (d->tensor ? strlen(d->tensor) + 1 : 0) + 6;
+            d->label = pl_malloc(len, "direction label");
+            if (!d->label)
+                return PL_ERR;
+            snprintf(d->label, len, "file:%s%s%s", base, d->tensor ? "#" : "", d->tensor ? d->tensor : "");
+        } else {
+            return FAIL_KEY(i, "'%s' is not one of isotropic, cov_random, real_other, file:PATH", item);
+        }
+        if (!d->label)
+            return PL_ERR;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(cfg->dirs[j].label, d->label))
+                return FAIL_KEY(i, "'%s' is listed twice", d->label);
+        cfg->n_dirs = k + 1;
+    }
+    return PL_OK;
+}
+
+static int parse_quantiles(const raw_config *rc, int i, pl_sweep_config *cfg)
+{
+    char buf[1024], *items[PL_MAX_QUANTILES];
+    int n;
+    if (split_list(rc, i, 1, items, PL_MAX_QUANTILES, &n, buf, sizeof buf) != PL_OK)
+        return PL_ERR;
+    for (int k = 0; k < n; k++) {
+        char *end;
+        errno = 0;
+        double q = strtod(items[k], &end);
+        if (errno || end == items[k] || *end || !(q >= 0.0 && q <= 1.0))
+            return FAIL_KEY(i, "'%s' is not a number in [0, 1]", items[k]);
+        if (k > 0 && !(q > cfg->quantiles[k - 1]))
+            return FAIL_KEY(i, "quantiles must be strictly increasing ('%s' after %g)", items[k],
+                            cfg->quantiles[k - 1]);
+        cfg->quantiles[k] = q;
+    }
+    cfg->n_quantiles = n;
+    return PL_OK;
+}
+
+static int parse_string(const raw_config *rc, int i, char **out)
+{
+    if (!rc->value[i][0])
+        return FAIL_KEY(i, "empty value");
+    *out = dupstr(rc->value[i]);
+    return *out ? PL_OK : PL_ERR;
+}
+
+/* ------------------------------------------------------------ load */
+
+static int K(const char *section, const char *key) { return find_key(section, key); }
+
+static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
+{
+    int i;
+    /* [model] */
+    i = K("model", "path");
+    if (!rc->value[i])
+        return pl_fail("%s: [model] path: missing (the model dir, e.g. models/gpt2)", rc->file);
+    if (parse_string(rc, i, &cfg->model_path) != PL_OK)
+        return PL_ERR;
+    /* [data] */
+    i = K("data", "prompts");
+    if (!rc->value[i])
+        return pl_fail("%s: [data] prompts: missing (a .jsonl, .txt or uint16 .bin file)", rc->file);
+    if (parse_string(rc, i, &cfg->data_path) != PL_OK)
+        return PL_ERR;
+    static const char *const formats[] = {"auto", "jsonl", "text", "bin"};
+    int n, fmt[4];
+    if (parse_enum_list(rc, K("data", "format"), formats, 4, fmt, &n) != PL_OK)
+        return PL_ERR;
+    if (n != 1)
+        return FAIL_KEY(K("data", "format"), "expected one of auto, jsonl, text, bin");
+    cfg->data_format = fmt[0];
+    if (parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
+        parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
+        parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK)
+        return PL_ERR;
+    /* [perturb] */
+    if (parse_string(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
+        parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK)
+        return PL_ERR;
+    static const char *const bases[] = {"real", "synthetic"};
+    if (parse_enum_list(rc, K("perturb", "bases"), bases, 2, cfg->bases, &cfg->n_bases) != PL_OK ||
+        parse_directions(rc, K("perturb", "directions"), cfg) != PL_OK ||
+        parse_int(rc, K("perturb", "n_directions"), 1, 1000000, &cfg->n_directions) != PL_OK ||
+        parse_int(rc, K("perturb", "steps"), 2, 100000, &cfg->steps) != PL_OK ||
+        parse_double(rc, K("perturb", "alpha_max"), 0.0, 1e6, 1, &cfg->alpha_max) != PL_OK)
+        return PL_ERR;
+    static const char *const modes[] = {"to_target", "fixed_norm"};
+    int mode[2];
+    if (parse_enum_list(rc, K("perturb", "step_mode"), modes, 2, mode, &n) != PL_OK)
+        return PL_ERR;
+    if (n != 1)
+        return FAIL_KEY(K("perturb", "step_mode"), "expected one of to_target, fixed_norm");
+    cfg->step_mode = mode[0];
+    if (parse_int(rc, K("perturb", "cov_prompts"), 2, 10000000, &cfg->cov_prompts) != PL_OK)
+        return PL_ERR;
+    /* [readout] */
+    static const char *const metrics[] = {"kl", "jsd", "l2", "cosine"};
+    if (parse_enum_list(rc, K("readout", "metrics"), metrics, 4, cfg->metrics, &cfg->n_metrics) != PL_OK)
+        return PL_ERR;
+    i = K("readout", "read_hook");
+    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->read_hook) != PL_OK)
+        return PL_ERR;
+    if (parse_double(rc, K("readout", "onset_threshold"), 0.0, 1.0, 1, &cfg->onset_threshold) != PL_OK)
+        return PL_ERR;
+    /* [output] */
+    i = K("output", "path");
+    if (output) {
+        cfg->output_path = dupstr(output);
+    } else if (rc->value[i] && rc->value[i][0]) {
+        cfg->output_path = dupstr(rc->value[i]);
+    } else {
+        /* default: <config stem>.nc in the current directory */
+        const char *base = strrchr(rc->file, '/');
+        base = base ? base + 1 : rc->file;
+        size_t len = strlen(base);
+        if (len > 4 && !strcmp(base + len - 4, ".ini"))
+            len -= 4;
+        cfg->output_path = pl_malloc(len + 4, "output path");
+        if (cfg->output_path)
+            snprintf(cfg->output_path, len + 4, "%.*s.nc", (int)len, base);
+    }
+    if (!cfg->output_path)
+        return PL_ERR;
+    if (parse_bool(rc, K("output", "raw_curves"), &cfg->raw_curves) != PL_OK ||
+        parse_quantiles(rc, K("output", "quantiles"), cfg) != PL_OK)
+        return PL_ERR;
+    /* [run] */
+    if (parse_u64(rc, K("run", "seed"), &cfg->seed) != PL_OK ||
+        parse_double(rc, K("run", "checkpoint_every"), 0.0, 1e9, 1, &cfg->checkpoint_every) != PL_OK ||
+        parse_double(rc, K("run", "worker_timeout"), 0.0, 1e9, 1, &cfg->worker_timeout) != PL_OK)
+        return PL_ERR;
+    i = K("run", "checkpoint");
+    if (rc->value[i] && rc->value[i][0])
+        cfg->checkpoint_path = dupstr(rc->value[i]);
+    else
+        cfg->checkpoint_path = fmt_alloc("%s.ckpt", cfg->output_path, 0);
+    if (!cfg->checkpoint_path)
+        return PL_ERR;
+
+    /* Cross-key checks. */
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (cfg->dirs[d].kind == PL_DIR_REAL_OTHER && cfg->n_prompts < 2)
+            return FAIL_KEY(K("data", "n_prompts"), "real_other needs at least 2 prompts");
+    return PL_OK;
+}
+
+int pl_sweep_config_load(pl_sweep_config *cfg, const char *path, char *const *sets, int n_sets, const char *output)
+{
+    memset(cfg, 0, sizeof *cfg);
+    raw_config rc = {0};
+    rc.file = path;
+    int status = PL_ERR;
+    cfg->file = dupstr(path);
+    rc.fp = fopen(path, "r");
+    if (!rc.fp) {
+        pl_fail("%s: cannot open config: %s", path, strerror(errno));
+        goto done;
+    }
+    int bad_line = ini_parse_stream(count_lines_reader, &rc, on_ini_key, &rc);
+    fclose(rc.fp);
+    if (rc.failed)
+        goto done;
+    if (bad_line > 0) {
+        pl_fail("%s:%d: syntax error (expected [section] or key = value)", path, bad_line);
+        goto done;
+    }
+    if (bad_line < 0) {
+        pl_fail("%s: cannot read config", path);
+        goto done;
+    }
+    for (int s = 0; s < n_sets; s++) {
+        char origin[1100];
+        snprintf(origin, sizeof origin, "--set %s", sets[s]);
+        const char *eq = strchr(sets[s], '='), *dot = strchr(sets[s], '.');
+        if (!eq || !dot || dot > eq || dot == sets[s] || dot + 1 == eq) {
+            pl_fail("%s: expected --set section.key=value", origin);
+            goto done;
+        }
+        char section[256], key[256];
+        snprintf(section, sizeof section, "%.*s", (int)(dot - sets[s]), sets[s]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        char *value = dupstr(eq + 1);
+        int rcode = value ? set_raw(&rc, origin, section, key, trim(value), 1) : PL_ERR;
+        free(value);
+        if (rcode != PL_OK)
+            goto done;
+    }
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!rc.value[i] && KEYS[i].def[0]) {
+            rc.value[i] = dupstr(KEYS[i].def);
+            if (!rc.value[i])
+                goto done;
+        }
+    }
+    status = convert(&rc, cfg, output);
+    for (int i = 0; i < N_KEYS && i < 64; i++) {
+        cfg->origin[i] = rc.origin[i];
+        rc.origin[i] = NULL;
+    }
+done:
+    for (int i = 0; i < N_KEYS; i++) {
+        free(rc.value[i]);
+        free(rc.origin[i]);
+    }
+    if (status != PL_OK)
+        pl_sweep_config_free(cfg);
+    return status;
+}
+
+void pl_sweep_config_free(pl_sweep_config *cfg)
+{
+    free(cfg->file);
+    free(cfg->model_path);
+    free(cfg->data_path);
+    free(cfg->hook);
+    for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
+        free(cfg->dirs[d].label);
+        free(cfg->dirs[d].path);
+        free(cfg->dirs[d].tensor);
+    }
+    free(cfg->read_hook);
+    free(cfg->output_path);
+    free(cfg->checkpoint_path);
+    for (int i = 0; i < 64; i++)
+        free(cfg->origin[i]);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static const char *origin_of(const pl_sweep_config *cfg, const char *section, const char *key)
+{
+    int i = find_key(section, key);
+    return cfg->origin[i] ? cfg->origin[i] : cfg->file;
+}
+
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *resid_index, int *read_index,
+                            int *pos)
+{
+    if (pl_hook_parse(mcfg, cfg->hook, resid_index) != PL_OK)
+        return pl_fail_prefix("%s: [perturb] hook", origin_of(cfg, "perturb", "hook"));
+    if (*resid_index >= mcfg->n_layer)
+        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)",
+                       origin_of(cfg, "perturb", "hook"), cfg->hook);
+    if (!cfg->read_hook) {
+        char name[64];
+        snprintf(name, sizeof name, "blocks.%d.hook_resid_post", mcfg->n_layer - 1);
+        cfg->read_hook = dupstr(name);
+        if (!cfg->read_hook)
+            return PL_ERR;
+    }
+    if (pl_hook_parse(mcfg, cfg->read_hook, read_index) != PL_OK)
+        return pl_fail_prefix("%s: [readout] read_hook", origin_of(cfg, "readout", "read_hook"));
+    if (cfg->n_ctx > mcfg->n_ctx)
+        return pl_fail("%s: [data] n_ctx: %d is more than the model's %d positions",
+                       origin_of(cfg, "data", "n_ctx"), cfg->n_ctx, mcfg->n_ctx);
+    int p = cfg->position < 0 ? cfg->n_ctx + cfg->position : cfg->position;
+    if (p < 0 || p >= cfg->n_ctx)
+        return pl_fail("%s: [perturb] position: %d is outside the prompt (n_ctx = %d: 0..%d, or -1..-%d)",
+                       origin_of(cfg, "perturb", "position"), cfg->position, cfg->n_ctx, cfg->n_ctx - 1,
+                       cfg->n_ctx);
+    *pos = p;
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------ resolved text */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+static void sb_printf(strbuf *sb, const char *fmt, ...) PL_PRINTF(2, 3);
+static void sb_printf(strbuf *sb, const char *fmt, ...)
+{
+    if (sb->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(sb->buf ? sb->buf + sb->len : NULL, sb->buf ? sb->cap - sb->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            sb->failed = 1;
+            return;
+        }
+        if (sb->buf && sb->len + (size_t)n < sb->cap) {
+            sb->len += (size_t)n;
+            return;
+        }
+        size_t cap = (sb->cap ? sb->cap * 2 : 1024) + (size_t)n;
+        char *nb = realloc(sb->buf, cap);
+        if (!nb) {
+            sb->failed = 1;
+            return;
+        }
+        sb->buf = nb;
+        sb->cap = cap;
+    }
+}
+
+/* The shortest %g that reads back as the same double (0.1, not 0.10000000000000001). */
+static void sb_double(strbuf *sb, double v)
+{
+    char text[64];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(text, sizeof text, "%.*g", prec, v);
+        if (strtod(text, NULL) == v)
+            break;
+    }
+    sb_printf(sb, "%s", text);
+}
+
+static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
+{
+    static const char *const base_names[] = {"real", "synthetic"};
+    static const char *const metric_names[] = {"kl", "jsd", "l2", "cosine"};
+    static const char *const format_names[] = {"auto", "jsonl", "text", "bin"};
+    const char *s = KEYS[i].section, *k = KEYS[i].key;
+#define IS(a, b) (!strcmp(s, a) && !strcmp(k, b))
+    if (IS("model", "path"))
+        sb_printf(sb, "%s", cfg->model_path);
+    else if (IS("data", "prompts"))
+        sb_printf(sb, "%s", cfg->data_path);
+    else if (IS("data", "format"))
+        sb_printf(sb, "%s", format_names[cfg->data_format]);
+    else if (IS("data", "n_prompts"))
+        sb_printf(sb, "%d", cfg->n_prompts);
+    else if (IS("data", "n_ctx"))
+        sb_printf(sb, "%d", cfg->n_ctx);
+    else if (IS("data", "seed"))
+        sb_printf(sb, "%llu", (unsigned long long)cfg->data_seed);
+    else if (IS("perturb", "hook"))
+        sb_printf(sb, "%s", cfg->hook);
+    else if (IS("perturb", "position"))
+        sb_printf(sb, "%d", cfg->position);
+    else if (IS("perturb", "bases"))
+        for (int j = 0; j < cfg->n_bases; j++)
+            sb_printf(sb, "%s%s", j ? ", " : "", base_names[cfg->bases[j]]);
+    else if (IS("perturb", "directions"))
+        for (int j = 0; j < cfg->n_dirs; j++) {
+            const pl_direction_spec *d = &cfg->dirs[j];
+            if (d->kind == PL_DIR_FILE)
+                sb_printf(sb, "%sfile:%s%s%s", j ? ", " : "", d->path, d->tensor ? "#" : "",
+                          d->tensor ? d->tensor : "");
+            else
+                sb_printf(sb, "%s%s", j ? ", " : "", d->label);
+        }
+    else if (IS("perturb", "n_directions"))
+        sb_printf(sb, "%d", cfg->n_directions);
+    else if (IS("perturb", "steps"))
+        sb_printf(sb, "%d", cfg->steps);
+    else if (IS("perturb", "alpha_max"))
+        sb_double(sb, cfg->alpha_max);
+    else if (IS("perturb", "step_mode"))
+        sb_printf(sb, "%s", cfg->step_mode == PL_STEP_TO_TARGET ? "to_target" : "fixed_norm");
+    else if (IS("perturb", "cov_prompts"))
+        sb_printf(sb, "%d", cfg->cov_prompts);
+    else if (IS("readout", "metrics"))
+        for (int j = 0; j < cfg->n_metrics; j++)
+            sb_printf(sb, "%s%s", j ? ", " : "", metric_names[cfg->metrics[j]]);
+    else if (IS("readout", "read_hook"))
+        sb_printf(sb, "%s", cfg->read_hook ? cfg->read_hook : "");
+    else if (IS("readout", "onset_threshold"))
+        sb_double(sb, cfg->onset_threshold);
+    else if (IS("output", "path"))
+        sb_printf(sb, "%s", cfg->output_path);
+    else if (IS("output", "raw_curves"))
+        sb_printf(sb, "%s", cfg->raw_curves ? "true" : "false");
+    else if (IS("output", "quantiles"))
+        for (int j = 0; j < cfg->n_quantiles; j++)
+        {
+            sb_printf(sb, "%s", j ? ", " : "");
+            sb_double(sb, cfg->quantiles[j]);
+        }
+    else if (IS("run", "seed"))
+        sb_printf(sb, "%llu", (unsigned long long)cfg->seed);
+    else if (IS("run", "checkpoint_every"))
+        sb_double(sb, cfg->checkpoint_every);
+    else if (IS("run", "checkpoint"))
+        sb_printf(sb, "%s", cfg->checkpoint_path);
+    else if (IS("run", "worker_timeout"))
+        sb_double(sb, cfg->worker_timeout);
+#undef IS
+}
+
+char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only)
+{
+    strbuf sb = {0};
+    const char *section = "";
+    for (int i = 0; i < N_KEYS; i++) {
+        if (hashed_only && !KEYS[i].hashed)
+            continue;
+        if (strcmp(section, KEYS[i].section)) {
+            sb_printf(&sb, "%s[%s]\n", section[0] ? "\n" : "", KEYS[i].section);
+            section = KEYS[i].section;
+        }
+        sb_printf(&sb, "%s = ", KEYS[i].key);
+        print_value(&sb, cfg, i);
+        sb_printf(&sb, "\n");
+    }
+    if (sb.failed) {
+        free(sb.buf);
+        pl_fail("out of memory (config text)");
+        return NULL;
+    }
+    return sb.buf;
+}

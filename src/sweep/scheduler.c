@@ -1,0 +1,780 @@
+/* The MPI scheduler (the only file of plateau that talks MPI).
+ *
+ * Phases, every rank: parse the config, load the model, get the prompts from rank 0, run the clean
+ * forwards of a contiguous share of all prompts (sweep + covariance); rank 0 gathers the
+ * activations, fits mu and Sigma and broadcasts them. Then rank 0 hands out work units dynamically:
+ * each worker keeps up to QUEUE_DEPTH units queued so it never waits for rank 0, and gets units of
+ * the prompt it last worked on when there are any (its clean run is cached). Rank 0 computes units
+ * too, between rounds of messages, so one process does the whole job alone and two ranks are twice
+ * one.
+ *
+ * Faults: rank 0 tracks when it last heard from each worker. A worker with units outstanding that
+ * has been silent for worker_timeout + 2 x the longest gap seen so far (or the unit time estimated
+ * from the clean forwards) is declared lost: rank 0 names it and its unit, writes the checkpoint and
+ * aborts with PL_EXIT_FAULT. A signal (SIGTERM, SIGINT, SIGUSR1) on any rank makes rank 0 write the
+ * checkpoint at once, stop the workers, collect their last results, write it again, and every rank
+ * exits with PL_EXIT_PREEMPTED.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mpi.h>
+
+#include "plateau/error.h"
+#include "sweep_internal.h"
+
+enum { TAG_UNIT = 1, TAG_WORKER = 2 };
+enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE };
+#define QUEUE_DEPTH 3
+#define STOP_UNIT (-1L)
+#define MAX_ERROR_TEXT 2048
+
+static volatile sig_atomic_t g_signal = 0;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "a signal";
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 500000}; /* 0.5 ms: idle polling, far below a unit's time */
+    nanosleep(&ts, NULL);
+}
+
+typedef struct {
+    int rank, size;
+    int quiet;
+    pl_sweep_config cfg;
+    pl_model model;
+    int model_loaded;
+    pl_sweep sw;
+    char model_sha[65], data_sha[65];
+    char *config_text, *hashed_text;
+    char sigma_note[256];
+    double unit_estimate; /* seconds, from the clean forwards */
+} run_state;
+
+/* Every rank reports whether its step worked; on failure the failing ranks' messages are printed
+ * (rank 0's alone when it failed, so identical failures print once). Returns 1 when all succeeded. */
+static int all_ok(run_state *st, int ok)
+{
+    int *oks = malloc(sizeof(int) * st->size);
+    if (!oks) {
+        fprintf(stderr, "plateau: rank %d: out of memory\n", st->rank);
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    MPI_Allgather(&ok, 1, MPI_INT, oks, 1, MPI_INT, MPI_COMM_WORLD);
+    int all = 1;
+    for (int r = 0; r < st->size; r++)
+        all &= oks[r];
+    if (!all && !ok) {
+        if (st->rank == 0)
+            fprintf(stderr, "plateau: %s\n", pl_error());
+        else if (oks[0])
+            fprintf(stderr, "plateau: rank %d: %s\n", st->rank, pl_error());
+    }
+    free(oks);
+    return all;
+}
+
+static void unit_name(const pl_sweep *sw, long u, char *out, size_t size)
+{
+    static const char *const base_names[] = {"real", "synthetic"};
+    pl_unit_id id = pl_unit_decode(sw, u);
+    snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
+             base_names[sw->cfg->bases[id.b]], sw->cfg->dirs[id.d].label, id.s);
+}
+
+/* ------------------------------------------------------------ setup */
+
+static int setup(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                 const pl_run_options *opt)
+{
+    pl_sweep *sw = &st->sw;
+    int ok = pl_sweep_config_load(&st->cfg, config_path, sets, n_sets, output) == PL_OK;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    ok = pl_model_load(&st->model, st->cfg.model_path) == PL_OK;
+    if (ok)
+        st->model_loaded = 1;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    const pl_config *mc = &st->model.cfg;
+    sw->cfg = &st->cfg;
+    sw->model = &st->model;
+    sw->naive = opt->naive;
+    ok = pl_sweep_config_resolve(&st->cfg, mc, &sw->resid_index, &sw->read_index, &sw->pos) == PL_OK;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    sw->C = mc->n_embd;
+    sw->V = mc->n_vocab;
+    sw->T = st->cfg.n_ctx;
+    sw->P = st->cfg.n_prompts;
+    sw->S = st->cfg.n_directions;
+    sw->NB = st->cfg.n_bases;
+    sw->ND = st->cfg.n_dirs;
+    sw->NM = st->cfg.n_metrics;
+    sw->steps = st->cfg.steps;
+    sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
+
+    /* prompts: rank 0 reads and tokenises, everyone gets the ids */
+    int n_all = sw->P + st->cfg.cov_prompts, T = sw->T, C = sw->C;
+    int *tokens = NULL;
+    ok = 1;
+    if (st->rank == 0)
+        ok = pl_data_load(&st->cfg, sw->V, &tokens, !st->quiet) == PL_OK;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    MPI_Bcast(&st->cfg.data_format, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (st->rank != 0) {
+        tokens = pl_malloc(sizeof(int) * (size_t)n_all * T, "prompt tokens");
+        if (!tokens) {
+            fprintf(stderr, "plateau: rank %d: %s\n", st->rank, pl_error());
+            MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+        }
+    }
+    MPI_Bcast(tokens, n_all * T, MPI_INT, 0, MPI_COMM_WORLD);
+
+    ok = pl_sweep_setup_grid(sw) == PL_OK && pl_sweep_load_file_directions(sw) == PL_OK;
+    if (!all_ok(st, ok)) {
+        free(tokens);
+        return PL_EXIT_INPUT;
+    }
+
+    /* clean forwards: rank r takes prompts [lo, hi) of the n_all, in order */
+    int lo = (int)((long)n_all * st->rank / st->size), hi = (int)((long)n_all * (st->rank + 1) / st->size);
+    float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo) * C, "activations");
+    ok = mine != NULL;
+    double t0 = now_seconds();
+    for (int i = lo; i < hi && ok; i++) {
+        pl_run run;
+        if (pl_forward(&st->model, tokens + (size_t)i * T, T, &run) != PL_OK) {
+            ok = 0;
+            break;
+        }
+        memcpy(mine + (size_t)(i - lo) * C, run.resid + ((size_t)sw->resid_index * T + sw->pos) * C,
+               sizeof(float) * C);
+        pl_run_free(&run);
+    }
+    double t_fwd = hi > lo ? (now_seconds() - t0) / (hi - lo) : 0.0;
+    if (!all_ok(st, ok)) {
+        free(tokens);
+        free(mine);
+        return PL_EXIT_INPUT;
+    }
+    float *all = NULL;
+    int *counts = NULL, *displs = NULL;
+    if (st->rank == 0) {
+        all = pl_malloc(sizeof(float) * (size_t)n_all * C, "activations");
+        counts = malloc(sizeof(int) * st->size);
+        displs = malloc(sizeof(int) * st->size);
+        if (!all || !counts || !displs) {
+            fprintf(stderr, "plateau: out of memory (activations)\n");
+            MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+        }
+        for (int r = 0; r < st->size; r++) {
+            int a = (int)((long)n_all * r / st->size), b = (int)((long)n_all * (r + 1) / st->size);
+            counts[r] = (b - a) * C;
+            displs[r] = a * C;
+        }
+    }
+    MPI_Gatherv(mine, (hi - lo) * C, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    free(mine);
+    free(counts);
+    free(displs);
+
+    sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * C, "real activations");
+    sw->mu = pl_malloc(sizeof(double) * C, "mu");
+    sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
+    ok = sw->real_act && sw->mu && sw->chol;
+    if (ok && st->rank == 0) {
+        memcpy(sw->real_act, all, sizeof(float) * (size_t)sw->P * C);
+        ok = pl_fit_gaussian(all + (size_t)sw->P * C, st->cfg.cov_prompts, C, sw->mu, sw->chol, &sw->trace,
+                             &sw->pd) == PL_OK;
+        if (ok && sw->pd.n_raised > 0)
+            snprintf(st->sigma_note, sizeof st->sigma_note,
+                     "%d of %d eigenvalues raised to %.3g (smallest was %.3g); relative Frobenius change %.3g",
+                     sw->pd.n_raised, C, sw->pd.floor, sw->pd.min_eig, sw->pd.rel_change);
+        else if (ok && sw->pd.n_raised < 0)
+            snprintf(st->sigma_note, sizeof st->sigma_note,
+                     "rebuilt from its eigendecomposition (Cholesky failed on rounding); relative Frobenius "
+                     "change %.3g",
+                     sw->pd.rel_change);
+        if (ok && st->sigma_note[0] && !st->quiet)
+            fprintf(stderr, "plateau: Sigma (%d prompts at %s) was not positive definite: %s\n",
+                    st->cfg.cov_prompts, st->cfg.hook, st->sigma_note);
+    }
+    free(all);
+    sw->tokens = tokens; /* the sweep's prompts are the first P rows */
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    MPI_Bcast(sw->real_act, sw->P * C, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(sw->mu, C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(sw->chol, C * C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&sw->trace, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+
+    /* a unit is about steps patched rows (or full forwards) plus one clean forward */
+    double per = opt->naive ? sw->steps
+                            : 1.0 + sw->steps * pl_patch_flops(mc, T, sw->resid_index, sw->pos) /
+                                        pl_forward_flops(mc, T);
+    st->unit_estimate = t_fwd * per;
+    MPI_Bcast(&st->unit_estimate, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+
+    /* identity of what the checkpoint holds */
+    ok = 1;
+    if (st->rank == 0) {
+        st->config_text = pl_sweep_config_text(&st->cfg, 0);
+        st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
+        ok = st->config_text && st->hashed_text && pl_model_file_sha256(&st->model, st->model_sha) == PL_OK;
+        if (ok) {
+            /* the tokens of every selected prompt, sweep and covariance */
+            pl_sha256_hex(tokens, sizeof(int) * (size_t)n_all * T, st->data_sha);
+        }
+    }
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    return PL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ unit hand-out (rank 0) */
+
+typedef struct {
+    const pl_sweep *sw;
+    long per_prompt;     /* units per prompt: NB * ND * S (contiguous) */
+    long *cursor;        /* [P] next unit of the prompt not yet handed out */
+    unsigned char *started; /* [P] some unit of the prompt went out */
+    int next_fresh;      /* prompts below this are all started */
+    long remaining;      /* units not handed out */
+} dispenser;
+
+static void skip_done(dispenser *ds, const unsigned char *done, int p)
+{
+    long end = (p + 1) * ds->per_prompt;
+    while (ds->cursor[p] < end && done[ds->cursor[p]])
+        ds->cursor[p]++;
+}
+
+static int dispenser_init(dispenser *ds, const pl_sweep *sw, const unsigned char *done)
+{
+    ds->sw = sw;
+    ds->per_prompt = (long)sw->NB * sw->ND * sw->S;
+    ds->cursor = malloc(sizeof(long) * sw->P);
+    ds->started = calloc((size_t)sw->P, 1);
+    if (!ds->cursor || !ds->started)
+        return pl_fail("out of memory (unit dispenser)");
+    ds->next_fresh = 0;
+    ds->remaining = 0;
+    for (int p = 0; p < sw->P; p++) {
+        ds->cursor[p] = p * ds->per_prompt;
+        for (long u = p * ds->per_prompt; u < (p + 1) * ds->per_prompt; u++)
+            ds->remaining += !done[u];
+        skip_done(ds, done, p);
+    }
+    return PL_OK;
+}
+
+static void dispenser_free(dispenser *ds)
+{
+    free(ds->cursor);
+    free(ds->started);
+}
+
+/* The next unit for a rank whose last prompt was LAST (-1: none), or -1 when all are out. */
+static long dispenser_next(dispenser *ds, const unsigned char *done, int last)
+{
+    if (ds->remaining == 0)
+        return -1;
+    const pl_sweep *sw = ds->sw;
+    int p = -1;
+    if (last >= 0 && ds->cursor[last] < (last + 1) * ds->per_prompt)
+        p = last;
+    while (p < 0 && ds->next_fresh < sw->P) {
+        int q = ds->next_fresh++;
+        if (!ds->started[q] && ds->cursor[q] < (q + 1) * ds->per_prompt)
+            p = q;
+    }
+    for (int q = 0; p < 0 && q < sw->P; q++) /* the tail: share a prompt someone else started */
+        if (ds->cursor[q] < (q + 1) * ds->per_prompt)
+            p = q;
+    long u = ds->cursor[p]++;
+    ds->started[p] = 1;
+    skip_done(ds, done, p);
+    ds->remaining--;
+    return u;
+}
+
+/* ------------------------------------------------------------ rank 0 */
+
+typedef struct {
+    long queue[QUEUE_DEPTH]; /* outstanding units, oldest first */
+    int n_out;
+    int last_prompt;
+    double last_heard;
+    int stopped;          /* BYE received */
+} worker_info;
+
+typedef struct {
+    run_state *st;
+    pl_results res;
+    dispenser ds;
+    worker_info *w;       /* [size]; w[0] is rank 0 itself */
+    double gap_max;       /* longest silence of a working worker so far */
+    int draining;         /* STOP sent: every worker owes a BYE */
+    long done_session;    /* units completed in this process's lifetime */
+    double t_start, t_ckpt, t_progress;
+    unsigned char *buf;
+    size_t buf_size;
+} master;
+
+static int checkpoint_now(master *ms, const char *why)
+{
+    run_state *st = ms->st;
+    if (pl_checkpoint_write(st->cfg.checkpoint_path, &ms->res, st->hashed_text, st->model_sha, st->data_sha) !=
+        PL_OK) {
+        fprintf(stderr, "plateau: %s\n", pl_error());
+        return PL_ERR;
+    }
+    ms->t_ckpt = now_seconds();
+    if (why && !st->quiet)
+        fprintf(stderr, "plateau: checkpoint %s written (%ld/%ld units; %s)\n", st->cfg.checkpoint_path,
+                ms->res.n_done, st->sw.n_units, why);
+    return PL_OK;
+}
+
+static void format_duration(double s, char *out, size_t size)
+{
+    if (!isfinite(s) || s < 0)
+        snprintf(out, size, "?");
+    else if (s < 60)
+        snprintf(out, size, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(out, size, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(out, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+static double evals_per_second(const master *ms)
+{
+    double dt = now_seconds() - ms->t_start;
+    return dt > 0 ? ms->done_session * (double)ms->st->sw.steps / dt : 0.0;
+}
+
+static void progress(master *ms, int final)
+{
+    run_state *st = ms->st;
+    double t = now_seconds();
+    if (st->quiet || (!final && t - ms->t_progress < 5.0))
+        return;
+    ms->t_progress = t;
+    double rate = evals_per_second(ms) / st->sw.steps;
+    char eta[32];
+    format_duration(rate > 0 ? (st->sw.n_units - ms->res.n_done) / rate : NAN, eta, sizeof eta);
+    fprintf(stderr, "plateau: %ld/%ld units (%.1f%%), %.0f evals/s, ETA %s\n", ms->res.n_done, st->sw.n_units,
+            100.0 * ms->res.n_done / st->sw.n_units, evals_per_second(ms), eta);
+}
+
+static void store_result(master *ms, long u, const float *curves)
+{
+    const pl_sweep *sw = &ms->st->sw;
+    if (u < 0 || u >= sw->n_units || ms->res.done[u])
+        return;
+    memcpy(ms->res.curves + (size_t)u * sw->NM * sw->steps, curves, sizeof(float) * sw->NM * sw->steps);
+    ms->res.done[u] = 1;
+    ms->res.n_done++;
+    ms->done_session++;
+}
+
+static void send_unit(master *ms, int r, long u)
+{
+    worker_info *wi = &ms->w[r];
+    if (wi->n_out == 0)
+        wi->last_heard = now_seconds(); /* the silence clock starts when it has work */
+    wi->queue[wi->n_out++] = u;
+    wi->last_prompt = pl_unit_decode(&ms->st->sw, u).p;
+    int64_t msg = u;
+    MPI_Send(&msg, 1, MPI_INT64_T, r, TAG_UNIT, MPI_COMM_WORLD);
+}
+
+static void fill_worker(master *ms, int r)
+{
+    while (ms->w[r].n_out < QUEUE_DEPTH) {
+        long u = dispenser_next(&ms->ds, ms->res.done, ms->w[r].last_prompt);
+        if (u < 0)
+            break;
+        send_unit(ms, r, u);
+    }
+}
+
+/* Abort the job: a worker failed or went silent. The checkpoint keeps every completed unit. */
+static void fault(master *ms, const char *what)
+{
+    fprintf(stderr, "plateau: %s\n", what);
+    if (checkpoint_now(ms, NULL) == PL_OK)
+        fprintf(stderr, "plateau: checkpoint %s holds %ld/%ld units; fix the cause and run again with --resume\n",
+                ms->st->cfg.checkpoint_path, ms->res.n_done, ms->st->sw.n_units);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    _exit(PL_EXIT_FAULT);
+}
+
+/* Handle every message waiting from the workers. Returns the first signal a worker reported. */
+static int poll_workers(master *ms, int *progressed)
+{
+    run_state *st = ms->st;
+    const pl_sweep *sw = &st->sw;
+    int signalled = 0;
+    for (;;) {
+        int flag = 0;
+        MPI_Status status;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_WORKER, MPI_COMM_WORLD, &flag, &status);
+        if (!flag)
+            break;
+        int r = status.MPI_SOURCE, n;
+        MPI_Get_count(&status, MPI_BYTE, &n);
+        if ((size_t)n > ms->buf_size || n < 16) {
+            char what[128];
+            snprintf(what, sizeof what, "rank %d sent a malformed message (%d bytes)", r, n);
+            fault(ms, what);
+        }
+        MPI_Recv(ms->buf, n, MPI_BYTE, r, TAG_WORKER, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        int64_t kind, unit;
+        memcpy(&kind, ms->buf, 8);
+        memcpy(&unit, ms->buf + 8, 8);
+        worker_info *wi = &ms->w[r];
+        double t = now_seconds();
+        if (wi->n_out > 0 && t - wi->last_heard > ms->gap_max)
+            ms->gap_max = t - wi->last_heard;
+        wi->last_heard = t;
+        *progressed = 1;
+        if (kind == MSG_RESULT) {
+            /* units come back in the order they were sent */
+            if (wi->n_out > 0 && wi->queue[0] == unit) {
+                memmove(wi->queue, wi->queue + 1, sizeof(long) * (wi->n_out - 1));
+                wi->n_out--;
+            }
+            store_result(ms, (long)unit, (const float *)(ms->buf + 16));
+        } else if (kind == MSG_ERROR) {
+            char name[256], what[MAX_ERROR_TEXT + 512];
+            unit_name(sw, (long)unit, name, sizeof name);
+            ms->buf[n - 1] = '\0';
+            snprintf(what, sizeof what, "rank %d failed on %s: %s", r, name, (const char *)(ms->buf + 16));
+            fault(ms, what);
+        } else if (kind == MSG_SIGNALLED) {
+            signalled = (int)unit;
+        } else if (kind == MSG_BYE) {
+            wi->stopped = 1;
+        }
+    }
+    return signalled;
+}
+
+/* A worker with work outstanding that has been silent too long is lost. */
+static void check_timeouts(master *ms)
+{
+    run_state *st = ms->st;
+    double t = now_seconds();
+    double slow = ms->gap_max > st->unit_estimate ? ms->gap_max : st->unit_estimate;
+    double limit = st->cfg.worker_timeout + 2.0 * slow;
+    for (int r = 1; r < st->size; r++) {
+        worker_info *wi = &ms->w[r];
+        if (!wi->stopped && (wi->n_out > 0 || ms->draining) && t - wi->last_heard > limit) {
+            char name[256], what[512];
+            if (wi->n_out > 0)
+                unit_name(&st->sw, wi->queue[0], name, sizeof name);
+            else
+                snprintf(name, sizeof name, "no unit (stopping)");
+            snprintf(what, sizeof what,
+                     "rank %d stopped answering: no message for %.1f s (limit %.1f s = worker_timeout %.1f s + 2 x "
+                     "the slowest unit %.2f s) while computing %s",
+                     r, t - wi->last_heard, limit, st->cfg.worker_timeout, slow, name);
+            fault(ms, what);
+        }
+    }
+}
+
+static void describe_outstanding(master *ms)
+{
+    for (int r = 1; r < ms->st->size; r++)
+        if (ms->w[r].n_out > 0) {
+            char name[256];
+            unit_name(&ms->st->sw, ms->w[r].queue[0], name, sizeof name);
+            fprintf(stderr, "plateau: rank %d was computing %s\n", r, name);
+        }
+}
+
+static int run_master(run_state *st, const pl_run_options *opt)
+{
+    master ms;
+    memset(&ms, 0, sizeof ms);
+    ms.st = st;
+    pl_sweep *sw = &st->sw;
+    int code = PL_EXIT_OK;
+    if (pl_results_init(&ms.res, sw) != PL_OK) {
+        fprintf(stderr, "plateau: %s\n", pl_error());
+        return PL_EXIT_FAULT;
+    }
+    if (opt->resume) {
+        if (access(st->cfg.checkpoint_path, F_OK) != 0) {
+            if (!st->quiet)
+                fprintf(stderr, "plateau: --resume: no checkpoint at %s; starting from the beginning\n",
+                        st->cfg.checkpoint_path);
+        } else if (pl_checkpoint_read(st->cfg.checkpoint_path, &ms.res, st->hashed_text, st->model_sha,
+                                      st->data_sha) != PL_OK) {
+            fprintf(stderr, "plateau: %s\n", pl_error());
+            pl_results_free(&ms.res);
+            return PL_EXIT_INPUT;
+        } else if (!st->quiet) {
+            fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done\n", st->cfg.checkpoint_path,
+                    ms.res.n_done, sw->n_units);
+        }
+    }
+    ms.w = calloc((size_t)st->size, sizeof(worker_info));
+    ms.buf_size = 16 + sizeof(float) * (size_t)sw->NM * sw->steps + MAX_ERROR_TEXT;
+    ms.buf = malloc(ms.buf_size);
+    float *mine = malloc(sizeof(float) * (size_t)sw->NM * sw->steps);
+    if (!ms.w || !ms.buf || !mine || dispenser_init(&ms.ds, sw, ms.res.done) != PL_OK) {
+        fprintf(stderr, "plateau: out of memory (scheduler)\n");
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    for (int r = 0; r < st->size; r++)
+        ms.w[r].last_prompt = -1;
+    pl_unit_cache cache;
+    pl_unit_cache_init(&cache);
+    ms.t_start = ms.t_ckpt = ms.t_progress = now_seconds();
+    if (!st->quiet)
+        fprintf(stderr, "plateau: %ld units x %d steps on %d rank%s%s\n", sw->n_units - ms.res.n_done, sw->steps,
+                st->size, st->size > 1 ? "s" : "", opt->naive ? " (naive: full forward per step)" : "");
+
+    for (int r = 1; r < st->size; r++)
+        fill_worker(&ms, r);
+    int preempt = 0;
+    while (ms.res.n_done < sw->n_units) {
+        int progressed = 0;
+        int sig = poll_workers(&ms, &progressed);
+        if (!sig && g_signal)
+            sig = g_signal;
+        if (sig) {
+            preempt = sig;
+            break;
+        }
+        for (int r = 1; r < st->size; r++)
+            fill_worker(&ms, r);
+        check_timeouts(&ms);
+        /* rank 0's own share, one unit at a time so the workers are never kept waiting long */
+        long u = dispenser_next(&ms.ds, ms.res.done, ms.w[0].last_prompt);
+        if (u >= 0) {
+            ms.w[0].last_prompt = pl_unit_decode(sw, u).p;
+            if (pl_unit_eval(sw, &cache, u, mine) != PL_OK) {
+                char name[256], what[MAX_ERROR_TEXT + 512];
+                unit_name(sw, u, name, sizeof name);
+                snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, pl_error());
+                fault(&ms, what);
+            }
+            store_result(&ms, u, mine);
+            progressed = 1;
+        }
+        if (!progressed)
+            nap();
+        progress(&ms, 0);
+        if (now_seconds() - ms.t_ckpt >= st->cfg.checkpoint_every && ms.res.n_done < sw->n_units) {
+            if (checkpoint_now(&ms, "periodic") != PL_OK) {
+                code = PL_EXIT_INPUT;
+                break;
+            }
+        }
+    }
+    pl_unit_cache_free(&cache);
+    free(mine);
+
+    if (preempt) {
+        /* Write what we have first: the launcher may follow its signal with SIGKILL soon. */
+        char why[64];
+        snprintf(why, sizeof why, "%s received", signal_name(preempt));
+        fprintf(stderr, "plateau: %s: stopping\n", why);
+        describe_outstanding(&ms);
+        if (checkpoint_now(&ms, why) != PL_OK)
+            code = PL_EXIT_INPUT;
+    }
+    /* stop the workers and collect what they still had */
+    ms.draining = 1;
+    for (int r = 1; r < st->size; r++) {
+        int64_t stop = STOP_UNIT;
+        if (ms.w[r].n_out == 0)
+            ms.w[r].last_heard = now_seconds();
+        MPI_Send(&stop, 1, MPI_INT64_T, r, TAG_UNIT, MPI_COMM_WORLD);
+    }
+    for (;;) {
+        int all_stopped = 1, progressed = 0;
+        for (int r = 1; r < st->size; r++)
+            all_stopped &= ms.w[r].stopped;
+        if (all_stopped)
+            break;
+        poll_workers(&ms, &progressed);
+        check_timeouts(&ms);
+        if (!progressed)
+            nap();
+    }
+    if (preempt) {
+        if (code == PL_EXIT_OK)
+            code = checkpoint_now(&ms, "all ranks stopped") == PL_OK ? PL_EXIT_PREEMPTED : PL_EXIT_INPUT;
+    } else if (code == PL_EXIT_OK) {
+        progress(&ms, 1);
+        pl_output_meta meta = {
+            .config_text = st->config_text,
+            .model_sha256 = st->model_sha,
+            .synthetic_model = st->model.cfg.synthetic,
+            .n_ranks = st->size,
+            .evals_per_second = evals_per_second(&ms),
+            .sigma_note = st->sigma_note,
+        };
+        if (pl_results_finish(&ms.res) != PL_OK || pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
+            fprintf(stderr, "plateau: %s\n", pl_error());
+            code = PL_EXIT_INPUT;
+        } else {
+            if (!st->quiet)
+                fprintf(stderr, "plateau: wrote %s (%.0f evals/s on %d rank%s)\n", st->cfg.output_path,
+                        meta.evals_per_second, st->size, st->size > 1 ? "s" : "");
+            unlink(st->cfg.checkpoint_path); /* done: nothing to resume */
+        }
+    }
+    dispenser_free(&ms.ds);
+    free(ms.w);
+    free(ms.buf);
+    pl_results_free(&ms.res);
+    return code;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static void worker_send(int kind, long unit, const void *payload, size_t n, unsigned char *buf)
+{
+    int64_t k = kind, u = unit;
+    memcpy(buf, &k, 8);
+    memcpy(buf + 8, &u, 8);
+    if (n)
+        memcpy(buf + 16, payload, n);
+    MPI_Send(buf, (int)(16 + n), MPI_BYTE, 0, TAG_WORKER, MPI_COMM_WORLD);
+}
+
+static void run_worker(run_state *st)
+{
+    const pl_sweep *sw = &st->sw;
+    size_t payload = sizeof(float) * (size_t)sw->NM * sw->steps;
+    unsigned char *buf = malloc(16 + payload + MAX_ERROR_TEXT);
+    float *out = malloc(payload);
+    if (!buf || !out) {
+        fprintf(stderr, "plateau: rank %d: out of memory\n", st->rank);
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    pl_unit_cache cache;
+    pl_unit_cache_init(&cache);
+    long queue[QUEUE_DEPTH + 1];
+    int n_queue = 0, stop = 0, reported = 0;
+    int64_t incoming;
+    MPI_Request req;
+    MPI_Irecv(&incoming, 1, MPI_INT64_T, 0, TAG_UNIT, MPI_COMM_WORLD, &req);
+    /* rank 0 answers within a unit's time; silence for much longer means it is gone */
+    double watchdog = 60.0 + 10.0 * st->cfg.worker_timeout + 10.0 * st->unit_estimate;
+    double last_word = now_seconds();
+    while (!stop) {
+        int flag = 1;
+        while (flag && !stop) {
+            MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+            if (flag) {
+                last_word = now_seconds();
+                if (incoming == STOP_UNIT)
+                    stop = 1;
+                else {
+                    queue[n_queue++] = (long)incoming;
+                    MPI_Irecv(&incoming, 1, MPI_INT64_T, 0, TAG_UNIT, MPI_COMM_WORLD, &req);
+                }
+            }
+        }
+        if (g_signal && !reported) {
+            worker_send(MSG_SIGNALLED, g_signal, NULL, 0, buf);
+            reported = 1;
+        }
+        if (stop)
+            break;
+        if (n_queue > 0) {
+            long u = queue[0];
+            memmove(queue, queue + 1, sizeof(long) * --n_queue);
+            if (pl_unit_eval(sw, &cache, u, out) != PL_OK) {
+                char msg[MAX_ERROR_TEXT];
+                snprintf(msg, sizeof msg, "%s", pl_error());
+                worker_send(MSG_ERROR, u, msg, strlen(msg) + 1, buf);
+            } else {
+                worker_send(MSG_RESULT, u, out, payload, buf);
+            }
+        } else {
+            if (now_seconds() - last_word > watchdog) {
+                fprintf(stderr, "plateau: rank %d: no word from rank 0 for %.0f s; aborting\n", st->rank,
+                        now_seconds() - last_word);
+                MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+            }
+            nap();
+        }
+    }
+    worker_send(MSG_BYE, 0, NULL, 0, buf);
+    pl_unit_cache_free(&cache);
+    free(buf);
+    free(out);
+}
+
+/* ------------------------------------------------------------ entry */
+
+int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const *sets, int n_sets,
+                  const char *output, const pl_run_options *opt)
+{
+    MPI_Init(argc, argv);
+    install_signals();
+    run_state st;
+    memset(&st, 0, sizeof st);
+    MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &st.size);
+    st.quiet = opt->quiet;
+    int code = setup(&st, config_path, sets, n_sets, output, opt);
+    if (code == PL_EXIT_OK) {
+        if (st.rank == 0)
+            code = run_master(&st, opt);
+        else
+            run_worker(&st);
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    }
+    free(st.config_text);
+    free(st.hashed_text);
+    pl_sweep_free(&st.sw);
+    if (st.model_loaded)
+        pl_model_free(&st.model);
+    pl_sweep_config_free(&st.cfg);
+    fflush(stderr);
+    MPI_Finalize();
+    return code;
+}

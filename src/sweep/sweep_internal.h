@@ -1,0 +1,174 @@
+/* Internals of the sweep shared by its modules (config, data, stats, eval, checkpoint, output,
+ * scheduler). Only scheduler.c includes mpi.h and only output.c includes netcdf.h. */
+#ifndef PLATEAU_SWEEP_INTERNAL_H
+#define PLATEAU_SWEEP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plateau/forward.h"
+#include "plateau/model.h"
+#include "plateau/sweep.h"
+
+/* ------------------------------------------------------------ keyed random streams (rng.c)
+ * A stream is a pure function of its key (seed, a, b, c): value i is splitmix64's finaliser of
+ * key + (i + 1) * golden gamma. No state is shared between streams, so a unit's numbers do not
+ * depend on which rank draws them or in which order. */
+enum { PL_RNG_DATA = 1, PL_RNG_SYNTH_BASE, PL_RNG_COV_TARGET, PL_RNG_ISO_TARGET, PL_RNG_PARTNER };
+
+typedef struct {
+    uint64_t key, counter;
+    int has_spare;
+    double spare;
+} pl_rng;
+
+void pl_rng_init(pl_rng *r, uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
+uint64_t pl_rng_u64(pl_rng *r);
+double pl_rng_uniform(pl_rng *r);            /* [0, 1) with 53 bits */
+uint64_t pl_rng_below(pl_rng *r, uint64_t n); /* uniform in [0, n) */
+double pl_rng_gaussian(pl_rng *r);           /* standard normal (Box-Muller) */
+
+/* ------------------------------------------------------------ statistics (stats.c) */
+
+typedef struct {
+    int n_raised;        /* eigenvalues raised to the floor (0: Sigma was positive definite) */
+    double floor;        /* the eigenvalue floor used */
+    double min_eig;      /* smallest eigenvalue before the fix */
+    double rel_change;   /* ||Sigma' - Sigma||_F / ||Sigma||_F */
+} pl_pd_report;
+
+/* mu[C] and the lower Cholesky factor chol[C, C] (row-major) of the covariance of X[N, C] (unbiased,
+ * N - 1), in double. Sigma is made positive definite when it is not (eigenvalue floor); *rep says
+ * by how much. *trace is tr(Sigma) of the Sigma that is sampled from. */
+int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, pl_pd_report *rep);
+
+/* out[C] = mu + chol @ z, z standard normal from R. */
+void pl_sample_gaussian(pl_rng *r, const double *mu, const double *chol, int C, double *out);
+
+/* Per-curve scores of CURVE[S] over ALPHA[S] (NaN when undefined); see README. */
+void pl_curve_scores(const float *curve, const double *alpha, int S, double threshold, int one_minus,
+                     float *onset, float *max_slope_alpha, float *sharpness);
+
+/* Statistics of VALUES[n] (non-finite values are left out; *count says how many entered):
+ * mean, median, and the Q quantiles (linear interpolation, numpy's default). SCRATCH[n]. */
+void pl_describe(const float *values, int n, const double *q, int Q, double *scratch, double *mean,
+                 double *median, double *quantiles, int *count);
+
+/* The metrics of each row of the M evaluations against row 0 (the unperturbed base):
+ * out[m_index * M + row] for the requested metrics (METRICS[n_metrics], PL_METRIC_*).
+ * logits[M, V], read[M, C]. SCRATCH: 3 V doubles. */
+void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
+                     int n_metrics, double *scratch, float *out);
+
+/* ------------------------------------------------------------ the sweep's shared state (eval.c) */
+
+typedef struct {
+    pl_sweep_config *cfg;
+    const pl_model *model;
+    int C, T, V;
+    int resid_index, read_index, pos;
+    int P, S, NB, ND, NM, steps;
+    long n_units;
+    double *alpha;      /* [steps] */
+    int *tokens;        /* [P, T] sweep prompts */
+    float *real_act;    /* [P, C] real activation at (hook, pos) of each sweep prompt */
+    double *mu;         /* [C] */
+    double *chol;       /* [C, C] */
+    double trace;       /* tr Sigma */
+    pl_pd_report pd;
+    int *partner;       /* [P, S] (-1 when real_other is not swept) */
+    float *file_rows[PL_MAX_DIRECTIONS]; /* [rows, C] for file: directions */
+    long file_n_rows[PL_MAX_DIRECTIONS];
+    int naive;
+} pl_sweep;
+
+typedef struct {
+    int p, b, d, s; /* prompt, base index, direction index, sample */
+} pl_unit_id;
+
+static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
+{
+    pl_unit_id id;
+    id.s = (int)(u % sw->S);
+    u /= sw->S;
+    id.d = (int)(u % sw->ND);
+    u /= sw->ND;
+    id.b = (int)(u % sw->NB);
+    id.p = (int)(u / sw->NB);
+    return id;
+}
+
+/* A worker's reusable buffers and the clean run of the last prompt it saw. */
+typedef struct {
+    int prompt;
+    pl_run clean;
+    float *X, *logits, *read;
+    double *scratch;
+} pl_unit_cache;
+
+void pl_unit_cache_init(pl_unit_cache *c);
+void pl_unit_cache_free(pl_unit_cache *c);
+
+/* Partners of every (prompt, sample) and the alpha grid; needs cfg, P, S, steps set. */
+int pl_sweep_setup_grid(pl_sweep *sw);
+/* Read every file: direction (rows of a .npy or safetensors matrix, C columns). */
+int pl_sweep_load_file_directions(pl_sweep *sw);
+/* Evaluate unit U: OUT[NM, steps] (metrics in config order). */
+int pl_unit_eval(const pl_sweep *sw, pl_unit_cache *cache, long u, float *out);
+/* The unit's step vectors X[steps, C] (exposed for tests). */
+int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X);
+void pl_sweep_free(pl_sweep *sw);
+
+/* ------------------------------------------------------------ data (data.c) */
+
+/* Select P sweep prompts and P_cov covariance prompts (disjoint, seeded) of exactly T tokens from
+ * the data file. tokens[P + P_cov, T]: sweep prompts first. Prints the skipped count on stderr
+ * when VERBOSE. */
+int pl_data_load(pl_sweep_config *cfg, int V, int **tokens, int verbose);
+
+/* ------------------------------------------------------------ results (results.c) */
+
+typedef struct {
+    const pl_sweep *sw;
+    float *curves;     /* [n_units, NM, steps]: the full table */
+    unsigned char *done; /* [n_units] */
+    long n_done;
+    /* derived (pl_results_finish), all (base, direction, ...) in config order */
+    double *mean, *median, *quant; /* [NM][NB, ND, steps]; quant [NM][Q, NB, ND, steps] */
+    int *count;                    /* [NM][NB, ND, steps] */
+    float *onset, *slope_alpha, *sharp; /* [NM][NB, ND, P, S] */
+} pl_results;
+
+int pl_results_init(pl_results *r, const pl_sweep *sw);
+void pl_results_free(pl_results *r);
+/* Scores and statistics from the complete table, in a fixed order. */
+int pl_results_finish(pl_results *r);
+
+/* ------------------------------------------------------------ checkpoint (checkpoint.c) */
+
+/* Write the completed units of R to PATH atomically (PATH.tmp.<pid> then rename). */
+int pl_checkpoint_write(const char *path, const pl_results *r, const char *config_text,
+                        const char *model_sha256, const char *data_sha256);
+/* Load PATH into R, refusing a checkpoint of another config, model or data (the message says which
+ * differs and how). */
+int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text, const char *model_sha256,
+                       const char *data_sha256);
+
+/* ------------------------------------------------------------ output (output.c) */
+
+typedef struct {
+    const char *config_text;     /* full resolved config */
+    const char *model_sha256;
+    int synthetic_model;
+    int n_ranks;
+    double evals_per_second;
+    const char *sigma_note;      /* how Sigma was made positive definite, or "" */
+} pl_output_meta;
+
+/* Write the NetCDF file (temp name, then rename). */
+int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta);
+
+/* sha256 hex of BYTES. */
+void pl_sha256_hex(const void *bytes, size_t n, char out[65]);
+
+#endif
