@@ -14,7 +14,8 @@ typedef struct {
     int n_manifest;   /* entries in the manifest */
     int n_match;
     int n_mismatch;   /* hash or size differs */
-    int n_missing;    /* in the manifest, not in the file */
+    int n_missing;    /* in the manifest, not in the file (weights) */
+    int n_absent_buffers; /* causal-mask buffers in the manifest, not in the file: not an error */
     int n_extra;      /* in the file, not in the manifest */
 } pl_verify_result;
 

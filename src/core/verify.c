@@ -175,6 +175,15 @@ static int tensor_sha256(const st_tensor *t, char out[65])
     return PL_OK;
 }
 
+/* h.N.attn.bias / h.N.attn.masked_bias (the manifest's names carry no prefix). */
+static int is_mask_buffer(const char *name)
+{
+    int layer, consumed = 0;
+    char kind[16];
+    return sscanf(name, "h.%d.attn.%15[a-z_]%n", &layer, kind, &consumed) == 2 && name[consumed] == '\0' &&
+           (!strcmp(kind, "bias") || !strcmp(kind, "masked_bias"));
+}
+
 int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_verify_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -252,12 +261,19 @@ int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_ve
                 res->n_match++;
             }
         }
-    if (rc == PL_OK)
-        for (int j = 0; j < n_entries; j++)
-            if (!entries[j].seen) {
-                fprintf(out, "missing  %s\n", entries[j].name);
-                res->n_missing++;
-            }
+    /* The causal-mask buffers are constants, not weights: exports made with newer transformers
+     * versions leave them out (non-persistent buffers), and the model is complete without them. */
+    for (int j = 0; rc == PL_OK && j < n_entries; j++) {
+        if (entries[j].seen)
+            continue;
+        if (is_mask_buffer(entries[j].name)) {
+            fprintf(out, "absent buffer  %s: causal mask, not a weight\n", entries[j].name);
+            res->n_absent_buffers++;
+        } else {
+            fprintf(out, "missing  %s\n", entries[j].name);
+            res->n_missing++;
+        }
+    }
     st_close(&f);
     free(st_path);
     free_manifest(entries, n_entries);

@@ -1,6 +1,6 @@
 """The real GPT-2-small manifest ($PLATEAU_SHARED_DIR/gpt2/gpt2-small.tensors.sha256) parses: checked
 against a small synthetic model, every one of its entries is accounted for (size mismatch for the
-layers the small model has, missing for the rest), and the only matches are the two
+layers the small model has, missing for the rest, "absent buffer" for causal-mask buffers), and the only matches are the two
 h.N.attn.masked_bias scalars (-1e4 in both GPT-2 and plateau synth). Skips without ../shared."""
 import os
 import shutil
@@ -33,6 +33,9 @@ if set(reported) | {"h.0.attn.masked_bias", "h.1.attn.masked_bias"} != names:
     bad.append(f"reported {len(reported)} names, manifest has {len(names)}: {sorted(names ^ set(reported))[:5]}")
 if reported.get("h.11.mlp.c_proj.weight") != "missing" or reported.get("h.0.attn.c_attn.weight") != "size":
     bad.append("h.11.* should be missing and h.0.* a size mismatch")
+# Causal-mask buffers are constants that newer exports omit: reported, never counted as missing.
+if reported.get("h.11.attn.bias") != "absent buffer" or "h.11.attn.bias" in [k for k, v in reported.items() if v == "missing"]:
+    bad.append("h.11.attn.bias should be reported as an absent buffer, not missing")
 shutil.rmtree(work)
 print(p.stdout[-300:], p.stderr)
 print("FAIL: " + "; ".join(bad) if bad else f"ok: all {len(entries)} entries of the real manifest parsed and accounted for")
