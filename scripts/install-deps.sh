@@ -11,6 +11,7 @@ PACKAGES=(
   libinih-dev libjansson-dev libpcre2-dev libssl-dev libcmocka-dev
   clang libclang-rt-14-dev
   python3-numpy python3-xarray python3-netcdf4 python3-matplotlib
+  python3-regex
   ca-certificates curl
 )
 # node and npm run the reference tokenizer in the tests. Some images bring their own Node.js
