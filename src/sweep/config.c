@@ -616,6 +616,10 @@ static void sb_printf(strbuf *sb, const char *fmt, ...)
 static void sb_double(strbuf *sb, double v)
 {
     char text[64];
+    if (v == floor(v) && fabs(v) < 1e15) {
+        sb_printf(sb, "%.0f", v);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(text, sizeof text, "%.*g", prec, v);
         if (strtod(text, NULL) == v)

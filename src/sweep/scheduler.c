@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <mpi.h>
@@ -114,11 +115,62 @@ static void unit_name(const pl_sweep *sw, long u, char *out, size_t size)
 
 /* ------------------------------------------------------------ setup */
 
+/* Create the parent directories of PATH (mkdir -p) and prove the directory writable now, not
+ * after hours of compute. */
+static int prepare_output_dir(const char *path, const char *what)
+{
+    char *dir = pl_malloc(strlen(path) + 64, "path");
+    if (!dir)
+        return PL_ERR;
+    strcpy(dir, path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++) {
+            if (*p != '/')
+                continue;
+            *p = '\0';
+            if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+                int err = errno;
+                free(dir);
+                return pl_fail("%s %s: cannot create directory: %s", what, path, strerror(err));
+            }
+            *p = '/';
+        }
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+            int err = errno;
+            free(dir);
+            return pl_fail("%s %s: cannot create directory: %s", what, path, strerror(err));
+        }
+    }
+    free(dir);
+    size_t len = strlen(path) + 48;
+    char *probe = pl_malloc(len, "path");
+    if (!probe)
+        return PL_ERR;
+    snprintf(probe, len, "%s.probe.%ld", path, (long)getpid());
+    FILE *f = fopen(probe, "wb");
+    if (!f) {
+        int err = errno;
+        free(probe);
+        return pl_fail("%s %s: cannot write in its directory: %s", what, path, strerror(err));
+    }
+    fclose(f);
+    unlink(probe);
+    free(probe);
+    return PL_OK;
+}
+
 static int setup(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
                  const pl_run_options *opt)
 {
     pl_sweep *sw = &st->sw;
     int ok = pl_sweep_config_load(&st->cfg, config_path, sets, n_sets, output) == PL_OK;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    if (st->rank == 0)
+        ok = prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
+             prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     ok = pl_model_load(&st->model, st->cfg.model_path) == PL_OK;

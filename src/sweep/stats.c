@@ -46,6 +46,18 @@ int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, doub
 
     memcpy(chol, A, sizeof(double) * (size_t)C * C);
     int info = LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', C, chol, C);
+    if (info == 0) {
+        /* Cholesky can succeed on a singular Sigma by rounding: treat pivots below 1e-12 of the
+         * largest variance as zero eigenvalues. */
+        double dmax = 0.0, pmin = INFINITY;
+        for (int c = 0; c < C; c++) {
+            double d = A[(size_t)c * C + c], p = chol[(size_t)c * C + c] * chol[(size_t)c * C + c];
+            dmax = d > dmax ? d : dmax;
+            pmin = p < pmin ? p : pmin;
+        }
+        if (pmin < 1e-12 * dmax)
+            info = 1;
+    }
     if (info != 0) {
         /* Not numerically positive definite (e.g. fewer activations than dimensions): floor the
          * eigenvalues at 1e-9 of the largest, raising the floor tenfold until Cholesky succeeds. */

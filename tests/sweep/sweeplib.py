@@ -1,0 +1,116 @@
+"""Helpers of the sweep's end-to-end tests: tiny synthetic models, token files, configs, runs."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+BIN = os.environ.get("PLATEAU_BIN", "build/plateau")
+SRC = os.environ.get("PLATEAU_SRC_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def skip(msg):
+    print("SKIP: " + msg, file=sys.stderr)
+    sys.exit(77)
+
+
+def workdir(argv):
+    d = argv[1] if len(argv) > 1 else "/tmp/plateau-sweep-test"
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def make_model(d, layers=2, embd=32, heads=4, ctx=32, vocab=300, seed=0):
+    """A synthetic GPT-2 dir (plateau synth) with a small vocabulary: no tokenizer files needed."""
+    path = os.path.join(d, "model")
+    r = subprocess.run([BIN, "synth", path, "--layers", str(layers), "--embd", str(embd), "--heads", str(heads),
+                        "--ctx", str(ctx), "--vocab", str(vocab), "--seed", str(seed)], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        fail("plateau synth failed: " + r.stderr)
+    return path
+
+
+def make_bin(d, n_tokens, vocab, seed=0, name="tokens.bin"):
+    """A nanoGPT-style uint16 token file of random ids below VOCAB."""
+    path = os.path.join(d, name)
+    rng = np.random.default_rng(seed)
+    rng.integers(0, vocab, size=n_tokens).astype("<u2").tofile(path)
+    return path
+
+
+def write_ini(path, sections):
+    with open(path, "w") as f:
+        for sec, kv in sections.items():
+            f.write("[%s]\n" % sec)
+            for k, v in kv.items():
+                f.write("%s = %s\n" % (k, v))
+            f.write("\n")
+    return path
+
+
+def base_config(model, data, out, **over):
+    """A small sweep: every base, direction kind and metric."""
+    cfg = {
+        "model": {"path": model},
+        "data": {"prompts": data, "n_prompts": 12, "n_ctx": 8, "seed": 3},
+        "perturb": {"hook": "blocks.1.hook_resid_pre", "bases": "real, synthetic",
+                    "directions": "real_other, cov_random, isotropic", "n_directions": 2, "steps": 11,
+                    "cov_prompts": 60},
+        "readout": {"metrics": "kl, jsd, l2, cosine"},
+        "output": {"path": out},
+        "run": {"seed": 5},
+    }
+    for key, value in over.items():
+        sec, k = key.split("__")
+        cfg.setdefault(sec, {})[k] = value
+    return cfg
+
+
+def run(args, env=None, timeout=300, mpi=0):
+    cmd = ([shutil.which("mpirun"), "--oversubscribe", "-n", str(mpi)] if mpi else []) + [BIN, "run"] + args
+    e = dict(os.environ)
+    e.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if env:
+        e.update(env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def need_mpirun():
+    if not shutil.which("mpirun"):
+        skip("mpirun not found")
+
+
+def variables(path):
+    """{name: numpy array} of every variable of a NetCDF file (strings as lists)."""
+    import netCDF4
+    out = {}
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_mask(False)
+        for name, v in ds.variables.items():
+            a = v[...]
+            out[name] = list(a) if v.dtype == str else np.array(a)
+    return out
+
+
+def same_bits(a, b):
+    """Names of variables whose values differ bitwise between two files."""
+    va, vb = variables(a), variables(b)
+    if set(va) != set(vb):
+        return sorted(set(va) ^ set(vb))
+    bad = []
+    for k in va:
+        x, y = va[k], vb[k]
+        if isinstance(x, list):
+            if x != y:
+                bad.append(k)
+        elif x.shape != y.shape or x.tobytes() != y.tobytes():
+            bad.append(k)
+    return bad

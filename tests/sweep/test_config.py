@@ -1,0 +1,96 @@
+"""Config and data errors: one line naming file:line (or the --set), the key and what is wrong; exit 2;
+no output. Also: the resolved config (every key, defaults filled) is the output's `config` attribute."""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import sweeplib as sl  # noqa: E402
+
+d = sl.workdir(sys.argv)
+model = sl.make_model(d)
+data = sl.make_bin(d, 8 * 100, 300)
+out = os.path.join(d, "out.nc")
+
+
+def expect_error(name, ini_text, pattern, extra=()):
+    path = os.path.join(d, name + ".ini")
+    with open(path, "w") as f:
+        f.write(ini_text)
+    r = sl.run([path, "--quiet"] + list(extra))
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    if r.returncode != 2:
+        sl.fail("%s: exit %d (want 2); stderr: %s" % (name, r.returncode, r.stderr))
+    if len(lines) != 1 or not re.search(pattern, lines[0]):
+        sl.fail("%s: want one line matching %r, got %r" % (name, pattern, r.stderr))
+    if os.path.exists(out):
+        sl.fail("%s: an output file was written" % name)
+    print("ok %-22s %s" % (name, lines[0]))
+
+
+good = "[model]\npath = %s\n[data]\nprompts = %s\nn_prompts = 10\nn_ctx = 8\n[perturb]\ncov_prompts = 40\n" \
+       "steps = 5\n[output]\npath = %s\n" % (model, data, out)
+
+expect_error("unknown_key", good + "[perturb]\nnsteps = 3\n",
+             r"unknown_key\.ini:13: \[perturb\] nsteps: unknown key \(keys of \[perturb\]: hook, ")
+expect_error("unknown_section", good.replace("[output]", "[outputs]"),
+             r"unknown_section\.ini:11: \[outputs\]: unknown section")
+expect_error("bad_int", good.replace("steps = 5", "steps = five"),
+             r"bad_int\.ini:9: \[perturb\] steps: 'five' is not an integer in \[2, 100000\]")
+expect_error("bad_enum", good + "[readout]\nmetrics = kl, entropy\n",
+             r"bad_enum\.ini:13: \[readout\] metrics: 'entropy' is not one of kl, jsd, l2, cosine")
+expect_error("bad_direction", good.replace("[perturb]", "[perturb]\ndirections = cov_random, sideways"),
+             r"bad_direction\.ini:8: \[perturb\] directions: 'sideways' is not one of isotropic, cov_random")
+expect_error("bad_bool", good + "raw_curves = maybe\n", r"bad_bool\.ini:12: \[output\] raw_curves: 'maybe' is not a boolean")
+expect_error("bad_quantile", good + "quantiles = 0.5, 1.5\n",
+             r"bad_quantile\.ini:12: \[output\] quantiles: '1\.5' is not a number in \[0, 1\]")
+expect_error("duplicate", good + "[data]\nn_ctx = 9\n", r"duplicate\.ini:13: \[data\] n_ctx: given twice \(first at .*duplicate\.ini:6\)")
+expect_error("syntax", good + "this line has no equals sign\n", r"syntax\.ini:12: syntax error")
+expect_error("missing_model", good.replace("[model]\npath = %s\n" % model, ""), r"missing_model\.ini: \[model\] path: missing")
+expect_error("bad_set", good, r"--set perturb\.steps=1: \[perturb\] steps: '1' is not an integer", ["--set", "perturb.steps=1"])
+expect_error("set_unknown", good, r"--set data\.colour=red: \[data\] colour: unknown key", ["--set", "data.colour=red"])
+expect_error("bad_hook", good + "[perturb]\nhook = blocks.7.hook_resid_pre\n",
+             r"bad_hook\.ini:13: \[perturb\] hook: hook 'blocks\.7\.hook_resid_pre': block 7 does not exist")
+expect_error("bad_position", good.replace("steps = 5", "steps = 5\nposition = 8"),
+             r"bad_position\.ini:10: \[perturb\] position: 8 is outside the prompt")
+expect_error("missing_model_dir", good.replace("path = %s\n" % model, "path = %s/nope\n" % d), r"nope")
+expect_error("missing_data", good.replace(data, data + ".gone"), r"tokens\.bin\.gone: cannot open: No such file")
+expect_error("too_few_prompts", good.replace("n_prompts = 10", "n_prompts = 70"),
+             r"tokens\.bin: 100 windows of n_ctx = 8 tokens, but n_prompts \+ cov_prompts = 110 are needed")
+
+# a missing config file (not the placeholder written above)
+r = sl.run([os.path.join(d, "nowhere", "x.ini")])
+if r.returncode != 2 or "x.ini: cannot open config: No such file or directory" not in r.stderr:
+    sl.fail("missing config: %d %s" % (r.returncode, r.stderr))
+
+# text data: documents shorter than n_ctx are skipped and counted; too few is an error naming the count
+text = os.path.join(d, "docs.jsonl")
+with open(text, "w") as f:
+    f.write('{"text": "a"}\n{"nottext": 1}\n')
+expect_error("bad_jsonl", good.replace(data, text).replace("[model]", "[model]"),
+             r"docs\.jsonl:2: expected a JSON object with a \"text\" string")
+
+# a valid run records the resolved config: every key, defaults filled, --set applied
+path = os.path.join(d, "good.ini")
+with open(path, "w") as f:
+    f.write(good)
+r = sl.run([path, "--quiet", "--set", "perturb.n_directions=2", "--set", "readout.metrics=kl,cosine"])
+if r.returncode != 0:
+    sl.fail("good config failed: " + r.stderr)
+import netCDF4  # noqa: E402
+
+with netCDF4.Dataset(out) as ds:
+    cfg = ds.getncattr("config")
+    for line in ["[model]", "path = " + model, "format = bin", "n_prompts = 10", "seed = 0",
+                 "hook = blocks.1.hook_resid_pre", "position = -1", "bases = real", "directions = cov_random",
+                 "n_directions = 2", "steps = 5", "alpha_max = 1", "step_mode = to_target", "cov_prompts = 40",
+                 "metrics = kl, cosine", "read_hook = blocks.1.hook_resid_post", "onset_threshold = 0.1",
+                 "path = " + out, "raw_curves = true", "quantiles = 0.05, 0.25, 0.75, 0.95", "[run]",
+                 "checkpoint_every = 300", "checkpoint = " + out + ".ckpt", "worker_timeout = 10"]:
+        if line not in cfg.splitlines():
+            sl.fail("resolved config lacks %r:\n%s" % (line, cfg))
+    if set(ds.variables) & {"jsd", "l2"} or "kl" not in ds.variables or "cosine_onset" not in ds.variables:
+        sl.fail("metrics not as configured: %s" % sorted(ds.variables))
+    if ds.getncattr("synthetic_model") != "true":
+        sl.fail("synthetic_model attribute: %r" % ds.getncattr("synthetic_model"))
+print("config tests passed")

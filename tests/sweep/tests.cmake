@@ -1,0 +1,13 @@
+# The sweep: statistics unit tests (C) and end-to-end runs on tiny synthetic models (Python checks
+# with numpy/netCDF4 through /usr/bin/python3). Each end-to-end test makes its own model and data
+# under the build tree, so none needs ../shared.
+add_executable(test_sweep_units ${CMAKE_CURRENT_LIST_DIR}/test_sweep_units.c)
+target_include_directories(test_sweep_units PRIVATE ${PROJECT_SOURCE_DIR}/src/sweep)
+target_link_libraries(test_sweep_units PRIVATE plateau_sweep plateau_tokenizer plateau_core)
+plateau_test(sweep_units $<TARGET_FILE:test_sweep_units>)
+
+set(PL_SWEEP_TESTS ${CMAKE_CURRENT_LIST_DIR})
+foreach(t config ranks naive reference resume faults)
+  plateau_test(sweep_${t} ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_${t})
+endforeach()
+set_tests_properties(sweep_ranks sweep_resume sweep_faults PROPERTIES RUN_SERIAL TRUE)
