@@ -22,3 +22,6 @@ endforeach()
 plateau_test(tokenizer_cli bash ${PL_TOK_DIR}/test_cli.sh $<TARGET_FILE:tok_driver>)
 plateau_test(tokenizer_bad_vocab bash ${PL_TOK_DIR}/test_bad_vocab.sh)
 plateau_test(tokenizer_fuzz bash ${PL_TOK_DIR}/run_fuzz.sh 15)
+# The fuzz target is built by clang with its own sanitizers, whatever the build type: run it once,
+# in the release pass (scripts/test.sh skips label "slow" in the ASan pass).
+set_tests_properties(tokenizer_fuzz PROPERTIES LABELS slow)
