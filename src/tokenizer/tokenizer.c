@@ -9,7 +9,8 @@
  * runs it through Python's `regex` module, whose \s is Unicode White_Space (\t\n\v\f\r, space, U+0085,
  * U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000). PCRE2_UCP's \s adds U+180E,
  * and JavaScript's \s (gpt-3-encoder) drops U+0085 and adds U+FEFF. Spelling the class out makes
- * plateau agree with the original encoder.py on those three characters (see tests/tokenizer/README.md).
+ * plateau agree with the original encoder.py on those three characters (see tests/tokenizer/README.md),
+ * and leaves PCRE2_UCP with nothing to change: \p{L} and \p{N} are Unicode properties in UTF mode.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -66,7 +67,7 @@ static void byte_alphabet(int byte_of_codepoint[324])
     }
 }
 
-/* Decode one UTF-8 code point of S (NUL-terminated or of length N); returns its length, 0 if invalid. */
+/* Decode one UTF-8 code point of S (N bytes available); returns its length, 0 if invalid. */
 static int utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 {
     if (n == 0)
