@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <netcdf.h>
@@ -19,7 +20,9 @@
     do {                                                                                                          \
         int nc_status_ = (call);                                                                                  \
         if (nc_status_ != NC_NOERR) {                                                                             \
-            pl_fail("output %s: %s (in %s)", path, nc_strerror(nc_status_), #call);                               \
+            int errno_ = errno;                                                                                   \
+            pl_fail("output %s: %s (in %s)%s%s", path, nc_strerror(nc_status_), #call, errno_ ? ": " : "",         \
+                    errno_ ? strerror(errno_) : "");                                                              \
             goto fail;                                                                                            \
         }                                                                                                         \
     } while (0)
@@ -60,26 +63,23 @@ static int def_var(int nc, const char *name, nc_type type, int ndims, const int 
     return s ? s : describe(nc, *var, long_name, units);
 }
 
-int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta)
+/* Write the whole file to TMP (PATH names it in messages). */
+static int write_netcdf(const char *path, const char *tmp, const pl_results *r, const pl_output_meta *meta)
 {
     const pl_sweep *sw = r->sw;
     const pl_sweep_config *cfg = sw->cfg;
     int NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NM = sw->NM, T = sw->T;
     int Q = cfg->n_quantiles;
-    size_t tlen = strlen(path) + 32;
-    char *tmp = pl_malloc(tlen, "output name");
     float *buf = pl_malloc(sizeof(float) * (size_t)NB * ND * P * S * K, "output curves");
     int nc = -1;
-    if (!tmp || !buf) {
-        free(tmp), free(buf);
+    if (!buf)
         return PL_ERR;
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
 
     int d_base, d_dir, d_prompt, d_sample, d_alpha, d_q, d_ctx;
     int v_alpha, v_base, v_dir, v_prompt, v_sample, v_q, v_tokens, v_partner;
     int v_raw[PL_N_METRICS], v_mean[PL_N_METRICS], v_median[PL_N_METRICS], v_quant[PL_N_METRICS],
         v_count[PL_N_METRICS], v_onset[PL_N_METRICS], v_slope[PL_N_METRICS], v_sharp[PL_N_METRICS];
+    errno = 0;
     int status = nc_create(tmp, NC_NETCDF4 | NC_CLOBBER, &nc);
     if (status != NC_NOERR) {
         pl_fail("output %s: cannot create %s: %s", path, tmp, nc_strerror(status));
@@ -225,22 +225,85 @@ int pl_output_write(const char *path, const pl_results *r, const pl_output_meta 
     status = nc_close(nc);
     nc = -1;
     if (status != NC_NOERR) {
-        pl_fail("output %s: cannot finish %s: %s (earlier output, if any, is untouched)", path, tmp,
-                nc_strerror(status));
+        pl_fail("output %s: cannot finish %s: %s", path, tmp, nc_strerror(status));
         goto fail;
     }
-    if (rename(tmp, path) != 0) {
-        pl_fail("output %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-        goto fail;
-    }
-    free(tmp);
     free(buf);
     return PL_OK;
 fail:
-    if (nc >= 0)
-        nc_close(nc);
-    unlink(tmp);
-    free(tmp);
+    /* No nc_abort/nc_close: after a failed HDF5 write they can crash, and this runs in a child that
+     * exits right away; the parent removes the temp file. */
     free(buf);
     return PL_ERR;
+}
+
+/* The file is written by a forked child: HDF5 (1.10, as in Debian 12) can crash on a write error
+ * such as a full disk, and in a child that crash costs only the child. The parent reads the
+ * child's message through a pipe, and renames the finished file over PATH or removes it. */
+int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta)
+{
+    size_t tlen = strlen(path) + 32;
+    char *tmp = pl_malloc(tlen, "output name");
+    if (!tmp)
+        return PL_ERR;
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free(tmp);
+        return pl_fail("output %s: pipe: %s", path, strerror(errno));
+    }
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0) {
+        close(fds[0]), close(fds[1]);
+        free(tmp);
+        return pl_fail("output %s: fork: %s", path, strerror(errno));
+    }
+    if (child == 0) {
+        close(fds[0]);
+        int ok = write_netcdf(path, tmp, r, meta) == PL_OK;
+        if (!ok) {
+            const char *msg = pl_error();
+            ssize_t left = (ssize_t)strlen(msg);
+            while (left > 0) {
+                ssize_t n = write(fds[1], msg, (size_t)left);
+                if (n <= 0)
+                    break;
+                msg += n;
+                left -= n;
+            }
+        }
+        close(fds[1]);
+        _exit(ok ? 0 : 1); /* no atexit handlers: the parent owns MPI and stdio */
+    }
+    close(fds[1]);
+    char msg[2048];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fds[0], msg + got, sizeof msg - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0 || errno != EINTR || got == sizeof msg - 1)
+            break;
+    }
+    msg[got] = '\0';
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+        ;
+    int rc = PL_OK;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (rename(tmp, path) != 0)
+            rc = pl_fail("output %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+    } else if (WIFEXITED(status)) {
+        rc = pl_fail("%s (earlier output, if any, is untouched)", got ? msg : "output: write failed");
+    } else {
+        rc = pl_fail("output %s: the NetCDF library crashed writing %s (signal %d%s%s); earlier output, if any, "
+                     "is untouched",
+                     path, tmp, WIFSIGNALED(status) ? WTERMSIG(status) : 0, got ? "; " : "", got ? msg : "");
+    }
+    if (rc != PL_OK)
+        unlink(tmp);
+    free(tmp);
+    return rc;
 }

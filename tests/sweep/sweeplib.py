@@ -114,3 +114,51 @@ def same_bits(a, b):
         elif x.shape != y.shape or x.tobytes() != y.tobytes():
             bad.append(k)
     return bad
+
+
+def start(args, mpi=0):
+    """Start `plateau run ARGS` (under mpirun -n MPI when MPI) without waiting."""
+    import subprocess as sp
+    cmd = ([shutil.which("mpirun"), "--oversubscribe", "-n", str(mpi)] if mpi else []) + [BIN, "run"] + args
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    return sp.Popen(cmd, stdout=sp.PIPE, stderr=sp.PIPE, text=True, env=env)
+
+
+def wait_for(path, proc, limit=60):
+    """Wait until PATH exists (the run's first checkpoint) while PROC still runs."""
+    import time
+    t0 = time.time()
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            fail("the run ended (exit %s) before its first checkpoint: %s" % (proc.returncode, proc.stderr.read()))
+        if time.time() - t0 > limit:
+            proc.kill()
+            fail("no checkpoint after %d s" % limit)
+        time.sleep(0.05)
+
+
+def rank_pids(mpirun_pid, n, limit=30):
+    """{rank: pid} of the N plateau processes under mpirun (by their OMPI_COMM_WORLD_RANK)."""
+    import time
+    t0 = time.time()
+    while True:
+        pids = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != mpirun_pid:
+                    continue
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+                if b"OMPI_COMM_WORLD_RANK" in env:
+                    pids[int(env[b"OMPI_COMM_WORLD_RANK"])] = int(pid)
+            except (OSError, ValueError, IndexError):
+                pass
+        if len(pids) == n:
+            return pids
+        if time.time() - t0 > limit:
+            fail("found ranks %s under mpirun, want %d" % (pids, n))
+        time.sleep(0.05)
