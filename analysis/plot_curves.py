@@ -120,18 +120,26 @@ class Plotter:
     def caption(self, extra):
         return f"{self.res.describe()}\n{extra}"
 
-    def new_figure(self, rows, cols, title, caption):
-        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.4, 3.5 * rows + 1.5), squeeze=False)
+    def new_figure(self, rows, cols, title, caption, sharey=False):
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.4, 3.5 * rows + 1.5), squeeze=False,
+                                 sharey="row" if sharey else False)
         prefix = "[SYNTHETIC MODEL] " if self.res.synthetic else ""
         fig.suptitle(prefix + title, fontsize=12)
         fig.text(0.01, 0.008, caption, fontsize=7.5, ha="left", va="bottom", wrap=True)
+        # Fixed margins in inches (tight_layout costs half the run time): caption and x labels at
+        # the bottom, title and panel titles (two lines when they name the hook) at the top.
+        width, height = fig.get_size_inches()
+        title_h = 0.55 if self.res.merged else 0.35
+        gap_w, gap_h = 0.8, 0.55 + title_h
+        bottom, top = 0.6 + 0.5, 0.45 + title_h
+        ax_h = (height - bottom - top - (rows - 1) * gap_h) / rows
+        ax_w = (width - 0.75 - 0.2 - (cols - 1) * gap_w) / cols
+        fig.subplots_adjust(left=0.75 / width, right=1 - 0.2 / width, bottom=bottom / height, top=1 - top / height,
+                            wspace=gap_w / ax_w, hspace=gap_h / ax_h)
         return fig, axes
 
     def save(self, fig, name, record):
         path = os.path.join(self.outdir, name)
-        # Leave room at the bottom for the caption (two or three lines) and at the top for the title.
-        height = fig.get_figheight()
-        fig.tight_layout(rect=(0, 0.55 / height, 1, 1 - 0.45 / height))
         try:
             fig.savefig(path, dpi=self.dpi)
         except OSError as e:
@@ -168,7 +176,8 @@ class Plotter:
         n_any = self.stats_for(m, 0)
         caption = self.caption(f"Median over curves (line), 25–75 % and 5–95 % bands, from {n_any[3]}."
                                + (" Values ≤ 0 not shown on the log axis." if logy else ""))
-        fig, axes = self.new_figure(rows, cols, title, caption)
+        # Panels of one hook share the y axis, so kinds compare by eye across panels.
+        fig, axes = self.new_figure(rows, cols, title, caption, sharey=True)
         record = {"kind": kind, "metric": m, "yscale": "log" if logy else "linear", "title": fig._suptitle.get_text(),
                   "caption": caption, "rows": rows, "cols": cols, "transform": transform, "panels": []}
         for h in range(rows):
@@ -215,6 +224,7 @@ class Plotter:
                 ax.set_title(ptitle, fontsize=10)
                 ax.set_xlabel(xlabel, fontsize=9)
                 ax.set_ylabel(ylabel, fontsize=9)
+                ax.yaxis.set_tick_params(labelleft=True)
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=8, loc="best")
                 record["panels"].append(panel)

@@ -5,3 +5,5 @@ foreach(case single merged aggregates merged-aggregates one-kind)
   plateau_test(analysis_fixture_${case} ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/fixture_test.py ${case})
 endforeach()
 plateau_test(analysis_errors ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_errors.py)
+# The smoke job's real output, single hook and merged over two hooks (needs ../shared; skips without).
+plateau_test(analysis_smoke ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/smoke_test.py ${CMAKE_CURRENT_BINARY_DIR}/analysis_smoke)
