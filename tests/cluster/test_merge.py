@@ -43,6 +43,54 @@ def expect_refusal(name, out, inputs, *needles, code=2):
     return err
 
 
+def real_outputs(d):
+    """Merge what `plateau run` really writes: two hooks of a tiny synthetic model (no ../shared)."""
+    model = os.path.join(d, "model")
+    r = subprocess.run([PLATEAU, "synth", model, "--layers", "2", "--embd", "32", "--heads", "4", "--ctx", "16",
+                        "--vocab", "300"], capture_output=True, text=True)
+    if r.returncode != 0:
+        check(False, "plateau synth: " + r.stderr)
+        return
+    tokens = os.path.join(d, "tokens.bin")
+    np.random.default_rng(0).integers(0, 300, 8 * 200).astype("<u2").tofile(tokens)
+    ini = os.path.join(d, "real.ini")
+    with open(ini, "w") as f:
+        f.write(f"[model]\npath = {model}\n[data]\nprompts = {tokens}\nn_prompts = 4\nn_ctx = 8\n"
+                "[perturb]\nbases = real, synthetic\ndirections = real_other, isotropic\nsteps = 5\n"
+                "cov_prompts = 40\n[readout]\nmetrics = kl, cosine\n")
+    # Open MPI's own allocations would fail a leak-checking (ASan) build at exit: not ours to judge here.
+    env = dict(os.environ, ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":"))
+    outs = []
+    for i, extra in enumerate([[], [], ["--set", "data.seed=4"]]):
+        out = os.path.join(d, f"real.hook{i}.nc")
+        hook = f"blocks.{min(i, 1)}.hook_resid_pre"
+        r = subprocess.run([PLATEAU, "run", ini, "--quiet", "--set", f"perturb.hook={hook}", "-o", out, *extra],
+                           capture_output=True, text=True, env=env, timeout=300)
+        if r.returncode != 0:
+            check(False, f"plateau run (hook {hook}): exit {r.returncode}: {r.stderr}")
+            return
+        outs.append(out)
+    merged = os.path.join(d, "real.nc")
+    rc, err = merge(merged, outs[0], outs[1])
+    check(rc == 0, f"merge of real outputs: exit {rc}: {err}")
+    if rc == 0:
+        with xr.open_dataset(merged) as m, xr.open_dataset(outs[0]) as a, xr.open_dataset(outs[1]) as b:
+            check(list(m["hook"].values) == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"], "real: hooks")
+            for name in a.data_vars:
+                if "hook" in m[name].dims:
+                    for h, s in enumerate((a, b)):
+                        check(m[name].isel(hook=h).values.tobytes() == s[name].values.tobytes(),
+                              f"real: {name} hook {h}")
+                else:
+                    check(name in ("tokens", "partner") and np.array_equal(m[name].values, a[name].values),
+                          f"real: {name} written once but not provenance or not equal")
+            check(not np.array_equal(a["kl"].values, b["kl"].values), "real: two hooks gave identical curves")
+        print("ok   merge of two real plateau outputs (hooks blocks.0 and blocks.1)")
+    # The third run used another data seed at blocks.1: besides the hook, [data] seed differs.
+    expect_refusal("real outputs with another data seed", os.path.join(d, "real-bad.nc"), [outs[0], outs[2]],
+                   "[data] seed", "'4'", outs[2])
+
+
 def main():
     d = tempfile.mkdtemp(prefix="plateau-merge-")
     hooks = [f"blocks.{i}.hook_resid_pre" for i in (2, 0, 1)]  # deliberately not sorted
@@ -179,6 +227,8 @@ def main():
     check(rc == 1 and "usage" in err, f"one argument: exit {rc}: {err}")
     rc, err = merge("--bogus", out, ins[0])
     check(rc == 1 and "--bogus" in err, f"unknown option: exit {rc}: {err}")
+
+    real_outputs(d)
 
     if failures:
         print(f"{len(failures)} failure(s); files kept in {d}")
