@@ -29,8 +29,18 @@ shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 
 
+# Under ASan, Open MPI's own allocations (MPI_Init is always called) would be reported as leaks.
+env = dict(os.environ)
+env["ASAN_OPTIONS"] = (env["ASAN_OPTIONS"] + ":" if env.get("ASAN_OPTIONS") else "") + "detect_leaks=0"
+env.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def step(args):
-    p = subprocess.run(args, capture_output=True, text=True)
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    except subprocess.TimeoutExpired:
+        sys.stderr.write(f"FAIL: {' '.join(args)} did not finish in 600 s\n")
+        sys.exit(1)
     if p.returncode != 0:
         sys.stderr.write(f"FAIL: {' '.join(args)} exited {p.returncode}: {p.stderr.strip()}\n")
         sys.exit(1)
