@@ -74,10 +74,19 @@ def base_config(model, data, out, **over):
     return cfg
 
 
-def run(args, env=None, timeout=300, mpi=0):
-    cmd = ([shutil.which("mpirun"), "--oversubscribe", "-n", str(mpi)] if mpi else []) + [BIN, "run"] + args
+def run_env():
+    """The environment of a run: one BLAS thread; under ASan no leak report at exit, since Open MPI's
+    own allocations (MPI_Init is always called) would be reported."""
     e = dict(os.environ)
     e.setdefault("OPENBLAS_NUM_THREADS", "1")
+    asan = e.get("ASAN_OPTIONS", "")
+    e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "detect_leaks=0"
+    return e
+
+
+def run(args, env=None, timeout=300, mpi=0):
+    cmd = ([shutil.which("mpirun"), "--oversubscribe", "-n", str(mpi)] if mpi else []) + [BIN, "run"] + args
+    e = run_env()
     if env:
         e.update(env)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
@@ -120,7 +129,7 @@ def start(args, mpi=0):
     """Start `plateau run ARGS` (under mpirun -n MPI when MPI) without waiting."""
     import subprocess as sp
     cmd = ([shutil.which("mpirun"), "--oversubscribe", "-n", str(mpi)] if mpi else []) + [BIN, "run"] + args
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    env = run_env()
     return sp.Popen(cmd, stdout=sp.PIPE, stderr=sp.PIPE, text=True, env=env)
 
 

@@ -14,11 +14,11 @@ rank_pids, start, wait_for = sl.rank_pids, sl.start, sl.wait_for
 
 d = sl.workdir(sys.argv)
 model = sl.make_model(d)
-data = sl.make_bin(d, 8 * 1600, 300)
+data = sl.make_bin(d, 8 * 900, 300)
 full = os.path.join(d, "full.nc")
 out = os.path.join(d, "out.nc")
 ckpt = out + ".ckpt"
-cfg = sl.base_config(model, data, out, data__n_prompts=1500, run__checkpoint_every=0.2, run__worker_timeout=2)
+cfg = sl.base_config(model, data, out, data__n_prompts=800, run__checkpoint_every=0.2, run__worker_timeout=2)
 ini = sl.write_ini(os.path.join(d, "faults.ini"), cfg)
 r = sl.run([ini, "--quiet", "-o", full])
 if r.returncode != 0:
@@ -93,7 +93,7 @@ set +e
 echo "ro_content=$(cat {d}/ro/out.nc)"; echo "full_content=$(cat {d}/full/out.nc)"; echo "full_ls=$(ls {d}/full)"
 """.format(d=d, bin=sl.BIN, ini=ini)
 r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120,
-                   env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+                   env=sl.run_env())
 if "ro=" not in r.stdout:
     print("skip write failures: no private tmpfs mounts here (%s)" % r.stderr.strip())
 else:

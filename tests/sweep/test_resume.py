@@ -11,11 +11,11 @@ import sweeplib as sl  # noqa: E402
 
 d = sl.workdir(sys.argv)
 model = sl.make_model(d)
-data = sl.make_bin(d, 8 * 1600, 300)
+data = sl.make_bin(d, 8 * 900, 300)
 full = os.path.join(d, "full.nc")
 out = os.path.join(d, "out.nc")
 ckpt = out + ".ckpt"
-cfg = sl.base_config(model, data, out, data__n_prompts=1500, run__checkpoint_every=0.2)
+cfg = sl.base_config(model, data, out, data__n_prompts=800, run__checkpoint_every=0.2)
 ini = sl.write_ini(os.path.join(d, "resume.ini"), cfg)
 
 r = sl.run([ini, "--quiet", "-o", full])

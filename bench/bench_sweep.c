@@ -1,0 +1,86 @@
+/* The figures scripts/bench_sweep.sh needs besides the sweep's own evals/s: OpenBLAS's sgemm peak
+ * on this machine, measured now, and the FLOPs of one fast-path evaluation and one full forward
+ * under the sweep's default protocol (n_ctx = 10, blocks.1.hook_resid_pre, last position).
+ *
+ * usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME]
+ * Prints "key value" lines. Threads: OPENBLAS_NUM_THREADS (the script sets 1: per-core figures).
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plateau/error.h"
+#include "plateau/forward.h"
+#include "plateau/model.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Best GFLOP/s of one row-major sgemm shape over repeats for `seconds`. */
+static double sgemm_best(int M, int N, int K, double seconds)
+{
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *Cm = malloc(sizeof(float) * M * N);
+    if (!A || !B || !Cm) {
+        fprintf(stderr, "bench_sweep: out of memory\n");
+        exit(1);
+    }
+    for (int i = 0; i < M * K; i++)
+        A[i] = (float)((i % 97) - 48) * 0.01f;
+    for (int i = 0; i < K * N; i++)
+        B[i] = (float)((i % 89) - 44) * 0.01f;
+    double best = 0.0, start = now();
+    while (now() - start < seconds) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, Cm, N);
+        double g = 2.0 * M * N * K / (now() - t0) / 1e9;
+        if (g > best)
+            best = g;
+    }
+    free(A), free(B), free(Cm);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME]\n");
+        return 1;
+    }
+    double seconds = 4.0;
+    int T = 10;
+    const char *hook = "blocks.1.hook_resid_pre";
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--seconds"))
+            seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ctx"))
+            T = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--hook"))
+            hook = argv[i + 1];
+    }
+    pl_config cfg;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", argv[1]);
+    int r;
+    if (pl_config_load(&cfg, path) != PL_OK || pl_hook_parse(&cfg, hook, &r) != PL_OK) {
+        fprintf(stderr, "bench_sweep: %s\n", pl_error());
+        return 2;
+    }
+    int C = cfg.n_embd;
+    /* the sweep's largest shapes: 101 rows through c_fc (C x 4C), and the unembedding (C x V), plus
+     * a large square product: the best of them is the peak the sweep is held against */
+    double fc = sgemm_best(101, 4 * C, C, seconds / 3), unembed = sgemm_best(101, 4096, C, seconds / 3),
+           square = sgemm_best(1536, 1536, 1536, seconds / 3);
+    double peak = fc > unembed ? fc : unembed;
+    peak = square > peak ? square : peak;
+    printf("sgemm_peak_gflops %.2f\n", peak);
+    printf("sgemm_101x%dx%d_gflops %.2f\n", 4 * C, C, fc);
+    printf("patch_flops %.6g\n", pl_patch_flops(&cfg, T, r, T - 1));
+    printf("forward_flops %.6g\n", pl_forward_flops(&cfg, T));
+    return 0;
+}
