@@ -97,6 +97,14 @@ def histogram_edges(values, alpha):
     return np.linspace(lo, hi, 26)
 
 
+def say(line):
+    """Progress on stdout; a closed pipe (`plot_curves.py ... | head`) must not stop the figures."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")
+
+
 def jsonable(a):
     return [None if not np.isfinite(x) else float(x) for x in np.asarray(a, dtype=np.float64).reshape(-1)]
 
@@ -149,7 +157,7 @@ class Plotter:
         record["file"] = name
         self.figures.append(record)
         shape = f"{record['rows']}x{record['cols']} panels"
-        print(f"{SCRIPT}: wrote {path} ({record['kind']}, {shape})")
+        say(f"{SCRIPT}: wrote {path} ({record['kind']}, {shape})")
 
     def curves(self, m, kind, logy):
         """kind: 'all' (one panel), 'plateau' (panel per direction, series per base) or
@@ -237,7 +245,7 @@ class Plotter:
         missing = [n for n in names if not res.has(n)]
         if missing:
             self.skipped.append({"figure": f"{m}_scores.png", "reason": f"no variable {', '.join(missing)}"})
-            print(f"{SCRIPT}: skipped {m}_scores.png: the file has no {', '.join(missing)}")
+            say(f"{SCRIPT}: skipped {m}_scores.png: the file has no {', '.join(missing)}")
             return
         rows, cols = len(res.hooks), 2
         title = f"{TITLE[m]}: plateau onset and sharpness per kind"
@@ -310,7 +318,7 @@ def main(argv=None):
                     else:
                         fname = f"{m}_{kind}{'_logy' if logy else ''}.png"
                         p.skipped.append({"figure": fname, "reason": f"the file has fewer than {need}"})
-                        print(f"{SCRIPT}: skipped {fname}: the file has fewer than {need}")
+                        say(f"{SCRIPT}: skipped {fname}: the file has fewer than {need}")
             p.scores(m)
         sidecar = os.path.join(a.outdir, "figures.json")
         doc = {"source": os.path.abspath(a.result), "synthetic_model": res.synthetic, "model_path": res.model_path,
