@@ -1,0 +1,36 @@
+"""jobs/*.ini: every shipped job parses and runs end to end in miniature (a tiny synthetic model with
+GPT-2's vocabulary, the real WebText prompts from ../shared through the real tokenizer), and
+jobs/smoke.ini runs as CI runs it. Needs ../shared (skips without it)."""
+import glob
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import sweeplib as sl  # noqa: E402
+
+shared = os.environ.get("PLATEAU_SHARED_DIR", os.path.join(sl.SRC, "..", "shared"))
+webtext = os.path.join(shared, "data", "webtext.valid.jsonl")
+if not os.path.exists(webtext) or not os.path.exists(os.path.join(shared, "gpt2", "vocab.json")):
+    sl.skip("needs %s and %s/gpt2 (PLATEAU_SHARED_DIR)" % (webtext, shared))
+d = sl.workdir(sys.argv)
+model = os.path.join(d, "smoke-model")
+r = subprocess.run([sl.BIN, "synth", model, "--layers", "2", "--embd", "64", "--heads", "4", "--ctx", "32",
+                    "--vocab-from", os.path.join(shared, "gpt2")], capture_output=True, text=True)
+if r.returncode != 0:
+    sl.fail("synth: " + r.stderr)
+jobs = sorted(glob.glob(os.path.join(sl.SRC, "jobs", "*.ini")))
+if not jobs:
+    sl.fail("no jobs/*.ini")
+common = ["--set", "model.path=" + model, "--set", "data.prompts=" + webtext, "--set", "readout.read_hook="]
+for job in jobs:
+    name = os.path.basename(job)[:-4]
+    out = os.path.join(d, name + ".nc")
+    small = [] if name == "smoke" else ["--set", "data.n_prompts=4", "--set", "perturb.cov_prompts=30",
+                                        "--set", "perturb.steps=3"]
+    r = sl.run([job, "--quiet", "-o", out] + common + small)
+    if r.returncode != 0:
+        sl.fail("%s: exit %d: %s" % (name, r.returncode, r.stderr))
+    v = sl.variables(out)
+    print("ok %-10s bases %s, directions %s, %d prompts" % (name, v["base"], v["direction"], len(v["prompt"])))
+print("jobs tests passed")
