@@ -12,7 +12,7 @@
 # here). Installs slurm-wlm and munge with apt-get when they are missing. Skips (77) when it cannot
 # (not root, no apt) or when ../shared (tokenizer, prompts) is absent; with CI=true set, those are
 # failures instead. Every daemon and job it starts is stopped by PID on exit; nothing else is touched.
-# Work files are kept under $TMPDIR/plateau-slurm.* when a check fails.
+# Work files are kept under $TMPDIR/plateau-slurm.* when a check fails (always with PLATEAU_SLURM_KEEP=1).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -67,7 +67,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/plateau-slurm.XXXXXX")
 finish() {
     local rc=$?
     slurm_down
-    if ((failures == 0 && rc == 0)); then
+    if ((failures == 0 && rc == 0)) && [[ -z ${PLATEAU_SLURM_KEEP:-} ]]; then
         rm -rf "$work"
     else
         say "work files kept in $work"
@@ -217,11 +217,11 @@ preempt() { # NAME NTASKS HOW(batch|step)
         show_log $(log_of "$id")
         return
     fi
-    if [[ $how == batch ]]; then
-        scancel --batch --signal=TERM "$id"
-    else
-        scancel --signal=TERM "$id"
-    fi
+    case $how in
+    batch) scancel --batch --signal=TERM "$id" ;;  # the time-limit warning of --signal=B:TERM@120
+    step) scancel --signal=TERM "$id" ;;           # every rank gets SIGTERM itself
+    requeue) scontrol requeue "$id" ;;             # an admin's or a preemption's requeue: SIGTERM to all
+    esac
     # Requeued jobs are held (BeginTime, about 2 minutes here); release it so the test stays short.
     t0=$(date +%s)
     while (($(date +%s) - t0 < 60)); do
@@ -238,13 +238,14 @@ preempt() { # NAME NTASKS HOW(batch|step)
     job_done "$id" 120 "$name" || return
     local log
     log=$(log_of "$id")
-    local wants=("checkpointed; job $id requeued" "found checkpoint $out.ckpt: resuming" "resuming from $out.ckpt")
-    if [[ $how == batch ]]; then
-        # The batch shell passes SIGTERM on as SIGUSR1 (srun would turn SIGTERM into SIGKILL).
-        wants+=("got SIGTERM: sending SIGUSR1" "SIGUSR1 received")
-    else
-        wants+=("SIGTERM received")
-    fi
+    local wants=("found checkpoint $out.ckpt: resuming" "resuming from $out.ckpt")
+    case $how in
+    # The batch shell passes SIGTERM on as SIGUSR1 (srun would turn SIGTERM into SIGKILL).
+    batch) wants+=("got SIGTERM: sending SIGUSR1" "SIGUSR1 received" "checkpointed; job $id requeued") ;;
+    step) wants+=("SIGTERM received" "checkpointed; job $id requeued") ;;
+    # Slurm requeues by itself here; the script must not requeue a second time.
+    requeue) wants+=("not requeued here") ;;
+    esac
     for want in "${wants[@]}"; do
         grep -Eq "$want" "$log" || fail "$name: log lacks '$want'"
     done
@@ -260,8 +261,32 @@ preempt() { # NAME NTASKS HOW(batch|step)
 }
 preempt preempt2 2 batch
 preempt preempt1 1 step
+# Requeue from outside: every process gets SIGTERM at once, srun included, which kills the ranks
+# (SIGKILL) while they checkpoint; whatever checkpoint survives, the requeued job resumes from it.
+preempt requeued 2 requeue
 
-# --- 4. SIGKILL of a worker rank --------------------------------------------------------------------
+# --- 4. scancel: the ranks checkpoint, but a cancelled job must stay cancelled ----------------------
+c=$("${SB[@]}" -n 2 slurm/plateau.sbatch jobs/smoke.ini -o results/cancelled.nc --set run.checkpoint_every=0.2) ||
+    fail "sbatch (cancel)"
+t0=$(date +%s)
+while [[ ! -e results/cancelled.nc.ckpt ]] && (($(date +%s) - t0 < 120)); do
+    [[ $(slurm_job_field "$c" JobState) =~ ^(COMPLETED|FAILED|CANCELLED)$ ]] && break
+    sleep 0.1
+done
+scancel "$c"
+state=$(slurm_wait_job "$c" 60)
+sleep 3 # a wrongful requeue by the script would show up as PENDING now
+state=$(slurm_job_field "$c" JobState)
+if [[ $state == CANCELLED && $(slurm_job_field "$c" Restarts) == 0 && -e results/cancelled.nc.ckpt &&
+    ! -e results/cancelled.nc ]]; then
+    say "ok   scancel: job stays CANCELLED, checkpoint kept, no output"
+else
+    fail "scancel: state $state, restarts $(slurm_job_field "$c" Restarts), checkpoint" \
+        "$([[ -e results/cancelled.nc.ckpt ]] && echo kept || echo missing)"
+    show_log $(log_of "$c")
+fi
+
+# --- 5. SIGKILL of a worker rank --------------------------------------------------------------------
 k=$("${SB[@]}" -n 3 -O slurm/plateau.sbatch jobs/smoke.ini -o results/killed.nc --set run.checkpoint_every=0.2) ||
     fail "sbatch (kill)"
 t0=$(date +%s)
