@@ -121,6 +121,8 @@ class Result:
             if m in ds.variables:
                 self._check_dims(m, RAW_DIMS)
             else:
+                if "quantile" not in ds.variables:
+                    raise ResultError(f"{path}: metric '{m}' has no raw curves and the file has no 'quantile' coordinate")
                 for name, dims in ((f"{m}_median", AGG_DIMS), (f"{m}_quantiles", QUANT_DIMS)):
                     if name not in ds.variables:
                         raise ResultError(f"{path}: metric '{m}' has neither raw curves '{m}' nor '{name}'")

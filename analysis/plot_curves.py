@@ -44,8 +44,7 @@ except ImportError as e:
 
 plt = None  # matplotlib.pyplot, imported once the input has been checked (it is slow to import)
 
-BANDS = ((0.05, 0.95), (0.25, 0.75))  # outer band drawn first, lighter
-BAND_ALPHA = {(0.05, 0.95): 0.12, (0.25, 0.75): 0.28}
+RAW_BANDS = ((0.05, 0.95), (0.25, 0.75))  # from raw curves; outermost first (drawn lighter, underneath)
 TITLE = {"kl": "KL(clean ‖ perturbed)", "jsd": "JSD(clean, perturbed)", "l2": "L2 distance at read hook",
          "cosine": "cosine similarity at read hook"}
 
@@ -56,27 +55,36 @@ class Parser(argparse.ArgumentParser):
 
 
 def curve_stats(res, m, h):
-    """Median and band edges per (base, direction, alpha) for hook h.
-    Returns (median[B, D, A], {level: array[B, D, A]}, n_curves or None, source)."""
+    """Median and bands per (base, direction, alpha) for hook h.
+    Returns (median[B, D, A], [((lo, hi), q_lo[B, D, A], q_hi[B, D, A]), ...] outermost first,
+    n_curves or None, source). From raw curves the bands are 5-95 % and 25-75 %; from the file's
+    aggregates they are every symmetric pair (q, 1 - q) of its quantile levels."""
     raw = res.raw(m, h)
     if raw is not None:
         B, D, P, S, A = raw.shape
         flat = raw.reshape(B, D, P * S, A)
-        levels = sorted({lv for pair in BANDS for lv in pair})
-        q = {lv: np.quantile(flat, lv, axis=2) for lv in levels}
-        return np.median(flat, axis=2), q, P * S, "raw curves"
+        bands = [((lo, hi), np.quantile(flat, lo, axis=2), np.quantile(flat, hi, axis=2)) for lo, hi in RAW_BANDS]
+        return np.median(flat, axis=2), bands, P * S, "raw curves"
     med = res.array(f"{m}_median", AGG_DIMS, h)
     qs = res.array(f"{m}_quantiles", QUANT_DIMS, h)
-    q = {}
-    for lv in sorted({lv for pair in BANDS for lv in pair}):
-        hit = np.nonzero(np.abs(res.quantile_levels() - lv) < 1e-9)[0]
-        if hit.size:
-            q[lv] = qs[hit[0]]
+    levels = res.quantile_levels()
+    bands = []
+    for i in np.argsort(levels):
+        lo = float(levels[i])
+        match = np.nonzero(np.abs(levels - (1.0 - lo)) < 1e-9)[0]
+        if lo < 0.5 and match.size:
+            bands.append(((lo, float(levels[match[0]])), qs[i], qs[match[0]]))
     n = None
     if res.has(f"{m}_count"):
         counts = res.array(f"{m}_count", AGG_DIMS, h)
         n = int(counts.max()) if counts.size else None
-    return med, q, n, f"{m}_median / {m}_quantiles"
+    return med, bands, n, f"{m}_median / {m}_quantiles"
+
+
+def band_text(bands):
+    if not bands:
+        return "no bands (the file has no symmetric quantile pair)"
+    return " and ".join(f"{100 * hi - 100 * lo:.0f} % ({100 * lo:g}–{100 * hi:g} %)" for (lo, hi), _, _ in bands[::-1]) + " bands"
 
 
 def histogram_edges(values, alpha):
@@ -181,15 +189,15 @@ class Plotter:
         if units and units != "1":
             ylabel += f" [{units}]"
         xlabel = f"α: step fraction toward the target ({len(res.alpha)} steps)"
-        n_any = self.stats_for(m, 0)
-        caption = self.caption(f"Median over curves (line), 25–75 % and 5–95 % bands, from {n_any[3]}."
+        first = self.stats_for(m, 0)
+        caption = self.caption(f"Median over curves (line), {band_text(first[1])}, from {first[3]}."
                                + (" Values ≤ 0 not shown on the log axis." if logy else ""))
         # Panels of one hook share the y axis, so kinds compare by eye across panels.
         fig, axes = self.new_figure(rows, cols, title, caption, sharey=True)
         record = {"kind": kind, "metric": m, "yscale": "log" if logy else "linear", "title": fig._suptitle.get_text(),
                   "caption": caption, "rows": rows, "cols": cols, "transform": transform, "panels": []}
         for h in range(rows):
-            med, q, n, source = self.stats_for(m, h)
+            med, band_stats, n, source = self.stats_for(m, h)
             for g, group in enumerate(groups):
                 ax = axes[h][g]
                 if kind == "all":
@@ -208,10 +216,7 @@ class Plotter:
                 for (b, d) in series:
                     bi, di = res.bases.index(b), res.directions.index(d)
                     y = med[bi, di]
-                    bands = {}
-                    for lo, hi in BANDS:
-                        if lo in q and hi in q:
-                            bands[(lo, hi)] = (q[lo][bi, di], q[hi][bi, di])
+                    bands = {levels: (q_lo[bi, di], q_hi[bi, di]) for levels, q_lo, q_hi in band_stats}
                     if transform:
                         y = 1.0 - y
                         bands = {k: (1.0 - v[1], 1.0 - v[0]) for k, v in bands.items()}
@@ -221,8 +226,10 @@ class Plotter:
                                  for k, v in bands.items()}
                     colour = self.colour[(b, d)]
                     label = f"{b} / {d}"
-                    for (lo, hi), (ylo, yhi) in bands.items():
-                        ax.fill_between(res.alpha, ylo, yhi, color=colour, alpha=BAND_ALPHA[(lo, hi)], linewidth=0)
+                    for k, (ylo, yhi) in enumerate(bands.values()):
+                        # Outer bands lighter; bands stack, so the inner ones read darker still.
+                        ax.fill_between(res.alpha, ylo, yhi, color=colour, alpha=0.12 + 0.16 * k / max(1, len(bands) - 1),
+                                        linewidth=0)
                     ax.plot(res.alpha, y, color=colour, linestyle=self.style[b], linewidth=1.8, label=label)
                     panel["series"].append({"base": b, "direction": d, "label": label, "median": jsonable(y),
                                             "bands": {f"{lo:g}-{hi:g}": [jsonable(v[0]), jsonable(v[1])]

@@ -86,6 +86,8 @@ with tempfile.TemporaryDirectory(prefix="plateau-analysis-errors-") as w:
                       ["nometric.nc", "no metric variable"]))
     bad_files.append((fixture(os.path.join(w, "noquant.nc"), "--metrics", "l2", "--no-raw", "--drop", "l2_quantiles"),
                       ["noquant.nc", "metric 'l2'", "l2_quantiles"]))
+    bad_files.append((fixture(os.path.join(w, "noqcoord.nc"), "--metrics", "kl", "--no-raw", "--drop", "quantile"),
+                      ["noqcoord.nc", "no 'quantile' coordinate"]))
     bad_files.append((fixture(os.path.join(w, "nohookcoord.nc"), "--hooks", "2", "--drop", "hook"),
                       ["nohookcoord.nc", "no 'hook' coordinate"]))
 

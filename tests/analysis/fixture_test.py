@@ -17,7 +17,9 @@ CASES = {
     # merged file: a leading hook dimension, one panel row / table block per hook
     "merged": (["--hooks", "3", "--metrics", "kl,cosine"], 3),
     # raw_curves = false: bands from <m>_quantiles, medians from <m>_median
-    "aggregates": (["--no-raw", "--metrics", "jsd,l2", "--prompts", "31", "--samples", "1"], 0),
+    # ... with other quantile levels ([output] quantiles): bands are the symmetric pairs present
+    "aggregates": (["--no-raw", "--metrics", "jsd,l2", "--prompts", "31", "--samples", "1",
+                    "--quantiles", "0.1,0.25,0.5,0.75,0.9"], 0),
     "merged-aggregates": (["--no-raw", "--hooks", "2", "--metrics", "kl", "--steps", "11"], 2),
     # a single kind: no plateau or direction comparison figures, no ratios
     "one-kind": (["--bases", "real", "--directions", "isotropic", "--metrics", "kl,l2", "--prompts", "9"], 0),

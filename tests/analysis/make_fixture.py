@@ -4,7 +4,7 @@ several hooks, no raw curves, missing pieces).
 
 usage: make_fixture.py OUT.nc [--hooks N] [--no-raw] [--metrics kl,jsd,...] [--bases ...]
                               [--directions ...] [--prompts P] [--samples S] [--steps K] [--seed S]
-                              [--drop VAR] [--drop-attr ATTR]
+                              [--quantiles Q,...] [--drop VAR] [--drop-attr ATTR]
 
 Written with netCDF4 directly (NC_STRING coordinates, like the C writer), not through xarray.
 """
@@ -45,6 +45,7 @@ def main():
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--steps", type=int, default=21)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quantiles", default="0.05,0.25,0.75,0.95")
     ap.add_argument("--drop", action="append", default=[])
     ap.add_argument("--drop-attr", action="append", default=[])
     a = ap.parse_args()
@@ -56,7 +57,7 @@ def main():
     H = max(a.hooks, 1)
     hooks = [f"blocks.{i}.hook_resid_pre" for i in range(H)]
     alpha = np.linspace(0.0, 1.0, A)
-    quant = np.array([0.05, 0.25, 0.75, 0.95])
+    quant = np.array([float(x) for x in a.quantiles.split(",")])
     rng = np.random.default_rng(a.seed)
 
     curves = {m: np.zeros((H, B, D, P, S, A), np.float32) for m in metrics}
