@@ -35,7 +35,7 @@ try:
     import numpy as np
     import matplotlib
     matplotlib.use("Agg")  # files only: no display on cluster nodes
-    from plateau_result import (AGG_DIMS, METRICS, QUANT_DIMS, SCORE_DIMS, EXIT_INPUT, EXIT_USAGE,
+    from plateau_result import (AGG_DIMS, METRICS, QUANT_DIMS, SCORE_DIMS, EXIT_USAGE,
                                 Result, ResultError, die)
 except ImportError as e:
     sys.stderr.write(f"{SCRIPT}: {e}: run with /usr/bin/python3 (Debian's python3-numpy, python3-xarray, "

@@ -39,13 +39,12 @@ Exit status: 0 on success; 2 with one line on stderr for a missing or unusable f
 """
 import argparse
 import csv
-import os
 import sys
 
 SCRIPT = "summary.py"
 try:
     import numpy as np
-    from plateau_result import (AGG_DIMS, METRIC_CODE, METRICS, SCORE_DIMS, EXIT_INPUT, EXIT_USAGE,
+    from plateau_result import (AGG_DIMS, METRIC_CODE, METRICS, SCORE_DIMS, EXIT_USAGE,
                                 Result, ResultError, die)
 except ImportError as e:
     sys.stderr.write(f"{SCRIPT}: {e}: run with /usr/bin/python3 (Debian's python3-numpy, python3-xarray, "
