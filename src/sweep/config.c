@@ -17,6 +17,7 @@
 #include "plateau/error.h"
 #include "plateau/forward.h"
 #include "plateau/sweep.h"
+#include "sweep_internal.h"
 
 typedef struct {
     const char *section, *key, *def;
@@ -540,7 +541,7 @@ void pl_sweep_config_free(pl_sweep_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-static const char *origin_of(const pl_sweep_config *cfg, const char *section, const char *key)
+const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *section, const char *key)
 {
     int i = find_key(section, key);
     return cfg->origin[i] ? cfg->origin[i] : cfg->file;
@@ -550,10 +551,10 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *re
                             int *pos)
 {
     if (pl_hook_parse(mcfg, cfg->hook, resid_index) != PL_OK)
-        return pl_fail_prefix("%s: [perturb] hook", origin_of(cfg, "perturb", "hook"));
+        return pl_fail_prefix("%s: [perturb] hook", pl_sweep_config_origin(cfg, "perturb", "hook"));
     if (*resid_index >= mcfg->n_layer)
         return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)",
-                       origin_of(cfg, "perturb", "hook"), cfg->hook);
+                       pl_sweep_config_origin(cfg, "perturb", "hook"), cfg->hook);
     if (!cfg->read_hook) {
         char name[64];
         snprintf(name, sizeof name, "blocks.%d.hook_resid_post", mcfg->n_layer - 1);
@@ -562,14 +563,14 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *re
             return PL_ERR;
     }
     if (pl_hook_parse(mcfg, cfg->read_hook, read_index) != PL_OK)
-        return pl_fail_prefix("%s: [readout] read_hook", origin_of(cfg, "readout", "read_hook"));
+        return pl_fail_prefix("%s: [readout] read_hook", pl_sweep_config_origin(cfg, "readout", "read_hook"));
     if (cfg->n_ctx > mcfg->n_ctx)
         return pl_fail("%s: [data] n_ctx: %d is more than the model's %d positions",
-                       origin_of(cfg, "data", "n_ctx"), cfg->n_ctx, mcfg->n_ctx);
+                       pl_sweep_config_origin(cfg, "data", "n_ctx"), cfg->n_ctx, mcfg->n_ctx);
     int p = cfg->position < 0 ? cfg->n_ctx + cfg->position : cfg->position;
     if (p < 0 || p >= cfg->n_ctx)
         return pl_fail("%s: [perturb] position: %d is outside the prompt (n_ctx = %d: 0..%d, or -1..-%d)",
-                       origin_of(cfg, "perturb", "position"), cfg->position, cfg->n_ctx, cfg->n_ctx - 1,
+                       pl_sweep_config_origin(cfg, "perturb", "position"), cfg->position, cfg->n_ctx, cfg->n_ctx - 1,
                        cfg->n_ctx);
     *pos = p;
     return PL_OK;

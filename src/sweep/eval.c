@@ -218,11 +218,12 @@ int pl_sweep_load_file_directions(pl_sweep *sw)
         int npy = len > 4 && !strcmp(ds->path + len - 4, ".npy");
         int rc = npy ? load_npy(ds->path, sw->C, &sw->file_rows[d], &sw->file_n_rows[d])
                      : load_safetensors(ds->path, ds->tensor, sw->C, &sw->file_rows[d], &sw->file_n_rows[d]);
+        const char *origin = pl_sweep_config_origin(sw->cfg, "perturb", "directions");
         if (rc != PL_OK)
-            return pl_fail_prefix("[perturb] directions: %s", ds->label);
+            return pl_fail_prefix("%s: [perturb] directions: %s", origin, ds->label);
         if (npy && ds->tensor)
-            return pl_fail("[perturb] directions: %s: '#%s' names a tensor, but .npy files hold one array",
-                           ds->label, ds->tensor);
+            return pl_fail("%s: [perturb] directions: %s: '#%s' names a tensor, but .npy files hold one array",
+                           origin, ds->label, ds->tensor);
     }
     return PL_OK;
 }

@@ -10,6 +10,9 @@
 #include "plateau/model.h"
 #include "plateau/sweep.h"
 
+/* "FILE:LINE" or "--set ..." where (section, key) got its value (the config file for a default). */
+const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *section, const char *key);
+
 /* ------------------------------------------------------------ keyed random streams (rng.c)
  * A stream is a pure function of its key (seed, a, b, c): value i is splitmix64's finaliser of
  * key + (i + 1) * golden gamma. No state is shared between streams, so a unit's numbers do not

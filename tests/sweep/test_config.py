@@ -70,6 +70,52 @@ with open(text, "w") as f:
 expect_error("bad_jsonl", good.replace(data, text).replace("[model]", "[model]"),
              r"docs\.jsonl:2: expected a JSON object with a \"text\" string")
 
+# plain text: one document per non-empty line; short ones are skipped and counted on stderr
+docs = os.path.join(d, "docs.txt")
+with open(docs, "w") as f:
+    f.write("short\n\n" + "".join("document number %d has plenty of words to make ten tokens\n" % i for i in range(50)))
+path = os.path.join(d, "text.ini")
+with open(path, "w") as f:
+    f.write(good.replace(data, docs))
+r = sl.run([path])
+if r.returncode != 0 or "docs.txt: skipped 1 of" not in r.stderr:
+    sl.fail("plain text data: %d %s" % (r.returncode, r.stderr))
+os.unlink(out)
+expect_error("too_few_docs", good.replace(data, docs).replace("n_prompts = 10", "n_prompts = 20"),
+             r"docs\.txt: 50 documents of at least n_ctx = 8 tokens \(1 shorter ones skipped\), but n_prompts \+ "
+             r"cov_prompts = 20 \+ 40 = 60 are needed")
+print("ok plain text data: short documents skipped and counted")
+
+# file: directions from safetensors: one 2-D tensor, or a named one; columns must match
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
+from ref_gpt2 import write_safetensors  # noqa: E402
+
+sae = os.path.join(d, "sae.safetensors")
+w = np.random.default_rng(0).standard_normal((6, 32)).astype(np.float32)
+write_safetensors(sae, [("W_dec", "F32", w), ("b_dec", "F32", w[0].copy()),
+                        ("W_enc", "F32", np.ascontiguousarray(w.T))])
+wide = os.path.join(d, "wide.npy")
+np.save(wide, np.zeros((3, 33), np.float32))
+with_dir = good.replace("[perturb]", "[perturb]\ndirections = %s")
+expect_error("st_ambiguous", with_dir % ("file:" + sae),
+             r"\[perturb\] directions: file:sae\.safetensors: .*sae\.safetensors: 2 2-D tensors; name one as file:")
+expect_error("st_missing", with_dir % ("file:" + sae + "#W_nope"), r"sae\.safetensors: no tensor 'W_nope'")
+expect_error("st_columns", with_dir % ("file:" + sae + "#W_enc"),
+             r"tensor 'W_enc' has 6 columns, but the model's residual width is 32")
+expect_error("npy_columns", with_dir % ("file:" + wide), r"wide\.npy: 33 columns, but the model's residual width is 32")
+path = os.path.join(d, "st.ini")
+with open(path, "w") as f:
+    f.write(with_dir % ("cov_random, file:" + sae + "#W_dec"))
+r = sl.run([path, "--quiet"])
+if r.returncode != 0:
+    sl.fail("safetensors direction: " + r.stderr)
+if sl.variables(out)["direction"] != ["cov_random", "file:sae.safetensors#W_dec"]:
+    sl.fail("direction labels %s" % sl.variables(out)["direction"])
+os.unlink(out)
+print("ok file: directions from safetensors (named tensor), errors for ambiguous, missing, wrong width")
+
 # a valid run records the resolved config: every key, defaults filled, --set applied
 path = os.path.join(d, "good.ini")
 with open(path, "w") as f:
