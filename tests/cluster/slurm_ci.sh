@@ -100,7 +100,7 @@ unset PLATEAU_BIN
 SB=(sbatch --parsable --mem-per-cpu=256M --time=10)
 log_of() { # the log(s) of job or array ID
     local f
-    for f in "slurm-plateau-$1.out" slurm-plateau-hooks-"$1"_*.out; do [[ -f $f ]] && echo "$f"; done
+    for f in "slurm-plateau-$1.out" "slurm-merge-$1.out" slurm-plateau-hooks-"$1"_*.out; do [[ -f $f ]] && echo "$f"; done
 }
 show_log() { local f; for f in "$@"; do [[ -f $f ]] && sed 's/^/    | /' "$f"; done; }
 
@@ -168,9 +168,13 @@ EOF
 fi
 
 # --- 2. the hooks array (2 tasks, 1 rank each) and merge -------------------------------------------
+# The merge runs as a dependent job, the way the array script's header shows.
 b=$("${SB[@]}" -n 1 --array=0-1 slurm/plateau-hooks.sbatch jobs/smoke.ini) || { fail "sbatch plateau-hooks.sbatch"; exit 1; }
+files=$(echo results/smoke.hook{0..1}.nc)
+bm=$("${SB[@]}" -n 1 -o slurm-merge-%j.out --dependency=afterok:"$b" \
+    --wrap "build/plateau merge results/smoke.hooks.nc $files") || fail "sbatch the merge job"
 if job_done "$b" 120 "hooks array"; then
-    if build/plateau merge results/smoke.hooks.nc results/smoke.hook0.nc results/smoke.hook1.nc; then
+    if job_done "$bm" 60 "merge job (afterok the array)"; then
         "$PY" - <<'EOF' || fail "merged file does not stack the array's outputs"
 import numpy as np
 import xarray as xr
