@@ -16,6 +16,7 @@
  * exits with PL_EXIT_PREEMPTED.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -198,6 +199,12 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
 
     /* prompts: rank 0 reads and tokenises, everyone gets the ids */
     int n_all = sw->P + st->cfg.cov_prompts, T = sw->T, C = sw->C;
+    if ((long long)n_all * T > INT_MAX || (long long)n_all * C > INT_MAX || (long long)C * C > INT_MAX) {
+        if (st->rank == 0)
+            fprintf(stderr, "plateau: %s: n_prompts + cov_prompts = %d prompts of %d tokens (width %d) are too many "
+                    "for one MPI message; use fewer prompts\n", st->cfg.file, n_all, T, C);
+        return PL_EXIT_INPUT;
+    }
     int *tokens = NULL;
     ok = 1;
     if (st->rank == 0)
@@ -225,7 +232,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo) * C, "activations");
     ok = mine != NULL;
     double t0 = now_seconds();
-    for (int i = lo; i < hi && ok; i++) {
+    for (int i = lo; i < hi && ok && !g_signal; i++) {
         pl_run run;
         if (pl_forward(&st->model, tokens + (size_t)i * T, T, &run) != PL_OK) {
             ok = 0;
@@ -236,6 +243,16 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         pl_run_free(&run);
     }
     double t_fwd = hi > lo ? (now_seconds() - t0) / (hi - lo) : 0.0;
+    /* a signal during the clean forwards (the long part of setup): stop now, nothing to checkpoint */
+    int sig = g_signal;
+    MPI_Allreduce(MPI_IN_PLACE, &sig, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (sig) {
+        if (st->rank == 0)
+            fprintf(stderr, "plateau: %s received during setup: stopping (checkpoint unchanged)\n", signal_name(sig));
+        free(tokens);
+        free(mine);
+        return PL_EXIT_PREEMPTED;
+    }
     if (!all_ok(st, ok)) {
         free(tokens);
         free(mine);
