@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import netCDF4
 import numpy as np
@@ -24,8 +25,15 @@ def fixture(path, *args):
     return path
 
 
+cases = []
+
+
 def expect(script, args, code, *needles, outdir=None):
-    p = subprocess.run([PYTHON, script] + args, capture_output=True, text=True)
+    """Queue a case; the cases run in parallel at the end (each one is mostly interpreter start-up)."""
+    cases.append((script, args, code, needles, outdir))
+
+
+def judge(script, args, code, needles, outdir, p):
     name = os.path.basename(script)
     lines = p.stderr.strip().splitlines()
     problems = []
@@ -128,6 +136,12 @@ with tempfile.TemporaryDirectory(prefix="plateau-analysis-errors-") as w:
     afile = os.path.join(w, "afile")
     open(afile, "w").close()
     expect(PLOT, [good, "-o", afile], 2, "afile", "not a directory")
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        procs = list(pool.map(lambda c: subprocess.run([PYTHON, c[0]] + c[1], capture_output=True, text=True, timeout=300),
+                              cases))
+    for c, p in zip(cases, procs):
+        judge(*c, p)
 
 if failures:
     for f in failures:
