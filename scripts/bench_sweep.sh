@@ -37,13 +37,14 @@ path = $work/bench.nc
 INI
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-rate() { # evals/s from the "wrote ... (N evals/s" line
-  sed -n 's/.*wrote .* (\([0-9.]*\) evals\/s.*/\1/p' | tail -1
+rate() { # evals/s recorded in the output file (unit loop only)
+  /usr/bin/python3 -c "import netCDF4, sys; print(netCDF4.Dataset(sys.argv[1]).evals_per_second)" "$1"
 }
 units=${PLATEAU_BENCH_UNITS:-32}
-r1=$("$plateau" run "$work/bench.ini" --set data.n_prompts=$units 2>&1 | rate)
-r2=$(mpirun --oversubscribe -n 2 "$plateau" run "$work/bench.ini" --set data.n_prompts=$units 2>&1 | rate)
-rn=$("$plateau" run "$work/bench.ini" --naive --set data.n_prompts=2 2>&1 | rate)
+"$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r1.nc"
+mpirun --oversubscribe -n 2 "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r2.nc"
+"$plateau" run "$work/bench.ini" --quiet --naive --set data.n_prompts=2 -o "$work/rn.nc"
+r1=$(rate "$work/r1.nc"); r2=$(rate "$work/r2.nc"); rn=$(rate "$work/rn.nc")
 eval "$("$bench" "$model" --seconds 6 | sed 's/^\([a-z0-9_]*\) \(.*\)$/\1=\2/')"
 
 python3_=/usr/bin/python3
