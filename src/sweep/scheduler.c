@@ -543,11 +543,13 @@ static int poll_workers(master *ms, int *progressed)
         wi->last_heard = t;
         *progressed = 1;
         if (kind == MSG_RESULT) {
-            /* units come back in the order they were sent */
-            if (wi->n_out > 0 && wi->queue[0] == unit) {
-                memmove(wi->queue, wi->queue + 1, sizeof(long) * (wi->n_out - 1));
-                wi->n_out--;
-            }
+            /* units come back in the order they were sent; look further anyway */
+            for (int k = 0; k < wi->n_out; k++)
+                if (wi->queue[k] == unit) {
+                    memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
+                    wi->n_out--;
+                    break;
+                }
             store_result(ms, (long)unit, (const float *)(ms->buf + 16));
         } else if (kind == MSG_ERROR) {
             char name[256], what[MAX_ERROR_TEXT + 512];
