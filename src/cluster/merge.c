@@ -355,11 +355,13 @@ static int check_structure(const merge_input *ins, int n_in)
         int nd, nv;
         nc_inq(ins[i].ncid, &nd, &nv, NULL, NULL);
         /* Every dimension of the first, same length; then no extra ones. */
+        int dimids0[NC_MAX_DIMS];
+        nc_inq_dimids(ins[0].ncid, &nd0, dimids0, 0);
         for (int d = 0; d < nd0; d++) {
             char name[NC_MAX_NAME + 1];
             size_t len0, len;
             int id;
-            nc_inq_dim(ins[0].ncid, d, name, &len0);
+            nc_inq_dim(ins[0].ncid, dimids0[d], name, &len0);
             if (nc_inq_dimid(ins[i].ncid, name, &id) != NC_NOERR)
                 return pl_fail("%s: dimension '%s' is missing (it is in %s)", ins[i].path, name, ins[0].path);
             nc_inq_dimlen(ins[i].ncid, id, &len);
@@ -532,6 +534,8 @@ static int write_output(int out, const char *tmp, const merge_input *ins, int n_
     int in_dimids[NC_MAX_DIMS];
     nc_inq_dimids(in, &ndims, in_dimids, 0);
     for (int d = 0; d < ndims; d++) {
+        if (in_dimids[d] < 0 || in_dimids[d] >= NC_MAX_DIMS)
+            return pl_fail("%s: dimension id %d out of range", first->path, in_dimids[d]);
         char name[NC_MAX_NAME + 1];
         size_t len;
         nc_inq_dim(in, in_dimids[d], name, &len);
