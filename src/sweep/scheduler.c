@@ -145,6 +145,9 @@ static int prepare_output_dir(const char *path, const char *what)
         }
     }
     free(dir);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return pl_fail("%s %s: is a directory", what, path);
     size_t len = strlen(path) + 48;
     char *probe = pl_malloc(len, "path");
     if (!probe)
@@ -728,6 +731,10 @@ static int run_master(run_state *st, const pl_run_options *opt)
         if (pl_results_finish(&ms.res) != PL_OK || pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
+            /* keep the work: every unit is in the checkpoint, so --resume (-o elsewhere) only writes */
+            if (checkpoint_now(&ms, NULL) == PL_OK)
+                fprintf(stderr, "plateau: all %ld units are in checkpoint %s: run again with --resume (and -o) to "
+                        "write the output\n", sw->n_units, st->cfg.checkpoint_path);
         } else {
             if (!st->quiet)
                 fprintf(stderr, "plateau: wrote %s (%.0f evals/s on %d rank%s)\n", st->cfg.output_path,

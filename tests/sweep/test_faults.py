@@ -104,5 +104,17 @@ else:
         sl.fail("full disk: %s %s" % (o, r.stderr))
     if "ro_content=earlier" not in o or "full_content=earlier" not in o or "full_ls=out.nc\n" not in o:
         sl.fail("earlier output not untouched, or a temp file left: %s" % o)
+    if "run again with --resume (and -o) to write the output" not in r.stderr:
+        sl.fail("full disk: the finished units were not kept in the checkpoint: %s" % r.stderr)
     print("ok write failures: %s" % " | ".join(l for l in r.stderr.splitlines()))
+    # the finished work is not lost: --resume elsewhere only writes
+    retry = os.path.join(d, "retry.nc")
+    r2 = sl.run([ini, "--resume", "-o", retry, "--set", "run.checkpoint=%s/full.ckpt" % d,
+                 "--set", "data.n_prompts=200"])
+    if r2.returncode != 0 or "units done" not in r2.stderr or not os.path.exists(retry):
+        sl.fail("resume after a failed write: %d %s" % (r2.returncode, r2.stderr))
+    r3 = sl.run([ini, "--quiet", "-o", os.path.join(d, "direct.nc"), "--set", "data.n_prompts=200"])
+    if r3.returncode != 0 or sl.same_bits(retry, os.path.join(d, "direct.nc")):
+        sl.fail("the output written on resume differs from a direct run")
+    print("ok after a failed write, --resume -o elsewhere writes the same bits without recomputing")
 print("fault tests passed")
