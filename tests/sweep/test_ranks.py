@@ -35,4 +35,10 @@ if v["direction"] != ["real_other", "cov_random", "isotropic", "file:rows.npy"]:
     sl.fail("direction coordinate %r" % v["direction"])
 if not np.all(np.isfinite(v["kl"])) or v["kl"].shape != (2, 4, 15, 3, 11):
     sl.fail("kl shape %s or non-finite values" % (v["kl"].shape,))
+# bad input under MPI: every rank exits 2, the message is printed once
+r = sl.run([ini, "--set", "perturb.steps=x"], mpi=3)
+lines = [l for l in r.stderr.splitlines() if l.startswith("plateau")]
+if r.returncode != 2 or len(lines) != 1 or "[perturb] steps: 'x' is not an integer" not in lines[0]:
+    sl.fail("bad config on 3 ranks: exit %d: %s" % (r.returncode, r.stderr))
+print("ok bad config on 3 ranks: exit 2, one message")
 print("rank tests passed")
