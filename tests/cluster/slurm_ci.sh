@@ -97,7 +97,9 @@ slurm_up "$work/cluster" || { say "FAIL: the private Slurm did not come up"; exi
 say "Slurm up in $(($(date +%s) - t_start)) s: node $(sinfo -h -o '%n %c CPUs %m MB' | head -1)"
 # Jobs must use the defaults of a fresh clone (build/plateau), not the test's PLATEAU_BIN.
 unset PLATEAU_BIN
-SB=(sbatch --parsable --mem-per-cpu=256M --time=10)
+# -O (oversubscribe): a job asking for more tasks than the node has CPUs would pend forever without it
+# (a 1- or 2-CPU CI machine); the partition allows it.
+SB=(sbatch --parsable -O --mem-per-cpu=256M --time=10)
 log_of() { # the log(s) of job or array ID
     local f
     for f in "slurm-plateau-$1.out" "slurm-merge-$1.out" slurm-plateau-hooks-"$1"_*.out; do [[ -f $f ]] && echo "$f"; done
@@ -291,7 +293,7 @@ else
 fi
 
 # --- 5. SIGKILL of a worker rank --------------------------------------------------------------------
-k=$("${SB[@]}" -n 3 -O slurm/plateau.sbatch jobs/smoke.ini -o results/killed.nc --set run.checkpoint_every=0.2) ||
+k=$("${SB[@]}" -n 3 slurm/plateau.sbatch jobs/smoke.ini -o results/killed.nc --set run.checkpoint_every=0.2) ||
     fail "sbatch (kill)"
 t0=$(date +%s)
 while [[ ! -e results/killed.nc.ckpt ]] && (($(date +%s) - t0 < 120)); do
