@@ -48,9 +48,9 @@ r1=$(rate "$work/r1.nc"); r2=$(rate "$work/r2.nc"); rn=$(rate "$work/rn.nc")
 eval "$("$bench" "$model" --seconds 6 | sed 's/^\([a-z0-9_]*\) \(.*\)$/\1=\2/')"
 
 python3_=/usr/bin/python3
-$python3_ - "$r1" "$r2" "$rn" "$sgemm_peak_gflops" "$patch_flops" "$forward_flops" "$units" <<'PY'
+$python3_ - "$r1" "$r2" "$rn" "$sgemm_peak_gflops" "$patch_flops" "$forward_flops" "$units" "$sgemm_101x3072x768_gflops" <<'PY'
 import sys, platform, subprocess, datetime
-r1, r2, rn, peak, pf, ff, units = map(float, sys.argv[1:])
+r1, r2, rn, peak, pf, ff, units, shape = map(float, sys.argv[1:])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 print("Sweep throughput, GPT-2-small-shaped synthetic model, default protocol (n_ctx 10, 101 steps, "
@@ -58,7 +58,8 @@ print("Sweep throughput, GPT-2-small-shaped synthetic model, default protocol (n
 print("Machine: %s, %s cores; %s UTC; OpenBLAS 1 thread per rank." %
       (cpu, cores, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")))
 print("FLOPs per evaluation (pl_patch_flops): %.1f M; per full forward: %.1f M; sgemm peak (1 core, this run): "
-      "%.1f GFLOP/s.\n" % (pf / 1e6, ff / 1e6, peak))
+      "%.1f GFLOP/s (at the sweep's own shape, 101 x 3072 x 768: %.1f GFLOP/s, so one-unit-per-call "
+      "evaluation tops out near %.0f %% of the peak).\n" % (pf / 1e6, ff / 1e6, peak, shape, 100 * shape / peak))
 print("| run | evals/s | GFLOP/s | of FLOP limit | vs --naive | scaling |")
 print("|---|---:|---:|---:|---:|---:|")
 print("| 1 rank, fast path | %.1f | %.1f | %.0f %% | %.1fx | 1.00 |" % (r1, r1 * pf / 1e9, 100 * r1 * pf / 1e9 / peak, r1 / rn))
