@@ -92,6 +92,14 @@ model=$(awk -F= '/^\[/{s=$0} s=="[model]" && $1~/^ *path *$/ {gsub(/ /,"",$2); p
 build/plateau synth "$model" --layers 2 --embd 64 --heads 4 --ctx 32 --vocab-from "$shared/gpt2" >/dev/null ||
     { say "FAIL: plateau synth $model"; exit 1; }
 
+# Argument errors end at once, with the documented codes (no Slurm needed for these).
+bash slurm/plateau.sbatch >/dev/null 2>&1
+[[ $? == 1 ]] || fail "plateau.sbatch without a config: want exit 1"
+bash slurm/plateau.sbatch jobs/no-such.ini >/dev/null 2>&1
+[[ $? == 2 ]] || fail "plateau.sbatch with a missing config: want exit 2"
+bash slurm/plateau-hooks.sbatch jobs/smoke.ini >/dev/null 2>&1
+[[ $? == 1 ]] || fail "plateau-hooks.sbatch outside an array: want exit 1"
+
 t_start=$(date +%s)
 slurm_up "$work/cluster" || { say "FAIL: the private Slurm did not come up"; exit 1; }
 say "Slurm up in $(($(date +%s) - t_start)) s: node $(sinfo -h -o '%n %c CPUs %m MB' | head -1)"
