@@ -15,6 +15,7 @@
 
 SLURM_LIB_PIDS=()
 SLURM_LIB_DIR=
+SLURM_LIB_WATCHDOG=
 
 slurm_log() { echo "slurm_ci: $*" >&2; }
 
@@ -110,6 +111,17 @@ EOF
     slurmd -D -f "$SLURM_CONF" >"$dir"/log/slurmd.out 2>&1 &
     SLURM_LIB_PIDS+=($!)
 
+    # If the caller dies without running slurm_down (SIGKILL, e.g. a ctest timeout), a watchdog
+    # cancels the jobs and stops these daemons, by PID, once the caller's PID is gone.
+    (
+        trap '' INT TERM HUP
+        while kill -0 $$ 2>/dev/null; do sleep 2; done
+        scancel --full --quiet --partition=ci 2>/dev/null
+        sleep 3
+        for ((i = ${#SLURM_LIB_PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${SLURM_LIB_PIDS[i]}" 2>/dev/null; done
+    ) </dev/null >/dev/null 2>&1 &
+    SLURM_LIB_WATCHDOG=$!
+
     # Up when the node is idle (registered and usable).
     if ! slurm_wait_for 30 slurm_node_idle; then
         slurm_log "the node did not come up; logs:"
@@ -127,6 +139,11 @@ slurm_node_idle() {
 # daemons, each by the PID we recorded, newest first.
 slurm_down() {
     [[ -n $SLURM_LIB_DIR ]] || return 0
+    if [[ -n ${SLURM_LIB_WATCHDOG:-} ]]; then
+        kill -KILL "$SLURM_LIB_WATCHDOG" 2>/dev/null
+        wait "$SLURM_LIB_WATCHDOG" 2>/dev/null
+        SLURM_LIB_WATCHDOG=
+    fi
     if ((${#SLURM_LIB_PIDS[@]} >= 3)); then
         scancel --full --quiet --partition=ci 2>/dev/null
         slurm_wait_for 40 slurm_no_jobs_running ||
