@@ -11,7 +11,11 @@
 #    and we stop exactly those processes;
 #  - proctrack/linuxproc + task/none need no cgroups (containers often have none writable);
 #  - `srun --mpi=pmix` starts Open MPI ranks; pmi2 does not work with Debian's Open MPI;
-#  - a job asking for more tasks than the node has CPUs pends forever unless submitted with -O.
+#  - a job asking for more tasks than the node has CPUs pends forever unless submitted with -O;
+#  - srun answers SIGTERM by killing its tasks ("forcing job termination"); SIGUSR1 it forwards;
+#  - a task killed by a signal makes the PMIx plugin cancel the whole step within ~2 s;
+#  - a requeued job is held about 2.5 minutes (Reason=BeginTime) unless released with
+#    `scontrol update JobId=ID StartTime=now`.
 
 SLURM_LIB_PIDS=()
 SLURM_LIB_DIR=
