@@ -25,6 +25,11 @@ typedef struct {
 /* Full forward of TOKENS[0..T-1] (T <= n_ctx); fills *run (allocates; free with pl_run_free). */
 int pl_forward(const pl_model *m, const int *tokens, int T, pl_run *run);
 
+/* Full forwards of N sequences of T tokens (TOKENS[N, T]) at once, stacked into one sgemm per
+ * weight matrix; RUNS[N] are filled as by pl_forward. The numbers can differ from N single
+ * pl_forward calls in the last bits (another sgemm shape), never by more. */
+int pl_forward_batch(const pl_model *m, const int *tokens, int N, int T, pl_run *runs);
+
 /* Full forward with the residual at (resid_index, pos) replaced by PATCH[C] before it flows on
  * (the --naive path and the fast path's reference). */
 int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_index, int pos,
@@ -41,6 +46,15 @@ void pl_run_free(pl_run *run);
  */
 int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int pos,
                   const float *X, int M, float *logits, int read_index, float *read);
+
+/* pl_patch_eval over G groups of rows in one call: the first GROUP_ROWS[0] rows of X patch
+ * CLEANS[0], the next GROUP_ROWS[1] rows CLEANS[1], and so on (all runs of one length T). Rows of
+ * different prompts then share every weight sgemm, so a call can be large whatever the number of
+ * variants per prompt. Outputs as in pl_patch_eval, rows in X's order. A row's numbers depend on
+ * the whole call's shape (OpenBLAS picks kernels by size): callers that need bitwise
+ * reproducibility group rows the same way every time. */
+int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                         int resid_index, int pos, const float *X, float *logits, int read_index, float *read);
 
 /* log-softmax of each row of LOGITS[M, V] into LOGP (may alias), in double accumulation. */
 void pl_log_softmax(float *logp, const float *logits, int M, int V);

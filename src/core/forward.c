@@ -228,74 +228,109 @@ void pl_run_free(pl_run *run)
     memset(run, 0, sizeof *run);
 }
 
-static int forward_impl(const pl_model *m, const int *tokens, int T, int patch_index, int patch_pos,
-                        const float *patch, pl_run *run)
+/* Full forward of N sequences of T tokens at once: their rows are stacked into one [N*T, C]
+ * activation so that every weight matmul is a single sgemm (attention stays per sequence). The
+ * patch, when given, applies to sequence 0 (used with N = 1). */
+static int forward_impl(const pl_model *m, const int *tokens, int N, int T, int patch_index, int patch_pos,
+                        const float *patch, pl_run *runs)
 {
     const pl_config *cfg = &m->cfg;
     int C = cfg->n_embd, L = cfg->n_layer, V = cfg->n_vocab, H = cfg->n_head;
-    memset(run, 0, sizeof *run);
+    for (int i = 0; i < N; i++)
+        memset(&runs[i], 0, sizeof runs[i]);
+    if (N < 1)
+        return pl_fail("forward: %d sequences", N);
     if (T < 1 || T > cfg->n_ctx)
         return pl_fail("%d tokens: the model takes 1..%d positions (n_positions)", T, cfg->n_ctx);
-    for (int t = 0; t < T; t++)
+    for (size_t t = 0; t < (size_t)N * T; t++)
         if (tokens[t] < 0 || tokens[t] >= V)
-            return pl_fail("token id %d at position %d is outside the vocabulary (0..%d)", tokens[t], t, V - 1);
+            return pl_fail("token id %d at position %d is outside the vocabulary (0..%d)", tokens[t],
+                           (int)(t % T), V - 1);
     if (patch && (patch_index < 0 || patch_index > L || patch_pos < 0 || patch_pos >= T))
         return pl_fail("patch at resid index %d, position %d is outside the run (L=%d, T=%d)", patch_index,
                        patch_pos, L, T);
 
-    size_t TC = (size_t)T * C;
-    run->T = T;
-    run->C = C;
-    run->L = L;
-    run->V = V;
-    run->resid = pl_malloc(sizeof(float) * (size_t)(L + 1) * TC, "residual cache");
-    run->k = pl_malloc(sizeof(float) * (size_t)(L ? L : 1) * TC, "key cache");
-    run->v = pl_malloc(sizeof(float) * (size_t)(L ? L : 1) * TC, "value cache");
-    run->logits = pl_malloc(sizeof(float) * (size_t)V, "logits");
+    size_t TC = (size_t)T * C, R = (size_t)N * T;
+    float *x = pl_malloc(sizeof(float) * R * C, "residual stream");
+    float *last = pl_malloc(sizeof(float) * (size_t)N * C, "last positions");
     scratch s = {0};
-    if (!run->resid || !run->k || !run->v || !run->logits || scratch_alloc(&s, (size_t)T, C, T)) {
-        pl_run_free(run);
-        return PL_ERR;
+    int ok = x && last && scratch_alloc(&s, R, C, T) == PL_OK;
+    for (int i = 0; ok && i < N; i++) {
+        pl_run *run = &runs[i];
+        run->T = T;
+        run->C = C;
+        run->L = L;
+        run->V = V;
+        run->resid = pl_malloc(sizeof(float) * (size_t)(L + 1) * TC, "residual cache");
+        run->k = pl_malloc(sizeof(float) * (size_t)(L ? L : 1) * TC, "key cache");
+        run->v = pl_malloc(sizeof(float) * (size_t)(L ? L : 1) * TC, "value cache");
+        run->logits = pl_malloc(sizeof(float) * (size_t)V, "logits");
+        ok = run->resid && run->k && run->v && run->logits;
     }
+    if (!ok)
+        goto fail;
 
-    float *x = run->resid; /* resid index 0: token + position embeddings */
-    for (int t = 0; t < T; t++)
+    for (size_t r = 0; r < R; r++) /* resid index 0: token + position embeddings */
         for (int c = 0; c < C; c++)
-            x[(size_t)t * C + c] = m->wte[(size_t)tokens[t] * C + c] + m->wpe[(size_t)t * C + c];
+            x[r * C + c] = m->wte[(size_t)tokens[r] * C + c] + m->wpe[(r % T) * C + c];
 
     for (int l = 0; l <= L; l++) {
-        float *in = run->resid + (size_t)l * TC;
         if (patch && l == patch_index)
-            memcpy(in + (size_t)patch_pos * C, patch, sizeof(float) * C);
+            memcpy(x + (size_t)patch_pos * C, patch, sizeof(float) * C);
+        for (int i = 0; i < N; i++)
+            memcpy(runs[i].resid + (size_t)l * TC, x + i * TC, sizeof(float) * TC);
         if (l == L)
             break;
         const pl_block *b = &m->blocks[l];
-        float *out = run->resid + (size_t)(l + 1) * TC;
-        float *kc = run->k + (size_t)l * TC, *vc = run->v + (size_t)l * TC;
-
-        layernorm_forward(s.ln, in, b->ln_1_w, b->ln_1_b, T, C, cfg->ln_eps);
-        matmul_forward(s.qkv, s.ln, b->attn_w, b->attn_b, T, C, 3 * C);
-        for (int t = 0; t < T; t++) {
-            memcpy(kc + (size_t)t * C, s.qkv + (size_t)t * 3 * C + C, sizeof(float) * C);
-            memcpy(vc + (size_t)t * C, s.qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
+        layernorm_forward(s.ln, x, b->ln_1_w, b->ln_1_b, (int)R, C, cfg->ln_eps);
+        matmul_forward(s.qkv, s.ln, b->attn_w, b->attn_b, (int)R, C, 3 * C);
+        for (int i = 0; i < N; i++) {
+            const float *qkv = s.qkv + i * 3 * TC;
+            float *kc = runs[i].k + (size_t)l * TC, *vc = runs[i].v + (size_t)l * TC;
+            for (int t = 0; t < T; t++) {
+                memcpy(kc + (size_t)t * C, qkv + (size_t)t * 3 * C + C, sizeof(float) * C);
+                memcpy(vc + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
+            }
+            causal_attention(s.att + i * TC, qkv, T, C, H, s.scores);
         }
-        causal_attention(s.att, s.qkv, T, C, H, s.scores);
-        matmul_forward(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, T, C, C);
-        memcpy(out, in, sizeof(float) * TC);
-        residual_add(out, s.proj, TC);
-        mlp_residual(b, out, T, C, cfg->ln_eps, &s);
+        matmul_forward(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
+        residual_add(x, s.proj, R * C);
+        mlp_residual(b, x, (int)R, C, cfg->ln_eps, &s);
+    }
+    for (int i = 0; i < N; i++)
+        memcpy(last + (size_t)i * C, x + i * TC + (size_t)(T - 1) * C, sizeof(float) * C);
+    float *logits = N == 1 ? runs[0].logits : pl_malloc(sizeof(float) * (size_t)N * V, "logits");
+    if (!logits || unembed(m, last, N, logits)) {
+        if (N > 1)
+            free(logits);
+        goto fail;
+    }
+    if (N > 1) {
+        for (int i = 0; i < N; i++)
+            memcpy(runs[i].logits, logits + (size_t)i * V, sizeof(float) * V);
+        free(logits);
     }
     free(s.block);
-    if (unembed(m, run->resid + (size_t)L * TC + (size_t)(T - 1) * C, 1, run->logits)) {
-        pl_run_free(run);
-        return PL_ERR;
-    }
+    free(x);
+    free(last);
     return PL_OK;
+fail:
+    free(s.block);
+    free(x);
+    free(last);
+    for (int i = 0; i < N; i++)
+        pl_run_free(&runs[i]);
+    return PL_ERR;
 }
 
 int pl_forward(const pl_model *m, const int *tokens, int T, pl_run *run)
 {
-    return forward_impl(m, tokens, T, -1, -1, NULL, run);
+    return forward_impl(m, tokens, 1, T, -1, -1, NULL, run);
+}
+
+int pl_forward_batch(const pl_model *m, const int *tokens, int N, int T, pl_run *runs)
+{
+    return forward_impl(m, tokens, N, T, -1, -1, NULL, runs);
 }
 
 int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_index, int pos, const float *patch,
@@ -303,7 +338,7 @@ int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_in
 {
     if (!patch)
         return pl_fail("pl_forward_patched: no patch vector");
-    return forward_impl(m, tokens, T, resid_index, pos, patch, run);
+    return forward_impl(m, tokens, 1, T, resid_index, pos, patch, run);
 }
 
 /* ------------------------------------------------------------ fast path */
@@ -311,29 +346,50 @@ int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_in
 int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, int M,
                   float *logits, int read_index, float *read)
 {
+    return pl_patch_eval_groups(m, &clean, &M, 1, resid_index, pos, X, logits, read_index, read);
+}
+
+int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                         int resid_index, int pos, const float *X, float *logits, int read_index, float *read)
+{
     const pl_config *cfg = &m->cfg;
-    int C = cfg->n_embd, L = cfg->n_layer, H = cfg->n_head, T = clean->T;
-    if (clean->C != C || clean->L != L)
-        return pl_fail("fast path: the cached run belongs to another model shape");
+    int C = cfg->n_embd, L = cfg->n_layer, H = cfg->n_head;
+    if (G < 1)
+        return pl_fail("fast path: %d row groups", G);
+    int T = cleans[0]->T;
+    long total = 0;
+    for (int g = 0; g < G; g++) {
+        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T)
+            return pl_fail("fast path: cached run %d belongs to another model shape or length", g);
+        if (group_rows[g] < 1)
+            return pl_fail("fast path: group %d has %d rows", g, group_rows[g]);
+        total += group_rows[g];
+    }
     if (resid_index < 0 || resid_index > L || pos < 0 || pos >= T)
         return pl_fail("fast path: resid index %d / position %d outside the run (L=%d, T=%d)", resid_index, pos,
                        L, T);
     if (read && (read_index < 0 || read_index > L))
         return pl_fail("fast path: read index %d outside 0..%d", read_index, L);
-    if (M < 1)
-        return pl_fail("fast path: M = %d rows", M);
+    if (total > (1L << 24))
+        return pl_fail("fast path: %ld rows in one call", total);
+    int M = (int)total;
 
-    /* Every variant carries positions pos..T-1 (n of them): rows m*n .. m*n + n-1. */
+    /* Every variant carries positions pos..T-1 (n of them): rows v*n .. v*n + n-1. */
     int n = T - pos;
     size_t R = (size_t)M * n, TC = (size_t)T * C;
     float *x = pl_malloc(sizeof(float) * R * C, "fast-path residual");
+    const pl_run **clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
     scratch s = {0};
-    if (!x || scratch_alloc(&s, R, C, T)) {
+    if (!x || !clean_of || scratch_alloc(&s, R, C, T)) {
         free(x);
+        free(clean_of);
         return PL_ERR;
     }
-    const float *clean_r = clean->resid + (size_t)resid_index * TC;
+    for (int g = 0, v = 0; g < G; g++)
+        for (int i = 0; i < group_rows[g]; i++)
+            clean_of[v++] = cleans[g];
     for (int v = 0; v < M; v++) {
+        const float *clean_r = clean_of[v]->resid + (size_t)resid_index * TC;
         memcpy(x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
         if (n > 1)
             memcpy(x + ((size_t)v * n + 1) * C, clean_r + (size_t)(pos + 1) * C, sizeof(float) * (n - 1) * C);
@@ -344,15 +400,15 @@ int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int p
             memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
     if (read && read_index < resid_index)
         for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, clean->resid + (size_t)read_index * TC + (size_t)(T - 1) * C,
+            memcpy(read + (size_t)v * C, clean_of[v]->resid + (size_t)read_index * TC + (size_t)(T - 1) * C,
                    sizeof(float) * C);
 
     for (int l = resid_index; l < L; l++) {
         const pl_block *b = &m->blocks[l];
-        const float *kc = clean->k + (size_t)l * TC, *vc = clean->v + (size_t)l * TC;
         layernorm_forward(s.ln, x, b->ln_1_w, b->ln_1_b, (int)R, C, cfg->ln_eps);
         matmul_forward(s.qkv, s.ln, b->attn_w, b->attn_b, (int)R, C, 3 * C);
         for (int v = 0; v < M; v++) {
+            const float *kc = clean_of[v]->k + (size_t)l * TC, *vc = clean_of[v]->v + (size_t)l * TC;
             const float *rows = s.qkv + (size_t)v * n * 3 * C;
             for (int j = 0; j < n; j++)
                 attend_one(s.att + ((size_t)v * n + j) * C, rows + (size_t)j * 3 * C, kc, vc, pos, C, rows + C,
@@ -366,15 +422,14 @@ int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int p
                 memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
     }
     free(s.block);
+    free(clean_of);
 
     int rc = PL_OK;
     if (logits) {
-        float *last = x;
-        if (n > 1) { /* gather each variant's last position into consecutive rows */
+        if (n > 1) /* gather each variant's last position into consecutive rows */
             for (int v = 0; v < M; v++)
                 memmove(x + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-        }
-        rc = unembed(m, last, M, logits);
+        rc = unembed(m, x, M, logits);
     }
     free(x);
     return rc;

@@ -6,7 +6,9 @@ buffers). Checks:
   * `plateau logits --all` equals the reference's last-position logits within 1e-3;
   * the clean residual stream at every resid index equals the reference within 1e-3;
   * full forwards with a patched residual equal the reference within 1e-3 (logits and read hook);
-  * the fast path equals those full forwards within 1e-4, for several hooks, positions and M = 1..17.
+  * the fast path equals those full forwards within 1e-4, for several hooks, positions and M = 1..17;
+  * batched full forwards and the grouped fast path (rows of several prompts in one call) equal
+    their one-prompt-at-a-time versions within 1e-4 (check_groups.c).
 """
 import argparse
 import json
@@ -100,6 +102,13 @@ def run_case(args, tmp, L, C, H, N, V, dtype, quirks, seed):
     resid_ref, logits_ref = ref.forward(tokens)
     check("logits --all vs numpy", got, logits_ref[-1], 1e-3)
 
+    for hook, pos in (("blocks.0.hook_resid_pre", -1), (f"blocks.{L - 1}.hook_resid_pre", 2)):
+        g = subprocess.run([args.groups, path, hook, str(pos)], capture_output=True, text=True)
+        print("  " + g.stdout.strip().replace("\n", "\n  "))
+        if g.returncode != 0:
+            print(g.stderr)
+            FAILURES.append(f"{label}: batched forward / grouped fast path ({hook}, pos {pos})")
+
     hooks = [("blocks.0.hook_resid_pre", 0), (f"blocks.{L - 1}.hook_resid_post", L)]
     if L > 1:
         hooks.append(("blocks.1.hook_resid_pre", 1))
@@ -137,6 +146,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plateau", required=True)
     ap.add_argument("--probe", required=True)
+    ap.add_argument("--groups", required=True)
     args = ap.parse_args()
     cases = [(2, 64, 4, 32, 300, "F32", False), (2, 64, 4, 32, 300, "F32", True),
              (3, 48, 3, 16, 517, "F16", False), (3, 48, 3, 16, 517, "BF16", True),

@@ -2,6 +2,9 @@
 add_executable(probe_forward ${CMAKE_CURRENT_LIST_DIR}/probe_forward.c)
 target_link_libraries(probe_forward PRIVATE plateau_core)
 
+add_executable(check_groups ${CMAKE_CURRENT_LIST_DIR}/check_groups.c)
+target_link_libraries(check_groups PRIVATE plateau_core)
+
 plateau_test(forward_vs_numpy ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_forward.py
-  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward>)
+  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward> --groups $<TARGET_FILE:check_groups>)
 set_tests_properties(forward_vs_numpy PROPERTIES TIMEOUT 600)
