@@ -2,11 +2,16 @@
  *
  * Phases, every rank: parse the config, load the model, get the prompts from rank 0, run the clean
  * forwards of a contiguous share of all prompts (sweep + covariance); rank 0 gathers the
- * activations, fits mu and Sigma and broadcasts them. Then rank 0 hands out work units dynamically:
- * each worker keeps up to QUEUE_DEPTH units queued so it never waits for rank 0, and gets units of
- * the prompt it last worked on when there are any (its clean run is cached). Rank 0 computes units
- * too, between rounds of messages, so one process does the whole job alone and two ranks are twice
- * one.
+ * activations, fits mu and Sigma and broadcasts them. Then rank 0 hands out work dynamically, a
+ * batch of consecutive units at a time (a batch is one fast-path call; see PL_BATCH_ROWS): each
+ * worker keeps up to QUEUE_DEPTH batches queued so it never waits for rank 0. Rank 0 computes
+ * batches too, between rounds of messages, so one process does the whole job alone and two ranks
+ * are twice one. Batches are fixed by the config, never by the number of ranks, so every value is
+ * bitwise the same on any number of ranks.
+ *
+ * Rank 0 computes its batches on a second thread (the local worker) so that its main thread, the
+ * only one that calls MPI, answers messages, signals and silent ranks at once even while a batch
+ * takes seconds: mpirun follows its SIGTERM with SIGKILL about a second later.
  *
  * Faults: rank 0 tracks when it last heard from each worker. A worker with units outstanding that
  * has been silent for worker_timeout + 2 x the longest gap seen so far (or the unit time estimated
@@ -27,13 +32,14 @@
 #include <unistd.h>
 
 #include <mpi.h>
+#include <pthread.h>
 
 #include "plateau/error.h"
 #include "sweep_internal.h"
 
 enum { TAG_UNIT = 1, TAG_WORKER = 2 };
 enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE };
-#define QUEUE_DEPTH 3
+#define QUEUE_DEPTH 2
 #define STOP_UNIT (-1L)
 #define MAX_ERROR_TEXT 2048
 
@@ -112,6 +118,21 @@ static void unit_name(const pl_sweep *sw, long u, char *out, size_t size)
     pl_unit_id id = pl_unit_decode(sw, u);
     snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
              base_names[sw->cfg->bases[id.b]], sw->cfg->dirs[id.d].label, id.s);
+}
+
+/* "batch 7 (units 70..79: unit 70 (prompt ...) .. unit 79 (...))" */
+static void batch_name(const pl_sweep *sw, long b, char *out, size_t size)
+{
+    int n;
+    long first = pl_batch_first_unit(sw, b, &n);
+    char a[192], z[192];
+    unit_name(sw, first, a, sizeof a);
+    if (n == 1) {
+        snprintf(out, size, "batch %ld: %s", b, a);
+        return;
+    }
+    unit_name(sw, first + n - 1, z, sizeof z);
+    snprintf(out, size, "batch %ld, units %ld..%ld: %s .. %s", b, first, first + n - 1, a, z);
 }
 
 /* ------------------------------------------------------------ setup */
@@ -199,6 +220,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->NM = st->cfg.n_metrics;
     sw->steps = st->cfg.steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
+    pl_sweep_set_batches(sw);
 
     /* prompts: rank 0 reads and tokenises, everyone gets the ids */
     int n_all = sw->P + st->cfg.cov_prompts, T = sw->T, C = sw->C;
@@ -312,11 +334,11 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     MPI_Bcast(sw->chol, C * C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&sw->trace, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 
-    /* a unit is about steps patched rows (or full forwards) plus one clean forward */
+    /* a batch is about steps patched rows (or full forwards) plus one clean forward per unit */
     double per = opt->naive ? sw->steps
                             : 1.0 + sw->steps * pl_patch_flops(mc, T, sw->resid_index, sw->pos) /
                                         pl_forward_flops(mc, T);
-    st->unit_estimate = t_fwd * per;
+    st->unit_estimate = t_fwd * per * sw->batch_units;
     MPI_Bcast(&st->unit_estimate, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 
     /* identity of what the checkpoint holds */
@@ -335,79 +357,144 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     return PL_EXIT_OK;
 }
 
-/* ------------------------------------------------------------ unit hand-out (rank 0) */
+/* ------------------------------------------------------------ batch hand-out (rank 0) */
 
 typedef struct {
     const pl_sweep *sw;
-    long per_prompt;     /* units per prompt: NB * ND * S (contiguous) */
-    long *cursor;        /* [P] next unit of the prompt not yet handed out */
-    unsigned char *started; /* [P] some unit of the prompt went out */
-    int next_fresh;      /* prompts below this are all started */
-    long remaining;      /* units not handed out */
+    long next;      /* batches below this have gone out or were done before */
 } dispenser;
 
-static void skip_done(dispenser *ds, const unsigned char *done, int p)
+static int batch_done(const pl_sweep *sw, const unsigned char *done, long b)
 {
-    long end = (p + 1) * ds->per_prompt;
-    while (ds->cursor[p] < end && done[ds->cursor[p]])
-        ds->cursor[p]++;
+    int n;
+    long first = pl_batch_first_unit(sw, b, &n);
+    for (int i = 0; i < n; i++)
+        if (!done[first + i])
+            return 0;
+    return 1;
 }
 
-static int dispenser_init(dispenser *ds, const pl_sweep *sw, const unsigned char *done)
+static void dispenser_init(dispenser *ds, const pl_sweep *sw)
 {
     ds->sw = sw;
-    ds->per_prompt = (long)sw->NB * sw->ND * sw->S;
-    ds->cursor = malloc(sizeof(long) * sw->P);
-    ds->started = calloc((size_t)sw->P, 1);
-    if (!ds->cursor || !ds->started)
-        return pl_fail("out of memory (unit dispenser)");
-    ds->next_fresh = 0;
-    ds->remaining = 0;
-    for (int p = 0; p < sw->P; p++) {
-        ds->cursor[p] = p * ds->per_prompt;
-        for (long u = p * ds->per_prompt; u < (p + 1) * ds->per_prompt; u++)
-            ds->remaining += !done[u];
-        skip_done(ds, done, p);
+    ds->next = 0;
+}
+
+/* The next batch with work left (a resumed run skips finished ones), or -1 when all are out. */
+static long dispenser_next(dispenser *ds, const unsigned char *done)
+{
+    while (ds->next < ds->sw->n_batches && batch_done(ds->sw, done, ds->next))
+        ds->next++;
+    return ds->next < ds->sw->n_batches ? ds->next++ : -1;
+}
+
+/* ------------------------------------------------------------ rank 0's local worker (a thread) */
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    int started;
+    const pl_sweep *sw;
+    pl_unit_cache cache;
+    float *out;          /* [batch_units, NM, steps]; the thread's while busy */
+    long batch;          /* the batch it computes (valid while busy) */
+    int busy;            /* handed a batch, result not yet taken */
+    int finished;        /* the batch is computed (or failed: error[0] != 0) */
+    int quit;
+    char error[MAX_ERROR_TEXT];
+} local_worker;
+
+static void *local_worker_main(void *arg)
+{
+    local_worker *lw = arg;
+    pthread_mutex_lock(&lw->lock);
+    for (;;) {
+        while (!lw->quit && !(lw->busy && !lw->finished))
+            pthread_cond_wait(&lw->wake, &lw->lock);
+        if (lw->quit)
+            break;
+        long b = lw->batch;
+        pthread_mutex_unlock(&lw->lock);
+        int rc = pl_batch_eval(lw->sw, &lw->cache, b, lw->out);
+        pthread_mutex_lock(&lw->lock);
+        lw->error[0] = '\0';
+        if (rc != PL_OK) /* pl_error() is per thread: take the message here */
+            snprintf(lw->error, sizeof lw->error, "%s", pl_error()[0] ? pl_error() : "unknown error");
+        lw->finished = 1;
     }
+    pthread_mutex_unlock(&lw->lock);
+    return NULL;
+}
+
+static int local_worker_start(local_worker *lw, const pl_sweep *sw, size_t batch_floats)
+{
+    memset(lw, 0, sizeof *lw);
+    lw->sw = sw;
+    pl_unit_cache_init(&lw->cache);
+    lw->out = malloc(sizeof(float) * batch_floats);
+    if (!lw->out)
+        return pl_fail("out of memory (rank 0's batch)");
+    pthread_mutex_init(&lw->lock, NULL);
+    pthread_cond_init(&lw->wake, NULL);
+    if (pthread_create(&lw->thread, NULL, local_worker_main, lw) != 0)
+        return pl_fail("cannot start rank 0's compute thread");
+    lw->started = 1;
     return PL_OK;
 }
 
-static void dispenser_free(dispenser *ds)
+static void local_worker_give(local_worker *lw, long b)
 {
-    free(ds->cursor);
-    free(ds->started);
+    pthread_mutex_lock(&lw->lock);
+    lw->batch = b;
+    lw->busy = 1;
+    lw->finished = 0;
+    pthread_cond_signal(&lw->wake);
+    pthread_mutex_unlock(&lw->lock);
 }
 
-/* The next unit for a rank whose last prompt was LAST (-1: none), or -1 when all are out. */
-static long dispenser_next(dispenser *ds, const unsigned char *done, int last)
+/* 1 when the batch it had is done (its result in lw->out, or lw->error set); it is then idle. */
+static int local_worker_take(local_worker *lw)
 {
-    if (ds->remaining == 0)
-        return -1;
-    const pl_sweep *sw = ds->sw;
-    int p = -1;
-    if (last >= 0 && ds->cursor[last] < (last + 1) * ds->per_prompt)
-        p = last;
-    while (p < 0 && ds->next_fresh < sw->P) {
-        int q = ds->next_fresh++;
-        if (!ds->started[q] && ds->cursor[q] < (q + 1) * ds->per_prompt)
-            p = q;
+    pthread_mutex_lock(&lw->lock);
+    int done = lw->busy && lw->finished;
+    if (done)
+        lw->busy = 0;
+    pthread_mutex_unlock(&lw->lock);
+    return done;
+}
+
+static int local_worker_busy(local_worker *lw)
+{
+    pthread_mutex_lock(&lw->lock);
+    int busy = lw->busy;
+    pthread_mutex_unlock(&lw->lock);
+    return busy;
+}
+
+/* Stop the thread once its current batch (if any) is done. */
+static void local_worker_stop(local_worker *lw)
+{
+    if (lw->started) {
+        pthread_mutex_lock(&lw->lock);
+        lw->quit = 1;
+        pthread_cond_signal(&lw->wake);
+        pthread_mutex_unlock(&lw->lock);
+        pthread_join(lw->thread, NULL);
+        pthread_mutex_destroy(&lw->lock);
+        pthread_cond_destroy(&lw->wake);
     }
-    for (int q = 0; p < 0 && q < sw->P; q++) /* the tail: share a prompt someone else started */
-        if (ds->cursor[q] < (q + 1) * ds->per_prompt)
-            p = q;
-    long u = ds->cursor[p]++;
-    ds->started[p] = 1;
-    skip_done(ds, done, p);
-    ds->remaining--;
-    return u;
+    pl_unit_cache_free(&lw->cache);
+    free(lw->out);
+    lw->started = 0;
+    lw->out = NULL;
 }
 
 /* ------------------------------------------------------------ rank 0 */
 
 typedef struct {
-    long queue[QUEUE_DEPTH]; /* outstanding units, oldest first */
+    long queue[QUEUE_DEPTH]; /* outstanding batches, oldest first */
     int n_out;
-    int last_prompt;
     double last_heard;
     int stopped;          /* BYE received */
 } worker_info;
@@ -472,35 +559,44 @@ static void progress(master *ms, int final)
             100.0 * ms->res.n_done / st->sw.n_units, evals_per_second(ms), eta);
 }
 
-static void store_result(master *ms, long u, const float *curves)
+/* Record batch B's curves (CURVES[n_units, NM, steps]); units already done (a resumed run) keep
+ * their values, which are the same bits. */
+static void store_result(master *ms, long b, const float *curves)
 {
     const pl_sweep *sw = &ms->st->sw;
-    if (u < 0 || u >= sw->n_units || ms->res.done[u])
+    if (b < 0 || b >= sw->n_batches)
         return;
-    memcpy(ms->res.curves + (size_t)u * sw->NM * sw->steps, curves, sizeof(float) * sw->NM * sw->steps);
-    ms->res.done[u] = 1;
-    ms->res.n_done++;
-    ms->done_session++;
+    int n;
+    long first = pl_batch_first_unit(sw, b, &n);
+    size_t per = (size_t)sw->NM * sw->steps;
+    for (int i = 0; i < n; i++) {
+        long u = first + i;
+        if (ms->res.done[u])
+            continue;
+        memcpy(ms->res.curves + (size_t)u * per, curves + (size_t)i * per, sizeof(float) * per);
+        ms->res.done[u] = 1;
+        ms->res.n_done++;
+        ms->done_session++;
+    }
 }
 
-static void send_unit(master *ms, int r, long u)
+static void send_batch(master *ms, int r, long b)
 {
     worker_info *wi = &ms->w[r];
     if (wi->n_out == 0)
         wi->last_heard = now_seconds(); /* the silence clock starts when it has work */
-    wi->queue[wi->n_out++] = u;
-    wi->last_prompt = pl_unit_decode(&ms->st->sw, u).p;
-    int64_t msg = u;
+    wi->queue[wi->n_out++] = b;
+    int64_t msg = b;
     MPI_Send(&msg, 1, MPI_INT64_T, r, TAG_UNIT, MPI_COMM_WORLD);
 }
 
 static void fill_worker(master *ms, int r)
 {
     while (ms->w[r].n_out < QUEUE_DEPTH) {
-        long u = dispenser_next(&ms->ds, ms->res.done, ms->w[r].last_prompt);
-        if (u < 0)
+        long b = dispenser_next(&ms->ds, ms->res.done);
+        if (b < 0)
             break;
-        send_unit(ms, r, u);
+        send_batch(ms, r, b);
     }
 }
 
@@ -546,7 +642,7 @@ static int poll_workers(master *ms, int *progressed)
         wi->last_heard = t;
         *progressed = 1;
         if (kind == MSG_RESULT) {
-            /* units come back in the order they were sent; look further anyway */
+            /* batches come back in the order they were sent; look further anyway */
             for (int k = 0; k < wi->n_out; k++)
                 if (wi->queue[k] == unit) {
                     memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
@@ -555,8 +651,8 @@ static int poll_workers(master *ms, int *progressed)
                 }
             store_result(ms, (long)unit, (const float *)(ms->buf + 16));
         } else if (kind == MSG_ERROR) {
-            char name[256], what[MAX_ERROR_TEXT + 512];
-            unit_name(sw, (long)unit, name, sizeof name);
+            char name[512], what[MAX_ERROR_TEXT + 768];
+            batch_name(sw, (long)unit, name, sizeof name);
             ms->buf[n - 1] = '\0';
             snprintf(what, sizeof what, "rank %d failed on %s: %s", r, name, (const char *)(ms->buf + 16));
             fault(ms, what);
@@ -579,14 +675,14 @@ static void check_timeouts(master *ms)
     for (int r = 1; r < st->size; r++) {
         worker_info *wi = &ms->w[r];
         if (!wi->stopped && (wi->n_out > 0 || ms->draining) && t - wi->last_heard > limit) {
-            char name[256], what[512];
+            char name[512], what[1024];
             if (wi->n_out > 0)
-                unit_name(&st->sw, wi->queue[0], name, sizeof name);
+                batch_name(&st->sw, wi->queue[0], name, sizeof name);
             else
                 snprintf(name, sizeof name, "no unit (stopping)");
             snprintf(what, sizeof what,
                      "rank %d stopped answering: no message for %.1f s (limit %.1f s = worker_timeout %.1f s + 2 x "
-                     "the slowest unit %.2f s) while computing %s",
+                     "the slowest batch %.2f s) while computing %s",
                      r, t - wi->last_heard, limit, st->cfg.worker_timeout, slow, name);
             fault(ms, what);
         }
@@ -597,8 +693,8 @@ static void describe_outstanding(master *ms)
 {
     for (int r = 1; r < ms->st->size; r++)
         if (ms->w[r].n_out > 0) {
-            char name[256];
-            unit_name(&ms->st->sw, ms->w[r].queue[0], name, sizeof name);
+            char name[512];
+            batch_name(&ms->st->sw, ms->w[r].queue[0], name, sizeof name);
             fprintf(stderr, "plateau: rank %d was computing %s\n", r, name);
         }
 }
@@ -630,21 +726,20 @@ static int run_master(run_state *st, const pl_run_options *opt)
         }
     }
     ms.w = calloc((size_t)st->size, sizeof(worker_info));
-    ms.buf_size = 16 + sizeof(float) * (size_t)sw->NM * sw->steps + MAX_ERROR_TEXT;
+    size_t batch_floats = (size_t)sw->batch_units * sw->NM * sw->steps;
+    ms.buf_size = 16 + sizeof(float) * batch_floats + MAX_ERROR_TEXT;
     ms.buf = malloc(ms.buf_size);
-    float *mine = malloc(sizeof(float) * (size_t)sw->NM * sw->steps);
-    if (!ms.w || !ms.buf || !mine || dispenser_init(&ms.ds, sw, ms.res.done) != PL_OK) {
-        fprintf(stderr, "plateau: out of memory (scheduler)\n");
+    local_worker lw;
+    if (!ms.w || !ms.buf || local_worker_start(&lw, sw, batch_floats) != PL_OK) {
+        fprintf(stderr, "plateau: %s\n", ms.buf && ms.w ? pl_error() : "out of memory (scheduler)");
         MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
     }
-    for (int r = 0; r < st->size; r++)
-        ms.w[r].last_prompt = -1;
-    pl_unit_cache cache;
-    pl_unit_cache_init(&cache);
+    dispenser_init(&ms.ds, sw);
     ms.t_start = ms.t_ckpt = ms.t_progress = now_seconds();
     if (!st->quiet)
-        fprintf(stderr, "plateau: %ld units x %d steps on %d rank%s%s\n", sw->n_units - ms.res.n_done, sw->steps,
-                st->size, st->size > 1 ? "s" : "", opt->naive ? " (naive: full forward per step)" : "");
+        fprintf(stderr, "plateau: %ld units x %d steps in batches of %d units on %d rank%s%s\n",
+                sw->n_units - ms.res.n_done, sw->steps, sw->batch_units, st->size, st->size > 1 ? "s" : "",
+                opt->naive ? " (naive: full forward per step)" : "");
 
     for (int r = 1; r < st->size; r++)
         fill_worker(&ms, r);
@@ -661,18 +756,21 @@ static int run_master(run_state *st, const pl_run_options *opt)
         for (int r = 1; r < st->size; r++)
             fill_worker(&ms, r);
         check_timeouts(&ms);
-        /* rank 0's own share, one unit at a time so the workers are never kept waiting long */
-        long u = dispenser_next(&ms.ds, ms.res.done, ms.w[0].last_prompt);
-        if (u >= 0) {
-            ms.w[0].last_prompt = pl_unit_decode(sw, u).p;
-            if (pl_unit_eval(sw, &cache, u, mine) != PL_OK) {
-                char name[256], what[MAX_ERROR_TEXT + 512];
-                unit_name(sw, u, name, sizeof name);
-                snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, pl_error());
+        /* rank 0's own share, computed by its local worker thread */
+        if (local_worker_take(&lw)) {
+            if (lw.error[0]) {
+                char name[512], what[MAX_ERROR_TEXT + 768];
+                batch_name(sw, lw.batch, name, sizeof name);
+                snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, lw.error);
                 fault(&ms, what);
             }
-            store_result(&ms, u, mine);
+            store_result(&ms, lw.batch, lw.out);
             progressed = 1;
+        }
+        if (!local_worker_busy(&lw)) {
+            long b = dispenser_next(&ms.ds, ms.res.done);
+            if (b >= 0)
+                local_worker_give(&lw, b);
         }
         if (!progressed)
             nap();
@@ -684,8 +782,6 @@ static int run_master(run_state *st, const pl_run_options *opt)
             }
         }
     }
-    pl_unit_cache_free(&cache);
-    free(mine);
 
     if (preempt) {
         /* Write what we have first: the launcher may follow its signal with SIGKILL soon. */
@@ -696,6 +792,14 @@ static int run_master(run_state *st, const pl_run_options *opt)
         if (checkpoint_now(&ms, why) != PL_OK)
             code = PL_EXIT_INPUT;
     }
+    /* rank 0's own batch in flight is finished and kept, as the workers' are */
+    if (local_worker_busy(&lw)) {
+        while (!local_worker_take(&lw))
+            nap();
+        if (!lw.error[0])
+            store_result(&ms, lw.batch, lw.out);
+    }
+    local_worker_stop(&lw);
     /* stop the workers and collect what they still had */
     ms.draining = 1;
     for (int r = 1; r < st->size; r++) {
@@ -742,7 +846,6 @@ static int run_master(run_state *st, const pl_run_options *opt)
             unlink(st->cfg.checkpoint_path); /* done: nothing to resume */
         }
     }
-    dispenser_free(&ms.ds);
     free(ms.w);
     free(ms.buf);
     pl_results_free(&ms.res);
@@ -764,7 +867,7 @@ static void worker_send(int kind, long unit, const void *payload, size_t n, unsi
 static void run_worker(run_state *st)
 {
     const pl_sweep *sw = &st->sw;
-    size_t payload = sizeof(float) * (size_t)sw->NM * sw->steps;
+    size_t payload = sizeof(float) * (size_t)sw->batch_units * sw->NM * sw->steps;
     unsigned char *buf = malloc(16 + payload + MAX_ERROR_TEXT);
     float *out = malloc(payload);
     if (!buf || !out) {
@@ -802,14 +905,16 @@ static void run_worker(run_state *st)
         if (stop)
             break;
         if (n_queue > 0) {
-            long u = queue[0];
+            long b = queue[0];
             memmove(queue, queue + 1, sizeof(long) * --n_queue);
-            if (pl_unit_eval(sw, &cache, u, out) != PL_OK) {
+            if (pl_batch_eval(sw, &cache, b, out) != PL_OK) {
                 char msg[MAX_ERROR_TEXT];
                 snprintf(msg, sizeof msg, "%s", pl_error());
-                worker_send(MSG_ERROR, u, msg, strlen(msg) + 1, buf);
+                worker_send(MSG_ERROR, b, msg, strlen(msg) + 1, buf);
             } else {
-                worker_send(MSG_RESULT, u, out, payload, buf);
+                int n;
+                pl_batch_first_unit(sw, b, &n);
+                worker_send(MSG_RESULT, b, out, sizeof(float) * (size_t)n * sw->NM * sw->steps, buf);
             }
         } else {
             if (now_seconds() - last_word > watchdog) {
@@ -831,7 +936,9 @@ static void run_worker(run_state *st)
 int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const *sets, int n_sets,
                   const char *output, const pl_run_options *opt)
 {
-    MPI_Init(argc, argv);
+    /* Only the main thread calls MPI; rank 0's compute thread does not. */
+    int provided;
+    MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     install_signals();
     run_state st;
     memset(&st, 0, sizeof st);

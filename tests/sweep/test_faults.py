@@ -75,9 +75,9 @@ def fault(label, sig, want_code, patterns):
 
 if sl.shutil.which("mpirun"):
     # mpirun notices the dead rank and names it; rank 0 names the unit it had (on the SIGTERM mpirun sends)
-    fault("SIGKILL of rank 1", signal.SIGKILL, None, ["rank 1", "rank 1 was computing unit"])
+    fault("SIGKILL of rank 1", signal.SIGKILL, None, ["rank 1", "rank 1 was computing batch"])
     # nobody notices a stopped process but rank 0's silence limit: worker_timeout + 2 x slowest unit
-    fault("SIGSTOP of rank 1", signal.SIGSTOP, 3, ["rank 1 stopped answering", "while computing unit"])
+    fault("SIGSTOP of rank 1", signal.SIGSTOP, 3, ["rank 1 stopped answering", "while computing batch"])
 else:
     print("skip worker faults: no mpirun")
 
