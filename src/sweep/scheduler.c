@@ -72,7 +72,7 @@ static double now_seconds(void)
 
 static void nap(void)
 {
-    struct timespec ts = {0, 500000}; /* 0.5 ms: idle polling, far below a unit's time */
+    struct timespec ts = {0, 1000000}; /* 1 ms: idle polling, far below a batch's time */
     nanosleep(&ts, NULL);
 }
 
