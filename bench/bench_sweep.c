@@ -2,7 +2,9 @@
  * on this machine, measured now, and the FLOPs of one fast-path evaluation and one full forward
  * under the sweep's default protocol (n_ctx = 10, blocks.1.hook_resid_pre, last position).
  *
- * usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME]
+ * usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME] [--sustained]
+ * --sustained prints only the average GFLOP/s of the batch shape (1010 x 3072 x 768) over S seconds:
+ * run two at once to see what two ranks can get from this machine.
  * Prints "key value" lines. Threads: OPENBLAS_NUM_THREADS (the script sets 1: per-core figures).
  */
 #include <cblas.h>
@@ -22,8 +24,9 @@ static double now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* Best GFLOP/s of one row-major sgemm shape over repeats for `seconds`. */
-static double sgemm_best(int M, int N, int K, double seconds)
+/* Best GFLOP/s of one row-major sgemm shape over repeats for `seconds`; *sustained gets the
+ * average over the whole window (what two processes running at once each get). */
+static double sgemm_window(int M, int N, int K, double seconds, double *sustained)
 {
     float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *Cm = malloc(sizeof(float) * M * N);
     if (!A || !B || !Cm) {
@@ -35,16 +38,22 @@ static double sgemm_best(int M, int N, int K, double seconds)
     for (int i = 0; i < K * N; i++)
         B[i] = (float)((i % 89) - 44) * 0.01f;
     double best = 0.0, start = now();
+    long calls = 0;
     while (now() - start < seconds) {
         double t0 = now();
+        calls++;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, Cm, N);
         double g = 2.0 * M * N * K / (now() - t0) / 1e9;
         if (g > best)
             best = g;
     }
+    if (sustained)
+        *sustained = 2.0 * M * N * K * calls / (now() - start) / 1e9;
     free(A), free(B), free(Cm);
     return best;
 }
+
+static double sgemm_best(int M, int N, int K, double seconds) { return sgemm_window(M, N, K, seconds, NULL); }
 
 int main(int argc, char **argv)
 {
@@ -55,8 +64,14 @@ int main(int argc, char **argv)
     double seconds = 4.0;
     int T = 10;
     const char *hook = "blocks.1.hook_resid_pre";
+    int sustained_only = 0;
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--sustained"))
+            sustained_only = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--seconds"))
+        if (!strcmp(argv[i], "--sustained"))
+            i--;
+        else if (!strcmp(argv[i], "--seconds"))
             seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--ctx"))
             T = atoi(argv[i + 1]);
@@ -72,6 +87,12 @@ int main(int argc, char **argv)
         return 2;
     }
     int C = cfg.n_embd;
+    if (sustained_only) {
+        double g;
+        sgemm_window(1010, 4 * C, C, seconds, &g);
+        printf("sgemm_sustained_gflops %.2f\n", g);
+        return 0;
+    }
     /* the sweep's largest shapes: 101 rows through c_fc (C x 4C), and the unembedding (C x V), plus
      * a large square product: the best of them is the peak the sweep is held against */
     double fc = sgemm_best(101, 4 * C, C, seconds / 3), unembed = sgemm_best(101, 4096, C, seconds / 3),

@@ -40,17 +40,24 @@ export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CO
 rate() { # evals/s recorded in the output file (unit loop only)
   /usr/bin/python3 -c "import netCDF4, sys; print(netCDF4.Dataset(sys.argv[1]).evals_per_second)" "$1"
 }
-units=${PLATEAU_BENCH_UNITS:-120}
+units=${PLATEAU_BENCH_UNITS:-200}
 "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r1.nc"
 mpirun --oversubscribe -n 2 "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r2.nc"
 "$plateau" run "$work/bench.ini" --quiet --naive --set data.n_prompts=2 -o "$work/rn.nc"
 r1=$(rate "$work/r1.nc"); r2=$(rate "$work/r2.nc"); rn=$(rate "$work/rn.nc")
 eval "$("$bench" "$model" --seconds 6 | sed 's/^\([a-z0-9_]*\) \(.*\)$/\1=\2/')"
+# Sustained sgemm throughput of the batch shape, one process alone and two at once: what two ranks
+# can get from this machine at best.
+solo=$("$bench" "$model" --sustained --seconds 5 | awk '{ print $2 }')
+"$bench" "$model" --sustained --seconds 5 > "$work/peak-a.txt" &
+"$bench" "$model" --sustained --seconds 5 > "$work/peak-b.txt"
+wait
+duo=$(awk '{ s += $2; n++ } END { printf "%.2f", s / n }' "$work/peak-a.txt" "$work/peak-b.txt")
 
 python3_=/usr/bin/python3
-$python3_ - "$r1" "$r2" "$rn" "$sgemm_peak_gflops" "$patch_flops" "$forward_flops" "$units" "$sgemm_101x3072x768_gflops" <<'PY'
+$python3_ - "$r1" "$r2" "$rn" "$sgemm_peak_gflops" "$patch_flops" "$forward_flops" "$units" "$sgemm_101x3072x768_gflops" "$solo" "$duo" <<'PY'
 import sys, platform, subprocess, datetime
-r1, r2, rn, peak, pf, ff, units, shape = map(float, sys.argv[1:])
+r1, r2, rn, peak, pf, ff, units, shape, solo, duo = map(float, sys.argv[1:])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 print("Sweep throughput, GPT-2-small-shaped synthetic model, default protocol (n_ctx 10, 101 steps, "
@@ -66,4 +73,8 @@ print("| 1 rank, fast path | %.1f | %.1f | %.0f %% | %.1fx | 1.00 |" % (r1, r1 *
 print("| 2 ranks, fast path | %.1f | %.1f | %.0f %% (of 2 cores) | %.1fx | %.2f |" %
       (r2, r2 * pf / 1e9, 100 * r2 * pf / 1e9 / (2 * peak), r2 / rn, r2 / (2 * r1)))
 print("| 1 rank, --naive | %.1f | %.1f | %.0f %% | 1.0x | |" % (rn, rn * ff / 1e9, 100 * rn * ff / 1e9 / peak))
+print()
+print("Sustained sgemm of the batch shape (1010 x 3072 x 768): %.1f GFLOP/s in one process alone, %.1f GFLOP/s "
+      "each with two processes at once: sgemm-bound work scales by at most %.2f from 1 to 2 ranks on this machine."
+      % (solo, duo, duo / solo))
 PY

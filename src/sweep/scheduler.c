@@ -3,8 +3,9 @@
  * Phases, every rank: parse the config, load the model, get the prompts from rank 0, run the clean
  * forwards of a contiguous share of all prompts (sweep + covariance); rank 0 gathers the
  * activations, fits mu and Sigma and broadcasts them. Then rank 0 hands out work dynamically, a
- * batch of consecutive units at a time (a batch is one fast-path call; see PL_BATCH_ROWS): each
- * worker keeps up to QUEUE_DEPTH batches queued so it never waits for rank 0. Rank 0 computes
+ * batch of consecutive units at a time (a batch is one fast-path call; see PL_BATCH_ROWS). A worker
+ * holds one batch at a time: a batch takes far longer than the round trip for the next, and a deeper
+ * queue leaves batches stranded behind a busy rank at the end of the run. Rank 0 computes
  * batches too, between rounds of messages, so one process does the whole job alone and two ranks
  * are twice one. Batches are fixed by the config, never by the number of ranks, so every value is
  * bitwise the same on any number of ranks.
@@ -39,7 +40,7 @@
 
 enum { TAG_UNIT = 1, TAG_WORKER = 2 };
 enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE };
-#define QUEUE_DEPTH 2
+#define QUEUE_DEPTH 1 /* batches handed to a worker before it returns one */
 #define STOP_UNIT (-1L)
 #define MAX_ERROR_TEXT 2048
 
