@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/safetensors.h"
 #include "sweep_internal.h"
 
@@ -45,34 +46,14 @@ int pl_sweep_setup_grid(pl_sweep *sw)
 
 /* ------------------------------------------------------------ file: directions */
 
-static int read_whole(const char *path, unsigned char **bytes, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
-    long end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (end < 0 || fseek(f, 0, SEEK_SET)) {
-        fclose(f);
-        return pl_fail("%s: cannot read", path);
-    }
-    *size = (size_t)end;
-    *bytes = pl_malloc(*size, "direction file");
-    if (!*bytes || fread(*bytes, 1, *size, f) != *size) {
-        fclose(f);
-        free(*bytes);
-        return *bytes ? pl_fail("%s: short read", path) : PL_ERR;
-    }
-    fclose(f);
-    return PL_OK;
-}
-
 /* A 2-D little-endian float32/float64 C-order .npy file. */
 static int load_npy(const char *path, int C, float **rows, long *n_rows)
 {
-    unsigned char *b = NULL;
+    char *text = NULL;
     size_t size = 0;
-    if (read_whole(path, &b, &size) != PL_OK)
+    if (pl_read_file(path, &text, &size) != PL_OK)
         return PL_ERR;
+    const unsigned char *b = (const unsigned char *)text;
     int rc = PL_ERR;
     size_t hlen, off;
     if (size < 10 || memcmp(b, "\x93NUMPY", 6)) {
@@ -142,7 +123,7 @@ static int load_npy(const char *path, int C, float **rows, long *n_rows)
     *n_rows = r;
     rc = PL_OK;
 done:
-    free(b);
+    free(text);
     return rc;
 }
 

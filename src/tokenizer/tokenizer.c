@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/tokenizer.h"
 
 #define WS "\\t\\n\\x0b\\f\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
@@ -159,42 +160,6 @@ static const pair_slot *find_pair(const pl_tokenizer *tok, int left, int right)
 
 /* ---- loading ---- */
 
-static int read_file(const char *path, char **data, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = pl_malloc(cap + 1, path);
-    if (!buf) {
-        fclose(f);
-        return PL_ERR;
-    }
-    for (;;) {
-        len += fread(buf + len, 1, cap - len, f);
-        if (len < cap)
-            break;
-        char *bigger = realloc(buf, 2 * cap + 1);
-        if (!bigger) {
-            free(buf);
-            fclose(f);
-            return pl_fail("%s: out of memory reading %zu bytes", path, len);
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (failed) {
-        free(buf);
-        return pl_fail("%s: read error", path);
-    }
-    buf[len] = '\0';
-    *data = buf;
-    *size = len;
-    return PL_OK;
-}
-
 static void describe_codepoint(char *out, size_t n, uint32_t cp)
 {
     if (cp == 0x110000)
@@ -304,7 +269,7 @@ static int load_merges(pl_tokenizer *tok, const char *path, const int byte_of_co
 {
     char *data = NULL;
     size_t size = 0;
-    if (read_file(path, &data, &size))
+    if (pl_read_file(path, &data, &size))
         return PL_ERR;
     size_t n_lines = 1;
     for (size_t i = 0; i < size; i++)
