@@ -314,7 +314,7 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
         cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
         cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
-        cache->scratch = pl_malloc(sizeof(double) * 3 * (size_t)V, "metric scratch");
+        cache->scratch = pl_malloc(sizeof(double) * 4 * (size_t)V, "metric scratch");
         if (!cache->X || !cache->logits || !cache->read || !cache->scratch)
             return PL_ERR;
     }

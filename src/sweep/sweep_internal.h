@@ -59,7 +59,7 @@ void pl_describe(const float *values, int n, const double *q, int Q, double *scr
 
 /* The metrics of each row of the M evaluations against row 0 (the unperturbed base):
  * out[m_index * M + row] for the requested metrics (METRICS[n_metrics], PL_METRIC_*).
- * logits[M, V], read[M, C]. SCRATCH: 3 V doubles. */
+ * logits[M, V], read[M, C]. SCRATCH: 4 V doubles. */
 void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
                      int n_metrics, double *scratch, float *out);
 

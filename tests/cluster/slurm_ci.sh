@@ -248,6 +248,14 @@ preempt() { # NAME NTASKS HOW(batch|step)
         show_log $(log_of "$id")
         return
     fi
+    # Slurm revokes the first run's credential at the requeue and compares whole seconds: a new start
+    # within the same second is refused ("Job credential revoked") and the job fails. Wait until the
+    # node has finished cleaning up and the clock has moved past the revocation.
+    t0=$(date +%s)
+    while (($(date +%s) - t0 < 30)) && ! scontrol show node 2>/dev/null | grep -Eq "State=IDLE "; do
+        sleep 0.2
+    done
+    sleep 1.1
     scontrol update JobId="$id" StartTime=now
     job_done "$id" 120 "$name" || return
     local log
