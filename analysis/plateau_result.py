@@ -137,6 +137,16 @@ class Result:
             raise ResultError(f"{self.path}: variable '{name}' has dimensions ({', '.join(have)}), "
                               f"expected ({', '.join(want)})")
 
+    def select_metrics(self, wanted):
+        """The file's metrics, or those of WANTED (a list, or None for all) in file order; a wanted
+        metric the file lacks is an error naming it."""
+        if not wanted:
+            return list(self.metrics)
+        absent = [m for m in wanted if m not in self.metrics]
+        if absent:
+            raise ResultError(f"{self.path}: no metric {', '.join(absent)} in the file (it has {', '.join(self.metrics)})")
+        return [m for m in self.metrics if m in wanted]
+
     def has(self, name):
         return name in self.ds.variables
 

@@ -300,12 +300,7 @@ def main(argv=None):
         die(SCRIPT, f"--dpi {a.dpi}: expected 20..600", EXIT_USAGE)
     try:
         res = Result(a.result)
-        metrics = res.metrics
-        if a.metric:
-            absent = [m for m in a.metric if m not in res.metrics]
-            if absent:
-                raise ResultError(f"{a.result}: no metric {', '.join(absent)} in the file (it has {', '.join(res.metrics)})")
-            metrics = [m for m in res.metrics if m in a.metric]
+        metrics = res.select_metrics(a.metric)
         if os.path.exists(a.outdir) and not os.path.isdir(a.outdir):
             raise ResultError(f"{a.outdir}: exists and is not a directory")
         try:

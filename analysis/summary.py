@@ -187,12 +187,7 @@ def main(argv=None):
         die(SCRIPT, "--alpha: expected finite numbers", EXIT_USAGE)
     try:
         res = Result(a.result)
-        metrics = res.metrics
-        if a.metric:
-            absent = [m for m in a.metric if m not in res.metrics]
-            if absent:
-                raise ResultError(f"{a.result}: no metric {', '.join(absent)} in the file (it has {', '.join(res.metrics)})")
-            metrics = [m for m in res.metrics if m in a.metric]
+        metrics = res.select_metrics(a.metric)
         for m in metrics:
             for v in (f"{m}_onset", f"{m}_sharpness"):
                 res.require(v, SCORE_DIMS)
