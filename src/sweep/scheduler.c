@@ -46,7 +46,27 @@ enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE };
 
 static volatile sig_atomic_t g_signal = 0;
 
-static void on_signal(int sig) { g_signal = sig; }
+/* What every worker is computing, kept ready as text so that the signal handler can print it at
+ * once: after a rank dies, mpirun's SIGTERM to the others is followed by SIGKILL about a second
+ * later, and rank 0's main thread may be busy then (a checkpoint's fsync). Two buffers: the main
+ * thread rebuilds one while the handler may read the other. Only rank 0 fills them. */
+static char g_work_text[2][8192];
+static volatile sig_atomic_t g_work_len[2];
+static volatile sig_atomic_t g_work_current = 0;
+static volatile sig_atomic_t g_work_told = 0;
+
+static void on_signal(int sig)
+{
+    g_signal = sig;
+    if (!g_work_told) {
+        g_work_told = 1;
+        int i = g_work_current;
+        if (g_work_len[i] > 0) {
+            ssize_t rc = write(STDERR_FILENO, g_work_text[i], (size_t)g_work_len[i]);
+            (void)rc;
+        }
+    }
+}
 
 static void install_signals(void)
 {
@@ -202,6 +222,9 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     ok = pl_model_load(&st->model, st->cfg.model_path) == PL_OK;
     if (ok)
         st->model_loaded = 1;
+    else /* say which config line named the model */
+        pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"),
+                       st->cfg.model_path);
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     const pl_config *mc = &st->model.cfg;
@@ -409,6 +432,13 @@ typedef struct {
 static void *local_worker_main(void *arg)
 {
     local_worker *lw = arg;
+    /* signals go to the main thread, whose handler may print the work table */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
     pthread_mutex_lock(&lw->lock);
     for (;;) {
         while (!lw->quit && !(lw->busy && !lw->finished))
@@ -581,6 +611,8 @@ static void store_result(master *ms, long b, const float *curves)
     }
 }
 
+static void update_work_text(master *ms);
+
 static void send_batch(master *ms, int r, long b)
 {
     worker_info *wi = &ms->w[r];
@@ -589,6 +621,7 @@ static void send_batch(master *ms, int r, long b)
     wi->queue[wi->n_out++] = b;
     int64_t msg = b;
     MPI_Send(&msg, 1, MPI_INT64_T, r, TAG_UNIT, MPI_COMM_WORLD);
+    update_work_text(ms);
 }
 
 static void fill_worker(master *ms, int r)
@@ -648,6 +681,7 @@ static int poll_workers(master *ms, int *progressed)
                 if (wi->queue[k] == unit) {
                     memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
                     wi->n_out--;
+                    update_work_text(ms);
                     break;
                 }
             store_result(ms, (long)unit, (const float *)(ms->buf + 16));
@@ -690,8 +724,27 @@ static void check_timeouts(master *ms)
     }
 }
 
+/* Rebuild the text the signal handler prints: one line per worker with a batch outstanding. */
+static void update_work_text(master *ms)
+{
+    int next = 1 - g_work_current;
+    char *buf = g_work_text[next];
+    size_t used = 0, cap = sizeof g_work_text[next];
+    for (int r = 1; r < ms->st->size && used < cap; r++)
+        if (ms->w[r].n_out > 0) {
+            char name[512];
+            batch_name(&ms->st->sw, ms->w[r].queue[0], name, sizeof name);
+            int n = snprintf(buf + used, cap - used, "plateau: rank %d was computing %s\n", r, name);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    g_work_len[next] = (sig_atomic_t)(used < cap ? used : cap - 1);
+    g_work_current = next;
+}
+
 static void describe_outstanding(master *ms)
 {
+    if (g_work_told) /* the signal handler said it already */
+        return;
     for (int r = 1; r < ms->st->size; r++)
         if (ms->w[r].n_out > 0) {
             char name[512];
