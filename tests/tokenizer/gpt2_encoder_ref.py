@@ -8,23 +8,13 @@ Exits 77 when the `regex` module (Debian python3-regex) is missing.
 import json
 import sys
 
+from byte_alphabet import bytes_to_unicode
+
 try:
     import regex
 except ImportError:
     print("SKIP: Python module 'regex' is missing (Debian package python3-regex)", file=sys.stderr)
     sys.exit(77)
-
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
 
 
 def get_pairs(word):

@@ -7,17 +7,7 @@ import json
 import os
 import sys
 
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
+from byte_alphabet import bytes_to_unicode
 
 
 corpus = ("the cat sat on the mat and the dog's tail went in the water; it's 2024, we'll see "
