@@ -741,16 +741,13 @@ static void update_work_text(master *ms)
     g_work_current = next;
 }
 
-static void describe_outstanding(master *ms)
+/* The work table, unless the signal handler printed it already. */
+static void describe_outstanding(void)
 {
-    if (g_work_told) /* the signal handler said it already */
+    if (g_work_told)
         return;
-    for (int r = 1; r < ms->st->size; r++)
-        if (ms->w[r].n_out > 0) {
-            char name[512];
-            batch_name(&ms->st->sw, ms->w[r].queue[0], name, sizeof name);
-            fprintf(stderr, "plateau: rank %d was computing %s\n", r, name);
-        }
+    int i = g_work_current;
+    fwrite(g_work_text[i], 1, (size_t)g_work_len[i], stderr);
 }
 
 static int run_master(run_state *st, const pl_run_options *opt)
@@ -842,7 +839,7 @@ static int run_master(run_state *st, const pl_run_options *opt)
         char why[64];
         snprintf(why, sizeof why, "%s received", signal_name(preempt));
         fprintf(stderr, "plateau: %s: stopping\n", why);
-        describe_outstanding(&ms);
+        describe_outstanding();
         if (checkpoint_now(&ms, why) != PL_OK)
             code = PL_EXIT_INPUT;
     }
