@@ -46,6 +46,11 @@ const char *pl_model_path(const pl_model *m);
  * checkpoints and outputs. */
 int pl_model_sha256(const pl_model *m, char out[65]);
 
+/* PL_OK when every weight file is still the one that was opened (same device, inode, size and
+ * modification time); otherwise an error naming the file that changed. A sweep checks this before it
+ * writes its result, so a model rewritten during a run cannot mix two models into one file. */
+int pl_model_check_unchanged(const pl_model *m);
+
 /* The format's and family's own lines of `plateau info` ("key  value" lines: tensors, dtypes, file
  * size, norm epsilon, ...). */
 void pl_model_describe(const pl_model *m, FILE *out);

@@ -41,11 +41,29 @@ int pl_model_open(pl_model **out, const char *path)
         return PL_ERR;
     }
     strcpy(m->path, path);
+    if (stat(m->weights_path, &m->weights_stat) != 0) {
+        pl_fail("%s: cannot stat: %s", m->weights_path, strerror(errno));
+        pl_model_close(m);
+        return PL_ERR;
+    }
     *out = m;
     return PL_OK;
 }
 
 void pl_model_describe(const pl_model *m, FILE *out) { m->ops->describe(m, out); }
+
+int pl_model_check_unchanged(const pl_model *m)
+{
+    struct stat now;
+    const struct stat *then = &m->weights_stat;
+    if (stat(m->weights_path, &now) != 0)
+        return pl_fail("%s: the model file is gone: %s", m->weights_path, strerror(errno));
+    if (now.st_dev != then->st_dev || now.st_ino != then->st_ino || now.st_size != then->st_size ||
+        now.st_mtim.tv_sec != then->st_mtim.tv_sec || now.st_mtim.tv_nsec != then->st_mtim.tv_nsec)
+        return pl_fail("%s: the model file changed while plateau was using it (size, inode or modification time)",
+                       m->weights_path);
+    return PL_OK;
+}
 
 const pl_model_info *pl_model_get_info(const pl_model *m) { return &m->info; }
 

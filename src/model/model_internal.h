@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "plateau/forward.h"
 #include "plateau/model.h"
@@ -37,6 +38,7 @@ struct pl_model {
     size_t map_size;
     char *path;          /* as given to pl_model_open */
     char *weights_path;  /* the file behind map */
+    struct stat weights_stat; /* as opened: pl_model_check_unchanged compares */
 };
 
 /* Family loaders: fill *m (info, ops, weights, storage) from an HF dir. */
