@@ -32,14 +32,24 @@ void pl_unmap_file(void *map, size_t size);
 /* 1 when A and B name the same existing file (same device and inode), else 0. */
 int pl_same_file(const char *a, const char *b);
 
+/* 1 when writing A would write B: the same existing file (pl_same_file), or, when neither exists yet,
+ * the same name in the same directory (after resolving the directories' symbolic links). */
+int pl_same_target(const char *a, const char *b);
+
+/* Check, before any work, that PATH can take an output (WHAT names it: "output", "checkpoint"): a
+ * non-empty name that is not a directory, whose existing file (if any) is a regular file (plateau
+ * never replaces a device, FIFO or socket), in an existing directory where a file can be created
+ * (proved by creating and removing a temporary file there). Nothing existing is changed. */
+int pl_check_output(const char *path, const char *what);
+
 /* An atomic output: write through fp, then commit (or abort). */
 typedef struct {
     char *path;  /* the target */
-    char *tmp;   /* "<dir>/.<name>.tmp.<pid>" beside it */
+    char *tmp;   /* "<dir>/.<name>.tmp.<pid>[.N]" beside it, created new (O_EXCL): never someone's file */
     FILE *fp;
 } pl_atomic_file;
 
-/* Create the temporary file beside PATH. Errors name PATH. */
+/* Create the temporary file beside PATH. PATH must not exist or be a regular file. Errors name PATH. */
 int pl_atomic_begin(pl_atomic_file *af, const char *path);
 /* Flush, fsync, close, rename over the target and fsync its directory. On failure the temporary file
  * is removed and the target is untouched. Either way *af is released. */

@@ -62,6 +62,8 @@ typedef struct {
     double checkpoint_every;
     char *checkpoint_path;
     double worker_timeout;
+    int threads;                /* OpenBLAS threads of every rank: the bits depend on it, not on the machine */
+    int nonfinite_mark;         /* [run] nonfinite = mark: non-finite evaluations are stored as NaN */
 
     /* where each key's value came from, for messages: "FILE:LINE", "--set ...", or "FILE" (default) */
     char *origin[64];
@@ -71,7 +73,19 @@ typedef struct {
  * Errors: "FILE:LINE: [section] key: what is wrong" or "--set section.key=value: ...". */
 int pl_sweep_config_load(pl_sweep_config *cfg, const char *path, char *const *sets, int n_sets,
                          const char *output);
+/* The same from TEXT[LEN] (a config file's contents, or a result's `config` attribute); NAME stands
+ * for the file in messages. */
+int pl_sweep_config_parse(pl_sweep_config *cfg, const char *name, const char *text, size_t len, char *const *sets,
+                          int n_sets, const char *output);
 void pl_sweep_config_free(pl_sweep_config *cfg);
+
+/* The keys, in the order of the resolved text: key I's section and name, and whether it is part of
+ * a run's identity (HASHED: what a checkpoint must match and merged files must share). */
+int pl_sweep_config_n_keys(void);
+void pl_sweep_config_key(int i, const char **section, const char **key, int *hashed);
+/* The value of NAME ("section.key") as the resolved text writes it (malloc'ed; "" for an unset
+ * optional key). NULL with a message when NAME is not a key. */
+char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name);
 
 /* Fill model-dependent defaults (read_hook: the last block's hook_resid_post) and check the hooks,
  * position and n_ctx against the model. Errors name the config line of the offending key. */

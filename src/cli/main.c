@@ -19,6 +19,7 @@ static const struct {
     {"generate", cmd_generate, "MODEL_DIR --text T -n N            greedy continuation"},
     {"synth", cmd_synth, "OUT_DIR --layers L --embd C --heads H --ctx N [--vocab-from DIR] [--dtype f32|f16|bf16] [--seed S]"},
     {"run", cmd_run, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--resume] [--naive] [--quiet]"},
+    {"config", cmd_config, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--get sec.key]  the resolved config"},
     {"merge", cmd_merge, "OUT.nc IN.nc...                    stack per-hook results along 'hook'"},
 };
 

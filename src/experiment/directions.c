@@ -10,6 +10,7 @@
 
 #include "plateau/error.h"
 #include "plateau/fileio.h"
+#include "plateau/npy.h"
 #include "plateau/safetensors.h"
 #include "../sweep/sweep_internal.h"
 
@@ -42,85 +43,29 @@ int pl_sweep_setup_grid(pl_sweep *sw)
 
 /* ------------------------------------------------------------ file: directions */
 
-/* A 2-D little-endian float32/float64 C-order .npy file. */
+/* A 2-D little-endian float32/float64 C-order .npy file (parsed by src/util/npy.c). */
 static int load_npy(const char *path, int C, float **rows, long *n_rows)
 {
-    char *text = NULL;
-    size_t size = 0;
-    if (pl_read_file(path, PL_MAX_INPUT_BYTES, &text, &size) != PL_OK)
+    long c;
+    if (pl_npy_read_matrix(path, rows, n_rows, &c) != PL_OK)
         return PL_ERR;
-    const unsigned char *b = (const unsigned char *)text;
-    int rc = PL_ERR;
-    size_t hlen, off;
-    if (size < 10 || memcmp(b, "\x93NUMPY", 6)) {
-        pl_fail("%s: not a .npy file (bad magic)", path);
-        goto done;
-    }
-    if (b[6] == 1) {
-        hlen = b[8] | (size_t)b[9] << 8;
-        off = 10;
-    } else if (size >= 12) {
-        hlen = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
-        off = 12;
-    } else {
-        pl_fail("%s: truncated .npy header", path);
-        goto done;
-    }
-    if (off + hlen > size) {
-        pl_fail("%s: truncated .npy header", path);
-        goto done;
-    }
-    char *h = pl_malloc(hlen + 1, "npy header");
-    if (!h)
-        goto done;
-    memcpy(h, b + off, hlen);
-    h[hlen] = '\0';
-    int f8 = strstr(h, "'descr': '<f8'") != NULL, f4 = strstr(h, "'descr': '<f4'") != NULL;
-    long r = -1, c = -1;
-    char *shape = strstr(h, "'shape': (");
-    if (shape && sscanf(shape, "'shape': (%ld, %ld)", &r, &c) != 2)
-        r = c = -1;
-    int fortran = strstr(h, "'fortran_order': True") != NULL;
-    free(h);
-    if (!f4 && !f8) {
-        pl_fail("%s: dtype must be little-endian float32 or float64 ('<f4' or '<f8')", path);
-        goto done;
-    }
-    if (fortran) {
-        pl_fail("%s: Fortran-order arrays are not supported (save with np.ascontiguousarray)", path);
-        goto done;
-    }
-    if (r < 1 || c < 1) {
-        pl_fail("%s: expected a 2-D array (rows = directions, columns = d_model)", path);
-        goto done;
-    }
     if (c != C) {
-        pl_fail("%s: %ld columns, but the model's residual width is %d", path, c, C);
-        goto done;
+        free(*rows);
+        *rows = NULL;
+        return pl_fail("%s: %ld columns, but the model's residual width is %d", path, c, C);
     }
-    size_t esz = f8 ? 8 : 4, n = (size_t)r * c;
-    off += hlen;
-    if (size - off < n * esz) {
-        pl_fail("%s: data is shorter than its shape (%ld x %ld)", path, r, c);
-        goto done;
-    }
-    *rows = pl_malloc(sizeof(float) * n, "direction rows");
-    if (!*rows)
-        goto done;
-    for (size_t i = 0; i < n; i++) {
-        if (f8) {
-            double v;
-            memcpy(&v, b + off + 8 * i, 8);
-            (*rows)[i] = (float)v;
-        } else {
-            memcpy(&(*rows)[i], b + off + 4 * i, 4);
-        }
-    }
-    *n_rows = r;
-    rc = PL_OK;
-done:
-    free(text);
-    return rc;
+    return PL_OK;
+}
+
+/* Every value of ROWS[n, C] must be finite: a NaN direction would make every curve of its units NaN
+ * or, worse, pass through a metric as a number. */
+static int check_finite_rows(const char *path, const char *tensor, const float *rows, long n, int C)
+{
+    for (size_t i = 0; i < (size_t)n * C; i++)
+        if (!isfinite(rows[i]))
+            return pl_fail("%s%s%s: row %zu, column %zu is %s", path, tensor ? "#" : "", tensor ? tensor : "",
+                           i / (size_t)C, i % (size_t)C, isnan(rows[i]) ? "NaN" : "infinite");
+    return PL_OK;
 }
 
 static int load_safetensors(const char *path, const char *name, int C, float **rows, long *n_rows)
@@ -180,7 +125,11 @@ static int load_safetensors(const char *path, const char *name, int C, float **r
         goto done;
     }
     *n_rows = (long)t->shape[0];
-    rc = PL_OK;
+    rc = check_finite_rows(path, t->name, *rows, *n_rows, C);
+    if (rc != PL_OK) {
+        free(*rows);
+        *rows = NULL;
+    }
 done:
     st_close(&f);
     return rc;

@@ -1,18 +1,22 @@
-/* The NetCDF-4 result file (the layout is the contract with merge and analysis/, see README):
- * written under PATH.tmp.<pid> and renamed over PATH only when complete, so a failed run never
- * leaves a half file under the output name and an earlier output stays untouched. */
+/* The NetCDF-4 result file (the layout is the contract with merge and analysis/, see README).
+ *
+ * The file is built in memory (netCDF's nc_create_mem / nc_close_memio: HDF5's core driver) and its
+ * bytes are then written by the one atomic writer (pl_write_file_atomic: temporary file, fsync,
+ * rename, fsync of the directory). So nothing forks inside an MPI rank, a full disk is an ordinary
+ * write error rather than a failure deep inside HDF5, a failed run never leaves a half file under
+ * the output name, and an earlier output stays untouched until the new one is complete. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <netcdf.h>
+#include <netcdf_mem.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/version.h"
 #include "../sweep/sweep_internal.h"
 
@@ -63,8 +67,9 @@ static int def_var(int nc, const char *name, nc_type type, int ndims, const int 
     return s ? s : describe(nc, *var, long_name, units);
 }
 
-/* Write the whole file to TMP (PATH names it in messages). */
-static int write_netcdf(const char *path, const char *tmp, const pl_results *r, const pl_output_meta *meta)
+/* Build the whole file in memory: *MEMIO holds its bytes (free memio->memory). PATH names it in
+ * messages. */
+static int write_netcdf(const char *path, const pl_results *r, const pl_output_meta *meta, NC_memio *memio)
 {
     const pl_sweep *sw = r->sw;
     const pl_sweep_config *cfg = sw->cfg;
@@ -80,9 +85,9 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
     int v_raw[PL_N_METRICS], v_mean[PL_N_METRICS], v_median[PL_N_METRICS], v_quant[PL_N_METRICS],
         v_count[PL_N_METRICS], v_onset[PL_N_METRICS], v_slope[PL_N_METRICS], v_sharp[PL_N_METRICS];
     errno = 0;
-    int status = nc_create(tmp, NC_NETCDF4 | NC_CLOBBER, &nc);
+    int status = nc_create_mem(path, NC_NETCDF4, 1 << 20, &nc);
     if (status != NC_NOERR) {
-        pl_fail("output %s: cannot create %s: %s", path, tmp, nc_strerror(status));
+        pl_fail("output %s: cannot create it in memory: %s", path, nc_strerror(status));
         nc = -1;
         goto fail;
     }
@@ -166,6 +171,9 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
     NC_TRY(nc_put_att_double(nc, NC_GLOBAL, "evals_per_second", NC_DOUBLE, 1, &meta->evals_per_second));
     NC_TRY(text_att(nc, NC_GLOBAL, "created", created));
     NC_TRY(text_att(nc, NC_GLOBAL, "sigma_positive_definite_fix", meta->sigma_note ? meta->sigma_note : ""));
+    /* what the bits depend on besides the config and the model: OpenBLAS's build and kernels */
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "threads", NC_INT, 1, &meta->threads));
+    NC_TRY(text_att(nc, NC_GLOBAL, "openblas_config", meta->openblas_config ? meta->openblas_config : ""));
     NC_TRY(nc_enddef(nc));
 
     /* coordinates */
@@ -222,88 +230,29 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
     NC_TRY(nc_put_var_int(nc, v_tokens, sw->tokens));
     NC_TRY(nc_put_var_int(nc, v_partner, sw->partner));
 
-    status = nc_close(nc);
+    status = nc_close_memio(nc, memio);
     nc = -1;
     if (status != NC_NOERR) {
-        pl_fail("output %s: cannot finish %s: %s", path, tmp, nc_strerror(status));
+        pl_fail("output %s: cannot finish it in memory: %s", path, nc_strerror(status));
         goto fail;
     }
     free(buf);
     return PL_OK;
 fail:
-    /* No nc_abort/nc_close: after a failed HDF5 write they can crash, and this runs in a child that
-     * exits right away; the parent removes the temp file. */
+    if (nc >= 0)
+        nc_abort(nc);
     free(buf);
     return PL_ERR;
 }
 
-/* The file is written by a forked child: HDF5 (1.10, as in Debian 12) can crash on a write error
- * such as a full disk, and in a child that crash costs only the child. The parent reads the
- * child's message through a pipe, and renames the finished file over PATH or removes it. */
 int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta)
 {
-    size_t tlen = strlen(path) + 32;
-    char *tmp = pl_malloc(tlen, "output name");
-    if (!tmp)
+    NC_memio memio = {0};
+    if (write_netcdf(path, r, meta, &memio) != PL_OK)
         return PL_ERR;
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    int fds[2];
-    if (pipe(fds) != 0) {
-        free(tmp);
-        return pl_fail("output %s: pipe: %s", path, strerror(errno));
-    }
-    fflush(NULL);
-    pid_t child = fork();
-    if (child < 0) {
-        close(fds[0]), close(fds[1]);
-        free(tmp);
-        return pl_fail("output %s: fork: %s", path, strerror(errno));
-    }
-    if (child == 0) {
-        close(fds[0]);
-        int ok = write_netcdf(path, tmp, r, meta) == PL_OK;
-        if (!ok) {
-            const char *msg = pl_error();
-            ssize_t left = (ssize_t)strlen(msg);
-            while (left > 0) {
-                ssize_t n = write(fds[1], msg, (size_t)left);
-                if (n <= 0)
-                    break;
-                msg += n;
-                left -= n;
-            }
-        }
-        close(fds[1]);
-        _exit(ok ? 0 : 1); /* no atexit handlers: the parent owns MPI and stdio */
-    }
-    close(fds[1]);
-    char msg[2048];
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(fds[0], msg + got, sizeof msg - 1 - got);
-        if (n > 0)
-            got += (size_t)n;
-        else if (n == 0 || errno != EINTR || got == sizeof msg - 1)
-            break;
-    }
-    msg[got] = '\0';
-    close(fds[0]);
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-        ;
-    int rc = PL_OK;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        if (rename(tmp, path) != 0)
-            rc = pl_fail("output %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-    } else if (WIFEXITED(status)) {
-        rc = pl_fail("%s (earlier output, if any, is untouched)", got ? msg : "output: write failed");
-    } else {
-        rc = pl_fail("output %s: the NetCDF library crashed writing %s (signal %d%s%s); earlier output, if any, "
-                     "is untouched",
-                     path, tmp, WIFSIGNALED(status) ? WTERMSIG(status) : 0, got ? "; " : "", got ? msg : "");
-    }
+    int rc = pl_write_file_atomic(path, memio.memory, memio.size);
+    free(memio.memory);
     if (rc != PL_OK)
-        unlink(tmp);
-    free(tmp);
-    return rc;
+        return pl_fail_prefix("output (an earlier file under its name, if any, is untouched)");
+    return PL_OK;
 }

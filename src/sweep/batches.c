@@ -21,6 +21,7 @@ void pl_unit_cache_free(pl_unit_cache *c)
     free(c->logits);
     free(c->read);
     free(c->scratch);
+    free(c->bad);
     pl_unit_cache_init(c);
 }
 
@@ -38,6 +39,58 @@ long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)
     return first;
 }
 
+void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size)
+{
+    static const char *const base_names[] = {"real", "synthetic"};
+    pl_unit_id id = pl_unit_decode(sw, u);
+    snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
+             base_names[sw->cfg->bases[id.b]], sw->cfg->dirs[id.d].label, id.s);
+}
+
+/* Index of the first non-finite value of X[n], or -1. */
+static long first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
+}
+
+/* Which rows of a batch's step vectors, logits and read-hook residuals hold a non-finite value
+ * (BAD_LOGITS[row], BAD_READ[row]; a bad step vector makes both bad). With [run] nonfinite = error
+ * the first one fails the batch with a message naming its unit, alpha and where; NULL X skips the
+ * step vectors (checked before evaluating). */
+static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X, const float *logits,
+                          const float *read, unsigned char *bad_logits, unsigned char *bad_read)
+{
+    int S = sw->steps, C = sw->C, V = sw->V;
+    for (size_t row = 0; row < (size_t)n * S; row++) {
+        long at_x = X ? first_nonfinite(X + row * C, (size_t)C) : -1;
+        long at_logit = logits ? first_nonfinite(logits + row * V, (size_t)V) : -1;
+        long at_read = read ? first_nonfinite(read + row * C, (size_t)C) : -1;
+        bad_logits[row] |= at_x >= 0 || at_logit >= 0;
+        bad_read[row] |= at_x >= 0 || at_read >= 0;
+        if (sw->cfg->nonfinite_mark || (at_x < 0 && at_logit < 0 && at_read < 0))
+            continue;
+        char unit[320], what[160];
+        pl_unit_name(sw, first + (long)(row / S), unit, sizeof unit);
+        if (at_x >= 0)
+            snprintf(what, sizeof what, "the step vector (base + alpha x direction) has a non-finite component %ld",
+                     at_x);
+        else if (at_logit >= 0)
+            snprintf(what, sizeof what, "the logit of token %ld is %s", at_logit,
+                     isnan(logits[row * V + at_logit]) ? "NaN" : "infinite");
+        else
+            snprintf(what, sizeof what, "the residual at %s has a non-finite component %ld", sw->cfg->read_hook,
+                     at_read);
+        pl_fail("%s, alpha = %g: %s ([run] nonfinite = error; 'mark' stores NaN and leaves it out of the "
+                "statistics)",
+                unit, sw->alpha[row % S], what);
+        return PL_ERR_BAD_INPUT;
+    }
+    return PL_OK;
+}
+
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
     const pl_model *m = sw->model;
@@ -49,9 +102,12 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
         cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
         cache->scratch = pl_malloc(sizeof(double) * 4 * (size_t)V, "metric scratch");
-        if (!cache->X || !cache->logits || !cache->read || !cache->scratch)
+        cache->bad = pl_malloc(2 * rows, "non-finite rows");
+        if (!cache->X || !cache->logits || !cache->read || !cache->scratch || !cache->bad)
             return PL_ERR;
     }
+    unsigned char *bad_logits = cache->bad, *bad_read = cache->bad + rows;
+    memset(cache->bad, 0, 2 * rows);
     /* Units are prompt-major, so a batch's prompts come in runs: group g is the g-th distinct one. */
     int *group = pl_malloc(sizeof(int) * 2 * (size_t)n, "batch groups"), *prompts = group + n, G = 0;
     if (!group)
@@ -66,7 +122,11 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
             return PL_ERR;
         }
     }
-    int rc = PL_OK;
+    int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, bad_logits, bad_read);
+    if (rc != PL_OK) {
+        free(group);
+        return rc;
+    }
     if (sw->naive) {
         for (int i = 0; i < n && rc == PL_OK; i++) {
             const int *tokens = sw->tokens + (size_t)prompts[group[i]] * T;
@@ -110,9 +170,24 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
     free(group);
     if (rc != PL_OK)
         return PL_ERR;
-    for (int i = 0; i < n; i++)
+    rc = find_nonfinite(sw, first, n, NULL, cache->logits, cache->read, bad_logits, bad_read);
+    if (rc != PL_OK)
+        return rc;
+    for (int i = 0; i < n; i++) {
+        float *o = out + (size_t)i * sw->NM * S;
+        const unsigned char *bl = bad_logits + (size_t)i * S, *br = bad_read + (size_t)i * S;
         pl_unit_metrics(cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C, S, V, C,
-                        sw->cfg->metrics, sw->NM, cache->scratch, out + (size_t)i * sw->NM * S);
+                        sw->cfg->metrics, sw->NM, cache->scratch, o);
+        /* [run] nonfinite = mark: a metric fed by a non-finite value (in the row or in the unit's
+         * unperturbed row 0, its reference) is NaN */
+        for (int mi = 0; mi < sw->NM; mi++) {
+            int logit_metric = sw->cfg->metrics[mi] == PL_METRIC_KL || sw->cfg->metrics[mi] == PL_METRIC_JSD;
+            const unsigned char *bad = logit_metric ? bl : br;
+            for (int k = 0; k < S; k++)
+                if (bad[k] || bad[0])
+                    o[(size_t)mi * S + k] = NAN;
+        }
+    }
     return PL_OK;
 }
 

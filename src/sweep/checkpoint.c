@@ -8,8 +8,8 @@
  *   done[n_units]                   u8, 1 = the unit's curves are final
  *   curves[n_units, n_metrics, steps] float32 (0 where not done)
  *   sha256 of everything above      64 hex chars: a torn or foreign file is refused
- * The file is written as PATH.tmp.<pid>, fsynced and renamed over PATH, so PATH is always either
- * the previous checkpoint or the new one.
+ * The file is written atomically (pl_write_file_atomic: a new temporary file beside PATH, fsync,
+ * rename, fsync of the directory), so PATH is always either the previous checkpoint or the new one.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +19,7 @@
 
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/hash.h"
 #include "sweep_internal.h"
 
@@ -44,8 +45,8 @@ static int put(bytebuf *b, const void *p, size_t n)
     return PL_OK;
 }
 
-int pl_checkpoint_write(const char *path, const pl_results *r, const char *config_text, const char *model_sha256,
-                        const char *data_sha256)
+int pl_checkpoint_bytes(const pl_results *r, const char *config_text, const char *model_sha256,
+                        const char *data_sha256, unsigned char **bytes, size_t *len)
 {
     const pl_sweep *sw = r->sw;
     bytebuf b = {0};
@@ -62,42 +63,28 @@ int pl_checkpoint_write(const char *path, const pl_results *r, const char *confi
     rc = rc ? rc : put(&b, config_text, clen);
     rc = rc ? rc : put(&b, r->done, (size_t)n_units);
     rc = rc ? rc : put(&b, r->curves, sizeof(float) * table);
-    if (rc != PL_OK) {
-        free(b.buf);
-        return PL_ERR;
-    }
     char digest[65];
-    if (pl_sha256_hex(b.buf, b.len, digest) != PL_OK || put(&b, digest, 64) != PL_OK) {
+    if (rc != PL_OK || pl_sha256_hex(b.buf, b.len, digest) != PL_OK || put(&b, digest, 64) != PL_OK) {
         free(b.buf);
         return PL_ERR;
     }
-    size_t tlen = strlen(path) + 32;
-    char *tmp = pl_malloc(tlen, "checkpoint name");
-    if (!tmp) {
-        free(b.buf);
+    *bytes = b.buf;
+    *len = b.len;
+    return PL_OK;
+}
+
+int pl_checkpoint_write(const char *path, const pl_results *r, const char *config_text, const char *model_sha256,
+                        const char *data_sha256)
+{
+    unsigned char *bytes;
+    size_t len;
+    if (pl_checkpoint_bytes(r, config_text, model_sha256, data_sha256, &bytes, &len) != PL_OK)
         return PL_ERR;
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = pl_fail("checkpoint %s: cannot create %s: %s", path, tmp, strerror(errno));
-    } else {
-        int ok = fwrite(b.buf, 1, b.len, f) == b.len;
-        ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        int err = errno;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok) {
-            rc = pl_fail("checkpoint %s: cannot write %s: %s (the previous checkpoint is kept)", path, tmp,
-                         strerror(err ? err : errno));
-            unlink(tmp);
-        } else if (rename(tmp, path) != 0) {
-            rc = pl_fail("checkpoint %s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-            unlink(tmp);
-        }
-    }
-    free(tmp);
-    free(b.buf);
-    return rc;
+    int rc = pl_write_file_atomic(path, bytes, len);
+    free(bytes);
+    if (rc != PL_OK)
+        return pl_fail_prefix("checkpoint (the previous one, if any, is kept)");
+    return PL_OK;
 }
 
 /* The first line where the two config texts differ, as "[section] key = A here, B in the checkpoint". */
@@ -120,49 +107,21 @@ static void config_difference(const char *here, const char *there, char *out, si
     snprintf(out, size, "(no line differs)");
 }
 
-int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text, const char *model_sha256,
-                       const char *data_sha256)
+/* A checkpoint's longest config text: as long as a config file may be. */
+#define MAX_CONFIG_TEXT ((size_t)1 << 20)
+
+int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_results *r, const char *config_text,
+                        const char *model_sha256, const char *data_sha256)
 {
     const pl_sweep *sw = r->sw;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return pl_fail("--resume: cannot open checkpoint %s: %s", path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 20;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return pl_fail("out of memory (checkpoint %s)", path);
-            }
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    int read_error = ferror(f);
-    fclose(f);
-    int rc = PL_ERR;
+    const unsigned char *buf = bytes;
     char digest[65];
-    if (read_error) {
-        pl_fail("checkpoint %s: read error", path);
-        goto done;
-    }
-    if (len < 8 + 128 + 24 + 64 || memcmp(buf, MAGIC, 8)) {
-        pl_fail("checkpoint %s: not a plateau checkpoint (bad magic or too short)", path);
-        goto done;
-    }
+    if (len < 8 + 128 + 24 + 64 || memcmp(buf, MAGIC, 8))
+        return pl_fail("checkpoint %s: not a plateau checkpoint (bad magic or too short)", path);
     if (pl_sha256_hex(buf, len - 64, digest) != PL_OK)
-        goto done;
-    if (memcmp(digest, buf + len - 64, 64)) {
-        pl_fail("checkpoint %s: corrupt (checksum mismatch)", path);
-        goto done;
-    }
+        return PL_ERR;
+    if (memcmp(digest, buf + len - 64, 64))
+        return pl_fail("checkpoint %s: corrupt (checksum mismatch)", path);
     const unsigned char *p = buf + 8;
     char model[65] = {0}, data[65] = {0};
     memcpy(model, p, 64);
@@ -175,49 +134,57 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
     memcpy(&steps, p + 12, 4);
     memcpy(&clen, p + 16, 8);
     p += 24;
-    if (clen > len - (size_t)(p - buf) - 64) {
-        pl_fail("checkpoint %s: corrupt (config length)", path);
-        goto done;
-    }
+    if (clen > len - (size_t)(p - buf) - 64 || clen > MAX_CONFIG_TEXT)
+        return pl_fail("checkpoint %s: corrupt (config length)", path);
     size_t here_len = strlen(config_text);
     if (clen != here_len || memcmp(p, config_text, clen)) {
         char *there = pl_malloc(clen + 1, "checkpoint config");
         if (!there)
-            goto done;
+            return PL_ERR;
         memcpy(there, p, clen);
         there[clen] = '\0';
         char diff[1024];
         config_difference(config_text, there, diff, sizeof diff);
         free(there);
-        pl_fail("checkpoint %s was written for another config: %s; refusing to resume (delete it or use the "
-                "original config)",
-                path, diff);
-        goto done;
+        return pl_fail("checkpoint %s was written for another config: %s; refusing to resume (remove it or use the "
+                       "original config)",
+                       path, diff);
     }
-    if (strcmp(model, model_sha256)) {
-        pl_fail("checkpoint %s was written for another model: model.safetensors sha256 %.12s... there, %.12s... "
-                "here; refusing to resume",
-                path, model, model_sha256);
-        goto done;
-    }
-    if (strcmp(data, data_sha256)) {
-        pl_fail("checkpoint %s was written for other prompts (the data file changed); refusing to resume", path);
-        goto done;
-    }
+    if (memcmp(model, model_sha256, 64))
+        return pl_fail("checkpoint %s was written for another model: model sha256 %.12s... there, %.12s... here; "
+                       "refusing to resume",
+                       path, model, model_sha256);
+    if (memcmp(data, data_sha256, 64))
+        return pl_fail("checkpoint %s was written for other prompts (the data file changed); refusing to resume",
+                       path);
     p += clen;
+    if (n_units != (uint64_t)sw->n_units || nm != (uint32_t)sw->NM || steps != (uint32_t)sw->steps)
+        return pl_fail("checkpoint %s: corrupt (table shape)", path);
     size_t table = (size_t)n_units * nm * steps;
-    if (n_units != (uint64_t)sw->n_units || nm != (uint32_t)sw->NM || steps != (uint32_t)sw->steps ||
-        (size_t)(p - buf) + n_units + 4 * table + 64 != len) {
-        pl_fail("checkpoint %s: corrupt (table shape)", path);
-        goto done;
-    }
+    if ((size_t)(p - buf) + n_units + sizeof(float) * table + 64 != len)
+        return pl_fail("checkpoint %s: corrupt (table size)", path);
+    for (uint64_t u = 0; u < n_units; u++)
+        if (p[u] > 1)
+            return pl_fail("checkpoint %s: corrupt (done flag of unit %llu)", path, (unsigned long long)u);
     memcpy(r->done, p, (size_t)n_units);
-    memcpy(r->curves, p + n_units, 4 * table);
+    memcpy(r->curves, p + n_units, sizeof(float) * table);
     r->n_done = 0;
     for (uint64_t u = 0; u < n_units; u++)
-        r->n_done += r->done[u] != 0;
-    rc = PL_OK;
-done:
-    free(buf);
+        r->n_done += r->done[u];
+    return PL_OK;
+}
+
+int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text, const char *model_sha256,
+                       const char *data_sha256)
+{
+    const pl_sweep *sw = r->sw;
+    /* this run's checkpoint has exactly this size; another config's may have a longer config text */
+    size_t most = 8 + 128 + 24 + MAX_CONFIG_TEXT + (size_t)sw->n_units * (1 + sizeof(float) * sw->NM * sw->steps) + 64;
+    char *bytes;
+    size_t len;
+    if (pl_read_file(path, most, &bytes, &len) != PL_OK)
+        return pl_fail_prefix("--resume: checkpoint");
+    int rc = pl_checkpoint_parse(path, bytes, len, r, config_text, model_sha256, data_sha256);
+    free(bytes);
     return rc;
 }

@@ -1,8 +1,13 @@
 /* The sweep's INI config: one table of keys with defaults, parsed by libinih, validated strictly.
+ * It is plateau's one config resolver: `plateau run`, `plateau config` (and through it the Slurm
+ * scripts) and `plateau merge` (the `config` attribute of result files) all read configs here.
  *
- * libinih (as packaged) does not pass line numbers to the handler, so the file is fed through
- * ini_parse_stream with a reader that counts the lines it hands out: the handler for a key runs
- * right after its line was read, so the count is the key's line.
+ * The file is read whole (a regular file of bounded size) and handed to libinih line by line
+ * through ini_parse_stream with a reader that counts the lines: the handler for a key runs right
+ * after its line was read, so the count is the key's line. libinih as packaged reads at most
+ * INI_MAX_LINE - 1 characters of a line into a fixed buffer; a longer line (a long path) is handed
+ * over cut, and its value is then taken from the full line by libinih's own rule (after the first
+ * '=' or ':', up to an inline ';' comment, trimmed), so no value is ever silently shortened.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -15,6 +20,7 @@
 #include <ini.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/forward.h"
 #include "plateau/sweep.h"
 #include "sweep_internal.h"
@@ -51,15 +57,23 @@ static const key_spec KEYS[] = {
     {"run", "checkpoint_every", "300", 0},
     {"run", "checkpoint", "", 0},
     {"run", "worker_timeout", "10", 0},
+    {"run", "threads", "1", 1},
+    {"run", "nonfinite", "error", 1},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+_Static_assert(N_KEYS <= (int)(sizeof((pl_sweep_config *)0)->origin / sizeof(char *)),
+               "pl_sweep_config.origin holds one entry per key");
 static const char *SECTIONS = "model, data, perturb, readout, output, run";
 
 typedef struct {
     char *value[N_KEYS];
     char *origin[N_KEYS]; /* "FILE:LINE" or "--set s.k=v" */
     const char *file;
-    FILE *fp;
+    const char *text;     /* the whole config */
+    size_t len, pos;      /* its length; where the next line starts */
+    const char *line_text; /* the line libinih has now, in full */
+    size_t line_len;
+    int line_cut;         /* libinih got it cut to its buffer */
     int line;
     int failed;
 } raw_config;
@@ -129,13 +143,58 @@ static int set_raw(raw_config *rc, const char *origin, const char *section, cons
     return rc->value[i] && rc->origin[i] ? PL_OK : PL_ERR;
 }
 
-static char *count_lines_reader(char *str, int num, void *stream)
+/* ini_parse_stream's reader: the next line of the text, cut to libinih's buffer of NUM bytes
+ * when longer (the handler then reads the value from the full line). */
+static char *line_reader(char *str, int num, void *stream)
 {
     raw_config *rc = stream;
-    char *r = fgets(str, num, rc->fp);
-    if (r)
-        rc->line++;
-    return r;
+    if (rc->pos >= rc->len || num < 3)
+        return NULL;
+    const char *start = rc->text + rc->pos;
+    const char *nl = memchr(start, '\n', rc->len - rc->pos);
+    size_t with_nl = nl ? (size_t)(nl - start) + 1 : rc->len - rc->pos;
+    rc->pos += with_nl;
+    rc->line++;
+    rc->line_text = start;
+    rc->line_len = nl ? with_nl - 1 : with_nl;
+    rc->line_cut = with_nl > (size_t)num - 1;
+    size_t n = rc->line_cut ? (size_t)num - 2 : with_nl;
+    memcpy(str, start, n);
+    if (rc->line_cut)
+        str[n++] = '\n';
+    str[n] = '\0';
+    return str;
+}
+
+/* libinih's find_chars_or_comment: the first of CHARS (any char when NULL) or of an inline ';'
+ * comment (a ';' after whitespace), or END. */
+static const char *find_chars_or_comment(const char *s, const char *end, const char *chars)
+{
+    int was_space = 0;
+    while (s < end && (!chars || !strchr(chars, *s)) && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+/* The value of the current line as libinih would give it with an unlimited buffer. */
+static char *full_line_value(const raw_config *rc)
+{
+    const char *s = rc->line_text, *end = s + rc->line_len;
+    const char *eq = find_chars_or_comment(s, end, "=:");
+    const char *v = eq < end ? eq + 1 : end;
+    const char *v_end = find_chars_or_comment(v, end, NULL);
+    while (v < v_end && isspace((unsigned char)*v))
+        v++;
+    while (v_end > v && isspace((unsigned char)v_end[-1]))
+        v_end--;
+    char *out = pl_malloc((size_t)(v_end - v) + 1, "config value");
+    if (out) {
+        memcpy(out, v, (size_t)(v_end - v));
+        out[v_end - v] = '\0';
+    }
+    return out;
 }
 
 static int on_ini_key(void *user, const char *section, const char *name, const char *value)
@@ -145,10 +204,24 @@ static int on_ini_key(void *user, const char *section, const char *name, const c
         return 1;
     char origin[1100];
     snprintf(origin, sizeof origin, "%s:%d", rc->file, rc->line);
-    if (set_raw(rc, origin, section, name, value, 0) != PL_OK) {
+    /* libinih reads an indented line as the continuation of the previous key's value */
+    const char *first = rc->line_text;
+    if (rc->line == 1 && rc->line_len >= 3 && !memcmp(first, "\xEF\xBB\xBF", 3))
+        first += 3;
+    if (*first == ' ' || *first == '\t') {
+        pl_fail("%s: indented line: libinih reads it as a continuation of [%s] %s; write every key = value "
+                "at the start of its own line",
+                origin, section, name);
         rc->failed = 1;
         return 0;
     }
+    char *full = rc->line_cut ? full_line_value(rc) : NULL;
+    if ((rc->line_cut && !full) || set_raw(rc, origin, section, name, full ? full : value, 0) != PL_OK) {
+        free(full);
+        rc->failed = 1;
+        return 0;
+    }
+    free(full);
     return 1;
 }
 
@@ -358,6 +431,33 @@ static int parse_string(const raw_config *rc, int i, char **out)
     return *out ? PL_OK : PL_ERR;
 }
 
+/* A hook name with its block number written canonically: "blocks.01.hook_resid_pre" is stored as
+ * "blocks.1.hook_resid_pre", so one hook has one name in outputs, checkpoints and merges. Names
+ * that do not start "blocks.<digits>." are kept as given (the model judges them). */
+static int parse_hook(const raw_config *rc, int i, char **out)
+{
+    const char *s = rc->value[i];
+    if (!s[0])
+        return FAIL_KEY(i, "empty value");
+    if (strncmp(s, "blocks.", 7) || !isdigit((unsigned char)s[7]))
+        return (*out = dupstr(s)) ? PL_OK : PL_ERR;
+    const char *d = s + 7, *e = d;
+    while (isdigit((unsigned char)*e))
+        e++;
+    if (*e != '.')
+        return (*out = dupstr(s)) ? PL_OK : PL_ERR;
+    while (d < e - 1 && *d == '0')
+        d++;
+    if (e - d > 7)
+        return FAIL_KEY(i, "'%s': block number %.*s is too large", s, (int)(e - d), d);
+    size_t len = strlen(s) + 1;
+    *out = pl_malloc(len, "hook name");
+    if (!*out)
+        return PL_ERR;
+    snprintf(*out, len, "blocks.%.*s%s", (int)(e - d), d, e);
+    return PL_OK;
+}
+
 /* ------------------------------------------------------------ load */
 
 static int K(const char *section, const char *key) { return find_key(section, key); }
@@ -389,7 +489,7 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK)
         return PL_ERR;
     /* [perturb] */
-    if (parse_string(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
+    if (parse_hook(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
         parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK)
         return PL_ERR;
     static const char *const bases[] = {"real", "synthetic"};
@@ -413,13 +513,15 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     if (parse_enum_list(rc, K("readout", "metrics"), metrics, 4, cfg->metrics, &cfg->n_metrics) != PL_OK)
         return PL_ERR;
     i = K("readout", "read_hook");
-    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->read_hook) != PL_OK)
+    if (rc->value[i] && rc->value[i][0] && parse_hook(rc, i, &cfg->read_hook) != PL_OK)
         return PL_ERR;
     if (parse_double(rc, K("readout", "onset_threshold"), 0.0, 1.0, 1, &cfg->onset_threshold) != PL_OK)
         return PL_ERR;
     /* [output] */
     i = K("output", "path");
-    if (output) {
+    if (output && !output[0]) {
+        return pl_fail("-o: the output path is empty");
+    } else if (output) {
         cfg->output_path = dupstr(output);
     } else if (rc->value[i] && rc->value[i][0]) {
         cfg->output_path = dupstr(rc->value[i]);
@@ -442,8 +544,16 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     /* [run] */
     if (parse_u64(rc, K("run", "seed"), &cfg->seed) != PL_OK ||
         parse_double(rc, K("run", "checkpoint_every"), 0.0, 1e9, 1, &cfg->checkpoint_every) != PL_OK ||
-        parse_double(rc, K("run", "worker_timeout"), 0.0, 1e9, 1, &cfg->worker_timeout) != PL_OK)
+        parse_double(rc, K("run", "worker_timeout"), 0.0, 1e9, 1, &cfg->worker_timeout) != PL_OK ||
+        parse_int(rc, K("run", "threads"), 1, 1024, &cfg->threads) != PL_OK)
         return PL_ERR;
+    static const char *const nonfinite[] = {"error", "mark"};
+    int nf[2];
+    if (parse_enum_list(rc, K("run", "nonfinite"), nonfinite, 2, nf, &n) != PL_OK)
+        return PL_ERR;
+    if (n != 1)
+        return FAIL_KEY(K("run", "nonfinite"), "expected one of error, mark");
+    cfg->nonfinite_mark = nf[0] == 1;
     i = K("run", "checkpoint");
     if (rc->value[i] && rc->value[i][0])
         cfg->checkpoint_path = dupstr(rc->value[i]);
@@ -459,28 +569,48 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     return PL_OK;
 }
 
+/* The longest config plateau reads: far above any real one (a few hundred bytes). */
+#define MAX_CONFIG_BYTES ((size_t)1 << 20)
+
 int pl_sweep_config_load(pl_sweep_config *cfg, const char *path, char *const *sets, int n_sets, const char *output)
+{
+    char *text = NULL;
+    size_t len = 0;
+    memset(cfg, 0, sizeof *cfg);
+    if (pl_read_file(path, MAX_CONFIG_BYTES, &text, &len) != PL_OK)
+        return pl_fail_prefix("config");
+    int rc = pl_sweep_config_parse(cfg, path, text, len, sets, n_sets, output);
+    free(text);
+    return rc;
+}
+
+int pl_sweep_config_parse(pl_sweep_config *cfg, const char *name, const char *text, size_t len, char *const *sets,
+                          int n_sets, const char *output)
 {
     memset(cfg, 0, sizeof *cfg);
     raw_config rc = {0};
-    rc.file = path;
+    rc.file = name;
+    rc.text = text;
+    rc.len = len;
     int status = PL_ERR;
-    cfg->file = dupstr(path);
-    rc.fp = fopen(path, "r");
-    if (!rc.fp) {
-        pl_fail("%s: cannot open config: %s", path, strerror(errno));
+    cfg->file = dupstr(name);
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        int line = 1;
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        pl_fail("%s:%d: a NUL byte (not a text file)", name, line);
         goto done;
     }
-    int bad_line = ini_parse_stream(count_lines_reader, &rc, on_ini_key, &rc);
-    fclose(rc.fp);
+    int bad_line = ini_parse_stream(line_reader, &rc, on_ini_key, &rc);
     if (rc.failed)
         goto done;
     if (bad_line > 0) {
-        pl_fail("%s:%d: syntax error (expected [section] or key = value)", path, bad_line);
+        pl_fail("%s:%d: syntax error (expected [section] or key = value)", name, bad_line);
         goto done;
     }
     if (bad_line < 0) {
-        pl_fail("%s: cannot read config", path);
+        pl_fail("%s: cannot read config", name);
         goto done;
     }
     for (int s = 0; s < n_sets; s++) {
@@ -508,7 +638,7 @@ int pl_sweep_config_load(pl_sweep_config *cfg, const char *path, char *const *se
         }
     }
     status = convert(&rc, cfg, output);
-    for (int i = 0; i < N_KEYS && i < 64; i++) {
+    for (int i = 0; i < N_KEYS; i++) {
         cfg->origin[i] = rc.origin[i];
         rc.origin[i] = NULL;
     }
@@ -700,6 +830,10 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
         sb_printf(sb, "%s", cfg->checkpoint_path);
     else if (IS("run", "worker_timeout"))
         sb_double(sb, cfg->worker_timeout);
+    else if (IS("run", "threads"))
+        sb_printf(sb, "%d", cfg->threads);
+    else if (IS("run", "nonfinite"))
+        sb_printf(sb, "%s", cfg->nonfinite_mark ? "mark" : "error");
 #undef IS
 }
 
@@ -724,4 +858,35 @@ char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only)
         return NULL;
     }
     return sb.buf;
+}
+
+/* ------------------------------------------------------------ single keys */
+
+int pl_sweep_config_n_keys(void) { return N_KEYS; }
+
+void pl_sweep_config_key(int i, const char **section, const char **key, int *hashed)
+{
+    *section = KEYS[i].section;
+    *key = KEYS[i].key;
+    *hashed = KEYS[i].hashed;
+}
+
+char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name)
+{
+    const char *dot = strchr(name, '.');
+    for (int i = 0; dot && i < N_KEYS; i++)
+        if (strlen(KEYS[i].section) == (size_t)(dot - name) && !strncmp(KEYS[i].section, name, dot - name) &&
+            !strcmp(KEYS[i].key, dot + 1)) {
+            strbuf sb = {0};
+            print_value(&sb, cfg, i);
+            sb_printf(&sb, "%s", ""); /* an empty value is "" */
+            if (sb.failed) {
+                free(sb.buf);
+                pl_fail("out of memory (config value)");
+                return NULL;
+            }
+            return sb.buf;
+        }
+    pl_fail("'%s' is not a config key (section.key, e.g. run.checkpoint)", name);
+    return NULL;
 }

@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/tokenizer.h"
 #include "sweep_internal.h"
 
@@ -59,11 +61,31 @@ static int docs_push(doc_list *d, long *cap, char *text, size_t len, long line)
     return PL_OK;
 }
 
+/* Open the prompts file: a regular file (a FIFO or device is refused before anything blocks). */
+static FILE *open_prompts(const char *path, size_t *size)
+{
+    int fd;
+    if (pl_open_input(path, NULL, &fd, size) != PL_OK)
+        return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        pl_fail("%s: %s", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 static int read_lines(const char *path, int jsonl, doc_list *d)
 {
-    FILE *f = fopen(path, "r");
+    size_t size;
+    FILE *f = open_prompts(path, &size);
     if (!f)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
+        return PL_ERR;
+    if (size > PL_MAX_INPUT_BYTES) {
+        fclose(f);
+        return pl_fail("%s: %zu bytes is larger than the %zu a prompts file may have", path, size,
+                       (size_t)PL_MAX_INPUT_BYTES);
+    }
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -147,14 +169,11 @@ static int load_bin(pl_sweep_config *cfg, int V, int *tokens, long need)
 {
     const char *path = cfg->data_path;
     int T = cfg->n_ctx;
-    FILE *f = fopen(path, "rb");
+    size_t size;
+    FILE *f = open_prompts(path, &size);
     if (!f)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END)) {
-        fclose(f);
-        return pl_fail("%s: cannot seek", path);
-    }
-    long bytes = ftell(f);
+        return PL_ERR;
+    long bytes = (long)size;
     if (bytes % 2) {
         fclose(f);
         return pl_fail("%s: %ld bytes is not a whole number of uint16 tokens", path, bytes);
@@ -234,9 +253,9 @@ int pl_data_load(pl_sweep_config *cfg, int V, int **tokens_out, int verbose)
             if (got < need)
                 for (int t = 0; t < T; t++) {
                     if (ids[t] < 0 || ids[t] >= V) {
-                        free(ids);
                         rc = pl_fail("%s:%ld: token %d is outside the model's vocabulary (%d)", cfg->data_path,
                                      docs.line[di], ids[t], V);
+                        free(ids);
                         goto out;
                     }
                     tokens[(size_t)got * T + t] = ids[t];

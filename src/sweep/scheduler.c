@@ -32,17 +32,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cblas.h>
+#include <dirent.h>
 #include <mpi.h>
 #include <pthread.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/forward.h"
 #include "plateau/hash.h"
 #include "plateau/model.h"
 #include "sweep_internal.h"
 
 enum { TAG_UNIT = 1, TAG_WORKER = 2 };
-enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE };
+/* MSG_BAD_INPUT: a batch met bad input (non-finite values, a changed model file): the run stops
+ * with PL_EXIT_INPUT after the other ranks' batches are in. MSG_ERROR: anything else, a fault. */
+enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE, MSG_BAD_INPUT };
 #define QUEUE_DEPTH 1 /* batches handed to a worker before it returns one */
 #define STOP_UNIT (-1L)
 #define MAX_ERROR_TEXT 2048
@@ -135,33 +140,25 @@ static int all_ok(run_state *st, int ok)
     return all;
 }
 
-static void unit_name(const pl_sweep *sw, long u, char *out, size_t size)
-{
-    static const char *const base_names[] = {"real", "synthetic"};
-    pl_unit_id id = pl_unit_decode(sw, u);
-    snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
-             base_names[sw->cfg->bases[id.b]], sw->cfg->dirs[id.d].label, id.s);
-}
-
 /* "batch 7 (units 70..79: unit 70 (prompt ...) .. unit 79 (...))" */
 static void batch_name(const pl_sweep *sw, long b, char *out, size_t size)
 {
     int n;
     long first = pl_batch_first_unit(sw, b, &n);
     char a[192], z[192];
-    unit_name(sw, first, a, sizeof a);
+    pl_unit_name(sw, first, a, sizeof a);
     if (n == 1) {
         snprintf(out, size, "batch %ld: %s", b, a);
         return;
     }
-    unit_name(sw, first + n - 1, z, sizeof z);
+    pl_unit_name(sw, first + n - 1, z, sizeof z);
     snprintf(out, size, "batch %ld, units %ld..%ld: %s .. %s", b, first, first + n - 1, a, z);
 }
 
 /* ------------------------------------------------------------ setup */
 
-/* Create the parent directories of PATH (mkdir -p) and prove the directory writable now, not
- * after hours of compute. */
+/* Create the parent directories of PATH (mkdir -p) and prove, now rather than after hours of
+ * compute, that a file can be written there (pl_check_output). */
 static int prepare_output_dir(const char *path, const char *what)
 {
     char *dir = pl_malloc(strlen(path) + 64, "path");
@@ -189,23 +186,92 @@ static int prepare_output_dir(const char *path, const char *what)
         }
     }
     free(dir);
+    return pl_check_output(path, what);
+}
+
+/* Is TARGET (a file plateau will write) one of the model's files? The model is a file or a dir of
+ * files (config.json, weights, tokenizer files): any of them. */
+static int is_model_file(const char *model_path, const char *target, char *which, size_t size)
+{
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return pl_fail("%s %s: is a directory", what, path);
-    size_t len = strlen(path) + 48;
-    char *probe = pl_malloc(len, "path");
-    if (!probe)
-        return PL_ERR;
-    snprintf(probe, len, "%s.probe.%ld", path, (long)getpid());
-    FILE *f = fopen(probe, "wb");
-    if (!f) {
-        int err = errno;
-        free(probe);
-        return pl_fail("%s %s: cannot write in its directory: %s", what, path, strerror(err));
+    if (stat(model_path, &sb) != 0)
+        return 0;
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(which, size, "%s", model_path);
+        return pl_same_file(model_path, target);
     }
-    fclose(f);
-    unlink(probe);
-    free(probe);
+    DIR *d = opendir(model_path);
+    if (!d)
+        return 0;
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(which, size, "%s/%s", model_path, e->d_name);
+        found = pl_same_file(which, target);
+    }
+    closedir(d);
+    return found;
+}
+
+/* The files a run writes (output, checkpoint) may not be a file it reads, nor each other: a run
+ * would otherwise overwrite its own model or prompts, or delete them at the end. */
+static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
+{
+    const char *outs[2] = {cfg->output_path, cfg->checkpoint_path};
+    const char *out_keys[2] = {"[output] path", "[run] checkpoint"};
+    const char *out_names[2] = {"output", "checkpoint"};
+    if (pl_same_target(cfg->output_path, cfg->checkpoint_path))
+        return pl_fail("%s: [run] checkpoint %s is the output file: give the checkpoint a name of its own",
+                       pl_sweep_config_origin(cfg, "run", "checkpoint"), cfg->checkpoint_path);
+    for (int o = 0; o < 2; o++) {
+        const char *origin = pl_sweep_config_origin(cfg, o ? "run" : "output", o ? "checkpoint" : "path");
+        char which[4096];
+        const char *input = NULL;
+        if (pl_same_file(outs[o], cfg->file))
+            input = "the config file";
+        else if (pl_same_file(outs[o], cfg->data_path))
+            input = "[data] prompts";
+        else if (is_model_file(cfg->model_path, outs[o], which, sizeof which))
+            input = which;
+        for (int d = 0; !input && d < cfg->n_dirs; d++)
+            if (cfg->dirs[d].kind == PL_DIR_FILE && pl_same_file(outs[o], cfg->dirs[d].path))
+                input = cfg->dirs[d].label;
+        if (input)
+            return pl_fail("%s: %s %s is an input of this run (%s%s): plateau would overwrite it; write the %s "
+                           "elsewhere",
+                           origin, out_keys[o], outs[o], input == which ? "the model's file " : "", input,
+                           out_names[o]);
+    }
+    struct stat sb;
+    if (!opt->resume && lstat(cfg->checkpoint_path, &sb) == 0)
+        return pl_fail("checkpoint %s exists (a run of this config was interrupted): pass --resume to continue from "
+                       "it, or remove it to start again",
+                       cfg->checkpoint_path);
+    return PL_OK;
+}
+
+/* Every rank's OpenBLAS runs THREADS threads, whatever the machine or OPENBLAS_NUM_THREADS say:
+ * OpenBLAS's results depend on its thread count, so it is part of the config. */
+static int set_blas_threads(const pl_sweep_config *cfg)
+{
+    openblas_set_num_threads(cfg->threads);
+    int got = openblas_get_num_threads();
+    if (got != cfg->threads)
+        return pl_fail("%s: [run] threads: %d, but this OpenBLAS runs at most %d (%s)",
+                       pl_sweep_config_origin(cfg, "run", "threads"), cfg->threads, got, openblas_get_config());
+    return PL_OK;
+}
+
+/* Every value of X[n, C] is finite, else a message naming what and where. */
+static int check_activations(const pl_sweep *sw, const float *X, int n, int first_prompt, const char *what)
+{
+    for (size_t i = 0; i < (size_t)n * sw->C; i++)
+        if (!isfinite(X[i]))
+            return pl_fail("%s %d: the activation at %s, position %d, is %s (component %zu): the model computes "
+                           "non-finite values on it; check its weights",
+                           what, first_prompt + (int)(i / sw->C), sw->cfg->hook, sw->pos, isnan(X[i]) ? "NaN" : "infinite",
+                           i % sw->C);
     return PL_OK;
 }
 
@@ -213,11 +279,12 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
                  const pl_run_options *opt)
 {
     pl_sweep *sw = &st->sw;
-    int ok = pl_sweep_config_load(&st->cfg, config_path, sets, n_sets, output) == PL_OK;
+    int ok = pl_sweep_config_load(&st->cfg, config_path, sets, n_sets, output) == PL_OK &&
+             set_blas_threads(&st->cfg) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     if (st->rank == 0)
-        ok = prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
+        ok = check_paths(&st->cfg, opt) == PL_OK && prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
              prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
@@ -332,6 +399,9 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->mu = pl_malloc(sizeof(double) * C, "mu");
     sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
     ok = sw->real_act && sw->mu && sw->chol;
+    if (ok && st->rank == 0)
+        ok = check_activations(sw, all, sw->P, 0, "sweep prompt") == PL_OK &&
+             check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, 0, "covariance prompt") == PL_OK;
     if (ok && st->rank == 0) {
         memcpy(sw->real_act, all, sizeof(float) * (size_t)sw->P * C);
         ok = pl_fit_gaussian(all + (size_t)sw->P * C, st->cfg.cov_prompts, C, sw->mu, sw->chol, &sw->trace,
@@ -381,6 +451,17 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     return PL_EXIT_OK;
 }
 
+/* Evaluate batch B, then prove the model file is still the one opened: a batch that passes was
+ * computed before any change (a rewrite changes the modification time), so no stored unit mixes
+ * two models. Returns PL_OK, PL_ERR_BAD_INPUT or PL_ERR. */
+static int eval_batch_checked(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
+{
+    int rc = pl_batch_eval(sw, cache, b, out);
+    if (rc == PL_OK && pl_model_check_unchanged(sw->model) != PL_OK)
+        rc = PL_ERR_BAD_INPUT;
+    return rc;
+}
+
 /* ------------------------------------------------------------ batch hand-out (rank 0) */
 
 typedef struct {
@@ -425,6 +506,7 @@ typedef struct {
     long batch;          /* the batch it computes (valid while busy) */
     int busy;            /* handed a batch, result not yet taken */
     int finished;        /* the batch is computed (or failed: error[0] != 0) */
+    int bad_input;       /* the failure was bad input (PL_ERR_BAD_INPUT) */
     int quit;
     char error[MAX_ERROR_TEXT];
 } local_worker;
@@ -447,9 +529,10 @@ static void *local_worker_main(void *arg)
             break;
         long b = lw->batch;
         pthread_mutex_unlock(&lw->lock);
-        int rc = pl_batch_eval(lw->sw, &lw->cache, b, lw->out);
+        int rc = eval_batch_checked(lw->sw, &lw->cache, b, lw->out);
         pthread_mutex_lock(&lw->lock);
         lw->error[0] = '\0';
+        lw->bad_input = rc == PL_ERR_BAD_INPUT;
         if (rc != PL_OK) /* pl_error() is per thread: take the message here */
             snprintf(lw->error, sizeof lw->error, "%s", pl_error()[0] ? pl_error() : "unknown error");
         lw->finished = 1;
@@ -539,9 +622,22 @@ typedef struct {
     int draining;         /* STOP sent: every worker owes a BYE */
     long done_session;    /* units completed in this process's lifetime */
     double t_start, t_ckpt, t_progress;
+    char bad_input[MAX_ERROR_TEXT + 768]; /* the first bad-input report: the run stops with exit 2 */
+    int ckpt_ours;        /* the file at the checkpoint path is the one written or read by this run */
+    dev_t ckpt_dev;
+    ino_t ckpt_ino;
     unsigned char *buf;
     size_t buf_size;
 } master;
+
+/* Remember the file now at the checkpoint path as this run's: only that one is removed at the end. */
+static void note_checkpoint_ours(master *ms)
+{
+    struct stat sb;
+    ms->ckpt_ours = stat(ms->st->cfg.checkpoint_path, &sb) == 0;
+    ms->ckpt_dev = sb.st_dev;
+    ms->ckpt_ino = sb.st_ino;
+}
 
 static int checkpoint_now(master *ms, const char *why)
 {
@@ -552,6 +648,7 @@ static int checkpoint_now(master *ms, const char *why)
         return PL_ERR;
     }
     ms->t_ckpt = now_seconds();
+    note_checkpoint_ours(ms);
     if (why && !st->quiet)
         fprintf(stderr, "plateau: checkpoint %s written (%ld/%ld units; %s)\n", st->cfg.checkpoint_path,
                 ms->res.n_done, st->sw.n_units, why);
@@ -691,6 +788,20 @@ static int poll_workers(master *ms, int *progressed)
             ms->buf[n - 1] = '\0';
             snprintf(what, sizeof what, "rank %d failed on %s: %s", r, name, (const char *)(ms->buf + 16));
             fault(ms, what);
+        } else if (kind == MSG_BAD_INPUT) {
+            if (!ms->bad_input[0]) {
+                char name[512];
+                batch_name(sw, (long)unit, name, sizeof name);
+                ms->buf[n - 1] = '\0';
+                snprintf(ms->bad_input, sizeof ms->bad_input, "rank %d, %s: %s", r, name, (const char *)(ms->buf + 16));
+            }
+            for (int k = 0; k < wi->n_out; k++)
+                if (wi->queue[k] == unit) {
+                    memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
+                    wi->n_out--;
+                    update_work_text(ms);
+                    break;
+                }
         } else if (kind == MSG_SIGNALLED) {
             signalled = (int)unit;
         } else if (kind == MSG_BYE) {
@@ -771,9 +882,11 @@ static int run_master(run_state *st, const pl_run_options *opt)
             fprintf(stderr, "plateau: %s\n", pl_error());
             pl_results_free(&ms.res);
             return PL_EXIT_INPUT;
-        } else if (!st->quiet) {
-            fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done\n", st->cfg.checkpoint_path,
-                    ms.res.n_done, sw->n_units);
+        } else {
+            note_checkpoint_ours(&ms);
+            if (!st->quiet)
+                fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done\n", st->cfg.checkpoint_path,
+                        ms.res.n_done, sw->n_units);
         }
     }
     ms.w = calloc((size_t)st->size, sizeof(worker_info));
@@ -804,21 +917,27 @@ static int run_master(run_state *st, const pl_run_options *opt)
             preempt = sig;
             break;
         }
+        if (ms.bad_input[0])
+            break;
         for (int r = 1; r < st->size; r++)
             fill_worker(&ms, r);
         check_timeouts(&ms);
         /* rank 0's own share, computed by its local worker thread */
         if (local_worker_take(&lw)) {
-            if (lw.error[0]) {
-                char name[512], what[MAX_ERROR_TEXT + 768];
-                batch_name(sw, lw.batch, name, sizeof name);
+            char name[512];
+            batch_name(sw, lw.batch, name, sizeof name);
+            if (lw.error[0] && lw.bad_input) {
+                snprintf(ms.bad_input, sizeof ms.bad_input, "rank 0, %s: %s", name, lw.error);
+            } else if (lw.error[0]) {
+                char what[MAX_ERROR_TEXT + 768];
                 snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, lw.error);
                 fault(&ms, what);
+            } else {
+                store_result(&ms, lw.batch, lw.out);
             }
-            store_result(&ms, lw.batch, lw.out);
             progressed = 1;
         }
-        if (!local_worker_busy(&lw)) {
+        if (!local_worker_busy(&lw) && !ms.bad_input[0]) {
             long b = dispenser_next(&ms.ds, ms.res.done);
             if (b >= 0)
                 local_worker_give(&lw, b);
@@ -849,6 +968,8 @@ static int run_master(run_state *st, const pl_run_options *opt)
             nap();
         if (!lw.error[0])
             store_result(&ms, lw.batch, lw.out);
+        else if (lw.bad_input && !ms.bad_input[0])
+            snprintf(ms.bad_input, sizeof ms.bad_input, "rank 0: %s", lw.error);
     }
     local_worker_stop(&lw);
     /* stop the workers and collect what they still had */
@@ -873,6 +994,12 @@ static int run_master(run_state *st, const pl_run_options *opt)
     if (preempt) {
         if (code == PL_EXIT_OK)
             code = checkpoint_now(&ms, "all ranks stopped") == PL_OK ? PL_EXIT_PREEMPTED : PL_EXIT_INPUT;
+    } else if (ms.bad_input[0] && code == PL_EXIT_OK) {
+        fprintf(stderr, "plateau: %s\n", ms.bad_input);
+        code = PL_EXIT_INPUT;
+        if (checkpoint_now(&ms, NULL) == PL_OK)
+            fprintf(stderr, "plateau: stopped; checkpoint %s holds the %ld/%ld units finished before\n",
+                    st->cfg.checkpoint_path, ms.res.n_done, sw->n_units);
     } else if (code == PL_EXIT_OK) {
         progress(&ms, 1);
         pl_output_meta meta = {
@@ -882,8 +1009,18 @@ static int run_master(run_state *st, const pl_run_options *opt)
             .n_ranks = st->size,
             .evals_per_second = evals_per_second(&ms),
             .sigma_note = st->sigma_note,
+            .threads = st->cfg.threads,
+            .openblas_config = openblas_get_config(),
         };
-        if (pl_results_finish(&ms.res) != PL_OK || pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
+        if (pl_model_check_unchanged(st->model) != PL_OK) {
+            /* every stored batch passed the same check when it was computed: the checkpoint is sound */
+            fprintf(stderr, "plateau: %s: no output written (it would mix two models)\n", pl_error());
+            code = PL_EXIT_INPUT;
+            if (checkpoint_now(&ms, NULL) == PL_OK)
+                fprintf(stderr, "plateau: checkpoint %s holds every unit, computed with the model as it was opened "
+                        "(sha256 %.12s...)\n", st->cfg.checkpoint_path, st->model_sha);
+        } else if (pl_results_finish(&ms.res) != PL_OK ||
+                   pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
             /* keep the work: every unit is in the checkpoint, so --resume (-o elsewhere) only writes */
@@ -894,7 +1031,11 @@ static int run_master(run_state *st, const pl_run_options *opt)
             if (!st->quiet)
                 fprintf(stderr, "plateau: wrote %s (%.0f evals/s on %d rank%s)\n", st->cfg.output_path,
                         meta.evals_per_second, st->size, st->size > 1 ? "s" : "");
-            unlink(st->cfg.checkpoint_path); /* done: nothing to resume */
+            /* done: nothing to resume. Only the checkpoint this run wrote or read goes. */
+            struct stat sb;
+            if (ms.ckpt_ours && stat(st->cfg.checkpoint_path, &sb) == 0 && sb.st_dev == ms.ckpt_dev &&
+                sb.st_ino == ms.ckpt_ino)
+                unlink(st->cfg.checkpoint_path);
         }
     }
     free(ms.w);
@@ -958,10 +1099,11 @@ static void run_worker(run_state *st)
         if (n_queue > 0) {
             long b = queue[0];
             memmove(queue, queue + 1, sizeof(long) * --n_queue);
-            if (pl_batch_eval(sw, &cache, b, out) != PL_OK) {
+            int rc = eval_batch_checked(sw, &cache, b, out);
+            if (rc != PL_OK) {
                 char msg[MAX_ERROR_TEXT];
                 snprintf(msg, sizeof msg, "%s", pl_error());
-                worker_send(MSG_ERROR, b, msg, strlen(msg) + 1, buf);
+                worker_send(rc == PL_ERR_BAD_INPUT ? MSG_BAD_INPUT : MSG_ERROR, b, msg, strlen(msg) + 1, buf);
             } else {
                 int n;
                 pl_batch_first_unit(sw, b, &n);

@@ -65,6 +65,7 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
 typedef struct {
     float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C] */
     double *scratch;
+    unsigned char *bad;        /* [2, batch_units * steps]: rows with non-finite logits, reads */
 } pl_unit_cache;
 
 void pl_unit_cache_init(pl_unit_cache *c);
@@ -78,10 +79,18 @@ int pl_sweep_load_file_directions(pl_sweep *sw);
 void pl_sweep_set_batches(pl_sweep *sw);
 /* First unit and unit count of batch B. */
 long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units);
+/* pl_batch_eval's return for bad input rather than a fault: non-finite values with
+ * [run] nonfinite = error. The run stops with exit code 2. */
+#define PL_ERR_BAD_INPUT (-2)
+
 /* Evaluate batch B: OUT[n_units, NM, steps] (metrics in config order), its units' clean runs in one
  * batched forward and all their steps in one grouped fast-path call (--naive: a full patched
- * forward per step). */
+ * forward per step). Every step vector, logit and read-hook value is checked to be finite: with
+ * [run] nonfinite = error a non-finite one fails the batch (PL_ERR_BAD_INPUT, the message names
+ * the unit, alpha and what), with = mark the metrics it feeds are NaN, left out of every count. */
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
+/* "unit 7 (prompt 1, base real, direction cov_random, sample 0)" */
+void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size);
 /* The unit's step vectors X[steps, C] (exposed for tests). */
 int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X);
 void pl_sweep_free(pl_sweep *sw);
@@ -113,13 +122,19 @@ int pl_results_finish(pl_results *r);
 
 /* ------------------------------------------------------------ checkpoint (checkpoint.c) */
 
-/* Write the completed units of R to PATH atomically (PATH.tmp.<pid> then rename). */
+/* The checkpoint of R's completed units as bytes (malloc'ed). */
+int pl_checkpoint_bytes(const pl_results *r, const char *config_text, const char *model_sha256,
+                        const char *data_sha256, unsigned char **bytes, size_t *len);
+/* Write the completed units of R to PATH atomically (pl_write_file_atomic). */
 int pl_checkpoint_write(const char *path, const pl_results *r, const char *config_text,
                         const char *model_sha256, const char *data_sha256);
-/* Load PATH into R, refusing a checkpoint of another config, model or data (the message says which
- * differs and how). */
+/* Load PATH (a regular file of at most the size such a checkpoint can have) into R, refusing a
+ * checkpoint of another config, model or data (the message says which differs and how). */
 int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text, const char *model_sha256,
                        const char *data_sha256);
+/* The same from BYTES[LEN] (PATH names them in messages). */
+int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_results *r, const char *config_text,
+                        const char *model_sha256, const char *data_sha256);
 
 /* ------------------------------------------------------------ output (output.c) */
 
@@ -130,9 +145,11 @@ typedef struct {
     int n_ranks;
     double evals_per_second;
     const char *sigma_note;      /* how Sigma was made positive definite, or "" */
+    int threads;                 /* OpenBLAS threads of every rank */
+    const char *openblas_config; /* openblas_get_config(): version, build options, kernel type */
 } pl_output_meta;
 
-/* Write the NetCDF file (temp name, then rename). */
+/* Write the NetCDF file: built in memory, then written atomically (pl_write_file_atomic). */
 int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta);
 
 

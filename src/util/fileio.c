@@ -116,13 +116,6 @@ void pl_unmap_file(void *map, size_t size)
         munmap(map, size);
 }
 
-int pl_same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
-        return 0;
-    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
 
 /* ------------------------------------------------------------ atomic writes */
 
@@ -155,20 +148,71 @@ static int fsync_dir(const char *path)
     return rc;
 }
 
+int pl_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
+        return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* "<real directory>/<name>" of a path that need not exist yet; NULL when its directory does not
+ * resolve either. malloc'ed. */
+static char *resolved_target(const char *path)
+{
+    char *dir = dir_of(path);
+    if (!dir)
+        return NULL;
+    char *real = realpath(dir, NULL);
+    free(dir);
+    if (!real)
+        return NULL;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(real) + strlen(base) + 2;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%s/%s", real, base);
+    free(real);
+    return out;
+}
+
+int pl_same_target(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    int have_a = stat(a, &sa) == 0, have_b = stat(b, &sb) == 0;
+    if (have_a || have_b)
+        return have_a && have_b && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char *ra = resolved_target(a), *rb = resolved_target(b);
+    int same = ra && rb ? !strcmp(ra, rb) : !strcmp(a, b);
+    free(ra);
+    free(rb);
+    return same;
+}
+
+int pl_check_output(const char *path, const char *what)
+{
+    pl_atomic_file af;
+    if (pl_atomic_begin(&af, path) != PL_OK)
+        return pl_fail_prefix("%s", what);
+    pl_atomic_abort(&af);
+    return PL_OK;
+}
+
 int pl_atomic_begin(pl_atomic_file *af, const char *path)
 {
     memset(af, 0, sizeof *af);
     if (!path[0])
-        return pl_fail("output path is empty");
+        return pl_fail("the path is empty");
     struct stat sb;
     if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
         return pl_fail("%s: is %s; plateau only replaces regular files", path, file_kind(sb.st_mode));
     const char *base = strrchr(path, '/');
     size_t dir_len = base ? (size_t)(base - path) + 1 : 0;
     base = base ? base + 1 : path;
-    if (!base[0])
+    if (!base[0] || !strcmp(base, ".") || !strcmp(base, ".."))
         return pl_fail("%s: names a directory, not a file", path);
-    size_t n = strlen(path) + 48;
+    size_t n = strlen(path) + 64;
     af->path = pl_malloc(strlen(path) + 1, "path");
     af->tmp = pl_malloc(n, "path");
     if (!af->path || !af->tmp) {
@@ -176,12 +220,31 @@ int pl_atomic_begin(pl_atomic_file *af, const char *path)
         return PL_ERR;
     }
     strcpy(af->path, path);
-    snprintf(af->tmp, n, "%.*s.%s.tmp.%ld", (int)dir_len, path, base, (long)getpid());
-    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    /* O_EXCL: the temporary name is new, so no file of anyone else is ever truncated or removed */
+    int fd = -1, err = 0;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        if (attempt == 0)
+            snprintf(af->tmp, n, "%.*s.%s.tmp.%ld", (int)dir_len, path, base, (long)getpid());
+        else
+            snprintf(af->tmp, n, "%.*s.%s.tmp.%ld.%d", (int)dir_len, path, base, (long)getpid(), attempt);
+        fd = open(af->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        err = errno;
+        if (fd < 0 && err != EEXIST)
+            break;
+    }
     if (fd < 0) {
-        int e = errno;
-        pl_atomic_abort(af);
-        return pl_fail("%s: cannot write in its directory: %s", path, strerror(e));
+        char *dir = dir_of(path);
+        struct stat db;
+        int no_dir = dir && (stat(dir, &db) != 0 || !S_ISDIR(db.st_mode));
+        if (no_dir)
+            pl_fail("%s: its directory %s does not exist", path, dir);
+        else
+            pl_fail("%s: cannot write in its directory: %s", path, strerror(err));
+        free(dir);
+        free(af->path);
+        free(af->tmp);
+        memset(af, 0, sizeof *af);
+        return PL_ERR;
     }
     af->fp = fdopen(fd, "wb");
     if (!af->fp) {
@@ -217,6 +280,9 @@ int pl_atomic_commit(pl_atomic_file *af)
     af->fp = NULL;
     if (rc == PL_OK && closed != 0)
         rc = pl_fail("%s: write failed: %s", af->path, strerror(errno));
+    struct stat sb; /* the target may have become something else while the file was written */
+    if (rc == PL_OK && stat(af->path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        rc = pl_fail("%s: is %s now; plateau only replaces regular files", af->path, file_kind(sb.st_mode));
     if (rc == PL_OK && rename(af->tmp, af->path) != 0)
         rc = pl_fail("%s: cannot rename %s over it: %s", af->path, af->tmp, strerror(errno));
     if (rc != PL_OK)

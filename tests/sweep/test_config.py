@@ -60,7 +60,7 @@ expect_error("too_few_prompts", good.replace("n_prompts = 10", "n_prompts = 70")
 
 # a missing config file (not the placeholder written above)
 r = sl.run([os.path.join(d, "nowhere", "x.ini")])
-if r.returncode != 2 or "x.ini: cannot open config: No such file or directory" not in r.stderr:
+if r.returncode != 2 or "config: " + os.path.join(d, "nowhere", "x.ini") + ": cannot open: No such file or directory" not in r.stderr:
     sl.fail("missing config: %d %s" % (r.returncode, r.stderr))
 
 # text data: documents shorter than n_ctx are skipped and counted; too few is an error naming the count
