@@ -1,6 +1,6 @@
 /* Merging per-hook result files (one per Slurm array task) into one file with a leading `hook`
  * dimension. The inputs must come from the same sweep except for one config key, the swept key
- * (normally [perturb] hook); see src/cluster/merge.c for the exact rules.
+ * (normally [perturb] hook); see src/io/merge.c for the exact rules.
  */
 #ifndef PLATEAU_MERGE_H
 #define PLATEAU_MERGE_H
@@ -11,5 +11,12 @@
  * On success *SWEPT_KEY (if not NULL) points to a static "section.key" string, or "" when only one
  * file was given. */
 int pl_merge(const char *out_path, char *const *in_paths, int n_in, const char **swept_key);
+
+/* The same on inputs held in memory (BYTES[i] of LENS[i] bytes, named NAMES[i] in messages; each
+ * must stay valid during the call): *OUT (malloc'ed, *OUT_LEN bytes) is the merged file. What
+ * pl_merge does after reading its inputs, and what the fuzz target drives. */
+#include <stddef.h>
+int pl_merge_buffers(const char *out_name, char *const *names, void *const *bytes, const size_t *lens, int n_in,
+                     void **out, size_t *out_len, const char **swept_key);
 
 #endif

@@ -83,6 +83,8 @@ void pl_sweep_config_free(pl_sweep_config *cfg);
  * a run's identity (HASHED: what a checkpoint must match and merged files must share). */
 int pl_sweep_config_n_keys(void);
 void pl_sweep_config_key(int i, const char **section, const char **key, int *hashed);
+/* 1 when key I was given (in the text or by --set), 0 when it has its default. */
+int pl_sweep_config_given(const pl_sweep_config *cfg, int i);
 /* The value of NAME ("section.key") as the resolved text writes it (malloc'ed; "" for an unset
  * optional key). NULL with a message when NAME is not a key. */
 char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name);

@@ -18,6 +18,7 @@
 #include "plateau/error.h"
 #include "plateau/fileio.h"
 #include "plateau/version.h"
+#include "nc_memory.h"
 #include "../sweep/sweep_internal.h"
 
 #define NC_TRY(call)                                                                                              \
@@ -85,7 +86,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     int v_raw[PL_N_METRICS], v_mean[PL_N_METRICS], v_median[PL_N_METRICS], v_quant[PL_N_METRICS],
         v_count[PL_N_METRICS], v_onset[PL_N_METRICS], v_slope[PL_N_METRICS], v_sharp[PL_N_METRICS];
     errno = 0;
-    int status = nc_create_mem(path, NC_NETCDF4, 1 << 20, &nc);
+    int status = nc_create_mem(PL_NC_MEMORY_NAME, NC_NETCDF4, 1 << 20, &nc);
     if (status != NC_NOERR) {
         pl_fail("output %s: cannot create it in memory: %s", path, nc_strerror(status));
         nc = -1;
@@ -239,8 +240,10 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     free(buf);
     return PL_OK;
 fail:
-    if (nc >= 0)
-        nc_abort(nc);
+    /* closed, never nc_abort()ed: netCDF's abort of a file being created removes the file of its name */
+    if (nc >= 0 && nc_close_memio(nc, memio) == NC_NOERR)
+        free(memio->memory);
+    memio->memory = NULL;
     free(buf);
     return PL_ERR;
 }

@@ -864,6 +864,8 @@ char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only)
 
 int pl_sweep_config_n_keys(void) { return N_KEYS; }
 
+int pl_sweep_config_given(const pl_sweep_config *cfg, int i) { return cfg->origin[i] != NULL; }
+
 void pl_sweep_config_key(int i, const char **section, const char **key, int *hashed)
 {
     *section = KEYS[i].section;

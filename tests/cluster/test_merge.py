@@ -209,7 +209,7 @@ def main():
     expect_refusal("output is an input", ins[1], [ins[0], ins[1]], "also input 2")
     expect_refusal("input twice", os.path.join(d, "x.nc"), [ins[0], ins[0]], "given twice")
     expect_refusal("output directory missing", os.path.join(d, "no", "such", "dir", "o.nc"), ins[:2],
-                   "output directory", "No such file or directory")
+                   "its directory", "does not exist")
     noattr = os.path.join(d, "noattr.nc")
     import netCDF4
     with netCDF4.Dataset(noattr, "w") as nc:
