@@ -72,17 +72,17 @@ static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X,
         bad_read[row] |= at_x >= 0 || at_read >= 0;
         if (sw->cfg->nonfinite_mark || (at_x < 0 && at_logit < 0 && at_read < 0))
             continue;
-        char unit[320], what[160];
+        char unit[320], what[256];
         pl_unit_name(sw, first + (long)(row / S), unit, sizeof unit);
         if (at_x >= 0)
             snprintf(what, sizeof what, "the step vector (base + alpha x direction) has a non-finite component %ld",
                      at_x);
         else if (at_logit >= 0)
-            snprintf(what, sizeof what, "the logit of token %ld is %s", at_logit,
-                     isnan(logits[row * V + at_logit]) ? "NaN" : "infinite");
+            snprintf(what, sizeof what, "the logit of token %ld is %s, from a finite step vector: the model computes "
+                     "it; check its weights", at_logit, isnan(logits[row * V + at_logit]) ? "NaN" : "infinite");
         else
-            snprintf(what, sizeof what, "the residual at %s has a non-finite component %ld", sw->cfg->read_hook,
-                     at_read);
+            snprintf(what, sizeof what, "the residual at %s has a non-finite component %ld, from a finite step "
+                     "vector: the model computes it; check its weights", sw->cfg->read_hook, at_read);
         pl_fail("%s, alpha = %g: %s ([run] nonfinite = error; 'mark' stores NaN and leaves it out of the "
                 "statistics)",
                 unit, sw->alpha[row % S], what);

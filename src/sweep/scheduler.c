@@ -789,11 +789,9 @@ static int poll_workers(master *ms, int *progressed)
             snprintf(what, sizeof what, "rank %d failed on %s: %s", r, name, (const char *)(ms->buf + 16));
             fault(ms, what);
         } else if (kind == MSG_BAD_INPUT) {
-            if (!ms->bad_input[0]) {
-                char name[512];
-                batch_name(sw, (long)unit, name, sizeof name);
+            if (!ms->bad_input[0]) { /* the message names the unit */
                 ms->buf[n - 1] = '\0';
-                snprintf(ms->bad_input, sizeof ms->bad_input, "rank %d, %s: %s", r, name, (const char *)(ms->buf + 16));
+                snprintf(ms->bad_input, sizeof ms->bad_input, "rank %d: %s", r, (const char *)(ms->buf + 16));
             }
             for (int k = 0; k < wi->n_out; k++)
                 if (wi->queue[k] == unit) {
@@ -924,12 +922,11 @@ static int run_master(run_state *st, const pl_run_options *opt)
         check_timeouts(&ms);
         /* rank 0's own share, computed by its local worker thread */
         if (local_worker_take(&lw)) {
-            char name[512];
-            batch_name(sw, lw.batch, name, sizeof name);
             if (lw.error[0] && lw.bad_input) {
-                snprintf(ms.bad_input, sizeof ms.bad_input, "rank 0, %s: %s", name, lw.error);
+                snprintf(ms.bad_input, sizeof ms.bad_input, "%s", lw.error);
             } else if (lw.error[0]) {
-                char what[MAX_ERROR_TEXT + 768];
+                char name[512], what[MAX_ERROR_TEXT + 768];
+                batch_name(sw, lw.batch, name, sizeof name);
                 snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, lw.error);
                 fault(&ms, what);
             } else {
@@ -969,7 +966,7 @@ static int run_master(run_state *st, const pl_run_options *opt)
         if (!lw.error[0])
             store_result(&ms, lw.batch, lw.out);
         else if (lw.bad_input && !ms.bad_input[0])
-            snprintf(ms.bad_input, sizeof ms.bad_input, "rank 0: %s", lw.error);
+            snprintf(ms.bad_input, sizeof ms.bad_input, "%s", lw.error);
     }
     local_worker_stop(&lw);
     /* stop the workers and collect what they still had */
@@ -995,11 +992,13 @@ static int run_master(run_state *st, const pl_run_options *opt)
         if (code == PL_EXIT_OK)
             code = checkpoint_now(&ms, "all ranks stopped") == PL_OK ? PL_EXIT_PREEMPTED : PL_EXIT_INPUT;
     } else if (ms.bad_input[0] && code == PL_EXIT_OK) {
-        fprintf(stderr, "plateau: %s\n", ms.bad_input);
+        /* one line: the problem, and where the units finished before it are kept (if any) */
         code = PL_EXIT_INPUT;
-        if (checkpoint_now(&ms, NULL) == PL_OK)
-            fprintf(stderr, "plateau: stopped; checkpoint %s holds the %ld/%ld units finished before\n",
-                    st->cfg.checkpoint_path, ms.res.n_done, sw->n_units);
+        if (ms.res.n_done > 0 && checkpoint_now(&ms, NULL) == PL_OK)
+            fprintf(stderr, "plateau: %s; the %ld/%ld units finished before are in checkpoint %s\n", ms.bad_input,
+                    ms.res.n_done, sw->n_units, st->cfg.checkpoint_path);
+        else
+            fprintf(stderr, "plateau: %s\n", ms.bad_input);
     } else if (code == PL_EXIT_OK) {
         progress(&ms, 1);
         pl_output_meta meta = {
@@ -1014,11 +1013,15 @@ static int run_master(run_state *st, const pl_run_options *opt)
         };
         if (pl_model_check_unchanged(st->model) != PL_OK) {
             /* every stored batch passed the same check when it was computed: the checkpoint is sound */
-            fprintf(stderr, "plateau: %s: no output written (it would mix two models)\n", pl_error());
             code = PL_EXIT_INPUT;
+            char why[MAX_ERROR_TEXT];
+            snprintf(why, sizeof why, "%s", pl_error());
             if (checkpoint_now(&ms, NULL) == PL_OK)
-                fprintf(stderr, "plateau: checkpoint %s holds every unit, computed with the model as it was opened "
-                        "(sha256 %.12s...)\n", st->cfg.checkpoint_path, st->model_sha);
+                fprintf(stderr, "plateau: %s: no output written (it would mix two models); checkpoint %s holds every "
+                        "unit, computed with the model as opened (sha256 %.12s...)\n", why, st->cfg.checkpoint_path,
+                        st->model_sha);
+            else
+                fprintf(stderr, "plateau: %s: no output written (it would mix two models)\n", why);
         } else if (pl_results_finish(&ms.res) != PL_OK ||
                    pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());

@@ -87,7 +87,7 @@ ln -s "$(realpath "$bin")" "$root/build/plateau"
 cd "$root" || exit 1
 PLATEAU_DATA=$shared/data/webtext.valid.jsonl bash jobs/fetch-data.sh >/dev/null 2>&1 ||
     { say "FAIL: jobs/fetch-data.sh could not link the prompts"; exit 1; }
-model=$(awk -F= '/^\[/{s=$0} s=="[model]" && $1~/^ *path *$/ {gsub(/ /,"",$2); print $2}' jobs/smoke.ini)
+model=$(build/plateau config jobs/smoke.ini --get model.path)
 [[ -n $model ]] || { say "FAIL: no [model] path in jobs/smoke.ini"; exit 1; }
 build/plateau synth "$model" --layers 2 --embd 64 --heads 4 --ctx 32 --vocab-from "$shared/gpt2" >/dev/null ||
     { say "FAIL: plateau synth $model"; exit 1; }

@@ -75,10 +75,10 @@ def base_config(model, data, out, **over):
 
 
 def run_env():
-    """The environment of a run: one BLAS thread; under ASan no leak report at exit, since Open MPI's
-    own allocations (MPI_Init is always called) would be reported."""
+    """The environment of a run, as a user has it (OpenBLAS's thread count is not pinned: plateau sets
+    its own from [run] threads); under ASan no leak report at exit, since Open MPI's own allocations
+    (MPI_Init is always called) would be reported."""
     e = dict(os.environ)
-    e.setdefault("OPENBLAS_NUM_THREADS", "1")
     asan = e.get("ASAN_OPTIONS", "")
     e["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "detect_leaks=0"
     return e
