@@ -523,6 +523,8 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         return pl_fail("-o: the output path is empty");
     } else if (output) {
         cfg->output_path = dupstr(output);
+        free(rc->origin[i]); /* messages about the output name where it came from */
+        rc->origin[i] = dupstr("-o");
     } else if (rc->value[i] && rc->value[i][0]) {
         cfg->output_path = dupstr(rc->value[i]);
     } else {
