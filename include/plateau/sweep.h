@@ -35,7 +35,7 @@ typedef struct {
     char *model_path;
     /* [data] */
     char *data_path;
-    int data_format;            /* PL_DATA_*, resolved (never AUTO after loading) */
+    int data_format;            /* PL_DATA_*, resolved from the extension when auto (never AUTO) */
     int n_prompts, n_ctx;
     uint64_t data_seed;
     /* [perturb] */

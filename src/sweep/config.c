@@ -484,6 +484,12 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     if (n != 1)
         return FAIL_KEY(K("data", "format"), "expected one of auto, jsonl, text, bin");
     cfg->data_format = fmt[0];
+    if (cfg->data_format == PL_DATA_AUTO) { /* by extension: .jsonl, .bin, else plain text */
+        size_t len = strlen(cfg->data_path);
+        cfg->data_format = len >= 6 && !strcmp(cfg->data_path + len - 6, ".jsonl") ? PL_DATA_JSONL
+                           : len >= 4 && !strcmp(cfg->data_path + len - 4, ".bin") ? PL_DATA_BIN
+                                                                                   : PL_DATA_TEXT;
+    }
     if (parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
         parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
         parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK)

@@ -155,16 +155,6 @@ static long *permutation(long n, uint64_t seed)
     return perm;
 }
 
-static int detect_format(const char *path)
-{
-    size_t n = strlen(path);
-    if (n >= 6 && !strcmp(path + n - 6, ".jsonl"))
-        return PL_DATA_JSONL;
-    if (n >= 4 && !strcmp(path + n - 4, ".bin"))
-        return PL_DATA_BIN;
-    return PL_DATA_TEXT;
-}
-
 static int load_bin(pl_sweep_config *cfg, int V, int *tokens, long need)
 {
     const char *path = cfg->data_path;
@@ -213,8 +203,6 @@ int pl_data_load(pl_sweep_config *cfg, int V, int **tokens_out, int verbose)
 {
     int T = cfg->n_ctx;
     long need = (long)cfg->n_prompts + cfg->cov_prompts;
-    if (cfg->data_format == PL_DATA_AUTO)
-        cfg->data_format = detect_format(cfg->data_path);
     int *tokens = pl_malloc(sizeof(int) * (size_t)need * T, "prompt tokens");
     if (!tokens)
         return PL_ERR;

@@ -327,7 +327,6 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         ok = pl_data_load(&st->cfg, sw->V, &tokens, !st->quiet) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    MPI_Bcast(&st->cfg.data_format, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (st->rank != 0) {
         tokens = pl_malloc(sizeof(int) * (size_t)n_all * T, "prompt tokens");
         if (!tokens) {
