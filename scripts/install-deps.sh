@@ -13,6 +13,7 @@ PACKAGES=(
   python3-numpy python3-xarray python3-netcdf4 python3-matplotlib
   python3-regex
   ca-certificates curl
+  strace
 )
 # node and npm run the reference tokenizer in the tests. Some images bring their own Node.js
 # (whose npm conflicts with Debian's npm package): use it when present.

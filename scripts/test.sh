@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs=$(nproc)
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# -Werror: CI's builds are warning-free (-Wall -Wextra), or they fail.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-Werror >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j1
 
 if [ -z "${PLATEAU_NO_ASAN:-}" ]; then
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPLATEAU_SANITIZE=ON >/dev/null
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPLATEAU_SANITIZE=ON -DCMAKE_C_FLAGS=-Werror >/dev/null
   cmake --build build-asan -j"$jobs"
   # OpenMPI's own allocations are reported as leaks by LeakSanitizer; leaks in plateau's code are
   # caught by the non-MPI tests, which run with leak detection on.

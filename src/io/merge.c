@@ -16,15 +16,24 @@
  * variables over `hook`; the other global attributes come from the first input, plus `swept_key`,
  * `merged_from` and a new `created`.
  *
+ * HDF5 (1.10, under netCDF) can crash on a corrupt file (found by fuzzing: an invalid free while it
+ * walks a damaged link table). So every input is first opened and read in full by a child process
+ * (merge is a command of its own, never inside an MPI rank): if that child dies, the input is refused
+ * as corrupt; if it lives, reading the same bytes again here does the same and lives too.
+ *
  * Inputs are regular files read whole with a size bound and opened from memory; the output is built
  * in memory and written by the one atomic writer (pl_write_file_atomic), so a failed merge never
  * leaves a half file and never touches an existing OUT. Every netCDF call is checked.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <netcdf.h>
 #include <netcdf_mem.h>
@@ -53,6 +62,34 @@ static int nc_fail(int status, const char *path, const char *what)
     } while (0)
 
 /* ------------------------------------------------------------------ inputs */
+
+typedef struct {
+    char name[NC_MAX_NAME + 1];
+    nc_type type;
+    int ndims;
+    int dimids[NC_MAX_VAR_DIMS];
+    size_t count; /* elements */
+} var_info;
+
+static int var_inquire(int ncid, int varid, const char *path, var_info *v)
+{
+    NC_CHECK(nc_inq_varndims(ncid, varid, &v->ndims), path, "variable");
+    if (v->ndims > 8)
+        return pl_fail("%s: variable %d has %d dimensions, which plateau never writes", path, varid, v->ndims);
+    NC_CHECK(nc_inq_var(ncid, varid, v->name, &v->type, &v->ndims, v->dimids, NULL), path, "variable");
+    if (v->type < NC_BYTE || v->type > NC_STRING)
+        return pl_fail("%s: variable '%s' has a user-defined type, which plateau never writes", path, v->name);
+    v->count = 1;
+    for (int d = 0; d < v->ndims; d++) {
+        size_t len;
+        NC_CHECK(nc_inq_dimlen(ncid, v->dimids[d], &len), path, v->name);
+        if (len && v->count > ((size_t)1 << 40) / len)
+            return pl_fail("%s: variable '%s' is too large for a plateau result", path, v->name);
+        v->count *= len;
+    }
+    return PL_OK;
+}
+
 
 typedef struct {
     const char *path;
@@ -99,9 +136,83 @@ static int read_text_attribute(int ncid, const char *path, const char *name, cha
     return pl_fail("%s: global attribute '%s' is not text", path, name);
 }
 
+/* The child's exit code when netCDF refuses the file cleanly (the parent then meets the same error
+ * and reports it); any other end but 0 is a crash (a sanitizer's report exits 1). */
+#define PROBE_REFUSED 42
+
+/* Everything merge may read of an input: every dimension, attribute and variable. 0 when all of it
+ * reads, PROBE_REFUSED at the first netCDF error. */
+static int read_everything(void *bytes, size_t len)
+{
+    int nc, nd, nv, ng;
+    if (nc_open_mem(PL_NC_MEMORY_NAME, NC_NOWRITE, len, bytes, &nc) != NC_NOERR)
+        return PROBE_REFUSED;
+    if (nc_inq(nc, &nd, &nv, &ng, NULL) != NC_NOERR || nd > MAX_DIMS || nv > MAX_VARS)
+        return PROBE_REFUSED;
+    for (int v = -1; v < nv; v++) { /* -1: the global attributes */
+        int na;
+        if (nc_inq_varnatts(nc, v, &na) != NC_NOERR)
+            return PROBE_REFUSED;
+        for (int a = 0; a < na; a++) {
+            char name[NC_MAX_NAME + 1];
+            nc_type type;
+            size_t n, elem;
+            if (nc_inq_attname(nc, v, a, name) != NC_NOERR || nc_inq_att(nc, v, name, &type, &n) != NC_NOERR ||
+                nc_inq_type(nc, type, NULL, &elem) != NC_NOERR || n > ((size_t)1 << 30) / (elem ? elem : 1))
+                return PROBE_REFUSED;
+            void *buf = calloc(n ? n : 1, elem ? elem : 1);
+            if (!buf || nc_get_att(nc, v, name, buf) != NC_NOERR)
+                return PROBE_REFUSED;
+            if (type == NC_STRING)
+                nc_free_string(n, buf);
+            free(buf);
+        }
+        if (v < 0)
+            continue;
+        var_info info;
+        size_t elem;
+        if (var_inquire(nc, v, "", &info) != PL_OK || nc_inq_type(nc, info.type, NULL, &elem) != NC_NOERR)
+            return PROBE_REFUSED;
+        void *buf = calloc(info.count ? info.count : 1, elem);
+        if (!buf || (info.count && nc_get_var(nc, v, buf) != NC_NOERR))
+            return PROBE_REFUSED;
+        if (info.type == NC_STRING)
+            nc_free_string(info.count, buf);
+        free(buf);
+    }
+    return nc_close(nc) == NC_NOERR ? 0 : PROBE_REFUSED;
+}
+
+/* Read all of an input in a child process first: refuse it when the netCDF/HDF5 libraries crash on
+ * it, rather than crash here. */
+static int probe_in_child(const char *path, void *bytes, size_t len)
+{
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0)
+        return pl_fail("%s: cannot fork to check it: %s", path, strerror(errno));
+    if (child == 0) {
+        int null = open("/dev/null", O_WRONLY); /* a crash report of the library is not plateau's message */
+        if (null >= 0)
+            dup2(null, STDERR_FILENO);
+        _exit(read_everything(bytes, len));
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return pl_fail("%s: waiting for its check: %s", path, strerror(errno));
+    if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != PROBE_REFUSED))
+        return pl_fail("%s: the netCDF/HDF5 libraries crash reading it (%s %d): the file is corrupt", path,
+                       WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status)
+                                                                                     : WEXITSTATUS(status));
+    return PL_OK;
+}
+
 static int input_open(merge_input *in, const char *path, void *bytes, size_t len)
 {
     in->path = path;
+    if (probe_in_child(path, bytes, len) != PL_OK)
+        return PL_ERR;
     int st = nc_open_mem(PL_NC_MEMORY_NAME, NC_NOWRITE, len, bytes, &in->ncid);
     if (st != NC_NOERR) {
         in->ncid = -1;
@@ -232,33 +343,6 @@ static int check_configs(const merge_input *ins, int n_in)
                 return pl_fail("%s and %s both have hook '%s'%s%s%s: merge stacks one file per hook", ins[j].path,
                                ins[i].path, ins[i].config.hook, swept >= 0 ? " (they differ only in " : "",
                                swept >= 0 ? swept_key_text : "", swept >= 0 ? ")" : "");
-    return PL_OK;
-}
-
-typedef struct {
-    char name[NC_MAX_NAME + 1];
-    nc_type type;
-    int ndims;
-    int dimids[NC_MAX_VAR_DIMS];
-    size_t count; /* elements */
-} var_info;
-
-static int var_inquire(int ncid, int varid, const char *path, var_info *v)
-{
-    NC_CHECK(nc_inq_varndims(ncid, varid, &v->ndims), path, "variable");
-    if (v->ndims > 8)
-        return pl_fail("%s: variable %d has %d dimensions, which plateau never writes", path, varid, v->ndims);
-    NC_CHECK(nc_inq_var(ncid, varid, v->name, &v->type, &v->ndims, v->dimids, NULL), path, "variable");
-    if (v->type < NC_BYTE || v->type > NC_STRING)
-        return pl_fail("%s: variable '%s' has a user-defined type, which plateau never writes", path, v->name);
-    v->count = 1;
-    for (int d = 0; d < v->ndims; d++) {
-        size_t len;
-        NC_CHECK(nc_inq_dimlen(ncid, v->dimids[d], &len), path, v->name);
-        if (len && v->count > ((size_t)1 << 40) / len)
-            return pl_fail("%s: variable '%s' is too large for a plateau result", path, v->name);
-        v->count *= len;
-    }
     return PL_OK;
 }
 

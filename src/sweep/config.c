@@ -136,6 +136,12 @@ static int set_raw(raw_config *rc, const char *origin, const char *section, cons
     }
     if (rc->origin[i] && !allow_repeat)
         return pl_fail("%s: [%s] %s: given twice (first at %s)", origin, section, key, rc->origin[i]);
+    /* every value must survive being written back as INI (the resolved text in outputs, checkpoints,
+     * plateau config): a ';' at its start or after a blank would read back as a comment */
+    for (const char *p = value; *p; p++)
+        if (*p == ';' && (p == value || isspace((unsigned char)p[-1])))
+            return pl_fail("%s: [%s] %s: '%s': a ';' %s starts an INI comment; plateau cannot store it", origin,
+                           section, key, value, p == value ? "at the start of a value" : "after a blank");
     free(rc->value[i]);
     free(rc->origin[i]);
     rc->value[i] = dupstr(value);
