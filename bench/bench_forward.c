@@ -76,13 +76,13 @@ int main(int argc, char **argv)
     double seconds = 3.0;
     if (argc == 4 && !strcmp(argv[2], "--seconds"))
         seconds = atof(argv[3]);
-    pl_model m;
-    if (pl_model_load(&m, argv[1])) {
+    pl_model *m;
+    if (pl_model_open(&m, argv[1])) {
         fprintf(stderr, "bench_forward: %s\n", pl_error());
         return 2;
     }
-    const pl_config *cfg = &m.cfg;
-    int C = cfg->n_embd, V = cfg->n_vocab;
+    const pl_model_info *cfg = pl_model_get_info(m);
+    int C = cfg->d_model, V = cfg->n_vocab;
     double peak = sgemm_peak(seconds);
     printf("model: L=%d C=%d H=%d V=%d; sgemm peak (best of 1536^3 and 404x3072x768 over %.0f s): %.1f GFLOP/s\n\n",
            cfg->n_layer, C, cfg->n_head, V, seconds, peak);
@@ -101,13 +101,13 @@ int main(int argc, char **argv)
         double dt;
         pl_run run;
         TIME_CALLS(seconds, dt, {
-            if (pl_forward(&m, tokens, T, &run)) {
+            if (pl_forward(m, tokens, T, &run)) {
                 fprintf(stderr, "bench_forward: %s\n", pl_error());
                 return 2;
             }
             pl_run_free(&run);
         });
-        double gf = pl_forward_flops(cfg, T) / dt / 1e9;
+        double gf = pl_forward_flops(m, T) / dt / 1e9;
         printf("| full forward | T = %d | %.1f | %.0f tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
                100 * gf / peak);
     }
@@ -116,7 +116,7 @@ int main(int argc, char **argv)
      * blocks.(L-1).hook_resid_post. */
     int T = cfg->n_ctx < 10 ? cfg->n_ctx : 10, r = cfg->n_layer > 1 ? 1 : 0, pos = T - 1;
     pl_run clean;
-    if (pl_forward(&m, tokens, T, &clean)) {
+    if (pl_forward(m, tokens, T, &clean)) {
         fprintf(stderr, "bench_forward: %s\n", pl_error());
         return 2;
     }
@@ -130,23 +130,23 @@ int main(int argc, char **argv)
         int M = Ms[i];
         double dt;
         TIME_CALLS(seconds, dt, {
-            if (pl_patch_eval(&m, &clean, r, pos, X, M, logits, cfg->n_layer, read)) {
+            if (pl_patch_eval(m, &clean, r, pos, X, M, logits, cfg->n_layer, read)) {
                 fprintf(stderr, "bench_forward: %s\n", pl_error());
                 return 2;
             }
         });
-        double gf = M * pl_patch_flops(cfg, T, r, pos) / dt / 1e9;
+        double gf = M * pl_patch_flops(m, T, r, pos) / dt / 1e9;
         printf("| fast path | M = %d | %.1f | %.0f evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
                100 * gf / peak);
     }
     printf("\nFLOPs: full forward of T tokens = L*(24*C^2*T + 2*C*T*(T+1)) + 2*C*V (logits of the last "
            "position only); fast-path row = (L-r)*(24*C^2 + 4*C*T) + 2*C*V; here %.3g per row.\n",
-           pl_patch_flops(cfg, T, r, pos));
+           pl_patch_flops(m, T, r, pos));
     free(X);
     free(logits);
     free(read);
     free(tokens);
     pl_run_free(&clean);
-    pl_model_free(&m);
+    pl_model_close(m);
     return 0;
 }

@@ -78,15 +78,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--hook"))
             hook = argv[i + 1];
     }
-    pl_config cfg;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", argv[1]);
+    pl_model *m;
     int r;
-    if (pl_config_load(&cfg, path) != PL_OK || pl_hook_parse(&cfg, hook, &r) != PL_OK) {
+    if (pl_model_open(&m, argv[1]) != PL_OK || pl_hook_parse(m, hook, &r) != PL_OK) {
         fprintf(stderr, "bench_sweep: %s\n", pl_error());
         return 2;
     }
-    int C = cfg.n_embd;
+    int C = pl_model_get_info(m)->d_model;
     if (sustained_only) {
         double g;
         sgemm_window(1010, 4 * C, C, seconds, &g);
@@ -101,7 +99,7 @@ int main(int argc, char **argv)
     peak = square > peak ? square : peak;
     printf("sgemm_peak_gflops %.2f\n", peak);
     printf("sgemm_101x%dx%d_gflops %.2f\n", 4 * C, C, fc);
-    printf("patch_flops %.6g\n", pl_patch_flops(&cfg, T, r, T - 1));
-    printf("forward_flops %.6g\n", pl_forward_flops(&cfg, T));
+    printf("patch_flops %.6g\n", pl_patch_flops(m, T, r, T - 1));
+    printf("forward_flops %.6g\n", pl_forward_flops(m, T));
     return 0;
 }

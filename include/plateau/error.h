@@ -8,6 +8,8 @@
 #ifndef PLATEAU_ERROR_H
 #define PLATEAU_ERROR_H
 
+#include <stddef.h>
+
 #define PL_OK 0
 #define PL_ERR (-1)
 

@@ -1,10 +1,52 @@
+/* Files in and out: the one place plateau opens what a user names.
+ *
+ * Inputs are regular files only (a FIFO, a device or a directory is refused before anything blocks or
+ * reads without end), read whole with a size bound. Outputs are written atomically: a temporary file
+ * in the target's directory, fsync, rename over the target, fsync of the directory, so a crash leaves
+ * either the old file or the new one, never half of one.
+ */
 #ifndef PLATEAU_FILEIO_H
 #define PLATEAU_FILEIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 
-/* Read all of PATH (any file, pipes included) into a malloc'ed buffer *data of *size bytes, plus a
- * terminating NUL. Errors name the file. */
-int pl_read_file(const char *path, char **data, size_t *size);
+/* The size bound of whole-file reads (configs, JSON, tokenizer files, prompts, direction matrices):
+ * far above any real input, far below what would exhaust memory by accident. */
+#define PL_MAX_INPUT_BYTES ((size_t)1 << 32) /* 4 GiB */
+
+/* Open PATH read-only as an input. It must exist and be a regular file (a FIFO is detected without
+ * blocking); *fd is a blocking descriptor, *size the file size. WHAT names the input in messages
+ * ("config", "prompts", ...; NULL: none). Errors: "PATH: cannot open: ...", "PATH: not a regular
+ * file (a FIFO)", ... */
+int pl_open_input(const char *path, const char *what, int *fd, size_t *size);
+
+/* Read all of PATH (a regular file of at most MAX_BYTES) into a malloc'ed buffer *data of *size
+ * bytes, plus a terminating NUL. Errors name the file. */
+int pl_read_file(const char *path, size_t max_bytes, char **data, size_t *size);
+
+/* Map all of PATH (a regular file) read-only. An empty file maps to *map = NULL, *size = 0. */
+int pl_map_file(const char *path, const char *what, void **map, size_t *size);
+void pl_unmap_file(void *map, size_t size);
+
+/* 1 when A and B name the same existing file (same device and inode), else 0. */
+int pl_same_file(const char *a, const char *b);
+
+/* An atomic output: write through fp, then commit (or abort). */
+typedef struct {
+    char *path;  /* the target */
+    char *tmp;   /* "<dir>/.<name>.tmp.<pid>" beside it */
+    FILE *fp;
+} pl_atomic_file;
+
+/* Create the temporary file beside PATH. Errors name PATH. */
+int pl_atomic_begin(pl_atomic_file *af, const char *path);
+/* Flush, fsync, close, rename over the target and fsync its directory. On failure the temporary file
+ * is removed and the target is untouched. Either way *af is released. */
+int pl_atomic_commit(pl_atomic_file *af);
+/* Remove the temporary file and release *af (no-op when nothing was begun). */
+void pl_atomic_abort(pl_atomic_file *af);
+/* pl_atomic_begin + one write of N bytes + pl_atomic_commit. */
+int pl_write_file_atomic(const char *path, const void *bytes, size_t n);
 
 #endif

@@ -1,8 +1,9 @@
-/* The GPT-2 forward pass and the fast perturbation path.
+/* Forward passes of any model (plateau/model.h) and the fast perturbation path.
  *
- * Residual-stream positions are named by an index r in [0, L]: r = l is
- * blocks.l.hook_resid_pre (the input of block l), r = l + 1 is blocks.l.hook_resid_post, so
- * blocks.l.hook_resid_post and blocks.(l+1).hook_resid_pre are the same activation.
+ * Residual-stream positions are named by an index r in [0, L]: r = l is blocks.l.hook_resid_pre
+ * (the input of block l), r = l + 1 is blocks.l.hook_resid_post, so blocks.l.hook_resid_post and
+ * blocks.(l+1).hook_resid_pre are the same activation. These TransformerLens names mean the same
+ * residual point in every family.
  */
 #ifndef PLATEAU_FORWARD_H
 #define PLATEAU_FORWARD_H
@@ -11,14 +12,15 @@
 
 /* Parse a TransformerLens hook name ("blocks.1.hook_resid_pre", "blocks.11.hook_resid_post") into
  * its residual index. The error names the hook and the valid range for this model. */
-int pl_hook_parse(const pl_config *cfg, const char *name, int *resid_index);
+int pl_hook_parse(const pl_model *m, const char *name, int *resid_index);
 
 /* Everything a clean run leaves behind. */
 typedef struct {
     int T;         /* positions */
     int C, L, V;
+    int kv_dim;    /* floats per position and layer in k and v (key/value heads x head size) */
     float *resid;  /* [L+1, T, C] residual stream at every resid index */
-    float *k, *v;  /* [L, T, C] attention keys and values (heads side by side) */
+    float *k, *v;  /* [L, T, kv_dim] attention keys (as attended, after any rotary embedding) and values */
     float *logits; /* [V] next-token logits at the last position */
 } pl_run;
 
@@ -29,6 +31,10 @@ int pl_forward(const pl_model *m, const int *tokens, int T, pl_run *run);
  * weight matrix; RUNS[N] are filled as by pl_forward. The numbers can differ from N single
  * pl_forward calls in the last bits (another sgemm shape), never by more. */
 int pl_forward_batch(const pl_model *m, const int *tokens, int N, int T, pl_run *runs);
+
+/* The residual at (RESID_INDEX, POS) of N sequences of T tokens, OUT[N, C], computed as by
+ * pl_forward_batch but stopping there: no block past RESID_INDEX and no unembedding is computed. */
+int pl_forward_resid(const pl_model *m, const int *tokens, int N, int T, int resid_index, int pos, float *out);
 
 /* Full forward with the residual at (resid_index, pos) replaced by PATCH[C] before it flows on
  * (the --naive path and the fast path's reference). */
@@ -61,7 +67,7 @@ void pl_log_softmax(float *logp, const float *logits, int M, int V);
 
 /* FLOPs (multiply-adds count 2) of the matmuls in one pl_forward of T tokens and one
  * pl_patch_eval row, as documented in the README's performance section. */
-double pl_forward_flops(const pl_config *cfg, int T);
-double pl_patch_flops(const pl_config *cfg, int T, int resid_index, int pos);
+double pl_forward_flops(const pl_model *m, int T);
+double pl_patch_flops(const pl_model *m, int T, int resid_index, int pos);
 
 #endif

@@ -1,62 +1,58 @@
-/* GPT-2 model: configuration, weights, and loading a Hugging Face model dir.
+/* The one model interface: what the sweep, the CLI and the checkpoints see of any model.
  *
- * Shapes: L = n_layer, C = n_embd, H = n_head, V = n_vocab, N = n_ctx (max positions).
- * Weights keep Hugging Face's Conv1D layout [in, out], so X[M, in] @ W[in, out] is a plain
- * row-major sgemm. Every pointer is fp32: F32 tensors point straight into the mmapped
- * model.safetensors (ranks on one node share it through the page cache); F16/BF16 tensors are
- * converted once into one owned buffer.
+ * A model is opened from a path (a Hugging Face dir, or a llama2.c checkpoint file); its family
+ * (gpt2, llama, ...) and file format are its own business. Every weight pointer inside is fp32:
+ * F32 tensors point straight into the mmapped file (ranks on one node share it through the page
+ * cache); F16/BF16 tensors are converted once into an owned buffer. Forward passes: plateau/forward.h.
  */
 #ifndef PLATEAU_MODEL_H
 #define PLATEAU_MODEL_H
 
 #include <stddef.h>
-#include <stdint.h>
+#include <stdio.h>
+
+typedef struct pl_model pl_model;
+
+/* How a block normalises the residual. It decides whether the residual's mean is invisible to the
+ * model (LayerNorm subtracts it: TransformerLens's centred basis is then exact) or not (RMSNorm). */
+enum { PL_NORM_LAYERNORM, PL_NORM_RMSNORM };
 
 typedef struct {
-    int n_layer;  /* L */
-    int n_head;   /* H */
-    int n_embd;   /* C */
-    int n_ctx;    /* N: n_positions (or n_ctx) */
-    int n_vocab;  /* V */
-    float ln_eps; /* layer_norm_epsilon */
-    int synthetic; /* config.json has "plateau_synthetic": true (written by plateau synth) */
-} pl_config;
+    char family[16];   /* "gpt2", "llama", "mistral", "qwen2", "gpt_neox" */
+    char format[16];   /* "hf" (config.json + safetensors), "llama2c" */
+    int n_layer;       /* L */
+    int d_model;       /* C: residual width */
+    int n_head;        /* H: query heads */
+    int n_kv_head;     /* key/value heads (= H without grouped-query attention) */
+    int head_dim;      /* per head */
+    int d_mlp;         /* MLP hidden width */
+    int n_vocab;       /* V */
+    int n_ctx;         /* most positions the model takes */
+    int norm;          /* PL_NORM_* */
+    int synthetic;     /* written by `plateau synth`: every result made with it says so */
+    size_t n_params;   /* parameters, tied matrices counted once */
+} pl_model_info;
 
-typedef struct {
-    const float *ln_1_w, *ln_1_b;           /* [C], [C] */
-    const float *attn_w, *attn_b;           /* attn.c_attn: [C, 3C], [3C] (q, k, v) */
-    const float *attn_proj_w, *attn_proj_b; /* attn.c_proj: [C, C], [C] */
-    const float *ln_2_w, *ln_2_b;           /* [C], [C] */
-    const float *fc_w, *fc_b;               /* mlp.c_fc: [C, 4C], [4C] */
-    const float *mlp_proj_w, *mlp_proj_b;   /* mlp.c_proj: [4C, C], [C] */
-} pl_block;
+/* Open PATH, validating every tensor's name, dtype and shape against the config. On failure *m is
+ * NULL and the one-line message names the file, key or tensor and the problem. */
+int pl_model_open(pl_model **m, const char *path);
+void pl_model_close(pl_model *m);
 
-typedef struct {
-    pl_config cfg;
-    const float *wte;            /* [V, C]; also the unembedding (tied, as in GPT-2) */
-    const float *wpe;            /* [N, C] */
-    pl_block *blocks;            /* [L] */
-    const float *ln_f_w, *ln_f_b; /* [C], [C] */
+const pl_model_info *pl_model_get_info(const pl_model *m);
+/* The path as given to pl_model_open. */
+const char *pl_model_path(const pl_model *m);
 
-    /* storage */
-    float *owned;        /* converted F16/BF16 tensors, or NULL */
-    void *map;           /* mmapped model.safetensors */
-    size_t map_size;
-    char *dir;           /* the model dir as given */
-} pl_model;
+/* sha256 (64 hex digits + NUL) of the weight file(s) as stored on disk: the model's identity in
+ * checkpoints and outputs. */
+int pl_model_sha256(const pl_model *m, char out[65]);
 
-/* Read and validate DIR/config.json. Errors name the file and the key. */
-int pl_config_load(pl_config *cfg, const char *config_json_path);
+/* PL_OK when every weight file is still the one that was opened (same device, inode, size and
+ * modification time); otherwise an error naming the file that changed. A sweep checks this before it
+ * writes its result, so a model rewritten during a run cannot mix two models into one file. */
+int pl_model_check_unchanged(const pl_model *m);
 
-/* Load DIR (config.json + model.safetensors), validating every tensor's name, dtype and shape
- * against the config. On failure *m is left empty and the message names file, tensor, problem. */
-int pl_model_load(pl_model *m, const char *dir);
-void pl_model_free(pl_model *m);
-
-/* sha256 (lowercase hex, 64 chars + NUL) of DIR/model.safetensors as stored on disk. */
-int pl_model_file_sha256(const pl_model *m, char out[65]);
-
-/* Total parameter count (wte counted once). */
-size_t pl_model_n_params(const pl_config *cfg);
+/* The format's and family's own lines of `plateau info` ("key  value" lines: tensors, dtypes, file
+ * size, norm epsilon, ...). */
+void pl_model_describe(const pl_model *m, FILE *out);
 
 #endif

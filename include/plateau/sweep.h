@@ -75,7 +75,7 @@ void pl_sweep_config_free(pl_sweep_config *cfg);
 
 /* Fill model-dependent defaults (read_hook: the last block's hook_resid_post) and check the hooks,
  * position and n_ctx against the model. Errors name the config line of the offending key. */
-int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *resid_index,
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index,
                             int *read_index, int *pos);
 
 /* The resolved config as INI text (every key, defaults filled). HASHED_ONLY leaves out the keys

@@ -124,19 +124,19 @@ int cmd_logits(int argc, char **argv)
     if (!dir || (!text == !id_list))
         return cli_usage("logits", LOGITS_USAGE, "need MODEL_DIR and exactly one of --text, --ids");
 
-    pl_model m;
+    pl_model *m = NULL;
     pl_tokenizer *tok = NULL;
     int *ids = NULL;
     size_t n = 0;
     pl_run run = {0};
     int rc = PL_EXIT_INPUT;
-    if (pl_model_load(&m, dir))
+    if (pl_model_open(&m, dir))
         return cli_fail();
-    if (prompt_ids(dir, text, id_list, &tok, &ids, &n) || pl_forward(&m, ids, (int)n, &run)) {
+    if (prompt_ids(dir, text, id_list, &tok, &ids, &n) || pl_forward(m, ids, (int)n, &run)) {
         cli_fail();
         goto done;
     }
-    int V = m.cfg.n_vocab;
+    int V = pl_model_get_info(m)->n_vocab;
     if (all) {
         for (int v = 0; v < V; v++)
             printf("%.9g\n", run.logits[v]);
@@ -165,7 +165,7 @@ done:
     pl_run_free(&run);
     free(ids);
     pl_tokenizer_free(tok);
-    pl_model_free(&m);
+    pl_model_close(m);
     return rc;
 }
 
@@ -189,20 +189,20 @@ int cmd_generate(int argc, char **argv)
     if (!dir || !text || steps < 0)
         return cli_usage("generate", GENERATE_USAGE, "need MODEL_DIR, --text and -n");
 
-    pl_model m;
+    pl_model *m = NULL;
     pl_tokenizer *tok = NULL;
     int *ids = NULL;
     size_t n = 0;
     int rc = PL_EXIT_INPUT;
-    if (pl_model_load(&m, dir))
+    if (pl_model_open(&m, dir))
         return cli_fail();
     if (prompt_ids(dir, text, NULL, &tok, &ids, &n)) {
         cli_fail();
         goto done;
     }
-    if (n + (size_t)steps > (size_t)m.cfg.n_ctx) {
+    if (n + (size_t)steps > (size_t)pl_model_get_info(m)->n_ctx) {
         pl_fail("-n %ld: prompt (%zu tokens) + continuation exceeds the model's %d positions", steps, n,
-                m.cfg.n_ctx);
+                pl_model_get_info(m)->n_ctx);
         cli_fail();
         goto done;
     }
@@ -217,11 +217,11 @@ int cmd_generate(int argc, char **argv)
     /* Greedy decoding, one full forward per token: generate is a sanity check, not a hot path. */
     for (long s = 0; s < steps; s++) {
         pl_run run;
-        if (pl_forward(&m, ids, (int)n, &run)) {
+        if (pl_forward(m, ids, (int)n, &run)) {
             cli_fail();
             goto done;
         }
-        int next = argmax(run.logits, m.cfg.n_vocab);
+        int next = argmax(run.logits, pl_model_get_info(m)->n_vocab);
         pl_run_free(&run);
         ids[n++] = next;
         size_t len;
@@ -235,6 +235,6 @@ int cmd_generate(int argc, char **argv)
 done:
     free(ids);
     pl_tokenizer_free(tok);
-    pl_model_free(&m);
+    pl_model_close(m);
     return rc;
 }

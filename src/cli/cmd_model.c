@@ -21,60 +21,32 @@ int cmd_info(int argc, char **argv)
     if (argc != 2)
         return cli_usage("info", info_usage, "expected exactly one MODEL_DIR");
     const char *dir = argv[1];
-    pl_model m;
-    if (pl_model_load(&m, dir) != PL_OK)
+    pl_model *m;
+    if (pl_model_open(&m, dir) != PL_OK)
         return cli_fail();
-    /* The loaded model keeps only fp32 pointers; re-read the header for dtypes and counts. */
-    size_t plen = strlen(dir) + sizeof "/model.safetensors";
-    char *st_path = malloc(plen);
-    st_file f;
-    if (!st_path) {
-        pl_model_free(&m);
-        pl_fail("out of memory");
-        return cli_fail();
-    }
-    snprintf(st_path, plen, "%s/model.safetensors", dir);
-    if (st_open(&f, st_path) != PL_OK) {
-        free(st_path);
-        pl_model_free(&m);
-        return cli_fail();
-    }
     char sha[65];
-    if (pl_model_file_sha256(&m, sha) != PL_OK) {
-        st_close(&f);
-        free(st_path);
-        pl_model_free(&m);
+    if (pl_model_sha256(m, sha) != PL_OK) {
+        pl_model_close(m);
         return cli_fail();
     }
-    const pl_config *c = &m.cfg;
-    int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer;
-    int has_lm_head = st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
-    for (int i = 0; i < f.n_tensors; i++)
-        counts[f.tensors[i].dtype]++;
-    char dtypes[256] = "";
-    for (int d = 0; d <= ST_F8_E5M2; d++)
-        if (counts[d]) {
-            size_t len = strlen(dtypes);
-            snprintf(dtypes + len, sizeof dtypes - len, "%s%s x%d", len ? ", " : "", st_dtype_name((st_dtype)d),
-                     counts[d]);
-        }
+    const pl_model_info *c = pl_model_get_info(m);
     printf("model_dir           %s\n", dir);
+    printf("family              %s\n", c->family);
+    printf("format              %s\n", c->format);
     printf("synthetic           %s\n", c->synthetic ? "yes (plateau synth: random weights)" : "no");
     printf("n_layer             %d\n", c->n_layer);
     printf("n_head              %d\n", c->n_head);
-    printf("n_embd              %d\n", c->n_embd);
+    printf("n_kv_head           %d\n", c->n_kv_head);
+    printf("head_dim            %d\n", c->head_dim);
+    printf("n_embd              %d\n", c->d_model);
+    printf("d_mlp               %d\n", c->d_mlp);
     printf("n_ctx               %d\n", c->n_ctx);
     printf("vocab_size          %d\n", c->n_vocab);
-    printf("layer_norm_epsilon  %g\n", (double)c->ln_eps);
-    printf("params              %zu\n", pl_model_n_params(c));
-    printf("tensors             %d (%d weights%s, %d ignored buffers)\n", f.n_tensors, n_weights,
-           has_lm_head ? ", tied lm_head" : "", f.n_tensors - n_weights - has_lm_head);
-    printf("dtypes              %s\n", dtypes);
-    printf("file_bytes          %zu\n", f.size);
+    printf("norm                %s\n", c->norm == PL_NORM_LAYERNORM ? "layernorm" : "rmsnorm");
+    printf("params              %zu\n", c->n_params);
+    pl_model_describe(m, stdout);
     printf("file_sha256         %s\n", sha);
-    st_close(&f);
-    free(st_path);
-    pl_model_free(&m);
+    pl_model_close(m);
     return PL_EXIT_OK;
 }
 

@@ -17,21 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "plateau/error.h"
+#include "plateau/hash.h"
 #include "sweep_internal.h"
 
 static const char MAGIC[8] = {'P', 'L', 'C', 'K', 'P', 'T', '0', '1'};
-
-void pl_sha256_hex(const void *bytes, size_t n, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(bytes, n, md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
 
 typedef struct {
     unsigned char *buf;
@@ -76,8 +67,7 @@ int pl_checkpoint_write(const char *path, const pl_results *r, const char *confi
         return PL_ERR;
     }
     char digest[65];
-    pl_sha256_hex(b.buf, b.len, digest);
-    if (put(&b, digest, 64) != PL_OK) {
+    if (pl_sha256_hex(b.buf, b.len, digest) != PL_OK || put(&b, digest, 64) != PL_OK) {
         free(b.buf);
         return PL_ERR;
     }
@@ -167,7 +157,8 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
         pl_fail("checkpoint %s: not a plateau checkpoint (bad magic or too short)", path);
         goto done;
     }
-    pl_sha256_hex(buf, len - 64, digest);
+    if (pl_sha256_hex(buf, len - 64, digest) != PL_OK)
+        goto done;
     if (memcmp(digest, buf + len - 64, 64)) {
         pl_fail("checkpoint %s: corrupt (checksum mismatch)", path);
         goto done;

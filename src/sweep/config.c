@@ -547,10 +547,11 @@ const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *secti
     return cfg->origin[i] ? cfg->origin[i] : cfg->file;
 }
 
-int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *resid_index, int *read_index,
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index, int *read_index,
                             int *pos)
 {
-    if (pl_hook_parse(mcfg, cfg->hook, resid_index) != PL_OK)
+    const pl_model_info *mcfg = pl_model_get_info(model);
+    if (pl_hook_parse(model, cfg->hook, resid_index) != PL_OK)
         return pl_fail_prefix("%s: [perturb] hook", pl_sweep_config_origin(cfg, "perturb", "hook"));
     if (*resid_index >= mcfg->n_layer)
         return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)",
@@ -562,7 +563,7 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_config *mcfg, int *re
         if (!cfg->read_hook)
             return PL_ERR;
     }
-    if (pl_hook_parse(mcfg, cfg->read_hook, read_index) != PL_OK)
+    if (pl_hook_parse(model, cfg->read_hook, read_index) != PL_OK)
         return pl_fail_prefix("%s: [readout] read_hook", pl_sweep_config_origin(cfg, "readout", "read_hook"));
     if (cfg->n_ctx > mcfg->n_ctx)
         return pl_fail("%s: [data] n_ctx: %d is more than the model's %d positions",

@@ -36,6 +36,9 @@
 #include <pthread.h>
 
 #include "plateau/error.h"
+#include "plateau/forward.h"
+#include "plateau/hash.h"
+#include "plateau/model.h"
 #include "sweep_internal.h"
 
 enum { TAG_UNIT = 1, TAG_WORKER = 2 };
@@ -101,8 +104,7 @@ typedef struct {
     int rank, size;
     int quiet;
     pl_sweep_config cfg;
-    pl_model model;
-    int model_loaded;
+    pl_model *model;
     pl_sweep sw;
     char model_sha[65], data_sha[65];
     char *config_text, *hashed_text;
@@ -219,22 +221,20 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
              prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    ok = pl_model_load(&st->model, st->cfg.model_path) == PL_OK;
-    if (ok)
-        st->model_loaded = 1;
-    else /* say which config line named the model */
+    ok = pl_model_open(&st->model, st->cfg.model_path) == PL_OK;
+    if (!ok) /* say which config line named the model */
         pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"),
                        st->cfg.model_path);
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    const pl_config *mc = &st->model.cfg;
+    const pl_model_info *mc = pl_model_get_info(st->model);
     sw->cfg = &st->cfg;
-    sw->model = &st->model;
+    sw->model = st->model;
     sw->naive = opt->naive;
-    ok = pl_sweep_config_resolve(&st->cfg, mc, &sw->resid_index, &sw->read_index, &sw->pos) == PL_OK;
+    ok = pl_sweep_config_resolve(&st->cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    sw->C = mc->n_embd;
+    sw->C = mc->d_model;
     sw->V = mc->n_vocab;
     sw->T = st->cfg.n_ctx;
     sw->P = st->cfg.n_prompts;
@@ -283,7 +283,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     double t0 = now_seconds();
     for (int i = lo; i < hi && ok && !g_signal; i++) {
         pl_run run;
-        if (pl_forward(&st->model, tokens + (size_t)i * T, T, &run) != PL_OK) {
+        if (pl_forward(st->model, tokens + (size_t)i * T, T, &run) != PL_OK) {
             ok = 0;
             break;
         }
@@ -360,8 +360,8 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
 
     /* a batch is about steps patched rows (or full forwards) plus one clean forward per unit */
     double per = opt->naive ? sw->steps
-                            : 1.0 + sw->steps * pl_patch_flops(mc, T, sw->resid_index, sw->pos) /
-                                        pl_forward_flops(mc, T);
+                            : 1.0 + sw->steps * pl_patch_flops(st->model, T, sw->resid_index, sw->pos) /
+                                        pl_forward_flops(st->model, T);
     st->unit_estimate = t_fwd * per * sw->batch_units;
     MPI_Bcast(&st->unit_estimate, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 
@@ -370,10 +370,10 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     if (st->rank == 0) {
         st->config_text = pl_sweep_config_text(&st->cfg, 0);
         st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
-        ok = st->config_text && st->hashed_text && pl_model_file_sha256(&st->model, st->model_sha) == PL_OK;
+        ok = st->config_text && st->hashed_text && pl_model_sha256(st->model, st->model_sha) == PL_OK;
         if (ok) {
             /* the tokens of every selected prompt, sweep and covariance */
-            pl_sha256_hex(tokens, sizeof(int) * (size_t)n_all * T, st->data_sha);
+            ok = pl_sha256_hex(tokens, sizeof(int) * (size_t)n_all * T, st->data_sha) == PL_OK;
         }
     }
     if (!all_ok(st, ok))
@@ -878,7 +878,7 @@ static int run_master(run_state *st, const pl_run_options *opt)
         pl_output_meta meta = {
             .config_text = st->config_text,
             .model_sha256 = st->model_sha,
-            .synthetic_model = st->model.cfg.synthetic,
+            .synthetic_model = pl_model_get_info(st->model)->synthetic,
             .n_ranks = st->size,
             .evals_per_second = evals_per_second(&ms),
             .sigma_note = st->sigma_note,
@@ -1007,8 +1007,7 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     free(st.config_text);
     free(st.hashed_text);
     pl_sweep_free(&st.sw);
-    if (st.model_loaded)
-        pl_model_free(&st.model);
+    pl_model_close(st.model);
     pl_sweep_config_free(&st.cfg);
     fflush(stderr);
     MPI_Finalize();

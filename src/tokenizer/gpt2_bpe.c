@@ -161,7 +161,7 @@ static int load_merges(pl_tokenizer *tok, gpt2_bpe *g, const char *path, const i
 {
     char *data = NULL;
     size_t size = 0;
-    if (pl_read_file(path, &data, &size))
+    if (pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size))
         return PL_ERR;
     size_t n_lines = 1;
     for (size_t i = 0; i < size; i++)

@@ -804,7 +804,7 @@ static int read_config(pl_tokenizer *tok, const hf_tok *h)
     size_t size;
     json_t *cfg = NULL;
     int rc = PL_ERR;
-    if (pl_read_file(path, &data, &size))
+    if (pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size))
         goto done;
     json_error_t jerr;
     cfg = json_loadb(data, size, JSON_DECODE_INT_AS_REAL, &jerr); /* model_max_length can be 1e30 */
@@ -1038,7 +1038,7 @@ int tok_hf_open(pl_tokenizer **out, const char *path)
     char *data = NULL;
     size_t size = 0;
     json_t *root = NULL;
-    int rc = pl_read_file(path, &data, &size);
+    int rc = pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size);
     if (rc == PL_OK) {
         json_error_t jerr;
         root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);

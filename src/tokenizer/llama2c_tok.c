@@ -282,7 +282,7 @@ int tok_llama2c_open(pl_tokenizer **out, const char *path, int model_vocab)
     tok->kind = "llama2c";
     char *data = NULL;
     size_t size = 0;
-    int rc = pl_read_file(path, &data, &size);
+    int rc = pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size);
     if (rc == PL_OK)
         rc = parse(tok, t, path, (const unsigned char *)data, size, model_vocab);
     free(data);

@@ -28,15 +28,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: check_groups MODEL_DIR HOOK POS\n");
         return 1;
     }
-    pl_model m;
+    pl_model *m;
     int r;
-    if (pl_model_load(&m, argv[1]) || pl_hook_parse(&m.cfg, argv[2], &r)) {
+    if (pl_model_open(&m, argv[1]) || pl_hook_parse(m, argv[2], &r)) {
         fprintf(stderr, "check_groups: %s\n", pl_error());
         return 2;
     }
     enum { N = 3 };
-    int C = m.cfg.n_embd, V = m.cfg.n_vocab, L = m.cfg.n_layer;
-    int T = m.cfg.n_ctx < 9 ? m.cfg.n_ctx : 9, pos = atoi(argv[3]);
+    int C = pl_model_get_info(m)->d_model, V = pl_model_get_info(m)->n_vocab, L = pl_model_get_info(m)->n_layer;
+    int T = pl_model_get_info(m)->n_ctx < 9 ? pl_model_get_info(m)->n_ctx : 9, pos = atoi(argv[3]);
     if (pos < 0)
         pos += T;
     int tokens[N * 9];
@@ -47,11 +47,11 @@ int main(int argc, char **argv)
     }
     pl_run single[N], batch[N];
     for (int i = 0; i < N; i++)
-        if (pl_forward(&m, tokens + i * T, T, &single[i])) {
+        if (pl_forward(m, tokens + i * T, T, &single[i])) {
             fprintf(stderr, "check_groups: %s\n", pl_error());
             return 2;
         }
-    if (pl_forward_batch(&m, tokens, N, T, batch)) {
+    if (pl_forward_batch(m, tokens, N, T, batch)) {
         fprintf(stderr, "check_groups: %s\n", pl_error());
         return 2;
     }
@@ -77,12 +77,12 @@ int main(int argc, char **argv)
                 X[(size_t)v * C + c] = single[g].resid[((size_t)r * T + pos) * C + c] * (1.0f + 0.3f * i) + 0.05f * i;
     float *lg = malloc(sizeof(float) * (size_t)M * V), *rd = malloc(sizeof(float) * M * C);
     float *lg1 = malloc(sizeof(float) * (size_t)M * V), *rd1 = malloc(sizeof(float) * M * C);
-    if (pl_patch_eval_groups(&m, cleans, rows, N, r, pos, X, lg, L, rd)) {
+    if (pl_patch_eval_groups(m, cleans, rows, N, r, pos, X, lg, L, rd)) {
         fprintf(stderr, "check_groups: %s\n", pl_error());
         return 2;
     }
     for (int g = 0, v = 0; g < N; v += rows[g], g++)
-        if (pl_patch_eval(&m, cleans[g], r, pos, X + (size_t)v * C, rows[g], lg1 + (size_t)v * V, L,
+        if (pl_patch_eval(m, cleans[g], r, pos, X + (size_t)v * C, rows[g], lg1 + (size_t)v * V, L,
                           rd1 + (size_t)v * C)) {
             fprintf(stderr, "check_groups: %s\n", pl_error());
             return 2;
@@ -99,6 +99,6 @@ int main(int argc, char **argv)
     free(rd);
     free(lg1);
     free(rd1);
-    pl_model_free(&m);
+    pl_model_close(m);
     return fail;
 }

@@ -26,17 +26,17 @@ static int write_f32(const char *prefix, const char *name, const float *x, size_
 
 static int probe(char **argv)
 {
-    pl_model m;
-    if (pl_model_load(&m, argv[1]))
+    pl_model *m;
+    if (pl_model_open(&m, argv[1]))
         return PL_ERR;
-    int C = m.cfg.n_embd, V = m.cfg.n_vocab, L = m.cfg.n_layer;
+    int C = pl_model_get_info(m)->d_model, V = pl_model_get_info(m)->n_vocab, L = pl_model_get_info(m)->n_layer;
     int ids[4096], T = 0;
     for (char *p = strtok(argv[2], ","); p && T < 4096; p = strtok(NULL, ","))
         ids[T++] = atoi(p);
     int r, read_r, pos = atoi(argv[4]);
     if (pos < 0)
         pos += T;
-    if (pl_hook_parse(&m.cfg, argv[3], &r) || pl_hook_parse(&m.cfg, argv[5], &read_r))
+    if (pl_hook_parse(m, argv[3], &r) || pl_hook_parse(m, argv[5], &read_r))
         return PL_ERR;
     FILE *f = fopen(argv[6], "rb");
     if (!f)
@@ -51,15 +51,15 @@ static int probe(char **argv)
     fclose(f);
 
     pl_run clean;
-    if (pl_forward(&m, ids, T, &clean))
+    if (pl_forward(m, ids, T, &clean))
         return PL_ERR;
     float *fast_logits = malloc(sizeof(float) * (size_t)M * V), *fast_read = malloc(sizeof(float) * M * C);
     float *naive_logits = malloc(sizeof(float) * (size_t)M * V), *naive_read = malloc(sizeof(float) * M * C);
-    if (pl_patch_eval(&m, &clean, r, pos, X, M, fast_logits, read_r, fast_read))
+    if (pl_patch_eval(m, &clean, r, pos, X, M, fast_logits, read_r, fast_read))
         return PL_ERR;
     for (int i = 0; i < M; i++) {
         pl_run run;
-        if (pl_forward_patched(&m, ids, T, r, pos, X + (size_t)i * C, &run))
+        if (pl_forward_patched(m, ids, T, r, pos, X + (size_t)i * C, &run))
             return PL_ERR;
         memcpy(naive_logits + (size_t)i * V, run.logits, sizeof(float) * V);
         memcpy(naive_read + (size_t)i * C, run.resid + ((size_t)read_r * T + T - 1) * C, sizeof(float) * C);
@@ -79,7 +79,7 @@ static int probe(char **argv)
     free(naive_logits);
     free(naive_read);
     pl_run_free(&clean);
-    pl_model_free(&m);
+    pl_model_close(m);
     return PL_OK;
 }
 

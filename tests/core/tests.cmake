@@ -1,9 +1,9 @@
 # Forward pass and fast path against the independent numpy GPT-2 (tests/core/ref_gpt2.py).
 add_executable(probe_forward ${CMAKE_CURRENT_LIST_DIR}/probe_forward.c)
-target_link_libraries(probe_forward PRIVATE plateau_core)
+target_link_libraries(probe_forward PRIVATE plateau_model)
 
 add_executable(check_groups ${CMAKE_CURRENT_LIST_DIR}/check_groups.c)
-target_link_libraries(check_groups PRIVATE plateau_core)
+target_link_libraries(check_groups PRIVATE plateau_model)
 
 plateau_test(forward_vs_numpy ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_forward.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward> --groups $<TARGET_FILE:check_groups>)

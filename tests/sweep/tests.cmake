@@ -2,8 +2,8 @@
 # with numpy/netCDF4 through /usr/bin/python3). Each end-to-end test makes its own model and data
 # under the build tree, so none needs ../shared.
 add_executable(test_sweep_units ${CMAKE_CURRENT_LIST_DIR}/test_sweep_units.c)
-target_include_directories(test_sweep_units PRIVATE ${PROJECT_SOURCE_DIR}/src/sweep)
-target_link_libraries(test_sweep_units PRIVATE plateau_sweep plateau_tokenizer plateau_core)
+target_include_directories(test_sweep_units PRIVATE ${PROJECT_SOURCE_DIR}/src/sweep ${PROJECT_SOURCE_DIR}/src/experiment)
+target_link_libraries(test_sweep_units PRIVATE plateau_sweep)
 plateau_test(sweep_units $<TARGET_FILE:test_sweep_units>)
 
 set(PL_SWEEP_TESTS ${CMAKE_CURRENT_LIST_DIR})

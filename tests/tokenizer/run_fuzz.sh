@@ -19,7 +19,7 @@ clang -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>"$work/probe.log" ||
 clang -std=c11 -g -O1 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
     -I"$src/include" $(pkg-config --cflags libpcre2-8 jansson) \
-    "$here/fuzz_tokenizer.c" "$src"/src/tokenizer/*.c "$src/src/core/error.c" "$src/src/core/fileio.c" \
+    "$here/fuzz_tokenizer.c" "$src"/src/tokenizer/*.c "$src/src/util/error.c" "$src/src/util/fileio.c" \
     $(pkg-config --libs libpcre2-8 jansson) -o "$work/fuzz_tokenizer" || { echo "FAIL: cannot build the fuzz target"; exit 1; }
 
 if [ -f "$PLATEAU_SHARED_DIR/gpt2/vocab.json" ] && [ -f "$PLATEAU_SHARED_DIR/gpt2/merges.txt" ]; then

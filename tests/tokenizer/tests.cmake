@@ -1,6 +1,6 @@
 # GPT-2 tokenizer (issue 2, item 4). See tests/tokenizer/README.md.
 add_executable(tok_driver ${CMAKE_CURRENT_LIST_DIR}/tok_driver.c)
-target_link_libraries(tok_driver PRIVATE plateau_tokenizer plateau_core)
+target_link_libraries(tok_driver PRIVATE plateau_tokenizer)
 
 set(PL_TOK_DIR ${CMAKE_CURRENT_LIST_DIR})
 # gpt-3-encoder is installed once per build dir (flock-serialised), not in the source tree.

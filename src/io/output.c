@@ -14,7 +14,7 @@
 
 #include "plateau/error.h"
 #include "plateau/version.h"
-#include "sweep_internal.h"
+#include "../sweep/sweep_internal.h"
 
 #define NC_TRY(call)                                                                                              \
     do {                                                                                                          \

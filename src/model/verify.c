@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 
 #include "plateau/error.h"
+#include "plateau/hash.h"
 #include "plateau/safetensors.h"
 #include "plateau/verify.h"
 
@@ -145,10 +145,10 @@ static int tensor_sha256(const st_tensor *t, char out[65])
     enum { BLOCK = 1 << 16 };
     static _Thread_local float floats[BLOCK];
     static _Thread_local uint8_t le[4 * BLOCK];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx)
-        return pl_fail("sha256: cannot create an OpenSSL digest context");
-    int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    pl_sha256 *h;
+    if (pl_sha256_begin(&h) != PL_OK)
+        return PL_ERR;
+    int ok = 1;
     for (uint64_t at = 0; ok && at < numel; at += BLOCK) {
         size_t n = numel - at < BLOCK ? (size_t)(numel - at) : BLOCK;
         if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16)
@@ -162,16 +162,12 @@ static int tensor_sha256(const st_tensor *t, char out[65])
             le[4 * i] = (uint8_t)bits, le[4 * i + 1] = (uint8_t)(bits >> 8);
             le[4 * i + 2] = (uint8_t)(bits >> 16), le[4 * i + 3] = (uint8_t)(bits >> 24);
         }
-        ok = EVP_DigestUpdate(ctx, le, 4 * n);
+        ok = pl_sha256_update(h, le, 4 * n) == PL_OK;
     }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    ok = ok && EVP_DigestFinal_ex(ctx, digest, &len);
-    EVP_MD_CTX_free(ctx);
-    if (!ok)
+    char digest[65];
+    if (pl_sha256_end(h, digest) != PL_OK || !ok)
         return pl_fail("tensor '%s': sha256 failed", t->name);
-    for (unsigned int i = 0; i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    memcpy(out, digest, 65);
     return PL_OK;
 }
 

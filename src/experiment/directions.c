@@ -1,10 +1,6 @@
-/* One work unit: a curve of `steps` perturbed evaluations of one (prompt, base, direction, sample).
- *
- * The unit's base and target come from keyed random streams and the shared fit (mu, Sigma, real
- * activations), so a unit's values depend only on its index. All steps go through one
- * pl_patch_eval_groups call (or, with --naive, one full patched forward per step), together with the
- * other units of its batch; row 0 is alpha = 0, the unperturbed base, against which every row of
- * the unit is measured.
+/* Bases and directions of the units: partners of real_other, file: direction matrices, and each
+ * unit's step vectors base + alpha * direction. A unit's base and target come from keyed random
+ * streams and the shared fit (mu, Sigma, real activations), so its values depend only on its index.
  */
 #include <errno.h>
 #include <math.h>
@@ -15,7 +11,7 @@
 #include "plateau/error.h"
 #include "plateau/fileio.h"
 #include "plateau/safetensors.h"
-#include "sweep_internal.h"
+#include "../sweep/sweep_internal.h"
 
 int pl_sweep_setup_grid(pl_sweep *sw)
 {
@@ -51,7 +47,7 @@ static int load_npy(const char *path, int C, float **rows, long *n_rows)
 {
     char *text = NULL;
     size_t size = 0;
-    if (pl_read_file(path, &text, &size) != PL_OK)
+    if (pl_read_file(path, PL_MAX_INPUT_BYTES, &text, &size) != PL_OK)
         return PL_ERR;
     const unsigned char *b = (const unsigned char *)text;
     int rc = PL_ERR;
@@ -210,33 +206,6 @@ int pl_sweep_load_file_directions(pl_sweep *sw)
     return PL_OK;
 }
 
-/* ------------------------------------------------------------ a unit */
-
-void pl_unit_cache_init(pl_unit_cache *c) { memset(c, 0, sizeof *c); }
-
-void pl_unit_cache_free(pl_unit_cache *c)
-{
-    free(c->X);
-    free(c->logits);
-    free(c->read);
-    free(c->scratch);
-    pl_unit_cache_init(c);
-}
-
-void pl_sweep_set_batches(pl_sweep *sw)
-{
-    sw->batch_units = sw->steps >= PL_BATCH_ROWS ? 1 : PL_BATCH_ROWS / sw->steps;
-    sw->n_batches = (sw->n_units + sw->batch_units - 1) / sw->batch_units;
-}
-
-long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)
-{
-    long first = b * sw->batch_units;
-    long n = sw->n_units - first;
-    *n_units = (int)(n < sw->batch_units ? n : sw->batch_units);
-    return first;
-}
-
 int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X)
 {
     const pl_sweep_config *cfg = sw->cfg;
@@ -304,93 +273,3 @@ int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X)
     return PL_OK;
 }
 
-int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
-{
-    const pl_model *m = sw->model;
-    int C = sw->C, V = sw->V, T = sw->T, S = sw->steps, n;
-    long first = pl_batch_first_unit(sw, b, &n);
-    size_t rows = (size_t)sw->batch_units * S;
-    if (!cache->X) {
-        cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
-        cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
-        cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
-        cache->scratch = pl_malloc(sizeof(double) * 4 * (size_t)V, "metric scratch");
-        if (!cache->X || !cache->logits || !cache->read || !cache->scratch)
-            return PL_ERR;
-    }
-    /* Units are prompt-major, so a batch's prompts come in runs: group g is the g-th distinct one. */
-    int *group = pl_malloc(sizeof(int) * 2 * (size_t)n, "batch groups"), *prompts = group + n, G = 0;
-    if (!group)
-        return PL_ERR;
-    for (int i = 0; i < n; i++) {
-        pl_unit_id id = pl_unit_decode(sw, first + i);
-        if (G == 0 || prompts[G - 1] != id.p)
-            prompts[G++] = id.p;
-        group[i] = G - 1;
-        if (pl_unit_steps(sw, id, cache->X + (size_t)i * S * C) != PL_OK) {
-            free(group);
-            return PL_ERR;
-        }
-    }
-    int rc = PL_OK;
-    if (sw->naive) {
-        for (int i = 0; i < n && rc == PL_OK; i++) {
-            const int *tokens = sw->tokens + (size_t)prompts[group[i]] * T;
-            for (int k = 0; k < S && rc == PL_OK; k++) {
-                size_t row = (size_t)i * S + k;
-                pl_run run;
-                rc = pl_forward_patched(m, tokens, T, sw->resid_index, sw->pos, cache->X + row * C, &run);
-                if (rc != PL_OK)
-                    break;
-                memcpy(cache->logits + row * V, run.logits, sizeof(float) * V);
-                memcpy(cache->read + row * C, run.resid + ((size_t)sw->read_index * T + T - 1) * C,
-                       sizeof(float) * C);
-                pl_run_free(&run);
-            }
-        }
-    } else {
-        int *tokens = pl_malloc(sizeof(int) * (size_t)G * T, "batch prompts");
-        pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
-        const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
-        int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
-        rc = tokens && runs && cleans && group_rows ? PL_OK : PL_ERR;
-        for (int g = 0; rc == PL_OK && g < G; g++)
-            memcpy(tokens + (size_t)g * T, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * T);
-        if (rc == PL_OK)
-            rc = pl_forward_batch(m, tokens, G, T, runs);
-        if (rc == PL_OK) {
-            for (int i = 0; i < n; i++) {
-                cleans[i] = &runs[group[i]];
-                group_rows[i] = S;
-            }
-            rc = pl_patch_eval_groups(m, cleans, group_rows, n, sw->resid_index, sw->pos, cache->X,
-                                      cache->logits, sw->read_index, cache->read);
-            for (int g = 0; g < G; g++)
-                pl_run_free(&runs[g]);
-        }
-        free(tokens);
-        free(runs);
-        free(cleans);
-        free(group_rows);
-    }
-    free(group);
-    if (rc != PL_OK)
-        return PL_ERR;
-    for (int i = 0; i < n; i++)
-        pl_unit_metrics(cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C, S, V, C,
-                        sw->cfg->metrics, sw->NM, cache->scratch, out + (size_t)i * sw->NM * S);
-    return PL_OK;
-}
-
-void pl_sweep_free(pl_sweep *sw)
-{
-    free(sw->alpha);
-    free(sw->tokens);
-    free(sw->real_act);
-    free(sw->mu);
-    free(sw->chol);
-    free(sw->partner);
-    for (int d = 0; d < PL_MAX_DIRECTIONS; d++)
-        free(sw->file_rows[d]);
-    memset(sw, 0, sizeof *sw);
-}

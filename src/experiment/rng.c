@@ -4,7 +4,7 @@
  * its key and index, never on the rank that draws it or the order of draws across units. */
 #include <math.h>
 
-#include "sweep_internal.h"
+#include "experiment.h"
 
 #define GOLDEN_GAMMA 0x9E3779B97F4A7C15ULL
 

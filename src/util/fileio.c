@@ -1,0 +1,243 @@
+/* Bounded reads of regular files, and atomic writes (see include/plateau/fileio.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plateau/error.h"
+#include "plateau/fileio.h"
+
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+int pl_open_input(const char *path, const char *what, int *fd_out, size_t *size)
+{
+    const char *sep = what ? " " : "", *label = what ? what : "";
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return pl_fail("%s%s%s: cannot open: %s", label, sep, path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return pl_fail("%s%s%s: cannot stat: %s", label, sep, path, strerror(e));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return pl_fail("%s%s%s: is %s, not a regular file", label, sep, path, file_kind(sb.st_mode));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        return pl_fail("%s%s%s: fcntl: %s", label, sep, path, strerror(e));
+    }
+    *fd_out = fd;
+    *size = (size_t)sb.st_size;
+    return PL_OK;
+}
+
+int pl_read_file(const char *path, size_t max_bytes, char **data, size_t *size)
+{
+    int fd;
+    size_t expect;
+    if (pl_open_input(path, NULL, &fd, &expect) != PL_OK)
+        return PL_ERR;
+    if (expect > max_bytes) {
+        close(fd);
+        return pl_fail("%s: %zu bytes is larger than the %zu this input may have", path, expect, max_bytes);
+    }
+    char *buf = pl_malloc(expect + 1, path);
+    if (!buf) {
+        close(fd);
+        return PL_ERR;
+    }
+    /* read what fstat promised; a file that grows meanwhile is read up to that size */
+    size_t len = 0;
+    while (len < expect) {
+        ssize_t n = read(fd, buf + len, expect - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return pl_fail("%s: read error: %s", path, strerror(e));
+        }
+        if (n == 0)
+            break; /* truncated meanwhile: what is there is what the parser sees */
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *data = buf;
+    *size = len;
+    return PL_OK;
+}
+
+int pl_map_file(const char *path, const char *what, void **map, size_t *size)
+{
+    int fd;
+    size_t n;
+    if (pl_open_input(path, what, &fd, &n) != PL_OK)
+        return PL_ERR;
+    *map = NULL;
+    *size = 0;
+    if (n == 0) {
+        close(fd);
+        return PL_OK;
+    }
+    void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return pl_fail("%s: cannot mmap %zu bytes: %s", path, n, strerror(e));
+    *map = p;
+    *size = n;
+    return PL_OK;
+}
+
+void pl_unmap_file(void *map, size_t size)
+{
+    if (map && size)
+        munmap(map, size);
+}
+
+int pl_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
+        return 0;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* ------------------------------------------------------------ atomic writes */
+
+static char *dir_of(const char *path)
+{
+    char *copy = pl_malloc(strlen(path) + 1, "path");
+    if (!copy)
+        return NULL;
+    strcpy(copy, path);
+    char *d = dirname(copy); /* may point into copy or at a static "." */
+    char *out = pl_malloc(strlen(d) + 1, "path");
+    if (out)
+        strcpy(out, d);
+    free(copy);
+    return out;
+}
+
+static int fsync_dir(const char *path)
+{
+    char *dir = dir_of(path);
+    if (!dir)
+        return PL_ERR;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = PL_OK;
+    if (fd < 0 || fsync(fd) != 0)
+        rc = pl_fail("%s: cannot fsync its directory %s: %s", path, dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+int pl_atomic_begin(pl_atomic_file *af, const char *path)
+{
+    memset(af, 0, sizeof *af);
+    if (!path[0])
+        return pl_fail("output path is empty");
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return pl_fail("%s: is %s; plateau only replaces regular files", path, file_kind(sb.st_mode));
+    const char *base = strrchr(path, '/');
+    size_t dir_len = base ? (size_t)(base - path) + 1 : 0;
+    base = base ? base + 1 : path;
+    if (!base[0])
+        return pl_fail("%s: names a directory, not a file", path);
+    size_t n = strlen(path) + 48;
+    af->path = pl_malloc(strlen(path) + 1, "path");
+    af->tmp = pl_malloc(n, "path");
+    if (!af->path || !af->tmp) {
+        pl_atomic_abort(af);
+        return PL_ERR;
+    }
+    strcpy(af->path, path);
+    snprintf(af->tmp, n, "%.*s.%s.tmp.%ld", (int)dir_len, path, base, (long)getpid());
+    int fd = open(af->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        int e = errno;
+        pl_atomic_abort(af);
+        return pl_fail("%s: cannot write in its directory: %s", path, strerror(e));
+    }
+    af->fp = fdopen(fd, "wb");
+    if (!af->fp) {
+        int e = errno;
+        close(fd);
+        unlink(af->tmp);
+        pl_atomic_abort(af);
+        return pl_fail("%s: %s", path, strerror(e));
+    }
+    return PL_OK;
+}
+
+void pl_atomic_abort(pl_atomic_file *af)
+{
+    if (af->fp) {
+        fclose(af->fp);
+        if (af->tmp)
+            unlink(af->tmp);
+    }
+    free(af->path);
+    free(af->tmp);
+    memset(af, 0, sizeof *af);
+}
+
+int pl_atomic_commit(pl_atomic_file *af)
+{
+    int rc = PL_OK;
+    if (fflush(af->fp) != 0 || ferror(af->fp))
+        rc = pl_fail("%s: write failed: %s", af->path, strerror(errno));
+    else if (fsync(fileno(af->fp)) != 0)
+        rc = pl_fail("%s: fsync failed: %s", af->path, strerror(errno));
+    int closed = fclose(af->fp);
+    af->fp = NULL;
+    if (rc == PL_OK && closed != 0)
+        rc = pl_fail("%s: write failed: %s", af->path, strerror(errno));
+    if (rc == PL_OK && rename(af->tmp, af->path) != 0)
+        rc = pl_fail("%s: cannot rename %s over it: %s", af->path, af->tmp, strerror(errno));
+    if (rc != PL_OK)
+        unlink(af->tmp);
+    else
+        rc = fsync_dir(af->path);
+    free(af->path);
+    free(af->tmp);
+    memset(af, 0, sizeof *af);
+    return rc;
+}
+
+int pl_write_file_atomic(const char *path, const void *bytes, size_t n)
+{
+    pl_atomic_file af;
+    if (pl_atomic_begin(&af, path) != PL_OK)
+        return PL_ERR;
+    if (n && fwrite(bytes, 1, n, af.fp) != n) {
+        int e = errno;
+        pl_atomic_abort(&af);
+        return pl_fail("%s: write failed: %s", path, strerror(e));
+    }
+    return pl_atomic_commit(&af);
+}
