@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
 static const char usage[] = "MODEL TEXT|- [--tokenizer FILE] [--bos]   ('-' reads all of stdin, byte for byte)";
@@ -73,7 +75,19 @@ int cmd_tokenize(int argc, char **argv)
     int *ids = NULL;
     size_t n_ids = 0;
     int code = PL_EXIT_OK;
-    if (pl_tokenizer_open(&tok, model, tokenizer_path, 0)) {
+    /* A llama2.c checkpoint's tokenizer may be tok<V>.bin: V comes from the model header. */
+    int model_vocab = 0;
+    struct stat st;
+    if (!tokenizer_path && stat(model, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        pl_model *m = NULL;
+        if (pl_model_open(&m, model)) {
+            code = cli_fail();
+            goto done;
+        }
+        model_vocab = pl_model_get_info(m)->n_vocab;
+        pl_model_close(m);
+    }
+    if (pl_tokenizer_open(&tok, model, tokenizer_path, model_vocab)) {
         code = cli_fail();
         goto done;
     }

@@ -508,6 +508,8 @@ static int model_word(const hf_tok *h, const char *w, size_t n, tok_bpe_scratch 
     if (unk >= 0 && ids_push(out, unk))
         return PL_ERR;
     size_t count = out->n - first;
+    if (count < 2)
+        return PL_OK;
     if (tok_bpe_reserve(scratch, count))
         return PL_ERR;
     out->n = first + tok_bpe_merge(scratch, out->ids + first, count, tok_pairs_lookup, &h->pairs, TOK_BPE_IMMEDIATE);

@@ -1020,7 +1020,7 @@ static int build(pl_tokenizer *tok, hf_tok *h, json_t *root)
     return rc;
 }
 
-int tok_hf_open(pl_tokenizer **out, const char *path)
+int tok_hf_parse(pl_tokenizer **out, const char *path, const char *data, size_t size)
 {
     *out = NULL;
     pl_tokenizer *tok = pl_calloc(1, sizeof *tok, "tokenizer");
@@ -1035,24 +1035,26 @@ int tok_hf_open(pl_tokenizer **out, const char *path)
     h->path = pathcopy;
     tok->ops = &hf_ops;
     tok->impl = h;
-    char *data = NULL;
-    size_t size = 0;
-    json_t *root = NULL;
-    int rc = pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size);
-    if (rc == PL_OK) {
-        json_error_t jerr;
-        root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
-        if (!root)
-            rc = pl_fail("%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column, jerr.text);
-    }
-    if (rc == PL_OK)
-        rc = build(tok, h, root);
+    json_error_t jerr;
+    json_t *root = json_loadb(data, size, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = root ? build(tok, h, root) : pl_fail("%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column, jerr.text);
     tok->kind = h->bytelevel ? "hf-bpe-bytelevel" : "hf-bpe-sentencepiece";
     json_decref(root);
-    free(data);
     if (rc)
         pl_tokenizer_free(tok);
     else
         *out = tok;
+    return rc;
+}
+
+int tok_hf_open(pl_tokenizer **out, const char *path)
+{
+    *out = NULL;
+    char *data = NULL;
+    size_t size = 0;
+    int rc = pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size);
+    if (rc == PL_OK)
+        rc = tok_hf_parse(out, path, data, size);
+    free(data);
     return rc;
 }

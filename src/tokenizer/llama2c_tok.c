@@ -267,7 +267,7 @@ static int parse(pl_tokenizer *tok, llama2c_tok *t, const char *path, const unsi
     return PL_OK;
 }
 
-int tok_llama2c_open(pl_tokenizer **out, const char *path, int model_vocab)
+int tok_llama2c_parse(pl_tokenizer **out, const char *path, const unsigned char *data, size_t size, int model_vocab)
 {
     *out = NULL;
     pl_tokenizer *tok = pl_calloc(1, sizeof *tok, "tokenizer");
@@ -280,15 +280,22 @@ int tok_llama2c_open(pl_tokenizer **out, const char *path, int model_vocab)
     tok->ops = &llama2c_ops;
     tok->impl = t;
     tok->kind = "llama2c";
-    char *data = NULL;
-    size_t size = 0;
-    int rc = pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size);
-    if (rc == PL_OK)
-        rc = parse(tok, t, path, (const unsigned char *)data, size, model_vocab);
-    free(data);
+    int rc = parse(tok, t, path, data, size, model_vocab);
     if (rc)
         pl_tokenizer_free(tok);
     else
         *out = tok;
+    return rc;
+}
+
+int tok_llama2c_open(pl_tokenizer **out, const char *path, int model_vocab)
+{
+    *out = NULL;
+    char *data = NULL;
+    size_t size = 0;
+    int rc = pl_read_file(path, PL_MAX_INPUT_BYTES, &data, &size);
+    if (rc == PL_OK)
+        rc = tok_llama2c_parse(out, path, (const unsigned char *)data, size, model_vocab);
+    free(data);
     return rc;
 }

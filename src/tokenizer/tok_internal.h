@@ -123,6 +123,9 @@ void tok_byte_alphabet(uint32_t codepoint_of_byte[256], int byte_of_codepoint[32
 int tok_gpt2_open(pl_tokenizer **tok, const char *dir);
 int tok_hf_open(pl_tokenizer **tok, const char *json_path);
 int tok_llama2c_open(pl_tokenizer **tok, const char *path, int model_vocab);
+/* The same from bytes in memory (PATH only names them in errors; the fuzz targets use these). */
+int tok_hf_parse(pl_tokenizer **tok, const char *path, const char *data, size_t size);
+int tok_llama2c_parse(pl_tokenizer **tok, const char *path, const unsigned char *data, size_t size, int model_vocab);
 
 /* "DIR/NAME", malloc'ed. */
 char *tok_join_path(const char *dir, const char *name);
