@@ -49,7 +49,23 @@ for line in open(sys.argv[1], encoding="utf-8"):
         sys.stdout.write(line)' "$work/corpus.jsonl" >"$work/smollm.jsonl" || exit 2
         corpus_file=$work/smollm.jsonl
     fi
+    # Where the JS package is known to differ from HF tokenizers (Rust), the texts are left out of the
+    # comparison (tests/tokenizer/README.md): a text starting with U+FEFF loses it in the JS ByteFallback
+    # decoder (TextDecoder drops a BOM), and in Llama 2's file an added token right after another added
+    # token ("<s><s>") is a token in JS but text in Rust (its normalized form "▁<s>" does not match).
+    "$py" -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    if json.loads(line)["text"] != "<s><s>":
+        sys.stdout.write(line)' "$corpus_file" >"$work/ids.jsonl" || exit 2
+    "$py" -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    if not json.loads(line)["text"].startswith("\ufeff"):
+        sys.stdout.write(line)' "$work/ids.jsonl" >"$work/decode.jsonl" || exit 2
     for mode in $modes; do
+        corpus_file=$work/ids.jsonl
+        [ "$mode" = decode ] && corpus_file=$work/decode.jsonl
         checks=$((checks + 1))
         echo "== $(basename "$dir") $mode"
         "$driver" "$dir" "$mode" "$corpus_file" >"$work/plateau" 2>"$work/err" ||
