@@ -3,7 +3,7 @@
 #   TOKENIZER: llama2 | gpt-neox-20b | gpt2 (real files in $PLATEAU_SHARED_DIR/tokenizers) | synthetic (the
 #              five styles make_hf_synthetic.py writes: Llama 3 / Qwen2 / SmolLM byte-level, two Metaspace)
 #   CORPUS:    docs (every 7th document of $PLATEAU_SHARED_DIR/data/*.jsonl: 1,212 documents; for
-#              synthetic, 600 of them) | hard (hard_cases.jsonl + hf_hard_cases.jsonl)
+#              synthetic, 303 of them) | hard (hard_cases.jsonl + hf_hard_cases.jsonl)
 # Asserts that plateau's ids (pl_encode; for hard also pl_encode_special) and decode(encode(text)) equal
 # those of the npm package @huggingface/tokenizers, and, for the real files, encode_check.json.
 set -u
@@ -26,7 +26,7 @@ docs)
     data=("$PLATEAU_SHARED_DIR"/data/*.jsonl)
     [ -f "${data[0]}" ] || { echo "SKIP: no $PLATEAU_SHARED_DIR/data/*.jsonl"; exit 77; }
     step=7
-    [ "$name" = synthetic ] && step=14
+    [ "$name" = synthetic ] && step=28
     cat "${data[@]}" | awk -v s=$step 'NF && (++n % s) == 1' >"$work/corpus.jsonl"
     modes="ids decode" ;;
 hard)
