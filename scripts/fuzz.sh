@@ -3,12 +3,13 @@
 #
 #   bash scripts/fuzz.sh SECONDS [NAME...]     # e.g. bash scripts/fuzz.sh 600; bash scripts/fuzz.sh 30 fuzz_npy
 #
-# A target is any tests/<area>/fuzz_<name>.c (LLVMFuzzerTestOneInput). It is built with clang,
-# libFuzzer, ASan and UBSan in build-fuzz/ (cmake -DPLATEAU_FUZZ=ON), linked against all of plateau.
-# Beside it, optional:
+# A target is any tests/<area>/fuzz_<name>.c (LLVMFuzzerTestOneInput) that no other fuzz source
+# #includes. It is built with clang, libFuzzer, ASan and UBSan in build-fuzz/ (cmake -DPLATEAU_FUZZ=ON),
+# linked against all of plateau. Beside it, optional:
 #   fuzz_<name>.seeds CORPUS WORK   writes seed inputs into CORPUS (WORK is scratch that lives while the
 #                                   target runs; PLATEAU_BIN is the fuzz build's plateau); each KEY=VALUE
-#                                   line it prints on stdout is set in the target's environment
+#                                   line it prints on stdout is set in the target's environment, except
+#                                   PLATEAU_FUZZ_MAX_LEN=N, libFuzzer's -max_len
 #   fuzz_<name>.dict                a libFuzzer dictionary
 # The corpus of each target is kept in build-fuzz/corpus/<name>, so later runs start from what earlier
 # ones found. Prints one line per target (executions, corpus size) and writes the same table to
@@ -32,43 +33,51 @@ echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (voi
 "$clang" -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>"$probe/log" ||
     { echo "fuzz.sh: SKIP: clang cannot link -fsanitize=fuzzer (libclang-rt-14-dev missing?)"; cat "$probe/log"; exit 77; }
 
-mapfile -t sources < <(find tests -name 'fuzz_*.c' | sort)
-targets=()
-for s in "${sources[@]}"; do
-    name=$(basename "$s" .c)
-    if (($# == 0)) || [[ " $* " == *" $name "* ]]; then targets+=("$name"); fi
-done
-((${#targets[@]})) || { echo "fuzz.sh: no fuzz target matches: $*"; exit 2; }
-
 mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_C_COMPILER="$clang" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-O1" -DPLATEAU_FUZZ=ON \
     >"$build/cmake.log" 2>&1 || { cat "$build/cmake.log"; echo "fuzz.sh: cmake failed"; exit 2; }
+# the targets, as tests/CMakeLists.txt found them: "NAME SOURCE_DIR" lines
+declare -A target_dir
+targets=()
+while read -r name dir; do
+    if (($# == 0)) || [[ " $* " == *" $name "* ]]; then
+        targets+=("$name")
+        target_dir[$name]=$dir
+    fi
+done <"$build/fuzz_targets.txt"
+((${#targets[@]})) || { echo "fuzz.sh: no fuzz target matches: $* (targets: $(cut -d' ' -f1 "$build/fuzz_targets.txt" | xargs))"; exit 2; }
 cmake --build "$build" -j"$(nproc)" --target plateau "${targets[@]}" >"$build/build.log" 2>&1 ||
     { tail -40 "$build/build.log"; echo "fuzz.sh: the build failed"; exit 2; }
 export PLATEAU_BIN=$build/plateau
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 
 summary=$build/fuzz-summary.txt
-printf '%-18s %8s %14s %8s  %s\n' target seconds executions corpus result | tee "$summary"
+printf '%-24s %8s %14s %8s  %s\n' target seconds executions corpus result | tee "$summary"
 found=0
 for name in "${targets[@]}"; do
-    src=$(printf '%s\n' "${sources[@]}" | grep "/$name\.c$")
-    dir=$(dirname "$src")
+    dir=${target_dir[$name]}
     corpus=$build/corpus/$name
     work=$build/work/$name
     rm -rf "$work"
     mkdir -p "$corpus" "$work" "$build/findings"
     envs=()
+    max_len=()
     if [[ -f $dir/$name.seeds ]]; then
         if ! seeds_out=$(bash "$dir/$name.seeds" "$corpus" "$work" 2>"$work/seeds.log"); then
             echo "fuzz.sh: $dir/$name.seeds failed:"; cat "$work/seeds.log"; found=1; continue
         fi
-        while IFS= read -r line; do [[ $line == *=* ]] && envs+=("$line"); done <<<"$seeds_out"
+        while IFS= read -r line; do
+            case $line in
+            PLATEAU_FUZZ_MAX_LEN=*) max_len=(-max_len="${line#*=}") ;;
+            *=*) envs+=("$line") ;;
+            esac
+        done <<<"$seeds_out"
     fi
     dict=()
-    [[ -f $dir/$name.dict ]] && dict=(-dict="$root/$dir/$name.dict")
+    [[ -f $dir/$name.dict ]] && dict=(-dict="$dir/$name.dict")
     (cd "$work" && env "${envs[@]}" "$build/tests/$name" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$build/findings/$name-" "${dict[@]}" "$corpus" >"$work/log" 2>&1)
+        -print_final_stats=1 -artifact_prefix="$build/findings/$name-" "${max_len[@]}" "${dict[@]}" "$corpus" \
+        >"$work/log" 2>&1)
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
     size=$(find "$corpus" -type f | wc -l)
@@ -78,7 +87,7 @@ for name in "${targets[@]}"; do
         result="FOUND (exit $rc): $(ls -t "$build/findings/$name-"* 2>/dev/null | head -1)"
         found=1
     fi
-    printf '%-18s %8s %14s %8s  %s\n' "$name" "$seconds" "${execs:-?}" "$size" "$result" | tee -a "$summary"
+    printf '%-24s %8s %14s %8s  %s\n' "$name" "$seconds" "${execs:-?}" "$size" "$result" | tee -a "$summary"
     if ((rc != 0)); then
         grep -E -A25 'ERROR|==[0-9]+==|deadly signal|runtime error' "$work/log" | head -60
     fi
