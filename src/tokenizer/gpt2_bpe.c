@@ -74,14 +74,15 @@ static long unmap_token(const int byte_of_codepoint[324], const char *s, size_t 
 static int load_vocab(pl_tokenizer *tok, gpt2_bpe *g, const char *path, const int byte_of_codepoint[324])
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return pl_fail("%s: cannot open: %s", path, strerror(errno));
-        fclose(f);
+    char *text;
+    size_t text_len;
+    /* a bounded read of a regular file: a FIFO or device as vocab.json is refused, never waited on */
+    if (pl_read_file(path, PL_MAX_INPUT_BYTES, &text, &text_len) != PL_OK)
+        return PL_ERR;
+    json_t *root = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+    if (!root)
         return pl_fail("%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column, jerr.text);
-    }
     int rc = PL_ERR;
     unsigned char *scratch = NULL;
     tok_strings *v = &tok->display;
