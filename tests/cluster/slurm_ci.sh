@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Slurm scripts on a real (single-node, private) Slurm: slurm/plateau.sbatch with jobs/smoke.ini
-# on 2 ranks, slurm/plateau-hooks.sbatch as a 2-task array and `plateau merge` of its outputs, a job
+# on 2 ranks (bitwise a run by hand outside Slurm and a -n 1 -c 2 job), slurm/plateau-hooks.sbatch as a 2-task array and `plateau merge` of its outputs, a job
 # preempted through the time-limit signal path (SIGTERM to the batch shell) that requeues itself and
 # resumes to the uninterrupted bits, the same with SIGTERM straight to a 1-rank step, and SIGKILL of
 # a worker rank ending the job within 15 s with the checkpoint intact.
@@ -175,6 +175,31 @@ assert (ds["kl"].values >= -1e-6).all() and ds["kl"].isel(alpha=-1).values.max()
 print("slurm_ci: ok   smoke job: results/smoke.nc opens with xarray: %s" % dict(ds.sizes))
 EOF
     grep -q "plateau.sbatch: done" "$(log_of "$a")" || fail "smoke job log lacks 'plateau.sbatch: done'"
+fi
+
+# --- 1b. the same bits outside Slurm and with -c 2 ------------------------------------------------------
+# plateau sets OpenBLAS's thread count from [run] threads (default 1) itself: a run by hand in one
+# process (OpenBLAS's own default: a thread per core) and a job with -c 2 give the 2-rank job's bits.
+if [[ -f results/smoke.nc ]]; then
+    if env -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS build/plateau run jobs/smoke.ini --quiet -o results/single.nc; then
+        if diff=$(same_results results/smoke.nc results/single.nc); then
+            say "ok   one process outside Slurm (OpenBLAS's default threads): bitwise the 2-rank job's result"
+        else
+            fail "one process outside Slurm differs from the 2-rank job in: $diff"
+        fi
+    else
+        fail "plateau run jobs/smoke.ini by hand"
+    fi
+    c2=$("${SB[@]}" -n 1 -c 2 slurm/plateau.sbatch jobs/smoke.ini -o results/c2.nc) || fail "sbatch -c 2"
+    if job_done "$c2" 120 "-c 2 job"; then
+        if diff=$(same_results results/smoke.nc results/c2.nc); then
+            say "ok   -n 1 -c 2: bitwise the -n 2 -c 1 job's result"
+        else
+            fail "-n 1 -c 2 differs from -n 2 -c 1 in: $diff"
+        fi
+        grep -q "cpus-per-task is 2 but \[run\] threads is 1" "$(log_of "$c2")" ||
+            fail "-c 2 job: the script did not note that -c differs from [run] threads"
+    fi
 fi
 
 # --- 2. the hooks array (2 tasks, 1 rank each) and merge -------------------------------------------
