@@ -263,14 +263,15 @@ static int set_blas_threads(const pl_sweep_config *cfg)
     return PL_OK;
 }
 
-/* Every value of X[n, C] is finite, else a message naming what and where. */
-static int check_activations(const pl_sweep *sw, const float *X, int n, int first_prompt, const char *what)
+/* Every value of the activations X[n, C] of N prompts is finite (mu and Sigma are fitted to them),
+ * else a message naming the prompt (WHAT: "sweep prompt", "covariance prompt") and where. */
+static int check_activations(const pl_sweep *sw, const float *X, int n, const char *what)
 {
     for (size_t i = 0; i < (size_t)n * sw->C; i++)
         if (!isfinite(X[i]))
             return pl_fail("%s %d: the activation at %s, position %d, is %s (component %zu): the model computes "
                            "non-finite values on it; check its weights",
-                           what, first_prompt + (int)(i / sw->C), sw->cfg->hook, sw->pos, isnan(X[i]) ? "NaN" : "infinite",
+                           what, (int)(i / sw->C), sw->cfg->hook, sw->pos, isnan(X[i]) ? "NaN" : "infinite",
                            i % sw->C);
     return PL_OK;
 }
@@ -399,8 +400,8 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
     ok = sw->real_act && sw->mu && sw->chol;
     if (ok && st->rank == 0)
-        ok = check_activations(sw, all, sw->P, 0, "sweep prompt") == PL_OK &&
-             check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, 0, "covariance prompt") == PL_OK;
+        ok = check_activations(sw, all, sw->P, "sweep prompt") == PL_OK &&
+             check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, "covariance prompt") == PL_OK;
     if (ok && st->rank == 0) {
         memcpy(sw->real_act, all, sizeof(float) * (size_t)sw->P * C);
         ok = pl_fit_gaussian(all + (size_t)sw->P * C, st->cfg.cov_prompts, C, sw->mu, sw->chol, &sw->trace,
@@ -742,6 +743,19 @@ static void fault(master *ms, const char *what)
     _exit(PL_EXIT_FAULT);
 }
 
+/* Batch B came back from worker WI (a result or a report): it is no longer outstanding there. Batches
+ * come back in the order they were sent; look further anyway. */
+static void forget_batch(master *ms, worker_info *wi, long b)
+{
+    for (int k = 0; k < wi->n_out; k++)
+        if (wi->queue[k] == b) {
+            memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
+            wi->n_out--;
+            update_work_text(ms);
+            return;
+        }
+}
+
 /* Handle every message waiting from the workers. Returns the first signal a worker reported. */
 static int poll_workers(master *ms, int *progressed)
 {
@@ -772,14 +786,7 @@ static int poll_workers(master *ms, int *progressed)
         wi->last_heard = t;
         *progressed = 1;
         if (kind == MSG_RESULT) {
-            /* batches come back in the order they were sent; look further anyway */
-            for (int k = 0; k < wi->n_out; k++)
-                if (wi->queue[k] == unit) {
-                    memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
-                    wi->n_out--;
-                    update_work_text(ms);
-                    break;
-                }
+            forget_batch(ms, wi, (long)unit);
             store_result(ms, (long)unit, (const float *)(ms->buf + 16));
         } else if (kind == MSG_ERROR) {
             char name[512], what[MAX_ERROR_TEXT + 768];
@@ -792,13 +799,7 @@ static int poll_workers(master *ms, int *progressed)
                 ms->buf[n - 1] = '\0';
                 snprintf(ms->bad_input, sizeof ms->bad_input, "rank %d: %s", r, (const char *)(ms->buf + 16));
             }
-            for (int k = 0; k < wi->n_out; k++)
-                if (wi->queue[k] == unit) {
-                    memmove(wi->queue + k, wi->queue + k + 1, sizeof(long) * (wi->n_out - k - 1));
-                    wi->n_out--;
-                    update_work_text(ms);
-                    break;
-                }
+            forget_batch(ms, wi, (long)unit);
         } else if (kind == MSG_SIGNALLED) {
             signalled = (int)unit;
         } else if (kind == MSG_BYE) {
