@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/safetensors.h"
 #include "plateau/synth.h"
 
@@ -112,36 +113,32 @@ static uint16_t float_to_bf16(float f)
 
 /* ---- files ---- */
 
-/* Write via DIR/.NAME.tmp.PID and rename, so a reader never sees half a file. */
+/* Written by the one atomic writer (pl_atomic_*: a new temporary file beside the target, fsync, rename,
+ * fsync of the directory), so a reader never sees half a file and a crash leaves the old one or the new. */
 typedef struct {
     FILE *fp;
-    char tmp[4096], final[4096];
+    pl_atomic_file af;
+    char tmp[4096]; /* the file, for messages */
 } out_file;
 
 static int out_open(out_file *o, const char *dir, const char *name)
 {
-    snprintf(o->final, sizeof o->final, "%s/%s", dir, name);
-    snprintf(o->tmp, sizeof o->tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid());
-    o->fp = fopen(o->tmp, "wb");
-    if (!o->fp)
-        return pl_fail("%s: cannot create: %s", o->tmp, strerror(errno));
+    snprintf(o->tmp, sizeof o->tmp, "%s/%s", dir, name);
+    o->fp = NULL;
+    if (pl_atomic_begin(&o->af, o->tmp) != PL_OK)
+        return PL_ERR;
+    o->fp = o->af.fp;
     return PL_OK;
 }
 
 static int out_close(out_file *o, int ok)
 {
-    int failed = ferror(o->fp);
-    if (fclose(o->fp) != 0)
-        failed = 1;
-    if (ok && failed)
-        pl_fail("%s: write failed: %s", o->tmp, strerror(errno));
-    if (ok && !failed && rename(o->tmp, o->final) != 0)
-        failed = 1, pl_fail("%s: cannot rename to %s: %s", o->tmp, o->final, strerror(errno));
-    if (!ok || failed) {
-        unlink(o->tmp);
+    o->fp = NULL;
+    if (!ok) {
+        pl_atomic_abort(&o->af);
         return PL_ERR;
     }
-    return PL_OK;
+    return pl_atomic_commit(&o->af);
 }
 
 static int copy_file(const char *src_dir, const char *out_dir, const char *name)
