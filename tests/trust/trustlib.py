@@ -15,28 +15,13 @@ BIN = sl.BIN
 HANG_LIMIT = 20  # seconds: every case here fails within a second or two; a run still going has hung
 
 
-def plateau(args, env=None, timeout=HANG_LIMIT, stdin=subprocess.DEVNULL):
-    """Run `plateau ARGS`; a run that does not end within TIMEOUT seconds is killed and reported as a
-    hang (returncode None)."""
+def _run(cmd, env, timeout, stdin=subprocess.DEVNULL):
+    """(returncode, stdout, stderr) of CMD; one that does not end within TIMEOUT seconds is killed with
+    its process group and reported as a hang (returncode None)."""
     e = sl.run_env()
     if env:
         e.update(env)
-    p = subprocess.Popen([BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
-                         stdin=stdin, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-        return p.returncode, out, err
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        return None, out, err
-
-
-def mpi(n, args, timeout=60):
-    """`mpirun -n N plateau ARGS`; (returncode or None on a hang, stdout, stderr)."""
-    e = sl.run_env()
-    cmd = [sl.shutil.which("mpirun"), "--oversubscribe", "-n", str(n), BIN] + list(args)
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, stdin=stdin,
                          start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
@@ -45,6 +30,16 @@ def mpi(n, args, timeout=60):
         os.killpg(p.pid, signal.SIGKILL)
         out, err = p.communicate()
         return None, out, err
+
+
+def plateau(args, env=None, timeout=HANG_LIMIT):
+    """`plateau ARGS`: (returncode or None on a hang, stdout, stderr)."""
+    return _run([BIN] + list(args), env, timeout)
+
+
+def mpi(n, args, timeout=60):
+    """`mpirun -n N plateau ARGS`: (returncode or None on a hang, stdout, stderr)."""
+    return _run([sl.shutil.which("mpirun"), "--oversubscribe", "-n", str(n), BIN] + list(args), None, timeout)
 
 
 def plateau_lines(err):
