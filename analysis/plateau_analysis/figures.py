@@ -44,7 +44,7 @@ import numpy as np
 
 from . import layout
 from .cli import Parser, die, say
-from .result import (ALPHA_SCORES, EXIT_USAGE, METRICS, RAW_DIMS, SCORE_DIMS, Result, ResultError, plural)
+from .result import ALPHA_SCORES, EXIT_USAGE, METRICS, SCORE_DIMS, Result, ResultError, plural
 from .stats import (curve_stats, paired_table, sample_indices, score_median, score_median_seed)
 
 SCRIPT = "plot_curves.py"
@@ -94,14 +94,35 @@ def histogram_edges(values, alpha):
     return np.linspace(lo, hi, 26)
 
 
-def hook_axis(hooks):
-    """x positions, tick labels and axis label for figures against the hook: the block number when
-    every hook is blocks.N.<same point>, else the hooks in file order."""
-    parsed = [re.fullmatch(r"blocks\.(\d+)\.(.+)", h) for h in hooks]
-    if all(parsed) and len({p.group(2) for p in parsed}) == 1 and len({p.group(1) for p in parsed}) == len(hooks):
-        x = np.array([int(p.group(1)) for p in parsed], dtype=np.float64)
-        return x, [p.group(1) for p in parsed], f"block N of blocks.N.{parsed[0].group(2)}", False
-    return np.arange(len(hooks), dtype=np.float64), list(hooks), "hook", True
+class HookAxis:
+    """The x axis of figures against the hook: the block number when every hook is
+    blocks.N.<same point>, else the hooks in file order; N_SERIES series side by side at each."""
+
+    def __init__(self, hooks, n_series):
+        parsed = [re.fullmatch(r"blocks\.(\d+)\.(.+)", h) for h in hooks]
+        if all(parsed) and len({p.group(2) for p in parsed}) == 1 and len({p.group(1) for p in parsed}) == len(hooks):
+            self.x = np.array([int(p.group(1)) for p in parsed], dtype=np.float64)
+            self.ticks, self.label, self.rotate = [p.group(1) for p in parsed], \
+                f"block N of blocks.N.{parsed[0].group(2)}", False
+        else:
+            self.x, self.ticks, self.label, self.rotate = np.arange(len(hooks), dtype=np.float64), list(hooks), "hook", True
+        self.order = np.argsort(self.x, kind="stable")  # lines join the hooks left to right
+        spread = 0.5 * (np.min(np.diff(np.sort(self.x))) if self.x.size > 1 else 1.0)
+        self.offsets = (np.arange(n_series) - (n_series - 1) / 2) * spread / max(1, n_series)
+
+    def errorbar(self, ax, k, y, lo, hi, **style):
+        """Series k: Y with the interval [LO, HI] at every hook, shifted sideways from the others."""
+        # A percentile interval need not contain the estimate (a ratio of medians): no negative bar.
+        yerr = np.maximum(np.vstack([y - lo, hi - y]), 0.0)
+        ax.errorbar(self.x[self.order] + self.offsets[k], y[self.order], yerr=yerr[:, self.order], linewidth=1.2,
+                    marker="o", markersize=3, capsize=2, **style)
+
+    def label_ticks(self, ax):
+        ax.set_xticks(self.x)
+        ax.set_xticklabels(self.ticks, rotation=40 if self.rotate else 0, ha="right" if self.rotate else "center")
+
+    def record(self):
+        return {"x": jsonable(self.x), "xticklabels": self.ticks}
 
 
 class Plotter:
@@ -147,13 +168,20 @@ class Plotter:
         return ([Line2D([], [], color=self.colour[p], linestyle=self.style[p[0]], linewidth=kw.get("lw", 1.8))
                  for p in pairs], [f"{b} / {d}" for b, d in pairs])
 
+    @staticmethod
+    def legend_columns(pairs):
+        """A legend row per base, a column per direction, when the kinds shown form that grid."""
+        directions = list(dict.fromkeys(d for _, d in pairs))
+        bases = list(dict.fromkeys(b for b, _ in pairs))
+        return len(directions) if len(pairs) == len(bases) * len(directions) else None
+
     def skip(self, name, reason):
         self.skipped.append({"figure": name, "reason": reason})
         say(f"{SCRIPT}: skipped {name}: {reason}")
 
-    def save(self, fig, axes, name, record, title, caption, handles, labels):
+    def save(self, fig, axes, name, record, title, caption, handles, labels, ncol=None):
         prefix = "[SYNTHETIC MODEL] " if self.res.synthetic else ""
-        drawn_title, drawn_caption = layout.finish(fig, axes, prefix + title, caption, handles, labels)
+        drawn_title, drawn_caption = layout.finish(fig, axes, prefix + title, caption, handles, labels, ncol)
         width, height = fig.get_size_inches()
         record.update(name=name, title=prefix + title, caption=caption, title_drawn=drawn_title,
                       caption_drawn=drawn_caption, legend=list(labels), width_in=float(width),
@@ -245,6 +273,7 @@ class Plotter:
                 self.decorate(ax, ptitle, xlabel, ylabel)
                 ax.yaxis.set_tick_params(labelleft=True)
                 record["panels"].append(panel)
+        shown = [p for p in self.pairs if p in shown]  # base by base, as the legend's rows
         handles, labels = self.kind_handles(shown)
         from matplotlib.patches import Patch
         grey = (0.35, 0.35, 0.35)
@@ -254,7 +283,8 @@ class Plotter:
                 covered *= 1.0 - self.band_alpha(j, len(first_bands))
             handles.append(Patch(facecolor=grey, alpha=1.0 - covered, linewidth=0))
             labels.append(f"{100 * lo:g}–{100 * hi:g} %")
-        self.save(fig, axes, f"{m}_{kind}{'_logy' if logy else ''}", record, title, caption, handles, labels)
+        self.save(fig, axes, f"{m}_{kind}{'_logy' if logy else ''}", record, title, caption, handles, labels,
+                  ncol=self.legend_columns(shown))
 
     @staticmethod
     def band_alpha(k, n):
@@ -375,7 +405,7 @@ class Plotter:
                 self.decorate(ax, ptitle, xlabel, ylabel)
                 record["panels"].append(panel)
         handles, labels = self.kind_handles(self.pairs, lw=1.5)
-        self.save(fig, axes, name, record, title, caption, handles, labels)
+        self.save(fig, axes, name, record, title, caption, handles, labels, ncol=self.legend_columns(self.pairs))
 
     # -- against the hook (merged files) ------------------------------------------------------------------
 
@@ -383,16 +413,11 @@ class Plotter:
         res = self.res
         name = f"{m}_by_hook"
         scores = res.scores(m)
-        if not res.merged:
-            self.skip(name, "needs a merged file (plateau merge) with a hook dimension")
-            return
         if not scores:
             self.skip(name, f"the file has no per-curve scores of {m}")
             return
-        x, ticks, xlabel, rotate = hook_axis(res.hooks)
-        order = np.argsort(x, kind="stable")
-        spread = 0.5 * (np.min(np.diff(np.sort(x))) if x.size > 1 else 1.0)
-        offsets = (np.arange(len(self.pairs)) - (len(self.pairs) - 1) / 2) * spread / max(1, len(self.pairs))
+        axis = HookAxis(res.hooks, len(self.pairs))
+        xlabel = axis.label
         title = f"{self.metric_title(m)}: median scores by hook"
         caption = self.caption(f"Median of each score over the curves of a kind (non-finite left out), with "
                                f"percentile-bootstrap 95 % intervals ({self.n_boot} resamples, seed {self.seed}: "
@@ -406,31 +431,25 @@ class Plotter:
             ax = axes[c // cols][c % cols]
             vals = [res.array(f"{m}_{s}", SCORE_DIMS, h) for h in range(len(res.hooks))]
             ylabel = f"median {self.score_axis(m, s)}" if s not in ALPHA_SCORES else f"median {s}, {res.alpha_label()}"
-            panel = {"score": s, "variable": f"{m}_{s}", "title": s, "xlabel": xlabel, "ylabel": ylabel,
-                     "x": jsonable(x), "xticklabels": ticks, "series": []}
+            panel = dict({"score": s, "variable": f"{m}_{s}", "title": s, "xlabel": xlabel, "ylabel": ylabel,
+                          "series": []}, **axis.record())
             for k, (b, d) in enumerate(self.pairs):
                 bi, di = res.bases.index(b), res.directions.index(d)
                 stats = [score_median(vals[h][bi, di], score_median_seed(self.seed, h, m, bi, di, s), self.n_boot)
                          for h in range(len(res.hooks))]
                 n, med, lo, hi = (np.array(v, dtype=np.float64) for v in zip(*stats))
-                yerr = np.vstack([med - lo, hi - med])
-                ax.errorbar(x[order] + offsets[k], med[order], yerr=yerr[:, order], color=self.colour[(b, d)],
-                            linestyle=self.style[b], linewidth=1.2, marker="o", markersize=3, capsize=2)
+                axis.errorbar(ax, k, med, lo, hi, color=self.colour[(b, d)], linestyle=self.style[b])
                 panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": jsonable(n),
                                         "median": jsonable(med), "lo": jsonable(lo), "hi": jsonable(hi)})
-            ax.set_xticks(x)
-            ax.set_xticklabels(ticks, rotation=40 if rotate else 0, ha="right" if rotate else "center")
+            axis.label_ticks(ax)
             self.decorate(ax, s, xlabel, ylabel)
             record["panels"].append(panel)
         handles, labels = self.kind_handles(self.pairs, lw=1.2)
-        self.save(fig, axes, name, record, title, caption, handles, labels)
+        self.save(fig, axes, name, record, title, caption, handles, labels, ncol=self.legend_columns(self.pairs))
 
     def ratios_by_hook(self, m):
         res = self.res
         name = f"{m}_ratios_by_hook"
-        if not res.merged:
-            self.skip(name, "needs a merged file (plateau merge) with a hook dimension")
-            return
         source, table = paired_table(res, m, self.seed, self.n_boot)
         scores = list(dict.fromkeys(r["score"] for r in table))
         labels_c = list(dict.fromkeys(r["comparison"] for r in table))
@@ -438,10 +457,8 @@ class Plotter:
             self.skip(name, "no paired comparison applies (needs two bases, or real_other or cov_random "
                             "beside another direction)")
             return
-        x, ticks, xlabel, rotate = hook_axis(res.hooks)
-        order = np.argsort(x, kind="stable")
-        spread = 0.5 * (np.min(np.diff(np.sort(x))) if x.size > 1 else 1.0)
-        offsets = (np.arange(len(labels_c)) - (len(labels_c) - 1) / 2) * spread / max(1, len(labels_c))
+        axis = HookAxis(res.hooks, len(labels_c))
+        xlabel = axis.label
         cmap = plt.get_cmap("tab10")
         title = f"{self.metric_title(m)}: paired comparisons by hook"
         how = ("as plateau computed them (in the file)" if source == "file" else
@@ -458,8 +475,7 @@ class Plotter:
         for c, s in enumerate(scores):
             ax = axes[c // cols][c % cols]
             ylabel = f"ratio of median {s}"
-            panel = {"score": s, "title": s, "xlabel": xlabel, "ylabel": ylabel, "x": jsonable(x),
-                     "xticklabels": ticks, "series": []}
+            panel = dict({"score": s, "title": s, "xlabel": xlabel, "ylabel": ylabel, "series": []}, **axis.record())
             ax.axhline(1.0, color="0.4", linewidth=0.8, linestyle=":")
             for k, label in enumerate(labels_c):
                 by_h = {r["h"]: r for r in table if r["score"] == s and r["comparison"] == label}
@@ -467,14 +483,12 @@ class Plotter:
                 ratio, lo, hi, n = get("ratio"), get("ratio_lo"), get("ratio_hi"), get("n_pairs")
                 ls = "-" if label.startswith("real/synthetic") else "--"
                 colour = cmap(k % 10)
-                ax.errorbar(x[order] + offsets[k], ratio[order], yerr=np.vstack([ratio - lo, hi - ratio])[:, order],
-                            color=colour, linestyle=ls, linewidth=1.2, marker="o", markersize=3, capsize=2)
+                axis.errorbar(ax, k, ratio, lo, hi, color=colour, linestyle=ls)
                 if c == 0:
                     handles.append(Line2D([], [], color=colour, linestyle=ls, linewidth=1.2, marker="o", markersize=3))
                 panel["series"].append({"comparison": label, "ratio": jsonable(ratio), "lo": jsonable(lo),
                                         "hi": jsonable(hi), "n_pairs": jsonable(n)})
-            ax.set_xticks(x)
-            ax.set_xticklabels(ticks, rotation=40 if rotate else 0, ha="right" if rotate else "center")
+            axis.label_ticks(ax)
             self.decorate(ax, s, xlabel, ylabel)
             record["panels"].append(panel)
         self.save(fig, axes, name, record, title, caption, handles, labels_c)
@@ -526,8 +540,12 @@ def main(argv=None):
             p.individual(m)
             p.scores(m, cdf=False)
             p.scores(m, cdf=True)
-            p.by_hook(m)
-            p.ratios_by_hook(m)
+            if res.merged:
+                p.by_hook(m)
+                p.ratios_by_hook(m)
+            else:
+                for kind in ("by_hook", "ratios_by_hook"):
+                    p.skip(f"{m}_{kind}", "needs a merged file (plateau merge) with a hook dimension")
             p.forget()
         sidecar = os.path.join(a.outdir, "figures.json")
         doc = {"source": os.path.abspath(a.result), "synthetic_model": res.synthetic, "model_path": res.model_path,

@@ -110,9 +110,22 @@ def _overhangs(fig, axes, renderer):
     return left, right, bottom, top
 
 
-def finish(fig, axes, title, caption, handles, labels):
-    """Size FIG around its panels (AXES) and add the title above, the legend (HANDLES, LABELS) and
-    the caption below. Returns the wrapped title and caption as drawn."""
+def _row_major(handles, labels, ncol):
+    """The entries padded to a full grid and reordered so that matplotlib, which fills a legend
+    column by column, shows them row by row in the given order."""
+    from matplotlib.patches import Rectangle
+    nrows = (len(handles) + ncol - 1) // ncol
+    blank = Rectangle((0, 0), 0, 0, visible=False)
+    h = list(handles) + [blank] * (nrows * ncol - len(handles))
+    lab = list(labels) + [""] * (nrows * ncol - len(labels))
+    order = [r * ncol + c for c in range(ncol) for r in range(nrows)]
+    return [h[i] for i in order], [lab[i] for i in order]
+
+
+def finish(fig, axes, title, caption, handles, labels, ncol=None):
+    """Size FIG around its panels (AXES) and add the title above, the legend (HANDLES, LABELS, read
+    row by row, in NCOL columns when they fit, else as many as fit) and the caption below. Returns
+    the wrapped title and caption as drawn."""
     rows, cols = len(axes), len(axes[0])
     renderer = fig.canvas.get_renderer()
     dpi = fig.dpi
@@ -133,15 +146,14 @@ def finish(fig, axes, title, caption, handles, labels):
 
     legend, legend_h = None, 0.0
     if handles:
-        ncol = len(handles)
-        while True:
-            legend = fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=LEGEND_SIZE,
+        tries = ([min(ncol, len(handles))] if ncol else []) + list(range(len(handles), 0, -1))
+        for n in tries:
+            legend = fig.legend(*_row_major(handles, labels, n), loc="upper center", ncol=n, fontsize=LEGEND_SIZE,
                                 frameon=False, borderaxespad=0.0, handlelength=2.2, columnspacing=1.2)
             ext = legend.get_window_extent(renderer)
-            if ext.width <= text_w or ncol == 1:
+            if ext.width <= text_w or n == 1:
                 break
             legend.remove()
-            ncol -= 1
         legend_h = ext.height / dpi
 
     top = PAD + title_h + PAD + o_top
