@@ -203,7 +203,10 @@ class Plotter:
         self.figures.append(record)
 
     def caption(self, *lines):
-        return "\n".join((self.res.describe(),) + lines)
+        meaning = self.res.alpha_meaning()
+        alpha = (f"α: {meaning}" + (f" [{self.res.units('alpha')}]" if self.res.units("alpha") not in (None, "", "1")
+                                    else "") + ".") if meaning else ""
+        return "\n".join((self.res.describe(),) + lines + ((alpha,) if alpha else ()))
 
     # -- median curves with bands --------------------------------------------------------------------
 
@@ -378,6 +381,16 @@ class Plotter:
                 edges = None if cdf else histogram_edges(fin, res.alpha)
                 if edges is not None:
                     panel["edges"] = jsonable(edges)
+                # α-valued scores over the whole α range, so panels and kinds compare at a glance
+                xlim = None
+                if s in ALPHA_SCORES:
+                    lo, hi = float(res.alpha[0]), float(res.alpha[-1])
+                    if fin.size:
+                        lo, hi = min(lo, float(fin.min())), max(hi, float(fin.max()))
+                    if edges is not None:
+                        lo, hi = min(lo, float(edges[0])), max(hi, float(edges[-1]))
+                    margin = 0.03 * (hi - lo)
+                    xlim = (lo - margin, hi + margin)
                 for (b, d) in self.pairs:
                     v = vals[res.bases.index(b), res.directions.index(d)].reshape(-1)
                     total = int(v.size)
@@ -386,8 +399,10 @@ class Plotter:
                     if cdf:
                         x = np.sort(v)
                         y = np.arange(1, x.size + 1) / total
-                        if x.size:
-                            ax.step(np.concatenate(([x[0]], x)), np.concatenate(([0.0], y)), where="post",
+                        if x.size:  # from 0 at the first value to the last level, held to the right edge
+                            right = xlim[1] if xlim else x[-1]
+                            ax.step(np.concatenate(([x[0]], x, [max(right, x[-1])])),
+                                    np.concatenate(([0.0], y, [y[-1]])), where="post",
                                     color=colour, linestyle=ls, linewidth=1.5)
                         panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": int(v.size),
                                                 "n_total": total, "x": jsonable(x), "y": jsonable(y)})
@@ -397,6 +412,8 @@ class Plotter:
                             ax.hist(v, edges, histtype="step", linewidth=1.5, color=colour, linestyle=ls)
                         panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": int(v.size),
                                                 "n_total": total, "counts": [int(x) for x in counts]})
+                if xlim:
+                    ax.set_xlim(*xlim)
                 if cdf:
                     ax.set_ylim(0, 1.02)
                 else:

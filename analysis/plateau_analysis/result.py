@@ -47,8 +47,8 @@ NUMBER_ATTRS = ("n_prompts", "n_ranks", "evals_per_second")
 # Config keys whose values are comma-separated lists.
 LIST_KEYS = {("perturb", "bases"), ("perturb", "directions"), ("readout", "metrics"), ("output", "quantiles")}
 
-# What α means under each [perturb] step_mode, for axis labels when the file's alpha coordinate
-# does not say it itself.
+# What α means under each [perturb] step_mode, for axis labels (the alpha coordinate's long_name
+# is a sentence, which captions quote).
 ALPHA_LABELS = {"to_target": "α (fraction of the way to the target)",
                 "fixed_norm": "α (step length / ‖x‖)",
                 "absolute": "α (step length, activation units)"}
@@ -154,6 +154,10 @@ def _config_value(section, key, text):
     items = [x.strip() for x in text.split(",")]
     if (section, key) in LIST_KEYS:
         return [one(x) for x in items if x]
+    pairs = [x.split(":", 1) for x in items]
+    if len(items) > 1 and all(len(p) == 2 and re.fullmatch(r"\w+", p[0].strip()) for p in pairs):
+        # name:value lists ([readout] thresholds = kl:0.01, jsd:none): a dict, "none" as None
+        return {k.strip(): None if v.strip().lower() == "none" else one(v) for k, v in pairs}
     if len(items) > 1 and all(isinstance(one(x), (int, float)) and not isinstance(one(x), bool) for x in items):
         return [one(x) for x in items]
     return one(text)
@@ -162,8 +166,9 @@ def _config_value(section, key, text):
 def parse_config(text, path="result"):
     """The resolved INI config plateau stores in the `config` attribute, as
     {section: {key: value}}: true/false as bool, integers and reals as numbers, the list keys
-    (bases, directions, metrics, quantiles) and other comma-separated numbers as lists, the rest
-    (paths, hooks, modes) as text."""
+    (bases, directions, metrics, quantiles) and other comma-separated numbers as lists,
+    comma-separated name:value pairs as a dict ("none" as None), the rest (paths, hooks, modes) as
+    text."""
     cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
                                    comment_prefixes=(";", "#"), inline_comment_prefixes=None)
     cp.optionxform = str  # keys are case-sensitive in plateau
@@ -377,16 +382,24 @@ class Result:
         return self.attr(name, "units")
 
     def step_mode(self):
-        return self.config.get("perturb", {}).get("step_mode")
+        """[perturb] step_mode: the alpha coordinate's `step_mode` attribute, else the config's."""
+        return self.attr("alpha", "step_mode") or self.config.get("perturb", {}).get("step_mode")
 
     def alpha_label(self):
-        """What α means in this file, for axis labels: the alpha coordinate's own long_name (and
-        units, when they are not "1") when it has one, else from [perturb] step_mode."""
+        """What α means in this file, short enough for an axis: the label of its step mode (see
+        ALPHA_LABELS); for a mode this code does not know, the alpha coordinate's long_name (and
+        units, unless "1"); "α" when the file says neither."""
+        if self.step_mode() in ALPHA_LABELS:
+            return ALPHA_LABELS[self.step_mode()]
         long_name = self.attr("alpha", "long_name")
         if long_name:
             units = self.attr("alpha", "units")
             return f"α ({long_name})" + (f" [{units}]" if units and units.strip() not in ("1", "") else "")
-        return ALPHA_LABELS.get(self.step_mode(), "α")
+        return "α"
+
+    def alpha_meaning(self):
+        """The alpha coordinate's own long_name (a sentence, for captions), or None."""
+        return self.attr("alpha", "long_name")
 
     def describe(self):
         """One-line provenance for captions and table headers."""

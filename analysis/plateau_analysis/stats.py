@@ -29,7 +29,11 @@ from .result import METRIC_CODE, SCORE_CODE, SCORE_DIMS, ResultError, strings
 PAIRED_FIELDS = ("n_pairs", "ratio", "ratio_lo", "ratio_hi", "diff", "diff_lo", "diff_hi", "w_plus", "p_value")
 # Other spellings a writer might use for the same fields.
 FIELD_ALIASES = {"n": "n_pairs", "pairs": "n_pairs", "difference": "diff", "difference_lo": "diff_lo",
-                 "difference_hi": "diff_hi", "p": "p_value", "wilcoxon_p": "p_value", "pvalue": "p_value"}
+                 "difference_hi": "diff_hi", "p": "p_value", "wilcoxon_p": "p_value", "pvalue": "p_value",
+                 "wilcoxon_w": "w_plus", "w": "w_plus"}
+# An interval stored as one variable over (comparison, bound): its two fields.
+INTERVALS = {"ratio_ci": ("ratio_lo", "ratio_hi"), "diff_ci": ("diff_lo", "diff_hi"),
+             "difference_ci": ("diff_lo", "diff_hi")}
 
 
 def score_code(score):
@@ -170,6 +174,8 @@ def comparisons(res):
 
 
 def _field(name):
+    if name in INTERVALS:
+        return name
     name = FIELD_ALIASES.get(name, name)
     return name if name in PAIRED_FIELDS else None
 
@@ -177,15 +183,18 @@ def _field(name):
 def file_paired(res, m):
     """The paired statistics plateau wrote for metric m, or None when the file has none:
     {score: {"labels": [comparison...], field: array[hook, comparison]}}.
-    Recognised layouts (over a `comparison` dimension whose coordinate holds the labels, after the
-    leading `hook` of a merged file): m_<score>_<field>(comparison), or m_<field>(score, comparison)
-    / m_paired_<field>(score, comparison) with a `score` coordinate; fields as PAIRED_FIELDS."""
+    Read by variable name over a `comparison` dimension whose coordinate holds the labels (after the
+    leading `hook` of a merged file): m_<score>_<field>(comparison) with the fields of
+    PAIRED_FIELDS or their FIELD_ALIASES (difference, wilcoxon_p, wilcoxon_w, ...), and intervals
+    either as two fields (ratio_lo, ratio_hi) or as one m_<score>_ratio_ci / _difference_ci over
+    (comparison, bound) whose `bound` coordinate holds the two levels."""
     ds = res.ds
     if "comparison" not in ds.dims:
         return None
     if "comparison" not in ds.variables:
         raise ResultError(f"{res.path}: the file has a 'comparison' dimension but no 'comparison' coordinate")
     labels = strings(ds["comparison"].values)
+    lead = ("hook",) if res.merged else ()
     scores = res.scores(m)
     found = {}
     for name in ds.data_vars:
@@ -193,28 +202,24 @@ def file_paired(res, m):
         if "comparison" not in var.dims or not name.startswith(m + "_"):
             continue
         rest = name[len(m) + 1:]
-        if any(name.startswith(o + "_") and len(o) > len(m) for o in METRIC_CODE):
-            continue  # js_dist_* is not a jsd variable
-        lead = ("hook",) if res.merged else ()
-        if "score" in var.dims:
-            field = _field(rest[len("paired_"):] if rest.startswith("paired_") else rest)
-            if field is None:
-                continue
-            res._check_dims(name, ("score", "comparison"))
-            names = strings(ds["score"].values) if "score" in ds.variables else []
-            arr = np.asarray(var.transpose(*(lead + ("score", "comparison"))).values, dtype=np.float64)
-            if not res.merged:
-                arr = arr[None]
-            for i, s in enumerate(names):
-                found.setdefault(s, {})[field] = arr[:, i, :]
-            continue
         score = next((s for s in sorted(set(scores) | set(SCORE_CODE), key=len, reverse=True)
                       if rest.startswith(s + "_") and _field(rest[len(s) + 1:])), None)
         if score is None:
             continue
+        field = _field(rest[len(score) + 1:])
+        if field in INTERVALS:
+            res._check_dims(name, ("comparison", "bound"))
+            arr = np.asarray(var.transpose(*(lead + ("comparison", "bound"))).values, dtype=np.float64)
+            arr = arr if res.merged else arr[None]
+            levels = (np.asarray(ds["bound"].values, dtype=np.float64) if "bound" in ds.variables
+                      else np.arange(arr.shape[-1], dtype=np.float64))
+            lo, hi = int(np.argmin(levels)), int(np.argmax(levels))
+            for f, k in zip(INTERVALS[field], (lo, hi)):
+                found.setdefault(score, {})[f] = arr[..., k]
+            continue
         res._check_dims(name, ("comparison",))
         arr = np.asarray(var.transpose(*(lead + ("comparison",))).values, dtype=np.float64)
-        found.setdefault(score, {})[_field(rest[len(score) + 1:])] = arr if res.merged else arr[None]
+        found.setdefault(score, {})[field] = arr if res.merged else arr[None]
     if not found:
         return None
     order = [s for s in scores if s in found] + sorted(s for s in found if s not in scores)

@@ -37,7 +37,7 @@ METRICS = ("kl", "jsd", "l2", "cosine", "js_dist", "ce_loss")
 SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha")
 ALPHA_SCORES = ("onset", "max_slope_alpha", "alpha_at_threshold", "nonlinearity_alpha")
 CODE = {m: i for i, m in enumerate(METRICS)}
-# The α axis label per [perturb] step_mode when the alpha coordinate has no long_name (issue 10).
+# The α axis label per step mode (the alpha coordinate's step_mode attribute, else the config's).
 STEP_LABELS = {"to_target": "α (fraction of the way to the target)", "fixed_norm": "α (step length / ‖x‖)",
                "absolute": "α (step length, activation units)"}
 PAIRED = ("n_pairs", "ratio", "ratio_lo", "ratio_hi", "diff", "diff_lo", "diff_hi", "w_plus", "p_value")
@@ -160,13 +160,16 @@ class File:
         self.n_prompts = int(nc.getncattr("n_prompts"))
         self.n_samples = nc.dimensions["sample"].size
         cfg = nc.getncattr("config") if "config" in nc.ncattrs() else ""
-        mode = re.search(r"^step_mode\s*=\s*(\S+)", cfg, re.M)
         a = nc["alpha"]
-        if "long_name" in a.ncattrs():
+        mode = re.search(r"^step_mode\s*=\s*(\S+)", cfg, re.M)
+        mode = a.getncattr("step_mode") if "step_mode" in a.ncattrs() else mode.group(1) if mode else None
+        if mode in STEP_LABELS:
+            self.alpha_label = STEP_LABELS[mode]
+        elif "long_name" in a.ncattrs():
             units = a.getncattr("units") if "units" in a.ncattrs() else ""
             self.alpha_label = f"α ({a.getncattr('long_name')})" + (f" [{units}]" if units not in ("", "1") else "")
         else:
-            self.alpha_label = STEP_LABELS.get(mode.group(1) if mode else None, "α")
+            self.alpha_label = "α"
         self.paired_in_file = "comparison" in nc.dimensions
 
     def get(self, name, dims, h):
@@ -214,8 +217,20 @@ class File:
         if self.paired_in_file:
             labels = [str(x) for x in self.nc["comparison"][:]]
             for s in self.scores(m):
+                base = f"{m}_{s}"
+                if self.has(f"{base}_ratio_ci"):  # the C side's layout: intervals over (comparison, bound)
+                    one = lambda v: self.get(f"{base}_{v}", ("comparison",), h)
+                    bound = np.asarray(self.nc["bound"][:], dtype=np.float64)
+                    lo, hi = int(np.argmin(bound)), int(np.argmax(bound))
+                    rci = self.get(f"{base}_ratio_ci", ("comparison", "bound"), h)
+                    dci = self.get(f"{base}_difference_ci", ("comparison", "bound"), h)
+                    cols = {"n_pairs": one("n_pairs"), "ratio": one("ratio"), "ratio_lo": rci[:, lo],
+                            "ratio_hi": rci[:, hi], "diff": one("difference"), "diff_lo": dci[:, lo],
+                            "diff_hi": dci[:, hi], "w_plus": one("wilcoxon_w"), "p_value": one("wilcoxon_p")}
+                else:
+                    cols = {f: self.get(f"{base}_{f}", ("comparison",), h) for f in PAIRED}
                 for k, label in enumerate(labels):
-                    out[(s, label)] = {f: float(self.get(f"{m}_{s}_{f}", ("comparison",), h)[k]) for f in PAIRED}
+                    out[(s, label)] = {f: float(cols[f][k]) for f in PAIRED}
             return out
         for s in self.scores(m):
             v = self.get(f"{m}_{s}", ("base", "direction", "prompt", "sample"), h)

@@ -110,17 +110,24 @@ with tempfile.TemporaryDirectory(prefix="plateau-open-result-") as w:
     check("config: reals and text", cfg["readout"]["onset_threshold"] == 0.1
           and cfg["perturb"]["step_mode"] == "to_target" and cfg["readout"]["read_hook"] == "blocks.1.hook_resid_post")
     check("config: paths stay text", cfg["model"]["path"].startswith("/nonexistent/"))
-    one = parse_config("[perturb]\ndirections = file:a.npy#w\nalpha_max = 2.5\n[output]\nraw_curves = false\n")
+    one = parse_config("[perturb]\ndirections = file:a.npy#w\nalpha_max = 2.5\n[output]\nraw_curves = false\n"
+                       "[readout]\nthresholds = kl:0.01, jsd:none\nnonlinearity = 1, 10, 0.1\n")
     check("parse_config on its own", one == {"perturb": {"directions": ["file:a.npy#w"], "alpha_max": 2.5},
-                                             "output": {"raw_curves": False}}, repr(one))
+                                             "output": {"raw_curves": False},
+                                             "readout": {"thresholds": {"kl": 0.01, "jsd": None},
+                                                         "nonlinearity": [1, 10, 0.1]}}, repr(one))
 
     # -- the accessor: structure and α labels --------------------------------------------------------------------
     check("accessor: one hook", ds.plateau.hooks == ["blocks.0.hook_resid_pre"] and not ds.plateau.merged)
     check("accessor: metrics and scores", ds.plateau.metrics == ["kl", "cosine"]
           and ds.plateau.scores("kl") == ["onset", "max_slope_alpha", "sharpness", "alpha_at_threshold",
                                           "nonlinearity_alpha"], repr(ds.plateau.scores("kl")))
-    check("accessor: α label from the alpha coordinate", ds.plateau.alpha_label == "α (step fraction toward the target)",
+    check("accessor: α label of the step mode", ds.plateau.alpha_label == "α (fraction of the way to the target)",
           ds.plateau.alpha_label)
+    ds.close()
+    ds = open_result(fixture(os.path.join(w, "mode_new.nc"), "--step-mode", "sideways"))
+    check("α label of a mode unknown here: the alpha coordinate's long_name and units",
+          ds.plateau.alpha_label == "α (alpha of the sideways mode) [widgets]", ds.plateau.alpha_label)
     labels = {"to_target": "α (fraction of the way to the target)", "fixed_norm": "α (step length / ‖x‖)",
               "absolute": "α (step length, activation units)"}
     for mode, want in labels.items():

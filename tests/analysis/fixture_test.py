@@ -16,10 +16,10 @@ CASES = {
     # both bases, three directions, raw curves with NaN and ±inf in some of them, all five scores:
     # figures of 1, 2, 3 and 5 panels; paired statistics computed (the file has none)
     "single": (["--metrics", "kl,cosine", "--nonfinite"], []),
-    # merged file: a row of panels per hook, scores against the hook; paired statistics as plateau
-    # writes them; synthetic_model as a CF 0/1 integer
-    "merged": (["--hooks", "3", "--metrics", "kl", "--paired", "--bool-int", "--prompts", "12", "--samples", "2"],
-               ["--hooks", "3"]),
+    # merged file: a row of panels per hook, scores against the hook; paired statistics as plateau's
+    # C side writes them; synthetic_model as a CF 0/1 integer
+    "merged": (["--hooks", "2", "--metrics", "kl", "--paired", "--bool-int", "--prompts", "12", "--samples", "2"],
+               ["--hooks", "2"]),
     # raw_curves = false: bands from <m>_quantiles, medians from <m>_median, other quantile levels;
     # one sample ("1 sample"); the scores of today's files only
     "aggregates": (["--no-raw", "--metrics", "jsd", "--prompts", "31", "--samples", "1",
@@ -28,10 +28,10 @@ CASES = {
     # a single kind: no plateau or direction comparison figures, no paired comparisons; one prompt
     "one-kind": (["--bases", "real", "--directions", "isotropic", "--metrics", "l2", "--prompts", "1",
                   "--samples", "4"], []),
-    # --format png, pdf and svg; a real model; step_mode absolute and an alpha without long_name, so the
-    # α label comes from the config
+    # --format png, pdf and svg; a real model; step_mode absolute and an alpha without attributes, so
+    # the α label comes from the config; paired statistics with one variable per field
     "formats": (["--metrics", "kl", "--real-model", "--step-mode", "absolute", "--no-alpha-attrs",
-                 "--directions", "cov_random,real_other", "--prompts", "8", "--samples", "2"],
+                 "--directions", "cov_random,real_other", "--prompts", "8", "--samples", "2", "--paired-flat"],
                 ["--formats", "png,pdf,svg"]),
 }
 

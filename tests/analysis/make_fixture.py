@@ -5,16 +5,20 @@ booleans, non-finite values, missing pieces).
 
 usage: make_fixture.py OUT.nc [--hooks N] [--no-raw] [--metrics kl,jsd,...] [--bases ...]
                               [--directions ...] [--prompts P] [--samples S] [--steps K] [--seed S]
-                              [--quantiles Q,...] [--scores onset,...] [--paired] [--bool-int]
+                              [--quantiles Q,...] [--scores onset,...] [--paired | --paired-flat] [--bool-int]
                               [--real-model] [--step-mode MODE] [--no-alpha-attrs] [--nonfinite]
                               [--drop VAR] [--drop-attr ATTR]
 
 Written with netCDF4 directly (NC_STRING coordinates, like the C writer), not through xarray.
---paired writes paired statistics in the layout analysis/ expects from plateau (a `comparison`
-dimension and coordinate; m_<score>_<field> over it, fields n_pairs, ratio, ratio_lo, ratio_hi,
-diff, diff_lo, diff_hi, w_plus, p_value). Their values are computed here from the fixture's scores
-(percentile bootstrap; a normal-approximation Wilcoxon p), standing in for plateau's: the tests
-check that summary.py and the figures show the file's numbers, not how they were made.
+--paired writes paired statistics in the layout of plateau's C side (science branch): a `comparison`
+dimension and coordinate (labels "real/synthetic @ d", "d/real_other @ b"), a `bound` coordinate
+(0.025, 0.975), and per metric and score m_<score>_n_pairs, _ratio, _difference, _wilcoxon_p,
+_wilcoxon_w over (comparison) and _ratio_ci, _difference_ci over (comparison, bound). --paired-flat
+writes the same numbers as m_<score>_<field> over (comparison) for the fields n_pairs, ratio,
+ratio_lo, ratio_hi, diff, diff_lo, diff_hi, w_plus, p_value. Their values are computed here from
+the fixture's scores (percentile bootstrap; a normal-approximation Wilcoxon p), standing in for
+plateau's: the tests check that summary.py and the figures show the file's numbers, not how they
+were made.
 """
 import argparse
 import datetime
@@ -34,6 +38,11 @@ THRESHOLD = {"kl": 1.5, "jsd": 0.3, "l2": 14.0, "cosine": 0.3, "js_dist": 0.5, "
 # and real_other directions are the sensitive ones.
 CENTRE_BASE = {"real": 0.45, "synthetic": 0.2}
 CENTRE_DIR = {"isotropic": 0.15, "cov_random": 0.1, "real_other": -0.1}
+# The alpha coordinate's long_name and units per step mode, as plateau's C side writes them.
+ALPHA_MEANING = {"to_target": ("step fraction of the direction: x = base + alpha d (d = target - base for target "
+                               "kinds)", "1"),
+                 "fixed_norm": ("step length in multiples of the base's norm: x = base + alpha |base| d / |d|", "1"),
+                 "absolute": ("step length in activation units: x = base + alpha d / |d|", "residual stream units")}
 ALL_SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha")
 
 
@@ -114,7 +123,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quantiles", default="0.05,0.25,0.75,0.95")
     ap.add_argument("--scores", default=",".join(ALL_SCORES))
-    ap.add_argument("--paired", action="store_true", help="write paired statistics as plateau will")
+    ap.add_argument("--paired", action="store_true", help="write paired statistics as plateau's C side does")
+    ap.add_argument("--paired-flat", action="store_true", help="... with one variable per field")
     ap.add_argument("--bool-int", action="store_true", help="synthetic_model as a 0/1 integer (CF) instead of text")
     ap.add_argument("--real-model", action="store_true", help="synthetic_model false")
     ap.add_argument("--step-mode", default="to_target")
@@ -187,7 +197,9 @@ def main():
     if a.no_alpha_attrs:
         var("alpha", "f8", ("alpha",), alpha, None)
     else:
-        var("alpha", "f8", ("alpha",), alpha, "step fraction toward the target", "1")
+        meaning = ALPHA_MEANING.get(a.step_mode, (f"alpha of the {a.step_mode} mode", "widgets"))
+        var("alpha", "f8", ("alpha",), alpha, *meaning)
+        nc["alpha"].step_mode = a.step_mode
     var("base", str, ("base",), bases, "base activation")
     var("direction", str, ("direction",), dirs, "direction kind")
     var("prompt", "i4", ("prompt",), np.arange(P), "prompt index")
@@ -212,7 +224,7 @@ def main():
             var(f"{m}_{name}", "f4", lead + ("base", "direction", "prompt", "sample"), sel(sc[m][name]),
                 f"{m} {name}", "1")
     comps = []
-    if a.paired:
+    if a.paired or a.paired_flat:
         if "real" in bases and "synthetic" in bases:
             comps += [(f"real/synthetic @ {d}", (bases.index("real"), di), (bases.index("synthetic"), di))
                       for di, d in enumerate(dirs)]
@@ -222,6 +234,11 @@ def main():
                       for bi, b in enumerate(bases) for di, d in enumerate(dirs) if d != ref]
         nc.createDimension("comparison", len(comps))
         var("comparison", str, ("comparison",), [c[0] for c in comps], "paired comparison: x/y @ where")
+        if a.paired:
+            nc.createDimension("bound", 2)
+            var("bound", "f8", ("bound",), [0.025, 0.975], "percentile bounding the 95 % interval", "1")
+            for k, what in enumerate(("x_base", "x_direction", "y_base", "y_direction")):
+                var(f"comparison_{what}", "i4", ("comparison",), [c[1 + k // 2][k % 2] for c in comps], what, "1")
         fields = ("n_pairs", "ratio", "ratio_lo", "ratio_hi", "diff", "diff_lo", "diff_hi", "w_plus", "p_value")
         for m in metrics:
             for name in score_names:
@@ -231,9 +248,19 @@ def main():
                         st = paired(sc[m][name][h, b1, d1].reshape(-1), sc[m][name][h, b2, d2].reshape(-1), rng)
                         for f in fields:
                             table[f][h, k] = st[f]
-                for f in fields:
-                    var(f"{m}_{name}_{f}", "i4" if f == "n_pairs" else "f8", lead + ("comparison",), sel(table[f]),
-                        f"{f} of {m}_{name}", "1")
+                base = f"{m}_{name}"
+                if a.paired_flat:
+                    for f in fields:
+                        var(f"{base}_{f}", "i4" if f == "n_pairs" else "f8", lead + ("comparison",), sel(table[f]),
+                            f"{f} of {base}", "1")
+                    continue
+                for f, as_name in (("n_pairs", "n_pairs"), ("ratio", "ratio"), ("diff", "difference"),
+                                   ("p_value", "wilcoxon_p"), ("w_plus", "wilcoxon_w")):
+                    var(f"{base}_{as_name}", "i4" if f == "n_pairs" else "f8", lead + ("comparison",), sel(table[f]),
+                        f"{as_name} of {base}", "1")
+                for f, as_name in (("ratio", "ratio_ci"), ("diff", "difference_ci")):
+                    ci = np.stack([table[f + "_lo"], table[f + "_hi"]], axis=-1)  # (H, comparison, bound)
+                    var(f"{base}_{as_name}", "f8", lead + ("comparison", "bound"), sel(ci), f"95 % interval of {base}", "1")
     var("tokens", "i4", ("prompt", "ctx"), rng.integers(0, 50257, (P, 8)), "token ids")
     partner = np.full((P, S), -1, np.int32)
     if "real_other" in dirs:
