@@ -4,8 +4,10 @@ figure as an image: its renderer's text extents inside the canvas, legends off t
 file's size, content and empty border.
 
 usage: check_analysis.py RESULT.nc [--hooks N] [--formats png,pdf,svg] [--metrics kl,cosine]
+                         [--plot-metrics kl,cosine]
 
-(--metrics passes --metric to both scripts and checks only those metrics.)
+(--metrics passes --metric to both scripts and checks only those metrics; --plot-metrics does that
+for plot_curves.py alone.)
 
 The file is read with netCDF4 directly (not through xarray or analysis/plateau_analysis); medians
 and quantiles are computed by sorting, not with numpy.median/quantile; the bootstrap intervals are
@@ -43,6 +45,7 @@ STEP_LABELS = {"to_target": "α (fraction of the way to the target)", "fixed_nor
 PAIRED = ("n_pairs", "ratio", "ratio_lo", "ratio_hi", "diff", "diff_lo", "diff_hi", "w_plus", "p_value")
 SEED, N_BOOT = 7, 60
 METRIC_ARGS = []  # --metric ... for both scripts (--metrics)
+PLOT_METRIC_ARGS = []  # ... for plot_curves.py alone (--plot-metrics)
 
 
 def fail(msg):
@@ -296,11 +299,11 @@ def check_svg(path, width_in, height_in):
 
 # -- plot_curves.py ------------------------------------------------------------------------------
 
-def expected_figures(f):
-    """{name: (rows, cols, panels)} of every figure plot_curves.py must write for F."""
+def expected_figures(f, metrics):
+    """{name: (rows, cols, panels)} of every figure plot_curves.py must write for F's METRICS."""
     H, B, D = len(f.hooks), len(f.bases), len(f.dirs)
     out = {}
-    for m in f.metrics:
+    for m in metrics:
         for sfx in ("", "_logy"):
             out[f"{m}_all{sfx}"] = (H, 1, H)
             if B >= 2:
@@ -342,12 +345,12 @@ def check_plots(f, result, workdir, formats):
     report_path = os.path.join(workdir, "inspect.json")
     fmt_args = sum((["--format", x] for x in formats), [])
     rc, so, se = run([os.path.join(HERE, "inspect_figures.py"), report_path, PLOT, result, "-o", out, "--dpi", "40",
-                      "--seed", str(SEED), "--bootstrap", str(N_BOOT)] + fmt_args + METRIC_ARGS)
+                      "--seed", str(SEED), "--bootstrap", str(N_BOOT)] + fmt_args + (PLOT_METRIC_ARGS or METRIC_ARGS))
     if rc != 0:
         fail(f"plot_curves.py exited {rc}: {se.strip()}")
     report = json.load(open(report_path))["figures"]
     doc = json.load(open(os.path.join(out, "figures.json")))
-    expected = expected_figures(f)
+    expected = expected_figures(f, f.plot_metrics)
     written = {fig["name"]: fig for fig in doc["figures"]}
     if set(written) != set(expected):
         fail(f"figures written {sorted(written)} != expected {sorted(expected)}")
@@ -647,12 +650,18 @@ def main():
     ap.add_argument("--hooks", type=int, default=0, help="expected number of hooks in a merged file (0: not merged)")
     ap.add_argument("--formats", default="png")
     ap.add_argument("--metrics", help="comma-separated: only these metrics")
+    ap.add_argument("--plot-metrics", help="comma-separated: only these metrics in the figures")
     a = ap.parse_args()
     f = File(a.result)
     if a.metrics:
         wanted = a.metrics.split(",")
         f.metrics = [m for m in f.metrics if m in wanted]
         METRIC_ARGS.extend(["--metric"] + wanted)
+    f.plot_metrics = list(f.metrics)
+    if a.plot_metrics:
+        wanted = a.plot_metrics.split(",")
+        f.plot_metrics = [m for m in f.metrics if m in wanted]
+        PLOT_METRIC_ARGS.extend(["--metric"] + wanted)
     if a.hooks and (not f.merged or len(f.hooks) != a.hooks):
         fail(f"{a.result}: expected a merged file with {a.hooks} hooks, got {f.hooks}")
     with tempfile.TemporaryDirectory(prefix="plateau-analysis-") as work:
