@@ -1,5 +1,5 @@
-/* Inside the model interface: a model is its info, its family's operations and its weights.
- * Only src/model/ includes this. */
+/* Inside the model interface: a model is its info, its family's operations, its weights and the
+ * files they live in. Only src/model/ includes this. */
 #ifndef PLATEAU_MODEL_INTERNAL_H
 #define PLATEAU_MODEL_INTERNAL_H
 
@@ -9,6 +9,7 @@
 
 #include "plateau/forward.h"
 #include "plateau/model.h"
+#include "plateau/safetensors.h"
 
 /* A family's math behind plateau/forward.h. The public functions check their arguments against
  * the info before calling these. */
@@ -29,19 +30,42 @@ typedef struct {
     void (*free_weights)(void *weights);
 } pl_family_ops;
 
+/* One mmapped weight file, as opened (pl_model_check_unchanged compares its stat). */
+typedef struct {
+    char *path;
+    void *map;
+    size_t size;
+    struct stat st;
+} pl_weight_file;
+
 struct pl_model {
     pl_model_info info;
     const pl_family_ops *ops;
-    void *weights;       /* the family's tensor table (pointers into map or owned) */
-    float *owned;        /* tensors converted to fp32 (F16/BF16, or unaligned F32), or NULL */
-    void *map;           /* the mmapped weight file */
-    size_t map_size;
-    char *path;          /* as given to pl_model_open */
-    char *weights_path;  /* the file behind map */
-    struct stat weights_stat; /* as opened: pl_model_check_unchanged compares */
+    void *weights;          /* the family's tensor table (pointers into the maps or owned) */
+    float **owned;          /* tensors converted to fp32 (F16/BF16, or unaligned F32) */
+    int n_owned;
+    pl_weight_file *files;  /* the weight files, in sha256 order */
+    int n_files;
+    char *path;             /* as given to pl_model_open */
+    char *format_desc;      /* the format's `plateau info` lines, or NULL */
 };
 
-/* Family loaders: fill *m (info, ops, weights, storage) from an HF dir. */
-int pl_gpt2_open(pl_model *m, const char *dir);
+/* Map PATH (a regular file, through src/util) and append it to m->files. MAP and SIZE receive the
+ * mapping. WHAT names the file in messages ("weights", "shard"). */
+int pl_model_map_file(pl_model *m, const char *path, const char *what, const void **map, size_t *size);
+
+/* An fp32 view of N elements stored at SRC in DTYPE (F32/F16/BF16): SRC itself when it is aligned
+ * F32, else a converted copy owned by M. Every element must be finite: otherwise the error names
+ * FILE, TENSOR and the first bad index. NULL on failure. */
+const float *pl_model_weight_f32(pl_model *m, const char *file, const char *tensor, st_dtype dtype,
+                                 const void *src, size_t n);
+
+/* Append a line "key  value" to the format's lines of `plateau info`. */
+void pl_model_describe_add(pl_model *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Format loaders (each family's own: families/families.h). */
+int pl_hf_open(pl_model *m, const char *dir);            /* formats/hf_dir.c: any HF dir, by model_type */
+int pl_llama2c_open(pl_model *m, const char *path);      /* formats/llama2c.c: a llama2.c checkpoint */
 
 #endif

@@ -18,8 +18,9 @@
 
 #include <jansson.h>
 
-#include "model_internal.h"
-#include "ops.h"
+#include "../model_internal.h"
+#include "../ops.h"
+#include "families.h"
 #include "plateau/error.h"
 #include "plateau/safetensors.h"
 
@@ -73,22 +74,12 @@ static int config_int(const json_t *root, const char *path, const char *key, lon
     return PL_OK;
 }
 
-static int gpt2_config_load(pl_config *cfg, const char *path)
+static int gpt2_config_load(pl_config *cfg, const pl_hf_config *c)
 {
     memset(cfg, 0, sizeof *cfg);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
-    json_error_t jerr;
-    json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
-    fclose(fp);
-    if (!root)
-        return pl_fail("%s: not valid JSON: %s (line %d, column %d)", path, jerr.text, jerr.line, jerr.column);
+    const char *path = c->path;
+    json_t *root = c->root;
     int rc = PL_ERR;
-    if (!json_is_object(root)) {
-        pl_fail("%s: not a JSON object", path);
-        goto done;
-    }
     if (config_int(root, path, "n_layer", MAX_LAYER, &cfg->n_layer) ||
         config_int(root, path, "n_head", MAX_EMBD, &cfg->n_head) ||
         config_int(root, path, "n_embd", MAX_EMBD, &cfg->n_embd) ||
@@ -147,7 +138,6 @@ static int gpt2_config_load(pl_config *cfg, const char *path)
     cfg->synthetic = json_is_true(json_object_get(root, "plateau_synthetic"));
     rc = PL_OK;
 done:
-    json_decref(root);
     return rc;
 }
 
@@ -282,25 +272,27 @@ static char *join_path(const char *dir, const char *file)
 
 static const pl_family_ops gpt2_ops;
 
-int pl_gpt2_open(pl_model *m, const char *dir)
+int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
 {
     gpt2_weights *w = pl_calloc(1, sizeof *w, "GPT-2 weights");
     if (!w)
         return PL_ERR;
     m->weights = w;
     m->ops = &gpt2_ops;
-    char *config_path = join_path(dir, "config.json");
     char *st_path = join_path(dir, "model.safetensors");
     const st_tensor **slots = NULL;
     st_file f = {0};
-    int rc = PL_ERR, opened = 0;
-    if (!config_path || !st_path)
+    int rc = PL_ERR;
+    const void *map;
+    size_t map_size;
+    if (!st_path)
         goto done;
-    if (gpt2_config_load(&w->cfg, config_path) != PL_OK)
+    if (gpt2_config_load(&w->cfg, c) != PL_OK)
         goto done;
-    if (st_open(&f, st_path) != PL_OK)
+    if (pl_model_map_file(m, st_path, NULL, &map, &map_size) != PL_OK)
         goto done;
-    opened = 1;
+    if (st_parse(&f, m->files[0].path, map, map_size) != PL_OK)
+        goto done;
 
     const pl_config *cfg = &w->cfg;
     int L_slots = cfg->n_layer * B_COUNT, n_slots = L_slots + G_COUNT;
@@ -351,33 +343,18 @@ int pl_gpt2_open(pl_model *m, const char *dir)
         goto done;
     }
 
-    /* F32 tensors stay in the mmap when aligned; everything else goes into one owned buffer. */
-    size_t owned_floats = 0;
-    for (int s = 0; s < n_slots; s++) {
-        const st_tensor *t = slots[s];
-        if (t && s != L_slots + G_LM_HEAD && (t->dtype != ST_F32 || ((uintptr_t)t->data & 3u)))
-            owned_floats += (t->end - t->begin) / st_dtype_size(t->dtype);
-    }
-    if (owned_floats) {
-        m->owned = pl_malloc(owned_floats * sizeof(float), "converted weights");
-        if (!m->owned)
-            goto done;
-    }
+    /* F32 tensors stay in the mmap when aligned; everything else is converted into owned buffers. */
     const float **ptr = pl_calloc((size_t)n_slots, sizeof *ptr, "weight pointers");
     if (!ptr)
         goto done;
-    float *next = m->owned;
     for (int s = 0; s < n_slots; s++) {
         const st_tensor *t = slots[s];
         if (!t || s == L_slots + G_LM_HEAD)
             continue;
-        if (t->dtype == ST_F32 && !((uintptr_t)t->data & 3u)) {
-            ptr[s] = (const float *)(const void *)t->data;
-        } else {
-            size_t n = (t->end - t->begin) / st_dtype_size(t->dtype);
-            st_to_f32(t->dtype, t->data, n, next);
-            ptr[s] = next;
-            next += n;
+        ptr[s] = pl_model_weight_f32(m, st_path, t->name, t->dtype, t->data, (t->end - t->begin) / st_dtype_size(t->dtype));
+        if (!ptr[s]) {
+            free(ptr);
+            goto done;
         }
     }
     w->blocks = pl_calloc((size_t)cfg->n_layer, sizeof *w->blocks, "blocks");
@@ -401,10 +378,6 @@ int pl_gpt2_open(pl_model *m, const char *dir)
     w->ln_f_w = ptr[L_slots + G_LNF_W];
     w->ln_f_b = ptr[L_slots + G_LNF_B];
     free(ptr);
-    m->map = (void *)f.bytes;
-    m->map_size = f.size;
-    m->weights_path = st_path;
-    st_path = NULL;
     pl_model_info *info = &m->info;
     snprintf(info->family, sizeof info->family, "gpt2");
     snprintf(info->format, sizeof info->format, "hf");
@@ -421,15 +394,7 @@ int pl_gpt2_open(pl_model *m, const char *dir)
     rc = PL_OK;
 done:
     free(slots);
-    if (rc == PL_OK) {
-        st_free(&f); /* names only: the mapping now belongs to m */
-    } else {
-        if (opened && !m->map)
-            st_close(&f);
-        else
-            st_free(&f);
-    }
-    free(config_path);
+    st_free(&f); /* names only: the mapping belongs to m */
     free(st_path);
     return rc;
 }
@@ -544,7 +509,8 @@ static int gpt2_forward(const pl_model *model, const int *tokens, int N, int T, 
                 memcpy(kc + (size_t)t * C, qkv + (size_t)t * 3 * C + C, sizeof(float) * C);
                 memcpy(vc + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
             }
-            pl_op_causal_attention(s.att + i * TC, qkv, T, C, H, s.scores);
+            pl_op_causal_attention(s.att + i * TC, qkv, 3 * (size_t)C, qkv + C, qkv + 2 * C, 3 * (size_t)C, T, H, H, C / H,
+                                   s.scores);
         }
         pl_op_matmul(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
         pl_op_residual_add(x, s.proj, R * C);
@@ -627,7 +593,7 @@ static int gpt2_patch_eval_groups(const pl_model *model, const pl_run *const *cl
             const float *rows = s.qkv + (size_t)v * n * 3 * C;
             for (int j = 0; j < n; j++)
                 pl_op_attend_one(s.att + ((size_t)v * n + j) * C, rows + (size_t)j * 3 * C, kc, vc, pos, C, rows + C,
-                           rows + 2 * C, j + 1, 3 * (size_t)C, C, H, s.scores);
+                                 rows + 2 * C, j + 1, 3 * (size_t)C, H, H, C / H, s.scores);
         }
         pl_op_matmul(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
         pl_op_residual_add(x, s.proj, R * C);
@@ -685,7 +651,7 @@ static void gpt2_describe(const pl_model *m, FILE *out)
 {
     const pl_config *c = &((const gpt2_weights *)m->weights)->cfg;
     st_file f;
-    if (st_parse(&f, m->weights_path, m->map, m->map_size) != PL_OK)
+    if (st_parse(&f, m->files[0].path, m->files[0].map, m->files[0].size) != PL_OK)
         return;
     int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer;
     int has_lm_head = st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
@@ -702,7 +668,7 @@ static void gpt2_describe(const pl_model *m, FILE *out)
     fprintf(out, "tensors             %d (%d weights%s, %d ignored buffers)\n", f.n_tensors, n_weights,
             has_lm_head ? ", tied lm_head" : "", f.n_tensors - n_weights - has_lm_head);
     fprintf(out, "dtypes              %s\n", dtypes);
-    fprintf(out, "file_bytes          %zu\n", m->map_size);
+    fprintf(out, "file_bytes          %zu\n", m->files[0].size);
     st_free(&f);
 }
 
