@@ -361,7 +361,7 @@ def _(d):
 MODEL_LEVEL = {"shape_disagrees_with_config", "vocab_size_disagrees_with_wte", "wpe_longer_than_n_positions",
                "missing_tensor", "unexpected_tensor", "layer_beyond_config", "untied_lm_head",
                "unsupported_weight_dtype_i64"}
-@case("other_model_type", "config.json", "key \"model_type\" is gpt_neo, not \"gpt2\"")
+@case("other_model_type", "config.json", "model_type \"gpt_neo\" is not supported (gpt2, llama, mistral, qwen2, gpt_neox)")
 def _(d):
     edit_config(d, model_type="gpt_neo")
 
