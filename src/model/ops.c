@@ -103,6 +103,8 @@ void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, con
                 int period, int interleaved)
 {
     int half = ROT / 2;
+    if (half == 0)
+        return;
     float *cs = malloc(sizeof(float) * 2 * (size_t)period * half);
     if (!cs)
         abort(); /* a few KB: cannot fail short of a broken heap */

@@ -698,6 +698,9 @@ int pl_synth(const char *out_dir, const pl_synth_opts *o)
     int mlp = o->d_mlp ? o->d_mlp : neox ? 4 * o->n_embd : (8 * o->n_embd / 3 + 7) / 8 * 8;
     if (o->n_head % kvh)
         return pl_fail("synth: --heads %d is not divisible by --kv-heads %d", o->n_head, kvh);
+    if (neox && (int)(hd * (o->rotary_pct > 0 ? o->rotary_pct : 0.25)) % 2)
+        return pl_fail("synth: head size %d x rotary_pct %g gives an odd number of rotary dims", hd,
+                       o->rotary_pct > 0 ? o->rotary_pct : 0.25);
     if ((gpt2 || neox) && (o->n_kv_head || o->head_dim))
         return pl_fail("synth: --kv-heads and --head-dim are for llama, mistral and qwen2");
     if (o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16)

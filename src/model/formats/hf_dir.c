@@ -261,7 +261,7 @@ static int open_sharded(pl_model *m, tensor_files *tf, const char *dir, const ch
     qsort(shards, n_shards, sizeof *shards, by_string);
     for (size_t i = 0; i < n_shards; i++) {
         char *path = join_path(dir, shards[i]);
-        int ok = path && add_file(m, tf, path, "shard") == PL_OK;
+        int ok = path && add_file(m, tf, path, NULL) == PL_OK;
         free(path);
         if (!ok)
             goto done;

@@ -131,7 +131,7 @@ int pl_llama2c_open(pl_model *m, const char *path)
     const void *map;
     size_t size;
     llama2c_header h;
-    if (pl_model_map_file(m, path, "llama2.c checkpoint", &map, &size) != PL_OK)
+    if (pl_model_map_file(m, path, NULL, &map, &size) != PL_OK)
         return PL_ERR;
     static const uint8_t none[1];
     if (pl_llama2c_parse_header(path, map ? map : none, size, &h) != PL_OK)
