@@ -10,8 +10,8 @@
 #include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
-static const char *LOGITS_USAGE = "MODEL_DIR (--text 'text' | --ids 464,3139,286) [--top K | --all]";
-static const char *GENERATE_USAGE = "MODEL_DIR --text 'text' -n N";
+static const char *LOGITS_USAGE = "MODEL (--text 'text' | --ids 464,3139,286) [--top K | --all]";
+static const char *GENERATE_USAGE = "MODEL --text 'text' -n N";
 
 /* "464,3139,286" -> ids; every element must be a non-negative integer. */
 static int parse_id_list(const char *text, int **ids, size_t *n)
@@ -122,7 +122,7 @@ int cmd_logits(int argc, char **argv)
             return cli_usage("logits", LOGITS_USAGE, "unexpected argument '%s'", argv[i]);
     }
     if (!dir || (!text == !id_list))
-        return cli_usage("logits", LOGITS_USAGE, "need MODEL_DIR and exactly one of --text, --ids");
+        return cli_usage("logits", LOGITS_USAGE, "need MODEL and exactly one of --text, --ids");
 
     pl_model *m = NULL;
     pl_tokenizer *tok = NULL;
@@ -187,7 +187,7 @@ int cmd_generate(int argc, char **argv)
             return cli_usage("generate", GENERATE_USAGE, "unexpected argument '%s'", argv[i]);
     }
     if (!dir || !text || steps < 0)
-        return cli_usage("generate", GENERATE_USAGE, "need MODEL_DIR, --text and -n");
+        return cli_usage("generate", GENERATE_USAGE, "need MODEL, --text and -n");
 
     pl_model *m = NULL;
     pl_tokenizer *tok = NULL;

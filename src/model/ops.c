@@ -99,21 +99,21 @@ void pl_op_swiglu(float *gate, const float *up, size_t n)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *inv_freq, int first,
-                int period, int interleaved)
+void pl_op_rope_table(float *cs, const float *inv_freq, int ROT, int first, int period)
 {
     int half = ROT / 2;
-    if (half == 0)
-        return;
-    float *cs = malloc(sizeof(float) * 2 * (size_t)period * half);
-    if (!cs)
-        abort(); /* a few KB: cannot fail short of a broken heap */
     for (int p = 0; p < period; p++)
         for (int k = 0; k < half; k++) {
             float angle = (float)(first + p) * inv_freq[k];
             cs[2 * ((size_t)p * half + k)] = cosf(angle);
             cs[2 * ((size_t)p * half + k) + 1] = sinf(angle);
         }
+}
+
+void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *cs, int period,
+                int interleaved)
+{
+    int half = ROT / 2;
     for (int i = 0; i < R; i++) {
         const float *c = cs + 2 * (size_t)(i % period) * half;
         for (int h = 0; h < NH; h++) {
@@ -126,7 +126,6 @@ void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, con
             }
         }
     }
-    free(cs);
 }
 
 void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,

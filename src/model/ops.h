@@ -33,15 +33,18 @@ void pl_op_gelu_erf(float *x, size_t n);
 /* SwiGLU: gate[i] = silu(gate[i]) * up[i], silu(v) = v / (1 + exp(-v)) (Llama's MLP, llama2.c's w1/w3). */
 void pl_op_swiglu(float *gate, const float *up, size_t n);
 
+/* The rotary table of positions FIRST .. FIRST+PERIOD-1: cs[p, k] = (cos, sin) of the angle
+ * (float)(FIRST + p) * inv_freq[k], k < ROT/2: the float product and cosf/sinf, as both HF (float32
+ * tensors) and llama2.c's run.c compute it. cs holds PERIOD * ROT floats. */
+void pl_op_rope_table(float *cs, const float *inv_freq, int ROT, int first, int period);
+
 /* Rotary position embedding, in place, of R rows x[R, row_stride] holding NH heads of HD floats
- * each (head h at x + h*HD). Row i is at position FIRST + i % PERIOD. The first ROT dims of each head
- * rotate, pair k (k < ROT/2) by angle pos * inv_freq[k]:
+ * each (head h at x + h*HD); row i is at table position i % PERIOD of CS (pl_op_rope_table). The
+ * first ROT dims of each head rotate, pair k by cs[., k]:
  *   INTERLEAVED = 0: HF's rotate-half (Llama, Qwen2, Mistral, GPT-NeoX), pairs (k, k + ROT/2);
- *   INTERLEAVED = 1: llama2.c's run.c, pairs (2k, 2k + 1).
- * The angle is the float product (float)pos * inv_freq[k] and cosf/sinf of it, as both HF (float32
- * tensors) and run.c compute it. */
-void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *inv_freq, int first,
-                int period, int interleaved);
+ *   INTERLEAVED = 1: llama2.c's run.c, pairs (2k, 2k + 1). */
+void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *cs, int period,
+                int interleaved);
 
 /* Attention of one query row q[H*HD] over keys and values given as two runs of rows: n_a rows of
  * (ka, va) with row stride stride_a floats (the cached clean positions), then n_b rows of (kb, vb)

@@ -89,6 +89,7 @@ typedef struct {
     float *a, *b;   /* [R, MLP] MLP hidden (gate, up) */
     float *mo;      /* [R, C] MLP output */
     float *scores;  /* [T, T] */
+    float *rope;    /* [T, rot_dim] the rotary table of the positions in flight */
     void *block;
 } scratch;
 
@@ -97,7 +98,7 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
     const pl_decoder_config *c = &d->cfg;
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
     size_t MLP = (size_t)c->d_mlp, fused = d->blocks[0].qkv_w ? 3 * qd : 0;
-    size_t floats = R * (C + qd + 2 * kvd + fused + qd + C + 2 * MLP + C) + (size_t)T * T;
+    size_t floats = R * (C + qd + 2 * kvd + fused + qd + C + 2 * MLP + C) + (size_t)T * T + (size_t)T * c->rot_dim;
     float *p = pl_malloc(floats * sizeof(float), "activations");
     if (!p)
         return PL_ERR;
@@ -112,7 +113,8 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
     s->a = p, p += R * MLP;
     s->b = p, p += R * MLP;
     s->mo = p, p += R * C;
-    s->scores = p;
+    s->scores = p, p += (size_t)T * T;
+    s->rope = p;
     return PL_OK;
 }
 
@@ -124,8 +126,8 @@ static void norm(const pl_decoder_config *c, float *out, const float *in, const 
         pl_op_layernorm(out, in, w, b, R, c->d_model, c->norm_eps);
 }
 
-/* q, k, v of R rows of s->h (row i at position FIRST + i % PERIOD), queries and keys rotated. */
-static void project_qkv(const pl_decoder *d, const pl_decoder_block *b, int R, int first, int period, scratch *s)
+/* q, k, v of R rows of s->h (row i at position s->rope's i % PERIOD), queries and keys rotated. */
+static void project_qkv(const pl_decoder *d, const pl_decoder_block *b, int R, int period, scratch *s)
 {
     const pl_decoder_config *c = &d->cfg;
     int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd;
@@ -143,8 +145,8 @@ static void project_qkv(const pl_decoder *d, const pl_decoder_block *b, int R, i
         pl_op_linear(s->k, s->h, b->k_w, b->k_b, R, C, kvd);
         pl_op_linear(s->v, s->h, b->v_w, b->v_b, R, C, kvd);
     }
-    pl_op_rope(s->q, R, (size_t)qd, H, hd, c->rot_dim, c->inv_freq, first, period, c->rope_interleaved);
-    pl_op_rope(s->k, R, (size_t)kvd, KVH, hd, c->rot_dim, c->inv_freq, first, period, c->rope_interleaved);
+    pl_op_rope(s->q, R, (size_t)qd, H, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
+    pl_op_rope(s->k, R, (size_t)kvd, KVH, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
 }
 
 /* s->mo[R, C] = MLP of s->h. */
@@ -223,6 +225,7 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
     }
     if (!ok)
         goto fail;
+    pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, 0, T);
     for (size_t r = 0; r < R; r++) /* resid index 0: the token embedding (positions enter by RoPE) */
         memcpy(x + r * C, d->embed + (size_t)tokens[r] * C, sizeof(float) * C);
 
@@ -235,7 +238,7 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
             break;
         const pl_decoder_block *b = &d->blocks[l];
         norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
-        project_qkv(d, b, (int)R, 0, T, &s);
+        project_qkv(d, b, (int)R, T, &s);
         for (int i = 0; i < N; i++) {
             memcpy(runs[i].k + (size_t)l * Tkv, s.k + i * Tkv, sizeof(float) * Tkv);
             memcpy(runs[i].v + (size_t)l * Tkv, s.v + i * Tkv, sizeof(float) * Tkv);
@@ -301,6 +304,7 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
     for (int g = 0, v = 0; g < G; g++)
         for (int i = 0; i < group_rows[g]; i++)
             clean_of[v++] = cleans[g];
+    pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n); /* the variants' positions pos..T-1 */
     for (int v = 0; v < M; v++) {
         const float *clean_r = clean_of[v]->resid + (size_t)resid_index * TC;
         memcpy(x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
@@ -319,7 +323,7 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
     for (int l = resid_index; l < L; l++) {
         const pl_decoder_block *b = &d->blocks[l];
         norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
-        project_qkv(d, b, (int)R, pos, n, &s);
+        project_qkv(d, b, (int)R, n, &s);
         for (int v = 0; v < M; v++) {
             const float *kc = clean_of[v]->k + (size_t)l * Tkv, *vc = clean_of[v]->v + (size_t)l * Tkv;
             const float *kr = s.k + (size_t)v * n * kvd, *vr = s.v + (size_t)v * n * kvd;

@@ -106,6 +106,7 @@ int pl_llama_open(pl_model *m, const char *dir, const pl_hf_config *c, const cha
     /* Keys of other architectures sharing these model_types, or of quantised exports. */
     static const char *refused[][2] = {
         {"quantization_config", "plateau reads F32/F16/BF16 weights"},
+        {"rope_parameters", "give rope_theta and rope_scaling, as transformers 4 writes them"},
         {"attn_logit_softcapping", "plateau computes plain softmax attention"},
         {"final_logit_softcapping", "plateau computes plain logits"},
         {"use_qk_norm", "plateau computes attention without query/key norms"},

@@ -70,7 +70,8 @@ int pl_neox_open(pl_model *m, const char *dir, const pl_hf_config *c)
     const json_t *prf = json_object_get(c->root, "partial_rotary_factor");
     if (prf && !json_is_null(prf) && !(json_is_number(prf) && json_number_value(prf) == pct))
         return pl_fail("%s: key \"partial_rotary_factor\" differs from \"rotary_pct\"", c->path);
-    if (pl_hf_refuse_if_set(c, "quantization_config", "plateau reads F32/F16/BF16 weights"))
+    if (pl_hf_refuse_if_set(c, "quantization_config", "plateau reads F32/F16/BF16 weights") ||
+        pl_hf_refuse_if_set(c, "rope_parameters", "give rotary_emb_base, as transformers 4 writes it"))
         return PL_ERR;
     int hd = C / H, rot = (int)(hd * pct); /* as HF: int(head_size * rotary_pct) */
     if (rot % 2)
