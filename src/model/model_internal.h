@@ -64,6 +64,34 @@ const float *pl_model_weight_f32(pl_model *m, const char *file, const char *tens
 void pl_model_describe_add(pl_model *m, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- bookkeeping shared by the families' forwards (runs.c) ---- */
+
+/* Allocate RUNS[0..N-1] of T positions: resid [STOP+1, T, C], k and v [max(STOP, 1), T, KV_DIM],
+ * logits [V] when STOP == L. On failure the caller frees them with pl_run_free. */
+int pl_runs_alloc(pl_run *runs, int N, int T, int C, int L, int V, int kv_dim, int stop);
+
+/* A family's unembedding: logits[M, V] of final-residual rows x[M, C]. */
+typedef int (*pl_unembed_fn)(const void *weights, const float *x, int M, float *logits);
+/* Each run's next-token logits from the final residual x[N*T, C] of N stacked sequences. */
+int pl_runs_logits(pl_run *runs, int N, int T, int C, int V, const float *x, pl_unembed_fn unembed,
+                   const void *weights);
+
+/* The fast path's rows: M variants (patched rows of their group's clean run), each carrying positions
+ * pos..T-1 (n of them): variant v's rows are x[v*n .. v*n + n-1, C]. */
+typedef struct {
+    float *x;
+    const pl_run **clean_of; /* [M] each variant's clean run */
+    int M, n, C;
+} pl_fast_rows;
+/* Fill the rows (X[v] at pos, the clean run after it) and, for READ_INDEX <= RESID_INDEX, READ. */
+int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                      int resid_index, int pos, const float *X, int read_index, float *read);
+/* read[M, C] = each variant's last position. */
+void pl_fast_rows_read(const pl_fast_rows *f, float *read);
+/* Move each variant's last position to row v (for the unembedding of x[M, C]). */
+void pl_fast_rows_gather_last(pl_fast_rows *f);
+void pl_fast_rows_free(pl_fast_rows *f);
+
 /* Format loaders (each family's own: families/families.h). */
 int pl_hf_open(pl_model *m, const char *dir);            /* formats/hf_dir.c: any HF dir, by model_type */
 int pl_llama2c_open(pl_model *m, const char *path);      /* formats/llama2c.c: a llama2.c checkpoint */

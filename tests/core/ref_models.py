@@ -104,6 +104,11 @@ def attention(q, k, v):
 class Decoder:
     """The shared skeleton: subclasses set the weights and define block(x, l, positions)."""
 
+    def _lin(self, x, name):
+        """An nn.Linear of HF's tensors NAME.weight [out, in] and, when present, NAME.bias."""
+        y = x @ self.w[name + ".weight"].T
+        return y + self.w[name + ".bias"] if name + ".bias" in self.w else y
+
     def forward(self, tokens, patch=None):
         T = len(tokens)
         positions = np.arange(T, dtype=np.float64)
@@ -150,10 +155,6 @@ class Llama(Decoder):
         self.embed = w["model.embed_tokens.weight"]
         self.unembed = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
 
-    def _lin(self, x, name):
-        y = x @ self.w[name + ".weight"].T
-        return y + self.w[name + ".bias"] if name + ".bias" in self.w else y
-
     def final_norm(self, x):
         return rms_norm(x, self.w["model.norm.weight"], self.eps)
 
@@ -190,10 +191,6 @@ class NeoX(Decoder):
         self.inv_freq = 1.0 / base ** (np.arange(0, rot, 2, dtype=np.float64) / rot)
         self.embed = w["gpt_neox.embed_in.weight"]
         self.unembed = self.embed if cfg.get("tie_word_embeddings") else w["embed_out.weight"]
-
-    def _lin(self, x, name):
-        y = x @ self.w[name + ".weight"].T
-        return y + self.w[name + ".bias"] if name + ".bias" in self.w else y
 
     def _ln(self, x, name):
         return layer_norm(x, self.w[name + ".weight"], self.w[name + ".bias"], self.eps)

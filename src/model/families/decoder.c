@@ -184,8 +184,9 @@ static void finish_block(const pl_decoder_config *c, const pl_decoder_block *b, 
 }
 
 /* next-token logits[M, V] of final-residual rows x[M, C]. */
-static int unembed(const pl_decoder *d, const float *x, int M, float *logits)
+static int unembed(const void *weights, const float *x, int M, float *logits)
 {
+    const pl_decoder *d = weights;
     const pl_decoder_config *c = &d->cfg;
     int C = c->d_model, V = c->n_vocab;
     float *h = pl_malloc(sizeof(float) * (size_t)M * C, "final norm");
@@ -211,19 +212,8 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
     int qd = H * hd, kvd = KVH * hd;
     size_t TC = (size_t)T * C, R = (size_t)N * T, Tkv = (size_t)T * kvd;
     float *x = pl_malloc(sizeof(float) * R * C, "residual stream");
-    float *last = pl_malloc(sizeof(float) * (size_t)N * C, "last positions");
     scratch s = {0};
-    int ok = x && last && scratch_alloc(&s, d, R, T) == PL_OK;
-    for (int i = 0; ok && i < N; i++) {
-        pl_run *run = &runs[i];
-        run->T = T, run->C = C, run->L = L, run->V = V, run->kv_dim = kvd;
-        run->resid = pl_malloc(sizeof(float) * (size_t)(stop + 1) * TC, "residual cache");
-        run->k = pl_malloc(sizeof(float) * (size_t)(stop ? stop : 1) * Tkv, "key cache");
-        run->v = pl_malloc(sizeof(float) * (size_t)(stop ? stop : 1) * Tkv, "value cache");
-        run->logits = stop == L ? pl_malloc(sizeof(float) * (size_t)V, "logits") : NULL;
-        ok = run->resid && run->k && run->v && (run->logits || stop < L);
-    }
-    if (!ok)
+    if (!x || scratch_alloc(&s, d, R, T) != PL_OK || pl_runs_alloc(runs, N, T, C, L, V, kvd, stop) != PL_OK)
         goto fail;
     pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, 0, T);
     for (size_t r = 0; r < R; r++) /* resid index 0: the token embedding (positions enter by RoPE) */
@@ -247,30 +237,14 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
         }
         finish_block(c, b, x, (int)R, &s);
     }
-    if (stop < L)
-        goto done;
-    for (int i = 0; i < N; i++)
-        memcpy(last + (size_t)i * C, x + i * TC + (size_t)(T - 1) * C, sizeof(float) * C);
-    float *logits = N == 1 ? runs[0].logits : pl_malloc(sizeof(float) * (size_t)N * V, "logits");
-    if (!logits || unembed(d, last, N, logits)) {
-        if (N > 1)
-            free(logits);
+    if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, d) != PL_OK)
         goto fail;
-    }
-    if (N > 1) {
-        for (int i = 0; i < N; i++)
-            memcpy(runs[i].logits, logits + (size_t)i * V, sizeof(float) * V);
-        free(logits);
-    }
-done:
     free(s.block);
     free(x);
-    free(last);
     return PL_OK;
 fail:
     free(s.block);
     free(x);
-    free(last);
     for (int i = 0; i < N; i++)
         pl_run_free(&runs[i]);
     return PL_ERR;
@@ -284,7 +258,7 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
 {
     const pl_decoder *d = model->weights;
     const pl_decoder_config *c = &d->cfg;
-    int C = c->d_model, L = c->n_layer, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, T = cleans[0]->T;
+    int L = c->n_layer, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, T = cleans[0]->T;
     int qd = H * hd, kvd = KVH * hd;
     if (cleans[0]->kv_dim != kvd)
         return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
@@ -292,33 +266,18 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
 
     /* Every variant carries positions pos..T-1 (n of them): rows v*n .. v*n + n-1. */
     int n = T - pos;
-    size_t R = (size_t)M * n, TC = (size_t)T * C, Tkv = (size_t)T * kvd;
-    float *x = pl_malloc(sizeof(float) * R * C, "fast-path residual");
-    const pl_run **clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
+    size_t R = (size_t)M * n, Tkv = (size_t)T * kvd;
+    pl_fast_rows f = {0};
     scratch s = {0};
-    if (!x || !clean_of || scratch_alloc(&s, d, R, T)) {
-        free(x);
-        free(clean_of);
+    if (pl_fast_rows_init(&f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
+        return PL_ERR;
+    if (scratch_alloc(&s, d, R, T) != PL_OK) {
+        pl_fast_rows_free(&f);
         return PL_ERR;
     }
-    for (int g = 0, v = 0; g < G; g++)
-        for (int i = 0; i < group_rows[g]; i++)
-            clean_of[v++] = cleans[g];
+    float *x = f.x;
+    const pl_run **clean_of = f.clean_of;
     pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n); /* the variants' positions pos..T-1 */
-    for (int v = 0; v < M; v++) {
-        const float *clean_r = clean_of[v]->resid + (size_t)resid_index * TC;
-        memcpy(x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
-        if (n > 1)
-            memcpy(x + ((size_t)v * n + 1) * C, clean_r + (size_t)(pos + 1) * C, sizeof(float) * (n - 1) * C);
-    }
-    /* A read hook at or before the patch sees what is there: the clean run, or the patch itself. */
-    if (read && read_index <= resid_index)
-        for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-    if (read && read_index < resid_index)
-        for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, clean_of[v]->resid + (size_t)read_index * TC + (size_t)(T - 1) * C,
-                   sizeof(float) * C);
 
     for (int l = resid_index; l < L; l++) {
         const pl_decoder_block *b = &d->blocks[l];
@@ -335,20 +294,15 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
         }
         finish_block(c, b, x, (int)R, &s);
         if (read && read_index == l + 1)
-            for (int v = 0; v < M; v++)
-                memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
+            pl_fast_rows_read(&f, read);
     }
     free(s.block);
-    free(clean_of);
-
     int rc = PL_OK;
     if (logits) {
-        if (n > 1) /* gather each variant's last position into consecutive rows */
-            for (int v = 0; v < M; v++)
-                memmove(x + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-        rc = unembed(d, x, M, logits);
+        pl_fast_rows_gather_last(&f);
+        rc = unembed(d, f.x, M, logits);
     }
-    free(x);
+    pl_fast_rows_free(&f);
     return rc;
 }
 

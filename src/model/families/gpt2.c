@@ -197,15 +197,6 @@ static int expected_shape(const pl_config *cfg, int L_slots, int slot, int64_t s
     }
 }
 
-static void format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
-{
-    int len = snprintf(out, cap, "[");
-    for (int i = 0; i < ndim && (size_t)len < cap; i++)
-        len += snprintf(out + len, cap - (size_t)len, "%s%" PRId64, i ? ", " : "", shape[i]);
-    if ((size_t)len < cap)
-        snprintf(out + len, cap - (size_t)len, "]");
-}
-
 /* Map a file tensor name to its slot: >= 0 a slot, -1 an ignored buffer, -2 unexpected (message
  * recorded). */
 static int classify(const char *st_path, const pl_config *cfg, const char *full_name)
@@ -261,15 +252,6 @@ static void gpt2_free_weights(void *weights)
     free(w);
 }
 
-static char *join_path(const char *dir, const char *file)
-{
-    size_t n = strlen(dir) + strlen(file) + 2;
-    char *p = pl_malloc(n, "path");
-    if (p)
-        snprintf(p, n, "%s/%s", dir, file);
-    return p;
-}
-
 static const pl_family_ops gpt2_ops;
 
 int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
@@ -279,7 +261,7 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
         return PL_ERR;
     m->weights = w;
     m->ops = &gpt2_ops;
-    char *st_path = join_path(dir, "model.safetensors");
+    char *st_path = pl_hf_path(dir, "model.safetensors");
     const st_tensor **slots = NULL;
     st_file f = {0};
     int rc = PL_ERR;
@@ -317,8 +299,8 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
         const char *why;
         int want_ndim = expected_shape(cfg, L_slots, slot, want, &why);
         if (t->ndim != want_ndim || t->shape[0] != want[0] || (want_ndim == 2 && t->shape[1] != want[1])) {
-            format_shape(shape_buf[0], sizeof shape_buf[0], want_ndim, want);
-            format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
+            pl_hf_format_shape(shape_buf[0], sizeof shape_buf[0], want_ndim, want);
+            pl_hf_format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
             pl_fail("%s: tensor '%s': expected shape %s from config.json (%s), found %s", st_path, t->name,
                     shape_buf[0], why, shape_buf[1]);
             goto done;
@@ -439,8 +421,9 @@ static void mlp_residual(const pl_block *b, float *x, int R, int C, float eps, s
 }
 
 /* next-token logits[M, V] of final-residual rows x[M, C] (row stride C). */
-static int unembed(const gpt2_weights *m, const float *x, int M, float *logits)
+static int unembed(const void *weights, const float *x, int M, float *logits)
 {
+    const gpt2_weights *m = weights;
     const pl_config *cfg = &m->cfg;
     int C = cfg->n_embd, V = cfg->n_vocab;
     float *ln = pl_malloc(sizeof(float) * (size_t)M * C, "final layernorm");
@@ -469,23 +452,8 @@ static int gpt2_forward(const pl_model *model, const int *tokens, int N, int T, 
 
     size_t TC = (size_t)T * C, R = (size_t)N * T;
     float *x = pl_malloc(sizeof(float) * R * C, "residual stream");
-    float *last = pl_malloc(sizeof(float) * (size_t)N * C, "last positions");
     scratch s = {0};
-    int ok = x && last && scratch_alloc(&s, R, C, T) == PL_OK;
-    for (int i = 0; ok && i < N; i++) {
-        pl_run *run = &runs[i];
-        run->T = T;
-        run->C = C;
-        run->L = L;
-        run->V = V;
-        run->kv_dim = C;
-        run->resid = pl_malloc(sizeof(float) * (size_t)(stop + 1) * TC, "residual cache");
-        run->k = pl_malloc(sizeof(float) * (size_t)(stop ? stop : 1) * TC, "key cache");
-        run->v = pl_malloc(sizeof(float) * (size_t)(stop ? stop : 1) * TC, "value cache");
-        run->logits = stop == L ? pl_malloc(sizeof(float) * (size_t)V, "logits") : NULL;
-        ok = run->resid && run->k && run->v && (run->logits || stop < L);
-    }
-    if (!ok)
+    if (!x || scratch_alloc(&s, R, C, T) != PL_OK || pl_runs_alloc(runs, N, T, C, L, V, C, stop) != PL_OK)
         goto fail;
 
     for (size_t r = 0; r < R; r++) /* resid index 0: token + position embeddings */
@@ -516,30 +484,14 @@ static int gpt2_forward(const pl_model *model, const int *tokens, int N, int T, 
         pl_op_residual_add(x, s.proj, R * C);
         mlp_residual(b, x, (int)R, C, cfg->ln_eps, &s);
     }
-    if (stop < L)
-        goto done;
-    for (int i = 0; i < N; i++)
-        memcpy(last + (size_t)i * C, x + i * TC + (size_t)(T - 1) * C, sizeof(float) * C);
-    float *logits = N == 1 ? runs[0].logits : pl_malloc(sizeof(float) * (size_t)N * V, "logits");
-    if (!logits || unembed(m, last, N, logits)) {
-        if (N > 1)
-            free(logits);
+    if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, m) != PL_OK)
         goto fail;
-    }
-    if (N > 1) {
-        for (int i = 0; i < N; i++)
-            memcpy(runs[i].logits, logits + (size_t)i * V, sizeof(float) * V);
-        free(logits);
-    }
-done:
     free(s.block);
     free(x);
-    free(last);
     return PL_OK;
 fail:
     free(s.block);
     free(x);
-    free(last);
     for (int i = 0; i < N; i++)
         pl_run_free(&runs[i]);
     return PL_ERR;
@@ -558,31 +510,16 @@ static int gpt2_patch_eval_groups(const pl_model *model, const pl_run *const *cl
     /* Every variant carries positions pos..T-1 (n of them): rows v*n .. v*n + n-1. */
     int n = T - pos;
     size_t R = (size_t)M * n, TC = (size_t)T * C;
-    float *x = pl_malloc(sizeof(float) * R * C, "fast-path residual");
-    const pl_run **clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
+    pl_fast_rows f = {0};
     scratch s = {0};
-    if (!x || !clean_of || scratch_alloc(&s, R, C, T)) {
-        free(x);
-        free(clean_of);
+    if (pl_fast_rows_init(&f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
+        return PL_ERR;
+    if (scratch_alloc(&s, R, C, T) != PL_OK) {
+        pl_fast_rows_free(&f);
         return PL_ERR;
     }
-    for (int g = 0, v = 0; g < G; g++)
-        for (int i = 0; i < group_rows[g]; i++)
-            clean_of[v++] = cleans[g];
-    for (int v = 0; v < M; v++) {
-        const float *clean_r = clean_of[v]->resid + (size_t)resid_index * TC;
-        memcpy(x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
-        if (n > 1)
-            memcpy(x + ((size_t)v * n + 1) * C, clean_r + (size_t)(pos + 1) * C, sizeof(float) * (n - 1) * C);
-    }
-    /* A read hook at or before the patch sees what is there: the clean run, or the patch itself. */
-    if (read && read_index <= resid_index)
-        for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-    if (read && read_index < resid_index)
-        for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, clean_of[v]->resid + (size_t)read_index * TC + (size_t)(T - 1) * C,
-                   sizeof(float) * C);
+    float *x = f.x;
+    const pl_run **clean_of = f.clean_of;
 
     for (int l = resid_index; l < L; l++) {
         const pl_block *b = &m->blocks[l];
@@ -599,20 +536,15 @@ static int gpt2_patch_eval_groups(const pl_model *model, const pl_run *const *cl
         pl_op_residual_add(x, s.proj, R * C);
         mlp_residual(b, x, (int)R, C, cfg->ln_eps, &s);
         if (read && read_index == l + 1)
-            for (int v = 0; v < M; v++)
-                memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
+            pl_fast_rows_read(&f, read);
     }
     free(s.block);
-    free(clean_of);
-
     int rc = PL_OK;
     if (logits) {
-        if (n > 1) /* gather each variant's last position into consecutive rows */
-            for (int v = 0; v < M; v++)
-                memmove(x + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-        rc = unembed(m, x, M, logits);
+        pl_fast_rows_gather_last(&f);
+        rc = unembed(m, f.x, M, logits);
     }
-    free(x);
+    pl_fast_rows_free(&f);
     return rc;
 }
 

@@ -19,7 +19,7 @@
 #define MAX_CONFIG_BYTES ((size_t)16 << 20)
 #define MAX_INDEX_BYTES ((size_t)64 << 20)
 
-static char *join_path(const char *dir, const char *file)
+char *pl_hf_path(const char *dir, const char *file)
 {
     size_t n = strlen(dir) + strlen(file) + 2;
     char *p = pl_malloc(n, "path");
@@ -177,7 +177,7 @@ void pl_hf_wants_free(pl_hf_wants *w)
     memset(w, 0, sizeof *w);
 }
 
-static void format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
+void pl_hf_format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
 {
     int len = snprintf(out, cap, "[");
     for (int i = 0; i < ndim && (size_t)len < cap; i++)
@@ -260,7 +260,7 @@ static int open_sharded(pl_model *m, tensor_files *tf, const char *dir, const ch
     }
     qsort(shards, n_shards, sizeof *shards, by_string);
     for (size_t i = 0; i < n_shards; i++) {
-        char *path = join_path(dir, shards[i]);
+        char *path = pl_hf_path(dir, shards[i]);
         int ok = path && add_file(m, tf, path, NULL) == PL_OK;
         free(path);
         if (!ok)
@@ -299,7 +299,7 @@ int pl_hf_load_tensors(pl_model *m, const char *dir, const pl_hf_wants *wants, c
     const st_tensor **found = NULL;
     const char **found_in = NULL;
     int rc = PL_ERR;
-    char *single = join_path(dir, "model.safetensors"), *index = join_path(dir, "model.safetensors.index.json");
+    char *single = pl_hf_path(dir, "model.safetensors"), *index = pl_hf_path(dir, "model.safetensors.index.json");
     if (!single || !index)
         goto done;
     struct stat sb;
@@ -343,8 +343,8 @@ int pl_hf_load_tensors(pl_model *m, const char *dir, const pl_hf_wants *wants, c
             found[slot] = t;
             found_in[slot] = sf->path;
             if (t->ndim != w->ndim || t->shape[0] != w->shape[0] || (w->ndim == 2 && t->shape[1] != w->shape[1])) {
-                format_shape(shape_buf[0], sizeof shape_buf[0], w->ndim, w->shape);
-                format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
+                pl_hf_format_shape(shape_buf[0], sizeof shape_buf[0], w->ndim, w->shape);
+                pl_hf_format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
                 pl_fail("%s: tensor '%s': expected shape %s from config.json (%s), found %s", sf->path, t->name,
                         shape_buf[0], w->why, shape_buf[1]);
                 goto done;
@@ -403,7 +403,7 @@ done:
 
 int pl_hf_open(pl_model *m, const char *dir)
 {
-    char *config_path = join_path(dir, "config.json");
+    char *config_path = pl_hf_path(dir, "config.json");
     if (!config_path)
         return PL_ERR;
     pl_hf_config c;

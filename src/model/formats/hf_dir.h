@@ -33,6 +33,12 @@ int pl_hf_config_read(pl_hf_config *c, const char *path);
 void pl_hf_config_free(pl_hf_config *c);
 
 /* ---- tensors ---- */
+
+/* "DIR/FILE", malloc'ed (NULL and the message on failure). */
+char *pl_hf_path(const char *dir, const char *file);
+/* "[d0, d1, ...]" of a tensor shape, for messages. */
+void pl_hf_format_shape(char *out, size_t cap, int ndim, const int64_t *shape);
+
 typedef struct {
     const char *name;     /* the family's name for it (without any prefix) */
     int ndim;
