@@ -279,6 +279,19 @@ class Llama2c(Decoder):
         return x + (silu(h @ w["w1"][l].T) * (h @ w["w3"][l].T)) @ w["w2"][l].T
 
 
+class GPT2Sharded(GPT2):
+    """ref_gpt2.GPT2 on a sharded dir (the tensors of every shard)."""
+
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            cfg = json.load(f)
+        self.L, self.H, self.C = cfg["n_layer"], cfg["n_head"], cfg["n_embd"]
+        self.eps = cfg.get("layer_norm_epsilon", 1e-5)
+        self.w = {k[len("transformer."):] if k.startswith("transformer.") else k: v
+                  for k, v in read_hf_tensors(model_dir).items()}
+        self.V = self.w["wte.weight"].shape[0]
+
+
 def load(path):
     """The reference model for a model path, by its format and config.json's model_type."""
     if os.path.isfile(path):
@@ -286,7 +299,7 @@ def load(path):
     with open(os.path.join(path, "config.json")) as f:
         kind = json.load(f).get("model_type", "gpt2")
     if kind == "gpt2":
-        return GPT2(path)
+        return GPT2(path) if os.path.exists(os.path.join(path, "model.safetensors")) else GPT2Sharded(path)
     if kind in ("llama", "mistral", "qwen2"):
         return Llama(path)
     if kind == "gpt_neox":

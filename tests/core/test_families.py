@@ -10,6 +10,7 @@ weights large enough that attention is far from uniform (so a wrong rotary embed
   gpt_neox rotary_pct 0.25 parallel residual untied F32; 0.5 sequential sharded rotary_emb_base 1000
            BF16; 1.0 parallel tied F16
   llama2.c version 1 untied GQA 2; version 0 tied
+  gpt2     sharded into 3 files (written by plateau synth --shards 3 --hf-quirks), BF16
 
 For each: `plateau logits --all` vs numpy within 1e-3, the residual at every hook within 1e-3,
 patched forwards vs numpy within 1e-3, the fast path == the full patched forward within 1e-4
@@ -187,6 +188,13 @@ def main():
         p = os.path.join(tmp, "neox_full")
         neox_dir(p, rng, 1, 32, 2, 300, 16, "F16", 1.0, True, tied=True)
         add("gpt_neox rotary 1.0 parallel tied F16", p, 1, 32, 300, 11, "gpt_neox")
+        p = os.path.join(tmp, "gpt2_sharded")
+        r = subprocess.run([args.plateau, "synth", p, "--layers", "2", "--embd", "32", "--heads", "4", "--ctx", "16",
+                            "--vocab", "300", "--shards", "3", "--hf-quirks", "--dtype", "bf16", "--seed", "3"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit("synth: " + r.stderr)
+        add("gpt2 (plateau synth) 3 shards, HF quirks, BF16", p, 2, 32, 300, 11, "gpt2")
         p = os.path.join(tmp, "l2c_v1.bin")
         llama2c_file(p, rng, 1, 48, 100, 2, 6, 3, 260, 24, False)
         add("llama2.c version 1 untied GQA 2", p, 2, 48, 260, 11, "llama")

@@ -1,7 +1,7 @@
 /* libFuzzer target: opening a model from hostile bytes. FUZZ_LLAMA2C: the input is a llama2.c
  * checkpoint (header, sizes, tensor walk, non-finite scan); otherwise it is an HF dir's config.json
  * (every family's key parsing through model_type dispatch; the dir has no weights, so a config that
- * parses ends at "no model.safetensors"). Each input goes through pl_model_open from a file, as a
+ * parses ends at "model.safetensors: cannot open"). Each input goes through pl_model_open from a file, as a
  * user's would. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,8 +6,8 @@ stories260K (llama2.c version 0, GQA, tied):
   * the reference's greedy decoding from BOS, printed as run.c prints it (the first piece after BOS
     loses its leading space, <0xXX> pieces are bytes), reproduces greedy-t0-n200.txt byte for byte
     (the file has no trailing newline: the 200 pieces are compared as bytes, nothing stripped);
-  * plateau's own greedy choice (`plateau logits --ids ... --top 1`, 200 steps) picks the same 200
-    tokens.
+  * plateau's own greedy choice (`plateau logits --ids ... --top 1`) picks the same token at every
+    fifth of the 200 steps (40 runs of plateau: every step would take minutes under ASan).
 tinystories-gpt2 (HF GPT-2):
   * `plateau logits --all` equals the numpy GPT-2 (ref_gpt2.py) within 1e-3;
   * `plateau generate . --text "Once upon a time, there was a little" -n 40` prints exactly
@@ -85,13 +85,14 @@ for T in (1, 7, 64, 200):
     err = float(np.max(np.abs(got - lg[-1])))
     check(f"logits vs numpy run.c, T={T}", err <= 1e-3, f"max|diff| {err:.3g}")
 mismatch = None
-for t in range(1, len(ids)):
+for t in range(1, len(ids), 5):
     out = subprocess.run([PLATEAU, "logits", bin_path, "--ids", ",".join(map(str, ids[:t])), "--top", "1"],
                          capture_output=True, text=True)
     if out.returncode != 0 or int(out.stdout.split()[0]) != ids[t]:
         mismatch = (t, out.stdout.strip(), out.stderr.strip())
         break
-check(f"plateau's greedy choice at each of {len(ids) - 1} steps", mismatch is None, str(mismatch or ""))
+check(f"plateau's greedy choice at {len(range(1, len(ids), 5))} of the {len(ids) - 1} steps", mismatch is None,
+      str(mismatch or ""))
 
 print("tinystories-gpt2")
 g = ref_gpt2.GPT2(TINY)

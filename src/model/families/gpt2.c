@@ -261,29 +261,24 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
         return PL_ERR;
     m->weights = w;
     m->ops = &gpt2_ops;
-    char *st_path = pl_hf_path(dir, "model.safetensors");
     const st_tensor **slots = NULL;
-    st_file f = {0};
+    const char **slot_file = NULL;
+    pl_hf_files tf = {0};
     int rc = PL_ERR;
-    const void *map;
-    size_t map_size;
-    if (!st_path)
-        goto done;
-    if (gpt2_config_load(&w->cfg, c) != PL_OK)
-        goto done;
-    if (pl_model_map_file(m, st_path, NULL, &map, &map_size) != PL_OK)
-        goto done;
-    if (st_parse(&f, m->files[0].path, map, map_size) != PL_OK)
+    if (gpt2_config_load(&w->cfg, c) != PL_OK || pl_hf_open_files(m, dir, &tf) != PL_OK)
         goto done;
 
     const pl_config *cfg = &w->cfg;
     int L_slots = cfg->n_layer * B_COUNT, n_slots = L_slots + G_COUNT;
     slots = pl_calloc((size_t)n_slots, sizeof *slots, "tensor slots");
-    if (!slots)
+    slot_file = pl_calloc((size_t)n_slots, sizeof *slot_file, "tensor slots");
+    if (!slots || !slot_file)
         goto done;
     char shape_buf[2][ST_MAX_DIMS * 24 + 4], name_buf[64];
-    for (int i = 0; i < f.n_tensors; i++) {
-        const st_tensor *t = &f.tensors[i];
+    for (int fi = 0; fi < tf.n; fi++)
+    for (int i = 0; i < tf.files[fi].n_tensors; i++) {
+        const st_tensor *t = &tf.files[fi].tensors[i];
+        const char *st_path = tf.files[fi].path;
         int slot = classify(st_path, cfg, t->name);
         if (slot == -2)
             goto done;
@@ -295,6 +290,7 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
             goto done;
         }
         slots[slot] = t;
+        slot_file[slot] = st_path;
         int64_t want[2];
         const char *why;
         int want_ndim = expected_shape(cfg, L_slots, slot, want, &why);
@@ -313,14 +309,14 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
     }
     for (int s = 0; s < n_slots; s++)
         if (!slots[s] && s != L_slots + G_LM_HEAD) {
-            pl_fail("%s: missing tensor '%s' (config.json has n_layer=%d)", st_path,
+            pl_fail("%s: missing tensor '%s' (config.json has n_layer=%d)", tf.missing_in,
                     slot_name(L_slots, s, name_buf, sizeof name_buf), cfg->n_layer);
             goto done;
         }
     /* GPT-2 unembeds with wte; an lm_head that differs would be silently ignored, so refuse it. */
     const st_tensor *lm = slots[L_slots + G_LM_HEAD], *wte = slots[L_slots + G_WTE];
     if (lm && (lm->dtype != wte->dtype || memcmp(lm->data, wte->data, lm->end - lm->begin) != 0)) {
-        pl_fail("%s: tensor '%s' differs from '%s': only GPT-2's tied unembedding is supported", st_path,
+        pl_fail("%s: tensor '%s' differs from '%s': only GPT-2's tied unembedding is supported", slot_file[L_slots + G_LM_HEAD],
                 lm->name, wte->name);
         goto done;
     }
@@ -333,7 +329,7 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
         const st_tensor *t = slots[s];
         if (!t || s == L_slots + G_LM_HEAD)
             continue;
-        ptr[s] = pl_model_weight_f32(m, st_path, t->name, t->dtype, t->data, (t->end - t->begin) / st_dtype_size(t->dtype));
+        ptr[s] = pl_model_weight_f32(m, slot_file[s], t->name, t->dtype, t->data, (t->end - t->begin) / st_dtype_size(t->dtype));
         if (!ptr[s]) {
             free(ptr);
             goto done;
@@ -376,8 +372,8 @@ int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
     rc = PL_OK;
 done:
     free(slots);
-    st_free(&f); /* names only: the mapping belongs to m */
-    free(st_path);
+    free(slot_file);
+    pl_hf_files_free(&tf); /* names only: the mappings belong to m */
     return rc;
 }
 
@@ -582,13 +578,19 @@ static double gpt2_patch_flops(const pl_model *m, int T, int resid_index, int po
 static void gpt2_describe(const pl_model *m, FILE *out)
 {
     const pl_config *c = &((const gpt2_weights *)m->weights)->cfg;
-    st_file f;
-    if (st_parse(&f, m->files[0].path, m->files[0].map, m->files[0].size) != PL_OK)
-        return;
-    int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer;
-    int has_lm_head = st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
-    for (int i = 0; i < f.n_tensors; i++)
-        counts[f.tensors[i].dtype]++;
+    int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer, n_tensors = 0, has_lm_head = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < m->n_files; i++) {
+        st_file f;
+        if (st_parse(&f, m->files[i].path, m->files[i].map, m->files[i].size) != PL_OK)
+            return;
+        has_lm_head |= st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
+        for (int t = 0; t < f.n_tensors; t++)
+            counts[f.tensors[t].dtype]++;
+        n_tensors += f.n_tensors;
+        bytes += m->files[i].size;
+        st_free(&f);
+    }
     char dtypes[256] = "";
     for (int d = 0; d <= ST_F8_E5M2; d++)
         if (counts[d]) {
@@ -597,11 +599,11 @@ static void gpt2_describe(const pl_model *m, FILE *out)
                      counts[d]);
         }
     fprintf(out, "layer_norm_epsilon  %g\n", (double)c->ln_eps);
-    fprintf(out, "tensors             %d (%d weights%s, %d ignored buffers)\n", f.n_tensors, n_weights,
-            has_lm_head ? ", tied lm_head" : "", f.n_tensors - n_weights - has_lm_head);
+    fprintf(out, "tensors             %d (%d weights%s, %d ignored buffers)\n", n_tensors, n_weights,
+            has_lm_head ? ", tied lm_head" : "", n_tensors - n_weights - has_lm_head);
     fprintf(out, "dtypes              %s\n", dtypes);
-    fprintf(out, "file_bytes          %zu\n", m->files[0].size);
-    st_free(&f);
+    fprintf(out, "weight_files        %d%s\n", m->n_files, m->n_files > 1 ? " (sharded, sha256 over the shards in name order)" : "");
+    fprintf(out, "file_bytes          %zu\n", bytes);
 }
 
 static const pl_family_ops gpt2_ops = {

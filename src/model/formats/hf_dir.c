@@ -188,13 +188,7 @@ void pl_hf_format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
 
 /* ------------------------------------------------------------ weight files */
 
-typedef struct {
-    st_file *files;   /* parsed, in m->files' order */
-    int n;
-    char *missing_in; /* the file a missing tensor is reported against */
-} tensor_files;
-
-static void tensor_files_free(tensor_files *tf)
+void pl_hf_files_free(pl_hf_files *tf)
 {
     for (int i = 0; i < tf->n; i++)
         st_free(&tf->files[i]);
@@ -203,7 +197,7 @@ static void tensor_files_free(tensor_files *tf)
     memset(tf, 0, sizeof *tf);
 }
 
-static int add_file(pl_model *m, tensor_files *tf, const char *path, const char *what)
+static int add_file(pl_model *m, pl_hf_files *tf, const char *path, const char *what)
 {
     st_file *grown = realloc(tf->files, sizeof *grown * (size_t)(tf->n + 1));
     if (!grown)
@@ -223,7 +217,7 @@ static int by_string(const void *a, const void *b) { return strcmp(*(const char 
 
 /* The shards named by model.safetensors.index.json's weight_map, opened in sorted order; every
  * tensor the index names must be in its shard, and every shard tensor in the index. */
-static int open_sharded(pl_model *m, tensor_files *tf, const char *dir, const char *index_path)
+static int open_sharded(pl_model *m, pl_hf_files *tf, const char *dir, const char *index_path)
 {
     json_t *root;
     if (read_json(index_path, MAX_INDEX_BYTES, &root) != PL_OK)
@@ -292,30 +286,43 @@ done:
     return rc;
 }
 
+int pl_hf_open_files(pl_model *m, const char *dir, pl_hf_files *tf)
+{
+    memset(tf, 0, sizeof *tf);
+    int rc = PL_ERR;
+    char *single = pl_hf_path(dir, "model.safetensors"), *index = pl_hf_path(dir, "model.safetensors.index.json");
+    struct stat sb;
+    if (!single || !index)
+        goto done;
+    if (lstat(single, &sb) == 0) {
+        if (add_file(m, tf, single, NULL) != PL_OK)
+            goto done;
+        tf->missing_in = single, single = NULL;
+    } else if (lstat(index, &sb) == 0) {
+        if (open_sharded(m, tf, dir, index) != PL_OK)
+            goto done;
+        tf->missing_in = index, index = NULL;
+    } else {
+        pl_fail("%s: cannot open: No such file or directory (nor is there a model.safetensors.index.json of a "
+                "sharded model)", single);
+        goto done;
+    }
+    rc = PL_OK;
+done:
+    free(single);
+    free(index);
+    return rc;
+}
+
 int pl_hf_load_tensors(pl_model *m, const char *dir, const pl_hf_wants *wants, const char *family,
                        int (*ignored)(const char *name))
 {
-    tensor_files tf = {0};
+    pl_hf_files tf = {0};
     const st_tensor **found = NULL;
     const char **found_in = NULL;
     int rc = PL_ERR;
-    char *single = pl_hf_path(dir, "model.safetensors"), *index = pl_hf_path(dir, "model.safetensors.index.json");
-    if (!single || !index)
+    if (pl_hf_open_files(m, dir, &tf) != PL_OK)
         goto done;
-    struct stat sb;
-    if (lstat(single, &sb) == 0 || stat(single, &sb) == 0) {
-        if (add_file(m, &tf, single, NULL) != PL_OK)
-            goto done;
-        tf.missing_in = single, single = NULL;
-    } else if (stat(index, &sb) == 0) {
-        if (open_sharded(m, &tf, dir, index) != PL_OK)
-            goto done;
-        tf.missing_in = index, index = NULL;
-    } else {
-        pl_fail("%s: no model.safetensors (nor model.safetensors.index.json for a sharded model)", dir);
-        goto done;
-    }
-
     found = pl_calloc((size_t)(wants->n ? wants->n : 1), sizeof *found, "tensor slots");
     found_in = pl_calloc((size_t)(wants->n ? wants->n : 1), sizeof *found_in, "tensor slots");
     if (!found || !found_in)
@@ -393,9 +400,7 @@ int pl_hf_load_tensors(pl_model *m, const char *dir, const pl_hf_wants *wants, c
 done:
     free(found);
     free(found_in);
-    tensor_files_free(&tf);
-    free(single);
-    free(index);
+    pl_hf_files_free(&tf);
     return rc;
 }
 

@@ -58,6 +58,17 @@ int pl_hf_want_add(pl_hf_wants *w, const float **dst, int optional, int ndim, in
                    const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 void pl_hf_wants_free(pl_hf_wants *w);
 
+/* DIR's weight files, parsed: model.safetensors, or the shards of model.safetensors.index.json in
+ * file-name order (every tensor the index names is in its shard, every shard tensor in the index).
+ * Each file is mapped into m (m->files). MISSING_IN: the file a missing tensor is reported against. */
+typedef struct {
+    st_file *files;
+    int n;
+    char *missing_in;
+} pl_hf_files;
+int pl_hf_open_files(pl_model *m, const char *dir, pl_hf_files *tf);
+void pl_hf_files_free(pl_hf_files *tf);
+
 /* Open DIR's weights (single or sharded, each file mapped into m), match every file tensor against
  * WANTS (a name IGNORED accepts is skipped: buffers such as rotary inv_freq tables), check shapes and
  * dtypes (F32, F16, BF16), and fill every *dst. FAMILY names the family in messages. */
