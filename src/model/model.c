@@ -110,6 +110,10 @@ int pl_model_open(pl_model **out, const char *path)
         return pl_fail("%s: cannot open model: %s", path, strerror(errno));
     if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode))
         return pl_fail("%s: not a model (a Hugging Face dir with config.json, or a llama2.c checkpoint file)", path);
+    size_t len = strlen(path);
+    if (S_ISREG(sb.st_mode) && ((len >= 12 && !strcmp(path + len - 12, ".safetensors")) ||
+                                (len >= 5 && !strcmp(path + len - 5, ".json"))))
+        return pl_fail("%s: a Hugging Face model is given by its directory (the one holding config.json)", path);
     pl_model *m = pl_calloc(1, sizeof *m, "model");
     if (!m)
         return PL_ERR;

@@ -3,7 +3,8 @@
     the sha256 of the .bin, and of a sharded dir the sha256 of its shards concatenated in file-name
     order (hashlib here);
   * pl_model_check_unchanged notices a change (a new modification time) of any shard, naming it,
-    and of a single file."""
+    and of a single file;
+  * a model.safetensors path given where the model dir belongs is refused with a hint (exit 2)."""
 import glob
 import hashlib
 import os
@@ -45,6 +46,10 @@ with tempfile.TemporaryDirectory() as tmp:
     check("single file: unchanged before", out["before"] == "unchanged", out["before"])
     check("single file: a new mtime is noticed", "model.safetensors: the model file changed" in out["after"],
           out["after"])
+
+    p = stio.run(["info", st])
+    check("a model.safetensors path instead of its dir: exit 2, told to give the dir",
+          p.returncode == 2 and "is given by its directory" in p.stderr, p.stderr.strip())
 
     l2c = os.path.join(tmp, "model.bin")
     test_families.llama2c_file(l2c, np.random.default_rng(0), 1, 16, 32, 2, 4, 2, 300, 8, False)
