@@ -438,6 +438,12 @@ def _(d):
     edit_config(d, num_key_value_heads=3)
 
 
+@case("llama_heads_times_head_dim_huge", "config.json",
+      "num_attention_heads x head_dim = 4294967296 exceeds the supported maximum", base_name="llama")
+def _(d):
+    edit_config(d, num_attention_heads=65536, num_key_value_heads=65536, head_dim=65536)
+
+
 @case("llama_unknown_rope_scaling", "config.json", 'rope_type "yarn" is not supported (none, default or llama3)',
       base_name="llama")
 def _(d):

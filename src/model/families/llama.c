@@ -94,6 +94,9 @@ int pl_llama_open(pl_model *m, const char *dir, const pl_hf_config *c, const cha
     }
     if (hd % 2)
         return pl_fail("%s: head size %d is odd: rotary embedding rotates pairs", c->path, hd);
+    if ((long)H * hd > MAX_WIDTH * 16L)
+        return pl_fail("%s: num_attention_heads x head_dim = %ld exceeds the supported maximum %ld", c->path,
+                       (long)H * hd, MAX_WIDTH * 16L);
     if (strcmp(act, "silu"))
         return pl_fail("%s: key \"hidden_act\" is \"%.40s\": plateau computes %s's SwiGLU with \"silu\"", c->path, act,
                        type);
