@@ -73,7 +73,7 @@ expect_error("bad_jsonl", good.replace(data, text).replace("[model]", "[model]")
 # plain text: one document per non-empty line; short ones are skipped and counted on stderr
 docs = os.path.join(d, "docs.txt")
 with open(docs, "w") as f:
-    f.write("short\n\n" + "".join("document number %d has plenty of words to make ten tokens\n" % i for i in range(50)))
+    f.write("short\n\n" + "".join("%d is a document with plenty of words to make ten tokens\n" % i for i in range(50)))
 path = os.path.join(d, "text.ini")
 with open(path, "w") as f:
     f.write(good.replace(data, docs))
@@ -82,8 +82,8 @@ if r.returncode != 0 or "docs.txt: skipped 1 of" not in r.stderr:
     sl.fail("plain text data: %d %s" % (r.returncode, r.stderr))
 os.unlink(out)
 expect_error("too_few_docs", good.replace(data, docs).replace("n_prompts = 10", "n_prompts = 20"),
-             r"docs\.txt: 50 documents of at least n_ctx = 8 tokens \(1 shorter ones skipped\), but n_prompts \+ "
-             r"cov_prompts = 20 \+ 40 = 60 are needed")
+             r"docs\.txt: 50 distinct documents of at least n_ctx = 8 tokens \(1 shorter ones skipped, 0 duplicates "
+             r"dropped\), but n_prompts \+ cov_prompts = 20 \+ 40 = 60 are needed")
 print("ok plain text data: short documents skipped and counted")
 
 # file: directions from safetensors: one 2-D tensor, or a named one; columns must match
