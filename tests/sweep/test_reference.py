@@ -40,7 +40,7 @@ def run(name, **over):
     keys = dict(data__n_prompts=P, data__n_ctx=T, data__seed=DATA_SEED, perturb__n_directions=S,
                 perturb__steps=STEPS, perturb__cov_prompts=COV, run__seed=SEED, perturb__hook="blocks.1.hook_resid_pre",
                 readout__read_hook="blocks.2.hook_resid_post", readout__onset_threshold=0.2,
-                output__quantiles="0.1, 0.5, 0.9", output__bootstrap=0,
+                output__quantiles="0.1, 0.5, 0.9", output__bootstrap=0, readout__nonlinearity="1, 5, 0.1",
                 readout__thresholds="kl:0.002, jsd:0.001, l2:0.5, cosine:0.001, js_dist:0.05, ce_loss:0.01")
     keys.update(over)
     cfg = sl.base_config(model_dir, data, out, **keys)
@@ -125,7 +125,7 @@ def check_scores(label, f, thresholds):
         y = ref.score_curve(m, raw)
         want = {k: np.full(raw.shape[:4], np.nan) for k in ref.SCORES}
         for i in np.ndindex(*raw.shape[:4]):
-            for k, v in ref.scores(y[i], alpha, 0.2, thresholds.get(m)).items():
+            for k, v in ref.scores(y[i], alpha, 0.2, thresholds.get(m), nl=(1, 5, 0.1)).items():
                 want[k][i] = v
         for k in ref.SCORES:
             name = "%s_%s" % (m, k)
