@@ -188,9 +188,10 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
                                                 "comparison_y_base", "comparison_y_direction"};
         static const char *const cmp_long[] = {
             "paired comparison x/y of two (base, direction) kinds' scores, by (prompt, sample)",
-            "base of x", "direction of x", "base of y", "direction of y"};
+            "index into base of x", "index into direction of x", "index into base of y",
+            "index into direction of y"};
         for (int k = 0; k < 5; k++)
-            NC_TRY(def_var(nc, cmp_names[k], NC_STRING, 1, &d_cmp, cmp_long[k], "1", &v_cmp[k]));
+            NC_TRY(def_var(nc, cmp_names[k], k ? NC_INT : NC_STRING, 1, &d_cmp, cmp_long[k], "1", &v_cmp[k]));
         NC_TRY(def_var(nc, "bound", NC_DOUBLE, 1, &d_bound,
                        "percentile of the bootstrap distribution bounding the 95 % interval", "1", &v_bound));
     }
@@ -367,11 +368,12 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
     }
     for (int c = 0; c < NC; c++) {
         const pl_comparison *cp = &r->comparisons[c];
-        const char *vals[5] = {cp->label, PL_BASE_KINDS[cfg->bases[cp->b1]].name, cfg->dirs[cp->d1].label,
-                               PL_BASE_KINDS[cfg->bases[cp->b2]].name, cfg->dirs[cp->d2].label};
+        const char *label = cp->label;
+        int idx4[4] = {cp->b1, cp->d1, cp->b2, cp->d2};
         size_t at = (size_t)c;
-        for (int k = 0; k < 5; k++)
-            NC_TRY(nc_put_var1_string(nc, v_cmp[k], &at, &vals[k]));
+        NC_TRY(nc_put_var1_string(nc, v_cmp[0], &at, &label));
+        for (int k = 1; k < 5; k++)
+            NC_TRY(nc_put_var1_int(nc, v_cmp[k], &at, &idx4[k - 1]));
     }
     if (NC) {
         double bounds[2] = {0.025, 0.975};

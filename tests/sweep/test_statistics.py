@@ -46,8 +46,11 @@ for m in ("kl", "js_dist", "l2", "cosine"):
         if name not in f:
             continue
         for c, label in enumerate(comps):
-            bx, dx = bases.index(f["comparison_x_base"][c]), dirs.index(f["comparison_x_direction"][c])
-            by, dy = bases.index(f["comparison_y_base"][c]), dirs.index(f["comparison_y_direction"][c])
+            bx, dx = f["comparison_x_base"][c], f["comparison_x_direction"][c]
+            by, dy = f["comparison_y_base"][c], f["comparison_y_direction"][c]
+            if label != "%s/%s @ %s" % ((bases[bx], bases[by], dirs[dx]) if bx != by else
+                                        (dirs[dx], dirs[dy], bases[bx])):
+                sl.fail("comparison %r does not match its indices" % label)
             x, y = f[name][bx, dx].ravel(), f[name][by, dy].ravel()
             want = ref.paired(x, y, B, SEED, ref.fnv1a("%s|%s|%s" % (m, sc, label)))
             where = "%s %s" % (name, label)
