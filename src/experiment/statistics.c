@@ -138,6 +138,25 @@ double pl_wilcoxon_p(const double *d, int n, double *w_plus)
 
 static double median_of(double *v, int n) { return gsl_stats_median(v, 1, (size_t)n); } /* reorders v */
 
+/* The median of a resample given as multiplicities CNT[m] of the values V[m], whose ascending order
+ * is ORDER[m]: the value(s) at rank (m - 1) / 2 and m / 2 of the resample, found by one walk. */
+static double median_of_counts(const double *v, const size_t *order, const int *cnt, int m)
+{
+    int lo = (m - 1) / 2, hi = m / 2, seen = 0;
+    double a = NAN;
+    for (int i = 0; i < m; i++) {
+        int c = cnt[order[i]];
+        if (!c)
+            continue;
+        if (seen <= lo && lo < seen + c)
+            a = v[order[i]];
+        if (seen <= hi && hi < seen + c)
+            return (a + v[order[i]]) / 2.0;
+        seen += c;
+    }
+    return NAN;
+}
+
 /* The 2.5 % and 97.5 % points of R[B] (numpy's linear rule), NaN when a replicate is NaN. */
 static void percentile_interval(double *r, int B, double *lo, double *hi)
 {
@@ -156,14 +175,16 @@ int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t see
     out->n_pairs = 0;
     out->ratio = out->ratio_lo = out->ratio_hi = out->diff = out->diff_lo = out->diff_hi = NAN;
     out->w_plus = out->p_value = NAN;
-    size_t cap = (size_t)(n ? n : 1);
-    double *xs = pl_malloc(sizeof(double) * cap * 6, "paired comparison");
-    double *rr = pl_malloc(sizeof(double) * 2 * (size_t)(B ? B : 1), "bootstrap replicates");
-    if (!xs || !rr) {
-        free(xs), free(rr);
+    size_t cap = (size_t)(n ? n : 1), nb = (size_t)(B ? B : 1);
+    double *xs = pl_malloc(sizeof(double) * cap * 4, "paired comparison");
+    size_t *order = pl_malloc(sizeof(size_t) * cap * 3, "paired comparison");
+    int *cnt = pl_malloc(sizeof(int) * cap, "paired comparison");
+    double *rr = pl_malloc(sizeof(double) * 2 * nb, "bootstrap replicates");
+    if (!xs || !order || !cnt || !rr) {
+        free(xs), free(order), free(cnt), free(rr);
         return PL_ERR;
     }
-    double *ys = xs + cap, *ds = ys + cap, *bx = ds + cap, *by = bx + cap, *bd = by + cap, *rd = rr + (B ? B : 1);
+    double *ys = xs + cap, *ds = ys + cap, *tmp = ds + cap, *rd = rr + nb;
     int m = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(x[i]) && isfinite(y[i])) {
@@ -175,30 +196,33 @@ int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t see
     out->n_pairs = m;
     if (m > 0) {
         out->p_value = pl_wilcoxon_p(ds, m, &out->w_plus);
-        memcpy(bx, xs, sizeof(double) * m);
-        memcpy(by, ys, sizeof(double) * m);
-        memcpy(bd, ds, sizeof(double) * m);
-        out->ratio = median_of(bx, m) / median_of(by, m);
-        out->diff = median_of(bd, m);
+        memcpy(tmp, xs, sizeof(double) * m);
+        double mx = median_of(tmp, m);
+        memcpy(tmp, ys, sizeof(double) * m);
+        out->ratio = mx / median_of(tmp, m);
+        memcpy(tmp, ds, sizeof(double) * m);
+        out->diff = median_of(tmp, m);
         if (B > 0) {
-            /* one stream per comparison; replicate r takes the next m indices */
+            /* One stream per comparison; replicate b takes the next m indices. A resample is held as
+             * multiplicities, its medians found by walking each value's ascending order once. */
+            size_t *ox = order, *oy = order + cap, *od = oy + cap;
+            gsl_sort_index(ox, xs, 1, (size_t)m);
+            gsl_sort_index(oy, ys, 1, (size_t)m);
+            gsl_sort_index(od, ds, 1, (size_t)m);
             pl_rng r;
             pl_rng_init(&r, seed, key, PL_RNG_BOOTSTRAP, 0);
             for (int b = 0; b < B; b++) {
-                for (int i = 0; i < m; i++) {
-                    int j = (int)pl_rng_below(&r, (uint64_t)m);
-                    bx[i] = xs[j];
-                    by[i] = ys[j];
-                    bd[i] = ds[j];
-                }
-                rr[b] = median_of(bx, m) / median_of(by, m);
-                rd[b] = median_of(bd, m);
+                memset(cnt, 0, sizeof(int) * m);
+                for (int i = 0; i < m; i++)
+                    cnt[pl_rng_below(&r, (uint64_t)m)]++;
+                rr[b] = median_of_counts(xs, ox, cnt, m) / median_of_counts(ys, oy, cnt, m);
+                rd[b] = median_of_counts(ds, od, cnt, m);
             }
             percentile_interval(rr, B, &out->ratio_lo, &out->ratio_hi);
             percentile_interval(rd, B, &out->diff_lo, &out->diff_hi);
         }
     }
-    free(xs), free(rr);
+    free(xs), free(order), free(cnt), free(rr);
     return PL_OK;
 }
 
