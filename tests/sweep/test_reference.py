@@ -76,6 +76,13 @@ def check_curves(label, f, r_hook, pos, read_pos, r_read, mode, centered=False, 
         pairs, red2 = ref.difference_pairs(real32, SEED, P, S)
         if not np.array_equal(pairs, f["difference_prompts"]) or not np.array_equal(red2, f["difference_redraws"]):
             sl.fail("%s: difference_prompts differ" % label)
+    if "activation" in f:  # [output] activations: the real activations and the fit, in the basis
+        Pm = np.eye(C) - 1.0 / C if centered else np.eye(C)
+        for name, got, want in (("activation", f["activation"], real), ("mu", f["mu"], Pm @ fit.mu),
+                                ("sigma", f["sigma"], Pm @ fit.sigma @ Pm)):
+            if not np.allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max()):
+                sl.fail("%s: %s differs from numpy by %.3g" % (label, name, np.abs(got - want).max()))
+        print("ok %s: activation, mu and sigma in the %s basis match numpy" % (label, "centred" if centered else "raw"))
     worst = {}
     for p in (0, 5, 11):
         nt = windows[p][read_pos + 1] if read_pos + 1 < T else next_tokens[p]
@@ -168,7 +175,8 @@ def names(f, metrics):
 THRESH = {"kl": 0.002, "jsd": 0.001, "l2": 0.5, "cosine": 0.001, "js_dist": 0.05, "ce_loss": 0.01}
 
 # 1. today's protocol: to_target steps, raw basis, every legacy kind and a file: matrix
-f = names(run("legacy", perturb__directions="real_other, cov_random, isotropic, file:" + rows_path), "kl, jsd, l2, cosine")
+f = names(run("legacy", perturb__directions="real_other, cov_random, isotropic, file:" + rows_path,
+              output__activations="true"), "kl, jsd, l2, cosine")
 check_selection(f)
 if not np.allclose(f["alpha"], np.linspace(0, 1, STEPS), rtol=0, atol=1e-15):
     sl.fail("alpha grid %s" % f["alpha"])
@@ -187,6 +195,7 @@ check_curves("fixed_norm, position -3 read at -1", f, 1, T - 3, T - 1, 2, "fixed
 metrics3 = "kl, js_dist, l2, cosine, ce_loss"
 f = names(run("teren", perturb__step_mode="fixed_norm", perturb__center_direction="true",
               perturb__residual_basis="centered", perturb__position=-2, readout__metrics=metrics3,
+              output__activations="true",
               perturb__directions="real_other, naive_isotropic, cov_difference, real_difference"), metrics3)
 check_curves("teren protocol, centered basis, position -2", f, 1, T - 2, T - 2, 3, "fixed_norm", centered=True,
              teren=True)
