@@ -9,6 +9,7 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   libnetcdf-dev
   libinih-dev libjansson-dev libpcre2-dev libssl-dev
+  libicu-dev
   clang libclang-rt-14-dev
   python3-numpy python3-scipy python3-xarray python3-netcdf4 python3-matplotlib
   python3-regex

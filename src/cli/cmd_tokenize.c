@@ -1,13 +1,17 @@
-/* plateau tokenize MODEL_DIR TEXT|- : GPT-2 token ids of TEXT, space-separated on one line. */
+/* plateau tokenize MODEL TEXT|- [--tokenizer FILE] [--bos]: the token ids of TEXT, space-separated on
+ * one line, by the model's tokenizer (pl_tokenizer_open's lookup). --bos: with the special tokens the
+ * model adds (HF add_special_tokens=True, run.c's BOS). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
-static const char usage[] = "MODEL_DIR TEXT|-   ('-' reads all of stdin, byte for byte)";
+static const char usage[] = "MODEL TEXT|- [--tokenizer FILE] [--bos]   ('-' reads all of stdin, byte for byte)";
 
 /* All of stdin, byte for byte (NULs included). */
 static int read_stdin(char **data, size_t *size)
@@ -43,10 +47,27 @@ int cmd_tokenize(int argc, char **argv)
         printf("usage: plateau tokenize %s\n", usage);
         return PL_EXIT_OK;
     }
-    if (argc != 3)
-        return cli_usage("tokenize", usage, "expected MODEL_DIR and TEXT (or '-'), got %d arguments", argc - 1);
-    const char *dir = argv[1];
-    int from_stdin = !strcmp(argv[2], "-");
+    const char *positional[2] = {NULL, NULL}, *tokenizer_path = NULL;
+    int n_positional = 0, with_bos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--bos")) {
+            with_bos = 1;
+        } else if (!strcmp(argv[i], "--tokenizer")) {
+            if (i + 1 >= argc)
+                return cli_usage("tokenize", usage, "--tokenizer needs a FILE");
+            tokenizer_path = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            return cli_usage("tokenize", usage, "unknown option %s", argv[i]);
+        } else if (n_positional < 2) {
+            positional[n_positional++] = argv[i];
+        } else {
+            n_positional++;
+        }
+    }
+    if (n_positional != 2)
+        return cli_usage("tokenize", usage, "expected MODEL and TEXT (or '-'), got %d arguments", n_positional);
+    const char *model = positional[0], *arg_text = positional[1];
+    int from_stdin = !strcmp(arg_text, "-");
 
     pl_tokenizer *tok = NULL;
     char *text = NULL;
@@ -54,7 +75,19 @@ int cmd_tokenize(int argc, char **argv)
     int *ids = NULL;
     size_t n_ids = 0;
     int code = PL_EXIT_OK;
-    if (pl_tokenizer_load(&tok, dir)) {
+    /* A llama2.c checkpoint's tokenizer may be tok<V>.bin: V comes from the model header. */
+    int model_vocab = 0;
+    struct stat st;
+    if (!tokenizer_path && stat(model, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        pl_model *m = NULL;
+        if (pl_model_open(&m, model)) {
+            code = cli_fail();
+            goto done;
+        }
+        model_vocab = pl_model_get_info(m)->n_vocab;
+        pl_model_close(m);
+    }
+    if (pl_tokenizer_open(&tok, model, tokenizer_path, model_vocab)) {
         code = cli_fail();
         goto done;
     }
@@ -64,7 +97,8 @@ int cmd_tokenize(int argc, char **argv)
             goto done;
         }
     }
-    if (pl_encode(tok, from_stdin ? text : argv[2], from_stdin ? len : strlen(argv[2]), &ids, &n_ids)) {
+    if ((with_bos ? pl_encode_special : pl_encode)(tok, from_stdin ? text : arg_text,
+                                                   from_stdin ? len : strlen(arg_text), &ids, &n_ids)) {
         pl_fail_prefix("%s", from_stdin ? "stdin" : "TEXT");
         code = cli_fail();
         goto done;

@@ -76,7 +76,7 @@ for args in "" "$model" "$model a b"; do
 done
 checks=$((checks + 1))
 err=$("$PLATEAU_BIN" tokenize "$work/nowhere" hi 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ $err == "plateau: $work/nowhere/vocab.json: cannot open: "* ]] || fail "missing dir: exit $rc, '$err'"
+[ $rc -eq 2 ] && [[ $err == "plateau: $work/nowhere: cannot open: "* ]] || fail "missing dir: exit $rc, '$err'"
 
 echo "$((checks - failures)) passed, $failures failed"
 [ $failures -eq 0 ]

@@ -25,3 +25,25 @@ plateau_test(tokenizer_fuzz bash ${PL_TOK_DIR}/run_fuzz.sh 15)
 # The fuzz target is built by clang with its own sanitizers, whatever the build type: run it once,
 # in the release pass (scripts/test.sh skips label "slow" in the ASan pass).
 set_tests_properties(tokenizer_fuzz PROPERTIES LABELS slow)
+
+# HF tokenizer.json (issue 9): ids and decodes equal the npm package @huggingface/tokenizers (an independent
+# pure-JS implementation, installed once per build dir) for every real tokenizer.json of ../shared and
+# five synthetic ones (Llama 3 / Qwen2 / SmolLM byte-level, Metaspace first/split).
+set(PL_TOK_HF_NPM ${CMAKE_BINARY_DIR}/npm-hf-tokenizers)
+foreach(name llama2 gpt-neox-20b gpt2 synthetic)
+  foreach(corpus docs hard)
+    plateau_test(tokenizer_hf_${corpus}_${name} bash ${PL_TOK_DIR}/run_hf_reference.sh ${name} ${corpus}
+      $<TARGET_FILE:tok_driver> ${PL_TOK_HF_NPM})
+  endforeach()
+endforeach()
+# llama2.c tokenizer.bin: ids and decode equal run.c's algorithm (llama2c_ref.py), round trips.
+foreach(corpus docs hard)
+  plateau_test(tokenizer_llama2c_${corpus} bash ${PL_TOK_DIR}/run_llama2c_reference.sh ${corpus} $<TARGET_FILE:tok_driver>)
+endforeach()
+# Broken tokenizer.json / tokenizer.bin files and lookups: exit 2, one line naming the file and the problem.
+plateau_test(tokenizer_bad_files bash ${PL_TOK_DIR}/test_bad_files.sh)
+# libFuzzer on the tokenizer.json parser and on the llama2.c tokenizer file (see run_fuzz.sh).
+foreach(target hf_json llama2c)
+  plateau_test(tokenizer_fuzz_${target} bash ${PL_TOK_DIR}/run_fuzz.sh 15 ${target})
+  set_tests_properties(tokenizer_fuzz_${target} PROPERTIES LABELS slow)
+endforeach()

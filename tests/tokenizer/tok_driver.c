@@ -1,8 +1,13 @@
 /* Test driver for plateau_tokenizer: one process for a whole corpus.
  *
- *   tok_driver MODEL_DIR encode FILE.jsonl...   ids of each document's "text", one line each;
+ *   tok_driver PATH encode FILE.jsonl...        ids of each document's "text", one line each;
  *                                               also checks decode(encode(text)) == text and reports
  *                                               throughput (tokens/s) on stderr
+ *   tok_driver PATH ids FILE.jsonl...           the same ids without the round-trip check (tokenizers
+ *                                               that normalise or have <unk> are lossy)
+ *   tok_driver PATH special FILE.jsonl...       ids with the model's special tokens (pl_encode_special)
+ *   tok_driver PATH decode FILE.jsonl...        hex of decode(encode(text)), one line each
+ * PATH: a model dir, or a tokenizer file (tokenizer.json, llama2.c tokenizer.bin): pl_tokenizer_open.
  *   tok_driver MODEL_DIR roundtrip N SEED       decode(encode(s)) == s for N random valid UTF-8 strings
  *                                               drawn from ASCII, whitespace of every kind, Latin-1,
  *                                               combining marks, CJK, emoji and contractions
@@ -13,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "plateau/error.h"
@@ -53,7 +59,9 @@ static int encode_checked(const pl_tokenizer *tok, const char *what, const char 
     return same ? 0 : 1;
 }
 
-static int encode_files(const pl_tokenizer *tok, int n_files, char **files)
+enum { MODE_ENCODE, MODE_IDS, MODE_SPECIAL, MODE_DECODE };
+
+static int encode_files(const pl_tokenizer *tok, int mode, int n_files, char **files)
 {
     size_t docs = 0, bytes = 0, tokens = 0;
     double seconds = 0;
@@ -82,14 +90,35 @@ static int encode_files(const pl_tokenizer *tok, int n_files, char **files)
             snprintf(what, sizeof what, "%s:%ld", files[f], line_no);
             int *ids;
             size_t n_ids;
-            int rc = encode_checked(tok, what, json_string_value(text), json_string_length(text), &ids, &n_ids,
+            int rc = 0;
+            if (mode == MODE_ENCODE) {
+                rc = encode_checked(tok, what, json_string_value(text), json_string_length(text), &ids, &n_ids,
                                     &seconds);
+            } else if ((mode == MODE_SPECIAL ? pl_encode_special : pl_encode)(tok, json_string_value(text),
+                                                                              json_string_length(text), &ids, &n_ids)) {
+                fprintf(stderr, "%s: %s\n", what, pl_error());
+                rc = 2;
+            }
             if (rc == 2) {
                 json_decref(doc);
                 return 2;
             }
-            for (size_t i = 0; i < n_ids; i++)
-                printf(i ? " %d" : "%d", ids[i]);
+            if (mode == MODE_DECODE) {
+                char *back;
+                size_t back_len;
+                if (pl_decode(tok, ids, n_ids, &back, &back_len)) {
+                    fprintf(stderr, "%s: decode: %s\n", what, pl_error());
+                    free(ids);
+                    json_decref(doc);
+                    return 2;
+                }
+                for (size_t i = 0; i < back_len; i++)
+                    printf("%02x", (unsigned char)back[i]);
+                free(back);
+            } else {
+                for (size_t i = 0; i < n_ids; i++)
+                    printf(i ? " %d" : "%d", ids[i]);
+            }
             putchar('\n');
             docs++;
             bytes += json_string_length(text);
@@ -157,16 +186,23 @@ static int roundtrip_random(const pl_tokenizer *tok, long n_strings, unsigned lo
 
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[2], "encode") && strcmp(argv[2], "roundtrip"))) {
-        fprintf(stderr, "usage: tok_driver MODEL_DIR encode FILE.jsonl... | roundtrip N SEED\n");
+    static const char *const modes[] = {"encode", "ids", "special", "decode"};
+    int mode = -1;
+    for (int i = 0; i < 4; i++)
+        if (argc >= 3 && !strcmp(argv[2], modes[i]))
+            mode = i;
+    if (argc < 4 || (mode < 0 && strcmp(argv[2], "roundtrip"))) {
+        fprintf(stderr, "usage: tok_driver PATH encode|ids|special|decode FILE.jsonl... | roundtrip N SEED\n");
         return 2;
     }
     pl_tokenizer *tok;
-    if (pl_tokenizer_load(&tok, argv[1])) {
+    struct stat st;
+    int is_dir = stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode);
+    if (pl_tokenizer_open(&tok, is_dir ? argv[1] : NULL, is_dir ? NULL : argv[1], 0)) {
         fprintf(stderr, "tok_driver: %s\n", pl_error());
         return 2;
     }
-    int rc = !strcmp(argv[2], "encode") ? encode_files(tok, argc - 3, argv + 3)
+    int rc = mode >= 0 ? encode_files(tok, mode, argc - 3, argv + 3)
              : argc == 5                 ? roundtrip_random(tok, atol(argv[3]), strtoul(argv[4], NULL, 10))
                                          : 2;
     pl_tokenizer_free(tok);
