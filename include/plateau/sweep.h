@@ -19,6 +19,7 @@ enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE };
 enum { PL_BASIS_RAW, PL_BASIS_CENTERED };
 enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
 enum { PL_SAMPLING_DOCUMENT_START, PL_SAMPLING_RANDOM_WINDOW };
+enum { PL_BOS_AUTO, PL_BOS_TRUE, PL_BOS_FALSE };
 /* [readout] position = perturbed (the default): read where the perturbation is */
 #define PL_READ_AT_PERTURBED INT32_MIN
 
@@ -44,6 +45,7 @@ typedef struct {
     uint64_t data_seed;
     int sampling;               /* PL_SAMPLING_* */
     int token_bytes;            /* .bin token width: 2 (uint16) or 4 (uint32) */
+    int bos;                    /* PL_BOS_*: a BOS token first in every prompt */
     /* [perturb] */
     char *hook;
     int position;               /* -1 = last */

@@ -329,7 +329,7 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     int np = P, nr = meta->n_ranks, ppos = sw->pos, rpos = sw->read_pos, boot = cfg->bootstrap;
-    int ndup = (int)sw->n_duplicates, nshort = (int)sw->n_short;
+    int ndup = (int)sw->n_duplicates, nshort = (int)sw->n_short, bos = sw->bos_id;
     NC_TRY(text_att(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
     NC_TRY(text_att(nc, NC_GLOBAL, "title", "plateau sweep: output sensitivity along perturbation directions"));
     NC_TRY(text_att(nc, NC_GLOBAL, "config", meta->config_text));
@@ -346,6 +346,7 @@ static int write_netcdf(const char *path, const char *tmp, const pl_results *r, 
                     cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start"));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "duplicate_prompts_dropped", NC_INT, 1, &ndup));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "short_documents_skipped", NC_INT, 1, &nshort));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "bos_token", NC_INT, 1, &bos));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "bootstrap_resamples", NC_INT, 1, &boot));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "n_prompts", NC_INT, 1, &np));
     NC_TRY(text_att(nc, NC_GLOBAL, "plateau_version", pl_version()));

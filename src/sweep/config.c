@@ -34,6 +34,7 @@ static const key_spec KEYS[] = {
     {"data", "seed", "0", 1},
     {"data", "sampling", "document_start", 1},
     {"data", "token_dtype", "uint16", 1},
+    {"data", "bos", "auto", 1},
     {"perturb", "hook", "blocks.1.hook_resid_pre", 1},
     {"perturb", "position", "-1", 1},
     {"perturb", "bases", "real", 1},
@@ -475,6 +476,12 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     if (n != 1)
         return FAIL_KEY(K("data", "token_dtype"), "expected one of uint16, uint32");
     cfg->token_bytes = one[0] ? 4 : 2;
+    static const char *const bos_modes[] = {"auto", "true", "false"};
+    if (parse_enum_list(rc, K("data", "bos"), bos_modes, 3, one, &n) != PL_OK)
+        return PL_ERR;
+    if (n != 1)
+        return FAIL_KEY(K("data", "bos"), "expected one of auto, true, false");
+    cfg->bos = one[0];
     /* [perturb] */
     if (parse_string(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
         parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK)
@@ -770,6 +777,8 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
         sb_printf(sb, "%s", cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start");
     else if (IS("data", "token_dtype"))
         sb_printf(sb, "%s", cfg->token_bytes == 4 ? "uint32" : "uint16");
+    else if (IS("data", "bos"))
+        sb_printf(sb, "%s", cfg->bos == PL_BOS_TRUE ? "true" : cfg->bos == PL_BOS_FALSE ? "false" : "auto");
     else if (IS("perturb", "hook"))
         sb_printf(sb, "%s", cfg->hook);
     else if (IS("perturb", "position"))

@@ -7,6 +7,8 @@
  *   document_start  a prompt is the first n_ctx tokens of a document (a .bin's documents are its
  *                   consecutive n_ctx windows); shorter documents are skipped and counted. Documents
  *                   are visited in a seeded random order (Fisher-Yates with the keyed stream).
+ * [data] bos (auto: the tokenizer's own convention) puts the BOS token first in every prompt, followed
+ * by n_ctx - 1 tokens of the data.
  *   random_window   the documents concatenated with the end-of-text token after each (a .bin is that
  *                   stream already, as openwebtext token files are), and windows of n_ctx tokens at
  *                   uniformly random offsets drawn from the keyed stream (data seed, WINDOW); a
@@ -148,6 +150,8 @@ typedef struct {
     int *tokens, *next; /* [need, T], [need] */
     long need, got, duplicates;
     int T;
+    int bos;            /* prepended to every prompt, or -1 */
+    int *scratch;       /* [T] */
     long *slot;         /* open addressing over prompt indices, -1 = empty */
     size_t n_slots;
 } selection;
@@ -165,13 +169,15 @@ static int selection_init(selection *s, long need, int T)
     memset(s, 0, sizeof *s);
     s->need = need;
     s->T = T;
+    s->bos = -1;
     s->n_slots = 16;
     while (s->n_slots < 2 * (size_t)need)
         s->n_slots *= 2;
     s->tokens = pl_malloc(sizeof(int) * (size_t)need * T, "prompt tokens");
     s->next = pl_malloc(sizeof(int) * (size_t)need, "next tokens");
     s->slot = pl_malloc(sizeof(long) * s->n_slots, "prompt set");
-    if (!s->tokens || !s->next || !s->slot)
+    s->scratch = pl_malloc(sizeof(int) * T, "prompt");
+    if (!s->tokens || !s->next || !s->slot || !s->scratch)
         return PL_ERR;
     for (size_t i = 0; i < s->n_slots; i++)
         s->slot[i] = -1;
@@ -183,13 +189,20 @@ static void selection_free(selection *s)
     free(s->tokens);
     free(s->next);
     free(s->slot);
+    free(s->scratch);
 }
 
 /* Take the prompt IDS[T] (followed by NEXT in the data, -1: nothing) unless an earlier one has the
- * same tokens (counted). */
+ * same tokens (counted). With a BOS (s->bos >= 0) the prompt is BOS + IDS[0 .. T-2], and NEXT must be
+ * the data's token after those. */
 static void selection_offer(selection *s, const int *ids, int next)
 {
     int T = s->T;
+    if (s->bos >= 0) {
+        s->scratch[0] = s->bos;
+        memcpy(s->scratch + 1, ids, sizeof(int) * (T - 1));
+        ids = s->scratch;
+    }
     size_t i = hash_tokens(ids, T) & (s->n_slots - 1);
     for (; s->slot[i] >= 0; i = (i + 1) & (s->n_slots - 1))
         if (!memcmp(s->tokens + (size_t)s->slot[i] * T, ids, sizeof(int) * T)) {
@@ -202,19 +215,6 @@ static void selection_offer(selection *s, const int *ids, int next)
 }
 
 /* ------------------------------------------------------------ token streams */
-
-/* The end-of-text token: GPT-2's <|endoftext|>. */
-static int eos_token(const pl_tokenizer *tok)
-{
-    int V = pl_tokenizer_vocab_size(tok);
-    for (int id = V - 1; id >= 0; id--) {
-        size_t len;
-        const char *b = pl_token_bytes(tok, id, &len);
-        if (b && len == 13 && !memcmp(b, "<|endoftext|>", 13))
-            return id;
-    }
-    return -1;
-}
 
 /* A .bin file's tokens, every id checked against V. */
 static int read_bin(const pl_sweep_config *cfg, int V, int **tokens, long *n)
@@ -266,13 +266,14 @@ static int encode_doc(const pl_sweep_config *cfg, const pl_tokenizer *tok, const
     return PL_OK;
 }
 
-/* random_window: windows of T tokens at random offsets of STREAM[N], each with its next token. */
+/* random_window: windows of T tokens (T - 1 after a BOS) at random offsets of STREAM[N], each with
+ * its next token. */
 static int draw_windows(const pl_sweep_config *cfg, const int *stream, long N, selection *sel)
 {
-    int T = cfg->n_ctx;
+    int T = cfg->n_ctx - (sel->bos >= 0);
     if (N < (long)T + 1)
-        return pl_fail("%s: %ld tokens in all, but a window of n_ctx = %d tokens and its next token need %d",
-                       cfg->data_path, N, T, T + 1);
+        return pl_fail("%s: %ld tokens in all, but a window of %d tokens and its next token need %d", cfg->data_path,
+                       N, T, T + 1);
     pl_rng r;
     pl_rng_init(&r, cfg->data_seed, PL_RNG_WINDOW, 0, 0);
     long limit = 20 * sel->need + 1000, draws = 0;
@@ -284,7 +285,7 @@ static int draw_windows(const pl_sweep_config *cfg, const int *stream, long N, s
     if (sel->got < sel->need)
         return pl_fail("%s: %ld distinct windows of n_ctx = %d tokens in %ld draws (%ld duplicates), but n_prompts + "
                        "cov_prompts = %ld are needed: the data is too short or too repetitive",
-                       cfg->data_path, sel->got, T, draws, sel->duplicates, sel->need);
+                       cfg->data_path, sel->got, cfg->n_ctx, draws, sel->duplicates, sel->need);
     return PL_OK;
 }
 
@@ -312,6 +313,23 @@ int pl_data_load(pl_sweep *sw, int verbose)
     int *stream = NULL;
     long N = 0, skipped = 0, visited = 0;
     int rc = selection_init(&sel, need, T);
+    /* [data] bos: auto follows the tokenizer's own convention (pl_tokenizer_adds_bos) */
+    if (rc == PL_OK && (cfg->data_format != PL_DATA_BIN || cfg->bos != PL_BOS_FALSE)) {
+        /* TODO(model engineer's [model] tokenizer key): pass its path instead of NULL */
+        if (pl_tokenizer_open(&tok, cfg->model_path, NULL, V) != PL_OK)
+            rc = pl_fail_prefix("%s: tokenizer for [data] prompts%s", cfg->model_path,
+                                cfg->data_format == PL_DATA_BIN ? " ([data] bos = false needs none for a .bin)" : "");
+    }
+    if (rc == PL_OK && tok && (cfg->bos == PL_BOS_TRUE || (cfg->bos == PL_BOS_AUTO && pl_tokenizer_adds_bos(tok)))) {
+        sel.bos = pl_tokenizer_bos_id(tok);
+        if (sel.bos < 0)
+            rc = pl_fail("%s: [data] bos: the tokenizer (%s) has no BOS token",
+                         pl_sweep_config_origin(cfg, "data", "bos"), pl_tokenizer_kind(tok));
+    }
+    int L = T - (sel.bos >= 0); /* tokens a prompt takes from the data */
+    if (rc == PL_OK && L < 1)
+        rc = pl_fail("%s: [data] n_ctx: 1 token is the BOS alone; a prompt needs at least one token of the data",
+                     pl_sweep_config_origin(cfg, "data", "n_ctx"));
     if (rc == PL_OK && cfg->data_format == PL_DATA_BIN) {
         rc = read_bin(cfg, V, &stream, &N);
         if (rc == PL_OK && cfg->sampling == PL_SAMPLING_RANDOM_WINDOW) {
@@ -325,7 +343,7 @@ int pl_data_load(pl_sweep *sw, int verbose)
                 rc = PL_ERR;
             for (long i = 0; rc == PL_OK && i < n_windows && sel.got < need; i++) {
                 long w = perm[i];
-                selection_offer(&sel, stream + w * T, (w + 1) * T < N ? stream[(w + 1) * T] : -1);
+                selection_offer(&sel, stream + w * T, w * T + L < N ? stream[w * T + L] : -1);
             }
             if (rc == PL_OK && sel.got < need)
                 rc = pl_fail("%s: %ld distinct windows of n_ctx = %d tokens (%ld duplicates dropped), but n_prompts + "
@@ -334,10 +352,8 @@ int pl_data_load(pl_sweep *sw, int verbose)
         }
     } else if (rc == PL_OK) {
         rc = read_lines(cfg->data_path, cfg->data_format == PL_DATA_JSONL, &docs);
-        if (rc == PL_OK && pl_tokenizer_load(&tok, cfg->model_path) != PL_OK)
-            rc = pl_fail_prefix("%s: tokenizer for [data] prompts", cfg->model_path);
         if (rc == PL_OK && cfg->sampling == PL_SAMPLING_RANDOM_WINDOW) {
-            int eos = eos_token(tok);
+            int eos = pl_tokenizer_eos_id(tok);
             if (eos < 0)
                 rc = pl_fail("%s: [data] sampling = random_window: the tokenizer has no end-of-text token to put "
                              "between documents", pl_sweep_config_origin(cfg, "data", "sampling"));
@@ -376,10 +392,10 @@ int pl_data_load(pl_sweep *sw, int verbose)
                 if ((rc = encode_doc(cfg, tok, &docs, perm[i], V, &ids, &n_ids)) != PL_OK)
                     break;
                 visited++;
-                if (n_ids < (size_t)T)
+                if (n_ids < (size_t)L)
                     skipped++;
                 else
-                    selection_offer(&sel, ids, n_ids > (size_t)T ? ids[T] : -1);
+                    selection_offer(&sel, ids, n_ids > (size_t)L ? ids[L] : -1);
                 free(ids);
             }
             if (rc == PL_OK && sel.got < need)
@@ -408,7 +424,9 @@ int pl_data_load(pl_sweep *sw, int verbose)
     sw->next_token = sel.next;
     sw->n_duplicates = sel.duplicates;
     sw->n_short = skipped;
+    sw->bos_id = sel.bos;
     free(sel.slot);
+    free(sel.scratch);
     return PL_OK;
 }
 

@@ -32,6 +32,7 @@ typedef struct {
     int *next_token;    /* [P + cov_prompts] the data's token after each prompt (-1: none) */
     long n_duplicates;  /* prompts dropped as duplicates of an earlier one (rank 0) */
     long n_short;       /* documents skipped as shorter than a prompt (rank 0) */
+    int bos_id;         /* the BOS token every prompt starts with, or -1 (rank 0) */
     float *real_act;    /* [P, C] real activation at (hook, pos) of each sweep prompt, sweep's basis */
     double *mu;         /* [C] raw basis */
     double *chol;       /* [C, C] */

@@ -84,6 +84,17 @@ want, nxt, dup, _ = ref.select_document_start(docs, T, P + COV, 7)
 if not np.array_equal(f["tokens"], np.array(want[:P])) or a["duplicate_prompts_dropped"] != dup or dup == 0:
     sl.fail("document_start: tokens or duplicates (%s, want %d)" % (a["duplicate_prompts_dropped"], dup))
 print("ok document_start: %d repeated windows dropped and counted" % dup)
+# [data] bos = true: the tokenizer's BOS, then n_ctx - 1 tokens of each window, and the window's next token
+g, ga, _ = sweep("prefixes-bos", path16, data__bos="true", perturb__directions="cov_random")
+wins_only = [list(flat[i * T:(i + 1) * T]) for i in range(len(flat) // T)]
+want_b, nxt_b, dup_b, _ = ref.select_document_start(wins_only, T - 1, P + COV, 7)
+bos = ga["bos_token"]
+if bos < 0 or not np.all(g["tokens"][:, 0] == bos) or not np.array_equal(g["tokens"][:, 1:], np.array(want_b[:P])) \
+        or not np.array_equal(g["next_token"], nxt_b[:P]):
+    sl.fail("bos = true: prompts are not BOS + n_ctx - 1 tokens of each window")
+if a["bos_token"] != -1:
+    sl.fail("bos = auto on a GPT-2-style tokenizer added BOS %s" % a["bos_token"])
+print("ok [data] bos: true puts BOS %d first (then n_ctx - 1 tokens); auto adds none for a GPT-2 tokenizer" % bos)
 tok = f["tokens"]
 # activations at position 4 depend on tokens 0..4 only: equal prefixes, equal activations
 key = [tuple(t[:5]) for t in tok]
