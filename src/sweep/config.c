@@ -292,6 +292,22 @@ static int parse_enum_list(const raw_config *rc, int i, const char *const *names
     return PL_OK;
 }
 
+/* Exactly one of NAMES. */
+static int parse_enum_one(const raw_config *rc, int i, const char *const *names, int n_names, int *out)
+{
+    int n, v[16];
+    if (parse_enum_list(rc, i, names, n_names, v, &n) != PL_OK)
+        return PL_ERR;
+    if (n != 1) {
+        char allowed[256] = "";
+        for (int j = 0; j < n_names; j++)
+            snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "", names[j]);
+        return FAIL_KEY(i, "expected one of %s", allowed);
+    }
+    *out = v[0];
+    return PL_OK;
+}
+
 static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
 {
     char buf[4096], *items[PL_MAX_DIRECTIONS];
@@ -453,59 +469,34 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     if (parse_string(rc, i, &cfg->data_path) != PL_OK)
         return PL_ERR;
     static const char *const formats[] = {"auto", "jsonl", "text", "bin"};
-    int n, fmt[4];
-    if (parse_enum_list(rc, K("data", "format"), formats, 4, fmt, &n) != PL_OK)
-        return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("data", "format"), "expected one of auto, jsonl, text, bin");
-    cfg->data_format = fmt[0];
-    if (parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
-        parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
-        parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK)
-        return PL_ERR;
     static const char *const samplings[] = {"document_start", "random_window"};
-    int one[1];
-    if (parse_enum_list(rc, K("data", "sampling"), samplings, 2, one, &n) != PL_OK)
-        return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("data", "sampling"), "expected one of document_start, random_window");
-    cfg->sampling = one[0];
     static const char *const dtypes[] = {"uint16", "uint32"};
-    if (parse_enum_list(rc, K("data", "token_dtype"), dtypes, 2, one, &n) != PL_OK)
-        return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("data", "token_dtype"), "expected one of uint16, uint32");
-    cfg->token_bytes = one[0] ? 4 : 2;
     static const char *const bos_modes[] = {"auto", "true", "false"};
-    if (parse_enum_list(rc, K("data", "bos"), bos_modes, 3, one, &n) != PL_OK)
+    int dtype;
+    if (parse_enum_one(rc, K("data", "format"), formats, 4, &cfg->data_format) != PL_OK ||
+        parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
+        parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
+        parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK ||
+        parse_enum_one(rc, K("data", "sampling"), samplings, 2, &cfg->sampling) != PL_OK ||
+        parse_enum_one(rc, K("data", "token_dtype"), dtypes, 2, &dtype) != PL_OK ||
+        parse_enum_one(rc, K("data", "bos"), bos_modes, 3, &cfg->bos) != PL_OK)
         return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("data", "bos"), "expected one of auto, true, false");
-    cfg->bos = one[0];
+    cfg->token_bytes = dtype ? 4 : 2;
     /* [perturb] */
-    if (parse_string(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
-        parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK)
-        return PL_ERR;
     static const char *const bases[] = {"real", "synthetic"};
-    if (parse_enum_list(rc, K("perturb", "bases"), bases, 2, cfg->bases, &cfg->n_bases) != PL_OK ||
+    static const char *const modes[] = {"to_target", "fixed_norm", "absolute"};
+    static const char *const bases_of_residual[] = {"raw", "centered"};
+    if (parse_string(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
+        parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK ||
+        parse_enum_list(rc, K("perturb", "bases"), bases, 2, cfg->bases, &cfg->n_bases) != PL_OK ||
         parse_directions(rc, K("perturb", "directions"), cfg) != PL_OK ||
         parse_int(rc, K("perturb", "n_directions"), 1, 1000000, &cfg->n_directions) != PL_OK ||
         parse_int(rc, K("perturb", "steps"), 2, 100000, &cfg->steps) != PL_OK ||
-        parse_double(rc, K("perturb", "alpha_max"), 0.0, 1e6, 1, &cfg->alpha_max) != PL_OK)
+        parse_double(rc, K("perturb", "alpha_max"), 0.0, 1e6, 1, &cfg->alpha_max) != PL_OK ||
+        parse_enum_one(rc, K("perturb", "step_mode"), modes, 3, &cfg->step_mode) != PL_OK ||
+        parse_bool(rc, K("perturb", "center_direction"), &cfg->center_direction) != PL_OK ||
+        parse_enum_one(rc, K("perturb", "residual_basis"), bases_of_residual, 2, &cfg->residual_basis) != PL_OK)
         return PL_ERR;
-    static const char *const modes[] = {"to_target", "fixed_norm", "absolute"};
-    if (parse_enum_list(rc, K("perturb", "step_mode"), modes, 3, one, &n) != PL_OK)
-        return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("perturb", "step_mode"), "expected one of to_target, fixed_norm, absolute");
-    cfg->step_mode = one[0];
-    static const char *const bases_of_residual[] = {"raw", "centered"};
-    if (parse_bool(rc, K("perturb", "center_direction"), &cfg->center_direction) != PL_OK ||
-        parse_enum_list(rc, K("perturb", "residual_basis"), bases_of_residual, 2, one, &n) != PL_OK)
-        return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("perturb", "residual_basis"), "expected one of raw, centered");
-    cfg->residual_basis = one[0];
     if (parse_int(rc, K("perturb", "cov_prompts"), 2, 10000000, &cfg->cov_prompts) != PL_OK)
         return PL_ERR;
     /* [readout] */
