@@ -96,4 +96,19 @@ if not np.all(np.isnan(g["kl_onset_ratio_ci"])) or not np.array_equal(g["kl_onse
                                                                         equal_nan=True):
     sl.fail("bootstrap = 0 should leave only the intervals NaN")
 print("ok bootstrap = 0: intervals NaN, estimates unchanged")
+# GSL is linked without gslcblas in front of OpenBLAS: every cblas symbol, plateau's and GSL's own,
+# binds to OpenBLAS (gslcblas would be a slow reference BLAS under the model's sgemm)
+import re  # noqa: E402
+import subprocess  # noqa: E402
+
+r = subprocess.run([sl.BIN, "info", os.path.join(d, "nowhere")], capture_output=True, text=True,
+                   env=dict(os.environ, LD_BIND_NOW="1", LD_DEBUG="bindings"))
+binds = re.findall(r"binding file (\S+) .* to (\S+) .*symbol `(cblas_\w+)'", r.stderr)
+if not binds:
+    print("SKIP (cblas check): the dynamic linker printed no bindings (LD_DEBUG unsupported here)")
+else:
+    bad = [b for b in binds if "openblas" not in b[1]]
+    if bad or not any(b[2] == "cblas_sgemm" for b in binds):
+        sl.fail("cblas symbols bound outside OpenBLAS: %s" % bad[:5])
+    print("ok %d cblas bindings (plateau's and libgsl's) all go to OpenBLAS" % len(binds))
 print("statistics tests passed")
