@@ -38,6 +38,7 @@ typedef struct {
     char *file;                 /* the config file as given */
     /* [model] */
     char *model_path;
+    char *tokenizer_path;       /* [model] tokenizer, or NULL: the model's own */
     /* [data] */
     char *data_path;
     int data_format;            /* PL_DATA_*, resolved (never AUTO after loading) */

@@ -27,6 +27,7 @@ typedef struct {
 /* The order here is the order of the resolved text. "" = no default (required, or derived). */
 static const key_spec KEYS[] = {
     {"model", "path", "", 0},
+    {"model", "tokenizer", "", 0},
     {"data", "prompts", "", 1},
     {"data", "format", "auto", 1},
     {"data", "n_prompts", "1000", 1},
@@ -64,6 +65,7 @@ static const key_spec KEYS[] = {
     {"run", "worker_timeout", "10", 0},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+_Static_assert(N_KEYS <= (int)(sizeof ((pl_sweep_config *)0)->origin / sizeof(char *)), "pl_sweep_config.origin holds every key");
 static const char *SECTIONS = "model, data, perturb, readout, output, run";
 
 typedef struct {
@@ -462,6 +464,9 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         return pl_fail("%s: [model] path: missing (the model dir, e.g. models/gpt2)", rc->file);
     if (parse_string(rc, i, &cfg->model_path) != PL_OK)
         return PL_ERR;
+    i = K("model", "tokenizer");
+    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->tokenizer_path) != PL_OK)
+        return PL_ERR;
     /* [data] */
     i = K("data", "prompts");
     if (!rc->value[i])
@@ -630,6 +635,7 @@ void pl_sweep_config_free(pl_sweep_config *cfg)
 {
     free(cfg->file);
     free(cfg->model_path);
+    free(cfg->tokenizer_path);
     free(cfg->data_path);
     free(cfg->hook);
     for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
@@ -754,6 +760,8 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
 #define IS(a, b) (!strcmp(s, a) && !strcmp(k, b))
     if (IS("model", "path"))
         sb_printf(sb, "%s", cfg->model_path);
+    else if (IS("model", "tokenizer"))
+        sb_printf(sb, "%s", cfg->tokenizer_path ? cfg->tokenizer_path : "");
     else if (IS("data", "prompts"))
         sb_printf(sb, "%s", cfg->data_path);
     else if (IS("data", "format"))

@@ -315,8 +315,7 @@ int pl_data_load(pl_sweep *sw, int verbose)
     int rc = selection_init(&sel, need, T);
     /* [data] bos: auto follows the tokenizer's own convention (pl_tokenizer_adds_bos) */
     if (rc == PL_OK && (cfg->data_format != PL_DATA_BIN || cfg->bos != PL_BOS_FALSE)) {
-        /* TODO(model engineer's [model] tokenizer key): pass its path instead of NULL */
-        if (pl_tokenizer_open(&tok, cfg->model_path, NULL, V) != PL_OK)
+        if (pl_tokenizer_open(&tok, cfg->model_path, cfg->tokenizer_path, V) != PL_OK)
             rc = pl_fail_prefix("%s: tokenizer for [data] prompts%s", cfg->model_path,
                                 cfg->data_format == PL_DATA_BIN ? " ([data] bos = false needs none for a .bin)" : "");
     }

@@ -156,6 +156,8 @@ expect_error("bad_read_position", good.replace("steps = 5", "steps = 5\nposition
              r"\[readout\] position: 2 is outside the positions the perturbation at 5 can reach \(5\.\.7")
 expect_error("bad_sampling", good.replace("n_ctx = 8", "n_ctx = 8\nsampling = shuffled"),
              r"\[data\] sampling: 'shuffled' is not one of document_start, random_window")
+expect_error("missing_tokenizer", good + "[model]\ntokenizer = %s/none.json\n" % d,
+             r"tokenizer for \[data\] prompts.*none\.json: cannot open: No such file")
 # the centred basis is TransformerLens's for LayerNorm models: refused for an RMSNorm model
 shared = os.environ.get("PLATEAU_SHARED_DIR", os.path.join(sl.SRC, "..", "shared"))
 llama = os.path.join(shared, "models", "stories260K", "stories260K.bin")
