@@ -1,6 +1,6 @@
 /* Forward and fast-path throughput against OpenBLAS's sgemm peak, measured in the same run.
  *
- * usage: bench_forward MODEL_DIR [--seconds S]
+ * usage: bench_forward MODEL [--seconds S]   (any model plateau opens: an HF dir or a llama2.c .bin)
  * Prints a markdown table. FLOPs are those of pl_forward_flops / pl_patch_flops (matmuls and
  * attention, 2 per multiply-add; layernorm, GELU and softmax not counted). The threads OpenBLAS
  * uses come from OPENBLAS_NUM_THREADS (scripts/bench.sh sets 1: figures are per core).
@@ -46,10 +46,10 @@ static double sgemm_best(int M, int N, int K, double seconds)
 }
 
 /* OpenBLAS's sgemm peak on this machine: the best of a large square product and the fast path's
- * own largest shape (404 rows x 3072 x 768). */
-static double sgemm_peak(double seconds)
+ * own largest shape (404 rows x d_mlp x width: 404 x 3072 x 768 for GPT-2 small). */
+static double sgemm_peak(double seconds, int d_mlp, int C)
 {
-    double square = sgemm_best(1536, 1536, 1536, seconds / 2), fast = sgemm_best(404, 3072, 768, seconds / 2);
+    double square = sgemm_best(1536, 1536, 1536, seconds / 2), fast = sgemm_best(404, d_mlp, C, seconds / 2);
     return square > fast ? square : fast;
 }
 
@@ -83,9 +83,11 @@ int main(int argc, char **argv)
     }
     const pl_model_info *cfg = pl_model_get_info(m);
     int C = cfg->d_model, V = cfg->n_vocab;
-    double peak = sgemm_peak(seconds);
-    printf("model: L=%d C=%d H=%d V=%d; sgemm peak (best of 1536^3 and 404x3072x768 over %.0f s): %.1f GFLOP/s\n\n",
-           cfg->n_layer, C, cfg->n_head, V, seconds, peak);
+    double peak = sgemm_peak(seconds, cfg->d_mlp, C);
+    printf("model: %s L=%d C=%d H=%d KV=%d head_dim=%d MLP=%d V=%d; sgemm peak (best of 1536^3 and 404x%dx%d over "
+           "%.1f s): %.1f GFLOP/s\n\n",
+           cfg->family, cfg->n_layer, C, cfg->n_head, cfg->n_kv_head, cfg->head_dim, cfg->d_mlp, V, cfg->d_mlp, C,
+           seconds, peak);
 
     int *tokens = malloc(sizeof(int) * cfg->n_ctx);
     for (int t = 0; t < cfg->n_ctx; t++)
@@ -139,9 +141,9 @@ int main(int argc, char **argv)
         printf("| fast path | M = %d | %.1f | %.0f evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
                100 * gf / peak);
     }
-    printf("\nFLOPs: full forward of T tokens = L*(24*C^2*T + 2*C*T*(T+1)) + 2*C*V (logits of the last "
-           "position only); fast-path row = (L-r)*(24*C^2 + 4*C*T) + 2*C*V; here %.3g per row.\n",
-           pl_patch_flops(m, T, r, pos));
+    printf("\nFLOPs (pl_forward_flops, pl_patch_flops; README): matmuls and attention, 2 per multiply-add, logits "
+           "of the last position only; here %.3g per fast-path row (T = %d, patch at blocks.%d.hook_resid_pre).\n",
+           pl_patch_flops(m, T, r, pos), T, r);
     free(X);
     free(logits);
     free(read);

@@ -5,13 +5,13 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libopenblas-dev liblapacke-dev
+  libopenblas-dev liblapacke-dev libgsl-dev
   libopenmpi-dev openmpi-bin
   libnetcdf-dev
   libinih-dev libjansson-dev libpcre2-dev libssl-dev
   libicu-dev
   clang libclang-rt-14-dev
-  python3-numpy python3-xarray python3-netcdf4 python3-matplotlib
+  python3-numpy python3-scipy python3-xarray python3-netcdf4 python3-matplotlib
   python3-regex
   ca-certificates curl
   strace

@@ -13,16 +13,21 @@
 #include "plateau/model.h"
 
 enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_N_BASE_KINDS };
-enum { PL_DIR_ISOTROPIC, PL_DIR_COV_RANDOM, PL_DIR_REAL_OTHER, PL_DIR_FILE };
-enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_N_METRICS };
-enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM };
+enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS_DIST, PL_METRIC_CE_LOSS,
+       PL_N_METRICS };
+enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE };
+enum { PL_BASIS_RAW, PL_BASIS_CENTERED };
 enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
+enum { PL_SAMPLING_DOCUMENT_START, PL_SAMPLING_RANDOM_WINDOW };
+enum { PL_BOS_AUTO, PL_BOS_TRUE, PL_BOS_FALSE };
+/* [readout] position = perturbed (the default): read where the perturbation is */
+#define PL_READ_AT_PERTURBED INT32_MIN
 
 #define PL_MAX_DIRECTIONS 16
 #define PL_MAX_QUANTILES 32
 
 typedef struct {
-    int kind;      /* PL_DIR_* */
+    int kind;      /* index into the experiment's table of direction kinds (PL_DIRECTION_KINDS) */
     char *label;   /* coordinate value: "isotropic", ..., "file:<basename>" */
     char *path;    /* file: only */
     char *tensor;  /* file:PATH#tensor, or NULL */
@@ -33,11 +38,15 @@ typedef struct {
     char *file;                 /* the config file as given */
     /* [model] */
     char *model_path;
+    char *tokenizer_path;       /* [model] tokenizer, or NULL: the model's own */
     /* [data] */
     char *data_path;
     int data_format;            /* PL_DATA_*, resolved from the extension when auto (never AUTO) */
     int n_prompts, n_ctx;
     uint64_t data_seed;
+    int sampling;               /* PL_SAMPLING_* */
+    int token_bytes;            /* .bin token width: 2 (uint16) or 4 (uint32) */
+    int bos;                    /* PL_BOS_*: a BOS token first in every prompt */
     /* [perturb] */
     char *hook;
     int position;               /* -1 = last */
@@ -46,17 +55,25 @@ typedef struct {
     pl_direction_spec dirs[PL_MAX_DIRECTIONS];
     int n_directions, steps;
     double alpha_max;
-    int step_mode;
+    int step_mode;              /* PL_STEP_* */
+    int center_direction;       /* d -= mean(d) before scaling */
+    int residual_basis;         /* PL_BASIS_* */
     int cov_prompts;
     /* [readout] */
     int n_metrics, metrics[PL_N_METRICS];
     char *read_hook;            /* NULL until resolved against the model (default: last block) */
+    int read_position;          /* PL_READ_AT_PERTURBED or a position (negative: from the end) */
     double onset_threshold;
-    /* [output] */
+    double thresholds[PL_N_METRICS]; /* alpha_at_threshold per metric; NaN: none */
+    int nl_first, nl_last;      /* nonlinearity_alpha: the line through steps nl_first..nl_last */
+    double nl_tolerance;        /* ... and the relative deviation that ends it */    /* [output] */
     char *output_path;
     int raw_curves;
     int n_quantiles;
     double quantiles[PL_MAX_QUANTILES];
+    int activations;            /* store real activations, mu and Sigma */
+    int bootstrap;              /* resamples of the paired comparisons */
+    int histogram_bins;
     /* [run] */
     uint64_t seed;
     double checkpoint_every;
@@ -90,9 +107,9 @@ int pl_sweep_config_given(const pl_sweep_config *cfg, int i);
 char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name);
 
 /* Fill model-dependent defaults (read_hook: the last block's hook_resid_post) and check the hooks,
- * position and n_ctx against the model. Errors name the config line of the offending key. */
+ * positions (perturbed *pos, read *read_pos), n_ctx and the residual basis against the model. Errors name the config line of the offending key. */
 int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index,
-                            int *read_index, int *pos);
+                            int *read_index, int *pos, int *read_pos);
 
 /* The resolved config as INI text (every key, defaults filled). HASHED_ONLY leaves out the keys
  * that may change between a checkpoint and its resume (output path, checkpoint path and period,

@@ -1,4 +1,4 @@
-/* Synthetic GPT-2 model dirs: Hugging Face layout, seeded random weights of GPT-2-like scale.
+/* Synthetic model dirs of any family: Hugging Face layout, seeded random weights of GPT-2-like scale.
  *
  * Used by the tests (models of any shape, every dtype, with and without HF's quirks) and by the
  * benchmarks (the GPT-2-small shape). config.json carries "plateau_synthetic": true so every
@@ -16,11 +16,26 @@ typedef struct {
     st_dtype dtype;         /* ST_F32, ST_F16 or ST_BF16 */
     uint64_t seed;
     const char *vocab_from; /* dir whose vocab.json + merges.txt are copied, or NULL */
-    int hf_quirks;          /* 'transformer.' prefix, tied lm_head.weight, h.N.attn.bias/masked_bias */
+    int hf_quirks;          /* gpt2: 'transformer.' prefix, tied lm_head.weight, h.N.attn.bias/masked_bias */
+    /* Families beyond GPT-2 (zero: the family's default). */
+    const char *family;     /* NULL or "gpt2", "llama", "mistral", "qwen2", "gpt_neox" */
+    int n_kv_head;          /* key/value heads (llama, mistral, qwen2); 0: n_head */
+    int head_dim;           /* explicit head_dim (llama, mistral, qwen2); 0: n_embd / n_head */
+    int d_mlp;              /* intermediate_size; 0: 4 n_embd (gpt_neox), 8 n_embd / 3 rounded up to 8 (others) */
+    int tied;               /* tie_word_embeddings */
+    int attention_bias;     /* llama: q, k, v, o biases (qwen2 always has q, k, v biases) */
+    double rope_theta;      /* 0: 10000 */
+    double llama3[4];       /* rope_scaling llama3: factor, low_freq_factor, high_freq_factor,
+                               original_max_position_embeddings; factor 0: no scaling */
+    double rotary_pct;      /* gpt_neox; 0: 0.25 */
+    int sequential;         /* gpt_neox: use_parallel_residual false */
+    int sliding_window;     /* mistral, qwen2 (use_sliding_window): 0 none */
+    int n_shards;           /* > 1: model-0000i-of-0000N.safetensors + model.safetensors.index.json */
 } pl_synth_opts;
 
-/* Write OUT_DIR/{config.json, model.safetensors, vocab.json, merges.txt}; OUT_DIR is created if
- * missing. Each file is written to a temp file and renamed into place. */
+/* Write OUT_DIR/{config.json, model.safetensors (or shards and their index), vocab.json, merges.txt};
+ * OUT_DIR is created if missing. Each file is written to a temp file and renamed into place;
+ * config.json goes last. */
 int pl_synth(const char *out_dir, const pl_synth_opts *opts);
 
 #endif

@@ -10,8 +10,8 @@
 #include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
-static const char *LOGITS_USAGE = "MODEL_DIR (--text 'text' | --ids 464,3139,286) [--top K | --all]";
-static const char *GENERATE_USAGE = "MODEL_DIR --text 'text' -n N";
+static const char *LOGITS_USAGE = "MODEL (--text 'text' | --ids 464,3139,286) [--top K | --all] [--tokenizer FILE]";
+static const char *GENERATE_USAGE = "MODEL --text 'text' -n N [--tokenizer FILE]";
 
 /* "464,3139,286" -> ids; every element must be a non-negative integer. */
 static int parse_id_list(const char *text, int **ids, size_t *n)
@@ -49,15 +49,22 @@ static int parse_id_list(const char *text, int **ids, size_t *n)
     return PL_OK;
 }
 
-/* Token ids of --text (through DIR's tokenizer) or --ids. */
-static int prompt_ids(const char *dir, const char *text, const char *id_list, pl_tokenizer **tok, int **ids,
-                      size_t *n)
+/* The model's tokenizer (pl_tokenizer_open's lookup, or TOKENIZER_PATH), its ids checked against V. */
+static int open_tokenizer(const pl_model *m, const char *tokenizer_path, pl_tokenizer **tok)
+{
+    return pl_tokenizer_open(tok, pl_model_path(m), tokenizer_path, pl_model_get_info(m)->n_vocab);
+}
+
+/* Token ids of --ids, or of --text with the special tokens the model adds around a text (HF
+ * add_special_tokens=True; llama2.c: BOS, as run.c encodes a prompt). */
+static int prompt_ids(const pl_model *m, const char *tokenizer_path, const char *text, const char *id_list,
+                      pl_tokenizer **tok, int **ids, size_t *n)
 {
     if (id_list)
         return parse_id_list(id_list, ids, n);
-    if (pl_tokenizer_load(tok, dir))
+    if (open_tokenizer(m, tokenizer_path, tok))
         return PL_ERR;
-    if (pl_encode(*tok, text, strlen(text), ids, n))
+    if (pl_encode_special(*tok, text, strlen(text), ids, n))
         return pl_fail_prefix("--text");
     if (*n == 0)
         return pl_fail("--text: the text has no tokens");
@@ -101,7 +108,7 @@ static int argmax(const float *x, int n)
 
 int cmd_logits(int argc, char **argv)
 {
-    const char *dir = NULL, *text = NULL, *id_list = NULL;
+    const char *dir = NULL, *text = NULL, *id_list = NULL, *tokenizer_path = NULL;
     long top = 10;
     int all = 0;
     for (int i = 1; i < argc; i++) {
@@ -109,6 +116,8 @@ int cmd_logits(int argc, char **argv)
             text = argv[++i];
         else if (!strcmp(argv[i], "--ids") && i + 1 < argc)
             id_list = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            tokenizer_path = argv[++i];
         else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
             if (cli_parse_int("--top", argv[++i], 1, 1 << 30, &top))
                 return cli_fail();
@@ -122,7 +131,7 @@ int cmd_logits(int argc, char **argv)
             return cli_usage("logits", LOGITS_USAGE, "unexpected argument '%s'", argv[i]);
     }
     if (!dir || (!text == !id_list))
-        return cli_usage("logits", LOGITS_USAGE, "need MODEL_DIR and exactly one of --text, --ids");
+        return cli_usage("logits", LOGITS_USAGE, "need MODEL and exactly one of --text, --ids");
 
     pl_model *m = NULL;
     pl_tokenizer *tok = NULL;
@@ -132,7 +141,7 @@ int cmd_logits(int argc, char **argv)
     int rc = PL_EXIT_INPUT;
     if (pl_model_open(&m, dir))
         return cli_fail();
-    if (prompt_ids(dir, text, id_list, &tok, &ids, &n) || pl_forward(m, ids, (int)n, &run)) {
+    if (prompt_ids(m, tokenizer_path, text, id_list, &tok, &ids, &n) || pl_forward(m, ids, (int)n, &run)) {
         cli_fail();
         goto done;
     }
@@ -141,7 +150,7 @@ int cmd_logits(int argc, char **argv)
         for (int v = 0; v < V; v++)
             printf("%.9g\n", run.logits[v]);
     } else {
-        if (!tok && pl_tokenizer_load(&tok, dir))
+        if (!tok && open_tokenizer(m, tokenizer_path, &tok))
             tok = NULL; /* token strings are a courtesy for --ids; the logits stand without them */
         pl_error_clear();
         int k = top < V ? (int)top : V;
@@ -171,11 +180,13 @@ done:
 
 int cmd_generate(int argc, char **argv)
 {
-    const char *dir = NULL, *text = NULL;
+    const char *dir = NULL, *text = NULL, *tokenizer_path = NULL;
     long steps = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--text") && i + 1 < argc)
             text = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            tokenizer_path = argv[++i];
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
             if (cli_parse_int("-n", argv[++i], 0, 1 << 20, &steps))
                 return cli_fail();
@@ -187,7 +198,7 @@ int cmd_generate(int argc, char **argv)
             return cli_usage("generate", GENERATE_USAGE, "unexpected argument '%s'", argv[i]);
     }
     if (!dir || !text || steps < 0)
-        return cli_usage("generate", GENERATE_USAGE, "need MODEL_DIR, --text and -n");
+        return cli_usage("generate", GENERATE_USAGE, "need MODEL, --text and -n");
 
     pl_model *m = NULL;
     pl_tokenizer *tok = NULL;
@@ -196,7 +207,7 @@ int cmd_generate(int argc, char **argv)
     int rc = PL_EXIT_INPUT;
     if (pl_model_open(&m, dir))
         return cli_fail();
-    if (prompt_ids(dir, text, NULL, &tok, &ids, &n)) {
+    if (prompt_ids(m, tokenizer_path, text, NULL, &tok, &ids, &n)) {
         cli_fail();
         goto done;
     }
@@ -213,6 +224,10 @@ int cmd_generate(int argc, char **argv)
         goto done;
     }
     ids = all;
+    /* run.c ends a llama2.c generation at BOS (its sequence delimiter); the other tokenizers' models at
+     * their end-of-text token. */
+    int llama2c = !strcmp(pl_tokenizer_kind(tok), "llama2c");
+    int stop_id = llama2c ? pl_tokenizer_bos_id(tok) : pl_tokenizer_eos_id(tok);
     fputs(text, stdout);
     /* Greedy decoding, one full forward per token: generate is a sanity check, not a hot path. */
     for (long s = 0; s < steps; s++) {
@@ -223,12 +238,18 @@ int cmd_generate(int argc, char **argv)
         }
         int next = argmax(run.logits, pl_model_get_info(m)->n_vocab);
         pl_run_free(&run);
-        ids[n++] = next;
+        if (next == stop_id)
+            break;
+        char *bytes;
         size_t len;
-        const char *bytes = pl_token_bytes(tok, next, &len);
-        if (bytes)
-            fwrite(bytes, 1, len, stdout);
+        if (pl_decode_next(tok, ids[n - 1], next, &bytes, &len)) {
+            cli_fail();
+            goto done;
+        }
+        fwrite(bytes, 1, len, stdout);
+        free(bytes);
         fflush(stdout);
+        ids[n++] = next;
     }
     putchar('\n');
     rc = PL_EXIT_OK;

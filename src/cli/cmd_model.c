@@ -11,15 +11,18 @@
 #include "plateau/synth.h"
 #include "plateau/verify.h"
 
-static const char info_usage[] = "MODEL_DIR";
+static const char info_usage[] = "MODEL (an HF dir or a llama2.c .bin)";
 static const char verify_usage[] = "MODEL_DIR --manifest FILE";
-static const char synth_usage[] = "OUT_DIR --layers L --embd C --heads H --ctx N [--vocab-from DIR] "
-                                  "[--dtype f32|f16|bf16] [--seed S] [--vocab V] [--hf-quirks]";
+static const char synth_usage[] =
+    "OUT_DIR --layers L --embd C --heads H --ctx N [--family gpt2|llama|mistral|qwen2|gpt_neox] [--vocab-from DIR] "
+    "[--dtype f32|f16|bf16] [--seed S] [--vocab V] [--hf-quirks] [--kv-heads K] [--head-dim D] [--mlp I] [--tied] "
+    "[--attention-bias] [--rope-theta X] [--rope-scaling llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX] [--rotary-pct P] "
+    "[--sequential-residual] [--sliding-window W] [--shards N]";
 
 int cmd_info(int argc, char **argv)
 {
     if (argc != 2)
-        return cli_usage("info", info_usage, "expected exactly one MODEL_DIR");
+        return cli_usage("info", info_usage, "expected exactly one MODEL");
     const char *dir = argv[1];
     pl_model *m;
     if (pl_model_open(&m, dir) != PL_OK)
@@ -30,7 +33,7 @@ int cmd_info(int argc, char **argv)
         return cli_fail();
     }
     const pl_model_info *c = pl_model_get_info(m);
-    printf("model_dir           %s\n", dir);
+    printf("model               %s\n", dir);
     printf("family              %s\n", c->family);
     printf("format              %s\n", c->format);
     printf("synthetic           %s\n", c->synthetic ? "yes (plateau synth: random weights)" : "no");
@@ -99,6 +102,9 @@ int cmd_synth(int argc, char **argv)
         } ints[] = {
             {"--layers", &o.n_layer, 1, 4096}, {"--embd", &o.n_embd, 1, 65536}, {"--heads", &o.n_head, 1, 65536},
             {"--ctx", &o.n_ctx, 1, 1 << 20},    {"--vocab", &o.n_vocab, 257, 1 << 22},
+            {"--kv-heads", &o.n_kv_head, 1, 65536}, {"--head-dim", &o.head_dim, 2, 65536},
+            {"--mlp", &o.d_mlp, 1, 1 << 20}, {"--sliding-window", &o.sliding_window, 1, 1 << 24},
+            {"--shards", &o.n_shards, 1, 9999},
         };
         int handled = 0;
         for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !handled; k++)
@@ -138,6 +144,35 @@ int cmd_synth(int argc, char **argv)
             o.vocab_from = argv[i];
         } else if (!strcmp(a, "--hf-quirks")) {
             o.hf_quirks = 1;
+        } else if (!strcmp(a, "--tied")) {
+            o.tied = 1;
+        } else if (!strcmp(a, "--attention-bias")) {
+            o.attention_bias = 1;
+        } else if (!strcmp(a, "--sequential-residual")) {
+            o.sequential = 1;
+        } else if (!strcmp(a, "--family")) {
+            if (++i >= argc)
+                return cli_usage("synth", synth_usage, "--family needs a value");
+            o.family = argv[i];
+        } else if (!strcmp(a, "--rope-theta") || !strcmp(a, "--rotary-pct")) {
+            char *end;
+            if (++i >= argc)
+                return cli_usage("synth", synth_usage, "%s needs a value", a);
+            double v = strtod(argv[i], &end);
+            if (*end || !(v > 0) || (a[2] == 'o' && v > 1))
+                return cli_usage("synth", synth_usage, "%s: '%s' is not a %s", a, argv[i],
+                                 a[2] == 'o' ? "fraction in (0, 1]" : "positive number");
+            *(a[2] == 'o' ? &o.rotary_pct : &o.rope_theta) = v;
+        } else if (!strcmp(a, "--rope-scaling")) {
+            char extra;
+            if (++i >= argc)
+                return cli_usage("synth", synth_usage, "--rope-scaling needs a value");
+            if (sscanf(argv[i], "llama3:%lf:%lf:%lf:%lf%c", &o.llama3[0], &o.llama3[1], &o.llama3[2], &o.llama3[3],
+                       &extra) != 4 || !(o.llama3[0] > 0) || !(o.llama3[2] > o.llama3[1]) || !(o.llama3[1] > 0) ||
+                !(o.llama3[3] >= 1))
+                return cli_usage("synth", synth_usage,
+                                 "--rope-scaling: '%s' is not llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX (HIGH > LOW > 0)",
+                                 argv[i]);
         } else if (a[0] == '-' && a[1]) {
             return cli_usage("synth", synth_usage, "unknown option '%s'", a);
         } else if (!out_dir) {
@@ -150,7 +185,7 @@ int cmd_synth(int argc, char **argv)
         return cli_usage("synth", synth_usage, "OUT_DIR is required");
     if (!o.n_layer || !o.n_embd || !o.n_head || !o.n_ctx)
         return cli_usage("synth", synth_usage, "--layers, --embd, --heads and --ctx are required");
-    if (o.n_embd % o.n_head)
+    if (o.n_embd % o.n_head && !o.head_dim)
         return cli_usage("synth", synth_usage, "--embd %d is not divisible by --heads %d", o.n_embd, o.n_head);
     if (have_vocab && o.vocab_from)
         return cli_usage("synth", synth_usage, "--vocab and --vocab-from exclude each other");

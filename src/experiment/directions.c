@@ -1,224 +1,314 @@
-/* Bases and directions of the units: partners of real_other, file: direction matrices, and each
- * unit's step vectors base + alpha * direction. A unit's base and target come from keyed random
- * streams and the shared fit (mu, Sigma, real activations), so its values depend only on its index.
+/* Direction kinds: one function per kind (its raw direction d from the unit's base), and one row
+ * in PL_DIRECTION_KINDS. A kind that needs per-sweep resources (a matrix file) or per-unit choices
+ * (a partner prompt) has a setup, run on every rank once the real activations and the fit are
+ * known; its choices are drawn from keyed streams, so every rank makes the same ones, and they are
+ * recorded in the output as the kind's state variables. Centring, scaling and the steps themselves
+ * are the step mode's business (steps.c).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plateau/error.h"
-#include "plateau/fileio.h"
-#include "plateau/npy.h"
-#include "plateau/safetensors.h"
-#include "../sweep/sweep_internal.h"
+#include "experiment.h"
 
-int pl_sweep_setup_grid(pl_sweep *sw)
+/* ------------------------------------------------------------ helpers of setup */
+
+static int *add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
+                      const char *width_dim)
 {
-    const pl_sweep_config *cfg = sw->cfg;
-    sw->alpha = pl_malloc(sizeof(double) * sw->steps, "alpha grid");
-    sw->partner = pl_malloc(sizeof(int) * (size_t)sw->P * sw->S, "partners");
-    if (!sw->alpha || !sw->partner)
-        return PL_ERR;
-    /* linspace(0, alpha_max, steps): k * alpha_max / (steps - 1), exact at both ends */
-    for (int k = 0; k < sw->steps; k++)
-        sw->alpha[k] = k == sw->steps - 1 ? cfg->alpha_max : cfg->alpha_max * k / (sw->steps - 1);
-    int has_real_other = 0;
-    for (int d = 0; d < sw->ND; d++)
-        has_real_other |= cfg->dirs[d].kind == PL_DIR_REAL_OTHER;
-    for (int p = 0; p < sw->P; p++)
-        for (int s = 0; s < sw->S; s++) {
-            int q = -1;
-            if (has_real_other) {
-                pl_rng r;
-                pl_rng_init(&r, cfg->seed, (uint64_t)p, PL_RNG_PARTNER, (uint64_t)s);
-                q = (int)pl_rng_below(&r, (uint64_t)sw->P - 1);
-                q += q >= p; /* any other sweep prompt */
-            }
-            sw->partner[(size_t)p * sw->S + s] = q;
-        }
-    return PL_OK;
-}
-
-/* ------------------------------------------------------------ file: directions */
-
-/* A 2-D little-endian float32/float64 C-order .npy file (parsed by src/util/npy.c). */
-static int load_npy(const char *path, int C, float **rows, long *n_rows)
-{
-    long c;
-    if (pl_npy_read_matrix(path, rows, n_rows, &c) != PL_OK)
-        return PL_ERR;
-    if (c != C) {
-        free(*rows);
-        *rows = NULL;
-        return pl_fail("%s: %ld columns, but the model's residual width is %d", path, c, C);
+    pl_direction_data *dd = &ex->dir[d];
+    if (dd->n_state == PL_MAX_UNIT_STATE) {
+        pl_fail("direction %s: more than %d state variables", ex->cfg->dirs[d].label, PL_MAX_UNIT_STATE);
+        return NULL;
     }
-    return PL_OK;
+    pl_unit_state *st = &dd->state[dd->n_state];
+    st->values = pl_malloc(sizeof(int) * (size_t)ex->P * ex->S * width, "direction state");
+    if (!st->values)
+        return NULL;
+    st->name = name;
+    st->long_name = long_name;
+    st->width = width;
+    st->width_dim = width_dim;
+    st->per_base = 0;
+    dd->n_state++;
+    return st->values;
 }
 
-/* Every value of ROWS[n, C] must be finite: a NaN direction would make every curve of its units NaN
- * or, worse, pass through a metric as a number. */
-static int check_finite_rows(const char *path, const char *tensor, const float *rows, long n, int C)
+/* Classes of identical real activations: class_of[p] is the smallest prompt index whose activation
+ * equals p's bit for bit. A direction between two prompts of one class is zero. */
+static const pl_experiment *g_sort_ex; /* qsort has no context argument; setup is single-threaded */
+
+static int cmp_rows(const void *a, const void *b)
 {
-    for (size_t i = 0; i < (size_t)n * C; i++)
-        if (!isfinite(rows[i]))
-            return pl_fail("%s%s%s: row %zu, column %zu is %s", path, tensor ? "#" : "", tensor ? tensor : "",
-                           i / (size_t)C, i % (size_t)C, isnan(rows[i]) ? "NaN" : "infinite");
-    return PL_OK;
+    int i = *(const int *)a, j = *(const int *)b;
+    size_t n = sizeof(float) * g_sort_ex->C;
+    int c = memcmp(g_sort_ex->real_act + (size_t)i * g_sort_ex->C, g_sort_ex->real_act + (size_t)j * g_sort_ex->C, n);
+    return c ? c : (i > j) - (i < j);
 }
 
-static int load_safetensors(const char *path, const char *name, int C, float **rows, long *n_rows)
+static int *activation_classes(const pl_experiment *ex, int *n_classes)
 {
-    st_file f;
-    if (st_open(&f, path) != PL_OK)
-        return PL_ERR;
-    const st_tensor *t = NULL;
-    int rc = PL_ERR;
-    if (name) {
-        t = st_find(&f, name);
-        if (!t) {
-            pl_fail("%s: no tensor '%s'", path, name);
-            goto done;
-        }
-    } else {
-        int n2 = 0;
-        for (int i = 0; i < f.n_tensors; i++)
-            if (f.tensors[i].ndim == 2) {
-                t = &f.tensors[i];
-                n2++;
-            }
-        if (n2 != 1) {
-            pl_fail("%s: %d 2-D tensors; name one as file:%s#TENSOR", path, n2, path);
-            goto done;
+    int P = ex->P, C = ex->C;
+    int *order = pl_malloc(sizeof(int) * 2 * (size_t)P, "activation classes"), *class_of = order + P;
+    if (!order)
+        return NULL;
+    for (int p = 0; p < P; p++)
+        order[p] = p;
+    g_sort_ex = ex;
+    qsort(order, (size_t)P, sizeof(int), cmp_rows);
+    *n_classes = 0;
+    for (int k = 0; k < P; k++) {
+        int p = order[k];
+        if (k > 0 && !memcmp(ex->real_act + (size_t)p * C, ex->real_act + (size_t)order[k - 1] * C,
+                             sizeof(float) * C))
+            class_of[p] = class_of[order[k - 1]]; /* sorted by index within a class: the first is smallest */
+        else {
+            class_of[p] = p;
+            ++*n_classes;
         }
     }
-    if (t->ndim != 2) {
-        pl_fail("%s: tensor '%s' has %d dimensions (expected 2: rows = directions)", path, t->name, t->ndim);
-        goto done;
-    }
-    if (t->shape[1] != C) {
-        pl_fail("%s: tensor '%s' has %lld columns, but the model's residual width is %d", path, t->name,
-                (long long)t->shape[1], C);
-        goto done;
-    }
-    if (t->shape[0] < 1) {
-        pl_fail("%s: tensor '%s' has no rows", path, t->name);
-        goto done;
-    }
-    size_t n = (size_t)t->shape[0] * C;
-    *rows = pl_malloc(sizeof(float) * n, "direction rows");
-    if (!*rows)
-        goto done;
-    if (t->dtype == ST_F32 || t->dtype == ST_F16 || t->dtype == ST_BF16) {
-        st_to_f32(t->dtype, t->data, n, *rows);
-    } else if (t->dtype == ST_F64) {
-        for (size_t i = 0; i < n; i++) {
-            double v;
-            memcpy(&v, t->data + 8 * i, 8);
-            (*rows)[i] = (float)v;
-        }
-    } else {
-        free(*rows);
-        *rows = NULL;
-        pl_fail("%s: tensor '%s' is %s (expected F32, F64, F16 or BF16)", path, t->name, st_dtype_name(t->dtype));
-        goto done;
-    }
-    *n_rows = (long)t->shape[0];
-    rc = check_finite_rows(path, t->name, *rows, *n_rows, C);
-    if (rc != PL_OK) {
-        free(*rows);
-        *rows = NULL;
-    }
-done:
-    st_close(&f);
-    return rc;
+    memmove(order, class_of, sizeof(int) * (size_t)P);
+    return order;
 }
 
-int pl_sweep_load_file_directions(pl_sweep *sw)
+/* Another sweep prompt than P, uniformly: one draw of R. */
+static int draw_other(pl_rng *r, int p, int P)
 {
-    for (int d = 0; d < sw->ND; d++) {
-        const pl_direction_spec *ds = &sw->cfg->dirs[d];
-        if (ds->kind != PL_DIR_FILE)
-            continue;
-        size_t len = strlen(ds->path);
-        int npy = len > 4 && !strcmp(ds->path + len - 4, ".npy");
-        int rc = npy ? load_npy(ds->path, sw->C, &sw->file_rows[d], &sw->file_n_rows[d])
-                     : load_safetensors(ds->path, ds->tensor, sw->C, &sw->file_rows[d], &sw->file_n_rows[d]);
-        const char *origin = pl_sweep_config_origin(sw->cfg, "perturb", "directions");
-        if (rc != PL_OK)
-            return pl_fail_prefix("%s: [perturb] directions: %s", origin, ds->label);
-        if (npy && ds->tensor)
-            return pl_fail("%s: [perturb] directions: %s: '#%s' names a tensor, but .npy files hold one array",
-                           origin, ds->label, ds->tensor);
-    }
-    return PL_OK;
+    int q = (int)pl_rng_below(r, (uint64_t)P - 1);
+    return q + (q >= p);
 }
 
-int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X)
+/* ------------------------------------------------------------ the kinds */
+
+/* isotropic: target mu + sqrt(tr Sigma / dims) z, d = target - base (half of d pulls towards mu). */
+static void isotropic_target(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
 {
-    const pl_sweep_config *cfg = sw->cfg;
-    int C = sw->C;
-    double *base = pl_malloc(sizeof(double) * 2 * C, "unit vectors"), *dir = base + C;
-    if (!base)
-        return PL_ERR;
-    const float *real = sw->real_act + (size_t)id.p * C;
+    (void)d;
     pl_rng r;
-    if (cfg->bases[id.b] == PL_BASE_REAL) {
-        for (int c = 0; c < C; c++)
-            base[c] = real[c];
-    } else {
-        /* one synthetic base per (prompt, sample), shared by every direction kind */
-        pl_rng_init(&r, cfg->seed, (uint64_t)id.p, PL_RNG_SYNTH_BASE, (uint64_t)id.s);
-        pl_sample_gaussian(&r, sw->mu, sw->chol, C, base);
+    pl_rng_init(&r, ex->cfg->seed, (uint64_t)id.p, PL_RNG_ISO_TARGET, (uint64_t)id.s);
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = ex->mu[c] + ex->iso_scale * pl_rng_gaussian(&r);
+    if (ex->cfg->residual_basis == PL_BASIS_CENTERED)
+        pl_center(dir, ex->C);
+    for (int c = 0; c < ex->C; c++)
+        dir[c] -= base[c];
+}
+
+/* cov_random: target ~ N(mu, Sigma), d = target - base. */
+static void cov_random(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)d;
+    pl_rng r;
+    pl_rng_init(&r, ex->cfg->seed, (uint64_t)id.p, PL_RNG_COV_TARGET, (uint64_t)id.s);
+    pl_sample_gaussian(&r, ex->mu, ex->chol, ex->C, dir);
+    if (ex->cfg->residual_basis == PL_BASIS_CENTERED)
+        pl_center(dir, ex->C);
+    for (int c = 0; c < ex->C; c++)
+        dir[c] -= base[c];
+}
+
+/* real_other: the partner's real activation is the target. The partner of (p, s) is drawn from the
+ * stream (seed, p, PARTNER, s), redrawn from it while its activation equals p's. */
+static int real_other_setup(pl_experiment *ex, int d)
+{
+    int P = ex->P, S = ex->S, n_classes;
+    int *partner = add_state(ex, d, "partner", "prompt whose real activation is the real_other target", 1, NULL);
+    int *redraws = add_state(ex, d, "partner_redraws",
+                             "real_other partners redrawn because their activation equalled the base's", 1, NULL);
+    int *cls = partner && redraws ? activation_classes(ex, &n_classes) : NULL;
+    if (!cls)
+        return PL_ERR;
+    if (n_classes < 2) {
+        free(cls);
+        return pl_fail("every sweep prompt has the same activation at the hook: real_other has no partner");
     }
-    /* dir = target - base (file: the row itself) */
-    const pl_direction_spec *ds = &cfg->dirs[id.d];
-    switch (ds->kind) {
-    case PL_DIR_COV_RANDOM:
-        pl_rng_init(&r, cfg->seed, (uint64_t)id.p, PL_RNG_COV_TARGET, (uint64_t)id.s);
-        pl_sample_gaussian(&r, sw->mu, sw->chol, C, dir);
-        for (int c = 0; c < C; c++)
-            dir[c] -= base[c];
-        break;
-    case PL_DIR_ISOTROPIC: {
-        pl_rng_init(&r, cfg->seed, (uint64_t)id.p, PL_RNG_ISO_TARGET, (uint64_t)id.s);
-        double scale = sqrt(sw->trace / C);
-        for (int c = 0; c < C; c++)
-            dir[c] = sw->mu[c] + scale * pl_rng_gaussian(&r) - base[c];
-        break;
-    }
-    case PL_DIR_REAL_OTHER: {
-        const float *t = sw->real_act + (size_t)sw->partner[(size_t)id.p * sw->S + id.s] * C;
-        for (int c = 0; c < C; c++)
-            dir[c] = (double)t[c] - base[c];
-        break;
-    }
-    default: { /* file: row (prompt * n_directions + sample) mod rows */
-        long row = (long)(((long long)id.p * sw->S + id.s) % sw->file_n_rows[id.d]);
-        const float *t = sw->file_rows[id.d] + (size_t)row * C;
-        for (int c = 0; c < C; c++)
-            dir[c] = t[c];
-        break;
-    }
-    }
-    double scale = 1.0;
-    if (cfg->step_mode == PL_STEP_FIXED_NORM) {
-        /* alpha = 1 moves the base by its own norm along the direction */
-        double nb = 0.0, nd = 0.0;
-        for (int c = 0; c < C; c++) {
-            nb += base[c] * base[c];
-            nd += dir[c] * dir[c];
+    for (int p = 0; p < P; p++)
+        for (int s = 0; s < S; s++) {
+            pl_rng r;
+            pl_rng_init(&r, ex->cfg->seed, (uint64_t)p, PL_RNG_PARTNER, (uint64_t)s);
+            int q = draw_other(&r, p, P), n = 0;
+            while (cls[q] == cls[p]) {
+                q = draw_other(&r, p, P);
+                n++;
+            }
+            partner[(size_t)p * S + s] = q;
+            redraws[(size_t)p * S + s] = n;
         }
-        scale = nd > 0.0 ? sqrt(nb) / sqrt(nd) : 0.0;
-    }
-    for (int k = 0; k < sw->steps; k++) {
-        double a = sw->alpha[k] * scale;
-        float *x = X + (size_t)k * C;
-        for (int c = 0; c < C; c++)
-            x[c] = (float)(base[c] + a * dir[c]);
-    }
-    free(base);
+    free(cls);
     return PL_OK;
 }
 
+static void real_other(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    const float *t = ex->real_act + (size_t)ex->dir[d].state[0].values[(size_t)id.p * ex->S + id.s] * ex->C;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = (double)t[c] - base[c];
+}
+
+/* file:PATH[#TENSOR]: the row itself is the direction; unit (p, s) uses row (p S + s) mod rows. */
+static int file_setup(pl_experiment *ex, int d)
+{
+    const pl_direction_spec *ds = &ex->cfg->dirs[d];
+    return pl_load_direction_rows(ds->path, ds->tensor, ex->C, &ex->dir[d].rows, &ex->dir[d].n_rows);
+}
+
+static void file_row(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)base;
+    long row = (long)(((long long)id.p * ex->S + id.s) % ex->dir[d].n_rows);
+    const float *t = ex->dir[d].rows + (size_t)row * ex->C;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = t[c];
+}
+
+/* naive_isotropic: d = sqrt(tr Sigma / dims) z, z ~ N(0, I): the post's naive random direction
+ * (scaled to the data only for to_target steps; the other modes normalise it). */
+static void naive_isotropic(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)d, (void)base;
+    pl_rng r;
+    pl_rng_init(&r, ex->cfg->seed, (uint64_t)id.p, PL_RNG_NAIVE_ISO, (uint64_t)id.s);
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = ex->iso_scale * pl_rng_gaussian(&r);
+}
+
+/* cov_difference: d = t1 - t2, two samples of N(mu, Sigma) (Lee & Heimersheim's baseline). */
+static void cov_difference(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)d, (void)base;
+    int C = ex->C;
+    double *t2 = dir + C; /* dir has room for 2 C doubles */
+    pl_rng r;
+    pl_rng_init(&r, ex->cfg->seed, (uint64_t)id.p, PL_RNG_COV_DIFFERENCE, 2 * (uint64_t)id.s);
+    pl_sample_gaussian(&r, ex->mu, ex->chol, C, dir);
+    pl_rng_init(&r, ex->cfg->seed, (uint64_t)id.p, PL_RNG_COV_DIFFERENCE, 2 * (uint64_t)id.s + 1);
+    pl_sample_gaussian(&r, ex->mu, ex->chol, C, t2);
+    for (int c = 0; c < C; c++)
+        dir[c] -= t2[c];
+}
+
+/* real_difference: d = r1 - r2, the real activations of two other prompts. Both are drawn from the
+ * stream (seed, p, REAL_DIFFERENCE, s) as real_other's partner is; r1 is redrawn while its activation
+ * equals p's, r2 while it equals p's or r1's. */
+static int real_difference_setup(pl_experiment *ex, int d)
+{
+    int P = ex->P, S = ex->S, n_classes;
+    int *pair = add_state(ex, d, "difference_prompts",
+                          "prompts r1, r2 whose real activations give the real_difference direction r1 - r2", 2,
+                          "pair");
+    int *redraws = add_state(ex, d, "difference_redraws",
+                             "real_difference prompts redrawn because their activation equalled the base's or "
+                             "each other's",
+                             1, NULL);
+    int *cls = pair && redraws ? activation_classes(ex, &n_classes) : NULL;
+    if (!cls)
+        return PL_ERR;
+    if (n_classes < 3) {
+        free(cls);
+        return pl_fail("real_difference needs sweep prompts of at least 3 distinct activations (there are %d)",
+                       n_classes);
+    }
+    for (int p = 0; p < P; p++)
+        for (int s = 0; s < S; s++) {
+            pl_rng r;
+            pl_rng_init(&r, ex->cfg->seed, (uint64_t)p, PL_RNG_REAL_DIFFERENCE, (uint64_t)s);
+            int n = 0, r1 = draw_other(&r, p, P), r2;
+            while (cls[r1] == cls[p]) {
+                r1 = draw_other(&r, p, P);
+                n++;
+            }
+            r2 = draw_other(&r, p, P);
+            while (cls[r2] == cls[p] || cls[r2] == cls[r1]) {
+                r2 = draw_other(&r, p, P);
+                n++;
+            }
+            pair[((size_t)p * S + s) * 2] = r1;
+            pair[((size_t)p * S + s) * 2 + 1] = r2;
+            redraws[(size_t)p * S + s] = n;
+        }
+    free(cls);
+    return PL_OK;
+}
+
+static void real_difference(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)base;
+    const int *pair = ex->dir[d].state[0].values + ((size_t)id.p * ex->S + id.s) * 2;
+    const float *a = ex->real_act + (size_t)pair[0] * ex->C, *b = ex->real_act + (size_t)pair[1] * ex->C;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = (double)a[c] - b[c];
+}
+
+/* ------------------------------------------------------------ the table */
+
+const pl_direction_kind PL_DIRECTION_KINDS[] = {
+    {"isotropic", "target mu + sqrt(tr Sigma / dims) z, d = target - base", NULL, isotropic_target, NULL},
+    {"cov_random", "target ~ N(mu, Sigma), d = target - base", NULL, cov_random, NULL},
+    {"real_other", "target: another sweep prompt's real activation", real_other_setup, real_other, NULL},
+    {"file", "rows of a .npy or safetensors matrix", file_setup, file_row, NULL},
+    {"naive_isotropic", "d = z ~ N(0, I), scaled by sqrt(tr Sigma / dims)", NULL, naive_isotropic, NULL},
+    {"cov_difference", "d = t1 - t2, two samples of N(mu, Sigma)", NULL, cov_difference, NULL},
+    {"real_difference", "d = r1 - r2, two other prompts' real activations", real_difference_setup, real_difference,
+     NULL},
+};
+const int PL_N_DIRECTION_KINDS = (int)(sizeof PL_DIRECTION_KINDS / sizeof PL_DIRECTION_KINDS[0]);
+
+int pl_direction_kind_find(const char *name)
+{
+    for (int k = 0; k < PL_N_DIRECTION_KINDS; k++)
+        if (!strcmp(PL_DIRECTION_KINDS[k].name, name))
+            return k;
+    return -1;
+}
+
+const char *pl_direction_kind_names(void)
+{
+    static char names[512];
+    if (!names[0])
+        for (int k = 0; k < PL_N_DIRECTION_KINDS; k++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s%s", k ? ", " : "",
+                     PL_DIRECTION_KINDS[k].name, strcmp(PL_DIRECTION_KINDS[k].name, "file") ? "" : ":PATH");
+    return names;
+}
+
+/* ------------------------------------------------------------ the experiment */
+
+int pl_experiment_setup(pl_experiment *ex)
+{
+    int C = ex->C;
+    /* the isotropic kinds' per-dimension scale: tr Sigma / C, or in the centered basis
+     * tr(P Sigma P) / (C - 1) = (tr Sigma - 1'Sigma 1 / C) / (C - 1), with 1'Sigma 1 = |L'1|^2 */
+    double tr = ex->trace, ones = 0.0;
+    if (ex->cfg->residual_basis == PL_BASIS_CENTERED) {
+        for (int j = 0; j < C; j++) {
+            double col = 0.0;
+            for (int i = j; i < C; i++)
+                col += ex->chol[(size_t)i * C + j];
+            ones += col * col;
+        }
+        ex->iso_scale = C > 1 ? sqrt((tr - ones / C) / (C - 1)) : 0.0;
+    } else {
+        ex->iso_scale = sqrt(tr / C);
+    }
+    for (int d = 0; d < ex->ND; d++) {
+        const pl_direction_kind *k = &PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind];
+        if (k->setup && k->setup(ex, d) != PL_OK)
+            return pl_fail_prefix("%s", ex->cfg->dirs[d].label);
+    }
+    return PL_OK;
+}
+
+void pl_experiment_free(pl_experiment *ex)
+{
+    for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
+        pl_direction_data *dd = &ex->dir[d];
+        if (d < ex->ND && ex->cfg && PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind].release)
+            PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind].release(ex, d);
+        for (int i = 0; i < dd->n_state; i++)
+            free(dd->state[i].values);
+        free(dd->rows);
+        memset(dd, 0, sizeof *dd);
+    }
+}

@@ -1,6 +1,12 @@
-/* The science of a sweep: keyed random streams, the Gaussian fit of real activations, the metrics
- * of an evaluation, per-curve scores and statistics. Nothing here knows of MPI, checkpoints or
- * NetCDF. */
+/* The science of a sweep, as a researcher reads and extends it: keyed random streams, the Gaussian
+ * fit of real activations, the residual basis, bases and direction kinds (one function and one table
+ * row each), step modes, metrics, per-curve scores and the statistics over them. Nothing here knows
+ * of MPI, checkpoints, batches or NetCDF: the sweep (src/sweep/) calls in, never the other way.
+ *
+ * Adding a direction kind: write its direction function (and, if it needs them, a setup that loads
+ * per-sweep resources and chooses per-unit state, and a release), add a row to PL_DIRECTION_KINDS in
+ * directions.c, and document it in the README. A score: a row in scores.c. A metric: a row in
+ * metrics.c and its value in pl_unit_metrics. */
 #ifndef PLATEAU_EXPERIMENT_H
 #define PLATEAU_EXPERIMENT_H
 
@@ -12,8 +18,20 @@
 /* ------------------------------------------------------------ keyed random streams (rng.c)
  * A stream is a pure function of its key (seed, a, b, c): value i is splitmix64's finaliser of
  * key + (i + 1) * golden gamma. No state is shared between streams, so a unit's numbers do not
- * depend on which rank draws them or in which order. */
-enum { PL_RNG_DATA = 1, PL_RNG_SYNTH_BASE, PL_RNG_COV_TARGET, PL_RNG_ISO_TARGET, PL_RNG_PARTNER };
+ * depend on which rank draws them or in which order. The kind numbers are part of every result's
+ * identity: never renumber them, only append. */
+enum {
+    PL_RNG_DATA = 1,
+    PL_RNG_SYNTH_BASE,
+    PL_RNG_COV_TARGET,
+    PL_RNG_ISO_TARGET,
+    PL_RNG_PARTNER,
+    PL_RNG_NAIVE_ISO,
+    PL_RNG_COV_DIFFERENCE,    /* two samples: stream c = 2 s and 2 s + 1 */
+    PL_RNG_REAL_DIFFERENCE,
+    PL_RNG_WINDOW,
+    PL_RNG_BOOTSTRAP,
+};
 
 typedef struct {
     uint64_t key, counter;
@@ -26,6 +44,8 @@ uint64_t pl_rng_u64(pl_rng *r);
 double pl_rng_uniform(pl_rng *r);            /* [0, 1) with 53 bits */
 uint64_t pl_rng_below(pl_rng *r, uint64_t n); /* uniform in [0, n) */
 double pl_rng_gaussian(pl_rng *r);           /* standard normal (Box-Muller) */
+/* FNV-1a of a string: a stable key for a label (a comparison, a direction). */
+uint64_t pl_hash_label(const char *s);
 
 /* ------------------------------------------------------------ the Gaussian fit (gaussian.c) */
 
@@ -38,17 +58,150 @@ typedef struct {
 
 /* mu[C] and the lower Cholesky factor chol[C, C] (row-major) of the covariance of X[N, C] (unbiased,
  * N - 1), in double. Sigma is made positive definite when it is not (eigenvalue floor); *rep says
- * by how much. *trace is tr(Sigma) of the Sigma that is sampled from. */
-int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, pl_pd_report *rep);
+ * by how much. *trace is tr(Sigma) of the Sigma that is sampled from; SIGMA[C, C] (may be NULL)
+ * receives that Sigma. */
+int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, double *sigma,
+                    pl_pd_report *rep);
 
 /* out[C] = mu + chol @ z, z standard normal from R. */
 void pl_sample_gaussian(pl_rng *r, const double *mu, const double *chol, int C, double *out);
 
+/* ------------------------------------------------------------ the residual basis (steps.c)
+ * raw: Hugging Face's residual as the model computes it. centered: TransformerLens's basis for
+ * LayerNorm models, every vector projected onto the mean-zero subspace (x - mean(x) 1); LayerNorm
+ * removes the mean, so the projection changes no output, only norms, L2 and cosine. */
+void pl_center(double *v, int C);
+void pl_center_float(float *v, int C);
+
+/* ------------------------------------------------------------ the experiment's state */
+
+typedef struct {
+    int p, b, d, s; /* prompt, base index, direction index, sample */
+} pl_unit_id;
+
+/* Integers a direction kind chooses per unit at setup and the output records, e.g. the partner
+ * prompt of real_other: values[(((base * P) + p) * S + s) * width + k] (no base factor unless
+ * per_base). */
+typedef struct {
+    const char *name;       /* NetCDF variable */
+    const char *long_name;
+    const char *width_dim;  /* name of the trailing dimension when width > 1 */
+    int width, per_base;
+    int *values;
+} pl_unit_state;
+
+#define PL_MAX_UNIT_STATE 4
+
+/* What one swept direction kind holds for the whole sweep. */
+typedef struct {
+    pl_unit_state state[PL_MAX_UNIT_STATE];
+    int n_state;
+    float *rows;   /* file: the matrix [n_rows, C] */
+    long n_rows;
+    void *priv;    /* any other per-sweep resource of the kind (freed by its release) */
+} pl_direction_data;
+
+typedef struct pl_experiment {
+    const pl_sweep_config *cfg;
+    int C, P, S, NB, ND, steps;
+    const double *alpha;     /* [steps] */
+    const float *real_act;   /* [P, C] each sweep prompt's activation, in the sweep's basis */
+    const double *mu, *chol; /* the fit, raw basis (samples are projected when centered) */
+    double trace;            /* tr Sigma (raw basis) */
+    double iso_scale;        /* sqrt(tr Sigma / dims): per-dimension scale of the isotropic kinds */
+    pl_direction_data dir[PL_MAX_DIRECTIONS];
+} pl_experiment;
+
+/* ------------------------------------------------------------ bases (bases.c) */
+
+typedef struct {
+    const char *name;
+    const char *doc;
+    /* base[C] of unit ID, in the sweep's basis */
+    void (*make)(const pl_experiment *ex, pl_unit_id id, double *base);
+} pl_base_kind;
+
+extern const pl_base_kind PL_BASE_KINDS[PL_N_BASE_KINDS]; /* indexed by PL_BASE_* */
+
+/* ------------------------------------------------------------ direction kinds (directions.c) */
+
+typedef struct {
+    const char *name;  /* the config's name; "file" is written file:PATH[#TENSOR] */
+    const char *doc;   /* one line, for messages */
+    /* Per-sweep setup, on every rank once the real activations and the fit are known: load
+     * resources, choose per-unit state. Must be deterministic (keyed streams only). May be NULL. */
+    int (*setup)(pl_experiment *ex, int d);
+    /* The raw direction dir[C] of unit ID from its BASE[C] (before centring and scaling); DIR has
+     * room for 2 C doubles, the second half scratch. */
+    void (*direction)(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
+    void (*release)(pl_experiment *ex, int d); /* may be NULL: state values and rows are freed anyway */
+} pl_direction_kind;
+
+extern const pl_direction_kind PL_DIRECTION_KINDS[];
+extern const int PL_N_DIRECTION_KINDS;
+
+/* Index of NAME in PL_DIRECTION_KINDS, or -1. */
+int pl_direction_kind_find(const char *name);
+/* "isotropic, cov_random, ..." for messages. */
+const char *pl_direction_kind_names(void);
+
+/* Set up every swept kind (after the fit, before any unit). */
+int pl_experiment_setup(pl_experiment *ex);
+void pl_experiment_free(pl_experiment *ex);
+
+/* Rows of a file: direction (a 2-D .npy, or a safetensors tensor), C columns (direction_files.c). */
+int pl_load_direction_rows(const char *path, const char *tensor, int C, float **rows, long *n_rows);
+
+/* ------------------------------------------------------------ steps (steps.c) */
+
+/* The unit's step vectors X[steps, C]: base + alpha_k * scale * d, d its kind's direction (centred
+ * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
+int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
+
+/* ------------------------------------------------------------ metrics (metrics.c) */
+
+enum { PL_SCORE_ON_VALUE, PL_SCORE_ON_ONE_MINUS, PL_SCORE_ON_INCREASE };
+
+typedef struct {
+    const char *name;
+    const char *long_name;  /* printf format with %s = the readout position's description */
+    const char *units;
+    int score_on;           /* PL_SCORE_ON_*: the curve the scores see (1 - cosine, ce - ce(0)) */
+    int needs_logits;
+} pl_metric_info;
+
+extern const pl_metric_info PL_METRICS[PL_N_METRICS];
+
+/* The metrics of each row of the M evaluations against row 0 (the unperturbed base):
+ * out[m_index * M + row] for the requested metrics (METRICS[n_metrics], PL_METRIC_*).
+ * logits[M, V], read[M, C]; NEXT_TOKEN is the prompt's real next token at the readout position (-1:
+ * none, ce_loss is NaN). SCRATCH: 4 V doubles. */
+void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
+                     int n_metrics, int next_token, double *scratch, float *out);
+
 /* ------------------------------------------------------------ per-curve scores (scores.c) */
 
-/* Per-curve scores of CURVE[S] over ALPHA[S] (NaN when undefined); see README. */
-void pl_curve_scores(const float *curve, const double *alpha, int S, double threshold, int one_minus,
-                     float *onset, float *max_slope_alpha, float *sharpness);
+enum { PL_SCORE_ONSET, PL_SCORE_MAX_SLOPE_ALPHA, PL_SCORE_SHARPNESS, PL_SCORE_ALPHA_AT_THRESHOLD,
+       PL_SCORE_NONLINEARITY_ALPHA, PL_N_SCORES };
+
+typedef struct {
+    const char *name;
+    int alpha_valued;  /* in alpha's units (histogram over [0, alpha_max]); else sharpness-like */
+} pl_score_info;
+
+extern const pl_score_info PL_SCORES[PL_N_SCORES];
+
+typedef struct {
+    double onset_threshold;
+    double threshold;    /* absolute threshold of alpha_at_threshold (NaN: not computed) */
+    int nl_first, nl_last;
+    double nl_tolerance;
+} pl_score_params;
+
+/* The curve the scores see (cosine: 1 - c; ce_loss: c - c(0)) of CURVE[S] into Y[S]. */
+void pl_score_curve(const float *curve, int S, int score_on, double *y);
+/* Every score of Y[S] over ALPHA[S] into OUT[PL_N_SCORES] (NaN when undefined; see README). */
+void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, float *out);
 
 /* ------------------------------------------------------------ statistics (statistics.c) */
 
@@ -57,12 +210,25 @@ void pl_curve_scores(const float *curve, const double *alpha, int S, double thre
 void pl_describe(const float *values, int n, const double *q, int Q, double *scratch, double *mean,
                  double *median, double *quantiles, int *count);
 
-/* ------------------------------------------------------------ metrics (metrics.c) */
+/* A paired comparison of X[n] with Y[n] (pairs with a non-finite member are left out). */
+typedef struct {
+    int n_pairs;
+    double ratio, ratio_lo, ratio_hi;       /* median(x) / median(y), 95 % percentile bootstrap */
+    double diff, diff_lo, diff_hi;          /* median(x - y) */
+    double w_plus;                          /* Wilcoxon signed-rank statistic: sum of positive ranks */
+    double p_value;                         /* two-sided Wilcoxon signed-rank p-value */
+} pl_paired;
 
-/* The metrics of each row of the M evaluations against row 0 (the unperturbed base):
- * out[m_index * M + row] for the requested metrics (METRICS[n_metrics], PL_METRIC_*).
- * logits[M, V], read[M, C]. SCRATCH: 4 V doubles. */
-void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
-                     int n_metrics, double *scratch, float *out);
+/* B bootstrap resamples of the pairs, drawn from the stream (SEED, PL_RNG_BOOTSTRAP, KEY); the same
+ * key gives the same resamples. B = 0: no intervals (NaN). */
+int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out);
+
+/* Two-sided Wilcoxon signed-rank p-value of the nonzero differences D[n] (see README); *w_plus the
+ * sum of the ranks of the positive ones. */
+double pl_wilcoxon_p(const double *d, int n, double *w_plus);
+
+/* Counts of the finite VALUES[n] in NB equal bins over [lo, hi] (the last bin closed); values
+ * outside go to *outside. */
+int pl_histogram(const float *values, int n, double lo, double hi, int NB, int *counts, int *outside);
 
 #endif

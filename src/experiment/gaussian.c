@@ -9,7 +9,8 @@
 #include "plateau/error.h"
 #include "experiment.h"
 
-int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, pl_pd_report *rep)
+int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, double *sigma,
+                    pl_pd_report *rep)
 {
     memset(rep, 0, sizeof *rep);
     if (N < 2)
@@ -109,6 +110,8 @@ int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, doub
     for (int c = 0; c < C; c++)
         tr += A[(size_t)c * C + c];
     *trace = tr;
+    if (sigma)
+        memcpy(sigma, A, sizeof(double) * (size_t)C * C);
     /* zero the strict upper triangle left over from the input */
     for (int i = 0; i < C; i++)
         for (int j = i + 1; j < C; j++)

@@ -1,5 +1,6 @@
-/* The readouts of a unit's evaluations against its unperturbed base: KL and JSD of the next-token
- * distributions, L2 and cosine at the read hook. In double, in a fixed order. */
+/* The readouts of a unit's evaluations against its unperturbed base: KL, JSD and the JS distance of
+ * the next-token distributions and the cross-entropy of the real next token at the readout position;
+ * L2 and cosine at the read hook, readout position. In double, in a fixed order. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,33 @@ static void log_inplace(double *x, int n)
         x[i] = log(x[i]);
 }
 
+const pl_metric_info PL_METRICS[PL_N_METRICS] = {
+    [PL_METRIC_KL] = {"kl", "KL(clean || perturbed) of the next-token distribution at the readout position", "nats",
+                      PL_SCORE_ON_VALUE, 1},
+    [PL_METRIC_JSD] = {"jsd", "Jensen-Shannon divergence of the next-token distributions at the readout position",
+                       "nats", PL_SCORE_ON_VALUE, 1},
+    [PL_METRIC_L2] = {"l2", "L2 distance to the unperturbed run at read_hook, readout position",
+                      "residual stream units", PL_SCORE_ON_VALUE, 0},
+    [PL_METRIC_COSINE] = {"cosine", "cosine similarity to the unperturbed run at read_hook, readout position", "1",
+                          PL_SCORE_ON_ONE_MINUS, 0},
+    [PL_METRIC_JS_DIST] = {"js_dist",
+                           "Jensen-Shannon distance (square root of the divergence with log base 2) of the next-token "
+                           "distributions at the readout position",
+                           "1", PL_SCORE_ON_VALUE, 1},
+    [PL_METRIC_CE_LOSS] = {"ce_loss",
+                           "cross-entropy of the prompt's real next token at the readout position (NaN where the "
+                           "data has none)",
+                           "nats", PL_SCORE_ON_INCREASE, 1},
+};
+
 void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
-                     int n_metrics, double *scratch, float *out)
+                     int n_metrics, int next_token, double *scratch, float *out)
 {
-    int want_kl = 0, want_jsd = 0;
+    int want_kl = 0, want_jsd = 0, want_logits = 0;
     for (int k = 0; k < n_metrics; k++) {
         want_kl |= metrics[k] == PL_METRIC_KL;
-        want_jsd |= metrics[k] == PL_METRIC_JSD;
+        want_jsd |= metrics[k] == PL_METRIC_JSD || metrics[k] == PL_METRIC_JS_DIST;
+        want_logits |= PL_METRICS[metrics[k]].needs_logits;
     }
     /* scratch: logp0[V], p0[V], e[V] (the row's exp(z - max)), logm[V] */
     double *logp0 = scratch, *p0 = scratch + V, *e = scratch + 2 * (size_t)V, *logm = scratch + 3 * (size_t)V;
@@ -99,8 +120,8 @@ void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C
     for (int c = 0; c < C && read; c++)
         n0 += (double)read[c] * read[c];
     for (int row = 0; row < M; row++) {
-        double kl = 0.0, jsd = 0.0, l2 = 0.0, cosine = 0.0;
-        if (want_kl || want_jsd) {
+        double kl = 0.0, jsd = 0.0, l2 = 0.0, cosine = 0.0, ce = NAN;
+        if (want_logits) {
             const float *z = logits + (size_t)row * V;
             double mx = -INFINITY, sum = 0.0;
             for (int v = 0; v < V; v++)
@@ -111,6 +132,8 @@ void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C
             for (int v = 0; v < V; v++)
                 sum += e[v];
             double lse = mx + log(sum);
+            if (next_token >= 0 && next_token < V)
+                ce = lse - (double)z[next_token];
             if (want_kl)
                 for (int v = 0; v < V; v++)
                     if (p0[v] > 0.0)
@@ -149,10 +172,15 @@ void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C
             cosine = (nr > 0.0 && n0 > 0.0) ? dot / (sqrt(nr) * sqrt(n0)) : NAN;
         }
         for (int k = 0; k < n_metrics; k++) {
-            double v = metrics[k] == PL_METRIC_KL    ? kl
-                       : metrics[k] == PL_METRIC_JSD ? jsd
-                       : metrics[k] == PL_METRIC_L2  ? l2
-                                                     : cosine;
+            double v = 0.0;
+            switch (metrics[k]) {
+            case PL_METRIC_KL: v = kl; break;
+            case PL_METRIC_JSD: v = jsd; break;
+            case PL_METRIC_L2: v = l2; break;
+            case PL_METRIC_COSINE: v = cosine; break;
+            case PL_METRIC_JS_DIST: v = sqrt(jsd / M_LN2); break; /* the follow-ups' distance, in bits */
+            case PL_METRIC_CE_LOSS: v = ce; break;
+            }
             out[(size_t)k * M + row] = (float)v;
         }
     }

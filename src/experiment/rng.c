@@ -54,3 +54,11 @@ double pl_rng_gaussian(pl_rng *r)
     r->has_spare = 1;
     return rad * cos(th);
 }
+
+uint64_t pl_hash_label(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, 64 bit */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
+}

@@ -1,41 +1,102 @@
-/* Per-curve scores (see README: onset, max_slope_alpha, sharpness). */
+/* Per-curve scores. Each sees the metric's score curve y(alpha) (1 - cosine for cosine, the increase
+ * ce(alpha) - ce(0) for ce_loss, the value otherwise), which starts at 0 for the unperturbed base:
+ *
+ *   onset               first alpha where y / y(alpha_last) > onset_threshold (the curve's shape)
+ *   max_slope_alpha     midpoint of the step of largest (y_{k+1} - y_k) / (alpha_{k+1} - alpha_k)
+ *   sharpness           max_k (y_{k+1} - y_k) / y(alpha_last) x (steps - 1)
+ *   alpha_at_threshold  first alpha where y reaches an absolute threshold, linearly interpolated
+ *                       between the grid points around the crossing
+ *   nonlinearity_alpha  teren's NL step: a least-squares line through steps nl_first..nl_last
+ *                       (gsl_fit_linear); the first later step where |y - line| > tol |line|
+ *
+ * A score is NaN when undefined: every score when the curve has a non-finite value; onset and
+ * sharpness when y(alpha_last) <= 0; alpha_at_threshold when y never reaches it (or no threshold);
+ * nonlinearity_alpha when the grid has no step after nl_last or no step deviates.
+ */
 #include <math.h>
+
+#include <gsl/gsl_fit.h>
 
 #include "plateau/error.h"
 #include "experiment.h"
 
-void pl_curve_scores(const float *curve, const double *alpha, int S, double threshold, int one_minus,
-                     float *onset, float *max_slope_alpha, float *sharpness)
+const pl_score_info PL_SCORES[PL_N_SCORES] = {
+    [PL_SCORE_ONSET] = {"onset", 1},
+    [PL_SCORE_MAX_SLOPE_ALPHA] = {"max_slope_alpha", 1},
+    [PL_SCORE_SHARPNESS] = {"sharpness", 0},
+    [PL_SCORE_ALPHA_AT_THRESHOLD] = {"alpha_at_threshold", 1},
+    [PL_SCORE_NONLINEARITY_ALPHA] = {"nonlinearity_alpha", 1},
+};
+
+void pl_score_curve(const float *curve, int S, int score_on, double *y)
 {
-    *onset = *max_slope_alpha = *sharpness = NAN;
-#define VAL(k) (one_minus ? 1.0 - (double)curve[k] : (double)curve[k])
     for (int k = 0; k < S; k++)
-        if (!isfinite(VAL(k)))
+        y[k] = score_on == PL_SCORE_ON_ONE_MINUS ? 1.0 - (double)curve[k]
+               : score_on == PL_SCORE_ON_INCREASE ? (double)curve[k] - (double)curve[0]
+                                                  : (double)curve[k];
+}
+
+static double alpha_at_threshold(const double *y, const double *alpha, int S, double threshold)
+{
+    if (!isfinite(threshold))
+        return NAN;
+    for (int k = 0; k < S; k++)
+        if (y[k] >= threshold) {
+            if (k == 0)
+                return alpha[0];
+            /* y[k - 1] < threshold <= y[k]: the crossing on the segment between them */
+            double t = (threshold - y[k - 1]) / (y[k] - y[k - 1]);
+            return alpha[k - 1] + t * (alpha[k] - alpha[k - 1]);
+        }
+    return NAN;
+}
+
+static double nonlinearity_alpha(const double *y, const double *alpha, int S, const pl_score_params *sp)
+{
+    int a = sp->nl_first, b = sp->nl_last;
+    if (b >= S - 1 || b <= a)
+        return NAN;
+    double c0, c1, cov00, cov01, cov11, sumsq;
+    if (gsl_fit_linear(alpha + a, 1, y + a, 1, (size_t)(b - a + 1), &c0, &c1, &cov00, &cov01, &cov11, &sumsq))
+        return NAN;
+    for (int k = b + 1; k < S; k++) {
+        double line = c0 + c1 * alpha[k];
+        if (fabs(y[k] - line) > sp->nl_tolerance * fabs(line))
+            return alpha[k];
+    }
+    return NAN;
+}
+
+void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, float *out)
+{
+    for (int i = 0; i < PL_N_SCORES; i++)
+        out[i] = NAN;
+    for (int k = 0; k < S; k++)
+        if (!isfinite(y[k]))
             return;
-    /* alpha of maximum slope: midpoint of the steepest step (first one on ties) */
     double best = -INFINITY;
     for (int k = 0; k + 1 < S; k++) {
-        double slope = (VAL(k + 1) - VAL(k)) / (alpha[k + 1] - alpha[k]);
-        if (slope > best) {
+        double slope = (y[k + 1] - y[k]) / (alpha[k + 1] - alpha[k]);
+        if (slope > best) { /* first one on ties */
             best = slope;
-            *max_slope_alpha = (float)(0.5 * (alpha[k] + alpha[k + 1]));
+            out[PL_SCORE_MAX_SLOPE_ALPHA] = (float)(0.5 * (alpha[k] + alpha[k + 1]));
         }
     }
-    double end = VAL(S - 1);
+    out[PL_SCORE_ALPHA_AT_THRESHOLD] = (float)alpha_at_threshold(y, alpha, S, sp->threshold);
+    out[PL_SCORE_NONLINEARITY_ALPHA] = (float)nonlinearity_alpha(y, alpha, S, sp);
+    double end = y[S - 1];
     if (!(end > 0.0))
         return; /* a curve that ends at 0 has no normalised shape */
     for (int k = 0; k < S; k++)
-        if (VAL(k) / end > threshold) {
-            *onset = (float)alpha[k];
+        if (y[k] / end > sp->onset_threshold) {
+            out[PL_SCORE_ONSET] = (float)alpha[k];
             break;
         }
     double rise = -INFINITY;
     for (int k = 0; k + 1 < S; k++) {
-        double d = VAL(k + 1) / end - VAL(k) / end;
+        double d = y[k + 1] / end - y[k] / end;
         if (d > rise)
             rise = d;
     }
-    *sharpness = (float)(rise * (S - 1));
-#undef VAL
+    out[PL_SCORE_SHARPNESS] = (float)(rise * (S - 1));
 }
-

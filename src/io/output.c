@@ -32,15 +32,6 @@
         }                                                                                                         \
     } while (0)
 
-static const char *const METRIC_NAMES[] = {"kl", "jsd", "l2", "cosine"};
-static const char *const METRIC_LONG[] = {
-    "KL(clean || perturbed) of the last position's next-token distribution",
-    "Jensen-Shannon divergence of the last position's next-token distributions",
-    "L2 distance to the unperturbed run at read_hook, last position",
-    "cosine similarity to the unperturbed run at read_hook, last position",
-};
-static const char *const METRIC_UNITS[] = {"nats", "nats", "residual stream units", "1"};
-
 static int text_att(int nc, int var, const char *name, const char *value)
 {
     return nc_put_att_text(nc, var, name, strlen(value), value);
@@ -68,23 +59,99 @@ static int def_var(int nc, const char *name, nc_type type, int ndims, const int 
     return s ? s : describe(nc, *var, long_name, units);
 }
 
+/* What alpha means in the step mode used (the alpha coordinate's long_name and units). */
+static void alpha_meaning(const pl_sweep_config *cfg, const char **long_name, const char **units)
+{
+    switch (cfg->step_mode) {
+    case PL_STEP_FIXED_NORM:
+        *long_name = "step length in multiples of the base's norm: x = base + alpha |base| d / |d|";
+        *units = "1";
+        break;
+    case PL_STEP_ABSOLUTE:
+        *long_name = "step length in activation units: x = base + alpha d / |d|";
+        *units = "residual stream units";
+        break;
+    default:
+        *long_name = "step fraction of the direction: x = base + alpha d (d = target - base for target kinds)";
+        *units = "1";
+    }
+}
+
+static const char *score_long_name(int sc)
+{
+    switch (sc) {
+    case PL_SCORE_ONSET: return "first alpha where the curve, divided by its value at the last alpha, exceeds onset_threshold";
+    case PL_SCORE_MAX_SLOPE_ALPHA: return "alpha (step midpoint) of the curve's steepest rise";
+    case PL_SCORE_SHARPNESS: return "largest step-to-step rise of the curve divided by its last value, times (steps - 1)";
+    case PL_SCORE_ALPHA_AT_THRESHOLD: return "first alpha where the curve reaches the absolute threshold (linear interpolation)";
+    default: return "teren's NL step: first alpha after the fit steps where the curve deviates from the least-squares line through them by more than the tolerance (relative)";
+    }
+}
+
+/* Per (metric, score): the variables' ids. */
+typedef struct {
+    int score, hist, outside, n_pairs, ratio, ratio_ci, diff, diff_ci, p, w;
+} score_vars;
+
+/* mu and Sigma of the output's basis: projected onto the mean-zero subspace when centered. */
+static void basis_fit(const pl_sweep *sw, double *mu, double *sigma)
+{
+    int C = sw->C;
+    memcpy(mu, sw->mu, sizeof(double) * C);
+    memcpy(sigma, sw->sigma, sizeof(double) * (size_t)C * C);
+    if (sw->cfg->residual_basis != PL_BASIS_CENTERED)
+        return;
+    pl_center(mu, C);
+    for (int i = 0; i < C; i++) /* rows, then columns: P Sigma P */
+        pl_center(sigma + (size_t)i * C, C);
+    double *col = malloc(sizeof(double) * C);
+    if (!col)
+        return;
+    for (int j = 0; j < C; j++) {
+        for (int i = 0; i < C; i++)
+            col[i] = sigma[(size_t)i * C + j];
+        pl_center(col, C);
+        for (int i = 0; i < C; i++)
+            sigma[(size_t)i * C + j] = col[i];
+    }
+    free(col);
+}
+
 /* Build the whole file in memory: *MEMIO holds its bytes (free memio->memory). PATH names it in
  * messages. */
 static int write_netcdf(const char *path, const pl_results *r, const pl_output_meta *meta, NC_memio *memio)
 {
     const pl_sweep *sw = r->sw;
     const pl_sweep_config *cfg = sw->cfg;
-    int NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NM = sw->NM, T = sw->T;
-    int Q = cfg->n_quantiles;
-    float *buf = pl_malloc(sizeof(float) * (size_t)NB * ND * P * S * K, "output curves");
+    const pl_experiment *ex = &sw->ex;
+    int NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NM = sw->NM, T = sw->T, C = sw->C;
+    int Q = cfg->n_quantiles, NC = r->n_comparisons, HB = cfg->histogram_bins, NSC = PL_N_SCORES;
+    size_t n_kind = (size_t)P * S;
+    float *buf = pl_malloc(sizeof(float) * (size_t)NB * ND * n_kind * K, "output curves");
+    double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
+    int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC ? NC : 1), "output values");
+    double *fit_mu = NULL, *fit_sigma = NULL;
     int nc = -1;
-    if (!buf)
-        return PL_ERR;
+    if (!buf || !dbuf || !ibuf)
+        goto fail;
+    if (cfg->activations) {
+        fit_mu = pl_malloc(sizeof(double) * C, "mu");
+        fit_sigma = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma");
+        if (!fit_mu || !fit_sigma || !sw->sigma)
+            goto fail;
+        basis_fit(sw, fit_mu, fit_sigma);
+    }
 
-    int d_base, d_dir, d_prompt, d_sample, d_alpha, d_q, d_ctx;
-    int v_alpha, v_base, v_dir, v_prompt, v_sample, v_q, v_tokens, v_partner;
+    int d_base, d_dir, d_prompt, d_sample, d_alpha, d_q, d_ctx, d_cmp = -1, d_bound = -1, d_bin, d_edge, d_resid = -1,
+        d_resid2 = -1;
+    int v_alpha, v_base, v_dir, v_prompt, v_sample, v_q, v_tokens, v_next, v_bound = -1, v_act = -1, v_mu = -1,
+        v_sigma = -1;
+    int v_cmp[5] = {-1, -1, -1, -1, -1};
+    int v_edges[PL_N_SCORES];
     int v_raw[PL_N_METRICS], v_mean[PL_N_METRICS], v_median[PL_N_METRICS], v_quant[PL_N_METRICS],
-        v_count[PL_N_METRICS], v_onset[PL_N_METRICS], v_slope[PL_N_METRICS], v_sharp[PL_N_METRICS];
+        v_count[PL_N_METRICS];
+    score_vars sv[PL_N_METRICS][PL_N_SCORES];
+    int v_state[PL_MAX_DIRECTIONS][PL_MAX_UNIT_STATE];
     errno = 0;
     int status = nc_create_mem(PL_NC_MEMORY_NAME, NC_NETCDF4, 1 << 20, &nc);
     if (status != NC_NOERR) {
@@ -99,27 +166,56 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     NC_TRY(nc_def_dim(nc, "alpha", K, &d_alpha));
     NC_TRY(nc_def_dim(nc, "quantile", Q, &d_q));
     NC_TRY(nc_def_dim(nc, "ctx", T, &d_ctx));
+    NC_TRY(nc_def_dim(nc, "hist_bin", HB, &d_bin));
+    NC_TRY(nc_def_dim(nc, "hist_edge", HB + 1, &d_edge));
+    if (NC) {
+        NC_TRY(nc_def_dim(nc, "comparison", NC, &d_cmp));
+        NC_TRY(nc_def_dim(nc, "bound", 2, &d_bound));
+    }
+    if (cfg->activations) {
+        NC_TRY(nc_def_dim(nc, "resid", C, &d_resid));
+        NC_TRY(nc_def_dim(nc, "resid_col", C, &d_resid2));
+    }
 
-    NC_TRY(def_var(nc, "alpha", NC_DOUBLE, 1, &d_alpha,
-                   cfg->step_mode == PL_STEP_TO_TARGET ? "step fraction toward the target"
-                                                       : "step length as a fraction of the base's norm",
-                   "1", &v_alpha));
+    const char *alpha_long, *alpha_units;
+    alpha_meaning(cfg, &alpha_long, &alpha_units);
+    NC_TRY(def_var(nc, "alpha", NC_DOUBLE, 1, &d_alpha, alpha_long, alpha_units, &v_alpha));
+    {
+        static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
+        NC_TRY(text_att(nc, v_alpha, "step_mode", mode_names[cfg->step_mode]));
+    }
     NC_TRY(def_var(nc, "base", NC_STRING, 1, &d_base, "base activation kind", "1", &v_base));
     NC_TRY(def_var(nc, "direction", NC_STRING, 1, &d_dir, "direction kind", "1", &v_dir));
     NC_TRY(def_var(nc, "prompt", NC_INT, 1, &d_prompt, "sweep prompt index", "1", &v_prompt));
     NC_TRY(def_var(nc, "sample", NC_INT, 1, &d_sample, "direction sample index", "1", &v_sample));
     NC_TRY(def_var(nc, "quantile", NC_DOUBLE, 1, &d_q, "quantile level", "1", &v_q));
+    if (NC) {
+        static const char *const cmp_names[] = {"comparison", "comparison_x_base", "comparison_x_direction",
+                                                "comparison_y_base", "comparison_y_direction"};
+        static const char *const cmp_long[] = {
+            "paired comparison x/y of two (base, direction) kinds' scores, by (prompt, sample)",
+            "index into base of x", "index into direction of x", "index into base of y",
+            "index into direction of y"};
+        for (int k = 0; k < 5; k++)
+            NC_TRY(def_var(nc, cmp_names[k], k ? NC_INT : NC_STRING, 1, &d_cmp, cmp_long[k], "1", &v_cmp[k]));
+        NC_TRY(def_var(nc, "bound", NC_DOUBLE, 1, &d_bound,
+                       "percentile of the bootstrap distribution bounding the 95 % interval", "1", &v_bound));
+    }
 
     int dims_raw[5] = {d_base, d_dir, d_prompt, d_sample, d_alpha};
     int dims_stat[3] = {d_base, d_dir, d_alpha};
     int dims_quant[4] = {d_q, d_base, d_dir, d_alpha};
     int dims_score[4] = {d_base, d_dir, d_prompt, d_sample};
-    char name[64], lname[256];
+    int dims_hist[3] = {d_base, d_dir, d_bin};
+    int dims_ci[2] = {d_cmp, d_bound};
+    char name[128], lname[512];
+    int used_score[PL_N_SCORES] = {0};
     for (int mi = 0; mi < NM; mi++) {
         int m = cfg->metrics[mi];
-        const char *mn = METRIC_NAMES[m], *units = METRIC_UNITS[m];
+        const pl_metric_info *mt = &PL_METRICS[m];
+        const char *mn = mt->name, *units = mt->units;
         if (cfg->raw_curves) {
-            NC_TRY(def_var(nc, mn, NC_FLOAT, 5, dims_raw, METRIC_LONG[m], units, &v_raw[mi]));
+            NC_TRY(def_var(nc, mn, NC_FLOAT, 5, dims_raw, mt->long_name, units, &v_raw[mi]));
             NC_TRY(nc_def_var_deflate(nc, v_raw[mi], 1, 1, 1));
         }
         snprintf(name, sizeof name, "%s_mean", mn);
@@ -134,22 +230,103 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
         snprintf(name, sizeof name, "%s_count", mn);
         snprintf(lname, sizeof lname, "curves with a finite %s that entered the statistics", mn);
         NC_TRY(def_var(nc, name, NC_INT, 3, dims_stat, lname, "1", &v_count[mi]));
-        const char *of = m == PL_METRIC_COSINE ? "1 - cosine" : mn;
-        snprintf(name, sizeof name, "%s_onset", mn);
-        snprintf(lname, sizeof lname, "first alpha where %s, normalised by its value at the last alpha, exceeds %g",
-                 of, cfg->onset_threshold);
-        NC_TRY(def_var(nc, name, NC_FLOAT, 4, dims_score, lname, "1", &v_onset[mi]));
-        snprintf(name, sizeof name, "%s_max_slope_alpha", mn);
-        snprintf(lname, sizeof lname, "alpha (step midpoint) of the steepest rise of %s", of);
-        NC_TRY(def_var(nc, name, NC_FLOAT, 4, dims_score, lname, "1", &v_slope[mi]));
-        snprintf(name, sizeof name, "%s_sharpness", mn);
-        snprintf(lname, sizeof lname, "largest step-to-step rise of normalised %s times (steps - 1)", of);
-        NC_TRY(def_var(nc, name, NC_FLOAT, 4, dims_score, lname, "1", &v_sharp[mi]));
+        const char *curve = mt->score_on == PL_SCORE_ON_ONE_MINUS ? "1 - cosine"
+                            : mt->score_on == PL_SCORE_ON_INCREASE ? "ce_loss - ce_loss at alpha 0"
+                                                                   : mn;
+        for (int sc = 0; sc < NSC; sc++) {
+            score_vars *v = &sv[mi][sc];
+            if (!r->has_score[mi][sc])
+                continue;
+            used_score[sc] = 1;
+            const char *scn = PL_SCORES[sc].name, *sunits = PL_SCORES[sc].alpha_valued ? alpha_units : "1";
+            snprintf(name, sizeof name, "%s_%s", mn, scn);
+            snprintf(lname, sizeof lname, "%s (curve: %s)", score_long_name(sc), curve);
+            NC_TRY(def_var(nc, name, NC_FLOAT, 4, dims_score, lname, sunits, &v->score));
+            NC_TRY(text_att(nc, v->score, "score_curve", curve));
+            if (sc == PL_SCORE_ONSET)
+                NC_TRY(nc_put_att_double(nc, v->score, "onset_threshold", NC_DOUBLE, 1, &cfg->onset_threshold));
+            if (sc == PL_SCORE_ALPHA_AT_THRESHOLD)
+                NC_TRY(nc_put_att_double(nc, v->score, "threshold", NC_DOUBLE, 1, &cfg->thresholds[m]));
+            if (sc == PL_SCORE_NONLINEARITY_ALPHA) {
+                int fit[2] = {cfg->nl_first, cfg->nl_last};
+                NC_TRY(nc_put_att_int(nc, v->score, "fit_steps", NC_INT, 2, fit));
+                NC_TRY(nc_put_att_double(nc, v->score, "tolerance", NC_DOUBLE, 1, &cfg->nl_tolerance));
+            }
+            snprintf(name, sizeof name, "%s_%s_hist", mn, scn);
+            snprintf(lname, sizeof lname, "histogram of %s_%s over prompts and samples (bins: %s_hist_edges)", mn,
+                     scn, scn);
+            NC_TRY(def_var(nc, name, NC_INT, 3, dims_hist, lname, "1", &v->hist));
+            snprintf(name, sizeof name, "%s_%s_hist_outside", mn, scn);
+            snprintf(lname, sizeof lname, "finite %s_%s values outside the histogram's range", mn, scn);
+            NC_TRY(def_var(nc, name, NC_INT, 2, dims_hist, lname, "1", &v->outside));
+            if (!NC)
+                continue;
+            snprintf(name, sizeof name, "%s_%s_n_pairs", mn, scn);
+            snprintf(lname, sizeof lname, "(prompt, sample) pairs where both kinds' %s_%s are finite", mn, scn);
+            NC_TRY(def_var(nc, name, NC_INT, 1, &d_cmp, lname, "1", &v->n_pairs));
+            snprintf(name, sizeof name, "%s_%s_ratio", mn, scn);
+            snprintf(lname, sizeof lname, "median of x's %s_%s over median of y's (paired pairs only)", mn, scn);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, "1", &v->ratio));
+            snprintf(name, sizeof name, "%s_%s_ratio_ci", mn, scn);
+            snprintf(lname, sizeof lname, "95 %% percentile-bootstrap interval of %s_%s_ratio", mn, scn);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 2, dims_ci, lname, "1", &v->ratio_ci));
+            snprintf(name, sizeof name, "%s_%s_difference", mn, scn);
+            snprintf(lname, sizeof lname, "median over pairs of x's %s_%s minus y's", mn, scn);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, sunits, &v->diff));
+            snprintf(name, sizeof name, "%s_%s_difference_ci", mn, scn);
+            snprintf(lname, sizeof lname, "95 %% percentile-bootstrap interval of %s_%s_difference", mn, scn);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 2, dims_ci, lname, sunits, &v->diff_ci));
+            snprintf(name, sizeof name, "%s_%s_wilcoxon_p", mn, scn);
+            snprintf(lname, sizeof lname, "two-sided Wilcoxon signed-rank p-value of x's %s_%s against y's", mn, scn);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, "1", &v->p));
+            snprintf(name, sizeof name, "%s_%s_wilcoxon_w", mn, scn);
+            snprintf(lname, sizeof lname, "Wilcoxon W+: sum of the ranks of |x - y| where x > y (%s_%s)", mn, scn);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, "1", &v->w));
+        }
     }
-    int dims_tok[2] = {d_prompt, d_ctx}, dims_partner[2] = {d_prompt, d_sample};
+    for (int sc = 0; sc < NSC; sc++)
+        if (used_score[sc]) {
+            snprintf(name, sizeof name, "%s_hist_edges", PL_SCORES[sc].name);
+            snprintf(lname, sizeof lname, "bin edges of the %s histograms (bins [e_k, e_k+1), the last closed)",
+                     PL_SCORES[sc].name);
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_edge, lname,
+                           PL_SCORES[sc].alpha_valued ? alpha_units : "1", &v_edges[sc]));
+        }
+    int dims_tok[2] = {d_prompt, d_ctx};
     NC_TRY(def_var(nc, "tokens", NC_INT, 2, dims_tok, "token ids of the prompt", "1", &v_tokens));
-    NC_TRY(def_var(nc, "partner", NC_INT, 2, dims_partner,
-                   "prompt whose real activation is the real_other target (-1: unused)", "1", &v_partner));
+    NC_TRY(def_var(nc, "next_token", NC_INT, 1, &d_prompt,
+                   "the data's token after the prompt (-1: none); ce_loss at the last position predicts it", "1",
+                   &v_next));
+    /* the direction kinds' per-unit state (partner, difference_prompts, ...) */
+    for (int d = 0; d < ND; d++)
+        for (int k = 0; k < ex->dir[d].n_state; k++) {
+            const pl_unit_state *st = &ex->dir[d].state[k];
+            int dims[4], nd = 0, wdim;
+            if (st->per_base)
+                dims[nd++] = d_base;
+            dims[nd++] = d_prompt;
+            dims[nd++] = d_sample;
+            if (st->width > 1) {
+                if (nc_inq_dimid(nc, st->width_dim, &wdim) != NC_NOERR)
+                    NC_TRY(nc_def_dim(nc, st->width_dim, st->width, &wdim));
+                dims[nd++] = wdim;
+            }
+            NC_TRY(def_var(nc, st->name, NC_INT, nd, dims, st->long_name, "1", &v_state[d][k]));
+        }
+    if (cfg->activations) {
+        int dims_act[2] = {d_prompt, d_resid}, dims_sigma[2] = {d_resid, d_resid2};
+        const char *basis = cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw";
+        NC_TRY(def_var(nc, "activation", NC_FLOAT, 2, dims_act,
+                       "real activation of each sweep prompt at (hook, position)", "residual stream units", &v_act));
+        NC_TRY(def_var(nc, "mu", NC_DOUBLE, 1, &d_resid, "mean of the covariance prompts' activations",
+                       "residual stream units", &v_mu));
+        NC_TRY(def_var(nc, "sigma", NC_DOUBLE, 2, dims_sigma,
+                       "covariance of the covariance prompts' activations (unbiased; the positive-definite Sigma "
+                       "sampled from)", "residual stream units squared", &v_sigma));
+        NC_TRY(text_att(nc, v_act, "residual_basis", basis));
+        NC_TRY(text_att(nc, v_mu, "residual_basis", basis));
+        NC_TRY(text_att(nc, v_sigma, "residual_basis", basis));
+    }
 
     /* global attributes */
     char created[32];
@@ -157,7 +334,8 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    int np = P, nr = meta->n_ranks;
+    int np = P, nr = meta->n_ranks, ppos = sw->pos, rpos = sw->read_pos, boot = cfg->bootstrap;
+    int ndup = (int)sw->n_duplicates, nshort = (int)sw->n_short, bos = sw->bos_id;
     NC_TRY(text_att(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
     NC_TRY(text_att(nc, NC_GLOBAL, "title", "plateau sweep: output sensitivity along perturbation directions"));
     NC_TRY(text_att(nc, NC_GLOBAL, "config", meta->config_text));
@@ -166,6 +344,16 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     NC_TRY(text_att(nc, NC_GLOBAL, "synthetic_model", meta->synthetic_model ? "true" : "false"));
     NC_TRY(text_att(nc, NC_GLOBAL, "hook", cfg->hook));
     NC_TRY(text_att(nc, NC_GLOBAL, "read_hook", cfg->read_hook));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "position", NC_INT, 1, &ppos));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "read_position", NC_INT, 1, &rpos));
+    NC_TRY(text_att(nc, NC_GLOBAL, "residual_basis", cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw"));
+    NC_TRY(text_att(nc, NC_GLOBAL, "center_direction", cfg->center_direction ? "true" : "false"));
+    NC_TRY(text_att(nc, NC_GLOBAL, "sampling",
+                    cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start"));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "duplicate_prompts_dropped", NC_INT, 1, &ndup));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "short_documents_skipped", NC_INT, 1, &nshort));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "bos_token", NC_INT, 1, &bos));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "bootstrap_resamples", NC_INT, 1, &boot));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "n_prompts", NC_INT, 1, &np));
     NC_TRY(text_att(nc, NC_GLOBAL, "plateau_version", pl_version()));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "n_ranks", NC_INT, 1, &nr));
@@ -180,14 +368,26 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     /* coordinates */
     NC_TRY(nc_put_var_double(nc, v_alpha, sw->alpha));
     {
-        static const char *base_names[] = {"real", "synthetic"};
         const char *bn[PL_N_BASE_KINDS], *dn[PL_MAX_DIRECTIONS];
         for (int b = 0; b < NB; b++)
-            bn[b] = base_names[cfg->bases[b]];
+            bn[b] = PL_BASE_KINDS[cfg->bases[b]].name;
         for (int d = 0; d < ND; d++)
             dn[d] = cfg->dirs[d].label;
         NC_TRY(nc_put_var_string(nc, v_base, bn));
         NC_TRY(nc_put_var_string(nc, v_dir, dn));
+    }
+    for (int c = 0; c < NC; c++) {
+        const pl_comparison *cp = &r->comparisons[c];
+        const char *label = cp->label;
+        int idx4[4] = {cp->b1, cp->d1, cp->b2, cp->d2};
+        size_t at = (size_t)c;
+        NC_TRY(nc_put_var1_string(nc, v_cmp[0], &at, &label));
+        for (int k = 1; k < 5; k++)
+            NC_TRY(nc_put_var1_int(nc, v_cmp[k], &at, &idx4[k - 1]));
+    }
+    if (NC) {
+        double bounds[2] = {0.025, 0.975};
+        NC_TRY(nc_put_var_double(nc, v_bound, bounds));
     }
     int *idx = pl_malloc(sizeof(int) * (size_t)(P > S ? P : S), "indices");
     if (!idx)
@@ -204,9 +404,17 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     NC_TRY(status);
     if (Q)
         NC_TRY(nc_put_var_double(nc, v_q, cfg->quantiles));
+    for (int sc = 0; sc < NSC; sc++)
+        if (used_score[sc]) {
+            double lo, hi;
+            pl_score_range(sw, sc, &lo, &hi);
+            for (int k = 0; k <= HB; k++)
+                dbuf[k] = k == HB ? hi : lo + (hi - lo) * k / HB;
+            NC_TRY(nc_put_var_double(nc, v_edges[sc], dbuf));
+        }
 
     for (int mi = 0; mi < NM; mi++) {
-        size_t n_stat = (size_t)NB * ND * K, n_score = (size_t)NB * ND * P * S;
+        size_t n_stat = (size_t)NB * ND * K;
         if (cfg->raw_curves) {
             /* table [p, b, d, s, (m), k] -> [b, d, p, s, k] */
             for (int b = 0; b < NB; b++)
@@ -224,12 +432,54 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
         if (Q)
             NC_TRY(nc_put_var_double(nc, v_quant[mi], r->quant + mi * n_stat * Q));
         NC_TRY(nc_put_var_int(nc, v_count[mi], r->count + mi * n_stat));
-        NC_TRY(nc_put_var_float(nc, v_onset[mi], r->onset + mi * n_score));
-        NC_TRY(nc_put_var_float(nc, v_slope[mi], r->slope_alpha + mi * n_score));
-        NC_TRY(nc_put_var_float(nc, v_sharp[mi], r->sharp + mi * n_score));
+        for (int sc = 0; sc < NSC; sc++) {
+            const score_vars *v = &sv[mi][sc];
+            if (!r->has_score[mi][sc])
+                continue;
+            size_t at = (size_t)mi * NSC + sc;
+            NC_TRY(nc_put_var_float(nc, v->score, r->scores + at * NB * ND * n_kind));
+            NC_TRY(nc_put_var_int(nc, v->hist, r->hist + at * NB * ND * HB));
+            NC_TRY(nc_put_var_int(nc, v->outside, r->hist_outside + at * NB * ND));
+            if (!NC)
+                continue;
+            const pl_paired *pp = r->paired + at * NC;
+            for (int c = 0; c < NC; c++)
+                ibuf[c] = pp[c].n_pairs;
+            NC_TRY(nc_put_var_int(nc, v->n_pairs, ibuf));
+#define PUT_FIELD(var, field)                                                                                     \
+    do {                                                                                                          \
+        for (int c = 0; c < NC; c++)                                                                              \
+            dbuf[c] = pp[c].field;                                                                                \
+        NC_TRY(nc_put_var_double(nc, var, dbuf));                                                                 \
+    } while (0)
+#define PUT_CI(var, lo, hi)                                                                                       \
+    do {                                                                                                          \
+        for (int c = 0; c < NC; c++) {                                                                            \
+            dbuf[2 * c] = pp[c].lo;                                                                               \
+            dbuf[2 * c + 1] = pp[c].hi;                                                                           \
+        }                                                                                                         \
+        NC_TRY(nc_put_var_double(nc, var, dbuf));                                                                 \
+    } while (0)
+            PUT_FIELD(v->ratio, ratio);
+            PUT_CI(v->ratio_ci, ratio_lo, ratio_hi);
+            PUT_FIELD(v->diff, diff);
+            PUT_CI(v->diff_ci, diff_lo, diff_hi);
+            PUT_FIELD(v->p, p_value);
+            PUT_FIELD(v->w, w_plus);
+#undef PUT_FIELD
+#undef PUT_CI
+        }
     }
     NC_TRY(nc_put_var_int(nc, v_tokens, sw->tokens));
-    NC_TRY(nc_put_var_int(nc, v_partner, sw->partner));
+    NC_TRY(nc_put_var_int(nc, v_next, sw->next_token));
+    for (int d = 0; d < ND; d++)
+        for (int k = 0; k < ex->dir[d].n_state; k++)
+            NC_TRY(nc_put_var_int(nc, v_state[d][k], ex->dir[d].state[k].values));
+    if (cfg->activations) {
+        NC_TRY(nc_put_var_float(nc, v_act, sw->real_act));
+        NC_TRY(nc_put_var_double(nc, v_mu, fit_mu));
+        NC_TRY(nc_put_var_double(nc, v_sigma, fit_sigma));
+    }
 
     status = nc_close_memio(nc, memio);
     nc = -1;
@@ -237,14 +487,14 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
         pl_fail("output %s: cannot finish it in memory: %s", path, nc_strerror(status));
         goto fail;
     }
-    free(buf);
+    free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
     return PL_OK;
 fail:
     /* closed, never nc_abort()ed: netCDF's abort of a file being created removes the file of its name */
     if (nc >= 0 && nc_close_memio(nc, memio) == NC_NOERR)
         free(memio->memory);
     memio->memory = NULL;
-    free(buf);
+    free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
     return PL_ERR;
 }
 

@@ -1,5 +1,5 @@
-/* Inside the model interface: a model is its info, its family's operations and its weights.
- * Only src/model/ includes this. */
+/* Inside the model interface: a model is its info, its family's operations, its weights and the
+ * files they live in. Only src/model/ includes this. */
 #ifndef PLATEAU_MODEL_INTERNAL_H
 #define PLATEAU_MODEL_INTERNAL_H
 
@@ -9,6 +9,7 @@
 
 #include "plateau/forward.h"
 #include "plateau/model.h"
+#include "plateau/safetensors.h"
 
 /* A family's math behind plateau/forward.h. The public functions check their arguments against
  * the info before calling these. */
@@ -29,19 +30,70 @@ typedef struct {
     void (*free_weights)(void *weights);
 } pl_family_ops;
 
+/* One mmapped weight file, as opened (pl_model_check_unchanged compares its stat). */
+typedef struct {
+    char *path;
+    void *map;
+    size_t size;
+    struct stat st;
+} pl_weight_file;
+
 struct pl_model {
     pl_model_info info;
     const pl_family_ops *ops;
-    void *weights;       /* the family's tensor table (pointers into map or owned) */
-    float *owned;        /* tensors converted to fp32 (F16/BF16, or unaligned F32), or NULL */
-    void *map;           /* the mmapped weight file */
-    size_t map_size;
-    char *path;          /* as given to pl_model_open */
-    char *weights_path;  /* the file behind map */
-    struct stat weights_stat; /* as opened: pl_model_check_unchanged compares */
+    void *weights;          /* the family's tensor table (pointers into the maps or owned) */
+    float **owned;          /* tensors converted to fp32 (F16/BF16, or unaligned F32) */
+    int n_owned;
+    pl_weight_file *files;  /* the weight files, in sha256 order */
+    int n_files;
+    char *path;             /* as given to pl_model_open */
+    char *format_desc;      /* the format's `plateau info` lines, or NULL */
 };
 
-/* Family loaders: fill *m (info, ops, weights, storage) from an HF dir. */
-int pl_gpt2_open(pl_model *m, const char *dir);
+/* Map PATH (a regular file, through src/util) and append it to m->files. MAP and SIZE receive the
+ * mapping. WHAT names the file in messages ("weights", "shard"). */
+int pl_model_map_file(pl_model *m, const char *path, const char *what, const void **map, size_t *size);
+
+/* An fp32 view of N elements stored at SRC in DTYPE (F32/F16/BF16): SRC itself when it is aligned
+ * F32, else a converted copy owned by M. Every element must be finite: otherwise the error names
+ * FILE, TENSOR and the first bad index. NULL on failure. */
+const float *pl_model_weight_f32(pl_model *m, const char *file, const char *tensor, st_dtype dtype,
+                                 const void *src, size_t n);
+
+/* Append a line "key  value" to the format's lines of `plateau info`. */
+void pl_model_describe_add(pl_model *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- bookkeeping shared by the families' forwards (runs.c) ---- */
+
+/* Allocate RUNS[0..N-1] of T positions: resid [STOP+1, T, C], k and v [max(STOP, 1), T, KV_DIM],
+ * logits [V] when STOP == L. On failure the caller frees them with pl_run_free. */
+int pl_runs_alloc(pl_run *runs, int N, int T, int C, int L, int V, int kv_dim, int stop);
+
+/* A family's unembedding: logits[M, V] of final-residual rows x[M, C]. */
+typedef int (*pl_unembed_fn)(const void *weights, const float *x, int M, float *logits);
+/* Each run's next-token logits from the final residual x[N*T, C] of N stacked sequences. */
+int pl_runs_logits(pl_run *runs, int N, int T, int C, int V, const float *x, pl_unembed_fn unembed,
+                   const void *weights);
+
+/* The fast path's rows: M variants (patched rows of their group's clean run), each carrying positions
+ * pos..T-1 (n of them): variant v's rows are x[v*n .. v*n + n-1, C]. */
+typedef struct {
+    float *x;
+    const pl_run **clean_of; /* [M] each variant's clean run */
+    int M, n, C;
+} pl_fast_rows;
+/* Fill the rows (X[v] at pos, the clean run after it) and, for READ_INDEX <= RESID_INDEX, READ. */
+int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                      int resid_index, int pos, const float *X, int read_index, float *read);
+/* read[M, C] = each variant's last position. */
+void pl_fast_rows_read(const pl_fast_rows *f, float *read);
+/* Move each variant's last position to row v (for the unembedding of x[M, C]). */
+void pl_fast_rows_gather_last(pl_fast_rows *f);
+void pl_fast_rows_free(pl_fast_rows *f);
+
+/* Format loaders (each family's own: families/families.h). */
+int pl_hf_open(pl_model *m, const char *dir);            /* formats/hf_dir.c: any HF dir, by model_type */
+int pl_llama2c_open(pl_model *m, const char *path);      /* formats/llama2c.c: a llama2.c checkpoint */
 
 #endif

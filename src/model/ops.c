@@ -61,24 +61,87 @@ void pl_op_residual_add(float *x, const float *delta, size_t n)
         x[i] += delta[i];
 }
 
-/* Causal attention of one query row q[C] over keys and values given as two runs of rows: n_a rows
- * of (ka, va) with row stride stride_a floats (the cached clean positions), then n_b rows of (kb, vb)
- * with stride stride_b (the variant's own positions, still inside its qkv rows). out[C] receives
- * the heads side by side; scores[n_a + n_b] is scratch. */
-void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a,
-                     size_t stride_a, const float *kb, const float *vb, int n_b, size_t stride_b, int C, int H,
-                     float *scores)
+void pl_op_linear(float *out, const float *in, const float *W, const float *bias, int N, int IN, int OUT)
 {
-    int hs = C / H;
-    float scale = 1.0f / sqrtf((float)hs);
-    int n = n_a + n_b;
+    float beta = bias ? 1.0f : 0.0f;
+    if (bias)
+        for (int i = 0; i < N; i++)
+            memcpy(out + (size_t)i * OUT, bias, sizeof(float) * OUT);
+    if (N == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OUT, IN, 1.0f, W, IN, in, 1, beta, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, in, IN, W, IN, beta, out, OUT);
+}
+
+void pl_op_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps)
+{
+    for (int i = 0; i < N; i++) {
+        const float *x = in + (size_t)i * C;
+        float *y = out + (size_t)i * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++)
+            ss += (double)x[c] * x[c];
+        float rstd = (float)(1.0 / sqrt(ss / C + eps));
+        for (int c = 0; c < C; c++)
+            y[c] = x[c] * rstd * w[c];
+    }
+}
+
+void pl_op_gelu_erf(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void pl_op_swiglu(float *gate, const float *up, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void pl_op_rope_table(float *cs, const float *inv_freq, int ROT, int first, int period)
+{
+    int half = ROT / 2;
+    for (int p = 0; p < period; p++)
+        for (int k = 0; k < half; k++) {
+            float angle = (float)(first + p) * inv_freq[k];
+            cs[2 * ((size_t)p * half + k)] = cosf(angle);
+            cs[2 * ((size_t)p * half + k) + 1] = sinf(angle);
+        }
+}
+
+void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *cs, int period,
+                int interleaved)
+{
+    int half = ROT / 2;
+    for (int i = 0; i < R; i++) {
+        const float *c = cs + 2 * (size_t)(i % period) * half;
+        for (int h = 0; h < NH; h++) {
+            float *v = x + (size_t)i * row_stride + (size_t)h * HD;
+            for (int k = 0; k < half; k++) {
+                int a = interleaved ? 2 * k : k, b = interleaved ? 2 * k + 1 : k + half;
+                float x0 = v[a], x1 = v[b], co = c[2 * k], si = c[2 * k + 1];
+                v[a] = x0 * co - x1 * si;
+                v[b] = x1 * co + x0 * si;
+            }
+        }
+    }
+}
+
+void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,
+                      const float *kb, const float *vb, int n_b, size_t stride_b, int H, int KVH, int HD,
+                      float *scores)
+{
+    float scale = 1.0f / sqrtf((float)HD);
+    int n = n_a + n_b, group = H / KVH;
     for (int h = 0; h < H; h++) {
-        const float *qh = q + h * hs;
+        const float *qh = q + (size_t)h * HD;
+        size_t kv_off = (size_t)(h / group) * HD;
         float maxv = -INFINITY;
         for (int s = 0; s < n; s++) {
-            const float *k = (s < n_a ? ka + (size_t)s * stride_a : kb + (size_t)(s - n_a) * stride_b) + h * hs;
+            const float *k = (s < n_a ? ka + (size_t)s * stride_a : kb + (size_t)(s - n_a) * stride_b) + kv_off;
             float dot = 0.0f;
-            for (int i = 0; i < hs; i++)
+            for (int i = 0; i < HD; i++)
                 dot += qh[i] * k[i];
             scores[s] = dot * scale;
             if (scores[s] > maxv)
@@ -90,30 +153,27 @@ void pl_op_attend_one(float *out, const float *q, const float *ka, const float *
             sum += scores[s];
         }
         float inv = (float)(1.0 / sum);
-        float *oh = out + h * hs;
-        for (int i = 0; i < hs; i++)
+        float *oh = out + (size_t)h * HD;
+        for (int i = 0; i < HD; i++)
             oh[i] = 0.0f;
         for (int s = 0; s < n; s++) {
-            const float *v = (s < n_a ? va + (size_t)s * stride_a : vb + (size_t)(s - n_a) * stride_b) + h * hs;
+            const float *v = (s < n_a ? va + (size_t)s * stride_a : vb + (size_t)(s - n_a) * stride_b) + kv_off;
             float p = scores[s] * inv;
-            for (int i = 0; i < hs; i++)
+            for (int i = 0; i < HD; i++)
                 oh[i] += p * v[i];
         }
     }
 }
 
-/* Causal self-attention of all T positions: out[T, C] from qkv[T, 3C]. Each head's scores and
- * weighted values are two sgemms over strided views of qkv (the upper triangle of the scores is
- * computed and discarded: at GPT-2 sizes that is cheaper than scalar loops). scores[T, T] is
- * scratch. */
-void pl_op_causal_attention(float *out, const float *qkv, int T, int C, int H, float *scores)
+void pl_op_causal_attention(float *out, const float *q, size_t q_stride, const float *k, const float *v,
+                            size_t kv_stride, int T, int H, int KVH, int HD, float *scores)
 {
-    int hs = C / H;
-    float scale = 1.0f / sqrtf((float)hs);
+    float scale = 1.0f / sqrtf((float)HD);
+    int group = H / KVH;
     for (int h = 0; h < H; h++) {
-        const float *q = qkv + h * hs, *k = qkv + C + h * hs, *v = qkv + 2 * C + h * hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k, 3 * C, 0.0f, scores,
-                    T);
+        const float *qh = q + (size_t)h * HD, *kh = k + (size_t)(h / group) * HD, *vh = v + (size_t)(h / group) * HD;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, qh, (int)q_stride, kh, (int)kv_stride,
+                    0.0f, scores, T);
         for (int t = 0; t < T; t++) {
             float *row = scores + (size_t)t * T;
             float maxv = -INFINITY;
@@ -131,7 +191,7 @@ void pl_op_causal_attention(float *out, const float *qkv, int T, int C, int H, f
             for (int u = t + 1; u < T; u++)
                 row[u] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, scores, T, v, 3 * C, 0.0f,
-                    out + h * hs, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HD, T, 1.0f, scores, T, vh, (int)kv_stride, 0.0f,
+                    out + (size_t)h * HD, H * HD);
     }
 }

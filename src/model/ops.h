@@ -19,18 +19,48 @@ void pl_op_gelu_tanh(float *x, size_t n);
 
 void pl_op_residual_add(float *x, const float *delta, size_t n);
 
-/* Causal attention of one query row q[C] over keys and values given as two runs of rows: n_a rows
- * of (ka, va) with row stride stride_a floats (the cached clean positions), then n_b rows of (kb, vb)
- * with stride stride_b (the variant's own positions, still inside its qkv rows). out[C] receives
- * the heads side by side; scores[n_a + n_b] is scratch. */
-void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a,
-                     size_t stride_a, const float *kb, const float *vb, int n_b, size_t stride_b, int C, int H,
-                     float *scores);
+/* out[N, OUT] = in[N, IN] @ W^T + bias (bias may be NULL), W[OUT, IN] in PyTorch's nn.Linear layout
+ * (Llama, GPT-NeoX, llama2.c). One row goes through sgemv, as in pl_op_matmul. */
+void pl_op_linear(float *out, const float *in, const float *W, const float *bias, int N, int IN, int OUT);
 
-/* Causal self-attention of all T positions: out[T, C] from qkv[T, 3C]. Each head's scores and
- * weighted values are two sgemms over strided views of qkv (the upper triangle of the scores is
- * computed and discarded: at GPT-2 sizes that is cheaper than scalar loops). scores[T, T] is
- * scratch. */
-void pl_op_causal_attention(float *out, const float *qkv, int T, int C, int H, float *scores);
+/* out[N, C] = in * rsqrt(mean(in^2) + eps) * w (HF's LlamaRMSNorm, llama2.c's rmsnorm); the mean in
+ * double, as pl_op_layernorm's statistics. */
+void pl_op_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps);
+
+/* GELU with the exact erf, 0.5 v (1 + erf(v / sqrt 2)) (GPT-NeoX's "gelu"). */
+void pl_op_gelu_erf(float *x, size_t n);
+
+/* SwiGLU: gate[i] = silu(gate[i]) * up[i], silu(v) = v / (1 + exp(-v)) (Llama's MLP, llama2.c's w1/w3). */
+void pl_op_swiglu(float *gate, const float *up, size_t n);
+
+/* The rotary table of positions FIRST .. FIRST+PERIOD-1: cs[p, k] = (cos, sin) of the angle
+ * (float)(FIRST + p) * inv_freq[k], k < ROT/2: the float product and cosf/sinf, as both HF (float32
+ * tensors) and llama2.c's run.c compute it. cs holds PERIOD * ROT floats. */
+void pl_op_rope_table(float *cs, const float *inv_freq, int ROT, int first, int period);
+
+/* Rotary position embedding, in place, of R rows x[R, row_stride] holding NH heads of HD floats
+ * each (head h at x + h*HD); row i is at table position i % PERIOD of CS (pl_op_rope_table). The
+ * first ROT dims of each head rotate, pair k by cs[., k]:
+ *   INTERLEAVED = 0: HF's rotate-half (Llama, Qwen2, Mistral, GPT-NeoX), pairs (k, k + ROT/2);
+ *   INTERLEAVED = 1: llama2.c's run.c, pairs (2k, 2k + 1). */
+void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *cs, int period,
+                int interleaved);
+
+/* Attention of one query row q[H*HD] over keys and values given as two runs of rows: n_a rows of
+ * (ka, va) with row stride stride_a floats (the cached clean positions), then n_b rows of (kb, vb)
+ * with stride stride_b (the variant's own positions). Keys and values hold KVH heads of HD floats
+ * (grouped-query attention: query head h reads key/value head h / (H / KVH)). out[H*HD] receives
+ * the heads side by side; scores[n_a + n_b] is scratch. Scale 1/sqrt(HD). */
+void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,
+                      const float *kb, const float *vb, int n_b, size_t stride_b, int H, int KVH, int HD,
+                      float *scores);
+
+/* Causal self-attention of all T positions: out[T, H*HD] from queries q[T, *] (row stride q_stride)
+ * and keys/values k, v[T, *] (row stride kv_stride) of KVH heads (grouped as in pl_op_attend_one).
+ * Each head's scores and weighted values are two sgemms over strided views (the upper triangle of
+ * the scores is computed and discarded: at these sizes that is cheaper than scalar loops).
+ * scores[T, T] is scratch. */
+void pl_op_causal_attention(float *out, const float *q, size_t q_stride, const float *k, const float *v,
+                            size_t kv_stride, int T, int H, int KVH, int HD, float *scores);
 
 #endif

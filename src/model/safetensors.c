@@ -2,18 +2,15 @@
  * checked before anything is dereferenced, and every failure names the file, the tensor and
  * what is wrong with it. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/safetensors.h"
 
 /* A GPT-2 header is ~15 KB; 100 MB leaves room for any real file and keeps a hostile length from
@@ -203,6 +200,9 @@ static int check_overlap(const st_file *f)
 
 int st_parse(st_file *f, const char *path, const uint8_t *bytes, size_t size)
 {
+    static const uint8_t none[8];
+    if (!bytes)
+        bytes = none; /* an empty file maps to NULL; size < 8 is reported below */
     memset(f, 0, sizeof *f);
     f->path = path;
     f->bytes = bytes;
@@ -283,32 +283,13 @@ int st_open(st_file *f, const char *path)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return pl_fail("%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return pl_fail("%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) { /* mmap cannot map an empty file; st_parse gives the message */
-        close(fd);
-        static const uint8_t none[8];
-        return st_parse(f, path, none, size);
-    }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (map == MAP_FAILED)
-        return pl_fail("%s: cannot mmap %zu bytes: %s", path, size, strerror(e));
+    void *map;
+    size_t size;
+    /* through src/util: a FIFO or directory is refused at once, never waited on */
+    if (pl_map_file(path, NULL, &map, &size) != PL_OK)
+        return PL_ERR;
     if (st_parse(f, path, map, size) != PL_OK) {
-        munmap(map, size);
+        pl_unmap_file(map, size);
         return PL_ERR;
     }
     return PL_OK;
@@ -316,8 +297,7 @@ int st_open(st_file *f, const char *path)
 
 void st_close(st_file *f)
 {
-    if (f->bytes && f->size >= 8)
-        munmap((void *)f->bytes, f->size);
+    pl_unmap_file((void *)f->bytes, f->size);
     st_free(f);
 }
 

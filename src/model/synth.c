@@ -1,4 +1,5 @@
-/* plateau synth: a complete Hugging Face GPT-2 model dir with seeded random weights.
+/* plateau synth: a complete Hugging Face model dir (GPT-2, Llama, Mistral, Qwen2, GPT-NeoX) with seeded
+ * random weights.
  *
  * Weights follow GPT-2's initialisation scale (normal(0, 0.02), residual projections scaled by
  * 1/sqrt(2L)) plus deliberately non-trivial layer norms and biases, so a forward pass that drops a
@@ -380,15 +381,12 @@ static void encode_values(st_dtype dtype, const float *src, uint64_t n, uint8_t 
     }
 }
 
-static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_vocab)
+/* The tensor list of a GPT-2 dir (today's layout, with or without the HF quirks). */
+static int gpt2_tensors(const pl_synth_opts *o, int n_vocab, synth_tensor *ts)
 {
-    int L = o->n_layer;
+    int L = o->n_layer, n = 0;
     int64_t C = o->n_embd, N = o->n_ctx, V = n_vocab;
     const char *prefix = o->hf_quirks ? "transformer." : "";
-    int cap = 16 * L + 8, n = 0;
-    synth_tensor *ts = pl_calloc((size_t)cap, sizeof *ts, "synth tensor list");
-    if (!ts)
-        return PL_ERR;
     st_dtype dt = o->dtype;
     add_tensor(ts, &n, prefix, "wte.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
     add_tensor(ts, &n, prefix, "wpe.weight", K_WPE, dt, 2, N, C, 0, 0);
@@ -422,9 +420,83 @@ static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_
         add_tensor(ts, &n, "", "lm_head.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
         snprintf(ts[n - 1].seed_name, sizeof ts[n - 1].seed_name, "wte.weight");
     }
-    qsort(ts, (size_t)n, sizeof *ts, by_name);
+    return n;
+}
 
-    /* Header: JSON with sorted names, padded with spaces so the data section is 8-byte aligned. */
+/* Llama, Mistral, Qwen2 (HF LlamaForCausalLM names). */
+static int llama_tensors(const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp, synth_tensor *ts)
+{
+    int n = 0, qwen2 = !strcmp(o->family, "qwen2");
+    int64_t C = o->n_embd, V = n_vocab, qd = (int64_t)o->n_head * hd, kvd = (int64_t)kvh * hd, I = mlp;
+    st_dtype dt = o->dtype;
+    add_tensor(ts, &n, "", "model.embed_tokens.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
+    for (int l = 0; l < o->n_layer; l++) {
+        char nm[96];
+#define BLOCK(suffix, kind, ndim, d0, d1)                                   \
+    (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), \
+     add_tensor(ts, &n, "", nm, kind, dt, ndim, d0, d1, 0, 0))
+        BLOCK("input_layernorm.weight", K_LN_W, 1, C, 0);
+        BLOCK("self_attn.q_proj.weight", K_WEIGHT, 2, qd, C);
+        BLOCK("self_attn.k_proj.weight", K_WEIGHT, 2, kvd, C);
+        BLOCK("self_attn.v_proj.weight", K_WEIGHT, 2, kvd, C);
+        BLOCK("self_attn.o_proj.weight", K_PROJ, 2, C, qd);
+        if (qwen2 || o->attention_bias) {
+            BLOCK("self_attn.q_proj.bias", K_BIAS, 1, qd, 0);
+            BLOCK("self_attn.k_proj.bias", K_BIAS, 1, kvd, 0);
+            BLOCK("self_attn.v_proj.bias", K_BIAS, 1, kvd, 0);
+        }
+        if (o->attention_bias)
+            BLOCK("self_attn.o_proj.bias", K_BIAS, 1, C, 0);
+        BLOCK("post_attention_layernorm.weight", K_LN_W, 1, C, 0);
+        BLOCK("mlp.gate_proj.weight", K_WEIGHT, 2, I, C);
+        BLOCK("mlp.up_proj.weight", K_WEIGHT, 2, I, C);
+        BLOCK("mlp.down_proj.weight", K_PROJ, 2, C, I);
+#undef BLOCK
+    }
+    add_tensor(ts, &n, "", "model.norm.weight", K_LN_W, dt, 1, C, 0, 0, 0);
+    if (!o->tied)
+        add_tensor(ts, &n, "", "lm_head.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
+    return n;
+}
+
+/* GPT-NeoX (HF GPTNeoXForCausalLM names). */
+static int neox_tensors(const pl_synth_opts *o, int n_vocab, int mlp, synth_tensor *ts)
+{
+    int n = 0;
+    int64_t C = o->n_embd, V = n_vocab, I = mlp;
+    st_dtype dt = o->dtype;
+    add_tensor(ts, &n, "", "gpt_neox.embed_in.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
+    for (int l = 0; l < o->n_layer; l++) {
+        char nm[96];
+#define BLOCK(suffix, kind, ndim, d0, d1)                                   \
+    (snprintf(nm, sizeof nm, "gpt_neox.layers.%d.%s", l, suffix), \
+     add_tensor(ts, &n, "", nm, kind, dt, ndim, d0, d1, 0, 0))
+        BLOCK("input_layernorm.weight", K_LN_W, 1, C, 0);
+        BLOCK("input_layernorm.bias", K_BIAS, 1, C, 0);
+        BLOCK("post_attention_layernorm.weight", K_LN_W, 1, C, 0);
+        BLOCK("post_attention_layernorm.bias", K_BIAS, 1, C, 0);
+        BLOCK("attention.query_key_value.weight", K_WEIGHT, 2, 3 * C, C);
+        BLOCK("attention.query_key_value.bias", K_BIAS, 1, 3 * C, 0);
+        BLOCK("attention.dense.weight", K_PROJ, 2, C, C);
+        BLOCK("attention.dense.bias", K_BIAS, 1, C, 0);
+        BLOCK("mlp.dense_h_to_4h.weight", K_WEIGHT, 2, I, C);
+        BLOCK("mlp.dense_h_to_4h.bias", K_BIAS, 1, I, 0);
+        BLOCK("mlp.dense_4h_to_h.weight", K_PROJ, 2, C, I);
+        BLOCK("mlp.dense_4h_to_h.bias", K_BIAS, 1, C, 0);
+#undef BLOCK
+    }
+    add_tensor(ts, &n, "", "gpt_neox.final_layer_norm.weight", K_LN_W, dt, 1, C, 0, 0, 0);
+    add_tensor(ts, &n, "", "gpt_neox.final_layer_norm.bias", K_BIAS, dt, 1, C, 0, 0, 0);
+    if (!o->tied)
+        add_tensor(ts, &n, "", "embed_out.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
+    return n;
+}
+
+/* One safetensors file of TS[0..n-1] (sorted by name): header JSON padded with spaces so the data
+ * section is 8-byte aligned. */
+static int write_one_safetensors(const char *out_dir, const char *file, const pl_synth_opts *o, synth_tensor *ts,
+                                 int n)
+{
     size_t hcap = (size_t)n * 256 + 256, hlen = 0;
     char *header = pl_malloc(hcap, "safetensors header");
     float *values = NULL;
@@ -434,7 +506,7 @@ static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_
     if (!header)
         goto done;
     hlen += (size_t)snprintf(header + hlen, hcap - hlen, "{\"__metadata__\":{\"format\":\"pt\"}");
-    uint64_t offset = 0, max_numel = 0;
+    uint64_t offset = 0, max_numel = 1;
     for (int i = 0; i < n; i++) {
         synth_tensor *t = &ts[i];
         t->begin = offset;
@@ -457,7 +529,7 @@ static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_
     bytes = pl_malloc(max_numel * 4, "synth bytes");
     if (!values || !bytes)
         goto done;
-    if (out_open(&of, out_dir, "model.safetensors") != PL_OK)
+    if (out_open(&of, out_dir, file) != PL_OK)
         goto done;
     uint8_t len_le[8];
     for (int b = 0; b < 8; b++)
@@ -465,7 +537,7 @@ static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_
     fwrite(len_le, 1, 8, of.fp);
     fwrite(header, 1, hlen, of.fp);
     for (int i = 0; i < n; i++) {
-        fill_values(&ts[i], o->seed, L, values);
+        fill_values(&ts[i], o->seed, o->n_layer, values);
         encode_values(ts[i].dtype, values, ts[i].numel, bytes);
         fwrite(bytes, 1, ts[i].end - ts[i].begin, of.fp);
     }
@@ -474,14 +546,119 @@ done:
     free(values);
     free(bytes);
     free(header);
+    return rc;
+}
+
+/* model.safetensors, or N shards of consecutive tensors (by name) and their index. */
+static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp)
+{
+    const char *family = o->family ? o->family : "gpt2";
+    synth_tensor *ts = pl_calloc((size_t)(16 * o->n_layer + 8), sizeof *ts, "synth tensor list");
+    if (!ts)
+        return PL_ERR;
+    int n = !strcmp(family, "gpt2")       ? gpt2_tensors(o, n_vocab, ts)
+            : !strcmp(family, "gpt_neox") ? neox_tensors(o, n_vocab, mlp, ts)
+                                          : llama_tensors(o, n_vocab, hd, kvh, mlp, ts);
+    qsort(ts, (size_t)n, sizeof *ts, by_name);
+    int shards = o->n_shards > 1 ? o->n_shards : 1, rc = PL_OK;
+    if (shards > n)
+        shards = n;
+    if (shards == 1) {
+        rc = write_one_safetensors(out_dir, "model.safetensors", o, ts, n);
+        free(ts);
+        return rc;
+    }
+    json_t *map = json_object(), *index = json_object();
+    uint64_t total = 0;
+    for (int s = 0, first = 0; s < shards && rc == PL_OK; s++) {
+        int last = (int)((long)n * (s + 1) / shards);
+        char file[64];
+        snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, shards);
+        rc = write_one_safetensors(out_dir, file, o, ts + first, last - first);
+        for (int i = first; i < last; i++) {
+            json_object_set_new(map, ts[i].name, json_string(file));
+            total += ts[i].numel * st_dtype_size(ts[i].dtype);
+        }
+        first = last;
+    }
+    json_object_set_new(index, "metadata", json_pack("{s:I}", "total_size", (json_int_t)total));
+    json_object_set_new(index, "weight_map", map);
+    out_file of;
+    if (rc == PL_OK && out_open(&of, out_dir, "model.safetensors.index.json") == PL_OK) {
+        int failed = json_dumpf(index, of.fp, JSON_INDENT(2) | JSON_SORT_KEYS) != 0;
+        rc = out_close(&of, !failed);
+    } else {
+        rc = PL_ERR;
+    }
+    json_decref(index);
     free(ts);
     return rc;
 }
 
-static int write_config(const char *out_dir, const pl_synth_opts *o, int n_vocab)
+/* config.json of a Llama-family or GPT-NeoX dir, with every key plateau reads. */
+static json_t *decoder_config(const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp)
+{
+    const char *family = o->family;
+    double theta = o->rope_theta > 0 ? o->rope_theta : 10000.0;
+    json_t *cfg = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:i, s:i}", "model_type", family, "hidden_size",
+                            o->n_embd, "intermediate_size", mlp, "num_hidden_layers", o->n_layer,
+                            "num_attention_heads", o->n_head, "vocab_size", n_vocab, "max_position_embeddings",
+                            o->n_ctx, "tie_word_embeddings", o->tied, "bos_token_id", n_vocab - 1, "eos_token_id",
+                            n_vocab - 1);
+    if (!cfg)
+        return NULL;
+    if (!strcmp(family, "gpt_neox")) {
+        json_object_set_new(cfg, "architectures", json_pack("[s]", "GPTNeoXForCausalLM"));
+        json_object_set_new(cfg, "hidden_act", json_string("gelu"));
+        json_object_set_new(cfg, "layer_norm_eps", json_real(1e-5));
+        json_object_set_new(cfg, "rotary_pct", json_real(o->rotary_pct > 0 ? o->rotary_pct : 0.25));
+        json_object_set_new(cfg, "rotary_emb_base", json_real(theta));
+        json_object_set_new(cfg, "use_parallel_residual", json_boolean(!o->sequential));
+        json_object_set_new(cfg, "attention_bias", json_true());
+        return cfg;
+    }
+    const char *arch = !strcmp(family, "llama") ? "LlamaForCausalLM"
+                       : !strcmp(family, "mistral") ? "MistralForCausalLM" : "Qwen2ForCausalLM";
+    json_object_set_new(cfg, "architectures", json_pack("[s]", arch));
+    json_object_set_new(cfg, "hidden_act", json_string("silu"));
+    json_object_set_new(cfg, "num_key_value_heads", json_integer(kvh));
+    if (o->head_dim)
+        json_object_set_new(cfg, "head_dim", json_integer(hd));
+    json_object_set_new(cfg, "rms_norm_eps", json_real(1e-5));
+    json_object_set_new(cfg, "rope_theta", json_real(theta));
+    if (o->llama3[0] > 0)
+        json_object_set_new(cfg, "rope_scaling",
+                            json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor", o->llama3[0],
+                                      "low_freq_factor", o->llama3[1], "high_freq_factor", o->llama3[2],
+                                      "original_max_position_embeddings", (int)o->llama3[3]));
+    else
+        json_object_set_new(cfg, "rope_scaling", json_null());
+    if (!strcmp(family, "llama"))
+        json_object_set_new(cfg, "attention_bias", json_boolean(o->attention_bias));
+    if (!strcmp(family, "mistral"))
+        json_object_set_new(cfg, "sliding_window", o->sliding_window ? json_integer(o->sliding_window) : json_null());
+    if (!strcmp(family, "qwen2")) {
+        json_object_set_new(cfg, "use_sliding_window", json_boolean(o->sliding_window > 0));
+        json_object_set_new(cfg, "sliding_window", json_integer(o->sliding_window ? o->sliding_window : o->n_ctx));
+    }
+    return cfg;
+}
+
+static int write_config(const char *out_dir, const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp)
 {
     const char *dtype_name = o->dtype == ST_F16 ? "float16" : o->dtype == ST_BF16 ? "bfloat16" : "float32";
-    json_t *cfg = json_pack(
+    json_t *cfg;
+    if (o->family && strcmp(o->family, "gpt2")) {
+        cfg = decoder_config(o, n_vocab, hd, kvh, mlp);
+        if (cfg) {
+            json_object_set_new(cfg, "torch_dtype", json_string(dtype_name));
+            json_object_set_new(cfg, "plateau_synthetic", json_true());
+            json_object_set_new(cfg, "plateau_seed", json_integer((json_int_t)o->seed));
+            json_object_set_new(cfg, "plateau_init", json_string("normal(0,0.02); output projections "
+                                                                 "0.02/sqrt(2L); norms 1+0.05z; biases 0.02z"));
+        }
+    } else
+    cfg = json_pack(
         "{s:s, s:[s], s:f, s:i, s:f, s:i, s:f, s:f, s:s, s:i, s:i, s:i, s:n, s:i, s:i, s:f, s:s, s:i, s:b, "
         "s:I, s:s, s:b}",
         "activation_function", "gelu_new", "architectures", "GPT2LMHeadModel", "attn_pdrop", 0.1,
@@ -506,10 +683,23 @@ static int write_config(const char *out_dir, const pl_synth_opts *o, int n_vocab
 
 int pl_synth(const char *out_dir, const pl_synth_opts *o)
 {
+    const char *family = o->family ? o->family : "gpt2";
+    int gpt2 = !strcmp(family, "gpt2"), neox = !strcmp(family, "gpt_neox");
+    if (!gpt2 && !neox && strcmp(family, "llama") && strcmp(family, "mistral") && strcmp(family, "qwen2"))
+        return pl_fail("synth: --family '%s' is not gpt2, llama, mistral, qwen2 or gpt_neox", family);
     if (o->n_layer <= 0 || o->n_embd <= 0 || o->n_head <= 0 || o->n_ctx <= 0)
         return pl_fail("synth: layers, embd, heads and ctx must be positive");
-    if (o->n_embd % o->n_head)
+    if (o->n_embd % o->n_head && (!o->head_dim || gpt2 || neox))
         return pl_fail("synth: --embd %d is not divisible by --heads %d", o->n_embd, o->n_head);
+    int hd = o->head_dim ? o->head_dim : o->n_embd / o->n_head, kvh = o->n_kv_head ? o->n_kv_head : o->n_head;
+    int mlp = o->d_mlp ? o->d_mlp : neox ? 4 * o->n_embd : (8 * o->n_embd / 3 + 7) / 8 * 8;
+    if (o->n_head % kvh)
+        return pl_fail("synth: --heads %d is not divisible by --kv-heads %d", o->n_head, kvh);
+    if (neox && (int)(hd * (o->rotary_pct > 0 ? o->rotary_pct : 0.25)) % 2)
+        return pl_fail("synth: head size %d x rotary_pct %g gives an odd number of rotary dims", hd,
+                       o->rotary_pct > 0 ? o->rotary_pct : 0.25);
+    if ((gpt2 || neox) && (o->n_kv_head || o->head_dim))
+        return pl_fail("synth: --kv-heads and --head-dim are for llama, mistral and qwen2");
     if (o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16)
         return pl_fail("synth: dtype must be f32, f16 or bf16");
     int n_vocab = o->n_vocab;
@@ -533,7 +723,7 @@ int pl_synth(const char *out_dir, const pl_synth_opts *o)
     } else if (write_synthetic_tokenizer(out_dir, n_vocab) != PL_OK) {
         return PL_ERR;
     }
-    if (write_safetensors(out_dir, o, n_vocab) != PL_OK)
+    if (write_safetensors(out_dir, o, n_vocab, hd, kvh, mlp) != PL_OK)
         return PL_ERR;
-    return write_config(out_dir, o, n_vocab);
+    return write_config(out_dir, o, n_vocab, hd, kvh, mlp);
 }

@@ -1,7 +1,11 @@
-/* Batches of units: a fixed run of consecutive units whose clean runs go through one batched
- * forward and whose steps are the rows of one grouped fast-path call (or, with --naive, one full
- * patched forward per step); row 0 of a unit is alpha = 0, the unperturbed base, against which every
- * row of the unit is measured.
+/* The sweep's shared state and its batches of units. A batch is a fixed run of consecutive units
+ * whose clean runs go through one batched forward and whose steps are the rows of one grouped
+ * fast-path call (or, with --naive, one full patched forward per step); row 0 of a unit is
+ * alpha = 0, the unperturbed base, against which every row of the unit is measured.
+ *
+ * Readout position: by causality the logits at position q are the last-position logits of the
+ * prompt's first q + 1 tokens, so a unit runs those T_eval = q + 1 tokens and reads their last
+ * position.
  */
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +15,63 @@
 #include "plateau/error.h"
 #include "sweep_internal.h"
 
-/* ------------------------------------------------------------ a unit */
+/* ------------------------------------------------------------ setup */
+
+int pl_sweep_setup_grid(pl_sweep *sw)
+{
+    sw->alpha = pl_malloc(sizeof(double) * sw->steps, "alpha grid");
+    if (!sw->alpha)
+        return PL_ERR;
+    /* linspace(0, alpha_max, steps): k * alpha_max / (steps - 1), exact at both ends */
+    for (int k = 0; k < sw->steps; k++)
+        sw->alpha[k] = k == sw->steps - 1 ? sw->cfg->alpha_max : sw->cfg->alpha_max * k / (sw->steps - 1);
+    return PL_OK;
+}
+
+int pl_sweep_fit(pl_sweep *sw, const float *acts)
+{
+    int C = sw->C, P = sw->P;
+    memcpy(sw->real_act, acts, sizeof(float) * (size_t)P * C);
+    if (sw->cfg->residual_basis == PL_BASIS_CENTERED)
+        for (int p = 0; p < P; p++)
+            pl_center_float(sw->real_act + (size_t)p * C, C);
+    if (sw->cfg->activations && !(sw->sigma = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma")))
+        return PL_ERR;
+    /* The fit is in the raw basis; in the centered one every sample is projected afterwards, which
+     * gives N(P mu, P Sigma P): the fit of the projected activations, without its singular Sigma. */
+    return pl_fit_gaussian(acts + (size_t)P * C, sw->cfg->cov_prompts, C, sw->mu, sw->chol, &sw->trace, sw->sigma,
+                           &sw->pd);
+}
+
+int pl_sweep_setup_units(pl_sweep *sw)
+{
+    pl_experiment *ex = &sw->ex;
+    ex->cfg = sw->cfg;
+    ex->C = sw->C;
+    ex->P = sw->P;
+    ex->S = sw->S;
+    ex->NB = sw->NB;
+    ex->ND = sw->ND;
+    ex->steps = sw->steps;
+    ex->alpha = sw->alpha;
+    ex->real_act = sw->real_act;
+    ex->mu = sw->mu;
+    ex->chol = sw->chol;
+    ex->trace = sw->trace;
+    if (pl_experiment_setup(ex) != PL_OK)
+        return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
+    return PL_OK;
+}
+
+int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X) { return pl_unit_steps_of(&sw->ex, id, X); }
+
+/* The prompt's real next token at the readout position, or -1. */
+static int next_token_at_readout(const pl_sweep *sw, int p)
+{
+    return sw->read_pos + 1 < sw->T ? sw->tokens[(size_t)p * sw->T + sw->read_pos + 1] : sw->next_token[p];
+}
+
+/* ------------------------------------------------------------ a batch */
 
 void pl_unit_cache_init(pl_unit_cache *c) { memset(c, 0, sizeof *c); }
 
@@ -94,7 +154,7 @@ static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X,
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
     const pl_model *m = sw->model;
-    int C = sw->C, V = sw->V, T = sw->T, S = sw->steps, n;
+    int C = sw->C, V = sw->V, T = sw->T, TE = sw->T_eval, S = sw->steps, n;
     long first = pl_batch_first_unit(sw, b, &n);
     size_t rows = (size_t)sw->batch_units * S;
     if (!cache->X) {
@@ -133,25 +193,25 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
             for (int k = 0; k < S && rc == PL_OK; k++) {
                 size_t row = (size_t)i * S + k;
                 pl_run run;
-                rc = pl_forward_patched(m, tokens, T, sw->resid_index, sw->pos, cache->X + row * C, &run);
+                rc = pl_forward_patched(m, tokens, TE, sw->resid_index, sw->pos, cache->X + row * C, &run);
                 if (rc != PL_OK)
                     break;
                 memcpy(cache->logits + row * V, run.logits, sizeof(float) * V);
-                memcpy(cache->read + row * C, run.resid + ((size_t)sw->read_index * T + T - 1) * C,
+                memcpy(cache->read + row * C, run.resid + ((size_t)sw->read_index * TE + TE - 1) * C,
                        sizeof(float) * C);
                 pl_run_free(&run);
             }
         }
     } else {
-        int *tokens = pl_malloc(sizeof(int) * (size_t)G * T, "batch prompts");
+        int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
         pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
         const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
         int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
         rc = tokens && runs && cleans && group_rows ? PL_OK : PL_ERR;
         for (int g = 0; rc == PL_OK && g < G; g++)
-            memcpy(tokens + (size_t)g * T, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * T);
+            memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
         if (rc == PL_OK)
-            rc = pl_forward_batch(m, tokens, G, T, runs);
+            rc = pl_forward_batch(m, tokens, G, TE, runs);
         if (rc == PL_OK) {
             for (int i = 0; i < n; i++) {
                 cleans[i] = &runs[group[i]];
@@ -173,16 +233,19 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
     rc = find_nonfinite(sw, first, n, NULL, cache->logits, cache->read, bad_logits, bad_read);
     if (rc != PL_OK)
         return rc;
+    if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
+        for (size_t row = 0; row < (size_t)n * S; row++)
+            pl_center_float(cache->read + row * C, C);
     for (int i = 0; i < n; i++) {
         float *o = out + (size_t)i * sw->NM * S;
         const unsigned char *bl = bad_logits + (size_t)i * S, *br = bad_read + (size_t)i * S;
         pl_unit_metrics(cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C, S, V, C,
-                        sw->cfg->metrics, sw->NM, cache->scratch, o);
+                        sw->cfg->metrics, sw->NM, next_token_at_readout(sw, pl_unit_decode(sw, first + i).p),
+                        cache->scratch, o);
         /* [run] nonfinite = mark: a metric fed by a non-finite value (in the row or in the unit's
          * unperturbed row 0, its reference) is NaN */
         for (int mi = 0; mi < sw->NM; mi++) {
-            int logit_metric = sw->cfg->metrics[mi] == PL_METRIC_KL || sw->cfg->metrics[mi] == PL_METRIC_JSD;
-            const unsigned char *bad = logit_metric ? bl : br;
+            const unsigned char *bad = PL_METRICS[sw->cfg->metrics[mi]].needs_logits ? bl : br;
             for (int k = 0; k < S; k++)
                 if (bad[k] || bad[0])
                     o[(size_t)mi * S + k] = NAN;
@@ -196,10 +259,10 @@ void pl_sweep_free(pl_sweep *sw)
     free(sw->alpha);
     free(sw->tokens);
     free(sw->real_act);
+    free(sw->next_token);
     free(sw->mu);
     free(sw->chol);
-    free(sw->partner);
-    for (int d = 0; d < PL_MAX_DIRECTIONS; d++)
-        free(sw->file_rows[d]);
+    free(sw->sigma);
+    pl_experiment_free(&sw->ex);
     memset(sw, 0, sizeof *sw);
 }

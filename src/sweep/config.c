@@ -33,11 +33,15 @@ typedef struct {
 /* The order here is the order of the resolved text. "" = no default (required, or derived). */
 static const key_spec KEYS[] = {
     {"model", "path", "", 0},
+    {"model", "tokenizer", "", 0},
     {"data", "prompts", "", 1},
     {"data", "format", "auto", 1},
     {"data", "n_prompts", "1000", 1},
     {"data", "n_ctx", "10", 1},
     {"data", "seed", "0", 1},
+    {"data", "sampling", "document_start", 1},
+    {"data", "token_dtype", "uint16", 1},
+    {"data", "bos", "auto", 1},
     {"perturb", "hook", "blocks.1.hook_resid_pre", 1},
     {"perturb", "position", "-1", 1},
     {"perturb", "bases", "real", 1},
@@ -46,13 +50,21 @@ static const key_spec KEYS[] = {
     {"perturb", "steps", "101", 1},
     {"perturb", "alpha_max", "1.0", 1},
     {"perturb", "step_mode", "to_target", 1},
+    {"perturb", "center_direction", "false", 1},
+    {"perturb", "residual_basis", "raw", 1},
     {"perturb", "cov_prompts", "1000", 1},
     {"readout", "metrics", "kl, jsd, l2, cosine", 1},
     {"readout", "read_hook", "", 1},
+    {"readout", "position", "perturbed", 1},
     {"readout", "onset_threshold", "0.1", 1},
+    {"readout", "thresholds", "kl:0.01, cosine:0.01, js_dist:0.1, ce_loss:0.1", 1},
+    {"readout", "nonlinearity", "1, 10, 0.1", 1},
     {"output", "path", "", 0},
     {"output", "raw_curves", "true", 1},
     {"output", "quantiles", "0.05, 0.25, 0.75, 0.95", 1},
+    {"output", "activations", "false", 1},
+    {"output", "bootstrap", "2000", 1},
+    {"output", "histogram_bins", "20", 1},
     {"run", "seed", "0", 1},
     {"run", "checkpoint_every", "300", 0},
     {"run", "checkpoint", "", 0},
@@ -61,8 +73,7 @@ static const key_spec KEYS[] = {
     {"run", "nonfinite", "error", 1},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
-_Static_assert(N_KEYS <= (int)(sizeof((pl_sweep_config *)0)->origin / sizeof(char *)),
-               "pl_sweep_config.origin holds one entry per key");
+_Static_assert(N_KEYS <= (int)(sizeof ((pl_sweep_config *)0)->origin / sizeof(char *)), "pl_sweep_config.origin holds every key");
 static const char *SECTIONS = "model, data, perturb, readout, output, run";
 
 typedef struct {
@@ -360,24 +371,36 @@ static int parse_enum_list(const raw_config *rc, int i, const char *const *names
     return PL_OK;
 }
 
+/* Exactly one of NAMES. */
+static int parse_enum_one(const raw_config *rc, int i, const char *const *names, int n_names, int *out)
+{
+    int n, v[16];
+    if (parse_enum_list(rc, i, names, n_names, v, &n) != PL_OK)
+        return PL_ERR;
+    if (n != 1) {
+        char allowed[256] = "";
+        for (int j = 0; j < n_names; j++)
+            snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "", names[j]);
+        return FAIL_KEY(i, "expected one of %s", allowed);
+    }
+    *out = v[0];
+    return PL_OK;
+}
+
 static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
 {
     char buf[4096], *items[PL_MAX_DIRECTIONS];
     int n;
     if (split_list(rc, i, 0, items, PL_MAX_DIRECTIONS, &n, buf, sizeof buf) != PL_OK)
         return PL_ERR;
-    static const char *const names[] = {"isotropic", "cov_random", "real_other"};
     for (int k = 0; k < n; k++) {
         pl_direction_spec *d = &cfg->dirs[k];
         const char *item = items[k];
-        d->kind = -1;
-        for (int j = 0; j < 3; j++)
-            if (!strcmp(item, names[j]))
-                d->kind = j;
+        d->kind = strcmp(item, "file") ? pl_direction_kind_find(item) : -1;
         if (d->kind >= 0) {
             d->label = dupstr(item);
         } else if (!strncmp(item, "file:", 5) && item[5]) {
-            d->kind = PL_DIR_FILE;
+            d->kind = pl_direction_kind_find("file");
             d->path = dupstr(item + 5);
             if (!d->path)
                 return PL_ERR;
@@ -396,7 +419,7 @@ static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
                 return PL_ERR;
             snprintf(d->label, len, "file:%s%s%s", base, d->tensor ? "#" : "", d->tensor ? d->tensor : "");
         } else {
-            return FAIL_KEY(i, "'%s' is not one of isotropic, cov_random, real_other, file:PATH", item);
+            return FAIL_KEY(i, "'%s' is not one of %s", item, pl_direction_kind_names());
         }
         if (!d->label)
             return PL_ERR;
@@ -426,6 +449,74 @@ static int parse_quantiles(const raw_config *rc, int i, pl_sweep_config *cfg)
         cfg->quantiles[k] = q;
     }
     cfg->n_quantiles = n;
+    return PL_OK;
+}
+
+static int metric_index(const char *name)
+{
+    for (int m = 0; m < PL_N_METRICS; m++)
+        if (!strcmp(PL_METRICS[m].name, name))
+            return m;
+    return -1;
+}
+
+/* "metric:value, ..." over the defaults: a named metric gets the value ("none": no threshold). */
+static int parse_thresholds(const raw_config *rc, int i, pl_sweep_config *cfg)
+{
+    for (int m = 0; m < PL_N_METRICS; m++)
+        cfg->thresholds[m] = NAN;
+    const char *texts[2] = {KEYS[i].def, rc->value[i]};
+    for (int pass = 0; pass < 2; pass++) {
+        char buf[1024], *items[PL_N_METRICS * 2];
+        int n;
+        raw_config one = *rc;
+        char *saved = one.value[i];
+        one.value[i] = (char *)texts[pass];
+        int ok = split_list(&one, i, 1, items, PL_N_METRICS * 2, &n, buf, sizeof buf);
+        one.value[i] = saved;
+        if (ok != PL_OK)
+            return PL_ERR;
+        for (int k = 0; k < n; k++) {
+            char *colon = strchr(items[k], ':');
+            if (!colon)
+                return FAIL_KEY(i, "'%s': expected metric:value (e.g. kl:0.01)", items[k]);
+            *colon = '\0';
+            int m = metric_index(items[k]);
+            if (m < 0)
+                return FAIL_KEY(i, "'%s' is not a metric", items[k]);
+            const char *v = trim(colon + 1);
+            if (!strcmp(v, "none")) {
+                cfg->thresholds[m] = NAN;
+                continue;
+            }
+            char *end;
+            errno = 0;
+            double t = strtod(v, &end);
+            if (errno || end == v || *end || !isfinite(t) || !(t > 0.0))
+                return FAIL_KEY(i, "%s:'%s' is not a positive number (or none)", items[k], v);
+            cfg->thresholds[m] = t;
+        }
+    }
+    return PL_OK;
+}
+
+/* "first, last, tolerance" of nonlinearity_alpha. */
+static int parse_nonlinearity(const raw_config *rc, int i, pl_sweep_config *cfg)
+{
+    char buf[256], *items[3];
+    int n;
+    if (split_list(rc, i, 1, items, 3, &n, buf, sizeof buf) != PL_OK)
+        return PL_ERR;
+    char *e0, *e1, *e2;
+    errno = 0;
+    long a = n == 3 ? strtol(items[0], &e0, 10) : -1, b = n == 3 ? strtol(items[1], &e1, 10) : -1;
+    double tol = n == 3 ? strtod(items[2], &e2) : NAN;
+    if (n != 3 || errno || *e0 || *e1 || *e2 || a < 0 || b <= a || b > 100000 || !isfinite(tol) || !(tol > 0.0))
+        return FAIL_KEY(i, "'%s' is not 'first, last, tolerance' (steps 0 <= first < last, tolerance > 0)",
+                        rc->value[i]);
+    cfg->nl_first = (int)a;
+    cfg->nl_last = (int)b;
+    cfg->nl_tolerance = tol;
     return PL_OK;
 }
 
@@ -477,6 +568,9 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         return pl_fail("%s: [model] path: missing (the model dir, e.g. models/gpt2)", rc->file);
     if (parse_string(rc, i, &cfg->model_path) != PL_OK)
         return PL_ERR;
+    i = K("model", "tokenizer");
+    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->tokenizer_path) != PL_OK)
+        return PL_ERR;
     /* [data] */
     i = K("data", "prompts");
     if (!rc->value[i])
@@ -484,50 +578,65 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     if (parse_string(rc, i, &cfg->data_path) != PL_OK)
         return PL_ERR;
     static const char *const formats[] = {"auto", "jsonl", "text", "bin"};
-    int n, fmt[4];
-    if (parse_enum_list(rc, K("data", "format"), formats, 4, fmt, &n) != PL_OK)
+    static const char *const samplings[] = {"document_start", "random_window"};
+    static const char *const dtypes[] = {"uint16", "uint32"};
+    static const char *const bos_modes[] = {"auto", "true", "false"};
+    int dtype;
+    if (parse_enum_one(rc, K("data", "format"), formats, 4, &cfg->data_format) != PL_OK ||
+        parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
+        parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
+        parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK ||
+        parse_enum_one(rc, K("data", "sampling"), samplings, 2, &cfg->sampling) != PL_OK ||
+        parse_enum_one(rc, K("data", "token_dtype"), dtypes, 2, &dtype) != PL_OK ||
+        parse_enum_one(rc, K("data", "bos"), bos_modes, 3, &cfg->bos) != PL_OK)
         return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("data", "format"), "expected one of auto, jsonl, text, bin");
-    cfg->data_format = fmt[0];
+    cfg->token_bytes = dtype ? 4 : 2;
     if (cfg->data_format == PL_DATA_AUTO) { /* by extension: .jsonl, .bin, else plain text */
         size_t len = strlen(cfg->data_path);
         cfg->data_format = len >= 6 && !strcmp(cfg->data_path + len - 6, ".jsonl") ? PL_DATA_JSONL
                            : len >= 4 && !strcmp(cfg->data_path + len - 4, ".bin") ? PL_DATA_BIN
                                                                                    : PL_DATA_TEXT;
     }
-    if (parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
-        parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
-        parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK)
-        return PL_ERR;
     /* [perturb] */
-    if (parse_hook(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
-        parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK)
-        return PL_ERR;
     static const char *const bases[] = {"real", "synthetic"};
-    if (parse_enum_list(rc, K("perturb", "bases"), bases, 2, cfg->bases, &cfg->n_bases) != PL_OK ||
+    static const char *const modes[] = {"to_target", "fixed_norm", "absolute"};
+    static const char *const bases_of_residual[] = {"raw", "centered"};
+    if (parse_hook(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
+        parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK ||
+        parse_enum_list(rc, K("perturb", "bases"), bases, 2, cfg->bases, &cfg->n_bases) != PL_OK ||
         parse_directions(rc, K("perturb", "directions"), cfg) != PL_OK ||
         parse_int(rc, K("perturb", "n_directions"), 1, 1000000, &cfg->n_directions) != PL_OK ||
         parse_int(rc, K("perturb", "steps"), 2, 100000, &cfg->steps) != PL_OK ||
-        parse_double(rc, K("perturb", "alpha_max"), 0.0, 1e6, 1, &cfg->alpha_max) != PL_OK)
+        parse_double(rc, K("perturb", "alpha_max"), 0.0, 1e6, 1, &cfg->alpha_max) != PL_OK ||
+        parse_enum_one(rc, K("perturb", "step_mode"), modes, 3, &cfg->step_mode) != PL_OK ||
+        parse_bool(rc, K("perturb", "center_direction"), &cfg->center_direction) != PL_OK ||
+        parse_enum_one(rc, K("perturb", "residual_basis"), bases_of_residual, 2, &cfg->residual_basis) != PL_OK)
         return PL_ERR;
-    static const char *const modes[] = {"to_target", "fixed_norm"};
-    int mode[2];
-    if (parse_enum_list(rc, K("perturb", "step_mode"), modes, 2, mode, &n) != PL_OK)
-        return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("perturb", "step_mode"), "expected one of to_target, fixed_norm");
-    cfg->step_mode = mode[0];
     if (parse_int(rc, K("perturb", "cov_prompts"), 2, 10000000, &cfg->cov_prompts) != PL_OK)
         return PL_ERR;
     /* [readout] */
-    static const char *const metrics[] = {"kl", "jsd", "l2", "cosine"};
-    if (parse_enum_list(rc, K("readout", "metrics"), metrics, 4, cfg->metrics, &cfg->n_metrics) != PL_OK)
+    const char *metrics[PL_N_METRICS];
+    for (int m = 0; m < PL_N_METRICS; m++)
+        metrics[m] = PL_METRICS[m].name;
+    if (parse_enum_list(rc, K("readout", "metrics"), metrics, PL_N_METRICS, cfg->metrics, &cfg->n_metrics) != PL_OK)
         return PL_ERR;
+    i = K("readout", "position");
+    if (!strcmp(rc->value[i], "perturbed"))
+        cfg->read_position = PL_READ_AT_PERTURBED;
+    else {
+        char *end;
+        errno = 0;
+        long v = strtol(rc->value[i], &end, 10);
+        if (errno || end == rc->value[i] || *end || v < -1000000 || v > 1000000)
+            return FAIL_KEY(i, "'%s' is not 'perturbed' or a position (negative: from the end)", rc->value[i]);
+        cfg->read_position = (int)v;
+    }
     i = K("readout", "read_hook");
     if (rc->value[i] && rc->value[i][0] && parse_hook(rc, i, &cfg->read_hook) != PL_OK)
         return PL_ERR;
-    if (parse_double(rc, K("readout", "onset_threshold"), 0.0, 1.0, 1, &cfg->onset_threshold) != PL_OK)
+    if (parse_double(rc, K("readout", "onset_threshold"), 0.0, 1.0, 1, &cfg->onset_threshold) != PL_OK ||
+        parse_thresholds(rc, K("readout", "thresholds"), cfg) != PL_OK ||
+        parse_nonlinearity(rc, K("readout", "nonlinearity"), cfg) != PL_OK)
         return PL_ERR;
     /* [output] */
     i = K("output", "path");
@@ -553,7 +662,10 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
     if (!cfg->output_path)
         return PL_ERR;
     if (parse_bool(rc, K("output", "raw_curves"), &cfg->raw_curves) != PL_OK ||
-        parse_quantiles(rc, K("output", "quantiles"), cfg) != PL_OK)
+        parse_quantiles(rc, K("output", "quantiles"), cfg) != PL_OK ||
+        parse_bool(rc, K("output", "activations"), &cfg->activations) != PL_OK ||
+        parse_int(rc, K("output", "bootstrap"), 0, 1000000, &cfg->bootstrap) != PL_OK ||
+        parse_int(rc, K("output", "histogram_bins"), 1, 100000, &cfg->histogram_bins) != PL_OK)
         return PL_ERR;
     /* [run] */
     if (parse_u64(rc, K("run", "seed"), &cfg->seed) != PL_OK ||
@@ -562,12 +674,8 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         parse_int(rc, K("run", "threads"), 1, 1024, &cfg->threads) != PL_OK)
         return PL_ERR;
     static const char *const nonfinite[] = {"error", "mark"};
-    int nf[2];
-    if (parse_enum_list(rc, K("run", "nonfinite"), nonfinite, 2, nf, &n) != PL_OK)
+    if (parse_enum_one(rc, K("run", "nonfinite"), nonfinite, 2, &cfg->nonfinite_mark) != PL_OK)
         return PL_ERR;
-    if (n != 1)
-        return FAIL_KEY(K("run", "nonfinite"), "expected one of error, mark");
-    cfg->nonfinite_mark = nf[0] == 1;
     i = K("run", "checkpoint");
     if (rc->value[i] && rc->value[i][0])
         cfg->checkpoint_path = dupstr(rc->value[i]);
@@ -575,11 +683,6 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         cfg->checkpoint_path = fmt_alloc("%s.ckpt", cfg->output_path, 0);
     if (!cfg->checkpoint_path)
         return PL_ERR;
-
-    /* Cross-key checks. */
-    for (int d = 0; d < cfg->n_dirs; d++)
-        if (cfg->dirs[d].kind == PL_DIR_REAL_OTHER && cfg->n_prompts < 2)
-            return FAIL_KEY(K("data", "n_prompts"), "real_other needs at least 2 prompts");
     return PL_OK;
 }
 
@@ -670,6 +773,7 @@ void pl_sweep_config_free(pl_sweep_config *cfg)
 {
     free(cfg->file);
     free(cfg->model_path);
+    free(cfg->tokenizer_path);
     free(cfg->data_path);
     free(cfg->hook);
     for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
@@ -692,7 +796,7 @@ const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *secti
 }
 
 int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index, int *read_index,
-                            int *pos)
+                            int *pos, int *read_pos)
 {
     const pl_model_info *mcfg = pl_model_get_info(model);
     if (pl_hook_parse(model, cfg->hook, resid_index) != PL_OK)
@@ -718,6 +822,18 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *re
                        pl_sweep_config_origin(cfg, "perturb", "position"), cfg->position, cfg->n_ctx, cfg->n_ctx - 1,
                        cfg->n_ctx);
     *pos = p;
+    int q = cfg->read_position == PL_READ_AT_PERTURBED ? p
+            : cfg->read_position < 0                   ? cfg->n_ctx + cfg->read_position
+                                                       : cfg->read_position;
+    if (q < p || q >= cfg->n_ctx)
+        return pl_fail("%s: [readout] position: %d is outside the positions the perturbation at %d can reach "
+                       "(%d..%d: causal attention leaves earlier ones unchanged)",
+                       pl_sweep_config_origin(cfg, "readout", "position"), cfg->read_position, p, p, cfg->n_ctx - 1);
+    *read_pos = q;
+    if (cfg->residual_basis == PL_BASIS_CENTERED && mcfg->norm != PL_NORM_LAYERNORM)
+        return pl_fail("%s: [perturb] residual_basis: centered is TransformerLens's basis for LayerNorm models; this "
+                       "model normalises with RMSNorm, which does not remove the mean (use raw)",
+                       pl_sweep_config_origin(cfg, "perturb", "residual_basis"));
     return PL_OK;
 }
 
@@ -777,12 +893,13 @@ static void sb_double(strbuf *sb, double v)
 static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
 {
     static const char *const base_names[] = {"real", "synthetic"};
-    static const char *const metric_names[] = {"kl", "jsd", "l2", "cosine"};
     static const char *const format_names[] = {"auto", "jsonl", "text", "bin"};
     const char *s = KEYS[i].section, *k = KEYS[i].key;
 #define IS(a, b) (!strcmp(s, a) && !strcmp(k, b))
     if (IS("model", "path"))
         sb_printf(sb, "%s", cfg->model_path);
+    else if (IS("model", "tokenizer"))
+        sb_printf(sb, "%s", cfg->tokenizer_path ? cfg->tokenizer_path : "");
     else if (IS("data", "prompts"))
         sb_printf(sb, "%s", cfg->data_path);
     else if (IS("data", "format"))
@@ -793,6 +910,12 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
         sb_printf(sb, "%d", cfg->n_ctx);
     else if (IS("data", "seed"))
         sb_printf(sb, "%llu", (unsigned long long)cfg->data_seed);
+    else if (IS("data", "sampling"))
+        sb_printf(sb, "%s", cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start");
+    else if (IS("data", "token_dtype"))
+        sb_printf(sb, "%s", cfg->token_bytes == 4 ? "uint32" : "uint16");
+    else if (IS("data", "bos"))
+        sb_printf(sb, "%s", cfg->bos == PL_BOS_TRUE ? "true" : cfg->bos == PL_BOS_FALSE ? "false" : "auto");
     else if (IS("perturb", "hook"))
         sb_printf(sb, "%s", cfg->hook);
     else if (IS("perturb", "position"))
@@ -803,7 +926,7 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
     else if (IS("perturb", "directions"))
         for (int j = 0; j < cfg->n_dirs; j++) {
             const pl_direction_spec *d = &cfg->dirs[j];
-            if (d->kind == PL_DIR_FILE)
+            if (d->path)
                 sb_printf(sb, "%sfile:%s%s%s", j ? ", " : "", d->path, d->tensor ? "#" : "",
                           d->tensor ? d->tensor : "");
             else
@@ -816,16 +939,39 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
     else if (IS("perturb", "alpha_max"))
         sb_double(sb, cfg->alpha_max);
     else if (IS("perturb", "step_mode"))
-        sb_printf(sb, "%s", cfg->step_mode == PL_STEP_TO_TARGET ? "to_target" : "fixed_norm");
+        sb_printf(sb, "%s", cfg->step_mode == PL_STEP_TO_TARGET    ? "to_target"
+                            : cfg->step_mode == PL_STEP_FIXED_NORM ? "fixed_norm"
+                                                                   : "absolute");
+    else if (IS("perturb", "center_direction"))
+        sb_printf(sb, "%s", cfg->center_direction ? "true" : "false");
+    else if (IS("perturb", "residual_basis"))
+        sb_printf(sb, "%s", cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw");
     else if (IS("perturb", "cov_prompts"))
         sb_printf(sb, "%d", cfg->cov_prompts);
     else if (IS("readout", "metrics"))
         for (int j = 0; j < cfg->n_metrics; j++)
-            sb_printf(sb, "%s%s", j ? ", " : "", metric_names[cfg->metrics[j]]);
+            sb_printf(sb, "%s%s", j ? ", " : "", PL_METRICS[cfg->metrics[j]].name);
     else if (IS("readout", "read_hook"))
         sb_printf(sb, "%s", cfg->read_hook ? cfg->read_hook : "");
-    else if (IS("readout", "onset_threshold"))
+    else if (IS("readout", "position")) {
+        if (cfg->read_position == PL_READ_AT_PERTURBED)
+            sb_printf(sb, "perturbed");
+        else
+            sb_printf(sb, "%d", cfg->read_position);
+    } else if (IS("readout", "onset_threshold"))
         sb_double(sb, cfg->onset_threshold);
+    else if (IS("readout", "thresholds")) {
+        for (int m = 0; m < PL_N_METRICS; m++) {
+            sb_printf(sb, "%s%s:", m ? ", " : "", PL_METRICS[m].name);
+            if (isfinite(cfg->thresholds[m]))
+                sb_double(sb, cfg->thresholds[m]);
+            else
+                sb_printf(sb, "none");
+        }
+    } else if (IS("readout", "nonlinearity")) {
+        sb_printf(sb, "%d, %d, ", cfg->nl_first, cfg->nl_last);
+        sb_double(sb, cfg->nl_tolerance);
+    }
     else if (IS("output", "path"))
         sb_printf(sb, "%s", cfg->output_path);
     else if (IS("output", "raw_curves"))
@@ -836,6 +982,12 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
             sb_printf(sb, "%s", j ? ", " : "");
             sb_double(sb, cfg->quantiles[j]);
         }
+    else if (IS("output", "activations"))
+        sb_printf(sb, "%s", cfg->activations ? "true" : "false");
+    else if (IS("output", "bootstrap"))
+        sb_printf(sb, "%d", cfg->bootstrap);
+    else if (IS("output", "histogram_bins"))
+        sb_printf(sb, "%d", cfg->histogram_bins);
     else if (IS("run", "seed"))
         sb_printf(sb, "%llu", (unsigned long long)cfg->seed);
     else if (IS("run", "checkpoint_every"))

@@ -1,7 +1,8 @@
-/* The full result table on rank 0 and what is derived from it: per-curve scores and per-alpha
- * statistics, computed in one fixed order (base, direction, prompt, sample) from the stored float32
- * curves, so they depend neither on the number of ranks nor on a resume. */
+/* The full result table on rank 0 and what is derived from it: per-curve scores, per-alpha
+ * statistics, the paired comparisons of kinds and the score histograms, computed in one fixed order
+ * from the stored float32 curves, so they depend neither on the number of ranks nor on a resume. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,45 +27,96 @@ void pl_results_free(pl_results *r)
     free(r->median);
     free(r->quant);
     free(r->count);
-    free(r->onset);
-    free(r->slope_alpha);
-    free(r->sharp);
+    free(r->scores);
+    free(r->paired);
+    free(r->hist);
+    free(r->hist_outside);
     memset(r, 0, sizeof *r);
+}
+
+void pl_score_range(const pl_sweep *sw, int sc, double *lo, double *hi)
+{
+    *lo = 0.0;
+    *hi = PL_SCORES[sc].alpha_valued ? sw->cfg->alpha_max : (double)(sw->steps - 1);
+}
+
+/* The comparisons a paper quotes: real vs synthetic base for each direction (when both bases are
+ * swept), and each direction kind vs real_other for each base (when real_other is swept). */
+static void list_comparisons(pl_results *r)
+{
+    const pl_sweep *sw = r->sw;
+    const pl_sweep_config *cfg = sw->cfg;
+    int real = -1, synth = -1, other = -1;
+    for (int b = 0; b < sw->NB; b++) {
+        if (cfg->bases[b] == PL_BASE_REAL)
+            real = b;
+        if (cfg->bases[b] == PL_BASE_SYNTHETIC)
+            synth = b;
+    }
+    for (int d = 0; d < sw->ND; d++)
+        if (!strcmp(cfg->dirs[d].label, "real_other"))
+            other = d;
+    r->n_comparisons = 0;
+    if (real >= 0 && synth >= 0)
+        for (int d = 0; d < sw->ND; d++) {
+            pl_comparison *c = &r->comparisons[r->n_comparisons++];
+            *c = (pl_comparison){real, d, synth, d, ""};
+            snprintf(c->label, sizeof c->label, "real/synthetic @ %s", cfg->dirs[d].label);
+        }
+    if (other >= 0)
+        for (int b = 0; b < sw->NB; b++)
+            for (int d = 0; d < sw->ND; d++) {
+                if (d == other)
+                    continue;
+                pl_comparison *c = &r->comparisons[r->n_comparisons++];
+                *c = (pl_comparison){b, d, b, other, ""};
+                snprintf(c->label, sizeof c->label, "%s/real_other @ %s", cfg->dirs[d].label,
+                         PL_BASE_KINDS[cfg->bases[b]].name);
+            }
 }
 
 int pl_results_finish(pl_results *r)
 {
     const pl_sweep *sw = r->sw;
-    int NM = sw->NM, NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps;
-    int Q = sw->cfg->n_quantiles;
-    size_t n_stat = (size_t)NM * NB * ND * K, n_score = (size_t)NM * NB * ND * P * S;
-    size_t n_curves = (size_t)P * S;
+    const pl_sweep_config *cfg = sw->cfg;
+    int NM = sw->NM, NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NSC = PL_N_SCORES;
+    int Q = cfg->n_quantiles, HB = cfg->histogram_bins;
+    size_t n_stat = (size_t)NM * NB * ND * K, n_kind = (size_t)P * S;
+    size_t n_score = (size_t)NM * NSC * NB * ND * n_kind;
+    list_comparisons(r);
+    int NC = r->n_comparisons;
     r->mean = pl_malloc(sizeof(double) * n_stat, "means");
     r->median = pl_malloc(sizeof(double) * n_stat, "medians");
     r->quant = pl_malloc(sizeof(double) * n_stat * (Q ? Q : 1), "quantiles");
     r->count = pl_malloc(sizeof(int) * n_stat, "counts");
-    r->onset = pl_malloc(sizeof(float) * n_score, "onsets");
-    r->slope_alpha = pl_malloc(sizeof(float) * n_score, "max-slope alphas");
-    r->sharp = pl_malloc(sizeof(float) * n_score, "sharpness");
-    float *column = pl_malloc(sizeof(float) * n_curves, "statistics column");
-    double *scratch = pl_malloc(sizeof(double) * n_curves, "statistics scratch");
+    r->scores = pl_malloc(sizeof(float) * n_score, "scores");
+    r->paired = pl_malloc(sizeof(pl_paired) * (size_t)NM * NSC * (NC ? NC : 1), "comparisons");
+    r->hist = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND * HB, "histograms");
+    r->hist_outside = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND, "histograms");
+    float *column = pl_malloc(sizeof(float) * n_kind, "statistics column");
+    double *scratch = pl_malloc(sizeof(double) * (n_kind > (size_t)K ? n_kind : (size_t)K), "statistics scratch");
     double *qv = pl_malloc(sizeof(double) * (Q ? Q : 1), "quantile values");
-    if (!r->mean || !r->median || !r->quant || !r->count || !r->onset || !r->slope_alpha || !r->sharp || !column ||
-        !scratch || !qv) {
-        free(column), free(scratch), free(qv);
-        return PL_ERR;
-    }
-    for (int mi = 0; mi < NM; mi++) {
-        int one_minus = sw->cfg->metrics[mi] == PL_METRIC_COSINE; /* scores of 1 - cosine */
+    float *sc_out = pl_malloc(sizeof(float) * NSC, "scores");
+    int rc = PL_OK;
+    if (!r->mean || !r->median || !r->quant || !r->count || !r->scores || !r->paired || !r->hist ||
+        !r->hist_outside || !column || !scratch || !qv || !sc_out)
+        rc = PL_ERR;
+    for (int mi = 0; mi < NM && rc == PL_OK; mi++) {
+        int m = cfg->metrics[mi];
+        pl_score_params sp = {cfg->onset_threshold, cfg->thresholds[m], cfg->nl_first, cfg->nl_last,
+                              cfg->nl_tolerance};
+        for (int sc = 0; sc < NSC; sc++)
+            r->has_score[mi][sc] = sc != PL_SCORE_ALPHA_AT_THRESHOLD || isfinite(cfg->thresholds[m]);
         for (int b = 0; b < NB; b++)
             for (int d = 0; d < ND; d++) {
                 for (int p = 0; p < P; p++)
                     for (int s = 0; s < S; s++) {
                         long u = (((long)p * NB + b) * ND + d) * S + s;
-                        const float *curve = r->curves + ((size_t)u * NM + mi) * K;
-                        size_t at = ((((size_t)mi * NB + b) * ND + d) * P + p) * S + s;
-                        pl_curve_scores(curve, sw->alpha, K, sw->cfg->onset_threshold, one_minus, &r->onset[at],
-                                        &r->slope_alpha[at], &r->sharp[at]);
+                        pl_score_curve(r->curves + ((size_t)u * NM + mi) * K, K, PL_METRICS[m].score_on, scratch);
+                        pl_curve_scores(scratch, sw->alpha, K, &sp, sc_out);
+                        for (int sc = 0; sc < NSC; sc++)
+                            r->scores[((((size_t)mi * NSC + sc) * NB + b) * ND + d) * n_kind + (size_t)p * S + s] =
+                                sc_out[sc];
                     }
                 for (int k = 0; k < K; k++) {
                     for (int p = 0; p < P; p++)
@@ -73,13 +125,30 @@ int pl_results_finish(pl_results *r)
                             column[(size_t)p * S + s] = r->curves[((size_t)u * NM + mi) * K + k];
                         }
                     size_t at = (((size_t)mi * NB + b) * ND + d) * K + k;
-                    pl_describe(column, (int)n_curves, sw->cfg->quantiles, Q, scratch, &r->mean[at], &r->median[at],
-                                qv, &r->count[at]);
+                    pl_describe(column, (int)n_kind, cfg->quantiles, Q, scratch, &r->mean[at], &r->median[at], qv,
+                                &r->count[at]);
                     for (int q = 0; q < Q; q++)
                         r->quant[((((size_t)mi * Q + q) * NB + b) * ND + d) * K + k] = qv[q];
                 }
             }
+        for (int sc = 0; sc < NSC && rc == PL_OK; sc++) {
+            const float *base = r->scores + ((size_t)mi * NSC + sc) * NB * ND * n_kind;
+            double lo, hi;
+            pl_score_range(sw, sc, &lo, &hi);
+            for (int bd = 0; bd < NB * ND && rc == PL_OK; bd++)
+                rc = pl_histogram(base + (size_t)bd * n_kind, (int)n_kind, lo, hi, HB,
+                                  r->hist + (((size_t)mi * NSC + sc) * NB * ND + bd) * HB,
+                                  r->hist_outside + ((size_t)mi * NSC + sc) * NB * ND + bd);
+            for (int c = 0; c < NC && rc == PL_OK; c++) {
+                const pl_comparison *cp = &r->comparisons[c];
+                char key[256];
+                snprintf(key, sizeof key, "%s|%s|%s", PL_METRICS[m].name, PL_SCORES[sc].name, cp->label);
+                rc = pl_paired_compare(base + ((size_t)cp->b1 * ND + cp->d1) * n_kind,
+                                       base + ((size_t)cp->b2 * ND + cp->d2) * n_kind, (int)n_kind, cfg->bootstrap,
+                                       cfg->seed, pl_hash_label(key), &r->paired[((size_t)mi * NSC + sc) * NC + c]);
+            }
+        }
     }
-    free(column), free(scratch), free(qv);
-    return PL_OK;
+    free(column), free(scratch), free(qv), free(sc_out);
+    return rc;
 }

@@ -232,10 +232,12 @@ static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
             input = "the config file";
         else if (pl_same_file(outs[o], cfg->data_path))
             input = "[data] prompts";
+        else if (cfg->tokenizer_path && pl_same_file(outs[o], cfg->tokenizer_path))
+            input = "[model] tokenizer";
         else if (is_model_file(cfg->model_path, outs[o], which, sizeof which))
             input = which;
         for (int d = 0; !input && d < cfg->n_dirs; d++)
-            if (cfg->dirs[d].kind == PL_DIR_FILE && pl_same_file(outs[o], cfg->dirs[d].path))
+            if (cfg->dirs[d].path && pl_same_file(outs[o], cfg->dirs[d].path)) /* file: directions */
                 input = cfg->dirs[d].label;
         if (input)
             return pl_fail("%s: %s %s is an input of this run (%s%s): plateau would overwrite it; write the %s "
@@ -299,12 +301,14 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->cfg = &st->cfg;
     sw->model = st->model;
     sw->naive = opt->naive;
-    ok = pl_sweep_config_resolve(&st->cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos) == PL_OK;
+    ok = pl_sweep_config_resolve(&st->cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos,
+                                 &sw->read_pos) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     sw->C = mc->d_model;
     sw->V = mc->n_vocab;
     sw->T = st->cfg.n_ctx;
+    sw->T_eval = sw->read_pos + 1;
     sw->P = st->cfg.n_prompts;
     sw->S = st->cfg.n_directions;
     sw->NB = st->cfg.n_bases;
@@ -322,26 +326,26 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
                     "for one MPI message; use fewer prompts\n", st->cfg.file, n_all, T, C);
         return PL_EXIT_INPUT;
     }
-    int *tokens = NULL;
     ok = 1;
     if (st->rank == 0)
-        ok = pl_data_load(&st->cfg, sw->V, &tokens, !st->quiet) == PL_OK;
+        ok = pl_data_load(sw, !st->quiet) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     if (st->rank != 0) {
-        tokens = pl_malloc(sizeof(int) * (size_t)n_all * T, "prompt tokens");
-        if (!tokens) {
+        sw->tokens = pl_malloc(sizeof(int) * (size_t)n_all * T, "prompt tokens");
+        sw->next_token = pl_malloc(sizeof(int) * (size_t)n_all, "next tokens");
+        if (!sw->tokens || !sw->next_token) {
             fprintf(stderr, "plateau: rank %d: %s\n", st->rank, pl_error());
             MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
         }
     }
-    MPI_Bcast(tokens, n_all * T, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(sw->tokens, n_all * T, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(sw->next_token, n_all, MPI_INT, 0, MPI_COMM_WORLD);
+    const int *tokens = sw->tokens; /* the sweep's prompts are the first P rows */
 
-    ok = pl_sweep_setup_grid(sw) == PL_OK && pl_sweep_load_file_directions(sw) == PL_OK;
-    if (!all_ok(st, ok)) {
-        free(tokens);
+    ok = pl_sweep_setup_grid(sw) == PL_OK;
+    if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    }
 
     /* clean forwards: rank r takes prompts [lo, hi) of the n_all, in order */
     int lo = (int)((long)n_all * st->rank / st->size), hi = (int)((long)n_all * (st->rank + 1) / st->size);
@@ -365,12 +369,10 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     if (sig) {
         if (st->rank == 0)
             fprintf(stderr, "plateau: %s received during setup: stopping (checkpoint unchanged)\n", signal_name(sig));
-        free(tokens);
         free(mine);
         return PL_EXIT_PREEMPTED;
     }
     if (!all_ok(st, ok)) {
-        free(tokens);
         free(mine);
         return PL_EXIT_INPUT;
     }
@@ -403,9 +405,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         ok = check_activations(sw, all, sw->P, "sweep prompt") == PL_OK &&
              check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, "covariance prompt") == PL_OK;
     if (ok && st->rank == 0) {
-        memcpy(sw->real_act, all, sizeof(float) * (size_t)sw->P * C);
-        ok = pl_fit_gaussian(all + (size_t)sw->P * C, st->cfg.cov_prompts, C, sw->mu, sw->chol, &sw->trace,
-                             &sw->pd) == PL_OK;
+        ok = pl_sweep_fit(sw, all) == PL_OK;
         if (ok && sw->pd.n_raised > 0)
             snprintf(st->sigma_note, sizeof st->sigma_note,
                      "%d of %d eigenvalues raised to %.3g (smallest was %.3g); relative Frobenius change %.3g",
@@ -420,13 +420,15 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
                     st->cfg.cov_prompts, st->cfg.hook, st->sigma_note);
     }
     free(all);
-    sw->tokens = tokens; /* the sweep's prompts are the first P rows */
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     MPI_Bcast(sw->real_act, sw->P * C, MPI_FLOAT, 0, MPI_COMM_WORLD);
     MPI_Bcast(sw->mu, C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(sw->chol, C * C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&sw->trace, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    ok = pl_sweep_setup_units(sw) == PL_OK;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
 
     /* a batch is about steps patched rows (or full forwards) plus one clean forward per unit */
     double per = opt->naive ? sw->steps
@@ -443,7 +445,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         ok = st->config_text && st->hashed_text && pl_model_sha256(st->model, st->model_sha) == PL_OK;
         if (ok) {
             /* the tokens of every selected prompt, sweep and covariance */
-            ok = pl_sha256_hex(tokens, sizeof(int) * (size_t)n_all * T, st->data_sha) == PL_OK;
+            ok = pl_data_sha256(sw, st->data_sha) == PL_OK;
         }
     }
     if (!all_ok(st, ok))

@@ -21,26 +21,27 @@ typedef struct {
     const pl_model *model;
     int C, T, V;
     int resid_index, read_index, pos;
+    int read_pos;       /* readout position (>= pos): logits and read_hook are read there */
+    int T_eval;         /* read_pos + 1: a unit runs the prompt's first T_eval tokens (causality) */
     int P, S, NB, ND, NM, steps;
     long n_units;
     int batch_units;    /* units per batch: consecutive units evaluated in one fast-path call */
     long n_batches;
     double *alpha;      /* [steps] */
-    int *tokens;        /* [P, T] sweep prompts */
-    float *real_act;    /* [P, C] real activation at (hook, pos) of each sweep prompt */
-    double *mu;         /* [C] */
+    int *tokens;        /* [P + cov_prompts, T] sweep prompts first */
+    int *next_token;    /* [P + cov_prompts] the data's token after each prompt (-1: none) */
+    long n_duplicates;  /* prompts dropped as duplicates of an earlier one (rank 0) */
+    long n_short;       /* documents skipped as shorter than a prompt (rank 0) */
+    int bos_id;         /* the BOS token every prompt starts with, or -1 (rank 0) */
+    float *real_act;    /* [P, C] real activation at (hook, pos) of each sweep prompt, sweep's basis */
+    double *mu;         /* [C] raw basis */
     double *chol;       /* [C, C] */
     double trace;       /* tr Sigma */
+    double *sigma;      /* [C, C] the Sigma sampled from (rank 0, with [output] activations) */
     pl_pd_report pd;
-    int *partner;       /* [P, S] (-1 when real_other is not swept) */
-    float *file_rows[PL_MAX_DIRECTIONS]; /* [rows, C] for file: directions */
-    long file_n_rows[PL_MAX_DIRECTIONS];
+    pl_experiment ex;   /* the science's view of all this, and the direction kinds' state */
     int naive;
 } pl_sweep;
-
-typedef struct {
-    int p, b, d, s; /* prompt, base index, direction index, sample */
-} pl_unit_id;
 
 static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
 {
@@ -71,10 +72,17 @@ typedef struct {
 void pl_unit_cache_init(pl_unit_cache *c);
 void pl_unit_cache_free(pl_unit_cache *c);
 
-/* Partners of every (prompt, sample) and the alpha grid; needs cfg, P, S, steps set. */
+/* The alpha grid; needs cfg and steps set. */
 int pl_sweep_setup_grid(pl_sweep *sw);
-/* Read every file: direction (rows of a .npy or safetensors matrix, C columns). */
-int pl_sweep_load_file_directions(pl_sweep *sw);
+/* Rank 0, after the clean forwards: the sweep prompts' activations (in the sweep's basis) from
+ * ACTS[P + cov_prompts, C], and the fit of the covariance prompts' ones (mu, chol, trace, pd; sigma
+ * when the output stores it). real_act, mu and chol are allocated by the caller. */
+int pl_sweep_fit(pl_sweep *sw, const float *acts);
+/* Every rank, once real_act, mu, chol and trace are known: the experiment's setup (direction kinds'
+ * resources and per-unit state). Errors name the config line of [perturb] directions. */
+int pl_sweep_setup_units(pl_sweep *sw);
+/* sha256 of the selected prompts (tokens and next tokens of all P + cov_prompts). */
+int pl_data_sha256(const pl_sweep *sw, char out[65]);
 /* Set batch_units and n_batches from steps and n_units. */
 void pl_sweep_set_batches(pl_sweep *sw);
 /* First unit and unit count of batch B. */
@@ -97,12 +105,21 @@ void pl_sweep_free(pl_sweep *sw);
 
 /* ------------------------------------------------------------ data (data.c) */
 
-/* Select P sweep prompts and P_cov covariance prompts (disjoint, seeded) of exactly T tokens from
- * the data file. tokens[P + P_cov, T]: sweep prompts first. Prints the skipped count on stderr
- * when VERBOSE. */
-int pl_data_load(pl_sweep_config *cfg, int V, int **tokens, int verbose);
+/* Select P sweep prompts and P_cov covariance prompts (disjoint, seeded, no two alike) of exactly T
+ * tokens from the data file into sw->tokens [P + P_cov, T] (sweep prompts first) and
+ * sw->next_token; counts in sw->n_duplicates, sw->n_short. Resolves cfg->data_format. Prints the
+ * counts on stderr when VERBOSE. */
+int pl_data_load(pl_sweep *sw, int verbose);
 
 /* ------------------------------------------------------------ results (results.c) */
+
+/* A paired comparison of two (base, direction) kinds' scores, by (prompt, sample). */
+typedef struct {
+    int b1, d1, b2, d2;  /* x = scores of (b1, d1), y = scores of (b2, d2) */
+    char label[160];     /* "real/synthetic @ cov_random", "cov_random/real_other @ real" */
+} pl_comparison;
+
+#define PL_MAX_COMPARISONS (PL_MAX_DIRECTIONS * (PL_N_BASE_KINDS + 1))
 
 typedef struct {
     const pl_sweep *sw;
@@ -112,8 +129,17 @@ typedef struct {
     /* derived (pl_results_finish), all (base, direction, ...) in config order */
     double *mean, *median, *quant; /* [NM][NB, ND, steps]; quant [NM][Q, NB, ND, steps] */
     int *count;                    /* [NM][NB, ND, steps] */
-    float *onset, *slope_alpha, *sharp; /* [NM][NB, ND, P, S] */
+    float *scores;                 /* [NM][PL_N_SCORES][NB, ND, P, S] */
+    int has_score[PL_N_METRICS][PL_N_SCORES]; /* by metric index: alpha_at_threshold needs a threshold */
+    int n_comparisons;
+    pl_comparison comparisons[PL_MAX_COMPARISONS];
+    pl_paired *paired;             /* [NM][PL_N_SCORES][n_comparisons] */
+    int *hist;                     /* [NM][PL_N_SCORES][NB, ND, bins] */
+    int *hist_outside;             /* [NM][PL_N_SCORES][NB, ND] */
 } pl_results;
+
+/* Histogram range of score SC: [0, alpha_max] for alpha-valued scores, [0, steps - 1] otherwise. */
+void pl_score_range(const pl_sweep *sw, int sc, double *lo, double *hi);
 
 int pl_results_init(pl_results *r, const pl_sweep *sw);
 void pl_results_free(pl_results *r);

@@ -59,8 +59,9 @@ int main(int argc, char **argv)
     size_t TC = (size_t)T * C;
     for (int i = 0; i < N; i++) {
         double d = max_diff(single[i].resid, batch[i].resid, (L + 1) * TC);
-        d = fmax(d, max_diff(single[i].k, batch[i].k, L * TC));
-        d = fmax(d, max_diff(single[i].v, batch[i].v, L * TC));
+        size_t kv = (size_t)L * T * single[i].kv_dim;
+        d = fmax(d, max_diff(single[i].k, batch[i].k, kv));
+        d = fmax(d, max_diff(single[i].v, batch[i].v, kv));
         d = fmax(d, max_diff(single[i].logits, batch[i].logits, V));
         worst = fmax(worst, d);
     }

@@ -87,9 +87,12 @@ def run_case(args, tmp, L, C, H, N, V, dtype, quirks, seed):
     print(label)
     path = os.path.join(tmp, f"m{seed}")
     make_model(path, L, C, H, N, V, dtype, quirks, seed)
-    ref = ref_gpt2.GPT2(path)
+    check_model(args, tmp, path, ref_gpt2.GPT2(path), label, L, C, V, min(N, 11), seed)
+
+
+def check_model(args, tmp, path, ref, label, L, C, V, T, seed):
+    """Every check of the module docstring on the model at PATH against the reference REF."""
     rng = np.random.default_rng(seed + 1000)
-    T = min(N, 11)
     tokens = rng.integers(0, V, T).tolist()
     ids = ",".join(map(str, tokens))
 

@@ -16,7 +16,7 @@ if ! "$clang" -fsanitize=fuzzer "$work/probe.c" -o "$work/probe" 2>"$work/probe.
 fi
 "$clang" -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src/include" "$src/tests/model/fuzz_safetensors.c" "$src/src/model/safetensors.c" "$src/src/util/error.c" \
+    -I"$src/include" "$src/tests/model/fuzz_safetensors.c" "$src/src/model/safetensors.c" "$src/src/util/error.c" "$src/src/util/fileio.c" \
     $(pkg-config --cflags --libs jansson) -o "$work/fuzz" || { echo "FAIL: fuzz target does not build"; exit 1; }
 
 # Seed corpus: tiny real model files (plain, bf16 with HF quirks) and a few hand-made headers.

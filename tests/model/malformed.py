@@ -21,9 +21,9 @@ ST = "model.safetensors"
 open(os.path.join(work, "manifest"), "w").write("0" * 64 + "  wte.weight  19200\n")
 
 
-def fresh(name):
+def fresh(name, base_name="gpt2"):
     d = os.path.join(work, name)
-    shutil.copytree(base, d)
+    shutil.copytree(bases[base_name], d)
     return d
 
 
@@ -57,9 +57,9 @@ def append_tensor_data(header, data, name, dtype, shape, nbytes):
 cases = []
 
 
-def case(name, file, *expect):
+def case(name, file, *expect, base_name="gpt2"):
     def register(fn):
-        cases.append((name, fn, file, expect))
+        cases.append((name, fn, file, expect, base_name))
         return fn
     return register
 
@@ -361,7 +361,7 @@ def _(d):
 MODEL_LEVEL = {"shape_disagrees_with_config", "vocab_size_disagrees_with_wte", "wpe_longer_than_n_positions",
                "missing_tensor", "unexpected_tensor", "layer_beyond_config", "untied_lm_head",
                "unsupported_weight_dtype_i64"}
-@case("other_model_type", "config.json", "key \"model_type\" is gpt_neo, not \"gpt2\"")
+@case("other_model_type", "config.json", "model_type \"gpt_neo\" is not supported (gpt2, llama, mistral, qwen2, gpt_neox)")
 def _(d):
     edit_config(d, model_type="gpt_neo")
 
@@ -381,14 +381,319 @@ def _(d):
     edit_config(d, scale_attn_by_inverse_layer_idx=True)
 
 
+# ---- other families: Llama / Qwen2 / Mistral / GPT-NeoX HF dirs (single and sharded) and llama2.c files ----
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core"))
+import numpy as np  # noqa: E402
+import test_families  # noqa: E402  (the independent llama2.c writer)
+
+bases = {"gpt2": base}
+for name, extra in (("llama", ["--family", "llama", "--kv-heads", "2"]),
+                    ("sharded", ["--family", "llama", "--kv-heads", "2", "--shards", "2"]),
+                    ("neox", ["--family", "gpt_neox", "--embd", "32"]), ("mistral", ["--family", "mistral"])):
+    bases[name] = os.path.join(work, "base-" + name)
+    stio.synth(bases[name], *extra)
+bases["l2c"] = os.path.join(work, "base-l2c")
+os.makedirs(bases["l2c"])
+L2C = "model.bin"
+test_families.llama2c_file(os.path.join(bases["l2c"], L2C), np.random.default_rng(1), 0, 16, 32, 2, 4, 2, 300, 8, True)
+SHARD2 = "model-00002-of-00002.safetensors"
+INDEX = "model.safetensors.index.json"
+
+
+def replace_with_fifo(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+    os.mkfifo(path)
+
+
+def poke_float(d, file, tensor, index, value):
+    header, data = stio.read(os.path.join(d, file))
+    a = header[tensor]["data_offsets"][0] + 4 * index
+    data = data[:a] + struct.pack("<f", value) + data[a + 4:]
+    save_as(d, file, header, data)
+
+
+def save_as(d, file, header, data):
+    stio.write(os.path.join(d, file), header, data)
+
+
+def edit_l2c(d, offset, fmt, *values):
+    path = os.path.join(d, L2C)
+    raw = bytearray(open(path, "rb").read())
+    struct.pack_into(fmt, raw, offset, *values)
+    open(path, "wb").write(bytes(raw))
+
+
+@case("llama_heads_not_dividing_width", "config.json",
+      'key "hidden_size" = 16 is not divisible by "num_attention_heads" = 3', base_name="llama")
+def _(d):
+    edit_config(d, num_attention_heads=3, num_key_value_heads=3)
+
+
+@case("llama_kv_heads_not_dividing_heads", "config.json",
+      '"num_attention_heads" = 4 is not divisible by "num_key_value_heads" = 3', base_name="llama")
+def _(d):
+    edit_config(d, num_key_value_heads=3)
+
+
+@case("llama_heads_times_head_dim_huge", "config.json",
+      "num_attention_heads x head_dim = 4294967296 exceeds the supported maximum", base_name="llama")
+def _(d):
+    edit_config(d, num_attention_heads=65536, num_key_value_heads=65536, head_dim=65536)
+
+
+@case("llama_unknown_rope_scaling", "config.json", 'rope_type "yarn" is not supported (none, default or llama3)',
+      base_name="llama")
+def _(d):
+    edit_config(d, rope_scaling={"rope_type": "yarn", "factor": 4.0})
+
+
+@case("llama_old_style_linear_scaling", "config.json", 'rope_type "linear" is not supported', base_name="llama")
+def _(d):
+    edit_config(d, rope_scaling={"type": "linear", "factor": 2.0})
+
+
+@case("llama3_scaling_without_factor", "config.json", '"factor" is missing or not a positive number',
+      base_name="llama")
+def _(d):
+    edit_config(d, rope_scaling={"rope_type": "llama3", "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                 "original_max_position_embeddings": 8})
+
+
+@case("llama_hidden_act_gelu", "config.json", 'key "hidden_act" is "gelu"', base_name="llama")
+def _(d):
+    edit_config(d, hidden_act="gelu")
+
+
+@case("llama_mlp_bias", "config.json", 'key "mlp_bias" is true: not supported', base_name="llama")
+def _(d):
+    edit_config(d, mlp_bias=True)
+
+
+@case("llama_quantized", "config.json", 'key "quantization_config" is set: not supported', base_name="llama")
+def _(d):
+    edit_config(d, quantization_config={"quant_method": "gptq"})
+
+
+@case("llama_missing_key", "config.json", 'key "intermediate_size" is missing', base_name="llama")
+def _(d):
+    edit_config(d, intermediate_size=None)
+
+
+@case("mistral_attention_bias", "config.json", 'key "attention_bias" is true: Mistral has no attention biases',
+      base_name="mistral")
+def _(d):
+    edit_config(d, attention_bias=True)
+
+
+@case("llama_kv_heads_disagree_with_k_proj", ST,
+      "tensor 'model.layers.0.self_attn.k_proj.weight': expected shape [16, 16] from config.json", base_name="llama")
+def _(d):
+    edit_config(d, num_key_value_heads=4)
+
+
+@case("llama_missing_tensor", ST, "missing tensor 'model.layers.1.mlp.up_proj.weight' (llama, config.json: "
+      "hidden_size=16, intermediate_size=48)", base_name="llama")
+def _(d):
+    header, data = load(d)
+    del header["model.layers.1.mlp.up_proj.weight"]
+    save(d, header, data)
+
+
+@case("llama_unexpected_tensor", ST, "unexpected tensor 'model.layers.0.mlp.extra.weight' (not a llama tensor",
+      base_name="llama")
+def _(d):
+    header, data = load(d)
+    header["model.layers.0.mlp.extra.weight"] = header.pop("model.layers.0.mlp.up_proj.weight")
+    save(d, header, data)
+
+
+@case("llama_untied_without_lm_head", ST, "missing tensor 'lm_head.weight'", base_name="llama")
+def _(d):
+    header, data = load(d)
+    del header["lm_head.weight"]
+    save(d, header, data)
+
+
+@case("llama_tied_but_lm_head_differs", "config.json",
+      "tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight", base_name="llama")
+def _(d):
+    edit_config(d, tie_word_embeddings=True)
+
+
+@case("llama_nan_weight", ST, "tensor 'model.layers.0.self_attn.q_proj.weight': element 5 is NaN",
+      base_name="llama")
+def _(d):
+    poke_float(d, ST, "model.layers.0.self_attn.q_proj.weight", 5, float("nan"))
+
+
+@case("llama_infinite_weight", ST, "tensor 'model.norm.weight': element 0 is infinite", base_name="llama")
+def _(d):
+    poke_float(d, ST, "model.norm.weight", 0, float("inf"))
+
+
+@case("config_is_fifo", "config.json", "is a FIFO, not a regular file", base_name="llama")
+def _(d):
+    replace_with_fifo(os.path.join(d, "config.json"))
+
+
+@case("config_is_directory", "config.json", "is a directory, not a regular file", base_name="llama")
+def _(d):
+    os.unlink(os.path.join(d, "config.json"))
+    os.mkdir(os.path.join(d, "config.json"))
+
+
+@case("weights_are_fifo", ST, "is a FIFO, not a regular file", base_name="llama")
+def _(d):
+    replace_with_fifo(os.path.join(d, ST))
+
+
+@case("missing_shard", SHARD2, "cannot open: No such file or directory", base_name="sharded")
+def _(d):
+    os.unlink(os.path.join(d, SHARD2))
+
+
+@case("shard_is_fifo", SHARD2, "is a FIFO, not a regular file", base_name="sharded")
+def _(d):
+    replace_with_fifo(os.path.join(d, SHARD2))
+
+
+@case("index_names_tensor_twice", INDEX, "not valid JSON: duplicate object key", base_name="sharded")
+def _(d):
+    path = os.path.join(d, INDEX)
+    text = open(path).read()
+    text = text.replace('"weight_map": {', '"weight_map": {\n    "model.norm.weight": "' + SHARD2 + '",', 1)
+    open(path, "w").write(text)
+
+
+@case("index_maps_to_wrong_shard", INDEX, "tensor 'model.norm.weight' is mapped to model-00001-of-00002.safetensors, "
+      "which does not hold it", base_name="sharded")
+def _(d):
+    path = os.path.join(d, INDEX)
+    index = json.load(open(path))
+    assert index["weight_map"]["model.norm.weight"] == SHARD2
+    index["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors"
+    json.dump(index, open(path, "w"))
+
+
+@case("shard_tensor_not_in_index", SHARD2, "tensor 'model.norm.weight' is not mapped to this shard",
+      base_name="sharded")
+def _(d):
+    path = os.path.join(d, INDEX)
+    index = json.load(open(path))
+    del index["weight_map"]["model.norm.weight"]
+    json.dump(index, open(path, "w"))
+
+
+@case("index_shard_outside_dir", INDEX, 'is not a file name in the model dir', base_name="sharded")
+def _(d):
+    path = os.path.join(d, INDEX)
+    index = json.load(open(path))
+    index["weight_map"]["model.norm.weight"] = "../elsewhere.safetensors"
+    json.dump(index, open(path, "w"))
+
+
+@case("neox_odd_rotary_dims", "config.json", 'key "rotary_pct" = 0.375 gives 3 rotary dims of head size 8: not even',
+      base_name="neox")
+def _(d):
+    edit_config(d, rotary_pct=0.375)
+
+
+@case("neox_gelu_new", "config.json", 'key "hidden_act" is "gelu_new": plateau computes GPT-NeoX\'s exact-erf',
+      base_name="neox")
+def _(d):
+    edit_config(d, hidden_act="gelu_new")
+
+
+@case("neox_rope_scaling", "config.json", 'key "rope_scaling" is set: not supported for gpt_neox', base_name="neox")
+def _(d):
+    edit_config(d, rope_scaling={"type": "linear", "factor": 2.0})
+
+
+@case("neox_missing_embed_out", ST, "missing tensor 'embed_out.weight'", base_name="neox")
+def _(d):
+    header, data = load(d)
+    del header["embed_out.weight"]
+    save(d, header, data)
+
+
+@case("neox_mlp_width_disagrees", ST, "tensor 'gpt_neox.layers.0.mlp.dense_4h_to_h.weight': expected shape [32, 64] from config.json (hidden_size=32, intermediate_size=64), found [32, 128]",
+      base_name="neox")
+def _(d):
+    edit_config(d, intermediate_size=64)
+
+
+@case("llama2c_truncated", L2C, "the file has", "truncated", base_name="l2c")
+def _(d):
+    path = os.path.join(d, L2C)
+    raw = open(path, "rb").read()
+    open(path, "wb").write(raw[:-100])
+
+
+@case("llama2c_header_lies_about_vocab", L2C, "vocab_size=301, seq_len=8) needs", "truncated", base_name="l2c")
+def _(d):
+    edit_l2c(d, 20, "<i", 301)
+
+
+@case("llama2c_trailing_bytes", L2C, "trailing bytes", base_name="l2c")
+def _(d):
+    with open(os.path.join(d, L2C), "ab") as f:
+        f.write(bytes(4))
+
+
+@case("llama2c_heads_not_dividing_dim", L2C, "header: dim = 16 is not divisible by n_heads = 3", base_name="l2c")
+def _(d):
+    edit_l2c(d, 12, "<i", 3)
+
+
+@case("llama2c_kv_heads_not_dividing_heads", L2C, "header: n_heads = 4 is not divisible by n_kv_heads = 3",
+      base_name="l2c")
+def _(d):
+    edit_l2c(d, 16, "<i", 3)
+
+
+@case("llama2c_zero_layers", L2C, "n_layers = 0 is outside", base_name="l2c")
+def _(d):
+    edit_l2c(d, 8, "<i", 0)
+
+
+@case("llama2c_int8_version_2", L2C, "version 2 (int8 quantised) checkpoints are not supported", base_name="l2c")
+def _(d):
+    edit_l2c(d, 0, "<Ii", 0x616B3432, 2)
+
+
+@case("llama2c_unknown_version", L2C, "checkpoint version 7 is not supported", base_name="l2c")
+def _(d):
+    edit_l2c(d, 0, "<Ii", 0x616B3432, 7)
+
+
+@case("llama2c_too_short", L2C, "10 bytes is too short for a llama2.c checkpoint header", base_name="l2c")
+def _(d):
+    open(os.path.join(d, L2C), "wb").write(bytes(10))
+
+
+@case("llama2c_nan_weight", L2C, "tensor 'layers.1.wq': element 3 is NaN", base_name="l2c")
+def _(d):
+    # v0 layout: header 28 bytes, embedding 300x16, rms_att 2x16, wq layer 0 (256), wq layer 1
+    edit_l2c(d, 28 + 4 * (300 * 16 + 2 * 16 + 256 + 3), "<f", float("nan"))
+
+
+@case("llama2c_fifo", L2C, "not a model (a Hugging Face dir with config.json, or a llama2.c checkpoint file)", base_name="l2c")
+def _(d):
+    replace_with_fifo(os.path.join(d, L2C))
+
+
 failures = 0
 checked = 0
-for name, mutate, file, expect in cases:
-    d = fresh(name)
+for name, mutate, file, expect, base_name in cases:
+    d = fresh(name, base_name)
     mutate(d)
-    for cmd in (["info", d], ["verify", d, "--manifest", os.path.join(work, "manifest")]):
-        if cmd[0] == "verify" and (file == "config.json" or name in MODEL_LEVEL):
-            continue  # verify reads only model.safetensors (and the manifest)
+    target = os.path.join(d, L2C) if base_name == "l2c" else d
+    for cmd in (["info", target], ["verify", d, "--manifest", os.path.join(work, "manifest")]):
+        if cmd[0] == "verify" and (file == "config.json" or name in MODEL_LEVEL or base_name != "gpt2"):
+            continue  # verify reads only a GPT-2 model.safetensors (and the manifest)
         p = stio.run(cmd)
         lines = p.stderr.splitlines()
         problems = []

@@ -52,6 +52,9 @@ def run(args, check_rc=None):
 
 
 def synth(out_dir, *extra, layers=2, embd=16, heads=4, ctx=8, vocab=300):
+    if "--embd" in extra:  # an override
+        i = extra.index("--embd")
+        embd, extra = int(extra[i + 1]), extra[:i] + extra[i + 2:]
     args = ["synth", out_dir, "--layers", str(layers), "--embd", str(embd), "--heads", str(heads),
             "--ctx", str(ctx)]
     if "--vocab-from" not in extra:

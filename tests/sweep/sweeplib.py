@@ -65,7 +65,7 @@ def base_config(model, data, out, **over):
                     "directions": "real_other, cov_random, isotropic", "n_directions": 2, "steps": 11,
                     "cov_prompts": 60},
         "readout": {"metrics": "kl, jsd, l2, cosine"},
-        "output": {"path": out},
+        "output": {"path": out, "bootstrap": 200},  # the statistics tests check the full bootstrap
         "run": {"seed": 5},
     }
     for key, value in over.items():

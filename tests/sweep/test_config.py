@@ -1,6 +1,7 @@
 """Config and data errors: one line naming file:line (or the --set), the key and what is wrong; exit 2;
 no output. Also: the resolved config (every key, defaults filled) is the output's `config` attribute."""
 import os
+import subprocess
 import re
 import sys
 
@@ -73,7 +74,7 @@ expect_error("bad_jsonl", good.replace(data, text).replace("[model]", "[model]")
 # plain text: one document per non-empty line; short ones are skipped and counted on stderr
 docs = os.path.join(d, "docs.txt")
 with open(docs, "w") as f:
-    f.write("short\n\n" + "".join("document number %d has plenty of words to make ten tokens\n" % i for i in range(50)))
+    f.write("short\n\n" + "".join("%d is a document with plenty of words to make ten tokens\n" % i for i in range(50)))
 path = os.path.join(d, "text.ini")
 with open(path, "w") as f:
     f.write(good.replace(data, docs))
@@ -82,8 +83,8 @@ if r.returncode != 0 or "docs.txt: skipped 1 of" not in r.stderr:
     sl.fail("plain text data: %d %s" % (r.returncode, r.stderr))
 os.unlink(out)
 expect_error("too_few_docs", good.replace(data, docs).replace("n_prompts = 10", "n_prompts = 20"),
-             r"docs\.txt: 50 documents of at least n_ctx = 8 tokens \(1 shorter ones skipped\), but n_prompts \+ "
-             r"cov_prompts = 20 \+ 40 = 60 are needed")
+             r"docs\.txt: 50 distinct documents of at least n_ctx = 8 tokens \(1 shorter ones skipped, 0 duplicates "
+             r"dropped\), but n_prompts \+ cov_prompts = 20 \+ 40 = 60 are needed")
 print("ok plain text data: short documents skipped and counted")
 
 # file: directions from safetensors: one 2-D tensor, or a named one; columns must match
@@ -139,4 +140,30 @@ with netCDF4.Dataset(out) as ds:
         sl.fail("metrics not as configured: %s" % sorted(ds.variables))
     if ds.getncattr("synthetic_model") != "true":
         sl.fail("synthetic_model attribute: %r" % ds.getncattr("synthetic_model"))
+# the new keys' errors
+if os.path.exists(out):
+    os.unlink(out)
+expect_error("bad_basis", good.replace("steps = 5", "steps = 5\nresidual_basis = tl"), r"\[perturb\] residual_basis: 'tl' is not one of raw, centered")
+expect_error("bad_mode", good.replace("steps = 5", "steps = 5\nstep_mode = relative"),
+             r"\[perturb\] step_mode: 'relative' is not one of to_target, fixed_norm, absolute")
+expect_error("bad_threshold", good + "[readout]\nthresholds = kl:-1\n",
+             r"\[readout\] thresholds: kl:'-1' is not a positive number \(or none\)")
+expect_error("bad_threshold_metric", good + "[readout]\nthresholds = entropy:1\n",
+             r"\[readout\] thresholds: 'entropy' is not a metric")
+expect_error("bad_nl", good + "[readout]\nnonlinearity = 10, 1, 0.1\n",
+             r"\[readout\] nonlinearity: '10, 1, 0\.1' is not 'first, last, tolerance'")
+expect_error("bad_read_position", good.replace("steps = 5", "steps = 5\nposition = -3") + "[readout]\nposition = 2\n",
+             r"\[readout\] position: 2 is outside the positions the perturbation at 5 can reach \(5\.\.7")
+expect_error("bad_sampling", good.replace("n_ctx = 8", "n_ctx = 8\nsampling = shuffled"),
+             r"\[data\] sampling: 'shuffled' is not one of document_start, random_window")
+expect_error("missing_tokenizer", good + "[model]\ntokenizer = %s/none.json\n" % d,
+             r"tokenizer for \[data\] prompts.*none\.json: cannot open: No such file")
+# the centred basis is TransformerLens's for LayerNorm models: refused for an RMSNorm model
+shared = os.environ.get("PLATEAU_SHARED_DIR", os.path.join(sl.SRC, "..", "shared"))
+llama = os.path.join(shared, "models", "stories260K", "stories260K.bin")
+if os.path.exists(llama) and subprocess.run([sl.BIN, "info", llama], capture_output=True).returncode == 0:
+    expect_error("rmsnorm_centered", good.replace("path = %s\n" % model, "path = %s\n" % llama)
+                 .replace("steps = 5", "steps = 5\nresidual_basis = centered"), r"\[perturb\] residual_basis: centered .* RMSNorm")
+else:
+    print("SKIP rmsnorm_centered: no RMSNorm model opens here (needs ../shared and llama2.c support)")
 print("config tests passed")

@@ -16,20 +16,30 @@ rows = os.path.join(d, "rows.npy")
 np.save(rows, np.random.default_rng(1).standard_normal((5, 32)).astype(np.float32))
 cfg = sl.base_config(model, data, os.path.join(d, "r1.nc"), data__n_prompts=15, perturb__n_directions=3,
                      perturb__directions="real_other, cov_random, isotropic, file:" + rows)
+# the second run: every newer kind, the centred basis, a readout position, every metric, the bootstrap
+cfg2 = sl.base_config(model, data, os.path.join(d, "s1.nc"), data__n_prompts=15, perturb__n_directions=3,
+                      perturb__directions="real_other, naive_isotropic, cov_difference, real_difference",
+                      perturb__step_mode="fixed_norm", perturb__center_direction="true",
+                      perturb__residual_basis="centered", perturb__position=-2,
+                      readout__metrics="kl, jsd, l2, cosine, js_dist, ce_loss", output__bootstrap=300,
+                      output__activations="true", data__sampling="random_window")
 ini = sl.write_ini(os.path.join(d, "ranks.ini"), cfg)
+ini2 = sl.write_ini(os.path.join(d, "ranks2.ini"), cfg2)
 
-r = sl.run([ini, "--quiet"])
-if r.returncode != 0:
-    sl.fail("1 process: " + r.stderr)
-for n in (1, 2, 3, 4):
-    out = os.path.join(d, "mpi%d.nc" % n)
-    r = sl.run([ini, "--quiet", "-o", out], mpi=n)
+for name, path, counts in (("r1", ini, (1, 2, 3, 4)), ("s1", ini2, (2, 3))):
+    r = sl.run([path, "--quiet"])
     if r.returncode != 0:
-        sl.fail("%d ranks: exit %d: %s" % (n, r.returncode, r.stderr))
-    bad = sl.same_bits(os.path.join(d, "r1.nc"), out)
-    if bad:
-        sl.fail("%d ranks differ from 1 process in %s" % (n, bad))
-    print("ok %d ranks: bitwise identical" % n)
+        sl.fail("1 process: " + r.stderr)
+    for n in counts:
+        out = os.path.join(d, "%s-mpi%d.nc" % (name, n))
+        r = sl.run([path, "--quiet", "-o", out], mpi=n)
+        if r.returncode != 0:
+            sl.fail("%d ranks: exit %d: %s" % (n, r.returncode, r.stderr))
+        bad = sl.same_bits(os.path.join(d, name + ".nc"), out)
+        if bad:
+            sl.fail("%s: %d ranks differ from 1 process in %s" % (name, n, bad))
+        print("ok %s: %d ranks bitwise identical to 1 process (%d variables)"
+              % (path, n, len(sl.variables(out))))
 v = sl.variables(os.path.join(d, "r1.nc"))
 if v["direction"] != ["real_other", "cov_random", "isotropic", "file:rows.npy"]:
     sl.fail("direction coordinate %r" % v["direction"])

@@ -24,6 +24,20 @@ static int failures = 0;
 
 static int close_to(double a, double b, double tol) { return fabs(a - b) <= tol; }
 
+/* onset, max slope alpha and sharpness of CURVE through the library's score curve and scores */
+static void old_scores(const float *curve, const double *alpha, int S, double threshold, int one_minus, float *onset,
+                       float *slope, float *sharp)
+{
+    double y[64];
+    float out[PL_N_SCORES];
+    pl_score_params sp = {threshold, NAN, 1, 10, 0.1};
+    pl_score_curve(curve, S, one_minus ? PL_SCORE_ON_ONE_MINUS : PL_SCORE_ON_VALUE, y);
+    pl_curve_scores(y, alpha, S, &sp, out);
+    *onset = out[PL_SCORE_ONSET];
+    *slope = out[PL_SCORE_MAX_SLOPE_ALPHA];
+    *sharp = out[PL_SCORE_SHARPNESS];
+}
+
 static void test_scores(void)
 {
     double alpha[11];
@@ -36,7 +50,7 @@ static void test_scores(void)
      * (midpoint 0.95); largest rise 1 - 0.81 = 0.19, times 10 = 1.9 */
     for (int k = 0; k < 11; k++)
         curve[k] = (float)(alpha[k] * alpha[k] * 3.0);
-    pl_curve_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
+    old_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
     CHECK(close_to(onset, 0.4, 1e-6), "alpha^2 onset %g", onset);
     CHECK(close_to(slope, 0.95, 1e-6), "alpha^2 max slope alpha %g", slope);
     CHECK(close_to(sharp, 1.9, 1e-5), "alpha^2 sharpness %g", sharp);
@@ -44,7 +58,7 @@ static void test_scores(void)
     /* a step from 0 to 2 between alpha 0.5 and 0.6: onset 0.6, slope midpoint 0.55, sharpness 10 */
     for (int k = 0; k < 11; k++)
         curve[k] = k >= 6 ? 2.0f : 0.0f;
-    pl_curve_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
+    old_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
     CHECK(close_to(onset, 0.6, 1e-6), "step onset %g", onset);
     CHECK(close_to(slope, 0.55, 1e-6), "step max slope alpha %g", slope);
     CHECK(close_to(sharp, 10.0, 1e-5), "step sharpness %g", sharp);
@@ -52,29 +66,71 @@ static void test_scores(void)
     /* threshold 0.5 on a linear curve: first normalised value > 0.5 is 0.6 */
     for (int k = 0; k < 11; k++)
         curve[k] = (float)alpha[k];
-    pl_curve_scores(curve, alpha, 11, 0.5, 0, &onset, &slope, &sharp);
+    old_scores(curve, alpha, 11, 0.5, 0, &onset, &slope, &sharp);
     CHECK(close_to(onset, 0.6, 1e-6), "linear onset %g", onset);
     CHECK(close_to(sharp, 1.0, 1e-5), "linear sharpness %g", sharp);
 
     /* cosine scores use 1 - cosine: cos = 1 - alpha^2 behaves like alpha^2 */
     for (int k = 0; k < 11; k++)
         curve[k] = (float)(1.0 - alpha[k] * alpha[k]);
-    pl_curve_scores(curve, alpha, 11, 0.1, 1, &onset, &slope, &sharp);
+    old_scores(curve, alpha, 11, 0.1, 1, &onset, &slope, &sharp);
     CHECK(close_to(onset, 0.4, 1e-6), "cosine onset %g", onset);
     CHECK(close_to(slope, 0.95, 1e-6), "cosine max slope alpha %g", slope);
 
     /* a flat zero curve has no normalised shape: onset and sharpness NaN */
     for (int k = 0; k < 11; k++)
         curve[k] = 0.0f;
-    pl_curve_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
+    old_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
     CHECK(isnan(onset) && isnan(sharp), "zero curve onset %g sharpness %g", onset, sharp);
 
     /* a NaN anywhere makes every score NaN */
     for (int k = 0; k < 11; k++)
         curve[k] = (float)alpha[k];
     curve[3] = NAN;
-    pl_curve_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
+    old_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
     CHECK(isnan(onset) && isnan(slope) && isnan(sharp), "NaN curve gives scores %g %g %g", onset, slope, sharp);
+}
+
+static void test_new_scores(void)
+{
+    double alpha[21], y[21];
+    float out[PL_N_SCORES];
+    for (int k = 0; k < 21; k++)
+        alpha[k] = k / 20.0;
+    /* y = 2 alpha: reaches 0.25 between alpha 0.10 (0.2) and 0.15 (0.3), at 0.125 exactly */
+    pl_score_params sp = {0.1, 0.25, 1, 10, 0.1};
+    for (int k = 0; k < 21; k++)
+        y[k] = 2 * alpha[k];
+    pl_curve_scores(y, alpha, 21, &sp, out);
+    CHECK(close_to(out[PL_SCORE_ALPHA_AT_THRESHOLD], 0.125, 1e-6), "threshold crossing %g",
+          out[PL_SCORE_ALPHA_AT_THRESHOLD]);
+    CHECK(isnan(out[PL_SCORE_NONLINEARITY_ALPHA]), "a straight line never leaves its fit: %g",
+          out[PL_SCORE_NONLINEARITY_ALPHA]);
+    /* a line through steps 1..10 (alpha 0.05..0.5) and a kink after step 14: y = alpha up to 0.7, then
+     * alpha + 5 (alpha - 0.7); at 0.75 the deviation is 0.25 > 0.1 * 0.75 */
+    for (int k = 0; k < 21; k++)
+        y[k] = alpha[k] + (alpha[k] > 0.7 + 1e-12 ? 5 * (alpha[k] - 0.7) : 0.0);
+    pl_curve_scores(y, alpha, 21, &sp, out);
+    CHECK(close_to(out[PL_SCORE_NONLINEARITY_ALPHA], 0.75, 1e-6), "NL step %g", out[PL_SCORE_NONLINEARITY_ALPHA]);
+    /* a threshold never reached, and no threshold at all */
+    sp.threshold = 100;
+    pl_curve_scores(y, alpha, 21, &sp, out);
+    CHECK(isnan(out[PL_SCORE_ALPHA_AT_THRESHOLD]), "unreached threshold %g", out[PL_SCORE_ALPHA_AT_THRESHOLD]);
+    /* a grid too short for the fit steps */
+    pl_curve_scores(y, alpha, 11, &sp, out);
+    CHECK(isnan(out[PL_SCORE_NONLINEARITY_ALPHA]), "11 steps cannot fit 1..10 and test after: %g",
+          out[PL_SCORE_NONLINEARITY_ALPHA]);
+    /* ce_loss scores see the increase over alpha 0 */
+    float ce[3] = {2.0f, 2.5f, 4.0f};
+    pl_score_curve(ce, 3, PL_SCORE_ON_INCREASE, y);
+    CHECK(y[0] == 0.0 && y[1] == 0.5 && y[2] == 2.0, "ce increase %g %g %g", y[0], y[1], y[2]);
+
+    /* histogram: 4 bins over [0, 1], the last closed; NaN left out, 1.5 and -0.1 outside */
+    float v[8] = {0.0f, 0.1f, 0.25f, 0.5f, 0.99f, 1.0f, NAN, 1.5f};
+    int counts[4], outside;
+    CHECK(pl_histogram(v, 8, 0.0, 1.0, 4, counts, &outside) == PL_OK, "histogram");
+    CHECK(counts[0] == 2 && counts[1] == 1 && counts[2] == 1 && counts[3] == 2 && outside == 1,
+          "histogram %d %d %d %d outside %d", counts[0], counts[1], counts[2], counts[3], outside);
 }
 
 static void test_describe(void)
@@ -168,7 +224,7 @@ static void test_fit_and_sample(void)
     }
     double fmu[C], chol[C * C], trace;
     pl_pd_report rep;
-    CHECK(pl_fit_gaussian(X, N, C, fmu, chol, &trace, &rep) == PL_OK, "fit: %s", pl_error());
+    CHECK(pl_fit_gaussian(X, N, C, fmu, chol, &trace, NULL, &rep) == PL_OK, "fit: %s", pl_error());
     CHECK(rep.n_raised == 0, "a well-conditioned Sigma needs no fix (%d raised)", rep.n_raised);
     for (int c = 0; c < C; c++)
         CHECK(fabs(fmu[c] - mu[c]) < 5 * sqrt(Sigma[c][c] / N), "mu[%d] %g vs %g", c, fmu[c], mu[c]);
@@ -217,7 +273,7 @@ static void test_fit_and_sample(void)
     for (int i = 0; i < N2 * C2; i++)
         Y[i] = (float)pl_rng_gaussian(&r);
     double mu2[C2], chol2[C2 * C2];
-    CHECK(pl_fit_gaussian(Y, N2, C2, mu2, chol2, &trace, &rep) == PL_OK, "singular fit: %s", pl_error());
+    CHECK(pl_fit_gaussian(Y, N2, C2, mu2, chol2, &trace, NULL, &rep) == PL_OK, "singular fit: %s", pl_error());
     CHECK(rep.n_raised >= C2 - (N2 - 1), "rank %d Sigma of width %d: %d eigenvalues raised", N2 - 1, C2,
           rep.n_raised);
     CHECK(rep.rel_change > 0 && rep.rel_change < 1e-6, "relative change %g", rep.rel_change);
@@ -226,6 +282,7 @@ static void test_fit_and_sample(void)
 int main(void)
 {
     test_scores();
+    test_new_scores();
     test_describe();
     test_rng();
     test_fit_and_sample();

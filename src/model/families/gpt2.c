@@ -18,8 +18,9 @@
 
 #include <jansson.h>
 
-#include "model_internal.h"
-#include "ops.h"
+#include "../model_internal.h"
+#include "../ops.h"
+#include "families.h"
 #include "plateau/error.h"
 #include "plateau/safetensors.h"
 
@@ -73,22 +74,12 @@ static int config_int(const json_t *root, const char *path, const char *key, lon
     return PL_OK;
 }
 
-static int gpt2_config_load(pl_config *cfg, const char *path)
+static int gpt2_config_load(pl_config *cfg, const pl_hf_config *c)
 {
     memset(cfg, 0, sizeof *cfg);
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
-    json_error_t jerr;
-    json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
-    fclose(fp);
-    if (!root)
-        return pl_fail("%s: not valid JSON: %s (line %d, column %d)", path, jerr.text, jerr.line, jerr.column);
+    const char *path = c->path;
+    json_t *root = c->root;
     int rc = PL_ERR;
-    if (!json_is_object(root)) {
-        pl_fail("%s: not a JSON object", path);
-        goto done;
-    }
     if (config_int(root, path, "n_layer", MAX_LAYER, &cfg->n_layer) ||
         config_int(root, path, "n_head", MAX_EMBD, &cfg->n_head) ||
         config_int(root, path, "n_embd", MAX_EMBD, &cfg->n_embd) ||
@@ -147,7 +138,6 @@ static int gpt2_config_load(pl_config *cfg, const char *path)
     cfg->synthetic = json_is_true(json_object_get(root, "plateau_synthetic"));
     rc = PL_OK;
 done:
-    json_decref(root);
     return rc;
 }
 
@@ -207,15 +197,6 @@ static int expected_shape(const pl_config *cfg, int L_slots, int slot, int64_t s
     }
 }
 
-static void format_shape(char *out, size_t cap, int ndim, const int64_t *shape)
-{
-    int len = snprintf(out, cap, "[");
-    for (int i = 0; i < ndim && (size_t)len < cap; i++)
-        len += snprintf(out + len, cap - (size_t)len, "%s%" PRId64, i ? ", " : "", shape[i]);
-    if ((size_t)len < cap)
-        snprintf(out + len, cap - (size_t)len, "]");
-}
-
 /* Map a file tensor name to its slot: >= 0 a slot, -1 an ignored buffer, -2 unexpected (message
  * recorded). */
 static int classify(const char *st_path, const pl_config *cfg, const char *full_name)
@@ -271,45 +252,33 @@ static void gpt2_free_weights(void *weights)
     free(w);
 }
 
-static char *join_path(const char *dir, const char *file)
-{
-    size_t n = strlen(dir) + strlen(file) + 2;
-    char *p = pl_malloc(n, "path");
-    if (p)
-        snprintf(p, n, "%s/%s", dir, file);
-    return p;
-}
-
 static const pl_family_ops gpt2_ops;
 
-int pl_gpt2_open(pl_model *m, const char *dir)
+int pl_gpt2_open(pl_model *m, const char *dir, const pl_hf_config *c)
 {
     gpt2_weights *w = pl_calloc(1, sizeof *w, "GPT-2 weights");
     if (!w)
         return PL_ERR;
     m->weights = w;
     m->ops = &gpt2_ops;
-    char *config_path = join_path(dir, "config.json");
-    char *st_path = join_path(dir, "model.safetensors");
     const st_tensor **slots = NULL;
-    st_file f = {0};
-    int rc = PL_ERR, opened = 0;
-    if (!config_path || !st_path)
+    const char **slot_file = NULL;
+    pl_hf_files tf = {0};
+    int rc = PL_ERR;
+    if (gpt2_config_load(&w->cfg, c) != PL_OK || pl_hf_open_files(m, dir, &tf) != PL_OK)
         goto done;
-    if (gpt2_config_load(&w->cfg, config_path) != PL_OK)
-        goto done;
-    if (st_open(&f, st_path) != PL_OK)
-        goto done;
-    opened = 1;
 
     const pl_config *cfg = &w->cfg;
     int L_slots = cfg->n_layer * B_COUNT, n_slots = L_slots + G_COUNT;
     slots = pl_calloc((size_t)n_slots, sizeof *slots, "tensor slots");
-    if (!slots)
+    slot_file = pl_calloc((size_t)n_slots, sizeof *slot_file, "tensor slots");
+    if (!slots || !slot_file)
         goto done;
     char shape_buf[2][ST_MAX_DIMS * 24 + 4], name_buf[64];
-    for (int i = 0; i < f.n_tensors; i++) {
-        const st_tensor *t = &f.tensors[i];
+    for (int fi = 0; fi < tf.n; fi++)
+    for (int i = 0; i < tf.files[fi].n_tensors; i++) {
+        const st_tensor *t = &tf.files[fi].tensors[i];
+        const char *st_path = tf.files[fi].path;
         int slot = classify(st_path, cfg, t->name);
         if (slot == -2)
             goto done;
@@ -321,12 +290,13 @@ int pl_gpt2_open(pl_model *m, const char *dir)
             goto done;
         }
         slots[slot] = t;
+        slot_file[slot] = st_path;
         int64_t want[2];
         const char *why;
         int want_ndim = expected_shape(cfg, L_slots, slot, want, &why);
         if (t->ndim != want_ndim || t->shape[0] != want[0] || (want_ndim == 2 && t->shape[1] != want[1])) {
-            format_shape(shape_buf[0], sizeof shape_buf[0], want_ndim, want);
-            format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
+            pl_hf_format_shape(shape_buf[0], sizeof shape_buf[0], want_ndim, want);
+            pl_hf_format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
             pl_fail("%s: tensor '%s': expected shape %s from config.json (%s), found %s", st_path, t->name,
                     shape_buf[0], why, shape_buf[1]);
             goto done;
@@ -339,45 +309,30 @@ int pl_gpt2_open(pl_model *m, const char *dir)
     }
     for (int s = 0; s < n_slots; s++)
         if (!slots[s] && s != L_slots + G_LM_HEAD) {
-            pl_fail("%s: missing tensor '%s' (config.json has n_layer=%d)", st_path,
+            pl_fail("%s: missing tensor '%s' (config.json has n_layer=%d)", tf.missing_in,
                     slot_name(L_slots, s, name_buf, sizeof name_buf), cfg->n_layer);
             goto done;
         }
     /* GPT-2 unembeds with wte; an lm_head that differs would be silently ignored, so refuse it. */
     const st_tensor *lm = slots[L_slots + G_LM_HEAD], *wte = slots[L_slots + G_WTE];
     if (lm && (lm->dtype != wte->dtype || memcmp(lm->data, wte->data, lm->end - lm->begin) != 0)) {
-        pl_fail("%s: tensor '%s' differs from '%s': only GPT-2's tied unembedding is supported", st_path,
+        pl_fail("%s: tensor '%s' differs from '%s': only GPT-2's tied unembedding is supported", slot_file[L_slots + G_LM_HEAD],
                 lm->name, wte->name);
         goto done;
     }
 
-    /* F32 tensors stay in the mmap when aligned; everything else goes into one owned buffer. */
-    size_t owned_floats = 0;
-    for (int s = 0; s < n_slots; s++) {
-        const st_tensor *t = slots[s];
-        if (t && s != L_slots + G_LM_HEAD && (t->dtype != ST_F32 || ((uintptr_t)t->data & 3u)))
-            owned_floats += (t->end - t->begin) / st_dtype_size(t->dtype);
-    }
-    if (owned_floats) {
-        m->owned = pl_malloc(owned_floats * sizeof(float), "converted weights");
-        if (!m->owned)
-            goto done;
-    }
+    /* F32 tensors stay in the mmap when aligned; everything else is converted into owned buffers. */
     const float **ptr = pl_calloc((size_t)n_slots, sizeof *ptr, "weight pointers");
     if (!ptr)
         goto done;
-    float *next = m->owned;
     for (int s = 0; s < n_slots; s++) {
         const st_tensor *t = slots[s];
         if (!t || s == L_slots + G_LM_HEAD)
             continue;
-        if (t->dtype == ST_F32 && !((uintptr_t)t->data & 3u)) {
-            ptr[s] = (const float *)(const void *)t->data;
-        } else {
-            size_t n = (t->end - t->begin) / st_dtype_size(t->dtype);
-            st_to_f32(t->dtype, t->data, n, next);
-            ptr[s] = next;
-            next += n;
+        ptr[s] = pl_model_weight_f32(m, slot_file[s], t->name, t->dtype, t->data, (t->end - t->begin) / st_dtype_size(t->dtype));
+        if (!ptr[s]) {
+            free(ptr);
+            goto done;
         }
     }
     w->blocks = pl_calloc((size_t)cfg->n_layer, sizeof *w->blocks, "blocks");
@@ -401,10 +356,6 @@ int pl_gpt2_open(pl_model *m, const char *dir)
     w->ln_f_w = ptr[L_slots + G_LNF_W];
     w->ln_f_b = ptr[L_slots + G_LNF_B];
     free(ptr);
-    m->map = (void *)f.bytes;
-    m->map_size = f.size;
-    m->weights_path = st_path;
-    st_path = NULL;
     pl_model_info *info = &m->info;
     snprintf(info->family, sizeof info->family, "gpt2");
     snprintf(info->format, sizeof info->format, "hf");
@@ -421,16 +372,8 @@ int pl_gpt2_open(pl_model *m, const char *dir)
     rc = PL_OK;
 done:
     free(slots);
-    if (rc == PL_OK) {
-        st_free(&f); /* names only: the mapping now belongs to m */
-    } else {
-        if (opened && !m->map)
-            st_close(&f);
-        else
-            st_free(&f);
-    }
-    free(config_path);
-    free(st_path);
+    free(slot_file);
+    pl_hf_files_free(&tf); /* names only: the mappings belong to m */
     return rc;
 }
 
@@ -474,8 +417,9 @@ static void mlp_residual(const pl_block *b, float *x, int R, int C, float eps, s
 }
 
 /* next-token logits[M, V] of final-residual rows x[M, C] (row stride C). */
-static int unembed(const gpt2_weights *m, const float *x, int M, float *logits)
+static int unembed(const void *weights, const float *x, int M, float *logits)
 {
+    const gpt2_weights *m = weights;
     const pl_config *cfg = &m->cfg;
     int C = cfg->n_embd, V = cfg->n_vocab;
     float *ln = pl_malloc(sizeof(float) * (size_t)M * C, "final layernorm");
@@ -504,23 +448,8 @@ static int gpt2_forward(const pl_model *model, const int *tokens, int N, int T, 
 
     size_t TC = (size_t)T * C, R = (size_t)N * T;
     float *x = pl_malloc(sizeof(float) * R * C, "residual stream");
-    float *last = pl_malloc(sizeof(float) * (size_t)N * C, "last positions");
     scratch s = {0};
-    int ok = x && last && scratch_alloc(&s, R, C, T) == PL_OK;
-    for (int i = 0; ok && i < N; i++) {
-        pl_run *run = &runs[i];
-        run->T = T;
-        run->C = C;
-        run->L = L;
-        run->V = V;
-        run->kv_dim = C;
-        run->resid = pl_malloc(sizeof(float) * (size_t)(stop + 1) * TC, "residual cache");
-        run->k = pl_malloc(sizeof(float) * (size_t)(stop ? stop : 1) * TC, "key cache");
-        run->v = pl_malloc(sizeof(float) * (size_t)(stop ? stop : 1) * TC, "value cache");
-        run->logits = stop == L ? pl_malloc(sizeof(float) * (size_t)V, "logits") : NULL;
-        ok = run->resid && run->k && run->v && (run->logits || stop < L);
-    }
-    if (!ok)
+    if (!x || scratch_alloc(&s, R, C, T) != PL_OK || pl_runs_alloc(runs, N, T, C, L, V, C, stop) != PL_OK)
         goto fail;
 
     for (size_t r = 0; r < R; r++) /* resid index 0: token + position embeddings */
@@ -544,36 +473,21 @@ static int gpt2_forward(const pl_model *model, const int *tokens, int N, int T, 
                 memcpy(kc + (size_t)t * C, qkv + (size_t)t * 3 * C + C, sizeof(float) * C);
                 memcpy(vc + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
             }
-            pl_op_causal_attention(s.att + i * TC, qkv, T, C, H, s.scores);
+            pl_op_causal_attention(s.att + i * TC, qkv, 3 * (size_t)C, qkv + C, qkv + 2 * C, 3 * (size_t)C, T, H, H, C / H,
+                                   s.scores);
         }
         pl_op_matmul(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
         pl_op_residual_add(x, s.proj, R * C);
         mlp_residual(b, x, (int)R, C, cfg->ln_eps, &s);
     }
-    if (stop < L)
-        goto done;
-    for (int i = 0; i < N; i++)
-        memcpy(last + (size_t)i * C, x + i * TC + (size_t)(T - 1) * C, sizeof(float) * C);
-    float *logits = N == 1 ? runs[0].logits : pl_malloc(sizeof(float) * (size_t)N * V, "logits");
-    if (!logits || unembed(m, last, N, logits)) {
-        if (N > 1)
-            free(logits);
+    if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, m) != PL_OK)
         goto fail;
-    }
-    if (N > 1) {
-        for (int i = 0; i < N; i++)
-            memcpy(runs[i].logits, logits + (size_t)i * V, sizeof(float) * V);
-        free(logits);
-    }
-done:
     free(s.block);
     free(x);
-    free(last);
     return PL_OK;
 fail:
     free(s.block);
     free(x);
-    free(last);
     for (int i = 0; i < N; i++)
         pl_run_free(&runs[i]);
     return PL_ERR;
@@ -592,31 +506,16 @@ static int gpt2_patch_eval_groups(const pl_model *model, const pl_run *const *cl
     /* Every variant carries positions pos..T-1 (n of them): rows v*n .. v*n + n-1. */
     int n = T - pos;
     size_t R = (size_t)M * n, TC = (size_t)T * C;
-    float *x = pl_malloc(sizeof(float) * R * C, "fast-path residual");
-    const pl_run **clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
+    pl_fast_rows f = {0};
     scratch s = {0};
-    if (!x || !clean_of || scratch_alloc(&s, R, C, T)) {
-        free(x);
-        free(clean_of);
+    if (pl_fast_rows_init(&f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
+        return PL_ERR;
+    if (scratch_alloc(&s, R, C, T) != PL_OK) {
+        pl_fast_rows_free(&f);
         return PL_ERR;
     }
-    for (int g = 0, v = 0; g < G; g++)
-        for (int i = 0; i < group_rows[g]; i++)
-            clean_of[v++] = cleans[g];
-    for (int v = 0; v < M; v++) {
-        const float *clean_r = clean_of[v]->resid + (size_t)resid_index * TC;
-        memcpy(x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
-        if (n > 1)
-            memcpy(x + ((size_t)v * n + 1) * C, clean_r + (size_t)(pos + 1) * C, sizeof(float) * (n - 1) * C);
-    }
-    /* A read hook at or before the patch sees what is there: the clean run, or the patch itself. */
-    if (read && read_index <= resid_index)
-        for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-    if (read && read_index < resid_index)
-        for (int v = 0; v < M; v++)
-            memcpy(read + (size_t)v * C, clean_of[v]->resid + (size_t)read_index * TC + (size_t)(T - 1) * C,
-                   sizeof(float) * C);
+    float *x = f.x;
+    const pl_run **clean_of = f.clean_of;
 
     for (int l = resid_index; l < L; l++) {
         const pl_block *b = &m->blocks[l];
@@ -627,26 +526,21 @@ static int gpt2_patch_eval_groups(const pl_model *model, const pl_run *const *cl
             const float *rows = s.qkv + (size_t)v * n * 3 * C;
             for (int j = 0; j < n; j++)
                 pl_op_attend_one(s.att + ((size_t)v * n + j) * C, rows + (size_t)j * 3 * C, kc, vc, pos, C, rows + C,
-                           rows + 2 * C, j + 1, 3 * (size_t)C, C, H, s.scores);
+                                 rows + 2 * C, j + 1, 3 * (size_t)C, H, H, C / H, s.scores);
         }
         pl_op_matmul(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
         pl_op_residual_add(x, s.proj, R * C);
         mlp_residual(b, x, (int)R, C, cfg->ln_eps, &s);
         if (read && read_index == l + 1)
-            for (int v = 0; v < M; v++)
-                memcpy(read + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
+            pl_fast_rows_read(&f, read);
     }
     free(s.block);
-    free(clean_of);
-
     int rc = PL_OK;
     if (logits) {
-        if (n > 1) /* gather each variant's last position into consecutive rows */
-            for (int v = 0; v < M; v++)
-                memmove(x + (size_t)v * C, x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
-        rc = unembed(m, x, M, logits);
+        pl_fast_rows_gather_last(&f);
+        rc = unembed(m, f.x, M, logits);
     }
-    free(x);
+    pl_fast_rows_free(&f);
     return rc;
 }
 
@@ -684,13 +578,19 @@ static double gpt2_patch_flops(const pl_model *m, int T, int resid_index, int po
 static void gpt2_describe(const pl_model *m, FILE *out)
 {
     const pl_config *c = &((const gpt2_weights *)m->weights)->cfg;
-    st_file f;
-    if (st_parse(&f, m->weights_path, m->map, m->map_size) != PL_OK)
-        return;
-    int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer;
-    int has_lm_head = st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
-    for (int i = 0; i < f.n_tensors; i++)
-        counts[f.tensors[i].dtype]++;
+    int counts[ST_F8_E5M2 + 1] = {0}, n_weights = 4 + 12 * c->n_layer, n_tensors = 0, has_lm_head = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < m->n_files; i++) {
+        st_file f;
+        if (st_parse(&f, m->files[i].path, m->files[i].map, m->files[i].size) != PL_OK)
+            return;
+        has_lm_head |= st_find(&f, "lm_head.weight") || st_find(&f, "transformer.lm_head.weight");
+        for (int t = 0; t < f.n_tensors; t++)
+            counts[f.tensors[t].dtype]++;
+        n_tensors += f.n_tensors;
+        bytes += m->files[i].size;
+        st_free(&f);
+    }
     char dtypes[256] = "";
     for (int d = 0; d <= ST_F8_E5M2; d++)
         if (counts[d]) {
@@ -699,11 +599,11 @@ static void gpt2_describe(const pl_model *m, FILE *out)
                      counts[d]);
         }
     fprintf(out, "layer_norm_epsilon  %g\n", (double)c->ln_eps);
-    fprintf(out, "tensors             %d (%d weights%s, %d ignored buffers)\n", f.n_tensors, n_weights,
-            has_lm_head ? ", tied lm_head" : "", f.n_tensors - n_weights - has_lm_head);
+    fprintf(out, "tensors             %d (%d weights%s, %d ignored buffers)\n", n_tensors, n_weights,
+            has_lm_head ? ", tied lm_head" : "", n_tensors - n_weights - has_lm_head);
     fprintf(out, "dtypes              %s\n", dtypes);
-    fprintf(out, "file_bytes          %zu\n", m->map_size);
-    st_free(&f);
+    fprintf(out, "weight_files        %d%s\n", m->n_files, m->n_files > 1 ? " (sharded, sha256 over the shards in name order)" : "");
+    fprintf(out, "file_bytes          %zu\n", bytes);
 }
 
 static const pl_family_ops gpt2_ops = {

@@ -1,0 +1,70 @@
+/* Step modes and the residual basis: how a unit's base and direction become its step vectors.
+ *
+ *   to_target   x_k = base + alpha_k d                 (d unscaled: for target kinds d = t - base)
+ *   fixed_norm  x_k = base + alpha_k |base| d / |d|    (teren's scan: alpha = 1 moves by |base|)
+ *   absolute    x_k = base + alpha_k d / |d|           (alpha in activation units)
+ *
+ * d is centred first (d -= mean(d), teren's scan) when [perturb] center_direction is set or the
+ * basis is centered; norms are taken in the sweep's basis. A zero direction leaves every step at the
+ * base (a flat curve, whose normalised scores are NaN).
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "plateau/error.h"
+#include "experiment.h"
+
+void pl_center(double *v, int C)
+{
+    double mean = 0.0;
+    for (int c = 0; c < C; c++)
+        mean += v[c];
+    mean /= C;
+    for (int c = 0; c < C; c++)
+        v[c] -= mean;
+}
+
+void pl_center_float(float *v, int C)
+{
+    double mean = 0.0;
+    for (int c = 0; c < C; c++)
+        mean += v[c];
+    mean /= C;
+    for (int c = 0; c < C; c++)
+        v[c] = (float)(v[c] - mean);
+}
+
+static double norm2(const double *v, int C)
+{
+    double s = 0.0;
+    for (int c = 0; c < C; c++)
+        s += v[c] * v[c];
+    return sqrt(s);
+}
+
+int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int C = ex->C;
+    double *base = pl_malloc(sizeof(double) * 3 * (size_t)C, "unit vectors"), *dir = base + C; /* dir: 2 C */
+    if (!base)
+        return PL_ERR;
+    PL_BASE_KINDS[cfg->bases[id.b]].make(ex, id, base);
+    PL_DIRECTION_KINDS[cfg->dirs[id.d].kind].direction(ex, id.d, id, base, dir);
+    if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
+        pl_center(dir, C);
+    double scale = 1.0;
+    if (cfg->step_mode != PL_STEP_TO_TARGET) {
+        double nd = norm2(dir, C);
+        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? norm2(base, C) : 1.0;
+        scale = nd > 0.0 ? length / nd : 0.0;
+    }
+    for (int k = 0; k < ex->steps; k++) {
+        double a = ex->alpha[k] * scale;
+        float *x = X + (size_t)k * C;
+        for (int c = 0; c < C; c++)
+            x[c] = (float)(base[c] + a * dir[c]);
+    }
+    free(base);
+    return PL_OK;
+}

@@ -1,0 +1,364 @@
+/* The forward pass and fast path of rotary decoders (decoder.h): Llama, Mistral, Qwen2, llama2.c
+ * checkpoints and GPT-NeoX. Weights are PyTorch nn.Linear [out, in]; activations row-major
+ * [rows, width]. The clean run caches each layer's keys (rotated) and values per key/value head,
+ * [T, KVH*hd]: the fast path rotates only the perturbed positions' queries and keys. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "../ops.h"
+#include "decoder.h"
+#include "plateau/error.h"
+
+static const pl_family_ops decoder_ops;
+
+static void decoder_free(void *weights)
+{
+    pl_decoder *d = weights;
+    if (!d)
+        return;
+    free(d->blocks);
+    free(d->cfg.inv_freq);
+    free(d);
+}
+
+pl_decoder *pl_decoder_new(pl_model *m, int n_layer)
+{
+    pl_decoder *d = pl_calloc(1, sizeof *d, "decoder");
+    if (!d)
+        return NULL;
+    d->blocks = pl_calloc((size_t)n_layer, sizeof *d->blocks, "decoder blocks");
+    if (!d->blocks) {
+        free(d);
+        return NULL;
+    }
+    d->cfg.n_layer = n_layer;
+    m->weights = d;
+    m->ops = &decoder_ops;
+    return d;
+}
+
+int pl_decoder_rope_default(pl_decoder_config *cfg, double theta)
+{
+    int half = cfg->rot_dim / 2;
+    cfg->inv_freq = pl_malloc(sizeof(float) * (size_t)(half ? half : 1), "rope frequencies");
+    if (!cfg->inv_freq)
+        return PL_ERR;
+    for (int k = 0; k < half; k++)
+        cfg->inv_freq[k] = 1.0f / powf((float)theta, (float)(2 * k) / (float)cfg->rot_dim);
+    return PL_OK;
+}
+
+void pl_decoder_set_info(pl_model *m, const char *family, const char *format, int synthetic)
+{
+    const pl_decoder *d = m->weights;
+    const pl_decoder_config *c = &d->cfg;
+    pl_model_info *info = &m->info;
+    snprintf(info->family, sizeof info->family, "%s", family);
+    snprintf(info->format, sizeof info->format, "%s", format);
+    info->n_layer = c->n_layer;
+    info->d_model = c->d_model;
+    info->n_head = c->n_head;
+    info->n_kv_head = c->n_kv_head;
+    info->head_dim = c->head_dim;
+    info->d_mlp = c->d_mlp;
+    info->n_vocab = c->n_vocab;
+    info->n_ctx = c->n_ctx;
+    info->norm = c->norm;
+    info->synthetic = synthetic;
+    size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
+    size_t MLP = (size_t)c->d_mlp, norm = c->norm == PL_NORM_LAYERNORM ? 2 * C : C;
+    const pl_decoder_block *b = &d->blocks[0];
+    size_t block = 2 * norm + C * (qd + 2 * kvd) + qd * C + (c->mlp == PL_MLP_SWIGLU ? 3 : 2) * C * MLP;
+    block += ((b->q_b || b->qkv_b) ? qd + 2 * kvd : 0) + (b->o_b ? C : 0) + (b->up_b ? MLP : 0) + (b->down_b ? C : 0);
+    info->n_params = (size_t)c->n_vocab * C * (c->tied ? 1 : 2) + norm + (size_t)c->n_layer * block;
+}
+
+/* ------------------------------------------------------------ layer pieces */
+
+typedef struct {
+    float *h;       /* [R, C] normalised input of a sublayer */
+    float *q;       /* [R, H*hd] */
+    float *k, *v;   /* [R, KVH*hd] */
+    float *qkv;     /* [R, 3*H*hd] GPT-NeoX's fused projection, or NULL */
+    float *att;     /* [R, H*hd] */
+    float *o;       /* [R, C] attention output */
+    float *a, *b;   /* [R, MLP] MLP hidden (gate, up) */
+    float *mo;      /* [R, C] MLP output */
+    float *scores;  /* [T, T] */
+    float *rope;    /* [T, rot_dim] the rotary table of the positions in flight */
+    void *block;
+} scratch;
+
+static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
+{
+    const pl_decoder_config *c = &d->cfg;
+    size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
+    size_t MLP = (size_t)c->d_mlp, fused = d->blocks[0].qkv_w ? 3 * qd : 0;
+    size_t floats = R * (C + qd + 2 * kvd + fused + qd + C + 2 * MLP + C) + (size_t)T * T + (size_t)T * c->rot_dim;
+    float *p = pl_malloc(floats * sizeof(float), "activations");
+    if (!p)
+        return PL_ERR;
+    s->block = p;
+    s->h = p, p += R * C;
+    s->q = p, p += R * qd;
+    s->k = p, p += R * kvd;
+    s->v = p, p += R * kvd;
+    s->qkv = fused ? p : NULL, p += R * fused;
+    s->att = p, p += R * qd;
+    s->o = p, p += R * C;
+    s->a = p, p += R * MLP;
+    s->b = p, p += R * MLP;
+    s->mo = p, p += R * C;
+    s->scores = p, p += (size_t)T * T;
+    s->rope = p;
+    return PL_OK;
+}
+
+static void norm(const pl_decoder_config *c, float *out, const float *in, const float *w, const float *b, int R)
+{
+    if (c->norm == PL_NORM_RMSNORM)
+        pl_op_rmsnorm(out, in, w, R, c->d_model, c->norm_eps);
+    else
+        pl_op_layernorm(out, in, w, b, R, c->d_model, c->norm_eps);
+}
+
+/* q, k, v of R rows of s->h (row i at position s->rope's i % PERIOD), queries and keys rotated. */
+static void project_qkv(const pl_decoder *d, const pl_decoder_block *b, int R, int period, scratch *s)
+{
+    const pl_decoder_config *c = &d->cfg;
+    int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd;
+    if (b->qkv_w) {
+        pl_op_linear(s->qkv, s->h, b->qkv_w, b->qkv_b, R, C, 3 * qd);
+        for (int i = 0; i < R; i++) /* per head [q, k, v] -> three [H*hd] rows */
+            for (int j = 0; j < H; j++) {
+                const float *src = s->qkv + (size_t)i * 3 * qd + (size_t)j * 3 * hd;
+                memcpy(s->q + (size_t)i * qd + (size_t)j * hd, src, sizeof(float) * hd);
+                memcpy(s->k + (size_t)i * kvd + (size_t)j * hd, src + hd, sizeof(float) * hd);
+                memcpy(s->v + (size_t)i * kvd + (size_t)j * hd, src + 2 * hd, sizeof(float) * hd);
+            }
+    } else {
+        pl_op_linear(s->q, s->h, b->q_w, b->q_b, R, C, qd);
+        pl_op_linear(s->k, s->h, b->k_w, b->k_b, R, C, kvd);
+        pl_op_linear(s->v, s->h, b->v_w, b->v_b, R, C, kvd);
+    }
+    pl_op_rope(s->q, R, (size_t)qd, H, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
+    pl_op_rope(s->k, R, (size_t)kvd, KVH, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
+}
+
+/* s->mo[R, C] = MLP of s->h. */
+static void mlp(const pl_decoder_config *c, const pl_decoder_block *b, int R, scratch *s)
+{
+    int C = c->d_model, MLP = c->d_mlp;
+    if (c->mlp == PL_MLP_SWIGLU) {
+        pl_op_linear(s->a, s->h, b->gate_w, NULL, R, C, MLP);
+        pl_op_linear(s->b, s->h, b->up_w, b->up_b, R, C, MLP);
+        pl_op_swiglu(s->a, s->b, (size_t)R * MLP);
+    } else {
+        pl_op_linear(s->a, s->h, b->up_w, b->up_b, R, C, MLP);
+        pl_op_gelu_erf(s->a, (size_t)R * MLP);
+    }
+    pl_op_linear(s->mo, s->a, b->down_w, b->down_b, R, MLP, C);
+}
+
+/* After attention (s->att): x[R, C] becomes the block's output, sequential or parallel. */
+static void finish_block(const pl_decoder_config *c, const pl_decoder_block *b, float *x, int R, scratch *s)
+{
+    int C = c->d_model, qd = c->n_head * c->head_dim;
+    size_t n = (size_t)R * C;
+    pl_op_linear(s->o, s->att, b->o_w, b->o_b, R, qd, C);
+    if (c->parallel_residual) {
+        norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
+        mlp(c, b, R, s);
+        pl_op_residual_add(x, s->o, n);
+        pl_op_residual_add(x, s->mo, n);
+    } else {
+        pl_op_residual_add(x, s->o, n);
+        norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
+        mlp(c, b, R, s);
+        pl_op_residual_add(x, s->mo, n);
+    }
+}
+
+/* next-token logits[M, V] of final-residual rows x[M, C]. */
+static int unembed(const void *weights, const float *x, int M, float *logits)
+{
+    const pl_decoder *d = weights;
+    const pl_decoder_config *c = &d->cfg;
+    int C = c->d_model, V = c->n_vocab;
+    float *h = pl_malloc(sizeof(float) * (size_t)M * C, "final norm");
+    if (!h)
+        return PL_ERR;
+    norm(c, h, x, d->normf_w, d->normf_b, M);
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, d->unembed, C, h, 1, 0.0f, logits, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, logits, V);
+    free(h);
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------ full forward */
+
+static int decoder_forward(const pl_model *model, const int *tokens, int N, int T, int stop, int patch_index,
+                           int patch_pos, const float *patch, pl_run *runs)
+{
+    const pl_decoder *d = model->weights;
+    const pl_decoder_config *c = &d->cfg;
+    int C = c->d_model, L = c->n_layer, V = c->n_vocab, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim;
+    int qd = H * hd, kvd = KVH * hd;
+    size_t TC = (size_t)T * C, R = (size_t)N * T, Tkv = (size_t)T * kvd;
+    float *x = pl_malloc(sizeof(float) * R * C, "residual stream");
+    scratch s = {0};
+    if (!x || scratch_alloc(&s, d, R, T) != PL_OK || pl_runs_alloc(runs, N, T, C, L, V, kvd, stop) != PL_OK)
+        goto fail;
+    pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, 0, T);
+    for (size_t r = 0; r < R; r++) /* resid index 0: the token embedding (positions enter by RoPE) */
+        memcpy(x + r * C, d->embed + (size_t)tokens[r] * C, sizeof(float) * C);
+
+    for (int l = 0; l <= stop; l++) {
+        if (patch && l == patch_index)
+            memcpy(x + (size_t)patch_pos * C, patch, sizeof(float) * C);
+        for (int i = 0; i < N; i++)
+            memcpy(runs[i].resid + (size_t)l * TC, x + i * TC, sizeof(float) * TC);
+        if (l == stop)
+            break;
+        const pl_decoder_block *b = &d->blocks[l];
+        norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
+        project_qkv(d, b, (int)R, T, &s);
+        for (int i = 0; i < N; i++) {
+            memcpy(runs[i].k + (size_t)l * Tkv, s.k + i * Tkv, sizeof(float) * Tkv);
+            memcpy(runs[i].v + (size_t)l * Tkv, s.v + i * Tkv, sizeof(float) * Tkv);
+            pl_op_causal_attention(s.att + (size_t)i * T * qd, s.q + (size_t)i * T * qd, (size_t)qd, s.k + i * Tkv,
+                                   s.v + i * Tkv, (size_t)kvd, T, H, KVH, hd, s.scores);
+        }
+        finish_block(c, b, x, (int)R, &s);
+    }
+    if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, d) != PL_OK)
+        goto fail;
+    free(s.block);
+    free(x);
+    return PL_OK;
+fail:
+    free(s.block);
+    free(x);
+    for (int i = 0; i < N; i++)
+        pl_run_free(&runs[i]);
+    return PL_ERR;
+}
+
+/* ------------------------------------------------------------ fast path */
+
+static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
+                                     int G, int M, int resid_index, int pos, const float *X, float *logits,
+                                     int read_index, float *read)
+{
+    const pl_decoder *d = model->weights;
+    const pl_decoder_config *c = &d->cfg;
+    int L = c->n_layer, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, T = cleans[0]->T;
+    int qd = H * hd, kvd = KVH * hd;
+    if (cleans[0]->kv_dim != kvd)
+        return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
+                       kvd);
+
+    /* Every variant carries positions pos..T-1 (n of them): rows v*n .. v*n + n-1. */
+    int n = T - pos;
+    size_t R = (size_t)M * n, Tkv = (size_t)T * kvd;
+    pl_fast_rows f = {0};
+    scratch s = {0};
+    if (pl_fast_rows_init(&f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
+        return PL_ERR;
+    if (scratch_alloc(&s, d, R, T) != PL_OK) {
+        pl_fast_rows_free(&f);
+        return PL_ERR;
+    }
+    float *x = f.x;
+    const pl_run **clean_of = f.clean_of;
+    pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n); /* the variants' positions pos..T-1 */
+
+    for (int l = resid_index; l < L; l++) {
+        const pl_decoder_block *b = &d->blocks[l];
+        norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
+        project_qkv(d, b, (int)R, n, &s);
+        for (int v = 0; v < M; v++) {
+            const float *kc = clean_of[v]->k + (size_t)l * Tkv, *vc = clean_of[v]->v + (size_t)l * Tkv;
+            const float *kr = s.k + (size_t)v * n * kvd, *vr = s.v + (size_t)v * n * kvd;
+            for (int j = 0; j < n; j++) {
+                size_t row = (size_t)v * n + j;
+                pl_op_attend_one(s.att + row * qd, s.q + row * qd, kc, vc, pos, (size_t)kvd, kr, vr, j + 1,
+                                 (size_t)kvd, H, KVH, hd, s.scores);
+            }
+        }
+        finish_block(c, b, x, (int)R, &s);
+        if (read && read_index == l + 1)
+            pl_fast_rows_read(&f, read);
+    }
+    free(s.block);
+    int rc = PL_OK;
+    if (logits) {
+        pl_fast_rows_gather_last(&f);
+        rc = unembed(d, f.x, M, logits);
+    }
+    pl_fast_rows_free(&f);
+    return rc;
+}
+
+/* ------------------------------------------------------------ FLOP counts */
+
+/* Matmul FLOPs of one block for n rows (two per multiply-add): q, k, v, o and the MLP's two or
+ * three matrices. */
+static double block_matmul_flops(const pl_decoder_config *c, double n)
+{
+    double C = c->d_model, qd = (double)c->n_head * c->head_dim, kvd = (double)c->n_kv_head * c->head_dim;
+    double MLP = c->d_mlp;
+    return 2.0 * n * (C * qd + 2.0 * C * kvd + qd * C + (c->mlp == PL_MLP_SWIGLU ? 3.0 : 2.0) * C * MLP);
+}
+
+/* Attention FLOPs for query positions first..last-1: q.k and p.v over t+1 keys, per query head. */
+static double attention_flops(const pl_decoder_config *c, int first, int last)
+{
+    double f = 0.0, qd = (double)c->n_head * c->head_dim;
+    for (int t = first; t < last; t++)
+        f += 4.0 * qd * (t + 1);
+    return f;
+}
+
+static double decoder_forward_flops(const pl_model *m, int T)
+{
+    const pl_decoder_config *c = &((const pl_decoder *)m->weights)->cfg;
+    return c->n_layer * (block_matmul_flops(c, T) + attention_flops(c, 0, T)) + 2.0 * c->d_model * c->n_vocab;
+}
+
+static double decoder_patch_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    const pl_decoder_config *c = &((const pl_decoder *)m->weights)->cfg;
+    return (c->n_layer - resid_index) * (block_matmul_flops(c, T - pos) + attention_flops(c, pos, T)) +
+           2.0 * c->d_model * c->n_vocab;
+}
+
+static void decoder_describe(const pl_model *m, FILE *out)
+{
+    const pl_decoder *d = m->weights;
+    const pl_decoder_config *c = &d->cfg;
+    fprintf(out, "attention           %s (%d query heads, %d key/value heads)\n",
+            c->n_kv_head == c->n_head ? "multi-head" : "grouped-query", c->n_head, c->n_kv_head);
+    fprintf(out, "norm_eps            %g\n", (double)c->norm_eps);
+    fprintf(out, "mlp                 %s\n", c->mlp == PL_MLP_SWIGLU ? "swiglu (silu gate)" : "gelu (exact erf)");
+    fprintf(out, "residual            %s\n", c->parallel_residual ? "parallel (x + attn(ln1 x) + mlp(ln2 x))"
+                                                                   : "sequential");
+    fprintf(out, "rotary              %d of %d dims per head, %s\n", c->rot_dim, c->head_dim,
+            c->rope_interleaved ? "interleaved pairs (llama2.c)" : "rotate-half (HF)");
+    fprintf(out, "tied_embeddings     %s\n", c->tied ? "yes" : "no");
+}
+
+static const pl_family_ops decoder_ops = {
+    .describe = decoder_describe,
+    .forward = decoder_forward,
+    .patch_eval_groups = decoder_patch_eval_groups,
+    .forward_flops = decoder_forward_flops,
+    .patch_flops = decoder_patch_flops,
+    .free_weights = decoder_free,
+};
