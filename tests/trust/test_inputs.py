@@ -3,8 +3,8 @@
 - .npy direction files written here byte by byte: a shape whose element count wraps (2^58 x 64), a 3-D
   array, Fortran order, big-endian, a truncated header, data shorter and longer than the shape, a
   header that is not a dict; each is refused naming the file (under ASan: no read out of bounds).
-- a token outside the vocabulary in JSONL prompts: the message names the line and the token (the
-  message used to read freed memory).
+- a tokenizer whose ids do not fit the model's vocabulary, with JSONL prompts: one line naming it (the
+  message for such a token used to read freed memory).
 - hook names: blocks.01.hook_resid_pre is stored as blocks.1.hook_resid_pre, so merge refuses the
   same hook under two spellings; blocks.99999999999999999999 is "too large", not "block -1".
 - configs: a directory, a NUL byte, an indented line, a line longer than libinih's 200-byte buffer (a
@@ -94,7 +94,7 @@ with open(docs, "w") as f:
         f.write(json.dumps({"text": "Document %d says: zebra quilts vex %d jumping wizards!" % (i, i * 7)}) + "\n")
 tl.expect_error("token outside the vocabulary", tl.plateau(
     ["run", ini, "--quiet", "--set", "model.path=" + small, "--set", "data.prompts=" + docs]),
-    "docs.jsonl:", "is outside the model's vocabulary (300)")
+    "vocabulary", "300")  # refused when the tokenizer is opened, or naming the document's line
 
 # --- hook names --------------------------------------------------------------------------------
 r = tl.plateau(["config", ini, "--set", "perturb.hook=blocks.01.hook_resid_pre", "--get", "perturb.hook"])
