@@ -28,7 +28,8 @@ enum {
 #define PL_PRINTF(a, b)
 #endif
 
-/* Record a message (printf-style) and return PL_ERR. */
+/* Record a message (printf-style) and return PL_ERR. Line breaks in it become spaces and other
+ * control characters '?', so a message is always one line whatever it quotes. */
 int pl_fail(const char *fmt, ...) PL_PRINTF(1, 2);
 /* Prepend "<context>: " to the recorded message and return PL_ERR. */
 int pl_fail_prefix(const char *fmt, ...) PL_PRINTF(1, 2);

@@ -7,12 +7,24 @@
 
 static _Thread_local char error_message[2048];
 
+/* Messages are one line, whatever they quote (a parser's excerpt of a file, a value with a newline):
+ * line breaks and tabs become spaces, other control characters '?'. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\n' || *s == '\r' || *s == '\t')
+            *s = ' ';
+        else if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+}
+
 int pl_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(error_message, sizeof error_message, fmt, ap);
     va_end(ap);
+    one_line(error_message);
     return PL_ERR;
 }
 
@@ -37,6 +49,7 @@ int pl_fail_prefix(const char *fmt, ...)
         rest = sizeof error_message - 1 - used;
     memcpy(error_message + used, previous, rest);
     error_message[used + rest] = '\0';
+    one_line(error_message);
     return PL_ERR;
 }
 

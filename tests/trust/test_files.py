@@ -92,7 +92,7 @@ before = tl.fingerprint(ckpt)
 tl.expect_error("existing checkpoint without --resume", tl.plateau(["run", ini]), ckpt, "--resume", "remove it")
 untouched("existing checkpoint without --resume", ckpt, before)
 if sl.shutil.which("mpirun"):
-    tl.expect_error("existing checkpoint, 2 ranks", tl.mpi(2, ["run", ini]), ckpt, "--resume")
+    tl.expect_error("existing checkpoint, 2 ranks", tl.mpi(2, ["run", ini]), ckpt, "--resume", one_line="plateau")
     untouched("existing checkpoint, 2 ranks", ckpt, before)
 tl.expect_error("not a checkpoint, --resume", tl.plateau(["run", ini, "--resume"]), ckpt, "not a plateau checkpoint")
 untouched("not a checkpoint, --resume", ckpt, before)

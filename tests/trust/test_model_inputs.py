@@ -1,7 +1,8 @@
 """Issue 8, items 5 and 7, for the files of a model dir (read by src/model and src/tokenizer through
 src/util): a FIFO as model.safetensors, config.json or vocab.json, merges.txt that is /dev/zero, and
 config.json that is a directory are one-line errors (exit 2) naming the file, without blocking or
-reading without end, both for `plateau run` and for the model commands."""
+reading without end, both for `plateau run` and for the model commands; a JSON error that quotes a
+line break is still one line."""
 import json
 import os
 import sys
@@ -41,4 +42,12 @@ broken("FIFO as config.json", "config.json", os.mkfifo, "FIFO")
 broken("config.json a directory", "config.json", os.mkdir, "directory")
 broken("FIFO as vocab.json", "vocab.json", os.mkfifo, "FIFO")
 broken("merges.txt is /dev/zero", "merges.txt", lambda p: os.symlink("/dev/zero", p), "character device")
+# found by fuzz_model_config: jansson quotes the text near a JSON error, newline included; the message
+# stays one line
+def broken_escape(path):
+    with open(path, "w") as f:
+        f.write('{\n  "model_type": "\\\\\\\\\\\n  "n_layer": 2\n}\n')
+
+
+broken("config.json with an escape broken across lines", "config.json", broken_escape, "not valid JSON")
 print("model input tests passed")

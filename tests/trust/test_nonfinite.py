@@ -86,7 +86,8 @@ tl.expect_error("non-finite logits (nonfinite = error)", tl.plateau(args),
                 "unit 0 (prompt 0, base real, direction real_other, sample 0), alpha = 0", "NaN",
                 "[run] nonfinite = error")
 if sl.shutil.which("mpirun"):
-    tl.expect_error("non-finite logits on 2 ranks", tl.mpi(2, args), "alpha = 0", "[run] nonfinite = error")
+    tl.expect_error("non-finite logits on 2 ranks", tl.mpi(2, args), "alpha = 0", "[run] nonfinite = error",
+                    one_line="plateau")
 if os.path.exists(out):
     sl.fail("nonfinite = error wrote an output")
 
@@ -118,7 +119,8 @@ print("ok nonfinite = mark: KL and JSD stored as NaN and left out of every count
 os.unlink(out)
 
 # A model rewritten in place while the sweep runs.
-big = sl.base_config(model, data, out, data__n_prompts=250, run__checkpoint_every=0.2)
+# ~300k evaluations (seconds): the first checkpoint (0.2 s) comes long before the end
+big = sl.base_config(model, data, out, data__n_prompts=250, perturb__steps=101, run__checkpoint_every=0.2)
 big_ini = sl.write_ini(os.path.join(d, "big.ini"), big)
 moving = os.path.join(d, "moving")
 shutil.copytree(model, moving)
