@@ -18,13 +18,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "/tmp/plateau-fuzz-model.%ld", (long)getpid());
-        mkdir(dir, 0700);
 #ifdef FUZZ_LLAMA2C
         snprintf(file, sizeof file, "%s/model.bin", dir);
 #else
         snprintf(file, sizeof file, "%s/config.json", dir);
 #endif
     }
+    mkdir(dir, 0700); /* every time: a concurrent fuzz_models.sh removes /tmp/plateau-fuzz-model.* when it ends */
     FILE *f = fopen(file, "wb");
     if (!f)
         abort();
