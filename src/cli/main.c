@@ -20,6 +20,7 @@ static const struct {
     {"synth", cmd_synth, "OUT_DIR --layers L --embd C --heads H --ctx N [--vocab-from DIR] [--dtype f32|f16|bf16] [--seed S]"},
     {"run", cmd_run, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--resume] [--naive] [--quiet]"},
     {"merge", cmd_merge, "OUT.nc IN.nc...                    stack per-hook results along 'hook'"},
+    {"synth-sae", cmd_synth_sae, "OUT_DIR --model MODEL --hook H --d-sae N [--architecture A] [--k K] [--seed S]"},
 };
 
 static void print_usage(FILE *out)

@@ -24,7 +24,7 @@ int pl_sweep_setup_grid(pl_sweep *sw)
         return PL_ERR;
     /* linspace(0, alpha_max, steps): k * alpha_max / (steps - 1), exact at both ends */
     for (int k = 0; k < sw->steps; k++)
-        sw->alpha[k] = k == sw->steps - 1 ? sw->cfg->alpha_max : sw->cfg->alpha_max * k / (sw->steps - 1);
+        sw->alpha[k] = pl_alpha_at(sw->cfg->alpha_max, sw->steps, k);
     return PL_OK;
 }
 
@@ -48,6 +48,8 @@ int pl_sweep_setup_units(pl_sweep *sw)
     pl_experiment *ex = &sw->ex;
     ex->cfg = sw->cfg;
     ex->C = sw->C;
+    ex->V = sw->V;
+    ex->sae = sw->sae.dir ? &sw->sae : NULL;
     ex->P = sw->P;
     ex->S = sw->S;
     ex->NB = sw->NB;
@@ -60,6 +62,32 @@ int pl_sweep_setup_units(pl_sweep *sw)
     ex->trace = sw->trace;
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
+    return PL_OK;
+}
+
+int pl_sweep_open_sae(pl_sweep *sw)
+{
+    pl_sweep_config *cfg = sw->cfg;
+    if (!cfg->sae_path)
+        return PL_OK;
+    const char *origin = pl_sweep_config_origin(cfg, "sae", "path");
+    if (pl_sae_open(&sw->sae, cfg->sae_path, sw->C) != PL_OK)
+        return pl_fail_prefix("%s: [sae] path = %s", origin, cfg->sae_path);
+    /* The SAE must read the residual that is perturbed: the same index (blocks.L.hook_resid_post is
+     * blocks.L+1.hook_resid_pre), or the readouts and directions would belong to another activation. */
+    int index;
+    if (pl_hook_parse(sw->model, sw->sae.hook, &index) != PL_OK)
+        return pl_fail_prefix("%s: [sae] path = %s: cfg.json's hook is not a residual-stream hook of this model",
+                              origin, cfg->sae_path);
+    if (index != sw->resid_index)
+        return pl_fail("%s: [sae] path = %s: the SAE reads %s (cfg.json), but [perturb] hook is %s (%s)", origin,
+                       cfg->sae_path, sw->sae.hook, cfg->hook, pl_sweep_config_origin(cfg, "perturb", "hook"));
+    if (cfg->sae_sha256 && strcmp(cfg->sae_sha256, sw->sae.sha256))
+        return pl_fail("%s: [sae] sha256 = %s, but the SAE in %s has sha256 %s (of cfg.json followed by "
+                       "sae_weights.safetensors)",
+                       pl_sweep_config_origin(cfg, "sae", "sha256"), cfg->sae_sha256, cfg->sae_path, sw->sae.sha256);
+    if (!cfg->sae_sha256 && !(cfg->sae_sha256 = strdup(sw->sae.sha256)))
+        return pl_fail("out of memory (SAE sha256)");
     return PL_OK;
 }
 
@@ -108,7 +136,7 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
         cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
         cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
-        cache->scratch = pl_malloc(sizeof(double) * 4 * (size_t)V, "metric scratch");
+        cache->scratch = pl_malloc(pl_unit_metrics_scratch(&sw->ex, S), "metric scratch");
         if (!cache->X || !cache->logits || !cache->read || !cache->scratch)
             return PL_ERR;
     }
@@ -173,10 +201,18 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
     if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
         for (size_t row = 0; row < (size_t)n * S; row++)
             pl_center_float(cache->read + row * C, C);
-    for (int i = 0; i < n; i++)
-        pl_unit_metrics(cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C, S, V, C,
-                        sw->cfg->metrics, sw->NM, next_token_at_readout(sw, pl_unit_decode(sw, first + i).p),
-                        cache->scratch, out + (size_t)i * sw->NM * S);
+    for (int i = 0; i < n; i++) {
+        pl_unit_id id = pl_unit_decode(sw, first + i);
+        float *o = out + (size_t)i * sw->NM * S;
+        if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
+            for (size_t j = 0; j < (size_t)sw->NM * S; j++)
+                o[j] = NAN;
+            continue;
+        }
+        pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
+                        cache->X + (size_t)i * S * C, S, pl_unit_reference(&sw->ex, id),
+                        next_token_at_readout(sw, id.p), cache->scratch, o);
+    }
     return PL_OK;
 }
 
@@ -190,5 +226,7 @@ void pl_sweep_free(pl_sweep *sw)
     free(sw->chol);
     free(sw->sigma);
     pl_experiment_free(&sw->ex);
+    if (sw->sae.dir)
+        pl_sae_close(&sw->sae);
     memset(sw, 0, sizeof *sw);
 }

@@ -247,6 +247,9 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->steps = st->cfg.steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
     pl_sweep_set_batches(sw);
+    ok = pl_sweep_open_sae(sw) == PL_OK; /* before the clean forwards: a bad SAE fails at once */
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
 
     /* prompts: rank 0 reads and tokenises, everyone gets the ids */
     int n_all = sw->P + st->cfg.cov_prompts, T = sw->T, C = sw->C;
@@ -357,6 +360,8 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     ok = pl_sweep_setup_units(sw) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
+    if (st->rank == 0 && !st->quiet)
+        pl_experiment_notes(&sw->ex, stderr);
 
     /* a batch is about steps patched rows (or full forwards) plus one clean forward per unit */
     double per = opt->naive ? sw->steps
