@@ -1,10 +1,13 @@
-"""Malformed SAE dirs and SAE config errors: each run exits 2 with a one-line message naming the file,
-key or tensor and what is wrong (and never hangs: a FIFO in the weights' place is refused at once). One
-of them on two MPI ranks: exit 2, the message once."""
+"""Malformed SAE dirs and SAE config errors: each exits 2 with a one-line message naming the file, key or
+tensor and what is wrong (and never hangs: a FIFO in the weights' place is refused at once). The config
+errors, the checks against the model and a sample of the dir errors go through `plateau run` (one of them
+on two MPI ranks: exit 2, the message once); the other dir errors through tests/sae/sae_probe.c, which
+opens an SAE with the same code (pl_sae_open) without the cost of starting MPI for each."""
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -15,6 +18,7 @@ import ref_sae  # noqa: E402
 import sweeplib as sl  # noqa: E402
 
 d = sl.workdir(sys.argv)
+PROBE = sys.argv[2]
 C, F, HOOK = 32, 48, "blocks.1.hook_resid_pre"
 model = sl.make_model(d, embd=C)
 data = sl.make_bin(d, 8 * 120, 300)
@@ -46,17 +50,23 @@ def config(sae_path, **over):
 n_cases = 0
 
 
-def expect(label, sae_path, pattern, mpi=0, **over):
+def expect(label, sae_path, pattern, mpi=0, run=False, **over):
+    """Exit 2 and one line matching PATTERN: through `plateau run` (RUN, MPI ranks) or the probe."""
     global n_cases
-    ini = sl.write_ini(os.path.join(d, label + ".ini"), config(sae_path, **over))
-    r = sl.run([ini, "--quiet"], mpi=mpi, timeout=60)
+    if run or mpi or over:
+        ini = sl.write_ini(os.path.join(d, label + ".ini"), config(sae_path, **over))
+        r = sl.run([ini, "--quiet"], mpi=mpi, timeout=60)
+    else:
+        np.zeros(C, "<f4").tofile(os.path.join(d, "row.f32"))
+        r = subprocess.run([PROBE, sae_path, str(C), "1", os.path.join(d, "row.f32"), os.path.join(d, "probe.out")],
+                           capture_output=True, text=True, timeout=60)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and (not mpi or ln.startswith("plateau"))]
     if r.returncode != 2 or len(lines) != 1 or not re.search(pattern, lines[0]):
         sl.fail("%s: want exit 2 and one line matching %r, got exit %d:\n%s" % (label, pattern, r.returncode, r.stderr))
     if os.path.exists(os.path.join(d, "out.nc")):
         sl.fail("%s: an output was written" % label)
     n_cases += 1
-    print("ok %-26s %s" % (label, lines[0]))
+    print("ok %-22s %-5s %s" % (label, "run" if run or mpi or over else "probe", lines[0]))
 
 
 good = sae_dir("good")
@@ -66,7 +76,8 @@ if r.returncode != 0:
 os.unlink(os.path.join(d, "out.nc"))
 
 # the dir and its files
-expect("missing_dir", os.path.join(d, "nowhere"), r"\[sae\] path = .*nowhere: .*nowhere: cannot open SAE dir")
+expect("missing_dir", os.path.join(d, "nowhere"), r"\[sae\] path = .*nowhere: .*nowhere: cannot open SAE dir",
+       run=True)
 open(os.path.join(d, "a_file"), "w").close()
 expect("not_a_dir", os.path.join(d, "a_file"), r"a_file: not a directory \(an SAE is a SAELens dir")
 p = sae_dir("no_cfg")
@@ -81,7 +92,7 @@ expect("no_weights", p, r"no_weights/sae_weights\.safetensors: cannot open")
 p = sae_dir("fifo_weights")
 os.unlink(os.path.join(p, "sae_weights.safetensors"))
 os.mkfifo(os.path.join(p, "sae_weights.safetensors"))
-expect("fifo_weights", p, r"fifo_weights/sae_weights\.safetensors: is a FIFO, not a regular file")
+expect("fifo_weights", p, r"fifo_weights/sae_weights\.safetensors: is a FIFO, not a regular file", run=True)
 p = sae_dir("truncated")
 w = os.path.join(p, "sae_weights.safetensors")
 open(w, "r+b").truncate(os.path.getsize(w) - 100)
@@ -91,11 +102,12 @@ expect("truncated_weights", p, r"truncated/sae_weights\.safetensors: ")
 expect("no_d_in", sae_dir("no_d_in", without(GOOD_CFG, "d_in")), r"cfg\.json: 'd_in' is missing")
 expect("d_sae_string", sae_dir("d_sae_string", dict(GOOD_CFG, d_sae="48")), r"'d_sae' must be an integer in 1\.\.")
 expect("d_in_not_width", sae_dir("d_in_48", dict(GOOD_CFG, d_in=48)),
-       r"cfg\.json: d_in is 48, but the model's residual width is 32")
+       r"cfg\.json: d_in is 48, but the model's residual width is 32", run=True)
 expect("hook_mismatch", sae_dir("hook0", dict(GOOD_CFG, hook_name="blocks.0.hook_resid_pre")),
-       r"the SAE reads blocks\.0\.hook_resid_pre \(cfg\.json\), but \[perturb\] hook is blocks\.1\.hook_resid_pre")
+       r"the SAE reads blocks\.0\.hook_resid_pre \(cfg\.json\), but \[perturb\] hook is blocks\.1\.hook_resid_pre",
+       run=True)
 expect("hook_not_residual", sae_dir("hook_mlp", dict(GOOD_CFG, hook_name="blocks.1.hook_mlp_out")),
-       r"cfg\.json's hook is not a residual-stream hook of this model: hook 'blocks\.1\.hook_mlp_out'")
+       r"cfg\.json's hook is not a residual-stream hook of this model: hook 'blocks\.1\.hook_mlp_out'", run=True)
 expect("no_hook", sae_dir("no_hook", without(GOOD_CFG, "hook_name")), r"cfg\.json: no hook name")
 expect("hooks_disagree", sae_dir("hooks2", dict(GOOD_CFG, metadata={"hook_name": "blocks.0.hook_resid_pre"})),
        r"'hook_name' is 'blocks\.1\.hook_resid_pre' but 'metadata\.hook_name' is 'blocks\.0\.hook_resid_pre'")
@@ -110,7 +122,7 @@ expect("topk_k_big", sae_dir("topk_k_big", dict(GOOD_CFG, architecture="topk", k
 expect("topk_k_disagree", sae_dir("topk_k2", dict(GOOD_CFG, architecture="topk", k=4, activation_fn_kwargs={"k": 5}),
                                   without(GOOD_T, "threshold")), r"'k' is 4 but activation_fn_kwargs\.k is 5")
 expect("norm_expected_avg", sae_dir("norm_avg", dict(GOOD_CFG, normalize_activations="expected_average_only_in")),
-       r"normalize_activations 'expected_average_only_in' scales inputs .* the dir does not hold")
+       r"normalize_activations 'expected_average_only_in' scales inputs .* the dir does not hold", run=True)
 expect("norm_unknown", sae_dir("norm_x", dict(GOOD_CFG, normalize_activations="batch_norm")),
        r"normalize_activations 'batch_norm' is not implemented")
 expect("finetuning_scale", sae_dir("fsf", dict(GOOD_CFG, finetuning_scaling_factor=True)),
@@ -118,7 +130,7 @@ expect("finetuning_scale", sae_dir("fsf", dict(GOOD_CFG, finetuning_scaling_fact
 
 # sae_weights.safetensors
 expect("jumprelu_no_threshold", sae_dir("no_threshold", tensors=without(GOOD_T, "threshold")),
-       r"tensor 'threshold' is missing: a jumprelu SAE needs one threshold per feature")
+       r"tensor 'threshold' is missing: a jumprelu SAE needs one threshold per feature", run=True)
 expect("no_b_enc", sae_dir("no_b_enc", tensors=without(GOOD_T, "b_enc")), r"tensor 'b_enc' is missing")
 expect("W_enc_transposed", sae_dir("w_enc_t", tensors=dict(GOOD_T, W_enc=GOOD_T["W_enc"].T)),
        r"tensor 'W_enc' has shape \[48, 32\], expected \[32, 48\]")
@@ -128,7 +140,8 @@ expect("threshold_2d", sae_dir("thr2d", tensors=dict(GOOD_T, threshold=GOOD_T["t
        r"tensor 'threshold' has shape \[1, 48\], expected \[48\]")
 bad = GOOD_T["W_dec"].copy()
 bad[3, 5] = np.nan
-expect("nan_W_dec", sae_dir("nan", tensors=dict(GOOD_T, W_dec=bad)), r"tensor 'W_dec': element 101 is NaN")
+expect("nan_W_dec", sae_dir("nan", tensors=dict(GOOD_T, W_dec=bad)), r"tensor 'W_dec': element 101 is NaN",
+       run=True)
 bad = GOOD_T["b_dec"].copy()
 bad[2] = np.inf
 expect("inf_b_dec_f16", sae_dir("inf", tensors=dict(GOOD_T, b_dec=bad), dtype="F16"),
@@ -148,7 +161,7 @@ expect("fraction_1", good, r"\[sae\] active_fraction: '1' is not a fraction in \
 expect("sign", good, r"\[sae\] sign: 'up' is not one of negative, positive", sae__sign="up")
 expect("sha_format", good, r"\[sae\] sha256: 'abc' is not a sha256", sae__sha256="abc")
 expect("sha_pin", good, r"\[sae\] sha256 = 0{64}, but the SAE in .*good has sha256 [0-9a-f]{64}", sae__sha256="0" * 64)
-expect("kind_without_sae", "", r"\[perturb\] directions: sae_active needs an SAE: set \[sae\] path")
+expect("kind_without_sae", "", r"\[perturb\] directions: sae_active needs an SAE: set \[sae\] path", run=True)
 expect("readout_without_sae", "", r"\[readout\] metrics: sae_recon_error needs an SAE",
        perturb__directions="cov_random", readout__metrics="kl, sae_recon_error")
 expect("scale_off_grid", good, r"\[perturb\] directions: sae_feature_scale needs alpha = 1 \(its base\) on the grid",

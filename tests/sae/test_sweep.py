@@ -53,7 +53,8 @@ def synth(name, arch, extra=()):
 def run(name, sae_dir, **over):
     out = os.path.join(d, name + ".nc")
     keys = dict(data__n_prompts=P, data__n_ctx=T, data__seed=DATA_SEED, perturb__n_directions=S, perturb__steps=7,
-                perturb__cov_prompts=COV, run__seed=SEED, perturb__hook=HOOK, readout__read_hook="blocks.2.hook_resid_post",
+                perturb__cov_prompts=COV, run__seed=SEED, perturb__hook=HOOK,
+                readout__read_hook="blocks.2.hook_resid_post",
                 output__bootstrap=0, sae__path=sae_dir)
     keys.update(over)
     ini = sl.write_ini(os.path.join(d, name + ".ini"), sl.base_config(model_dir, data, out, **keys))
@@ -133,7 +134,8 @@ def check(label, f, sae_dir, mode, centered=False, center_dir=False, fraction=0.
             not in f["stderr"]:
         sl.fail("%s: never-active count %r, stderr: %s" % (label, f["attrs"]["sae_features_never_active"], f["stderr"]))
     no_feature = int((f["feature"] == -1).sum())
-    if "sae_draws_without_active_feature" in f["attrs"] and f["attrs"]["sae_draws_without_active_feature"] != no_feature:
+    without = f["attrs"].get("sae_draws_without_active_feature")
+    if without is not None and without != no_feature:
         sl.fail("%s: sae_draws_without_active_feature %r, %d in feature" % (
             label, f["attrs"]["sae_draws_without_active_feature"], no_feature))
     alpha = f["alpha"]

@@ -63,8 +63,8 @@ for arch, extra in (("standard", []), ("jumprelu", []), ("topk", ["--k", "6"])):
         sl.fail("%s: another seed gave the same weights" % arch)
     print("ok %s: cfg.json, unit decoder rows, W_enc = W_dec^T, biases scaled to the hook, seeded bytes" % arch)
 
-# a sweep with it says so; blocks.1.hook_resid_post is blocks.2.hook_resid_pre... of a 2-layer model that
-# is the last residual, so perturb blocks.0.hook_resid_post = blocks.1.hook_resid_pre with an SAE of that name
+# a sweep with it says so. The SAE names its hook blocks.0.hook_resid_post, the sweep perturbs
+# blocks.1.hook_resid_pre: the same residual, so they agree
 sae = os.path.join(d, "for-run")
 r = synth_sae(sae, "--model", model, "--hook", "blocks.0.hook_resid_post", "--d-sae", "48")
 if r.returncode != 0:

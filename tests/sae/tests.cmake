@@ -7,7 +7,9 @@ target_link_libraries(sae_probe PRIVATE plateau_experiment)
 set(PL_SAE_TESTS ${CMAKE_CURRENT_LIST_DIR})
 plateau_test(sae_numerics ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_numerics.py ${CMAKE_CURRENT_BINARY_DIR}/sae_numerics
   $<TARGET_FILE:sae_probe>)
-foreach(t malformed synth sweep ranks)
+plateau_test(sae_malformed ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_malformed.py ${CMAKE_CURRENT_BINARY_DIR}/sae_malformed
+  $<TARGET_FILE:sae_probe>)
+foreach(t synth sweep ranks)
   plateau_test(sae_${t} ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sae_${t})
 endforeach()
 set_tests_properties(sae_ranks PROPERTIES RUN_SERIAL TRUE)
