@@ -117,8 +117,9 @@ static int real_other_setup(pl_experiment *ex, int d)
     int P = ex->P, S = ex->S, n_classes;
     int *partner =
         pl_direction_add_state(ex, d, "partner", "prompt whose real activation is the real_other target", 1, NULL, 0);
-    int *redraws = pl_direction_add_state(
-        ex, d, "partner_redraws", "real_other partners redrawn because their activation equalled the base's", 1, NULL, 0);
+    int *redraws = pl_direction_add_state(ex, d, "partner_redraws",
+                                          "real_other partners redrawn because their activation equalled the base's",
+                                          1, NULL, 0);
     int *cls = partner && redraws ? activation_classes(ex, &n_classes) : NULL;
     if (!cls)
         return PL_ERR;

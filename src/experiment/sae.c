@@ -142,9 +142,10 @@ static int cfg_architecture(const char *file, json_t *cfg, pl_sae *sae)
         if (!fn || json_is_null(fn))
             continue;
         const char *name = json_is_string(fn) ? json_string_value(fn) : "";
-        if (!strcmp(name, "topk") && sae->arch == PL_SAE_STANDARD)
+        int relu = !strcmp(name, "relu"), topk = !strcmp(name, "topk");
+        if (topk && sae->arch == PL_SAE_STANDARD)
             sae->arch = PL_SAE_TOPK;
-        else if (!(!strcmp(name, "relu") && sae->arch != PL_SAE_TOPK) && !(!strcmp(name, "topk") && sae->arch == PL_SAE_TOPK))
+        else if (!(relu && sae->arch != PL_SAE_TOPK) && !(topk && sae->arch == PL_SAE_TOPK))
             return pl_fail("%s: '%s' %s%s%s is not implemented for architecture %s (relu; topk)", file, fn_keys[i],
                            json_is_string(fn) ? "'" : "", json_is_string(fn) ? name : "(not a string)",
                            json_is_string(fn) ? "'" : "", arch);
@@ -209,7 +210,8 @@ static int read_cfg(pl_sae *sae, const char *path, int d_model, char **text, siz
         pl_fail("%s: not a JSON object", path);
         goto done;
     }
-    if (cfg_int(path, cfg, "d_in", 1L << 20, 1, &d_in) != PL_OK || cfg_int(path, cfg, "d_sae", 1L << 26, 1, &d_sae) != PL_OK ||
+    if (cfg_int(path, cfg, "d_in", 1L << 20, 1, &d_in) != PL_OK ||
+        cfg_int(path, cfg, "d_sae", 1L << 26, 1, &d_sae) != PL_OK ||
         cfg_hook(path, cfg, sae->hook, sizeof sae->hook) != PL_OK || cfg_refusals(path, cfg) != PL_OK)
         goto done;
     sae->d_in = (int)d_in;
@@ -351,7 +353,8 @@ int pl_sae_open(pl_sae *sae, const char *dir, int d_model)
     pl_sha256 *h;
     if (pl_sha256_begin(&h) != PL_OK)
         goto done;
-    if (pl_sha256_update(h, text, text_size) != PL_OK || pl_sha256_update(h, sae->file.bytes, sae->file.size) != PL_OK) {
+    if (pl_sha256_update(h, text, text_size) != PL_OK ||
+        pl_sha256_update(h, sae->file.bytes, sae->file.size) != PL_OK) {
         char ignored[65];
         pl_sha256_end(h, ignored);
         pl_fail("%s: sha256 failed", dir);
@@ -404,9 +407,9 @@ static float kth_largest(const float *v, int n, int K, float *tmp)
         float pivot = tmp[lo + (hi - lo) / 2];
         int i = lo, j = hi;
         while (i <= j) {
-            while (tmp[i] > pivot)
+            while (i < hi && tmp[i] > pivot) /* bounded: a NaN (an overflowing step) stops no scan */
                 i++;
-            while (tmp[j] < pivot)
+            while (j > lo && tmp[j] < pivot)
                 j--;
             if (i <= j) {
                 float t = tmp[i];

@@ -40,8 +40,8 @@ static int write_safetensors(const char *path, const out_tensor *t, int n)
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
         uint64_t bytes = 4 * (uint64_t)t[i].d0 * (uint64_t)(t[i].d1 ? t[i].d1 : 1);
-        len += (size_t)snprintf(header + len, sizeof header - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld", t[i].name,
-                                (long long)t[i].d0);
+        len += (size_t)snprintf(header + len, sizeof header - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld",
+                                t[i].name, (long long)t[i].d0);
         if (t[i].d1)
             len += (size_t)snprintf(header + len, sizeof header - len, ",%lld", (long long)t[i].d1);
         len += (size_t)snprintf(header + len, sizeof header - len, "],\"data_offsets\":[%llu,%llu]}",
@@ -146,7 +146,8 @@ int pl_sae_synth(const char *out_dir, const pl_model *model, const char *model_p
         return pl_fail("%s: not a directory", out_dir);
     float *W_dec = pl_malloc(sizeof(float) * (size_t)F * C, "synthetic SAE");
     float *W_enc = pl_malloc(sizeof(float) * (size_t)F * C, "synthetic SAE");
-    float *b_enc = pl_malloc(sizeof(float) * F, "synthetic SAE"), *threshold = pl_malloc(sizeof(float) * F, "synthetic SAE");
+    float *b_enc = pl_malloc(sizeof(float) * F, "synthetic SAE");
+    float *threshold = pl_malloc(sizeof(float) * F, "synthetic SAE");
     float *b_dec = pl_malloc(sizeof(float) * C, "synthetic SAE");
     double *z = pl_malloc(sizeof(double) * C, "synthetic SAE"), spread = 1.0;
     int rc = PL_ERR;
