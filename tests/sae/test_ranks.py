@@ -53,6 +53,7 @@ for name, ini, counts in (("a1", ini1, (2, 3)), ("b1", ini2, (2,))):
 # SIGTERM after the first checkpoint, --resume on 2 ranks: the uninterrupted run's bits
 full, out = os.path.join(d, "full.nc"), os.path.join(d, "out.nc")
 cfg3 = sl.base_config(model, data, out, data__n_prompts=600, perturb__n_directions=1, perturb__bases="real",
+                      perturb__steps=101,
                       perturb__directions="sae_active, sae_reconstruction, sae_error_random",
                       readout__metrics="kl, sae_l0, sae_recon_error", sae__path=jump, output__bootstrap=0,
                       run__checkpoint_every=0.2)
