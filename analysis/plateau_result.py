@@ -184,6 +184,11 @@ class Result:
     def hook_label(self, h):
         return self.hooks[h]
 
+    def model_name(self):
+        """The model's short name for titles: its dir's or checkpoint's name (without .bin)."""
+        name = os.path.basename(os.path.normpath(self.model_path))
+        return name[:-4] if name.endswith(".bin") else name
+
     def describe(self):
         """One-line provenance for captions and table headers."""
         model = self.model_path

@@ -140,7 +140,7 @@ class Plotter:
         fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 0.4, 3.5 * rows + 1.5), squeeze=False,
                                  sharey="row" if sharey else False)
         prefix = "[SYNTHETIC MODEL] " if self.res.synthetic else ""
-        fig.suptitle(prefix + title, fontsize=12)
+        fig.suptitle(f"{prefix}{self.res.model_name()} · {title}", fontsize=12)
         fig.text(0.01, 0.008, caption, fontsize=7.5, ha="left", va="bottom", wrap=True)
         # Fixed margins in inches (tight_layout costs half the run time): caption and x labels at
         # the bottom, title and panel titles (two lines when they name the hook) at the top.
@@ -180,7 +180,7 @@ class Plotter:
         rows, cols = len(res.hooks), len(groups)
         transform = "1 - x" if (logy and m == "cosine") else None
         what = {"all": "every kind", "plateau": "real vs synthetic base",
-                "directions": "real_other vs cov_random vs isotropic direction"}[kind]
+                "directions": " vs ".join(res.directions) + " directions"}[kind]
         title = f"{TITLE[m]}: {what}" + (" (log y)" if logy else "")
         name_in_file = m if res.has(m) else f"{m}_median"
         # The file's long_name is a sentence; the axis gets the short name and the units.
@@ -188,7 +188,9 @@ class Plotter:
         units = res.units(name_in_file)
         if units and units != "1":
             ylabel += f" [{units}]"
-        xlabel = f"α: step fraction toward the target ({len(res.alpha)} steps)"
+        # What α means depends on the step mode; the file's alpha coordinate says it before the colon.
+        meaning = res.long_name("alpha", "step size").split(":")[0]
+        xlabel = f"α: {meaning} ({len(res.alpha)} steps)"
         first = self.stats_for(m, 0)
         caption = self.caption(f"Median over curves (line), {band_text(first[1])}, from {first[3]}."
                                + (" Values ≤ 0 not shown on the log axis." if logy else ""))
