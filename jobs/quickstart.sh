@@ -79,7 +79,7 @@ prompts() { [ -n "${PLATEAU_DATA:-}" ] || have jobs/fetch-data.sh "$1"; }
 # The runs: a label, a config, an output, and `plateau run` options one a line, in parallel arrays.
 labels=() configs=() outs=() options=()
 add_run() { labels+=("$1"); configs+=("$2"); outs+=("$3"); options+=("${4:-}"); }
-no_prompts() { say "no prompt data can be had here: set PLATEAU_DATA=FILE, or run online"; exit "$EX_UNAVAILABLE"; }
+no_prompts() { say "no prompt data can be had here (not in data/, not in ../shared/data, no download): set PLATEAU_DATA=FILE, or run online"; exit "$EX_UNAVAILABLE"; }
 if [ -n "${PLATEAU_MODEL:-}" ]; then
   [ -e "$PLATEAU_MODEL" ] || { say "PLATEAU_MODEL=$PLATEAU_MODEL: no such file or directory"; exit 2; }
   opts="--set"$'\n'"model.path=$PLATEAU_MODEL"
@@ -109,10 +109,11 @@ else
     labels=() configs=() outs=() options=()
   fi
   if ((${#labels[@]} == 0)); then
-    say "no trained model can be had here. Running on a SYNTHETIC GPT-2-small-shaped model with random"
-    say "weights instead: its curves say nothing about a trained model."
-    synth=models/synthetic-gpt2-small
+    say "no trained model can be had here: a synthetic model instead, if there are prompts for it"
     prompts webtext || no_prompts
+    say "running on a SYNTHETIC GPT-2-small-shaped model with random weights: its curves say nothing"
+    say "about a trained model."
+    synth=models/synthetic-gpt2-small
     add_run synthetic jobs/quickstart.ini results/quickstart-synthetic.nc "--set"$'\n'"model.path=$synth"
   fi
 fi
