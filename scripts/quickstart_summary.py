@@ -15,13 +15,11 @@ Per file:
 Medians are over the (prompt, sample) curves finite in both members of a ratio; the bracket is a 95 %
 paired percentile-bootstrap interval (N resamples of those pairs; numpy.random.default_rng([S, b1, d1,
 b2, d2, k]) with b, d the base and direction indices of numerator 1 and denominator 2 and k the alpha
-index; analysis/summary.py's replicate_medians and interval). The files' own paired comparisons (onset
+index; plateau_analysis.stats's replicate_medians and interval). The files' own paired comparisons (onset
 and sharpness ratios) are in `analysis/summary.py RESULT.nc`.
 
 Exit status: 0; 2 with one line on stderr for a file that is not a usable plateau result; 1 usage.
 """
-import argparse
-import configparser
 import os
 import sys
 
@@ -29,8 +27,10 @@ SCRIPT = "quickstart_summary.py"
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "analysis"))
 try:
     import numpy as np
-    from plateau_result import EXIT_USAGE, Result, ResultError, die
-    from summary import aligned, interval, replicate_medians, text_number
+    from plateau_analysis.cli import Parser, die
+    from plateau_analysis.result import EXIT_USAGE, Result, ResultError
+    from plateau_analysis.stats import interval, replicate_medians
+    from plateau_analysis.table import aligned, text_number, with_ci
 except ImportError as e:
     sys.stderr.write(f"{SCRIPT}: {e}: run with /usr/bin/python3 (Debian's python3-numpy, python3-xarray, "
                      "python3-netcdf4)\n")
@@ -40,23 +40,21 @@ PLATEAU_ALPHAS = (0.05, 0.1, 0.2)
 SENSITIVE_ALPHAS = (0.2, 0.4, 0.7, 1.0)
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        die(SCRIPT, f"{message} (see --help)", EXIT_USAGE)
+def model_name(res):
+    """The model's short name: its dir's or checkpoint's name (without .bin)."""
+    name = os.path.basename(os.path.normpath(res.model_path))
+    return name[:-4] if name.endswith(".bin") else name
 
 
 def protocol(res):
     """One line: prompts, step mode, basis, as the file's attributes and resolved config say."""
     attrs = res.ds.attrs
-    config = configparser.ConfigParser(interpolation=None)
-    config.read_string(str(attrs.get("config", "")))
-    data = config["data"] if config.has_section("data") else {}
-    perturb = config["perturb"] if config.has_section("perturb") else {}
+    data, perturb = res.config.get("data", {}), res.config.get("perturb", {})
     bos = int(attrs.get("bos_token", -1))
     words = [f"prompts: {data.get('sampling', '?')} of {data.get('n_ctx', '?')} tokens "
              f"of {data.get('prompts', '?')}" + (" (the first is BOS)" if bos >= 0 else ""),
              f"steps: {perturb.get('step_mode', '?')}" +
-             (", direction centred" if str(attrs.get("center_direction")) == "true" else ""),
+             (", direction centred" if attrs.get("center_direction") is True else ""),
              f"{attrs.get('residual_basis', '?')} residual basis"]
     return "; ".join(words)
 
@@ -83,10 +81,6 @@ def paired(raw, num, den, k, n_boot, seed):
         return mx, my, mx / my if my else np.nan, interval(rx / ry), n
 
 
-def with_ci(r, ci):
-    return f"{text_number(r)} [{text_number(ci[0])}, {text_number(ci[1])}]"
-
-
 def summarise(path, n_boot, seed):
     res = Result(path)
     if "kl" not in res.metrics or not res.has("kl"):
@@ -94,7 +88,7 @@ def summarise(path, n_boot, seed):
     if res.merged:
         raise ResultError(f"{path}: a merged file: summarise its hooks with analysis/summary.py")
     raw = res.raw("kl", 0)
-    name = res.model_name()
+    name = model_name(res)
     what = "SYNTHETIC model (random weights): its curves say nothing about a trained model" \
         if res.synthetic else "trained model"
     figures = os.path.splitext(path)[0] + "-figures/"
@@ -111,7 +105,7 @@ def summarise(path, n_boot, seed):
             for a in PLATEAU_ALPHAS:
                 k = grid_index(res, a)
                 mr, ms, r, ci, n = paired(raw, (br, d), (bs, d), k, n_boot, seed)
-                rows.append([direction, f"{res.alpha[k]:g}", str(n), text_number(mr), text_number(ms), with_ci(r, ci)])
+                rows.append([direction, f"{res.alpha[k]:g}", str(n), text_number(mr), text_number(ms), with_ci(r, *ci)])
         lines.append(f"{name} plateau: median KL [nats] from the real vs a synthetic base "
                      "(real/synthetic < 1: a plateau around real activations)")
         lines.append(aligned(["direction", "alpha", "n", "real", "synthetic", "real/synthetic [95% CI]"], rows))
@@ -129,7 +123,7 @@ def summarise(path, n_boot, seed):
                 mx, mo, r, ci, n = paired(raw, (br, d), (br, dr), k, n_boot, seed)
                 medians[direction] = mx
                 medians["real_other"] = mo
-                ratios.append(with_ci(r, ci))
+                ratios.append(with_ci(r, *ci))
             row += [text_number(medians["real_other"])] + [text_number(medians[x]) for _, x in others] + ratios
             rows.append(row)
         lines.append(f"{name} sensitive directions: median KL [nats] from the real base "
@@ -159,4 +153,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `quickstart_summary.py x.nc | head` is normal use
+        sys.stderr.close()
+        sys.exit(0)
