@@ -14,7 +14,7 @@
 #   3. the trained TinyStories models, each that jobs/fetch-model.sh can find (models/, ../shared/models)
 #      or download (stories260K): jobs/quickstart-stories260K.ini, jobs/quickstart-tinystories-gpt2.ini
 #      -> results/quickstart-NAME.nc
-#   4. none of those: a synthetic GPT-2-small-shaped model with random weights (models/synthetic-gpt2-small;
+#   4. none of those (or no TinyStories prompts for them): a synthetic GPT-2-small-shaped model with random weights (models/synthetic-gpt2-small;
 #      its curves say nothing about a trained model, and every figure says [SYNTHETIC MODEL]):
 #      jobs/quickstart.ini -> results/quickstart-synthetic.nc
 # Prompts (jobs/fetch-data.sh): WebText for 1, 2 and 4, TinyStories for 3; $PLATEAU_DATA for all.
