@@ -14,9 +14,9 @@
 #   3. the trained TinyStories models, each that jobs/fetch-model.sh can find (models/, ../shared/models)
 #      or download (stories260K): jobs/quickstart-stories260K.ini, jobs/quickstart-tinystories-gpt2.ini
 #      -> results/quickstart-NAME.nc
-#   4. none of those (or no TinyStories prompts for them): a synthetic GPT-2-small-shaped model with random weights (models/synthetic-gpt2-small;
-#      its curves say nothing about a trained model, and every figure says [SYNTHETIC MODEL]):
-#      jobs/quickstart.ini -> results/quickstart-synthetic.nc
+#   4. none of those (or no TinyStories prompts for them): a synthetic GPT-2-small-shaped model with
+#      random weights (models/synthetic-gpt2-small; its curves say nothing about a trained model, and
+#      every figure says [SYNTHETIC MODEL]): jobs/quickstart.ini -> results/quickstart-synthetic.nc
 # Prompts (jobs/fetch-data.sh): WebText for 1, 2 and 4, TinyStories for 3; $PLATEAU_DATA for all.
 # Figures: results/quickstart*-figures/ (analysis/plot_curves.py); the table (scripts/quickstart_summary.py)
 # goes to stdout.
@@ -79,7 +79,10 @@ prompts() { [ -n "${PLATEAU_DATA:-}" ] || have jobs/fetch-data.sh "$1"; }
 # The runs: a label, a config, an output, and `plateau run` options one a line, in parallel arrays.
 labels=() configs=() outs=() options=()
 add_run() { labels+=("$1"); configs+=("$2"); outs+=("$3"); options+=("${4:-}"); }
-no_prompts() { say "no prompt data can be had here (not in data/, not in ../shared/data, no download): set PLATEAU_DATA=FILE, or run online"; exit "$EX_UNAVAILABLE"; }
+no_prompts() {
+  say "no prompt data can be had here (not in data/, not in ../shared/data, no download): set PLATEAU_DATA=FILE, or run online"
+  exit "$EX_UNAVAILABLE"
+}
 if [ -n "${PLATEAU_MODEL:-}" ]; then
   [ -e "$PLATEAU_MODEL" ] || { say "PLATEAU_MODEL=$PLATEAU_MODEL: no such file or directory"; exit 2; }
   opts="--set"$'\n'"model.path=$PLATEAU_MODEL"
