@@ -19,7 +19,7 @@
 # Exit: 0 ready; 1 usage; 2 unknown name or unreadable $PLATEAU_DATA; 69 cannot be had here (offline?).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/fetch_lib.sh
+. jobs/fetch_lib.sh
 usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
 check=0
 args=()

@@ -13,7 +13,7 @@
 # at DEST.partial for inspection); 69 cannot be downloaded (offline?), one line naming the URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/fetch_lib.sh
+. jobs/fetch_lib.sh
 usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
 check=0
 args=()

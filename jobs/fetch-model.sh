@@ -17,7 +17,7 @@
 # at models/NAME.partial for inspection); 69 cannot be had here (offline?), one line saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/fetch_lib.sh
+. jobs/fetch_lib.sh
 usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
 check=0
 args=()

@@ -1,5 +1,5 @@
-# Shared by jobs/fetch-*.sh (sourced, not run): downloads that fail with one line and a documented
-# exit code, and sha256 checks against a manifest.
+# Shared by jobs/fetch-*.sh (sourced, not run; kept in jobs/ so that jobs/ works when copied alone):
+# downloads that fail with one line and a documented exit code, and sha256 checks against a manifest.
 #
 # Exit codes of the fetch scripts: 0 ready (or, with --check, can be had); 1 usage; 2 bad input (an
 # unknown name, a file whose sha256 does not match its manifest, plateau not built); 69 (sysexits'
