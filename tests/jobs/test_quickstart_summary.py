@@ -12,7 +12,9 @@ import netCDF4
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sweep"))
 import jobslib as jl  # noqa: E402
+from sweeplib import run_env  # noqa: E402  (a run's environment: no LeakSanitizer report of Open MPI's allocations)
 
 d = jl.workdir(sys.argv, "jobs-quickstart-summary")
 model = os.path.join(d, "tiny-model")
@@ -28,7 +30,7 @@ sets = {"model.path": model, "data.prompts": tokens, "data.n_prompts": "40", "da
 cmd = [jl.BIN, "run", os.path.join(jl.SRC, "jobs", "quickstart.ini"), "--quiet", "-o", out]
 for k, v in sets.items():
     cmd += ["--set", "%s=%s" % (k, v)]
-r = subprocess.run(cmd, capture_output=True, text=True)
+r = subprocess.run(cmd, capture_output=True, text=True, env=run_env())
 if r.returncode != 0:
     jl.fail("plateau run: " + r.stderr)
 
