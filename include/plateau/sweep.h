@@ -14,7 +14,8 @@
 
 enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_N_BASE_KINDS };
 enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS_DIST, PL_METRIC_CE_LOSS,
-       PL_N_METRICS };
+       PL_METRIC_SAE_L0, PL_METRIC_SAE_RECON_ERROR, PL_N_METRICS };
+enum { PL_SAE_SIGN_NEGATIVE, PL_SAE_SIGN_POSITIVE };
 enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE };
 enum { PL_BASIS_RAW, PL_BASIS_CENTERED };
 enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
@@ -74,6 +75,11 @@ typedef struct {
     int activations;            /* store real activations, mu and Sigma */
     int bootstrap;              /* resamples of the paired comparisons */
     int histogram_bins;
+    /* [sae] */
+    char *sae_path;             /* a SAELens dir, or NULL: no SAE */
+    char *sae_sha256;           /* pinned by the config, or filled in once the SAE is open; NULL before */
+    double sae_active_fraction; /* features above this fraction of the base's largest activation are active */
+    int sae_sign;               /* PL_SAE_SIGN_*: sae_active's d = -act W_dec[f] or +act W_dec[f] */
     /* [run] */
     uint64_t seed;
     double checkpoint_every;

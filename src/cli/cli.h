@@ -13,6 +13,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_synth_sae(int argc, char **argv);
 
 /* Print "plateau: <pl_error()>" on stderr and return PL_EXIT_INPUT. */
 int cli_fail(void);

@@ -21,6 +21,7 @@ static const struct {
     {"run", cmd_run, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--resume] [--naive] [--quiet]"},
     {"config", cmd_config, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--get sec.key]  the resolved config"},
     {"merge", cmd_merge, "OUT.nc IN.nc...                    stack per-hook results along 'hook'"},
+    {"synth-sae", cmd_synth_sae, "OUT_DIR --model MODEL --hook H --d-sae N [--architecture A] [--k K] [--seed S]"},
 };
 
 static void print_usage(FILE *out)

@@ -12,11 +12,12 @@
 
 #include "plateau/error.h"
 #include "experiment.h"
+#include "sae.h"
 
 /* ------------------------------------------------------------ helpers of setup */
 
-static int *add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
-                      const char *width_dim)
+int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
+                            const char *width_dim, int per_base)
 {
     pl_direction_data *dd = &ex->dir[d];
     if (dd->n_state == PL_MAX_UNIT_STATE) {
@@ -24,14 +25,14 @@ static int *add_state(pl_experiment *ex, int d, const char *name, const char *lo
         return NULL;
     }
     pl_unit_state *st = &dd->state[dd->n_state];
-    st->values = pl_malloc(sizeof(int) * (size_t)ex->P * ex->S * width, "direction state");
+    st->values = pl_malloc(sizeof(int) * (size_t)(per_base ? ex->NB : 1) * ex->P * ex->S * width, "direction state");
     if (!st->values)
         return NULL;
     st->name = name;
     st->long_name = long_name;
     st->width = width;
     st->width_dim = width_dim;
-    st->per_base = 0;
+    st->per_base = per_base;
     dd->n_state++;
     return st->values;
 }
@@ -114,9 +115,11 @@ static void cov_random(const pl_experiment *ex, int d, pl_unit_id id, const doub
 static int real_other_setup(pl_experiment *ex, int d)
 {
     int P = ex->P, S = ex->S, n_classes;
-    int *partner = add_state(ex, d, "partner", "prompt whose real activation is the real_other target", 1, NULL);
-    int *redraws = add_state(ex, d, "partner_redraws",
-                             "real_other partners redrawn because their activation equalled the base's", 1, NULL);
+    int *partner =
+        pl_direction_add_state(ex, d, "partner", "prompt whose real activation is the real_other target", 1, NULL, 0);
+    int *redraws = pl_direction_add_state(ex, d, "partner_redraws",
+                                          "real_other partners redrawn because their activation equalled the base's",
+                                          1, NULL, 0);
     int *cls = partner && redraws ? activation_classes(ex, &n_classes) : NULL;
     if (!cls)
         return PL_ERR;
@@ -195,13 +198,13 @@ static void cov_difference(const pl_experiment *ex, int d, pl_unit_id id, const 
 static int real_difference_setup(pl_experiment *ex, int d)
 {
     int P = ex->P, S = ex->S, n_classes;
-    int *pair = add_state(ex, d, "difference_prompts",
-                          "prompts r1, r2 whose real activations give the real_difference direction r1 - r2", 2,
-                          "pair");
-    int *redraws = add_state(ex, d, "difference_redraws",
-                             "real_difference prompts redrawn because their activation equalled the base's or "
-                             "each other's",
-                             1, NULL);
+    int *pair = pl_direction_add_state(
+        ex, d, "difference_prompts", "prompts r1, r2 whose real activations give the real_difference direction r1 - r2",
+        2, "pair", 0);
+    int *redraws = pl_direction_add_state(ex, d, "difference_redraws",
+                                          "real_difference prompts redrawn because their activation equalled the "
+                                          "base's or each other's",
+                                          1, NULL, 0);
     int *cls = pair && redraws ? activation_classes(ex, &n_classes) : NULL;
     if (!cls)
         return PL_ERR;
@@ -244,14 +247,28 @@ static void real_difference(const pl_experiment *ex, int d, pl_unit_id id, const
 /* ------------------------------------------------------------ the table */
 
 const pl_direction_kind PL_DIRECTION_KINDS[] = {
-    {"isotropic", "target mu + sqrt(tr Sigma / dims) z, d = target - base", NULL, isotropic_target, NULL},
-    {"cov_random", "target ~ N(mu, Sigma), d = target - base", NULL, cov_random, NULL},
-    {"real_other", "target: another sweep prompt's real activation", real_other_setup, real_other, NULL},
-    {"file", "rows of a .npy or safetensors matrix", file_setup, file_row, NULL},
-    {"naive_isotropic", "d = z ~ N(0, I), scaled by sqrt(tr Sigma / dims)", NULL, naive_isotropic, NULL},
-    {"cov_difference", "d = t1 - t2, two samples of N(mu, Sigma)", NULL, cov_difference, NULL},
+    {"isotropic", "target mu + sqrt(tr Sigma / dims) z, d = target - base", NULL, isotropic_target, NULL, NULL, 0,
+     0.0, NULL},
+    {"cov_random", "target ~ N(mu, Sigma), d = target - base", NULL, cov_random, NULL, NULL, 0, 0.0, NULL},
+    {"real_other", "target: another sweep prompt's real activation", real_other_setup, real_other, NULL, NULL, 0,
+     0.0, NULL},
+    {"file", "rows of a .npy or safetensors matrix", file_setup, file_row, NULL, NULL, 0, 0.0, NULL},
+    {"naive_isotropic", "d = z ~ N(0, I), scaled by sqrt(tr Sigma / dims)", NULL, naive_isotropic, NULL, NULL, 0,
+     0.0, NULL},
+    {"cov_difference", "d = t1 - t2, two samples of N(mu, Sigma)", NULL, cov_difference, NULL, NULL, 0, 0.0, NULL},
     {"real_difference", "d = r1 - r2, two other prompts' real activations", real_difference_setup, real_difference,
-     NULL},
+     NULL, NULL, 0, 0.0, NULL},
+    /* the SAE kinds (sae_directions.c) */
+    {"sae_active", "d = -act_f W_dec[f], f an SAE feature active at the base (teren's)", pl_sae_active_setup,
+     pl_sae_active, NULL, pl_sae_feature_defined, 1, 0.0, NULL},
+    {"sae_reconstruction", "target = the SAE's reconstruction of the base (Gurnee's)", pl_sae_reconstruction_setup,
+     pl_sae_reconstruction, NULL, NULL, 1, 0.0, NULL},
+    {"sae_error_random", "a random direction as long as the SAE's reconstruction error (Gurnee's baseline)",
+     pl_sae_reconstruction_setup, pl_sae_error_random, NULL, NULL, 1, 0.0, NULL},
+    {"sae_feature_scale", "an active SAE feature's contribution c scaled by alpha: x = base + (alpha - 1) c",
+     pl_sae_active_setup, pl_sae_feature_scale, NULL, pl_sae_feature_defined, 1, 1.0,
+     "for sae_feature_scale: the scale of one SAE feature's contribution c, x = base + (alpha - 1) c (alpha = 1 is "
+     "the base)"},
 };
 const int PL_N_DIRECTION_KINDS = (int)(sizeof PL_DIRECTION_KINDS / sizeof PL_DIRECTION_KINDS[0]);
 
@@ -271,6 +288,65 @@ const char *pl_direction_kind_names(void)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s%s", k ? ", " : "",
                      PL_DIRECTION_KINDS[k].name, strcmp(PL_DIRECTION_KINDS[k].name, "file") ? "" : ":PATH");
     return names;
+}
+
+/* ------------------------------------------------------------ what kinds and metrics need */
+
+double pl_alpha_at(double alpha_max, int steps, int k)
+{
+    return k == steps - 1 ? alpha_max : alpha_max * k / (steps - 1);
+}
+
+/* The grid index of A, or -1 when A is not on the grid. */
+static int grid_index(double alpha_max, int steps, double a)
+{
+    for (int k = 0; k < steps; k++)
+        if (pl_alpha_at(alpha_max, steps, k) == a)
+            return k;
+    return -1;
+}
+
+int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
+{
+    for (int d = 0; d < cfg->n_dirs; d++) {
+        const pl_direction_kind *k = &PL_DIRECTION_KINDS[cfg->dirs[d].kind];
+        if (k->needs_sae && !cfg->sae_path) {
+            *which = "directions";
+            return pl_fail("%s needs an SAE: set [sae] path (a SAELens dir)", k->name);
+        }
+        if (k->ref_alpha == 0.0)
+            continue;
+        if (cfg->step_mode != PL_STEP_TO_TARGET) {
+            *which = "step_mode";
+            return pl_fail("%s needs step_mode = to_target: its alpha is a scale factor, with no fixed_norm or "
+                           "absolute reading (sweep it in a run of its own)",
+                           k->name);
+        }
+        if (grid_index(cfg->alpha_max, cfg->steps, k->ref_alpha) < 0) {
+            *which = "directions";
+            return pl_fail("%s needs alpha = %g (its base) on the grid linspace(0, alpha_max, steps): with alpha_max "
+                           "= %g and %d steps it is not (e.g. alpha_max = 2 with an odd number of steps)",
+                           k->name, k->ref_alpha, cfg->alpha_max, cfg->steps);
+        }
+    }
+    for (int m = 0; m < cfg->n_metrics; m++)
+        if ((PL_METRICS[cfg->metrics[m]].reads & PL_READS_SAE) && !cfg->sae_path) {
+            *which = "metrics";
+            return pl_fail("%s needs an SAE: set [sae] path (a SAELens dir)", PL_METRICS[cfg->metrics[m]].name);
+        }
+    return PL_OK;
+}
+
+int pl_unit_reference(const pl_experiment *ex, pl_unit_id id)
+{
+    double a = PL_DIRECTION_KINDS[ex->cfg->dirs[id.d].kind].ref_alpha;
+    return a == 0.0 ? 0 : grid_index(ex->cfg->alpha_max, ex->steps, a);
+}
+
+int pl_unit_defined(const pl_experiment *ex, pl_unit_id id)
+{
+    const pl_direction_kind *k = &PL_DIRECTION_KINDS[ex->cfg->dirs[id.d].kind];
+    return !k->defined || k->defined(ex, id.d, id);
 }
 
 /* ------------------------------------------------------------ the experiment */
@@ -302,6 +378,8 @@ int pl_experiment_setup(pl_experiment *ex)
 
 void pl_experiment_free(pl_experiment *ex)
 {
+    pl_sae_bases_free(ex->sae_bases);
+    ex->sae_bases = NULL;
     for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
         pl_direction_data *dd = &ex->dir[d];
         if (d < ex->ND && ex->cfg && PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind].release)

@@ -5,13 +5,14 @@
  *
  * Adding a direction kind: write its direction function (and, if it needs them, a setup that loads
  * per-sweep resources and chooses per-unit state, and a release), add a row to PL_DIRECTION_KINDS in
- * directions.c, and document it in the README. A score: a row in scores.c. A metric: a row in
- * metrics.c and its value in pl_unit_metrics. */
+ * directions.c, and document it in the README. A score: a row in scores.c. A metric: its value
+ * function and a row in metrics.c (and its PL_METRIC_* name in plateau/sweep.h). */
 #ifndef PLATEAU_EXPERIMENT_H
 #define PLATEAU_EXPERIMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "plateau/sweep.h"
 
@@ -31,6 +32,8 @@ enum {
     PL_RNG_REAL_DIFFERENCE,
     PL_RNG_WINDOW,
     PL_RNG_BOOTSTRAP,
+    PL_RNG_SAE_FEATURE,       /* the feature of sae_active / sae_feature_scale: c = 2 s + base kind */
+    PL_RNG_SAE_ERROR,         /* sae_error_random's direction */
 };
 
 typedef struct {
@@ -101,15 +104,20 @@ typedef struct {
     void *priv;    /* any other per-sweep resource of the kind (freed by its release) */
 } pl_direction_data;
 
+struct pl_sae;
+struct pl_sae_bases;
+
 typedef struct pl_experiment {
     const pl_sweep_config *cfg;
-    int C, P, S, NB, ND, steps;
+    int C, V, P, S, NB, ND, steps;
     const double *alpha;     /* [steps] */
     const float *real_act;   /* [P, C] each sweep prompt's activation, in the sweep's basis */
     const double *mu, *chol; /* the fit, raw basis (samples are projected when centered) */
     double trace;            /* tr Sigma (raw basis) */
     double iso_scale;        /* sqrt(tr Sigma / dims): per-dimension scale of the isotropic kinds */
     pl_direction_data dir[PL_MAX_DIRECTIONS];
+    const struct pl_sae *sae;        /* [sae] path, open (sae.c), or NULL */
+    struct pl_sae_bases *sae_bases;  /* the SAE's encoding of every base, once an SAE kind needs it */
 } pl_experiment;
 
 /* ------------------------------------------------------------ bases (bases.c) */
@@ -135,19 +143,49 @@ typedef struct {
      * room for 2 C doubles, the second half scratch. */
     void (*direction)(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
     void (*release)(pl_experiment *ex, int d); /* may be NULL: state values and rows are freed anyway */
+    /* 0 when unit ID has a direction (NULL: always). An undefined unit's curves are NaN (counted in
+     * the statistics' counts as non-finite), e.g. sae_active at a base where no feature is active. */
+    int (*defined)(const pl_experiment *ex, int d, pl_unit_id id);
+    int needs_sae;            /* needs [sae] path */
+    /* The alpha at which a unit sits at its base: steps are x_k = base + (alpha_k - ref_alpha) scale d
+     * and every row is measured against that row. 0 for every kind but sae_feature_scale (1), whose
+     * V-shaped curves have no per-curve scores (NaN) and enter no paired comparison; such a kind
+     * needs step_mode = to_target and ref_alpha on the grid. */
+    double ref_alpha;
+    const char *alpha_meaning; /* what alpha means for this kind when ref_alpha != 0 (the alpha long_name) */
 } pl_direction_kind;
 
 extern const pl_direction_kind PL_DIRECTION_KINDS[];
 extern const int PL_N_DIRECTION_KINDS;
+
+/* A state variable of direction D (for a setup): its values, [P, S, WIDTH] or with PER_BASE [NB, P, S,
+ * WIDTH], owned by the experiment. NULL on failure. */
+int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
+                            const char *width_dim, int per_base);
 
 /* Index of NAME in PL_DIRECTION_KINDS, or -1. */
 int pl_direction_kind_find(const char *name);
 /* "isotropic, cov_random, ..." for messages. */
 const char *pl_direction_kind_names(void);
 
+/* Checks of the config a kind or metric needs, before anything runs (config.c calls it): [sae] path
+ * for the SAE kinds and readouts, step_mode and the grid for kinds with ref_alpha != 0. On failure
+ * the message (without the config location) is in pl_error() and *WHICH says the offending key:
+ * "directions", "metrics", "step_mode" or "path" (of [sae]). */
+int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which);
+/* alpha_k of the grid linspace(0, alpha_max, steps), exact at both ends. */
+double pl_alpha_at(double alpha_max, int steps, int k);
+/* The row of unit ID's steps that is its base (its kind's ref_alpha on the grid). */
+int pl_unit_reference(const pl_experiment *ex, pl_unit_id id);
+/* 0 when unit ID's kind has no direction for it (its curves are NaN). */
+int pl_unit_defined(const pl_experiment *ex, pl_unit_id id);
+
 /* Set up every swept kind (after the fit, before any unit). */
 int pl_experiment_setup(pl_experiment *ex);
 void pl_experiment_free(pl_experiment *ex);
+/* Notes of the setup a user should see (rank 0, on stderr): the SAE's never-active features and the
+ * draws without an active feature. */
+void pl_experiment_notes(const pl_experiment *ex, FILE *out);
 
 /* Rows of a file: direction (a 2-D .npy, or a safetensors tensor), C columns (direction_files.c). */
 int pl_load_direction_rows(const char *path, const char *tensor, int C, float **rows, long *n_rows);
@@ -158,26 +196,52 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
 
-/* ------------------------------------------------------------ metrics (metrics.c) */
+/* ------------------------------------------------------------ metrics (metrics.c)
+ * A metric is one function and one row of PL_METRICS: its value at each row of a unit's
+ * evaluations, read from pl_readout. Quantities several metrics share (the divergences of one pass
+ * over the vocabulary, the read residual's distances, the SAE's encoding of the step vectors) are
+ * computed once per unit for the metrics that ask for them (`reads`). */
 
 enum { PL_SCORE_ON_VALUE, PL_SCORE_ON_ONE_MINUS, PL_SCORE_ON_INCREASE };
 
+/* The shared quantities a metric reads (pl_metric_info.reads). */
+enum { PL_READS_DISTRIBUTIONS = 1, PL_READS_RESIDUAL = 2, PL_READS_SAE = 4 };
+
+/* One unit's M evaluations as the metrics see them. */
+typedef struct {
+    const pl_experiment *ex; /* the sweep's per-sweep resources (the SAE) */
+    int M, V, C;
+    int ref;                 /* row of the unperturbed base, the "clean" run every row is compared with */
+    const float *logits;     /* [M, V] next-token logits at the readout position */
+    const float *read;       /* [M, C] residual at read_hook, readout position, in the sweep's basis */
+    const float *X;          /* [M, C] the step vectors: what the model was given at the hook (sweep's basis) */
+    int next_token;          /* the prompt's real next token at the readout position (-1: none) */
+    /* [M] each, filled when a requested metric reads them (else NULL) */
+    const double *kl, *jsd, *ce;        /* PL_READS_DISTRIBUTIONS: KL(clean || row), JSD, -log q(next) */
+    const double *l2, *cosine;          /* PL_READS_RESIDUAL: to the clean row at read_hook */
+    const double *sae_l0, *sae_error;   /* PL_READS_SAE: active features of x, |x - SAE(x)| */
+} pl_readout;
+
 typedef struct {
     const char *name;
-    const char *long_name;  /* printf format with %s = the readout position's description */
+    const char *long_name;
     const char *units;
     int score_on;           /* PL_SCORE_ON_*: the curve the scores see (1 - cosine, ce - ce(0)) */
-    int needs_logits;
+    int reads;              /* PL_READS_* */
+    double (*value)(const pl_readout *r, int row);
 } pl_metric_info;
 
 extern const pl_metric_info PL_METRICS[PL_N_METRICS];
 
-/* The metrics of each row of the M evaluations against row 0 (the unperturbed base):
- * out[m_index * M + row] for the requested metrics (METRICS[n_metrics], PL_METRIC_*).
- * logits[M, V], read[M, C]; NEXT_TOKEN is the prompt's real next token at the readout position (-1:
- * none, ce_loss is NaN). SCRATCH: 4 V doubles. */
-void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
-                     int n_metrics, int next_token, double *scratch, float *out);
+/* Bytes of scratch pl_unit_metrics needs for M rows of EX's sweep. */
+size_t pl_unit_metrics_scratch(const pl_experiment *ex, int M);
+
+/* The requested metrics (ex->cfg->metrics) of each of the M evaluations of a unit against its row
+ * REF: out[m_index * M + row]. logits[M, V], read[M, C] and X[M, C] as in pl_readout; NEXT_TOKEN the
+ * prompt's real next token at the readout position (-1: none, ce_loss is NaN). SCRATCH holds
+ * pl_unit_metrics_scratch(ex, M) bytes. */
+void pl_unit_metrics(const pl_experiment *ex, const float *logits, const float *read, const float *X, int M,
+                     int ref, int next_token, void *scratch, float *out);
 
 /* ------------------------------------------------------------ per-curve scores (scores.c) */
 

@@ -1,12 +1,14 @@
 /* The readouts of a unit's evaluations against its unperturbed base: KL, JSD and the JS distance of
  * the next-token distributions and the cross-entropy of the real next token at the readout position;
- * L2 and cosine at the read hook, readout position. In double, in a fixed order. */
+ * L2 and cosine at the read hook, readout position; the SAE's L0 and reconstruction error of the
+ * step vectors at the hook. In double (the SAE's matmuls in fp32), in a fixed order. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "plateau/error.h"
 #include "experiment.h"
+#include "sae.h"
 
 /* exp and log over arrays of doubles. KL and JSD take one exp and one log per vocabulary entry and
  * step, a sixth of a sweep's time with scalar libm; glibc's vector math library (libmvec, AVX2,
@@ -69,39 +71,19 @@ static void log_inplace(double *x, int n)
         x[i] = log(x[i]);
 }
 
-const pl_metric_info PL_METRICS[PL_N_METRICS] = {
-    [PL_METRIC_KL] = {"kl", "KL(clean || perturbed) of the next-token distribution at the readout position", "nats",
-                      PL_SCORE_ON_VALUE, 1},
-    [PL_METRIC_JSD] = {"jsd", "Jensen-Shannon divergence of the next-token distributions at the readout position",
-                       "nats", PL_SCORE_ON_VALUE, 1},
-    [PL_METRIC_L2] = {"l2", "L2 distance to the unperturbed run at read_hook, readout position",
-                      "residual stream units", PL_SCORE_ON_VALUE, 0},
-    [PL_METRIC_COSINE] = {"cosine", "cosine similarity to the unperturbed run at read_hook, readout position", "1",
-                          PL_SCORE_ON_ONE_MINUS, 0},
-    [PL_METRIC_JS_DIST] = {"js_dist",
-                           "Jensen-Shannon distance (square root of the divergence with log base 2) of the next-token "
-                           "distributions at the readout position",
-                           "1", PL_SCORE_ON_VALUE, 1},
-    [PL_METRIC_CE_LOSS] = {"ce_loss",
-                           "cross-entropy of the prompt's real next token at the readout position (NaN where the "
-                           "data has none)",
-                           "nats", PL_SCORE_ON_INCREASE, 1},
-};
+/* ------------------------------------------------------------ the shared quantities */
 
-void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C, const int *metrics,
-                     int n_metrics, int next_token, double *scratch, float *out)
+/* KL(clean || row), JSD and -log q(next token) of every row, against row REF, in one pass over the
+ * vocabulary per row. SCRATCH: 4 V doubles. */
+static void distributions(const pl_readout *r, int want_kl, int want_jsd, double *scratch, double *kl_out,
+                          double *jsd_out, double *ce_out)
 {
-    int want_kl = 0, want_jsd = 0, want_logits = 0;
-    for (int k = 0; k < n_metrics; k++) {
-        want_kl |= metrics[k] == PL_METRIC_KL;
-        want_jsd |= metrics[k] == PL_METRIC_JSD || metrics[k] == PL_METRIC_JS_DIST;
-        want_logits |= PL_METRICS[metrics[k]].needs_logits;
-    }
+    int V = r->V;
     /* scratch: logp0[V], p0[V], e[V] (the row's exp(z - max)), logm[V] */
     double *logp0 = scratch, *p0 = scratch + V, *e = scratch + 2 * (size_t)V, *logm = scratch + 3 * (size_t)V;
     if (want_kl || want_jsd) {
         /* log-softmax of the clean row, in double */
-        const float *z = logits;
+        const float *z = r->logits + (size_t)r->ref * V;
         double mx = -INFINITY, sum = 0.0;
         for (int v = 0; v < V; v++)
             mx = z[v] > mx ? z[v] : mx;
@@ -116,73 +98,155 @@ void pl_unit_metrics(const float *logits, const float *read, int M, int V, int C
         memcpy(p0, logp0, sizeof(double) * V);
         exp_inplace(p0, V);
     }
-    double n0 = 0.0;
-    for (int c = 0; c < C && read; c++)
-        n0 += (double)read[c] * read[c];
-    for (int row = 0; row < M; row++) {
-        double kl = 0.0, jsd = 0.0, l2 = 0.0, cosine = 0.0, ce = NAN;
-        if (want_logits) {
-            const float *z = logits + (size_t)row * V;
-            double mx = -INFINITY, sum = 0.0;
+    for (int row = 0; row < r->M; row++) {
+        double kl = 0.0, jsd = 0.0, ce = NAN;
+        const float *z = r->logits + (size_t)row * V;
+        double mx = -INFINITY, sum = 0.0;
+        for (int v = 0; v < V; v++)
+            mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < V; v++)
+            e[v] = (double)z[v] - mx;
+        exp_inplace(e, V); /* unnormalised q */
+        for (int v = 0; v < V; v++)
+            sum += e[v];
+        double lse = mx + log(sum);
+        if (r->next_token >= 0 && r->next_token < V)
+            ce = lse - (double)z[r->next_token];
+        if (want_kl)
             for (int v = 0; v < V; v++)
-                mx = z[v] > mx ? z[v] : mx;
+                if (p0[v] > 0.0)
+                    kl += p0[v] * (logp0[v] - ((double)z[v] - lse));
+        if (want_jsd) {
+            double inv = 1.0 / sum;
             for (int v = 0; v < V; v++)
-                e[v] = (double)z[v] - mx;
-            exp_inplace(e, V); /* unnormalised q */
-            for (int v = 0; v < V; v++)
-                sum += e[v];
-            double lse = mx + log(sum);
-            if (next_token >= 0 && next_token < V)
-                ce = lse - (double)z[next_token];
-            if (want_kl)
-                for (int v = 0; v < V; v++)
-                    if (p0[v] > 0.0)
-                        kl += p0[v] * (logp0[v] - ((double)z[v] - lse));
-            if (want_jsd) {
-                double inv = 1.0 / sum;
-                for (int v = 0; v < V; v++)
-                    logm[v] = 0.5 * (p0[v] + e[v] * inv); /* m = (p + q) / 2 */
-                log_inplace(logm, V);
-                for (int v = 0; v < V; v++) {
-                    double p = p0[v], q = e[v] * inv, lq = (double)z[v] - lse;
-                    if (!(p + q > 0.0))
-                        continue; /* m = 0 */
-                    if (p > 0.0)
-                        jsd += 0.5 * p * (logp0[v] - logm[v]);
-                    if (q > 0.0)
-                        jsd += 0.5 * q * (lq - logm[v]);
-                }
+                logm[v] = 0.5 * (p0[v] + e[v] * inv); /* m = (p + q) / 2 */
+            log_inplace(logm, V);
+            for (int v = 0; v < V; v++) {
+                double p = p0[v], q = e[v] * inv, lq = (double)z[v] - lse;
+                if (!(p + q > 0.0))
+                    continue; /* m = 0 */
+                if (p > 0.0)
+                    jsd += 0.5 * p * (logp0[v] - logm[v]);
+                if (q > 0.0)
+                    jsd += 0.5 * q * (lq - logm[v]);
             }
-            /* Exact zero for the clean row itself and no negative rounding noise: KL and JSD are >= 0. */
-            if (kl < 0.0)
-                kl = 0.0;
-            if (jsd < 0.0)
-                jsd = 0.0;
         }
-        if (read) {
-            const float *r0 = read, *r = read + (size_t)row * C;
-            double dot = 0.0, nr = 0.0;
-            for (int c = 0; c < C; c++) {
-                double d = (double)r[c] - r0[c];
-                l2 += d * d;
-                dot += (double)r[c] * r0[c];
-                nr += (double)r[c] * r[c];
-            }
-            l2 = sqrt(l2);
-            cosine = (nr > 0.0 && n0 > 0.0) ? dot / (sqrt(nr) * sqrt(n0)) : NAN;
-        }
-        for (int k = 0; k < n_metrics; k++) {
-            double v = 0.0;
-            switch (metrics[k]) {
-            case PL_METRIC_KL: v = kl; break;
-            case PL_METRIC_JSD: v = jsd; break;
-            case PL_METRIC_L2: v = l2; break;
-            case PL_METRIC_COSINE: v = cosine; break;
-            case PL_METRIC_JS_DIST: v = sqrt(jsd / M_LN2); break; /* the follow-ups' distance, in bits */
-            case PL_METRIC_CE_LOSS: v = ce; break;
-            }
-            out[(size_t)k * M + row] = (float)v;
-        }
+        /* Exact zero for the clean row itself and no negative rounding noise: KL and JSD are >= 0. */
+        kl_out[row] = kl < 0.0 ? 0.0 : kl;
+        jsd_out[row] = jsd < 0.0 ? 0.0 : jsd;
+        ce_out[row] = ce;
     }
 }
 
+/* L2 distance and cosine similarity of every row's read residual to row REF's. */
+static void residual_distances(const pl_readout *r, double *l2_out, double *cos_out)
+{
+    int C = r->C;
+    const float *r0 = r->read + (size_t)r->ref * C;
+    double n0 = 0.0;
+    for (int c = 0; c < C; c++)
+        n0 += (double)r0[c] * r0[c];
+    for (int row = 0; row < r->M; row++) {
+        const float *x = r->read + (size_t)row * C;
+        double l2 = 0.0, dot = 0.0, nr = 0.0;
+        for (int c = 0; c < C; c++) {
+            double d = (double)x[c] - r0[c];
+            l2 += d * d;
+            dot += (double)x[c] * r0[c];
+            nr += (double)x[c] * x[c];
+        }
+        l2_out[row] = sqrt(l2);
+        cos_out[row] = (nr > 0.0 && n0 > 0.0) ? dot / (sqrt(nr) * sqrt(n0)) : NAN;
+    }
+}
+
+/* ------------------------------------------------------------ the metrics */
+
+static double kl_value(const pl_readout *r, int row) { return r->kl[row]; }
+static double jsd_value(const pl_readout *r, int row) { return r->jsd[row]; }
+/* the follow-ups' distance, in bits */
+static double js_dist_value(const pl_readout *r, int row) { return sqrt(r->jsd[row] / M_LN2); }
+static double ce_value(const pl_readout *r, int row) { return r->ce[row]; }
+static double l2_value(const pl_readout *r, int row) { return r->l2[row]; }
+static double cosine_value(const pl_readout *r, int row) { return r->cosine[row]; }
+static double sae_l0_value(const pl_readout *r, int row) { return r->sae_l0[row]; }
+static double sae_error_value(const pl_readout *r, int row) { return r->sae_error[row]; }
+
+const pl_metric_info PL_METRICS[PL_N_METRICS] = {
+    [PL_METRIC_KL] = {"kl", "KL(clean || perturbed) of the next-token distribution at the readout position", "nats",
+                      PL_SCORE_ON_VALUE, PL_READS_DISTRIBUTIONS, kl_value},
+    [PL_METRIC_JSD] = {"jsd", "Jensen-Shannon divergence of the next-token distributions at the readout position",
+                       "nats", PL_SCORE_ON_VALUE, PL_READS_DISTRIBUTIONS, jsd_value},
+    [PL_METRIC_L2] = {"l2", "L2 distance to the unperturbed run at read_hook, readout position",
+                      "residual stream units", PL_SCORE_ON_VALUE, PL_READS_RESIDUAL, l2_value},
+    [PL_METRIC_COSINE] = {"cosine", "cosine similarity to the unperturbed run at read_hook, readout position", "1",
+                          PL_SCORE_ON_ONE_MINUS, PL_READS_RESIDUAL, cosine_value},
+    [PL_METRIC_JS_DIST] = {"js_dist",
+                           "Jensen-Shannon distance (square root of the divergence with log base 2) of the next-token "
+                           "distributions at the readout position",
+                           "1", PL_SCORE_ON_VALUE, PL_READS_DISTRIBUTIONS, js_dist_value},
+    [PL_METRIC_CE_LOSS] = {"ce_loss",
+                           "cross-entropy of the prompt's real next token at the readout position (NaN where the "
+                           "data has none)",
+                           "nats", PL_SCORE_ON_INCREASE, PL_READS_DISTRIBUTIONS, ce_value},
+    [PL_METRIC_SAE_L0] = {"sae_l0",
+                          "number of the SAE's features active (> 0) on the perturbed activation at the hook",
+                          "features", PL_SCORE_ON_INCREASE, PL_READS_SAE, sae_l0_value},
+    [PL_METRIC_SAE_RECON_ERROR] = {"sae_recon_error",
+                                   "L2 norm of the SAE's reconstruction error x - SAE(x) of the perturbed activation "
+                                   "x at the hook",
+                                   "residual stream units", PL_SCORE_ON_INCREASE, PL_READS_SAE, sae_error_value},
+};
+
+/* ------------------------------------------------------------ a unit */
+
+static int reads_of(const pl_experiment *ex)
+{
+    int reads = 0;
+    for (int k = 0; k < ex->cfg->n_metrics; k++)
+        reads |= PL_METRICS[ex->cfg->metrics[k]].reads;
+    return reads;
+}
+
+size_t pl_unit_metrics_scratch(const pl_experiment *ex, int M)
+{
+    int reads = reads_of(ex);
+    size_t bytes = sizeof(double) * 7 * (size_t)M; /* the seven shared quantities */
+    if (reads & PL_READS_DISTRIBUTIONS)
+        bytes += sizeof(double) * 4 * (size_t)ex->V;
+    if (reads & PL_READS_SAE)
+        bytes += pl_sae_readout_scratch(ex->sae, M);
+    return bytes;
+}
+
+void pl_unit_metrics(const pl_experiment *ex, const float *logits, const float *read, const float *X, int M,
+                     int ref, int next_token, void *scratch, float *out)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int reads = reads_of(ex), want_kl = 0, want_jsd = 0;
+    for (int k = 0; k < cfg->n_metrics; k++) {
+        want_kl |= cfg->metrics[k] == PL_METRIC_KL;
+        want_jsd |= cfg->metrics[k] == PL_METRIC_JSD || cfg->metrics[k] == PL_METRIC_JS_DIST;
+    }
+    double *q = scratch; /* the shared quantities [7][M], then the stages' own scratch */
+    double *kl = q, *jsd = q + M, *ce = q + 2 * (size_t)M, *l2 = q + 3 * (size_t)M, *cosine = q + 4 * (size_t)M;
+    double *l0 = q + 5 * (size_t)M, *err = q + 6 * (size_t)M, *rest = q + 7 * (size_t)M;
+    pl_readout r = {ex, M, ex->V, ex->C, ref, logits, read, X, next_token, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (reads & PL_READS_DISTRIBUTIONS) {
+        distributions(&r, want_kl, want_jsd, rest, kl, jsd, ce);
+        r.kl = kl, r.jsd = jsd, r.ce = ce;
+    }
+    if (reads & PL_READS_RESIDUAL) {
+        residual_distances(&r, l2, cosine);
+        r.l2 = l2, r.cosine = cosine;
+    }
+    if (reads & PL_READS_SAE) {
+        pl_sae_readout(ex->sae, X, M, rest, l0, err);
+        r.sae_l0 = l0, r.sae_error = err;
+    }
+    for (int k = 0; k < cfg->n_metrics; k++) {
+        const pl_metric_info *mt = &PL_METRICS[cfg->metrics[k]];
+        for (int row = 0; row < M; row++)
+            out[(size_t)k * M + row] = (float)mt->value(&r, row);
+    }
+}

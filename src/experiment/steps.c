@@ -4,6 +4,9 @@
  *   fixed_norm  x_k = base + alpha_k |base| d / |d|    (teren's scan: alpha = 1 moves by |base|)
  *   absolute    x_k = base + alpha_k d / |d|           (alpha in activation units)
  *
+ * A kind whose base sits at alpha = ref_alpha != 0 (sae_feature_scale: alpha scales a feature's
+ * contribution d) steps x_k = base + (alpha_k - ref_alpha) d, to_target only.
+ *
  * d is centred first (d -= mean(d), teren's scan) when [perturb] center_direction is set or the
  * basis is centered; norms are taken in the sweep's basis. A zero direction leaves every step at the
  * base (a flat curve, whose normalised scores are NaN).
@@ -49,8 +52,9 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
     double *base = pl_malloc(sizeof(double) * 3 * (size_t)C, "unit vectors"), *dir = base + C; /* dir: 2 C */
     if (!base)
         return PL_ERR;
+    const pl_direction_kind *kind = &PL_DIRECTION_KINDS[cfg->dirs[id.d].kind];
     PL_BASE_KINDS[cfg->bases[id.b]].make(ex, id, base);
-    PL_DIRECTION_KINDS[cfg->dirs[id.d].kind].direction(ex, id.d, id, base, dir);
+    kind->direction(ex, id.d, id, base, dir);
     if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
         pl_center(dir, C);
     double scale = 1.0;
@@ -60,7 +64,7 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
         scale = nd > 0.0 ? length / nd : 0.0;
     }
     for (int k = 0; k < ex->steps; k++) {
-        double a = ex->alpha[k] * scale;
+        double a = (ex->alpha[k] - kind->ref_alpha) * scale; /* ref_alpha: 0 but for sae_feature_scale */
         float *x = X + (size_t)k * C;
         for (int c = 0; c < C; c++)
             x[c] = (float)(base[c] + a * dir[c]);

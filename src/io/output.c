@@ -117,6 +117,31 @@ static void basis_fit(const pl_sweep *sw, double *mu, double *sigma)
     free(col);
 }
 
+/* What the SAE of [sae] path is, as global attributes (the first NetCDF status that is not
+ * NC_NOERR). */
+static int write_sae_attributes(int nc, const pl_experiment *ex)
+{
+    const pl_sae *sae = ex->sae;
+    int d_sae = sae->d_sae, k = sae->k, s = NC_NOERR;
+    s = s ? s : text_att(nc, NC_GLOBAL, "sae_path", sae->dir);
+    s = s ? s : text_att(nc, NC_GLOBAL, "sae_sha256", sae->sha256);
+    s = s ? s : text_att(nc, NC_GLOBAL, "synthetic_sae", sae->synthetic ? "true" : "false");
+    s = s ? s : text_att(nc, NC_GLOBAL, "sae_hook", sae->hook);
+    s = s ? s : text_att(nc, NC_GLOBAL, "sae_architecture", pl_sae_arch_name(sae->arch));
+    s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_d_sae", NC_INT, 1, &d_sae);
+    if (sae->arch == PL_SAE_TOPK)
+        s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_k", NC_INT, 1, &k);
+    s = s ? s : text_att(nc, NC_GLOBAL, "sae_normalize_activations", pl_sae_norm_name(sae->norm));
+    s = s ? s : text_att(nc, NC_GLOBAL, "sae_apply_b_dec_to_input", sae->apply_b_dec_to_input ? "true" : "false");
+    if (ex->sae_bases) {
+        int never = ex->sae_bases->n_never_active, none = ex->sae_bases->n_no_feature;
+        s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_features_never_active", NC_INT, 1, &never);
+        if (ex->sae_bases->feature)
+            s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_draws_without_active_feature", NC_INT, 1, &none);
+    }
+    return s;
+}
+
 /* Build the whole file in memory: *MEMIO holds its bytes (free memio->memory). PATH names it in
  * messages. */
 static int write_netcdf(const char *path, const pl_results *r, const pl_output_meta *meta, NC_memio *memio)
@@ -179,7 +204,13 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
 
     const char *alpha_long, *alpha_units;
     alpha_meaning(cfg, &alpha_long, &alpha_units);
-    NC_TRY(def_var(nc, "alpha", NC_DOUBLE, 1, &d_alpha, alpha_long, alpha_units, &v_alpha));
+    char alpha_text[1024];
+    snprintf(alpha_text, sizeof alpha_text, "%s", alpha_long);
+    for (int d = 0; d < ND; d++) /* kinds whose alpha means something else (sae_feature_scale) say so */
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning)
+            snprintf(alpha_text + strlen(alpha_text), sizeof alpha_text - strlen(alpha_text), "; %s",
+                     PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning);
+    NC_TRY(def_var(nc, "alpha", NC_DOUBLE, 1, &d_alpha, alpha_text, alpha_units, &v_alpha));
     {
         static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
         NC_TRY(text_att(nc, v_alpha, "step_mode", mode_names[cfg->step_mode]));
@@ -313,6 +344,15 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             }
             NC_TRY(def_var(nc, st->name, NC_INT, nd, dims, st->long_name, "1", &v_state[d][k]));
         }
+    int v_sae_active = -1;
+    if (ex->sae_bases) {
+        int d_feature;
+        NC_TRY(nc_def_dim(nc, "sae_feature", ex->sae->d_sae, &d_feature));
+        NC_TRY(def_var(nc, "sae_feature_active_bases", NC_INT, 1, &d_feature,
+                       "bases of the sweep (real: per prompt; synthetic: per prompt and sample) at which the SAE "
+                       "feature is active (> 0); 0: never active in the run",
+                       "1", &v_sae_active));
+    }
     if (cfg->activations) {
         int dims_act[2] = {d_prompt, d_resid}, dims_sigma[2] = {d_resid, d_resid2};
         const char *basis = cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw";
@@ -360,9 +400,8 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     NC_TRY(nc_put_att_double(nc, NC_GLOBAL, "evals_per_second", NC_DOUBLE, 1, &meta->evals_per_second));
     NC_TRY(text_att(nc, NC_GLOBAL, "created", created));
     NC_TRY(text_att(nc, NC_GLOBAL, "sigma_positive_definite_fix", meta->sigma_note ? meta->sigma_note : ""));
-    /* what the bits depend on besides the config and the model: OpenBLAS's build and kernels */
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "threads", NC_INT, 1, &meta->threads));
-    NC_TRY(text_att(nc, NC_GLOBAL, "openblas_config", meta->openblas_config ? meta->openblas_config : ""));
+    if (ex->sae)
+        NC_TRY(write_sae_attributes(nc, ex));
     NC_TRY(nc_enddef(nc));
 
     /* coordinates */
@@ -475,6 +514,8 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     for (int d = 0; d < ND; d++)
         for (int k = 0; k < ex->dir[d].n_state; k++)
             NC_TRY(nc_put_var_int(nc, v_state[d][k], ex->dir[d].state[k].values));
+    if (ex->sae_bases)
+        NC_TRY(nc_put_var_int(nc, v_sae_active, ex->sae_bases->active_bases));
     if (cfg->activations) {
         NC_TRY(nc_put_var_float(nc, v_act, sw->real_act));
         NC_TRY(nc_put_var_double(nc, v_mu, fit_mu));

@@ -24,7 +24,7 @@ int pl_sweep_setup_grid(pl_sweep *sw)
         return PL_ERR;
     /* linspace(0, alpha_max, steps): k * alpha_max / (steps - 1), exact at both ends */
     for (int k = 0; k < sw->steps; k++)
-        sw->alpha[k] = k == sw->steps - 1 ? sw->cfg->alpha_max : sw->cfg->alpha_max * k / (sw->steps - 1);
+        sw->alpha[k] = pl_alpha_at(sw->cfg->alpha_max, sw->steps, k);
     return PL_OK;
 }
 
@@ -48,6 +48,8 @@ int pl_sweep_setup_units(pl_sweep *sw)
     pl_experiment *ex = &sw->ex;
     ex->cfg = sw->cfg;
     ex->C = sw->C;
+    ex->V = sw->V;
+    ex->sae = sw->sae.dir ? &sw->sae : NULL;
     ex->P = sw->P;
     ex->S = sw->S;
     ex->NB = sw->NB;
@@ -60,6 +62,32 @@ int pl_sweep_setup_units(pl_sweep *sw)
     ex->trace = sw->trace;
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
+    return PL_OK;
+}
+
+int pl_sweep_open_sae(pl_sweep *sw)
+{
+    pl_sweep_config *cfg = sw->cfg;
+    if (!cfg->sae_path)
+        return PL_OK;
+    const char *origin = pl_sweep_config_origin(cfg, "sae", "path");
+    if (pl_sae_open(&sw->sae, cfg->sae_path, sw->C) != PL_OK)
+        return pl_fail_prefix("%s: [sae] path = %s", origin, cfg->sae_path);
+    /* The SAE must read the residual that is perturbed: the same index (blocks.L.hook_resid_post is
+     * blocks.L+1.hook_resid_pre), or the readouts and directions would belong to another activation. */
+    int index;
+    if (pl_hook_parse(sw->model, sw->sae.hook, &index) != PL_OK)
+        return pl_fail_prefix("%s: [sae] path = %s: cfg.json's hook is not a residual-stream hook of this model",
+                              origin, cfg->sae_path);
+    if (index != sw->resid_index)
+        return pl_fail("%s: [sae] path = %s: the SAE reads %s (cfg.json), but [perturb] hook is %s (%s)", origin,
+                       cfg->sae_path, sw->sae.hook, cfg->hook, pl_sweep_config_origin(cfg, "perturb", "hook"));
+    if (cfg->sae_sha256 && strcmp(cfg->sae_sha256, sw->sae.sha256))
+        return pl_fail("%s: [sae] sha256 = %s, but the SAE in %s has sha256 %s (of cfg.json followed by "
+                       "sae_weights.safetensors)",
+                       pl_sweep_config_origin(cfg, "sae", "sha256"), cfg->sae_sha256, cfg->sae_path, sw->sae.sha256);
+    if (!cfg->sae_sha256 && !(cfg->sae_sha256 = strdup(sw->sae.sha256)))
+        return pl_fail("out of memory (SAE sha256)");
     return PL_OK;
 }
 
@@ -116,39 +144,60 @@ static long first_nonfinite(const float *x, size_t n)
     return -1;
 }
 
-/* Which rows of a batch's step vectors, logits and read-hook residuals hold a non-finite value
- * (BAD_LOGITS[row], BAD_READ[row]; a bad step vector makes both bad). With [run] nonfinite = error
- * the first one fails the batch with a message naming its unit, alpha and where; NULL X skips the
- * step vectors (checked before evaluating). */
+/* Non-finite inputs of a row's metrics, as bits of BAD[row]. */
+enum { BAD_STEP = 1, BAD_LOGITS = 2, BAD_READ = 4 };
+
+/* Which rows of a batch's step vectors, logits and read-hook residuals hold a non-finite value (bits of
+ * BAD[row]; units without a direction are skipped: their curves are NaN anyway). With [run] nonfinite
+ * = error the first one fails the batch with a message naming its unit, alpha and where. NULL X skips
+ * the step vectors (checked before evaluating), NULL LOGITS and READ the outputs. */
 static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X, const float *logits,
-                          const float *read, unsigned char *bad_logits, unsigned char *bad_read)
+                          const float *read, unsigned char *bad)
 {
     int S = sw->steps, C = sw->C, V = sw->V;
-    for (size_t row = 0; row < (size_t)n * S; row++) {
-        long at_x = X ? first_nonfinite(X + row * C, (size_t)C) : -1;
-        long at_logit = logits ? first_nonfinite(logits + row * V, (size_t)V) : -1;
-        long at_read = read ? first_nonfinite(read + row * C, (size_t)C) : -1;
-        bad_logits[row] |= at_x >= 0 || at_logit >= 0;
-        bad_read[row] |= at_x >= 0 || at_read >= 0;
-        if (sw->cfg->nonfinite_mark || (at_x < 0 && at_logit < 0 && at_read < 0))
+    for (int i = 0; i < n; i++) {
+        if (!pl_unit_defined(&sw->ex, pl_unit_decode(sw, first + i)))
             continue;
-        char unit[320], what[256];
-        pl_unit_name(sw, first + (long)(row / S), unit, sizeof unit);
-        if (at_x >= 0)
-            snprintf(what, sizeof what, "the step vector (base + alpha x direction) has a non-finite component %ld",
-                     at_x);
-        else if (at_logit >= 0)
-            snprintf(what, sizeof what, "the logit of token %ld is %s, from a finite step vector: the model computes "
-                     "it; check its weights", at_logit, isnan(logits[row * V + at_logit]) ? "NaN" : "infinite");
-        else
-            snprintf(what, sizeof what, "the residual at %s has a non-finite component %ld, from a finite step "
-                     "vector: the model computes it; check its weights", sw->cfg->read_hook, at_read);
-        pl_fail("%s, alpha = %g: %s ([run] nonfinite = error; 'mark' stores NaN and leaves it out of the "
-                "statistics)",
-                unit, sw->alpha[row % S], what);
-        return PL_ERR_BAD_INPUT;
+        for (size_t row = (size_t)i * S; row < (size_t)(i + 1) * S; row++) {
+            long at_x = X ? first_nonfinite(X + row * C, (size_t)C) : -1;
+            long at_logit = logits ? first_nonfinite(logits + row * V, (size_t)V) : -1;
+            long at_read = read ? first_nonfinite(read + row * C, (size_t)C) : -1;
+            bad[row] |= (at_x >= 0 ? BAD_STEP : 0) | (at_logit >= 0 ? BAD_LOGITS : 0) | (at_read >= 0 ? BAD_READ : 0);
+            if (sw->cfg->nonfinite_mark || !bad[row])
+                continue;
+            char unit[320], what[256];
+            pl_unit_name(sw, first + i, unit, sizeof unit);
+            if (at_x >= 0)
+                snprintf(what, sizeof what, "the step vector (base + alpha x direction) has a non-finite component %ld",
+                         at_x);
+            else if (at_logit >= 0)
+                snprintf(what, sizeof what, "the logit of token %ld is %s, from a finite step vector: the model "
+                         "computes it; check its weights", at_logit, isnan(logits[row * V + at_logit]) ? "NaN" : "infinite");
+            else
+                snprintf(what, sizeof what, "the residual at %s has a non-finite component %ld, from a finite step "
+                         "vector: the model computes it; check its weights", sw->cfg->read_hook, at_read);
+            pl_fail("%s, alpha = %g: %s ([run] nonfinite = error; 'mark' stores NaN and leaves it out of the "
+                    "statistics)",
+                    unit, sw->alpha[row % S], what);
+            return PL_ERR_BAD_INPUT;
+        }
     }
     return PL_OK;
+}
+
+/* [run] nonfinite = mark: the metrics of unit row K whose inputs (BAD, the unit's rows) are not all
+ * finite, in row K or in the unit's reference row REF, become NaN. O[NM, S]. */
+static void mark_nonfinite(const pl_sweep *sw, const unsigned char *bad, int ref, float *o)
+{
+    int S = sw->steps;
+    for (int mi = 0; mi < sw->NM; mi++) {
+        int reads = PL_METRICS[sw->cfg->metrics[mi]].reads, mask = BAD_STEP;
+        mask |= reads & PL_READS_DISTRIBUTIONS ? BAD_LOGITS : 0;
+        mask |= reads & PL_READS_RESIDUAL ? BAD_READ : 0;
+        for (int k = 0; k < S; k++)
+            if ((bad[k] | bad[ref]) & mask)
+                o[(size_t)mi * S + k] = NAN;
+    }
 }
 
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
@@ -161,13 +210,12 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
         cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
         cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
-        cache->scratch = pl_malloc(sizeof(double) * 4 * (size_t)V, "metric scratch");
-        cache->bad = pl_malloc(2 * rows, "non-finite rows");
+        cache->scratch = pl_malloc(pl_unit_metrics_scratch(&sw->ex, S), "metric scratch");
+        cache->bad = pl_malloc(rows, "non-finite rows");
         if (!cache->X || !cache->logits || !cache->read || !cache->scratch || !cache->bad)
             return PL_ERR;
     }
-    unsigned char *bad_logits = cache->bad, *bad_read = cache->bad + rows;
-    memset(cache->bad, 0, 2 * rows);
+    memset(cache->bad, 0, rows);
     /* Units are prompt-major, so a batch's prompts come in runs: group g is the g-th distinct one. */
     int *group = pl_malloc(sizeof(int) * 2 * (size_t)n, "batch groups"), *prompts = group + n, G = 0;
     if (!group)
@@ -182,7 +230,7 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
             return PL_ERR;
         }
     }
-    int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, bad_logits, bad_read);
+    int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, cache->bad);
     if (rc != PL_OK) {
         free(group);
         return rc;
@@ -230,26 +278,24 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
     free(group);
     if (rc != PL_OK)
         return PL_ERR;
-    rc = find_nonfinite(sw, first, n, NULL, cache->logits, cache->read, bad_logits, bad_read);
+    rc = find_nonfinite(sw, first, n, NULL, cache->logits, cache->read, cache->bad);
     if (rc != PL_OK)
         return rc;
     if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
         for (size_t row = 0; row < (size_t)n * S; row++)
             pl_center_float(cache->read + row * C, C);
     for (int i = 0; i < n; i++) {
+        pl_unit_id id = pl_unit_decode(sw, first + i);
         float *o = out + (size_t)i * sw->NM * S;
-        const unsigned char *bl = bad_logits + (size_t)i * S, *br = bad_read + (size_t)i * S;
-        pl_unit_metrics(cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C, S, V, C,
-                        sw->cfg->metrics, sw->NM, next_token_at_readout(sw, pl_unit_decode(sw, first + i).p),
-                        cache->scratch, o);
-        /* [run] nonfinite = mark: a metric fed by a non-finite value (in the row or in the unit's
-         * unperturbed row 0, its reference) is NaN */
-        for (int mi = 0; mi < sw->NM; mi++) {
-            const unsigned char *bad = PL_METRICS[sw->cfg->metrics[mi]].needs_logits ? bl : br;
-            for (int k = 0; k < S; k++)
-                if (bad[k] || bad[0])
-                    o[(size_t)mi * S + k] = NAN;
+        if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
+            for (size_t j = 0; j < (size_t)sw->NM * S; j++)
+                o[j] = NAN;
+            continue;
         }
+        int ref = pl_unit_reference(&sw->ex, id);
+        pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
+                        cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
+        mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
     }
     return PL_OK;
 }
@@ -264,5 +310,7 @@ void pl_sweep_free(pl_sweep *sw)
     free(sw->chol);
     free(sw->sigma);
     pl_experiment_free(&sw->ex);
+    if (sw->sae.dir)
+        pl_sae_close(&sw->sae);
     memset(sw, 0, sizeof *sw);
 }

@@ -65,6 +65,10 @@ static const key_spec KEYS[] = {
     {"output", "activations", "false", 1},
     {"output", "bootstrap", "2000", 1},
     {"output", "histogram_bins", "20", 1},
+    {"sae", "path", "", 0},
+    {"sae", "sha256", "", 1},
+    {"sae", "active_fraction", "0.1", 1},
+    {"sae", "sign", "negative", 1},
     {"run", "seed", "0", 1},
     {"run", "checkpoint_every", "300", 0},
     {"run", "checkpoint", "", 0},
@@ -74,7 +78,7 @@ static const key_spec KEYS[] = {
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 _Static_assert(N_KEYS <= (int)(sizeof ((pl_sweep_config *)0)->origin / sizeof(char *)), "pl_sweep_config.origin holds every key");
-static const char *SECTIONS = "model, data, perturb, readout, output, run";
+static const char *SECTIONS = "model, data, perturb, readout, output, sae, run";
 
 typedef struct {
     char *value[N_KEYS];
@@ -667,6 +671,33 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         parse_int(rc, K("output", "bootstrap"), 0, 1000000, &cfg->bootstrap) != PL_OK ||
         parse_int(rc, K("output", "histogram_bins"), 1, 100000, &cfg->histogram_bins) != PL_OK)
         return PL_ERR;
+    /* [sae] */
+    static const char *const signs[] = {"negative", "positive"};
+    i = K("sae", "path");
+    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->sae_path) != PL_OK)
+        return PL_ERR;
+    i = K("sae", "sha256");
+    if (rc->value[i] && rc->value[i][0]) {
+        const char *h = rc->value[i];
+        if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64)
+            return FAIL_KEY(i, "'%s' is not a sha256 (64 lowercase hex digits)", h);
+        if (parse_string(rc, i, &cfg->sae_sha256) != PL_OK)
+            return PL_ERR;
+    }
+    i = K("sae", "active_fraction");
+    if (parse_double(rc, i, 0.0, 1.0, 0, &cfg->sae_active_fraction) != PL_OK)
+        return PL_ERR;
+    if (cfg->sae_active_fraction >= 1.0)
+        return FAIL_KEY(i, "'%s' is not a fraction in [0, 1) of the base's largest feature activation", rc->value[i]);
+    if (parse_enum_one(rc, K("sae", "sign"), signs, 2, &cfg->sae_sign) != PL_OK)
+        return PL_ERR;
+    /* what the direction kinds and metrics need of the rest of the config */
+    const char *which = NULL;
+    if (pl_experiment_check_config(cfg, &which) != PL_OK) {
+        const char *section = !strcmp(which, "metrics") ? "readout" : !strcmp(which, "path") ? "sae" : "perturb";
+        return pl_fail_prefix("%s: [%s] %s", rc->origin[K(section, which)] ? rc->origin[K(section, which)] : rc->file,
+                              section, which);
+    }
     /* [run] */
     if (parse_u64(rc, K("run", "seed"), &cfg->seed) != PL_OK ||
         parse_double(rc, K("run", "checkpoint_every"), 0.0, 1e9, 1, &cfg->checkpoint_every) != PL_OK ||
@@ -782,6 +813,8 @@ void pl_sweep_config_free(pl_sweep_config *cfg)
         free(cfg->dirs[d].tensor);
     }
     free(cfg->read_hook);
+    free(cfg->sae_path);
+    free(cfg->sae_sha256);
     free(cfg->output_path);
     free(cfg->checkpoint_path);
     for (int i = 0; i < 64; i++)
@@ -988,6 +1021,14 @@ static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
         sb_printf(sb, "%d", cfg->bootstrap);
     else if (IS("output", "histogram_bins"))
         sb_printf(sb, "%d", cfg->histogram_bins);
+    else if (IS("sae", "path"))
+        sb_printf(sb, "%s", cfg->sae_path ? cfg->sae_path : "");
+    else if (IS("sae", "sha256"))
+        sb_printf(sb, "%s", cfg->sae_sha256 ? cfg->sae_sha256 : "");
+    else if (IS("sae", "active_fraction"))
+        sb_double(sb, cfg->sae_active_fraction);
+    else if (IS("sae", "sign"))
+        sb_printf(sb, "%s", cfg->sae_sign == PL_SAE_SIGN_POSITIVE ? "positive" : "negative");
     else if (IS("run", "seed"))
         sb_printf(sb, "%llu", (unsigned long long)cfg->seed);
     else if (IS("run", "checkpoint_every"))

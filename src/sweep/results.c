@@ -40,6 +40,13 @@ void pl_score_range(const pl_sweep *sw, int sc, double *lo, double *hi)
     *hi = PL_SCORES[sc].alpha_valued ? sw->cfg->alpha_max : (double)(sw->steps - 1);
 }
 
+/* A kind whose units sit at their base at alpha != 0 (sae_feature_scale) has V-shaped curves: no
+ * per-curve scores (NaN) and no comparisons. */
+static int kind_scored(const pl_sweep *sw, int d)
+{
+    return PL_DIRECTION_KINDS[sw->cfg->dirs[d].kind].ref_alpha == 0.0;
+}
+
 /* The comparisons a paper quotes: real vs synthetic base for each direction (when both bases are
  * swept), and each direction kind vs real_other for each base (when real_other is swept). */
 static void list_comparisons(pl_results *r)
@@ -59,6 +66,8 @@ static void list_comparisons(pl_results *r)
     r->n_comparisons = 0;
     if (real >= 0 && synth >= 0)
         for (int d = 0; d < sw->ND; d++) {
+            if (!kind_scored(sw, d))
+                continue;
             pl_comparison *c = &r->comparisons[r->n_comparisons++];
             *c = (pl_comparison){real, d, synth, d, ""};
             snprintf(c->label, sizeof c->label, "real/synthetic @ %s", cfg->dirs[d].label);
@@ -66,7 +75,7 @@ static void list_comparisons(pl_results *r)
     if (other >= 0)
         for (int b = 0; b < sw->NB; b++)
             for (int d = 0; d < sw->ND; d++) {
-                if (d == other)
+                if (d == other || !kind_scored(sw, d))
                     continue;
                 pl_comparison *c = &r->comparisons[r->n_comparisons++];
                 *c = (pl_comparison){b, d, b, other, ""};
@@ -114,6 +123,8 @@ int pl_results_finish(pl_results *r)
                         long u = (((long)p * NB + b) * ND + d) * S + s;
                         pl_score_curve(r->curves + ((size_t)u * NM + mi) * K, K, PL_METRICS[m].score_on, scratch);
                         pl_curve_scores(scratch, sw->alpha, K, &sp, sc_out);
+                        for (int sc = 0; sc < NSC && !kind_scored(sw, d); sc++)
+                            sc_out[sc] = NAN;
                         for (int sc = 0; sc < NSC; sc++)
                             r->scores[((((size_t)mi * NSC + sc) * NB + b) * ND + d) * n_kind + (size_t)p * S + s] =
                                 sc_out[sc];

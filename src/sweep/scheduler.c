@@ -189,8 +189,8 @@ static int prepare_output_dir(const char *path, const char *what)
     return pl_check_output(path, what);
 }
 
-/* Is TARGET (a file plateau will write) one of the model's files? The model is a file or a dir of
- * files (config.json, weights, tokenizer files): any of them. */
+/* Is TARGET (a file plateau will write) one of the files of MODEL_PATH (a model, or an SAE)? It is a
+ * file or a dir of files (config.json, weights, tokenizer files): any of them. */
 static int is_model_file(const char *model_path, const char *target, char *which, size_t size)
 {
     struct stat sb;
@@ -227,7 +227,7 @@ static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
     for (int o = 0; o < 2; o++) {
         const char *origin = pl_sweep_config_origin(cfg, o ? "run" : "output", o ? "checkpoint" : "path");
         char which[4096];
-        const char *input = NULL;
+        const char *input = NULL, *owner = "";
         if (pl_same_file(outs[o], cfg->file))
             input = "the config file";
         else if (pl_same_file(outs[o], cfg->data_path))
@@ -235,15 +235,16 @@ static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
         else if (cfg->tokenizer_path && pl_same_file(outs[o], cfg->tokenizer_path))
             input = "[model] tokenizer";
         else if (is_model_file(cfg->model_path, outs[o], which, sizeof which))
-            input = which;
+            input = which, owner = "the model's file ";
+        else if (cfg->sae_path && is_model_file(cfg->sae_path, outs[o], which, sizeof which))
+            input = which, owner = "the SAE's file ";
         for (int d = 0; !input && d < cfg->n_dirs; d++)
             if (cfg->dirs[d].path && pl_same_file(outs[o], cfg->dirs[d].path)) /* file: directions */
                 input = cfg->dirs[d].label;
         if (input)
             return pl_fail("%s: %s %s is an input of this run (%s%s): plateau would overwrite it; write the %s "
                            "elsewhere",
-                           origin, out_keys[o], outs[o], input == which ? "the model's file " : "", input,
-                           out_names[o]);
+                           origin, out_keys[o], outs[o], owner, input, out_names[o]);
     }
     struct stat sb;
     if (!opt->resume && lstat(cfg->checkpoint_path, &sb) == 0)
@@ -317,6 +318,9 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->steps = st->cfg.steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
     pl_sweep_set_batches(sw);
+    ok = pl_sweep_open_sae(sw) == PL_OK; /* before the clean forwards: a bad SAE fails at once */
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
 
     /* prompts: rank 0 reads and tokenises, everyone gets the ids */
     int n_all = sw->P + st->cfg.cov_prompts, T = sw->T, C = sw->C;
@@ -429,6 +433,8 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     ok = pl_sweep_setup_units(sw) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
+    if (st->rank == 0 && !st->quiet)
+        pl_experiment_notes(&sw->ex, stderr);
 
     /* a batch is about steps patched rows (or full forwards) plus one clean forward per unit */
     double per = opt->naive ? sw->steps

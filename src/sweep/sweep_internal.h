@@ -10,6 +10,7 @@
 #include "plateau/model.h"
 #include "plateau/sweep.h"
 #include "../experiment/experiment.h"
+#include "../experiment/sae.h"
 
 /* "FILE:LINE" or "--set ..." where (section, key) got its value (the config file for a default). */
 const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *section, const char *key);
@@ -40,6 +41,7 @@ typedef struct {
     double *sigma;      /* [C, C] the Sigma sampled from (rank 0, with [output] activations) */
     pl_pd_report pd;
     pl_experiment ex;   /* the science's view of all this, and the direction kinds' state */
+    pl_sae sae;         /* [sae] path, open on every rank (sae.dir NULL: none) */
     int naive;
 } pl_sweep;
 
@@ -65,8 +67,8 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
 /* A rank's reusable buffers for one batch. */
 typedef struct {
     float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C] */
-    double *scratch;
-    unsigned char *bad;        /* [2, batch_units * steps]: rows with non-finite logits, reads */
+    void *scratch;             /* the metrics' (pl_unit_metrics_scratch) */
+    unsigned char *bad;        /* [batch_units * steps]: which inputs of a row are not finite (batches.c) */
 } pl_unit_cache;
 
 void pl_unit_cache_init(pl_unit_cache *c);
@@ -81,6 +83,9 @@ int pl_sweep_fit(pl_sweep *sw, const float *acts);
 /* Every rank, once real_act, mu, chol and trace are known: the experiment's setup (direction kinds'
  * resources and per-unit state). Errors name the config line of [perturb] directions. */
 int pl_sweep_setup_units(pl_sweep *sw);
+/* Every rank, once the config is resolved: open [sae] path (if set) and check it against the model
+ * and [perturb] hook; fill or check [sae] sha256. Errors name the config line. */
+int pl_sweep_open_sae(pl_sweep *sw);
 /* sha256 of the selected prompts (tokens and next tokens of all P + cov_prompts). */
 int pl_data_sha256(const pl_sweep *sw, char out[65]);
 /* Set batch_units and n_batches from steps and n_units. */

@@ -28,6 +28,13 @@ for job in jobs:
     out = os.path.join(d, name + ".nc")
     small = [] if name == "smoke" else ["--set", "data.n_prompts=4", "--set", "perturb.cov_prompts=30",
                                         "--set", "perturb.steps=3"]
+    if "\n[sae]" in open(job).read():  # an SAE job: a synthetic SAE of the smoke model at its hook
+        sae = os.path.join(d, name + "-sae")
+        r = subprocess.run([sl.BIN, "synth-sae", sae, "--model", model, "--hook", "blocks.1.hook_resid_pre",
+                            "--d-sae", "64"], capture_output=True, text=True)
+        if r.returncode != 0:
+            sl.fail("synth-sae: " + r.stderr)
+        small += ["--set", "perturb.hook=blocks.1.hook_resid_pre", "--set", "sae.path=" + sae]
     r = sl.run([job, "--quiet", "-o", out] + common + small)
     if r.returncode != 0:
         sl.fail("%s: exit %d: %s" % (name, r.returncode, r.stderr))

@@ -1,0 +1,69 @@
+/* plateau synth-sae: a synthetic SAELens dir for a model's hook (tests and demos only). */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "plateau/error.h"
+#include "plateau/model.h"
+#include "../experiment/sae.h"
+
+static const char synth_sae_usage[] =
+    "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S]";
+
+int cmd_synth_sae(int argc, char **argv)
+{
+    pl_sae_synth_opts o = {.arch = PL_SAE_STANDARD};
+    const char *out_dir = NULL, *model_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long v;
+        if (!strcmp(a, "--model") || !strcmp(a, "--hook") || !strcmp(a, "--architecture") || !strcmp(a, "--d-sae") ||
+            !strcmp(a, "--k") || !strcmp(a, "--seed")) {
+            if (++i >= argc)
+                return cli_usage("synth-sae", synth_sae_usage, "%s needs a value", a);
+            const char *value = argv[i];
+            if (!strcmp(a, "--model")) {
+                model_path = value;
+            } else if (!strcmp(a, "--hook")) {
+                o.hook = value;
+            } else if (!strcmp(a, "--architecture")) {
+                if (!strcmp(value, "standard"))
+                    o.arch = PL_SAE_STANDARD;
+                else if (!strcmp(value, "jumprelu"))
+                    o.arch = PL_SAE_JUMPRELU;
+                else if (!strcmp(value, "topk"))
+                    o.arch = PL_SAE_TOPK;
+                else
+                    return cli_usage("synth-sae", synth_sae_usage,
+                                     "--architecture: '%s' is not standard, jumprelu or topk", value);
+            } else {
+                long hi = !strcmp(a, "--seed") ? LONG_MAX : 1L << 26;
+                if (cli_parse_int(a, value, !strcmp(a, "--seed") ? 0 : 1, hi, &v) != PL_OK)
+                    return cli_usage("synth-sae", synth_sae_usage, "%s", pl_error());
+                if (!strcmp(a, "--d-sae"))
+                    o.d_sae = (int)v;
+                else if (!strcmp(a, "--k"))
+                    o.k = (int)v;
+                else
+                    o.seed = (uint64_t)v;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage("synth-sae", synth_sae_usage, "unknown option '%s'", a);
+        } else if (!out_dir) {
+            out_dir = a;
+        } else {
+            return cli_usage("synth-sae", synth_sae_usage, "unexpected argument '%s'", a);
+        }
+    }
+    if (!out_dir || !model_path || !o.hook || !o.d_sae)
+        return cli_usage("synth-sae", synth_sae_usage, "OUT_DIR, --model, --hook and --d-sae are required");
+    if (o.k && o.arch != PL_SAE_TOPK)
+        return cli_usage("synth-sae", synth_sae_usage, "--k is for --architecture topk");
+    pl_model *m;
+    if (pl_model_open(&m, model_path) != PL_OK)
+        return cli_fail();
+    int rc = pl_sae_synth(out_dir, m, model_path, &o);
+    pl_model_close(m);
+    return rc == PL_OK ? PL_EXIT_OK : cli_fail();
+}
