@@ -126,6 +126,8 @@ typedef struct {
     int naive;   /* every evaluation by a full patched forward */
     int quiet;   /* no progress lines */
     int resume;  /* continue from the checkpoint */
+    int dry_run; /* say what the run would do (units, memory, time), write nothing */
+    int dry_run_ranks; /* the ranks --dry-run estimates for (0: the ranks it runs on) */
 } pl_run_options;
 
 /* Run a sweep (MPI_Init .. MPI_Finalize inside). Returns the process exit code; every rank

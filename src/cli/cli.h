@@ -4,6 +4,8 @@
 #ifndef PLATEAU_CLI_H
 #define PLATEAU_CLI_H
 
+#include <stdio.h>
+
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -15,9 +17,42 @@ int cmd_merge(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_synth_sae(int argc, char **argv);
 
+/* A command's options and help: the one table its parser accepts, --help prints and the man page is
+ * made of (cli_help.c). */
+typedef struct {
+    const char *name;    /* "--top" */
+    const char *alias;   /* "-o", or NULL */
+    const char *metavar; /* "K": takes a value (--top K, --top=K); NULL: a flag */
+    const char *help;    /* one line */
+} cli_option;
+
+typedef struct {
+    const char *name;          /* "logits" */
+    const char *synopsis;      /* arguments after the command name */
+    const char *summary;       /* one line for `plateau help` */
+    const char *description;   /* what it does (lines of at most 100 characters) */
+    const cli_option *options; /* ended by an entry with name NULL; -h/--help is implicit */
+    const char *exit_codes;    /* exit codes beyond 0, 1 and 2 ("3 ...\n75 ..."), or NULL */
+} cli_spec;
+
+/* Every command's spec, in `plateau help`'s order (main.c). */
+extern const cli_spec CLI_INFO, CLI_VERIFY, CLI_TOKENIZE, CLI_LOGITS, CLI_GENERATE, CLI_SYNTH, CLI_RUN, CLI_CONFIG,
+    CLI_MERGE, CLI_SYNTH_SAE;
+
+/* Check ARGV (argv[0]: the command) against SPEC before a command parses it: --help/-h prints the
+ * help (exit 0); an option not in the table, a missing value or a value given to a flag is a usage
+ * error (one line, exit 1). Rewrites --opt=value as --opt value (GNU style) in a new *ARGV (freed at
+ * exit) so the command's parser sees one form. Returns -1 to go on, else the
+ * exit code. */
+int cli_prepare(const cli_spec *spec, int *argc, char ***argv);
+/* The help of SPEC on OUT. */
+void cli_print_help(const cli_spec *spec, FILE *out);
+/* The man page (roff) of the commands SPECS[N] on OUT. */
+void cli_print_man(const cli_spec *const *specs, int n, FILE *out);
+
 /* Print "plateau: <pl_error()>" on stderr and return PL_EXIT_INPUT. */
 int cli_fail(void);
-/* Print "plateau <cmd>: <message>" and the subcommand's usage line, return PL_EXIT_USAGE. */
+/* Print "plateau <cmd>: <message> (usage: plateau <cmd> <usage>)" as one line, return PL_EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *usage, const char *fmt, ...);
 /* Strict integer parsing for flags: the whole string must be a number in [lo, hi]. */
 int cli_parse_int(const char *flag, const char *text, long lo, long hi, long *out);

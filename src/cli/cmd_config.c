@@ -13,10 +13,31 @@
 
 static const char *USAGE = "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--get section.key]";
 
+const cli_spec CLI_CONFIG = {
+    "config", "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--get section.key]",
+    "The resolved config as plateau run with the same arguments would run it, or one value of it.",
+    "Every key, defaults filled, --set and -o applied. The run's flags are accepted and ignored, so a run's\n"
+    "arguments can be passed unchanged. [readout] read_hook stays empty when not given (its default needs\n"
+    "the model).",
+    (const cli_option[]){
+        {"--output", "-o", "OUT.nc", "the result file (replaces [output] path)"},
+        {"--set", NULL, "SECTION.KEY=VALUE", "set a config key (repeatable; applied in order, after the file)"},
+        {"--get", NULL, "SECTION.KEY", "print only this key's value"},
+        {"--resume", NULL, NULL, "(a run flag: ignored)"},
+        {"--naive", NULL, NULL, "(a run flag: ignored)"},
+        {"--quiet", "-q", NULL, "(a run flag: ignored)"},
+        {"--dry-run", NULL, NULL, "(a run flag: ignored)"},
+        {"--ranks", NULL, "N", "(a run flag: ignored)"},
+        {NULL, NULL, NULL, NULL}},
+    NULL};
+
 int cmd_config(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_CONFIG, &argc, &argv);
+    if (code >= 0)
+        return code;
     cli_run_args a = {.allow_get = 1};
-    int code = cli_parse_run_args(argc, argv, "config", USAGE, &a);
+    code = cli_parse_run_args(argc, argv, "config", USAGE, &a);
     if (code >= 0)
         return code;
     pl_sweep_config cfg;

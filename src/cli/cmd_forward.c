@@ -13,6 +13,30 @@
 static const char *LOGITS_USAGE = "MODEL (--text 'text' | --ids 464,3139,286) [--top K | --all] [--tokenizer FILE]";
 static const char *GENERATE_USAGE = "MODEL --text 'text' -n N [--tokenizer FILE]";
 
+const cli_spec CLI_LOGITS = {
+    "logits", "MODEL (--text T | --ids I,J,...) [--top K | --all] [--tokenizer FILE]",
+    "The model's next-token logits at the last position of a text or a list of token ids.",
+    "--text is encoded with the special tokens the model adds (llama2.c: BOS first; HF:\n"
+    "add_special_tokens=True). --top prints 'ID LOGIT TOKEN' lines, best first; --all all V logits.",
+    (const cli_option[]){{"--text", NULL, "T", "the prompt as text (needs the model's tokenizer)"},
+                         {"--ids", NULL, "I,J,...", "the prompt as token ids"},
+                         {"--top", NULL, "K", "print the K largest logits (default 10)"},
+                         {"--all", NULL, NULL, "print all V logits, one per line (%.9g)"},
+                         {"--tokenizer", NULL, "FILE", "a tokenizer.json, llama2.c tokenizer.bin or dir instead"},
+                         {NULL, NULL, NULL, NULL}},
+    NULL};
+
+const cli_spec CLI_GENERATE = {
+    "generate", "MODEL --text T -n N [--tokenizer FILE]",
+    "Greedy continuation of a text by N new tokens (one full forward per token: a sanity check).",
+    "Prints T as given, then each new token's text as the tokenizer streams it, then a newline; stops\n"
+    "early at the end-of-text token (llama2.c: at BOS, as run.c does).",
+    (const cli_option[]){{"--text", NULL, "T", "the prompt (required)"},
+                         {"-n", NULL, "N", "new tokens to generate (required)"},
+                         {"--tokenizer", NULL, "FILE", "a tokenizer.json, llama2.c tokenizer.bin or dir instead"},
+                         {NULL, NULL, NULL, NULL}},
+    NULL};
+
 /* "464,3139,286" -> ids; every element must be a non-negative integer. */
 static int parse_id_list(const char *text, int **ids, size_t *n)
 {
@@ -108,6 +132,9 @@ static int argmax(const float *x, int n)
 
 int cmd_logits(int argc, char **argv)
 {
+    int prepared = cli_prepare(&CLI_LOGITS, &argc, &argv);
+    if (prepared >= 0)
+        return prepared;
     const char *dir = NULL, *text = NULL, *id_list = NULL, *tokenizer_path = NULL;
     long top = 10;
     int all = 0;
@@ -120,7 +147,7 @@ int cmd_logits(int argc, char **argv)
             tokenizer_path = argv[++i];
         else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
             if (cli_parse_int("--top", argv[++i], 1, 1 << 30, &top))
-                return cli_fail();
+                return cli_usage("logits", LOGITS_USAGE, "%s", pl_error());
         } else if (!strcmp(argv[i], "--all"))
             all = 1;
         else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -139,9 +166,13 @@ int cmd_logits(int argc, char **argv)
     size_t n = 0;
     pl_run run = {0};
     int rc = PL_EXIT_INPUT;
-    if (pl_model_open(&m, dir))
+    if (id_list && parse_id_list(id_list, &ids, &n)) /* a malformed list is a command-line error */
+        return cli_usage("logits", LOGITS_USAGE, "%s", pl_error());
+    if (pl_model_open(&m, dir)) {
+        free(ids);
         return cli_fail();
-    if (prompt_ids(m, tokenizer_path, text, id_list, &tok, &ids, &n) || pl_forward(m, ids, (int)n, &run)) {
+    }
+    if ((!id_list && prompt_ids(m, tokenizer_path, text, NULL, &tok, &ids, &n)) || pl_forward(m, ids, (int)n, &run)) {
         cli_fail();
         goto done;
     }
@@ -180,6 +211,9 @@ done:
 
 int cmd_generate(int argc, char **argv)
 {
+    int prepared = cli_prepare(&CLI_GENERATE, &argc, &argv);
+    if (prepared >= 0)
+        return prepared;
     const char *dir = NULL, *text = NULL, *tokenizer_path = NULL;
     long steps = -1;
     for (int i = 1; i < argc; i++) {
@@ -189,7 +223,7 @@ int cmd_generate(int argc, char **argv)
             tokenizer_path = argv[++i];
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
             if (cli_parse_int("-n", argv[++i], 0, 1 << 20, &steps))
-                return cli_fail();
+                return cli_usage("generate", GENERATE_USAGE, "%s", pl_error());
         } else if (argv[i][0] == '-' && argv[i][1] != '\0')
             return cli_usage("generate", GENERATE_USAGE, "unknown or incomplete option '%s'", argv[i]);
         else if (!dir)

@@ -1,33 +1,46 @@
-/* plateau merge OUT.nc IN.nc...: stack per-hook result files along a new `hook` dimension. */
+/* plateau merge OUT.nc IN.nc... [--force]: stack per-hook result files along a new `hook` dimension. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "plateau/error.h"
 #include "plateau/merge.h"
 
-static const char *MERGE_USAGE = "OUT.nc IN.nc...";
+static const char *MERGE_USAGE = "OUT.nc IN.nc... [--force]";
+
+const cli_spec CLI_MERGE = {
+    "merge", "OUT.nc IN.nc... [--force]", "Stack per-hook result files along a new leading 'hook' dimension.",
+    "The result files of one sweep run once per hook (a Slurm array), in the order given. Their configs\n"
+    "may differ in one key only (the swept key, normally [perturb] hook). OUT is written atomically\n"
+    "(a temporary file, then renamed); an existing OUT is refused unless --force.",
+    (const cli_option[]){{"--force", NULL, NULL, "replace an existing OUT (atomically)"}, {NULL, NULL, NULL, NULL}},
+    NULL};
 
 int cmd_merge(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_MERGE, &argc, &argv);
+    if (code >= 0)
+        return code;
+    char *files[argc > 1 ? argc : 1];
+    int n_files = 0, force = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: plateau merge %s\n"
-                   "Stack the result files of one sweep run once per hook (a Slurm array) along a new\n"
-                   "leading 'hook' dimension, in the order given. The files' configs may differ in one key\n"
-                   "only (the swept key, normally [perturb] hook). OUT is written atomically.\n",
-                   MERGE_USAGE);
-            return PL_EXIT_OK;
-        }
-        if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_usage("merge", MERGE_USAGE, "unknown option '%s'", argv[i]);
+        if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else
+            files[n_files++] = argv[i];
     }
-    if (argc < 3)
+    if (n_files < 2)
         return cli_usage("merge", MERGE_USAGE, "need an output file and at least one input file");
-    const char *swept = NULL;
-    if (pl_merge(argv[1], argv + 2, argc - 2, &swept) != PL_OK)
+    struct stat sb;
+    if (!force && lstat(files[0], &sb) == 0) {
+        pl_fail("%s exists: pass --force to replace it", files[0]);
         return cli_fail();
-    fprintf(stderr, "plateau merge: %d file%s -> %s (swept key: %s)\n", argc - 2, argc > 3 ? "s" : "", argv[1],
+    }
+    const char *swept = NULL;
+    if (pl_merge(files[0], files + 1, n_files - 1, &swept) != PL_OK)
+        return cli_fail();
+    fprintf(stderr, "plateau merge: %d file%s -> %s (swept key: %s)\n", n_files - 1, n_files > 2 ? "s" : "", files[0],
             swept && *swept ? swept : "none");
     return PL_EXIT_OK;
 }

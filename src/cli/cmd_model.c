@@ -11,8 +11,23 @@
 #include "plateau/synth.h"
 #include "plateau/verify.h"
 
-static const char info_usage[] = "MODEL (an HF dir or a llama2.c .bin)";
+static const char info_usage[] = "MODEL";
 static const char verify_usage[] = "MODEL_DIR --manifest FILE";
+
+const cli_spec CLI_INFO = {
+    "info", info_usage, "A model's family, format, shapes, parameter count, weight files and sha256.",
+    "MODEL is a Hugging Face dir (config.json and safetensors weights) or a llama2.c checkpoint (.bin).\n"
+    "Says whether the model is synthetic (made by plateau synth: random weights).",
+    (const cli_option[]){{NULL, NULL, NULL, NULL}}, NULL};
+
+const cli_spec CLI_VERIFY = {
+    "verify", verify_usage, "The sha256 of every tensor of a GPT-2 model dir against a manifest.",
+    "The manifest has one 'SHA256  NAME  NBYTES' line per tensor (jobs/gpt2-small.tensors.sha256). Prints\n"
+    "every mismatch, then 'K of N manifest tensors match'. Exit 0 only when every weight matches.",
+    (const cli_option[]){{"--manifest", NULL, "FILE", "the manifest to check against (required)"},
+                         {NULL, NULL, NULL, NULL}},
+    NULL};
+
 static const char synth_usage[] =
     "OUT_DIR --layers L --embd C --heads H --ctx N [--family gpt2|llama|mistral|qwen2|gpt_neox] [--vocab-from DIR] "
     "[--dtype f32|f16|bf16] [--seed S] [--vocab V] [--hf-quirks] [--kv-heads K] [--head-dim D] [--mlp I] [--tied] "
@@ -21,6 +36,9 @@ static const char synth_usage[] =
 
 int cmd_info(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_INFO, &argc, &argv);
+    if (code >= 0)
+        return code;
     if (argc != 2)
         return cli_usage("info", info_usage, "expected exactly one MODEL");
     const char *dir = argv[1];
@@ -55,6 +73,9 @@ int cmd_info(int argc, char **argv)
 
 int cmd_verify(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_VERIFY, &argc, &argv);
+    if (code >= 0)
+        return code;
     const char *dir = NULL, *manifest = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--manifest")) {
@@ -88,8 +109,42 @@ int cmd_verify(int argc, char **argv)
     return PL_EXIT_OK;
 }
 
+const cli_spec CLI_SYNTH = {
+    "synth", "OUT_DIR --layers L --embd C --heads H --ctx N [OPTIONS]",
+    "A synthetic model dir with random weights (tests and demos: its curves say nothing about a trained model).",
+    "Writes config.json and model.safetensors (and the GPT-2 vocabulary files with --vocab-from) to OUT_DIR;\n"
+    "the weights are seeded, so the same options give the same bytes. plateau info and the result files\n"
+    "mark such a model as synthetic.",
+    (const cli_option[]){
+        {"--layers", NULL, "L", "blocks (required)"},
+        {"--embd", NULL, "C", "residual width (required)"},
+        {"--heads", NULL, "H", "attention (query) heads (required)"},
+        {"--ctx", NULL, "N", "context length (required)"},
+        {"--family", NULL, "F", "gpt2 (default), llama, mistral, qwen2 or gpt_neox"},
+        {"--vocab", NULL, "V", "vocabulary size (default 50257; excludes --vocab-from)"},
+        {"--vocab-from", NULL, "DIR", "copy vocab.json and merges.txt from DIR (GPT-2's vocabulary)"},
+        {"--dtype", NULL, "T", "f32 (default), f16 or bf16"},
+        {"--seed", NULL, "S", "weight seed (default 0)"},
+        {"--hf-quirks", NULL, NULL, "GPT-2: HF's transformer. prefix, tied lm_head.weight and attention buffers"},
+        {"--kv-heads", NULL, "K", "key/value heads (grouped-query attention; default: --heads)"},
+        {"--head-dim", NULL, "D", "head size (default: C / H)"},
+        {"--mlp", NULL, "I", "MLP width (default: 4 C for gpt2 and gpt_neox, 8 C / 3 rounded up to 8 else)"},
+        {"--tied", NULL, NULL, "tie the unembedding to the embedding"},
+        {"--attention-bias", NULL, NULL, "biases on q, k, v and o (Llama's attention_bias)"},
+        {"--rope-theta", NULL, "X", "rotary base (rotary families)"},
+        {"--rope-scaling", NULL, "llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX", "Llama 3 rotary scaling"},
+        {"--rotary-pct", NULL, "P", "GPT-NeoX: fraction of each head that is rotated, in (0, 1]"},
+        {"--sequential-residual", NULL, NULL, "GPT-NeoX: sequential instead of parallel residual"},
+        {"--sliding-window", NULL, "W", "Mistral/Qwen2 sliding window (positions)"},
+        {"--shards", NULL, "N", "write the weights as N safetensors shards with an index"},
+        {NULL, NULL, NULL, NULL}},
+    NULL};
+
 int cmd_synth(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_SYNTH, &argc, &argv);
+    if (code >= 0)
+        return code;
     pl_synth_opts o = {.n_vocab = 50257, .dtype = ST_F32, .seed = 0};
     const char *out_dir = NULL;
     int have_vocab = 0;

@@ -1,16 +1,39 @@
-/* plateau run CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet]
+/* plateau run CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run]
  * Parses the command line only; the sweep (and MPI) lives in plateau_sweep. */
 #include <stdlib.h>
 
 #include "cli.h"
 #include "plateau/sweep.h"
 
-static const char *USAGE = "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet]";
+static const char *USAGE = "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] "
+                           "[--dry-run [--ranks N]]";
+
+const cli_spec CLI_RUN = {
+    "run", "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run [--ranks N]]",
+    "Run a sweep: the plateau and sensitive-direction curves of one hook, written as one NetCDF file.",
+    "Start it under mpirun for several ranks (mpirun -n 4 plateau run CONFIG.ini). Progress goes to stderr.\n"
+    "The config's keys are in the README (Running a sweep); plateau config prints the resolved config.\n"
+    "--dry-run prints the resolved config, the units and evaluations, the memory per rank and on rank 0\n"
+    "and a time estimate from a short measured calibration, and writes nothing.",
+    (const cli_option[]){
+        {"--output", "-o", "OUT.nc", "the result file (replaces [output] path)"},
+        {"--set", NULL, "SECTION.KEY=VALUE", "set a config key (repeatable; applied in order, after the file)"},
+        {"--resume", NULL, NULL, "continue from the checkpoint of an interrupted run"},
+        {"--naive", NULL, NULL, "every evaluation by a full patched forward (slow; the fast path's check)"},
+        {"--quiet", "-q", NULL, "no progress lines"},
+        {"--dry-run", NULL, NULL, "say what the run would do, its memory and time; write nothing"},
+        {"--ranks", NULL, "N", "with --dry-run: estimate for N ranks (default: the ranks it runs on)"},
+        {NULL, NULL, NULL, NULL}},
+    "3 fault: a rank died, stopped answering or failed (the checkpoint is written first)\n"
+    "75 checkpointed after SIGTERM, SIGINT or SIGUSR1: run again with --resume"};
 
 int cmd_run(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_RUN, &argc, &argv);
+    if (code >= 0)
+        return code;
     cli_run_args a = {0};
-    int code = cli_parse_run_args(argc, argv, "run", USAGE, &a);
+    code = cli_parse_run_args(argc, argv, "run", USAGE, &a);
     if (code >= 0)
         return code;
     code = pl_sweep_main(&argc, &argv, a.config, a.sets, a.n_sets, a.output, &a.opt);

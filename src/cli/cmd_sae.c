@@ -11,8 +11,24 @@
 static const char synth_sae_usage[] =
     "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S]";
 
+const cli_spec CLI_SYNTH_SAE = {
+    "synth-sae", "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S]",
+    "A synthetic SAELens dir (cfg.json, sae_weights.safetensors) for a model's hook (tests and demos only).",
+    NULL,
+    (const cli_option[]){{"--model", NULL, "MODEL", "the model the SAE reads (required)"},
+                         {"--hook", NULL, "H", "its hook, e.g. blocks.1.hook_resid_pre (required)"},
+                         {"--d-sae", NULL, "N", "number of features (required)"},
+                         {"--architecture", NULL, "A", "standard (default), jumprelu or topk"},
+                         {"--k", NULL, "K", "active features of a topk SAE"},
+                         {"--seed", NULL, "S", "weight seed (default 0)"},
+                         {NULL, NULL, NULL, NULL}},
+    NULL};
+
 int cmd_synth_sae(int argc, char **argv)
 {
+    int code = cli_prepare(&CLI_SYNTH_SAE, &argc, &argv);
+    if (code >= 0)
+        return code;
     pl_sae_synth_opts o = {.arch = PL_SAE_STANDARD};
     const char *out_dir = NULL, *model_path = NULL;
     for (int i = 1; i < argc; i++) {

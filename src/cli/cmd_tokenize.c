@@ -11,7 +11,16 @@
 #include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
-static const char usage[] = "MODEL TEXT|- [--tokenizer FILE] [--bos]   ('-' reads all of stdin, byte for byte)";
+static const char usage[] = "MODEL TEXT|- [--tokenizer FILE] [--bos]";
+
+const cli_spec CLI_TOKENIZE = {
+    "tokenize", usage, "The token ids of TEXT by MODEL's tokenizer, space-separated on one line.",
+    "TEXT '-' reads all of stdin, byte for byte (NUL bytes included). The tokenizer is the model's own\n"
+    "(tokenizer.json, GPT-2's vocab.json and merges.txt, or llama2.c's tokenizer.bin beside the model).",
+    (const cli_option[]){{"--tokenizer", NULL, "FILE", "a tokenizer.json, llama2.c tokenizer.bin or dir instead"},
+                         {"--bos", NULL, NULL, "add the special tokens the model adds (HF add_special_tokens; BOS)"},
+                         {NULL, NULL, NULL, NULL}},
+    NULL};
 
 /* All of stdin, byte for byte (NULs included). */
 static int read_stdin(char **data, size_t *size)
@@ -43,10 +52,9 @@ static int read_stdin(char **data, size_t *size)
 
 int cmd_tokenize(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: plateau tokenize %s\n", usage);
-        return PL_EXIT_OK;
-    }
+    int prepared = cli_prepare(&CLI_TOKENIZE, &argc, &argv);
+    if (prepared >= 0)
+        return prepared;
     const char *positional[2] = {NULL, NULL}, *tokenizer_path = NULL;
     int n_positional = 0, with_bos = 0;
     for (int i = 1; i < argc; i++) {

@@ -6,30 +6,63 @@
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/version.h"
 
 static const struct {
     const char *name;
     int (*run)(int, char **);
-    const char *summary;
+    const cli_spec *spec;
 } commands[] = {
-    {"info", cmd_info, "MODEL_DIR                          config and tensors of a model dir"},
-    {"verify", cmd_verify, "MODEL_DIR --manifest FILE          sha256 of every tensor against a manifest"},
-    {"tokenize", cmd_tokenize, "MODEL_DIR TEXT|-                   token ids of TEXT ('-': stdin)"},
-    {"logits", cmd_logits, "MODEL_DIR (--text T | --ids I,J,..) [--top K | --all]"},
-    {"generate", cmd_generate, "MODEL_DIR --text T -n N            greedy continuation"},
-    {"synth", cmd_synth, "OUT_DIR --layers L --embd C --heads H --ctx N [--vocab-from DIR] [--dtype f32|f16|bf16] [--seed S]"},
-    {"run", cmd_run, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--resume] [--naive] [--quiet]"},
-    {"config", cmd_config, "CONFIG.ini [-o OUT.nc] [--set sec.key=val] [--get sec.key]  the resolved config"},
-    {"merge", cmd_merge, "OUT.nc IN.nc...                    stack per-hook results along 'hook'"},
-    {"synth-sae", cmd_synth_sae, "OUT_DIR --model MODEL --hook H --d-sae N [--architecture A] [--k K] [--seed S]"},
+    {"info", cmd_info, &CLI_INFO},
+    {"verify", cmd_verify, &CLI_VERIFY},
+    {"tokenize", cmd_tokenize, &CLI_TOKENIZE},
+    {"logits", cmd_logits, &CLI_LOGITS},
+    {"generate", cmd_generate, &CLI_GENERATE},
+    {"synth", cmd_synth, &CLI_SYNTH},
+    {"run", cmd_run, &CLI_RUN},
+    {"config", cmd_config, &CLI_CONFIG},
+    {"merge", cmd_merge, &CLI_MERGE},
+    {"synth-sae", cmd_synth_sae, &CLI_SYNTH_SAE},
 };
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
 static void print_usage(FILE *out)
 {
-    fprintf(out, "usage: plateau COMMAND [ARGS]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nplateau %s — see README.md\n", PLATEAU_VERSION);
+    fprintf(out, "usage: plateau COMMAND [ARGS]     (plateau COMMAND --help: its options)\n"
+                 "       plateau help [COMMAND]      (plateau help --man: the man page as roff)\n"
+                 "       plateau --version\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].spec->summary);
+    fprintf(out, "\nexit status: 0 done, 1 command-line error, 2 bad input, 3 fault (run), 75 preempted (run)\n"
+                 "plateau %s; README.md documents everything\n",
+            PLATEAU_VERSION);
+}
+
+/* plateau help [COMMAND | --man] */
+static int cmd_help(int argc, char **argv)
+{
+    if (argc == 1) {
+        print_usage(stdout);
+        return PL_EXIT_OK;
+    }
+    if (argc == 2 && !strcmp(argv[1], "--man")) {
+        const cli_spec *specs[N_COMMANDS];
+        for (int i = 0; i < N_COMMANDS; i++)
+            specs[i] = commands[i].spec;
+        cli_print_man(specs, N_COMMANDS, stdout);
+        return fflush(stdout) == 0 ? PL_EXIT_OK : PL_EXIT_INPUT;
+    }
+    if (argc == 2)
+        for (int i = 0; i < N_COMMANDS; i++)
+            if (!strcmp(argv[1], commands[i].name)) {
+                cli_print_help(commands[i].spec, stdout);
+                return PL_EXIT_OK;
+            }
+    if (argc == 2 && argv[1][0] != '-')
+        fprintf(stderr, "plateau help: unknown command '%s' (plateau help lists them)\n", argv[1]);
+    else
+        fprintf(stderr, "plateau help: expected one COMMAND or --man (usage: plateau help [COMMAND | --man])\n");
+    return PL_EXIT_USAGE;
 }
 
 int cli_fail(void)
@@ -45,7 +78,8 @@ int cli_usage(const char *cmd, const char *usage, const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nusage: plateau %s %s\n", cmd, usage);
+    /* one line: the reason, then where the options are */
+    fprintf(stderr, " (usage: plateau %s %s; plateau %s --help)\n", cmd, usage, cmd);
     return PL_EXIT_USAGE;
 }
 
@@ -62,18 +96,21 @@ int cli_parse_int(const char *flag, const char *text, long lo, long hi, long *ou
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        print_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? PL_EXIT_USAGE : PL_EXIT_OK;
+    if (argc < 2) {
+        print_usage(stderr);
+        return PL_EXIT_USAGE;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("plateau %s\n", PLATEAU_VERSION);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+        return cmd_help(1, argv + 1);
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("plateau %s (git %s)\n", PLATEAU_VERSION, pl_git_commit());
         return PL_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], "help"))
+        return cmd_help(argc - 1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "plateau: unknown command '%s'\n", argv[1]);
-    print_usage(stderr);
+    fprintf(stderr, "plateau: unknown command '%s' (plateau help lists them)\n", argv[1]);
     return PL_EXIT_USAGE;
 }

@@ -21,13 +21,23 @@ int cli_parse_run_args(int argc, char **argv, const char *cmd, const char *usage
     for (int i = 1; i < argc && code < 0; i++) {
         const char *arg = argv[i];
         int takes_value = !strcmp(arg, "-o") || !strcmp(arg, "--output") || !strcmp(arg, "--set") ||
-                          (a->allow_get && !strcmp(arg, "--get"));
+                          !strcmp(arg, "--ranks") || (a->allow_get && !strcmp(arg, "--get"));
         if (takes_value && i + 1 >= argc) {
             code = cli_usage(cmd, usage, "%s needs a value", arg);
         } else if (!strcmp(arg, "--set")) {
-            a->sets[a->n_sets++] = argv[++i];
-        } else if (!strncmp(arg, "--set=", 6)) {
-            a->sets[a->n_sets++] = argv[i] + 6;
+            const char *set = argv[++i], *eq = strchr(set, '='), *dot = strchr(set, '.');
+            /* the form is the command line's; whether the key and value are right, the config's */
+            if (!eq || !dot || dot == set || dot > eq || dot + 1 == eq)
+                code = cli_usage(cmd, usage, "--set '%s': expected section.key=value", set);
+            else
+                a->sets[a->n_sets++] = argv[i];
+        } else if (!strcmp(arg, "--ranks")) {
+            long ranks;
+            if (cli_parse_int("--ranks", argv[++i], 1, 1 << 20, &ranks) != PL_OK)
+                code = cli_usage(cmd, usage, "%s", pl_error());
+            a->opt.dry_run_ranks = (int)ranks;
+        } else if (!strcmp(arg, "--dry-run")) {
+            a->opt.dry_run = 1;
         } else if (takes_value && !strcmp(arg, "--get")) {
             a->get = argv[++i];
         } else if (takes_value) {
@@ -51,6 +61,8 @@ int cli_parse_run_args(int argc, char **argv, const char *cmd, const char *usage
     }
     if (code < 0 && !a->config)
         code = cli_usage(cmd, usage, "no config file given");
+    if (code < 0 && a->opt.dry_run_ranks && !a->opt.dry_run && !a->allow_get)
+        code = cli_usage(cmd, usage, "--ranks is for --dry-run");
     if (code >= 0) {
         free(a->sets);
         a->sets = NULL;

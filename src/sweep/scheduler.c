@@ -25,10 +25,12 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,6 +281,22 @@ static int check_activations(const pl_sweep *sw, const float *X, int n, const ch
     return PL_OK;
 }
 
+/* Token rows per batched clean forward of the setup: a chunk is max(1, SETUP_ROWS / T) prompts. The
+ * chunks are fixed by the config alone, so every activation comes out of the same sgemm shapes
+ * whatever the number of ranks (bitwise equal results); ~500 rows let OpenBLAS's packing pay. */
+#define SETUP_ROWS 512
+
+static int setup_chunk(int T) { return T < SETUP_ROWS ? SETUP_ROWS / T : 1; }
+
+/* Rank R's share of the setup's N prompts, whole chunks of CHUNK prompts: prompts [*LO, *HI). */
+static void setup_share(int n, int chunk, int r, int size, int *lo, int *hi)
+{
+    long n_chunks = (n + chunk - 1) / chunk;
+    long c0 = n_chunks * r / size, c1 = n_chunks * (r + 1) / size;
+    *lo = (int)(c0 * chunk < n ? c0 * chunk : n);
+    *hi = (int)(c1 * chunk < n ? c1 * chunk : n);
+}
+
 static int setup(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
                  const pl_run_options *opt)
 {
@@ -351,23 +369,28 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
 
-    /* clean forwards: rank r takes prompts [lo, hi) of the n_all, in order */
-    int lo = (int)((long)n_all * st->rank / st->size), hi = (int)((long)n_all * (st->rank + 1) / st->size);
-    float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo) * C, "activations");
+    /* clean forwards, stopping at the hook: fixed chunks of prompts, rank r taking a contiguous run */
+    int chunk = setup_chunk(T), lo, hi;
+    setup_share(n_all, chunk, st->rank, st->size, &lo, &hi);
+    float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
     ok = mine != NULL;
-    double t0 = now_seconds();
-    for (int i = lo; i < hi && ok && !g_signal; i++) {
-        pl_run run;
-        if (pl_forward(st->model, tokens + (size_t)i * T, T, &run) != PL_OK) {
-            ok = 0;
-            break;
+    double t0 = now_seconds(), t_said = t0;
+    if (st->rank == 0 && !st->quiet)
+        fprintf(stderr, "plateau: setup: activations of %d prompts at %s (%d sweep + %d for Sigma) on %d rank%s\n",
+                n_all, st->cfg.hook, sw->P, st->cfg.cov_prompts, st->size, st->size > 1 ? "s" : "");
+    for (int i = lo; i < hi && ok && !g_signal; i += chunk) {
+        int n = hi - i < chunk ? hi - i : chunk;
+        ok = pl_forward_resid(st->model, tokens + (size_t)i * T, n, T, sw->resid_index, sw->pos,
+                              mine + (size_t)(i - lo) * C) == PL_OK;
+        double t = now_seconds();
+        /* rank 0's share stands for everyone's: the shares differ by at most one chunk */
+        if (st->rank == 0 && !st->quiet && i + n < hi && t - t_said >= 2.0) {
+            fprintf(stderr, "plateau: setup: activations %.0f %%\n", 100.0 * (i + n - lo) / (hi - lo));
+            t_said = t;
         }
-        memcpy(mine + (size_t)(i - lo) * C, run.resid + ((size_t)sw->resid_index * T + sw->pos) * C,
-               sizeof(float) * C);
-        pl_run_free(&run);
     }
-    double t_fwd = hi > lo ? (now_seconds() - t0) / (hi - lo) : 0.0;
-    /* a signal during the clean forwards (the long part of setup): stop now, nothing to checkpoint */
+    double t_setup_fwd = now_seconds() - t0;
+    /* a signal during the clean forwards: stop now, nothing to checkpoint */
     int sig = g_signal;
     MPI_Allreduce(MPI_IN_PLACE, &sig, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (sig) {
@@ -391,7 +414,8 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
             MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
         }
         for (int r = 0; r < st->size; r++) {
-            int a = (int)((long)n_all * r / st->size), b = (int)((long)n_all * (r + 1) / st->size);
+            int a, b;
+            setup_share(n_all, chunk, r, st->size, &a, &b);
             counts[r] = (b - a) * C;
             displs[r] = a * C;
         }
@@ -400,6 +424,9 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     free(mine);
     free(counts);
     free(displs);
+    if (st->rank == 0 && !st->quiet)
+        fprintf(stderr, "plateau: setup: activations done in %.1f s; fitting Sigma on %d prompts\n", t_setup_fwd,
+                st->cfg.cov_prompts);
 
     sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * C, "real activations");
     sw->mu = pl_malloc(sizeof(double) * C, "mu");
@@ -436,7 +463,13 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     if (st->rank == 0 && !st->quiet)
         pl_experiment_notes(&sw->ex, stderr);
 
-    /* a batch is about steps patched rows (or full forwards) plus one clean forward per unit */
+    /* A batch is about steps patched rows (or full forwards) plus one clean forward per unit. The
+     * clean forwards above stopped at the hook: a full one costs about L / max(resid_index, 1) of them
+     * (the unembedding left aside; the estimate only bounds the fault timeouts). */
+    int L = mc->n_layer;
+    double t_fwd = hi > lo ? t_setup_fwd / (hi - lo) * L / (sw->resid_index > 0 ? sw->resid_index : 1) : 0.0;
+    /* the slowest rank's: a rank without prompts (fewer chunks than ranks) measured nothing */
+    MPI_Allreduce(MPI_IN_PLACE, &t_fwd, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     double per = opt->naive ? sw->steps
                             : 1.0 + sw->steps * pl_patch_flops(st->model, T, sw->resid_index, sw->pos) /
                                         pl_forward_flops(st->model, T);
@@ -457,6 +490,187 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     return PL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ --dry-run (rank 0) */
+
+static double peak_rss_bytes(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return 1024.0 * ru.ru_maxrss; /* Linux: kilobytes */
+}
+
+static void say_duration(double s, char *out, size_t size)
+{
+    if (s < 90)
+        snprintf(out, size, "%.0f s", s);
+    else if (s < 5400)
+        snprintf(out, size, "%.0f min %.0f s", floor(s / 60), fmod(s, 60));
+    else
+        snprintf(out, size, "%.0f h %.0f min", floor(s / 3600), fmod(s, 3600) / 60);
+}
+
+/* "KEY = VALUE ; comment" on stdout, the comments aligned. */
+__attribute__((format(printf, 3, 4))) static void dry_line(const char *key, const char *value, const char *fmt, ...)
+{
+    char kv[128];
+    snprintf(kv, sizeof kv, "%s = %s", key, value);
+    printf("%-36s ; ", kv);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+}
+
+/* The measured part of --dry-run: the setup's first chunk of clean forwards (*T_CHUNK seconds for
+ * *N_CHUNK prompts) and batch 0's shape evaluated once (*T_BATCH seconds): its prompts' clean runs,
+ * all its rows through the fast path (or, --naive, one patched forward, times the rows) and the
+ * log-softmax of every row. The rows are the prompts' own activations scaled, not the sweep's steps:
+ * the time does not depend on the values. */
+static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_batch)
+{
+    pl_sweep *sw = &st->sw;
+    const pl_model *m = st->model;
+    int C = sw->C, V = sw->V, T = sw->T, TE = sw->T_eval, S = sw->steps, n_all = sw->P + st->cfg.cov_prompts;
+    int chunk = setup_chunk(T) < n_all ? setup_chunk(T) : n_all, n;
+    long first = pl_batch_first_unit(sw, 0, &n);
+    size_t rows = (size_t)n * S;
+    float *act = pl_malloc(sizeof(float) * (size_t)chunk * C, "calibration");
+    float *X = pl_malloc(sizeof(float) * rows * C, "calibration");
+    float *logits = pl_malloc(sizeof(float) * rows * V, "calibration");
+    float *read = pl_malloc(sizeof(float) * rows * C, "calibration");
+    int *tokens = pl_malloc(sizeof(int) * (size_t)n * TE, "calibration");
+    int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "calibration");
+    const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "calibration");
+    pl_run *runs = pl_calloc((size_t)n, sizeof(pl_run), "calibration");
+    int rc = act && X && logits && read && tokens && group_rows && cleans && runs ? PL_OK : PL_ERR;
+    double t0 = now_seconds();
+    if (rc == PL_OK)
+        rc = pl_forward_resid(m, sw->tokens, chunk, T, sw->resid_index, sw->pos, act);
+    *t_chunk = now_seconds() - t0;
+    *n_chunk = chunk;
+    /* batch 0: its units' distinct prompts (units are prompt-major) */
+    int G = 0, *group = group_rows; /* reused: group of unit i, then S */
+    int last = -1;
+    for (int i = 0; rc == PL_OK && i < n; i++) {
+        int p = pl_unit_decode(sw, first + i).p;
+        if (p != last)
+            memcpy(tokens + (size_t)G++ * TE, sw->tokens + (size_t)p * T, sizeof(int) * TE);
+        last = p;
+        group[i] = G - 1;
+    }
+    t0 = now_seconds();
+    if (rc == PL_OK && !sw->naive)
+        rc = pl_forward_batch(m, tokens, G, TE, runs);
+    for (int i = 0; rc == PL_OK && i < n; i++) {
+        const pl_run *r = &runs[sw->naive ? 0 : group[i]];
+        const float *x = sw->naive ? act : r->resid + ((size_t)sw->resid_index * TE + sw->pos) * C;
+        for (int k = 0; k < S; k++)
+            for (int c = 0; c < C; c++)
+                X[((size_t)i * S + k) * C + c] = x[c] * (1.0f + 0.01f * k);
+        cleans[i] = r;
+    }
+    for (int i = 0; i < n; i++)
+        group_rows[i] = S;
+    if (rc == PL_OK && sw->naive) {
+        pl_run run;
+        rc = pl_forward_patched(m, tokens, TE, sw->resid_index, sw->pos, X, &run);
+        if (rc == PL_OK)
+            pl_run_free(&run);
+        *t_batch = (now_seconds() - t0) * (double)rows;
+    } else if (rc == PL_OK) {
+        rc = pl_patch_eval_groups(m, cleans, group_rows, n, sw->resid_index, sw->pos, X, logits, sw->read_index,
+                                  read);
+        if (rc == PL_OK)
+            pl_log_softmax(logits, logits, (int)rows, V);
+        *t_batch = now_seconds() - t0;
+    }
+    for (int g = 0; g < G; g++)
+        pl_run_free(&runs[g]);
+    free(act), free(X), free(logits), free(read), free(tokens), free(group_rows), free(cleans), free(runs);
+    return rc;
+}
+
+/* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
+ * anything, then the resolved config and the run's size, memory and time on stdout, as INI. */
+static int dry_run(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                   const pl_run_options *opt)
+{
+    pl_sweep *sw = &st->sw;
+    pl_sweep_config *cfg = &st->cfg;
+    if (pl_sweep_config_load(cfg, config_path, sets, n_sets, output) != PL_OK || set_blas_threads(cfg) != PL_OK ||
+        check_paths(cfg, opt) != PL_OK)
+        return PL_ERR;
+    if (pl_model_open(&st->model, cfg->model_path) != PL_OK)
+        return pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(cfg, "model", "path"), cfg->model_path);
+    const pl_model_info *mc = pl_model_get_info(st->model);
+    sw->cfg = cfg;
+    sw->model = st->model;
+    sw->naive = opt->naive;
+    if (pl_sweep_config_resolve(cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos, &sw->read_pos) != PL_OK)
+        return PL_ERR;
+    sw->C = mc->d_model, sw->V = mc->n_vocab, sw->T = cfg->n_ctx, sw->T_eval = sw->read_pos + 1;
+    sw->P = cfg->n_prompts, sw->S = cfg->n_directions, sw->NB = cfg->n_bases, sw->ND = cfg->n_dirs;
+    sw->NM = cfg->n_metrics, sw->steps = cfg->steps;
+    sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
+    pl_sweep_set_batches(sw);
+    if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK)
+        return PL_ERR;
+    double t_chunk = 0, t_batch = 0;
+    int n_chunk = 0;
+    if (calibrate(st, &t_chunk, &n_chunk, &t_batch) != PL_OK)
+        return PL_ERR;
+    char *text = pl_sweep_config_text(cfg, 0);
+    if (!text)
+        return PL_ERR;
+
+    int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size;
+    int n_all = sw->P + cfg->cov_prompts, C = sw->C, K = sw->steps, NM = sw->NM;
+    int chunk = setup_chunk(sw->T);
+    long n_chunks = (n_all + chunk - 1) / chunk, n_units = sw->n_units;
+    double setup_s = (double)((n_chunks + R - 1) / R) * t_chunk * chunk / n_chunk;
+    double sweep_s = (double)((sw->n_batches + R - 1) / R) * t_batch;
+    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
+     * clean runs, the fast path's buffers), measured. Rank 0 adds the results table (the curves, its
+     * checkpoint image and the output built in memory: three copies), the setup's activations and
+     * the Gaussian fit (mu, Sigma, its factor and the eigen workspace). */
+    double per_rank = peak_rss_bytes();
+    double curves = 4.0 * n_units * NM * K;
+    double rank0 = per_rank + 3 * curves + 4.0 * n_all * C + 4 * 8.0 * C * C;
+    char t_setup[64], t_sweep[64], t_all[64];
+    say_duration(setup_s, t_setup, sizeof t_setup);
+    say_duration(sweep_s, t_sweep, sizeof t_sweep);
+    say_duration(setup_s + sweep_s, t_all, sizeof t_all);
+    printf("; plateau run --dry-run: nothing was written; the run would be:\n%s\n[dry_run]\n", text);
+    free(text);
+    char v[64];
+    snprintf(v, sizeof v, "%ld", n_units);
+    dry_line("units", v, "%d prompts x %d bases x %d directions x %d samples", sw->P, sw->NB, sw->ND, sw->S);
+    snprintf(v, sizeof v, "%ld", n_units * K);
+    dry_line("evaluations", v, "units x %d steps, in %ld batches of up to %d units", K, sw->n_batches,
+             sw->batch_units);
+    snprintf(v, sizeof v, "%d", n_all);
+    dry_line("setup_prompts", v, "clean forwards to %s: %d sweep + %d for Sigma", cfg->hook, sw->P, cfg->cov_prompts);
+    snprintf(v, sizeof v, "%d", R);
+    dry_line("ranks", v, "the estimate's (--ranks), each with %d OpenBLAS thread%s", cfg->threads,
+             cfg->threads > 1 ? "s" : "");
+    snprintf(v, sizeof v, "%.0f", per_rank);
+    dry_line("memory_per_rank_bytes", v, "%.2f GiB: the calibration batch's measured peak (model pages included)",
+             per_rank / (1 << 30));
+    snprintf(v, sizeof v, "%.0f", rank0);
+    dry_line("memory_rank0_bytes", v, "%.2f GiB: + results table, its checkpoint and output images, activations, Sigma",
+             rank0 / (1 << 30));
+    snprintf(v, sizeof v, "%.3g", setup_s);
+    dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, n_chunk, t_chunk);
+    snprintf(v, sizeof v, "%.3g", sweep_s);
+    dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s", t_sweep, (long)sw->batch_units * K,
+             t_batch, sw->naive ? " (--naive: one row, times the rows)" : "");
+    snprintf(v, sizeof v, "%.3g", setup_s + sweep_s);
+    dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
+             R > 1 ? "s" : "");
+    return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
 }
 
 /* Evaluate batch B, then prove the model file is still the one opened: a batch that passes was
@@ -1149,8 +1363,15 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &st.size);
     st.quiet = opt->quiet;
-    int code = setup(&st, config_path, sets, n_sets, output, opt);
-    if (code == PL_EXIT_OK) {
+    int code;
+    if (opt->dry_run) { /* rank 0 alone; the others wait for its verdict */
+        code = PL_EXIT_OK;
+        if (st.rank == 0 && dry_run(&st, config_path, sets, n_sets, output, opt) != PL_OK) {
+            fprintf(stderr, "plateau: %s\n", pl_error());
+            code = PL_EXIT_INPUT;
+        }
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    } else if ((code = setup(&st, config_path, sets, n_sets, output, opt)) == PL_EXIT_OK) {
         if (st.rank == 0)
             code = run_master(&st, opt);
         else

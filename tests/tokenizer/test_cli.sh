@@ -72,7 +72,7 @@ for args in "" "$model" "$model a b"; do
     checks=$((checks + 1))
     # shellcheck disable=SC2086
     "$PLATEAU_BIN" tokenize $args >/dev/null 2>"$work/err" </dev/null; rc=$?
-    [ $rc -eq 1 ] && grep -q '^usage: plateau tokenize' "$work/err" || fail "tokenize '$args': exit $rc, $(cat "$work/err")"
+    [ $rc -eq 1 ] && grep -q 'usage: plateau tokenize' "$work/err" || fail "tokenize '$args': exit $rc, $(cat "$work/err")"
 done
 checks=$((checks + 1))
 err=$("$PLATEAU_BIN" tokenize "$work/nowhere" hi 2>&1); rc=$?

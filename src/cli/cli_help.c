@@ -1,0 +1,206 @@
+/* The commands' option tables at work: checking a command line against them (cli_prepare), --help
+ * and the man page. One table per command (its cmd_*.c), so the help cannot drift from the parser. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "plateau/error.h"
+
+static const char EXIT_COMMON[] = "0 done\n"
+                                  "1 the command line could not be parsed (one line says why)\n"
+                                  "2 bad input: a file, key or value is wrong (one line names it)";
+
+/* The option of SPEC named ARG ("--top", "-o"), or NULL. */
+static const cli_option *find_option(const cli_spec *spec, const char *arg, size_t len)
+{
+    for (const cli_option *o = spec->options; o && o->name; o++)
+        if ((strlen(o->name) == len && !strncmp(o->name, arg, len)) ||
+            (o->alias && strlen(o->alias) == len && !strncmp(o->alias, arg, len)))
+            return o;
+    return NULL;
+}
+
+static char **g_argv_copy; /* the rewritten command line, freed at exit */
+
+static void free_argv_copy(void) { free(g_argv_copy); }
+
+int cli_prepare(const cli_spec *spec, int *argc, char ***argv)
+{
+    int n = *argc;
+    char **in = *argv;
+    /* --opt=value becomes two arguments: at most 2n + 1 pointers */
+    char **out = calloc(2 * (size_t)n + 1, sizeof(char *));
+    if (!out) {
+        pl_fail("out of memory (command line)");
+        return cli_fail();
+    }
+    int m = 0;
+    out[m++] = in[0];
+    for (int i = 1; i < n; i++) {
+        char *arg = in[i];
+        if (arg[0] != '-' || !arg[1]) { /* positional ("-" is stdin) */
+            out[m++] = arg;
+            continue;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            free(out);
+            cli_print_help(spec, stdout);
+            return fflush(stdout) == 0 ? PL_EXIT_OK : PL_EXIT_INPUT;
+        }
+        const char *eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const cli_option *o = find_option(spec, arg, len);
+        int code = -1;
+        if (!o)
+            code = cli_usage(spec->name, spec->synopsis, "unknown option '%.*s'", (int)len, arg);
+        else if (!o->metavar && eq)
+            code = cli_usage(spec->name, spec->synopsis, "%s takes no value (given '%s')", o->name, arg);
+        else if (o->metavar && !eq && i + 1 >= n)
+            code = cli_usage(spec->name, spec->synopsis, "%s needs a value (%s %s)", o->name, o->name, o->metavar);
+        if (code >= 0) {
+            free(out);
+            return code;
+        }
+        if (eq) {
+            out[m++] = (char *)o->name;
+            out[m++] = (char *)eq + 1;
+        } else {
+            out[m++] = arg;
+            if (o->metavar)
+                out[m++] = in[++i]; /* a value may start with '-' ("--text -x") */
+        }
+    }
+    out[m] = NULL;
+    free(g_argv_copy);
+    if (!g_argv_copy)
+        atexit(free_argv_copy);
+    g_argv_copy = out;
+    *argc = m;
+    *argv = out;
+    return -1;
+}
+
+/* "  --top K, ..." column: the option's forms as the help prints them. */
+static void option_forms(const cli_option *o, char *buf, size_t size)
+{
+    if (o->alias)
+        snprintf(buf, size, "%s, %s%s%s", o->alias, o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    else
+        snprintf(buf, size, "%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+}
+
+static void print_exit_codes(const cli_spec *spec, FILE *out)
+{
+    fprintf(out, "\nexit status:\n");
+    for (int part = 0; part < 2; part++) {
+        const char *text = part ? spec->exit_codes : EXIT_COMMON;
+        for (const char *p = text; p && *p;) {
+            const char *nl = strchr(p, '\n');
+            size_t len = nl ? (size_t)(nl - p) : strlen(p);
+            const char *sp = memchr(p, ' ', len);
+            size_t code_len = sp ? (size_t)(sp - p) : len;
+            fprintf(out, "  %-4.*s%.*s\n", (int)code_len, p, (int)(len - code_len - (sp != NULL)),
+                    sp ? sp + 1 : "");
+            p = nl ? nl + 1 : p + len;
+        }
+    }
+}
+
+void cli_print_help(const cli_spec *spec, FILE *out)
+{
+    fprintf(out, "usage: plateau %s %s\n\n%s\n", spec->name, spec->synopsis, spec->summary);
+    if (spec->description)
+        fprintf(out, "\n%s\n", spec->description);
+    fprintf(out, "\noptions:\n");
+    char forms[128];
+    for (const cli_option *o = spec->options; o && o->name; o++) {
+        option_forms(o, forms, sizeof forms);
+        if (strlen(forms) > 26)
+            fprintf(out, "  %s\n  %-26s  %s\n", forms, "", o->help);
+        else
+            fprintf(out, "  %-26s  %s\n", forms, o->help);
+    }
+    fprintf(out, "  %-26s  %s\n", "-h, --help", "print this help and exit");
+    fprintf(out, "\nEvery option taking a value may also be written --option=VALUE.\n");
+    print_exit_codes(spec, out);
+}
+
+/* TEXT for roff: a leading '.' or '\'' would be a request, '\' an escape, '-' a hyphen. */
+static void roff_text(FILE *out, const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\\')
+            fputs("\\e", out);
+        else if (c == '-')
+            fputs("\\-", out);
+        else if ((c == '.' || c == '\'') && (i == 0 || text[i - 1] == '\n'))
+            fprintf(out, "\\&%c", c);
+        else
+            fputc(c, out);
+    }
+}
+
+static void roff_line(FILE *out, const char *text)
+{
+    roff_text(out, text, strlen(text));
+    fputc('\n', out);
+}
+
+void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
+{
+    fprintf(out, ".TH PLATEAU 1 \"\" \"plateau %s\" \"User Commands\"\n", PLATEAU_VERSION);
+    fprintf(out, ".SH NAME\nplateau \\- error correction in language models: plateaus and sensitive directions\n");
+    fprintf(out, ".SH SYNOPSIS\n.B plateau\n.I COMMAND\n[\\fIARGS\\fR]\n.br\n.B plateau help\n[\\fICOMMAND\\fR]\n"
+                 ".br\n.B plateau \\-\\-version\n");
+    fprintf(out, ".SH DESCRIPTION\nplateau runs the activation\\-plateau and sensitive\\-direction experiments on "
+                 "a language model as a C/MPI job and writes NetCDF results. Every command prints its help with "
+                 "\\fB\\-\\-help\\fR; this page holds the same text. The README of the source tree documents "
+                 "the config keys and the result file.\n");
+    fprintf(out, ".SH COMMANDS\n");
+    for (int i = 0; i < n; i++) {
+        const cli_spec *s = specs[i];
+        fprintf(out, ".SS \"plateau %s\"\n.B plateau %s\n", s->name, s->name);
+        roff_line(out, s->synopsis);
+        fprintf(out, ".PP\n");
+        roff_line(out, s->summary);
+        if (s->description) {
+            fprintf(out, ".PP\n");
+            roff_line(out, s->description);
+        }
+        for (const cli_option *o = s->options; o && o->name; o++) {
+            char forms[128];
+            option_forms(o, forms, sizeof forms);
+            fprintf(out, ".TP\n.B ");
+            roff_line(out, forms);
+            roff_line(out, o->help);
+        }
+        if (s->exit_codes) {
+            fprintf(out, ".PP\nExit codes beyond 0, 1 and 2:\n");
+            for (const char *p = s->exit_codes; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t)(nl - p) : strlen(p);
+                fprintf(out, ".br\n");
+                roff_text(out, p, len);
+                fputc('\n', out);
+                p = nl ? nl + 1 : p + len;
+            }
+        }
+    }
+    fprintf(out, ".SH EXIT STATUS\n");
+    for (const char *p = EXIT_COMMON; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        fprintf(out, ".TP\n");
+        const char *sp = memchr(p, ' ', len);
+        fprintf(out, ".B %.*s\n", (int)(sp - p), p);
+        roff_text(out, sp + 1, len - (size_t)(sp - p) - 1);
+        fputc('\n', out);
+        p = nl ? nl + 1 : p + len;
+    }
+    fprintf(out, ".TP\n.B 3\n(run) fault: a rank died, stopped answering or failed; the checkpoint is written "
+                 "first\n.TP\n.B 75\n(run) checkpointed after SIGTERM, SIGINT or SIGUSR1: run again with "
+                 "\\fB\\-\\-resume\\fR\n");
+    fprintf(out, ".SH SEE ALSO\n.BR mpirun (1),\n.BR sbatch (1)\n");
+}

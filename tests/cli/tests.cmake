@@ -1,0 +1,6 @@
+# The command line (issue 12): every command's --help against the parser's option table, GNU-style
+# --opt=value, usage errors (exit 1, one line), help/-V, the man page (rendered, installed), and
+# `plateau run --dry-run` against a hand computation and the real run's peak memory.
+plateau_test(cli_help ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_cli.py ${CMAKE_CURRENT_BINARY_DIR}/cli_help
+  ${CMAKE_BINARY_DIR} ${CMAKE_COMMAND})
+plateau_test(cli_dry_run ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_dry_run.py ${CMAKE_CURRENT_BINARY_DIR}/cli_dry_run)
