@@ -1,0 +1,87 @@
+"""plateau run --dry-run: the resolved config and the run's size, memory and time, writing nothing.
+- units, evaluations, batches and setup prompts against a hand computation from the config
+  (units = prompts x bases x directions x samples; a batch holds 1024 // steps units);
+- no output, no checkpoint, no output directory made; exit 0; the printed config is `plateau config`'s;
+- its memory figure for rank 0 within a factor of 2 of the real run's peak RSS (wait4 of the run);
+- bad config, an existing checkpoint without --resume and a missing model: exit 2 with the message a
+  real run prints."""
+import math
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sweep"))
+import sweeplib as sl  # noqa: E402
+
+d = sl.workdir(sys.argv)
+model = sl.make_model(d, layers=2, embd=256, heads=4, ctx=64, vocab=8000)
+data = sl.make_bin(d, 12 * 400, 8000)
+out = os.path.join(d, "sub", "out.nc")
+cfg = sl.base_config(model, data, out, data__n_ctx=12, data__n_prompts=7, perturb__steps=37,
+                     perturb__n_directions=3, perturb__cov_prompts=150, readout__metrics="kl, l2",
+                     readout__read_hook="blocks.1.hook_resid_post")  # given: plateau config leaves the default empty
+ini = sl.write_ini(os.path.join(d, "dry.ini"), cfg)
+ckpt = os.path.join(d, "dry.ckpt")
+
+r = sl.run([ini, "--dry-run", "--set", "run.checkpoint=" + ckpt])
+if r.returncode != 0:
+    sl.fail("dry run: exit %d: %s" % (r.returncode, r.stderr))
+if os.path.exists(os.path.join(d, "sub")) or os.path.exists(ckpt):
+    sl.fail("the dry run wrote something: %s" % sorted(os.listdir(d)))
+text = r.stdout
+conf = subprocess.run([sl.BIN, "config", ini, "--set", "run.checkpoint=" + ckpt], capture_output=True, text=True)
+body = text.split("\n", 1)[1].split("\n[dry_run]\n")[0]
+if conf.returncode != 0 or body.strip() != conf.stdout.strip():
+    sl.fail("dry run's config differs from plateau config's:\n%s\n---\n%s" % (body, conf.stdout))
+vals = {}
+for line in text.split("\n[dry_run]\n")[1].splitlines():
+    key, rest = line.split("=", 1)
+    vals[key.strip()] = float(rest.split(";")[0])
+units = 7 * 2 * 3 * 3
+batch = 1024 // 37
+want = {"units": units, "evaluations": units * 37, "setup_prompts": 7 + 150, "ranks": 1}
+for k, v in want.items():
+    if vals.get(k) != v:
+        sl.fail("dry run %s = %s, by hand %s" % (k, vals.get(k), v))
+if "%d batches of up to %d units" % (math.ceil(units / batch), batch) not in text:
+    sl.fail("batches: %s" % text)
+for k in ("memory_per_rank_bytes", "memory_rank0_bytes", "setup_seconds", "sweep_seconds", "time_seconds"):
+    if not vals.get(k, 0) > 0:
+        sl.fail("dry run %s missing or not positive: %s" % (k, vals.get(k)))
+r2 = sl.run([ini, "--dry-run", "--ranks", "4", "--quiet"])
+v4 = {l.split("=")[0].strip(): l.split("=")[1].split(";")[0].strip() for l in r2.stdout.split("[dry_run]")[1].splitlines() if "=" in l}
+if r2.returncode != 0 or v4["ranks"] != "4":
+    sl.fail("--ranks 4: %s %s" % (r2.stdout, r2.stderr))
+print("ok   dry run: the config as plateau config resolves it, %d units, %d evaluations, %d batches as by hand; "
+      "nothing written" % (units, units * 37, math.ceil(units / batch)))
+
+# the real run's peak memory
+p = subprocess.Popen([sl.BIN, "run", ini, "--quiet", "--set", "run.checkpoint=" + ckpt], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, env=sl.run_env())
+_, status, usage = os.wait4(p.pid, 0)
+err = p.stderr.read().decode()
+p.stdout.close(), p.stderr.close()
+if os.waitstatus_to_exitcode(status) != 0:
+    sl.fail("real run: %s" % err)
+peak = usage.ru_maxrss * 1024.0
+est = vals["memory_rank0_bytes"]
+if not (peak / 2 <= est <= 2 * peak):
+    sl.fail("dry run's rank-0 memory %.1f MB is not within a factor 2 of the real run's peak RSS %.1f MB"
+            % (est / 1e6, peak / 1e6))
+print("ok   dry run's rank-0 memory %.1f MB vs the real run's peak RSS %.1f MB" % (est / 1e6, peak / 1e6))
+
+# errors are the real run's
+os.remove(out)
+for args, what in (([ini, "--set", "perturb.steps=x"], "[perturb] steps: 'x' is not an integer"),
+                   ([ini, "--set", "model.path=" + d + "/nowhere"], "nowhere"),
+                   ([ini, "--set", "run.checkpoint=" + data], "is an input of this run")):
+    real, dry = sl.run(args), sl.run(args + ["--dry-run"])
+    if dry.returncode != 2 or real.returncode != 2 or what not in dry.stderr or dry.stderr != real.stderr:
+        sl.fail("%s: dry exit %d %r, real exit %d %r" % (args, dry.returncode, dry.stderr, real.returncode,
+                                                         real.stderr))
+open(ckpt, "w").write("x")
+dry = sl.run([ini, "--dry-run", "--set", "run.checkpoint=" + ckpt])
+if dry.returncode != 2 or "pass --resume" not in dry.stderr or open(ckpt).read() != "x":
+    sl.fail("existing checkpoint: exit %d %r" % (dry.returncode, dry.stderr))
+print("ok   bad config, missing model, output over an input, an existing checkpoint: exit 2 as a real run")
+print("dry-run tests passed")
