@@ -39,6 +39,7 @@
 #include <netcdf_mem.h>
 
 #include "plateau/error.h"
+#include "plateau/version.h"
 #include "plateau/fileio.h"
 #include "plateau/merge.h"
 #include "nc_memory.h"
@@ -515,10 +516,23 @@ static int same_in_all(const merge_input *ins, int n_in, const char *name, int *
 
 /* ------------------------------------------------------------------ output */
 
+/* Text global attributes that describe one input's run: each becomes a string variable over `hook`
+ * named hook_<attribute> (every input's), and the merged file's own created and history replace
+ * them. The global config stays the first input's (readers take the shared keys from it); hook_config
+ * holds each input's. */
+static const char *const PER_HOOK_TEXT[] = {"config", "created", "history", "source", "git_commit", "hostname",
+                                            "sigma_positive_definite_fix", "data_sha256"};
+#define N_PER_HOOK_TEXT ((int)(sizeof PER_HOOK_TEXT / sizeof PER_HOOK_TEXT[0]))
+
 /* Global attributes that describe one run and become variables over `hook` instead. */
 static int per_run_attribute(const char *name)
 {
-    return !strcmp(name, "n_ranks") || !strcmp(name, "evals_per_second");
+    if (!strcmp(name, "n_ranks") || !strcmp(name, "evals_per_second"))
+        return 1;
+    for (int k = 0; k < N_PER_HOOK_TEXT; k++)
+        if (!strcmp(name, PER_HOOK_TEXT[k]) && strcmp(name, "config"))
+            return 1;
+    return 0;
 }
 
 static int copy_var_attributes(int in, int in_varid, int out, int out_varid, const char *path, const char *var)
@@ -653,6 +667,23 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
             return PL_ERR;
     }
 
+    /* Per-hook text: every input's config and provenance. */
+    int text_var[N_PER_HOOK_TEXT];
+    for (int k = 0; k < N_PER_HOOK_TEXT; k++) {
+        text_var[k] = -1;
+        int have_all = 1;
+        for (int i = 0; i < n_in; i++)
+            have_all &= nc_inq_att(ins[i].ncid, NC_GLOBAL, PER_HOOK_TEXT[k], NULL, NULL) == NC_NOERR;
+        if (!have_all)
+            continue;
+        char name[64], long_name[160];
+        snprintf(name, sizeof name, "hook_%s", PER_HOOK_TEXT[k]);
+        snprintf(long_name, sizeof long_name, "global attribute '%s' of the input file of this hook", PER_HOOK_TEXT[k]);
+        NC_CHECK(nc_def_var(out, name, NC_STRING, 1, &hook_dim, &text_var[k]), out_name, name);
+        if (put_text(out, text_var[k], "long_name", long_name, out_name) != PL_OK)
+            return PL_ERR;
+    }
+
     /* Global attributes: the first input's, minus the per-file ones, plus the merge's own. */
     for (int a = 0; a < ngatts; a++) {
         char name[NC_MAX_NAME + 1];
@@ -685,7 +716,40 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
     free(from);
     if (rc != PL_OK || put_text(out, NC_GLOBAL, "created", created, out_name) != PL_OK)
         return PL_ERR;
+    /* history: this merge, as a command line (CF: what made the file) */
+    size_t hist_len = strlen(created) + strlen(out_name) + 32;
+    for (int i = 0; i < n_in; i++)
+        hist_len += strlen(ins[i].path) + 1;
+    char *history = pl_malloc(hist_len, "history");
+    if (!history)
+        return PL_ERR;
+    snprintf(history, hist_len, "%s: plateau merge %s", created, out_name);
+    for (int i = 0; i < n_in; i++)
+        strcat(strcat(history, " "), ins[i].path);
+    rc = put_text(out, NC_GLOBAL, "history", history, out_name);
+    free(history);
+    char source[256];
+    snprintf(source, sizeof source, "plateau %s (git %s)", pl_version(), pl_git_commit());
+    if (rc == PL_OK)
+        rc = put_text(out, NC_GLOBAL, "source", source, out_name);
+    if (rc != PL_OK)
+        return PL_ERR;
     NC_CHECK(nc_enddef(out), out_name, "definitions");
+    for (int k = 0; k < N_PER_HOOK_TEXT; k++) {
+        if (text_var[k] < 0)
+            continue;
+        for (int i = 0; i < n_in; i++) {
+            char *text = NULL;
+            if (read_text_attribute(ins[i].ncid, ins[i].path, PER_HOOK_TEXT[k], &text) != PL_OK)
+                return PL_ERR;
+            size_t at = (size_t)i;
+            const char *value = text ? text : "";
+            int st2 = nc_put_var1_string(out, text_var[k], &at, &value);
+            free(text);
+            if (st2 != NC_NOERR)
+                return nc_fail(st2, out_name, PER_HOOK_TEXT[k]);
+        }
+    }
 
     /* Data. */
     const char **hooks = pl_malloc((size_t)n_in * sizeof *hooks, "hook names");

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <netcdf.h>
 #include <netcdf_mem.h>
 
 #include "plateau/error.h"
 #include "plateau/fileio.h"
+#include "plateau/hash.h"
 #include "plateau/version.h"
 #include "nc_memory.h"
 #include "../sweep/sweep_internal.h"
@@ -43,9 +45,25 @@ static int describe(int nc, int var, const char *long_name, const char *units)
     return s ? s : text_att(nc, var, "units", units);
 }
 
+/* A coordinate (CF 5: no missing values, so no _FillValue), or a string label (no units: CF units
+ * describe numbers). */
+static int def_coord(int nc, const char *name, nc_type type, int ndims, const int *dims, const char *long_name,
+                     const char *units, int *var)
+{
+    int s = nc_def_var(nc, name, type, ndims, dims, var);
+    if (!s && type != NC_STRING)
+        s = nc_def_var_fill(nc, *var, 1, NULL);
+    if (!s)
+        s = text_att(nc, *var, "long_name", long_name);
+    return s || type == NC_STRING ? s : text_att(nc, *var, "units", units);
+}
+
+/* A data variable: floats with NaN as _FillValue (a NaN in the file is a value not computed). */
 static int def_var(int nc, const char *name, nc_type type, int ndims, const int *dims, const char *long_name,
                    const char *units, int *var)
 {
+    if (type == NC_STRING)
+        return def_coord(nc, name, type, ndims, dims, long_name, units, var);
     int s = nc_def_var(nc, name, type, ndims, dims, var);
     if (s)
         return s;
@@ -86,6 +104,51 @@ static const char *score_long_name(int sc)
     case PL_SCORE_ALPHA_AT_THRESHOLD: return "first alpha where the curve reaches the absolute threshold (linear interpolation)";
     default: return "teren's NL step: first alpha after the fit steps where the curve deviates from the least-squares line through them by more than the tolerance (relative)";
     }
+}
+
+/* sha256 of the file at PATH (the prompts file: what `sha256sum` prints). */
+static int file_sha256(const char *path, char out[65])
+{
+    void *map;
+    size_t size;
+    if (pl_map_file(path, "[data] prompts", &map, &size) != PL_OK)
+        return PL_ERR;
+    int rc = pl_sha256_hex(map, size, out);
+    pl_unmap_file(map, size);
+    return rc;
+}
+
+/* Write N scores (computed in float32) into float64 variable VAR. An alpha-valued score that is a
+ * float32 step of the grid (or the float32 midpoint of two steps) is written as that step's double
+ * value, so that alpha.sel(alpha=onset) finds it; anything else (interpolated alphas, counts) is
+ * widened as it is. */
+static int put_score(int nc, int var, const pl_sweep *sw, int alpha_valued, const float *scores, size_t n,
+                     const char *path)
+{
+    double *out = pl_malloc(sizeof(double) * (n ? n : 1), "scores");
+    if (!out)
+        return PL_ERR;
+    int K = sw->steps;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = scores[i];
+        if (!alpha_valued || !isfinite(scores[i]))
+            continue;
+        for (int k = 0; k < K; k++) {
+            if ((float)sw->alpha[k] == scores[i]) {
+                out[i] = sw->alpha[k];
+                break;
+            }
+            if (k + 1 < K && (float)(0.5 * (sw->alpha[k] + sw->alpha[k + 1])) == scores[i]) {
+                out[i] = 0.5 * (sw->alpha[k] + sw->alpha[k + 1]);
+                break;
+            }
+        }
+    }
+    int st = nc_put_var_double(nc, var, out);
+    free(out);
+    if (st != NC_NOERR)
+        return pl_fail("output %s: %s (scores)", path, nc_strerror(st));
+    return PL_OK;
 }
 
 /* Per (metric, score): the variables' ids. */
@@ -156,6 +219,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
     int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC ? NC : 1), "output values");
     double *fit_mu = NULL, *fit_sigma = NULL;
+    char *history = NULL, *model_abs = NULL, *data_abs = NULL;
     int nc = -1;
     if (!buf || !dbuf || !ibuf)
         goto fail;
@@ -210,16 +274,16 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
         if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning)
             snprintf(alpha_text + strlen(alpha_text), sizeof alpha_text - strlen(alpha_text), "; %s",
                      PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning);
-    NC_TRY(def_var(nc, "alpha", NC_DOUBLE, 1, &d_alpha, alpha_text, alpha_units, &v_alpha));
+    NC_TRY(def_coord(nc, "alpha", NC_DOUBLE, 1, &d_alpha, alpha_text, alpha_units, &v_alpha));
     {
         static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
         NC_TRY(text_att(nc, v_alpha, "step_mode", mode_names[cfg->step_mode]));
     }
     NC_TRY(def_var(nc, "base", NC_STRING, 1, &d_base, "base activation kind", "1", &v_base));
     NC_TRY(def_var(nc, "direction", NC_STRING, 1, &d_dir, "direction kind", "1", &v_dir));
-    NC_TRY(def_var(nc, "prompt", NC_INT, 1, &d_prompt, "sweep prompt index", "1", &v_prompt));
-    NC_TRY(def_var(nc, "sample", NC_INT, 1, &d_sample, "direction sample index", "1", &v_sample));
-    NC_TRY(def_var(nc, "quantile", NC_DOUBLE, 1, &d_q, "quantile level", "1", &v_q));
+    NC_TRY(def_coord(nc, "prompt", NC_INT, 1, &d_prompt, "sweep prompt index", "1", &v_prompt));
+    NC_TRY(def_coord(nc, "sample", NC_INT, 1, &d_sample, "direction sample index", "1", &v_sample));
+    NC_TRY(def_coord(nc, "quantile", NC_DOUBLE, 1, &d_q, "quantile level", "1", &v_q));
     if (NC) {
         static const char *const cmp_names[] = {"comparison", "comparison_x_base", "comparison_x_direction",
                                                 "comparison_y_base", "comparison_y_direction"};
@@ -229,7 +293,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             "index into direction of y"};
         for (int k = 0; k < 5; k++)
             NC_TRY(def_var(nc, cmp_names[k], k ? NC_INT : NC_STRING, 1, &d_cmp, cmp_long[k], "1", &v_cmp[k]));
-        NC_TRY(def_var(nc, "bound", NC_DOUBLE, 1, &d_bound,
+        NC_TRY(def_coord(nc, "bound", NC_DOUBLE, 1, &d_bound,
                        "percentile of the bootstrap distribution bounding the 95 % interval", "1", &v_bound));
     }
 
@@ -272,7 +336,8 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             const char *scn = PL_SCORES[sc].name, *sunits = PL_SCORES[sc].alpha_valued ? alpha_units : "1";
             snprintf(name, sizeof name, "%s_%s", mn, scn);
             snprintf(lname, sizeof lname, "%s (curve: %s)", score_long_name(sc), curve);
-            NC_TRY(def_var(nc, name, NC_FLOAT, 4, dims_score, lname, sunits, &v->score));
+            /* float64 like alpha, so that sel(alpha=onset) finds the step (the values are float32's) */
+            NC_TRY(def_var(nc, name, NC_DOUBLE, 4, dims_score, lname, sunits, &v->score));
             NC_TRY(text_att(nc, v->score, "score_curve", curve));
             if (sc == PL_SCORE_ONSET)
                 NC_TRY(nc_put_att_double(nc, v->score, "onset_threshold", NC_DOUBLE, 1, &cfg->onset_threshold));
@@ -320,7 +385,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             snprintf(name, sizeof name, "%s_hist_edges", PL_SCORES[sc].name);
             snprintf(lname, sizeof lname, "bin edges of the %s histograms (bins [e_k, e_k+1), the last closed)",
                      PL_SCORES[sc].name);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_edge, lname,
+            NC_TRY(def_coord(nc, name, NC_DOUBLE, 1, &d_edge, lname,
                            PL_SCORES[sc].alpha_valued ? alpha_units : "1", &v_edges[sc]));
         }
     int dims_tok[2] = {d_prompt, d_ctx};
@@ -376,18 +441,41 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     int np = P, nr = meta->n_ranks, ppos = sw->pos, rpos = sw->read_pos, boot = cfg->bootstrap;
     int ndup = (int)sw->n_duplicates, nshort = (int)sw->n_short, bos = sw->bos_id;
+    int synthetic = meta->synthetic_model != 0, centered = cfg->center_direction != 0;
+    char source[256], host[256] = "unknown", data_sha[65];
+    snprintf(source, sizeof source, "plateau %s (git %s)", pl_version(), pl_git_commit());
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "unknown");
+    host[sizeof host - 1] = '\0';
+    history = pl_malloc(strlen(meta->command_line ? meta->command_line : "") + 64, "history");
+    if (!history)
+        goto fail;
+    sprintf(history, "%s: %s", created, meta->command_line ? meta->command_line : "plateau run");
+    model_abs = realpath(cfg->model_path, NULL);
+    data_abs = realpath(cfg->data_path, NULL);
+    if (file_sha256(cfg->data_path, data_sha) != PL_OK)
+        goto fail;
     NC_TRY(text_att(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
     NC_TRY(text_att(nc, NC_GLOBAL, "title", "plateau sweep: output sensitivity along perturbation directions"));
+    NC_TRY(text_att(nc, NC_GLOBAL, "source", source));
+    NC_TRY(text_att(nc, NC_GLOBAL, "history", history));
     NC_TRY(text_att(nc, NC_GLOBAL, "config", meta->config_text));
-    NC_TRY(text_att(nc, NC_GLOBAL, "model_path", cfg->model_path));
+    NC_TRY(text_att(nc, NC_GLOBAL, "model_path", model_abs ? model_abs : cfg->model_path));
     NC_TRY(text_att(nc, NC_GLOBAL, "model_sha256", meta->model_sha256));
-    NC_TRY(text_att(nc, NC_GLOBAL, "synthetic_model", meta->synthetic_model ? "true" : "false"));
+    /* booleans are 0/1 integers (a string "false" is true to Python) */
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "synthetic_model", NC_INT, 1, &synthetic));
+    NC_TRY(text_att(nc, NC_GLOBAL, "data_path", data_abs ? data_abs : cfg->data_path));
+    NC_TRY(text_att(nc, NC_GLOBAL, "data_sha256", data_sha));
+    NC_TRY(text_att(nc, NC_GLOBAL, "git_commit", pl_git_commit()));
+    NC_TRY(text_att(nc, NC_GLOBAL, "hostname", host));
+    NC_TRY(text_att(nc, NC_GLOBAL, "openblas_config", meta->openblas_config ? meta->openblas_config : "unknown"));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "openblas_threads", NC_INT, 1, &meta->threads));
     NC_TRY(text_att(nc, NC_GLOBAL, "hook", cfg->hook));
     NC_TRY(text_att(nc, NC_GLOBAL, "read_hook", cfg->read_hook));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "position", NC_INT, 1, &ppos));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "read_position", NC_INT, 1, &rpos));
     NC_TRY(text_att(nc, NC_GLOBAL, "residual_basis", cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw"));
-    NC_TRY(text_att(nc, NC_GLOBAL, "center_direction", cfg->center_direction ? "true" : "false"));
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "center_direction", NC_INT, 1, &centered));
     NC_TRY(text_att(nc, NC_GLOBAL, "sampling",
                     cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start"));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "duplicate_prompts_dropped", NC_INT, 1, &ndup));
@@ -476,7 +564,9 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             if (!r->has_score[mi][sc])
                 continue;
             size_t at = (size_t)mi * NSC + sc;
-            NC_TRY(nc_put_var_float(nc, v->score, r->scores + at * NB * ND * n_kind));
+            if (put_score(nc, v->score, sw, PL_SCORES[sc].alpha_valued, r->scores + at * NB * ND * n_kind,
+                          (size_t)NB * ND * n_kind, path) != PL_OK)
+                goto fail;
             NC_TRY(nc_put_var_int(nc, v->hist, r->hist + at * NB * ND * HB));
             NC_TRY(nc_put_var_int(nc, v->outside, r->hist_outside + at * NB * ND));
             if (!NC)
@@ -529,6 +619,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
         goto fail;
     }
     free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
+    free(history), free(model_abs), free(data_abs);
     return PL_OK;
 fail:
     /* closed, never nc_abort()ed: netCDF's abort of a file being created removes the file of its name */
@@ -536,6 +627,7 @@ fail:
         free(memio->memory);
     memio->memory = NULL;
     free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
+    free(history), free(model_abs), free(data_abs);
     return PL_ERR;
 }
 

@@ -117,6 +117,7 @@ typedef struct {
     char *config_text, *hashed_text;
     char sigma_note[256];
     double unit_estimate; /* seconds, from the clean forwards */
+    char *command_line;   /* "plateau run ARGS" (the output's history) */
 } run_state;
 
 /* Every rank reports whether its step worked; on failure the failing ranks' messages are printed
@@ -1232,6 +1233,7 @@ static int run_master(run_state *st, const pl_run_options *opt)
             .sigma_note = st->sigma_note,
             .threads = st->cfg.threads,
             .openblas_config = openblas_get_config(),
+            .command_line = st->command_line,
         };
         if (pl_model_check_unchanged(st->model) != PL_OK) {
             /* every stored batch passed the same check when it was computed: the checkpoint is sound */
@@ -1351,6 +1353,40 @@ static void run_worker(run_state *st)
 
 /* ------------------------------------------------------------ entry */
 
+/* "plateau ARGV..." as a shell would take it back: words with anything but [A-Za-z0-9_./=,:+-@%]
+ * single-quoted. NULL when out of memory (the history attribute then says so). */
+static char *command_line(int argc, char **argv)
+{
+    size_t size = 16;
+    for (int i = 0; i < argc; i++)
+        size += 4 * strlen(argv[i]) + 3;
+    char *s = malloc(size), *p = s;
+    if (!s)
+        return NULL;
+    p += sprintf(p, "plateau");
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != '\0';
+        for (const char *c = a; *c && plain; c++)
+            plain = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=,:+-@%", *c) != NULL;
+        *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+            continue;
+        }
+        *p++ = '\'';
+        for (const char *c = a; *c; c++) {
+            if (*c == '\'')
+                p += sprintf(p, "'\\''");
+            else
+                *p++ = *c;
+        }
+        *p++ = '\'';
+    }
+    *p = '\0';
+    return s;
+}
+
 int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const *sets, int n_sets,
                   const char *output, const pl_run_options *opt)
 {
@@ -1363,6 +1399,7 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &st.size);
     st.quiet = opt->quiet;
+    st.command_line = command_line(*argc, *argv);
     int code;
     if (opt->dry_run) { /* rank 0 alone; the others wait for its verdict */
         code = PL_EXIT_OK;
@@ -1380,6 +1417,7 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     }
     free(st.config_text);
     free(st.hashed_text);
+    free(st.command_line);
     pl_sweep_free(&st.sw);
     pl_model_close(st.model);
     pl_sweep_config_free(&st.cfg);

@@ -178,6 +178,7 @@ typedef struct {
     const char *sigma_note;      /* how Sigma was made positive definite, or "" */
     int threads;                 /* OpenBLAS threads of every rank */
     const char *openblas_config; /* openblas_get_config(): version, build options, kernel type */
+    const char *command_line;    /* "plateau run ..." as given (the history attribute) */
 } pl_output_meta;
 
 /* Write the NetCDF file: built in memory, then written atomically (pl_write_file_atomic). */

@@ -4,3 +4,4 @@
 plateau_test(cli_help ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_cli.py ${CMAKE_CURRENT_BINARY_DIR}/cli_help
   ${CMAKE_BINARY_DIR} ${CMAKE_COMMAND})
 plateau_test(cli_dry_run ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_dry_run.py ${CMAKE_CURRENT_BINARY_DIR}/cli_dry_run)
+plateau_test(cli_result_file ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_result_file.py ${CMAKE_CURRENT_BINARY_DIR}/cli_result_file)

@@ -138,7 +138,7 @@ with netCDF4.Dataset(out) as ds:
             sl.fail("resolved config lacks %r:\n%s" % (line, cfg))
     if set(ds.variables) & {"jsd", "l2"} or "kl" not in ds.variables or "cosine_onset" not in ds.variables:
         sl.fail("metrics not as configured: %s" % sorted(ds.variables))
-    if ds.getncattr("synthetic_model") != "true":
+    if ds.getncattr("synthetic_model") != 1:  # CF: a 0/1 integer
         sl.fail("synthetic_model attribute: %r" % ds.getncattr("synthetic_model"))
 # the new keys' errors
 if os.path.exists(out):
