@@ -15,6 +15,7 @@ PACKAGES=(
   python3-regex
   ca-certificates curl
   strace
+  groff-base
 )
 # node and npm run the reference tokenizer in the tests. Some images bring their own Node.js
 # (whose npm conflicts with Debian's npm package): use it when present.

@@ -41,7 +41,7 @@ SCORE_DIMS = ("base", "direction", "prompt", "sample")
 
 # Global attributes that are booleans; today written as "true"/"false" text, as 0/1 integers once
 # the file follows CF (which has no boolean type). Any other "true"/"false" text is decoded too.
-BOOLEAN_ATTRS = ("synthetic_model",)
+BOOLEAN_ATTRS = ("synthetic_model", "center_direction", "synthetic_sae", "sae_apply_b_dec_to_input")
 # Global attributes that are numbers even if a writer stores them as text.
 NUMBER_ATTRS = ("n_prompts", "n_ranks", "evals_per_second")
 # Config keys whose values are comma-separated lists.

@@ -7,10 +7,10 @@
 
 /* Stack IN_PATHS[0..n_in) along a new `hook` dimension (in the order given) and write OUT_PATH
  * atomically (a temporary file in the same directory, renamed on success; on failure OUT_PATH is
- * untouched). Returns PL_OK, or PL_ERR with a message naming the file, key or variable at fault.
+ * untouched). An existing OUT_PATH is refused unless FORCE (after the inputs are checked). Returns PL_OK, or PL_ERR with a message naming the file, key or variable at fault.
  * On success *SWEPT_KEY (if not NULL) points to a static "section.key" string, or "" when only one
  * file was given. */
-int pl_merge(const char *out_path, char *const *in_paths, int n_in, const char **swept_key);
+int pl_merge(const char *out_path, char *const *in_paths, int n_in, int force, const char **swept_key);
 
 /* The same on inputs held in memory (BYTES[i] of LENS[i] bytes, named NAMES[i] in messages; each
  * must stay valid during the call): *OUT (malloc'ed, *OUT_LEN bytes) is the merged file. What

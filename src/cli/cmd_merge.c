@@ -1,7 +1,6 @@
 /* plateau merge OUT.nc IN.nc... [--force]: stack per-hook result files along a new `hook` dimension. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "plateau/error.h"
@@ -32,13 +31,8 @@ int cmd_merge(int argc, char **argv)
     }
     if (n_files < 2)
         return cli_usage("merge", MERGE_USAGE, "need an output file and at least one input file");
-    struct stat sb;
-    if (!force && lstat(files[0], &sb) == 0) {
-        pl_fail("%s exists: pass --force to replace it", files[0]);
-        return cli_fail();
-    }
     const char *swept = NULL;
-    if (pl_merge(files[0], files + 1, n_files - 1, &swept) != PL_OK)
+    if (pl_merge(files[0], files + 1, n_files - 1, force, &swept) != PL_OK)
         return cli_fail();
     fprintf(stderr, "plateau merge: %d file%s -> %s (swept key: %s)\n", n_files - 1, n_files > 2 ? "s" : "", files[0],
             swept && *swept ? swept : "none");

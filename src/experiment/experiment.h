@@ -195,6 +195,10 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
 /* The unit's step vectors X[steps, C]: base + alpha_k * scale * d, d its kind's direction (centred
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
+/* |base| and |d| of the unit, d as its steps use it (centred when they centre it), in the sweep's
+ * basis: step k lies |alpha_k - ref| |d| (to_target), |alpha_k| |base| (fixed_norm) or |alpha_k|
+ * (absolute) from the base. */
+int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, double *direction_norm);
 
 /* ------------------------------------------------------------ metrics (metrics.c)
  * A metric is one function and one row of PL_METRICS: its value at each row of a unit's
@@ -265,7 +269,7 @@ typedef struct {
 /* The curve the scores see (cosine: 1 - c; ce_loss: c - c(0)) of CURVE[S] into Y[S]. */
 void pl_score_curve(const float *curve, int S, int score_on, double *y);
 /* Every score of Y[S] over ALPHA[S] into OUT[PL_N_SCORES] (NaN when undefined; see README). */
-void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, float *out);
+void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, double *out);
 
 /* ------------------------------------------------------------ statistics (statistics.c) */
 
@@ -285,7 +289,7 @@ typedef struct {
 
 /* B bootstrap resamples of the pairs, drawn from the stream (SEED, PL_RNG_BOOTSTRAP, KEY); the same
  * key gives the same resamples. B = 0: no intervals (NaN). */
-int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out);
+int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out);
 
 /* Two-sided Wilcoxon signed-rank p-value of the nonzero differences D[n] (see README); *w_plus the
  * sum of the ranks of the positive ones. */
@@ -293,6 +297,6 @@ double pl_wilcoxon_p(const double *d, int n, double *w_plus);
 
 /* Counts of the finite VALUES[n] in NB equal bins over [lo, hi] (the last bin closed); values
  * outside go to *outside. */
-int pl_histogram(const float *values, int n, double lo, double hi, int NB, int *counts, int *outside);
+int pl_histogram(const double *values, int n, double lo, double hi, int NB, int *counts, int *outside);
 
 #endif

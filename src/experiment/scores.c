@@ -67,7 +67,7 @@ static double nonlinearity_alpha(const double *y, const double *alpha, int S, co
     return NAN;
 }
 
-void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, float *out)
+void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, double *out)
 {
     for (int i = 0; i < PL_N_SCORES; i++)
         out[i] = NAN;
@@ -79,17 +79,17 @@ void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score
         double slope = (y[k + 1] - y[k]) / (alpha[k + 1] - alpha[k]);
         if (slope > best) { /* first one on ties */
             best = slope;
-            out[PL_SCORE_MAX_SLOPE_ALPHA] = (float)(0.5 * (alpha[k] + alpha[k + 1]));
+            out[PL_SCORE_MAX_SLOPE_ALPHA] = 0.5 * (alpha[k] + alpha[k + 1]);
         }
     }
-    out[PL_SCORE_ALPHA_AT_THRESHOLD] = (float)alpha_at_threshold(y, alpha, S, sp->threshold);
-    out[PL_SCORE_NONLINEARITY_ALPHA] = (float)nonlinearity_alpha(y, alpha, S, sp);
+    out[PL_SCORE_ALPHA_AT_THRESHOLD] = alpha_at_threshold(y, alpha, S, sp->threshold);
+    out[PL_SCORE_NONLINEARITY_ALPHA] = nonlinearity_alpha(y, alpha, S, sp);
     double end = y[S - 1];
     if (!(end > 0.0))
         return; /* a curve that ends at 0 has no normalised shape */
     for (int k = 0; k < S; k++)
         if (y[k] / end > sp->onset_threshold) {
-            out[PL_SCORE_ONSET] = (float)alpha[k];
+            out[PL_SCORE_ONSET] = alpha[k];
             break;
         }
     double rise = -INFINITY;
@@ -98,5 +98,5 @@ void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score
         if (d > rise)
             rise = d;
     }
-    out[PL_SCORE_SHARPNESS] = (float)(rise * (S - 1));
+    out[PL_SCORE_SHARPNESS] = rise * (S - 1);
 }

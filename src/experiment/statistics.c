@@ -170,7 +170,7 @@ static void percentile_interval(double *r, int B, double *lo, double *hi)
     *hi = gsl_stats_quantile_from_sorted_data(r, 1, (size_t)B, 0.975);
 }
 
-int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out)
+int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out)
 {
     out->n_pairs = 0;
     out->ratio = out->ratio_lo = out->ratio_hi = out->diff = out->diff_lo = out->diff_hi = NAN;
@@ -190,7 +190,7 @@ int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t see
         if (isfinite(x[i]) && isfinite(y[i])) {
             xs[m] = x[i];
             ys[m] = y[i];
-            ds[m] = (double)x[i] - (double)y[i];
+            ds[m] = x[i] - y[i];
             m++;
         }
     out->n_pairs = m;
@@ -228,7 +228,7 @@ int pl_paired_compare(const float *x, const float *y, int n, int B, uint64_t see
 
 /* ------------------------------------------------------------ histograms */
 
-int pl_histogram(const float *values, int n, double lo, double hi, int NB, int *counts, int *outside)
+int pl_histogram(const double *values, int n, double lo, double hi, int NB, int *counts, int *outside)
 {
     gsl_histogram *h = gsl_histogram_alloc((size_t)NB);
     if (!h)

@@ -45,6 +45,29 @@ static double norm2(const double *v, int C)
     return sqrt(s);
 }
 
+/* The unit's base and direction d as its steps use them (d centred when they centre it). */
+static void unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, double *dir)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    PL_BASE_KINDS[cfg->bases[id.b]].make(ex, id, base);
+    PL_DIRECTION_KINDS[cfg->dirs[id.d].kind].direction(ex, id.d, id, base, dir);
+    if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
+        pl_center(dir, ex->C);
+}
+
+int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, double *direction_norm)
+{
+    int C = ex->C;
+    double *base = pl_malloc(sizeof(double) * 3 * (size_t)C, "unit vectors"), *dir = base + C; /* dir: 2 C */
+    if (!base)
+        return PL_ERR;
+    unit_vectors(ex, id, base, dir);
+    *base_norm = norm2(base, C);
+    *direction_norm = norm2(dir, C);
+    free(base);
+    return PL_OK;
+}
+
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
 {
     const pl_sweep_config *cfg = ex->cfg;
@@ -53,10 +76,7 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
     if (!base)
         return PL_ERR;
     const pl_direction_kind *kind = &PL_DIRECTION_KINDS[cfg->dirs[id.d].kind];
-    PL_BASE_KINDS[cfg->bases[id.b]].make(ex, id, base);
-    kind->direction(ex, id.d, id, base, dir);
-    if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
-        pl_center(dir, C);
+    unit_vectors(ex, id, base, dir);
     double scale = 1.0;
     if (cfg->step_mode != PL_STEP_TO_TARGET) {
         double nd = norm2(dir, C);

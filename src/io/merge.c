@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -856,7 +857,7 @@ int pl_merge_buffers(const char *out_name, char *const *names, void *const *byte
     return PL_OK;
 }
 
-int pl_merge(const char *out_path, char *const *in_paths, int n_in, const char **swept_key)
+int pl_merge(const char *out_path, char *const *in_paths, int n_in, int force, const char **swept_key)
 {
     if (n_in < 1)
         return pl_fail("merge: no input files");
@@ -881,6 +882,9 @@ int pl_merge(const char *out_path, char *const *in_paths, int n_in, const char *
     size_t out_len = 0;
     if (rc == PL_OK)
         rc = pl_merge_buffers(out_path, in_paths, bytes, lens, n_in, &out, &out_len, swept_key);
+    struct stat sb;
+    if (rc == PL_OK && !force && lstat(out_path, &sb) == 0) /* checked last: the inputs' errors come first */
+        rc = pl_fail("%s exists: pass --force to replace it", out_path);
     if (rc == PL_OK) {
         rc = pl_write_file_atomic(out_path, out, out_len);
         if (rc != PL_OK)

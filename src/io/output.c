@@ -118,36 +118,29 @@ static int file_sha256(const char *path, char out[65])
     return rc;
 }
 
-/* Write N scores (computed in float32) into float64 variable VAR. An alpha-valued score that is a
- * float32 step of the grid (or the float32 midpoint of two steps) is written as that step's double
- * value, so that alpha.sel(alpha=onset) finds it; anything else (interpolated alphas, counts) is
- * widened as it is. */
-static int put_score(int nc, int var, const pl_sweep *sw, int alpha_valued, const float *scores, size_t n,
-                     const char *path)
+/* base_norm and direction_norm [base, direction, prompt, sample] of every unit (NaN where the unit has
+ * no direction, e.g. sae_active at a base without an active feature). */
+static int put_norms(int nc, int v_base, int v_dir, const pl_sweep *sw, const char *path)
 {
-    double *out = pl_malloc(sizeof(double) * (n ? n : 1), "scores");
-    if (!out)
+    size_t n = (size_t)sw->n_units;
+    double *bn = pl_malloc(sizeof(double) * 2 * (n ? n : 1), "curve norms"), *dn = bn + n;
+    if (!bn)
         return PL_ERR;
-    int K = sw->steps;
-    for (size_t i = 0; i < n; i++) {
-        out[i] = scores[i];
-        if (!alpha_valued || !isfinite(scores[i]))
-            continue;
-        for (int k = 0; k < K; k++) {
-            if ((float)sw->alpha[k] == scores[i]) {
-                out[i] = sw->alpha[k];
-                break;
-            }
-            if (k + 1 < K && (float)(0.5 * (sw->alpha[k] + sw->alpha[k + 1])) == scores[i]) {
-                out[i] = 0.5 * (sw->alpha[k] + sw->alpha[k + 1]);
-                break;
-            }
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
+        bn[at] = dn[at] = NAN;
+        if (pl_unit_defined(&sw->ex, id) && pl_unit_norms(&sw->ex, id, &bn[at], &dn[at]) != PL_OK) {
+            free(bn);
+            return PL_ERR;
         }
     }
-    int st = nc_put_var_double(nc, var, out);
-    free(out);
+    int st = nc_put_var_double(nc, v_base, bn);
+    if (st == NC_NOERR)
+        st = nc_put_var_double(nc, v_dir, dn);
+    free(bn);
     if (st != NC_NOERR)
-        return pl_fail("output %s: %s (scores)", path, nc_strerror(st));
+        return pl_fail("output %s: %s (base_norm, direction_norm)", path, nc_strerror(st));
     return PL_OK;
 }
 
@@ -336,7 +329,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             const char *scn = PL_SCORES[sc].name, *sunits = PL_SCORES[sc].alpha_valued ? alpha_units : "1";
             snprintf(name, sizeof name, "%s_%s", mn, scn);
             snprintf(lname, sizeof lname, "%s (curve: %s)", score_long_name(sc), curve);
-            /* float64 like alpha, so that sel(alpha=onset) finds the step (the values are float32's) */
+            /* float64 like alpha, so that sel(alpha=onset) finds the step */
             NC_TRY(def_var(nc, name, NC_DOUBLE, 4, dims_score, lname, sunits, &v->score));
             NC_TRY(text_att(nc, v->score, "score_curve", curve));
             if (sc == PL_SCORE_ONSET)
@@ -388,6 +381,14 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             NC_TRY(def_coord(nc, name, NC_DOUBLE, 1, &d_edge, lname,
                            PL_SCORES[sc].alpha_valued ? alpha_units : "1", &v_edges[sc]));
         }
+    int v_base_norm, v_dir_norm;
+    NC_TRY(def_var(nc, "base_norm", NC_DOUBLE, 4, dims_score, "|base| of the curve, in the residual basis",
+                   "residual stream units", &v_base_norm));
+    NC_TRY(def_var(nc, "direction_norm", NC_DOUBLE, 4, dims_score,
+                   "|d| of the curve's direction as its steps use it (centred when they are), before the step "
+                   "mode's scaling; step k lies |alpha_k| |d| (to_target), |alpha_k| |base| (fixed_norm) or "
+                   "|alpha_k| (absolute) from the base",
+                   "residual stream units", &v_dir_norm));
     int dims_tok[2] = {d_prompt, d_ctx};
     NC_TRY(def_var(nc, "tokens", NC_INT, 2, dims_tok, "token ids of the prompt", "1", &v_tokens));
     NC_TRY(def_var(nc, "next_token", NC_INT, 1, &d_prompt,
@@ -564,9 +565,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             if (!r->has_score[mi][sc])
                 continue;
             size_t at = (size_t)mi * NSC + sc;
-            if (put_score(nc, v->score, sw, PL_SCORES[sc].alpha_valued, r->scores + at * NB * ND * n_kind,
-                          (size_t)NB * ND * n_kind, path) != PL_OK)
-                goto fail;
+            NC_TRY(nc_put_var_double(nc, v->score, r->scores + at * NB * ND * n_kind));
             NC_TRY(nc_put_var_int(nc, v->hist, r->hist + at * NB * ND * HB));
             NC_TRY(nc_put_var_int(nc, v->outside, r->hist_outside + at * NB * ND));
             if (!NC)
@@ -599,6 +598,8 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
 #undef PUT_CI
         }
     }
+    if (put_norms(nc, v_base_norm, v_dir_norm, sw, path) != PL_OK)
+        goto fail;
     NC_TRY(nc_put_var_int(nc, v_tokens, sw->tokens));
     NC_TRY(nc_put_var_int(nc, v_next, sw->next_token));
     for (int d = 0; d < ND; d++)

@@ -98,14 +98,14 @@ int pl_results_finish(pl_results *r)
     r->median = pl_malloc(sizeof(double) * n_stat, "medians");
     r->quant = pl_malloc(sizeof(double) * n_stat * (Q ? Q : 1), "quantiles");
     r->count = pl_malloc(sizeof(int) * n_stat, "counts");
-    r->scores = pl_malloc(sizeof(float) * n_score, "scores");
+    r->scores = pl_malloc(sizeof(double) * n_score, "scores");
     r->paired = pl_malloc(sizeof(pl_paired) * (size_t)NM * NSC * (NC ? NC : 1), "comparisons");
     r->hist = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND * HB, "histograms");
     r->hist_outside = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND, "histograms");
     float *column = pl_malloc(sizeof(float) * n_kind, "statistics column");
     double *scratch = pl_malloc(sizeof(double) * (n_kind > (size_t)K ? n_kind : (size_t)K), "statistics scratch");
     double *qv = pl_malloc(sizeof(double) * (Q ? Q : 1), "quantile values");
-    float *sc_out = pl_malloc(sizeof(float) * NSC, "scores");
+    double *sc_out = pl_malloc(sizeof(double) * NSC, "scores");
     int rc = PL_OK;
     if (!r->mean || !r->median || !r->quant || !r->count || !r->scores || !r->paired || !r->hist ||
         !r->hist_outside || !column || !scratch || !qv || !sc_out)
@@ -143,7 +143,7 @@ int pl_results_finish(pl_results *r)
                 }
             }
         for (int sc = 0; sc < NSC && rc == PL_OK; sc++) {
-            const float *base = r->scores + ((size_t)mi * NSC + sc) * NB * ND * n_kind;
+            const double *base = r->scores + ((size_t)mi * NSC + sc) * NB * ND * n_kind;
             double lo, hi;
             pl_score_range(sw, sc, &lo, &hi);
             for (int bd = 0; bd < NB * ND && rc == PL_OK; bd++)

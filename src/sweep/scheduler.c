@@ -375,17 +375,24 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     setup_share(n_all, chunk, st->rank, st->size, &lo, &hi);
     float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
     ok = mine != NULL;
+    /* Progress on rank 0 (its share stands for everyone's: the shares differ by at most one chunk),
+     * only when the setup is slow enough to need it: after the first chunk, if its share will take
+     * over 2 s, then every 2 s. */
     double t0 = now_seconds(), t_said = t0;
-    if (st->rank == 0 && !st->quiet)
-        fprintf(stderr, "plateau: setup: activations of %d prompts at %s (%d sweep + %d for Sigma) on %d rank%s\n",
-                n_all, st->cfg.hook, sw->P, st->cfg.cov_prompts, st->size, st->size > 1 ? "s" : "");
+    int talking = 0;
     for (int i = lo; i < hi && ok && !g_signal; i += chunk) {
         int n = hi - i < chunk ? hi - i : chunk;
         ok = pl_forward_resid(st->model, tokens + (size_t)i * T, n, T, sw->resid_index, sw->pos,
                               mine + (size_t)(i - lo) * C) == PL_OK;
         double t = now_seconds();
-        /* rank 0's share stands for everyone's: the shares differ by at most one chunk */
-        if (st->rank == 0 && !st->quiet && i + n < hi && t - t_said >= 2.0) {
+        if (st->rank != 0 || st->quiet || i + n >= hi)
+            continue;
+        if (!talking && (t - t0) * (hi - lo) / (i + n - lo) > 2.0) {
+            fprintf(stderr, "plateau: setup: activations of %d prompts at %s (%d sweep + %d for Sigma) on %d rank%s\n",
+                    n_all, st->cfg.hook, sw->P, st->cfg.cov_prompts, st->size, st->size > 1 ? "s" : "");
+            talking = 1;
+        }
+        if (talking && t - t_said >= 2.0) {
             fprintf(stderr, "plateau: setup: activations %.0f %%\n", 100.0 * (i + n - lo) / (hi - lo));
             t_said = t;
         }
@@ -425,7 +432,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     free(mine);
     free(counts);
     free(displs);
-    if (st->rank == 0 && !st->quiet)
+    if (talking)
         fprintf(stderr, "plateau: setup: activations done in %.1f s; fitting Sigma on %d prompts\n", t_setup_fwd,
                 st->cfg.cov_prompts);
 

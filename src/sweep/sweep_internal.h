@@ -134,7 +134,7 @@ typedef struct {
     /* derived (pl_results_finish), all (base, direction, ...) in config order */
     double *mean, *median, *quant; /* [NM][NB, ND, steps]; quant [NM][Q, NB, ND, steps] */
     int *count;                    /* [NM][NB, ND, steps] */
-    float *scores;                 /* [NM][PL_N_SCORES][NB, ND, P, S] */
+    double *scores;                /* [NM][PL_N_SCORES][NB, ND, P, S] (float64: onsets are alpha values) */
     int has_score[PL_N_METRICS][PL_N_SCORES]; /* by metric index: alpha_at_threshold needs a threshold */
     int n_comparisons;
     pl_comparison comparisons[PL_MAX_COMPARISONS];

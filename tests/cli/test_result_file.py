@@ -29,7 +29,8 @@ outs = []
 for hook in ("blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"):
     out = os.path.join(d, hook.split(".")[1] + ".nc")
     cfg = sl.base_config("model", "tokens.bin", out, perturb__hook=hook, data__n_prompts=6,
-                         perturb__directions="real_other, cov_random", perturb__n_directions=1)
+                         perturb__directions="real_other, cov_random", perturb__n_directions=2,
+                         output__activations="true")
     ini = sl.write_ini(os.path.join(d, "h%s.ini" % hook.split(".")[1]), cfg)
     r = sl.run([ini, "--quiet", "--set=run.seed=5"])
     if r.returncode != 0:
@@ -88,6 +89,23 @@ if finite.size == 0:
     sl.fail("no finite kl_onset")
 ds["alpha"].sel(alpha=finite[0])  # raises KeyError when the dtypes differ
 ds.close()
+# per-curve norms against numpy: |base| of a real base is |activation|; real_other's d is the
+# partner's activation minus the prompt's (to_target, raw basis, no centring: base_config's defaults)
+with netCDF4.Dataset(outs[0][0]) as ds:
+    ds.set_auto_mask(False)
+    act = ds["activation"][:].astype(np.float64)
+    bases, dirs = list(ds["base"][:]), list(ds["direction"][:])
+    bn, dn, partner = ds["base_norm"][:], ds["direction_norm"][:], ds["partner"][:]
+    if ds["base_norm"].dtype != np.float64 or bn.shape != (2, 2, 6, 2):
+        sl.fail("base_norm %s %s" % (ds["base_norm"].dtype, bn.shape))
+b, dr = bases.index("real"), dirs.index("real_other")
+want_b = np.broadcast_to(np.linalg.norm(act, axis=1)[None, :, None], bn[b].shape)
+want_d = np.linalg.norm(act[partner] - act[:, None, :], axis=2)
+if not np.allclose(bn[b], want_b, rtol=1e-6) or not np.allclose(dn[b, dr], want_d, rtol=1e-5):
+    sl.fail("norms: base %s vs %s; direction %s vs %s" % (bn[b], want_b, dn[b, dr], want_d))
+if not np.all(np.isfinite(bn)) or not np.all(dn > 0):
+    sl.fail("norms not finite and positive: %s %s" % (bn, dn))
+print("ok   base_norm and direction_norm per curve against numpy (real bases, real_other)")
 print("ok   result files: CF rules, booleans 0/1, float64 scores (sel(alpha=onset) works), history, source, "
       "hostname, data sha256, absolute paths, git commit")
 

@@ -29,7 +29,7 @@ static void old_scores(const float *curve, const double *alpha, int S, double th
                        float *slope, float *sharp)
 {
     double y[64];
-    float out[PL_N_SCORES];
+    double out[PL_N_SCORES];
     pl_score_params sp = {threshold, NAN, 1, 10, 0.1};
     pl_score_curve(curve, S, one_minus ? PL_SCORE_ON_ONE_MINUS : PL_SCORE_ON_VALUE, y);
     pl_curve_scores(y, alpha, S, &sp, out);
@@ -94,7 +94,7 @@ static void test_scores(void)
 static void test_new_scores(void)
 {
     double alpha[21], y[21];
-    float out[PL_N_SCORES];
+    double out[PL_N_SCORES];
     for (int k = 0; k < 21; k++)
         alpha[k] = k / 20.0;
     /* y = 2 alpha: reaches 0.25 between alpha 0.10 (0.2) and 0.15 (0.3), at 0.125 exactly */
@@ -126,7 +126,7 @@ static void test_new_scores(void)
     CHECK(y[0] == 0.0 && y[1] == 0.5 && y[2] == 2.0, "ce increase %g %g %g", y[0], y[1], y[2]);
 
     /* histogram: 4 bins over [0, 1], the last closed; NaN left out, 1.5 and -0.1 outside */
-    float v[8] = {0.0f, 0.1f, 0.25f, 0.5f, 0.99f, 1.0f, NAN, 1.5f};
+    double v[8] = {0.0, 0.1, 0.25, 0.5, 0.99, 1.0, NAN, 1.5};
     int counts[4], outside;
     CHECK(pl_histogram(v, 8, 0.0, 1.0, 4, counts, &outside) == PL_OK, "histogram");
     CHECK(counts[0] == 2 && counts[1] == 1 && counts[2] == 1 && counts[3] == 2 && outside == 1,
