@@ -379,7 +379,12 @@ class Result:
         return None
 
     def units(self, name):
-        return self.attr(name, "units")
+        """The variable's units; for a dimensionless one ("1") that names its unit in
+        units_description (plateau's nats, residual stream units), that name."""
+        units = self.attr(name, "units")
+        if units is None or units.strip() in ("", "1"):
+            return self.attr(name, "units_description") or units
+        return units
 
     def step_mode(self):
         """[perturb] step_mode: the alpha coordinate's `step_mode` attribute, else the config's."""

@@ -21,6 +21,8 @@
 #include "plateau/hash.h"
 #include "plateau/version.h"
 #include "nc_memory.h"
+#include "plateau/tokenizer.h"
+#include "../tokenizer/tok_internal.h" /* tok_utf8_next: the one UTF-8 decoder */
 #include "../sweep/sweep_internal.h"
 
 #define NC_TRY(call)                                                                                              \
@@ -39,10 +41,15 @@ static int text_att(int nc, int var, const char *name, const char *value)
     return nc_put_att_text(nc, var, name, strlen(value), value);
 }
 
+/* long_name and units. CF units are UDUNITS units: plateau's own ("nats", "residual stream units")
+ * are not, so such a quantity is dimensionless ("1") and its unit is named in units_description. */
 static int describe(int nc, int var, const char *long_name, const char *units)
 {
     int s = text_att(nc, var, "long_name", long_name);
-    return s ? s : text_att(nc, var, "units", units);
+    int udunits = !strcmp(units, "1") || !strcmp(units, "s-1");
+    if (!s)
+        s = text_att(nc, var, "units", udunits ? units : "1");
+    return s || udunits ? s : text_att(nc, var, "units_description", units);
 }
 
 /* A coordinate (CF 5: no missing values, so no _FillValue), or a string label (no units: CF units
@@ -118,6 +125,84 @@ static int file_sha256(const char *path, char out[65])
     return rc;
 }
 
+/* S[0..N) starts an ill-formed UTF-8 sequence: the length of its maximal subpart (the lead byte and
+ * the continuation bytes that could still have completed it), which one U+FFFD replaces, as
+ * Unicode recommends and Python's decode(errors="replace") does. */
+static size_t ill_formed_length(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c >= 0xE0 && c <= 0xEF)
+        need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4)
+        need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else
+        return 1;
+    size_t i = 1;
+    while (i <= need && i < n && s[i] >= (i == 1 ? lo : 0x80) && s[i] <= (i == 1 ? hi : 0xBF))
+        i++;
+    return i;
+}
+
+static void free_texts(char **texts, int n)
+{
+    for (int i = 0; texts && i < n; i++)
+        free(texts[i]);
+    free(texts);
+}
+
+/* The sweep prompts decoded by the model's tokenizer (pl_decode), as valid UTF-8 (a window may cut a
+ * character: invalid sequences become U+FFFD). *TEXTS NULL when the model has no tokenizer (a .bin
+ * of token ids needs none) or a prompt holds an id it cannot decode: the file then has no
+ * prompt_text. */
+static int decode_prompts(const pl_sweep *sw, char ***texts)
+{
+    *texts = NULL;
+    pl_tokenizer *tok = NULL;
+    if (pl_tokenizer_open(&tok, sw->cfg->model_path, sw->cfg->tokenizer_path, sw->V) != PL_OK) {
+        pl_error_clear();
+        return PL_OK;
+    }
+    char **out = pl_calloc((size_t)sw->P, sizeof(char *), "prompt texts");
+    int rc = out ? PL_OK : PL_ERR, undecodable = 0;
+    for (int p = 0; p < sw->P && rc == PL_OK && !undecodable; p++) {
+        char *raw;
+        size_t len;
+        /* an id beyond the tokenizer's vocabulary (a model's padded one): no text, never a lost run */
+        if (pl_decode(tok, sw->tokens + (size_t)p * sw->T, (size_t)sw->T, &raw, &len) != PL_OK) {
+            undecodable = 1;
+            break;
+        }
+        char *clean = pl_malloc(3 * len + 1, "prompt text"), *q = clean; /* U+FFFD: 3 bytes per bad byte */
+        rc = clean ? PL_OK : PL_ERR;
+        for (size_t i = 0; clean && i < len;) {
+            uint32_t cp;
+            int n = tok_utf8_next((const unsigned char *)raw + i, len - i, &cp);
+            if (n > 0 && cp != 0) {
+                memcpy(q, raw + i, (size_t)n), q += n, i += (size_t)n;
+            } else { /* NUL too: a netCDF string ends there */
+                memcpy(q, "\xef\xbf\xbd", 3), q += 3;
+                i += n > 0 ? (size_t)n : ill_formed_length((const unsigned char *)raw + i, len - i);
+            }
+        }
+        if (clean)
+            *q = '\0';
+        free(raw);
+        out[p] = clean;
+    }
+    pl_tokenizer_free(tok);
+    if (rc != PL_OK || undecodable) {
+        free_texts(out, sw->P);
+        if (undecodable)
+            pl_error_clear();
+        return rc;
+    }
+    *texts = out;
+    return PL_OK;
+}
+
 /* base_norm and direction_norm [base, direction, prompt, sample] of every unit (NaN where the unit has
  * no direction, e.g. sae_active at a base without an active feature). */
 static int put_norms(int nc, int v_base, int v_dir, const pl_sweep *sw, const char *path)
@@ -181,14 +266,15 @@ static int write_sae_attributes(int nc, const pl_experiment *ex)
     int d_sae = sae->d_sae, k = sae->k, s = NC_NOERR;
     s = s ? s : text_att(nc, NC_GLOBAL, "sae_path", sae->dir);
     s = s ? s : text_att(nc, NC_GLOBAL, "sae_sha256", sae->sha256);
-    s = s ? s : text_att(nc, NC_GLOBAL, "synthetic_sae", sae->synthetic ? "true" : "false");
+    int synthetic = sae->synthetic != 0, b_dec = sae->apply_b_dec_to_input != 0; /* booleans: 0/1 */
+    s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "synthetic_sae", NC_INT, 1, &synthetic);
     s = s ? s : text_att(nc, NC_GLOBAL, "sae_hook", sae->hook);
     s = s ? s : text_att(nc, NC_GLOBAL, "sae_architecture", pl_sae_arch_name(sae->arch));
     s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_d_sae", NC_INT, 1, &d_sae);
     if (sae->arch == PL_SAE_TOPK)
         s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_k", NC_INT, 1, &k);
     s = s ? s : text_att(nc, NC_GLOBAL, "sae_normalize_activations", pl_sae_norm_name(sae->norm));
-    s = s ? s : text_att(nc, NC_GLOBAL, "sae_apply_b_dec_to_input", sae->apply_b_dec_to_input ? "true" : "false");
+    s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_apply_b_dec_to_input", NC_INT, 1, &b_dec);
     if (ex->sae_bases) {
         int never = ex->sae_bases->n_never_active, none = ex->sae_bases->n_no_feature;
         s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_features_never_active", NC_INT, 1, &never);
@@ -212,9 +298,9 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
     int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC ? NC : 1), "output values");
     double *fit_mu = NULL, *fit_sigma = NULL;
-    char *history = NULL, *model_abs = NULL, *data_abs = NULL;
+    char *history = NULL, *model_abs = NULL, *data_abs = NULL, **prompt_text = NULL;
     int nc = -1;
-    if (!buf || !dbuf || !ibuf)
+    if (!buf || !dbuf || !ibuf || decode_prompts(sw, &prompt_text) != PL_OK)
         goto fail;
     if (cfg->activations) {
         fit_mu = pl_malloc(sizeof(double) * C, "mu");
@@ -389,6 +475,11 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
                    "mode's scaling; step k lies |alpha_k| |d| (to_target), |alpha_k| |base| (fixed_norm) or "
                    "|alpha_k| (absolute) from the base",
                    "residual stream units", &v_dir_norm));
+    int v_text = -1;
+    if (prompt_text)
+        NC_TRY(def_var(nc, "prompt_text", NC_STRING, 1, &d_prompt,
+                       "the sweep prompt's tokens decoded by the model's tokenizer (invalid UTF-8 as U+FFFD)", "",
+                       &v_text));
     int dims_tok[2] = {d_prompt, d_ctx};
     NC_TRY(def_var(nc, "tokens", NC_INT, 2, dims_tok, "token ids of the prompt", "1", &v_tokens));
     NC_TRY(def_var(nc, "next_token", NC_INT, 1, &d_prompt,
@@ -601,6 +692,8 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     if (put_norms(nc, v_base_norm, v_dir_norm, sw, path) != PL_OK)
         goto fail;
     NC_TRY(nc_put_var_int(nc, v_tokens, sw->tokens));
+    if (prompt_text)
+        NC_TRY(nc_put_var_string(nc, v_text, (const char **)prompt_text));
     NC_TRY(nc_put_var_int(nc, v_next, sw->next_token));
     for (int d = 0; d < ND; d++)
         for (int k = 0; k < ex->dir[d].n_state; k++)
@@ -621,6 +714,7 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     }
     free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
     free(history), free(model_abs), free(data_abs);
+    free_texts(prompt_text, P);
     return PL_OK;
 fail:
     /* closed, never nc_abort()ed: netCDF's abort of a file being created removes the file of its name */
@@ -629,6 +723,7 @@ fail:
     memio->memory = NULL;
     free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
     free(history), free(model_abs), free(data_abs);
+    free_texts(prompt_text, P);
     return PL_ERR;
 }
 

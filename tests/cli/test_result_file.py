@@ -4,6 +4,8 @@ checker: neither `cfchecks` nor `cf-checker` is packaged), and their provenance:
 - CF 5: coordinate variables (a 1-D variable named as its dimension) have no _FillValue; string
   coordinates carry no `units` (CF units describe numbers);
 - booleans are 0/1 integers (synthetic_model, center_direction);
+- every variable has a long_name; units are UDUNITS ("1", "s-1"), plateau's own (nats, residual stream
+  units) named in units_description;
 - per-curve scores are float64 like `alpha`, so xarray's sel(alpha=onset) finds the step;
 - provenance: hostname (Python's socket.gethostname()), data_sha256 (hashlib over the prompts file),
   model_path absolute (os.path.realpath of the config's relative path), git_commit as `plateau -V`;
@@ -23,7 +25,10 @@ import sweeplib as sl  # noqa: E402
 
 d = sl.workdir(sys.argv)
 model = sl.make_model(d)
-data = sl.make_bin(d, 8 * 200, 300)
+# a small GPT-2 tokenizer in the model dir (296 tokens: the data's ids stay below), for prompt_text
+TOK = os.path.join(sl.SRC, "tests", "tokenizer")
+subprocess.run([sys.executable, os.path.join(TOK, "make_tiny_vocab.py"), model], check=True)
+data = sl.make_bin(d, 8 * 200, 296)
 os.chdir(d)  # relative model and data paths in the config: the file must record them absolute
 outs = []
 for hook in ("blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"):
@@ -62,6 +67,11 @@ def cf_rules(path, merged):
                 sl.fail("%s: coordinate %s has a _FillValue" % (path, name))
             if v.dtype == str and "units" in v.ncattrs():
                 sl.fail("%s: string variable %s has units %r" % (path, name, v.units))
+            # UDUNITS knows neither nats nor residual stream units: those are "1", named in units_description
+            if "units" in v.ncattrs() and v.units not in ("1", "s-1"):
+                sl.fail("%s: %s has units %r (not a UDUNITS unit plateau writes)" % (path, name, v.units))
+            if "long_name" not in v.ncattrs():
+                sl.fail("%s: %s has no long_name" % (path, name))
             if re.search(r"_(onset|max_slope_alpha|sharpness|alpha_at_threshold|nonlinearity_alpha)$", name) \
                     and v.dtype != np.float64:
                 sl.fail("%s: score %s is %s, alpha %s" % (path, name, v.dtype, ds["alpha"].dtype))
@@ -92,6 +102,8 @@ ds.close()
 # per-curve norms against numpy: |base| of a real base is |activation|; real_other's d is the
 # partner's activation minus the prompt's (to_target, raw basis, no centring: base_config's defaults)
 with netCDF4.Dataset(outs[0][0]) as ds:
+    if ds["kl"].units != "1" or ds["kl"].units_description != "nats":
+        sl.fail("kl units %r / %r" % (ds["kl"].units, getattr(ds["kl"], "units_description", None)))
     ds.set_auto_mask(False)
     act = ds["activation"][:].astype(np.float64)
     bases, dirs = list(ds["base"][:]), list(ds["direction"][:])
@@ -106,6 +118,21 @@ if not np.allclose(bn[b], want_b, rtol=1e-6) or not np.allclose(dn[b, dr], want_
 if not np.all(np.isfinite(bn)) or not np.all(dn > 0):
     sl.fail("norms not finite and positive: %s %s" % (bn, dn))
 print("ok   base_norm and direction_norm per curve against numpy (real bases, real_other)")
+
+# prompt_text: the tokens decoded by vocab.json and GPT-2's byte alphabet, in Python
+sys.path.insert(0, TOK)
+from byte_alphabet import bytes_to_unicode  # noqa: E402
+import json  # noqa: E402
+byte_of = {u: b for b, u in bytes_to_unicode().items()}
+token_of = {i: t for t, i in json.load(open(os.path.join(model, "vocab.json"), encoding="utf-8")).items()}
+with netCDF4.Dataset(outs[0][0]) as ds:
+    texts, tokens = list(ds["prompt_text"][:]), ds["tokens"][:]
+for p, ids in enumerate(tokens):
+    raw = bytes(byte_of[ch] for i in ids for ch in token_of[int(i)])
+    want = raw.decode("utf-8", errors="replace").replace("\0", "\ufffd")
+    if texts[p] != want:
+        sl.fail("prompt_text[%d] %r, Python %r" % (p, texts[p], want))
+print("ok   prompt_text = the tokens decoded in Python (vocab.json, byte alphabet, U+FFFD for invalid UTF-8)")
 print("ok   result files: CF rules, booleans 0/1, float64 scores (sel(alpha=onset) works), history, source, "
       "hostname, data sha256, absolute paths, git commit")
 

@@ -235,7 +235,7 @@ f = names(run("scale", dead, perturb__bases="real, synthetic", readout__metrics=
 if not np.all(f["feature"][0, 3] == -1) or f["attrs"]["sae_draws_without_active_feature"] < S:
     sl.fail("prompt 3's real base: feature %s, draws without %r" % (f["feature"][0, 3],
                                                                     f["attrs"]["sae_draws_without_active_feature"]))
-if "have no active feature at their base" not in f["stderr"] or f["attrs"]["synthetic_sae"] != "false":
+if "have no active feature at their base" not in f["stderr"] or f["attrs"]["synthetic_sae"] != 0:  # CF: a 0/1 integer
     sl.fail("no note of the draws without a feature, or synthetic_sae: %s" % f["stderr"])
 if "sae_feature_scale: the scale of one SAE feature's contribution" not in f["alpha_long_name"]:
     sl.fail("alpha's long_name does not say what alpha means for sae_feature_scale: " + f["alpha_long_name"])

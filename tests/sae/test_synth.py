@@ -81,7 +81,7 @@ if r.returncode != 0:
 import netCDF4  # noqa: E402
 
 with netCDF4.Dataset(os.path.join(d, "run.nc")) as ds:
-    if ds.getncattr("synthetic_sae") != "true" or ds.getncattr("sae_hook") != "blocks.0.hook_resid_post":
+    if ds.getncattr("synthetic_sae") != 1 or ds.getncattr("sae_hook") != "blocks.0.hook_resid_post":
         sl.fail("result attributes: synthetic_sae %r, sae_hook %r" % (ds.getncattr("synthetic_sae"),
                                                                        ds.getncattr("sae_hook")))
 print("ok a sweep with it: synthetic_sae = true; an SAE of blocks.0.hook_resid_post serves blocks.1.hook_resid_pre")
