@@ -42,7 +42,8 @@ extern const cli_spec CLI_INFO, CLI_VERIFY, CLI_TOKENIZE, CLI_LOGITS, CLI_GENERA
 /* Check ARGV (argv[0]: the command) against SPEC before a command parses it: --help/-h prints the
  * help (exit 0); an option not in the table, a missing value or a value given to a flag is a usage
  * error (one line, exit 1). Rewrites --opt=value as --opt value (GNU style) in a new *ARGV (freed at
- * exit) so the command's parser sees one form. Returns -1 to go on, else the
+ * exit) so the command's parser sees one form. "--" ends the options: it and the words after it
+ * reach the command unchecked (tokenize takes them as arguments; the others refuse "--"). Returns -1 to go on, else the
  * exit code. */
 int cli_prepare(const cli_spec *spec, int *argc, char ***argv);
 /* The help of SPEC on OUT. */

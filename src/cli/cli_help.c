@@ -35,11 +35,16 @@ int cli_prepare(const cli_spec *spec, int *argc, char ***argv)
         pl_fail("out of memory (command line)");
         return cli_fail();
     }
-    int m = 0;
+    int m = 0, positional_only = 0;
     out[m++] = in[0];
     for (int i = 1; i < n; i++) {
         char *arg = in[i];
-        if (arg[0] != '-' || !arg[1]) { /* positional ("-" is stdin) */
+        if (positional_only || arg[0] != '-' || !arg[1]) { /* positional ("-" is stdin) */
+            out[m++] = arg;
+            continue;
+        }
+        if (!strcmp(arg, "--")) { /* the rest are arguments, even if they start with '-' (tokenize's TEXT) */
+            positional_only = 1;
             out[m++] = arg;
             continue;
         }

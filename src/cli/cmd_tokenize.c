@@ -15,7 +15,8 @@ static const char usage[] = "MODEL TEXT|- [--tokenizer FILE] [--bos]";
 
 const cli_spec CLI_TOKENIZE = {
     "tokenize", usage, "The token ids of TEXT by MODEL's tokenizer, space-separated on one line.",
-    "TEXT '-' reads all of stdin, byte for byte (NUL bytes included). The tokenizer is the model's own\n"
+    "TEXT '-' reads all of stdin, byte for byte (NUL bytes included); a TEXT starting with '-' goes\n"
+    "after '--' (plateau tokenize MODEL -- '-5 degrees'). The tokenizer is the model's own\n"
     "(tokenizer.json, GPT-2's vocab.json and merges.txt, or llama2.c's tokenizer.bin beside the model).",
     (const cli_option[]){{"--tokenizer", NULL, "FILE", "a tokenizer.json, llama2.c tokenizer.bin or dir instead"},
                          {"--bos", NULL, NULL, "add the special tokens the model adds (HF add_special_tokens; BOS)"},
@@ -57,8 +58,15 @@ int cmd_tokenize(int argc, char **argv)
         return prepared;
     const char *positional[2] = {NULL, NULL}, *tokenizer_path = NULL;
     int n_positional = 0, with_bos = 0;
+    int options_done = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--bos")) {
+        if (options_done) {
+            if (n_positional < 2)
+                positional[n_positional] = argv[i];
+            n_positional++;
+        } else if (!strcmp(argv[i], "--")) {
+            options_done = 1;
+        } else if (!strcmp(argv[i], "--bos")) {
             with_bos = 1;
         } else if (!strcmp(argv[i], "--tokenizer")) {
             if (i + 1 >= argc)

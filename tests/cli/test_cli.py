@@ -5,6 +5,7 @@ copied here; then:
   (its name, alias and value) and the exit codes;
 - every option taking a value behaves the same as `--opt=V` and `--opt V`; a flag given a value, an
   unknown option, a missing value, `--set foo`, a malformed number: exit 1 and one line on stderr;
+- `--` before a tokenize TEXT that starts with '-';
 - `plateau help`, `plateau`, `plateau nope`, `-V`/`--version` (the git commit baked at build time);
 - the man page: build/plateau.1 is `plateau help --man`, groff renders it without a warning and it
   holds every command and option; `cmake --install` puts it in share/man/man1.
@@ -104,6 +105,12 @@ b = run(["logits", model, "--ids", "1,2,3", "--top", "3"])
 check(a.returncode == 0 and a.stdout == b.stdout and len(a.stdout.splitlines()) == 3, f"logits --ids=: {a.stderr}")
 data = sl.make_bin(d, 8 * 100, 300)
 ini = sl.write_ini(os.path.join(d, "c.ini"), sl.base_config(model, data, os.path.join(d, "out.nc")))
+subprocess.run([sys.executable, os.path.join(SRC, "tests", "tokenizer", "make_tiny_vocab.py"), model], check=True)
+a = run(["tokenize", model, "--", "-5 degrees"])
+b = subprocess.run([BIN, "tokenize", model, "-"], input="-5 degrees", capture_output=True, text=True)
+check(a.returncode == 0 and a.stdout == b.stdout and a.stdout.strip(), f"tokenize -- '-5 degrees': {a.stderr!r}")
+r = run(["tokenize", model, "-5 degrees"])
+check(r.returncode == 1 and "unknown option" in r.stderr, f"tokenize '-5 degrees' without --: {r.stderr!r}")
 r = run(["config", ini, "--set=data.n_prompts=5", "--get=data.n_prompts", "--output=" + d + "/x.nc"])
 check(r.returncode == 0 and r.stdout == "5\n", f"config --set=: {r.returncode} {r.stdout!r} {r.stderr!r}")
 r = run(["config", ini, "-o", d + "/y.nc", "--get", "output.path"])
