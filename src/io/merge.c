@@ -11,10 +11,11 @@
  *  - the hooks (the config's [perturb] hook, canonical: blocks.01 is blocks.1) are all different;
  *  - dimensions (names, lengths), variables (names, types, dimensions) and coordinate values match.
  * Coordinates are written once. Every other variable gets the `hook` dimension in front, except the
- * provenance variables tokens and partner, which are written once when they are the same in every
+ * provenance variables tokens, prompt_text and partner, which are written once when they are the same in every
  * input (they are, when the prompts are). The per-run attributes n_ranks and evals_per_second become
- * variables over `hook`; the other global attributes come from the first input, plus `swept_key`,
- * `merged_from` and a new `created`.
+ * variables over `hook`, each input's config and provenance text (PER_HOOK_TEXT) string variables
+ * hook_<name>; the other global attributes come from the first input, plus `swept_key`,
+ * `merged_from` and the merge's own `created`, `history` and `source`.
  *
  * HDF5 (1.10, under netCDF) can crash on a corrupt file (found by fuzzing: an invalid free while it
  * walks a damaged link table). So every input is first opened and read in full by a child process
@@ -483,7 +484,7 @@ static int is_coordinate(int ncid, const char *path, const var_info *v, int *yes
 
 static int is_provenance(const char *name)
 {
-    return !strcmp(name, "tokens") || !strcmp(name, "partner");
+    return !strcmp(name, "tokens") || !strcmp(name, "partner") || !strcmp(name, "prompt_text");
 }
 
 /* Is variable NAME the same in every input? */

@@ -65,10 +65,17 @@ if os.waitstatus_to_exitcode(status) != 0:
     sl.fail("real run: %s" % err)
 peak = usage.ru_maxrss * 1024.0
 est = vals["memory_rank0_bytes"]
-if not (peak / 2 <= est <= 2 * peak):
+# Under AddressSanitizer a run's RSS holds ASan's shadow and quarantine of freed blocks, which grow with
+# the run's length: no estimate of plateau's own memory is meant to cover that.
+asan = "libasan" in subprocess.run(["ldd", sl.BIN], capture_output=True, text=True).stdout
+if asan:
+    print("note an ASan build: the memory check is left to the release build (rank 0 %.1f MB vs peak RSS %.1f MB)"
+          % (est / 1e6, peak / 1e6))
+elif not (peak / 2 <= est <= 2 * peak):
     sl.fail("dry run's rank-0 memory %.1f MB is not within a factor 2 of the real run's peak RSS %.1f MB"
             % (est / 1e6, peak / 1e6))
-print("ok   dry run's rank-0 memory %.1f MB vs the real run's peak RSS %.1f MB" % (est / 1e6, peak / 1e6))
+else:
+    print("ok   dry run's rank-0 memory %.1f MB vs the real run's peak RSS %.1f MB" % (est / 1e6, peak / 1e6))
 
 # errors are the real run's
 os.remove(out)
