@@ -20,17 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . jobs/fetch_lib.sh
-usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
-check=0
-args=()
-for a in "$@"; do
-  case $a in
-    --check) check=1 ;;
-    -h | --help) usage; exit 0 ;;
-    -*) echo "fetch-data: unknown option '$a' (--check, --help)" >&2; exit 1 ;;
-    *) args+=("$a") ;;
-  esac
-done
+fetch_args fetch-data "$@"
 ((${#args[@]} <= 1)) || { echo "fetch-data: expected at most one data set name (webtext or tinystories)" >&2; exit 1; }
 name=${args[0]:-webtext}
 case "$name" in

@@ -14,17 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . jobs/fetch_lib.sh
-usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
-check=0
-args=()
-for a in "$@"; do
-  case $a in
-    --check) check=1 ;;
-    -h | --help) usage; exit 0 ;;
-    -*) echo "fetch-gpt2: unknown option '$a' (--check, --help)" >&2; exit 1 ;;
-    *) args+=("$a") ;;
-  esac
-done
+fetch_args fetch-gpt2 "$@"
 ((${#args[@]} <= 2)) || { echo "fetch-gpt2: too many arguments (NAME [DEST])" >&2; exit 1; }
 name=${args[0]:-gpt2}
 dest=${args[1]:-models/$name}

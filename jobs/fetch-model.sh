@@ -18,17 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . jobs/fetch_lib.sh
-usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
-check=0
-args=()
-for a in "$@"; do
-  case $a in
-    --check) check=1 ;;
-    -h | --help) usage; exit 0 ;;
-    -*) echo "fetch-model: unknown option '$a' (--check, --help)" >&2; exit 1 ;;
-    *) args+=("$a") ;;
-  esac
-done
+fetch_args fetch-model "$@"
 ((${#args[@]} == 1)) || { echo "fetch-model: expected one model name (stories260K or tinystories-gpt2; see --help)" >&2; exit 1; }
 name=${args[0]}
 case "$name" in

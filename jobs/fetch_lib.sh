@@ -7,6 +7,26 @@
 # is none (offline?). jobs/quickstart.sh falls back to the next model on 69 and stops on anything else.
 EX_UNAVAILABLE=69
 
+# usage: the calling script's header comment (line 2 up to `set -e`), as its --help.
+usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }
+
+# fetch_args WHO ARGS...: the options every fetch script takes. Sets check (1 for --check) and args
+# (the operands); --help prints the usage and exits 0, another option exits 1 naming it.
+fetch_args() {
+  local who=$1 a
+  shift
+  check=0
+  args=()
+  for a in "$@"; do
+    case $a in
+      --check) check=1 ;;
+      -h | --help) usage; exit 0 ;;
+      -*) echo "$who: unknown option '$a' (--check, --help)" >&2; exit 1 ;;
+      *) args+=("$a") ;;
+    esac
+  done
+}
+
 # curl_or_say WHO URL CURL_OPTIONS...: curl URL; on failure one line naming the URL and curl's reason
 # (curl repeats its message once per retry: only the last is kept), return 69.
 curl_or_say() {

@@ -11,7 +11,7 @@ jobs=$(nproc)
 # -Werror: CI's builds are warning-free (-Wall -Wextra), or they fail.
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-Werror >/dev/null
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure -j1
+ctest --test-dir build --output-on-failure -j"$jobs"
 
 if [ -z "${PLATEAU_NO_ASAN:-}" ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPLATEAU_SANITIZE=ON -DCMAKE_C_FLAGS=-Werror >/dev/null
@@ -19,5 +19,5 @@ if [ -z "${PLATEAU_NO_ASAN:-}" ]; then
   # OpenMPI's own allocations are reported as leaks by LeakSanitizer; leaks in plateau's code are
   # caught by the non-MPI tests, which run with leak detection on.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan --output-on-failure -j1 -LE slow
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slow
 fi

@@ -52,7 +52,8 @@ FORMATS = ("png", "pdf", "svg")
 N_INDIVIDUAL = 20  # individual curves drawn per kind
 TITLE = {"kl": "KL(clean ‖ perturbed)", "jsd": "JSD(clean, perturbed)", "l2": "L2 distance at the read hook",
          "cosine": "cosine similarity at the read hook", "js_dist": "JS distance √JSD(clean, perturbed)",
-         "ce_loss": "cross-entropy loss of the next token"}
+         "ce_loss": "cross-entropy loss of the next token", "sae_l0": "SAE features active at the hook (L0)",
+         "sae_recon_error": "SAE reconstruction error ‖x − SAE(x)‖ at the hook"}
 # What the scores' values are, for axis labels (the α-valued ones take the file's α label).
 SCORE_AXIS = {"sharpness": "sharpness: largest normalised rise × (steps − 1)"}
 

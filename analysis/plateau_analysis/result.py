@@ -26,7 +26,7 @@ import xarray as xr
 # Known metrics in plateau's order (PL_METRIC_*): the order of figures and tables, and the stable
 # codes that key the bootstrap streams, so a row's interval does not depend on which other
 # metrics a file (or --metric) includes.
-METRICS = ("kl", "jsd", "l2", "cosine", "js_dist", "ce_loss")
+METRICS = ("kl", "jsd", "l2", "cosine", "js_dist", "ce_loss", "sae_l0", "sae_recon_error")
 METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 # Known per-curve scores in plateau's order (PL_SCORE_*), with the same role for their codes.
 SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha")

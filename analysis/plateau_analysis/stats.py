@@ -10,7 +10,8 @@ Bootstrap, exactly (so anyone can reproduce an interval): x are the n finite val
   rng = numpy.random.default_rng([S, h, c, 0, b, d, k])              median of a score
   rng = numpy.random.default_rng([S, h, c, 1, k, b1, d1, b2, d2])    paired comparison (computed here)
 where S is the seed, h, b, d index the file's hook, base and direction coordinates, c is the
-metric's code (METRIC_CODE: kl 0, jsd 1, l2 2, cosine 3, js_dist 4, ce_loss 5) and k the score's
+metric's code (METRIC_CODE: kl 0, jsd 1, l2 2, cosine 3, js_dist 4, ce_loss 5, sae_l0 6,
+sae_recon_error 7) and k the score's
 (SCORE_CODE: onset 0, max_slope_alpha 1, sharpness 2, alpha_at_threshold 3, nonlinearity_alpha 4;
 another score: zlib.crc32 of its name); idx = rng.integers(0, n, size=(N, n)); the N replicate
 medians are numpy.median(x[idx], axis=1) and the interval is numpy.percentile(replicates,

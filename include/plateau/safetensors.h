@@ -48,6 +48,11 @@ void st_close(st_file *f);
 
 /* Convert N elements of an F32/F16/BF16 little-endian tensor to fp32 (SRC may be unaligned). */
 void st_to_f32(st_dtype dtype, const uint8_t *src, size_t n, float *dst);
+
+/* PL_OK when every element of data[n] (tensor TENSOR of FILE) is finite; else the message names the
+ * first NaN or infinity. Weights are checked once, at load: a NaN or infinity in a weight would
+ * poison every number computed downstream. */
+int st_check_finite(const char *file, const char *tensor, const float *data, size_t n);
 const char *st_dtype_name(st_dtype d);
 size_t st_dtype_size(st_dtype d);
 

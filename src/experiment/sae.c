@@ -279,13 +279,7 @@ static const float *tensor_f32(pl_sae *sae, const char *path, const char *name, 
         pl_fail("%s: tensor '%s' is %s (expected F32, F16, BF16 or F64)", path, name, st_dtype_name(t->dtype));
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(out[i])) {
-            pl_fail("%s: tensor '%s': element %zu is %s: the weights are corrupt", path, name, i,
-                    isnan(out[i]) ? "NaN" : "infinite");
-            return NULL;
-        }
-    return out;
+    return st_check_finite(path, name, out, n) == PL_OK ? out : NULL;
 }
 
 static int read_weights(pl_sae *sae, const char *path)

@@ -580,6 +580,9 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     NC_TRY(nc_put_att_double(nc, NC_GLOBAL, "evals_per_second", NC_DOUBLE, 1, &meta->evals_per_second));
     NC_TRY(text_att(nc, NC_GLOBAL, "created", created));
     NC_TRY(text_att(nc, NC_GLOBAL, "sigma_positive_definite_fix", meta->sigma_note ? meta->sigma_note : ""));
+    /* what the bits depend on besides the config and the model: OpenBLAS's build and kernels */
+    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "threads", NC_INT, 1, &meta->threads));
+    NC_TRY(text_att(nc, NC_GLOBAL, "openblas_config", meta->openblas_config ? meta->openblas_config : ""));
     if (ex->sae)
         NC_TRY(write_sae_attributes(nc, ex));
     NC_TRY(nc_enddef(nc));

@@ -76,14 +76,7 @@ const float *pl_model_weight_f32(pl_model *m, const char *file, const char *tens
         st_to_f32(dtype, src, n, copy);
         out = copy;
     }
-    /* Once, at load: a NaN or infinity in a weight would poison every number computed downstream. */
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(out[i])) {
-            pl_fail("%s: tensor '%s': element %zu is %s: the weights are corrupt", file, tensor, i,
-                    isnan(out[i]) ? "NaN" : "infinite");
-            return NULL;
-        }
-    return out;
+    return st_check_finite(file, tensor, out, n) == PL_OK ? out : NULL;
 }
 
 void pl_model_describe_add(pl_model *m, const char *key, const char *fmt, ...)

@@ -3,6 +3,7 @@
  * what is wrong with it. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,4 +348,13 @@ void st_to_f32(st_dtype dtype, const uint8_t *src, size_t n, float *dst)
             break;
         }
     }
+}
+
+int st_check_finite(const char *file, const char *tensor, const float *data, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(data[i]))
+            return pl_fail("%s: tensor '%s': element %zu is %s: the weights are corrupt", file, tensor, i,
+                           isnan(data[i]) ? "NaN" : "infinite");
+    return PL_OK;
 }

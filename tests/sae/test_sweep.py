@@ -214,6 +214,23 @@ f = names(run("jumprelu", jump, perturb__bases="real, synthetic", readout__metri
 f["direction"] = f["direction"][:3]  # cov_random is the sweep tests' business
 check("jumprelu, to_target, raw", f, jump, "to_target")
 
+# the analysis scripts know the SAE readouts: a table row and a figure per SAE metric
+res = os.path.join(d, "jumprelu.nc")
+tab = subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", "summary.py"), res, "--csv", "--bootstrap", "50"],
+                     capture_output=True, text=True)
+rows = [r.split(",") for r in tab.stdout.splitlines()]
+for m in ("sae_l0", "sae_recon_error"):
+    if tab.returncode != 0 or not any(m in r for r in rows):
+        sl.fail("summary.py --csv has no %s row (exit %d): %s" % (m, tab.returncode, tab.stderr.strip()))
+figs = os.path.join(d, "figs")
+fig = subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", "plot_curves.py"), res, "-o", figs,
+                      "--metric", "sae_l0", "sae_recon_error"], capture_output=True, text=True)
+made = sorted(os.listdir(figs)) if os.path.isdir(figs) else []
+for m in ("sae_l0", "sae_recon_error"):
+    if fig.returncode != 0 or not any(n.startswith(m) and n.endswith(".png") for n in made):
+        sl.fail("plot_curves.py drew no %s figure (exit %d, %s): %s" % (m, fig.returncode, made, fig.stderr.strip()))
+print("ok summary.py and plot_curves.py read sae_l0 and sae_recon_error")
+
 # 2. TopK in the post's protocol: centred basis, fixed_norm, centred d; sign positive, another fraction
 m2 = "js_dist, cosine, ce_loss, sae_l0, sae_recon_error"
 topk = synth("topk", "topk", ["--k", "8"])
