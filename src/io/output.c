@@ -560,8 +560,6 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
     NC_TRY(text_att(nc, NC_GLOBAL, "data_sha256", data_sha));
     NC_TRY(text_att(nc, NC_GLOBAL, "git_commit", pl_git_commit()));
     NC_TRY(text_att(nc, NC_GLOBAL, "hostname", host));
-    NC_TRY(text_att(nc, NC_GLOBAL, "openblas_config", meta->openblas_config ? meta->openblas_config : "unknown"));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "openblas_threads", NC_INT, 1, &meta->threads));
     NC_TRY(text_att(nc, NC_GLOBAL, "hook", cfg->hook));
     NC_TRY(text_att(nc, NC_GLOBAL, "read_hook", cfg->read_hook));
     NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "position", NC_INT, 1, &ppos));

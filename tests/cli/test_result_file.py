@@ -89,7 +89,7 @@ for out, ini in outs:
     if g["git_commit"] != git or g["synthetic_model"] != 1 or "--set run.seed=5" not in g["history"] \
             or ini not in g["history"]:
         sl.fail("git_commit %r, synthetic_model %r, history %r" % (g["git_commit"], g["synthetic_model"], g["history"]))
-    for key in ("openblas_config", "openblas_threads"):
+    for key in ("openblas_config", "threads"):
         if key not in g:
             sl.fail("%s missing" % key)
 ds = xr.open_dataset(outs[0][0])
