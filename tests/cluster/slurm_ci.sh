@@ -127,7 +127,7 @@ job_done() {
 }
 
 # same_results A B: every variable bitwise equal, and the global attributes equal except the ones
-# that describe the run (created, speed, ranks, and config, which holds run-only keys like the output
+# that describe the run (created, history, speed, ranks, and config, which holds run-only keys like the output
 # path). Prints the differences.
 same_results() {
     "$PY" - "$1" "$2" <<'EOF'
@@ -143,7 +143,7 @@ for k in set(a.variables) & set(b.variables):
         same = x.shape == y.shape and x.dtype == y.dtype and x.tobytes() == y.tobytes()
     if not same:
         bad.append(k)
-skip = {"created", "evals_per_second", "n_ranks", "config"}
+skip = {"created", "history", "evals_per_second", "n_ranks", "config"}
 for k in (set(a.ncattrs()) | set(b.ncattrs())) - skip:
     if str(a.__dict__.get(k)) != str(b.__dict__.get(k)):
         bad.append("@" + k)
@@ -220,7 +220,7 @@ assert hooks == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"], hooks
 assert list(m["hook"].values) == hooks, m["hook"].values
 assert m.attrs["swept_key"] == "perturb.hook", m.attrs.get("swept_key")
 for name in parts[0].data_vars:
-    if name in ("tokens", "partner") and "hook" not in m[name].dims:
+    if name in ("tokens", "partner", "prompt_text") and "hook" not in m[name].dims:
         assert (m[name].values == parts[0][name].values).all(), name
         continue
     for h, p in enumerate(parts):
