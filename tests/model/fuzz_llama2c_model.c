@@ -1,4 +1,3 @@
-/* fuzz_models.c as its llama2.c checkpoint target, for scripts/fuzz.sh (fuzz_models.sh builds the same
- * with -DFUZZ_LLAMA2C). */
+/* fuzz_models.c as its llama2.c checkpoint target (-DFUZZ_LLAMA2C), for scripts/fuzz.sh. */
 #define FUZZ_LLAMA2C
 #include "fuzz_models.c"

@@ -1,3 +1,2 @@
-/* fuzz_models.c as its config.json target (every family's key parsing), for scripts/fuzz.sh
- * (fuzz_models.sh builds the same without -DFUZZ_LLAMA2C). */
+/* fuzz_models.c as its config.json target (every family's key parsing), for scripts/fuzz.sh. */
 #include "fuzz_models.c"

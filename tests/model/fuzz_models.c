@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         snprintf(file, sizeof file, "%s/config.json", dir);
 #endif
     }
-    mkdir(dir, 0700); /* every time: a concurrent fuzz_models.sh removes /tmp/plateau-fuzz-model.* when it ends */
+    mkdir(dir, 0700); /* every time: a concurrent run may have removed it */
     FILE *f = fopen(file, "wb");
     if (!f)
         abort();

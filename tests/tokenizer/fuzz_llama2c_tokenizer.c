@@ -1,4 +1,3 @@
-/* fuzz_tokenizer_files.c as its llama2.c tokenizer.bin target, for scripts/fuzz.sh (run_fuzz.sh builds
- * the same with -DFUZZ_LLAMA2C). */
+/* fuzz_tokenizer_files.c as its llama2.c tokenizer.bin target (-DFUZZ_LLAMA2C), for scripts/fuzz.sh. */
 #define FUZZ_LLAMA2C
 #include "fuzz_tokenizer_files.c"

@@ -5,7 +5,7 @@
  *    below), and otherwise names the byte offset of the first invalid sequence;
  *  - on valid input every id is in the vocabulary and decode(encode(s)) == s, byte for byte;
  *  - decode accepts exactly the ids in 0..V-1.
- * The tokenizer dir comes from $PLATEAU_FUZZ_MODEL_DIR (see run_fuzz.sh). */
+ * The tokenizer dir comes from $PLATEAU_FUZZ_MODEL_DIR (fuzz_tokenizer.seeds prints it). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* libFuzzer targets for the tokenizer files (built by run_fuzz.sh with -DFUZZ_HF_JSON or -DFUZZ_LLAMA2C):
+/* libFuzzer targets for the tokenizer files (fuzz_hf_json.c and fuzz_llama2c_tokenizer.c build it with -DFUZZ_HF_JSON or -DFUZZ_LLAMA2C):
  *   hf_json: the input is a tokenizer.json; llama2c: the input is a text length (2 bytes), the text and
  *   then a tokenizer.bin.
  * Beyond "no crash, no leak, no UB": a file is accepted or refused with a message naming it; an

@@ -21,10 +21,8 @@ foreach(vocab gpt2 tiny)
 endforeach()
 plateau_test(tokenizer_cli bash ${PL_TOK_DIR}/test_cli.sh $<TARGET_FILE:tok_driver>)
 plateau_test(tokenizer_bad_vocab bash ${PL_TOK_DIR}/test_bad_vocab.sh)
-plateau_test(tokenizer_fuzz bash ${PL_TOK_DIR}/run_fuzz.sh 15)
-# The fuzz target is built by clang with its own sanitizers, whatever the build type: run it once,
-# in the release pass (scripts/test.sh skips label "slow" in the ASan pass).
-set_tests_properties(tokenizer_fuzz PROPERTIES LABELS slow)
+# The fuzz targets of this area (fuzz_tokenizer, fuzz_hf_json, fuzz_llama2c_tokenizer) run in
+# trust_fuzz (scripts/fuzz.sh), with every other target of the project.
 
 # HF tokenizer.json (issue 9): ids and decodes equal the npm package @huggingface/tokenizers (an independent
 # pure-JS implementation, installed once per build dir) for every real tokenizer.json of ../shared and
@@ -42,8 +40,3 @@ foreach(corpus docs hard)
 endforeach()
 # Broken tokenizer.json / tokenizer.bin files and lookups: exit 2, one line naming the file and the problem.
 plateau_test(tokenizer_bad_files bash ${PL_TOK_DIR}/test_bad_files.sh)
-# libFuzzer on the tokenizer.json parser and on the llama2.c tokenizer file (see run_fuzz.sh).
-foreach(target hf_json llama2c)
-  plateau_test(tokenizer_fuzz_${target} bash ${PL_TOK_DIR}/run_fuzz.sh 15 ${target})
-  set_tests_properties(tokenizer_fuzz_${target} PROPERTIES LABELS slow)
-endforeach()
