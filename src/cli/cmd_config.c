@@ -11,8 +11,6 @@
 #include "plateau/error.h"
 #include "plateau/sweep.h"
 
-static const char *USAGE = "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--get section.key]";
-
 const cli_spec CLI_CONFIG = {
     "config", "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--get section.key]",
     "The resolved config as plateau run with the same arguments would run it, or one value of it.",
@@ -37,7 +35,7 @@ int cmd_config(int argc, char **argv)
     if (code >= 0)
         return code;
     cli_run_args a = {.allow_get = 1};
-    code = cli_parse_run_args(argc, argv, "config", USAGE, &a);
+    code = cli_parse_run_args(argc, argv, "config", CLI_CONFIG.synopsis, &a);
     if (code >= 0)
         return code;
     pl_sweep_config cfg;

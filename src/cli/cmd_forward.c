@@ -10,8 +10,6 @@
 #include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
-static const char *LOGITS_USAGE = "MODEL (--text 'text' | --ids 464,3139,286) [--top K | --all] [--tokenizer FILE]";
-static const char *GENERATE_USAGE = "MODEL --text 'text' -n N [--tokenizer FILE]";
 
 const cli_spec CLI_LOGITS = {
     "logits", "MODEL (--text T | --ids I,J,...) [--top K | --all] [--tokenizer FILE]",
@@ -147,18 +145,18 @@ int cmd_logits(int argc, char **argv)
             tokenizer_path = argv[++i];
         else if (!strcmp(argv[i], "--top") && i + 1 < argc) {
             if (cli_parse_int("--top", argv[++i], 1, 1 << 30, &top))
-                return cli_usage("logits", LOGITS_USAGE, "%s", pl_error());
+                return cli_usage("logits", CLI_LOGITS.synopsis, "%s", pl_error());
         } else if (!strcmp(argv[i], "--all"))
             all = 1;
         else if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_usage("logits", LOGITS_USAGE, "unknown or incomplete option '%s'", argv[i]);
+            return cli_usage("logits", CLI_LOGITS.synopsis, "unknown or incomplete option '%s'", argv[i]);
         else if (!dir)
             dir = argv[i];
         else
-            return cli_usage("logits", LOGITS_USAGE, "unexpected argument '%s'", argv[i]);
+            return cli_usage("logits", CLI_LOGITS.synopsis, "unexpected argument '%s'", argv[i]);
     }
     if (!dir || (!text == !id_list))
-        return cli_usage("logits", LOGITS_USAGE, "need MODEL and exactly one of --text, --ids");
+        return cli_usage("logits", CLI_LOGITS.synopsis, "need MODEL and exactly one of --text, --ids");
 
     pl_model *m = NULL;
     pl_tokenizer *tok = NULL;
@@ -167,7 +165,7 @@ int cmd_logits(int argc, char **argv)
     pl_run run = {0};
     int rc = PL_EXIT_INPUT;
     if (id_list && parse_id_list(id_list, &ids, &n)) /* a malformed list is a command-line error */
-        return cli_usage("logits", LOGITS_USAGE, "%s", pl_error());
+        return cli_usage("logits", CLI_LOGITS.synopsis, "%s", pl_error());
     if (pl_model_open(&m, dir)) {
         free(ids);
         return cli_fail();
@@ -223,16 +221,16 @@ int cmd_generate(int argc, char **argv)
             tokenizer_path = argv[++i];
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
             if (cli_parse_int("-n", argv[++i], 0, 1 << 20, &steps))
-                return cli_usage("generate", GENERATE_USAGE, "%s", pl_error());
+                return cli_usage("generate", CLI_GENERATE.synopsis, "%s", pl_error());
         } else if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_usage("generate", GENERATE_USAGE, "unknown or incomplete option '%s'", argv[i]);
+            return cli_usage("generate", CLI_GENERATE.synopsis, "unknown or incomplete option '%s'", argv[i]);
         else if (!dir)
             dir = argv[i];
         else
-            return cli_usage("generate", GENERATE_USAGE, "unexpected argument '%s'", argv[i]);
+            return cli_usage("generate", CLI_GENERATE.synopsis, "unexpected argument '%s'", argv[i]);
     }
     if (!dir || !text || steps < 0)
-        return cli_usage("generate", GENERATE_USAGE, "need MODEL, --text and -n");
+        return cli_usage("generate", CLI_GENERATE.synopsis, "need MODEL, --text and -n");
 
     pl_model *m = NULL;
     pl_tokenizer *tok = NULL;

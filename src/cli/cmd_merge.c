@@ -6,8 +6,6 @@
 #include "plateau/error.h"
 #include "plateau/merge.h"
 
-static const char *MERGE_USAGE = "OUT.nc IN.nc... [--force]";
-
 const cli_spec CLI_MERGE = {
     "merge", "OUT.nc IN.nc... [--force]", "Stack per-hook result files along a new leading 'hook' dimension.",
     "The result files of one sweep run once per hook (a Slurm array), in the order given. Their configs\n"
@@ -30,7 +28,7 @@ int cmd_merge(int argc, char **argv)
             files[n_files++] = argv[i];
     }
     if (n_files < 2)
-        return cli_usage("merge", MERGE_USAGE, "need an output file and at least one input file");
+        return cli_usage("merge", CLI_MERGE.synopsis, "need an output file and at least one input file");
     const char *swept = NULL;
     if (pl_merge(files[0], files + 1, n_files - 1, force, &swept) != PL_OK)
         return cli_fail();

@@ -28,11 +28,6 @@ const cli_spec CLI_VERIFY = {
                          {NULL, NULL, NULL, NULL}},
     NULL};
 
-static const char synth_usage[] =
-    "OUT_DIR --layers L --embd C --heads H --ctx N [--family gpt2|llama|mistral|qwen2|gpt_neox] [--vocab-from DIR] "
-    "[--dtype f32|f16|bf16] [--seed S] [--vocab V] [--hf-quirks] [--kv-heads K] [--head-dim D] [--mlp I] [--tied] "
-    "[--attention-bias] [--rope-theta X] [--rope-scaling llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX] [--rotary-pct P] "
-    "[--sequential-residual] [--sliding-window W] [--shards N]";
 
 int cmd_info(int argc, char **argv)
 {
@@ -166,9 +161,9 @@ int cmd_synth(int argc, char **argv)
             if (!strcmp(a, ints[k].flag)) {
                 long v;
                 if (++i >= argc)
-                    return cli_usage("synth", synth_usage, "%s needs a value", a);
+                    return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
                 if (cli_parse_int(a, argv[i], ints[k].lo, ints[k].hi, &v) != PL_OK)
-                    return cli_usage("synth", synth_usage, "%s", pl_error());
+                    return cli_usage("synth", CLI_SYNTH.synopsis, "%s", pl_error());
                 *ints[k].dst = (int)v;
                 have_vocab |= ints[k].dst == &o.n_vocab;
                 handled = 1;
@@ -178,13 +173,13 @@ int cmd_synth(int argc, char **argv)
         if (!strcmp(a, "--seed")) {
             long v;
             if (++i >= argc)
-                return cli_usage("synth", synth_usage, "--seed needs a value");
+                return cli_usage("synth", CLI_SYNTH.synopsis, "--seed needs a value");
             if (cli_parse_int(a, argv[i], 0, LONG_MAX, &v) != PL_OK)
-                return cli_usage("synth", synth_usage, "%s", pl_error());
+                return cli_usage("synth", CLI_SYNTH.synopsis, "%s", pl_error());
             o.seed = (uint64_t)v;
         } else if (!strcmp(a, "--dtype")) {
             if (++i >= argc)
-                return cli_usage("synth", synth_usage, "--dtype needs a value");
+                return cli_usage("synth", CLI_SYNTH.synopsis, "--dtype needs a value");
             if (!strcmp(argv[i], "f32"))
                 o.dtype = ST_F32;
             else if (!strcmp(argv[i], "f16"))
@@ -192,10 +187,10 @@ int cmd_synth(int argc, char **argv)
             else if (!strcmp(argv[i], "bf16"))
                 o.dtype = ST_BF16;
             else
-                return cli_usage("synth", synth_usage, "--dtype: '%s' is not f32, f16 or bf16", argv[i]);
+                return cli_usage("synth", CLI_SYNTH.synopsis, "--dtype: '%s' is not f32, f16 or bf16", argv[i]);
         } else if (!strcmp(a, "--vocab-from")) {
             if (++i >= argc)
-                return cli_usage("synth", synth_usage, "--vocab-from needs a DIR");
+                return cli_usage("synth", CLI_SYNTH.synopsis, "--vocab-from needs a DIR");
             o.vocab_from = argv[i];
         } else if (!strcmp(a, "--hf-quirks")) {
             o.hf_quirks = 1;
@@ -207,43 +202,43 @@ int cmd_synth(int argc, char **argv)
             o.sequential = 1;
         } else if (!strcmp(a, "--family")) {
             if (++i >= argc)
-                return cli_usage("synth", synth_usage, "--family needs a value");
+                return cli_usage("synth", CLI_SYNTH.synopsis, "--family needs a value");
             o.family = argv[i];
         } else if (!strcmp(a, "--rope-theta") || !strcmp(a, "--rotary-pct")) {
             char *end;
             if (++i >= argc)
-                return cli_usage("synth", synth_usage, "%s needs a value", a);
+                return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
             double v = strtod(argv[i], &end);
             if (*end || !(v > 0) || (a[2] == 'o' && v > 1))
-                return cli_usage("synth", synth_usage, "%s: '%s' is not a %s", a, argv[i],
+                return cli_usage("synth", CLI_SYNTH.synopsis, "%s: '%s' is not a %s", a, argv[i],
                                  a[2] == 'o' ? "fraction in (0, 1]" : "positive number");
             *(a[2] == 'o' ? &o.rotary_pct : &o.rope_theta) = v;
         } else if (!strcmp(a, "--rope-scaling")) {
             char extra;
             if (++i >= argc)
-                return cli_usage("synth", synth_usage, "--rope-scaling needs a value");
+                return cli_usage("synth", CLI_SYNTH.synopsis, "--rope-scaling needs a value");
             if (sscanf(argv[i], "llama3:%lf:%lf:%lf:%lf%c", &o.llama3[0], &o.llama3[1], &o.llama3[2], &o.llama3[3],
                        &extra) != 4 || !(o.llama3[0] > 0) || !(o.llama3[2] > o.llama3[1]) || !(o.llama3[1] > 0) ||
                 !(o.llama3[3] >= 1))
-                return cli_usage("synth", synth_usage,
+                return cli_usage("synth", CLI_SYNTH.synopsis,
                                  "--rope-scaling: '%s' is not llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX (HIGH > LOW > 0)",
                                  argv[i]);
         } else if (a[0] == '-' && a[1]) {
-            return cli_usage("synth", synth_usage, "unknown option '%s'", a);
+            return cli_usage("synth", CLI_SYNTH.synopsis, "unknown option '%s'", a);
         } else if (!out_dir) {
             out_dir = a;
         } else {
-            return cli_usage("synth", synth_usage, "unexpected argument '%s'", a);
+            return cli_usage("synth", CLI_SYNTH.synopsis, "unexpected argument '%s'", a);
         }
     }
     if (!out_dir)
-        return cli_usage("synth", synth_usage, "OUT_DIR is required");
+        return cli_usage("synth", CLI_SYNTH.synopsis, "OUT_DIR is required");
     if (!o.n_layer || !o.n_embd || !o.n_head || !o.n_ctx)
-        return cli_usage("synth", synth_usage, "--layers, --embd, --heads and --ctx are required");
+        return cli_usage("synth", CLI_SYNTH.synopsis, "--layers, --embd, --heads and --ctx are required");
     if (o.n_embd % o.n_head && !o.head_dim)
-        return cli_usage("synth", synth_usage, "--embd %d is not divisible by --heads %d", o.n_embd, o.n_head);
+        return cli_usage("synth", CLI_SYNTH.synopsis, "--embd %d is not divisible by --heads %d", o.n_embd, o.n_head);
     if (have_vocab && o.vocab_from)
-        return cli_usage("synth", synth_usage, "--vocab and --vocab-from exclude each other");
+        return cli_usage("synth", CLI_SYNTH.synopsis, "--vocab and --vocab-from exclude each other");
     if (pl_synth(out_dir, &o) != PL_OK)
         return cli_fail();
     return PL_EXIT_OK;

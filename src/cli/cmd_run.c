@@ -5,9 +5,6 @@
 #include "cli.h"
 #include "plateau/sweep.h"
 
-static const char *USAGE = "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] "
-                           "[--dry-run [--ranks N]]";
-
 const cli_spec CLI_RUN = {
     "run", "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run [--ranks N]]",
     "Run a sweep: the plateau and sensitive-direction curves of one hook, written as one NetCDF file.",
@@ -33,7 +30,7 @@ int cmd_run(int argc, char **argv)
     if (code >= 0)
         return code;
     cli_run_args a = {0};
-    code = cli_parse_run_args(argc, argv, "run", USAGE, &a);
+    code = cli_parse_run_args(argc, argv, "run", CLI_RUN.synopsis, &a);
     if (code >= 0)
         return code;
     code = pl_sweep_main(&argc, &argv, a.config, a.sets, a.n_sets, a.output, &a.opt);

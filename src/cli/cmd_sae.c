@@ -12,7 +12,7 @@ static const char synth_sae_usage[] =
     "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S]";
 
 const cli_spec CLI_SYNTH_SAE = {
-    "synth-sae", "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S]",
+    "synth-sae", synth_sae_usage,
     "A synthetic SAELens dir (cfg.json, sae_weights.safetensors) for a model's hook (tests and demos only).",
     NULL,
     (const cli_option[]){{"--model", NULL, "MODEL", "the model the SAE reads (required)"},
