@@ -26,7 +26,8 @@ checks = 0
 
 
 def run(args, **kw):
-    return subprocess.run([BIN] + args, capture_output=True, text=True, errors="replace", **kw)
+    # run_env: under ASan no leak report of Open MPI's own allocations (`run` calls MPI_Init)
+    return subprocess.run([BIN] + args, capture_output=True, text=True, errors="replace", env=sl.run_env(), **kw)
 
 
 def check(ok, msg):
