@@ -638,6 +638,40 @@ static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_bat
     return rc;
 }
 
+/* --dry-run's form of prepare_output_dir: that PATH could be written, creating nothing that stays.
+ * An existing directory gets the run's own check (a temporary file, removed at once); a missing one
+ * needs its nearest existing ancestor to be a directory plateau may write in. */
+static int dry_check_output(const char *path, const char *what)
+{
+    char *dir = pl_malloc(strlen(path) + 2, "path");
+    if (!dir)
+        return PL_ERR;
+    strcpy(dir, path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) {
+        free(dir);
+        return pl_check_output(path, what);
+    }
+    *slash = '\0';
+    struct stat sb;
+    int exists = stat(dir[0] ? dir : "/", &sb) == 0 && S_ISDIR(sb.st_mode);
+    int rc = PL_OK;
+    if (exists) {
+        rc = pl_check_output(path, what);
+    } else {
+        /* up to the nearest ancestor that exists */
+        while ((slash = strrchr(dir, '/')) && stat(dir, &sb) != 0)
+            *slash = '\0';
+        const char *ancestor = !dir[0] ? "/" : stat(dir, &sb) == 0 ? dir : ".";
+        if (stat(ancestor, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(ancestor, W_OK | X_OK) != 0)
+            rc = pl_fail("%s %s: cannot create its directory: %s %s", what, path, ancestor,
+                         stat(ancestor, &sb) == 0 && !S_ISDIR(sb.st_mode) ? "is not a directory"
+                                                                           : "is not writable");
+    }
+    free(dir);
+    return rc;
+}
+
 /* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
  * anything, then the resolved config and the run's size, memory and time on stdout, as INI. */
 static int dry_run(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
@@ -646,7 +680,8 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     pl_sweep *sw = &st->sw;
     pl_sweep_config *cfg = &st->cfg;
     if (pl_sweep_config_load(cfg, config_path, sets, n_sets, output) != PL_OK || set_blas_threads(cfg) != PL_OK ||
-        check_paths(cfg, opt) != PL_OK)
+        check_paths(cfg, opt) != PL_OK || dry_check_output(cfg->output_path, "output") != PL_OK ||
+        dry_check_output(cfg->checkpoint_path, "checkpoint") != PL_OK)
         return PL_ERR;
     if (pl_model_open(&st->model, cfg->model_path) != PL_OK)
         return pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(cfg, "model", "path"), cfg->model_path);

@@ -3,8 +3,9 @@
   (units = prompts x bases x directions x samples; a batch holds 1024 // steps units);
 - no output, no checkpoint, no output directory made; exit 0; the printed config is `plateau config`'s;
 - its memory figure for rank 0 within a factor of 2 of the real run's peak RSS (wait4 of the run);
-- bad config, an existing checkpoint without --resume and a missing model: exit 2 with the message a
-  real run prints."""
+- bad config, an existing checkpoint without --resume, a missing model, an output over an input and
+  an output directory that cannot be made: exit 2 as a real run (the same message but for the last);
+  an output directory still to be made is not made."""
 import math
 import os
 import subprocess
@@ -86,9 +87,20 @@ for args, what in (([ini, "--set", "perturb.steps=x"], "[perturb] steps: 'x' is 
     if dry.returncode != 2 or real.returncode != 2 or what not in dry.stderr or dry.stderr != real.stderr:
         sl.fail("%s: dry exit %d %r, real exit %d %r" % (args, dry.returncode, dry.stderr, real.returncode,
                                                          real.stderr))
+# an output directory that cannot be made (under a regular file): 2 as the real run, nothing made
+bad_out = os.path.join(data, "sub", "out.nc")
+real, dry = sl.run([ini, "-o", bad_out]), sl.run([ini, "-o", bad_out, "--dry-run"])
+if dry.returncode != 2 or real.returncode != 2 or bad_out not in dry.stderr or bad_out not in real.stderr:
+    sl.fail("output under a file: dry exit %d %r, real exit %d %r" % (dry.returncode, dry.stderr, real.returncode,
+                                                                      real.stderr))
+fresh = os.path.join(d, "fresh", "deeper", "out.nc")
+dry = sl.run([ini, "-o", fresh, "--dry-run", "--quiet"])
+if dry.returncode != 0 or os.path.exists(os.path.join(d, "fresh")):
+    sl.fail("a new output directory: exit %d %r, or the dry run made it" % (dry.returncode, dry.stderr))
 open(ckpt, "w").write("x")
 dry = sl.run([ini, "--dry-run", "--set", "run.checkpoint=" + ckpt])
 if dry.returncode != 2 or "pass --resume" not in dry.stderr or open(ckpt).read() != "x":
     sl.fail("existing checkpoint: exit %d %r" % (dry.returncode, dry.stderr))
-print("ok   bad config, missing model, output over an input, an existing checkpoint: exit 2 as a real run")
+print("ok   bad config, missing model, output over an input, an existing checkpoint, an output directory that "
+      "cannot be made: exit 2 as a real run; a new output directory is not made")
 print("dry-run tests passed")
