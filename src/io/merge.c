@@ -7,14 +7,17 @@
  *  - the `config` attributes are read by the one config resolver (src/sweep/config.c) and agree in
  *    every key that is part of a run's identity except one, the swept key; the run-only keys (output
  *    path, checkpoint path and period, worker timeout, model path) may differ, the model itself is
- *    compared through `model_sha256`. A key one file has and another lacks differs;
+ *    compared through `model_sha256`; when the swept key is the hook, [sae] sha256 may follow it (an SAE
+ *    per hook). A key one file has and another lacks differs;
  *  - the hooks (the config's [perturb] hook, canonical: blocks.01 is blocks.1) are all different;
  *  - dimensions (names, lengths), variables (names, types, dimensions) and coordinate values match.
  * Coordinates are written once. Every other variable gets the `hook` dimension in front, except the
  * provenance variables tokens, prompt_text and partner, which are written once when they are the same in every
  * input (they are, when the prompts are). The per-run attributes n_ranks and evals_per_second become
- * variables over `hook`, each input's config and provenance text (PER_HOOK_TEXT) string variables
- * hook_<name>; the other global attributes come from the first input, plus `swept_key`,
+ * variables over `hook` (PER_HOOK_NUMBER: also each hook's SAE's numbers), each input's config and
+ * provenance text (PER_HOOK_TEXT: also each hook's SAE) string variables hook_<name>, each kept as a
+ * global attribute too when all inputs agree on it; every other global attribute must be equal in all
+ * inputs and is written once, plus `swept_key`,
  * `merged_from` and the merge's own `created`, `history` and `source`.
  *
  * HDF5 (1.10, under netCDF) can crash on a corrupt file (found by fuzzing: an invalid free while it
@@ -324,6 +327,11 @@ static int check_configs(const merge_input *ins, int n_in)
         int hashed;
         pl_sweep_config_key(diff_key[d], &section, &name, &hashed);
         pl_sweep_config_key(diff_key[swept], &s_section, &s_name, &hashed);
+        /* An SAE sits at one hook: a run per hook has an SAE per hook ([sae] path is run-only; its
+         * sha256, which the run resolves, follows the hook and is kept per hook as hook_sae_sha256). */
+        if (!strcmp(section, "sae") && !strcmp(name, "sha256") && !strcmp(s_section, "perturb") &&
+            !strcmp(s_name, "hook"))
+            continue;
         const merge_input *a = &ins[0], *b = &ins[diff_file[d]];
         char *va = config_value(a, diff_key[d]), *vb = config_value(b, diff_key[d]);
         pl_fail("%s: config differs from %s in [%s] %s ('%s' in %s, '%s' in %s); only the swept key ([%s] %s) may "
@@ -523,18 +531,119 @@ static int same_in_all(const merge_input *ins, int n_in, const char *name, int *
  * them. The global config stays the first input's (readers take the shared keys from it); hook_config
  * holds each input's. */
 static const char *const PER_HOOK_TEXT[] = {"config", "created", "history", "source", "git_commit", "hostname",
-                                            "sigma_positive_definite_fix", "data_sha256"};
+                                            "sigma_positive_definite_fix", "data_sha256", "read_hook", "model_path",
+                                            "data_path", "openblas_config", "sae_path", "sae_sha256", "sae_hook",
+                                            "sae_architecture", "sae_normalize_activations"};
 #define N_PER_HOOK_TEXT ((int)(sizeof PER_HOOK_TEXT / sizeof PER_HOOK_TEXT[0]))
+
+/* Numeric global attributes that describe one input's run (an SAE per hook: each hook's SAE): each
+ * becomes a variable of its own name over `hook`; an input without it leaves the fill value. */
+static const struct {
+    const char *name;
+    nc_type type;
+    const char *long_name, *units;
+} PER_HOOK_NUMBER[] = {
+    {"n_ranks", NC_INT, "MPI ranks of the run that produced this hook", NULL},
+    {"evals_per_second", NC_DOUBLE, "perturbed evaluations per second of that run", "s-1"},
+    {"threads", NC_INT, "OpenBLAS threads per rank of that run", NULL},
+    {"synthetic_sae", NC_INT, "1: the SAE of this hook has random weights (plateau synth-sae), 0: not", NULL},
+    {"sae_apply_b_dec_to_input", NC_INT, "the SAE of this hook subtracts b_dec before encoding (1) or not (0)", NULL},
+    {"sae_d_sae", NC_INT, "number of features of the SAE of this hook", NULL},
+    {"sae_k", NC_INT, "k of the TopK SAE of this hook", NULL},
+    {"sae_features_never_active", NC_INT, "features of the SAE of this hook never active in that run", NULL},
+    {"sae_draws_without_active_feature", NC_INT, "draws of that run whose base had no active SAE feature", NULL},
+};
+#define N_PER_HOOK_NUMBER ((int)(sizeof PER_HOOK_NUMBER / sizeof PER_HOOK_NUMBER[0]))
 
 /* Global attributes that describe one run and become variables over `hook` instead. */
 static int per_run_attribute(const char *name)
 {
-    if (!strcmp(name, "n_ranks") || !strcmp(name, "evals_per_second"))
-        return 1;
+    for (int k = 0; k < N_PER_HOOK_NUMBER; k++)
+        if (!strcmp(name, PER_HOOK_NUMBER[k].name))
+            return 1;
     for (int k = 0; k < N_PER_HOOK_TEXT; k++)
         if (!strcmp(name, PER_HOOK_TEXT[k]) && strcmp(name, "config"))
             return 1;
     return 0;
+}
+
+/* Whether any input has global attribute NAME. */
+static int any_has_attribute(const merge_input *ins, int n_in, const char *name)
+{
+    for (int i = 0; i < n_in; i++)
+        if (nc_inq_att(ins[i].ncid, NC_GLOBAL, name, NULL, NULL) == NC_NOERR)
+            return 1;
+    return 0;
+}
+
+/* Whether global attribute NAME is present in every input with the same type, length and bytes
+ * (*DIFF: the first input that differs). Attributes of non-atomic types count as equal (plateau
+ * writes none). */
+static int attribute_equal(const merge_input *ins, int n_in, const char *name, int *equal, int *diff)
+{
+    *equal = 1, *diff = 0;
+    nc_type t0;
+    size_t n0, bytes = 0;
+    if (nc_inq_att(ins[0].ncid, NC_GLOBAL, name, &t0, &n0) != NC_NOERR) {
+        *equal = 0;
+        return PL_OK;
+    }
+    if (t0 == NC_STRING || t0 == NC_VLEN || t0 > NC_MAX_ATOMIC_TYPE)
+        return PL_OK;
+    NC_CHECK(nc_inq_type(ins[0].ncid, t0, NULL, &bytes), ins[0].path, name);
+    char *v0 = pl_malloc(n0 * bytes + 1, "attribute"), *v = pl_malloc(n0 * bytes + 1, "attribute");
+    int rc = v0 && v ? PL_OK : PL_ERR;
+    if (rc == PL_OK && nc_get_att(ins[0].ncid, NC_GLOBAL, name, v0) != NC_NOERR)
+        rc = pl_fail("%s: cannot read global attribute '%s'", ins[0].path, name);
+    for (int i = 1; i < n_in && rc == PL_OK && *equal; i++) {
+        nc_type t;
+        size_t n;
+        if (nc_inq_att(ins[i].ncid, NC_GLOBAL, name, &t, &n) != NC_NOERR || t != t0 || n != n0 ||
+            nc_get_att(ins[i].ncid, NC_GLOBAL, name, v) != NC_NOERR || memcmp(v0, v, n0 * bytes))
+            *equal = 0, *diff = i;
+    }
+    free(v0);
+    free(v);
+    return rc;
+}
+
+/* Every other global attribute is one value for the merged file: it must be the same in every
+ * input, or the merged file would carry the first input's value as everyone's. */
+static int check_shared_attributes(const merge_input *ins, int n_in)
+{
+    int ngatts;
+    NC_CHECK(nc_inq_natts(ins[0].ncid, &ngatts), ins[0].path, "global attributes");
+    for (int a = 0; a < ngatts; a++) {
+        char name[NC_MAX_NAME + 1];
+        NC_CHECK(nc_inq_attname(ins[0].ncid, NC_GLOBAL, a, name), ins[0].path, "global attribute");
+        if (!strcmp(name, "hook") || !strcmp(name, "config") || per_run_attribute(name))
+            continue;
+        int equal, diff;
+        if (attribute_equal(ins, n_in, name, &equal, &diff) != PL_OK)
+            return PL_ERR;
+        if (!equal)
+            return pl_fail("%s: global attribute '%s' differs from %s's (or is missing): the files are not one "
+                           "experiment run at several hooks", ins[diff].path, name, ins[0].path);
+    }
+    return PL_OK;
+}
+
+/* A per-hook attribute that is also kept as a global one: model_path always (the model is one, by
+ * model_sha256; readers expect the attribute), any other when every input has the same value (not the
+ * merge's own created, history and source, nor the run's n_ranks and evals_per_second). */
+static int keep_global_too(const merge_input *ins, int n_in, const char *name, int *keep)
+{
+    *keep = 0;
+    if (!strcmp(name, "model_path")) {
+        *keep = 1;
+        return PL_OK;
+    }
+    static const char *const never[] = {"created", "history", "source", "n_ranks", "evals_per_second"};
+    for (size_t k = 0; k < sizeof never / sizeof never[0]; k++)
+        if (!strcmp(name, never[k]))
+            return PL_OK;
+    int diff;
+    return attribute_equal(ins, n_in, name, keep, &diff);
 }
 
 static int copy_var_attributes(int in, int in_varid, int out, int out_varid, const char *path, const char *var)
@@ -652,20 +761,15 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
     }
 
     /* Per-run numbers, one per hook. */
-    int per_run_var[2] = {-1, -1};
-    const char *per_run_name[2] = {"n_ranks", "evals_per_second"};
-    const char *per_run_long[2] = {"MPI ranks of the run that produced this hook",
-                                   "perturbed evaluations per second of that run"};
-    for (int k = 0; k < 2; k++) {
-        int have_all = 1;
-        for (int i = 0; i < n_in; i++)
-            have_all &= nc_inq_att(ins[i].ncid, NC_GLOBAL, per_run_name[k], NULL, NULL) == NC_NOERR;
-        if (!have_all)
+    int per_run_var[N_PER_HOOK_NUMBER];
+    for (int k = 0; k < N_PER_HOOK_NUMBER; k++) {
+        per_run_var[k] = -1;
+        const char *name = PER_HOOK_NUMBER[k].name;
+        if (!any_has_attribute(ins, n_in, name))
             continue;
-        nc_type type = k == 0 ? NC_INT : NC_DOUBLE;
-        NC_CHECK(nc_def_var(out, per_run_name[k], type, 1, &hook_dim, &per_run_var[k]), out_name, per_run_name[k]);
-        if (put_text(out, per_run_var[k], "long_name", per_run_long[k], out_name) != PL_OK ||
-            (k == 1 && put_text(out, per_run_var[k], "units", "s-1", out_name) != PL_OK))
+        NC_CHECK(nc_def_var(out, name, PER_HOOK_NUMBER[k].type, 1, &hook_dim, &per_run_var[k]), out_name, name);
+        if (put_text(out, per_run_var[k], "long_name", PER_HOOK_NUMBER[k].long_name, out_name) != PL_OK ||
+            (PER_HOOK_NUMBER[k].units && put_text(out, per_run_var[k], "units", PER_HOOK_NUMBER[k].units, out_name) != PL_OK))
             return PL_ERR;
     }
 
@@ -673,10 +777,7 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
     int text_var[N_PER_HOOK_TEXT];
     for (int k = 0; k < N_PER_HOOK_TEXT; k++) {
         text_var[k] = -1;
-        int have_all = 1;
-        for (int i = 0; i < n_in; i++)
-            have_all &= nc_inq_att(ins[i].ncid, NC_GLOBAL, PER_HOOK_TEXT[k], NULL, NULL) == NC_NOERR;
-        if (!have_all)
+        if (!any_has_attribute(ins, n_in, PER_HOOK_TEXT[k]))
             continue;
         char name[64], long_name[160];
         snprintf(name, sizeof name, "hook_%s", PER_HOOK_TEXT[k]);
@@ -691,7 +792,12 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
         char name[NC_MAX_NAME + 1];
         NC_CHECK(nc_inq_attname(in, NC_GLOBAL, a, name), first->path, "global attribute");
         if (!strcmp(name, "hook") || !strcmp(name, "created") || !strcmp(name, "swept_key") ||
-            !strcmp(name, "merged_from") || per_run_attribute(name))
+            !strcmp(name, "merged_from"))
+            continue;
+        int keep = 1;
+        if (per_run_attribute(name) && keep_global_too(ins, n_in, name, &keep) != PL_OK)
+            return PL_ERR;
+        if (!keep)
             continue;
         NC_CHECK(nc_copy_att(in, NC_GLOBAL, name, out, NC_GLOBAL), first->path, name);
     }
@@ -787,15 +893,19 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
                 return pl_fail("%s: writing '%s' from %s: %s", out_name, p->info.name, ins[i].path, nc_strerror(st));
         }
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < N_PER_HOOK_NUMBER; k++) {
         if (per_run_var[k] < 0)
             continue;
+        const char *name = PER_HOOK_NUMBER[k].name;
         for (int i = 0; i < n_in; i++) {
-            size_t at = (size_t)i;
+            size_t at = (size_t)i, len;
             double value;
-            NC_CHECK(nc_get_att_double(ins[i].ncid, NC_GLOBAL, per_run_name[k], &value), ins[i].path,
-                     per_run_name[k]);
-            NC_CHECK(nc_put_var1_double(out, per_run_var[k], &at, &value), out_name, per_run_name[k]);
+            if (nc_inq_attlen(ins[i].ncid, NC_GLOBAL, name, &len) != NC_NOERR)
+                continue; /* this input has none: the fill value */
+            if (len != 1)
+                return pl_fail("%s: global attribute '%s' has %zu values, expected one", ins[i].path, name, len);
+            NC_CHECK(nc_get_att_double(ins[i].ncid, NC_GLOBAL, name, &value), ins[i].path, name);
+            NC_CHECK(nc_put_var1_double(out, per_run_var[k], &at, &value), out_name, name);
         }
     }
     return PL_OK;
@@ -807,6 +917,8 @@ static int merge_inputs(const char *out_name, merge_input *ins, int n_in, NC_mem
     int rc = check_configs(ins, n_in);
     if (rc == PL_OK)
         rc = check_structure(ins, n_in);
+    if (rc == PL_OK)
+        rc = check_shared_attributes(ins, n_in);
     if (rc != PL_OK)
         return PL_ERR;
     int nvars;
