@@ -11,6 +11,8 @@ foreach(t config ranks naive reference statistics sampling resume faults jobs)
   plateau_test(sweep_${t} ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_${t})
 endforeach()
 set_tests_properties(sweep_ranks sweep_resume sweep_faults PROPERTIES RUN_SERIAL TRUE)
+# COST: long ones start first (a fresh clone has no timing data of ctest's)
+set_tests_properties(sweep_jobs sweep_config PROPERTIES COST 40)
 # Sweeps on every model family (the model engineer's; issue 9).
 plateau_test(sweep_families ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_families.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_families)
 set_tests_properties(sweep_families PROPERTIES RUN_SERIAL TRUE)

@@ -9,4 +9,6 @@ endforeach()
 # for 5 s each: the bounded CI run of scripts/fuzz.sh (a release is fuzzed for longer by hand).
 # The fuzz build has its own sanitizers: run it once, in the release pass (label slow).
 plateau_test(trust_fuzz env PLATEAU_FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz bash ${PROJECT_SOURCE_DIR}/scripts/fuzz.sh 5)
-set_tests_properties(trust_fuzz PROPERTIES LABELS slow TIMEOUT 900)
+# COST: the longest test starts first, beside the others (a fresh clone has no timing data of ctest's)
+set_tests_properties(trust_fuzz PROPERTIES LABELS slow TIMEOUT 900 COST 200)
+set_tests_properties(trust_threads PROPERTIES COST 50)
