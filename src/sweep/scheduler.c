@@ -546,14 +546,17 @@ static double peak_rss_bytes(void)
     return 1024.0 * ru.ru_maxrss; /* Linux: kilobytes */
 }
 
-static void say_duration(double s, char *out, size_t size)
+/* A duration as progress lines and --dry-run print it: "42s", "3m07s", "2h05m" ("?" when unknown). */
+static void format_duration(double s, char *out, size_t size)
 {
-    if (s < 90)
-        snprintf(out, size, "%.0f s", s);
-    else if (s < 5400)
-        snprintf(out, size, "%.0f min %.0f s", floor(s / 60), fmod(s, 60));
+    if (!isfinite(s) || s < 0)
+        snprintf(out, size, "?");
+    else if (s < 60)
+        snprintf(out, size, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(out, size, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
     else
-        snprintf(out, size, "%.0f h %.0f min", floor(s / 3600), fmod(s, 3600) / 60);
+        snprintf(out, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
 /* "KEY = VALUE ; comment" on stdout, the comments aligned. */
@@ -720,9 +723,9 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     double curves = 4.0 * n_units * NM * K;
     double rank0 = per_rank + 3 * curves + 4.0 * n_all * C + 4 * 8.0 * C * C;
     char t_setup[64], t_sweep[64], t_all[64];
-    say_duration(setup_s, t_setup, sizeof t_setup);
-    say_duration(sweep_s, t_sweep, sizeof t_sweep);
-    say_duration(setup_s + sweep_s, t_all, sizeof t_all);
+    format_duration(setup_s, t_setup, sizeof t_setup);
+    format_duration(sweep_s, t_sweep, sizeof t_sweep);
+    format_duration(setup_s + sweep_s, t_all, sizeof t_all);
     printf("; plateau run --dry-run: nothing was written; the run would be:\n%s\n[dry_run]\n", text);
     free(text);
     char v[64];
@@ -955,18 +958,6 @@ static int checkpoint_now(master *ms, const char *why)
         fprintf(stderr, "plateau: checkpoint %s written (%ld/%ld units; %s)\n", st->cfg.checkpoint_path,
                 ms->res.n_done, st->sw.n_units, why);
     return PL_OK;
-}
-
-static void format_duration(double s, char *out, size_t size)
-{
-    if (!isfinite(s) || s < 0)
-        snprintf(out, size, "?");
-    else if (s < 60)
-        snprintf(out, size, "%.0fs", s);
-    else if (s < 3600)
-        snprintf(out, size, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else
-        snprintf(out, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
 static double evals_per_second(const master *ms)
