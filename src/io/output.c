@@ -7,6 +7,7 @@
  * the output name, and an earlier output stays untouched until the new one is complete. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,22 @@ static int def_var(int nc, const char *name, nc_type type, int ndims, const int 
         s = nc_def_var_fill(nc, *var, 0, &fill);
     }
     return s ? s : describe(nc, *var, long_name, units);
+}
+
+/* def_var of the variable STEM SUFFIX (a statistic, score or comparison of a metric), its long name
+ * printed from LONG_FMT. */
+__attribute__((format(printf, 9, 10))) static int def_derived(int nc, const char *stem, const char *suffix,
+                                                              nc_type type, int ndims, const int *dims,
+                                                              const char *units, int *var, const char *long_fmt,
+                                                              ...)
+{
+    char name[160], long_name[512];
+    snprintf(name, sizeof name, "%s%s", stem, suffix);
+    va_list ap;
+    va_start(ap, long_fmt);
+    vsnprintf(long_name, sizeof long_name, long_fmt, ap);
+    va_end(ap);
+    return def_var(nc, name, type, ndims, dims, long_name, units, var);
 }
 
 /* What alpha means in the step mode used (the alpha coordinate's long_name and units). */
@@ -392,18 +409,14 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
             NC_TRY(def_var(nc, mn, NC_FLOAT, 5, dims_raw, mt->long_name, units, &v_raw[mi]));
             NC_TRY(nc_def_var_deflate(nc, v_raw[mi], 1, 1, 1));
         }
-        snprintf(name, sizeof name, "%s_mean", mn);
-        snprintf(lname, sizeof lname, "mean over prompts and samples of %s", mn);
-        NC_TRY(def_var(nc, name, NC_DOUBLE, 3, dims_stat, lname, units, &v_mean[mi]));
-        snprintf(name, sizeof name, "%s_median", mn);
-        snprintf(lname, sizeof lname, "median over prompts and samples of %s", mn);
-        NC_TRY(def_var(nc, name, NC_DOUBLE, 3, dims_stat, lname, units, &v_median[mi]));
-        snprintf(name, sizeof name, "%s_quantiles", mn);
-        snprintf(lname, sizeof lname, "quantiles over prompts and samples of %s (linear interpolation)", mn);
-        NC_TRY(def_var(nc, name, NC_DOUBLE, 4, dims_quant, lname, units, &v_quant[mi]));
-        snprintf(name, sizeof name, "%s_count", mn);
-        snprintf(lname, sizeof lname, "curves with a finite %s that entered the statistics", mn);
-        NC_TRY(def_var(nc, name, NC_INT, 3, dims_stat, lname, "1", &v_count[mi]));
+        NC_TRY(def_derived(nc, mn, "_mean", NC_DOUBLE, 3, dims_stat, units, &v_mean[mi],
+                           "mean over prompts and samples of %s", mn));
+        NC_TRY(def_derived(nc, mn, "_median", NC_DOUBLE, 3, dims_stat, units, &v_median[mi],
+                           "median over prompts and samples of %s", mn));
+        NC_TRY(def_derived(nc, mn, "_quantiles", NC_DOUBLE, 4, dims_quant, units, &v_quant[mi],
+                           "quantiles over prompts and samples of %s (linear interpolation)", mn));
+        NC_TRY(def_derived(nc, mn, "_count", NC_INT, 3, dims_stat, "1", &v_count[mi],
+                           "curves with a finite %s that entered the statistics", mn));
         const char *curve = mt->score_on == PL_SCORE_ON_ONE_MINUS ? "1 - cosine"
                             : mt->score_on == PL_SCORE_ON_INCREASE ? "ce_loss - ce_loss at alpha 0"
                                                                    : mn;
@@ -413,10 +426,11 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
                 continue;
             used_score[sc] = 1;
             const char *scn = PL_SCORES[sc].name, *sunits = PL_SCORES[sc].alpha_valued ? alpha_units : "1";
-            snprintf(name, sizeof name, "%s_%s", mn, scn);
-            snprintf(lname, sizeof lname, "%s (curve: %s)", score_long_name(sc), curve);
+            char ms[128]; /* metric_score: the stem of every variable of this score */
+            snprintf(ms, sizeof ms, "%s_%s", mn, scn);
             /* float64 like alpha, so that sel(alpha=onset) finds the step */
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 4, dims_score, lname, sunits, &v->score));
+            NC_TRY(def_derived(nc, ms, "", NC_DOUBLE, 4, dims_score, sunits, &v->score, "%s (curve: %s)",
+                               score_long_name(sc), curve));
             NC_TRY(text_att(nc, v->score, "score_curve", curve));
             if (sc == PL_SCORE_ONSET)
                 NC_TRY(nc_put_att_double(nc, v->score, "onset_threshold", NC_DOUBLE, 1, &cfg->onset_threshold));
@@ -427,36 +441,26 @@ static int write_netcdf(const char *path, const pl_results *r, const pl_output_m
                 NC_TRY(nc_put_att_int(nc, v->score, "fit_steps", NC_INT, 2, fit));
                 NC_TRY(nc_put_att_double(nc, v->score, "tolerance", NC_DOUBLE, 1, &cfg->nl_tolerance));
             }
-            snprintf(name, sizeof name, "%s_%s_hist", mn, scn);
-            snprintf(lname, sizeof lname, "histogram of %s_%s over prompts and samples (bins: %s_hist_edges)", mn,
-                     scn, scn);
-            NC_TRY(def_var(nc, name, NC_INT, 3, dims_hist, lname, "1", &v->hist));
-            snprintf(name, sizeof name, "%s_%s_hist_outside", mn, scn);
-            snprintf(lname, sizeof lname, "finite %s_%s values outside the histogram's range", mn, scn);
-            NC_TRY(def_var(nc, name, NC_INT, 2, dims_hist, lname, "1", &v->outside));
+            NC_TRY(def_derived(nc, ms, "_hist", NC_INT, 3, dims_hist, "1", &v->hist,
+                               "histogram of %s over prompts and samples (bins: %s_hist_edges)", ms, scn));
+            NC_TRY(def_derived(nc, ms, "_hist_outside", NC_INT, 2, dims_hist, "1", &v->outside,
+                               "finite %s values outside the histogram's range", ms));
             if (!NC)
                 continue;
-            snprintf(name, sizeof name, "%s_%s_n_pairs", mn, scn);
-            snprintf(lname, sizeof lname, "(prompt, sample) pairs where both kinds' %s_%s are finite", mn, scn);
-            NC_TRY(def_var(nc, name, NC_INT, 1, &d_cmp, lname, "1", &v->n_pairs));
-            snprintf(name, sizeof name, "%s_%s_ratio", mn, scn);
-            snprintf(lname, sizeof lname, "median of x's %s_%s over median of y's (paired pairs only)", mn, scn);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, "1", &v->ratio));
-            snprintf(name, sizeof name, "%s_%s_ratio_ci", mn, scn);
-            snprintf(lname, sizeof lname, "95 %% percentile-bootstrap interval of %s_%s_ratio", mn, scn);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 2, dims_ci, lname, "1", &v->ratio_ci));
-            snprintf(name, sizeof name, "%s_%s_difference", mn, scn);
-            snprintf(lname, sizeof lname, "median over pairs of x's %s_%s minus y's", mn, scn);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, sunits, &v->diff));
-            snprintf(name, sizeof name, "%s_%s_difference_ci", mn, scn);
-            snprintf(lname, sizeof lname, "95 %% percentile-bootstrap interval of %s_%s_difference", mn, scn);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 2, dims_ci, lname, sunits, &v->diff_ci));
-            snprintf(name, sizeof name, "%s_%s_wilcoxon_p", mn, scn);
-            snprintf(lname, sizeof lname, "two-sided Wilcoxon signed-rank p-value of x's %s_%s against y's", mn, scn);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, "1", &v->p));
-            snprintf(name, sizeof name, "%s_%s_wilcoxon_w", mn, scn);
-            snprintf(lname, sizeof lname, "Wilcoxon W+: sum of the ranks of |x - y| where x > y (%s_%s)", mn, scn);
-            NC_TRY(def_var(nc, name, NC_DOUBLE, 1, &d_cmp, lname, "1", &v->w));
+            NC_TRY(def_derived(nc, ms, "_n_pairs", NC_INT, 1, &d_cmp, "1", &v->n_pairs,
+                               "(prompt, sample) pairs where both kinds' %s are finite", ms));
+            NC_TRY(def_derived(nc, ms, "_ratio", NC_DOUBLE, 1, &d_cmp, "1", &v->ratio,
+                               "median of x's %s over median of y's (paired pairs only)", ms));
+            NC_TRY(def_derived(nc, ms, "_ratio_ci", NC_DOUBLE, 2, dims_ci, "1", &v->ratio_ci,
+                               "95 %% percentile-bootstrap interval of %s_ratio", ms));
+            NC_TRY(def_derived(nc, ms, "_difference", NC_DOUBLE, 1, &d_cmp, sunits, &v->diff,
+                               "median over pairs of x's %s minus y's", ms));
+            NC_TRY(def_derived(nc, ms, "_difference_ci", NC_DOUBLE, 2, dims_ci, sunits, &v->diff_ci,
+                               "95 %% percentile-bootstrap interval of %s_difference", ms));
+            NC_TRY(def_derived(nc, ms, "_wilcoxon_p", NC_DOUBLE, 1, &d_cmp, "1", &v->p,
+                               "two-sided Wilcoxon signed-rank p-value of x's %s against y's", ms));
+            NC_TRY(def_derived(nc, ms, "_wilcoxon_w", NC_DOUBLE, 1, &d_cmp, "1", &v->w,
+                               "Wilcoxon W+: sum of the ranks of |x - y| where x > y (%s)", ms));
         }
     }
     for (int sc = 0; sc < NSC; sc++)
