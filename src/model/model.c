@@ -112,7 +112,7 @@ int pl_model_open(pl_model **out, const char *path)
         return PL_ERR;
     m->path = strdup(path);
     int rc = !m->path ? pl_fail("out of memory (model path)")
-             : S_ISDIR(sb.st_mode) ? pl_hf_open(m, path)
+             : S_ISDIR(sb.st_mode) ? pl_family_open_hf(m, path)
                                    : pl_llama2c_open(m, path);
     if (rc != PL_OK) {
         pl_model_close(m);

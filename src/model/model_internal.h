@@ -92,8 +92,9 @@ void pl_fast_rows_read(const pl_fast_rows *f, float *read);
 void pl_fast_rows_gather_last(pl_fast_rows *f);
 void pl_fast_rows_free(pl_fast_rows *f);
 
-/* Format loaders (each family's own: families/families.h). */
-int pl_hf_open(pl_model *m, const char *dir);            /* formats/hf_dir.c: any HF dir, by model_type */
-int pl_llama2c_open(pl_model *m, const char *path);      /* formats/llama2c.c: a llama2.c checkpoint */
+/* Openers: a Hugging Face dir through its family's registry row (registry.c), a llama2.c
+ * checkpoint (formats/llama2c.c). */
+int pl_family_open_hf(pl_model *m, const char *dir);
+int pl_llama2c_open(pl_model *m, const char *path);
 
 #endif

@@ -34,12 +34,14 @@ void pl_op_layernorm(float *out, const float *in, const float *w, const float *b
  * does not route an M = 1 sgemm to its gemv kernels, and the sgemm path is several times slower. */
 void pl_op_matmul(float *out, const float *in, const float *W, const float *bias, int N, int IN, int OUT)
 {
-    for (int i = 0; i < N; i++)
-        memcpy(out + (size_t)i * OUT, bias, sizeof(float) * OUT);
+    float beta = bias ? 1.0f : 0.0f;
+    if (bias)
+        for (int i = 0; i < N; i++)
+            memcpy(out + (size_t)i * OUT, bias, sizeof(float) * OUT);
     if (N == 1)
-        cblas_sgemv(CblasRowMajor, CblasTrans, IN, OUT, 1.0f, W, OUT, in, 1, 1.0f, out, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, IN, OUT, 1.0f, W, OUT, in, 1, beta, out, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OUT, IN, 1.0f, in, IN, W, OUT, 1.0f, out,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OUT, IN, 1.0f, in, IN, W, OUT, beta, out,
                     OUT);
 }
 

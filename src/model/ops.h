@@ -8,7 +8,7 @@
  * order of a float sum (the reference computes them in float64 too). */
 void pl_op_layernorm(float *out, const float *in, const float *w, const float *b, int N, int C, float eps);
 
-/* out[N, OUT] = in[N, IN] @ W[IN, OUT] + bias[OUT]. One row goes through sgemv: OpenBLAS 0.3.21
+/* out[N, OUT] = in[N, IN] @ W[IN, OUT] + bias[OUT] (bias may be NULL), W in HF Conv1D's layout (GPT-2). One row goes through sgemv: OpenBLAS 0.3.21
  * does not route an M = 1 sgemm to its gemv kernels, and the sgemm path is several times slower. */
 void pl_op_matmul(float *out, const float *in, const float *W, const float *bias, int N, int IN, int OUT);
 

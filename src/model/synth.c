@@ -1,5 +1,6 @@
-/* plateau synth: a complete Hugging Face model dir (GPT-2, Llama, Mistral, Qwen2, GPT-NeoX) with seeded
- * random weights.
+/* plateau synth: a complete Hugging Face model dir of any registry family (registry.h) with seeded
+ * random weights. The family's row writes config.json; that config is read back through the same
+ * row's reader, whose tensor-name table is what synth writes: what synth writes, plateau loads.
  *
  * Weights follow GPT-2's initialisation scale (normal(0, 0.02), residual projections scaled by
  * 1/sqrt(2L)) plus deliberately non-trivial layer norms and biases, so a forward pass that drops a
@@ -19,6 +20,8 @@
 #include "plateau/fileio.h"
 #include "plateau/safetensors.h"
 #include "plateau/synth.h"
+#include "families/decoder.h"
+#include "registry.h"
 
 /* ---- random numbers: splitmix64 seeds xoshiro256**, Box-Muller for normals ---- */
 
@@ -305,12 +308,10 @@ static int vocab_size_of(const char *dir, int *n_vocab)
 
 /* ---- weights ---- */
 
-typedef enum { K_WEIGHT, K_PROJ, K_WPE, K_LN_W, K_BIAS, K_MASK, K_MASKED_BIAS } init_kind;
-
 typedef struct {
-    char name[96];  /* as written (with the quirks' prefix) */
-    char seed_name[96]; /* the stream: unprefixed, and wte's for the tied lm_head */
-    init_kind kind;
+    char name[96];      /* as written (with an export's prefix) */
+    char seed_name[96]; /* the stream: the family's name, and wte's for GPT-2's tied lm_head */
+    pl_init_kind kind;
     st_dtype dtype;
     int ndim;
     int64_t shape[4];
@@ -322,20 +323,18 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const synth_tensor *)a)->name, ((const synth_tensor *)b)->name);
 }
 
-static void add_tensor(synth_tensor *list, int *n, const char *prefix, const char *name, init_kind kind,
-                       st_dtype dtype, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+static void add_tensor(synth_tensor *list, int *n, const pl_synth_tensor *t)
 {
-    synth_tensor *t = &list[(*n)++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s%s", prefix, name);
-    snprintf(t->seed_name, sizeof t->seed_name, "%s", name);
-    t->kind = kind;
-    t->dtype = dtype;
-    t->ndim = ndim;
-    int64_t dims[4] = {d0, d1, d2, d3};
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++)
-        t->shape[i] = dims[i], t->numel *= (uint64_t)dims[i];
+    synth_tensor *out = &list[(*n)++];
+    memset(out, 0, sizeof *out);
+    memcpy(out->name, t->name, sizeof out->name);
+    memcpy(out->seed_name, t->seed_name, sizeof out->seed_name);
+    out->kind = t->kind;
+    out->dtype = t->dtype;
+    out->ndim = t->ndim;
+    out->numel = 1;
+    for (int i = 0; i < t->ndim; i++)
+        out->shape[i] = t->shape[i], out->numel *= (uint64_t)t->shape[i];
 }
 
 static void fill_values(const synth_tensor *t, uint64_t seed, int n_layer, float *out)
@@ -345,17 +344,17 @@ static void fill_values(const synth_tensor *t, uint64_t seed, int n_layer, float
     double proj_std = 0.02 / sqrt(2.0 * n_layer);
     for (uint64_t i = 0; i < t->numel; i++) {
         switch (t->kind) {
-        case K_WEIGHT: out[i] = (float)(0.02 * rng_normal(&r)); break;
-        case K_PROJ: out[i] = (float)(proj_std * rng_normal(&r)); break;
-        case K_WPE: out[i] = (float)(0.01 * rng_normal(&r)); break;
-        case K_LN_W: out[i] = (float)(1.0 + 0.05 * rng_normal(&r)); break;
-        case K_BIAS: out[i] = (float)(0.02 * rng_normal(&r)); break;
-        case K_MASK: { /* HF's causal mask [1, 1, N, N]: lower triangle */
+        case PL_INIT_WEIGHT: out[i] = (float)(0.02 * rng_normal(&r)); break;
+        case PL_INIT_PROJ: out[i] = (float)(proj_std * rng_normal(&r)); break;
+        case PL_INIT_POS: out[i] = (float)(0.01 * rng_normal(&r)); break;
+        case PL_INIT_NORM: out[i] = (float)(1.0 + 0.05 * rng_normal(&r)); break;
+        case PL_INIT_BIAS: out[i] = (float)(0.02 * rng_normal(&r)); break;
+        case PL_INIT_MASK: { /* HF's causal mask [1, 1, N, N]: lower triangle */
             uint64_t n = (uint64_t)t->shape[3];
             out[i] = (i % n) <= (i / n) % n ? 1.0f : 0.0f;
             break;
         }
-        case K_MASKED_BIAS: out[i] = -1e4f; break;
+        case PL_INIT_MASKED_BIAS: out[i] = -1e4f; break;
         }
     }
 }
@@ -381,115 +380,73 @@ static void encode_values(st_dtype dtype, const float *src, uint64_t n, uint8_t 
     }
 }
 
-/* The tensor list of a GPT-2 dir (today's layout, with or without the HF quirks). */
-static int gpt2_tensors(const pl_synth_opts *o, int n_vocab, synth_tensor *ts)
+/* How synth fills the tensor loaded into DST, by its place in the decoder: norms' gains near 1,
+ * biases and learned positions small, the projections back into the residual scaled by
+ * 1/sqrt(2L) (GPT-2's initialisation), every other matrix normal(0, 0.02). */
+static pl_init_kind init_kind_of(const pl_decoder *d, const float *const *dst)
 {
-    int L = o->n_layer, n = 0;
-    int64_t C = o->n_embd, N = o->n_ctx, V = n_vocab;
-    const char *prefix = o->hf_quirks ? "transformer." : "";
-    st_dtype dt = o->dtype;
-    add_tensor(ts, &n, prefix, "wte.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
-    add_tensor(ts, &n, prefix, "wpe.weight", K_WPE, dt, 2, N, C, 0, 0);
-    for (int l = 0; l < L; l++) {
-        char nm[64];
-#define BLOCK(suffix, kind, ndim, d0, d1) \
-    (snprintf(nm, sizeof nm, "h.%d.%s", l, suffix), add_tensor(ts, &n, prefix, nm, kind, dt, ndim, d0, d1, 0, 0))
-        BLOCK("ln_1.weight", K_LN_W, 1, C, 0);
-        BLOCK("ln_1.bias", K_BIAS, 1, C, 0);
-        BLOCK("attn.c_attn.weight", K_WEIGHT, 2, C, 3 * C);
-        BLOCK("attn.c_attn.bias", K_BIAS, 1, 3 * C, 0);
-        BLOCK("attn.c_proj.weight", K_PROJ, 2, C, C);
-        BLOCK("attn.c_proj.bias", K_BIAS, 1, C, 0);
-        BLOCK("ln_2.weight", K_LN_W, 1, C, 0);
-        BLOCK("ln_2.bias", K_BIAS, 1, C, 0);
-        BLOCK("mlp.c_fc.weight", K_WEIGHT, 2, C, 4 * C);
-        BLOCK("mlp.c_fc.bias", K_BIAS, 1, 4 * C, 0);
-        BLOCK("mlp.c_proj.weight", K_PROJ, 2, 4 * C, C);
-        BLOCK("mlp.c_proj.bias", K_BIAS, 1, C, 0);
-#undef BLOCK
-        if (o->hf_quirks) {
-            snprintf(nm, sizeof nm, "h.%d.attn.bias", l);
-            add_tensor(ts, &n, prefix, nm, K_MASK, ST_BOOL, 4, 1, 1, N, N);
-            snprintf(nm, sizeof nm, "h.%d.attn.masked_bias", l);
-            add_tensor(ts, &n, prefix, nm, K_MASKED_BIAS, ST_F32, 0, 0, 0, 0, 0);
-        }
-    }
-    add_tensor(ts, &n, prefix, "ln_f.weight", K_LN_W, dt, 1, C, 0, 0, 0);
-    add_tensor(ts, &n, prefix, "ln_f.bias", K_BIAS, dt, 1, C, 0, 0, 0);
-    if (o->hf_quirks) { /* HF writes the tied head unprefixed, with wte's values */
-        add_tensor(ts, &n, "", "lm_head.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
-        snprintf(ts[n - 1].seed_name, sizeof ts[n - 1].seed_name, "wte.weight");
-    }
-    return n;
+    if (dst == &d->normf_w)
+        return PL_INIT_NORM;
+    if (dst == &d->normf_b)
+        return PL_INIT_BIAS;
+    if (dst == &d->pos_embed)
+        return PL_INIT_POS;
+    const char *p = (const char *)dst, *first = (const char *)d->blocks;
+    if (p < first || p >= (const char *)(d->blocks + d->cfg.n_layer))
+        return PL_INIT_WEIGHT;
+    const pl_decoder_block *b = &d->blocks[(size_t)(p - first) / sizeof *b];
+    if (dst == &b->norm1_w || dst == &b->norm2_w)
+        return PL_INIT_NORM;
+    if (dst == &b->o.w || dst == &b->down.w)
+        return PL_INIT_PROJ;
+    const float *const *biases[] = {&b->norm1_b, &b->norm2_b, &b->q.b, &b->k.b, &b->v.b, &b->qkv.b,
+                                    &b->o.b,     &b->gate.b,  &b->up.b, &b->down.b};
+    for (size_t i = 0; i < sizeof biases / sizeof biases[0]; i++)
+        if (dst == biases[i])
+            return PL_INIT_BIAS;
+    return PL_INIT_WEIGHT;
 }
 
-/* Llama, Mistral, Qwen2 (HF LlamaForCausalLM names). */
-static int llama_tensors(const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp, synth_tensor *ts)
+/* The tensors of F's dir for config CFG: the row's reader's tensor-name table (its required
+ * tensors; a tied head is not written), with --hf-quirks the export's prefix and extra tensors.
+ * Reading CFG back also checks it: options the family refuses fail here, before any file. */
+static int tensor_list(const pl_family *f, const pl_synth_opts *o, json_t *cfg, const char *out_dir,
+                       synth_tensor **out, int *n_out)
 {
-    int n = 0, qwen2 = !strcmp(o->family, "qwen2");
-    int64_t C = o->n_embd, V = n_vocab, qd = (int64_t)o->n_head * hd, kvd = (int64_t)kvh * hd, I = mlp;
-    st_dtype dt = o->dtype;
-    add_tensor(ts, &n, "", "model.embed_tokens.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
-    for (int l = 0; l < o->n_layer; l++) {
-        char nm[96];
-#define BLOCK(suffix, kind, ndim, d0, d1)                                   \
-    (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix), \
-     add_tensor(ts, &n, "", nm, kind, dt, ndim, d0, d1, 0, 0))
-        BLOCK("input_layernorm.weight", K_LN_W, 1, C, 0);
-        BLOCK("self_attn.q_proj.weight", K_WEIGHT, 2, qd, C);
-        BLOCK("self_attn.k_proj.weight", K_WEIGHT, 2, kvd, C);
-        BLOCK("self_attn.v_proj.weight", K_WEIGHT, 2, kvd, C);
-        BLOCK("self_attn.o_proj.weight", K_PROJ, 2, C, qd);
-        if (qwen2 || o->attention_bias) {
-            BLOCK("self_attn.q_proj.bias", K_BIAS, 1, qd, 0);
-            BLOCK("self_attn.k_proj.bias", K_BIAS, 1, kvd, 0);
-            BLOCK("self_attn.v_proj.bias", K_BIAS, 1, kvd, 0);
+    pl_model *m = pl_calloc(1, sizeof *m, "synth model");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json (as synth writes it)", out_dir);
+    pl_hf_config c = {path, cfg};
+    pl_hf_wants w = {0};
+    int rc = m ? f->code->read(m, &c, f, &w) : PL_ERR, n = 0, quirks = o->hf_quirks && f->code->synth_quirks;
+    synth_tensor *ts = rc ? NULL : pl_calloc((size_t)w.n + 2 * (size_t)o->n_layer + 8, sizeof *ts, "synth tensors");
+    if (ts) {
+        const pl_decoder *d = m->weights;
+        for (int i = 0; i < w.n; i++) {
+            if (w.items[i].optional != PL_HF_REQUIRED)
+                continue;
+            pl_synth_tensor t = {.kind = init_kind_of(d, w.items[i].dst), .dtype = o->dtype, .ndim = w.items[i].ndim,
+                                 .shape = {w.items[i].shape[0], w.items[i].shape[1]}};
+            snprintf(t.name, sizeof t.name, "%s%s", quirks && f->code->prefix ? f->code->prefix : "", w.items[i].name);
+            snprintf(t.seed_name, sizeof t.seed_name, "%s", w.items[i].name);
+            add_tensor(ts, &n, &t);
         }
-        if (o->attention_bias)
-            BLOCK("self_attn.o_proj.bias", K_BIAS, 1, C, 0);
-        BLOCK("post_attention_layernorm.weight", K_LN_W, 1, C, 0);
-        BLOCK("mlp.gate_proj.weight", K_WEIGHT, 2, I, C);
-        BLOCK("mlp.up_proj.weight", K_WEIGHT, 2, I, C);
-        BLOCK("mlp.down_proj.weight", K_PROJ, 2, C, I);
-#undef BLOCK
+        pl_synth_tensor *all = quirks ? pl_calloc(2 * (size_t)o->n_layer + 1, sizeof *all, "synth quirks") : NULL;
+        int n_extra = 0;
+        if (all)
+            f->code->synth_quirks(m, o, all, &n_extra);
+        for (int i = 0; i < n_extra; i++)
+            add_tensor(ts, &n, &all[i]);
+        free(all);
+        if (quirks && !all)
+            free(ts), ts = NULL;
     }
-    add_tensor(ts, &n, "", "model.norm.weight", K_LN_W, dt, 1, C, 0, 0, 0);
-    if (!o->tied)
-        add_tensor(ts, &n, "", "lm_head.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
-    return n;
-}
-
-/* GPT-NeoX (HF GPTNeoXForCausalLM names). */
-static int neox_tensors(const pl_synth_opts *o, int n_vocab, int mlp, synth_tensor *ts)
-{
-    int n = 0;
-    int64_t C = o->n_embd, V = n_vocab, I = mlp;
-    st_dtype dt = o->dtype;
-    add_tensor(ts, &n, "", "gpt_neox.embed_in.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
-    for (int l = 0; l < o->n_layer; l++) {
-        char nm[96];
-#define BLOCK(suffix, kind, ndim, d0, d1)                                   \
-    (snprintf(nm, sizeof nm, "gpt_neox.layers.%d.%s", l, suffix), \
-     add_tensor(ts, &n, "", nm, kind, dt, ndim, d0, d1, 0, 0))
-        BLOCK("input_layernorm.weight", K_LN_W, 1, C, 0);
-        BLOCK("input_layernorm.bias", K_BIAS, 1, C, 0);
-        BLOCK("post_attention_layernorm.weight", K_LN_W, 1, C, 0);
-        BLOCK("post_attention_layernorm.bias", K_BIAS, 1, C, 0);
-        BLOCK("attention.query_key_value.weight", K_WEIGHT, 2, 3 * C, C);
-        BLOCK("attention.query_key_value.bias", K_BIAS, 1, 3 * C, 0);
-        BLOCK("attention.dense.weight", K_PROJ, 2, C, C);
-        BLOCK("attention.dense.bias", K_BIAS, 1, C, 0);
-        BLOCK("mlp.dense_h_to_4h.weight", K_WEIGHT, 2, I, C);
-        BLOCK("mlp.dense_h_to_4h.bias", K_BIAS, 1, I, 0);
-        BLOCK("mlp.dense_4h_to_h.weight", K_PROJ, 2, C, I);
-        BLOCK("mlp.dense_4h_to_h.bias", K_BIAS, 1, C, 0);
-#undef BLOCK
-    }
-    add_tensor(ts, &n, "", "gpt_neox.final_layer_norm.weight", K_LN_W, dt, 1, C, 0, 0, 0);
-    add_tensor(ts, &n, "", "gpt_neox.final_layer_norm.bias", K_BIAS, dt, 1, C, 0, 0, 0);
-    if (!o->tied)
-        add_tensor(ts, &n, "", "embed_out.weight", K_WEIGHT, dt, 2, V, C, 0, 0);
-    return n;
+    rc = rc == PL_OK && ts ? PL_OK : PL_ERR;
+    pl_hf_wants_free(&w);
+    pl_model_close(m);
+    *out = ts;
+    *n_out = n;
+    return rc;
 }
 
 /* One safetensors file of TS[0..n-1] (sorted by name): header JSON padded with spaces so the data
@@ -550,23 +507,15 @@ done:
 }
 
 /* model.safetensors, or N shards of consecutive tensors (by name) and their index. */
-static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp)
+/* model.safetensors, or N shards of consecutive tensors (by name) and their index. */
+static int write_safetensors(const char *out_dir, const pl_synth_opts *o, synth_tensor *ts, int n)
 {
-    const char *family = o->family ? o->family : "gpt2";
-    synth_tensor *ts = pl_calloc((size_t)(16 * o->n_layer + 8), sizeof *ts, "synth tensor list");
-    if (!ts)
-        return PL_ERR;
-    int n = !strcmp(family, "gpt2")       ? gpt2_tensors(o, n_vocab, ts)
-            : !strcmp(family, "gpt_neox") ? neox_tensors(o, n_vocab, mlp, ts)
-                                          : llama_tensors(o, n_vocab, hd, kvh, mlp, ts);
     qsort(ts, (size_t)n, sizeof *ts, by_name);
     int shards = o->n_shards > 1 ? o->n_shards : 1, rc = PL_OK;
     if (shards > n)
         shards = n;
     if (shards == 1) {
-        rc = write_one_safetensors(out_dir, "model.safetensors", o, ts, n);
-        free(ts);
-        return rc;
+        return write_one_safetensors(out_dir, "model.safetensors", o, ts, n);
     }
     json_t *map = json_object(), *index = json_object();
     uint64_t total = 0;
@@ -591,139 +540,108 @@ static int write_safetensors(const char *out_dir, const pl_synth_opts *o, int n_
         rc = PL_ERR;
     }
     json_decref(index);
-    free(ts);
     return rc;
 }
 
-/* config.json of a Llama-family or GPT-NeoX dir, with every key plateau reads. */
-static json_t *decoder_config(const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp)
+/* config.json for the options: the family's keys, and the marks of a synthetic model. */
+static json_t *synth_config(const pl_family *f, const pl_synth_opts *o, const pl_synth_dims *d)
 {
-    const char *family = o->family;
-    double theta = o->rope_theta > 0 ? o->rope_theta : 10000.0;
-    json_t *cfg = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:i, s:i}", "model_type", family, "hidden_size",
-                            o->n_embd, "intermediate_size", mlp, "num_hidden_layers", o->n_layer,
-                            "num_attention_heads", o->n_head, "vocab_size", n_vocab, "max_position_embeddings",
-                            o->n_ctx, "tie_word_embeddings", o->tied, "bos_token_id", n_vocab - 1, "eos_token_id",
-                            n_vocab - 1);
+    json_t *cfg = f->code->synth_config(f, o, d);
+    if (cfg && !json_object_get(cfg, "plateau_synthetic")) {
+        json_object_set_new(cfg, "torch_dtype", json_string(d->torch_dtype));
+        json_object_set_new(cfg, "plateau_synthetic", json_true());
+        json_object_set_new(cfg, "plateau_seed", json_integer((json_int_t)o->seed));
+        json_object_set_new(cfg, "plateau_init", json_string("normal(0,0.02); output projections "
+                                                             "0.02/sqrt(2L); norms 1+0.05z; biases 0.02z"));
+    }
     if (!cfg)
-        return NULL;
-    if (!strcmp(family, "gpt_neox")) {
-        json_object_set_new(cfg, "architectures", json_pack("[s]", "GPTNeoXForCausalLM"));
-        json_object_set_new(cfg, "hidden_act", json_string("gelu"));
-        json_object_set_new(cfg, "layer_norm_eps", json_real(1e-5));
-        json_object_set_new(cfg, "rotary_pct", json_real(o->rotary_pct > 0 ? o->rotary_pct : 0.25));
-        json_object_set_new(cfg, "rotary_emb_base", json_real(theta));
-        json_object_set_new(cfg, "use_parallel_residual", json_boolean(!o->sequential));
-        json_object_set_new(cfg, "attention_bias", json_true());
-        return cfg;
-    }
-    const char *arch = !strcmp(family, "llama") ? "LlamaForCausalLM"
-                       : !strcmp(family, "mistral") ? "MistralForCausalLM" : "Qwen2ForCausalLM";
-    json_object_set_new(cfg, "architectures", json_pack("[s]", arch));
-    json_object_set_new(cfg, "hidden_act", json_string("silu"));
-    json_object_set_new(cfg, "num_key_value_heads", json_integer(kvh));
-    if (o->head_dim)
-        json_object_set_new(cfg, "head_dim", json_integer(hd));
-    json_object_set_new(cfg, "rms_norm_eps", json_real(1e-5));
-    json_object_set_new(cfg, "rope_theta", json_real(theta));
-    if (o->llama3[0] > 0)
-        json_object_set_new(cfg, "rope_scaling",
-                            json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor", o->llama3[0],
-                                      "low_freq_factor", o->llama3[1], "high_freq_factor", o->llama3[2],
-                                      "original_max_position_embeddings", (int)o->llama3[3]));
-    else
-        json_object_set_new(cfg, "rope_scaling", json_null());
-    if (!strcmp(family, "llama"))
-        json_object_set_new(cfg, "attention_bias", json_boolean(o->attention_bias));
-    if (!strcmp(family, "mistral"))
-        json_object_set_new(cfg, "sliding_window", o->sliding_window ? json_integer(o->sliding_window) : json_null());
-    if (!strcmp(family, "qwen2")) {
-        json_object_set_new(cfg, "use_sliding_window", json_boolean(o->sliding_window > 0));
-        json_object_set_new(cfg, "sliding_window", json_integer(o->sliding_window ? o->sliding_window : o->n_ctx));
-    }
+        pl_fail("synth: cannot build config.json");
     return cfg;
 }
 
-static int write_config(const char *out_dir, const pl_synth_opts *o, int n_vocab, int hd, int kvh, int mlp)
+static int write_config(const char *out_dir, json_t *cfg)
 {
-    const char *dtype_name = o->dtype == ST_F16 ? "float16" : o->dtype == ST_BF16 ? "bfloat16" : "float32";
-    json_t *cfg;
-    if (o->family && strcmp(o->family, "gpt2")) {
-        cfg = decoder_config(o, n_vocab, hd, kvh, mlp);
-        if (cfg) {
-            json_object_set_new(cfg, "torch_dtype", json_string(dtype_name));
-            json_object_set_new(cfg, "plateau_synthetic", json_true());
-            json_object_set_new(cfg, "plateau_seed", json_integer((json_int_t)o->seed));
-            json_object_set_new(cfg, "plateau_init", json_string("normal(0,0.02); output projections "
-                                                                 "0.02/sqrt(2L); norms 1+0.05z; biases 0.02z"));
-        }
-    } else
-    cfg = json_pack(
-        "{s:s, s:[s], s:f, s:i, s:f, s:i, s:f, s:f, s:s, s:i, s:i, s:i, s:n, s:i, s:i, s:f, s:s, s:i, s:b, "
-        "s:I, s:s, s:b}",
-        "activation_function", "gelu_new", "architectures", "GPT2LMHeadModel", "attn_pdrop", 0.1,
-        "bos_token_id", n_vocab - 1, "embd_pdrop", 0.1, "eos_token_id", n_vocab - 1, "initializer_range", 0.02,
-        "layer_norm_epsilon", 1e-5, "model_type", "gpt2", "n_ctx", o->n_ctx, "n_embd", o->n_embd, "n_head",
-        o->n_head, "n_inner", "n_layer", o->n_layer, "n_positions", o->n_ctx, "resid_pdrop", 0.1,
-        "torch_dtype", dtype_name, "vocab_size", n_vocab, "plateau_synthetic", 1, "plateau_seed",
-        (json_int_t)o->seed, "plateau_init", "normal(0,0.02); c_proj 0.02/sqrt(2L); wpe 0.01; ln 1+0.05z; bias 0.02z",
-        "plateau_hf_quirks", o->hf_quirks);
-    if (!cfg)
-        return pl_fail("synth: cannot build config.json");
     out_file of;
-    if (out_open(&of, out_dir, "config.json") != PL_OK) {
-        json_decref(cfg);
+    if (out_open(&of, out_dir, "config.json") != PL_OK)
         return PL_ERR;
-    }
     int failed = json_dumpf(cfg, of.fp, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) != 0;
     fputc('\n', of.fp);
-    json_decref(cfg);
     return out_close(&of, !failed);
 }
 
-int pl_synth(const char *out_dir, const pl_synth_opts *o)
+/* The options' sizes after the defaults, checked (the shared checks, then the family's). */
+static int synth_dims(const pl_family *f, const pl_synth_opts *o, pl_synth_dims *d)
 {
-    const char *family = o->family ? o->family : "gpt2";
-    int gpt2 = !strcmp(family, "gpt2"), neox = !strcmp(family, "gpt_neox");
-    if (!gpt2 && !neox && strcmp(family, "llama") && strcmp(family, "mistral") && strcmp(family, "qwen2"))
-        return pl_fail("synth: --family '%s' is not gpt2, llama, mistral, qwen2 or gpt_neox", family);
     if (o->n_layer <= 0 || o->n_embd <= 0 || o->n_head <= 0 || o->n_ctx <= 0)
         return pl_fail("synth: layers, embd, heads and ctx must be positive");
-    if (o->n_embd % o->n_head && (!o->head_dim || gpt2 || neox))
+    if (o->n_embd % o->n_head && (!o->head_dim || !f->code->synth_head_options))
         return pl_fail("synth: --embd %d is not divisible by --heads %d", o->n_embd, o->n_head);
-    int hd = o->head_dim ? o->head_dim : o->n_embd / o->n_head, kvh = o->n_kv_head ? o->n_kv_head : o->n_head;
-    int mlp = o->d_mlp ? o->d_mlp : neox ? 4 * o->n_embd : (8 * o->n_embd / 3 + 7) / 8 * 8;
-    if (o->n_head % kvh)
-        return pl_fail("synth: --heads %d is not divisible by --kv-heads %d", o->n_head, kvh);
-    if (neox && (int)(hd * (o->rotary_pct > 0 ? o->rotary_pct : 0.25)) % 2)
-        return pl_fail("synth: head size %d x rotary_pct %g gives an odd number of rotary dims", hd,
-                       o->rotary_pct > 0 ? o->rotary_pct : 0.25);
-    if ((gpt2 || neox) && (o->n_kv_head || o->head_dim))
-        return pl_fail("synth: --kv-heads and --head-dim are for llama, mistral and qwen2");
+    if (!f->code->synth_head_options && (o->n_kv_head || o->head_dim)) {
+        char list[256] = "";
+        const char *last = NULL;
+        for (int i = 0; pl_family_at(i); i++)
+            if (pl_family_at(i)->code->synth_head_options) {
+                size_t len = strlen(list);
+                if (last)
+                    snprintf(list + len, sizeof list - len, "%s%s", len ? ", " : "", last);
+                last = pl_family_at(i)->model_type;
+            }
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s%s", len ? " and " : "", last ? last : "none");
+        return pl_fail("synth: --kv-heads and --head-dim are for %s", list);
+    }
+    d->head_dim = o->head_dim ? o->head_dim : o->n_embd / o->n_head;
+    d->n_kv_head = o->n_kv_head ? o->n_kv_head : o->n_head;
+    if (o->n_head % d->n_kv_head)
+        return pl_fail("synth: --heads %d is not divisible by --kv-heads %d", o->n_head, d->n_kv_head);
     if (o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16)
         return pl_fail("synth: dtype must be f32, f16 or bf16");
-    int n_vocab = o->n_vocab;
+    d->torch_dtype = o->dtype == ST_F16 ? "float16" : o->dtype == ST_BF16 ? "bfloat16" : "float32";
+    d->n_vocab = o->n_vocab;
     if (o->vocab_from) {
-        if (vocab_size_of(o->vocab_from, &n_vocab) != PL_OK)
+        if (vocab_size_of(o->vocab_from, &d->n_vocab) != PL_OK)
             return PL_ERR;
-    } else if (n_vocab < 257) {
-        return pl_fail("synth: vocab size %d is below 257 (256 byte tokens + <|endoftext|>)", n_vocab);
+    } else if (d->n_vocab < 257) {
+        return pl_fail("synth: vocab size %d is below 257 (256 byte tokens + <|endoftext|>)", d->n_vocab);
     }
-    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST)
-        return pl_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
-    struct stat sb;
-    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return pl_fail("%s: not a directory", out_dir);
+    return f->code->synth_dims(f, o, d);
+}
 
-    /* config.json goes last: a dir that has one is complete. */
+/* The files of OUT_DIR (which exists): tokenizer, weights, and config.json last. */
+static int write_dir(const char *out_dir, const pl_synth_opts *o, const pl_synth_dims *d, json_t *cfg,
+                     synth_tensor *ts, int n)
+{
     if (o->vocab_from) {
         if (copy_file(o->vocab_from, out_dir, "vocab.json") != PL_OK ||
             copy_file(o->vocab_from, out_dir, "merges.txt") != PL_OK)
             return PL_ERR;
-    } else if (write_synthetic_tokenizer(out_dir, n_vocab) != PL_OK) {
+    } else if (write_synthetic_tokenizer(out_dir, d->n_vocab) != PL_OK) {
         return PL_ERR;
     }
-    if (write_safetensors(out_dir, o, n_vocab, hd, kvh, mlp) != PL_OK)
+    if (write_safetensors(out_dir, o, ts, n) != PL_OK)
         return PL_ERR;
-    return write_config(out_dir, o, n_vocab, hd, kvh, mlp);
+    return write_config(out_dir, cfg);
+}
+
+int pl_synth(const char *out_dir, const pl_synth_opts *o)
+{
+    const pl_family *f = pl_family_find(o->family ? o->family : "gpt2");
+    if (!f)
+        return pl_fail("synth: --family '%s' is not %s", o->family, pl_family_list(", ", " or "));
+    pl_synth_dims d = {0};
+    if (synth_dims(f, o, &d) != PL_OK)
+        return PL_ERR;
+    json_t *cfg = synth_config(f, o, &d);
+    synth_tensor *ts = NULL;
+    int n = 0, rc = cfg ? tensor_list(f, o, cfg, out_dir, &ts, &n) : PL_ERR;
+    if (rc == PL_OK && mkdir(out_dir, 0777) != 0 && errno != EEXIST)
+        rc = pl_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
+    struct stat sb;
+    if (rc == PL_OK && (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        rc = pl_fail("%s: not a directory", out_dir);
+    if (rc == PL_OK)
+        rc = write_dir(out_dir, o, &d, cfg, ts, n);
+    free(ts);
+    json_decref(cfg);
+    return rc;
 }

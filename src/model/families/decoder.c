@@ -1,6 +1,6 @@
-/* The forward pass and fast path of rotary decoders (decoder.h): Llama, Mistral, Qwen2, llama2.c
- * checkpoints and GPT-NeoX. Weights are PyTorch nn.Linear [out, in]; activations row-major
- * [rows, width]. The clean run caches each layer's keys (rotated) and values per key/value head,
+/* The forward pass and fast path of the decoder (decoder.h): every family. Activations are
+ * row-major [rows, width]; each weight matrix is applied in its own layout (nn.Linear [out, in] or
+ * Conv1D [in, out]). The clean run caches each layer's keys (rotated) and values per key/value head,
  * [T, KVH*hd]: the fast path rotates only the perturbed positions' queries and keys. */
 #include <math.h>
 #include <stdio.h>
@@ -73,17 +73,18 @@ void pl_decoder_set_info(pl_model *m, const char *family, const char *format, in
     size_t MLP = (size_t)c->d_mlp, norm = c->norm == PL_NORM_LAYERNORM ? 2 * C : C;
     const pl_decoder_block *b = &d->blocks[0];
     size_t block = 2 * norm + C * (qd + 2 * kvd) + qd * C + (c->mlp == PL_MLP_SWIGLU ? 3 : 2) * C * MLP;
-    block += ((b->q_b || b->qkv_b) ? qd + 2 * kvd : 0) + (b->o_b ? C : 0) + (b->up_b ? MLP : 0) + (b->down_b ? C : 0);
-    info->n_params = (size_t)c->n_vocab * C * (c->tied ? 1 : 2) + norm + (size_t)c->n_layer * block;
+    block += ((b->q.b || b->qkv.b) ? qd + 2 * kvd : 0) + (b->o.b ? C : 0) + (b->up.b ? MLP : 0) + (b->down.b ? C : 0);
+    info->n_params = (size_t)c->n_vocab * C * (c->tied ? 1 : 2) + (size_t)d->n_pos_embed * C + norm +
+                     (size_t)c->n_layer * block;
 }
 
 /* ------------------------------------------------------------ layer pieces */
 
 typedef struct {
     float *h;       /* [R, C] normalised input of a sublayer */
-    float *q;       /* [R, H*hd] */
+    float *qkv;     /* [R, 3*H*hd] a fused projection, or NULL */
+    float *q;       /* [R, H*hd] (separate or per-head fused), or NULL */
     float *k, *v;   /* [R, KVH*hd] */
-    float *qkv;     /* [R, 3*H*hd] GPT-NeoX's fused projection, or NULL */
     float *att;     /* [R, H*hd] */
     float *o;       /* [R, C] attention output */
     float *a, *b;   /* [R, MLP] MLP hidden (gate, up) */
@@ -93,20 +94,27 @@ typedef struct {
     void *block;
 } scratch;
 
+/* The q, k, v rows of a block's projection: views into scratch (row i of q at q + i*q_stride). */
+typedef struct {
+    float *q, *k, *v;
+    size_t q_stride, kv_stride;
+} qkv_view;
+
 static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
 {
     const pl_decoder_config *c = &d->cfg;
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
-    size_t MLP = (size_t)c->d_mlp, fused = d->blocks[0].qkv_w ? 3 * qd : 0;
-    size_t floats = R * (C + qd + 2 * kvd + fused + qd + C + 2 * MLP + C) + (size_t)T * T + (size_t)T * c->rot_dim;
+    size_t MLP = (size_t)c->d_mlp, fused = c->qkv != PL_QKV_SEPARATE ? 3 * qd : 0;
+    size_t split = c->qkv != PL_QKV_FUSED_BLOCKS ? qd + 2 * kvd : 0; /* blocks are read in place */
+    size_t floats = R * (C + fused + split + qd + C + 2 * MLP + C) + (size_t)T * T + (size_t)T * c->rot_dim;
     float *p = pl_malloc(floats * sizeof(float), "activations");
     if (!p)
         return PL_ERR;
     s->block = p;
     s->h = p, p += R * C;
-    s->q = p, p += R * qd;
-    s->k = p, p += R * kvd;
-    s->v = p, p += R * kvd;
+    s->q = split ? p : NULL, p += split ? R * qd : 0;
+    s->k = split ? p : NULL, p += split ? R * kvd : 0;
+    s->v = split ? p : NULL, p += split ? R * kvd : 0;
     s->qkv = fused ? p : NULL, p += R * fused;
     s->att = p, p += R * qd;
     s->o = p, p += R * C;
@@ -126,27 +134,43 @@ static void norm(const pl_decoder_config *c, float *out, const float *in, const 
         pl_op_layernorm(out, in, w, b, R, c->d_model, c->norm_eps);
 }
 
+/* out[R, OUT] = in[R, IN] through W in its own layout (+ bias). */
+static void apply(const pl_dec_mat *W, float *out, const float *in, int R, int IN, int OUT)
+{
+    if (W->layout == PL_LAYOUT_IN_OUT)
+        pl_op_matmul(out, in, W->w, W->b, R, IN, OUT);
+    else
+        pl_op_linear(out, in, W->w, W->b, R, IN, OUT);
+}
+
 /* q, k, v of R rows of s->h (row i at position s->rope's i % PERIOD), queries and keys rotated. */
-static void project_qkv(const pl_decoder *d, const pl_decoder_block *b, int R, int period, scratch *s)
+static qkv_view project_qkv(const pl_decoder *d, const pl_decoder_block *b, int R, int period, scratch *s)
 {
     const pl_decoder_config *c = &d->cfg;
     int C = c->d_model, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd;
-    if (b->qkv_w) {
-        pl_op_linear(s->qkv, s->h, b->qkv_w, b->qkv_b, R, C, 3 * qd);
-        for (int i = 0; i < R; i++) /* per head [q, k, v] -> three [H*hd] rows */
-            for (int j = 0; j < H; j++) {
-                const float *src = s->qkv + (size_t)i * 3 * qd + (size_t)j * 3 * hd;
-                memcpy(s->q + (size_t)i * qd + (size_t)j * hd, src, sizeof(float) * hd);
-                memcpy(s->k + (size_t)i * kvd + (size_t)j * hd, src + hd, sizeof(float) * hd);
-                memcpy(s->v + (size_t)i * kvd + (size_t)j * hd, src + 2 * hd, sizeof(float) * hd);
-            }
+    qkv_view p = {s->q, s->k, s->v, (size_t)qd, (size_t)kvd};
+    if (c->qkv == PL_QKV_SEPARATE) {
+        apply(&b->q, s->q, s->h, R, C, qd);
+        apply(&b->k, s->k, s->h, R, C, kvd);
+        apply(&b->v, s->v, s->h, R, C, kvd);
     } else {
-        pl_op_linear(s->q, s->h, b->q_w, b->q_b, R, C, qd);
-        pl_op_linear(s->k, s->h, b->k_w, b->k_b, R, C, kvd);
-        pl_op_linear(s->v, s->h, b->v_w, b->v_b, R, C, kvd);
+        apply(&b->qkv, s->qkv, s->h, R, C, 3 * qd);
+        if (c->qkv == PL_QKV_FUSED_BLOCKS) /* [q | k | v]: strided views, no copy */
+            p = (qkv_view){s->qkv, s->qkv + qd, s->qkv + 2 * qd, 3 * (size_t)qd, 3 * (size_t)qd};
+        else
+            for (int i = 0; i < R; i++) /* per head [q, k, v] -> three [H*hd] rows */
+                for (int j = 0; j < H; j++) {
+                    const float *src = s->qkv + (size_t)i * 3 * qd + (size_t)j * 3 * hd;
+                    memcpy(s->q + (size_t)i * qd + (size_t)j * hd, src, sizeof(float) * hd);
+                    memcpy(s->k + (size_t)i * kvd + (size_t)j * hd, src + hd, sizeof(float) * hd);
+                    memcpy(s->v + (size_t)i * kvd + (size_t)j * hd, src + 2 * hd, sizeof(float) * hd);
+                }
     }
-    pl_op_rope(s->q, R, (size_t)qd, H, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
-    pl_op_rope(s->k, R, (size_t)kvd, KVH, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
+    if (c->rot_dim) {
+        pl_op_rope(p.q, R, p.q_stride, H, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
+        pl_op_rope(p.k, R, p.kv_stride, KVH, hd, c->rot_dim, s->rope, period, c->rope_interleaved);
+    }
+    return p;
 }
 
 /* s->mo[R, C] = MLP of s->h. */
@@ -154,14 +178,17 @@ static void mlp(const pl_decoder_config *c, const pl_decoder_block *b, int R, sc
 {
     int C = c->d_model, MLP = c->d_mlp;
     if (c->mlp == PL_MLP_SWIGLU) {
-        pl_op_linear(s->a, s->h, b->gate_w, NULL, R, C, MLP);
-        pl_op_linear(s->b, s->h, b->up_w, b->up_b, R, C, MLP);
+        apply(&b->gate, s->a, s->h, R, C, MLP);
+        apply(&b->up, s->b, s->h, R, C, MLP);
         pl_op_swiglu(s->a, s->b, (size_t)R * MLP);
     } else {
-        pl_op_linear(s->a, s->h, b->up_w, b->up_b, R, C, MLP);
-        pl_op_gelu_erf(s->a, (size_t)R * MLP);
+        apply(&b->up, s->a, s->h, R, C, MLP);
+        if (c->mlp == PL_MLP_GELU_TANH)
+            pl_op_gelu_tanh(s->a, (size_t)R * MLP);
+        else
+            pl_op_gelu_erf(s->a, (size_t)R * MLP);
     }
-    pl_op_linear(s->mo, s->a, b->down_w, b->down_b, R, MLP, C);
+    apply(&b->down, s->mo, s->a, R, MLP, C);
 }
 
 /* After attention (s->att): x[R, C] becomes the block's output, sequential or parallel. */
@@ -169,7 +196,7 @@ static void finish_block(const pl_decoder_config *c, const pl_decoder_block *b, 
 {
     int C = c->d_model, qd = c->n_head * c->head_dim;
     size_t n = (size_t)R * C;
-    pl_op_linear(s->o, s->att, b->o_w, b->o_b, R, qd, C);
+    apply(&b->o, s->o, s->att, R, qd, C);
     if (c->parallel_residual) {
         norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
         mlp(c, b, R, s);
@@ -203,21 +230,51 @@ static int unembed(const void *weights, const float *x, int M, float *logits)
 
 /* ------------------------------------------------------------ full forward */
 
+/* Resid index 0 of N sequences of T tokens: x[N*T, C] = embed[token] (+ pos_embed[t]). */
+static void embed(const pl_decoder *d, const int *tokens, size_t R, int T, float *x)
+{
+    size_t C = (size_t)d->cfg.d_model;
+    if (d->pos_embed) /* learned positions, added in the order GPT-2 computes wte + wpe */
+        for (size_t r = 0; r < R; r++)
+            for (size_t c = 0; c < C; c++)
+                x[r * C + c] = d->embed[(size_t)tokens[r] * C + c] + d->pos_embed[(r % T) * C + c];
+    else /* positions enter by RoPE */
+        for (size_t r = 0; r < R; r++)
+            memcpy(x + r * C, d->embed + (size_t)tokens[r] * C, sizeof(float) * C);
+}
+
+/* Attention of block l over each of the N sequences' T positions; the keys and values go to runs. */
+static void attend_all(const pl_decoder_config *c, const qkv_view *p, int l, int N, int T, pl_run *runs, scratch *s)
+{
+    int H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd;
+    size_t Tkv = (size_t)T * kvd;
+    for (int i = 0; i < N; i++) {
+        const float *q = p->q + (size_t)i * T * p->q_stride;
+        const float *k = p->k + (size_t)i * T * p->kv_stride, *v = p->v + (size_t)i * T * p->kv_stride;
+        float *kc = runs[i].k + (size_t)l * Tkv, *vc = runs[i].v + (size_t)l * Tkv;
+        for (int t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * kvd, k + (size_t)t * p->kv_stride, sizeof(float) * kvd);
+            memcpy(vc + (size_t)t * kvd, v + (size_t)t * p->kv_stride, sizeof(float) * kvd);
+        }
+        pl_op_causal_attention(s->att + (size_t)i * T * qd, q, p->q_stride, k, v, p->kv_stride, T, H, KVH, hd,
+                               s->scores);
+    }
+}
+
 static int decoder_forward(const pl_model *model, const int *tokens, int N, int T, int stop, int patch_index,
                            int patch_pos, const float *patch, pl_run *runs)
 {
     const pl_decoder *d = model->weights;
     const pl_decoder_config *c = &d->cfg;
-    int C = c->d_model, L = c->n_layer, V = c->n_vocab, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim;
-    int qd = H * hd, kvd = KVH * hd;
-    size_t TC = (size_t)T * C, R = (size_t)N * T, Tkv = (size_t)T * kvd;
+    int C = c->d_model, L = c->n_layer, V = c->n_vocab, kvd = c->n_kv_head * c->head_dim;
+    size_t TC = (size_t)T * C, R = (size_t)N * T;
     float *x = pl_malloc(sizeof(float) * R * C, "residual stream");
     scratch s = {0};
     if (!x || scratch_alloc(&s, d, R, T) != PL_OK || pl_runs_alloc(runs, N, T, C, L, V, kvd, stop) != PL_OK)
         goto fail;
-    pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, 0, T);
-    for (size_t r = 0; r < R; r++) /* resid index 0: the token embedding (positions enter by RoPE) */
-        memcpy(x + r * C, d->embed + (size_t)tokens[r] * C, sizeof(float) * C);
+    if (c->rot_dim)
+        pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, 0, T);
+    embed(d, tokens, R, T, x);
 
     for (int l = 0; l <= stop; l++) {
         if (patch && l == patch_index)
@@ -228,13 +285,8 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
             break;
         const pl_decoder_block *b = &d->blocks[l];
         norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
-        project_qkv(d, b, (int)R, T, &s);
-        for (int i = 0; i < N; i++) {
-            memcpy(runs[i].k + (size_t)l * Tkv, s.k + i * Tkv, sizeof(float) * Tkv);
-            memcpy(runs[i].v + (size_t)l * Tkv, s.v + i * Tkv, sizeof(float) * Tkv);
-            pl_op_causal_attention(s.att + (size_t)i * T * qd, s.q + (size_t)i * T * qd, (size_t)qd, s.k + i * Tkv,
-                                   s.v + i * Tkv, (size_t)kvd, T, H, KVH, hd, s.scores);
-        }
+        qkv_view p = project_qkv(d, b, (int)R, T, &s);
+        attend_all(c, &p, l, N, T, runs, &s);
         finish_block(c, b, x, (int)R, &s);
     }
     if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, d) != PL_OK)
@@ -252,21 +304,38 @@ fail:
 
 /* ------------------------------------------------------------ fast path */
 
+/* Attention of block l for the fast path's rows: variant v's n positions pos..T-1 attend to its
+ * clean run's cached positions 0..pos-1 and to their own keys and values. */
+static void attend_rows(const pl_decoder_config *c, const qkv_view *p, int l, const pl_fast_rows *f, int pos, int T,
+                        scratch *s)
+{
+    int H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd, n = f->n;
+    size_t Tkv = (size_t)T * kvd;
+    for (int v = 0; v < f->M; v++) {
+        const float *kc = f->clean_of[v]->k + (size_t)l * Tkv, *vc = f->clean_of[v]->v + (size_t)l * Tkv;
+        const float *kr = p->k + (size_t)v * n * p->kv_stride, *vr = p->v + (size_t)v * n * p->kv_stride;
+        for (int j = 0; j < n; j++) {
+            size_t row = (size_t)v * n + j;
+            pl_op_attend_one(s->att + row * qd, p->q + row * p->q_stride, kc, vc, pos, (size_t)kvd, kr, vr, j + 1,
+                             p->kv_stride, H, KVH, hd, s->scores);
+        }
+    }
+}
+
 static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
                                      int G, int M, int resid_index, int pos, const float *X, float *logits,
                                      int read_index, float *read)
 {
     const pl_decoder *d = model->weights;
     const pl_decoder_config *c = &d->cfg;
-    int L = c->n_layer, H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, T = cleans[0]->T;
-    int qd = H * hd, kvd = KVH * hd;
+    int L = c->n_layer, kvd = c->n_kv_head * c->head_dim, T = cleans[0]->T;
     if (cleans[0]->kv_dim != kvd)
         return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
                        kvd);
 
     /* Every variant carries positions pos..T-1 (n of them): rows v*n .. v*n + n-1. */
     int n = T - pos;
-    size_t R = (size_t)M * n, Tkv = (size_t)T * kvd;
+    size_t R = (size_t)M * n;
     pl_fast_rows f = {0};
     scratch s = {0};
     if (pl_fast_rows_init(&f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
@@ -275,24 +344,15 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
         pl_fast_rows_free(&f);
         return PL_ERR;
     }
-    float *x = f.x;
-    const pl_run **clean_of = f.clean_of;
-    pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n); /* the variants' positions pos..T-1 */
+    if (c->rot_dim)
+        pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n); /* the variants' positions pos..T-1 */
 
     for (int l = resid_index; l < L; l++) {
         const pl_decoder_block *b = &d->blocks[l];
-        norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
-        project_qkv(d, b, (int)R, n, &s);
-        for (int v = 0; v < M; v++) {
-            const float *kc = clean_of[v]->k + (size_t)l * Tkv, *vc = clean_of[v]->v + (size_t)l * Tkv;
-            const float *kr = s.k + (size_t)v * n * kvd, *vr = s.v + (size_t)v * n * kvd;
-            for (int j = 0; j < n; j++) {
-                size_t row = (size_t)v * n + j;
-                pl_op_attend_one(s.att + row * qd, s.q + row * qd, kc, vc, pos, (size_t)kvd, kr, vr, j + 1,
-                                 (size_t)kvd, H, KVH, hd, s.scores);
-            }
-        }
-        finish_block(c, b, x, (int)R, &s);
+        norm(c, s.h, f.x, b->norm1_w, b->norm1_b, (int)R);
+        qkv_view p = project_qkv(d, b, (int)R, n, &s);
+        attend_rows(c, &p, l, &f, pos, T, &s);
+        finish_block(c, b, f.x, (int)R, &s);
         if (read && read_index == l + 1)
             pl_fast_rows_read(&f, read);
     }
@@ -305,7 +365,6 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
     pl_fast_rows_free(&f);
     return rc;
 }
-
 /* ------------------------------------------------------------ FLOP counts */
 
 /* Matmul FLOPs of one block for n rows (two per multiply-add): q, k, v, o and the MLP's two or
@@ -343,14 +402,19 @@ static void decoder_describe(const pl_model *m, FILE *out)
 {
     const pl_decoder *d = m->weights;
     const pl_decoder_config *c = &d->cfg;
-    fprintf(out, "attention           %s (%d query heads, %d key/value heads)\n",
-            c->n_kv_head == c->n_head ? "multi-head" : "grouped-query", c->n_head, c->n_kv_head);
+    static const char *mlp_name[] = {"swiglu (silu gate)", "gelu (exact erf)", "gelu (tanh, GPT-2's gelu_new)"};
+    static const char *qkv_name[] = {"", ", fused q, k, v per head", ", fused [q | k | v]"};
+    fprintf(out, "attention           %s (%d query heads, %d key/value heads%s)\n",
+            c->n_kv_head == c->n_head ? "multi-head" : "grouped-query", c->n_head, c->n_kv_head, qkv_name[c->qkv]);
     fprintf(out, "norm_eps            %g\n", (double)c->norm_eps);
-    fprintf(out, "mlp                 %s\n", c->mlp == PL_MLP_SWIGLU ? "swiglu (silu gate)" : "gelu (exact erf)");
+    fprintf(out, "mlp                 %s\n", mlp_name[c->mlp]);
     fprintf(out, "residual            %s\n", c->parallel_residual ? "parallel (x + attn(ln1 x) + mlp(ln2 x))"
                                                                    : "sequential");
-    fprintf(out, "rotary              %d of %d dims per head, %s\n", c->rot_dim, c->head_dim,
-            c->rope_interleaved ? "interleaved pairs (llama2.c)" : "rotate-half (HF)");
+    if (d->pos_embed)
+        fprintf(out, "positions           learned (%d position embeddings)\n", d->n_pos_embed);
+    if (c->rot_dim)
+        fprintf(out, "rotary              %d of %d dims per head, %s\n", c->rot_dim, c->head_dim,
+                c->rope_interleaved ? "interleaved pairs (llama2.c)" : "rotate-half (HF)");
     fprintf(out, "tied_embeddings     %s\n", c->tied ? "yes" : "no");
 }
 

@@ -1,52 +1,83 @@
-/* Rotary decoders: the block of Llama (and Mistral, Qwen2, llama2.c checkpoints) and of GPT-NeoX,
- * which differ only in the choices below. The family files (llama.c, neox.c) and the llama2.c format
- * fill a pl_decoder from their config and tensors; decoder.c computes it behind plateau/forward.h.
+/* The decoder: the one forward pass of every family (GPT-2, Llama, Mistral, Qwen2, GPT-NeoX and
+ * llama2.c checkpoints), which differ only in the choices below. A family file (families/) or a
+ * format (formats/llama2c.c) fills a pl_decoder from its config and tensors; decoder.c computes it
+ * behind plateau/forward.h.
  *
+ * Resid index 0: embed[tok] (+ pos_embed[t] when the family learns positions: GPT-2).
  * Block l (resid x -> x'), with h = norm_1(x):
- *   attention:  q = h Wq^T + bq, k = h Wk^T + bk, v = h Wv^T + bv; RoPE on q and k at each position;
+ *   attention:  q = h Wq + bq, k = h Wk + bk, v = h Wv + bv (separate, or one fused matrix laid out
+ *               per head [q, k, v] (GPT-NeoX) or as blocks [q | k | v] (GPT-2)); RoPE on the first
+ *               rot_dim dims of each head of q and k (none when rot_dim = 0);
  *               a = causal softmax(q k^T / sqrt(head_dim)) v (query head i reads key/value head
- *               i / (H / KVH)); o = a Wo^T + bo
- *   MLP:        swiglu:   m(y) = Wdown (silu(Wgate y) * (Wup y))
- *               gelu_erf: m(y) = Wdown gelu(Wup y + bup) + bdown
- *   sequential: x' = x + o, then x' += m(norm_2(x'))             (Llama, NeoX use_parallel_residual=false)
+ *               i / (H / KVH)); o = a Wo + bo
+ *   MLP:        swiglu:    m(y) = Wdown (silu(Wgate y) * (Wup y))
+ *               gelu_erf:  m(y) = Wdown gelu(Wup y + bup) + bdown
+ *               gelu_tanh: the same with GPT-2's tanh GELU ("gelu_new")
+ *   sequential: x' = x + o, then x' += m(norm_2(x'))             (GPT-2, Llama, NeoX sequential)
  *   parallel:   x' = x + o + m(norm_2(x))                        (NeoX use_parallel_residual=true)
- * Logits: norm_f(x_L) Wunembed^T. Norms: RMSNorm (weight) or LayerNorm (weight and bias). */
+ * Logits: norm_f(x_L) Wunembed^T. Norms: RMSNorm (weight) or LayerNorm (weight and bias).
+ *
+ * Each weight matrix keeps the layout of its file (pl_dec_mat.layout): PyTorch nn.Linear [out, in]
+ * (y = x W^T, pl_op_linear) or HF Conv1D [in, out] (y = x W, pl_op_matmul, GPT-2). The weights stay
+ * where they were loaded (mmapped or converted), and each layout keeps its own sgemm orientation.
+ *
+ * Later choices (Gemma 2's post-norms, (1+w) RMSNorm, soft-capping, GeGLU, embedding scale,
+ * sliding windows; a backward pass) belong here as further fields of pl_decoder_config, read by the
+ * same forward. */
 #ifndef PLATEAU_DECODER_H
 #define PLATEAU_DECODER_H
 
 #include "../model_internal.h"
 
-enum { PL_MLP_SWIGLU, PL_MLP_GELU_ERF };
+enum { PL_MLP_SWIGLU, PL_MLP_GELU_ERF, PL_MLP_GELU_TANH };
+/* How q, k and v come out of the attention's input projection. */
+enum {
+    PL_QKV_SEPARATE,     /* q, k, v: three matrices */
+    PL_QKV_FUSED_HEADS,  /* qkv [3*H*hd]: per head [q, k, v] (GPT-NeoX's query_key_value) */
+    PL_QKV_FUSED_BLOCKS, /* qkv [3*H*hd]: [q | k | v], each H*hd wide (GPT-2's c_attn) */
+};
+/* A weight matrix's layout in memory. */
+enum {
+    PL_LAYOUT_OUT_IN, /* [out, in]: PyTorch nn.Linear (y = x W^T); the zero default */
+    PL_LAYOUT_IN_OUT, /* [in, out]: HF Conv1D (y = x W) */
+};
 
 typedef struct {
     int n_layer, d_model, n_head, n_kv_head, head_dim, d_mlp, n_vocab, n_ctx;
     int norm;              /* PL_NORM_RMSNORM or PL_NORM_LAYERNORM */
     float norm_eps;
     int mlp;               /* PL_MLP_* */
+    int qkv;               /* PL_QKV_* */
     int parallel_residual;
-    int rot_dim;           /* rotary dims per head (even, <= head_dim) */
+    int rot_dim;           /* rotary dims per head (even, <= head_dim); 0: no RoPE */
     int rope_interleaved;  /* llama2.c's pairs (2k, 2k+1); else HF's rotate-half */
-    float *inv_freq;       /* [rot_dim / 2], any rope scaling applied; owned */
+    float *inv_freq;       /* [rot_dim / 2], any rope scaling applied; owned (NULL when rot_dim = 0) */
     int tied;              /* unembedding = token embedding */
 } pl_decoder_config;
 
+/* One weight matrix and its bias: w [out, in] or [in, out] (layout), b [out] or NULL. */
+typedef struct {
+    const float *w, *b;
+    int layout; /* PL_LAYOUT_* */
+} pl_dec_mat;
+
 typedef struct {
     const float *norm1_w, *norm1_b; /* [C] (b: LayerNorm only) */
-    const float *q_w, *q_b;         /* [H*hd, C], [H*hd] or NULL */
-    const float *k_w, *k_b;         /* [KVH*hd, C], [KVH*hd] or NULL */
-    const float *v_w, *v_b;         /* [KVH*hd, C], [KVH*hd] or NULL */
-    const float *qkv_w, *qkv_b;     /* GPT-NeoX's fused [H*3*hd, C]: per head q, k, v (q_w.. are NULL) */
-    const float *o_w, *o_b;         /* [C, H*hd], [C] or NULL */
+    pl_dec_mat q, k, v;             /* PL_QKV_SEPARATE: out H*hd, KVH*hd, KVH*hd; in C */
+    pl_dec_mat qkv;                 /* PL_QKV_FUSED_*: out 3*H*hd, in C */
+    pl_dec_mat o;                   /* out C, in H*hd */
     const float *norm2_w, *norm2_b; /* [C] */
-    const float *gate_w;            /* swiglu: [I, C] */
-    const float *up_w, *up_b;       /* [I, C], [I] or NULL */
-    const float *down_w, *down_b;   /* [C, I], [C] or NULL */
+    pl_dec_mat gate;                /* swiglu: out I, in C */
+    pl_dec_mat up;                  /* out I, in C */
+    pl_dec_mat down;                /* out C, in I */
 } pl_decoder_block;
 
 typedef struct {
     pl_decoder_config cfg;
     pl_decoder_block *blocks;        /* [L] */
     const float *embed;              /* [V, C] */
+    const float *pos_embed;          /* [n_positions, C] learned positions (GPT-2's wpe), or NULL */
+    int n_pos_embed;                 /* its rows (counted in the parameters) */
     const float *normf_w, *normf_b;  /* [C] */
     const float *unembed;            /* [V, C] */
 } pl_decoder;

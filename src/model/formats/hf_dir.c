@@ -1,5 +1,6 @@
-/* Hugging Face model dirs (hf_dir.h): config.json, model_type dispatch, and the safetensors weights,
- * single-file or sharded. */
+/* Hugging Face model dirs (hf_dir.h): config.json, and the safetensors weights, single-file or
+ * sharded, matched against a family's tensor table. Which family reads a dir is the registry's
+ * business (registry.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../families/families.h"
 #include "hf_dir.h"
 #include "plateau/error.h"
 #include "plateau/fileio.h"
@@ -163,7 +163,12 @@ int pl_hf_want_add(pl_hf_wants *w, const float **dst, int optional, int ndim, in
     it->shape[1] = d1;
     it->dst = dst;
     it->optional = optional;
-    it->why = why;
+    it->why = strdup(why);
+    if (!it->why) {
+        free((char *)it->name);
+        return pl_fail("out of memory (tensor table)");
+    }
+    it->found_in = NULL;
     *dst = NULL;
     w->n++;
     return PL_OK;
@@ -171,8 +176,10 @@ int pl_hf_want_add(pl_hf_wants *w, const float **dst, int optional, int ndim, in
 
 void pl_hf_wants_free(pl_hf_wants *w)
 {
-    for (int i = 0; i < w->n; i++)
+    for (int i = 0; i < w->n; i++) {
         free((char *)w->items[i].name);
+        free((char *)w->items[i].why);
+    }
     free(w->items);
     memset(w, 0, sizeof *w);
 }
@@ -314,88 +321,127 @@ done:
     return rc;
 }
 
-int pl_hf_load_tensors(pl_model *m, const char *dir, const pl_hf_wants *wants, const char *family,
-                       int (*ignored)(const char *name))
+/* The want a file tensor NAME stands for: its index, or -1 (names->prefix is removed first). */
+static int want_of(const pl_hf_wants *wants, const pl_hf_names *names, const char *name)
 {
-    pl_hf_files tf = {0};
-    const st_tensor **found = NULL;
-    const char **found_in = NULL;
-    int rc = PL_ERR;
-    if (pl_hf_open_files(m, dir, &tf) != PL_OK)
-        goto done;
-    found = pl_calloc((size_t)(wants->n ? wants->n : 1), sizeof *found, "tensor slots");
-    found_in = pl_calloc((size_t)(wants->n ? wants->n : 1), sizeof *found_in, "tensor slots");
-    if (!found || !found_in)
-        goto done;
+    size_t plen = names->prefix ? strlen(names->prefix) : 0;
+    if (plen && !strncmp(name, names->prefix, plen))
+        name += plen;
+    for (int slot = 0; slot < wants->n; slot++)
+        if (!strcmp(wants->items[slot].name, name))
+            return slot;
+    return -1;
+}
+
+/* Match every tensor of the files against WANTS: found[slot] and its file, or the one-line error.
+ * *IGNORED counts the skipped buffers. */
+static int match_tensors(const pl_model *m, const pl_hf_files *tf, const pl_hf_wants *wants, const pl_hf_names *names,
+                         const st_tensor **found, const char **found_in, int *ignored)
+{
     char shape_buf[2][ST_MAX_DIMS * 24 + 4];
-    for (int f = 0; f < tf.n; f++) {
-        const st_file *sf = &tf.files[f];
+    size_t plen = names->prefix ? strlen(names->prefix) : 0;
+    for (int f = 0; f < tf->n; f++) {
+        const st_file *sf = &tf->files[f];
         for (int i = 0; i < sf->n_tensors; i++) {
             const st_tensor *t = &sf->tensors[i];
-            int slot = 0;
-            while (slot < wants->n && strcmp(wants->items[slot].name, t->name))
-                slot++;
-            if (slot == wants->n) {
-                if (ignored && ignored(t->name))
+            int slot = want_of(wants, names, t->name);
+            if (slot < 0) {
+                const char *bare = plen && !strncmp(t->name, names->prefix, plen) ? t->name + plen : t->name;
+                int u = names->unknown ? names->unknown(m, sf->path, bare) : 0;
+                if (u == PL_ERR)
+                    return PL_ERR;
+                if (u == 1) {
+                    (*ignored)++;
                     continue;
-                pl_fail("%s: unexpected tensor '%s' (not a %s tensor of this config.json)", sf->path, t->name,
-                        family);
-                goto done;
+                }
+                return pl_fail("%s: unexpected tensor '%s' (not a %s tensor of this config.json)", sf->path, t->name,
+                               names->family);
             }
             const pl_hf_want *w = &wants->items[slot];
-            if (found[slot]) {
-                pl_fail("%s: tensor '%s' appears twice (also in %s)", sf->path, t->name, found_in[slot]);
-                goto done;
-            }
+            if (found[slot] && strcmp(found[slot]->name, t->name)) /* with and without the prefix */
+                return pl_fail("%s: tensor '%s' appears twice (as '%s' and '%s')", sf->path, w->name, found[slot]->name,
+                               t->name);
+            if (found[slot])
+                return pl_fail("%s: tensor '%s' appears twice (also in %s)", sf->path, t->name, found_in[slot]);
             found[slot] = t;
             found_in[slot] = sf->path;
             if (t->ndim != w->ndim || t->shape[0] != w->shape[0] || (w->ndim == 2 && t->shape[1] != w->shape[1])) {
                 pl_hf_format_shape(shape_buf[0], sizeof shape_buf[0], w->ndim, w->shape);
                 pl_hf_format_shape(shape_buf[1], sizeof shape_buf[1], t->ndim, t->shape);
-                pl_fail("%s: tensor '%s': expected shape %s from config.json (%s), found %s", sf->path, t->name,
-                        shape_buf[0], w->why, shape_buf[1]);
-                goto done;
+                return pl_fail("%s: tensor '%s': expected shape %s from config.json (%s), found %s", sf->path, t->name,
+                               shape_buf[0], w->why, shape_buf[1]);
             }
-            if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
-                pl_fail("%s: tensor '%s': dtype %s is not supported for weights (F32, F16 or BF16)", sf->path,
-                        t->name, st_dtype_name(t->dtype));
-                goto done;
-            }
+            if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16)
+                return pl_fail("%s: tensor '%s': dtype %s is not supported for weights (F32, F16 or BF16)", sf->path,
+                               t->name, st_dtype_name(t->dtype));
         }
     }
+    return PL_OK;
+}
+
+/* The format's lines of `plateau info`: tensors (weights, tied copies, skipped buffers), dtypes,
+ * weight files and their bytes. */
+static void describe_files(pl_model *m, const pl_hf_files *tf, const pl_hf_wants *wants, int ignored)
+{
+    int n_tensors = 0, n_weights = 0, counts[ST_F8_E5M2 + 1] = {0};
+    char tied[128] = "", dtypes[256] = "";
     for (int s = 0; s < wants->n; s++) {
         const pl_hf_want *w = &wants->items[s];
-        if (!found[s] && !w->optional) {
-            pl_fail("%s: missing tensor '%s' (%s, config.json: %s)", tf.missing_in, w->name, family, w->why);
+        if (w->found_in && w->optional != PL_HF_TIED)
+            n_weights++;
+        else if (w->found_in) { /* "lm_head.weight" -> ", tied lm_head" */
+            size_t len = strlen(tied), n = strlen(w->name);
+            n -= n > 7 && !strcmp(w->name + n - 7, ".weight") ? 7 : 0;
+            snprintf(tied + len, sizeof tied - len, ", tied %.*s", (int)n, w->name);
+        }
+    }
+    for (int f = 0; f < tf->n; f++)
+        for (int i = 0; i < tf->files[f].n_tensors; i++, n_tensors++)
+            counts[tf->files[f].tensors[i].dtype]++;
+    for (int d = 0; d <= ST_F8_E5M2; d++)
+        if (counts[d]) {
+            size_t len = strlen(dtypes);
+            snprintf(dtypes + len, sizeof dtypes - len, "%s%s x%d", len ? ", " : "", st_dtype_name((st_dtype)d),
+                     counts[d]);
+        }
+    pl_model_describe_add(m, "tensors", "%d (%d weights%s, %d ignored buffers)", n_tensors, n_weights, tied, ignored);
+    pl_model_describe_add(m, "dtypes", "%s", dtypes);
+    pl_model_describe_add(m, "weight_files", "%d (%s)", tf->n,
+                          tf->n == 1 ? "model.safetensors" : "sharded, sha256 over the shards in name order");
+    size_t bytes = 0;
+    for (int i = 0; i < m->n_files; i++)
+        bytes += m->files[i].size;
+    pl_model_describe_add(m, "file_bytes", "%zu", bytes);
+}
+
+int pl_hf_load_tensors(pl_model *m, const char *dir, pl_hf_wants *wants, const pl_hf_names *names)
+{
+    pl_hf_files tf = {0};
+    const st_tensor **found = NULL;
+    const char **found_in = NULL;
+    int rc = PL_ERR, ignored = 0;
+    if (pl_hf_open_files(m, dir, &tf) != PL_OK)
+        goto done;
+    found = pl_calloc((size_t)(wants->n ? wants->n : 1), sizeof *found, "tensor slots");
+    found_in = pl_calloc((size_t)(wants->n ? wants->n : 1), sizeof *found_in, "tensor slots");
+    if (!found || !found_in || match_tensors(m, &tf, wants, names, found, found_in, &ignored) != PL_OK)
+        goto done;
+    for (int s = 0; s < wants->n; s++) {
+        pl_hf_want *w = &wants->items[s];
+        if (!found[s] && w->optional == PL_HF_REQUIRED) {
+            pl_fail("%s: missing tensor '%s' (%s, config.json: %s)", tf.missing_in, w->name, names->family, w->why);
             goto done;
         }
         if (!found[s])
             continue;
         const st_tensor *t = found[s];
         size_t n = (t->end - t->begin) / st_dtype_size(t->dtype);
-        *w->dst = pl_model_weight_f32(m, found_in[s], t->name, t->dtype, t->data, n);
-        if (!*w->dst)
+        w->found_in = found_in[s]; /* m->files' path and map: live as long as m */
+        w->raw = t->data, w->dtype = t->dtype, w->numel = n;
+        if (w->optional != PL_HF_TIED && !(*w->dst = pl_model_weight_f32(m, found_in[s], t->name, t->dtype, t->data, n)))
             goto done;
     }
-    pl_model_describe_add(m, "weight_files", "%d (%s)", tf.n, tf.n == 1 ? "model.safetensors" : "sharded, sha256 over the shards in name order");
-    {
-        int counts[ST_F8_E5M2 + 1] = {0};
-        for (int f = 0; f < tf.n; f++)
-            for (int i = 0; i < tf.files[f].n_tensors; i++)
-                counts[tf.files[f].tensors[i].dtype]++;
-        char dtypes[256] = "";
-        for (int d = 0; d <= ST_F8_E5M2; d++)
-            if (counts[d]) {
-                size_t len = strlen(dtypes);
-                snprintf(dtypes + len, sizeof dtypes - len, "%s%s x%d", len ? ", " : "", st_dtype_name((st_dtype)d),
-                         counts[d]);
-            }
-        pl_model_describe_add(m, "dtypes", "%s", dtypes);
-        size_t bytes = 0;
-        for (int i = 0; i < m->n_files; i++)
-            bytes += m->files[i].size;
-        pl_model_describe_add(m, "file_bytes", "%zu", bytes);
-    }
+    describe_files(m, &tf, wants, ignored);
     rc = PL_OK;
 done:
     free(found);
@@ -404,31 +450,21 @@ done:
     return rc;
 }
 
-/* ------------------------------------------------------------ dispatch */
-
-int pl_hf_open(pl_model *m, const char *dir)
+int pl_hf_same_values(const pl_hf_want *a, const pl_hf_want *b)
 {
-    char *config_path = pl_hf_path(dir, "config.json");
-    if (!config_path)
-        return PL_ERR;
-    pl_hf_config c;
-    int rc = pl_hf_config_read(&c, config_path);
-    if (rc == PL_OK) {
-        const char *type;
-        rc = pl_hf_str(&c, "model_type", "gpt2", &type);
-        if (rc != PL_OK)
-            ;
-        else if (!strcmp(type, "gpt2"))
-            rc = pl_gpt2_open(m, dir, &c);
-        else if (!strcmp(type, "llama") || !strcmp(type, "mistral") || !strcmp(type, "qwen2"))
-            rc = pl_llama_open(m, dir, &c, type);
-        else if (!strcmp(type, "gpt_neox"))
-            rc = pl_neox_open(m, dir, &c);
-        else
-            rc = pl_fail("%s: model_type \"%.60s\" is not supported (gpt2, llama, mistral, qwen2, gpt_neox)",
-                         config_path, type);
+    if (a->numel != b->numel)
+        return 0;
+    if (a->dtype == b->dtype)
+        return !memcmp(a->raw, b->raw, a->numel * st_dtype_size(a->dtype));
+    enum { CHUNK = 4096 };
+    float fa[CHUNK], fb[CHUNK];
+    size_t sa = st_dtype_size(a->dtype), sb = st_dtype_size(b->dtype);
+    for (size_t i = 0; i < a->numel; i += CHUNK) {
+        size_t n = a->numel - i < CHUNK ? a->numel - i : CHUNK;
+        st_to_f32(a->dtype, (const uint8_t *)a->raw + i * sa, n, fa);
+        st_to_f32(b->dtype, (const uint8_t *)b->raw + i * sb, n, fb);
+        if (memcmp(fa, fb, n * sizeof(float)))
+            return 0;
     }
-    pl_hf_config_free(&c);
-    free(config_path);
-    return rc;
+    return 1;
 }

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "../model_internal.h"
+#include "plateau/safetensors.h"
 
 /* ---- config.json keys. Each error names the file and the key. ---- */
 typedef struct {
@@ -39,14 +40,26 @@ char *pl_hf_path(const char *dir, const char *file);
 /* "[d0, d1, ...]" of a tensor shape, for messages. */
 void pl_hf_format_shape(char *out, size_t cap, int ndim, const int64_t *shape);
 
+enum { PL_HF_REQUIRED, PL_HF_OPTIONAL, PL_HF_TIED };
+
 typedef struct {
     const char *name;     /* the family's name for it (without any prefix) */
     int ndim;
     int64_t shape[2];
     const float **dst;    /* receives the fp32 pointer */
-    int optional;         /* may be absent (*dst stays NULL) */
+    int optional;         /* PL_HF_REQUIRED; PL_HF_OPTIONAL: may be absent (*dst stays NULL); PL_HF_TIED:
+                             optional, and when present a copy of another tensor (a tied head) */
     const char *why;      /* the config keys the shape follows from, for messages */
+    /* After pl_hf_load_tensors, when present: the file that holds it (m->files' path) and its bytes
+     * there. A PL_HF_TIED tensor is not converted (*dst stays NULL): pl_hf_same_values compares it. */
+    const char *found_in;
+    const void *raw;
+    st_dtype dtype;
+    size_t numel;
 } pl_hf_want;
+
+/* Whether two found tensors hold the same values (same dtype: the same bytes; else the same fp32). */
+int pl_hf_same_values(const pl_hf_want *a, const pl_hf_want *b);
 
 /* A growable list of wanted tensors (names owned by the list). */
 typedef struct {
@@ -69,10 +82,18 @@ typedef struct {
 int pl_hf_open_files(pl_model *m, const char *dir, pl_hf_files *tf);
 void pl_hf_files_free(pl_hf_files *tf);
 
+/* How a family's tensors are named in its files. */
+typedef struct {
+    const char *family; /* in messages ("not a gpt2 tensor of this config.json") */
+    const char *prefix; /* an export's prefix a file name may carry ("transformer."), or NULL */
+    /* A file tensor (prefix removed) that no want names: 1 skip it (a buffer such as a causal mask
+     * or a rotary table), 0 unexpected, PL_ERR a message of the family's own. NULL: all unexpected. */
+    int (*unknown)(const pl_model *m, const char *file, const char *name);
+} pl_hf_names;
+
 /* Open DIR's weights (single or sharded, each file mapped into m), match every file tensor against
- * WANTS (a name IGNORED accepts is skipped: buffers such as rotary inv_freq tables), check shapes and
- * dtypes (F32, F16, BF16), and fill every *dst. FAMILY names the family in messages. */
-int pl_hf_load_tensors(pl_model *m, const char *dir, const pl_hf_wants *wants, const char *family,
-                       int (*ignored)(const char *name));
+ * WANTS by NAMES, check shapes and dtypes (F32, F16, BF16), and fill every *dst and found_in. Adds
+ * the format's lines of `plateau info` (tensors, dtypes, weight files, bytes). */
+int pl_hf_load_tensors(pl_model *m, const char *dir, pl_hf_wants *wants, const pl_hf_names *names);
 
 #endif

@@ -154,19 +154,19 @@ int pl_llama2c_open(pl_model *m, const char *path)
     int rc;
     if (h.version == 0) {
         rc = !(d->embed = take(&c, "token_embedding_table", V * D)) ||
-             take_layers(&c, d, FIELD(norm1_w), "rms_att_weight", D) || take_layers(&c, d, FIELD(q_w), "wq", D * D) ||
-             take_layers(&c, d, FIELD(k_w), "wk", KV * D) || take_layers(&c, d, FIELD(v_w), "wv", KV * D) ||
-             take_layers(&c, d, FIELD(o_w), "wo", D * D) || take_layers(&c, d, FIELD(norm2_w), "rms_ffn_weight", D) ||
-             take_layers(&c, d, FIELD(gate_w), "w1", F * D) || take_layers(&c, d, FIELD(down_w), "w2", D * F) ||
-             take_layers(&c, d, FIELD(up_w), "w3", F * D) || !(d->normf_w = take(&c, "rms_final_weight", D));
+             take_layers(&c, d, FIELD(norm1_w), "rms_att_weight", D) || take_layers(&c, d, FIELD(q.w), "wq", D * D) ||
+             take_layers(&c, d, FIELD(k.w), "wk", KV * D) || take_layers(&c, d, FIELD(v.w), "wv", KV * D) ||
+             take_layers(&c, d, FIELD(o.w), "wo", D * D) || take_layers(&c, d, FIELD(norm2_w), "rms_ffn_weight", D) ||
+             take_layers(&c, d, FIELD(gate.w), "w1", F * D) || take_layers(&c, d, FIELD(down.w), "w2", D * F) ||
+             take_layers(&c, d, FIELD(up.w), "w3", F * D) || !(d->normf_w = take(&c, "rms_final_weight", D));
         c.p += (size_t)h.seq_len * hs; /* freq_cis_real, freq_cis_imag: run.c computes RoPE itself too */
     } else {
         rc = take_layers(&c, d, FIELD(norm1_w), "attention_norm", D) ||
              take_layers(&c, d, FIELD(norm2_w), "ffn_norm", D) || !(d->normf_w = take(&c, "norm", D)) ||
-             !(d->embed = take(&c, "tok_embeddings", V * D)) || take_layers(&c, d, FIELD(q_w), "wq", D * D) ||
-             take_layers(&c, d, FIELD(k_w), "wk", KV * D) || take_layers(&c, d, FIELD(v_w), "wv", KV * D) ||
-             take_layers(&c, d, FIELD(o_w), "wo", D * D) || take_layers(&c, d, FIELD(gate_w), "w1", F * D) ||
-             take_layers(&c, d, FIELD(down_w), "w2", D * F) || take_layers(&c, d, FIELD(up_w), "w3", F * D);
+             !(d->embed = take(&c, "tok_embeddings", V * D)) || take_layers(&c, d, FIELD(q.w), "wq", D * D) ||
+             take_layers(&c, d, FIELD(k.w), "wk", KV * D) || take_layers(&c, d, FIELD(v.w), "wv", KV * D) ||
+             take_layers(&c, d, FIELD(o.w), "wo", D * D) || take_layers(&c, d, FIELD(gate.w), "w1", F * D) ||
+             take_layers(&c, d, FIELD(down.w), "w2", D * F) || take_layers(&c, d, FIELD(up.w), "w3", F * D);
     }
 #undef FIELD
     if (rc)
