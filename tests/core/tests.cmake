@@ -13,3 +13,11 @@ set_tests_properties(forward_vs_numpy PROPERTIES TIMEOUT 600)
 plateau_test(forward_families ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_families.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward> --groups $<TARGET_FILE:check_groups>)
 set_tests_properties(forward_families PROPERTIES TIMEOUT 600 COST 35)
+
+# GPT-2 through the one decoder against the old GPT-2 forward, bit for bit (issue 16). The old
+# forward lives only here (gpt2_legacy.c), with src/model's internal headers.
+add_executable(gpt2_bitwise ${CMAKE_CURRENT_LIST_DIR}/gpt2_bitwise.c ${CMAKE_CURRENT_LIST_DIR}/gpt2_legacy.c)
+target_include_directories(gpt2_bitwise PRIVATE ${PROJECT_SOURCE_DIR}/src/model)
+target_link_libraries(gpt2_bitwise PRIVATE plateau_model)
+plateau_test(forward_gpt2_bitwise ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_gpt2_bitwise.py
+  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:gpt2_bitwise>)
