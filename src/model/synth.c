@@ -184,20 +184,27 @@ static int utf8_put(char *out, unsigned cp)
     return 2; /* bytes_to_unicode never exceeds U+0143 */
 }
 
-/* GPT-2's vocab.json and merges.txt shape: ids 0..255 are the bytes in bytes_to_unicode's order,
- * then one token per merge, then <|endoftext|> as the last id. Merges grow lowercase words and
- * "Ġ"-prefixed words, so ordinary English text exercises the merge loop. Fixed seed: the tokenizer
- * is the same whatever --seed the weights use. */
-static int write_synthetic_tokenizer(const char *out_dir, int n_vocab)
-{
-    int rc = PL_ERR;
-    json_t *vocab = json_object();
-    int n_merges = n_vocab - 257, n_tokens = 0;
-    char **tokens = pl_calloc((size_t)n_vocab, sizeof *tokens, "synthetic vocab");
-    out_file o = {0};
-    if (!vocab || !tokens)
-        goto done;
+/* The synthetic vocabulary as it grows: token -> id, id -> token. */
+typedef struct {
+    json_t *vocab;
+    char **tokens; /* [n_vocab] */
+    int n_tokens;
+    int id_of_byte[256];
+} synth_vocab;
 
+static int vocab_add(synth_vocab *sv, char *token)
+{
+    if (!token)
+        return pl_fail("out of memory (synthetic tokenizer)");
+    sv->tokens[sv->n_tokens++] = token; /* owned by sv from here */
+    if (json_object_set_new(sv->vocab, token, json_integer(sv->n_tokens - 1)))
+        return pl_fail("out of memory (synthetic tokenizer)");
+    return PL_OK;
+}
+
+/* Ids 0..255: the bytes in GPT-2's bytes_to_unicode order (printable bytes as themselves first). */
+static int byte_tokens(synth_vocab *sv)
+{
     int byte_order[256], n = 0, is_printable[256] = {0};
     for (int b = 33; b <= 126; b++) is_printable[b] = 1;
     for (int b = 161; b <= 172; b++) is_printable[b] = 1;
@@ -212,18 +219,23 @@ static int write_synthetic_tokenizer(const char *out_dir, int n_vocab)
     for (int i = 0; i < 256; i++) {
         char s[4] = {0};
         utf8_put(s, char_of[byte_order[i]]);
-        tokens[n_tokens] = strdup(s);
-        if (!tokens[n_tokens] || json_object_set_new(vocab, s, json_integer(n_tokens)))
-            goto oom;
-        n_tokens++;
+        if (vocab_add(sv, strdup(s)) != PL_OK)
+            return PL_ERR;
+        sv->id_of_byte[byte_order[i]] = i;
     }
+    return PL_OK;
+}
 
+/* merges.txt: N_MERGES distinct merges, each a new token. Merges grow lowercase words and
+ * "Ġ"-prefixed words, so ordinary English text exercises the merge loop. */
+static int write_merges(const char *out_dir, synth_vocab *sv, int n_merges, int n_vocab)
+{
+    out_file o = {0};
     if (out_open(&o, out_dir, "merges.txt") != PL_OK)
-        goto done;
+        return PL_ERR;
     fprintf(o.fp, "#version: 0.2\n");
-    int id_of_byte[256];
-    for (int i = 0; i < 256; i++)
-        id_of_byte[byte_order[i]] = i;
+    const int *id_of_byte = sv->id_of_byte;
+    char **tokens = sv->tokens;
     rng_t r;
     rng_seed(&r, 0x706c617465617531ull, "synthetic tokenizer");
     long attempts = 0;
@@ -233,59 +245,60 @@ static int write_synthetic_tokenizer(const char *out_dir, int n_vocab)
             left = tokens[id_of_byte[' ']], right = tokens[id_of_byte['a' + m]];
         } else {
             if (attempts > 100L * n_vocab + 1000) {
-                pl_fail("synth: could not build %d distinct merges", n_merges);
                 out_close(&o, 0);
-                goto done;
+                return pl_fail("synth: could not build %d distinct merges", n_merges);
             }
-            if (n_tokens > 256 && (rng_next(&r) & 3) != 0)
-                left = tokens[256 + rng_next(&r) % (uint64_t)(n_tokens - 256)];
+            if (sv->n_tokens > 256 && (rng_next(&r) & 3) != 0)
+                left = tokens[256 + rng_next(&r) % (uint64_t)(sv->n_tokens - 256)];
             else
                 left = tokens[id_of_byte['a' + rng_next(&r) % 26]];
             right = tokens[id_of_byte['a' + rng_next(&r) % 26]];
         }
         size_t len = strlen(left) + strlen(right);
         char *joined = pl_malloc(len + 1, "merge");
-        if (!joined)
-            goto oom;
-        snprintf(joined, len + 1, "%s%s", left, right);
-        if (json_object_get(vocab, joined) || len > 64) {
+        if (joined)
+            snprintf(joined, len + 1, "%s%s", left, right);
+        if (joined && (json_object_get(sv->vocab, joined) || len > 64)) {
             free(joined);
             continue;
         }
-        fprintf(o.fp, "%s %s\n", left, right);
-        tokens[n_tokens] = joined;
-        if (json_object_set_new(vocab, joined, json_integer(n_tokens)))
-            goto oom;
-        n_tokens++;
+        if (joined)
+            fprintf(o.fp, "%s %s\n", left, right);
+        if (vocab_add(sv, joined) != PL_OK) {
+            out_close(&o, 0);
+            return PL_ERR;
+        }
         m++;
     }
-    if (out_close(&o, 1) != PL_OK)
-        goto done;
-    o.fp = NULL;
-    if (json_object_set_new(vocab, "<|endoftext|>", json_integer(n_tokens)))
-        goto oom;
+    return out_close(&o, 1);
+}
 
-    if (out_open(&o, out_dir, "vocab.json") != PL_OK)
+/* GPT-2's vocab.json and merges.txt shape: ids 0..255 are the bytes in bytes_to_unicode's order,
+ * then one token per merge, then <|endoftext|> as the last id. Fixed seed: the tokenizer is the
+ * same whatever --seed the weights use. */
+static int write_synthetic_tokenizer(const char *out_dir, int n_vocab)
+{
+    synth_vocab sv = {json_object(), pl_calloc((size_t)n_vocab, sizeof(char *), "synthetic vocab"), 0, {0}};
+    int rc = PL_ERR;
+    if (!sv.vocab || !sv.tokens || byte_tokens(&sv) != PL_OK || write_merges(out_dir, &sv, n_vocab - 257, n_vocab))
         goto done;
-    int dump_failed = json_dumpf(vocab, o.fp, JSON_COMPACT) != 0;
-    if (out_close(&o, !dump_failed) != PL_OK) {
-        if (dump_failed)
-            pl_fail("%s: write failed", o.tmp);
+    if (json_object_set_new(sv.vocab, "<|endoftext|>", json_integer(sv.n_tokens))) {
+        pl_fail("out of memory (synthetic tokenizer)");
         goto done;
     }
-    o.fp = NULL;
-    rc = PL_OK;
-    goto done;
-oom:
-    pl_fail("out of memory (synthetic tokenizer)");
-    if (o.fp)
-        out_close(&o, 0);
+    out_file o;
+    if (out_open(&o, out_dir, "vocab.json") != PL_OK)
+        goto done;
+    int dump_failed = json_dumpf(sv.vocab, o.fp, JSON_COMPACT) != 0;
+    rc = out_close(&o, !dump_failed);
+    if (rc != PL_OK && dump_failed)
+        pl_fail("%s: write failed", o.tmp);
 done:
-    if (tokens)
-        for (int i = 0; i < n_tokens; i++)
-            free(tokens[i]);
-    free(tokens);
-    json_decref(vocab);
+    if (sv.tokens)
+        for (int i = 0; i < sv.n_tokens; i++)
+            free(sv.tokens[i]);
+    free(sv.tokens);
+    json_decref(sv.vocab);
     return rc;
 }
 
@@ -625,7 +638,7 @@ static int write_dir(const char *out_dir, const pl_synth_opts *o, const pl_synth
 
 int pl_synth(const char *out_dir, const pl_synth_opts *o)
 {
-    const pl_family *f = pl_family_find(o->family ? o->family : "gpt2");
+    const pl_family *f = pl_family_find(o->family ? o->family : pl_family_at(0)->model_type) /* the first row: GPT-2 */;
     if (!f)
         return pl_fail("synth: --family '%s' is not %s", o->family, pl_family_list(", ", " or "));
     pl_synth_dims d = {0};

@@ -180,6 +180,82 @@ static int is_mask_buffer(const char *name)
            (!strcmp(kind, "bias") || !strcmp(kind, "masked_bias"));
 }
 
+/* Every tensor of F against the manifest: matches, mismatches and extras counted (and printed). */
+static int check_tensors(const st_file *f, const char *st_path, manifest_entry *entries, int n_entries, FILE *out,
+                         pl_verify_result *res)
+{
+    for (int i = 0; i < f->n_tensors; i++) {
+        const st_tensor *t = &f->tensors[i];
+        manifest_entry *e = NULL;
+        for (int j = 0; j < n_entries && !e; j++)
+            if (!strcmp(entries[j].name, strip_prefix(t->name)))
+                e = &entries[j];
+        if (!e) {
+            fprintf(out, "not in manifest  %s\n", t->name);
+            res->n_extra++;
+            continue;
+        }
+        if (e->seen)
+            return pl_fail("%s: tensor '%s' appears twice (with and without the 'transformer.' prefix)", st_path,
+                           e->name);
+        e->seen = 1;
+        uint64_t f32_bytes = (t->end - t->begin) / st_dtype_size(t->dtype) * 4;
+        if (f32_bytes != e->nbytes) {
+            fprintf(out, "size  %s: manifest has %" PRIu64 " bytes, file has %" PRIu64 " (as F32)\n", e->name,
+                    e->nbytes, f32_bytes);
+            res->n_mismatch++;
+            continue;
+        }
+        char hash[65];
+        if (tensor_sha256(t, hash) != PL_OK)
+            return PL_ERR;
+        if (strcmp(hash, e->hash)) {
+            fprintf(out, "mismatch  %s\n", e->name);
+            res->n_mismatch++;
+        } else {
+            res->n_match++;
+        }
+    }
+    return PL_OK;
+}
+
+/* The manifest's entries the file did not hold: a tied lm_head checked against wte, absent mask
+ * buffers, and the missing ones. */
+static int check_unseen(const st_file *f, manifest_entry *entries, int n_entries, FILE *out, pl_verify_result *res)
+{
+    /* HF's export drops lm_head.weight because GPT-2 ties it to wte: check the manifest's entry
+     * against wte.weight then. */
+    const st_tensor *wte = st_find(f, "wte.weight") ? st_find(f, "wte.weight") : st_find(f, "transformer.wte.weight");
+    for (int j = 0; j < n_entries; j++)
+        if (!entries[j].seen && !strcmp(entries[j].name, "lm_head.weight") && wte &&
+            (wte->end - wte->begin) / st_dtype_size(wte->dtype) * 4 == entries[j].nbytes) {
+            char hash[65];
+            if (tensor_sha256(wte, hash) != PL_OK)
+                return PL_ERR;
+            entries[j].seen = 1;
+            if (strcmp(hash, entries[j].hash)) {
+                fprintf(out, "mismatch  lm_head.weight (tied: checked against %s)\n", wte->name);
+                res->n_mismatch++;
+            } else {
+                res->n_match++;
+            }
+        }
+    /* The causal-mask buffers are constants, not weights: exports made with newer transformers
+     * versions leave them out (non-persistent buffers), and the model is complete without them. */
+    for (int j = 0; j < n_entries; j++) {
+        if (entries[j].seen)
+            continue;
+        if (is_mask_buffer(entries[j].name)) {
+            fprintf(out, "absent buffer  %s: causal mask, not a weight\n", entries[j].name);
+            res->n_absent_buffers++;
+        } else {
+            fprintf(out, "missing  %s\n", entries[j].name);
+            res->n_missing++;
+        }
+    }
+    return PL_OK;
+}
+
 int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_verify_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -201,75 +277,9 @@ int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_ve
         free_manifest(entries, n_entries);
         return PL_ERR;
     }
-    int rc = PL_OK;
-    for (int i = 0; i < f.n_tensors && rc == PL_OK; i++) {
-        const st_tensor *t = &f.tensors[i];
-        manifest_entry *e = NULL;
-        for (int j = 0; j < n_entries && !e; j++)
-            if (!strcmp(entries[j].name, strip_prefix(t->name)))
-                e = &entries[j];
-        if (!e) {
-            fprintf(out, "not in manifest  %s\n", t->name);
-            res->n_extra++;
-            continue;
-        }
-        if (e->seen) {
-            rc = pl_fail("%s: tensor '%s' appears twice (with and without the 'transformer.' prefix)", st_path,
-                         e->name);
-            break;
-        }
-        e->seen = 1;
-        uint64_t f32_bytes = (t->end - t->begin) / st_dtype_size(t->dtype) * 4;
-        if (f32_bytes != e->nbytes) {
-            fprintf(out, "size  %s: manifest has %" PRIu64 " bytes, file has %" PRIu64 " (as F32)\n", e->name,
-                    e->nbytes, f32_bytes);
-            res->n_mismatch++;
-            continue;
-        }
-        char hash[65];
-        if (tensor_sha256(t, hash) != PL_OK) {
-            rc = PL_ERR;
-            break;
-        }
-        if (strcmp(hash, e->hash)) {
-            fprintf(out, "mismatch  %s\n", e->name);
-            res->n_mismatch++;
-        } else {
-            res->n_match++;
-        }
-    }
-    /* HF's export drops lm_head.weight because GPT-2 ties it to wte: check the manifest's entry
-     * against wte.weight then. */
-    const st_tensor *wte = st_find(&f, "wte.weight") ? st_find(&f, "wte.weight") : st_find(&f, "transformer.wte.weight");
-    for (int j = 0; rc == PL_OK && j < n_entries; j++)
-        if (!entries[j].seen && !strcmp(entries[j].name, "lm_head.weight") && wte &&
-            (wte->end - wte->begin) / st_dtype_size(wte->dtype) * 4 == entries[j].nbytes) {
-            char hash[65];
-            if (tensor_sha256(wte, hash) != PL_OK) {
-                rc = PL_ERR;
-                break;
-            }
-            entries[j].seen = 1;
-            if (strcmp(hash, entries[j].hash)) {
-                fprintf(out, "mismatch  lm_head.weight (tied: checked against %s)\n", wte->name);
-                res->n_mismatch++;
-            } else {
-                res->n_match++;
-            }
-        }
-    /* The causal-mask buffers are constants, not weights: exports made with newer transformers
-     * versions leave them out (non-persistent buffers), and the model is complete without them. */
-    for (int j = 0; rc == PL_OK && j < n_entries; j++) {
-        if (entries[j].seen)
-            continue;
-        if (is_mask_buffer(entries[j].name)) {
-            fprintf(out, "absent buffer  %s: causal mask, not a weight\n", entries[j].name);
-            res->n_absent_buffers++;
-        } else {
-            fprintf(out, "missing  %s\n", entries[j].name);
-            res->n_missing++;
-        }
-    }
+    int rc = check_tensors(&f, st_path, entries, n_entries, out, res);
+    if (rc == PL_OK)
+        rc = check_unseen(&f, entries, n_entries, out, res);
     st_close(&f);
     free(st_path);
     free_manifest(entries, n_entries);
