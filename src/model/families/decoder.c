@@ -82,7 +82,7 @@ void pl_decoder_set_info(pl_model *m, const char *family, const char *format, in
 
 typedef struct {
     float *h;       /* [R, C] normalised input of a sublayer */
-    float *qkv;     /* [R, 3*H*hd] a fused projection, or NULL */
+    float *qkv;     /* [R, (H + 2 KVH) hd] a fused projection, or NULL */
     float *q;       /* [R, H*hd] (separate or per-head fused), or NULL */
     float *k, *v;   /* [R, KVH*hd] */
     float *att;     /* [R, H*hd] */
@@ -104,7 +104,7 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
 {
     const pl_decoder_config *c = &d->cfg;
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
-    size_t MLP = (size_t)c->d_mlp, fused = c->qkv != PL_QKV_SEPARATE ? 3 * qd : 0;
+    size_t MLP = (size_t)c->d_mlp, fused = c->qkv != PL_QKV_SEPARATE ? qd + 2 * kvd : 0;
     size_t split = c->qkv != PL_QKV_FUSED_BLOCKS ? qd + 2 * kvd : 0; /* blocks are read in place */
     size_t floats = R * (C + fused + split + qd + C + 2 * MLP + C) + (size_t)T * T + (size_t)T * c->rot_dim;
     float *p = pl_malloc(floats * sizeof(float), "activations");
@@ -154,10 +154,11 @@ static qkv_view project_qkv(const pl_decoder *d, const pl_decoder_block *b, int 
         apply(&b->k, s->k, s->h, R, C, kvd);
         apply(&b->v, s->v, s->h, R, C, kvd);
     } else {
-        apply(&b->qkv, s->qkv, s->h, R, C, 3 * qd);
+        size_t width = (size_t)qd + 2 * (size_t)kvd;
+        apply(&b->qkv, s->qkv, s->h, R, C, (int)width);
         if (c->qkv == PL_QKV_FUSED_BLOCKS) /* [q | k | v]: strided views, no copy */
-            p = (qkv_view){s->qkv, s->qkv + qd, s->qkv + 2 * qd, 3 * (size_t)qd, 3 * (size_t)qd};
-        else
+            p = (qkv_view){s->qkv, s->qkv + qd, s->qkv + qd + kvd, width, width};
+        else /* per head: H = KVH */
             for (int i = 0; i < R; i++) /* per head [q, k, v] -> three [H*hd] rows */
                 for (int j = 0; j < H; j++) {
                     const float *src = s->qkv + (size_t)i * 3 * qd + (size_t)j * 3 * hd;

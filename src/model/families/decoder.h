@@ -33,8 +33,8 @@ enum { PL_MLP_SWIGLU, PL_MLP_GELU_ERF, PL_MLP_GELU_TANH };
 /* How q, k and v come out of the attention's input projection. */
 enum {
     PL_QKV_SEPARATE,     /* q, k, v: three matrices */
-    PL_QKV_FUSED_HEADS,  /* qkv [3*H*hd]: per head [q, k, v] (GPT-NeoX's query_key_value) */
-    PL_QKV_FUSED_BLOCKS, /* qkv [3*H*hd]: [q | k | v], each H*hd wide (GPT-2's c_attn) */
+    PL_QKV_FUSED_HEADS,  /* qkv [3*H*hd]: per head [q, k, v] (GPT-NeoX's query_key_value; H = KVH) */
+    PL_QKV_FUSED_BLOCKS, /* qkv [(H + 2 KVH) hd]: [q | k | v] (GPT-2's c_attn) */
 };
 /* A weight matrix's layout in memory. */
 enum {
@@ -64,7 +64,7 @@ typedef struct {
 typedef struct {
     const float *norm1_w, *norm1_b; /* [C] (b: LayerNorm only) */
     pl_dec_mat q, k, v;             /* PL_QKV_SEPARATE: out H*hd, KVH*hd, KVH*hd; in C */
-    pl_dec_mat qkv;                 /* PL_QKV_FUSED_*: out 3*H*hd, in C */
+    pl_dec_mat qkv;                 /* PL_QKV_FUSED_*: out (H + 2 KVH) hd, in C */
     pl_dec_mat o;                   /* out C, in H*hd */
     const float *norm2_w, *norm2_b; /* [C] */
     pl_dec_mat gate;                /* swiglu: out I, in C */
