@@ -8,6 +8,9 @@
 #include "registry.h"
 #include "plateau/error.h"
 
+/* Each family file's code (families/<family>.c), and its rows. */
+extern const pl_family_code pl_gpt2_code, pl_llama_code, pl_neox_code;
+
 static const pl_family families[] = {
     {"gpt2", "GPT2LMHeadModel", &pl_gpt2_code, 0},
     {"llama", "LlamaForCausalLM", &pl_llama_code, PL_LLAMA_LLAMA},

@@ -79,8 +79,7 @@ const char *pl_family_list(const char *sep, const char *last_sep);
  * checked, m's info set. */
 int pl_family_open_hf(pl_model *m, const char *dir);
 
-/* The family files' code (families/<family>.c). */
-extern const pl_family_code pl_gpt2_code, pl_llama_code, pl_neox_code;
-enum { PL_LLAMA_LLAMA, PL_LLAMA_MISTRAL, PL_LLAMA_QWEN2 }; /* llama.c's variants */
+/* llama.c's variants (pl_family.variant of its rows). */
+enum { PL_LLAMA_LLAMA, PL_LLAMA_MISTRAL, PL_LLAMA_QWEN2 };
 
 #endif

@@ -87,7 +87,7 @@ typedef struct {
     float *k, *v;   /* [R, KVH*hd] */
     float *att;     /* [R, H*hd] */
     float *o;       /* [R, C] attention output */
-    float *a, *b;   /* [R, MLP] MLP hidden (gate, up) */
+    float *a, *b;   /* [R, MLP] MLP hidden (gate, up; b: gated MLPs only) */
     float *mo;      /* [R, C] MLP output */
     float *scores;  /* [T, T] */
     float *rope;    /* [T, rot_dim] the rotary table of the positions in flight */
@@ -106,7 +106,8 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
     size_t MLP = (size_t)c->d_mlp, fused = c->qkv != PL_QKV_SEPARATE ? qd + 2 * kvd : 0;
     size_t split = c->qkv != PL_QKV_FUSED_BLOCKS ? qd + 2 * kvd : 0; /* blocks are read in place */
-    size_t floats = R * (C + fused + split + qd + C + 2 * MLP + C) + (size_t)T * T + (size_t)T * c->rot_dim;
+    size_t gated = c->mlp == PL_MLP_SWIGLU ? MLP : 0; /* the second hidden (up) of a gated MLP */
+    size_t floats = R * (C + fused + split + qd + C + MLP + gated + C) + (size_t)T * T + (size_t)T * c->rot_dim;
     float *p = pl_malloc(floats * sizeof(float), "activations");
     if (!p)
         return PL_ERR;
@@ -119,7 +120,7 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
     s->att = p, p += R * qd;
     s->o = p, p += R * C;
     s->a = p, p += R * MLP;
-    s->b = p, p += R * MLP;
+    s->b = gated ? p : NULL, p += R * gated;
     s->mo = p, p += R * C;
     s->scores = p, p += (size_t)T * T;
     s->rope = p;
