@@ -1,5 +1,5 @@
 /* GPT-NeoX (model_type "gpt_neox", Pythia): config.json keys and the tensor table of HF's
- * GPTNeoXForCausalLM; the math is the rotary decoder of decoder.h with LayerNorm (weight and bias),
+ * GPTNeoXForCausalLM; the math is the decoder of decoder.h with LayerNorm (weight and bias),
  * partial rotate-half RoPE (rotary_pct of each head), exact-erf GELU MLP with biases, the fused
  * query_key_value projection laid out per head, parallel or sequential residual and an untied
  * embed_out; and what plateau synth writes for it. */

@@ -11,7 +11,7 @@
  *     rms_ffn [L, dim], rms_final [dim], token_embedding, wq, wk, wv, wo, w1, w2, w3 as above, then
  *     wcls when not shared (export.py's version1_export).
  *   version 2 (int8, Q8_0 groups) is refused.
- * Weights are [out, in] (y = W x), so the model is the rotary decoder of families/decoder.h with
+ * Weights are [out, in] (y = W x), so the model is the decoder of families/decoder.h with
  * RMSNorm eps 1e-5, SwiGLU, interleaved-pair RoPE (theta 10000) over whole heads, as run.c computes. */
 #include <stddef.h>
 #include <stdint.h>
