@@ -207,6 +207,34 @@ done:
     return rc;
 }
 
+/* Greedy decoding of STEPS tokens after IDS[N] (room for N + STEPS), each printed as it comes.
+ * One full forward per token: generate is a sanity check, not a hot path. */
+static int greedy_continue(const pl_model *m, const pl_tokenizer *tok, int *ids, size_t n, long steps)
+{
+    /* run.c ends a llama2.c generation at BOS (its sequence delimiter); the other tokenizers' models at
+     * their end-of-text token. */
+    int llama2c = !strcmp(pl_tokenizer_kind(tok), "llama2c");
+    int stop_id = llama2c ? pl_tokenizer_bos_id(tok) : pl_tokenizer_eos_id(tok);
+    for (long s = 0; s < steps; s++) {
+        pl_run run;
+        if (pl_forward(m, ids, (int)n, &run))
+            return PL_ERR;
+        int next = argmax(run.logits, pl_model_get_info(m)->n_vocab);
+        pl_run_free(&run);
+        if (next == stop_id)
+            break;
+        char *bytes;
+        size_t len;
+        if (pl_decode_next(tok, ids[n - 1], next, &bytes, &len))
+            return PL_ERR;
+        fwrite(bytes, 1, len, stdout);
+        free(bytes);
+        fflush(stdout);
+        ids[n++] = next;
+    }
+    return PL_OK;
+}
+
 int cmd_generate(int argc, char **argv)
 {
     int prepared = cli_prepare(&CLI_GENERATE, &argc, &argv);
@@ -256,32 +284,10 @@ int cmd_generate(int argc, char **argv)
         goto done;
     }
     ids = all;
-    /* run.c ends a llama2.c generation at BOS (its sequence delimiter); the other tokenizers' models at
-     * their end-of-text token. */
-    int llama2c = !strcmp(pl_tokenizer_kind(tok), "llama2c");
-    int stop_id = llama2c ? pl_tokenizer_bos_id(tok) : pl_tokenizer_eos_id(tok);
     fputs(text, stdout);
-    /* Greedy decoding, one full forward per token: generate is a sanity check, not a hot path. */
-    for (long s = 0; s < steps; s++) {
-        pl_run run;
-        if (pl_forward(m, ids, (int)n, &run)) {
-            cli_fail();
-            goto done;
-        }
-        int next = argmax(run.logits, pl_model_get_info(m)->n_vocab);
-        pl_run_free(&run);
-        if (next == stop_id)
-            break;
-        char *bytes;
-        size_t len;
-        if (pl_decode_next(tok, ids[n - 1], next, &bytes, &len)) {
-            cli_fail();
-            goto done;
-        }
-        fwrite(bytes, 1, len, stdout);
-        free(bytes);
-        fflush(stdout);
-        ids[n++] = next;
+    if (greedy_continue(m, tok, ids, n, steps) != PL_OK) {
+        cli_fail();
+        goto done;
     }
     putchar('\n');
     rc = PL_EXIT_OK;

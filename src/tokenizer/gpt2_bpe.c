@@ -71,6 +71,48 @@ static long unmap_token(const int byte_of_codepoint[324], const char *s, size_t 
 
 /* ---- loading ---- */
 
+/* vocab.json's entry KEY: VALUE (of N) into V, its token unmapped from the byte alphabet through
+ * SCRATCH (at least strlen(KEY) + 1 bytes). */
+static int vocab_entry(tok_strings *v, const char *path, const char *key, const json_t *value, size_t n,
+                       const int byte_of_codepoint[324], unsigned char *scratch)
+{
+    if (!json_is_integer(value))
+        return pl_fail("%s: key \"%s\": id is not an integer", path, key);
+    json_int_t id = json_integer_value(value);
+    if (id < 0 || (size_t)id >= n)
+        return pl_fail("%s: key \"%s\": id %lld outside 0..%zu (ids must be 0..N-1 for N tokens)", path, key,
+                       (long long)id, n - 1);
+    if (v->length[id] >= 0)
+        return pl_fail("%s: key \"%s\": id %lld is already used by another token", path, key, (long long)id);
+    uint32_t bad;
+    long len = unmap_token(byte_of_codepoint, key, strlen(key), scratch, &bad);
+    if (len < 0) {
+        char why[96];
+        describe_codepoint(why, sizeof why, bad);
+        return pl_fail("%s: key \"%s\": %s", path, key, why);
+    }
+    if (len == 0)
+        return pl_fail("%s: key \"\": empty token", path);
+    tok_strings_set(v, (int)id, (const char *)scratch, (size_t)len);
+    return PL_OK;
+}
+
+/* Every byte's single-byte token (byte-level BPE needs one for each of the 256). */
+static int byte_tokens(gpt2_bpe *g, const tok_strings *v, const char *path, const int byte_of_codepoint[324])
+{
+    for (int b = 0; b < 256; b++) {
+        char byte = (char)b;
+        g->byte_token[b] = tok_strings_find(v, &byte, 1);
+        if (g->byte_token[b] < 0) {
+            int cp = 0;
+            while (byte_of_codepoint[cp] != b)
+                cp++;
+            return pl_fail("%s: no token for byte 0x%02X (key \"\\u%04X\"): every byte needs a token", path, b, cp);
+        }
+    }
+    return PL_OK;
+}
+
 static int load_vocab(pl_tokenizer *tok, gpt2_bpe *g, const char *path, const int byte_of_codepoint[324])
 {
     json_error_t jerr;
@@ -108,54 +150,62 @@ static int load_vocab(pl_tokenizer *tok, gpt2_bpe *g, const char *path, const in
     if (!scratch || tok_strings_init(v, (int)n, total))
         goto done;
     json_object_foreach(root, key, value) {
-        if (!json_is_integer(value)) {
-            pl_fail("%s: key \"%s\": id is not an integer", path, key);
+        if (vocab_entry(v, path, key, value, n, byte_of_codepoint, scratch) != PL_OK)
             goto done;
-        }
-        json_int_t id = json_integer_value(value);
-        if (id < 0 || (size_t)id >= n) {
-            pl_fail("%s: key \"%s\": id %lld outside 0..%zu (ids must be 0..N-1 for N tokens)", path, key,
-                    (long long)id, n - 1);
-            goto done;
-        }
-        if (v->length[id] >= 0) {
-            pl_fail("%s: key \"%s\": id %lld is already used by another token", path, key, (long long)id);
-            goto done;
-        }
-        uint32_t bad;
-        long len = unmap_token(byte_of_codepoint, key, strlen(key), scratch, &bad);
-        if (len < 0) {
-            char why[96];
-            describe_codepoint(why, sizeof why, bad);
-            pl_fail("%s: key \"%s\": %s", path, key, why);
-            goto done;
-        }
-        if (len == 0) {
-            pl_fail("%s: key \"\": empty token", path);
-            goto done;
-        }
-        tok_strings_set(v, (int)id, (const char *)scratch, (size_t)len);
     }
     /* n distinct ids in 0..n-1: every id is used exactly once. */
-    if (tok_strings_index(v))
+    if (tok_strings_index(v) || byte_tokens(g, v, path, byte_of_codepoint) != PL_OK)
         goto done;
-    for (int b = 0; b < 256; b++) {
-        char byte = (char)b;
-        g->byte_token[b] = tok_strings_find(v, &byte, 1);
-        if (g->byte_token[b] < 0) {
-            int cp = 0;
-            while (byte_of_codepoint[cp] != b)
-                cp++;
-            pl_fail("%s: no token for byte 0x%02X (key \"\\u%04X\"): every byte needs a token", path, b, cp);
-            goto done;
-        }
-    }
     tok->eos_id = tok->bos_id = tok_strings_find(v, "<|endoftext|>", 13);
     rc = PL_OK;
 done:
     free(scratch);
     json_decref(root);
     return rc;
+}
+
+/* One merges.txt line LINE (number LINE_NO; split in place) added to g->pairs; SCRATCH holds the two
+ * tokens' bytes (at least strlen(LINE) + 1). */
+static int merge_line(pl_tokenizer *tok, gpt2_bpe *g, const char *path, long line_no, char *line,
+                      const int byte_of_codepoint[324], unsigned char *scratch)
+{
+    char *part[3];
+    int n_parts = 0;
+    for (char *p = line; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        if (n_parts < 3)
+            part[n_parts] = p;
+        n_parts++;
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+        if (*p)
+            *p++ = '\0';
+    }
+    if (n_parts != 2)
+        return pl_fail("%s:%ld: expected two space-separated tokens, found %d", path, line_no, n_parts);
+    int ids[2];
+    long lens[2];
+    for (int k = 0; k < 2; k++) {
+        uint32_t bad;
+        unsigned char *bytes = scratch + (k ? lens[0] : 0);
+        lens[k] = unmap_token(byte_of_codepoint, part[k], strlen(part[k]), bytes, &bad);
+        if (lens[k] < 0) {
+            char why[96];
+            describe_codepoint(why, sizeof why, bad);
+            return pl_fail("%s:%ld: token \"%s\": %s", path, line_no, part[k], why);
+        }
+        ids[k] = tok_strings_find(&tok->display, (const char *)bytes, (size_t)lens[k]);
+        if (ids[k] < 0)
+            return pl_fail("%s:%ld: token \"%s\" is not in vocab.json", path, line_no, part[k]);
+    }
+    int merged = tok_strings_find(&tok->display, (const char *)scratch, (size_t)(lens[0] + lens[1]));
+    if (merged < 0)
+        return pl_fail("%s:%ld: merged token \"%s%s\" is not in vocab.json", path, line_no, part[0], part[1]);
+    tok_pairs_add(&g->pairs, ids[0], ids[1], merged);
+    return PL_OK;
 }
 
 static int load_merges(pl_tokenizer *tok, gpt2_bpe *g, const char *path, const int byte_of_codepoint[324])
@@ -190,49 +240,8 @@ static int load_merges(pl_tokenizer *tok, gpt2_bpe *g, const char *path, const i
             line = next;
             continue;
         }
-        char *part[3];
-        int n_parts = 0;
-        for (char *p = line; *p;) {
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (!*p)
-                break;
-            if (n_parts < 3)
-                part[n_parts] = p;
-            n_parts++;
-            while (*p && *p != ' ' && *p != '\t')
-                p++;
-            if (*p)
-                *p++ = '\0';
-        }
-        if (n_parts != 2) {
-            pl_fail("%s:%ld: expected two space-separated tokens, found %d", path, line_no, n_parts);
+        if (merge_line(tok, g, path, line_no, line, byte_of_codepoint, scratch) != PL_OK)
             goto done;
-        }
-        int ids[2];
-        long lens[2];
-        for (int k = 0; k < 2; k++) {
-            uint32_t bad;
-            unsigned char *bytes = scratch + (k ? lens[0] : 0);
-            lens[k] = unmap_token(byte_of_codepoint, part[k], strlen(part[k]), bytes, &bad);
-            if (lens[k] < 0) {
-                char why[96];
-                describe_codepoint(why, sizeof why, bad);
-                pl_fail("%s:%ld: token \"%s\": %s", path, line_no, part[k], why);
-                goto done;
-            }
-            ids[k] = tok_strings_find(&tok->display, (const char *)bytes, (size_t)lens[k]);
-            if (ids[k] < 0) {
-                pl_fail("%s:%ld: token \"%s\" is not in vocab.json", path, line_no, part[k]);
-                goto done;
-            }
-        }
-        int merged = tok_strings_find(&tok->display, (const char *)scratch, (size_t)(lens[0] + lens[1]));
-        if (merged < 0) {
-            pl_fail("%s:%ld: merged token \"%s%s\" is not in vocab.json", path, line_no, part[0], part[1]);
-            goto done;
-        }
-        tok_pairs_add(&g->pairs, ids[0], ids[1], merged);
         line = next;
     }
     rc = PL_OK;

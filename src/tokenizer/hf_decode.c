@@ -78,7 +78,8 @@ static int fallback_byte(const tok_buf *t)
     return v;
 }
 
-static int step(const hf_tok *h, const hf_decoder *d, int mode, const strlist *in, strlist *out)
+/* ByteLevel: map each token's chars back through GPT-2's byte alphabet. */
+static int decode_bytelevel(int mode, const strlist *in, strlist *out)
 {
     static uint32_t cp_of_byte[256];
     static int byte_of_cp[324];
@@ -87,94 +88,165 @@ static int step(const hf_tok *h, const hf_decoder *d, int mode, const strlist *i
         tok_byte_alphabet(cp_of_byte, byte_of_cp);
         ready = 1;
     }
+    tok_buf bytes = {0};
+    int rc = tok_buf_add(&bytes, "", 0);
+    for (size_t i = 0; i < in->n && rc == PL_OK; i++) {
+        const tok_buf *t = &in->item[i];
+        size_t start = bytes.len;
+        int in_alphabet = 1;
+        for (size_t k = 0; k < t->len && rc == PL_OK;) {
+            uint32_t cp;
+            int n = tok_utf8_next((const unsigned char *)t->data + k, t->len - k, &cp);
+            if (n <= 0 || cp >= 324 || byte_of_cp[cp] < 0) {
+                in_alphabet = 0;
+                break;
+            }
+            char b = (char)byte_of_cp[cp];
+            rc = tok_buf_add(&bytes, &b, 1);
+            k += (size_t)n;
+        }
+        if (!in_alphabet) { /* Rust: a token with a char outside the alphabet is its own bytes */
+            bytes.len = start;
+            rc = rc ? rc : tok_buf_add(&bytes, t->data, t->len);
+        }
+    }
+    if (rc == PL_OK && mode == DECODE_FULL) {
+        char *lossy;
+        size_t n;
+        rc = tok_utf8_lossy(bytes.data, bytes.len, &lossy, &n);
+        if (rc == PL_OK)
+            rc = list_add(out, 0, lossy, n);
+        free(lossy);
+    } else if (rc == PL_OK) {
+        rc = list_add(out, 0, bytes.data, bytes.len);
+    }
+    free(bytes.data);
+    return rc;
+}
+
+/* Replace: the pattern literal becomes the content, in each token. */
+static int decode_replace(const hf_decoder *d, const strlist *in, strlist *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        const tok_buf *t = &in->item[i];
+        if (list_add(out, i, "", 0))
+            return PL_ERR;
+        size_t k = 0, plen = d->pattern.literal_len;
+        while (k < t->len) {
+            if (plen && plen <= t->len - k && !memcmp(t->data + k, d->pattern.literal, plen)) {
+                if (list_add(out, i, d->content, d->content_len))
+                    return PL_ERR;
+                k += plen;
+            } else {
+                if (list_add(out, i, t->data + k, 1))
+                    return PL_ERR;
+                k++;
+            }
+        }
+    }
+    return PL_OK;
+}
+
+/* ByteFallback: runs of <0xNN> tokens become their bytes. */
+static int decode_bytefallback(int mode, const strlist *in, strlist *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < in->n;) {
+        if (fallback_byte(&in->item[i]) < 0) {
+            if (list_add(out, o++, in->item[i].data, in->item[i].len))
+                return PL_ERR;
+            i++;
+            continue;
+        }
+        size_t j = i;
+        tok_buf run = {0};
+        int rc = tok_buf_add(&run, "", 0);
+        for (; j < in->n && rc == PL_OK && fallback_byte(&in->item[j]) >= 0; j++) {
+            char b = (char)fallback_byte(&in->item[j]);
+            rc = tok_buf_add(&run, &b, 1);
+        }
+        if (rc == PL_OK) {
+            if (mode != DECODE_FULL || tok_utf8_invalid_at(run.data, run.len) < 0)
+                rc = list_add(out, o++, run.data, run.len);
+            else /* Rust: one U+FFFD per byte when the run is not valid UTF-8 */
+                for (size_t k = 0; k < run.len && rc == PL_OK; k++)
+                    rc = list_add(out, o++, "\xEF\xBF\xBD", 3);
+        }
+        free(run.data);
+        if (rc)
+            return PL_ERR;
+        i = j;
+    }
+    return PL_OK;
+}
+
+/* Strip: up to `start` strip chars cut from the front of each token, `stop` from the back. */
+static int decode_strip(const hf_decoder *d, const strlist *in, strlist *out)
+{
+    for (size_t i = 0; i < in->n; i++) {
+        const tok_buf *t = &in->item[i];
+        /* the chars of the token, cut `start` matching chars from the front, `stop` from the back */
+        size_t cut_start = 0, cut_stop = t->len;
+        for (int k = 0; k < d->start && cut_start < t->len; k++) {
+            uint32_t cp;
+            int n = tok_utf8_next((const unsigned char *)t->data + cut_start, t->len - cut_start, &cp);
+            if (n <= 0 || cp != d->strip_char)
+                break;
+            cut_start += (size_t)n;
+        }
+        for (int k = 0; k < d->stop && cut_stop > cut_start; k++) {
+            size_t p = cut_stop - 1;
+            while (p > cut_start && ((unsigned char)t->data[p] & 0xC0) == 0x80)
+                p--;
+            uint32_t cp;
+            int n = tok_utf8_next((const unsigned char *)t->data + p, cut_stop - p, &cp);
+            if (n <= 0 || (size_t)n != cut_stop - p || cp != d->strip_char)
+                break;
+            cut_stop = p;
+        }
+        if (list_add(out, i, t->data + cut_start, cut_stop - cut_start))
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* Metaspace: the replacement char becomes a space. */
+static int decode_metaspace(const hf_decoder *d, int mode, const strlist *in, strlist *out)
+{
+    char rep[4];
+    size_t rep_len = (size_t)tok_utf8_put(d->replacement, rep);
+    for (size_t i = 0; i < in->n; i++) {
+        const tok_buf *t = &in->item[i];
+        /* Rust drops every replacement char of the first token unless prepend_scheme is never */
+        int drop = i == 0 && !d->prepend_never && mode != DECODE_TOKEN;
+        if (list_add(out, i, "", 0))
+            return PL_ERR;
+        for (size_t k = 0; k < t->len;) {
+            if (rep_len <= t->len - k && !memcmp(t->data + k, rep, rep_len)) {
+                if (!drop && list_add(out, i, " ", 1))
+                    return PL_ERR;
+                k += rep_len;
+            } else {
+                if (list_add(out, i, t->data + k, 1))
+                    return PL_ERR;
+                k++;
+            }
+        }
+    }
+    return PL_OK;
+}
+
+static int step(const hf_tok *h, const hf_decoder *d, int mode, const strlist *in, strlist *out)
+{
     (void)h;
     out->n = 0;
     switch (d->kind) {
-    case DEC_BYTELEVEL: {
-        tok_buf bytes = {0};
-        int rc = tok_buf_add(&bytes, "", 0);
-        for (size_t i = 0; i < in->n && rc == PL_OK; i++) {
-            const tok_buf *t = &in->item[i];
-            size_t start = bytes.len;
-            int in_alphabet = 1;
-            for (size_t k = 0; k < t->len && rc == PL_OK;) {
-                uint32_t cp;
-                int n = tok_utf8_next((const unsigned char *)t->data + k, t->len - k, &cp);
-                if (n <= 0 || cp >= 324 || byte_of_cp[cp] < 0) {
-                    in_alphabet = 0;
-                    break;
-                }
-                char b = (char)byte_of_cp[cp];
-                rc = tok_buf_add(&bytes, &b, 1);
-                k += (size_t)n;
-            }
-            if (!in_alphabet) { /* Rust: a token with a char outside the alphabet is its own bytes */
-                bytes.len = start;
-                rc = rc ? rc : tok_buf_add(&bytes, t->data, t->len);
-            }
-        }
-        if (rc == PL_OK && mode == DECODE_FULL) {
-            char *lossy;
-            size_t n;
-            rc = tok_utf8_lossy(bytes.data, bytes.len, &lossy, &n);
-            if (rc == PL_OK)
-                rc = list_add(out, 0, lossy, n);
-            free(lossy);
-        } else if (rc == PL_OK) {
-            rc = list_add(out, 0, bytes.data, bytes.len);
-        }
-        free(bytes.data);
-        return rc;
-    }
+    case DEC_BYTELEVEL:
+        return decode_bytelevel(mode, in, out);
     case DEC_REPLACE:
-        for (size_t i = 0; i < in->n; i++) {
-            const tok_buf *t = &in->item[i];
-            if (list_add(out, i, "", 0))
-                return PL_ERR;
-            size_t k = 0, plen = d->pattern.literal_len;
-            while (k < t->len) {
-                if (plen && plen <= t->len - k && !memcmp(t->data + k, d->pattern.literal, plen)) {
-                    if (list_add(out, i, d->content, d->content_len))
-                        return PL_ERR;
-                    k += plen;
-                } else {
-                    if (list_add(out, i, t->data + k, 1))
-                        return PL_ERR;
-                    k++;
-                }
-            }
-        }
-        return PL_OK;
-    case DEC_BYTEFALLBACK: {
-        size_t o = 0;
-        for (size_t i = 0; i < in->n;) {
-            if (fallback_byte(&in->item[i]) < 0) {
-                if (list_add(out, o++, in->item[i].data, in->item[i].len))
-                    return PL_ERR;
-                i++;
-                continue;
-            }
-            size_t j = i;
-            tok_buf run = {0};
-            int rc = tok_buf_add(&run, "", 0);
-            for (; j < in->n && rc == PL_OK && fallback_byte(&in->item[j]) >= 0; j++) {
-                char b = (char)fallback_byte(&in->item[j]);
-                rc = tok_buf_add(&run, &b, 1);
-            }
-            if (rc == PL_OK) {
-                if (mode != DECODE_FULL || tok_utf8_invalid_at(run.data, run.len) < 0)
-                    rc = list_add(out, o++, run.data, run.len);
-                else /* Rust: one U+FFFD per byte when the run is not valid UTF-8 */
-                    for (size_t k = 0; k < run.len && rc == PL_OK; k++)
-                        rc = list_add(out, o++, "\xEF\xBF\xBD", 3);
-            }
-            free(run.data);
-            if (rc)
-                return PL_ERR;
-            i = j;
-        }
-        return PL_OK;
-    }
+        return decode_replace(d, in, out);
+    case DEC_BYTEFALLBACK:
+        return decode_bytefallback(mode, in, out);
     case DEC_FUSE:
         if (mode == DECODE_TOKEN)
             break;
@@ -182,54 +254,9 @@ static int step(const hf_tok *h, const hf_decoder *d, int mode, const strlist *i
     case DEC_STRIP:
         if (mode == DECODE_TOKEN)
             break;
-        for (size_t i = 0; i < in->n; i++) {
-            const tok_buf *t = &in->item[i];
-            /* the chars of the token, cut `start` matching chars from the front, `stop` from the back */
-            size_t cut_start = 0, cut_stop = t->len;
-            for (int k = 0; k < d->start && cut_start < t->len; k++) {
-                uint32_t cp;
-                int n = tok_utf8_next((const unsigned char *)t->data + cut_start, t->len - cut_start, &cp);
-                if (n <= 0 || cp != d->strip_char)
-                    break;
-                cut_start += (size_t)n;
-            }
-            for (int k = 0; k < d->stop && cut_stop > cut_start; k++) {
-                size_t p = cut_stop - 1;
-                while (p > cut_start && ((unsigned char)t->data[p] & 0xC0) == 0x80)
-                    p--;
-                uint32_t cp;
-                int n = tok_utf8_next((const unsigned char *)t->data + p, cut_stop - p, &cp);
-                if (n <= 0 || (size_t)n != cut_stop - p || cp != d->strip_char)
-                    break;
-                cut_stop = p;
-            }
-            if (list_add(out, i, t->data + cut_start, cut_stop - cut_start))
-                return PL_ERR;
-        }
-        return PL_OK;
-    case DEC_METASPACE: {
-        char rep[4];
-        size_t rep_len = (size_t)tok_utf8_put(d->replacement, rep);
-        for (size_t i = 0; i < in->n; i++) {
-            const tok_buf *t = &in->item[i];
-            /* Rust drops every replacement char of the first token unless prepend_scheme is never */
-            int drop = i == 0 && !d->prepend_never && mode != DECODE_TOKEN;
-            if (list_add(out, i, "", 0))
-                return PL_ERR;
-            for (size_t k = 0; k < t->len;) {
-                if (rep_len <= t->len - k && !memcmp(t->data + k, rep, rep_len)) {
-                    if (!drop && list_add(out, i, " ", 1))
-                        return PL_ERR;
-                    k += rep_len;
-                } else {
-                    if (list_add(out, i, t->data + k, 1))
-                        return PL_ERR;
-                    k++;
-                }
-            }
-        }
-        return PL_OK;
-    }
+        return decode_strip(d, in, out);
+    case DEC_METASPACE:
+        return decode_metaspace(d, mode, in, out);
     }
     /* a step skipped in DECODE_TOKEN: copy */
     for (size_t i = 0; i < in->n; i++)

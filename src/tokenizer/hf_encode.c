@@ -374,6 +374,38 @@ static int byte_level_map(const char *s, size_t n, tok_buf *out)
     return PL_OK;
 }
 
+/* The ByteLevel pre-tokenizer on one piece S[N] (ORIGIN: it starts the text): split by GPT-2's
+ * regex when use_regex, each part mapped to the byte alphabet, into OUT. TMP, SP and MAPPED are the
+ * caller's scratch. */
+static int pretok_bytelevel(const hf_tok *h, const hf_pretok *p, const char *s, size_t n, int origin, tok_buf *tmp,
+                            spans *sp, tok_buf *mapped, pieces *out)
+{
+    if (p->add_prefix_space && s[0] != ' ' && tok_buf_add(tmp, " ", 1))
+        return PL_ERR;
+    if (tok_buf_add(tmp, s, n))
+        return PL_ERR;
+    if (p->use_regex) {
+        hf_span *m;
+        size_t count;
+        if (hf_find_matches(h->bytelevel_regex, tmp->data, tmp->len, &m, &count))
+            return PL_ERR;
+        free(sp->s);
+        *sp = (spans){m, count, count};
+    } else {
+        sp->n = 0;
+        if (spans_push(sp, 0, tmp->len, 0))
+            return PL_ERR;
+    }
+    for (size_t k = 0; k < sp->n; k++) {
+        if (sp->s[k].end == sp->s[k].start)
+            continue;
+        if (byte_level_map(tmp->data + sp->s[k].start, sp->s[k].end - sp->s[k].start, mapped) ||
+            pieces_push(out, mapped->data, mapped->len, origin && sp->s[k].start == 0))
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
 /* One pre-tokenizer step from IN to OUT. */
 static int pretok_step(const hf_tok *h, const hf_pretok *p, const pieces *in, pieces *out)
 {
@@ -388,29 +420,8 @@ static int pretok_step(const hf_tok *h, const hf_pretok *p, const pieces *in, pi
         int origin = in->origin[i];
         tmp.len = 0;
         if (p->kind == PRE_BYTELEVEL) {
-            if (p->add_prefix_space && s[0] != ' ' && tok_buf_add(&tmp, " ", 1))
+            if (pretok_bytelevel(h, p, s, n, origin, &tmp, &sp, &mapped, out) != PL_OK)
                 goto done;
-            if (tok_buf_add(&tmp, s, n))
-                goto done;
-            if (p->use_regex) {
-                hf_span *m;
-                size_t count;
-                if (hf_find_matches(h->bytelevel_regex, tmp.data, tmp.len, &m, &count))
-                    goto done;
-                free(sp.s);
-                sp = (spans){m, count, count};
-            } else {
-                sp.n = 0;
-                if (spans_push(&sp, 0, tmp.len, 0))
-                    goto done;
-            }
-            for (size_t k = 0; k < sp.n; k++) {
-                if (sp.s[k].end == sp.s[k].start)
-                    continue;
-                if (byte_level_map(tmp.data + sp.s[k].start, sp.s[k].end - sp.s[k].start, &mapped) ||
-                    pieces_push(out, mapped.data, mapped.len, origin && sp.s[k].start == 0))
-                    goto done;
-            }
             continue;
         }
         if (p->kind == PRE_METASPACE) {

@@ -245,6 +245,35 @@ static int parse_prepend_scheme(const char *path, const char *where, json_t *obj
     return PL_OK;
 }
 
+/* A Split pre-tokenizer. */
+static int parse_pretok_split(hf_tok *h, json_t *obj)
+{
+    const char *path = h->path;
+    static const char *const keys[] = {"type", "pattern", "behavior", "invert", NULL};
+    static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    const char *b;
+    hf_pretok p = {0};
+    p.kind = PRE_SPLIT;
+    if (check_keys(path, "pre_tokenizer Split", obj, keys) ||
+        get_string(path, "pre_tokenizer Split", obj, "behavior", 1, &b, NULL) ||
+        get_bool(path, "pre_tokenizer Split", obj, "invert", 0, &p.invert))
+        return PL_ERR;
+    p.behavior = -1;
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(b, names[i]))
+            p.behavior = i;
+    if (p.behavior < 0)
+        return pl_fail("%s: pre_tokenizer Split: behavior \"%s\" is not one of Removed, Isolated, "
+                       "MergedWithPrevious, MergedWithNext, Contiguous",
+                       path, b);
+    if (parse_pattern(path, "pre_tokenizer Split", obj, 0, &p.pattern) || add_pretok(h, p)) {
+        pcre2_code_free(p.pattern.regex);
+        free(p.pattern.literal);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
 static int parse_pretok(hf_tok *h, json_t *obj, int depth)
 {
     const char *path = h->path;
@@ -266,30 +295,8 @@ static int parse_pretok(hf_tok *h, json_t *obj, int depth)
         h->bytelevel = 1;
         return add_pretok(h, p);
     }
-    if (!strcmp(type, "Split")) {
-        static const char *const keys[] = {"type", "pattern", "behavior", "invert", NULL};
-        static const char *const names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
-        const char *b;
-        p.kind = PRE_SPLIT;
-        if (check_keys(path, "pre_tokenizer Split", obj, keys) ||
-            get_string(path, "pre_tokenizer Split", obj, "behavior", 1, &b, NULL) ||
-            get_bool(path, "pre_tokenizer Split", obj, "invert", 0, &p.invert))
-            return PL_ERR;
-        p.behavior = -1;
-        for (int i = 0; i < 5; i++)
-            if (!strcmp(b, names[i]))
-                p.behavior = i;
-        if (p.behavior < 0)
-            return pl_fail("%s: pre_tokenizer Split: behavior \"%s\" is not one of Removed, Isolated, "
-                           "MergedWithPrevious, MergedWithNext, Contiguous",
-                           path, b);
-        if (parse_pattern(path, "pre_tokenizer Split", obj, 0, &p.pattern) || add_pretok(h, p)) {
-            pcre2_code_free(p.pattern.regex);
-            free(p.pattern.literal);
-            return PL_ERR;
-        }
-        return PL_OK;
-    }
+    if (!strcmp(type, "Split"))
+        return parse_pretok_split(h, obj);
     if (!strcmp(type, "Metaspace")) {
         static const char *const keys[] = {"type", "replacement", "prepend_scheme", "split", "add_prefix_space",
                                            "str_rep", NULL};
@@ -431,7 +438,8 @@ static int parse_decoder(hf_tok *h, json_t *obj, int depth)
 
 /* ---- model ---- */
 
-static int parse_model(hf_tok *h, json_t *model, int *vocab_count)
+/* The BPE model's options (everything but vocab and merges); *unk: unk_token or NULL. */
+static int parse_model_options(hf_tok *h, json_t *model, const char **unk)
 {
     const char *path = h->path;
     if (!json_is_object(model))
@@ -451,10 +459,10 @@ static int parse_model(hf_tok *h, json_t *model, int *vocab_count)
     if (dropout && !json_is_null(dropout) && !(json_is_number(dropout) && json_number_value(dropout) == 0))
         return pl_fail("%s: model BPE: dropout %g is not supported (it makes tokenisation random)", path,
                        json_is_number(dropout) ? json_number_value(dropout) : -1.0);
-    const char *prefix, *suffix, *unk;
+    const char *prefix, *suffix;
     if (get_string(path, "model BPE", model, "continuing_subword_prefix", 0, &prefix, NULL) ||
         get_string(path, "model BPE", model, "end_of_word_suffix", 0, &suffix, NULL) ||
-        get_string(path, "model BPE", model, "unk_token", 0, &unk, NULL) ||
+        get_string(path, "model BPE", model, "unk_token", 0, unk, NULL) ||
         get_bool(path, "model BPE", model, "fuse_unk", 0, &h->fuse_unk) ||
         get_bool(path, "model BPE", model, "byte_fallback", 0, &h->byte_fallback) ||
         get_bool(path, "model BPE", model, "ignore_merges", 0, &h->ignore_merges))
@@ -463,7 +471,13 @@ static int parse_model(hf_tok *h, json_t *model, int *vocab_count)
         return pl_fail("%s: model BPE: continuing_subword_prefix \"%s\" is not supported", path, prefix);
     if (suffix && *suffix)
         return pl_fail("%s: model BPE: end_of_word_suffix \"%s\" is not supported", path, suffix);
+    return PL_OK;
+}
 
+/* h->vocab from the BPE model's "vocab" object, then the unk and byte-fallback ids. */
+static int parse_vocab(hf_tok *h, json_t *model, const char *unk, int *vocab_count)
+{
+    const char *path = h->path;
     json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab))
         return pl_fail("%s: model BPE: \"vocab\" is not an object {\"token\": id, ...}", path);
@@ -506,10 +520,80 @@ static int parse_model(hf_tok *h, json_t *model, int *vocab_count)
         snprintf(name, sizeof name, "<0x%02X>", b);
         h->byte_fallback_id[b] = h->byte_fallback ? tok_strings_find(&h->vocab, name, 6) : -1;
     }
+    return PL_OK;
+}
 
+/* Merge I (0-based) written "a b": its two tokens. A token may itself hold spaces (Llama 2's "   "):
+ * then, as HF tokenizers does, the one split whose two halves and their concatenation are all in the
+ * vocab. JOINED is scratch. */
+static int split_merge_string(const hf_tok *h, json_t *m, size_t i, tok_buf *joined, const char **a, size_t *na,
+                              const char **b, size_t *nb)
+{
+    const char *s = json_string_value(m);
+    size_t len = json_string_length(m), found = 0, at = 0;
+    for (size_t p = 0; p < len; p++) {
+        if (s[p] != ' ')
+            continue;
+        joined->len = 0;
+        if (tok_buf_add(joined, s, p) || tok_buf_add(joined, s + p + 1, len - p - 1))
+            return PL_ERR;
+        if (tok_strings_find(&h->vocab, s, p) >= 0 && tok_strings_find(&h->vocab, s + p + 1, len - p - 1) >= 0 &&
+            tok_strings_find(&h->vocab, joined->data, joined->len) >= 0) {
+            found++;
+            at = p;
+        }
+    }
+    if (!memchr(s, ' ', len) || (found != 1 && strchr(strchr(s, ' ') + 1, ' ')))
+        return pl_fail("%s: model BPE: merge %zu \"%s\" is not two tokens separated by a space%s", h->path, i + 1, s,
+                       found > 1 ? " (ambiguous: several splits are tokens)" : "");
+    if (found != 1) /* one space: the split is fixed; the checks below name what is missing */
+        at = (size_t)(strchr(s, ' ') - s);
+    *a = s;
+    *na = at;
+    *b = s + at + 1;
+    *nb = len - at - 1;
+    return PL_OK;
+}
+
+/* Merge I (0-based), "a b" or ["a", "b"], added to h->pairs. JOINED is scratch. */
+static int parse_merge(hf_tok *h, json_t *m, size_t i, tok_buf *joined)
+{
+    const char *path = h->path, *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    if (json_is_string(m)) {
+        if (split_merge_string(h, m, i, joined, &a, &na, &b, &nb) != PL_OK)
+            return PL_ERR;
+    } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
+               json_is_string(json_array_get(m, 1))) {
+        a = json_string_value(json_array_get(m, 0));
+        na = json_string_length(json_array_get(m, 0));
+        b = json_string_value(json_array_get(m, 1));
+        nb = json_string_length(json_array_get(m, 1));
+    } else {
+        return pl_fail("%s: model BPE: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", path, i + 1);
+    }
+    int ia = tok_strings_find(&h->vocab, a, na), ib = tok_strings_find(&h->vocab, b, nb);
+    if (ia < 0 || ib < 0)
+        return pl_fail("%s: model BPE: merge %zu: token \"%.*s\" is not in the vocab", path, i + 1,
+                       (int)(ia < 0 ? na : nb), ia < 0 ? a : b);
+    joined->len = 0;
+    if (tok_buf_add(joined, a, na) || tok_buf_add(joined, b, nb))
+        return PL_ERR;
+    int merged = tok_strings_find(&h->vocab, joined->data, joined->len);
+    if (merged < 0)
+        return pl_fail("%s: model BPE: merge %zu: merged token \"%s\" is not in the vocab", path, i + 1, joined->data);
+    tok_pairs_add(&h->pairs, ia, ib, merged);
+    return PL_OK;
+}
+
+static int parse_model(hf_tok *h, json_t *model, int *vocab_count)
+{
+    const char *unk = NULL;
+    if (parse_model_options(h, model, &unk) != PL_OK || parse_vocab(h, model, unk, vocab_count) != PL_OK)
+        return PL_ERR;
     json_t *merges = json_object_get(model, "merges");
     if (!json_is_array(merges))
-        return pl_fail("%s: model BPE: \"merges\" is not a list", path);
+        return pl_fail("%s: model BPE: \"merges\" is not a list", h->path);
     if (tok_pairs_init(&h->pairs, json_array_size(merges)))
         return PL_ERR;
     tok_buf joined = {0};
@@ -517,67 +601,8 @@ static int parse_model(hf_tok *h, json_t *model, int *vocab_count)
     json_t *m;
     int rc = PL_OK;
     json_array_foreach(merges, i, m) {
-        const char *a, *b;
-        size_t na, nb;
-        if (json_is_string(m)) {
-            /* "a b". A token may itself hold spaces (Llama 2's "   "): then, as HF tokenizers does, the
-             * one split whose two halves and their concatenation are all in the vocab. */
-            const char *s = json_string_value(m);
-            size_t len = json_string_length(m), found = 0, at = 0;
-            for (size_t p = 0; p < len; p++) {
-                if (s[p] != ' ')
-                    continue;
-                joined.len = 0;
-                if (tok_buf_add(&joined, s, p) || tok_buf_add(&joined, s + p + 1, len - p - 1)) {
-                    rc = PL_ERR;
-                    break;
-                }
-                if (tok_strings_find(&h->vocab, s, p) >= 0 && tok_strings_find(&h->vocab, s + p + 1, len - p - 1) >= 0 &&
-                    tok_strings_find(&h->vocab, joined.data, joined.len) >= 0) {
-                    found++;
-                    at = p;
-                }
-            }
-            if (rc)
-                break;
-            if (!memchr(s, ' ', len) || (found != 1 && strchr(strchr(s, ' ') + 1, ' '))) {
-                rc = pl_fail("%s: model BPE: merge %zu \"%s\" is not two tokens separated by a space%s", path, i + 1, s,
-                             found > 1 ? " (ambiguous: several splits are tokens)" : "");
-                break;
-            }
-            if (found != 1) /* one space: the split is fixed; the checks below name what is missing */
-                at = (size_t)(strchr(s, ' ') - s);
-            a = s;
-            na = at;
-            b = s + at + 1;
-            nb = len - at - 1;
-        } else if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
-                   json_is_string(json_array_get(m, 1))) {
-            a = json_string_value(json_array_get(m, 0));
-            na = json_string_length(json_array_get(m, 0));
-            b = json_string_value(json_array_get(m, 1));
-            nb = json_string_length(json_array_get(m, 1));
-        } else {
-            rc = pl_fail("%s: model BPE: merge %zu is neither \"a b\" nor [\"a\", \"b\"]", path, i + 1);
+        if ((rc = parse_merge(h, m, i, &joined)) != PL_OK)
             break;
-        }
-        int ia = tok_strings_find(&h->vocab, a, na), ib = tok_strings_find(&h->vocab, b, nb);
-        if (ia < 0 || ib < 0) {
-            rc = pl_fail("%s: model BPE: merge %zu: token \"%.*s\" is not in the vocab", path, i + 1,
-                         (int)(ia < 0 ? na : nb), ia < 0 ? a : b);
-            break;
-        }
-        joined.len = 0;
-        if (tok_buf_add(&joined, a, na) || tok_buf_add(&joined, b, nb)) {
-            rc = PL_ERR;
-            break;
-        }
-        int merged = tok_strings_find(&h->vocab, joined.data, joined.len);
-        if (merged < 0) {
-            rc = pl_fail("%s: model BPE: merge %zu: merged token \"%s\" is not in the vocab", path, i + 1, joined.data);
-            break;
-        }
-        tok_pairs_add(&h->pairs, ia, ib, merged);
     }
     free(joined.data);
     return rc;
@@ -897,38 +922,10 @@ void hf_free(void *impl)
 
 static const tok_ops hf_ops = {hf_free, hf_encode, hf_decode, hf_decode_next};
 
-static int build(pl_tokenizer *tok, hf_tok *h, json_t *root)
+/* Normalized added tokens are matched as their normalized content. */
+static int normalize_added(hf_tok *h)
 {
     const char *path = h->path;
-    if (!json_is_object(root))
-        return pl_fail("%s: expected a JSON object", path);
-    static const char *const keys[] = {"version", "truncation", "padding", "added_tokens", "normalizer",
-                                       "pre_tokenizer", "model", "post_processor", "decoder", NULL};
-    if (check_keys(path, "top level", root, keys))
-        return PL_ERR;
-    for (int k = 0; k < 2; k++) {
-        const char *what = k ? "padding" : "truncation";
-        json_t *v = json_object_get(root, what);
-        if (v && !json_is_null(v))
-            return pl_fail("%s: \"%s\" is set: plateau encodes whole texts (set it to null)", path, what);
-    }
-    int vocab_count = 0;
-    if (parse_model(h, json_object_get(root, "model"), &vocab_count) ||
-        parse_added(h, json_object_get(root, "added_tokens"), vocab_count) ||
-        parse_normalizer(h, json_object_get(root, "normalizer") ? json_object_get(root, "normalizer") : json_null(), 0) ||
-        parse_pretok(h, json_object_get(root, "pre_tokenizer") ? json_object_get(root, "pre_tokenizer") : json_null(), 0))
-        return PL_ERR;
-    json_t *dec = json_object_get(root, "decoder");
-    h->has_decoder = dec && !json_is_null(dec);
-    if (h->has_decoder && parse_decoder(h, dec, 0))
-        return PL_ERR;
-    int seen = 0;
-    if (parse_post(tok, h, json_object_get(root, "post_processor"), 0, &seen))
-        return PL_ERR;
-    if (hf_regex_compile(BPE_REGEX, "ByteLevel", &h->bytelevel_regex))
-        return PL_ERR;
-
-    /* normalized added tokens are matched as their normalized content */
     for (int i = 0; i < h->n_added; i++) {
         hf_added *a = &h->added[i];
         if (!a->normalized || h->n_norms == 0)
@@ -946,12 +943,15 @@ static int build(pl_tokenizer *tok, hf_tok *h, json_t *root)
         a->content = norm;
         a->len = n;
     }
-    if (build_matcher(h, &h->raw_matcher, 0) || build_matcher(h, &h->normalized_matcher, 1))
-        return PL_ERR;
+    return PL_OK;
+}
 
-    /* every id's text: added tokens' content (as in the file), else the model's */
+/* Every id's text: added tokens' content (as in the file, LIST), else the model's; the template's
+ * special ids must have one. */
+static int build_texts(pl_tokenizer *tok, hf_tok *h, json_t *list)
+{
+    const char *path = h->path;
     int top = h->vocab.n - 1;
-    json_t *list = json_object_get(root, "added_tokens");
     for (int i = 0; i < h->n_added; i++)
         if (h->added[i].id > top)
             top = h->added[i].id;
@@ -985,18 +985,12 @@ static int build(pl_tokenizer *tok, hf_tok *h, json_t *root)
     for (int i = 0; i < tok->n_suffix; i++)
         if (tok->suffix[i] >= tok->vocab_size || h->text.length[tok->suffix[i]] < 0)
             return pl_fail("%s: post_processor: special token id %d is not in the vocabulary", path, tok->suffix[i]);
+    return PL_OK;
+}
 
-    /* BOS/EOS: tokenizer_config.json when present, else the template's single prefix token and the
-     * usual end-of-text names */
-    tok->bos_id = tok->n_prefix == 1 ? tok->prefix[0] : -1;
-    tok->eos_id = -1;
-    static const char *const eos_names[] = {"<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", NULL};
-    for (int i = 0; eos_names[i] && tok->eos_id < 0; i++)
-        tok->eos_id = id_of(h, eos_names[i], strlen(eos_names[i]));
-    if (read_config(tok, h))
-        return PL_ERR;
-
-    /* pl_token_bytes: each token as it reads mid-text */
+/* pl_token_bytes: each token as it reads mid-text. */
+static int build_display(pl_tokenizer *tok, hf_tok *h)
+{
     size_t display_total = 0;
     char **strs = pl_calloc((size_t)tok->vocab_size, sizeof(char *), "token display");
     size_t *lens = pl_calloc((size_t)tok->vocab_size, sizeof(size_t), "token display");
@@ -1018,6 +1012,58 @@ static int build(pl_tokenizer *tok, hf_tok *h, json_t *root)
     free(strs);
     free(lens);
     return rc;
+}
+
+static int build(pl_tokenizer *tok, hf_tok *h, json_t *root)
+{
+    const char *path = h->path;
+    if (!json_is_object(root))
+        return pl_fail("%s: expected a JSON object", path);
+    static const char *const keys[] = {"version", "truncation", "padding", "added_tokens", "normalizer",
+                                       "pre_tokenizer", "model", "post_processor", "decoder", NULL};
+    if (check_keys(path, "top level", root, keys))
+        return PL_ERR;
+    for (int k = 0; k < 2; k++) {
+        const char *what = k ? "padding" : "truncation";
+        json_t *v = json_object_get(root, what);
+        if (v && !json_is_null(v))
+            return pl_fail("%s: \"%s\" is set: plateau encodes whole texts (set it to null)", path, what);
+    }
+    int vocab_count = 0;
+    if (parse_model(h, json_object_get(root, "model"), &vocab_count) ||
+        parse_added(h, json_object_get(root, "added_tokens"), vocab_count) ||
+        parse_normalizer(h, json_object_get(root, "normalizer") ? json_object_get(root, "normalizer") : json_null(), 0) ||
+        parse_pretok(h, json_object_get(root, "pre_tokenizer") ? json_object_get(root, "pre_tokenizer") : json_null(), 0))
+        return PL_ERR;
+    json_t *dec = json_object_get(root, "decoder");
+    h->has_decoder = dec && !json_is_null(dec);
+    if (h->has_decoder && parse_decoder(h, dec, 0))
+        return PL_ERR;
+    int seen = 0;
+    if (parse_post(tok, h, json_object_get(root, "post_processor"), 0, &seen))
+        return PL_ERR;
+    if (hf_regex_compile(BPE_REGEX, "ByteLevel", &h->bytelevel_regex))
+        return PL_ERR;
+
+    if (normalize_added(h) != PL_OK)
+        return PL_ERR;
+    if (build_matcher(h, &h->raw_matcher, 0) || build_matcher(h, &h->normalized_matcher, 1))
+        return PL_ERR;
+
+    if (build_texts(tok, h, json_object_get(root, "added_tokens")) != PL_OK)
+        return PL_ERR;
+
+    /* BOS/EOS: tokenizer_config.json when present, else the template's single prefix token and the
+     * usual end-of-text names */
+    tok->bos_id = tok->n_prefix == 1 ? tok->prefix[0] : -1;
+    tok->eos_id = -1;
+    static const char *const eos_names[] = {"<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", NULL};
+    for (int i = 0; eos_names[i] && tok->eos_id < 0; i++)
+        tok->eos_id = id_of(h, eos_names[i], strlen(eos_names[i]));
+    if (read_config(tok, h))
+        return PL_ERR;
+
+    return build_display(tok, h);
 }
 
 int tok_hf_parse(pl_tokenizer **out, const char *path, const char *data, size_t size)

@@ -45,123 +45,113 @@ pcre2_code *hf_regex_literal(const char *s, size_t n)
     return compile(s, n, PCRE2_LITERAL, &err, &off);
 }
 
+/* The escape at onig[*i] == '\\' (IN_CLASS: inside [...]) appended to B in PCRE2's spelling; *i is
+ * left on its last character. */
+static int translate_escape(const char *onig, const char *what, size_t n, size_t *i, int in_class, tok_buf *b)
+{
+    if (*i + 1 >= n)
+        return refuse(what, onig, *i, "a trailing backslash");
+    char e = onig[++*i];
+    const char *add = NULL;
+    switch (e) {
+    case 's':
+        add = in_class ? TOK_WS : "[" TOK_WS "]";
+        break;
+    case 'S':
+        if (in_class)
+            return refuse(what, onig, *i - 1, "\\S inside a character class");
+        add = "[^" TOK_WS "]";
+        break;
+    case 'd':
+        add = "\\p{Nd}";
+        break;
+    case 'D':
+        add = "\\P{Nd}";
+        break;
+    case 'v':
+        add = "\\x0b";
+        break;
+    case 'u': {
+        char hex[5] = {0};
+        if (*i + 4 >= n)
+            return refuse(what, onig, *i - 1, "a short \\u escape");
+        memcpy(hex, onig + *i + 1, 4);
+        if (strspn(hex, "0123456789abcdefABCDEF") != 4)
+            return refuse(what, onig, *i - 1, "a \\u escape without 4 hex digits");
+        char esc[16];
+        snprintf(esc, sizeof esc, "\\x{%s}", hex);
+        *i += 4;
+        return tok_buf_add(b, esc, strlen(esc)) ? PL_ERR : PL_OK;
+    }
+    case 'w': case 'W': case 'b': case 'B': case 'h': case 'H': case 'G': case 'K': case 'R':
+    case 'X': case 'N': case 'k': case 'g': case 'O': case 'y': case 'Y': case 'o': case 'c': case 'C':
+    case 'M': case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8':
+    case '9': {
+        char why[32];
+        snprintf(why, sizeof why, "\\%c", e);
+        return refuse(what, onig, *i - 1, why);
+    }
+    default: {
+        /* \p{..} \P{..} \x.. \t \n \r \f \a \e \A \z \Z and escaped punctuation mean the same */
+        char esc[3] = {'\\', e, 0};
+        return tok_buf_add(b, esc, 2) ? PL_ERR : PL_OK;
+    }
+    }
+    return tok_buf_add(b, add, strlen(add)) ? PL_ERR : PL_OK;
+}
+
+/* The character onig[*i] (not an escape) appended to B in PCRE2's spelling, *IN_CLASS tracking
+ * [...]; *i is left on the last character consumed. */
+static int translate_char(const char *onig, const char *what, size_t n, size_t *i, int *in_class, tok_buf *b)
+{
+    char c = onig[*i];
+    char one[2] = {c, 0};
+    const char *add = one;
+    if (c == '[') {
+        if (*in_class && *i + 1 < n && onig[*i + 1] == ':')
+            return refuse(what, onig, *i, "a POSIX bracket expression");
+        if (*in_class)
+            return refuse(what, onig, *i, "a nested character class");
+        *in_class = 1;
+        add = "[";
+        /* a ']' or '^]' right after '[' is a literal in both */
+        if (*i + 1 < n && onig[*i + 1] == '^') {
+            add = "[^";
+            ++*i;
+        }
+        if (*i + 1 < n && onig[*i + 1] == ':')
+            return refuse(what, onig, *i, "a POSIX bracket expression");
+    } else if (c == ']' && *in_class) {
+        *in_class = 0;
+    } else if (c == '&' && *in_class && *i + 1 < n && onig[*i + 1] == '&') {
+        return refuse(what, onig, *i, "a class intersection (&&)");
+    } else if (c == '(' && !*in_class && *i + 1 < n && onig[*i + 1] == '?') {
+        /* (?: (?= (?! (?<= (?<! (?> (?<name> and the i option are the same in both */
+        const char *g = onig + *i + 2;
+        if (!(*g == ':' || *g == '=' || *g == '!' || *g == '>' || (*g == '<' && (g[1] == '=' || g[1] == '!')) ||
+              !strncmp(g, "i:", 2) || !strncmp(g, "i)", 2) || !strncmp(g, "-i:", 3) || !strncmp(g, "-i)", 3)))
+            return refuse(what, onig, *i, "an inline option or group kind other than (?: (?= (?! (?<= (?<! (?> (?i");
+        add = "(?";
+        ++*i;
+    } else if (c == '{' && !*in_class && *i + 1 < n && onig[*i + 1] == ',') {
+        add = "{0";
+    }
+    return tok_buf_add(b, add, strlen(add)) ? PL_ERR : PL_OK;
+}
+
 int hf_regex_compile(const char *onig, const char *what, pcre2_code **out)
 {
     *out = NULL;
     tok_buf b = {0};
     size_t n = strlen(onig);
-    int in_class = 0; /* depth of [...] */
+    int in_class = 0; /* inside [...] */
     int rc = PL_ERR;
     if (tok_buf_add(&b, "", 0))
         return PL_ERR;
     for (size_t i = 0; i < n; i++) {
-        char c = onig[i];
-        const char *add = NULL;
-        char one[2] = {c, 0};
-        if (c == '\\') {
-            if (i + 1 >= n) {
-                refuse(what, onig, i, "a trailing backslash");
-                goto done;
-            }
-            char e = onig[++i];
-            switch (e) {
-            case 's':
-                add = in_class ? TOK_WS : "[" TOK_WS "]";
-                break;
-            case 'S':
-                if (in_class) {
-                    refuse(what, onig, i - 1, "\\S inside a character class");
-                    goto done;
-                }
-                add = "[^" TOK_WS "]";
-                break;
-            case 'd':
-                add = "\\p{Nd}";
-                break;
-            case 'D':
-                add = "\\P{Nd}";
-                break;
-            case 'v':
-                add = "\\x0b";
-                break;
-            case 'u': {
-                char hex[5] = {0};
-                if (i + 4 >= n) {
-                    refuse(what, onig, i - 1, "a short \\u escape");
-                    goto done;
-                }
-                memcpy(hex, onig + i + 1, 4);
-                if (strspn(hex, "0123456789abcdefABCDEF") != 4) {
-                    refuse(what, onig, i - 1, "a \\u escape without 4 hex digits");
-                    goto done;
-                }
-                char esc[16];
-                snprintf(esc, sizeof esc, "\\x{%s}", hex);
-                if (tok_buf_add(&b, esc, strlen(esc)))
-                    goto done;
-                i += 4;
-                continue;
-            }
-            case 'w': case 'W': case 'b': case 'B': case 'h': case 'H': case 'G': case 'K': case 'R':
-            case 'X': case 'N': case 'k': case 'g': case 'O': case 'y': case 'Y': case 'o': case 'c': case 'C':
-            case 'M': case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8':
-            case '9': {
-                char why[32];
-                snprintf(why, sizeof why, "\\%c", e);
-                refuse(what, onig, i - 1, why);
-                goto done;
-            }
-            default: {
-                /* \p{..} \P{..} \x.. \t \n \r \f \a \e \A \z \Z and escaped punctuation mean the same */
-                char esc[3] = {'\\', e, 0};
-                if (tok_buf_add(&b, esc, 2))
-                    goto done;
-                continue;
-            }
-            }
-        } else if (c == '[') {
-            if (in_class && i + 1 < n && onig[i + 1] == ':') {
-                refuse(what, onig, i, "a POSIX bracket expression");
-                goto done;
-            }
-            if (in_class) {
-                refuse(what, onig, i, "a nested character class");
-                goto done;
-            }
-            in_class = 1;
-            add = "[";
-            /* a ']' or '^]' right after '[' is a literal in both */
-            if (i + 1 < n && onig[i + 1] == '^') {
-                add = "[^";
-                i++;
-            }
-            if (i + 1 < n && onig[i + 1] == ':') {
-                refuse(what, onig, i, "a POSIX bracket expression");
-                goto done;
-            }
-        } else if (c == ']' && in_class) {
-            in_class = 0;
-            add = "]";
-        } else if (c == '&' && in_class && i + 1 < n && onig[i + 1] == '&') {
-            refuse(what, onig, i, "a class intersection (&&)");
-            goto done;
-        } else if (c == '(' && !in_class && i + 1 < n && onig[i + 1] == '?') {
-            /* (?: (?= (?! (?<= (?<! (?> (?<name> and the i option are the same in both */
-            const char *g = onig + i + 2;
-            if (*g == ':' || *g == '=' || *g == '!' || *g == '>' || (*g == '<' && (g[1] == '=' || g[1] == '!')) ||
-                !strncmp(g, "i:", 2) || !strncmp(g, "i)", 2) || !strncmp(g, "-i:", 3) || !strncmp(g, "-i)", 3)) {
-                add = "(?";
-                i++;
-            } else {
-                refuse(what, onig, i, "an inline option or group kind other than (?: (?= (?! (?<= (?<! (?> (?i");
-                goto done;
-            }
-        } else if (c == '{' && !in_class && i + 1 < n && onig[i + 1] == ',') {
-            add = "{0";
-        }
-        if (!add)
-            add = one;
-        if (tok_buf_add(&b, add, strlen(add)))
+        int step = onig[i] == '\\' ? translate_escape(onig, what, n, &i, in_class, &b)
+                                   : translate_char(onig, what, n, &i, &in_class, &b);
+        if (step != PL_OK)
             goto done;
     }
     int err;
