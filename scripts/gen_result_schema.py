@@ -5,6 +5,7 @@ names and the metric order that keys its bootstrap streams cannot drift from the
 
 usage: scripts/gen_result_schema.py [PLATEAU_BIN]   (default build/plateau; writes the file)
        scripts/gen_result_schema.py PLATEAU_BIN --check   (exit 1 when the committed file differs)
+       scripts/gen_result_schema.py PLATEAU_BIN --markdown   (the tables of docs/result-format.md)
 The test analysis_schema runs the --check form."""
 import json
 import os
@@ -36,11 +37,41 @@ def render(schema_json):
     return HEADER + "\nSCHEMA = " + body + "\n"
 
 
+def _cell(text):
+    return (text or "").replace("|", "\\|").replace("{", "`{").replace("}", "}`") if text else ""
+
+
+def markdown(schema_json):
+    """The schema as the Markdown tables of docs/result-format.md."""
+    schema = json.loads(schema_json)
+    out = ["Metrics, in their code order: " + ", ".join("`%s`" % m for m in schema["metrics"]) + ".",
+           "Scores, in their code order: " + ", ".join("`%s`%s" % (s["name"], "" if s["alpha_valued"] else " (not in α)")
+                                                      for s in schema["scores"]) + ".", "",
+           "| dimension | counts | present |", "|---|---|---|"]
+    out += ["| `%s` | %s | %s |" % (d["name"], _cell(d["description"]), d["present"] or "always")
+            for d in schema["dimensions"]]
+    stems = {"fixed": "", "metric": "{m}", "metric_score": "{m}_{s}", "score": "{s}", "state": "", "merged": ""}
+    out += ["", "| variable | type | dimensions | units | long_name | present | merge |", "|---|---|---|---|---|---|---|"]
+    for v in schema["variables"]:
+        name = stems[v["scope"]] + v["name"]
+        out.append("| `%s` | %s | %s | %s | %s | %s | %s |" % (
+            name, v["type"], v["dims"], _cell(v["units"]), _cell(v["long_name"]), v["present"] or "always",
+            v["merge"].replace("_", " ") + ("; attributes: " + v["attributes"] if v["attributes"] else "")))
+    out += ["", "| global attribute | kind | what | merge | global after a merge |", "|---|---|---|---|---|"]
+    for g in schema["global_attributes"]:
+        out.append("| `%s` | %s | %s | %s | %s |" % (g["name"], g["kind"], _cell(g["description"]),
+                                                  g["merge"].replace("_", " "), g["global_when_merged"]))
+    return "\n".join(out) + "\n"
+
+
 def main(argv):
     binary = argv[1] if len(argv) > 1 else "build/plateau"
     r = subprocess.run([binary, "help", "--schema-json"], capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("%s help --schema-json: exit %d: %s" % (binary, r.returncode, r.stderr.strip()))
+    if "--markdown" in argv[2:]:
+        sys.stdout.write(markdown(r.stdout))
+        return
     text = render(r.stdout)
     if "--check" in argv[2:]:
         with open(OUT, encoding="utf-8") as f:
