@@ -313,8 +313,8 @@ static int file_sha256(const char *path, char out[65])
     return rc;
 }
 
-/* What the writer knows of the file it writes: when, where, by what (into G and TEXT, which G points
- * into; *OWNED: the malloc'ed strings to free). */
+/* What the writer knows of the file it writes: when, where, by what (G points into it; the caller
+ * frees history, model_abs and data_abs). */
 typedef struct {
     char created[32], source[256], host[256], data_sha[65];
     char *history, *model_abs, *data_abs;
@@ -550,7 +550,7 @@ static int put_data(writer *w)
 static int build(writer *w)
 {
     pl_schema_globals g;
-    provenance pv;
+    provenance pv = {0};
     int rc = define_dims(w);
     rc = rc ? rc : define_vars(w);
     rc = rc ? rc : define_var_attributes(w);
