@@ -78,6 +78,7 @@ static void json_globals(FILE *out)
                 : g->merge == PL_GA_SHARED             ? "always"
                 : g->merge == PL_GA_CONFIG             ? "first input's"
                 : g->merge == PL_GA_HOOK               ? "never"
+                : g->merge == PL_GA_MERGE              ? "the merge's own"
                                                        : "when all inputs agree");
         fputs(", \"merged_long_name\": ", out), json_string(out, g->merged_long_name);
         fputs(", \"merged_units\": ", out), json_string(out, g->merged_units);
