@@ -5,8 +5,8 @@ until used) whose global attributes are decoded (booleans as bool whether the fi
 "true"/"false" text or as 0/1 integers, numbers as Python int/float) and whose `plateau` accessor
 gives the parsed INI `config` attribute, the hooks, the metrics and scores present and the α label.
 
-The layout is the contract written by `plateau run` and `plateau merge` (README, "The result
-file"): coordinates alpha, base, direction, prompt, sample, quantile; per metric m the raw curves
+The layout is the contract written by `plateau run` and `plateau merge` (docs/result-format.md),
+one table in C (src/io/schema.c) that _schema.py is generated from: coordinates alpha, base, direction, prompt, sample, quantile; per metric m the raw curves
 m(base, direction, prompt, sample, alpha) when raw_curves = true, the aggregates m_median / m_mean /
 m_count (base, direction, alpha) and m_quantiles (quantile, base, direction, alpha), and per-curve
 scores m_<score> (base, direction, prompt, sample). A merged file puts a leading `hook` dimension
@@ -23,27 +23,36 @@ import re
 import numpy as np
 import xarray as xr
 
-# Known metrics in plateau's order (PL_METRIC_*): the order of figures and tables, and the stable
-# codes that key the bootstrap streams, so a row's interval does not depend on which other
-# metrics a file (or --metric) includes.
-METRICS = ("kl", "jsd", "l2", "cosine", "js_dist", "ce_loss", "sae_l0", "sae_recon_error")
+from ._schema import SCHEMA
+
+# Known metrics in plateau's order (PL_METRIC_*, from the generated schema): the order of figures and
+# tables, and the stable codes that key the bootstrap streams, so a row's interval does not depend on
+# which other metrics a file (or --metric) includes.
+METRICS = tuple(SCHEMA["metrics"])
 METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 # Known per-curve scores in plateau's order (PL_SCORE_*), with the same role for their codes.
-SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha")
+SCORES = tuple(s["name"] for s in SCHEMA["scores"])
 SCORE_CODE = {s: i for i, s in enumerate(SCORES)}
 # Scores measured in α (the others, sharpness, are dimensionless rises).
-ALPHA_SCORES = ("onset", "max_slope_alpha", "alpha_at_threshold", "nonlinearity_alpha")
+ALPHA_SCORES = tuple(s["name"] for s in SCHEMA["scores"] if s["alpha_valued"])
 
-RAW_DIMS = ("base", "direction", "prompt", "sample", "alpha")
-AGG_DIMS = ("base", "direction", "alpha")
-QUANT_DIMS = ("quantile", "base", "direction", "alpha")
-SCORE_DIMS = ("base", "direction", "prompt", "sample")
 
-# Global attributes that are booleans; today written as "true"/"false" text, as 0/1 integers once
-# the file follows CF (which has no boolean type). Any other "true"/"false" text is decoded too.
-BOOLEAN_ATTRS = ("synthetic_model", "center_direction", "synthetic_sae", "sae_apply_b_dec_to_input")
+def _row(scope, name):
+    return next(v for v in SCHEMA["variables"] if v["scope"] == scope and v["name"] == name)
+
+
+RAW_DIMS = tuple(_row("metric", "")["dims"].split())
+AGG_DIMS = tuple(_row("metric", "_median")["dims"].split())
+QUANT_DIMS = tuple(_row("metric", "_quantiles")["dims"].split())
+SCORE_DIMS = tuple(_row("metric_score", "")["dims"].split())
+# A metric's aggregates m_<suffix> (mean, median, quantiles, count): not scores.
+AGG_SUFFIXES = tuple(v["name"][1:] for v in SCHEMA["variables"] if v["scope"] == "metric" and v["name"])
+
+# Global attributes that are booleans: 0/1 integers (CF has no boolean type), "true"/"false" text in
+# older files. Any other "true"/"false" text is decoded too.
+BOOLEAN_ATTRS = tuple(g["name"] for g in SCHEMA["global_attributes"] if g["kind"] == "bool")
 # Global attributes that are numbers even if a writer stores them as text.
-NUMBER_ATTRS = ("n_prompts", "n_ranks", "evals_per_second")
+NUMBER_ATTRS = tuple(g["name"] for g in SCHEMA["global_attributes"] if g["kind"] in ("int", "float64"))
 # Config keys whose values are comma-separated lists.
 LIST_KEYS = {("perturb", "bases"), ("perturb", "directions"), ("readout", "metrics"), ("output", "quantiles")}
 
@@ -316,7 +325,7 @@ class Result:
             if not name.startswith(m + "_"):
                 continue
             s = name[len(m) + 1:]
-            if s in known or s in ("mean", "median", "quantiles", "count"):
+            if s in known or s in AGG_SUFFIXES:
                 continue
             if set(self.ds[name].dims) == set(SCORE_DIMS) | lead and not any(
                     name.startswith(o + "_") and len(o) > len(m) for o in METRICS):

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "plateau/model.h"
+#include "plateau/result.h"
 
 enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_N_BASE_KINDS };
 enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS_DIST, PL_METRIC_CE_LOSS,
@@ -128,7 +129,15 @@ typedef struct {
     int resume;  /* continue from the checkpoint */
     int dry_run; /* say what the run would do (units, memory, time), write nothing */
     int dry_run_ranks; /* the ranks --dry-run estimates for (0: the ranks it runs on) */
+    pl_result_writer write_result; /* writes the result file (the CLI registers io's pl_result_write):
+                                      the sweep does not link the io library */
 } pl_run_options;
+
+/* The names of metric M and score SC in the experiment's order (PL_METRIC_*, the scores' codes:
+ * they key the bootstrap streams), NULL past the last: what the result schema dump lists.
+ * *ALPHA_VALUED: the score is in alpha's units. */
+const char *pl_metric_name(int m);
+const char *pl_score_name(int sc, int *alpha_valued);
 
 /* Run a sweep (MPI_Init .. MPI_Finalize inside). Returns the process exit code; every rank
  * returns the same code. */

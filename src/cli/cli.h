@@ -51,6 +51,9 @@ void cli_print_help(const cli_spec *spec, FILE *out);
 /* The man page (roff) of the commands SPECS[N] on OUT. */
 void cli_print_man(const cli_spec *const *specs, int n, FILE *out);
 
+/* `plateau help --schema-json`: the result file's schema (io's table) with the experiment's metrics
+ * and scores in their code order, as JSON on OUT (cmd_merge.c). Returns the exit code. */
+int cli_print_schema_json(FILE *out);
 /* Print "plateau: <pl_error()>" on stderr and return PL_EXIT_INPUT. */
 int cli_fail(void);
 /* Print "plateau <cmd>: <message> (usage: plateau <cmd> <usage>)" as one line, return PL_EXIT_USAGE. */

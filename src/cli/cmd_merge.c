@@ -5,6 +5,8 @@
 #include "cli.h"
 #include "plateau/error.h"
 #include "plateau/merge.h"
+#include "plateau/result_file.h"
+#include "plateau/sweep.h"
 
 const cli_spec CLI_MERGE = {
     "merge", "OUT.nc IN.nc... [--force]", "Stack per-hook result files along a new leading 'hook' dimension.",
@@ -34,5 +36,20 @@ int cmd_merge(int argc, char **argv)
         return cli_fail();
     fprintf(stderr, "plateau merge: %d file%s -> %s (swept key: %s)\n", n_files - 1, n_files > 2 ? "s" : "", files[0],
             swept && *swept ? swept : "none");
+    return PL_EXIT_OK;
+}
+
+int cli_print_schema_json(FILE *out)
+{
+    const char *metrics[64], *scores[64];
+    int alpha_valued[64], n_metrics = 0, n_scores = 0;
+    while (n_metrics < 64 && (metrics[n_metrics] = pl_metric_name(n_metrics)))
+        n_metrics++;
+    while (n_scores < 64 && (scores[n_scores] = pl_score_name(n_scores, &alpha_valued[n_scores])))
+        n_scores++;
+    if (pl_result_schema_json(out, metrics, n_metrics, scores, alpha_valued, n_scores) != 0 || fflush(out) != 0) {
+        fprintf(stderr, "plateau help: cannot write the schema\n");
+        return PL_EXIT_INPUT;
+    }
     return PL_EXIT_OK;
 }

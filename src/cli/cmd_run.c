@@ -1,8 +1,9 @@
 /* plateau run CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run]
- * Parses the command line only; the sweep (and MPI) lives in plateau_sweep. */
+ * Parses the command line only; the sweep (and MPI) lives in plateau_sweep, the writer in plateau_io. */
 #include <stdlib.h>
 
 #include "cli.h"
+#include "plateau/result_file.h"
 #include "plateau/sweep.h"
 
 const cli_spec CLI_RUN = {
@@ -33,6 +34,7 @@ int cmd_run(int argc, char **argv)
     code = cli_parse_run_args(argc, argv, "run", CLI_RUN.synopsis, &a);
     if (code >= 0)
         return code;
+    a.opt.write_result = pl_result_write; /* io writes what the sweep hands over */
     code = pl_sweep_main(&argc, &argv, a.config, a.sets, a.n_sets, a.output, &a.opt);
     free(a.sets);
     return code;

@@ -45,6 +45,8 @@ static int cmd_help(int argc, char **argv)
         print_usage(stdout);
         return PL_EXIT_OK;
     }
+    if (argc == 2 && !strcmp(argv[1], "--schema-json")) /* the result file's schema (docs, Python reader) */
+        return cli_print_schema_json(stdout);
     if (argc == 2 && !strcmp(argv[1], "--man")) {
         const cli_spec *specs[N_COMMANDS];
         for (int i = 0; i < N_COMMANDS; i++)

@@ -11,14 +11,16 @@
  *    per hook). A key one file has and another lacks differs;
  *  - the hooks (the config's [perturb] hook, canonical: blocks.01 is blocks.1) are all different;
  *  - dimensions (names, lengths), variables (names, types, dimensions) and coordinate values match.
- * Coordinates are written once. Every other variable gets the `hook` dimension in front, except the
- * provenance variables tokens, prompt_text and partner, which are written once when they are the same in every
- * input (they are, when the prompts are). The per-run attributes n_ranks and evals_per_second become
- * variables over `hook` (PER_HOOK_NUMBER: also each hook's SAE's numbers), each input's config and
- * provenance text (PER_HOOK_TEXT: also each hook's SAE) string variables hook_<name>, each kept as a
- * global attribute too when all inputs agree on it; every other global attribute must be equal in all
- * inputs and is written once, plus `swept_key`,
- * `merged_from` and the merge's own `created`, `history` and `source`.
+ *  - each input's `hook` attribute is the hook of its own config (compared canonically).
+ * What happens to each variable and global attribute is the schema's `merge` column (src/io/schema.c):
+ * coordinates are written once; every other variable gets the `hook` dimension in front, except the
+ * provenance variables (tokens, prompt_text, partner: PL_MERGE_ONCE_IF_SAME), written once when they
+ * are the same in every input (they are, when the prompts are). The per-run numeric attributes
+ * (PL_GA_PER_HOOK_NUMBER: n_ranks, evals_per_second, each hook's SAE's numbers) become variables over
+ * `hook`, each input's config and provenance text (PL_GA_PER_HOOK_TEXT, PL_GA_CONFIG) string
+ * variables hook_<name>, each kept as a global attribute too when all inputs agree on it (unless the
+ * schema says never or always); every other global attribute must be equal in all inputs and is
+ * written once, plus `swept_key`, `merged_from` and the merge's own `created`, `history` and `source`.
  *
  * HDF5 (1.10, under netCDF) can crash on a corrupt file (found by fuzzing: an invalid free while it
  * walks a damaged link table). So every input is first opened and read in full by a child process
@@ -49,6 +51,7 @@
 #include "plateau/merge.h"
 #include "nc_memory.h"
 #include "plateau/sweep.h"
+#include "schema.h"
 
 /* More dimensions or variables than a plateau result can have (it has 7 and about 40). */
 #define MAX_DIMS 64
@@ -214,6 +217,34 @@ static int probe_in_child(const char *path, void *bytes, size_t len)
     return PL_OK;
 }
 
+/* The file's `hook` attribute names the hook of its own config, compared canonically (blocks.01 is
+ * blocks.1) by putting it through the one config resolver as that config's [perturb] hook: a file
+ * whose attribute and config disagree is not one hook's result, and merge would stack it under the
+ * config's hook. (When the canonical hook parser of src/model/forward.c lands, compare through it.) */
+static int check_hook_attribute(const merge_input *in, const char *hook, const char *config)
+{
+    size_t len = strlen(hook) + 16;
+    char *set = pl_malloc(len, "hook"), name[4200];
+    if (!set)
+        return PL_ERR;
+    snprintf(set, len, "perturb.hook=%s", hook);
+    snprintf(name, sizeof name, "%s (attribute 'config')", in->path);
+    pl_sweep_config c;
+    memset(&c, 0, sizeof c);
+    int rc = pl_sweep_config_parse(&c, name, config, strlen(config), &set, 1, NULL);
+    free(set);
+    if (rc != PL_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", pl_error());
+        return pl_fail("%s: global attribute 'hook' is '%s', not a hook its config accepts (%s)", in->path, hook, why);
+    }
+    if (strcmp(c.hook, in->config.hook))
+        rc = pl_fail("%s: global attribute 'hook' is '%s' but its config's [perturb] hook is '%s': the file is not "
+                     "one hook's result", in->path, hook, in->config.hook);
+    pl_sweep_config_free(&c);
+    return rc;
+}
+
 static int input_open(merge_input *in, const char *path, void *bytes, size_t len)
 {
     in->path = path;
@@ -246,6 +277,8 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
         rc = pl_sweep_config_parse(&in->config, name, config, strlen(config), NULL, 0, NULL);
         in->have_config = rc == PL_OK;
     }
+    if (rc == PL_OK)
+        rc = check_hook_attribute(in, hook, config);
     free(hook);
     free(config);
     return rc;
@@ -490,9 +523,12 @@ static int is_coordinate(int ncid, const char *path, const var_info *v, int *yes
     return PL_OK;
 }
 
-static int is_provenance(const char *name)
+/* The schema's merge rule of a variable that is not a coordinate: the provenance variables (tokens,
+ * prompt_text, partner) once when equal, every other (and one the schema does not know) stacked. */
+static int merge_rule(const char *name)
 {
-    return !strcmp(name, "tokens") || !strcmp(name, "partner") || !strcmp(name, "prompt_text");
+    const pl_schema_var *row = pl_schema_var_find(name);
+    return row ? row->merge : PL_MERGE_STACK;
 }
 
 /* Is variable NAME the same in every input? */
@@ -526,45 +562,28 @@ static int same_in_all(const merge_input *ins, int n_in, const char *name, int *
 
 /* ------------------------------------------------------------------ output */
 
-/* Text global attributes that describe one input's run: each becomes a string variable over `hook`
- * named hook_<attribute> (every input's), and the merged file's own created and history replace
- * them. The global config stays the first input's (readers take the shared keys from it); hook_config
- * holds each input's. */
-static const char *const PER_HOOK_TEXT[] = {"config", "created", "history", "source", "git_commit", "hostname",
-                                            "sigma_positive_definite_fix", "data_sha256", "read_hook", "model_path",
-                                            "data_path", "openblas_config", "sae_path", "sae_sha256", "sae_hook",
-                                            "sae_architecture", "sae_normalize_activations"};
-#define N_PER_HOOK_TEXT ((int)(sizeof PER_HOOK_TEXT / sizeof PER_HOOK_TEXT[0]))
-
-/* Numeric global attributes that describe one input's run (an SAE per hook: each hook's SAE): each
- * becomes a variable of its own name over `hook`; an input without it leaves the fill value. */
-static const struct {
-    const char *name;
-    nc_type type;
-    const char *long_name, *units;
-} PER_HOOK_NUMBER[] = {
-    {"n_ranks", NC_INT, "MPI ranks of the run that produced this hook", NULL},
-    {"evals_per_second", NC_DOUBLE, "perturbed evaluations per second of that run", "s-1"},
-    {"threads", NC_INT, "OpenBLAS threads per rank of that run", NULL},
-    {"synthetic_sae", NC_INT, "1: the SAE of this hook has random weights (plateau synth-sae), 0: not", NULL},
-    {"sae_apply_b_dec_to_input", NC_INT, "the SAE of this hook subtracts b_dec before encoding (1) or not (0)", NULL},
-    {"sae_d_sae", NC_INT, "number of features of the SAE of this hook", NULL},
-    {"sae_k", NC_INT, "k of the TopK SAE of this hook", NULL},
-    {"sae_features_never_active", NC_INT, "features of the SAE of this hook never active in that run", NULL},
-    {"sae_draws_without_active_feature", NC_INT, "draws of that run whose base had no active SAE feature", NULL},
-};
-#define N_PER_HOOK_NUMBER ((int)(sizeof PER_HOOK_NUMBER / sizeof PER_HOOK_NUMBER[0]))
+/* The per-hook global attributes of merge rule KIND (PL_GA_PER_HOOK_TEXT with PL_GA_CONFIG, or
+ * PL_GA_PER_HOOK_NUMBER) in the order merge writes their variables (the schema's merge_order):
+ * ROWS[*N]. Text ones become string variables hook_<name> (every input's; the global config stays the
+ * first input's, readers take the shared keys from it), numbers a variable of their own name over
+ * `hook` (an input without it leaves the fill value). */
+static void per_hook_rows(int kind, const pl_schema_global **rows, int *n)
+{
+    *n = 0;
+    for (int order = 1; order <= PL_SCHEMA_N_GLOBALS; order++)
+        for (int i = 0; i < PL_SCHEMA_N_GLOBALS; i++) {
+            const pl_schema_global *g = &PL_SCHEMA_GLOBALS[i];
+            int text = g->merge == PL_GA_PER_HOOK_TEXT || g->merge == PL_GA_CONFIG;
+            if (g->merge_order == order && (kind == PL_GA_PER_HOOK_NUMBER ? g->merge == kind : text))
+                rows[(*n)++] = g;
+        }
+}
 
 /* Global attributes that describe one run and become variables over `hook` instead. */
 static int per_run_attribute(const char *name)
 {
-    for (int k = 0; k < N_PER_HOOK_NUMBER; k++)
-        if (!strcmp(name, PER_HOOK_NUMBER[k].name))
-            return 1;
-    for (int k = 0; k < N_PER_HOOK_TEXT; k++)
-        if (!strcmp(name, PER_HOOK_TEXT[k]) && strcmp(name, "config"))
-            return 1;
-    return 0;
+    const pl_schema_global *g = pl_schema_global_find(name);
+    return g && (g->merge == PL_GA_PER_HOOK_TEXT || g->merge == PL_GA_PER_HOOK_NUMBER);
 }
 
 /* Whether any input has global attribute NAME. */
@@ -628,20 +647,15 @@ static int check_shared_attributes(const merge_input *ins, int n_in)
     return PL_OK;
 }
 
-/* A per-hook attribute that is also kept as a global one: model_path always (the model is one, by
- * model_sha256; readers expect the attribute), any other when every input has the same value (not the
- * merge's own created, history and source, nor the run's n_ranks and evals_per_second). */
+/* A per-hook attribute that is also kept as a global one: always (model_path: the model is one, by
+ * model_sha256; readers expect the attribute), never (the merge's own created, history and source, the
+ * run's n_ranks and evals_per_second), else when every input has the same value. */
 static int keep_global_too(const merge_input *ins, int n_in, const char *name, int *keep)
 {
-    *keep = 0;
-    if (!strcmp(name, "model_path")) {
-        *keep = 1;
+    const pl_schema_global *g = pl_schema_global_find(name);
+    *keep = g && (g->merge_flags & PL_GA_ALWAYS_GLOBAL);
+    if (!g || g->merge_flags & (PL_GA_ALWAYS_GLOBAL | PL_GA_NEVER_GLOBAL))
         return PL_OK;
-    }
-    static const char *const never[] = {"created", "history", "source", "n_ranks", "evals_per_second"};
-    for (size_t k = 0; k < sizeof never / sizeof never[0]; k++)
-        if (!strcmp(name, never[k]))
-            return PL_OK;
     int diff;
     return attribute_equal(ins, n_in, name, keep, &diff);
 }
@@ -703,178 +717,220 @@ static int define_like(int in, const char *in_path, int out, const char *out_nam
     return copy_var_attributes(in, p->in_varid, out, p->out_varid, in_path, p->info.name);
 }
 
-static int write_output(int out, const char *out_name, const merge_input *ins, int n_in, const char *swept_key,
-                        var_plan *plan)
-{
-    const merge_input *first = &ins[0];
-    int in = first->ncid;
-    int ndims, nvars, ngatts;
-    NC_CHECK(nc_inq(in, &ndims, &nvars, &ngatts, NULL), first->path, "contents");
+/* The merged file being built: OUT (netCDF id) named OUT_NAME, from INS[N_IN]. */
+typedef struct {
+    int out;
+    const char *out_name;
+    const merge_input *ins;
+    int n_in;
+    int hook_dim, hook_var;
+    int dim_map[MAX_DIMS];   /* input dimension id -> output's */
+    var_plan *plan;          /* [nvars of the first input] */
+    int nvars;
+    const pl_schema_global *text_rows[64], *number_rows[64];
+    int n_text, n_number;
+    int text_var[64], number_var[64]; /* -1: no input has it */
+} merge_out;
 
-    /* Dimensions: hook first, then the inputs' in their order. */
-    int hook_dim, dim_map[MAX_DIMS], in_dimids[MAX_DIMS];
+/* Dimensions: hook first, then the inputs' in their order; the hook coordinate. */
+static int define_dims(merge_out *m)
+{
+    const merge_input *first = &m->ins[0];
+    int ndims, in_dimids[MAX_DIMS];
     for (int d = 0; d < MAX_DIMS; d++)
-        dim_map[d] = -1;
-    NC_CHECK(nc_def_dim(out, "hook", (size_t)n_in, &hook_dim), out_name, "hook dimension");
-    NC_CHECK(nc_inq_dimids(in, &ndims, in_dimids, 0), first->path, "dimensions");
+        m->dim_map[d] = -1;
+    NC_CHECK(nc_def_dim(m->out, "hook", (size_t)m->n_in, &m->hook_dim), m->out_name, "hook dimension");
+    NC_CHECK(nc_inq_dimids(first->ncid, &ndims, in_dimids, 0), first->path, "dimensions");
     for (int d = 0; d < ndims; d++) {
         if (in_dimids[d] < 0 || in_dimids[d] >= MAX_DIMS)
             return pl_fail("%s: dimension id %d out of range", first->path, in_dimids[d]);
         char name[NC_MAX_NAME + 1];
         size_t len;
-        NC_CHECK(nc_inq_dim(in, in_dimids[d], name, &len), first->path, "dimension");
-        NC_CHECK(nc_def_dim(out, name, len, &dim_map[in_dimids[d]]), out_name, name);
+        NC_CHECK(nc_inq_dim(first->ncid, in_dimids[d], name, &len), first->path, "dimension");
+        NC_CHECK(nc_def_dim(m->out, name, len, &m->dim_map[in_dimids[d]]), m->out_name, name);
     }
+    const pl_schema_var *row = pl_schema_var_find("hook");
+    NC_CHECK(nc_def_var(m->out, "hook", NC_STRING, 1, &m->hook_dim, &m->hook_var), m->out_name, "hook variable");
+    return put_text(m->out, m->hook_var, "long_name", row->long_name, m->out_name);
+}
 
-    int hook_var;
-    NC_CHECK(nc_def_var(out, "hook", NC_STRING, 1, &hook_dim, &hook_var), out_name, "hook variable");
-    if (put_text(out, hook_var, "long_name", "hook where the perturbation is applied (one per merged file)",
-                 out_name) != PL_OK)
-        return PL_ERR;
-
-    for (int v = 0; v < nvars; v++) {
-        var_plan *p = &plan[v];
+/* Each input variable: written once (a coordinate, equal in all inputs; provenance when equal) or
+ * stacked along hook, defined like the input's. */
+static int define_vars(merge_out *m)
+{
+    const merge_input *first = &m->ins[0];
+    for (int v = 0; v < m->nvars; v++) {
+        var_plan *p = &m->plan[v];
         p->in_varid = v;
-        if (var_inquire(in, v, first->path, &p->info) != PL_OK)
+        if (var_inquire(first->ncid, v, first->path, &p->info) != PL_OK)
             return PL_ERR;
-        int coordinate;
-        if (is_coordinate(in, first->path, &p->info, &coordinate) != PL_OK)
+        int coordinate, rule = merge_rule(p->info.name);
+        if (is_coordinate(first->ncid, first->path, &p->info, &coordinate) != PL_OK)
             return PL_ERR;
-        if (coordinate) {
+        p->stacked = 1;
+        if (coordinate || rule == PL_MERGE_ONCE_IF_SAME) {
             int equal, diff = 0;
-            if (same_in_all(ins, n_in, p->info.name, &equal, &diff) != PL_OK)
+            if (same_in_all(m->ins, m->n_in, p->info.name, &equal, &diff) != PL_OK)
                 return PL_ERR;
-            if (!equal)
-                return pl_fail("%s: coordinate '%s' differs from %s: the files do not share one grid", ins[diff].path,
-                               p->info.name, first->path);
-            p->stacked = 0;
-        } else if (is_provenance(p->info.name)) {
-            int equal, diff;
-            if (same_in_all(ins, n_in, p->info.name, &equal, &diff) != PL_OK)
-                return PL_ERR;
+            if (coordinate && !equal)
+                return pl_fail("%s: coordinate '%s' differs from %s: the files do not share one grid",
+                               m->ins[diff].path, p->info.name, first->path);
             p->stacked = !equal;
-        } else {
-            p->stacked = 1;
         }
-        if (define_like(in, first->path, out, out_name, hook_dim, dim_map, p) != PL_OK)
+        if (define_like(first->ncid, first->path, m->out, m->out_name, m->hook_dim, m->dim_map, p) != PL_OK)
             return PL_ERR;
     }
+    return PL_OK;
+}
 
-    /* Per-run numbers, one per hook. */
-    int per_run_var[N_PER_HOOK_NUMBER];
-    for (int k = 0; k < N_PER_HOOK_NUMBER; k++) {
-        per_run_var[k] = -1;
-        const char *name = PER_HOOK_NUMBER[k].name;
-        if (!any_has_attribute(ins, n_in, name))
+/* The per-hook variables of the per-run attributes any input has: numbers, then text (hook_<name>). */
+static int define_per_hook_vars(merge_out *m)
+{
+    per_hook_rows(PL_GA_PER_HOOK_NUMBER, m->number_rows, &m->n_number);
+    per_hook_rows(PL_GA_PER_HOOK_TEXT, m->text_rows, &m->n_text);
+    for (int k = 0; k < m->n_number; k++) {
+        const pl_schema_global *g = m->number_rows[k];
+        m->number_var[k] = -1;
+        if (!any_has_attribute(m->ins, m->n_in, g->name))
             continue;
-        NC_CHECK(nc_def_var(out, name, PER_HOOK_NUMBER[k].type, 1, &hook_dim, &per_run_var[k]), out_name, name);
-        if (put_text(out, per_run_var[k], "long_name", PER_HOOK_NUMBER[k].long_name, out_name) != PL_OK ||
-            (PER_HOOK_NUMBER[k].units && put_text(out, per_run_var[k], "units", PER_HOOK_NUMBER[k].units, out_name) != PL_OK))
+        NC_CHECK(nc_def_var(m->out, g->name, g->kind == PL_GA_DOUBLE ? NC_DOUBLE : NC_INT, 1, &m->hook_dim,
+                            &m->number_var[k]), m->out_name, g->name);
+        if (put_text(m->out, m->number_var[k], "long_name", g->merged_long_name, m->out_name) != PL_OK ||
+            (g->merged_units && put_text(m->out, m->number_var[k], "units", g->merged_units, m->out_name) != PL_OK))
             return PL_ERR;
     }
-
-    /* Per-hook text: every input's config and provenance. */
-    int text_var[N_PER_HOOK_TEXT];
-    for (int k = 0; k < N_PER_HOOK_TEXT; k++) {
-        text_var[k] = -1;
-        if (!any_has_attribute(ins, n_in, PER_HOOK_TEXT[k]))
+    const pl_schema_var *row = pl_schema_var_find("hook_{attr}");
+    for (int k = 0; k < m->n_text; k++) {
+        const char *attr = m->text_rows[k]->name;
+        m->text_var[k] = -1;
+        if (!any_has_attribute(m->ins, m->n_in, attr))
             continue;
         char name[64], long_name[160];
-        snprintf(name, sizeof name, "hook_%s", PER_HOOK_TEXT[k]);
-        snprintf(long_name, sizeof long_name, "global attribute '%s' of the input file of this hook", PER_HOOK_TEXT[k]);
-        NC_CHECK(nc_def_var(out, name, NC_STRING, 1, &hook_dim, &text_var[k]), out_name, name);
-        if (put_text(out, text_var[k], "long_name", long_name, out_name) != PL_OK)
+        const char *keys[] = {"attr", NULL}, *values[] = {attr, NULL};
+        snprintf(name, sizeof name, "hook_%s", attr);
+        pl_schema_expand(row->long_name, keys, values, long_name, sizeof long_name);
+        NC_CHECK(nc_def_var(m->out, name, NC_STRING, 1, &m->hook_dim, &m->text_var[k]), m->out_name, name);
+        if (put_text(m->out, m->text_var[k], "long_name", long_name, m->out_name) != PL_OK)
             return PL_ERR;
     }
+    return PL_OK;
+}
 
-    /* Global attributes: the first input's, minus the per-file ones, plus the merge's own. */
+/* Global attributes: the first input's, minus the per-file ones (unless kept global too). */
+static int copy_globals(merge_out *m)
+{
+    const merge_input *first = &m->ins[0];
+    int ngatts;
+    NC_CHECK(nc_inq_natts(first->ncid, &ngatts), first->path, "global attributes");
     for (int a = 0; a < ngatts; a++) {
         char name[NC_MAX_NAME + 1];
-        NC_CHECK(nc_inq_attname(in, NC_GLOBAL, a, name), first->path, "global attribute");
-        if (!strcmp(name, "hook") || !strcmp(name, "created") || !strcmp(name, "swept_key") ||
-            !strcmp(name, "merged_from"))
+        NC_CHECK(nc_inq_attname(first->ncid, NC_GLOBAL, a, name), first->path, "global attribute");
+        const pl_schema_global *g = pl_schema_global_find(name);
+        if (g && (g->merge == PL_GA_HOOK || g->merge == PL_GA_MERGE))
             continue;
         int keep = 1;
-        if (per_run_attribute(name) && keep_global_too(ins, n_in, name, &keep) != PL_OK)
+        if (per_run_attribute(name) && keep_global_too(m->ins, m->n_in, name, &keep) != PL_OK)
             return PL_ERR;
-        if (!keep)
-            continue;
-        NC_CHECK(nc_copy_att(in, NC_GLOBAL, name, out, NC_GLOBAL), first->path, name);
+        if (keep)
+            NC_CHECK(nc_copy_att(first->ncid, NC_GLOBAL, name, m->out, NC_GLOBAL), first->path, name);
     }
+    return PL_OK;
+}
+
+/* The merge's own global attributes: swept_key, merged_from, created, history (this merge as a command
+ * line: CF's what made the file), source. */
+static int put_merge_globals(merge_out *m, const char *swept_key)
+{
     char created[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    size_t from_len = 1;
-    for (int i = 0; i < n_in; i++)
-        from_len += strlen(ins[i].path) + 1;
-    char *from = pl_malloc(from_len, "merged_from");
-    if (!from)
-        return PL_ERR;
-    from[0] = '\0';
-    for (int i = 0; i < n_in; i++) {
-        strcat(from, ins[i].path);
-        if (i + 1 < n_in)
-            strcat(from, "\n");
+    size_t len = strlen(created) + strlen(m->out_name) + 32;
+    for (int i = 0; i < m->n_in; i++)
+        len += strlen(m->ins[i].path) + 1;
+    char *from = pl_malloc(len, "merged_from"), *history = pl_malloc(len, "history");
+    int rc = from && history ? PL_OK : PL_ERR;
+    if (rc == PL_OK) {
+        from[0] = '\0';
+        snprintf(history, len, "%s: plateau merge %s", created, m->out_name);
+        for (int i = 0; i < m->n_in; i++) {
+            strcat(strcat(from, m->ins[i].path), i + 1 < m->n_in ? "\n" : "");
+            strcat(strcat(history, " "), m->ins[i].path);
+        }
     }
-    int rc = put_text(out, NC_GLOBAL, "swept_key", swept_key, out_name);
-    if (rc == PL_OK)
-        rc = put_text(out, NC_GLOBAL, "merged_from", from, out_name);
-    free(from);
-    if (rc != PL_OK || put_text(out, NC_GLOBAL, "created", created, out_name) != PL_OK)
-        return PL_ERR;
-    /* history: this merge, as a command line (CF: what made the file) */
-    size_t hist_len = strlen(created) + strlen(out_name) + 32;
-    for (int i = 0; i < n_in; i++)
-        hist_len += strlen(ins[i].path) + 1;
-    char *history = pl_malloc(hist_len, "history");
-    if (!history)
-        return PL_ERR;
-    snprintf(history, hist_len, "%s: plateau merge %s", created, out_name);
-    for (int i = 0; i < n_in; i++)
-        strcat(strcat(history, " "), ins[i].path);
-    rc = put_text(out, NC_GLOBAL, "history", history, out_name);
-    free(history);
     char source[256];
     snprintf(source, sizeof source, "plateau %s (git %s)", pl_version(), pl_git_commit());
-    if (rc == PL_OK)
-        rc = put_text(out, NC_GLOBAL, "source", source, out_name);
-    if (rc != PL_OK)
-        return PL_ERR;
-    NC_CHECK(nc_enddef(out), out_name, "definitions");
-    for (int k = 0; k < N_PER_HOOK_TEXT; k++) {
-        if (text_var[k] < 0)
+    rc = rc ? rc : put_text(m->out, NC_GLOBAL, "swept_key", swept_key, m->out_name);
+    rc = rc ? rc : put_text(m->out, NC_GLOBAL, "merged_from", from, m->out_name);
+    rc = rc ? rc : put_text(m->out, NC_GLOBAL, "created", created, m->out_name);
+    rc = rc ? rc : put_text(m->out, NC_GLOBAL, "history", history, m->out_name);
+    rc = rc ? rc : put_text(m->out, NC_GLOBAL, "source", source, m->out_name);
+    free(from);
+    free(history);
+    return rc;
+}
+
+/* Each input's per-run text attributes into hook_<name> (data mode). */
+static int put_per_hook_text(merge_out *m)
+{
+    for (int k = 0; k < m->n_text; k++) {
+        if (m->text_var[k] < 0)
             continue;
-        for (int i = 0; i < n_in; i++) {
+        const char *attr = m->text_rows[k]->name;
+        for (int i = 0; i < m->n_in; i++) {
             char *text = NULL;
-            if (read_text_attribute(ins[i].ncid, ins[i].path, PER_HOOK_TEXT[k], &text) != PL_OK)
+            if (read_text_attribute(m->ins[i].ncid, m->ins[i].path, attr, &text) != PL_OK)
                 return PL_ERR;
             size_t at = (size_t)i;
             const char *value = text ? text : "";
-            int st2 = nc_put_var1_string(out, text_var[k], &at, &value);
+            int st = nc_put_var1_string(m->out, m->text_var[k], &at, &value);
             free(text);
-            if (st2 != NC_NOERR)
-                return nc_fail(st2, out_name, PER_HOOK_TEXT[k]);
+            if (st != NC_NOERR)
+                return nc_fail(st, m->out_name, attr);
         }
     }
+    return PL_OK;
+}
 
-    /* Data. */
-    const char **hooks = pl_malloc((size_t)n_in * sizeof *hooks, "hook names");
+/* Each input's per-run numbers into their variables over hook (data mode). */
+static int put_per_hook_numbers(merge_out *m)
+{
+    for (int k = 0; k < m->n_number; k++) {
+        if (m->number_var[k] < 0)
+            continue;
+        const char *name = m->number_rows[k]->name;
+        for (int i = 0; i < m->n_in; i++) {
+            size_t at = (size_t)i, len;
+            double value;
+            if (nc_inq_attlen(m->ins[i].ncid, NC_GLOBAL, name, &len) != NC_NOERR)
+                continue; /* this input has none: the fill value */
+            if (len != 1)
+                return pl_fail("%s: global attribute '%s' has %zu values, expected one", m->ins[i].path, name, len);
+            NC_CHECK(nc_get_att_double(m->ins[i].ncid, NC_GLOBAL, name, &value), m->ins[i].path, name);
+            NC_CHECK(nc_put_var1_double(m->out, m->number_var[k], &at, &value), m->out_name, name);
+        }
+    }
+    return PL_OK;
+}
+
+/* The hook coordinate and every variable's data: once, or one slice per input (data mode). */
+static int put_data(merge_out *m)
+{
+    const char **hooks = pl_malloc((size_t)m->n_in * sizeof *hooks, "hook names");
     if (!hooks)
         return PL_ERR;
-    for (int i = 0; i < n_in; i++)
-        hooks[i] = ins[i].config.hook;
-    int st = nc_put_var_string(out, hook_var, hooks);
+    for (int i = 0; i < m->n_in; i++)
+        hooks[i] = m->ins[i].config.hook;
+    int st = nc_put_var_string(m->out, m->hook_var, hooks);
     free(hooks);
     if (st != NC_NOERR)
-        return nc_fail(st, out_name, "hook");
-    for (int v = 0; v < nvars; v++) {
-        var_plan *p = &plan[v];
-        int n_src = p->stacked ? n_in : 1;
-        for (int i = 0; i < n_src; i++) {
+        return nc_fail(st, m->out_name, "hook");
+    for (int v = 0; v < m->nvars; v++) {
+        var_plan *p = &m->plan[v];
+        for (int i = 0; i < (p->stacked ? m->n_in : 1); i++) {
             var_data d;
-            if (var_data_read(ins[i].ncid, ins[i].path, p->info.name, &d) != PL_OK)
+            if (var_data_read(m->ins[i].ncid, m->ins[i].path, p->info.name, &d) != PL_OK)
                 return PL_ERR;
             size_t start[NC_MAX_VAR_DIMS + 1] = {0}, count[NC_MAX_VAR_DIMS + 1];
             int nd = 0;
@@ -882,32 +938,30 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
                 start[nd] = (size_t)i;
                 count[nd++] = 1;
             }
-            for (int k = 0; k < p->info.ndims; k++) {
-                if ((st = nc_inq_dimlen(in, p->info.dimids[k], &count[nd++])) != NC_NOERR)
-                    break;
-            }
+            for (int k = 0; k < p->info.ndims && st == NC_NOERR; k++)
+                st = nc_inq_dimlen(m->ins[0].ncid, p->info.dimids[k], &count[nd++]);
             if (st == NC_NOERR && d.count)
-                st = nc_put_vara(out, p->out_varid, start, count, d.data);
+                st = nc_put_vara(m->out, p->out_varid, start, count, d.data);
             var_data_free(&d);
             if (st != NC_NOERR)
-                return pl_fail("%s: writing '%s' from %s: %s", out_name, p->info.name, ins[i].path, nc_strerror(st));
+                return pl_fail("%s: writing '%s' from %s: %s", m->out_name, p->info.name, m->ins[i].path,
+                               nc_strerror(st));
         }
     }
-    for (int k = 0; k < N_PER_HOOK_NUMBER; k++) {
-        if (per_run_var[k] < 0)
-            continue;
-        const char *name = PER_HOOK_NUMBER[k].name;
-        for (int i = 0; i < n_in; i++) {
-            size_t at = (size_t)i, len;
-            double value;
-            if (nc_inq_attlen(ins[i].ncid, NC_GLOBAL, name, &len) != NC_NOERR)
-                continue; /* this input has none: the fill value */
-            if (len != 1)
-                return pl_fail("%s: global attribute '%s' has %zu values, expected one", ins[i].path, name, len);
-            NC_CHECK(nc_get_att_double(ins[i].ncid, NC_GLOBAL, name, &value), ins[i].path, name);
-            NC_CHECK(nc_put_var1_double(out, per_run_var[k], &at, &value), out_name, name);
-        }
-    }
+    return PL_OK;
+}
+
+static int write_output(int out, const char *out_name, const merge_input *ins, int n_in, const char *swept_key,
+                        var_plan *plan)
+{
+    merge_out m = {.out = out, .out_name = out_name, .ins = ins, .n_in = n_in, .plan = plan};
+    NC_CHECK(nc_inq_nvars(ins[0].ncid, &m.nvars), ins[0].path, "contents");
+    if (define_dims(&m) != PL_OK || define_vars(&m) != PL_OK || define_per_hook_vars(&m) != PL_OK ||
+        copy_globals(&m) != PL_OK || put_merge_globals(&m, swept_key) != PL_OK)
+        return PL_ERR;
+    NC_CHECK(nc_enddef(out), out_name, "definitions");
+    if (put_per_hook_text(&m) != PL_OK || put_data(&m) != PL_OK || put_per_hook_numbers(&m) != PL_OK)
+        return PL_ERR;
     return PL_OK;
 }
 

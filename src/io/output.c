@@ -1,13 +1,16 @@
-/* The NetCDF-4 result file (the layout is the contract with merge and analysis/, see README).
+/* The NetCDF-4 result file of a run (the layout is io's schema table, schema.c; see
+ * docs/result-format.md), written from the plain pl_result the sweep hands over (plateau/result.h).
  *
  * The file is built in memory (netCDF's nc_create_mem / nc_close_memio: HDF5's core driver) and its
  * bytes are then written by the one atomic writer (pl_write_file_atomic: temporary file, fsync,
  * rename, fsync of the directory). So nothing forks inside an MPI rank, a full disk is an ordinary
  * write error rather than a failure deep inside HDF5, a failed run never leaves a half file under
- * the output name, and an earlier output stays untouched until the new one is complete. */
+ * the output name, and an earlier output stays untouched until the new one is complete.
+ *
+ * Variables are defined from the schema's rows, in their order; their data are then put by name, so
+ * a row the writer does not fill (or data without a row) is an error, never a silent gap. */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,26 +23,79 @@
 #include "plateau/error.h"
 #include "plateau/fileio.h"
 #include "plateau/hash.h"
+#include "plateau/result_file.h"
 #include "plateau/version.h"
 #include "nc_memory.h"
-#include "plateau/tokenizer.h"
-#include "../tokenizer/tok_internal.h" /* tok_utf8_next: the one UTF-8 decoder */
-#include "../sweep/sweep_internal.h"
+#include "schema.h"
 
-#define NC_TRY(call)                                                                                              \
+/* The file being built. */
+typedef struct {
+    int nc;
+    const char *path; /* names it in messages */
+    const pl_result *r;
+    unsigned char used_score[64]; /* score s has variables (some metric has it) */
+} writer;
+
+static int nc_error(const writer *w, int status, const char *what)
+{
+    int errno_ = errno;
+    return pl_fail("output %s: %s (%s)%s%s", w->path, nc_strerror(status), what, errno_ ? ": " : "",
+                   errno_ ? strerror(errno_) : "");
+}
+
+#define NC_TRY(w, call, what)                                                                                     \
     do {                                                                                                          \
         int nc_status_ = (call);                                                                                  \
-        if (nc_status_ != NC_NOERR) {                                                                             \
-            int errno_ = errno;                                                                                   \
-            pl_fail("output %s: %s (in %s)%s%s", path, nc_strerror(nc_status_), #call, errno_ ? ": " : "",         \
-                    errno_ ? strerror(errno_) : "");                                                              \
-            goto fail;                                                                                            \
-        }                                                                                                         \
+        if (nc_status_ != NC_NOERR)                                                                               \
+            return nc_error(w, nc_status_, what);                                                                 \
     } while (0)
 
 static int text_att(int nc, int var, const char *name, const char *value)
 {
     return nc_put_att_text(nc, var, name, strlen(value), value);
+}
+
+/* ------------------------------------------------------------------ definitions */
+
+/* Length of dimension NAME in R (-1: made by its variable: a state's width, sae_feature). */
+static long dim_length(const pl_result *r, const char *name)
+{
+    static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
+                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col"};
+    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i]))
+            return len[i];
+    return -1;
+}
+
+/* Whether R has what a row's `present` condition names. */
+static int present(const pl_result *r, const char *when)
+{
+    if (!strcmp(when, "comparisons"))
+        return r->n_comparisons > 0;
+    if (!strcmp(when, "raw_curves"))
+        return r->curves != NULL;
+    if (!strcmp(when, "tokenizer"))
+        return r->prompt_text != NULL;
+    if (!strcmp(when, "activations"))
+        return r->C > 0;
+    if (!strcmp(when, "sae_active"))
+        return r->sae_features > 0;
+    return !strcmp(when, "");
+}
+
+/* The run's dimensions in the schema's order (those a variable makes come with it). */
+static int define_dims(writer *w)
+{
+    for (int i = 0; i < PL_SCHEMA_N_DIMS; i++) {
+        const pl_schema_dim *d = &PL_SCHEMA_DIMS[i];
+        long len = dim_length(w->r, d->name);
+        int id;
+        if (len >= 0 && present(w->r, d->present))
+            NC_TRY(w, nc_def_dim(w->nc, d->name, (size_t)len, &id), d->name);
+    }
+    return PL_OK;
 }
 
 /* long_name and units. CF units are UDUNITS units: plateau's own ("nats", "residual stream units")
@@ -53,82 +109,197 @@ static int describe(int nc, int var, const char *long_name, const char *units)
     return s || udunits ? s : text_att(nc, var, "units_description", units);
 }
 
-/* A coordinate (CF 5: no missing values, so no _FillValue), or a string label (no units: CF units
- * describe numbers). */
-static int def_coord(int nc, const char *name, nc_type type, int ndims, const int *dims, const char *long_name,
-                     const char *units, int *var)
+/* A variable as ROW says: a coordinate (CF 5: no missing values, so no _FillValue) or a string label
+ * (no units: CF units describe numbers) has long_name and units as given; data floats have NaN as
+ * _FillValue (a NaN in the file is a value not computed) and UDUNITS units (describe). */
+static int def_row(int nc, const pl_schema_var *row, const char *name, int ndims, const int *dims,
+                   const char *long_name, const char *units, int *var)
 {
-    int s = nc_def_var(nc, name, type, ndims, dims, var);
-    if (!s && type != NC_STRING)
-        s = nc_def_var_fill(nc, *var, 1, NULL);
-    if (!s)
-        s = text_att(nc, *var, "long_name", long_name);
-    return s || type == NC_STRING ? s : text_att(nc, *var, "units", units);
-}
-
-/* A data variable: floats with NaN as _FillValue (a NaN in the file is a value not computed). */
-static int def_var(int nc, const char *name, nc_type type, int ndims, const int *dims, const char *long_name,
-                   const char *units, int *var)
-{
-    if (type == NC_STRING)
-        return def_coord(nc, name, type, ndims, dims, long_name, units, var);
-    int s = nc_def_var(nc, name, type, ndims, dims, var);
+    int s = nc_def_var(nc, name, row->type, ndims, dims, var);
     if (s)
         return s;
-    if (type == NC_FLOAT) {
+    if (row->coordinate || row->type == NC_STRING) {
+        if (row->type != NC_STRING)
+            s = nc_def_var_fill(nc, *var, 1, NULL);
+        if (!s)
+            s = text_att(nc, *var, "long_name", long_name);
+        return s || row->type == NC_STRING ? s : text_att(nc, *var, "units", units);
+    }
+    if (row->type == NC_FLOAT) {
         float fill = NAN;
         s = nc_def_var_fill(nc, *var, 0, &fill);
-    } else if (type == NC_DOUBLE) {
+    } else if (row->type == NC_DOUBLE) {
         double fill = NAN;
         s = nc_def_var_fill(nc, *var, 0, &fill);
     }
+    if (!s && row->deflate)
+        s = nc_def_var_deflate(nc, *var, 1, 1, 1);
     return s ? s : describe(nc, *var, long_name, units);
 }
 
-/* def_var of the variable STEM SUFFIX (a statistic, score or comparison of a metric), its long name
- * printed from LONG_FMT. */
-__attribute__((format(printf, 9, 10))) static int def_derived(int nc, const char *stem, const char *suffix,
-                                                              nc_type type, int ndims, const int *dims,
-                                                              const char *units, int *var, const char *long_fmt,
-                                                              ...)
+/* The template keys of a variable's name, long_name and units (values: define_var's caller). */
+static const char *const KEYS[] = {"m",     "s",     "ms",     "m_long", "curve", "score_long", "alpha_long",
+                                   "alpha", "metric", "score", "state_long", NULL};
+enum { K_M, K_S, K_MS, K_M_LONG, K_CURVE, K_SCORE_LONG, K_ALPHA_LONG, K_ALPHA, K_METRIC, K_SCORE, K_STATE_LONG, K_N };
+
+/* Define the variable of ROW named NAME (its dimensions, defined before, from the row),
+ * long_name and units expanded from VALUES. */
+static int define_var(writer *w, const pl_schema_var *row, const char *name, const char *const *values)
 {
-    char name[160], long_name[512];
-    snprintf(name, sizeof name, "%s%s", stem, suffix);
-    va_list ap;
-    va_start(ap, long_fmt);
-    vsnprintf(long_name, sizeof long_name, long_fmt, ap);
-    va_end(ap);
-    return def_var(nc, name, type, ndims, dims, long_name, units, var);
+    char dims_text[256], long_name[1024], units[128];
+    snprintf(dims_text, sizeof dims_text, "%s", row->dims);
+    int dims[8], nd = 0, var;
+    for (char *save, *t = strtok_r(dims_text, " ", &save); t && nd < 8; t = strtok_r(NULL, " ", &save))
+        NC_TRY(w, nc_inq_dimid(w->nc, t, &dims[nd++]), name);
+    pl_schema_expand(row->long_name, KEYS, values, long_name, sizeof long_name);
+    pl_schema_expand(row->units ? row->units : "", KEYS, values, units, sizeof units);
+    NC_TRY(w, def_row(w->nc, row, name, nd, dims, long_name, units, &var), name);
+    return PL_OK;
 }
 
-/* What alpha means in the step mode used (the alpha coordinate's long_name and units). */
-static void alpha_meaning(const pl_sweep_config *cfg, const char **long_name, const char **units)
+/* A direction kind's per-unit state: [(base,) prompt, sample(, width)], its long name its own. */
+static int define_state(writer *w, const pl_schema_var *row, const pl_result_state *st)
 {
-    switch (cfg->step_mode) {
-    case PL_STEP_FIXED_NORM:
-        *long_name = "step length in multiples of the base's norm: x = base + alpha |base| d / |d|";
-        *units = "1";
-        break;
-    case PL_STEP_ABSOLUTE:
-        *long_name = "step length in activation units: x = base + alpha d / |d|";
-        *units = "residual stream units";
-        break;
-    default:
-        *long_name = "step fraction of the direction: x = base + alpha d (d = target - base for target kinds)";
-        *units = "1";
+    int dims[4], nd = 0, var;
+    const char *names[3] = {"base", "prompt", "sample"};
+    for (int i = st->per_base ? 0 : 1; i < 3; i++)
+        NC_TRY(w, nc_inq_dimid(w->nc, names[i], &dims[nd++]), st->name);
+    if (st->width > 1) {
+        if (nc_inq_dimid(w->nc, st->width_dim, &dims[nd]) != NC_NOERR)
+            NC_TRY(w, nc_def_dim(w->nc, st->width_dim, (size_t)st->width, &dims[nd]), st->width_dim);
+        nd++;
     }
+    NC_TRY(w, def_row(w->nc, row, st->name, nd, dims, st->long_name, "1", &var), st->name);
+    return PL_OK;
 }
 
-static const char *score_long_name(int sc)
+/* Every variable of a row family (METRIC, METRIC_SCORE rows per metric; SCORE rows per used score;
+ * STATE rows per state) at the first row of the family, in the schema's order. */
+static int define_metric_vars(writer *w, const char **values)
 {
-    switch (sc) {
-    case PL_SCORE_ONSET: return "first alpha where the curve, divided by its value at the last alpha, exceeds onset_threshold";
-    case PL_SCORE_MAX_SLOPE_ALPHA: return "alpha (step midpoint) of the curve's steepest rise";
-    case PL_SCORE_SHARPNESS: return "largest step-to-step rise of the curve divided by its last value, times (steps - 1)";
-    case PL_SCORE_ALPHA_AT_THRESHOLD: return "first alpha where the curve reaches the absolute threshold (linear interpolation)";
-    default: return "teren's NL step: first alpha after the fit steps where the curve deviates from the least-squares line through them by more than the tolerance (relative)";
+    const pl_result *r = w->r;
+    char name[256], ms[160];
+    for (int mi = 0; mi < r->NM; mi++) {
+        const pl_result_metric *mt = &r->metrics[mi];
+        values[K_M] = mt->name, values[K_M_LONG] = mt->long_name, values[K_METRIC] = mt->units;
+        values[K_CURVE] = mt->score_curve;
+        for (int i = 0; i < PL_SCHEMA_N_VARS; i++) {
+            const pl_schema_var *row = &PL_SCHEMA_VARS[i];
+            snprintf(name, sizeof name, "%s%s", mt->name, row->name);
+            if (row->scope == PL_SCH_METRIC && present(r, row->present) && define_var(w, row, name, values) != PL_OK)
+                return PL_ERR;
+        }
+        for (int sc = 0; sc < r->n_scores; sc++) {
+            if (!r->has_score[mi * r->n_scores + sc])
+                continue;
+            const pl_result_score *s = &r->scores[sc];
+            w->used_score[sc] = 1;
+            snprintf(ms, sizeof ms, "%s_%s", mt->name, s->name);
+            values[K_S] = s->name, values[K_MS] = ms, values[K_SCORE] = s->alpha_valued ? r->alpha_units : "1";
+            values[K_SCORE_LONG] = pl_schema_score_long_name(s->name);
+            if (!values[K_SCORE_LONG])
+                return pl_fail("output %s: score '%s' is not in the result schema (src/io/schema.c)", w->path, s->name);
+            for (int i = 0; i < PL_SCHEMA_N_VARS; i++) {
+                const pl_schema_var *row = &PL_SCHEMA_VARS[i];
+                snprintf(name, sizeof name, "%s%s", ms, row->name);
+                if (row->scope == PL_SCH_METRIC_SCORE && present(r, row->present) &&
+                    define_var(w, row, name, values) != PL_OK)
+                    return PL_ERR;
+            }
+        }
     }
+    return PL_OK;
 }
+
+static int define_score_vars(writer *w, const pl_schema_var *row, const char **values)
+{
+    const pl_result *r = w->r;
+    for (int sc = 0; sc < r->n_scores; sc++) {
+        if (!w->used_score[sc])
+            continue;
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", r->scores[sc].name, row->name);
+        values[K_S] = r->scores[sc].name, values[K_SCORE] = r->scores[sc].alpha_valued ? r->alpha_units : "1";
+        if (define_var(w, row, name, values) != PL_OK)
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* The row of state ST: its own (partner) or the generic one. */
+static const pl_schema_var *state_row(const pl_result_state *st)
+{
+    const pl_schema_var *row = pl_schema_var_find(st->name);
+    if (row && row->scope == PL_SCH_STATE)
+        return row;
+    return pl_schema_var_find("{state}");
+}
+
+/* Every variable of the file, in the schema's order. */
+static int define_vars(writer *w)
+{
+    const pl_result *r = w->r;
+    const char *values[K_N] = {0};
+    values[K_ALPHA_LONG] = r->alpha_long_name, values[K_ALPHA] = r->alpha_units;
+    int metrics_done = 0, states_done = 0;
+    for (int i = 0; i < PL_SCHEMA_N_VARS; i++) {
+        const pl_schema_var *row = &PL_SCHEMA_VARS[i];
+        int rc = PL_OK;
+        if (row->scope == PL_SCH_FIXED && present(r, row->present)) {
+            if (!strcmp(row->name, "sae_feature_active_bases")) { /* its dimension comes with it */
+                int d;
+                NC_TRY(w, nc_def_dim(w->nc, "sae_feature", (size_t)r->sae_features, &d), "sae_feature");
+            }
+            rc = define_var(w, row, row->name, values);
+        } else if ((row->scope == PL_SCH_METRIC || row->scope == PL_SCH_METRIC_SCORE) && !metrics_done++) {
+            rc = define_metric_vars(w, values);
+        } else if (row->scope == PL_SCH_SCORE) {
+            rc = define_score_vars(w, row, values);
+        } else if (row->scope == PL_SCH_STATE && !states_done++) {
+            for (int k = 0; k < r->n_states && rc == PL_OK; k++)
+                rc = define_state(w, state_row(&r->states[k]), &r->states[k]);
+        }
+        if (rc != PL_OK)
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* The attributes of the schema's `attrs` column: the alpha coordinate's step mode, the scores'
+ * parameters, the basis of the activations. */
+static int define_var_attributes(writer *w)
+{
+    const pl_result *r = w->r;
+    int nc = w->nc, v;
+    NC_TRY(w, nc_inq_varid(nc, "alpha", &v), "alpha");
+    NC_TRY(w, text_att(nc, v, "step_mode", r->step_mode), "alpha");
+    for (int mi = 0; mi < r->NM; mi++)
+        for (int sc = 0; sc < r->n_scores; sc++) {
+            if (!r->has_score[mi * r->n_scores + sc])
+                continue;
+            const char *s = r->scores[sc].name;
+            char name[160];
+            snprintf(name, sizeof name, "%s_%s", r->metrics[mi].name, s);
+            NC_TRY(w, nc_inq_varid(nc, name, &v), name);
+            NC_TRY(w, text_att(nc, v, "score_curve", r->metrics[mi].score_curve), name);
+            if (!strcmp(s, "onset"))
+                NC_TRY(w, nc_put_att_double(nc, v, "onset_threshold", NC_DOUBLE, 1, &r->onset_threshold), name);
+            if (!strcmp(s, "alpha_at_threshold"))
+                NC_TRY(w, nc_put_att_double(nc, v, "threshold", NC_DOUBLE, 1, &r->metrics[mi].threshold), name);
+            if (!strcmp(s, "nonlinearity_alpha")) {
+                NC_TRY(w, nc_put_att_int(nc, v, "fit_steps", NC_INT, 2, r->nl_fit_steps), name);
+                NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->nl_tolerance), name);
+            }
+        }
+    static const char *const with_basis[] = {"activation", "mu", "sigma"};
+    for (int k = 0; k < 3 && r->C > 0; k++) {
+        NC_TRY(w, nc_inq_varid(nc, with_basis[k], &v), with_basis[k]);
+        NC_TRY(w, text_att(nc, v, "residual_basis", r->attrs.residual_basis), with_basis[k]);
+    }
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------------ global attributes */
 
 /* sha256 of the file at PATH (the prompts file: what `sha256sum` prints). */
 static int file_sha256(const char *path, char out[65])
@@ -142,600 +313,284 @@ static int file_sha256(const char *path, char out[65])
     return rc;
 }
 
-/* S[0..N) starts an ill-formed UTF-8 sequence: the length of its maximal subpart (the lead byte and
- * the continuation bytes that could still have completed it), which one U+FFFD replaces, as
- * Unicode recommends and Python's decode(errors="replace") does. */
-static size_t ill_formed_length(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-    size_t need;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 1;
-    else if (c >= 0xE0 && c <= 0xEF)
-        need = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4)
-        need = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else
-        return 1;
-    size_t i = 1;
-    while (i <= need && i < n && s[i] >= (i == 1 ? lo : 0x80) && s[i] <= (i == 1 ? hi : 0xBF))
-        i++;
-    return i;
-}
-
-static void free_texts(char **texts, int n)
-{
-    for (int i = 0; texts && i < n; i++)
-        free(texts[i]);
-    free(texts);
-}
-
-/* The sweep prompts decoded by the model's tokenizer (pl_decode), as valid UTF-8 (a window may cut a
- * character: invalid sequences become U+FFFD). *TEXTS NULL when the model has no tokenizer (a .bin
- * of token ids needs none) or a prompt holds an id it cannot decode: the file then has no
- * prompt_text. */
-static int decode_prompts(const pl_sweep *sw, char ***texts)
-{
-    *texts = NULL;
-    pl_tokenizer *tok = NULL;
-    if (pl_tokenizer_open(&tok, sw->cfg->model_path, sw->cfg->tokenizer_path, sw->V) != PL_OK) {
-        pl_error_clear();
-        return PL_OK;
-    }
-    char **out = pl_calloc((size_t)sw->P, sizeof(char *), "prompt texts");
-    int rc = out ? PL_OK : PL_ERR, undecodable = 0;
-    for (int p = 0; p < sw->P && rc == PL_OK && !undecodable; p++) {
-        char *raw;
-        size_t len;
-        /* an id beyond the tokenizer's vocabulary (a model's padded one): no text, never a lost run */
-        if (pl_decode(tok, sw->tokens + (size_t)p * sw->T, (size_t)sw->T, &raw, &len) != PL_OK) {
-            undecodable = 1;
-            break;
-        }
-        char *clean = pl_malloc(3 * len + 1, "prompt text"), *q = clean; /* U+FFFD: 3 bytes per bad byte */
-        rc = clean ? PL_OK : PL_ERR;
-        for (size_t i = 0; clean && i < len;) {
-            uint32_t cp;
-            int n = tok_utf8_next((const unsigned char *)raw + i, len - i, &cp);
-            if (n > 0 && cp != 0) {
-                memcpy(q, raw + i, (size_t)n), q += n, i += (size_t)n;
-            } else { /* NUL too: a netCDF string ends there */
-                memcpy(q, "\xef\xbf\xbd", 3), q += 3;
-                i += n > 0 ? (size_t)n : ill_formed_length((const unsigned char *)raw + i, len - i);
-            }
-        }
-        if (clean)
-            *q = '\0';
-        free(raw);
-        out[p] = clean;
-    }
-    pl_tokenizer_free(tok);
-    if (rc != PL_OK || undecodable) {
-        free_texts(out, sw->P);
-        if (undecodable)
-            pl_error_clear();
-        return rc;
-    }
-    *texts = out;
-    return PL_OK;
-}
-
-/* base_norm and direction_norm [base, direction, prompt, sample] of every unit (NaN where the unit has
- * no direction, e.g. sae_active at a base without an active feature). */
-static int put_norms(int nc, int v_base, int v_dir, const pl_sweep *sw, const char *path)
-{
-    size_t n = (size_t)sw->n_units;
-    double *bn = pl_malloc(sizeof(double) * 2 * (n ? n : 1), "curve norms"), *dn = bn + n;
-    if (!bn)
-        return PL_ERR;
-    for (long u = 0; u < sw->n_units; u++) {
-        pl_unit_id id = pl_unit_decode(sw, u);
-        size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
-        bn[at] = dn[at] = NAN;
-        if (pl_unit_defined(&sw->ex, id) && pl_unit_norms(&sw->ex, id, &bn[at], &dn[at]) != PL_OK) {
-            free(bn);
-            return PL_ERR;
-        }
-    }
-    int st = nc_put_var_double(nc, v_base, bn);
-    if (st == NC_NOERR)
-        st = nc_put_var_double(nc, v_dir, dn);
-    free(bn);
-    if (st != NC_NOERR)
-        return pl_fail("output %s: %s (base_norm, direction_norm)", path, nc_strerror(st));
-    return PL_OK;
-}
-
-/* Per (metric, score): the variables' ids. */
+/* What the writer knows of the file it writes: when, where, by what (G points into it; the caller
+ * frees history, model_abs and data_abs). */
 typedef struct {
-    int score, hist, outside, n_pairs, ratio, ratio_ci, diff, diff_ci, p, w;
-} score_vars;
+    char created[32], source[256], host[256], data_sha[65];
+    char *history, *model_abs, *data_abs;
+} provenance;
 
-/* mu and Sigma of the output's basis: projected onto the mean-zero subspace when centered. */
-static void basis_fit(const pl_sweep *sw, double *mu, double *sigma)
+static int fill_globals(const pl_result *r, pl_schema_globals *g, provenance *pv)
 {
-    int C = sw->C;
-    memcpy(mu, sw->mu, sizeof(double) * C);
-    memcpy(sigma, sw->sigma, sizeof(double) * (size_t)C * C);
-    if (sw->cfg->residual_basis != PL_BASIS_CENTERED)
-        return;
-    pl_center(mu, C);
-    for (int i = 0; i < C; i++) /* rows, then columns: P Sigma P */
-        pl_center(sigma + (size_t)i * C, C);
-    double *col = malloc(sizeof(double) * C);
-    if (!col)
-        return;
-    for (int j = 0; j < C; j++) {
-        for (int i = 0; i < C; i++)
-            col[i] = sigma[(size_t)i * C + j];
-        pl_center(col, C);
-        for (int i = 0; i < C; i++)
-            sigma[(size_t)i * C + j] = col[i];
-    }
-    free(col);
-}
-
-/* What the SAE of [sae] path is, as global attributes (the first NetCDF status that is not
- * NC_NOERR). */
-static int write_sae_attributes(int nc, const pl_experiment *ex)
-{
-    const pl_sae *sae = ex->sae;
-    int d_sae = sae->d_sae, k = sae->k, s = NC_NOERR;
-    s = s ? s : text_att(nc, NC_GLOBAL, "sae_path", sae->dir);
-    s = s ? s : text_att(nc, NC_GLOBAL, "sae_sha256", sae->sha256);
-    int synthetic = sae->synthetic != 0, b_dec = sae->apply_b_dec_to_input != 0; /* booleans: 0/1 */
-    s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "synthetic_sae", NC_INT, 1, &synthetic);
-    s = s ? s : text_att(nc, NC_GLOBAL, "sae_hook", sae->hook);
-    s = s ? s : text_att(nc, NC_GLOBAL, "sae_architecture", pl_sae_arch_name(sae->arch));
-    s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_d_sae", NC_INT, 1, &d_sae);
-    if (sae->arch == PL_SAE_TOPK)
-        s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_k", NC_INT, 1, &k);
-    s = s ? s : text_att(nc, NC_GLOBAL, "sae_normalize_activations", pl_sae_norm_name(sae->norm));
-    s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_apply_b_dec_to_input", NC_INT, 1, &b_dec);
-    if (ex->sae_bases) {
-        int never = ex->sae_bases->n_never_active, none = ex->sae_bases->n_no_feature;
-        s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_features_never_active", NC_INT, 1, &never);
-        if (ex->sae_bases->feature)
-            s = s ? s : nc_put_att_int(nc, NC_GLOBAL, "sae_draws_without_active_feature", NC_INT, 1, &none);
-    }
-    return s;
-}
-
-/* Build the whole file in memory: *MEMIO holds its bytes (free memio->memory). PATH names it in
- * messages. */
-static int write_netcdf(const char *path, const pl_results *r, const pl_output_meta *meta, NC_memio *memio)
-{
-    const pl_sweep *sw = r->sw;
-    const pl_sweep_config *cfg = sw->cfg;
-    const pl_experiment *ex = &sw->ex;
-    int NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NM = sw->NM, T = sw->T, C = sw->C;
-    int Q = cfg->n_quantiles, NC = r->n_comparisons, HB = cfg->histogram_bins, NSC = PL_N_SCORES;
-    size_t n_kind = (size_t)P * S;
-    float *buf = pl_malloc(sizeof(float) * (size_t)NB * ND * n_kind * K, "output curves");
-    double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
-    int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC ? NC : 1), "output values");
-    double *fit_mu = NULL, *fit_sigma = NULL;
-    char *history = NULL, *model_abs = NULL, *data_abs = NULL, **prompt_text = NULL;
-    int nc = -1;
-    if (!buf || !dbuf || !ibuf || decode_prompts(sw, &prompt_text) != PL_OK)
-        goto fail;
-    if (cfg->activations) {
-        fit_mu = pl_malloc(sizeof(double) * C, "mu");
-        fit_sigma = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma");
-        if (!fit_mu || !fit_sigma || !sw->sigma)
-            goto fail;
-        basis_fit(sw, fit_mu, fit_sigma);
-    }
-
-    int d_base, d_dir, d_prompt, d_sample, d_alpha, d_q, d_ctx, d_cmp = -1, d_bound = -1, d_bin, d_edge, d_resid = -1,
-        d_resid2 = -1;
-    int v_alpha, v_base, v_dir, v_prompt, v_sample, v_q, v_tokens, v_next, v_bound = -1, v_act = -1, v_mu = -1,
-        v_sigma = -1;
-    int v_cmp[5] = {-1, -1, -1, -1, -1};
-    int v_edges[PL_N_SCORES];
-    int v_raw[PL_N_METRICS], v_mean[PL_N_METRICS], v_median[PL_N_METRICS], v_quant[PL_N_METRICS],
-        v_count[PL_N_METRICS];
-    score_vars sv[PL_N_METRICS][PL_N_SCORES];
-    int v_state[PL_MAX_DIRECTIONS][PL_MAX_UNIT_STATE];
-    errno = 0;
-    int status = nc_create_mem(PL_NC_MEMORY_NAME, NC_NETCDF4, 1 << 20, &nc);
-    if (status != NC_NOERR) {
-        pl_fail("output %s: cannot create it in memory: %s", path, nc_strerror(status));
-        nc = -1;
-        goto fail;
-    }
-    NC_TRY(nc_def_dim(nc, "base", NB, &d_base));
-    NC_TRY(nc_def_dim(nc, "direction", ND, &d_dir));
-    NC_TRY(nc_def_dim(nc, "prompt", P, &d_prompt));
-    NC_TRY(nc_def_dim(nc, "sample", S, &d_sample));
-    NC_TRY(nc_def_dim(nc, "alpha", K, &d_alpha));
-    NC_TRY(nc_def_dim(nc, "quantile", Q, &d_q));
-    NC_TRY(nc_def_dim(nc, "ctx", T, &d_ctx));
-    NC_TRY(nc_def_dim(nc, "hist_bin", HB, &d_bin));
-    NC_TRY(nc_def_dim(nc, "hist_edge", HB + 1, &d_edge));
-    if (NC) {
-        NC_TRY(nc_def_dim(nc, "comparison", NC, &d_cmp));
-        NC_TRY(nc_def_dim(nc, "bound", 2, &d_bound));
-    }
-    if (cfg->activations) {
-        NC_TRY(nc_def_dim(nc, "resid", C, &d_resid));
-        NC_TRY(nc_def_dim(nc, "resid_col", C, &d_resid2));
-    }
-
-    const char *alpha_long, *alpha_units;
-    alpha_meaning(cfg, &alpha_long, &alpha_units);
-    char alpha_text[1024];
-    snprintf(alpha_text, sizeof alpha_text, "%s", alpha_long);
-    for (int d = 0; d < ND; d++) /* kinds whose alpha means something else (sae_feature_scale) say so */
-        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning)
-            snprintf(alpha_text + strlen(alpha_text), sizeof alpha_text - strlen(alpha_text), "; %s",
-                     PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning);
-    NC_TRY(def_coord(nc, "alpha", NC_DOUBLE, 1, &d_alpha, alpha_text, alpha_units, &v_alpha));
-    {
-        static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
-        NC_TRY(text_att(nc, v_alpha, "step_mode", mode_names[cfg->step_mode]));
-    }
-    NC_TRY(def_var(nc, "base", NC_STRING, 1, &d_base, "base activation kind", "1", &v_base));
-    NC_TRY(def_var(nc, "direction", NC_STRING, 1, &d_dir, "direction kind", "1", &v_dir));
-    NC_TRY(def_coord(nc, "prompt", NC_INT, 1, &d_prompt, "sweep prompt index", "1", &v_prompt));
-    NC_TRY(def_coord(nc, "sample", NC_INT, 1, &d_sample, "direction sample index", "1", &v_sample));
-    NC_TRY(def_coord(nc, "quantile", NC_DOUBLE, 1, &d_q, "quantile level", "1", &v_q));
-    if (NC) {
-        static const char *const cmp_names[] = {"comparison", "comparison_x_base", "comparison_x_direction",
-                                                "comparison_y_base", "comparison_y_direction"};
-        static const char *const cmp_long[] = {
-            "paired comparison x/y of two (base, direction) kinds' scores, by (prompt, sample)",
-            "index into base of x", "index into direction of x", "index into base of y",
-            "index into direction of y"};
-        for (int k = 0; k < 5; k++)
-            NC_TRY(def_var(nc, cmp_names[k], k ? NC_INT : NC_STRING, 1, &d_cmp, cmp_long[k], "1", &v_cmp[k]));
-        NC_TRY(def_coord(nc, "bound", NC_DOUBLE, 1, &d_bound,
-                       "percentile of the bootstrap distribution bounding the 95 % interval", "1", &v_bound));
-    }
-
-    int dims_raw[5] = {d_base, d_dir, d_prompt, d_sample, d_alpha};
-    int dims_stat[3] = {d_base, d_dir, d_alpha};
-    int dims_quant[4] = {d_q, d_base, d_dir, d_alpha};
-    int dims_score[4] = {d_base, d_dir, d_prompt, d_sample};
-    int dims_hist[3] = {d_base, d_dir, d_bin};
-    int dims_ci[2] = {d_cmp, d_bound};
-    char name[128], lname[512];
-    int used_score[PL_N_SCORES] = {0};
-    for (int mi = 0; mi < NM; mi++) {
-        int m = cfg->metrics[mi];
-        const pl_metric_info *mt = &PL_METRICS[m];
-        const char *mn = mt->name, *units = mt->units;
-        if (cfg->raw_curves) {
-            NC_TRY(def_var(nc, mn, NC_FLOAT, 5, dims_raw, mt->long_name, units, &v_raw[mi]));
-            NC_TRY(nc_def_var_deflate(nc, v_raw[mi], 1, 1, 1));
-        }
-        NC_TRY(def_derived(nc, mn, "_mean", NC_DOUBLE, 3, dims_stat, units, &v_mean[mi],
-                           "mean over prompts and samples of %s", mn));
-        NC_TRY(def_derived(nc, mn, "_median", NC_DOUBLE, 3, dims_stat, units, &v_median[mi],
-                           "median over prompts and samples of %s", mn));
-        NC_TRY(def_derived(nc, mn, "_quantiles", NC_DOUBLE, 4, dims_quant, units, &v_quant[mi],
-                           "quantiles over prompts and samples of %s (linear interpolation)", mn));
-        NC_TRY(def_derived(nc, mn, "_count", NC_INT, 3, dims_stat, "1", &v_count[mi],
-                           "curves with a finite %s that entered the statistics", mn));
-        const char *curve = mt->score_on == PL_SCORE_ON_ONE_MINUS ? "1 - cosine"
-                            : mt->score_on == PL_SCORE_ON_INCREASE ? "ce_loss - ce_loss at alpha 0"
-                                                                   : mn;
-        for (int sc = 0; sc < NSC; sc++) {
-            score_vars *v = &sv[mi][sc];
-            if (!r->has_score[mi][sc])
-                continue;
-            used_score[sc] = 1;
-            const char *scn = PL_SCORES[sc].name, *sunits = PL_SCORES[sc].alpha_valued ? alpha_units : "1";
-            char ms[128]; /* metric_score: the stem of every variable of this score */
-            snprintf(ms, sizeof ms, "%s_%s", mn, scn);
-            /* float64 like alpha, so that sel(alpha=onset) finds the step */
-            NC_TRY(def_derived(nc, ms, "", NC_DOUBLE, 4, dims_score, sunits, &v->score, "%s (curve: %s)",
-                               score_long_name(sc), curve));
-            NC_TRY(text_att(nc, v->score, "score_curve", curve));
-            if (sc == PL_SCORE_ONSET)
-                NC_TRY(nc_put_att_double(nc, v->score, "onset_threshold", NC_DOUBLE, 1, &cfg->onset_threshold));
-            if (sc == PL_SCORE_ALPHA_AT_THRESHOLD)
-                NC_TRY(nc_put_att_double(nc, v->score, "threshold", NC_DOUBLE, 1, &cfg->thresholds[m]));
-            if (sc == PL_SCORE_NONLINEARITY_ALPHA) {
-                int fit[2] = {cfg->nl_first, cfg->nl_last};
-                NC_TRY(nc_put_att_int(nc, v->score, "fit_steps", NC_INT, 2, fit));
-                NC_TRY(nc_put_att_double(nc, v->score, "tolerance", NC_DOUBLE, 1, &cfg->nl_tolerance));
-            }
-            NC_TRY(def_derived(nc, ms, "_hist", NC_INT, 3, dims_hist, "1", &v->hist,
-                               "histogram of %s over prompts and samples (bins: %s_hist_edges)", ms, scn));
-            NC_TRY(def_derived(nc, ms, "_hist_outside", NC_INT, 2, dims_hist, "1", &v->outside,
-                               "finite %s values outside the histogram's range", ms));
-            if (!NC)
-                continue;
-            NC_TRY(def_derived(nc, ms, "_n_pairs", NC_INT, 1, &d_cmp, "1", &v->n_pairs,
-                               "(prompt, sample) pairs where both kinds' %s are finite", ms));
-            NC_TRY(def_derived(nc, ms, "_ratio", NC_DOUBLE, 1, &d_cmp, "1", &v->ratio,
-                               "median of x's %s over median of y's (paired pairs only)", ms));
-            NC_TRY(def_derived(nc, ms, "_ratio_ci", NC_DOUBLE, 2, dims_ci, "1", &v->ratio_ci,
-                               "95 %% percentile-bootstrap interval of %s_ratio", ms));
-            NC_TRY(def_derived(nc, ms, "_difference", NC_DOUBLE, 1, &d_cmp, sunits, &v->diff,
-                               "median over pairs of x's %s minus y's", ms));
-            NC_TRY(def_derived(nc, ms, "_difference_ci", NC_DOUBLE, 2, dims_ci, sunits, &v->diff_ci,
-                               "95 %% percentile-bootstrap interval of %s_difference", ms));
-            NC_TRY(def_derived(nc, ms, "_wilcoxon_p", NC_DOUBLE, 1, &d_cmp, "1", &v->p,
-                               "two-sided Wilcoxon signed-rank p-value of x's %s against y's", ms));
-            NC_TRY(def_derived(nc, ms, "_wilcoxon_w", NC_DOUBLE, 1, &d_cmp, "1", &v->w,
-                               "Wilcoxon W+: sum of the ranks of |x - y| where x > y (%s)", ms));
-        }
-    }
-    for (int sc = 0; sc < NSC; sc++)
-        if (used_score[sc]) {
-            snprintf(name, sizeof name, "%s_hist_edges", PL_SCORES[sc].name);
-            snprintf(lname, sizeof lname, "bin edges of the %s histograms (bins [e_k, e_k+1), the last closed)",
-                     PL_SCORES[sc].name);
-            NC_TRY(def_coord(nc, name, NC_DOUBLE, 1, &d_edge, lname,
-                           PL_SCORES[sc].alpha_valued ? alpha_units : "1", &v_edges[sc]));
-        }
-    int v_base_norm, v_dir_norm;
-    NC_TRY(def_var(nc, "base_norm", NC_DOUBLE, 4, dims_score, "|base| of the curve, in the residual basis",
-                   "residual stream units", &v_base_norm));
-    NC_TRY(def_var(nc, "direction_norm", NC_DOUBLE, 4, dims_score,
-                   "|d| of the curve's direction as its steps use it (centred when they are), before the step "
-                   "mode's scaling; step k lies |alpha_k| |d| (to_target), |alpha_k| |base| (fixed_norm) or "
-                   "|alpha_k| (absolute) from the base",
-                   "residual stream units", &v_dir_norm));
-    int v_text = -1;
-    if (prompt_text)
-        NC_TRY(def_var(nc, "prompt_text", NC_STRING, 1, &d_prompt,
-                       "the sweep prompt's tokens decoded by the model's tokenizer (invalid UTF-8 as U+FFFD)", "",
-                       &v_text));
-    int dims_tok[2] = {d_prompt, d_ctx};
-    NC_TRY(def_var(nc, "tokens", NC_INT, 2, dims_tok, "token ids of the prompt", "1", &v_tokens));
-    NC_TRY(def_var(nc, "next_token", NC_INT, 1, &d_prompt,
-                   "the data's token after the prompt (-1: none); ce_loss at the last position predicts it", "1",
-                   &v_next));
-    /* the direction kinds' per-unit state (partner, difference_prompts, ...) */
-    for (int d = 0; d < ND; d++)
-        for (int k = 0; k < ex->dir[d].n_state; k++) {
-            const pl_unit_state *st = &ex->dir[d].state[k];
-            int dims[4], nd = 0, wdim;
-            if (st->per_base)
-                dims[nd++] = d_base;
-            dims[nd++] = d_prompt;
-            dims[nd++] = d_sample;
-            if (st->width > 1) {
-                if (nc_inq_dimid(nc, st->width_dim, &wdim) != NC_NOERR)
-                    NC_TRY(nc_def_dim(nc, st->width_dim, st->width, &wdim));
-                dims[nd++] = wdim;
-            }
-            NC_TRY(def_var(nc, st->name, NC_INT, nd, dims, st->long_name, "1", &v_state[d][k]));
-        }
-    int v_sae_active = -1;
-    if (ex->sae_bases) {
-        int d_feature;
-        NC_TRY(nc_def_dim(nc, "sae_feature", ex->sae->d_sae, &d_feature));
-        NC_TRY(def_var(nc, "sae_feature_active_bases", NC_INT, 1, &d_feature,
-                       "bases of the sweep (real: per prompt; synthetic: per prompt and sample) at which the SAE "
-                       "feature is active (> 0); 0: never active in the run",
-                       "1", &v_sae_active));
-    }
-    if (cfg->activations) {
-        int dims_act[2] = {d_prompt, d_resid}, dims_sigma[2] = {d_resid, d_resid2};
-        const char *basis = cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw";
-        NC_TRY(def_var(nc, "activation", NC_FLOAT, 2, dims_act,
-                       "real activation of each sweep prompt at (hook, position)", "residual stream units", &v_act));
-        NC_TRY(def_var(nc, "mu", NC_DOUBLE, 1, &d_resid, "mean of the covariance prompts' activations",
-                       "residual stream units", &v_mu));
-        NC_TRY(def_var(nc, "sigma", NC_DOUBLE, 2, dims_sigma,
-                       "covariance of the covariance prompts' activations (unbiased; the positive-definite Sigma "
-                       "sampled from)", "residual stream units squared", &v_sigma));
-        NC_TRY(text_att(nc, v_act, "residual_basis", basis));
-        NC_TRY(text_att(nc, v_mu, "residual_basis", basis));
-        NC_TRY(text_att(nc, v_sigma, "residual_basis", basis));
-    }
-
-    /* global attributes */
-    char created[32];
+    memset(pv, 0, sizeof *pv);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    int np = P, nr = meta->n_ranks, ppos = sw->pos, rpos = sw->read_pos, boot = cfg->bootstrap;
-    int ndup = (int)sw->n_duplicates, nshort = (int)sw->n_short, bos = sw->bos_id;
-    int synthetic = meta->synthetic_model != 0, centered = cfg->center_direction != 0;
-    char source[256], host[256] = "unknown", data_sha[65];
-    snprintf(source, sizeof source, "plateau %s (git %s)", pl_version(), pl_git_commit());
-    if (gethostname(host, sizeof host) != 0)
-        snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
-    history = pl_malloc(strlen(meta->command_line ? meta->command_line : "") + 64, "history");
-    if (!history)
-        goto fail;
-    sprintf(history, "%s: %s", created, meta->command_line ? meta->command_line : "plateau run");
-    model_abs = realpath(cfg->model_path, NULL);
-    data_abs = realpath(cfg->data_path, NULL);
-    if (file_sha256(cfg->data_path, data_sha) != PL_OK)
-        goto fail;
-    NC_TRY(text_att(nc, NC_GLOBAL, "Conventions", "CF-1.8"));
-    NC_TRY(text_att(nc, NC_GLOBAL, "title", "plateau sweep: output sensitivity along perturbation directions"));
-    NC_TRY(text_att(nc, NC_GLOBAL, "source", source));
-    NC_TRY(text_att(nc, NC_GLOBAL, "history", history));
-    NC_TRY(text_att(nc, NC_GLOBAL, "config", meta->config_text));
-    NC_TRY(text_att(nc, NC_GLOBAL, "model_path", model_abs ? model_abs : cfg->model_path));
-    NC_TRY(text_att(nc, NC_GLOBAL, "model_sha256", meta->model_sha256));
-    /* booleans are 0/1 integers (a string "false" is true to Python) */
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "synthetic_model", NC_INT, 1, &synthetic));
-    NC_TRY(text_att(nc, NC_GLOBAL, "data_path", data_abs ? data_abs : cfg->data_path));
-    NC_TRY(text_att(nc, NC_GLOBAL, "data_sha256", data_sha));
-    NC_TRY(text_att(nc, NC_GLOBAL, "git_commit", pl_git_commit()));
-    NC_TRY(text_att(nc, NC_GLOBAL, "hostname", host));
-    NC_TRY(text_att(nc, NC_GLOBAL, "hook", cfg->hook));
-    NC_TRY(text_att(nc, NC_GLOBAL, "read_hook", cfg->read_hook));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "position", NC_INT, 1, &ppos));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "read_position", NC_INT, 1, &rpos));
-    NC_TRY(text_att(nc, NC_GLOBAL, "residual_basis", cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw"));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "center_direction", NC_INT, 1, &centered));
-    NC_TRY(text_att(nc, NC_GLOBAL, "sampling",
-                    cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start"));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "duplicate_prompts_dropped", NC_INT, 1, &ndup));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "short_documents_skipped", NC_INT, 1, &nshort));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "bos_token", NC_INT, 1, &bos));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "bootstrap_resamples", NC_INT, 1, &boot));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "n_prompts", NC_INT, 1, &np));
-    NC_TRY(text_att(nc, NC_GLOBAL, "plateau_version", pl_version()));
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "n_ranks", NC_INT, 1, &nr));
-    NC_TRY(nc_put_att_double(nc, NC_GLOBAL, "evals_per_second", NC_DOUBLE, 1, &meta->evals_per_second));
-    NC_TRY(text_att(nc, NC_GLOBAL, "created", created));
-    NC_TRY(text_att(nc, NC_GLOBAL, "sigma_positive_definite_fix", meta->sigma_note ? meta->sigma_note : ""));
-    /* what the bits depend on besides the config and the model: OpenBLAS's build and kernels */
-    NC_TRY(nc_put_att_int(nc, NC_GLOBAL, "threads", NC_INT, 1, &meta->threads));
-    NC_TRY(text_att(nc, NC_GLOBAL, "openblas_config", meta->openblas_config ? meta->openblas_config : ""));
-    if (ex->sae)
-        NC_TRY(write_sae_attributes(nc, ex));
-    NC_TRY(nc_enddef(nc));
-
-    /* coordinates */
-    NC_TRY(nc_put_var_double(nc, v_alpha, sw->alpha));
-    {
-        const char *bn[PL_N_BASE_KINDS], *dn[PL_MAX_DIRECTIONS];
-        for (int b = 0; b < NB; b++)
-            bn[b] = PL_BASE_KINDS[cfg->bases[b]].name;
-        for (int d = 0; d < ND; d++)
-            dn[d] = cfg->dirs[d].label;
-        NC_TRY(nc_put_var_string(nc, v_base, bn));
-        NC_TRY(nc_put_var_string(nc, v_dir, dn));
-    }
-    for (int c = 0; c < NC; c++) {
-        const pl_comparison *cp = &r->comparisons[c];
-        const char *label = cp->label;
-        int idx4[4] = {cp->b1, cp->d1, cp->b2, cp->d2};
-        size_t at = (size_t)c;
-        NC_TRY(nc_put_var1_string(nc, v_cmp[0], &at, &label));
-        for (int k = 1; k < 5; k++)
-            NC_TRY(nc_put_var1_int(nc, v_cmp[k], &at, &idx4[k - 1]));
-    }
-    if (NC) {
-        double bounds[2] = {0.025, 0.975};
-        NC_TRY(nc_put_var_double(nc, v_bound, bounds));
-    }
-    int *idx = pl_malloc(sizeof(int) * (size_t)(P > S ? P : S), "indices");
-    if (!idx)
-        goto fail;
-    for (int i = 0; i < P; i++)
-        idx[i] = i;
-    status = nc_put_var_int(nc, v_prompt, idx);
-    if (status == NC_NOERR) {
-        for (int i = 0; i < S; i++)
-            idx[i] = i;
-        status = nc_put_var_int(nc, v_sample, idx);
-    }
-    free(idx);
-    NC_TRY(status);
-    if (Q)
-        NC_TRY(nc_put_var_double(nc, v_q, cfg->quantiles));
-    for (int sc = 0; sc < NSC; sc++)
-        if (used_score[sc]) {
-            double lo, hi;
-            pl_score_range(sw, sc, &lo, &hi);
-            for (int k = 0; k <= HB; k++)
-                dbuf[k] = k == HB ? hi : lo + (hi - lo) * k / HB;
-            NC_TRY(nc_put_var_double(nc, v_edges[sc], dbuf));
-        }
-
-    for (int mi = 0; mi < NM; mi++) {
-        size_t n_stat = (size_t)NB * ND * K;
-        if (cfg->raw_curves) {
-            /* table [p, b, d, s, (m), k] -> [b, d, p, s, k] */
-            for (int b = 0; b < NB; b++)
-                for (int d = 0; d < ND; d++)
-                    for (int p = 0; p < P; p++)
-                        for (int s = 0; s < S; s++) {
-                            long u = (((long)p * NB + b) * ND + d) * S + s;
-                            memcpy(buf + ((((size_t)b * ND + d) * P + p) * S + s) * K,
-                                   r->curves + ((size_t)u * NM + mi) * K, sizeof(float) * K);
-                        }
-            NC_TRY(nc_put_var_float(nc, v_raw[mi], buf));
-        }
-        NC_TRY(nc_put_var_double(nc, v_mean[mi], r->mean + mi * n_stat));
-        NC_TRY(nc_put_var_double(nc, v_median[mi], r->median + mi * n_stat));
-        if (Q)
-            NC_TRY(nc_put_var_double(nc, v_quant[mi], r->quant + mi * n_stat * Q));
-        NC_TRY(nc_put_var_int(nc, v_count[mi], r->count + mi * n_stat));
-        for (int sc = 0; sc < NSC; sc++) {
-            const score_vars *v = &sv[mi][sc];
-            if (!r->has_score[mi][sc])
-                continue;
-            size_t at = (size_t)mi * NSC + sc;
-            NC_TRY(nc_put_var_double(nc, v->score, r->scores + at * NB * ND * n_kind));
-            NC_TRY(nc_put_var_int(nc, v->hist, r->hist + at * NB * ND * HB));
-            NC_TRY(nc_put_var_int(nc, v->outside, r->hist_outside + at * NB * ND));
-            if (!NC)
-                continue;
-            const pl_paired *pp = r->paired + at * NC;
-            for (int c = 0; c < NC; c++)
-                ibuf[c] = pp[c].n_pairs;
-            NC_TRY(nc_put_var_int(nc, v->n_pairs, ibuf));
-#define PUT_FIELD(var, field)                                                                                     \
-    do {                                                                                                          \
-        for (int c = 0; c < NC; c++)                                                                              \
-            dbuf[c] = pp[c].field;                                                                                \
-        NC_TRY(nc_put_var_double(nc, var, dbuf));                                                                 \
-    } while (0)
-#define PUT_CI(var, lo, hi)                                                                                       \
-    do {                                                                                                          \
-        for (int c = 0; c < NC; c++) {                                                                            \
-            dbuf[2 * c] = pp[c].lo;                                                                               \
-            dbuf[2 * c + 1] = pp[c].hi;                                                                           \
-        }                                                                                                         \
-        NC_TRY(nc_put_var_double(nc, var, dbuf));                                                                 \
-    } while (0)
-            PUT_FIELD(v->ratio, ratio);
-            PUT_CI(v->ratio_ci, ratio_lo, ratio_hi);
-            PUT_FIELD(v->diff, diff);
-            PUT_CI(v->diff_ci, diff_lo, diff_hi);
-            PUT_FIELD(v->p, p_value);
-            PUT_FIELD(v->w, w_plus);
-#undef PUT_FIELD
-#undef PUT_CI
-        }
-    }
-    if (put_norms(nc, v_base_norm, v_dir_norm, sw, path) != PL_OK)
-        goto fail;
-    NC_TRY(nc_put_var_int(nc, v_tokens, sw->tokens));
-    if (prompt_text)
-        NC_TRY(nc_put_var_string(nc, v_text, (const char **)prompt_text));
-    NC_TRY(nc_put_var_int(nc, v_next, sw->next_token));
-    for (int d = 0; d < ND; d++)
-        for (int k = 0; k < ex->dir[d].n_state; k++)
-            NC_TRY(nc_put_var_int(nc, v_state[d][k], ex->dir[d].state[k].values));
-    if (ex->sae_bases)
-        NC_TRY(nc_put_var_int(nc, v_sae_active, ex->sae_bases->active_bases));
-    if (cfg->activations) {
-        NC_TRY(nc_put_var_float(nc, v_act, sw->real_act));
-        NC_TRY(nc_put_var_double(nc, v_mu, fit_mu));
-        NC_TRY(nc_put_var_double(nc, v_sigma, fit_sigma));
-    }
-
-    status = nc_close_memio(nc, memio);
-    nc = -1;
-    if (status != NC_NOERR) {
-        pl_fail("output %s: cannot finish it in memory: %s", path, nc_strerror(status));
-        goto fail;
-    }
-    free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
-    free(history), free(model_abs), free(data_abs);
-    free_texts(prompt_text, P);
+    strftime(pv->created, sizeof pv->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(pv->source, sizeof pv->source, "plateau %s (git %s)", pl_version(), pl_git_commit());
+    if (gethostname(pv->host, sizeof pv->host) != 0)
+        snprintf(pv->host, sizeof pv->host, "unknown");
+    pv->host[sizeof pv->host - 1] = '\0';
+    const char *cmd = r->attrs.command_line ? r->attrs.command_line : "plateau run";
+    pv->history = pl_malloc(strlen(cmd) + 64, "history");
+    if (!pv->history)
+        return PL_ERR;
+    sprintf(pv->history, "%s: %s", pv->created, cmd);
+    if (file_sha256(r->attrs.data_path, pv->data_sha) != PL_OK)
+        return PL_ERR;
+    pv->model_abs = realpath(r->attrs.model_path, NULL);
+    pv->data_abs = realpath(r->attrs.data_path, NULL);
+    *g = (pl_schema_globals){r->attrs, "CF-1.8", "plateau sweep: output sensitivity along perturbation directions",
+                             pv->source, pv->history, pv->created, pl_git_commit(), pv->host, pl_version(),
+                             pv->data_sha};
+    if (pv->model_abs)
+        g->run.model_path = pv->model_abs;
+    if (pv->data_abs)
+        g->run.data_path = pv->data_abs;
     return PL_OK;
-fail:
-    /* closed, never nc_abort()ed: netCDF's abort of a file being created removes the file of its name */
-    if (nc >= 0 && nc_close_memio(nc, memio) == NC_NOERR)
-        free(memio->memory);
-    memio->memory = NULL;
-    free(buf), free(dbuf), free(ibuf), free(fit_mu), free(fit_sigma);
-    free(history), free(model_abs), free(data_abs);
-    free_texts(prompt_text, P);
-    return PL_ERR;
 }
 
-int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta)
+/* The global attributes of the schema, in its order, from G (absent text / PL_RESULT_NO_INT: none). */
+static int put_globals(writer *w, const pl_schema_globals *g)
+{
+    for (int i = 0; i < PL_SCHEMA_N_GLOBALS; i++) {
+        const pl_schema_global *row = &PL_SCHEMA_GLOBALS[i];
+        if (row->offset == (size_t)-1)
+            continue;
+        const char *at = (const char *)g + row->offset;
+        if (row->kind == PL_GA_TEXT) {
+            const char *text = *(const char *const *)at;
+            if (text)
+                NC_TRY(w, text_att(w->nc, NC_GLOBAL, row->name, text), row->name);
+        } else if (row->kind == PL_GA_DOUBLE) {
+            NC_TRY(w, nc_put_att_double(w->nc, NC_GLOBAL, row->name, NC_DOUBLE, 1, (const double *)at), row->name);
+        } else if (*(const int *)at != PL_RESULT_NO_INT) { /* booleans are 0/1 integers: "false" is true to Python */
+            NC_TRY(w, nc_put_att_int(w->nc, NC_GLOBAL, row->name, NC_INT, 1, (const int *)at), row->name);
+        }
+    }
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------------ data */
+
+static int put(writer *w, const char *name, const void *data)
+{
+    int v;
+    NC_TRY(w, nc_inq_varid(w->nc, name, &v), name);
+    NC_TRY(w, nc_put_var(w->nc, v, data), name);
+    return PL_OK;
+}
+
+/* put of variable STEM SUFFIX */
+static int put2(writer *w, const char *stem, const char *suffix, const void *data)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", stem, suffix);
+    return put(w, name, data);
+}
+
+static int put_coordinates(writer *w, double *dbuf)
+{
+    const pl_result *r = w->r;
+    int NC = r->n_comparisons, n = r->P > r->S ? r->P : r->S;
+    if (put(w, "alpha", r->alpha) != PL_OK || put(w, "base", r->bases) != PL_OK ||
+        put(w, "direction", r->directions) != PL_OK)
+        return PL_ERR;
+    int *idx = pl_malloc(sizeof(int) * (size_t)(NC > n ? NC : n), "indices");
+    const char **labels = pl_malloc(sizeof(char *) * (size_t)(NC ? NC : 1), "comparison labels");
+    int rc = idx && labels ? PL_OK : PL_ERR;
+    for (int i = 0; i < n && rc == PL_OK; i++)
+        idx[i] = i;
+    rc = rc ? rc : put(w, "prompt", idx);
+    rc = rc ? rc : put(w, "sample", idx);
+    if (rc == PL_OK && r->Q)
+        rc = put(w, "quantile", r->quantiles);
+    for (int c = 0; c < NC; c++)
+        labels[c] = r->comparisons[c].label;
+    static const char *const fields[] = {"comparison_x_base", "comparison_x_direction", "comparison_y_base",
+                                         "comparison_y_direction"};
+    for (int k = 0; k < 4 && NC && rc == PL_OK; k++) {
+        for (int c = 0; c < NC; c++) {
+            const pl_result_comparison *cp = &r->comparisons[c];
+            idx[c] = k == 0 ? cp->x_base : k == 1 ? cp->x_direction : k == 2 ? cp->y_base : cp->y_direction;
+        }
+        rc = put(w, fields[k], idx);
+    }
+    if (rc == PL_OK && NC) {
+        double bounds[2] = {0.025, 0.975};
+        rc = put(w, "comparison", labels);
+        rc = rc ? rc : put(w, "bound", bounds);
+    }
+    for (int sc = 0; sc < r->n_scores && rc == PL_OK; sc++) {
+        if (!w->used_score[sc])
+            continue;
+        double lo = r->scores[sc].hist_lo, hi = r->scores[sc].hist_hi;
+        for (int k = 0; k <= r->HB; k++)
+            dbuf[k] = k == r->HB ? hi : lo + (hi - lo) * k / r->HB;
+        rc = put2(w, r->scores[sc].name, "_hist_edges", dbuf);
+    }
+    free(idx);
+    free(labels);
+    return rc;
+}
+
+/* The paired comparisons of metric MI's score SC: one field of every comparison at a time. */
+static int put_paired(writer *w, const char *ms, const pl_result_paired *pp, double *dbuf, int *ibuf)
+{
+    int NC = w->r->n_comparisons;
+    for (int c = 0; c < NC; c++)
+        ibuf[c] = pp[c].n_pairs;
+    if (put2(w, ms, "_n_pairs", ibuf) != PL_OK)
+        return PL_ERR;
+    static const char *const one[] = {"_ratio", "_difference", "_wilcoxon_p", "_wilcoxon_w"};
+    static const char *const two[] = {"_ratio_ci", "_difference_ci"};
+    for (int k = 0; k < 4; k++) {
+        for (int c = 0; c < NC; c++)
+            dbuf[c] = k == 0 ? pp[c].ratio : k == 1 ? pp[c].diff : k == 2 ? pp[c].p_value : pp[c].w_plus;
+        if (put2(w, ms, one[k], dbuf) != PL_OK)
+            return PL_ERR;
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int c = 0; c < NC; c++) {
+            dbuf[2 * c] = k == 0 ? pp[c].ratio_lo : pp[c].diff_lo;
+            dbuf[2 * c + 1] = k == 0 ? pp[c].ratio_hi : pp[c].diff_hi;
+        }
+        if (put2(w, ms, two[k], dbuf) != PL_OK)
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* Metric MI's raw curves: the sweep's table [p, b, d, s, (m), k] as [b, d, p, s, k] in BUF. */
+static int put_curves(writer *w, int mi, float *buf)
+{
+    const pl_result *r = w->r;
+    int NB = r->NB, ND = r->ND, P = r->P, S = r->S, K = r->K;
+    for (int b = 0; b < NB; b++)
+        for (int d = 0; d < ND; d++)
+            for (int p = 0; p < P; p++)
+                for (int s = 0; s < S; s++) {
+                    long u = (((long)p * NB + b) * ND + d) * S + s;
+                    memcpy(buf + ((((size_t)b * ND + d) * P + p) * S + s) * K,
+                           r->curves + ((size_t)u * r->NM + mi) * K, sizeof(float) * K);
+                }
+    return put(w, r->metrics[mi].name, buf);
+}
+
+/* Everything of metric MI: curves, statistics, scores, histograms, comparisons. */
+static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
+{
+    const pl_result *r = w->r;
+    const char *m = r->metrics[mi].name;
+    int NSC = r->n_scores, NC = r->n_comparisons;
+    size_t n_stat = (size_t)r->NB * r->ND * r->K, n_bd = (size_t)r->NB * r->ND, n_kind = (size_t)r->P * r->S;
+    if (r->curves && put_curves(w, mi, buf) != PL_OK)
+        return PL_ERR;
+    if (put2(w, m, "_mean", r->mean + mi * n_stat) != PL_OK || put2(w, m, "_median", r->median + mi * n_stat) != PL_OK ||
+        (r->Q && put2(w, m, "_quantiles", r->quant + mi * n_stat * r->Q) != PL_OK) ||
+        put2(w, m, "_count", r->count + mi * n_stat) != PL_OK)
+        return PL_ERR;
+    for (int sc = 0; sc < NSC; sc++) {
+        if (!r->has_score[mi * NSC + sc])
+            continue;
+        size_t at = (size_t)mi * NSC + sc;
+        char ms[160];
+        snprintf(ms, sizeof ms, "%s_%s", m, r->scores[sc].name);
+        if (put2(w, ms, "", r->score_values + at * n_bd * n_kind) != PL_OK ||
+            put2(w, ms, "_hist", r->hist + at * n_bd * r->HB) != PL_OK ||
+            put2(w, ms, "_hist_outside", r->hist_outside + at * n_bd) != PL_OK ||
+            (NC && put_paired(w, ms, r->paired + at * NC, dbuf, ibuf) != PL_OK))
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* The variables after the metrics': norms, prompts, states, SAE, activations. */
+static int put_rest(writer *w)
+{
+    const pl_result *r = w->r;
+    if (put(w, "base_norm", r->base_norm) != PL_OK || put(w, "direction_norm", r->direction_norm) != PL_OK ||
+        put(w, "tokens", r->tokens) != PL_OK || (r->prompt_text && put(w, "prompt_text", r->prompt_text) != PL_OK) ||
+        put(w, "next_token", r->next_token) != PL_OK)
+        return PL_ERR;
+    for (int k = 0; k < r->n_states; k++)
+        if (put(w, r->states[k].name, r->states[k].values) != PL_OK)
+            return PL_ERR;
+    if (r->sae_features && put(w, "sae_feature_active_bases", r->sae_feature_active_bases) != PL_OK)
+        return PL_ERR;
+    if (r->C && (put(w, "activation", r->activation) != PL_OK || put(w, "mu", r->mu) != PL_OK ||
+                 put(w, "sigma", r->sigma) != PL_OK))
+        return PL_ERR;
+    return PL_OK;
+}
+
+/* The data of every variable (data mode). */
+static int put_data(writer *w)
+{
+    const pl_result *r = w->r;
+    int NC = r->n_comparisons, HB = r->HB;
+    size_t n_curve = (size_t)r->NB * r->ND * r->P * r->S * r->K;
+    float *buf = r->curves ? pl_malloc(sizeof(float) * (n_curve ? n_curve : 1), "output curves") : NULL;
+    double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
+    int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC ? NC : 1), "output values");
+    int rc = dbuf && ibuf && (buf || !r->curves) ? PL_OK : PL_ERR;
+    if (rc == PL_OK)
+        rc = put_coordinates(w, dbuf);
+    for (int mi = 0; mi < r->NM && rc == PL_OK; mi++)
+        rc = put_metric(w, mi, buf, dbuf, ibuf);
+    if (rc == PL_OK)
+        rc = put_rest(w);
+    free(buf), free(dbuf), free(ibuf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the file */
+
+/* Define and fill the file W->nc (created in memory). */
+static int build(writer *w)
+{
+    pl_schema_globals g;
+    provenance pv = {0};
+    int rc = define_dims(w);
+    rc = rc ? rc : define_vars(w);
+    rc = rc ? rc : define_var_attributes(w);
+    rc = rc ? rc : fill_globals(w->r, &g, &pv);
+    rc = rc ? rc : put_globals(w, &g);
+    if (rc == PL_OK) {
+        int st = nc_enddef(w->nc);
+        rc = st == NC_NOERR ? put_data(w) : nc_error(w, st, "definitions");
+    }
+    free(pv.history), free(pv.model_abs), free(pv.data_abs);
+    return rc;
+}
+
+/* Build the whole file in memory: *MEMIO holds its bytes (free memio->memory). */
+static int write_netcdf(const char *path, const pl_result *r, NC_memio *memio)
+{
+    writer w = {-1, path, r, {0}};
+    if (r->n_scores > (int)sizeof w.used_score)
+        return pl_fail("output %s: %d scores, more than the writer knows", path, r->n_scores);
+    errno = 0;
+    int status = nc_create_mem(PL_NC_MEMORY_NAME, NC_NETCDF4, 1 << 20, &w.nc);
+    if (status != NC_NOERR)
+        return pl_fail("output %s: cannot create it in memory: %s", path, nc_strerror(status));
+    int rc = build(&w);
+    /* closed, never nc_abort()ed: netCDF's abort of a file being created removes the file of its name */
+    status = nc_close_memio(w.nc, memio);
+    if (rc == PL_OK && status != NC_NOERR)
+        rc = pl_fail("output %s: cannot finish it in memory: %s", path, nc_strerror(status));
+    if (rc != PL_OK) {
+        if (status == NC_NOERR)
+            free(memio->memory);
+        memio->memory = NULL;
+    }
+    return rc;
+}
+
+int pl_result_write(const char *path, const pl_result *r)
 {
     NC_memio memio = {0};
-    if (write_netcdf(path, r, meta, &memio) != PL_OK)
+    if (write_netcdf(path, r, &memio) != PL_OK)
         return PL_ERR;
     int rc = pl_write_file_atomic(path, memio.memory, memio.size);
     free(memio.memory);

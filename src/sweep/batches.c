@@ -306,6 +306,7 @@ void pl_sweep_free(pl_sweep *sw)
     free(sw->tokens);
     free(sw->real_act);
     free(sw->next_token);
+    pl_prompt_texts_free(sw->prompt_text, sw->P);
     free(sw->mu);
     free(sw->chol);
     free(sw->sigma);

@@ -400,10 +400,10 @@ int pl_data_load(pl_sweep *sw, int verbose)
                 sel.duplicates);
     free(perm);
     free(stream);
-    if (tok)
-        pl_tokenizer_free(tok);
     docs_free(&docs);
     if (rc != PL_OK) {
+        if (tok)
+            pl_tokenizer_free(tok);
         selection_free(&sel);
         return PL_ERR;
     }
@@ -414,7 +414,10 @@ int pl_data_load(pl_sweep *sw, int verbose)
     sw->bos_id = sel.bos;
     free(sel.slot);
     free(sel.scratch);
-    return PL_OK;
+    rc = pl_prompt_texts(sw, tok); /* decoded once, here: the result's prompt_text */
+    if (tok)
+        pl_tokenizer_free(tok);
+    return rc;
 }
 
 int pl_data_sha256(const pl_sweep *sw, char out[65])

@@ -1152,6 +1152,19 @@ static void describe_outstanding(void)
     fwrite(g_work_text[i], 1, (size_t)g_work_len[i], stderr);
 }
 
+/* The finished result to the writer the CLI registered (the sweep does not link the io library). */
+static int write_result(const pl_results *res, const pl_output_meta *meta, const pl_run_options *opt)
+{
+    if (!opt->write_result)
+        return pl_fail("output %s: no result writer registered", res->sw->cfg->output_path);
+    pl_result_export e;
+    if (pl_results_export(res, meta, &e) != PL_OK)
+        return PL_ERR;
+    int rc = opt->write_result(res->sw->cfg->output_path, &e.r);
+    pl_result_export_free(&e);
+    return rc;
+}
+
 static int run_master(run_state *st, const pl_run_options *opt)
 {
     master ms;
@@ -1316,8 +1329,7 @@ static int run_master(run_state *st, const pl_run_options *opt)
                         st->model_sha);
             else
                 fprintf(stderr, "plateau: %s: no output written (it would mix two models)\n", why);
-        } else if (pl_results_finish(&ms.res) != PL_OK ||
-                   pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
+        } else if (pl_results_finish(&ms.res) != PL_OK || write_result(&ms.res, &meta, opt) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
             /* keep the work: every unit is in the checkpoint, so --resume (-o elsewhere) only writes */

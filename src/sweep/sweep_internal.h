@@ -1,5 +1,6 @@
-/* Internals of the sweep shared by its modules (config, data, stats, eval, checkpoint, output,
- * scheduler). Only scheduler.c includes mpi.h and only output.c includes netcdf.h. */
+/* Internals of the sweep shared by its modules (config, data, stats, eval, checkpoint, results,
+ * scheduler). Only scheduler.c includes mpi.h; the sweep never includes netcdf.h: it hands its result
+ * as a plain pl_result (plateau/result.h) to the writer the CLI registered. */
 #ifndef PLATEAU_SWEEP_INTERNAL_H
 #define PLATEAU_SWEEP_INTERNAL_H
 
@@ -8,7 +9,9 @@
 
 #include "plateau/forward.h"
 #include "plateau/model.h"
+#include "plateau/result.h"
 #include "plateau/sweep.h"
+#include "plateau/tokenizer.h"
 #include "../experiment/experiment.h"
 #include "../experiment/sae.h"
 
@@ -31,6 +34,7 @@ typedef struct {
     double *alpha;      /* [steps] */
     int *tokens;        /* [P + cov_prompts, T] sweep prompts first */
     int *next_token;    /* [P + cov_prompts] the data's token after each prompt (-1: none) */
+    char **prompt_text; /* [P] the sweep prompts decoded (valid UTF-8), or NULL: no tokenizer (rank 0) */
     long n_duplicates;  /* prompts dropped as duplicates of an earlier one (rank 0) */
     long n_short;       /* documents skipped as shorter than a prompt (rank 0) */
     int bos_id;         /* the BOS token every prompt starts with, or -1 (rank 0) */
@@ -115,6 +119,10 @@ void pl_sweep_free(pl_sweep *sw);
  * sw->next_token; counts in sw->n_duplicates, sw->n_short. Resolves cfg->data_format. Prints the
  * counts on stderr when VERBOSE. */
 int pl_data_load(pl_sweep *sw, int verbose);
+/* sw->prompt_text from sw->tokens, decoded by TOK (NULL: the model's tokenizer, opened here; none
+ * that opens or an id it cannot decode leaves prompt_text NULL, never a failed run). */
+int pl_prompt_texts(pl_sweep *sw, const pl_tokenizer *tok);
+void pl_prompt_texts_free(char **texts, int n);
 
 /* ------------------------------------------------------------ results (results.c) */
 
@@ -167,7 +175,7 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
 int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_results *r, const char *config_text,
                         const char *model_sha256, const char *data_sha256);
 
-/* ------------------------------------------------------------ output (output.c) */
+/* ------------------------------------------------------------ the result handed to io (result_export.c) */
 
 typedef struct {
     const char *config_text;     /* full resolved config */
@@ -181,8 +189,22 @@ typedef struct {
     const char *command_line;    /* "plateau run ..." as given (the history attribute) */
 } pl_output_meta;
 
-/* Write the NetCDF file: built in memory, then written atomically (pl_write_file_atomic). */
-int pl_output_write(const char *path, const pl_results *r, const pl_output_meta *meta);
+/* R (finished) as the plain pl_result the writer takes, and the storage it points into. */
+typedef struct {
+    pl_result r;
+    pl_result_metric metrics[PL_N_METRICS];
+    pl_result_score scores[PL_N_SCORES];
+    pl_result_comparison comparisons[PL_MAX_COMPARISONS];
+    pl_result_state states[PL_MAX_DIRECTIONS * PL_MAX_UNIT_STATE];
+    const char *bases[PL_N_BASE_KINDS], *directions[PL_MAX_DIRECTIONS];
+    unsigned char has_score[PL_N_METRICS * PL_N_SCORES];
+    char alpha_text[1024];
+    pl_result_paired *paired;
+    double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
+} pl_result_export;
 
+/* Fill *E from the finished results R and the run's META (rank 0). Free with pl_result_export_free. */
+int pl_results_export(const pl_results *r, const pl_output_meta *meta, pl_result_export *e);
+void pl_result_export_free(pl_result_export *e);
 
 #endif

@@ -1,0 +1,108 @@
+/* One sweep's result as the io layer writes it: plain sizes, arrays and strings, no sweep state.
+ *
+ * The sweep fills a pl_result (src/sweep/results.c: pl_results_export) and hands it to the writer
+ * the CLI registered (pl_run_options.write_result), so the sweep never links the io library and the
+ * writer knows nothing of the sweep, the experiment or the tokenizer. The names, types, dimensions
+ * and attributes of what a result file holds are io's schema table (src/io/schema.c); this struct is
+ * only the numbers. Every array is in C order over the dimensions named beside it; NULL where the
+ * text says "absent".
+ */
+#ifndef PLATEAU_RESULT_H
+#define PLATEAU_RESULT_H
+
+#include <limits.h>
+
+/* An integer global attribute the file does not have (sae_k of a ReLU SAE, ...). */
+#define PL_RESULT_NO_INT INT_MIN
+
+/* A metric of the run, in config order. */
+typedef struct {
+    const char *name, *long_name, *units; /* units: UDUNITS, or plateau's own ("nats") */
+    const char *score_curve;              /* the curve the scores see: the name, "1 - cosine", ... */
+    double threshold;                     /* alpha_at_threshold's absolute threshold (NaN: none) */
+} pl_result_metric;
+
+/* A per-curve score, in the experiment's order (its index is the score's code). */
+typedef struct {
+    const char *name;
+    int alpha_valued;  /* in alpha's units; else a dimensionless rise (sharpness) */
+    double hist_lo, hist_hi; /* histogram range */
+} pl_result_score;
+
+/* A paired comparison x/y of two (base, direction) kinds' scores, by (prompt, sample). */
+typedef struct {
+    const char *label;
+    int x_base, x_direction, y_base, y_direction;
+} pl_result_comparison;
+
+/* The statistics of one comparison of one (metric, score). */
+typedef struct {
+    int n_pairs;
+    double ratio, ratio_lo, ratio_hi, diff, diff_lo, diff_hi, p_value, w_plus;
+} pl_result_paired;
+
+/* Integers a direction kind chose per unit (real_other's partner, ...):
+ * values [(base,) prompt, sample(, width_dim)]. */
+typedef struct {
+    const char *name, *long_name;
+    const char *width_dim; /* the trailing dimension when width > 1 */
+    int width, per_base;
+    const int *values;
+} pl_result_state;
+
+/* The global attributes a run supplies (the writer adds its own provenance: created, history,
+ * source, git_commit, hostname, plateau_version, data_sha256, absolute paths). Text NULL and
+ * integers PL_RESULT_NO_INT: absent. Their names, order and merge rules: src/io/schema.c. */
+typedef struct {
+    const char *config, *model_path, *model_sha256, *data_path, *hook, *read_hook, *residual_basis, *sampling;
+    const char *sigma_positive_definite_fix, *openblas_config, *command_line;
+    int synthetic_model, position, read_position, center_direction, duplicate_prompts_dropped;
+    int short_documents_skipped, bos_token, bootstrap_resamples, n_prompts, n_ranks, threads;
+    double evals_per_second;
+    /* [sae] (sae_path NULL: no SAE) */
+    const char *sae_path, *sae_sha256, *sae_hook, *sae_architecture, *sae_normalize_activations;
+    int synthetic_sae, sae_d_sae, sae_k, sae_apply_b_dec_to_input, sae_features_never_active;
+    int sae_draws_without_active_feature;
+} pl_result_attrs;
+
+typedef struct {
+    int NB, ND, P, S, K, NM, T, Q, HB; /* bases, directions, prompts, samples, alphas, metrics, ctx, quantiles,
+                                          histogram bins */
+    int n_scores, n_comparisons, n_states;
+    int C;                             /* resid length of activation/mu/sigma; 0: not stored */
+    const double *alpha;               /* [K] */
+    const char *alpha_long_name, *alpha_units, *step_mode;
+    const char *const *bases;          /* [NB] */
+    const char *const *directions;     /* [ND] */
+    const double *quantiles;           /* [Q] levels */
+    const pl_result_metric *metrics;   /* [NM] */
+    const pl_result_score *scores;     /* [n_scores] */
+    const pl_result_comparison *comparisons; /* [n_comparisons] */
+    const unsigned char *has_score;    /* [NM, n_scores]: the file has metric m's score sc */
+    double onset_threshold, nl_tolerance;
+    int nl_fit_steps[2];
+    /* curves: [P, NB, ND, S, NM, K] (the sweep's table, unit-major), NULL: no raw curves */
+    const float *curves;
+    const double *mean, *median;       /* [NM, NB, ND, K] */
+    const double *quant;               /* [NM, Q, NB, ND, K] */
+    const int *count;                  /* [NM, NB, ND, K] */
+    const double *score_values;        /* [NM, n_scores, NB, ND, P, S] */
+    const int *hist;                   /* [NM, n_scores, NB, ND, HB] */
+    const int *hist_outside;           /* [NM, n_scores, NB, ND] */
+    const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
+    const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
+    const int *tokens;                 /* [P, T] */
+    const int *next_token;             /* [P] */
+    const char *const *prompt_text;    /* [P] valid UTF-8, or NULL: not decodable */
+    const pl_result_state *states;     /* [n_states] */
+    int sae_features;                  /* length of sae_feature_active_bases; 0: absent */
+    const int *sae_feature_active_bases;
+    const float *activation;           /* [P, C] */
+    const double *mu, *sigma;          /* [C], [C, C], in residual_basis */
+    pl_result_attrs attrs;
+} pl_result;
+
+/* What writes a result to PATH (the io library's pl_result_write, registered by the CLI). */
+typedef int (*pl_result_writer)(const char *path, const pl_result *r);
+
+#endif

@@ -1,0 +1,263 @@
+/* The result file's schema (schema.h): one row per dimension, variable (or family of variables) and
+ * global attribute, in the order the writer writes them. The writer defines its variables from these
+ * rows, merge decides from them what it stacks, checks and keeps per hook, and the Python reader's
+ * names come from their JSON dump (`plateau help --schema-json`). Long names are templates: {m}, {s},
+ * {ms} (m_s), {m_long}, {curve}, {score_long}, {alpha_long}, {state_long}, {attr}. */
+#include <stdio.h>
+#include <string.h>
+
+#include "schema.h"
+
+const pl_schema_dim PL_SCHEMA_DIMS[] = {
+    {"hook", "merged files: one per input file (the merge's leading dimension)", "merged"},
+    {"base", "base activation kinds ([perturb] bases)", ""},
+    {"direction", "direction kinds ([perturb] directions)", ""},
+    {"prompt", "sweep prompts ([data] n_prompts)", ""},
+    {"sample", "directions drawn per (prompt, base, kind) ([perturb] n_directions)", ""},
+    {"alpha", "steps along a direction ([perturb] steps)", ""},
+    {"quantile", "quantile levels ([output] quantiles)", ""},
+    {"ctx", "tokens per prompt ([data] n_ctx)", ""},
+    {"hist_bin", "bins of the score histograms ([output] histogram_bins)", ""},
+    {"hist_edge", "hist_bin + 1 bin edges", ""},
+    {"comparison", "paired comparisons of kinds", "comparisons"},
+    {"bound", "the two percentiles of a 95 % interval", "comparisons"},
+    {"resid", "residual stream width", "activations"},
+    {"resid_col", "residual stream width (Sigma's columns)", "activations"},
+    {"{width_dim}", "a per-unit state's trailing dimension (difference_prompts: pair)", "state"},
+    {"sae_feature", "features of the SAE", "sae_active"},
+};
+const int PL_SCHEMA_N_DIMS = (int)(sizeof PL_SCHEMA_DIMS / sizeof PL_SCHEMA_DIMS[0]);
+
+#define FIXED PL_SCH_FIXED
+#define METRIC PL_SCH_METRIC
+#define MSCORE PL_SCH_METRIC_SCORE
+#define SCORE PL_SCH_SCORE
+#define STACK PL_MERGE_STACK
+#define SAME PL_MERGE_SAME
+#define ONCE PL_MERGE_ONCE_IF_SAME
+#define RSU "residual stream units"
+
+const pl_schema_var PL_SCHEMA_VARS[] = {
+    {"alpha", FIXED, NC_DOUBLE, 1, "alpha", "{alpha}", "{alpha_long}", "", "step_mode", 0, SAME},
+    {"base", FIXED, NC_STRING, 0, "base", NULL, "base activation kind", "", "", 0, SAME},
+    {"direction", FIXED, NC_STRING, 0, "direction", NULL, "direction kind", "", "", 0, SAME},
+    {"prompt", FIXED, NC_INT, 1, "prompt", "1", "sweep prompt index", "", "", 0, SAME},
+    {"sample", FIXED, NC_INT, 1, "sample", "1", "direction sample index", "", "", 0, SAME},
+    {"quantile", FIXED, NC_DOUBLE, 1, "quantile", "1", "quantile level", "", "", 0, SAME},
+    {"comparison", FIXED, NC_STRING, 0, "comparison", NULL,
+     "paired comparison x/y of two (base, direction) kinds' scores, by (prompt, sample)", "comparisons", "", 0,
+     SAME},
+    {"comparison_x_base", FIXED, NC_INT, 0, "comparison", "1", "index into base of x", "comparisons", "", 0, STACK},
+    {"comparison_x_direction", FIXED, NC_INT, 0, "comparison", "1", "index into direction of x", "comparisons", "",
+     0, STACK},
+    {"comparison_y_base", FIXED, NC_INT, 0, "comparison", "1", "index into base of y", "comparisons", "", 0, STACK},
+    {"comparison_y_direction", FIXED, NC_INT, 0, "comparison", "1", "index into direction of y", "comparisons", "",
+     0, STACK},
+    {"bound", FIXED, NC_DOUBLE, 1, "bound", "1", "percentile of the bootstrap distribution bounding the 95 % interval",
+     "comparisons", "", 0, SAME},
+    /* per metric m (config order) */
+    {"", METRIC, NC_FLOAT, 0, "base direction prompt sample alpha", "{metric}", "{m_long}", "raw_curves", "", 1,
+     STACK},
+    {"_mean", METRIC, NC_DOUBLE, 0, "base direction alpha", "{metric}", "mean over prompts and samples of {m}", "",
+     "", 0, STACK},
+    {"_median", METRIC, NC_DOUBLE, 0, "base direction alpha", "{metric}", "median over prompts and samples of {m}",
+     "", "", 0, STACK},
+    {"_quantiles", METRIC, NC_DOUBLE, 0, "quantile base direction alpha", "{metric}",
+     "quantiles over prompts and samples of {m} (linear interpolation)", "", "", 0, STACK},
+    {"_count", METRIC, NC_INT, 0, "base direction alpha", "1", "curves with a finite {m} that entered the statistics",
+     "", "", 0, STACK},
+    /* per metric m and score s (float64 like alpha, so that sel(alpha=onset) finds the step) */
+    {"", MSCORE, NC_DOUBLE, 0, "base direction prompt sample", "{score}", "{score_long} (curve: {curve})", "",
+     "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance",
+     0, STACK},
+    {"_hist", MSCORE, NC_INT, 0, "base direction hist_bin", "1",
+     "histogram of {ms} over prompts and samples (bins: {s}_hist_edges)", "", "", 0, STACK},
+    {"_hist_outside", MSCORE, NC_INT, 0, "base direction", "1", "finite {ms} values outside the histogram's range", "",
+     "", 0, STACK},
+    {"_n_pairs", MSCORE, NC_INT, 0, "comparison", "1", "(prompt, sample) pairs where both kinds' {ms} are finite",
+     "comparisons", "", 0, STACK},
+    {"_ratio", MSCORE, NC_DOUBLE, 0, "comparison", "1", "median of x's {ms} over median of y's (paired pairs only)",
+     "comparisons", "", 0, STACK},
+    {"_ratio_ci", MSCORE, NC_DOUBLE, 0, "comparison bound", "1", "95 % percentile-bootstrap interval of {ms}_ratio",
+     "comparisons", "", 0, STACK},
+    {"_difference", MSCORE, NC_DOUBLE, 0, "comparison", "{score}", "median over pairs of x's {ms} minus y's",
+     "comparisons", "", 0, STACK},
+    {"_difference_ci", MSCORE, NC_DOUBLE, 0, "comparison bound", "{score}",
+     "95 % percentile-bootstrap interval of {ms}_difference", "comparisons", "", 0, STACK},
+    {"_wilcoxon_p", MSCORE, NC_DOUBLE, 0, "comparison", "1",
+     "two-sided Wilcoxon signed-rank p-value of x's {ms} against y's", "comparisons", "", 0, STACK},
+    {"_wilcoxon_w", MSCORE, NC_DOUBLE, 0, "comparison", "1", "Wilcoxon W+: sum of the ranks of |x - y| where x > y ({ms})",
+     "comparisons", "", 0, STACK},
+    /* per score s that any metric has */
+    {"_hist_edges", SCORE, NC_DOUBLE, 1, "hist_edge", "{score}",
+     "bin edges of the {s} histograms (bins [e_k, e_k+1), the last closed)", "", "", 0, SAME},
+    {"base_norm", FIXED, NC_DOUBLE, 0, "base direction prompt sample", RSU, "|base| of the curve, in the residual basis",
+     "", "", 0, STACK},
+    {"direction_norm", FIXED, NC_DOUBLE, 0, "base direction prompt sample", RSU,
+     "|d| of the curve's direction as its steps use it (centred when they are), before the step mode's scaling; "
+     "step k lies |alpha_k| |d| (to_target), |alpha_k| |base| (fixed_norm) or |alpha_k| (absolute) from the base",
+     "", "", 0, STACK},
+    {"prompt_text", FIXED, NC_STRING, 0, "prompt", NULL,
+     "the sweep prompt's tokens decoded by the model's tokenizer (invalid UTF-8 as U+FFFD)", "tokenizer", "", 0, ONCE},
+    {"tokens", FIXED, NC_INT, 0, "prompt ctx", "1", "token ids of the prompt", "", "", 0, ONCE},
+    {"next_token", FIXED, NC_INT, 0, "prompt", "1",
+     "the data's token after the prompt (-1: none); ce_loss at the last position predicts it", "", "", 0, STACK},
+    /* the direction kinds' per-unit state, in [perturb] directions order */
+    {"partner", PL_SCH_STATE, NC_INT, 0, "prompt sample", "1", "{state_long}", "real_other", "", 0, ONCE},
+    {"{state}", PL_SCH_STATE, NC_INT, 0, "[base] prompt sample [{width_dim}]", "1", "{state_long}", "state", "", 0,
+     STACK},
+    {"sae_feature_active_bases", FIXED, NC_INT, 0, "sae_feature", "1",
+     "bases of the sweep (real: per prompt; synthetic: per prompt and sample) at which the SAE feature is active "
+     "(> 0); 0: never active in the run",
+     "sae_active", "", 0, STACK},
+    {"activation", FIXED, NC_FLOAT, 0, "prompt resid", RSU, "real activation of each sweep prompt at (hook, position)",
+     "activations", "residual_basis", 0, STACK},
+    {"mu", FIXED, NC_DOUBLE, 0, "resid", RSU, "mean of the covariance prompts' activations", "activations",
+     "residual_basis", 0, STACK},
+    {"sigma", FIXED, NC_DOUBLE, 0, "resid resid_col", RSU " squared",
+     "covariance of the covariance prompts' activations (unbiased; the positive-definite Sigma sampled from)",
+     "activations", "residual_basis", 0, STACK},
+    /* merge's own */
+    {"hook", PL_SCH_MERGED, NC_STRING, 1, "hook", NULL, "hook where the perturbation is applied (one per merged file)",
+     "merged", "", 0, SAME},
+    {"hook_{attr}", PL_SCH_MERGED, NC_STRING, 0, "hook", NULL, "global attribute '{attr}' of the input file of this hook",
+     "merged", "", 0, SAME},
+};
+const int PL_SCHEMA_N_VARS = (int)(sizeof PL_SCHEMA_VARS / sizeof PL_SCHEMA_VARS[0]);
+
+#define RUN(f) offsetof(pl_schema_globals, run.f)
+#define OWN(f) offsetof(pl_schema_globals, f)
+#define MERGE_ONLY ((size_t)-1)
+#define TEXT PL_GA_TEXT
+#define INT PL_GA_INT
+#define BOOL PL_GA_BOOL
+#define DBL PL_GA_DOUBLE
+#define SHARED PL_GA_SHARED
+#define PH_TEXT PL_GA_PER_HOOK_TEXT
+#define PH_NUM PL_GA_PER_HOOK_NUMBER
+#define NEVER PL_GA_NEVER_GLOBAL
+
+const pl_schema_global PL_SCHEMA_GLOBALS[] = {
+    {"Conventions", TEXT, OWN(conventions), "CF-1.8", SHARED, 0, 0, NULL, NULL},
+    {"title", TEXT, OWN(title), "what the file is", SHARED, 0, 0, NULL, NULL},
+    {"source", TEXT, OWN(source), "plateau VERSION (git COMMIT)", PH_TEXT, NEVER, 4, NULL, NULL},
+    {"history", TEXT, OWN(history), "TIME: the command line that made the file", PH_TEXT, NEVER, 3, NULL, NULL},
+    {"config", TEXT, RUN(config), "the resolved config (INI text, every key)", PL_GA_CONFIG, 0, 1, NULL, NULL},
+    {"model_path", TEXT, RUN(model_path), "the model, absolute", PH_TEXT, PL_GA_ALWAYS_GLOBAL, 10, NULL, NULL},
+    {"model_sha256", TEXT, RUN(model_sha256), "sha256 of the model's weights", SHARED, 0, 0, NULL, NULL},
+    {"synthetic_model", BOOL, RUN(synthetic_model), "1: random weights (plateau synth)", SHARED, 0, 0, NULL, NULL},
+    {"data_path", TEXT, RUN(data_path), "[data] prompts, absolute", PH_TEXT, 0, 11, NULL, NULL},
+    {"data_sha256", TEXT, OWN(data_sha256), "sha256 of the prompts file", PH_TEXT, 0, 8, NULL, NULL},
+    {"git_commit", TEXT, OWN(git_commit), "the source's git commit", PH_TEXT, 0, 5, NULL, NULL},
+    {"hostname", TEXT, OWN(hostname), "the host of rank 0", PH_TEXT, 0, 6, NULL, NULL},
+    {"hook", TEXT, RUN(hook), "[perturb] hook", PL_GA_HOOK, 0, 0, NULL, NULL},
+    {"read_hook", TEXT, RUN(read_hook), "[readout] read_hook, resolved", PH_TEXT, 0, 9, NULL, NULL},
+    {"position", INT, RUN(position), "perturbed position, resolved (>= 0)", SHARED, 0, 0, NULL, NULL},
+    {"read_position", INT, RUN(read_position), "readout position, resolved (>= 0)", SHARED, 0, 0, NULL, NULL},
+    {"residual_basis", TEXT, RUN(residual_basis), "raw or centered", SHARED, 0, 0, NULL, NULL},
+    {"center_direction", BOOL, RUN(center_direction), "[perturb] center_direction", SHARED, 0, 0, NULL, NULL},
+    {"sampling", TEXT, RUN(sampling), "document_start or random_window", SHARED, 0, 0, NULL, NULL},
+    {"duplicate_prompts_dropped", INT, RUN(duplicate_prompts_dropped), "prompts dropped as duplicates", SHARED, 0, 0,
+     NULL, NULL},
+    {"short_documents_skipped", INT, RUN(short_documents_skipped), "documents shorter than a prompt", SHARED, 0, 0,
+     NULL, NULL},
+    {"bos_token", INT, RUN(bos_token), "the BOS token every prompt starts with, or -1", SHARED, 0, 0, NULL, NULL},
+    {"bootstrap_resamples", INT, RUN(bootstrap_resamples), "[output] bootstrap", SHARED, 0, 0, NULL, NULL},
+    {"n_prompts", INT, RUN(n_prompts), "sweep prompts", SHARED, 0, 0, NULL, NULL},
+    {"plateau_version", TEXT, OWN(plateau_version), "plateau's version", SHARED, 0, 0, NULL, NULL},
+    {"n_ranks", INT, RUN(n_ranks), "MPI ranks of the run", PH_NUM, NEVER, 1,
+     "MPI ranks of the run that produced this hook", NULL},
+    {"evals_per_second", DBL, RUN(evals_per_second), "perturbed evaluations per second", PH_NUM, NEVER, 2,
+     "perturbed evaluations per second of that run", "s-1"},
+    {"created", TEXT, OWN(created), "UTC time the file was written", PH_TEXT, NEVER, 2, NULL, NULL},
+    {"sigma_positive_definite_fix", TEXT, RUN(sigma_positive_definite_fix),
+     "how Sigma was made positive definite, or empty", PH_TEXT, 0, 7, NULL, NULL},
+    {"threads", INT, RUN(threads), "OpenBLAS threads per rank ([run] threads)", PH_NUM, 0, 3,
+     "OpenBLAS threads per rank of that run", NULL},
+    {"openblas_config", TEXT, RUN(openblas_config), "OpenBLAS's build and kernels", PH_TEXT, 0, 12, NULL, NULL},
+    /* [sae] path set */
+    {"sae_path", TEXT, RUN(sae_path), "the SAE directory", PH_TEXT, 0, 13, NULL, NULL},
+    {"sae_sha256", TEXT, RUN(sae_sha256), "sha256 of the SAE's files", PH_TEXT, 0, 14, NULL, NULL},
+    {"synthetic_sae", BOOL, RUN(synthetic_sae), "1: random SAE weights (plateau synth-sae)", PH_NUM, 0, 4,
+     "1: the SAE of this hook has random weights (plateau synth-sae), 0: not", NULL},
+    {"sae_hook", TEXT, RUN(sae_hook), "the hook the SAE reads", PH_TEXT, 0, 15, NULL, NULL},
+    {"sae_architecture", TEXT, RUN(sae_architecture), "relu, topk, ...", PH_TEXT, 0, 16, NULL, NULL},
+    {"sae_d_sae", INT, RUN(sae_d_sae), "features of the SAE", PH_NUM, 0, 6, "number of features of the SAE of this hook",
+     NULL},
+    {"sae_k", INT, RUN(sae_k), "k of a TopK SAE (absent otherwise)", PH_NUM, 0, 7, "k of the TopK SAE of this hook",
+     NULL},
+    {"sae_normalize_activations", TEXT, RUN(sae_normalize_activations), "the SAE's input normalisation", PH_TEXT, 0, 17,
+     NULL, NULL},
+    {"sae_apply_b_dec_to_input", BOOL, RUN(sae_apply_b_dec_to_input), "1: b_dec subtracted before encoding", PH_NUM, 0,
+     5, "the SAE of this hook subtracts b_dec before encoding (1) or not (0)", NULL},
+    {"sae_features_never_active", INT, RUN(sae_features_never_active), "features never active in the run (sae_active)",
+     PH_NUM, 0, 8, "features of the SAE of this hook never active in that run", NULL},
+    {"sae_draws_without_active_feature", INT, RUN(sae_draws_without_active_feature),
+     "draws whose base had no active feature", PH_NUM, 0, 9, "draws of that run whose base had no active SAE feature",
+     NULL},
+    /* merge's own */
+    {"swept_key", TEXT, MERGE_ONLY, "the config key the merged files differ in", PL_GA_MERGE, 0, 0, NULL, NULL},
+    {"merged_from", TEXT, MERGE_ONLY, "the input files, one per line", PL_GA_MERGE, 0, 0, NULL, NULL},
+};
+const int PL_SCHEMA_N_GLOBALS = (int)(sizeof PL_SCHEMA_GLOBALS / sizeof PL_SCHEMA_GLOBALS[0]);
+
+/* What each score's variables say it is (the experiment's scores, by name). */
+static const struct {
+    const char *name, *long_name;
+} SCORE_LONG_NAMES[] = {
+    {"onset", "first alpha where the curve, divided by its value at the last alpha, exceeds onset_threshold"},
+    {"max_slope_alpha", "alpha (step midpoint) of the curve's steepest rise"},
+    {"sharpness", "largest step-to-step rise of the curve divided by its last value, times (steps - 1)"},
+    {"alpha_at_threshold", "first alpha where the curve reaches the absolute threshold (linear interpolation)"},
+    {"nonlinearity_alpha", "teren's NL step: first alpha after the fit steps where the curve deviates from the "
+                           "least-squares line through them by more than the tolerance (relative)"},
+};
+
+const char *pl_schema_score_long_name(const char *score)
+{
+    for (size_t i = 0; i < sizeof SCORE_LONG_NAMES / sizeof SCORE_LONG_NAMES[0]; i++)
+        if (!strcmp(SCORE_LONG_NAMES[i].name, score))
+            return SCORE_LONG_NAMES[i].long_name;
+    return NULL;
+}
+
+const pl_schema_var *pl_schema_var_find(const char *name)
+{
+    for (int i = 0; i < PL_SCHEMA_N_VARS; i++) {
+        const pl_schema_var *v = &PL_SCHEMA_VARS[i];
+        if ((v->scope == PL_SCH_FIXED || v->scope == PL_SCH_STATE || v->scope == PL_SCH_MERGED) &&
+            !strcmp(v->name, name))
+            return v;
+    }
+    return NULL;
+}
+
+const pl_schema_global *pl_schema_global_find(const char *name)
+{
+    for (int i = 0; i < PL_SCHEMA_N_GLOBALS; i++)
+        if (!strcmp(PL_SCHEMA_GLOBALS[i].name, name))
+            return &PL_SCHEMA_GLOBALS[i];
+    return NULL;
+}
+
+void pl_schema_expand(const char *tmpl, const char *const *keys, const char *const *values, char *out, size_t size)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *p = tmpl; *p && n + 1 < size;) {
+        const char *end = *p == '{' ? strchr(p, '}') : NULL;
+        int k = -1;
+        for (int i = 0; end && keys[i] && k < 0; i++)
+            if (strlen(keys[i]) == (size_t)(end - p - 1) && !strncmp(p + 1, keys[i], (size_t)(end - p - 1)))
+                k = i;
+        if (k >= 0) {
+            n += (size_t)snprintf(out + n, size - n, "%s", values[k]);
+            p = end + 1;
+        } else {
+            out[n++] = *p++;
+            out[n] = '\0';
+        }
+        if (n >= size)
+            n = size - 1;
+    }
+}

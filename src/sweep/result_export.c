@@ -1,0 +1,257 @@
+/* The finished result as the plain pl_result io writes (plateau/result.h): the sweep's science turned
+ * into numbers and words here (what alpha means, the curve the scores see, the basis of mu and
+ * Sigma, the units' norms), so the writer needs nothing of the sweep. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plateau/error.h"
+#include "sweep_internal.h"
+
+/* What alpha means in the step mode used, and what the direction kinds whose alpha means something
+ * else (sae_feature_scale) add: the alpha coordinate's long_name (into E->alpha_text) and units. */
+static void alpha_meaning(const pl_sweep_config *cfg, pl_result_export *e)
+{
+    static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
+    const char *long_name;
+    e->r.alpha_units = "1";
+    switch (cfg->step_mode) {
+    case PL_STEP_FIXED_NORM:
+        long_name = "step length in multiples of the base's norm: x = base + alpha |base| d / |d|";
+        break;
+    case PL_STEP_ABSOLUTE:
+        long_name = "step length in activation units: x = base + alpha d / |d|";
+        e->r.alpha_units = "residual stream units";
+        break;
+    default:
+        long_name = "step fraction of the direction: x = base + alpha d (d = target - base for target kinds)";
+    }
+    char *t = e->alpha_text;
+    size_t size = sizeof e->alpha_text;
+    snprintf(t, size, "%s", long_name);
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning)
+            snprintf(t + strlen(t), size - strlen(t), "; %s", PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning);
+    e->r.alpha_long_name = t;
+    e->r.step_mode = mode_names[cfg->step_mode];
+}
+
+/* mu and Sigma of the output's basis: projected onto the mean-zero subspace when centered. */
+static int basis_fit(const pl_sweep *sw, double *mu, double *sigma)
+{
+    int C = sw->C;
+    memcpy(mu, sw->mu, sizeof(double) * C);
+    memcpy(sigma, sw->sigma, sizeof(double) * (size_t)C * C);
+    if (sw->cfg->residual_basis != PL_BASIS_CENTERED)
+        return PL_OK;
+    pl_center(mu, C);
+    for (int i = 0; i < C; i++) /* rows, then columns: P Sigma P */
+        pl_center(sigma + (size_t)i * C, C);
+    double *col = pl_malloc(sizeof(double) * C, "Sigma column");
+    if (!col)
+        return PL_ERR;
+    for (int j = 0; j < C; j++) {
+        for (int i = 0; i < C; i++)
+            col[i] = sigma[(size_t)i * C + j];
+        pl_center(col, C);
+        for (int i = 0; i < C; i++)
+            sigma[(size_t)i * C + j] = col[i];
+    }
+    free(col);
+    return PL_OK;
+}
+
+/* base_norm and direction_norm [base, direction, prompt, sample] of every unit (NaN where the unit has
+ * no direction, e.g. sae_active at a base without an active feature) into BN and DN. */
+static int unit_norms(const pl_sweep *sw, double *bn, double *dn)
+{
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
+        bn[at] = dn[at] = NAN;
+        if (pl_unit_defined(&sw->ex, id) && pl_unit_norms(&sw->ex, id, &bn[at], &dn[at]) != PL_OK)
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* What the SAE of [sae] path is. */
+static void sae_attrs(const pl_experiment *ex, pl_result_attrs *a)
+{
+    const pl_sae *sae = ex->sae;
+    a->sae_path = sae->dir;
+    a->sae_sha256 = sae->sha256;
+    a->synthetic_sae = sae->synthetic != 0; /* booleans: 0/1 */
+    a->sae_hook = sae->hook;
+    a->sae_architecture = pl_sae_arch_name(sae->arch);
+    a->sae_d_sae = sae->d_sae;
+    a->sae_k = sae->arch == PL_SAE_TOPK ? sae->k : PL_RESULT_NO_INT;
+    a->sae_normalize_activations = pl_sae_norm_name(sae->norm);
+    a->sae_apply_b_dec_to_input = sae->apply_b_dec_to_input != 0;
+    a->sae_features_never_active = a->sae_draws_without_active_feature = PL_RESULT_NO_INT;
+    if (ex->sae_bases) {
+        a->sae_features_never_active = ex->sae_bases->n_never_active;
+        if (ex->sae_bases->feature)
+            a->sae_draws_without_active_feature = ex->sae_bases->n_no_feature;
+    }
+}
+
+static void run_attrs(const pl_sweep *sw, const pl_output_meta *meta, pl_result_attrs *a)
+{
+    const pl_sweep_config *cfg = sw->cfg;
+    memset(a, 0, sizeof *a);
+    a->config = meta->config_text;
+    a->model_path = cfg->model_path;
+    a->model_sha256 = meta->model_sha256;
+    a->synthetic_model = meta->synthetic_model != 0;
+    a->data_path = cfg->data_path;
+    a->hook = cfg->hook;
+    a->read_hook = cfg->read_hook;
+    a->position = sw->pos;
+    a->read_position = sw->read_pos;
+    a->residual_basis = cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw";
+    a->center_direction = cfg->center_direction != 0;
+    a->sampling = cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start";
+    a->duplicate_prompts_dropped = (int)sw->n_duplicates;
+    a->short_documents_skipped = (int)sw->n_short;
+    a->bos_token = sw->bos_id;
+    a->bootstrap_resamples = cfg->bootstrap;
+    a->n_prompts = sw->P;
+    a->n_ranks = meta->n_ranks;
+    a->evals_per_second = meta->evals_per_second;
+    a->sigma_positive_definite_fix = meta->sigma_note ? meta->sigma_note : "";
+    a->threads = meta->threads;
+    a->openblas_config = meta->openblas_config ? meta->openblas_config : "";
+    a->command_line = meta->command_line;
+    /* no SAE: none of its attributes */
+    a->synthetic_sae = a->sae_d_sae = a->sae_k = a->sae_apply_b_dec_to_input = PL_RESULT_NO_INT;
+    a->sae_features_never_active = a->sae_draws_without_active_feature = PL_RESULT_NO_INT;
+    if (sw->ex.sae)
+        sae_attrs(&sw->ex, a);
+}
+
+/* The metrics, scores, comparisons and per-unit states of the run as the result lists them. */
+static int describe_tables(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    const pl_sweep_config *cfg = sw->cfg;
+    for (int mi = 0; mi < sw->NM; mi++) {
+        const pl_metric_info *mt = &PL_METRICS[cfg->metrics[mi]];
+        e->metrics[mi] = (pl_result_metric){mt->name, mt->long_name, mt->units,
+                                            mt->score_on == PL_SCORE_ON_ONE_MINUS ? "1 - cosine"
+                                            : mt->score_on == PL_SCORE_ON_INCREASE ? "ce_loss - ce_loss at alpha 0"
+                                                                                   : mt->name,
+                                            cfg->thresholds[cfg->metrics[mi]]};
+        for (int sc = 0; sc < PL_N_SCORES; sc++)
+            e->has_score[mi * PL_N_SCORES + sc] = (unsigned char)(res->has_score[mi][sc] != 0);
+    }
+    for (int sc = 0; sc < PL_N_SCORES; sc++) {
+        e->scores[sc] = (pl_result_score){PL_SCORES[sc].name, PL_SCORES[sc].alpha_valued, 0, 0};
+        pl_score_range(sw, sc, &e->scores[sc].hist_lo, &e->scores[sc].hist_hi);
+    }
+    for (int c = 0; c < res->n_comparisons; c++) {
+        const pl_comparison *cp = &res->comparisons[c];
+        e->comparisons[c] = (pl_result_comparison){cp->label, cp->b1, cp->d1, cp->b2, cp->d2};
+    }
+    size_t n_paired = (size_t)sw->NM * PL_N_SCORES * res->n_comparisons;
+    e->paired = pl_malloc(sizeof *e->paired * (n_paired ? n_paired : 1), "comparisons");
+    if (!e->paired)
+        return PL_ERR;
+    for (size_t i = 0; i < n_paired; i++) {
+        const pl_paired *p = &res->paired[i];
+        e->paired[i] = (pl_result_paired){p->n_pairs, p->ratio, p->ratio_lo, p->ratio_hi, p->diff, p->diff_lo,
+                                          p->diff_hi, p->p_value, p->w_plus};
+    }
+    int n = 0;
+    for (int d = 0; d < sw->ND; d++)
+        for (int k = 0; k < sw->ex.dir[d].n_state; k++) {
+            const pl_unit_state *st = &sw->ex.dir[d].state[k];
+            e->states[n++] = (pl_result_state){st->name, st->long_name, st->width_dim, st->width, st->per_base,
+                                               st->values};
+        }
+    e->r.n_states = n;
+    return PL_OK;
+}
+
+/* The arrays of R's data that the sweep holds as they are, and those made for the file. */
+static int fill_arrays(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    const pl_sweep_config *cfg = sw->cfg;
+    pl_result *r = &e->r;
+    size_t n = (size_t)sw->n_units;
+    r->curves = cfg->raw_curves ? res->curves : NULL;
+    r->mean = res->mean, r->median = res->median, r->quant = res->quant, r->count = res->count;
+    r->score_values = res->scores, r->hist = res->hist, r->hist_outside = res->hist_outside;
+    r->tokens = sw->tokens, r->next_token = sw->next_token;
+    r->prompt_text = (const char *const *)sw->prompt_text;
+    if (sw->ex.sae_bases) {
+        r->sae_features = sw->ex.sae->d_sae;
+        r->sae_feature_active_bases = sw->ex.sae_bases->active_bases;
+    }
+    e->norms = pl_malloc(sizeof(double) * 2 * (n ? n : 1), "curve norms");
+    if (!e->norms || unit_norms(sw, e->norms, e->norms + n) != PL_OK)
+        return PL_ERR;
+    r->base_norm = e->norms, r->direction_norm = e->norms + n;
+    if (!cfg->activations)
+        return PL_OK;
+    int C = sw->C;
+    e->mu = pl_malloc(sizeof(double) * C, "mu");
+    e->sigma = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma");
+    if (!e->mu || !e->sigma || !sw->sigma || basis_fit(sw, e->mu, e->sigma) != PL_OK)
+        return PL_ERR;
+    r->C = C, r->activation = sw->real_act, r->mu = e->mu, r->sigma = e->sigma;
+    return PL_OK;
+}
+
+int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    const pl_sweep_config *cfg = sw->cfg;
+    memset(e, 0, sizeof *e);
+    pl_result *r = &e->r;
+    r->NB = sw->NB, r->ND = sw->ND, r->P = sw->P, r->S = sw->S, r->K = sw->steps, r->NM = sw->NM, r->T = sw->T;
+    r->Q = cfg->n_quantiles, r->HB = cfg->histogram_bins;
+    r->n_scores = PL_N_SCORES, r->n_comparisons = res->n_comparisons;
+    r->alpha = sw->alpha;
+    alpha_meaning(cfg, e);
+    for (int b = 0; b < sw->NB; b++)
+        e->bases[b] = PL_BASE_KINDS[cfg->bases[b]].name;
+    for (int d = 0; d < sw->ND; d++)
+        e->directions[d] = cfg->dirs[d].label;
+    r->bases = e->bases, r->directions = e->directions, r->quantiles = cfg->quantiles;
+    r->metrics = e->metrics, r->scores = e->scores, r->comparisons = e->comparisons, r->has_score = e->has_score;
+    r->states = e->states;
+    r->onset_threshold = cfg->onset_threshold, r->nl_tolerance = cfg->nl_tolerance;
+    r->nl_fit_steps[0] = cfg->nl_first, r->nl_fit_steps[1] = cfg->nl_last;
+    run_attrs(sw, meta, &r->attrs);
+    if (describe_tables(res, e) != PL_OK || fill_arrays(res, e) != PL_OK) {
+        pl_result_export_free(e);
+        return PL_ERR;
+    }
+    r->paired = e->paired;
+    return PL_OK;
+}
+
+void pl_result_export_free(pl_result_export *e)
+{
+    free(e->paired);
+    free(e->norms);
+    free(e->mu);
+    free(e->sigma);
+    memset(e, 0, sizeof *e);
+}
+
+const char *pl_metric_name(int m)
+{
+    return m >= 0 && m < PL_N_METRICS ? PL_METRICS[m].name : NULL;
+}
+
+const char *pl_score_name(int sc, int *alpha_valued)
+{
+    if (sc < 0 || sc >= PL_N_SCORES)
+        return NULL;
+    *alpha_valued = PL_SCORES[sc].alpha_valued;
+    return PL_SCORES[sc].name;
+}
