@@ -45,7 +45,7 @@ FROM_OTHER_BRANCHES = {"docs/config.md"}
 RUN = [
     r"^bash jobs/fetch-data\.sh$",
     r"^build/plateau synth(-sae)? ",
-    r"^build/plateau run jobs/smoke\.ini\b",
+    r"^build/plateau run jobs/smoke\.ini -o results/smoke\.nc$",
     r"^build/plateau run jobs/sae-directions\.ini .*--set model\.path=build/smoke-model\b",
     r"^build/plateau (config|help)\b",
     r"^/usr/bin/python3 analysis/summary\.py results/smoke\.nc\b",
@@ -60,6 +60,7 @@ NOT_RUN = [
     (r"^bash jobs/quickstart\.sh", "the whole quickstart: minutes (jobs_quickstart tests its --plan)"),
     (r"fetch-gpt2\.sh|^pip install|^python3 - <<|huggingface-cli", "needs the network"),
     (r"^bash jobs/fetch-model\.sh", "prepares the quickstart's trained-model runs, which take minutes (jobs_fetch tests the fetch scripts)"),
+    (r"^build/plateau run jobs/smoke\.ini$", "the smoke sweep README.md runs, to the default output path (dry-run here)"),
     (r"^mpirun\b", "needs models/gpt2 (GPT-2 small) and 8 ranks: a long run (dry-run here)"),
     (r"^build/plateau run jobs/", "a full job on GPT-2 small or a trained model: a long run (dry-run here)"),
     (r"^build/plateau verify\b", "needs models/gpt2"),
