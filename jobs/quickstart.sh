@@ -24,7 +24,7 @@
 #   PLATEAU_DATA, PLATEAU_SHARED_DIR (instead of ../shared), HF_ENDPOINT (a Hugging Face mirror),
 #   PLATEAU_BIN (--plan only: the plateau that `plateau info` runs; a real run builds build/plateau).
 # Exit: 0 done; 1 usage; 2 bad input ($PLATEAU_MODEL missing, a file that fails its sha256 check);
-#   69 no prompt data can be had here; otherwise the failing step's code (plateau's: README, Exit codes).
+#   69 no prompt data can be had here; otherwise the failing step's code (plateau's: docs/trust.md, Exit codes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; }

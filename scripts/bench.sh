@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's performance tables: forward and fast-path throughput (bench_forward) on synthetic
+# The performance tables of docs/performance.md: forward and fast-path throughput (bench_forward) on synthetic
 # models of the exact GPT-2-small shape and of SmolLM-135M's shape (Llama family: 30 layers, width
 # 576, 9 heads, 3 key/value heads, MLP 1536, vocabulary 49,152, tied; same FLOPs as the real ones),
 # and sweep throughput on 1 and 2 ranks against --naive and the FLOP limit (scripts/bench_sweep.sh),

@@ -146,8 +146,8 @@ with tempfile.TemporaryDirectory(prefix="plateau-open-result-") as w:
         check("encode_attrs: booleans written as 0/1", int(nc.getncattr("synthetic_model")) == 1)
     check("a written subset opens again", open_result(out).attrs["synthetic_model"] is True)
 
-    # -- the README's one-time setup: a .pth file in the user site directory ------------------------------------
-    readme = open(os.path.join(SRC, "README.md"), encoding="utf-8").read()
+    # -- docs/analysis.md's one-time setup: a .pth file in the user site directory ------------------------------------
+    readme = open(os.path.join(SRC, "docs", "analysis.md"), encoding="utf-8").read()
     setup = next(line for line in readme.splitlines() if line.startswith("site=$(/usr/bin/python3 -m site --user-site)"))
     env = dict(os.environ, PYTHONUSERBASE=os.path.join(w, "userbase"))
     env.pop("PYTHONPATH", None)
@@ -155,7 +155,7 @@ with tempfile.TemporaryDirectory(prefix="plateau-open-result-") as w:
     q = subprocess.run(["/usr/bin/python3", "-c", "import plateau_analysis; print(plateau_analysis.__file__)"],
                        cwd=w, env=env, capture_output=True, text=True)
     want = os.path.join(os.path.realpath(SRC), "analysis", "plateau_analysis", "__init__.py")
-    check("README's .pth setup makes plateau_analysis importable anywhere", p.returncode == 0 and q.returncode == 0
+    check("docs/analysis.md's .pth setup makes plateau_analysis importable anywhere", p.returncode == 0 and q.returncode == 0
           and os.path.realpath(q.stdout.strip()) == want, f"{p.stderr} {q.stderr} {q.stdout}")
 
     # -- refusals -----------------------------------------------------------------------------------------------

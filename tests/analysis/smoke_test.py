@@ -3,7 +3,7 @@
 same job at a second hook and `plateau merge` of the two, checked as a merged multi-hook file.
 The checks are check_analysis.py's: figures and panels as expected, every plotted and printed
 number equal to an independent computation from the NetCDF file, every figure checked as an image.
-Then the README's notebook-style example (the python block of "In Python: open_result"), run as
+Then docs/analysis.md's notebook-style example (the python block of "In Python: open_result"), run as
 written from a directory where results/smoke.nc is this job's output.
 
 usage: smoke_test.py WORKDIR      (needs PLATEAU_BIN, PLATEAU_SRC_DIR and ../shared's gpt2 vocab and data)
@@ -69,10 +69,10 @@ step([BIN, "merge", merged, h0, h1])
 if subprocess.run(check + [merged, "--hooks", "2", "--metrics", "kl"]).returncode != 0:
     sys.exit(1)
 
-# The README's example, as a user runs it: from the repository root (here a directory holding
+# docs/analysis.md's example, as a user runs it: from the repository root (here a directory holding
 # results/smoke.nc), with analysis/ on PYTHONPATH.
-readme = open(os.path.join(SRC, "README.md"), encoding="utf-8").read()
-section = readme[readme.index("### In Python: `open_result`"):]
+readme = open(os.path.join(SRC, "docs", "analysis.md"), encoding="utf-8").read()
+section = readme[readme.index("## In Python: `open_result`"):]
 example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
 root = os.path.join(work, "root")
 os.makedirs(os.path.join(root, "results"))
@@ -81,7 +81,7 @@ env_py = dict(env, PYTHONPATH=os.path.join(SRC, "analysis"), MPLBACKEND="Agg")
 p = subprocess.run([PYTHON, "-c", example], cwd=root, env=env_py, capture_output=True, text=True, timeout=300)
 figure = os.path.join(root, "results", "smoke-kl-real.png")
 if p.returncode != 0 or not os.path.exists(figure):
-    sys.stderr.write(f"FAIL: the README's python example exited {p.returncode}: {p.stderr.strip()}\n")
+    sys.stderr.write(f"FAIL: docs/analysis.md's python example exited {p.returncode}: {p.stderr.strip()}\n")
     sys.exit(1)
 import netCDF4  # noqa: E402
 config = netCDF4.Dataset(h1).getncattr("config")
@@ -89,12 +89,12 @@ key = lambda k: re.search(rf"^{k}\s*=\s*(.*)$", config, re.M).group(1).strip()
 want = f"{key('step_mode')} {int(key('steps'))} {[d.strip() for d in key('directions').split(',')]}"
 lines = p.stdout.splitlines()
 if lines[:2] != ["True", want]:
-    sys.stderr.write(f"FAIL: the README's python example printed {p.stdout[:300]!r}\n")
+    sys.stderr.write(f"FAIL: docs/analysis.md's python example printed {p.stdout[:300]!r}\n")
     sys.exit(1)
 import matplotlib.image  # noqa: E402
 if float(matplotlib.image.imread(figure)[..., :3].std()) == 0.0:
     sys.stderr.write(f"FAIL: {figure} is blank\n")
     sys.exit(1)
-print(f"smoke_test: the README's python example ran ({len(example.splitlines())} lines) and wrote its figure")
+print(f"smoke_test: docs/analysis.md's python example ran ({len(example.splitlines())} lines) and wrote its figure")
 shutil.rmtree(work, ignore_errors=True)
 print("smoke_test: OK")
