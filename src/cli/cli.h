@@ -50,6 +50,8 @@ int cli_prepare(const cli_spec *spec, int *argc, char ***argv);
 void cli_print_help(const cli_spec *spec, FILE *out);
 /* The man page (roff) of the commands SPECS[N] on OUT. */
 void cli_print_man(const cli_spec *const *specs, int n, FILE *out);
+/* The config reference (docs/config.md) as markdown, from the config's key table. */
+void cli_print_config_md(FILE *out);
 
 /* Print "plateau: <pl_error()>" on stderr and return PL_EXIT_INPUT. */
 int cli_fail(void);
