@@ -370,6 +370,18 @@ static void sections_of(char *out, size_t size)
             snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", KEYS[i].section);
 }
 
+/* A line break or another control character would end the line of the stored text. */
+static int check_controls(const char *origin, const char *key_name, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return pl_fail("%s: %s: %s in the value: plateau cannot store it", origin, key_name,
+                           c == '\n' ? "a newline" : c == '\r' ? "a carriage return" : "a control character");
+    }
+    return PL_OK;
+}
+
 /* Every value must survive being written back as INI (the resolved text in outputs, checkpoints,
  * plateau config) and read back as the same value: a line break or another control character would
  * end the line and could inject keys or sections; a ';' at the start or after a blank would read
@@ -377,12 +389,10 @@ static void sections_of(char *out, size_t size)
  * as section syntax, whatever follows it. KEY_NAME is "[section] key". */
 static int check_storable(const char *origin, const char *key_name, const char *value)
 {
+    if (check_controls(origin, key_name, value) != PL_OK)
+        return PL_ERR;
     for (const char *p = value; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return pl_fail("%s: %s: %s in the value: plateau cannot store it", origin, key_name,
-                           c == '\n' ? "a newline" : c == '\r' ? "a carriage return" : "a control character");
-        if (c == ';' && (p == value || isspace((unsigned char)p[-1])))
+        if (*p == ';' && (p == value || isspace((unsigned char)p[-1])))
             return pl_fail("%s: %s: '%s': a ';' %s starts an INI comment; plateau cannot store it", origin, key_name,
                            value, p == value ? "at the start of a value" : "after a blank");
     }
@@ -962,6 +972,11 @@ static int apply_sets(raw_config *rc, char *const *sets, int n_sets)
         char section[256], key[256];
         snprintf(section, sizeof section, "%.*s", (int)(dot - sets[s]), sets[s]);
         snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        char key_name[600];
+        snprintf(key_name, sizeof key_name, "[%s] %s", section, key);
+        /* a line break is refused even at the ends, where trimming would hide it */
+        if (check_controls(origin, key_name, eq + 1) != PL_OK)
+            return PL_ERR;
         char *value = dupstr(eq + 1);
         int rcode = value ? set_raw(rc, origin, section, key, trim(value), 1) : PL_ERR;
         free(value);
