@@ -124,6 +124,7 @@ typedef struct {
     const enum_def *names;
     double lo, hi;
     int open;             /* KT_DOUBLE: OPEN_* */
+    const char *what;     /* KT_DOUBLE: what the value must be, for messages (NULL: "a number in" the range) */
     int optional;         /* strings: absent or empty leaves NULL */
     const char *missing;  /* a required key: what to give, for the message */
     parse_fn parse;
@@ -296,6 +297,7 @@ static const key_def KEYS[] = {
             "config, the output and the checkpoint identify the SAE; set it to pin one (a different "
             "SAE is refused)"},
     {"sae", "active_fraction", "0.1", 1, KT_DOUBLE, OFF(sae_active_fraction), .lo = 0.0, .hi = 1.0, .open = OPEN_HI,
+     .what = "a fraction in [0, 1) of the base's largest feature activation",
      .doc = "sae_active's and sae_feature_scale's features: those whose activation at the base is "
             "above this fraction of the base's largest (teren's act/max > 0.1); in [0, 1)"},
     {"sae", "sign", "negative", 1, KT_ENUM, OFF(sae_sign), .names = &SAE_SIGNS,
@@ -586,12 +588,15 @@ static int parse_double(const raw_config *rc, int i, double *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < k->lo || v > k->hi || ((k->open & OPEN_LO) && v == k->lo) ||
-        ((k->open & OPEN_HI) && v == k->hi))
-        return FAIL_KEY(i, "'%s' is not a number in %s%g, %g%s", s, k->open & OPEN_LO ? "(" : "[", k->lo, k->hi,
-                        k->open & OPEN_HI ? ")" : "]");
-    *out = v;
-    return PL_OK;
+    if (!errno && end != s && !*end && isfinite(v) && v >= k->lo && v <= k->hi &&
+        !((k->open & OPEN_LO) && v == k->lo) && !((k->open & OPEN_HI) && v == k->hi)) {
+        *out = v;
+        return PL_OK;
+    }
+    if (k->what)
+        return FAIL_KEY(i, "'%s' is not %s", s, k->what);
+    return FAIL_KEY(i, "'%s' is not a number in %s%g, %g%s", s, k->open & OPEN_LO ? "(" : "[", k->lo, k->hi,
+                    k->open & OPEN_HI ? ")" : "]");
 }
 
 static int parse_bool(const raw_config *rc, int i, int *out)
