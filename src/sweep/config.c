@@ -34,7 +34,7 @@
 #include "plateau/sweep.h"
 #include "sweep_internal.h"
 
-#define MAX_KEYS 64 /* pl_sweep_config.origin */
+#define MAX_KEYS ((int)(sizeof((pl_sweep_config *)0)->origin / sizeof(char *)))
 
 typedef struct {
     char *value[MAX_KEYS];
@@ -267,7 +267,7 @@ static const key_def KEYS[] = {
             "curve's units: nats of KL, 1 − cosine, JS distance, nats of ce_loss increase, residual "
             "units of L2"},
     {"readout", "nonlinearity", "1, 10, 0.1", 1, KT_CUSTOM, .parse = parse_nonlinearity, .print = print_nonlinearity,
-     .values = "`first, last, tolerance`: steps 0 <= first < last <= 100000, a number tolerance > 0",
+     .values = "`first, last, tolerance`: steps 0 <= first < last <= 100000, tolerance a number > 0",
      .doc = "`first, last, tolerance` of `nonlinearity_alpha`: a line through steps first … last "
             "(grid indices; 0 is α = 0), and the relative deviation that ends it"},
     {"output", "path", "", 0, KT_CUSTOM, OFF(output_path), .parse = parse_output_path, .values = VALUES_PATH,
@@ -1339,10 +1339,16 @@ static void key_values(const key_def *k, char *out, size_t size)
     case KT_U64:
         snprintf(out, size, "an integer in [0, 2^64 - 1]");
         return;
-    case KT_DOUBLE:
-        snprintf(out, size, "a number in %s%g, %g%s", k->open & OPEN_LO ? "(" : "[", k->lo, k->hi,
-                 k->open & OPEN_HI ? ")" : "]");
+    case KT_DOUBLE: {
+        strbuf lo = {0}, hi = {0}; /* 1000000000, not 1e+09 */
+        sb_double(&lo, k->lo);
+        sb_double(&hi, k->hi);
+        snprintf(out, size, "a number in %s%s, %s%s", k->open & OPEN_LO ? "(" : "[", lo.buf ? lo.buf : "?",
+                 hi.buf ? hi.buf : "?", k->open & OPEN_HI ? ")" : "]");
+        free(lo.buf);
+        free(hi.buf);
         return;
+    }
     case KT_BOOL:
         snprintf(out, size, "`true` or `false` (also `yes`/`no`, `1`/`0`)");
         return;
