@@ -8,10 +8,23 @@
 #ifndef PLATEAU_FORWARD_H
 #define PLATEAU_FORWARD_H
 
+#include <stddef.h>
+
 #include "plateau/model.h"
 
+/* The one parser of hook names, needing no model: NAME must be blocks.N.hook_resid_pre or
+ * blocks.N.hook_resid_post, N a block number in decimal digits (no sign, no blank, at most
+ * PL_HOOK_MAX_DIGITS of them after leading zeros); its canonical spelling (leading zeros of N
+ * dropped: blocks.01.hook_resid_pre is blocks.1.hook_resid_pre) goes to OUT[SIZE] (PL_HOOK_NAME_MAX
+ * is always enough). Everything else is refused with "hook 'NAME': ...". Configs, SAE configs, the
+ * --hook options and merge compare hooks by this spelling. */
+#define PL_HOOK_MAX_DIGITS 7
+#define PL_HOOK_NAME_MAX 64
+int pl_hook_canonical(const char *name, char *out, size_t size);
+
 /* Parse a TransformerLens hook name ("blocks.1.hook_resid_pre", "blocks.11.hook_resid_post") into
- * its residual index. The error names the hook and the valid range for this model. */
+ * its residual index, by pl_hook_canonical's syntax. The error names the hook and the valid range
+ * for this model. */
 int pl_hook_parse(const pl_model *m, const char *name, int *resid_index);
 
 /* Everything a clean run leaves behind. */

@@ -1,6 +1,6 @@
 /* The sweep: plateaus and sensitive directions of one hook, written to NetCDF.
  *
- * A run reads an INI config (every key documented in the README), fits mu and Sigma of the real
+ * A run reads an INI config (every key in docs/config.md), fits mu and Sigma of the real
  * activations at the hook, and evaluates work units (prompt x base x direction kind x sample): each
  * unit is one curve of `steps` perturbed evaluations per metric. pl_sweep_main() owns MPI (it is
  * the only entry point that initialises it) and returns a process exit code (plateau/error.h).
@@ -17,11 +17,15 @@ enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_N_BASE_KINDS };
 enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS_DIST, PL_METRIC_CE_LOSS,
        PL_METRIC_SAE_L0, PL_METRIC_SAE_RECON_ERROR, PL_N_METRICS };
 enum { PL_SAE_SIGN_NEGATIVE, PL_SAE_SIGN_POSITIVE };
-enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE };
+enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE, PL_N_STEP_MODES };
 enum { PL_BASIS_RAW, PL_BASIS_CENTERED };
 enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
 enum { PL_SAMPLING_DOCUMENT_START, PL_SAMPLING_RANDOM_WINDOW };
 enum { PL_BOS_AUTO, PL_BOS_TRUE, PL_BOS_FALSE };
+/* The config's names of these values, indexed by the enums above (spelled only in config.c). */
+extern const char *const PL_STEP_MODE_NAMES[];
+extern const char *const PL_RESIDUAL_BASIS_NAMES[];
+extern const char *const PL_SAMPLING_NAMES[];
 /* [readout] position = perturbed (the default): read where the perturbation is */
 #define PL_READ_AT_PERTURBED INT32_MIN
 
@@ -107,6 +111,16 @@ void pl_sweep_config_free(pl_sweep_config *cfg);
  * a run's identity (HASHED: what a checkpoint must match and merged files must share). */
 int pl_sweep_config_n_keys(void);
 void pl_sweep_config_key(int i, const char **section, const char **key, int *hashed);
+/* Key I's reference, from the table that parses it (markdown: `code`, [text](link)): the docs'
+ * config reference (plateau help --config-md, docs/config.md) and the man page are made of it. */
+typedef struct {
+    const char *section, *key;
+    char def[128];    /* the default as the docs write it: "`auto`", "1000", "(required)" */
+    char values[512]; /* what the key takes: "an integer in [2, 10000000]", "one of `a`, `b`" */
+    const char *doc;  /* what it means */
+    int hashed;       /* part of the run's identity (fixed across a resume, shared by merged files) */
+} pl_config_key_doc;
+void pl_sweep_config_key_doc(int i, pl_config_key_doc *out);
 /* 1 when key I was given (in the text or by --set), 0 when it has its default. */
 int pl_sweep_config_given(const pl_sweep_config *cfg, int i);
 /* The value of NAME ("section.key") as the resolved text writes it (malloc'ed; "" for an unset

@@ -50,6 +50,8 @@ int cli_prepare(const cli_spec *spec, int *argc, char ***argv);
 void cli_print_help(const cli_spec *spec, FILE *out);
 /* The man page (roff) of the commands SPECS[N] on OUT. */
 void cli_print_man(const cli_spec *const *specs, int n, FILE *out);
+/* The config reference (docs/config.md) as markdown, from the config's key table. */
+void cli_print_config_md(FILE *out);
 
 /* `plateau help --schema-json`: the result file's schema (io's table) with the experiment's metrics
  * and scores in their code order, as JSON on OUT (cmd_merge.c). Returns the exit code. */

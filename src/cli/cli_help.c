@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/sweep.h"
 
 static const char EXIT_COMMON[] = "0 done\n"
                                   "1 the command line could not be parsed (one line says why)\n"
@@ -131,7 +132,26 @@ void cli_print_help(const cli_spec *spec, FILE *out)
     print_exit_codes(spec, out);
 }
 
-/* TEXT for roff: a leading '.' or '\'' would be a request, '\' an escape, '-' a hyphen. */
+/* The code point of the UTF-8 sequence at S (of at most LEFT bytes) and its length in *LEN; a byte
+ * that starts no valid sequence is U+FFFD. */
+static unsigned utf8_code(const unsigned char *s, size_t left, size_t *len)
+{
+    int n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 1;
+    unsigned code = n == 1 ? s[0] : s[0] & (0x7fu >> n);
+    *len = 1;
+    if (n == 1 || (size_t)n > left)
+        return n == 1 && s[0] < 0x80 ? s[0] : 0xfffd;
+    for (int k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0xfffd;
+        code = code << 6 | (s[k] & 0x3fu);
+    }
+    *len = (size_t)n;
+    return code;
+}
+
+/* TEXT for roff: a leading '.' or '\'' would be a request, '\' an escape, '-' a hyphen; groff reads
+ * bytes as Latin-1, so every other character is written as its \[uXXXX] escape. */
 static void roff_text(FILE *out, const char *text, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -142,7 +162,11 @@ static void roff_text(FILE *out, const char *text, size_t len)
             fputs("\\-", out);
         else if ((c == '.' || c == '\'') && (i == 0 || text[i - 1] == '\n'))
             fprintf(out, "\\&%c", c);
-        else
+        else if ((unsigned char)c >= 0x80) {
+            size_t n;
+            fprintf(out, "\\[u%04X]", utf8_code((const unsigned char *)text + i, len - i, &n));
+            i += n - 1;
+        } else
             fputc(c, out);
     }
 }
@@ -153,6 +177,133 @@ static void roff_line(FILE *out, const char *text)
     fputc('\n', out);
 }
 
+/* ------------------------------------------------------------ the config reference */
+
+/* What docs/config.md and the man page say before the keys (markdown, paragraphs split by blank
+ * lines); each key's text comes from the config's own table (pl_sweep_config_key_doc). */
+static const char CONFIG_INTRO[] =
+    "An INI file (libinih), given to `plateau run` and `plateau config`; `--set section.key=value` "
+    "(repeatable, applied in order after the file) and `-o` (the output path) override it. Unknown "
+    "sections or keys, repeated keys and bad values are errors naming `FILE:LINE: [section] key: what is "
+    "wrong` (or `--set section.key=value: ...`), exit 2.\n\n"
+    "The resolved config -- every key, defaults filled in -- is what `plateau config` prints, and it is "
+    "stored in the output's `config` attribute and in checkpoints; it reads back as the same config. "
+    "The keys of the run's identity (\"identity: yes\") are what a checkpoint's resume must match and "
+    "what `plateau merge` requires its inputs to share (but for the hook); the others may change (the "
+    "model and the SAE are identified by their sha256, not their path).\n\n"
+    "One `key = value` per line at the start of the line (an indented line is an error: libinih would "
+    "read it as a continuation of the previous value); lines may be of any length (long paths are "
+    "fine). A value that could not be stored and read back as itself is refused, wherever it comes from "
+    "(the file, `--set` or `-o`): a line break or another control character, a `;` at the start or "
+    "after a blank (it starts a comment), blanks at either end, or a `[` at the start.\n\n"
+    "Hook names are stored canonically: `blocks.01.hook_resid_pre` is `blocks.1.hook_resid_pre`; a "
+    "sign, a blank or anything but decimal digits in the block number is refused, here and in every "
+    "other hook name plateau reads (`--hook`, an SAE's `cfg.json`, merged files).\n";
+
+/* Markdown TEXT[LEN] as plain text: `code` loses its backticks, [text](link) keeps the text,
+ * "\|" (a table's escaped bar) is "|". */
+static void md_plain(const char *text, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 1 < size; i++) {
+        const char *close = text[i] == '[' ? memchr(text + i, ']', len - i) : NULL;
+        if (text[i] == '`')
+            continue;
+        if (close && close + 1 < text + len && close[1] == '(') {
+            const char *paren = memchr(close, ')', (size_t)(text + len - close));
+            if (paren) {
+                size_t n = (size_t)(close - text - i - 1);
+                n = n < size - o - 1 ? n : size - o - 1;
+                memcpy(out + o, text + i + 1, n);
+                o += n;
+                i = (size_t)(paren - text);
+                continue;
+            }
+        }
+        out[o++] = text[i];
+    }
+    out[o] = '\0';
+}
+
+static void roff_md(FILE *out, const char *md)
+{
+    size_t len = strlen(md);
+    char *plain = malloc(len + 1);
+    if (!plain)
+        return;
+    md_plain(md, len, plain, len + 1);
+    roff_text(out, plain, strlen(plain));
+    free(plain);
+}
+
+static void print_config_man(FILE *out)
+{
+    fprintf(out, ".SH CONFIG\n");
+    for (const char *p = CONFIG_INTRO; *p;) {
+        const char *end = strstr(p, "\n\n");
+        size_t len = end ? (size_t)(end - p) : strlen(p) - 1;
+        char *para = malloc(len + 1);
+        if (para) {
+            memcpy(para, p, len);
+            para[len] = '\0';
+            fprintf(out, ".PP\n");
+            roff_md(out, para);
+            fputc('\n', out);
+            free(para);
+        }
+        p = end ? end + 2 : p + len + 1;
+    }
+    const char *section = "";
+    for (int i = 0; i < pl_sweep_config_n_keys(); i++) {
+        pl_config_key_doc k;
+        pl_sweep_config_key_doc(i, &k);
+        if (strcmp(section, k.section))
+            fprintf(out, ".SS \"[%s]\"\n", section = k.section);
+        fprintf(out, ".TP\n.B %s\nDefault: ", k.key);
+        roff_md(out, k.def);
+        fprintf(out, ". Takes ");
+        roff_md(out, k.values);
+        fprintf(out, ". Identity: %s.\n.br\n", k.hashed ? "yes" : "no");
+        roff_md(out, k.doc);
+        fputc('\n', out);
+    }
+}
+
+/* A markdown table cell: '|' would end it. */
+static void md_cell(FILE *out, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '|')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+}
+
+void cli_print_config_md(FILE *out)
+{
+    fprintf(out, "# Config reference\n\n"
+                 "<!-- Generated by `plateau help --config-md` from the key table (KEYS) in src/sweep/config.c,\n"
+                 "     which also parses, checks and prints every key: edit the table, then run\n"
+                 "     `build/plateau help --config-md > docs/config.md`. The test sweep_config_doc fails while\n"
+                 "     this file and the table differ. -->\n\n%s",
+            CONFIG_INTRO);
+    const char *section = "";
+    for (int i = 0; i < pl_sweep_config_n_keys(); i++) {
+        pl_config_key_doc k;
+        pl_sweep_config_key_doc(i, &k);
+        if (strcmp(section, k.section))
+            fprintf(out, "\n## [%s]\n\n| key | default | takes | identity | meaning |\n|---|---|---|---|---|\n",
+                    section = k.section);
+        fprintf(out, "| `%s` | ", k.key);
+        md_cell(out, k.def);
+        fputs(" | ", out);
+        md_cell(out, k.values);
+        fprintf(out, " | %s | ", k.hashed ? "yes" : "no");
+        md_cell(out, k.doc);
+        fputs(" |\n", out);
+    }
+}
+
 void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
 {
     fprintf(out, ".TH PLATEAU 1 \"\" \"plateau %s\" \"User Commands\"\n", PLATEAU_VERSION);
@@ -161,8 +312,8 @@ void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
                  ".br\n.B plateau \\-\\-version\n");
     fprintf(out, ".SH DESCRIPTION\nplateau runs the activation\\-plateau and sensitive\\-direction experiments on "
                  "a language model as a C/MPI job and writes NetCDF results. Every command prints its help with "
-                 "\\fB\\-\\-help\\fR; this page holds the same text. The README of the source tree documents "
-                 "the config keys and the result file.\n");
+                 "\\fB\\-\\-help\\fR; this page holds the same text, and the config keys (CONFIG below). The "
+                 "README of the source tree documents the result file.\n");
     fprintf(out, ".SH COMMANDS\n");
     for (int i = 0; i < n; i++) {
         const cli_spec *s = specs[i];
@@ -193,6 +344,7 @@ void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
             }
         }
     }
+    print_config_man(out);
     fprintf(out, ".SH EXIT STATUS\n");
     for (const char *p = EXIT_COMMON; *p;) {
         const char *nl = strchr(p, '\n');

@@ -10,7 +10,8 @@ const cli_spec CLI_RUN = {
     "run", "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run [--ranks N]]",
     "Run a sweep: the plateau and sensitive-direction curves of one hook, written as one NetCDF file.",
     "Start it under mpirun for several ranks (mpirun -n 4 plateau run CONFIG.ini). Progress goes to stderr.\n"
-    "The config's keys are in the README (Running a sweep); plateau config prints the resolved config.\n"
+    "The config's keys are in docs/config.md (plateau help --config-md) and the man page's CONFIG section;\n"
+    "plateau config prints the resolved config.\n"
     "--dry-run prints the resolved config, the units and evaluations, the memory per rank and on rank 0\n"
     "and a time estimate from a short measured calibration, and writes nothing.",
     (const cli_option[]){

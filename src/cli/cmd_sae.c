@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/forward.h"
 #include "plateau/model.h"
 #include "../experiment/sae.h"
 
@@ -31,6 +32,7 @@ int cmd_synth_sae(int argc, char **argv)
         return code;
     pl_sae_synth_opts o = {.arch = PL_SAE_STANDARD};
     const char *out_dir = NULL, *model_path = NULL;
+    char hook[PL_HOOK_NAME_MAX];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long v;
@@ -42,7 +44,9 @@ int cmd_synth_sae(int argc, char **argv)
             if (!strcmp(a, "--model")) {
                 model_path = value;
             } else if (!strcmp(a, "--hook")) {
-                o.hook = value;
+                if (pl_hook_canonical(value, hook, sizeof hook) != PL_OK)
+                    return cli_usage("synth-sae", synth_sae_usage, "--hook: %s", pl_error());
+                o.hook = hook; /* canonical: cfg.json names the hook as configs and outputs do */
             } else if (!strcmp(a, "--architecture")) {
                 if (!strcmp(value, "standard"))
                     o.arch = PL_SAE_STANDARD;

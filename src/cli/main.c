@@ -29,7 +29,8 @@ static const struct {
 static void print_usage(FILE *out)
 {
     fprintf(out, "usage: plateau COMMAND [ARGS]     (plateau COMMAND --help: its options)\n"
-                 "       plateau help [COMMAND]      (plateau help --man: the man page as roff)\n"
+                 "       plateau help [COMMAND]      (plateau help --man: the man page as roff;\n"
+                 "                                    plateau help --config-md: the config keys as markdown)\n"
                  "       plateau --version\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].spec->summary);
@@ -38,7 +39,7 @@ static void print_usage(FILE *out)
             PLATEAU_VERSION);
 }
 
-/* plateau help [COMMAND | --man] */
+/* plateau help [COMMAND | --man | --config-md] */
 static int cmd_help(int argc, char **argv)
 {
     if (argc == 1) {
@@ -54,6 +55,10 @@ static int cmd_help(int argc, char **argv)
         cli_print_man(specs, N_COMMANDS, stdout);
         return fflush(stdout) == 0 ? PL_EXIT_OK : PL_EXIT_INPUT;
     }
+    if (argc == 2 && !strcmp(argv[1], "--config-md")) {
+        cli_print_config_md(stdout);
+        return fflush(stdout) == 0 ? PL_EXIT_OK : PL_EXIT_INPUT;
+    }
     if (argc == 2)
         for (int i = 0; i < N_COMMANDS; i++)
             if (!strcmp(argv[1], commands[i].name)) {
@@ -63,7 +68,8 @@ static int cmd_help(int argc, char **argv)
     if (argc == 2 && argv[1][0] != '-')
         fprintf(stderr, "plateau help: unknown command '%s' (plateau help lists them)\n", argv[1]);
     else
-        fprintf(stderr, "plateau help: expected one COMMAND or --man (usage: plateau help [COMMAND | --man])\n");
+        fprintf(stderr, "plateau help: expected one COMMAND, --man or --config-md "
+                        "(usage: plateau help [COMMAND | --man | --config-md])\n");
     return PL_EXIT_USAGE;
 }
 

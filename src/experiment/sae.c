@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "plateau/error.h"
+#include "plateau/forward.h"
 #include "plateau/fileio.h"
 #include "plateau/hash.h"
 #include "sae.h"
@@ -89,7 +90,12 @@ static int cfg_hook(const char *file, json_t *cfg, char *out, size_t size)
         return pl_fail("%s: no hook name (hook_name, hook_point or metadata.hook_name)", file);
     if (strlen(found) >= size)
         return pl_fail("%s: hook name '%.40s...' is too long", file, found);
-    snprintf(out, size, "%s", found);
+    /* by the one hook syntax (blocks.01 is blocks.1); a name it refuses is kept as written, and the
+     * sweep refuses it by name as no residual hook of the model */
+    if (pl_hook_canonical(found, out, size) != PL_OK) {
+        snprintf(out, size, "%s", found);
+        pl_error_clear();
+    }
     return PL_OK;
 }
 

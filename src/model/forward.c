@@ -11,20 +11,49 @@
 
 /* ------------------------------------------------------------ hooks */
 
+/* The one hook-name syntax. Only the block number has more than one spelling a user may mean: its
+ * leading zeros are dropped. Anything else that is not exactly blocks.<digits>.hook_resid_pre or
+ * _post (a sign, a blank, another hook) is refused, so that one activation has one name in configs,
+ * outputs, checkpoints, SAE configs and merges. N_LAYER < 0: the model is not known (no range in
+ * the message). */
+static int hook_canonical(const char *name, char *out, size_t size, int n_layer)
+{
+    static const char prefix[] = "blocks.";
+    const char *d = name + sizeof prefix - 1, *e = d;
+    int syntax = strncmp(name, prefix, sizeof prefix - 1) != 0;
+    while (!syntax && *e >= '0' && *e <= '9')
+        e++;
+    if (syntax || e == d || (strcmp(e, ".hook_resid_pre") && strcmp(e, ".hook_resid_post"))) {
+        if (n_layer < 0)
+            return pl_fail("hook '%s': expected blocks.N.hook_resid_pre or blocks.N.hook_resid_post (N: a block "
+                           "number, digits only)", name);
+        return pl_fail("hook '%s': expected blocks.N.hook_resid_pre or blocks.N.hook_resid_post (N in 0..%d)", name,
+                       n_layer - 1);
+    }
+    while (d < e - 1 && *d == '0')
+        d++;
+    if (e - d > PL_HOOK_MAX_DIGITS)
+        return pl_fail("hook '%s': block number %.*s is too large", name, (int)(e - d), d);
+    if ((size_t)snprintf(out, size, "blocks.%.*s%s", (int)(e - d), d, e) >= size)
+        return pl_fail("hook '%s': longer than %zu characters", name, size - 1);
+    return PL_OK;
+}
+
+int pl_hook_canonical(const char *name, char *out, size_t size) { return hook_canonical(name, out, size, -1); }
+
 int pl_hook_parse(const pl_model *m, const char *name, int *resid_index)
 {
-    int n_layer = m->info.n_layer, layer, consumed = 0;
-    char kind[16];
-    if (sscanf(name, "blocks.%d.hook_resid_%15[a-z]%n", &layer, kind, &consumed) == 2 &&
-        name[consumed] == '\0' && (!strcmp(kind, "pre") || !strcmp(kind, "post"))) {
-        if (layer < 0 || layer >= n_layer)
-            return pl_fail("hook '%s': block %d does not exist (this model has blocks 0..%d)", name, layer,
-                           n_layer - 1);
-        *resid_index = layer + (kind[1] == 'o' ? 1 : 0);
-        return PL_OK;
-    }
-    return pl_fail("hook '%s': expected blocks.N.hook_resid_pre or blocks.N.hook_resid_post (N in 0..%d)", name,
-                   n_layer - 1);
+    int n_layer = m->info.n_layer;
+    char canon[PL_HOOK_NAME_MAX];
+    if (hook_canonical(name, canon, sizeof canon, n_layer) != PL_OK)
+        return PL_ERR;
+    const char *digits = canon + 7;
+    long layer = strtol(digits, NULL, 10); /* at most PL_HOOK_MAX_DIGITS digits */
+    if (layer >= n_layer)
+        return pl_fail("hook '%s': block %ld does not exist (this model has blocks 0..%d)", name, layer,
+                       n_layer - 1);
+    *resid_index = (int)layer + (strstr(digits, "_post") ? 1 : 0);
+    return PL_OK;
 }
 
 /* ------------------------------------------------------------ full forward */

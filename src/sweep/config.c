@@ -1,6 +1,14 @@
-/* The sweep's INI config: one table of keys with defaults, parsed by libinih, validated strictly.
- * It is plateau's one config resolver: `plateau run`, `plateau config` (and through it the Slurm
- * scripts) and `plateau merge` (the `config` attribute of result files) all read configs here.
+/* The sweep's INI config: one table of keys (KEYS) from which everything about a key follows --
+ * parsing and conversion into pl_sweep_config, the resolved text (`plateau config`, the `config`
+ * attribute of results, checkpoints), validation, and the reference in the man page and
+ * docs/config.md (`plateau help --config-md`). It is plateau's one config resolver: `plateau run`,
+ * `plateau config` (and through it the Slurm scripts) and `plateau merge` all read configs here.
+ *
+ * A key is one row: section, name, default, whether it is part of a run's identity, its type (and
+ * so its parser and printer), where it lives in pl_sweep_config (offsetof), its allowed values or
+ * range, and its documentation. Keys whose value is more than one number or name have a parse and
+ * a print function of their own (the row names them). What cannot live in a row -- a check across
+ * keys or against the direction kinds -- is in check_across_keys().
  *
  * The file is read whole (a regular file of bounded size) and handed to libinih line by line
  * through ini_parse_stream with a reader that counts the lines: the handler for a key runs right
@@ -11,6 +19,7 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,64 +34,11 @@
 #include "plateau/sweep.h"
 #include "sweep_internal.h"
 
-typedef struct {
-    const char *section, *key, *def;
-    int hashed; /* part of the checkpoint's config hash */
-} key_spec;
-
-/* The order here is the order of the resolved text. "" = no default (required, or derived). */
-static const key_spec KEYS[] = {
-    {"model", "path", "", 0},
-    {"model", "tokenizer", "", 0},
-    {"data", "prompts", "", 1},
-    {"data", "format", "auto", 1},
-    {"data", "n_prompts", "1000", 1},
-    {"data", "n_ctx", "10", 1},
-    {"data", "seed", "0", 1},
-    {"data", "sampling", "document_start", 1},
-    {"data", "token_dtype", "uint16", 1},
-    {"data", "bos", "auto", 1},
-    {"perturb", "hook", "blocks.1.hook_resid_pre", 1},
-    {"perturb", "position", "-1", 1},
-    {"perturb", "bases", "real", 1},
-    {"perturb", "directions", "cov_random", 1},
-    {"perturb", "n_directions", "1", 1},
-    {"perturb", "steps", "101", 1},
-    {"perturb", "alpha_max", "1.0", 1},
-    {"perturb", "step_mode", "to_target", 1},
-    {"perturb", "center_direction", "false", 1},
-    {"perturb", "residual_basis", "raw", 1},
-    {"perturb", "cov_prompts", "1000", 1},
-    {"readout", "metrics", "kl, jsd, l2, cosine", 1},
-    {"readout", "read_hook", "", 1},
-    {"readout", "position", "perturbed", 1},
-    {"readout", "onset_threshold", "0.1", 1},
-    {"readout", "thresholds", "kl:0.01, cosine:0.01, js_dist:0.1, ce_loss:0.1", 1},
-    {"readout", "nonlinearity", "1, 10, 0.1", 1},
-    {"output", "path", "", 0},
-    {"output", "raw_curves", "true", 1},
-    {"output", "quantiles", "0.05, 0.25, 0.75, 0.95", 1},
-    {"output", "activations", "false", 1},
-    {"output", "bootstrap", "2000", 1},
-    {"output", "histogram_bins", "20", 1},
-    {"sae", "path", "", 0},
-    {"sae", "sha256", "", 1},
-    {"sae", "active_fraction", "0.1", 1},
-    {"sae", "sign", "negative", 1},
-    {"run", "seed", "0", 1},
-    {"run", "checkpoint_every", "300", 0},
-    {"run", "checkpoint", "", 0},
-    {"run", "worker_timeout", "10", 0},
-    {"run", "threads", "1", 1},
-    {"run", "nonfinite", "error", 1},
-};
-#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
-_Static_assert(N_KEYS <= (int)(sizeof ((pl_sweep_config *)0)->origin / sizeof(char *)), "pl_sweep_config.origin holds every key");
-static const char *SECTIONS = "model, data, perturb, readout, output, sae, run";
+#define MAX_KEYS ((int)(sizeof((pl_sweep_config *)0)->origin / sizeof(char *)))
 
 typedef struct {
-    char *value[N_KEYS];
-    char *origin[N_KEYS]; /* "FILE:LINE" or "--set s.k=v" */
+    char *value[MAX_KEYS];
+    char *origin[MAX_KEYS]; /* "FILE:LINE" or "--set s.k=v" */
     const char *file;
     const char *text;     /* the whole config */
     size_t len, pos;      /* its length; where the next line starts */
@@ -93,21 +49,291 @@ typedef struct {
     int failed;
 } raw_config;
 
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} strbuf;
+
+/* ------------------------------------------------------------ the table */
+
+/* The names of an enum key's values: NAMES[j] is the name of stored value VALUES[j] (or j when
+ * VALUES is NULL). The names may be the first field of another table's rows (STRIDE apart), so
+ * metrics and base kinds are spelled only in their own tables. */
+typedef struct {
+    const void *names; /* const char * at names + j * stride */
+    size_t stride;
+    int n;
+    const int *values;
+} enum_def;
+
+#define NAMES(array) {array, sizeof array[0], (int)(sizeof array / sizeof array[0]), NULL}
+
+const char *const PL_STEP_MODE_NAMES[] = {[PL_STEP_TO_TARGET] = "to_target", [PL_STEP_FIXED_NORM] = "fixed_norm",
+                                          [PL_STEP_ABSOLUTE] = "absolute"};
+const char *const PL_RESIDUAL_BASIS_NAMES[] = {[PL_BASIS_RAW] = "raw", [PL_BASIS_CENTERED] = "centered"};
+const char *const PL_SAMPLING_NAMES[] = {[PL_SAMPLING_DOCUMENT_START] = "document_start",
+                                         [PL_SAMPLING_RANDOM_WINDOW] = "random_window"};
+static const char *const format_names[] = {[PL_DATA_AUTO] = "auto", [PL_DATA_JSONL] = "jsonl",
+                                           [PL_DATA_TEXT] = "text", [PL_DATA_BIN] = "bin"};
+static const char *const dtype_names[] = {"uint16", "uint32"};
+static const int dtype_bytes[] = {2, 4};
+static const char *const bos_names[] = {[PL_BOS_AUTO] = "auto", [PL_BOS_TRUE] = "true", [PL_BOS_FALSE] = "false"};
+static const char *const sign_names[] = {[PL_SAE_SIGN_NEGATIVE] = "negative", [PL_SAE_SIGN_POSITIVE] = "positive"};
+static const char *const nonfinite_names[] = {"error", "mark"};
+
+static const enum_def FORMATS = NAMES(format_names);
+static const enum_def SAMPLINGS = NAMES(PL_SAMPLING_NAMES);
+static const enum_def DTYPES = {dtype_names, sizeof dtype_names[0], 2, dtype_bytes};
+static const enum_def BOS_MODES = NAMES(bos_names);
+static const enum_def BASES = {(const char *)PL_BASE_KINDS + offsetof(pl_base_kind, name), sizeof PL_BASE_KINDS[0],
+                               PL_N_BASE_KINDS, NULL};
+static const enum_def STEP_MODES = NAMES(PL_STEP_MODE_NAMES);
+static const enum_def RESIDUAL_BASES = NAMES(PL_RESIDUAL_BASIS_NAMES);
+static const enum_def METRICS = {(const char *)PL_METRICS + offsetof(pl_metric_info, name), sizeof PL_METRICS[0],
+                                 PL_N_METRICS, NULL};
+static const enum_def SAE_SIGNS = NAMES(sign_names);
+static const enum_def NONFINITE = NAMES(nonfinite_names);
+_Static_assert(sizeof PL_STEP_MODE_NAMES / sizeof PL_STEP_MODE_NAMES[0] == PL_N_STEP_MODES, "a name per step mode");
+
+typedef enum {
+    KT_STR,    /* char *: a path */
+    KT_HOOK,   /* char *: a hook name, canonical (pl_hook_canonical) */
+    KT_SHA256, /* char *: 64 lowercase hex digits */
+    KT_INT,    /* int in [lo, hi] */
+    KT_U64,    /* uint64_t */
+    KT_DOUBLE, /* double in [lo, hi], an end open by .open */
+    KT_BOOL,   /* int 0/1 */
+    KT_ENUM,   /* int: one of .names */
+    KT_LIST,   /* int[] at .offset, its length at .count: names of .names, each once */
+    KT_CUSTOM, /* .parse and .print (NULL: the char * at .offset) */
+} key_type;
+
+enum { OPEN_LO = 1, OPEN_HI = 2 };
+
+typedef int (*parse_fn)(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+typedef void (*print_fn)(strbuf *sb, const pl_sweep_config *cfg);
+
+typedef struct {
+    const char *section, *key;
+    const char *def; /* "" = no default: required (.missing), optional, or derived */
+    int hashed;      /* part of the run's identity: the checkpoint's config hash, what merged files share */
+    key_type type;
+    size_t offset;   /* of the value in pl_sweep_config */
+    size_t count;    /* KT_LIST: of its length */
+    const enum_def *names;
+    double lo, hi;
+    int open;             /* KT_DOUBLE: OPEN_* */
+    const char *what;     /* KT_DOUBLE: what the value must be, for messages (NULL: "a number in" the range) */
+    int optional;         /* strings: absent or empty leaves NULL */
+    const char *missing;  /* a required key: what to give, for the message */
+    parse_fn parse;
+    print_fn print;
+    const char *values;   /* KT_CUSTOM: what it takes, for the docs */
+    const char *def_doc;  /* the default as the docs describe it, when .def is "" */
+    const char *doc;      /* what it means (markdown: `code`, [text](link)) */
+} key_def;
+
+#define OFF(field) offsetof(pl_sweep_config, field)
+#define VALUES_PATH "a path"
+
+static int parse_directions(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_directions(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_read_position(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_read_position(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_thresholds(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_thresholds(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_nonlinearity(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_nonlinearity(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_output_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_checkpoint_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+
+/* The order here is the order of the resolved text and of conversion (a key may use the ones
+ * before it: [run] checkpoint's default is [output] path's). */
+static const key_def KEYS[] = {
+    {"model", "path", "", 0, KT_STR, OFF(model_path), .missing = "the model dir, e.g. models/gpt2",
+     .def_doc = "(required)",
+     .doc = "a model: a Hugging Face dir of any supported family (config.json, model.safetensors or "
+            "shards) or a llama2.c `.bin` checkpoint (see [Model dirs](../README.md#model-dirs))"},
+    {"model", "tokenizer", "", 0, KT_STR, OFF(tokenizer_path), .optional = 1,
+     .def_doc = "(the model's own)",
+     .doc = "tokenizer for text prompts: a tokenizer.json, a dir, or a llama2.c tokenizer.bin; by "
+            "default the model dir's tokenizer.json (else vocab.json + merges.txt), or for a `.bin` "
+            "checkpoint `tokenizer.bin` / `tok<vocab_size>.bin` beside it"},
+    {"data", "prompts", "", 1, KT_STR, OFF(data_path), .missing = "a .jsonl, .txt or uint16 .bin file",
+     .def_doc = "(required)",
+     .doc = "`.jsonl` (one `{\"text\": ...}` object a line), `.bin` (nanoGPT-style little-endian "
+            "token ids of `token_dtype`; under `document_start` its consecutive `n_ctx` windows are "
+            "the documents, under `random_window` it is the token stream), anything else: plain "
+            "text, one document per non-empty line"},
+    {"data", "format", "auto", 1, KT_ENUM, OFF(data_format), .names = &FORMATS,
+     .doc = "`auto` (by extension: `.jsonl`, `.bin`, else text), `jsonl`, `text`, `bin`"},
+    {"data", "n_prompts", "1000", 1, KT_INT, OFF(n_prompts), .lo = 2, .hi = 10000000,
+     .doc = "sweep prompts"},
+    {"data", "n_ctx", "10", 1, KT_INT, OFF(n_ctx), .lo = 1, .hi = 1000000,
+     .doc = "tokens per prompt"},
+    {"data", "seed", "0", 1, KT_U64, OFF(data_seed),
+     .doc = "key of the prompt selection: the order in which documents are visited (Fisher-Yates "
+            "with the keyed stream), or the random windows' offsets. The first `n_prompts` prompts "
+            "are the sweep's, the next `cov_prompts` fit μ and Σ (disjoint)"},
+    {"data", "sampling", "document_start", 1, KT_ENUM, OFF(sampling), .names = &SAMPLINGS,
+     .doc = "`document_start`: a prompt is the first `n_ctx` tokens of a document (shorter documents"
+            " are skipped and counted: stderr and `short_documents_skipped`). `random_window`: the "
+            "documents are concatenated with the end-of-text token after each (a `.bin` is taken as "
+            "that stream already, as openwebtext token files are) and each prompt is the window of "
+            "`n_ctx` tokens at offset o, o uniform in 0 … N − n_ctx − 1 (N: stream length), drawn "
+            "from the stream keyed (data seed, 9); windows may span documents, as the post's did. "
+            "Either way a prompt whose tokens equal an earlier prompt's is dropped (stderr and "
+            "`duplicate_prompts_dropped`), so no two prompts are alike, and the data's token after "
+            "each prompt is kept (`next_token`, −1 at the end of the data or of a document)"},
+    {"data", "token_dtype", "uint16", 1, KT_ENUM, OFF(token_bytes), .names = &DTYPES,
+     .doc = "`.bin` token width: `uint16` or `uint32` (little-endian); ids must be below the model's"
+            " vocabulary"},
+    {"data", "bos", "auto", 1, KT_ENUM, OFF(bos), .names = &BOS_MODES,
+     .doc = "`true`: every prompt is the tokenizer's BOS token followed by `n_ctx` − 1 tokens of the"
+            " data (the global attribute `bos_token` names it); `false`: none; `auto`: the model's "
+            "own convention (its tokenizer prepends BOS when encoding with special tokens: Llama "
+            "yes, GPT-2 no). Text data always needs the model's tokenizer; a `.bin` needs it unless "
+            "`bos = false`"},
+    {"perturb", "hook", "blocks.1.hook_resid_pre", 1, KT_HOOK, OFF(hook),
+     .doc = "where the activation is replaced (`blocks.N.hook_resid_pre` / `_post`)"},
+    {"perturb", "position", "-1", 1, KT_INT, OFF(position), .lo = -1000000, .hi = 1000000,
+     .doc = "position of the replaced activation (-1 = last; negative counts from the end)"},
+    {"perturb", "bases", "real", 1, KT_LIST, OFF(bases), .count = OFF(n_bases), .names = &BASES,
+     .doc = "`real` (the prompt's own activation), `synthetic` (a sample of N(μ, Σ) in its place; "
+            "one per prompt and sample, shared by all direction kinds)"},
+    {"perturb", "directions", "cov_random", 1, KT_CUSTOM, .parse = parse_directions, .print = print_directions,
+     .values = "comma-separated direction kinds, each once (a file: `file:PATH` or `file:PATH#TENSOR`)",
+     .doc = "comma-separated kinds, each giving a raw direction d (the [direction "
+            "kinds](../README.md#sweep-config))"},
+    {"perturb", "n_directions", "1", 1, KT_INT, OFF(n_directions), .lo = 1, .hi = 1000000,
+     .doc = "samples per prompt and direction kind"},
+    {"perturb", "steps", "101", 1, KT_INT, OFF(steps), .lo = 2, .hi = 100000,
+     .doc = "α grid: linspace(0, alpha_max, steps)"},
+    {"perturb", "alpha_max", "1.0", 1, KT_DOUBLE, OFF(alpha_max), .lo = 0.0, .hi = 1e6, .open = OPEN_LO,
+     .doc = "last α"},
+    {"perturb", "step_mode", "to_target", 1, KT_ENUM, OFF(step_mode), .names = &STEP_MODES,
+     .doc = "`to_target`: x_k = base + α_k·d, d unscaled (for target kinds d = target − base: α is "
+            "the fraction of the way); `fixed_norm`: x_k = base + α_k·‖base‖·d/‖d‖ (α = 1 moves the "
+            "base by its own norm; teren's scan); `absolute`: x_k = base + α_k·d/‖d‖ (α in "
+            "residual-stream units). A zero d leaves every step at the base (a flat curve; its "
+            "normalised scores are NaN)"},
+    {"perturb", "center_direction", "false", 1, KT_BOOL, OFF(center_direction),
+     .doc = "d −= mean(d) (the mean over the C components) before scaling, as teren's scan does"},
+    {"perturb", "residual_basis", "raw", 1, KT_ENUM, OFF(residual_basis), .names = &RESIDUAL_BASES,
+     .doc = "`raw`: Hugging Face's residual as the model computes it. `centered`: TransformerLens's "
+            "basis (which the post used): every vector — the real activations, the synthetic bases, "
+            "the targets, d, and the L2/cosine readouts — is projected onto the mean-zero subspace "
+            "(v − mean(v)·1) before any norm, scaling, distance or cosine is taken; μ and Σ are "
+            "fitted in the raw basis and every sample projected, which is exactly the fit of the "
+            "projected activations. LayerNorm removes the mean, so the projection changes no logit "
+            "(KL, JSD, ce_loss are unchanged); only norms, L2 and cosine move. Refused for RMSNorm "
+            "models, where the mean is not invisible"},
+    {"perturb", "cov_prompts", "1000", 1, KT_INT, OFF(cov_prompts), .lo = 2, .hi = 10000000,
+     .doc = "prompts used only to fit μ and Σ (double precision, unbiased). If Σ is not numerically "
+            "positive definite, its eigenvalues are floored at 1e-9 of the largest (raised tenfold "
+            "until Cholesky succeeds); how many were raised and the relative Frobenius change go to "
+            "stderr and the `sigma_positive_definite_fix` attribute"},
+    {"readout", "metrics", "kl, jsd, l2, cosine", 1, KT_LIST, OFF(metrics), .count = OFF(n_metrics), .names = &METRICS,
+     .doc = "at the readout position: `kl` KL(clean ‖ perturbed) of the next-token distribution "
+            "(nats); `jsd` the Jensen–Shannon divergence (nats, no square root); `js_dist` the "
+            "Jensen–Shannon distance as the follow-ups report it, sqrt(JSD in bits) = sqrt(jsd / ln "
+            "2), in [0, 1]; `ce_loss` −log q(t) of the prompt's real next token t (the token after "
+            "the readout position: the prompt's own, or `next_token` at the last position; NaN where"
+            " the data has none); `l2` and `cosine` the L2 distance and cosine similarity of the "
+            "residual at `read_hook` (in the residual basis); `sae_l0` and `sae_recon_error` the "
+            "SAE's number of active features and ‖x − SAE(x)‖ of the perturbed activation x at the "
+            "hook (needs `[sae] path`; see [SAEs](../README.md#saes)). \"Clean\" is the unperturbed "
+            "run of the same base (α = 0; sae_feature_scale's α = 1)"},
+    {"readout", "read_hook", "", 1, KT_HOOK, OFF(read_hook), .optional = 1,
+     .def_doc = "last block's `hook_resid_post`",
+     .doc = "residual read for l2 and cosine"},
+    {"readout", "position", "perturbed", 1, KT_CUSTOM, .parse = parse_read_position, .print = print_read_position,
+     .values = "`perturbed`, or a position: an integer in [-1000000, 1000000]",
+     .doc = "position whose next-token distribution and `read_hook` residual are read: `perturbed` "
+            "(the perturbed position, as teren's code reads KL) or a position ≥ the perturbed one "
+            "(negative counts from the end). By causality the logits at position q are the "
+            "last-position logits of the prompt's first q + 1 tokens, so a unit runs those tokens"},
+    {"readout", "onset_threshold", "0.1", 1, KT_DOUBLE, OFF(onset_threshold), .lo = 0.0, .hi = 1.0, .open = OPEN_LO,
+     .doc = "threshold of the (shape-normalised) onset score"},
+    {"readout", "thresholds", "kl:0.01, cosine:0.01, js_dist:0.1, ce_loss:0.1", 1, KT_CUSTOM,
+     .parse = parse_thresholds, .print = print_thresholds,
+     .values = "comma-separated `metric:value`, value a number > 0 or `none`",
+     .doc = "absolute thresholds of `alpha_at_threshold`, `metric:value` (value > 0, or `none`), "
+            "applied over these defaults; a metric without one (by default `jsd` and `l2`, whose "
+            "scale depends on the model) gets no `alpha_at_threshold`. Values are in the score "
+            "curve's units: nats of KL, 1 − cosine, JS distance, nats of ce_loss increase, residual "
+            "units of L2"},
+    {"readout", "nonlinearity", "1, 10, 0.1", 1, KT_CUSTOM, .parse = parse_nonlinearity, .print = print_nonlinearity,
+     .values = "`first, last, tolerance`: steps 0 <= first < last <= 100000, tolerance a number > 0",
+     .doc = "`first, last, tolerance` of `nonlinearity_alpha`: a line through steps first … last "
+            "(grid indices; 0 is α = 0), and the relative deviation that ends it"},
+    {"output", "path", "", 0, KT_CUSTOM, OFF(output_path), .parse = parse_output_path, .values = VALUES_PATH,
+     .def_doc = "`<config name>.nc`",
+     .doc = "NetCDF-4 output (built in memory, then written atomically: `.NAME.tmp.<pid>` beside it,"
+            " fsync, rename, fsync of the directory; parent directories are created)"},
+    {"output", "raw_curves", "true", 1, KT_BOOL, OFF(raw_curves),
+     .doc = "store every curve `<metric>(base, direction, prompt, sample, alpha)`"},
+    {"output", "quantiles", "0.05, 0.25, 0.75, 0.95", 1, KT_CUSTOM, .parse = parse_quantiles,
+     .print = print_quantiles, .values = "comma-separated numbers in [0, 1], strictly increasing (at most 32)",
+     .doc = "levels of `<metric>_quantiles` (strictly increasing, in [0, 1])"},
+    {"output", "activations", "false", 1, KT_BOOL, OFF(activations),
+     .doc = "also store the real activations `activation(prompt, resid)`, `mu(resid)` and "
+            "`sigma(resid, resid_col)` (in the residual basis), to build `file:` directions from"},
+    {"output", "bootstrap", "2000", 1, KT_INT, OFF(bootstrap), .lo = 0, .hi = 1000000,
+     .doc = "percentile-bootstrap resamples of the paired comparisons (0: no intervals)"},
+    {"output", "histogram_bins", "20", 1, KT_INT, OFF(histogram_bins), .lo = 1, .hi = 100000,
+     .doc = "bins of every score's histogram"},
+    {"sae", "path", "", 0, KT_STR, OFF(sae_path), .optional = 1,
+     .def_doc = "(none)",
+     .doc = "a SAELens SAE dir (`cfg.json` + `sae_weights.safetensors`) reading `[perturb] hook`: "
+            "the SAE direction kinds and readouts need it ([SAEs](../README.md#saes))"},
+    {"sae", "sha256", "", 1, KT_SHA256, OFF(sae_sha256), .optional = 1,
+     .def_doc = "(the SAE's)",
+     .doc = "sha256 of the dir's `cfg.json` followed by `sae_weights.safetensors` (`cat cfg.json "
+            "sae_weights.safetensors | sha256sum`); filled in when the SAE opens, so the resolved "
+            "config, the output and the checkpoint identify the SAE; set it to pin one (a different "
+            "SAE is refused)"},
+    {"sae", "active_fraction", "0.1", 1, KT_DOUBLE, OFF(sae_active_fraction), .lo = 0.0, .hi = 1.0, .open = OPEN_HI,
+     .what = "a fraction in [0, 1) of the base's largest feature activation",
+     .doc = "sae_active's and sae_feature_scale's features: those whose activation at the base is "
+            "above this fraction of the base's largest (teren's act/max > 0.1); in [0, 1)"},
+    {"sae", "sign", "negative", 1, KT_ENUM, OFF(sae_sign), .names = &SAE_SIGNS,
+     .doc = "sae_active's d = −act·W_dec[f] (`negative`: α = 1 removes the feature, teren's) or "
+            "+act·W_dec[f] (`positive`: α = 1 doubles it)"},
+    {"run", "seed", "0", 1, KT_U64, OFF(seed),
+     .doc = "key of the random streams: synthetic bases, directions, partners, bootstrap resamples"},
+    {"run", "checkpoint_every", "300", 0, KT_DOUBLE, OFF(checkpoint_every), .lo = 0.0, .hi = 1e9, .open = OPEN_LO,
+     .doc = "seconds between checkpoints"},
+    {"run", "checkpoint", "", 0, KT_CUSTOM, OFF(checkpoint_path), .parse = parse_checkpoint_path, .values = VALUES_PATH,
+     .def_doc = "`<output>.ckpt`",
+     .doc = "checkpoint file (removed once the output is written, if it is the file this run wrote "
+            "or resumed from)"},
+    {"run", "worker_timeout", "10", 0, KT_DOUBLE, OFF(worker_timeout), .lo = 0.0, .hi = 1e9, .open = OPEN_LO,
+     .doc = "seconds: a rank silent for worker_timeout + 2 × the slowest batch so far ends the job "
+            "(exit 3)"},
+    {"run", "threads", "1", 1, KT_INT, OFF(threads), .lo = 1, .hi = 1024,
+     .doc = "OpenBLAS threads of every rank, set by plateau itself whatever `OPENBLAS_NUM_THREADS` "
+            "or the machine say: OpenBLAS's results depend on its thread count, so the bits depend "
+            "on this key and not on how the run was launched. Recorded in the output (`threads`, "
+            "`openblas_config`)"},
+    {"run", "nonfinite", "error", 1, KT_ENUM, OFF(nonfinite_mark), .names = &NONFINITE,
+     .doc = "a NaN or infinity in a step vector, a logit or the read hook's residual: `error` stops "
+            "the run (exit 2) naming the unit, α and what; `mark` stores NaN for the metrics it "
+            "feeds (kl, jsd, js_dist and ce_loss for logits, l2 and cosine for the read hook; a bad "
+            "α = 0 row spoils its whole curve) and leaves them out of every count, statistic and "
+            "score"},
+};
+#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+_Static_assert(N_KEYS <= MAX_KEYS, "pl_sweep_config.origin holds every key");
 static char *dupstr(const char *s)
 {
     char *d = pl_malloc(strlen(s) + 1, "config string");
     if (d)
         strcpy(d, s);
     return d;
-}
-
-static char *fmt_alloc(const char *fmt, const char *a, long n)
-{
-    size_t len = strlen(fmt) + strlen(a) + 32;
-    char *s = pl_malloc(len, "config string");
-    if (s)
-        snprintf(s, len, fmt, a, n);
-    return s;
 }
 
 static int find_key(const char *section, const char *key)
@@ -137,26 +363,70 @@ static void keys_of(const char *section, char *out, size_t size)
         }
 }
 
+/* "model, data, ..." for messages. */
+static void sections_of(char *out, size_t size)
+{
+    out[0] = '\0';
+    for (int i = 0; i < N_KEYS; i++)
+        if (i == 0 || strcmp(KEYS[i].section, KEYS[i - 1].section))
+            snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? ", " : "", KEYS[i].section);
+}
+
+/* A line break or another control character would end the line of the stored text. */
+static int check_controls(const char *origin, const char *key_name, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return pl_fail("%s: %s: %s in the value: plateau cannot store it", origin, key_name,
+                           c == '\n' ? "a newline" : c == '\r' ? "a carriage return" : "a control character");
+    }
+    return PL_OK;
+}
+
+/* Every value must survive being written back as INI (the resolved text in outputs, checkpoints,
+ * plateau config) and read back as the same value: a line break or another control character would
+ * end the line and could inject keys or sections; a ';' at the start or after a blank would read
+ * back as a comment; blanks at either end would be trimmed; a value starting with '[' is refused
+ * as section syntax, whatever follows it. KEY_NAME is "[section] key". */
+static int check_storable(const char *origin, const char *key_name, const char *value)
+{
+    if (check_controls(origin, key_name, value) != PL_OK)
+        return PL_ERR;
+    for (const char *p = value; *p; p++) {
+        if (*p == ';' && (p == value || isspace((unsigned char)p[-1])))
+            return pl_fail("%s: %s: '%s': a ';' %s starts an INI comment; plateau cannot store it", origin, key_name,
+                           value, p == value ? "at the start of a value" : "after a blank");
+    }
+    size_t len = strlen(value);
+    if (len && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[len - 1])))
+        return pl_fail("%s: %s: '%s': blanks at the start or end of a value would be lost in the stored config",
+                       origin, key_name, value);
+    if (value[0] == '[')
+        return pl_fail("%s: %s: '%s': a value may not start with '[' (INI section syntax)", origin, key_name, value);
+    return PL_OK;
+}
+
 /* Record the value of (section, key) from ORIGIN; the first problem wins. */
 static int set_raw(raw_config *rc, const char *origin, const char *section, const char *key, const char *value,
                    int allow_repeat)
 {
-    if (!section_known(section))
-        return pl_fail("%s: [%s]: unknown section (sections: %s)", origin, section, SECTIONS);
+    char names[512];
+    if (!section_known(section)) {
+        sections_of(names, sizeof names);
+        return pl_fail("%s: [%s]: unknown section (sections: %s)", origin, section, names);
+    }
     int i = find_key(section, key);
     if (i < 0) {
-        char keys[512];
-        keys_of(section, keys, sizeof keys);
-        return pl_fail("%s: [%s] %s: unknown key (keys of [%s]: %s)", origin, section, key, section, keys);
+        keys_of(section, names, sizeof names);
+        return pl_fail("%s: [%s] %s: unknown key (keys of [%s]: %s)", origin, section, key, section, names);
     }
     if (rc->origin[i] && !allow_repeat)
         return pl_fail("%s: [%s] %s: given twice (first at %s)", origin, section, key, rc->origin[i]);
-    /* every value must survive being written back as INI (the resolved text in outputs, checkpoints,
-     * plateau config): a ';' at its start or after a blank would read back as a comment */
-    for (const char *p = value; *p; p++)
-        if (*p == ';' && (p == value || isspace((unsigned char)p[-1])))
-            return pl_fail("%s: [%s] %s: '%s': a ';' %s starts an INI comment; plateau cannot store it", origin,
-                           section, key, value, p == value ? "at the start of a value" : "after a blank");
+    char key_name[300];
+    snprintf(key_name, sizeof key_name, "[%s] %s", section, key);
+    if (check_storable(origin, key_name, value) != PL_OK)
+        return PL_ERR;
     free(rc->value[i]);
     free(rc->origin[i]);
     rc->value[i] = dupstr(value);
@@ -245,7 +515,6 @@ static int on_ini_key(void *user, const char *section, const char *name, const c
     free(full);
     return 1;
 }
-
 /* ------------------------------------------------------------ value parsers */
 
 static const char *trim(char *s)
@@ -271,6 +540,21 @@ static int key_fail(const raw_config *rc, int i, const char *fmt, ...)
                    what);
 }
 
+static const char *enum_name(const enum_def *e, int j)
+{
+    return *(const char *const *)((const char *)e->names + (size_t)j * e->stride);
+}
+
+static int enum_value(const enum_def *e, int j) { return e->values ? e->values[j] : j; }
+
+/* "a, b, c" */
+static void enum_names(const enum_def *e, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (int j = 0; j < e->n; j++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", j ? ", " : "", enum_name(e, j));
+}
+
 static int parse_long(const raw_config *rc, int i, long lo, long hi, long *out)
 {
     const char *s = rc->value[i];
@@ -282,15 +566,6 @@ static int parse_long(const raw_config *rc, int i, long lo, long hi, long *out)
     if (errno || end == s || *end || v < lo || v > hi)
         return FAIL_KEY(i, "'%s' is not an integer in [%ld, %ld]", s, lo, hi);
     *out = v;
-    return PL_OK;
-}
-
-static int parse_int(const raw_config *rc, int i, long lo, long hi, int *out)
-{
-    long v = 0;
-    if (parse_long(rc, i, lo, hi, &v) != PL_OK)
-        return PL_ERR;
-    *out = (int)v;
     return PL_OK;
 }
 
@@ -306,16 +581,22 @@ static int parse_u64(const raw_config *rc, int i, uint64_t *out)
     return PL_OK;
 }
 
-static int parse_double(const raw_config *rc, int i, double lo, double hi, int lo_open, double *out)
+static int parse_double(const raw_config *rc, int i, double *out)
 {
+    const key_def *k = &KEYS[i];
     const char *s = rc->value[i];
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
-        return FAIL_KEY(i, "'%s' is not a number in %s%g, %g]", s, lo_open ? "(" : "[", lo, hi);
-    *out = v;
-    return PL_OK;
+    if (!errno && end != s && !*end && isfinite(v) && v >= k->lo && v <= k->hi &&
+        !((k->open & OPEN_LO) && v == k->lo) && !((k->open & OPEN_HI) && v == k->hi)) {
+        *out = v;
+        return PL_OK;
+    }
+    if (k->what)
+        return FAIL_KEY(i, "'%s' is not %s", s, k->what);
+    return FAIL_KEY(i, "'%s' is not a number in %s%g, %g%s", s, k->open & OPEN_LO ? "(" : "[", k->lo, k->hi,
+                    k->open & OPEN_HI ? ")" : "]");
 }
 
 static int parse_bool(const raw_config *rc, int i, int *out)
@@ -331,10 +612,10 @@ static int parse_bool(const raw_config *rc, int i, int *out)
 }
 
 /* Split VALUE on commas (and, when SPACES, whitespace) into at most MAX trimmed items. */
-static int split_list(const raw_config *rc, int i, int spaces, char **items, int max, int *n, char *buf,
-                      size_t bufsize)
+static int split_list(const raw_config *rc, int i, const char *value, int spaces, char **items, int max, int *n,
+                      char *buf, size_t bufsize)
 {
-    snprintf(buf, bufsize, "%s", rc->value[i]);
+    snprintf(buf, bufsize, "%s", value);
     *n = 0;
     const char *seps = spaces ? ", \t" : ",";
     for (char *save = NULL, *tok = strtok_r(buf, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
@@ -350,52 +631,109 @@ static int split_list(const raw_config *rc, int i, int spaces, char **items, int
     return PL_OK;
 }
 
-static int parse_enum_list(const raw_config *rc, int i, const char *const *names, int n_names, int *out, int *n)
+/* Names of E, each at most once; OUT[k] their stored values. */
+static int parse_enum_list(const raw_config *rc, int i, const enum_def *e, int *out, int *n)
 {
-    char buf[1024], *items[16];
-    if (split_list(rc, i, 1, items, 16, n, buf, sizeof buf) != PL_OK)
+    char buf[1024], *items[16], allowed[256];
+    if (split_list(rc, i, rc->value[i], 1, items, 16, n, buf, sizeof buf) != PL_OK)
         return PL_ERR;
     for (int k = 0; k < *n; k++) {
         int found = -1;
-        for (int j = 0; j < n_names; j++)
-            if (!strcmp(items[k], names[j]))
+        for (int j = 0; j < e->n; j++)
+            if (!strcmp(items[k], enum_name(e, j)))
                 found = j;
         if (found < 0) {
-            char allowed[256] = "";
-            for (int j = 0; j < n_names; j++)
-                snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "",
-                         names[j]);
+            enum_names(e, allowed, sizeof allowed);
             return FAIL_KEY(i, "'%s' is not one of %s", items[k], allowed);
         }
         for (int j = 0; j < k; j++)
-            if (out[j] == found)
+            if (out[j] == enum_value(e, found))
                 return FAIL_KEY(i, "'%s' is listed twice", items[k]);
-        out[k] = found;
+        out[k] = enum_value(e, found);
     }
     return PL_OK;
 }
 
-/* Exactly one of NAMES. */
-static int parse_enum_one(const raw_config *rc, int i, const char *const *names, int n_names, int *out)
+/* Exactly one of E's names. */
+static int parse_enum_one(const raw_config *rc, int i, const enum_def *e, int *out)
 {
     int n, v[16];
-    if (parse_enum_list(rc, i, names, n_names, v, &n) != PL_OK)
+    if (parse_enum_list(rc, i, e, v, &n) != PL_OK)
         return PL_ERR;
     if (n != 1) {
-        char allowed[256] = "";
-        for (int j = 0; j < n_names; j++)
-            snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "", names[j]);
+        char allowed[256];
+        enum_names(e, allowed, sizeof allowed);
         return FAIL_KEY(i, "expected one of %s", allowed);
     }
     *out = v[0];
     return PL_OK;
 }
 
-static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
+/* A string key: absent is "missing" when required, NULL when optional; empty is an error unless
+ * optional. KT_HOOK is canonicalised, KT_SHA256 checked. */
+static int parse_text(const raw_config *rc, int i, char **out)
 {
+    const key_def *k = &KEYS[i];
+    const char *s = rc->value[i];
+    if (!s && k->missing)
+        return pl_fail("%s: [%s] %s: missing (%s)", rc->file, k->section, k->key, k->missing);
+    if (!s || (!s[0] && k->optional))
+        return PL_OK;
+    if (!s[0])
+        return FAIL_KEY(i, "empty value");
+    char hook[PL_HOOK_NAME_MAX];
+    if (k->type == KT_HOOK) {
+        if (pl_hook_canonical(s, hook, sizeof hook) != PL_OK)
+            return FAIL_KEY(i, "%s", pl_error());
+        s = hook;
+    }
+    if (k->type == KT_SHA256 && (strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64))
+        return FAIL_KEY(i, "'%s' is not a sha256 (64 lowercase hex digits)", s);
+    *out = dupstr(s);
+    return *out ? PL_OK : PL_ERR;
+}
+
+/* Key I's value into its field of CFG, by its type. */
+static int convert_key(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    const key_def *k = &KEYS[i];
+    void *field = (char *)cfg + k->offset;
+    long v = 0;
+    switch (k->type) {
+    case KT_STR:
+    case KT_HOOK:
+    case KT_SHA256:
+        return parse_text(rc, i, field);
+    case KT_INT:
+        if (parse_long(rc, i, (long)k->lo, (long)k->hi, &v) != PL_OK)
+            return PL_ERR;
+        *(int *)field = (int)v;
+        return PL_OK;
+    case KT_U64:
+        return parse_u64(rc, i, field);
+    case KT_DOUBLE:
+        return parse_double(rc, i, field);
+    case KT_BOOL:
+        return parse_bool(rc, i, field);
+    case KT_ENUM:
+        return parse_enum_one(rc, i, k->names, field);
+    case KT_LIST:
+        return parse_enum_list(rc, i, k->names, field, (int *)((char *)cfg + k->count));
+    case KT_CUSTOM:
+        return k->parse(rc, i, cfg, output);
+    }
+    return pl_fail("[%s] %s: no parser", k->section, k->key);
+}
+
+/* ------------------------------------------------------------ keys with a parser of their own */
+
+/* "kind, file:PATH, file:PATH#TENSOR, ...": each direction kind at most once. */
+static int parse_directions(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
     char buf[4096], *items[PL_MAX_DIRECTIONS];
     int n;
-    if (split_list(rc, i, 0, items, PL_MAX_DIRECTIONS, &n, buf, sizeof buf) != PL_OK)
+    if (split_list(rc, i, rc->value[i], 0, items, PL_MAX_DIRECTIONS, &n, buf, sizeof buf) != PL_OK)
         return PL_ERR;
     for (int k = 0; k < n; k++) {
         pl_direction_spec *d = &cfg->dirs[k];
@@ -412,7 +750,7 @@ static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
             if (hash) {
                 *hash = '\0';
                 d->tensor = dupstr(hash + 1);
-                if (!d->tensor[0] || !d->path[0])
+                if (!d->tensor || !d->tensor[0] || !d->path[0])
                     return FAIL_KEY(i, "'%s': expected file:PATH or file:PATH#TENSOR", item);
             }
             const char *base = strrchr(d->path, '/');
@@ -435,11 +773,29 @@ static int parse_directions(const raw_config *rc, int i, pl_sweep_config *cfg)
     return PL_OK;
 }
 
-static int parse_quantiles(const raw_config *rc, int i, pl_sweep_config *cfg)
+static int parse_read_position(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
+    (void)output;
+    const char *s = rc->value[i];
+    if (!strcmp(s, "perturbed")) {
+        cfg->read_position = PL_READ_AT_PERTURBED;
+        return PL_OK;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -1000000 || v > 1000000)
+        return FAIL_KEY(i, "'%s' is not 'perturbed' or a position (negative: from the end)", s);
+    cfg->read_position = (int)v;
+    return PL_OK;
+}
+
+static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
     char buf[1024], *items[PL_MAX_QUANTILES];
     int n;
-    if (split_list(rc, i, 1, items, PL_MAX_QUANTILES, &n, buf, sizeof buf) != PL_OK)
+    if (split_list(rc, i, rc->value[i], 1, items, PL_MAX_QUANTILES, &n, buf, sizeof buf) != PL_OK)
         return PL_ERR;
     for (int k = 0; k < n; k++) {
         char *end;
@@ -465,20 +821,16 @@ static int metric_index(const char *name)
 }
 
 /* "metric:value, ..." over the defaults: a named metric gets the value ("none": no threshold). */
-static int parse_thresholds(const raw_config *rc, int i, pl_sweep_config *cfg)
+static int parse_thresholds(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
+    (void)output;
     for (int m = 0; m < PL_N_METRICS; m++)
         cfg->thresholds[m] = NAN;
     const char *texts[2] = {KEYS[i].def, rc->value[i]};
     for (int pass = 0; pass < 2; pass++) {
         char buf[1024], *items[PL_N_METRICS * 2];
         int n;
-        raw_config one = *rc;
-        char *saved = one.value[i];
-        one.value[i] = (char *)texts[pass];
-        int ok = split_list(&one, i, 1, items, PL_N_METRICS * 2, &n, buf, sizeof buf);
-        one.value[i] = saved;
-        if (ok != PL_OK)
+        if (split_list(rc, i, texts[pass], 1, items, PL_N_METRICS * 2, &n, buf, sizeof buf) != PL_OK)
             return PL_ERR;
         for (int k = 0; k < n; k++) {
             char *colon = strchr(items[k], ':');
@@ -505,11 +857,12 @@ static int parse_thresholds(const raw_config *rc, int i, pl_sweep_config *cfg)
 }
 
 /* "first, last, tolerance" of nonlinearity_alpha. */
-static int parse_nonlinearity(const raw_config *rc, int i, pl_sweep_config *cfg)
+static int parse_nonlinearity(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
+    (void)output;
     char buf[256], *items[3];
     int n;
-    if (split_list(rc, i, 1, items, 3, &n, buf, sizeof buf) != PL_OK)
+    if (split_list(rc, i, rc->value[i], 1, items, 3, &n, buf, sizeof buf) != PL_OK)
         return PL_ERR;
     char *e0, *e1, *e2;
     errno = 0;
@@ -524,136 +877,21 @@ static int parse_nonlinearity(const raw_config *rc, int i, pl_sweep_config *cfg)
     return PL_OK;
 }
 
-static int parse_string(const raw_config *rc, int i, char **out)
+/* -o OUTPUT, else the key, else <config stem>.nc in the current directory. The name is stored in
+ * the resolved text like any value, so it must be storable wherever it came from. */
+static int parse_output_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
-    if (!rc->value[i][0])
-        return FAIL_KEY(i, "empty value");
-    *out = dupstr(rc->value[i]);
-    return *out ? PL_OK : PL_ERR;
-}
-
-/* A hook name with its block number written canonically: "blocks.01.hook_resid_pre" is stored as
- * "blocks.1.hook_resid_pre", so one hook has one name in outputs, checkpoints and merges. Names
- * that do not start "blocks.<digits>." are kept as given (the model judges them). */
-static int parse_hook(const raw_config *rc, int i, char **out)
-{
-    const char *s = rc->value[i];
-    if (!s[0])
-        return FAIL_KEY(i, "empty value");
-    if (strncmp(s, "blocks.", 7) || !isdigit((unsigned char)s[7]))
-        return (*out = dupstr(s)) ? PL_OK : PL_ERR;
-    const char *d = s + 7, *e = d;
-    while (isdigit((unsigned char)*e))
-        e++;
-    if (*e != '.')
-        return (*out = dupstr(s)) ? PL_OK : PL_ERR;
-    while (d < e - 1 && *d == '0')
-        d++;
-    if (e - d > 7)
-        return FAIL_KEY(i, "'%s': block number %.*s is too large", s, (int)(e - d), d);
-    size_t len = strlen(s) + 1;
-    *out = pl_malloc(len, "hook name");
-    if (!*out)
-        return PL_ERR;
-    snprintf(*out, len, "blocks.%.*s%s", (int)(e - d), d, e);
-    return PL_OK;
-}
-
-/* ------------------------------------------------------------ load */
-
-static int K(const char *section, const char *key) { return find_key(section, key); }
-
-static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
-{
-    int i;
-    /* [model] */
-    i = K("model", "path");
-    if (!rc->value[i])
-        return pl_fail("%s: [model] path: missing (the model dir, e.g. models/gpt2)", rc->file);
-    if (parse_string(rc, i, &cfg->model_path) != PL_OK)
-        return PL_ERR;
-    i = K("model", "tokenizer");
-    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->tokenizer_path) != PL_OK)
-        return PL_ERR;
-    /* [data] */
-    i = K("data", "prompts");
-    if (!rc->value[i])
-        return pl_fail("%s: [data] prompts: missing (a .jsonl, .txt or uint16 .bin file)", rc->file);
-    if (parse_string(rc, i, &cfg->data_path) != PL_OK)
-        return PL_ERR;
-    static const char *const formats[] = {"auto", "jsonl", "text", "bin"};
-    static const char *const samplings[] = {"document_start", "random_window"};
-    static const char *const dtypes[] = {"uint16", "uint32"};
-    static const char *const bos_modes[] = {"auto", "true", "false"};
-    int dtype;
-    if (parse_enum_one(rc, K("data", "format"), formats, 4, &cfg->data_format) != PL_OK ||
-        parse_int(rc, K("data", "n_prompts"), 2, 10000000, &cfg->n_prompts) != PL_OK ||
-        parse_int(rc, K("data", "n_ctx"), 1, 1000000, &cfg->n_ctx) != PL_OK ||
-        parse_u64(rc, K("data", "seed"), &cfg->data_seed) != PL_OK ||
-        parse_enum_one(rc, K("data", "sampling"), samplings, 2, &cfg->sampling) != PL_OK ||
-        parse_enum_one(rc, K("data", "token_dtype"), dtypes, 2, &dtype) != PL_OK ||
-        parse_enum_one(rc, K("data", "bos"), bos_modes, 3, &cfg->bos) != PL_OK)
-        return PL_ERR;
-    cfg->token_bytes = dtype ? 4 : 2;
-    if (cfg->data_format == PL_DATA_AUTO) { /* by extension: .jsonl, .bin, else plain text */
-        size_t len = strlen(cfg->data_path);
-        cfg->data_format = len >= 6 && !strcmp(cfg->data_path + len - 6, ".jsonl") ? PL_DATA_JSONL
-                           : len >= 4 && !strcmp(cfg->data_path + len - 4, ".bin") ? PL_DATA_BIN
-                                                                                   : PL_DATA_TEXT;
-    }
-    /* [perturb] */
-    static const char *const bases[] = {"real", "synthetic"};
-    static const char *const modes[] = {"to_target", "fixed_norm", "absolute"};
-    static const char *const bases_of_residual[] = {"raw", "centered"};
-    if (parse_hook(rc, K("perturb", "hook"), &cfg->hook) != PL_OK ||
-        parse_int(rc, K("perturb", "position"), -1000000, 1000000, &cfg->position) != PL_OK ||
-        parse_enum_list(rc, K("perturb", "bases"), bases, 2, cfg->bases, &cfg->n_bases) != PL_OK ||
-        parse_directions(rc, K("perturb", "directions"), cfg) != PL_OK ||
-        parse_int(rc, K("perturb", "n_directions"), 1, 1000000, &cfg->n_directions) != PL_OK ||
-        parse_int(rc, K("perturb", "steps"), 2, 100000, &cfg->steps) != PL_OK ||
-        parse_double(rc, K("perturb", "alpha_max"), 0.0, 1e6, 1, &cfg->alpha_max) != PL_OK ||
-        parse_enum_one(rc, K("perturb", "step_mode"), modes, 3, &cfg->step_mode) != PL_OK ||
-        parse_bool(rc, K("perturb", "center_direction"), &cfg->center_direction) != PL_OK ||
-        parse_enum_one(rc, K("perturb", "residual_basis"), bases_of_residual, 2, &cfg->residual_basis) != PL_OK)
-        return PL_ERR;
-    if (parse_int(rc, K("perturb", "cov_prompts"), 2, 10000000, &cfg->cov_prompts) != PL_OK)
-        return PL_ERR;
-    /* [readout] */
-    const char *metrics[PL_N_METRICS];
-    for (int m = 0; m < PL_N_METRICS; m++)
-        metrics[m] = PL_METRICS[m].name;
-    if (parse_enum_list(rc, K("readout", "metrics"), metrics, PL_N_METRICS, cfg->metrics, &cfg->n_metrics) != PL_OK)
-        return PL_ERR;
-    i = K("readout", "position");
-    if (!strcmp(rc->value[i], "perturbed"))
-        cfg->read_position = PL_READ_AT_PERTURBED;
-    else {
-        char *end;
-        errno = 0;
-        long v = strtol(rc->value[i], &end, 10);
-        if (errno || end == rc->value[i] || *end || v < -1000000 || v > 1000000)
-            return FAIL_KEY(i, "'%s' is not 'perturbed' or a position (negative: from the end)", rc->value[i]);
-        cfg->read_position = (int)v;
-    }
-    i = K("readout", "read_hook");
-    if (rc->value[i] && rc->value[i][0] && parse_hook(rc, i, &cfg->read_hook) != PL_OK)
-        return PL_ERR;
-    if (parse_double(rc, K("readout", "onset_threshold"), 0.0, 1.0, 1, &cfg->onset_threshold) != PL_OK ||
-        parse_thresholds(rc, K("readout", "thresholds"), cfg) != PL_OK ||
-        parse_nonlinearity(rc, K("readout", "nonlinearity"), cfg) != PL_OK)
-        return PL_ERR;
-    /* [output] */
-    i = K("output", "path");
-    if (output && !output[0]) {
+    if (output && !output[0])
         return pl_fail("-o: the output path is empty");
-    } else if (output) {
+    if (output) {
+        if (check_storable("-o", "[output] path", output) != PL_OK)
+            return PL_ERR;
         cfg->output_path = dupstr(output);
         free(rc->origin[i]); /* messages about the output name where it came from */
         rc->origin[i] = dupstr("-o");
     } else if (rc->value[i] && rc->value[i][0]) {
         cfg->output_path = dupstr(rc->value[i]);
     } else {
-        /* default: <config stem>.nc in the current directory */
         const char *base = strrchr(rc->file, '/');
         base = base ? base + 1 : rc->file;
         size_t len = strlen(base);
@@ -662,61 +900,56 @@ static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
         cfg->output_path = pl_malloc(len + 4, "output path");
         if (cfg->output_path)
             snprintf(cfg->output_path, len + 4, "%.*s.nc", (int)len, base);
-    }
-    if (!cfg->output_path)
-        return PL_ERR;
-    if (parse_bool(rc, K("output", "raw_curves"), &cfg->raw_curves) != PL_OK ||
-        parse_quantiles(rc, K("output", "quantiles"), cfg) != PL_OK ||
-        parse_bool(rc, K("output", "activations"), &cfg->activations) != PL_OK ||
-        parse_int(rc, K("output", "bootstrap"), 0, 1000000, &cfg->bootstrap) != PL_OK ||
-        parse_int(rc, K("output", "histogram_bins"), 1, 100000, &cfg->histogram_bins) != PL_OK)
-        return PL_ERR;
-    /* [sae] */
-    static const char *const signs[] = {"negative", "positive"};
-    i = K("sae", "path");
-    if (rc->value[i] && rc->value[i][0] && parse_string(rc, i, &cfg->sae_path) != PL_OK)
-        return PL_ERR;
-    i = K("sae", "sha256");
-    if (rc->value[i] && rc->value[i][0]) {
-        const char *h = rc->value[i];
-        if (strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64)
-            return FAIL_KEY(i, "'%s' is not a sha256 (64 lowercase hex digits)", h);
-        if (parse_string(rc, i, &cfg->sae_sha256) != PL_OK)
+        if (cfg->output_path && check_storable(rc->file, "[output] path (the config's name with .nc)",
+                                               cfg->output_path) != PL_OK)
             return PL_ERR;
     }
-    i = K("sae", "active_fraction");
-    if (parse_double(rc, i, 0.0, 1.0, 0, &cfg->sae_active_fraction) != PL_OK)
-        return PL_ERR;
-    if (cfg->sae_active_fraction >= 1.0)
-        return FAIL_KEY(i, "'%s' is not a fraction in [0, 1) of the base's largest feature activation", rc->value[i]);
-    if (parse_enum_one(rc, K("sae", "sign"), signs, 2, &cfg->sae_sign) != PL_OK)
-        return PL_ERR;
-    /* what the direction kinds and metrics need of the rest of the config */
-    const char *which = NULL;
-    if (pl_experiment_check_config(cfg, &which) != PL_OK) {
-        const char *section = !strcmp(which, "metrics") ? "readout" : !strcmp(which, "path") ? "sae" : "perturb";
-        return pl_fail_prefix("%s: [%s] %s", rc->origin[K(section, which)] ? rc->origin[K(section, which)] : rc->file,
-                              section, which);
-    }
-    /* [run] */
-    if (parse_u64(rc, K("run", "seed"), &cfg->seed) != PL_OK ||
-        parse_double(rc, K("run", "checkpoint_every"), 0.0, 1e9, 1, &cfg->checkpoint_every) != PL_OK ||
-        parse_double(rc, K("run", "worker_timeout"), 0.0, 1e9, 1, &cfg->worker_timeout) != PL_OK ||
-        parse_int(rc, K("run", "threads"), 1, 1024, &cfg->threads) != PL_OK)
-        return PL_ERR;
-    static const char *const nonfinite[] = {"error", "mark"};
-    if (parse_enum_one(rc, K("run", "nonfinite"), nonfinite, 2, &cfg->nonfinite_mark) != PL_OK)
-        return PL_ERR;
-    i = K("run", "checkpoint");
-    if (rc->value[i] && rc->value[i][0])
-        cfg->checkpoint_path = dupstr(rc->value[i]);
-    else
-        cfg->checkpoint_path = fmt_alloc("%s.ckpt", cfg->output_path, 0);
+    return cfg->output_path ? PL_OK : PL_ERR;
+}
+
+/* The key, else <output path>.ckpt. */
+static int parse_checkpoint_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *given = rc->value[i] && rc->value[i][0] ? rc->value[i] : NULL;
+    size_t len = given ? strlen(given) + 1 : strlen(cfg->output_path) + 6;
+    cfg->checkpoint_path = pl_malloc(len, "checkpoint path");
     if (!cfg->checkpoint_path)
         return PL_ERR;
+    snprintf(cfg->checkpoint_path, len, given ? "%s" : "%s.ckpt", given ? given : cfg->output_path);
     return PL_OK;
 }
 
+/* ------------------------------------------------------------ load */
+
+static int K(const char *section, const char *key) { return find_key(section, key); }
+
+/* What no single row can check: the data format from the prompts' extension, and what the direction
+ * kinds and metrics need of the rest of the config. */
+static int check_across_keys(raw_config *rc, pl_sweep_config *cfg)
+{
+    if (cfg->data_format == PL_DATA_AUTO) { /* by extension: .jsonl, .bin, else plain text */
+        size_t len = strlen(cfg->data_path);
+        cfg->data_format = len >= 6 && !strcmp(cfg->data_path + len - 6, ".jsonl") ? PL_DATA_JSONL
+                           : len >= 4 && !strcmp(cfg->data_path + len - 4, ".bin") ? PL_DATA_BIN
+                                                                                   : PL_DATA_TEXT;
+    }
+    const char *which = NULL;
+    if (pl_experiment_check_config(cfg, &which) != PL_OK) {
+        const char *section = !strcmp(which, "metrics") ? "readout" : !strcmp(which, "path") ? "sae" : "perturb";
+        int i = K(section, which);
+        return pl_fail_prefix("%s: [%s] %s", rc->origin[i] ? rc->origin[i] : rc->file, section, which);
+    }
+    return PL_OK;
+}
+
+static int convert(raw_config *rc, pl_sweep_config *cfg, const char *output)
+{
+    for (int i = 0; i < N_KEYS; i++)
+        if (convert_key(rc, i, cfg, output) != PL_OK)
+            return PL_ERR;
+    return check_across_keys(rc, cfg);
+}
 /* The longest config plateau reads: far above any real one (a few hundred bytes). */
 #define MAX_CONFIG_BYTES ((size_t)1 << 20)
 
@@ -732,6 +965,52 @@ int pl_sweep_config_load(pl_sweep_config *cfg, const char *path, char *const *se
     return rc;
 }
 
+/* SETS[i] ("section.key=value") over the file's values, in order; a later one wins. */
+static int apply_sets(raw_config *rc, char *const *sets, int n_sets)
+{
+    for (int s = 0; s < n_sets; s++) {
+        char origin[1100];
+        snprintf(origin, sizeof origin, "--set %s", sets[s]);
+        const char *eq = strchr(sets[s], '='), *dot = strchr(sets[s], '.');
+        if (!eq || !dot || dot > eq || dot == sets[s] || dot + 1 == eq)
+            return pl_fail("%s: expected --set section.key=value", origin);
+        char section[256], key[256];
+        snprintf(section, sizeof section, "%.*s", (int)(dot - sets[s]), sets[s]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        char key_name[600];
+        snprintf(key_name, sizeof key_name, "[%s] %s", section, key);
+        /* a line break is refused even at the ends, where trimming would hide it */
+        if (check_controls(origin, key_name, eq + 1) != PL_OK)
+            return PL_ERR;
+        char *value = dupstr(eq + 1);
+        int rcode = value ? set_raw(rc, origin, section, key, trim(value), 1) : PL_ERR;
+        free(value);
+        if (rcode != PL_OK)
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* TEXT through libinih into RC (every problem is an error naming its line). */
+static int read_ini(raw_config *rc, const char *name, const char *text, size_t len)
+{
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        int line = 1;
+        for (const char *p = text; p < nul; p++)
+            line += *p == '\n';
+        return pl_fail("%s:%d: a NUL byte (not a text file)", name, line);
+    }
+    int bad_line = ini_parse_stream(line_reader, rc, on_ini_key, rc);
+    if (rc->failed)
+        return PL_ERR;
+    if (bad_line > 0)
+        return pl_fail("%s:%d: syntax error (expected [section] or key = value)", name, bad_line);
+    if (bad_line < 0)
+        return pl_fail("%s: cannot read config", name);
+    return PL_OK;
+}
+
 int pl_sweep_config_parse(pl_sweep_config *cfg, const char *name, const char *text, size_t len, char *const *sets,
                           int n_sets, const char *output)
 {
@@ -742,42 +1021,8 @@ int pl_sweep_config_parse(pl_sweep_config *cfg, const char *name, const char *te
     rc.len = len;
     int status = PL_ERR;
     cfg->file = dupstr(name);
-    const char *nul = memchr(text, '\0', len);
-    if (nul) {
-        int line = 1;
-        for (const char *p = text; p < nul; p++)
-            line += *p == '\n';
-        pl_fail("%s:%d: a NUL byte (not a text file)", name, line);
+    if (!cfg->file || read_ini(&rc, name, text, len) != PL_OK || apply_sets(&rc, sets, n_sets) != PL_OK)
         goto done;
-    }
-    int bad_line = ini_parse_stream(line_reader, &rc, on_ini_key, &rc);
-    if (rc.failed)
-        goto done;
-    if (bad_line > 0) {
-        pl_fail("%s:%d: syntax error (expected [section] or key = value)", name, bad_line);
-        goto done;
-    }
-    if (bad_line < 0) {
-        pl_fail("%s: cannot read config", name);
-        goto done;
-    }
-    for (int s = 0; s < n_sets; s++) {
-        char origin[1100];
-        snprintf(origin, sizeof origin, "--set %s", sets[s]);
-        const char *eq = strchr(sets[s], '='), *dot = strchr(sets[s], '.');
-        if (!eq || !dot || dot > eq || dot == sets[s] || dot + 1 == eq) {
-            pl_fail("%s: expected --set section.key=value", origin);
-            goto done;
-        }
-        char section[256], key[256];
-        snprintf(section, sizeof section, "%.*s", (int)(dot - sets[s]), sets[s]);
-        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
-        char *value = dupstr(eq + 1);
-        int rcode = value ? set_raw(&rc, origin, section, key, trim(value), 1) : PL_ERR;
-        free(value);
-        if (rcode != PL_OK)
-            goto done;
-    }
     for (int i = 0; i < N_KEYS; i++) {
         if (!rc.value[i] && KEYS[i].def[0]) {
             rc.value[i] = dupstr(KEYS[i].def);
@@ -800,24 +1045,21 @@ done:
     return status;
 }
 
+/* Every char * of the config, through the table (the direction specs are the one list of them). */
 void pl_sweep_config_free(pl_sweep_config *cfg)
 {
     free(cfg->file);
-    free(cfg->model_path);
-    free(cfg->tokenizer_path);
-    free(cfg->data_path);
-    free(cfg->hook);
+    for (int i = 0; i < N_KEYS; i++) {
+        key_type t = KEYS[i].type;
+        if (t == KT_STR || t == KT_HOOK || t == KT_SHA256 || (t == KT_CUSTOM && !KEYS[i].print))
+            free(*(char **)((char *)cfg + KEYS[i].offset));
+    }
     for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
         free(cfg->dirs[d].label);
         free(cfg->dirs[d].path);
         free(cfg->dirs[d].tensor);
     }
-    free(cfg->read_hook);
-    free(cfg->sae_path);
-    free(cfg->sae_sha256);
-    free(cfg->output_path);
-    free(cfg->checkpoint_path);
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < MAX_KEYS; i++)
         free(cfg->origin[i]);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -872,12 +1114,6 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *re
 
 /* ------------------------------------------------------------ resolved text */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int failed;
-} strbuf;
-
 static void sb_printf(strbuf *sb, const char *fmt, ...) PL_PRINTF(2, 3);
 static void sb_printf(strbuf *sb, const char *fmt, ...)
 {
@@ -923,125 +1159,97 @@ static void sb_double(strbuf *sb, double v)
     sb_printf(sb, "%s", text);
 }
 
+static void print_directions(strbuf *sb, const pl_sweep_config *cfg)
+{
+    for (int j = 0; j < cfg->n_dirs; j++) {
+        const pl_direction_spec *d = &cfg->dirs[j];
+        if (d->path)
+            sb_printf(sb, "%sfile:%s%s%s", j ? ", " : "", d->path, d->tensor ? "#" : "", d->tensor ? d->tensor : "");
+        else
+            sb_printf(sb, "%s%s", j ? ", " : "", d->label);
+    }
+}
+
+static void print_read_position(strbuf *sb, const pl_sweep_config *cfg)
+{
+    if (cfg->read_position == PL_READ_AT_PERTURBED)
+        sb_printf(sb, "perturbed");
+    else
+        sb_printf(sb, "%d", cfg->read_position);
+}
+
+/* Every metric's threshold, so the text says all of them whatever the defaults become. */
+static void print_thresholds(strbuf *sb, const pl_sweep_config *cfg)
+{
+    for (int m = 0; m < PL_N_METRICS; m++) {
+        sb_printf(sb, "%s%s:", m ? ", " : "", PL_METRICS[m].name);
+        if (isfinite(cfg->thresholds[m]))
+            sb_double(sb, cfg->thresholds[m]);
+        else
+            sb_printf(sb, "none");
+    }
+}
+
+static void print_nonlinearity(strbuf *sb, const pl_sweep_config *cfg)
+{
+    sb_printf(sb, "%d, %d, ", cfg->nl_first, cfg->nl_last);
+    sb_double(sb, cfg->nl_tolerance);
+}
+
+static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg)
+{
+    for (int j = 0; j < cfg->n_quantiles; j++) {
+        sb_printf(sb, "%s", j ? ", " : "");
+        sb_double(sb, cfg->quantiles[j]);
+    }
+}
+
+/* The name of stored value V of E ("" when none has it). */
+static const char *enum_name_of(const enum_def *e, int v)
+{
+    for (int j = 0; j < e->n; j++)
+        if (enum_value(e, j) == v)
+            return enum_name(e, j);
+    return "";
+}
+
+/* Key I's value as the resolved text writes it: what its parser reads back as the same value. */
 static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i)
 {
-    static const char *const base_names[] = {"real", "synthetic"};
-    static const char *const format_names[] = {"auto", "jsonl", "text", "bin"};
-    const char *s = KEYS[i].section, *k = KEYS[i].key;
-#define IS(a, b) (!strcmp(s, a) && !strcmp(k, b))
-    if (IS("model", "path"))
-        sb_printf(sb, "%s", cfg->model_path);
-    else if (IS("model", "tokenizer"))
-        sb_printf(sb, "%s", cfg->tokenizer_path ? cfg->tokenizer_path : "");
-    else if (IS("data", "prompts"))
-        sb_printf(sb, "%s", cfg->data_path);
-    else if (IS("data", "format"))
-        sb_printf(sb, "%s", format_names[cfg->data_format]);
-    else if (IS("data", "n_prompts"))
-        sb_printf(sb, "%d", cfg->n_prompts);
-    else if (IS("data", "n_ctx"))
-        sb_printf(sb, "%d", cfg->n_ctx);
-    else if (IS("data", "seed"))
-        sb_printf(sb, "%llu", (unsigned long long)cfg->data_seed);
-    else if (IS("data", "sampling"))
-        sb_printf(sb, "%s", cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start");
-    else if (IS("data", "token_dtype"))
-        sb_printf(sb, "%s", cfg->token_bytes == 4 ? "uint32" : "uint16");
-    else if (IS("data", "bos"))
-        sb_printf(sb, "%s", cfg->bos == PL_BOS_TRUE ? "true" : cfg->bos == PL_BOS_FALSE ? "false" : "auto");
-    else if (IS("perturb", "hook"))
-        sb_printf(sb, "%s", cfg->hook);
-    else if (IS("perturb", "position"))
-        sb_printf(sb, "%d", cfg->position);
-    else if (IS("perturb", "bases"))
-        for (int j = 0; j < cfg->n_bases; j++)
-            sb_printf(sb, "%s%s", j ? ", " : "", base_names[cfg->bases[j]]);
-    else if (IS("perturb", "directions"))
-        for (int j = 0; j < cfg->n_dirs; j++) {
-            const pl_direction_spec *d = &cfg->dirs[j];
-            if (d->path)
-                sb_printf(sb, "%sfile:%s%s%s", j ? ", " : "", d->path, d->tensor ? "#" : "",
-                          d->tensor ? d->tensor : "");
-            else
-                sb_printf(sb, "%s%s", j ? ", " : "", d->label);
-        }
-    else if (IS("perturb", "n_directions"))
-        sb_printf(sb, "%d", cfg->n_directions);
-    else if (IS("perturb", "steps"))
-        sb_printf(sb, "%d", cfg->steps);
-    else if (IS("perturb", "alpha_max"))
-        sb_double(sb, cfg->alpha_max);
-    else if (IS("perturb", "step_mode"))
-        sb_printf(sb, "%s", cfg->step_mode == PL_STEP_TO_TARGET    ? "to_target"
-                            : cfg->step_mode == PL_STEP_FIXED_NORM ? "fixed_norm"
-                                                                   : "absolute");
-    else if (IS("perturb", "center_direction"))
-        sb_printf(sb, "%s", cfg->center_direction ? "true" : "false");
-    else if (IS("perturb", "residual_basis"))
-        sb_printf(sb, "%s", cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw");
-    else if (IS("perturb", "cov_prompts"))
-        sb_printf(sb, "%d", cfg->cov_prompts);
-    else if (IS("readout", "metrics"))
-        for (int j = 0; j < cfg->n_metrics; j++)
-            sb_printf(sb, "%s%s", j ? ", " : "", PL_METRICS[cfg->metrics[j]].name);
-    else if (IS("readout", "read_hook"))
-        sb_printf(sb, "%s", cfg->read_hook ? cfg->read_hook : "");
-    else if (IS("readout", "position")) {
-        if (cfg->read_position == PL_READ_AT_PERTURBED)
-            sb_printf(sb, "perturbed");
-        else
-            sb_printf(sb, "%d", cfg->read_position);
-    } else if (IS("readout", "onset_threshold"))
-        sb_double(sb, cfg->onset_threshold);
-    else if (IS("readout", "thresholds")) {
-        for (int m = 0; m < PL_N_METRICS; m++) {
-            sb_printf(sb, "%s%s:", m ? ", " : "", PL_METRICS[m].name);
-            if (isfinite(cfg->thresholds[m]))
-                sb_double(sb, cfg->thresholds[m]);
-            else
-                sb_printf(sb, "none");
-        }
-    } else if (IS("readout", "nonlinearity")) {
-        sb_printf(sb, "%d, %d, ", cfg->nl_first, cfg->nl_last);
-        sb_double(sb, cfg->nl_tolerance);
+    const key_def *k = &KEYS[i];
+    const void *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case KT_CUSTOM:
+        if (k->print)
+            k->print(sb, cfg);
+        else /* a string */
+            sb_printf(sb, "%s", *(char *const *)field ? *(char *const *)field : "");
+        return;
+    case KT_STR:
+    case KT_HOOK:
+    case KT_SHA256:
+        sb_printf(sb, "%s", *(char *const *)field ? *(char *const *)field : "");
+        return;
+    case KT_INT:
+        sb_printf(sb, "%d", *(const int *)field);
+        return;
+    case KT_U64:
+        sb_printf(sb, "%llu", (unsigned long long)*(const uint64_t *)field);
+        return;
+    case KT_DOUBLE:
+        sb_double(sb, *(const double *)field);
+        return;
+    case KT_BOOL:
+        sb_printf(sb, "%s", *(const int *)field ? "true" : "false");
+        return;
+    case KT_ENUM:
+        sb_printf(sb, "%s", enum_name_of(k->names, *(const int *)field));
+        return;
+    case KT_LIST:
+        for (int j = 0; j < *(const int *)((const char *)cfg + k->count); j++)
+            sb_printf(sb, "%s%s", j ? ", " : "", enum_name_of(k->names, ((const int *)field)[j]));
+        return;
     }
-    else if (IS("output", "path"))
-        sb_printf(sb, "%s", cfg->output_path);
-    else if (IS("output", "raw_curves"))
-        sb_printf(sb, "%s", cfg->raw_curves ? "true" : "false");
-    else if (IS("output", "quantiles"))
-        for (int j = 0; j < cfg->n_quantiles; j++)
-        {
-            sb_printf(sb, "%s", j ? ", " : "");
-            sb_double(sb, cfg->quantiles[j]);
-        }
-    else if (IS("output", "activations"))
-        sb_printf(sb, "%s", cfg->activations ? "true" : "false");
-    else if (IS("output", "bootstrap"))
-        sb_printf(sb, "%d", cfg->bootstrap);
-    else if (IS("output", "histogram_bins"))
-        sb_printf(sb, "%d", cfg->histogram_bins);
-    else if (IS("sae", "path"))
-        sb_printf(sb, "%s", cfg->sae_path ? cfg->sae_path : "");
-    else if (IS("sae", "sha256"))
-        sb_printf(sb, "%s", cfg->sae_sha256 ? cfg->sae_sha256 : "");
-    else if (IS("sae", "active_fraction"))
-        sb_double(sb, cfg->sae_active_fraction);
-    else if (IS("sae", "sign"))
-        sb_printf(sb, "%s", cfg->sae_sign == PL_SAE_SIGN_POSITIVE ? "positive" : "negative");
-    else if (IS("run", "seed"))
-        sb_printf(sb, "%llu", (unsigned long long)cfg->seed);
-    else if (IS("run", "checkpoint_every"))
-        sb_double(sb, cfg->checkpoint_every);
-    else if (IS("run", "checkpoint"))
-        sb_printf(sb, "%s", cfg->checkpoint_path);
-    else if (IS("run", "worker_timeout"))
-        sb_double(sb, cfg->worker_timeout);
-    else if (IS("run", "threads"))
-        sb_printf(sb, "%d", cfg->threads);
-    else if (IS("run", "nonfinite"))
-        sb_printf(sb, "%s", cfg->nonfinite_mark ? "mark" : "error");
-#undef IS
 }
 
 char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only)
@@ -1098,4 +1306,77 @@ char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name)
         }
     pl_fail("'%s' is not a config key (section.key, e.g. run.checkpoint)", name);
     return NULL;
+}
+
+/* ------------------------------------------------------------ the reference (docs, man page) */
+
+/* "`a`, `b`, `c`" */
+static void enum_names_md(const enum_def *e, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (int j = 0; j < e->n; j++)
+        snprintf(out + strlen(out), size - strlen(out), "%s`%s`", j ? ", " : "", enum_name(e, j));
+}
+
+/* What key I takes, from its type and range (markdown). */
+static void key_values(const key_def *k, char *out, size_t size)
+{
+    char names[400];
+    switch (k->type) {
+    case KT_STR:
+        snprintf(out, size, "%s%s", VALUES_PATH, k->optional ? " (empty: the default)" : "");
+        return;
+    case KT_HOOK:
+        snprintf(out, size, "`blocks.N.hook_resid_pre` or `blocks.N.hook_resid_post`%s",
+                 k->optional ? " (empty: the default)" : "");
+        return;
+    case KT_SHA256:
+        snprintf(out, size, "64 lowercase hex digits (empty: the SAE's)");
+        return;
+    case KT_INT:
+        snprintf(out, size, "an integer in [%.0f, %.0f]", k->lo, k->hi);
+        return;
+    case KT_U64:
+        snprintf(out, size, "an integer in [0, 2^64 - 1]");
+        return;
+    case KT_DOUBLE: {
+        strbuf lo = {0}, hi = {0}; /* 1000000000, not 1e+09 */
+        sb_double(&lo, k->lo);
+        sb_double(&hi, k->hi);
+        snprintf(out, size, "a number in %s%s, %s%s", k->open & OPEN_LO ? "(" : "[", lo.buf ? lo.buf : "?",
+                 hi.buf ? hi.buf : "?", k->open & OPEN_HI ? ")" : "]");
+        free(lo.buf);
+        free(hi.buf);
+        return;
+    }
+    case KT_BOOL:
+        snprintf(out, size, "`true` or `false` (also `yes`/`no`, `1`/`0`)");
+        return;
+    case KT_ENUM:
+        enum_names_md(k->names, names, sizeof names);
+        snprintf(out, size, "one of %s", names);
+        return;
+    case KT_LIST:
+        enum_names_md(k->names, names, sizeof names);
+        snprintf(out, size, "a comma-separated list of %s, each at most once", names);
+        return;
+    case KT_CUSTOM:
+        snprintf(out, size, "%s", k->values);
+        return;
+    }
+}
+
+void pl_sweep_config_key_doc(int i, pl_config_key_doc *out)
+{
+    const key_def *k = &KEYS[i];
+    out->section = k->section;
+    out->key = k->key;
+    out->hashed = k->hashed;
+    out->doc = k->doc;
+    int plain = k->type == KT_INT || k->type == KT_U64 || k->type == KT_DOUBLE || k->type == KT_BOOL;
+    if (k->def_doc)
+        snprintf(out->def, sizeof out->def, "%s", k->def_doc);
+    else
+        snprintf(out->def, sizeof out->def, plain ? "%s" : "`%s`", k->def);
+    key_values(k, out->values, sizeof out->values);
 }
