@@ -25,6 +25,14 @@ int pl_open_input(const char *path, const char *what, int *fd, size_t *size);
  * bytes, plus a terminating NUL. Errors name the file. */
 int pl_read_file(const char *path, size_t max_bytes, char **data, size_t *size);
 
+/* The size bound of a stream read whole (plateau tokenize MODEL - reads stdin): a stream has no size to
+ * check first, so it is read up to this many bytes and refused past them. */
+#define PL_MAX_STDIN_BYTES ((size_t)64 << 20) /* 64 MiB */
+
+/* Read all of FP (a stream: stdin, a pipe) into a malloc'ed *data of *size bytes plus a terminating NUL,
+ * at most MAX_BYTES: one more is "WHAT: more than MAX_BYTES bytes, the most plateau reads from it". */
+int pl_read_stream(FILE *fp, const char *what, size_t max_bytes, char **data, size_t *size);
+
 /* Map all of PATH (a regular file) read-only. An empty file maps to *map = NULL, *size = 0. */
 int pl_map_file(const char *path, const char *what, void **map, size_t *size);
 void pl_unmap_file(void *map, size_t size);

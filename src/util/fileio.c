@@ -90,6 +90,40 @@ int pl_read_file(const char *path, size_t max_bytes, char **data, size_t *size)
     return PL_OK;
 }
 
+int pl_read_stream(FILE *fp, const char *what, size_t max_bytes, char **data, size_t *size)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = pl_malloc(cap + 1, what);
+    if (!buf)
+        return PL_ERR;
+    for (;;) {
+        len += fread(buf + len, 1, cap - len, fp);
+        if (len < cap || len > max_bytes)
+            break;
+        /* grow to at most max_bytes + 1: one byte past the cap proves the stream is over it */
+        size_t next = cap > max_bytes / 2 ? max_bytes + 1 : 2 * cap;
+        char *bigger = realloc(buf, next + 1);
+        if (!bigger) {
+            free(buf);
+            return pl_fail("%s: out of memory after %zu bytes", what, len);
+        }
+        buf = bigger;
+        cap = next;
+    }
+    if (len > max_bytes) {
+        free(buf);
+        return pl_fail("%s: more than %zu bytes, the most plateau reads from it", what, max_bytes);
+    }
+    if (ferror(fp)) {
+        free(buf);
+        return pl_fail("%s: read error", what);
+    }
+    buf[len] = '\0';
+    *data = buf;
+    *size = len;
+    return PL_OK;
+}
+
 int pl_map_file(const char *path, const char *what, void **map, size_t *size)
 {
     int fd;
