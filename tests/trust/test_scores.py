@@ -97,4 +97,25 @@ for p in range(P):
 if (v["l2_count"][0, 0] != P * S * (~want_nan)).any():
     sl.fail("mark: l2_count %s, want %d where finite" % (v["l2_count"][0, 0], P * S))
 print("ok l2 beyond float32: exit 2 under error; NaN (not +inf) under mark, uncounted, the rest equal numpy's")
+
+# The SAE's readout: steps of alternating +-3e38 overflow the SAE's float32 encoding (inf - inf = NaN), where
+# counting the features "> 0" would give a finite, wrong L0.
+sae = os.path.join(d, "sae")
+r = tl.plateau(["synth-sae", sae, "--model", model, "--hook", "blocks.1.hook_resid_pre", "--d-sae", "16"])
+if r[0] != 0:
+    sl.fail("synth-sae: " + r[2])
+alt = np.full((S, C), 3.0e38)
+alt[:, ::2] *= -1
+alt = npy("alt.npy", alt)
+sae_args = ("sae.path=" + sae, "readout.metrics=sae_l0", "perturb.directions=file:" + alt)
+tl.expect_error("SAE readout overflow (nonfinite = error)", run(*sae_args), "metric sae_l0 is NaN",
+                "[run] nonfinite = error")
+r = run(*(sae_args + ("run.nonfinite=mark",)))
+if r[0] != 0:
+    sl.fail("SAE readout overflow (mark): exit %s: %s" % (r[0], r[2]))
+l0 = sl.variables(out)["sae_l0"][0, 0]
+if not np.isnan(l0).any() or not np.isfinite(l0[..., 0]).all() or (l0[np.isfinite(l0)] % 1).any():
+    sl.fail("mark: sae_l0 should be NaN where the encoding overflowed, whole counts elsewhere: %s" % l0[0, 0])
+print("ok SAE readout overflow: exit 2 under error; NaN under mark (%d of %d values), counts elsewhere"
+      % (np.isnan(l0).sum(), l0.size))
 print("scores tests passed")
