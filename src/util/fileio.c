@@ -331,12 +331,16 @@ static int place_file(const char *tmp, const char *path)
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
             return PL_OK;
         int e = errno;
-        if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) {
+        if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) { /* no RENAME_NOREPLACE on this file system */
             if (link(tmp, path) == 0) {
                 unlink(tmp);
                 return PL_OK;
             }
             e = errno;
+            /* nor hard links (FAT, some FUSE): a plain rename, the name having been checked just above */
+            if (e != EEXIST && rename(tmp, path) == 0)
+                return PL_OK;
+            e = e != EEXIST ? errno : e;
         }
         if (e != EEXIST)
             return pl_fail("%s: cannot rename %s to it: %s", path, tmp, strerror(e));

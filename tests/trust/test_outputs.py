@@ -24,7 +24,7 @@ import trustlib as tl  # noqa: E402
 sl = tl.sl
 d = tl.work(sys.argv, "outputs")
 model = sl.make_model(d)
-data = sl.make_bin(d, 8 * 300, 300)
+data = sl.make_bin(d, 8 * 600, 300)
 out = os.path.join(d, "out.nc")
 cfg = sl.base_config(model, data, out, data__n_prompts=4, perturb__steps=3, perturb__cov_prompts=40)
 ini = sl.write_ini(os.path.join(d, "outputs.ini"), cfg)
@@ -86,6 +86,32 @@ for kind, to in links.items():
     refused("merge OUT = " + kind, ["merge", link, good], link, "symbolic link")
     refused("merge --force OUT = " + kind, ["merge", "--force", link, good], link, "symbolic link")
     os.unlink(link)
+
+# a link made at the output's name while the run computes: the run ends with exit 2 naming it, the link
+# and its target unchanged (the rename would have replaced the link). ~120k evaluations (seconds): the
+# first checkpoint (0.2 s) comes long before the end.
+late = os.path.join(d, "late.nc")
+big = sl.write_ini(os.path.join(d, "big.ini"), sl.base_config(model, data, late, data__n_prompts=100,
+                                                               perturb__steps=101, run__checkpoint_every=0.2))
+proc = sl.start([big, "--quiet"])
+sl.wait_for(late + ".ckpt", proc)
+os.symlink(target, late)
+before = states()
+before.pop(late + ".ckpt")  # the run's own, written as it goes
+try:
+    _, err = proc.communicate(timeout=300)
+except sl.subprocess.TimeoutExpired:
+    proc.kill()
+    sl.fail("a link made during the run: the run did not end")
+if proc.returncode != 2 or "symbolic link" not in err or late not in err:
+    sl.fail("a link made during the run: exit %s: %s" % (proc.returncode, err))
+unchanged("a link made during the run", before, late + ".ckpt")
+if not os.path.islink(late) or os.readlink(late) != target:
+    sl.fail("a link made during the run: the link was replaced")
+print("ok a link made at the output's name during the run: exit 2, %s" % err.strip().splitlines()[-1][:150])
+os.unlink(late)
+if os.path.exists(late + ".ckpt"):
+    os.unlink(late + ".ckpt")
 
 # '-': standard output cannot take a NetCDF file; nothing named '-' appears (the runs' cwd is D)
 os.chdir(d)
