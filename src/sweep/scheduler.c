@@ -615,6 +615,26 @@ static int check_memory(double per_rank, double rank0, double curves)
     return PL_OK;
 }
 
+/* --dry-run's sizes from shapes: batch 0's rows (and the calibration's), the results table (one copy),
+ * the setup's activations and the Gaussian fit. */
+typedef struct {
+    double rows, cal_rows, curves, fit;
+} dry_sizes;
+
+/* Fill *Z for SW and refuse, before anything of the run's size exists, a run whose model and batch
+ * (every rank) or results table (rank 0) exceed this machine's memory. */
+static int dry_size(const pl_sweep *sw, const pl_model_info *mc, int cov_prompts, dry_sizes *z)
+{
+    int n_first;
+    pl_batch_first_unit(sw, 0, &n_first);
+    z->rows = (double)n_first * sw->steps;
+    z->cal_rows = (double)n_first * calibration_steps(sw, n_first);
+    z->curves = 4.0 * sw->n_units * sw->NM * sw->steps;
+    z->fit = 4.0 * (sw->P + cov_prompts) * sw->C + 4 * 8.0 * sw->C * sw->C;
+    double per_rank = 4.0 * mc->n_params + batch_row_bytes(sw, mc, z->rows);
+    return check_memory(per_rank, per_rank + 3 * z->curves + z->fit, z->curves);
+}
+
 /* The measured part of --dry-run: the setup's first chunk of clean forwards (*T_CHUNK seconds for
  * *N_CHUNK prompts) and batch 0's shape evaluated once (*T_BATCH seconds): its prompts' clean runs,
  * all its rows through the fast path (or, --naive, one patched forward, times the rows) and the
@@ -745,21 +765,21 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     pl_sweep_set_batches(sw);
     if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK)
         return PL_ERR;
-    /* On paper first: nothing of the run's size is allocated for a run that cannot fit */
-    int n_first;
-    pl_batch_first_unit(sw, 0, &n_first);
-    double rows = (double)n_first * sw->steps, cal_rows = (double)n_first * calibration_steps(sw, n_first);
-    double curves = 4.0 * sw->n_units * sw->NM * sw->steps;
-    double model_bytes = 4.0 * mc->n_params, fit = 4.0 * (sw->P + cfg->cov_prompts) * sw->C + 4 * 8.0 * sw->C * sw->C;
-    double paper = model_bytes + batch_row_bytes(sw, mc, rows);
-    if (check_memory(paper, paper + 3 * curves + fit, curves) != PL_OK)
+    dry_sizes z; /* on paper first: nothing of the run's size is allocated for a run that cannot fit */
+    if (dry_size(sw, mc, cfg->cov_prompts, &z) != PL_OK)
         return PL_ERR;
     double t_chunk = 0, t_batch = 0;
     int n_chunk = 0;
     if (calibrate(st, &t_chunk, &n_chunk, &t_batch) != PL_OK)
         return PL_ERR;
-    t_batch *= rows / cal_rows;
-    char *text = pl_sweep_config_text(cfg, 0);
+    t_batch *= z.rows / z.cal_rows;
+    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
+     * clean runs, the fast path's buffers), measured, its rows' buffers scaled on paper to the batch's.
+     * Rank 0 adds the results table (the curves, its checkpoint image and the output built in memory:
+     * three copies), the setup's activations and the Gaussian fit (mu, Sigma, its factor, eigen work). */
+    double per_rank = peak_rss_bytes() + batch_row_bytes(sw, mc, z.rows) - batch_row_bytes(sw, mc, z.cal_rows);
+    double rank0 = per_rank + 3 * z.curves + z.fit;
+    char *text = check_memory(per_rank, rank0, z.curves) == PL_OK ? pl_sweep_config_text(cfg, 0) : NULL;
     if (!text)
         return PL_ERR;
 
@@ -769,16 +789,6 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     long n_chunks = (n_all + chunk - 1) / chunk, n_units = sw->n_units;
     double setup_s = (double)((n_chunks + R - 1) / R) * t_chunk * chunk / n_chunk;
     double sweep_s = (double)((sw->n_batches + R - 1) / R) * t_batch;
-    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
-     * clean runs, the fast path's buffers), measured. Rank 0 adds the results table (the curves, its
-     * checkpoint image and the output built in memory: three copies), the setup's activations and
-     * the Gaussian fit (mu, Sigma, its factor and the eigen workspace). */
-    double per_rank = peak_rss_bytes() + batch_row_bytes(sw, mc, rows) - batch_row_bytes(sw, mc, cal_rows);
-    double rank0 = per_rank + 3 * curves + fit;
-    if (check_memory(per_rank, rank0, curves) != PL_OK) {
-        free(text);
-        return PL_ERR;
-    }
     char t_setup[64], t_sweep[64], t_all[64];
     format_duration(setup_s, t_setup, sizeof t_setup);
     format_duration(sweep_s, t_sweep, sizeof t_sweep);
@@ -798,7 +808,7 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
              cfg->threads > 1 ? "s" : "");
     snprintf(v, sizeof v, "%.0f", per_rank);
     dry_line("memory_per_rank_bytes", v, "%.2f GiB: the calibration batch's measured peak (model pages included)%s",
-             per_rank / (1 << 30), cal_rows < rows ? ", its buffers scaled from shapes to the batch's rows" : "");
+             per_rank / (1 << 30), z.cal_rows < z.rows ? ", its buffers scaled from shapes to the batch's rows" : "");
     snprintf(v, sizeof v, "%.0f", rank0);
     dry_line("memory_rank0_bytes", v, "%.2f GiB: + results table, its checkpoint and output images, activations, Sigma",
              rank0 / (1 << 30));
@@ -806,7 +816,7 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, n_chunk, t_chunk);
     snprintf(v, sizeof v, "%.3g", sweep_s);
     dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s%s", t_sweep, (long)sw->batch_units * K,
-             t_batch, cal_rows < rows ? " (timed on its first rows, scaled)" : "",
+             t_batch, z.cal_rows < z.rows ? " (timed on its first rows, scaled)" : "",
              sw->naive ? " (--naive: one row, times the rows)" : "");
     snprintf(v, sizeof v, "%.3g", setup_s + sweep_s);
     dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
