@@ -8,7 +8,13 @@
 #ifndef PLATEAU_VERIFY_H
 #define PLATEAU_VERIFY_H
 
+#include <stddef.h>
 #include <stdio.h>
+
+/* A manifest is read whole, at most this size (a GPT-2 manifest is 15 KB: room for a model of 100k
+ * tensors), and a line may have at most PL_MANIFEST_MAX_LINE characters; a FIFO or a device is refused. */
+#define PL_MANIFEST_MAX_BYTES ((size_t)16 << 20)
+#define PL_MANIFEST_MAX_LINE 2000
 
 typedef struct {
     int n_manifest;   /* entries in the manifest */
@@ -23,5 +29,9 @@ typedef struct {
  * ("mismatch NAME", "size NAME: ...", "missing NAME", "not in manifest NAME"). Returns PL_ERR only
  * when a file cannot be read or parsed; the verdict is in *res. */
 int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_verify_result *res);
+
+/* Parse the manifest TEXT[LEN] (not NUL-terminated) and discard it: PL_OK or the error a file with
+ * these bytes gets (the fuzz target's entry). */
+int pl_verify_check_manifest(const char *text, size_t len);
 
 #endif

@@ -63,6 +63,12 @@ int cli_usage(const char *cmd, const char *usage, const char *fmt, ...);
 /* Strict integer parsing for flags: the whole string must be a number in [lo, hi]. */
 int cli_parse_int(const char *flag, const char *text, long lo, long hi, long *out);
 
+/* Check OUT_DIR of generator CMD (synth, synth-sae) before it writes: missing or empty is fine; a
+ * symbolic link or a non-directory is refused; a non-empty dir needs FORCE, and even then only one whose
+ * MARKER file (config.json, cfg.json: a regular file) says "plateau_synthetic": true, so that real
+ * weights are never replaced by random ones (cmd_model.c). */
+int cli_generator_dir(const char *cmd, const char *out_dir, const char *marker, int force);
+
 /* The arguments of `plateau run` and `plateau config` (run_args.c). */
 #include "plateau/sweep.h"
 typedef struct {

@@ -1,11 +1,17 @@
 /* plateau info / verify / synth: model dirs. */
+#include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/model.h"
 #include "plateau/safetensors.h"
 #include "plateau/synth.h"
@@ -104,6 +110,56 @@ int cmd_verify(int argc, char **argv)
     return PL_EXIT_OK;
 }
 
+/* 1 when DIR/MARKER is a regular file (not a link) holding a JSON object with "plateau_synthetic": true. */
+static int has_synthetic_marker(const char *dir, const char *marker)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, marker) >= sizeof path || lstat(path, &sb) != 0 ||
+        !S_ISREG(sb.st_mode))
+        return 0;
+    char *text;
+    size_t len;
+    if (pl_read_file(path, (size_t)1 << 20, &text, &len) != PL_OK)
+        return 0;
+    json_t *root = json_loadb(text, len, 0, NULL);
+    free(text);
+    int ours = json_is_true(json_object_get(root, "plateau_synthetic"));
+    json_decref(root);
+    return ours;
+}
+
+int cli_generator_dir(const char *cmd, const char *dir, const char *marker, int force)
+{
+    struct stat sb;
+    if (lstat(dir, &sb) != 0) {
+        if (errno == ENOENT)
+            return PL_OK; /* the generator creates it */
+        return pl_fail("%s: %s: cannot stat: %s", cmd, dir, strerror(errno));
+    }
+    if (S_ISLNK(sb.st_mode))
+        return pl_fail("%s: %s is a symbolic link; plateau writes no output through a link: name the directory "
+                       "itself", cmd, dir);
+    if (!S_ISDIR(sb.st_mode))
+        return pl_fail("%s: %s exists and is not a directory", cmd, dir);
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return pl_fail("%s: %s: cannot read the directory: %s", cmd, dir, strerror(errno));
+    int empty = 1;
+    for (struct dirent *e; empty && (e = readdir(dp));)
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(dp);
+    if (empty)
+        return PL_OK;
+    if (!force)
+        return pl_fail("%s: %s is not empty: pass --force to replace a directory %s wrote before (never one "
+                       "holding other weights)", cmd, dir, cmd);
+    if (!has_synthetic_marker(dir, marker))
+        return pl_fail("%s: %s holds files %s did not write (its %s does not say \"plateau_synthetic\": true): "
+                       "refused even with --force, so no real weights are replaced", cmd, dir, cmd, marker);
+    return PL_OK;
+}
+
 const cli_spec CLI_SYNTH = {
     "synth", "OUT_DIR --layers L --embd C --heads H --ctx N [OPTIONS]",
     "A synthetic model dir with random weights (tests and demos: its curves say nothing about a trained model).",
@@ -132,6 +188,8 @@ const cli_spec CLI_SYNTH = {
         {"--sequential-residual", NULL, NULL, "GPT-NeoX: sequential instead of parallel residual"},
         {"--sliding-window", NULL, "W", "Mistral/Qwen2 sliding window (positions)"},
         {"--shards", NULL, "N", "write the weights as N safetensors shards with an index"},
+        {"--force", NULL, NULL, "replace the files of a non-empty OUT_DIR that plateau synth wrote (config.json says "
+                                "\"plateau_synthetic\": true); any other non-empty OUT_DIR is refused"},
         {NULL, NULL, NULL, NULL}},
     NULL};
 
@@ -142,7 +200,7 @@ int cmd_synth(int argc, char **argv)
         return code;
     pl_synth_opts o = {.n_vocab = 50257, .dtype = ST_F32, .seed = 0};
     const char *out_dir = NULL;
-    int have_vocab = 0;
+    int have_vocab = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         struct {
@@ -192,6 +250,8 @@ int cmd_synth(int argc, char **argv)
             if (++i >= argc)
                 return cli_usage("synth", CLI_SYNTH.synopsis, "--vocab-from needs a DIR");
             o.vocab_from = argv[i];
+        } else if (!strcmp(a, "--force")) {
+            force = 1;
         } else if (!strcmp(a, "--hf-quirks")) {
             o.hf_quirks = 1;
         } else if (!strcmp(a, "--tied")) {
@@ -239,7 +299,7 @@ int cmd_synth(int argc, char **argv)
         return cli_usage("synth", CLI_SYNTH.synopsis, "--embd %d is not divisible by --heads %d", o.n_embd, o.n_head);
     if (have_vocab && o.vocab_from)
         return cli_usage("synth", CLI_SYNTH.synopsis, "--vocab and --vocab-from exclude each other");
-    if (pl_synth(out_dir, &o) != PL_OK)
+    if (cli_generator_dir("synth", out_dir, "config.json", force) != PL_OK || pl_synth(out_dir, &o) != PL_OK)
         return cli_fail();
     return PL_EXIT_OK;
 }

@@ -10,7 +10,7 @@
 #include "../experiment/sae.h"
 
 static const char synth_sae_usage[] =
-    "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S]";
+    "OUT_DIR --model MODEL --hook H --d-sae N [--architecture standard|jumprelu|topk] [--k K] [--seed S] [--force]";
 
 const cli_spec CLI_SYNTH_SAE = {
     "synth-sae", synth_sae_usage,
@@ -22,6 +22,9 @@ const cli_spec CLI_SYNTH_SAE = {
                          {"--architecture", NULL, "A", "standard (default), jumprelu or topk"},
                          {"--k", NULL, "K", "active features of a topk SAE"},
                          {"--seed", NULL, "S", "weight seed (default 0)"},
+                         {"--force", NULL, NULL,
+                          "replace the files of a non-empty OUT_DIR that synth-sae wrote (cfg.json says "
+                          "\"plateau_synthetic\": true); any other non-empty OUT_DIR is refused"},
                          {NULL, NULL, NULL, NULL}},
     NULL};
 
@@ -33,10 +36,13 @@ int cmd_synth_sae(int argc, char **argv)
     pl_sae_synth_opts o = {.arch = PL_SAE_STANDARD};
     const char *out_dir = NULL, *model_path = NULL;
     char hook[PL_HOOK_NAME_MAX];
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long v;
-        if (!strcmp(a, "--model") || !strcmp(a, "--hook") || !strcmp(a, "--architecture") || !strcmp(a, "--d-sae") ||
+        if (!strcmp(a, "--force")) {
+            force = 1;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--hook") || !strcmp(a, "--architecture") || !strcmp(a, "--d-sae") ||
             !strcmp(a, "--k") || !strcmp(a, "--seed")) {
             if (++i >= argc)
                 return cli_usage("synth-sae", synth_sae_usage, "%s needs a value", a);
@@ -80,6 +86,8 @@ int cmd_synth_sae(int argc, char **argv)
         return cli_usage("synth-sae", synth_sae_usage, "OUT_DIR, --model, --hook and --d-sae are required");
     if (o.k && o.arch != PL_SAE_TOPK)
         return cli_usage("synth-sae", synth_sae_usage, "--k is for --architecture topk");
+    if (cli_generator_dir("synth-sae", out_dir, "cfg.json", force) != PL_OK)
+        return cli_fail();
     pl_model *m;
     if (pl_model_open(&m, model_path) != PL_OK)
         return cli_fail();

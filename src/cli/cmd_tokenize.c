@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/model.h"
 #include "plateau/tokenizer.h"
 
@@ -15,41 +16,14 @@ static const char usage[] = "MODEL TEXT|- [--tokenizer FILE] [--bos]";
 
 const cli_spec CLI_TOKENIZE = {
     "tokenize", usage, "The token ids of TEXT by MODEL's tokenizer, space-separated on one line.",
-    "TEXT '-' reads all of stdin, byte for byte (NUL bytes included); a TEXT starting with '-' goes\n"
-    "after '--' (plateau tokenize MODEL -- '-5 degrees'). The tokenizer is the model's own\n"
-    "(tokenizer.json, GPT-2's vocab.json and merges.txt, or llama2.c's tokenizer.bin beside the model).",
+    "TEXT '-' reads all of stdin, byte for byte (NUL bytes included), at most 64 MiB (exit 2 past it);\n"
+    "a TEXT starting with '-' goes after '--' (plateau tokenize MODEL -- '-5 degrees'). The tokenizer is\n"
+    "the model's own (tokenizer.json, GPT-2's vocab.json and merges.txt, or llama2.c's tokenizer.bin\n"
+    "beside the model).",
     (const cli_option[]){{"--tokenizer", NULL, "FILE", "a tokenizer.json, llama2.c tokenizer.bin or dir instead"},
                          {"--bos", NULL, NULL, "add the special tokens the model adds (HF add_special_tokens; BOS)"},
                          {NULL, NULL, NULL, NULL}},
     NULL};
-
-/* All of stdin, byte for byte (NULs included). */
-static int read_stdin(char **data, size_t *size)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = pl_malloc(cap, "stdin");
-    if (!buf)
-        return PL_ERR;
-    for (;;) {
-        len += fread(buf + len, 1, cap - len, stdin);
-        if (len < cap)
-            break;
-        char *bigger = realloc(buf, 2 * cap);
-        if (!bigger) {
-            free(buf);
-            return pl_fail("stdin: out of memory after %zu bytes", len);
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    if (ferror(stdin)) {
-        free(buf);
-        return pl_fail("stdin: read error");
-    }
-    *data = buf;
-    *size = len;
-    return PL_OK;
-}
 
 int cmd_tokenize(int argc, char **argv)
 {
@@ -108,7 +82,7 @@ int cmd_tokenize(int argc, char **argv)
         goto done;
     }
     if (from_stdin) {
-        if (read_stdin(&text, &len)) {
+        if (pl_read_stream(stdin, "stdin", PL_MAX_STDIN_BYTES, &text, &len)) {
             code = cli_fail();
             goto done;
         }

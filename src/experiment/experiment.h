@@ -243,9 +243,14 @@ size_t pl_unit_metrics_scratch(const pl_experiment *ex, int M);
 /* The requested metrics (ex->cfg->metrics) of each of the M evaluations of a unit against its row
  * REF: out[m_index * M + row]. logits[M, V], read[M, C] and X[M, C] as in pl_readout; NEXT_TOKEN the
  * prompt's real next token at the readout position (-1: none, ce_loss is NaN). SCRATCH holds
- * pl_unit_metrics_scratch(ex, M) bytes. */
+ * pl_unit_metrics_scratch(ex, M) bytes. A row whose step vector equals row REF's bit for bit gets row
+ * REF's values (it is the base). */
 void pl_unit_metrics(const pl_experiment *ex, const float *logits, const float *read, const float *X, int M,
                      int ref, int next_token, void *scratch, float *out);
+/* 0 when VALUE of METRIC (PL_METRIC_*) is non-finite where it should not be: an infinity (a value beyond
+ * float32's range, e.g. l2 of steps near FLT_MAX) or a NaN other than a metric's documented undefined
+ * value (cosine of a zero residual, ce_loss without a next token). [run] nonfinite catches those. */
+int pl_metric_value_ok(int metric, float value);
 
 /* ------------------------------------------------------------ per-curve scores (scores.c) */
 

@@ -219,6 +219,26 @@ size_t pl_unit_metrics_scratch(const pl_experiment *ex, int M)
     return bytes;
 }
 
+/* A row whose step vector equals the base row's bit for bit is the base itself, and its metrics are the
+ * base row's: the model evaluated at the same input gives the same output, up to where in a batched
+ * matmul each row sits (rows of one sgemm round differently). Without this a zero direction's curve
+ * would be that rounding (KL ~ 1e-15, L2 ~ 1e-8), and its normalised scores would be noise. */
+static void base_rows_as_base(const float *X, int M, int C, int ref, int NM, float *out)
+{
+    for (int row = 0; row < M; row++)
+        if (row != ref && !memcmp(X + (size_t)row * C, X + (size_t)ref * C, sizeof(float) * C))
+            for (int k = 0; k < NM; k++)
+                out[(size_t)k * M + row] = out[(size_t)k * M + ref];
+}
+
+int pl_metric_value_ok(int metric, float value)
+{
+    if (isfinite(value))
+        return 1;
+    /* the documented undefined values: a zero residual has no direction, a prompt may have no next token */
+    return isnan(value) && (metric == PL_METRIC_COSINE || metric == PL_METRIC_CE_LOSS);
+}
+
 void pl_unit_metrics(const pl_experiment *ex, const float *logits, const float *read, const float *X, int M,
                      int ref, int next_token, void *scratch, float *out)
 {
@@ -247,6 +267,8 @@ void pl_unit_metrics(const pl_experiment *ex, const float *logits, const float *
     for (int k = 0; k < cfg->n_metrics; k++) {
         const pl_metric_info *mt = &PL_METRICS[cfg->metrics[k]];
         for (int row = 0; row < M; row++)
-            out[(size_t)k * M + row] = (float)mt->value(&r, row);
+            out[(size_t)k * M + row] = (float)mt->value(&r, row); /* beyond FLT_MAX: inf, caught by the caller */
     }
+    if (X)
+        base_rows_as_base(X, M, ex->C, ref, cfg->n_metrics, out);
 }

@@ -511,13 +511,15 @@ void pl_sae_readout(const pl_sae *sae, const float *X, int M, void *scratch, dou
     pl_sae_decode(sae, acts, M, gain, shift, xhat);
     for (int r = 0; r < M; r++) {
         const float *a = acts + (size_t)r * F, *x = X + (size_t)r * D, *y = xhat + (size_t)r * D;
-        int n = 0;
-        for (int f = 0; f < F; f++)
+        int n = 0, finite = 1;
+        for (int f = 0; f < F; f++) {
             n += a[f] > 0.0f;
+            finite &= isfinite(a[f]) != 0;
+        }
         double e = 0.0;
         for (int c = 0; c < D; c++)
             e += ((double)x[c] - y[c]) * ((double)x[c] - y[c]);
-        l0[r] = n;
+        l0[r] = finite ? n : NAN; /* an overflowed encoding has no count: [run] nonfinite catches the NaN */
         err[r] = sqrt(e);
     }
 }

@@ -9,9 +9,17 @@
  *   nonlinearity_alpha  teren's NL step: a least-squares line through steps nl_first..nl_last
  *                       (gsl_fit_linear); the first later step where |y - line| > tol |line|
  *
- * A score is NaN when undefined: every score when the curve has a non-finite value; onset and
- * sharpness when y(alpha_last) <= 0; alpha_at_threshold when y never reaches it (or no threshold);
- * nonlinearity_alpha when the grid has no step after nl_last or no step deviates.
+ * A score is NaN when undefined: every score when the curve has a non-finite value or is flat (below);
+ * onset and sharpness when y(alpha_last) <= 0; alpha_at_threshold when y never reaches it (or no
+ * threshold); nonlinearity_alpha when the grid has no step after nl_last or no step deviates.
+ *
+ * Flat: a curve that never leaves its first value by more than the float32 rounding of the values it
+ * is stored as, |c_k - c_0| <= ulp(max(|c_k|, |c_0|)) for every k (c the stored curve: the difference
+ * of two float32 roundings of one number can be one ulp of the larger). Such a curve has no shape:
+ * onset and sharpness would normalise rounding noise by rounding noise, the slopes and crossings would
+ * be those of the noise. For the divergences and distances, which are exactly 0 at the base, flat means
+ * 0 everywhere; a step vector equal to the base's bit for bit is measured as the base itself
+ * (metrics.c), so a zero direction gives a flat curve however the model's batched matmuls round.
  */
 #include <math.h>
 
@@ -28,8 +36,26 @@ const pl_score_info PL_SCORES[PL_N_SCORES] = {
     [PL_SCORE_NONLINEARITY_ALPHA] = {"nonlinearity_alpha", 1},
 };
 
+/* 1 when |c_k - c_0| <= ulp(max(|c_k|, |c_0|)) for every k of the float32 curve C[S] (see above). */
+static int curve_is_flat(const float *c, int S)
+{
+    for (int k = 1; k < S; k++) {
+        float big = fabsf(c[k]) > fabsf(c[0]) ? fabsf(c[k]) : fabsf(c[0]);
+        float up = nextafterf(big, INFINITY); /* ulp(big): the spacing above big (below at FLT_MAX) */
+        double ulp = isinf(up) ? (double)big - (double)nextafterf(big, 0.0f) : (double)up - (double)big;
+        if (!(fabs((double)c[k] - (double)c[0]) <= ulp))
+            return 0;
+    }
+    return 1;
+}
+
 void pl_score_curve(const float *curve, int S, int score_on, double *y)
 {
+    if (S > 1 && curve_is_flat(curve, S)) { /* no shape: every score NaN (pl_curve_scores) */
+        for (int k = 0; k < S; k++)
+            y[k] = NAN;
+        return;
+    }
     for (int k = 0; k < S; k++)
         y[k] = score_on == PL_SCORE_ON_ONE_MINUS ? 1.0 - (double)curve[k]
                : score_on == PL_SCORE_ON_INCREASE ? (double)curve[k] - (double)curve[0]
@@ -71,9 +97,14 @@ void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score
 {
     for (int i = 0; i < PL_N_SCORES; i++)
         out[i] = NAN;
-    for (int k = 0; k < S; k++)
+    int moves = 0;
+    for (int k = 0; k < S; k++) {
         if (!isfinite(y[k]))
             return;
+        moves |= y[k] != y[0];
+    }
+    if (!moves)
+        return; /* a constant curve has no shape */
     double best = -INFINITY;
     for (int k = 0; k + 1 < S; k++) {
         double slope = (y[k + 1] - y[k]) / (alpha[k + 1] - alpha[k]);

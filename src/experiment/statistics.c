@@ -138,6 +138,10 @@ double pl_wilcoxon_p(const double *d, int n, double *w_plus)
 
 static double median_of(double *v, int n) { return gsl_stats_median(v, 1, (size_t)n); } /* reorders v */
 
+/* A / B, NaN when B is 0 (a ratio of medians is undefined, not infinite, when the denominator's median
+ * is 0: e.g. scores of curves that barely move). */
+static double ratio_of(double a, double b) { return b != 0.0 ? a / b : NAN; }
+
 /* The median of a resample given as multiplicities CNT[m] of the values V[m], whose ascending order
  * is ORDER[m]: the value(s) at rank (m - 1) / 2 and m / 2 of the resample, found by one walk. */
 static double median_of_counts(const double *v, const size_t *order, const int *cnt, int m)
@@ -199,7 +203,7 @@ int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t s
         memcpy(tmp, xs, sizeof(double) * m);
         double mx = median_of(tmp, m);
         memcpy(tmp, ys, sizeof(double) * m);
-        out->ratio = mx / median_of(tmp, m);
+        out->ratio = ratio_of(mx, median_of(tmp, m));
         memcpy(tmp, ds, sizeof(double) * m);
         out->diff = median_of(tmp, m);
         if (B > 0) {
@@ -215,7 +219,7 @@ int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t s
                 memset(cnt, 0, sizeof(int) * m);
                 for (int i = 0; i < m; i++)
                     cnt[pl_rng_below(&r, (uint64_t)m)]++;
-                rr[b] = median_of_counts(xs, ox, cnt, m) / median_of_counts(ys, oy, cnt, m);
+                rr[b] = ratio_of(median_of_counts(xs, ox, cnt, m), median_of_counts(ys, oy, cnt, m));
                 rd[b] = median_of_counts(ds, od, cnt, m);
             }
             percentile_interval(rr, B, &out->ratio_lo, &out->ratio_hi);

@@ -149,9 +149,19 @@ static int copy_file(const char *src_dir, const char *out_dir, const char *name)
 {
     char src[4096];
     snprintf(src, sizeof src, "%s/%s", src_dir, name);
-    FILE *in = fopen(src, "rb");
-    if (!in)
+    int fd; /* a regular file only (a FIFO would block), copied up to its size at open (bounded) */
+    size_t left;
+    if (pl_open_input(src, "--vocab-from", &fd, &left) != PL_OK)
+        return PL_ERR;
+    if (left > PL_MAX_INPUT_BYTES) {
+        close(fd);
+        return pl_fail("%s: %zu bytes is larger than the %zu a vocabulary file may have", src, left, PL_MAX_INPUT_BYTES);
+    }
+    FILE *in = fdopen(fd, "rb");
+    if (!in) {
+        close(fd);
         return pl_fail("%s: cannot open: %s", src, strerror(errno));
+    }
     out_file o;
     if (out_open(&o, out_dir, name) != PL_OK) {
         fclose(in);
@@ -159,9 +169,11 @@ static int copy_file(const char *src_dir, const char *out_dir, const char *name)
     }
     char buf[1 << 16];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    while (left && (n = fread(buf, 1, left < sizeof buf ? left : sizeof buf, in)) > 0) {
+        left -= n;
         if (fwrite(buf, 1, n, o.fp) != n)
             break;
+    }
     int read_err = ferror(in);
     fclose(in);
     if (read_err) {
@@ -308,7 +320,12 @@ static int vocab_size_of(const char *dir, int *n_vocab)
     char path[4096];
     snprintf(path, sizeof path, "%s/vocab.json", dir);
     json_error_t jerr;
-    json_t *vocab = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    char *text; /* a regular file of bounded size (a FIFO or /dev/zero would never end) */
+    size_t len;
+    if (pl_read_file(path, PL_MAX_INPUT_BYTES, &text, &len) != PL_OK)
+        return pl_fail_prefix("--vocab-from");
+    json_t *vocab = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (!vocab)
         return pl_fail("%s: %s", path, jerr.text);
     int ok = json_is_object(vocab) && json_object_size(vocab) > 0;

@@ -9,6 +9,7 @@
 
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/hash.h"
 #include "plateau/safetensors.h"
 #include "plateau/verify.h"
@@ -18,6 +19,7 @@ typedef struct {
     char *name;     /* without "transformer." */
     uint64_t nbytes;
     int seen;
+    int line;       /* of the manifest, for messages */
 } manifest_entry;
 
 static const char *strip_prefix(const char *name)
@@ -32,44 +34,53 @@ static void free_manifest(manifest_entry *e, int n)
     free(e);
 }
 
-static int load_manifest(const char *path, manifest_entry **out, int *n_out)
+static int by_name(const void *a, const void *b)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return pl_fail("%s: cannot open: %s", path, strerror(errno));
+    const manifest_entry *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* One manifest line (NUL-terminated, without its newline) into *E. */
+static int parse_line(const char *name, int line_no, const char *line, manifest_entry *e)
+{
+    char hash[65], tensor[1024];
+    unsigned long long nbytes;
+    int used = 0;
+    if (strlen(line) > PL_MANIFEST_MAX_LINE || sscanf(line, "%64s %1023s %llu %n", hash, tensor, &nbytes, &used) != 3 ||
+        line[used] != '\0')
+        return pl_fail("%s: line %d: expected 'SHA256  TENSOR  NBYTES'", name, line_no);
+    int hex_ok = strlen(hash) == 64;
+    for (int i = 0; hex_ok && i < 64; i++)
+        hex_ok = isxdigit((unsigned char)hash[i]) && !isupper((unsigned char)hash[i]);
+    if (!hex_ok)
+        return pl_fail("%s: line %d: '%s' is not a lowercase hex sha256", name, line_no, hash);
+    memcpy(e->hash, hash, 65);
+    e->name = strdup(strip_prefix(tensor));
+    e->nbytes = nbytes;
+    e->seen = 0;
+    e->line = line_no;
+    return e->name ? PL_OK : pl_fail("out of memory (manifest)");
+}
+
+/* The manifest TEXT[LEN] (NAME for messages) into *OUT[*N_OUT]: every line parsed, then a tensor
+ * listed twice found by sorting (linear-logarithmic: a manifest of a million lines stays quick). */
+static int parse_manifest(const char *name, char *text, size_t len, manifest_entry **out, int *n_out)
+{
+    if (memchr(text, '\0', len))
+        return pl_fail("%s: holds a NUL byte: not a text manifest", name);
     manifest_entry *e = NULL;
     int n = 0, cap = 0, line_no = 0, rc = PL_OK;
-    char *line = NULL;
-    size_t line_cap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &line_cap, fp)) >= 0) {
+    for (char *line = text, *next; rc == PL_OK && line < text + len; line = next) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        next = nl ? nl + 1 : text + len;
+        size_t n_chars = (size_t)((nl ? nl : text + len) - line);
+        line[n_chars] = '\0'; /* the newline, or the buffer's terminating NUL */
+        while (n_chars > 0 && line[n_chars - 1] == '\r')
+            line[--n_chars] = '\0';
         line_no++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        if (len == 0 || line[0] == '#')
+        if (n_chars == 0 || line[0] == '#')
             continue;
-        char hash[65], name[1024];
-        unsigned long long nbytes;
-        int used = 0;
-        if (strlen(line) > 2000 || sscanf(line, "%64s %1023s %llu %n", hash, name, &nbytes, &used) != 3 ||
-            line[used] != '\0') {
-            rc = pl_fail("%s: line %d: expected 'SHA256  TENSOR  NBYTES'", path, line_no);
-            break;
-        }
-        int hex_ok = strlen(hash) == 64;
-        for (int i = 0; hex_ok && i < 64; i++)
-            hex_ok = isxdigit((unsigned char)hash[i]) && !isupper((unsigned char)hash[i]);
-        if (!hex_ok) {
-            rc = pl_fail("%s: line %d: '%s' is not a lowercase hex sha256", path, line_no, hash);
-            break;
-        }
-        for (int i = 0; i < n; i++)
-            if (!strcmp(e[i].name, strip_prefix(name))) {
-                rc = pl_fail("%s: line %d: tensor '%s' is listed twice", path, line_no, name);
-                break;
-            }
-        if (rc != PL_OK)
-            break;
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
             manifest_entry *grown = realloc(e, (size_t)cap * sizeof *e);
@@ -79,20 +90,17 @@ static int load_manifest(const char *path, manifest_entry **out, int *n_out)
             }
             e = grown;
         }
-        memcpy(e[n].hash, hash, 65);
-        e[n].name = strdup(strip_prefix(name));
-        e[n].nbytes = nbytes;
-        e[n].seen = 0;
-        if (!e[n].name) {
-            rc = pl_fail("out of memory (manifest)");
-            break;
-        }
-        n++;
+        rc = parse_line(name, line_no, line, &e[n]);
+        n += rc == PL_OK;
     }
-    free(line);
-    fclose(fp);
     if (rc == PL_OK && n == 0)
-        rc = pl_fail("%s: no tensors listed", path);
+        rc = pl_fail("%s: no tensors listed", name);
+    if (rc == PL_OK) {
+        qsort(e, (size_t)n, sizeof *e, by_name);
+        for (int i = 1; i < n && rc == PL_OK; i++)
+            if (!strcmp(e[i].name, e[i - 1].name))
+                rc = pl_fail("%s: line %d: tensor '%s' is listed twice", name, e[i].line, e[i].name);
+    }
     if (rc != PL_OK) {
         free_manifest(e, n);
         return rc;
@@ -100,6 +108,34 @@ static int load_manifest(const char *path, manifest_entry **out, int *n_out)
     *out = e;
     *n_out = n;
     return PL_OK;
+}
+
+/* Read with a bound: a FIFO or a device (/dev/zero) is refused at open, a file over the cap by its size. */
+static int load_manifest(const char *path, manifest_entry **out, int *n_out)
+{
+    char *text;
+    size_t len;
+    if (pl_read_file(path, PL_MANIFEST_MAX_BYTES, &text, &len) != PL_OK)
+        return pl_fail_prefix("--manifest");
+    int rc = parse_manifest(path, text, len, out, n_out);
+    free(text);
+    return rc;
+}
+
+int pl_verify_check_manifest(const char *text, size_t len)
+{
+    char *copy = pl_malloc(len + 1, "manifest");
+    if (!copy)
+        return PL_ERR;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    manifest_entry *e;
+    int n;
+    int rc = parse_manifest("manifest", copy, len, &e, &n);
+    if (rc == PL_OK)
+        free_manifest(e, n);
+    free(copy);
+    return rc;
 }
 
 static float f8_e4m3_to_float(uint8_t b)

@@ -200,6 +200,35 @@ static void mark_nonfinite(const pl_sweep *sw, const unsigned char *bad, int ref
     }
 }
 
+/* The metrics O[NM, S] of unit U computed from finite inputs may still be non-finite: a value beyond
+ * float32's range (l2 of steps near FLT_MAX is finite in double, +inf as a float), an overflow inside
+ * the SAE's readout. With [run] nonfinite = error that fails the batch naming the unit, alpha and
+ * metric; with mark the value is stored as NaN, like a non-finite input's. The documented NaNs (cosine
+ * of a zero residual, ce_loss without a next token) are values, not faults (pl_metric_value_ok). */
+static int check_metric_values(const pl_sweep *sw, long u, float *o)
+{
+    int S = sw->steps;
+    for (int mi = 0; mi < sw->NM; mi++)
+        for (int k = 0; k < S; k++) {
+            float *v = o + (size_t)mi * S + k;
+            if (pl_metric_value_ok(sw->cfg->metrics[mi], *v))
+                continue;
+            if (sw->cfg->nonfinite_mark) {
+                *v = NAN;
+                continue;
+            }
+            char unit[320];
+            pl_unit_name(sw, u, unit, sizeof unit);
+            pl_fail("%s, alpha = %g: metric %s is %s from finite step vectors, logits and residuals (%s) ([run] "
+                    "nonfinite = error; 'mark' stores NaN and leaves it out of the statistics)",
+                    unit, sw->alpha[k], PL_METRICS[sw->cfg->metrics[mi]].name,
+                    isnan(*v) ? "NaN" : *v > 0 ? "+inf" : "-inf",
+                    isnan(*v) ? "an overflow computing it" : "beyond float32's range");
+            return PL_ERR_BAD_INPUT;
+        }
+    return PL_OK;
+}
+
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
     const pl_model *m = sw->model;
@@ -296,6 +325,9 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
                         cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
         mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
+        rc = check_metric_values(sw, first + i, o);
+        if (rc != PL_OK)
+            return rc;
     }
     return PL_OK;
 }

@@ -76,6 +76,11 @@ static int docs_push(doc_list *d, char *text, size_t len, long line)
     return PL_OK;
 }
 
+/* The longest line (one document) of a text or JSONL prompts file: far above a real document (a novel is
+ * ~1 MB), and refused at once, before a tokenizer spends minutes on a line that is a file's worth of
+ * text (a 40 MB line took 82 s to fail). */
+#define PL_MAX_PROMPT_LINE_BYTES ((size_t)4 << 20)
+
 /* Every non-empty line of PATH (JSONL: its "text" string) as a document. */
 static int read_lines(const char *path, int jsonl, doc_list *d)
 {
@@ -94,6 +99,11 @@ static int read_lines(const char *path, int jsonl, doc_list *d)
             n--;
         if (n == 0)
             continue;
+        if (n > PL_MAX_PROMPT_LINE_BYTES) {
+            rc = pl_fail("%s:%ld: a line of %zu bytes; a prompt line (one document) may have at most %zu", path,
+                         lineno, n, PL_MAX_PROMPT_LINE_BYTES);
+            break;
+        }
         const char *text = line;
         size_t len = n;
         json_t *obj = NULL;

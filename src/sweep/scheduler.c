@@ -572,6 +572,69 @@ __attribute__((format(printf, 3, 4))) static void dry_line(const char *key, cons
     putchar('\n');
 }
 
+/* The most rows --dry-run evaluates to time a batch (a batch has ~1024 rows unless steps > 1024, when it
+ * is one unit of `steps` rows): the run's own buffers for 10^5 steps would be gigabytes, and a batch's
+ * time is linear in its rows. */
+#define CAL_MAX_ROWS 1024
+
+/* The steps of the calibration batch of N units: all of them, or as many as CAL_MAX_ROWS allows. */
+static int calibration_steps(const pl_sweep *sw, int n)
+{
+    int most = CAL_MAX_ROWS / (n > 0 ? n : 1);
+    return sw->steps < most ? sw->steps : most > 0 ? most : 1;
+}
+
+/* Bytes that grow with a batch's ROWS (paper: from shapes): its step vectors, logits and read-hook rows,
+ * the non-finite flags, and the fast path's residual and block scratch for the N = T_eval - pos
+ * positions each row carries (layer norm, q/k/v, attention, projection: ~7 C, and the MLP's width). */
+static double batch_row_bytes(const pl_sweep *sw, const pl_model_info *mc, double rows)
+{
+    double n = sw->T_eval - sw->pos, C = sw->C;
+    return rows * (4.0 * (2.0 * C + sw->V + n * (7.0 * C + mc->d_mlp)) + 1.0);
+}
+
+/* This machine's physical memory in bytes (0: unknown). */
+static double physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0.0;
+}
+
+/* Refuse a run whose rank 0 or other ranks would need more memory than this machine has, with the
+ * figures (exit 2): a config of 10^6 directions x 10^5 steps is found on paper, not by allocating it. */
+static int check_memory(double per_rank, double rank0, double curves)
+{
+    double phys = physical_memory(), gib = 1 << 30;
+    if (phys > 0 && rank0 > phys)
+        return pl_fail("--dry-run: rank 0 would need %.3g GiB (of which the results table, its checkpoint and "
+                       "output images %.3g GiB), more than this machine's %.3g GiB of physical memory: fewer "
+                       "prompts, directions, samples, steps or metrics", rank0 / gib, 3 * curves / gib, phys / gib);
+    if (phys > 0 && per_rank > phys)
+        return pl_fail("--dry-run: each rank would need %.3g GiB (the model and a batch's buffers), more than this "
+                       "machine's %.3g GiB of physical memory: fewer steps", per_rank / gib, phys / gib);
+    return PL_OK;
+}
+
+/* --dry-run's sizes from shapes: batch 0's rows (and the calibration's), the results table (one copy),
+ * the setup's activations and the Gaussian fit. */
+typedef struct {
+    double rows, cal_rows, curves, fit;
+} dry_sizes;
+
+/* Fill *Z for SW and refuse, before anything of the run's size exists, a run whose model and batch
+ * (every rank) or results table (rank 0) exceed this machine's memory. */
+static int dry_size(const pl_sweep *sw, const pl_model_info *mc, int cov_prompts, dry_sizes *z)
+{
+    int n_first;
+    pl_batch_first_unit(sw, 0, &n_first);
+    z->rows = (double)n_first * sw->steps;
+    z->cal_rows = (double)n_first * calibration_steps(sw, n_first);
+    z->curves = 4.0 * sw->n_units * sw->NM * sw->steps;
+    z->fit = 4.0 * (sw->P + cov_prompts) * sw->C + 4 * 8.0 * sw->C * sw->C;
+    double per_rank = 4.0 * mc->n_params + batch_row_bytes(sw, mc, z->rows);
+    return check_memory(per_rank, per_rank + 3 * z->curves + z->fit, z->curves);
+}
+
 /* The measured part of --dry-run: the setup's first chunk of clean forwards (*T_CHUNK seconds for
  * *N_CHUNK prompts) and batch 0's shape evaluated once (*T_BATCH seconds): its prompts' clean runs,
  * all its rows through the fast path (or, --naive, one patched forward, times the rows) and the
@@ -581,9 +644,10 @@ static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_bat
 {
     pl_sweep *sw = &st->sw;
     const pl_model *m = st->model;
-    int C = sw->C, V = sw->V, T = sw->T, TE = sw->T_eval, S = sw->steps, n_all = sw->P + st->cfg.cov_prompts;
+    int C = sw->C, V = sw->V, T = sw->T, TE = sw->T_eval, n_all = sw->P + st->cfg.cov_prompts;
     int chunk = setup_chunk(T) < n_all ? setup_chunk(T) : n_all, n;
     long first = pl_batch_first_unit(sw, 0, &n);
+    int S = calibration_steps(sw, n); /* a batch's time is linear in its rows: scaled by the caller */
     size_t rows = (size_t)n * S;
     float *act = pl_malloc(sizeof(float) * (size_t)chunk * C, "calibration");
     float *X = pl_malloc(sizeof(float) * rows * C, "calibration");
@@ -701,27 +765,30 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     pl_sweep_set_batches(sw);
     if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK)
         return PL_ERR;
+    dry_sizes z; /* on paper first: nothing of the run's size is allocated for a run that cannot fit */
+    if (dry_size(sw, mc, cfg->cov_prompts, &z) != PL_OK)
+        return PL_ERR;
     double t_chunk = 0, t_batch = 0;
     int n_chunk = 0;
     if (calibrate(st, &t_chunk, &n_chunk, &t_batch) != PL_OK)
         return PL_ERR;
-    char *text = pl_sweep_config_text(cfg, 0);
+    t_batch *= z.rows / z.cal_rows;
+    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
+     * clean runs, the fast path's buffers), measured, its rows' buffers scaled on paper to the batch's.
+     * Rank 0 adds the results table (the curves, its checkpoint image and the output built in memory:
+     * three copies), the setup's activations and the Gaussian fit (mu, Sigma, its factor, eigen work). */
+    double per_rank = peak_rss_bytes() + batch_row_bytes(sw, mc, z.rows) - batch_row_bytes(sw, mc, z.cal_rows);
+    double rank0 = per_rank + 3 * z.curves + z.fit;
+    char *text = check_memory(per_rank, rank0, z.curves) == PL_OK ? pl_sweep_config_text(cfg, 0) : NULL;
     if (!text)
         return PL_ERR;
 
     int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size;
-    int n_all = sw->P + cfg->cov_prompts, C = sw->C, K = sw->steps, NM = sw->NM;
+    int n_all = sw->P + cfg->cov_prompts, K = sw->steps;
     int chunk = setup_chunk(sw->T);
     long n_chunks = (n_all + chunk - 1) / chunk, n_units = sw->n_units;
     double setup_s = (double)((n_chunks + R - 1) / R) * t_chunk * chunk / n_chunk;
     double sweep_s = (double)((sw->n_batches + R - 1) / R) * t_batch;
-    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
-     * clean runs, the fast path's buffers), measured. Rank 0 adds the results table (the curves, its
-     * checkpoint image and the output built in memory: three copies), the setup's activations and
-     * the Gaussian fit (mu, Sigma, its factor and the eigen workspace). */
-    double per_rank = peak_rss_bytes();
-    double curves = 4.0 * n_units * NM * K;
-    double rank0 = per_rank + 3 * curves + 4.0 * n_all * C + 4 * 8.0 * C * C;
     char t_setup[64], t_sweep[64], t_all[64];
     format_duration(setup_s, t_setup, sizeof t_setup);
     format_duration(sweep_s, t_sweep, sizeof t_sweep);
@@ -740,16 +807,17 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     dry_line("ranks", v, "the estimate's (--ranks), each with %d OpenBLAS thread%s", cfg->threads,
              cfg->threads > 1 ? "s" : "");
     snprintf(v, sizeof v, "%.0f", per_rank);
-    dry_line("memory_per_rank_bytes", v, "%.2f GiB: the calibration batch's measured peak (model pages included)",
-             per_rank / (1 << 30));
+    dry_line("memory_per_rank_bytes", v, "%.2f GiB: the calibration batch's measured peak (model pages included)%s",
+             per_rank / (1 << 30), z.cal_rows < z.rows ? ", its buffers scaled from shapes to the batch's rows" : "");
     snprintf(v, sizeof v, "%.0f", rank0);
     dry_line("memory_rank0_bytes", v, "%.2f GiB: + results table, its checkpoint and output images, activations, Sigma",
              rank0 / (1 << 30));
     snprintf(v, sizeof v, "%.3g", setup_s);
     dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, n_chunk, t_chunk);
     snprintf(v, sizeof v, "%.3g", sweep_s);
-    dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s", t_sweep, (long)sw->batch_units * K,
-             t_batch, sw->naive ? " (--naive: one row, times the rows)" : "");
+    dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s%s", t_sweep, (long)sw->batch_units * K,
+             t_batch, z.cal_rows < z.rows ? " (timed on its first rows, scaled)" : "",
+             sw->naive ? " (--naive: one row, times the rows)" : "");
     snprintf(v, sizeof v, "%.3g", setup_s + sweep_s);
     dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
              R > 1 ? "s" : "");

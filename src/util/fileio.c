@@ -1,4 +1,5 @@
 /* Bounded reads of regular files, and atomic writes (see include/plateau/fileio.h). */
+#define _GNU_SOURCE /* renameat2 */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,7 +15,8 @@
 
 static const char *file_kind(mode_t mode)
 {
-    return S_ISDIR(mode)    ? "a directory"
+    return S_ISLNK(mode)    ? "a symbolic link"
+           : S_ISDIR(mode)  ? "a directory"
            : S_ISFIFO(mode) ? "a FIFO"
            : S_ISCHR(mode)  ? "a character device"
            : S_ISBLK(mode)  ? "a block device"
@@ -82,6 +84,40 @@ int pl_read_file(const char *path, size_t max_bytes, char **data, size_t *size)
         len += (size_t)n;
     }
     close(fd);
+    buf[len] = '\0';
+    *data = buf;
+    *size = len;
+    return PL_OK;
+}
+
+int pl_read_stream(FILE *fp, const char *what, size_t max_bytes, char **data, size_t *size)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = pl_malloc(cap + 1, what);
+    if (!buf)
+        return PL_ERR;
+    for (;;) {
+        len += fread(buf + len, 1, cap - len, fp);
+        if (len < cap || len > max_bytes)
+            break;
+        /* grow to at most max_bytes + 1: one byte past the cap proves the stream is over it */
+        size_t next = cap > max_bytes / 2 ? max_bytes + 1 : 2 * cap;
+        char *bigger = realloc(buf, next + 1);
+        if (!bigger) {
+            free(buf);
+            return pl_fail("%s: out of memory after %zu bytes", what, len);
+        }
+        buf = bigger;
+        cap = next;
+    }
+    if (len > max_bytes) {
+        free(buf);
+        return pl_fail("%s: more than %zu bytes, the most plateau reads from it", what, max_bytes);
+    }
+    if (ferror(fp)) {
+        free(buf);
+        return pl_fail("%s: read error", what);
+    }
     buf[len] = '\0';
     *data = buf;
     *size = len;
@@ -204,9 +240,13 @@ int pl_atomic_begin(pl_atomic_file *af, const char *path)
     memset(af, 0, sizeof *af);
     if (!path[0])
         return pl_fail("the path is empty");
-    struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return pl_fail("%s: is %s; plateau only replaces regular files", path, file_kind(sb.st_mode));
+    if (!strcmp(path, "-")) /* not a file name here: standard output cannot be renamed into place */
+        return pl_fail("'-': standard output cannot take this file (it is written whole and renamed into "
+                       "place); name a file (./- for one called '-')");
+    struct stat sb; /* lstat: the name itself, never what a link there points to */
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return pl_fail("%s: is %s; plateau only replaces regular files%s", path, file_kind(sb.st_mode),
+                       S_ISLNK(sb.st_mode) ? " (it neither follows nor replaces a link: name the file itself)" : "");
     const char *base = strrchr(path, '/');
     size_t dir_len = base ? (size_t)(base - path) + 1 : 0;
     base = base ? base + 1 : path;
@@ -269,6 +309,46 @@ void pl_atomic_abort(pl_atomic_file *af)
     memset(af, 0, sizeof *af);
 }
 
+/* Rename the finished TMP to PATH, replacing only a regular file or nothing. The target may have become
+ * something else while the file was written: it is looked at with lstat (the name's own directory entry;
+ * rename would replace a symbolic link there, not its target), and when nothing is there the rename
+ * must not replace what appears meanwhile (RENAME_NOREPLACE, or link(2) on a file system without it:
+ * both fail with EEXIST rather than replace). Left open: a regular file swapped for a link between the
+ * lstat and the rename, a window of two system calls in a directory the attacker can write. */
+static int place_file(const char *tmp, const char *path)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        struct stat sb;
+        if (lstat(path, &sb) == 0) {
+            if (!S_ISREG(sb.st_mode))
+                return pl_fail("%s: is %s now; plateau only replaces regular files", path, file_kind(sb.st_mode));
+            if (rename(tmp, path) != 0)
+                return pl_fail("%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+            return PL_OK;
+        }
+        if (errno != ENOENT)
+            return pl_fail("%s: cannot stat: %s", path, strerror(errno));
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+            return PL_OK;
+        int e = errno;
+        if (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) { /* no RENAME_NOREPLACE on this file system */
+            if (link(tmp, path) == 0) {
+                unlink(tmp);
+                return PL_OK;
+            }
+            e = errno;
+            /* nor hard links (FAT, some FUSE): a plain rename, the name having been checked just above */
+            if (e != EEXIST && rename(tmp, path) == 0)
+                return PL_OK;
+            e = e != EEXIST ? errno : e;
+        }
+        if (e != EEXIST)
+            return pl_fail("%s: cannot rename %s to it: %s", path, tmp, strerror(e));
+        /* something appeared at PATH meanwhile: look at it again */
+    }
+    return pl_fail("%s: keeps appearing and disappearing while plateau writes it", path);
+}
+
 int pl_atomic_commit(pl_atomic_file *af)
 {
     int rc = PL_OK;
@@ -280,11 +360,8 @@ int pl_atomic_commit(pl_atomic_file *af)
     af->fp = NULL;
     if (rc == PL_OK && closed != 0)
         rc = pl_fail("%s: write failed: %s", af->path, strerror(errno));
-    struct stat sb; /* the target may have become something else while the file was written */
-    if (rc == PL_OK && stat(af->path, &sb) == 0 && !S_ISREG(sb.st_mode))
-        rc = pl_fail("%s: is %s now; plateau only replaces regular files", af->path, file_kind(sb.st_mode));
-    if (rc == PL_OK && rename(af->tmp, af->path) != 0)
-        rc = pl_fail("%s: cannot rename %s over it: %s", af->path, af->tmp, strerror(errno));
+    if (rc == PL_OK)
+        rc = place_file(af->tmp, af->path);
     if (rc != PL_OK)
         unlink(af->tmp);
     else

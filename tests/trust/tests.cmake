@@ -2,7 +2,7 @@
 # under the build tree, runs without pinning OPENBLAS_NUM_THREADS, and fails on a hang (every run has a
 # time limit far above what it needs).
 set(PL_TRUST_TESTS ${CMAKE_CURRENT_LIST_DIR})
-foreach(t nonfinite files threads inputs model_inputs)
+foreach(t nonfinite files threads inputs model_inputs scores outputs readers)
   plateau_test(trust_${t} ${SYSTEM_PYTHON} ${PL_TRUST_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/trust_${t})
 endforeach()
 # Every libFuzzer target of the project (tests/*/fuzz_*.c), built with clang in its own build dir and run
@@ -12,3 +12,8 @@ plateau_test(trust_fuzz env PLATEAU_FUZZ_BUILD=${CMAKE_BINARY_DIR}/fuzz bash ${P
 # COST: the longest test starts first, beside the others (a fresh clone has no timing data of ctest's)
 set_tests_properties(trust_fuzz PROPERTIES LABELS slow TIMEOUT 900 COST 200)
 set_tests_properties(trust_threads PROPERTIES COST 50)
+# Issue 20, item 6 on constructed curves (C): the flat rule, a ratio over a zero median, what nonfinite catches.
+add_executable(test_trust_flat ${PL_TRUST_TESTS}/test_flat.c)
+target_include_directories(test_trust_flat PRIVATE ${PROJECT_SOURCE_DIR}/src/experiment)
+target_link_libraries(test_trust_flat PRIVATE plateau_sweep)
+plateau_test(trust_flat $<TARGET_FILE:test_trust_flat>)
