@@ -22,4 +22,6 @@ foreach(t run_with_cache curves explore)
 endforeach()
 plateau_test(api_install ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_install.py ${CMAKE_BINARY_DIR}
   ${CMAKE_CURRENT_BINARY_DIR}/api_install)
-set_tests_properties(api_install PROPERTIES DEPENDS "api_run_with_cache")
+get_test_property(api_install ENVIRONMENT env)
+list(REMOVE_ITEM PL_API_ENV "PLATEAU_LIB=$<TARGET_FILE:plateau_shared>") # the installed one must be found
+set_tests_properties(api_install PROPERTIES ENVIRONMENT "${env};${PL_API_ENV}")
