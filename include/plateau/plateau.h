@@ -62,6 +62,9 @@ typedef struct pl_lm pl_lm;
  * plateau/tokenizer.h for where it is looked for). *lm is NULL on failure. */
 int pl_lm_open(pl_lm **lm, const char *path);
 void pl_lm_close(pl_lm *lm);
+/* Use the tokenizer at PATH instead (a tokenizer.json, a llama2.c tokenizer.bin, or a dir: as
+ * `plateau tokenize --tokenizer`); its ids are checked against the model's vocabulary. */
+int pl_lm_open_tokenizer(pl_lm *lm, const char *path);
 
 /* Sizes of the model (pl_lm_size's WHAT). */
 enum {

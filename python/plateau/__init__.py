@@ -66,6 +66,7 @@ _SIGNATURES = {
     "pl_set_threads": (ctypes.c_int, [ctypes.c_int]),
     "pl_lm_open": (ctypes.c_int, [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p]),
     "pl_lm_close": (None, [ctypes.c_void_p]),
+    "pl_lm_open_tokenizer": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p]),
     "pl_lm_size": (ctypes.c_long, [ctypes.c_void_p, ctypes.c_int]),
     "pl_lm_family": (ctypes.c_char_p, [ctypes.c_void_p]),
     "pl_lm_format": (ctypes.c_char_p, [ctypes.c_void_p]),
@@ -140,11 +141,11 @@ class _Cache:
             x = _floats(x, (model.d_model,), "patch vector")
             _check(_lib.pl_lm_run_patched(model._h, ids.ctypes.data_as(_c_int_p), len(ids), hook.encode(), int(pos),
                                           _fptr(x), ctypes.byref(h)))
-        self._h = h
+        self._h, self._free = h, _lib.pl_cache_free
 
     def __del__(self):
         if getattr(self, "_h", None):
-            _lib.pl_cache_free(self._h)
+            self._free(self._h)
             self._h = None
 
 
@@ -153,10 +154,13 @@ class Model:
 
     Sizes: n_layers, d_model, d_vocab, n_ctx, n_heads, n_kv_heads, d_head, d_mlp; family and format."""
 
-    def __init__(self, path):
+    def __init__(self, path, tokenizer=None):
+        """TOKENIZER: a tokenizer.json, llama2.c tokenizer.bin or dir instead of the one beside the model."""
         h = ctypes.c_void_p()
         _check(_lib.pl_lm_open(ctypes.byref(h), os.fsencode(path)))
-        self._h = h
+        self._h, self._close = h, _lib.pl_lm_close  # _close: still there when the module is torn down
+        if tokenizer is not None:
+            _check(_lib.pl_lm_open_tokenizer(h, os.fsencode(tokenizer)))
         self.path = str(path)
         for i, name in enumerate(_SIZES):
             setattr(self, name, int(_lib.pl_lm_size(h, i)))
@@ -167,7 +171,7 @@ class Model:
 
     def close(self):
         if getattr(self, "_h", None):
-            _lib.pl_lm_close(self._h)
+            self._close(self._h)
             self._h = None
 
     def __del__(self):

@@ -70,6 +70,18 @@ void pl_lm_close(pl_lm *lm)
     free(lm);
 }
 
+int pl_lm_open_tokenizer(pl_lm *lm, const char *path)
+{
+    pl_tokenizer *tok;
+    if (!path)
+        return pl_fail("open_tokenizer: no path");
+    if (pl_tokenizer_open(&tok, pl_model_path(lm->model), path, pl_model_get_info(lm->model)->n_vocab) != PL_OK)
+        return PL_ERR;
+    pl_tokenizer_free(lm->tok);
+    lm->tok = tok;
+    return PL_OK;
+}
+
 long pl_lm_size(const pl_lm *lm, int what)
 {
     const pl_model_info *i = pl_model_get_info(lm->model);

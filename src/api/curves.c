@@ -62,7 +62,8 @@ static int parse_metrics(curve_settings *s, char *value)
 {
     pl_sweep_config *cfg = &s->cfg;
     cfg->n_metrics = 0;
-    for (char *item = strtok(value, ","); item; item = strtok(NULL, ",")) {
+    char *save = NULL;
+    for (char *item = strtok_r(value, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *name = trim(item);
         int m = 0;
         while (m < PL_N_METRICS && strcmp(PL_METRICS[m].name, name))

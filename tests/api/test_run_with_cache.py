@@ -48,13 +48,16 @@ def check_model(name, path, V):
           (name, m.family, e_cli, e_logits, e_resid, e_patch))
 
 
-def check_tokenize(path, text, bos):
-    m = plateau.Model(path)
+def check_tokenize(path, text, bos, tokenizer=None):
+    m = plateau.Model(path, tokenizer=tokenizer)
     got = m.tokenize(text, bos=bos)
-    want = [int(t) for t in al.run([al.BIN, "tokenize", path, text] + (["--bos"] if bos else [])).split()]
+    extra = (["--bos"] if bos else []) + (["--tokenizer", tokenizer] if tokenizer else [])
+    want = [int(t) for t in al.run([al.BIN, "tokenize", path, text] + extra).split()]
     if got.dtype != np.int32 or list(got) != want:
         al.fail("tokenize %s %r bos=%s: %s, plateau tokenize says %s" % (path, text, bos, list(got), want))
-    print("ok tokenize %s bos=%s: %d ids as plateau tokenize" % (os.path.basename(path), bos, len(got)))
+    print("ok tokenize %s bos=%s%s: %d ids as plateau tokenize" % (os.path.basename(path), bos,
+                                                                  " tokenizer=" + tokenizer if tokenizer else "",
+                                                                  len(got)))
 
 
 def check_errors(d, path, no_tokenizer):
@@ -92,6 +95,10 @@ def main():
             if name == "stories260K":
                 check_tokenize(path, "Once upon a time, a cat sat.", False)
                 check_tokenize(path, "Once upon a time, a cat sat.", True)
+                # an explicit tokenizer: the same file, copied where the model would not look
+                tok = os.path.join(d, "elsewhere.bin")
+                shutil.copy(os.path.join(os.path.dirname(path), "tok512.bin"), tok)
+                check_tokenize(path, "The dog ran home.", True, tokenizer=tok)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     print("run_with_cache tests passed")
