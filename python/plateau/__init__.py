@@ -219,6 +219,24 @@ class Model:
             cache[hook] = a
         return logits, cache
 
+    def patch_eval(self, ids, hook, position, X, read_hook=None):
+        """The fast path: the run of IDS with the residual at (hook, position) replaced by each row of
+        X (M, d_model) in turn; only positions from `position` on are recomputed. Returns logits
+        (M, d_vocab) at the last position, and with READ_HOOK also the residual there, (M, d_model)."""
+        ids = self._ids(ids)
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.d_model:
+            raise ValueError("X: shape %s, expected (M, %d)" % (X.shape, self.d_model))
+        c = _Cache(self, ids)
+        logits = np.empty((X.shape[0], self.d_vocab), np.float32)
+        read = np.empty((X.shape[0], self.d_model), np.float32) if read_hook else None
+        _check(_lib.pl_cache_patch_eval(c._h, hook.encode(), int(position), _fptr(X), X.shape[0], _fptr(logits),
+                                        read_hook.encode() if read_hook else None,
+                                        _fptr(read) if read_hook else None))
+        return (logits, read) if read_hook else logits
+
     def curves(self, ids, hook, position, base, directions, alphas, step_mode="fixed_norm", metrics=("kl",),
                **settings):
         """{metric: (len(directions), len(alphas)) float32}: the curves `plateau run` computes for this

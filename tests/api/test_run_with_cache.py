@@ -2,7 +2,8 @@
 logits: the same fp32 code, one row through sgemv there and T rows through sgemm here, so within
 1e-5 relative) and against the independent float64 numpy reference tests/core/ref_models.py (every
 position's logits and the residual at every hook within 1e-3 relative, as tests/core measures the
-forward); a patched run against the reference's patched forward; tokenize against `plateau tokenize`
+forward); a patched run against the reference's patched forward, and the fast path (patch_eval)
+against both; tokenize against `plateau tokenize`
 where a model has a tokenizer; and errors as one-line PlateauErrors."""
 import os
 import shutil
@@ -41,11 +42,18 @@ def check_model(name, path, V):
     p_logits, p_cache = m.run_with_cache(ids, hooks=hooks, patch=("blocks.1.hook_resid_pre", 4, x))
     p_resid, p_ref = ref.forward(ids, patch=(1, 4, x.astype(np.float64)))
     e_patch = max(al.rel_err(p_logits, p_ref), max(al.rel_err(p_cache[h], p_resid[r]) for r, h in enumerate(hooks)))
+    # the fast path: the same patch among other rows, the last position's logits and a read hook
+    X = np.vstack([np.random.default_rng(2).normal(0, 1, (2, C)), x[None, :]]).astype(np.float32)
+    f_logits, f_read = m.patch_eval(ids, "blocks.1.hook_resid_pre", 4, X, read_hook=hooks[-1])
+    e_fast = max(al.rel_err(f_logits[2], p_logits[-1]), al.rel_err(f_read[2], p_cache[hooks[-1]][-1]))
+    e_patch = max(e_patch, al.rel_err(f_logits[0], ref.forward(ids, patch=(1, 4, X[0].astype(np.float64)))[1][-1]))
+    if not e_fast <= 1e-5:
+        al.fail("%s: the fast path differs from the patched run by %.3g relative" % (name, e_fast))
     if not (e_cli <= 1e-5 and e_logits <= 1e-3 and e_resid <= 1e-3 and e_patch <= 1e-3):
         al.fail("%s: relative errors: CLI %.3g, numpy logits %.3g, residuals %.3g, patched %.3g" %
                 (name, e_cli, e_logits, e_resid, e_patch))
-    print("ok %-11s %s: CLI logits %.2g, numpy logits %.2g, residuals %.2g, patched run %.2g" %
-          (name, m.family, e_cli, e_logits, e_resid, e_patch))
+    print("ok %-11s %s: CLI logits %.2g, numpy logits %.2g, residuals %.2g, patched run %.2g, fast path %.2g" %
+          (name, m.family, e_cli, e_logits, e_resid, e_patch, e_fast))
 
 
 def check_tokenize(path, text, bos, tokenizer=None):
