@@ -138,10 +138,10 @@ int pl_cache_patch_eval(const pl_cache *cache, const char *hook, int pos, const 
  *               step is measured against the unperturbed base, row 0, as in a sweep, whose grid is
  *               linspace(0, alpha_max, steps).
  *   SETTINGS    N_SETTINGS strings "key=value" with the config's key names (NULL when none):
- *                 step_mode         to_target | fixed_norm (default) | absolute     [perturb]
+ *                 step_mode         to_target | fixed_norm (default; a config's is to_target) | absolute
  *                 center_direction  true | false (default)                          [perturb]
  *                 residual_basis    raw (default) | centered                        [perturb]
- *                 metrics           kl, jsd, l2, cosine, js_dist, ce_loss (default kl) [readout]
+ *                 metrics           kl, jsd, l2, cosine, js_dist, ce_loss (default: kl)
  *                 read_hook         default: the last block's hook_resid_post        [readout]
  *                 read_position     perturbed (default) or a position, < 0 from the end [readout]
  *                 next_token        ce_loss's token (default: IDS[q + 1], none past the end: NaN)
