@@ -18,13 +18,14 @@ enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS
        PL_METRIC_SAE_L0, PL_METRIC_SAE_RECON_ERROR, PL_N_METRICS };
 enum { PL_SAE_SIGN_NEGATIVE, PL_SAE_SIGN_POSITIVE };
 enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE, PL_N_STEP_MODES };
-enum { PL_BASIS_RAW, PL_BASIS_CENTERED };
+enum { PL_BASIS_RAW, PL_BASIS_CENTERED, PL_N_RESIDUAL_BASES };
 enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
 enum { PL_SAMPLING_DOCUMENT_START, PL_SAMPLING_RANDOM_WINDOW };
 enum { PL_BOS_AUTO, PL_BOS_TRUE, PL_BOS_FALSE };
-/* The config's names of these values, indexed by the enums above (spelled only in config.c). */
-extern const char *const PL_STEP_MODE_NAMES[];
-extern const char *const PL_RESIDUAL_BASIS_NAMES[];
+/* The config's names of these values, indexed by the enums above (step modes and bases: steps.c, the
+ * experiment's; sampling: config.c). */
+extern const char *const PL_STEP_MODE_NAMES[PL_N_STEP_MODES];
+extern const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES];
 extern const char *const PL_SAMPLING_NAMES[];
 /* [readout] position = perturbed (the default): read where the perturbation is */
 #define PL_READ_AT_PERTURBED INT32_MIN

@@ -22,9 +22,6 @@ typedef struct {
     char buf[1024];        /* the current setting, split */
 } curve_settings;
 
-/* Names of PL_STEP_* and PL_BASIS_*, as [perturb] step_mode and residual_basis spell them. */
-static const char *const STEP_MODES[] = {"to_target", "fixed_norm", "absolute"};
-static const char *const BASES[] = {"raw", "centered"};
 
 static char *trim(char *s)
 {
@@ -43,8 +40,11 @@ static int parse_choice(const char *key, const char *value, const char *const *n
             *out = i;
             return PL_OK;
         }
-    return pl_fail("setting %s = '%s': expected %s", key, value,
-                   n == 3 ? "to_target, fixed_norm or absolute" : "raw or centered");
+    char expected[128] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(expected + strlen(expected), sizeof expected - strlen(expected), "%s%s", i ? (i == n - 1 ? " or " : ", ") : "",
+                 names[i]);
+    return pl_fail("setting %s = '%s': expected %s", key, value, expected);
 }
 
 static int parse_int_value(const char *key, const char *value, int *out)
@@ -95,9 +95,9 @@ static int parse_setting(curve_settings *s, const char *setting)
     char *key = trim(s->buf), *value = trim(eq + 1);
     pl_sweep_config *cfg = &s->cfg;
     if (!strcmp(key, "step_mode"))
-        return parse_choice(key, value, STEP_MODES, 3, &cfg->step_mode);
+        return parse_choice(key, value, PL_STEP_MODE_NAMES, PL_N_STEP_MODES, &cfg->step_mode);
     if (!strcmp(key, "residual_basis"))
-        return parse_choice(key, value, BASES, 2, &cfg->residual_basis);
+        return parse_choice(key, value, PL_RESIDUAL_BASIS_NAMES, PL_N_RESIDUAL_BASES, &cfg->residual_basis);
     if (!strcmp(key, "center_direction")) {
         if (strcmp(value, "true") && strcmp(value, "false"))
             return pl_fail("setting center_direction = '%s': expected true or false", value);

@@ -17,6 +17,11 @@
 #include "plateau/error.h"
 #include "experiment.h"
 
+/* The names [perturb] step_mode and residual_basis take (config.c parses them; the C library too). */
+const char *const PL_STEP_MODE_NAMES[PL_N_STEP_MODES] = {[PL_STEP_TO_TARGET] = "to_target", [PL_STEP_FIXED_NORM] = "fixed_norm",
+                                          [PL_STEP_ABSOLUTE] = "absolute"};
+const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES] = {[PL_BASIS_RAW] = "raw", [PL_BASIS_CENTERED] = "centered"};
+
 void pl_center(double *v, int C)
 {
     double mean = 0.0;

@@ -69,9 +69,6 @@ typedef struct {
 
 #define NAMES(array) {array, sizeof array[0], (int)(sizeof array / sizeof array[0]), NULL}
 
-const char *const PL_STEP_MODE_NAMES[] = {[PL_STEP_TO_TARGET] = "to_target", [PL_STEP_FIXED_NORM] = "fixed_norm",
-                                          [PL_STEP_ABSOLUTE] = "absolute"};
-const char *const PL_RESIDUAL_BASIS_NAMES[] = {[PL_BASIS_RAW] = "raw", [PL_BASIS_CENTERED] = "centered"};
 const char *const PL_SAMPLING_NAMES[] = {[PL_SAMPLING_DOCUMENT_START] = "document_start",
                                          [PL_SAMPLING_RANDOM_WINDOW] = "random_window"};
 static const char *const format_names[] = {[PL_DATA_AUTO] = "auto", [PL_DATA_JSONL] = "jsonl",
