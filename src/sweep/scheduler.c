@@ -44,6 +44,7 @@
 #include "plateau/forward.h"
 #include "plateau/hash.h"
 #include "plateau/model.h"
+#include "plateau/watch.h"
 #include "sweep_internal.h"
 
 enum { TAG_UNIT = 1, TAG_WORKER = 2 };
@@ -334,6 +335,15 @@ static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float 
     return PL_OK;
 }
 
+/* file: directions are read (on every rank) by the experiment's setup: identified first. */
+static int watch_direction_files(const pl_sweep_config *cfg)
+{
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (cfg->dirs[d].path && pl_watch_file(cfg->dirs[d].path, "direction file") != PL_OK)
+            return PL_ERR;
+    return PL_OK;
+}
+
 static int setup(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
                  const pl_run_options *opt)
 {
@@ -502,7 +512,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     MPI_Bcast(sw->mu, C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(sw->chol, C * C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&sw->trace, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    ok = pl_sweep_setup_units(sw) == PL_OK;
+    ok = watch_direction_files(&st->cfg) == PL_OK && pl_sweep_setup_units(sw) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     if (st->rank == 0 && !st->quiet)
@@ -532,6 +542,9 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
             ok = pl_data_sha256(sw, st->data_sha) == PL_OK;
         }
     }
+    /* the hashes above are of the inputs as opened only if none changed meanwhile */
+    if (ok)
+        ok = pl_watch_check() == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     return PL_EXIT_OK;
@@ -756,13 +769,17 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
 }
 
-/* Evaluate batch B, then prove the model file is still the one opened: a batch that passes was
- * computed before any change (a rewrite changes the modification time), so no stored unit mixes
- * two models. Returns PL_OK, PL_ERR_BAD_INPUT or PL_ERR. */
+/* Evaluate batch B between two checks that every input (model, SAE, direction files, prompts) is
+ * still the file opened (plateau/watch.h): a batch that passes was computed before any change (a
+ * rewrite changes the modification time), so no stored unit mixes two versions of an input; the
+ * check before keeps a batch from touching pages a truncation has removed (SIGBUS). Returns PL_OK,
+ * PL_ERR_BAD_INPUT or PL_ERR. */
 static int eval_batch_checked(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
+    if (pl_watch_check() != PL_OK)
+        return PL_ERR_BAD_INPUT;
     int rc = pl_batch_eval(sw, cache, b, out);
-    if (rc == PL_OK && pl_model_check_unchanged(sw->model) != PL_OK)
+    if (rc == PL_OK && pl_watch_check() != PL_OK)
         rc = PL_ERR_BAD_INPUT;
     return rc;
 }
@@ -1305,17 +1322,16 @@ static int run_master(run_state *st, const pl_run_options *opt)
             .openblas_config = openblas_get_config(),
             .command_line = st->command_line,
         };
-        if (pl_model_check_unchanged(st->model) != PL_OK) {
+        if (pl_watch_check() != PL_OK) {
             /* every stored batch passed the same check when it was computed: the checkpoint is sound */
             code = PL_EXIT_INPUT;
             char why[MAX_ERROR_TEXT];
             snprintf(why, sizeof why, "%s", pl_error());
             if (checkpoint_now(&ms, NULL) == PL_OK)
-                fprintf(stderr, "plateau: %s: no output written (it would mix two models); checkpoint %s holds every "
-                        "unit, computed with the model as opened (sha256 %.12s...)\n", why, st->cfg.checkpoint_path,
-                        st->model_sha);
+                fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names); checkpoint "
+                        "%s holds every unit, computed with the inputs as opened\n", why, st->cfg.checkpoint_path);
             else
-                fprintf(stderr, "plateau: %s: no output written (it would mix two models)\n", why);
+                fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names)\n", why);
         } else if (pl_results_finish(&ms.res) != PL_OK ||
                    pl_output_write(st->cfg.output_path, &ms.res, &meta) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());
@@ -1468,6 +1484,10 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     memset(&st, 0, sizeof st);
     MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &st.size);
+    char rank_prefix[32] = "";
+    if (st.size > 1)
+        snprintf(rank_prefix, sizeof rank_prefix, "rank %d: ", st.rank);
+    pl_watch_sigbus(rank_prefix); /* a mapped input truncated under a forward: exit 2 naming it */
     st.quiet = opt->quiet;
     st.command_line = command_line(*argc, *argv);
     int code;
