@@ -119,6 +119,7 @@ typedef struct {
     char sigma_note[256];
     double unit_estimate; /* seconds, from the clean forwards */
     char *command_line;   /* "plateau run ARGS" (the output's history) */
+    int ckpt_lock;        /* rank 0: the descriptor holding CHECKPOINT.lock, or -1 */
 } run_state;
 
 /* Every rank reports whether its step worked; on failure the failing ranks' messages are printed
@@ -220,7 +221,7 @@ static int is_model_file(const char *model_path, const char *target, char *which
 
 /* The files a run writes (output, checkpoint) may not be a file it reads, nor each other: a run
  * would otherwise overwrite its own model or prompts, or delete them at the end. */
-static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
+static int check_paths(const pl_sweep_config *cfg)
 {
     const char *outs[2] = {cfg->output_path, cfg->checkpoint_path};
     const char *out_keys[2] = {"[output] path", "[run] checkpoint"};
@@ -250,6 +251,13 @@ static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
                            "elsewhere",
                            origin, out_keys[o], outs[o], owner, input, out_names[o]);
     }
+    return PL_OK;
+}
+
+/* A fresh run does not start over an interrupted one's checkpoint. Asked with the checkpoint's lock
+ * held, so that no other run can create it meanwhile. */
+static int check_fresh_checkpoint(const pl_sweep_config *cfg, const pl_run_options *opt)
+{
     struct stat sb;
     if (!opt->resume && lstat(cfg->checkpoint_path, &sb) == 0)
         return pl_fail("checkpoint %s exists (a run of this config was interrupted): pass --resume to continue from "
@@ -353,8 +361,10 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     if (st->rank == 0)
-        ok = check_paths(&st->cfg, opt) == PL_OK && prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
-             prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK;
+        ok = check_paths(&st->cfg) == PL_OK && prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
+             prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK &&
+             pl_checkpoint_lock(st->cfg.checkpoint_path, &st->ckpt_lock) == PL_OK &&
+             check_fresh_checkpoint(&st->cfg, opt) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     ok = pl_model_open(&st->model, st->cfg.model_path) == PL_OK;
@@ -688,6 +698,29 @@ static int dry_check_output(const char *path, const char *what)
     return rc;
 }
 
+/* --resume --dry-run: the checks of the real resume (run_master), on the checkpoint as it is now:
+ * whole (checksum), of this config, model and prompts, and of this table's shape. Nothing is loaded
+ * but the file: the table itself is not allocated. */
+static int dry_check_resume(run_state *st, const pl_run_options *opt)
+{
+    const char *path = st->cfg.checkpoint_path;
+    if (!opt->resume || access(path, F_OK) != 0)
+        return PL_OK;
+    st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
+    if (!st->hashed_text || pl_model_sha256(st->model, st->model_sha) != PL_OK ||
+        pl_data_sha256(&st->sw, st->data_sha) != PL_OK)
+        return PL_ERR;
+    pl_results r;
+    memset(&r, 0, sizeof r);
+    r.sw = &st->sw; /* done and curves NULL: checked, not loaded */
+    if (pl_checkpoint_read(path, &r, st->hashed_text, st->model_sha, st->data_sha) != PL_OK)
+        return PL_ERR;
+    if (!st->quiet)
+        fprintf(stderr, "plateau: --resume: checkpoint %s holds %ld/%ld units of this run\n", path, r.n_done,
+                st->sw.n_units);
+    return PL_OK;
+}
+
 /* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
  * anything, then the resolved config and the run's size, memory and time on stdout, as INI. */
 static int dry_run(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
@@ -696,8 +729,9 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     pl_sweep *sw = &st->sw;
     pl_sweep_config *cfg = &st->cfg;
     if (pl_sweep_config_load(cfg, config_path, sets, n_sets, output) != PL_OK || set_blas_threads(cfg) != PL_OK ||
-        check_paths(cfg, opt) != PL_OK || dry_check_output(cfg->output_path, "output") != PL_OK ||
-        dry_check_output(cfg->checkpoint_path, "checkpoint") != PL_OK)
+        check_paths(cfg) != PL_OK || dry_check_output(cfg->output_path, "output") != PL_OK ||
+        dry_check_output(cfg->checkpoint_path, "checkpoint") != PL_OK ||
+        pl_checkpoint_lock_free(cfg->checkpoint_path) != PL_OK || check_fresh_checkpoint(cfg, opt) != PL_OK)
         return PL_ERR;
     if (pl_model_open(&st->model, cfg->model_path) != PL_OK)
         return pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(cfg, "model", "path"), cfg->model_path);
@@ -712,7 +746,8 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     sw->NM = cfg->n_metrics, sw->steps = cfg->steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
     pl_sweep_set_batches(sw);
-    if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK)
+    if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||
+        dry_check_resume(st, opt) != PL_OK)
         return PL_ERR;
     double t_chunk = 0, t_batch = 0;
     int n_chunk = 0;
@@ -1482,6 +1517,7 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     install_signals();
     run_state st;
     memset(&st, 0, sizeof st);
+    st.ckpt_lock = -1;
     MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &st.size);
     char rank_prefix[32] = "";
@@ -1505,6 +1541,8 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
             run_worker(&st);
         MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
     }
+    if (st.ckpt_lock >= 0) /* after every checkpoint write, before the config (its path) goes */
+        pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
     free(st.config_text);
     free(st.hashed_text);
     free(st.command_line);
