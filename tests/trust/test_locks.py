@@ -45,6 +45,7 @@ def finish(proc, label):
 
 # two fresh runs started together
 a_out, b_out = os.path.join(d, "a.nc"), os.path.join(d, "b.nc")
+c_out = os.path.join(d, "c.nc")  # the resumes below: an output no run above wrote
 a = sl.start([ini, "--quiet", "-o", a_out])
 b = sl.start([ini, "--quiet", "-o", b_out])
 (ra, ea), (rb, eb) = finish(a, "run a"), finish(b, "run b")
@@ -83,12 +84,12 @@ shutil.copy(ckpt, sound)
 
 def both_refuse(label, path, sets, needle):
     """--resume --dry-run and --resume of checkpoint PATH: exit 2, the same reason."""
-    args = [ini, "--quiet", "--resume", "-o", b_out, "--set", "run.checkpoint=" + path] + sets
+    args = [ini, "--quiet", "--resume", "-o", c_out, "--set", "run.checkpoint=" + path] + sets
     dry = tl.expect_error(label + " (--dry-run)", tl.plateau(["run"] + args + ["--dry-run"], timeout=60), needle)
     real = tl.expect_error(label + " (real)", tl.plateau(["run"] + args, timeout=60), needle)
     if dry != real:
         sl.fail("%s: --dry-run says %r, the real resume %r" % (label, dry, real))
-    if os.path.exists(b_out):
+    if os.path.exists(c_out):
         sl.fail("%s: an output was written" % label)
 
 
@@ -102,14 +103,14 @@ other = os.path.join(d, "other.ckpt")
 shutil.copy(sound, other)
 both_refuse("another config's checkpoint", other, ["--set", "run.seed=6"], "another config")
 
-r = tl.plateau(["run", ini, "--resume", "--dry-run", "-o", b_out], timeout=60)
+r = tl.plateau(["run", ini, "--resume", "--dry-run", "-o", c_out], timeout=60)
 if r[0] != 0 or "units of this run" not in r[2]:
     sl.fail("--resume --dry-run of a sound checkpoint: exit %s: %s" % (r[0], r[2]))
 print("ok --resume --dry-run of a sound checkpoint: %s" % [l for l in r[2].splitlines() if "units" in l][0])
-r = sl.run([ini, "--quiet", "--resume", "-o", b_out], timeout=120)
-if r.returncode != 0 or sl.same_bits(alone, b_out):
-    sl.fail("--resume after the checks: exit %d, differs %s: %s" % (r.returncode, sl.same_bits(alone, b_out)
-                                                                   if os.path.exists(b_out) else "-", r.stderr))
+r = sl.run([ini, "--quiet", "--resume", "-o", c_out], timeout=120)
+if r.returncode != 0 or sl.same_bits(alone, c_out):
+    sl.fail("--resume after the checks: exit %d, differs %s: %s" % (r.returncode, sl.same_bits(alone, c_out)
+                                                                   if os.path.exists(c_out) else "-", r.stderr))
 if os.path.exists(ckpt + ".lock"):
     sl.fail("the resumed run left its lock file")
 print("ok the resumed run matches the uninterrupted one, no lock left")
