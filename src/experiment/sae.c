@@ -14,6 +14,7 @@
 #include "plateau/forward.h"
 #include "plateau/fileio.h"
 #include "plateau/hash.h"
+#include "plateau/watch.h"
 #include "sae.h"
 
 #define MAX_CFG_BYTES ((size_t)16 << 20)
@@ -204,7 +205,7 @@ static int cfg_normalization(const char *file, json_t *cfg, pl_sae *sae)
 
 static int read_cfg(pl_sae *sae, const char *path, int d_model, char **text, size_t *size)
 {
-    if (pl_read_file(path, MAX_CFG_BYTES, text, size) != PL_OK)
+    if (pl_watch_file(path, "SAE cfg.json") != PL_OK || pl_read_file(path, MAX_CFG_BYTES, text, size) != PL_OK)
         return PL_ERR;
     json_error_t jerr;
     json_t *cfg = json_loadb(*text, *size, 0, &jerr);
@@ -288,10 +289,19 @@ static const float *tensor_f32(pl_sae *sae, const char *path, const char *name, 
     return st_check_finite(path, name, out, n) == PL_OK ? out : NULL;
 }
 
+/* The weights are read into memory rather than mapped: an SAE is small beside its model, and a copy
+ * cannot turn into SIGBUS when the file is truncated during a run (a change is still noticed: the
+ * file is watched from before the read, plateau/watch.h). */
 static int read_weights(pl_sae *sae, const char *path)
 {
-    if (st_open(&sae->file, path) != PL_OK)
+    char *bytes;
+    size_t size;
+    if (pl_watch_file(path, "SAE weights file") != PL_OK || pl_read_file(path, PL_MAX_INPUT_BYTES, &bytes, &size) != PL_OK)
         return PL_ERR;
+    if (st_parse(&sae->file, path, (const uint8_t *)bytes, size) != PL_OK) {
+        free(bytes);
+        return PL_ERR;
+    }
     sae->file_open = 1;
     int D = sae->d_in, F = sae->d_sae, jump = sae->arch == PL_SAE_JUMPRELU;
     sae->W_enc = tensor_f32(sae, path, "W_enc", D, F, 0);
@@ -373,8 +383,10 @@ done:
 
 void pl_sae_close(pl_sae *sae)
 {
-    if (sae->file_open)
-        st_close(&sae->file);
+    if (sae->file_open) {
+        free((void *)sae->file.bytes);
+        st_free(&sae->file);
+    }
     for (int i = 0; i < 6; i++)
         free(sae->owned[i]);
     free(sae->dir);

@@ -10,11 +10,19 @@
  *   sha256 of everything above      64 hex chars: a torn or foreign file is refused
  * The file is written atomically (pl_write_file_atomic: a new temporary file beside PATH, fsync,
  * rename, fsync of the directory), so PATH is always either the previous checkpoint or the new one.
+ *
+ * A run holds PATH.lock (flock, exclusive) from before it looks at PATH until it ends: two runs given
+ * one checkpoint path cannot both write it. The lock is on a file of its own because PATH itself is
+ * replaced by every write (a lock on it would stay with the old inode). The kernel drops the lock
+ * when the process ends, however it ends; a stale PATH.lock is taken over by the next run.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -166,11 +174,13 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
     for (uint64_t u = 0; u < n_units; u++)
         if (p[u] > 1)
             return pl_fail("checkpoint %s: corrupt (done flag of unit %llu)", path, (unsigned long long)u);
-    memcpy(r->done, p, (size_t)n_units);
-    memcpy(r->curves, p + n_units, sizeof(float) * table);
     r->n_done = 0;
     for (uint64_t u = 0; u < n_units; u++)
-        r->n_done += r->done[u];
+        r->n_done += p[u];
+    if (r->done) /* NULL: only checked (--resume --dry-run) */
+        memcpy(r->done, p, (size_t)n_units);
+    if (r->curves)
+        memcpy(r->curves, p + n_units, sizeof(float) * table);
     return PL_OK;
 }
 
@@ -187,4 +197,102 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
     int rc = pl_checkpoint_parse(path, bytes, len, r, config_text, model_sha256, data_sha256);
     free(bytes);
     return rc;
+}
+
+/* ------------------------------------------------------------ the lock */
+
+/* "PATH.lock", malloc'ed. */
+static char *lock_name(const char *path)
+{
+    char *name = pl_malloc(strlen(path) + 6, "path");
+    if (name)
+        sprintf(name, "%s.lock", path);
+    return name;
+}
+
+/* The pid written in a held lock file, for the message (0: unknown). */
+static long lock_holder(int fd)
+{
+    char buf[32] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    return n > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
+int pl_checkpoint_lock(const char *path, int *fd_out)
+{
+    *fd_out = -1;
+    char *name = lock_name(path);
+    if (!name)
+        return PL_ERR;
+    /* A lock file unlinked by its last holder between our open and our flock is not the one at the
+     * name any more: take the lock again on the file that is. */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int fd = open(name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0666);
+        if (fd < 0) {
+            int e = errno;
+            free(name);
+            return pl_fail("checkpoint %s: cannot create its lock file %s.lock: %s", path, path, strerror(e));
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) != 0 || !S_ISREG(held.st_mode)) {
+            close(fd);
+            free(name);
+            return pl_fail("checkpoint %s: its lock file %s.lock is not a regular file", path, path);
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+            close(fd);
+            free(name);
+            if (e != EWOULDBLOCK)
+                return pl_fail("checkpoint %s: cannot lock %s.lock: %s", path, path, strerror(e));
+            char who[64] = "another run";
+            if (pid > 0)
+                snprintf(who, sizeof who, "another run (process %ld)", pid);
+            return pl_fail("checkpoint %s is in use by %s, which holds %s.lock: two runs cannot share a checkpoint; "
+                           "wait for it to end, or give this run another [run] checkpoint",
+                           path, who, path);
+        }
+        if (stat(name, &named) == 0 && named.st_dev == held.st_dev && named.st_ino == held.st_ino) {
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+                /* the pid is only for the message of a run that finds the lock held */
+            }
+            free(name);
+            *fd_out = fd;
+            return PL_OK;
+        }
+        close(fd);
+    }
+    free(name);
+    return pl_fail("checkpoint %s: cannot take its lock %s.lock (it keeps being replaced)", path, path);
+}
+
+void pl_checkpoint_unlock(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    char *name = lock_name(path);
+    if (name) /* still locked while it goes: a run waiting on this file retries on a new one */
+        unlink(name);
+    free(name);
+    close(fd);
+}
+
+int pl_checkpoint_lock_free(const char *path)
+{
+    int fd;
+    char *name = lock_name(path);
+    if (!name)
+        return PL_ERR;
+    struct stat sb;
+    int exists = lstat(name, &sb) == 0;
+    free(name);
+    if (!exists) /* nobody holds it; nothing is created by looking */
+        return PL_OK;
+    if (pl_checkpoint_lock(path, &fd) != PL_OK)
+        return PL_ERR;
+    close(fd); /* the file stays as it was found (a stale lock file, now with our pid: harmless) */
+    return PL_OK;
 }

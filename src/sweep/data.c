@@ -30,6 +30,7 @@
 #include "plateau/fileio.h"
 #include "plateau/hash.h"
 #include "plateau/tokenizer.h"
+#include "plateau/watch.h"
 #include "sweep_internal.h"
 
 /* ------------------------------------------------------------ documents of text files */
@@ -311,6 +312,9 @@ int pl_data_load(pl_sweep *sw, int verbose)
     int *stream = NULL;
     long N = 0, skipped = 0, visited = 0;
     int rc = selection_init(&sel, need, T);
+    /* identified before it is read: a change during the run stops it (plateau/watch.h) */
+    if (rc == PL_OK)
+        rc = pl_watch_file(cfg->data_path, "[data] prompts file");
     /* [data] bos: auto follows the tokenizer's own convention (pl_tokenizer_adds_bos) */
     if (rc == PL_OK && (cfg->data_format != PL_DATA_BIN || cfg->bos != PL_BOS_FALSE)) {
         if (pl_tokenizer_open(&tok, cfg->model_path, cfg->tokenizer_path, V) != PL_OK)

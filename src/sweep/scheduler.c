@@ -44,6 +44,7 @@
 #include "plateau/forward.h"
 #include "plateau/hash.h"
 #include "plateau/model.h"
+#include "plateau/watch.h"
 #include "sweep_internal.h"
 
 enum { TAG_UNIT = 1, TAG_WORKER = 2 };
@@ -107,6 +108,8 @@ static void nap(void)
     nanosleep(&ts, NULL);
 }
 
+typedef struct setup_agent setup_agent;
+
 typedef struct {
     int rank, size;
     int quiet;
@@ -118,7 +121,226 @@ typedef struct {
     char sigma_note[256];
     double unit_estimate; /* seconds, from the clean forwards */
     char *command_line;   /* "plateau run ARGS" (the output's history) */
+    int ckpt_lock;        /* rank 0: the descriptor holding CHECKPOINT.lock, or -1 */
+    setup_agent *agent;   /* during setup: the main thread that runs its collectives */
 } run_state;
+
+/* ------------------------------------------------------------ setup's watch
+ *
+ * Setup runs on a thread of its own (the setup thread); the main thread, the only one that calls MPI,
+ * is its agent: it runs setup's collectives for it as nonblocking ones (MPI_Iallgather, MPI_Ibcast,
+ * ...) polled with MPI_Test, and meanwhile exchanges heartbeats (rank 0 with every worker, every
+ * 0.5 s) and watches them. A rank whose heartbeats stop for worker_timeout + SETUP_GRACE s is lost,
+ * whatever setup is doing (the clean forwards, the Sigma fit, a collective): rank 0 names it, a
+ * worker names rank 0, and the job is aborted with PL_EXIT_FAULT. Without this a stopped rank would
+ * leave every other rank in a blocking collective forever. */
+
+enum { TAG_ALIVE = 3 };
+#define SETUP_HEARTBEAT 0.5 /* seconds between heartbeats */
+#define SETUP_GRACE 5.0     /* beyond worker_timeout: a loaded node's scheduling delays */
+#define SETUP_TIMEOUT_DEFAULT 10.0 /* worker_timeout before the config is read ([run] worker_timeout's default) */
+
+enum { COLL_NONE, COLL_ALLGATHER, COLL_BCAST, COLL_ALLREDUCE_MAX, COLL_GATHERV, COLL_ABORT };
+
+typedef struct {
+    int kind;
+    const void *send;
+    void *recv;
+    int count;
+    MPI_Datatype type;
+    const int *counts, *displs; /* gatherv at rank 0 */
+} collective;
+
+struct setup_agent {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    collective job;      /* posted by the setup thread, run by the main thread */
+    int posted, done;
+    int finished, code;  /* the setup thread's end and its exit code */
+    double timeout;      /* worker_timeout, once the config is read */
+    const char *phase;   /* what setup is doing, for the messages */
+};
+
+/* Setup thread: have the main thread run collective J, and wait for it. */
+static void agent_run(run_state *st, const collective *j)
+{
+    setup_agent *a = st->agent;
+    pthread_mutex_lock(&a->lock);
+    a->job = *j;
+    a->posted = 1;
+    a->done = 0;
+    pthread_cond_broadcast(&a->wake);
+    while (!a->done)
+        pthread_cond_wait(&a->wake, &a->lock);
+    a->posted = 0;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void setup_phase(run_state *st, const char *phase)
+{
+    pthread_mutex_lock(&st->agent->lock);
+    st->agent->phase = phase;
+    pthread_mutex_unlock(&st->agent->lock);
+}
+
+static void coll_bcast(run_state *st, void *buf, int count, MPI_Datatype type)
+{
+    collective j = {.kind = COLL_BCAST, .recv = buf, .count = count, .type = type};
+    agent_run(st, &j);
+}
+
+static void coll_allreduce_max(run_state *st, void *buf, MPI_Datatype type)
+{
+    collective j = {.kind = COLL_ALLREDUCE_MAX, .recv = buf, .count = 1, .type = type};
+    agent_run(st, &j);
+}
+
+/* The setup thread cannot call MPI_Abort itself (only the main thread calls MPI). */
+static void setup_abort(run_state *st)
+{
+    collective j = {.kind = COLL_ABORT};
+    agent_run(st, &j);
+}
+
+static MPI_Request agent_start(const run_state *st, const collective *j)
+{
+    MPI_Request req = MPI_REQUEST_NULL;
+    switch (j->kind) {
+    case COLL_ALLGATHER:
+        MPI_Iallgather(j->send, j->count, j->type, j->recv, j->count, j->type, MPI_COMM_WORLD, &req);
+        break;
+    case COLL_BCAST:
+        MPI_Ibcast(j->recv, j->count, j->type, 0, MPI_COMM_WORLD, &req);
+        break;
+    case COLL_ALLREDUCE_MAX:
+        MPI_Iallreduce(MPI_IN_PLACE, j->recv, j->count, j->type, MPI_MAX, MPI_COMM_WORLD, &req);
+        break;
+    case COLL_GATHERV:
+        MPI_Igatherv(j->send, j->count, j->type, j->recv, j->counts, j->displs, j->type, 0, MPI_COMM_WORLD, &req);
+        break;
+    default:
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    (void)st;
+    return req;
+}
+
+typedef struct {
+    run_state *st;
+    double *last_heard; /* [size]: when each peer was last heard from */
+    int *closed;        /* [size]: the peer said its setup is over (no more heartbeats from it) */
+    double last_sent;
+} heartbeats;
+
+static void heartbeat_send(heartbeats *h, int value)
+{
+    static const int alive = 0, over = 1; /* sent buffers must outlive the (freed) requests */
+    const run_state *st = h->st;
+    for (int r = 0; r < st->size; r++) {
+        if (r == st->rank || (st->rank != 0 && r != 0))
+            continue;
+        MPI_Request req;
+        MPI_Isend(value ? &over : &alive, 1, MPI_INT, r, TAG_ALIVE, MPI_COMM_WORLD, &req);
+        MPI_Request_free(&req);
+    }
+    h->last_sent = now_seconds();
+}
+
+/* Take every heartbeat waiting; send ours when due; a peer silent beyond the limit ends the job. */
+static void heartbeat_poll(heartbeats *h)
+{
+    run_state *st = h->st;
+    setup_agent *a = st->agent;
+    double t = now_seconds();
+    if (t - h->last_sent >= SETUP_HEARTBEAT)
+        heartbeat_send(h, 0);
+    for (;;) {
+        int flag = 0, value;
+        MPI_Status status;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_ALIVE, MPI_COMM_WORLD, &flag, &status);
+        if (!flag)
+            break;
+        MPI_Recv(&value, 1, MPI_INT, status.MPI_SOURCE, TAG_ALIVE, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        h->last_heard[status.MPI_SOURCE] = t;
+        if (value == 1)
+            h->closed[status.MPI_SOURCE] = 1;
+    }
+    pthread_mutex_lock(&a->lock);
+    double timeout = a->timeout;
+    const char *phase = a->phase;
+    pthread_mutex_unlock(&a->lock);
+    double limit = timeout + SETUP_GRACE;
+    for (int r = 0; r < st->size; r++) {
+        if (r == st->rank || (st->rank != 0 && r != 0) || h->closed[r] || t - h->last_heard[r] <= limit)
+            continue;
+        if (st->rank == 0)
+            fprintf(stderr, "plateau: rank %d stopped answering during setup (%s): no message for %.1f s (limit %.1f "
+                    "s = worker_timeout %.1f s + %.0f s)\n", r, phase, t - h->last_heard[r], limit, timeout,
+                    SETUP_GRACE);
+        else
+            fprintf(stderr, "plateau: rank %d: no word from rank 0 for %.1f s during setup (%s; limit %.1f s = "
+                    "worker_timeout %.1f s + %.0f s): aborting\n", st->rank, t - h->last_heard[r], phase, limit,
+                    timeout, SETUP_GRACE);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+        _exit(PL_EXIT_FAULT);
+    }
+}
+
+/* The main thread's side: run the posted collectives until the setup thread ends. */
+static void agent_serve(run_state *st, heartbeats *h)
+{
+    setup_agent *a = st->agent;
+    MPI_Request req = MPI_REQUEST_NULL;
+    int running = 0;
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        int finished = a->finished, posted = a->posted && !a->done;
+        collective j = a->job;
+        pthread_mutex_unlock(&a->lock);
+        if (finished)
+            break;
+        if (posted && !running) {
+            req = agent_start(st, &j);
+            running = 1;
+        }
+        if (running) {
+            int flag = 0;
+            MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+            if (flag) {
+                running = 0;
+                pthread_mutex_lock(&a->lock);
+                a->done = 1;
+                pthread_cond_broadcast(&a->wake);
+                pthread_mutex_unlock(&a->lock);
+                continue;
+            }
+        }
+        heartbeat_poll(h);
+        nap();
+    }
+}
+
+/* After setup, on every rank: say so to the peers and wait until each has said so, so that no
+ * heartbeat is left in flight when the sweep's messages begin (one sender's messages of one tag
+ * arrive in order: the last one is the end). */
+static void heartbeats_close(heartbeats *h)
+{
+    const run_state *st = h->st;
+    heartbeat_send(h, 1);
+    for (;;) {
+        int open = 0;
+        for (int r = 0; r < st->size; r++)
+            open |= r != st->rank && (st->rank == 0 || r == 0) && !h->closed[r];
+        if (!open)
+            return;
+        h->last_sent = now_seconds(); /* no heartbeat after the end */
+        heartbeat_poll(h);
+        nap();
+    }
+}
+
 
 /* Every rank reports whether its step worked; on failure the failing ranks' messages are printed
  * (rank 0's alone when it failed, so identical failures print once). Returns 1 when all succeeded. */
@@ -127,9 +349,10 @@ static int all_ok(run_state *st, int ok)
     int *oks = malloc(sizeof(int) * st->size);
     if (!oks) {
         fprintf(stderr, "plateau: rank %d: out of memory\n", st->rank);
-        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+        setup_abort(st);
     }
-    MPI_Allgather(&ok, 1, MPI_INT, oks, 1, MPI_INT, MPI_COMM_WORLD);
+    collective j = {.kind = COLL_ALLGATHER, .send = &ok, .recv = oks, .count = 1, .type = MPI_INT};
+    agent_run(st, &j);
     int all = 1;
     for (int r = 0; r < st->size; r++)
         all &= oks[r];
@@ -219,7 +442,7 @@ static int is_model_file(const char *model_path, const char *target, char *which
 
 /* The files a run writes (output, checkpoint) may not be a file it reads, nor each other: a run
  * would otherwise overwrite its own model or prompts, or delete them at the end. */
-static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
+static int check_paths(const pl_sweep_config *cfg)
 {
     const char *outs[2] = {cfg->output_path, cfg->checkpoint_path};
     const char *out_keys[2] = {"[output] path", "[run] checkpoint"};
@@ -249,6 +472,13 @@ static int check_paths(const pl_sweep_config *cfg, const pl_run_options *opt)
                            "elsewhere",
                            origin, out_keys[o], outs[o], owner, input, out_names[o]);
     }
+    return PL_OK;
+}
+
+/* A fresh run does not start over an interrupted one's checkpoint. Asked with the checkpoint's lock
+ * held, so that no other run can create it meanwhile. */
+static int check_fresh_checkpoint(const pl_sweep_config *cfg, const pl_run_options *opt)
+{
     struct stat sb;
     if (!opt->resume && lstat(cfg->checkpoint_path, &sb) == 0)
         return pl_fail("checkpoint %s exists (a run of this config was interrupted): pass --resume to continue from "
@@ -334,19 +564,37 @@ static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float 
     return PL_OK;
 }
 
-static int setup(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
-                 const pl_run_options *opt)
+/* file: directions are read (on every rank) by the experiment's setup: identified first. */
+static int watch_direction_files(const pl_sweep_config *cfg)
+{
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (cfg->dirs[d].path && pl_watch_file(cfg->dirs[d].path, "direction file") != PL_OK)
+            return PL_ERR;
+    return PL_OK;
+}
+
+/* Runs on the setup thread: every collective through the agent (coll_*, all_ok). */
+static int setup_steps(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                       const pl_run_options *opt)
 {
     pl_sweep *sw = &st->sw;
+    setup_phase(st, "reading the config");
     int ok = pl_sweep_config_load(&st->cfg, config_path, sets, n_sets, output) == PL_OK &&
              set_blas_threads(&st->cfg) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
+    pthread_mutex_lock(&st->agent->lock);
+    st->agent->timeout = st->cfg.worker_timeout; /* every rank's config is read: the run's limit from now on */
+    pthread_mutex_unlock(&st->agent->lock);
+    setup_phase(st, "checking the output paths");
     if (st->rank == 0)
-        ok = check_paths(&st->cfg, opt) == PL_OK && prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
-             prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK;
+        ok = check_paths(&st->cfg) == PL_OK && prepare_output_dir(st->cfg.output_path, "output") == PL_OK &&
+             prepare_output_dir(st->cfg.checkpoint_path, "checkpoint") == PL_OK &&
+             pl_checkpoint_lock(st->cfg.checkpoint_path, &st->ckpt_lock) == PL_OK &&
+             check_fresh_checkpoint(&st->cfg, opt) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
+    setup_phase(st, "opening the model");
     ok = pl_model_open(&st->model, st->cfg.model_path) == PL_OK;
     if (!ok) /* say which config line named the model */
         pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"),
@@ -373,6 +621,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     sw->steps = st->cfg.steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
     pl_sweep_set_batches(sw);
+    setup_phase(st, "opening the SAE");
     ok = pl_sweep_open_sae(sw) == PL_OK; /* before the clean forwards: a bad SAE fails at once */
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
@@ -386,6 +635,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         return PL_EXIT_INPUT;
     }
     ok = 1;
+    setup_phase(st, "reading the prompts");
     if (st->rank == 0)
         ok = pl_data_load(sw, !st->quiet) == PL_OK;
     if (!all_ok(st, ok))
@@ -395,11 +645,11 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         sw->next_token = pl_malloc(sizeof(int) * (size_t)n_all, "next tokens");
         if (!sw->tokens || !sw->next_token) {
             fprintf(stderr, "plateau: rank %d: %s\n", st->rank, pl_error());
-            MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+            setup_abort(st);
         }
     }
-    MPI_Bcast(sw->tokens, n_all * T, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(sw->next_token, n_all, MPI_INT, 0, MPI_COMM_WORLD);
+    coll_bcast(st, sw->tokens, n_all * T, MPI_INT);
+    coll_bcast(st, sw->next_token, n_all, MPI_INT);
     const int *tokens = sw->tokens; /* the sweep's prompts are the first P rows */
 
     ok = pl_sweep_setup_grid(sw) == PL_OK;
@@ -407,6 +657,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         return PL_EXIT_INPUT;
 
     /* clean forwards, stopping at the hook: fixed chunks of prompts, rank r taking a contiguous run */
+    setup_phase(st, "the clean forwards");
     int chunk = setup_chunk(T), lo, hi;
     setup_share(n_all, chunk, st->rank, st->size, &lo, &hi);
     float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
@@ -436,7 +687,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     double t_setup_fwd = now_seconds() - t0;
     /* a signal during the clean forwards: stop now, nothing to checkpoint */
     int sig = g_signal;
-    MPI_Allreduce(MPI_IN_PLACE, &sig, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    coll_allreduce_max(st, &sig, MPI_INT);
     if (sig) {
         if (st->rank == 0)
             fprintf(stderr, "plateau: %s received during setup: stopping (checkpoint unchanged)\n", signal_name(sig));
@@ -455,7 +706,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
         displs = malloc(sizeof(int) * st->size);
         if (!all || !counts || !displs) {
             fprintf(stderr, "plateau: out of memory (activations)\n");
-            MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+            setup_abort(st);
         }
         for (int r = 0; r < st->size; r++) {
             int a, b;
@@ -464,7 +715,11 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
             displs[r] = a * C;
         }
     }
-    MPI_Gatherv(mine, (hi - lo) * C, MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    setup_phase(st, "gathering the activations");
+    collective gather = {.kind = COLL_GATHERV, .send = mine, .recv = all, .count = (hi - lo) * C, .type = MPI_FLOAT,
+                         .counts = counts, .displs = displs};
+    agent_run(st, &gather);
+    setup_phase(st, "the Sigma fit");
     free(mine);
     free(counts);
     free(displs);
@@ -498,11 +753,12 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     free(all);
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    MPI_Bcast(sw->real_act, sw->P * C, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    MPI_Bcast(sw->mu, C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    MPI_Bcast(sw->chol, C * C, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    MPI_Bcast(&sw->trace, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    ok = pl_sweep_setup_units(sw) == PL_OK;
+    coll_bcast(st, sw->real_act, sw->P * C, MPI_FLOAT);
+    coll_bcast(st, sw->mu, C, MPI_DOUBLE);
+    coll_bcast(st, sw->chol, C * C, MPI_DOUBLE);
+    coll_bcast(st, &sw->trace, 1, MPI_DOUBLE);
+    setup_phase(st, "the directions and the experiment's setup");
+    ok = watch_direction_files(&st->cfg) == PL_OK && pl_sweep_setup_units(sw) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     if (st->rank == 0 && !st->quiet)
@@ -514,14 +770,15 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     int L = mc->n_layer;
     double t_fwd = hi > lo ? t_setup_fwd / (hi - lo) * L / (sw->resid_index > 0 ? sw->resid_index : 1) : 0.0;
     /* the slowest rank's: a rank without prompts (fewer chunks than ranks) measured nothing */
-    MPI_Allreduce(MPI_IN_PLACE, &t_fwd, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    coll_allreduce_max(st, &t_fwd, MPI_DOUBLE);
     double per = opt->naive ? sw->steps
                             : 1.0 + sw->steps * pl_patch_flops(st->model, T, sw->resid_index, sw->pos) /
                                         pl_forward_flops(st->model, T);
     st->unit_estimate = t_fwd * per * sw->batch_units;
-    MPI_Bcast(&st->unit_estimate, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    coll_bcast(st, &st->unit_estimate, 1, MPI_DOUBLE);
 
     /* identity of what the checkpoint holds */
+    setup_phase(st, "hashing the inputs");
     ok = 1;
     if (st->rank == 0) {
         st->config_text = pl_sweep_config_text(&st->cfg, 0);
@@ -532,9 +789,74 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
             ok = pl_data_sha256(sw, st->data_sha) == PL_OK;
         }
     }
+    /* the hashes above are of the inputs as opened only if none changed meanwhile */
+    if (ok)
+        ok = pl_watch_check() == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     return PL_EXIT_OK;
+}
+
+typedef struct {
+    run_state *st;
+    const char *config_path, *output;
+    char *const *sets;
+    int n_sets;
+    const pl_run_options *opt;
+} setup_call;
+
+static void *setup_thread(void *arg)
+{
+    setup_call *c = arg;
+    /* signals go to the main thread (its handler; g_signal is read here) */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    int code = setup_steps(c->st, c->config_path, c->sets, c->n_sets, c->output, c->opt);
+    setup_agent *a = c->st->agent;
+    pthread_mutex_lock(&a->lock);
+    a->code = code;
+    a->finished = 1;
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+/* Every rank: setup_steps on the setup thread, this thread its agent and watch (see "setup's
+ * watch"). Returns its exit code. */
+static int setup(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                 const pl_run_options *opt)
+{
+    setup_agent agent;
+    memset(&agent, 0, sizeof agent);
+    pthread_mutex_init(&agent.lock, NULL);
+    pthread_cond_init(&agent.wake, NULL);
+    agent.timeout = SETUP_TIMEOUT_DEFAULT;
+    agent.phase = "starting";
+    st->agent = &agent;
+    heartbeats h = {.st = st};
+    h.last_heard = malloc(sizeof(double) * st->size);
+    h.closed = calloc((size_t)st->size, sizeof(int));
+    setup_call call = {st, config_path, output, sets, n_sets, opt};
+    pthread_t thread;
+    if (!h.last_heard || !h.closed || pthread_create(&thread, NULL, setup_thread, &call) != 0) {
+        fprintf(stderr, "plateau: rank %d: cannot start the setup thread\n", st->rank);
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    for (int r = 0; r < st->size; r++)
+        h.last_heard[r] = now_seconds();
+    heartbeat_send(&h, 0);
+    agent_serve(st, &h);
+    pthread_join(thread, NULL);
+    heartbeats_close(&h);
+    st->agent = NULL;
+    free(h.last_heard);
+    free(h.closed);
+    pthread_mutex_destroy(&agent.lock);
+    pthread_cond_destroy(&agent.wake);
+    return agent.code;
 }
 
 /* ------------------------------------------------------------ --dry-run (rank 0) */
@@ -739,6 +1061,29 @@ static int dry_check_output(const char *path, const char *what)
     return rc;
 }
 
+/* --resume --dry-run: the checks of the real resume (run_master), on the checkpoint as it is now:
+ * whole (checksum), of this config, model and prompts, and of this table's shape. Nothing is loaded
+ * but the file: the table itself is not allocated. */
+static int dry_check_resume(run_state *st, const pl_run_options *opt)
+{
+    const char *path = st->cfg.checkpoint_path;
+    if (!opt->resume || access(path, F_OK) != 0)
+        return PL_OK;
+    st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
+    if (!st->hashed_text || pl_model_sha256(st->model, st->model_sha) != PL_OK ||
+        pl_data_sha256(&st->sw, st->data_sha) != PL_OK)
+        return PL_ERR;
+    pl_results r;
+    memset(&r, 0, sizeof r);
+    r.sw = &st->sw; /* done and curves NULL: checked, not loaded */
+    if (pl_checkpoint_read(path, &r, st->hashed_text, st->model_sha, st->data_sha) != PL_OK)
+        return PL_ERR;
+    if (!st->quiet)
+        fprintf(stderr, "plateau: --resume: checkpoint %s holds %ld/%ld units of this run\n", path, r.n_done,
+                st->sw.n_units);
+    return PL_OK;
+}
+
 /* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
  * anything, then the resolved config and the run's size, memory and time on stdout, as INI. */
 static int dry_run(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
@@ -747,8 +1092,9 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     pl_sweep *sw = &st->sw;
     pl_sweep_config *cfg = &st->cfg;
     if (pl_sweep_config_load(cfg, config_path, sets, n_sets, output) != PL_OK || set_blas_threads(cfg) != PL_OK ||
-        check_paths(cfg, opt) != PL_OK || dry_check_output(cfg->output_path, "output") != PL_OK ||
-        dry_check_output(cfg->checkpoint_path, "checkpoint") != PL_OK)
+        check_paths(cfg) != PL_OK || dry_check_output(cfg->output_path, "output") != PL_OK ||
+        dry_check_output(cfg->checkpoint_path, "checkpoint") != PL_OK ||
+        pl_checkpoint_lock_free(cfg->checkpoint_path) != PL_OK || check_fresh_checkpoint(cfg, opt) != PL_OK)
         return PL_ERR;
     if (pl_model_open(&st->model, cfg->model_path) != PL_OK)
         return pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(cfg, "model", "path"), cfg->model_path);
@@ -763,7 +1109,8 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     sw->NM = cfg->n_metrics, sw->steps = cfg->steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
     pl_sweep_set_batches(sw);
-    if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK)
+    if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||
+        dry_check_resume(st, opt) != PL_OK)
         return PL_ERR;
     dry_sizes z; /* on paper first: nothing of the run's size is allocated for a run that cannot fit */
     if (dry_size(sw, mc, cfg->cov_prompts, &z) != PL_OK)
@@ -824,13 +1171,17 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
 }
 
-/* Evaluate batch B, then prove the model file is still the one opened: a batch that passes was
- * computed before any change (a rewrite changes the modification time), so no stored unit mixes
- * two models. Returns PL_OK, PL_ERR_BAD_INPUT or PL_ERR. */
+/* Evaluate batch B between two checks that every input (model, SAE, direction files, prompts) is
+ * still the file opened (plateau/watch.h): a batch that passes was computed before any change (a
+ * rewrite changes the modification time), so no stored unit mixes two versions of an input; the
+ * check before keeps a batch from touching pages a truncation has removed (SIGBUS). Returns PL_OK,
+ * PL_ERR_BAD_INPUT or PL_ERR. */
 static int eval_batch_checked(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
+    if (pl_watch_check() != PL_OK)
+        return PL_ERR_BAD_INPUT;
     int rc = pl_batch_eval(sw, cache, b, out);
-    if (rc == PL_OK && pl_model_check_unchanged(sw->model) != PL_OK)
+    if (rc == PL_OK && pl_watch_check() != PL_OK)
         rc = PL_ERR_BAD_INPUT;
     return rc;
 }
@@ -1386,17 +1737,16 @@ static int run_master(run_state *st, const pl_run_options *opt)
             .openblas_config = openblas_get_config(),
             .command_line = st->command_line,
         };
-        if (pl_model_check_unchanged(st->model) != PL_OK) {
+        if (pl_watch_check() != PL_OK) {
             /* every stored batch passed the same check when it was computed: the checkpoint is sound */
             code = PL_EXIT_INPUT;
             char why[MAX_ERROR_TEXT];
             snprintf(why, sizeof why, "%s", pl_error());
             if (checkpoint_now(&ms, NULL) == PL_OK)
-                fprintf(stderr, "plateau: %s: no output written (it would mix two models); checkpoint %s holds every "
-                        "unit, computed with the model as opened (sha256 %.12s...)\n", why, st->cfg.checkpoint_path,
-                        st->model_sha);
+                fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names); checkpoint "
+                        "%s holds every unit, computed with the inputs as opened\n", why, st->cfg.checkpoint_path);
             else
-                fprintf(stderr, "plateau: %s: no output written (it would mix two models)\n", why);
+                fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names)\n", why);
         } else if (pl_results_finish(&ms.res) != PL_OK || write_result(&ms.res, &meta, opt) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
@@ -1546,8 +1896,13 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     install_signals();
     run_state st;
     memset(&st, 0, sizeof st);
+    st.ckpt_lock = -1;
     MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &st.size);
+    char rank_prefix[32] = "";
+    if (st.size > 1)
+        snprintf(rank_prefix, sizeof rank_prefix, "rank %d: ", st.rank);
+    pl_watch_sigbus(rank_prefix); /* a mapped input truncated under a forward: exit 2 naming it */
     st.quiet = opt->quiet;
     st.command_line = command_line(*argc, *argv);
     int code;
@@ -1565,6 +1920,8 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
             run_worker(&st);
         MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
     }
+    if (st.ckpt_lock >= 0) /* after every checkpoint write, before the config (its path) goes */
+        pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
     free(st.config_text);
     free(st.hashed_text);
     free(st.command_line);

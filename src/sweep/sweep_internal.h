@@ -171,9 +171,17 @@ int pl_checkpoint_write(const char *path, const pl_results *r, const char *confi
  * checkpoint of another config, model or data (the message says which differs and how). */
 int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text, const char *model_sha256,
                        const char *data_sha256);
-/* The same from BYTES[LEN] (PATH names them in messages). */
+/* The same from BYTES[LEN] (PATH names them in messages). With r->done and r->curves NULL the
+ * checkpoint is only checked (r->n_done is still counted). */
 int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_results *r, const char *config_text,
                         const char *model_sha256, const char *data_sha256);
+/* Take PATH.lock (exclusive flock, held until pl_checkpoint_unlock or the process ends): *FD holds it.
+ * Held by another process: an error naming it. */
+int pl_checkpoint_lock(const char *path, int *fd);
+/* Remove PATH.lock and release it. */
+void pl_checkpoint_unlock(const char *path, int fd);
+/* PL_OK when no other process holds PATH.lock (--dry-run: looks, keeps nothing). */
+int pl_checkpoint_lock_free(const char *path);
 
 /* ------------------------------------------------------------ the result handed to io (result_export.c) */
 

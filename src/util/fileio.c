@@ -12,6 +12,7 @@
 
 #include "plateau/error.h"
 #include "plateau/fileio.h"
+#include "plateau/watch.h"
 
 static const char *file_kind(mode_t mode)
 {
@@ -136,11 +137,21 @@ int pl_map_file(const char *path, const char *what, void **map, size_t *size)
         close(fd);
         return PL_OK;
     }
+    struct stat sb; /* the identity the map is watched against (plateau/watch.h) */
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return pl_fail("%s: cannot stat: %s", path, strerror(e));
+    }
     void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
     if (p == MAP_FAILED)
         return pl_fail("%s: cannot mmap %zu bytes: %s", path, n, strerror(e));
+    if (pl_watch_mapping(path, what, p, n, &sb) != PL_OK) {
+        munmap(p, n);
+        return PL_ERR;
+    }
     *map = p;
     *size = n;
     return PL_OK;
@@ -148,6 +159,7 @@ int pl_map_file(const char *path, const char *what, void **map, size_t *size)
 
 void pl_unmap_file(void *map, size_t size)
 {
+    pl_watch_unmap(map);
     if (map && size)
         munmap(map, size);
 }

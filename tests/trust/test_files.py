@@ -138,7 +138,11 @@ else:
         sl.fail("trace lacks %r after line %d:\n%s" % (pattern, start, "\n".join(calls[start:start + 40])))
 
     # the output: temporary file created new, fsynced, renamed over out.nc, directory fsynced
-    i_open = index(r'openat\(.*"[^"]*/\.%s\.tmp\.\d+".*O_EXCL.*= (\d+)' % re.escape(base))
+    # (the temporary file the output is written to: the last one created before the rename; the
+    # first is setup's proof that the directory is writable, and fd numbers differ between them)
+    tmp_open = r'openat\(.*"[^"]*/\.%s\.tmp\.\d+".*O_EXCL.*= (\d+)' % re.escape(base)
+    i_first_rename = index(r'rename(at2?)?\(.*\.%s\.tmp\.\d+".*"%s"' % (re.escape(base), re.escape(out)))
+    i_open = max(i for i in range(i_first_rename) if re.search(tmp_open, calls[i]))
     fd = re.search(r"= (\d+)$", calls[i_open]).group(1)
     i_sync = index(r"fsync\(%s\)" % fd, i_open)
     i_rename = index(r'rename(at2?)?\(.*\.%s\.tmp\.\d+".*"%s"' % (re.escape(base), re.escape(out)), i_sync)

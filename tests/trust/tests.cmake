@@ -2,9 +2,19 @@
 # under the build tree, runs without pinning OPENBLAS_NUM_THREADS, and fails on a hang (every run has a
 # time limit far above what it needs).
 set(PL_TRUST_TESTS ${CMAKE_CURRENT_LIST_DIR})
-foreach(t nonfinite files threads inputs model_inputs scores outputs readers)
+foreach(t nonfinite files threads inputs model_inputs scores outputs readers locks)
   plateau_test(trust_${t} ${SYSTEM_PYTHON} ${PL_TRUST_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/trust_${t})
 endforeach()
+# Issue 20, item 1: inputs watched for the whole run; the SIGBUS path through a small driver.
+add_executable(trust_watch_probe ${CMAKE_CURRENT_LIST_DIR}/watch_probe.c)
+target_link_libraries(trust_watch_probe PRIVATE plateau_util)
+plateau_test(trust_watched ${SYSTEM_PYTHON} ${PL_TRUST_TESTS}/test_watched.py ${CMAKE_CURRENT_BINARY_DIR}/trust_watched
+  $<TARGET_FILE:trust_watch_probe>)
+set_tests_properties(trust_watched PROPERTIES RUN_SERIAL TRUE)
+# Issue 20, item 3: a rank stopped during setup (mpirun -n 2).
+plateau_test(trust_setup_watch ${SYSTEM_PYTHON} ${PL_TRUST_TESTS}/test_setup_watch.py
+  ${CMAKE_CURRENT_BINARY_DIR}/trust_setup_watch)
+set_tests_properties(trust_setup_watch PROPERTIES RUN_SERIAL TRUE)
 # Every libFuzzer target of the project (tests/*/fuzz_*.c), built with clang in its own build dir and run
 # for 5 s each: the bounded CI run of scripts/fuzz.sh (a release is fuzzed for longer by hand).
 # The fuzz build has its own sanitizers: run it once, in the release pass (label slow).
