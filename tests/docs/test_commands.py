@@ -69,6 +69,9 @@ NOT_RUN = [
     (r"^/usr/bin/python3 analysis/plot_curves\.py results/smoke\.nc", "draws every figure: ~15 s a run (analysis_smoke runs it on the smoke result)"),
     (r"^/usr/bin/python3 scripts/quickstart_summary\.py", "reads the quickstart's results (jobs_quickstart_summary tests the script)"),
     (r"^bash scripts/(bench|fuzz)\.sh", "a benchmark or fuzzing run: minutes"),
+    (r"^PYTHONPATH=python /usr/bin/python3 docs/explore\.py models/gpt2\b|^build/plateau run explore/",
+     "needs models/gpt2 (api_explore runs docs/explore.py and its config on a synthetic model)"),
+    (r"^cc prog\.c", "compiles a user's program (api_install builds tests/api/forward_example.c this way)"),
 ]
 
 failures = []
