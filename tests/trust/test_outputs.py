@@ -98,6 +98,7 @@ sl.wait_for(late + ".ckpt", proc)
 os.symlink(target, late)
 before = states()
 before.pop(late + ".ckpt")  # the run's own, written as it goes
+before.pop(late + ".ckpt.lock", None)  # the checkpoint's lock, held while the run lives
 try:
     _, err = proc.communicate(timeout=300)
 except sl.subprocess.TimeoutExpired:

@@ -71,7 +71,9 @@ def case(label, target, damage, needle, mpi=0):
         if os.path.exists(p):
             os.unlink(p)
     paths, sets = fresh_copies()
-    proc = sl.start([ini, "--quiet"] + sets, mpi=mpi)
+    # four times the control's prompts: the damage lands long before the end even when this test is
+    # descheduled for a while on a loaded machine (the run stops at the next check, so this costs nothing)
+    proc = sl.start([ini, "--quiet", "--set", "data.n_prompts=480"] + sets, mpi=mpi)
     sl.wait_for(ckpt, proc)
     damage(os.path.join(paths[target[0]], target[1]) if target[1] else paths[target[0]])
     try:
