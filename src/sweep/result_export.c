@@ -138,10 +138,17 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
     const pl_sweep_config *cfg = sw->cfg;
     for (int mi = 0; mi < sw->NM; mi++) {
         const pl_metric_info *mt = &PL_METRICS[cfg->metrics[mi]];
-        e->metrics[mi] = (pl_result_metric){mt->name, mt->long_name, mt->units,
-                                            mt->score_on == PL_SCORE_ON_ONE_MINUS ? "1 - cosine"
-                                            : mt->score_on == PL_SCORE_ON_INCREASE ? "ce_loss - ce_loss at alpha 0"
-                                                                                   : mt->name,
+        /* the curve pl_score_curve hands the scores, in words */
+        const char *curve = mt->name;
+        if (mt->score_on == PL_SCORE_ON_ONE_MINUS) {
+            snprintf(e->score_curve_text[mi], sizeof e->score_curve_text[mi], "1 - %s", mt->name);
+            curve = e->score_curve_text[mi];
+        } else if (mt->score_on == PL_SCORE_ON_INCREASE) {
+            snprintf(e->score_curve_text[mi], sizeof e->score_curve_text[mi], "%s - %s at alpha 0", mt->name,
+                     mt->name);
+            curve = e->score_curve_text[mi];
+        }
+        e->metrics[mi] = (pl_result_metric){mt->name, mt->long_name, mt->units, curve,
                                             cfg->thresholds[cfg->metrics[mi]]};
         for (int sc = 0; sc < PL_N_SCORES; sc++)
             e->has_score[mi * PL_N_SCORES + sc] = (unsigned char)(res->has_score[mi][sc] != 0);
