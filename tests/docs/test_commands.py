@@ -180,7 +180,8 @@ def plateau_tables():
         if h.returncode != 0:
             fail("plateau help " + c, f"exit {h.returncode}")
         table[c] = options_of(h.stdout)
-    table["help"] = {"--man"}
+    # plateau help's own options, as its usage lines name them (--man, --config-md, --schema-json)
+    table["help"] = set(re.findall(r"plateau help (--[\w-]+)", top.stdout.split("\ncommands:")[0]))
     # the global options, each checked by running it
     table[""] = set()
     for opt in ("-V", "--version", "-h", "--help"):
