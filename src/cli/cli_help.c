@@ -327,7 +327,7 @@ void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
     fprintf(out, ".SH DESCRIPTION\nplateau runs the activation\\-plateau and sensitive\\-direction experiments on "
                  "a language model as a C/MPI job and writes NetCDF results. Every command prints its help with "
                  "\\fB\\-\\-help\\fR; this page holds the same text, and the config keys (CONFIG below). The "
-                 "README of the source tree documents the result file.\n");
+                 "source tree's docs/result-format.md documents the result file.\n");
     fprintf(out, ".SH COMMANDS\n");
     for (int i = 0; i < n; i++) {
         const cli_spec *s = specs[i];

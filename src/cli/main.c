@@ -36,7 +36,7 @@ static void print_usage(FILE *out)
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].spec->summary);
     fprintf(out, "\nexit status: 0 done, 1 command-line error, 2 bad input, 3 fault (run), 75 preempted (run)\n"
-                 "plateau %s; README.md documents everything\n",
+                 "plateau %s; README.md and docs/ document everything\n",
             PLATEAU_VERSION);
 }
 
