@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         printf("| fast path | M = %d | %.1f | %.0f evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
                100 * gf / peak);
     }
-    printf("\nFLOPs (pl_forward_flops, pl_patch_flops; README): matmuls and attention, 2 per multiply-add, logits "
+    printf("\nFLOPs (pl_forward_flops, pl_patch_flops; docs/performance.md): matmuls and attention, 2 per multiply-add, logits "
            "of the last position only; here %.3g per fast-path row (T = %d, patch at blocks.%d.hook_resid_pre).\n",
            pl_patch_flops(m, T, r, pos), T, r);
     free(X);

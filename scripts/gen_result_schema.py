@@ -6,7 +6,7 @@ names and the metric order that keys its bootstrap streams cannot drift from the
 usage: scripts/gen_result_schema.py [PLATEAU_BIN]   (default build/plateau; writes the file)
        scripts/gen_result_schema.py PLATEAU_BIN --check   (exit 1 when the committed file differs)
        scripts/gen_result_schema.py PLATEAU_BIN --markdown   (the tables of docs/result-format.md)
-The test analysis_schema runs the --check form."""
+The test cli_result_schema checks the committed file and the tables of docs/result-format.md."""
 import json
 import os
 import pprint
@@ -18,7 +18,7 @@ OUT = os.path.join(HERE, "..", "analysis", "plateau_analysis", "_schema.py")
 
 HEADER = '''"""The plateau result file's schema, GENERATED from the C table (src/io/schema.c) by
 scripts/gen_result_schema.py from `plateau help --schema-json`: do not edit, regenerate
-(`scripts/gen_result_schema.py build/plateau`). The test analysis_schema fails when this file and
+(`scripts/gen_result_schema.py build/plateau`). The test cli_result_schema fails when this file and
 the binary's schema differ, e.g. when the C metric enum's order changes (it keys the bootstrap
 streams of plateau_analysis.stats).
 

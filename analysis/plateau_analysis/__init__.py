@@ -6,7 +6,7 @@
 
 The scripts analysis/plot_curves.py and analysis/summary.py are thin entry points to
 plateau_analysis.figures and plateau_analysis.table. Import it with analysis/ on the path (run
-from the repository root with PYTHONPATH=analysis, or see the README for a one-time setup).
+from the repository root with PYTHONPATH=analysis, or see docs/analysis.md for a one-time setup).
 Needs numpy and xarray with the netCDF4 engine (Debian: /usr/bin/python3 with python3-numpy,
 python3-xarray, python3-netcdf4); the figures also need matplotlib.
 """

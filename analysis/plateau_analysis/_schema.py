@@ -1,6 +1,6 @@
 """The plateau result file's schema, GENERATED from the C table (src/io/schema.c) by
 scripts/gen_result_schema.py from `plateau help --schema-json`: do not edit, regenerate
-(`scripts/gen_result_schema.py build/plateau`). The test analysis_schema fails when this file and
+(`scripts/gen_result_schema.py build/plateau`). The test cli_result_schema fails when this file and
 the binary's schema differ, e.g. when the C metric enum's order changes (it keys the bootstrap
 streams of plateau_analysis.stats).
 

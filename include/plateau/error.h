@@ -13,7 +13,7 @@
 #define PL_OK 0
 #define PL_ERR (-1)
 
-/* Process exit codes, documented in the README. */
+/* Process exit codes, documented in docs/trust.md. */
 enum {
     PL_EXIT_OK = 0,
     PL_EXIT_USAGE = 1,      /* command line could not be parsed */

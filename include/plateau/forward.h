@@ -79,7 +79,7 @@ int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const i
 void pl_log_softmax(float *logp, const float *logits, int M, int V);
 
 /* FLOPs (multiply-adds count 2) of the matmuls in one pl_forward of T tokens and one
- * pl_patch_eval row, as documented in the README's performance section. */
+ * pl_patch_eval row, as documented in docs/performance.md. */
 double pl_forward_flops(const pl_model *m, int T);
 double pl_patch_flops(const pl_model *m, int T, int resid_index, int pos);
 

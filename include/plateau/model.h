@@ -1,7 +1,7 @@
 /* The one model interface: what the sweep, the CLI and the checkpoints see of any model.
  *
  * A model is opened from a path (a Hugging Face dir, or a llama2.c checkpoint file); its family
- * (gpt2, llama, ...) and file format are its own business. Every weight pointer inside is fp32:
+ * (a row of the registry, src/model/registry.c) and file format are its own business. Every weight pointer inside is fp32:
  * F32 tensors point straight into the mmapped file (ranks on one node share it through the page
  * cache); F16/BF16 tensors are converted once into an owned buffer. Forward passes: plateau/forward.h.
  */
@@ -18,7 +18,7 @@ typedef struct pl_model pl_model;
 enum { PL_NORM_LAYERNORM, PL_NORM_RMSNORM };
 
 typedef struct {
-    char family[16];   /* "gpt2", "llama", "mistral", "qwen2", "gpt_neox" */
+    char family[16];   /* config.json's model_type: a row of the registry (pl_model_families) */
     char format[16];   /* "hf" (config.json + safetensors), "llama2c" */
     int n_layer;       /* L */
     int d_model;       /* C: residual width */
@@ -39,6 +39,10 @@ int pl_model_open(pl_model **m, const char *path);
 void pl_model_close(pl_model *m);
 
 const pl_model_info *pl_model_get_info(const pl_model *m);
+/* The families a Hugging Face dir may be, as config.json's model_type names, in the registry's order
+ * (src/model/registry.c; the first is `plateau synth`'s default), joined by SEP and the last by
+ * LAST_SEP: "gpt2, llama, ...". Static storage, overwritten by the next call. */
+const char *pl_model_families(const char *sep, const char *last_sep);
 /* The path as given to pl_model_open. */
 const char *pl_model_path(const pl_model *m);
 

@@ -18,7 +18,7 @@ typedef struct {
     const char *vocab_from; /* dir whose vocab.json + merges.txt are copied, or NULL */
     int hf_quirks;          /* gpt2: 'transformer.' prefix, tied lm_head.weight, h.N.attn.bias/masked_bias */
     /* Families beyond GPT-2 (zero: the family's default). */
-    const char *family;     /* NULL or "gpt2", "llama", "mistral", "qwen2", "gpt_neox" */
+    const char *family;     /* NULL (the registry's first row) or a model_type of the registry (pl_model_families) */
     int n_kv_head;          /* key/value heads (llama, mistral, qwen2); 0: n_head */
     int head_dim;           /* explicit head_dim (llama, mistral, qwen2); 0: n_embd / n_head */
     int d_mlp;              /* intermediate_size; 0: 4 n_embd (gpt_neox), 8 n_embd / 3 rounded up to 8 (others) */

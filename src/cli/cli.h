@@ -25,6 +25,11 @@ typedef struct {
     const char *metavar; /* "K": takes a value (--top K, --top=K); NULL: a flag */
     const char *help;    /* one line */
 } cli_option;
+/* An option's help that is the list of model families: cli_option_help writes it from the registry
+ * (pl_model_families), so no table here spells them. */
+extern const char CLI_HELP_FAMILIES[];
+/* O's help line as printed (--help, the man page). */
+const char *cli_option_help(const cli_option *o);
 
 typedef struct {
     const char *name;          /* "logits" */

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "plateau/error.h"
+#include "plateau/model.h"
 #include "plateau/sweep.h"
 
 static const char EXIT_COMMON[] = "0 done\n"
@@ -113,6 +114,19 @@ static void print_exit_codes(const cli_spec *spec, FILE *out)
     }
 }
 
+const char CLI_HELP_FAMILIES[] = "a model family";
+
+const char *cli_option_help(const cli_option *o)
+{
+    static char families[512];
+    if (o->help != CLI_HELP_FAMILIES)
+        return o->help;
+    const char *all = pl_model_families(", ", " or ");
+    int first = (int)strcspn(all, ", "); /* model_types have neither */
+    snprintf(families, sizeof families, "%.*s (default)%s", first, all, all + first);
+    return families;
+}
+
 void cli_print_help(const cli_spec *spec, FILE *out)
 {
     fprintf(out, "usage: plateau %s %s\n\n%s\n", spec->name, spec->synopsis, spec->summary);
@@ -123,9 +137,9 @@ void cli_print_help(const cli_spec *spec, FILE *out)
     for (const cli_option *o = spec->options; o && o->name; o++) {
         option_forms(o, forms, sizeof forms);
         if (strlen(forms) > 26)
-            fprintf(out, "  %s\n  %-26s  %s\n", forms, "", o->help);
+            fprintf(out, "  %s\n  %-26s  %s\n", forms, "", cli_option_help(o));
         else
-            fprintf(out, "  %-26s  %s\n", forms, o->help);
+            fprintf(out, "  %-26s  %s\n", forms, cli_option_help(o));
     }
     fprintf(out, "  %-26s  %s\n", "-h, --help", "print this help and exit");
     fprintf(out, "\nEvery option taking a value may also be written --option=VALUE.\n");
@@ -313,7 +327,7 @@ void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
     fprintf(out, ".SH DESCRIPTION\nplateau runs the activation\\-plateau and sensitive\\-direction experiments on "
                  "a language model as a C/MPI job and writes NetCDF results. Every command prints its help with "
                  "\\fB\\-\\-help\\fR; this page holds the same text, and the config keys (CONFIG below). The "
-                 "README of the source tree documents the result file.\n");
+                 "source tree's docs/result-format.md documents the result file.\n");
     fprintf(out, ".SH COMMANDS\n");
     for (int i = 0; i < n; i++) {
         const cli_spec *s = specs[i];
@@ -330,7 +344,7 @@ void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
             option_forms(o, forms, sizeof forms);
             fprintf(out, ".TP\n.B ");
             roff_line(out, forms);
-            roff_line(out, o->help);
+            roff_line(out, cli_option_help(o));
         }
         if (s->exit_codes) {
             fprintf(out, ".PP\nExit codes beyond 0, 1 and 2:\n");

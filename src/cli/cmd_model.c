@@ -171,7 +171,7 @@ const cli_spec CLI_SYNTH = {
         {"--embd", NULL, "C", "residual width (required)"},
         {"--heads", NULL, "H", "attention (query) heads (required)"},
         {"--ctx", NULL, "N", "context length (required)"},
-        {"--family", NULL, "F", "gpt2 (default), llama, mistral, qwen2 or gpt_neox"},
+        {"--family", NULL, "F", CLI_HELP_FAMILIES},
         {"--vocab", NULL, "V", "vocabulary size (default 50257; excludes --vocab-from)"},
         {"--vocab-from", NULL, "DIR", "copy vocab.json and merges.txt from DIR (GPT-2's vocabulary)"},
         {"--dtype", NULL, "T", "f32 (default), f16 or bf16"},

@@ -30,16 +30,17 @@ static void print_usage(FILE *out)
 {
     fprintf(out, "usage: plateau COMMAND [ARGS]     (plateau COMMAND --help: its options)\n"
                  "       plateau help [COMMAND]      (plateau help --man: the man page as roff;\n"
-                 "                                    plateau help --config-md: the config keys as markdown)\n"
+                 "                                    plateau help --config-md: the config keys as markdown;\n"
+                 "                                    plateau help --schema-json: the result file's schema)\n"
                  "       plateau --version\n\ncommands:\n");
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].spec->summary);
     fprintf(out, "\nexit status: 0 done, 1 command-line error, 2 bad input, 3 fault (run), 75 preempted (run)\n"
-                 "plateau %s; README.md documents everything\n",
+                 "plateau %s; README.md and docs/ document everything\n",
             PLATEAU_VERSION);
 }
 
-/* plateau help [COMMAND | --man | --config-md] */
+/* plateau help [COMMAND | --man | --config-md | --schema-json] */
 static int cmd_help(int argc, char **argv)
 {
     if (argc == 1) {
@@ -68,8 +69,8 @@ static int cmd_help(int argc, char **argv)
     if (argc == 2 && argv[1][0] != '-')
         fprintf(stderr, "plateau help: unknown command '%s' (plateau help lists them)\n", argv[1]);
     else
-        fprintf(stderr, "plateau help: expected one COMMAND, --man or --config-md "
-                        "(usage: plateau help [COMMAND | --man | --config-md])\n");
+        fprintf(stderr, "plateau help: expected one COMMAND, --man, --config-md or --schema-json "
+                        "(usage: plateau help [COMMAND | --man | --config-md | --schema-json])\n");
     return PL_EXIT_USAGE;
 }
 

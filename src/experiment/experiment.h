@@ -5,8 +5,9 @@
  *
  * Adding a direction kind: write its direction function (and, if it needs them, a setup that loads
  * per-sweep resources and chooses per-unit state, and a release), add a row to PL_DIRECTION_KINDS in
- * directions.c, and document it in the README. A score: a row in scores.c. A metric: its value
- * function and a row in metrics.c (and its PL_METRIC_* name in plateau/sweep.h). */
+ * directions.c, and document it in docs/science.md. A score: a row in scores.c. A metric: its value
+ * function and a row in metrics.c (and its PL_METRIC_* name in plateau/sweep.h). Each step by step:
+ * docs/architecture.md. */
 #ifndef PLATEAU_EXPERIMENT_H
 #define PLATEAU_EXPERIMENT_H
 
@@ -273,7 +274,7 @@ typedef struct {
 
 /* The curve the scores see (cosine: 1 - c; ce_loss: c - c(0)) of CURVE[S] into Y[S]. */
 void pl_score_curve(const float *curve, int S, int score_on, double *y);
-/* Every score of Y[S] over ALPHA[S] into OUT[PL_N_SCORES] (NaN when undefined; see README). */
+/* Every score of Y[S] over ALPHA[S] into OUT[PL_N_SCORES] (NaN when undefined; docs/science.md). */
 void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, double *out);
 
 /* ------------------------------------------------------------ statistics (statistics.c) */
@@ -296,7 +297,7 @@ typedef struct {
  * key gives the same resamples. B = 0: no intervals (NaN). */
 int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out);
 
-/* Two-sided Wilcoxon signed-rank p-value of the nonzero differences D[n] (see README); *w_plus the
+/* Two-sided Wilcoxon signed-rank p-value of the nonzero differences D[n] (docs/science.md); *w_plus the
  * sum of the ranks of the positive ones. */
 double pl_wilcoxon_p(const double *d, int n, double *w_plus);
 

@@ -41,6 +41,8 @@ const char *pl_family_list(const char *sep, const char *last_sep)
     return out;
 }
 
+const char *pl_model_families(const char *sep, const char *last_sep) { return pl_family_list(sep, last_sep); }
+
 /* Read C through F's row: the decoder's options, its tensors loaded from DIR and checked, the info. */
 static int open_family(pl_model *m, const char *dir, const pl_hf_config *c, const pl_family *f)
 {

@@ -129,10 +129,9 @@ long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)
 
 void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size)
 {
-    static const char *const base_names[] = {"real", "synthetic"};
     pl_unit_id id = pl_unit_decode(sw, u);
     snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
-             base_names[sw->cfg->bases[id.b]], sw->cfg->dirs[id.d].label, id.s);
+             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sw->cfg->dirs[id.d].label, id.s);
 }
 
 /* Index of the first non-finite value of X[n], or -1. */

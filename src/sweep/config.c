@@ -153,7 +153,7 @@ static const key_def KEYS[] = {
     {"model", "path", "", 0, KT_STR, OFF(model_path), .missing = "the model dir, e.g. models/gpt2",
      .def_doc = "(required)",
      .doc = "a model: a Hugging Face dir of any supported family (config.json, model.safetensors or "
-            "shards) or a llama2.c `.bin` checkpoint (see [Model dirs](../README.md#model-dirs))"},
+            "shards) or a llama2.c `.bin` checkpoint (see [Model dirs](models.md#model-dirs))"},
     {"model", "tokenizer", "", 0, KT_STR, OFF(tokenizer_path), .optional = 1,
      .def_doc = "(the model's own)",
      .doc = "tokenizer for text prompts: a tokenizer.json, a dir, or a llama2.c tokenizer.bin; by "
@@ -204,7 +204,7 @@ static const key_def KEYS[] = {
     {"perturb", "directions", "cov_random", 1, KT_CUSTOM, .parse = parse_directions, .print = print_directions,
      .values = "comma-separated direction kinds, each once (a file: `file:PATH` or `file:PATH#TENSOR`)",
      .doc = "comma-separated kinds, each giving a raw direction d (the [direction "
-            "kinds](../README.md#sweep-config))"},
+            "kinds](science.md#direction-kinds))"},
     {"perturb", "n_directions", "1", 1, KT_INT, OFF(n_directions), .lo = 1, .hi = 1000000,
      .doc = "samples per prompt and direction kind"},
     {"perturb", "steps", "101", 1, KT_INT, OFF(steps), .lo = 2, .hi = 100000,
@@ -242,7 +242,7 @@ static const key_def KEYS[] = {
             " the data has none); `l2` and `cosine` the L2 distance and cosine similarity of the "
             "residual at `read_hook` (in the residual basis); `sae_l0` and `sae_recon_error` the "
             "SAE's number of active features and ‖x − SAE(x)‖ of the perturbed activation x at the "
-            "hook (needs `[sae] path`; see [SAEs](../README.md#saes)). \"Clean\" is the unperturbed "
+            "hook (needs `[sae] path`; see [SAEs](sae.md)). \"Clean\" is the unperturbed "
             "run of the same base (α = 0; sae_feature_scale's α = 1)"},
     {"readout", "read_hook", "", 1, KT_HOOK, OFF(read_hook), .optional = 1,
      .def_doc = "last block's `hook_resid_post`",
@@ -286,7 +286,7 @@ static const key_def KEYS[] = {
     {"sae", "path", "", 0, KT_STR, OFF(sae_path), .optional = 1,
      .def_doc = "(none)",
      .doc = "a SAELens SAE dir (`cfg.json` + `sae_weights.safetensors`) reading `[perturb] hook`: "
-            "the SAE direction kinds and readouts need it ([SAEs](../README.md#saes))"},
+            "the SAE direction kinds and readouts need it ([SAEs](sae.md))"},
     {"sae", "sha256", "", 1, KT_SHA256, OFF(sae_sha256), .optional = 1,
      .def_doc = "(the SAE's)",
      .doc = "sha256 of the dir's `cfg.json` followed by `sae_weights.safetensors` (`cat cfg.json "

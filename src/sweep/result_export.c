@@ -13,7 +13,6 @@
  * else (sae_feature_scale) add: the alpha coordinate's long_name (into E->alpha_text) and units. */
 static void alpha_meaning(const pl_sweep_config *cfg, pl_result_export *e)
 {
-    static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
     const char *long_name;
     e->r.alpha_units = "1";
     switch (cfg->step_mode) {
@@ -34,7 +33,7 @@ static void alpha_meaning(const pl_sweep_config *cfg, pl_result_export *e)
         if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning)
             snprintf(t + strlen(t), size - strlen(t), "; %s", PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning);
     e->r.alpha_long_name = t;
-    e->r.step_mode = mode_names[cfg->step_mode];
+    e->r.step_mode = PL_STEP_MODE_NAMES[cfg->step_mode];
 }
 
 /* mu and Sigma of the output's basis: projected onto the mean-zero subspace when centered. */
@@ -110,9 +109,9 @@ static void run_attrs(const pl_sweep *sw, const pl_output_meta *meta, pl_result_
     a->read_hook = cfg->read_hook;
     a->position = sw->pos;
     a->read_position = sw->read_pos;
-    a->residual_basis = cfg->residual_basis == PL_BASIS_CENTERED ? "centered" : "raw";
+    a->residual_basis = PL_RESIDUAL_BASIS_NAMES[cfg->residual_basis];
     a->center_direction = cfg->center_direction != 0;
-    a->sampling = cfg->sampling == PL_SAMPLING_RANDOM_WINDOW ? "random_window" : "document_start";
+    a->sampling = PL_SAMPLING_NAMES[cfg->sampling];
     a->duplicate_prompts_dropped = (int)sw->n_duplicates;
     a->short_documents_skipped = (int)sw->n_short;
     a->bos_token = sw->bos_id;
@@ -138,10 +137,17 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
     const pl_sweep_config *cfg = sw->cfg;
     for (int mi = 0; mi < sw->NM; mi++) {
         const pl_metric_info *mt = &PL_METRICS[cfg->metrics[mi]];
-        e->metrics[mi] = (pl_result_metric){mt->name, mt->long_name, mt->units,
-                                            mt->score_on == PL_SCORE_ON_ONE_MINUS ? "1 - cosine"
-                                            : mt->score_on == PL_SCORE_ON_INCREASE ? "ce_loss - ce_loss at alpha 0"
-                                                                                   : mt->name,
+        /* the curve pl_score_curve hands the scores, in words */
+        const char *curve = mt->name;
+        if (mt->score_on == PL_SCORE_ON_ONE_MINUS) {
+            snprintf(e->score_curve_text[mi], sizeof e->score_curve_text[mi], "1 - %s", mt->name);
+            curve = e->score_curve_text[mi];
+        } else if (mt->score_on == PL_SCORE_ON_INCREASE) {
+            snprintf(e->score_curve_text[mi], sizeof e->score_curve_text[mi], "%s - %s at alpha 0", mt->name,
+                     mt->name);
+            curve = e->score_curve_text[mi];
+        }
+        e->metrics[mi] = (pl_result_metric){mt->name, mt->long_name, mt->units, curve,
                                             cfg->thresholds[cfg->metrics[mi]]};
         for (int sc = 0; sc < PL_N_SCORES; sc++)
             e->has_score[mi * PL_N_SCORES + sc] = (unsigned char)(res->has_score[mi][sc] != 0);

@@ -207,6 +207,7 @@ typedef struct {
     const char *bases[PL_N_BASE_KINDS], *directions[PL_MAX_DIRECTIONS];
     unsigned char has_score[PL_N_METRICS * PL_N_SCORES];
     char alpha_text[1024];
+    char score_curve_text[PL_N_METRICS][80]; /* "<m> - <m> at alpha 0" of the increase-scored metrics */
     pl_result_paired *paired;
     double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
 } pl_result_export;

@@ -78,6 +78,15 @@ for cmd, opts in specs.items():
               "run --help: exit codes 3 and 75 missing")
 print("ok   --help, -h and `help CMD` of every command list every option of its table and the exit codes")
 
+# synth's --family line is the registry's rows (src/model/registry.c), in order, the first the default
+reg = open(os.path.join(SRC, "src", "model", "registry.c"), encoding="utf-8").read()
+rows = re.findall(r'^\s*\{"(\w+)", "\w+", &pl_\w+_code,', reg.split("families[] = {", 1)[1].split("};", 1)[0], re.M)
+line = [l for l in run(["synth", "--help"]).stdout.splitlines() if "--family F" in l]
+want = "%s (default), %s or %s" % (rows[0], ", ".join(rows[1:-1]), rows[-1])
+check(len(rows) >= 3 and line and line[0].split("--family F", 1)[1].strip() == want,
+      f"synth --help: --family {line} vs the registry's rows {rows}")
+print(f"ok   synth --help lists the registry's {len(rows)} families")
+
 # --- --opt=V is --opt V; usage errors are one line, exit 1 ----------------------------------------
 for cmd, opts in specs.items():
     for name, alias, metavar in opts:

@@ -92,6 +92,12 @@ for out, ini in outs:
     for key in ("openblas_config", "threads"):
         if key not in g:
             sl.fail("%s missing" % key)
+    # the config's own spelling of its settings (base_config: raw basis, document_start, to_target)
+    if (g["residual_basis"], g["sampling"]) != ("raw", "document_start"):
+        sl.fail("residual_basis %r, sampling %r" % (g["residual_basis"], g["sampling"]))
+    with netCDF4.Dataset(out) as ds:
+        if ds["alpha"].step_mode != "to_target":
+            sl.fail("alpha's step_mode %r" % ds["alpha"].step_mode)
 ds = xr.open_dataset(outs[0][0])
 onset = ds["kl_onset"].values
 finite = onset[np.isfinite(onset)]

@@ -66,6 +66,7 @@ def run(name, sae_dir, **over):
     with netCDF4.Dataset(out) as ds:
         f["attrs"] = {k: ds.getncattr(k) for k in ds.ncattrs()}
         f["alpha_long_name"] = ds["alpha"].long_name
+        f["score_curve"] = {n: v.score_curve for n, v in ds.variables.items() if "score_curve" in v.ncattrs()}
     f["stderr"] = r.stderr
     return f
 
@@ -238,6 +239,14 @@ f = names(run("topk", topk, perturb__bases="real, synthetic", readout__metrics=m
               perturb__residual_basis="centered", perturb__center_direction="true", sae__sign="positive",
               sae__active_fraction=0.3, perturb__directions="sae_active, sae_reconstruction, sae_error_random"), m2)
 check("topk, fixed_norm, centred basis", f, topk, "fixed_norm", centered=True, center_dir=True, fraction=0.3, sign=1.0)
+# every score's score_curve names its own metric: the increase over alpha 0 for ce_loss and the SAE readouts
+INCREASE = ("ce_loss", "sae_l0", "sae_recon_error")
+for m in f["metric_names"]:
+    want = "1 - cosine" if m == "cosine" else "%s - %s at alpha 0" % (m, m) if m in INCREASE else m
+    got = {n: c for n, c in f["score_curve"].items() if n.startswith(m + "_")}  # no metric's name starts another's
+    if not got or any(c != want for c in got.values()):
+        sl.fail("score_curve of %s's scores: %s, want %r" % (m, got, want))
+print("ok score_curve names each metric (%s)" % ", ".join(f["metric_names"]))
 
 # 3. a standard SAE under which prompt 3's real activation has no active feature; sae_feature_scale from
 #    0 to 2 and absolute steps of sae_active
