@@ -1,5 +1,7 @@
 /* The commands' option tables at work: checking a command line against them (cli_prepare), --help
  * and the man page. One table per command (its cmd_*.c), so the help cannot drift from the parser. */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -374,4 +376,35 @@ void cli_print_man(const cli_spec *const *specs, int n, FILE *out)
                  "first\n.TP\n.B 75\n(run) checkpointed after SIGTERM, SIGINT or SIGUSR1: run again with "
                  "\\fB\\-\\-resume\\fR\n");
     fprintf(out, ".SH SEE ALSO\n.BR mpirun (1),\n.BR sbatch (1)\n");
+}
+
+/* ------------------------------------------------------------ the one way a command fails */
+
+int cli_fail(void)
+{
+    fprintf(stderr, "plateau: %s\n", pl_error());
+    return PL_EXIT_INPUT;
+}
+
+int cli_usage(const char *cmd, const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "plateau %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    /* one line: the reason, then where the options are */
+    fprintf(stderr, " (usage: plateau %s %s; plateau %s --help)\n", cmd, usage, cmd);
+    return PL_EXIT_USAGE;
+}
+
+int cli_parse_int(const char *flag, const char *text, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < lo || v > hi)
+        return pl_fail("%s: '%s' is not an integer in [%ld, %ld]", flag, text, lo, hi);
+    *out = v;
+    return PL_OK;
 }

@@ -1,8 +1,6 @@
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 
 #include "cli.h"
 #include "plateau/error.h"
@@ -72,35 +70,6 @@ static int cmd_help(int argc, char **argv)
         fprintf(stderr, "plateau help: expected one COMMAND, --man, --config-md or --schema-json "
                         "(usage: plateau help [COMMAND | --man | --config-md | --schema-json])\n");
     return PL_EXIT_USAGE;
-}
-
-int cli_fail(void)
-{
-    fprintf(stderr, "plateau: %s\n", pl_error());
-    return PL_EXIT_INPUT;
-}
-
-int cli_usage(const char *cmd, const char *usage, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "plateau %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    /* one line: the reason, then where the options are */
-    fprintf(stderr, " (usage: plateau %s %s; plateau %s --help)\n", cmd, usage, cmd);
-    return PL_EXIT_USAGE;
-}
-
-int cli_parse_int(const char *flag, const char *text, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end != '\0' || v < lo || v > hi)
-        return pl_fail("%s: '%s' is not an integer in [%ld, %ld]", flag, text, lo, hi);
-    *out = v;
-    return PL_OK;
 }
 
 int main(int argc, char **argv)
