@@ -797,6 +797,17 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     return PL_EXIT_OK;
 }
 
+/* Threads other than the main one block the run's signals: the main thread's handler takes them. */
+static void block_run_signals(void)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+}
+
 typedef struct {
     run_state *st;
     const char *config_path, *output;
@@ -809,12 +820,7 @@ static void *setup_thread(void *arg)
 {
     setup_call *c = arg;
     /* signals go to the main thread (its handler; g_signal is read here) */
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    block_run_signals();
     int code = setup_steps(c->st, c->config_path, c->sets, c->n_sets, c->output, c->opt);
     setup_agent *a = c->st->agent;
     pthread_mutex_lock(&a->lock);
@@ -1239,12 +1245,7 @@ static void *local_worker_main(void *arg)
 {
     local_worker *lw = arg;
     /* signals go to the main thread, whose handler may print the work table */
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    block_run_signals();
     pthread_mutex_lock(&lw->lock);
     for (;;) {
         while (!lw->quit && !(lw->busy && !lw->finished))

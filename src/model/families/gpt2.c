@@ -186,20 +186,12 @@ static int gpt2_unknown(const pl_model *m, const char *file, const char *name)
     return buffer;
 }
 
-static const pl_hf_want *want_at(const pl_hf_wants *w, const float *const *dst)
-{
-    for (int i = 0; i < w->n; i++)
-        if (w->items[i].dst == dst)
-            return &w->items[i];
-    return NULL;
-}
-
 /* GPT-2 unembeds with wte; an lm_head that differs would be silently ignored, so refuse it. */
 static int gpt2_finish(pl_model *m, const pl_hf_config *c, const pl_hf_wants *w)
 {
     (void)c;
     pl_decoder *d = m->weights;
-    const pl_hf_want *lm = want_at(w, &d->unembed), *wte = want_at(w, &d->embed);
+    const pl_hf_want *lm = pl_hf_want_of(w, &d->unembed), *wte = pl_hf_want_of(w, &d->embed);
     if (lm && lm->found_in && !pl_hf_same_values(lm, wte))
         return pl_fail("%s: tensor '%s' differs from '%s': only GPT-2's tied unembedding is supported", lm->found_in,
                        lm->name, wte->name);

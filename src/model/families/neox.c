@@ -147,10 +147,7 @@ static int neox_finish(pl_model *m, const pl_hf_config *c, const pl_hf_wants *w)
 {
     pl_decoder *d = m->weights;
     if (d->cfg.tied) {
-        const pl_hf_want *out = NULL, *in = NULL;
-        for (int i = 0; i < w->n; i++)
-            out = w->items[i].dst == &d->unembed ? &w->items[i] : out,
-            in = w->items[i].dst == &d->embed ? &w->items[i] : in;
+        const pl_hf_want *out = pl_hf_want_of(w, &d->unembed), *in = pl_hf_want_of(w, &d->embed);
         if (out->found_in && !pl_hf_same_values(out, in))
             return pl_fail("%s: tie_word_embeddings is true but embed_out.weight differs from gpt_neox.embed_in.weight",
                            c->path);

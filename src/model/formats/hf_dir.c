@@ -468,3 +468,11 @@ int pl_hf_same_values(const pl_hf_want *a, const pl_hf_want *b)
     }
     return 1;
 }
+
+const pl_hf_want *pl_hf_want_of(const pl_hf_wants *w, const float *const *dst)
+{
+    for (int i = 0; i < w->n; i++)
+        if (w->items[i].dst == dst)
+            return &w->items[i];
+    return NULL;
+}

@@ -66,6 +66,8 @@ typedef struct {
     pl_hf_want *items;
     int n, cap;
 } pl_hf_wants;
+/* The wanted tensor whose pointer lands in DST, or NULL. */
+const pl_hf_want *pl_hf_want_of(const pl_hf_wants *w, const float *const *dst);
 
 int pl_hf_want_add(pl_hf_wants *w, const float **dst, int optional, int ndim, int64_t d0, int64_t d1, const char *why,
                    const char *fmt, ...) __attribute__((format(printf, 8, 9)));
