@@ -18,7 +18,7 @@ typedef struct {
     const char *vocab_from; /* dir whose vocab.json + merges.txt are copied, or NULL */
     int hf_quirks;          /* gpt2: 'transformer.' prefix, tied lm_head.weight, h.N.attn.bias/masked_bias */
     /* Families beyond GPT-2 (zero: the family's default). */
-    const char *family;     /* NULL or "gpt2", "llama", "mistral", "qwen2", "gpt_neox" */
+    const char *family;     /* NULL or "gpt2", "llama", "mistral", "qwen2", "gpt_neox", "gemma2" */
     int n_kv_head;          /* key/value heads (llama, mistral, qwen2); 0: n_head */
     int head_dim;           /* explicit head_dim (llama, mistral, qwen2); 0: n_embd / n_head */
     int d_mlp;              /* intermediate_size; 0: 4 n_embd (gpt_neox), 8 n_embd / 3 rounded up to 8 (others) */
@@ -29,7 +29,7 @@ typedef struct {
                                original_max_position_embeddings; factor 0: no scaling */
     double rotary_pct;      /* gpt_neox; 0: 0.25 */
     int sequential;         /* gpt_neox: use_parallel_residual false */
-    int sliding_window;     /* mistral, qwen2 (use_sliding_window): 0 none */
+    int sliding_window;     /* mistral, qwen2 (use_sliding_window): 0 none; gemma2: 0 = 4096 */
     int n_shards;           /* > 1: model-0000i-of-0000N.safetensors + model.safetensors.index.json */
 } pl_synth_opts;
 

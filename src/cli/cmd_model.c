@@ -171,7 +171,7 @@ const cli_spec CLI_SYNTH = {
         {"--embd", NULL, "C", "residual width (required)"},
         {"--heads", NULL, "H", "attention (query) heads (required)"},
         {"--ctx", NULL, "N", "context length (required)"},
-        {"--family", NULL, "F", "gpt2 (default), llama, mistral, qwen2 or gpt_neox"},
+        {"--family", NULL, "F", "gpt2 (default), llama, mistral, qwen2, gpt_neox or gemma2"},
         {"--vocab", NULL, "V", "vocabulary size (default 50257; excludes --vocab-from)"},
         {"--vocab-from", NULL, "DIR", "copy vocab.json and merges.txt from DIR (GPT-2's vocabulary)"},
         {"--dtype", NULL, "T", "f32 (default), f16 or bf16"},
@@ -186,7 +186,7 @@ const cli_spec CLI_SYNTH = {
         {"--rope-scaling", NULL, "llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX", "Llama 3 rotary scaling"},
         {"--rotary-pct", NULL, "P", "GPT-NeoX: fraction of each head that is rotated, in (0, 1]"},
         {"--sequential-residual", NULL, NULL, "GPT-NeoX: sequential instead of parallel residual"},
-        {"--sliding-window", NULL, "W", "Mistral/Qwen2 sliding window (positions)"},
+        {"--sliding-window", NULL, "W", "Mistral/Qwen2 sliding window; Gemma 2's (default 4096) (positions)"},
         {"--shards", NULL, "N", "write the weights as N safetensors shards with an index"},
         {"--force", NULL, NULL, "replace the files of a non-empty OUT_DIR that plateau synth wrote (config.json says "
                                 "\"plateau_synthetic\": true); any other non-empty OUT_DIR is refused"},
