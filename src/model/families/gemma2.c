@@ -49,11 +49,7 @@ static int read_cap(const pl_hf_config *c, const char *key, double dflt, double 
         *cap = 0.0;
         return PL_OK;
     }
-    if (pl_hf_num(c, key, 0, dflt, 0, 1e9, cap))
-        return PL_ERR;
-    if (!(*cap > 0))
-        return pl_fail("%s: key \"%s\" = %g: a soft-cap must be positive (or null for none)", c->path, key, *cap);
-    return PL_OK;
+    return pl_hf_num(c, key, 0, dflt, 0, 1e9, cap); /* bounds exclusive: a cap is positive */
 }
 
 static int read_sizes(const pl_hf_config *c, gemma_keys *k)
@@ -81,8 +77,6 @@ static int read_sizes(const pl_hf_config *c, gemma_keys *k)
     if ((long)k->H * k->hd > MAX_WIDTH * 16L)
         return pl_fail("%s: num_attention_heads x head_dim = %ld exceeds the supported maximum %ld", c->path,
                        (long)k->H * k->hd, MAX_WIDTH * 16L);
-    if (!(k->qpas > 0))
-        return pl_fail("%s: key \"query_pre_attn_scalar\" = %g is not positive", c->path, k->qpas);
     /* HF's Gemma2MLP reads hidden_activation (hidden_act is ignored, as transformers does) */
     if (strcmp(act, "gelu_pytorch_tanh"))
         return pl_fail("%s: key \"hidden_activation\" is \"%.40s\": plateau computes Gemma 2's GeGLU with "
