@@ -29,7 +29,7 @@ typedef struct {
                                original_max_position_embeddings; factor 0: no scaling */
     double rotary_pct;      /* gpt_neox; 0: 0.25 */
     int sequential;         /* gpt_neox: use_parallel_residual false */
-    int sliding_window;     /* mistral, qwen2 (use_sliding_window): 0 none */
+    int sliding_window;     /* mistral, qwen2 (use_sliding_window): 0 none; gemma2: 0 = 4096 */
     int n_shards;           /* > 1: model-0000i-of-0000N.safetensors + model.safetensors.index.json */
 } pl_synth_opts;
 

@@ -186,7 +186,7 @@ const cli_spec CLI_SYNTH = {
         {"--rope-scaling", NULL, "llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX", "Llama 3 rotary scaling"},
         {"--rotary-pct", NULL, "P", "GPT-NeoX: fraction of each head that is rotated, in (0, 1]"},
         {"--sequential-residual", NULL, NULL, "GPT-NeoX: sequential instead of parallel residual"},
-        {"--sliding-window", NULL, "W", "Mistral/Qwen2 sliding window (positions)"},
+        {"--sliding-window", NULL, "W", "Mistral/Qwen2 sliding window; Gemma 2's (default 4096) (positions)"},
         {"--shards", NULL, "N", "write the weights as N safetensors shards with an index"},
         {"--force", NULL, NULL, "replace the files of a non-empty OUT_DIR that plateau synth wrote (config.json says "
                                 "\"plateau_synthetic\": true); any other non-empty OUT_DIR is refused"},

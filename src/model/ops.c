@@ -89,6 +89,35 @@ void pl_op_rmsnorm(float *out, const float *in, const float *w, int N, int C, fl
     }
 }
 
+void pl_op_rmsnorm_1p(float *out, const float *in, const float *w, int N, int C, float eps)
+{
+    for (int i = 0; i < N; i++) {
+        const float *x = in + (size_t)i * C;
+        float *y = out + (size_t)i * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++)
+            ss += (double)x[c] * x[c];
+        float rstd = (float)(1.0 / sqrt(ss / C + eps));
+        for (int c = 0; c < C; c++)
+            y[c] = x[c] * rstd * (1.0f + w[c]);
+    }
+}
+
+void pl_op_geglu_tanh(float *gate, const float *up, size_t n)
+{
+    const float s2 = 2.0f * 0.7978845608028654f;
+    for (size_t i = 0; i < n; i++) {
+        float v = gate[i];
+        gate[i] = v / (1.0f + expf(-s2 * (v + 0.044715f * v * v * v))) * up[i];
+    }
+}
+
+void pl_op_softcap(float *x, size_t n, float cap)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
 void pl_op_gelu_erf(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -132,25 +161,28 @@ void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, con
 
 void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,
                       const float *kb, const float *vb, int n_b, size_t stride_b, int H, int KVH, int HD,
-                      float *scores)
+                      float *scores, const pl_attn_opts *opt)
 {
-    float scale = 1.0f / sqrtf((float)HD);
+    float scale = opt && opt->scale > 0 ? opt->scale : 1.0f / sqrtf((float)HD), cap = opt ? opt->softcap : 0.0f;
     int n = n_a + n_b, group = H / KVH;
+    int lo = opt && opt->window > 0 && n > opt->window ? n - opt->window : 0; /* the first key in the window */
     for (int h = 0; h < H; h++) {
         const float *qh = q + (size_t)h * HD;
         size_t kv_off = (size_t)(h / group) * HD;
         float maxv = -INFINITY;
-        for (int s = 0; s < n; s++) {
+        for (int s = lo; s < n; s++) {
             const float *k = (s < n_a ? ka + (size_t)s * stride_a : kb + (size_t)(s - n_a) * stride_b) + kv_off;
             float dot = 0.0f;
             for (int i = 0; i < HD; i++)
                 dot += qh[i] * k[i];
             scores[s] = dot * scale;
+            if (cap > 0)
+                scores[s] = cap * tanhf(scores[s] / cap);
             if (scores[s] > maxv)
                 maxv = scores[s];
         }
         double sum = 0.0;
-        for (int s = 0; s < n; s++) {
+        for (int s = lo; s < n; s++) {
             scores[s] = expf(scores[s] - maxv);
             sum += scores[s];
         }
@@ -158,7 +190,7 @@ void pl_op_attend_one(float *out, const float *q, const float *ka, const float *
         float *oh = out + (size_t)h * HD;
         for (int i = 0; i < HD; i++)
             oh[i] = 0.0f;
-        for (int s = 0; s < n; s++) {
+        for (int s = lo; s < n; s++) {
             const float *v = (s < n_a ? va + (size_t)s * stride_a : vb + (size_t)(s - n_a) * stride_b) + kv_off;
             float p = scores[s] * inv;
             for (int i = 0; i < HD; i++)
@@ -168,27 +200,32 @@ void pl_op_attend_one(float *out, const float *q, const float *ka, const float *
 }
 
 void pl_op_causal_attention(float *out, const float *q, size_t q_stride, const float *k, const float *v,
-                            size_t kv_stride, int T, int H, int KVH, int HD, float *scores)
+                            size_t kv_stride, int T, int H, int KVH, int HD, float *scores, const pl_attn_opts *opt)
 {
-    float scale = 1.0f / sqrtf((float)HD);
-    int group = H / KVH;
+    float scale = opt && opt->scale > 0 ? opt->scale : 1.0f / sqrtf((float)HD), cap = opt ? opt->softcap : 0.0f;
+    int group = H / KVH, window = opt ? opt->window : 0;
     for (int h = 0; h < H; h++) {
         const float *qh = q + (size_t)h * HD, *kh = k + (size_t)(h / group) * HD, *vh = v + (size_t)(h / group) * HD;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HD, scale, qh, (int)q_stride, kh, (int)kv_stride,
                     0.0f, scores, T);
         for (int t = 0; t < T; t++) {
             float *row = scores + (size_t)t * T;
+            int lo = window > 0 && t + 1 > window ? t + 1 - window : 0; /* keys lo..t: i - j < window */
+            if (cap > 0)
+                pl_op_softcap(row + lo, (size_t)(t + 1 - lo), cap);
             float maxv = -INFINITY;
-            for (int u = 0; u <= t; u++)
+            for (int u = lo; u <= t; u++)
                 if (row[u] > maxv)
                     maxv = row[u];
             double sum = 0.0;
-            for (int u = 0; u <= t; u++) {
+            for (int u = lo; u <= t; u++) {
                 row[u] = expf(row[u] - maxv);
                 sum += row[u];
             }
             float inv = (float)(1.0 / sum);
-            for (int u = 0; u <= t; u++)
+            for (int u = 0; u < lo; u++)
+                row[u] = 0.0f;
+            for (int u = lo; u <= t; u++)
                 row[u] *= inv;
             for (int u = t + 1; u < T; u++)
                 row[u] = 0.0f;

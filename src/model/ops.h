@@ -27,6 +27,17 @@ void pl_op_linear(float *out, const float *in, const float *W, const float *bias
  * double, as pl_op_layernorm's statistics. */
 void pl_op_rmsnorm(float *out, const float *in, const float *w, int N, int C, float eps);
 
+/* Gemma's RMSNorm: out = in * rsqrt(mean(in^2) + eps) * (1 + w), (1 + w) in fp32 as HF's
+ * Gemma2RMSNorm; the mean in double as pl_op_rmsnorm's. In place (out = in) is allowed. */
+void pl_op_rmsnorm_1p(float *out, const float *in, const float *w, int N, int C, float eps);
+
+/* GeGLU: gate[i] = gelu_tanh(gate[i]) * up[i], the GELU of pl_op_gelu_tanh (Gemma's MLP,
+ * hidden_activation gelu_pytorch_tanh). */
+void pl_op_geglu_tanh(float *gate, const float *up, size_t n);
+
+/* Logit soft-capping, in place: x = cap * tanh(x / cap) (Gemma 2's attention and final logits). */
+void pl_op_softcap(float *x, size_t n, float cap);
+
 /* GELU with the exact erf, 0.5 v (1 + erf(v / sqrt 2)) (GPT-NeoX's "gelu"). */
 void pl_op_gelu_erf(float *x, size_t n);
 
@@ -46,21 +57,31 @@ void pl_op_rope_table(float *cs, const float *inv_freq, int ROT, int first, int 
 void pl_op_rope(float *x, int R, size_t row_stride, int NH, int HD, int ROT, const float *cs, int period,
                 int interleaved);
 
+/* Options of the attention ops; NULL: scale 1/sqrt(HD), no soft-capping, full causal attention.
+ * scale: scores = q.k * scale; softcap c > 0: scores = c tanh(scores / c) before the mask;
+ * window w > 0: a query at position i sees keys j with i - j < w only (HF's sliding window). */
+typedef struct {
+    float scale;
+    float softcap;
+    int window;
+} pl_attn_opts;
+
 /* Attention of one query row q[H*HD] over keys and values given as two runs of rows: n_a rows of
  * (ka, va) with row stride stride_a floats (the cached clean positions), then n_b rows of (kb, vb)
  * with stride stride_b (the variant's own positions). Keys and values hold KVH heads of HD floats
  * (grouped-query attention: query head h reads key/value head h / (H / KVH)). out[H*HD] receives
- * the heads side by side; scores[n_a + n_b] is scratch. Scale 1/sqrt(HD). */
+ * the heads side by side; scores[n_a + n_b] is scratch. The query sits at the last key's position
+ * (a window counts back from it). OPT: pl_attn_opts or NULL. */
 void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,
                       const float *kb, const float *vb, int n_b, size_t stride_b, int H, int KVH, int HD,
-                      float *scores);
+                      float *scores, const pl_attn_opts *opt);
 
 /* Causal self-attention of all T positions: out[T, H*HD] from queries q[T, *] (row stride q_stride)
  * and keys/values k, v[T, *] (row stride kv_stride) of KVH heads (grouped as in pl_op_attend_one).
  * Each head's scores and weighted values are two sgemms over strided views (the upper triangle of
  * the scores is computed and discarded: at these sizes that is cheaper than scalar loops).
- * scores[T, T] is scratch. */
+ * scores[T, T] is scratch. OPT: pl_attn_opts or NULL. */
 void pl_op_causal_attention(float *out, const float *q, size_t q_stride, const float *k, const float *v,
-                            size_t kv_stride, int T, int H, int KVH, int HD, float *scores);
+                            size_t kv_stride, int T, int H, int KVH, int HD, float *scores, const pl_attn_opts *opt);
 
 #endif

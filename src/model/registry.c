@@ -9,7 +9,7 @@
 #include "plateau/error.h"
 
 /* Each family file's code (families/<family>.c), and its rows. */
-extern const pl_family_code pl_gpt2_code, pl_llama_code, pl_neox_code;
+extern const pl_family_code pl_gpt2_code, pl_llama_code, pl_neox_code, pl_gemma2_code;
 
 static const pl_family families[] = {
     {"gpt2", "GPT2LMHeadModel", &pl_gpt2_code, 0},
@@ -17,6 +17,7 @@ static const pl_family families[] = {
     {"mistral", "MistralForCausalLM", &pl_llama_code, PL_LLAMA_MISTRAL},
     {"qwen2", "Qwen2ForCausalLM", &pl_llama_code, PL_LLAMA_QWEN2},
     {"gpt_neox", "GPTNeoXForCausalLM", &pl_neox_code, 0},
+    {"gemma2", "Gemma2ForCausalLM", &pl_gemma2_code, 0},
 };
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
 

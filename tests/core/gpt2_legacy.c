@@ -243,7 +243,7 @@ static int gpt2_forward(const pl_model *model, const int *tokens, int N, int T, 
                 memcpy(vc + (size_t)t * C, qkv + (size_t)t * 3 * C + 2 * C, sizeof(float) * C);
             }
             pl_op_causal_attention(s.att + i * TC, qkv, 3 * (size_t)C, qkv + C, qkv + 2 * C, 3 * (size_t)C, T, H, H, C / H,
-                                   s.scores);
+                                   s.scores, NULL);
         }
         pl_op_matmul(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
         pl_op_residual_add(x, s.proj, R * C);
@@ -295,7 +295,7 @@ static int gpt2_patch_eval_groups(const pl_model *model, const pl_run *const *cl
             const float *rows = s.qkv + (size_t)v * n * 3 * C;
             for (int j = 0; j < n; j++)
                 pl_op_attend_one(s.att + ((size_t)v * n + j) * C, rows + (size_t)j * 3 * C, kc, vc, pos, C, rows + C,
-                                 rows + 2 * C, j + 1, 3 * (size_t)C, H, H, C / H, s.scores);
+                                 rows + 2 * C, j + 1, 3 * (size_t)C, H, H, C / H, s.scores, NULL);
         }
         pl_op_matmul(s.proj, s.att, b->attn_proj_w, b->attn_proj_b, (int)R, C, C);
         pl_op_residual_add(x, s.proj, R * C);

@@ -10,6 +10,11 @@ model.safetensors, or a sharded model.safetensors.index.json; F32/F16/BF16) and 
   * gpt_neox  HF GPTNeoXForCausalLM: LayerNorm, partial rotate-half RoPE over int(head_size *
               rotary_pct) dims, fused query_key_value laid out [head, (q, k, v), head_size], exact
               GELU, parallel or sequential residual, embed_out
+  * gemma2    HF Gemma2ForCausalLM (modeling_gemma2.py): embedding x sqrt(hidden_size), RMSNorm x (1 + w),
+              input/post-attention and pre/post-feed-forward norms, GeGLU (tanh GELU), GQA with head_dim,
+              scores x query_pre_attn_scalar^-0.5, soft-capped c tanh(s / c) before the mask, a
+              sliding window (key j of query i when i - j < sliding_window) on the layers layer_types
+              names sliding_attention (default: the even layers), final logits soft-capped, tied
   * llama2.c  run.c's forward: RMSNorm eps 1e-5, RoPE on interleaved pairs (2i, 2i+1) with
               freq 1/10000^(2i/head_size), GQA, SwiGLU, tied or separate classifier
 forward(tokens, patch=None) -> (resid, logits): resid[r] is the [T, C] residual at resid index r
@@ -85,15 +90,22 @@ def rope_interleaved(x, inv_freq, positions):
     return out
 
 
-def attention(q, k, v):
-    """Causal attention. q[T, H, hd], k and v [T, KVH, hd]; query head h reads kv head h // (H // KVH)."""
+def attention(q, k, v, scale=None, softcap=None, window=None):
+    """Causal attention. q[T, H, hd], k and v [T, KVH, hd]; query head h reads kv head h // (H // KVH).
+    Scores q.k * scale (default 1/sqrt(hd)), then softcap * tanh(s / softcap) when given, then the
+    mask: causal, and with a window only keys j of query i with i - j < window."""
     T, H, hd = q.shape
     group = H // k.shape[1]
     out = np.zeros((T, H * hd))
-    mask = np.tril(np.ones((T, T), dtype=bool))
+    i, j = np.indices((T, T))
+    mask = j <= i
+    if window:
+        mask &= i - j < window
     for h in range(H):
         kh, vh = k[:, h // group], v[:, h // group]
-        att = q[:, h] @ kh.T / math.sqrt(hd)
+        att = q[:, h] @ kh.T * (scale if scale else 1.0 / math.sqrt(hd))
+        if softcap:
+            att = softcap * np.tanh(att / softcap)
         att = np.where(mask, att, -np.inf)
         att = np.exp(att - att.max(-1, keepdims=True))
         att /= att.sum(-1, keepdims=True)
@@ -216,6 +228,65 @@ class NeoX(Decoder):
         return x + mlp(self._ln(x, p + "post_attention_layernorm"))
 
 
+def gelu_tanh(x):
+    """PyTorch's gelu(approximate="tanh") (HF's gelu_pytorch_tanh)."""
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+class Gemma2(Decoder):
+    """HF Gemma 2 from a model dir, with transformers' defaults for absent keys."""
+
+    def __init__(self, model_dir):
+        with open(os.path.join(model_dir, "config.json")) as f:
+            cfg = json.load(f)
+        w = read_hf_tensors(model_dir)
+        self.w = w
+        self.L = cfg["num_hidden_layers"]
+        self.C = cfg["hidden_size"]
+        self.H = cfg["num_attention_heads"]
+        self.KVH = cfg["num_key_value_heads"]
+        self.hd = cfg["head_dim"]
+        self.eps = cfg.get("rms_norm_eps", 1e-6)
+        theta = cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+        self.inv_freq = 1.0 / theta ** (np.arange(0, self.hd, 2, dtype=np.float64) / self.hd)
+        self.scale = cfg.get("query_pre_attn_scalar", 256) ** -0.5
+        self.attn_cap = cfg.get("attn_logit_softcapping", 50.0)
+        self.final_cap = cfg.get("final_logit_softcapping", 30.0)
+        window = cfg.get("sliding_window", 4096)
+        types = cfg.get("layer_types") or ["sliding_attention" if (i + 1) % 2 else "full_attention"
+                                           for i in range(self.L)]
+        self.windows = [window if t == "sliding_attention" else None for t in types]
+        raw = w["model.embed_tokens.weight"]
+        self.embed = raw * math.sqrt(self.C)  # resid index 0 is the scaled embedding
+        self.unembed = raw if cfg.get("tie_word_embeddings", True) else w["lm_head.weight"]
+
+    def _norm(self, x, name):
+        return rms_norm(x, 1.0 + self.w[name + ".weight"], self.eps)
+
+    def final_norm(self, x):
+        return self._norm(x, "model.norm")
+
+    def forward(self, tokens, patch=None):
+        resid, logits = super().forward(tokens, patch)
+        if self.final_cap:
+            logits = self.final_cap * np.tanh(logits / self.final_cap)
+        return resid, logits
+
+    def block(self, x, l, positions):
+        p = f"model.layers.{l}."
+        T = x.shape[0]
+        h = self._norm(x, p + "input_layernorm")
+        q = self._lin(h, p + "self_attn.q_proj").reshape(T, self.H, self.hd)
+        k = self._lin(h, p + "self_attn.k_proj").reshape(T, self.KVH, self.hd)
+        v = self._lin(h, p + "self_attn.v_proj").reshape(T, self.KVH, self.hd)
+        q, k = rope_half(q, self.inv_freq, positions), rope_half(k, self.inv_freq, positions)
+        a = self._lin(attention(q, k, v, self.scale, self.attn_cap, self.windows[l]), p + "self_attn.o_proj")
+        x = x + self._norm(a, p + "post_attention_layernorm")
+        h = self._norm(x, p + "pre_feedforward_layernorm")
+        m = self._lin(gelu_tanh(self._lin(h, p + "mlp.gate_proj")) * self._lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+        return x + self._norm(m, p + "post_feedforward_layernorm")
+
+
 class Llama2c(Decoder):
     """A llama2.c checkpoint, read as run.c's memory_map_weights (v0) or export.py's version 1."""
 
@@ -304,4 +375,6 @@ def load(path):
         return Llama(path)
     if kind == "gpt_neox":
         return NeoX(path)
+    if kind == "gemma2":
+        return Gemma2(path)
     raise ValueError(f"{path}: model_type {kind}")

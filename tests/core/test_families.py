@@ -9,6 +9,12 @@ weights large enough that attention is far from uniform (so a wrong rotary embed
   qwen2    q/k/v biases, GQA 2, tied, sharded into 3 files, F32
   gpt_neox rotary_pct 0.25 parallel residual untied F32; 0.5 sequential sharded rotary_emb_base 1000
            BF16; 1.0 parallel tied F16
+  gemma2   GQA 2, head_dim 16 != hidden/heads, query_pre_attn_scalar 24 != head_dim, attention
+           soft-cap 2 and final soft-cap 5 (small enough to bend the scores and logits), sliding_window
+           4 on the even layers (transformers' default), tied, F32; GQA 2, explicit layer_types (full,
+           sliding), window 3, no soft-caps (null), untied, BF16; plateau synth --family gemma2
+           (--sliding-window 5). Every sequence is longer than its window (T = 11): the windows are
+           exercised in the full forward and in the fast path
   llama2.c version 1 untied GQA 2; version 0 tied
   gpt2     sharded into 3 files (written by plateau synth --shards 3 --hf-quirks), BF16
 
@@ -127,6 +133,39 @@ def neox_dir(path, rng, L, C, H, V, N, dtype, pct, parallel, tied=False, base=No
     write_dir(path, cfg, params, dtype, shards)
 
 
+def gemma2_dir(path, rng, L, C, H, KVH, hd, V, N, dtype, qpas, attn_cap, final_cap, window, layer_types=None,
+               tied=True):
+    I = 4 * C
+    cfg = {"model_type": "gemma2", "hidden_size": C, "intermediate_size": I, "num_hidden_layers": L,
+           "num_attention_heads": H, "num_key_value_heads": KVH, "head_dim": hd, "vocab_size": V,
+           "max_position_embeddings": N, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": tied,
+           "hidden_activation": "gelu_pytorch_tanh", "hidden_act": "gelu_pytorch_tanh",
+           "query_pre_attn_scalar": qpas, "attn_logit_softcapping": attn_cap,
+           "final_logit_softcapping": final_cap, "sliding_window": window, "attention_bias": False}
+    if layer_types:
+        cfg["layer_types"] = layer_types
+
+    def w(*shape, scale=0.1):
+        return rng.normal(0.0, scale, shape)
+
+    # Gemma's norms scale by (1 + w): gains near 0 are norms near 1
+    params = [("model.embed_tokens.weight", w(V, C, scale=0.3)), ("model.norm.weight", w(C))]
+    if not tied:
+        params.append(("lm_head.weight", w(V, C, scale=0.3)))
+    for l in range(L):
+        p = f"model.layers.{l}."
+        params += [(p + n + ".weight", w(C, scale=0.3)) for n in ("input_layernorm", "post_attention_layernorm",
+                                                                   "pre_feedforward_layernorm",
+                                                                   "post_feedforward_layernorm")]
+        params += [(p + "self_attn.q_proj.weight", w(H * hd, C, scale=0.3)),
+                   (p + "self_attn.k_proj.weight", w(KVH * hd, C, scale=0.3)),
+                   (p + "self_attn.v_proj.weight", w(KVH * hd, C, scale=0.2)),
+                   (p + "self_attn.o_proj.weight", w(C, H * hd, scale=0.1)),
+                   (p + "mlp.gate_proj.weight", w(I, C, scale=0.15)), (p + "mlp.up_proj.weight", w(I, C, scale=0.15)),
+                   (p + "mlp.down_proj.weight", w(C, I, scale=0.08))]
+    write_dir(path, cfg, params, dtype)
+
+
 def llama2c_file(path, rng, version, dim, hidden, L, H, KVH, V, S, shared):
     """A llama2.c checkpoint in run.c's layout (version 0) or export.py's version 1."""
     hs = dim // H
@@ -195,6 +234,21 @@ def main():
         if r.returncode != 0:
             sys.exit("synth: " + r.stderr)
         add("gpt2 (plateau synth) 3 shards, HF quirks, BF16", p, 2, 32, 300, 11, "gpt2")
+        p = os.path.join(tmp, "gemma2_caps")
+        gemma2_dir(p, rng, 3, 48, 4, 2, 16, 300, 32, "F32", 24, 2.0, 5.0, 4)
+        add("gemma2 GQA 2 head_dim 16 qpas 24 soft-caps 2/5 window 4 (even layers) tied F32", p, 3, 48, 300, 11,
+            "gemma2")
+        p = os.path.join(tmp, "gemma2_types")
+        gemma2_dir(p, rng, 2, 32, 2, 1, 16, 300, 32, "BF16", 16, None, None, 3,
+                   layer_types=["full_attention", "sliding_attention"], tied=False)
+        add("gemma2 layer_types (full, sliding) window 3 no soft-caps untied BF16", p, 2, 32, 300, 11, "gemma2")
+        p = os.path.join(tmp, "gemma2_synth")
+        r = subprocess.run([args.plateau, "synth", p, "--family", "gemma2", "--layers", "2", "--embd", "32", "--heads",
+                            "4", "--kv-heads", "2", "--head-dim", "8", "--ctx", "16", "--vocab", "300", "--tied",
+                            "--sliding-window", "5", "--seed", "4"], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit("synth: " + r.stderr)
+        add("gemma2 (plateau synth) window 5 tied F32", p, 2, 32, 300, 11, "gemma2")
         p = os.path.join(tmp, "l2c_v1.bin")
         llama2c_file(p, rng, 1, 48, 100, 2, 6, 3, 260, 24, False)
         add("llama2.c version 1 untied GQA 2", p, 2, 48, 260, 11, "llama")

@@ -9,7 +9,7 @@ plateau_test(forward_vs_numpy ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_fo
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward> --groups $<TARGET_FILE:check_groups>)
 set_tests_properties(forward_vs_numpy PROPERTIES TIMEOUT 600)
 
-# Every model family (llama, mistral, qwen2, gpt_neox, llama2.c) against the numpy reference ref_models.py.
+# Every model family (llama, mistral, qwen2, gpt_neox, gemma2, llama2.c) against the numpy reference ref_models.py.
 plateau_test(forward_families ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_families.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_forward> --groups $<TARGET_FILE:check_groups>)
 set_tests_properties(forward_families PROPERTIES TIMEOUT 600 COST 35)

@@ -361,7 +361,7 @@ def _(d):
 MODEL_LEVEL = {"shape_disagrees_with_config", "vocab_size_disagrees_with_wte", "wpe_longer_than_n_positions",
                "missing_tensor", "unexpected_tensor", "layer_beyond_config", "untied_lm_head",
                "unsupported_weight_dtype_i64"}
-@case("other_model_type", "config.json", "model_type \"gpt_neo\" is not supported (gpt2, llama, mistral, qwen2, gpt_neox)")
+@case("other_model_type", "config.json", "model_type \"gpt_neo\" is not supported (gpt2, llama, mistral, qwen2, gpt_neox, gemma2)")
 def _(d):
     edit_config(d, model_type="gpt_neo")
 
@@ -389,7 +389,8 @@ import test_families  # noqa: E402  (the independent llama2.c writer)
 bases = {"gpt2": base}
 for name, extra in (("llama", ["--family", "llama", "--kv-heads", "2"]),
                     ("sharded", ["--family", "llama", "--kv-heads", "2", "--shards", "2"]),
-                    ("neox", ["--family", "gpt_neox", "--embd", "32"]), ("mistral", ["--family", "mistral"])):
+                    ("neox", ["--family", "gpt_neox", "--embd", "32"]), ("mistral", ["--family", "mistral"]),
+                    ("gemma2", ["--family", "gemma2", "--kv-heads", "2", "--head-dim", "8", "--sliding-window", "4"])):
     bases[name] = os.path.join(work, "base-" + name)
     stio.synth(bases[name], *extra)
 bases["l2c"] = os.path.join(work, "base-l2c")
@@ -623,6 +624,64 @@ def _(d):
       base_name="neox")
 def _(d):
     edit_config(d, intermediate_size=64)
+
+
+@case("gemma2_hidden_activation_gelu", "config.json", 'key "hidden_activation" is "gelu": plateau computes Gemma 2',
+      base_name="gemma2")
+def _(d):
+    edit_config(d, hidden_activation="gelu")
+
+
+@case("gemma2_zero_softcap", "config.json", 'key "attn_logit_softcapping" must be a number in (0, 1e+09)',
+      base_name="gemma2")
+def _(d):
+    edit_config(d, attn_logit_softcapping=0.0)
+
+
+@case("gemma2_null_sliding_window", "config.json", 'key "sliding_window" is null', base_name="gemma2")
+def _(d):
+    path = os.path.join(d, "config.json")
+    cfg = json.load(open(path))
+    cfg["sliding_window"] = None
+    json.dump(cfg, open(path, "w"))
+
+
+@case("gemma2_layer_types_too_short", "config.json", 'key "layer_types" is not a list of num_hidden_layers = 2 entries',
+      base_name="gemma2")
+def _(d):
+    edit_config(d, layer_types=["sliding_attention"])
+
+
+@case("gemma2_layer_types_unknown", "config.json", 'key "layer_types"[1] is not "sliding_attention" or "full_attention"',
+      base_name="gemma2")
+def _(d):
+    edit_config(d, layer_types=["sliding_attention", "chunked_attention"])
+
+
+@case("gemma2_attention_bias", "config.json", 'key "attention_bias" is true: not supported', base_name="gemma2")
+def _(d):
+    edit_config(d, attention_bias=True)
+
+
+@case("gemma2_bidirectional", "config.json", 'key "use_bidirectional_attention" is set: not supported',
+      base_name="gemma2")
+def _(d):
+    edit_config(d, use_bidirectional_attention=True)
+
+
+@case("gemma2_missing_post_feedforward_norm", ST, "missing tensor 'model.layers.1.post_feedforward_layernorm.weight'",
+      base_name="gemma2")
+def _(d):
+    header, data = load(d)
+    del header["model.layers.1.post_feedforward_layernorm.weight"]
+    save(d, header, data)
+
+
+# transformers' Gemma2Config ties by default: without the key, a separate lm_head.weight must equal the embedding
+@case("gemma2_default_tied_lm_head_differs", "config.json",
+      "tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight", base_name="gemma2")
+def _(d):
+    edit_config(d, tie_word_embeddings=None)
 
 
 @case("llama2c_truncated", L2C, "the file has", "truncated", base_name="l2c")

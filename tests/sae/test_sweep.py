@@ -11,6 +11,13 @@ Gaussian as long as that error), the steps in both bases and three step modes, t
 the readouts sae_l0 and sae_recon_error of every step vector. Three SAEs, one of each architecture, one of
 them made so that one prompt's base has no active feature (its curves must be NaN, and counted).
 Draws whose encoding has a pre-activation within float32 reach of a boundary are left out (and counted).
+
+With a second argument `gemma2`, the same checks on Gemma 2 with Gemma Scope's SAE dir: a synthetic gemma2
+model (plateau synth: soft-caps, a sliding window of 3 shorter than the 8-token prompts, tied; numpy
+reference tests/core/ref_models.Gemma2), a JumpReLU SAE (plateau synth-sae) at blocks.1.hook_resid_post
+whose cfg.json is rewritten to the fields SAELens's Gemma Scope loader (get_gemma_2_config_from_hf) gives
+(apply_b_dec_to_input false, normalize_activations null, activation_fn relu, ...), driving every SAE
+direction kind (sae_active, sae_reconstruction, sae_error_random; sae_feature_scale from 0 to 2).
 """
 import math
 import os
@@ -21,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sweep"))
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
 import ref_sae  # noqa: E402
 import reference as ref  # noqa: E402
 import sweeplib as sl  # noqa: E402
@@ -28,11 +36,23 @@ from ref_gpt2 import GPT2, log_softmax  # noqa: E402
 
 RNG_SAE_FEATURE, RNG_SAE_ERROR = 11, 12
 d = sl.workdir(sys.argv)
+GEMMA2 = len(sys.argv) > 2 and sys.argv[2] == "gemma2"
 V, C, T = 300, 32, 8
 P, S, COV, SEED, DATA_SEED = 10, 2, 60, 5, 3
 HOOK, R_HOOK, R_READ = "blocks.1.hook_resid_pre", 1, 3
-model_dir = sl.make_model(d, layers=3, embd=C, vocab=V)
-model = GPT2(model_dir)
+if GEMMA2:
+    import ref_models  # noqa: E402
+    HOOK, R_HOOK = "blocks.1.hook_resid_post", 2  # Gemma Scope's residual SAEs read the block's output
+    model_dir = os.path.join(d, "gemma2")
+    r = subprocess.run([sl.BIN, "synth", model_dir, "--family", "gemma2", "--layers", "3", "--embd", str(C), "--heads",
+                        "4", "--kv-heads", "2", "--ctx", "32", "--vocab", str(V), "--tied", "--sliding-window", "3"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sl.fail("synth gemma2: " + r.stderr)
+    model = ref_models.load(model_dir)
+else:
+    model_dir = sl.make_model(d, layers=3, embd=C, vocab=V)
+    model = GPT2(model_dir)
 data = sl.make_bin(d, T * 150, V, seed=4)
 tokens_all = np.fromfile(data, dtype="<u2").astype(np.int64)
 docs = [list(tokens_all[w * T:(w + 1) * T]) + ([int(tokens_all[(w + 1) * T])] if (w + 1) * T < len(tokens_all)
@@ -205,6 +225,33 @@ def check(label, f, sae_dir, mode, centered=False, center_dir=False, fraction=0.
 def names(f, metrics):
     f["metric_names"] = [m.strip() for m in metrics.split(",")]
     return f
+
+
+def gemma_scope(name, sae_dir):
+    """SAE_DIR's weights under the cfg.json SAELens's Gemma Scope loader writes (a Gemma Scope dir saved
+    by SAELens), written anew as NAME."""
+    s = ref_sae.SAE(sae_dir)
+    cfg = {"architecture": "jumprelu", "d_in": C, "d_sae": s.d_sae, "dtype": "float32", "model_name": "gemma-2-2b",
+           "hook_name": HOOK, "hook_head_index": None, "activation_fn": "relu", "finetuning_scaling_factor": False,
+           "sae_lens_training_version": None, "prepend_bos": True, "dataset_path": "monology/pile-uncopyrighted",
+           "context_size": 1024, "dataset_trust_remote_code": True, "apply_b_dec_to_input": False,
+           "normalize_activations": None, "device": "cpu"}
+    return ref_sae.write_sae(os.path.join(d, name), cfg, {"W_enc": s.W_enc, "b_enc": s.b_enc, "W_dec": s.W_dec,
+                                                          "b_dec": s.b_dec, "threshold": s.threshold})
+
+
+if GEMMA2:
+    m1 = "kl, jsd, l2, sae_l0, sae_recon_error"
+    scope = gemma_scope("gemma_scope", synth("jumprelu", "jumprelu"))
+    f = names(run("gemma_scope", scope, perturb__bases="real, synthetic", readout__metrics=m1,
+                  perturb__directions="sae_active, sae_reconstruction, sae_error_random"), m1)
+    check("gemma2 + Gemma Scope cfg (jumprelu), to_target, raw", f, scope, "to_target")
+    m3 = "kl, l2, cosine, sae_l0, sae_recon_error"
+    f = names(run("gemma_scope_scale", scope, perturb__bases="real, synthetic", readout__metrics=m3,
+                  perturb__alpha_max=2, perturb__steps=9, perturb__directions="sae_feature_scale, sae_active"), m3)
+    check("gemma2 + Gemma Scope cfg, sae_feature_scale 0..2", f, scope, "to_target", prompts=(0, 3, 7))
+    print("Gemma 2 SAE sweep tests passed")
+    sys.exit(0)
 
 
 # 1. JumpReLU, raw basis, to_target (alpha = 1 removes the feature: teren's d = -act W_dec[f])

@@ -13,3 +13,5 @@ foreach(t synth sweep ranks merge)
   plateau_test(sae_${t} ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sae_${t})
 endforeach()
 set_tests_properties(sae_ranks PROPERTIES RUN_SERIAL TRUE)
+# The same reference checks on a gemma2 model with a Gemma Scope-style (JumpReLU, SAELens cfg) SAE dir.
+plateau_test(sae_gemma2 ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_sweep.py ${CMAKE_CURRENT_BINARY_DIR}/sae_gemma2 gemma2)

@@ -1,5 +1,6 @@
 """Sweeps on every model family through the one model interface: synthetic llama (GQA, tied),
-qwen2 (biases) and gpt_neox (partial rotary, sequential residual) dirs from plateau synth, and the
+qwen2 (biases), gpt_neox (partial rotary, sequential residual) and gemma2 (soft-caps, sliding window
+of 3 on the even layers, shorter than the 8-token prompts; tied) dirs from plateau synth, and the
 trained llama2.c stories260K (when ../shared is present), on nanoGPT-style .bin token data:
   * the fast path equals --naive within 1e-5 relative per curve (as test_naive.py measures it);
   * 1 process and 2 MPI ranks give bitwise identical files."""
@@ -17,7 +18,8 @@ d = sl.workdir(sys.argv)
 models = []
 for name, extra in (("llama", ["--family", "llama", "--kv-heads", "2", "--tied"]),
                     ("qwen2", ["--family", "qwen2", "--kv-heads", "1"]),
-                    ("gpt_neox", ["--family", "gpt_neox", "--sequential-residual", "--rotary-pct", "0.5"])):
+                    ("gpt_neox", ["--family", "gpt_neox", "--sequential-residual", "--rotary-pct", "0.5"]),
+                    ("gemma2", ["--family", "gemma2", "--kv-heads", "2", "--tied", "--sliding-window", "3"])):
     path = os.path.join(d, name)
     r = subprocess.run([sl.BIN, "synth", path, "--layers", "3", "--embd", "32", "--heads", "4", "--ctx", "32",
                         "--vocab", "300", "--seed", "4"] + extra, capture_output=True, text=True)

@@ -9,6 +9,10 @@ each trained here by a plain BPE trainer on the given texts (so they need no dow
                    fuse_unk, Replace/ByteFallback/Fuse/Strip decoder, <s> by TemplateProcessing,
                    an added token with lstrip/rstrip
   metaspace-split  Metaspace(prepend_scheme=always, split=true), Metaspace decoder
+  gemma            Gemma's (transformers' GemmaConverter): Replace(" " -> "▁") normalizer with no prefix,
+                   Split(" ", MergedWithPrevious) (a no-op once spaces are ▁), BPE across words with
+                   byte_fallback and fuse_unk, <unk> id 3, <bos> by TemplateProcessing, runs of ▁ as
+                   tokens, <start_of_turn>/<end_of_turn> special, Replace/ByteFallback/Fuse decoder
 
 usage: make_hf_synthetic.py OUT_DIR TRAIN.jsonl...  (writes OUT_DIR/<name>/tokenizer.json)"""
 import collections
@@ -160,3 +164,34 @@ def metaspace(name, scheme, split, across_words):
 
 metaspace("metaspace-first", "first", False, True)
 metaspace("metaspace-split", "always", True, False)
+
+
+def gemma():
+    words = [list(t.replace(" ", "\u2581")) for t in texts]
+    base = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"] + [f"<0x{b:02X}>" for b in range(256)]
+    chars = sorted({c for w in words for c in w})
+    vocab, merges = train(words, base + chars, 300)
+    ids = {tok: i for i, tok in enumerate(vocab)}
+    specials = [added(t, i) for i, t in enumerate(base[:5])]
+    specials += [added("<start_of_turn>", len(ids)), added("<end_of_turn>", len(ids) + 1)]
+    write("gemma", {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": specials,
+        "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+        "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious",
+                          "invert": False},
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<bos>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<bos>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "<bos>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<bos>": {"id": "<bos>", "ids": [2], "tokens": ["<bos>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": ids, "merges": [" ".join(m) for m in merges]},
+    })
+
+
+gemma()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # run_hf_reference.sh TOKENIZER CORPUS TOK_DRIVER NPM_DIR
 #   TOKENIZER: llama2 | gpt-neox-20b | gpt2 (real files in $PLATEAU_SHARED_DIR/tokenizers) | synthetic (the
-#              five styles make_hf_synthetic.py writes: Llama 3 / Qwen2 / SmolLM byte-level, two Metaspace)
+#              six styles make_hf_synthetic.py writes: Llama 3 / Qwen2 / SmolLM byte-level, two Metaspace, Gemma)
 #   CORPUS:    docs (every 7th document of $PLATEAU_SHARED_DIR/data/*.jsonl: 1,212 documents; for
 #              synthetic, 303 of them) | hard (hard_cases.jsonl + hf_hard_cases.jsonl)
 # Asserts that plateau's ids (pl_encode; for hard also pl_encode_special) and decode(encode(text)) equal

@@ -26,7 +26,7 @@ plateau_test(tokenizer_bad_vocab bash ${PL_TOK_DIR}/test_bad_vocab.sh)
 
 # HF tokenizer.json (issue 9): ids and decodes equal the npm package @huggingface/tokenizers (an independent
 # pure-JS implementation, installed once per build dir) for every real tokenizer.json of ../shared and
-# five synthetic ones (Llama 3 / Qwen2 / SmolLM byte-level, Metaspace first/split).
+# six synthetic ones (Llama 3 / Qwen2 / SmolLM byte-level, Metaspace first/split, Gemma).
 set(PL_TOK_HF_NPM ${CMAKE_BINARY_DIR}/npm-hf-tokenizers)
 foreach(name llama2 gpt-neox-20b gpt2 synthetic)
   foreach(corpus docs hard)

@@ -72,8 +72,10 @@ void pl_decoder_set_info(pl_model *m, const char *family, const char *format, in
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
     size_t MLP = (size_t)c->d_mlp, norm = c->norm == PL_NORM_LAYERNORM ? 2 * C : C;
     const pl_decoder_block *b = &d->blocks[0];
-    size_t block = 2 * norm + C * (qd + 2 * kvd) + qd * C + (c->mlp == PL_MLP_SWIGLU ? 3 : 2) * C * MLP;
+    size_t gated = c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH;
+    size_t block = 2 * norm + C * (qd + 2 * kvd) + qd * C + (gated ? 3 : 2) * C * MLP;
     block += ((b->q.b || b->qkv.b) ? qd + 2 * kvd : 0) + (b->o.b ? C : 0) + (b->up.b ? MLP : 0) + (b->down.b ? C : 0);
+    block += (b->post_attn_norm_w ? C : 0) + (b->post_mlp_norm_w ? C : 0);
     info->n_params = (size_t)c->n_vocab * C * (c->tied ? 1 : 2) + (size_t)d->n_pos_embed * C + norm +
                      (size_t)c->n_layer * block;
 }
@@ -106,7 +108,7 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
     size_t MLP = (size_t)c->d_mlp, fused = c->qkv != PL_QKV_SEPARATE ? qd + 2 * kvd : 0;
     size_t split = c->qkv != PL_QKV_FUSED_BLOCKS ? qd + 2 * kvd : 0; /* blocks are read in place */
-    size_t gated = c->mlp == PL_MLP_SWIGLU ? MLP : 0; /* the second hidden (up) of a gated MLP */
+    size_t gated = c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH ? MLP : 0; /* a gated MLP's up */
     size_t floats = R * (C + fused + split + qd + C + MLP + gated + C) + (size_t)T * T + (size_t)T * c->rot_dim;
     float *p = pl_malloc(floats * sizeof(float), "activations");
     if (!p)
@@ -129,7 +131,9 @@ static int scratch_alloc(scratch *s, const pl_decoder *d, size_t R, int T)
 
 static void norm(const pl_decoder_config *c, float *out, const float *in, const float *w, const float *b, int R)
 {
-    if (c->norm == PL_NORM_RMSNORM)
+    if (c->norm == PL_NORM_RMSNORM && c->norm_plus_one)
+        pl_op_rmsnorm_1p(out, in, w, R, c->d_model, c->norm_eps);
+    else if (c->norm == PL_NORM_RMSNORM)
         pl_op_rmsnorm(out, in, w, R, c->d_model, c->norm_eps);
     else
         pl_op_layernorm(out, in, w, b, R, c->d_model, c->norm_eps);
@@ -179,10 +183,13 @@ static qkv_view project_qkv(const pl_decoder *d, const pl_decoder_block *b, int 
 static void mlp(const pl_decoder_config *c, const pl_decoder_block *b, int R, scratch *s)
 {
     int C = c->d_model, MLP = c->d_mlp;
-    if (c->mlp == PL_MLP_SWIGLU) {
+    if (c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH) {
         apply(&b->gate, s->a, s->h, R, C, MLP);
         apply(&b->up, s->b, s->h, R, C, MLP);
-        pl_op_swiglu(s->a, s->b, (size_t)R * MLP);
+        if (c->mlp == PL_MLP_SWIGLU)
+            pl_op_swiglu(s->a, s->b, (size_t)R * MLP);
+        else
+            pl_op_geglu_tanh(s->a, s->b, (size_t)R * MLP);
     } else {
         apply(&b->up, s->a, s->h, R, C, MLP);
         if (c->mlp == PL_MLP_GELU_TANH)
@@ -191,6 +198,8 @@ static void mlp(const pl_decoder_config *c, const pl_decoder_block *b, int R, sc
             pl_op_gelu_erf(s->a, (size_t)R * MLP);
     }
     apply(&b->down, s->mo, s->a, R, MLP, C);
+    if (b->post_mlp_norm_w)
+        norm(c, s->mo, s->mo, b->post_mlp_norm_w, NULL, R);
 }
 
 /* After attention (s->att): x[R, C] becomes the block's output, sequential or parallel. */
@@ -199,6 +208,8 @@ static void finish_block(const pl_decoder_config *c, const pl_decoder_block *b, 
     int C = c->d_model, qd = c->n_head * c->head_dim;
     size_t n = (size_t)R * C;
     apply(&b->o, s->o, s->att, R, qd, C);
+    if (b->post_attn_norm_w)
+        norm(c, s->o, s->o, b->post_attn_norm_w, NULL, R);
     if (c->parallel_residual) {
         norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
         mlp(c, b, R, s);
@@ -226,13 +237,16 @@ static int unembed(const void *weights, const float *x, int M, float *logits)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, d->unembed, C, h, 1, 0.0f, logits, 1);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, logits, V);
+    if (c->final_softcap > 0)
+        pl_op_softcap(logits, (size_t)M * V, c->final_softcap);
     free(h);
     return PL_OK;
 }
 
 /* ------------------------------------------------------------ full forward */
 
-/* Resid index 0 of N sequences of T tokens: x[N*T, C] = embed[token] (+ pos_embed[t]). */
+/* Resid index 0 of N sequences of T tokens: x[N*T, C] = embed[token] (+ pos_embed[t]), times
+ * embed_scale when set (a float product, as HF's Gemma2 multiplies by a float32 normalizer). */
 static void embed(const pl_decoder *d, const int *tokens, size_t R, int T, float *x)
 {
     size_t C = (size_t)d->cfg.d_model;
@@ -243,11 +257,24 @@ static void embed(const pl_decoder *d, const int *tokens, size_t R, int T, float
     else /* positions enter by RoPE */
         for (size_t r = 0; r < R; r++)
             memcpy(x + r * C, d->embed + (size_t)tokens[r] * C, sizeof(float) * C);
+    if (d->cfg.embed_scale != 0.0f)
+        for (size_t i = 0; i < R * C; i++)
+            x[i] *= d->cfg.embed_scale;
+}
+
+/* Block B's attention options (NULL when all are the defaults, the plain path). */
+static const pl_attn_opts *attn_opts(const pl_decoder_config *c, const pl_decoder_block *b, pl_attn_opts *o)
+{
+    *o = (pl_attn_opts){c->attn_scale, c->attn_softcap, b->window};
+    return o->scale > 0 || o->softcap > 0 || o->window > 0 ? o : NULL;
 }
 
 /* Attention of block l over each of the N sequences' T positions; the keys and values go to runs. */
-static void attend_all(const pl_decoder_config *c, const qkv_view *p, int l, int N, int T, pl_run *runs, scratch *s)
+static void attend_all(const pl_decoder_config *c, const pl_decoder_block *b, const qkv_view *p, int l, int N, int T,
+                       pl_run *runs, scratch *s)
 {
+    pl_attn_opts o;
+    const pl_attn_opts *opt = attn_opts(c, b, &o);
     int H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd;
     size_t Tkv = (size_t)T * kvd;
     for (int i = 0; i < N; i++) {
@@ -259,7 +286,7 @@ static void attend_all(const pl_decoder_config *c, const qkv_view *p, int l, int
             memcpy(vc + (size_t)t * kvd, v + (size_t)t * p->kv_stride, sizeof(float) * kvd);
         }
         pl_op_causal_attention(s->att + (size_t)i * T * qd, q, p->q_stride, k, v, p->kv_stride, T, H, KVH, hd,
-                               s->scores);
+                               s->scores, opt);
     }
 }
 
@@ -288,7 +315,7 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
         const pl_decoder_block *b = &d->blocks[l];
         norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
         qkv_view p = project_qkv(d, b, (int)R, T, &s);
-        attend_all(c, &p, l, N, T, runs, &s);
+        attend_all(c, b, &p, l, N, T, runs, &s);
         finish_block(c, b, x, (int)R, &s);
     }
     if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, d) != PL_OK)
@@ -308,9 +335,11 @@ fail:
 
 /* Attention of block l for the fast path's rows: variant v's n positions pos..T-1 attend to its
  * clean run's cached positions 0..pos-1 and to their own keys and values. */
-static void attend_rows(const pl_decoder_config *c, const qkv_view *p, int l, const pl_fast_rows *f, int pos, int T,
-                        scratch *s)
+static void attend_rows(const pl_decoder_config *c, const pl_decoder_block *b, const qkv_view *p, int l,
+                        const pl_fast_rows *f, int pos, int T, scratch *s)
 {
+    pl_attn_opts o;
+    const pl_attn_opts *opt = attn_opts(c, b, &o);
     int H = c->n_head, KVH = c->n_kv_head, hd = c->head_dim, qd = H * hd, kvd = KVH * hd, n = f->n;
     size_t Tkv = (size_t)T * kvd;
     for (int v = 0; v < f->M; v++) {
@@ -319,7 +348,7 @@ static void attend_rows(const pl_decoder_config *c, const qkv_view *p, int l, co
         for (int j = 0; j < n; j++) {
             size_t row = (size_t)v * n + j;
             pl_op_attend_one(s->att + row * qd, p->q + row * p->q_stride, kc, vc, pos, (size_t)kvd, kr, vr, j + 1,
-                             p->kv_stride, H, KVH, hd, s->scores);
+                             p->kv_stride, H, KVH, hd, s->scores, opt);
         }
     }
 }
@@ -353,7 +382,7 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
         const pl_decoder_block *b = &d->blocks[l];
         norm(c, s.h, f.x, b->norm1_w, b->norm1_b, (int)R);
         qkv_view p = project_qkv(d, b, (int)R, n, &s);
-        attend_rows(c, &p, l, &f, pos, T, &s);
+        attend_rows(c, b, &p, l, &f, pos, T, &s);
         finish_block(c, b, f.x, (int)R, &s);
         if (read && read_index == l + 1)
             pl_fast_rows_read(&f, read);
@@ -375,36 +404,77 @@ static double block_matmul_flops(const pl_decoder_config *c, double n)
 {
     double C = c->d_model, qd = (double)c->n_head * c->head_dim, kvd = (double)c->n_kv_head * c->head_dim;
     double MLP = c->d_mlp;
-    return 2.0 * n * (C * qd + 2.0 * C * kvd + qd * C + (c->mlp == PL_MLP_SWIGLU ? 3.0 : 2.0) * C * MLP);
+    int gated = c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH;
+    return 2.0 * n * (C * qd + 2.0 * C * kvd + qd * C + (gated ? 3.0 : 2.0) * C * MLP);
 }
 
-/* Attention FLOPs for query positions first..last-1: q.k and p.v over t+1 keys, per query head. */
-static double attention_flops(const pl_decoder_config *c, int first, int last)
+/* Attention FLOPs of block b for query positions first..last-1: q.k and p.v over the t+1 keys (at
+ * most its window), per query head. */
+static double attention_flops(const pl_decoder_config *c, const pl_decoder_block *b, int first, int last)
 {
     double f = 0.0, qd = (double)c->n_head * c->head_dim;
     for (int t = first; t < last; t++)
-        f += 4.0 * qd * (t + 1);
+        f += 4.0 * qd * (b->window > 0 && t + 1 > b->window ? b->window : t + 1);
     return f;
 }
 
 static double decoder_forward_flops(const pl_model *m, int T)
 {
-    const pl_decoder_config *c = &((const pl_decoder *)m->weights)->cfg;
-    return c->n_layer * (block_matmul_flops(c, T) + attention_flops(c, 0, T)) + 2.0 * c->d_model * c->n_vocab;
+    const pl_decoder *d = m->weights;
+    const pl_decoder_config *c = &d->cfg;
+    double f = 2.0 * c->d_model * c->n_vocab;
+    for (int l = 0; l < c->n_layer; l++)
+        f += block_matmul_flops(c, T) + attention_flops(c, &d->blocks[l], 0, T);
+    return f;
 }
 
 static double decoder_patch_flops(const pl_model *m, int T, int resid_index, int pos)
 {
-    const pl_decoder_config *c = &((const pl_decoder *)m->weights)->cfg;
-    return (c->n_layer - resid_index) * (block_matmul_flops(c, T - pos) + attention_flops(c, pos, T)) +
-           2.0 * c->d_model * c->n_vocab;
+    const pl_decoder *d = m->weights;
+    const pl_decoder_config *c = &d->cfg;
+    double f = 2.0 * c->d_model * c->n_vocab;
+    for (int l = resid_index; l < c->n_layer; l++)
+        f += block_matmul_flops(c, T - pos) + attention_flops(c, &d->blocks[l], pos, T);
+    return f;
+}
+
+/* The `plateau info` lines of the options only Gemma 2 sets (none for the other families). */
+static void describe_gemma(const pl_decoder *d, FILE *out)
+{
+    const pl_decoder_config *c = &d->cfg;
+    if (c->norm_plus_one)
+        fprintf(out, "rmsnorm_weight      1 + w (Gemma)\n");
+    if (d->blocks[0].post_attn_norm_w || d->blocks[0].post_mlp_norm_w)
+        fprintf(out, "block_norms         pre- and post-attention, pre- and post-feed-forward\n");
+    if (c->embed_scale != 0.0f)
+        fprintf(out, "embedding_scale     %.9g\n", (double)c->embed_scale);
+    if (c->attn_scale > 0)
+        fprintf(out, "attention_scale     %.9g (1/sqrt(head_dim) = %.9g)\n", (double)c->attn_scale,
+                1.0 / sqrt((double)c->head_dim));
+    if (c->attn_softcap > 0)
+        fprintf(out, "attn_softcap        %g (scores = c tanh(scores / c))\n", (double)c->attn_softcap);
+    if (c->final_softcap > 0)
+        fprintf(out, "final_softcap       %g (logits = c tanh(logits / c))\n", (double)c->final_softcap);
+    int windowed = 0, w = 0;
+    for (int l = 0; l < c->n_layer; l++)
+        windowed += d->blocks[l].window > 0, w = d->blocks[l].window > 0 ? d->blocks[l].window : w;
+    if (windowed) {
+        char layers[256] = "";
+        size_t len = 0;
+        for (int l = 0; l < c->n_layer && len < sizeof layers - 8; l++)
+            if (d->blocks[l].window > 0)
+                len += (size_t)snprintf(layers + len, sizeof layers - len, "%s%d", len ? ", " : "", l);
+        fprintf(out, "sliding_window      %d keys on %d of %d layers (%s; computed exactly)\n", w, windowed, c->n_layer,
+                len < sizeof layers - 8 ? layers : "...");
+    }
 }
 
 static void decoder_describe(const pl_model *m, FILE *out)
 {
     const pl_decoder *d = m->weights;
     const pl_decoder_config *c = &d->cfg;
-    static const char *mlp_name[] = {"swiglu (silu gate)", "gelu (exact erf)", "gelu (tanh, GPT-2's gelu_new)"};
+    static const char *mlp_name[] = {"swiglu (silu gate)", "gelu (exact erf)", "gelu (tanh, GPT-2's gelu_new)",
+                                     "geglu (tanh-GELU gate)"};
     static const char *qkv_name[] = {"", ", fused q, k, v per head", ", fused [q | k | v]"};
     fprintf(out, "attention           %s (%d query heads, %d key/value heads%s)\n",
             c->n_kv_head == c->n_head ? "multi-head" : "grouped-query", c->n_head, c->n_kv_head, qkv_name[c->qkv]);
@@ -418,6 +488,7 @@ static void decoder_describe(const pl_model *m, FILE *out)
         fprintf(out, "rotary              %d of %d dims per head, %s\n", c->rot_dim, c->head_dim,
                 c->rope_interleaved ? "interleaved pairs (llama2.c)" : "rotate-half (HF)");
     fprintf(out, "tied_embeddings     %s\n", c->tied ? "yes" : "no");
+    describe_gemma(d, out);
 }
 
 static const pl_family_ops decoder_ops = {

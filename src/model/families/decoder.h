@@ -3,19 +3,27 @@
  * format (formats/llama2c.c) fills a pl_decoder from its config and tensors; decoder.c computes it
  * behind plateau/forward.h.
  *
- * Resid index 0: embed[tok] (+ pos_embed[t] when the family learns positions: GPT-2).
+ * Resid index 0: embed[tok] (+ pos_embed[t] when the family learns positions: GPT-2), times
+ * embed_scale when set (Gemma 2: sqrt(hidden) as a float).
  * Block l (resid x -> x'), with h = norm_1(x):
  *   attention:  q = h Wq + bq, k = h Wk + bk, v = h Wv + bv (separate, or one fused matrix laid out
  *               per head [q, k, v] (GPT-NeoX) or as blocks [q | k | v] (GPT-2)); RoPE on the first
  *               rot_dim dims of each head of q and k (none when rot_dim = 0);
- *               a = causal softmax(q k^T / sqrt(head_dim)) v (query head i reads key/value head
- *               i / (H / KVH)); o = a Wo + bo
+ *               s = q k^T * attn_scale (1/sqrt(head_dim) unless set), soft-capped s = c tanh(s / c)
+ *               when attn_softcap = c is set, then masked: causal, and on a block with window w
+ *               only the w latest keys (key j of query i when i - j < w, HF's sliding window);
+ *               a = softmax(s) v (query head i reads key/value head i / (H / KVH)); o = a Wo + bo,
+ *               then o = post_attn_norm(o) when the block has one (Gemma 2)
  *   MLP:        swiglu:    m(y) = Wdown (silu(Wgate y) * (Wup y))
+ *               geglu_tanh: m(y) = Wdown (gelu_tanh(Wgate y) * (Wup y))   (Gemma 2)
  *               gelu_erf:  m(y) = Wdown gelu(Wup y + bup) + bdown
  *               gelu_tanh: the same with GPT-2's tanh GELU ("gelu_new")
+ *               then m = post_mlp_norm(m) when the block has one (Gemma 2)
  *   sequential: x' = x + o, then x' += m(norm_2(x'))             (GPT-2, Llama, NeoX sequential)
  *   parallel:   x' = x + o + m(norm_2(x))                        (NeoX use_parallel_residual=true)
- * Logits: norm_f(x_L) Wunembed^T. Norms: RMSNorm (weight) or LayerNorm (weight and bias).
+ * Logits: norm_f(x_L) Wunembed^T, soft-capped c tanh(l / c) when final_softcap = c is set. Norms:
+ * RMSNorm (weight; (1 + weight) in fp32 when norm_plus_one, Gemma) or LayerNorm (weight and bias).
+ * Every option's zero value is the plain decoder.
  *
  * Each weight matrix keeps the layout of its file (pl_dec_mat.layout): PyTorch nn.Linear [out, in]
  * (y = x W^T, pl_op_linear) or HF Conv1D [in, out] (y = x W, pl_op_matmul, GPT-2). The weights stay
@@ -29,7 +37,7 @@
 
 #include "../model_internal.h"
 
-enum { PL_MLP_SWIGLU, PL_MLP_GELU_ERF, PL_MLP_GELU_TANH };
+enum { PL_MLP_SWIGLU, PL_MLP_GELU_ERF, PL_MLP_GELU_TANH, PL_MLP_GEGLU_TANH };
 /* How q, k and v come out of the attention's input projection. */
 enum {
     PL_QKV_SEPARATE,     /* q, k, v: three matrices */
@@ -53,6 +61,12 @@ typedef struct {
     int rope_interleaved;  /* llama2.c's pairs (2k, 2k+1); else HF's rotate-half */
     float *inv_freq;       /* [rot_dim / 2], any rope scaling applied; owned (NULL when rot_dim = 0) */
     int tied;              /* unembedding = token embedding */
+    /* Gemma 2's choices; 0 everywhere else. */
+    int norm_plus_one;     /* RMSNorm scales by (1 + w), computed in fp32 */
+    float embed_scale;     /* resid index 0 = embed[tok] * embed_scale; 0: unscaled */
+    float attn_scale;      /* scores = q.k * attn_scale; 0: 1/sqrt(head_dim) */
+    float attn_softcap;    /* scores = c tanh(scores / c) before the mask; 0: none */
+    float final_softcap;   /* logits = c tanh(logits / c); 0: none */
 } pl_decoder_config;
 
 /* One weight matrix and its bias: w [out, in] or [in, out] (layout), b [out] or NULL. */
@@ -70,6 +84,9 @@ typedef struct {
     pl_dec_mat gate;                /* swiglu: out I, in C */
     pl_dec_mat up;                  /* out I, in C */
     pl_dec_mat down;                /* out C, in I */
+    const float *post_attn_norm_w;  /* [C] norm of the attention output, or NULL (Gemma 2) */
+    const float *post_mlp_norm_w;   /* [C] norm of the MLP output, or NULL (Gemma 2) */
+    int window;                     /* sliding window: a query sees its `window` latest keys; 0: all */
 } pl_decoder_block;
 
 typedef struct {
