@@ -127,6 +127,7 @@ static int parse_settings(curve_settings *s, const char *const *settings, int n)
 {
     memset(s, 0, sizeof *s);
     s->cfg.step_mode = PL_STEP_FIXED_NORM;
+    s->cfg.norm_scale = 1.0; /* fixed_norm by |base| itself (the sweep's [perturb] norm_scale default) */
     s->cfg.residual_basis = PL_BASIS_RAW;
     s->cfg.n_metrics = 1;
     s->cfg.metrics[0] = PL_METRIC_KL;

@@ -1,8 +1,12 @@
 /* Step modes and the residual basis: how a unit's base and direction become its step vectors.
  *
  *   to_target   x_k = base + alpha_k d                 (d unscaled: for target kinds d = t - base)
- *   fixed_norm  x_k = base + alpha_k |base| d / |d|    (teren's scan: alpha = 1 moves by |base|)
+ *   fixed_norm  x_k = base + alpha_k s |r| d / |d|     (teren's scan: alpha = 1 moves by |base|)
  *   absolute    x_k = base + alpha_k d / |d|           (alpha in activation units)
+ *
+ * In fixed_norm s is [perturb] norm_scale (1; teren's draft-paper-experiments branch divides by 3)
+ * and r the step reference: the base itself (own, teren's scan) or, with step_reference = real, the
+ * prompt's real activation, so that a synthetic base is moved the same distance as its real pair.
  *
  * A kind whose base sits at alpha = ref_alpha != 0 (sae_feature_scale: alpha scales a feature's
  * contribution d) steps x_k = base + (alpha_k - ref_alpha) d, to_target only.
@@ -20,7 +24,9 @@
 /* The names [perturb] step_mode and residual_basis take (config.c parses them; the C library too). */
 const char *const PL_STEP_MODE_NAMES[PL_N_STEP_MODES] = {[PL_STEP_TO_TARGET] = "to_target", [PL_STEP_FIXED_NORM] = "fixed_norm",
                                           [PL_STEP_ABSOLUTE] = "absolute"};
+const char *const PL_STEP_REFERENCE_NAMES[PL_N_STEP_REFERENCES] = {[PL_STEP_REF_OWN] = "own", [PL_STEP_REF_REAL] = "real"};
 const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES] = {[PL_BASIS_RAW] = "raw", [PL_BASIS_CENTERED] = "centered"};
+const char *const PL_ALPHA_GRID_NAMES[PL_N_ALPHA_GRIDS] = {[PL_GRID_LINEAR] = "linear", [PL_GRID_LOG] = "log"};
 
 void pl_center(double *v, int C)
 {
@@ -73,6 +79,24 @@ int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, dou
     return PL_OK;
 }
 
+/* fixed_norm's step length at alpha = 1: norm_scale |r|, r the base or the prompt's real activation.
+ * norm_scale = 1 multiplies by exactly 1, so today's steps are bitwise unchanged. */
+static double fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const double *base)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    double n;
+    if (cfg->step_reference == PL_STEP_REF_REAL) {
+        const float *x = ex->real_act + (size_t)id.p * ex->C; /* in the sweep's basis already */
+        double s = 0.0;
+        for (int c = 0; c < ex->C; c++)
+            s += (double)x[c] * x[c];
+        n = sqrt(s);
+    } else {
+        n = norm2(base, ex->C);
+    }
+    return cfg->norm_scale == 1.0 ? n : cfg->norm_scale * n;
+}
+
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
 {
     const pl_sweep_config *cfg = ex->cfg;
@@ -85,7 +109,7 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
     double scale = 1.0;
     if (cfg->step_mode != PL_STEP_TO_TARGET) {
         double nd = norm2(dir, C);
-        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? norm2(base, C) : 1.0;
+        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? fixed_norm_length(ex, id, base) : 1.0;
         scale = nd > 0.0 ? length / nd : 0.0;
     }
     for (int k = 0; k < ex->steps; k++) {
