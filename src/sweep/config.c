@@ -223,14 +223,14 @@ static const key_def KEYS[] = {
     {"perturb", "alpha_min", "0", 1, KT_DOUBLE, OFF(alpha_min), .lo = 0.0, .hi = 1e6,
      .doc = "the log grid's first nonzero α, in (0, alpha_max); 0 (unset) for a linear grid"},
     {"perturb", "alphas", "", 1, KT_CUSTOM, .parse = parse_alphas, .print = print_alphas,
-     .values = "empty, or increasing numbers ≥ 0, or a preset: `lee_heimersheim`, `teren_pi`",
+     .values = "empty, or increasing numbers ≥ 0, or a preset: `lee_heimersheim_fb36043`, `teren_pi`",
      .def_doc = "(empty: the grid of `alpha_grid`)",
      .doc = "an explicit α grid, strictly increasing, finite, ≥ 0 (at most 2048 values). A list that "
             "does not start at 0 gets 0 prepended: row 0 is the clean run every row is compared with (as "
             "Lee & Heimersheim compare every length with the unperturbed run), so `steps` is the list's "
             "length plus one. `steps` and `alpha_max` follow from the list (given as well, they must "
-            "agree). Presets: `lee_heimersheim` = 1, 11, 21, …, 201 (`length_list = "
-            "list(range(1, 211, 10))` in dajale423/error_pathology `scripts/sensitive_direction.py`, "
+            "agree). Presets: `lee_heimersheim_fb36043` = 1, 11, 21, …, 201 (`length_list = "
+            "list(range(1, 211, 10))` in dajale423/error_pathology `scripts/sensitive_direction.py` at commit fb36043, "
             "`create_ablation_hooks`; with 0 prepended: 22 steps; these are absolute lengths: use "
             "`step_mode = absolute`), `teren_pi` = linspace(0, π, 361) (`perturbation_range = (0.0, "
             "np.pi)`, `n_steps = 361` in jettjaniak/teren, branch draft-paper-experiments, "
@@ -847,7 +847,7 @@ static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const ch
  * cites them). */
 static int alpha_preset(const char *name, double *values, int *n)
 {
-    if (!strcmp(name, "lee_heimersheim")) { /* error_pathology: list(range(1, 211, 10)) */
+    if (!strcmp(name, "lee_heimersheim_fb36043")) { /* error_pathology: list(range(1, 211, 10)) */
         *n = 0;
         for (int length = 1; length < 211; length += 10)
             values[(*n)++] = length;

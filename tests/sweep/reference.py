@@ -243,7 +243,7 @@ def alpha_grid(alpha_max=1.0, steps=101, grid="linear", alpha_min=0.0, alphas=No
     geomspace(alpha_min, alpha_max, steps - 1); or an explicit list (0 prepended when absent); presets
     from their sources: Lee & Heimersheim's length_list = list(range(1, 211, 10)) and teren's
     torch.linspace(0, pi, 361)."""
-    if alphas == "lee_heimersheim":
+    if alphas == "lee_heimersheim_fb36043":
         alphas = list(range(1, 211, 10))
     elif alphas == "teren_pi":
         alphas = np.linspace(0.0, np.pi, 361)

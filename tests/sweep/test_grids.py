@@ -158,7 +158,7 @@ if not np.array_equal(own["kl"][0], f["kl"][0]) or np.array_equal(own["kl"][1], 
 print("ok step_reference: real bases bitwise the same under own and real; synthetic ones move")
 
 # 5. the presets, through the resolved config (and their steps/alpha_max derived)
-for preset in ("lee_heimersheim", "teren_pi"):
+for preset in ("lee_heimersheim_fb36043", "teren_pi"):
     r = subprocess.run([sl.BIN, "config", config("preset", perturb__alphas=preset, perturb__step_mode="absolute",
                                                  perturb__steps=None)], capture_output=True, text=True,
                        env=sl.run_env())
