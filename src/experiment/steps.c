@@ -3,6 +3,10 @@
  *   to_target   x_k = base + alpha_k d                 (d unscaled: for target kinds d = t - base)
  *   fixed_norm  x_k = base + alpha_k s |r| d / |d|     (teren's scan: alpha = 1 moves by |base|)
  *   absolute    x_k = base + alpha_k d / |d|           (alpha in activation units)
+ *   arc         x_k = mu + |base - mu| (l_k - mu) / |l_k - mu|,  l_k = base + alpha_k d
+ *               (Janiak et al.'s norm-preserving interpolation, jettjaniak/reometry
+ *               reometry/utils.py arc_interpolation: the straight path to_target takes, pushed out
+ *               to the base's distance from the mean mu of real activations; x_0 = base exactly)
  *
  * In fixed_norm s is [perturb] norm_scale (1; teren's draft-paper-experiments branch divides by 3)
  * and r the step reference: the base itself (own, teren's scan) or, with step_reference = real, the
@@ -23,7 +27,7 @@
 
 /* The names [perturb] step_mode and residual_basis take (config.c parses them; the C library too). */
 const char *const PL_STEP_MODE_NAMES[PL_N_STEP_MODES] = {[PL_STEP_TO_TARGET] = "to_target", [PL_STEP_FIXED_NORM] = "fixed_norm",
-                                          [PL_STEP_ABSOLUTE] = "absolute"};
+                                          [PL_STEP_ABSOLUTE] = "absolute", [PL_STEP_ARC] = "arc"};
 const char *const PL_STEP_REFERENCE_NAMES[PL_N_STEP_REFERENCES] = {[PL_STEP_REF_OWN] = "own", [PL_STEP_REF_REAL] = "real"};
 const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES] = {[PL_BASIS_RAW] = "raw", [PL_BASIS_CENTERED] = "centered"};
 const char *const PL_ALPHA_GRID_NAMES[PL_N_ALPHA_GRIDS] = {[PL_GRID_LINEAR] = "linear", [PL_GRID_LOG] = "log"};
@@ -97,6 +101,33 @@ static double fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const do
     return cfg->norm_scale == 1.0 ? n : cfg->norm_scale * n;
 }
 
+/* arc's steps X[steps, C] from BASE and d (see the top). MU is the fit's mean in the sweep's basis.
+ * A point l_k that falls on mu (zero length: no direction to push along) stays at l_k. */
+static void arc_steps(const pl_experiment *ex, const double *base, const double *dir, const double *mu, float *X)
+{
+    int C = ex->C;
+    double r = 0.0;
+    for (int c = 0; c < C; c++)
+        r += (base[c] - mu[c]) * (base[c] - mu[c]);
+    r = sqrt(r);
+    for (int k = 0; k < ex->steps; k++) {
+        float *x = X + (size_t)k * C;
+        double a = ex->alpha[k], n = 0.0;
+        if (a == 0.0) { /* the clean row: the base bit for bit */
+            for (int c = 0; c < C; c++)
+                x[c] = (float)base[c];
+            continue;
+        }
+        for (int c = 0; c < C; c++) {
+            double l = base[c] + a * dir[c] - mu[c];
+            n += l * l;
+        }
+        double s = n > 0.0 ? r / sqrt(n) : 1.0;
+        for (int c = 0; c < C; c++)
+            x[c] = (float)(mu[c] + s * (base[c] + a * dir[c] - mu[c]));
+    }
+}
+
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
 {
     const pl_sweep_config *cfg = ex->cfg;
@@ -106,6 +137,16 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
         return PL_ERR;
     const pl_direction_kind *kind = &PL_DIRECTION_KINDS[cfg->dirs[id.d].kind];
     unit_vectors(ex, id, base, dir);
+    if (cfg->step_mode == PL_STEP_ARC) {
+        double *mu = dir + C; /* dir's scratch half */
+        for (int c = 0; c < C; c++)
+            mu[c] = ex->mu[c];
+        if (cfg->residual_basis == PL_BASIS_CENTERED) /* the mean of the projected activations */
+            pl_center(mu, C);
+        arc_steps(ex, base, dir, mu, X);
+        free(base);
+        return PL_OK;
+    }
     double scale = 1.0;
     if (cfg->step_mode != PL_STEP_TO_TARGET) {
         double nd = norm2(dir, C);

@@ -240,8 +240,13 @@ static const key_def KEYS[] = {
      .doc = "`to_target`: x_k = base + α_k·d, d unscaled (for target kinds d = target − base: α is "
             "the fraction of the way); `fixed_norm`: x_k = base + α_k·‖base‖·d/‖d‖ (α = 1 moves the "
             "base by its own norm; teren's scan); `absolute`: x_k = base + α_k·d/‖d‖ (α in "
-            "residual-stream units). A zero d leaves every step at the base (a flat curve; its "
-            "normalised scores are NaN)"},
+            "residual-stream units); `arc`: Janiak et al.'s norm-preserving interpolation "
+            "(jettjaniak/reometry, `reometry/utils.py`, `arc_interpolation`): x_k = μ + ‖base − μ‖·(l_k − "
+            "μ)/‖l_k − μ‖ with l_k = base + α_k·d, the straight path of `to_target` pushed out to the "
+            "base's distance from μ (the fitted mean; theirs is the mean of the sweep's own activations), "
+            "x_0 = base exactly; with `real_other` it is their arc between two real activations (at α = 1 "
+            "it reaches the partner's direction from μ, at the base's distance). A zero d leaves every step "
+            "at the base (a flat curve; its normalised scores are NaN)"},
     {"perturb", "norm_scale", "1", 1, KT_DOUBLE, OFF(norm_scale), .lo = 0.0, .hi = 1e6, .open = OPEN_LO,
      .doc = "`fixed_norm` only: x_k = base + α_k·norm_scale·‖r‖·d/‖d‖. 1 is teren's scan; teren's "
             "draft-paper-experiments branch (`teren/perturbations.py`, `scan`: `direction /= 3`) is "

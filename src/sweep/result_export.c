@@ -13,12 +13,23 @@
  * else (sae_feature_scale) add: the alpha coordinate's long_name (into E->alpha_text) and units. */
 static void alpha_meaning(const pl_sweep_config *cfg, pl_result_export *e)
 {
-    static const char *const mode_names[] = {"to_target", "fixed_norm", "absolute"};
     const char *long_name;
     e->r.alpha_units = "1";
     switch (cfg->step_mode) {
     case PL_STEP_FIXED_NORM:
-        long_name = "step length in multiples of the base's norm: x = base + alpha |base| d / |d|";
+        long_name = cfg->step_reference == PL_STEP_REF_REAL
+                        ? (cfg->norm_scale == 1.0 ? "step length in multiples of the real activation's norm: x = base + "
+                                                    "alpha |real| d / |d|"
+                                                  : "step length in multiples of norm_scale times the real activation's "
+                                                    "norm: x = base + alpha norm_scale |real| d / |d|")
+                        : (cfg->norm_scale == 1.0 ? "step length in multiples of the base's norm: x = base + alpha |base| "
+                                                    "d / |d|"
+                                                  : "step length in multiples of norm_scale times the base's norm: x = "
+                                                    "base + alpha norm_scale |base| d / |d|");
+        break;
+    case PL_STEP_ARC:
+        long_name = "fraction of the way along the arc around mu: x = mu + |base - mu| (l - mu) / |l - mu|, "
+                    "l = base + alpha d";
         break;
     case PL_STEP_ABSOLUTE:
         long_name = "step length in activation units: x = base + alpha d / |d|";
@@ -34,7 +45,7 @@ static void alpha_meaning(const pl_sweep_config *cfg, pl_result_export *e)
         if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning)
             snprintf(t + strlen(t), size - strlen(t), "; %s", PL_DIRECTION_KINDS[cfg->dirs[d].kind].alpha_meaning);
     e->r.alpha_long_name = t;
-    e->r.step_mode = mode_names[cfg->step_mode];
+    e->r.step_mode = PL_STEP_MODE_NAMES[cfg->step_mode];
 }
 
 /* mu and Sigma of the output's basis: projected onto the mean-zero subspace when centered. */

@@ -229,6 +229,8 @@ def steps(mode, base, d, alphas, center_direction, norm_scale=1.0, reference=Non
         d = d - d.mean()
     nd = np.linalg.norm(d)
     r = base if reference is None else reference
+    if mode == "arc":  # Janiak et al.'s arc_interpolation (reometry/utils.py) around mu = REFERENCE
+        return np.array([base if a == 0 else arc_point(base, base + a * d, reference) for a in alphas])
     if mode == "to_target":
         scale = 1.0
     elif mode == "fixed_norm":
@@ -236,6 +238,13 @@ def steps(mode, base, d, alphas, center_direction, norm_scale=1.0, reference=Non
     else:
         scale = 1.0 / nd if nd > 0 else 0.0
     return np.array([base + a * scale * d for a in alphas])
+
+
+def arc_point(a, lin, mu):
+    """reometry's arc_interpolation at one point: lin - mu rescaled to |a - mu|, then + mu."""
+    cen = lin - mu
+    n = np.linalg.norm(cen)
+    return mu + cen * (np.linalg.norm(a - mu) / n) if n > 0 else lin
 
 
 def alpha_grid(alpha_max=1.0, steps=101, grid="linear", alpha_min=0.0, alphas=None):

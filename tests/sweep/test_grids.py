@@ -60,15 +60,19 @@ def run(name, **over):
 
 def check_curves(label, f, alpha, mode, norm_scale=1.0, step_reference="own"):
     """Every curve of prompts 0, 5, 11 against numpy steps on numpy's grid ALPHA."""
-    worst = {}
+    worst, part = {}, None
+    if "real_other" in f["direction"]:
+        part, _ = ref.partners(real.astype(np.float32), SEED, P, S)
+        if not np.array_equal(part, f["partner"]):
+            sl.fail("%s: partners differ from numpy's" % label)
     for p in (0, 5, 11):
         for bi, b in enumerate(f["base"]):
             for di, dn in enumerate(f["direction"]):
                 for s in range(S):
                     base = ref.base_vector(b, p, s, real, fit, SEED)
-                    dvec = ref.raw_direction(dn, p, s, base, real, fit, SEED)
-                    X = ref.steps(mode, base, dvec, alpha, False, norm_scale,
-                                  real[p].astype(np.float32).astype(np.float64) if step_reference == "real" else None)
+                    dvec = ref.raw_direction(dn, p, s, base, real, fit, SEED, part)
+                    r = real[p].astype(np.float32).astype(np.float64) if step_reference == "real" else None
+                    X = ref.steps(mode, base, dvec, alpha, False, norm_scale, fit.mu if mode == "arc" else r)
                     logp, reads = [], []
                     for x in X:
                         resid, logits = model.forward(f["tokens"][p], patch=(1, T - 1, x))
@@ -157,7 +161,25 @@ if not np.array_equal(own["kl"][0], f["kl"][0]) or np.array_equal(own["kl"][1], 
     sl.fail("step_reference: real bases should be identical under own and real, synthetic ones not")
 print("ok step_reference: real bases bitwise the same under own and real; synthetic ones move")
 
-# 5. the presets, through the resolved config (and their steps/alpha_max derived)
+# 5. arc (Janiak et al.): real bases towards another prompt's real activation, on an explicit grid
+f = run("arc", perturb__step_mode="arc", perturb__directions="real_other, cov_random", perturb__steps=None,
+        perturb__alphas="0.1, 0.25, 0.5, 0.75, 1")
+alpha = ref.alpha_grid(alphas=[0.1, 0.25, 0.5, 0.75, 1])
+check_grid("arc grid", f, alpha)
+check_curves("arc around mu", f, alpha, "arc")
+# every arc step keeps the base's distance from mu, and at alpha = 1 points from mu towards the partner
+for p in range(P):
+    for s in range(S):
+        base = real[p]
+        t = real[f["partner"][p, s]]
+        X = ref.steps("arc", base, t - base, alpha, False, 1.0, fit.mu)
+        dist = np.linalg.norm(X - fit.mu, axis=1)
+        u, w = (X[-1] - fit.mu) / dist[-1], (t - fit.mu) / np.linalg.norm(t - fit.mu)
+        if not np.allclose(dist, dist[0], rtol=1e-12) or not np.allclose(u, w, atol=1e-12):
+            sl.fail("arc: steps leave the sphere around mu, or alpha = 1 is not towards the partner")
+print("ok arc: every step at the base's distance from mu; alpha = 1 towards the partner")
+
+# 6. the presets, through the resolved config (and their steps/alpha_max derived)
 for preset in ("lee_heimersheim_fb36043", "teren_pi"):
     r = subprocess.run([sl.BIN, "config", config("preset", perturb__alphas=preset, perturb__step_mode="absolute",
                                                  perturb__steps=None)], capture_output=True, text=True,
@@ -173,7 +195,7 @@ for preset in ("lee_heimersheim_fb36043", "teren_pi"):
         sl.fail("%s: steps %s alpha_max %s" % (preset, vals["steps"], vals["alpha_max"]))
     print("ok preset %s: %d values, numpy's" % (preset, len(want)))
 
-# 6. refused, by key, with exit 2: what a grid or a step key cannot mean
+# 7. refused, by key, with exit 2: what a grid or a step key cannot mean
 plain = config("plain", perturb__steps=None)
 refusals = [
     (["perturb.alphas=3, 1"], "[perturb] alphas", "strictly increasing"),
