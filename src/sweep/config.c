@@ -886,12 +886,14 @@ static int check_grid_keys(raw_config *rc, const pl_sweep_config *cfg)
 static int alpha_list(raw_config *rc, int i, pl_sweep_config *cfg, char **items, int n)
 {
     int off = 1;
+    cfg->alphas[0] = 0.0;
     for (int k = 0; k < n; k++) {
         char *end;
         errno = 0;
         double a = strtod(items[k], &end);
         if (errno || end == items[k] || *end || !isfinite(a) || a < 0.0 || a > 1e6)
-            return FAIL_KEY(i, "'%s' is not a number in [0, 1e6]", items[k]);
+            return FAIL_KEY(i, "'%s' is not a number in [0, 1e6] (nor a preset: lee_heimersheim_fb36043, teren_pi)",
+                            items[k]);
         if (k == 0 && a == 0.0) {
             off = 0; /* the list gives the clean reference itself */
         } else if (k + off > 0 && !(a > cfg->alphas[k + off - 1])) {
@@ -912,7 +914,7 @@ static int alpha_list(raw_config *rc, int i, pl_sweep_config *cfg, char **items,
 /* steps and alpha_max follow from an explicit list; given as well, they must agree. */
 static int alphas_agree(raw_config *rc, pl_sweep_config *cfg)
 {
-    int is = find_key("perturb", "steps"), im = find_key("perturb", "alpha_max"), ig = find_key("perturb", "alpha_grid");
+    int is = find_key("perturb", "steps"), im = find_key("perturb", "alpha_max");
     double last = cfg->alphas[cfg->n_alphas - 1];
     if (rc->origin[is] && cfg->steps != cfg->n_alphas)
         return FAIL_KEY(is, "%d disagrees with [perturb] alphas, a grid of %d values with the clean 0 (leave steps out)",
@@ -920,9 +922,6 @@ static int alphas_agree(raw_config *rc, pl_sweep_config *cfg)
     if (rc->origin[im] && cfg->alpha_max != last)
         return FAIL_KEY(im, "%.17g disagrees with [perturb] alphas, whose last value is %.17g (leave alpha_max out)",
                         cfg->alpha_max, last);
-    if (cfg->alpha_grid != PL_GRID_LINEAR)
-        return FAIL_KEY(ig, "%s: [perturb] alphas is the grid itself (leave alpha_grid out)",
-                        PL_ALPHA_GRID_NAMES[cfg->alpha_grid]);
     cfg->steps = cfg->n_alphas;
     cfg->alpha_max = last;
     return PL_OK;
@@ -933,11 +932,14 @@ static int parse_alphas(raw_config *rc, int i, pl_sweep_config *cfg, const char 
 {
     (void)output;
     cfg->n_alphas = 0;
-    if (check_grid_keys(rc, cfg) != PL_OK)
-        return PL_ERR;
     const char *v = rc->value[i] ? rc->value[i] : "";
     while (isspace((unsigned char)*v))
         v++;
+    if (*v && cfg->alpha_grid != PL_GRID_LINEAR)
+        return FAIL_KEY(find_key("perturb", "alpha_grid"), "%s: [perturb] alphas is the grid itself (leave alpha_grid out)",
+                        PL_ALPHA_GRID_NAMES[cfg->alpha_grid]);
+    if (check_grid_keys(rc, cfg) != PL_OK)
+        return PL_ERR;
     if (!*v)
         return PL_OK;
     size_t len = strlen(v);
