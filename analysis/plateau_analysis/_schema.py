@@ -361,7 +361,9 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'units': 'residual stream units',
                 'long_name': "|d| of the curve's direction as its steps use it (centred when they are), "
                              "before the step mode's scaling; step k lies |alpha_k| |d| (to_target), "
-                             '|alpha_k| |base| (fixed_norm) or |alpha_k| (absolute) from the base',
+                             "|alpha_k| norm_scale |r| (fixed_norm; r the base, or the prompt's real "
+                             'activation under step_reference = real) or |alpha_k| (absolute) from the base '
+                             '(arc: on the sphere around mu through the base)',
                 'present': '',
                 'attributes': '',
                 'merge': 'stack'},

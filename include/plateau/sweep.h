@@ -17,8 +17,10 @@ enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_N_BASE_KINDS };
 enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS_DIST, PL_METRIC_CE_LOSS,
        PL_METRIC_SAE_L0, PL_METRIC_SAE_RECON_ERROR, PL_N_METRICS };
 enum { PL_SAE_SIGN_NEGATIVE, PL_SAE_SIGN_POSITIVE };
-enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE, PL_N_STEP_MODES };
+enum { PL_STEP_TO_TARGET, PL_STEP_FIXED_NORM, PL_STEP_ABSOLUTE, PL_STEP_ARC, PL_N_STEP_MODES };
 enum { PL_BASIS_RAW, PL_BASIS_CENTERED, PL_N_RESIDUAL_BASES };
+enum { PL_GRID_LINEAR, PL_GRID_LOG, PL_N_ALPHA_GRIDS };
+enum { PL_STEP_REF_OWN, PL_STEP_REF_REAL, PL_N_STEP_REFERENCES };
 enum { PL_DATA_AUTO, PL_DATA_JSONL, PL_DATA_TEXT, PL_DATA_BIN };
 enum { PL_SAMPLING_DOCUMENT_START, PL_SAMPLING_RANDOM_WINDOW };
 enum { PL_BOS_AUTO, PL_BOS_TRUE, PL_BOS_FALSE };
@@ -26,12 +28,15 @@ enum { PL_BOS_AUTO, PL_BOS_TRUE, PL_BOS_FALSE };
  * experiment's; sampling: config.c). */
 extern const char *const PL_STEP_MODE_NAMES[PL_N_STEP_MODES];
 extern const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES];
+extern const char *const PL_ALPHA_GRID_NAMES[PL_N_ALPHA_GRIDS];
+extern const char *const PL_STEP_REFERENCE_NAMES[PL_N_STEP_REFERENCES];
 extern const char *const PL_SAMPLING_NAMES[];
 /* [readout] position = perturbed (the default): read where the perturbation is */
 #define PL_READ_AT_PERTURBED INT32_MIN
 
 #define PL_MAX_DIRECTIONS 16
 #define PL_MAX_QUANTILES 32
+#define PL_MAX_ALPHAS 2048 /* values of an explicit [perturb] alphas list */
 
 typedef struct {
     int kind;      /* index into the experiment's table of direction kinds (PL_DIRECTION_KINDS) */
@@ -62,7 +67,13 @@ typedef struct {
     pl_direction_spec dirs[PL_MAX_DIRECTIONS];
     int n_directions, steps;
     double alpha_max;
+    int alpha_grid;             /* PL_GRID_*: linspace(0, alpha_max, steps) or 0 + a geometric grid */
+    double alpha_min;           /* the log grid's first nonzero alpha (0 for linear) */
+    int n_alphas;               /* [perturb] alphas: alphas[0 .. n_alphas - 1] (alphas[0] = 0), or 0: none */
+    double alphas[PL_MAX_ALPHAS];
     int step_mode;              /* PL_STEP_* */
+    double norm_scale;          /* fixed_norm: alpha = 1 moves by norm_scale times the reference's norm */
+    int step_reference;         /* PL_STEP_REF_*: whose norm fixed_norm steps by (0: the base's own) */
     int center_direction;       /* d -= mean(d) before scaling */
     int residual_basis;         /* PL_BASIS_* */
     int cov_prompts;

@@ -94,8 +94,13 @@ static int parse_setting(curve_settings *s, const char *setting)
     *eq = '\0';
     char *key = trim(s->buf), *value = trim(eq + 1);
     pl_sweep_config *cfg = &s->cfg;
-    if (!strcmp(key, "step_mode"))
-        return parse_choice(key, value, PL_STEP_MODE_NAMES, PL_N_STEP_MODES, &cfg->step_mode);
+    if (!strcmp(key, "step_mode")) {
+        if (parse_choice(key, value, PL_STEP_MODE_NAMES, PL_N_STEP_MODES, &cfg->step_mode) != PL_OK)
+            return PL_ERR;
+        if (cfg->step_mode == PL_STEP_ARC) /* it circles the fitted mean, which a curve call has not */
+            return pl_fail("setting step_mode = arc: arc steps around the mean of a sweep's fit; use it in a sweep");
+        return PL_OK;
+    }
     if (!strcmp(key, "residual_basis"))
         return parse_choice(key, value, PL_RESIDUAL_BASIS_NAMES, PL_N_RESIDUAL_BASES, &cfg->residual_basis);
     if (!strcmp(key, "center_direction")) {
@@ -127,6 +132,7 @@ static int parse_settings(curve_settings *s, const char *const *settings, int n)
 {
     memset(s, 0, sizeof *s);
     s->cfg.step_mode = PL_STEP_FIXED_NORM;
+    s->cfg.norm_scale = 1.0; /* fixed_norm by |base| itself (the sweep's [perturb] norm_scale default) */
     s->cfg.residual_basis = PL_BASIS_RAW;
     s->cfg.n_metrics = 1;
     s->cfg.metrics[0] = PL_METRIC_KL;

@@ -297,17 +297,61 @@ double pl_alpha_at(double alpha_max, int steps, int k)
     return k == steps - 1 ? alpha_max : alpha_max * k / (steps - 1);
 }
 
-/* The grid index of A, or -1 when A is not on the grid. */
-static int grid_index(double alpha_max, int steps, double a)
+/* The log grid's alpha_k: 0, then alpha_min (alpha_max / alpha_min)^((k - 1) / (steps - 2)) for
+ * k = 1 .. steps - 1 (numpy's geomspace), exact at alpha_min and alpha_max. */
+static double log_alpha_at(double alpha_min, double alpha_max, int steps, int k)
 {
-    for (int k = 0; k < steps; k++)
-        if (pl_alpha_at(alpha_max, steps, k) == a)
+    if (k == 0)
+        return 0.0;
+    if (k == 1)
+        return alpha_min;
+    if (k == steps - 1)
+        return alpha_max;
+    double t = (double)(k - 1) / (steps - 2);
+    return exp(log(alpha_min) + t * (log(alpha_max) - log(alpha_min)));
+}
+
+double pl_grid_alpha(const pl_sweep_config *cfg, int k)
+{
+    if (cfg->n_alphas > 0)
+        return cfg->alphas[k];
+    if (cfg->alpha_grid == PL_GRID_LOG)
+        return log_alpha_at(cfg->alpha_min, cfg->alpha_max, cfg->steps, k);
+    return pl_alpha_at(cfg->alpha_max, cfg->steps, k);
+}
+
+/* The grid index of A, or -1 when A is not on the grid. */
+static int grid_index(const pl_sweep_config *cfg, double a)
+{
+    for (int k = 0; k < cfg->steps; k++)
+        if (pl_grid_alpha(cfg, k) == a)
             return k;
     return -1;
 }
 
+/* What the fixed_norm-only keys need (norm_scale, step_reference). */
+static int check_step_keys(const pl_sweep_config *cfg, const char **which)
+{
+    if (cfg->step_mode == PL_STEP_FIXED_NORM)
+        return PL_OK;
+    if (cfg->norm_scale != 1.0) {
+        *which = "norm_scale";
+        return pl_fail("norm_scale = %g scales fixed_norm steps; step_mode = %s has no norm to scale (use "
+                       "fixed_norm, or alpha in the mode's own units)",
+                       cfg->norm_scale, PL_STEP_MODE_NAMES[cfg->step_mode]);
+    }
+    if (cfg->step_reference != PL_STEP_REF_OWN) {
+        *which = "step_reference";
+        return pl_fail("step_reference = %s chooses whose norm fixed_norm steps by; step_mode = %s steps by "
+                       "no norm", PL_STEP_REFERENCE_NAMES[cfg->step_reference], PL_STEP_MODE_NAMES[cfg->step_mode]);
+    }
+    return PL_OK;
+}
+
 int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
 {
+    if (check_step_keys(cfg, which) != PL_OK)
+        return PL_ERR;
     for (int d = 0; d < cfg->n_dirs; d++) {
         const pl_direction_kind *k = &PL_DIRECTION_KINDS[cfg->dirs[d].kind];
         if (k->needs_sae && !cfg->sae_path) {
@@ -322,11 +366,12 @@ int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
                            "absolute reading (sweep it in a run of its own)",
                            k->name);
         }
-        if (grid_index(cfg->alpha_max, cfg->steps, k->ref_alpha) < 0) {
+        if (grid_index(cfg, k->ref_alpha) < 0) {
             *which = "directions";
-            return pl_fail("%s needs alpha = %g (its base) on the grid linspace(0, alpha_max, steps): with alpha_max "
-                           "= %g and %d steps it is not (e.g. alpha_max = 2 with an odd number of steps)",
-                           k->name, k->ref_alpha, cfg->alpha_max, cfg->steps);
+            return pl_fail("%s needs alpha = %g (its base) on the alpha grid: with alpha_max = %g and %d steps (%s) "
+                           "it is not (e.g. alpha_max = 2 with an odd number of steps)",
+                           k->name, k->ref_alpha, cfg->alpha_max, cfg->steps,
+                           cfg->n_alphas ? "[perturb] alphas" : PL_ALPHA_GRID_NAMES[cfg->alpha_grid]);
         }
     }
     for (int m = 0; m < cfg->n_metrics; m++)
@@ -340,7 +385,7 @@ int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
 int pl_unit_reference(const pl_experiment *ex, pl_unit_id id)
 {
     double a = PL_DIRECTION_KINDS[ex->cfg->dirs[id.d].kind].ref_alpha;
-    return a == 0.0 ? 0 : grid_index(ex->cfg->alpha_max, ex->steps, a);
+    return a == 0.0 ? 0 : grid_index(ex->cfg, a);
 }
 
 int pl_unit_defined(const pl_experiment *ex, pl_unit_id id)

@@ -176,6 +176,9 @@ const char *pl_direction_kind_names(void);
 int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which);
 /* alpha_k of the grid linspace(0, alpha_max, steps), exact at both ends. */
 double pl_alpha_at(double alpha_max, int steps, int k);
+/* alpha_k (k < cfg->steps) of the config's grid: [perturb] alphas when given, else alpha_grid's
+ * linspace(0, alpha_max, steps) (pl_alpha_at) or 0 + geomspace(alpha_min, alpha_max, steps - 1). */
+double pl_grid_alpha(const pl_sweep_config *cfg, int k);
 /* The row of unit ID's steps that is its base (its kind's ref_alpha on the grid). */
 int pl_unit_reference(const pl_experiment *ex, pl_unit_id id);
 /* 0 when unit ID's kind has no direction for it (its curves are NaN). */
@@ -197,8 +200,9 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
 /* |base| and |d| of the unit, d as its steps use it (centred when they centre it), in the sweep's
- * basis: step k lies |alpha_k - ref| |d| (to_target), |alpha_k| |base| (fixed_norm) or |alpha_k|
- * (absolute) from the base. */
+ * basis: step k lies |alpha_k - ref| |d| (to_target), |alpha_k| norm_scale |r| (fixed_norm; r the
+ * base, or the prompt's real activation under step_reference = real) or |alpha_k| (absolute) from
+ * the base. */
 int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, double *direction_norm);
 
 /* ------------------------------------------------------------ metrics (metrics.c)

@@ -1,8 +1,16 @@
 /* Step modes and the residual basis: how a unit's base and direction become its step vectors.
  *
  *   to_target   x_k = base + alpha_k d                 (d unscaled: for target kinds d = t - base)
- *   fixed_norm  x_k = base + alpha_k |base| d / |d|    (teren's scan: alpha = 1 moves by |base|)
+ *   fixed_norm  x_k = base + alpha_k s |r| d / |d|     (teren's scan: alpha = 1 moves by |base|)
  *   absolute    x_k = base + alpha_k d / |d|           (alpha in activation units)
+ *   arc         x_k = mu + |base - mu| (l_k - mu) / |l_k - mu|,  l_k = base + alpha_k d
+ *               (Janiak et al.'s norm-preserving interpolation, jettjaniak/reometry
+ *               reometry/utils.py arc_interpolation: the straight path to_target takes, pushed out
+ *               to the base's distance from the mean mu of real activations; x_0 = base exactly)
+ *
+ * In fixed_norm s is [perturb] norm_scale (1; teren's draft-paper-experiments branch divides by 3)
+ * and r the step reference: the base itself (own, teren's scan) or, with step_reference = real, the
+ * prompt's real activation, so that a synthetic base is moved the same distance as its real pair.
  *
  * A kind whose base sits at alpha = ref_alpha != 0 (sae_feature_scale: alpha scales a feature's
  * contribution d) steps x_k = base + (alpha_k - ref_alpha) d, to_target only.
@@ -19,8 +27,10 @@
 
 /* The names [perturb] step_mode and residual_basis take (config.c parses them; the C library too). */
 const char *const PL_STEP_MODE_NAMES[PL_N_STEP_MODES] = {[PL_STEP_TO_TARGET] = "to_target", [PL_STEP_FIXED_NORM] = "fixed_norm",
-                                          [PL_STEP_ABSOLUTE] = "absolute"};
+                                          [PL_STEP_ABSOLUTE] = "absolute", [PL_STEP_ARC] = "arc"};
+const char *const PL_STEP_REFERENCE_NAMES[PL_N_STEP_REFERENCES] = {[PL_STEP_REF_OWN] = "own", [PL_STEP_REF_REAL] = "real"};
 const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES] = {[PL_BASIS_RAW] = "raw", [PL_BASIS_CENTERED] = "centered"};
+const char *const PL_ALPHA_GRID_NAMES[PL_N_ALPHA_GRIDS] = {[PL_GRID_LINEAR] = "linear", [PL_GRID_LOG] = "log"};
 
 void pl_center(double *v, int C)
 {
@@ -73,6 +83,51 @@ int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, dou
     return PL_OK;
 }
 
+/* fixed_norm's step length at alpha = 1: norm_scale |r|, r the base or the prompt's real activation.
+ * norm_scale = 1 multiplies by exactly 1, so today's steps are bitwise unchanged. */
+static double fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const double *base)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    double n;
+    if (cfg->step_reference == PL_STEP_REF_REAL) {
+        const float *x = ex->real_act + (size_t)id.p * ex->C; /* in the sweep's basis already */
+        double s = 0.0;
+        for (int c = 0; c < ex->C; c++)
+            s += (double)x[c] * x[c];
+        n = sqrt(s);
+    } else {
+        n = norm2(base, ex->C);
+    }
+    return cfg->norm_scale == 1.0 ? n : cfg->norm_scale * n;
+}
+
+/* arc's steps X[steps, C] from BASE and d (see the top). MU is the fit's mean in the sweep's basis.
+ * A point l_k that falls on mu (zero length: no direction to push along) stays at l_k. */
+static void arc_steps(const pl_experiment *ex, const double *base, const double *dir, const double *mu, float *X)
+{
+    int C = ex->C;
+    double r = 0.0;
+    for (int c = 0; c < C; c++)
+        r += (base[c] - mu[c]) * (base[c] - mu[c]);
+    r = sqrt(r);
+    for (int k = 0; k < ex->steps; k++) {
+        float *x = X + (size_t)k * C;
+        double a = ex->alpha[k], n = 0.0;
+        if (a == 0.0) { /* the clean row: the base bit for bit */
+            for (int c = 0; c < C; c++)
+                x[c] = (float)base[c];
+            continue;
+        }
+        for (int c = 0; c < C; c++) {
+            double l = base[c] + a * dir[c] - mu[c];
+            n += l * l;
+        }
+        double s = n > 0.0 ? r / sqrt(n) : 1.0;
+        for (int c = 0; c < C; c++)
+            x[c] = (float)(mu[c] + s * (base[c] + a * dir[c] - mu[c]));
+    }
+}
+
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
 {
     const pl_sweep_config *cfg = ex->cfg;
@@ -82,10 +137,20 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
         return PL_ERR;
     const pl_direction_kind *kind = &PL_DIRECTION_KINDS[cfg->dirs[id.d].kind];
     unit_vectors(ex, id, base, dir);
+    if (cfg->step_mode == PL_STEP_ARC) {
+        double *mu = dir + C; /* dir's scratch half */
+        for (int c = 0; c < C; c++)
+            mu[c] = ex->mu[c];
+        if (cfg->residual_basis == PL_BASIS_CENTERED) /* the mean of the projected activations */
+            pl_center(mu, C);
+        arc_steps(ex, base, dir, mu, X);
+        free(base);
+        return PL_OK;
+    }
     double scale = 1.0;
     if (cfg->step_mode != PL_STEP_TO_TARGET) {
         double nd = norm2(dir, C);
-        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? norm2(base, C) : 1.0;
+        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? fixed_norm_length(ex, id, base) : 1.0;
         scale = nd > 0.0 ? length / nd : 0.0;
     }
     for (int k = 0; k < ex->steps; k++) {

@@ -95,7 +95,9 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "", "", 0, STACK},
     {"direction_norm", FIXED, NC_DOUBLE, 0, "base direction prompt sample", RSU,
      "|d| of the curve's direction as its steps use it (centred when they are), before the step mode's scaling; "
-     "step k lies |alpha_k| |d| (to_target), |alpha_k| |base| (fixed_norm) or |alpha_k| (absolute) from the base",
+     "step k lies |alpha_k| |d| (to_target), |alpha_k| norm_scale |r| (fixed_norm; r the base, or the prompt's real "
+     "activation under step_reference = real) or |alpha_k| (absolute) from the base (arc: on the sphere around mu "
+     "through the base)",
      "", "", 0, STACK},
     {"prompt_text", FIXED, NC_STRING, 0, "prompt", NULL,
      "the sweep prompt's tokens decoded by the model's tokenizer (invalid UTF-8 as U+FFFD)", "tokenizer", "", 0, ONCE},

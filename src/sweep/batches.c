@@ -22,9 +22,9 @@ int pl_sweep_setup_grid(pl_sweep *sw)
     sw->alpha = pl_malloc(sizeof(double) * sw->steps, "alpha grid");
     if (!sw->alpha)
         return PL_ERR;
-    /* linspace(0, alpha_max, steps): k * alpha_max / (steps - 1), exact at both ends */
+    /* the config's grid: linspace(0, alpha_max, steps) exact at both ends, the log grid, or alphas */
     for (int k = 0; k < sw->steps; k++)
-        sw->alpha[k] = pl_alpha_at(sw->cfg->alpha_max, sw->steps, k);
+        sw->alpha[k] = pl_grid_alpha(sw->cfg, k);
     return PL_OK;
 }
 

@@ -87,6 +87,8 @@ static const enum_def BASES = {(const char *)PL_BASE_KINDS + offsetof(pl_base_ki
                                PL_N_BASE_KINDS, NULL};
 static const enum_def STEP_MODES = NAMES(PL_STEP_MODE_NAMES);
 static const enum_def RESIDUAL_BASES = NAMES(PL_RESIDUAL_BASIS_NAMES);
+static const enum_def ALPHA_GRIDS = NAMES(PL_ALPHA_GRID_NAMES);
+static const enum_def STEP_REFERENCES = NAMES(PL_STEP_REFERENCE_NAMES);
 static const enum_def METRICS = {(const char *)PL_METRICS + offsetof(pl_metric_info, name), sizeof PL_METRICS[0],
                                  PL_N_METRICS, NULL};
 static const enum_def SAE_SIGNS = NAMES(sign_names);
@@ -143,6 +145,8 @@ static void print_thresholds(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_nonlinearity(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_nonlinearity(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_alphas(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_alphas(strbuf *sb, const pl_sweep_config *cfg);
 static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_output_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static int parse_checkpoint_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
@@ -208,15 +212,50 @@ static const key_def KEYS[] = {
     {"perturb", "n_directions", "1", 1, KT_INT, OFF(n_directions), .lo = 1, .hi = 1000000,
      .doc = "samples per prompt and direction kind"},
     {"perturb", "steps", "101", 1, KT_INT, OFF(steps), .lo = 2, .hi = 100000,
-     .doc = "α grid: linspace(0, alpha_max, steps)"},
+     .doc = "α grid: linspace(0, alpha_max, steps) (or the log grid); with `alphas` the list's length "
+            "(derived: leave it out)"},
     {"perturb", "alpha_max", "1.0", 1, KT_DOUBLE, OFF(alpha_max), .lo = 0.0, .hi = 1e6, .open = OPEN_LO,
-     .doc = "last α"},
+     .doc = "last α (with `alphas` the list's last value: derived, leave it out)"},
+    {"perturb", "alpha_grid", "linear", 1, KT_ENUM, OFF(alpha_grid), .names = &ALPHA_GRIDS,
+     .doc = "`linear`: linspace(0, alpha_max, steps); `log`: α_0 = 0 (the clean reference) then "
+            "`steps` − 1 log-spaced values from `alpha_min` to `alpha_max` (numpy's geomspace; exact at "
+            "both ends)"},
+    {"perturb", "alpha_min", "0", 1, KT_DOUBLE, OFF(alpha_min), .lo = 0.0, .hi = 1e6,
+     .doc = "the log grid's first nonzero α, in (0, alpha_max); 0 (unset) for a linear grid"},
+    {"perturb", "alphas", "", 1, KT_CUSTOM, .parse = parse_alphas, .print = print_alphas,
+     .values = "empty, or increasing numbers ≥ 0, or a preset: `lee_heimersheim_fb36043`, `teren_pi`",
+     .def_doc = "(empty: the grid of `alpha_grid`)",
+     .doc = "an explicit α grid, strictly increasing, finite, ≥ 0 (at most 2048 values). A list that "
+            "does not start at 0 gets 0 prepended: row 0 is the clean run every row is compared with (as "
+            "Lee & Heimersheim compare every length with the unperturbed run), so `steps` is the list's "
+            "length plus one. `steps` and `alpha_max` follow from the list (given as well, they must "
+            "agree). Presets: `lee_heimersheim_fb36043` = 1, 11, 21, …, 201 (`length_list = "
+            "list(range(1, 211, 10))` in dajale423/error_pathology `scripts/sensitive_direction.py` at commit fb36043, "
+            "`create_ablation_hooks`; with 0 prepended: 22 steps; these are absolute lengths: use "
+            "`step_mode = absolute`), `teren_pi` = linspace(0, π, 361) (`perturbation_range = (0.0, "
+            "np.pi)`, `n_steps = 361` in jettjaniak/teren, branch draft-paper-experiments, "
+            "`notebooks/draft_experiment.py`: a linear multiplier of d, not an angle). The resolved "
+            "text lists the values"},
     {"perturb", "step_mode", "to_target", 1, KT_ENUM, OFF(step_mode), .names = &STEP_MODES,
      .doc = "`to_target`: x_k = base + α_k·d, d unscaled (for target kinds d = target − base: α is "
             "the fraction of the way); `fixed_norm`: x_k = base + α_k·‖base‖·d/‖d‖ (α = 1 moves the "
             "base by its own norm; teren's scan); `absolute`: x_k = base + α_k·d/‖d‖ (α in "
-            "residual-stream units). A zero d leaves every step at the base (a flat curve; its "
-            "normalised scores are NaN)"},
+            "residual-stream units); `arc`: Janiak et al.'s norm-preserving interpolation "
+            "(jettjaniak/reometry, `reometry/utils.py`, `arc_interpolation`): x_k = μ + ‖base − μ‖·(l_k − "
+            "μ)/‖l_k − μ‖ with l_k = base + α_k·d, the straight path of `to_target` pushed out to the "
+            "base's distance from μ (the fitted mean; theirs is the mean of the sweep's own activations), "
+            "x_0 = base exactly; with `real_other` it is their arc between two real activations (at α = 1 "
+            "it reaches the partner's direction from μ, at the base's distance). A zero d leaves every step "
+            "at the base (a flat curve; its normalised scores are NaN)"},
+    {"perturb", "norm_scale", "1", 1, KT_DOUBLE, OFF(norm_scale), .lo = 0.0, .hi = 1e6, .open = OPEN_LO,
+     .doc = "`fixed_norm` only: x_k = base + α_k·norm_scale·‖r‖·d/‖d‖. 1 is teren's scan; teren's "
+            "draft-paper-experiments branch (`teren/perturbations.py`, `scan`: `direction /= 3`) is "
+            "0.3333333333333333 (its `[0, π]`, 361-step grid is `alphas = teren_pi`)"},
+    {"perturb", "step_reference", "own", 1, KT_ENUM, OFF(step_reference), .names = &STEP_REFERENCES,
+     .doc = "`fixed_norm` only: r, whose norm sets the step length. `own`: the base itself (teren's "
+            "`scan` scales d by the norm of the activation it perturbs, synthetic or not); `real`: the "
+            "prompt's real activation, so a synthetic base moves the same distances as its real pair. "
+            "For a real base both are the same"},
     {"perturb", "center_direction", "false", 1, KT_BOOL, OFF(center_direction),
      .doc = "d −= mean(d) (the mean over the C components) before scaling, as teren's scan does"},
     {"perturb", "residual_basis", "raw", 1, KT_ENUM, OFF(residual_basis), .names = &RESIDUAL_BASES,
@@ -809,6 +848,119 @@ static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const ch
     return PL_OK;
 }
 
+/* [perturb] alphas' presets: VALUES[0 .. n - 1] from the sources' own definitions (the key's doc
+ * cites them). */
+static int alpha_preset(const char *name, double *values, int *n)
+{
+    if (!strcmp(name, "lee_heimersheim_fb36043")) { /* error_pathology: list(range(1, 211, 10)) */
+        *n = 0;
+        for (int length = 1; length < 211; length += 10)
+            values[(*n)++] = length;
+        return 1;
+    }
+    if (!strcmp(name, "teren_pi")) { /* teren: torch.linspace(0.0, np.pi, 361) */
+        *n = 361;
+        for (int k = 0; k < 361; k++)
+            values[k] = pl_alpha_at(M_PI, 361, k);
+        return 1;
+    }
+    return 0;
+}
+
+/* The alpha_grid / alpha_min pair (rows before alphas): a log grid needs 0 < alpha_min < alpha_max
+ * and a nonzero alpha beside alpha_min and alpha_max; a linear one no alpha_min. */
+static int check_grid_keys(raw_config *rc, const pl_sweep_config *cfg)
+{
+    int imin = find_key("perturb", "alpha_min");
+    if (cfg->alpha_grid == PL_GRID_LINEAR && cfg->alpha_min != 0.0)
+        return FAIL_KEY(imin, "%g is for alpha_grid = log (a linear grid starts at 0)", cfg->alpha_min);
+    if (cfg->alpha_grid == PL_GRID_LOG && !(cfg->alpha_min > 0.0 && cfg->alpha_min < cfg->alpha_max))
+        return FAIL_KEY(imin, "alpha_grid = log needs 0 < alpha_min < alpha_max (%g); got %g", cfg->alpha_max,
+                        cfg->alpha_min);
+    if (cfg->alpha_grid == PL_GRID_LOG && cfg->steps < 3)
+        return FAIL_KEY(find_key("perturb", "steps"), "alpha_grid = log needs steps >= 3 (0, alpha_min, alpha_max)");
+    return PL_OK;
+}
+
+/* The explicit list's numbers into cfg->alphas[1 ..] (0 at [0] either way), checked. */
+static int alpha_list(raw_config *rc, int i, pl_sweep_config *cfg, char **items, int n)
+{
+    int off = 1;
+    cfg->alphas[0] = 0.0;
+    for (int k = 0; k < n; k++) {
+        char *end;
+        errno = 0;
+        double a = strtod(items[k], &end);
+        if (errno || end == items[k] || *end || !isfinite(a) || a < 0.0 || a > 1e6)
+            return FAIL_KEY(i, "'%s' is not a number in [0, 1e6] (nor a preset: lee_heimersheim_fb36043, teren_pi)",
+                            items[k]);
+        if (k == 0 && a == 0.0) {
+            off = 0; /* the list gives the clean reference itself */
+        } else if (k + off > 0 && !(a > cfg->alphas[k + off - 1])) {
+            return FAIL_KEY(i, "alphas must be strictly increasing ('%s' after %g)", items[k],
+                            cfg->alphas[k + off - 1]);
+        }
+        if (k + off >= PL_MAX_ALPHAS)
+            return FAIL_KEY(i, "more than %d values", PL_MAX_ALPHAS);
+        cfg->alphas[k + off] = a;
+    }
+    cfg->alphas[0] = 0.0;
+    cfg->n_alphas = n + off;
+    if (cfg->n_alphas < 2)
+        return FAIL_KEY(i, "'%s' has no alpha beside the clean 0", rc->value[i]);
+    return PL_OK;
+}
+
+/* steps and alpha_max follow from an explicit list; given as well, they must agree. */
+static int alphas_agree(raw_config *rc, pl_sweep_config *cfg)
+{
+    int is = find_key("perturb", "steps"), im = find_key("perturb", "alpha_max");
+    double last = cfg->alphas[cfg->n_alphas - 1];
+    if (rc->origin[is] && cfg->steps != cfg->n_alphas)
+        return FAIL_KEY(is, "%d disagrees with [perturb] alphas, a grid of %d values with the clean 0 (leave steps out)",
+                        cfg->steps, cfg->n_alphas);
+    if (rc->origin[im] && cfg->alpha_max != last)
+        return FAIL_KEY(im, "%.17g disagrees with [perturb] alphas, whose last value is %.17g (leave alpha_max out)",
+                        cfg->alpha_max, last);
+    cfg->steps = cfg->n_alphas;
+    cfg->alpha_max = last;
+    return PL_OK;
+}
+
+/* Empty (the grid of alpha_grid), a preset, or "a0, a1, ...". */
+static int parse_alphas(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    cfg->n_alphas = 0;
+    const char *v = rc->value[i] ? rc->value[i] : "";
+    while (isspace((unsigned char)*v))
+        v++;
+    if (*v && cfg->alpha_grid != PL_GRID_LINEAR)
+        return FAIL_KEY(find_key("perturb", "alpha_grid"), "%s: [perturb] alphas is the grid itself (leave alpha_grid out)",
+                        PL_ALPHA_GRID_NAMES[cfg->alpha_grid]);
+    if (check_grid_keys(rc, cfg) != PL_OK)
+        return PL_ERR;
+    if (!*v)
+        return PL_OK;
+    size_t len = strlen(v);
+    char *buf = malloc(len + 1), **items = malloc(sizeof(char *) * PL_MAX_ALPHAS);
+    int n = 0, status = PL_ERR;
+    if (!buf || !items) {
+        pl_fail("out of memory ([perturb] alphas)");
+    } else if (alpha_preset(trim(strcpy(buf, v)), cfg->alphas + 1, &n)) {
+        int off = cfg->alphas[1] == 0.0 ? 0 : 1; /* a preset that starts at 0 gives the reference */
+        memmove(cfg->alphas + off, cfg->alphas + 1, sizeof(double) * (size_t)n);
+        cfg->alphas[0] = 0.0;
+        cfg->n_alphas = n + off;
+        status = PL_OK;
+    } else if (split_list(rc, i, v, 1, items, PL_MAX_ALPHAS, &n, buf, len + 1) == PL_OK) {
+        status = alpha_list(rc, i, cfg, items, n);
+    }
+    free(buf);
+    free(items);
+    return status == PL_OK ? alphas_agree(rc, cfg) : PL_ERR;
+}
+
 static int metric_index(const char *name)
 {
     for (int m = 0; m < PL_N_METRICS; m++)
@@ -1191,6 +1343,15 @@ static void print_nonlinearity(strbuf *sb, const pl_sweep_config *cfg)
 {
     sb_printf(sb, "%d, %d, ", cfg->nl_first, cfg->nl_last);
     sb_double(sb, cfg->nl_tolerance);
+}
+
+/* The explicit grid's values, 0 first (empty when the grid is alpha_grid's). */
+static void print_alphas(strbuf *sb, const pl_sweep_config *cfg)
+{
+    for (int k = 0; k < cfg->n_alphas; k++) {
+        sb_printf(sb, "%s", k ? ", " : "");
+        sb_double(sb, cfg->alphas[k]);
+    }
 }
 
 static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg)

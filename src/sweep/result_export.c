@@ -17,7 +17,19 @@ static void alpha_meaning(const pl_sweep_config *cfg, pl_result_export *e)
     e->r.alpha_units = "1";
     switch (cfg->step_mode) {
     case PL_STEP_FIXED_NORM:
-        long_name = "step length in multiples of the base's norm: x = base + alpha |base| d / |d|";
+        long_name = cfg->step_reference == PL_STEP_REF_REAL
+                        ? (cfg->norm_scale == 1.0 ? "step length in multiples of the real activation's norm: x = base + "
+                                                    "alpha |real| d / |d|"
+                                                  : "step length in multiples of norm_scale times the real activation's "
+                                                    "norm: x = base + alpha norm_scale |real| d / |d|")
+                        : (cfg->norm_scale == 1.0 ? "step length in multiples of the base's norm: x = base + alpha |base| "
+                                                    "d / |d|"
+                                                  : "step length in multiples of norm_scale times the base's norm: x = "
+                                                    "base + alpha norm_scale |base| d / |d|");
+        break;
+    case PL_STEP_ARC:
+        long_name = "fraction of the way along the arc around mu: x = mu + |base - mu| (l - mu) / |l - mu|, "
+                    "l = base + alpha d";
         break;
     case PL_STEP_ABSOLUTE:
         long_name = "step length in activation units: x = base + alpha d / |d|";

@@ -222,18 +222,46 @@ def teren_scan(x, d, alphas):
     return np.array([x + a * d for a in alphas])
 
 
-def steps(mode, base, d, alphas, center_direction):
-    """plateau's step modes as the README states them."""
+def steps(mode, base, d, alphas, center_direction, norm_scale=1.0, reference=None):
+    """plateau's step modes as the README states them. fixed_norm moves by norm_scale |r| at alpha = 1,
+    r the base itself or REFERENCE (step_reference = real: the prompt's real activation)."""
     if center_direction:
         d = d - d.mean()
     nd = np.linalg.norm(d)
+    r = base if reference is None else reference
+    if mode == "arc":  # Janiak et al.'s arc_interpolation (reometry/utils.py) around mu = REFERENCE
+        return np.array([base if a == 0 else arc_point(base, base + a * d, reference) for a in alphas])
     if mode == "to_target":
         scale = 1.0
     elif mode == "fixed_norm":
-        scale = np.linalg.norm(base) / nd if nd > 0 else 0.0
+        scale = norm_scale * np.linalg.norm(r) / nd if nd > 0 else 0.0
     else:
         scale = 1.0 / nd if nd > 0 else 0.0
     return np.array([base + a * scale * d for a in alphas])
+
+
+def arc_point(a, lin, mu):
+    """reometry's arc_interpolation at one point: lin - mu rescaled to |a - mu|, then + mu."""
+    cen = lin - mu
+    n = np.linalg.norm(cen)
+    return mu + cen * (np.linalg.norm(a - mu) / n) if n > 0 else lin
+
+
+def alpha_grid(alpha_max=1.0, steps=101, grid="linear", alpha_min=0.0, alphas=None):
+    """The alpha grid as docs/config.md states it: linspace(0, alpha_max, steps); 0 followed by
+    geomspace(alpha_min, alpha_max, steps - 1); or an explicit list (0 prepended when absent); presets
+    from their sources: Lee & Heimersheim's length_list = list(range(1, 211, 10)) and teren's
+    torch.linspace(0, pi, 361)."""
+    if alphas == "lee_heimersheim_fb36043":
+        alphas = list(range(1, 211, 10))
+    elif alphas == "teren_pi":
+        alphas = np.linspace(0.0, np.pi, 361)
+    if alphas is not None:
+        a = np.asarray(alphas, np.float64)
+        return a if a[0] == 0.0 else np.concatenate([[0.0], a])
+    if grid == "log":
+        return np.concatenate([[0.0], np.geomspace(alpha_min, alpha_max, steps - 1)])
+    return np.linspace(0.0, alpha_max, steps)
 
 
 def metrics_of(logp, reads, next_token, centered):

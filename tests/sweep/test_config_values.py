@@ -104,7 +104,11 @@ directions = isotropic, file:dirs/a b.npy, file:x.safetensors#W_dec, real_differ
 n_directions = 3
 steps = 7
 alpha_max = 0.30000000000000004
+alpha_grid = log
+alpha_min = 1e-3
 step_mode = fixed_norm
+norm_scale = 0.3333333333333333
+step_reference = real
 center_direction = yes
 residual_basis = centered
 cov_prompts = 21
@@ -136,7 +140,9 @@ nonfinite = mark
 """ % ("0123456789abcdef" * 4)
 cases = [("every_key.ini", every_key, []), ("defaults.ini", open(base).read(), []),
          ("sets.ini", open(base).read(), ["--set", "readout.position=perturbed", "--set", "data.format=text",
-                                            "-o", "out dir/r;1.nc", "--set", "perturb.steps=2"])]
+                                            "-o", "out dir/r;1.nc", "--set", "perturb.steps=2"]),
+         ("alphas.ini", open(base).read(), ["--set", "perturb.alphas=0.1, 1e0, 2", "--set", "perturb.steps=4"]),
+         ("preset.ini", open(base).read(), ["--set", "perturb.alphas=teren_pi"])]
 for name, text, extra in cases:
     first = plateau(["config", write(name, text)] + extra)
     check(first.returncode == 0, f"{name}: {first.stderr}")
@@ -145,7 +151,7 @@ for name, text, extra in cases:
     check(again.stdout == first.stdout, f"{name}: printed text reads back differently:\n{first.stdout}\n---\n{again.stdout}")
     # and the printed text of a resolved config is every key, once
     keys = re.findall(r"^(\w+) = ", first.stdout, re.M)
-    check(len(keys) == 43, f"{name}: {len(keys)} keys printed")
+    check(len(keys) == 48, f"{name}: {len(keys)} keys printed")
 print(f"ok   {len(cases)} configs (one setting every key) print, re-parse and print again byte-equal")
 
 # the config attribute of a run: the text a merge and a resume re-parse
