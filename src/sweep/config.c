@@ -230,7 +230,7 @@ static const key_def KEYS[] = {
             "Lee & Heimersheim compare every length with the unperturbed run), so `steps` is the list's "
             "length plus one. `steps` and `alpha_max` follow from the list (given as well, they must "
             "agree). Presets: `lee_heimersheim_fb36043` = 1, 11, 21, …, 201 (`length_list = "
-            "list(range(1, 211, 10))` in dajale423/error_pathology `scripts/sensitive_direction.py` at commit fb36043, "
+            "list(range(1, 211, 10))` in `dajale423/error_pathology/scripts/sensitive_direction.py` at commit fb36043, "
             "`create_ablation_hooks`; with 0 prepended: 22 steps; these are absolute lengths: use "
             "`step_mode = absolute`), `teren_pi` = linspace(0, π, 361) (`perturbation_range = (0.0, "
             "np.pi)`, `n_steps = 361` in jettjaniak/teren, branch draft-paper-experiments, "
