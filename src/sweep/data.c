@@ -300,6 +300,123 @@ static int draw_windows(const pl_sweep_config *cfg, const int *stream, long N, s
     return PL_OK;
 }
 
+/* The tokenizer the data needs (none for a .bin without BOS) and, under [data] bos, sel->bos. */
+static int open_data_tokenizer(const pl_sweep_config *cfg, int V, selection *sel, pl_tokenizer **tok)
+{
+    /* [data] bos: auto follows the tokenizer's own convention (pl_tokenizer_adds_bos) */
+    if (cfg->data_format != PL_DATA_BIN || cfg->bos != PL_BOS_FALSE) {
+        if (pl_tokenizer_open(tok, cfg->model_path, cfg->tokenizer_path, V) != PL_OK)
+            return pl_fail_prefix("%s: tokenizer for [data] prompts%s", cfg->model_path,
+                                  cfg->data_format == PL_DATA_BIN ? " ([data] bos = false needs none for a .bin)" : "");
+    }
+    if (*tok && (cfg->bos == PL_BOS_TRUE || (cfg->bos == PL_BOS_AUTO && pl_tokenizer_adds_bos(*tok)))) {
+        sel->bos = pl_tokenizer_bos_id(*tok);
+        if (sel->bos < 0)
+            return pl_fail("%s: [data] bos: the tokenizer (%s) has no BOS token",
+                           pl_sweep_config_origin(cfg, "data", "bos"), pl_tokenizer_kind(*tok));
+    }
+    return PL_OK;
+}
+
+/* A .bin's prompts: random windows of the stream, or its consecutive n_ctx windows in seeded order (L
+ * tokens of the data each). */
+static int select_from_bin(const pl_sweep_config *cfg, int V, int L, selection *sel)
+{
+    int T = cfg->n_ctx;
+    long need = sel->need, N = 0, *perm = NULL;
+    int *stream = NULL;
+    int rc = read_bin(cfg, V, &stream, &N);
+    if (rc == PL_OK && cfg->sampling == PL_SAMPLING_RANDOM_WINDOW) {
+        rc = draw_windows(cfg, stream, N, sel);
+    } else if (rc == PL_OK) {
+        long n_windows = N / T;
+        if (n_windows < need)
+            rc = pl_fail("%s: %ld windows of n_ctx = %d tokens, but n_prompts + cov_prompts = %ld are needed",
+                         cfg->data_path, n_windows, T, need);
+        if (rc == PL_OK && !(perm = permutation(n_windows, cfg->data_seed)))
+            rc = PL_ERR;
+        for (long i = 0; rc == PL_OK && i < n_windows && sel->got < need; i++) {
+            long w = perm[i];
+            selection_offer(sel, stream + w * T, w * T + L < N ? stream[w * T + L] : -1);
+        }
+        if (rc == PL_OK && sel->got < need)
+            rc = pl_fail("%s: %ld distinct windows of n_ctx = %d tokens (%ld duplicates dropped), but n_prompts + "
+                         "cov_prompts = %ld are needed",
+                         cfg->data_path, sel->got, T, sel->duplicates, need);
+    }
+    free(perm);
+    free(stream);
+    return rc;
+}
+
+/* random_window over text: the documents concatenated with the end-of-text token after each, then
+ * windows drawn from that stream. */
+static int select_windows_of_documents(const pl_sweep_config *cfg, pl_tokenizer *tok, const doc_list *docs, int V,
+                                       selection *sel)
+{
+    int eos = pl_tokenizer_eos_id(tok);
+    if (eos < 0)
+        return pl_fail("%s: [data] sampling = random_window: the tokenizer has no end-of-text token to put "
+                       "between documents", pl_sweep_config_origin(cfg, "data", "sampling"));
+    long cap = 0, N = 0;
+    int *stream = NULL, rc = PL_OK;
+    for (long di = 0; rc == PL_OK && di < docs->n; di++) {
+        int *ids = NULL;
+        size_t n_ids = 0;
+        if ((rc = encode_doc(cfg, tok, docs, di, V, &ids, &n_ids)) != PL_OK)
+            break;
+        if (N + (long)n_ids + 1 > cap) {
+            long nc = (cap ? cap * 2 : 65536) + (long)n_ids + 1;
+            int *ns = realloc(stream, sizeof(int) * (size_t)nc);
+            if (!ns) {
+                free(ids);
+                rc = pl_fail("out of memory (token stream)");
+                break;
+            }
+            stream = ns;
+            cap = nc;
+        }
+        memcpy(stream + N, ids, sizeof(int) * n_ids);
+        N += (long)n_ids;
+        stream[N++] = eos;
+        free(ids);
+    }
+    if (rc == PL_OK)
+        rc = draw_windows(cfg, stream, N, sel);
+    free(stream);
+    return rc;
+}
+
+/* document_start over text: documents visited in the seeded order until enough are usable (L tokens of
+ * the data each); on a shortfall, keep going to count how many there are in all. */
+static int select_document_starts(const pl_sweep_config *cfg, pl_tokenizer *tok, const doc_list *docs, int V, int L,
+                                  selection *sel, long *skipped, long *visited)
+{
+    long need = sel->need, *perm = permutation(docs->n, cfg->data_seed);
+    if (!perm)
+        return PL_ERR;
+    int rc = PL_OK;
+    for (long i = 0; i < docs->n && sel->got < need; i++) {
+        int *ids = NULL;
+        size_t n_ids = 0;
+        if ((rc = encode_doc(cfg, tok, docs, perm[i], V, &ids, &n_ids)) != PL_OK)
+            break;
+        ++*visited;
+        if (n_ids < (size_t)L)
+            ++*skipped;
+        else
+            selection_offer(sel, ids, n_ids > (size_t)L ? ids[L] : -1);
+        free(ids);
+    }
+    free(perm);
+    if (rc == PL_OK && sel->got < need)
+        rc = pl_fail("%s: %ld distinct documents of at least n_ctx = %d tokens (%ld shorter ones skipped, %ld "
+                     "duplicates dropped), but n_prompts + cov_prompts = %d + %d = %ld are needed",
+                     cfg->data_path, sel->got, cfg->n_ctx, *skipped, sel->duplicates, cfg->n_prompts,
+                     cfg->cov_prompts, need);
+    return rc;
+}
+
 int pl_data_load(pl_sweep *sw, int verbose)
 {
     pl_sweep_config *cfg = sw->cfg;
@@ -308,103 +425,25 @@ int pl_data_load(pl_sweep *sw, int verbose)
     selection sel;
     doc_list docs = {0};
     pl_tokenizer *tok = NULL;
-    long *perm = NULL;
-    int *stream = NULL;
-    long N = 0, skipped = 0, visited = 0;
+    long skipped = 0, visited = 0;
     int rc = selection_init(&sel, need, T);
     /* identified before it is read: a change during the run stops it (plateau/watch.h) */
     if (rc == PL_OK)
         rc = pl_watch_file(cfg->data_path, "[data] prompts file");
-    /* [data] bos: auto follows the tokenizer's own convention (pl_tokenizer_adds_bos) */
-    if (rc == PL_OK && (cfg->data_format != PL_DATA_BIN || cfg->bos != PL_BOS_FALSE)) {
-        if (pl_tokenizer_open(&tok, cfg->model_path, cfg->tokenizer_path, V) != PL_OK)
-            rc = pl_fail_prefix("%s: tokenizer for [data] prompts%s", cfg->model_path,
-                                cfg->data_format == PL_DATA_BIN ? " ([data] bos = false needs none for a .bin)" : "");
-    }
-    if (rc == PL_OK && tok && (cfg->bos == PL_BOS_TRUE || (cfg->bos == PL_BOS_AUTO && pl_tokenizer_adds_bos(tok)))) {
-        sel.bos = pl_tokenizer_bos_id(tok);
-        if (sel.bos < 0)
-            rc = pl_fail("%s: [data] bos: the tokenizer (%s) has no BOS token",
-                         pl_sweep_config_origin(cfg, "data", "bos"), pl_tokenizer_kind(tok));
-    }
+    if (rc == PL_OK)
+        rc = open_data_tokenizer(cfg, V, &sel, &tok);
     int L = T - (sel.bos >= 0); /* tokens a prompt takes from the data */
     if (rc == PL_OK && L < 1)
         rc = pl_fail("%s: [data] n_ctx: 1 token is the BOS alone; a prompt needs at least one token of the data",
                      pl_sweep_config_origin(cfg, "data", "n_ctx"));
     if (rc == PL_OK && cfg->data_format == PL_DATA_BIN) {
-        rc = read_bin(cfg, V, &stream, &N);
-        if (rc == PL_OK && cfg->sampling == PL_SAMPLING_RANDOM_WINDOW) {
-            rc = draw_windows(cfg, stream, N, &sel);
-        } else if (rc == PL_OK) {
-            long n_windows = N / T;
-            if (n_windows < need)
-                rc = pl_fail("%s: %ld windows of n_ctx = %d tokens, but n_prompts + cov_prompts = %ld are needed",
-                             cfg->data_path, n_windows, T, need);
-            if (rc == PL_OK && !(perm = permutation(n_windows, cfg->data_seed)))
-                rc = PL_ERR;
-            for (long i = 0; rc == PL_OK && i < n_windows && sel.got < need; i++) {
-                long w = perm[i];
-                selection_offer(&sel, stream + w * T, w * T + L < N ? stream[w * T + L] : -1);
-            }
-            if (rc == PL_OK && sel.got < need)
-                rc = pl_fail("%s: %ld distinct windows of n_ctx = %d tokens (%ld duplicates dropped), but n_prompts + "
-                             "cov_prompts = %ld are needed",
-                             cfg->data_path, sel.got, T, sel.duplicates, need);
-        }
+        rc = select_from_bin(cfg, V, L, &sel);
     } else if (rc == PL_OK) {
         rc = read_lines(cfg->data_path, cfg->data_format == PL_DATA_JSONL, &docs);
-        if (rc == PL_OK && cfg->sampling == PL_SAMPLING_RANDOM_WINDOW) {
-            int eos = pl_tokenizer_eos_id(tok);
-            if (eos < 0)
-                rc = pl_fail("%s: [data] sampling = random_window: the tokenizer has no end-of-text token to put "
-                             "between documents", pl_sweep_config_origin(cfg, "data", "sampling"));
-            long cap = 0;
-            for (long di = 0; rc == PL_OK && di < docs.n; di++) {
-                int *ids = NULL;
-                size_t n_ids = 0;
-                if ((rc = encode_doc(cfg, tok, &docs, di, V, &ids, &n_ids)) != PL_OK)
-                    break;
-                if (N + (long)n_ids + 1 > cap) {
-                    long nc = (cap ? cap * 2 : 65536) + (long)n_ids + 1;
-                    int *ns = realloc(stream, sizeof(int) * (size_t)nc);
-                    if (!ns) {
-                        free(ids);
-                        rc = pl_fail("out of memory (token stream)");
-                        break;
-                    }
-                    stream = ns;
-                    cap = nc;
-                }
-                memcpy(stream + N, ids, sizeof(int) * n_ids);
-                N += (long)n_ids;
-                stream[N++] = eos;
-                free(ids);
-            }
-            if (rc == PL_OK)
-                rc = draw_windows(cfg, stream, N, &sel);
-        } else if (rc == PL_OK) {
-            if (!(perm = permutation(docs.n, cfg->data_seed)))
-                rc = PL_ERR;
-            /* Visit documents in the seeded order until enough are usable; on a shortfall, keep going to
-             * count how many there are in all. */
-            for (long i = 0; rc == PL_OK && i < docs.n && sel.got < need; i++) {
-                int *ids = NULL;
-                size_t n_ids = 0;
-                if ((rc = encode_doc(cfg, tok, &docs, perm[i], V, &ids, &n_ids)) != PL_OK)
-                    break;
-                visited++;
-                if (n_ids < (size_t)L)
-                    skipped++;
-                else
-                    selection_offer(&sel, ids, n_ids > (size_t)L ? ids[L] : -1);
-                free(ids);
-            }
-            if (rc == PL_OK && sel.got < need)
-                rc = pl_fail("%s: %ld distinct documents of at least n_ctx = %d tokens (%ld shorter ones skipped, %ld "
-                             "duplicates dropped), but n_prompts + cov_prompts = %d + %d = %ld are needed",
-                             cfg->data_path, sel.got, T, skipped, sel.duplicates, cfg->n_prompts, cfg->cov_prompts,
-                             need);
-        }
+        if (rc == PL_OK && cfg->sampling == PL_SAMPLING_RANDOM_WINDOW)
+            rc = select_windows_of_documents(cfg, tok, &docs, V, &sel);
+        else if (rc == PL_OK)
+            rc = select_document_starts(cfg, tok, &docs, V, L, &sel, &skipped, &visited);
     }
     if (rc == PL_OK && verbose && skipped)
         fprintf(stderr, "plateau: %s: skipped %ld of %ld documents visited (shorter than n_ctx = %d tokens)\n",
@@ -412,8 +451,6 @@ int pl_data_load(pl_sweep *sw, int verbose)
     if (rc == PL_OK && verbose && sel.duplicates)
         fprintf(stderr, "plateau: %s: dropped %ld prompts identical to an earlier one\n", cfg->data_path,
                 sel.duplicates);
-    free(perm);
-    free(stream);
     docs_free(&docs);
     if (rc != PL_OK) {
         if (tok)
