@@ -37,7 +37,7 @@ typedef struct {
 
 /* The statistics of one comparison of one (metric, score). */
 typedef struct {
-    int n_pairs;
+    int n_pairs, n_censored_x, n_censored_y;
     double ratio, ratio_lo, ratio_hi, diff, diff_lo, diff_hi, p_value, w_plus;
 } pl_result_paired;
 
@@ -89,6 +89,7 @@ typedef struct {
     const double *score_values;        /* [NM, n_scores, NB, ND, P, S] */
     const int *hist;                   /* [NM, n_scores, NB, ND, HB] */
     const int *hist_outside;           /* [NM, n_scores, NB, ND] */
+    const int *n_censored;             /* [NM, n_scores, NB, ND] censored (+inf) scores per kind */
     const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
     const int *tokens;                 /* [P, T] */

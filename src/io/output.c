@@ -442,6 +442,12 @@ static int put_paired(writer *w, const char *ms, const pl_result_paired *pp, dou
         ibuf[c] = pp[c].n_pairs;
     if (put2(w, ms, "_n_pairs", ibuf) != PL_OK)
         return PL_ERR;
+    for (int k = 0; k < 2; k++) {
+        for (int c = 0; c < NC; c++)
+            ibuf[c] = k == 0 ? pp[c].n_censored_x : pp[c].n_censored_y;
+        if (put2(w, ms, k == 0 ? "_n_censored_x" : "_n_censored_y", ibuf) != PL_OK)
+            return PL_ERR;
+    }
     static const char *const one[] = {"_ratio", "_difference", "_wilcoxon_p", "_wilcoxon_w"};
     static const char *const two[] = {"_ratio_ci", "_difference_ci"};
     for (int k = 0; k < 4; k++) {
@@ -499,6 +505,7 @@ static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
         if (put2(w, ms, "", r->score_values + at * n_bd * n_kind) != PL_OK ||
             put2(w, ms, "_hist", r->hist + at * n_bd * r->HB) != PL_OK ||
             put2(w, ms, "_hist_outside", r->hist_outside + at * n_bd) != PL_OK ||
+            put2(w, ms, "_n_censored", r->n_censored + at * n_bd) != PL_OK ||
             (NC && put_paired(w, ms, r->paired + at * NC, dbuf, ibuf) != PL_OK))
             return PL_ERR;
     }

@@ -160,7 +160,7 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
         return PL_ERR;
     for (size_t i = 0; i < n_paired; i++) {
         const pl_paired *p = &res->paired[i];
-        e->paired[i] = (pl_result_paired){p->n_pairs, p->ratio, p->ratio_lo, p->ratio_hi, p->diff, p->diff_lo,
+        e->paired[i] = (pl_result_paired){p->n_pairs, p->n_censored_x, p->n_censored_y, p->ratio, p->ratio_lo, p->ratio_hi, p->diff, p->diff_lo,
                                           p->diff_hi, p->p_value, p->w_plus};
     }
     int n = 0;
@@ -184,6 +184,7 @@ static int fill_arrays(const pl_results *res, pl_result_export *e)
     r->curves = cfg->raw_curves ? res->curves : NULL;
     r->mean = res->mean, r->median = res->median, r->quant = res->quant, r->count = res->count;
     r->score_values = res->scores, r->hist = res->hist, r->hist_outside = res->hist_outside;
+    r->n_censored = res->n_censored;
     r->tokens = sw->tokens, r->next_token = sw->next_token;
     r->prompt_text = (const char *const *)sw->prompt_text;
     if (sw->ex.sae_bases) {
