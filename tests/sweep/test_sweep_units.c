@@ -122,6 +122,38 @@ static void test_new_scores(void)
     pl_curve_scores(y, alpha, 11, &sp, out);
     CHECK(isnan(out[PL_SCORE_NONLINEARITY_ALPHA]), "11 steps cannot fit 1..10 and test after: %g",
           out[PL_SCORE_NONLINEARITY_ALPHA]);
+    /* teren's NL_step divides by the line's SIGNED value: through y0 = 1 and y9 = -8 the line is 1 - i,
+     * negative from step 2, so no deviation counts however large (censored, teren's n); least squares
+     * (|line|) would flag step 10. A zero line (y0 = y9 = 0) counts any nonzero y at once (|d| / 0 =
+     * inf), and Giglemiani's rule returns the step before. */
+    pl_score_params tp = {0.1, NAN, 1, 10, 0.1, PL_NL_TEREN, NAN, 0.2};
+    for (int k = 0; k < 12; k++)
+        y[k] = k < 10 ? 1.0 - k : 100.0;
+    pl_curve_scores(y, alpha, 12, &tp, out);
+    CHECK(out[PL_SCORE_NONLINEARITY_ALPHA] == INFINITY, "teren rule below a negative line: %g, want censored",
+          out[PL_SCORE_NONLINEARITY_ALPHA]);
+    tp.nl_rule = PL_NL_LEAST_SQUARES;
+    pl_curve_scores(y, alpha, 12, &tp, out);
+    CHECK(close_to(out[PL_SCORE_NONLINEARITY_ALPHA], alpha[11], 1e-12), "least squares: %g, want %g",
+          out[PL_SCORE_NONLINEARITY_ALPHA], alpha[11]);
+    tp.nl_rule = PL_NL_TEREN;
+    for (int k = 0; k < 12; k++)
+        y[k] = k < 10 ? 0.0 : 5.0;
+    pl_curve_scores(y, alpha, 12, &tp, out);
+    CHECK(out[PL_SCORE_NONLINEARITY_ALPHA] == alpha[10] && out[PL_SCORE_GIGLEMIANI_NL_ALPHA] == alpha[9],
+          "zero line: teren %g (want %g), Giglemiani %g (want %g)", out[PL_SCORE_NONLINEARITY_ALPHA], alpha[10],
+          out[PL_SCORE_GIGLEMIANI_NL_ALPHA], alpha[9]);
+
+    /* paired statistics keep censored scores: x = {1, 2, inf, inf}, y = {2, inf, 1, inf}; differences
+     * -1, -inf, +inf, 0 (both censored: tied); median of x (2 + inf) / 2 = inf: beyond the grid, ratio
+     * NaN; median difference (-1 + 0) / 2 = -0.5; one pair NaN is left out */
+    double cx[5] = {1, 2, INFINITY, INFINITY, NAN}, cy[5] = {2, INFINITY, 1, INFINITY, 3};
+    pl_paired cp;
+    CHECK(pl_paired_compare(cx, cy, 5, 0, 1, 2, &cp) == PL_OK, "censored paired compare");
+    CHECK(cp.n_pairs == 4 && cp.n_censored_x == 2 && cp.n_censored_y == 2 && isnan(cp.ratio) && cp.diff == -0.5,
+          "censored pairs %d (%d, %d), ratio %g, difference %g", cp.n_pairs, cp.n_censored_x, cp.n_censored_y,
+          cp.ratio, cp.diff);
+
     /* ce_loss scores see the increase over alpha 0 */
     float ce[3] = {2.0f, 2.5f, 4.0f};
     pl_score_curve(ce, 3, PL_SCORE_ON_INCREASE, y);
