@@ -115,14 +115,26 @@ def replicate_medians(rng, columns, n, n_boot):
 
 
 def interval(replicates):
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.percentile(replicates, [2.5, 97.5])
-    return float(lo), float(hi)
+    """2.5 % and 97.5 % points (numpy's linear rule); a neighbour at +inf (a censored median) gives +inf,
+    where numpy's own interpolation would give NaN."""
+    r = np.sort(np.asarray(replicates, dtype=np.float64))
+    if np.isnan(r).any():
+        return np.nan, np.nan
+    out = []
+    for q in (0.025, 0.975):
+        h = (r.size - 1) * q
+        i = int(np.floor(h))
+        t = h - i
+        out.append(r[i] if i + 1 >= r.size or t == 0 or r[i] == r[i + 1] else r[i] + t * (r[i + 1] - r[i]))
+    return float(out[0]), float(out[1])
 
 
 def score_median(values, seed_seq, n_boot):
-    """(n finite, median, lo, hi) of the finite VALUES with a percentile-bootstrap 95 % interval."""
-    x = finite(np.asarray(values).reshape(-1))
+    """(n, median, lo, hi) of the defined VALUES with a percentile-bootstrap 95 % interval. NaN (undefined)
+    is left out; a censored score (+inf: its event lies beyond the grid) is kept, tied at the top, so the
+    median is the Kaplan-Meier median (+inf when it lies beyond the grid; docs/science.md)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    x = x[~np.isnan(x)]
     if x.size == 0:
         return 0, np.nan, np.nan, np.nan
     (rep,) = replicate_medians(np.random.default_rng(seed_seq), (x,), x.size, n_boot)
