@@ -259,7 +259,8 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'long_name': '{score_long} (curve: {curve})',
                 'present': '',
                 'attributes': 'score_curve; onset: onset_threshold; alpha_at_threshold: threshold; '
-                              'nonlinearity_alpha: fit_steps, tolerance',
+                              'nonlinearity_alpha: fit_steps, tolerance, rule; plateau_length: threshold; '
+                              'giglemiani_nl_alpha: end_step, tolerance',
                 'merge': 'stack'},
                {'name': '_hist',
                 'scope': 'metric_score',

@@ -81,6 +81,8 @@ typedef struct {
     const unsigned char *has_score;    /* [NM, n_scores]: the file has metric m's score sc */
     double onset_threshold, nl_tolerance;
     int nl_fit_steps[2];
+    const char *nl_rule;               /* [readout] nonlinearity_rule */
+    double plateau_threshold, giglemiani_nl_tolerance;
     /* curves: [P, NB, ND, S, NM, K] (the sweep's table, unit-major), NULL: no raw curves */
     const float *curves;
     const double *mean, *median;       /* [NM, NB, ND, K] */

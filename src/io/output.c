@@ -289,6 +289,13 @@ static int define_var_attributes(writer *w)
             if (!strcmp(s, "nonlinearity_alpha")) {
                 NC_TRY(w, nc_put_att_int(nc, v, "fit_steps", NC_INT, 2, r->nl_fit_steps), name);
                 NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->nl_tolerance), name);
+                NC_TRY(w, text_att(nc, v, "rule", r->nl_rule ? r->nl_rule : "least_squares"), name);
+            }
+            if (!strcmp(s, "plateau_length"))
+                NC_TRY(w, nc_put_att_double(nc, v, "threshold", NC_DOUBLE, 1, &r->plateau_threshold), name);
+            if (!strcmp(s, "giglemiani_nl_alpha")) {
+                NC_TRY(w, nc_put_att_int(nc, v, "end_step", NC_INT, 1, &r->nl_fit_steps[1]), name);
+                NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->giglemiani_nl_tolerance), name);
             }
         }
     static const char *const with_basis[] = {"activation", "mu", "sigma"};

@@ -68,7 +68,8 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "", "", 0, STACK},
     /* per metric m and score s (float64 like alpha, so that sel(alpha=onset) finds the step) */
     {"", MSCORE, NC_DOUBLE, 0, "base direction prompt sample", "{score}", "{score_long} (curve: {curve})", "",
-     "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance",
+     "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance, "
+     "rule; plateau_length: threshold; giglemiani_nl_alpha: end_step, tolerance",
      0, STACK},
     {"_hist", MSCORE, NC_INT, 0, "base direction hist_bin", "1",
      "histogram of {ms} over prompts and samples (bins: {s}_hist_edges)", "", "", 0, STACK},

@@ -226,6 +226,8 @@ int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_resu
     r->states = e->states;
     r->onset_threshold = cfg->onset_threshold, r->nl_tolerance = cfg->nl_tolerance;
     r->nl_fit_steps[0] = cfg->nl_first, r->nl_fit_steps[1] = cfg->nl_last;
+    r->nl_rule = PL_NL_RULE_NAMES[cfg->nl_rule];
+    r->plateau_threshold = cfg->plateau_threshold, r->giglemiani_nl_tolerance = cfg->giglemiani_nl_tolerance;
     run_attrs(sw, meta, &r->attrs);
     if (describe_tables(res, e) != PL_OK || fill_arrays(res, e) != PL_OK) {
         pl_result_export_free(e);
