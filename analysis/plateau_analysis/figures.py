@@ -60,7 +60,8 @@ NL_NOTE = {m: f" The NL scores (nonlinearity_alpha, giglemiani_nl_alpha) are not
            for m in ("kl", "jsd", "cosine")}
 
 # What the scores' values are, for axis labels (the α-valued ones take the file's α label).
-SCORE_AXIS = {"sharpness": "sharpness: largest normalised rise × (steps − 1)"}
+SCORE_AXIS = {"sharpness": "sharpness: largest normalised rise × (steps − 1)",
+              "auc": "auc: area under the curve (step index)"}
 
 plt = None  # matplotlib.pyplot, imported once the input has been checked (it is slow to import)
 
