@@ -96,6 +96,27 @@ static void list_comparisons(pl_results *r)
             }
 }
 
+/* The histograms of metric MI's score SC per (base, direction) from BASE[NB, ND, n_kind], and the
+ * censored (+inf) scores they leave out. */
+static int score_histograms(pl_results *r, int mi, int sc, const double *base, size_t n_kind)
+{
+    const pl_sweep *sw = r->sw;
+    int NB = sw->NB, ND = sw->ND, HB = sw->cfg->histogram_bins, NSC = PL_N_SCORES;
+    double lo, hi;
+    pl_score_range(sw, sc, &lo, &hi);
+    for (int bd = 0; bd < NB * ND; bd++) {
+        size_t at = ((size_t)mi * NSC + sc) * NB * ND + bd;
+        if (pl_histogram(base + (size_t)bd * n_kind, (int)n_kind, lo, hi, HB, r->hist + at * HB,
+                         r->hist_outside + at) != PL_OK)
+            return PL_ERR;
+        int nc = 0;
+        for (size_t i = 0; i < n_kind; i++)
+            nc += base[(size_t)bd * n_kind + i] == PL_CENSORED;
+        r->n_censored[at] = nc;
+    }
+    return PL_OK;
+}
+
 int pl_results_finish(pl_results *r)
 {
     const pl_sweep *sw = r->sw;
@@ -158,17 +179,7 @@ int pl_results_finish(pl_results *r)
             }
         for (int sc = 0; sc < NSC && rc == PL_OK; sc++) {
             const double *base = r->scores + ((size_t)mi * NSC + sc) * NB * ND * n_kind;
-            double lo, hi;
-            pl_score_range(sw, sc, &lo, &hi);
-            for (int bd = 0; bd < NB * ND && rc == PL_OK; bd++) {
-                rc = pl_histogram(base + (size_t)bd * n_kind, (int)n_kind, lo, hi, HB,
-                                  r->hist + (((size_t)mi * NSC + sc) * NB * ND + bd) * HB,
-                                  r->hist_outside + ((size_t)mi * NSC + sc) * NB * ND + bd);
-                int nc = 0;
-                for (size_t i = 0; i < n_kind; i++)
-                    nc += base[(size_t)bd * n_kind + i] == PL_CENSORED;
-                r->n_censored[((size_t)mi * NSC + sc) * NB * ND + bd] = nc;
-            }
+            rc = score_histograms(r, mi, sc, base, n_kind);
             for (int c = 0; c < NC && rc == PL_OK; c++) {
                 const pl_comparison *cp = &r->comparisons[c];
                 char key[256];
