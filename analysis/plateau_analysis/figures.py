@@ -54,8 +54,14 @@ TITLE = {"kl": "KL(clean ‖ perturbed)", "jsd": "JSD(clean, perturbed)", "l2": 
          "cosine": "cosine similarity at the read hook", "js_dist": "JS distance √JSD(clean, perturbed)",
          "ce_loss": "cross-entropy loss of the next token", "sae_l0": "SAE features active at the hook (L0)",
          "sae_recon_error": "SAE reconstruction error ‖x − SAE(x)‖ at the hook"}
+# Which scores a metric lacks on purpose (docs/science.md, "Which score is computed for which metric").
+NL_NOTE = {m: f" The NL scores (nonlinearity_alpha, giglemiani_nl_alpha) are not computed for {m}: it is quadratic "
+              "near α = 0, so a line through the first steps says nothing; see js_dist (√JSD) or l2."
+           for m in ("kl", "jsd", "cosine")}
+
 # What the scores' values are, for axis labels (the α-valued ones take the file's α label).
-SCORE_AXIS = {"sharpness": "sharpness: largest normalised rise × (steps − 1)"}
+SCORE_AXIS = {"sharpness": "sharpness: largest normalised rise × (steps − 1)",
+              "auc": "auc: area under the curve (step index)"}
 
 plt = None  # matplotlib.pyplot, imported once the input has been checked (it is slow to import)
 
@@ -359,12 +365,15 @@ class Plotter:
         rows, cols = (len(res.hooks), len(scores)) if res.merged else layout.grid_for(len(scores))
         title = f"{self.metric_title(m)}: per-curve scores" + (", cumulative distribution" if cdf else "")
         if cdf:
-            caption = self.caption("Empirical CDF of each score over all curves of a kind; a curve whose score is "
-                                   "not finite (undefined, or the level is never reached) never enters, so the "
-                                   "CDF ends below 1 by the fraction of such curves.")
+            caption = self.caption("Empirical CDF of each score over all curves of a kind; a censored score (+inf: "
+                                   "its event lies beyond the grid's last α, e.g. a level never reached) or an "
+                                   "undefined one (NaN) never enters, so the CDF ends below 1 by their fraction "
+                                   "(the panel title counts the censored ones)." + NL_NOTE.get(m, ""))
         else:
-            caption = self.caption("Histograms of each score over the curves of each kind (non-finite scores left "
-                                   "out; the panel title says how many are finite); shared bins per panel.")
+            caption = self.caption("Histograms of each score over the curves of each kind: censored scores (+inf: "
+                                   "the event lies beyond the grid's last α) and undefined ones (NaN) are not "
+                                   "drawn, the panel title counts both; shared bins per panel."
+                                   + NL_NOTE.get(m, ""))
         fig, axes = layout.new_figure(plt, rows, cols, self.dpi, n=len(res.hooks) * len(scores))
         record = {"kind": "scores_cdf" if cdf else "scores", "metric": m, "yscale": "linear", "rows": rows,
                   "cols": cols, "transform": None, "panels": []}
@@ -374,7 +383,9 @@ class Plotter:
                 ax = axes[i // cols][i % cols]
                 vals = res.array(f"{m}_{s}", SCORE_DIMS, h)  # (B, D, P, S)
                 fin = vals[np.isfinite(vals)]
-                ptitle = self.panel_title(h, f"{s} ({fin.size} of {vals.size} finite)")
+                n_cens = int(np.isposinf(vals).sum())
+                ptitle = self.panel_title(h, f"{s} ({fin.size} of {vals.size} finite"
+                                             + (f", {n_cens} censored > α_last)" if n_cens else ")"))
                 xlabel = self.score_axis(m, s)
                 ylabel = "fraction of curves" if cdf else "curves"
                 panel = {"hook": res.hooks[h], "variable": f"{m}_{s}", "score": s, "title": ptitle,
@@ -413,6 +424,8 @@ class Plotter:
                             ax.hist(v, edges, histtype="step", linewidth=1.5, color=colour, linestyle=ls)
                         panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": int(v.size),
                                                 "n_total": total, "counts": [int(x) for x in counts]})
+                    panel["series"][-1]["n_censored"] = int(np.isposinf(
+                        vals[res.bases.index(b), res.directions.index(d)]).sum())
                 if xlim:
                     ax.set_xlim(*xlim)
                 if cdf:

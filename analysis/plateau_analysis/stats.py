@@ -12,12 +12,15 @@ Bootstrap, exactly (so anyone can reproduce an interval): x are the n finite val
 where S is the seed, h, b, d index the file's hook, base and direction coordinates, c is the
 metric's code (METRIC_CODE: kl 0, jsd 1, l2 2, cosine 3, js_dist 4, ce_loss 5, sae_l0 6,
 sae_recon_error 7) and k the score's
-(SCORE_CODE: onset 0, max_slope_alpha 1, sharpness 2, alpha_at_threshold 3, nonlinearity_alpha 4;
-another score: zlib.crc32 of its name); idx = rng.integers(0, n, size=(N, n)); the N replicate
-medians are numpy.median(x[idx], axis=1) and the interval is numpy.percentile(replicates,
-[2.5, 97.5]). A paired comparison keeps the pairs whose both values are finite and resamples them
-with one idx: ratio = median(x) / median(y) with replicates median(x[idx]) / median(y[idx]);
-difference = median(x - y) with replicates median((x - y)[idx]).
+(SCORE_CODE: onset 0, max_slope_alpha 1, sharpness 2, alpha_at_threshold 3, nonlinearity_alpha 4,
+auc 5, max_space_ratio_alpha 6, plateau_length 7, giglemiani_nl_alpha 8; another score: zlib.crc32 of
+its name); idx = rng.integers(0, n, size=(N, n)); the N replicate medians are numpy.median(x[idx],
+axis=1) and the interval is their 2.5 % and 97.5 % points (numpy's linear rule; a +inf neighbour gives
++inf). NaN scores (undefined) are left out; censored ones (+inf: the event lies beyond the grid) are
+kept, tied at the top, so a median is the Kaplan-Meier median (+inf when beyond the grid). A paired
+comparison keeps the pairs with no NaN member and resamples them with one idx: ratio = median(x) /
+median(y) (NaN when either is +inf) with replicates median(x[idx]) / median(y[idx]); difference =
+median(x - y) (two censored scores differ by 0) with replicates median((x - y)[idx]).
 """
 import warnings
 import zlib
@@ -115,14 +118,26 @@ def replicate_medians(rng, columns, n, n_boot):
 
 
 def interval(replicates):
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.percentile(replicates, [2.5, 97.5])
-    return float(lo), float(hi)
+    """2.5 % and 97.5 % points (numpy's linear rule); a neighbour at +inf (a censored median) gives +inf,
+    where numpy's own interpolation would give NaN."""
+    r = np.sort(np.asarray(replicates, dtype=np.float64))
+    if np.isnan(r).any():
+        return np.nan, np.nan
+    out = []
+    for q in (0.025, 0.975):
+        h = (r.size - 1) * q
+        i = int(np.floor(h))
+        t = h - i
+        out.append(r[i] if i + 1 >= r.size or t == 0 or r[i] == r[i + 1] else r[i] + t * (r[i + 1] - r[i]))
+    return float(out[0]), float(out[1])
 
 
 def score_median(values, seed_seq, n_boot):
-    """(n finite, median, lo, hi) of the finite VALUES with a percentile-bootstrap 95 % interval."""
-    x = finite(np.asarray(values).reshape(-1))
+    """(n, median, lo, hi) of the defined VALUES with a percentile-bootstrap 95 % interval. NaN (undefined)
+    is left out; a censored score (+inf: its event lies beyond the grid) is kept, tied at the top, so the
+    median is the Kaplan-Meier median (+inf when it lies beyond the grid; docs/science.md)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    x = x[~np.isnan(x)]
     if x.size == 0:
         return 0, np.nan, np.nan, np.nan
     (rep,) = replicate_medians(np.random.default_rng(seed_seq), (x,), x.size, n_boot)
@@ -134,20 +149,25 @@ def score_median_seed(seed, h, m, b, d, score):
 
 
 def paired_compute(x, y, seed_seq, n_boot):
-    """A paired comparison computed here (files written before plateau computed them)."""
+    """A paired comparison computed here (files written before plateau computed them). As plateau's
+    (docs/science.md): a pair with a NaN member is left out, a censored one (+inf) kept, tied at the top;
+    a ratio whose median is beyond the grid is NaN; two censored scores differ by 0."""
     x, y = np.asarray(x, dtype=np.float64).reshape(-1), np.asarray(y, dtype=np.float64).reshape(-1)
-    ok = np.isfinite(x) & np.isfinite(y)
+    ok = ~np.isnan(x) & ~np.isnan(y) & (x != -np.inf) & (y != -np.inf)
     x, y = x[ok], y[ok]
     n = int(x.size)
     out = dict.fromkeys(PAIRED_FIELDS, np.nan)
     out["n_pairs"] = n
     if n == 0:
         return out
-    rx, ry, rd = replicate_medians(np.random.default_rng(seed_seq), (x, y, x - y), n, n_boot)
+    with np.errstate(invalid="ignore"):
+        d = np.where(np.isinf(x) & np.isinf(y), 0.0, x - y)
+    rx, ry, rd = replicate_medians(np.random.default_rng(seed_seq), (x, y, d), n, n_boot)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["ratio"] = float(np.float64(np.median(x)) / np.median(y))
-        out["ratio_lo"], out["ratio_hi"] = interval(rx / ry)
-    out["diff"] = float(np.median(x - y))
+        mx, my = np.float64(np.median(x)), np.float64(np.median(y))
+        out["ratio"] = float(np.nan if np.isinf(mx) or np.isinf(my) else mx / my)
+        out["ratio_lo"], out["ratio_hi"] = interval(np.where(np.isinf(rx) | np.isinf(ry), np.nan, rx / ry))
+    out["diff"] = float(np.median(d))
     out["diff_lo"], out["diff_hi"] = interval(rd)
     return out
 

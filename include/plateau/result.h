@@ -37,7 +37,7 @@ typedef struct {
 
 /* The statistics of one comparison of one (metric, score). */
 typedef struct {
-    int n_pairs;
+    int n_pairs, n_censored_x, n_censored_y;
     double ratio, ratio_lo, ratio_hi, diff, diff_lo, diff_hi, p_value, w_plus;
 } pl_result_paired;
 
@@ -81,6 +81,8 @@ typedef struct {
     const unsigned char *has_score;    /* [NM, n_scores]: the file has metric m's score sc */
     double onset_threshold, nl_tolerance;
     int nl_fit_steps[2];
+    const char *nl_rule;               /* [readout] nonlinearity_rule */
+    double plateau_threshold, giglemiani_nl_tolerance;
     /* curves: [P, NB, ND, S, NM, K] (the sweep's table, unit-major), NULL: no raw curves */
     const float *curves;
     const double *mean, *median;       /* [NM, NB, ND, K] */
@@ -89,6 +91,7 @@ typedef struct {
     const double *score_values;        /* [NM, n_scores, NB, ND, P, S] */
     const int *hist;                   /* [NM, n_scores, NB, ND, HB] */
     const int *hist_outside;           /* [NM, n_scores, NB, ND] */
+    const int *n_censored;             /* [NM, n_scores, NB, ND] censored (+inf) scores per kind */
     const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
     const int *tokens;                 /* [P, T] */

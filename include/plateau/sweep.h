@@ -84,7 +84,10 @@ typedef struct {
     double onset_threshold;
     double thresholds[PL_N_METRICS]; /* alpha_at_threshold per metric; NaN: none */
     int nl_first, nl_last;      /* nonlinearity_alpha: the line through steps nl_first..nl_last */
-    double nl_tolerance;        /* ... and the relative deviation that ends it */    /* [output] */
+    double nl_tolerance;        /* ... and the relative deviation that ends it */
+    int nl_rule;                /* PL_NL_* (experiment.h): least_squares or teren */
+    double plateau_threshold;   /* plateau_length's l2 threshold (NaN: none) */
+    double giglemiani_nl_tolerance; /* giglemiani_nl_alpha's relative deviation */    /* [output] */
     char *output_path;
     int raw_curves;
     int n_quantiles;

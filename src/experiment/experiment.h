@@ -260,25 +260,44 @@ int pl_metric_value_ok(int metric, float value);
 /* ------------------------------------------------------------ per-curve scores (scores.c) */
 
 enum { PL_SCORE_ONSET, PL_SCORE_MAX_SLOPE_ALPHA, PL_SCORE_SHARPNESS, PL_SCORE_ALPHA_AT_THRESHOLD,
-       PL_SCORE_NONLINEARITY_ALPHA, PL_N_SCORES };
+       PL_SCORE_NONLINEARITY_ALPHA, PL_SCORE_AUC, PL_SCORE_MAX_SPACE_RATIO_ALPHA, PL_SCORE_PLATEAU_LENGTH,
+       PL_SCORE_GIGLEMIANI_NL_ALPHA, PL_N_SCORES };
+
+/* [readout] nonlinearity_rule */
+enum { PL_NL_LEAST_SQUARES, PL_NL_TEREN, PL_N_NL_RULES };
+extern const char *const PL_NL_RULE_NAMES[PL_N_NL_RULES];
+
+/* A right-censored score (the event did not happen on the grid: a threshold never reached, a curve
+ * that never deviates, a steepest rise in the grid's last step) is +INFINITY: above every measured
+ * value, never NaN (NaN: undefined, e.g. a flat curve). The statistics keep it (statistics.c). */
+#define PL_CENSORED INFINITY
 
 typedef struct {
     const char *name;
     int alpha_valued;  /* in alpha's units (histogram over [0, alpha_max]); else sharpness-like */
+    int nl_like;       /* a line through the first steps: degenerate on a metric quadratic near 0 */
 } pl_score_info;
 
 extern const pl_score_info PL_SCORES[PL_N_SCORES];
+
+/* 1 when SCORE says nothing on METRIC (PL_METRIC_*): the NL scores on a metric quadratic near alpha = 0
+ * (kl, jsd, 1 - cosine). Such a score is not computed for that metric (use js_dist or l2). */
+int pl_score_degenerate(int score, int metric);
 
 typedef struct {
     double onset_threshold;
     double threshold;    /* absolute threshold of alpha_at_threshold (NaN: not computed) */
     int nl_first, nl_last;
     double nl_tolerance;
+    int nl_rule;               /* PL_NL_*: nonlinearity_alpha's rule */
+    double plateau_threshold;  /* plateau_length's threshold (NaN: not computed) */
+    double gig_nl_tolerance;   /* giglemiani_nl_alpha's relative deviation (theirs 0.2) */
 } pl_score_params;
 
 /* The curve the scores see (cosine: 1 - c; ce_loss: c - c(0)) of CURVE[S] into Y[S]. */
 void pl_score_curve(const float *curve, int S, int score_on, double *y);
-/* Every score of Y[S] over ALPHA[S] into OUT[PL_N_SCORES] (NaN when undefined; docs/science.md). */
+/* Every score of Y[S] over ALPHA[S] into OUT[PL_N_SCORES] (NaN when undefined, PL_CENSORED when the
+ * event is beyond the grid; see docs/science.md). */
 void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score_params *sp, double *out);
 
 /* ------------------------------------------------------------ statistics (statistics.c) */
@@ -288,9 +307,11 @@ void pl_curve_scores(const double *y, const double *alpha, int S, const pl_score
 void pl_describe(const float *values, int n, const double *q, int Q, double *scratch, double *mean,
                  double *median, double *quantiles, int *count);
 
-/* A paired comparison of X[n] with Y[n] (pairs with a non-finite member are left out). */
+/* A paired comparison of X[n] with Y[n]: pairs with a NaN member (undefined) are left out, censored
+ * members (+inf, PL_CENSORED) are kept and counted (statistics.c says how each statistic treats them). */
 typedef struct {
     int n_pairs;
+    int n_censored_x, n_censored_y;         /* kept pairs whose x (y) is censored */
     double ratio, ratio_lo, ratio_hi;       /* median(x) / median(y), 95 % percentile bootstrap */
     double diff, diff_lo, diff_hi;          /* median(x - y) */
     double w_plus;                          /* Wilcoxon signed-rank statistic: sum of positive ranks */

@@ -1,7 +1,19 @@
 /* Statistics over curves and scores, with GSL: per-alpha mean, median and quantiles (numpy's linear
  * interpolation); paired comparisons of two kinds' scores (ratio of medians, median of differences,
  * percentile-bootstrap intervals from a keyed stream, the Wilcoxon signed-rank p-value); fixed-bin
- * histograms. Non-finite values are always left out, and the counts say how many entered. */
+ * histograms. NaN values (undefined) are left out, and the counts say how many entered.
+
+Censoring (scores.c): a score whose event lies beyond the grid is +inf (PL_CENSORED), a right-censored
+observation at the grid's end, all at one censoring point. The paired comparisons keep it and count it
+(n_censored_x, n_censored_y):
+  - medians (ratio of medians): the Kaplan-Meier median, which under censoring at one point above every
+    event is the plain median with the censored values tied at the top, and +inf ("beyond the grid")
+    when the middle order statistic(s) are censored; the ratio is NaN when either median is +inf;
+  - differences: x - y with +inf - +inf = 0 (both censored: tied), +inf - y = +inf, x - +inf = -inf;
+    their median is then a median of ordered values (NaN only if the middle pair is -inf, +inf);
+  - Wilcoxon: the ranks of |x - y| with every censored-vs-measured pair tied at the top (|d| = inf),
+    both-censored pairs zero differences (dropped from the ranking, as every zero difference);
+  - bootstrap: resamples of all kept pairs, the same statistics per replicate. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +173,20 @@ static double median_of_counts(const double *v, const size_t *order, const int *
     return NAN;
 }
 
+/* Quantile Q of the ascending R[B], numpy's linear rule; an infinite neighbour gives that infinity
+ * (gsl's x + h (y - x) would give inf - inf = NaN for two equal infinities). */
+static double quantile_sorted(const double *r, int B, double q)
+{
+    if (isfinite(r[0]) && isfinite(r[B - 1]))
+        return gsl_stats_quantile_from_sorted_data(r, 1, (size_t)B, q);
+    double h = (B - 1) * q;
+    int i = (int)floor(h);
+    double t = h - i;
+    if (i + 1 >= B || t == 0.0 || r[i] == r[i + 1])
+        return r[i];
+    return r[i] + t * (r[i + 1] - r[i]);
+}
+
 /* The 2.5 % and 97.5 % points of R[B] (numpy's linear rule), NaN when a replicate is NaN. */
 static void percentile_interval(double *r, int B, double *lo, double *hi)
 {
@@ -170,13 +196,25 @@ static void percentile_interval(double *r, int B, double *lo, double *hi)
             return;
         }
     gsl_sort(r, 1, (size_t)B);
-    *lo = gsl_stats_quantile_from_sorted_data(r, 1, (size_t)B, 0.025);
-    *hi = gsl_stats_quantile_from_sorted_data(r, 1, (size_t)B, 0.975);
+    *lo = quantile_sorted(r, B, 0.025);
+    *hi = quantile_sorted(r, B, 0.975);
+}
+
+/* x - y of two scores, a censored one (+inf) above every measured one: both censored are tied (0). */
+static double censored_difference(double x, double y)
+{
+    return isinf(x) && isinf(y) ? 0.0 : x - y;
+}
+
+/* A ratio of two medians, NaN when either lies beyond the grid (a Kaplan-Meier median not reached). */
+static double ratio_of_medians(double a, double b)
+{
+    return isinf(a) || isinf(b) ? NAN : ratio_of(a, b);
 }
 
 int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t seed, uint64_t key, pl_paired *out)
 {
-    out->n_pairs = 0;
+    out->n_pairs = out->n_censored_x = out->n_censored_y = 0;
     out->ratio = out->ratio_lo = out->ratio_hi = out->diff = out->diff_lo = out->diff_hi = NAN;
     out->w_plus = out->p_value = NAN;
     size_t cap = (size_t)(n ? n : 1), nb = (size_t)(B ? B : 1);
@@ -191,10 +229,12 @@ int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t s
     double *ys = xs + cap, *ds = ys + cap, *tmp = ds + cap, *rd = rr + nb;
     int m = 0;
     for (int i = 0; i < n; i++)
-        if (isfinite(x[i]) && isfinite(y[i])) {
+        if (!isnan(x[i]) && !isnan(y[i]) && x[i] != -INFINITY && y[i] != -INFINITY) { /* +inf: censored */
             xs[m] = x[i];
             ys[m] = y[i];
-            ds[m] = x[i] - y[i];
+            ds[m] = censored_difference(x[i], y[i]);
+            out->n_censored_x += isinf(x[i]) != 0;
+            out->n_censored_y += isinf(y[i]) != 0;
             m++;
         }
     out->n_pairs = m;
@@ -203,7 +243,7 @@ int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t s
         memcpy(tmp, xs, sizeof(double) * m);
         double mx = median_of(tmp, m);
         memcpy(tmp, ys, sizeof(double) * m);
-        out->ratio = ratio_of(mx, median_of(tmp, m));
+        out->ratio = ratio_of_medians(mx, median_of(tmp, m));
         memcpy(tmp, ds, sizeof(double) * m);
         out->diff = median_of(tmp, m);
         if (B > 0) {
@@ -219,7 +259,7 @@ int pl_paired_compare(const double *x, const double *y, int n, int B, uint64_t s
                 memset(cnt, 0, sizeof(int) * m);
                 for (int i = 0; i < m; i++)
                     cnt[pl_rng_below(&r, (uint64_t)m)]++;
-                rr[b] = ratio_of(median_of_counts(xs, ox, cnt, m), median_of_counts(ys, oy, cnt, m));
+                rr[b] = ratio_of_medians(median_of_counts(xs, ox, cnt, m), median_of_counts(ys, oy, cnt, m));
                 rd[b] = median_of_counts(ds, od, cnt, m);
             }
             percentile_interval(rr, B, &out->ratio_lo, &out->ratio_hi);

@@ -289,6 +289,13 @@ static int define_var_attributes(writer *w)
             if (!strcmp(s, "nonlinearity_alpha")) {
                 NC_TRY(w, nc_put_att_int(nc, v, "fit_steps", NC_INT, 2, r->nl_fit_steps), name);
                 NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->nl_tolerance), name);
+                NC_TRY(w, text_att(nc, v, "rule", r->nl_rule ? r->nl_rule : "least_squares"), name);
+            }
+            if (!strcmp(s, "plateau_length"))
+                NC_TRY(w, nc_put_att_double(nc, v, "threshold", NC_DOUBLE, 1, &r->plateau_threshold), name);
+            if (!strcmp(s, "giglemiani_nl_alpha")) {
+                NC_TRY(w, nc_put_att_int(nc, v, "end_step", NC_INT, 1, &r->nl_fit_steps[1]), name);
+                NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->giglemiani_nl_tolerance), name);
             }
         }
     static const char *const with_basis[] = {"activation", "mu", "sigma"};
@@ -442,6 +449,12 @@ static int put_paired(writer *w, const char *ms, const pl_result_paired *pp, dou
         ibuf[c] = pp[c].n_pairs;
     if (put2(w, ms, "_n_pairs", ibuf) != PL_OK)
         return PL_ERR;
+    for (int k = 0; k < 2; k++) {
+        for (int c = 0; c < NC; c++)
+            ibuf[c] = k == 0 ? pp[c].n_censored_x : pp[c].n_censored_y;
+        if (put2(w, ms, k == 0 ? "_n_censored_x" : "_n_censored_y", ibuf) != PL_OK)
+            return PL_ERR;
+    }
     static const char *const one[] = {"_ratio", "_difference", "_wilcoxon_p", "_wilcoxon_w"};
     static const char *const two[] = {"_ratio_ci", "_difference_ci"};
     for (int k = 0; k < 4; k++) {
@@ -499,6 +512,7 @@ static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
         if (put2(w, ms, "", r->score_values + at * n_bd * n_kind) != PL_OK ||
             put2(w, ms, "_hist", r->hist + at * n_bd * r->HB) != PL_OK ||
             put2(w, ms, "_hist_outside", r->hist_outside + at * n_bd) != PL_OK ||
+            put2(w, ms, "_n_censored", r->n_censored + at * n_bd) != PL_OK ||
             (NC && put_paired(w, ms, r->paired + at * NC, dbuf, ibuf) != PL_OK))
             return PL_ERR;
     }

@@ -68,15 +68,25 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "", "", 0, STACK},
     /* per metric m and score s (float64 like alpha, so that sel(alpha=onset) finds the step) */
     {"", MSCORE, NC_DOUBLE, 0, "base direction prompt sample", "{score}", "{score_long} (curve: {curve})", "",
-     "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance",
+     "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance, "
+     "rule; plateau_length: threshold; giglemiani_nl_alpha: end_step, tolerance",
      0, STACK},
     {"_hist", MSCORE, NC_INT, 0, "base direction hist_bin", "1",
      "histogram of {ms} over prompts and samples (bins: {s}_hist_edges)", "", "", 0, STACK},
     {"_hist_outside", MSCORE, NC_INT, 0, "base direction", "1", "finite {ms} values outside the histogram's range", "",
      "", 0, STACK},
-    {"_n_pairs", MSCORE, NC_INT, 0, "comparison", "1", "(prompt, sample) pairs where both kinds' {ms} are finite",
-     "comparisons", "", 0, STACK},
-    {"_ratio", MSCORE, NC_DOUBLE, 0, "comparison", "1", "median of x's {ms} over median of y's (paired pairs only)",
+    {"_n_censored", MSCORE, NC_INT, 0, "base direction", "1",
+     "curves whose {ms} is censored (+inf: its event lies beyond the grid's last alpha); not in the histogram", "",
+     "", 0, STACK},
+    {"_n_pairs", MSCORE, NC_INT, 0, "comparison", "1",
+     "(prompt, sample) pairs where both kinds' {ms} are defined (finite, or censored: +inf)", "comparisons", "", 0,
+     STACK},
+    {"_n_censored_x", MSCORE, NC_INT, 0, "comparison", "1",
+     "kept pairs whose x {ms} is censored (+inf, tied at the top of every statistic)", "comparisons", "", 0, STACK},
+    {"_n_censored_y", MSCORE, NC_INT, 0, "comparison", "1",
+     "kept pairs whose y {ms} is censored (+inf, tied at the top of every statistic)", "comparisons", "", 0, STACK},
+    {"_ratio", MSCORE, NC_DOUBLE, 0, "comparison", "1",
+     "Kaplan-Meier median of x's {ms} over y's (kept pairs; NaN when either median lies beyond the grid)",
      "comparisons", "", 0, STACK},
     {"_ratio_ci", MSCORE, NC_DOUBLE, 0, "comparison bound", "1", "95 % percentile-bootstrap interval of {ms}_ratio",
      "comparisons", "", 0, STACK},
@@ -208,11 +218,18 @@ static const struct {
     const char *name, *long_name;
 } SCORE_LONG_NAMES[] = {
     {"onset", "first alpha where the curve, divided by its value at the last alpha, exceeds onset_threshold"},
-    {"max_slope_alpha", "alpha (step midpoint) of the curve's steepest rise"},
+    {"max_slope_alpha", "alpha (step midpoint) of the curve's steepest rise; +inf: in the grid's last step"},
     {"sharpness", "largest step-to-step rise of the curve divided by its last value, times (steps - 1)"},
-    {"alpha_at_threshold", "first alpha where the curve reaches the absolute threshold (linear interpolation)"},
-    {"nonlinearity_alpha", "teren's NL step: first alpha after the fit steps where the curve deviates from the "
-                           "least-squares line through them by more than the tolerance (relative)"},
+    {"alpha_at_threshold", "first alpha where the curve reaches the absolute threshold (linear interpolation); +inf: never"},
+    {"nonlinearity_alpha", "NL step ([readout] nonlinearity_rule): first alpha after the fit steps where the curve "
+                           "deviates from the line through them by more than the tolerance (relative); +inf: never"},
+    {"auc", "teren's calculate_auc: trapezoid area under the curve over the step index (not alpha)"},
+    {"max_space_ratio_alpha", "teren's max_space_ratio_step: alpha of the largest triangle/area ratio of the curve's "
+                              "prefixes (from step 5); +inf: at the last step the rule can return"},
+    {"plateau_length", "Giglemiani et al.'s activation plateau length: first alpha where the curve >= "
+                       "plateau_threshold; +inf: never"},
+    {"giglemiani_nl_alpha", "Giglemiani et al.'s nl_step: alpha of the step before the first deviation from the line "
+                            "through steps 0 and last - 1 by more than their tolerance; +inf: never"},
 };
 
 const char *pl_schema_score_long_name(const char *score)

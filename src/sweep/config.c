@@ -93,6 +93,7 @@ static const enum_def METRICS = {(const char *)PL_METRICS + offsetof(pl_metric_i
                                  PL_N_METRICS, NULL};
 static const enum_def SAE_SIGNS = NAMES(sign_names);
 static const enum_def NONFINITE = NAMES(nonfinite_names);
+static const enum_def NL_RULES = NAMES(PL_NL_RULE_NAMES);
 _Static_assert(sizeof PL_STEP_MODE_NAMES / sizeof PL_STEP_MODE_NAMES[0] == PL_N_STEP_MODES, "a name per step mode");
 
 typedef enum {
@@ -144,6 +145,8 @@ static int parse_thresholds(raw_config *rc, int i, pl_sweep_config *cfg, const c
 static void print_thresholds(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_nonlinearity(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_nonlinearity(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_plateau_threshold(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_plateau_threshold(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static int parse_alphas(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_alphas(strbuf *sb, const pl_sweep_config *cfg);
@@ -305,7 +308,23 @@ static const key_def KEYS[] = {
     {"readout", "nonlinearity", "1, 10, 0.1", 1, KT_CUSTOM, .parse = parse_nonlinearity, .print = print_nonlinearity,
      .values = "`first, last, tolerance`: steps 0 <= first < last <= 100000, tolerance a number > 0",
      .doc = "`first, last, tolerance` of `nonlinearity_alpha`: a line through steps first … last "
-            "(grid indices; 0 is α = 0), and the relative deviation that ends it"},
+            "(grid indices; 0 is α = 0), and the relative deviation that ends it. Under "
+            "`nonlinearity_rule = teren`, `first, last` are teren's `start_step, end_step`: the "
+            "line through indices first − 1 and last − 1 (the default is teren's call, steps 0 "
+            "and 9), tested from index last; `giglemiani_nl_alpha` uses `last` as their `end_step`"},
+    {"readout", "nonlinearity_rule", "least_squares", 1, KT_ENUM, OFF(nl_rule), .names = &NL_RULES,
+     .doc = "rule of `nonlinearity_alpha`: `least_squares` (a least-squares line through steps "
+            "first … last, the deviation divided by |line|) or `teren` (teren's `NL_step`: the line "
+            "through two steps, the deviation divided by the line's signed value; see "
+            "[science](science.md#scores)). Either way a curve that never deviates is censored "
+            "(+inf), and the rule is not computed on `kl`, `jsd` or `cosine` (quadratic near α = 0)"},
+    {"readout", "plateau_threshold", "20", 1, KT_CUSTOM, .parse = parse_plateau_threshold,
+     .print = print_plateau_threshold, .values = "a number > 0, or `none`",
+     .doc = "L2 threshold of `plateau_length` (Giglemiani et al.'s activation plateau: the first α "
+            "where `l2` ≥ it; theirs 20), scored for the `l2` metric only; `none`: not computed"},
+    {"readout", "giglemiani_nl_tolerance", "0.2", 1, KT_DOUBLE, OFF(giglemiani_nl_tolerance), .lo = 0.0,
+     .hi = 1e300, .open = OPEN_LO,
+     .doc = "relative deviation of `giglemiani_nl_alpha` (their `nl_step` threshold, 20 %)"},
     {"output", "path", "", 0, KT_CUSTOM, OFF(output_path), .parse = parse_output_path, .values = VALUES_PATH,
      .def_doc = "`<config name>.nc`",
      .doc = "NetCDF-4 output (built in memory, then written atomically: `.NAME.tmp.<pid>` beside it,"
@@ -1026,6 +1045,24 @@ static int parse_nonlinearity(raw_config *rc, int i, pl_sweep_config *cfg, const
     return PL_OK;
 }
 
+/* A number > 0, or `none` (NaN: plateau_length not computed). */
+static int parse_plateau_threshold(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i];
+    if (!strcmp(s, "none")) {
+        cfg->plateau_threshold = NAN;
+        return PL_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || !(v > 0.0))
+        return FAIL_KEY(i, "'%s' is not a number > 0 or 'none'", s);
+    cfg->plateau_threshold = v;
+    return PL_OK;
+}
+
 /* -o OUTPUT, else the key, else <config stem>.nc in the current directory. The name is stored in
  * the resolved text like any value, so it must be storable wherever it came from. */
 static int parse_output_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
@@ -1088,6 +1125,12 @@ static int check_across_keys(raw_config *rc, pl_sweep_config *cfg)
         const char *section = !strcmp(which, "metrics") ? "readout" : !strcmp(which, "path") ? "sae" : "perturb";
         int i = K(section, which);
         return pl_fail_prefix("%s: [%s] %s", rc->origin[i] ? rc->origin[i] : rc->file, section, which);
+    }
+    if (cfg->nl_rule == PL_NL_TEREN && cfg->nl_first < 1) { /* teren's start_step - 1 would be step -1 */
+        int i = K("readout", "nonlinearity");
+        return pl_fail("%s: [readout] nonlinearity: first = 0 under nonlinearity_rule = teren: teren's start_step "
+                       "counts from 1 (its line goes through step start_step - 1); use 1 for step 0",
+                       rc->origin[i] ? rc->origin[i] : rc->file);
     }
     return PL_OK;
 }
@@ -1352,6 +1395,14 @@ static void print_alphas(strbuf *sb, const pl_sweep_config *cfg)
         sb_printf(sb, "%s", k ? ", " : "");
         sb_double(sb, cfg->alphas[k]);
     }
+}
+
+static void print_plateau_threshold(strbuf *sb, const pl_sweep_config *cfg)
+{
+    if (isfinite(cfg->plateau_threshold))
+        sb_double(sb, cfg->plateau_threshold);
+    else
+        sb_printf(sb, "none");
 }
 
 static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg)

@@ -178,7 +178,7 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
         return PL_ERR;
     for (size_t i = 0; i < n_paired; i++) {
         const pl_paired *p = &res->paired[i];
-        e->paired[i] = (pl_result_paired){p->n_pairs, p->ratio, p->ratio_lo, p->ratio_hi, p->diff, p->diff_lo,
+        e->paired[i] = (pl_result_paired){p->n_pairs, p->n_censored_x, p->n_censored_y, p->ratio, p->ratio_lo, p->ratio_hi, p->diff, p->diff_lo,
                                           p->diff_hi, p->p_value, p->w_plus};
     }
     int n = 0;
@@ -202,6 +202,7 @@ static int fill_arrays(const pl_results *res, pl_result_export *e)
     r->curves = cfg->raw_curves ? res->curves : NULL;
     r->mean = res->mean, r->median = res->median, r->quant = res->quant, r->count = res->count;
     r->score_values = res->scores, r->hist = res->hist, r->hist_outside = res->hist_outside;
+    r->n_censored = res->n_censored;
     r->tokens = sw->tokens, r->next_token = sw->next_token;
     r->prompt_text = (const char *const *)sw->prompt_text;
     if (sw->ex.sae_bases) {
@@ -243,6 +244,8 @@ int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_resu
     r->states = e->states;
     r->onset_threshold = cfg->onset_threshold, r->nl_tolerance = cfg->nl_tolerance;
     r->nl_fit_steps[0] = cfg->nl_first, r->nl_fit_steps[1] = cfg->nl_last;
+    r->nl_rule = PL_NL_RULE_NAMES[cfg->nl_rule];
+    r->plateau_threshold = cfg->plateau_threshold, r->giglemiani_nl_tolerance = cfg->giglemiani_nl_tolerance;
     run_attrs(sw, meta, &r->attrs);
     if (describe_tables(res, e) != PL_OK || fill_arrays(res, e) != PL_OK) {
         pl_result_export_free(e);

@@ -31,6 +31,7 @@ void pl_results_free(pl_results *r)
     free(r->paired);
     free(r->hist);
     free(r->hist_outside);
+    free(r->n_censored);
     memset(r, 0, sizeof *r);
 }
 
@@ -38,6 +39,17 @@ void pl_score_range(const pl_sweep *sw, int sc, double *lo, double *hi)
 {
     *lo = 0.0;
     *hi = PL_SCORES[sc].alpha_valued ? sw->cfg->alpha_max : (double)(sw->steps - 1);
+}
+
+int pl_sweep_has_score(const pl_sweep_config *cfg, int m, int sc)
+{
+    if (pl_score_degenerate(sc, m))
+        return 0; /* the NL scores on a metric quadratic near 0 (scores.c) */
+    if (sc == PL_SCORE_ALPHA_AT_THRESHOLD)
+        return isfinite(cfg->thresholds[m]);
+    if (sc == PL_SCORE_PLATEAU_LENGTH) /* Giglemiani et al.'s is an L2 threshold */
+        return m == PL_METRIC_L2 && isfinite(cfg->plateau_threshold);
+    return 1;
 }
 
 /* A kind whose units sit at their base at alpha != 0 (sae_feature_scale) has V-shaped curves: no
@@ -84,6 +96,27 @@ static void list_comparisons(pl_results *r)
             }
 }
 
+/* The histograms of metric MI's score SC per (base, direction) from BASE[NB, ND, n_kind], and the
+ * censored (+inf) scores they leave out. */
+static int score_histograms(pl_results *r, int mi, int sc, const double *base, size_t n_kind)
+{
+    const pl_sweep *sw = r->sw;
+    int NB = sw->NB, ND = sw->ND, HB = sw->cfg->histogram_bins, NSC = PL_N_SCORES;
+    double lo, hi;
+    pl_score_range(sw, sc, &lo, &hi);
+    for (int bd = 0; bd < NB * ND; bd++) {
+        size_t at = ((size_t)mi * NSC + sc) * NB * ND + bd;
+        if (pl_histogram(base + (size_t)bd * n_kind, (int)n_kind, lo, hi, HB, r->hist + at * HB,
+                         r->hist_outside + at) != PL_OK)
+            return PL_ERR;
+        int nc = 0;
+        for (size_t i = 0; i < n_kind; i++)
+            nc += base[(size_t)bd * n_kind + i] == PL_CENSORED;
+        r->n_censored[at] = nc;
+    }
+    return PL_OK;
+}
+
 int pl_results_finish(pl_results *r)
 {
     const pl_sweep *sw = r->sw;
@@ -102,20 +135,22 @@ int pl_results_finish(pl_results *r)
     r->paired = pl_malloc(sizeof(pl_paired) * (size_t)NM * NSC * (NC ? NC : 1), "comparisons");
     r->hist = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND * HB, "histograms");
     r->hist_outside = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND, "histograms");
+    r->n_censored = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND, "histograms");
     float *column = pl_malloc(sizeof(float) * n_kind, "statistics column");
     double *scratch = pl_malloc(sizeof(double) * (n_kind > (size_t)K ? n_kind : (size_t)K), "statistics scratch");
     double *qv = pl_malloc(sizeof(double) * (Q ? Q : 1), "quantile values");
     double *sc_out = pl_malloc(sizeof(double) * NSC, "scores");
     int rc = PL_OK;
     if (!r->mean || !r->median || !r->quant || !r->count || !r->scores || !r->paired || !r->hist ||
-        !r->hist_outside || !column || !scratch || !qv || !sc_out)
+        !r->hist_outside || !r->n_censored || !column || !scratch || !qv || !sc_out)
         rc = PL_ERR;
     for (int mi = 0; mi < NM && rc == PL_OK; mi++) {
         int m = cfg->metrics[mi];
         pl_score_params sp = {cfg->onset_threshold, cfg->thresholds[m], cfg->nl_first, cfg->nl_last,
-                              cfg->nl_tolerance};
+                              cfg->nl_tolerance, cfg->nl_rule,
+                              m == PL_METRIC_L2 ? cfg->plateau_threshold : NAN, cfg->giglemiani_nl_tolerance};
         for (int sc = 0; sc < NSC; sc++)
-            r->has_score[mi][sc] = sc != PL_SCORE_ALPHA_AT_THRESHOLD || isfinite(cfg->thresholds[m]);
+            r->has_score[mi][sc] = pl_sweep_has_score(cfg, m, sc);
         for (int b = 0; b < NB; b++)
             for (int d = 0; d < ND; d++) {
                 for (int p = 0; p < P; p++)
@@ -144,12 +179,7 @@ int pl_results_finish(pl_results *r)
             }
         for (int sc = 0; sc < NSC && rc == PL_OK; sc++) {
             const double *base = r->scores + ((size_t)mi * NSC + sc) * NB * ND * n_kind;
-            double lo, hi;
-            pl_score_range(sw, sc, &lo, &hi);
-            for (int bd = 0; bd < NB * ND && rc == PL_OK; bd++)
-                rc = pl_histogram(base + (size_t)bd * n_kind, (int)n_kind, lo, hi, HB,
-                                  r->hist + (((size_t)mi * NSC + sc) * NB * ND + bd) * HB,
-                                  r->hist_outside + ((size_t)mi * NSC + sc) * NB * ND + bd);
+            rc = score_histograms(r, mi, sc, base, n_kind);
             for (int c = 0; c < NC && rc == PL_OK; c++) {
                 const pl_comparison *cp = &r->comparisons[c];
                 char key[256];

@@ -149,7 +149,12 @@ typedef struct {
     pl_paired *paired;             /* [NM][PL_N_SCORES][n_comparisons] */
     int *hist;                     /* [NM][PL_N_SCORES][NB, ND, bins] */
     int *hist_outside;             /* [NM][PL_N_SCORES][NB, ND] */
+    int *n_censored;               /* [NM][PL_N_SCORES][NB, ND] censored (+inf) scores per kind */
 } pl_results;
+
+/* 1 when metric M (PL_METRIC_*) has score SC: alpha_at_threshold needs a threshold, plateau_length is
+ * l2's (with a plateau_threshold), the NL scores are not computed on a metric quadratic near 0. */
+int pl_sweep_has_score(const pl_sweep_config *cfg, int m, int sc);
 
 /* Histogram range of score SC: [0, alpha_max] for alpha-valued scores, [0, steps - 1] otherwise. */
 void pl_score_range(const pl_sweep *sw, int sc, double *lo, double *hi);

@@ -36,8 +36,10 @@ PYTHON = os.environ.get("PYTHON", sys.executable)
 PLOT = os.path.join(SRC, "analysis", "plot_curves.py")
 SUMMARY = os.path.join(SRC, "analysis", "summary.py")
 METRICS = ("kl", "jsd", "l2", "cosine", "js_dist", "ce_loss")
-SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha")
-ALPHA_SCORES = ("onset", "max_slope_alpha", "alpha_at_threshold", "nonlinearity_alpha")
+SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha", "auc",
+          "max_space_ratio_alpha", "plateau_length", "giglemiani_nl_alpha")
+ALPHA_SCORES = ("onset", "max_slope_alpha", "alpha_at_threshold", "nonlinearity_alpha", "max_space_ratio_alpha",
+                "plateau_length", "giglemiani_nl_alpha")
 CODE = {m: i for i, m in enumerate(METRICS)}
 # The α axis label per step mode (the alpha coordinate's step_mode attribute, else the config's).
 STEP_LABELS = {"to_target": "α (fraction of the way to the target)", "fixed_norm": "α (step length / ‖x‖)",
@@ -115,14 +117,33 @@ def ci(rep):
         return np.percentile(rep, [2.5, 97.5])
 
 
+def ci_censored(rep):
+    """2.5 % / 97.5 % by order statistics (type 7); a +inf neighbour (a median beyond the grid) gives +inf."""
+    r = np.sort(np.asarray(rep, dtype=np.float64))
+    if np.isnan(r).any():
+        return np.nan, np.nan
+    out = []
+    for q in (0.025, 0.975):
+        pos = q * (r.size - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, r.size - 1)
+        out.append(r[lo] if pos == lo or r[lo] == r[hi] else r[lo] + (pos - lo) * (r[hi] - r[lo]))
+    return out[0], out[1]
+
+
 def boot_median(x, seq, n_boot):
-    """(n, median, lo, hi) of the finite values of x, bootstrap recomputed by sorting."""
-    x = finite(x)
+    """(n, median, lo, hi) of the defined values of x (NaN left out; censored +inf kept at the top, so the
+    median is the Kaplan-Meier median under censoring at the grid's end), bootstrap recomputed by sorting."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    x = x[~np.isnan(x)]
     if x.size == 0:
         return 0, np.nan, np.nan, np.nan
     idx = np.random.default_rng(seq).integers(0, x.size, size=(n_boot, x.size))
-    lo, hi = ci(median_rows(x[idx]))
-    return x.size, median_sorted(x), lo, hi
+    lo, hi = ci_censored(median_rows(x[idx]))
+    s = np.sort(x)
+    n = s.size
+    med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    return x.size, med, lo, hi
 
 
 def boot_paired(x, y, seq, n_boot):
@@ -407,8 +428,11 @@ def check_figure_numbers(f, name, fig):
             if (s in ALPHA_SCORES) != (panel["xlabel"] == f.alpha_label):
                 fail(f"{name}: panel {i} x label {panel['xlabel']!r} (α label {f.alpha_label!r})")
             vals = f.get(f"{m}_{s}", ("base", "direction", "prompt", "sample"), h)
-            if f"({finite(vals).size} of {vals.size} finite)" not in panel["title"]:
-                fail(f"{name}: panel title {panel['title']!r} does not count the finite scores")
+            n_cens = int(np.isposinf(np.asarray(vals, dtype=np.float64)).sum())
+            want_title = f"({finite(vals).size} of {vals.size} finite" + (f", {n_cens} censored > α_last)" if n_cens
+                                                                           else ")")
+            if want_title not in panel["title"]:
+                fail(f"{name}: panel title {panel['title']!r} does not count the finite and censored scores")
             want_series = [(b, d) for b in f.bases for d in f.dirs]
             if [(x["base"], x["direction"]) for x in panel["series"]] != want_series:
                 fail(f"{name}: series {[x['label'] for x in panel['series']]}")
@@ -417,6 +441,9 @@ def check_figure_numbers(f, name, fig):
                 fv = finite(v)
                 if x["n"] != fv.size or x["n_total"] != v.size:
                     fail(f"{name}: {x['label']} n={x['n']}/{x['n_total']}, file has {fv.size}/{v.size}")
+                if x.get("n_censored") != int(np.isposinf(np.asarray(v, dtype=np.float64)).sum()):
+                    fail(f"{name}: {x['label']} n_censored={x.get('n_censored')}, file has "
+                         f"{int(np.isposinf(np.asarray(v, dtype=np.float64)).sum())}")
                 if kind == "scores":
                     edges = nums(panel["edges"])
                     if fv.size and (edges[0] > fv.min() or edges[-1] < fv.max()):
@@ -442,6 +469,7 @@ def check_figure_numbers(f, name, fig):
                     b, d = f.bases.index(x["base"]), f.dirs.index(x["direction"])
                     want = np.array([boot_median(vals[h][b, d], [SEED, h, CODE[m], 0, b, d, score_code(s)], N_BOOT)
                                      for h in range(H)])
+                    want[np.isinf(want)] = np.nan  # JSON has no inf: a median beyond the grid is null there
                     got = np.stack([nums(x["n"]), nums(x["median"]), nums(x["lo"]), nums(x["hi"])], axis=1)
                     if not close(got, want):
                         fail(f"{name}: {s} medians/intervals of {x['label']} differ: {got.tolist()} vs {want.tolist()}")

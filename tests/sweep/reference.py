@@ -18,7 +18,22 @@ M64 = (1 << 64) - 1
 GAMMA = 0x9E3779B97F4A7C15
 (RNG_DATA, RNG_SYNTH_BASE, RNG_COV_TARGET, RNG_ISO_TARGET, RNG_PARTNER, RNG_NAIVE_ISO, RNG_COV_DIFFERENCE,
  RNG_REAL_DIFFERENCE, RNG_WINDOW, RNG_BOOTSTRAP) = range(1, 11)
-SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha")
+SCORES = ("onset", "max_slope_alpha", "sharpness", "alpha_at_threshold", "nonlinearity_alpha", "auc",
+          "max_space_ratio_alpha", "plateau_length", "giglemiani_nl_alpha")
+CENSORED = np.inf  # a score whose event lies beyond the grid (docs/science.md)
+QUADRATIC_NEAR_0 = ("kl", "jsd", "cosine")  # the NL scores are not written for these
+NL_SCORES = ("nonlinearity_alpha", "giglemiani_nl_alpha")
+
+
+def has_score(metric, score, threshold, plateau_threshold=20.0):
+    """Whether plateau writes METRIC's SCORE (docs/science.md: which score is computed for which metric)."""
+    if score in NL_SCORES and metric in QUADRATIC_NEAR_0:
+        return False
+    if score == "alpha_at_threshold":
+        return threshold is not None
+    if score == "plateau_length":
+        return metric == "l2" and plateau_threshold is not None
+    return True
 
 
 def mix64(z):
@@ -292,29 +307,78 @@ def score_curve(metric, c):
     return c
 
 
-def scores(y, alpha, onset_threshold, threshold, nl=(1, 10, 0.1)):
-    """The five per-curve scores of one score curve y (README definitions), NaN when undefined."""
+def teren_nl_index(y, start_step, end_step, tol):
+    """teren's NL_step (branch draft-paper-experiments, notebooks/baseline_experiment.py) re-written from
+    its definition: the line through (start_step - 1, y) and (end_step - 1, y) over the step index; the
+    first i >= end_step whose deviation divided by the line's SIGNED value exceeds tol; len(y) when none."""
+    i1, i2 = start_step - 1, end_step - 1
+    m = (y[i2] - y[i1]) / (i2 - i1)
+    idx = np.arange(end_step, len(y))
+    line = y[i1] + m * (idx - i1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(y[end_step:] - line) / line
+    hit = np.nonzero(rel > tol)[0]
+    return int(idx[hit[0]]) if len(hit) else len(y)
+
+
+def giglemiani_nl_index(y, end_step, tol):
+    """Giglemiani et al.'s nl_step (teren, branch explorations, notebooks/experiment_plateaus.ipynb): the
+    line through steps 0 and end_step - 1, the first deviating step i >= end_step, returning i - 1;
+    len(y) when none."""
+    i = teren_nl_index(y, 1, end_step, tol)
+    return i - 1 if i < len(y) else len(y)
+
+
+def max_space_ratio_index(y):
+    """teren's max_space_ratio_step: for each prefix y[:i] (i = 1 .. n - 1) the triangle y[i-1] * i / 2
+    over np.trapz of the prefix on the step index (0 for a zero area); argmax from list position 5."""
+    ratios = []
+    for i in range(1, len(y)):
+        area = np.trapz(y[:i], np.arange(i))
+        ratios.append(0.0 if area == 0 else y[i - 1] * i / 2 / area)
+    return int(np.argmax(ratios[5:])) + 5
+
+
+def scores(y, alpha, onset_threshold, threshold, nl=(1, 10, 0.1), rule="least_squares", plateau_threshold=20.0,
+           gig_tol=0.2):
+    """The per-curve scores of one score curve y (docs/science.md definitions): NaN when undefined,
+    CENSORED (+inf) when the event lies beyond the grid."""
     out = dict.fromkeys(SCORES, np.nan)
-    if not np.all(np.isfinite(y)):
+    if not np.all(np.isfinite(y)) or np.all(y == y[0]):
         return out
     S = len(y)
     slopes = np.diff(y) / np.diff(alpha)
     k = int(np.argmax(slopes))
-    out["max_slope_alpha"] = 0.5 * (alpha[k] + alpha[k + 1])
+    out["max_slope_alpha"] = CENSORED if k == S - 2 else 0.5 * (alpha[k] + alpha[k + 1])
     if threshold is not None:
+        out["alpha_at_threshold"] = CENSORED
         hit = np.nonzero(y >= threshold)[0]
         if len(hit):
             k = hit[0]
             out["alpha_at_threshold"] = alpha[0] if k == 0 else np.interp(threshold, [y[k - 1], y[k]],
                                                                            [alpha[k - 1], alpha[k]])
     a, b, tol = nl
-    if b < S - 1:
+    if rule == "least_squares" and b < S - 1:
         c1, c0 = np.polyfit(alpha[a:b + 1], y[a:b + 1], 1)
+        out["nonlinearity_alpha"] = CENSORED
         for k in range(b + 1, S):
             line = c0 + c1 * alpha[k]
             if abs(y[k] - line) > tol * abs(line):
                 out["nonlinearity_alpha"] = alpha[k]
                 break
+    if rule == "teren" and b < S:
+        i = teren_nl_index(y, a, b, tol)
+        out["nonlinearity_alpha"] = CENSORED if i == S else alpha[i]
+    if b < S:
+        i = giglemiani_nl_index(y, b, gig_tol)
+        out["giglemiani_nl_alpha"] = CENSORED if i == S else alpha[i]
+    out["auc"] = np.trapz(y, np.arange(S))
+    if S >= 7:
+        j = max_space_ratio_index(y)
+        out["max_space_ratio_alpha"] = CENSORED if j == S - 2 else alpha[j]
+    if plateau_threshold is not None:
+        hit = np.nonzero(y >= plateau_threshold)[0]  # Giglemiani's find_activation_plateau_length
+        out["plateau_length"] = alpha[hit[0]] if len(hit) else CENSORED
     end = y[-1]
     if end > 0:
         n = y / end
@@ -325,22 +389,74 @@ def scores(y, alpha, onset_threshold, threshold, nl=(1, 10, 0.1)):
     return out
 
 
+def km_median(t):
+    """Kaplan-Meier median of T, +inf entries right-censored (at one point above every event), computed
+    from the survival curve: the smallest event time where S(t) <= 1/2, the midpoint of the interval
+    where S is exactly 1/2 (R's survival convention), +inf when S stays above 1/2 (or at 1/2 to the
+    last event)."""
+    t = np.sort(np.asarray(t, np.float64))
+    n, surv = len(t), 1.0
+    events = t[np.isfinite(t)]
+    times = np.unique(events)
+    for j, u in enumerate(times):
+        at_risk = np.sum(t >= u)
+        surv *= 1.0 - np.sum(events == u) / at_risk
+        if abs(surv - 0.5) < 1e-12:
+            return 0.5 * (u + times[j + 1]) if j + 1 < len(times) else np.inf
+        if surv < 0.5:
+            return u
+    assert n > 0
+    return np.inf
+
+
+def censored_difference(x, y):
+    """x - y with a censored (+inf) score above every measured one and two censored ones tied."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(x) & np.isinf(y), 0.0, x - y)
+
+
+def percentile_linear(v, q):
+    """numpy's linear percentile rule, an infinite neighbour giving that infinity (numpy's own lerp
+    gives NaN there); NaN when any value is NaN."""
+    v = np.sort(np.asarray(v, np.float64))
+    if np.isnan(v).any():
+        return np.full(len(q), np.nan)
+    out = []
+    for p in q:
+        h = (len(v) - 1) * p / 100.0
+        i = int(np.floor(h))
+        t = h - i
+        if i + 1 >= len(v) or t == 0 or v[i] == v[i + 1]:
+            out.append(v[i])
+        else:
+            out.append(v[i] + t * (v[i + 1] - v[i]))
+    return np.array(out)
+
+
 def paired(x, y, B, seed, key):
-    """Ratio of medians, median difference, their keyed percentile-bootstrap intervals, and the pairs."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok].astype(np.float64), y[ok].astype(np.float64)
+    """Ratio of Kaplan-Meier medians, median difference, their keyed percentile-bootstrap intervals, the
+    pairs kept (every pair without a NaN: censored +inf scores stay) and the censored counts."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    x, y = x[ok], y[ok]
     n = len(x)
-    res = {"n_pairs": n}
+    res = {"n_pairs": n, "n_censored_x": int(np.isinf(x).sum()), "n_censored_y": int(np.isinf(y).sum())}
     if n == 0:
         return res
-    res["ratio"] = np.median(x) / np.median(y)
-    res["difference"] = np.median(x - y)
+
+    def ratio(a, b):
+        ma, mb = km_median(a), km_median(b)
+        return np.nan if np.isinf(ma) or np.isinf(mb) or mb == 0 else ma / mb
+
+    d = censored_difference(x, y)
+    res["ratio"] = ratio(x, y)
+    res["difference"] = np.median(d)
     if B:
         idx = Stream(seed, key, RNG_BOOTSTRAP, 0).below_many(n, B * n).reshape(B, n)
-        bx, by = x[idx], y[idx]
-        rr = np.median(bx, 1) / np.median(by, 1)
-        rd = np.median(bx - by, 1)
-        res["ratio_ci"] = np.percentile(rr, [2.5, 97.5])
-        res["difference_ci"] = np.percentile(rd, [2.5, 97.5])
-    res["x"], res["y"] = x, y
+        rr = np.array([ratio(x[i], y[i]) for i in idx])
+        with np.errstate(invalid="ignore"):
+            rd = np.median(d[idx], 1)
+        res["ratio_ci"] = percentile_linear(rr, [2.5, 97.5])
+        res["difference_ci"] = percentile_linear(rd, [2.5, 97.5])
+    res["x"], res["y"], res["d"] = x, y, d
     return res

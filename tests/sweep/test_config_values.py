@@ -119,6 +119,9 @@ position = 5
 onset_threshold = 0.125
 thresholds = kl:none, l2:3.5, ce_loss:1e-7
 nonlinearity = 2, 6, 0.05
+nonlinearity_rule = teren
+plateau_threshold = none
+giglemiani_nl_tolerance = 0.25
 [output]
 raw_curves = no
 quantiles = 0, 0.1, 1
@@ -151,7 +154,7 @@ for name, text, extra in cases:
     check(again.stdout == first.stdout, f"{name}: printed text reads back differently:\n{first.stdout}\n---\n{again.stdout}")
     # and the printed text of a resolved config is every key, once
     keys = re.findall(r"^(\w+) = ", first.stdout, re.M)
-    check(len(keys) == 48, f"{name}: {len(keys)} keys printed")
+    check(len(keys) == 51, f"{name}: {len(keys)} keys printed")
 print(f"ok   {len(cases)} configs (one setting every key) print, re-parse and print again byte-equal")
 
 # the config attribute of a run: the text a merge and a resume re-parse

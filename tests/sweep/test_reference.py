@@ -123,6 +123,7 @@ def check_scores(label, f, thresholds):
     alpha, qs = f["alpha"], np.array([0.1, 0.5, 0.9])
     HB = len(f["onset_hist_edges"]) - 1
     finite = dict.fromkeys(ref.SCORES, 0)
+    censored = dict.fromkeys(ref.SCORES, 0)
     for m in f["metric_names"]:
         raw = f[m].astype(np.float64)  # (base, direction, prompt, sample, alpha)
         flat = raw.reshape(raw.shape[0], raw.shape[1], -1, raw.shape[-1])
@@ -137,12 +138,22 @@ def check_scores(label, f, thresholds):
                 want[k][i] = v
         for k in ref.SCORES:
             name = "%s_%s" % (m, k)
-            if thresholds.get(m) is None and k == "alpha_at_threshold":
+            if not ref.has_score(m, k, thresholds.get(m)):
                 if name in f:
-                    sl.fail("%s: %s written without a threshold" % (label, name))
+                    sl.fail("%s: %s written (no threshold, or an NL score on a metric quadratic near 0)"
+                            % (label, name))
                 continue
             got = f[name].astype(np.float64)
             finite[k] += int(np.isfinite(got).sum())
+            censored[k] += int(np.isinf(got).sum())
+            if not np.array_equal(np.isinf(got), np.isinf(want[k])):
+                i = tuple(np.argwhere(np.isinf(got) != np.isinf(want[k]))[0])
+                sl.fail("%s: %s censored at %s: %s vs numpy %s (curve %s)" % (label, name, i, got[i], want[k][i],
+                                                                              y[i]))
+            if not np.array_equal(np.isinf(got).reshape(got.shape[0], got.shape[1], -1).sum(2),
+                                  f[name + "_n_censored"]):
+                sl.fail("%s: %s_n_censored %s, want %s" % (label, name, f[name + "_n_censored"],
+                                                            np.isinf(got).reshape(got.shape[0], got.shape[1], -1).sum(2)))
             if not np.allclose(got, want[k].astype(np.float32), rtol=2e-6, atol=1e-6, equal_nan=True):
                 bad = np.argwhere(~np.isclose(got, want[k].astype(np.float32), rtol=2e-6, atol=1e-6, equal_nan=True))
                 i = tuple(bad[0])
@@ -161,10 +172,11 @@ def check_scores(label, f, thresholds):
         if not np.all(f[m + "_count"] == np.isfinite(flat).sum(2)):
             sl.fail("%s: %s_count" % (label, m))
     for k, n in finite.items():
-        if n == 0:
+        if n + censored[k] == 0:
             sl.fail("%s: every %s is NaN: the test would check nothing" % (label, k))
-    print("ok %s: mean, median, quantiles, count, 5 scores (finite: %s) and %d-bin histograms of %s match numpy"
-          % (label, ", ".join("%s %d" % kv for kv in finite.items()), HB, ", ".join(f["metric_names"])))
+    print("ok %s: mean, median, quantiles, count, %d scores (finite/censored: %s) and %d-bin histograms of %s match "
+          "numpy" % (label, len(ref.SCORES), ", ".join("%s %d/%d" % (k, n, censored[k]) for k, n in finite.items()),
+                     HB, ", ".join(f["metric_names"])))
 
 
 def names(f, metrics):

@@ -1,7 +1,9 @@
 """The paired comparisons in the NetCDF against numpy and scipy.stats.
 
 For every (metric, score, comparison) of a sweep with both bases and four direction kinds: the pairs
-that entered (both scores finite), the ratio of medians and the median difference (numpy), their
+that entered (both scores defined: finite, or censored +inf -- a curve whose event lies beyond the grid
+is kept, never dropped), the censored counts on each side, the ratio of Kaplan-Meier medians (computed
+from the survival curve by hand), the median difference with censored values tied at the top and the median difference (numpy), their
 95 % percentile-bootstrap intervals (the keyed resampling re-implemented from the README), and the
 Wilcoxon signed-rank p-value and W+ against scipy.stats.wilcoxon (exact for <= 50 untied nonzero
 differences, the normal approximation with tie correction otherwise). 36 pairs per comparison, so
@@ -39,7 +41,7 @@ if comps != want_comps:
     sl.fail("comparisons %s, want %s" % (comps, want_comps))
 if not np.array_equal(f["bound"], [0.025, 0.975]):
     sl.fail("bound coordinate %s" % f["bound"])
-n_exact = n_approx = 0
+n_exact = n_approx = n_kept = n_censored = n_mixed = 0
 for m in ("kl", "js_dist", "l2", "cosine"):
     for sc in ref.SCORES:
         name = "%s_%s" % (m, sc)
@@ -54,8 +56,12 @@ for m in ("kl", "js_dist", "l2", "cosine"):
             x, y = f[name][bx, dx].ravel(), f[name][by, dy].ravel()
             want = ref.paired(x, y, B, SEED, ref.fnv1a("%s|%s|%s" % (m, sc, label)))
             where = "%s %s" % (name, label)
-            if f[name + "_n_pairs"][c] != want["n_pairs"]:
-                sl.fail("%s: n_pairs %d, want %d" % (where, f[name + "_n_pairs"][c], want["n_pairs"]))
+            for k in ("n_pairs", "n_censored_x", "n_censored_y"):
+                if f[name + "_" + k][c] != want[k]:
+                    sl.fail("%s: %s %d, want %d" % (where, k, f[name + "_" + k][c], want[k]))
+            n_kept += want["n_pairs"]
+            n_censored += want["n_censored_x"] + want["n_censored_y"]
+            n_mixed += int(np.sum(np.isinf(want["x"]) != np.isinf(want["y"])))
             if want["n_pairs"] == 0:
                 continue
             for k in ("ratio", "difference"):
@@ -64,7 +70,11 @@ for m in ("kl", "js_dist", "l2", "cosine"):
                 if not np.allclose(f[name + "_" + k + "_ci"][c], want[k + "_ci"], rtol=1e-12, atol=1e-300,
                                    equal_nan=True):
                     sl.fail("%s: %s_ci %s, want %s" % (where, k, f[name + "_" + k + "_ci"][c], want[k + "_ci"]))
-            dd = want["x"] - want["y"]
+            dd = want["d"]
+            # the signed-rank test sees only signs and ranks: a censored-vs-measured difference (+-inf) is
+            # tied at the top of |d|, the same as any common value above every finite |d|
+            top = 2.0 * np.abs(dd[np.isfinite(dd)]).max(initial=0.0) + 1.0
+            dd = np.where(np.isinf(dd), np.sign(dd) * top, dd)
             nz = dd[dd != 0]
             if len(nz) == 0:
                 if not np.isnan(f[name + "_wilcoxon_p"][c]):
@@ -72,7 +82,7 @@ for m in ("kl", "js_dist", "l2", "cosine"):
                 continue
             ranks = stats.rankdata(np.abs(nz))
             exact = len(dd) <= 50 and len(nz) == len(dd) and len(np.unique(np.abs(nz))) == len(nz)
-            res = stats.wilcoxon(want["x"], want["y"], method="exact" if exact else "approx", correction=False)
+            res = stats.wilcoxon(dd, method="exact" if exact else "approx", correction=False)
             n_exact += exact
             n_approx += not exact
             if not np.isclose(f[name + "_wilcoxon_p"][c], res.pvalue, rtol=1e-9, atol=1e-15):
@@ -80,6 +90,11 @@ for m in ("kl", "js_dist", "l2", "cosine"):
                                                                  "exact" if exact else "approx"))
             if f[name + "_wilcoxon_w"][c] != ranks[nz > 0].sum():
                 sl.fail("%s: W+ %r, want %r" % (where, f[name + "_wilcoxon_w"][c], ranks[nz > 0].sum()))
+if n_censored == 0 or n_mixed == 0:
+    sl.fail("the sweep had %d censored scores in kept pairs, %d pairs censored on one side only: the censored "
+            "path must be exercised" % (n_censored, n_mixed))
+print("ok %d pairs kept, %d censored scores among them (%d pairs censored on one side only)"
+      % (n_kept, n_censored, n_mixed))
 if n_exact == 0 or n_approx == 0:
     sl.fail("the test covered %d exact and %d approximate p-values: both paths must be exercised"
             % (n_exact, n_approx))

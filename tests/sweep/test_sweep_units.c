@@ -30,7 +30,7 @@ static void old_scores(const float *curve, const double *alpha, int S, double th
 {
     double y[64];
     double out[PL_N_SCORES];
-    pl_score_params sp = {threshold, NAN, 1, 10, 0.1};
+    pl_score_params sp = {threshold, NAN, 1, 10, 0.1, PL_NL_LEAST_SQUARES, NAN, 0.2};
     pl_score_curve(curve, S, one_minus ? PL_SCORE_ON_ONE_MINUS : PL_SCORE_ON_VALUE, y);
     pl_curve_scores(y, alpha, S, &sp, out);
     *onset = out[PL_SCORE_ONSET];
@@ -46,13 +46,14 @@ static void test_scores(void)
     for (int k = 0; k < 11; k++)
         alpha[k] = k / 10.0;
 
-    /* alpha^2: normalised = alpha^2; first > 0.1 at 0.4 (0.16; 0.3^2 = 0.09); steepest step 0.9..1.0
-     * (midpoint 0.95); largest rise 1 - 0.81 = 0.19, times 10 = 1.9 */
+    /* alpha^2: normalised = alpha^2; first > 0.1 at 0.4 (0.16; 0.3^2 = 0.09); steepest step 0.9..1.0,
+     * the grid's last: still rising at the end, so max_slope_alpha is censored (+inf); largest rise
+     * 1 - 0.81 = 0.19, times 10 = 1.9 */
     for (int k = 0; k < 11; k++)
         curve[k] = (float)(alpha[k] * alpha[k] * 3.0);
     old_scores(curve, alpha, 11, 0.1, 0, &onset, &slope, &sharp);
     CHECK(close_to(onset, 0.4, 1e-6), "alpha^2 onset %g", onset);
-    CHECK(close_to(slope, 0.95, 1e-6), "alpha^2 max slope alpha %g", slope);
+    CHECK(slope == INFINITY, "alpha^2 max slope alpha %g, want censored", slope);
     CHECK(close_to(sharp, 1.9, 1e-5), "alpha^2 sharpness %g", sharp);
 
     /* a step from 0 to 2 between alpha 0.5 and 0.6: onset 0.6, slope midpoint 0.55, sharpness 10 */
@@ -75,7 +76,7 @@ static void test_scores(void)
         curve[k] = (float)(1.0 - alpha[k] * alpha[k]);
     old_scores(curve, alpha, 11, 0.1, 1, &onset, &slope, &sharp);
     CHECK(close_to(onset, 0.4, 1e-6), "cosine onset %g", onset);
-    CHECK(close_to(slope, 0.95, 1e-6), "cosine max slope alpha %g", slope);
+    CHECK(slope == INFINITY, "cosine max slope alpha %g, want censored", slope);
 
     /* a flat zero curve has no normalised shape: onset and sharpness NaN */
     for (int k = 0; k < 11; k++)
@@ -98,13 +99,13 @@ static void test_new_scores(void)
     for (int k = 0; k < 21; k++)
         alpha[k] = k / 20.0;
     /* y = 2 alpha: reaches 0.25 between alpha 0.10 (0.2) and 0.15 (0.3), at 0.125 exactly */
-    pl_score_params sp = {0.1, 0.25, 1, 10, 0.1};
+    pl_score_params sp = {0.1, 0.25, 1, 10, 0.1, PL_NL_LEAST_SQUARES, NAN, 0.2};
     for (int k = 0; k < 21; k++)
         y[k] = 2 * alpha[k];
     pl_curve_scores(y, alpha, 21, &sp, out);
     CHECK(close_to(out[PL_SCORE_ALPHA_AT_THRESHOLD], 0.125, 1e-6), "threshold crossing %g",
           out[PL_SCORE_ALPHA_AT_THRESHOLD]);
-    CHECK(isnan(out[PL_SCORE_NONLINEARITY_ALPHA]), "a straight line never leaves its fit: %g",
+    CHECK(out[PL_SCORE_NONLINEARITY_ALPHA] == INFINITY, "a straight line never leaves its fit (censored): %g",
           out[PL_SCORE_NONLINEARITY_ALPHA]);
     /* a line through steps 1..10 (alpha 0.05..0.5) and a kink after step 14: y = alpha up to 0.7, then
      * alpha + 5 (alpha - 0.7); at 0.75 the deviation is 0.25 > 0.1 * 0.75 */
@@ -115,11 +116,44 @@ static void test_new_scores(void)
     /* a threshold never reached, and no threshold at all */
     sp.threshold = 100;
     pl_curve_scores(y, alpha, 21, &sp, out);
-    CHECK(isnan(out[PL_SCORE_ALPHA_AT_THRESHOLD]), "unreached threshold %g", out[PL_SCORE_ALPHA_AT_THRESHOLD]);
+    CHECK(out[PL_SCORE_ALPHA_AT_THRESHOLD] == INFINITY, "unreached threshold %g, want censored",
+          out[PL_SCORE_ALPHA_AT_THRESHOLD]);
     /* a grid too short for the fit steps */
     pl_curve_scores(y, alpha, 11, &sp, out);
     CHECK(isnan(out[PL_SCORE_NONLINEARITY_ALPHA]), "11 steps cannot fit 1..10 and test after: %g",
           out[PL_SCORE_NONLINEARITY_ALPHA]);
+    /* teren's NL_step divides by the line's SIGNED value: through y0 = 1 and y9 = -8 the line is 1 - i,
+     * negative from step 2, so no deviation counts however large (censored, teren's n); least squares
+     * (|line|) would flag step 10. A zero line (y0 = y9 = 0) counts any nonzero y at once (|d| / 0 =
+     * inf), and Giglemiani's rule returns the step before. */
+    pl_score_params tp = {0.1, NAN, 1, 10, 0.1, PL_NL_TEREN, NAN, 0.2};
+    for (int k = 0; k < 12; k++)
+        y[k] = k < 10 ? 1.0 - k : 100.0;
+    pl_curve_scores(y, alpha, 12, &tp, out);
+    CHECK(out[PL_SCORE_NONLINEARITY_ALPHA] == INFINITY, "teren rule below a negative line: %g, want censored",
+          out[PL_SCORE_NONLINEARITY_ALPHA]);
+    tp.nl_rule = PL_NL_LEAST_SQUARES;
+    pl_curve_scores(y, alpha, 12, &tp, out);
+    CHECK(close_to(out[PL_SCORE_NONLINEARITY_ALPHA], alpha[11], 1e-12), "least squares: %g, want %g",
+          out[PL_SCORE_NONLINEARITY_ALPHA], alpha[11]);
+    tp.nl_rule = PL_NL_TEREN;
+    for (int k = 0; k < 12; k++)
+        y[k] = k < 10 ? 0.0 : 5.0;
+    pl_curve_scores(y, alpha, 12, &tp, out);
+    CHECK(out[PL_SCORE_NONLINEARITY_ALPHA] == alpha[10] && out[PL_SCORE_GIGLEMIANI_NL_ALPHA] == alpha[9],
+          "zero line: teren %g (want %g), Giglemiani %g (want %g)", out[PL_SCORE_NONLINEARITY_ALPHA], alpha[10],
+          out[PL_SCORE_GIGLEMIANI_NL_ALPHA], alpha[9]);
+
+    /* paired statistics keep censored scores: x = {1, 2, inf, inf}, y = {2, inf, 1, inf}; differences
+     * -1, -inf, +inf, 0 (both censored: tied); median of x (2 + inf) / 2 = inf: beyond the grid, ratio
+     * NaN; median difference (-1 + 0) / 2 = -0.5; one pair NaN is left out */
+    double cx[5] = {1, 2, INFINITY, INFINITY, NAN}, cy[5] = {2, INFINITY, 1, INFINITY, 3};
+    pl_paired cp;
+    CHECK(pl_paired_compare(cx, cy, 5, 0, 1, 2, &cp) == PL_OK, "censored paired compare");
+    CHECK(cp.n_pairs == 4 && cp.n_censored_x == 2 && cp.n_censored_y == 2 && isnan(cp.ratio) && cp.diff == -0.5,
+          "censored pairs %d (%d, %d), ratio %g, difference %g", cp.n_pairs, cp.n_censored_x, cp.n_censored_y,
+          cp.ratio, cp.diff);
+
     /* ce_loss scores see the increase over alpha 0 */
     float ce[3] = {2.0f, 2.5f, 4.0f};
     pl_score_curve(ce, 3, PL_SCORE_ON_INCREASE, y);

@@ -28,7 +28,7 @@ static const double alpha[S] = {0.0, 0.2, 0.4, 0.6, 0.8, 1.0};
 static void scores_of(const float *c, int score_on, double *out)
 {
     double y[S];
-    pl_score_params sp = {0.1, 1e-30, 1, 3, 0.1};
+    pl_score_params sp = {0.1, 1e-30, 1, 3, 0.1, PL_NL_LEAST_SQUARES, 1e-30, 0.2};
     pl_score_curve(c, S, score_on, y);
     pl_curve_scores(y, alpha, S, &sp, out);
 }
@@ -82,7 +82,7 @@ int main(void)
     CHECK(!isnan(out[PL_SCORE_MAX_SLOPE_ALPHA]), "FLT_MAX then 0 taken for flat");
     /* a constant score curve handed to pl_curve_scores directly */
     double flat_y[S] = {0.25, 0.25, 0.25, 0.25, 0.25, 0.25};
-    pl_score_params sp = {0.1, 0.1, 1, 3, 0.1};
+    pl_score_params sp = {0.1, 0.1, 1, 3, 0.1, PL_NL_LEAST_SQUARES, 0.1, 0.2};
     pl_curve_scores(flat_y, alpha, S, &sp, out);
     CHECK(all_nan(out), "a constant y: alpha_at_threshold %g", out[PL_SCORE_ALPHA_AT_THRESHOLD]);
 
