@@ -316,7 +316,7 @@ static const key_def KEYS[] = {
      .doc = "rule of `nonlinearity_alpha`: `least_squares` (a least-squares line through steps "
             "first … last, the deviation divided by |line|) or `teren` (teren's `NL_step`: the line "
             "through two steps, the deviation divided by the line's signed value; see "
-            "[science](science.md#scores)). Either way a curve that never deviates is censored "
+            "[science](science.md#per-curve-scores-and-statistics)). Either way a curve that never deviates is censored "
             "(+inf), and the rule is not computed on `kl`, `jsd` or `cosine` (quadratic near α = 0)"},
     {"readout", "plateau_threshold", "20", 1, KT_CUSTOM, .parse = parse_plateau_threshold,
      .print = print_plateau_threshold, .values = "a number > 0, or `none`",

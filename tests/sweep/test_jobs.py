@@ -3,6 +3,7 @@ GPT-2's vocabulary, the real WebText prompts from ../shared through the real tok
 jobs/smoke.ini runs as CI runs it. Needs ../shared (skips without it)."""
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -26,8 +27,10 @@ common = ["--set", "model.path=" + model, "--set", "data.prompts=" + webtext, "-
 for job in jobs:
     name = os.path.basename(job)[:-4]
     out = os.path.join(d, name + ".nc")
+    # an explicit grid ([perturb] alphas) is shrunk to three of its kind, an alpha_grid to 3 steps
+    grid = "perturb.alphas=0, 1.5, 3.14" if re.search(r"^alphas\s*=", open(job).read(), re.M) else "perturb.steps=3"
     small = [] if name == "smoke" else ["--set", "data.n_prompts=4", "--set", "perturb.cov_prompts=30",
-                                        "--set", "perturb.steps=3"]
+                                        "--set", grid]
     if "\n[sae]" in open(job).read():  # an SAE job: a synthetic SAE of the smoke model at its hook
         sae = os.path.join(d, name + "-sae")
         r = subprocess.run([sl.BIN, "synth-sae", sae, "--model", model, "--hook", "blocks.1.hook_resid_pre",
