@@ -193,6 +193,105 @@ const cli_spec CLI_SYNTH = {
         {NULL, NULL, NULL, NULL}},
     NULL};
 
+/* The integer options of synth (as synth_option). */
+static int synth_int_option(int argc, char **argv, int *i, pl_synth_opts *o, int *have_vocab)
+{
+    const char *a = argv[*i];
+    struct {
+        const char *flag;
+        int *dst;
+        long lo, hi;
+    } ints[] = {
+        {"--layers", &o->n_layer, 1, 4096}, {"--embd", &o->n_embd, 1, 65536}, {"--heads", &o->n_head, 1, 65536},
+        {"--ctx", &o->n_ctx, 1, 1 << 20},    {"--vocab", &o->n_vocab, 257, 1 << 22},
+        {"--kv-heads", &o->n_kv_head, 1, 65536}, {"--head-dim", &o->head_dim, 2, 65536},
+        {"--mlp", &o->d_mlp, 1, 1 << 20}, {"--sliding-window", &o->sliding_window, 1, 1 << 24},
+        {"--shards", &o->n_shards, 1, 9999},
+    };
+    int handled = 0;
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !handled; k++)
+        if (!strcmp(a, ints[k].flag)) {
+            long v;
+            if (++*i >= argc)
+                return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
+            if (cli_parse_int(a, argv[*i], ints[k].lo, ints[k].hi, &v) != PL_OK)
+                return cli_usage("synth", CLI_SYNTH.synopsis, "%s", pl_error());
+            *ints[k].dst = (int)v;
+            *have_vocab |= ints[k].dst == &o->n_vocab;
+            handled = 1;
+        }
+    return handled ? 0 : -1;
+}
+
+/* Option ARGV[*i] of synth into O (*i moves past its value): 0 when taken, a usage exit code when
+ * wrong, -1 when it is not a synth option (a positional argument or an unknown option). */
+static int synth_option(int argc, char **argv, int *i, pl_synth_opts *o, int *have_vocab, int *force)
+{
+    const char *a = argv[*i];
+    int taken = synth_int_option(argc, argv, i, o, have_vocab);
+    if (taken != -1)
+        return taken;
+    if (!strcmp(a, "--seed")) {
+        long v;
+        if (++*i >= argc)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "--seed needs a value");
+        if (cli_parse_int(a, argv[*i], 0, LONG_MAX, &v) != PL_OK)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "%s", pl_error());
+        o->seed = (uint64_t)v;
+    } else if (!strcmp(a, "--dtype")) {
+        if (++*i >= argc)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "--dtype needs a value");
+        if (!strcmp(argv[*i], "f32"))
+            o->dtype = ST_F32;
+        else if (!strcmp(argv[*i], "f16"))
+            o->dtype = ST_F16;
+        else if (!strcmp(argv[*i], "bf16"))
+            o->dtype = ST_BF16;
+        else
+            return cli_usage("synth", CLI_SYNTH.synopsis, "--dtype: '%s' is not f32, f16 or bf16", argv[*i]);
+    } else if (!strcmp(a, "--vocab-from")) {
+        if (++*i >= argc)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "--vocab-from needs a DIR");
+        o->vocab_from = argv[*i];
+    } else if (!strcmp(a, "--force")) {
+        *force = 1;
+    } else if (!strcmp(a, "--hf-quirks")) {
+        o->hf_quirks = 1;
+    } else if (!strcmp(a, "--tied")) {
+        o->tied = 1;
+    } else if (!strcmp(a, "--attention-bias")) {
+        o->attention_bias = 1;
+    } else if (!strcmp(a, "--sequential-residual")) {
+        o->sequential = 1;
+    } else if (!strcmp(a, "--family")) {
+        if (++*i >= argc)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "--family needs a value");
+        o->family = argv[*i];
+    } else if (!strcmp(a, "--rope-theta") || !strcmp(a, "--rotary-pct")) {
+        char *end;
+        if (++*i >= argc)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
+        double v = strtod(argv[*i], &end);
+        if (*end || !(v > 0) || (a[2] == 'o' && v > 1))
+            return cli_usage("synth", CLI_SYNTH.synopsis, "%s: '%s' is not a %s", a, argv[*i],
+                             a[2] == 'o' ? "fraction in (0, 1]" : "positive number");
+        *(a[2] == 'o' ? &o->rotary_pct : &o->rope_theta) = v;
+    } else if (!strcmp(a, "--rope-scaling")) {
+        char extra;
+        if (++*i >= argc)
+            return cli_usage("synth", CLI_SYNTH.synopsis, "--rope-scaling needs a value");
+        if (sscanf(argv[*i], "llama3:%lf:%lf:%lf:%lf%c", &o->llama3[0], &o->llama3[1], &o->llama3[2], &o->llama3[3],
+                   &extra) != 4 || !(o->llama3[0] > 0) || !(o->llama3[2] > o->llama3[1]) || !(o->llama3[1] > 0) ||
+            !(o->llama3[3] >= 1))
+            return cli_usage("synth", CLI_SYNTH.synopsis,
+                             "--rope-scaling: '%s' is not llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX (HIGH > LOW > 0)",
+                             argv[*i]);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_synth(int argc, char **argv)
 {
     int code = cli_prepare(&CLI_SYNTH, &argc, &argv);
@@ -203,86 +302,10 @@ int cmd_synth(int argc, char **argv)
     int have_vocab = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        struct {
-            const char *flag;
-            int *dst;
-            long lo, hi;
-        } ints[] = {
-            {"--layers", &o.n_layer, 1, 4096}, {"--embd", &o.n_embd, 1, 65536}, {"--heads", &o.n_head, 1, 65536},
-            {"--ctx", &o.n_ctx, 1, 1 << 20},    {"--vocab", &o.n_vocab, 257, 1 << 22},
-            {"--kv-heads", &o.n_kv_head, 1, 65536}, {"--head-dim", &o.head_dim, 2, 65536},
-            {"--mlp", &o.d_mlp, 1, 1 << 20}, {"--sliding-window", &o.sliding_window, 1, 1 << 24},
-            {"--shards", &o.n_shards, 1, 9999},
-        };
-        int handled = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !handled; k++)
-            if (!strcmp(a, ints[k].flag)) {
-                long v;
-                if (++i >= argc)
-                    return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
-                if (cli_parse_int(a, argv[i], ints[k].lo, ints[k].hi, &v) != PL_OK)
-                    return cli_usage("synth", CLI_SYNTH.synopsis, "%s", pl_error());
-                *ints[k].dst = (int)v;
-                have_vocab |= ints[k].dst == &o.n_vocab;
-                handled = 1;
-            }
-        if (handled)
-            continue;
-        if (!strcmp(a, "--seed")) {
-            long v;
-            if (++i >= argc)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "--seed needs a value");
-            if (cli_parse_int(a, argv[i], 0, LONG_MAX, &v) != PL_OK)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "%s", pl_error());
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--dtype")) {
-            if (++i >= argc)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "--dtype needs a value");
-            if (!strcmp(argv[i], "f32"))
-                o.dtype = ST_F32;
-            else if (!strcmp(argv[i], "f16"))
-                o.dtype = ST_F16;
-            else if (!strcmp(argv[i], "bf16"))
-                o.dtype = ST_BF16;
-            else
-                return cli_usage("synth", CLI_SYNTH.synopsis, "--dtype: '%s' is not f32, f16 or bf16", argv[i]);
-        } else if (!strcmp(a, "--vocab-from")) {
-            if (++i >= argc)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "--vocab-from needs a DIR");
-            o.vocab_from = argv[i];
-        } else if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if (!strcmp(a, "--hf-quirks")) {
-            o.hf_quirks = 1;
-        } else if (!strcmp(a, "--tied")) {
-            o.tied = 1;
-        } else if (!strcmp(a, "--attention-bias")) {
-            o.attention_bias = 1;
-        } else if (!strcmp(a, "--sequential-residual")) {
-            o.sequential = 1;
-        } else if (!strcmp(a, "--family")) {
-            if (++i >= argc)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "--family needs a value");
-            o.family = argv[i];
-        } else if (!strcmp(a, "--rope-theta") || !strcmp(a, "--rotary-pct")) {
-            char *end;
-            if (++i >= argc)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
-            double v = strtod(argv[i], &end);
-            if (*end || !(v > 0) || (a[2] == 'o' && v > 1))
-                return cli_usage("synth", CLI_SYNTH.synopsis, "%s: '%s' is not a %s", a, argv[i],
-                                 a[2] == 'o' ? "fraction in (0, 1]" : "positive number");
-            *(a[2] == 'o' ? &o.rotary_pct : &o.rope_theta) = v;
-        } else if (!strcmp(a, "--rope-scaling")) {
-            char extra;
-            if (++i >= argc)
-                return cli_usage("synth", CLI_SYNTH.synopsis, "--rope-scaling needs a value");
-            if (sscanf(argv[i], "llama3:%lf:%lf:%lf:%lf%c", &o.llama3[0], &o.llama3[1], &o.llama3[2], &o.llama3[3],
-                       &extra) != 4 || !(o.llama3[0] > 0) || !(o.llama3[2] > o.llama3[1]) || !(o.llama3[1] > 0) ||
-                !(o.llama3[3] >= 1))
-                return cli_usage("synth", CLI_SYNTH.synopsis,
-                                 "--rope-scaling: '%s' is not llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX (HIGH > LOW > 0)",
-                                 argv[i]);
+        int taken = synth_option(argc, argv, &i, &o, &have_vocab, &force);
+        if (taken >= 0) {
+            if (taken > 0)
+                return taken;
         } else if (a[0] == '-' && a[1]) {
             return cli_usage("synth", CLI_SYNTH.synopsis, "unknown option '%s'", a);
         } else if (!out_dir) {

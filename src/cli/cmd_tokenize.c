@@ -25,6 +25,41 @@ const cli_spec CLI_TOKENIZE = {
                          {NULL, NULL, NULL, NULL}},
     NULL};
 
+/* IDS space-separated on one line. printf per id costs more than the encoding itself on large inputs. */
+static int print_ids(const int *ids, size_t n_ids)
+{
+    for (size_t i = 0; i < n_ids; i++) {
+        char digits[16], *p = digits + sizeof digits;
+        *--p = '\0';
+        unsigned v = (unsigned)ids[i]; /* ids are >= 0 */
+        do
+            *--p = (char)('0' + v % 10);
+        while (v /= 10);
+        if (i)
+            putchar(' ');
+        fputs(p, stdout);
+    }
+    putchar('\n');
+    if (fflush(stdout) || ferror(stdout))
+        return pl_fail("stdout: write error");
+    return PL_OK;
+}
+
+/* A llama2.c checkpoint's tokenizer may be tok<V>.bin: *VOCAB (else left 0) comes from the header of
+ * MODEL when it is a file. */
+static int checkpoint_vocab(const char *model, int *vocab)
+{
+    struct stat st;
+    if (stat(model, &st) != 0 || S_ISDIR(st.st_mode))
+        return PL_OK;
+    pl_model *m = NULL;
+    if (pl_model_open(&m, model))
+        return PL_ERR;
+    *vocab = pl_model_get_info(m)->n_vocab;
+    pl_model_close(m);
+    return PL_OK;
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
     int prepared = cli_prepare(&CLI_TOKENIZE, &argc, &argv);
@@ -65,19 +100,9 @@ int cmd_tokenize(int argc, char **argv)
     int *ids = NULL;
     size_t n_ids = 0;
     int code = PL_EXIT_OK;
-    /* A llama2.c checkpoint's tokenizer may be tok<V>.bin: V comes from the model header. */
     int model_vocab = 0;
-    struct stat st;
-    if (!tokenizer_path && stat(model, &st) == 0 && !S_ISDIR(st.st_mode)) {
-        pl_model *m = NULL;
-        if (pl_model_open(&m, model)) {
-            code = cli_fail();
-            goto done;
-        }
-        model_vocab = pl_model_get_info(m)->n_vocab;
-        pl_model_close(m);
-    }
-    if (pl_tokenizer_open(&tok, model, tokenizer_path, model_vocab)) {
+    if ((!tokenizer_path && checkpoint_vocab(model, &model_vocab) != PL_OK) ||
+        pl_tokenizer_open(&tok, model, tokenizer_path, model_vocab)) {
         code = cli_fail();
         goto done;
     }
@@ -93,23 +118,8 @@ int cmd_tokenize(int argc, char **argv)
         code = cli_fail();
         goto done;
     }
-    /* printf per id costs more than the encoding itself on large inputs. */
-    for (size_t i = 0; i < n_ids; i++) {
-        char digits[16], *p = digits + sizeof digits;
-        *--p = '\0';
-        unsigned v = (unsigned)ids[i]; /* ids are ≥ 0 */
-        do
-            *--p = (char)('0' + v % 10);
-        while (v /= 10);
-        if (i)
-            putchar(' ');
-        fputs(p, stdout);
-    }
-    putchar('\n');
-    if (fflush(stdout) || ferror(stdout)) {
-        pl_fail("stdout: write error");
+    if (print_ids(ids, n_ids) != PL_OK)
         code = cli_fail();
-    }
 done:
     free(ids);
     free(text);

@@ -228,10 +228,87 @@ static int check_metric_values(const pl_sweep *sw, long u, float *o)
     return PL_OK;
 }
 
+/* The batch's rows through the model one full patched forward at a time (--naive: the reference the
+ * fast path is tested against). Unit i's prompt: PROMPTS[GROUP[i]]. */
+static int eval_naive(const pl_sweep *sw, pl_unit_cache *cache, int n, const int *group, const int *prompts)
+{
+    int C = sw->C, V = sw->V, T = sw->T, TE = sw->T_eval, S = sw->steps, rc = PL_OK;
+    for (int i = 0; i < n && rc == PL_OK; i++) {
+        const int *tokens = sw->tokens + (size_t)prompts[group[i]] * T;
+        for (int k = 0; k < S && rc == PL_OK; k++) {
+            size_t row = (size_t)i * S + k;
+            pl_run run;
+            rc = pl_forward_patched(sw->model, tokens, TE, sw->resid_index, sw->pos, cache->X + row * C, &run);
+            if (rc != PL_OK)
+                break;
+            memcpy(cache->logits + row * V, run.logits, sizeof(float) * V);
+            memcpy(cache->read + row * C, run.resid + ((size_t)sw->read_index * TE + TE - 1) * C, sizeof(float) * C);
+            pl_run_free(&run);
+        }
+    }
+    return rc;
+}
+
+/* The batch's rows through the fast path: one clean forward per distinct prompt (G of them, batched),
+ * then every unit's S rows patched against its prompt's cached run. */
+static int eval_fast(const pl_sweep *sw, pl_unit_cache *cache, int n, const int *group, const int *prompts, int G)
+{
+    int T = sw->T, TE = sw->T_eval, S = sw->steps;
+    int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
+    pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
+    const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
+    int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
+    int rc = tokens && runs && cleans && group_rows ? PL_OK : PL_ERR;
+    for (int g = 0; rc == PL_OK && g < G; g++)
+        memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
+    if (rc == PL_OK)
+        rc = pl_forward_batch(sw->model, tokens, G, TE, runs);
+    if (rc == PL_OK) {
+        for (int i = 0; i < n; i++) {
+            cleans[i] = &runs[group[i]];
+            group_rows[i] = S;
+        }
+        rc = pl_patch_eval_groups(sw->model, cleans, group_rows, n, sw->resid_index, sw->pos, cache->X,
+                                  cache->logits, sw->read_index, cache->read);
+        for (int g = 0; g < G; g++)
+            pl_run_free(&runs[g]);
+    }
+    free(tokens);
+    free(runs);
+    free(cleans);
+    free(group_rows);
+    return rc;
+}
+
+/* The metrics of the batch's N units (from unit FIRST) into OUT, from the rows the model computed. */
+static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, int n, float *out)
+{
+    int C = sw->C, V = sw->V, S = sw->steps;
+    if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
+        for (size_t row = 0; row < (size_t)n * S; row++)
+            pl_center_float(cache->read + row * C, C);
+    for (int i = 0; i < n; i++) {
+        pl_unit_id id = pl_unit_decode(sw, first + i);
+        float *o = out + (size_t)i * sw->NM * S;
+        if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
+            for (size_t j = 0; j < (size_t)sw->NM * S; j++)
+                o[j] = NAN;
+            continue;
+        }
+        int ref = pl_unit_reference(&sw->ex, id);
+        pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
+                        cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
+        mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
+        int rc = check_metric_values(sw, first + i, o);
+        if (rc != PL_OK)
+            return rc;
+    }
+    return PL_OK;
+}
+
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
-    const pl_model *m = sw->model;
-    int C = sw->C, V = sw->V, T = sw->T, TE = sw->T_eval, S = sw->steps, n;
+    int C = sw->C, V = sw->V, S = sw->steps, n;
     long first = pl_batch_first_unit(sw, b, &n);
     size_t rows = (size_t)sw->batch_units * S;
     if (!cache->X) {
@@ -259,76 +336,15 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         }
     }
     int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, cache->bad);
-    if (rc != PL_OK) {
-        free(group);
-        return rc;
-    }
-    if (sw->naive) {
-        for (int i = 0; i < n && rc == PL_OK; i++) {
-            const int *tokens = sw->tokens + (size_t)prompts[group[i]] * T;
-            for (int k = 0; k < S && rc == PL_OK; k++) {
-                size_t row = (size_t)i * S + k;
-                pl_run run;
-                rc = pl_forward_patched(m, tokens, TE, sw->resid_index, sw->pos, cache->X + row * C, &run);
-                if (rc != PL_OK)
-                    break;
-                memcpy(cache->logits + row * V, run.logits, sizeof(float) * V);
-                memcpy(cache->read + row * C, run.resid + ((size_t)sw->read_index * TE + TE - 1) * C,
-                       sizeof(float) * C);
-                pl_run_free(&run);
-            }
-        }
-    } else {
-        int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
-        pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
-        const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
-        int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
-        rc = tokens && runs && cleans && group_rows ? PL_OK : PL_ERR;
-        for (int g = 0; rc == PL_OK && g < G; g++)
-            memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
-        if (rc == PL_OK)
-            rc = pl_forward_batch(m, tokens, G, TE, runs);
-        if (rc == PL_OK) {
-            for (int i = 0; i < n; i++) {
-                cleans[i] = &runs[group[i]];
-                group_rows[i] = S;
-            }
-            rc = pl_patch_eval_groups(m, cleans, group_rows, n, sw->resid_index, sw->pos, cache->X,
-                                      cache->logits, sw->read_index, cache->read);
-            for (int g = 0; g < G; g++)
-                pl_run_free(&runs[g]);
-        }
-        free(tokens);
-        free(runs);
-        free(cleans);
-        free(group_rows);
-    }
+    if (rc == PL_OK)
+        rc = sw->naive ? eval_naive(sw, cache, n, group, prompts) : eval_fast(sw, cache, n, group, prompts, G);
     free(group);
     if (rc != PL_OK)
-        return PL_ERR;
+        return rc == PL_ERR_BAD_INPUT ? rc : PL_ERR;
     rc = find_nonfinite(sw, first, n, NULL, cache->logits, cache->read, cache->bad);
     if (rc != PL_OK)
         return rc;
-    if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
-        for (size_t row = 0; row < (size_t)n * S; row++)
-            pl_center_float(cache->read + row * C, C);
-    for (int i = 0; i < n; i++) {
-        pl_unit_id id = pl_unit_decode(sw, first + i);
-        float *o = out + (size_t)i * sw->NM * S;
-        if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
-            for (size_t j = 0; j < (size_t)sw->NM * S; j++)
-                o[j] = NAN;
-            continue;
-        }
-        int ref = pl_unit_reference(&sw->ex, id);
-        pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
-                        cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
-        mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
-        rc = check_metric_values(sw, first + i, o);
-        if (rc != PL_OK)
-            return rc;
-    }
-    return PL_OK;
+    return batch_metrics(sw, cache, first, n, out);
 }
 
 void pl_sweep_free(pl_sweep *sw)
