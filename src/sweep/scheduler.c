@@ -573,9 +573,27 @@ static int watch_direction_files(const pl_sweep_config *cfg)
     return PL_OK;
 }
 
-/* Runs on the setup thread: every collective through the agent (coll_*, all_ok). */
-static int setup_steps(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
-                       const pl_run_options *opt)
+/* The run's shapes, from the config and the model's (the hook resolved): setup and --dry-run alike. */
+static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_info *mc)
+{
+    sw->C = mc->d_model;
+    sw->V = mc->n_vocab;
+    sw->T = cfg->n_ctx;
+    sw->T_eval = sw->read_pos + 1;
+    sw->P = cfg->n_prompts;
+    sw->S = cfg->n_directions;
+    sw->NB = cfg->n_bases;
+    sw->ND = cfg->n_dirs;
+    sw->NM = cfg->n_metrics;
+    sw->steps = cfg->steps;
+    sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
+    pl_sweep_set_batches(sw);
+}
+
+/* Setup, every rank: read the config, check the output paths (rank 0), open the model, resolve the
+ * hook, open the SAE. Returns an exit code. */
+static int setup_open(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                      const pl_run_options *opt)
 {
     pl_sweep *sw = &st->sw;
     setup_phase(st, "reading the config");
@@ -609,32 +627,27 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
                                  &sw->read_pos) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    sw->C = mc->d_model;
-    sw->V = mc->n_vocab;
-    sw->T = st->cfg.n_ctx;
-    sw->T_eval = sw->read_pos + 1;
-    sw->P = st->cfg.n_prompts;
-    sw->S = st->cfg.n_directions;
-    sw->NB = st->cfg.n_bases;
-    sw->ND = st->cfg.n_dirs;
-    sw->NM = st->cfg.n_metrics;
-    sw->steps = st->cfg.steps;
-    sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
-    pl_sweep_set_batches(sw);
+    set_shapes(sw, &st->cfg, mc);
     setup_phase(st, "opening the SAE");
     ok = pl_sweep_open_sae(sw) == PL_OK; /* before the clean forwards: a bad SAE fails at once */
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
+    return PL_EXIT_OK;
+}
 
-    /* prompts: rank 0 reads and tokenises, everyone gets the ids */
-    int n_all = sw->P + st->cfg.cov_prompts, T = sw->T, C = sw->C;
+/* Setup: rank 0 reads and tokenises the N_ALL prompts (sweep + covariance), everyone gets the ids;
+ * then the grid. Returns an exit code. */
+static int setup_prompts(run_state *st, int n_all)
+{
+    pl_sweep *sw = &st->sw;
+    int T = sw->T, C = sw->C;
     if ((long long)n_all * T > INT_MAX || (long long)n_all * C > INT_MAX || (long long)C * C > INT_MAX) {
         if (st->rank == 0)
             fprintf(stderr, "plateau: %s: n_prompts + cov_prompts = %d prompts of %d tokens (width %d) are too many "
                     "for one MPI message; use fewer prompts\n", st->cfg.file, n_all, T, C);
         return PL_EXIT_INPUT;
     }
-    ok = 1;
+    int ok = 1;
     setup_phase(st, "reading the prompts");
     if (st->rank == 0)
         ok = pl_data_load(sw, !st->quiet) == PL_OK;
@@ -650,58 +663,81 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     }
     coll_bcast(st, sw->tokens, n_all * T, MPI_INT);
     coll_bcast(st, sw->next_token, n_all, MPI_INT);
-    const int *tokens = sw->tokens; /* the sweep's prompts are the first P rows */
-
     ok = pl_sweep_setup_grid(sw) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
+    return PL_EXIT_OK;
+}
 
-    /* clean forwards, stopping at the hook: fixed chunks of prompts, rank r taking a contiguous run */
+/* This rank's clean forwards of the setup. */
+typedef struct {
+    int n_all;      /* prompts: sweep + covariance */
+    int chunk;      /* prompts per batched forward (setup_chunk) */
+    int lo, hi;     /* this rank's share: prompts [lo, hi) */
+    float *mine;    /* [hi - lo, C]: their activations at (hook, pos) */
+    double seconds; /* the forwards' wall time */
+    int talking;    /* rank 0 reported progress */
+} setup_forwards;
+
+/* Setup: the clean forwards of this rank's share, stopping at the hook: fixed chunks of prompts, rank
+ * r taking a contiguous run. Returns an exit code; F->mine is freed unless PL_EXIT_OK. */
+static int clean_forwards(run_state *st, setup_forwards *f)
+{
+    pl_sweep *sw = &st->sw;
+    int T = sw->T, C = sw->C;
+    const int *tokens = sw->tokens; /* the sweep's prompts are the first P rows */
     setup_phase(st, "the clean forwards");
-    int chunk = setup_chunk(T), lo, hi;
-    setup_share(n_all, chunk, st->rank, st->size, &lo, &hi);
-    float *mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
-    ok = mine != NULL;
+    f->chunk = setup_chunk(T);
+    setup_share(f->n_all, f->chunk, st->rank, st->size, &f->lo, &f->hi);
+    int chunk = f->chunk, lo = f->lo, hi = f->hi;
+    f->mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
+    int ok = f->mine != NULL;
     /* Progress on rank 0 (its share stands for everyone's: the shares differ by at most one chunk),
      * only when the setup is slow enough to need it: after the first chunk, if its share will take
      * over 2 s, then every 2 s. */
     double t0 = now_seconds(), t_said = t0;
-    int talking = 0;
     for (int i = lo; i < hi && ok && !g_signal; i += chunk) {
         int n = hi - i < chunk ? hi - i : chunk;
         ok = pl_forward_resid(st->model, tokens + (size_t)i * T, n, T, sw->resid_index, sw->pos,
-                              mine + (size_t)(i - lo) * C) == PL_OK;
+                              f->mine + (size_t)(i - lo) * C) == PL_OK;
         double t = now_seconds();
         if (st->rank != 0 || st->quiet || i + n >= hi)
             continue;
-        if (!talking && (t - t0) * (hi - lo) / (i + n - lo) > 2.0) {
+        if (!f->talking && (t - t0) * (hi - lo) / (i + n - lo) > 2.0) {
             fprintf(stderr, "plateau: setup: activations of %d prompts at %s (%d sweep + %d for Sigma) on %d rank%s\n",
-                    n_all, st->cfg.hook, sw->P, st->cfg.cov_prompts, st->size, st->size > 1 ? "s" : "");
-            talking = 1;
+                    f->n_all, st->cfg.hook, sw->P, st->cfg.cov_prompts, st->size, st->size > 1 ? "s" : "");
+            f->talking = 1;
         }
-        if (talking && t - t_said >= 2.0) {
+        if (f->talking && t - t_said >= 2.0) {
             fprintf(stderr, "plateau: setup: activations %.0f %%\n", 100.0 * (i + n - lo) / (hi - lo));
             t_said = t;
         }
     }
-    double t_setup_fwd = now_seconds() - t0;
+    f->seconds = now_seconds() - t0;
     /* a signal during the clean forwards: stop now, nothing to checkpoint */
     int sig = g_signal;
     coll_allreduce_max(st, &sig, MPI_INT);
-    if (sig) {
-        if (st->rank == 0)
-            fprintf(stderr, "plateau: %s received during setup: stopping (checkpoint unchanged)\n", signal_name(sig));
-        free(mine);
-        return PL_EXIT_PREEMPTED;
+    int code = sig ? PL_EXIT_PREEMPTED : PL_EXIT_OK;
+    if (sig && st->rank == 0)
+        fprintf(stderr, "plateau: %s received during setup: stopping (checkpoint unchanged)\n", signal_name(sig));
+    if (!sig && !all_ok(st, ok))
+        code = PL_EXIT_INPUT;
+    if (code != PL_EXIT_OK) {
+        free(f->mine);
+        f->mine = NULL;
     }
-    if (!all_ok(st, ok)) {
-        free(mine);
-        return PL_EXIT_INPUT;
-    }
+    return code;
+}
+
+/* Setup: every rank's activations to rank 0, in prompt order; frees F->mine. Returns ALL[n_all, C]
+ * on rank 0, NULL on the others. */
+static float *gather_activations(run_state *st, setup_forwards *f)
+{
+    int C = st->sw.C;
     float *all = NULL;
     int *counts = NULL, *displs = NULL;
     if (st->rank == 0) {
-        all = pl_malloc(sizeof(float) * (size_t)n_all * C, "activations");
+        all = pl_malloc(sizeof(float) * (size_t)f->n_all * C, "activations");
         counts = malloc(sizeof(int) * st->size);
         displs = malloc(sizeof(int) * st->size);
         if (!all || !counts || !displs) {
@@ -710,29 +746,38 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
         }
         for (int r = 0; r < st->size; r++) {
             int a, b;
-            setup_share(n_all, chunk, r, st->size, &a, &b);
+            setup_share(f->n_all, f->chunk, r, st->size, &a, &b);
             counts[r] = (b - a) * C;
             displs[r] = a * C;
         }
     }
     setup_phase(st, "gathering the activations");
-    collective gather = {.kind = COLL_GATHERV, .send = mine, .recv = all, .count = (hi - lo) * C, .type = MPI_FLOAT,
-                         .counts = counts, .displs = displs};
+    collective gather = {.kind = COLL_GATHERV, .send = f->mine, .recv = all, .count = (f->hi - f->lo) * C,
+                         .type = MPI_FLOAT, .counts = counts, .displs = displs};
     agent_run(st, &gather);
     setup_phase(st, "the Sigma fit");
-    free(mine);
+    free(f->mine);
+    f->mine = NULL;
     free(counts);
     free(displs);
-    if (talking)
-        fprintf(stderr, "plateau: setup: activations done in %.1f s; fitting Sigma on %d prompts\n", t_setup_fwd,
+    if (f->talking)
+        fprintf(stderr, "plateau: setup: activations done in %.1f s; fitting Sigma on %d prompts\n", f->seconds,
                 st->cfg.cov_prompts);
+    return all;
+}
 
+/* Setup: rank 0 checks the activations ALL[n_all, C] (freed here), fits mu and Sigma to them and
+ * broadcasts the sweep's activations, mu and Sigma's factor. Returns an exit code. */
+static int setup_fit(run_state *st, int n_all, float *all)
+{
+    pl_sweep *sw = &st->sw;
+    int C = sw->C;
     sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * C, "real activations");
     sw->mu = pl_malloc(sizeof(double) * C, "mu");
     sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
-    ok = sw->real_act && sw->mu && sw->chol;
+    int ok = sw->real_act && sw->mu && sw->chol;
     if (ok && st->rank == 0)
-        ok = unify_equal_prefixes(tokens, n_all, T, sw->pos, all, C) == PL_OK &&
+        ok = unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->pos, all, C) == PL_OK &&
              check_activations(sw, all, sw->P, "sweep prompt") == PL_OK &&
              check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, "covariance prompt") == PL_OK;
     if (ok && st->rank == 0) {
@@ -757,18 +802,18 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     coll_bcast(st, sw->mu, C, MPI_DOUBLE);
     coll_bcast(st, sw->chol, C * C, MPI_DOUBLE);
     coll_bcast(st, &sw->trace, 1, MPI_DOUBLE);
-    setup_phase(st, "the directions and the experiment's setup");
-    ok = watch_direction_files(&st->cfg) == PL_OK && pl_sweep_setup_units(sw) == PL_OK;
-    if (!all_ok(st, ok))
-        return PL_EXIT_INPUT;
-    if (st->rank == 0 && !st->quiet)
-        pl_experiment_notes(&sw->ex, stderr);
+    return PL_EXIT_OK;
+}
 
-    /* A batch is about steps patched rows (or full forwards) plus one clean forward per unit. The
-     * clean forwards above stopped at the hook: a full one costs about L / max(resid_index, 1) of them
-     * (the unembedding left aside; the estimate only bounds the fault timeouts). */
-    int L = mc->n_layer;
-    double t_fwd = hi > lo ? t_setup_fwd / (hi - lo) * L / (sw->resid_index > 0 ? sw->resid_index : 1) : 0.0;
+/* Setup: st->unit_estimate, the slowest rank's time for one batch, from its clean forwards F.
+ * A batch is about steps patched rows (or full forwards) plus one clean forward per unit. The
+ * clean forwards stopped at the hook: a full one costs about L / max(resid_index, 1) of them
+ * (the unembedding left aside; the estimate only bounds the fault timeouts). */
+static void estimate_batch_time(run_state *st, const pl_run_options *opt, const setup_forwards *f)
+{
+    pl_sweep *sw = &st->sw;
+    int L = pl_model_get_info(st->model)->n_layer, T = sw->T, lo = f->lo, hi = f->hi;
+    double t_fwd = hi > lo ? f->seconds / (hi - lo) * L / (sw->resid_index > 0 ? sw->resid_index : 1) : 0.0;
     /* the slowest rank's: a rank without prompts (fewer chunks than ranks) measured nothing */
     coll_allreduce_max(st, &t_fwd, MPI_DOUBLE);
     double per = opt->naive ? sw->steps
@@ -776,17 +821,21 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
                                         pl_forward_flops(st->model, T);
     st->unit_estimate = t_fwd * per * sw->batch_units;
     coll_bcast(st, &st->unit_estimate, 1, MPI_DOUBLE);
+}
 
-    /* identity of what the checkpoint holds */
+/* Setup: the identity of what the checkpoint holds (rank 0): the config's text, the model's and the
+ * prompts' hashes. Returns an exit code. */
+static int hash_inputs(run_state *st)
+{
     setup_phase(st, "hashing the inputs");
-    ok = 1;
+    int ok = 1;
     if (st->rank == 0) {
         st->config_text = pl_sweep_config_text(&st->cfg, 0);
         st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
         ok = st->config_text && st->hashed_text && pl_model_sha256(st->model, st->model_sha) == PL_OK;
         if (ok) {
             /* the tokens of every selected prompt, sweep and covariance */
-            ok = pl_data_sha256(sw, st->data_sha) == PL_OK;
+            ok = pl_data_sha256(&st->sw, st->data_sha) == PL_OK;
         }
     }
     /* the hashes above are of the inputs as opened only if none changed meanwhile */
@@ -795,6 +844,29 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     return PL_EXIT_OK;
+}
+
+/* Runs on the setup thread: every collective through the agent (coll_*, all_ok). Returns an exit code. */
+static int setup_steps(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                       const pl_run_options *opt)
+{
+    int code = setup_open(st, config_path, sets, n_sets, output, opt);
+    if (code != PL_EXIT_OK)
+        return code;
+    setup_forwards f = {.n_all = st->sw.P + st->cfg.cov_prompts};
+    if ((code = setup_prompts(st, f.n_all)) != PL_EXIT_OK || (code = clean_forwards(st, &f)) != PL_EXIT_OK)
+        return code;
+    float *all = gather_activations(st, &f);
+    if ((code = setup_fit(st, f.n_all, all)) != PL_EXIT_OK)
+        return code;
+    setup_phase(st, "the directions and the experiment's setup");
+    int ok = watch_direction_files(&st->cfg) == PL_OK && pl_sweep_setup_units(&st->sw) == PL_OK;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    if (st->rank == 0 && !st->quiet)
+        pl_experiment_notes(&st->sw.ex, stderr);
+    estimate_batch_time(st, opt, &f);
+    return hash_inputs(st);
 }
 
 /* Threads other than the main one block the run's signals: the main thread's handler takes them. */
@@ -1090,10 +1162,9 @@ static int dry_check_resume(run_state *st, const pl_run_options *opt)
     return PL_OK;
 }
 
-/* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
- * anything, then the resolved config and the run's size, memory and time on stdout, as INI. */
-static int dry_run(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
-                   const pl_run_options *opt)
+/* --dry-run: what setup() checks (config, paths, model, SAE, data) without writing anything. */
+static int dry_open(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                    const pl_run_options *opt)
 {
     pl_sweep *sw = &st->sw;
     pl_sweep_config *cfg = &st->cfg;
@@ -1104,44 +1175,37 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
         return PL_ERR;
     if (pl_model_open(&st->model, cfg->model_path) != PL_OK)
         return pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(cfg, "model", "path"), cfg->model_path);
-    const pl_model_info *mc = pl_model_get_info(st->model);
     sw->cfg = cfg;
     sw->model = st->model;
     sw->naive = opt->naive;
     if (pl_sweep_config_resolve(cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos, &sw->read_pos) != PL_OK)
         return PL_ERR;
-    sw->C = mc->d_model, sw->V = mc->n_vocab, sw->T = cfg->n_ctx, sw->T_eval = sw->read_pos + 1;
-    sw->P = cfg->n_prompts, sw->S = cfg->n_directions, sw->NB = cfg->n_bases, sw->ND = cfg->n_dirs;
-    sw->NM = cfg->n_metrics, sw->steps = cfg->steps;
-    sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
-    pl_sweep_set_batches(sw);
+    set_shapes(sw, cfg, pl_model_get_info(st->model));
     if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||
         dry_check_resume(st, opt) != PL_OK)
         return PL_ERR;
-    dry_sizes z; /* on paper first: nothing of the run's size is allocated for a run that cannot fit */
-    if (dry_size(sw, mc, cfg->cov_prompts, &z) != PL_OK)
-        return PL_ERR;
-    double t_chunk = 0, t_batch = 0;
-    int n_chunk = 0;
-    if (calibrate(st, &t_chunk, &n_chunk, &t_batch) != PL_OK)
-        return PL_ERR;
-    t_batch *= z.rows / z.cal_rows;
-    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
-     * clean runs, the fast path's buffers), measured, its rows' buffers scaled on paper to the batch's.
-     * Rank 0 adds the results table (the curves, its checkpoint image and the output built in memory:
-     * three copies), the setup's activations and the Gaussian fit (mu, Sigma, its factor, eigen work). */
-    double per_rank = peak_rss_bytes() + batch_row_bytes(sw, mc, z.rows) - batch_row_bytes(sw, mc, z.cal_rows);
-    double rank0 = per_rank + 3 * z.curves + z.fit;
-    char *text = check_memory(per_rank, rank0, z.curves) == PL_OK ? pl_sweep_config_text(cfg, 0) : NULL;
-    if (!text)
-        return PL_ERR;
+    return PL_OK;
+}
 
+/* --dry-run's measurements: the calibration's times and the memory per rank. */
+typedef struct {
+    double t_chunk, t_batch; /* seconds: n_chunk prompts' clean forwards; batch 0, scaled to its rows */
+    int n_chunk;
+    double per_rank, rank0;  /* bytes */
+} dry_measures;
+
+/* --dry-run: the resolved config TEXT (freed here) and the run's size, memory and time on stdout. */
+static int dry_report(const run_state *st, const pl_run_options *opt, const dry_sizes *z, const dry_measures *m,
+                      char *text)
+{
+    const pl_sweep *sw = &st->sw;
+    const pl_sweep_config *cfg = &st->cfg;
     int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size;
     int n_all = sw->P + cfg->cov_prompts, K = sw->steps;
     int chunk = setup_chunk(sw->T);
     long n_chunks = (n_all + chunk - 1) / chunk, n_units = sw->n_units;
-    double setup_s = (double)((n_chunks + R - 1) / R) * t_chunk * chunk / n_chunk;
-    double sweep_s = (double)((sw->n_batches + R - 1) / R) * t_batch;
+    double setup_s = (double)((n_chunks + R - 1) / R) * m->t_chunk * chunk / m->n_chunk;
+    double sweep_s = (double)((sw->n_batches + R - 1) / R) * m->t_batch;
     char t_setup[64], t_sweep[64], t_all[64];
     format_duration(setup_s, t_setup, sizeof t_setup);
     format_duration(sweep_s, t_sweep, sizeof t_sweep);
@@ -1159,22 +1223,51 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
     snprintf(v, sizeof v, "%d", R);
     dry_line("ranks", v, "the estimate's (--ranks), each with %d OpenBLAS thread%s", cfg->threads,
              cfg->threads > 1 ? "s" : "");
-    snprintf(v, sizeof v, "%.0f", per_rank);
+    snprintf(v, sizeof v, "%.0f", m->per_rank);
     dry_line("memory_per_rank_bytes", v, "%.2f GiB: the calibration batch's measured peak (model pages included)%s",
-             per_rank / (1 << 30), z.cal_rows < z.rows ? ", its buffers scaled from shapes to the batch's rows" : "");
-    snprintf(v, sizeof v, "%.0f", rank0);
+             m->per_rank / (1 << 30),
+             z->cal_rows < z->rows ? ", its buffers scaled from shapes to the batch's rows" : "");
+    snprintf(v, sizeof v, "%.0f", m->rank0);
     dry_line("memory_rank0_bytes", v, "%.2f GiB: + results table, its checkpoint and output images, activations, Sigma",
-             rank0 / (1 << 30));
+             m->rank0 / (1 << 30));
     snprintf(v, sizeof v, "%.3g", setup_s);
-    dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, n_chunk, t_chunk);
+    dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, m->n_chunk, m->t_chunk);
     snprintf(v, sizeof v, "%.3g", sweep_s);
     dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s%s", t_sweep, (long)sw->batch_units * K,
-             t_batch, z.cal_rows < z.rows ? " (timed on its first rows, scaled)" : "",
+             m->t_batch, z->cal_rows < z->rows ? " (timed on its first rows, scaled)" : "",
              sw->naive ? " (--naive: one row, times the rows)" : "");
     snprintf(v, sizeof v, "%.3g", setup_s + sweep_s);
     dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
              R > 1 ? "s" : "");
     return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
+}
+
+/* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
+ * anything, then the resolved config and the run's size, memory and time on stdout, as INI. */
+static int dry_run(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
+                   const pl_run_options *opt)
+{
+    if (dry_open(st, config_path, sets, n_sets, output, opt) != PL_OK)
+        return PL_ERR;
+    pl_sweep *sw = &st->sw;
+    const pl_model_info *mc = pl_model_get_info(st->model);
+    dry_sizes z; /* on paper first: nothing of the run's size is allocated for a run that cannot fit */
+    if (dry_size(sw, mc, st->cfg.cov_prompts, &z) != PL_OK)
+        return PL_ERR;
+    dry_measures m = {0};
+    if (calibrate(st, &m.t_chunk, &m.n_chunk, &m.t_batch) != PL_OK)
+        return PL_ERR;
+    m.t_batch *= z.rows / z.cal_rows;
+    /* Every rank: what the calibration's batch used at its peak (the model's pages it touched, the
+     * clean runs, the fast path's buffers), measured, its rows' buffers scaled on paper to the batch's.
+     * Rank 0 adds the results table (the curves, its checkpoint image and the output built in memory:
+     * three copies), the setup's activations and the Gaussian fit (mu, Sigma, its factor, eigen work). */
+    m.per_rank = peak_rss_bytes() + batch_row_bytes(sw, mc, z.rows) - batch_row_bytes(sw, mc, z.cal_rows);
+    m.rank0 = m.per_rank + 3 * z.curves + z.fit;
+    char *text = check_memory(m.per_rank, m.rank0, z.curves) == PL_OK ? pl_sweep_config_text(&st->cfg, 0) : NULL;
+    if (!text)
+        return PL_ERR;
+    return dry_report(st, opt, &z, &m, text);
 }
 
 /* Evaluate batch B between two checks that every input (model, SAE, direction files, prompts) is
@@ -1585,34 +1678,221 @@ static int write_result(const pl_results *res, const pl_output_meta *meta, const
     return rc;
 }
 
+/* Rank 0: --resume reads the checkpoint into the results table (none there: start from the
+ * beginning). Returns an exit code; the table is freed unless PL_EXIT_OK. */
+static int master_resume(master *ms, const pl_run_options *opt)
+{
+    run_state *st = ms->st;
+    if (!opt->resume)
+        return PL_EXIT_OK;
+    if (access(st->cfg.checkpoint_path, F_OK) != 0) {
+        if (!st->quiet)
+            fprintf(stderr, "plateau: --resume: no checkpoint at %s; starting from the beginning\n",
+                    st->cfg.checkpoint_path);
+    } else if (pl_checkpoint_read(st->cfg.checkpoint_path, &ms->res, st->hashed_text, st->model_sha,
+                                  st->data_sha) != PL_OK) {
+        fprintf(stderr, "plateau: %s\n", pl_error());
+        pl_results_free(&ms->res);
+        return PL_EXIT_INPUT;
+    } else {
+        note_checkpoint_ours(ms);
+        if (!st->quiet)
+            fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done\n", st->cfg.checkpoint_path,
+                    ms->res.n_done, st->sw.n_units);
+    }
+    return PL_EXIT_OK;
+}
+
+/* Rank 0's own share, computed by its local worker thread LW: a finished batch is stored (or its
+ * failure reported), and an idle thread gets the next batch. Returns 1 if a batch finished. */
+static int serve_local_worker(master *ms, local_worker *lw)
+{
+    int progressed = 0;
+    if (local_worker_take(lw)) {
+        if (lw->error[0] && lw->bad_input) {
+            snprintf(ms->bad_input, sizeof ms->bad_input, "%s", lw->error);
+        } else if (lw->error[0]) {
+            char name[512], what[MAX_ERROR_TEXT + 768];
+            batch_name(&ms->st->sw, lw->batch, name, sizeof name);
+            snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, lw->error);
+            fault(ms, what);
+        } else {
+            store_result(ms, lw->batch, lw->out);
+        }
+        progressed = 1;
+    }
+    if (!local_worker_busy(lw) && !ms->bad_input[0]) {
+        long b = dispenser_next(&ms->ds, ms->res.done);
+        if (b >= 0)
+            local_worker_give(lw, b);
+    }
+    return progressed;
+}
+
+/* Rank 0: hand out batches and collect their results until every unit is done, a signal comes
+ * (*PREEMPT), a bad input is reported or a periodic checkpoint fails. Returns an exit code. */
+static int hand_out_batches(master *ms, local_worker *lw, int *preempt)
+{
+    run_state *st = ms->st;
+    const pl_sweep *sw = &st->sw;
+    for (int r = 1; r < st->size; r++)
+        fill_worker(ms, r);
+    while (ms->res.n_done < sw->n_units) {
+        int progressed = 0;
+        int sig = poll_workers(ms, &progressed);
+        if (!sig && g_signal)
+            sig = g_signal;
+        if (sig) {
+            *preempt = sig;
+            break;
+        }
+        if (ms->bad_input[0])
+            break;
+        for (int r = 1; r < st->size; r++)
+            fill_worker(ms, r);
+        check_timeouts(ms);
+        if (serve_local_worker(ms, lw))
+            progressed = 1;
+        if (!progressed)
+            nap();
+        progress(ms, 0);
+        if (now_seconds() - ms->t_ckpt >= st->cfg.checkpoint_every && ms->res.n_done < sw->n_units) {
+            if (checkpoint_now(ms, "periodic") != PL_OK)
+                return PL_EXIT_INPUT;
+        }
+    }
+    return PL_EXIT_OK;
+}
+
+/* Rank 0: stop every rank, keeping the batches in flight; on a signal (PREEMPT), checkpoint first.
+ * Returns CODE, or PL_EXIT_INPUT if that checkpoint failed. */
+static int stop_workers(master *ms, local_worker *lw, int preempt, int code)
+{
+    run_state *st = ms->st;
+    if (preempt) {
+        /* Write what we have first: the launcher may follow its signal with SIGKILL soon. */
+        char why[64];
+        snprintf(why, sizeof why, "%s received", signal_name(preempt));
+        fprintf(stderr, "plateau: %s: stopping\n", why);
+        describe_outstanding();
+        if (checkpoint_now(ms, why) != PL_OK)
+            code = PL_EXIT_INPUT;
+    }
+    /* rank 0's own batch in flight is finished and kept, as the workers' are */
+    if (local_worker_busy(lw)) {
+        while (!local_worker_take(lw))
+            nap();
+        if (!lw->error[0])
+            store_result(ms, lw->batch, lw->out);
+        else if (lw->bad_input && !ms->bad_input[0])
+            snprintf(ms->bad_input, sizeof ms->bad_input, "%s", lw->error);
+    }
+    local_worker_stop(lw);
+    /* stop the workers and collect what they still had */
+    ms->draining = 1;
+    for (int r = 1; r < st->size; r++) {
+        int64_t stop = STOP_UNIT;
+        if (ms->w[r].n_out == 0)
+            ms->w[r].last_heard = now_seconds();
+        MPI_Send(&stop, 1, MPI_INT64_T, r, TAG_UNIT, MPI_COMM_WORLD);
+    }
+    for (;;) {
+        int all_stopped = 1, progressed = 0;
+        for (int r = 1; r < st->size; r++)
+            all_stopped &= ms->w[r].stopped;
+        if (all_stopped)
+            break;
+        poll_workers(ms, &progressed);
+        check_timeouts(ms);
+        if (!progressed)
+            nap();
+    }
+    return code;
+}
+
+/* Rank 0, every unit done: write the output (unless an input changed meanwhile) and remove this
+ * run's checkpoint; on failure keep every unit in the checkpoint. Returns an exit code. */
+static int finish_run(master *ms, const pl_run_options *opt)
+{
+    run_state *st = ms->st;
+    int code = PL_EXIT_OK;
+    progress(ms, 1);
+    pl_output_meta meta = {
+        .config_text = st->config_text,
+        .model_sha256 = st->model_sha,
+        .synthetic_model = pl_model_get_info(st->model)->synthetic,
+        .n_ranks = st->size,
+        .evals_per_second = evals_per_second(ms),
+        .sigma_note = st->sigma_note,
+        .threads = st->cfg.threads,
+        .openblas_config = openblas_get_config(),
+        .command_line = st->command_line,
+    };
+    if (pl_watch_check() != PL_OK) {
+        /* every stored batch passed the same check when it was computed: the checkpoint is sound */
+        code = PL_EXIT_INPUT;
+        char why[MAX_ERROR_TEXT];
+        snprintf(why, sizeof why, "%s", pl_error());
+        if (checkpoint_now(ms, NULL) == PL_OK)
+            fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names); checkpoint "
+                    "%s holds every unit, computed with the inputs as opened\n", why, st->cfg.checkpoint_path);
+        else
+            fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names)\n", why);
+    } else if (pl_results_finish(&ms->res) != PL_OK || write_result(&ms->res, &meta, opt) != PL_OK) {
+        fprintf(stderr, "plateau: %s\n", pl_error());
+        code = PL_EXIT_INPUT;
+        /* keep the work: every unit is in the checkpoint, so --resume (-o elsewhere) only writes */
+        if (checkpoint_now(ms, NULL) == PL_OK)
+            fprintf(stderr, "plateau: all %ld units are in checkpoint %s: run again with --resume (and -o) to "
+                    "write the output\n", st->sw.n_units, st->cfg.checkpoint_path);
+    } else {
+        if (!st->quiet)
+            fprintf(stderr, "plateau: wrote %s (%.0f evals/s on %d rank%s)\n", st->cfg.output_path,
+                    meta.evals_per_second, st->size, st->size > 1 ? "s" : "");
+        /* done: nothing to resume. Only the checkpoint this run wrote or read goes. */
+        struct stat sb;
+        if (ms->ckpt_ours && stat(st->cfg.checkpoint_path, &sb) == 0 && sb.st_dev == ms->ckpt_dev &&
+            sb.st_ino == ms->ckpt_ino)
+            unlink(st->cfg.checkpoint_path);
+    }
+    return code;
+}
+
+/* Rank 0, every rank stopped: the run's outcome (PREEMPT: the signal that stopped it; CODE: its exit
+ * code so far). Returns the exit code. */
+static int end_run(master *ms, const pl_run_options *opt, int preempt, int code)
+{
+    run_state *st = ms->st;
+    if (preempt) {
+        if (code == PL_EXIT_OK)
+            code = checkpoint_now(ms, "all ranks stopped") == PL_OK ? PL_EXIT_PREEMPTED : PL_EXIT_INPUT;
+    } else if (ms->bad_input[0] && code == PL_EXIT_OK) {
+        /* one line: the problem, and where the units finished before it are kept (if any) */
+        code = PL_EXIT_INPUT;
+        if (ms->res.n_done > 0 && checkpoint_now(ms, NULL) == PL_OK)
+            fprintf(stderr, "plateau: %s; the %ld/%ld units finished before are in checkpoint %s\n", ms->bad_input,
+                    ms->res.n_done, st->sw.n_units, st->cfg.checkpoint_path);
+        else
+            fprintf(stderr, "plateau: %s\n", ms->bad_input);
+    } else if (code == PL_EXIT_OK) {
+        code = finish_run(ms, opt);
+    }
+    return code;
+}
+
 static int run_master(run_state *st, const pl_run_options *opt)
 {
     master ms;
     memset(&ms, 0, sizeof ms);
     ms.st = st;
     pl_sweep *sw = &st->sw;
-    int code = PL_EXIT_OK;
     if (pl_results_init(&ms.res, sw) != PL_OK) {
         fprintf(stderr, "plateau: %s\n", pl_error());
         return PL_EXIT_FAULT;
     }
-    if (opt->resume) {
-        if (access(st->cfg.checkpoint_path, F_OK) != 0) {
-            if (!st->quiet)
-                fprintf(stderr, "plateau: --resume: no checkpoint at %s; starting from the beginning\n",
-                        st->cfg.checkpoint_path);
-        } else if (pl_checkpoint_read(st->cfg.checkpoint_path, &ms.res, st->hashed_text, st->model_sha,
-                                      st->data_sha) != PL_OK) {
-            fprintf(stderr, "plateau: %s\n", pl_error());
-            pl_results_free(&ms.res);
-            return PL_EXIT_INPUT;
-        } else {
-            note_checkpoint_ours(&ms);
-            if (!st->quiet)
-                fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done\n", st->cfg.checkpoint_path,
-                        ms.res.n_done, sw->n_units);
-        }
-    }
+    int code = master_resume(&ms, opt);
+    if (code != PL_EXIT_OK)
+        return code;
     ms.w = calloc((size_t)st->size, sizeof(worker_info));
     size_t batch_floats = (size_t)sw->batch_units * sw->NM * sw->steps;
     ms.buf_size = 16 + sizeof(float) * batch_floats + MAX_ERROR_TEXT;
@@ -1628,144 +1908,10 @@ static int run_master(run_state *st, const pl_run_options *opt)
         fprintf(stderr, "plateau: %ld units x %d steps in batches of %d units on %d rank%s%s\n",
                 sw->n_units - ms.res.n_done, sw->steps, sw->batch_units, st->size, st->size > 1 ? "s" : "",
                 opt->naive ? " (naive: full forward per step)" : "");
-
-    for (int r = 1; r < st->size; r++)
-        fill_worker(&ms, r);
     int preempt = 0;
-    while (ms.res.n_done < sw->n_units) {
-        int progressed = 0;
-        int sig = poll_workers(&ms, &progressed);
-        if (!sig && g_signal)
-            sig = g_signal;
-        if (sig) {
-            preempt = sig;
-            break;
-        }
-        if (ms.bad_input[0])
-            break;
-        for (int r = 1; r < st->size; r++)
-            fill_worker(&ms, r);
-        check_timeouts(&ms);
-        /* rank 0's own share, computed by its local worker thread */
-        if (local_worker_take(&lw)) {
-            if (lw.error[0] && lw.bad_input) {
-                snprintf(ms.bad_input, sizeof ms.bad_input, "%s", lw.error);
-            } else if (lw.error[0]) {
-                char name[512], what[MAX_ERROR_TEXT + 768];
-                batch_name(sw, lw.batch, name, sizeof name);
-                snprintf(what, sizeof what, "rank 0 failed on %s: %s", name, lw.error);
-                fault(&ms, what);
-            } else {
-                store_result(&ms, lw.batch, lw.out);
-            }
-            progressed = 1;
-        }
-        if (!local_worker_busy(&lw) && !ms.bad_input[0]) {
-            long b = dispenser_next(&ms.ds, ms.res.done);
-            if (b >= 0)
-                local_worker_give(&lw, b);
-        }
-        if (!progressed)
-            nap();
-        progress(&ms, 0);
-        if (now_seconds() - ms.t_ckpt >= st->cfg.checkpoint_every && ms.res.n_done < sw->n_units) {
-            if (checkpoint_now(&ms, "periodic") != PL_OK) {
-                code = PL_EXIT_INPUT;
-                break;
-            }
-        }
-    }
-
-    if (preempt) {
-        /* Write what we have first: the launcher may follow its signal with SIGKILL soon. */
-        char why[64];
-        snprintf(why, sizeof why, "%s received", signal_name(preempt));
-        fprintf(stderr, "plateau: %s: stopping\n", why);
-        describe_outstanding();
-        if (checkpoint_now(&ms, why) != PL_OK)
-            code = PL_EXIT_INPUT;
-    }
-    /* rank 0's own batch in flight is finished and kept, as the workers' are */
-    if (local_worker_busy(&lw)) {
-        while (!local_worker_take(&lw))
-            nap();
-        if (!lw.error[0])
-            store_result(&ms, lw.batch, lw.out);
-        else if (lw.bad_input && !ms.bad_input[0])
-            snprintf(ms.bad_input, sizeof ms.bad_input, "%s", lw.error);
-    }
-    local_worker_stop(&lw);
-    /* stop the workers and collect what they still had */
-    ms.draining = 1;
-    for (int r = 1; r < st->size; r++) {
-        int64_t stop = STOP_UNIT;
-        if (ms.w[r].n_out == 0)
-            ms.w[r].last_heard = now_seconds();
-        MPI_Send(&stop, 1, MPI_INT64_T, r, TAG_UNIT, MPI_COMM_WORLD);
-    }
-    for (;;) {
-        int all_stopped = 1, progressed = 0;
-        for (int r = 1; r < st->size; r++)
-            all_stopped &= ms.w[r].stopped;
-        if (all_stopped)
-            break;
-        poll_workers(&ms, &progressed);
-        check_timeouts(&ms);
-        if (!progressed)
-            nap();
-    }
-    if (preempt) {
-        if (code == PL_EXIT_OK)
-            code = checkpoint_now(&ms, "all ranks stopped") == PL_OK ? PL_EXIT_PREEMPTED : PL_EXIT_INPUT;
-    } else if (ms.bad_input[0] && code == PL_EXIT_OK) {
-        /* one line: the problem, and where the units finished before it are kept (if any) */
-        code = PL_EXIT_INPUT;
-        if (ms.res.n_done > 0 && checkpoint_now(&ms, NULL) == PL_OK)
-            fprintf(stderr, "plateau: %s; the %ld/%ld units finished before are in checkpoint %s\n", ms.bad_input,
-                    ms.res.n_done, sw->n_units, st->cfg.checkpoint_path);
-        else
-            fprintf(stderr, "plateau: %s\n", ms.bad_input);
-    } else if (code == PL_EXIT_OK) {
-        progress(&ms, 1);
-        pl_output_meta meta = {
-            .config_text = st->config_text,
-            .model_sha256 = st->model_sha,
-            .synthetic_model = pl_model_get_info(st->model)->synthetic,
-            .n_ranks = st->size,
-            .evals_per_second = evals_per_second(&ms),
-            .sigma_note = st->sigma_note,
-            .threads = st->cfg.threads,
-            .openblas_config = openblas_get_config(),
-            .command_line = st->command_line,
-        };
-        if (pl_watch_check() != PL_OK) {
-            /* every stored batch passed the same check when it was computed: the checkpoint is sound */
-            code = PL_EXIT_INPUT;
-            char why[MAX_ERROR_TEXT];
-            snprintf(why, sizeof why, "%s", pl_error());
-            if (checkpoint_now(&ms, NULL) == PL_OK)
-                fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names); checkpoint "
-                        "%s holds every unit, computed with the inputs as opened\n", why, st->cfg.checkpoint_path);
-            else
-                fprintf(stderr, "plateau: %s; no output written (its inputs would not be the ones it names)\n", why);
-        } else if (pl_results_finish(&ms.res) != PL_OK || write_result(&ms.res, &meta, opt) != PL_OK) {
-            fprintf(stderr, "plateau: %s\n", pl_error());
-            code = PL_EXIT_INPUT;
-            /* keep the work: every unit is in the checkpoint, so --resume (-o elsewhere) only writes */
-            if (checkpoint_now(&ms, NULL) == PL_OK)
-                fprintf(stderr, "plateau: all %ld units are in checkpoint %s: run again with --resume (and -o) to "
-                        "write the output\n", sw->n_units, st->cfg.checkpoint_path);
-        } else {
-            if (!st->quiet)
-                fprintf(stderr, "plateau: wrote %s (%.0f evals/s on %d rank%s)\n", st->cfg.output_path,
-                        meta.evals_per_second, st->size, st->size > 1 ? "s" : "");
-            /* done: nothing to resume. Only the checkpoint this run wrote or read goes. */
-            struct stat sb;
-            if (ms.ckpt_ours && stat(st->cfg.checkpoint_path, &sb) == 0 && sb.st_dev == ms.ckpt_dev &&
-                sb.st_ino == ms.ckpt_ino)
-                unlink(st->cfg.checkpoint_path);
-        }
-    }
+    code = hand_out_batches(&ms, &lw, &preempt);
+    code = stop_workers(&ms, &lw, preempt, code);
+    code = end_run(&ms, opt, preempt, code);
     free(ms.w);
     free(ms.buf);
     pl_results_free(&ms.res);
