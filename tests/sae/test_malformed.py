@@ -164,7 +164,7 @@ expect("sha_pin", good, r"\[sae\] sha256 = 0{64}, but the SAE in .*good has sha2
 expect("kind_without_sae", "", r"\[perturb\] directions: sae_active needs an SAE: set \[sae\] path", run=True)
 expect("readout_without_sae", "", r"\[readout\] metrics: sae_recon_error needs an SAE",
        perturb__directions="cov_random", readout__metrics="kl, sae_recon_error")
-expect("scale_off_grid", good, r"\[perturb\] directions: sae_feature_scale needs alpha = 1 \(its base\) on the grid",
+expect("scale_off_grid", good, r"\[perturb\] directions: sae_feature_scale needs alpha = 1 \(its base\) on the alpha grid",
        perturb__directions="sae_feature_scale", perturb__alpha_max=2, perturb__steps=4)
 expect("scale_fixed_norm", good, r"\[perturb\] step_mode: sae_feature_scale needs step_mode = to_target",
        perturb__directions="sae_feature_scale", perturb__step_mode="fixed_norm")
