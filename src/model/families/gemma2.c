@@ -216,10 +216,7 @@ static int gemma2_finish(pl_model *m, const pl_hf_config *c, const pl_hf_wants *
 {
     pl_decoder *d = m->weights;
     if (d->cfg.tied) {
-        const pl_hf_want *lm = NULL, *embed = NULL;
-        for (int i = 0; i < w->n; i++)
-            lm = w->items[i].dst == &d->unembed ? &w->items[i] : lm,
-            embed = w->items[i].dst == &d->embed ? &w->items[i] : embed;
+        const pl_hf_want *lm = pl_hf_want_of(w, &d->unembed), *embed = pl_hf_want_of(w, &d->embed);
         if (lm->found_in && !pl_hf_same_values(lm, embed))
             return pl_fail("%s: tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight",
                            c->path);
