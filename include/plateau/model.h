@@ -3,7 +3,8 @@
  * A model is opened from a path (a Hugging Face dir, or a llama2.c checkpoint file); its family
  * (a row of the registry, src/model/registry.c) and file format are its own business. Every weight pointer inside is fp32:
  * F32 tensors point straight into the mmapped file (ranks on one node share it through the page
- * cache); F16/BF16 tensors are converted once into an owned buffer. Forward passes: plateau/forward.h.
+ * cache); F16/BF16 tensors are converted once, into an owned buffer or a node's shared arena
+ * (pl_weight_arena). Forward passes: plateau/forward.h.
  */
 #ifndef PLATEAU_MODEL_H
 #define PLATEAU_MODEL_H
@@ -37,6 +38,34 @@ typedef struct {
  * NULL and the one-line message names the file, key or tensor and the problem. */
 int pl_model_open(pl_model **m, const char *path);
 void pl_model_close(pl_model *m);
+
+/* Where a model's converted and derived weights go: F16/BF16 tensors made fp32 (and unaligned F32),
+ * and the matrices fused at load ([q | k | v], [gate | up]). Without an arena each is a private
+ * malloc. A sweep under MPI hands every rank of a node the same region (an MPI-3 shared window the
+ * scheduler allocates): the node's first rank opens the model with FILL = 1 and converts into it,
+ * the others then open it with FILL = 0 and take the same pointers, converting nothing. Pieces are
+ * taken in the order the model's tensors are loaded, which depends only on the files, so every
+ * process of the node finds each tensor at the same offset. BASE NULL: count the bytes only. */
+typedef struct {
+    char *base;  /* the region (64-byte aligned), or NULL (plan: pl_model_weight_bytes) */
+    size_t size; /* its bytes */
+    int fill;    /* 1: this process writes the weights; 0: they are there already */
+    size_t used; /* bytes handed out so far */
+} pl_weight_arena;
+
+typedef struct {
+    pl_weight_arena *arena; /* NULL: private copies */
+    int unfused;            /* keep q, k, v and gate, up as separate matrices (tests compare the two) */
+} pl_model_open_opts;
+
+/* pl_model_open with options (NULL: pl_model_open's). A model larger than the arena is refused,
+ * naming the model and both sizes. The arena must outlive the model. */
+int pl_model_open_with(pl_model **m, const char *path, const pl_model_open_opts *opts);
+
+/* The bytes PATH's converted and derived weights take (what an arena must hold, 64-byte pieces),
+ * and the bytes of its weight files (mmapped, shared by every process through the page cache).
+ * The files are read and checked as pl_model_open does; nothing is converted. */
+int pl_model_weight_bytes(const char *path, size_t *converted, size_t *file_bytes);
 
 const pl_model_info *pl_model_get_info(const pl_model *m);
 /* The families a Hugging Face dir may be, as config.json's model_type names, in the registry's order

@@ -30,7 +30,9 @@ void pl_model_close(pl_model *m)
     free(m);
 }
 
-int pl_model_open(pl_model **out, const char *path)
+int pl_model_open(pl_model **out, const char *path) { return pl_model_open_with(out, path, NULL); }
+
+int pl_model_open_with(pl_model **out, const char *path, const pl_model_open_opts *opts)
 {
     *out = NULL;
     struct stat sb;
@@ -46,6 +48,8 @@ int pl_model_open(pl_model **out, const char *path)
     if (!m)
         return PL_ERR;
     m->path = strdup(path);
+    m->arena = opts ? opts->arena : NULL;
+    m->unfused = opts ? opts->unfused : 0;
     int rc = !m->path ? pl_fail("out of memory (model path)")
              : S_ISDIR(sb.st_mode) ? pl_family_open_hf(m, path)
                                    : pl_llama2c_open(m, path);
@@ -54,6 +58,21 @@ int pl_model_open(pl_model **out, const char *path)
         return PL_ERR;
     }
     *out = m;
+    return PL_OK;
+}
+
+int pl_model_weight_bytes(const char *path, size_t *converted, size_t *file_bytes)
+{
+    pl_weight_arena plan = {0};
+    pl_model_open_opts o = {.arena = &plan};
+    pl_model *m;
+    if (pl_model_open_with(&m, path, &o) != PL_OK)
+        return PL_ERR;
+    *converted = plan.used;
+    *file_bytes = 0;
+    for (int i = 0; i < m->n_files; i++)
+        *file_bytes += m->files[i].size;
+    pl_model_close(m);
     return PL_OK;
 }
 

@@ -48,6 +48,8 @@ struct pl_model {
     int n_files;
     char *path;             /* as given to pl_model_open */
     char *format_desc;      /* the format's `plateau info` lines, or NULL */
+    pl_weight_arena *arena; /* where converted and fused weights go, or NULL (private, in owned) */
+    int unfused;            /* pl_model_open_opts.unfused */
 };
 
 /* Map PATH (a regular file, through src/util) and append it to m->files. MAP and SIZE receive the
@@ -59,6 +61,11 @@ int pl_model_map_file(pl_model *m, const char *path, const char *what, const voi
  * FILE, TENSOR and the first bad index. NULL on failure. */
 const float *pl_model_weight_f32(pl_model *m, const char *file, const char *tensor, st_dtype dtype,
                                  const void *src, size_t n);
+
+/* Room for N floats of converted or derived weights: the next piece of m->arena, or a private
+ * buffer owned by M. *FILL: whether the caller writes them (0: another process of the node has).
+ * NULL and the message on failure (out of memory, or the arena is full). */
+float *pl_model_weight_space(pl_model *m, size_t n, int *fill);
 
 /* Append a line "key  value" to the format's lines of `plateau info`. */
 void pl_model_describe_add(pl_model *m, const char *key, const char *fmt, ...)

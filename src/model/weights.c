@@ -36,26 +36,58 @@ int pl_model_map_file(pl_model *m, const char *path, const char *what, const voi
     return PL_OK;
 }
 
+/* Pieces of an arena start on 64-byte boundaries (cache lines; OpenBLAS packs from any address). */
+#define ARENA_ALIGN 64
+
+/* A plan counts bytes and hands out this, never read: nothing dereferences a weight during a load. */
+static float plan_dummy[16] __attribute__((aligned(ARENA_ALIGN)));
+
+float *pl_model_weight_space(pl_model *m, size_t n, int *fill)
+{
+    pl_weight_arena *a = m->arena;
+    size_t bytes = sizeof(float) * (n ? n : 1);
+    if (a) {
+        size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+        *fill = a->base && a->fill;
+        if (!a->base) {
+            a->used += need;
+            return plan_dummy;
+        }
+        if (need > a->size - a->used) {
+            pl_fail("%s: the converted weights need more than the node's shared weight window of %zu bytes "
+                    "(%zu in use, %zu more asked)", m->path, a->size, a->used, need);
+            return NULL;
+        }
+        float *out = (float *)(void *)(a->base + a->used);
+        a->used += need;
+        return out;
+    }
+    float **grown = realloc(m->owned, sizeof *grown * (size_t)(m->n_owned + 1));
+    if (!grown) {
+        pl_fail("out of memory (converted weights)");
+        return NULL;
+    }
+    m->owned = grown;
+    float *copy = pl_malloc(bytes, "converted weights");
+    if (!copy)
+        return NULL;
+    m->owned[m->n_owned++] = copy;
+    *fill = 1;
+    return copy;
+}
+
 const float *pl_model_weight_f32(pl_model *m, const char *file, const char *tensor, st_dtype dtype,
                                  const void *src, size_t n)
 {
-    const float *out;
-    if (dtype == ST_F32 && !((uintptr_t)src & 3u)) {
-        out = src;
-    } else {
-        float **grown = realloc(m->owned, sizeof *grown * (size_t)(m->n_owned + 1));
-        if (!grown) {
-            pl_fail("out of memory (converted weights)");
-            return NULL;
-        }
-        m->owned = grown;
-        float *copy = pl_malloc(sizeof(float) * (n ? n : 1), "converted weights");
-        if (!copy)
-            return NULL;
-        m->owned[m->n_owned++] = copy;
-        st_to_f32(dtype, src, n, copy);
-        out = copy;
-    }
+    if (dtype == ST_F32 && !((uintptr_t)src & 3u) && m->arena && !m->arena->base)
+        return src; /* a plan reads no weight */
+    if (dtype == ST_F32 && !((uintptr_t)src & 3u))
+        return st_check_finite(file, tensor, src, n) == PL_OK ? src : NULL;
+    int fill;
+    float *out = pl_model_weight_space(m, n, &fill);
+    if (!out || !fill) /* filled (and checked) by another process of the node, or a plan */
+        return out;
+    st_to_f32(dtype, src, n, out);
     return st_check_finite(file, tensor, out, n) == PL_OK ? out : NULL;
 }
 
