@@ -57,6 +57,8 @@ static int open_family(pl_model *m, const char *dir, const pl_hf_config *c, cons
     if (rc == PL_OK)
         rc = f->code->finish(m, c, &w);
     if (rc == PL_OK)
+        pl_decoder_fuse(m->weights);
+    if (rc == PL_OK)
         pl_decoder_set_info(m, f->model_type, "hf", synthetic);
     pl_hf_wants_free(&w);
     return rc;

@@ -80,6 +80,30 @@ void pl_decoder_set_info(pl_model *m, const char *family, const char *format, in
                      (size_t)c->n_layer * block;
 }
 
+void pl_decoder_fuse(pl_decoder *d)
+{
+    const pl_decoder_config *c = &d->cfg;
+    size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
+    int qkv = c->qkv == PL_QKV_SEPARATE;
+    for (int l = 0; l < c->n_layer; l++) {
+        pl_decoder_block *b = &d->blocks[l];
+        qkv = qkv && b->q.layout == PL_LAYOUT_OUT_IN && b->k.layout == PL_LAYOUT_OUT_IN &&
+              b->v.layout == PL_LAYOUT_OUT_IN && b->k.w == b->q.w + qd * C && b->v.w == b->k.w + kvd * C &&
+              (b->q.b ? b->k.b == b->q.b + qd && b->v.b == b->k.b + kvd : !b->k.b && !b->v.b);
+        int gated = c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH;
+        if (gated && b->gate.layout == PL_LAYOUT_OUT_IN && b->up.layout == PL_LAYOUT_OUT_IN && !b->gate.b &&
+            !b->up.b && b->up.w == b->gate.w + (size_t)c->d_mlp * C)
+            b->gate_up = (pl_dec_mat){b->gate.w, NULL, PL_LAYOUT_OUT_IN};
+    }
+    if (!qkv)
+        return;
+    for (int l = 0; l < c->n_layer; l++) {
+        pl_decoder_block *b = &d->blocks[l];
+        b->qkv = (pl_dec_mat){b->q.w, b->q.b, PL_LAYOUT_OUT_IN};
+    }
+    d->cfg.qkv = PL_QKV_FUSED_BLOCKS;
+}
+
 /* ------------------------------------------------------------ layer pieces */
 
 typedef struct {
@@ -183,7 +207,20 @@ static qkv_view project_qkv(const pl_decoder *d, const pl_decoder_block *b, int 
 static void mlp(const pl_decoder_config *c, const pl_decoder_block *b, int R, scratch *s)
 {
     int C = c->d_model, MLP = c->d_mlp;
-    if (c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH) {
+    if ((c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH) && b->gate_up.w) {
+        /* one sgemm into [R, 2 MLP] (s->a and s->b are adjacent); each row's gate half activated and
+         * moved to row i of s->a (rows in order: a row's target never overlaps a later row's source) */
+        size_t width = (size_t)MLP;
+        apply(&b->gate_up, s->a, s->h, R, C, 2 * MLP);
+        for (size_t i = 0; i < (size_t)R; i++) {
+            float *row = s->a + 2 * width * i;
+            if (c->mlp == PL_MLP_SWIGLU)
+                pl_op_swiglu(row, row + width, width);
+            else
+                pl_op_geglu_tanh(row, row + width, width);
+            memmove(s->a + width * i, row, sizeof(float) * width);
+        }
+    } else if (c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH) {
         apply(&b->gate, s->a, s->h, R, C, MLP);
         apply(&b->up, s->b, s->h, R, C, MLP);
         if (c->mlp == PL_MLP_SWIGLU)

@@ -27,7 +27,9 @@
  *
  * Each weight matrix keeps the layout of its file (pl_dec_mat.layout): PyTorch nn.Linear [out, in]
  * (y = x W^T, pl_op_linear) or HF Conv1D [in, out] (y = x W, pl_op_matmul, GPT-2). The weights stay
- * where they were loaded (mmapped or converted), and each layout keeps its own sgemm orientation.
+ * where they were loaded (mmapped or converted), and each layout keeps its own sgemm orientation;
+ * separate q, k, v and gate, up that the loader placed side by side are applied as one matrix each
+ * (pl_decoder_fuse).
  *
  * Later choices (Gemma 2's post-norms, (1+w) RMSNorm, soft-capping, GeGLU, embedding scale,
  * sliding windows; a backward pass) belong here as further fields of pl_decoder_config, read by the
@@ -87,6 +89,9 @@ typedef struct {
     const float *post_attn_norm_w;  /* [C] norm of the attention output, or NULL (Gemma 2) */
     const float *post_mlp_norm_w;   /* [C] norm of the MLP output, or NULL (Gemma 2) */
     int window;                     /* sliding window: a query sees its `window` latest keys; 0: all */
+    pl_dec_mat gate_up;             /* gated MLPs fused at load: [gate | up], out 2I, in C, layout
+                                       OUT_IN, whose halves gate.w and up.w are (pl_decoder_fuse); w NULL:
+                                       gate and up apart */
 } pl_decoder_block;
 
 typedef struct {
@@ -104,6 +109,12 @@ pl_decoder *pl_decoder_new(pl_model *m, int n_layer);
 
 /* inv_freq[k] = 1 / theta^(2k / rot_dim), in float as HF and run.c compute it. */
 int pl_decoder_rope_default(pl_decoder_config *cfg, double theta);
+
+/* Apply each block's q, k, v (every block's, all [out, in], biases all or none) as one fused [q | k | v]
+ * matrix (cfg.qkv = PL_QKV_FUSED_BLOCKS, b->qkv a view starting at q) when the loader placed them side
+ * by side (pl_hf_want_group), and gate, up as one [gate | up] (b->gate_up); q, k, v, gate and up stay
+ * valid views. One sgemm instead of three (two): the same multiply-adds, larger N. */
+void pl_decoder_fuse(pl_decoder *d);
 
 /* Fill m->info from the decoder's config (family, format, params counted from the tensors). */
 void pl_decoder_set_info(pl_model *m, const char *family, const char *format, int synthetic);

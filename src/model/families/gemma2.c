@@ -173,11 +173,13 @@ static int tensor_table(pl_decoder *d, const gemma_keys *k, pl_hf_wants *w)
              pl_hf_want_add(w, &b->q.w, 0, 2, qd, C, why_attn, "%s.%d.self_attn.q_proj.weight", p, l) ||
              pl_hf_want_add(w, &b->k.w, 0, 2, kvd, C, why_attn, "%s.%d.self_attn.k_proj.weight", p, l) ||
              pl_hf_want_add(w, &b->v.w, 0, 2, kvd, C, why_attn, "%s.%d.self_attn.v_proj.weight", p, l) ||
+             pl_hf_want_group(w, 3) ||
              pl_hf_want_add(w, &b->o.w, 0, 2, C, qd, why_attn, "%s.%d.self_attn.o_proj.weight", p, l) ||
              pl_hf_want_add(w, &b->post_attn_norm_w, 0, 1, C, 0, why_c, "%s.%d.post_attention_layernorm.weight", p, l) ||
              pl_hf_want_add(w, &b->norm2_w, 0, 1, C, 0, why_c, "%s.%d.pre_feedforward_layernorm.weight", p, l) ||
              pl_hf_want_add(w, &b->gate.w, 0, 2, I, C, why_mlp, "%s.%d.mlp.gate_proj.weight", p, l) ||
              pl_hf_want_add(w, &b->up.w, 0, 2, I, C, why_mlp, "%s.%d.mlp.up_proj.weight", p, l) ||
+             pl_hf_want_group(w, 2) ||
              pl_hf_want_add(w, &b->down.w, 0, 2, C, I, why_mlp, "%s.%d.mlp.down_proj.weight", p, l) ||
              pl_hf_want_add(w, &b->post_mlp_norm_w, 0, 1, C, 0, why_c, "%s.%d.post_feedforward_layernorm.weight", p, l);
     }

@@ -193,15 +193,18 @@ static int tensor_table(pl_decoder *d, const llama_keys *k, pl_hf_wants *w)
              pl_hf_want_add(w, &b->q.w, 0, 2, qd, C, why_attn, "model.layers.%d.self_attn.q_proj.weight", l) ||
              pl_hf_want_add(w, &b->k.w, 0, 2, kvd, C, why_attn, "model.layers.%d.self_attn.k_proj.weight", l) ||
              pl_hf_want_add(w, &b->v.w, 0, 2, kvd, C, why_attn, "model.layers.%d.self_attn.v_proj.weight", l) ||
+             pl_hf_want_group(w, 3) ||
              pl_hf_want_add(w, &b->o.w, 0, 2, C, qd, why_attn, "model.layers.%d.self_attn.o_proj.weight", l) ||
              pl_hf_want_add(w, &b->norm2_w, 0, 1, C, 0, why_c, "model.layers.%d.post_attention_layernorm.weight", l) ||
              pl_hf_want_add(w, &b->gate.w, 0, 2, I, C, why_mlp, "model.layers.%d.mlp.gate_proj.weight", l) ||
              pl_hf_want_add(w, &b->up.w, 0, 2, I, C, why_mlp, "model.layers.%d.mlp.up_proj.weight", l) ||
+             pl_hf_want_group(w, 2) ||
              pl_hf_want_add(w, &b->down.w, 0, 2, C, I, why_mlp, "model.layers.%d.mlp.down_proj.weight", l);
         if (rc == PL_OK && k->qkv_bias)
             rc = pl_hf_want_add(w, &b->q.b, 0, 1, qd, 0, why_attn, "model.layers.%d.self_attn.q_proj.bias", l) ||
                  pl_hf_want_add(w, &b->k.b, 0, 1, kvd, 0, why_attn, "model.layers.%d.self_attn.k_proj.bias", l) ||
-                 pl_hf_want_add(w, &b->v.b, 0, 1, kvd, 0, why_attn, "model.layers.%d.self_attn.v_proj.bias", l);
+                 pl_hf_want_add(w, &b->v.b, 0, 1, kvd, 0, why_attn, "model.layers.%d.self_attn.v_proj.bias", l) ||
+                 pl_hf_want_group(w, 3);
         if (rc == PL_OK && k->attn_bias)
             rc = pl_hf_want_add(w, &b->o.b, 0, 1, C, 0, why_c, "model.layers.%d.self_attn.o_proj.bias", l);
     }

@@ -169,8 +169,16 @@ int pl_hf_want_add(pl_hf_wants *w, const float **dst, int optional, int ndim, in
         return pl_fail("out of memory (tensor table)");
     }
     it->found_in = NULL;
+    it->group = 0;
     *dst = NULL;
     w->n++;
+    return PL_OK;
+}
+
+int pl_hf_want_group(pl_hf_wants *w, int n)
+{
+    if (n > 1 && n <= w->n)
+        w->items[w->n - n].group = n;
     return PL_OK;
 }
 
@@ -414,6 +422,38 @@ static void describe_files(pl_model *m, const pl_hf_files *tf, const pl_hf_wants
     pl_model_describe_add(m, "file_bytes", "%zu", bytes);
 }
 
+/* The group of wants starting at S (pl_hf_want_group), when all of them are found and untied and the
+ * model is not opened unfused: one buffer, each converted after the one before, every *dst set (the
+ * caller then skips them). */
+static int load_group(pl_model *m, pl_hf_wants *wants, int s, const st_tensor **found, const char **found_in)
+{
+    int g = wants->items[s].group, fill;
+    size_t total = 0;
+    if (m->unfused || s + g > wants->n)
+        return PL_OK;
+    for (int i = s; i < s + g; i++) {
+        if (!found[i] || wants->items[i].optional == PL_HF_TIED)
+            return PL_OK;
+        total += (found[i]->end - found[i]->begin) / st_dtype_size(found[i]->dtype);
+    }
+    float *out = pl_model_weight_space(m, total, &fill);
+    if (!out)
+        return PL_ERR;
+    int plan = m->arena && !m->arena->base; /* out is a placeholder, never read */
+    for (int i = s; i < s + g; i++) {
+        const st_tensor *t = found[i];
+        size_t n = (t->end - t->begin) / st_dtype_size(t->dtype);
+        *wants->items[i].dst = out;
+        if (fill) {
+            st_to_f32(t->dtype, t->data, n, out);
+            if (st_check_finite(found_in[i], t->name, out, n) != PL_OK)
+                return PL_ERR;
+        }
+        out += plan ? 0 : n;
+    }
+    return PL_OK;
+}
+
 int pl_hf_load_tensors(pl_model *m, const char *dir, pl_hf_wants *wants, const pl_hf_names *names)
 {
     pl_hf_files tf = {0};
@@ -438,7 +478,10 @@ int pl_hf_load_tensors(pl_model *m, const char *dir, pl_hf_wants *wants, const p
         size_t n = (t->end - t->begin) / st_dtype_size(t->dtype);
         w->found_in = found_in[s]; /* m->files' path and map: live as long as m */
         w->raw = t->data, w->dtype = t->dtype, w->numel = n;
-        if (w->optional != PL_HF_TIED && !(*w->dst = pl_model_weight_f32(m, found_in[s], t->name, t->dtype, t->data, n)))
+        if (w->group > 1 && load_group(m, wants, s, found, found_in) != PL_OK)
+            goto done;
+        if (w->optional != PL_HF_TIED && !*w->dst &&
+            !(*w->dst = pl_model_weight_f32(m, found_in[s], t->name, t->dtype, t->data, n)))
             goto done;
     }
     describe_files(m, &tf, wants, ignored);

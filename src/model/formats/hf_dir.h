@@ -50,6 +50,7 @@ typedef struct {
     int optional;         /* PL_HF_REQUIRED; PL_HF_OPTIONAL: may be absent (*dst stays NULL); PL_HF_TIED:
                              optional, and when present a copy of another tensor (a tied head) */
     const char *why;      /* the config keys the shape follows from, for messages */
+    int group;            /* > 1: this want and the next group - 1 are placed side by side (pl_hf_want_group) */
     /* After pl_hf_load_tensors, when present: the file that holds it (m->files' path) and its bytes
      * there. A PL_HF_TIED tensor is not converted (*dst stays NULL): pl_hf_same_values compares it. */
     const char *found_in;
@@ -72,6 +73,11 @@ const pl_hf_want *pl_hf_want_of(const pl_hf_wants *w, const float *const *dst);
 int pl_hf_want_add(pl_hf_wants *w, const float **dst, int optional, int ndim, int64_t d0, int64_t d1, const char *why,
                    const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 void pl_hf_wants_free(pl_hf_wants *w);
+/* The last N wants added are one fused matrix: converted (F32 copied) into one buffer, each after
+ * the one before, so that the family's pointers to them are the rows of [w1 | w2 | ...] (the
+ * decoder then applies them as one, pl_decoder_fuse). Ignored when the model is opened unfused or
+ * when one of them is absent or tied. PL_OK (chains with pl_hf_want_add). */
+int pl_hf_want_group(pl_hf_wants *w, int n);
 
 /* DIR's weight files, parsed: model.safetensors, or the shards of model.safetensors.index.json in
  * file-name order (every tensor the index names is in its shard, every shard tensor in the index).
