@@ -106,6 +106,7 @@ typedef struct {
     char *checkpoint_path;
     double worker_timeout;
     int threads;                /* OpenBLAS threads of every rank: the bits depend on it, not on the machine */
+    int shared_weights;         /* under MPI: converted weights in one shared window per node */
     int nonfinite_mark;         /* [run] nonfinite = mark: non-finite evaluations are stored as NaN */
 
     /* where each key's value came from, for messages: "FILE:LINE", "--set ...", or "FILE" (default) */

@@ -374,6 +374,10 @@ static const key_def KEYS[] = {
             "or the machine say: OpenBLAS's results depend on its thread count, so the bits depend "
             "on this key and not on how the run was launched. Recorded in the output (`threads`, "
             "`openblas_config`)"},
+    {"run", "shared_weights", "true", 0, KT_BOOL, OFF(shared_weights),
+     .doc = "under MPI, one fp32 copy of the converted (F16/BF16) and fused weights per node, in an "
+            "MPI-3 shared-memory window the node's first rank fills (`false`: a private copy in every "
+            "rank). The bits are the same either way; F32 files are mmapped and shared regardless"},
     {"run", "nonfinite", "error", 1, KT_ENUM, OFF(nonfinite_mark), .names = &NONFINITE,
      .doc = "a NaN or infinity in a step vector, a logit or the read hook's residual: `error` stops "
             "the run (exit 2) naming the unit, α and what; `mark` stores NaN for the metrics it "

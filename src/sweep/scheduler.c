@@ -123,6 +123,10 @@ typedef struct {
     char *command_line;   /* "plateau run ARGS" (the output's history) */
     int ckpt_lock;        /* rank 0: the descriptor holding CHECKPOINT.lock, or -1 */
     setup_agent *agent;   /* during setup: the main thread that runs its collectives */
+    MPI_Comm node;        /* the ranks sharing this rank's memory (MPI_COMM_TYPE_SHARED), or MPI_COMM_NULL */
+    int node_rank;
+    MPI_Win window;       /* the node's shared weight window, or MPI_WIN_NULL */
+    pl_weight_arena arena; /* the model's view of it (base NULL: private weights) */
 } run_state;
 
 /* ------------------------------------------------------------ setup's watch
@@ -140,7 +144,7 @@ enum { TAG_ALIVE = 3 };
 #define SETUP_GRACE 5.0     /* beyond worker_timeout: a loaded node's scheduling delays */
 #define SETUP_TIMEOUT_DEFAULT 10.0 /* worker_timeout before the config is read ([run] worker_timeout's default) */
 
-enum { COLL_NONE, COLL_ALLGATHER, COLL_BCAST, COLL_ALLREDUCE_MAX, COLL_GATHERV, COLL_ABORT };
+enum { COLL_NONE, COLL_ALLGATHER, COLL_BCAST, COLL_ALLREDUCE_MAX, COLL_GATHERV, COLL_ABORT, COLL_WINDOW };
 
 typedef struct {
     int kind;
@@ -202,6 +206,49 @@ static void setup_abort(run_state *st)
     agent_run(st, &j);
 }
 
+/* The node's shared weight window (COLL_WINDOW: blocking, on the main thread; the node's ranks
+ * arrive together, from an all_ok). */
+typedef struct {
+    run_state *st;
+    size_t bytes;       /* in: what the converted weights take */
+    char *base;         /* out: the window, 64-byte aligned */
+    int ok;
+    char message[256];  /* why not (the setup thread records it: messages are per thread) */
+} window_job;
+
+static void window_allocate(window_job *w)
+{
+    run_state *st = w->st;
+    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, st->rank, MPI_INFO_NULL, &st->node);
+    if (rc == MPI_SUCCESS) {
+        MPI_Comm_set_errhandler(st->node, MPI_ERRORS_RETURN);
+        MPI_Comm_rank(st->node, &st->node_rank);
+        MPI_Info info;
+        MPI_Info_create(&info);
+        MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* all of it is the first rank's */
+        void *base = NULL;
+        rc = MPI_Win_allocate_shared(st->node_rank == 0 ? (MPI_Aint)w->bytes + 64 : 0, 1, info, st->node, &base,
+                                     &st->window);
+        MPI_Info_free(&info);
+        MPI_Aint size = 0;
+        int unit;
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Win_shared_query(st->window, 0, &size, &unit, &base);
+        if (rc == MPI_SUCCESS && (size_t)size < w->bytes + 64)
+            rc = MPI_ERR_SIZE;
+        w->base = base ? (char *)base + (64 - (uintptr_t)base % 64) % 64 : NULL;
+    }
+    w->ok = rc == MPI_SUCCESS;
+    if (!w->ok) {
+        char text[MPI_MAX_ERROR_STRING];
+        int len = 0;
+        MPI_Error_string(rc, text, &len);
+        snprintf(w->message, sizeof w->message, "rank %d: cannot allocate the node's shared weight window of %zu "
+                 "bytes (MPI_Win_allocate_shared: %.*s); [run] shared_weights = false keeps a copy per rank",
+                 st->rank, w->bytes, len, text);
+    }
+}
+
 static MPI_Request agent_start(const run_state *st, const collective *j)
 {
     MPI_Request req = MPI_REQUEST_NULL;
@@ -217,6 +264,9 @@ static MPI_Request agent_start(const run_state *st, const collective *j)
         break;
     case COLL_GATHERV:
         MPI_Igatherv(j->send, j->count, j->type, j->recv, j->counts, j->displs, j->type, 0, MPI_COMM_WORLD, &req);
+        break;
+    case COLL_WINDOW: /* blocking; MPI_REQUEST_NULL tests as done */
+        window_allocate(j->recv);
         break;
     default:
         fflush(stderr);
@@ -590,6 +640,68 @@ static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_
     pl_sweep_set_batches(sw);
 }
 
+static double physical_memory(void);
+
+/* The node's window for the converted weights of CONVERTED bytes (every rank plans the same). The
+ * window must fit the machine: a model too large is refused here, naming it, not by the kernel. */
+static int open_window(run_state *st, size_t converted)
+{
+    double phys = physical_memory();
+    int ok = !(phys > 0 && (double)converted > phys);
+    if (!ok)
+        pl_fail("%s: [model] path = %s: its converted weights need %.3g GiB in the node's shared window, more "
+                "than this machine's %.3g GiB of physical memory", pl_sweep_config_origin(&st->cfg, "model", "path"),
+                st->cfg.model_path, (double)converted / (1 << 30), phys / (1 << 30));
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    window_job w = {.st = st, .bytes = converted};
+    collective j = {.kind = COLL_WINDOW, .recv = &w};
+    agent_run(st, &j);
+    if (!w.ok)
+        pl_fail("%s", w.message);
+    if (!all_ok(st, w.ok))
+        return PL_EXIT_FAULT;
+    st->arena = (pl_weight_arena){w.base, converted, st->node_rank == 0, 0};
+    if (st->rank == 0 && !st->quiet)
+        fprintf(stderr, "plateau: setup: converted and fused weights: %.3g MiB, one copy per node (shared window)\n",
+                (double)converted / (1 << 20));
+    return PL_EXIT_OK;
+}
+
+/* Open the model, every rank. Under MPI (and [run] shared_weights) the converted and fused weights go
+ * to the node's window: every rank plans their bytes from the files, the window is allocated, the
+ * node's first rank converts into it while the others wait (all_ok), then they take the same
+ * pointers. The bits are those of a private copy: the same conversion, the same layout. */
+static int open_model(run_state *st)
+{
+    const char *path = st->cfg.model_path;
+    size_t converted = 0, file_bytes = 0;
+    int shared = st->size > 1 && st->cfg.shared_weights, code;
+    int ok = !shared || pl_model_weight_bytes(path, &converted, &file_bytes) == PL_OK;
+    if (!ok)
+        pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"), path);
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    unsigned long long most = converted; /* the same files everywhere: the same plan */
+    coll_allreduce_max(st, &most, MPI_UNSIGNED_LONG_LONG);
+    if (shared && most > 0 && (code = open_window(st, (size_t)most)) != PL_EXIT_OK)
+        return code;
+    pl_model_open_opts o = {.arena = st->arena.base ? &st->arena : NULL};
+    ok = 1;
+    if (!o.arena || st->node_rank == 0)
+        ok = pl_model_open_with(&st->model, path, &o) == PL_OK;
+    if (o.arena && !all_ok(st, ok)) /* the node's weights are in the window */
+        return PL_EXIT_INPUT;
+    if (o.arena && st->node_rank != 0)
+        ok = pl_model_open_with(&st->model, path, &o) == PL_OK;
+    if (ok && o.arena && st->arena.used != st->arena.size)
+        ok = pl_fail("%s: the weights took %zu bytes of the node's window, planned %zu: the model files changed "
+                     "while plateau read them", path, st->arena.used, st->arena.size) == PL_OK;
+    if (!ok)
+        pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"), path);
+    return all_ok(st, ok) ? PL_EXIT_OK : PL_EXIT_INPUT;
+}
+
 /* Setup, every rank: read the config, check the output paths (rank 0), open the model, resolve the
  * hook, open the SAE. Returns an exit code. */
 static int setup_open(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
@@ -613,12 +725,9 @@ static int setup_open(run_state *st, const char *config_path, char *const *sets,
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     setup_phase(st, "opening the model");
-    ok = pl_model_open(&st->model, st->cfg.model_path) == PL_OK;
-    if (!ok) /* say which config line named the model */
-        pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"),
-                       st->cfg.model_path);
-    if (!all_ok(st, ok))
-        return PL_EXIT_INPUT;
+    int code = open_model(st);
+    if (code != PL_EXIT_OK)
+        return code;
     const pl_model_info *mc = pl_model_get_info(st->model);
     sw->cfg = &st->cfg;
     sw->model = st->model;
@@ -2044,6 +2153,8 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     run_state st;
     memset(&st, 0, sizeof st);
     st.ckpt_lock = -1;
+    st.node = MPI_COMM_NULL;
+    st.window = MPI_WIN_NULL;
     MPI_Comm_rank(MPI_COMM_WORLD, &st.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &st.size);
     char rank_prefix[32] = "";
@@ -2074,6 +2185,10 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     free(st.command_line);
     pl_sweep_free(&st.sw);
     pl_model_close(st.model);
+    if (st.window != MPI_WIN_NULL) /* after the model: its weights live in it */
+        MPI_Win_free(&st.window);
+    if (st.node != MPI_COMM_NULL)
+        MPI_Comm_free(&st.node);
     pl_sweep_config_free(&st.cfg);
     fflush(stderr);
     MPI_Finalize();

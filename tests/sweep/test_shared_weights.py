@@ -1,0 +1,99 @@
+"""One fp32 copy of the weights per node (issue 19): under MPI the converted (BF16/F16) and fused
+weights live in an MPI-3 shared-memory window the node's first rank fills. The window must not change
+a bit: every variable of the output is bitwise identical between a singleton run (no mpirun), one
+rank, two ranks sharing the window and two ranks with private copies ([run] shared_weights = false),
+for a BF16 Llama (q, k, v and gate, up fused at load, tied, grouped-query), an F16 GPT-2 (converted,
+not fused) and an F32 Llama (mmapped; only the fused matrices are in the window).
+
+A model whose converted weights exceed this machine's physical memory is refused before any window
+is allocated, naming the config line and the model, and every rank exits 2 (a sparse BF16 file: no
+disk is used and nothing is read)."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import sweeplib as sl  # noqa: E402
+
+sl.need_mpirun()
+d = sl.workdir(sys.argv)
+data = sl.make_bin(d, 4000, 300)
+
+
+def synth(name, *args):
+    path = os.path.join(d, name)
+    r = subprocess.run([sl.BIN, "synth", path, "--layers", "2", "--ctx", "32", "--vocab", "300"] + list(args),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sl.fail("plateau synth %s: %s" % (name, r.stderr))
+    return path
+
+
+models = {
+    "llama_bf16": synth("llama_bf16", "--family", "llama", "--embd", "64", "--heads", "4", "--kv-heads", "2",
+                        "--dtype", "bf16", "--tied", "--attention-bias"),
+    "gpt2_f16": synth("gpt2_f16", "--embd", "32", "--heads", "4", "--dtype", "f16"),
+    "llama_f32": synth("llama_f32", "--family", "llama", "--embd", "48", "--heads", "4", "--kv-heads", "1"),
+}
+
+for name, model in models.items():
+    ref = os.path.join(d, name + ".nc")
+    cfg = sl.base_config(model, data, ref, data__n_prompts=6, perturb__n_directions=2, perturb__steps=5,
+                         perturb__cov_prompts=40, readout__metrics="kl, l2")
+    ini = sl.write_ini(os.path.join(d, name + ".ini"), cfg)
+    r = sl.run([ini, "--quiet"])
+    if r.returncode != 0:
+        sl.fail("%s, singleton: %s" % (name, r.stderr))
+    for n, shared in ((1, "true"), (2, "true"), (2, "false")):
+        out = os.path.join(d, "%s-%d-%s.nc" % (name, n, shared))
+        r = sl.run([ini, "-o", out, "--set", "run.shared_weights=" + shared], mpi=n)
+        if r.returncode != 0:
+            sl.fail("%s, %d ranks, shared_weights = %s: exit %d: %s" % (name, n, shared, r.returncode, r.stderr))
+        window = "one copy per node (shared window)" in r.stderr
+        if window != (n > 1 and shared == "true"):
+            sl.fail("%s, %d ranks, shared_weights = %s: window note %s: %s" % (name, n, shared, window, r.stderr))
+        bad = sl.same_bits(ref, out)
+        if bad:
+            sl.fail("%s: %d ranks (shared_weights = %s) differ from the singleton run in %s" % (name, n, shared, bad))
+        print("ok %s: %d rank(s), shared_weights = %s: bitwise identical to the singleton run" % (name, n, shared))
+
+# A model too large for the node: refused by name on every rank, before the window exists.
+phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+V, L, I = 1 << 22, 1, 8
+C = ((phys // 4) // V // 64 + 2) * 64  # embed [V, C] in fp32 exceeds physical memory
+big = os.path.join(d, "big")
+os.makedirs(big)
+with open(os.path.join(big, "config.json"), "w") as f:
+    json.dump({"model_type": "llama", "hidden_size": C, "intermediate_size": I, "num_hidden_layers": L,
+               "num_attention_heads": 1, "num_key_value_heads": 1, "vocab_size": V, "max_position_embeddings": 32,
+               "tie_word_embeddings": True, "head_dim": 2}, f)
+shapes = [("model.embed_tokens.weight", [V, C]), ("model.norm.weight", [C])]
+for name, shape in (("input_layernorm.weight", [C]), ("self_attn.q_proj.weight", [2, C]),
+                    ("self_attn.k_proj.weight", [2, C]), ("self_attn.v_proj.weight", [2, C]),
+                    ("self_attn.o_proj.weight", [C, 2]), ("post_attention_layernorm.weight", [C]),
+                    ("mlp.gate_proj.weight", [I, C]), ("mlp.up_proj.weight", [I, C]),
+                    ("mlp.down_proj.weight", [C, I])):
+    shapes.append(("model.layers.0." + name, shape))
+header, offset = {}, 0
+for name, shape in shapes:
+    n = 2
+    for s in shape:
+        n *= s
+    header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}
+    offset += n
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+with open(os.path.join(big, "model.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text)
+    f.truncate(8 + len(text) + offset)  # sparse: no disk used
+cfg = sl.base_config(big, data, os.path.join(d, "big.nc"), data__n_prompts=2, perturb__cov_prompts=4)
+ini = sl.write_ini(os.path.join(d, "big.ini"), cfg)
+r = sl.run([ini, "--quiet"], mpi=2)
+lines = [line for line in r.stderr.splitlines() if line.startswith("plateau")]
+if (r.returncode != 2 or len(lines) != 1 or "[model] path = " + big not in lines[0]
+        or "more than this machine's" not in lines[0] or "shared window" not in lines[0]):
+    sl.fail("a model larger than the node's memory on 2 ranks: exit %d: %s" % (r.returncode, r.stderr))
+print("ok too large for the node's window: exit 2 on every rank, one line: " + lines[0])
+print("shared weight tests passed")
