@@ -1,7 +1,8 @@
 /* Test driver: dump a clean run, a batch of patched runs by the fast path, and the same patches by
  * full forwards, as raw float32 files the numpy reference compares against.
  *
- * usage: probe_forward MODEL_DIR IDS HOOK POS READ_HOOK PATCHES.f32 OUT_PREFIX
+ * usage: probe_forward MODEL_DIR IDS HOOK POS READ_HOOK PATCHES.f32 OUT_PREFIX [--unfused]
+ *   --unfused  open the model with q, k, v and gate, up as separate matrices (pl_model_open_opts)
  *   IDS        comma-separated token ids (T of them)
  *   PATCHES    M x C float32 replacement vectors for the residual at (HOOK, POS)
  * writes OUT_PREFIX.{resid,clean_logits,fast_logits,fast_read,naive_logits,naive_read}.f32
@@ -24,10 +25,11 @@ static int write_f32(const char *prefix, const char *name, const float *x, size_
     return PL_OK;
 }
 
-static int probe(char **argv)
+static int probe(char **argv, int unfused)
 {
     pl_model *m;
-    if (pl_model_open(&m, argv[1]))
+    pl_model_open_opts o = {.unfused = unfused};
+    if (pl_model_open_with(&m, argv[1], &o))
         return PL_ERR;
     int C = pl_model_get_info(m)->d_model, V = pl_model_get_info(m)->n_vocab, L = pl_model_get_info(m)->n_layer;
     int ids[4096], T = 0;
@@ -85,11 +87,12 @@ static int probe(char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: probe_forward MODEL_DIR IDS HOOK POS READ_HOOK PATCHES.f32 OUT_PREFIX\n");
+    int unfused = argc == 9 && !strcmp(argv[8], "--unfused");
+    if (argc != 8 && !unfused) {
+        fprintf(stderr, "usage: probe_forward MODEL_DIR IDS HOOK POS READ_HOOK PATCHES.f32 OUT_PREFIX [--unfused]\n");
         return 1;
     }
-    if (probe(argv)) {
+    if (probe(argv, unfused)) {
         fprintf(stderr, "probe_forward: %s\n", pl_error());
         return 2;
     }

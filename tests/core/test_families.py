@@ -21,7 +21,9 @@ weights large enough that attention is far from uniform (so a wrong rotary embed
 For each: `plateau logits --all` vs numpy within 1e-3, the residual at every hook within 1e-3,
 patched forwards vs numpy within 1e-3, the fast path == the full patched forward within 1e-4
 (several hooks, positions, M = 1, 4, 17), batched forwards and grouped fast path == one at a time
-(test_forward.check_model). Also: `plateau info` names the family, and a sequence longer than the
+(test_forward.check_model), and with q, k, v and gate, up unfused (probe_forward --unfused): vs numpy
+within 1e-3 and vs the fused matrices within 1e-4. Also: `plateau info` names the family (and the
+fused matrices of the Llama-like and Gemma 2 dirs), and a sequence longer than the
 mistral window is refused.
 """
 import argparse
@@ -263,6 +265,11 @@ def main():
                 print(info.stdout, info.stderr)
                 test_forward.FAILURES.append(label + ": plateau info")
                 continue
+            # q, k, v and gate, up fused at load for the nn.Linear families of a Hugging Face dir
+            fused = family in ("llama", "mistral", "qwen2", "gemma2") and os.path.isdir(path)
+            if fused != ("fused [q | k | v]" in info.stdout and "fused [gate | up]" in info.stdout):
+                print(info.stdout)
+                test_forward.FAILURES.append(label + ": plateau info's fused matrices")
             test_forward.check_model(args, tmp, path, ref_models.load(path), label, L, C, V, T, seed)
 
         # the mistral window: 13 positions are one more than sliding_window

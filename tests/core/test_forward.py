@@ -143,6 +143,14 @@ def check_model(args, tmp, path, ref, label, L, C, V, T, seed):
                     ref_l[i], ref_r[i] = lg[-1], rr[read_r][-1]
                 check(f"patched full forward vs numpy, logits, {tag}", naive_l, ref_l, 1e-3)
                 check(f"patched full forward vs numpy, read hook, {tag}", naive_r, ref_r, 1e-3)
+                if M == 4:  # q, k, v and gate, up as separate matrices: the same within the fast path's tolerance
+                    subprocess.run([args.probe, path, ids, hook, str(pos), read_hook, pfile, prefix, "--unfused"],
+                                   check=True)
+                    check(f"unfused full forward vs numpy, logits, {tag}", load("naive_logits").reshape(M, V),
+                          ref_l, 1e-3)
+                    check(f"fused == unfused, fast path logits, {tag}", fast_l, load("fast_logits").reshape(M, V), 1e-4)
+                    check(f"fused == unfused, full forward logits, {tag}", naive_l,
+                          load("naive_logits").reshape(M, V), 1e-4)
 
 
 def main():

@@ -516,7 +516,7 @@ static void decoder_describe(const pl_model *m, FILE *out)
     fprintf(out, "attention           %s (%d query heads, %d key/value heads%s)\n",
             c->n_kv_head == c->n_head ? "multi-head" : "grouped-query", c->n_head, c->n_kv_head, qkv_name[c->qkv]);
     fprintf(out, "norm_eps            %g\n", (double)c->norm_eps);
-    fprintf(out, "mlp                 %s\n", mlp_name[c->mlp]);
+    fprintf(out, "mlp                 %s%s\n", mlp_name[c->mlp], d->blocks[0].gate_up.w ? ", fused [gate | up]" : "");
     fprintf(out, "residual            %s\n", c->parallel_residual ? "parallel (x + attn(ln1 x) + mlp(ln2 x))"
                                                                    : "sequential");
     if (d->pos_embed)
