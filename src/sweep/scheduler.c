@@ -1300,7 +1300,9 @@ static int dry_open(run_state *st, const char *config_path, char *const *sets, i
 typedef struct {
     double t_chunk, t_batch; /* seconds: n_chunk prompts' clean forwards; batch 0, scaled to its rows */
     int n_chunk;
-    double per_rank, rank0;  /* bytes */
+    double per_rank, rank0;  /* bytes: each rank's own (weights aside); rank 0's */
+    double mapped, converted; /* bytes: the weight files (mmapped); converted and fused weights */
+    double per_node;         /* bytes: R ranks on one node, the weights counted once (or R times) */
 } dry_measures;
 
 /* --dry-run: the resolved config TEXT (freed here) and the run's size, memory and time on stdout. */
@@ -1332,13 +1334,24 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     snprintf(v, sizeof v, "%d", R);
     dry_line("ranks", v, "the estimate's (--ranks), each with %d OpenBLAS thread%s", cfg->threads,
              cfg->threads > 1 ? "s" : "");
+    int shared = R > 1 && cfg->shared_weights;
+    snprintf(v, sizeof v, "%.0f", m->mapped);
+    dry_line("memory_weights_mapped_bytes", v, "%.2f GiB: the weight files, mmapped read-only: one copy per node "
+             "(page cache)", m->mapped / (1 << 30));
+    snprintf(v, sizeof v, "%.0f", m->converted);
+    dry_line("memory_weights_converted_bytes", v, "%.2f GiB: F16/BF16 weights in fp32 and the fused matrices: %s",
+             m->converted / (1 << 30), shared ? "one copy per node (shared window)"
+                                       : R > 1 ? "a copy per rank ([run] shared_weights = false)" : "one copy");
     snprintf(v, sizeof v, "%.0f", m->per_rank);
-    dry_line("memory_per_rank_bytes", v, "%.2f GiB: the calibration batch's measured peak (model pages included)%s",
-             m->per_rank / (1 << 30),
+    dry_line("memory_per_rank_bytes", v, "%.2f GiB: each rank's own (batch buffers, clean runs' caches): the "
+             "calibration batch's measured peak less the weights%s", m->per_rank / (1 << 30),
              z->cal_rows < z->rows ? ", its buffers scaled from shapes to the batch's rows" : "");
     snprintf(v, sizeof v, "%.0f", m->rank0);
     dry_line("memory_rank0_bytes", v, "%.2f GiB: + results table, its checkpoint and output images, activations, Sigma",
              m->rank0 / (1 << 30));
+    snprintf(v, sizeof v, "%.0f", m->per_node);
+    dry_line("memory_per_node_bytes", v, "%.2f GiB: %d rank%s on one node: mapped + converted%s + %d x per rank + "
+             "rank 0's extra", m->per_node / (1 << 30), R, R > 1 ? "s" : "", shared || R == 1 ? "" : " x ranks", R);
     snprintf(v, sizeof v, "%.3g", setup_s);
     dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, m->n_chunk, m->t_chunk);
     snprintf(v, sizeof v, "%.3g", sweep_s);
@@ -1349,6 +1362,29 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
              R > 1 ? "s" : "");
     return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
+}
+
+/* --dry-run's memory (M's figures): the weights from the files (pl_model_weight_bytes: the mmapped
+ * files; the converted and fused fp32 weights, one copy per node in the shared window under MPI), each
+ * rank's own as the calibration's measured peak less the weights (at least its buffers from shapes:
+ * a weight page never touched is not in the peak), its rows' buffers scaled to the batch's; the node
+ * of R ranks (--ranks) adds them up. */
+static int dry_weights(const run_state *st, const pl_run_options *opt, const dry_sizes *z, dry_measures *m)
+{
+    const pl_sweep *sw = &st->sw;
+    const pl_model_info *mc = pl_model_get_info(st->model);
+    size_t converted, mapped;
+    if (pl_model_weight_bytes(st->cfg.model_path, &converted, &mapped) != PL_OK)
+        return PL_ERR;
+    int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size;
+    m->mapped = (double)mapped;
+    m->converted = (double)converted;
+    double own = peak_rss_bytes() - m->mapped - m->converted, floor = batch_row_bytes(sw, mc, z->cal_rows);
+    m->per_rank = (own > floor ? own : floor) + batch_row_bytes(sw, mc, z->rows) - batch_row_bytes(sw, mc, z->cal_rows);
+    m->rank0 = m->per_rank + 3 * z->curves + z->fit;
+    int copies = R > 1 && !st->cfg.shared_weights ? R : 1;
+    m->per_node = m->mapped + copies * m->converted + R * m->per_rank + (m->rank0 - m->per_rank);
+    return PL_OK;
 }
 
 /* plateau run --dry-run: what setup() checks (config, paths, model, SAE, data) without writing
@@ -1371,9 +1407,11 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
      * clean runs, the fast path's buffers), measured, its rows' buffers scaled on paper to the batch's.
      * Rank 0 adds the results table (the curves, its checkpoint image and the output built in memory:
      * three copies), the setup's activations and the Gaussian fit (mu, Sigma, its factor, eigen work). */
-    m.per_rank = peak_rss_bytes() + batch_row_bytes(sw, mc, z.rows) - batch_row_bytes(sw, mc, z.cal_rows);
-    m.rank0 = m.per_rank + 3 * z.curves + z.fit;
-    char *text = check_memory(m.per_rank, m.rank0, z.curves) == PL_OK ? pl_sweep_config_text(&st->cfg, 0) : NULL;
+    if (dry_weights(st, opt, &z, &m) != PL_OK)
+        return PL_ERR;
+    double weights = m.mapped + m.converted; /* one process's view, as the physical memory check needs it */
+    char *text = check_memory(weights + m.per_rank, weights + m.rank0, z.curves) == PL_OK
+                     ? pl_sweep_config_text(&st->cfg, 0) : NULL;
     if (!text)
         return PL_ERR;
     return dry_report(st, opt, &z, &m, text);

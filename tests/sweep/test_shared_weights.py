@@ -5,6 +5,9 @@ rank, two ranks sharing the window and two ranks with private copies ([run] shar
 for a BF16 Llama (q, k, v and gate, up fused at load, tied, grouped-query), an F16 GPT-2 (converted,
 not fused) and an F32 Llama (mmapped; only the fused matrices are in the window).
 
+--dry-run --ranks 4's memory figures (mapped files, converted and fused weights, per node with the
+weights once or per rank) against a hand computation from the model's shapes.
+
 A model whose converted weights exceed this machine's physical memory is refused before any window
 is allocated, naming the config line and the model, and every rank exits 2 (a sparse BF16 file: no
 disk is used and nothing is read)."""
@@ -58,6 +61,48 @@ for name, model in models.items():
         if bad:
             sl.fail("%s: %d ranks (shared_weights = %s) differ from the singleton run in %s" % (name, n, shared, bad))
         print("ok %s: %d rank(s), shared_weights = %s: bitwise identical to the singleton run" % (name, n, shared))
+
+
+
+# --dry-run's memory: the weights from the files (by hand below), each rank's own, the node's sum.
+def piece(n):
+    """An arena piece of N floats: 64-byte aligned."""
+    return (4 * n + 63) // 64 * 64
+
+
+def hand_converted(L, C, H, KVH, I, V, converted, bias):
+    """The converted and fused bytes of a synth Llama (hd = C / H, untied lm_head absent: --tied)."""
+    hd = C // H
+    qkv = (H + 2 * KVH) * hd
+    fused = L * (piece(qkv * C) + piece(2 * I * C))
+    if not converted:  # F32: only the fused matrices are made
+        return fused
+    per_layer = 2 * piece(C) + piece(H * hd * C) + piece(C * I) + (piece(qkv) + piece(C) if bias else 0)
+    return fused + L * per_layer + piece(V * C) + piece(C)
+
+
+def dry(name, *sets):
+    r = subprocess.run([sl.BIN, "run", os.path.join(d, name + ".ini"), "--dry-run", "--ranks", "4"]
+                       + [x for s in sets for x in ("--set", s)], capture_output=True, text=True, env=sl.run_env())
+    if r.returncode != 0:
+        sl.fail("%s --dry-run: %s" % (name, r.stderr))
+    return {line.split("=")[0].strip(): float(line.split("=")[1].split(";")[0])
+            for line in r.stdout.split("[dry_run]")[1].splitlines() if line.startswith("memory_")}
+
+
+for name, want in (("llama_bf16", hand_converted(2, 64, 4, 2, 176, 300, True, True)),
+                   ("llama_f32", hand_converted(2, 48, 4, 1, 128, 300, False, False))):
+    for shared, copies in (("true", 1), ("false", 4)):
+        m = dry(name, "run.shared_weights=" + shared)
+        mapped = os.path.getsize(os.path.join(models[name], "model.safetensors"))
+        node = mapped + copies * want + 4 * m["memory_per_rank_bytes"] + m["memory_rank0_bytes"] \
+            - m["memory_per_rank_bytes"]
+        if (m["memory_weights_mapped_bytes"] != mapped or m["memory_weights_converted_bytes"] != want
+                or abs(m["memory_per_node_bytes"] - node) > 4 or not m["memory_per_rank_bytes"] > 0):
+            sl.fail("%s --dry-run --ranks 4 (shared_weights = %s): %s; by hand: mapped %d, converted %d, node %d"
+                    % (name, shared, m, mapped, want, node))
+        print("ok %s --dry-run --ranks 4, shared_weights = %s: mapped %d, converted %d, per node %d bytes (by hand)"
+              % (name, shared, mapped, want, node))
 
 # A model too large for the node: refused by name on every rank, before the window exists.
 phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
