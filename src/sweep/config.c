@@ -1262,15 +1262,23 @@ const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *secti
     return cfg->origin[i] ? cfg->origin[i] : cfg->file;
 }
 
-int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index, int *read_index,
-                            int *pos, int *read_pos)
+/* [perturb] hook and [readout] read_hook as hook points of MODEL (read_hook's default filled). */
+static int resolve_hooks(pl_sweep_config *cfg, const pl_model *model, pl_hook_point *hook, pl_hook_point *read)
 {
     const pl_model_info *mcfg = pl_model_get_info(model);
-    if (pl_hook_parse(model, cfg->hook, resid_index) != PL_OK)
-        return pl_fail_prefix("%s: [perturb] hook", pl_sweep_config_origin(cfg, "perturb", "hook"));
-    if (*resid_index >= mcfg->n_layer)
-        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)",
-                       pl_sweep_config_origin(cfg, "perturb", "hook"), cfg->hook);
+    const char *origin = pl_sweep_config_origin(cfg, "perturb", "hook");
+    if (pl_hook_point_parse(model, cfg->hook, hook) != PL_OK)
+        return pl_fail_prefix("%s: [perturb] hook", origin);
+    if (hook->site == PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("%s: [perturb] hook: '%s' is a readout (after the last block; nothing downstream to perturb)",
+                       origin, cfg->hook);
+    if (pl_hook_resid_index(*hook) >= mcfg->n_layer)
+        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)", origin,
+                       cfg->hook);
+    if (hook->site == PL_SITE_ATTN_Z && cfg->residual_basis == PL_BASIS_CENTERED)
+        return pl_fail("%s: [perturb] residual_basis: centered is TransformerLens's basis of what is written to the "
+                       "residual stream; '%s' (the heads' z) is not (use raw)",
+                       pl_sweep_config_origin(cfg, "perturb", "residual_basis"), cfg->hook);
     if (!cfg->read_hook) {
         char name[64];
         snprintf(name, sizeof name, "blocks.%d.hook_resid_post", mcfg->n_layer - 1);
@@ -1278,8 +1286,21 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *re
         if (!cfg->read_hook)
             return PL_ERR;
     }
-    if (pl_hook_parse(model, cfg->read_hook, read_index) != PL_OK)
+    if (pl_hook_point_parse(model, cfg->read_hook, read) != PL_OK)
         return pl_fail_prefix("%s: [readout] read_hook", pl_sweep_config_origin(cfg, "readout", "read_hook"));
+    if (pl_hook_resid_index(*read) < 0 && read->site != PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("%s: [readout] read_hook: '%s': the readout is the residual stream (blocks.N.hook_resid_pre "
+                       "or blocks.N.hook_resid_post) or ln_final.hook_normalized",
+                       pl_sweep_config_origin(cfg, "readout", "read_hook"), cfg->read_hook);
+    return PL_OK;
+}
+
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook_point *hook, pl_hook_point *read,
+                            int *pos, int *read_pos)
+{
+    const pl_model_info *mcfg = pl_model_get_info(model);
+    if (resolve_hooks(cfg, model, hook, read) != PL_OK)
+        return PL_ERR;
     if (cfg->n_ctx > mcfg->n_ctx)
         return pl_fail("%s: [data] n_ctx: %d is more than the model's %d positions",
                        pl_sweep_config_origin(cfg, "data", "n_ctx"), cfg->n_ctx, mcfg->n_ctx);
