@@ -202,7 +202,12 @@ static const key_def KEYS[] = {
             "yes, GPT-2 no). Text data always needs the model's tokenizer; a `.bin` needs it unless "
             "`bos = false`"},
     {"perturb", "hook", "blocks.1.hook_resid_pre", 1, KT_HOOK, OFF(hook),
-     .doc = "where the activation is replaced (`blocks.N.hook_resid_pre` / `_post`)"},
+     .doc = "where the activation is replaced, by TransformerLens's name and meaning: "
+            "`blocks.N.hook_resid_pre` / `hook_resid_mid` / `hook_resid_post`, `blocks.N.attn.hook_z` "
+            "(every query head's z, concatenated: H·head_dim wide), `blocks.N.hook_attn_out`, "
+            "`blocks.N.hook_mlp_out` (after Gemma 2's post-norms, as TL hooks them). Bases, μ, Σ and "
+            "directions have the hook's width. A parallel-residual model (GPT-NeoX) has no "
+            "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`"},
     {"perturb", "position", "-1", 1, KT_INT, OFF(position), .lo = -1000000, .hi = 1000000,
      .doc = "position of the replaced activation (-1 = last; negative counts from the end)"},
     {"perturb", "bases", "real", 1, KT_LIST, OFF(bases), .count = OFF(n_bases), .names = &BASES,
@@ -288,7 +293,9 @@ static const key_def KEYS[] = {
             "run of the same base (α = 0; sae_feature_scale's α = 1)"},
     {"readout", "read_hook", "", 1, KT_HOOK, OFF(read_hook), .optional = 1,
      .def_doc = "last block's `hook_resid_post`",
-     .doc = "residual read for l2 and cosine"},
+     .doc = "residual read for l2 and cosine: `blocks.N.hook_resid_pre` / `_post`, or "
+            "`ln_final.hook_normalized` (TransformerLens's: the final residual normalised without the "
+            "final norm's weight and bias)"},
     {"readout", "position", "perturbed", 1, KT_CUSTOM, .parse = parse_read_position, .print = print_read_position,
      .values = "`perturbed`, or a position: an integer in [-1000000, 1000000]",
      .doc = "position whose next-token distribution and `read_hook` residual are read: `perturbed` "
