@@ -6,11 +6,13 @@ hook. Checks, per run:
   * the stored real activations equal the independent numpy reference's TL hook
     (tests/core/ref_models.py, run_with_hooks) on the stored prompt tokens within 1e-4;
   * every metric's curves equal --naive's (one full forward patched at the hook per step, read with
-    pl_read_at) within 1e-5 relative, as test_naive.py asks of the residual hooks.
+    pl_read_at) within 1e-5 relative, as test_naive.py asks of the residual hooks;
+  * at attn.hook_z, 2 and 3 MPI ranks write the same bits as 1 process.
 And refusals by name through the config: hook_resid_mid on a parallel-residual GPT-NeoX,
 ln_final.hook_normalized as [perturb] hook, a mid-block [readout] read_hook, residual_basis = centered
 at attn.hook_z, an unknown site."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -75,6 +77,16 @@ for model, hook, read_hook, width in cases:
         if not err <= 1e-5:
             sl.fail("%s: %s fast vs naive relative error %.3g" % (label, m, err))
     print("ok %s: kl, jsd, l2, cosine fast == naive within 1e-5 relative" % label)
+    if model == gemma and hook.endswith("attn.hook_z") and shutil.which("mpirun"):  # the new paths, any rank count
+        for n in (2, 3):
+            out_n = os.path.join(d, "fast-mpi%d.nc" % n)
+            r = sl.run([ini, "--quiet", "-o", out_n], mpi=n)
+            if r.returncode != 0:
+                sl.fail("%s, %d ranks: exit %d: %s" % (label, n, r.returncode, r.stderr))
+            bad = sl.same_bits(fast, out_n)
+            if bad:
+                sl.fail("%s: %d ranks differ from 1 process in %s" % (label, n, bad))
+            print("ok %s: %d ranks bitwise identical to 1 process" % (label, n))
 
 out = os.path.join(d, "refused.nc")
 refusals = [(neox, {"perturb__hook": "blocks.1.hook_resid_mid"}, ["[perturb] hook", "blocks.1.hook_resid_mid",
