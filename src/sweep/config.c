@@ -1564,8 +1564,8 @@ static void key_values(const key_def *k, char *out, size_t size)
         snprintf(out, size, "%s%s", VALUES_PATH, k->optional ? " (empty: the default)" : "");
         return;
     case KT_HOOK:
-        snprintf(out, size, "`blocks.N.hook_resid_pre` or `blocks.N.hook_resid_post`%s",
-                 k->optional ? " (empty: the default)" : "");
+        snprintf(out, size, "a TransformerLens hook name: `blocks.N.hook_resid_pre`, `blocks.N.hook_resid_post`, ... "
+                 "(see the description)%s", k->optional ? " (empty: the default)" : "");
         return;
     case KT_SHA256:
         snprintf(out, size, "64 lowercase hex digits (empty: the SAE's)");
