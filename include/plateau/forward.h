@@ -12,20 +12,62 @@
 
 #include "plateau/model.h"
 
-/* The one parser of hook names, needing no model: NAME must be blocks.N.hook_resid_pre or
- * blocks.N.hook_resid_post, N a block number in decimal digits (no sign, no blank, at most
- * PL_HOOK_MAX_DIGITS of them after leading zeros); its canonical spelling (leading zeros of N
- * dropped: blocks.01.hook_resid_pre is blocks.1.hook_resid_pre) goes to OUT[SIZE] (PL_HOOK_NAME_MAX
- * is always enough). Everything else is refused with "hook 'NAME': ...". Configs, SAE configs, the
- * --hook options and merge compare hooks by this spelling. */
+/* The one parser of hook names, needing no model. NAME must be blocks.N.SITE, SITE one of
+ * TransformerLens's hook_resid_pre, hook_resid_mid, hook_resid_post, attn.hook_z, hook_attn_out,
+ * hook_mlp_out, N a block number in decimal digits (no sign, no blank, at most PL_HOOK_MAX_DIGITS
+ * of them after leading zeros), or ln_final.hook_normalized; its canonical spelling (leading zeros
+ * of N dropped: blocks.01.hook_resid_pre is blocks.1.hook_resid_pre) goes to OUT[SIZE]
+ * (PL_HOOK_NAME_MAX is always enough). Everything else is refused with "hook 'NAME': ...". Configs,
+ * SAE configs, the --hook options and merge compare hooks by this spelling. */
 #define PL_HOOK_MAX_DIGITS 7
 #define PL_HOOK_NAME_MAX 64
 int pl_hook_canonical(const char *name, char *out, size_t size);
+/* The site (PL_SITE_*, below) of a name pl_hook_canonical accepts, -1 for any other. */
+int pl_hook_site(const char *name);
 
-/* Parse a TransformerLens hook name ("blocks.1.hook_resid_pre", "blocks.11.hook_resid_post") into
- * its residual index, by pl_hook_canonical's syntax. The error names the hook and the valid range
- * for this model. */
+/* Where a hook sits, in TransformerLens's semantics (transformer_lens/components/transformer_block.py,
+ * TransformerBlock.forward; abstract_attention.py for hook_z; rms_norm.py / layer_norm.py for
+ * hook_normalized):
+ *   RESID_PRE   the block's input x                                                    [d_model]
+ *   ATTN_Z      softmax(s) v of every query head, heads concatenated (head h at h*hd)    [H * head_dim]
+ *   ATTN_OUT    z W_O + b_O, after the post-attention norm when the block has one
+ *               (Gemma 2: TL applies ln1_post before hook_attn_out, "that which is added to the
+ *               residual stream")                                                       [d_model]
+ *   RESID_MID   x + attn_out (sequential blocks only: TL has no hook_resid_mid when the attention
+ *               and the MLP run in parallel, GPT-NeoX / Pythia)                          [d_model]
+ *   MLP_OUT     the MLP's output, after the post-feed-forward norm when the block has one [d_model]
+ *   RESID_POST  the block's output                                                        [d_model]
+ *   FINAL_NORMALIZED  ln_final.hook_normalized: the final residual normalised *without* the
+ *               norm's weight (and bias): (x - mean) / sqrt(var + eps) (LayerNorm), x / sqrt(mean x^2
+ *               + eps) (RMSNorm, Gemma's too), as TL hooks it inside its norms         [d_model]
+ * Only RESID_PRE / RESID_POST map to a resid index (layer, layer + 1). FINAL_NORMALIZED has layer
+ * L and is a readout only. */
+enum {
+    PL_SITE_RESID_PRE,
+    PL_SITE_ATTN_Z,
+    PL_SITE_ATTN_OUT,
+    PL_SITE_RESID_MID,
+    PL_SITE_MLP_OUT,
+    PL_SITE_RESID_POST,
+    PL_SITE_FINAL_NORMALIZED,
+};
+typedef struct {
+    int layer, site;
+} pl_hook_point;
+
+/* Parse a TransformerLens residual hook name ("blocks.1.hook_resid_pre", "blocks.11.hook_resid_post")
+ * into its residual index, by pl_hook_canonical's syntax. The other hooks are refused by name (use
+ * pl_hook_point_parse where a path takes them). The error names the hook and the valid range for
+ * this model. */
 int pl_hook_parse(const pl_model *m, const char *name, int *resid_index);
+
+/* Any hook of pl_hook_canonical for this model: the block must exist, and hook_resid_mid is refused
+ * on a parallel-residual model (TL has none there). */
+int pl_hook_point_parse(const pl_model *m, const char *name, pl_hook_point *pt);
+/* The resid index of a RESID_PRE / RESID_POST point, -1 for any other. */
+int pl_hook_resid_index(pl_hook_point pt);
+/* Floats per position at the hook: H * head_dim at attn.hook_z, d_model elsewhere. */
+int pl_hook_width(const pl_model *m, pl_hook_point pt);
 
 /* Everything a clean run leaves behind. */
 typedef struct {
@@ -55,6 +97,18 @@ int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_in
                        const float *patch, pl_run *run);
 void pl_run_free(pl_run *run);
 
+/* The same three at any hook point PT (widths W = pl_hook_width): resid points go through the
+ * functions above unchanged (bitwise); a mid-block point (attn.hook_z, hook_attn_out, hook_resid_mid,
+ * hook_mlp_out) is read or replaced inside its block. pl_forward_at: OUT[N, W] at (PT, POS);
+ * ln_final.hook_normalized is readable there. pl_forward_patched_at: PATCH[W] at (PT, POS) (not at
+ * ln_final.hook_normalized). */
+int pl_forward_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_point pt, int pos, float *out);
+int pl_forward_patched_at(const pl_model *m, const int *tokens, int T, pl_hook_point pt, int pos,
+                          const float *patch, pl_run *run);
+/* READ[C] = what a readout hook (a resid point or ln_final.hook_normalized) holds at position T_AT of
+ * RUN. Refuses any other point by name. */
+int pl_read_at(const pl_model *m, const pl_run *run, pl_hook_point read_pt, int t_at, float *read);
+
 /* The fast path. Evaluate M replacement vectors X[M, C] for the residual at (resid_index, pos)
  * of the clean run. Positions before pos are unchanged in every block (causal attention), so
  * their cached K/V are reused and only positions pos..T-1 of each of the M variants flow through
@@ -74,6 +128,16 @@ int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int p
  * reproducibility group rows the same way every time. */
 int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
                          int resid_index, int pos, const float *X, float *logits, int read_index, float *read);
+
+/* pl_patch_eval_groups at any hook point: X[M, W] replaces the activation at (PT, POS) (W =
+ * pl_hook_width), the readout READ[M, C] is at READ_PT (a resid point or ln_final.hook_normalized).
+ * A resid point with a resid readout is pl_patch_eval_groups itself, bitwise. A mid-block point of
+ * block l changes no other position in block l (its keys and values come from resid_pre), so each
+ * variant's row at POS finishes block l from the site, one row per variant, and the rows then go
+ * through the fast path from resid index l + 1. */
+int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                            pl_hook_point pt, int pos, const float *X, float *logits, pl_hook_point read_pt,
+                            float *read);
 
 /* log-softmax of each row of LOGITS[M, V] into LOGP (may alias), in double accumulation. */
 void pl_log_softmax(float *logp, const float *logits, int M, int V);

@@ -31,6 +31,7 @@ typedef struct {
     int n_ctx;         /* most positions the model takes */
     int norm;          /* PL_NORM_* */
     int synthetic;     /* written by `plateau synth`: every result made with it says so */
+    int parallel_residual; /* x' = x + attn(norm1 x) + mlp(norm2 x): no hook_resid_mid (GPT-NeoX) */
     size_t n_params;   /* parameters, tied matrices counted once */
 } pl_model_info;
 

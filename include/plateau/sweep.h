@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "plateau/forward.h"
 #include "plateau/model.h"
 #include "plateau/result.h"
 
@@ -143,10 +144,13 @@ int pl_sweep_config_given(const pl_sweep_config *cfg, int i);
  * optional key). NULL with a message when NAME is not a key. */
 char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name);
 
-/* Fill model-dependent defaults (read_hook: the last block's hook_resid_post) and check the hooks,
- * positions (perturbed *pos, read *read_pos), n_ctx and the residual basis against the model. Errors name the config line of the offending key. */
-int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index,
-                            int *read_index, int *pos, int *read_pos);
+/* Fill model-dependent defaults (read_hook: the last block's hook_resid_post) and check the hooks
+ * (the perturbed point *hook: any TransformerLens hook of forward.h but ln_final.hook_normalized; the
+ * readout *read: a residual hook or ln_final.hook_normalized), positions (perturbed *pos, read
+ * *read_pos), n_ctx and the residual basis against the model. Errors name the config line of the
+ * offending key. */
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook_point *hook,
+                            pl_hook_point *read, int *pos, int *read_pos);
 
 /* The resolved config as INI text (every key, defaults filled). HASHED_ONLY leaves out the keys
  * that may change between a checkpoint and its resume (output path, checkpoint path and period,

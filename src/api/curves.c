@@ -328,7 +328,7 @@ int pl_curves(pl_lm *lm, const int *ids, int T, const char *hook, int pos, const
             pl_center_float(real, C);
         memcpy(rows, dirs, sizeof(float) * (size_t)D * C);
         pl_experiment *ex = &j.ex;
-        ex->cfg = &s.cfg, ex->C = C, ex->V = info->n_vocab, ex->P = 1, ex->S = D, ex->NB = 1, ex->ND = 1;
+        ex->cfg = &s.cfg, ex->C = C, ex->C_read = C, ex->V = info->n_vocab, ex->P = 1, ex->S = D, ex->NB = 1, ex->ND = 1;
         ex->steps = S, ex->alpha = alphas, ex->real_act = real;
         ex->dir[0].rows = rows, ex->dir[0].n_rows = D;
         j.lm = lm, j.clean = &clean, j.D = D, j.S = S;

@@ -52,6 +52,10 @@ int cmd_synth_sae(int argc, char **argv)
             } else if (!strcmp(a, "--hook")) {
                 if (pl_hook_canonical(value, hook, sizeof hook) != PL_OK)
                     return cli_usage("synth-sae", synth_sae_usage, "--hook: %s", pl_error());
+                int site = pl_hook_site(hook);
+                if (site != PL_SITE_RESID_PRE && site != PL_SITE_RESID_POST)
+                    return cli_usage("synth-sae", synth_sae_usage, "--hook: '%s': an SAE here reads the residual "
+                                     "stream (blocks.N.hook_resid_pre or blocks.N.hook_resid_post)", hook);
                 o.hook = hook; /* canonical: cfg.json names the hook as configs and outputs do */
             } else if (!strcmp(a, "--architecture")) {
                 if (!strcmp(value, "standard"))

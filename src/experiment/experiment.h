@@ -110,7 +110,8 @@ struct pl_sae_bases;
 
 typedef struct pl_experiment {
     const pl_sweep_config *cfg;
-    int C, V, P, S, NB, ND, steps;
+    int C, V, P, S, NB, ND, steps; /* C: the perturbed activation's width (the hook's) */
+    int C_read;              /* the readout's width (d_model: a residual hook or ln_final.hook_normalized) */
     const double *alpha;     /* [steps] */
     const float *real_act;   /* [P, C] each sweep prompt's activation, in the sweep's basis */
     const double *mu, *chol; /* the fit, raw basis (samples are projected when centered) */
@@ -222,7 +223,7 @@ typedef struct {
     int M, V, C;
     int ref;                 /* row of the unperturbed base, the "clean" run every row is compared with */
     const float *logits;     /* [M, V] next-token logits at the readout position */
-    const float *read;       /* [M, C] residual at read_hook, readout position, in the sweep's basis */
+    const float *read;       /* [M, C] residual at read_hook, readout position, in the sweep's basis (C: C_read) */
     const float *X;          /* [M, C] the step vectors: what the model was given at the hook (sweep's basis) */
     int next_token;          /* the prompt's real next token at the readout position (-1: none) */
     /* [M] each, filled when a requested metric reads them (else NULL) */

@@ -251,7 +251,7 @@ void pl_unit_metrics(const pl_experiment *ex, const float *logits, const float *
     double *q = scratch; /* the shared quantities [7][M], then the stages' own scratch */
     double *kl = q, *jsd = q + M, *ce = q + 2 * (size_t)M, *l2 = q + 3 * (size_t)M, *cosine = q + 4 * (size_t)M;
     double *l0 = q + 5 * (size_t)M, *err = q + 6 * (size_t)M, *rest = q + 7 * (size_t)M;
-    pl_readout r = {ex, M, ex->V, ex->C, ref, logits, read, X, next_token, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    pl_readout r = {ex, M, ex->V, ex->C_read, ref, logits, read, X, next_token, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     if (reads & PL_READS_DISTRIBUTIONS) {
         distributions(&r, want_kl, want_jsd, rest, kl, jsd, ce);
         r.kl = kl, r.jsd = jsd, r.ce = ce;

@@ -21,8 +21,8 @@ const pl_schema_dim PL_SCHEMA_DIMS[] = {
     {"hist_edge", "hist_bin + 1 bin edges", ""},
     {"comparison", "paired comparisons of kinds", "comparisons"},
     {"bound", "the two percentiles of a 95 % interval", "comparisons"},
-    {"resid", "residual stream width", "activations"},
-    {"resid_col", "residual stream width (Sigma's columns)", "activations"},
+    {"resid", "width of the activation at [perturb] hook (d_model; H*head_dim at attn.hook_z)", "activations"},
+    {"resid_col", "the same width (Sigma's columns)", "activations"},
     {"{width_dim}", "a per-unit state's trailing dimension (difference_prompts: pair)", "state"},
     {"sae_feature", "features of the SAE", "sae_active"},
 };

@@ -11,24 +11,49 @@
 
 /* ------------------------------------------------------------ hooks */
 
+/* The sites of blocks.N.<site>, in pl_hook_point's order (PL_SITE_RESID_PRE ..). TransformerLens's
+ * names: transformer_lens/components/transformer_block.py (hook_resid_pre/mid/post, hook_attn_out,
+ * hook_mlp_out, TransformerBlock.__init__) and abstract_attention.py (attn.hook_z). */
+static const char *const site_names[] = {"hook_resid_pre", "attn.hook_z",  "hook_attn_out",
+                                         "hook_resid_mid", "hook_mlp_out", "hook_resid_post"};
+#define N_BLOCK_SITES ((int)(sizeof site_names / sizeof *site_names))
+static const char final_normalized[] = "ln_final.hook_normalized";
+
+/* The block site named by E (".hook_resid_pre" ...), or -1. */
+static int site_of(const char *e)
+{
+    for (int i = 0; i < N_BLOCK_SITES; i++)
+        if (e[0] == '.' && !strcmp(e + 1, site_names[i]))
+            return i;
+    return -1;
+}
+
 /* The one hook-name syntax. Only the block number has more than one spelling a user may mean: its
- * leading zeros are dropped. Anything else that is not exactly blocks.<digits>.hook_resid_pre or
- * _post (a sign, a blank, another hook) is refused, so that one activation has one name in configs,
- * outputs, checkpoints, SAE configs and merges. N_LAYER < 0: the model is not known (no range in
- * the message). */
-static int hook_canonical(const char *name, char *out, size_t size, int n_layer)
+ * leading zeros are dropped. Anything else that is not exactly blocks.<digits>.<site> or
+ * ln_final.hook_normalized (a sign, a blank, another hook) is refused, so that one activation has
+ * one name in configs, outputs, checkpoints, SAE configs and merges. N_LAYER < 0: the model is not
+ * known (no range in the message). *SITE: the site (PL_SITE_*). */
+static int hook_canonical(const char *name, char *out, size_t size, int n_layer, int *site)
 {
     static const char prefix[] = "blocks.";
+    if (!strcmp(name, final_normalized)) {
+        *site = PL_SITE_FINAL_NORMALIZED;
+        if ((size_t)snprintf(out, size, "%s", name) >= size)
+            return pl_fail("hook '%s': longer than %zu characters", name, size - 1);
+        return PL_OK;
+    }
     const char *d = name + sizeof prefix - 1, *e = d;
     int syntax = strncmp(name, prefix, sizeof prefix - 1) != 0;
     while (!syntax && *e >= '0' && *e <= '9')
         e++;
-    if (syntax || e == d || (strcmp(e, ".hook_resid_pre") && strcmp(e, ".hook_resid_post"))) {
+    if (syntax || e == d || (*site = site_of(e)) < 0) {
+        static const char sites[] = "hook_resid_pre, hook_resid_mid, hook_resid_post, attn.hook_z, hook_attn_out, "
+                                    "hook_mlp_out";
         if (n_layer < 0)
-            return pl_fail("hook '%s': expected blocks.N.hook_resid_pre or blocks.N.hook_resid_post (N: a block "
-                           "number, digits only)", name);
-        return pl_fail("hook '%s': expected blocks.N.hook_resid_pre or blocks.N.hook_resid_post (N in 0..%d)", name,
-                       n_layer - 1);
+            return pl_fail("hook '%s': expected blocks.N.SITE (N: a block number, digits only; SITE: %s) or %s", name,
+                           sites, final_normalized);
+        return pl_fail("hook '%s': expected blocks.N.SITE (N in 0..%d; SITE: %s) or %s", name, n_layer - 1, sites,
+                       final_normalized);
     }
     while (d < e - 1 && *d == '0')
         d++;
@@ -39,21 +64,64 @@ static int hook_canonical(const char *name, char *out, size_t size, int n_layer)
     return PL_OK;
 }
 
-int pl_hook_canonical(const char *name, char *out, size_t size) { return hook_canonical(name, out, size, -1); }
-
-int pl_hook_parse(const pl_model *m, const char *name, int *resid_index)
+int pl_hook_canonical(const char *name, char *out, size_t size)
 {
-    int n_layer = m->info.n_layer;
+    int site;
+    return hook_canonical(name, out, size, -1, &site);
+}
+
+int pl_hook_site(const char *name)
+{
     char canon[PL_HOOK_NAME_MAX];
-    if (hook_canonical(name, canon, sizeof canon, n_layer) != PL_OK)
+    int site;
+    if (hook_canonical(name, canon, sizeof canon, -1, &site) != PL_OK) {
+        pl_error_clear();
+        return -1;
+    }
+    return site;
+}
+
+int pl_hook_point_parse(const pl_model *m, const char *name, pl_hook_point *pt)
+{
+    int n_layer = m->info.n_layer, site;
+    char canon[PL_HOOK_NAME_MAX];
+    if (hook_canonical(name, canon, sizeof canon, n_layer, &site) != PL_OK)
         return PL_ERR;
-    const char *digits = canon + 7;
-    long layer = strtol(digits, NULL, 10); /* at most PL_HOOK_MAX_DIGITS digits */
+    if (site == PL_SITE_FINAL_NORMALIZED) {
+        *pt = (pl_hook_point){n_layer, site};
+        return PL_OK;
+    }
+    long layer = strtol(canon + 7, NULL, 10); /* at most PL_HOOK_MAX_DIGITS digits */
     if (layer >= n_layer)
         return pl_fail("hook '%s': block %ld does not exist (this model has blocks 0..%d)", name, layer,
                        n_layer - 1);
-    *resid_index = (int)layer + (strstr(digits, "_post") ? 1 : 0);
+    /* transformer_block.py: hook_resid_mid exists only when not cfg.parallel_attn_mlp */
+    if (site == PL_SITE_RESID_MID && m->info.parallel_residual)
+        return pl_fail("hook '%s': this model's attention and MLP run in parallel (x + attn + mlp), so there is no "
+                       "hook_resid_mid (TransformerLens has none either)", name);
+    *pt = (pl_hook_point){(int)layer, site};
     return PL_OK;
+}
+
+int pl_hook_parse(const pl_model *m, const char *name, int *resid_index)
+{
+    pl_hook_point pt;
+    if (pl_hook_point_parse(m, name, &pt) != PL_OK)
+        return PL_ERR;
+    if ((*resid_index = pl_hook_resid_index(pt)) < 0)
+        return pl_fail("hook '%s': only the residual stream (blocks.N.hook_resid_pre or blocks.N.hook_resid_post) "
+                       "is supported here", name);
+    return PL_OK;
+}
+
+int pl_hook_resid_index(pl_hook_point pt)
+{
+    return pt.site == PL_SITE_RESID_PRE ? pt.layer : pt.site == PL_SITE_RESID_POST ? pt.layer + 1 : -1;
+}
+
+int pl_hook_width(const pl_model *m, pl_hook_point pt)
+{
+    return pt.site == PL_SITE_ATTN_Z ? m->info.n_head * m->info.head_dim : m->info.d_model;
 }
 
 /* ------------------------------------------------------------ full forward */
@@ -128,6 +196,131 @@ int pl_forward_resid(const pl_model *m, const int *tokens, int N, int T, int res
         pl_run_free(&runs[i]);
     }
     free(runs);
+    return rc;
+}
+
+/* ------------------------------------------------------------ any hook point */
+
+/* A mid-block point: attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out. */
+static int is_mid_block(pl_hook_point pt) { return pt.site > PL_SITE_RESID_PRE && pt.site < PL_SITE_RESID_POST; }
+
+/* The point exists in this model (pl_hook_point_parse makes only such points; API callers may not). */
+static int check_point(const pl_model *m, pl_hook_point pt)
+{
+    int L = m->info.n_layer;
+    if (pt.site < PL_SITE_RESID_PRE || pt.site > PL_SITE_FINAL_NORMALIZED ||
+        (pt.site == PL_SITE_FINAL_NORMALIZED ? pt.layer != L : pt.layer < 0 || pt.layer >= L))
+        return pl_fail("hook point (block %d, site %d) is not in this model (L=%d)", pt.layer, pt.site, L);
+    if (pt.site == PL_SITE_RESID_MID && m->info.parallel_residual)
+        return pl_fail("hook_resid_mid of block %d: this model's attention and MLP run in parallel, there is none",
+                       pt.layer);
+    return PL_OK;
+}
+
+int pl_forward_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_point pt, int pos, float *out)
+{
+    int L = m->info.n_layer;
+    if (check_point(m, pt) != PL_OK)
+        return PL_ERR;
+    if (!is_mid_block(pt)) {
+        int r = pt.site == PL_SITE_FINAL_NORMALIZED ? L : pl_hook_resid_index(pt);
+        if (pl_forward_resid(m, tokens, N, T, r, pos, out) != PL_OK)
+            return PL_ERR;
+        return pt.site == PL_SITE_FINAL_NORMALIZED ? m->ops->final_normalized(m, out, N) : PL_OK;
+    }
+    if (pos < 0 || pos >= T)
+        return pl_fail("activation at position %d is outside the run (T=%d)", pos, T);
+    pl_run *runs = pl_calloc((size_t)(N > 0 ? N : 1), sizeof *runs, "runs");
+    if (!runs)
+        return PL_ERR;
+    int rc = check_tokens(m, tokens, N, T);
+    if (rc == PL_OK) /* blocks 0..layer only: the point is inside the last of them */
+        rc = m->ops->forward_at(m, tokens, N, T, pt.layer + 1, pt, pos, NULL, out, runs);
+    for (int i = 0; i < N; i++)
+        pl_run_free(&runs[i]);
+    free(runs);
+    return rc;
+}
+
+int pl_forward_patched_at(const pl_model *m, const int *tokens, int T, pl_hook_point pt, int pos,
+                          const float *patch, pl_run *run)
+{
+    if (check_point(m, pt) != PL_OK)
+        return PL_ERR;
+    if (pt.site == PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("hook 'ln_final.hook_normalized' is a readout: nothing flows on from it to perturb");
+    if (!is_mid_block(pt))
+        return pl_forward_patched(m, tokens, T, pl_hook_resid_index(pt), pos, patch, run);
+    memset(run, 0, sizeof *run);
+    if (!patch)
+        return pl_fail("pl_forward_patched_at: no patch vector");
+    if (check_tokens(m, tokens, 1, T) != PL_OK)
+        return PL_ERR;
+    if (pos < 0 || pos >= T)
+        return pl_fail("patch at position %d is outside the run (T=%d)", pos, T);
+    return m->ops->forward_at(m, tokens, 1, T, m->info.n_layer, pt, pos, patch, NULL, run);
+}
+
+/* The resid index a readout point reads (ln_final.hook_normalized: L, normalised after), or -1 with
+ * the error set. */
+static int read_index_of(const pl_model *m, pl_hook_point read_pt)
+{
+    if (check_point(m, read_pt) != PL_OK)
+        return -1;
+    if (read_pt.site == PL_SITE_FINAL_NORMALIZED)
+        return m->info.n_layer;
+    int r = pl_hook_resid_index(read_pt);
+    if (r < 0)
+        pl_fail("readout at block %d's %s: only the residual stream (blocks.N.hook_resid_pre|post) or "
+                "ln_final.hook_normalized can be read", read_pt.layer, site_names[read_pt.site]);
+    return r;
+}
+
+int pl_read_at(const pl_model *m, const pl_run *run, pl_hook_point read_pt, int t_at, float *read)
+{
+    int r = read_index_of(m, read_pt), C = m->info.d_model;
+    if (r < 0)
+        return PL_ERR;
+    if (t_at < 0 || t_at >= run->T || r > run->L || run->C != C)
+        return pl_fail("readout at resid index %d, position %d is outside the run", r, t_at);
+    memcpy(read, run->resid + ((size_t)r * run->T + t_at) * C, sizeof(float) * C);
+    return read_pt.site == PL_SITE_FINAL_NORMALIZED ? m->ops->final_normalized(m, read, 1) : PL_OK;
+}
+
+int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                            pl_hook_point pt, int pos, const float *X, float *logits, pl_hook_point read_pt,
+                            float *read)
+{
+    int read_index = 0, L = m->info.n_layer, rc;
+    if (check_point(m, pt) != PL_OK || (read && (read_index = read_index_of(m, read_pt)) < 0))
+        return PL_ERR;
+    if (pt.site == PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("hook 'ln_final.hook_normalized' is a readout: nothing flows on from it to perturb");
+    if (!is_mid_block(pt)) {
+        rc = pl_patch_eval_groups(m, cleans, group_rows, G, pl_hook_resid_index(pt), pos, X, logits, read_index,
+                                  read);
+    } else {
+        /* the checks of pl_patch_eval_groups, for the resid index l + 1 the rows go on from */
+        long total = 0;
+        for (int g = 0; g < G; g++)
+            total += group_rows[g] > 0 ? group_rows[g] : 0;
+        if (G < 1 || total < 1 || total > (1L << 24))
+            return pl_fail("fast path: %d row groups, %ld rows", G, total);
+        for (int g = 0; g < G; g++)
+            if (cleans[g]->C != m->info.d_model || cleans[g]->L != L || cleans[g]->T != cleans[0]->T ||
+                !cleans[g]->logits || group_rows[g] < 1)
+                return pl_fail("fast path: cached run %d belongs to another model shape or length", g);
+        if (pos < 0 || pos >= cleans[0]->T)
+            return pl_fail("fast path: position %d outside the run (T=%d)", pos, cleans[0]->T);
+        rc = m->ops->patch_eval_groups_at(m, cleans, group_rows, G, (int)total, pt, pos, X, logits, read_index,
+                                          read);
+    }
+    if (rc == PL_OK && read && read_pt.site == PL_SITE_FINAL_NORMALIZED) {
+        long M = 0;
+        for (int g = 0; g < G; g++)
+            M += group_rows[g];
+        rc = m->ops->final_normalized(m, read, (int)M);
+    }
     return rc;
 }
 

@@ -23,6 +23,17 @@ typedef struct {
     /* pl_patch_eval_groups, arguments checked. */
     int (*patch_eval_groups)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                              int resid_index, int pos, const float *X, float *logits, int read_index, float *read);
+    /* forward with a mid-block point PT (attn.hook_z .. hook_mlp_out) tapped in block PT.layer: the
+     * activation at (PT, POS) of each sequence goes to CAPTURE[N, W] (or NULL), then is replaced by
+     * PATCH[W] (or NULL; N = 1) before it flows on. */
+    int (*forward_at)(const pl_model *m, const int *tokens, int N, int T, int stop, pl_hook_point pt, int pos,
+                      const float *patch, float *capture, pl_run *runs);
+    /* pl_patch_eval_groups_at for a mid-block point PT, the readout at resid index READ_INDEX. */
+    int (*patch_eval_groups_at)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                pl_hook_point pt, int pos, const float *X, float *logits, int read_index,
+                                float *read);
+    /* X[M, C] (final residual rows) becomes ln_final.hook_normalized in place. */
+    int (*final_normalized)(const pl_model *m, float *x, int M);
     double (*forward_flops)(const pl_model *m, int T);
     double (*patch_flops)(const pl_model *m, int T, int resid_index, int pos);
     /* Lines of `plateau info` beyond pl_model_info. */

@@ -48,6 +48,7 @@ int pl_sweep_setup_units(pl_sweep *sw)
     pl_experiment *ex = &sw->ex;
     ex->cfg = sw->cfg;
     ex->C = sw->C;
+    ex->C_read = sw->C_read;
     ex->V = sw->V;
     ex->sae = sw->sae.dir ? &sw->sae : NULL;
     ex->P = sw->P;
@@ -71,6 +72,9 @@ int pl_sweep_open_sae(pl_sweep *sw)
     if (!cfg->sae_path)
         return PL_OK;
     const char *origin = pl_sweep_config_origin(cfg, "sae", "path");
+    if (pl_hook_resid_index(sw->hook) < 0)
+        return pl_fail("%s: [sae] path = %s: an SAE reads the residual stream, but [perturb] hook is %s (%s)", origin,
+                       cfg->sae_path, cfg->hook, pl_sweep_config_origin(cfg, "perturb", "hook"));
     if (pl_sae_open(&sw->sae, cfg->sae_path, sw->C) != PL_OK)
         return pl_fail_prefix("%s: [sae] path = %s", origin, cfg->sae_path);
     /* The SAE must read the residual that is perturbed: the same index (blocks.L.hook_resid_post is
@@ -79,7 +83,7 @@ int pl_sweep_open_sae(pl_sweep *sw)
     if (pl_hook_parse(sw->model, sw->sae.hook, &index) != PL_OK)
         return pl_fail_prefix("%s: [sae] path = %s: cfg.json's hook is not a residual-stream hook of this model",
                               origin, cfg->sae_path);
-    if (index != sw->resid_index)
+    if (index != pl_hook_resid_index(sw->hook))
         return pl_fail("%s: [sae] path = %s: the SAE reads %s (cfg.json), but [perturb] hook is %s (%s)", origin,
                        cfg->sae_path, sw->sae.hook, cfg->hook, pl_sweep_config_origin(cfg, "perturb", "hook"));
     if (cfg->sae_sha256 && strcmp(cfg->sae_sha256, sw->sae.sha256))
@@ -153,14 +157,14 @@ enum { BAD_STEP = 1, BAD_LOGITS = 2, BAD_READ = 4 };
 static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X, const float *logits,
                           const float *read, unsigned char *bad)
 {
-    int S = sw->steps, C = sw->C, V = sw->V;
+    int S = sw->steps, C = sw->C, V = sw->V, CR = sw->C_read;
     for (int i = 0; i < n; i++) {
         if (!pl_unit_defined(&sw->ex, pl_unit_decode(sw, first + i)))
             continue;
         for (size_t row = (size_t)i * S; row < (size_t)(i + 1) * S; row++) {
             long at_x = X ? first_nonfinite(X + row * C, (size_t)C) : -1;
             long at_logit = logits ? first_nonfinite(logits + row * V, (size_t)V) : -1;
-            long at_read = read ? first_nonfinite(read + row * C, (size_t)C) : -1;
+            long at_read = read ? first_nonfinite(read + row * CR, (size_t)CR) : -1;
             bad[row] |= (at_x >= 0 ? BAD_STEP : 0) | (at_logit >= 0 ? BAD_LOGITS : 0) | (at_read >= 0 ? BAD_READ : 0);
             if (sw->cfg->nonfinite_mark || !bad[row])
                 continue;
@@ -238,11 +242,11 @@ static int eval_naive(const pl_sweep *sw, pl_unit_cache *cache, int n, const int
         for (int k = 0; k < S && rc == PL_OK; k++) {
             size_t row = (size_t)i * S + k;
             pl_run run;
-            rc = pl_forward_patched(sw->model, tokens, TE, sw->resid_index, sw->pos, cache->X + row * C, &run);
+            rc = pl_forward_patched_at(sw->model, tokens, TE, sw->hook, sw->pos, cache->X + row * C, &run);
             if (rc != PL_OK)
                 break;
             memcpy(cache->logits + row * V, run.logits, sizeof(float) * V);
-            memcpy(cache->read + row * C, run.resid + ((size_t)sw->read_index * TE + TE - 1) * C, sizeof(float) * C);
+            rc = pl_read_at(sw->model, &run, sw->read, TE - 1, cache->read + row * sw->C_read);
             pl_run_free(&run);
         }
     }
@@ -268,8 +272,8 @@ static int eval_fast(const pl_sweep *sw, pl_unit_cache *cache, int n, const int 
             cleans[i] = &runs[group[i]];
             group_rows[i] = S;
         }
-        rc = pl_patch_eval_groups(sw->model, cleans, group_rows, n, sw->resid_index, sw->pos, cache->X,
-                                  cache->logits, sw->read_index, cache->read);
+        rc = pl_patch_eval_groups_at(sw->model, cleans, group_rows, n, sw->hook, sw->pos, cache->X, cache->logits,
+                                     sw->read, cache->read);
         for (int g = 0; g < G; g++)
             pl_run_free(&runs[g]);
     }
@@ -283,10 +287,10 @@ static int eval_fast(const pl_sweep *sw, pl_unit_cache *cache, int n, const int 
 /* The metrics of the batch's N units (from unit FIRST) into OUT, from the rows the model computed. */
 static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, int n, float *out)
 {
-    int C = sw->C, V = sw->V, S = sw->steps;
+    int C = sw->C, V = sw->V, S = sw->steps, CR = sw->C_read;
     if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
         for (size_t row = 0; row < (size_t)n * S; row++)
-            pl_center_float(cache->read + row * C, C);
+            pl_center_float(cache->read + row * CR, CR);
     for (int i = 0; i < n; i++) {
         pl_unit_id id = pl_unit_decode(sw, first + i);
         float *o = out + (size_t)i * sw->NM * S;
@@ -296,7 +300,7 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
             continue;
         }
         int ref = pl_unit_reference(&sw->ex, id);
-        pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
+        pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * CR,
                         cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
         mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
         int rc = check_metric_values(sw, first + i, o);
@@ -314,7 +318,7 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
     if (!cache->X) {
         cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
         cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
-        cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
+        cache->read = pl_malloc(sizeof(float) * rows * sw->C_read, "batch readout");
         cache->scratch = pl_malloc(pl_unit_metrics_scratch(&sw->ex, S), "metric scratch");
         cache->bad = pl_malloc(rows, "non-finite rows");
         if (!cache->X || !cache->logits || !cache->read || !cache->scratch || !cache->bad)

@@ -202,7 +202,12 @@ static const key_def KEYS[] = {
             "yes, GPT-2 no). Text data always needs the model's tokenizer; a `.bin` needs it unless "
             "`bos = false`"},
     {"perturb", "hook", "blocks.1.hook_resid_pre", 1, KT_HOOK, OFF(hook),
-     .doc = "where the activation is replaced (`blocks.N.hook_resid_pre` / `_post`)"},
+     .doc = "where the activation is replaced, by TransformerLens's name and meaning: "
+            "`blocks.N.hook_resid_pre` / `hook_resid_mid` / `hook_resid_post`, `blocks.N.attn.hook_z` "
+            "(every query head's z, concatenated: H·head_dim wide), `blocks.N.hook_attn_out`, "
+            "`blocks.N.hook_mlp_out` (after Gemma 2's post-norms, as TL hooks them). Bases, μ, Σ and "
+            "directions have the hook's width. A parallel-residual model (GPT-NeoX) has no "
+            "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`"},
     {"perturb", "position", "-1", 1, KT_INT, OFF(position), .lo = -1000000, .hi = 1000000,
      .doc = "position of the replaced activation (-1 = last; negative counts from the end)"},
     {"perturb", "bases", "real", 1, KT_LIST, OFF(bases), .count = OFF(n_bases), .names = &BASES,
@@ -288,7 +293,9 @@ static const key_def KEYS[] = {
             "run of the same base (α = 0; sae_feature_scale's α = 1)"},
     {"readout", "read_hook", "", 1, KT_HOOK, OFF(read_hook), .optional = 1,
      .def_doc = "last block's `hook_resid_post`",
-     .doc = "residual read for l2 and cosine"},
+     .doc = "residual read for l2 and cosine: `blocks.N.hook_resid_pre` / `_post`, or "
+            "`ln_final.hook_normalized` (TransformerLens's: the final residual normalised without the "
+            "final norm's weight and bias)"},
     {"readout", "position", "perturbed", 1, KT_CUSTOM, .parse = parse_read_position, .print = print_read_position,
      .values = "`perturbed`, or a position: an integer in [-1000000, 1000000]",
      .doc = "position whose next-token distribution and `read_hook` residual are read: `perturbed` "
@@ -1266,15 +1273,23 @@ const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *secti
     return cfg->origin[i] ? cfg->origin[i] : cfg->file;
 }
 
-int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *resid_index, int *read_index,
-                            int *pos, int *read_pos)
+/* [perturb] hook and [readout] read_hook as hook points of MODEL (read_hook's default filled). */
+static int resolve_hooks(pl_sweep_config *cfg, const pl_model *model, pl_hook_point *hook, pl_hook_point *read)
 {
     const pl_model_info *mcfg = pl_model_get_info(model);
-    if (pl_hook_parse(model, cfg->hook, resid_index) != PL_OK)
-        return pl_fail_prefix("%s: [perturb] hook", pl_sweep_config_origin(cfg, "perturb", "hook"));
-    if (*resid_index >= mcfg->n_layer)
-        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)",
-                       pl_sweep_config_origin(cfg, "perturb", "hook"), cfg->hook);
+    const char *origin = pl_sweep_config_origin(cfg, "perturb", "hook");
+    if (pl_hook_point_parse(model, cfg->hook, hook) != PL_OK)
+        return pl_fail_prefix("%s: [perturb] hook", origin);
+    if (hook->site == PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("%s: [perturb] hook: '%s' is a readout (after the last block; nothing downstream to perturb)",
+                       origin, cfg->hook);
+    if (pl_hook_resid_index(*hook) >= mcfg->n_layer)
+        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)", origin,
+                       cfg->hook);
+    if (hook->site == PL_SITE_ATTN_Z && cfg->residual_basis == PL_BASIS_CENTERED)
+        return pl_fail("%s: [perturb] residual_basis: centered is TransformerLens's basis of what is written to the "
+                       "residual stream; '%s' (the heads' z) is not (use raw)",
+                       pl_sweep_config_origin(cfg, "perturb", "residual_basis"), cfg->hook);
     if (!cfg->read_hook) {
         char name[64];
         snprintf(name, sizeof name, "blocks.%d.hook_resid_post", mcfg->n_layer - 1);
@@ -1282,8 +1297,21 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, int *re
         if (!cfg->read_hook)
             return PL_ERR;
     }
-    if (pl_hook_parse(model, cfg->read_hook, read_index) != PL_OK)
+    if (pl_hook_point_parse(model, cfg->read_hook, read) != PL_OK)
         return pl_fail_prefix("%s: [readout] read_hook", pl_sweep_config_origin(cfg, "readout", "read_hook"));
+    if (pl_hook_resid_index(*read) < 0 && read->site != PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("%s: [readout] read_hook: '%s': the readout is the residual stream (blocks.N.hook_resid_pre "
+                       "or blocks.N.hook_resid_post) or ln_final.hook_normalized",
+                       pl_sweep_config_origin(cfg, "readout", "read_hook"), cfg->read_hook);
+    return PL_OK;
+}
+
+int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook_point *hook, pl_hook_point *read,
+                            int *pos, int *read_pos)
+{
+    const pl_model_info *mcfg = pl_model_get_info(model);
+    if (resolve_hooks(cfg, model, hook, read) != PL_OK)
+        return PL_ERR;
     if (cfg->n_ctx > mcfg->n_ctx)
         return pl_fail("%s: [data] n_ctx: %d is more than the model's %d positions",
                        pl_sweep_config_origin(cfg, "data", "n_ctx"), cfg->n_ctx, mcfg->n_ctx);
@@ -1540,8 +1568,8 @@ static void key_values(const key_def *k, char *out, size_t size)
         snprintf(out, size, "%s%s", VALUES_PATH, k->optional ? " (empty: the default)" : "");
         return;
     case KT_HOOK:
-        snprintf(out, size, "`blocks.N.hook_resid_pre` or `blocks.N.hook_resid_post`%s",
-                 k->optional ? " (empty: the default)" : "");
+        snprintf(out, size, "a TransformerLens hook name: `blocks.N.hook_resid_pre`, `blocks.N.hook_resid_post`, ... "
+                 "(see the description)%s", k->optional ? " (empty: the default)" : "");
         return;
     case KT_SHA256:
         snprintf(out, size, "64 lowercase hex digits (empty: the SAE's)");

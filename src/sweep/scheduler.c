@@ -626,7 +626,8 @@ static int watch_direction_files(const pl_sweep_config *cfg)
 /* The run's shapes, from the config and the model's (the hook resolved): setup and --dry-run alike. */
 static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_info *mc)
 {
-    sw->C = mc->d_model;
+    sw->C = pl_hook_width(sw->model, sw->hook); /* the perturbed activation's: H*head_dim at attn.hook_z */
+    sw->C_read = mc->d_model;
     sw->V = mc->n_vocab;
     sw->T = cfg->n_ctx;
     sw->T_eval = sw->read_pos + 1;
@@ -732,8 +733,7 @@ static int setup_open(run_state *st, const char *config_path, char *const *sets,
     sw->cfg = &st->cfg;
     sw->model = st->model;
     sw->naive = opt->naive;
-    ok = pl_sweep_config_resolve(&st->cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos,
-                                 &sw->read_pos) == PL_OK;
+    ok = pl_sweep_config_resolve(&st->cfg, st->model, &sw->hook, &sw->read, &sw->pos, &sw->read_pos) == PL_OK;
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     set_shapes(sw, &st->cfg, mc);
@@ -807,8 +807,8 @@ static int clean_forwards(run_state *st, setup_forwards *f)
     double t0 = now_seconds(), t_said = t0;
     for (int i = lo; i < hi && ok && !g_signal; i += chunk) {
         int n = hi - i < chunk ? hi - i : chunk;
-        ok = pl_forward_resid(st->model, tokens + (size_t)i * T, n, T, sw->resid_index, sw->pos,
-                              f->mine + (size_t)(i - lo) * C) == PL_OK;
+        ok = pl_forward_at(st->model, tokens + (size_t)i * T, n, T, sw->hook, sw->pos,
+                           f->mine + (size_t)(i - lo) * C) == PL_OK;
         double t = now_seconds();
         if (st->rank != 0 || st->quiet || i + n >= hi)
             continue;
@@ -914,19 +914,27 @@ static int setup_fit(run_state *st, int n_all, float *all)
     return PL_EXIT_OK;
 }
 
+/* The resid index the fast path goes on from: the hook's, or l + 1 for a point inside block l. */
+static int sweep_depth(const pl_sweep *sw)
+{
+    int r = pl_hook_resid_index(sw->hook);
+    return r >= 0 ? r : sw->hook.layer + 1;
+}
+
 /* Setup: st->unit_estimate, the slowest rank's time for one batch, from its clean forwards F.
  * A batch is about steps patched rows (or full forwards) plus one clean forward per unit. The
- * clean forwards stopped at the hook: a full one costs about L / max(resid_index, 1) of them
+ * clean forwards stopped at the hook: a full one costs about L / max(depth, 1) of them
  * (the unembedding left aside; the estimate only bounds the fault timeouts). */
 static void estimate_batch_time(run_state *st, const pl_run_options *opt, const setup_forwards *f)
 {
     pl_sweep *sw = &st->sw;
     int L = pl_model_get_info(st->model)->n_layer, T = sw->T, lo = f->lo, hi = f->hi;
-    double t_fwd = hi > lo ? f->seconds / (hi - lo) * L / (sw->resid_index > 0 ? sw->resid_index : 1) : 0.0;
+    int depth = sweep_depth(sw); /* blocks the clean forwards ran (a mid-block hook: its block too) */
+    double t_fwd = hi > lo ? f->seconds / (hi - lo) * L / (depth > 0 ? depth : 1) : 0.0;
     /* the slowest rank's: a rank without prompts (fewer chunks than ranks) measured nothing */
     coll_allreduce_max(st, &t_fwd, MPI_DOUBLE);
     double per = opt->naive ? sw->steps
-                            : 1.0 + sw->steps * pl_patch_flops(st->model, T, sw->resid_index, sw->pos) /
+                            : 1.0 + sw->steps * pl_patch_flops(st->model, T, depth, sw->pos) /
                                         pl_forward_flops(st->model, T);
     st->unit_estimate = t_fwd * per * sw->batch_units;
     coll_bcast(st, &st->unit_estimate, 1, MPI_DOUBLE);
@@ -1161,7 +1169,7 @@ static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_bat
     float *act = pl_malloc(sizeof(float) * (size_t)chunk * C, "calibration");
     float *X = pl_malloc(sizeof(float) * rows * C, "calibration");
     float *logits = pl_malloc(sizeof(float) * rows * V, "calibration");
-    float *read = pl_malloc(sizeof(float) * rows * C, "calibration");
+    float *read = pl_malloc(sizeof(float) * rows * sw->C_read, "calibration");
     int *tokens = pl_malloc(sizeof(int) * (size_t)n * TE, "calibration");
     int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "calibration");
     const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "calibration");
@@ -1169,7 +1177,7 @@ static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_bat
     int rc = act && X && logits && read && tokens && group_rows && cleans && runs ? PL_OK : PL_ERR;
     double t0 = now_seconds();
     if (rc == PL_OK)
-        rc = pl_forward_resid(m, sw->tokens, chunk, T, sw->resid_index, sw->pos, act);
+        rc = pl_forward_at(m, sw->tokens, chunk, T, sw->hook, sw->pos, act);
     *t_chunk = now_seconds() - t0;
     *n_chunk = chunk;
     /* batch 0: its units' distinct prompts (units are prompt-major) */
@@ -1187,7 +1195,8 @@ static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_bat
         rc = pl_forward_batch(m, tokens, G, TE, runs);
     for (int i = 0; rc == PL_OK && i < n; i++) {
         const pl_run *r = &runs[sw->naive ? 0 : group[i]];
-        const float *x = sw->naive ? act : r->resid + ((size_t)sw->resid_index * TE + sw->pos) * C;
+        int ri = pl_hook_resid_index(sw->hook); /* a mid-block point: the first prompt's (times only) */
+        const float *x = sw->naive || ri < 0 ? act : r->resid + ((size_t)ri * TE + sw->pos) * C;
         for (int k = 0; k < S; k++)
             for (int c = 0; c < C; c++)
                 X[((size_t)i * S + k) * C + c] = x[c] * (1.0f + 0.01f * k);
@@ -1197,13 +1206,12 @@ static int calibrate(run_state *st, double *t_chunk, int *n_chunk, double *t_bat
         group_rows[i] = S;
     if (rc == PL_OK && sw->naive) {
         pl_run run;
-        rc = pl_forward_patched(m, tokens, TE, sw->resid_index, sw->pos, X, &run);
+        rc = pl_forward_patched_at(m, tokens, TE, sw->hook, sw->pos, X, &run);
         if (rc == PL_OK)
             pl_run_free(&run);
         *t_batch = (now_seconds() - t0) * (double)rows;
     } else if (rc == PL_OK) {
-        rc = pl_patch_eval_groups(m, cleans, group_rows, n, sw->resid_index, sw->pos, X, logits, sw->read_index,
-                                  read);
+        rc = pl_patch_eval_groups_at(m, cleans, group_rows, n, sw->hook, sw->pos, X, logits, sw->read, read);
         if (rc == PL_OK)
             pl_log_softmax(logits, logits, (int)rows, V);
         *t_batch = now_seconds() - t0;
@@ -1287,7 +1295,7 @@ static int dry_open(run_state *st, const char *config_path, char *const *sets, i
     sw->cfg = cfg;
     sw->model = st->model;
     sw->naive = opt->naive;
-    if (pl_sweep_config_resolve(cfg, st->model, &sw->resid_index, &sw->read_index, &sw->pos, &sw->read_pos) != PL_OK)
+    if (pl_sweep_config_resolve(cfg, st->model, &sw->hook, &sw->read, &sw->pos, &sw->read_pos) != PL_OK)
         return PL_ERR;
     set_shapes(sw, cfg, pl_model_get_info(st->model));
     if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||

@@ -23,8 +23,11 @@ const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *secti
 typedef struct {
     pl_sweep_config *cfg;
     const pl_model *model;
-    int C, T, V;
-    int resid_index, read_index, pos;
+    int C, T, V;        /* C: the perturbed activation's width (pl_hook_width: H*head_dim at attn.hook_z) */
+    int C_read;         /* the readout's width: d_model */
+    pl_hook_point hook; /* [perturb] hook (any TransformerLens hook point but ln_final.hook_normalized) */
+    pl_hook_point read; /* [readout] read_hook (a resid point or ln_final.hook_normalized) */
+    int pos;
     int read_pos;       /* readout position (>= pos): logits and read_hook are read there */
     int T_eval;         /* read_pos + 1: a unit runs the prompt's first T_eval tokens (causality) */
     int P, S, NB, ND, NM, steps;
@@ -70,7 +73,7 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
 
 /* A rank's reusable buffers for one batch. */
 typedef struct {
-    float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C] */
+    float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C_read] */
     void *scratch;             /* the metrics' (pl_unit_metrics_scratch) */
     unsigned char *bad;        /* [batch_units * steps]: which inputs of a row are not finite (batches.c) */
 } pl_unit_cache;

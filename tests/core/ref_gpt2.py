@@ -61,7 +61,52 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(b)
 
 
-class GPT2:
+class TLHooks:
+    """TransformerLens's hook points on a reference model: each model calls self.hook(l, site, a) where
+    TL's TransformerBlock.forward calls blocks.l.<site> (transformer_lens/components/transformer_block.py;
+    attn.hook_z in abstract_attention.py; ln_final.hook_normalized, the final norm's x / scale before
+    its weight and bias, in layer_norm.py / rms_norm.py). run_with_hooks records every hook of a forward,
+    and replaces one hook's activation at one position, as a TL forward hook would."""
+
+    hook_patch = None  # (layer, site, pos, vector)
+    hook_cache = None  # {(layer, site): [T, W]} while recording
+
+    def hook(self, l, site, a):
+        if self.hook_patch is not None and self.hook_patch[:2] == (l, site):
+            a = a.copy()
+            a[self.hook_patch[2]] = self.hook_patch[3]
+        if self.hook_cache is not None:
+            self.hook_cache[(l, site)] = a.copy()
+        return a
+
+    def run_with_hooks(self, tokens, patch=None):
+        """({hook name: [T, W]}, logits[T, V]) of a forward; patch = (hook name, pos, vector)."""
+        self.hook_cache = {}
+        self.hook_patch = None
+        if patch is not None:
+            name, pos, vec = patch
+            if name == "ln_final.hook_normalized":
+                l, site = self.L, name
+            else:
+                _, l, site = name.split(".", 2)
+            self.hook_patch = (int(l), site, pos, vec)
+        try:
+            _, logits = self.forward(tokens)
+            cache = {(k[1] if k[1].startswith("ln_final") else f"blocks.{k[0]}.{k[1]}"): v
+                     for k, v in self.hook_cache.items()}
+        finally:
+            self.hook_cache = self.hook_patch = None
+        return cache, logits
+
+
+def normalized(x, eps, layer_norm):
+    """TL's hook_normalized: (x - mean) / sqrt(var + eps) (LayerNorm) or x / sqrt(mean x^2 + eps) (RMSNorm)."""
+    if layer_norm:
+        x = x - x.mean(-1, keepdims=True)
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
+
+
+class GPT2(TLHooks):
     def __init__(self, model_dir):
         with open(os.path.join(model_dir, "config.json")) as f:
             cfg = json.load(f)
@@ -107,6 +152,7 @@ class GPT2:
             resid.append(x.copy())
             if l == self.L:
                 break
+            x = self.hook(l, "hook_resid_pre", x)
             p = f"h.{l}."
             qkv = self._lin(self._ln(x, p + "ln_1"), p + "attn.c_attn")
             q, k, v = qkv[:, :C], qkv[:, C:2 * C], qkv[:, 2 * C:]
@@ -118,8 +164,11 @@ class GPT2:
                 att = np.exp(att - att.max(-1, keepdims=True))
                 att /= att.sum(-1, keepdims=True)
                 out[:, sl] = att @ v[:, sl]
-            x = x + self._lin(out, p + "attn.c_proj")
-            x = x + self._lin(self._gelu(self._lin(self._ln(x, p + "ln_2"), p + "mlp.c_fc")), p + "mlp.c_proj")
+            out = self.hook(l, "attn.hook_z", out)
+            x = self.hook(l, "hook_resid_mid", x + self.hook(l, "hook_attn_out", self._lin(out, p + "attn.c_proj")))
+            m = self._lin(self._gelu(self._lin(self._ln(x, p + "ln_2"), p + "mlp.c_fc")), p + "mlp.c_proj")
+            x = self.hook(l, "hook_resid_post", x + self.hook(l, "hook_mlp_out", m))
+        self.hook(self.L, "ln_final.hook_normalized", normalized(x, self.eps, True))
         logits = self._ln(x, "ln_f") @ self.w["wte.weight"].T
         return resid, logits
 

@@ -19,6 +19,10 @@ model.safetensors, or a sharded model.safetensors.index.json; F32/F16/BF16) and 
               freq 1/10000^(2i/head_size), GQA, SwiGLU, tied or separate classifier
 forward(tokens, patch=None) -> (resid, logits): resid[r] is the [T, C] residual at resid index r
 (r = l: blocks.l.hook_resid_pre; r = L: the last block's output), logits[T, V].
+run_with_hooks(tokens, patch=None) -> ({hook: [T, W]}, logits): every TransformerLens hook point
+(ref_gpt2.TLHooks) with TL's semantics: attn.hook_z is z of every query head concatenated [H*hd],
+hook_attn_out after Gemma 2's post-attention norm, hook_mlp_out after its post-feed-forward norm, no
+hook_resid_mid with a parallel residual, ln_final.hook_normalized before the final norm's weight.
 Run with Debian's python3 (/usr/bin/python3), which has numpy.
 """
 import json
@@ -28,7 +32,7 @@ import struct
 
 import numpy as np
 
-from ref_gpt2 import GPT2, read_safetensors  # noqa: F401  (GPT2 re-exported for load())
+from ref_gpt2 import GPT2, TLHooks, normalized, read_safetensors  # noqa: F401  (GPT2 re-exported for load())
 
 _erf = np.vectorize(math.erf)
 
@@ -113,8 +117,9 @@ def attention(q, k, v, scale=None, softcap=None, window=None):
     return out
 
 
-class Decoder:
-    """The shared skeleton: subclasses set the weights and define block(x, l, positions)."""
+class Decoder(TLHooks):
+    """The shared skeleton: subclasses set the weights and define block(x, l, positions) and
+    final_eps / final_layer_norm (the final norm, for ln_final.hook_normalized)."""
 
     def _lin(self, x, name):
         """An nn.Linear of HF's tensors NAME.weight [out, in] and, when present, NAME.bias."""
@@ -133,8 +138,14 @@ class Decoder:
             resid.append(x.copy())
             if l == self.L:
                 break
-            x = self.block(x, l, positions)
+            x = self.hook(l, "hook_resid_post", self.block(self.hook(l, "hook_resid_pre", x), l, positions))
+        self.hook(self.L, "ln_final.hook_normalized", normalized(x, self.final_eps(), self.final_layer_norm))
         return resid, self.final_norm(x) @ self.unembed.T
+
+    final_layer_norm = False
+
+    def final_eps(self):
+        return self.eps
 
 
 class Llama(Decoder):
@@ -178,10 +189,11 @@ class Llama(Decoder):
         k = self._lin(h, p + "self_attn.k_proj").reshape(T, self.KVH, self.hd)
         v = self._lin(h, p + "self_attn.v_proj").reshape(T, self.KVH, self.hd)
         q, k = rope_half(q, self.inv_freq, positions), rope_half(k, self.inv_freq, positions)
-        x = x + self._lin(attention(q, k, v), p + "self_attn.o_proj")
+        z = self.hook(l, "attn.hook_z", attention(q, k, v))
+        x = self.hook(l, "hook_resid_mid", x + self.hook(l, "hook_attn_out", self._lin(z, p + "self_attn.o_proj")))
         h = rms_norm(x, self.w[p + "post_attention_layernorm.weight"], self.eps)
         m = silu(self._lin(h, p + "mlp.gate_proj")) * self._lin(h, p + "mlp.up_proj")
-        return x + self._lin(m, p + "mlp.down_proj")
+        return x + self.hook(l, "hook_mlp_out", self._lin(m, p + "mlp.down_proj"))
 
 
 class NeoX(Decoder):
@@ -204,6 +216,8 @@ class NeoX(Decoder):
         self.embed = w["gpt_neox.embed_in.weight"]
         self.unembed = self.embed if cfg.get("tie_word_embeddings") else w["embed_out.weight"]
 
+    final_layer_norm = True
+
     def _ln(self, x, name):
         return layer_norm(x, self.w[name + ".weight"], self.w[name + ".bias"], self.eps)
 
@@ -217,14 +231,16 @@ class NeoX(Decoder):
         qkv = qkv.reshape(T, self.H, 3, self.hd)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         q, k = rope_half(q, self.inv_freq, positions), rope_half(k, self.inv_freq, positions)
-        a = self._lin(attention(q, k, v), p + "attention.dense")
+        z = self.hook(l, "attn.hook_z", attention(q, k, v))
+        a = self.hook(l, "hook_attn_out", self._lin(z, p + "attention.dense"))
 
         def mlp(y):
-            return self._lin(gelu_erf(self._lin(y, p + "mlp.dense_h_to_4h")), p + "mlp.dense_4h_to_h")
+            m = self._lin(gelu_erf(self._lin(y, p + "mlp.dense_h_to_4h")), p + "mlp.dense_4h_to_h")
+            return self.hook(l, "hook_mlp_out", m)
 
-        if self.parallel:
+        if self.parallel:  # TL: resid_pre + attn_out + mlp_out, and no hook_resid_mid
             return x + a + mlp(self._ln(x, p + "post_attention_layernorm"))
-        x = x + a
+        x = self.hook(l, "hook_resid_mid", x + a)
         return x + mlp(self._ln(x, p + "post_attention_layernorm"))
 
 
@@ -280,11 +296,13 @@ class Gemma2(Decoder):
         k = self._lin(h, p + "self_attn.k_proj").reshape(T, self.KVH, self.hd)
         v = self._lin(h, p + "self_attn.v_proj").reshape(T, self.KVH, self.hd)
         q, k = rope_half(q, self.inv_freq, positions), rope_half(k, self.inv_freq, positions)
-        a = self._lin(attention(q, k, v, self.scale, self.attn_cap, self.windows[l]), p + "self_attn.o_proj")
-        x = x + self._norm(a, p + "post_attention_layernorm")
+        z = self.hook(l, "attn.hook_z", attention(q, k, v, self.scale, self.attn_cap, self.windows[l]))
+        a = self._lin(z, p + "self_attn.o_proj")
+        # TL applies ln1_post / ln2_post before hook_attn_out / hook_mlp_out (transformer_block.py)
+        x = self.hook(l, "hook_resid_mid", x + self.hook(l, "hook_attn_out", self._norm(a, p + "post_attention_layernorm")))
         h = self._norm(x, p + "pre_feedforward_layernorm")
         m = self._lin(gelu_tanh(self._lin(h, p + "mlp.gate_proj")) * self._lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
-        return x + self._norm(m, p + "post_feedforward_layernorm")
+        return x + self.hook(l, "hook_mlp_out", self._norm(m, p + "post_feedforward_layernorm"))
 
 
 class Llama2c(Decoder):
@@ -338,6 +356,9 @@ class Llama2c(Decoder):
     def final_norm(self, x):
         return rms_norm(x, self.w["norm"], 1e-5)
 
+    def final_eps(self):
+        return 1e-5
+
     def block(self, x, l, positions):
         w, T = self.w, x.shape[0]
         h = rms_norm(x, w["att_norm"][l], 1e-5)
@@ -345,9 +366,10 @@ class Llama2c(Decoder):
         k = (h @ w["wk"][l].T).reshape(T, self.KVH, self.hd)
         v = (h @ w["wv"][l].T).reshape(T, self.KVH, self.hd)
         q, k = rope_interleaved(q, self.inv_freq, positions), rope_interleaved(k, self.inv_freq, positions)
-        x = x + attention(q, k, v) @ w["wo"][l].T
+        z = self.hook(l, "attn.hook_z", attention(q, k, v))
+        x = self.hook(l, "hook_resid_mid", x + self.hook(l, "hook_attn_out", z @ w["wo"][l].T))
         h = rms_norm(x, w["ffn_norm"][l], 1e-5)
-        return x + (silu(h @ w["w1"][l].T) * (h @ w["w3"][l].T)) @ w["w2"][l].T
+        return x + self.hook(l, "hook_mlp_out", (silu(h @ w["w1"][l].T) * (h @ w["w3"][l].T)) @ w["w2"][l].T)
 
 
 class GPT2Sharded(GPT2):

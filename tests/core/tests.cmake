@@ -21,3 +21,12 @@ target_include_directories(gpt2_bitwise PRIVATE ${PROJECT_SOURCE_DIR}/src/model)
 target_link_libraries(gpt2_bitwise PRIVATE plateau_model)
 plateau_test(forward_gpt2_bitwise ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_gpt2_bitwise.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:gpt2_bitwise>)
+
+# Every TransformerLens hook point (attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out,
+# ln_final.hook_normalized) of every family against ref_models.py's TL hooks; the fast path at a
+# mid-block hook against the full patched forward; refusals by name (issue 18, item 2).
+add_executable(probe_hooks ${CMAKE_CURRENT_LIST_DIR}/probe_hooks.c)
+target_link_libraries(probe_hooks PRIVATE plateau_model)
+plateau_test(forward_hooks ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_hooks.py
+  --plateau $<TARGET_FILE:plateau> --probe-hooks $<TARGET_FILE:probe_hooks>)
+set_tests_properties(forward_hooks PROPERTIES TIMEOUT 600)

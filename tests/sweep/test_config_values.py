@@ -180,13 +180,17 @@ print("ok   a run's stored config attribute re-parses to the same text")
 
 
 def reference_hook(name):
-    """The canonical name, or None when refused: blocks.<decimal digits>.hook_resid_pre|post, leading zeros
-    dropped, at most 7 digits left; nothing else (no sign, blank, other hook)."""
-    m = re.fullmatch(r"blocks\.([0-9]+)\.hook_resid_(pre|post)", name)
+    """The canonical name, or None when refused: blocks.<decimal digits>.<site> for TransformerLens's
+    hook_resid_pre|mid|post, attn.hook_z, hook_attn_out, hook_mlp_out, leading zeros dropped, at most 7
+    digits left, or ln_final.hook_normalized; nothing else (no sign, blank, other hook)."""
+    if name == "ln_final.hook_normalized":
+        return name
+    m = re.fullmatch(r"blocks\.([0-9]+)\.(hook_resid_pre|hook_resid_mid|hook_resid_post|attn\.hook_z|"
+                     r"hook_attn_out|hook_mlp_out)", name)
     if not m:
         return None
     digits = m.group(1).lstrip("0") or "0"
-    return None if len(digits) > 7 else "blocks.%s.hook_resid_%s" % (digits, m.group(2))
+    return None if len(digits) > 7 else "blocks.%s.%s" % (digits, m.group(2))
 
 
 names = ["blocks.1.hook_resid_pre", "blocks.01.hook_resid_pre", "blocks.000.hook_resid_post", "blocks.0.hook_resid_pre",
@@ -195,7 +199,9 @@ names = ["blocks.1.hook_resid_pre", "blocks.01.hook_resid_pre", "blocks.000.hook
          "blocks.1.hook_mlp_out", "Blocks.1.hook_resid_pre", "blocks.0x1.hook_resid_pre", "blocks.1e0.hook_resid_pre",
          "blocks.１.hook_resid_pre", "blocks.00000001234567.hook_resid_post", "blocks.12345678.hook_resid_pre",
          "blocks.99999999999999999999.hook_resid_pre", "hook_resid_pre", "blocks.1.hook_resid_pre.", "blocks.1",
-         "blocks.1.attn.hook_z"]
+         "blocks.1.attn.hook_z", "blocks.01.attn.hook_z", "blocks.0.hook_attn_out", "blocks.002.hook_resid_mid",
+         "blocks.1.hook_mlp_in", "blocks.1.attn.hook_q", "blocks.1.hook_z", "ln_final.hook_normalized",
+         "ln_final.hook_normalizedx", "blocks.0.ln_final.hook_normalized", "ln_final.hook_scale"]
 for key in ("perturb.hook", "readout.read_hook"):
     for name in names:
         want = reference_hook(name)

@@ -16,3 +16,5 @@ set_tests_properties(sweep_jobs sweep_config PROPERTIES COST 40)
 # Sweeps on every model family (the model engineer's; issue 9).
 plateau_test(sweep_families ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_families.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_families)
 set_tests_properties(sweep_families PROPERTIES RUN_SERIAL TRUE)
+# Sweeps at attn.hook_z and hook_mlp_out, read at ln_final.hook_normalized (issue 18, item 2).
+plateau_test(sweep_hooks ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_hooks.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_hooks)

@@ -69,6 +69,7 @@ void pl_decoder_set_info(pl_model *m, const char *family, const char *format, in
     info->n_ctx = c->n_ctx;
     info->norm = c->norm;
     info->synthetic = synthetic;
+    info->parallel_residual = c->parallel_residual;
     size_t C = (size_t)c->d_model, qd = (size_t)c->n_head * c->head_dim, kvd = (size_t)c->n_kv_head * c->head_dim;
     size_t MLP = (size_t)c->d_mlp, norm = c->norm == PL_NORM_LAYERNORM ? 2 * C : C;
     const pl_decoder_block *b = &d->blocks[0];
@@ -260,6 +261,102 @@ static void finish_block(const pl_decoder_config *c, const pl_decoder_block *b, 
     }
 }
 
+/* A mid-block hook point tapped in the full forward: in block LAYER, the activation at SITE of each
+ * sequence's row POS (row i*T + pos of N stacked sequences) is copied to CAPTURE[N, W] and/or
+ * replaced by PATCH[W] (one sequence) before the block goes on. */
+typedef struct {
+    int layer, site, pos, T, N;
+    const float *patch;
+    float *capture;
+} site_tap;
+
+static void tap_at(const site_tap *t, int site, float *buf, int W)
+{
+    if (site != t->site)
+        return;
+    for (int i = 0; i < t->N; i++) {
+        float *row = buf + ((size_t)i * t->T + t->pos) * W;
+        if (t->capture)
+            memcpy(t->capture + (size_t)i * W, row, sizeof(float) * W);
+        if (t->patch)
+            memcpy(row, t->patch, sizeof(float) * W);
+    }
+}
+
+/* finish_block with the hook points of TransformerLens's TransformerBlock.forward tapped
+ * (transformer_lens/components/transformer_block.py): attn.hook_z is the attention's z before W_O
+ * (abstract_attention.py), hook_attn_out comes after ln1_post (Gemma 2's post-attention norm: "so
+ * hook_attn_out captures that which is added to the residual stream"), hook_resid_mid = resid_pre +
+ * attn_out (sequential only), hook_mlp_out after ln2_post (apply_mlp). The same ops in the same order
+ * as finish_block, kept apart so that the residual hooks' path is untouched. */
+static void finish_block_at(const pl_decoder_config *c, const pl_decoder_block *b, float *x, int R, scratch *s,
+                            const site_tap *t)
+{
+    int C = c->d_model, qd = c->n_head * c->head_dim;
+    size_t n = (size_t)R * C;
+    tap_at(t, PL_SITE_ATTN_Z, s->att, qd);
+    apply(&b->o, s->o, s->att, R, qd, C);
+    if (b->post_attn_norm_w)
+        norm(c, s->o, s->o, b->post_attn_norm_w, NULL, R);
+    tap_at(t, PL_SITE_ATTN_OUT, s->o, C);
+    if (c->parallel_residual) { /* TL: resid_pre + attn_out + mlp_out, no hook_resid_mid */
+        norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
+        mlp(c, b, R, s);
+        tap_at(t, PL_SITE_MLP_OUT, s->mo, C);
+        pl_op_residual_add(x, s->o, n);
+        pl_op_residual_add(x, s->mo, n);
+    } else {
+        pl_op_residual_add(x, s->o, n);
+        tap_at(t, PL_SITE_RESID_MID, x, C);
+        norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
+        mlp(c, b, R, s);
+        tap_at(t, PL_SITE_MLP_OUT, s->mo, C);
+        pl_op_residual_add(x, s->mo, n);
+    }
+}
+
+/* The fast path's end of block l from a mid-block SITE: rows x[R, C] hold resid_pre (one row per
+ * variant, at the perturbed position), Y[R, W] the site's new activations; s->att holds the rows'
+ * clean attention when SITE is hook_mlp_out (the only site after which the clean attention output is
+ * still added). x becomes resid_post. */
+static void finish_from_site(const pl_decoder_config *c, const pl_decoder_block *b, float *x, int R, scratch *s,
+                             int site, const float *Y)
+{
+    int C = c->d_model, qd = c->n_head * c->head_dim;
+    size_t n = (size_t)R * C;
+    if (site == PL_SITE_ATTN_Z)
+        memcpy(s->att, Y, sizeof(float) * (size_t)R * qd);
+    if (site == PL_SITE_ATTN_Z || site == PL_SITE_MLP_OUT) {
+        apply(&b->o, s->o, s->att, R, qd, C);
+        if (b->post_attn_norm_w)
+            norm(c, s->o, s->o, b->post_attn_norm_w, NULL, R);
+    }
+    if (site == PL_SITE_ATTN_OUT)
+        memcpy(s->o, Y, sizeof(float) * n);
+    if (c->parallel_residual) { /* hook_resid_mid was refused by pl_hook_point_parse */
+        if (site == PL_SITE_MLP_OUT)
+            memcpy(s->mo, Y, sizeof(float) * n);
+        else {
+            norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
+            mlp(c, b, R, s);
+        }
+        pl_op_residual_add(x, s->o, n);
+        pl_op_residual_add(x, s->mo, n);
+        return;
+    }
+    if (site == PL_SITE_RESID_MID)
+        memcpy(x, Y, sizeof(float) * n);
+    else
+        pl_op_residual_add(x, s->o, n);
+    if (site == PL_SITE_MLP_OUT)
+        memcpy(s->mo, Y, sizeof(float) * n);
+    else {
+        norm(c, s->h, x, b->norm2_w, b->norm2_b, R);
+        mlp(c, b, R, s);
+    }
+    pl_op_residual_add(x, s->mo, n);
+}
+
 /* next-token logits[M, V] of final-residual rows x[M, C]. */
 static int unembed(const void *weights, const float *x, int M, float *logits)
 {
@@ -327,8 +424,9 @@ static void attend_all(const pl_decoder_config *c, const pl_decoder_block *b, co
     }
 }
 
-static int decoder_forward(const pl_model *model, const int *tokens, int N, int T, int stop, int patch_index,
-                           int patch_pos, const float *patch, pl_run *runs)
+/* decoder_forward, with the mid-block point TAP (or NULL) tapped in its block. */
+static int forward_tapped(const pl_model *model, const int *tokens, int N, int T, int stop, int patch_index,
+                          int patch_pos, const float *patch, const site_tap *tap, pl_run *runs)
 {
     const pl_decoder *d = model->weights;
     const pl_decoder_config *c = &d->cfg;
@@ -353,7 +451,10 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
         norm(c, s.h, x, b->norm1_w, b->norm1_b, (int)R);
         qkv_view p = project_qkv(d, b, (int)R, T, &s);
         attend_all(c, b, &p, l, N, T, runs, &s);
-        finish_block(c, b, x, (int)R, &s);
+        if (tap && l == tap->layer)
+            finish_block_at(c, b, x, (int)R, &s, tap);
+        else
+            finish_block(c, b, x, (int)R, &s);
     }
     if (stop == L && pl_runs_logits(runs, N, T, C, V, x, unembed, d) != PL_OK)
         goto fail;
@@ -366,6 +467,19 @@ fail:
     for (int i = 0; i < N; i++)
         pl_run_free(&runs[i]);
     return PL_ERR;
+}
+
+static int decoder_forward(const pl_model *model, const int *tokens, int N, int T, int stop, int patch_index,
+                           int patch_pos, const float *patch, pl_run *runs)
+{
+    return forward_tapped(model, tokens, N, T, stop, patch_index, patch_pos, patch, NULL, runs);
+}
+
+static int decoder_forward_at(const pl_model *model, const int *tokens, int N, int T, int stop, pl_hook_point pt,
+                              int pos, const float *patch, float *capture, pl_run *runs)
+{
+    site_tap tap = {pt.layer, pt.site, pos, T, N, patch, capture};
+    return forward_tapped(model, tokens, N, T, stop, -1, -1, NULL, &tap, runs);
 }
 
 /* ------------------------------------------------------------ fast path */
@@ -433,6 +547,75 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
     pl_fast_rows_free(&f);
     return rc;
 }
+/* The fast path at a mid-block point of block l: each variant's row at POS starts from its clean
+ * resid_pre (the cache), finishes block l from the site with X's row there (finish_from_site; at
+ * hook_mlp_out the row's clean attention is recomputed first, over the cached keys and values), and
+ * the resulting resid_post rows go through the resid fast path from l + 1. Other positions of block l
+ * are unchanged: their keys and values come from resid_pre. */
+static int decoder_patch_eval_groups_at(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
+                                        int G, int M, pl_hook_point pt, int pos, const float *X, float *logits,
+                                        int read_index, float *read)
+{
+    const pl_decoder *d = model->weights;
+    const pl_decoder_config *c = &d->cfg;
+    const pl_decoder_block *b = &d->blocks[pt.layer];
+    int C = c->d_model, T = cleans[0]->T;
+    size_t TC = (size_t)T * C;
+    pl_fast_rows f = {0};
+    scratch s = {0};
+    f.M = M, f.n = 1, f.C = C;
+    f.x = pl_malloc(sizeof(float) * (size_t)M * C, "fast-path rows");
+    f.clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
+    int rc = PL_ERR;
+    if (!f.x || !f.clean_of || scratch_alloc(&s, d, (size_t)M, T) != PL_OK)
+        goto done;
+    for (int g = 0, v = 0; g < G; g++)
+        for (int i = 0; i < group_rows[g]; i++, v++) {
+            f.clean_of[v] = cleans[g];
+            memcpy(f.x + (size_t)v * C, cleans[g]->resid + (size_t)pt.layer * TC + (size_t)pos * C,
+                   sizeof(float) * C);
+        }
+    if (pt.site == PL_SITE_MLP_OUT) {
+        if (c->rot_dim)
+            pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, 1);
+        norm(c, s.h, f.x, b->norm1_w, b->norm1_b, M);
+        qkv_view p = project_qkv(d, b, M, 1, &s);
+        attend_rows(c, b, &p, pt.layer, &f, pos, T, &s);
+    }
+    finish_from_site(c, b, f.x, M, &s, pt.site, X);
+    rc = decoder_patch_eval_groups(model, cleans, group_rows, G, M, pt.layer + 1, pos, f.x, logits, read_index,
+                                   read);
+done:
+    free(s.block);
+    pl_fast_rows_free(&f);
+    return rc;
+}
+
+/* ln_final.hook_normalized of rows x[M, C], in place: the final norm without its weight (and bias),
+ * as TransformerLens hooks it (transformer_lens/components/layer_norm.py, rms_norm.py: hook_normalized
+ * is x / scale, before "* self.w (+ self.b)"; Gemma's (1 + w) is a weight too). */
+static int decoder_final_normalized(const pl_model *model, float *x, int M)
+{
+    const pl_decoder_config *c = &((const pl_decoder *)model->weights)->cfg;
+    int C = c->d_model;
+    float *one = pl_malloc(sizeof(float) * (size_t)C, "unit weights"), *zero = pl_calloc((size_t)C, sizeof(float),
+                                                                                         "zero bias");
+    if (!one || !zero) {
+        free(one);
+        free(zero);
+        return PL_ERR;
+    }
+    for (int i = 0; i < C; i++)
+        one[i] = 1.0f;
+    if (c->norm == PL_NORM_LAYERNORM)
+        pl_op_layernorm(x, x, one, zero, M, C, c->norm_eps);
+    else
+        pl_op_rmsnorm(x, x, one, M, C, c->norm_eps);
+    free(one);
+    free(zero);
+    return PL_OK;
+}
+
 /* ------------------------------------------------------------ FLOP counts */
 
 /* Matmul FLOPs of one block for n rows (two per multiply-add): q, k, v, o and the MLP's two or
@@ -532,6 +715,9 @@ static const pl_family_ops decoder_ops = {
     .describe = decoder_describe,
     .forward = decoder_forward,
     .patch_eval_groups = decoder_patch_eval_groups,
+    .forward_at = decoder_forward_at,
+    .patch_eval_groups_at = decoder_patch_eval_groups_at,
+    .final_normalized = decoder_final_normalized,
     .forward_flops = decoder_forward_flops,
     .patch_flops = decoder_patch_flops,
     .free_weights = decoder_free,
