@@ -6,8 +6,10 @@
  *   IN_PREFIX .X.f32 [M, C] rows, .DX.f32 [M, C] tangents, .GL.f32 [M, V], .GR.f32 [M, C] cotangents
  * writes OUT_PREFIX.{clean_logits [V], clean_read [C], eval_logits, eval_read, logits, dlogits, read,
  *   dread, vjp_logits, vjp_read, dx, mval [4, M], mgrad [4, M, C], fv, fv0}.f32 (metrics kl, jsd,
- *   ce_loss, l2; fv = F(X) DX and fv0 = F(clean) DX with F = J^T (diag p - p p^T) J of the logits).
+ *   ce_loss, l2; fv = F(X) DX and fv0 = F(clean) DX with F = J^T (diag p - p p^T) J of the logits;
+ *   groups [4]: a two-prompt grouped call vs one-group calls, and rows alone vs the batch).
  * usage: grad_probe --bench MODEL T M REPS: FLOPs and seconds of one fast-path row and one VJP row. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +98,59 @@ static int fisher(const pl_model *m, const pl_run *clean, int r, int pos, const 
     return rc;
 }
 
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double d = 0.0, nb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        nb = fmax(nb, fabs((double)b[i]));
+    }
+    return d / (nb > 0.0 ? nb : 1.0);
+}
+
+/* groups[4]: the largest relative differences of a two-group call (rows X at CLEAN, then X at a
+ * second prompt's run) from the one-group calls (dlogits, dx), and of each row alone (M = 1:
+ * the forward's sgemv path) from the batch (dlogits, dx). */
+static int groups_check(const pl_model *m, const pl_run *clean, const int *ids, int r, int pos, int read_r,
+                        const float *X, const float *DX, const float *GL, const float *GR, int M, const char *out)
+{
+    int C = clean->C, V = clean->V, T = clean->T, rev[4096];
+    for (int t = 0; t < T; t++)
+        rev[t] = ids[T - 1 - t];
+    pl_run other;
+    if (pl_forward(m, rev, T, &other))
+        return PL_ERR;
+    size_t MC = (size_t)M * C, MV = (size_t)M * V;
+    float *X2 = alloc(2 * MC), *DX2 = alloc(2 * MC), *GL2 = alloc(2 * MV), *GR2 = alloc(2 * MC);
+    float *dl2 = alloc(2 * MV), *dx2 = alloc(2 * MC), *dl1 = alloc(2 * MV), *dx1 = alloc(2 * MC), res[4] = {0};
+    for (int k = 0; k < 2; k++) {
+        memcpy(X2 + k * MC, X, sizeof(float) * MC), memcpy(DX2 + k * MC, DX, sizeof(float) * MC);
+        memcpy(GL2 + k * MV, GL, sizeof(float) * MV), memcpy(GR2 + k * MC, GR, sizeof(float) * MC);
+    }
+    const pl_run *cl[2] = {clean, &other};
+    int rows[2] = {M, M};
+    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dl2, read_r, NULL, NULL) ||
+        pl_patch_vjp_groups(m, cl, rows, 2, r, pos, X2, GL2, read_r, GR2, NULL, NULL, dx2))
+        return PL_ERR;
+    for (int k = 0; k < 2; k++)
+        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, NULL, dl1 + k * MV, read_r, NULL, NULL) ||
+            pl_patch_vjp(m, cl[k], r, pos, X, M, GL, read_r, GR, NULL, NULL, dx1 + k * MC))
+            return PL_ERR;
+    res[0] = (float)max_rel(dl2, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    for (int i = 0; i < M; i++) {
+        if (pl_patch_jvp(m, clean, r, pos, X + (size_t)i * C, DX + (size_t)i * C, 1, NULL, dl2, read_r, NULL, NULL) ||
+            pl_patch_vjp(m, clean, r, pos, X + (size_t)i * C, 1, GL + (size_t)i * V, read_r, GR + (size_t)i * C, NULL,
+                         NULL, dx2))
+            return PL_ERR;
+        res[2] = fmaxf(res[2], (float)max_rel(dl2, dl1 + (size_t)i * V, (size_t)V));
+        res[3] = fmaxf(res[3], (float)max_rel(dx2, dx1 + (size_t)i * C, (size_t)C));
+    }
+    write_f32(out, "groups", res, 4);
+    free(X2), free(DX2), free(GL2), free(GR2), free(dl2), free(dx2), free(dl1), free(dx1);
+    pl_run_free(&other);
+    return PL_OK;
+}
+
 static long file_floats(const char *prefix, const char *name)
 {
     char path[4096];
@@ -149,6 +204,8 @@ static int probe(char **argv)
     if (fisher(m, &clean, r, pos, X0, DX, M, fv))
         return PL_ERR;
     write_f32(out, "fv0", fv, MC);
+    if (groups_check(m, &clean, ids, r, pos, read_r, X, DX, GL, GR, M, out))
+        return PL_ERR;
     free(X), free(DX), free(GL), free(GR), free(el), free(er), free(lg), free(dl), free(rd), free(dr);
     free(vl), free(vr), free(dx), free(fv), free(X0);
     pl_run_free(&clean);

@@ -16,7 +16,8 @@ with pos < T-1 (so the perturbed positions' own keys and values are attended by 
       VJP  dx              vs  J_logits^T GL + J_read^T GR
     relative error (norm of the difference / norm of the reference) <= 1e-3 per row;
   * JVP / VJP consistency u^T (J v) = (J^T u)^T v within 1e-4 (plateau alone);
-  * the forward values of the derivative calls vs pl_patch_eval within 1e-4;
+  * the forward values of the derivative calls vs pl_patch_eval within 1e-4; a call of two groups
+    (two prompts' runs) vs one call per group, and each row alone (M = 1) vs the batch, within 1e-5;
   * the metrics KL(clean || perturbed), JSD, CE loss (nats) and L2 at the read hook: values vs numpy's
     within 1e-3, gradients (VJP of metric_grad.c's cotangents) vs central differences of numpy's
     metrics of the reference, <= 1e-3;
@@ -101,6 +102,9 @@ def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True):
     rhs = (dx * DX).sum(1)
     check(label, np.all(np.abs(lhs - rhs) <= 1e-4 * (np.abs(lhs) + np.abs(rhs) + 1e-12)),
           f"u^T(Jv) == (J^T u)^T v (max rel {np.max(np.abs(lhs - rhs) / (np.abs(lhs) + 1e-30)):.1e})")
+    grp = got("groups")
+    check(label, grp.max() < 1e-5, f"two-prompt grouped calls == one group each, rows alone == batch "
+          f"(max rel {grp.max():.1e})")
     if not fd:
         return ref, ids, got, X, DX, GL, GR
     clean_read = resid0[read][T - 1]
