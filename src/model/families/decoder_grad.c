@@ -731,7 +731,8 @@ int pl_decoder_patch_jvp_groups(const pl_model *model, const pl_run *const *clea
         float *z = logits ? logits : p.z;
         last_rows(&p.x, p.f.x, p.xl);
         last_rows(&p.x, p.g, p.dl);
-        unembed_fwd(d, p.xl, M, p.h, z);
+        if (logits || d->cfg.final_softcap > 0)
+            unembed_fwd(d, p.xl, M, p.h, z);
         if (dlogits)
             unembed_jvp(d, p.xl, p.dl, M, z, p.h, dlogits);
     }
@@ -756,7 +757,8 @@ int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *clea
     if (logits || glogits) {
         float *z = logits ? logits : p.z;
         last_rows(&p.x, p.f.x, p.xl);
-        unembed_fwd(d, p.xl, M, p.h, z);
+        if (logits || d->cfg.final_softcap > 0) /* the logits' values: asked for, or the soft-cap's slope */
+            unembed_fwd(d, p.xl, M, p.h, z);
         if (glogits) {
             unembed_vjp(d, p.xl, glogits, M, z, p.gz, p.dl);
             add_last_rows(&p.x, p.g, p.dl);
@@ -786,19 +788,28 @@ static double attention_flops(const pl_decoder_config *c, const pl_decoder_block
     return f;
 }
 
-/* JVP: the forward, and each matmul and attention once more for the tangents (ds: two dots per key,
- * datt: two axpys per key): twice the fast path. */
-double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos)
+/* The unembedding's matmul for one row, which the derivative calls skip in their forward when the
+ * logits are not asked for and there is no final soft-cap (whose slope needs them). */
+static double unembed_flops(const pl_model *m)
 {
-    return 2.0 * m->ops->patch_flops(m, T, resid_index, pos);
+    const pl_decoder *d = m->weights;
+    return d->cfg.final_softcap > 0 ? 0.0 : 2.0 * d->cfg.d_model * d->cfg.n_vocab;
 }
 
-/* VJP: the forward, each matmul once more transposed (input gradients only, no weight gradients),
- * and the attention's backward (dP, dq, dk, dv: four dots or axpys per key, twice the forward's). */
+/* JVP without the logits' values: the forward, and each matmul and attention once more for the
+ * tangents (ds: two dots per key, datt: two axpys per key). */
+double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    return 2.0 * m->ops->patch_flops(m, T, resid_index, pos) - unembed_flops(m);
+}
+
+/* VJP without the logits' values: the forward, each matmul once more transposed (input gradients
+ * only, no weight gradients), and the attention's backward (dP, dq, dk, dv: four dots or axpys per
+ * key, twice the forward's). */
 double pl_decoder_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos)
 {
     const pl_decoder *d = m->weights;
-    double f = 2.0 * m->ops->patch_flops(m, T, resid_index, pos);
+    double f = 2.0 * m->ops->patch_flops(m, T, resid_index, pos) - unembed_flops(m);
     for (int l = resid_index; l < d->cfg.n_layer; l++)
         f += attention_flops(&d->cfg, &d->blocks[l], pos, T);
     return f;
