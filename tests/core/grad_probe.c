@@ -130,14 +130,16 @@ static int groups_check(const pl_model *m, const pl_run *clean, const int *ids, 
     }
     const pl_run *cl[2] = {clean, &other};
     int rows[2] = {M, M};
-    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dl2, read_r, NULL, NULL) ||
+    float *dlg = alloc(2 * MV); /* the grouped JVP without logits (no unembedding forward) */
+    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dlg, read_r, NULL, NULL) ||
         pl_patch_vjp_groups(m, cl, rows, 2, r, pos, X2, GL2, read_r, GR2, NULL, NULL, dx2))
         return PL_ERR;
     for (int k = 0; k < 2; k++)
-        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, NULL, dl1 + k * MV, read_r, NULL, NULL) ||
+        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, dl2 + k * MV, dl1 + k * MV, read_r, NULL, NULL) ||
             pl_patch_vjp(m, cl[k], r, pos, X, M, GL, read_r, GR, NULL, NULL, dx1 + k * MC))
             return PL_ERR;
-    res[0] = (float)max_rel(dl2, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    res[0] = (float)max_rel(dlg, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    free(dlg);
     for (int i = 0; i < M; i++) {
         if (pl_patch_jvp(m, clean, r, pos, X + (size_t)i * C, DX + (size_t)i * C, 1, NULL, dl2, read_r, NULL, NULL) ||
             pl_patch_vjp(m, clean, r, pos, X + (size_t)i * C, 1, GL + (size_t)i * V, read_r, GR + (size_t)i * C, NULL,
