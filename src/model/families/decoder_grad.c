@@ -171,14 +171,13 @@ static void norm_deriv(const pl_decoder_config *c, float *out, const float *in, 
     for (int i = 0; i < R; i++) {
         const float *x = in + (size_t)i * C, *ui = u + (size_t)i * C;
         float *y = out + (size_t)i * C;
-        double mean = 0.0, var = 0.0;
-        for (int j = 0; j < C; j++)
-            mean += ln ? x[j] : 0.0;
+        double mean = 0.0, var = 0.0; /* RMSNorm: mean 0, var = mean(x^2), as pl_op_rmsnorm's ss / C */
+        for (int j = 0; ln && j < C; j++)
+            mean += x[j];
         mean /= C;
         for (int j = 0; j < C; j++)
             var += ((double)x[j] - mean) * ((double)x[j] - mean);
-        double r = ln ? (float)(1.0 / sqrt(var / C + c->norm_eps)) : (float)(1.0 / sqrt(var / C + c->norm_eps));
-        double fmean = (float)mean, su = 0.0, sxu = 0.0;
+        double r = (float)(1.0 / sqrt(var / C + c->norm_eps)), fmean = (float)mean, su = 0.0, sxu = 0.0;
         for (int j = 0; j < C; j++) {
             double wj = c->norm_plus_one ? (double)(1.0f + w[j]) : (double)w[j];
             double uj = dir ? ui[j] * wj : ui[j];
