@@ -19,20 +19,17 @@
 #include "decoder.h"
 #include "plateau/error.h"
 
-/* One block's saved activations over R rows. */
+/* One block's saved activations over R rows: what the derivatives of its ops read (the inputs of
+ * the norms and nonlinearities; no matmul input, as no weight gradient is taken). */
 typedef struct {
     float *x;      /* [R, C] block input */
-    float *h1;     /* [R, C] norm_1(x) */
     float *q;      /* [R, qd] rotated queries */
     float *k, *v;  /* [R, kvd] the rows' own keys (rotated) and values */
     float *P;      /* [R, H, T] attention probabilities over key positions 0..T-1 (0 outside) */
     float *S;      /* [R, H, T] soft-capped scores (attn_softcap only, else NULL) */
-    float *att;    /* [R, qd] attention output */
     float *o;      /* [R, C] o projection before post_attn_norm */
-    float *x1;     /* [R, C] norm_2's input: x + o (sequential) */
-    float *h2;     /* [R, C] norm_2(x1 or x) */
-    float *a, *b;  /* [R, MLP] gate (or up) pre-activation; gated MLPs: up */
-    float *act;    /* [R, MLP] the down projection's input */
+    float *x1;     /* [R, C] norm_2's input: x + o (sequential), x (parallel) */
+    float *a, *b;  /* [R, MLP] gate (or up) pre-activation; gated MLPs: up (else NULL) */
     float *mo;     /* [R, C] down projection before post_mlp_norm */
 } tape;
 
@@ -65,7 +62,7 @@ static ctx make_ctx(const pl_decoder *d, const pl_fast_rows *f, int pos, int T)
 static size_t tape_floats(const ctx *x)
 {
     size_t R = (size_t)x->R, cap = x->d->cfg.attn_softcap > 0;
-    return R * (6 * (size_t)x->C + 2 * (size_t)x->qd + 2 * (size_t)x->kvd + 3 * (size_t)x->MLP +
+    return R * (4 * (size_t)x->C + (size_t)x->qd + 2 * (size_t)x->kvd + (1 + (size_t)x->gated) * x->MLP +
                 (1 + cap) * (size_t)x->H * x->T);
 }
 
@@ -73,19 +70,15 @@ static void tape_carve(const ctx *x, tape *t, float *p)
 {
     size_t R = (size_t)x->R, C = (size_t)x->C, HT = (size_t)x->H * x->T;
     t->x = p, p += R * C;
-    t->h1 = p, p += R * C;
     t->q = p, p += R * x->qd;
     t->k = p, p += R * x->kvd;
     t->v = p, p += R * x->kvd;
     t->P = p, p += R * HT;
     t->S = x->d->cfg.attn_softcap > 0 ? p : NULL, p += t->S ? R * HT : 0;
-    t->att = p, p += R * x->qd;
     t->o = p, p += R * C;
     t->x1 = p, p += R * C;
-    t->h2 = p, p += R * C;
     t->a = p, p += R * x->MLP;
-    t->b = p, p += R * x->MLP;
-    t->act = p, p += R * x->MLP;
+    t->b = x->gated ? p : NULL, p += x->gated ? R * x->MLP : 0;
     t->mo = p;
 }
 
@@ -210,9 +203,9 @@ static int window_lo(const pl_decoder_block *b, int n_keys)
     return b->window > 0 && n_keys > b->window ? n_keys - b->window : 0;
 }
 
-/* t->att = attention of the rows' queries, as pl_op_attend_one computes it (float dots, scale,
+/* att[R, qd] = attention of the rows' queries, as pl_op_attend_one computes it (float dots, scale,
  * soft-cap, expf, double sum), keeping the probabilities t->P (and capped scores t->S). */
-static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t)
+static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t, float *att)
 {
     const pl_decoder_config *c = &x->d->cfg;
     float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)x->hd), cap = c->attn_softcap;
@@ -240,7 +233,7 @@ static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t)
             double sum = 0.0;
             for (int s = lo; s < nk; s++)
                 sum += P[s] = expf(P[s] - maxv);
-            float inv = (float)(1.0 / sum), *oh = t->att + (size_t)r * x->qd + (size_t)h * hd;
+            float inv = (float)(1.0 / sum), *oh = att + (size_t)r * x->qd + (size_t)h * hd;
             memset(oh, 0, sizeof(float) * hd);
             for (int s = lo; s < nk; s++) {
                 const float *vv = key_row(x, cl->v, t->v, l, r, s) + off;
@@ -443,19 +436,19 @@ static void act_eval(int mlp, float v, double *f, double *df)
 }
 
 /* Forward of the MLP's hidden layer: act[R, MLP] from t->a (and t->b), by decoder.c's ops. */
-static void act_fwd(const ctx *x, tape *t)
+static void act_fwd(const ctx *x, const tape *t, float *act)
 {
     int mlp = x->d->cfg.mlp;
     size_t n = (size_t)x->R * x->MLP;
-    memcpy(t->act, t->a, sizeof(float) * n);
+    memcpy(act, t->a, sizeof(float) * n);
     if (mlp == PL_MLP_SWIGLU)
-        pl_op_swiglu(t->act, t->b, n);
+        pl_op_swiglu(act, t->b, n);
     else if (mlp == PL_MLP_GEGLU_TANH)
-        pl_op_geglu_tanh(t->act, t->b, n);
+        pl_op_geglu_tanh(act, t->b, n);
     else if (mlp == PL_MLP_GELU_TANH)
-        pl_op_gelu_tanh(t->act, n);
+        pl_op_gelu_tanh(act, n);
     else
-        pl_op_gelu_erf(t->act, n);
+        pl_op_gelu_erf(act, n);
 }
 
 /* Tangent (DIR 0): dact = f'(a) da b + f(a) db, into da. Cotangent (DIR 1): from gact in da,
@@ -480,7 +473,10 @@ static void act_deriv(const ctx *x, const tape *t, float *da, float *db, int dir
 
 /* ------------------------------------------------------------ blocks */
 
-/* Forward of block l over the rows f->x[R, C] (in place), as decoder.c's, keeping the tape. */
+/* Forward of block l over the rows f->x[R, C] (in place), as decoder.c's, keeping the tape. The
+ * sublayers' other activations live in the scratch the derivative passes use after it: h_1 and h_2
+ * in dh, the attention output in datt, the MLP hidden layer in da, the post-norms' outputs in dmid
+ * and dh. */
 static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
 {
     const pl_decoder_config *c = &x->d->cfg;
@@ -488,10 +484,10 @@ static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
     int R = x->R, C = x->C;
     size_t n = (size_t)R * C;
     memcpy(t->x, xr, sizeof(float) * n);
-    norm_fwd(c, t->h1, xr, b->norm1_w, b->norm1_b, R);
-    qkv_project(x, b, t->h1, t->q, t->k, t->v, s->qkv, s->rope, 0);
-    attn_fwd(x, b, l, t);
-    mat_fwd(&b->o, t->o, t->att, R, x->qd, C);
+    norm_fwd(c, s->dh, xr, b->norm1_w, b->norm1_b, R);
+    qkv_project(x, b, s->dh, t->q, t->k, t->v, s->qkv, s->rope, 0);
+    attn_fwd(x, b, l, t, s->datt);
+    mat_fwd(&b->o, t->o, s->datt, R, x->qd, C);
     const float *o = t->o;
     if (b->post_attn_norm_w) {
         norm_fwd(c, s->dmid, t->o, b->post_attn_norm_w, NULL, R);
@@ -500,12 +496,12 @@ static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
     if (!c->parallel_residual)
         pl_op_residual_add(xr, o, n);
     memcpy(t->x1, xr, sizeof(float) * n); /* parallel: x1 = x (o is added below) */
-    norm_fwd(c, t->h2, t->x1, b->norm2_w, b->norm2_b, R);
-    mat_fwd(x->gated ? &b->gate : &b->up, t->a, t->h2, R, C, x->MLP);
+    norm_fwd(c, s->dh, t->x1, b->norm2_w, b->norm2_b, R);
+    mat_fwd(x->gated ? &b->gate : &b->up, t->a, s->dh, R, C, x->MLP);
     if (x->gated)
-        mat_fwd(&b->up, t->b, t->h2, R, C, x->MLP);
-    act_fwd(x, t);
-    mat_fwd(&b->down, t->mo, t->act, R, x->MLP, C);
+        mat_fwd(&b->up, t->b, s->dh, R, C, x->MLP);
+    act_fwd(x, t, s->da);
+    mat_fwd(&b->down, t->mo, s->da, R, x->MLP, C);
     if (c->parallel_residual)
         pl_op_residual_add(xr, o, n);
     if (b->post_mlp_norm_w) {
