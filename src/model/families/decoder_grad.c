@@ -122,10 +122,23 @@ static void mat_fwd(const pl_dec_mat *W, float *out, const float *in, int R, int
         pl_op_linear(out, in, W->w, W->b, R, IN, OUT);
 }
 
+/* y[len] (= or += by BETA) A x for a single row: sgemv, as the forward's ops take it for one row
+ * (OpenBLAS's sgemm is several times slower there). y is zeroed first when BETA = 0 so that no
+ * uninitialised value can reach it through a 0 * NaN. */
+static void one_row(int trans, int rows, int cols, const float *A, const float *x, float beta, float *y, int len)
+{
+    if (beta == 0.0f)
+        memset(y, 0, sizeof(float) * (size_t)len);
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, 1.0f, A, cols, x, 1, beta, y, 1);
+}
+
 /* Tangent: dout[R, OUT] = din[R, IN] through W, no bias (BETA 1: added to dout). */
 static void mat_jvp(const pl_dec_mat *W, float *dout, const float *din, int R, int IN, int OUT, float beta)
 {
-    if (W->layout == PL_LAYOUT_IN_OUT) /* W[IN, OUT] */
+    int in_out = W->layout == PL_LAYOUT_IN_OUT;
+    if (R == 1)
+        one_row(in_out, in_out ? IN : OUT, in_out ? OUT : IN, W->w, din, beta, dout, OUT);
+    else if (in_out) /* W[IN, OUT] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, OUT, IN, 1.0f, din, IN, W->w, OUT, beta, dout, OUT);
     else /* W[OUT, IN] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, din, IN, W->w, IN, beta, dout, OUT);
@@ -134,7 +147,10 @@ static void mat_jvp(const pl_dec_mat *W, float *dout, const float *din, int R, i
 /* Cotangent: gin[R, IN] (= or += by BETA) gout[R, OUT] through W transposed. */
 static void mat_vjp(const pl_dec_mat *W, float *gin, const float *gout, int R, int IN, int OUT, float beta)
 {
-    if (W->layout == PL_LAYOUT_IN_OUT)
+    int in_out = W->layout == PL_LAYOUT_IN_OUT;
+    if (R == 1)
+        one_row(!in_out, in_out ? IN : OUT, in_out ? OUT : IN, W->w, gout, beta, gin, IN);
+    else if (in_out)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, IN, OUT, 1.0f, gout, OUT, W->w, OUT, beta, gin, IN);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, gout, OUT, W->w, IN, beta, gin, IN);
@@ -622,7 +638,10 @@ static void unembed_jvp(const pl_decoder *d, const float *xl, const float *dxl, 
     const pl_decoder_config *c = &d->cfg;
     int C = c->d_model, V = c->n_vocab;
     norm_deriv(c, h, xl, d->normf_w, dxl, M, 0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, dlogits, V);
+    if (M == 1)
+        one_row(0, V, C, d->unembed, h, 0.0f, dlogits, V);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, dlogits, V);
     softcap_slope(c, dlogits, logits, (size_t)M * V);
 }
 
@@ -634,7 +653,10 @@ static void unembed_vjp(const pl_decoder *d, const float *xl, const float *glogi
     int C = c->d_model, V = c->n_vocab;
     memcpy(gz, glogits, sizeof(float) * (size_t)M * V);
     softcap_slope(c, gz, logits, (size_t)M * V);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, gz, V, d->unembed, C, 0.0f, gxl, C);
+    if (M == 1)
+        one_row(1, V, C, d->unembed, gz, 0.0f, gxl, C);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, gz, V, d->unembed, C, 0.0f, gxl, C);
     norm_deriv(c, gxl, xl, d->normf_w, gxl, M, 1);
 }
 
