@@ -119,6 +119,8 @@ typedef struct pl_experiment {
     pl_direction_data dir[PL_MAX_DIRECTIONS];
     const struct pl_sae *sae;        /* [sae] path, open (sae.c), or NULL */
     struct pl_sae_bases *sae_bases;  /* the SAE's encoding of every base, once an SAE kind needs it */
+    float *sae_recon_real;           /* [P, C] SAE(real activation) of every sweep prompt, once a kind needs it
+                                        (the sae_recon base, sae_recon_other): the SAE's output, not centred */
 } pl_experiment;
 
 /* ------------------------------------------------------------ bases (bases.c) */
@@ -128,6 +130,7 @@ typedef struct {
     const char *doc;
     /* base[C] of unit ID, in the sweep's basis */
     void (*make)(const pl_experiment *ex, pl_unit_id id, double *base);
+    int needs_sae;  /* needs [sae] path (its reconstructions are made at setup: pl_sae_recon_real_setup) */
 } pl_base_kind;
 
 extern const pl_base_kind PL_BASE_KINDS[PL_N_BASE_KINDS]; /* indexed by PL_BASE_* */
@@ -163,6 +166,12 @@ extern const int PL_N_DIRECTION_KINDS;
  * WIDTH], owned by the experiment. NULL on failure. */
 int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
                             const char *width_dim, int per_base);
+
+/* A partner prompt q != p for every (p, s), drawn from the stream (seed, p, PL_RNG_PARTNER, s) and redrawn
+ * while its activation equals p's (real_other's draw; sae_recon_other takes the same partners), recorded
+ * as direction D's state NAME (and the redraws as REDRAW_NAME). The partners, [P, S], or NULL. */
+const int *pl_partner_setup(pl_experiment *ex, int d, const char *name, const char *long_name, const char *redraw_name,
+                            const char *redraw_long_name);
 
 /* Index of NAME in PL_DIRECTION_KINDS, or -1. */
 int pl_direction_kind_find(const char *name);

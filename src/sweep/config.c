@@ -207,7 +207,9 @@ static const key_def KEYS[] = {
      .doc = "position of the replaced activation (-1 = last; negative counts from the end)"},
     {"perturb", "bases", "real", 1, KT_LIST, OFF(bases), .count = OFF(n_bases), .names = &BASES,
      .doc = "`real` (the prompt's own activation), `synthetic` (a sample of N(μ, Σ) in its place; "
-            "one per prompt and sample, shared by all direction kinds)"},
+            "one per prompt and sample, shared by all direction kinds), `sae_recon` (SAE(x), the [SAE](sae.md)'s "
+            "reconstruction of the prompt's activation, in its place: teren's reconstruction base; needs "
+            "[sae] path)"},
     {"perturb", "directions", "cov_random", 1, KT_CUSTOM, .parse = parse_directions, .print = print_directions,
      .values = "comma-separated direction kinds, each once (a file: `file:PATH` or `file:PATH#TENSOR`)",
      .doc = "comma-separated kinds, each giving a raw direction d (the [direction "
