@@ -13,7 +13,7 @@
 #include "plateau/model.h"
 #include "plateau/result.h"
 
-enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_BASE_SAE_RECON, PL_N_BASE_KINDS }; /* append only: a kind's number keys streams */
+enum { PL_BASE_REAL, PL_BASE_SYNTHETIC, PL_BASE_SAE_RECON, PL_BASE_SAE_BAG, PL_BASE_SAE_COSINE, PL_N_BASE_KINDS }; /* append only: a kind's number keys streams */
 enum { PL_METRIC_KL, PL_METRIC_JSD, PL_METRIC_L2, PL_METRIC_COSINE, PL_METRIC_JS_DIST, PL_METRIC_CE_LOSS,
        PL_METRIC_SAE_L0, PL_METRIC_SAE_RECON_ERROR, PL_N_METRICS };
 enum { PL_SAE_SIGN_NEGATIVE, PL_SAE_SIGN_POSITIVE };

@@ -410,6 +410,15 @@ int pl_unit_defined(const pl_experiment *ex, pl_unit_id id)
 
 /* ------------------------------------------------------------ the experiment */
 
+int pl_experiment_setup_bases(pl_experiment *ex)
+{
+    for (int b = 0; b < ex->NB; b++)
+        if (PL_BASE_KINDS[ex->cfg->bases[b]].needs_sae &&
+            (pl_sae_recon_real_setup(ex) != PL_OK || pl_sae_giglemiani_setup(ex) != PL_OK))
+            return pl_fail_prefix("%s", PL_BASE_KINDS[ex->cfg->bases[b]].name);
+    return PL_OK;
+}
+
 int pl_experiment_setup(pl_experiment *ex)
 {
     int C = ex->C;
@@ -427,10 +436,6 @@ int pl_experiment_setup(pl_experiment *ex)
     } else {
         ex->iso_scale = sqrt(tr / C);
     }
-    /* the bases' own resources first: the SAE kinds' setups make every base */
-    for (int b = 0; b < ex->NB; b++)
-        if (PL_BASE_KINDS[ex->cfg->bases[b]].needs_sae && pl_sae_recon_real_setup(ex) != PL_OK)
-            return pl_fail_prefix("base %s", PL_BASE_KINDS[ex->cfg->bases[b]].name);
     for (int d = 0; d < ex->ND; d++) {
         const pl_direction_kind *k = &PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind];
         if (k->setup && k->setup(ex, d) != PL_OK)
@@ -444,7 +449,9 @@ void pl_experiment_free(pl_experiment *ex)
     pl_sae_bases_free(ex->sae_bases);
     ex->sae_bases = NULL;
     free(ex->sae_recon_real);
-    ex->sae_recon_real = NULL;
+    free(ex->sae_bag);
+    free(ex->sae_cosine);
+    ex->sae_recon_real = ex->sae_bag = ex->sae_cosine = NULL;
     for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
         pl_direction_data *dd = &ex->dir[d];
         if (d < ex->ND && ex->cfg && PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind].release)

@@ -35,6 +35,7 @@ enum {
     PL_RNG_BOOTSTRAP,
     PL_RNG_SAE_FEATURE,       /* the feature of sae_active / sae_feature_scale: c = 2 s + base kind */
     PL_RNG_SAE_ERROR,         /* sae_error_random's direction */
+    PL_RNG_SAE_BAG,           /* the sae_bag base's choices among the 10 nearest densities */
 };
 
 typedef struct {
@@ -121,6 +122,8 @@ typedef struct pl_experiment {
     struct pl_sae_bases *sae_bases;  /* the SAE's encoding of every base, once an SAE kind needs it */
     float *sae_recon_real;           /* [P, C] SAE(real activation) of every sweep prompt, once a kind needs it
                                         (the sae_recon base, sae_recon_other): the SAE's output, not centred */
+    float *sae_bag;                  /* [P, S, C] the sae_bag bases (pl_sae_giglemiani_setup), not centred */
+    float *sae_cosine;               /* [P, C] the sae_cosine bases, not centred */
 } pl_experiment;
 
 /* ------------------------------------------------------------ bases (bases.c) */
@@ -193,7 +196,10 @@ int pl_unit_reference(const pl_experiment *ex, pl_unit_id id);
 /* 0 when unit ID's kind has no direction for it (its curves are NaN). */
 int pl_unit_defined(const pl_experiment *ex, pl_unit_id id);
 
-/* Set up every swept kind (after the fit, before any unit). */
+/* The base kinds' resources (the SAE-built bases), after the fit and before pl_experiment_setup (the
+ * SAE direction kinds' setups make every base). */
+int pl_experiment_setup_bases(pl_experiment *ex);
+/* Set up every swept kind (after the fit and the bases, before any unit). */
 int pl_experiment_setup(pl_experiment *ex);
 void pl_experiment_free(pl_experiment *ex);
 /* Notes of the setup a user should see (rank 0, on stderr): the SAE's never-active features and the

@@ -95,6 +95,9 @@ void pl_sae_error_random(const pl_experiment *ex, int d, pl_unit_id id, const do
 /* ex->sae_recon_real[P, C] = SAE(real activation) of every prompt (once; fixed chunks of rows). */
 int pl_sae_recon_real_setup(pl_experiment *ex);
 int pl_sae_recon_other_setup(pl_experiment *ex, int d);
+/* The bases Giglemiani et al. build from SAE latents (sae_giglemiani.c): ex->sae_bag and ex->sae_cosine,
+ * for the kinds swept, from each prompt's SAE code and the SAE dir's sparsity.safetensors. */
+int pl_sae_giglemiani_setup(pl_experiment *ex);
 void pl_sae_recon_other(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
 void pl_sae_bases_free(pl_sae_bases *sb);
 

@@ -45,10 +45,11 @@ static int first_feature_kind(const pl_experiment *ex)
     return -1;
 }
 
-/* A synthetic base is drawn per sample; the others (real, sae_recon) are one per prompt. */
+/* The synthetic and sae_bag bases are drawn per sample; the others (real, sae_recon, sae_cosine) are one
+ * per prompt. */
 static int per_sample(const pl_experiment *ex, int b)
 {
-    return ex->cfg->bases[b] == PL_BASE_SYNTHETIC;
+    return ex->cfg->bases[b] == PL_BASE_SYNTHETIC || ex->cfg->bases[b] == PL_BASE_SAE_BAG;
 }
 
 static int base_row(const pl_sae_bases *sb, const pl_experiment *ex, pl_unit_id id)

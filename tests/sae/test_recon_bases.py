@@ -186,7 +186,143 @@ if r.returncode != 2 or "[perturb] directions" not in r.stderr or "sae_recon_oth
     sl.fail("sae_recon_other without [sae] path: exit %d: %s" % (r.returncode, r.stderr))
 print("ok a base or direction needing an SAE is refused by name without [sae] path")
 
-# 4. the trained SAE of ../shared (tinystories-gpt2), when present
+# 4. Giglemiani et al.'s bases built from SAE latents (teren, branch explorations, commit 0381673,
+# notebooks/experiment_plateaus.ipynb, cell 12), re-implemented here from their code in numpy
+RNG_SAE_BAG = 13
+
+
+def write_sparsity(sae_dir, log10_density):
+    """SAELens's sparsity.safetensors: one F32 tensor `sparsity` of log10 feature densities."""
+    import json
+    import struct
+    h = json.dumps({"sparsity": {"dtype": "F32", "shape": [len(log10_density)],
+                                 "data_offsets": [0, 4 * len(log10_density)]}}).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(os.path.join(sae_dir, "sparsity.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + np.asarray(log10_density, "<f4").tobytes())
+
+
+def bag_of_features(sae, rho, x, p, s, top_k=10):
+    """synthetic_perturbation_bag_of_features: each active feature's value moved, in place and in index
+    order, to one of the top_k features nearest it in density (their selected_features exclusion never
+    fires: a set of tensors); random.choice is the stream (seed, p, 13, s) here."""
+    a, gain, shift = sae.encode(x[None])
+    a = a[0].copy()
+    st = ref.Stream(SEED, p, RNG_SAE_BAG, s)
+    for f in np.nonzero(a)[0]:
+        act = a[f]
+        order = np.argsort(np.abs(rho - rho[f]), kind="stable")
+        allowed = [g for g in order if g != f][:top_k]
+        g = allowed[st.below(len(allowed))]
+        a[f] = 0.0
+        a[g] = act
+    return sae.decode(a[None], gain, shift)[0]
+
+
+def homeschooled_v2(sae, rho, x):
+    """synthetic_perturbation_homeschooled_v2 (mean_sim_base_target = 0.42, 100 density candidates)."""
+    a, gain, shift = sae.encode(x[None])
+    a = a[0]
+    active = np.nonzero(a)[0]
+    t = np.argsort(a, kind="stable")[-1]
+    sc = np.abs(rho - rho[t])
+    sc[t] = np.inf
+    cands = np.argsort(sc, kind="stable")[:100]
+    W = sae.W_dec / np.maximum(np.linalg.norm(sae.W_dec, axis=1), 1e-8)[:, None]
+    c = cands[np.argsort(np.abs(W[cands] @ W[t] - 0.42), kind="stable")[0]]
+    csims, tsims = W @ W[c], W[active] @ W[t]
+    chosen, vals = [], []
+    for i, f in enumerate(active):
+        for g in np.argsort(np.abs(csims - tsims[i]), kind="stable"):
+            if g in chosen:
+                continue
+            chosen.append(g)
+            vals.append(a[f])
+            break
+    code = np.zeros(sae.d_sae)
+    code[chosen] = vals
+    return sae.decode(code[None], gain, shift)[0]
+
+
+def check_giglemiani(label, f, sae_dir, rho, centered, prompts=(0, 5)):
+    sae = ref_sae.SAE(sae_dir)
+    real = ref.center(acts_all[:P]) if centered else acts_all[:P]
+    part, _ = ref.partners(real, SEED, P, S)
+    x32 = real.astype(np.float32).astype(np.float64)
+    amb = [bool(sae.ambiguous(sae.pre(x32[p][None])[0], 1e-4 * np.abs(sae.pre(x32[p][None])[0]).max()).any())
+           for p in range(P)]
+    bases = {}
+    for p in range(P):
+        bases["sae_cosine", p, 0] = homeschooled_v2(sae, rho, x32[p])
+        for s in range(S):
+            bases["sae_bag", p, s] = bag_of_features(sae, rho, x32[p], p, s)
+            bases["sae_cosine", p, s] = bases["sae_cosine", p, 0]
+    di = list(f["direction"]).index("real_other")
+    n_checked, worst = 0, {}
+    for bi, b in enumerate(f["base"]):
+        if b not in ("sae_bag", "sae_cosine"):
+            continue
+        for p in range(P):
+            if amb[p]:
+                continue  # a pre-activation within float32 reach of 0: the active set is not determined
+            for s in range(S):
+                base = ref.center(bases[b, p, s]) if centered else bases[b, p, s]
+                got, want = f["base_norm"][bi, di, p, s], np.linalg.norm(base)
+                if not abs(got - want) <= 1e-4 * want:
+                    sl.fail("%s: base_norm of %s prompt %d sample %d: %.9g, numpy %.9g" % (label, b, p, s, got, want))
+                if p not in prompts:
+                    continue
+                X = ref.steps("to_target", base, real[part[p, s]] - base, f["alpha"], centered)
+                logp, reads = [], []
+                for xk in X:
+                    resid, logits = model.forward(f["tokens"][p], patch=(R_HOOK, T - 1, xk))
+                    logp.append(log_softmax(logits[T - 1]))
+                    reads.append(resid[R_READ][T - 1])
+                w = ref.metrics_of(np.array(logp), np.array(reads), next_tokens[p], centered)
+                for m in ("kl", "l2"):
+                    g = f[m][bi, di, p, s].astype(np.float64)
+                    err = np.abs(g - w[m]).max() / max(np.abs(w[m]).max(), 1e-6 if m == "kl" else 1e-12)
+                    worst[m] = max(worst.get(m, 0.0), err)
+                    if not err <= 2e-5:
+                        sl.fail("%s: %s prompt %d sample %d real_other: %s differs by %.3g" % (label, b, p, s, m, err))
+                n_checked += 1
+    print("ok %s: base_norm of every sae_bag / sae_cosine unit (%d of %d prompts; the rest near a boundary), curves "
+          "of %d units; worst %s" % (label, P - sum(amb), P, n_checked, ", ".join("%s %.2g" % kv for kv in worst.items())))
+    if sum(amb) > P // 2:
+        sl.fail("%s: %d of %d prompts left out as ambiguous" % (label, sum(amb), P))
+    return sae, bases
+
+
+gig = synth("gig", "standard")
+log_density = np.random.default_rng(7).uniform(-6.0, -1.0, 64).astype(np.float32)
+write_sparsity(gig, log_density)
+rho = 10.0 ** log_density.astype(np.float64)
+for basis, mode in (("raw", "to_target"), ("centered", "to_target")):
+    f = run("gig-" + basis, dict(common, sae__path=gig, perturb__bases="real, sae_bag, sae_cosine",
+                                 perturb__directions="real_other, sae_active", perturb__residual_basis=basis))
+    sae, bases = check_giglemiani("Giglemiani bases, %s basis" % basis, f, gig, rho, basis == "centered")
+# sae_active at a sae_bag base: that base's own code, stream (seed, p, 11, 3 * 2^32 + s)
+bi = list(f["base"]).index("sae_bag")
+for p in range(P):  # f: the centred run, the last of the loop above
+    for s in range(S):
+        x = ref.center(bases["sae_bag", p, s]).astype(np.float32).astype(np.float64)
+        pre = sae.pre(x[None])[0]
+        if sae.ambiguous(pre, 1e-4 * np.abs(pre).max()).any():
+            continue
+        a = sae.activate(pre)[0]
+        el = np.nonzero((a > 0) & (a > 0.1 * a.max()))[0] if a.max() > 0 else []
+        want = el[ref.Stream(SEED, p, RNG_SAE_FEATURE, (3 << 32) + s).below(len(el))] if len(el) else -1
+        if f["feature"][bi, p, s] != want:
+            sl.fail("sae_active at sae_bag, prompt %d sample %d: feature %d, numpy %d" % (p, s, f["feature"][bi, p, s],
+                                                                                        want))
+print("ok sae_active's feature draws at the sae_bag base (per sample, its own stream)")
+r = run("gig-nosparsity", dict(common, sae__path=std, perturb__bases="real, sae_bag", perturb__directions="real_other"),
+        expect_fail=True)
+if r.returncode != 2 or "sparsity.safetensors" not in r.stderr or "[perturb] bases: sae_bag" not in r.stderr:
+    sl.fail("sae_bag without sparsity.safetensors: exit %d: %s" % (r.returncode, r.stderr))
+print("ok sae_bag without the SAE dir's sparsity.safetensors is refused, naming the file")
+
+# 5. the trained SAE of ../shared (tinystories-gpt2), when present
 shared = os.environ.get("PLATEAU_SHARED_DIR", os.path.join(sl.SRC, "..", "shared"))
 tmodel = os.path.join(shared, "models", "tinystories-gpt2")
 tsae = os.path.join(shared, "saes", "tinystories-gpt2", "blocks.1.hook_resid_pre")
