@@ -14,7 +14,7 @@
  * encoded once, at setup, on every rank, in fixed chunks of rows: each rank computes the same numbers.
  * The feature of unit (base b, prompt p, sample s) is drawn uniformly from the eligible ones (in
  * feature order) by below(n) of the stream (seed, p, PL_RNG_SAE_FEATURE, 2 s + base kind; for the
- * sae_recon base kind 2^32 + s); a base
+ * later base kinds k = sae_recon 2, sae_bag 3, sae_cosine 4: k 2^32 + s); a base
  * with no active feature has no feature (-1) and its sae_active / sae_feature_scale curves are NaN.
  */
 #include <math.h>
