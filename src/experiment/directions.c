@@ -112,20 +112,19 @@ static void cov_random(const pl_experiment *ex, int d, pl_unit_id id, const doub
 
 /* real_other: the partner's real activation is the target. The partner of (p, s) is drawn from the
  * stream (seed, p, PARTNER, s), redrawn from it while its activation equals p's. */
-static int real_other_setup(pl_experiment *ex, int d)
+const int *pl_partner_setup(pl_experiment *ex, int d, const char *name, const char *long_name, const char *redraw_name,
+                            const char *redraw_long_name)
 {
     int P = ex->P, S = ex->S, n_classes;
-    int *partner =
-        pl_direction_add_state(ex, d, "partner", "prompt whose real activation is the real_other target", 1, NULL, 0);
-    int *redraws = pl_direction_add_state(ex, d, "partner_redraws",
-                                          "real_other partners redrawn because their activation equalled the base's",
-                                          1, NULL, 0);
+    int *partner = pl_direction_add_state(ex, d, name, long_name, 1, NULL, 0);
+    int *redraws = partner ? pl_direction_add_state(ex, d, redraw_name, redraw_long_name, 1, NULL, 0) : NULL;
     int *cls = partner && redraws ? activation_classes(ex, &n_classes) : NULL;
     if (!cls)
-        return PL_ERR;
+        return NULL;
     if (n_classes < 2) {
         free(cls);
-        return pl_fail("every sweep prompt has the same activation at the hook: real_other has no partner");
+        pl_fail("every sweep prompt has the same activation at the hook: %s has no partner", ex->cfg->dirs[d].label);
+        return NULL;
     }
     for (int p = 0; p < P; p++)
         for (int s = 0; s < S; s++) {
@@ -140,7 +139,15 @@ static int real_other_setup(pl_experiment *ex, int d)
             redraws[(size_t)p * S + s] = n;
         }
     free(cls);
-    return PL_OK;
+    return partner;
+}
+
+static int real_other_setup(pl_experiment *ex, int d)
+{
+    return pl_partner_setup(ex, d, "partner", "prompt whose real activation is the real_other target", "partner_redraws",
+                            "real_other partners redrawn because their activation equalled the base's")
+               ? PL_OK
+               : PL_ERR;
 }
 
 static void real_other(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
@@ -269,6 +276,8 @@ const pl_direction_kind PL_DIRECTION_KINDS[] = {
      pl_sae_active_setup, pl_sae_feature_scale, NULL, pl_sae_feature_defined, 1, 1.0,
      "for sae_feature_scale: the scale of one SAE feature's contribution c, x = base + (alpha - 1) c (alpha = 1 is "
      "the base)"},
+    {"sae_recon_other", "target = SAE(another sweep prompt's real activation), real_other's partner (teren's)",
+     pl_sae_recon_other_setup, pl_sae_recon_other, NULL, NULL, 1, 0.0, NULL},
 };
 const int PL_N_DIRECTION_KINDS = (int)(sizeof PL_DIRECTION_KINDS / sizeof PL_DIRECTION_KINDS[0]);
 
@@ -352,6 +361,11 @@ int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
 {
     if (check_step_keys(cfg, which) != PL_OK)
         return PL_ERR;
+    for (int b = 0; b < cfg->n_bases; b++)
+        if (PL_BASE_KINDS[cfg->bases[b]].needs_sae && !cfg->sae_path) {
+            *which = "bases";
+            return pl_fail("%s needs an SAE: set [sae] path (a SAELens dir)", PL_BASE_KINDS[cfg->bases[b]].name);
+        }
     for (int d = 0; d < cfg->n_dirs; d++) {
         const pl_direction_kind *k = &PL_DIRECTION_KINDS[cfg->dirs[d].kind];
         if (k->needs_sae && !cfg->sae_path) {
@@ -396,6 +410,15 @@ int pl_unit_defined(const pl_experiment *ex, pl_unit_id id)
 
 /* ------------------------------------------------------------ the experiment */
 
+int pl_experiment_setup_bases(pl_experiment *ex)
+{
+    for (int b = 0; b < ex->NB; b++)
+        if (PL_BASE_KINDS[ex->cfg->bases[b]].needs_sae &&
+            (pl_sae_recon_real_setup(ex) != PL_OK || pl_sae_giglemiani_setup(ex) != PL_OK))
+            return pl_fail_prefix("%s", PL_BASE_KINDS[ex->cfg->bases[b]].name);
+    return PL_OK;
+}
+
 int pl_experiment_setup(pl_experiment *ex)
 {
     int C = ex->C;
@@ -425,6 +448,10 @@ void pl_experiment_free(pl_experiment *ex)
 {
     pl_sae_bases_free(ex->sae_bases);
     ex->sae_bases = NULL;
+    free(ex->sae_recon_real);
+    free(ex->sae_bag);
+    free(ex->sae_cosine);
+    ex->sae_recon_real = ex->sae_bag = ex->sae_cosine = NULL;
     for (int d = 0; d < PL_MAX_DIRECTIONS; d++) {
         pl_direction_data *dd = &ex->dir[d];
         if (d < ex->ND && ex->cfg && PL_DIRECTION_KINDS[ex->cfg->dirs[d].kind].release)

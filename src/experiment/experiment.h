@@ -35,6 +35,7 @@ enum {
     PL_RNG_BOOTSTRAP,
     PL_RNG_SAE_FEATURE,       /* the feature of sae_active / sae_feature_scale: c = 2 s + base kind */
     PL_RNG_SAE_ERROR,         /* sae_error_random's direction */
+    PL_RNG_SAE_BAG,           /* the sae_bag base's choices among the 10 nearest densities */
 };
 
 typedef struct {
@@ -120,6 +121,10 @@ typedef struct pl_experiment {
     pl_direction_data dir[PL_MAX_DIRECTIONS];
     const struct pl_sae *sae;        /* [sae] path, open (sae.c), or NULL */
     struct pl_sae_bases *sae_bases;  /* the SAE's encoding of every base, once an SAE kind needs it */
+    float *sae_recon_real;           /* [P, C] SAE(real activation) of every sweep prompt, once a kind needs it
+                                        (the sae_recon base, sae_recon_other): the SAE's output, not centred */
+    float *sae_bag;                  /* [P, S, C] the sae_bag bases (pl_sae_giglemiani_setup), not centred */
+    float *sae_cosine;               /* [P, C] the sae_cosine bases, not centred */
 } pl_experiment;
 
 /* ------------------------------------------------------------ bases (bases.c) */
@@ -129,6 +134,7 @@ typedef struct {
     const char *doc;
     /* base[C] of unit ID, in the sweep's basis */
     void (*make)(const pl_experiment *ex, pl_unit_id id, double *base);
+    int needs_sae;  /* needs [sae] path (its reconstructions are made at setup: pl_sae_recon_real_setup) */
 } pl_base_kind;
 
 extern const pl_base_kind PL_BASE_KINDS[PL_N_BASE_KINDS]; /* indexed by PL_BASE_* */
@@ -165,6 +171,12 @@ extern const int PL_N_DIRECTION_KINDS;
 int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
                             const char *width_dim, int per_base);
 
+/* A partner prompt q != p for every (p, s), drawn from the stream (seed, p, PL_RNG_PARTNER, s) and redrawn
+ * while its activation equals p's (real_other's draw; sae_recon_other takes the same partners), recorded
+ * as direction D's state NAME (and the redraws as REDRAW_NAME). The partners, [P, S], or NULL. */
+const int *pl_partner_setup(pl_experiment *ex, int d, const char *name, const char *long_name, const char *redraw_name,
+                            const char *redraw_long_name);
+
 /* Index of NAME in PL_DIRECTION_KINDS, or -1. */
 int pl_direction_kind_find(const char *name);
 /* "isotropic, cov_random, ..." for messages. */
@@ -185,7 +197,10 @@ int pl_unit_reference(const pl_experiment *ex, pl_unit_id id);
 /* 0 when unit ID's kind has no direction for it (its curves are NaN). */
 int pl_unit_defined(const pl_experiment *ex, pl_unit_id id);
 
-/* Set up every swept kind (after the fit, before any unit). */
+/* The base kinds' resources (the SAE-built bases), after the fit and before pl_experiment_setup (the
+ * SAE direction kinds' setups make every base). */
+int pl_experiment_setup_bases(pl_experiment *ex);
+/* Set up every swept kind (after the fit and the bases, before any unit). */
 int pl_experiment_setup(pl_experiment *ex);
 void pl_experiment_free(pl_experiment *ex);
 /* Notes of the setup a user should see (rank 0, on stderr): the SAE's never-active features and the

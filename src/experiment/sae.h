@@ -68,11 +68,12 @@ void pl_sae_readout(const pl_sae *sae, const float *X, int M, void *scratch, dou
 /* ------------------------------------------------------------ the SAE direction kinds (sae_directions.c) */
 
 /* What the SAE kinds share: the encoding of every base of the sweep, done once at setup on every
- * rank (in fixed chunks of rows, so the numbers are the same everywhere). A base row is a real base
- * (row p) or a synthetic one (row n_real + p S + s). */
+ * rank (in fixed chunks of rows, so the numbers are the same everywhere). Base index b's rows start at
+ * row0[b]: one per prompt (row0[b] + p) for a base shared by the samples (real, sae_recon), one per
+ * prompt and sample (row0[b] + p S + s) for the synthetic base. */
 typedef struct pl_sae_bases {
-    int n_rows, n_real;        /* rows; real rows (P when the real base is swept, else 0) */
-    int real_b, synth_b;       /* index of the real / synthetic base in [perturb] bases, or -1 */
+    int n_rows;                /* rows */
+    int row0[PL_N_BASE_KINDS + 1]; /* first row of base index b ([NB]: n_rows) */
     float *x;                  /* [n_rows, C] the bases as the model sees them */
     float *recon;              /* [n_rows, C] the SAE's reconstruction of each */
     float *gain;               /* [n_rows] norm_out's gain of each (1 without normalisation) */
@@ -91,6 +92,13 @@ void pl_sae_feature_scale(const pl_experiment *ex, int d, pl_unit_id id, const d
 int pl_sae_reconstruction_setup(pl_experiment *ex, int d);
 void pl_sae_reconstruction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
 void pl_sae_error_random(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
+/* ex->sae_recon_real[P, C] = SAE(real activation) of every prompt (once; fixed chunks of rows). */
+int pl_sae_recon_real_setup(pl_experiment *ex);
+int pl_sae_recon_other_setup(pl_experiment *ex, int d);
+/* The bases Giglemiani et al. build from SAE latents (sae_giglemiani.c): ex->sae_bag and ex->sae_cosine,
+ * for the kinds swept, from each prompt's SAE code and the SAE dir's sparsity.safetensors. */
+int pl_sae_giglemiani_setup(pl_experiment *ex);
+void pl_sae_recon_other(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
 void pl_sae_bases_free(pl_sae_bases *sb);
 
 /* ------------------------------------------------------------ synthetic SAEs (sae_synth.c) */

@@ -6,12 +6,15 @@
  *   sae_feature_scale   the same feature's contribution c = act_f W_dec[f], scaled: x = base + (alpha - 1) c
  *   sae_reconstruction  target = SAE(base), d = SAE(base) - base (Gurnee's direction)
  *   sae_error_random    a random direction as long as SAE(base) - base (Gurnee's epsilon-random baseline)
+ *   sae_recon_other     target = SAE(x_q), x_q the real activation of real_other's partner q (teren's
+ *                       ReconRandomActivationPerturbation)
  *
  * With normalize_activations, a feature's contribution to the reconstruction in the input space is
  * act_f W_dec[f] times norm_out's gain, and that is the c used. Every base (real and synthetic) is
  * encoded once, at setup, on every rank, in fixed chunks of rows: each rank computes the same numbers.
  * The feature of unit (base b, prompt p, sample s) is drawn uniformly from the eligible ones (in
- * feature order) by below(n) of the stream (seed, p, PL_RNG_SAE_FEATURE, 2 s + base kind); a base
+ * feature order) by below(n) of the stream (seed, p, PL_RNG_SAE_FEATURE, 2 s + base kind; for the
+ * later base kinds k = sae_recon 2, sae_bag 3, sae_cosine 4: k 2^32 + s); a base
  * with no active feature has no feature (-1) and its sae_active / sae_feature_scale curves are NaN.
  */
 #include <math.h>
@@ -42,9 +45,27 @@ static int first_feature_kind(const pl_experiment *ex)
     return -1;
 }
 
+/* The synthetic and sae_bag bases are drawn per sample; the others (real, sae_recon, sae_cosine) are one
+ * per prompt. */
+static int per_sample(const pl_experiment *ex, int b)
+{
+    return ex->cfg->bases[b] == PL_BASE_SYNTHETIC || ex->cfg->bases[b] == PL_BASE_SAE_BAG;
+}
+
 static int base_row(const pl_sae_bases *sb, const pl_experiment *ex, pl_unit_id id)
 {
-    return ex->cfg->bases[id.b] == PL_BASE_REAL ? id.p : sb->n_real + id.p * ex->S + id.s;
+    return sb->row0[id.b] + (per_sample(ex, id.b) ? id.p * ex->S + id.s : id.p);
+}
+
+/* The unit (sample 0 of the row, or its sample) whose base is ROW; *N_S: the samples sharing it. */
+static pl_unit_id row_unit(const pl_sae_bases *sb, const pl_experiment *ex, int row, int *n_s)
+{
+    int b = 0;
+    while (row >= sb->row0[b + 1])
+        b++;
+    int r = row - sb->row0[b], ps = per_sample(ex, b);
+    *n_s = ps ? 1 : ex->S;
+    return (pl_unit_id){ps ? r / ex->S : r, b, 0, ps ? r % ex->S : 0};
 }
 
 static size_t draw_index(const pl_experiment *ex, pl_unit_id id)
@@ -66,6 +87,13 @@ void pl_sae_bases_free(pl_sae_bases *sb)
     free(sb);
 }
 
+/* The c of the feature draw's stream: 2 s + kind for the real (0) and synthetic (1) bases, as it always
+ * was; later kinds k take k 2^32 + s, which 2 s + kind never reaches (s < 2^31). */
+static uint64_t feature_stream(int kind, int s)
+{
+    return kind < PL_BASE_SAE_RECON ? 2 * (uint64_t)s + (uint64_t)kind : ((uint64_t)kind << 32) + (uint64_t)s;
+}
+
 /* The feature of every (b, p, s) whose base is ROW, from the row's activations A[d_sae]. LIST: d_sae
  * ints of scratch. */
 static void draw_features(pl_experiment *ex, pl_sae_bases *sb, int row, const float *a, int *list)
@@ -79,10 +107,10 @@ static void draw_features(pl_experiment *ex, pl_sae_bases *sb, int row, const fl
         for (int f = 0; f < sae->d_sae; f++)
             if (a[f] > 0.0f && a[f] > ex->cfg->sae_active_fraction * mx)
                 list[n++] = f;
-    int synth = row >= sb->n_real, b = synth ? sb->synth_b : sb->real_b;
-    int p = synth ? (row - sb->n_real) / ex->S : row;
-    int s0 = synth ? (row - sb->n_real) % ex->S : 0, s1 = synth ? s0 + 1 : ex->S;
-    for (int s = s0; s < s1; s++) {
+    int n_s;
+    pl_unit_id u = row_unit(sb, ex, row, &n_s);
+    int b = u.b, p = u.p;
+    for (int s = u.s; s < u.s + n_s; s++) {
         pl_unit_id id = {p, b, 0, s};
         size_t at = draw_index(ex, id);
         sb->eligible[at] = n;
@@ -93,8 +121,7 @@ static void draw_features(pl_experiment *ex, pl_sae_bases *sb, int row, const fl
             continue;
         }
         pl_rng r;
-        pl_rng_init(&r, ex->cfg->seed, (uint64_t)p, PL_RNG_SAE_FEATURE,
-                    2 * (uint64_t)s + (uint64_t)ex->cfg->bases[b]);
+        pl_rng_init(&r, ex->cfg->seed, (uint64_t)p, PL_RNG_SAE_FEATURE, feature_stream(ex->cfg->bases[b], s));
         int f = list[pl_rng_below(&r, (uint64_t)n)];
         sb->feature[at] = f;
         sb->feature_act[at] = a[f];
@@ -116,15 +143,9 @@ static int bases_setup(pl_experiment *ex)
     if (!sb)
         return PL_ERR;
     ex->sae_bases = sb;
-    sb->real_b = sb->synth_b = -1;
-    for (int b = 0; b < ex->NB; b++) {
-        if (ex->cfg->bases[b] == PL_BASE_REAL)
-            sb->real_b = b;
-        else
-            sb->synth_b = b;
-    }
-    sb->n_real = sb->real_b >= 0 ? P : 0;
-    sb->n_rows = sb->n_real + (sb->synth_b >= 0 ? P * S : 0);
+    for (int b = 0; b < ex->NB; b++)
+        sb->row0[b + 1] = sb->row0[b] + (per_sample(ex, b) ? P * S : P);
+    sb->n_rows = sb->row0[ex->NB];
     size_t draws = (size_t)ex->NB * P * S;
     sb->x = pl_malloc(sizeof(float) * (size_t)sb->n_rows * C, "SAE bases");
     sb->gain = pl_malloc(sizeof(float) * (size_t)sb->n_rows, "SAE gains");
@@ -145,9 +166,8 @@ static int bases_setup(pl_experiment *ex)
     }
     /* the bases as the model sees them (float), each made as a unit makes it */
     for (int row = 0; ok && row < sb->n_rows; row++) {
-        int synth = row >= sb->n_real;
-        pl_unit_id id = {synth ? (row - sb->n_real) / S : row, synth ? sb->synth_b : sb->real_b, 0,
-                         synth ? (row - sb->n_real) % S : 0};
+        int n_s;
+        pl_unit_id id = row_unit(sb, ex, row, &n_s);
         PL_BASE_KINDS[ex->cfg->bases[id.b]].make(ex, id, v);
         for (int c = 0; c < C; c++)
             sb->x[(size_t)row * C + c] = (float)v[c];
@@ -272,6 +292,57 @@ void pl_sae_error_random(const pl_experiment *ex, int d, pl_unit_id id, const do
     double length = norm2(err, C), nz = norm2(dir, C), k = nz > 0.0 ? length / nz : 0.0;
     for (int c = 0; c < C; c++)
         dir[c] *= k;
+}
+
+/* SAE(x) of every prompt's real activation, in fixed chunks of ENCODE_CHUNK rows (the same numbers on
+ * every rank): the sae_recon base and sae_recon_other's targets. */
+int pl_sae_recon_real_setup(pl_experiment *ex)
+{
+    if (ex->sae_recon_real)
+        return PL_OK;
+    const pl_sae *sae = ex->sae;
+    if (!sae)
+        return pl_fail("needs [sae] path");
+    int C = ex->C, P = ex->P;
+    float *out = pl_malloc(sizeof(float) * (size_t)P * C, "SAE reconstructions of the real activations");
+    float *acts = pl_malloc(sizeof(float) * (size_t)ENCODE_CHUNK * sae->d_sae, "SAE activations");
+    float *gain = pl_malloc(sizeof(float) * 2 * ENCODE_CHUNK, "SAE gains"), *shift = gain ? gain + ENCODE_CHUNK : NULL;
+    void *scratch = pl_malloc(pl_sae_encode_scratch(sae, ENCODE_CHUNK), "SAE scratch");
+    int ok = out && acts && gain && scratch;
+    for (int r0 = 0; ok && r0 < P; r0 += ENCODE_CHUNK) {
+        int n = P - r0 < ENCODE_CHUNK ? P - r0 : ENCODE_CHUNK;
+        pl_sae_encode(sae, ex->real_act + (size_t)r0 * C, n, scratch, acts, gain, shift);
+        pl_sae_decode(sae, acts, n, gain, shift, out + (size_t)r0 * C);
+    }
+    free(acts), free(gain), free(scratch);
+    if (!ok) {
+        free(out);
+        return PL_ERR;
+    }
+    ex->sae_recon_real = out;
+    return PL_OK;
+}
+
+/* sae_recon_other: target = SAE(x_q), q the unit's partner, drawn as real_other draws it (the same
+ * stream, so the same partner as real_other's for the same unit: the two kinds differ by the SAE
+ * alone). teren's ReconRandomActivationPerturbation (branch draft-paper-experiments, commit 3a82827,
+ * notebooks/baseline_recon_experiment.py): target = sae.decode(sae.encode(get_random_activation(...))),
+ * d = target - resid_acts; theirs draws a fresh prompt of the dataset, plateau another sweep prompt. */
+int pl_sae_recon_other_setup(pl_experiment *ex, int d)
+{
+    if (!pl_partner_setup(ex, d, "sae_recon_partner", "prompt whose SAE reconstruction is the sae_recon_other target",
+                          "sae_recon_partner_redraws",
+                          "sae_recon_other partners redrawn because their activation equalled the base's"))
+        return PL_ERR;
+    return pl_sae_recon_real_setup(ex);
+}
+
+void pl_sae_recon_other(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    int q = ex->dir[d].state[0].values[(size_t)id.p * ex->S + id.s];
+    const float *t = ex->sae_recon_real + (size_t)q * ex->C;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = (double)t[c] - base[c];
 }
 
 void pl_experiment_notes(const pl_experiment *ex, FILE *out)

@@ -61,6 +61,8 @@ int pl_sweep_setup_units(pl_sweep *sw)
     ex->mu = sw->mu;
     ex->chol = sw->chol;
     ex->trace = sw->trace;
+    if (pl_experiment_setup_bases(ex) != PL_OK)
+        return pl_fail_prefix("%s: [perturb] bases", pl_sweep_config_origin(sw->cfg, "perturb", "bases"));
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
     return PL_OK;

@@ -212,7 +212,12 @@ static const key_def KEYS[] = {
      .doc = "position of the replaced activation (-1 = last; negative counts from the end)"},
     {"perturb", "bases", "real", 1, KT_LIST, OFF(bases), .count = OFF(n_bases), .names = &BASES,
      .doc = "`real` (the prompt's own activation), `synthetic` (a sample of N(μ, Σ) in its place; "
-            "one per prompt and sample, shared by all direction kinds)"},
+            "one per prompt and sample, shared by all direction kinds), `sae_recon` (SAE(x), the [SAE](sae.md)'s "
+            "reconstruction of the prompt's activation, in its place: teren's reconstruction base), `sae_bag` "
+            "(Giglemiani et al.'s bag of features: the prompt's SAE code with each active feature's value "
+            "moved to one of the 10 features of nearest density; one per prompt and sample), `sae_cosine` "
+            "(their cosine-matched \"structured\" activation; one per prompt). The SAE kinds need [sae] path; "
+            "`sae_bag` and `sae_cosine` also the SAE dir's `sparsity.safetensors` ([SAEs](sae.md))"},
     {"perturb", "directions", "cov_random", 1, KT_CUSTOM, .parse = parse_directions, .print = print_directions,
      .values = "comma-separated direction kinds, each once (a file: `file:PATH` or `file:PATH#TENSOR`)",
      .doc = "comma-separated kinds, each giving a raw direction d (the [direction "

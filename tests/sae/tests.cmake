@@ -9,7 +9,7 @@ plateau_test(sae_numerics ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_numerics.py ${CM
   $<TARGET_FILE:sae_probe>)
 plateau_test(sae_malformed ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_malformed.py ${CMAKE_CURRENT_BINARY_DIR}/sae_malformed
   $<TARGET_FILE:sae_probe>)
-foreach(t synth sweep ranks merge)
+foreach(t synth sweep ranks merge recon_bases)
   plateau_test(sae_${t} ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sae_${t})
 endforeach()
 set_tests_properties(sae_ranks PROPERTIES RUN_SERIAL TRUE)

@@ -2,10 +2,14 @@
 GPT-2's vocabulary, the real WebText prompts from ../shared through the real tokenizer), and
 jobs/smoke.ini runs as CI runs it. Needs ../shared (skips without it)."""
 import glob
+import json
 import os
 import re
+import struct
 import subprocess
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import sweeplib as sl  # noqa: E402
@@ -20,6 +24,18 @@ r = subprocess.run([sl.BIN, "synth", model, "--layers", "2", "--embd", "64", "--
                     "--vocab-from", os.path.join(shared, "gpt2")], capture_output=True, text=True)
 if r.returncode != 0:
     sl.fail("synth: " + r.stderr)
+
+
+def write_sparsity(sae_dir, log10_density):
+    """SAELens's sparsity.safetensors (one F32 tensor `sparsity`, log10 feature densities): what the
+    sae_bag and sae_cosine bases sort by."""
+    h = json.dumps({"sparsity": {"dtype": "F32", "shape": [len(log10_density)],
+                                 "data_offsets": [0, 4 * len(log10_density)]}}).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(os.path.join(sae_dir, "sparsity.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + np.asarray(log10_density, "<f4").tobytes())
+
+
 jobs = sorted(glob.glob(os.path.join(sl.SRC, "jobs", "*.ini")))
 if not jobs:
     sl.fail("no jobs/*.ini")
@@ -38,6 +54,8 @@ for job in jobs:
         if r.returncode != 0:
             sl.fail("synth-sae: " + r.stderr)
         small += ["--set", "perturb.hook=blocks.1.hook_resid_pre", "--set", "sae.path=" + sae]
+        if re.search(r"^bases\s*=.*\bsae_(bag|cosine)\b", open(job).read(), re.M):  # their feature densities
+            write_sparsity(sae, np.random.default_rng(0).uniform(-6.0, -1.0, 64))
     r = sl.run([job, "--quiet", "-o", out] + common + small)
     if r.returncode != 0:
         sl.fail("%s: exit %d: %s" % (name, r.returncode, r.stderr))
