@@ -21,3 +21,10 @@ target_include_directories(gpt2_bitwise PRIVATE ${PROJECT_SOURCE_DIR}/src/model)
 target_link_libraries(gpt2_bitwise PRIVATE plateau_model)
 plateau_test(forward_gpt2_bitwise ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_gpt2_bitwise.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:gpt2_bitwise>)
+
+# Whole contexts (issue 18): every position of a context perturbed at once, every family, against a
+# full patched forward of the numpy references (ref_models.py).
+add_executable(probe_positions ${CMAKE_CURRENT_LIST_DIR}/probe_positions.c)
+target_link_libraries(probe_positions PRIVATE plateau_model)
+plateau_test(forward_positions ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_positions.py
+  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_positions>)
