@@ -49,6 +49,11 @@ int pl_forward_batch(const pl_model *m, const int *tokens, int N, int T, pl_run 
  * pl_forward_batch but stopping there: no block past RESID_INDEX and no unembedding is computed. */
 int pl_forward_resid(const pl_model *m, const int *tokens, int N, int T, int resid_index, int pos, float *out);
 
+/* The residual at RESID_INDEX of positions FIRST..FIRST+COUNT-1 of N sequences of T tokens,
+ * OUT[N, COUNT, C], computed as by pl_forward_resid (whole contexts: every position's activation). */
+int pl_forward_resid_range(const pl_model *m, const int *tokens, int N, int T, int resid_index, int first, int count,
+                           float *out);
+
 /* Full forward with the residual at (resid_index, pos) replaced by PATCH[C] before it flows on
  * (the --naive path and the fast path's reference). */
 int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_index, int pos,

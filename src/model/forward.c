@@ -131,6 +131,27 @@ int pl_forward_resid(const pl_model *m, const int *tokens, int N, int T, int res
     return rc;
 }
 
+int pl_forward_resid_range(const pl_model *m, const int *tokens, int N, int T, int resid_index, int first, int count,
+                           float *out)
+{
+    int L = m->info.n_layer, C = m->info.d_model;
+    if (resid_index < 0 || resid_index > L || first < 0 || count < 1 || first + count > T)
+        return pl_fail("residual at index %d, positions %d..%d are outside the run (L=%d, T=%d)", resid_index, first,
+                       first + count - 1, L, T);
+    pl_run *runs = pl_calloc((size_t)(N > 0 ? N : 1), sizeof *runs, "runs");
+    if (!runs)
+        return PL_ERR;
+    int rc = forward_checked(m, tokens, N, T, resid_index, -1, -1, NULL, runs);
+    size_t W = (size_t)count * C;
+    for (int i = 0; i < N; i++) {
+        if (rc == PL_OK)
+            memcpy(out + (size_t)i * W, runs[i].resid + ((size_t)resid_index * T + first) * C, sizeof(float) * W);
+        pl_run_free(&runs[i]);
+    }
+    free(runs);
+    return rc;
+}
+
 /* ------------------------------------------------------------ fast path */
 
 int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, int M,

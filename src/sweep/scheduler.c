@@ -579,6 +579,15 @@ static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_
     sw->C = mc->d_model;
     sw->V = mc->n_vocab;
     sw->T = cfg->n_ctx;
+    int first;
+    if (pl_sweep_config_positions(cfg, &first, &sw->n_pos) != PL_OK) /* checked by the resolve already */
+        sw->n_pos = 1;
+    if (sw->n_pos > 1) /* whole contexts: read at every perturbed position, the last one last */
+        sw->read_pos = sw->pos + sw->n_pos - 1;
+    /* the setup gathers the perturbed position alone, or (whole contexts, fit_positions = all) every one */
+    int one = sw->n_pos == 1 && cfg->fit_positions == PL_FIT_POSITIONS_SWEEP;
+    sw->act_first = one ? sw->pos : 0;
+    sw->act_count = one ? 1 : sw->T;
     sw->T_eval = sw->read_pos + 1;
     sw->P = cfg->n_prompts;
     sw->S = cfg->n_directions;
@@ -690,7 +699,8 @@ static int clean_forwards(run_state *st, setup_forwards *f)
     f->chunk = setup_chunk(T);
     setup_share(f->n_all, f->chunk, st->rank, st->size, &f->lo, &f->hi);
     int chunk = f->chunk, lo = f->lo, hi = f->hi;
-    f->mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
+    size_t W = (size_t)sw->act_count * C; /* floats per prompt */
+    f->mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * W, "activations");
     int ok = f->mine != NULL;
     /* Progress on rank 0 (its share stands for everyone's: the shares differ by at most one chunk),
      * only when the setup is slow enough to need it: after the first chunk, if its share will take
@@ -698,8 +708,11 @@ static int clean_forwards(run_state *st, setup_forwards *f)
     double t0 = now_seconds(), t_said = t0;
     for (int i = lo; i < hi && ok && !g_signal; i += chunk) {
         int n = hi - i < chunk ? hi - i : chunk;
-        ok = pl_forward_resid(st->model, tokens + (size_t)i * T, n, T, sw->resid_index, sw->pos,
-                              f->mine + (size_t)(i - lo) * C) == PL_OK;
+        ok = (sw->act_count == 1 ? pl_forward_resid(st->model, tokens + (size_t)i * T, n, T, sw->resid_index,
+                                                    sw->pos, f->mine + (size_t)(i - lo) * C)
+                                 : pl_forward_resid_range(st->model, tokens + (size_t)i * T, n, T, sw->resid_index,
+                                                          sw->act_first, sw->act_count,
+                                                          f->mine + (size_t)(i - lo) * W)) == PL_OK;
         double t = now_seconds();
         if (st->rank != 0 || st->quiet || i + n >= hi)
             continue;
@@ -733,7 +746,7 @@ static int clean_forwards(run_state *st, setup_forwards *f)
  * on rank 0, NULL on the others. */
 static float *gather_activations(run_state *st, setup_forwards *f)
 {
-    int C = st->sw.C;
+    int C = st->sw.C * st->sw.act_count; /* floats per prompt */
     float *all = NULL;
     int *counts = NULL, *displs = NULL;
     if (st->rank == 0) {
@@ -772,14 +785,17 @@ static int setup_fit(run_state *st, int n_all, float *all)
 {
     pl_sweep *sw = &st->sw;
     int C = sw->C;
-    sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * C, "real activations");
+    sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * sw->n_pos * C, "real activations");
     sw->mu = pl_malloc(sizeof(double) * C, "mu");
     sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
     int ok = sw->real_act && sw->mu && sw->chol;
     if (ok && st->rank == 0)
-        ok = unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->pos, all, C) == PL_OK &&
-             check_activations(sw, all, sw->P, "sweep prompt") == PL_OK &&
-             check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, "covariance prompt") == PL_OK;
+        /* (several positions gathered: no unification; the chunks are fixed, so the numbers still do not
+         * depend on the number of ranks) */
+        ok = (sw->act_count > 1 || unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->pos, all, C) == PL_OK) &&
+             check_activations(sw, all, sw->P * sw->act_count, "sweep prompt") == PL_OK &&
+             check_activations(sw, all + (size_t)sw->P * sw->act_count * C, st->cfg.cov_prompts * sw->act_count,
+                               "covariance prompt") == PL_OK;
     if (ok && st->rank == 0) {
         ok = pl_sweep_fit(sw, all) == PL_OK;
         if (ok && sw->pd.n_raised > 0)
@@ -798,7 +814,7 @@ static int setup_fit(run_state *st, int n_all, float *all)
     free(all);
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    coll_bcast(st, sw->real_act, sw->P * C, MPI_FLOAT);
+    coll_bcast(st, sw->real_act, sw->P * sw->n_pos * C, MPI_FLOAT);
     coll_bcast(st, sw->mu, C, MPI_DOUBLE);
     coll_bcast(st, sw->chol, C * C, MPI_DOUBLE);
     coll_bcast(st, &sw->trace, 1, MPI_DOUBLE);
