@@ -238,7 +238,7 @@ static void mark_nonfinite(const pl_sweep *sw, const unsigned char *bad, int ref
  * the SAE's readout. With [run] nonfinite = error that fails the batch naming the unit, alpha and
  * metric; with mark the value is stored as NaN, like a non-finite input's. The documented NaNs (cosine
  * of a zero residual, ce_loss without a next token) are values, not faults (pl_metric_value_ok). */
-static int check_metric_values(const pl_sweep *sw, long u, float *o)
+int pl_check_metric_values(const pl_sweep *sw, long u, float *o)
 {
     int S = sw->steps;
     for (int mi = 0; mi < sw->NM; mi++)
@@ -333,7 +333,7 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
         pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * C,
                         cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
         mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
-        int rc = check_metric_values(sw, first + i, o);
+        int rc = pl_check_metric_values(sw, first + i, o);
         if (rc != PL_OK)
             return rc;
     }

@@ -133,7 +133,7 @@ static int context_metrics(const pl_sweep *sw, pl_unit_cache *cache, long u, int
     for (size_t k = 0; k < (size_t)NM * S; k++)
         o[k] = (float)(sum[k] / sw->n_pos);
     free(sum);
-    return PL_OK;
+    return pl_check_metric_values(sw, u, o);
 }
 
 int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)

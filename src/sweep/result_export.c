@@ -122,6 +122,7 @@ static void run_attrs(const pl_sweep *sw, const pl_output_meta *meta, pl_result_
     a->read_hook = cfg->read_hook;
     a->position = sw->pos;
     a->read_position = sw->read_pos;
+    a->n_positions = sw->n_pos;
     a->residual_basis = PL_RESIDUAL_BASIS_NAMES[cfg->residual_basis];
     a->center_direction = cfg->center_direction != 0;
     a->sampling = PL_SAMPLING_NAMES[cfg->sampling];

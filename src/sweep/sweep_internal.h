@@ -111,6 +111,9 @@ long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units);
  * [run] nonfinite = error a non-finite one fails the batch (PL_ERR_BAD_INPUT, the message names
  * the unit, alpha and what), with = mark the metrics it feeds are NaN, left out of every count. */
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
+/* The metrics O[NM, S] of unit U from finite inputs that are still not finite where they should be:
+ * the batch fails ([run] nonfinite = error, PL_ERR_BAD_INPUT) or they become NaN (mark). */
+int pl_check_metric_values(const pl_sweep *sw, long u, float *o);
 /* pl_batch_eval of a whole-context sweep (n_pos > 1; contexts.c): OUT[n_units, NM, steps], each metric
  * the mean over the perturbed positions. */
 int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
