@@ -1000,13 +1000,14 @@ static int calibration_steps(const pl_sweep *sw, int n)
     return sw->steps < most ? sw->steps : most > 0 ? most : 1;
 }
 
-/* Bytes that grow with a batch's ROWS (paper: from shapes): its step vectors, logits and read-hook rows,
- * the non-finite flags, and the fast path's residual and block scratch for the N = T_eval - pos
- * positions each row carries (layer norm, q/k/v, attention, projection: ~7 C, and the MLP's width). */
+/* Bytes that grow with a batch's ROWS (paper: from shapes): its step vectors, logits and read-hook rows
+ * (whole contexts: one per perturbed position), the non-finite flags, and the fast path's residual and
+ * block scratch for the N = T_eval - pos positions each row carries (layer norm, q/k/v, attention,
+ * projection: ~7 C, and the MLP's width). */
 static double batch_row_bytes(const pl_sweep *sw, const pl_model_info *mc, double rows)
 {
-    double n = sw->T_eval - sw->pos, C = sw->C;
-    return rows * (4.0 * (2.0 * C + sw->V + n * (7.0 * C + mc->d_mlp)) + 1.0);
+    double n = sw->T_eval - sw->pos, C = sw->C, out = sw->n_pos > 1 ? sw->n_pos : 1; /* outputs per row */
+    return rows * (4.0 * (out * (2.0 * C + sw->V) + n * (7.0 * C + mc->d_mlp)) + 1.0);
 }
 
 /* This machine's physical memory in bytes (0: unknown). */

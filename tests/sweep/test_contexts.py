@@ -125,6 +125,38 @@ for fit_all, ridge in ((True, 0.0), (False, 0.5), (True, 0.01)):
     print("ok one position, fit_positions = %s, sigma_ridge = %g: mu, Sigma and activations match numpy"
           % ("all" if fit_all else "sweep", ridge))
 
+# 3b. fit_positions = all skips a leading BOS: prompts that start with BOS (GPT-2's tokenizer from
+#     ../shared; skipped without it) fit mu over positions 1..T-1. The covariance prompts are the
+#     selection's next ones: a run with n_prompts = P + COV records them as its sweep prompts.
+shared = os.environ.get("PLATEAU_SHARED_DIR", os.path.join(sl.SRC, "..", "shared"))
+if os.path.exists(os.path.join(shared, "gpt2", "vocab.json")):
+    bos_model = os.path.join(d, "bos-model")
+    r = sl.subprocess.run([sl.BIN, "synth", bos_model, "--layers", "2", "--embd", "16", "--heads", "2", "--ctx", "16",
+                           "--vocab-from", os.path.join(shared, "gpt2")], capture_output=True, text=True)
+    if r.returncode != 0:
+        sl.fail("synth: " + r.stderr)
+    bos_data = sl.make_bin(d, T * 200, 50000, seed=6, name="bos.bin")
+    common = dict(model__path=bos_model, data__prompts=bos_data, data__bos="true", perturb__position=-1,
+                  perturb__bases="real", perturb__directions="cov_random", perturb__steps=2,
+                  readout__metrics="kl", readout__read_hook="blocks.1.hook_resid_post")
+    f, _, _ = run("bos", perturb__fit_positions="all", output__activations="true", **common)
+    g, _, _ = run("bos-prompts", data__n_prompts=P + COV, perturb__cov_prompts=2, **common)
+    bos_ref = GPT2(bos_model)
+    cov_tokens = g["tokens"][P:]
+    if not np.array_equal(g["tokens"][:P], f["tokens"]) or not np.all(cov_tokens[:, 0] == 50256):  # <|endoftext|>
+        sl.fail("BOS run: the covariance prompts are not the selection's next ones, or do not start with BOS")
+    acts = np.array([bos_ref.forward(list(t))[0][1] for t in cov_tokens])  # [COV, T, C]
+    want = acts[:, 1:].reshape(-1, acts.shape[-1]).mean(0)
+    with_bos = acts.reshape(-1, acts.shape[-1]).mean(0)
+    err = np.abs(f["mu"] - want).max()
+    if not err <= 2e-5 * np.abs(want).max() or np.abs(with_bos - want).max() < 100 * err:
+        sl.fail("fit_positions = all with BOS: mu differs from numpy's over positions 1..T-1 by %.3g (with the "
+                "BOS row: %.3g)" % (err, np.abs(f["mu"] - with_bos).max()))
+    print("ok fit_positions = all with BOS prompts: mu over positions 1..%d matches numpy (%.2g; the BOS row "
+          "would move it by %.2g)" % (T - 1, err, np.abs(with_bos - want).max()))
+else:
+    print("skip fit_positions = all with BOS: needs %s/gpt2 (PLATEAU_SHARED_DIR)" % shared)
+
 # 4. 1 vs 2 ranks, bitwise
 if sl.shutil.which("mpirun"):
     out2 = os.path.join(d, "all-mpi2.nc")
