@@ -56,25 +56,26 @@ static int probe(char **argv)
     fclose(f);
 
     pl_run clean;
-    if (pl_forward(m, ids, T, &clean))
+    if (pl_forward(m, ids, T, &clean)) {
+        free(X);
+        pl_model_close(m);
         return PL_ERR;
+    }
     const pl_run *cleans[1] = {&clean};
     float *logits = malloc(sizeof(float) * (size_t)M * P * V), *read = malloc(sizeof(float) * (size_t)M * P * C);
-    if (pl_patch_eval_positions(m, cleans, &M, 1, r, positions, P, X, logits, read_r, read))
-        return PL_ERR;
-    if (write_f32(argv[7], "logits", logits, (size_t)M * P * V) || write_f32(argv[7], "read", read, (size_t)M * P * C))
-        return PL_ERR;
-    if (P == 1) {
-        if (pl_patch_eval_groups(m, cleans, &M, 1, r, positions[0], X, logits, read_r, read) ||
-            write_f32(argv[7], "logits1", logits, (size_t)M * V) || write_f32(argv[7], "read1", read, (size_t)M * C))
-            return PL_ERR;
-    }
+    int rc = pl_patch_eval_positions(m, cleans, &M, 1, r, positions, P, X, logits, read_r, read);
+    if (rc == PL_OK)
+        rc = write_f32(argv[7], "logits", logits, (size_t)M * P * V) ||
+             write_f32(argv[7], "read", read, (size_t)M * P * C);
+    if (rc == PL_OK && P == 1)
+        rc = pl_patch_eval_groups(m, cleans, &M, 1, r, positions[0], X, logits, read_r, read) ||
+             write_f32(argv[7], "logits1", logits, (size_t)M * V) || write_f32(argv[7], "read1", read, (size_t)M * C);
     free(X);
     free(logits);
     free(read);
     pl_run_free(&clean);
     pl_model_close(m);
-    return PL_OK;
+    return rc ? PL_ERR : PL_OK;
 }
 
 int main(int argc, char **argv)
