@@ -532,7 +532,8 @@ static void setup_share(int n, int chunk, int r, int size, int *lo, int *hi)
  * batched forward computes each row inside a larger sgemm whose kernels may round a row by where it
  * sits, so two such prompts can differ in the last bits. The experiment tells activations apart by
  * exact equality (real_other redraws a partner equal to its base): give every such group the
- * activation of its first prompt, so equal inputs have equal activations again. ACTS[N, C]. */
+ * activation of its first prompt, so equal inputs have equal activations again. Prompt i's activation
+ * at ACTS + i * STRIDE (C floats). */
 static const int *g_prefix_tokens; /* for qsort: tokens[N, T], compared over the first g_prefix_len */
 static int g_prefix_T, g_prefix_len;
 
@@ -544,7 +545,7 @@ static int by_prefix(const void *a, const void *b)
     return c ? c : (i > j) - (i < j);
 }
 
-static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float *acts, int C)
+static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float *acts, int C, size_t stride)
 {
     int *order = pl_malloc(sizeof(int) * (size_t)(N ? N : 1), "prompt order");
     if (!order)
@@ -556,7 +557,7 @@ static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float 
     for (int k = 1; k < N; k++) {
         int first = order[k - 1], i = order[k];
         if (!memcmp(tokens + (size_t)first * T, tokens + (size_t)i * T, sizeof(int) * (pos + 1))) {
-            memcpy(acts + (size_t)i * C, acts + (size_t)first * C, sizeof(float) * C);
+            memcpy(acts + (size_t)i * stride, acts + (size_t)first * stride, sizeof(float) * C);
             order[k] = first; /* the group's first (smallest index) stays the source */
         }
     }
@@ -779,6 +780,17 @@ static float *gather_activations(run_state *st, setup_forwards *f)
     return all;
 }
 
+/* unify_equal_prefixes at every gathered position (whole contexts: every BOS site is one activation,
+ * as every prefix shared by two prompts is). ALL[n_all, act_count, C]. */
+static int unify_positions(const pl_sweep *sw, int n_all, float *all)
+{
+    size_t C = (size_t)sw->C, stride = C * sw->act_count;
+    for (int t = 0; t < sw->act_count; t++)
+        if (unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->act_first + t, all + t * C, sw->C, stride) != PL_OK)
+            return PL_ERR;
+    return PL_OK;
+}
+
 /* Setup: rank 0 checks the activations ALL[n_all, C] (freed here), fits mu and Sigma to them and
  * broadcasts the sweep's activations, mu and Sigma's factor. Returns an exit code. */
 static int setup_fit(run_state *st, int n_all, float *all)
@@ -790,9 +802,7 @@ static int setup_fit(run_state *st, int n_all, float *all)
     sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
     int ok = sw->real_act && sw->mu && sw->chol;
     if (ok && st->rank == 0)
-        /* (several positions gathered: no unification; the chunks are fixed, so the numbers still do not
-         * depend on the number of ranks) */
-        ok = (sw->act_count > 1 || unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->pos, all, C) == PL_OK) &&
+        ok = unify_positions(sw, n_all, all) == PL_OK &&
              check_activations(sw, all, sw->P * sw->act_count, "sweep prompt") == PL_OK &&
              check_activations(sw, all + (size_t)sw->P * sw->act_count * C, st->cfg.cov_prompts * sw->act_count,
                                "covariance prompt") == PL_OK;

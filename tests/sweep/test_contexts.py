@@ -30,6 +30,7 @@ docs = [list(tokens_all[w * T:(w + 1) * T]) + ([int(tokens_all[(w + 1) * T])] if
                                                 else []) for w in range(len(tokens_all) // T)]
 windows, next_tokens, _, _ = ref.select_document_start(docs, T, P + COV, DATA_SEED)
 ACTS = {r: np.array([model.forward(w)[0][r] for w in windows]) for r in (1,)}  # [prompt, T, C] at resid 1
+MODEL, WINDOWS, NEXT_TOKENS = model, windows, next_tokens
 
 
 def config(name, **over):
@@ -53,17 +54,20 @@ def run(name, **over):
 
 def fit_of(rows, ridge):
     fit = ref.Fit(rows, False)
-    fit.sigma = fit.sigma + ridge * np.eye(C)
+    fit.sigma = fit.sigma + ridge * np.eye(fit.C)
     fit.chol = np.linalg.cholesky(fit.sigma)
-    fit.iso = np.sqrt(np.trace(fit.sigma) / C)
+    fit.iso = np.sqrt(np.trace(fit.sigma) / fit.C)
     return fit
 
 
-def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l2", "cosine", "ce_loss")):
-    acts = ACTS[1]
+def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l2", "cosine", "ce_loss"), world=None):
+    """WORLD: (model, prompts' tokens, next tokens, activations [prompt, T, C] at resid 1, first position
+    fit_positions = all fits: 1 after a BOS), by default this file's BOS-less one."""
+    model, windows, next_tokens, acts, fit_from = world or (MODEL, WINDOWS, NEXT_TOKENS, ACTS[1], 0)
+    C = acts.shape[-1]
     positions = list(range(first, first + n))
     real = acts[:P][:, positions].reshape(P * n, C)  # site p * n + j
-    rows = acts[P:][:, range(T) if fit_all else positions].reshape(-1, C)
+    rows = acts[P:][:, range(fit_from, T) if fit_all else positions].reshape(-1, C)
     fit = fit_of(rows, ridge)
     part, _ = ref.partners(real.astype(np.float32), SEED, P * n, S)
     alpha = f["alpha"]
@@ -80,7 +84,7 @@ def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l
                         X[:, j] = ref.steps("absolute", base, dvec, alpha, False)
                         if shared and j > 0:  # the first position's displacement, at every base
                             X[:, j] = base + (X[:, 0] - X[0, 0])
-                    logp = np.empty((n, len(alpha), V))
+                    logp = np.empty((n, len(alpha), model.V))
                     reads = np.empty((n, len(alpha), C))
                     for k in range(len(alpha)):
                         resid, logits = model.forward(windows[p], patch=(1, positions, X[k]))
@@ -154,6 +158,18 @@ if os.path.exists(os.path.join(shared, "gpt2", "vocab.json")):
                 "BOS row: %.3g)" % (err, np.abs(f["mu"] - with_bos).max()))
     print("ok fit_positions = all with BOS prompts: mu over positions 1..%d matches numpy (%.2g; the BOS row "
           "would move it by %.2g)" % (T - 1, err, np.abs(with_bos - want).max()))
+    # every position of BOS prompts at once: every BOS site is one activation (real_other redraws a
+    # partner equal to its base, so none points at another BOS), as numpy's exact float64 has it
+    f, _, _ = run("bos-all", **dict(common, perturb__position="all", perturb__fit_positions="all",
+                                    perturb__sigma_ridge=0.01, perturb__directions="real_other, cov_random",
+                         perturb__steps=4, perturb__alpha_max=6.0, perturb__step_mode="absolute",
+                         readout__metrics="kl, l2"))
+    world = (bos_ref, [list(t) for t in g["tokens"]], list(g["next_token"]), acts_all := np.array(
+        [bos_ref.forward(list(t))[0][1] for t in g["tokens"]]), 1)
+    if not np.all(acts_all[:, 0] == acts_all[0, 0]):
+        sl.fail("numpy's BOS activations differ")
+    check_contexts("BOS prompts, position = all, real_other and cov_random", f, 0, T, False, True, 0.01,
+                   metrics=("kl", "l2"), world=world)
 else:
     print("skip fit_positions = all with BOS: needs %s/gpt2 (PLATEAU_SHARED_DIR)" % shared)
 
