@@ -643,7 +643,18 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                         'merged_units': None},
                        {'name': 'read_position',
                         'kind': 'int',
-                        'description': 'readout position, resolved (>= 0)',
+                        'description': 'readout position, resolved (>= 0); whole contexts: the last '
+                                       'perturbed one (every one is read)',
+                        'merge': 'shared',
+                        'global_when_merged': 'always',
+                        'merged_long_name': None,
+                        'merged_units': None},
+                       {'name': 'n_positions',
+                        'kind': 'int',
+                        'description': 'perturbed positions position .. position + n_positions - 1, replaced '
+                                       'at once (1: one position; more: whole contexts, each curve the mean '
+                                       'over them of its metric, base_norm and direction_norm the first '
+                                       "position's)",
                         'merge': 'shared',
                         'global_when_merged': 'always',
                         'merged_long_name': None,

@@ -91,6 +91,11 @@ int pl_forward_batch(const pl_model *m, const int *tokens, int N, int T, pl_run 
  * pl_forward_batch but stopping there: no block past RESID_INDEX and no unembedding is computed. */
 int pl_forward_resid(const pl_model *m, const int *tokens, int N, int T, int resid_index, int pos, float *out);
 
+/* The residual at RESID_INDEX of positions FIRST..FIRST+COUNT-1 of N sequences of T tokens,
+ * OUT[N, COUNT, C], computed as by pl_forward_resid (whole contexts: every position's activation). */
+int pl_forward_resid_range(const pl_model *m, const int *tokens, int N, int T, int resid_index, int first, int count,
+                           float *out);
+
 /* Full forward with the residual at (resid_index, pos) replaced by PATCH[C] before it flows on
  * (the --naive path and the fast path's reference). */
 int pl_forward_patched(const pl_model *m, const int *tokens, int T, int resid_index, int pos,
@@ -138,6 +143,17 @@ int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const i
 int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
                             pl_hook_point pt, int pos, const float *X, float *logits, pl_hook_point read_pt,
                             float *read);
+/* Whole contexts (Lee & Heimersheim's pos=None): the residual at resid_index is replaced at P listed
+ * positions POSITIONS[P] (strictly increasing, in [0, T); p0 = POSITIONS[0]) by the rows of
+ * X[M, P, C] at once, grouped over CLEANS as in pl_patch_eval_groups. Positions p0..T-1 of each
+ * variant flow through blocks resid_index..L-1 as sgemm rows; positions before p0 come from the
+ * clean cache (causal attention leaves them unchanged). Outputs, each optional (NULL to skip):
+ *   logits[M, P, V]  next-token logits at every perturbed position,
+ *   read[M, P, C]    residual at read_index at every perturbed position (any read_index in [0, L]).
+ * A separate entry, so pl_patch_eval_groups (one position) keeps its numbers bit for bit. */
+int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                            int resid_index, const int *positions, int P, const float *X, float *logits,
+                            int read_index, float *read);
 
 /* log-softmax of each row of LOGITS[M, V] into LOGP (may alias), in double accumulation. */
 void pl_log_softmax(float *logp, const float *logits, int M, int V);

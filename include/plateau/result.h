@@ -58,6 +58,7 @@ typedef struct {
     const char *sigma_positive_definite_fix, *openblas_config, *command_line;
     int synthetic_model, position, read_position, center_direction, duplicate_prompts_dropped;
     int short_documents_skipped, bos_token, bootstrap_resamples, n_prompts, n_ranks, threads;
+    int n_positions; /* perturbed positions, from position on (whole contexts: > 1) */
     double evals_per_second;
     /* [sae] (sae_path NULL: no SAE) */
     const char *sae_path, *sae_sha256, *sae_hook, *sae_architecture, *sae_normalize_activations;

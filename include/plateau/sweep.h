@@ -32,6 +32,12 @@ extern const char *const PL_RESIDUAL_BASIS_NAMES[PL_N_RESIDUAL_BASES];
 extern const char *const PL_ALPHA_GRID_NAMES[PL_N_ALPHA_GRIDS];
 extern const char *const PL_STEP_REFERENCE_NAMES[PL_N_STEP_REFERENCES];
 extern const char *const PL_SAMPLING_NAMES[];
+/* [perturb] position: one position, a range A:B (half-open) or `all` (whole contexts, issue 18) */
+enum { PL_POSITION_ONE, PL_POSITION_RANGE, PL_POSITION_ALL };
+#define PL_POSITION_TO_END INT32_MAX /* A: with no B */
+enum { PL_PER_POSITION_OWN, PL_PER_POSITION_SHARED };
+enum { PL_READ_POSITIONS_EACH, PL_READ_POSITIONS_MEAN };
+enum { PL_FIT_POSITIONS_SWEEP, PL_FIT_POSITIONS_ALL };
 /* [readout] position = perturbed (the default): read where the perturbation is */
 #define PL_READ_AT_PERTURBED INT32_MIN
 
@@ -62,7 +68,12 @@ typedef struct {
     int bos;                    /* PL_BOS_*: a BOS token first in every prompt */
     /* [perturb] */
     char *hook;
-    int position;               /* -1 = last */
+    int position;               /* -1 = last; PL_POSITION_RANGE: A (negative: from the end) */
+    int position_kind;          /* PL_POSITION_* */
+    int position_end;           /* PL_POSITION_RANGE: B, one past the last (negative: from the end; or TO_END) */
+    int per_position;           /* PL_PER_POSITION_*: each position its own direction, or one shared */
+    int fit_positions;          /* PL_FIT_POSITIONS_*: mu, Sigma from the sweep's positions or all non-BOS */
+    double sigma_ridge;         /* added to Sigma's diagonal before it is factored (Lee & Heimersheim: 0.01) */
     int n_bases, bases[PL_N_BASE_KINDS];
     int n_dirs;
     pl_direction_spec dirs[PL_MAX_DIRECTIONS];
@@ -82,6 +93,7 @@ typedef struct {
     int n_metrics, metrics[PL_N_METRICS];
     char *read_hook;            /* NULL until resolved against the model (default: last block) */
     int read_position;          /* PL_READ_AT_PERTURBED or a position (negative: from the end) */
+    int read_positions;         /* PL_READ_POSITIONS_*: several perturbed positions: each, or their mean */
     double onset_threshold;
     double thresholds[PL_N_METRICS]; /* alpha_at_threshold per metric; NaN: none */
     int nl_first, nl_last;      /* nonlinearity_alpha: the line through steps nl_first..nl_last */
@@ -151,6 +163,9 @@ char *pl_sweep_config_value(const pl_sweep_config *cfg, const char *name);
  * offending key. */
 int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook_point *hook,
                             pl_hook_point *read, int *pos, int *read_pos);
+/* The perturbed positions of [perturb] position for prompts of cfg->n_ctx tokens: *COUNT consecutive
+ * ones from *FIRST (1 for a single position). Errors name the config line. */
+int pl_sweep_config_positions(const pl_sweep_config *cfg, int *first, int *count);
 
 /* The resolved config as INI text (every key, defaults filled). HASHED_ONLY leaves out the keys
  * that may change between a checkpoint and its resume (output path, checkpoint path and period,

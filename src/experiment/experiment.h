@@ -68,6 +68,10 @@ typedef struct {
 int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, double *sigma,
                     pl_pd_report *rep);
 
+/* pl_fit_gaussian with RIDGE (>= 0) added to Sigma's diagonal first (0: pl_fit_gaussian's numbers). */
+int pl_fit_gaussian_ridge(const float *X, int N, int C, double ridge, double *mu, double *chol, double *trace,
+                          double *sigma, pl_pd_report *rep);
+
 /* out[C] = mu + chol @ z, z standard normal from R. */
 void pl_sample_gaussian(pl_rng *r, const double *mu, const double *chol, int C, double *out);
 

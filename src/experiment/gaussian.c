@@ -110,6 +110,12 @@ done:
 int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, double *trace, double *sigma,
                     pl_pd_report *rep)
 {
+    return pl_fit_gaussian_ridge(X, N, C, 0.0, mu, chol, trace, sigma, rep);
+}
+
+int pl_fit_gaussian_ridge(const float *X, int N, int C, double ridge, double *mu, double *chol, double *trace,
+                          double *sigma, pl_pd_report *rep)
+{
     memset(rep, 0, sizeof *rep);
     if (N < 2)
         return pl_fail("covariance fit: %d activations (need at least 2)", N);
@@ -119,6 +125,9 @@ int pl_fit_gaussian(const float *X, int N, int C, double *mu, double *chol, doub
     if (!D || !A)
         goto done;
     fit_moments(X, N, C, mu, D, A);
+    if (ridge > 0) /* Lee & Heimersheim's Sigma + 0.01 I: before the check, so it is what is sampled from */
+        for (int c = 0; c < C; c++)
+            A[(size_t)c * C + c] += ridge;
     double norm = 0.0;
     for (size_t k = 0; k < (size_t)C * C; k++)
         norm += A[k] * A[k];

@@ -242,6 +242,27 @@ int pl_forward_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_po
     return rc;
 }
 
+int pl_forward_resid_range(const pl_model *m, const int *tokens, int N, int T, int resid_index, int first, int count,
+                           float *out)
+{
+    int L = m->info.n_layer, C = m->info.d_model;
+    if (resid_index < 0 || resid_index > L || first < 0 || count < 1 || first + count > T)
+        return pl_fail("residual at index %d, positions %d..%d are outside the run (L=%d, T=%d)", resid_index, first,
+                       first + count - 1, L, T);
+    pl_run *runs = pl_calloc((size_t)(N > 0 ? N : 1), sizeof *runs, "runs");
+    if (!runs)
+        return PL_ERR;
+    int rc = forward_checked(m, tokens, N, T, resid_index, -1, -1, NULL, runs);
+    size_t W = (size_t)count * C;
+    for (int i = 0; i < N; i++) {
+        if (rc == PL_OK)
+            memcpy(out + (size_t)i * W, runs[i].resid + ((size_t)resid_index * T + first) * C, sizeof(float) * W);
+        pl_run_free(&runs[i]);
+    }
+    free(runs);
+    return rc;
+}
+
 int pl_forward_patched_at(const pl_model *m, const int *tokens, int T, pl_hook_point pt, int pos,
                           const float *patch, pl_run *run)
 {
@@ -356,6 +377,36 @@ int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const i
         return pl_fail("fast path: %ld rows in one call", total);
     return m->ops->patch_eval_groups(m, cleans, group_rows, G, (int)total, resid_index, pos, X, logits, read_index,
                                      read);
+}
+
+int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                            int resid_index, const int *positions, int P, const float *X, float *logits,
+                            int read_index, float *read)
+{
+    int C = m->info.d_model, L = m->info.n_layer;
+    if (G < 1 || P < 1)
+        return pl_fail("fast path: %d row groups, %d positions", G, P);
+    int T = cleans[0]->T;
+    long total = 0;
+    for (int g = 0; g < G; g++) {
+        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T || !cleans[g]->logits)
+            return pl_fail("fast path: cached run %d belongs to another model shape or length", g);
+        if (group_rows[g] < 1)
+            return pl_fail("fast path: group %d has %d rows", g, group_rows[g]);
+        total += group_rows[g];
+    }
+    if (resid_index < 0 || resid_index > L)
+        return pl_fail("fast path: resid index %d outside 0..%d", resid_index, L);
+    for (int j = 0; j < P; j++)
+        if (positions[j] < 0 || positions[j] >= T || (j > 0 && positions[j] <= positions[j - 1]))
+            return pl_fail("fast path: position %d (%d of %d) is outside 0..%d or not after the one before",
+                           positions[j], j, P, T - 1);
+    if (read && (read_index < 0 || read_index > L))
+        return pl_fail("fast path: read index %d outside 0..%d", read_index, L);
+    if (total * (T - positions[0]) > (1L << 24) || total * P > (1L << 24))
+        return pl_fail("fast path: %ld variants of %d positions in one call", total, T - positions[0]);
+    return m->ops->patch_eval_positions(m, cleans, group_rows, G, (int)total, resid_index, positions, P, X, logits,
+                                        read_index, read);
 }
 
 /* ------------------------------------------------------------ readout helpers */

@@ -34,6 +34,10 @@ typedef struct {
                                 float *read);
     /* X[M, C] (final residual rows) becomes ln_final.hook_normalized in place. */
     int (*final_normalized)(const pl_model *m, float *x, int M);
+    /* pl_patch_eval_positions, arguments checked. */
+    int (*patch_eval_positions)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                int resid_index, const int *positions, int P, const float *X, float *logits,
+                                int read_index, float *read);
     double (*forward_flops)(const pl_model *m, int T);
     double (*patch_flops)(const pl_model *m, int T, int resid_index, int pos);
     /* plateau/grad.h's pl_patch_jvp_groups / pl_patch_vjp_groups, arguments checked (M rows in all);
@@ -105,11 +109,14 @@ int pl_runs_logits(pl_run *runs, int N, int T, int C, int V, const float *x, pl_
                    const void *weights);
 
 /* The fast path's rows: M variants (patched rows of their group's clean run), each carrying positions
- * pos..T-1 (n of them): variant v's rows are x[v*n .. v*n + n-1, C]. */
+ * pos..T-1 (n of them): variant v's rows are x[v*n .. v*n + n-1, C]. With P > 0 (whole contexts),
+ * the outputs are the rows at offsets out[0..P-1] (position - pos) of each variant, not the last. */
 typedef struct {
     float *x;
     const pl_run **clean_of; /* [M] each variant's clean run */
     int M, n, C;
+    int P;                   /* 0: one position, output at the last; else the outputs' count */
+    const int *out;          /* [P] offsets of the output rows within a variant */
 } pl_fast_rows;
 /* Fill the rows (X[v] at pos, the clean run after it) and, for READ_INDEX <= RESID_INDEX, READ. */
 int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
@@ -119,6 +126,12 @@ void pl_fast_rows_read(const pl_fast_rows *f, float *read);
 /* Move each variant's last position to row v (for the unembedding of x[M, C]). */
 void pl_fast_rows_gather_last(pl_fast_rows *f);
 void pl_fast_rows_free(pl_fast_rows *f);
+/* Whole contexts: rows p0..T-1 of the clean run at RESID_INDEX with X[v, j] at POSITIONS[j]
+ * (OFFSETS[P] = POSITIONS - p0, kept by F); READ[M, P, C] filled for READ_INDEX <= RESID_INDEX.
+ * pl_fast_rows_read then fills [M, P, C] and pl_fast_rows_gather_last gathers M*P rows. */
+int pl_fast_rows_init_positions(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                int resid_index, const int *positions, const int *offsets, int P, const float *X,
+                                int read_index, float *read);
 
 /* Openers: a Hugging Face dir through its family's registry row (registry.c), a llama2.c
  * checkpoint (formats/llama2c.c). */

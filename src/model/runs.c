@@ -76,6 +76,12 @@ int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *g
 void pl_fast_rows_read(const pl_fast_rows *f, float *read)
 {
     size_t C = (size_t)f->C, n = (size_t)f->n;
+    if (f->P > 0) { /* whole contexts: read[v, j] = row out[j] of variant v */
+        for (int v = 0; v < f->M; v++)
+            for (int j = 0; j < f->P; j++)
+                memcpy(read + ((size_t)v * f->P + j) * C, f->x + ((size_t)v * n + f->out[j]) * C, sizeof(float) * C);
+        return;
+    }
     for (int v = 0; v < f->M; v++)
         memcpy(read + (size_t)v * C, f->x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
 }
@@ -83,6 +89,13 @@ void pl_fast_rows_read(const pl_fast_rows *f, float *read)
 void pl_fast_rows_gather_last(pl_fast_rows *f)
 {
     size_t C = (size_t)f->C, n = (size_t)f->n;
+    if (f->P > 0) { /* row v*P + j <= v*n + out[j] (out increasing, P <= n): an in-order move never
+                     * overwrites a row still to be moved */
+        for (int v = 0; v < f->M; v++)
+            for (int j = 0; j < f->P; j++)
+                memmove(f->x + ((size_t)v * f->P + j) * C, f->x + ((size_t)v * n + f->out[j]) * C, sizeof(float) * C);
+        return;
+    }
     if (n > 1)
         for (int v = 0; v < f->M; v++)
             memmove(f->x + (size_t)v * C, f->x + ((size_t)v * n + n - 1) * C, sizeof(float) * C);
@@ -94,4 +107,37 @@ void pl_fast_rows_free(pl_fast_rows *f)
     free(f->clean_of);
     f->x = NULL;
     f->clean_of = NULL;
+}
+
+int pl_fast_rows_init_positions(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                int resid_index, const int *positions, const int *offsets, int P, const float *X,
+                                int read_index, float *read)
+{
+    int C = cleans[0]->C, T = cleans[0]->T, p0 = positions[0], n = T - p0;
+    size_t TC = (size_t)T * C;
+    f->M = M, f->n = n, f->C = C, f->P = P, f->out = offsets;
+    f->x = pl_malloc(sizeof(float) * (size_t)M * n * C, "fast-path residual");
+    f->clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
+    if (!f->x || !f->clean_of) {
+        pl_fast_rows_free(f);
+        return PL_ERR;
+    }
+    for (int g = 0, v = 0; g < G; g++)
+        for (int i = 0; i < group_rows[g]; i++)
+            f->clean_of[v++] = cleans[g];
+    for (int v = 0; v < M; v++) {
+        float *rows = f->x + (size_t)v * n * C;
+        memcpy(rows, f->clean_of[v]->resid + (size_t)resid_index * TC + (size_t)p0 * C, sizeof(float) * n * C);
+        for (int j = 0; j < P; j++)
+            memcpy(rows + (size_t)offsets[j] * C, X + ((size_t)v * P + j) * C, sizeof(float) * C);
+    }
+    /* A read hook at or before the patch sees what is there: the clean run, or the patches. */
+    if (read && read_index <= resid_index)
+        pl_fast_rows_read(f, read);
+    if (read && read_index < resid_index)
+        for (int v = 0; v < M; v++)
+            for (int j = 0; j < P; j++)
+                memcpy(read + ((size_t)v * P + j) * C,
+                       f->clean_of[v]->resid + (size_t)read_index * TC + (size_t)positions[j] * C, sizeof(float) * C);
+    return PL_OK;
 }

@@ -28,19 +28,51 @@ int pl_sweep_setup_grid(pl_sweep *sw)
     return PL_OK;
 }
 
+/* The covariance prompts' rows the fit uses, ROWS[n, C] (malloc'ed; *N their count): the perturbed
+ * positions, or with fit_positions = all every position but a leading BOS. ACTS[P_cov, act_count, C]. */
+static float *fit_rows(const pl_sweep *sw, const float *acts, int *n)
+{
+    int C = sw->C, W = sw->act_count, P_cov = sw->cfg->cov_prompts;
+    int from = sw->pos, to = sw->pos + sw->n_pos; /* absolute positions */
+    if (sw->cfg->fit_positions == PL_FIT_POSITIONS_ALL)
+        from = sw->bos_id >= 0 ? 1 : 0, to = sw->T;
+    *n = P_cov * (to - from);
+    float *rows = pl_malloc(sizeof(float) * (size_t)(*n > 0 ? *n : 1) * C, "covariance rows");
+    if (!rows)
+        return NULL;
+    size_t k = 0;
+    for (int i = 0; i < P_cov; i++) /* prompt-major, then position: a fixed order, so a fixed sum */
+        for (int t = from; t < to; t++, k++)
+            memcpy(rows + k * C, acts + ((size_t)i * W + (t - sw->act_first)) * C, sizeof(float) * C);
+    return rows;
+}
+
 int pl_sweep_fit(pl_sweep *sw, const float *acts)
 {
-    int C = sw->C, P = sw->P;
-    memcpy(sw->real_act, acts, sizeof(float) * (size_t)P * C);
-    if (sw->cfg->residual_basis == PL_BASIS_CENTERED)
-        for (int p = 0; p < P; p++)
-            pl_center_float(sw->real_act + (size_t)p * C, C);
+    int C = sw->C, P = sw->P, W = sw->act_count;
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < sw->n_pos; j++) {
+            float *x = sw->real_act + ((size_t)p * sw->n_pos + j) * C;
+            memcpy(x, acts + ((size_t)p * W + (sw->pos + j - sw->act_first)) * C, sizeof(float) * C);
+            if (sw->cfg->residual_basis == PL_BASIS_CENTERED)
+                pl_center_float(x, C);
+        }
     if (sw->cfg->activations && !(sw->sigma = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma")))
         return PL_ERR;
     /* The fit is in the raw basis; in the centered one every sample is projected afterwards, which
      * gives N(P mu, P Sigma P): the fit of the projected activations, without its singular Sigma. */
-    return pl_fit_gaussian(acts + (size_t)P * C, sw->cfg->cov_prompts, C, sw->mu, sw->chol, &sw->trace, sw->sigma,
-                           &sw->pd);
+    const float *cov = acts + (size_t)P * W * C;
+    if (W == 1) /* one position gathered: the rows are the covariance prompts' activations as they are */
+        return pl_fit_gaussian_ridge(cov, sw->cfg->cov_prompts, C, sw->cfg->sigma_ridge, sw->mu, sw->chol,
+                                     &sw->trace, sw->sigma, &sw->pd);
+    int n;
+    float *rows = fit_rows(sw, cov, &n);
+    if (!rows)
+        return PL_ERR;
+    int rc = pl_fit_gaussian_ridge(rows, n, C, sw->cfg->sigma_ridge, sw->mu, sw->chol, &sw->trace, sw->sigma,
+                                   &sw->pd);
+    free(rows);
+    return rc;
 }
 
 int pl_sweep_setup_units(pl_sweep *sw)
@@ -51,7 +83,7 @@ int pl_sweep_setup_units(pl_sweep *sw)
     ex->C_read = sw->C_read;
     ex->V = sw->V;
     ex->sae = sw->sae.dir ? &sw->sae : NULL;
-    ex->P = sw->P;
+    ex->P = sw->P * sw->n_pos; /* the experiment's prompts are the sites (prompt, perturbed position) */
     ex->S = sw->S;
     ex->NB = sw->NB;
     ex->ND = sw->ND;
@@ -116,12 +148,14 @@ void pl_unit_cache_free(pl_unit_cache *c)
     free(c->read);
     free(c->scratch);
     free(c->bad);
+    free(c->pos_rows);
     pl_unit_cache_init(c);
 }
 
 void pl_sweep_set_batches(pl_sweep *sw)
 {
-    sw->batch_units = sw->steps >= PL_BATCH_ROWS ? 1 : PL_BATCH_ROWS / sw->steps;
+    long rows = (long)sw->steps * (sw->n_pos > 1 ? sw->n_pos : 1); /* output rows of a unit */
+    sw->batch_units = rows >= PL_BATCH_ROWS ? 1 : (int)(PL_BATCH_ROWS / rows);
     sw->n_batches = (sw->n_units + sw->batch_units - 1) / sw->batch_units;
 }
 
@@ -210,7 +244,7 @@ static void mark_nonfinite(const pl_sweep *sw, const unsigned char *bad, int ref
  * the SAE's readout. With [run] nonfinite = error that fails the batch naming the unit, alpha and
  * metric; with mark the value is stored as NaN, like a non-finite input's. The documented NaNs (cosine
  * of a zero residual, ce_loss without a next token) are values, not faults (pl_metric_value_ok). */
-static int check_metric_values(const pl_sweep *sw, long u, float *o)
+int pl_check_metric_values(const pl_sweep *sw, long u, float *o)
 {
     int S = sw->steps;
     for (int mi = 0; mi < sw->NM; mi++)
@@ -305,7 +339,7 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
         pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * CR,
                         cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
         mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);
-        int rc = check_metric_values(sw, first + i, o);
+        int rc = pl_check_metric_values(sw, first + i, o);
         if (rc != PL_OK)
             return rc;
     }
@@ -314,6 +348,8 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
 
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
+    if (sw->n_pos > 1)
+        return pl_batch_eval_contexts(sw, cache, b, out);
     int C = sw->C, V = sw->V, S = sw->steps, n;
     long first = pl_batch_first_unit(sw, b, &n);
     size_t rows = (size_t)sw->batch_units * S;

@@ -94,6 +94,12 @@ static const enum_def METRICS = {(const char *)PL_METRICS + offsetof(pl_metric_i
 static const enum_def SAE_SIGNS = NAMES(sign_names);
 static const enum_def NONFINITE = NAMES(nonfinite_names);
 static const enum_def NL_RULES = NAMES(PL_NL_RULE_NAMES);
+static const char *const per_position_names[] = {[PL_PER_POSITION_OWN] = "own", [PL_PER_POSITION_SHARED] = "shared"};
+static const char *const read_positions_names[] = {[PL_READ_POSITIONS_EACH] = "each", [PL_READ_POSITIONS_MEAN] = "mean"};
+static const char *const fit_positions_names[] = {[PL_FIT_POSITIONS_SWEEP] = "sweep", [PL_FIT_POSITIONS_ALL] = "all"};
+static const enum_def PER_POSITION = NAMES(per_position_names);
+static const enum_def READ_POSITIONS = NAMES(read_positions_names);
+static const enum_def FIT_POSITIONS = NAMES(fit_positions_names);
 _Static_assert(sizeof PL_STEP_MODE_NAMES / sizeof PL_STEP_MODE_NAMES[0] == PL_N_STEP_MODES, "a name per step mode");
 
 typedef enum {
@@ -140,6 +146,8 @@ typedef struct {
 static int parse_directions(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_directions(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_read_position(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_position(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_position(strbuf *sb, const pl_sweep_config *cfg);
 static void print_read_position(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_thresholds(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_thresholds(strbuf *sb, const pl_sweep_config *cfg);
@@ -208,8 +216,27 @@ static const key_def KEYS[] = {
             "`blocks.N.hook_mlp_out` (after Gemma 2's post-norms, as TL hooks them). Bases, μ, Σ and "
             "directions have the hook's width. A parallel-residual model (GPT-NeoX) has no "
             "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`"},
-    {"perturb", "position", "-1", 1, KT_INT, OFF(position), .lo = -1000000, .hi = 1000000,
-     .doc = "position of the replaced activation (-1 = last; negative counts from the end)"},
+    {"perturb", "position", "-1", 1, KT_CUSTOM, .parse = parse_position, .print = print_position,
+     .values = "an integer N, a range `A:B`, or `all`",
+     .doc = "position of the replaced activation (-1 = last; negative counts from the end), or whole "
+            "contexts (Lee & Heimersheim's `pos=None`): `A:B` replaces positions A … B − 1 at once, "
+            "half-open like the Python slice `activation[:, A:B]` their code indexes with (negative "
+            "ends count from the end, `A:` runs to the last position), and `all` is every position "
+            "0 … n_ctx − 1, BOS included, as their `activation[:] = perturbed_activation` does. "
+            "Every listed position moves by the same α (see `per_position`); the readouts are read "
+            "at every perturbed position (`[readout] positions`)"},
+    {"perturb", "per_position", "own", 1, KT_ENUM, OFF(per_position), .names = &PER_POSITION,
+     .doc = "several perturbed positions: `own` (each position its own direction of the unit's kind, "
+            "drawn from the position's own keyed stream and base, as Lee & Heimersheim draw one per "
+            "position) or `shared` (the first perturbed position's displacement x_k − x_0, added to "
+            "every position's base: one direction, the same step at every position)"},
+    {"perturb", "fit_positions", "sweep", 1, KT_ENUM, OFF(fit_positions), .names = &FIT_POSITIONS,
+     .doc = "which positions of the covariance prompts μ and Σ are fitted to: `sweep` (the perturbed "
+            "positions) or `all` (every position but a leading BOS: 1 … n_ctx − 1 when the prompts "
+            "start with BOS, else 0 … n_ctx − 1)"},
+    {"perturb", "sigma_ridge", "0", 1, KT_DOUBLE, OFF(sigma_ridge), .lo = 0.0, .hi = 1e6,
+     .doc = "added to Σ's diagonal before it is factored and sampled from (Lee & Heimersheim: 0.01); "
+            "0 keeps the fitted Σ"},
     {"perturb", "bases", "real", 1, KT_LIST, OFF(bases), .count = OFF(n_bases), .names = &BASES,
      .doc = "`real` (the prompt's own activation), `synthetic` (a sample of N(μ, Σ) in its place; "
             "one per prompt and sample, shared by all direction kinds), `sae_recon` (SAE(x), the [SAE](sae.md)'s "
@@ -301,6 +328,10 @@ static const key_def KEYS[] = {
      .doc = "residual read for l2 and cosine: `blocks.N.hook_resid_pre` / `_post`, or "
             "`ln_final.hook_normalized` (TransformerLens's: the final residual normalised without the "
             "final norm's weight and bias)"},
+    {"readout", "positions", "mean", 1, KT_ENUM, OFF(read_positions), .names = &READ_POSITIONS,
+     .doc = "several perturbed positions: `mean` (each metric is the mean over the perturbed "
+            "positions of its value there, one curve per unit) or `each` (a `position` dimension: one "
+            "curve per unit and position)"},
     {"readout", "position", "perturbed", 1, KT_CUSTOM, .parse = parse_read_position, .print = print_read_position,
      .values = "`perturbed`, or a position: an integer in [-1000000, 1000000]",
      .doc = "position whose next-token distribution and `read_hook` residual are read: `perturbed` "
@@ -844,6 +875,93 @@ static int parse_directions(raw_config *rc, int i, pl_sweep_config *cfg, const c
     return PL_OK;
 }
 
+/* One end of A:B: empty (DEF), or an integer in [-1000000, 1000000]. */
+static int parse_position_end(const char *s, size_t len, int def, int *out)
+{
+    if (len == 0) {
+        *out = def;
+        return PL_OK;
+    }
+    char buf[32], *end;
+    if (len >= sizeof buf)
+        return PL_ERR;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    errno = 0;
+    long v = strtol(buf, &end, 10);
+    if (errno || end == buf || *end || v < -1000000 || v > 1000000)
+        return PL_ERR;
+    *out = (int)v;
+    return PL_OK;
+}
+
+static int parse_position(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i], *colon = strchr(s, ':');
+    cfg->position_end = 0;
+    if (!strcmp(s, "all")) {
+        cfg->position_kind = PL_POSITION_ALL, cfg->position = 0, cfg->position_end = PL_POSITION_TO_END;
+        return PL_OK;
+    }
+    if (!colon) {
+        cfg->position_kind = PL_POSITION_ONE;
+        if (parse_position_end(s, strlen(s), 0, &cfg->position) != PL_OK || !*s)
+            return FAIL_KEY(i, "'%s' is not a position (an integer in [-1000000, 1000000]), a range A:B or 'all'", s);
+        return PL_OK;
+    }
+    cfg->position_kind = PL_POSITION_RANGE;
+    if (parse_position_end(s, (size_t)(colon - s), 0, &cfg->position) != PL_OK ||
+        parse_position_end(colon + 1, strlen(colon + 1), PL_POSITION_TO_END, &cfg->position_end) != PL_OK)
+        return FAIL_KEY(i, "'%s' is not a range A:B of positions (integers, B one past the last; negative: from "
+                        "the end)", s);
+    return PL_OK;
+}
+
+static void sb_printf(strbuf *sb, const char *fmt, ...) PL_PRINTF(2, 3);
+static void print_position(strbuf *sb, const pl_sweep_config *cfg)
+{
+    if (cfg->position_kind == PL_POSITION_ALL)
+        sb_printf(sb, "all");
+    else if (cfg->position_kind == PL_POSITION_ONE)
+        sb_printf(sb, "%d", cfg->position);
+    else if (cfg->position_end == PL_POSITION_TO_END)
+        sb_printf(sb, "%d:", cfg->position);
+    else
+        sb_printf(sb, "%d:%d", cfg->position, cfg->position_end);
+}
+
+int pl_sweep_config_positions(const pl_sweep_config *cfg, int *first, int *count)
+{
+    int n = cfg->n_ctx;
+    const char *origin = pl_sweep_config_origin(cfg, "perturb", "position");
+    if (cfg->position_kind == PL_POSITION_ONE) {
+        int p = cfg->position < 0 ? n + cfg->position : cfg->position;
+        if (p < 0 || p >= n)
+            return pl_fail("%s: [perturb] position: %d is outside the prompt (n_ctx = %d: 0..%d, or -1..-%d)", origin,
+                           cfg->position, n, n - 1, n);
+        *first = p, *count = 1;
+        return PL_OK;
+    }
+    int a = cfg->position < 0 ? n + cfg->position : cfg->position;
+    int b = cfg->position_end == PL_POSITION_TO_END ? n : cfg->position_end < 0 ? n + cfg->position_end
+                                                                               : cfg->position_end;
+    if (a < 0 || a >= n || b > n || b <= a) {
+        char text[64];
+        if (cfg->position_kind == PL_POSITION_ALL)
+            snprintf(text, sizeof text, "all");
+        else if (cfg->position_end == PL_POSITION_TO_END)
+            snprintf(text, sizeof text, "%d:", cfg->position);
+        else
+            snprintf(text, sizeof text, "%d:%d", cfg->position, cfg->position_end);
+        return pl_fail("%s: [perturb] position: %s is %s of the prompt's positions 0..%d (n_ctx = %d; A:B is "
+                       "half-open: positions A .. B-1)", origin, text, b <= a && a >= 0 && a < n ? "an empty range"
+                       : "outside", n - 1, n);
+    }
+    *first = a, *count = b - a;
+    return PL_OK;
+}
+
 static int parse_read_position(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
     (void)output;
@@ -1320,12 +1438,30 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
     if (cfg->n_ctx > mcfg->n_ctx)
         return pl_fail("%s: [data] n_ctx: %d is more than the model's %d positions",
                        pl_sweep_config_origin(cfg, "data", "n_ctx"), cfg->n_ctx, mcfg->n_ctx);
-    int p = cfg->position < 0 ? cfg->n_ctx + cfg->position : cfg->position;
-    if (p < 0 || p >= cfg->n_ctx)
-        return pl_fail("%s: [perturb] position: %d is outside the prompt (n_ctx = %d: 0..%d, or -1..-%d)",
-                       pl_sweep_config_origin(cfg, "perturb", "position"), cfg->position, cfg->n_ctx, cfg->n_ctx - 1,
-                       cfg->n_ctx);
+    int p, n_pos;
+    if (pl_sweep_config_positions(cfg, &p, &n_pos) != PL_OK)
+        return PL_ERR;
     *pos = p;
+    if (n_pos > 1 && cfg->read_position != PL_READ_AT_PERTURBED)
+        return pl_fail("%s: [readout] position: %d with [perturb] position = several positions (%s): the readouts "
+                       "are read at every perturbed position; leave [readout] position at `perturbed`",
+                       pl_sweep_config_origin(cfg, "readout", "position"), cfg->read_position,
+                       pl_sweep_config_origin(cfg, "perturb", "position"));
+    if (n_pos > 1 && cfg->read_positions == PL_READ_POSITIONS_EACH)
+        return pl_fail("%s: [readout] positions = each with %d perturbed positions (%s): a curve per position "
+                       "needs a position dimension in the result file, which plateau does not write yet; use "
+                       "`mean`", pl_sweep_config_origin(cfg, "readout", "positions"), n_pos,
+                       pl_sweep_config_origin(cfg, "perturb", "position"));
+    if (n_pos > 1 && (pl_hook_resid_index(*hook) < 0 || pl_hook_resid_index(*read) < 0))
+        return pl_fail("%s: [perturb] position: %d positions at once with [perturb] hook = %s and [readout] "
+                       "read_hook = %s: whole contexts run at residual hooks (blocks.N.hook_resid_pre|post) only",
+                       pl_sweep_config_origin(cfg, "perturb", "position"), n_pos, cfg->hook,
+                       cfg->read_hook ? cfg->read_hook : "(the last block's hook_resid_post)");
+    if (n_pos > 1 && cfg->activations)
+        return pl_fail("%s: [output] activations = true with %d perturbed positions (%s): the result's "
+                       "`activation` holds one position per prompt; whole contexts do not store it yet",
+                       pl_sweep_config_origin(cfg, "output", "activations"), n_pos,
+                       pl_sweep_config_origin(cfg, "perturb", "position"));
     int q = cfg->read_position == PL_READ_AT_PERTURBED ? p
             : cfg->read_position < 0                   ? cfg->n_ctx + cfg->read_position
                                                        : cfg->read_position;

@@ -81,6 +81,7 @@ static int unit_norms(const pl_sweep *sw, double *bn, double *dn)
         pl_unit_id id = pl_unit_decode(sw, u);
         size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
         bn[at] = dn[at] = NAN;
+        id = pl_unit_at_position(sw, id, 0); /* whole contexts: the first perturbed position's */
         if (pl_unit_defined(&sw->ex, id) && pl_unit_norms(&sw->ex, id, &bn[at], &dn[at]) != PL_OK)
             return PL_ERR;
     }
@@ -121,6 +122,7 @@ static void run_attrs(const pl_sweep *sw, const pl_output_meta *meta, pl_result_
     a->read_hook = cfg->read_hook;
     a->position = sw->pos;
     a->read_position = sw->read_pos;
+    a->n_positions = sw->n_pos;
     a->residual_basis = PL_RESIDUAL_BASIS_NAMES[cfg->residual_basis];
     a->center_direction = cfg->center_direction != 0;
     a->sampling = PL_SAMPLING_NAMES[cfg->sampling];
@@ -182,7 +184,8 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
                                           p->diff_hi, p->p_value, p->w_plus};
     }
     int n = 0;
-    for (int d = 0; d < sw->ND; d++)
+    /* whole contexts: the states are per site (prompt, position), not per prompt: not written yet */
+    for (int d = 0; d < sw->ND && sw->n_pos == 1; d++)
         for (int k = 0; k < sw->ex.dir[d].n_state; k++) {
             const pl_unit_state *st = &sw->ex.dir[d].state[k];
             e->states[n++] = (pl_result_state){st->name, st->long_name, st->width_dim, st->width, st->per_base,

@@ -582,7 +582,8 @@ static void setup_share(int n, int chunk, int r, int size, int *lo, int *hi)
  * batched forward computes each row inside a larger sgemm whose kernels may round a row by where it
  * sits, so two such prompts can differ in the last bits. The experiment tells activations apart by
  * exact equality (real_other redraws a partner equal to its base): give every such group the
- * activation of its first prompt, so equal inputs have equal activations again. ACTS[N, C]. */
+ * activation of its first prompt, so equal inputs have equal activations again. Prompt i's activation
+ * at ACTS + i * STRIDE (C floats). */
 static const int *g_prefix_tokens; /* for qsort: tokens[N, T], compared over the first g_prefix_len */
 static int g_prefix_T, g_prefix_len;
 
@@ -594,7 +595,7 @@ static int by_prefix(const void *a, const void *b)
     return c ? c : (i > j) - (i < j);
 }
 
-static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float *acts, int C)
+static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float *acts, int C, size_t stride)
 {
     int *order = pl_malloc(sizeof(int) * (size_t)(N ? N : 1), "prompt order");
     if (!order)
@@ -606,7 +607,7 @@ static int unify_equal_prefixes(const int *tokens, int N, int T, int pos, float 
     for (int k = 1; k < N; k++) {
         int first = order[k - 1], i = order[k];
         if (!memcmp(tokens + (size_t)first * T, tokens + (size_t)i * T, sizeof(int) * (pos + 1))) {
-            memcpy(acts + (size_t)i * C, acts + (size_t)first * C, sizeof(float) * C);
+            memcpy(acts + (size_t)i * stride, acts + (size_t)first * stride, sizeof(float) * C);
             order[k] = first; /* the group's first (smallest index) stays the source */
         }
     }
@@ -630,6 +631,15 @@ static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_
     sw->C_read = mc->d_model;
     sw->V = mc->n_vocab;
     sw->T = cfg->n_ctx;
+    int first;
+    if (pl_sweep_config_positions(cfg, &first, &sw->n_pos) != PL_OK) /* checked by the resolve already */
+        sw->n_pos = 1;
+    if (sw->n_pos > 1) /* whole contexts: read at every perturbed position, the last one last */
+        sw->read_pos = sw->pos + sw->n_pos - 1;
+    /* the setup gathers the perturbed position alone, or (whole contexts, fit_positions = all) every one */
+    int one = sw->n_pos == 1 && cfg->fit_positions == PL_FIT_POSITIONS_SWEEP;
+    sw->act_first = one ? sw->pos : 0;
+    sw->act_count = one ? 1 : sw->T;
     sw->T_eval = sw->read_pos + 1;
     sw->P = cfg->n_prompts;
     sw->S = cfg->n_directions;
@@ -799,7 +809,8 @@ static int clean_forwards(run_state *st, setup_forwards *f)
     f->chunk = setup_chunk(T);
     setup_share(f->n_all, f->chunk, st->rank, st->size, &f->lo, &f->hi);
     int chunk = f->chunk, lo = f->lo, hi = f->hi;
-    f->mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * C, "activations");
+    size_t W = (size_t)sw->act_count * C; /* floats per prompt */
+    f->mine = pl_malloc(sizeof(float) * (size_t)(hi - lo > 0 ? hi - lo : 1) * W, "activations");
     int ok = f->mine != NULL;
     /* Progress on rank 0 (its share stands for everyone's: the shares differ by at most one chunk),
      * only when the setup is slow enough to need it: after the first chunk, if its share will take
@@ -807,8 +818,11 @@ static int clean_forwards(run_state *st, setup_forwards *f)
     double t0 = now_seconds(), t_said = t0;
     for (int i = lo; i < hi && ok && !g_signal; i += chunk) {
         int n = hi - i < chunk ? hi - i : chunk;
-        ok = pl_forward_at(st->model, tokens + (size_t)i * T, n, T, sw->hook, sw->pos,
-                           f->mine + (size_t)(i - lo) * C) == PL_OK;
+        ok = (sw->act_count == 1 ? pl_forward_at(st->model, tokens + (size_t)i * T, n, T, sw->hook, sw->pos,
+                                                 f->mine + (size_t)(i - lo) * C)
+                                 : pl_forward_resid_range(st->model, tokens + (size_t)i * T, n, T,
+                                                          pl_hook_resid_index(sw->hook), sw->act_first, sw->act_count,
+                                                          f->mine + (size_t)(i - lo) * W)) == PL_OK;
         double t = now_seconds();
         if (st->rank != 0 || st->quiet || i + n >= hi)
             continue;
@@ -842,7 +856,7 @@ static int clean_forwards(run_state *st, setup_forwards *f)
  * on rank 0, NULL on the others. */
 static float *gather_activations(run_state *st, setup_forwards *f)
 {
-    int C = st->sw.C;
+    int C = st->sw.C * st->sw.act_count; /* floats per prompt */
     float *all = NULL;
     int *counts = NULL, *displs = NULL;
     if (st->rank == 0) {
@@ -875,20 +889,32 @@ static float *gather_activations(run_state *st, setup_forwards *f)
     return all;
 }
 
+/* unify_equal_prefixes at every gathered position (whole contexts: every BOS site is one activation,
+ * as every prefix shared by two prompts is). ALL[n_all, act_count, C]. */
+static int unify_positions(const pl_sweep *sw, int n_all, float *all)
+{
+    size_t C = (size_t)sw->C, stride = C * sw->act_count;
+    for (int t = 0; t < sw->act_count; t++)
+        if (unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->act_first + t, all + t * C, sw->C, stride) != PL_OK)
+            return PL_ERR;
+    return PL_OK;
+}
+
 /* Setup: rank 0 checks the activations ALL[n_all, C] (freed here), fits mu and Sigma to them and
  * broadcasts the sweep's activations, mu and Sigma's factor. Returns an exit code. */
 static int setup_fit(run_state *st, int n_all, float *all)
 {
     pl_sweep *sw = &st->sw;
     int C = sw->C;
-    sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * C, "real activations");
+    sw->real_act = pl_malloc(sizeof(float) * (size_t)sw->P * sw->n_pos * C, "real activations");
     sw->mu = pl_malloc(sizeof(double) * C, "mu");
     sw->chol = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma factor");
     int ok = sw->real_act && sw->mu && sw->chol;
     if (ok && st->rank == 0)
-        ok = unify_equal_prefixes(sw->tokens, n_all, sw->T, sw->pos, all, C) == PL_OK &&
-             check_activations(sw, all, sw->P, "sweep prompt") == PL_OK &&
-             check_activations(sw, all + (size_t)sw->P * C, st->cfg.cov_prompts, "covariance prompt") == PL_OK;
+        ok = unify_positions(sw, n_all, all) == PL_OK &&
+             check_activations(sw, all, sw->P * sw->act_count, "sweep prompt") == PL_OK &&
+             check_activations(sw, all + (size_t)sw->P * sw->act_count * C, st->cfg.cov_prompts * sw->act_count,
+                               "covariance prompt") == PL_OK;
     if (ok && st->rank == 0) {
         ok = pl_sweep_fit(sw, all) == PL_OK;
         if (ok && sw->pd.n_raised > 0)
@@ -907,7 +933,7 @@ static int setup_fit(run_state *st, int n_all, float *all)
     free(all);
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
-    coll_bcast(st, sw->real_act, sw->P * C, MPI_FLOAT);
+    coll_bcast(st, sw->real_act, sw->P * sw->n_pos * C, MPI_FLOAT);
     coll_bcast(st, sw->mu, C, MPI_DOUBLE);
     coll_bcast(st, sw->chol, C * C, MPI_DOUBLE);
     coll_bcast(st, &sw->trace, 1, MPI_DOUBLE);
@@ -1101,13 +1127,14 @@ static int calibration_steps(const pl_sweep *sw, int n)
     return sw->steps < most ? sw->steps : most > 0 ? most : 1;
 }
 
-/* Bytes that grow with a batch's ROWS (paper: from shapes): its step vectors, logits and read-hook rows,
- * the non-finite flags, and the fast path's residual and block scratch for the N = T_eval - pos
- * positions each row carries (layer norm, q/k/v, attention, projection: ~7 C, and the MLP's width). */
+/* Bytes that grow with a batch's ROWS (paper: from shapes): its step vectors, logits and read-hook rows
+ * (whole contexts: one per perturbed position), the non-finite flags, and the fast path's residual and
+ * block scratch for the N = T_eval - pos positions each row carries (layer norm, q/k/v, attention,
+ * projection: ~7 C, and the MLP's width). */
 static double batch_row_bytes(const pl_sweep *sw, const pl_model_info *mc, double rows)
 {
-    double n = sw->T_eval - sw->pos, C = sw->C;
-    return rows * (4.0 * (2.0 * C + sw->V + n * (7.0 * C + mc->d_mlp)) + 1.0);
+    double n = sw->T_eval - sw->pos, C = sw->C, out = sw->n_pos > 1 ? sw->n_pos : 1; /* outputs per row */
+    return rows * (4.0 * (out * (2.0 * C + sw->V) + n * (7.0 * C + mc->d_mlp)) + 1.0);
 }
 
 /* This machine's physical memory in bytes (0: unknown). */

@@ -29,6 +29,8 @@ typedef struct {
     pl_hook_point read; /* [readout] read_hook (a resid point or ln_final.hook_normalized) */
     int pos;
     int read_pos;       /* readout position (>= pos): logits and read_hook are read there */
+    int n_pos;          /* perturbed positions pos..pos+n_pos-1, all at once (whole contexts: n_pos > 1) */
+    int act_first, act_count; /* positions of each prompt whose activations the setup gathers */
     int T_eval;         /* read_pos + 1: a unit runs the prompt's first T_eval tokens (causality) */
     int P, S, NB, ND, NM, steps;
     long n_units;
@@ -41,7 +43,8 @@ typedef struct {
     long n_duplicates;  /* prompts dropped as duplicates of an earlier one (rank 0) */
     long n_short;       /* documents skipped as shorter than a prompt (rank 0) */
     int bos_id;         /* the BOS token every prompt starts with, or -1 (rank 0) */
-    float *real_act;    /* [P, C] real activation at (hook, pos) of each sweep prompt, sweep's basis */
+    float *real_act;    /* [P * n_pos, C] real activation at (hook, pos + j) of each sweep prompt (row
+                         * p * n_pos + j: the experiment's "prompt" is this site), sweep's basis */
     double *mu;         /* [C] raw basis */
     double *chol;       /* [C, C] */
     double trace;       /* tr Sigma */
@@ -76,6 +79,7 @@ typedef struct {
     float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C_read] */
     void *scratch;             /* the metrics' (pl_unit_metrics_scratch) */
     unsigned char *bad;        /* [batch_units * steps]: which inputs of a row are not finite (batches.c) */
+    float *pos_rows;           /* whole contexts: one position's rows gathered, and scratch (contexts.c) */
 } pl_unit_cache;
 
 void pl_unit_cache_init(pl_unit_cache *c);
@@ -84,8 +88,9 @@ void pl_unit_cache_free(pl_unit_cache *c);
 /* The alpha grid; needs cfg and steps set. */
 int pl_sweep_setup_grid(pl_sweep *sw);
 /* Rank 0, after the clean forwards: the sweep prompts' activations (in the sweep's basis) from
- * ACTS[P + cov_prompts, C], and the fit of the covariance prompts' ones (mu, chol, trace, pd; sigma
- * when the output stores it). real_act, mu and chol are allocated by the caller. */
+ * ACTS[P + cov_prompts, act_count, C], and the fit of the covariance prompts' ones at the positions
+ * of [perturb] fit_positions, with sigma_ridge (mu, chol, trace, pd; sigma when the output stores it).
+ * real_act, mu and chol are allocated by the caller. */
 int pl_sweep_fit(pl_sweep *sw, const float *acts);
 /* Every rank, once real_act, mu, chol and trace are known: the experiment's setup (direction kinds'
  * resources and per-unit state). Errors name the config line of [perturb] directions. */
@@ -109,8 +114,20 @@ long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units);
  * [run] nonfinite = error a non-finite one fails the batch (PL_ERR_BAD_INPUT, the message names
  * the unit, alpha and what), with = mark the metrics it feeds are NaN, left out of every count. */
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
+/* The metrics O[NM, S] of unit U from finite inputs that are still not finite where they should be:
+ * the batch fails ([run] nonfinite = error, PL_ERR_BAD_INPUT) or they become NaN (mark). */
+int pl_check_metric_values(const pl_sweep *sw, long u, float *o);
+/* pl_batch_eval of a whole-context sweep (n_pos > 1; contexts.c): OUT[n_units, NM, steps], each metric
+ * the mean over the perturbed positions. */
+int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
 /* "unit 7 (prompt 1, base real, direction cov_random, sample 0)" */
 void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size);
+/* Unit ID of the sweep as the experiment's unit at perturbed position J (its site p * n_pos + j). */
+static inline pl_unit_id pl_unit_at_position(const pl_sweep *sw, pl_unit_id id, int j)
+{
+    id.p = id.p * sw->n_pos + j;
+    return id;
+}
 /* The unit's step vectors X[steps, C] (exposed for tests). */
 int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X);
 void pl_sweep_free(pl_sweep *sw);

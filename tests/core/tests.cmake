@@ -39,3 +39,9 @@ target_link_libraries(grad_probe PRIVATE plateau_experiment plateau_model)
 plateau_test(grad_vs_numpy ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_grad.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:grad_probe>)
 set_tests_properties(grad_vs_numpy PROPERTIES TIMEOUT 600)
+# Whole contexts (issue 18): every position of a context perturbed at once, every family, against a
+# full patched forward of the numpy references (ref_models.py).
+add_executable(probe_positions ${CMAKE_CURRENT_LIST_DIR}/probe_positions.c)
+target_link_libraries(probe_positions PRIVATE plateau_model)
+plateau_test(forward_positions ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_positions.py
+  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:probe_positions>)

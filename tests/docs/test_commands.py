@@ -393,7 +393,7 @@ def run_for_real(commands):
 
 def dry_runs(jobs, run_cmds):
     """--dry-run of every named job and of every plateau run command not run, on a tiny 12-block model."""
-    for c in ("build/plateau synth build/docs-tiny12 --layers 12 --embd 32 --heads 4 --ctx 16 --vocab 512",
+    for c in ("build/plateau synth build/docs-tiny12 --layers 12 --embd 32 --heads 4 --ctx 128 --vocab 512",
               "build/plateau synth-sae build/docs-tiny12-sae --model build/docs-tiny12 --hook blocks.1.hook_resid_pre --d-sae 64"):
         p = sh(c)
         if p.returncode != 0:

@@ -99,6 +99,9 @@ bos = false
 [perturb]
 hook = blocks.0003.hook_resid_post
 position = -2
+per_position = shared
+fit_positions = all
+sigma_ridge = 0.01
 bases = synthetic, real
 directions = isotropic, file:dirs/a b.npy, file:x.safetensors#W_dec, real_difference
 n_directions = 3
@@ -115,6 +118,7 @@ cov_prompts = 21
 [readout]
 metrics = cosine, js_dist, kl, ce_loss
 read_hook = blocks.01.hook_resid_pre
+positions = each
 position = 5
 onset_threshold = 0.125
 thresholds = kl:none, l2:3.5, ce_loss:1e-7
@@ -146,7 +150,10 @@ cases = [("every_key.ini", every_key, []), ("defaults.ini", open(base).read(), [
          ("sets.ini", open(base).read(), ["--set", "readout.position=perturbed", "--set", "data.format=text",
                                             "-o", "out dir/r;1.nc", "--set", "perturb.steps=2"]),
          ("alphas.ini", open(base).read(), ["--set", "perturb.alphas=0.1, 1e0, 2", "--set", "perturb.steps=4"]),
-         ("preset.ini", open(base).read(), ["--set", "perturb.alphas=teren_pi"])]
+         ("preset.ini", open(base).read(), ["--set", "perturb.alphas=teren_pi"]),
+         ("range.ini", open(base).read(), ["--set", "perturb.position=1:"]),
+         ("range2.ini", open(base).read(), ["--set", "perturb.position=-5:-1"]),
+         ("all.ini", open(base).read(), ["--set", "perturb.position=all"])]
 for name, text, extra in cases:
     first = plateau(["config", write(name, text)] + extra)
     check(first.returncode == 0, f"{name}: {first.stderr}")
@@ -155,7 +162,7 @@ for name, text, extra in cases:
     check(again.stdout == first.stdout, f"{name}: printed text reads back differently:\n{first.stdout}\n---\n{again.stdout}")
     # and the printed text of a resolved config is every key, once
     keys = re.findall(r"^(\w+) = ", first.stdout, re.M)
-    check(len(keys) == 52, f"{name}: {len(keys)} keys printed")
+    check(len(keys) == 56, f"{name}: {len(keys)} keys printed")
 print(f"ok   {len(cases)} configs (one setting every key) print, re-parse and print again byte-equal")
 
 # the config attribute of a run: the text a merge and a resume re-parse

@@ -47,6 +47,13 @@ for job in jobs:
     grid = "perturb.alphas=0, 1.5, 3.14" if re.search(r"^alphas\s*=", open(job).read(), re.M) else "perturb.steps=3"
     small = [] if name == "smoke" else ["--set", "data.n_prompts=4", "--set", "perturb.cov_prompts=30",
                                         "--set", grid]
+    text = open(job).read()
+    hook = re.search(r"^hook\s*=\s*blocks\.(\d+)\.", text, re.M)
+    if hook and int(hook.group(1)) > 1 and "\n[sae]" not in text:  # deeper than the smoke model's 2 blocks
+        small += ["--set", "perturb.hook=blocks.1.hook_resid_pre"]
+    n_ctx = re.search(r"^n_ctx\s*=\s*(\d+)", text, re.M)
+    if n_ctx and int(n_ctx.group(1)) > 32:  # longer than the smoke model's 32 positions
+        small += ["--set", "data.n_ctx=16"]
     if "\n[sae]" in open(job).read():  # an SAE job: a synthetic SAE of the smoke model at its hook
         sae = os.path.join(d, name + "-sae")
         r = subprocess.run([sl.BIN, "synth-sae", sae, "--model", model, "--hook", "blocks.1.hook_resid_pre",

@@ -616,6 +616,52 @@ static int decoder_final_normalized(const pl_model *model, float *x, int M)
     return PL_OK;
 }
 
+
+/* Whole contexts (pl_patch_eval_positions): the loop of decoder_patch_eval_groups over rows p0..T-1
+ * of each variant, P of them patched; the outputs are the P patched rows. A loop of its own (not a
+ * shared helper) so the one-position path above stays exactly as it was. */
+static int decoder_patch_eval_positions(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
+                                        int G, int M, int resid_index, const int *positions, int P, const float *X,
+                                        float *logits, int read_index, float *read)
+{
+    const pl_decoder *d = model->weights;
+    const pl_decoder_config *c = &d->cfg;
+    int L = c->n_layer, kvd = c->n_kv_head * c->head_dim, T = cleans[0]->T, pos = positions[0], n = T - pos;
+    if (cleans[0]->kv_dim != kvd)
+        return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
+                       kvd);
+    size_t R = (size_t)M * n;
+    int *offsets = pl_malloc(sizeof(int) * (size_t)P, "perturbed positions");
+    pl_fast_rows f = {0};
+    scratch s = {0};
+    if (!offsets)
+        return PL_ERR;
+    for (int j = 0; j < P; j++)
+        offsets[j] = positions[j] - pos;
+    int rc = pl_fast_rows_init_positions(&f, cleans, group_rows, G, M, resid_index, positions, offsets, P, X,
+                                         read_index, read);
+    if (rc == PL_OK)
+        rc = scratch_alloc(&s, d, R, T);
+    if (rc == PL_OK && c->rot_dim)
+        pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n);
+    for (int l = resid_index; rc == PL_OK && l < L; l++) {
+        const pl_decoder_block *b = &d->blocks[l];
+        norm(c, s.h, f.x, b->norm1_w, b->norm1_b, (int)R);
+        qkv_view p = project_qkv(d, b, (int)R, n, &s);
+        attend_rows(c, b, &p, l, &f, pos, T, &s);
+        finish_block(c, b, f.x, (int)R, &s);
+        if (read && read_index == l + 1)
+            pl_fast_rows_read(&f, read);
+    }
+    free(s.block);
+    if (rc == PL_OK && logits) {
+        pl_fast_rows_gather_last(&f); /* the M*P patched rows */
+        rc = unembed(d, f.x, M * P, logits);
+    }
+    pl_fast_rows_free(&f);
+    free(offsets);
+    return rc;
+}
 /* ------------------------------------------------------------ FLOP counts */
 
 /* Matmul FLOPs of one block for n rows (two per multiply-add): q, k, v, o and the MLP's two or
@@ -718,6 +764,7 @@ static const pl_family_ops decoder_ops = {
     .forward_at = decoder_forward_at,
     .patch_eval_groups_at = decoder_patch_eval_groups_at,
     .final_normalized = decoder_final_normalized,
+    .patch_eval_positions = decoder_patch_eval_positions,
     .forward_flops = decoder_forward_flops,
     .patch_flops = decoder_patch_flops,
     .free_weights = decoder_free,

@@ -1,0 +1,185 @@
+/* Whole contexts (issue 18; Lee & Heimersheim, dajale423/error_pathology scripts/sensitive_direction.py,
+ * `run_all_ablations` with pos=None): a unit perturbs the n_pos positions pos..pos+n_pos-1 of its
+ * prompt at once, every position moved by the same alpha, and reads every perturbed position.
+ *
+ * The experiment's "prompts" are the sites (prompt, perturbed position), site p * n_pos + j: each
+ * position has its own real activation, its own keyed streams, and so (per_position = own) its own
+ * direction of the unit's kind, as Lee's hooks draw one per position. Under per_position = shared
+ * every position takes the first one's displacement x_k - x_ref. A unit's rows are its steps, each
+ * a variant of the whole context: X[steps, n_pos, C] through pl_patch_eval_positions; its metrics
+ * are computed at every position against the unit's reference row there, then averaged over the
+ * positions ([readout] positions = mean: one curve per unit).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plateau/error.h"
+#include "sweep_internal.h"
+
+/* Unit ID's rows X[S, n_pos, C] (variant k, position j at row k * n_pos + j); TMP[2][S, C] scratch. */
+static int context_steps(const pl_sweep *sw, pl_unit_id id, float *X, float *tmp)
+{
+    int S = sw->steps, C = sw->C, N = sw->n_pos;
+    float *first = tmp, *own = tmp + (size_t)S * C;
+    int ref = pl_unit_reference(&sw->ex, pl_unit_at_position(sw, id, 0));
+    for (int j = 0; j < N; j++) {
+        float *xj = j == 0 ? first : own;
+        if (pl_unit_steps_of(&sw->ex, pl_unit_at_position(sw, id, j), xj) != PL_OK)
+            return PL_ERR;
+        for (int k = 0; k < S; k++) {
+            float *row = X + ((size_t)k * N + j) * C;
+            if (sw->cfg->per_position == PL_PER_POSITION_SHARED && j > 0) /* base_j + (x0_k - x0_ref) */
+                for (int c = 0; c < C; c++)
+                    row[c] = xj[(size_t)ref * C + c] + (first[(size_t)k * C + c] - first[(size_t)ref * C + c]);
+            else
+                memcpy(row, xj + (size_t)k * C, sizeof(float) * C);
+        }
+    }
+    return PL_OK;
+}
+
+/* The batch's N units through the fast path: their prompts' clean runs (G distinct ones, batched),
+ * then every unit's S variants with all n_pos positions replaced. */
+static int context_eval(const pl_sweep *sw, pl_unit_cache *cache, int n, const int *group, const int *prompts, int G)
+{
+    int T = sw->T, TE = sw->T_eval, S = sw->steps;
+    int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
+    int *positions = pl_malloc(sizeof(int) * (size_t)sw->n_pos, "perturbed positions");
+    pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
+    const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
+    int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
+    int rc = tokens && positions && runs && cleans && group_rows ? PL_OK : PL_ERR;
+    for (int g = 0; rc == PL_OK && g < G; g++)
+        memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
+    for (int j = 0; rc == PL_OK && j < sw->n_pos; j++)
+        positions[j] = sw->pos + j;
+    if (rc == PL_OK)
+        rc = pl_forward_batch(sw->model, tokens, G, TE, runs);
+    if (rc == PL_OK) {
+        for (int i = 0; i < n; i++) {
+            cleans[i] = &runs[group[i]];
+            group_rows[i] = S;
+        }
+        rc = pl_patch_eval_positions(sw->model, cleans, group_rows, n, pl_hook_resid_index(sw->hook), positions,
+                                     sw->n_pos, cache->X, cache->logits, pl_hook_resid_index(sw->read), cache->read);
+        for (int g = 0; g < G; g++)
+            pl_run_free(&runs[g]);
+    }
+    free(tokens), free(positions), free(runs), free(cleans), free(group_rows);
+    return rc;
+}
+
+/* Whether any of the N floats at X is not finite. */
+static int any_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 1;
+    return 0;
+}
+
+/* Unit I of the batch (sweep unit U) at position J: its S rows gathered into G (logits [S, V], read
+ * [S, C], X [S, C]); returns whether any input there is not finite (the metrics it feeds are NaN). */
+static int gather_position(const pl_sweep *sw, const pl_unit_cache *cache, int i, int j, float *lg, float *rd,
+                           float *xs)
+{
+    int S = sw->steps, C = sw->C, V = sw->V, N = sw->n_pos, bad = 0;
+    for (int k = 0; k < S; k++) {
+        size_t row = ((size_t)i * S + k) * N + j;
+        memcpy(lg + (size_t)k * V, cache->logits + row * V, sizeof(float) * V);
+        memcpy(rd + (size_t)k * C, cache->read + row * C, sizeof(float) * C);
+        memcpy(xs + (size_t)k * C, cache->X + row * C, sizeof(float) * C);
+        if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
+            pl_center_float(rd + (size_t)k * C, C);
+    }
+    bad |= any_nonfinite(lg, (size_t)S * V) || any_nonfinite(rd, (size_t)S * C) || any_nonfinite(xs, (size_t)S * C);
+    return bad;
+}
+
+/* The prompt's real next token after position Q (-1: none). */
+static int next_token_after(const pl_sweep *sw, int p, int q)
+{
+    return q + 1 < sw->T ? sw->tokens[(size_t)p * sw->T + q + 1] : sw->next_token[p];
+}
+
+/* Unit I's metrics O[NM, S]: at every perturbed position against its reference row there, then their
+ * mean over the positions (a NaN at any position makes the mean NaN: nothing is dropped). BUF holds
+ * S * (V + 2C) floats of scratch. */
+static int context_metrics(const pl_sweep *sw, pl_unit_cache *cache, long u, int i, float *buf, float *o)
+{
+    int S = sw->steps, C = sw->C, V = sw->V, NM = sw->NM;
+    pl_unit_id id = pl_unit_decode(sw, u);
+    float *lg = buf, *rd = lg + (size_t)S * V, *xs = rd + (size_t)S * C, *oj = xs + (size_t)S * C;
+    double *sum = calloc((size_t)NM * S, sizeof(double));
+    if (!sum)
+        return pl_fail("out of memory (position metrics)");
+    for (int j = 0; j < sw->n_pos; j++) {
+        pl_unit_id site = pl_unit_at_position(sw, id, j);
+        int bad = gather_position(sw, cache, i, j, lg, rd, xs);
+        if (bad && !sw->cfg->nonfinite_mark) {
+            char name[320];
+            pl_unit_name(sw, u, name, sizeof name);
+            free(sum);
+            pl_fail("%s, position %d: a step vector, logit or read-hook value is not finite ([run] nonfinite = "
+                    "error; 'mark' stores NaN and leaves it out of the statistics)", name, sw->pos + j);
+            return PL_ERR_BAD_INPUT;
+        }
+        pl_unit_metrics(&sw->ex, lg, rd, xs, S, pl_unit_reference(&sw->ex, site),
+                        next_token_after(sw, id.p, sw->pos + j), cache->scratch, oj);
+        for (size_t k = 0; k < (size_t)NM * S; k++)
+            sum[k] += bad ? NAN : oj[k];
+    }
+    for (size_t k = 0; k < (size_t)NM * S; k++)
+        o[k] = (float)(sum[k] / sw->n_pos);
+    free(sum);
+    return pl_check_metric_values(sw, u, o);
+}
+
+int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
+{
+    int C = sw->C, V = sw->V, S = sw->steps, n;
+    long first = pl_batch_first_unit(sw, b, &n);
+    size_t rows = (size_t)sw->batch_units * S * sw->n_pos;
+    if (sw->naive)
+        return pl_fail("--naive evaluates one perturbed position per full forward; [perturb] position = %d..%d "
+                       "(whole contexts) runs only by the fast path", sw->pos, sw->pos + sw->n_pos - 1);
+    if (!cache->X) {
+        cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
+        cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
+        cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
+        /* the metrics' scratch, then one position's rows gathered and its metrics */
+        cache->scratch = pl_malloc(pl_unit_metrics_scratch(&sw->ex, S), "metric scratch");
+        cache->pos_rows = pl_malloc(sizeof(float) * ((size_t)S * (V + 2 * C) + (size_t)sw->NM * S + 2 * (size_t)S * C),
+                                    "position rows");
+        if (!cache->X || !cache->logits || !cache->read || !cache->scratch || !cache->pos_rows)
+            return PL_ERR;
+    }
+    float *buf = cache->pos_rows, *tmp = buf + (size_t)S * (V + 2 * C) + (size_t)sw->NM * S;
+    int *group = pl_malloc(sizeof(int) * 2 * (size_t)n, "batch groups"), *prompts = group + n, G = 0, rc = PL_OK;
+    if (!group)
+        return PL_ERR;
+    for (int i = 0; i < n && rc == PL_OK; i++) { /* units are prompt-major: a batch's prompts come in runs */
+        pl_unit_id id = pl_unit_decode(sw, first + i);
+        if (G == 0 || prompts[G - 1] != id.p)
+            prompts[G++] = id.p;
+        group[i] = G - 1;
+        rc = context_steps(sw, id, cache->X + (size_t)i * S * sw->n_pos * C, tmp);
+    }
+    if (rc == PL_OK)
+        rc = context_eval(sw, cache, n, group, prompts, G);
+    free(group);
+    for (int i = 0; i < n && rc == PL_OK; i++) {
+        float *o = out + (size_t)i * sw->NM * S;
+        int defined = 1; /* a unit without a direction at some position (e.g. sae_active) has NaN curves */
+        for (int j = 0; j < sw->n_pos; j++)
+            defined &= pl_unit_defined(&sw->ex, pl_unit_at_position(sw, pl_unit_decode(sw, first + i), j)) != 0;
+        if (!defined) {
+            for (size_t k = 0; k < (size_t)sw->NM * S; k++)
+                o[k] = NAN;
+            continue;
+        }
+        rc = context_metrics(sw, cache, first + i, i, buf, o);
+    }
+    return rc;
+}

@@ -1,0 +1,211 @@
+"""Whole contexts (issue 18; Lee & Heimersheim's pos=None, dajale423/error_pathology
+scripts/sensitive_direction.py): [perturb] position = A:B | all perturbs every listed position of a
+prompt at once, every position moved by the same alpha, each with its own direction of the unit's kind
+(per_position = own) or the first position's displacement (shared); [readout] positions = mean reads
+every perturbed position and averages. Checked against an independent numpy re-derivation
+(reference.py, ref_gpt2.py): the sites' activations, mu and Sigma from the sweep's positions or every
+position (fit_positions) with sigma_ridge on the diagonal, the keyed bases and directions per site,
+one patched forward per step with every position replaced, the metrics at every position and their
+mean. Also: fit_positions and sigma_ridge on a one-position sweep against numpy's mu and Sigma; 1
+vs 2 ranks bitwise; bad values refused by name (exit 2)."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
+import reference as ref  # noqa: E402
+import sweeplib as sl  # noqa: E402
+from ref_gpt2 import GPT2, log_softmax  # noqa: E402
+
+d = sl.workdir(sys.argv)
+V, C, T = 300, 32, 8
+model_dir = sl.make_model(d, layers=2, embd=C, vocab=V)
+data = sl.make_bin(d, T * 120, V, seed=4)
+P, S, STEPS, COV, SEED, DATA_SEED = 4, 2, 6, 40, 5, 3
+model = GPT2(model_dir)
+tokens_all = np.fromfile(data, dtype="<u2").astype(np.int64)
+docs = [list(tokens_all[w * T:(w + 1) * T]) + ([int(tokens_all[(w + 1) * T])] if (w + 1) * T < len(tokens_all)
+                                                else []) for w in range(len(tokens_all) // T)]
+windows, next_tokens, _, _ = ref.select_document_start(docs, T, P + COV, DATA_SEED)
+ACTS = {r: np.array([model.forward(w)[0][r] for w in windows]) for r in (1,)}  # [prompt, T, C] at resid 1
+MODEL, WINDOWS, NEXT_TOKENS = model, windows, next_tokens
+
+
+def config(name, **over):
+    keys = dict(data__n_prompts=P, data__n_ctx=T, data__seed=DATA_SEED, perturb__n_directions=S, perturb__steps=STEPS,
+                perturb__cov_prompts=COV, run__seed=SEED, perturb__hook="blocks.1.hook_resid_pre",
+                readout__read_hook="blocks.1.hook_resid_post", output__bootstrap=0, perturb__bases="real, synthetic",
+                perturb__directions="cov_random, real_other, naive_isotropic", perturb__step_mode="absolute",
+                perturb__alpha_max=6.0, readout__metrics="kl, l2, cosine, ce_loss")
+    keys.update(over)
+    out = os.path.join(d, name + ".nc")
+    return sl.write_ini(os.path.join(d, name + ".ini"), sl.base_config(model_dir, data, out, **keys)), out
+
+
+def run(name, **over):
+    ini, out = config(name, **over)
+    r = sl.run([ini, "--quiet"])
+    if r.returncode != 0:
+        sl.fail("%s: sweep failed: %s" % (name, r.stderr))
+    return sl.variables(out), ini, out
+
+
+def fit_of(rows, ridge):
+    fit = ref.Fit(rows, False)
+    fit.sigma = fit.sigma + ridge * np.eye(fit.C)
+    fit.chol = np.linalg.cholesky(fit.sigma)
+    fit.iso = np.sqrt(np.trace(fit.sigma) / fit.C)
+    return fit
+
+
+def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l2", "cosine", "ce_loss"), world=None):
+    """WORLD: (model, prompts' tokens, next tokens, activations [prompt, T, C] at resid 1, first position
+    fit_positions = all fits: 1 after a BOS), by default this file's BOS-less one."""
+    model, windows, next_tokens, acts, fit_from = world or (MODEL, WINDOWS, NEXT_TOKENS, ACTS[1], 0)
+    C = acts.shape[-1]
+    positions = list(range(first, first + n))
+    real = acts[:P][:, positions].reshape(P * n, C)  # site p * n + j
+    rows = acts[P:][:, range(fit_from, T) if fit_all else positions].reshape(-1, C)
+    fit = fit_of(rows, ridge)
+    part, _ = ref.partners(real.astype(np.float32), SEED, P * n, S)
+    alpha = f["alpha"]
+    worst = {}
+    for p in range(P):
+        for bi, b in enumerate(f["base"]):
+            for di, dn in enumerate(f["direction"]):
+                for s in range(S):
+                    X = np.empty((len(alpha), n, C))
+                    for j in range(n):
+                        site = p * n + j
+                        base = ref.base_vector(b, site, s, real, fit, SEED)
+                        dvec = ref.raw_direction(dn, site, s, base, real, fit, SEED, part)
+                        X[:, j] = ref.steps("absolute", base, dvec, alpha, False)
+                        if shared and j > 0:  # the first position's displacement, at every base
+                            X[:, j] = base + (X[:, 0] - X[0, 0])
+                    logp = np.empty((n, len(alpha), model.V))
+                    reads = np.empty((n, len(alpha), C))
+                    for k in range(len(alpha)):
+                        resid, logits = model.forward(windows[p], patch=(1, positions, X[k]))
+                        for j, q in enumerate(positions):
+                            logp[j, k] = log_softmax(logits[q])
+                            reads[j, k] = resid[2][q]
+                    per = [ref.metrics_of(logp[j], reads[j], windows[p][q + 1] if q + 1 < T else next_tokens[p],
+                                          False) for j, q in enumerate(positions)]
+                    for m in metrics:
+                        want = np.mean([pm[m] for pm in per], axis=0)
+                        got = f[m][bi, di, p, s].astype(np.float64)
+                        scale = 1.0 if m == "cosine" else max(np.abs(want).max(), 1e-6)
+                        err = np.abs(got - want).max() / scale
+                        worst[m] = max(worst.get(m, 0.0), err)
+                        if not err <= (1e-5 if m != "cosine" else 1e-6):
+                            sl.fail("%s: prompt %d %s %s sample %d: %s differs by %.3g\nwant %s\ngot  %s"
+                                    % (label, p, b, dn, s, m, err, want, got))
+    print("ok %s: every curve (mean over positions %d..%d) within %s of numpy's"
+          % (label, first, first + n - 1, ", ".join("%s %.2g" % kv for kv in worst.items())))
+
+
+# 1. every position at once (BOS-less data: `all` = 0..T-1), own directions, mu/Sigma from every
+#    position with Lee's ridge
+f, ini_all, out_all = run("all", perturb__position="all", perturb__fit_positions="all", perturb__sigma_ridge=0.01)
+check_contexts("position = all, own, fit_positions = all, sigma_ridge 0.01", f, 0, T, False, True, 0.01)
+# 2. a range, one shared direction, mu/Sigma from the sweep's positions
+f, _, _ = run("range", perturb__position="2:-2", perturb__per_position="shared", perturb__bases="real")
+check_contexts("position = 2:-2, shared, fit_positions = sweep", f, 2, T - 4, True, False, 0.0)
+
+# 3. fit_positions and sigma_ridge on a one-position sweep: mu and Sigma stored against numpy's
+for fit_all, ridge in ((True, 0.0), (False, 0.5), (True, 0.01)):
+    f, _, _ = run("fit", perturb__position=-2, perturb__fit_positions="all" if fit_all else "sweep",
+                  perturb__sigma_ridge=ridge, output__activations="true", perturb__bases="real",
+                  perturb__directions="cov_random")
+    rows = ACTS[1][P:][:, range(T) if fit_all else [T - 2]].reshape(-1, C)
+    fit = fit_of(rows, ridge)
+    for name, got, want in (("mu", f["mu"], fit.mu), ("sigma", f["sigma"], fit.sigma),
+                            ("activation", f["activation"], ACTS[1][:P, T - 2])):
+        if not np.allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max()):
+            sl.fail("fit_positions %s, sigma_ridge %g: %s differs from numpy by %.3g"
+                    % (fit_all, ridge, name, np.abs(got - want).max()))
+    print("ok one position, fit_positions = %s, sigma_ridge = %g: mu, Sigma and activations match numpy"
+          % ("all" if fit_all else "sweep", ridge))
+
+# 3b. fit_positions = all skips a leading BOS: prompts that start with BOS (GPT-2's tokenizer from
+#     ../shared; skipped without it) fit mu over positions 1..T-1. The covariance prompts are the
+#     selection's next ones: a run with n_prompts = P + COV records them as its sweep prompts.
+shared = os.environ.get("PLATEAU_SHARED_DIR", os.path.join(sl.SRC, "..", "shared"))
+if os.path.exists(os.path.join(shared, "gpt2", "vocab.json")):
+    bos_model = os.path.join(d, "bos-model")
+    r = sl.subprocess.run([sl.BIN, "synth", bos_model, "--layers", "2", "--embd", "16", "--heads", "2", "--ctx", "16",
+                           "--vocab-from", os.path.join(shared, "gpt2")], capture_output=True, text=True)
+    if r.returncode != 0:
+        sl.fail("synth: " + r.stderr)
+    bos_data = sl.make_bin(d, T * 200, 50000, seed=6, name="bos.bin")
+    common = dict(model__path=bos_model, data__prompts=bos_data, data__bos="true", perturb__position=-1,
+                  perturb__bases="real", perturb__directions="cov_random", perturb__steps=2,
+                  readout__metrics="kl", readout__read_hook="blocks.1.hook_resid_post")
+    f, _, _ = run("bos", perturb__fit_positions="all", output__activations="true", **common)
+    g, _, _ = run("bos-prompts", data__n_prompts=P + COV, perturb__cov_prompts=2, **common)
+    bos_ref = GPT2(bos_model)
+    cov_tokens = g["tokens"][P:]
+    if not np.array_equal(g["tokens"][:P], f["tokens"]) or not np.all(cov_tokens[:, 0] == 50256):  # <|endoftext|>
+        sl.fail("BOS run: the covariance prompts are not the selection's next ones, or do not start with BOS")
+    acts = np.array([bos_ref.forward(list(t))[0][1] for t in cov_tokens])  # [COV, T, C]
+    want = acts[:, 1:].reshape(-1, acts.shape[-1]).mean(0)
+    with_bos = acts.reshape(-1, acts.shape[-1]).mean(0)
+    err = np.abs(f["mu"] - want).max()
+    if not err <= 2e-5 * np.abs(want).max() or np.abs(with_bos - want).max() < 100 * err:
+        sl.fail("fit_positions = all with BOS: mu differs from numpy's over positions 1..T-1 by %.3g (with the "
+                "BOS row: %.3g)" % (err, np.abs(f["mu"] - with_bos).max()))
+    print("ok fit_positions = all with BOS prompts: mu over positions 1..%d matches numpy (%.2g; the BOS row "
+          "would move it by %.2g)" % (T - 1, err, np.abs(with_bos - want).max()))
+    # every position of BOS prompts at once: every BOS site is one activation (real_other redraws a
+    # partner equal to its base, so none points at another BOS), as numpy's exact float64 has it
+    f, _, _ = run("bos-all", **dict(common, perturb__position="all", perturb__fit_positions="all",
+                                    perturb__sigma_ridge=0.01, perturb__directions="real_other, cov_random",
+                         perturb__steps=4, perturb__alpha_max=6.0, perturb__step_mode="absolute",
+                         readout__metrics="kl, l2"))
+    world = (bos_ref, [list(t) for t in g["tokens"]], list(g["next_token"]), acts_all := np.array(
+        [bos_ref.forward(list(t))[0][1] for t in g["tokens"]]), 1)
+    if not np.all(acts_all[:, 0] == acts_all[0, 0]):
+        sl.fail("numpy's BOS activations differ")
+    check_contexts("BOS prompts, position = all, real_other and cov_random", f, 0, T, False, True, 0.01,
+                   metrics=("kl", "l2"), world=world)
+else:
+    print("skip fit_positions = all with BOS: needs %s/gpt2 (PLATEAU_SHARED_DIR)" % shared)
+
+# 4. 1 vs 2 ranks, bitwise
+if sl.shutil.which("mpirun"):
+    out2 = os.path.join(d, "all-mpi2.nc")
+    r = sl.run([ini_all, "--quiet", "-o", out2], mpi=2)
+    if r.returncode != 0:
+        sl.fail("2 ranks: %s" % r.stderr)
+    bad = sl.same_bits(out_all, out2)
+    if bad:
+        sl.fail("whole contexts: 2 ranks differ from 1 process in %s" % bad)
+    print("ok whole contexts: 2 ranks bitwise identical to 1 process")
+else:
+    print("skip 1 vs 2 ranks: mpirun not found")
+
+# 5. bad values refused by name, exit 2
+ini, _ = config("bad")
+for key, value, want in (
+        ("perturb.position", "5:2", "[perturb] position: 5:2 is an empty range"),
+        ("perturb.position", "0:99", "[perturb] position: 0:99 is outside"),
+        ("perturb.position", "a:b", "[perturb] position: 'a:b' is not a range"),
+        ("perturb.position", "every", "[perturb] position: 'every' is not a position"),
+        ("perturb.per_position", "mine", "[perturb] per_position"),
+        ("perturb.fit_positions", "some", "[perturb] fit_positions"),
+        ("perturb.sigma_ridge", "-1", "[perturb] sigma_ridge"),
+        ("readout.positions", "max", "[readout] positions")):
+    r = sl.run([ini, "--set", "%s=%s" % (key, value)])
+    if r.returncode != 2 or want not in r.stderr:
+        sl.fail("%s = %s: exit %d: %s" % (key, value, r.returncode, r.stderr))
+    print("ok %s = %s refused: %s" % (key, value, r.stderr.strip().splitlines()[-1]))
+for sets, want in ((["perturb.position=all", "readout.position=-1"], "[readout] position: -1 with [perturb] position"),
+                   (["perturb.position=all", "readout.positions=each"], "[readout] positions = each"),
+                   (["perturb.position=all", "output.activations=true"], "[output] activations = true")):
+    r = sl.run([ini] + [a for s in sets for a in ("--set", s)])
+    if r.returncode != 2 or want not in r.stderr:
+        sl.fail("%s: exit %d: %s" % (sets, r.returncode, r.stderr))
+    print("ok %s refused: %s" % (" ".join(sets), r.stderr.strip().splitlines()[-1]))
+print("whole-context tests passed")
