@@ -114,7 +114,7 @@ const char *pl_opt_status_name(int status);
 typedef struct pl_sphere_opts {
     double radius;      /* r > 0 */
     int max_iterations; /* accepted steps per row; 0: 200 */
-    double tol;         /* 0: 1e-4 */
+    double tol;         /* 0: 1e-3 (sphere_opt.c says why not smaller) */
     int orthogonal;     /* row j constrained orthogonal to the optima of rows 0..j-1 */
 } pl_sphere_opts;
 

@@ -15,6 +15,12 @@
  *   CAP       max_iterations accepted steps;
  *   STALL     backtracking shrank the turn t‖g‖/r below 1e-8, under what float32 points resolve.
  *
+ * Why tol defaults to 1e-3: the points cross the interface as float32 rows, so each evaluated δ is off
+ * the sphere by ~6e-8·r radially, which moves f by ~6e-8·r‖∇f‖; an Armijo gain r‖g‖²/‖∇f‖ below that
+ * cannot be seen, so ‖g‖/‖∇f‖ cannot be driven much below ~3e-4 (the toy of tests/experiment stalls
+ * there at tol 1e-5), and the real model's own float32 rounding adds to it. A STALL is reported as
+ * such, with its tangential gradient, never as converged.
+ *
  * Mack & Turner (2024, "Mechanistically eliciting latent behaviors") learn their steering vectors at a
  * fixed norm with orthogonality to the earlier ones by projected gradient steps; here each later
  * optimum of a base is a fresh constrained optimisation (its start, gradient and every trial projected
@@ -54,7 +60,7 @@ int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const 
     if (opts->orthogonal && n > C)
         return pl_fail("optimise: %d mutually orthogonal optima asked in dimension %d", n, C);
     s->n = n, s->C = C, s->radius = opts->radius;
-    s->tol = opts->tol > 0 ? opts->tol : 1e-4;
+    s->tol = opts->tol > 0 ? opts->tol : 1e-3;
     s->max_iterations = opts->max_iterations > 0 ? opts->max_iterations : 200;
     s->orthogonal = opts->orthogonal;
     s->delta = pl_malloc(sizeof(double) * (size_t)n * C, "optimiser points");
