@@ -68,13 +68,26 @@ static double centre_row(const pl_local_op *op, const float *dz, double *c)
     return q;
 }
 
+/* Every value of the n rows a[n, width] an operator returned is finite, else an error naming the row
+ * (WHAT followed by ROW0 + its index in the call). */
+static int finite_rows(const float *a, int n, int width, const char *what, int row0)
+{
+    for (size_t j = 0; j < (size_t)n * width; j++)
+        if (!isfinite(a[j]))
+            return pl_fail("fisher: the %s%d is %s at component %zu", what, row0 + (int)(j / width),
+                           isnan(a[j]) ? "NaN" : "infinite", j % width);
+    return PL_OK;
+}
+
 /* n ≤ max_rows rows of J e_i for i = i0 .. i0+n-1 into dz[n, P·V]. */
 static int jvp_unit_rows(const pl_local_op *op, int i0, int n, float *e, float *dz)
 {
     memset(e, 0, sizeof(float) * (size_t)n * op->C);
     for (int r = 0; r < n; r++)
         e[(size_t)r * op->C + i0 + r] = 1.0f;
-    return op->jvp(op->ctx, e, n, dz);
+    if (op->jvp(op->ctx, e, n, dz) != PL_OK)
+        return PL_ERR;
+    return finite_rows(dz, n, op->P * op->V, "JVP of unit vector e_", i0);
 }
 
 int pl_fisher_matvec(const pl_local_op *op, const double *v, int n, double *out)
@@ -88,7 +101,8 @@ int pl_fisher_matvec(const pl_local_op *op, const double *v, int n, double *out)
         int m = n - i0 < R ? n - i0 : R;
         for (size_t j = 0; j < (size_t)m * C; j++)
             x[j] = (float)v[(size_t)i0 * C + j];
-        if ((rc = op->jvp(op->ctx, x, m, dz)) != PL_OK)
+        if ((rc = op->jvp(op->ctx, x, m, dz)) != PL_OK ||
+            (rc = finite_rows(dz, m, PV, "JVP of direction ", i0)) != PL_OK)
             break;
         for (int r = 0; r < m; r++) { /* dz row -> G dz row, in place */
             float *zr = dz + (size_t)r * PV;
@@ -99,7 +113,8 @@ int pl_fisher_matvec(const pl_local_op *op, const double *v, int n, double *out)
                     zr[j] = (float)(block_weight(op, b) * op->p[j] * c[j]);
                 }
         }
-        if ((rc = op->vjp(op->ctx, dz, m, x)) != PL_OK)
+        if ((rc = op->vjp(op->ctx, dz, m, x)) != PL_OK ||
+            (rc = finite_rows(x, m, C, "VJP of the metric applied to direction ", i0)) != PL_OK)
             break;
         for (size_t j = 0; j < (size_t)m * C; j++)
             out[(size_t)i0 * C + j] = x[j];
@@ -124,7 +139,8 @@ int pl_fisher_rayleigh(const pl_local_op *op, const double *d, int n, double *q)
         int m = n - i0 < R ? n - i0 : R;
         for (size_t j = 0; j < (size_t)m * C; j++)
             x[j] = (float)d[(size_t)i0 * C + j];
-        if ((rc = op->jvp(op->ctx, x, m, dz)) != PL_OK)
+        if ((rc = op->jvp(op->ctx, x, m, dz)) != PL_OK ||
+            (rc = finite_rows(dz, m, PV, "JVP of direction ", i0)) != PL_OK)
             break;
         for (int r = 0; r < m; r++) {
             /* the float32 row itself is what went through J: its norm is the denominator */

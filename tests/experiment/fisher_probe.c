@@ -4,11 +4,11 @@
  *   z(x) = W2 · tanh(W1 · x + b1) + b2        x [C], hidden [H], z [P·V] (P readout blocks of V)
  *   f(δ) = Σ_b w_b KL(softmax z_b(x) ‖ softmax z_b(x + δ))
  *
- *   fisher_probe IN_DIR OUT_DIR K RADIUS STARTS TOL MAX_ITER DISTINCT_COS SEED MAX_ROWS Q
+ *   fisher_probe IN_DIR OUT_DIR K RADIUS TOL MAX_ITER DISTINCT_COS SEED MAX_ROWS Q
  *
  * IN_DIR holds model.bin (int32 C H V P, float32 W1[H,C] b1[H] W2[PV,H] b2[PV] x[C], float64 w[P]),
  * and float64 rows: dirs.f64 [nd, C] (Rayleigh quotients, subspace fractions, alignment), starts.f64
- * [STARTS, C], objpts.f64 [no, C] (objective points), cluster.f64 [mc, C]; float32 jvp_in.f32 [nj, C],
+ * [S, C], objpts.f64 [no, C] (objective points), cluster.f64 [mc, C]; float32 jvp_in.f32 [nj, C],
  * vjp_in.f32 [nj, PV], M.f32 [m, C] (decoder-like rows), and sigma.f64 [C, C]. Counts come from the
  * file sizes. Every result goes to OUT_DIR as a raw file (names below, dtype in the suffix); exit 2
  * with "plateau: <message>" when a library call fails. */
@@ -29,6 +29,7 @@ typedef struct toy {
     int calls;     /* callback calls, to check that max_rows is honoured */
     int max_rows;
     void *buf;     /* model.bin's bytes, which W1 .. x point into */
+    int poison;    /* 1: every JVP and objective row comes out NaN (the error paths) */
 } toy;
 
 static const char *g_in, *g_out;
@@ -125,7 +126,7 @@ static int toy_jvp(void *ctx, const float *v, int n, float *dz)
         }
         out_layer(t, a, z, 0);
         for (int j = 0; j < t->P * t->V; j++)
-            dz[(size_t)r * t->P * t->V + j] = (float)z[j];
+            dz[(size_t)r * t->P * t->V + j] = t->poison ? NAN : (float)z[j];
     }
     free(a), free(z);
     return PL_OK;
@@ -191,7 +192,7 @@ static int toy_objective(void *ctx, const float *delta, int n, double *value, fl
             u[j] = wb * (q[j] - t->p[j]); /* ∂KL/∂z */
         }
         back(t, u, d, g);
-        value[r] = kl;
+        value[r] = t->poison ? NAN : kl;
         for (int j = 0; j < t->C; j++)
             grad[(size_t)r * t->C + j] = (float)g[j];
     }
@@ -391,7 +392,8 @@ static void probe_clusters_alignment(int C, double dcos, int q)
     write_file("cluster_label.i32", label, sizeof(int) * mc);
     write_file("cluster_count.i32", &count, sizeof(int));
     double *best = malloc(sizeof(double) * nd), *Md = malloc(sizeof(double) * m * C);
-    double *cosm = malloc(sizeof(double) * nd * m), *pcs = malloc(sizeof(double) * q * C), *var = malloc(sizeof(double) * q);
+    double *cosm = malloc(sizeof(double) * nd * m), *pcs = malloc(sizeof(double) * q * C);
+    double *var = malloc(sizeof(double) * q);
     check(pl_max_abs_cos(dirs, (int)nd, M, (int)m, C, best, which));
     /* |cos| with the first 5 rows (test_fisher.py keeps them nonzero; a zero row there is an error) */
     for (size_t j = 0; j < 5 * (size_t)C; j++)
@@ -403,29 +405,60 @@ static void probe_clusters_alignment(int C, double dcos, int q)
     write_file("abscos.f64", cosm, sizeof(double) * nd * 5);
     write_file("pcs.f64", pcs, sizeof(double) * q * C);
     write_file("pc_var.f64", var, sizeof(double) * q);
-    free(X), free(dirs), free(M), free(S), free(label), free(which), free(best), free(Md), free(cosm), free(pcs), free(var);
+    free(X), free(dirs), free(M), free(S), free(label), free(which), free(best), free(Md), free(cosm), free(pcs);
+    free(var);
+}
+
+/* Each refused input prints "error: <message>" (test_fisher.py checks the messages). */
+static void probe_errors(toy *t, const pl_local_op *op, const pl_sphere_op *sop)
+{
+    pl_fisher_result res;
+    pl_rng rng;
+    pl_rng_init(&rng, 1, 2, 3, 4);
+    int C = t->C;
+    double *d = calloc((size_t)(C + 1) * C, sizeof(double)), q;
+    if (pl_fisher_top(op, C + 1, NULL, &rng, &res) == PL_ERR)
+        printf("error: %s\n", pl_error());
+    if (pl_fisher_rayleigh(op, d, 1, &q) == PL_ERR)
+        printf("error: %s\n", pl_error());
+    pl_sphere_state s;
+    pl_sphere_opts o = {.radius = 1.0, .orthogonal = 1};
+    for (int i = 0; i < C + 1; i++)
+        d[(size_t)i * C + i % C] = 1.0;
+    if (pl_sphere_init(&s, d, C + 1, C, &o) == PL_ERR)
+        printf("error: %s\n", pl_error());
+    t->poison = 1;
+    pl_fisher_opts lz = {.method = PL_FISHER_LANCZOS};
+    if (pl_fisher_top(op, 2, &lz, &rng, &res) == PL_ERR)
+        printf("error: %s\n", pl_error());
+    check(pl_sphere_init(&s, d, 2, C, &o));
+    if (pl_sphere_run(&s, sop) == PL_ERR)
+        printf("error: %s\n", pl_error());
+    pl_sphere_free(&s);
+    t->poison = 0;
+    free(d);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 12) {
-        fprintf(stderr, "usage: fisher_probe IN_DIR OUT_DIR K RADIUS STARTS TOL MAX_ITER DISTINCT_COS SEED MAX_ROWS Q\n");
+    if (argc != 11) {
+        fprintf(stderr, "usage: fisher_probe IN_DIR OUT_DIR K RADIUS TOL MAX_ITER DISTINCT_COS SEED MAX_ROWS Q\n");
         return 1;
     }
     g_in = argv[1], g_out = argv[2];
-    int k = atoi(argv[3]), max_iter = atoi(argv[7]), q = atoi(argv[11]);
-    double radius = atof(argv[4]), tol = atof(argv[6]), dcos = atof(argv[8]);
+    int k = atoi(argv[3]), max_iter = atoi(argv[6]), q = atoi(argv[10]);
+    double radius = atof(argv[4]), tol = atof(argv[5]), dcos = atof(argv[7]);
     toy t = {0};
     load_toy(&t);
-    t.max_rows = atoi(argv[10]);
+    t.max_rows = atoi(argv[9]);
     pl_local_op op = {.ctx = &t, .C = t.C, .V = t.V, .P = t.P, .max_rows = t.max_rows, .p = t.p, .w = t.w,
                       .jvp = toy_jvp, .vjp = toy_vjp};
     pl_sphere_op sop = {.ctx = &t, .C = t.C, .max_rows = t.max_rows, .objective = toy_objective};
-    (void)argv[5];
     probe_derivatives(&t, &sop);
-    probe_fisher(&t, &op, k, strtoull(argv[9], NULL, 10));
+    probe_fisher(&t, &op, k, strtoull(argv[8], NULL, 10));
     probe_optimiser(&t, &sop, radius, tol, max_iter, dcos);
     probe_clusters_alignment(t.C, dcos, q);
+    probe_errors(&t, &op, &sop);
     free(t.sech2), free(t.p), free(t.w), free(t.buf);
     return 0;
 }

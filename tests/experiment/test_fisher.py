@@ -136,9 +136,11 @@ def cluster_rows():
 def run(tag, radius):
     d = os.path.join(WORK, tag)
     files = write_inputs(d, radius)
-    proc = subprocess.run([PROBE, d, d, str(K), repr(radius), str(STARTS), repr(TOL), str(MAX_ITER), repr(DCOS),
+    global last_stdout
+    proc = subprocess.run([PROBE, d, d, str(K), repr(radius), repr(TOL), str(MAX_ITER), repr(DCOS),
                            str(SEED), str(MAX_ROWS), str(Q)], capture_output=True, text=True)
     print(proc.stdout, end="")
+    last_stdout = proc.stdout
     if proc.returncode != 0:
         print(proc.stderr)
         sys.exit(1)
@@ -248,7 +250,8 @@ def check_optima(load, radius, small):
         gap = np.abs(np.diff(evals[:STARTS + 1])) > 1e-2 * evals[0]
         n_sep = int(np.argmin(gap)) if not gap.all() else STARTS
         cos = np.abs(np.sum(orth[:n_sep] * evecs[:n_sep], axis=1))
-        expect(np.all(cos >= 0.99), f"small r: orthogonal optima ~ eigenvectors 1..{n_sep} of F (|cos| {np.round(cos, 4)})")
+        expect(np.all(cos >= 0.99),
+               f"small r: orthogonal optima ~ eigenvectors 1..{n_sep} of F (|cos| {np.round(cos, 4)})")
         plain = unit(load("opt_plain_delta.f64", (STARTS, C)))
         expect(np.all(np.abs(plain @ evecs[0]) >= 0.99), "small r: every plain optimum ~ +-u_1")
     plain = load("opt_plain_delta.f64", (STARTS, C))
@@ -285,9 +288,20 @@ def check_cluster_alignment(files, load):
     expect(np.all(pcs[np.arange(Q), np.argmax(np.abs(pcs), axis=1)] > 0), "principal components' sign fixed")
 
 
+def check_errors():
+    errors = [line[7:] for line in last_stdout.splitlines() if line.startswith("error: ")]
+    want = [f"fisher: k = {C + 1} eigenpairs asked of a metric of dimension {C} (need 1 <= k <= {C})",
+            "fisher: Rayleigh quotient of direction 0: its norm is zero",
+            f"optimise: {C + 1} mutually orthogonal optima asked in dimension {C}",
+            "fisher: the JVP of unit vector e_0 is NaN at component 0",
+            "optimise: the objective or its gradient is not finite at start 0, iteration 0"]
+    expect(errors == want, f"refused inputs and non-finite values, one line each: {errors}")
+
+
 def main():
     xn = float(np.linalg.norm(x0d))
-    print(f"toy: C {C} H {H} V {V} P {P}; top eigenvalues {np.round(evals[:K + 1], 6)}; rank {np.sum(evals > 1e-9 * evals[0])}")
+    rank = np.sum(evals > 1e-9 * evals[0])
+    print(f"toy: C {C} H {H} V {V} P {P}; top eigenvalues {np.round(evals[:K + 1], 6)}; rank {rank}")
     for tag, radius, small in (("small", 0.02 * xn, True), ("large", 0.5 * xn, False)):
         print(f"--- radius {radius:.4g} ({tag})")
         files, load = run(tag, radius)
@@ -295,6 +309,7 @@ def main():
             check_derivatives(files, load)
             check_fisher(files, load)
             check_cluster_alignment(files, load)
+            check_errors()
         check_optima(load, radius, small)
     if failures:
         print(f"{len(failures)} checks failed")
