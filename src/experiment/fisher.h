@@ -116,6 +116,9 @@ typedef struct pl_sphere_opts {
     int max_iterations; /* accepted steps per row; 0: 200 */
     double tol;         /* 0: 1e-3 (sphere_opt.c says why not smaller) */
     int orthogonal;     /* row j constrained orthogonal to the optima of rows 0..j-1 */
+    const double *exclude; /* [n_exclude, C] directions every optimum is kept orthogonal to (e.g. the
+                            * all-ones direction under residual_basis = centered); NULL: none */
+    int n_exclude;
 } pl_sphere_opts;
 
 /* The whole state of one optimisation, plain arrays, so that it can be checkpointed between any two
@@ -136,10 +139,12 @@ typedef struct pl_sphere_state {
     int *status;        /* [n] PL_OPT_*; RUNNING until done */
     int *evaluated;     /* [n] 0 until value/grad hold f at delta */
     int *backtracked;   /* [n] 1 when a trial was rejected since the last accepted step */
+    int n_exclude;
+    double *exclude;    /* [n_exclude, C] opts.exclude orthonormalised (fixed after init) */
 } pl_sphere_state;
 
-/* Set up the state for n starts start[n, C] (any nonzero scale; each is scaled to radius r). Under
- * `orthogonal` each start is projected off the earlier optima when its turn comes. */
+/* Set up the state for n starts start[n, C] (any nonzero scale; each is scaled to radius r). Each start
+ * is projected off opts.exclude and, under `orthogonal`, off the earlier optima when its turn comes. */
 int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const pl_sphere_opts *opts);
 void pl_sphere_free(pl_sphere_state *s);
 /* One objective call over the running rows (all of them, or row `current` under orthogonal): the
@@ -148,7 +153,8 @@ void pl_sphere_free(pl_sphere_state *s);
 int pl_sphere_step(pl_sphere_state *s, const pl_sphere_op *op, int *done);
 /* pl_sphere_step until done. */
 int pl_sphere_run(pl_sphere_state *s, const pl_sphere_op *op);
-/* ‖tangential part of ∇f‖ at row i (projected off the earlier optima under orthogonal). */
+/* ‖tangential part of ∇f‖ at row i (projected off opts.exclude and, under orthogonal, off the earlier
+ * optima). */
 double pl_sphere_tangential_norm(const pl_sphere_state *s, int i);
 
 /* Cluster m unit-free rows X[m, C] by |cos| ≥ threshold: two rows share a cluster when a chain of

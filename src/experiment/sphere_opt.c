@@ -1,8 +1,8 @@
 /* Local optima of sensitivity (issue 17, item 3): maximise f(δ) (KL(clean ‖ perturbed at x + δ)) over
  * the sphere ‖δ‖ = r by Riemannian gradient ascent, every running start a row of one objective call.
  *
- * Step: the tangential gradient g = ∇f − (∇f·δ/r²)δ (first projected off the earlier optima under
- * `orthogonal`), the trial δ' = r·(δ + t g)/‖δ + t g‖ (the metric-projection retraction), with t capped
+ * Step: the tangential gradient g = ∇f − (∇f·δ/r²)δ (first projected off the excluded directions, e.g.
+ * the all-ones direction in a centred residual basis, and off the earlier optima under `orthogonal`), the trial δ' = r·(δ + t g)/‖δ + t g‖ (the metric-projection retraction), with t capped
  * so that the trial turns δ by at most about one radian (t‖g‖ ≤ r). Armijo: the trial is accepted when
  * f(δ') ≥ f(δ) + 1e-4·t‖g‖², and t doubles for the next step; otherwise t halves and the row tries
  * again in the next call (its point, value and gradient kept, so a rejected trial costs one row).
@@ -48,8 +48,11 @@ void pl_sphere_free(pl_sphere_state *s)
 {
     free(s->delta), free(s->value), free(s->grad), free(s->step), free(s->last_change);
     free(s->iterations), free(s->evaluations), free(s->status), free(s->evaluated), free(s->backtracked);
+    free(s->exclude);
     memset(s, 0, sizeof *s);
 }
+
+static double orthonormalise(const double *B, int a, int C, double *b, double tiny);
 
 int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const pl_sphere_opts *opts)
 {
@@ -57,8 +60,10 @@ int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const 
     if (n < 1 || C < 1 || !(opts->radius > 0) || !isfinite(opts->radius))
         return pl_fail("optimise: need starts >= 1 and a finite radius > 0 (got %d starts, radius %g)", n,
                        opts->radius);
-    if (opts->orthogonal && n > C)
-        return pl_fail("optimise: %d mutually orthogonal optima asked in dimension %d", n, C);
+    if (opts->n_exclude < 0 || opts->n_exclude >= C || (opts->n_exclude > 0 && !opts->exclude))
+        return pl_fail("optimise: %d excluded directions in dimension %d", opts->n_exclude, C);
+    if (opts->orthogonal && n > C - opts->n_exclude)
+        return pl_fail("optimise: %d mutually orthogonal optima asked in dimension %d", n, C - opts->n_exclude);
     s->n = n, s->C = C, s->radius = opts->radius;
     s->tol = opts->tol > 0 ? opts->tol : 1e-3;
     s->max_iterations = opts->max_iterations > 0 ? opts->max_iterations : 200;
@@ -73,10 +78,21 @@ int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const 
     s->status = pl_calloc((size_t)n, sizeof(int), "optimiser status");
     s->evaluated = pl_calloc((size_t)n, sizeof(int), "optimiser flags");
     s->backtracked = pl_calloc((size_t)n, sizeof(int), "optimiser flags");
+    s->exclude = pl_malloc(sizeof(double) * ((size_t)opts->n_exclude + 1) * C, "optimiser exclusions");
     if (!s->delta || !s->grad || !s->value || !s->step || !s->last_change || !s->iterations || !s->evaluations ||
-        !s->status || !s->evaluated || !s->backtracked) {
+        !s->status || !s->evaluated || !s->backtracked || !s->exclude) {
         pl_sphere_free(s);
         return PL_ERR;
+    }
+    for (int a = 0; a < opts->n_exclude; a++) {
+        double *b = s->exclude + (size_t)a * C;
+        memcpy(b, opts->exclude + (size_t)a * C, sizeof(double) * C);
+        double n0 = cblas_dnrm2(C, b, 1);
+        if (!(orthonormalise(s->exclude, a, C, b, 0.0) > 1e-8 * n0)) {
+            pl_sphere_free(s);
+            return pl_fail("optimise: excluded direction %d is zero or in the span of the ones before it", a);
+        }
+        s->n_exclude = a + 1;
     }
     for (int i = 0; i < n; i++) {
         double nrm = cblas_dnrm2(C, start + (size_t)i * C, 1);
@@ -91,19 +107,31 @@ int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const 
     return PL_OK;
 }
 
-/* Orthonormal basis B[j, C] of the optima of rows 0..j-1 (Gram-Schmidt twice; they are orthogonal by
- * construction up to rounding). */
-static void earlier_basis(const pl_sphere_state *s, int j, double *B)
+/* Gram-Schmidt (twice) of the row b[C] against the a orthonormal rows B[a, C]; returns its norm after,
+ * and normalises it when that is above tiny. */
+static double orthonormalise(const double *B, int a, int C, double *b, double tiny)
 {
-    int C = s->C;
-    for (int a = 0; a < j; a++) {
-        double *b = B + (size_t)a * C;
-        memcpy(b, s->delta + (size_t)a * C, sizeof(double) * C);
-        for (int pass = 0; pass < 2; pass++)
-            for (int c = 0; c < a; c++)
-                cblas_daxpy(C, -cblas_ddot(C, B + (size_t)c * C, 1, b, 1), B + (size_t)c * C, 1, b, 1);
-        cblas_dscal(C, 1.0 / cblas_dnrm2(C, b, 1), b, 1);
+    for (int pass = 0; pass < 2; pass++)
+        for (int c = 0; c < a; c++)
+            cblas_daxpy(C, -cblas_ddot(C, B + (size_t)c * C, 1, b, 1), B + (size_t)c * C, 1, b, 1);
+    double nrm = cblas_dnrm2(C, b, 1);
+    if (nrm > tiny)
+        cblas_dscal(C, 1.0 / nrm, b, 1);
+    return nrm;
+}
+
+/* The constraint basis of row j, B[m, C] orthonormal: the excluded directions, then (under
+ * orthogonal) the optima of rows 0..j-1, which are orthogonal to them and to each other by
+ * construction up to rounding. Returns m. */
+static int constraint_basis(const pl_sphere_state *s, int j, double *B)
+{
+    int C = s->C, m = s->n_exclude, earlier = s->orthogonal ? j : 0;
+    memcpy(B, s->exclude, sizeof(double) * (size_t)m * C);
+    for (int a = 0; a < earlier; a++, m++) {
+        memcpy(B + (size_t)m * C, s->delta + (size_t)a * C, sizeof(double) * C);
+        orthonormalise(B, m, C, B + (size_t)m * C, 0.0);
     }
+    return m;
 }
 
 static void project_off(const double *B, int m, int C, double *x)
@@ -126,14 +154,11 @@ static double tangential(const pl_sphere_state *s, int i, const double *B, int m
 
 double pl_sphere_tangential_norm(const pl_sphere_state *s, int i)
 {
-    int m = s->orthogonal ? i : 0;
-    double *B = pl_malloc(sizeof(double) * ((size_t)m + 1) * s->C, "optimiser basis");
+    double *B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + s->n + 1) * s->C, "optimiser basis");
     double *g = pl_malloc(sizeof(double) * s->C, "optimiser gradient");
     double t = NAN;
-    if (B && g) {
-        earlier_basis(s, m, B);
-        t = tangential(s, i, B, m, g);
-    }
+    if (B && g)
+        t = tangential(s, i, B, constraint_basis(s, i, B), g);
     free(B), free(g);
     return t;
 }
@@ -150,7 +175,8 @@ static int trial_point(pl_sphere_state *s, int i, const double *B, int m, double
         project_off(B, m, C, x);
         double nrm = cblas_dnrm2(C, x, 1);
         if (!(nrm > 1e-8 * s->radius))
-            return pl_fail("optimise: start %d lies in the span of the %d earlier optima of its base", i, m);
+            return pl_fail("optimise: start %d lies in the span of the %d excluded directions and earlier optima",
+                           i, m);
         cblas_dscal(C, s->radius / nrm, x, 1);
         return PL_OK;
     }
@@ -263,7 +289,7 @@ int pl_sphere_step(pl_sphere_state *s, const pl_sphere_op *op, int *done)
         return pl_fail("optimise: the objective takes rows of %d (max %d per call), the state has %d", op->C,
                        op->max_rows, C);
     int *rows = pl_malloc(sizeof(int) * (size_t)n, "optimiser rows");
-    double *B = pl_malloc(sizeof(double) * (size_t)n * C, "optimiser basis");
+    double *B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + n) * C, "optimiser basis");
     double *x = pl_malloc(sizeof(double) * (size_t)C, "optimiser trial");
     double *work = pl_malloc(sizeof(double) * (size_t)C, "optimiser work");
     double *t = pl_malloc(sizeof(double) * (size_t)n * 3, "optimiser steps"), *gn = t + n, *f = t + 2 * n;
@@ -273,8 +299,7 @@ int pl_sphere_step(pl_sphere_state *s, const pl_sphere_op *op, int *done)
         rc = PL_ERR;
         goto out;
     }
-    int k = running_rows(s, rows), m = s->orthogonal && k ? rows[0] : 0;
-    earlier_basis(s, m, B);
+    int k = running_rows(s, rows), m = constraint_basis(s, s->orthogonal && k ? rows[0] : 0, B);
     for (int a = 0; a < k && rc == PL_OK; a++) {
         rc = trial_point(s, rows[a], B, m, x, &t[a], &gn[a]);
         for (int j = 0; j < C; j++)

@@ -376,7 +376,17 @@ static void probe_optimiser(toy *t, const pl_sphere_op *sop, double radius, doub
         write_optima(&r, orth ? "orth_resumed" : "plain_resumed");
         pl_sphere_free(&s), pl_sphere_free(&r);
     }
-    free(start);
+    /* kept off the all-ones direction, as under residual_basis = centered */
+    double *ones = malloc(sizeof(double) * C);
+    for (int j = 0; j < C; j++)
+        ones[j] = 1.0;
+    pl_sphere_opts o = {.radius = radius, .max_iterations = max_iter, .tol = tol, .exclude = ones, .n_exclude = 1};
+    pl_sphere_state s;
+    check(pl_sphere_init(&s, start, (int)S, C, &o));
+    check(pl_sphere_run(&s, sop));
+    write_optima(&s, "centred");
+    pl_sphere_free(&s);
+    free(start), free(ones);
 }
 
 static void probe_clusters_alignment(int C, double dcos, int q)
