@@ -392,6 +392,8 @@ int pl_fisher_top(const pl_local_op *op, int k, const pl_fisher_opts *opts, pl_r
     int method = opts ? opts->method : PL_FISHER_AUTO;
     if (method == PL_FISHER_AUTO)
         method = pl_fisher_method(op->C, op->V, op->P, k);
+    if (method == PL_FISHER_LANCZOS && !rng)
+        return pl_fail("fisher: Lanczos needs a keyed random stream for its start block");
     res->k = k;
     res->method = method;
     res->values = pl_malloc(sizeof(double) * (size_t)k, "fisher eigenvalues");
