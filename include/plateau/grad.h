@@ -1,0 +1,63 @@
+/* Exact derivatives through the fast path (issue 17, item 1): Jacobian-vector (forward-mode) and
+ * vector-Jacobian (reverse-mode) products of the fast path's readouts with respect to the replaced
+ * residual rows X.
+ *
+ * The function differentiated is exactly pl_patch_eval_groups (plateau/forward.h): the residual at
+ * (RESID_INDEX, POS) of each group's clean run is replaced by a row of X; positions POS..T-1 flow
+ * through blocks RESID_INDEX..L-1, positions before POS keep the clean run's cached keys and values
+ * (they do not depend on X: attention is causal). Derivatives flow only through the perturbed
+ * positions' rows, including through their own keys and values as later positions attend to them.
+ * float32, batched (all rows of a call through one sgemm per weight matrix), double accumulation
+ * wherever the forward accumulates in double (norm statistics, softmax sums).
+ *
+ * Shapes (row-major float32): M = sum of GROUP_ROWS[0..G-1] rows, C = d_model, V = n_vocab.
+ *   X[M, C]        the replacement rows (the point at which the derivative is taken)
+ *   logits[M, V]   next-token logits at the last position T-1 (as pl_patch_eval_groups)
+ *   read[M, C]     residual at READ_INDEX (0..L), last position T-1 (as pl_patch_eval_groups)
+ * Row i of every output depends on row i of X only; each row's Jacobian J_i = d(logits_i, read_i)/dX_i.
+ * The forward outputs returned beside the derivatives equal pl_patch_eval_groups' for the same call
+ * shape up to the last bits (the derivative passes keep their own activations).
+ * A read at READ_INDEX < RESID_INDEX, or at READ_INDEX == RESID_INDEX with POS < T-1, does not
+ * depend on X: its derivative is zero. At READ_INDEX == RESID_INDEX, POS == T-1, read = X.
+ *
+ * Readout cotangents of the metrics (KL, JSD, CE, L2: value and gradient, defined exactly as the
+ * metrics of a sweep) are in src/experiment/metric_grad.h.
+ *
+ * Every family plateau loads is a pl_decoder (GPT-2, Llama, Mistral, Qwen2, GPT-NeoX, Gemma 2 and
+ * llama2.c checkpoints); a family without derivatives would make these calls fail with a message.
+ */
+#ifndef PLATEAU_GRAD_H
+#define PLATEAU_GRAD_H
+
+#include "plateau/forward.h"
+#include "plateau/model.h"
+
+/* Forward mode. DX[M, C]: a tangent per row. Outputs, each optional (NULL to skip; at least one of
+ * DLOGITS, DREAD):
+ *   logits[M, V], read[M, C]   the forward values at X,
+ *   dlogits[M, V] = J_logits(X_i) DX_i,   dread[M, C] = J_read(X_i) DX_i   (READ_INDEX in 0..L when
+ *   READ or DREAD is set). */
+int pl_patch_jvp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                        int resid_index, int pos, const float *X, const float *DX, float *logits, float *dlogits,
+                        int read_index, float *read, float *dread);
+
+/* Reverse mode. Cotangents, each optional (NULL: zero; at least one of them):
+ *   glogits[M, V] on the logits, gread[M, C] on the read residual (READ_INDEX in 0..L when set).
+ * dx[M, C] = J_logits(X_i)^T glogits_i + J_read(X_i)^T gread_i  (required).
+ * logits[M, V], read[M, C]: the forward values at X, optional (READ needs READ_INDEX in 0..L). */
+int pl_patch_vjp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                        int resid_index, int pos, const float *X, const float *glogits, int read_index,
+                        const float *gread, float *logits, float *read, float *dx);
+
+/* One clean run's M rows: the _groups calls with G = 1 (as pl_patch_eval). */
+int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,
+                 int M, float *logits, float *dlogits, int read_index, float *read, float *dread);
+int pl_patch_vjp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, int M,
+                 const float *glogits, int read_index, const float *gread, float *logits, float *read, float *dx);
+
+/* FLOPs (multiply-adds count 2) of the matmuls and attention of one row of pl_patch_jvp /
+ * pl_patch_vjp (its forward included), comparable with pl_patch_flops (one fast-path row). */
+double pl_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos);
+double pl_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos);
+
+#endif
