@@ -25,6 +25,16 @@ typedef struct {
                              int resid_index, int pos, const float *X, float *logits, int read_index, float *read);
     double (*forward_flops)(const pl_model *m, int T);
     double (*patch_flops)(const pl_model *m, int T, int resid_index, int pos);
+    /* plateau/grad.h's pl_patch_jvp_groups / pl_patch_vjp_groups, arguments checked (M rows in all);
+     * NULL when the family has no derivatives. */
+    int (*patch_jvp_groups)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                            int resid_index, int pos, const float *X, const float *DX, float *logits, float *dlogits,
+                            int read_index, float *read, float *dread);
+    int (*patch_vjp_groups)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                            int resid_index, int pos, const float *X, const float *glogits, int read_index,
+                            const float *gread, float *logits, float *read, float *dx);
+    double (*patch_jvp_flops)(const pl_model *m, int T, int resid_index, int pos);
+    double (*patch_vjp_flops)(const pl_model *m, int T, int resid_index, int pos);
     /* Lines of `plateau info` beyond pl_model_info. */
     void (*describe)(const pl_model *m, FILE *out);
     void (*free_weights)(void *weights);

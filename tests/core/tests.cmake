@@ -21,3 +21,12 @@ target_include_directories(gpt2_bitwise PRIVATE ${PROJECT_SOURCE_DIR}/src/model)
 target_link_libraries(gpt2_bitwise PRIVATE plateau_model)
 plateau_test(forward_gpt2_bitwise ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_gpt2_bitwise.py
   --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:gpt2_bitwise>)
+
+# Exact derivatives through the fast path (plateau/grad.h, issue 17) for every family against float64
+# central finite differences of the numpy references (ref_models.py).
+add_executable(grad_probe ${CMAKE_CURRENT_LIST_DIR}/grad_probe.c)
+target_include_directories(grad_probe PRIVATE ${PROJECT_SOURCE_DIR}/src/experiment)
+target_link_libraries(grad_probe PRIVATE plateau_experiment plateau_model)
+plateau_test(grad_vs_numpy ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_grad.py
+  --plateau $<TARGET_FILE:plateau> --probe $<TARGET_FILE:grad_probe>)
+set_tests_properties(grad_vs_numpy PROPERTIES TIMEOUT 600)

@@ -108,4 +108,15 @@ int pl_decoder_rope_default(pl_decoder_config *cfg, double theta);
 /* Fill m->info from the decoder's config (family, format, params counted from the tensors). */
 void pl_decoder_set_info(pl_model *m, const char *family, const char *format, int synthetic);
 
+/* Derivatives of the fast path (decoder_grad.c; plateau/grad.h), arguments checked: the family ops
+ * patch_jvp_groups, patch_vjp_groups, patch_jvp_flops and patch_vjp_flops. */
+int pl_decoder_patch_jvp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                int resid_index, int pos, const float *X, const float *DX, float *logits,
+                                float *dlogits, int read_index, float *read, float *dread);
+int pl_decoder_patch_vjp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                int resid_index, int pos, const float *X, const float *glogits, int read_index,
+                                const float *gread, float *logits, float *read, float *dx);
+double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos);
+double pl_decoder_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos);
+
 #endif

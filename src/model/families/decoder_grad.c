@@ -1,0 +1,805 @@
+/* Exact derivatives of the decoder's fast path (plateau/grad.h; decoder.h for the model): a forward
+ * over the fast path's rows that keeps each block's activations (a tape), then either tangents
+ * propagated block by block alongside it (JVP) or cotangents propagated back from the readouts
+ * (VJP). One function per op and direction, in the style of llm.c's train_gpt2.c (layernorm_backward,
+ * attention_backward, ...), but only with respect to the activations: no weight gradients.
+ *
+ * Rows as in decoder.c's fast path: variant v carries positions pos..T-1 (n of them) as rows
+ * v*n .. v*n + n-1; positions before pos are the clean run's cached keys and values, constants here.
+ * The forward repeats decoder.c's arithmetic (the same ops, the same float/double choices), so its
+ * logits equal pl_patch_eval_groups' up to the last bits; q, k, v are kept contiguous per row and the
+ * attention of the perturbed queries is recomputed here to keep its probabilities. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "../ops.h"
+#include "decoder.h"
+#include "plateau/error.h"
+
+/* One block's saved activations over R rows. */
+typedef struct {
+    float *x;      /* [R, C] block input */
+    float *h1;     /* [R, C] norm_1(x) */
+    float *q;      /* [R, qd] rotated queries */
+    float *k, *v;  /* [R, kvd] the rows' own keys (rotated) and values */
+    float *P;      /* [R, H, T] attention probabilities over key positions 0..T-1 (0 outside) */
+    float *S;      /* [R, H, T] soft-capped scores (attn_softcap only, else NULL) */
+    float *att;    /* [R, qd] attention output */
+    float *o;      /* [R, C] o projection before post_attn_norm */
+    float *x1;     /* [R, C] norm_2's input: x + o (sequential) */
+    float *h2;     /* [R, C] norm_2(x1 or x) */
+    float *a, *b;  /* [R, MLP] gate (or up) pre-activation; gated MLPs: up */
+    float *act;    /* [R, MLP] the down projection's input */
+    float *mo;     /* [R, C] down projection before post_mlp_norm */
+} tape;
+
+/* Scratch of the derivative passes over R rows. */
+typedef struct {
+    float *qkv;              /* [R, qd + 2 kvd] a fused projection / its gradient */
+    float *dq, *dk, *dv;     /* [R, qd], [R, kvd] */
+    float *datt, *dh, *dmid; /* [R, qd], [R, C], [R, C] */
+    float *da, *db;          /* [R, MLP] */
+    float *rope, *rope_t;    /* [n, rot_dim] rotation table and its inverse (sin negated) */
+    void *block;
+} grad_scratch;
+
+typedef struct {
+    const pl_decoder *d;
+    const pl_fast_rows *f;
+    int pos, T, n, R;
+    int C, H, KVH, hd, qd, kvd, MLP, gated;
+} ctx;
+
+static ctx make_ctx(const pl_decoder *d, const pl_fast_rows *f, int pos, int T)
+{
+    const pl_decoder_config *c = &d->cfg;
+    ctx x = {d, f, pos, T, T - pos, f->M * (T - pos), c->d_model, c->n_head, c->n_kv_head, c->head_dim,
+             c->n_head * c->head_dim, c->n_kv_head * c->head_dim, c->d_mlp,
+             c->mlp == PL_MLP_SWIGLU || c->mlp == PL_MLP_GEGLU_TANH};
+    return x;
+}
+
+static size_t tape_floats(const ctx *x)
+{
+    size_t R = (size_t)x->R, cap = x->d->cfg.attn_softcap > 0;
+    return R * (6 * (size_t)x->C + 2 * (size_t)x->qd + 2 * (size_t)x->kvd + 3 * (size_t)x->MLP +
+                (1 + cap) * (size_t)x->H * x->T);
+}
+
+static void tape_carve(const ctx *x, tape *t, float *p)
+{
+    size_t R = (size_t)x->R, C = (size_t)x->C, HT = (size_t)x->H * x->T;
+    t->x = p, p += R * C;
+    t->h1 = p, p += R * C;
+    t->q = p, p += R * x->qd;
+    t->k = p, p += R * x->kvd;
+    t->v = p, p += R * x->kvd;
+    t->P = p, p += R * HT;
+    t->S = x->d->cfg.attn_softcap > 0 ? p : NULL, p += t->S ? R * HT : 0;
+    t->att = p, p += R * x->qd;
+    t->o = p, p += R * C;
+    t->x1 = p, p += R * C;
+    t->h2 = p, p += R * C;
+    t->a = p, p += R * x->MLP;
+    t->b = p, p += R * x->MLP;
+    t->act = p, p += R * x->MLP;
+    t->mo = p;
+}
+
+static int scratch_new(const ctx *x, grad_scratch *s)
+{
+    size_t R = (size_t)x->R, rot = (size_t)x->d->cfg.rot_dim * x->n;
+    size_t floats = R * ((size_t)x->qd + 2 * x->kvd) * 2 + R * ((size_t)x->qd + 2 * x->C + 2 * (size_t)x->MLP) + 2 * rot;
+    float *p = pl_malloc(sizeof(float) * floats, "derivative scratch");
+    if (!p)
+        return PL_ERR;
+    s->block = p;
+    s->qkv = p, p += R * (x->qd + 2 * x->kvd);
+    s->dq = p, p += R * x->qd;
+    s->dk = p, p += R * x->kvd;
+    s->dv = p, p += R * x->kvd;
+    s->datt = p, p += R * x->qd;
+    s->dh = p, p += R * x->C;
+    s->dmid = p, p += R * x->C;
+    s->da = p, p += R * x->MLP;
+    s->db = p, p += R * x->MLP;
+    s->rope = p, p += rot;
+    s->rope_t = p;
+    const pl_decoder_config *c = &x->d->cfg;
+    if (c->rot_dim) {
+        pl_op_rope_table(s->rope, c->inv_freq, c->rot_dim, x->pos, x->n);
+        memcpy(s->rope_t, s->rope, sizeof(float) * rot);
+        for (size_t i = 1; i < rot; i += 2) /* R(-theta) = R(theta)^T: the rotation's transpose */
+            s->rope_t[i] = -s->rope_t[i];
+    }
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------ matrices */
+
+/* out[R, OUT] = in[R, IN] through W (+ bias), as decoder.c's apply. */
+static void mat_fwd(const pl_dec_mat *W, float *out, const float *in, int R, int IN, int OUT)
+{
+    if (W->layout == PL_LAYOUT_IN_OUT)
+        pl_op_matmul(out, in, W->w, W->b, R, IN, OUT);
+    else
+        pl_op_linear(out, in, W->w, W->b, R, IN, OUT);
+}
+
+/* Tangent: dout[R, OUT] = din[R, IN] through W, no bias (BETA 1: added to dout). */
+static void mat_jvp(const pl_dec_mat *W, float *dout, const float *din, int R, int IN, int OUT, float beta)
+{
+    if (W->layout == PL_LAYOUT_IN_OUT) /* W[IN, OUT] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, OUT, IN, 1.0f, din, IN, W->w, OUT, beta, dout, OUT);
+    else /* W[OUT, IN] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, din, IN, W->w, IN, beta, dout, OUT);
+}
+
+/* Cotangent: gin[R, IN] (= or += by BETA) gout[R, OUT] through W transposed. */
+static void mat_vjp(const pl_dec_mat *W, float *gin, const float *gout, int R, int IN, int OUT, float beta)
+{
+    if (W->layout == PL_LAYOUT_IN_OUT)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, IN, OUT, 1.0f, gout, OUT, W->w, OUT, beta, gin, IN);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, gout, OUT, W->w, IN, beta, gin, IN);
+}
+
+/* ------------------------------------------------------------ norms */
+
+static void norm_fwd(const pl_decoder_config *c, float *out, const float *in, const float *w, const float *b, int R)
+{
+    if (c->norm == PL_NORM_RMSNORM && c->norm_plus_one)
+        pl_op_rmsnorm_1p(out, in, w, R, c->d_model, c->norm_eps);
+    else if (c->norm == PL_NORM_RMSNORM)
+        pl_op_rmsnorm(out, in, w, R, c->d_model, c->norm_eps);
+    else
+        pl_op_layernorm(out, in, w, b, R, c->d_model, c->norm_eps);
+}
+
+/* The norm's Jacobian at input row x[C] is diag(w') A with A symmetric:
+ *   RMSNorm:   A = r (I - r^2 x x^T / C),                 r = rsqrt(mean(x^2) + eps)
+ *   LayerNorm: A = r (I - 1 1^T / C - xh xh^T / C),       xh = (x - mean) r
+ * w' = w, or (1 + w) in fp32 (norm_plus_one). DIR 0 (JVP): out = w' (A u); DIR 1 (VJP): out = A (w' u).
+ * r and the mean as the forward rounds them (float); the dot products in double. OUT may alias U. */
+static void norm_deriv(const pl_decoder_config *c, float *out, const float *in, const float *w, const float *u,
+                       int R, int dir)
+{
+    int C = c->d_model, ln = c->norm == PL_NORM_LAYERNORM;
+    for (int i = 0; i < R; i++) {
+        const float *x = in + (size_t)i * C, *ui = u + (size_t)i * C;
+        float *y = out + (size_t)i * C;
+        double mean = 0.0, var = 0.0;
+        for (int j = 0; j < C; j++)
+            mean += ln ? x[j] : 0.0;
+        mean /= C;
+        for (int j = 0; j < C; j++)
+            var += ((double)x[j] - mean) * ((double)x[j] - mean);
+        double r = ln ? (float)(1.0 / sqrt(var / C + c->norm_eps)) : (float)(1.0 / sqrt(var / C + c->norm_eps));
+        double fmean = (float)mean, su = 0.0, sxu = 0.0;
+        for (int j = 0; j < C; j++) {
+            double wj = c->norm_plus_one ? (double)(1.0f + w[j]) : (double)w[j];
+            double uj = dir ? ui[j] * wj : ui[j];
+            su += uj;
+            sxu += ((double)x[j] - fmean) * r * uj;
+        }
+        for (int j = 0; j < C; j++) {
+            double wj = c->norm_plus_one ? (double)(1.0f + w[j]) : (double)w[j];
+            double uj = dir ? ui[j] * wj : ui[j], xh = ((double)x[j] - fmean) * r;
+            double a = r * (uj - (ln ? su / C : 0.0) - xh * sxu / C);
+            y[j] = (float)(dir ? a : a * wj);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* Key/value row S (0..pos+j) of row r = v*n + j: the clean cache before pos, the variant's own rows
+ * after. */
+static const float *key_row(const ctx *x, const float *cache, const float *own, int l, int r, int s)
+{
+    int v = r / x->n;
+    if (s < x->pos)
+        return cache + ((size_t)l * x->T + s) * x->kvd;
+    return own + ((size_t)v * x->n + (s - x->pos)) * x->kvd;
+}
+
+static int window_lo(const pl_decoder_block *b, int n_keys)
+{
+    return b->window > 0 && n_keys > b->window ? n_keys - b->window : 0;
+}
+
+/* t->att = attention of the rows' queries, as pl_op_attend_one computes it (float dots, scale,
+ * soft-cap, expf, double sum), keeping the probabilities t->P (and capped scores t->S). */
+static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)x->hd), cap = c->attn_softcap;
+    int group = x->H / x->KVH, hd = x->hd;
+    for (int r = 0; r < x->R; r++) {
+        const pl_run *cl = x->f->clean_of[r / x->n];
+        int nk = x->pos + r % x->n + 1, lo = window_lo(b, nk);
+        for (int h = 0; h < x->H; h++) {
+            const float *qh = t->q + (size_t)r * x->qd + (size_t)h * hd;
+            float *P = t->P + ((size_t)r * x->H + h) * x->T, maxv = -INFINITY;
+            size_t off = (size_t)(h / group) * hd;
+            memset(P, 0, sizeof(float) * x->T);
+            for (int s = lo; s < nk; s++) {
+                const float *k = key_row(x, cl->k, t->k, l, r, s) + off;
+                float dot = 0.0f;
+                for (int i = 0; i < hd; i++)
+                    dot += qh[i] * k[i];
+                P[s] = dot * scale;
+                if (cap > 0)
+                    P[s] = cap * tanhf(P[s] / cap);
+                if (t->S)
+                    t->S[((size_t)r * x->H + h) * x->T + s] = P[s];
+                maxv = P[s] > maxv ? P[s] : maxv;
+            }
+            double sum = 0.0;
+            for (int s = lo; s < nk; s++)
+                sum += P[s] = expf(P[s] - maxv);
+            float inv = (float)(1.0 / sum), *oh = t->att + (size_t)r * x->qd + (size_t)h * hd;
+            memset(oh, 0, sizeof(float) * hd);
+            for (int s = lo; s < nk; s++) {
+                const float *vv = key_row(x, cl->v, t->v, l, r, s) + off;
+                P[s] *= inv;
+                for (int i = 0; i < hd; i++)
+                    oh[i] += P[s] * vv[i];
+            }
+        }
+    }
+}
+
+/* d score / d (scaled dot) at a soft-capped score s: 1 - tanh^2 = 1 - (s / cap)^2. */
+static double cap_slope(const tape *t, size_t at, float cap)
+{
+    if (!t->S)
+        return 1.0;
+    double th = t->S[at] / cap;
+    return 1.0 - th * th;
+}
+
+/* Tangent: datt[R, qd] from dq[R, qd] and the own rows' dk, dv[R, kvd] (the cache is constant):
+ * ds = scale (dq.k + q.dk) cap', dP = P (ds - P.ds), datt = sum dP v + P dv. */
+static void attn_jvp(const ctx *x, const pl_decoder_block *b, int l, const tape *t, const float *dq,
+                     const float *dk, const float *dv, float *datt, double *ds)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    double scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)x->hd);
+    int group = x->H / x->KVH, hd = x->hd;
+    for (int r = 0; r < x->R; r++) {
+        const pl_run *cl = x->f->clean_of[r / x->n];
+        int nk = x->pos + r % x->n + 1, lo = window_lo(b, nk);
+        for (int h = 0; h < x->H; h++) {
+            size_t qo = (size_t)r * x->qd + (size_t)h * hd, off = (size_t)(h / group) * hd;
+            size_t po = ((size_t)r * x->H + h) * x->T;
+            const float *P = t->P + po;
+            double mean = 0.0;
+            for (int s = lo; s < nk; s++) {
+                const float *k = key_row(x, cl->k, t->k, l, r, s) + off;
+                double acc = 0.0;
+                for (int i = 0; i < hd; i++)
+                    acc += (double)dq[qo + i] * k[i];
+                if (s >= x->pos)
+                    for (int i = 0; i < hd; i++)
+                        acc += (double)t->q[qo + i] * key_row(x, NULL, dk, l, r, s)[off + i];
+                ds[s] = acc * scale * cap_slope(t, po + s, c->attn_softcap);
+                mean += P[s] * ds[s];
+            }
+            float *o = datt + qo;
+            memset(o, 0, sizeof(float) * hd);
+            for (int s = lo; s < nk; s++) {
+                float dP = (float)(P[s] * (ds[s] - mean));
+                const float *vv = key_row(x, cl->v, t->v, l, r, s) + off;
+                for (int i = 0; i < hd; i++)
+                    o[i] += dP * vv[i];
+                if (s >= x->pos) {
+                    const float *dvv = key_row(x, NULL, dv, l, r, s) + off;
+                    for (int i = 0; i < hd; i++)
+                        o[i] += P[s] * dvv[i];
+                }
+            }
+        }
+    }
+}
+
+/* Cotangent: from gatt[R, qd], gq[R, qd] (=) and the own rows' gk, gv[R, kvd] (=, accumulated over
+ * the later rows that attend to them): dP = gatt.v, dS = P (dP - P.dP) cap' scale,
+ * gq = sum dS k, gk += dS q, gv += P gatt. */
+static void attn_vjp(const ctx *x, const pl_decoder_block *b, int l, const tape *t, const float *gatt, float *gq,
+                     float *gk, float *gv, double *dS)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    double scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)x->hd);
+    int group = x->H / x->KVH, hd = x->hd;
+    memset(gq, 0, sizeof(float) * (size_t)x->R * x->qd);
+    memset(gk, 0, sizeof(float) * (size_t)x->R * x->kvd);
+    memset(gv, 0, sizeof(float) * (size_t)x->R * x->kvd);
+    for (int r = 0; r < x->R; r++) {
+        const pl_run *cl = x->f->clean_of[r / x->n];
+        int nk = x->pos + r % x->n + 1, lo = window_lo(b, nk);
+        for (int h = 0; h < x->H; h++) {
+            size_t qo = (size_t)r * x->qd + (size_t)h * hd, off = (size_t)(h / group) * hd;
+            size_t po = ((size_t)r * x->H + h) * x->T;
+            const float *P = t->P + po, *go = gatt + qo;
+            double mean = 0.0;
+            for (int s = lo; s < nk; s++) {
+                const float *vv = key_row(x, cl->v, t->v, l, r, s) + off;
+                double acc = 0.0;
+                for (int i = 0; i < hd; i++)
+                    acc += (double)go[i] * vv[i];
+                dS[s] = acc;
+                mean += P[s] * acc;
+            }
+            for (int s = lo; s < nk; s++) {
+                float g = (float)(P[s] * (dS[s] - mean) * cap_slope(t, po + s, c->attn_softcap) * scale);
+                const float *k = key_row(x, cl->k, t->k, l, r, s) + off;
+                for (int i = 0; i < hd; i++)
+                    gq[qo + i] += g * k[i];
+                if (s >= x->pos) {
+                    float *gkk = (float *)key_row(x, NULL, gk, l, r, s) + off;
+                    float *gvv = (float *)key_row(x, NULL, gv, l, r, s) + off;
+                    for (int i = 0; i < hd; i++) {
+                        gkk[i] += g * t->q[qo + i];
+                        gvv[i] += P[s] * go[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ projections of q, k, v */
+
+/* Split a fused row block qkv[R, qd + 2 kvd] into q, k, v (DIR 0) or pack them into it (DIR 1). */
+static void qkv_split(const ctx *x, int layout, float *qkv, float *q, float *k, float *v, int dir)
+{
+    size_t w = (size_t)x->qd + 2 * (size_t)x->kvd, hd = (size_t)x->hd;
+    for (int r = 0; r < x->R; r++) {
+        float *row = qkv + (size_t)r * w, *qr = q + (size_t)r * x->qd;
+        float *kr = k + (size_t)r * x->kvd, *vr = v + (size_t)r * x->kvd;
+        int heads = layout == PL_QKV_FUSED_BLOCKS ? 1 : x->H; /* per head [q, k, v] (H = KVH), or [q | k | v] */
+        size_t qn = layout == PL_QKV_FUSED_BLOCKS ? (size_t)x->qd : hd, kn = layout == PL_QKV_FUSED_BLOCKS ? (size_t)x->kvd : hd;
+        for (int j = 0; j < heads; j++) {
+            float *src = row + (size_t)j * (qn + 2 * kn);
+            float *parts[3] = {qr + j * qn, kr + j * kn, vr + j * kn};
+            size_t at[3] = {0, qn, qn + kn}, len[3] = {qn, kn, kn};
+            for (int p = 0; p < 3; p++)
+                if (dir)
+                    memcpy(src + at[p], parts[p], sizeof(float) * len[p]);
+                else
+                    memcpy(parts[p], src + at[p], sizeof(float) * len[p]);
+        }
+    }
+}
+
+/* q, k, v[R, *] = projections of h[R, C]: the forward (MODE 0, biases), the tangent (MODE 1, no
+ * biases), rotated by TABLE. */
+static void qkv_project(const ctx *x, const pl_decoder_block *b, const float *h, float *q, float *k, float *v,
+                        float *qkv, const float *table, int mode)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    int C = x->C, R = x->R;
+    if (c->qkv == PL_QKV_SEPARATE) {
+        const pl_dec_mat *W[3] = {&b->q, &b->k, &b->v};
+        float *out[3] = {q, k, v};
+        int width[3] = {x->qd, x->kvd, x->kvd};
+        for (int p = 0; p < 3; p++)
+            if (mode)
+                mat_jvp(W[p], out[p], h, R, C, width[p], 0.0f);
+            else
+                mat_fwd(W[p], out[p], h, R, C, width[p]);
+    } else {
+        int w = x->qd + 2 * x->kvd;
+        if (mode)
+            mat_jvp(&b->qkv, qkv, h, R, C, w, 0.0f);
+        else
+            mat_fwd(&b->qkv, qkv, h, R, C, w);
+        qkv_split(x, c->qkv, qkv, q, k, v, 0);
+    }
+    if (c->rot_dim) {
+        pl_op_rope(q, R, (size_t)x->qd, x->H, x->hd, c->rot_dim, table, x->n, c->rope_interleaved);
+        pl_op_rope(k, R, (size_t)x->kvd, x->KVH, x->hd, c->rot_dim, table, x->n, c->rope_interleaved);
+    }
+}
+
+/* Cotangent: gh[R, C] (+= by BETA) from gq, gk, gv (rotated back in place by the inverse table). */
+static void qkv_vjp(const ctx *x, const pl_decoder_block *b, float *gq, float *gk, float *gv, float *qkv,
+                    const float *table_t, float *gh, float beta)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    int C = x->C, R = x->R;
+    if (c->rot_dim) {
+        pl_op_rope(gq, R, (size_t)x->qd, x->H, x->hd, c->rot_dim, table_t, x->n, c->rope_interleaved);
+        pl_op_rope(gk, R, (size_t)x->kvd, x->KVH, x->hd, c->rot_dim, table_t, x->n, c->rope_interleaved);
+    }
+    if (c->qkv == PL_QKV_SEPARATE) {
+        mat_vjp(&b->q, gh, gq, R, C, x->qd, beta);
+        mat_vjp(&b->k, gh, gk, R, C, x->kvd, 1.0f);
+        mat_vjp(&b->v, gh, gv, R, C, x->kvd, 1.0f);
+    } else {
+        qkv_split(x, c->qkv, qkv, gq, gk, gv, 1);
+        mat_vjp(&b->qkv, gh, qkv, R, C, x->qd + 2 * x->kvd, beta);
+    }
+}
+
+/* ------------------------------------------------------------ MLP activations */
+
+/* f(v) and f'(v) of the MLP's activation (decoder.h): silu, tanh GELU (as v sigmoid(2u)), erf GELU. */
+static void act_eval(int mlp, float v, double *f, double *df)
+{
+    if (mlp == PL_MLP_SWIGLU) {
+        double s = 1.0 / (1.0 + exp(-(double)v));
+        *f = v * s, *df = s * (1.0 + v * (1.0 - s));
+    } else if (mlp == PL_MLP_GELU_ERF) {
+        *f = 0.5 * v * (1.0 + erf(v * 0.70710678118654752));
+        *df = 0.5 * (1.0 + erf(v * 0.70710678118654752)) + v * exp(-0.5 * (double)v * v) * 0.3989422804014327;
+    } else { /* tanh GELU: v sigmoid(2u), u = k (v + 0.044715 v^3) */
+        double k2 = 2.0 * 0.7978845608028654, s = 1.0 / (1.0 + exp(-k2 * (v + 0.044715 * v * v * v)));
+        *f = v * s, *df = s + v * s * (1.0 - s) * k2 * (1.0 + 3.0 * 0.044715 * v * v);
+    }
+}
+
+/* Forward of the MLP's hidden layer: act[R, MLP] from t->a (and t->b), by decoder.c's ops. */
+static void act_fwd(const ctx *x, tape *t)
+{
+    int mlp = x->d->cfg.mlp;
+    size_t n = (size_t)x->R * x->MLP;
+    memcpy(t->act, t->a, sizeof(float) * n);
+    if (mlp == PL_MLP_SWIGLU)
+        pl_op_swiglu(t->act, t->b, n);
+    else if (mlp == PL_MLP_GEGLU_TANH)
+        pl_op_geglu_tanh(t->act, t->b, n);
+    else if (mlp == PL_MLP_GELU_TANH)
+        pl_op_gelu_tanh(t->act, n);
+    else
+        pl_op_gelu_erf(t->act, n);
+}
+
+/* Tangent (DIR 0): dact = f'(a) da b + f(a) db, into da. Cotangent (DIR 1): from gact in da,
+ * ga = gact b f'(a) into da, gb = gact f(a) into db. Ungated: b = 1, no db. */
+static void act_deriv(const ctx *x, const tape *t, float *da, float *db, int dir)
+{
+    int mlp = x->d->cfg.mlp == PL_MLP_GEGLU_TANH ? PL_MLP_GELU_TANH : x->d->cfg.mlp;
+    size_t n = (size_t)x->R * x->MLP;
+    for (size_t i = 0; i < n; i++) {
+        double f, df, bi = x->gated ? t->b[i] : 1.0;
+        act_eval(mlp, t->a[i], &f, &df);
+        if (dir == 0) {
+            da[i] = (float)(df * da[i] * bi + (x->gated ? f * db[i] : 0.0));
+        } else {
+            double g = da[i];
+            da[i] = (float)(g * bi * df);
+            if (x->gated)
+                db[i] = (float)(g * f);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ blocks */
+
+/* Forward of block l over the rows f->x[R, C] (in place), as decoder.c's, keeping the tape. */
+static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    int R = x->R, C = x->C;
+    size_t n = (size_t)R * C;
+    memcpy(t->x, xr, sizeof(float) * n);
+    norm_fwd(c, t->h1, xr, b->norm1_w, b->norm1_b, R);
+    qkv_project(x, b, t->h1, t->q, t->k, t->v, s->qkv, s->rope, 0);
+    attn_fwd(x, b, l, t);
+    mat_fwd(&b->o, t->o, t->att, R, x->qd, C);
+    const float *o = t->o;
+    if (b->post_attn_norm_w) {
+        norm_fwd(c, s->dmid, t->o, b->post_attn_norm_w, NULL, R);
+        o = s->dmid;
+    }
+    if (!c->parallel_residual)
+        pl_op_residual_add(xr, o, n);
+    memcpy(t->x1, xr, sizeof(float) * n); /* parallel: x1 = x (o is added below) */
+    norm_fwd(c, t->h2, t->x1, b->norm2_w, b->norm2_b, R);
+    mat_fwd(x->gated ? &b->gate : &b->up, t->a, t->h2, R, C, x->MLP);
+    if (x->gated)
+        mat_fwd(&b->up, t->b, t->h2, R, C, x->MLP);
+    act_fwd(x, t);
+    mat_fwd(&b->down, t->mo, t->act, R, x->MLP, C);
+    if (c->parallel_residual)
+        pl_op_residual_add(xr, o, n);
+    if (b->post_mlp_norm_w) {
+        norm_fwd(c, s->dh, t->mo, b->post_mlp_norm_w, NULL, R);
+        pl_op_residual_add(xr, s->dh, n);
+    } else {
+        pl_op_residual_add(xr, t->mo, n);
+    }
+}
+
+/* Tangent of block l: dx[R, C] (in place) through the block at its tape. */
+static void block_jvp(const ctx *x, int l, float *dx, const tape *t, grad_scratch *s, double *ds)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    int R = x->R, C = x->C;
+    size_t n = (size_t)R * C;
+    norm_deriv(c, s->dh, t->x, b->norm1_w, dx, R, 0);
+    qkv_project(x, b, s->dh, s->dq, s->dk, s->dv, s->qkv, s->rope, 1);
+    attn_jvp(x, b, l, t, s->dq, s->dk, s->dv, s->datt, ds);
+    mat_jvp(&b->o, s->dmid, s->datt, R, x->qd, C, 0.0f); /* d o */
+    if (b->post_attn_norm_w)
+        norm_deriv(c, s->dmid, t->o, b->post_attn_norm_w, s->dmid, R, 0);
+    if (!c->parallel_residual)
+        pl_op_residual_add(dx, s->dmid, n); /* d x1 */
+    norm_deriv(c, s->dh, t->x1, b->norm2_w, dx, R, 0);
+    mat_jvp(x->gated ? &b->gate : &b->up, s->da, s->dh, R, C, x->MLP, 0.0f);
+    if (x->gated)
+        mat_jvp(&b->up, s->db, s->dh, R, C, x->MLP, 0.0f);
+    act_deriv(x, t, s->da, s->db, 0);
+    if (c->parallel_residual)
+        pl_op_residual_add(dx, s->dmid, n);
+    mat_jvp(&b->down, s->dh, s->da, R, x->MLP, C, 0.0f);
+    if (b->post_mlp_norm_w)
+        norm_deriv(c, s->dh, t->mo, b->post_mlp_norm_w, s->dh, R, 0);
+    pl_op_residual_add(dx, s->dh, n);
+}
+
+/* Cotangent of block l: g[R, C], the gradient at the block's output, becomes the gradient at its
+ * input. The own rows' keys and values collect the gradients of every later row attending to them. */
+static void block_vjp(const ctx *x, int l, float *g, const tape *t, grad_scratch *s, double *dS)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    int R = x->R, C = x->C;
+    size_t n = (size_t)R * C;
+    const float *gm = g; /* the MLP output's gradient */
+    if (b->post_mlp_norm_w) {
+        norm_deriv(c, s->dmid, t->mo, b->post_mlp_norm_w, g, R, 1);
+        gm = s->dmid;
+    }
+    mat_vjp(&b->down, s->da, gm, R, x->MLP, C, 0.0f);
+    act_deriv(x, t, s->da, s->db, 1);
+    mat_vjp(x->gated ? &b->gate : &b->up, s->dh, s->da, R, C, x->MLP, 0.0f);
+    if (x->gated)
+        mat_vjp(&b->up, s->dh, s->db, R, C, x->MLP, 1.0f);
+    norm_deriv(c, s->dh, t->x1, b->norm2_w, s->dh, R, 1); /* through norm_2: the gradient at x1 */
+    float *gx = s->dh; /* sequential: g at x1 = g + (dh); parallel: g at x gets (dh) beside the rest */
+    for (size_t i = 0; i < n; i++)
+        gx[i] += g[i];
+    /* the attention output's gradient: g at x1 (sequential) or g (parallel) */
+    const float *go = c->parallel_residual ? g : gx;
+    if (b->post_attn_norm_w) {
+        norm_deriv(c, s->dmid, t->o, b->post_attn_norm_w, go, R, 1);
+        go = s->dmid;
+    }
+    mat_vjp(&b->o, s->datt, go, R, x->qd, C, 0.0f);
+    attn_vjp(x, b, l, t, s->datt, s->dq, s->dk, s->dv, dS);
+    qkv_vjp(x, b, s->dq, s->dk, s->dv, s->qkv, s->rope_t, s->dmid, 0.0f);
+    norm_deriv(c, s->dmid, t->x, b->norm1_w, s->dmid, R, 1);
+    for (size_t i = 0; i < n; i++)
+        g[i] = gx[i] + s->dmid[i];
+}
+
+/* ------------------------------------------------------------ readouts */
+
+/* out[M, C] = each variant's last row of rows[R, C] (ADD: out += instead, and into the rows). */
+static void last_rows(const ctx *x, const float *rows, float *out)
+{
+    for (int v = 0; v < x->f->M; v++)
+        memcpy(out + (size_t)v * x->C, rows + ((size_t)v * x->n + x->n - 1) * x->C, sizeof(float) * x->C);
+}
+
+static void add_last_rows(const ctx *x, float *rows, const float *add)
+{
+    for (int v = 0; v < x->f->M; v++)
+        pl_op_residual_add(rows + ((size_t)v * x->n + x->n - 1) * x->C, add + (size_t)v * x->C, (size_t)x->C);
+}
+
+/* logits[M, V] of the final rows xl[M, C] (h[M, C] scratch), as decoder.c's unembed. */
+static void unembed_fwd(const pl_decoder *d, const float *xl, int M, float *h, float *logits)
+{
+    const pl_decoder_config *c = &d->cfg;
+    int C = c->d_model, V = c->n_vocab;
+    norm_fwd(c, h, xl, d->normf_w, d->normf_b, M);
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, V, C, 1.0f, d->unembed, C, h, 1, 0.0f, logits, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, logits, V);
+    if (c->final_softcap > 0)
+        pl_op_softcap(logits, (size_t)M * V, c->final_softcap);
+}
+
+/* z *= the final soft-cap's slope 1 - (logits / cap)^2 at the capped LOGITS. */
+static void softcap_slope(const pl_decoder_config *c, float *z, const float *logits, size_t n)
+{
+    if (c->final_softcap > 0)
+        for (size_t i = 0; i < n; i++) {
+            double th = logits[i] / c->final_softcap;
+            z[i] = (float)(z[i] * (1.0 - th * th));
+        }
+}
+
+/* Tangent: dlogits[M, V] from the final rows xl and their tangents dxl[M, C] (h: scratch [M, C]). */
+static void unembed_jvp(const pl_decoder *d, const float *xl, const float *dxl, int M, const float *logits,
+                        float *h, float *dlogits)
+{
+    const pl_decoder_config *c = &d->cfg;
+    int C = c->d_model, V = c->n_vocab;
+    norm_deriv(c, h, xl, d->normf_w, dxl, M, 0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, dlogits, V);
+    softcap_slope(c, dlogits, logits, (size_t)M * V);
+}
+
+/* Cotangent: gxl[M, C] from glogits[M, V] (gz: scratch [M, V]). */
+static void unembed_vjp(const pl_decoder *d, const float *xl, const float *glogits, int M, const float *logits,
+                        float *gz, float *gxl)
+{
+    const pl_decoder_config *c = &d->cfg;
+    int C = c->d_model, V = c->n_vocab;
+    memcpy(gz, glogits, sizeof(float) * (size_t)M * V);
+    softcap_slope(c, gz, logits, (size_t)M * V);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, gz, V, d->unembed, C, 0.0f, gxl, C);
+    norm_deriv(c, gxl, xl, d->normf_w, gxl, M, 1);
+}
+
+/* ------------------------------------------------------------ the passes */
+
+/* Everything a pass holds: the rows, NT tapes, scratch, and buffers of the readouts. */
+typedef struct {
+    pl_fast_rows f;
+    ctx x;
+    grad_scratch s;
+    tape *tapes;
+    float *mem;     /* the tapes' floats, then the buffers below */
+    float *g;       /* [R, C] tangents or cotangents of the rows */
+    float *xl, *dl; /* [M, C] final rows and their tangents / cotangents */
+    float *h;       /* [M, C] */
+    float *z, *gz;  /* [M, V] logits (when the caller has none) and the logits' cotangent */
+    double *ds;     /* [T] */
+} pass;
+
+static void pass_free(pass *p)
+{
+    pl_fast_rows_free(&p->f);
+    free(p->s.block);
+    free(p->tapes);
+    free(p->mem);
+    free(p->ds);
+}
+
+static int pass_init(pass *p, const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                     int resid_index, int pos, const float *X, int read_index, float *read, int nt)
+{
+    const pl_decoder *d = model->weights;
+    int T = cleans[0]->T, kvd = d->cfg.n_kv_head * d->cfg.head_dim;
+    memset(p, 0, sizeof *p);
+    if (cleans[0]->kv_dim != kvd)
+        return pl_fail("derivatives: cached run has %d key/value floats per position, the model %d",
+                       cleans[0]->kv_dim, kvd);
+    if (pl_fast_rows_init(&p->f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
+        return PL_ERR;
+    p->x = make_ctx(d, &p->f, pos, T);
+    size_t R = (size_t)p->x.R, C = (size_t)p->x.C, V = (size_t)d->cfg.n_vocab, tf = tape_floats(&p->x);
+    size_t floats = (size_t)nt * tf + R * C + 3 * (size_t)M * C + 2 * (size_t)M * V;
+    p->mem = pl_malloc(sizeof(float) * floats, "derivative tapes");
+    p->tapes = pl_calloc((size_t)(nt ? nt : 1), sizeof(tape), "derivative tapes");
+    p->ds = pl_malloc(sizeof(double) * (size_t)T, "attention scratch");
+    if (!p->mem || !p->tapes || !p->ds || scratch_new(&p->x, &p->s) != PL_OK) {
+        pass_free(p);
+        return PL_ERR;
+    }
+    float *q = p->mem;
+    for (int i = 0; i < nt; i++, q += tf)
+        tape_carve(&p->x, &p->tapes[i], q);
+    p->g = q, q += R * C;
+    p->xl = q, q += (size_t)M * C;
+    p->dl = q, q += (size_t)M * C;
+    p->h = q, q += (size_t)M * C;
+    p->z = q, q += (size_t)M * V;
+    p->gz = q;
+    memset(p->g, 0, sizeof(float) * R * C);
+    return PL_OK;
+}
+
+int pl_decoder_patch_jvp_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                    int M, int resid_index, int pos, const float *X, const float *DX, float *logits,
+                                    float *dlogits, int read_index, float *read, float *dread)
+{
+    const pl_decoder *d = model->weights;
+    int L = d->cfg.n_layer, C = d->cfg.d_model;
+    pass p;
+    if (pass_init(&p, model, cleans, group_rows, G, M, resid_index, pos, X, read_index, read, 1) != PL_OK)
+        return PL_ERR;
+    for (int v = 0; v < M; v++) /* the tangent enters at each variant's first row (position pos) */
+        memcpy(p.g + (size_t)v * p.x.n * C, DX + (size_t)v * C, sizeof(float) * C);
+    if (dread && read_index <= resid_index) { /* at the patch: its own tangent (pos = T-1), else none */
+        if (read_index == resid_index)
+            last_rows(&p.x, p.g, dread);
+        else
+            memset(dread, 0, sizeof(float) * (size_t)M * C);
+    }
+    for (int l = resid_index; l < L; l++) {
+        block_fwd(&p.x, l, p.f.x, &p.tapes[0], &p.s);
+        block_jvp(&p.x, l, p.g, &p.tapes[0], &p.s, p.ds);
+        if (read && read_index == l + 1)
+            last_rows(&p.x, p.f.x, read);
+        if (dread && read_index == l + 1)
+            last_rows(&p.x, p.g, dread);
+    }
+    if (logits || dlogits) {
+        float *z = logits ? logits : p.z;
+        last_rows(&p.x, p.f.x, p.xl);
+        last_rows(&p.x, p.g, p.dl);
+        unembed_fwd(d, p.xl, M, p.h, z);
+        if (dlogits)
+            unembed_jvp(d, p.xl, p.dl, M, z, p.h, dlogits);
+    }
+    pass_free(&p);
+    return PL_OK;
+}
+
+int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                    int M, int resid_index, int pos, const float *X, const float *glogits,
+                                    int read_index, const float *gread, float *logits, float *read, float *dx)
+{
+    const pl_decoder *d = model->weights;
+    int L = d->cfg.n_layer, C = d->cfg.d_model, nt = L - resid_index;
+    pass p;
+    if (pass_init(&p, model, cleans, group_rows, G, M, resid_index, pos, X, read_index, read, nt) != PL_OK)
+        return PL_ERR;
+    for (int l = resid_index; l < L; l++) {
+        block_fwd(&p.x, l, p.f.x, &p.tapes[l - resid_index], &p.s);
+        if (read && read_index == l + 1)
+            last_rows(&p.x, p.f.x, read);
+    }
+    if (logits || glogits) {
+        float *z = logits ? logits : p.z;
+        last_rows(&p.x, p.f.x, p.xl);
+        unembed_fwd(d, p.xl, M, p.h, z);
+        if (glogits) {
+            unembed_vjp(d, p.xl, glogits, M, z, p.gz, p.dl);
+            add_last_rows(&p.x, p.g, p.dl);
+        }
+    }
+    if (gread && read_index == L)
+        add_last_rows(&p.x, p.g, gread);
+    for (int l = L - 1; l >= resid_index; l--) {
+        block_vjp(&p.x, l, p.g, &p.tapes[l - resid_index], &p.s, p.ds);
+        if (gread && read_index == l && l >= resid_index) /* a read inside the path; below it, none */
+            add_last_rows(&p.x, p.g, gread);
+    }
+    for (int v = 0; v < M; v++) /* the gradient at each variant's first row (position pos) */
+        memcpy(dx + (size_t)v * C, p.g + (size_t)v * p.x.n * C, sizeof(float) * C);
+    pass_free(&p);
+    return PL_OK;
+}
+
+/* ------------------------------------------------------------ FLOP counts */
+
+/* Attention FLOPs of block b for query positions first..last-1 (as decoder.c counts them). */
+static double attention_flops(const pl_decoder_config *c, const pl_decoder_block *b, int first, int last)
+{
+    double f = 0.0, qd = (double)c->n_head * c->head_dim;
+    for (int t = first; t < last; t++)
+        f += 4.0 * qd * (b->window > 0 && t + 1 > b->window ? b->window : t + 1);
+    return f;
+}
+
+/* JVP: the forward, and each matmul and attention once more for the tangents (ds: two dots per key,
+ * datt: two axpys per key): twice the fast path. */
+double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    return 2.0 * m->ops->patch_flops(m, T, resid_index, pos);
+}
+
+/* VJP: the forward, each matmul once more transposed (input gradients only, no weight gradients),
+ * and the attention's backward (dP, dq, dk, dv: four dots or axpys per key, twice the forward's). */
+double pl_decoder_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    const pl_decoder *d = m->weights;
+    double f = 2.0 * m->ops->patch_flops(m, T, resid_index, pos);
+    for (int l = resid_index; l < d->cfg.n_layer; l++)
+        f += attention_flops(&d->cfg, &d->blocks[l], pos, T);
+    return f;
+}

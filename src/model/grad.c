@@ -1,0 +1,82 @@
+/* plateau/grad.h: the arguments of the derivative calls checked as pl_patch_eval_groups checks its
+ * own (forward.c), then the family's derivatives (families/decoder_grad.c). */
+#include "model_internal.h"
+#include "plateau/error.h"
+#include "plateau/grad.h"
+
+/* The groups' runs, positions and read index; *TOTAL receives M. */
+static int check_call(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int resid_index,
+                      int pos, int read_index, int reads, int *total)
+{
+    int C = m->info.d_model, L = m->info.n_layer;
+    if (!m->ops->patch_jvp_groups || !m->ops->patch_vjp_groups)
+        return pl_fail("derivatives: family %s has no derivatives through the fast path", m->info.family);
+    if (G < 1)
+        return pl_fail("derivatives: %d row groups", G);
+    int T = cleans[0]->T;
+    long sum = 0;
+    for (int g = 0; g < G; g++) {
+        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T || !cleans[g]->logits)
+            return pl_fail("derivatives: cached run %d belongs to another model shape or length", g);
+        if (group_rows[g] < 1)
+            return pl_fail("derivatives: group %d has %d rows", g, group_rows[g]);
+        sum += group_rows[g];
+    }
+    if (resid_index < 0 || resid_index > L || pos < 0 || pos >= T)
+        return pl_fail("derivatives: resid index %d / position %d outside the run (L=%d, T=%d)", resid_index, pos, L,
+                       T);
+    if (reads && (read_index < 0 || read_index > L))
+        return pl_fail("derivatives: read index %d outside 0..%d", read_index, L);
+    if (sum > (1L << 24))
+        return pl_fail("derivatives: %ld rows in one call", sum);
+    *total = (int)sum;
+    return PL_OK;
+}
+
+int pl_patch_jvp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                        int resid_index, int pos, const float *X, const float *DX, float *logits, float *dlogits,
+                        int read_index, float *read, float *dread)
+{
+    int M = 0;
+    if (!X || !DX || (!dlogits && !dread))
+        return pl_fail("derivatives: a JVP needs rows, tangents and dlogits or dread");
+    if (check_call(m, cleans, group_rows, G, resid_index, pos, read_index, read || dread, &M) != PL_OK)
+        return PL_ERR;
+    return m->ops->patch_jvp_groups(m, cleans, group_rows, G, M, resid_index, pos, X, DX, logits, dlogits, read_index,
+                                    read, dread);
+}
+
+int pl_patch_vjp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                        int resid_index, int pos, const float *X, const float *glogits, int read_index,
+                        const float *gread, float *logits, float *read, float *dx)
+{
+    int M = 0;
+    if (!X || !dx || (!glogits && !gread))
+        return pl_fail("derivatives: a VJP needs rows, dx and glogits or gread");
+    if (check_call(m, cleans, group_rows, G, resid_index, pos, read_index, read || gread, &M) != PL_OK)
+        return PL_ERR;
+    return m->ops->patch_vjp_groups(m, cleans, group_rows, G, M, resid_index, pos, X, glogits, read_index, gread,
+                                    logits, read, dx);
+}
+
+int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,
+                 int M, float *logits, float *dlogits, int read_index, float *read, float *dread)
+{
+    return pl_patch_jvp_groups(m, &clean, &M, 1, resid_index, pos, X, DX, logits, dlogits, read_index, read, dread);
+}
+
+int pl_patch_vjp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, int M,
+                 const float *glogits, int read_index, const float *gread, float *logits, float *read, float *dx)
+{
+    return pl_patch_vjp_groups(m, &clean, &M, 1, resid_index, pos, X, glogits, read_index, gread, logits, read, dx);
+}
+
+double pl_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    return m->ops->patch_jvp_flops ? m->ops->patch_jvp_flops(m, T, resid_index, pos) : 0.0;
+}
+
+double pl_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    return m->ops->patch_vjp_flops ? m->ops->patch_vjp_flops(m, T, resid_index, pos) : 0.0;
+}

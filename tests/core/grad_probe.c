@@ -1,0 +1,281 @@
+/* Test driver of plateau/grad.h: JVP, VJP, the metrics' gradients and the Fisher product at a
+ * patched residual, as raw float32 files the float64 numpy finite differences (test_grad.py) check.
+ *
+ * usage: grad_probe MODEL IDS RESID POS READ NEXT IN_PREFIX OUT_PREFIX
+ *   IDS       comma-separated token ids (T of them); RESID, READ: resid indices; NEXT: the CE token
+ *   IN_PREFIX .X.f32 [M, C] rows, .DX.f32 [M, C] tangents, .GL.f32 [M, V], .GR.f32 [M, C] cotangents
+ * writes OUT_PREFIX.{clean_logits [V], clean_read [C], eval_logits, eval_read, logits, dlogits, read,
+ *   dread, vjp_logits, vjp_read, dx, mval [4, M], mgrad [4, M, C], fv, fv0}.f32 (metrics kl, jsd,
+ *   ce_loss, l2; fv = F(X) DX and fv0 = F(clean) DX with F = J^T (diag p - p p^T) J of the logits;
+ *   groups [4]: a two-prompt grouped call vs one-group calls, and rows alone vs the batch).
+ * usage: grad_probe --bench MODEL T M REPS: FLOPs and seconds of one fast-path row and one VJP row. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metric_grad.h"
+#include "plateau/error.h"
+#include "plateau/forward.h"
+#include "plateau/grad.h"
+#include "plateau/model.h"
+
+static float *read_f32(const char *prefix, const char *name, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s.f32", prefix, name);
+    float *x = malloc(sizeof(float) * n);
+    FILE *f = fopen(path, "rb");
+    if (!x || !f || fread(x, sizeof(float), n, f) != n) {
+        pl_fail("%s: cannot read %zu floats", path, n);
+        exit(2);
+    }
+    fclose(f);
+    return x;
+}
+
+static void write_f32(const char *prefix, const char *name, const float *x, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s.f32", prefix, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(x, sizeof(float), n, f) != n || fclose(f)) {
+        pl_fail("%s: cannot write", path);
+        exit(2);
+    }
+}
+
+static float *alloc(size_t n)
+{
+    float *x = calloc(n ? n : 1, sizeof(float));
+    if (!x)
+        exit(2);
+    return x;
+}
+
+/* The metrics' values and gradients with respect to X: KL, JSD, CE through the logits, L2 through
+ * the read residual, each by one VJP. */
+static int metric_grads(const pl_model *m, const pl_run *clean, int r, int pos, int read_r, int next, const float *X,
+                        int M, const float *logits, const float *read, const char *out)
+{
+    int C = clean->C, V = clean->V, T = clean->T;
+    float *gl = alloc((size_t)M * V), *gr = alloc((size_t)M * C), *val = alloc(4 * (size_t)M);
+    float *grad = alloc(4 * (size_t)M * C);
+    const float *cread = clean->resid + ((size_t)read_r * T + T - 1) * C;
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < M; i++) {
+            const float *z = logits + (size_t)i * V;
+            float *g = gl + (size_t)i * V;
+            double v = k == 0 ? pl_kl_grad(clean->logits, z, V, g)
+                     : k == 1 ? pl_jsd_grad(clean->logits, z, V, g)
+                     : k == 2 ? pl_ce_grad(z, V, next, g)
+                              : pl_l2_grad(cread, read + (size_t)i * C, C, gr + (size_t)i * C);
+            val[(size_t)k * M + i] = (float)v;
+        }
+        if (pl_patch_vjp(m, clean, r, pos, X, M, k < 3 ? gl : NULL, read_r, k < 3 ? NULL : gr, NULL, NULL,
+                         grad + (size_t)k * M * C))
+            return PL_ERR;
+    }
+    write_f32(out, "mval", val, 4 * (size_t)M);
+    write_f32(out, "mgrad", grad, 4 * (size_t)M * C);
+    free(gl), free(gr), free(val), free(grad);
+    return PL_OK;
+}
+
+/* fv[M, C] = J^T G J DX at rows X, G = diag p - p p^T of each row's own logits. */
+static int fisher(const pl_model *m, const pl_run *clean, int r, int pos, const float *X, const float *DX, int M,
+                  float *fv)
+{
+    int V = clean->V;
+    float *z = alloc((size_t)M * V), *dz = alloc((size_t)M * V);
+    if (pl_patch_jvp(m, clean, r, pos, X, DX, M, z, dz, 0, NULL, NULL))
+        return PL_ERR;
+    for (int i = 0; i < M; i++)
+        pl_softmax_fisher_apply(z + (size_t)i * V, V, dz + (size_t)i * V, dz + (size_t)i * V);
+    int rc = pl_patch_vjp(m, clean, r, pos, X, M, dz, 0, NULL, NULL, NULL, fv);
+    free(z), free(dz);
+    return rc;
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double d = 0.0, nb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        nb = fmax(nb, fabs((double)b[i]));
+    }
+    return d / (nb > 0.0 ? nb : 1.0);
+}
+
+/* groups[4]: the largest relative differences of a two-group call (rows X at CLEAN, then X at a
+ * second prompt's run) from the one-group calls (dlogits, dx), and of each row alone (M = 1:
+ * the forward's sgemv path) from the batch (dlogits, dx). */
+static int groups_check(const pl_model *m, const pl_run *clean, const int *ids, int r, int pos, int read_r,
+                        const float *X, const float *DX, const float *GL, const float *GR, int M, const char *out)
+{
+    int C = clean->C, V = clean->V, T = clean->T, rev[4096];
+    for (int t = 0; t < T; t++)
+        rev[t] = ids[T - 1 - t];
+    pl_run other;
+    if (pl_forward(m, rev, T, &other))
+        return PL_ERR;
+    size_t MC = (size_t)M * C, MV = (size_t)M * V;
+    float *X2 = alloc(2 * MC), *DX2 = alloc(2 * MC), *GL2 = alloc(2 * MV), *GR2 = alloc(2 * MC);
+    float *dl2 = alloc(2 * MV), *dx2 = alloc(2 * MC), *dl1 = alloc(2 * MV), *dx1 = alloc(2 * MC), res[4] = {0};
+    for (int k = 0; k < 2; k++) {
+        memcpy(X2 + k * MC, X, sizeof(float) * MC), memcpy(DX2 + k * MC, DX, sizeof(float) * MC);
+        memcpy(GL2 + k * MV, GL, sizeof(float) * MV), memcpy(GR2 + k * MC, GR, sizeof(float) * MC);
+    }
+    const pl_run *cl[2] = {clean, &other};
+    int rows[2] = {M, M};
+    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dl2, read_r, NULL, NULL) ||
+        pl_patch_vjp_groups(m, cl, rows, 2, r, pos, X2, GL2, read_r, GR2, NULL, NULL, dx2))
+        return PL_ERR;
+    for (int k = 0; k < 2; k++)
+        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, NULL, dl1 + k * MV, read_r, NULL, NULL) ||
+            pl_patch_vjp(m, cl[k], r, pos, X, M, GL, read_r, GR, NULL, NULL, dx1 + k * MC))
+            return PL_ERR;
+    res[0] = (float)max_rel(dl2, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    for (int i = 0; i < M; i++) {
+        if (pl_patch_jvp(m, clean, r, pos, X + (size_t)i * C, DX + (size_t)i * C, 1, NULL, dl2, read_r, NULL, NULL) ||
+            pl_patch_vjp(m, clean, r, pos, X + (size_t)i * C, 1, GL + (size_t)i * V, read_r, GR + (size_t)i * C, NULL,
+                         NULL, dx2))
+            return PL_ERR;
+        res[2] = fmaxf(res[2], (float)max_rel(dl2, dl1 + (size_t)i * V, (size_t)V));
+        res[3] = fmaxf(res[3], (float)max_rel(dx2, dx1 + (size_t)i * C, (size_t)C));
+    }
+    write_f32(out, "groups", res, 4);
+    free(X2), free(DX2), free(GL2), free(GR2), free(dl2), free(dx2), free(dl1), free(dx1);
+    pl_run_free(&other);
+    return PL_OK;
+}
+
+static long file_floats(const char *prefix, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s.f32", prefix, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f) / (long)sizeof(float);
+    fclose(f);
+    return n;
+}
+
+static int probe(char **argv)
+{
+    pl_model *m;
+    if (pl_model_open(&m, argv[1]))
+        return PL_ERR;
+    const pl_model_info *info = pl_model_get_info(m);
+    int C = info->d_model, V = info->n_vocab, ids[4096], T = 0;
+    for (char *p = strtok(argv[2], ","); p && T < 4096; p = strtok(NULL, ","))
+        ids[T++] = atoi(p);
+    int r = atoi(argv[3]), pos = atoi(argv[4]), read_r = atoi(argv[5]), next = atoi(argv[6]);
+    const char *in = argv[7], *out = argv[8];
+    long nx = file_floats(in, "X");
+    if (nx <= 0 || nx % C)
+        return pl_fail("%s.X.f32: not rows of %d floats", in, C);
+    int M = (int)(nx / C);
+    size_t MC = (size_t)M * C, MV = (size_t)M * V;
+    float *X = read_f32(in, "X", MC), *DX = read_f32(in, "DX", MC), *GL = read_f32(in, "GL", MV);
+    float *GR = read_f32(in, "GR", MC);
+    pl_run clean;
+    if (pl_forward(m, ids, T, &clean))
+        return PL_ERR;
+    write_f32(out, "clean_logits", clean.logits, (size_t)V);
+    write_f32(out, "clean_read", clean.resid + ((size_t)read_r * T + T - 1) * C, (size_t)C);
+    float *el = alloc(MV), *er = alloc(MC), *lg = alloc(MV), *dl = alloc(MV), *rd = alloc(MC), *dr = alloc(MC);
+    float *vl = alloc(MV), *vr = alloc(MC), *dx = alloc(MC), *fv = alloc(MC), *X0 = alloc(MC);
+    if (pl_patch_eval(m, &clean, r, pos, X, M, el, read_r, er) ||
+        pl_patch_jvp(m, &clean, r, pos, X, DX, M, lg, dl, read_r, rd, dr) ||
+        pl_patch_vjp(m, &clean, r, pos, X, M, GL, read_r, GR, vl, vr, dx) ||
+        metric_grads(m, &clean, r, pos, read_r, next, X, M, lg, rd, out) || fisher(m, &clean, r, pos, X, DX, M, fv))
+        return PL_ERR;
+    write_f32(out, "eval_logits", el, MV), write_f32(out, "eval_read", er, MC);
+    write_f32(out, "logits", lg, MV), write_f32(out, "dlogits", dl, MV);
+    write_f32(out, "read", rd, MC), write_f32(out, "dread", dr, MC);
+    write_f32(out, "vjp_logits", vl, MV), write_f32(out, "vjp_read", vr, MC), write_f32(out, "dx", dx, MC);
+    write_f32(out, "fv", fv, MC);
+    for (int i = 0; i < M; i++) /* the Fisher metric at the clean base itself */
+        memcpy(X0 + (size_t)i * C, clean.resid + ((size_t)r * T + pos) * C, sizeof(float) * C);
+    if (fisher(m, &clean, r, pos, X0, DX, M, fv))
+        return PL_ERR;
+    write_f32(out, "fv0", fv, MC);
+    if (groups_check(m, &clean, ids, r, pos, read_r, X, DX, GL, GR, M, out))
+        return PL_ERR;
+    free(X), free(DX), free(GL), free(GR), free(el), free(er), free(lg), free(dl), free(rd), free(dr);
+    free(vl), free(vr), free(dx), free(fv), free(X0);
+    pl_run_free(&clean);
+    pl_model_close(m);
+    return PL_OK;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* FLOPs and best-of-REPS seconds of M rows at the first block's input, last 8 positions. */
+static int bench(char **argv)
+{
+    pl_model *m;
+    if (pl_model_open(&m, argv[2]))
+        return PL_ERR;
+    int C = pl_model_get_info(m)->d_model, V = pl_model_get_info(m)->n_vocab, T = atoi(argv[3]), M = atoi(argv[4]);
+    int reps = atoi(argv[5]), ids[4096], pos = T > 8 ? T - 8 : 0;
+    for (int t = 0; t < T; t++)
+        ids[t] = (t * 7919) % V;
+    pl_run clean;
+    if (pl_forward(m, ids, T, &clean))
+        return PL_ERR;
+    float *X = alloc((size_t)M * C), *lg = alloc((size_t)M * V), *dx = alloc((size_t)M * C);
+    for (int i = 0; i < M; i++)
+        for (int c = 0; c < C; c++)
+            X[(size_t)i * C + c] = clean.resid[(size_t)pos * C + c] * (1.0f + 0.01f * (float)i);
+    for (size_t i = 0; i < (size_t)M * V; i++)
+        lg[i] = (float)((i % 7) - 3) * 1e-3f;
+    double te = 1e30, tv = 1e30, tj = 1e30;
+    for (int k = 0; k < reps; k++) {
+        double t0 = now();
+        if (pl_patch_eval(m, &clean, 0, pos, X, M, lg, 0, NULL))
+            return PL_ERR;
+        double t1 = now();
+        if (pl_patch_vjp(m, &clean, 0, pos, X, M, lg, 0, NULL, NULL, NULL, dx))
+            return PL_ERR;
+        double t2 = now();
+        if (pl_patch_jvp(m, &clean, 0, pos, X, X, M, NULL, lg, 0, NULL, NULL))
+            return PL_ERR;
+        double t3 = now();
+        te = te < t1 - t0 ? te : t1 - t0;
+        tv = tv < t2 - t1 ? tv : t2 - t1;
+        tj = tj < t3 - t2 ? tj : t3 - t2;
+    }
+    double fe = pl_patch_flops(m, T, 0, pos), fv = pl_patch_vjp_flops(m, T, 0, pos), fj = pl_patch_jvp_flops(m, T, 0, pos);
+    printf("T %d pos %d M %d: fast path row %.4g FLOPs, VJP row %.4g (x%.2f), JVP row %.4g (x%.2f)\n", T, pos, M, fe,
+           fv, fv / fe, fj, fj / fe);
+    printf("seconds per call (best of %d): fast path %.4g, VJP %.4g (x%.2f), JVP %.4g (x%.2f)\n", reps, te, tv,
+           tv / te, tj, tj / te);
+    pl_model_close(m);
+    return PL_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 6 && !strcmp(argv[1], "--bench"))
+        return bench(argv) == PL_OK ? 0 : (fprintf(stderr, "grad_probe: %s\n", pl_error()), 2);
+    if (argc != 9) {
+        fprintf(stderr, "usage: grad_probe MODEL IDS RESID POS READ NEXT IN_PREFIX OUT_PREFIX\n"
+                        "       grad_probe --bench MODEL T M REPS\n");
+        return 1;
+    }
+    if (probe(argv) != PL_OK) {
+        fprintf(stderr, "grad_probe: %s\n", pl_error());
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,223 @@
+"""Exact derivatives through the fast path (plateau/grad.h, issue 17 item 1) against float64 central
+finite differences of the independent numpy references (ref_models.py, ref_gpt2.py), for every family
+on the model files test_families.py writes (and plateau synth's GPT-2 and Gemma 2):
+
+  llama (GQA 2, head_dim 24, tied, q/k/v/o biases, llama3 rope scaling, F16), mistral (GQA 4),
+  qwen2 (q/k/v biases), gpt_neox (rotary 0.25 parallel; rotary 0.5 sequential), gpt2 (Conv1D
+  [in, out] weights, fused [q | k | v], LayerNorm, tanh GELU), gemma2 (soft-caps 2 / 5, window 4 on
+  the even layers with T = 11 > 4, post-norms, (1 + w) RMSNorm, GeGLU, query_pre_attn_scalar),
+  llama2.c (interleaved RoPE, GQA 2, untied).
+
+For each, at M = 3 perturbed rows X (the clean residual plus noise, so that p != p0) at (resid, pos)
+with pos < T-1 (so the perturbed positions' own keys and values are attended by later positions):
+  * the full Jacobian of (logits at T-1, residual at the read hook) with respect to X by central
+    differences of the float64 reference's full forward (no cache), and plateau's
+      JVP  dlogits, dread  vs  J_logits DX, J_read DX
+      VJP  dx              vs  J_logits^T GL + J_read^T GR
+    relative error (norm of the difference / norm of the reference) <= 1e-3 per row;
+  * JVP / VJP consistency u^T (J v) = (J^T u)^T v within 1e-4 (plateau alone);
+  * the forward values of the derivative calls vs pl_patch_eval within 1e-4; a call of two groups
+    (two prompts' runs) vs one call per group, and each row alone (M = 1) vs the batch, within 1e-5;
+  * the metrics KL(clean || perturbed), JSD, CE loss (nats) and L2 at the read hook: values vs numpy's
+    within 1e-3, gradients (VJP of metric_grad.c's cotangents) vs central differences of numpy's
+    metrics of the reference, <= 1e-3;
+  * the Fisher product F DX = J^T (diag p - p p^T) J DX vs the same with the finite-difference J, and
+    at the clean base the second-order identity KL(x0 + eps v) ~ eps^2 / 2 v^T F v (reference KL,
+    the mean of +eps and -eps (no third-order term), at two small eps: relative difference <= 1e-3.
+Edge cases on one model: a read at the patch hook (identity at pos = T-1), a read before it (zero), a
+patch at the last resid index (no block in the path).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ref_models  # noqa: E402
+from test_families import gemma2_dir, llama2c_file, llama_dir, neox_dir  # noqa: E402
+
+FAILURES = []
+
+
+def check(label, ok, what):
+    print(f"  {'ok  ' if ok else 'FAIL'} {what}")
+    if not ok:
+        FAILURES.append(f"{label}: {what}")
+
+
+def rel(a, b):
+    return float(np.linalg.norm(np.asarray(a, np.float64) - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def log_softmax(z):
+    z = z - z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def metrics(z0, z, read0, read, nxt):
+    """KL(p0 || q), JSD, -log q(next) in nats, and ||read - read0||, as metrics.c defines them."""
+    lp0, lq = log_softmax(z0), log_softmax(z)
+    p0, q = np.exp(lp0), np.exp(lq)
+    m = 0.5 * (p0 + q)
+    kl = float((p0 * (lp0 - lq)).sum())
+    jsd = float(0.5 * (p0 * (lp0 - np.log(m))).sum() + 0.5 * (q * (lq - np.log(m))).sum())
+    return np.array([kl, jsd, -lq[nxt], np.linalg.norm(read - read0)])
+
+
+def run_probe(args, tmp, path, ids, r, pos, read, nxt, X, DX, GL, GR):
+    inp, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+    for name, a in (("X", X), ("DX", DX), ("GL", GL), ("GR", GR)):
+        np.asarray(a, np.float32).tofile(f"{inp}.{name}.f32")
+    p = subprocess.run([args.probe, path, ",".join(map(str, ids)), str(r), str(pos), str(read), str(nxt), inp, out],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"grad_probe failed: {p.stderr}")
+    return lambda name: np.fromfile(f"{out}.{name}.f32", np.float32).astype(np.float64)
+
+
+def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True):
+    print(f"{label}: resid {r} pos {pos} read {read}")
+    ref = ref_models.load(path)
+    rng = np.random.default_rng(seed)
+    V = ref.forward([1])[1].shape[1]
+    ids = [int(t) for t in rng.integers(0, V, T)]
+    nxt = int(rng.integers(0, V))
+    resid0, logits0 = ref.forward(ids)
+    C, M = resid0[0].shape[1], 3
+    x0 = resid0[r][pos]
+    scale = np.linalg.norm(x0) / np.sqrt(C)
+    X = (x0 + rng.normal(0, 0.3 * scale, (M, C))).astype(np.float32).astype(np.float64)
+    DX = rng.normal(0, 1, (M, C))
+    GL, GR = rng.normal(0, 1, (M, V)), rng.normal(0, 1, (M, C))
+    got = run_probe(args, tmp, path, ids, r, pos, read, nxt, X, DX, GL, GR)
+    dl, dr, dx = got("dlogits").reshape(M, V), got("dread").reshape(M, C), got("dx").reshape(M, C)
+
+    # plateau alone: forwards agree, and u^T (J v) = (J^T u)^T v
+    check(label, rel(got("logits"), got("eval_logits")) < 1e-4 and rel(got("read"), got("eval_read")) < 1e-4
+          and rel(got("vjp_logits"), got("eval_logits")) < 1e-4, "JVP/VJP forward values == pl_patch_eval")
+    lhs = (GL * dl).sum(1) + (GR * dr).sum(1)
+    rhs = (dx * DX).sum(1)
+    check(label, np.all(np.abs(lhs - rhs) <= 1e-4 * (np.abs(lhs) + np.abs(rhs) + 1e-12)),
+          f"u^T(Jv) == (J^T u)^T v (max rel {np.max(np.abs(lhs - rhs) / (np.abs(lhs) + 1e-30)):.1e})")
+    grp = got("groups")
+    check(label, grp.max() < 1e-5, f"two-prompt grouped calls == one group each, rows alone == batch "
+          f"(max rel {grp.max():.1e})")
+    if not fd:
+        return ref, ids, got, X, DX, GL, GR
+    clean_read = resid0[read][T - 1]
+    mval, mgrad = got("mval").reshape(4, M), got("mgrad").reshape(4, M, C)
+    errs = {k: 0.0 for k in ("jvp", "vjp", "metrics", "metric grads", "fisher")}
+    for i in range(M):
+        h = 1e-4 * scale
+        J = np.zeros((V + C, C))
+        gm = np.zeros((4, C))
+        for c in range(C):
+            outs = []
+            for s in (1, -1):
+                xp = X[i].copy()
+                xp[c] += s * h
+                rs, lg = ref.forward(ids, patch=(r, pos, xp))
+                outs.append((lg[T - 1], rs[read][T - 1]))
+            J[:V, c] = (outs[0][0] - outs[1][0]) / (2 * h)
+            J[V:, c] = (outs[0][1] - outs[1][1]) / (2 * h)
+            gm[:, c] = (metrics(logits0[T - 1], *outs[0][:1], clean_read, outs[0][1], nxt)
+                        - metrics(logits0[T - 1], *outs[1][:1], clean_read, outs[1][1], nxt)) / (2 * h)
+        Jl, Jr = J[:V], J[V:]
+        errs["jvp"] = max(errs["jvp"], rel(dl[i], Jl @ DX[i]), rel(dr[i], Jr @ DX[i]) if read > r or
+                          (read == r and pos == T - 1) else float(np.abs(dr[i]).max()))
+        errs["vjp"] = max(errs["vjp"], rel(dx[i], Jl.T @ GL[i] + Jr.T @ GR[i]))
+        rs, lg = ref.forward(ids, patch=(r, pos, X[i]))
+        want = metrics(logits0[T - 1], lg[T - 1], clean_read, rs[read][T - 1], nxt)
+        errs["metrics"] = max(errs["metrics"], float(np.max(np.abs(mval[:, i] - want) / (np.abs(want) + 1e-6))))
+        for k in range(4):
+            errs["metric grads"] = max(errs["metric grads"], rel(mgrad[k, i], gm[k]))
+        p = np.exp(log_softmax(lg[T - 1]))
+        u = Jl @ DX[i]
+        errs["fisher"] = max(errs["fisher"], rel(got("fv").reshape(M, C)[i], Jl.T @ (p * u - p * (p @ u))))
+    for k, e in errs.items():
+        check(label, e <= 1e-3, f"{k} vs float64 central differences: max rel error {e:.2e}")
+
+    # KL(x0 + eps v) ~ eps^2/2 v^T F0 v at the clean base; the mean of +eps and -eps cancels the
+    # third-order term: what is left is O(eps^2) and plateau's float32 F (~1e-4)
+    fv0 = got("fv0").reshape(M, C)
+    quad = 0.5 * (DX[0] @ fv0[0])
+    errs = []
+    for eps in np.array([4e-3, 1e-3]) * scale * np.sqrt(C) / np.linalg.norm(DX[0]):
+        kl = 0.0
+        for sign in (1, -1):
+            _, lg = ref.forward(ids, patch=(r, pos, x0 + sign * eps * DX[0]))
+            kl += 0.5 * metrics(logits0[T - 1], lg[T - 1], clean_read, clean_read, nxt)[0]
+        errs.append(abs(kl - eps * eps * quad) / (eps * eps * quad))
+    check(label, max(errs) <= 1e-3,
+          f"KL(x0 +- eps v) ~ eps^2/2 v^T F v: rel {errs[0]:.1e} at eps, {errs[1]:.1e} at eps/4")
+    return ref, ids, got, X, DX, GL, GR
+
+
+def edge_cases(args, tmp, label, path, T, L):
+    """A read at the patch hook and before it, and a patch after the last block."""
+    ref, ids, got, X, DX, GL, GR = check_case(args, tmp, label + " (read at the patch, pos T-1)", path, T, 1, T - 1,
+                                              1, 90, fd=False)
+    M, C = X.shape
+    check(label, rel(got("dread").reshape(M, C), DX) < 1e-6, "read at the patch, pos T-1: dread == DX")
+    _, _, got, X, DX, GL, GR = check_case(args, tmp, label + " (read before the patch)", path, T, 1, 4, 0, 91, fd=False)
+    check(label, not got("dread").any(), "read before the patch: dread == 0")
+    check_case(args, tmp, label + " (patch at resid L)", path, T, L, T - 1, L, 92)
+
+
+def synth(args, path, *extra):
+    r = subprocess.run([args.plateau, "synth", path, "--layers", "2", "--embd", "32", "--heads", "4", "--ctx", "16",
+                        "--vocab", "300", "--seed", "5", *extra], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("synth: " + r.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--plateau", required=True)
+    ap.add_argument("--probe", required=True)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(17)
+        cases = []
+        p = os.path.join(tmp, "llama_gqa2")
+        llama_dir(p, rng, "llama", 3, 48, 4, 2, 257, 40, "F16", head_dim=24, tied=True, attn_bias=True,
+                  theta=500000.0, llama3=(8.0, 1.0, 4.0, 8))
+        cases.append(("llama GQA 2 head_dim 24 tied biases llama3 F16", p, 11, 1, 6, 3))
+        p = os.path.join(tmp, "mistral")
+        llama_dir(p, rng, "mistral", 2, 32, 8, 2, 200, 64, "BF16", window=12)
+        cases.append(("mistral GQA 4 BF16", p, 11, 0, 5, 1))
+        p = os.path.join(tmp, "qwen2")
+        llama_dir(p, rng, "qwen2", 2, 32, 4, 2, 200, 32, "F32", tied=True)
+        cases.append(("qwen2 biases GQA 2 tied F32", p, 11, 1, 7, 2))
+        p = os.path.join(tmp, "neox_par")
+        neox_dir(p, rng, 2, 32, 4, 200, 32, "F32", 0.25, True)
+        cases.append(("gpt_neox rotary 0.25 parallel F32", p, 11, 0, 6, 2))
+        p = os.path.join(tmp, "neox_seq")
+        neox_dir(p, rng, 3, 48, 3, 200, 32, "BF16", 0.5, False, base=1000.0)
+        cases.append(("gpt_neox rotary 0.5 sequential BF16", p, 11, 1, 8, 2))
+        p = os.path.join(tmp, "gpt2")
+        synth(args, p)
+        cases.append(("gpt2 (plateau synth)", p, 11, 0, 6, 2))
+        p = os.path.join(tmp, "gemma2_caps")
+        gemma2_dir(p, rng, 3, 48, 4, 2, 16, 200, 32, "F32", 24, 2.0, 5.0, 4)
+        cases.append(("gemma2 soft-caps 2/5 window 4 post-norms qpas 24 F32", p, 11, 0, 5, 3))
+        p = os.path.join(tmp, "gemma2_synth")
+        synth(args, p, "--family", "gemma2", "--kv-heads", "2", "--head-dim", "8", "--tied", "--sliding-window", "5")
+        cases.append(("gemma2 (plateau synth) window 5", p, 11, 0, 4, 2))
+        p = os.path.join(tmp, "l2c_v1.bin")
+        llama2c_file(p, rng, 1, 48, 100, 2, 6, 3, 260, 24, False)
+        cases.append(("llama2.c version 1 untied GQA 2", p, 11, 0, 6, 1))
+        for seed, (label, path, T, r, pos, read) in enumerate(cases):
+            check_case(args, tmp, label, path, T, r, pos, read, seed)
+        edge_cases(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)
+    if FAILURES:
+        print(f"{len(FAILURES)} checks failed: {FAILURES}")
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
