@@ -94,6 +94,11 @@ typedef struct {
     const int *n_censored;             /* [NM, n_scores, NB, ND] censored (+inf) scores per kind */
     const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
+    /* the local geometry at the bases (issue 17; n_eigen 0: absent) */
+    int n_eigen;                       /* length of the eigen dimension: the eigenpairs per (prompt, base) */
+    const double *fisher_eigenvalue;   /* [P, NB, n_eigen] descending */
+    const double *fisher_trace;        /* [P, NB] */
+    const double *kl_rayleigh;         /* [NB, ND, P, S] */
     const int *tokens;                 /* [P, T] */
     const int *next_token;             /* [P] */
     const char *const *prompt_text;    /* [P] valid UTF-8, or NULL: not decodable */

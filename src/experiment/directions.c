@@ -269,8 +269,13 @@ const pl_direction_kind PL_DIRECTION_KINDS[] = {
      pl_sae_active_setup, pl_sae_feature_scale, NULL, pl_sae_feature_defined, 1, 1.0,
      "for sae_feature_scale: the scale of one SAE feature's contribution c, x = base + (alpha - 1) c (alpha = 1 is "
      "the base)"},
+    /* issue 17: the local geometry at the base (base_local.c), computed by the sweep on the worker */
+    {"fisher", "d = the s-th eigenvector of the Fisher metric F at the base (sign: largest |component| positive)",
+     NULL, pl_fisher_direction, NULL, NULL, 0, 0.0, NULL},
 };
 const int PL_N_DIRECTION_KINDS = (int)(sizeof PL_DIRECTION_KINDS / sizeof PL_DIRECTION_KINDS[0]);
+
+int pl_direction_kind_needs_local(int k) { return PL_DIRECTION_KINDS[k].direction == pl_fisher_direction; }
 
 int pl_direction_kind_find(const char *name)
 {
@@ -374,6 +379,13 @@ int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
                            cfg->n_alphas ? "[perturb] alphas" : PL_ALPHA_GRID_NAMES[cfg->alpha_grid]);
         }
     }
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (pl_direction_kind_needs_local(cfg->dirs[d].kind) && cfg->fisher_k && cfg->fisher_k < cfg->n_directions) {
+            *which = "directions";
+            return pl_fail("fisher: its samples are the top n_directions = %d eigenvectors, but [fisher] k = %d "
+                           "computes %d (raise k, or leave it 0: then k = n_directions)",
+                           cfg->n_directions, cfg->fisher_k, cfg->fisher_k);
+        }
     for (int m = 0; m < cfg->n_metrics; m++)
         if ((PL_METRICS[cfg->metrics[m]].reads & PL_READS_SAE) && !cfg->sae_path) {
             *which = "metrics";

@@ -35,6 +35,8 @@ enum {
     PL_RNG_BOOTSTRAP,
     PL_RNG_SAE_FEATURE,       /* the feature of sae_active / sae_feature_scale: c = 2 s + base kind */
     PL_RNG_SAE_ERROR,         /* sae_error_random's direction */
+    PL_RNG_FISHER_START,      /* issue 17: the optimiser's starts, c = start */
+    PL_RNG_FISHER_LANCZOS,    /* issue 17: Lanczos's start block at (prompt, base): c = base kind */
 };
 
 typedef struct {
@@ -108,6 +110,19 @@ typedef struct {
 struct pl_sae;
 struct pl_sae_bases;
 
+/* The local geometry at one (prompt, base) (issue 17; fisher.h): the top-k eigenpairs of the Fisher
+ * metric F pulled back to the hook and its trace. It needs the model (exact JVP/VJP), so the sweep
+ * computes it on the worker before the curves of (prompt, base) (base_local.c, pl_base_local_compute)
+ * and hands it to the steps in a copy of the experiment (pl_experiment.local): the `fisher` kind's
+ * direction reads it there. */
+typedef struct pl_base_local {
+    int p, b;            /* the (prompt, base index) it belongs to; -1: none yet */
+    int k, C;
+    double *values;      /* [k] eigenvalues, descending */
+    double *vectors;     /* [k, C] unit eigenvectors, the largest-|component| entry positive */
+    double trace;        /* tr F */
+} pl_base_local;
+
 typedef struct pl_experiment {
     const pl_sweep_config *cfg;
     int C, V, P, S, NB, ND, steps;
@@ -119,6 +134,8 @@ typedef struct pl_experiment {
     pl_direction_data dir[PL_MAX_DIRECTIONS];
     const struct pl_sae *sae;        /* [sae] path, open (sae.c), or NULL */
     struct pl_sae_bases *sae_bases;  /* the SAE's encoding of every base, once an SAE kind needs it */
+    const pl_base_local *local;      /* the local geometry of the unit's (prompt, base), set on a copy of
+                                      * the experiment by whoever computed it (NULL: none) */
 } pl_experiment;
 
 /* ------------------------------------------------------------ bases (bases.c) */
@@ -164,6 +181,14 @@ extern const int PL_N_DIRECTION_KINDS;
 int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const char *long_name, int width,
                             const char *width_dim, int per_base);
 
+/* 1 when kind K's direction needs the local geometry of its base (pl_experiment.local): `fisher`. */
+int pl_direction_kind_needs_local(int k);
+/* `fisher`: d = the s-th eigenvector of F at the unit's base (ex->local; base_local.c). */
+void pl_fisher_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
+/* The eigenpairs a sweep computes at every (prompt, base): [fisher] k, or n_directions when `fisher`
+ * is listed and k is 0. */
+int pl_fisher_k(const pl_sweep_config *cfg);
+
 /* Index of NAME in PL_DIRECTION_KINDS, or -1. */
 int pl_direction_kind_find(const char *name);
 /* "isotropic, cov_random, ..." for messages. */
@@ -199,6 +224,9 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
 /* The unit's step vectors X[steps, C]: base + alpha_k * scale * d, d its kind's direction (centred
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
+/* The unit's base[C] and direction dir[2 C] (second half scratch) as its steps use them: d centred when
+ * they centre it, before the step mode's scaling. */
+int pl_unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, double *dir);
 /* |base| and |d| of the unit, d as its steps use it (centred when they centre it), in the sweep's
  * basis: step k lies |alpha_k - ref| |d| (to_target), |alpha_k| norm_scale |r| (fixed_norm; r the
  * base, or the prompt's real activation under step_reference = real) or |alpha_k| (absolute) from

@@ -70,6 +70,12 @@ static void unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, d
         pl_center(dir, ex->C);
 }
 
+int pl_unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, double *dir)
+{
+    unit_vectors(ex, id, base, dir);
+    return PL_OK;
+}
+
 int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, double *direction_norm)
 {
     int C = ex->C;

@@ -61,8 +61,9 @@ static int text_att(int nc, int var, const char *name, const char *value)
 static long dim_length(const pl_result *r, const char *name)
 {
     static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
-                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col"};
-    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C};
+                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen"};
+    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C,
+                        r->n_eigen};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return len[i];
@@ -82,6 +83,8 @@ static int present(const pl_result *r, const char *when)
         return r->C > 0;
     if (!strcmp(when, "sae_active"))
         return r->sae_features > 0;
+    if (!strcmp(when, "fisher"))
+        return r->n_eigen > 0;
     return !strcmp(when, "");
 }
 
@@ -530,6 +533,9 @@ static int put_rest(writer *w)
     for (int k = 0; k < r->n_states; k++)
         if (put(w, r->states[k].name, r->states[k].values) != PL_OK)
             return PL_ERR;
+    if (r->n_eigen && (put(w, "fisher_eigenvalue", r->fisher_eigenvalue) != PL_OK ||
+                       put(w, "fisher_trace", r->fisher_trace) != PL_OK || put(w, "kl_rayleigh", r->kl_rayleigh) != PL_OK))
+        return PL_ERR;
     if (r->sae_features && put(w, "sae_feature_active_bases", r->sae_feature_active_bases) != PL_OK)
         return PL_ERR;
     if (r->C && (put(w, "activation", r->activation) != PL_OK || put(w, "mu", r->mu) != PL_OK ||

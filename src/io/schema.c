@@ -25,6 +25,7 @@ const pl_schema_dim PL_SCHEMA_DIMS[] = {
     {"resid_col", "residual stream width (Sigma's columns)", "activations"},
     {"{width_dim}", "a per-unit state's trailing dimension (difference_prompts: pair)", "state"},
     {"sae_feature", "features of the SAE", "sae_active"},
+    {"eigen", "eigenpairs of the Fisher metric per (prompt, base) ([fisher] k)", "fisher"},
 };
 const int PL_SCHEMA_N_DIMS = (int)(sizeof PL_SCHEMA_DIMS / sizeof PL_SCHEMA_DIMS[0]);
 
@@ -109,6 +110,18 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "activation under step_reference = real) or |alpha_k| (absolute) from the base (arc: on the sphere around mu "
      "through the base)",
      "", "", 0, STACK},
+    /* the local geometry at the bases (issue 17, [fisher]) */
+    {"fisher_eigenvalue", FIXED, NC_DOUBLE, 0, "prompt base eigen", "nats per squared " RSU,
+     "top eigenvalues (descending) of the Fisher metric F = J^T (diag p - p p^T) J at the base, J = dlogits/dx at "
+     "the hook and position, p the base's next-token distribution (1/2 d^T F d is KL's second-order term); computed "
+     "in double, stored from float32",
+     "fisher", "", 0, STACK},
+    {"fisher_trace", FIXED, NC_DOUBLE, 0, "prompt base", "nats per squared " RSU,
+     "trace of the Fisher metric F at the base (exact: one JVP row per residual dimension)", "fisher", "", 0, STACK},
+    {"kl_rayleigh", FIXED, NC_DOUBLE, 0, "base direction prompt sample", "nats per squared " RSU,
+     "Rayleigh quotient d^T F d / |d|^2 of the curve's direction d (as its steps use it) under the Fisher metric at "
+     "its base: KL ~ 1/2 kl_rayleigh t^2 for a step of length t along d (NaN: a unit without a direction)",
+     "fisher", "", 0, STACK},
     {"prompt_text", FIXED, NC_STRING, 0, "prompt", NULL,
      "the sweep prompt's tokens decoded by the model's tokenizer (invalid UTF-8 as U+FFFD)", "tokenizer", "", 0, ONCE},
     {"tokens", FIXED, NC_INT, 0, "prompt ctx", "1", "token ids of the prompt", "", "", 0, ONCE},

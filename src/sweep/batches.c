@@ -62,6 +62,10 @@ int pl_sweep_setup_units(pl_sweep *sw)
     ex->trace = sw->trace;
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
+    if (sw->fisher_k > sw->C)
+        return pl_fail("%s: [fisher] k = %d: F at a base has %d eigenpairs (the residual width)%s",
+                       pl_sweep_config_origin(sw->cfg, "fisher", "k"), sw->fisher_k, sw->C,
+                       sw->cfg->fisher_k ? "" : " (k = n_directions, as `fisher` is listed)");
     return PL_OK;
 }
 
@@ -101,7 +105,11 @@ static int next_token_at_readout(const pl_sweep *sw, int p)
 
 /* ------------------------------------------------------------ a batch */
 
-void pl_unit_cache_init(pl_unit_cache *c) { memset(c, 0, sizeof *c); }
+void pl_unit_cache_init(pl_unit_cache *c)
+{
+    memset(c, 0, sizeof *c);
+    pl_sweep_local_init(&c->local);
+}
 
 void pl_unit_cache_free(pl_unit_cache *c)
 {
@@ -110,6 +118,7 @@ void pl_unit_cache_free(pl_unit_cache *c)
     free(c->read);
     free(c->scratch);
     free(c->bad);
+    pl_sweep_local_free(&c->local);
     pl_unit_cache_init(c);
 }
 
@@ -117,6 +126,9 @@ void pl_sweep_set_batches(pl_sweep *sw)
 {
     sw->batch_units = sw->steps >= PL_BATCH_ROWS ? 1 : PL_BATCH_ROWS / sw->steps;
     sw->n_batches = (sw->n_units + sw->batch_units - 1) / sw->batch_units;
+    sw->fisher_k = pl_fisher_k(sw->cfg);
+    sw->NX = sw->fisher_k ? PL_LOCAL_EIGEN + sw->fisher_k : 0;
+    sw->unit_floats = sw->NM * sw->steps + sw->NX;
 }
 
 long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)
@@ -289,7 +301,7 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
             pl_center_float(cache->read + row * C, C);
     for (int i = 0; i < n; i++) {
         pl_unit_id id = pl_unit_decode(sw, first + i);
-        float *o = out + (size_t)i * sw->NM * S;
+        float *o = out + (size_t)i * sw->unit_floats;
         if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
             for (size_t j = 0; j < (size_t)sw->NM * S; j++)
                 o[j] = NAN;
@@ -304,6 +316,26 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
             return rc;
     }
     return PL_OK;
+}
+
+/* Unit ID's step vectors X[steps, C], and with [fisher] its extras[NX]: the local geometry of its
+ * (prompt, base) is computed first when the cache holds another one (units are prompt-major, so a
+ * batch meets each (prompt, base) in one run), and the steps see it (the fisher kind's direction). */
+static int unit_steps_local(const pl_sweep *sw, pl_unit_cache *cache, pl_unit_id id, float *X, float *extras)
+{
+    if (!sw->fisher_k)
+        return pl_unit_steps(sw, id, X);
+    pl_sweep_local *l = &cache->local;
+    if (l->geo.p != id.p || l->geo.b != id.b) {
+        int rc = pl_sweep_local_at(sw, l, id);
+        if (rc != PL_OK)
+            return rc;
+    }
+    pl_experiment ex = sw->ex; /* the experiment as seen at this base */
+    ex.local = l->failed ? NULL : &l->geo;
+    if (pl_unit_steps_of(&ex, id, X) != PL_OK)
+        return PL_ERR;
+    return pl_sweep_local_unit(sw, l, id, extras);
 }
 
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
@@ -330,9 +362,11 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         if (G == 0 || prompts[G - 1] != id.p)
             prompts[G++] = id.p;
         group[i] = G - 1;
-        if (pl_unit_steps(sw, id, cache->X + (size_t)i * S * C) != PL_OK) {
+        int rc = unit_steps_local(sw, cache, id, cache->X + (size_t)i * S * C,
+                                  out + (size_t)i * sw->unit_floats + (size_t)sw->NM * S);
+        if (rc != PL_OK) {
             free(group);
-            return PL_ERR;
+            return rc;
         }
     }
     int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, cache->bad);

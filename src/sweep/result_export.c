@@ -75,15 +75,49 @@ static int basis_fit(const pl_sweep *sw, double *mu, double *sigma)
 
 /* base_norm and direction_norm [base, direction, prompt, sample] of every unit (NaN where the unit has
  * no direction, e.g. sae_active at a base without an active feature) into BN and DN. */
-static int unit_norms(const pl_sweep *sw, double *bn, double *dn)
+static int unit_norms(const pl_results *res, double *bn, double *dn)
 {
+    const pl_sweep *sw = res->sw;
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
         bn[at] = dn[at] = NAN;
         if (pl_unit_defined(&sw->ex, id) && pl_unit_norms(&sw->ex, id, &bn[at], &dn[at]) != PL_OK)
             return PL_ERR;
+        /* a kind that needs its base's local geometry (fisher) has its direction on the worker only:
+         * the worker recorded its norm */
+        if (pl_direction_kind_needs_local(sw->cfg->dirs[id.d].kind))
+            dn[at] = res->local ? res->local[(size_t)u * sw->NX + PL_LOCAL_DIRECTION_NORM] : NAN;
     }
+    return PL_OK;
+}
+
+/* fisher_eigenvalue [P, NB, k], fisher_trace [P, NB] and kl_rayleigh [NB, ND, P, S] from the units'
+ * extras: every unit of a (prompt, base) holds the same eigenvalues and trace; the first one's are taken. */
+static int local_arrays(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    int k = sw->fisher_k, NX = sw->NX;
+    size_t n_pb = (size_t)sw->P * sw->NB, n = (size_t)sw->n_units;
+    if (!NX)
+        return PL_OK;
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1) + n), "local geometry");
+    if (!e->local)
+        return PL_ERR;
+    double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb;
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        const float *x = res->local + (size_t)u * NX;
+        ray[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_RAYLEIGH];
+        if (id.d || id.s)
+            continue;
+        size_t pb = (size_t)id.p * sw->NB + id.b;
+        trace[pb] = x[PL_LOCAL_TRACE];
+        for (int j = 0; j < k; j++)
+            eig[pb * k + j] = x[PL_LOCAL_EIGEN + j];
+    }
+    pl_result *r = &e->r;
+    r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
     return PL_OK;
 }
 
@@ -210,7 +244,7 @@ static int fill_arrays(const pl_results *res, pl_result_export *e)
         r->sae_feature_active_bases = sw->ex.sae_bases->active_bases;
     }
     e->norms = pl_malloc(sizeof(double) * 2 * (n ? n : 1), "curve norms");
-    if (!e->norms || unit_norms(sw, e->norms, e->norms + n) != PL_OK)
+    if (!e->norms || unit_norms(res, e->norms, e->norms + n) != PL_OK || local_arrays(res, e) != PL_OK)
         return PL_ERR;
     r->base_norm = e->norms, r->direction_norm = e->norms + n;
     if (!cfg->activations)
@@ -257,6 +291,7 @@ int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_resu
 
 void pl_result_export_free(pl_result_export *e)
 {
+    free(e->local);
     free(e->paired);
     free(e->norms);
     free(e->mu);

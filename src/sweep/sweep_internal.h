@@ -14,13 +14,15 @@
 #include "plateau/tokenizer.h"
 #include "../experiment/experiment.h"
 #include "../experiment/sae.h"
+#include "../experiment/fisher.h"
+#include "../experiment/base_local.h"
 
 /* "FILE:LINE" or "--set ..." where (section, key) got its value (the config file for a default). */
 const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *section, const char *key);
 
 /* ------------------------------------------------------------ the sweep's shared state (batches.c) */
 
-typedef struct {
+typedef struct pl_sweep {
     pl_sweep_config *cfg;
     const pl_model *model;
     int C, T, V;
@@ -47,6 +49,9 @@ typedef struct {
     pl_experiment ex;   /* the science's view of all this, and the direction kinds' state */
     pl_sae sae;         /* [sae] path, open on every rank (sae.dir NULL: none) */
     int naive;
+    int fisher_k;       /* eigenpairs per (prompt, base) (pl_fisher_k), 0: no local geometry */
+    int NX;             /* extras per unit after its curves: PL_LOCAL_EIGEN + fisher_k, or 0 */
+    int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
 } pl_sweep;
 
 static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
@@ -68,11 +73,45 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
  * the sgemm peak, 1000 rows ~90 %) at ~200 MB of logits per rank for GPT-2's vocabulary. */
 #define PL_BATCH_ROWS 1024
 
+/* ------------------------------------------------------------ local geometry (local_ops.c, issue 17) */
+
+/* What a unit records of its base's local geometry beside its curves: extras[NX] floats, at these
+ * offsets (NX = PL_LOCAL_EIGEN + fisher_k, 0 without [fisher]). Every unit of a (prompt, base) holds
+ * the same trace and eigenvalues (computed from (prompt, base) alone). */
+enum { PL_LOCAL_RAYLEIGH, PL_LOCAL_DIRECTION_NORM, PL_LOCAL_TRACE, PL_LOCAL_EIGEN };
+
+struct pl_sweep;
+/* The Fisher operator at one (prompt, base) on a worker, and its eigenpairs. */
+typedef struct {
+    const struct pl_sweep *sw;
+    int C, V;
+    pl_base_local geo;      /* tagged (p, b); p = -1: none yet */
+    pl_run clean;           /* the prompt's clean run (T_eval tokens) */
+    int have_clean, clean_p;
+    float *x;               /* [C] the base as the model is given it (sweep's basis) */
+    float *base_logits, *p; /* [V] its logits and softmax */
+    float *X;               /* [rows, C] the base repeated (the rows the derivatives are taken at) */
+    pl_local_op op;
+    int nonfinite;          /* a derivative or the base's logits were not finite */
+    int failed;             /* nonfinite = mark: this (prompt, base) has no local geometry (NaN) */
+} pl_sweep_local;
+
+void pl_sweep_local_init(pl_sweep_local *l);
+void pl_sweep_local_free(pl_sweep_local *l);
+/* Compute the local geometry at unit ID's (prompt, base) into L (replacing what it held). A
+ * non-finite derivative: PL_ERR_BAD_INPUT naming the place ([run] nonfinite = error), or under mark
+ * PL_OK with l->failed set. */
+int pl_sweep_local_at(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id);
+/* Unit ID's extras[NX] (its Rayleigh quotient, direction norm, and the base's trace and eigenvalues),
+ * L holding the unit's (prompt, base). NaN where undefined. */
+int pl_sweep_local_unit(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, float *extras);
+
 /* A rank's reusable buffers for one batch. */
 typedef struct {
     float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C] */
     void *scratch;             /* the metrics' (pl_unit_metrics_scratch) */
     unsigned char *bad;        /* [batch_units * steps]: which inputs of a row are not finite (batches.c) */
+    pl_sweep_local local;      /* [fisher]: the local geometry of the last (prompt, base) */
 } pl_unit_cache;
 
 void pl_unit_cache_init(pl_unit_cache *c);
@@ -138,6 +177,7 @@ typedef struct {
     const pl_sweep *sw;
     float *curves;     /* [n_units, NM, steps]: the full table */
     unsigned char *done; /* [n_units] */
+    float *local;      /* [n_units, NX]: each unit's extras (PL_LOCAL_*), NULL without [fisher] */
     long n_done;
     /* derived (pl_results_finish), all (base, direction, ...) in config order */
     double *mean, *median, *quant; /* [NM][NB, ND, steps]; quant [NM][Q, NB, ND, steps] */
@@ -215,6 +255,7 @@ typedef struct {
     char score_curve_text[PL_N_METRICS][80]; /* "<m> - <m> at alpha 0" of the increase-scored metrics */
     pl_result_paired *paired;
     double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
+    double *local;              /* fisher_eigenvalue, fisher_trace, kl_rayleigh (with [fisher]) */
 } pl_result_export;
 
 /* Fill *E from the finished results R and the run's META (rank 0). Free with pl_result_export_free. */
