@@ -7,7 +7,7 @@ target_link_libraries(test_sweep_units PRIVATE plateau_sweep)
 plateau_test(sweep_units $<TARGET_FILE:test_sweep_units>)
 
 set(PL_SWEEP_TESTS ${CMAKE_CURRENT_LIST_DIR})
-foreach(t config config_values config_doc ranks naive reference grids statistics score_rules sampling resume faults jobs)
+foreach(t config config_values config_doc ranks naive reference grids statistics score_rules sampling resume faults jobs fisher)
   plateau_test(sweep_${t} ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_${t})
 endforeach()
 set_tests_properties(sweep_ranks sweep_resume sweep_faults PROPERTIES RUN_SERIAL TRUE)

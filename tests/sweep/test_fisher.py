@@ -1,0 +1,116 @@
+"""The local geometry in a sweep (issue 17: [fisher] k, the fisher direction kind, fisher_eigenvalue,
+fisher_trace, kl_rayleigh) on a tiny synthetic GPT-2, against an explicit Fisher metric built in
+float64 numpy from central finite differences of the independent numpy model (tests/core/ref_models.py):
+
+  F = J^T (diag p - p p^T) J,  J = dlogits/dx at the hook and position (readout at the same position),
+  p = softmax of the logits at the base x (the real activation, from the output's `activation`)
+
+  * fisher_eigenvalue(prompt, real, :) vs numpy's eigh of F (rel 1e-3), fisher_trace vs tr F;
+  * kl_rayleigh of a file: direction d vs d^T F d / |d|^2 (rel 1e-3);
+  * the fisher kind's curve (step_mode = absolute: x = base + alpha u_s) vs numpy's KL along the
+    sign-fixed eigenvector u_s of F (largest-|component| entry positive), and not along -u_s;
+  * at every base (the synthetic ones too) kl_rayleigh of fisher sample s = its eigenvalue s;
+  * 1 process and 2 ranks bitwise identical;
+  * refused: [fisher] k below n_directions with fisher listed, a negative k, a start_kind fisher.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core"))
+import sweeplib as sl  # noqa: E402
+import ref_models  # noqa: E402
+
+K, S, P = 4, 3, 3
+d = sl.workdir(sys.argv)
+model = sl.make_model(d)
+data = sl.make_bin(d, 8 * 200, 300)
+rows = os.path.join(d, "rows.npy")
+D = np.random.default_rng(7).standard_normal((S, 32)).astype(np.float32)
+np.save(rows, D)
+cfg = sl.base_config(model, data, os.path.join(d, "f.nc"), data__n_prompts=P, perturb__n_directions=S,
+                     perturb__directions="fisher, cov_random, file:" + rows, perturb__step_mode="absolute",
+                     perturb__steps=5, perturb__alpha_max=2.0, fisher__k=K, readout__metrics="kl, l2",
+                     output__activations="true", output__bootstrap=0)
+ini = sl.write_ini(os.path.join(d, "f.ini"), cfg)
+r = sl.run([ini, "--quiet"])
+if r.returncode != 0:
+    sl.fail("fisher sweep: " + r.stderr)
+v = sl.variables(os.path.join(d, "f.nc"))
+for name, shape in (("fisher_eigenvalue", (P, 2, K)), ("fisher_trace", (P, 2)), ("kl_rayleigh", (2, 3, P, S))):
+    if v[name].shape != shape or not np.all(np.isfinite(v[name])):
+        sl.fail("%s: shape %s (want %s) or non-finite values" % (name, v[name].shape, shape))
+
+ref = ref_models.load(model)
+tokens, act, alpha = v["tokens"], v["activation"].astype(np.float64), v["alpha"]
+T, r_idx = tokens.shape[1], 1  # blocks.1.hook_resid_pre, position -1: the last
+
+
+def logits_at(ids, x):
+    return ref.forward(ids, patch=(r_idx, T - 1, x))[1][T - 1]
+
+
+def kl(z0, z):
+    a, b = z0 - z0.max(), z - z.max()
+    la, lb = a - np.log(np.exp(a).sum()), b - np.log(np.exp(b).sum())
+    return float(np.exp(la) @ (la - lb))
+
+
+worst = {"eigenvalues": 0.0, "trace": 0.0, "rayleigh": 0.0, "fisher curve": 0.0}
+sign_ok = True
+for p in range(P):
+    ids, x = [int(t) for t in tokens[p]], act[p]
+    C = x.size
+    h = 1e-4 * np.linalg.norm(x) / np.sqrt(C)
+    J = np.stack([(logits_at(ids, x + h * e) - logits_at(ids, x - h * e)) / (2 * h) for e in np.eye(C)], 1)
+    z0 = logits_at(ids, x)
+    q = np.exp(z0 - z0.max())
+    q /= q.sum()
+    F = J.T @ (np.diag(q) - np.outer(q, q)) @ J
+    w, U = np.linalg.eigh(F)
+    w, U = w[::-1][:K], U[:, ::-1][:, :K]
+    worst["eigenvalues"] = max(worst["eigenvalues"], float(np.max(np.abs(v["fisher_eigenvalue"][p, 0] - w) / w)))
+    worst["trace"] = max(worst["trace"], abs(v["fisher_trace"][p, 0] - np.trace(F)) / np.trace(F))
+    for s in range(S):
+        dd = D[s].astype(np.float64)
+        want = dd @ F @ dd / (dd @ dd)
+        worst["rayleigh"] = max(worst["rayleigh"], abs(v["kl_rayleigh"][0, 2, p, s] - want) / want)
+        u = U[:, s] * np.sign(U[np.argmax(np.abs(U[:, s])), s])  # largest |component| positive
+        got = v["kl"][0, 0, p, s, -1]
+        plus, minus = kl(z0, logits_at(ids, x + alpha[-1] * u)), kl(z0, logits_at(ids, x - alpha[-1] * u))
+        worst["fisher curve"] = max(worst["fisher curve"], abs(got - plus) / plus)
+        sign_ok &= abs(got - plus) < 0.1 * abs(plus - minus)
+for what, e in worst.items():
+    if not e <= 1e-3:
+        sl.fail("%s vs numpy's explicit F: max rel error %.2e > 1e-3" % (what, e))
+    print("ok %s vs numpy (F from float64 central differences of ref_models.py): max rel error %.1e" % (what, e))
+if not sign_ok:
+    sl.fail("the fisher kind's curve is nearer numpy's KL along -u than along the sign-fixed u")
+print("ok the fisher kind steps along the sign-fixed eigenvector (its KL is numpy's along +u, not -u)")
+ray, eig = v["kl_rayleigh"][:, 0], v["fisher_eigenvalue"]  # [base, prompt, sample], [prompt, base, eigen]
+if not np.allclose(ray, eig.transpose(1, 0, 2)[:, :, :S], rtol=1e-4, atol=0):
+    sl.fail("kl_rayleigh of fisher sample s differs from eigenvalue s: %s vs %s" % (ray, eig))
+print("ok at every base (real and synthetic) kl_rayleigh of fisher sample s is eigenvalue s")
+if not np.allclose(v["direction_norm"][:, 0], 1.0, rtol=1e-6):
+    sl.fail("fisher direction_norm %s (unit eigenvectors)" % v["direction_norm"][:, 0])
+
+sl.need_mpirun()
+out2 = os.path.join(d, "f-mpi2.nc")
+r = sl.run([ini, "--quiet", "-o", out2], mpi=2)
+if r.returncode != 0:
+    sl.fail("2 ranks: " + r.stderr)
+bad = sl.same_bits(os.path.join(d, "f.nc"), out2)
+if bad:
+    sl.fail("2 ranks differ from 1 process in %s" % bad)
+print("ok 2 ranks bitwise identical to 1 process")
+
+for setting, want in (("fisher.k=2", "[perturb] directions: fisher: its samples are the top n_directions = 3"),
+                      ("fisher.k=-1", "[fisher] k: '-1' is not an integer in [0, 4096]"),
+                      ("optimize.start_kind=fisher", "[optimize] start_kind: 'fisher' is not a direction kind")):
+    r = sl.run([ini, "--set", setting])
+    if r.returncode != 2 or want not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
+        sl.fail("--set %s: exit %d: %s" % (setting, r.returncode, r.stderr))
+    print("ok --set %s refused (exit 2): %s" % (setting, r.stderr.strip()))
+print("fisher sweep tests passed")
