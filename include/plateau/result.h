@@ -94,11 +94,18 @@ typedef struct {
     const int *n_censored;             /* [NM, n_scores, NB, ND] censored (+inf) scores per kind */
     const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
-    /* the local geometry at the bases (issue 17; n_eigen 0: absent) */
+    /* the local geometry at the bases (issue 17; n_eigen 0: no eigenpairs; kl_rayleigh and fisher_trace
+     * whenever n_eigen or n_optimum is set) */
     int n_eigen;                       /* length of the eigen dimension: the eigenpairs per (prompt, base) */
-    const double *fisher_eigenvalue;   /* [P, NB, n_eigen] descending */
-    const double *fisher_trace;        /* [P, NB] */
+    const double *fisher_eigenvalue;   /* [P, NB, S, n_eigen] descending (per base: a synthetic base is
+                                          one per (prompt, sample)) */
+    const double *fisher_trace;        /* [P, NB, S] */
     const double *kl_rayleigh;         /* [NB, ND, P, S] */
+    int n_optimum;                     /* the optimized kind's optima per (prompt, base); 0: absent */
+    const double *optimum_objective;   /* [P, NB, S, n_optimum] KL at the optimum */
+    const int *optimum_iterations;     /* [P, NB, S, n_optimum] */
+    const double *optimum_tangential_grad; /* [P, NB, S, n_optimum] */
+    const int *optimum_distinct;       /* [P, NB, S] */
     const int *tokens;                 /* [P, T] */
     const int *next_token;             /* [P] */
     const char *const *prompt_text;    /* [P] valid UTF-8, or NULL: not decodable */

@@ -17,23 +17,38 @@ int pl_fisher_k(const pl_sweep_config *cfg)
     if (cfg->fisher_k > 0)
         return cfg->fisher_k;
     for (int d = 0; d < cfg->n_dirs; d++)
-        if (pl_direction_kind_needs_local(cfg->dirs[d].kind))
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].direction == pl_fisher_direction)
             return cfg->n_directions;
     return 0;
+}
+
+int pl_base_sample(const pl_sweep_config *cfg, pl_unit_id id)
+{
+    return cfg->bases[id.b] == PL_BASE_SYNTHETIC ? id.s : 0;
 }
 
 void pl_base_local_free(pl_base_local *l)
 {
     free(l->values);
     free(l->vectors);
+    free(l->opt_dir);
+    free(l->opt_value);
+    free(l->opt_tangential);
+    free(l->opt_iterations);
+    free(l->opt_status);
     memset(l, 0, sizeof *l);
-    l->p = l->b = -1;
+    l->p = l->b = l->s = -1;
 }
 
 int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, int b, int base_kind,
                           pl_base_local *out)
 {
     pl_base_local_free(out);
+    out->p = p;
+    out->b = b;
+    out->C = op->C;
+    if (k == 0) /* no eigenpairs asked (optimized alone): the trace still */
+        return pl_fisher_trace(op, &out->trace);
     pl_fisher_opts opts = {PL_FISHER_AUTO, 0.0, 0};
     pl_rng rng;
     /* keyed by (prompt, base kind): a synthetic base's stream does not depend on the bases listed */
@@ -46,10 +61,95 @@ int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, in
     out->vectors = res.vectors;
     out->trace = res.trace;
     out->k = res.k;
-    out->C = op->C;
-    out->p = p;
-    out->b = b;
     return PL_OK;
+}
+
+/* The starts start[n, C]: [optimize] start_kind's directions of samples 0..n-1 at the base (the same
+ * directions as that kind's units when it is listed), centred as steps centre theirs. */
+static int draw_starts(const pl_experiment *ex, pl_unit_id id, const double *base, int n, double *start)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int C = ex->C, slot = 0;
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (cfg->dirs[d].kind == cfg->opt_start_kind) {
+            slot = d;
+            break;
+        }
+    double *dir = pl_malloc(sizeof(double) * 2 * (size_t)C, "optimiser start");
+    if (!dir)
+        return PL_ERR;
+    for (int i = 0; i < n; i++) {
+        pl_unit_id u = {id.p, id.b, slot, i};
+        PL_DIRECTION_KINDS[cfg->opt_start_kind].direction(ex, slot, u, base, dir);
+        if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
+            pl_center(dir, C);
+        memcpy(start + (size_t)i * C, dir, sizeof(double) * C);
+    }
+    free(dir);
+    return PL_OK;
+}
+
+static int opt_alloc(pl_base_local *out, int n, int C)
+{
+    out->opt_dir = pl_malloc(sizeof(double) * (size_t)n * C, "optima");
+    out->opt_value = pl_malloc(sizeof(double) * (size_t)n, "optima");
+    out->opt_tangential = pl_malloc(sizeof(double) * (size_t)n, "optima");
+    out->opt_iterations = pl_malloc(sizeof(int) * (size_t)n, "optima");
+    out->opt_status = pl_malloc(sizeof(int) * (size_t)n, "optima");
+    return out->opt_dir && out->opt_value && out->opt_tangential && out->opt_iterations && out->opt_status ? PL_OK
+                                                                                                            : PL_ERR;
+}
+
+int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
+                           pl_base_local *out)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int C = ex->C, n = cfg->opt_starts;
+    double r = cfg->opt_radius_alpha * (cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0);
+    if (!(r > 0.0) || !isfinite(r))
+        return pl_fail("the optimiser's radius is %g (radius_alpha %g times the reference's norm): no sphere", r,
+                       cfg->opt_radius_alpha);
+    double *start = pl_malloc(sizeof(double) * ((size_t)n + 1) * C, "optimiser starts"), *ones = start + (size_t)n * C;
+    if (!start)
+        return PL_ERR;
+    for (int c = 0; c < C; c++)
+        ones[c] = 1.0;
+    int centered = cfg->residual_basis == PL_BASIS_CENTERED;
+    pl_sphere_opts opts = {r, cfg->opt_max_iterations, cfg->opt_tolerance, cfg->opt_orthogonal, centered ? ones : NULL,
+                           centered};
+    pl_sphere_state st;
+    memset(&st, 0, sizeof st);
+    int rc = draw_starts(ex, id, base, n, start);
+    rc = rc == PL_OK ? pl_sphere_init(&st, start, n, C, &opts) : rc;
+    rc = rc == PL_OK ? pl_sphere_run(&st, op) : rc;
+    rc = rc == PL_OK ? opt_alloc(out, n, C) : rc;
+    for (int i = 0; rc == PL_OK && i < n; i++) {
+        for (int c = 0; c < C; c++)
+            out->opt_dir[(size_t)i * C + c] = st.delta[(size_t)i * C + c] / r;
+        out->opt_value[i] = st.value[i];
+        out->opt_tangential[i] = pl_sphere_tangential_norm(&st, i);
+        out->opt_iterations[i] = st.iterations[i];
+        out->opt_status[i] = st.status[i];
+    }
+    if (rc == PL_OK) {
+        out->n_opt = n;
+        out->radius = r;
+        out->opt_distinct = pl_cluster_by_cos(out->opt_dir, n, C, cfg->opt_distinct_cos, NULL);
+        rc = out->opt_distinct < 0 ? PL_ERR : PL_OK;
+    }
+    pl_sphere_free(&st);
+    free(start);
+    return rc;
+}
+
+void pl_optimized_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)d;
+    (void)base;
+    const pl_base_local *l = ex->local;
+    int ok = l && l->p == id.p && l->b == id.b && l->s == pl_base_sample(ex->cfg, id) && id.s < l->n_opt;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = ok ? l->opt_dir[(size_t)id.s * ex->C + c] : NAN;
 }
 
 /* The s-th eigenvector. The sweep computes the local geometry of a unit's (prompt, base) before its
@@ -60,7 +160,7 @@ void pl_fisher_direction(const pl_experiment *ex, int d, pl_unit_id id, const do
     (void)d;
     (void)base;
     const pl_base_local *l = ex->local;
-    int ok = l && l->p == id.p && l->b == id.b && id.s < l->k;
+    int ok = l && l->p == id.p && l->b == id.b && l->s == pl_base_sample(ex->cfg, id) && id.s < l->k;
     for (int c = 0; c < ex->C; c++)
         dir[c] = ok ? l->vectors[(size_t)id.s * ex->C + c] : NAN;
 }

@@ -116,11 +116,20 @@ struct pl_sae_bases;
  * and hands it to the steps in a copy of the experiment (pl_experiment.local): the `fisher` kind's
  * direction reads it there. */
 typedef struct pl_base_local {
-    int p, b;            /* the (prompt, base index) it belongs to; -1: none yet */
+    int p, b, s;         /* the (prompt, base index, base sample: pl_base_sample) it belongs to; -1: none yet */
     int k, C;
     double *values;      /* [k] eigenvalues, descending */
     double *vectors;     /* [k, C] unit eigenvectors, the largest-|component| entry positive */
     double trace;        /* tr F */
+    /* the `optimized` kind's local optima of KL on the sphere |delta| = radius (n_opt 0: none) */
+    int n_opt;
+    double radius;
+    double *opt_dir;     /* [n_opt, C] unit directions delta / radius */
+    double *opt_value;   /* [n_opt] KL at the optimum, nats */
+    double *opt_tangential; /* [n_opt] |tangential gradient| at the end */
+    int *opt_iterations; /* [n_opt] accepted steps */
+    int *opt_status;     /* [n_opt] PL_OPT_* (fisher.h) */
+    int opt_distinct;    /* clusters of the optima by |cos| >= [optimize] distinct_cos */
 } pl_base_local;
 
 typedef struct pl_experiment {
@@ -183,6 +192,15 @@ int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const ch
 
 /* 1 when kind K's direction needs the local geometry of its base (pl_experiment.local): `fisher`. */
 int pl_direction_kind_needs_local(int k);
+/* `optimized`: d = the s-th local optimum of KL on the sphere at the unit's base (ex->local). */
+void pl_optimized_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
+/* The sample index of unit ID's base: id.s for a synthetic base (one per prompt and sample), 0 for a
+ * real one (the prompt's). Units of one (prompt, base index) with equal pl_base_sample share a base. */
+int pl_base_sample(const pl_sweep_config *cfg, pl_unit_id id);
+/* 1 when `optimized` is among the config's direction kinds. */
+int pl_optimized_listed(const pl_sweep_config *cfg);
+/* fixed_norm's step length at alpha = 1: norm_scale |r|, r the base or the prompt's real activation. */
+double pl_fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const double *base);
 /* `fisher`: d = the s-th eigenvector of F at the unit's base (ex->local; base_local.c). */
 void pl_fisher_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
 /* The eigenpairs a sweep computes at every (prompt, base): [fisher] k, or n_directions when `fisher`

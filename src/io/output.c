@@ -61,9 +61,10 @@ static int text_att(int nc, int var, const char *name, const char *value)
 static long dim_length(const pl_result *r, const char *name)
 {
     static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
-                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen"};
+                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen",
+                                        "optimum"};
     const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C,
-                        r->n_eigen};
+                        r->n_eigen, r->n_optimum};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return len[i];
@@ -85,6 +86,10 @@ static int present(const pl_result *r, const char *when)
         return r->sae_features > 0;
     if (!strcmp(when, "fisher"))
         return r->n_eigen > 0;
+    if (!strcmp(when, "optimized"))
+        return r->n_optimum > 0;
+    if (!strcmp(when, "local"))
+        return r->n_eigen > 0 || r->n_optimum > 0;
     return !strcmp(when, "");
 }
 
@@ -533,8 +538,15 @@ static int put_rest(writer *w)
     for (int k = 0; k < r->n_states; k++)
         if (put(w, r->states[k].name, r->states[k].values) != PL_OK)
             return PL_ERR;
-    if (r->n_eigen && (put(w, "fisher_eigenvalue", r->fisher_eigenvalue) != PL_OK ||
-                       put(w, "fisher_trace", r->fisher_trace) != PL_OK || put(w, "kl_rayleigh", r->kl_rayleigh) != PL_OK))
+    if (r->n_eigen && put(w, "fisher_eigenvalue", r->fisher_eigenvalue) != PL_OK)
+        return PL_ERR;
+    if ((r->n_eigen || r->n_optimum) &&
+        (put(w, "fisher_trace", r->fisher_trace) != PL_OK || put(w, "kl_rayleigh", r->kl_rayleigh) != PL_OK))
+        return PL_ERR;
+    if (r->n_optimum && (put(w, "optimum_objective", r->optimum_objective) != PL_OK ||
+                         put(w, "optimum_iterations", r->optimum_iterations) != PL_OK ||
+                         put(w, "optimum_tangential_grad", r->optimum_tangential_grad) != PL_OK ||
+                         put(w, "optimum_distinct", r->optimum_distinct) != PL_OK))
         return PL_ERR;
     if (r->sae_features && put(w, "sae_feature_active_bases", r->sae_feature_active_bases) != PL_OK)
         return PL_ERR;

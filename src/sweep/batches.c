@@ -127,7 +127,9 @@ void pl_sweep_set_batches(pl_sweep *sw)
     sw->batch_units = sw->steps >= PL_BATCH_ROWS ? 1 : PL_BATCH_ROWS / sw->steps;
     sw->n_batches = (sw->n_units + sw->batch_units - 1) / sw->batch_units;
     sw->fisher_k = pl_fisher_k(sw->cfg);
-    sw->NX = sw->fisher_k ? PL_LOCAL_EIGEN + sw->fisher_k : 0;
+    sw->n_opt = pl_optimized_listed(sw->cfg) ? sw->cfg->opt_starts : 0;
+    sw->x_opt = PL_LOCAL_EIGEN + sw->fisher_k;
+    sw->NX = sw->n_opt ? sw->x_opt + 3 * sw->n_opt + 1 : sw->fisher_k ? sw->x_opt : 0;
     sw->unit_floats = sw->NM * sw->steps + sw->NX;
 }
 
@@ -318,24 +320,23 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
     return PL_OK;
 }
 
-/* Unit ID's step vectors X[steps, C], and with [fisher] its extras[NX]: the local geometry of its
- * (prompt, base) is computed first when the cache holds another one (units are prompt-major, so a
- * batch meets each (prompt, base) in one run), and the steps see it (the fisher kind's direction). */
+/* Unit ID's step vectors X[steps, C], and with [fisher] or `optimized` its extras[NX]: the local
+ * geometry of its base is computed first unless the cache holds it (units are prompt-major, so a
+ * batch meets each (prompt, base kind) in one run; a synthetic base's S samples have a slot each),
+ * and the steps see it (the fisher and optimized kinds' directions). */
 static int unit_steps_local(const pl_sweep *sw, pl_unit_cache *cache, pl_unit_id id, float *X, float *extras)
 {
-    if (!sw->fisher_k)
+    if (!sw->NX)
         return pl_unit_steps(sw, id, X);
-    pl_sweep_local *l = &cache->local;
-    if (l->geo.p != id.p || l->geo.b != id.b) {
-        int rc = pl_sweep_local_at(sw, l, id);
-        if (rc != PL_OK)
-            return rc;
-    }
+    int rc;
+    const pl_base_local *geo = pl_sweep_local_prepare(sw, &cache->local, id, &rc);
+    if (rc != PL_OK)
+        return rc;
     pl_experiment ex = sw->ex; /* the experiment as seen at this base */
-    ex.local = l->failed ? NULL : &l->geo;
+    ex.local = geo;
     if (pl_unit_steps_of(&ex, id, X) != PL_OK)
         return PL_ERR;
-    return pl_sweep_local_unit(sw, l, id, extras);
+    return pl_sweep_local_unit(sw, &cache->local, geo, id, extras);
 }
 
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)

@@ -17,6 +17,7 @@
 
 #include "plateau/error.h"
 #include "plateau/grad.h"
+#include "../experiment/metric_grad.h"
 #include "sweep_internal.h"
 #include "../experiment/base_local.h"
 
@@ -26,15 +27,19 @@
 void pl_sweep_local_init(pl_sweep_local *l)
 {
     memset(l, 0, sizeof *l);
-    l->geo.p = l->geo.b = -1;
+    l->op_p = -1;
 }
 
 void pl_sweep_local_free(pl_sweep_local *l)
 {
-    pl_base_local_free(&l->geo);
+    for (int s = 0; s < l->n_slots; s++)
+        pl_base_local_free(&l->slot[s]);
+    free(l->slot);
+    free(l->failed);
     if (l->have_clean)
         pl_run_free(&l->clean);
     free(l->x);
+    free(l->xd);
     pl_sweep_local_init(l);
 }
 
@@ -81,6 +86,31 @@ static int base_vjp(void *ctx, const float *u, int n, float *g)
     return PL_OK;
 }
 
+/* f(delta) = KL(p || softmax(logits at x + delta)) and its gradient: the kl curve's own KL (the base's
+ * logits as the clean row), its gradient the VJP of metric_grad.c's cotangent q - p. */
+static int base_objective(void *ctx, const float *delta, int n, double *value, float *grad)
+{
+    pl_sweep_local *l = ctx;
+    const pl_sweep *sw = l->sw;
+    int C = l->C, V = l->V;
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < C; c++)
+            l->X[(size_t)r * C + c] = l->x[c] + delta[(size_t)r * C + c];
+    if (pl_patch_eval(sw->model, &l->clean, sw->resid_index, sw->pos, l->X, n, l->logits, -1, NULL) != PL_OK)
+        return PL_ERR;
+    for (int r = 0; r < n; r++)
+        value[r] = pl_kl_grad(l->base_logits, l->logits + (size_t)r * V, V, l->glog + (size_t)r * V);
+    if (pl_patch_vjp(sw->model, &l->clean, sw->resid_index, sw->pos, l->X, n, l->glog, -1, NULL, NULL, NULL, grad) !=
+        PL_OK)
+        return PL_ERR;
+    for (int r = 0; r < n; r++)
+        if (!isfinite(value[r]) || !all_finite(grad + (size_t)r * C, (size_t)C)) {
+            l->nonfinite = 1;
+            return pl_fail("the optimiser's KL or its gradient at the hook is not finite (row %d of a call)", r);
+        }
+    return PL_OK;
+}
+
 /* Buffers, sized once per rank. */
 static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
 {
@@ -89,14 +119,24 @@ static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
     l->sw = sw;
     l->C = sw->C;
     l->V = sw->V;
+    l->n_slots = sw->S;
+    l->slot = pl_calloc((size_t)sw->S, sizeof(pl_base_local), "local geometry slots");
+    l->failed = pl_calloc((size_t)sw->S, 1, "local geometry slots");
+    if (!l->slot || !l->failed)
+        return PL_ERR;
+    for (int s = 0; s < sw->S; s++)
+        pl_base_local_free(&l->slot[s]); /* marks it empty */
     size_t C = (size_t)sw->C, V = (size_t)sw->V;
-    /* x[C] base_logits[V] p[V] X[rows, C] */
-    l->x = pl_malloc(sizeof(float) * (C + 2 * V + LOCAL_ROWS * C), "local geometry buffers");
-    if (!l->x)
+    /* x[C] base_logits[V] p[V] X[rows, C] logits[rows, V] glog[rows, V] */
+    l->x = pl_malloc(sizeof(float) * (C + 2 * V + LOCAL_ROWS * (C + 2 * V)), "local geometry buffers");
+    l->xd = pl_malloc(sizeof(double) * 3 * C, "local geometry base");
+    if (!l->x || !l->xd)
         return PL_ERR;
     l->base_logits = l->x + C;
     l->p = l->base_logits + V;
     l->X = l->p + V;
+    l->logits = l->X + (size_t)LOCAL_ROWS * C;
+    l->glog = l->logits + (size_t)LOCAL_ROWS * V;
     return PL_OK;
 }
 
@@ -114,14 +154,11 @@ static int local_base(pl_sweep_local *l, pl_unit_id id)
         l->have_clean = 1;
         l->clean_p = id.p;
     }
-    double *base = pl_malloc(sizeof(double) * 3 * (size_t)C, "base"), *dir = base + C;
-    if (!base)
-        return PL_ERR;
-    id.d = 0, id.s = 0; /* the base does not depend on the direction */
+    double *base = l->xd, *dir = base + C;
+    id.d = 0; /* the base does not depend on the direction (a synthetic one on the sample) */
     pl_unit_vectors(&sw->ex, id, base, dir);
     for (int c = 0; c < C; c++)
         l->x[c] = (float)base[c];
-    free(base);
     if (pl_patch_eval(sw->model, &l->clean, sw->resid_index, sw->pos, l->x, 1, l->base_logits, -1, NULL) != PL_OK)
         return PL_ERR;
     if (!all_finite(l->x, (size_t)C) || !all_finite(l->base_logits, (size_t)V)) {
@@ -136,24 +173,34 @@ static int local_base(pl_sweep_local *l, pl_unit_id id)
     for (int j = 0; j < V; j++)
         l->p[j] = (float)(exp((double)l->base_logits[j] - mx) / z);
     l->op = (pl_local_op){l, C, V, 1, LOCAL_ROWS, l->p, NULL, base_jvp, base_vjp};
+    l->sop = (pl_sphere_op){l, C, LOCAL_ROWS, base_objective};
+    l->op_p = id.p, l->op_b = id.b, l->op_s = pl_base_sample(sw->cfg, id);
     return PL_OK;
 }
 
-int pl_sweep_local_at(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id)
+/* The eigenpairs (and optima) at the operator's base into SLOT. */
+static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot)
 {
-    if (local_alloc(l, sw) != PL_OK)
-        return PL_ERR;
-    pl_base_local_free(&l->geo);
-    l->nonfinite = 0;
-    l->failed = 0;
-    int rc = local_base(l, id);
-    if (rc == PL_OK)
-        rc = pl_base_local_compute(&l->op, sw->fisher_k, sw->cfg->seed, id.p, id.b, sw->cfg->bases[id.b], &l->geo);
-    if (rc == PL_OK)
-        return PL_OK;
-    char where[160];
-    snprintf(where, sizeof where, "prompt %d, base %s: the Fisher metric at the base", id.p,
-             PL_BASE_KINDS[sw->cfg->bases[id.b]].name);
+    int sb = pl_base_sample(sw->cfg, id);
+    /* Lanczos's stream: keyed by (prompt, base kind, base sample), not by the bases listed */
+    int rc = pl_base_local_compute(&l->op, sw->fisher_k, sw->cfg->seed, id.p, id.b,
+                                   sw->cfg->bases[id.b] + PL_N_BASE_KINDS * sb, slot);
+    slot->s = sb;
+    if (rc == PL_OK && sw->n_opt)
+        rc = pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, slot);
+    return rc;
+}
+
+/* A failure at the base: with a non-finite derivative, PL_ERR_BAD_INPUT naming the place (nonfinite =
+ * error) or PL_OK with the slot marked failed (mark); anything else PL_ERR with the place. */
+static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot, int sb)
+{
+    char where[200];
+    snprintf(where, sizeof where, "prompt %d, base %s%s: the Fisher metric and optima at the base", id.p,
+             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sb ? " (its sample's)" : "");
+    if (sb) /* name the sample of a synthetic base */
+        snprintf(where, sizeof where, "prompt %d, base %s, sample %d: the Fisher metric and optima at the base", id.p,
+                 PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sb);
     if (!l->nonfinite)
         return pl_fail_prefix("%s", where);
     if (!sw->cfg->nonfinite_mark) {
@@ -162,28 +209,64 @@ int pl_sweep_local_at(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id)
         pl_fail("%s: %s ([run] nonfinite = error; 'mark' stores NaN for what it feeds)", where, msg);
         return PL_ERR_BAD_INPUT;
     }
-    /* nonfinite = mark: this (prompt, base) has no local geometry; its numbers are NaN and the fisher
-     * kind's directions NaN, which marks their curves */
-    l->failed = 1;
-    l->geo.p = id.p;
-    l->geo.b = id.b;
+    /* nonfinite = mark: no local geometry here; its numbers are NaN and the fisher and optimized
+     * directions NaN, which marks their curves */
+    pl_base_local_free(slot);
+    slot->p = id.p, slot->b = id.b, slot->s = sb;
+    l->failed[sb] = 1;
     return PL_OK;
 }
 
-int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, float *extras)
+const pl_base_local *pl_sweep_local_prepare(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, int *rc)
+{
+    *rc = local_alloc(l, sw);
+    if (*rc != PL_OK)
+        return NULL;
+    int sb = pl_base_sample(sw->cfg, id);
+    pl_base_local *slot = &l->slot[sb];
+    int have = slot->p == id.p && slot->b == id.b && slot->s == sb;
+    if (have && l->failed[sb])
+        return NULL;
+    if (l->op_p != id.p || l->op_b != id.b || l->op_s != sb) {
+        l->nonfinite = 0;
+        *rc = local_base(l, id);
+        if (*rc == PL_OK && !have)
+            *rc = local_compute(sw, l, id, slot);
+    } else if (!have) {
+        *rc = local_compute(sw, l, id, slot);
+    }
+    if (*rc != PL_OK) {
+        l->op_p = -1; /* the operator's base may be half set */
+        *rc = local_failed(sw, l, id, slot, sb);
+        return NULL;
+    }
+    l->failed[sb] = 0;
+    return slot;
+}
+
+int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
+                        float *extras)
 {
     int k = sw->fisher_k, C = sw->C;
     for (int j = 0; j < sw->NX; j++)
         extras[j] = NAN;
-    if (l->failed)
+    if (!geo)
         return PL_OK;
-    extras[PL_LOCAL_TRACE] = (float)l->geo.trace;
-    for (int j = 0; j < k && j < l->geo.k; j++)
-        extras[PL_LOCAL_EIGEN + j] = (float)l->geo.values[j];
+    extras[PL_LOCAL_TRACE] = (float)geo->trace;
+    for (int j = 0; j < k && j < geo->k; j++)
+        extras[PL_LOCAL_EIGEN + j] = (float)geo->values[j];
+    float *opt = extras + sw->x_opt; /* objective, iterations, tangential gradient [n_opt] each, distinct */
+    for (int j = 0; j < sw->n_opt && j < geo->n_opt; j++) {
+        opt[j] = (float)geo->opt_value[j];
+        opt[sw->n_opt + j] = (float)geo->opt_iterations[j];
+        opt[2 * sw->n_opt + j] = (float)geo->opt_tangential[j];
+    }
+    if (sw->n_opt && geo->n_opt)
+        opt[3 * sw->n_opt] = (float)geo->opt_distinct;
     if (!pl_unit_defined(&sw->ex, id))
         return PL_OK;
     pl_experiment ex = sw->ex;
-    ex.local = &l->geo;
+    ex.local = geo;
     double *base = pl_malloc(sizeof(double) * 3 * (size_t)C, "unit vectors"), *dir = base + C;
     if (!base)
         return PL_ERR;

@@ -92,32 +92,46 @@ static int unit_norms(const pl_results *res, double *bn, double *dn)
     return PL_OK;
 }
 
-/* fisher_eigenvalue [P, NB, k], fisher_trace [P, NB] and kl_rayleigh [NB, ND, P, S] from the units'
- * extras: every unit of a (prompt, base) holds the same eigenvalues and trace; the first one's are taken. */
+/* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
+ * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
+ * sample) and kl_rayleigh [NB, ND, P, S] from the units' extras: every unit of a base holds the same
+ * numbers of it; the first direction's are taken. */
 static int local_arrays(const pl_results *res, pl_result_export *e)
 {
     const pl_sweep *sw = res->sw;
-    int k = sw->fisher_k, NX = sw->NX;
-    size_t n_pb = (size_t)sw->P * sw->NB, n = (size_t)sw->n_units;
+    int k = sw->fisher_k, NX = sw->NX, no = sw->n_opt;
+    size_t n_pb = (size_t)sw->P * sw->NB * sw->S, n = (size_t)sw->n_units;
     if (!NX)
         return PL_OK;
-    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1) + n), "local geometry");
-    if (!e->local)
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no) + n), "local geometry");
+    e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1)), "local geometry");
+    if (!e->local || !e->local_int)
         return PL_ERR;
-    double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb;
+    double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *obj = ray + n, *tan = obj + n_pb * no;
+    int *iters = e->local_int, *distinct = iters + n_pb * no;
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         const float *x = res->local + (size_t)u * NX;
         ray[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_RAYLEIGH];
-        if (id.d || id.s)
+        if (id.d)
             continue;
-        size_t pb = (size_t)id.p * sw->NB + id.b;
+        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
         trace[pb] = x[PL_LOCAL_TRACE];
         for (int j = 0; j < k; j++)
             eig[pb * k + j] = x[PL_LOCAL_EIGEN + j];
+        const float *o = x + sw->x_opt; /* NaN under nonfinite = mark: iterations -1, distinct -1 */
+        for (int j = 0; j < no; j++) {
+            obj[pb * no + j] = o[j];
+            iters[pb * no + j] = isfinite(o[no + j]) ? (int)o[no + j] : -1;
+            tan[pb * no + j] = o[2 * no + j];
+        }
+        if (no)
+            distinct[pb] = isfinite(o[3 * no]) ? (int)o[3 * no] : -1;
     }
     pl_result *r = &e->r;
     r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
+    r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
+    r->optimum_distinct = distinct;
     return PL_OK;
 }
 
@@ -292,6 +306,7 @@ int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_resu
 void pl_result_export_free(pl_result_export *e)
 {
     free(e->local);
+    free(e->local_int);
     free(e->paired);
     free(e->norms);
     free(e->mu);

@@ -50,7 +50,10 @@ typedef struct pl_sweep {
     pl_sae sae;         /* [sae] path, open on every rank (sae.dir NULL: none) */
     int naive;
     int fisher_k;       /* eigenpairs per (prompt, base) (pl_fisher_k), 0: no local geometry */
-    int NX;             /* extras per unit after its curves: PL_LOCAL_EIGEN + fisher_k, or 0 */
+    int n_opt;          /* the optimized kind's optima per (prompt, base): [optimize] starts, or 0 */
+    int x_opt;          /* offset of the optima's extras: PL_LOCAL_EIGEN + fisher_k */
+    int NX;             /* extras per unit after its curves (0: no local geometry): x_opt + 3 n_opt + 1 with
+                         * optima, else x_opt */
     int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
 } pl_sweep;
 
@@ -76,7 +79,8 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
 /* ------------------------------------------------------------ local geometry (local_ops.c, issue 17) */
 
 /* What a unit records of its base's local geometry beside its curves: extras[NX] floats, at these
- * offsets (NX = PL_LOCAL_EIGEN + fisher_k, 0 without [fisher]). Every unit of a (prompt, base) holds
+ * offsets, then fisher_k eigenvalues, then with `optimized` the optima's objective, iterations and
+ * tangential gradient (n_opt each) and their number of distinct clusters (NX 0: no local geometry). Every unit of a (prompt, base) holds
  * the same trace and eigenvalues (computed from (prompt, base) alone). */
 enum { PL_LOCAL_RAYLEIGH, PL_LOCAL_DIRECTION_NORM, PL_LOCAL_TRACE, PL_LOCAL_EIGEN };
 
@@ -85,26 +89,34 @@ struct pl_sweep;
 typedef struct {
     const struct pl_sweep *sw;
     int C, V;
-    pl_base_local geo;      /* tagged (p, b); p = -1: none yet */
+    pl_base_local *slot;    /* [S] the geometry of the bases of the last (prompt, base kind): slot s holds base
+                             * sample s (a synthetic base is one per sample; a real one in slot 0) */
+    unsigned char *failed;  /* [S] nonfinite = mark: that base has no local geometry (NaN) */
+    int n_slots;
+    int op_p, op_b, op_s;   /* the base the operator is at (op_p -1: none) */
     pl_run clean;           /* the prompt's clean run (T_eval tokens) */
     int have_clean, clean_p;
     float *x;               /* [C] the base as the model is given it (sweep's basis) */
     float *base_logits, *p; /* [V] its logits and softmax */
     float *X;               /* [rows, C] the base repeated (the rows the derivatives are taken at) */
+    float *logits, *glog;   /* [rows, V] the optimiser's logits and KL cotangents */
+    double *xd;             /* [3 C] the base in double (and scratch) */
     pl_local_op op;
+    pl_sphere_op sop;       /* KL and its gradient at x + delta (the optimized kind) */
     int nonfinite;          /* a derivative or the base's logits were not finite */
-    int failed;             /* nonfinite = mark: this (prompt, base) has no local geometry (NaN) */
 } pl_sweep_local;
 
 void pl_sweep_local_init(pl_sweep_local *l);
 void pl_sweep_local_free(pl_sweep_local *l);
-/* Compute the local geometry at unit ID's (prompt, base) into L (replacing what it held). A
- * non-finite derivative: PL_ERR_BAD_INPUT naming the place ([run] nonfinite = error), or under mark
- * PL_OK with l->failed set. */
-int pl_sweep_local_at(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id);
-/* Unit ID's extras[NX] (its Rayleigh quotient, direction norm, and the base's trace and eigenvalues),
- * L holding the unit's (prompt, base). NaN where undefined. */
-int pl_sweep_local_unit(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, float *extras);
+/* The local geometry at unit ID's base (computed unless L holds it; the operator moved to that base),
+ * or NULL: *RC PL_OK under nonfinite = mark for a base whose derivatives are not finite (its numbers
+ * NaN), else the failure (PL_ERR_BAD_INPUT naming the place for a non-finite derivative under
+ * nonfinite = error). */
+const pl_base_local *pl_sweep_local_prepare(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, int *rc);
+/* Unit ID's extras[NX] (its Rayleigh quotient, direction norm, and its base's trace, eigenvalues and
+ * optima) from GEO (pl_sweep_local_prepare's; NULL: all NaN). */
+int pl_sweep_local_unit(const struct pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
+                        float *extras);
 
 /* A rank's reusable buffers for one batch. */
 typedef struct {
@@ -255,7 +267,8 @@ typedef struct {
     char score_curve_text[PL_N_METRICS][80]; /* "<m> - <m> at alpha 0" of the increase-scored metrics */
     pl_result_paired *paired;
     double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
-    double *local;              /* fisher_eigenvalue, fisher_trace, kl_rayleigh (with [fisher]) */
+    double *local;              /* fisher_eigenvalue, fisher_trace, kl_rayleigh, optima (with [fisher]) */
+    int *local_int;             /* optimum_iterations, optimum_distinct */
 } pl_result_export;
 
 /* Fill *E from the finished results R and the run's META (rank 0). Free with pl_result_export_free. */

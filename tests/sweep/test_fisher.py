@@ -10,6 +10,9 @@ float64 numpy from central finite differences of the independent numpy model (te
   * the fisher kind's curve (step_mode = absolute: x = base + alpha u_s) vs numpy's KL along the
     sign-fixed eigenvector u_s of F (largest-|component| entry positive), and not along -u_s;
   * at every base (the synthetic ones too) kl_rayleigh of fisher sample s = its eigenvalue s;
+  * the optimized kind ([optimize] radius_alpha = 1 under step_mode = absolute: the sphere |delta| = 1):
+    the largest optimum_objective at a real base >= numpy's KL along each of 300 random unit directions,
+    every optimum's tangential gradient small, the optimized curve at alpha = 1 = optimum_objective;
   * 1 process and 2 ranks bitwise identical;
   * SIGTERM mid-run and --resume: bitwise identical to an uninterrupted run (the units' eigenvalues,
     traces and Rayleigh quotients travel in the checkpoint);
@@ -25,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import sweeplib as sl  # noqa: E402
 import ref_models  # noqa: E402
 
-K, S, P = 4, 3, 3
+K, S, P, NO = 4, 3, 3, 4
 d = sl.workdir(sys.argv)
 model = sl.make_model(d)
 data = sl.make_bin(d, 8 * 500, 300)
@@ -33,15 +36,17 @@ rows = os.path.join(d, "rows.npy")
 D = np.random.default_rng(7).standard_normal((S, 32)).astype(np.float32)
 np.save(rows, D)
 cfg = sl.base_config(model, data, os.path.join(d, "f.nc"), data__n_prompts=P, perturb__n_directions=S,
-                     perturb__directions="fisher, cov_random, file:" + rows, perturb__step_mode="absolute",
-                     perturb__steps=5, perturb__alpha_max=2.0, fisher__k=K, readout__metrics="kl, l2",
-                     output__activations="true", output__bootstrap=0)
+                     perturb__directions="fisher, cov_random, file:" + rows + ", optimized",
+                     perturb__step_mode="absolute", perturb__steps=5, perturb__alpha_max=2.0, fisher__k=K,
+                     readout__metrics="kl, l2", output__activations="true", output__bootstrap=0,
+                     optimize__radius_alpha=1.0, optimize__starts=NO)
 ini = sl.write_ini(os.path.join(d, "f.ini"), cfg)
 r = sl.run([ini, "--quiet"])
 if r.returncode != 0:
     sl.fail("fisher sweep: " + r.stderr)
 v = sl.variables(os.path.join(d, "f.nc"))
-for name, shape in (("fisher_eigenvalue", (P, 2, K)), ("fisher_trace", (P, 2)), ("kl_rayleigh", (2, 3, P, S))):
+for name, shape in (("fisher_eigenvalue", (P, 2, S, K)), ("fisher_trace", (P, 2, S)), ("kl_rayleigh", (2, 4, P, S)),
+                    ("optimum_objective", (P, 2, S, NO)), ("optimum_tangential_grad", (P, 2, S, NO))):
     if v[name].shape != shape or not np.all(np.isfinite(v[name])):
         sl.fail("%s: shape %s (want %s) or non-finite values" % (name, v[name].shape, shape))
 
@@ -73,8 +78,9 @@ for p in range(P):
     F = J.T @ (np.diag(q) - np.outer(q, q)) @ J
     w, U = np.linalg.eigh(F)
     w, U = w[::-1][:K], U[:, ::-1][:, :K]
+    # a real base is the same for every sample: its numbers too
     worst["eigenvalues"] = max(worst["eigenvalues"], float(np.max(np.abs(v["fisher_eigenvalue"][p, 0] - w) / w)))
-    worst["trace"] = max(worst["trace"], abs(v["fisher_trace"][p, 0] - np.trace(F)) / np.trace(F))
+    worst["trace"] = max(worst["trace"], float(np.max(np.abs(v["fisher_trace"][p, 0] - np.trace(F)) / np.trace(F))))
     for s in range(S):
         dd = D[s].astype(np.float64)
         want = dd @ F @ dd / (dd @ dd)
@@ -84,6 +90,30 @@ for p in range(P):
         plus, minus = kl(z0, logits_at(ids, x + alpha[-1] * u)), kl(z0, logits_at(ids, x - alpha[-1] * u))
         worst["fisher curve"] = max(worst["fisher curve"], abs(got - plus) / plus)
         sign_ok &= abs(got - plus) < 0.1 * abs(plus - minus)
+    # optima: the best of the starts beats every random direction on the sphere |delta| = 1
+    rnd = np.random.default_rng(11 + p).standard_normal((300, C))
+    rnd /= np.linalg.norm(rnd, axis=1, keepdims=True)
+    best_random = max(kl(z0, logits_at(ids, x + u)) for u in rnd)
+    obj = v["optimum_objective"][p, 0, 0]
+    if not obj.max() >= best_random:
+        sl.fail("prompt %d: best optimum %g below a random direction's KL %g" % (p, obj.max(), best_random))
+    print("ok prompt %d: best optimum KL %.6g >= every one of 300 random directions' (max %.6g)"
+          % (p, obj.max(), best_random))
+one = int(np.argmin(np.abs(alpha - 1.0)))
+obj, tan = v["optimum_objective"], v["optimum_tangential_grad"]
+curve = v["kl"][:, 3, :, :, one].transpose(1, 0, 2)  # [prompt, base, sample]: sample s is optimum s of its base
+own = np.stack([obj[:, :, s, s] for s in range(S)], -1)
+if not np.allclose(curve, own, rtol=1e-3, atol=0):
+    sl.fail("the optimized curves at alpha = 1 %s differ from optimum_objective %s" % (curve, own))
+print("ok the optimized kind's curve at alpha = radius_alpha is optimum_objective")
+# |grad f| ~ 2 f / r near the quadratic regime: the tangential part a small fraction of it
+if not np.all(tan <= 0.05 * 2 * obj):
+    sl.fail("tangential gradients %s not small against 2 f / r = %s" % (tan, 2 * obj))
+dist = v["optimum_distinct"]
+if not (np.all(dist >= 1) and np.all(dist <= NO) and np.all(v["optimum_iterations"] >= 1)):
+    sl.fail("optimum_distinct %s or optimum_iterations %s out of range" % (dist, v["optimum_iterations"]))
+print("ok optima: tangential gradient <= 5 %% of 2 f / r (max ratio %.1e), distinct %s"
+      % (np.max(tan / (2 * obj)), dist.ravel()))
 for what, e in worst.items():
     if not e <= 1e-3:
         sl.fail("%s vs numpy's explicit F: max rel error %.2e > 1e-3" % (what, e))
@@ -91,10 +121,14 @@ for what, e in worst.items():
 if not sign_ok:
     sl.fail("the fisher kind's curve is nearer numpy's KL along -u than along the sign-fixed u")
 print("ok the fisher kind steps along the sign-fixed eigenvector (its KL is numpy's along +u, not -u)")
-ray, eig = v["kl_rayleigh"][:, 0], v["fisher_eigenvalue"]  # [base, prompt, sample], [prompt, base, eigen]
-if not np.allclose(ray, eig.transpose(1, 0, 2)[:, :, :S], rtol=1e-4, atol=0):
+ray, eig = v["kl_rayleigh"][:, 0], v["fisher_eigenvalue"]  # [base, prompt, sample], [prompt, base, sample, eigen]
+own = np.stack([eig[:, :, s, s] for s in range(S)], -1).transpose(1, 0, 2)
+if not np.allclose(ray, own, rtol=1e-4, atol=0):
     sl.fail("kl_rayleigh of fisher sample s differs from eigenvalue s: %s vs %s" % (ray, eig))
-print("ok at every base (real and synthetic) kl_rayleigh of fisher sample s is eigenvalue s")
+print("ok at every base (real and synthetic) kl_rayleigh of fisher sample s is eigenvalue s of its base")
+syn = eig[:, 1]
+if np.allclose(syn[:, 0], syn[:, 1]):
+    sl.fail("a synthetic base's samples have the same eigenvalues: they are different bases")
 if not np.allclose(v["direction_norm"][:, 0], 1.0, rtol=1e-6):
     sl.fail("fisher direction_norm %s (unit eigenvectors)" % v["direction_norm"][:, 0])
 
@@ -112,6 +146,7 @@ print("ok 2 ranks bitwise identical to 1 process")
 import signal  # noqa: E402
 big = dict(cfg, data=dict(cfg["data"], n_prompts=300), run=dict(cfg["run"], checkpoint_every=0.2))
 big["output"] = dict(cfg["output"], activations="false")
+big["perturb"] = dict(cfg["perturb"], directions="fisher, cov_random")
 ini_big = sl.write_ini(os.path.join(d, "big.ini"), big)
 full, out = os.path.join(d, "full.nc"), os.path.join(d, "big.nc")
 r = sl.run([ini_big, "--quiet", "-o", full])
@@ -135,7 +170,10 @@ print("ok SIGTERM mid-run, --resume: bitwise identical to the uninterrupted run"
 
 for setting, want in (("fisher.k=2", "[perturb] directions: fisher: its samples are the top n_directions = 3"),
                       ("fisher.k=-1", "[fisher] k: '-1' is not an integer in [0, 4096]"),
-                      ("optimize.start_kind=fisher", "[optimize] start_kind: 'fisher' is not a direction kind")):
+                      ("optimize.start_kind=fisher", "[optimize] start_kind: 'fisher' is not a direction kind"),
+                      ("optimize.radius_alpha=none", "[perturb] directions: optimized needs [optimize] radius_alpha"),
+                      ("optimize.starts=2", "optimized: its samples are the optima of n_directions = 3 starts"),
+                      ("perturb.step_mode=to_target", "optimized needs step_mode = fixed_norm or absolute")):
     r = sl.run([ini, "--set", setting])
     if r.returncode != 2 or want not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
         sl.fail("--set %s: exit %d: %s" % (setting, r.returncode, r.stderr))
