@@ -106,6 +106,11 @@ typedef struct {
     const int *optimum_iterations;     /* [P, NB, S, n_optimum] */
     const double *optimum_tangential_grad; /* [P, NB, S, n_optimum] */
     const int *optimum_distinct;       /* [P, NB, S] */
+    /* with [sae] (NULL: absent): the largest |cos| with the SAE's decoder rows and which feature */
+    const double *fisher_max_sae_cos;  /* [P, NB, S, n_eigen] */
+    const int *fisher_sae_feature;     /* [P, NB, S, n_eigen] */
+    const double *optimum_max_sae_cos; /* [P, NB, S, n_optimum] */
+    const int *optimum_sae_feature;    /* [P, NB, S, n_optimum] */
     const int *tokens;                 /* [P, T] */
     const int *next_token;             /* [P] */
     const char *const *prompt_text;    /* [P] valid UTF-8, or NULL: not decodable */

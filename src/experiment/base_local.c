@@ -11,6 +11,7 @@
 
 #include "plateau/error.h"
 #include "base_local.h"
+#include "sae.h"
 
 int pl_fisher_k(const pl_sweep_config *cfg)
 {
@@ -36,6 +37,8 @@ void pl_base_local_free(pl_base_local *l)
     free(l->opt_tangential);
     free(l->opt_iterations);
     free(l->opt_status);
+    free(l->sae_cos);
+    free(l->sae_feature);
     memset(l, 0, sizeof *l);
     l->p = l->b = l->s = -1;
 }
@@ -140,6 +143,25 @@ int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_u
     pl_sphere_free(&st);
     free(start);
     return rc;
+}
+
+int pl_base_local_align(const pl_experiment *ex, pl_base_local *out)
+{
+    const pl_sae *sae = ex->sae;
+    int C = ex->C, n = out->k + out->n_opt;
+    if (!sae || n == 0)
+        return PL_OK;
+    out->sae_cos = pl_malloc(sizeof(double) * (size_t)n, "SAE alignment");
+    out->sae_feature = pl_malloc(sizeof(int) * (size_t)n, "SAE alignment");
+    if (!out->sae_cos || !out->sae_feature)
+        return PL_ERR;
+    if (out->k && pl_max_abs_cos(out->vectors, out->k, sae->W_dec, sae->d_sae, C, out->sae_cos, out->sae_feature) !=
+                      PL_OK)
+        return PL_ERR;
+    if (out->n_opt && pl_max_abs_cos(out->opt_dir, out->n_opt, sae->W_dec, sae->d_sae, C, out->sae_cos + out->k,
+                                     out->sae_feature + out->k) != PL_OK)
+        return PL_ERR;
+    return PL_OK;
 }
 
 void pl_optimized_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)

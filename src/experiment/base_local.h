@@ -18,6 +18,9 @@ int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, in
  * direction in the centered basis, clustered by |cos| >= distinct_cos. */
 int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
                            pl_base_local *out);
+/* With an SAE (ex->sae): each eigenvector's and optimum's largest |cos| with the SAE's decoder rows
+ * (W_dec as stored) and which feature, into out->sae_cos / sae_feature. No SAE: nothing. */
+int pl_base_local_align(const pl_experiment *ex, pl_base_local *out);
 /* Free and mark empty (p = b = -1). Safe on a zeroed struct. */
 void pl_base_local_free(pl_base_local *l);
 

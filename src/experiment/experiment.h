@@ -130,6 +130,9 @@ typedef struct pl_base_local {
     int *opt_iterations; /* [n_opt] accepted steps */
     int *opt_status;     /* [n_opt] PL_OPT_* (fisher.h) */
     int opt_distinct;    /* clusters of the optima by |cos| >= [optimize] distinct_cos */
+    /* with [sae]: the largest |cos| of each eigenvector / optimum with the SAE's decoder rows, and which */
+    double *sae_cos;     /* [k + n_opt] eigenvectors first */
+    int *sae_feature;    /* [k + n_opt] */
 } pl_base_local;
 
 typedef struct pl_experiment {

@@ -88,6 +88,10 @@ static int present(const pl_result *r, const char *when)
         return r->n_eigen > 0;
     if (!strcmp(when, "optimized"))
         return r->n_optimum > 0;
+    if (!strcmp(when, "fisher_sae"))
+        return r->fisher_max_sae_cos != NULL;
+    if (!strcmp(when, "optimized_sae"))
+        return r->optimum_max_sae_cos != NULL;
     if (!strcmp(when, "local"))
         return r->n_eigen > 0 || r->n_optimum > 0;
     return !strcmp(when, "");
@@ -547,6 +551,12 @@ static int put_rest(writer *w)
                          put(w, "optimum_iterations", r->optimum_iterations) != PL_OK ||
                          put(w, "optimum_tangential_grad", r->optimum_tangential_grad) != PL_OK ||
                          put(w, "optimum_distinct", r->optimum_distinct) != PL_OK))
+        return PL_ERR;
+    if (r->fisher_max_sae_cos && (put(w, "fisher_max_sae_cos", r->fisher_max_sae_cos) != PL_OK ||
+                                  put(w, "fisher_sae_feature", r->fisher_sae_feature) != PL_OK))
+        return PL_ERR;
+    if (r->optimum_max_sae_cos && (put(w, "optimum_max_sae_cos", r->optimum_max_sae_cos) != PL_OK ||
+                                   put(w, "optimum_sae_feature", r->optimum_sae_feature) != PL_OK))
         return PL_ERR;
     if (r->sae_features && put(w, "sae_feature_active_bases", r->sae_feature_active_bases) != PL_OK)
         return PL_ERR;

@@ -188,7 +188,7 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
     slot->s = sb;
     if (rc == PL_OK && sw->n_opt)
         rc = pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, slot);
-    return rc;
+    return rc == PL_OK ? pl_base_local_align(&sw->ex, slot) : rc;
 }
 
 /* A failure at the base: with a non-finite derivative, PL_ERR_BAD_INPUT naming the place (nonfinite =
@@ -263,6 +263,11 @@ int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_loc
     }
     if (sw->n_opt && geo->n_opt)
         opt[3 * sw->n_opt] = (float)geo->opt_distinct;
+    int na = k + sw->n_opt; /* with [sae]: |cos| then feature, eigenvectors first */
+    for (int j = 0; sw->x_sae && geo->sae_cos && j < na; j++) {
+        extras[sw->x_sae + j] = (float)geo->sae_cos[j];
+        extras[sw->x_sae + na + j] = (float)geo->sae_feature[j];
+    }
     if (!pl_unit_defined(&sw->ex, id))
         return PL_OK;
     pl_experiment ex = sw->ex;

@@ -103,12 +103,14 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     size_t n_pb = (size_t)sw->P * sw->NB * sw->S, n = (size_t)sw->n_units;
     if (!NX)
         return PL_OK;
-    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no) + n), "local geometry");
-    e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1)), "local geometry");
+    int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + n), "local geometry");
+    e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1 + na)), "local geometry");
     if (!e->local || !e->local_int)
         return PL_ERR;
     double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *obj = ray + n, *tan = obj + n_pb * no;
-    int *iters = e->local_int, *distinct = iters + n_pb * no;
+    double *acos = tan + n_pb * no;
+    int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb;
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         const float *x = res->local + (size_t)u * NX;
@@ -127,11 +129,20 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         }
         if (no)
             distinct[pb] = isfinite(o[3 * no]) ? (int)o[3 * no] : -1;
+        for (int j = 0; j < na; j++) { /* [P, NB, S, k] then [P, NB, S, n_opt] */
+            size_t at = j < k ? pb * k + j : n_pb * k + pb * no + (j - k);
+            acos[at] = x[sw->x_sae + j];
+            feat[at] = isfinite(x[sw->x_sae + na + j]) ? (int)x[sw->x_sae + na + j] : -1;
+        }
     }
     pl_result *r = &e->r;
     r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
     r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
     r->optimum_distinct = distinct;
+    if (na) {
+        r->fisher_max_sae_cos = k ? acos : NULL, r->fisher_sae_feature = k ? feat : NULL;
+        r->optimum_max_sae_cos = no ? acos + n_pb * k : NULL, r->optimum_sae_feature = no ? feat + n_pb * k : NULL;
+    }
     return PL_OK;
 }
 

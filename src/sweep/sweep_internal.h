@@ -52,8 +52,10 @@ typedef struct pl_sweep {
     int fisher_k;       /* eigenpairs per (prompt, base) (pl_fisher_k), 0: no local geometry */
     int n_opt;          /* the optimized kind's optima per (prompt, base): [optimize] starts, or 0 */
     int x_opt;          /* offset of the optima's extras: PL_LOCAL_EIGEN + fisher_k */
-    int NX;             /* extras per unit after its curves (0: no local geometry): x_opt + 3 n_opt + 1 with
-                         * optima, else x_opt */
+    int x_sae;          /* offset of the SAE alignment's extras (0: no [sae]): |cos| then feature of the
+                         * fisher_k eigenvectors and n_opt optima */
+    int NX;             /* extras per unit after its curves (0: no local geometry): x_opt, + 3 n_opt + 1
+                         * with optima, + 2 (fisher_k + n_opt) with [sae] */
     int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
 } pl_sweep;
 

@@ -13,6 +13,8 @@ float64 numpy from central finite differences of the independent numpy model (te
   * the optimized kind ([optimize] radius_alpha = 1 under step_mode = absolute: the sphere |delta| = 1):
     the largest optimum_objective at a real base >= numpy's KL along each of 300 random unit directions,
     every optimum's tangential gradient small, the optimized curve at alpha = 1 = optimum_objective;
+  * with [sae] (plateau synth-sae): fisher_max_sae_cos / fisher_sae_feature vs numpy's largest |cos| of the
+    eigenvectors with W_dec's rows (1e-4), optimum_max_sae_cos in [0, 1] with a feature of the SAE;
   * 1 process and 2 ranks bitwise identical;
   * SIGTERM mid-run and --resume: bitwise identical to an uninterrupted run (the units' eigenvalues,
     traces and Rayleigh quotients travel in the checkpoint);
@@ -65,6 +67,7 @@ def kl(z0, z):
     return float(np.exp(la) @ (la - lb))
 
 
+U_all = []
 worst = {"eigenvalues": 0.0, "trace": 0.0, "rayleigh": 0.0, "fisher curve": 0.0}
 sign_ok = True
 for p in range(P):
@@ -78,6 +81,7 @@ for p in range(P):
     F = J.T @ (np.diag(q) - np.outer(q, q)) @ J
     w, U = np.linalg.eigh(F)
     w, U = w[::-1][:K], U[:, ::-1][:, :K]
+    U_all.append(U)
     # a real base is the same for every sample: its numbers too
     worst["eigenvalues"] = max(worst["eigenvalues"], float(np.max(np.abs(v["fisher_eigenvalue"][p, 0] - w) / w)))
     worst["trace"] = max(worst["trace"], float(np.max(np.abs(v["fisher_trace"][p, 0] - np.trace(F)) / np.trace(F))))
@@ -125,6 +129,36 @@ ray, eig = v["kl_rayleigh"][:, 0], v["fisher_eigenvalue"]  # [base, prompt, samp
 own = np.stack([eig[:, :, s, s] for s in range(S)], -1).transpose(1, 0, 2)
 if not np.allclose(ray, own, rtol=1e-4, atol=0):
     sl.fail("kl_rayleigh of fisher sample s differs from eigenvalue s: %s vs %s" % (ray, eig))
+# the SAE alignment: the eigenvectors' largest |cos| with the decoder rows
+import json  # noqa: E402
+import subprocess  # noqa: E402
+sae = os.path.join(d, "sae")
+r = subprocess.run([sl.BIN, "synth-sae", sae, "--model", model, "--hook", "blocks.1.hook_resid_pre", "--d-sae", "48"],
+                   capture_output=True, text=True)
+if r.returncode != 0:
+    sl.fail("synth-sae: " + r.stderr)
+with open(os.path.join(sae, "sae_weights.safetensors"), "rb") as f:
+    n = int.from_bytes(f.read(8), "little")
+    head, blob = json.loads(f.read(n)), f.read()
+t = head["W_dec"]
+a, b = t["data_offsets"]
+W = np.frombuffer(blob[a:b], dtype=np.float32).reshape(t["shape"]).astype(np.float64)
+Wn = W / np.linalg.norm(W, axis=1, keepdims=True)
+cfg_sae = dict(cfg, sae={"path": sae}, output=dict(cfg["output"], path=os.path.join(d, "sae.nc")))
+r = sl.run([sl.write_ini(os.path.join(d, "sae.ini"), cfg_sae), "--quiet"])
+if r.returncode != 0:
+    sl.fail("fisher sweep with [sae]: " + r.stderr)
+vs = sl.variables(os.path.join(d, "sae.nc"))
+for p in range(P):
+    cos = np.abs(Wn @ U_all[p])  # [d_sae, K]
+    if not (np.allclose(vs["fisher_max_sae_cos"][p, 0, 0], cos.max(0), rtol=1e-4, atol=1e-6)
+            and np.array_equal(vs["fisher_sae_feature"][p, 0, 0], cos.argmax(0))):
+        sl.fail("prompt %d: fisher_max_sae_cos %s / feature %s vs numpy's %s / %s" % (
+            p, vs["fisher_max_sae_cos"][p, 0, 0], vs["fisher_sae_feature"][p, 0, 0], cos.max(0), cos.argmax(0)))
+oc, of = vs["optimum_max_sae_cos"], vs["optimum_sae_feature"]
+if not (np.all((oc > 0) & (oc <= 1)) and np.all((of >= 0) & (of < 48))):
+    sl.fail("optimum_max_sae_cos %s or optimum_sae_feature %s out of range" % (oc, of))
+print("ok fisher_max_sae_cos and fisher_sae_feature vs numpy's |cos| with W_dec; optimum_max_sae_cos in (0, 1]")
 print("ok at every base (real and synthetic) kl_rayleigh of fisher sample s is eigenvalue s of its base")
 syn = eig[:, 1]
 if np.allclose(syn[:, 0], syn[:, 1]):
