@@ -69,7 +69,7 @@ typedef struct {
     int NB, ND, P, S, K, NM, T, Q, HB; /* bases, directions, prompts, samples, alphas, metrics, ctx, quantiles,
                                           histogram bins */
     int n_scores, n_comparisons, n_states;
-    int C;                             /* resid length of activation/mu/sigma; 0: not stored */
+    int C;                             /* resid length of activation/mu/sigma (and the vectors); 0: none stored */
     const double *alpha;               /* [K] */
     const char *alpha_long_name, *alpha_units, *step_mode;
     const char *const *bases;          /* [NB] */
@@ -111,6 +111,9 @@ typedef struct {
     const int *fisher_sae_feature;     /* [P, NB, S, n_eigen] */
     const double *optimum_max_sae_cos; /* [P, NB, S, n_optimum] */
     const int *optimum_sae_feature;    /* [P, NB, S, n_optimum] */
+    /* [output] vectors (NULL: absent), unit vectors in the residual basis; C is then the resid length */
+    const float *fisher_eigenvector;   /* [P, NB, S, n_eigen, C] */
+    const float *optimum_direction;    /* [P, NB, S, n_optimum, C] */
     const int *tokens;                 /* [P, T] */
     const int *next_token;             /* [P] */
     const char *const *prompt_text;    /* [P] valid UTF-8, or NULL: not decodable */

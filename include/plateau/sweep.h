@@ -93,6 +93,7 @@ typedef struct {
     int n_quantiles;
     double quantiles[PL_MAX_QUANTILES];
     int activations;            /* store real activations, mu and Sigma */
+    int vectors;                /* store the Fisher eigenvectors and the optima's directions (issue 17) */
     int bootstrap;              /* resamples of the paired comparisons */
     int histogram_bins;
     /* [sae] */

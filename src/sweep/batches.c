@@ -132,6 +132,8 @@ void pl_sweep_set_batches(pl_sweep *sw)
     sw->NX = sw->n_opt ? sw->x_opt + 3 * sw->n_opt + 1 : sw->fisher_k ? sw->x_opt : 0;
     sw->x_sae = sw->NX && sw->cfg->sae_path ? sw->NX : 0;
     sw->NX += sw->x_sae ? 2 * (sw->fisher_k + sw->n_opt) : 0;
+    sw->x_vec = sw->NX && sw->cfg->vectors ? sw->NX : 0;
+    sw->NX += sw->x_vec ? (sw->fisher_k + sw->n_opt) * sw->C : 0;
     sw->unit_floats = sw->NM * sw->steps + sw->NX;
 }
 

@@ -341,6 +341,10 @@ static const key_def KEYS[] = {
     {"output", "activations", "false", 1, KT_BOOL, OFF(activations),
      .doc = "also store the real activations `activation(prompt, resid)`, `mu(resid)` and "
             "`sigma(resid, resid_col)` (in the residual basis), to build `file:` directions from"},
+    {"output", "vectors", "false", 1, KT_BOOL, OFF(vectors),
+     .doc = "with `[fisher] k` or the `optimized` kind: also store `fisher_eigenvector(prompt, base, sample, "
+            "eigen, resid)` and `optimum_direction(prompt, base, sample, optimum, resid)` (unit vectors, in "
+            "the residual basis)"},
     {"output", "bootstrap", "2000", 1, KT_INT, OFF(bootstrap), .lo = 0, .hi = 1000000,
      .doc = "percentile-bootstrap resamples of the paired comparisons (0: no intervals)"},
     {"output", "histogram_bins", "20", 1, KT_INT, OFF(histogram_bins), .lo = 1, .hi = 100000,

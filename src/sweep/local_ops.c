@@ -264,6 +264,12 @@ int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_loc
     if (sw->n_opt && geo->n_opt)
         opt[3 * sw->n_opt] = (float)geo->opt_distinct;
     int na = k + sw->n_opt; /* with [sae]: |cos| then feature, eigenvectors first */
+    for (int j = 0; sw->x_vec && j < k && j < geo->k; j++) /* [output] vectors */
+        for (int c = 0; c < C; c++)
+            extras[sw->x_vec + (size_t)j * C + c] = (float)geo->vectors[(size_t)j * C + c];
+    for (int j = 0; sw->x_vec && j < sw->n_opt && j < geo->n_opt; j++)
+        for (int c = 0; c < C; c++)
+            extras[sw->x_vec + ((size_t)k + j) * C + c] = (float)geo->opt_dir[(size_t)j * C + c];
     for (int j = 0; sw->x_sae && geo->sae_cos && j < na; j++) {
         extras[sw->x_sae + j] = (float)geo->sae_cos[j];
         extras[sw->x_sae + na + j] = (float)geo->sae_feature[j];

@@ -92,6 +92,30 @@ static int unit_norms(const pl_results *res, double *bn, double *dn)
     return PL_OK;
 }
 
+/* [output] vectors: fisher_eigenvector [P, NB, S, k, C] and optimum_direction [P, NB, S, n_opt, C] from
+ * the units of the first direction. */
+static int local_vectors(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    int k = sw->fisher_k, no = sw->n_opt, C = sw->C;
+    size_t n_pb = (size_t)sw->P * sw->NB * sw->S, w = (size_t)(k + no) * C;
+    if (!(e->vectors = pl_malloc(sizeof(float) * (n_pb * w > 0 ? n_pb * w : 1), "local vectors")))
+        return PL_ERR;
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        if (id.d)
+            continue;
+        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
+        const float *x = res->local + (size_t)u * sw->NX + sw->x_vec;
+        memcpy(e->vectors + pb * k * C, x, sizeof(float) * k * C);
+        memcpy(e->vectors + n_pb * k * C + pb * no * C, x + (size_t)k * C, sizeof(float) * no * C);
+    }
+    e->r.C = C;
+    e->r.fisher_eigenvector = k ? e->vectors : NULL;
+    e->r.optimum_direction = no ? e->vectors + n_pb * k * C : NULL;
+    return PL_OK;
+}
+
 /* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
  * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
  * sample) and kl_rayleigh [NB, ND, P, S] from the units' extras: every unit of a base holds the same
@@ -136,6 +160,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         }
     }
     pl_result *r = &e->r;
+    if (sw->x_vec && local_vectors(res, e) != PL_OK)
+        return PL_ERR;
     r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
     r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
     r->optimum_distinct = distinct;
@@ -318,6 +344,7 @@ void pl_result_export_free(pl_result_export *e)
 {
     free(e->local);
     free(e->local_int);
+    free(e->vectors);
     free(e->paired);
     free(e->norms);
     free(e->mu);

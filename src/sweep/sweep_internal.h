@@ -54,8 +54,11 @@ typedef struct pl_sweep {
     int x_opt;          /* offset of the optima's extras: PL_LOCAL_EIGEN + fisher_k */
     int x_sae;          /* offset of the SAE alignment's extras (0: no [sae]): |cos| then feature of the
                          * fisher_k eigenvectors and n_opt optima */
+    int x_vec;          /* offset of the vectors' extras ([output] vectors; 0: none): the fisher_k
+                         * eigenvectors then the n_opt optima's directions, C floats each */
     int NX;             /* extras per unit after its curves (0: no local geometry): x_opt, + 3 n_opt + 1
-                         * with optima, + 2 (fisher_k + n_opt) with [sae] */
+                         * with optima, + 2 (fisher_k + n_opt) with [sae], + (fisher_k + n_opt) C with
+                         * [output] vectors */
     int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
 } pl_sweep;
 
@@ -271,6 +274,7 @@ typedef struct {
     double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
     double *local;              /* fisher_eigenvalue, fisher_trace, kl_rayleigh, optima (with [fisher]) */
     int *local_int;             /* optimum_iterations, optimum_distinct */
+    float *vectors;             /* fisher_eigenvector then optimum_direction ([output] vectors) */
 } pl_result_export;
 
 /* Fill *E from the finished results R and the run's META (rank 0). Free with pl_result_export_free. */

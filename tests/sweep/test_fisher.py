@@ -13,6 +13,8 @@ float64 numpy from central finite differences of the independent numpy model (te
   * the optimized kind ([optimize] radius_alpha = 1 under step_mode = absolute: the sphere |delta| = 1):
     the largest optimum_objective at a real base >= numpy's KL along each of 300 random unit directions,
     every optimum's tangential gradient small, the optimized curve at alpha = 1 = optimum_objective;
+  * [output] vectors: fisher_eigenvector = numpy's sign-fixed eigenvectors (abs 1e-3), optimum_direction
+    unit vectors along which numpy's KL at radius 1 is optimum_objective (1e-3);
   * with [sae] (plateau synth-sae): fisher_max_sae_cos / fisher_sae_feature vs numpy's largest |cos| of the
     eigenvectors with W_dec's rows (1e-4), optimum_max_sae_cos in [0, 1] with a feature of the SAE;
   * 1 process and 2 ranks bitwise identical;
@@ -40,7 +42,7 @@ np.save(rows, D)
 cfg = sl.base_config(model, data, os.path.join(d, "f.nc"), data__n_prompts=P, perturb__n_directions=S,
                      perturb__directions="fisher, cov_random, file:" + rows + ", optimized",
                      perturb__step_mode="absolute", perturb__steps=5, perturb__alpha_max=2.0, fisher__k=K,
-                     readout__metrics="kl, l2", output__activations="true", output__bootstrap=0,
+                     readout__metrics="kl, l2", output__activations="true", output__bootstrap=0, output__vectors="true",
                      optimize__radius_alpha=1.0, optimize__starts=NO)
 ini = sl.write_ini(os.path.join(d, "f.ini"), cfg)
 r = sl.run([ini, "--quiet"])
@@ -94,6 +96,14 @@ for p in range(P):
         plus, minus = kl(z0, logits_at(ids, x + alpha[-1] * u)), kl(z0, logits_at(ids, x - alpha[-1] * u))
         worst["fisher curve"] = max(worst["fisher curve"], abs(got - plus) / plus)
         sign_ok &= abs(got - plus) < 0.1 * abs(plus - minus)
+    # [output] vectors: the eigenvectors are numpy's, sign fixed; KL along each optimum is its objective
+    signed = U * np.sign(U[np.argmax(np.abs(U), 0), np.arange(K)])
+    worst["eigenvectors"] = max(worst.get("eigenvectors", 0.0),
+                                float(np.max(np.abs(v["fisher_eigenvector"][p, 0, 0] - signed.T))))
+    for j in range(NO):
+        u = v["optimum_direction"][p, 0, 0, j].astype(np.float64)
+        worst["optimum_direction"] = max(worst.get("optimum_direction", 0.0), abs(np.linalg.norm(u) - 1),
+                                         abs(kl(z0, logits_at(ids, x + u)) / v["optimum_objective"][p, 0, 0, j] - 1))
     # optima: the best of the starts beats every random direction on the sphere |delta| = 1
     rnd = np.random.default_rng(11 + p).standard_normal((300, C))
     rnd /= np.linalg.norm(rnd, axis=1, keepdims=True)
