@@ -35,8 +35,8 @@ enum {
     PL_RNG_BOOTSTRAP,
     PL_RNG_SAE_FEATURE,       /* the feature of sae_active / sae_feature_scale: c = 2 s + base kind */
     PL_RNG_SAE_ERROR,         /* sae_error_random's direction */
-    PL_RNG_FISHER_START,      /* issue 17: the optimiser's starts, c = start */
-    PL_RNG_FISHER_LANCZOS,    /* issue 17: Lanczos's start block at (prompt, base): c = base kind */
+    PL_RNG_FISHER_LANCZOS,    /* issue 17: Lanczos's start block at a base: c = base kind + 2 * base sample
+                               * (the optimiser's starts are [optimize] start_kind's own draws) */
 };
 
 typedef struct {

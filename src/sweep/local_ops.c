@@ -195,12 +195,11 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
  * error) or PL_OK with the slot marked failed (mark); anything else PL_ERR with the place. */
 static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot, int sb)
 {
-    char where[200];
+    char where[200], sample[32] = "";
+    if (sw->cfg->bases[id.b] == PL_BASE_SYNTHETIC) /* one base per sample: name it */
+        snprintf(sample, sizeof sample, ", sample %d", sb);
     snprintf(where, sizeof where, "prompt %d, base %s%s: the Fisher metric and optima at the base", id.p,
-             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sb ? " (its sample's)" : "");
-    if (sb) /* name the sample of a synthetic base */
-        snprintf(where, sizeof where, "prompt %d, base %s, sample %d: the Fisher metric and optima at the base", id.p,
-                 PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sb);
+             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sample);
     if (!l->nonfinite)
         return pl_fail_prefix("%s", where);
     if (!sw->cfg->nonfinite_mark) {

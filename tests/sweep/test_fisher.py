@@ -17,6 +17,9 @@ float64 numpy from central finite differences of the independent numpy model (te
     unit vectors along which numpy's KL at radius 1 is optimum_objective (1e-3);
   * with [sae] (plateau synth-sae): fisher_max_sae_cos / fisher_sae_feature vs numpy's largest |cos| of the
     eigenvectors with W_dec's rows (1e-4), optimum_max_sae_cos in [0, 1] with a feature of the SAE;
+  * non-finite logits at the base (tests/trust's model with block 1's attention weights at 3e38): the
+    run stops naming the prompt and base ([run] nonfinite = error, exit 2); under mark the base's
+    eigenvalues, trace and kl_rayleigh are NaN and so are the fisher kind's curves;
   * 1 process and 2 ranks bitwise identical;
   * SIGTERM mid-run and --resume: bitwise identical to an uninterrupted run (the units' eigenvalues,
     traces and Rayleigh quotients travel in the checkpoint);
@@ -175,6 +178,30 @@ if np.allclose(syn[:, 0], syn[:, 1]):
     sl.fail("a synthetic base's samples have the same eigenvalues: they are different bases")
 if not np.allclose(v["direction_norm"][:, 0], 1.0, rtol=1e-6):
     sl.fail("fisher direction_norm %s (unit eigenvectors)" % v["direction_norm"][:, 0])
+
+# non-finite derivatives at the base
+import shutil  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trust"))
+import trustlib as tl  # noqa: E402
+huge = os.path.join(d, "huge_attn")
+shutil.copytree(model, huge)
+header, _ = tl.st_header(os.path.join(huge, "model.safetensors"))
+for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
+    tl.poke_f32(os.path.join(huge, "model.safetensors"), "h.1.attn.c_attn.weight", i, 3.0e38)
+nf = ["--set", "model.path=" + huge, "--set", "perturb.directions=fisher, cov_random", "-o", os.path.join(d, "nf.nc")]
+r = sl.run([ini, "--quiet"] + nf)
+if r.returncode != 2 or "prompt 0, base real: the Fisher metric and optima at the base" not in r.stderr \
+        or "[run] nonfinite = error" not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
+    sl.fail("non-finite logits at the base: exit %d: %s" % (r.returncode, r.stderr))
+print("ok non-finite logits at the base stop the run (exit 2): %s" % r.stderr.strip())
+r = sl.run([ini, "--quiet", "--set", "run.nonfinite=mark"] + nf)
+if r.returncode != 0:
+    sl.fail("nonfinite = mark: " + r.stderr)
+vn = sl.variables(os.path.join(d, "nf.nc"))
+if not (np.isnan(vn["fisher_eigenvalue"]).all() and np.isnan(vn["fisher_trace"]).all()
+        and np.isnan(vn["kl_rayleigh"]).all() and np.isnan(vn["kl"][:, 0]).all() and np.isnan(vn["l2"][:, 0]).all()):
+    sl.fail("nonfinite = mark: the local geometry or the fisher curves are not all NaN")
+print("ok nonfinite = mark: eigenvalues, traces, kl_rayleigh and the fisher kind's curves are NaN")
 
 sl.need_mpirun()
 out2 = os.path.join(d, "f-mpi2.nc")
