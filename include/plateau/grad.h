@@ -56,7 +56,9 @@ int pl_patch_vjp(const pl_model *m, const pl_run *clean, int resid_index, int po
                  const float *glogits, int read_index, const float *gread, float *logits, float *read, float *dx);
 
 /* FLOPs (multiply-adds count 2) of the matmuls and attention of one row of pl_patch_jvp /
- * pl_patch_vjp (its forward included), comparable with pl_patch_flops (one fast-path row). */
+ * pl_patch_vjp (its forward included) without the forward outputs (LOGITS and READ NULL: the
+ * unembedding's forward is then skipped unless a final soft-cap needs the logits), comparable with
+ * pl_patch_flops (one fast-path row). */
 double pl_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos);
 double pl_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos);
 

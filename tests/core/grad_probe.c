@@ -8,7 +8,8 @@
  *   dread, vjp_logits, vjp_read, dx, mval [4, M], mgrad [4, M, C], fv, fv0}.f32 (metrics kl, jsd,
  *   ce_loss, l2; fv = F(X) DX and fv0 = F(clean) DX with F = J^T (diag p - p p^T) J of the logits;
  *   groups [4]: a two-prompt grouped call vs one-group calls, and rows alone vs the batch).
- * usage: grad_probe --bench MODEL T M REPS: FLOPs and seconds of one fast-path row and one VJP row. */
+ * usage: grad_probe --bench MODEL T POS RESID M REPS: FLOPs and best-of-REPS seconds of M rows by the
+ *   fast path (logits), the VJP (a logits cotangent) and the JVP (dlogits); prompt ids t * 7919 mod V. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,14 +130,16 @@ static int groups_check(const pl_model *m, const pl_run *clean, const int *ids, 
     }
     const pl_run *cl[2] = {clean, &other};
     int rows[2] = {M, M};
-    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dl2, read_r, NULL, NULL) ||
+    float *dlg = alloc(2 * MV); /* the grouped JVP without logits (no unembedding forward) */
+    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dlg, read_r, NULL, NULL) ||
         pl_patch_vjp_groups(m, cl, rows, 2, r, pos, X2, GL2, read_r, GR2, NULL, NULL, dx2))
         return PL_ERR;
     for (int k = 0; k < 2; k++)
-        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, NULL, dl1 + k * MV, read_r, NULL, NULL) ||
+        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, dl2 + k * MV, dl1 + k * MV, read_r, NULL, NULL) ||
             pl_patch_vjp(m, cl[k], r, pos, X, M, GL, read_r, GR, NULL, NULL, dx1 + k * MC))
             return PL_ERR;
-    res[0] = (float)max_rel(dl2, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    res[0] = (float)max_rel(dlg, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    free(dlg);
     for (int i = 0; i < M; i++) {
         if (pl_patch_jvp(m, clean, r, pos, X + (size_t)i * C, DX + (size_t)i * C, 1, NULL, dl2, read_r, NULL, NULL) ||
             pl_patch_vjp(m, clean, r, pos, X + (size_t)i * C, 1, GL + (size_t)i * V, read_r, GR + (size_t)i * C, NULL,
@@ -220,14 +223,13 @@ static double now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* FLOPs and best-of-REPS seconds of M rows at the first block's input, last 8 positions. */
 static int bench(char **argv)
 {
     pl_model *m;
     if (pl_model_open(&m, argv[2]))
         return PL_ERR;
-    int C = pl_model_get_info(m)->d_model, V = pl_model_get_info(m)->n_vocab, T = atoi(argv[3]), M = atoi(argv[4]);
-    int reps = atoi(argv[5]), ids[4096], pos = T > 8 ? T - 8 : 0;
+    int C = pl_model_get_info(m)->d_model, V = pl_model_get_info(m)->n_vocab, T = atoi(argv[3]), pos = atoi(argv[4]);
+    int r = atoi(argv[5]), M = atoi(argv[6]), reps = atoi(argv[7]), ids[4096];
     for (int t = 0; t < T; t++)
         ids[t] = (t * 7919) % V;
     pl_run clean;
@@ -236,27 +238,27 @@ static int bench(char **argv)
     float *X = alloc((size_t)M * C), *lg = alloc((size_t)M * V), *dx = alloc((size_t)M * C);
     for (int i = 0; i < M; i++)
         for (int c = 0; c < C; c++)
-            X[(size_t)i * C + c] = clean.resid[(size_t)pos * C + c] * (1.0f + 0.01f * (float)i);
+            X[(size_t)i * C + c] = clean.resid[((size_t)r * T + pos) * C + c] * (1.0f + 0.01f * (float)i);
     for (size_t i = 0; i < (size_t)M * V; i++)
         lg[i] = (float)((i % 7) - 3) * 1e-3f;
     double te = 1e30, tv = 1e30, tj = 1e30;
     for (int k = 0; k < reps; k++) {
         double t0 = now();
-        if (pl_patch_eval(m, &clean, 0, pos, X, M, lg, 0, NULL))
+        if (pl_patch_eval(m, &clean, r, pos, X, M, lg, 0, NULL))
             return PL_ERR;
         double t1 = now();
-        if (pl_patch_vjp(m, &clean, 0, pos, X, M, lg, 0, NULL, NULL, NULL, dx))
+        if (pl_patch_vjp(m, &clean, r, pos, X, M, lg, 0, NULL, NULL, NULL, dx))
             return PL_ERR;
         double t2 = now();
-        if (pl_patch_jvp(m, &clean, 0, pos, X, X, M, NULL, lg, 0, NULL, NULL))
+        if (pl_patch_jvp(m, &clean, r, pos, X, X, M, NULL, lg, 0, NULL, NULL))
             return PL_ERR;
         double t3 = now();
         te = te < t1 - t0 ? te : t1 - t0;
         tv = tv < t2 - t1 ? tv : t2 - t1;
         tj = tj < t3 - t2 ? tj : t3 - t2;
     }
-    double fe = pl_patch_flops(m, T, 0, pos), fv = pl_patch_vjp_flops(m, T, 0, pos), fj = pl_patch_jvp_flops(m, T, 0, pos);
-    printf("T %d pos %d M %d: fast path row %.4g FLOPs, VJP row %.4g (x%.2f), JVP row %.4g (x%.2f)\n", T, pos, M, fe,
+    double fe = pl_patch_flops(m, T, r, pos), fv = pl_patch_vjp_flops(m, T, r, pos), fj = pl_patch_jvp_flops(m, T, r, pos);
+    printf("T %d pos %d resid %d M %d: fast path row %.4g FLOPs, VJP row %.4g (x%.2f), JVP row %.4g (x%.2f)\n", T, pos, r, M, fe,
            fv, fv / fe, fj, fj / fe);
     printf("seconds per call (best of %d): fast path %.4g, VJP %.4g (x%.2f), JVP %.4g (x%.2f)\n", reps, te, tv,
            tv / te, tj, tj / te);
@@ -266,11 +268,11 @@ static int bench(char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc == 6 && !strcmp(argv[1], "--bench"))
+    if (argc == 8 && !strcmp(argv[1], "--bench"))
         return bench(argv) == PL_OK ? 0 : (fprintf(stderr, "grad_probe: %s\n", pl_error()), 2);
     if (argc != 9) {
         fprintf(stderr, "usage: grad_probe MODEL IDS RESID POS READ NEXT IN_PREFIX OUT_PREFIX\n"
-                        "       grad_probe --bench MODEL T M REPS\n");
+                        "       grad_probe --bench MODEL T POS RESID M REPS\n");
         return 1;
     }
     if (probe(argv) != PL_OK) {

@@ -6,7 +6,7 @@ on the model files test_families.py writes (and plateau synth's GPT-2 and Gemma 
   qwen2 (q/k/v biases), gpt_neox (rotary 0.25 parallel; rotary 0.5 sequential), gpt2 (Conv1D
   [in, out] weights, fused [q | k | v], LayerNorm, tanh GELU), gemma2 (soft-caps 2 / 5, window 4 on
   the even layers with T = 11 > 4, post-norms, (1 + w) RMSNorm, GeGLU, query_pre_attn_scalar),
-  llama2.c (interleaved RoPE, GQA 2, untied).
+  llama2.c (interleaved RoPE; version 1 GQA 2 untied, version 0 tied), gpt_neox rotary 1.0 tied F16.
 
 For each, at M = 3 perturbed rows X (the clean residual plus noise, so that p != p0) at (resid, pos)
 with pos < T-1 (so the perturbed positions' own keys and values are attended by later positions):
@@ -137,8 +137,11 @@ def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True):
         p = np.exp(log_softmax(lg[T - 1]))
         u = Jl @ DX[i]
         errs["fisher"] = max(errs["fisher"], rel(got("fv").reshape(M, C)[i], Jl.T @ (p * u - p * (p @ u))))
+    against = {"jvp": "J DX (J by float64 central differences)", "vjp": "J^T u (the same J)",
+               "metrics": "the numpy metrics", "metric grads": "the numpy metrics' central differences",
+               "fisher": "J^T G J DX (the same J)"}
     for k, e in errs.items():
-        check(label, e <= 1e-3, f"{k} vs float64 central differences: max rel error {e:.2e}")
+        check(label, e <= 1e-3, f"{k} vs {against[k]}: max rel error {e:.2e}")
 
     # KL(x0 + eps v) ~ eps^2/2 v^T F0 v at the clean base; the mean of +eps and -eps cancels the
     # third-order term: what is left is O(eps^2) and plateau's float32 F (~1e-4)
@@ -210,6 +213,12 @@ def main():
         p = os.path.join(tmp, "l2c_v1.bin")
         llama2c_file(p, rng, 1, 48, 100, 2, 6, 3, 260, 24, False)
         cases.append(("llama2.c version 1 untied GQA 2", p, 11, 0, 6, 1))
+        p = os.path.join(tmp, "l2c_v0.bin")
+        llama2c_file(p, rng, 0, 32, 64, 2, 4, 4, 260, 16, True)
+        cases.append(("llama2.c version 0 tied", p, 11, 1, 3, 2))
+        p = os.path.join(tmp, "neox_full")
+        neox_dir(p, rng, 1, 32, 2, 200, 16, "F16", 1.0, True, tied=True)
+        cases.append(("gpt_neox rotary 1.0 parallel tied F16", p, 11, 0, 2, 1))
         for seed, (label, path, T, r, pos, read) in enumerate(cases):
             check_case(args, tmp, label, path, T, r, pos, read, seed)
         edge_cases(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)

@@ -30,8 +30,9 @@
  * where they were loaded (mmapped or converted), and each layout keeps its own sgemm orientation.
  *
  * Later choices (Gemma 2's post-norms, (1+w) RMSNorm, soft-capping, GeGLU, embedding scale,
- * sliding windows; a backward pass) belong here as further fields of pl_decoder_config, read by the
- * same forward. */
+ * sliding windows) belong here as further fields of pl_decoder_config, read by the same forward, and
+ * by the derivatives of the fast path (decoder_grad.c: every choice above needs its op's tangent and
+ * cotangent there too). */
 #ifndef PLATEAU_DECODER_H
 #define PLATEAU_DECODER_H
 

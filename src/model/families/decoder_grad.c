@@ -19,20 +19,17 @@
 #include "decoder.h"
 #include "plateau/error.h"
 
-/* One block's saved activations over R rows. */
+/* One block's saved activations over R rows: what the derivatives of its ops read (the inputs of
+ * the norms and nonlinearities; no matmul input, as no weight gradient is taken). */
 typedef struct {
     float *x;      /* [R, C] block input */
-    float *h1;     /* [R, C] norm_1(x) */
     float *q;      /* [R, qd] rotated queries */
     float *k, *v;  /* [R, kvd] the rows' own keys (rotated) and values */
     float *P;      /* [R, H, T] attention probabilities over key positions 0..T-1 (0 outside) */
     float *S;      /* [R, H, T] soft-capped scores (attn_softcap only, else NULL) */
-    float *att;    /* [R, qd] attention output */
     float *o;      /* [R, C] o projection before post_attn_norm */
-    float *x1;     /* [R, C] norm_2's input: x + o (sequential) */
-    float *h2;     /* [R, C] norm_2(x1 or x) */
-    float *a, *b;  /* [R, MLP] gate (or up) pre-activation; gated MLPs: up */
-    float *act;    /* [R, MLP] the down projection's input */
+    float *x1;     /* [R, C] norm_2's input: x + o (sequential), x (parallel) */
+    float *a, *b;  /* [R, MLP] gate (or up) pre-activation; gated MLPs: up (else NULL) */
     float *mo;     /* [R, C] down projection before post_mlp_norm */
 } tape;
 
@@ -65,7 +62,7 @@ static ctx make_ctx(const pl_decoder *d, const pl_fast_rows *f, int pos, int T)
 static size_t tape_floats(const ctx *x)
 {
     size_t R = (size_t)x->R, cap = x->d->cfg.attn_softcap > 0;
-    return R * (6 * (size_t)x->C + 2 * (size_t)x->qd + 2 * (size_t)x->kvd + 3 * (size_t)x->MLP +
+    return R * (4 * (size_t)x->C + (size_t)x->qd + 2 * (size_t)x->kvd + (1 + (size_t)x->gated) * x->MLP +
                 (1 + cap) * (size_t)x->H * x->T);
 }
 
@@ -73,19 +70,15 @@ static void tape_carve(const ctx *x, tape *t, float *p)
 {
     size_t R = (size_t)x->R, C = (size_t)x->C, HT = (size_t)x->H * x->T;
     t->x = p, p += R * C;
-    t->h1 = p, p += R * C;
     t->q = p, p += R * x->qd;
     t->k = p, p += R * x->kvd;
     t->v = p, p += R * x->kvd;
     t->P = p, p += R * HT;
     t->S = x->d->cfg.attn_softcap > 0 ? p : NULL, p += t->S ? R * HT : 0;
-    t->att = p, p += R * x->qd;
     t->o = p, p += R * C;
     t->x1 = p, p += R * C;
-    t->h2 = p, p += R * C;
     t->a = p, p += R * x->MLP;
-    t->b = p, p += R * x->MLP;
-    t->act = p, p += R * x->MLP;
+    t->b = x->gated ? p : NULL, p += x->gated ? R * x->MLP : 0;
     t->mo = p;
 }
 
@@ -129,10 +122,23 @@ static void mat_fwd(const pl_dec_mat *W, float *out, const float *in, int R, int
         pl_op_linear(out, in, W->w, W->b, R, IN, OUT);
 }
 
+/* y[len] (= or += by BETA) A x for a single row: sgemv, as the forward's ops take it for one row
+ * (OpenBLAS's sgemm is several times slower there). y is zeroed first when BETA = 0 so that no
+ * uninitialised value can reach it through a 0 * NaN. */
+static void one_row(int trans, int rows, int cols, const float *A, const float *x, float beta, float *y, int len)
+{
+    if (beta == 0.0f)
+        memset(y, 0, sizeof(float) * (size_t)len);
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, 1.0f, A, cols, x, 1, beta, y, 1);
+}
+
 /* Tangent: dout[R, OUT] = din[R, IN] through W, no bias (BETA 1: added to dout). */
 static void mat_jvp(const pl_dec_mat *W, float *dout, const float *din, int R, int IN, int OUT, float beta)
 {
-    if (W->layout == PL_LAYOUT_IN_OUT) /* W[IN, OUT] */
+    int in_out = W->layout == PL_LAYOUT_IN_OUT;
+    if (R == 1)
+        one_row(in_out, in_out ? IN : OUT, in_out ? OUT : IN, W->w, din, beta, dout, OUT);
+    else if (in_out) /* W[IN, OUT] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, OUT, IN, 1.0f, din, IN, W->w, OUT, beta, dout, OUT);
     else /* W[OUT, IN] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, OUT, IN, 1.0f, din, IN, W->w, IN, beta, dout, OUT);
@@ -141,7 +147,10 @@ static void mat_jvp(const pl_dec_mat *W, float *dout, const float *din, int R, i
 /* Cotangent: gin[R, IN] (= or += by BETA) gout[R, OUT] through W transposed. */
 static void mat_vjp(const pl_dec_mat *W, float *gin, const float *gout, int R, int IN, int OUT, float beta)
 {
-    if (W->layout == PL_LAYOUT_IN_OUT)
+    int in_out = W->layout == PL_LAYOUT_IN_OUT;
+    if (R == 1)
+        one_row(!in_out, in_out ? IN : OUT, in_out ? OUT : IN, W->w, gout, beta, gin, IN);
+    else if (in_out)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, IN, OUT, 1.0f, gout, OUT, W->w, OUT, beta, gin, IN);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, IN, OUT, 1.0f, gout, OUT, W->w, IN, beta, gin, IN);
@@ -171,14 +180,13 @@ static void norm_deriv(const pl_decoder_config *c, float *out, const float *in, 
     for (int i = 0; i < R; i++) {
         const float *x = in + (size_t)i * C, *ui = u + (size_t)i * C;
         float *y = out + (size_t)i * C;
-        double mean = 0.0, var = 0.0;
-        for (int j = 0; j < C; j++)
-            mean += ln ? x[j] : 0.0;
+        double mean = 0.0, var = 0.0; /* RMSNorm: mean 0, var = mean(x^2), as pl_op_rmsnorm's ss / C */
+        for (int j = 0; ln && j < C; j++)
+            mean += x[j];
         mean /= C;
         for (int j = 0; j < C; j++)
             var += ((double)x[j] - mean) * ((double)x[j] - mean);
-        double r = ln ? (float)(1.0 / sqrt(var / C + c->norm_eps)) : (float)(1.0 / sqrt(var / C + c->norm_eps));
-        double fmean = (float)mean, su = 0.0, sxu = 0.0;
+        double r = (float)(1.0 / sqrt(var / C + c->norm_eps)), fmean = (float)mean, su = 0.0, sxu = 0.0;
         for (int j = 0; j < C; j++) {
             double wj = c->norm_plus_one ? (double)(1.0f + w[j]) : (double)w[j];
             double uj = dir ? ui[j] * wj : ui[j];
@@ -211,9 +219,9 @@ static int window_lo(const pl_decoder_block *b, int n_keys)
     return b->window > 0 && n_keys > b->window ? n_keys - b->window : 0;
 }
 
-/* t->att = attention of the rows' queries, as pl_op_attend_one computes it (float dots, scale,
+/* att[R, qd] = attention of the rows' queries, as pl_op_attend_one computes it (float dots, scale,
  * soft-cap, expf, double sum), keeping the probabilities t->P (and capped scores t->S). */
-static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t)
+static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t, float *att)
 {
     const pl_decoder_config *c = &x->d->cfg;
     float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)x->hd), cap = c->attn_softcap;
@@ -241,7 +249,7 @@ static void attn_fwd(const ctx *x, const pl_decoder_block *b, int l, tape *t)
             double sum = 0.0;
             for (int s = lo; s < nk; s++)
                 sum += P[s] = expf(P[s] - maxv);
-            float inv = (float)(1.0 / sum), *oh = t->att + (size_t)r * x->qd + (size_t)h * hd;
+            float inv = (float)(1.0 / sum), *oh = att + (size_t)r * x->qd + (size_t)h * hd;
             memset(oh, 0, sizeof(float) * hd);
             for (int s = lo; s < nk; s++) {
                 const float *vv = key_row(x, cl->v, t->v, l, r, s) + off;
@@ -444,19 +452,19 @@ static void act_eval(int mlp, float v, double *f, double *df)
 }
 
 /* Forward of the MLP's hidden layer: act[R, MLP] from t->a (and t->b), by decoder.c's ops. */
-static void act_fwd(const ctx *x, tape *t)
+static void act_fwd(const ctx *x, const tape *t, float *act)
 {
     int mlp = x->d->cfg.mlp;
     size_t n = (size_t)x->R * x->MLP;
-    memcpy(t->act, t->a, sizeof(float) * n);
+    memcpy(act, t->a, sizeof(float) * n);
     if (mlp == PL_MLP_SWIGLU)
-        pl_op_swiglu(t->act, t->b, n);
+        pl_op_swiglu(act, t->b, n);
     else if (mlp == PL_MLP_GEGLU_TANH)
-        pl_op_geglu_tanh(t->act, t->b, n);
+        pl_op_geglu_tanh(act, t->b, n);
     else if (mlp == PL_MLP_GELU_TANH)
-        pl_op_gelu_tanh(t->act, n);
+        pl_op_gelu_tanh(act, n);
     else
-        pl_op_gelu_erf(t->act, n);
+        pl_op_gelu_erf(act, n);
 }
 
 /* Tangent (DIR 0): dact = f'(a) da b + f(a) db, into da. Cotangent (DIR 1): from gact in da,
@@ -481,7 +489,10 @@ static void act_deriv(const ctx *x, const tape *t, float *da, float *db, int dir
 
 /* ------------------------------------------------------------ blocks */
 
-/* Forward of block l over the rows f->x[R, C] (in place), as decoder.c's, keeping the tape. */
+/* Forward of block l over the rows f->x[R, C] (in place), as decoder.c's, keeping the tape. The
+ * sublayers' other activations live in the scratch the derivative passes use after it: h_1 and h_2
+ * in dh, the attention output in datt, the MLP hidden layer in da, the post-norms' outputs in dmid
+ * and dh. */
 static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
 {
     const pl_decoder_config *c = &x->d->cfg;
@@ -489,10 +500,10 @@ static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
     int R = x->R, C = x->C;
     size_t n = (size_t)R * C;
     memcpy(t->x, xr, sizeof(float) * n);
-    norm_fwd(c, t->h1, xr, b->norm1_w, b->norm1_b, R);
-    qkv_project(x, b, t->h1, t->q, t->k, t->v, s->qkv, s->rope, 0);
-    attn_fwd(x, b, l, t);
-    mat_fwd(&b->o, t->o, t->att, R, x->qd, C);
+    norm_fwd(c, s->dh, xr, b->norm1_w, b->norm1_b, R);
+    qkv_project(x, b, s->dh, t->q, t->k, t->v, s->qkv, s->rope, 0);
+    attn_fwd(x, b, l, t, s->datt);
+    mat_fwd(&b->o, t->o, s->datt, R, x->qd, C);
     const float *o = t->o;
     if (b->post_attn_norm_w) {
         norm_fwd(c, s->dmid, t->o, b->post_attn_norm_w, NULL, R);
@@ -501,12 +512,12 @@ static void block_fwd(const ctx *x, int l, float *xr, tape *t, grad_scratch *s)
     if (!c->parallel_residual)
         pl_op_residual_add(xr, o, n);
     memcpy(t->x1, xr, sizeof(float) * n); /* parallel: x1 = x (o is added below) */
-    norm_fwd(c, t->h2, t->x1, b->norm2_w, b->norm2_b, R);
-    mat_fwd(x->gated ? &b->gate : &b->up, t->a, t->h2, R, C, x->MLP);
+    norm_fwd(c, s->dh, t->x1, b->norm2_w, b->norm2_b, R);
+    mat_fwd(x->gated ? &b->gate : &b->up, t->a, s->dh, R, C, x->MLP);
     if (x->gated)
-        mat_fwd(&b->up, t->b, t->h2, R, C, x->MLP);
-    act_fwd(x, t);
-    mat_fwd(&b->down, t->mo, t->act, R, x->MLP, C);
+        mat_fwd(&b->up, t->b, s->dh, R, C, x->MLP);
+    act_fwd(x, t, s->da);
+    mat_fwd(&b->down, t->mo, s->da, R, x->MLP, C);
     if (c->parallel_residual)
         pl_op_residual_add(xr, o, n);
     if (b->post_mlp_norm_w) {
@@ -627,7 +638,10 @@ static void unembed_jvp(const pl_decoder *d, const float *xl, const float *dxl, 
     const pl_decoder_config *c = &d->cfg;
     int C = c->d_model, V = c->n_vocab;
     norm_deriv(c, h, xl, d->normf_w, dxl, M, 0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, dlogits, V);
+    if (M == 1)
+        one_row(0, V, C, d->unembed, h, 0.0f, dlogits, V);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, V, C, 1.0f, h, C, d->unembed, C, 0.0f, dlogits, V);
     softcap_slope(c, dlogits, logits, (size_t)M * V);
 }
 
@@ -639,7 +653,10 @@ static void unembed_vjp(const pl_decoder *d, const float *xl, const float *glogi
     int C = c->d_model, V = c->n_vocab;
     memcpy(gz, glogits, sizeof(float) * (size_t)M * V);
     softcap_slope(c, gz, logits, (size_t)M * V);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, gz, V, d->unembed, C, 0.0f, gxl, C);
+    if (M == 1)
+        one_row(1, V, C, d->unembed, gz, 0.0f, gxl, C);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, gz, V, d->unembed, C, 0.0f, gxl, C);
     norm_deriv(c, gxl, xl, d->normf_w, gxl, M, 1);
 }
 
@@ -731,7 +748,8 @@ int pl_decoder_patch_jvp_groups(const pl_model *model, const pl_run *const *clea
         float *z = logits ? logits : p.z;
         last_rows(&p.x, p.f.x, p.xl);
         last_rows(&p.x, p.g, p.dl);
-        unembed_fwd(d, p.xl, M, p.h, z);
+        if (logits || d->cfg.final_softcap > 0)
+            unembed_fwd(d, p.xl, M, p.h, z);
         if (dlogits)
             unembed_jvp(d, p.xl, p.dl, M, z, p.h, dlogits);
     }
@@ -756,7 +774,8 @@ int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *clea
     if (logits || glogits) {
         float *z = logits ? logits : p.z;
         last_rows(&p.x, p.f.x, p.xl);
-        unembed_fwd(d, p.xl, M, p.h, z);
+        if (logits || d->cfg.final_softcap > 0) /* the logits' values: asked for, or the soft-cap's slope */
+            unembed_fwd(d, p.xl, M, p.h, z);
         if (glogits) {
             unembed_vjp(d, p.xl, glogits, M, z, p.gz, p.dl);
             add_last_rows(&p.x, p.g, p.dl);
@@ -786,19 +805,28 @@ static double attention_flops(const pl_decoder_config *c, const pl_decoder_block
     return f;
 }
 
-/* JVP: the forward, and each matmul and attention once more for the tangents (ds: two dots per key,
- * datt: two axpys per key): twice the fast path. */
-double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos)
+/* The unembedding's matmul for one row, which the derivative calls skip in their forward when the
+ * logits are not asked for and there is no final soft-cap (whose slope needs them). */
+static double unembed_flops(const pl_model *m)
 {
-    return 2.0 * m->ops->patch_flops(m, T, resid_index, pos);
+    const pl_decoder *d = m->weights;
+    return d->cfg.final_softcap > 0 ? 0.0 : 2.0 * d->cfg.d_model * d->cfg.n_vocab;
 }
 
-/* VJP: the forward, each matmul once more transposed (input gradients only, no weight gradients),
- * and the attention's backward (dP, dq, dk, dv: four dots or axpys per key, twice the forward's). */
+/* JVP without the logits' values: the forward, and each matmul and attention once more for the
+ * tangents (ds: two dots per key, datt: two axpys per key). */
+double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos)
+{
+    return 2.0 * m->ops->patch_flops(m, T, resid_index, pos) - unembed_flops(m);
+}
+
+/* VJP without the logits' values: the forward, each matmul once more transposed (input gradients
+ * only, no weight gradients), and the attention's backward (dP, dq, dk, dv: four dots or axpys per
+ * key, twice the forward's). */
 double pl_decoder_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos)
 {
     const pl_decoder *d = m->weights;
-    double f = 2.0 * m->ops->patch_flops(m, T, resid_index, pos);
+    double f = 2.0 * m->ops->patch_flops(m, T, resid_index, pos) - unembed_flops(m);
     for (int l = resid_index; l < d->cfg.n_layer; l++)
         f += attention_flops(&d->cfg, &d->blocks[l], pos, T);
     return f;
