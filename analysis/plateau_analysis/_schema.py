@@ -461,6 +461,18 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'present': 'local',
                 'attributes': '',
                 'merge': 'stack'},
+               {'name': 'fisher_fraction',
+                'scope': 'fixed',
+                'type': 'float64',
+                'coordinate': False,
+                'dims': 'base direction prompt sample',
+                'units': '1',
+                'long_name': "fraction of |d|^2 of the curve's direction d (as its steps use it) inside the "
+                             'span of the top [fisher] k eigenvectors of F at its base (NaN: a unit without '
+                             'a direction)',
+                'present': 'fisher',
+                'attributes': '',
+                'merge': 'stack'},
                {'name': 'optimum_objective',
                 'scope': 'fixed',
                 'type': 'float64',

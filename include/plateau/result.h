@@ -101,6 +101,7 @@ typedef struct {
                                           one per (prompt, sample)) */
     const double *fisher_trace;        /* [P, NB, S] */
     const double *kl_rayleigh;         /* [NB, ND, P, S] */
+    const double *fisher_fraction;     /* [NB, ND, P, S] (with n_eigen) */
     int n_optimum;                     /* the optimized kind's optima per (prompt, base); 0: absent */
     const double *optimum_objective;   /* [P, NB, S, n_optimum] KL at the optimum */
     const int *optimum_iterations;     /* [P, NB, S, n_optimum] */

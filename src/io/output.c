@@ -552,7 +552,8 @@ static int put_rest(writer *w)
     for (int k = 0; k < r->n_states; k++)
         if (put(w, r->states[k].name, r->states[k].values) != PL_OK)
             return PL_ERR;
-    if (r->n_eigen && put(w, "fisher_eigenvalue", r->fisher_eigenvalue) != PL_OK)
+    if (r->n_eigen && (put(w, "fisher_eigenvalue", r->fisher_eigenvalue) != PL_OK ||
+                       put(w, "fisher_fraction", r->fisher_fraction) != PL_OK))
         return PL_ERR;
     if ((r->n_eigen || r->n_optimum) &&
         (put(w, "fisher_trace", r->fisher_trace) != PL_OK || put(w, "kl_rayleigh", r->kl_rayleigh) != PL_OK))

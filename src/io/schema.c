@@ -124,6 +124,10 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "Rayleigh quotient d^T F d / |d|^2 of the curve's direction d (as its steps use it) under the Fisher metric at "
      "its base: KL ~ 1/2 kl_rayleigh t^2 for a step of length t along d (NaN: a unit without a direction)",
      "local", "", 0, STACK},
+    {"fisher_fraction", FIXED, NC_DOUBLE, 0, "base direction prompt sample", "1",
+     "fraction of |d|^2 of the curve's direction d (as its steps use it) inside the span of the top [fisher] k "
+     "eigenvectors of F at its base (NaN: a unit without a direction)",
+     "fisher", "", 0, STACK},
     {"optimum_objective", FIXED, NC_DOUBLE, 0, "prompt base sample optimum", "nats",
      "KL(clean || perturbed at x + delta) at the optimum of each start (Riemannian gradient ascent on |delta| = r, "
      "r = [optimize] radius_alpha in the step mode's units; clean: the base's own logits)", "optimized", "", 0, STACK},

@@ -287,8 +287,12 @@ int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_loc
     extras[PL_LOCAL_DIRECTION_NORM] = (float)sqrt(n2);
     int rc = PL_OK;
     double q = NAN;
-    if (n2 > 0.0 && isfinite(n2)) /* a zero direction has no Rayleigh quotient */
+    if (n2 > 0.0 && isfinite(n2)) { /* a zero direction has no Rayleigh quotient, no fraction */
         rc = pl_fisher_rayleigh(&l->op, dir, 1, &q);
+        double frac;
+        if (rc == PL_OK && geo->k && pl_subspace_fraction(geo->vectors, geo->k, C, dir, 1, &frac) == PL_OK)
+            extras[PL_LOCAL_FRACTION] = (float)frac;
+    }
     free(base);
     if (rc != PL_OK) {
         if (l->nonfinite && sw->cfg->nonfinite_mark)

@@ -128,17 +128,18 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     if (!NX)
         return PL_OK;
     int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
-    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + n), "local geometry");
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + 2 * n), "local geometry");
     e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1 + na)), "local geometry");
     if (!e->local || !e->local_int)
         return PL_ERR;
     double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *obj = ray + n, *tan = obj + n_pb * no;
-    double *acos = tan + n_pb * no;
+    double *acos = tan + n_pb * no, *frac = acos + n_pb * na;
     int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb;
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         const float *x = res->local + (size_t)u * NX;
         ray[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_RAYLEIGH];
+        frac[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_FRACTION];
         if (id.d)
             continue;
         size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
@@ -162,6 +163,7 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     pl_result *r = &e->r;
     if (sw->x_vec && local_vectors(res, e) != PL_OK)
         return PL_ERR;
+    r->fisher_fraction = k ? frac : NULL;
     r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
     r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
     r->optimum_distinct = distinct;

@@ -87,7 +87,7 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
  * offsets, then fisher_k eigenvalues, then with `optimized` the optima's objective, iterations and
  * tangential gradient (n_opt each) and their number of distinct clusters (NX 0: no local geometry). Every unit of a (prompt, base) holds
  * the same trace and eigenvalues (computed from (prompt, base) alone). */
-enum { PL_LOCAL_RAYLEIGH, PL_LOCAL_DIRECTION_NORM, PL_LOCAL_TRACE, PL_LOCAL_EIGEN };
+enum { PL_LOCAL_RAYLEIGH, PL_LOCAL_DIRECTION_NORM, PL_LOCAL_FRACTION, PL_LOCAL_TRACE, PL_LOCAL_EIGEN };
 
 struct pl_sweep;
 /* The Fisher operator at one (prompt, base) on a worker, and its eigenpairs. */
