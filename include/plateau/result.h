@@ -70,7 +70,7 @@ typedef struct {
     int NB, ND, P, S, K, NM, T, Q, HB; /* bases, directions, prompts, samples, alphas, metrics, ctx, quantiles,
                                           histogram bins */
     int n_scores, n_comparisons, n_states;
-    int C;                             /* resid length of activation/mu/sigma; 0: not stored */
+    int C;                             /* resid length of activation/mu/sigma (and the vectors); 0: none stored */
     const double *alpha;               /* [K] */
     const char *alpha_long_name, *alpha_units, *step_mode;
     const char *const *bases;          /* [NB] */
@@ -95,6 +95,27 @@ typedef struct {
     const int *n_censored;             /* [NM, n_scores, NB, ND] censored (+inf) scores per kind */
     const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
+    /* the local geometry at the bases (issue 17; n_eigen 0: no eigenpairs; kl_rayleigh and fisher_trace
+     * whenever n_eigen or n_optimum is set) */
+    int n_eigen;                       /* length of the eigen dimension: the eigenpairs per (prompt, base) */
+    const double *fisher_eigenvalue;   /* [P, NB, S, n_eigen] descending (per base: a synthetic base is
+                                          one per (prompt, sample)) */
+    const double *fisher_trace;        /* [P, NB, S] */
+    const double *kl_rayleigh;         /* [NB, ND, P, S] */
+    const double *fisher_fraction;     /* [NB, ND, P, S] (with n_eigen) */
+    int n_optimum;                     /* the optimized kind's optima per (prompt, base); 0: absent */
+    const double *optimum_objective;   /* [P, NB, S, n_optimum] KL at the optimum */
+    const int *optimum_iterations;     /* [P, NB, S, n_optimum] */
+    const double *optimum_tangential_grad; /* [P, NB, S, n_optimum] */
+    const int *optimum_distinct;       /* [P, NB, S] */
+    /* with [sae] (NULL: absent): the largest |cos| with the SAE's decoder rows and which feature */
+    const double *fisher_max_sae_cos;  /* [P, NB, S, n_eigen] */
+    const int *fisher_sae_feature;     /* [P, NB, S, n_eigen] */
+    const double *optimum_max_sae_cos; /* [P, NB, S, n_optimum] */
+    const int *optimum_sae_feature;    /* [P, NB, S, n_optimum] */
+    /* [output] vectors (NULL: absent), unit vectors in the residual basis; C is then the resid length */
+    const float *fisher_eigenvector;   /* [P, NB, S, n_eigen, C] */
+    const float *optimum_direction;    /* [P, NB, S, n_optimum, C] */
     const int *tokens;                 /* [P, T] */
     const int *next_token;             /* [P] */
     const char *const *prompt_text;    /* [P] valid UTF-8, or NULL: not decodable */

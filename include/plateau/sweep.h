@@ -106,6 +106,7 @@ typedef struct {
     int n_quantiles;
     double quantiles[PL_MAX_QUANTILES];
     int activations;            /* store real activations, mu and Sigma */
+    int vectors;                /* store the Fisher eigenvectors and the optima's directions (issue 17) */
     int bootstrap;              /* resamples of the paired comparisons */
     int histogram_bins;
     /* [sae] */
@@ -121,9 +122,15 @@ typedef struct {
     int threads;                /* OpenBLAS threads of every rank: the bits depend on it, not on the machine */
     int shared_weights;         /* under MPI: converted weights in one shared window per node */
     int nonfinite_mark;         /* [run] nonfinite = mark: non-finite evaluations are stored as NaN */
+    /* [fisher] (issue 17) */
+    int fisher_k;               /* eigenpairs of F per (prompt, base); 0: none unless `fisher` is listed */
+    /* [optimize] (issue 17: the `optimized` kind's local optima of KL on a sphere) */
+    double opt_radius_alpha;    /* the sphere's radius in the step mode's units; NaN: not given */
+    int opt_starts, opt_start_kind, opt_orthogonal, opt_max_iterations;
+    double opt_tolerance, opt_distinct_cos;
 
     /* where each key's value came from, for messages: "FILE:LINE", "--set ...", or "FILE" (default) */
-    char *origin[64];
+    char *origin[96];
 } pl_sweep_config;
 
 /* Parse PATH, apply SETS[i] ("section.key=value") in order, and OUTPUT (from -o; may be NULL).

@@ -56,12 +56,12 @@ static void sae_cosine_base(const pl_experiment *ex, pl_unit_id id, double *base
 }
 
 const pl_base_kind PL_BASE_KINDS[PL_N_BASE_KINDS] = {
-    [PL_BASE_REAL] = {"real", "the prompt's own activation", real_base, 0},
-    [PL_BASE_SYNTHETIC] = {"synthetic", "a sample of N(mu, Sigma) in its place", synthetic_base, 0},
+    [PL_BASE_REAL] = {"real", "the prompt's own activation", real_base, 0, 0},
+    [PL_BASE_SYNTHETIC] = {"synthetic", "a sample of N(mu, Sigma) in its place", synthetic_base, 0, 1},
     [PL_BASE_SAE_RECON] = {"sae_recon", "SAE(x), the SAE's reconstruction of the prompt's activation, in its place",
-                           sae_recon_base, 1},
+                           sae_recon_base, 1, 0},
     [PL_BASE_SAE_BAG] = {"sae_bag", "decode of the prompt's SAE code with each active feature swapped for one of "
-                                    "similar density (Giglemiani et al.'s bag of features)", sae_bag_base, 1},
+                                    "similar density (Giglemiani et al.'s bag of features)", sae_bag_base, 1, 1},
     [PL_BASE_SAE_COSINE] = {"sae_cosine", "decode of a code whose features copy the cosine structure of the "
-                                          "prompt's (Giglemiani et al.'s structured synthetic)", sae_cosine_base, 1},
+                                          "prompt's (Giglemiani et al.'s structured synthetic)", sae_cosine_base, 1, 0},
 };

@@ -278,8 +278,52 @@ const pl_direction_kind PL_DIRECTION_KINDS[] = {
      "the base)"},
     {"sae_recon_other", "target = SAE(another sweep prompt's real activation), real_other's partner (teren's)",
      pl_sae_recon_other_setup, pl_sae_recon_other, NULL, NULL, 1, 0.0, NULL},
+    /* issue 17: the local geometry at the base (base_local.c), computed by the sweep on the worker */
+    {"fisher", "d = the s-th eigenvector of the Fisher metric F at the base (sign: largest |component| positive)",
+     NULL, pl_fisher_direction, NULL, NULL, 0, 0.0, NULL},
+    {"optimized", "d = the s-th local optimum of KL(clean || perturbed) on the sphere of [optimize] radius_alpha",
+     NULL, pl_optimized_direction, NULL, NULL, 0, 0.0, NULL},
 };
 const int PL_N_DIRECTION_KINDS = (int)(sizeof PL_DIRECTION_KINDS / sizeof PL_DIRECTION_KINDS[0]);
+
+int pl_direction_kind_needs_local(int k)
+{
+    return PL_DIRECTION_KINDS[k].direction == pl_fisher_direction ||
+           PL_DIRECTION_KINDS[k].direction == pl_optimized_direction;
+}
+
+int pl_optimized_listed(const pl_sweep_config *cfg)
+{
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].direction == pl_optimized_direction)
+            return 1;
+    return 0;
+}
+
+/* [optimize]'s keys when `optimized` is listed: a radius, a step mode that has one, enough starts, and
+ * a start kind that can draw (one with a per-sweep setup must be listed, its setup is the listed one's). */
+static int check_optimize(const pl_sweep_config *cfg, const char **which)
+{
+    if (!pl_optimized_listed(cfg))
+        return PL_OK;
+    *which = "directions";
+    if (!isfinite(cfg->opt_radius_alpha))
+        return pl_fail("optimized needs [optimize] radius_alpha (the sphere's radius in the step mode's units)");
+    if (cfg->step_mode != PL_STEP_FIXED_NORM && cfg->step_mode != PL_STEP_ABSOLUTE)
+        return pl_fail("optimized needs step_mode = fixed_norm or absolute: radius_alpha is a length in their units "
+                       "(%s has none)", PL_STEP_MODE_NAMES[cfg->step_mode]);
+    if (cfg->opt_starts < cfg->n_directions)
+        return pl_fail("optimized: its samples are the optima of n_directions = %d starts, but [optimize] starts = %d",
+                       cfg->n_directions, cfg->opt_starts);
+    const pl_direction_kind *k = &PL_DIRECTION_KINDS[cfg->opt_start_kind];
+    int listed = 0;
+    for (int d = 0; d < cfg->n_dirs; d++)
+        listed |= cfg->dirs[d].kind == cfg->opt_start_kind;
+    if ((k->setup || k->needs_sae) && !listed)
+        return pl_fail("optimized: [optimize] start_kind = %s needs per-sweep state: list it in [perturb] directions "
+                       "too", k->name);
+    return PL_OK;
+}
 
 int pl_direction_kind_find(const char *name)
 {
@@ -388,6 +432,15 @@ int pl_experiment_check_config(const pl_sweep_config *cfg, const char **which)
                            cfg->n_alphas ? "[perturb] alphas" : PL_ALPHA_GRID_NAMES[cfg->alpha_grid]);
         }
     }
+    if (check_optimize(cfg, which) != PL_OK)
+        return PL_ERR;
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].direction == pl_fisher_direction && cfg->fisher_k && cfg->fisher_k < cfg->n_directions) {
+            *which = "directions";
+            return pl_fail("fisher: its samples are the top n_directions = %d eigenvectors, but [fisher] k = %d "
+                           "computes %d (raise k, or leave it 0: then k = n_directions)",
+                           cfg->n_directions, cfg->fisher_k, cfg->fisher_k);
+        }
     for (int m = 0; m < cfg->n_metrics; m++)
         if ((PL_METRICS[cfg->metrics[m]].reads & PL_READS_SAE) && !cfg->sae_path) {
             *which = "metrics";

@@ -36,6 +36,8 @@ enum {
     PL_RNG_SAE_FEATURE,       /* the feature of sae_active / sae_feature_scale: c = 2 s + base kind */
     PL_RNG_SAE_ERROR,         /* sae_error_random's direction */
     PL_RNG_SAE_BAG,           /* the sae_bag base's choices among the 10 nearest densities */
+    PL_RNG_FISHER_LANCZOS,    /* issue 17: Lanczos's start block at a base: c = base kind + 2 * base sample
+                               * (the optimiser's starts are [optimize] start_kind's own draws) */
 };
 
 typedef struct {
@@ -113,6 +115,31 @@ typedef struct {
 struct pl_sae;
 struct pl_sae_bases;
 
+/* The local geometry at one (prompt, base) (issue 17; fisher.h): the top-k eigenpairs of the Fisher
+ * metric F pulled back to the hook and its trace. It needs the model (exact JVP/VJP), so the sweep
+ * computes it on the worker before the curves of (prompt, base) (base_local.c, pl_base_local_compute)
+ * and hands it to the steps in a copy of the experiment (pl_experiment.local): the `fisher` kind's
+ * direction reads it there. */
+typedef struct pl_base_local {
+    int p, b, s;         /* the (prompt, base index, base sample: pl_base_sample) it belongs to; -1: none yet */
+    int k, C;
+    double *values;      /* [k] eigenvalues, descending */
+    double *vectors;     /* [k, C] unit eigenvectors, the largest-|component| entry positive */
+    double trace;        /* tr F */
+    /* the `optimized` kind's local optima of KL on the sphere |delta| = radius (n_opt 0: none) */
+    int n_opt;
+    double radius;
+    double *opt_dir;     /* [n_opt, C] unit directions delta / radius */
+    double *opt_value;   /* [n_opt] KL at the optimum, nats */
+    double *opt_tangential; /* [n_opt] |tangential gradient| at the end */
+    int *opt_iterations; /* [n_opt] accepted steps */
+    int *opt_status;     /* [n_opt] PL_OPT_* (fisher.h) */
+    int opt_distinct;    /* clusters of the optima by |cos| >= [optimize] distinct_cos */
+    /* with [sae]: the largest |cos| of each eigenvector / optimum with the SAE's decoder rows, and which */
+    double *sae_cos;     /* [k + n_opt] eigenvectors first */
+    int *sae_feature;    /* [k + n_opt] */
+} pl_base_local;
+
 typedef struct pl_experiment {
     const pl_sweep_config *cfg;
     int C, V, P, S, NB, ND, steps; /* C: the perturbed activation's width (the hook's) */
@@ -129,6 +156,8 @@ typedef struct pl_experiment {
                                         (the sae_recon base, sae_recon_other): the SAE's output, not centred */
     float *sae_bag;                  /* [P, S, C] the sae_bag bases (pl_sae_giglemiani_setup), not centred */
     float *sae_cosine;               /* [P, C] the sae_cosine bases, not centred */
+    const pl_base_local *local;      /* the local geometry of the unit's (prompt, base), set on a copy of
+                                      * the experiment by whoever computed it (NULL: none) */
 } pl_experiment;
 
 /* ------------------------------------------------------------ bases (bases.c) */
@@ -139,6 +168,7 @@ typedef struct {
     /* base[C] of unit ID, in the sweep's basis */
     void (*make)(const pl_experiment *ex, pl_unit_id id, double *base);
     int needs_sae;  /* needs [sae] path (its reconstructions are made at setup: pl_sae_recon_real_setup) */
+    int per_sample; /* one base per (prompt, sample) (else one per prompt, shared by every sample) */
 } pl_base_kind;
 
 extern const pl_base_kind PL_BASE_KINDS[PL_N_BASE_KINDS]; /* indexed by PL_BASE_* */
@@ -180,6 +210,22 @@ int *pl_direction_add_state(pl_experiment *ex, int d, const char *name, const ch
  * as direction D's state NAME (and the redraws as REDRAW_NAME). The partners, [P, S], or NULL. */
 const int *pl_partner_setup(pl_experiment *ex, int d, const char *name, const char *long_name, const char *redraw_name,
                             const char *redraw_long_name);
+/* 1 when kind K's direction needs the local geometry of its base (pl_experiment.local): `fisher`. */
+int pl_direction_kind_needs_local(int k);
+/* `optimized`: d = the s-th local optimum of KL on the sphere at the unit's base (ex->local). */
+void pl_optimized_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
+/* The sample index of unit ID's base: id.s for a synthetic base (one per prompt and sample), 0 for a
+ * real one (the prompt's). Units of one (prompt, base index) with equal pl_base_sample share a base. */
+int pl_base_sample(const pl_sweep_config *cfg, pl_unit_id id);
+/* 1 when `optimized` is among the config's direction kinds. */
+int pl_optimized_listed(const pl_sweep_config *cfg);
+/* fixed_norm's step length at alpha = 1: norm_scale |r|, r the base or the prompt's real activation. */
+double pl_fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const double *base);
+/* `fisher`: d = the s-th eigenvector of F at the unit's base (ex->local; base_local.c). */
+void pl_fisher_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir);
+/* The eigenpairs a sweep computes at every (prompt, base): [fisher] k, or n_directions when `fisher`
+ * is listed and k is 0. */
+int pl_fisher_k(const pl_sweep_config *cfg);
 
 /* Index of NAME in PL_DIRECTION_KINDS, or -1. */
 int pl_direction_kind_find(const char *name);
@@ -219,6 +265,9 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
 /* The unit's step vectors X[steps, C]: base + alpha_k * scale * d, d its kind's direction (centred
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
+/* The unit's base[C] and direction dir[2 C] (second half scratch) as its steps use them: d centred when
+ * they centre it, before the step mode's scaling. */
+int pl_unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, double *dir);
 /* |base| and |d| of the unit, d as its steps use it (centred when they centre it), in the sweep's
  * basis: step k lies |alpha_k - ref| |d| (to_target), |alpha_k| norm_scale |r| (fixed_norm; r the
  * base, or the prompt's real activation under step_reference = real) or |alpha_k| (absolute) from

@@ -49,7 +49,7 @@ static int first_feature_kind(const pl_experiment *ex)
  * per prompt. */
 static int per_sample(const pl_experiment *ex, int b)
 {
-    return ex->cfg->bases[b] == PL_BASE_SYNTHETIC || ex->cfg->bases[b] == PL_BASE_SAE_BAG;
+    return PL_BASE_KINDS[ex->cfg->bases[b]].per_sample;
 }
 
 static int base_row(const pl_sae_bases *sb, const pl_experiment *ex, pl_unit_id id)

@@ -70,6 +70,12 @@ static void unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, d
         pl_center(dir, ex->C);
 }
 
+int pl_unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, double *dir)
+{
+    unit_vectors(ex, id, base, dir);
+    return PL_OK;
+}
+
 int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, double *direction_norm)
 {
     int C = ex->C;
@@ -85,7 +91,7 @@ int pl_unit_norms(const pl_experiment *ex, pl_unit_id id, double *base_norm, dou
 
 /* fixed_norm's step length at alpha = 1: norm_scale |r|, r the base or the prompt's real activation.
  * norm_scale = 1 multiplies by exactly 1, so today's steps are bitwise unchanged. */
-static double fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const double *base)
+double pl_fixed_norm_length(const pl_experiment *ex, pl_unit_id id, const double *base)
 {
     const pl_sweep_config *cfg = ex->cfg;
     double n;
@@ -150,7 +156,7 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
     double scale = 1.0;
     if (cfg->step_mode != PL_STEP_TO_TARGET) {
         double nd = norm2(dir, C);
-        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? fixed_norm_length(ex, id, base) : 1.0;
+        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0;
         scale = nd > 0.0 ? length / nd : 0.0;
     }
     for (int k = 0; k < ex->steps; k++) {

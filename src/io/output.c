@@ -61,8 +61,10 @@ static int text_att(int nc, int var, const char *name, const char *value)
 static long dim_length(const pl_result *r, const char *name)
 {
     static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
-                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col"};
-    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C};
+                                        "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen",
+                                        "optimum"};
+    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C,
+                        r->n_eigen, r->n_optimum};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return len[i];
@@ -79,9 +81,25 @@ static int present(const pl_result *r, const char *when)
     if (!strcmp(when, "tokenizer"))
         return r->prompt_text != NULL;
     if (!strcmp(when, "activations"))
+        return r->C > 0 && r->activation != NULL;
+    if (!strcmp(when, "resid")) /* the activations' or the vectors' ([output] vectors) */
         return r->C > 0;
     if (!strcmp(when, "sae_active"))
         return r->sae_features > 0;
+    if (!strcmp(when, "fisher"))
+        return r->n_eigen > 0;
+    if (!strcmp(when, "optimized"))
+        return r->n_optimum > 0;
+    if (!strcmp(when, "fisher_vectors"))
+        return r->fisher_eigenvector != NULL;
+    if (!strcmp(when, "optimized_vectors"))
+        return r->optimum_direction != NULL;
+    if (!strcmp(when, "fisher_sae"))
+        return r->fisher_max_sae_cos != NULL;
+    if (!strcmp(when, "optimized_sae"))
+        return r->optimum_max_sae_cos != NULL;
+    if (!strcmp(when, "local"))
+        return r->n_eigen > 0 || r->n_optimum > 0;
     return !strcmp(when, "");
 }
 
@@ -298,8 +316,12 @@ static int define_var_attributes(writer *w)
                 NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->giglemiani_nl_tolerance), name);
             }
         }
-    static const char *const with_basis[] = {"activation", "mu", "sigma"};
-    for (int k = 0; k < 3 && r->C > 0; k++) {
+    static const char *const with_basis[] = {"activation", "mu", "sigma", "fisher_eigenvector", "optimum_direction"};
+    const int has[] = {r->activation != NULL, r->activation != NULL, r->activation != NULL,
+                       r->fisher_eigenvector != NULL, r->optimum_direction != NULL};
+    for (int k = 0; k < 5 && r->C > 0; k++) {
+        if (!has[k])
+            continue;
         NC_TRY(w, nc_inq_varid(nc, with_basis[k], &v), with_basis[k]);
         NC_TRY(w, text_att(nc, v, "residual_basis", r->attrs.residual_basis), with_basis[k]);
     }
@@ -530,9 +552,29 @@ static int put_rest(writer *w)
     for (int k = 0; k < r->n_states; k++)
         if (put(w, r->states[k].name, r->states[k].values) != PL_OK)
             return PL_ERR;
+    if (r->n_eigen && (put(w, "fisher_eigenvalue", r->fisher_eigenvalue) != PL_OK ||
+                       put(w, "fisher_fraction", r->fisher_fraction) != PL_OK))
+        return PL_ERR;
+    if ((r->n_eigen || r->n_optimum) &&
+        (put(w, "fisher_trace", r->fisher_trace) != PL_OK || put(w, "kl_rayleigh", r->kl_rayleigh) != PL_OK))
+        return PL_ERR;
+    if (r->n_optimum && (put(w, "optimum_objective", r->optimum_objective) != PL_OK ||
+                         put(w, "optimum_iterations", r->optimum_iterations) != PL_OK ||
+                         put(w, "optimum_tangential_grad", r->optimum_tangential_grad) != PL_OK ||
+                         put(w, "optimum_distinct", r->optimum_distinct) != PL_OK))
+        return PL_ERR;
+    if ((r->fisher_eigenvector && put(w, "fisher_eigenvector", r->fisher_eigenvector) != PL_OK) ||
+        (r->optimum_direction && put(w, "optimum_direction", r->optimum_direction) != PL_OK))
+        return PL_ERR;
+    if (r->fisher_max_sae_cos && (put(w, "fisher_max_sae_cos", r->fisher_max_sae_cos) != PL_OK ||
+                                  put(w, "fisher_sae_feature", r->fisher_sae_feature) != PL_OK))
+        return PL_ERR;
+    if (r->optimum_max_sae_cos && (put(w, "optimum_max_sae_cos", r->optimum_max_sae_cos) != PL_OK ||
+                                   put(w, "optimum_sae_feature", r->optimum_sae_feature) != PL_OK))
+        return PL_ERR;
     if (r->sae_features && put(w, "sae_feature_active_bases", r->sae_feature_active_bases) != PL_OK)
         return PL_ERR;
-    if (r->C && (put(w, "activation", r->activation) != PL_OK || put(w, "mu", r->mu) != PL_OK ||
+    if (r->C && r->activation && (put(w, "activation", r->activation) != PL_OK || put(w, "mu", r->mu) != PL_OK ||
                  put(w, "sigma", r->sigma) != PL_OK))
         return PL_ERR;
     return PL_OK;

@@ -21,10 +21,12 @@ const pl_schema_dim PL_SCHEMA_DIMS[] = {
     {"hist_edge", "hist_bin + 1 bin edges", ""},
     {"comparison", "paired comparisons of kinds", "comparisons"},
     {"bound", "the two percentiles of a 95 % interval", "comparisons"},
-    {"resid", "width of the activation at [perturb] hook (d_model; H*head_dim at attn.hook_z)", "activations"},
+    {"resid", "width of the activation at [perturb] hook (d_model; H*head_dim at attn.hook_z)", "resid"},
     {"resid_col", "the same width (Sigma's columns)", "activations"},
     {"{width_dim}", "a per-unit state's trailing dimension (difference_prompts: pair)", "state"},
     {"sae_feature", "features of the SAE", "sae_active"},
+    {"eigen", "eigenpairs of the Fisher metric per (prompt, base) ([fisher] k)", "fisher"},
+    {"optimum", "local optima of KL on the sphere per (prompt, base) ([optimize] starts)", "optimized"},
 };
 const int PL_SCHEMA_N_DIMS = (int)(sizeof PL_SCHEMA_DIMS / sizeof PL_SCHEMA_DIMS[0]);
 
@@ -109,6 +111,49 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "activation under step_reference = real) or |alpha_k| (absolute) from the base (arc: on the sphere around mu "
      "through the base)",
      "", "", 0, STACK},
+    /* the local geometry at the bases (issue 17, [fisher] and `optimized`): per base, a synthetic base being
+     * one per (prompt, sample) and a real one the same for every sample (hence the sample dimension) */
+    {"fisher_eigenvalue", FIXED, NC_DOUBLE, 0, "prompt base sample eigen", "nats per squared " RSU,
+     "top eigenvalues (descending) of the Fisher metric F = J^T (diag p - p p^T) J at the base, J = dlogits/dx at "
+     "the hook and position, p the base's next-token distribution (1/2 d^T F d is KL's second-order term); computed "
+     "in double, stored from float32",
+     "fisher", "", 0, STACK},
+    {"fisher_trace", FIXED, NC_DOUBLE, 0, "prompt base sample", "nats per squared " RSU,
+     "trace of the Fisher metric F at the base (exact: one JVP row per residual dimension)", "local", "", 0, STACK},
+    {"kl_rayleigh", FIXED, NC_DOUBLE, 0, "base direction prompt sample", "nats per squared " RSU,
+     "Rayleigh quotient d^T F d / |d|^2 of the curve's direction d (as its steps use it) under the Fisher metric at "
+     "its base: KL ~ 1/2 kl_rayleigh t^2 for a step of length t along d (NaN: a unit without a direction)",
+     "local", "", 0, STACK},
+    {"fisher_fraction", FIXED, NC_DOUBLE, 0, "base direction prompt sample", "1",
+     "fraction of |d|^2 of the curve's direction d (as its steps use it) inside the span of the top [fisher] k "
+     "eigenvectors of F at its base (NaN: a unit without a direction)",
+     "fisher", "", 0, STACK},
+    {"optimum_objective", FIXED, NC_DOUBLE, 0, "prompt base sample optimum", "nats",
+     "KL(clean || perturbed at x + delta) at the optimum of each start (Riemannian gradient ascent on |delta| = r, "
+     "r = [optimize] radius_alpha in the step mode's units; clean: the base's own logits)", "optimized", "", 0, STACK},
+    {"optimum_iterations", FIXED, NC_INT, 0, "prompt base sample optimum", "1",
+     "accepted ascent steps of each start (-1: not computed)", "optimized", "", 0, STACK},
+    {"optimum_tangential_grad", FIXED, NC_DOUBLE, 0, "prompt base sample optimum", "nats per " RSU,
+     "norm of the tangential part of grad KL at the optimum (0 at an exact optimum on the sphere)", "optimized", "",
+     0, STACK},
+    {"optimum_distinct", FIXED, NC_INT, 0, "prompt base sample", "1",
+     "distinct optima of the base: clusters of the optima by |cos| >= [optimize] distinct_cos (chained; -1: not "
+     "computed)", "optimized", "", 0, STACK},
+    {"fisher_max_sae_cos", FIXED, NC_DOUBLE, 0, "prompt base sample eigen", "1",
+     "largest |cos| of the Fisher eigenvector with the SAE's decoder rows (W_dec as stored)", "fisher_sae", "", 0,
+     STACK},
+    {"fisher_sae_feature", FIXED, NC_INT, 0, "prompt base sample eigen", "1",
+     "the SAE feature (row of W_dec) of fisher_max_sae_cos (-1: not computed)", "fisher_sae", "", 0, STACK},
+    {"optimum_max_sae_cos", FIXED, NC_DOUBLE, 0, "prompt base sample optimum", "1",
+     "largest |cos| of the optimum with the SAE's decoder rows (W_dec as stored)", "optimized_sae", "", 0, STACK},
+    {"optimum_sae_feature", FIXED, NC_INT, 0, "prompt base sample optimum", "1",
+     "the SAE feature (row of W_dec) of optimum_max_sae_cos (-1: not computed)", "optimized_sae", "", 0, STACK},
+    {"fisher_eigenvector", FIXED, NC_FLOAT, 0, "prompt base sample eigen resid", "1",
+     "unit eigenvectors of the Fisher metric at the base (fisher_eigenvalue's; the largest-|component| entry "
+     "positive), in the residual basis ([output] vectors)", "fisher_vectors", "residual_basis", 1, STACK},
+    {"optimum_direction", FIXED, NC_FLOAT, 0, "prompt base sample optimum resid", "1",
+     "unit direction delta / r of each optimum at the base, in the residual basis ([output] vectors)",
+     "optimized_vectors", "residual_basis", 1, STACK},
     {"prompt_text", FIXED, NC_STRING, 0, "prompt", NULL,
      "the sweep prompt's tokens decoded by the model's tokenizer (invalid UTF-8 as U+FFFD)", "tokenizer", "", 0, ONCE},
     {"tokens", FIXED, NC_INT, 0, "prompt ctx", "1", "token ids of the prompt", "", "", 0, ONCE},

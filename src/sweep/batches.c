@@ -97,6 +97,10 @@ int pl_sweep_setup_units(pl_sweep *sw)
         return pl_fail_prefix("%s: [perturb] bases", pl_sweep_config_origin(sw->cfg, "perturb", "bases"));
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
+    if (sw->fisher_k > sw->C)
+        return pl_fail("%s: [fisher] k = %d: F at a base has %d eigenpairs (the residual width)%s",
+                       pl_sweep_config_origin(sw->cfg, "fisher", "k"), sw->fisher_k, sw->C,
+                       sw->cfg->fisher_k ? "" : " (k = n_directions, as `fisher` is listed)");
     return PL_OK;
 }
 
@@ -139,7 +143,11 @@ static int next_token_at_readout(const pl_sweep *sw, int p)
 
 /* ------------------------------------------------------------ a batch */
 
-void pl_unit_cache_init(pl_unit_cache *c) { memset(c, 0, sizeof *c); }
+void pl_unit_cache_init(pl_unit_cache *c)
+{
+    memset(c, 0, sizeof *c);
+    pl_sweep_local_init(&c->local);
+}
 
 void pl_unit_cache_free(pl_unit_cache *c)
 {
@@ -149,6 +157,7 @@ void pl_unit_cache_free(pl_unit_cache *c)
     free(c->scratch);
     free(c->bad);
     free(c->pos_rows);
+    pl_sweep_local_free(&c->local);
     pl_unit_cache_init(c);
 }
 
@@ -157,6 +166,15 @@ void pl_sweep_set_batches(pl_sweep *sw)
     long rows = (long)sw->steps * (sw->n_pos > 1 ? sw->n_pos : 1); /* output rows of a unit */
     sw->batch_units = rows >= PL_BATCH_ROWS ? 1 : (int)(PL_BATCH_ROWS / rows);
     sw->n_batches = (sw->n_units + sw->batch_units - 1) / sw->batch_units;
+    sw->fisher_k = pl_fisher_k(sw->cfg);
+    sw->n_opt = pl_optimized_listed(sw->cfg) ? sw->cfg->opt_starts : 0;
+    sw->x_opt = PL_LOCAL_EIGEN + sw->fisher_k;
+    sw->NX = sw->n_opt ? sw->x_opt + 3 * sw->n_opt + 1 : sw->fisher_k ? sw->x_opt : 0;
+    sw->x_sae = sw->NX && sw->cfg->sae_path ? sw->NX : 0;
+    sw->NX += sw->x_sae ? 2 * (sw->fisher_k + sw->n_opt) : 0;
+    sw->x_vec = sw->NX && sw->cfg->vectors ? sw->NX : 0;
+    sw->NX += sw->x_vec ? (sw->fisher_k + sw->n_opt) * sw->C : 0;
+    sw->unit_floats = sw->NM * sw->steps + sw->NX;
 }
 
 long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)
@@ -329,7 +347,7 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
             pl_center_float(cache->read + row * CR, CR);
     for (int i = 0; i < n; i++) {
         pl_unit_id id = pl_unit_decode(sw, first + i);
-        float *o = out + (size_t)i * sw->NM * S;
+        float *o = out + (size_t)i * sw->unit_floats;
         if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
             for (size_t j = 0; j < (size_t)sw->NM * S; j++)
                 o[j] = NAN;
@@ -344,6 +362,25 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
             return rc;
     }
     return PL_OK;
+}
+
+/* Unit ID's step vectors X[steps, C], and with [fisher] or `optimized` its extras[NX]: the local
+ * geometry of its base is computed first unless the cache holds it (units are prompt-major, so a
+ * batch meets each (prompt, base kind) in one run; a synthetic base's S samples have a slot each),
+ * and the steps see it (the fisher and optimized kinds' directions). */
+static int unit_steps_local(const pl_sweep *sw, pl_unit_cache *cache, pl_unit_id id, float *X, float *extras)
+{
+    if (!sw->NX)
+        return pl_unit_steps(sw, id, X);
+    int rc;
+    const pl_base_local *geo = pl_sweep_local_prepare(sw, &cache->local, id, &rc);
+    if (rc != PL_OK)
+        return rc;
+    pl_experiment ex = sw->ex; /* the experiment as seen at this base */
+    ex.local = geo;
+    if (pl_unit_steps_of(&ex, id, X) != PL_OK)
+        return PL_ERR;
+    return pl_sweep_local_unit(sw, &cache->local, geo, id, extras);
 }
 
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
@@ -372,9 +409,11 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         if (G == 0 || prompts[G - 1] != id.p)
             prompts[G++] = id.p;
         group[i] = G - 1;
-        if (pl_unit_steps(sw, id, cache->X + (size_t)i * S * C) != PL_OK) {
+        int rc = unit_steps_local(sw, cache, id, cache->X + (size_t)i * S * C,
+                                  out + (size_t)i * sw->unit_floats + (size_t)sw->NM * S);
+        if (rc != PL_OK) {
             free(group);
-            return PL_ERR;
+            return rc;
         }
     }
     int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, cache->bad);

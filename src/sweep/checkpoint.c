@@ -7,6 +7,8 @@
  *   config text                     config_len bytes: the resolved config without run-only keys
  *   done[n_units]                   u8, 1 = the unit's curves are final
  *   curves[n_units, n_metrics, steps] float32 (0 where not done)
+ *   local[n_units, NX]              float32, only with [fisher] (NX > 0, fixed by the config): each
+ *                                   unit's extras (kl_rayleigh, trace, eigenvalues; sweep_internal.h)
  *   sha256 of everything above      64 hex chars: a torn or foreign file is refused
  * The file is written atomically (pl_write_file_atomic: a new temporary file beside PATH, fsync,
  * rename, fsync of the directory), so PATH is always either the previous checkpoint or the new one.
@@ -71,6 +73,8 @@ int pl_checkpoint_bytes(const pl_results *r, const char *config_text, const char
     rc = rc ? rc : put(&b, config_text, clen);
     rc = rc ? rc : put(&b, r->done, (size_t)n_units);
     rc = rc ? rc : put(&b, r->curves, sizeof(float) * table);
+    if (sw->NX)
+        rc = rc ? rc : put(&b, r->local, sizeof(float) * (size_t)n_units * sw->NX);
     char digest[65];
     if (rc != PL_OK || pl_sha256_hex(b.buf, b.len, digest) != PL_OK || put(&b, digest, 64) != PL_OK) {
         free(b.buf);
@@ -169,7 +173,8 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
     if (n_units != (uint64_t)sw->n_units || nm != (uint32_t)sw->NM || steps != (uint32_t)sw->steps)
         return pl_fail("checkpoint %s: corrupt (table shape)", path);
     size_t table = (size_t)n_units * nm * steps;
-    if ((size_t)(p - buf) + n_units + sizeof(float) * table + 64 != len)
+    size_t extras = (size_t)n_units * sw->NX;
+    if ((size_t)(p - buf) + n_units + sizeof(float) * (table + extras) + 64 != len)
         return pl_fail("checkpoint %s: corrupt (table size)", path);
     for (uint64_t u = 0; u < n_units; u++)
         if (p[u] > 1)
@@ -181,6 +186,8 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
         memcpy(r->done, p, (size_t)n_units);
     if (r->curves)
         memcpy(r->curves, p + n_units, sizeof(float) * table);
+    if (r->local && extras)
+        memcpy(r->local, p + n_units + sizeof(float) * table, sizeof(float) * extras);
     return PL_OK;
 }
 
@@ -189,7 +196,7 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
 {
     const pl_sweep *sw = r->sw;
     /* this run's checkpoint has exactly this size; another config's may have a longer config text */
-    size_t most = 8 + 128 + 24 + MAX_CONFIG_TEXT + (size_t)sw->n_units * (1 + sizeof(float) * sw->NM * sw->steps) + 64;
+    size_t most = 8 + 128 + 24 + MAX_CONFIG_TEXT + (size_t)sw->n_units * (1 + sizeof(float) * sw->unit_floats) + 64;
     char *bytes;
     size_t len;
     if (pl_read_file(path, most, &bytes, &len) != PL_OK)

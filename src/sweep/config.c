@@ -160,6 +160,10 @@ static int parse_alphas(raw_config *rc, int i, pl_sweep_config *cfg, const char 
 static void print_alphas(strbuf *sb, const pl_sweep_config *cfg);
 static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_output_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_radius_alpha(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_radius_alpha(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_start_kind(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_start_kind(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_checkpoint_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 
 /* The order here is the order of the resolved text and of conversion (a key may use the ones
@@ -380,6 +384,10 @@ static const key_def KEYS[] = {
     {"output", "activations", "false", 1, KT_BOOL, OFF(activations),
      .doc = "also store the real activations `activation(prompt, resid)`, `mu(resid)` and "
             "`sigma(resid, resid_col)` (in the residual basis), to build `file:` directions from"},
+    {"output", "vectors", "false", 1, KT_BOOL, OFF(vectors),
+     .doc = "with `[fisher] k` or the `optimized` kind: also store `fisher_eigenvector(prompt, base, sample, "
+            "eigen, resid)` and `optimum_direction(prompt, base, sample, optimum, resid)` (unit vectors, in "
+            "the residual basis)"},
     {"output", "bootstrap", "2000", 1, KT_INT, OFF(bootstrap), .lo = 0, .hi = 1000000,
      .doc = "percentile-bootstrap resamples of the paired comparisons (0: no intervals)"},
     {"output", "histogram_bins", "20", 1, KT_INT, OFF(histogram_bins), .lo = 1, .hi = 100000,
@@ -427,6 +435,35 @@ static const key_def KEYS[] = {
             "feeds (kl, jsd, js_dist and ce_loss for logits, l2 and cosine for the read hook; a bad "
             "α = 0 row spoils its whole curve) and leaves them out of every count, statistic and "
             "score"},
+    {"fisher", "k", "0", 1, KT_INT, OFF(fisher_k), .lo = 0, .hi = 4096,
+     .doc = "top eigenpairs of the Fisher metric F = Jᵀ(diag p − p pᵀ)J pulled back to `[perturb] hook` at "
+            "every (prompt, base) of the sweep (J = ∂logits/∂x at the perturbed position, p the base's own "
+            "next-token distribution; ½ δᵀFδ is KL's second-order term): `fisher_eigenvalue`, "
+            "`fisher_trace` and per curve `kl_rayleigh`. 0: none, unless `fisher` is among `[perturb] "
+            "directions`, which then takes k = `n_directions` (a k below `n_directions` is refused); at "
+            "most the residual width. Exact F (one JVP row per residual dimension) or block Lanczos, "
+            "whichever is cheaper (src/experiment/fisher.c)"},
+    {"optimize", "radius_alpha", "none", 1, KT_CUSTOM, .parse = parse_radius_alpha, .print = print_radius_alpha,
+     .values = "a number > 0, or `none`",
+     .doc = "radius r of the sphere ‖δ‖ = r on which the `optimized` kind maximises KL(clean ‖ perturbed at "
+            "x + δ), in the step mode's units: `fixed_norm` r = radius_alpha·norm_scale·‖reference‖, "
+            "`absolute` a length (refused under `to_target` and `arc`); required when `optimized` is listed"},
+    {"optimize", "starts", "8", 1, KT_INT, OFF(opt_starts), .lo = 1, .hi = 4096,
+     .doc = "starts of the sphere optimisation per (prompt, base), each drawn as `start_kind`"},
+    {"optimize", "start_kind", "cov_random", 1, KT_CUSTOM, .parse = parse_start_kind, .print = print_start_kind,
+     .values = "a direction kind (not `file`, `fisher` or `optimized`)",
+     .doc = "direction kind the starts are drawn as"},
+    {"optimize", "orthogonal", "false", 1, KT_BOOL, OFF(opt_orthogonal),
+     .doc = "each optimum of a base constrained orthogonal to the earlier ones (several distinct optima per "
+            "base, as Mack & Turner's unsupervised steering vectors)"},
+    {"optimize", "max_iterations", "200", 1, KT_INT, OFF(opt_max_iterations), .lo = 1, .hi = 1000000,
+     .doc = "accepted ascent steps per start before it stops as capped"},
+    {"optimize", "tolerance", "0.001", 1, KT_DOUBLE, OFF(opt_tolerance), .lo = 0.0, .hi = 1.0, .open = OPEN_LO | OPEN_HI,
+     .doc = "convergence: ‖tangential ∇f‖ ≤ tolerance·‖∇f‖, or an accepted step changing f by ≤ "
+            "tolerance²·|f| (src/experiment/sphere_opt.c; float32's floor is ~3e-4)"},
+    {"optimize", "distinct_cos", "0.95", 1, KT_DOUBLE, OFF(opt_distinct_cos), .lo = 0.0, .hi = 1.0, .open = OPEN_LO,
+     .doc = "optima of one base with |cos| ≥ distinct_cos (chained) are one optimum: `optimum_distinct` "
+            "counts the clusters"},
 };
 #define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
 _Static_assert(N_KEYS <= MAX_KEYS, "pl_sweep_config.origin holds every key");
@@ -1457,6 +1494,12 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
                        "read_hook = %s: whole contexts run at residual hooks (blocks.N.hook_resid_pre|post) only",
                        pl_sweep_config_origin(cfg, "perturb", "position"), n_pos, cfg->hook,
                        cfg->read_hook ? cfg->read_hook : "(the last block's hook_resid_post)");
+    if ((pl_fisher_k(cfg) > 0 || pl_optimized_listed(cfg)) && (pl_hook_resid_index(*hook) < 0 || n_pos > 1))
+        return pl_fail("%s: the Fisher metric and the `fisher` and `optimized` kinds take derivatives at one position "
+                       "of a residual hook (blocks.N.hook_resid_pre|post); here [perturb] hook = %s, %d position%s",
+                       pl_sweep_config_origin(cfg, cfg->fisher_k > 0 ? "fisher" : "perturb",
+                                              cfg->fisher_k > 0 ? "k" : "directions"),
+                       cfg->hook, n_pos, n_pos == 1 ? "" : "s at once");
     if (n_pos > 1 && cfg->activations)
         return pl_fail("%s: [output] activations = true with %d perturbed positions (%s): the result's "
                        "`activation` holds one position per prompt; whole contexts do not store it yet",
@@ -1568,6 +1611,50 @@ static void print_alphas(strbuf *sb, const pl_sweep_config *cfg)
         sb_printf(sb, "%s", k ? ", " : "");
         sb_double(sb, cfg->alphas[k]);
     }
+}
+
+/* [optimize] radius_alpha: a number > 0, or `none` (NaN). */
+static int parse_radius_alpha(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i];
+    if (!strcmp(s, "none")) {
+        cfg->opt_radius_alpha = NAN;
+        return PL_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || !(v > 0.0))
+        return FAIL_KEY(i, "'%s' is not a number > 0 or 'none'", s);
+    cfg->opt_radius_alpha = v;
+    return PL_OK;
+}
+
+static void print_radius_alpha(strbuf *sb, const pl_sweep_config *cfg)
+{
+    if (isfinite(cfg->opt_radius_alpha))
+        sb_double(sb, cfg->opt_radius_alpha);
+    else
+        sb_printf(sb, "none");
+}
+
+/* [optimize] start_kind: a direction kind that draws a direction from the base alone. */
+static int parse_start_kind(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i];
+    int k = pl_direction_kind_find(s);
+    if (k < 0 || !strcmp(s, "file") || !strcmp(s, "fisher") || !strcmp(s, "optimized"))
+        return FAIL_KEY(i, "'%s' is not a direction kind a start can be drawn as (%s; not file, fisher or optimized)",
+                        s, pl_direction_kind_names());
+    cfg->opt_start_kind = k;
+    return PL_OK;
+}
+
+static void print_start_kind(strbuf *sb, const pl_sweep_config *cfg)
+{
+    sb_printf(sb, "%s", PL_DIRECTION_KINDS[cfg->opt_start_kind].name);
 }
 
 static void print_plateau_threshold(strbuf *sb, const pl_sweep_config *cfg)

@@ -75,8 +75,9 @@ static int basis_fit(const pl_sweep *sw, double *mu, double *sigma)
 
 /* base_norm and direction_norm [base, direction, prompt, sample] of every unit (NaN where the unit has
  * no direction, e.g. sae_active at a base without an active feature) into BN and DN. */
-static int unit_norms(const pl_sweep *sw, double *bn, double *dn)
+static int unit_norms(const pl_results *res, double *bn, double *dn)
 {
+    const pl_sweep *sw = res->sw;
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
@@ -84,6 +85,92 @@ static int unit_norms(const pl_sweep *sw, double *bn, double *dn)
         id = pl_unit_at_position(sw, id, 0); /* whole contexts: the first perturbed position's */
         if (pl_unit_defined(&sw->ex, id) && pl_unit_norms(&sw->ex, id, &bn[at], &dn[at]) != PL_OK)
             return PL_ERR;
+        /* a kind that needs its base's local geometry (fisher) has its direction on the worker only:
+         * the worker recorded its norm */
+        if (pl_direction_kind_needs_local(sw->cfg->dirs[id.d].kind))
+            dn[at] = res->local ? res->local[(size_t)u * sw->NX + PL_LOCAL_DIRECTION_NORM] : NAN;
+    }
+    return PL_OK;
+}
+
+/* [output] vectors: fisher_eigenvector [P, NB, S, k, C] and optimum_direction [P, NB, S, n_opt, C] from
+ * the units of the first direction. */
+static int local_vectors(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    int k = sw->fisher_k, no = sw->n_opt, C = sw->C;
+    size_t n_pb = (size_t)sw->P * sw->NB * sw->S, w = (size_t)(k + no) * C;
+    if (!(e->vectors = pl_malloc(sizeof(float) * (n_pb * w > 0 ? n_pb * w : 1), "local vectors")))
+        return PL_ERR;
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        if (id.d)
+            continue;
+        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
+        const float *x = res->local + (size_t)u * sw->NX + sw->x_vec;
+        memcpy(e->vectors + pb * k * C, x, sizeof(float) * k * C);
+        memcpy(e->vectors + n_pb * k * C + pb * no * C, x + (size_t)k * C, sizeof(float) * no * C);
+    }
+    e->r.C = C;
+    e->r.fisher_eigenvector = k ? e->vectors : NULL;
+    e->r.optimum_direction = no ? e->vectors + n_pb * k * C : NULL;
+    return PL_OK;
+}
+
+/* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
+ * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
+ * sample) and kl_rayleigh [NB, ND, P, S] from the units' extras: every unit of a base holds the same
+ * numbers of it; the first direction's are taken. */
+static int local_arrays(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    int k = sw->fisher_k, NX = sw->NX, no = sw->n_opt;
+    size_t n_pb = (size_t)sw->P * sw->NB * sw->S, n = (size_t)sw->n_units;
+    if (!NX)
+        return PL_OK;
+    int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + 2 * n), "local geometry");
+    e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1 + na)), "local geometry");
+    if (!e->local || !e->local_int)
+        return PL_ERR;
+    double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *obj = ray + n, *tan = obj + n_pb * no;
+    double *acos = tan + n_pb * no, *frac = acos + n_pb * na;
+    int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb;
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        const float *x = res->local + (size_t)u * NX;
+        ray[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_RAYLEIGH];
+        frac[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_FRACTION];
+        if (id.d)
+            continue;
+        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
+        trace[pb] = x[PL_LOCAL_TRACE];
+        for (int j = 0; j < k; j++)
+            eig[pb * k + j] = x[PL_LOCAL_EIGEN + j];
+        const float *o = x + sw->x_opt; /* NaN under nonfinite = mark: iterations -1, distinct -1 */
+        for (int j = 0; j < no; j++) {
+            obj[pb * no + j] = o[j];
+            iters[pb * no + j] = isfinite(o[no + j]) ? (int)o[no + j] : -1;
+            tan[pb * no + j] = o[2 * no + j];
+        }
+        if (no)
+            distinct[pb] = isfinite(o[3 * no]) ? (int)o[3 * no] : -1;
+        for (int j = 0; j < na; j++) { /* [P, NB, S, k] then [P, NB, S, n_opt] */
+            size_t at = j < k ? pb * k + j : n_pb * k + pb * no + (j - k);
+            acos[at] = x[sw->x_sae + j];
+            feat[at] = isfinite(x[sw->x_sae + na + j]) ? (int)x[sw->x_sae + na + j] : -1;
+        }
+    }
+    pl_result *r = &e->r;
+    if (sw->x_vec && local_vectors(res, e) != PL_OK)
+        return PL_ERR;
+    r->fisher_fraction = k ? frac : NULL;
+    r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
+    r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
+    r->optimum_distinct = distinct;
+    if (na) {
+        r->fisher_max_sae_cos = k ? acos : NULL, r->fisher_sae_feature = k ? feat : NULL;
+        r->optimum_max_sae_cos = no ? acos + n_pb * k : NULL, r->optimum_sae_feature = no ? feat + n_pb * k : NULL;
     }
     return PL_OK;
 }
@@ -213,7 +300,7 @@ static int fill_arrays(const pl_results *res, pl_result_export *e)
         r->sae_feature_active_bases = sw->ex.sae_bases->active_bases;
     }
     e->norms = pl_malloc(sizeof(double) * 2 * (n ? n : 1), "curve norms");
-    if (!e->norms || unit_norms(sw, e->norms, e->norms + n) != PL_OK)
+    if (!e->norms || unit_norms(res, e->norms, e->norms + n) != PL_OK || local_arrays(res, e) != PL_OK)
         return PL_ERR;
     r->base_norm = e->norms, r->direction_norm = e->norms + n;
     if (!cfg->activations)
@@ -260,6 +347,9 @@ int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_resu
 
 void pl_result_export_free(pl_result_export *e)
 {
+    free(e->local);
+    free(e->local_int);
+    free(e->vectors);
     free(e->paired);
     free(e->norms);
     free(e->mu);

@@ -16,12 +16,15 @@ int pl_results_init(pl_results *r, const pl_sweep *sw)
     size_t per_unit = (size_t)sw->NM * sw->steps;
     r->curves = pl_calloc((size_t)sw->n_units * per_unit, sizeof(float), "result table");
     r->done = pl_calloc((size_t)sw->n_units, 1, "completed units");
+    if (sw->NX && !(r->local = pl_calloc((size_t)sw->n_units * sw->NX, sizeof(float), "local geometry table")))
+        return PL_ERR;
     return r->curves && r->done ? PL_OK : PL_ERR;
 }
 
 void pl_results_free(pl_results *r)
 {
     free(r->curves);
+    free(r->local);
     free(r->done);
     free(r->mean);
     free(r->median);

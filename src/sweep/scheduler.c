@@ -1675,7 +1675,7 @@ static void progress(master *ms, int final)
             100.0 * ms->res.n_done / st->sw.n_units, evals_per_second(ms), eta);
 }
 
-/* Record batch B's curves (CURVES[n_units, NM, steps]); units already done (a resumed run) keep
+/* Record batch B's curves (CURVES[n_units, unit_floats]: each unit's [NM, steps], then its NX extras); units already done (a resumed run) keep
  * their values, which are the same bits. */
 static void store_result(master *ms, long b, const float *curves)
 {
@@ -1689,7 +1689,10 @@ static void store_result(master *ms, long b, const float *curves)
         long u = first + i;
         if (ms->res.done[u])
             continue;
-        memcpy(ms->res.curves + (size_t)u * per, curves + (size_t)i * per, sizeof(float) * per);
+        const float *unit = curves + (size_t)i * sw->unit_floats; /* its curves, then its extras */
+        memcpy(ms->res.curves + (size_t)u * per, unit, sizeof(float) * per);
+        if (sw->NX)
+            memcpy(ms->res.local + (size_t)u * sw->NX, unit + per, sizeof(float) * sw->NX);
         ms->res.done[u] = 1;
         ms->res.n_done++;
         ms->done_session++;
@@ -2076,7 +2079,7 @@ static int run_master(run_state *st, const pl_run_options *opt)
     if (code != PL_EXIT_OK)
         return code;
     ms.w = calloc((size_t)st->size, sizeof(worker_info));
-    size_t batch_floats = (size_t)sw->batch_units * sw->NM * sw->steps;
+    size_t batch_floats = (size_t)sw->batch_units * sw->unit_floats;
     ms.buf_size = 16 + sizeof(float) * batch_floats + MAX_ERROR_TEXT;
     ms.buf = malloc(ms.buf_size);
     local_worker lw;
@@ -2115,7 +2118,7 @@ static void worker_send(int kind, long unit, const void *payload, size_t n, unsi
 static void run_worker(run_state *st)
 {
     const pl_sweep *sw = &st->sw;
-    size_t payload = sizeof(float) * (size_t)sw->batch_units * sw->NM * sw->steps;
+    size_t payload = sizeof(float) * (size_t)sw->batch_units * sw->unit_floats;
     unsigned char *buf = malloc(16 + payload + MAX_ERROR_TEXT);
     float *out = malloc(payload);
     if (!buf || !out) {
@@ -2163,7 +2166,7 @@ static void run_worker(run_state *st)
             } else {
                 int n;
                 pl_batch_first_unit(sw, b, &n);
-                worker_send(MSG_RESULT, b, out, sizeof(float) * (size_t)n * sw->NM * sw->steps, buf);
+                worker_send(MSG_RESULT, b, out, sizeof(float) * (size_t)n * sw->unit_floats, buf);
             }
         } else {
             if (now_seconds() - last_word > watchdog) {

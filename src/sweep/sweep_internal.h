@@ -14,13 +14,15 @@
 #include "plateau/tokenizer.h"
 #include "../experiment/experiment.h"
 #include "../experiment/sae.h"
+#include "../experiment/fisher.h"
+#include "../experiment/base_local.h"
 
 /* "FILE:LINE" or "--set ..." where (section, key) got its value (the config file for a default). */
 const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *section, const char *key);
 
 /* ------------------------------------------------------------ the sweep's shared state (batches.c) */
 
-typedef struct {
+typedef struct pl_sweep {
     pl_sweep_config *cfg;
     const pl_model *model;
     int C, T, V;        /* C: the perturbed activation's width (pl_hook_width: H*head_dim at attn.hook_z) */
@@ -53,6 +55,17 @@ typedef struct {
     pl_experiment ex;   /* the science's view of all this, and the direction kinds' state */
     pl_sae sae;         /* [sae] path, open on every rank (sae.dir NULL: none) */
     int naive;
+    int fisher_k;       /* eigenpairs per (prompt, base) (pl_fisher_k), 0: no local geometry */
+    int n_opt;          /* the optimized kind's optima per (prompt, base): [optimize] starts, or 0 */
+    int x_opt;          /* offset of the optima's extras: PL_LOCAL_EIGEN + fisher_k */
+    int x_sae;          /* offset of the SAE alignment's extras (0: no [sae]): |cos| then feature of the
+                         * fisher_k eigenvectors and n_opt optima */
+    int x_vec;          /* offset of the vectors' extras ([output] vectors; 0: none): the fisher_k
+                         * eigenvectors then the n_opt optima's directions, C floats each */
+    int NX;             /* extras per unit after its curves (0: no local geometry): x_opt, + 3 n_opt + 1
+                         * with optima, + 2 (fisher_k + n_opt) with [sae], + (fisher_k + n_opt) C with
+                         * [output] vectors */
+    int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
 } pl_sweep;
 
 static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
@@ -74,12 +87,55 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
  * the sgemm peak, 1000 rows ~90 %) at ~200 MB of logits per rank for GPT-2's vocabulary. */
 #define PL_BATCH_ROWS 1024
 
+/* ------------------------------------------------------------ local geometry (local_ops.c, issue 17) */
+
+/* What a unit records of its base's local geometry beside its curves: extras[NX] floats, at these
+ * offsets, then fisher_k eigenvalues, then with `optimized` the optima's objective, iterations and
+ * tangential gradient (n_opt each) and their number of distinct clusters (NX 0: no local geometry). Every unit of a (prompt, base) holds
+ * the same trace and eigenvalues (computed from (prompt, base) alone). */
+enum { PL_LOCAL_RAYLEIGH, PL_LOCAL_DIRECTION_NORM, PL_LOCAL_FRACTION, PL_LOCAL_TRACE, PL_LOCAL_EIGEN };
+
+struct pl_sweep;
+/* The Fisher operator at one (prompt, base) on a worker, and its eigenpairs. */
+typedef struct {
+    const struct pl_sweep *sw;
+    int C, V;
+    pl_base_local *slot;    /* [S] the geometry of the bases of the last (prompt, base kind): slot s holds base
+                             * sample s (a synthetic base is one per sample; a real one in slot 0) */
+    unsigned char *failed;  /* [S] nonfinite = mark: that base has no local geometry (NaN) */
+    int n_slots;
+    int op_p, op_b, op_s;   /* the base the operator is at (op_p -1: none) */
+    pl_run clean;           /* the prompt's clean run (T_eval tokens) */
+    int have_clean, clean_p;
+    float *x;               /* [C] the base as the model is given it (sweep's basis) */
+    float *base_logits, *p; /* [V] its logits and softmax */
+    float *X;               /* [rows, C] the base repeated (the rows the derivatives are taken at) */
+    float *logits, *glog;   /* [rows, V] the optimiser's logits and KL cotangents */
+    double *xd;             /* [3 C] the base in double (and scratch) */
+    pl_local_op op;
+    pl_sphere_op sop;       /* KL and its gradient at x + delta (the optimized kind) */
+    int nonfinite;          /* a derivative or the base's logits were not finite */
+} pl_sweep_local;
+
+void pl_sweep_local_init(pl_sweep_local *l);
+void pl_sweep_local_free(pl_sweep_local *l);
+/* The local geometry at unit ID's base (computed unless L holds it; the operator moved to that base),
+ * or NULL: *RC PL_OK under nonfinite = mark for a base whose derivatives are not finite (its numbers
+ * NaN), else the failure (PL_ERR_BAD_INPUT naming the place for a non-finite derivative under
+ * nonfinite = error). */
+const pl_base_local *pl_sweep_local_prepare(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, int *rc);
+/* Unit ID's extras[NX] (its Rayleigh quotient, direction norm, and its base's trace, eigenvalues and
+ * optima) from GEO (pl_sweep_local_prepare's; NULL: all NaN). */
+int pl_sweep_local_unit(const struct pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
+                        float *extras);
+
 /* A rank's reusable buffers for one batch. */
 typedef struct {
     float *X, *logits, *read;  /* [batch_units * steps, C], [.., V], [.., C_read] */
     void *scratch;             /* the metrics' (pl_unit_metrics_scratch) */
     unsigned char *bad;        /* [batch_units * steps]: which inputs of a row are not finite (batches.c) */
     float *pos_rows;           /* whole contexts: one position's rows gathered, and scratch (contexts.c) */
+    pl_sweep_local local;      /* [fisher]: the local geometry of the last (prompt, base) */
 } pl_unit_cache;
 
 void pl_unit_cache_init(pl_unit_cache *c);
@@ -158,6 +214,7 @@ typedef struct {
     const pl_sweep *sw;
     float *curves;     /* [n_units, NM, steps]: the full table */
     unsigned char *done; /* [n_units] */
+    float *local;      /* [n_units, NX]: each unit's extras (PL_LOCAL_*), NULL without [fisher] */
     long n_done;
     /* derived (pl_results_finish), all (base, direction, ...) in config order */
     double *mean, *median, *quant; /* [NM][NB, ND, steps]; quant [NM][Q, NB, ND, steps] */
@@ -235,6 +292,9 @@ typedef struct {
     char score_curve_text[PL_N_METRICS][80]; /* "<m> - <m> at alpha 0" of the increase-scored metrics */
     pl_result_paired *paired;
     double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
+    double *local;              /* fisher_eigenvalue, fisher_trace, kl_rayleigh, optima (with [fisher]) */
+    int *local_int;             /* optimum_iterations, optimum_distinct */
+    float *vectors;             /* fisher_eigenvector then optimum_direction ([output] vectors) */
 } pl_result_export;
 
 /* Fill *E from the finished results R and the run's META (rank 0). Free with pl_result_export_free. */

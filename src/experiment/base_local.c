@@ -1,0 +1,188 @@
+/* The local geometry at one base as the sweep uses it (issue 17): the top-k Fisher eigenpairs and
+ * trace of fisher.c, held per (prompt, base) in a pl_base_local, and the `fisher` direction kind,
+ * which reads them. The model is behind the operator (pl_local_op): the sweep builds it from the
+ * exact derivatives at the base (src/sweep/local_ops.c) and calls pl_base_local_compute on the
+ * worker before the curves of (prompt, base), so the numbers depend only on (prompt, base), never on
+ * which rank computes them or in which batch.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plateau/error.h"
+#include "base_local.h"
+#include "sae.h"
+
+int pl_fisher_k(const pl_sweep_config *cfg)
+{
+    if (cfg->fisher_k > 0)
+        return cfg->fisher_k;
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].direction == pl_fisher_direction)
+            return cfg->n_directions;
+    return 0;
+}
+
+int pl_base_sample(const pl_sweep_config *cfg, pl_unit_id id)
+{
+    return PL_BASE_KINDS[cfg->bases[id.b]].per_sample ? id.s : 0;
+}
+
+void pl_base_local_free(pl_base_local *l)
+{
+    free(l->values);
+    free(l->vectors);
+    free(l->opt_dir);
+    free(l->opt_value);
+    free(l->opt_tangential);
+    free(l->opt_iterations);
+    free(l->opt_status);
+    free(l->sae_cos);
+    free(l->sae_feature);
+    memset(l, 0, sizeof *l);
+    l->p = l->b = l->s = -1;
+}
+
+int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, int b, int base_kind,
+                          pl_base_local *out)
+{
+    pl_base_local_free(out);
+    out->p = p;
+    out->b = b;
+    out->C = op->C;
+    if (k == 0) /* no eigenpairs asked (optimized alone): the trace still */
+        return pl_fisher_trace(op, &out->trace);
+    pl_fisher_opts opts = {PL_FISHER_AUTO, 0.0, 0};
+    pl_rng rng;
+    /* keyed by (prompt, base kind): a synthetic base's stream does not depend on the bases listed */
+    pl_rng_init(&rng, seed, (uint64_t)p, PL_RNG_FISHER_LANCZOS, (uint64_t)base_kind);
+    pl_fisher_result res;
+    memset(&res, 0, sizeof res);
+    if (pl_fisher_top(op, k, &opts, &rng, &res) != PL_OK)
+        return PL_ERR;
+    out->values = res.values;
+    out->vectors = res.vectors;
+    out->trace = res.trace;
+    out->k = res.k;
+    return PL_OK;
+}
+
+/* The starts start[n, C]: [optimize] start_kind's directions of samples 0..n-1 at the base (the same
+ * directions as that kind's units when it is listed), centred as steps centre theirs. */
+static int draw_starts(const pl_experiment *ex, pl_unit_id id, const double *base, int n, double *start)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int C = ex->C, slot = 0;
+    for (int d = 0; d < cfg->n_dirs; d++)
+        if (cfg->dirs[d].kind == cfg->opt_start_kind) {
+            slot = d;
+            break;
+        }
+    double *dir = pl_malloc(sizeof(double) * 2 * (size_t)C, "optimiser start");
+    if (!dir)
+        return PL_ERR;
+    for (int i = 0; i < n; i++) {
+        pl_unit_id u = {id.p, id.b, slot, i};
+        PL_DIRECTION_KINDS[cfg->opt_start_kind].direction(ex, slot, u, base, dir);
+        if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
+            pl_center(dir, C);
+        memcpy(start + (size_t)i * C, dir, sizeof(double) * C);
+    }
+    free(dir);
+    return PL_OK;
+}
+
+static int opt_alloc(pl_base_local *out, int n, int C)
+{
+    out->opt_dir = pl_malloc(sizeof(double) * (size_t)n * C, "optima");
+    out->opt_value = pl_malloc(sizeof(double) * (size_t)n, "optima");
+    out->opt_tangential = pl_malloc(sizeof(double) * (size_t)n, "optima");
+    out->opt_iterations = pl_malloc(sizeof(int) * (size_t)n, "optima");
+    out->opt_status = pl_malloc(sizeof(int) * (size_t)n, "optima");
+    return out->opt_dir && out->opt_value && out->opt_tangential && out->opt_iterations && out->opt_status ? PL_OK
+                                                                                                            : PL_ERR;
+}
+
+int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
+                           pl_base_local *out)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int C = ex->C, n = cfg->opt_starts;
+    double r = cfg->opt_radius_alpha * (cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0);
+    if (!(r > 0.0) || !isfinite(r))
+        return pl_fail("the optimiser's radius is %g (radius_alpha %g times the reference's norm): no sphere", r,
+                       cfg->opt_radius_alpha);
+    double *start = pl_malloc(sizeof(double) * ((size_t)n + 1) * C, "optimiser starts"), *ones = start + (size_t)n * C;
+    if (!start)
+        return PL_ERR;
+    for (int c = 0; c < C; c++)
+        ones[c] = 1.0;
+    int centered = cfg->residual_basis == PL_BASIS_CENTERED;
+    pl_sphere_opts opts = {r, cfg->opt_max_iterations, cfg->opt_tolerance, cfg->opt_orthogonal, centered ? ones : NULL,
+                           centered};
+    pl_sphere_state st;
+    memset(&st, 0, sizeof st);
+    int rc = draw_starts(ex, id, base, n, start);
+    rc = rc == PL_OK ? pl_sphere_init(&st, start, n, C, &opts) : rc;
+    rc = rc == PL_OK ? pl_sphere_run(&st, op) : rc;
+    rc = rc == PL_OK ? opt_alloc(out, n, C) : rc;
+    for (int i = 0; rc == PL_OK && i < n; i++) {
+        for (int c = 0; c < C; c++)
+            out->opt_dir[(size_t)i * C + c] = st.delta[(size_t)i * C + c] / r;
+        out->opt_value[i] = st.value[i];
+        out->opt_tangential[i] = pl_sphere_tangential_norm(&st, i);
+        out->opt_iterations[i] = st.iterations[i];
+        out->opt_status[i] = st.status[i];
+    }
+    if (rc == PL_OK) {
+        out->n_opt = n;
+        out->radius = r;
+        out->opt_distinct = pl_cluster_by_cos(out->opt_dir, n, C, cfg->opt_distinct_cos, NULL);
+        rc = out->opt_distinct < 0 ? PL_ERR : PL_OK;
+    }
+    pl_sphere_free(&st);
+    free(start);
+    return rc;
+}
+
+int pl_base_local_align(const pl_experiment *ex, pl_base_local *out)
+{
+    const pl_sae *sae = ex->sae;
+    int C = ex->C, n = out->k + out->n_opt;
+    if (!sae || n == 0)
+        return PL_OK;
+    out->sae_cos = pl_malloc(sizeof(double) * (size_t)n, "SAE alignment");
+    out->sae_feature = pl_malloc(sizeof(int) * (size_t)n, "SAE alignment");
+    if (!out->sae_cos || !out->sae_feature)
+        return PL_ERR;
+    if (out->k && pl_max_abs_cos(out->vectors, out->k, sae->W_dec, sae->d_sae, C, out->sae_cos, out->sae_feature) !=
+                      PL_OK)
+        return PL_ERR;
+    if (out->n_opt && pl_max_abs_cos(out->opt_dir, out->n_opt, sae->W_dec, sae->d_sae, C, out->sae_cos + out->k,
+                                     out->sae_feature + out->k) != PL_OK)
+        return PL_ERR;
+    return PL_OK;
+}
+
+void pl_optimized_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)d;
+    (void)base;
+    const pl_base_local *l = ex->local;
+    int ok = l && l->p == id.p && l->b == id.b && l->s == pl_base_sample(ex->cfg, id) && id.s < l->n_opt;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = ok ? l->opt_dir[(size_t)id.s * ex->C + c] : NAN;
+}
+
+/* The s-th eigenvector. The sweep computes the local geometry of a unit's (prompt, base) before its
+ * steps; without it (a caller that did not, e.g. rank 0 summing up) the direction is NaN, never a
+ * silent zero. */
+void pl_fisher_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)
+{
+    (void)d;
+    (void)base;
+    const pl_base_local *l = ex->local;
+    int ok = l && l->p == id.p && l->b == id.b && l->s == pl_base_sample(ex->cfg, id) && id.s < l->k;
+    for (int c = 0; c < ex->C; c++)
+        dir[c] = ok ? l->vectors[(size_t)id.s * ex->C + c] : NAN;
+}

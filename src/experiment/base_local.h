@@ -1,0 +1,27 @@
+/* The local geometry at one base as the sweep uses it (issue 17): see base_local.c. */
+#ifndef PLATEAU_BASE_LOCAL_H
+#define PLATEAU_BASE_LOCAL_H
+
+#include <stdint.h>
+
+#include "experiment.h"
+#include "fisher.h"
+
+/* Top-K eigenpairs and trace of F at one base (OP built there) into OUT (freed first), tagged with
+ * (P, B). Lanczos (when fisher.c's rule picks it) draws its start block from the stream (SEED, P,
+ * PL_RNG_FISHER_LANCZOS, BASE_KIND). */
+int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, int b, int base_kind,
+                          pl_base_local *out);
+/* The `optimized` kind's optima at unit ID's (prompt, base) BASE[C] into OUT (after
+ * pl_base_local_compute): [optimize] starts drawn as start_kind, Riemannian ascent of OP's objective
+ * on the sphere of radius radius_alpha (x norm_scale |reference| under fixed_norm), off the all-ones
+ * direction in the centered basis, clustered by |cos| >= distinct_cos. */
+int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
+                           pl_base_local *out);
+/* With an SAE (ex->sae): each eigenvector's and optimum's largest |cos| with the SAE's decoder rows
+ * (W_dec as stored) and which feature, into out->sae_cos / sae_feature. No SAE: nothing. */
+int pl_base_local_align(const pl_experiment *ex, pl_base_local *out);
+/* Free and mark empty (p = b = -1). Safe on a zeroed struct. */
+void pl_base_local_free(pl_base_local *l);
+
+#endif

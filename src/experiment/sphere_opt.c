@@ -1,0 +1,362 @@
+/* Local optima of sensitivity (issue 17, item 3): maximise f(δ) (KL(clean ‖ perturbed at x + δ)) over
+ * the sphere ‖δ‖ = r by Riemannian gradient ascent, every running start a row of one objective call.
+ *
+ * Step: the tangential gradient g = ∇f − (∇f·δ/r²)δ (first projected off the excluded directions, e.g.
+ * the all-ones direction in a centred residual basis, and off the earlier optima under `orthogonal`), the trial δ' = r·(δ + t g)/‖δ + t g‖ (the metric-projection retraction), with t capped
+ * so that the trial turns δ by at most about one radian (t‖g‖ ≤ r). Armijo: the trial is accepted when
+ * f(δ') ≥ f(δ) + 1e-4·t‖g‖², and t doubles for the next step; otherwise t halves and the row tries
+ * again in the next call (its point, value and gradient kept, so a rejected trial costs one row).
+ *
+ * Convergence, per row, checked at every accepted point (tol = opts.tol):
+ *   GRADIENT  ‖g‖ ≤ tol·‖∇f‖: the gradient is radial to within an angle of about tol;
+ *   FLAT      an accepted step taken without backtracking changed f by ≤ tol²·|f| (near a maximum f
+ *             departs from its peak quadratically in the angle, so tol² in f matches tol in angle;
+ *             a step shortened by backtracking is no evidence of flatness and never counts);
+ *   CAP       max_iterations accepted steps;
+ *   STALL     backtracking shrank the turn t‖g‖/r below 1e-8, under what float32 points resolve.
+ *
+ * Why tol defaults to 1e-3: the points cross the interface as float32 rows, so each evaluated δ is off
+ * the sphere by ~6e-8·r radially, which moves f by ~6e-8·r‖∇f‖; an Armijo gain r‖g‖²/‖∇f‖ below that
+ * cannot be seen, so ‖g‖/‖∇f‖ cannot be driven much below ~3e-4 (the toy of tests/experiment stalls
+ * there at tol 1e-5), and the real model's own float32 rounding adds to it. A STALL is reported as
+ * such, with its tangential gradient, never as converged.
+ *
+ * Mack & Turner (2024, "Mechanistically eliciting latent behaviors") learn their steering vectors at a
+ * fixed norm with orthogonality to the earlier ones by projected gradient steps; here each later
+ * optimum of a base is a fresh constrained optimisation (its start, gradient and every trial projected
+ * off the span of the earlier optima), run one after another.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "plateau/error.h"
+#include "fisher.h"
+
+#define ARMIJO_C 1e-4
+#define STALL_TURN 1e-8
+
+const char *pl_opt_status_name(int status)
+{
+    static const char *names[] = {"running", "gradient", "flat", "cap", "stall"};
+    return status >= 0 && status <= PL_OPT_STALL ? names[status] : "?";
+}
+
+void pl_sphere_free(pl_sphere_state *s)
+{
+    free(s->delta), free(s->value), free(s->grad), free(s->step), free(s->last_change);
+    free(s->iterations), free(s->evaluations), free(s->status), free(s->evaluated), free(s->backtracked);
+    free(s->exclude);
+    memset(s, 0, sizeof *s);
+}
+
+static double orthonormalise(const double *B, int a, int C, double *b, double tiny);
+
+int pl_sphere_init(pl_sphere_state *s, const double *start, int n, int C, const pl_sphere_opts *opts)
+{
+    memset(s, 0, sizeof *s);
+    if (n < 1 || C < 1 || !(opts->radius > 0) || !isfinite(opts->radius))
+        return pl_fail("optimise: need starts >= 1 and a finite radius > 0 (got %d starts, radius %g)", n,
+                       opts->radius);
+    if (opts->n_exclude < 0 || opts->n_exclude >= C || (opts->n_exclude > 0 && !opts->exclude))
+        return pl_fail("optimise: %d excluded directions in dimension %d", opts->n_exclude, C);
+    if (opts->orthogonal && n > C - opts->n_exclude)
+        return pl_fail("optimise: %d mutually orthogonal optima asked in dimension %d", n, C - opts->n_exclude);
+    s->n = n, s->C = C, s->radius = opts->radius;
+    s->tol = opts->tol > 0 ? opts->tol : 1e-3;
+    s->max_iterations = opts->max_iterations > 0 ? opts->max_iterations : 200;
+    s->orthogonal = opts->orthogonal;
+    s->delta = pl_malloc(sizeof(double) * (size_t)n * C, "optimiser points");
+    s->grad = pl_malloc(sizeof(double) * (size_t)n * C, "optimiser gradients");
+    s->value = pl_calloc((size_t)n, sizeof(double), "optimiser values");
+    s->step = pl_calloc((size_t)n, sizeof(double), "optimiser steps");
+    s->last_change = pl_calloc((size_t)n, sizeof(double), "optimiser changes");
+    s->iterations = pl_calloc((size_t)n, sizeof(int), "optimiser iterations");
+    s->evaluations = pl_calloc((size_t)n, sizeof(int), "optimiser evaluations");
+    s->status = pl_calloc((size_t)n, sizeof(int), "optimiser status");
+    s->evaluated = pl_calloc((size_t)n, sizeof(int), "optimiser flags");
+    s->backtracked = pl_calloc((size_t)n, sizeof(int), "optimiser flags");
+    s->exclude = pl_malloc(sizeof(double) * ((size_t)opts->n_exclude + 1) * C, "optimiser exclusions");
+    if (!s->delta || !s->grad || !s->value || !s->step || !s->last_change || !s->iterations || !s->evaluations ||
+        !s->status || !s->evaluated || !s->backtracked || !s->exclude) {
+        pl_sphere_free(s);
+        return PL_ERR;
+    }
+    for (int a = 0; a < opts->n_exclude; a++) {
+        double *b = s->exclude + (size_t)a * C;
+        memcpy(b, opts->exclude + (size_t)a * C, sizeof(double) * C);
+        double n0 = cblas_dnrm2(C, b, 1);
+        if (!(orthonormalise(s->exclude, a, C, b, 0.0) > 1e-8 * n0)) {
+            pl_sphere_free(s);
+            return pl_fail("optimise: excluded direction %d is zero or in the span of the ones before it", a);
+        }
+        s->n_exclude = a + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        double nrm = cblas_dnrm2(C, start + (size_t)i * C, 1);
+        if (!(nrm > 0) || !isfinite(nrm)) {
+            pl_sphere_free(s);
+            return pl_fail("optimise: start %d has norm %g (need a finite nonzero direction)", i, nrm);
+        }
+        for (int j = 0; j < C; j++)
+            s->delta[(size_t)i * C + j] = start[(size_t)i * C + j] * (opts->radius / nrm);
+        s->last_change[i] = -1.0;
+    }
+    return PL_OK;
+}
+
+/* Gram-Schmidt (twice) of the row b[C] against the a orthonormal rows B[a, C]; returns its norm after,
+ * and normalises it when that is above tiny. */
+static double orthonormalise(const double *B, int a, int C, double *b, double tiny)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int c = 0; c < a; c++)
+            cblas_daxpy(C, -cblas_ddot(C, B + (size_t)c * C, 1, b, 1), B + (size_t)c * C, 1, b, 1);
+    double nrm = cblas_dnrm2(C, b, 1);
+    if (nrm > tiny)
+        cblas_dscal(C, 1.0 / nrm, b, 1);
+    return nrm;
+}
+
+/* The constraint basis of row j, B[m, C] orthonormal: the excluded directions, then (under
+ * orthogonal) the optima of rows 0..j-1, which are orthogonal to them and to each other by
+ * construction up to rounding. Returns m. */
+static int constraint_basis(const pl_sphere_state *s, int j, double *B)
+{
+    int C = s->C, m = s->n_exclude, earlier = s->orthogonal ? j : 0;
+    memcpy(B, s->exclude, sizeof(double) * (size_t)m * C);
+    for (int a = 0; a < earlier; a++, m++) {
+        memcpy(B + (size_t)m * C, s->delta + (size_t)a * C, sizeof(double) * C);
+        orthonormalise(B, m, C, B + (size_t)m * C, 0.0);
+    }
+    return m;
+}
+
+static void project_off(const double *B, int m, int C, double *x)
+{
+    for (int a = 0; a < m; a++)
+        cblas_daxpy(C, -cblas_ddot(C, B + (size_t)a * C, 1, x, 1), B + (size_t)a * C, 1, x, 1);
+}
+
+/* g[C] = the tangential gradient of row i (B[m, C] the constraint basis). Returns ‖g‖. */
+static double tangential(const pl_sphere_state *s, int i, const double *B, int m, double *g)
+{
+    int C = s->C;
+    const double *d = s->delta + (size_t)i * C;
+    memcpy(g, s->grad + (size_t)i * C, sizeof(double) * C);
+    project_off(B, m, C, g);
+    double dd = cblas_ddot(C, d, 1, d, 1);
+    cblas_daxpy(C, -cblas_ddot(C, g, 1, d, 1) / dd, d, 1, g, 1);
+    return cblas_dnrm2(C, g, 1);
+}
+
+double pl_sphere_tangential_norm(const pl_sphere_state *s, int i)
+{
+    double *B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + s->n + 1) * s->C, "optimiser basis");
+    double *g = pl_malloc(sizeof(double) * s->C, "optimiser gradient");
+    double t = NAN;
+    if (B && g)
+        t = tangential(s, i, B, constraint_basis(s, i, B), g);
+    free(B), free(g);
+    return t;
+}
+
+/* The point row i is evaluated at next: its start (projected off B under orthogonal and scaled to r)
+ * before its first evaluation, else the Armijo trial. x[C] gets it; *t and *gn the step and ‖g‖ used. */
+static int trial_point(pl_sphere_state *s, int i, const double *B, int m, double *x, double *t, double *gn)
+{
+    int C = s->C;
+    double *d = s->delta + (size_t)i * C;
+    *t = 0.0, *gn = 0.0;
+    if (!s->evaluated[i]) {
+        memcpy(x, d, sizeof(double) * C);
+        project_off(B, m, C, x);
+        double nrm = cblas_dnrm2(C, x, 1);
+        if (!(nrm > 1e-8 * s->radius))
+            return pl_fail("optimise: start %d lies in the span of the %d excluded directions and earlier optima",
+                           i, m);
+        cblas_dscal(C, s->radius / nrm, x, 1);
+        return PL_OK;
+    }
+    *gn = tangential(s, i, B, m, x); /* x = g */
+    *t = s->step[i] * *gn > s->radius ? s->radius / *gn : s->step[i];
+    cblas_dscal(C, *t, x, 1);
+    cblas_daxpy(C, 1.0, d, 1, x, 1);
+    project_off(B, m, C, x); /* rounding drift only: δ and g are in the complement already */
+    cblas_dscal(C, s->radius / cblas_dnrm2(C, x, 1), x, 1);
+    return PL_OK;
+}
+
+/* Take f and ∇f at point x (what was evaluated) into row i as its current point. */
+static void take_point(pl_sphere_state *s, int i, const float *x, double f, const float *g)
+{
+    for (int j = 0; j < s->C; j++) {
+        s->delta[(size_t)i * s->C + j] = x[j];
+        s->grad[(size_t)i * s->C + j] = g[j];
+    }
+    s->value[i] = f;
+}
+
+/* After row i took a new point: the convergence rules (file comment). */
+static void check_converged(pl_sphere_state *s, int i, const double *B, int m, double *g, int flat)
+{
+    double gn = tangential(s, i, B, m, g);
+    memcpy(g, s->grad + (size_t)i * s->C, sizeof(double) * s->C);
+    project_off(B, m, s->C, g);
+    double full = cblas_dnrm2(s->C, g, 1);
+    if (gn <= s->tol * full)
+        s->status[i] = PL_OPT_GRADIENT;
+    else if (flat)
+        s->status[i] = PL_OPT_FLAT;
+    else if (s->iterations[i] >= s->max_iterations)
+        s->status[i] = PL_OPT_CAP;
+    else if (s->step[i] <= 0) /* first point: a tenth of a radian along g */
+        s->step[i] = 0.1 * s->radius / gn;
+}
+
+/* Row i's trial at x (float, as evaluated) has value f and gradient g: accept or backtrack. */
+static void update_row(pl_sphere_state *s, int i, const double *B, int m, const float *x, double f, const float *g,
+                       double t, double gn, double *work)
+{
+    s->evaluations[i]++;
+    if (!s->evaluated[i]) {
+        take_point(s, i, x, f, g);
+        s->evaluated[i] = 1;
+        check_converged(s, i, B, m, work, 0);
+        return;
+    }
+    if (f >= s->value[i] + ARMIJO_C * t * gn * gn) {
+        double change = fabs(f - s->value[i]);
+        int flat = !s->backtracked[i] && change <= s->tol * s->tol * fabs(f);
+        take_point(s, i, x, f, g);
+        s->last_change[i] = change;
+        s->iterations[i]++;
+        s->backtracked[i] = 0;
+        s->step[i] = 2.0 * t;
+        check_converged(s, i, B, m, work, flat);
+        return;
+    }
+    s->backtracked[i] = 1;
+    s->step[i] = 0.5 * t;
+    if (s->step[i] * gn < STALL_TURN * s->radius)
+        s->status[i] = PL_OPT_STALL;
+}
+
+/* The rows that run in the next call: all running rows, or row `current` under orthogonal. */
+static int running_rows(pl_sphere_state *s, int *rows)
+{
+    int k = 0;
+    if (s->orthogonal) {
+        while (s->current < s->n && s->status[s->current] != PL_OPT_RUNNING)
+            s->current++;
+        if (s->current < s->n)
+            rows[k++] = s->current;
+        return k;
+    }
+    for (int i = 0; i < s->n; i++)
+        if (s->status[i] == PL_OPT_RUNNING)
+            rows[k++] = i;
+    return k;
+}
+
+/* value[k], grad[k, C] of the k rows x[k, C], in calls of at most max_rows rows; every number finite. */
+static int evaluate(const pl_sphere_op *op, const float *x, int k, const int *rows, const int *iters, double *value,
+                    float *grad)
+{
+    int C = op->C;
+    for (int a = 0; a < k; a += op->max_rows) {
+        int nr = k - a < op->max_rows ? k - a : op->max_rows;
+        if (op->objective(op->ctx, x + (size_t)a * C, nr, value + a, grad + (size_t)a * C) != PL_OK)
+            return PL_ERR;
+    }
+    for (int a = 0; a < k; a++) {
+        int bad = !isfinite(value[a]);
+        for (int j = 0; j < C && !bad; j++)
+            bad = !isfinite(grad[(size_t)a * C + j]);
+        if (bad)
+            return pl_fail("optimise: the objective or its gradient is not finite at start %d, iteration %d", rows[a],
+                           iters[rows[a]]);
+    }
+    return PL_OK;
+}
+
+int pl_sphere_step(pl_sphere_state *s, const pl_sphere_op *op, int *done)
+{
+    int n = s->n, C = s->C, rc = PL_OK;
+    if (op->C != C || op->max_rows < 1)
+        return pl_fail("optimise: the objective takes rows of %d (max %d per call), the state has %d", op->C,
+                       op->max_rows, C);
+    int *rows = pl_malloc(sizeof(int) * (size_t)n, "optimiser rows");
+    double *B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + n) * C, "optimiser basis");
+    double *x = pl_malloc(sizeof(double) * (size_t)C, "optimiser trial");
+    double *work = pl_malloc(sizeof(double) * (size_t)C, "optimiser work");
+    double *t = pl_malloc(sizeof(double) * (size_t)n * 3, "optimiser steps"), *gn = t + n, *f = t + 2 * n;
+    float *xs = pl_malloc(sizeof(float) * (size_t)n * C, "optimiser rows");
+    float *gs = pl_malloc(sizeof(float) * (size_t)n * C, "optimiser gradients");
+    if (!rows || !B || !x || !work || !t || !xs || !gs) {
+        rc = PL_ERR;
+        goto out;
+    }
+    int k = running_rows(s, rows), m = constraint_basis(s, s->orthogonal && k ? rows[0] : 0, B);
+    for (int a = 0; a < k && rc == PL_OK; a++) {
+        rc = trial_point(s, rows[a], B, m, x, &t[a], &gn[a]);
+        for (int j = 0; j < C; j++)
+            xs[(size_t)a * C + j] = (float)x[j];
+    }
+    if (rc == PL_OK && k > 0)
+        rc = evaluate(op, xs, k, rows, s->iterations, f, gs);
+    for (int a = 0; a < k && rc == PL_OK; a++)
+        update_row(s, rows[a], B, m, xs + (size_t)a * C, f[a], gs + (size_t)a * C, t[a], gn[a], work);
+    if (rc == PL_OK)
+        *done = running_rows(s, rows) == 0;
+out:
+    free(rows), free(B), free(x), free(work), free(t), free(xs), free(gs);
+    return rc;
+}
+
+int pl_sphere_run(pl_sphere_state *s, const pl_sphere_op *op)
+{
+    int done = 0;
+    while (!done)
+        if (pl_sphere_step(s, op, &done) != PL_OK)
+            return PL_ERR;
+    return PL_OK;
+}
+
+/* Union-find root with path halving. */
+static int root(int *parent, int i)
+{
+    while (parent[i] != i)
+        i = parent[i] = parent[parent[i]];
+    return i;
+}
+
+int pl_cluster_by_cos(const double *X, int m, int C, double threshold, int *label)
+{
+    int *parent = pl_malloc(sizeof(int) * (size_t)(m > 0 ? m : 1), "cluster labels");
+    double *nrm = pl_malloc(sizeof(double) * (size_t)(m > 0 ? m : 1), "cluster norms");
+    int rc = (parent && nrm) ? PL_OK : PL_ERR, count = 0;
+    for (int i = 0; rc == PL_OK && i < m; i++) {
+        parent[i] = i;
+        nrm[i] = cblas_dnrm2(C, X + (size_t)i * C, 1);
+        if (!(nrm[i] > 0))
+            rc = pl_fail("cluster: optimum %d has norm zero", i);
+    }
+    for (int i = 0; rc == PL_OK && i < m; i++)
+        for (int j = i + 1; j < m; j++) {
+            double c = fabs(cblas_ddot(C, X + (size_t)i * C, 1, X + (size_t)j * C, 1)) / (nrm[i] * nrm[j]);
+            int ri = root(parent, i), rj = root(parent, j);
+            if (c >= threshold && ri != rj) /* the lower index stays the root: labels are lowest members */
+                parent[ri > rj ? ri : rj] = ri < rj ? ri : rj;
+        }
+    for (int i = 0; rc == PL_OK && i < m; i++) {
+        int r = root(parent, i);
+        count += r == i;
+        if (label)
+            label[i] = r;
+    }
+    free(parent), free(nrm);
+    return rc == PL_OK ? count : PL_ERR;
+}

@@ -1,0 +1,8 @@
+# Issue 17's science on a toy model (no ../shared, no MPI): the Fisher metric at a base (exact and
+# Lanczos), optima on the sphere (plain, orthogonal, resumed through a checkpoint), clustering and
+# alignment, against numpy (tests/experiment/test_fisher.py).
+add_executable(fisher_probe ${CMAKE_CURRENT_LIST_DIR}/fisher_probe.c)
+target_include_directories(fisher_probe PRIVATE ${PROJECT_SOURCE_DIR}/src/experiment)
+target_link_libraries(fisher_probe PRIVATE plateau_experiment)
+plateau_test(experiment_fisher ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_fisher.py
+  ${CMAKE_CURRENT_BINARY_DIR}/experiment_fisher $<TARGET_FILE:fisher_probe>)
