@@ -986,11 +986,11 @@ static int put_model_vars(merge_out *m)
         size_t at = (size_t)i;
         const char *label = in->label, *path = in->model_path ? in->model_path : in->config.model_path;
         const char *sha = in->model_sha256 ? in->model_sha256 : "";
-        long long step = in->config.model_step;
+        int step = (int)in->config.model_step;
         NC_CHECK(nc_put_var1_string(m->out, m->hook_var, &at, &label), m->out_name, "model");
         NC_CHECK(nc_put_var1_string(m->out, m->model_var[0], &at, &path), m->out_name, "model_path");
         NC_CHECK(nc_put_var1_string(m->out, m->model_var[1], &at, &sha), m->out_name, "model_sha256");
-        NC_CHECK(nc_put_var1_longlong(m->out, m->model_var[2], &at, &step), m->out_name, "model_step");
+        NC_CHECK(nc_put_var1_int(m->out, m->model_var[2], &at, &step), m->out_name, "model_step");
     }
     return PL_OK;
 }
@@ -1048,6 +1048,20 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
     return PL_OK;
 }
 
+/* Two or more inputs, all of one hook, no two of one model (model_sha256): a model series. Anything
+ * else is stacked along hook, whose checks say what is wrong (the same hook twice, ...). */
+static int one_hook_many_models(const merge_input *ins, int n_in)
+{
+    for (int i = 1; i < n_in; i++) {
+        if (strcmp(ins[i].config.hook, ins[0].config.hook))
+            return 0;
+        for (int j = 0; j < i; j++)
+            if (!ins[i].model_sha256 || !ins[j].model_sha256 || !strcmp(ins[i].model_sha256, ins[j].model_sha256))
+                return 0;
+    }
+    return n_in > 1;
+}
+
 /* A series run's parts are the models it lists, in order (a part left by another series is refused). */
 static char *const *expect_labels, *const *expect_paths;
 static int check_expected(const merge_input *ins, int n_in)
@@ -1066,11 +1080,8 @@ static int merge_inputs(const char *out_name, merge_input *ins, int n_in, NC_mem
     int rc = check_expected(ins, n_in);
     if (rc != PL_OK)
         return PL_ERR;
-    if (by_model < 0) { /* pl_merge: two or more inputs of one hook are a model series */
-        by_model = n_in > 1;
-        for (int i = 1; i < n_in; i++)
-            by_model = by_model && !strcmp(ins[i].config.hook, ins[0].config.hook);
-    }
+    if (by_model < 0) /* pl_merge: inputs of one hook and of different models are a model series */
+        by_model = one_hook_many_models(ins, n_in);
     rc = check_configs(ins, n_in);
     if (rc == PL_OK)
         rc = check_structure(ins, n_in);

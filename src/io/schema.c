@@ -141,7 +141,7 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
     {"model_sha256", PL_SCH_MERGED, NC_STRING, 0, "model", NULL,
      "sha256 of the model's weight file(s) as stored (the single-model file's model_sha256)", "model series", "", 0,
      SAME},
-    {"model_step", PL_SCH_MERGED, NC_INT64, 0, "model", NULL, "training step of the model (-1: not given)",
+    {"model_step", PL_SCH_MERGED, NC_INT, 0, "model", NULL, "training step of the model (-1: not given)",
      "model series", "", 0, SAME},
     {"model_{attr}", PL_SCH_MERGED, NC_STRING, 0, "model", NULL,
      "global attribute '{attr}' of the single-model file of this model", "model series", "", 0, SAME},

@@ -185,7 +185,7 @@ static const key_def KEYS[] = {
             "calls it when it stacks single-model files along `model`. A series gives its labels per "
             "model (`paths`)"},
     {"model", "step", "", 0, KT_CUSTOM, OFF(model_step), .parse = parse_model_step, .print = print_model_step,
-     .values = "an integer in [0, 2^53]", .def_doc = "(none)",
+     .values = "an integer in [0, 2147483647]", .def_doc = "(none)",
      .doc = "a single model's training step, recorded as `model_step` when `plateau merge` stacks "
             "single-model files along `model` (−1 there when not given)"},
     {"model", "tokenizer", "", 0, KT_STR, OFF(tokenizer_path), .optional = 1,
@@ -1211,8 +1211,8 @@ static int parse_model_step(raw_config *rc, int i, pl_sweep_config *cfg, const c
     uint64_t v;
     if (parse_u64(rc, i, &v) != PL_OK)
         return PL_ERR;
-    if (v > ((uint64_t)1 << 53))
-        return FAIL_KEY(i, "'%s' is not an integer in [0, 2^53]", s);
+    if (v > (uint64_t)INT32_MAX) /* model_step is a 32-bit int in the file */
+        return FAIL_KEY(i, "'%s' is not an integer in [0, 2147483647]", s);
     cfg->model_step = (int64_t)v;
     return PL_OK;
 }

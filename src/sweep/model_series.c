@@ -7,7 +7,7 @@
  *   - fields are separated by spaces or tabs; DIR is the first field (so it holds no whitespace: link
  *     such a dir under another name), relative to FILE's directory unless absolute;
  *   - label=LABEL: 1-64 characters of [A-Za-z0-9._+-] (default: DIR's last component);
- *   - step=N: the training step, an integer in [0, 2^53] (default: not given, -1 in the result);
+ *   - step=N: the training step, an integer in [0, 2^31 - 1] (default: not given, -1 in the result);
  *   - each key at most once a line; any other field is an error naming FILE:LINE.
  * Labels and dirs are unique in a series. A dir that does not exist is refused here, by name; that
  * the models share one family and shape is checked when they are opened (the scheduler). */
@@ -22,7 +22,7 @@
 
 #define MAX_SERIES_BYTES ((size_t)1 << 22)
 #define MAX_LABEL 64
-#define MAX_STEP 9007199254740992LL /* 2^53: exact as a double, as xarray may read it */
+#define MAX_STEP 2147483647LL /* the file's model_step is a 32-bit int (Pythia: 143000) */
 
 void pl_model_series_free(pl_model_entry *models, int n)
 {
@@ -110,7 +110,7 @@ static int parse_field(char *field, const char *where, char **label, int64_t *st
         char *end;
         long long v = strtoll(eq + 1, &end, 10);
         if (end == eq + 1 || *end || v < 0 || v > MAX_STEP || eq[1] == '-' || eq[1] == '+')
-            return pl_fail("%s: '%s': the step is not an integer in [0, 2^53]", where, field);
+            return pl_fail("%s: '%s': the step is not an integer in [0, 2147483647]", where, field);
         *step = v;
         return PL_OK;
     }

@@ -116,7 +116,7 @@ print("ok plateau merge stacks single-model files along model (= the series run)
 r = subprocess.run([sl.BIN, "merge", os.path.join(d, "dup.nc"), singles[0], singles[0] + ".copy"],
                    capture_output=True, text=True) if not os.system("cp %s %s.copy" % (singles[0], singles[0])) \
     else None
-if r is None or r.returncode != 2 or "both model 'init'" not in r.stderr:
+if r is None or r.returncode != 2 or "both have hook" not in r.stderr:
     sl.fail("merge of one model twice: %s" % (r and r.stderr))
 print("ok merge refuses one model twice")
 
