@@ -201,4 +201,24 @@ for name, (text, want) in lines.items():
     with open(p, "w") as f:
         f.write(text)
     refused("paths-" + name, want, model__path="", model__paths=p)
+
+# analysis/series.py: its table against the file's own variables, computed here with numpy.
+prefix = os.path.join(d, "fig")
+r = subprocess.run(["/usr/bin/python3", os.path.join(sl.SRC, "analysis", "series.py"), series, "-o", prefix,
+                    "--alpha", "0.5", "--direction", "isotropic"], capture_output=True, text=True)
+if r.returncode != 0 or not os.path.exists(prefix + "-heatmap.png") or not os.path.exists(prefix + "-lines.png"):
+    sl.fail("analysis/series.py: exit %d: %s" % (r.returncode, r.stderr))
+with netCDF4.Dataset(series) as ds:
+    med = ds["kl_median"][...]  # model, base, direction, alpha
+    k = int(np.argmin(np.abs(ds["alpha"][...] - 0.5)))
+    dirs, comps = list(ds["direction"][...]), list(ds["comparison"][...])
+    j = dirs.index("isotropic")
+    want_ratio = med[:, 0, j, k] / med[:, 1, j, k]
+    want_aat = ds["kl_alpha_at_threshold_ratio"][...][:, comps.index("real/synthetic @ isotropic")]
+rows = [line.split(",") for line in open(prefix + ".csv").read().splitlines()[1:]]
+got = np.array([[float(x[3]), float(x[4])] for x in rows])
+if [x[1] for x in rows] != labels or not np.allclose(got[:, 0], want_ratio, rtol=1e-5, equal_nan=True) or \
+        not np.allclose(got[:, 1], np.asarray(want_aat, dtype=float), rtol=1e-5, equal_nan=True):
+    sl.fail("analysis/series.py table %s, numpy %s %s" % (got, want_ratio, want_aat))
+print("ok analysis/series.py: heat map, lines, table = numpy on the file")
 print("all model series checks passed")
