@@ -139,7 +139,7 @@ if sl.shutil.which("mpirun"):
 # SIGTERM during the second model, then --resume: the first model's part is kept, the second resumes
 # from its checkpoint (or starts again, when the signal came before its first); the bits are the
 # uninterrupted run's.
-long_cfg = dict(model__path="", model__paths=listing, data__n_prompts=300, perturb__steps=21,
+long_cfg = dict(model__path="", model__paths=listing, data__n_prompts=200, perturb__steps=21,
                 run__checkpoint_every=0.2)
 full, out = os.path.join(d, "long_full.nc"), os.path.join(d, "long.nc")
 long_ini = config("long.ini", out, **long_cfg)
