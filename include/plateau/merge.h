@@ -1,16 +1,21 @@
 /* Merging per-hook result files (one per Slurm array task) into one file with a leading `hook`
- * dimension. The inputs must come from the same sweep except for one config key, the swept key
+ * dimension, or one hook's files of several models (a model series) along a leading `model` one. The inputs must come from the same sweep except for one config key, the swept key
  * (normally [perturb] hook); see src/io/merge.c for the exact rules.
  */
 #ifndef PLATEAU_MERGE_H
 #define PLATEAU_MERGE_H
 
-/* Stack IN_PATHS[0..n_in) along a new `hook` dimension (in the order given) and write OUT_PATH
+/* Stack IN_PATHS[0..n_in) along a new `hook` dimension, or `model` when two or more share one hook (in the order given) and write OUT_PATH
  * atomically (a temporary file in the same directory, renamed on success; on failure OUT_PATH is
  * untouched). An existing OUT_PATH is refused unless FORCE (after the inputs are checked). Returns PL_OK, or PL_ERR with a message naming the file, key or variable at fault.
  * On success *SWEPT_KEY (if not NULL) points to a static "section.key" string, or "" when only one
  * file was given. */
 int pl_merge(const char *out_path, char *const *in_paths, int n_in, int force, const char **swept_key);
+
+/* A model series run's stacker (pl_result_stacker, registered by `plateau run`): PARTS[0..n), the
+ * single-model files of models LABELS/PATHS (each part's [model] label and path must be those), stacked
+ * along a leading `model` dimension into OUT_PATH (replaced atomically). */
+int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths);
 
 /* The same on inputs held in memory (BYTES[i] of LENS[i] bytes, named NAMES[i] in messages; each
  * must stay valid during the call): *OUT (malloc'ed, *OUT_LEN bytes) is the merged file. What

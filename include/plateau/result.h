@@ -129,5 +129,10 @@ typedef struct {
 
 /* What writes a result to PATH (the io library's pl_result_write, registered by the CLI). */
 typedef int (*pl_result_writer)(const char *path, const pl_result *r);
+/* What stacks the N single-model result files PARTS (one per model of a series, in order) along a
+ * leading `model` dimension into OUT (io's pl_merge_models). LABELS and PATHS: the models the parts
+ * must be (a part from another model is refused), or NULL. */
+typedef int (*pl_result_stacker)(const char *out, char *const *parts, int n, char *const *labels,
+                                 char *const *paths);
 
 #endif

@@ -8,6 +8,7 @@
 #ifndef PLATEAU_SWEEP_H
 #define PLATEAU_SWEEP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "plateau/forward.h"
@@ -52,11 +53,26 @@ typedef struct {
     char *tensor;  /* file:PATH#tensor, or NULL */
 } pl_direction_spec;
 
+/* One model of a series ([model] path = DIR1, DIR2, ... or [model] paths = FILE): its dir, its label
+ * (the `model` coordinate: unique in the series) and its training step (-1: not given). */
+typedef struct {
+    char *path, *label;
+    int64_t step;
+} pl_model_entry;
+
+/* A model's label by default: DIR's last component (trailing slashes dropped), into OUT[SIZE]. */
+void pl_model_default_label(const char *dir, char *out, size_t size);
+
 /* A parsed, validated config. Every string is owned. */
 typedef struct {
     char *file;                 /* the config file as given */
     /* [model] */
-    char *model_path;
+    char *model_path;           /* the model; a series' first model */
+    int n_models;               /* a series (every result over `model`): models[0 .. n_models - 1]; 0: one model */
+    pl_model_entry *models;
+    char *models_file;          /* [model] paths, or NULL */
+    char *model_label;          /* [model] label of a single model, or NULL: the dir's name */
+    int64_t model_step;         /* [model] step of a single model, -1: not given */
     char *tokenizer_path;       /* [model] tokenizer, or NULL: the model's own */
     /* [data] */
     char *data_path;
@@ -187,6 +203,8 @@ typedef struct {
     int dry_run_ranks; /* the ranks --dry-run estimates for (0: the ranks it runs on) */
     pl_result_writer write_result; /* writes the result file (the CLI registers io's pl_result_write):
                                       the sweep does not link the io library */
+    pl_result_stacker stack_models; /* a model series: stacks the per-model files along `model` (io's
+                                       pl_merge_models) */
 } pl_run_options;
 
 /* The names of metric M and score SC in the experiment's order (PL_METRIC_*, the scores' codes:

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "plateau/merge.h"
 #include "plateau/result_file.h"
 #include "plateau/sweep.h"
 
@@ -36,6 +37,7 @@ int cmd_run(int argc, char **argv)
     if (code >= 0)
         return code;
     a.opt.write_result = pl_result_write; /* io writes what the sweep hands over */
+    a.opt.stack_models = pl_merge_models; /* and stacks a model series' files */
     code = pl_sweep_main(&argc, &argv, a.config, a.sets, a.n_sets, a.output, &a.opt);
     free(a.sets);
     return code;

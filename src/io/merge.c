@@ -104,9 +104,17 @@ typedef struct {
     const char *path;
     int ncid;
     char *model_sha256; /* NULL if absent */
+    char *model_path;   /* the `model_path` attribute (absolute), NULL if absent */
     int have_config;
     pl_sweep_config config;
+    char label[80];     /* stacked along `model`: its config's [model] label, else its model dir's name */
 } merge_input;
+
+/* What the inputs are stacked along: `hook` (one model's runs at several hooks, a Slurm array's) or
+ * `model` (one hook's runs of several models: a model series, each file a model). pl_merge chooses
+ * `model` when two or more inputs share one hook; a series run asks for it (pl_merge_models). */
+static int by_model;
+static const char *stack_dim(void) { return by_model ? "model" : "hook"; }
 
 /* A text global attribute (NC_CHAR or NC_STRING) as a malloc'ed string; *OUT = NULL if absent. */
 static int read_text_attribute(int ncid, const char *path, const char *name, char **out)
@@ -258,6 +266,8 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
     int dimid, nd, nv;
     if (nc_inq_dimid(in->ncid, "hook", &dimid) == NC_NOERR)
         return pl_fail("%s: already has a 'hook' dimension (a merged file): merge the per-hook files instead", path);
+    if (nc_inq_dimid(in->ncid, "model", &dimid) == NC_NOERR)
+        return pl_fail("%s: already has a 'model' dimension (a model series): merge single-model files instead", path);
     NC_CHECK(nc_inq(in->ncid, &nd, &nv, NULL, NULL), path, "contents");
     if (nd > MAX_DIMS || nv > MAX_VARS)
         return pl_fail("%s: %d dimensions and %d variables: not a plateau result", path, nd, nv);
@@ -267,6 +277,8 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
         rc = read_text_attribute(in->ncid, path, "config", &config);
     if (rc == PL_OK)
         rc = read_text_attribute(in->ncid, path, "model_sha256", &in->model_sha256);
+    if (rc == PL_OK)
+        rc = read_text_attribute(in->ncid, path, "model_path", &in->model_path);
     if (rc == PL_OK && !hook)
         rc = pl_fail("%s: not a plateau result: global attribute 'hook' is missing", path);
     if (rc == PL_OK && !config)
@@ -277,6 +289,10 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
         rc = pl_sweep_config_parse(&in->config, name, config, strlen(config), NULL, 0, NULL);
         in->have_config = rc == PL_OK;
     }
+    if (rc == PL_OK && in->config.model_label)
+        snprintf(in->label, sizeof in->label, "%s", in->config.model_label);
+    else if (rc == PL_OK)
+        pl_model_default_label(in->config.model_path, in->label, sizeof in->label);
     if (rc == PL_OK)
         rc = check_hook_attribute(in, hook, config);
     free(hook);
@@ -289,6 +305,7 @@ static void input_close(merge_input *in)
     if (in->ncid >= 0)
         nc_close(in->ncid);
     free(in->model_sha256);
+    free(in->model_path);
     if (in->have_config)
         pl_sweep_config_free(&in->config);
 }
@@ -309,6 +326,32 @@ static char *config_value(const merge_input *in, int key)
 }
 
 static char swept_key_text[128];
+
+/* Stacked along `model`: the configs agree in every key of a run's identity (DIFF_KEY, the first that
+ * differs in input DIFF_FILE, or -1), the models are told apart by their labels. */
+static int check_model_configs(const merge_input *ins, int n_in, int diff_key, int diff_file)
+{
+    snprintf(swept_key_text, sizeof swept_key_text, "model");
+    if (diff_key >= 0) {
+        const char *section, *name;
+        int hashed;
+        pl_sweep_config_key(diff_key, &section, &name, &hashed);
+        const merge_input *a = &ins[0], *b = &ins[diff_file];
+        char *va = config_value(a, diff_key), *vb = config_value(b, diff_key);
+        pl_fail("%s: config differs from %s in [%s] %s ('%s' in %s, '%s' in %s); the files of one model series "
+                "differ only in their model", b->path, a->path, section, name, va ? va : "(absent)", a->path,
+                vb ? vb : "(absent)", b->path);
+        free(va);
+        free(vb);
+        return PL_ERR;
+    }
+    for (int i = 0; i < n_in; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(ins[i].label, ins[j].label))
+                return pl_fail("%s and %s are both model '%s' ([model] label, else the model dir's name): a model "
+                               "series labels each model once", ins[j].path, ins[i].path, ins[i].label);
+    return PL_OK;
+}
 
 /* Find the one key the inputs differ in (ignoring the run-only keys) and fail if there are more. */
 static int check_configs(const merge_input *ins, int n_in)
@@ -337,6 +380,8 @@ static int check_configs(const merge_input *ins, int n_in)
     }
     /* The swept key is [perturb] hook when it is among them (the array scripts sweep it), else the
      * first; any other differing key is an error. */
+    if (by_model)
+        return check_model_configs(ins, n_in, n_diff ? diff_key[0] : -1, n_diff ? diff_file[0] : 0);
     int swept = -1;
     for (int d = 0; d < n_diff; d++) {
         const char *section, *name;
@@ -635,7 +680,8 @@ static int check_shared_attributes(const merge_input *ins, int n_in)
     for (int a = 0; a < ngatts; a++) {
         char name[NC_MAX_NAME + 1];
         NC_CHECK(nc_inq_attname(ins[0].ncid, NC_GLOBAL, a, name), ins[0].path, "global attribute");
-        if (!strcmp(name, "hook") || !strcmp(name, "config") || per_run_attribute(name))
+        if (!strcmp(name, "hook") || !strcmp(name, "config") || per_run_attribute(name) ||
+            (by_model && !strcmp(name, "model_sha256")))
             continue;
         int equal, diff;
         if (attribute_equal(ins, n_in, name, &equal, &diff) != PL_OK)
@@ -723,7 +769,8 @@ typedef struct {
     const char *out_name;
     const merge_input *ins;
     int n_in;
-    int hook_dim, hook_var;
+    int hook_dim, hook_var;  /* the stacking dimension (hook or model) and its coordinate */
+    int model_var[3];        /* stacked along model: model_path, model_sha256, model_step */
     int dim_map[MAX_DIMS];   /* input dimension id -> output's */
     var_plan *plan;          /* [nvars of the first input] */
     int nvars;
@@ -732,14 +779,27 @@ typedef struct {
     int text_var[64], number_var[64]; /* -1: no input has it */
 } merge_out;
 
-/* Dimensions: hook first, then the inputs' in their order; the hook coordinate. */
+/* Stacked along `model`: the model's path, sha256 and training step, variables over `model`. */
+static int define_model_vars(merge_out *m)
+{
+    const char *names[] = {"model_path", "model_sha256", "model_step"};
+    for (int k = 0; k < 3; k++) {
+        const pl_schema_var *row = pl_schema_var_find(names[k]);
+        NC_CHECK(nc_def_var(m->out, names[k], row->type, 1, &m->hook_dim, &m->model_var[k]), m->out_name, names[k]);
+        if (put_text(m->out, m->model_var[k], "long_name", row->long_name, m->out_name) != PL_OK)
+            return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* Dimensions: hook (or model) first, then the inputs' in their order; its coordinate. */
 static int define_dims(merge_out *m)
 {
     const merge_input *first = &m->ins[0];
     int ndims, in_dimids[MAX_DIMS];
     for (int d = 0; d < MAX_DIMS; d++)
         m->dim_map[d] = -1;
-    NC_CHECK(nc_def_dim(m->out, "hook", (size_t)m->n_in, &m->hook_dim), m->out_name, "hook dimension");
+    NC_CHECK(nc_def_dim(m->out, stack_dim(), (size_t)m->n_in, &m->hook_dim), m->out_name, "stacking dimension");
     NC_CHECK(nc_inq_dimids(first->ncid, &ndims, in_dimids, 0), first->path, "dimensions");
     for (int d = 0; d < ndims; d++) {
         if (in_dimids[d] < 0 || in_dimids[d] >= MAX_DIMS)
@@ -749,9 +809,11 @@ static int define_dims(merge_out *m)
         NC_CHECK(nc_inq_dim(first->ncid, in_dimids[d], name, &len), first->path, "dimension");
         NC_CHECK(nc_def_dim(m->out, name, len, &m->dim_map[in_dimids[d]]), m->out_name, name);
     }
-    const pl_schema_var *row = pl_schema_var_find("hook");
-    NC_CHECK(nc_def_var(m->out, "hook", NC_STRING, 1, &m->hook_dim, &m->hook_var), m->out_name, "hook variable");
-    return put_text(m->out, m->hook_var, "long_name", row->long_name, m->out_name);
+    const pl_schema_var *row = pl_schema_var_find(stack_dim());
+    NC_CHECK(nc_def_var(m->out, stack_dim(), NC_STRING, 1, &m->hook_dim, &m->hook_var), m->out_name, stack_dim());
+    if (put_text(m->out, m->hook_var, "long_name", row->long_name, m->out_name) != PL_OK)
+        return PL_ERR;
+    return by_model ? define_model_vars(m) : PL_OK;
 }
 
 /* Each input variable: written once (a coordinate, equal in all inputs; provenance when equal) or
@@ -799,15 +861,15 @@ static int define_per_hook_vars(merge_out *m)
             (g->merged_units && put_text(m->out, m->number_var[k], "units", g->merged_units, m->out_name) != PL_OK))
             return PL_ERR;
     }
-    const pl_schema_var *row = pl_schema_var_find("hook_{attr}");
+    const pl_schema_var *row = pl_schema_var_find(by_model ? "model_{attr}" : "hook_{attr}");
     for (int k = 0; k < m->n_text; k++) {
         const char *attr = m->text_rows[k]->name;
         m->text_var[k] = -1;
-        if (!any_has_attribute(m->ins, m->n_in, attr))
-            continue;
+        if (!any_has_attribute(m->ins, m->n_in, attr) || (by_model && !strcmp(attr, "model_path")))
+            continue; /* (a model's path is the variable model_path) */
         char name[64], long_name[160];
         const char *keys[] = {"attr", NULL}, *values[] = {attr, NULL};
-        snprintf(name, sizeof name, "hook_%s", attr);
+        snprintf(name, sizeof name, "%s_%s", stack_dim(), attr);
         pl_schema_expand(row->long_name, keys, values, long_name, sizeof long_name);
         NC_CHECK(nc_def_var(m->out, name, NC_STRING, 1, &m->hook_dim, &m->text_var[k]), m->out_name, name);
         if (put_text(m->out, m->text_var[k], "long_name", long_name, m->out_name) != PL_OK)
@@ -826,8 +888,10 @@ static int copy_globals(merge_out *m)
         char name[NC_MAX_NAME + 1];
         NC_CHECK(nc_inq_attname(first->ncid, NC_GLOBAL, a, name), first->path, "global attribute");
         const pl_schema_global *g = pl_schema_global_find(name);
-        if (g && (g->merge == PL_GA_HOOK || g->merge == PL_GA_MERGE))
+        if (g && ((g->merge == PL_GA_HOOK && !by_model) || g->merge == PL_GA_MERGE))
             continue;
+        if (by_model && (!strcmp(name, "model_path") || !strcmp(name, "model_sha256")))
+            continue; /* variables over model */
         int keep = 1;
         if (per_run_attribute(name) && keep_global_too(m->ins, m->n_in, name, &keep) != PL_OK)
             return PL_ERR;
@@ -914,6 +978,23 @@ static int put_per_hook_numbers(merge_out *m)
     return PL_OK;
 }
 
+/* Stacked along model: each input's label, model path, sha256 and step. */
+static int put_model_vars(merge_out *m)
+{
+    for (int i = 0; i < m->n_in; i++) {
+        const merge_input *in = &m->ins[i];
+        size_t at = (size_t)i;
+        const char *label = in->label, *path = in->model_path ? in->model_path : in->config.model_path;
+        const char *sha = in->model_sha256 ? in->model_sha256 : "";
+        int step = (int)in->config.model_step;
+        NC_CHECK(nc_put_var1_string(m->out, m->hook_var, &at, &label), m->out_name, "model");
+        NC_CHECK(nc_put_var1_string(m->out, m->model_var[0], &at, &path), m->out_name, "model_path");
+        NC_CHECK(nc_put_var1_string(m->out, m->model_var[1], &at, &sha), m->out_name, "model_sha256");
+        NC_CHECK(nc_put_var1_int(m->out, m->model_var[2], &at, &step), m->out_name, "model_step");
+    }
+    return PL_OK;
+}
+
 /* The hook coordinate and every variable's data: once, or one slice per input (data mode). */
 static int put_data(merge_out *m)
 {
@@ -922,10 +1003,12 @@ static int put_data(merge_out *m)
         return PL_ERR;
     for (int i = 0; i < m->n_in; i++)
         hooks[i] = m->ins[i].config.hook;
-    int st = nc_put_var_string(m->out, m->hook_var, hooks);
+    int st = by_model ? NC_NOERR : nc_put_var_string(m->out, m->hook_var, hooks);
     free(hooks);
     if (st != NC_NOERR)
         return nc_fail(st, m->out_name, "hook");
+    if (by_model && put_model_vars(m) != PL_OK)
+        return PL_ERR;
     for (int v = 0; v < m->nvars; v++) {
         var_plan *p = &m->plan[v];
         for (int i = 0; i < (p->stacked ? m->n_in : 1); i++) {
@@ -965,10 +1048,41 @@ static int write_output(int out, const char *out_name, const merge_input *ins, i
     return PL_OK;
 }
 
+/* Two or more inputs, all of one hook, no two of one model (model_sha256): a model series. Anything
+ * else is stacked along hook, whose checks say what is wrong (the same hook twice, ...). */
+static int one_hook_many_models(const merge_input *ins, int n_in)
+{
+    for (int i = 1; i < n_in; i++) {
+        if (strcmp(ins[i].config.hook, ins[0].config.hook))
+            return 0;
+        for (int j = 0; j < i; j++)
+            if (!ins[i].model_sha256 || !ins[j].model_sha256 || !strcmp(ins[i].model_sha256, ins[j].model_sha256))
+                return 0;
+    }
+    return n_in > 1;
+}
+
+/* A series run's parts are the models it lists, in order (a part left by another series is refused). */
+static char *const *expect_labels, *const *expect_paths;
+static int check_expected(const merge_input *ins, int n_in)
+{
+    for (int i = 0; expect_labels && i < n_in; i++)
+        if (strcmp(ins[i].label, expect_labels[i]) || strcmp(ins[i].config.model_path, expect_paths[i]))
+            return pl_fail("%s: is model '%s' (%s), but the series' model %d is '%s' (%s): remove it and run again",
+                           ins[i].path, ins[i].label, ins[i].config.model_path, i + 1, expect_labels[i],
+                           expect_paths[i]);
+    return PL_OK;
+}
+
 /* Merge N_IN inputs held in memory (each closed by the caller) into *MEMIO. */
 static int merge_inputs(const char *out_name, merge_input *ins, int n_in, NC_memio *memio)
 {
-    int rc = check_configs(ins, n_in);
+    int rc = check_expected(ins, n_in);
+    if (rc != PL_OK)
+        return PL_ERR;
+    if (by_model < 0) /* pl_merge: inputs of one hook and of different models are a model series */
+        by_model = one_hook_many_models(ins, n_in);
+    rc = check_configs(ins, n_in);
     if (rc == PL_OK)
         rc = check_structure(ins, n_in);
     if (rc == PL_OK)
@@ -1001,6 +1115,8 @@ static int merge_inputs(const char *out_name, merge_input *ins, int n_in, NC_mem
 int pl_merge_buffers(const char *out_name, char *const *names, void *const *bytes, const size_t *lens, int n_in,
                      void **out, size_t *out_len, const char **swept_key)
 {
+    if (!expect_labels)
+        by_model = -1; /* by the inputs' hooks (merge_inputs) */
     merge_input *ins = pl_calloc((size_t)n_in, sizeof *ins, "merge inputs");
     if (!ins)
         return PL_ERR;
@@ -1022,6 +1138,16 @@ int pl_merge_buffers(const char *out_name, char *const *names, void *const *byte
     if (swept_key)
         *swept_key = swept_key_text;
     return PL_OK;
+}
+
+int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths)
+{
+    by_model = 1;
+    expect_labels = labels;
+    expect_paths = paths;
+    int rc = pl_merge(out_path, parts, n, 1, NULL);
+    expect_labels = expect_paths = NULL;
+    return rc;
 }
 
 int pl_merge(const char *out_path, char *const *in_paths, int n_in, int force, const char **swept_key)

@@ -10,6 +10,7 @@
 
 const pl_schema_dim PL_SCHEMA_DIMS[] = {
     {"hook", "merged files: one per input file (the merge's leading dimension)", "merged"},
+    {"model", "models of a model series: one per model ([model] paths; the leading dimension)", "model series"},
     {"base", "base activation kinds ([perturb] bases)", ""},
     {"direction", "direction kinds ([perturb] directions)", ""},
     {"prompt", "sweep prompts ([data] n_prompts)", ""},
@@ -179,6 +180,16 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "merged", "", 0, SAME},
     {"hook_{attr}", PL_SCH_MERGED, NC_STRING, 0, "hook", NULL, "global attribute '{attr}' of the input file of this hook",
      "merged", "", 0, SAME},
+    {"model", PL_SCH_MERGED, NC_STRING, 1, "model", NULL, "label of the model ([model] paths' label=, else its dir's name)",
+     "model series", "", 0, SAME},
+    {"model_path", PL_SCH_MERGED, NC_STRING, 0, "model", NULL, "the model, absolute", "model series", "", 0, SAME},
+    {"model_sha256", PL_SCH_MERGED, NC_STRING, 0, "model", NULL,
+     "sha256 of the model's weight file(s) as stored (the single-model file's model_sha256)", "model series", "", 0,
+     SAME},
+    {"model_step", PL_SCH_MERGED, NC_INT, 0, "model", NULL, "training step of the model (-1: not given)",
+     "model series", "", 0, SAME},
+    {"model_{attr}", PL_SCH_MERGED, NC_STRING, 0, "model", NULL,
+     "global attribute '{attr}' of the single-model file of this model", "model series", "", 0, SAME},
 };
 const int PL_SCHEMA_N_VARS = (int)(sizeof PL_SCHEMA_VARS / sizeof PL_SCHEMA_VARS[0]);
 

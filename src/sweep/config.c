@@ -165,14 +165,41 @@ static void print_radius_alpha(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_start_kind(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_start_kind(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_checkpoint_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_model_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_model_path(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_models_file(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_model_label(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static int parse_model_step(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_model_step(strbuf *sb, const pl_sweep_config *cfg);
 
 /* The order here is the order of the resolved text and of conversion (a key may use the ones
  * before it: [run] checkpoint's default is [output] path's). */
 static const key_def KEYS[] = {
-    {"model", "path", "", 0, KT_STR, OFF(model_path), .missing = "the model dir, e.g. models/gpt2",
-     .def_doc = "(required)",
+    {"model", "path", "", 0, KT_CUSTOM, OFF(model_path), .missing = "the model dir, e.g. models/gpt2",
+     .parse = parse_model_path, .print = print_model_path, .values = "a path, or paths separated by commas",
+     .def_doc = "(required, unless `paths`)",
      .doc = "a model: a Hugging Face dir of any supported family (config.json, model.safetensors or "
-            "shards) or a llama2.c `.bin` checkpoint (see [Model dirs](models.md#model-dirs))"},
+            "shards) or a llama2.c `.bin` checkpoint (see [Model dirs](models.md#model-dirs)). "
+            "Several, separated by commas (`DIR1, DIR2, …`): a model series of one family and shape, "
+            "swept in one run, every result variable over a leading `model` dimension labelled by the "
+            "dirs' names (see [Model series](models.md#model-series)); a path holding a comma can only "
+            "be listed in a `paths` file"},
+    {"model", "paths", "", 0, KT_CUSTOM, OFF(models_file), .parse = parse_models_file, .values = VALUES_PATH,
+     .def_doc = "(none)",
+     .doc = "a model series from a file, instead of `path`: one model dir a line, `DIR [label=LABEL] "
+            "[step=N]` (DIR relative to the file's directory; `#` comment lines and blank lines skipped; "
+            "LABEL 1–64 characters of `A-Z a-z 0-9 . _ + -`, by default DIR's name; N the training step, "
+            "an integer ≥ 0). Even one line makes a series (the result has the `model` dimension). "
+            "See [Model series](models.md#model-series)"},
+    {"model", "label", "", 0, KT_CUSTOM, OFF(model_label), .parse = parse_model_label, .values = "a label",
+     .def_doc = "(the model dir's name)",
+     .doc = "a single model's label (1–64 characters of `A-Z a-z 0-9 . _ + -`): what `plateau merge` "
+            "calls it when it stacks single-model files along `model`. A series gives its labels per "
+            "model (`paths`)"},
+    {"model", "step", "", 0, KT_CUSTOM, OFF(model_step), .parse = parse_model_step, .print = print_model_step,
+     .values = "an integer in [0, 2147483647]", .def_doc = "(none)",
+     .doc = "a single model's training step, recorded as `model_step` when `plateau merge` stacks "
+            "single-model files along `model` (−1 there when not given)"},
     {"model", "tokenizer", "", 0, KT_STR, OFF(tokenizer_path), .optional = 1,
      .def_doc = "(the model's own)",
      .doc = "tokenizer for text prompts: a tokenizer.json, a dir, or a llama2.c tokenizer.bin; by "
@@ -1277,6 +1304,90 @@ static int parse_checkpoint_path(raw_config *rc, int i, pl_sweep_config *cfg, co
     return PL_OK;
 }
 
+/* ------------------------------------------------------------ [model]: one model or a series */
+
+#define MAX_SERIES_MODELS 4096
+
+/* One dir, as ever, or DIR1, DIR2, ...: a series (model_series.c), model_path its first. Absent
+ * when [model] paths lists the models. */
+static int parse_model_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i], *file = rc->value[find_key("model", "paths")];
+    if (s && s[0] && file && file[0])
+        return FAIL_KEY(i, "give [model] path or [model] paths (a file listing the models), not both");
+    if (file && file[0])
+        return PL_OK;
+    if (!s)
+        return pl_fail("%s: [model] path: missing (%s, or a series: DIR1, DIR2, ... or [model] paths = FILE)",
+                       rc->file, KEYS[i].missing);
+    if (!s[0])
+        return FAIL_KEY(i, "empty value");
+    size_t len = strlen(s) + 1;
+    char *buf = pl_malloc(len, "model paths"), **items = pl_calloc(MAX_SERIES_MODELS, sizeof *items, "model paths");
+    int n = 0, st = buf && items ? split_list(rc, i, s, 0, items, MAX_SERIES_MODELS, &n, buf, len) : PL_ERR;
+    if (st == PL_OK && n == 1) {
+        cfg->model_path = dupstr(items[0]);
+        st = cfg->model_path ? PL_OK : PL_ERR;
+    } else if (st == PL_OK) {
+        char where[1200];
+        snprintf(where, sizeof where, "%s: [model] path", rc->origin[i] ? rc->origin[i] : rc->file);
+        st = pl_model_series_from_list(items, n, where, &cfg->models);
+        cfg->n_models = st == PL_OK ? n : 0;
+        cfg->model_path = st == PL_OK ? dupstr(cfg->models[0].path) : NULL;
+        st = cfg->model_path ? st : PL_ERR;
+    }
+    free(buf);
+    free(items);
+    return st;
+}
+
+/* [model] paths FILE: the series it lists (model_series.c), model_path its first. */
+static int parse_models_file(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i];
+    if (!s || !s[0])
+        return PL_OK;
+    cfg->models_file = dupstr(s);
+    if (!cfg->models_file || pl_model_series_read(s, &cfg->models, &cfg->n_models) != PL_OK)
+        return pl_fail_prefix("%s", rc->origin[i] ? rc->origin[i] : rc->file);
+    cfg->model_path = dupstr(cfg->models[0].path);
+    return cfg->model_path ? PL_OK : PL_ERR;
+}
+
+static int parse_model_label(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i];
+    if (!s || !s[0])
+        return PL_OK;
+    if (cfg->n_models)
+        return FAIL_KEY(i, "a series labels each model (label= in a [model] paths file), not with [model] label");
+    if (pl_model_label_check(s) != PL_OK)
+        return FAIL_KEY(i, "%s", pl_error());
+    cfg->model_label = dupstr(s);
+    return cfg->model_label ? PL_OK : PL_ERR;
+}
+
+static int parse_model_step(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    const char *s = rc->value[i];
+    cfg->model_step = -1;
+    if (!s || !s[0])
+        return PL_OK;
+    if (cfg->n_models)
+        return FAIL_KEY(i, "a series gives each model's step (step= in a [model] paths file), not [model] step");
+    uint64_t v;
+    if (parse_u64(rc, i, &v) != PL_OK)
+        return PL_ERR;
+    if (v > (uint64_t)INT32_MAX) /* model_step is a 32-bit int in the file */
+        return FAIL_KEY(i, "'%s' is not an integer in [0, 2147483647]", s);
+    cfg->model_step = (int64_t)v;
+    return PL_OK;
+}
+
 /* ------------------------------------------------------------ load */
 
 static int K(const char *section, const char *key) { return find_key(section, key); }
@@ -1412,6 +1523,8 @@ done:
 void pl_sweep_config_free(pl_sweep_config *cfg)
 {
     free(cfg->file);
+    pl_model_series_free(cfg->models, cfg->n_models);
+    free(cfg->model_path); /* a custom key with a printer of its own: the loop below leaves it */
     for (int i = 0; i < N_KEYS; i++) {
         key_type t = KEYS[i].type;
         if (t == KT_STR || t == KT_HOOK || t == KT_SHA256 || (t == KT_CUSTOM && !KEYS[i].print))
@@ -1671,6 +1784,23 @@ static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg)
         sb_printf(sb, "%s", j ? ", " : "");
         sb_double(sb, cfg->quantiles[j]);
     }
+}
+
+/* DIR1, DIR2, ... of a series named in [model] path; nothing when [model] paths lists them. */
+static void print_model_path(strbuf *sb, const pl_sweep_config *cfg)
+{
+    if (cfg->models_file)
+        return;
+    for (int k = 0; k < cfg->n_models; k++)
+        sb_printf(sb, "%s%s", k ? ", " : "", cfg->models[k].path);
+    if (!cfg->n_models && cfg->model_path)
+        sb_printf(sb, "%s", cfg->model_path);
+}
+
+static void print_model_step(strbuf *sb, const pl_sweep_config *cfg)
+{
+    if (cfg->model_step >= 0)
+        sb_printf(sb, "%lld", (long long)cfg->model_step);
 }
 
 /* The name of stored value V of E ("" when none has it). */

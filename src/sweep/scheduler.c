@@ -2219,6 +2219,128 @@ static char *command_line(int argc, char **argv)
     return s;
 }
 
+/* One single-model sweep on every rank (setup, rank 0 the master, the others workers), from a fresh
+ * state of this rank. Returns the exit code, the same on every rank. */
+static int run_one(int rank, int size, int quiet, const char *command_line, const char *config_path,
+                   char *const *sets, int n_sets, const char *output, const pl_run_options *opt)
+{
+    run_state st;
+    memset(&st, 0, sizeof st);
+    st.ckpt_lock = -1;
+    st.rank = rank;
+    st.size = size;
+    st.quiet = quiet;
+    st.command_line = (char *)command_line;
+    int code;
+    if ((code = setup(&st, config_path, sets, n_sets, output, opt)) == PL_EXIT_OK) {
+        if (st.rank == 0)
+            code = run_master(&st, opt);
+        else
+            run_worker(&st);
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    }
+    if (st.ckpt_lock >= 0) /* after every checkpoint write, before the config (its path) goes */
+        pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
+    free(st.config_text);
+    free(st.hashed_text);
+    pl_sweep_free(&st.sw);
+    pl_model_close(st.model);
+    pl_sweep_config_free(&st.cfg);
+    return code;
+}
+
+/* Rank 0, before a series runs: its models are one family and shape, the result can be stacked, and
+ * no part of an interrupted series run is left unless --resume (which keeps them). */
+static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
+{
+    if (!opt->stack_models)
+        return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
+    for (int k = 0; k < cfg->n_models && !opt->resume; k++) {
+        char *part = pl_model_series_part(cfg, k);
+        struct stat sb;
+        int exists = part && lstat(part, &sb) == 0;
+        if (exists)
+            pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or remove "
+                    "it to start again", part, k + 1, cfg->models[k].label);
+        free(part);
+        if (!part || exists)
+            return PL_ERR;
+    }
+    return pl_model_series_check(cfg);
+}
+
+/* Rank 0: whether model K's part is done (--resume and its file there; the stacker checks that it
+ * is that model's), and the progress line. */
+static int series_part_done(const pl_sweep_config *cfg, int k, const char *part, const pl_run_options *opt)
+{
+    struct stat sb;
+    int done = opt->resume && lstat(part, &sb) == 0;
+    if (!opt->quiet)
+        fprintf(stderr, "plateau: model %d/%d '%s' (%s)%s%s\n", k + 1, cfg->n_models, cfg->models[k].label,
+                cfg->models[k].path, done ? ": done in " : "", done ? part : "");
+    return done;
+}
+
+/* A model series (docs/models.md#model-series): each model's sweep in turn, as the single-model run
+ * of that model (the series' config, --set to its path, label, step and a checkpoint of its own)
+ * into a part file <output>.model-K.nc; one model is loaded at a time on every rank. Once all are
+ * done, rank 0 stacks the parts along `model` into the output (the registered stacker: io's merge)
+ * and removes them. A signal checkpoints the model at hand (exit 75); --resume keeps the finished
+ * parts and resumes that model from its checkpoint. Every number is the single-model run's. */
+static int run_series(int rank, int size, const char *command_line, const pl_sweep_config *cfg,
+                      const char *config_path, char *const *sets, int n_sets, const pl_run_options *opt)
+{
+    int code = PL_EXIT_OK;
+    if (rank == 0 && series_check(cfg, opt) != PL_OK) {
+        fprintf(stderr, "plateau: %s\n", pl_error());
+        code = PL_EXIT_INPUT;
+    }
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    char **parts = calloc((size_t)cfg->n_models, sizeof *parts);
+    for (int k = 0; k < cfg->n_models && code == PL_EXIT_OK; k++) {
+        pl_series_args a;
+        parts[k] = pl_model_series_part(cfg, k);
+        int done = 0;
+        if (!parts[k] || pl_model_series_sets(cfg, k, sets, n_sets, &a) != PL_OK) {
+            fprintf(stderr, "plateau: rank %d: out of memory (model series)\n", rank);
+            MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+        }
+        if (rank == 0)
+            done = series_part_done(cfg, k, parts[k], opt);
+        MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!done)
+            code = run_one(rank, size, opt->quiet, command_line, config_path, a.sets, a.n_sets, parts[k], opt);
+        pl_series_args_free(&a);
+        MPI_Barrier(MPI_COMM_WORLD); /* the next model's setup starts together */
+    }
+    if (code == PL_EXIT_OK && rank == 0) {
+        char **labels = calloc((size_t)cfg->n_models, sizeof *labels), **paths = calloc((size_t)cfg->n_models, sizeof *paths);
+        for (int k = 0; labels && paths && k < cfg->n_models; k++)
+            labels[k] = cfg->models[k].label, paths[k] = cfg->models[k].path;
+        if (!labels || !paths || opt->stack_models(cfg->output_path, parts, cfg->n_models, labels, paths) != PL_OK) {
+            fprintf(stderr, "plateau: %s\n", pl_error());
+            code = PL_EXIT_INPUT;
+        }
+        for (int k = 0; code == PL_EXIT_OK && k < cfg->n_models; k++)
+            unlink(parts[k]); /* in the output now */
+        free(labels);
+        free(paths);
+    }
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    for (int k = 0; k < cfg->n_models; k++)
+        free(parts[k]);
+    free(parts);
+    return code;
+}
+
+/* A series' dry run: the first model's (each model's run is that shape), and what the series adds. */
+static int series_note(const pl_sweep_config *cfg)
+{
+    printf("model series: %d models of one family and shape (the figures above are the first's); the run sweeps "
+           "each in turn: %d times its units, evaluations and time\n", cfg->n_models, cfg->n_models);
+    return pl_model_series_check(cfg);
+}
+
 int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const *sets, int n_sets,
                   const char *output, const pl_run_options *opt)
 {
@@ -2239,22 +2361,29 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     pl_watch_sigbus(rank_prefix); /* a mapped input truncated under a forward: exit 2 naming it */
     st.quiet = opt->quiet;
     st.command_line = command_line(*argc, *argv);
+    /* A series? A config that does not read is the single-model path's to report, as ever. */
+    pl_sweep_config series;
+    int is_series = pl_sweep_config_load(&series, config_path, sets, n_sets, output) == PL_OK;
+    if (is_series && !series.n_models)
+        pl_sweep_config_free(&series);
+    is_series = is_series && series.n_models > 0;
     int code;
     if (opt->dry_run) { /* rank 0 alone; the others wait for its verdict */
         code = PL_EXIT_OK;
-        if (st.rank == 0 && dry_run(&st, config_path, sets, n_sets, output, opt) != PL_OK) {
+        if (st.rank == 0 && (dry_run(&st, config_path, sets, n_sets, output, opt) != PL_OK ||
+                             (is_series && series_note(&series) != PL_OK))) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
         }
         MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    } else if ((code = setup(&st, config_path, sets, n_sets, output, opt)) == PL_EXIT_OK) {
-        if (st.rank == 0)
-            code = run_master(&st, opt);
-        else
-            run_worker(&st);
-        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    } else if (is_series) {
+        code = run_series(st.rank, st.size, st.command_line, &series, config_path, sets, n_sets, opt);
+    } else {
+        code = run_one(st.rank, st.size, st.quiet, st.command_line, config_path, sets, n_sets, output, opt);
     }
-    if (st.ckpt_lock >= 0) /* after every checkpoint write, before the config (its path) goes */
+    if (is_series)
+        pl_sweep_config_free(&series);
+    if (st.ckpt_lock >= 0) /* dry_run's */
         pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
     free(st.config_text);
     free(st.hashed_text);

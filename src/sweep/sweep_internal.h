@@ -20,6 +20,28 @@
 /* "FILE:LINE" or "--set ..." where (section, key) got its value (the config file for a default). */
 const char *pl_sweep_config_origin(const pl_sweep_config *cfg, const char *section, const char *key);
 
+/* ------------------------------------------------------------ model series (model_series.c) */
+
+/* [model] paths FILE: one model a line, `DIR [label=LABEL] [step=N]` (model_series.c's header). */
+int pl_model_series_read(const char *file, pl_model_entry **out, int *n);
+/* [model] path = DIR1, DIR2, ...: labels the dirs' names, no steps; WHERE names the key in messages. */
+int pl_model_series_from_list(char *const *dirs, int n, const char *where, pl_model_entry **out);
+void pl_model_series_free(pl_model_entry *models, int n);
+int pl_model_label_check(const char *label);
+/* Open every model of CFG's series: each must open, and all be of one family and shape. */
+int pl_model_series_check(const pl_sweep_config *cfg);
+/* Model K's part file: <output>.model-K.nc (malloc'ed). */
+char *pl_model_series_part(const pl_sweep_config *cfg, int k);
+/* The --set overrides of model K's run: SETS, then [model] paths emptied, path, label and step of
+ * model K and the checkpoint <checkpoint>.model-K. */
+typedef struct {
+    char **sets;
+    int n_sets;
+    char *text;
+} pl_series_args;
+int pl_model_series_sets(const pl_sweep_config *cfg, int k, char *const *sets, int n_sets, pl_series_args *a);
+void pl_series_args_free(pl_series_args *a);
+
 /* ------------------------------------------------------------ the sweep's shared state (batches.c) */
 
 typedef struct pl_sweep {

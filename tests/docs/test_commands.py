@@ -398,7 +398,7 @@ def dry_runs(jobs, run_cmds):
         p = sh(c)
         if p.returncode != 0:
             sys.exit(f"FAIL: {c}: {p.stderr}")
-    over = " --set model.path=build/docs-tiny12 --set data.prompts=data/dry.jsonl"
+    over = " --set model.paths= --set model.tokenizer= --set model.path=build/docs-tiny12 --set data.prompts=data/dry.jsonl"
     cmds = [(f"job {j}", f"build/plateau run {j} --dry-run") for j in sorted(jobs)]
     for where, cmd in run_cmds:
         i = cmd.index("build/plateau run ")

@@ -39,7 +39,9 @@ def write_sparsity(sae_dir, log10_density):
 jobs = sorted(glob.glob(os.path.join(sl.SRC, "jobs", "*.ini")))
 if not jobs:
     sl.fail("no jobs/*.ini")
-common = ["--set", "model.path=" + model, "--set", "data.prompts=" + webtext, "--set", "readout.read_hook="]
+# ([model] paths and tokenizer emptied: a model series job runs on the smoke model)
+common = ["--set", "model.paths=", "--set", "model.tokenizer=", "--set", "model.path=" + model,
+          "--set", "data.prompts=" + webtext, "--set", "readout.read_hook="]
 for job in jobs:
     name = os.path.basename(job)[:-4]
     out = os.path.join(d, name + ".nc")

@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Plateau strength along a model series (a training-checkpoint series), against training step and hook.
+
+usage: /usr/bin/python3 analysis/series.py SERIES.nc [SERIES.nc ...] -o OUT_PREFIX [--alpha A]
+                                           [--direction D] [--metric M] [--format png|pdf] [--dpi N]
+
+Each input is a model-series result (a leading `model` dimension: `[model] paths`), one per hook (a
+series run is one hook; run it once per hook). For every (hook, model) two numbers:
+  - the real/synthetic ratio at alpha A: median curve of real bases over median curve of synthetic
+    bases of direction kind D at the grid's alpha nearest A (`<metric>_median`); below 1: perturbing a
+    real activation moves the output less than perturbing a synthetic one (the plateau), 1: no
+    difference;
+  - the alpha_at_threshold ratio: the file's paired comparison `real/synthetic @ D`
+    (`<metric>_alpha_at_threshold_ratio`, the median of per-pair ratios of the alphas where the metric
+    first crosses [readout] thresholds; NaN where too many pairs are censored); above 1: real
+    activations need a larger step to reach the threshold.
+Written: OUT_PREFIX-heatmap.png (hook x training step, both numbers) and OUT_PREFIX-lines.png (both
+numbers against training step, a line per hook), and OUT_PREFIX.csv (the table).
+"""
+import argparse
+import sys
+
+try:
+    import numpy as np
+    import xarray as xr
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError as e:
+    sys.stderr.write(f"series.py: {e}: run with /usr/bin/python3 (python3-numpy, python3-xarray, python3-netcdf4, "
+                     "python3-matplotlib)\n")
+    sys.exit(2)
+
+
+def die(msg):
+    sys.stderr.write("series.py: %s\n" % msg)
+    sys.exit(2)
+
+
+def strength(path, metric, direction, alpha):
+    """(hook, labels, steps, kl ratio at alpha, alpha_at_threshold ratio, the alpha used) of one file."""
+    ds = xr.open_dataset(path)
+    if "model" not in ds.dims:
+        die("%s: no `model` dimension: not a model-series result" % path)
+    med = "%s_median" % metric
+    if med not in ds:
+        die("%s: no %s (is %s among [readout] metrics?)" % (path, med, metric))
+    dirs = [str(x) for x in ds["direction"].values]
+    if direction not in dirs:
+        die("%s: direction kind %s not in %s" % (path, direction, dirs))
+    bases = [str(x) for x in ds["base"].values]
+    if "real" not in bases or "synthetic" not in bases:
+        die("%s: needs bases real and synthetic, has %s" % (path, bases))
+    a = ds["alpha"].values
+    i = int(np.argmin(np.abs(a - alpha)))
+    curve = ds[med].sel(direction=direction).isel(alpha=i)
+    kl_ratio = (curve.sel(base="real") / curve.sel(base="synthetic")).values
+    name = "%s_alpha_at_threshold_ratio" % metric
+    comp = "real/synthetic @ %s" % direction
+    comps = [str(x) for x in ds["comparison"].values] if "comparison" in ds.dims else []
+    aat = ds[name].isel(comparison=comps.index(comp)).values if name in ds and comp in comps else \
+        np.full(len(ds["model"]), np.nan)
+    steps = ds["model_step"].values.astype(float)
+    steps[steps < 0] = np.nan
+    return (str(ds.attrs.get("hook", path)), [str(x) for x in ds["model"].values], steps, kl_ratio, aat,
+            float(a[i]))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="output prefix")
+    p.add_argument("--alpha", type=float, default=0.25, help="alpha of the ratio of medians (default 0.25)")
+    p.add_argument("--direction", default="cov_random", help="direction kind (default cov_random)")
+    p.add_argument("--metric", default="kl", help="metric (default kl)")
+    p.add_argument("--format", default="png", choices=["png", "pdf"])
+    p.add_argument("--dpi", type=int, default=100)
+    args = p.parse_args(argv)
+    rows = [strength(f, args.metric, args.direction, args.alpha) for f in args.inputs]
+    labels = rows[0][1]
+    if any(r[1] != labels for r in rows):
+        die("the inputs are not one model series (their `model` labels differ)")
+    hooks, steps = [r[0] for r in rows], rows[0][2]
+    used_alpha = rows[0][5]
+    ratio = np.array([r[3] for r in rows])
+    aat = np.array([r[4] for r in rows])
+    with open(args.output + ".csv", "w") as f:
+        f.write("hook,model,step,%s_ratio_at_alpha_%g,alpha_at_threshold_ratio\n" % (args.metric, used_alpha))
+        for h, hook in enumerate(hooks):
+            for k, lab in enumerate(labels):
+                f.write("%s,%s,%s,%.6g,%.6g\n" % (hook, lab, "" if np.isnan(steps[k]) else int(steps[k]),
+                                                  ratio[h, k], aat[h, k]))
+    what = ["%s real/synthetic (medians) at α = %g" % (args.metric.upper(), used_alpha),
+            "alpha_at_threshold ratio (real/synthetic @ %s)" % args.direction]
+    xt = ["%s\n%s" % (lab, "" if np.isnan(s) else "step %d" % s) for lab, s in zip(labels, steps)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.6 * len(hooks) + 1.5), squeeze=False)
+    for ax, data, title, cmap in zip(axes[0], (ratio, aat), what, ("viridis", "viridis_r")):
+        im = ax.imshow(data, aspect="auto", cmap=cmap)
+        ax.set_xticks(range(len(labels)), xt, fontsize=8)
+        ax.set_yticks(range(len(hooks)), hooks, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        for (h, k), v in np.ndenumerate(data):
+            ax.text(k, h, "—" if np.isnan(v) else "%.2f" % v, ha="center", va="center", fontsize=8, color="w")
+        fig.colorbar(im, ax=ax)
+    fig.suptitle("plateau strength along the series (%s)" % args.direction, fontsize=10)
+    fig.tight_layout()
+    fig.savefig("%s-heatmap.%s" % (args.output, args.format), dpi=args.dpi)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
+    x = steps if not np.isnan(steps).any() else np.arange(len(labels))
+    for ax, data, title, ref in zip(axes[0], (ratio, aat), what, (1.0, 1.0)):
+        for h, hook in enumerate(hooks):
+            ax.plot(x, data[h], marker="o", label=hook)
+        ax.axhline(ref, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("symlog", linthresh=max(1.0, np.nanmin(x[x > 0])) if (x > 0).any() else 1.0)
+        ax.set_xlabel("training step" if x is steps else "model")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("plateau strength against training step (1 = no plateau)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig("%s-lines.%s" % (args.output, args.format), dpi=args.dpi)
+    print("series.py: wrote %s-heatmap.%s, %s-lines.%s, %s.csv" % (args.output, args.format, args.output,
+                                                                    args.format, args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

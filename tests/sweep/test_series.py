@@ -1,0 +1,224 @@
+"""Model series ([model] path = DIR1, DIR2, ... and [model] paths = FILE): one run over three synthetic
+models of one shape equals, model by model, three single-model runs (every variable, bitwise, after
+selecting the model); the `model` coordinate, model_path, model_sha256 (checked against hashlib's
+sha256 of model.safetensors) and model_step are the paths file's; `plateau merge` of the single-model
+files stacks along `model` to the same numbers; 1 and 2 ranks agree bitwise; SIGTERM mid-series and
+--resume give the uninterrupted run's bits; bad input (mixed shapes or families, a missing dir,
+duplicate labels, malformed paths-file lines, a stale part) is refused by name with exit 2 on every
+rank."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import sweeplib as sl  # noqa: E402
+
+d = sl.workdir(sys.argv)
+models = []
+os.makedirs(os.path.join(d, "models"))
+for seed in range(3):
+    m = os.path.join(d, "models", "seed%d" % seed)
+    r = subprocess.run([sl.BIN, "synth", m, "--layers", "2", "--embd", "32", "--heads", "4", "--ctx", "32",
+                        "--vocab", "300", "--seed", str(seed)], capture_output=True, text=True)
+    if r.returncode != 0:
+        sl.fail("synth: " + r.stderr)
+    models.append(m)
+data = sl.make_bin(d, 8 * 400, 300)
+labels, steps = ["init", "mid", "final"], [0, 150, 143000]
+
+# The paths file: comments, blank lines, fields in either order, a dir without label or step would
+# be its dir's name; dirs relative to the file's own directory.
+listing = os.path.join(d, "models", "series.txt")
+with open(listing, "w") as f:
+    f.write("# a model series\n\n  seed0 label=init step=0\nseed1\tstep=150   label=mid\n"
+            "   # indented comment\nseed2 label=final step=143000\n\n")
+
+
+def config(name, out, **over):
+    small = dict(data__n_prompts=10, perturb__steps=7, output__bootstrap=50)
+    small.update(over)
+    cfg = sl.base_config(models[0], data, out, **small)
+    return sl.write_ini(os.path.join(d, name), cfg)
+
+
+def check_run(r, what):
+    if r.returncode != 0:
+        sl.fail("%s: exit %d: %s" % (what, r.returncode, r.stderr))
+
+
+series = os.path.join(d, "series.nc")
+ini = config("series.ini", series, model__path="", model__paths=listing)
+check_run(sl.run([ini, "--quiet"]), "series run")
+leftovers = [p for p in os.listdir(d) if ".model-" in p]
+if leftovers:
+    sl.fail("the series run left its parts behind: %s" % leftovers)
+
+# Per-run provenance (time, command line, the run's own output path, ranks, speed) may differ.
+PER_RUN = {"n_ranks", "evals_per_second", "model_created", "model_history", "model_config", "model_source"}
+
+s = sl.variables(series)
+import netCDF4  # noqa: E402
+import numpy as np  # noqa: E402
+
+if s["model"] != labels or list(s["model_step"]) != steps:
+    sl.fail("model coordinate %s, steps %s; want %s, %s" % (s["model"], list(s["model_step"]), labels, steps))
+for k, m in enumerate(models):
+    with open(os.path.join(m, "model.safetensors"), "rb") as f:
+        want = hashlib.sha256(f.read()).hexdigest()
+    if s["model_sha256"][k] != want:
+        sl.fail("model_sha256[%d] = %s, hashlib says %s" % (k, s["model_sha256"][k], want))
+    if s["model_path"][k] != os.path.realpath(m) and s["model_path"][k] != os.path.abspath(m):
+        sl.fail("model_path[%d] = %s, want %s" % (k, s["model_path"][k], os.path.abspath(m)))
+print("ok series: labels, steps, sha256 (hashlib) and paths of the paths file")
+
+# Each model alone, as a single-model run of the same config.
+singles = []
+for k, m in enumerate(models):
+    out = os.path.join(d, "single%d.nc" % k)
+    check_run(sl.run([config("single%d.ini" % k, out, model__path=m, model__label=labels[k],
+                             model__step=steps[k]), "--quiet"]), "single run %d" % k)
+    singles.append(out)
+    v = sl.variables(out)
+    with netCDF4.Dataset(out) as ds:
+        if ds.model_sha256 != s["model_sha256"][k]:
+            sl.fail("single run %d: model_sha256 %s, the series has %s" % (k, ds.model_sha256, s["model_sha256"][k]))
+    for name, x in v.items():
+        y = s.get(name)
+        if y is None:
+            sl.fail("variable %s of the single run is missing from the series" % name)
+        with netCDF4.Dataset(series) as ds:
+            stacked = ds.variables[name].dimensions[:1] == ("model",)
+        y = y[k] if stacked else y
+        if isinstance(x, list):
+            same = list(y) == x
+        else:
+            y = np.asarray(y)
+            same = y.shape == x.shape and y.tobytes() == x.tobytes()
+        if not same:
+            sl.fail("variable %s of model %d differs from its single-model run" % (name, k))
+print("ok series = single-model runs, every variable bitwise, model by model")
+
+# plateau merge of the single-model files stacks along model to the same numbers.
+merged = os.path.join(d, "merged.nc")
+r = subprocess.run([sl.BIN, "merge", merged] + singles, capture_output=True, text=True)
+if r.returncode != 0 or "swept key: model" not in r.stderr:
+    sl.fail("merge along model: exit %d: %s" % (r.returncode, r.stderr))
+mv = sl.variables(merged)
+bad = sorted(n for n in set(mv) | set(s) if n not in PER_RUN and
+             (n not in mv or n not in s or (mv[n] != s[n] if isinstance(mv[n], list)
+                                            else mv[n].tobytes() != np.asarray(s[n]).tobytes())))
+if bad:
+    sl.fail("merge of the single-model files differs from the series run in %s" % bad)
+print("ok plateau merge stacks single-model files along model (= the series run)")
+
+r = subprocess.run([sl.BIN, "merge", os.path.join(d, "dup.nc"), singles[0], singles[0] + ".copy"],
+                   capture_output=True, text=True) if not os.system("cp %s %s.copy" % (singles[0], singles[0])) \
+    else None
+if r is None or r.returncode != 2 or "both have hook" not in r.stderr:
+    sl.fail("merge of one model twice: %s" % (r and r.stderr))
+print("ok merge refuses one model twice")
+
+
+def same_but_per_run(a, b, what):
+    va, vb = sl.variables(a), sl.variables(b)
+    bad = sorted(n for n in set(va) | set(vb) if n not in PER_RUN and
+                 (n not in va or n not in vb or (va[n] != vb[n] if isinstance(va[n], list)
+                                                 else va[n].tobytes() != vb[n].tobytes())))
+    if bad:
+        sl.fail("%s: differs in %s" % (what, bad))
+
+
+if sl.shutil.which("mpirun"):
+    two = os.path.join(d, "two.nc")
+    check_run(sl.run([ini, "--quiet", "-o", two], mpi=2), "series on 2 ranks")
+    same_but_per_run(series, two, "2 ranks vs 1")
+    print("ok series on 2 ranks = 1 process, bitwise")
+
+# SIGTERM during the second model, then --resume: the first model's part is kept, the second resumes
+# from its checkpoint (or starts again, when the signal came before its first); the bits are the
+# uninterrupted run's.
+long_cfg = dict(model__path="", model__paths=listing, data__n_prompts=200, perturb__steps=21,
+                run__checkpoint_every=0.2)
+full, out = os.path.join(d, "long_full.nc"), os.path.join(d, "long.nc")
+long_ini = config("long.ini", out, **long_cfg)
+check_run(sl.run([long_ini, "--quiet", "-o", full]), "uninterrupted long series")
+proc = sl.start([long_ini])
+sl.wait_for(out + ".model-0.nc", proc, limit=120)  # the first model is done: the second is at hand
+proc.send_signal(signal.SIGTERM)
+_, err = proc.communicate(timeout=60)
+if proc.returncode != 75 or not os.path.exists(out + ".model-0.nc") or os.path.exists(out):
+    sl.fail("SIGTERM mid-series: exit %d (want 75), part 0 %s: %s" % (proc.returncode,
+            os.path.exists(out + ".model-0.nc"), err))
+r = sl.run([long_ini, "--quiet"])
+if r.returncode != 2 or "pass --resume" not in r.stderr:
+    sl.fail("a fresh run over an interrupted series' parts: exit %d: %s" % (r.returncode, r.stderr))
+r = sl.run([long_ini, "--resume"])
+check_run(r, "--resume of the series")
+if "'init'" not in r.stderr or "done in" not in r.stderr:
+    sl.fail("--resume did not keep model 1's part: %s" % r.stderr)
+same_but_per_run(full, out, "resumed series vs uninterrupted")
+print("ok SIGTERM mid-series, --resume: bitwise the uninterrupted run")
+
+
+# Bad input: refused by name, exit 2 (on 2 ranks too).
+def refused(name, want, mpi=0, **over):
+    bad_ini = config("bad-%s.ini" % name, os.path.join(d, "bad-%s.nc" % name), **over)
+    r = sl.run([bad_ini, "--quiet"], mpi=mpi, timeout=120)
+    if r.returncode != 2 or want not in r.stderr:
+        sl.fail("%s: exit %d, want 2 and '%s': %s" % (name, r.returncode, want, r.stderr))
+    print("ok refused: %s (%s)" % (name, r.stderr.strip().splitlines()[-1][:150]))
+
+
+other = os.path.join(d, "models", "wider")
+subprocess.run([sl.BIN, "synth", other, "--layers", "2", "--embd", "48", "--heads", "4", "--ctx", "32", "--vocab",
+                "300"], check=True, capture_output=True)
+llama = os.path.join(d, "models", "llama")
+subprocess.run([sl.BIN, "synth", llama, "--family", "llama", "--layers", "2", "--embd", "32", "--heads", "4",
+                "--ctx", "32", "--vocab", "300"], check=True, capture_output=True)
+refused("shapes", "has residual width 48, but 32", model__path="%s, %s" % (models[0], other))
+if sl.shutil.which("mpirun"):
+    refused("shapes-2ranks", "has residual width 48, but 32", mpi=2, model__path="%s, %s" % (models[0], other))
+refused("families", "family llama", model__path="%s, %s" % (models[0], llama))
+refused("missing", "model dir '%s' does not exist" % os.path.join(d, "nowhere"),
+        model__path="%s, %s" % (models[0], os.path.join(d, "nowhere")))
+refused("duplicate-dir-label", "label 'seed0' is given twice", model__path="%s, %s/" % (models[0], models[0]))
+refused("both-keys", "not both", model__path=models[0], model__paths=listing)
+refused("series-label", "a series labels each model", model__path="%s, %s" % (models[0], models[1]),
+        model__label="x")
+lines = {
+    "dup-label": ("seed0 label=a\nseed1 label=a\n", ":2: label 'a' is given twice"),
+    "bad-field": ("seed0 lab=a\n", ":1: 'lab=a': expected DIR [label=LABEL] [step=N]"),
+    "bad-step": ("seed0\nseed1 step=-3\n", ":2: 'step=-3': the step is not an integer"),
+    "step-twice": ("seed0 step=1 step=2\n", ":1: 'step' is given twice"),
+    "bad-label": ("seed0 label=a/b\n", ":1: model '%s': label 'a/b' is not" % os.path.join(d, "models", "seed0")),
+    "empty": ("# nothing\n\n", "no model"),
+    "missing-line": ("seed0\nseed9 step=3\n", ":2: model dir '%s' does not exist" % os.path.join(d, "models", "seed9")),
+}
+for name, (text, want) in lines.items():
+    p = os.path.join(d, "models", "%s.txt" % name)
+    with open(p, "w") as f:
+        f.write(text)
+    refused("paths-" + name, want, model__path="", model__paths=p)
+
+# analysis/series.py: its table against the file's own variables, computed here with numpy.
+prefix = os.path.join(d, "fig")
+r = subprocess.run(["/usr/bin/python3", os.path.join(sl.SRC, "analysis", "series.py"), series, "-o", prefix,
+                    "--alpha", "0.5", "--direction", "isotropic"], capture_output=True, text=True)
+if r.returncode != 0 or not os.path.exists(prefix + "-heatmap.png") or not os.path.exists(prefix + "-lines.png"):
+    sl.fail("analysis/series.py: exit %d: %s" % (r.returncode, r.stderr))
+with netCDF4.Dataset(series) as ds:
+    med = ds["kl_median"][...]  # model, base, direction, alpha
+    k = int(np.argmin(np.abs(ds["alpha"][...] - 0.5)))
+    dirs, comps = list(ds["direction"][...]), list(ds["comparison"][...])
+    j = dirs.index("isotropic")
+    want_ratio = med[:, 0, j, k] / med[:, 1, j, k]
+    want_aat = ds["kl_alpha_at_threshold_ratio"][...][:, comps.index("real/synthetic @ isotropic")]
+rows = [line.split(",") for line in open(prefix + ".csv").read().splitlines()[1:]]
+got = np.array([[float(x[3]), float(x[4])] for x in rows])
+if [x[1] for x in rows] != labels or not np.allclose(got[:, 0], want_ratio, rtol=1e-5, equal_nan=True) or \
+        not np.allclose(got[:, 1], np.asarray(want_aat, dtype=float), rtol=1e-5, equal_nan=True):
+    sl.fail("analysis/series.py table %s, numpy %s %s" % (got, want_ratio, want_aat))
+print("ok analysis/series.py: heat map, lines, table = numpy on the file")
+print("all model series checks passed")
