@@ -16,7 +16,7 @@ The table printed (also OUT_DIR/fisher_table.tsv), tab-separated: quantity, base
 Statistics are over the distinct bases: a base kind whose numbers are the same for every sample (real:
 one base per prompt) counts once per prompt, one with a base per (prompt, sample) (synthetic) once per
 pair. Quartiles are numpy's linear interpolation over the finite values; n counts those values.
-  spectrum   base  eigen index i      fisher_eigenvalue[..., i]
+  spectrum   base  eigen index i      fisher_eigenvalue[..., i] (0: the largest)
   trace      base  -                  fisher_trace
   rayleigh   base  direction kind     <M>_rayleigh (dᵀFd/|d|² of each curve's direction; all samples)
   curve      real  kind@alpha         <M> at the grid's alpha nearest 0.1, 0.3, 0.5, 1 (all samples)
@@ -106,7 +106,7 @@ def plot_spectrum(ds, path, dpi):
         ax.fill_between(idx, q25, q75, color=line.get_color(), alpha=0.25, lw=0)
     ax.set_yscale("log")
     ax.set_xlabel("eigen index")
-    ax.set_ylabel("Fisher eigenvalue [%s]" % ds["fisher_eigenvalue"].attrs.get("units", ""), fontsize=8)
+    ax.set_ylabel("eigenvalue of F (nats per squared residual unit)", fontsize=8)
     ax.set_title("spectrum of F = Jᵀ(diag p − p pᵀ)J at the base: median, quartiles", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
