@@ -21,4 +21,5 @@ set_tests_properties(analysis_smoke PROPERTIES LABELS "slow;analysis" TIMEOUT 90
 # the fisher and optimized kinds and a synthetic SAE (a few seconds; runs the plateau binary).
 plateau_test(analysis_plot_fisher ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_plot_fisher.py
   ${CMAKE_CURRENT_BINARY_DIR}/analysis_plot_fisher)
-set_tests_properties(analysis_plot_fisher PROPERTIES LABELS "analysis")
+# Its figures are pure Python and sweep_fisher runs the same sweep paths under ASan: once, in the release pass.
+set_tests_properties(analysis_plot_fisher PROPERTIES LABELS "slow;analysis")
