@@ -17,3 +17,9 @@ plateau_test(analysis_smoke ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/smoke_tes
 # Its time is the Python figures'; its two sweeps of jobs/smoke.ini are the sweep_jobs test's cases,
 # which the ASan pass runs: so this runs once, in the release pass.
 set_tests_properties(analysis_smoke PROPERTIES LABELS "slow;analysis" TIMEOUT 900)
+# analysis/plot_fisher.py (issue 17): its table against numpy on a tiny synthetic sweep with [fisher] k,
+# the fisher and optimized kinds and a synthetic SAE (a few seconds; runs the plateau binary).
+plateau_test(analysis_plot_fisher ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_plot_fisher.py
+  ${CMAKE_CURRENT_BINARY_DIR}/analysis_plot_fisher)
+# Its figures are pure Python and sweep_fisher runs the same sweep paths under ASan: once, in the release pass.
+set_tests_properties(analysis_plot_fisher PROPERTIES LABELS "slow;analysis")

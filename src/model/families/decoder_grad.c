@@ -651,12 +651,17 @@ static void unembed_vjp(const pl_decoder *d, const float *xl, const float *glogi
 {
     const pl_decoder_config *c = &d->cfg;
     int C = c->d_model, V = c->n_vocab;
-    memcpy(gz, glogits, sizeof(float) * (size_t)M * V);
-    softcap_slope(c, gz, logits, (size_t)M * V);
+    const float *g = glogits;
+    if (c->final_softcap > 0) { /* copied only for the soft-cap's slope: the copy into fresh pages cost more
+                                   than the matmul for a large vocabulary and a small width */
+        memcpy(gz, glogits, sizeof(float) * (size_t)M * V);
+        softcap_slope(c, gz, logits, (size_t)M * V);
+        g = gz;
+    }
     if (M == 1)
-        one_row(1, V, C, d->unembed, gz, 0.0f, gxl, C);
+        one_row(1, V, C, d->unembed, g, 0.0f, gxl, C);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, gz, V, d->unembed, C, 0.0f, gxl, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, V, 1.0f, g, V, d->unembed, C, 0.0f, gxl, C);
     norm_deriv(c, gxl, xl, d->normf_w, gxl, M, 1);
 }
 
