@@ -113,6 +113,13 @@ typedef struct {
     const int *fisher_sae_feature;     /* [P, NB, S, n_eigen] */
     const double *optimum_max_sae_cos; /* [P, NB, S, n_optimum] */
     const int *optimum_sae_feature;    /* [P, NB, S, n_optimum] */
+    /* |cos| with the base's real_other directions (n_other: S when real_other is listed; 0: absent) and
+     * with Sigma's leading principal components (n_pc: [fisher] n_pcs; 0: absent) */
+    int n_other, n_pc;
+    const double *fisher_real_other_cos;  /* [P, NB, S, n_eigen, n_other] */
+    const double *optimum_real_other_cos; /* [P, NB, S, n_optimum, n_other] */
+    const double *fisher_pc_cos;          /* [P, NB, S, n_eigen, n_pc] */
+    const double *optimum_pc_cos;         /* [P, NB, S, n_optimum, n_pc] */
     /* [output] vectors (NULL: absent), unit vectors in the residual basis; C is then the resid length */
     const float *fisher_eigenvector;   /* [P, NB, S, n_eigen, C] */
     const float *optimum_direction;    /* [P, NB, S, n_optimum, C] */

@@ -140,6 +140,8 @@ typedef struct {
     int nonfinite_mark;         /* [run] nonfinite = mark: non-finite evaluations are stored as NaN */
     /* [fisher] (issue 17) */
     int fisher_k;               /* eigenpairs of F per (prompt, base); 0: none unless `fisher` is listed */
+    int fisher_n_pcs;           /* leading principal components of Sigma the eigenvectors and optima are
+                                 * compared with (fisher_pc_cos, optimum_pc_cos); 0: none */
     /* [optimize] (issue 17: the `optimized` kind's local optima of KL on a sphere) */
     double opt_radius_alpha;    /* the sphere's radius in the step mode's units; NaN: not given */
     int opt_starts, opt_start_kind, opt_orthogonal, opt_max_iterations;

@@ -39,6 +39,8 @@ void pl_base_local_free(pl_base_local *l)
     free(l->opt_status);
     free(l->sae_cos);
     free(l->sae_feature);
+    free(l->other_cos);
+    free(l->pc_cos);
     memset(l, 0, sizeof *l);
     l->p = l->b = l->s = -1;
 }
@@ -67,14 +69,15 @@ int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, in
     return PL_OK;
 }
 
-/* The starts start[n, C]: [optimize] start_kind's directions of samples 0..n-1 at the base (the same
- * directions as that kind's units when it is listed), centred as steps centre theirs. */
-static int draw_starts(const pl_experiment *ex, pl_unit_id id, const double *base, int n, double *start)
+/* The starts start[n, C]: KIND's directions (the optimiser's: [optimize] start_kind) of samples
+ * 0..n-1 at the base (the same directions as that kind's units when it is listed), centred as steps
+ * centre theirs. */
+static int draw_starts(const pl_experiment *ex, pl_unit_id id, const double *base, int kind, int n, double *start)
 {
     const pl_sweep_config *cfg = ex->cfg;
     int C = ex->C, slot = 0;
     for (int d = 0; d < cfg->n_dirs; d++)
-        if (cfg->dirs[d].kind == cfg->opt_start_kind) {
+        if (cfg->dirs[d].kind == kind) {
             slot = d;
             break;
         }
@@ -83,7 +86,7 @@ static int draw_starts(const pl_experiment *ex, pl_unit_id id, const double *bas
         return PL_ERR;
     for (int i = 0; i < n; i++) {
         pl_unit_id u = {id.p, id.b, slot, i};
-        PL_DIRECTION_KINDS[cfg->opt_start_kind].direction(ex, slot, u, base, dir);
+        PL_DIRECTION_KINDS[kind].direction(ex, slot, u, base, dir);
         if (cfg->center_direction || cfg->residual_basis == PL_BASIS_CENTERED)
             pl_center(dir, C);
         memcpy(start + (size_t)i * C, dir, sizeof(double) * C);
@@ -122,7 +125,7 @@ int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_u
                            centered};
     pl_sphere_state st;
     memset(&st, 0, sizeof st);
-    int rc = draw_starts(ex, id, base, n, start);
+    int rc = draw_starts(ex, id, base, cfg->opt_start_kind, n, start);
     rc = rc == PL_OK ? pl_sphere_init(&st, start, n, C, &opts) : rc;
     rc = rc == PL_OK ? pl_sphere_run(&st, op) : rc;
     rc = rc == PL_OK ? opt_alloc(out, n, C) : rc;
@@ -162,6 +165,50 @@ int pl_base_local_align(const pl_experiment *ex, pl_base_local *out)
                                      out->sae_feature + out->k) != PL_OK)
         return PL_ERR;
     return PL_OK;
+}
+
+/* |cos| of the n rows v[n, C] with each row of D[m, C] into out[n, m]; a zero or non-finite row of D
+ * (a real_other partner equal to a synthetic base) has no direction: its column is NaN. */
+static int abs_cos_or_nan(const double *v, int n, const double *D, int m, int C, double *out)
+{
+    double *col = pl_malloc(sizeof(double) * (size_t)(n > 0 ? n : 1), "alignment column");
+    int rc = col ? PL_OK : PL_ERR;
+    for (int j = 0; rc == PL_OK && j < m; j++) {
+        double nrm = 0.0;
+        for (int c = 0; c < C; c++)
+            nrm += D[(size_t)j * C + c] * D[(size_t)j * C + c];
+        if (nrm > 0.0 && isfinite(nrm))
+            rc = pl_abs_cos(v, n, D + (size_t)j * C, 1, C, col);
+        for (int i = 0; rc == PL_OK && i < n; i++)
+            out[(size_t)i * m + j] = nrm > 0.0 && isfinite(nrm) ? col[i] : NAN;
+    }
+    free(col);
+    return rc;
+}
+
+int pl_base_local_align_dirs(const pl_experiment *ex, pl_unit_id id, const double *base, int n_other,
+                             const double *pcs, int n_pcs, pl_base_local *out)
+{
+    int C = ex->C, k = out->k, no = out->n_opt, n = k + no;
+    if (n == 0 || n_other + n_pcs == 0)
+        return PL_OK;
+    out->n_other = n_other, out->n_pcs = n_pcs;
+    out->other_cos = pl_malloc(sizeof(double) * (size_t)n * (n_other ? n_other : 1), "real_other alignment");
+    out->pc_cos = pl_malloc(sizeof(double) * (size_t)n * (n_pcs ? n_pcs : 1), "PC alignment");
+    double *dirs = pl_malloc(sizeof(double) * (size_t)(n_other ? n_other : 1) * C, "real_other directions");
+    int rc = out->other_cos && out->pc_cos && dirs ? PL_OK : PL_ERR;
+    if (rc == PL_OK && n_other) /* real_other's directions of samples 0..n_other-1 at this base */
+        rc = draw_starts(ex, id, base, pl_direction_kind_find("real_other"), n_other, dirs);
+    if (rc == PL_OK && n_other && k)
+        rc = abs_cos_or_nan(out->vectors, k, dirs, n_other, C, out->other_cos);
+    if (rc == PL_OK && n_other && no)
+        rc = abs_cos_or_nan(out->opt_dir, no, dirs, n_other, C, out->other_cos + (size_t)k * n_other);
+    if (rc == PL_OK && n_pcs && k)
+        rc = pl_abs_cos(out->vectors, k, pcs, n_pcs, C, out->pc_cos);
+    if (rc == PL_OK && n_pcs && no)
+        rc = pl_abs_cos(out->opt_dir, no, pcs, n_pcs, C, out->pc_cos + (size_t)k * n_pcs);
+    free(dirs);
+    return rc;
 }
 
 void pl_optimized_direction(const pl_experiment *ex, int d, pl_unit_id id, const double *base, double *dir)

@@ -21,6 +21,12 @@ int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_u
 /* With an SAE (ex->sae): each eigenvector's and optimum's largest |cos| with the SAE's decoder rows
  * (W_dec as stored) and which feature, into out->sae_cos / sae_feature. No SAE: nothing. */
 int pl_base_local_align(const pl_experiment *ex, pl_base_local *out);
+/* Each eigenvector's and optimum's |cos| with the base's real_other directions (N_OTHER > 0: the
+ * directions real_other draws at BASE for samples 0..n_other-1 of unit ID's prompt, as its curves use
+ * them, i.e. x_partner - base, centred under residual_basis = centered) into out->other_cos, and with
+ * the rows of PCS[n_pcs, C] (unit) into out->pc_cos. Nothing when both are 0. */
+int pl_base_local_align_dirs(const pl_experiment *ex, pl_unit_id id, const double *base, int n_other,
+                             const double *pcs, int n_pcs, pl_base_local *out);
 /* Free and mark empty (p = b = -1). Safe on a zeroed struct. */
 void pl_base_local_free(pl_base_local *l);
 

@@ -138,6 +138,11 @@ typedef struct pl_base_local {
     /* with [sae]: the largest |cos| of each eigenvector / optimum with the SAE's decoder rows, and which */
     double *sae_cos;     /* [k + n_opt] eigenvectors first */
     int *sae_feature;    /* [k + n_opt] */
+    /* |cos| of each eigenvector / optimum (eigenvectors first) with the base's real_other directions
+     * and with Sigma's leading principal components (pl_base_local_align_dirs; NULL: not computed) */
+    int n_other, n_pcs;
+    double *other_cos;   /* [k + n_opt, n_other] */
+    double *pc_cos;      /* [k + n_opt, n_pcs] */
 } pl_base_local;
 
 typedef struct pl_experiment {

@@ -62,9 +62,9 @@ static long dim_length(const pl_result *r, const char *name)
 {
     static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
                                         "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen",
-                                        "optimum"};
+                                        "optimum", "other", "pc"};
     const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C,
-                        r->n_eigen, r->n_optimum};
+                        r->n_eigen, r->n_optimum, r->n_other, r->n_pc};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return len[i];
@@ -98,6 +98,18 @@ static int present(const pl_result *r, const char *when)
         return r->fisher_max_sae_cos != NULL;
     if (!strcmp(when, "optimized_sae"))
         return r->optimum_max_sae_cos != NULL;
+    if (!strcmp(when, "fisher_other"))
+        return r->fisher_real_other_cos != NULL;
+    if (!strcmp(when, "optimized_other"))
+        return r->optimum_real_other_cos != NULL;
+    if (!strcmp(when, "fisher_pc"))
+        return r->fisher_pc_cos != NULL;
+    if (!strcmp(when, "optimized_pc"))
+        return r->optimum_pc_cos != NULL;
+    if (!strcmp(when, "local_other"))
+        return r->n_other > 0 && (r->fisher_real_other_cos || r->optimum_real_other_cos);
+    if (!strcmp(when, "local_pc"))
+        return r->n_pc > 0 && (r->fisher_pc_cos || r->optimum_pc_cos);
     if (!strcmp(when, "local"))
         return r->n_eigen > 0 || r->n_optimum > 0;
     return !strcmp(when, "");
@@ -571,6 +583,11 @@ static int put_rest(writer *w)
         return PL_ERR;
     if (r->optimum_max_sae_cos && (put(w, "optimum_max_sae_cos", r->optimum_max_sae_cos) != PL_OK ||
                                    put(w, "optimum_sae_feature", r->optimum_sae_feature) != PL_OK))
+        return PL_ERR;
+    if ((r->fisher_real_other_cos && put(w, "fisher_real_other_cos", r->fisher_real_other_cos) != PL_OK) ||
+        (r->optimum_real_other_cos && put(w, "optimum_real_other_cos", r->optimum_real_other_cos) != PL_OK) ||
+        (r->fisher_pc_cos && put(w, "fisher_pc_cos", r->fisher_pc_cos) != PL_OK) ||
+        (r->optimum_pc_cos && put(w, "optimum_pc_cos", r->optimum_pc_cos) != PL_OK))
         return PL_ERR;
     if (r->sae_features && put(w, "sae_feature_active_bases", r->sae_feature_active_bases) != PL_OK)
         return PL_ERR;

@@ -28,6 +28,9 @@ const pl_schema_dim PL_SCHEMA_DIMS[] = {
     {"sae_feature", "features of the SAE", "sae_active"},
     {"eigen", "eigenpairs of the Fisher metric per (prompt, base) ([fisher] k)", "fisher"},
     {"optimum", "local optima of KL on the sphere per (prompt, base) ([optimize] starts)", "optimized"},
+    {"other", "the base's real_other directions compared with (one per sample: [perturb] n_directions)",
+     "local_other"},
+    {"pc", "leading principal components of Sigma compared with ([fisher] n_pcs)", "local_pc"},
 };
 const int PL_SCHEMA_N_DIMS = (int)(sizeof PL_SCHEMA_DIMS / sizeof PL_SCHEMA_DIMS[0]);
 
@@ -149,6 +152,19 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "largest |cos| of the optimum with the SAE's decoder rows (W_dec as stored)", "optimized_sae", "", 0, STACK},
     {"optimum_sae_feature", FIXED, NC_INT, 0, "prompt base sample optimum", "1",
      "the SAE feature (row of W_dec) of optimum_max_sae_cos (-1: not computed)", "optimized_sae", "", 0, STACK},
+    {"fisher_real_other_cos", FIXED, NC_DOUBLE, 0, "prompt base sample eigen other", "1",
+     "|cos| of the Fisher eigenvector with the base's real_other directions x_partner - base (real_other's draws "
+     "of samples 0..n_directions-1 at this base, as its curves use them; NaN: a zero direction)", "fisher_other", "",
+     0, STACK},
+    {"optimum_real_other_cos", FIXED, NC_DOUBLE, 0, "prompt base sample optimum other", "1",
+     "|cos| of the optimum with the base's real_other directions (as fisher_real_other_cos)", "optimized_other", "",
+     0, STACK},
+    {"fisher_pc_cos", FIXED, NC_DOUBLE, 0, "prompt base sample eigen pc", "1",
+     "|cos| of the Fisher eigenvector with the leading principal components of Sigma (sigma's eigenvectors in the "
+     "residual basis, descending variance)", "fisher_pc", "", 0, STACK},
+    {"optimum_pc_cos", FIXED, NC_DOUBLE, 0, "prompt base sample optimum pc", "1",
+     "|cos| of the optimum with the leading principal components of Sigma (as fisher_pc_cos)", "optimized_pc", "", 0,
+     STACK},
     {"fisher_eigenvector", FIXED, NC_FLOAT, 0, "prompt base sample eigen resid", "1",
      "unit eigenvectors of the Fisher metric at the base (fisher_eigenvalue's; the largest-|component| entry "
      "positive), in the residual basis ([output] vectors)", "fisher_vectors", "residual_basis", 1, STACK},

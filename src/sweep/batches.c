@@ -174,6 +174,14 @@ void pl_sweep_set_batches(pl_sweep *sw)
     sw->NX += sw->x_sae ? 2 * (sw->fisher_k + sw->n_opt) : 0;
     sw->x_vec = sw->NX && sw->cfg->vectors ? sw->NX : 0;
     sw->NX += sw->x_vec ? (sw->fisher_k + sw->n_opt) * sw->C : 0;
+    sw->n_pcs = sw->NX ? (sw->cfg->fisher_n_pcs < sw->C ? sw->cfg->fisher_n_pcs : sw->C) : 0;
+    int ro = pl_direction_kind_find("real_other");
+    sw->n_other = 0;
+    for (int d = 0; sw->NX && d < sw->cfg->n_dirs; d++)
+        if (sw->cfg->dirs[d].kind == ro)
+            sw->n_other = sw->S;
+    sw->x_align = sw->n_pcs + sw->n_other ? sw->NX : 0;
+    sw->NX += (sw->fisher_k + sw->n_opt) * (sw->n_other + sw->n_pcs);
     sw->unit_floats = sw->NM * sw->steps + sw->NX;
 }
 

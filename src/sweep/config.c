@@ -470,6 +470,10 @@ static const key_def KEYS[] = {
             "directions`, which then takes k = `n_directions` (a k below `n_directions` is refused); at "
             "most the residual width. Exact F (one JVP row per residual dimension) or block Lanczos, "
             "whichever is cheaper (src/experiment/fisher.c)"},
+    {"fisher", "n_pcs", "8", 1, KT_INT, OFF(fisher_n_pcs), .lo = 0, .hi = 4096,
+     .doc = "leading principal components of Σ (the sweep's fit, as `sigma` stores it: in the residual "
+            "basis) that every Fisher eigenvector and optimum is compared with by |cos|: `fisher_pc_cos`, "
+            "`optimum_pc_cos` (with [fisher] k or `optimized`; at most the residual width is used). 0: none"},
     {"optimize", "radius_alpha", "none", 1, KT_CUSTOM, .parse = parse_radius_alpha, .print = print_radius_alpha,
      .values = "a number > 0, or `none`",
      .doc = "radius r of the sphere ‖δ‖ = r on which the `optimized` kind maximises KL(clean ‖ perturbed at "

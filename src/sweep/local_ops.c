@@ -40,6 +40,7 @@ void pl_sweep_local_free(pl_sweep_local *l)
         pl_run_free(&l->clean);
     free(l->x);
     free(l->xd);
+    free(l->pcs);
     pl_sweep_local_init(l);
 }
 
@@ -111,6 +112,40 @@ static int base_objective(void *ctx, const float *delta, int n, double *value, f
     return PL_OK;
 }
 
+/* The n_pcs leading principal components of Sigma in the sweep's basis, as the output's `sigma` holds
+ * it: L L^T of the factor every rank samples from (broadcast from rank 0, so the same bits on every
+ * rank), projected P Sigma P under residual_basis = centered (result_export.c's basis_fit). Plain
+ * loops in a fixed order: no BLAS threading enters the bits. */
+static int local_pcs(pl_sweep_local *l, const pl_sweep *sw)
+{
+    int C = sw->C;
+    double *S = pl_malloc(sizeof(double) * (size_t)C * C, "Sigma"), *var = pl_malloc(sizeof(double) * C, "PCs");
+    l->pcs = pl_malloc(sizeof(double) * (size_t)sw->n_pcs * C, "PCs");
+    int rc = S && var && l->pcs ? PL_OK : PL_ERR;
+    for (int i = 0; rc == PL_OK && i < C; i++)
+        for (int j = 0; j <= i; j++) {
+            double a = 0.0;
+            for (int t = 0; t <= j; t++) /* chol is lower triangular */
+                a += sw->chol[(size_t)i * C + t] * sw->chol[(size_t)j * C + t];
+            S[(size_t)i * C + j] = S[(size_t)j * C + i] = a;
+        }
+    if (rc == PL_OK && sw->cfg->residual_basis == PL_BASIS_CENTERED) {
+        for (int i = 0; i < C; i++) /* rows (S P), then columns (P S P) */
+            pl_center(S + (size_t)i * C, C);
+        for (int j = 0; j < C; j++) {
+            double m = 0.0;
+            for (int i = 0; i < C; i++)
+                m += S[(size_t)i * C + j];
+            for (int i = 0; i < C; i++)
+                S[(size_t)i * C + j] -= m / C; /* as pl_center: the mean, then subtracted */
+        }
+    }
+    if (rc == PL_OK)
+        rc = pl_principal_components(S, C, sw->n_pcs, l->pcs, var);
+    free(S), free(var);
+    return rc;
+}
+
 /* Buffers, sized once per rank. */
 static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
 {
@@ -137,7 +172,7 @@ static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
     l->X = l->p + V;
     l->logits = l->X + (size_t)LOCAL_ROWS * C;
     l->glog = l->logits + (size_t)LOCAL_ROWS * V;
-    return PL_OK;
+    return sw->n_pcs ? local_pcs(l, sw) : PL_OK;
 }
 
 /* The prompt's clean run, the base x as the model sees it and its distribution p. */
@@ -188,7 +223,8 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
     slot->s = sb;
     if (rc == PL_OK && sw->n_opt)
         rc = pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, slot);
-    return rc == PL_OK ? pl_base_local_align(&sw->ex, slot) : rc;
+    rc = rc == PL_OK ? pl_base_local_align(&sw->ex, slot) : rc;
+    return rc == PL_OK ? pl_base_local_align_dirs(&sw->ex, id, l->xd, sw->n_other, l->pcs, sw->n_pcs, slot) : rc;
 }
 
 /* A failure at the base: with a non-finite derivative, PL_ERR_BAD_INPUT naming the place (nonfinite =
@@ -272,6 +308,13 @@ int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_loc
     for (int j = 0; sw->x_sae && geo->sae_cos && j < na; j++) {
         extras[sw->x_sae + j] = (float)geo->sae_cos[j];
         extras[sw->x_sae + na + j] = (float)geo->sae_feature[j];
+    }
+    int nc = sw->n_other + sw->n_pcs; /* per aligned vector: real_other |cos| then PC |cos| */
+    for (int j = 0; sw->x_align && geo->other_cos && j < na; j++) {
+        for (int o = 0; o < sw->n_other; o++)
+            extras[sw->x_align + (size_t)j * nc + o] = (float)geo->other_cos[(size_t)j * sw->n_other + o];
+        for (int q = 0; q < sw->n_pcs; q++)
+            extras[sw->x_align + (size_t)j * nc + sw->n_other + q] = (float)geo->pc_cos[(size_t)j * sw->n_pcs + q];
     }
     if (!pl_unit_defined(&sw->ex, id))
         return PL_OK;

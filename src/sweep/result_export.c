@@ -117,6 +117,39 @@ static int local_vectors(const pl_results *res, pl_result_export *e)
     return PL_OK;
 }
 
+/* fisher_real_other_cos [P, NB, S, k, n_other], optimum_real_other_cos [P, NB, S, n_opt, n_other] and
+ * the same with n_pcs for the PCs, from the first direction's units (as local_arrays). */
+static int local_align(const pl_results *res, pl_result_export *e)
+{
+    const pl_sweep *sw = res->sw;
+    int k = sw->fisher_k, no = sw->n_opt, nr = sw->n_other, nq = sw->n_pcs, nc = nr + nq;
+    size_t n_pb = (size_t)sw->P * sw->NB * sw->S;
+    e->align = pl_malloc(sizeof(double) * (n_pb * (k + no) * nc + 1), "alignment");
+    if (!e->align)
+        return PL_ERR;
+    double *fo = e->align, *oo = fo + n_pb * k * nr, *fq = oo + n_pb * no * nr, *oq = fq + n_pb * k * nq;
+    for (long u = 0; u < sw->n_units; u++) {
+        pl_unit_id id = pl_unit_decode(sw, u);
+        if (id.d)
+            continue;
+        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
+        const float *x = res->local + (size_t)u * sw->NX + sw->x_align;
+        for (int j = 0; j < k + no; j++) {
+            double *o = j < k ? fo + (pb * k + j) * nr : oo + (pb * no + (j - k)) * nr;
+            double *q = j < k ? fq + (pb * k + j) * nq : oq + (pb * no + (j - k)) * nq;
+            for (int i = 0; i < nr; i++)
+                o[i] = x[(size_t)j * nc + i];
+            for (int i = 0; i < nq; i++)
+                q[i] = x[(size_t)j * nc + nr + i];
+        }
+    }
+    pl_result *r = &e->r;
+    r->n_other = nr, r->n_pc = nq;
+    r->fisher_real_other_cos = nr && k ? fo : NULL, r->optimum_real_other_cos = nr && no ? oo : NULL;
+    r->fisher_pc_cos = nq && k ? fq : NULL, r->optimum_pc_cos = nq && no ? oq : NULL;
+    return PL_OK;
+}
+
 /* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
  * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
  * sample) and kl_rayleigh [NB, ND, P, S] from the units' extras: every unit of a base holds the same
@@ -162,6 +195,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         }
     }
     pl_result *r = &e->r;
+    if (sw->x_align && local_align(res, e) != PL_OK)
+        return PL_ERR;
     if (sw->x_vec && local_vectors(res, e) != PL_OK)
         return PL_ERR;
     r->fisher_fraction = k ? frac : NULL;
@@ -349,6 +384,7 @@ void pl_result_export_free(pl_result_export *e)
 {
     free(e->local);
     free(e->local_int);
+    free(e->align);
     free(e->vectors);
     free(e->paired);
     free(e->norms);

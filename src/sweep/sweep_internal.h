@@ -87,6 +87,12 @@ typedef struct pl_sweep {
     int NX;             /* extras per unit after its curves (0: no local geometry): x_opt, + 3 n_opt + 1
                          * with optima, + 2 (fisher_k + n_opt) with [sae], + (fisher_k + n_opt) C with
                          * [output] vectors */
+    int n_pcs;          /* principal components of Sigma compared with ([fisher] n_pcs, at most C; 0 without
+                         * local geometry) */
+    int n_other;        /* real_other directions compared with per base: S when real_other is listed (0:
+                         * not listed, or no local geometry) */
+    int x_align;        /* offset of the |cos| with real_other and Sigma's PCs (0: none): per eigenvector
+                         * then per optimum, n_other real_other |cos| then n_pcs PC |cos| */
     int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
 } pl_sweep;
 
@@ -134,6 +140,7 @@ typedef struct {
     float *X;               /* [rows, C] the base repeated (the rows the derivatives are taken at) */
     float *logits, *glog;   /* [rows, V] the optimiser's logits and KL cotangents */
     double *xd;             /* [3 C] the base in double (and scratch) */
+    double *pcs;            /* [n_pcs, C] the leading principal components of Sigma (sweep's basis) */
     pl_local_op op;
     pl_sphere_op sop;       /* KL and its gradient at x + delta (the optimized kind) */
     int nonfinite;          /* a derivative or the base's logits were not finite */
@@ -316,6 +323,7 @@ typedef struct {
     double *norms, *mu, *sigma; /* norms: base_norm then direction_norm */
     double *local;              /* fisher_eigenvalue, fisher_trace, kl_rayleigh, optima (with [fisher]) */
     int *local_int;             /* optimum_iterations, optimum_distinct */
+    double *align;              /* the |cos| with real_other and Sigma's PCs (local_align) */
     float *vectors;             /* fisher_eigenvector then optimum_direction ([output] vectors) */
 } pl_result_export;
 
