@@ -1247,13 +1247,12 @@ static int parse_nonlinearity(raw_config *rc, int i, pl_sweep_config *cfg, const
     return PL_OK;
 }
 
-/* A number > 0, or `none` (NaN: plateau_length not computed). */
-static int parse_plateau_threshold(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+/* Key I's value as a number > 0, or `none` (NaN) into *OUT. */
+static int parse_positive_or_none(raw_config *rc, int i, double *out)
 {
-    (void)output;
     const char *s = rc->value[i];
     if (!strcmp(s, "none")) {
-        cfg->plateau_threshold = NAN;
+        *out = NAN;
         return PL_OK;
     }
     char *end;
@@ -1261,8 +1260,15 @@ static int parse_plateau_threshold(raw_config *rc, int i, pl_sweep_config *cfg, 
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v) || !(v > 0.0))
         return FAIL_KEY(i, "'%s' is not a number > 0 or 'none'", s);
-    cfg->plateau_threshold = v;
+    *out = v;
     return PL_OK;
+}
+
+/* A number > 0, or `none` (NaN: plateau_length not computed). */
+static int parse_plateau_threshold(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    (void)output;
+    return parse_positive_or_none(rc, i, &cfg->plateau_threshold);
 }
 
 /* -o OUTPUT, else the key, else <config stem>.nc in the current directory. The name is stored in
@@ -1739,18 +1745,7 @@ static void print_alphas(strbuf *sb, const pl_sweep_config *cfg)
 static int parse_radius_alpha(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
     (void)output;
-    const char *s = rc->value[i];
-    if (!strcmp(s, "none")) {
-        cfg->opt_radius_alpha = NAN;
-        return PL_OK;
-    }
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || !(v > 0.0))
-        return FAIL_KEY(i, "'%s' is not a number > 0 or 'none'", s);
-    cfg->opt_radius_alpha = v;
-    return PL_OK;
+    return parse_positive_or_none(rc, i, &cfg->opt_radius_alpha);
 }
 
 static void print_radius_alpha(strbuf *sb, const pl_sweep_config *cfg)
