@@ -504,13 +504,30 @@ static void attend_rows(const pl_decoder_config *c, const pl_decoder_block *b, c
     }
 }
 
+/* Blocks RESID_INDEX..L-1 for the fast path's R rows in F (each variant's positions pos..T-1, n of
+ * them), reading the residual at READ_INDEX on the way when READ is set. */
+static void fast_blocks(const pl_decoder *d, pl_fast_rows *f, scratch *s, int resid_index, int pos, int T, int n,
+                        size_t R, int read_index, float *read)
+{
+    const pl_decoder_config *c = &d->cfg;
+    for (int l = resid_index; l < c->n_layer; l++) {
+        const pl_decoder_block *b = &d->blocks[l];
+        norm(c, s->h, f->x, b->norm1_w, b->norm1_b, (int)R);
+        qkv_view p = project_qkv(d, b, (int)R, n, s);
+        attend_rows(c, b, &p, l, f, pos, T, s);
+        finish_block(c, b, f->x, (int)R, s);
+        if (read && read_index == l + 1)
+            pl_fast_rows_read(f, read);
+    }
+}
+
 static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
                                      int G, int M, int resid_index, int pos, const float *X, float *logits,
                                      int read_index, float *read)
 {
     const pl_decoder *d = model->weights;
     const pl_decoder_config *c = &d->cfg;
-    int L = c->n_layer, kvd = c->n_kv_head * c->head_dim, T = cleans[0]->T;
+    int kvd = c->n_kv_head * c->head_dim, T = cleans[0]->T;
     if (cleans[0]->kv_dim != kvd)
         return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
                        kvd);
@@ -529,15 +546,7 @@ static int decoder_patch_eval_groups(const pl_model *model, const pl_run *const 
     if (c->rot_dim)
         pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n); /* the variants' positions pos..T-1 */
 
-    for (int l = resid_index; l < L; l++) {
-        const pl_decoder_block *b = &d->blocks[l];
-        norm(c, s.h, f.x, b->norm1_w, b->norm1_b, (int)R);
-        qkv_view p = project_qkv(d, b, (int)R, n, &s);
-        attend_rows(c, b, &p, l, &f, pos, T, &s);
-        finish_block(c, b, f.x, (int)R, &s);
-        if (read && read_index == l + 1)
-            pl_fast_rows_read(&f, read);
-    }
+    fast_blocks(d, &f, &s, resid_index, pos, T, n, R, read_index, read);
     free(s.block);
     int rc = PL_OK;
     if (logits) {
@@ -626,7 +635,7 @@ static int decoder_patch_eval_positions(const pl_model *model, const pl_run *con
 {
     const pl_decoder *d = model->weights;
     const pl_decoder_config *c = &d->cfg;
-    int L = c->n_layer, kvd = c->n_kv_head * c->head_dim, T = cleans[0]->T, pos = positions[0], n = T - pos;
+    int kvd = c->n_kv_head * c->head_dim, T = cleans[0]->T, pos = positions[0], n = T - pos;
     if (cleans[0]->kv_dim != kvd)
         return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
                        kvd);
@@ -644,15 +653,8 @@ static int decoder_patch_eval_positions(const pl_model *model, const pl_run *con
         rc = scratch_alloc(&s, d, R, T);
     if (rc == PL_OK && c->rot_dim)
         pl_op_rope_table(s.rope, c->inv_freq, c->rot_dim, pos, n);
-    for (int l = resid_index; rc == PL_OK && l < L; l++) {
-        const pl_decoder_block *b = &d->blocks[l];
-        norm(c, s.h, f.x, b->norm1_w, b->norm1_b, (int)R);
-        qkv_view p = project_qkv(d, b, (int)R, n, &s);
-        attend_rows(c, b, &p, l, &f, pos, T, &s);
-        finish_block(c, b, f.x, (int)R, &s);
-        if (read && read_index == l + 1)
-            pl_fast_rows_read(&f, read);
-    }
+    if (rc == PL_OK)
+        fast_blocks(d, &f, &s, resid_index, pos, T, n, R, read_index, read);
     free(s.block);
     if (rc == PL_OK && logits) {
         pl_fast_rows_gather_last(&f); /* the M*P patched rows */
