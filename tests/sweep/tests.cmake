@@ -10,7 +10,7 @@ set(PL_SWEEP_TESTS ${CMAKE_CURRENT_LIST_DIR})
 foreach(t config config_values config_doc ranks shared_weights naive reference grids statistics score_rules sampling resume faults jobs contexts fisher fisher_align series)
   plateau_test(sweep_${t} ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_${t})
 endforeach()
-set_tests_properties(sweep_ranks sweep_shared_weights sweep_resume sweep_faults sweep_contexts sweep_fisher sweep_fisher_align sweep_series PROPERTIES RUN_SERIAL TRUE)
+set_tests_properties(sweep_ranks sweep_shared_weights sweep_resume sweep_faults sweep_contexts sweep_fisher sweep_fisher_align PROPERTIES RUN_SERIAL TRUE)
 # COST: long ones start first (a fresh clone has no timing data of ctest's)
 set_tests_properties(sweep_jobs sweep_config PROPERTIES COST 40)
 # Sweeps on every model family (the model engineer's; issue 9).
@@ -18,3 +18,6 @@ plateau_test(sweep_families ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_families.py 
 set_tests_properties(sweep_families PROPERTIES RUN_SERIAL TRUE)
 # Sweeps at attn.hook_z and hook_mlp_out, read at ln_final.hook_normalized (issue 18, item 2).
 plateau_test(sweep_hooks ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_hooks.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_hooks)
+# A model series runs several whole sweeps (1 and 2 ranks, a SIGTERM and a resume): ~90 s in the release
+# pass, which alone tests it; its code paths are the single-model run's, which the ASan pass covers.
+set_tests_properties(sweep_series PROPERTIES LABELS slow COST 60)
