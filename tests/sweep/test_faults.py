@@ -18,7 +18,8 @@ data = sl.make_bin(d, 8 * 900, 300)
 full = os.path.join(d, "full.nc")
 out = os.path.join(d, "out.nc")
 ckpt = out + ".ckpt"
-cfg = sl.base_config(model, data, out, data__n_prompts=800, run__checkpoint_every=0.2, run__worker_timeout=2)
+cfg = sl.base_config(model, data, out, data__n_prompts=800, perturb__steps=41, run__checkpoint_every=0.2,
+                     run__worker_timeout=2)  # ~2 s of work: the first checkpoint comes early in it
 ini = sl.write_ini(os.path.join(d, "faults.ini"), cfg)
 r = sl.run([ini, "--quiet", "-o", full])
 if r.returncode != 0:

@@ -25,7 +25,7 @@ data = sl.make_bin(d, 8 * 600, 300)
 out = os.path.join(d, "out.nc")
 ckpt = os.path.join(d, "shared.ckpt")
 # seconds of work, a checkpoint every 0.2 s
-cfg = sl.base_config(model, data, out, data__n_prompts=120, perturb__steps=41, run__checkpoint_every=0.2,
+cfg = sl.base_config(model, data, out, data__n_prompts=480, perturb__steps=41, run__checkpoint_every=0.2,
                      output__bootstrap=0, run__checkpoint=ckpt)
 ini = sl.write_ini(os.path.join(d, "locks.ini"), cfg)
 alone = os.path.join(d, "alone.nc")
