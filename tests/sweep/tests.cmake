@@ -21,3 +21,7 @@ plateau_test(sweep_hooks ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_hooks.py ${CMAK
 # A model series runs several whole sweeps (1 and 2 ranks, a SIGTERM and a resume): ~90 s in the release
 # pass, which alone tests it; its code paths are the single-model run's, which the ASan pass covers.
 set_tests_properties(sweep_series PROPERTIES LABELS slow COST 60)
+# Whole sweeps on 1, 2 and 3 ranks at mid-block hooks, and four ways of holding the weights on BF16, F16
+# and F32 models: release pass only, for CI's time; their C paths run under ASan in forward_hooks,
+# sweep_naive and sweep_ranks.
+set_tests_properties(sweep_hooks sweep_shared_weights PROPERTIES LABELS slow)
