@@ -312,7 +312,7 @@ int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, cons
                             pl_hook_point pt, int pos, const float *X, float *logits, pl_hook_point read_pt,
                             float *read)
 {
-    int read_index = 0, L = m->info.n_layer, rc;
+    int read_index = 0, rc;
     if (check_point(m, pt) != PL_OK || (read && (read_index = read_index_of(m, read_pt)) < 0))
         return PL_ERR;
     if (pt.site == PL_SITE_FINAL_NORMALIZED)
@@ -322,15 +322,9 @@ int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, cons
                                   read);
     } else {
         /* the checks of pl_patch_eval_groups, for the resid index l + 1 the rows go on from */
-        long total = 0;
-        for (int g = 0; g < G; g++)
-            total += group_rows[g] > 0 ? group_rows[g] : 0;
-        if (G < 1 || total < 1 || total > (1L << 24))
-            return pl_fail("fast path: %d row groups, %ld rows", G, total);
-        for (int g = 0; g < G; g++)
-            if (cleans[g]->C != m->info.d_model || cleans[g]->L != L || cleans[g]->T != cleans[0]->T ||
-                !cleans[g]->logits || group_rows[g] < 1)
-                return pl_fail("fast path: cached run %d belongs to another model shape or length", g);
+        long total;
+        if (pl_fast_groups_check(m, cleans, group_rows, G, "fast path", &total) != PL_OK)
+            return PL_ERR;
         if (pos < 0 || pos >= cleans[0]->T)
             return pl_fail("fast path: position %d outside the run (T=%d)", pos, cleans[0]->T);
         rc = m->ops->patch_eval_groups_at(m, cleans, group_rows, G, (int)total, pt, pos, X, logits, read_index,
@@ -347,6 +341,26 @@ int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, cons
 
 /* ------------------------------------------------------------ fast path */
 
+int pl_fast_groups_check(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                         const char *what, long *total)
+{
+    int C = m->info.d_model, L = m->info.n_layer;
+    if (G < 1)
+        return pl_fail("%s: %d row groups", what, G);
+    int T = cleans[0]->T;
+    *total = 0;
+    for (int g = 0; g < G; g++) {
+        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T || !cleans[g]->logits)
+            return pl_fail("%s: cached run %d belongs to another model shape or length", what, g);
+        if (group_rows[g] < 1)
+            return pl_fail("%s: group %d has %d rows", what, g, group_rows[g]);
+        *total += group_rows[g];
+    }
+    if (*total > (1L << 24))
+        return pl_fail("%s: %ld rows in one call", what, *total);
+    return PL_OK;
+}
+
 int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, int M,
                   float *logits, int read_index, float *read)
 {
@@ -356,25 +370,16 @@ int pl_patch_eval(const pl_model *m, const pl_run *clean, int resid_index, int p
 int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
                          int resid_index, int pos, const float *X, float *logits, int read_index, float *read)
 {
-    int C = m->info.d_model, L = m->info.n_layer;
-    if (G < 1)
-        return pl_fail("fast path: %d row groups", G);
+    int L = m->info.n_layer;
+    long total;
+    if (pl_fast_groups_check(m, cleans, group_rows, G, "fast path", &total) != PL_OK)
+        return PL_ERR;
     int T = cleans[0]->T;
-    long total = 0;
-    for (int g = 0; g < G; g++) {
-        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T || !cleans[g]->logits)
-            return pl_fail("fast path: cached run %d belongs to another model shape or length", g);
-        if (group_rows[g] < 1)
-            return pl_fail("fast path: group %d has %d rows", g, group_rows[g]);
-        total += group_rows[g];
-    }
     if (resid_index < 0 || resid_index > L || pos < 0 || pos >= T)
         return pl_fail("fast path: resid index %d / position %d outside the run (L=%d, T=%d)", resid_index, pos,
                        L, T);
     if (read && (read_index < 0 || read_index > L))
         return pl_fail("fast path: read index %d outside 0..%d", read_index, L);
-    if (total > (1L << 24))
-        return pl_fail("fast path: %ld rows in one call", total);
     return m->ops->patch_eval_groups(m, cleans, group_rows, G, (int)total, resid_index, pos, X, logits, read_index,
                                      read);
 }
@@ -383,18 +388,13 @@ int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, cons
                             int resid_index, const int *positions, int P, const float *X, float *logits,
                             int read_index, float *read)
 {
-    int C = m->info.d_model, L = m->info.n_layer;
-    if (G < 1 || P < 1)
-        return pl_fail("fast path: %d row groups, %d positions", G, P);
+    int L = m->info.n_layer;
+    long total;
+    if (P < 1)
+        return pl_fail("fast path: %d positions", P);
+    if (pl_fast_groups_check(m, cleans, group_rows, G, "fast path", &total) != PL_OK)
+        return PL_ERR;
     int T = cleans[0]->T;
-    long total = 0;
-    for (int g = 0; g < G; g++) {
-        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T || !cleans[g]->logits)
-            return pl_fail("fast path: cached run %d belongs to another model shape or length", g);
-        if (group_rows[g] < 1)
-            return pl_fail("fast path: group %d has %d rows", g, group_rows[g]);
-        total += group_rows[g];
-    }
     if (resid_index < 0 || resid_index > L)
         return pl_fail("fast path: resid index %d outside 0..%d", resid_index, L);
     for (int j = 0; j < P; j++)

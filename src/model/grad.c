@@ -8,27 +8,18 @@
 static int check_call(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int resid_index,
                       int pos, int read_index, int reads, int *total)
 {
-    int C = m->info.d_model, L = m->info.n_layer;
+    int L = m->info.n_layer;
     if (!m->ops->patch_jvp_groups || !m->ops->patch_vjp_groups)
         return pl_fail("derivatives: family %s has no derivatives through the fast path", m->info.family);
-    if (G < 1)
-        return pl_fail("derivatives: %d row groups", G);
+    long sum;
+    if (pl_fast_groups_check(m, cleans, group_rows, G, "derivatives", &sum) != PL_OK)
+        return PL_ERR;
     int T = cleans[0]->T;
-    long sum = 0;
-    for (int g = 0; g < G; g++) {
-        if (cleans[g]->C != C || cleans[g]->L != L || cleans[g]->T != T || !cleans[g]->logits)
-            return pl_fail("derivatives: cached run %d belongs to another model shape or length", g);
-        if (group_rows[g] < 1)
-            return pl_fail("derivatives: group %d has %d rows", g, group_rows[g]);
-        sum += group_rows[g];
-    }
     if (resid_index < 0 || resid_index > L || pos < 0 || pos >= T)
         return pl_fail("derivatives: resid index %d / position %d outside the run (L=%d, T=%d)", resid_index, pos, L,
                        T);
     if (reads && (read_index < 0 || read_index > L))
         return pl_fail("derivatives: read index %d outside 0..%d", read_index, L);
-    if (sum > (1L << 24))
-        return pl_fail("derivatives: %ld rows in one call", sum);
     *total = (int)sum;
     return PL_OK;
 }

@@ -108,6 +108,12 @@ typedef int (*pl_unembed_fn)(const void *weights, const float *x, int M, float *
 int pl_runs_logits(pl_run *runs, int N, int T, int C, int V, const float *x, pl_unembed_fn unembed,
                    const void *weights);
 
+/* The checks every fast-path and derivative call makes of its row groups: G >= 1, each of CLEANS[G] a
+ * complete run (logits kept) of this model's shape and of one length, GROUP_ROWS[g] >= 1, and at most
+ * 2^24 rows in all (*TOTAL). Messages start with WHAT ("fast path", "derivatives"). */
+int pl_fast_groups_check(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                         const char *what, long *total);
+
 /* The fast path's rows: M variants (patched rows of their group's clean run), each carrying positions
  * pos..T-1 (n of them): variant v's rows are x[v*n .. v*n + n-1, C]. With P > 0 (whole contexts),
  * the outputs are the rows at offsets out[0..P-1] (position - pos) of each variant, not the last. */
