@@ -42,11 +42,10 @@ int pl_runs_logits(pl_run *runs, int N, int T, int C, int V, const float *x, pl_
     return rc;
 }
 
-int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
-                      int resid_index, int pos, const float *X, int read_index, float *read)
+/* F's rows (M variants of n positions, C wide) and each variant's clean run, from the groups. */
+static int fast_rows_alloc(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M, int n,
+                           int C)
 {
-    int C = cleans[0]->C, T = cleans[0]->T, n = T - pos;
-    size_t TC = (size_t)T * C;
     f->M = M, f->n = n, f->C = C;
     f->x = pl_malloc(sizeof(float) * (size_t)M * n * C, "fast-path residual");
     f->clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
@@ -57,6 +56,16 @@ int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *g
     for (int g = 0, v = 0; g < G; g++)
         for (int i = 0; i < group_rows[g]; i++)
             f->clean_of[v++] = cleans[g];
+    return PL_OK;
+}
+
+int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                      int resid_index, int pos, const float *X, int read_index, float *read)
+{
+    int C = cleans[0]->C, T = cleans[0]->T, n = T - pos;
+    size_t TC = (size_t)T * C;
+    if (fast_rows_alloc(f, cleans, group_rows, G, M, n, C) != PL_OK)
+        return PL_ERR;
     for (int v = 0; v < M; v++) {
         const float *clean_r = f->clean_of[v]->resid + (size_t)resid_index * TC;
         memcpy(f->x + (size_t)v * n * C, X + (size_t)v * C, sizeof(float) * C);
@@ -115,16 +124,9 @@ int pl_fast_rows_init_positions(pl_fast_rows *f, const pl_run *const *cleans, co
 {
     int C = cleans[0]->C, T = cleans[0]->T, p0 = positions[0], n = T - p0;
     size_t TC = (size_t)T * C;
-    f->M = M, f->n = n, f->C = C, f->P = P, f->out = offsets;
-    f->x = pl_malloc(sizeof(float) * (size_t)M * n * C, "fast-path residual");
-    f->clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "fast-path groups");
-    if (!f->x || !f->clean_of) {
-        pl_fast_rows_free(f);
+    f->P = P, f->out = offsets;
+    if (fast_rows_alloc(f, cleans, group_rows, G, M, n, C) != PL_OK)
         return PL_ERR;
-    }
-    for (int g = 0, v = 0; g < G; g++)
-        for (int i = 0; i < group_rows[g]; i++)
-            f->clean_of[v++] = cleans[g];
     for (int v = 0; v < M; v++) {
         float *rows = f->x + (size_t)v * n * C;
         memcpy(rows, f->clean_of[v]->resid + (size_t)resid_index * TC + (size_t)p0 * C, sizeof(float) * n * C);
