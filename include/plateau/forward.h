@@ -110,6 +110,11 @@ void pl_run_free(pl_run *run);
 int pl_forward_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_point pt, int pos, float *out);
 int pl_forward_patched_at(const pl_model *m, const int *tokens, int T, pl_hook_point pt, int pos,
                           const float *patch, pl_run *run);
+/* OUT[N, COUNT, W]: the activation at PT of positions FIRST..FIRST+COUNT-1 of N sequences (whole
+ * contexts' fit over every position): pl_forward_resid_range at a resid point (bitwise), a mid-block
+ * point read inside its block as pl_forward_at reads it, ln_final.hook_normalized readable. */
+int pl_forward_range_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_point pt, int first, int count,
+                        float *out);
 /* READ[C] = what a readout hook (a resid point or ln_final.hook_normalized) holds at position T_AT of
  * RUN. Refuses any other point by name. */
 int pl_read_at(const pl_model *m, const pl_run *run, pl_hook_point read_pt, int t_at, float *read);
@@ -154,6 +159,18 @@ int pl_patch_eval_groups_at(const pl_model *m, const pl_run *const *cleans, cons
 int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
                             int resid_index, const int *positions, int P, const float *X, float *logits,
                             int read_index, float *read);
+
+/* pl_patch_eval_positions at any hook point: X[M, P, W] replaces the activation at PT (W =
+ * pl_hook_width) at the P POSITIONS at once; READ[M, P, C] is at READ_PT (a resid point or
+ * ln_final.hook_normalized), LOGITS[M, P, V] as there. A resid point with a resid readout is
+ * pl_patch_eval_positions itself, bitwise. A mid-block point of block l (attn.hook_z, hook_attn_out,
+ * hook_resid_mid, hook_mlp_out) changes no other position in block l (its keys and values come from
+ * resid_pre; z is after the attention's mixing), so each variant's P perturbed rows finish block l
+ * from the site and replace those positions' resid_post in pl_patch_eval_positions from l + 1: the
+ * full forward with TransformerLens's hook replaced at those positions. */
+int pl_patch_eval_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                               pl_hook_point pt, const int *positions, int P, const float *X, float *logits,
+                               pl_hook_point read_pt, float *read);
 
 /* log-softmax of each row of LOGITS[M, V] into LOGP (may alias), in double accumulation. */
 void pl_log_softmax(float *logp, const float *logits, int M, int V);

@@ -235,7 +235,7 @@ int pl_forward_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_po
         return PL_ERR;
     int rc = check_tokens(m, tokens, N, T);
     if (rc == PL_OK) /* blocks 0..layer only: the point is inside the last of them */
-        rc = m->ops->forward_at(m, tokens, N, T, pt.layer + 1, pt, pos, NULL, out, runs);
+        rc = m->ops->forward_at(m, tokens, N, T, pt.layer + 1, pt, pos, 1, NULL, out, runs);
     for (int i = 0; i < N; i++)
         pl_run_free(&runs[i]);
     free(runs);
@@ -263,6 +263,32 @@ int pl_forward_resid_range(const pl_model *m, const int *tokens, int N, int T, i
     return rc;
 }
 
+int pl_forward_range_at(const pl_model *m, const int *tokens, int N, int T, pl_hook_point pt, int first, int count,
+                        float *out)
+{
+    int L = m->info.n_layer;
+    if (check_point(m, pt) != PL_OK)
+        return PL_ERR;
+    if (!is_mid_block(pt)) {
+        int r = pt.site == PL_SITE_FINAL_NORMALIZED ? L : pl_hook_resid_index(pt);
+        if (pl_forward_resid_range(m, tokens, N, T, r, first, count, out) != PL_OK)
+            return PL_ERR;
+        return pt.site == PL_SITE_FINAL_NORMALIZED ? m->ops->final_normalized(m, out, N * count) : PL_OK;
+    }
+    if (first < 0 || count < 1 || first + count > T)
+        return pl_fail("activations at positions %d..%d are outside the run (T=%d)", first, first + count - 1, T);
+    pl_run *runs = pl_calloc((size_t)(N > 0 ? N : 1), sizeof *runs, "runs");
+    if (!runs)
+        return PL_ERR;
+    int rc = check_tokens(m, tokens, N, T);
+    if (rc == PL_OK) /* blocks 0..layer only: the point is inside the last of them */
+        rc = m->ops->forward_at(m, tokens, N, T, pt.layer + 1, pt, first, count, NULL, out, runs);
+    for (int i = 0; i < N; i++)
+        pl_run_free(&runs[i]);
+    free(runs);
+    return rc;
+}
+
 int pl_forward_patched_at(const pl_model *m, const int *tokens, int T, pl_hook_point pt, int pos,
                           const float *patch, pl_run *run)
 {
@@ -279,7 +305,7 @@ int pl_forward_patched_at(const pl_model *m, const int *tokens, int T, pl_hook_p
         return PL_ERR;
     if (pos < 0 || pos >= T)
         return pl_fail("patch at position %d is outside the run (T=%d)", pos, T);
-    return m->ops->forward_at(m, tokens, 1, T, m->info.n_layer, pt, pos, patch, NULL, run);
+    return m->ops->forward_at(m, tokens, 1, T, m->info.n_layer, pt, pos, 1, patch, NULL, run);
 }
 
 /* The resid index a readout point reads (ln_final.hook_normalized: L, normalised after), or -1 with
@@ -384,15 +410,15 @@ int pl_patch_eval_groups(const pl_model *m, const pl_run *const *cleans, const i
                                      read);
 }
 
-int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
-                            int resid_index, const int *positions, int P, const float *X, float *logits,
-                            int read_index, float *read)
+/* The checks of a whole-context call whose rows go on from RESID_INDEX; *TOTAL: the rows. */
+static int positions_check(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           int resid_index, const int *positions, int P, int read_index, const float *read,
+                           long *total)
 {
     int L = m->info.n_layer;
-    long total;
     if (P < 1)
         return pl_fail("fast path: %d positions", P);
-    if (pl_fast_groups_check(m, cleans, group_rows, G, "fast path", &total) != PL_OK)
+    if (pl_fast_groups_check(m, cleans, group_rows, G, "fast path", total) != PL_OK)
         return PL_ERR;
     int T = cleans[0]->T;
     if (resid_index < 0 || resid_index > L)
@@ -403,10 +429,49 @@ int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, cons
                            positions[j], j, P, T - 1);
     if (read && (read_index < 0 || read_index > L))
         return pl_fail("fast path: read index %d outside 0..%d", read_index, L);
-    if (total * (T - positions[0]) > (1L << 24) || total * P > (1L << 24))
-        return pl_fail("fast path: %ld variants of %d positions in one call", total, T - positions[0]);
+    if (*total * (T - positions[0]) > (1L << 24) || *total * P > (1L << 24))
+        return pl_fail("fast path: %ld variants of %d positions in one call", *total, T - positions[0]);
+    return PL_OK;
+}
+
+int pl_patch_eval_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                            int resid_index, const int *positions, int P, const float *X, float *logits,
+                            int read_index, float *read)
+{
+    long total;
+    if (positions_check(m, cleans, group_rows, G, resid_index, positions, P, read_index, read, &total) != PL_OK)
+        return PL_ERR;
     return m->ops->patch_eval_positions(m, cleans, group_rows, G, (int)total, resid_index, positions, P, X, logits,
                                         read_index, read);
+}
+
+int pl_patch_eval_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                               pl_hook_point pt, const int *positions, int P, const float *X, float *logits,
+                               pl_hook_point read_pt, float *read)
+{
+    int read_index = 0, rc;
+    if (check_point(m, pt) != PL_OK || (read && (read_index = read_index_of(m, read_pt)) < 0))
+        return PL_ERR;
+    if (pt.site == PL_SITE_FINAL_NORMALIZED)
+        return pl_fail("hook 'ln_final.hook_normalized' is a readout: nothing flows on from it to perturb");
+    if (!is_mid_block(pt)) {
+        rc = pl_patch_eval_positions(m, cleans, group_rows, G, pl_hook_resid_index(pt), positions, P, X, logits,
+                                     read_index, read);
+    } else {
+        /* the checks of pl_patch_eval_positions, for the resid index l + 1 the rows go on from */
+        long M;
+        rc = positions_check(m, cleans, group_rows, G, pt.layer + 1, positions, P, read_index, read, &M);
+        if (rc == PL_OK)
+            rc = m->ops->patch_eval_positions_at(m, cleans, group_rows, G, (int)M, pt, positions, P, X, logits,
+                                                 read_index, read);
+    }
+    if (rc == PL_OK && read && read_pt.site == PL_SITE_FINAL_NORMALIZED) {
+        long M = 0;
+        for (int g = 0; g < G; g++)
+            M += group_rows[g];
+        rc = m->ops->final_normalized(m, read, (int)(M * P));
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------ readout helpers */

@@ -24,10 +24,10 @@ typedef struct {
     int (*patch_eval_groups)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                              int resid_index, int pos, const float *X, float *logits, int read_index, float *read);
     /* forward with a mid-block point PT (attn.hook_z .. hook_mlp_out) tapped in block PT.layer: the
-     * activation at (PT, POS) of each sequence goes to CAPTURE[N, W] (or NULL), then is replaced by
-     * PATCH[W] (or NULL; N = 1) before it flows on. */
+     * activation at PT of positions POS..POS+COUNT-1 of each sequence goes to CAPTURE[N, COUNT, W] (or
+     * NULL), then is replaced by PATCH[COUNT, W] (or NULL; N = 1) before it flows on. */
     int (*forward_at)(const pl_model *m, const int *tokens, int N, int T, int stop, pl_hook_point pt, int pos,
-                      const float *patch, float *capture, pl_run *runs);
+                      int count, const float *patch, float *capture, pl_run *runs);
     /* pl_patch_eval_groups_at for a mid-block point PT, the readout at resid index READ_INDEX. */
     int (*patch_eval_groups_at)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                                 pl_hook_point pt, int pos, const float *X, float *logits, int read_index,
@@ -38,6 +38,10 @@ typedef struct {
     int (*patch_eval_positions)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                                 int resid_index, const int *positions, int P, const float *X, float *logits,
                                 int read_index, float *read);
+    /* pl_patch_eval_positions_at for a mid-block point PT, the readout at resid index READ_INDEX. */
+    int (*patch_eval_positions_at)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                                   int M, pl_hook_point pt, const int *positions, int P, const float *X,
+                                   float *logits, int read_index, float *read);
     double (*forward_flops)(const pl_model *m, int T);
     double (*patch_flops)(const pl_model *m, int T, int resid_index, int pos);
     /* plateau/grad.h's pl_patch_jvp_groups / pl_patch_vjp_groups, arguments checked (M rows in all);
@@ -124,6 +128,10 @@ typedef struct {
     int P;                   /* 0: one position, output at the last; else the outputs' count */
     const int *out;          /* [P] offsets of the output rows within a variant */
 } pl_fast_rows;
+/* F's rows (M variants of N positions, C wide; uninitialised) and each variant's clean run, from the
+ * groups. On failure F holds nothing. */
+int pl_fast_rows_alloc(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M, int n,
+                       int C);
 /* Fill the rows (X[v] at pos, the clean run after it) and, for READ_INDEX <= RESID_INDEX, READ. */
 int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M,
                       int resid_index, int pos, const float *X, int read_index, float *read);

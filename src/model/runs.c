@@ -42,9 +42,8 @@ int pl_runs_logits(pl_run *runs, int N, int T, int C, int V, const float *x, pl_
     return rc;
 }
 
-/* F's rows (M variants of n positions, C wide) and each variant's clean run, from the groups. */
-static int fast_rows_alloc(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M, int n,
-                           int C)
+int pl_fast_rows_alloc(pl_fast_rows *f, const pl_run *const *cleans, const int *group_rows, int G, int M, int n,
+                       int C)
 {
     f->M = M, f->n = n, f->C = C;
     f->x = pl_malloc(sizeof(float) * (size_t)M * n * C, "fast-path residual");
@@ -64,7 +63,7 @@ int pl_fast_rows_init(pl_fast_rows *f, const pl_run *const *cleans, const int *g
 {
     int C = cleans[0]->C, T = cleans[0]->T, n = T - pos;
     size_t TC = (size_t)T * C;
-    if (fast_rows_alloc(f, cleans, group_rows, G, M, n, C) != PL_OK)
+    if (pl_fast_rows_alloc(f, cleans, group_rows, G, M, n, C) != PL_OK)
         return PL_ERR;
     for (int v = 0; v < M; v++) {
         const float *clean_r = f->clean_of[v]->resid + (size_t)resid_index * TC;
@@ -125,7 +124,7 @@ int pl_fast_rows_init_positions(pl_fast_rows *f, const pl_run *const *cleans, co
     int C = cleans[0]->C, T = cleans[0]->T, p0 = positions[0], n = T - p0;
     size_t TC = (size_t)T * C;
     f->P = P, f->out = offsets;
-    if (fast_rows_alloc(f, cleans, group_rows, G, M, n, C) != PL_OK)
+    if (pl_fast_rows_alloc(f, cleans, group_rows, G, M, n, C) != PL_OK)
         return PL_ERR;
     for (int v = 0; v < M; v++) {
         float *rows = f->x + (size_t)v * n * C;

@@ -10,7 +10,15 @@ test_families.py writes them (gpt2 by `plateau synth`):
   * P = 1 (position T-1) through the new entry equals the one-position fast path (pl_patch_eval_groups)
     within 1e-5
     (the same rows and sgemm shapes: the one-position path itself is checked bit for bit by
-    forward_gpt2_bitwise and forward_families).
+    forward_gpt2_bitwise and forward_families);
+  * every mid-block hook (attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out) of the first and
+    the last block with several positions at once (all, a range, a sparse set) through
+    pl_patch_eval_positions_at, against the reference's TransformerLens hooks replaced at those
+    positions in one full forward (ref_models.run_with_hooks; at attn.hook_z, Lee & Heimersheim's z:
+    every head's z at each listed position), logits and the readout (ln_final.hook_normalized, a
+    residual hook before the patch, right after it, at the end) at every perturbed position within
+    1e-3; P = 1 there equals the one-position mid-block fast path (pl_patch_eval_groups_at) within
+    1e-5; a residual hook read at ln_final.hook_normalized as well.
 """
 import argparse
 import os
@@ -43,6 +51,9 @@ def models(args, tmp, rng):
     p = os.path.join(tmp, "neox")
     fam.neox_dir(p, rng, 2, 32, 2, 260, 32, "F32", 0.5, True)
     out.append(("gpt_neox rotary 0.5 parallel", p, 2, 32, 260))
+    p = os.path.join(tmp, "neox_seq")
+    fam.neox_dir(p, rng, 2, 32, 2, 260, 32, "F32", 0.25, False)
+    out.append(("gpt_neox rotary 0.25 sequential", p, 2, 32, 260))
     p = os.path.join(tmp, "gemma2")
     fam.gemma2_dir(p, rng, 2, 32, 2, 1, 16, 260, 32, "F32", 16, 2.0, 5.0, 4)
     out.append(("gemma2 soft-caps window 4", p, 2, 32, 260))
@@ -97,6 +108,54 @@ def check_model(args, tmp, rng, label, path, L, C, V):
     check(f"P = 1 equals the one-position fast path, read, {label}", load("read"), load("read1"), 1e-5)
 
 
+MID = ["attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out"]
+
+
+def check_mid(args, tmp, rng, label, path, L, V):
+    ref = ref_models.load(path)
+    parallel = getattr(ref, "parallel", False)
+    T = 9
+    tokens = rng.integers(0, V, T).tolist()
+    cache, clean_logits = ref.run_with_hooks(tokens)
+    sets = [list(range(T)), [3, 4, 5, 6], [2, 5, 8]]
+    hooks = [f"blocks.{l}.{s}" for l in sorted({0, L - 1}) for s in MID if not (parallel and s == "hook_resid_mid")]
+    hooks.append("blocks.1.hook_resid_pre")  # a residual hook read after the final norm
+    for i, hook in enumerate(hooks):
+        l = int(hook.split(".")[1])
+        positions = sets[(i + l) % len(sets)]  # hook_mlp_out gets the sparse set (its rotary table) in every model
+        reads = ["ln_final.hook_normalized", f"blocks.{l}.hook_resid_pre", f"blocks.{l}.hook_resid_post",
+                 f"blocks.{L - 1}.hook_resid_post"]
+        read_hook = reads[i % len(reads)] if not hook.endswith("resid_pre") else reads[0]
+        P, M = len(positions), 3
+        base = cache[hook][positions]                            # [P, W]
+        W = base.shape[1]
+        d = rng.normal(0, 1, (M, P, W))
+        d *= np.linalg.norm(base, axis=-1).mean() / np.linalg.norm(d, axis=-1, keepdims=True)
+        X = base[None] + np.array([0.0, 0.3, 1.5])[:, None, None] * d
+        load = probe(args, tmp, path, tokens, hook, positions, read_hook, X)
+        C = load("read").size // (M * P)
+        got_l, got_r = load("logits").reshape(M, P, V), load("read").reshape(M, P, C)
+        want_l, want_r = np.empty((M, P, V)), np.empty((M, P, C))
+        for k in range(M):
+            c, lg = ref.run_with_hooks(tokens, patch=(hook, positions, X[k]))
+            want_l[k], want_r[k] = lg[positions], c[read_hook][positions]
+        tag = f"{label} {hook} positions={positions[0]}..{positions[-1]} (P={P}) read {read_hook}"
+        check(f"logits at every perturbed position vs numpy TL hooks, {tag}", got_l, want_l, 1e-3)
+        check(f"readout at every perturbed position vs numpy TL hooks, {tag}", got_r, want_r, 1e-3)
+        moved = float(np.abs(want_l[2] - clean_logits[positions]).max())
+        ok = moved > 1e-2 and moved > 1000 * float(np.abs(got_l - want_l).max())  # the check can see a wrong path
+        print(f"  {'ok' if ok else 'FAIL'} the perturbation moves the logits by {moved:.3g}, {tag}")
+        if not ok:
+            FAILURES.append(f"no effect: {tag}")
+        if not hook.endswith("resid_pre"):  # P = 1 at the last position: the one-position mid-block fast path
+            X1 = cache[hook][[T - 1]][None] + 0.5 * d[:, :1]
+            load = probe(args, tmp, path, tokens, hook, [T - 1], read_hook, X1)
+            check(f"P = 1 equals the one-position fast path, logits, {label} {hook}", load("logits"),
+                  load("logits1"), 1e-5)
+            check(f"P = 1 equals the one-position fast path, readout, {label} {hook}", load("read"),
+                  load("read1"), 1e-5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plateau", required=True)
@@ -107,6 +166,7 @@ def main():
         for label, path, L, C, V in models(args, tmp, rng):
             print(label)
             check_model(args, tmp, rng, label, path, L, C, V)
+            check_mid(args, tmp, rng, label, path, L, V)
         bad = subprocess.run([args.probe, path, "1,2,3,4", "blocks.0.hook_resid_pre", "2,1", "blocks.0.hook_resid_pre",
                               os.path.join(tmp, "patch.f32"), os.path.join(tmp, "x")], capture_output=True, text=True)
         ok = bad.returncode == 2 and "not after the one before" in bad.stderr

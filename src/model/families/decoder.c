@@ -262,10 +262,10 @@ static void finish_block(const pl_decoder_config *c, const pl_decoder_block *b, 
 }
 
 /* A mid-block hook point tapped in the full forward: in block LAYER, the activation at SITE of each
- * sequence's row POS (row i*T + pos of N stacked sequences) is copied to CAPTURE[N, W] and/or
- * replaced by PATCH[W] (one sequence) before the block goes on. */
+ * sequence's rows POS..POS+COUNT-1 (rows i*T + pos.. of N stacked sequences) is copied to
+ * CAPTURE[N, COUNT, W] and/or replaced by PATCH[COUNT, W] (one sequence) before the block goes on. */
 typedef struct {
-    int layer, site, pos, T, N;
+    int layer, site, pos, T, N, count;
     const float *patch;
     float *capture;
 } site_tap;
@@ -274,12 +274,13 @@ static void tap_at(const site_tap *t, int site, float *buf, int W)
 {
     if (site != t->site)
         return;
+    size_t n = (size_t)t->count * W;
     for (int i = 0; i < t->N; i++) {
-        float *row = buf + ((size_t)i * t->T + t->pos) * W;
+        float *rows = buf + ((size_t)i * t->T + t->pos) * W;
         if (t->capture)
-            memcpy(t->capture + (size_t)i * W, row, sizeof(float) * W);
+            memcpy(t->capture + (size_t)i * n, rows, sizeof(float) * n);
         if (t->patch)
-            memcpy(row, t->patch, sizeof(float) * W);
+            memcpy(rows, t->patch, sizeof(float) * n);
     }
 }
 
@@ -476,9 +477,9 @@ static int decoder_forward(const pl_model *model, const int *tokens, int N, int 
 }
 
 static int decoder_forward_at(const pl_model *model, const int *tokens, int N, int T, int stop, pl_hook_point pt,
-                              int pos, const float *patch, float *capture, pl_run *runs)
+                              int pos, int count, const float *patch, float *capture, pl_run *runs)
 {
-    site_tap tap = {pt.layer, pt.site, pos, T, N, patch, capture};
+    site_tap tap = {pt.layer, pt.site, pos, T, N, count, patch, capture};
     return forward_tapped(model, tokens, N, T, stop, -1, -1, NULL, &tap, runs);
 }
 
@@ -664,6 +665,63 @@ static int decoder_patch_eval_positions(const pl_model *model, const pl_run *con
     free(offsets);
     return rc;
 }
+
+/* Whole contexts at a mid-block point of block l (pl_patch_eval_positions_at): the one-position
+ * design of decoder_patch_eval_groups_at over P positions. Each variant's P perturbed rows (row
+ * v*P + j at POSITIONS[j]) start from their clean resid_pre and finish block l from the site with X's
+ * rows there (finish_from_site; at hook_mlp_out the rows' clean attention is recomputed first, each
+ * over the cached keys before it and its own); the resulting resid_post rows then replace those
+ * positions at resid index l + 1 in the whole-context fast path, which takes every other position
+ * p0..T-1 from the clean run. That is exact: in block l a perturbation at a mid-block site changes
+ * no other position (the block's keys and values come from resid_pre, and attn.hook_z is after the
+ * attention's mixing, so z at one position is that position's attention output alone). */
+static int decoder_patch_eval_positions_at(const pl_model *model, const pl_run *const *cleans,
+                                           const int *group_rows, int G, int M, pl_hook_point pt,
+                                           const int *positions, int P, const float *X, float *logits,
+                                           int read_index, float *read)
+{
+    const pl_decoder *d = model->weights;
+    const pl_decoder_config *c = &d->cfg;
+    const pl_decoder_block *b = &d->blocks[pt.layer];
+    int C = c->d_model, T = cleans[0]->T, kvd = c->n_kv_head * c->head_dim, qd = c->n_head * c->head_dim;
+    size_t TC = (size_t)T * C, R = (size_t)M * P;
+    pl_fast_rows f = {0};
+    scratch s = {0};
+    int rc = PL_ERR;
+    if (cleans[0]->kv_dim != kvd)
+        return pl_fail("fast path: cached run has %d key/value floats per position, the model %d", cleans[0]->kv_dim,
+                       kvd);
+    /* f: M variants of P rows each (only for the rows and their clean runs: not a pl_fast_rows_init layout) */
+    if (pl_fast_rows_alloc(&f, cleans, group_rows, G, M, P, C) != PL_OK || scratch_alloc(&s, d, R, T) != PL_OK)
+        goto done;
+    for (int v = 0; v < M; v++)
+        for (int j = 0; j < P; j++)
+            memcpy(f.x + ((size_t)v * P + j) * C, f.clean_of[v]->resid + (size_t)pt.layer * TC +
+                   (size_t)positions[j] * C, sizeof(float) * C);
+    if (pt.site == PL_SITE_MLP_OUT) { /* the rows' clean attention output, added before the MLP's */
+        pl_attn_opts o;
+        const pl_attn_opts *opt = attn_opts(c, b, &o);
+        for (int j = 0; c->rot_dim && j < P; j++) /* table row j: position positions[j] (period P) */
+            pl_op_rope_table(s.rope + (size_t)j * c->rot_dim, c->inv_freq, c->rot_dim, positions[j], 1);
+        norm(c, s.h, f.x, b->norm1_w, b->norm1_b, (int)R);
+        qkv_view p = project_qkv(d, b, (int)R, P, &s);
+        size_t Tkv = (size_t)T * kvd;
+        for (size_t row = 0; row < R; row++) {
+            const pl_run *cl = f.clean_of[row / P];
+            pl_op_attend_one(s.att + row * qd, p.q + row * p.q_stride, cl->k + (size_t)pt.layer * Tkv,
+                             cl->v + (size_t)pt.layer * Tkv, positions[row % P], (size_t)kvd,
+                             p.k + row * p.kv_stride, p.v + row * p.kv_stride, 1, p.kv_stride, c->n_head,
+                             c->n_kv_head, c->head_dim, s.scores, opt);
+        }
+    }
+    finish_from_site(c, b, f.x, (int)R, &s, pt.site, X);
+    rc = decoder_patch_eval_positions(model, cleans, group_rows, G, M, pt.layer + 1, positions, P, f.x, logits,
+                                      read_index, read);
+done:
+    free(s.block);
+    pl_fast_rows_free(&f);
+    return rc;
+}
 /* ------------------------------------------------------------ FLOP counts */
 
 /* Matmul FLOPs of one block for n rows (two per multiply-add): q, k, v, o and the MLP's two or
@@ -767,6 +825,7 @@ static const pl_family_ops decoder_ops = {
     .patch_eval_groups_at = decoder_patch_eval_groups_at,
     .final_normalized = decoder_final_normalized,
     .patch_eval_positions = decoder_patch_eval_positions,
+    .patch_eval_positions_at = decoder_patch_eval_positions_at,
     .forward_flops = decoder_forward_flops,
     .patch_flops = decoder_patch_flops,
     .free_weights = decoder_free,
