@@ -1612,15 +1612,6 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
                        "needs a position dimension in the result file, which plateau does not write yet; use "
                        "`mean`", pl_sweep_config_origin(cfg, "readout", "positions"), n_pos,
                        pl_sweep_config_origin(cfg, "perturb", "position"));
-    if (cfg->fit_positions == PL_FIT_POSITIONS_ALL && pl_hook_resid_index(*hook) < 0)
-        return pl_fail("%s: [perturb] fit_positions = all at [perturb] hook = %s: fitting mu and Sigma over every "
-                       "position runs at residual hooks (blocks.N.hook_resid_pre|post) only; use `sweep`",
-                       pl_sweep_config_origin(cfg, "perturb", "fit_positions"), cfg->hook);
-    if (n_pos > 1 && (pl_hook_resid_index(*hook) < 0 || pl_hook_resid_index(*read) < 0))
-        return pl_fail("%s: [perturb] position: %d positions at once with [perturb] hook = %s and [readout] "
-                       "read_hook = %s: whole contexts run at residual hooks (blocks.N.hook_resid_pre|post) only",
-                       pl_sweep_config_origin(cfg, "perturb", "position"), n_pos, cfg->hook,
-                       cfg->read_hook ? cfg->read_hook : "(the last block's hook_resid_post)");
     if ((pl_fisher_k(cfg) > 0 || pl_optimized_listed(cfg)) && (pl_hook_resid_index(*hook) < 0 || n_pos > 1)) {
         const char *section = cfg->fisher_k > 0 ? "fisher" : "perturb", *key = cfg->fisher_k > 0 ? "k" : "directions";
         return pl_fail("%s: [%s] %s: the Fisher metric and the `fisher` and `optimized` kinds take derivatives at one "

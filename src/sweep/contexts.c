@@ -6,7 +6,9 @@
  * position has its own real activation, its own keyed streams, and so (per_position = own) its own
  * direction of the unit's kind, as Lee's hooks draw one per position. Under per_position = shared
  * every position takes the first one's displacement x_k - x_ref. A unit's rows are its steps, each
- * a variant of the whole context: X[steps, n_pos, C] through pl_patch_eval_positions; its metrics
+ * a variant of the whole context: X[steps, n_pos, C] through pl_patch_eval_positions_at (any hook: a
+ * residual one, or a mid-block one, attn.hook_z as Lee's `--hook_loc z`; the readout at a residual
+ * hook or ln_final.hook_normalized, C_read wide); its metrics
  * are computed at every position against the unit's reference row there, then averaged over the
  * positions ([readout] positions = mean: one curve per unit).
  */
@@ -61,8 +63,8 @@ static int context_eval(const pl_sweep *sw, pl_unit_cache *cache, int n, const i
             cleans[i] = &runs[group[i]];
             group_rows[i] = S;
         }
-        rc = pl_patch_eval_positions(sw->model, cleans, group_rows, n, pl_hook_resid_index(sw->hook), positions,
-                                     sw->n_pos, cache->X, cache->logits, pl_hook_resid_index(sw->read), cache->read);
+        rc = pl_patch_eval_positions_at(sw->model, cleans, group_rows, n, sw->hook, positions, sw->n_pos, cache->X,
+                                        cache->logits, sw->read, cache->read);
         for (int g = 0; g < G; g++)
             pl_run_free(&runs[g]);
     }
@@ -79,21 +81,21 @@ static int any_nonfinite(const float *x, size_t n)
     return 0;
 }
 
-/* Unit I of the batch (sweep unit U) at position J: its S rows gathered into G (logits [S, V], read
- * [S, C], X [S, C]); returns whether any input there is not finite (the metrics it feeds are NaN). */
+/* Unit I of the batch (sweep unit U) at position J: its S rows gathered (logits LG [S, V], read RD
+ * [S, C_read], X XS [S, C]); returns whether any input there is not finite (the metrics it feeds are NaN). */
 static int gather_position(const pl_sweep *sw, const pl_unit_cache *cache, int i, int j, float *lg, float *rd,
                            float *xs)
 {
-    int S = sw->steps, C = sw->C, V = sw->V, N = sw->n_pos, bad = 0;
+    int S = sw->steps, C = sw->C, V = sw->V, CR = sw->C_read, N = sw->n_pos, bad = 0;
     for (int k = 0; k < S; k++) {
         size_t row = ((size_t)i * S + k) * N + j;
         memcpy(lg + (size_t)k * V, cache->logits + row * V, sizeof(float) * V);
-        memcpy(rd + (size_t)k * C, cache->read + row * C, sizeof(float) * C);
+        memcpy(rd + (size_t)k * CR, cache->read + row * CR, sizeof(float) * CR);
         memcpy(xs + (size_t)k * C, cache->X + row * C, sizeof(float) * C);
         if (sw->cfg->residual_basis == PL_BASIS_CENTERED) /* L2 and cosine in TransformerLens's basis */
-            pl_center_float(rd + (size_t)k * C, C);
+            pl_center_float(rd + (size_t)k * CR, CR);
     }
-    bad |= any_nonfinite(lg, (size_t)S * V) || any_nonfinite(rd, (size_t)S * C) || any_nonfinite(xs, (size_t)S * C);
+    bad |= any_nonfinite(lg, (size_t)S * V) || any_nonfinite(rd, (size_t)S * CR) || any_nonfinite(xs, (size_t)S * C);
     return bad;
 }
 
@@ -105,12 +107,12 @@ static int next_token_after(const pl_sweep *sw, int p, int q)
 
 /* Unit I's metrics O[NM, S]: at every perturbed position against its reference row there, then their
  * mean over the positions (a NaN at any position makes the mean NaN: nothing is dropped). BUF holds
- * S * (V + 2C) floats of scratch. */
+ * S * (V + C_read + C) + NM * S floats of scratch. */
 static int context_metrics(const pl_sweep *sw, pl_unit_cache *cache, long u, int i, float *buf, float *o)
 {
     int S = sw->steps, C = sw->C, V = sw->V, NM = sw->NM;
     pl_unit_id id = pl_unit_decode(sw, u);
-    float *lg = buf, *rd = lg + (size_t)S * V, *xs = rd + (size_t)S * C, *oj = xs + (size_t)S * C;
+    float *lg = buf, *rd = lg + (size_t)S * V, *xs = rd + (size_t)S * sw->C_read, *oj = xs + (size_t)S * C;
     double *sum = calloc((size_t)NM * S, sizeof(double));
     if (!sum)
         return pl_fail("out of memory (position metrics)");
@@ -138,7 +140,7 @@ static int context_metrics(const pl_sweep *sw, pl_unit_cache *cache, long u, int
 
 int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
 {
-    int C = sw->C, V = sw->V, S = sw->steps, n;
+    int C = sw->C, V = sw->V, CR = sw->C_read, S = sw->steps, n;
     long first = pl_batch_first_unit(sw, b, &n);
     size_t rows = (size_t)sw->batch_units * S * sw->n_pos;
     if (sw->naive)
@@ -147,15 +149,15 @@ int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, flo
     if (!cache->X) {
         cache->X = pl_malloc(sizeof(float) * rows * C, "batch steps");
         cache->logits = pl_malloc(sizeof(float) * rows * V, "batch logits");
-        cache->read = pl_malloc(sizeof(float) * rows * C, "batch readout");
+        cache->read = pl_malloc(sizeof(float) * rows * CR, "batch readout");
         /* the metrics' scratch, then one position's rows gathered and its metrics */
         cache->scratch = pl_malloc(pl_unit_metrics_scratch(&sw->ex, S), "metric scratch");
-        cache->pos_rows = pl_malloc(sizeof(float) * ((size_t)S * (V + 2 * C) + (size_t)sw->NM * S + 2 * (size_t)S * C),
+        cache->pos_rows = pl_malloc(sizeof(float) * ((size_t)S * (V + CR + C) + (size_t)sw->NM * S + 2 * (size_t)S * C),
                                     "position rows");
         if (!cache->X || !cache->logits || !cache->read || !cache->scratch || !cache->pos_rows)
             return PL_ERR;
     }
-    float *buf = cache->pos_rows, *tmp = buf + (size_t)S * (V + 2 * C) + (size_t)sw->NM * S;
+    float *buf = cache->pos_rows, *tmp = buf + (size_t)S * (V + CR + C) + (size_t)sw->NM * S;
     int *group = pl_malloc(sizeof(int) * 2 * (size_t)n, "batch groups"), *prompts = group + n, G = 0, rc = PL_OK;
     if (!group)
         return PL_ERR;

@@ -820,9 +820,9 @@ static int clean_forwards(run_state *st, setup_forwards *f)
         int n = hi - i < chunk ? hi - i : chunk;
         ok = (sw->act_count == 1 ? pl_forward_at(st->model, tokens + (size_t)i * T, n, T, sw->hook, sw->pos,
                                                  f->mine + (size_t)(i - lo) * C)
-                                 : pl_forward_resid_range(st->model, tokens + (size_t)i * T, n, T,
-                                                          pl_hook_resid_index(sw->hook), sw->act_first, sw->act_count,
-                                                          f->mine + (size_t)(i - lo) * W)) == PL_OK;
+                                 : pl_forward_range_at(st->model, tokens + (size_t)i * T, n, T, sw->hook,
+                                                       sw->act_first, sw->act_count,
+                                                       f->mine + (size_t)(i - lo) * W)) == PL_OK;
         double t = now_seconds();
         if (st->rank != 0 || st->quiet || i + n >= hi)
             continue;

@@ -60,9 +60,12 @@ def fit_of(rows, ridge):
     return fit
 
 
-def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l2", "cosine", "ce_loss"), world=None):
-    """WORLD: (model, prompts' tokens, next tokens, activations [prompt, T, C] at resid 1, first position
-    fit_positions = all fits: 1 after a BOS), by default this file's BOS-less one."""
+def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l2", "cosine", "ce_loss"), world=None,
+                   hooks=None):
+    """WORLD: (model, prompts' tokens, next tokens, activations [prompt, T, C] at resid 1 (or at HOOKS'
+    first), first position fit_positions = all fits: 1 after a BOS), by default this file's BOS-less one.
+    HOOKS: (hook, read_hook) by TransformerLens's names, patched and read through the reference's
+    run_with_hooks (all listed positions replaced in one forward); None: resid 1 and resid 2."""
     model, windows, next_tokens, acts, fit_from = world or (MODEL, WINDOWS, NEXT_TOKENS, ACTS[1], 0)
     C = acts.shape[-1]
     positions = list(range(first, first + n))
@@ -84,13 +87,18 @@ def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l
                         X[:, j] = ref.steps("absolute", base, dvec, alpha, False)
                         if shared and j > 0:  # the first position's displacement, at every base
                             X[:, j] = base + (X[:, 0] - X[0, 0])
-                    logp = np.empty((n, len(alpha), model.V))
-                    reads = np.empty((n, len(alpha), C))
+                    logp, reads = [[None] * len(alpha) for _ in range(n)], [[None] * len(alpha) for _ in range(n)]
                     for k in range(len(alpha)):
-                        resid, logits = model.forward(windows[p], patch=(1, positions, X[k]))
+                        if hooks:
+                            cache, logits = model.run_with_hooks(windows[p], patch=(hooks[0], positions, X[k]))
+                            read = cache[hooks[1]]
+                        else:
+                            resid, logits = model.forward(windows[p], patch=(1, positions, X[k]))
+                            read = resid[2]
                         for j, q in enumerate(positions):
-                            logp[j, k] = log_softmax(logits[q])
-                            reads[j, k] = resid[2][q]
+                            logp[j][k] = log_softmax(logits[q])
+                            reads[j][k] = read[q]
+                    logp, reads = np.array(logp), np.array(reads)
                     per = [ref.metrics_of(logp[j], reads[j], windows[p][q + 1] if q + 1 < T else next_tokens[p],
                                           False) for j, q in enumerate(positions)]
                     for m in metrics:
@@ -173,6 +181,34 @@ if os.path.exists(os.path.join(shared, "gpt2", "vocab.json")):
 else:
     print("skip fit_positions = all with BOS: needs %s/gpt2 (PLATEAU_SHARED_DIR)" % shared)
 
+# 3c. whole contexts at mid-block hooks (Lee & Heimersheim's `--hook_loc z`): attn.hook_z of a Gemma 2
+#     whose z (4 heads x 16 = 64) is wider than its residual (32), every position, mu/Sigma over every
+#     position at the hook with the ridge, read after the final norm; GPT-2's hook_mlp_out on a range
+#     with one shared direction. numpy replaces TL's hook at every listed position in one forward.
+import ref_models  # noqa: E402
+gemma = os.path.join(d, "gemma2")
+r = sl.subprocess.run([sl.BIN, "synth", gemma, "--family", "gemma2", "--layers", "2", "--embd", "32", "--heads", "4",
+                       "--kv-heads", "2", "--head-dim", "16", "--ctx", "32", "--vocab", str(V), "--seed", "2",
+                       "--tied", "--force"], capture_output=True, text=True)
+if r.returncode != 0:
+    sl.fail("synth gemma2: " + r.stderr)
+MID_RUNS = []
+for label, mdir, hook, read_hook, over, (first, n, shared) in (
+        ("gemma2 blocks.0.attn.hook_z (64 wide), position = all, fit_positions = all, ridge 0.01, read "
+         "ln_final.hook_normalized", gemma, "blocks.0.attn.hook_z", "ln_final.hook_normalized",
+         dict(perturb__position="all", perturb__fit_positions="all", perturb__sigma_ridge=0.01), (0, T, False)),
+        ("gpt2 blocks.0.hook_mlp_out, position = 2:-1, shared, read blocks.1.hook_resid_post", model_dir,
+         "blocks.0.hook_mlp_out", "blocks.1.hook_resid_post",
+         dict(perturb__position="2:-1", perturb__per_position="shared", perturb__bases="real"), (2, T - 3, True))):
+    mref = ref_models.load(mdir)
+    acts = np.array([mref.run_with_hooks(list(map(int, w)))[0][hook] for w in WINDOWS])
+    f, ini_mid, out_mid = run("mid-" + hook.replace(".", "-"), model__path=mdir, perturb__hook=hook,
+                              readout__read_hook=read_hook, readout__metrics="kl, l2, cosine", **over)
+    check_contexts(label, f, first, n, shared, "fit_positions" in over, over.get("perturb__sigma_ridge", 0.0),
+                   metrics=("kl", "l2", "cosine"), world=(mref, WINDOWS, NEXT_TOKENS, acts, 0),
+                   hooks=(hook, read_hook))
+    MID_RUNS.append((label, ini_mid, out_mid))
+
 # 4. 1 vs 2 ranks, bitwise
 if sl.shutil.which("mpirun"):
     out2 = os.path.join(d, "all-mpi2.nc")
@@ -183,6 +219,15 @@ if sl.shutil.which("mpirun"):
     if bad:
         sl.fail("whole contexts: 2 ranks differ from 1 process in %s" % bad)
     print("ok whole contexts: 2 ranks bitwise identical to 1 process")
+    label, ini_mid, out_mid = MID_RUNS[0]
+    out2 = os.path.join(d, "mid-mpi2.nc")
+    r = sl.run([ini_mid, "--quiet", "-o", out2], mpi=2)
+    if r.returncode != 0:
+        sl.fail("%s, 2 ranks: %s" % (label, r.stderr))
+    bad = sl.same_bits(out_mid, out2)
+    if bad:
+        sl.fail("%s: 2 ranks differ from 1 process in %s" % (label, bad))
+    print("ok %s: 2 ranks bitwise identical to 1 process" % label)
 else:
     print("skip 1 vs 2 ranks: mpirun not found")
 

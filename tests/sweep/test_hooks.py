@@ -97,11 +97,8 @@ refusals = [(neox, {"perturb__hook": "blocks.1.hook_resid_mid"}, ["[perturb] hoo
             (gemma, {"perturb__hook": "blocks.0.attn.hook_z", "perturb__residual_basis": "centered"},
              ["residual_basis", "blocks.0.attn.hook_z"]),
             (gpt2, {"perturb__hook": "blocks.0.hook_mlp_in"}, ["[perturb] hook", "blocks.0.hook_mlp_in"]),
-            # whole contexts, the fit over every position and the Fisher metric run at residual hooks only
-            (gpt2, {"perturb__hook": "blocks.1.attn.hook_z", "perturb__position": "all"},
-             ["[perturb] position", "blocks.1.attn.hook_z", "residual hooks"]),
-            (gpt2, {"perturb__hook": "blocks.1.attn.hook_z", "perturb__fit_positions": "all"},
-             ["[perturb] fit_positions", "blocks.1.attn.hook_z", "residual hooks"]),
+            # the Fisher metric runs at residual hooks only (whole contexts and the fit over every
+            # position run at every hook: test_contexts.py)
             (gpt2, {"perturb__hook": "blocks.1.hook_mlp_out", "fisher__k": "2"},
              ["[fisher] k", "blocks.1.hook_mlp_out", "residual hook"])]
 for model, over, needles in refusals:
