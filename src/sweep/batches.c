@@ -315,34 +315,51 @@ static int eval_naive(const pl_sweep *sw, pl_unit_cache *cache, int n, const int
     return rc;
 }
 
+int pl_batch_runs_open(const pl_sweep *sw, int n, const int *group, const int *prompts, int G, pl_batch_runs *b)
+{
+    int T = sw->T, TE = sw->T_eval;
+    int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
+    *b = (pl_batch_runs){pl_calloc((size_t)G, sizeof(pl_run), "clean runs"),
+                         pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs"),
+                         pl_malloc(sizeof(int) * (size_t)n, "batch groups"), 0};
+    int rc = tokens && b->runs && b->cleans && b->group_rows ? PL_OK : PL_ERR;
+    for (int g = 0; rc == PL_OK && g < G; g++)
+        memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
+    if (rc == PL_OK)
+        rc = pl_forward_batch(sw->model, tokens, G, TE, b->runs);
+    free(tokens);
+    if (rc != PL_OK) {
+        pl_batch_runs_close(b);
+        return PL_ERR;
+    }
+    b->G = G;
+    for (int i = 0; i < n; i++) {
+        b->cleans[i] = &b->runs[group[i]];
+        b->group_rows[i] = sw->steps;
+    }
+    return PL_OK;
+}
+
+void pl_batch_runs_close(pl_batch_runs *b)
+{
+    for (int g = 0; g < b->G; g++)
+        pl_run_free(&b->runs[g]);
+    free(b->runs);
+    free(b->cleans);
+    free(b->group_rows);
+    *b = (pl_batch_runs){0};
+}
+
 /* The batch's rows through the fast path: one clean forward per distinct prompt (G of them, batched),
  * then every unit's S rows patched against its prompt's cached run. */
 static int eval_fast(const pl_sweep *sw, pl_unit_cache *cache, int n, const int *group, const int *prompts, int G)
 {
-    int T = sw->T, TE = sw->T_eval, S = sw->steps;
-    int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
-    pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
-    const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
-    int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
-    int rc = tokens && runs && cleans && group_rows ? PL_OK : PL_ERR;
-    for (int g = 0; rc == PL_OK && g < G; g++)
-        memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
+    pl_batch_runs b;
+    int rc = pl_batch_runs_open(sw, n, group, prompts, G, &b);
     if (rc == PL_OK)
-        rc = pl_forward_batch(sw->model, tokens, G, TE, runs);
-    if (rc == PL_OK) {
-        for (int i = 0; i < n; i++) {
-            cleans[i] = &runs[group[i]];
-            group_rows[i] = S;
-        }
-        rc = pl_patch_eval_groups_at(sw->model, cleans, group_rows, n, sw->hook, sw->pos, cache->X, cache->logits,
+        rc = pl_patch_eval_groups_at(sw->model, b.cleans, b.group_rows, n, sw->hook, sw->pos, cache->X, cache->logits,
                                      sw->read, cache->read);
-        for (int g = 0; g < G; g++)
-            pl_run_free(&runs[g]);
-    }
-    free(tokens);
-    free(runs);
-    free(cleans);
-    free(group_rows);
+    pl_batch_runs_close(&b);
     return rc;
 }
 

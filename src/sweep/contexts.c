@@ -45,30 +45,18 @@ static int context_steps(const pl_sweep *sw, pl_unit_id id, float *X, float *tmp
  * then every unit's S variants with all n_pos positions replaced. */
 static int context_eval(const pl_sweep *sw, pl_unit_cache *cache, int n, const int *group, const int *prompts, int G)
 {
-    int T = sw->T, TE = sw->T_eval, S = sw->steps;
-    int *tokens = pl_malloc(sizeof(int) * (size_t)G * TE, "batch prompts");
     int *positions = pl_malloc(sizeof(int) * (size_t)sw->n_pos, "perturbed positions");
-    pl_run *runs = pl_calloc((size_t)G, sizeof(pl_run), "clean runs");
-    const pl_run **cleans = pl_malloc(sizeof(pl_run *) * (size_t)n, "clean runs");
-    int *group_rows = pl_malloc(sizeof(int) * (size_t)n, "batch groups");
-    int rc = tokens && positions && runs && cleans && group_rows ? PL_OK : PL_ERR;
-    for (int g = 0; rc == PL_OK && g < G; g++)
-        memcpy(tokens + (size_t)g * TE, sw->tokens + (size_t)prompts[g] * T, sizeof(int) * TE);
-    for (int j = 0; rc == PL_OK && j < sw->n_pos; j++)
+    if (!positions)
+        return PL_ERR;
+    for (int j = 0; j < sw->n_pos; j++)
         positions[j] = sw->pos + j;
+    pl_batch_runs b;
+    int rc = pl_batch_runs_open(sw, n, group, prompts, G, &b);
     if (rc == PL_OK)
-        rc = pl_forward_batch(sw->model, tokens, G, TE, runs);
-    if (rc == PL_OK) {
-        for (int i = 0; i < n; i++) {
-            cleans[i] = &runs[group[i]];
-            group_rows[i] = S;
-        }
-        rc = pl_patch_eval_positions_at(sw->model, cleans, group_rows, n, sw->hook, positions, sw->n_pos, cache->X,
+        rc = pl_patch_eval_positions_at(sw->model, b.cleans, b.group_rows, n, sw->hook, positions, sw->n_pos, cache->X,
                                         cache->logits, sw->read, cache->read);
-        for (int g = 0; g < G; g++)
-            pl_run_free(&runs[g]);
-    }
-    free(tokens), free(positions), free(runs), free(cleans), free(group_rows);
+    pl_batch_runs_close(&b);
+    free(positions);
     return rc;
 }
 

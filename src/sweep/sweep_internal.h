@@ -202,6 +202,18 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
 /* The metrics O[NM, S] of unit U from finite inputs that are still not finite where they should be:
  * the batch fails ([run] nonfinite = error, PL_ERR_BAD_INPUT) or they become NaN (mark). */
 int pl_check_metric_values(const pl_sweep *sw, long u, float *o);
+/* A batch's clean runs and row groups, as the fast path takes them: the G distinct prompts PROMPTS[G]
+ * run forward together (their first T_eval tokens, one pl_forward_batch), unit i's S rows on the run of
+ * its prompt GROUP[i]. eval_fast (one position) and whole contexts build them alike. */
+typedef struct {
+    pl_run *runs;          /* [G] */
+    const pl_run **cleans; /* [n] unit i's clean run */
+    int *group_rows;       /* [n] steps each */
+    int G;
+} pl_batch_runs;
+/* On failure B holds nothing (closing it is still allowed). */
+int pl_batch_runs_open(const pl_sweep *sw, int n, const int *group, const int *prompts, int G, pl_batch_runs *b);
+void pl_batch_runs_close(pl_batch_runs *b);
 /* pl_batch_eval of a whole-context sweep (n_pos > 1; contexts.c): OUT[n_units, NM, steps], each metric
  * the mean over the perturbed positions. */
 int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);

@@ -50,9 +50,9 @@ for job in jobs:
     small = [] if name == "smoke" else ["--set", "data.n_prompts=4", "--set", "perturb.cov_prompts=30",
                                         "--set", grid]
     text = open(job).read()
-    hook = re.search(r"^hook\s*=\s*blocks\.(\d+)\.", text, re.M)
-    if hook and int(hook.group(1)) > 1 and "\n[sae]" not in text:  # deeper than the smoke model's 2 blocks
-        small += ["--set", "perturb.hook=blocks.1.hook_resid_pre"]
+    hook = re.search(r"^hook\s*=\s*blocks\.(\d+)\.(\S+)", text, re.M)
+    if hook and int(hook.group(1)) > 1 and "\n[sae]" not in text:  # deeper than the smoke model's 2 blocks:
+        small += ["--set", "perturb.hook=blocks.1." + hook.group(2)]  # block 1, the job's site (attn.hook_z ...)
     n_ctx = re.search(r"^n_ctx\s*=\s*(\d+)", text, re.M)
     if n_ctx and int(n_ctx.group(1)) > 32:  # longer than the smoke model's 32 positions
         small += ["--set", "data.n_ctx=16"]
