@@ -66,7 +66,8 @@ class TLHooks:
     TL's TransformerBlock.forward calls blocks.l.<site> (transformer_lens/components/transformer_block.py;
     attn.hook_z in abstract_attention.py; ln_final.hook_normalized, the final norm's x / scale before
     its weight and bias, in layer_norm.py / rms_norm.py). run_with_hooks records every hook of a forward,
-    and replaces one hook's activation at one position, as a TL forward hook would."""
+    and replaces one hook's activation at one position (or at a list of positions, each its own row of
+    the vector [P, W]: whole contexts), as a TL forward hook would."""
 
     hook_patch = None  # (layer, site, pos, vector)
     hook_cache = None  # {(layer, site): [T, W]} while recording
