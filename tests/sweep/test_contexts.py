@@ -177,6 +177,27 @@ if not np.array_equal(fm["activation"], act):
 print("ok positions = each: position coordinate, mean/median/count, alpha_at_threshold, its censored counts and "
       "pairs per position match numpy; positions = mean is their mean; activation(position, prompt, resid)")
 
+# 2c. the Python package: open_result opens a per-position result (xarray, its accessor), one position
+#     selected is an ordinary one-position result, and the scripts refuse it by name (exit 2)
+sys.path.insert(0, os.path.join(sl.SRC, "analysis"))
+from plateau_analysis import Result, open_result  # noqa: E402
+ds = open_result(out_each)
+if ds["kl"].dims[0] != "position" or ds.plateau.metrics != ["kl", "l2", "cosine", "ce_loss"]:
+    sl.fail("open_result: kl dims %s, metrics %s" % (ds["kl"].dims, ds.plateau.metrics))
+one = Result(out_each, ds.sel(position=3))
+got = one.array("kl_mean", ("base", "direction", "alpha"), 0)
+if not np.array_equal(got, f["kl_mean"][1]):
+    sl.fail("Result of position 3: kl_mean differs from the file's slice")
+for script in ("summary.py", "plot_curves.py"):
+    extra = ["-o", os.path.join(d, "each-figures")] if script == "plot_curves.py" else []
+    r = sl.subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", script), out_each] + extra,
+                          capture_output=True, text=True)
+    if r.returncode != 2 or "curves per position" not in r.stderr:
+        sl.fail("%s on a per-position result: exit %d: %s" % (script, r.returncode, r.stderr))
+ds.close()
+print("ok plateau_analysis: open_result opens a per-position result, .sel(position=N) is a one-position "
+      "result, summary.py and plot_curves.py refuse it by name")
+
 # 3. fit_positions and sigma_ridge on a one-position sweep: mu and Sigma stored against numpy's
 for fit_all, ridge in ((True, 0.0), (False, 0.5), (True, 0.01)):
     f, _, _ = run("fit", perturb__position=-2, perturb__fit_positions="all" if fit_all else "sweep",
