@@ -128,6 +128,7 @@ check_contexts("position = 2:-2, shared, fit_positions = sweep", f, 2, T - 4, Tr
 f, ini_each, out_each = run("each", perturb__position="2:-2", readout__positions="each", output__bootstrap=50,
                             output__activations="true", readout__thresholds="l2:0.5")
 check_contexts("position = 2:-2, positions = each", f, 2, T - 4, False, False, 0.0, each=True)
+f_each = f
 fm, _, _ = run("each-mean", perturb__position="2:-2", readout__positions="mean", output__bootstrap=50,
                output__activations="true", readout__thresholds="l2:0.5")
 if list(f["position"]) != list(range(2, T - 2)):
@@ -276,6 +277,22 @@ if sl.shutil.which("mpirun"):
     print("ok whole contexts (positions = mean and each): 2 ranks bitwise identical to 1 process")
 else:
     print("skip 1 vs 2 ranks: mpirun not found")
+
+# 4c. merge: two hooks of a per-position sweep stack along hook, position kept after it
+out_h0 = os.path.join(d, "each-h0.nc")
+r = sl.run([ini_each, "--quiet", "--set", "perturb.hook=blocks.0.hook_resid_post", "-o", out_h0])
+merged = os.path.join(d, "each-merged.nc")
+r2 = sl.subprocess.run([sl.BIN, "merge", merged, out_each, out_h0, "--force"], capture_output=True, text=True)
+if r.returncode != 0 or r2.returncode != 0:
+    sl.fail("merge of per-position results: %s %s" % (r.stderr, r2.stderr))
+fmg, fh0 = sl.variables(merged), sl.variables(out_h0)
+for v in ("kl", "kl_mean", "l2_alpha_at_threshold", "l2_alpha_at_threshold_n_pairs", "activation"):
+    for h, part in enumerate((f_each, fh0)):
+        if not np.array_equal(fmg[v][h], part[v], equal_nan=True):
+            sl.fail("merge: %s of hook %d differs from its input's" % (v, h))
+if list(fmg["position"]) != list(f_each["position"]) or open_result(merged)["kl"].dims[:2] != ("hook", "position"):
+    sl.fail("merge: position coordinate or kl's leading dimensions wrong")
+print("ok merge of per-position results: (hook, position, ...) slices equal their inputs'")
 
 # 5. bad values refused by name, exit 2
 ini, _ = config("bad")
