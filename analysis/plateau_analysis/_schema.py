@@ -936,9 +936,10 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                        {'name': 'n_positions',
                         'kind': 'int',
                         'description': 'perturbed positions position .. position + n_positions - 1, replaced '
-                                       'at once (1: one position; more: whole contexts, each curve the mean '
-                                       'over them of its metric, base_norm and direction_norm the first '
-                                       "position's)",
+                                       'at once (1: one position; more: whole contexts: [readout] positions '
+                                       '= mean, each curve the mean over them of its metric; = each, a '
+                                       'leading position dimension on every curve variable; base_norm and '
+                                       "direction_norm the first position's)",
                         'merge': 'shared',
                         'global_when_merged': 'always',
                         'merged_long_name': None,

@@ -248,7 +248,8 @@ const pl_schema_global PL_SCHEMA_GLOBALS[] = {
      NULL, NULL},
     {"n_positions", INT, RUN(n_positions),
      "perturbed positions position .. position + n_positions - 1, replaced at once (1: one position; more: whole "
-     "contexts, each curve the mean over them of its metric, base_norm and direction_norm the first position's)",
+     "contexts: [readout] positions = mean, each curve the mean over them of its metric; = each, a leading position "
+     "dimension on every curve variable; base_norm and direction_norm the first position's)",
      SHARED, 0, 0, NULL, NULL},
     {"residual_basis", TEXT, RUN(residual_basis), "raw or centered", SHARED, 0, 0, NULL, NULL},
     {"center_direction", BOOL, RUN(center_direction), "[perturb] center_direction", SHARED, 0, 0, NULL, NULL},
