@@ -547,6 +547,7 @@ def main(argv=None):
     formats = list(dict.fromkeys(a.format or ["png"]))
     try:
         res = Result(a.result)
+        res.one_curve_per_unit(SCRIPT)
         metrics = res.select_metrics(a.metric)
         if os.path.exists(a.outdir) and not os.path.isdir(a.outdir):
             raise ResultError(f"{a.outdir}: exists and is not a directory")

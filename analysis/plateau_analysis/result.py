@@ -10,7 +10,10 @@ one table in C (src/io/schema.c) that _schema.py is generated from: coordinates 
 m(base, direction, prompt, sample, alpha) when raw_curves = true, the aggregates m_median / m_mean /
 m_count (base, direction, alpha) and m_quantiles (quantile, base, direction, alpha), and per-curve
 scores m_<score> (base, direction, prompt, sample). A merged file puts a leading `hook` dimension
-on everything that varies with the hook. Variables this module does not know are left alone, and
+on everything that varies with the hook. A whole-context run with [readout] positions = each puts a
+leading `position` dimension (the absolute token positions; after `hook`) on every metric's
+variables: open_result opens it, and `ds.sel(position=N)` is then an ordinary one-position result
+(Result(path, ds.sel(position=N))); the scripts refuse it by name (Result.one_curve_per_unit). Variables this module does not know are left alone, and
 the ones it knows may be absent: the reader takes what the file has.
 
 Every problem with the file is a ResultError whose text names the file and what is wrong, so the
@@ -41,10 +44,16 @@ def _row(scope, name):
     return next(v for v in SCHEMA["variables"] if v["scope"] == scope and v["name"] == name)
 
 
-RAW_DIMS = tuple(_row("metric", "")["dims"].split())
-AGG_DIMS = tuple(_row("metric", "_median")["dims"].split())
-QUANT_DIMS = tuple(_row("metric", "_quantiles")["dims"].split())
-SCORE_DIMS = tuple(_row("metric_score", "")["dims"].split())
+def _dims(row):
+    """A row's dimensions without the optional leading `[position]` (whole contexts with [readout]
+    positions = each put a `position` dimension before all of a metric's)."""
+    return tuple(d for d in row["dims"].split() if d != "[position]")
+
+
+RAW_DIMS = _dims(_row("metric", ""))
+AGG_DIMS = _dims(_row("metric", "_median"))
+QUANT_DIMS = _dims(_row("metric", "_quantiles"))
+SCORE_DIMS = _dims(_row("metric_score", ""))
 # A metric's aggregates m_<suffix> (mean, median, quantiles, count): not scores.
 AGG_SUFFIXES = tuple(v["name"][1:] for v in SCHEMA["variables"] if v["scope"] == "metric" and v["name"])
 
@@ -253,6 +262,13 @@ class Result:
             if coord not in ds.variables:
                 raise ResultError(f"{path}: not a plateau result: coordinate '{coord}' is missing")
         self.merged = "hook" in ds.dims
+        # whole contexts, [readout] positions = each: the metrics' variables have a position dimension
+        self.positions = None
+        if "position" in ds.dims and any("position" in ds[v].dims for v in ds.data_vars
+                                          if any(v == m or v.startswith(m + "_") for m in METRICS)):
+            if "position" not in ds.variables:
+                raise ResultError(f"{path}: a 'position' dimension but no 'position' coordinate")
+            self.positions = [int(x) for x in np.asarray(ds["position"].values).reshape(-1)]
         self.alpha = np.asarray(ds["alpha"].values, dtype=np.float64).reshape(-1)
         if self.alpha.size < 2 or not np.all(np.isfinite(self.alpha)) or np.any(np.diff(self.alpha) <= 0):
             raise ResultError(f"{path}: coordinate 'alpha' must hold at least 2 increasing finite values")
@@ -309,7 +325,7 @@ class Result:
     # -- structure --------------------------------------------------------------------------------
 
     def _check_dims(self, name, dims):
-        want = (("hook",) if self.merged else ()) + tuple(dims)
+        want = (("hook",) if self.merged else ()) + (("position",) if self.positions else ()) + tuple(dims)
         have = tuple(self.ds[name].dims)
         if set(have) != set(want):
             raise ResultError(f"{self.path}: variable '{name}' has dimensions ({', '.join(have)}), "
@@ -319,7 +335,7 @@ class Result:
         """The per-curve scores of metric m in the file: the known ones in plateau's order, then any
         other m_<name> over (base, direction, prompt, sample)."""
         known = [s for s in SCORES if f"{m}_{s}" in self.ds.variables]
-        lead = {"hook"} if self.merged else set()
+        lead = ({"hook"} if self.merged else set()) | ({"position"} if self.positions else set())
         other = []
         for name in self.ds.data_vars:
             if not name.startswith(m + "_"):
@@ -331,6 +347,15 @@ class Result:
                     name.startswith(o + "_") and len(o) > len(m) for o in METRICS):
                 other.append(s)
         return known + sorted(other)
+
+    def one_curve_per_unit(self, tool):
+        """Refuse (ResultError naming the file) a result with curves per position: TOOL's figures and
+        tables take one curve per (base, direction, prompt, sample)."""
+        if self.positions:
+            raise ResultError(
+                f"{self.path}: curves per position ([readout] positions = each, positions "
+                f"{self.positions[0]}..{self.positions[-1]}): {tool} takes one curve per unit; select one in "
+                f"Python (open_result(path).sel(position=N)) or run with [readout] positions = mean")
 
     def select_metrics(self, wanted):
         """The file's metrics, or those of WANTED (a list, or None for all) in file order; a wanted

@@ -201,6 +201,7 @@ def main(argv=None):
         die(SCRIPT, "--alpha: expected finite numbers", EXIT_USAGE)
     try:
         res = Result(a.result)
+        res.one_curve_per_unit(SCRIPT)
         metrics = res.select_metrics(a.metric)
         if a.score:
             have = sorted({s for m in metrics for s in res.scores(m)})

@@ -70,6 +70,9 @@ typedef struct {
     int NB, ND, P, S, K, NM, T, Q, HB; /* bases, directions, prompts, samples, alphas, metrics, ctx, quantiles,
                                           histogram bins */
     int n_scores, n_comparisons, n_states;
+    int per_position;                  /* 1: every curve variable and all derived from it has a leading
+                                          position dimension of attrs.n_positions ([readout] positions = each;
+                                          the arrays below marked [NPC, ...] then hold n_positions slabs) */
     int C;                             /* resid length of activation/mu/sigma (and the vectors); 0: none stored */
     const double *alpha;               /* [K] */
     const char *alpha_long_name, *alpha_units, *step_mode;
@@ -84,16 +87,17 @@ typedef struct {
     int nl_fit_steps[2];
     const char *nl_rule;               /* [readout] nonlinearity_rule */
     double plateau_threshold, giglemiani_nl_tolerance;
-    /* curves: [P, NB, ND, S, NM, K] (the sweep's table, unit-major), NULL: no raw curves */
+    /* NPC: attrs.n_positions with per_position, else 1 (no position dimension)
+     * curves: [P, NB, ND, S, NM, NPC, K] (the sweep's table, unit-major), NULL: no raw curves */
     const float *curves;
-    const double *mean, *median;       /* [NM, NB, ND, K] */
-    const double *quant;               /* [NM, Q, NB, ND, K] */
-    const int *count;                  /* [NM, NB, ND, K] */
-    const double *score_values;        /* [NM, n_scores, NB, ND, P, S] */
-    const int *hist;                   /* [NM, n_scores, NB, ND, HB] */
-    const int *hist_outside;           /* [NM, n_scores, NB, ND] */
-    const int *n_censored;             /* [NM, n_scores, NB, ND] censored (+inf) scores per kind */
-    const pl_result_paired *paired;    /* [NM, n_scores, n_comparisons] */
+    const double *mean, *median;       /* [NM, NPC, NB, ND, K] */
+    const double *quant;               /* [NM, NPC, Q, NB, ND, K] */
+    const int *count;                  /* [NM, NPC, NB, ND, K] */
+    const double *score_values;        /* [NM, n_scores, NPC, NB, ND, P, S] */
+    const int *hist;                   /* [NM, n_scores, NPC, NB, ND, HB] */
+    const int *hist_outside;           /* [NM, n_scores, NPC, NB, ND] */
+    const int *n_censored;             /* [NM, n_scores, NPC, NB, ND] censored (+inf) scores per kind */
+    const pl_result_paired *paired;    /* [NM, n_scores, NPC, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
     /* the local geometry at the bases (issue 17; n_eigen 0: no eigenpairs; kl_rayleigh and fisher_trace
      * whenever n_eigen or n_optimum is set) */
@@ -129,7 +133,7 @@ typedef struct {
     const pl_result_state *states;     /* [n_states] */
     int sae_features;                  /* length of sae_feature_active_bases; 0: absent */
     const int *sae_feature_active_bases;
-    const float *activation;           /* [P, C] */
+    const float *activation;           /* [P, C]; whole contexts (attrs.n_positions > 1): [n_positions, P, C] */
     const double *mu, *sigma;          /* [C], [C, C], in residual_basis */
     pl_result_attrs attrs;
 } pl_result;

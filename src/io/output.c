@@ -62,18 +62,26 @@ static long dim_length(const pl_result *r, const char *name)
 {
     static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
                                         "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen",
-                                        "optimum", "other", "pc"};
+                                        "optimum", "other", "pc", "position"};
     const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C,
-                        r->n_eigen, r->n_optimum, r->n_other, r->n_pc};
+                        r->n_eigen, r->n_optimum, r->n_other, r->n_pc, r->attrs.n_positions};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return len[i];
     return -1;
 }
 
+/* Whether the activation has the position dimension: whole contexts store every perturbed position's. */
+static int activation_positions(const pl_result *r)
+{
+    return r->C > 0 && r->activation != NULL && r->attrs.n_positions > 1;
+}
+
 /* Whether R has what a row's `present` condition names. */
 static int present(const pl_result *r, const char *when)
 {
+    if (!strcmp(when, "positions"))
+        return r->per_position || activation_positions(r);
     if (!strcmp(when, "comparisons"))
         return r->n_comparisons > 0;
     if (!strcmp(when, "raw_curves"))
@@ -179,8 +187,14 @@ static int define_var(writer *w, const pl_schema_var *row, const char *name, con
     char dims_text[256], long_name[1024], units[128];
     snprintf(dims_text, sizeof dims_text, "%s", row->dims);
     int dims[8], nd = 0, var;
-    for (char *save, *t = strtok_r(dims_text, " ", &save); t && nd < 8; t = strtok_r(NULL, " ", &save))
+    for (char *save, *t = strtok_r(dims_text, " ", &save); t && nd < 8; t = strtok_r(NULL, " ", &save)) {
+        if (!strcmp(t, "[position]")) { /* the activation's, or the curves' with per_position */
+            if (!(strcmp(row->name, "activation") ? w->r->per_position : activation_positions(w->r)))
+                continue;
+            t = "position";
+        }
         NC_TRY(w, nc_inq_dimid(w->nc, t, &dims[nd++]), name);
+    }
     pl_schema_expand(row->long_name, KEYS, values, long_name, sizeof long_name);
     pl_schema_expand(row->units ? row->units : "", KEYS, values, units, sizeof units);
     NC_TRY(w, def_row(w->nc, row, name, nd, dims, long_name, units, &var), name);
@@ -422,6 +436,12 @@ static int put(writer *w, const char *name, const void *data)
     return PL_OK;
 }
 
+/* Curves per (unit, metric): the perturbed positions with per_position, else 1. */
+static int npc(const pl_result *r)
+{
+    return r->per_position ? r->attrs.n_positions : 1;
+}
+
 /* put of variable STEM SUFFIX */
 static int put2(writer *w, const char *stem, const char *suffix, const void *data)
 {
@@ -475,10 +495,10 @@ static int put_coordinates(writer *w, double *dbuf)
     return rc;
 }
 
-/* The paired comparisons of metric MI's score SC: one field of every comparison at a time. */
-static int put_paired(writer *w, const char *ms, const pl_result_paired *pp, double *dbuf, int *ibuf)
+/* The paired comparisons PP[NC] of one (metric, score) (NC: the comparisons, times the positions with
+ * per_position): one field of every comparison at a time. */
+static int put_paired(writer *w, const char *ms, const pl_result_paired *pp, int NC, double *dbuf, int *ibuf)
 {
-    int NC = w->r->n_comparisons;
     for (int c = 0; c < NC; c++)
         ibuf[c] = pp[c].n_pairs;
     if (put2(w, ms, "_n_pairs", ibuf) != PL_OK)
@@ -508,19 +528,20 @@ static int put_paired(writer *w, const char *ms, const pl_result_paired *pp, dou
     return PL_OK;
 }
 
-/* Metric MI's raw curves: the sweep's table [p, b, d, s, (m), k] as [b, d, p, s, k] in BUF. */
+/* Metric MI's raw curves: the sweep's table [p, b, d, s, (m), j, k] as [j, b, d, p, s, k] in BUF. */
 static int put_curves(writer *w, int mi, float *buf)
 {
     const pl_result *r = w->r;
-    int NB = r->NB, ND = r->ND, P = r->P, S = r->S, K = r->K;
-    for (int b = 0; b < NB; b++)
-        for (int d = 0; d < ND; d++)
-            for (int p = 0; p < P; p++)
-                for (int s = 0; s < S; s++) {
-                    long u = (((long)p * NB + b) * ND + d) * S + s;
-                    memcpy(buf + ((((size_t)b * ND + d) * P + p) * S + s) * K,
-                           r->curves + ((size_t)u * r->NM + mi) * K, sizeof(float) * K);
-                }
+    int NB = r->NB, ND = r->ND, P = r->P, S = r->S, K = r->K, NPC = npc(r);
+    for (int j = 0; j < NPC; j++)
+        for (int b = 0; b < NB; b++)
+            for (int d = 0; d < ND; d++)
+                for (int p = 0; p < P; p++)
+                    for (int s = 0; s < S; s++) {
+                        long u = (((long)p * NB + b) * ND + d) * S + s;
+                        memcpy(buf + (((((size_t)j * NB + b) * ND + d) * P + p) * S + s) * K,
+                               r->curves + (((size_t)u * r->NM + mi) * NPC + j) * K, sizeof(float) * K);
+                    }
     return put(w, r->metrics[mi].name, buf);
 }
 
@@ -529,8 +550,9 @@ static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
 {
     const pl_result *r = w->r;
     const char *m = r->metrics[mi].name;
-    int NSC = r->n_scores, NC = r->n_comparisons;
-    size_t n_stat = (size_t)r->NB * r->ND * r->K, n_bd = (size_t)r->NB * r->ND, n_kind = (size_t)r->P * r->S;
+    int NSC = r->n_scores, NC = r->n_comparisons, NPC = npc(r);
+    size_t n_stat = (size_t)NPC * r->NB * r->ND * r->K, n_bd = (size_t)NPC * r->NB * r->ND;
+    size_t n_kind = (size_t)r->P * r->S;
     if (r->curves && put_curves(w, mi, buf) != PL_OK)
         return PL_ERR;
     if (put2(w, m, "_mean", r->mean + mi * n_stat) != PL_OK || put2(w, m, "_median", r->median + mi * n_stat) != PL_OK ||
@@ -547,7 +569,7 @@ static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
             put2(w, ms, "_hist", r->hist + at * n_bd * r->HB) != PL_OK ||
             put2(w, ms, "_hist_outside", r->hist_outside + at * n_bd) != PL_OK ||
             put2(w, ms, "_n_censored", r->n_censored + at * n_bd) != PL_OK ||
-            (NC && put_paired(w, ms, r->paired + at * NC, dbuf, ibuf) != PL_OK))
+            (NC && put_paired(w, ms, r->paired + at * NPC * NC, NPC * NC, dbuf, ibuf) != PL_OK))
             return PL_ERR;
     }
     return PL_OK;
@@ -601,14 +623,19 @@ static int put_rest(writer *w)
 static int put_data(writer *w)
 {
     const pl_result *r = w->r;
-    int NC = r->n_comparisons, HB = r->HB;
-    size_t n_curve = (size_t)r->NB * r->ND * r->P * r->S * r->K;
+    int NC = r->n_comparisons * npc(r), HB = r->HB, NP = r->attrs.n_positions;
+    size_t n_curve = (size_t)npc(r) * r->NB * r->ND * r->P * r->S * r->K;
     float *buf = r->curves ? pl_malloc(sizeof(float) * (n_curve ? n_curve : 1), "output curves") : NULL;
     double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
-    int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC ? NC : 1), "output values");
+    int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC > NP ? NC : NP > 1 ? NP : 1), "output values");
     int rc = dbuf && ibuf && (buf || !r->curves) ? PL_OK : PL_ERR;
     if (rc == PL_OK)
         rc = put_coordinates(w, dbuf);
+    if (rc == PL_OK && present(r, "positions")) { /* absolute token positions */
+        for (int j = 0; j < NP; j++)
+            ibuf[j] = r->attrs.position + j;
+        rc = put(w, "position", ibuf);
+    }
     for (int mi = 0; mi < r->NM && rc == PL_OK; mi++)
         rc = put_metric(w, mi, buf, dbuf, ibuf);
     if (rc == PL_OK)

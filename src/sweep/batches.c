@@ -182,7 +182,7 @@ void pl_sweep_set_batches(pl_sweep *sw)
             sw->n_other = sw->S;
     sw->x_align = sw->n_pcs + sw->n_other ? sw->NX : 0;
     sw->NX += (sw->fisher_k + sw->n_opt) * (sw->n_other + sw->n_pcs);
-    sw->unit_floats = sw->NM * sw->steps + sw->NX;
+    sw->unit_floats = sw->NM * sw->NPC * sw->steps + sw->NX;
 }
 
 long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)

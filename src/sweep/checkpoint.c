@@ -6,7 +6,8 @@
  *   n_units u64, n_metrics u32, steps u32, config_len u64
  *   config text                     config_len bytes: the resolved config without run-only keys
  *   done[n_units]                   u8, 1 = the unit's curves are final
- *   curves[n_units, n_metrics, steps] float32 (0 where not done)
+ *   curves[n_units, n_metrics, NPC, steps] float32 (0 where not done; NPC: the perturbed positions with
+ *   [readout] positions = each, else 1)
  *   local[n_units, NX]              float32, only with [fisher] (NX > 0, fixed by the config): each
  *                                   unit's extras (kl_rayleigh, trace, eigenvalues; sweep_internal.h)
  *   sha256 of everything above      64 hex chars: a torn or foreign file is refused
@@ -62,7 +63,7 @@ int pl_checkpoint_bytes(const pl_results *r, const char *config_text, const char
     bytebuf b = {0};
     uint64_t n_units = (uint64_t)sw->n_units, clen = strlen(config_text);
     uint32_t nm = (uint32_t)sw->NM, steps = (uint32_t)sw->steps;
-    size_t table = (size_t)sw->n_units * sw->NM * sw->steps;
+    size_t table = (size_t)sw->n_units * sw->NM * sw->NPC * sw->steps;
     int rc = put(&b, MAGIC, 8);
     rc = rc ? rc : put(&b, model_sha256, 64);
     rc = rc ? rc : put(&b, data_sha256, 64);
@@ -172,7 +173,7 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
     p += clen;
     if (n_units != (uint64_t)sw->n_units || nm != (uint32_t)sw->NM || steps != (uint32_t)sw->steps)
         return pl_fail("checkpoint %s: corrupt (table shape)", path);
-    size_t table = (size_t)n_units * nm * steps;
+    size_t table = (size_t)n_units * nm * sw->NPC * steps;
     size_t extras = (size_t)n_units * sw->NX;
     if ((size_t)(p - buf) + n_units + sizeof(float) * (table + extras) + 64 != len)
         return pl_fail("checkpoint %s: corrupt (table size)", path);

@@ -361,8 +361,10 @@ static const key_def KEYS[] = {
             "final norm's weight and bias)"},
     {"readout", "positions", "mean", 1, KT_ENUM, OFF(read_positions), .names = &READ_POSITIONS,
      .doc = "several perturbed positions: `mean` (each metric is the mean over the perturbed "
-            "positions of its value there, one curve per unit) or `each` (a `position` dimension: one "
-            "curve per unit and position)"},
+            "positions of its value there, one curve per unit) or `each` (one curve per unit and "
+            "position, as Lee & Heimersheim's per-position KL: every curve variable, its statistics, "
+            "scores, histograms and paired comparisons get a leading `position` dimension, the "
+            "absolute token position; the statistics are per position)"},
     {"readout", "position", "perturbed", 1, KT_CUSTOM, .parse = parse_read_position, .print = print_read_position,
      .values = "`perturbed`, or a position: an integer in [-1000000, 1000000]",
      .doc = "position whose next-token distribution and `read_hook` residual are read: `perturbed` "
@@ -409,7 +411,8 @@ static const key_def KEYS[] = {
      .print = print_quantiles, .values = "comma-separated numbers in [0, 1], strictly increasing (at most 32)",
      .doc = "levels of `<metric>_quantiles` (strictly increasing, in [0, 1])"},
     {"output", "activations", "false", 1, KT_BOOL, OFF(activations),
-     .doc = "also store the real activations `activation(prompt, resid)`, `mu(resid)` and "
+     .doc = "also store the real activations `activation(prompt, resid)` (whole contexts: "
+            "`activation(position, prompt, resid)`, every perturbed position), `mu(resid)` and "
             "`sigma(resid, resid_col)` (in the residual basis), to build `file:` directions from"},
     {"output", "vectors", "false", 1, KT_BOOL, OFF(vectors),
      .doc = "with `[fisher] k` or the `optimized` kind: also store `fisher_eigenvector(prompt, base, sample, "
@@ -1607,11 +1610,6 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
                        "are read at every perturbed position; leave [readout] position at `perturbed`",
                        pl_sweep_config_origin(cfg, "readout", "position"), cfg->read_position,
                        pl_sweep_config_origin(cfg, "perturb", "position"));
-    if (n_pos > 1 && cfg->read_positions == PL_READ_POSITIONS_EACH)
-        return pl_fail("%s: [readout] positions = each with %d perturbed positions (%s): a curve per position "
-                       "needs a position dimension in the result file, which plateau does not write yet; use "
-                       "`mean`", pl_sweep_config_origin(cfg, "readout", "positions"), n_pos,
-                       pl_sweep_config_origin(cfg, "perturb", "position"));
     if ((pl_fisher_k(cfg) > 0 || pl_optimized_listed(cfg)) && (pl_hook_resid_index(*hook) < 0 || n_pos > 1)) {
         const char *section = cfg->fisher_k > 0 ? "fisher" : "perturb", *key = cfg->fisher_k > 0 ? "k" : "directions";
         return pl_fail("%s: [%s] %s: the Fisher metric and the `fisher` and `optimized` kinds take derivatives at one "
@@ -1619,11 +1617,6 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
                        "position%s", pl_sweep_config_origin(cfg, section, key), section, key, cfg->hook, n_pos,
                        n_pos == 1 ? "" : "s at once");
     }
-    if (n_pos > 1 && cfg->activations)
-        return pl_fail("%s: [output] activations = true with %d perturbed positions (%s): the result's "
-                       "`activation` holds one position per prompt; whole contexts do not store it yet",
-                       pl_sweep_config_origin(cfg, "output", "activations"), n_pos,
-                       pl_sweep_config_origin(cfg, "perturb", "position"));
     int q = cfg->read_position == PL_READ_AT_PERTURBED ? p
             : cfg->read_position < 0                   ? cfg->n_ctx + cfg->read_position
                                                        : cfg->read_position;

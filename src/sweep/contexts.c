@@ -9,8 +9,9 @@
  * a variant of the whole context: X[steps, n_pos, C] through pl_patch_eval_positions_at (any hook: a
  * residual one, or a mid-block one, attn.hook_z as Lee's `--hook_loc z`; the readout at a residual
  * hook or ln_final.hook_normalized, C_read wide); its metrics
- * are computed at every position against the unit's reference row there, then averaged over the
- * positions ([readout] positions = mean: one curve per unit).
+ * are computed at every position against the unit's reference row there, then kept per position
+ * ([readout] positions = each: NPC = n_pos curves per unit and metric, [NM, NPC, steps]) or averaged
+ * over the positions ([readout] positions = mean: one curve per unit).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -93,18 +94,19 @@ static int next_token_after(const pl_sweep *sw, int p, int q)
     return q + 1 < sw->T ? sw->tokens[(size_t)p * sw->T + q + 1] : sw->next_token[p];
 }
 
-/* Unit I's metrics O[NM, S]: at every perturbed position against its reference row there, then their
- * mean over the positions (a NaN at any position makes the mean NaN: nothing is dropped). BUF holds
+/* Unit I's curves O[NM, NPC, S]: its metrics at every perturbed position against its reference row
+ * there, each position's own ([readout] positions = each, NPC = n_pos) or their mean over the
+ * positions (NPC = 1; a NaN at any position makes the mean NaN: nothing is dropped). BUF holds
  * S * (V + C_read + C) + NM * S floats of scratch. */
 static int context_metrics(const pl_sweep *sw, pl_unit_cache *cache, long u, int i, float *buf, float *o)
 {
-    int S = sw->steps, C = sw->C, V = sw->V, NM = sw->NM;
+    int S = sw->steps, C = sw->C, V = sw->V, NM = sw->NM, each = sw->NPC > 1, rc = PL_OK;
     pl_unit_id id = pl_unit_decode(sw, u);
     float *lg = buf, *rd = lg + (size_t)S * V, *xs = rd + (size_t)S * sw->C_read, *oj = xs + (size_t)S * C;
     double *sum = calloc((size_t)NM * S, sizeof(double));
     if (!sum)
         return pl_fail("out of memory (position metrics)");
-    for (int j = 0; j < sw->n_pos; j++) {
+    for (int j = 0; j < sw->n_pos && rc == PL_OK; j++) {
         pl_unit_id site = pl_unit_at_position(sw, id, j);
         int bad = gather_position(sw, cache, i, j, lg, rd, xs);
         if (bad && !sw->cfg->nonfinite_mark) {
@@ -117,13 +119,21 @@ static int context_metrics(const pl_sweep *sw, pl_unit_cache *cache, long u, int
         }
         pl_unit_metrics(&sw->ex, lg, rd, xs, S, pl_unit_reference(&sw->ex, site),
                         next_token_after(sw, id.p, sw->pos + j), cache->scratch, oj);
-        for (size_t k = 0; k < (size_t)NM * S; k++)
-            sum[k] += bad ? NAN : oj[k];
+        if (each) { /* position j's own curves: checked as one position's, then at [mi, j, :] */
+            for (size_t k = 0; k < (size_t)NM * S && bad; k++)
+                oj[k] = NAN;
+            rc = pl_check_metric_values(sw, u, oj);
+            for (int mi = 0; mi < NM; mi++)
+                memcpy(o + ((size_t)mi * sw->NPC + j) * S, oj + (size_t)mi * S, sizeof(float) * S);
+        } else {
+            for (size_t k = 0; k < (size_t)NM * S; k++)
+                sum[k] += bad ? NAN : oj[k];
+        }
     }
-    for (size_t k = 0; k < (size_t)NM * S; k++)
+    for (size_t k = 0; k < (size_t)NM * S && !each; k++)
         o[k] = (float)(sum[k] / sw->n_pos);
     free(sum);
-    return pl_check_metric_values(sw, u, o);
+    return rc != PL_OK || each ? rc : pl_check_metric_values(sw, u, o);
 }
 
 int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
@@ -160,12 +170,12 @@ int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, flo
         rc = context_eval(sw, cache, n, group, prompts, G);
     free(group);
     for (int i = 0; i < n && rc == PL_OK; i++) {
-        float *o = out + (size_t)i * sw->NM * S;
+        float *o = out + (size_t)i * sw->unit_floats;
         int defined = 1; /* a unit without a direction at some position (e.g. sae_active) has NaN curves */
         for (int j = 0; j < sw->n_pos; j++)
             defined &= pl_unit_defined(&sw->ex, pl_unit_at_position(sw, pl_unit_decode(sw, first + i), j)) != 0;
         if (!defined) {
-            for (size_t k = 0; k < (size_t)sw->NM * S; k++)
+            for (size_t k = 0; k < (size_t)sw->NM * sw->NPC * S; k++)
                 o[k] = NAN;
             continue;
         }

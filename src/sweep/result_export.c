@@ -296,7 +296,7 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
         const pl_comparison *cp = &res->comparisons[c];
         e->comparisons[c] = (pl_result_comparison){cp->label, cp->b1, cp->d1, cp->b2, cp->d2};
     }
-    size_t n_paired = (size_t)sw->NM * PL_N_SCORES * res->n_comparisons;
+    size_t n_paired = (size_t)sw->NM * PL_N_SCORES * sw->NPC * res->n_comparisons;
     e->paired = pl_malloc(sizeof *e->paired * (n_paired ? n_paired : 1), "comparisons");
     if (!e->paired)
         return PL_ERR;
@@ -346,6 +346,16 @@ static int fill_arrays(const pl_results *res, pl_result_export *e)
     if (!e->mu || !e->sigma || !sw->sigma || basis_fit(sw, e->mu, e->sigma) != PL_OK)
         return PL_ERR;
     r->C = C, r->activation = sw->real_act, r->mu = e->mu, r->sigma = e->sigma;
+    if (sw->n_pos > 1) { /* real_act's sites [P, n_pos, C] as the file's [position, prompt, resid] */
+        e->activation = pl_malloc(sizeof(float) * (size_t)sw->n_pos * sw->P * C, "activations");
+        if (!e->activation)
+            return PL_ERR;
+        for (int p = 0; p < sw->P; p++)
+            for (int j = 0; j < sw->n_pos; j++)
+                memcpy(e->activation + ((size_t)j * sw->P + p) * C, sw->real_act + ((size_t)p * sw->n_pos + j) * C,
+                       sizeof(float) * C);
+        r->activation = e->activation;
+    }
     return PL_OK;
 }
 
@@ -356,7 +366,7 @@ int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_resu
     memset(e, 0, sizeof *e);
     pl_result *r = &e->r;
     r->NB = sw->NB, r->ND = sw->ND, r->P = sw->P, r->S = sw->S, r->K = sw->steps, r->NM = sw->NM, r->T = sw->T;
-    r->Q = cfg->n_quantiles, r->HB = cfg->histogram_bins;
+    r->Q = cfg->n_quantiles, r->HB = cfg->histogram_bins, r->per_position = sw->NPC > 1;
     r->n_scores = PL_N_SCORES, r->n_comparisons = res->n_comparisons;
     r->alpha = sw->alpha;
     alpha_meaning(cfg, e);
@@ -390,6 +400,7 @@ void pl_result_export_free(pl_result_export *e)
     free(e->norms);
     free(e->mu);
     free(e->sigma);
+    free(e->activation);
     memset(e, 0, sizeof *e);
 }
 

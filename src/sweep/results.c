@@ -13,7 +13,7 @@ int pl_results_init(pl_results *r, const pl_sweep *sw)
 {
     memset(r, 0, sizeof *r);
     r->sw = sw;
-    size_t per_unit = (size_t)sw->NM * sw->steps;
+    size_t per_unit = (size_t)sw->NM * sw->NPC * sw->steps;
     r->curves = pl_calloc((size_t)sw->n_units * per_unit, sizeof(float), "result table");
     r->done = pl_calloc((size_t)sw->n_units, 1, "completed units");
     if (sw->NX && !(r->local = pl_calloc((size_t)sw->n_units * sw->NX, sizeof(float), "local geometry table")))
@@ -99,16 +99,16 @@ static void list_comparisons(pl_results *r)
             }
 }
 
-/* The histograms of metric MI's score SC per (base, direction) from BASE[NB, ND, n_kind], and the
- * censored (+inf) scores they leave out. */
-static int score_histograms(pl_results *r, int mi, int sc, const double *base, size_t n_kind)
+/* The histograms of score SC per (base, direction) from BASE[NB, ND, n_kind], and the censored (+inf)
+ * scores they leave out, at SLAB (metric, score, position) of hist [.., NB, ND, HB] and its counts. */
+static int score_histograms(pl_results *r, size_t slab, int sc, const double *base, size_t n_kind)
 {
     const pl_sweep *sw = r->sw;
-    int NB = sw->NB, ND = sw->ND, HB = sw->cfg->histogram_bins, NSC = PL_N_SCORES;
+    int NB = sw->NB, ND = sw->ND, HB = sw->cfg->histogram_bins;
     double lo, hi;
     pl_score_range(sw, sc, &lo, &hi);
     for (int bd = 0; bd < NB * ND; bd++) {
-        size_t at = ((size_t)mi * NSC + sc) * NB * ND + bd;
+        size_t at = slab * NB * ND + bd;
         if (pl_histogram(base + (size_t)bd * n_kind, (int)n_kind, lo, hi, HB, r->hist + at * HB,
                          r->hist_outside + at) != PL_OK)
             return PL_ERR;
@@ -120,14 +120,87 @@ static int score_histograms(pl_results *r, int mi, int sc, const double *base, s
     return PL_OK;
 }
 
+/* Metric MI's per-curve scores and per-alpha statistics at curve position J (of NPC) from the curves:
+ * scores into r->scores [NM, NSC, NPC, NB, ND, P*S], mean, median, count [NM, NPC, NB, ND, K] and
+ * quantiles [NM, NPC, Q, NB, ND, K]. COLUMN[P*S], SCRATCH, QV[Q] and SC_OUT[NSC] are scratch. */
+static void position_statistics(pl_results *r, int mi, int j, float *column, double *scratch, double *qv,
+                                double *sc_out)
+{
+    const pl_sweep *sw = r->sw;
+    const pl_sweep_config *cfg = sw->cfg;
+    int NM = sw->NM, NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NSC = PL_N_SCORES;
+    int NPC = sw->NPC, Q = cfg->n_quantiles, m = cfg->metrics[mi];
+    size_t n_kind = (size_t)P * S;
+    pl_score_params sp = {cfg->onset_threshold, cfg->thresholds[m], cfg->nl_first, cfg->nl_last,
+                          cfg->nl_tolerance, cfg->nl_rule,
+                          m == PL_METRIC_L2 ? cfg->plateau_threshold : NAN, cfg->giglemiani_nl_tolerance};
+    for (int b = 0; b < NB; b++)
+        for (int d = 0; d < ND; d++) {
+            for (int p = 0; p < P; p++)
+                for (int s = 0; s < S; s++) {
+                    long u = (((long)p * NB + b) * ND + d) * S + s;
+                    pl_score_curve(r->curves + (((size_t)u * NM + mi) * NPC + j) * K, K, PL_METRICS[m].score_on,
+                                   scratch);
+                    pl_curve_scores(scratch, sw->alpha, K, &sp, sc_out);
+                    for (int sc = 0; sc < NSC && !kind_scored(sw, d); sc++)
+                        sc_out[sc] = NAN;
+                    for (int sc = 0; sc < NSC; sc++)
+                        r->scores[(((((size_t)mi * NSC + sc) * NPC + j) * NB + b) * ND + d) * n_kind +
+                                  (size_t)p * S + s] = sc_out[sc];
+                }
+            for (int k = 0; k < K; k++) {
+                for (int p = 0; p < P; p++)
+                    for (int s = 0; s < S; s++) {
+                        long u = (((long)p * NB + b) * ND + d) * S + s;
+                        column[(size_t)p * S + s] = r->curves[(((size_t)u * NM + mi) * NPC + j) * K + k];
+                    }
+                size_t at = ((((size_t)mi * NPC + j) * NB + b) * ND + d) * K + k;
+                pl_describe(column, (int)n_kind, cfg->quantiles, Q, scratch, &r->mean[at], &r->median[at], qv,
+                            &r->count[at]);
+                for (int q = 0; q < Q; q++)
+                    r->quant[(((((size_t)mi * NPC + j) * Q + q) * NB + b) * ND + d) * K + k] = qv[q];
+            }
+        }
+}
+
+/* Every (prompt, sample) statistic of metric MI's scores at curve position J: the histograms and
+ * censored counts per kind, and the paired comparisons [NM, NSC, NPC, NC]. */
+static int position_comparisons(pl_results *r, int mi, int j)
+{
+    const pl_sweep *sw = r->sw;
+    const pl_sweep_config *cfg = sw->cfg;
+    int NB = sw->NB, ND = sw->ND, NSC = PL_N_SCORES, NPC = sw->NPC, NC = r->n_comparisons, rc = PL_OK;
+    int m = cfg->metrics[mi];
+    size_t n_kind = (size_t)sw->P * sw->S;
+    for (int sc = 0; sc < NSC && rc == PL_OK; sc++) {
+        size_t slab = ((size_t)mi * NSC + sc) * NPC + j; /* (metric, score, position) */
+        const double *base = r->scores + slab * NB * ND * n_kind;
+        rc = score_histograms(r, slab, sc, base, n_kind);
+        for (int c = 0; c < NC && rc == PL_OK; c++) {
+            const pl_comparison *cp = &r->comparisons[c];
+            char key[256];
+            /* one position's key is the one-position run's: its bootstrap draws stay the same bits */
+            if (NPC > 1)
+                snprintf(key, sizeof key, "%s|%s|%s|position %d", PL_METRICS[m].name, PL_SCORES[sc].name,
+                         cp->label, sw->pos + j);
+            else
+                snprintf(key, sizeof key, "%s|%s|%s", PL_METRICS[m].name, PL_SCORES[sc].name, cp->label);
+            rc = pl_paired_compare(base + ((size_t)cp->b1 * ND + cp->d1) * n_kind,
+                                   base + ((size_t)cp->b2 * ND + cp->d2) * n_kind, (int)n_kind, cfg->bootstrap,
+                                   cfg->seed, pl_hash_label(key), &r->paired[slab * NC + c]);
+        }
+    }
+    return rc;
+}
+
 int pl_results_finish(pl_results *r)
 {
     const pl_sweep *sw = r->sw;
     const pl_sweep_config *cfg = sw->cfg;
     int NM = sw->NM, NB = sw->NB, ND = sw->ND, P = sw->P, S = sw->S, K = sw->steps, NSC = PL_N_SCORES;
-    int Q = cfg->n_quantiles, HB = cfg->histogram_bins;
-    size_t n_stat = (size_t)NM * NB * ND * K, n_kind = (size_t)P * S;
-    size_t n_score = (size_t)NM * NSC * NB * ND * n_kind;
+    int Q = cfg->n_quantiles, HB = cfg->histogram_bins, NPC = sw->NPC;
+    size_t n_stat = (size_t)NM * NPC * NB * ND * K, n_kind = (size_t)P * S;
+    size_t n_score = (size_t)NM * NSC * NPC * NB * ND * n_kind, n_kinds = (size_t)NM * NSC * NPC * NB * ND;
     list_comparisons(r);
     int NC = r->n_comparisons;
     r->mean = pl_malloc(sizeof(double) * n_stat, "means");
@@ -135,10 +208,10 @@ int pl_results_finish(pl_results *r)
     r->quant = pl_malloc(sizeof(double) * n_stat * (Q ? Q : 1), "quantiles");
     r->count = pl_malloc(sizeof(int) * n_stat, "counts");
     r->scores = pl_malloc(sizeof(double) * n_score, "scores");
-    r->paired = pl_malloc(sizeof(pl_paired) * (size_t)NM * NSC * (NC ? NC : 1), "comparisons");
-    r->hist = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND * HB, "histograms");
-    r->hist_outside = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND, "histograms");
-    r->n_censored = pl_malloc(sizeof(int) * (size_t)NM * NSC * NB * ND, "histograms");
+    r->paired = pl_malloc(sizeof(pl_paired) * (size_t)NM * NSC * NPC * (NC ? NC : 1), "comparisons");
+    r->hist = pl_malloc(sizeof(int) * n_kinds * HB, "histograms");
+    r->hist_outside = pl_malloc(sizeof(int) * n_kinds, "histograms");
+    r->n_censored = pl_malloc(sizeof(int) * n_kinds, "histograms");
     float *column = pl_malloc(sizeof(float) * n_kind, "statistics column");
     double *scratch = pl_malloc(sizeof(double) * (n_kind > (size_t)K ? n_kind : (size_t)K), "statistics scratch");
     double *qv = pl_malloc(sizeof(double) * (Q ? Q : 1), "quantile values");
@@ -148,49 +221,11 @@ int pl_results_finish(pl_results *r)
         !r->hist_outside || !r->n_censored || !column || !scratch || !qv || !sc_out)
         rc = PL_ERR;
     for (int mi = 0; mi < NM && rc == PL_OK; mi++) {
-        int m = cfg->metrics[mi];
-        pl_score_params sp = {cfg->onset_threshold, cfg->thresholds[m], cfg->nl_first, cfg->nl_last,
-                              cfg->nl_tolerance, cfg->nl_rule,
-                              m == PL_METRIC_L2 ? cfg->plateau_threshold : NAN, cfg->giglemiani_nl_tolerance};
         for (int sc = 0; sc < NSC; sc++)
-            r->has_score[mi][sc] = pl_sweep_has_score(cfg, m, sc);
-        for (int b = 0; b < NB; b++)
-            for (int d = 0; d < ND; d++) {
-                for (int p = 0; p < P; p++)
-                    for (int s = 0; s < S; s++) {
-                        long u = (((long)p * NB + b) * ND + d) * S + s;
-                        pl_score_curve(r->curves + ((size_t)u * NM + mi) * K, K, PL_METRICS[m].score_on, scratch);
-                        pl_curve_scores(scratch, sw->alpha, K, &sp, sc_out);
-                        for (int sc = 0; sc < NSC && !kind_scored(sw, d); sc++)
-                            sc_out[sc] = NAN;
-                        for (int sc = 0; sc < NSC; sc++)
-                            r->scores[((((size_t)mi * NSC + sc) * NB + b) * ND + d) * n_kind + (size_t)p * S + s] =
-                                sc_out[sc];
-                    }
-                for (int k = 0; k < K; k++) {
-                    for (int p = 0; p < P; p++)
-                        for (int s = 0; s < S; s++) {
-                            long u = (((long)p * NB + b) * ND + d) * S + s;
-                            column[(size_t)p * S + s] = r->curves[((size_t)u * NM + mi) * K + k];
-                        }
-                    size_t at = (((size_t)mi * NB + b) * ND + d) * K + k;
-                    pl_describe(column, (int)n_kind, cfg->quantiles, Q, scratch, &r->mean[at], &r->median[at], qv,
-                                &r->count[at]);
-                    for (int q = 0; q < Q; q++)
-                        r->quant[((((size_t)mi * Q + q) * NB + b) * ND + d) * K + k] = qv[q];
-                }
-            }
-        for (int sc = 0; sc < NSC && rc == PL_OK; sc++) {
-            const double *base = r->scores + ((size_t)mi * NSC + sc) * NB * ND * n_kind;
-            rc = score_histograms(r, mi, sc, base, n_kind);
-            for (int c = 0; c < NC && rc == PL_OK; c++) {
-                const pl_comparison *cp = &r->comparisons[c];
-                char key[256];
-                snprintf(key, sizeof key, "%s|%s|%s", PL_METRICS[m].name, PL_SCORES[sc].name, cp->label);
-                rc = pl_paired_compare(base + ((size_t)cp->b1 * ND + cp->d1) * n_kind,
-                                       base + ((size_t)cp->b2 * ND + cp->d2) * n_kind, (int)n_kind, cfg->bootstrap,
-                                       cfg->seed, pl_hash_label(key), &r->paired[((size_t)mi * NSC + sc) * NC + c]);
-            }
+            r->has_score[mi][sc] = pl_sweep_has_score(cfg, cfg->metrics[mi], sc);
+        for (int j = 0; j < NPC && rc == PL_OK; j++) {
+            position_statistics(r, mi, j, column, scratch, qv, sc_out);
+            rc = position_comparisons(r, mi, j);
         }
     }
     free(column), free(scratch), free(qv), free(sc_out);

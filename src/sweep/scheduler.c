@@ -636,6 +636,7 @@ static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_
         sw->n_pos = 1;
     if (sw->n_pos > 1) /* whole contexts: read at every perturbed position, the last one last */
         sw->read_pos = sw->pos + sw->n_pos - 1;
+    sw->NPC = sw->n_pos > 1 && cfg->read_positions == PL_READ_POSITIONS_EACH ? sw->n_pos : 1;
     /* the setup gathers the perturbed position alone, or (whole contexts, fit_positions = all) every one */
     int one = sw->n_pos == 1 && cfg->fit_positions == PL_FIT_POSITIONS_SWEEP;
     sw->act_first = one ? sw->pos : 0;
@@ -1173,7 +1174,7 @@ static int dry_size(const pl_sweep *sw, const pl_model_info *mc, int cov_prompts
     pl_batch_first_unit(sw, 0, &n_first);
     z->rows = (double)n_first * sw->steps;
     z->cal_rows = (double)n_first * calibration_steps(sw, n_first);
-    z->curves = 4.0 * sw->n_units * sw->NM * sw->steps;
+    z->curves = 4.0 * sw->n_units * sw->NM * sw->NPC * sw->steps;
     z->fit = 4.0 * (sw->P + cov_prompts) * sw->C + 4 * 8.0 * sw->C * sw->C;
     double per_rank = 4.0 * mc->n_params + batch_row_bytes(sw, mc, z->rows);
     return check_memory(per_rank, per_rank + 3 * z->curves + z->fit, z->curves);
@@ -1675,7 +1676,7 @@ static void progress(master *ms, int final)
             100.0 * ms->res.n_done / st->sw.n_units, evals_per_second(ms), eta);
 }
 
-/* Record batch B's curves (CURVES[n_units, unit_floats]: each unit's [NM, steps], then its NX extras); units already done (a resumed run) keep
+/* Record batch B's curves (CURVES[n_units, unit_floats]: each unit's [NM, NPC, steps], then its NX extras); units already done (a resumed run) keep
  * their values, which are the same bits. */
 static void store_result(master *ms, long b, const float *curves)
 {
@@ -1684,7 +1685,7 @@ static void store_result(master *ms, long b, const float *curves)
         return;
     int n;
     long first = pl_batch_first_unit(sw, b, &n);
-    size_t per = (size_t)sw->NM * sw->steps;
+    size_t per = (size_t)sw->NM * sw->NPC * sw->steps;
     for (int i = 0; i < n; i++) {
         long u = first + i;
         if (ms->res.done[u])

@@ -54,6 +54,8 @@ typedef struct pl_sweep {
     int pos;
     int read_pos;       /* readout position (>= pos): logits and read_hook are read there */
     int n_pos;          /* perturbed positions pos..pos+n_pos-1, all at once (whole contexts: n_pos > 1) */
+    int NPC;            /* curves per (unit, metric): n_pos with [readout] positions = each, else 1 (their
+                         * mean, or one position); a unit's curves are [NM, NPC, steps] */
     int act_first, act_count; /* positions of each prompt whose activations the setup gathers */
     int T_eval;         /* read_pos + 1: a unit runs the prompt's first T_eval tokens (causality) */
     int P, S, NB, ND, NM, steps;
@@ -93,7 +95,7 @@ typedef struct pl_sweep {
                          * not listed, or no local geometry) */
     int x_align;        /* offset of the |cos| with real_other and Sigma's PCs (0: none): per eigenvector
                          * then per optimum, n_other real_other |cos| then n_pcs PC |cos| */
-    int unit_floats;    /* a unit's floats in a batch's output: NM * steps + NX */
+    int unit_floats;    /* a unit's floats in a batch's output: NM * NPC * steps + NX */
 } pl_sweep;
 
 static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
@@ -214,8 +216,9 @@ typedef struct {
 /* On failure B holds nothing (closing it is still allowed). */
 int pl_batch_runs_open(const pl_sweep *sw, int n, const int *group, const int *prompts, int G, pl_batch_runs *b);
 void pl_batch_runs_close(pl_batch_runs *b);
-/* pl_batch_eval of a whole-context sweep (n_pos > 1; contexts.c): OUT[n_units, NM, steps], each metric
- * the mean over the perturbed positions. */
+/* pl_batch_eval of a whole-context sweep (n_pos > 1; contexts.c): OUT[n_units, unit_floats], each
+ * unit's curves [NM, NPC, steps]: every perturbed position's ([readout] positions = each) or their
+ * mean (NPC = 1). */
 int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out);
 /* "unit 7 (prompt 1, base real, direction cov_random, sample 0)" */
 void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size);
@@ -253,21 +256,22 @@ typedef struct {
 
 typedef struct {
     const pl_sweep *sw;
-    float *curves;     /* [n_units, NM, steps]: the full table */
+    float *curves;     /* [n_units, NM, NPC, steps]: the full table */
     unsigned char *done; /* [n_units] */
     float *local;      /* [n_units, NX]: each unit's extras (PL_LOCAL_*), NULL without [fisher] */
     long n_done;
     /* derived (pl_results_finish), all (base, direction, ...) in config order */
-    double *mean, *median, *quant; /* [NM][NB, ND, steps]; quant [NM][Q, NB, ND, steps] */
-    int *count;                    /* [NM][NB, ND, steps] */
-    double *scores;                /* [NM][PL_N_SCORES][NB, ND, P, S] (float64: onsets are alpha values) */
+    /* NPC: sw->NPC, the curve positions ([readout] positions = each: n_pos; else 1) */
+    double *mean, *median, *quant; /* [NM][NPC, NB, ND, steps]; quant [NM][NPC, Q, NB, ND, steps] */
+    int *count;                    /* [NM][NPC, NB, ND, steps] */
+    double *scores;                /* [NM][PL_N_SCORES][NPC, NB, ND, P, S] (float64: onsets are alpha values) */
     int has_score[PL_N_METRICS][PL_N_SCORES]; /* by metric index: alpha_at_threshold needs a threshold */
     int n_comparisons;
     pl_comparison comparisons[PL_MAX_COMPARISONS];
-    pl_paired *paired;             /* [NM][PL_N_SCORES][n_comparisons] */
-    int *hist;                     /* [NM][PL_N_SCORES][NB, ND, bins] */
-    int *hist_outside;             /* [NM][PL_N_SCORES][NB, ND] */
-    int *n_censored;               /* [NM][PL_N_SCORES][NB, ND] censored (+inf) scores per kind */
+    pl_paired *paired;             /* [NM][PL_N_SCORES][NPC, n_comparisons] */
+    int *hist;                     /* [NM][PL_N_SCORES][NPC, NB, ND, bins] */
+    int *hist_outside;             /* [NM][PL_N_SCORES][NPC, NB, ND] */
+    int *n_censored;               /* [NM][PL_N_SCORES][NPC, NB, ND] censored (+inf) scores per kind */
 } pl_results;
 
 /* 1 when metric M (PL_METRIC_*) has score SC: alpha_at_threshold needs a threshold, plateau_length is
@@ -337,6 +341,7 @@ typedef struct {
     int *local_int;             /* optimum_iterations, optimum_distinct */
     double *align;              /* the |cos| with real_other and Sigma's PCs (local_align) */
     float *vectors;             /* fisher_eigenvector then optimum_direction ([output] vectors) */
+    float *activation;          /* whole contexts: real_act as [n_pos, P, C] (the file's position-major order) */
 } pl_result_export;
 
 /* Fill *E from the finished results R and the run's META (rank 0). Free with pl_result_export_free. */

@@ -103,7 +103,10 @@ def check_file(path, merged):
                 want = TYPES[row["type"]]
                 if (var.dtype == str) != (want is str) or (want is not str and var.dtype != want):
                     continue
-                if dims is not None and list(var.dimensions) != lead + dims:
+                # "[position]": a leading position dimension when the file has one (whole contexts)
+                opt = [d for d in dims if d != "[position]"] if dims is not None else None
+                pos = ["position"] + opt if dims is not None and "[position]" in dims else None
+                if dims is not None and list(var.dimensions) not in (lead + opt, lead + (pos or opt)):
                     continue
                 found = True
                 break
@@ -126,6 +129,26 @@ def check_file(path, merged):
 for path in outs:
     check_file(path, False)
 check_file(merged, True)
+
+# whole contexts (issue 18): positions = each puts the leading position dimension on every metric
+# variable; positions = mean on the activation only
+for positions in ("each", "mean"):
+    out = os.path.join(d, "ctx-%s.nc" % positions)
+    cfg = sl.base_config(model, data, out, perturb__hook="blocks.1.hook_resid_pre", data__n_prompts=4,
+                         perturb__steps=5, perturb__n_directions=1, output__bootstrap=20, perturb__position="2:5",
+                         readout__positions=positions, perturb__directions="real_other, cov_random",
+                         output__activations="true", output__raw_curves="true", readout__thresholds="kl:0.01",
+                         output__quantiles="0.1, 0.9")
+    r = sl.run([sl.write_ini(os.path.join(d, "ctx-%s.ini" % positions), cfg), "--quiet"])
+    if r.returncode != 0:
+        sl.fail("whole-context run: " + r.stderr)
+    check_file(out, False)
+    with netCDF4.Dataset(out) as ds:
+        if list(ds["position"][:]) != [2, 3, 4] or ds["activation"].dimensions[0] != "position" or (
+                (ds["kl"].dimensions[0] == "position") != (positions == "each")):
+            sl.fail("positions = %s: position %r, activation %s, kl %s" % (positions, list(ds["position"][:]),
+                                                                         ds["activation"].dimensions,
+                                                                         ds["kl"].dimensions))
 
 
 # merge checks each input's hook attribute against its own config. The file is rewritten whole
@@ -160,4 +183,5 @@ if r.returncode != 0:
 with netCDF4.Dataset(os.path.join(d, "m3.nc")) as ds:
     if list(ds["hook"][:]) != ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]:
         sl.fail("merged hooks %r" % list(ds["hook"][:]))
-print("ok: schema dump = _schema.py; every variable and attribute of a run and a merge described; hook attribute checked")
+print("ok: schema dump = _schema.py; every variable and attribute of a run, a merge and whole-context runs "
+      "(positions = each, mean) described; hook attribute checked")

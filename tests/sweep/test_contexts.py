@@ -2,11 +2,13 @@
 scripts/sensitive_direction.py): [perturb] position = A:B | all perturbs every listed position of a
 prompt at once, every position moved by the same alpha, each with its own direction of the unit's kind
 (per_position = own) or the first position's displacement (shared); [readout] positions = mean reads
-every perturbed position and averages. Checked against an independent numpy re-derivation
+every perturbed position and averages, = each keeps every position's curve (a leading position
+dimension on every curve variable and its statistics). Checked against an independent numpy re-derivation
 (reference.py, ref_gpt2.py): the sites' activations, mu and Sigma from the sweep's positions or every
 position (fit_positions) with sigma_ridge on the diagonal, the keyed bases and directions per site,
 one patched forward per step with every position replaced, the metrics at every position and their
-mean. Also: fit_positions and sigma_ridge on a one-position sweep against numpy's mu and Sigma; 1
+mean, or each position's; the per-position statistics (mean, median, count, a threshold score, its
+censored counts and pairs) against numpy, mean = the mean of each. Also: fit_positions and sigma_ridge on a one-position sweep against numpy's mu and Sigma; 1
 vs 2 ranks bitwise; bad values refused by name (exit 2)."""
 import os
 import sys
@@ -61,8 +63,8 @@ def fit_of(rows, ridge):
 
 
 def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l2", "cosine", "ce_loss"), world=None,
-                   hooks=None):
-    """WORLD: (model, prompts' tokens, next tokens, activations [prompt, T, C] at resid 1 (or at HOOKS'
+                   hooks=None, each=False):
+    """EACH: [readout] positions = each, every position's curve compared (f[m][position, ...]). WORLD: (model, prompts' tokens, next tokens, activations [prompt, T, C] at resid 1 (or at HOOKS'
     first), first position fit_positions = all fits: 1 after a BOS), by default this file's BOS-less one.
     HOOKS: (hook, read_hook) by TransformerLens's names, patched and read through the reference's
     run_with_hooks (all listed positions replaced in one forward); None: resid 1 and resid 2."""
@@ -102,16 +104,20 @@ def check_contexts(label, f, first, n, shared, fit_all, ridge, metrics=("kl", "l
                     per = [ref.metrics_of(logp[j], reads[j], windows[p][q + 1] if q + 1 < T else next_tokens[p],
                                           False) for j, q in enumerate(positions)]
                     for m in metrics:
-                        want = np.mean([pm[m] for pm in per], axis=0)
-                        got = f[m][bi, di, p, s].astype(np.float64)
-                        scale = 1.0 if m == "cosine" else max(np.abs(want).max(), 1e-6)
-                        err = np.abs(got - want).max() / scale
-                        worst[m] = max(worst.get(m, 0.0), err)
-                        if not err <= (1e-5 if m != "cosine" else 1e-6):
-                            sl.fail("%s: prompt %d %s %s sample %d: %s differs by %.3g\nwant %s\ngot  %s"
-                                    % (label, p, b, dn, s, m, err, want, got))
-    print("ok %s: every curve (mean over positions %d..%d) within %s of numpy's"
-          % (label, first, first + n - 1, ", ".join("%s %.2g" % kv for kv in worst.items())))
+                        pairs = ([(np.mean([pm[m] for pm in per], axis=0), f[m][bi, di, p, s], "mean")] if not each
+                                 else [(per[j][m], f[m][j, bi, di, p, s], "position %d" % q)
+                                       for j, q in enumerate(positions)])
+                        for want, got, where in pairs:
+                            got = got.astype(np.float64)
+                            scale = 1.0 if m == "cosine" else max(np.abs(want).max(), 1e-6)
+                            err = np.abs(got - want).max() / scale
+                            worst[m] = max(worst.get(m, 0.0), err)
+                            if not err <= (1e-5 if m != "cosine" else 1e-6):
+                                sl.fail("%s: prompt %d %s %s sample %d, %s: %s differs by %.3g\nwant %s\ngot  %s"
+                                        % (label, p, b, dn, s, where, m, err, want, got))
+    print("ok %s: every curve (%s positions %d..%d) within %s of numpy's"
+          % (label, "each of" if each else "mean over", first, first + n - 1,
+             ", ".join("%s %.2g" % kv for kv in worst.items())))
 
 
 # 1. every position at once (BOS-less data: `all` = 0..T-1), own directions, mu/Sigma from every
@@ -121,6 +127,84 @@ check_contexts("position = all, own, fit_positions = all, sigma_ridge 0.01", f, 
 # 2. a range, one shared direction, mu/Sigma from the sweep's positions
 f, _, _ = run("range", perturb__position="2:-2", perturb__per_position="shared", perturb__bases="real")
 check_contexts("position = 2:-2, shared, fit_positions = sweep", f, 2, T - 4, True, False, 0.0)
+
+# 2b. [readout] positions = each: a leading position dimension (the absolute token positions) on
+#     every curve variable, each position's curve against numpy's; the per-position statistics
+#     against numpy over (prompt, sample) at that position; mean = the mean of each; the activations
+#     of every perturbed position
+f, ini_each, out_each = run("each", perturb__position="2:-2", readout__positions="each", output__bootstrap=50,
+                            output__activations="true", readout__thresholds="l2:0.5")
+check_contexts("position = 2:-2, positions = each", f, 2, T - 4, False, False, 0.0, each=True)
+f_each = f
+fm, _, _ = run("each-mean", perturb__position="2:-2", readout__positions="mean", output__bootstrap=50,
+               output__activations="true", readout__thresholds="l2:0.5")
+if list(f["position"]) != list(range(2, T - 2)):
+    sl.fail("positions = each: position coordinate %s, want %s" % (list(f["position"]), list(range(2, T - 2))))
+for m in ("kl", "l2", "cosine", "ce_loss"):
+    cur = f[m].astype(np.float64)  # [position, base, direction, prompt, sample, alpha]
+    if cur.shape != (T - 4,) + fm[m].shape:
+        sl.fail("positions = each: %s has shape %s, want %s" % (m, cur.shape, (T - 4,) + fm[m].shape))
+    want = cur.mean(axis=0)
+    if not np.allclose(fm[m], want, rtol=2e-6, atol=1e-7 * np.abs(want).max()):
+        sl.fail("positions = mean: %s is not the mean of positions = each's curves (by %.3g)"
+                % (m, np.abs(fm[m] - want).max()))
+    for stat, fn in (("_mean", np.mean), ("_median", np.median)):
+        got, ref_ = f[m + stat], fn(cur, axis=(3, 4))
+        if got.shape != ref_.shape or not np.allclose(got, ref_, rtol=1e-12, atol=0):
+            sl.fail("positions = each: %s%s differs from numpy's per-position statistic" % (m, stat))
+    if not np.array_equal(f[m + "_count"], np.isfinite(cur).sum(axis=(3, 4))):
+        sl.fail("positions = each: %s_count differs from numpy's" % m)
+# a threshold score per curve and position, its censored counts and pairs per position
+thr = f["l2_alpha_at_threshold"]  # [position, base, direction, prompt, sample]
+if thr.shape != f["l2"].shape[:-1]:
+    sl.fail("positions = each: l2_alpha_at_threshold has shape %s" % (thr.shape,))
+alpha = f["alpha"]
+for idx in np.ndindex(*thr.shape):
+    c = f["l2"][idx].astype(np.float64)
+    k = int(np.argmax(c >= 0.5)) if np.any(c >= 0.5) else -1
+    want = np.inf if k < 0 else alpha[0] if k == 0 else alpha[k - 1] + (0.5 - c[k - 1]) / (c[k] - c[k - 1]) * (
+        alpha[k] - alpha[k - 1])
+    if np.isnan(thr[idx]) and np.all(c == c[0]):  # a flat curve has no score
+        continue
+    if not (want == thr[idx] or abs(want - thr[idx]) <= 1e-9 * max(1.0, abs(want))):
+        sl.fail("positions = each: l2_alpha_at_threshold%s = %r, numpy %r" % (idx, thr[idx], want))
+if not np.array_equal(f["l2_alpha_at_threshold_n_censored"], np.isinf(thr).sum(axis=(3, 4))):
+    sl.fail("positions = each: l2_alpha_at_threshold_n_censored is not numpy's count per position")
+npairs = f["l2_alpha_at_threshold_n_pairs"]  # [position, comparison]
+want = np.array([[np.sum(~np.isnan(thr[j, f["comparison_x_base"][c], f["comparison_x_direction"][c]]) &
+                         ~np.isnan(thr[j, f["comparison_y_base"][c], f["comparison_y_direction"][c]]))
+                  for c in range(len(f["comparison"]))] for j in range(T - 4)])
+if not np.array_equal(npairs, want):
+    sl.fail("positions = each: l2_alpha_at_threshold_n_pairs %s, numpy's %s" % (npairs, want))
+act = f["activation"]  # [position, prompt, resid]
+if act.shape != (T - 4, P, C) or not np.allclose(act, ACTS[1][:P, 2:T - 2].transpose(1, 0, 2), rtol=0,
+                                                  atol=2e-5 * np.abs(act).max()):
+    sl.fail("positions = each: activation %s differs from numpy's [position, prompt, resid]" % (act.shape,))
+if not np.array_equal(fm["activation"], act):
+    sl.fail("positions = mean: activation differs from positions = each's")
+print("ok positions = each: position coordinate, mean/median/count, alpha_at_threshold, its censored counts and "
+      "pairs per position match numpy; positions = mean is their mean; activation(position, prompt, resid)")
+
+# 2c. the Python package: open_result opens a per-position result (xarray, its accessor), one position
+#     selected is an ordinary one-position result, and the scripts refuse it by name (exit 2)
+sys.path.insert(0, os.path.join(sl.SRC, "analysis"))
+from plateau_analysis import Result, open_result  # noqa: E402
+ds = open_result(out_each)
+if ds["kl"].dims[0] != "position" or ds.plateau.metrics != ["kl", "l2", "cosine", "ce_loss"]:
+    sl.fail("open_result: kl dims %s, metrics %s" % (ds["kl"].dims, ds.plateau.metrics))
+one = Result(out_each, ds.sel(position=3))
+got = one.array("kl_mean", ("base", "direction", "alpha"), 0)
+if not np.array_equal(got, f["kl_mean"][1]):
+    sl.fail("Result of position 3: kl_mean differs from the file's slice")
+for script in ("summary.py", "plot_curves.py"):
+    extra = ["-o", os.path.join(d, "each-figures")] if script == "plot_curves.py" else []
+    r = sl.subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", script), out_each] + extra,
+                          capture_output=True, text=True)
+    if r.returncode != 2 or "curves per position" not in r.stderr:
+        sl.fail("%s on a per-position result: exit %d: %s" % (script, r.returncode, r.stderr))
+ds.close()
+print("ok plateau_analysis: open_result opens a per-position result, .sel(position=N) is a one-position "
+      "result, summary.py and plot_curves.py refuse it by name")
 
 # 3. fit_positions and sigma_ridge on a one-position sweep: mu and Sigma stored against numpy's
 for fit_all, ridge in ((True, 0.0), (False, 0.5), (True, 0.01)):
@@ -218,7 +302,14 @@ if sl.shutil.which("mpirun"):
     bad = sl.same_bits(out_all, out2)
     if bad:
         sl.fail("whole contexts: 2 ranks differ from 1 process in %s" % bad)
-    print("ok whole contexts: 2 ranks bitwise identical to 1 process")
+    out2 = os.path.join(d, "each-mpi2.nc")
+    r = sl.run([ini_each, "--quiet", "-o", out2], mpi=2)
+    if r.returncode != 0:
+        sl.fail("2 ranks, positions = each: %s" % r.stderr)
+    bad = sl.same_bits(out_each, out2)
+    if bad:
+        sl.fail("positions = each: 2 ranks differ from 1 process in %s" % bad)
+    print("ok whole contexts (positions = mean and each): 2 ranks bitwise identical to 1 process")
     label, ini_mid, out_mid = MID_RUNS[0]
     out2 = os.path.join(d, "mid-mpi2.nc")
     r = sl.run([ini_mid, "--quiet", "-o", out2], mpi=2)
@@ -230,6 +321,22 @@ if sl.shutil.which("mpirun"):
     print("ok %s: 2 ranks bitwise identical to 1 process" % label)
 else:
     print("skip 1 vs 2 ranks: mpirun not found")
+
+# 4c. merge: two hooks of a per-position sweep stack along hook, position kept after it
+out_h0 = os.path.join(d, "each-h0.nc")
+r = sl.run([ini_each, "--quiet", "--set", "perturb.hook=blocks.0.hook_resid_post", "-o", out_h0])
+merged = os.path.join(d, "each-merged.nc")
+r2 = sl.subprocess.run([sl.BIN, "merge", merged, out_each, out_h0, "--force"], capture_output=True, text=True)
+if r.returncode != 0 or r2.returncode != 0:
+    sl.fail("merge of per-position results: %s %s" % (r.stderr, r2.stderr))
+fmg, fh0 = sl.variables(merged), sl.variables(out_h0)
+for v in ("kl", "kl_mean", "l2_alpha_at_threshold", "l2_alpha_at_threshold_n_pairs", "activation"):
+    for h, part in enumerate((f_each, fh0)):
+        if not np.array_equal(fmg[v][h], part[v], equal_nan=True):
+            sl.fail("merge: %s of hook %d differs from its input's" % (v, h))
+if list(fmg["position"]) != list(f_each["position"]) or open_result(merged)["kl"].dims[:2] != ("hook", "position"):
+    sl.fail("merge: position coordinate or kl's leading dimensions wrong")
+print("ok merge of per-position results: (hook, position, ...) slices equal their inputs'")
 
 # 5. bad values refused by name, exit 2
 ini, _ = config("bad")
@@ -246,9 +353,7 @@ for key, value, want in (
     if r.returncode != 2 or want not in r.stderr:
         sl.fail("%s = %s: exit %d: %s" % (key, value, r.returncode, r.stderr))
     print("ok %s = %s refused: %s" % (key, value, r.stderr.strip().splitlines()[-1]))
-for sets, want in ((["perturb.position=all", "readout.position=-1"], "[readout] position: -1 with [perturb] position"),
-                   (["perturb.position=all", "readout.positions=each"], "[readout] positions = each"),
-                   (["perturb.position=all", "output.activations=true"], "[output] activations = true")):
+for sets, want in ((["perturb.position=all", "readout.position=-1"], "[readout] position: -1 with [perturb] position"),):
     r = sl.run([ini] + [a for s in sets for a in ("--set", s)])
     if r.returncode != 2 or want not in r.stderr:
         sl.fail("%s: exit %d: %s" % (sets, r.returncode, r.stderr))
