@@ -1629,9 +1629,9 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
          * would need F and the optimum of the concatenated perturbation, which plateau does not define yet */
         const char *section = cfg->fisher_k > 0 ? "fisher" : "perturb", *key = cfg->fisher_k > 0 ? "k" : "directions";
         return pl_fail("%s: [%s] %s: the Fisher metric and the `fisher` and `optimized` kinds take derivatives at one "
-                       "position; here [perturb] position = %d positions at once (%s): perturb one position",
-                       pl_sweep_config_origin(cfg, section, key), section, key, n_pos,
-                       pl_sweep_config_origin(cfg, "perturb", "position"));
+                       "position; here [perturb] position (%s) perturbs %d positions at once: perturb one position",
+                       pl_sweep_config_origin(cfg, section, key), section, key,
+                       pl_sweep_config_origin(cfg, "perturb", "position"), n_pos);
     }
     if (n_pos > 1 && cfg->activations)
         return pl_fail("%s: [output] activations = true with %d perturbed positions (%s): the result's "

@@ -12,7 +12,10 @@ TransformerLens's meaning of the hook):
   * the optimized kind ([optimize] radius_alpha = 1, step_mode = absolute): the best optimum_objective at
     a real base >= numpy's KL along each of 200 random unit directions at the hook, and the KL along
     every optimum_direction ([output] vectors) = its optimum_objective (1e-3);
-  * 1 process and 2 ranks bitwise identical.
+  * 1 process and 2 ranks bitwise identical;
+  * refused (exit 2, one line): several positions at once (whole contexts) with [fisher] k or the
+    fisher / optimized kinds, at a residual hook too: F and the optimum of the concatenated
+    perturbation are not defined yet.
 """
 import os
 import sys
@@ -105,4 +108,14 @@ for (hook, what), e in worst.items():
         sl.fail("%s: %s vs numpy's explicit F: max error %.2e > 1e-3" % (hook, what, e))
     print("ok %s: %s vs numpy (F from float64 central differences of ref_models.py): max relative error %.1e"
           % (hook, what, e))
+for over in ({"fisher__k": "2", "perturb__directions": "cov_random"},
+             {"fisher__k": "0", "perturb__directions": "optimized", "optimize__radius_alpha": "1.0",
+              "perturb__step_mode": "absolute"}):
+    cfg = sl.base_config(model, data, os.path.join(d, "refused.nc"), perturb__position="all", **over)
+    r = sl.run([sl.write_ini(os.path.join(d, "refused.ini"), cfg), "--quiet"])
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    key = "[fisher] k" if over["fisher__k"] != "0" else "[perturb] directions"
+    if r.returncode != 2 or len(lines) != 1 or key not in lines[0] or "positions at once" not in lines[0]:
+        sl.fail("%s with position = all: exit %d, %r" % (over, r.returncode, r.stderr))
+    print("ok refused %s with [perturb] position = all: %s" % (over, lines[0]))
 print("fisher hook sweep tests passed")
