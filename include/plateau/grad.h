@@ -49,6 +49,20 @@ int pl_patch_vjp_groups(const pl_model *m, const pl_run *const *cleans, const in
                         int resid_index, int pos, const float *X, const float *glogits, int read_index,
                         const float *gread, float *logits, float *read, float *dx);
 
+/* The same at any hook point PT a sweep perturbs (plateau/forward.h): a resid point is the calls above
+ * (bitwise); a mid-block point of block l (attn.hook_z with every head concatenated, hook_attn_out,
+ * hook_resid_mid, hook_mlp_out, in TransformerLens's meaning as pl_patch_eval_groups_at takes them)
+ * differentiates exactly pl_patch_eval_groups_at: each variant's row at POS finishes block l from the
+ * site, then goes on through the residual path from resid index l + 1. X, DX and dx are [M, W] with
+ * W = pl_hook_width(PT) (H * head_dim at attn.hook_z, d_model elsewhere); the readouts are as above
+ * (READ_INDEX a resid index: one <= l, or l + 1 with POS < T-1, does not depend on X). */
+int pl_patch_jvp_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           pl_hook_point pt, int pos, const float *X, const float *DX, float *logits, float *dlogits,
+                           int read_index, float *read, float *dread);
+int pl_patch_vjp_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           pl_hook_point pt, int pos, const float *X, const float *glogits, int read_index,
+                           const float *gread, float *logits, float *read, float *dx);
+
 /* One clean run's M rows: the _groups calls with G = 1 (as pl_patch_eval). */
 int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,
                  int M, float *logits, float *dlogits, int read_index, float *read, float *dread);

@@ -98,7 +98,7 @@ int pl_sweep_setup_units(pl_sweep *sw)
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
     if (sw->fisher_k > sw->C)
-        return pl_fail("%s: [fisher] k = %d: F at a base has %d eigenpairs (the residual width)%s",
+        return pl_fail("%s: [fisher] k = %d: F at a base has %d eigenpairs (the width of [perturb] hook)%s",
                        pl_sweep_config_origin(sw->cfg, "fisher", "k"), sw->fisher_k, sw->C,
                        sw->cfg->fisher_k ? "" : " (k = n_directions, as `fisher` is listed)");
     return PL_OK;

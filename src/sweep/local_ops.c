@@ -1,6 +1,8 @@
 /* The local geometry of a sweep's bases (issue 17) on the worker: the Fisher operator of fisher.h
  * built from the exact derivatives of plateau/grad.h at one (prompt, base), and what a batch records
- * of it per unit (`kl_rayleigh`, and the base's eigenvalues and trace).
+ * of it per unit (`kl_rayleigh`, and the base's eigenvalues and trace). At any hook point the sweep
+ * perturbs (the _at calls: a residual hook is the one-position residual path itself, bitwise; a
+ * mid-block hook finishes its block from the site), x and the directions of the hook's width.
  *
  * The operator at a base x (the adapter the fisher helper sketched, /work/brief/fisher_report.md):
  *   J v   = pl_patch_jvp of rows X = x with tangents v (logits at the readout position),
@@ -64,7 +66,8 @@ static int base_jvp(void *ctx, const float *v, int n, float *dz)
     pl_sweep_local *l = ctx;
     const pl_sweep *sw = l->sw;
     fill_rows(l, n);
-    if (pl_patch_jvp(sw->model, &l->clean, pl_hook_resid_index(sw->hook), sw->pos, l->X, v, n, NULL, dz, -1, NULL, NULL) != PL_OK)
+    const pl_run *cl = &l->clean;
+    if (pl_patch_jvp_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, v, NULL, dz, -1, NULL, NULL) != PL_OK)
         return PL_ERR;
     if (!all_finite(dz, (size_t)n * l->V)) {
         l->nonfinite = 1;
@@ -78,7 +81,8 @@ static int base_vjp(void *ctx, const float *u, int n, float *g)
     pl_sweep_local *l = ctx;
     const pl_sweep *sw = l->sw;
     fill_rows(l, n);
-    if (pl_patch_vjp(sw->model, &l->clean, pl_hook_resid_index(sw->hook), sw->pos, l->X, n, u, -1, NULL, NULL, NULL, g) != PL_OK)
+    const pl_run *cl = &l->clean;
+    if (pl_patch_vjp_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, u, -1, NULL, NULL, NULL, g) != PL_OK)
         return PL_ERR;
     if (!all_finite(g, (size_t)n * l->C)) {
         l->nonfinite = 1;
@@ -97,12 +101,12 @@ static int base_objective(void *ctx, const float *delta, int n, double *value, f
     for (int r = 0; r < n; r++)
         for (int c = 0; c < C; c++)
             l->X[(size_t)r * C + c] = l->x[c] + delta[(size_t)r * C + c];
-    if (pl_patch_eval(sw->model, &l->clean, pl_hook_resid_index(sw->hook), sw->pos, l->X, n, l->logits, -1, NULL) != PL_OK)
+    const pl_run *cl = &l->clean;
+    if (pl_patch_eval_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, l->logits, sw->read, NULL) != PL_OK)
         return PL_ERR;
     for (int r = 0; r < n; r++)
         value[r] = pl_kl_grad(l->base_logits, l->logits + (size_t)r * V, V, l->glog + (size_t)r * V);
-    if (pl_patch_vjp(sw->model, &l->clean, pl_hook_resid_index(sw->hook), sw->pos, l->X, n, l->glog, -1, NULL, NULL, NULL, grad) !=
-        PL_OK)
+    if (pl_patch_vjp_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, l->glog, -1, NULL, NULL, NULL, grad) != PL_OK)
         return PL_ERR;
     for (int r = 0; r < n; r++)
         if (!isfinite(value[r]) || !all_finite(grad + (size_t)r * C, (size_t)C)) {
@@ -194,7 +198,9 @@ static int local_base(pl_sweep_local *l, pl_unit_id id)
     pl_unit_vectors(&sw->ex, id, base, dir);
     for (int c = 0; c < C; c++)
         l->x[c] = (float)base[c];
-    if (pl_patch_eval(sw->model, &l->clean, pl_hook_resid_index(sw->hook), sw->pos, l->x, 1, l->base_logits, -1, NULL) != PL_OK)
+    const pl_run *cl = &l->clean;
+    int one = 1;
+    if (pl_patch_eval_groups_at(sw->model, &cl, &one, 1, sw->hook, sw->pos, l->x, l->base_logits, sw->read, NULL) != PL_OK)
         return PL_ERR;
     if (!all_finite(l->x, (size_t)C) || !all_finite(l->base_logits, (size_t)V)) {
         l->nonfinite = 1;

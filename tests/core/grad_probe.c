@@ -2,7 +2,9 @@
  * patched residual, as raw float32 files the float64 numpy finite differences (test_grad.py) check.
  *
  * usage: grad_probe MODEL IDS RESID POS READ NEXT IN_PREFIX OUT_PREFIX
- *   IDS       comma-separated token ids (T of them); RESID, READ: resid indices; NEXT: the CE token
+ *   IDS       comma-separated token ids (T of them); RESID, READ: resid indices; NEXT: the CE token;
+ *             RESID may be a hook name (blocks.N.attn.hook_z, ...): the _at calls, rows X, DX, dx, fv of
+ *             W = pl_hook_width floats
  *   IN_PREFIX .X.f32 [M, C] rows, .DX.f32 [M, C] tangents, .GL.f32 [M, V], .GR.f32 [M, C] cotangents
  * writes OUT_PREFIX.{clean_logits [V], clean_read [C], eval_logits, eval_read, logits, dlogits, read,
  *   dread, vjp_logits, vjp_read, dx, mval [4, M], mgrad [4, M, C], fv, fv0}.f32 (metrics kl, jsd,
@@ -21,6 +23,43 @@
 #include "plateau/forward.h"
 #include "plateau/grad.h"
 #include "plateau/model.h"
+
+/* The point perturbed: a resid index (the one-position residual calls, as they were), or with SITE set a
+ * hook point PT (RESID given as a hook name: the _at calls, rows of W = pl_hook_width floats). */
+static int SITE;
+static pl_hook_point PT;
+
+static int jvp(const pl_model *m, const pl_run *clean, int r, int pos, const float *X, const float *DX, int M,
+               float *logits, float *dlogits, int read_r, float *read, float *dread)
+{
+    if (!SITE)
+        return pl_patch_jvp(m, clean, r, pos, X, DX, M, logits, dlogits, read_r, read, dread);
+    return pl_patch_jvp_groups_at(m, &clean, &M, 1, PT, pos, X, DX, logits, dlogits, read_r, read, dread);
+}
+
+static int vjp(const pl_model *m, const pl_run *clean, int r, int pos, const float *X, int M, const float *glogits,
+               int read_r, const float *gread, float *logits, float *read, float *dx)
+{
+    if (!SITE)
+        return pl_patch_vjp(m, clean, r, pos, X, M, glogits, read_r, gread, logits, read, dx);
+    return pl_patch_vjp_groups_at(m, &clean, &M, 1, PT, pos, X, glogits, read_r, gread, logits, read, dx);
+}
+
+static int jvp_groups(const pl_model *m, const pl_run *const *cl, const int *rows, int G, int r, int pos,
+                      const float *X, const float *DX, float *dlogits, int read_r)
+{
+    if (!SITE)
+        return pl_patch_jvp_groups(m, cl, rows, G, r, pos, X, DX, NULL, dlogits, read_r, NULL, NULL);
+    return pl_patch_jvp_groups_at(m, cl, rows, G, PT, pos, X, DX, NULL, dlogits, read_r, NULL, NULL);
+}
+
+static int vjp_groups(const pl_model *m, const pl_run *const *cl, const int *rows, int G, int r, int pos,
+                      const float *X, const float *GL, int read_r, const float *GR, float *dx)
+{
+    if (!SITE)
+        return pl_patch_vjp_groups(m, cl, rows, G, r, pos, X, GL, read_r, GR, NULL, NULL, dx);
+    return pl_patch_vjp_groups_at(m, cl, rows, G, PT, pos, X, GL, read_r, GR, NULL, NULL, dx);
+}
 
 static float *read_f32(const char *prefix, const char *name, size_t n)
 {
@@ -58,11 +97,11 @@ static float *alloc(size_t n)
 /* The metrics' values and gradients with respect to X: KL, JSD, CE through the logits, L2 through
  * the read residual, each by one VJP. */
 static int metric_grads(const pl_model *m, const pl_run *clean, int r, int pos, int read_r, int next, const float *X,
-                        int M, const float *logits, const float *read, const char *out)
+                        int M, int W, const float *logits, const float *read, const char *out)
 {
     int C = clean->C, V = clean->V, T = clean->T;
     float *gl = alloc((size_t)M * V), *gr = alloc((size_t)M * C), *val = alloc(4 * (size_t)M);
-    float *grad = alloc(4 * (size_t)M * C);
+    float *grad = alloc(4 * (size_t)M * W);
     const float *cread = clean->resid + ((size_t)read_r * T + T - 1) * C;
     for (int k = 0; k < 4; k++) {
         for (int i = 0; i < M; i++) {
@@ -74,27 +113,27 @@ static int metric_grads(const pl_model *m, const pl_run *clean, int r, int pos, 
                               : pl_l2_grad(cread, read + (size_t)i * C, C, gr + (size_t)i * C);
             val[(size_t)k * M + i] = (float)v;
         }
-        if (pl_patch_vjp(m, clean, r, pos, X, M, k < 3 ? gl : NULL, read_r, k < 3 ? NULL : gr, NULL, NULL,
-                         grad + (size_t)k * M * C))
+        if (vjp(m, clean, r, pos, X, M, k < 3 ? gl : NULL, read_r, k < 3 ? NULL : gr, NULL, NULL,
+                grad + (size_t)k * M * W))
             return PL_ERR;
     }
     write_f32(out, "mval", val, 4 * (size_t)M);
-    write_f32(out, "mgrad", grad, 4 * (size_t)M * C);
+    write_f32(out, "mgrad", grad, 4 * (size_t)M * W);
     free(gl), free(gr), free(val), free(grad);
     return PL_OK;
 }
 
-/* fv[M, C] = J^T G J DX at rows X, G = diag p - p p^T of each row's own logits. */
+/* fv[M, W] = J^T G J DX at rows X, G = diag p - p p^T of each row's own logits. */
 static int fisher(const pl_model *m, const pl_run *clean, int r, int pos, const float *X, const float *DX, int M,
                   float *fv)
 {
     int V = clean->V;
     float *z = alloc((size_t)M * V), *dz = alloc((size_t)M * V);
-    if (pl_patch_jvp(m, clean, r, pos, X, DX, M, z, dz, 0, NULL, NULL))
+    if (jvp(m, clean, r, pos, X, DX, M, z, dz, 0, NULL, NULL))
         return PL_ERR;
     for (int i = 0; i < M; i++)
         pl_softmax_fisher_apply(z + (size_t)i * V, V, dz + (size_t)i * V, dz + (size_t)i * V);
-    int rc = pl_patch_vjp(m, clean, r, pos, X, M, dz, 0, NULL, NULL, NULL, fv);
+    int rc = vjp(m, clean, r, pos, X, M, dz, 0, NULL, NULL, NULL, fv);
     free(z), free(dz);
     return rc;
 }
@@ -113,7 +152,7 @@ static double max_rel(const float *a, const float *b, size_t n)
  * second prompt's run) from the one-group calls (dlogits, dx), and of each row alone (M = 1:
  * the forward's sgemv path) from the batch (dlogits, dx). */
 static int groups_check(const pl_model *m, const pl_run *clean, const int *ids, int r, int pos, int read_r,
-                        const float *X, const float *DX, const float *GL, const float *GR, int M, const char *out)
+                        const float *X, const float *DX, const float *GL, const float *GR, int M, int W, const char *out)
 {
     int C = clean->C, V = clean->V, T = clean->T, rev[4096];
     for (int t = 0; t < T; t++)
@@ -121,32 +160,32 @@ static int groups_check(const pl_model *m, const pl_run *clean, const int *ids, 
     pl_run other;
     if (pl_forward(m, rev, T, &other))
         return PL_ERR;
-    size_t MC = (size_t)M * C, MV = (size_t)M * V;
-    float *X2 = alloc(2 * MC), *DX2 = alloc(2 * MC), *GL2 = alloc(2 * MV), *GR2 = alloc(2 * MC);
-    float *dl2 = alloc(2 * MV), *dx2 = alloc(2 * MC), *dl1 = alloc(2 * MV), *dx1 = alloc(2 * MC), res[4] = {0};
+    size_t MC = (size_t)M * C, MV = (size_t)M * V, MW = (size_t)M * W;
+    float *X2 = alloc(2 * MW), *DX2 = alloc(2 * MW), *GL2 = alloc(2 * MV), *GR2 = alloc(2 * MC);
+    float *dl2 = alloc(2 * MV), *dx2 = alloc(2 * MW), *dl1 = alloc(2 * MV), *dx1 = alloc(2 * MW), res[4] = {0};
     for (int k = 0; k < 2; k++) {
-        memcpy(X2 + k * MC, X, sizeof(float) * MC), memcpy(DX2 + k * MC, DX, sizeof(float) * MC);
+        memcpy(X2 + k * MW, X, sizeof(float) * MW), memcpy(DX2 + k * MW, DX, sizeof(float) * MW);
         memcpy(GL2 + k * MV, GL, sizeof(float) * MV), memcpy(GR2 + k * MC, GR, sizeof(float) * MC);
     }
     const pl_run *cl[2] = {clean, &other};
     int rows[2] = {M, M};
     float *dlg = alloc(2 * MV); /* the grouped JVP without logits (no unembedding forward) */
-    if (pl_patch_jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, NULL, dlg, read_r, NULL, NULL) ||
-        pl_patch_vjp_groups(m, cl, rows, 2, r, pos, X2, GL2, read_r, GR2, NULL, NULL, dx2))
+    if (jvp_groups(m, cl, rows, 2, r, pos, X2, DX2, dlg, read_r) ||
+        vjp_groups(m, cl, rows, 2, r, pos, X2, GL2, read_r, GR2, dx2))
         return PL_ERR;
     for (int k = 0; k < 2; k++)
-        if (pl_patch_jvp(m, cl[k], r, pos, X, DX, M, dl2 + k * MV, dl1 + k * MV, read_r, NULL, NULL) ||
-            pl_patch_vjp(m, cl[k], r, pos, X, M, GL, read_r, GR, NULL, NULL, dx1 + k * MC))
+        if (jvp(m, cl[k], r, pos, X, DX, M, dl2 + k * MV, dl1 + k * MV, read_r, NULL, NULL) ||
+            vjp(m, cl[k], r, pos, X, M, GL, read_r, GR, NULL, NULL, dx1 + k * MW))
             return PL_ERR;
-    res[0] = (float)max_rel(dlg, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    res[0] = (float)max_rel(dlg, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MW);
     free(dlg);
     for (int i = 0; i < M; i++) {
-        if (pl_patch_jvp(m, clean, r, pos, X + (size_t)i * C, DX + (size_t)i * C, 1, NULL, dl2, read_r, NULL, NULL) ||
-            pl_patch_vjp(m, clean, r, pos, X + (size_t)i * C, 1, GL + (size_t)i * V, read_r, GR + (size_t)i * C, NULL,
-                         NULL, dx2))
+        if (jvp(m, clean, r, pos, X + (size_t)i * W, DX + (size_t)i * W, 1, NULL, dl2, read_r, NULL, NULL) ||
+            vjp(m, clean, r, pos, X + (size_t)i * W, 1, GL + (size_t)i * V, read_r, GR + (size_t)i * C, NULL, NULL,
+                dx2))
             return PL_ERR;
         res[2] = fmaxf(res[2], (float)max_rel(dl2, dl1 + (size_t)i * V, (size_t)V));
-        res[3] = fmaxf(res[3], (float)max_rel(dx2, dx1 + (size_t)i * C, (size_t)C));
+        res[3] = fmaxf(res[3], (float)max_rel(dx2, dx1 + (size_t)i * W, (size_t)W));
     }
     write_f32(out, "groups", res, 4);
     free(X2), free(DX2), free(GL2), free(GR2), free(dl2), free(dx2), free(dl1), free(dx1);
@@ -167,23 +206,35 @@ static long file_floats(const char *prefix, const char *name)
     return n;
 }
 
+/* pl_patch_eval_groups_at's readout point of resid index READ_R. */
+static pl_hook_point resid_point(int read_r, int L)
+{
+    pl_hook_point p = {read_r < L ? read_r : L - 1, read_r < L ? PL_SITE_RESID_PRE : PL_SITE_RESID_POST};
+    return p;
+}
+
 static int probe(char **argv)
 {
     pl_model *m;
     if (pl_model_open(&m, argv[1]))
         return PL_ERR;
     const pl_model_info *info = pl_model_get_info(m);
-    int C = info->d_model, V = info->n_vocab, ids[4096], T = 0;
+    int C = info->d_model, V = info->n_vocab, L = info->n_layer, ids[4096], T = 0;
     for (char *p = strtok(argv[2], ","); p && T < 4096; p = strtok(NULL, ","))
         ids[T++] = atoi(p);
-    int r = atoi(argv[3]), pos = atoi(argv[4]), read_r = atoi(argv[5]), next = atoi(argv[6]);
+    int r = 0, pos = atoi(argv[4]), read_r = atoi(argv[5]), next = atoi(argv[6]);
+    SITE = strchr(argv[3], '.') != NULL;
+    if (SITE && pl_hook_point_parse(m, argv[3], &PT))
+        return PL_ERR;
+    r = SITE ? -1 : atoi(argv[3]);
+    int W = SITE ? pl_hook_width(m, PT) : C;
     const char *in = argv[7], *out = argv[8];
     long nx = file_floats(in, "X");
-    if (nx <= 0 || nx % C)
-        return pl_fail("%s.X.f32: not rows of %d floats", in, C);
-    int M = (int)(nx / C);
-    size_t MC = (size_t)M * C, MV = (size_t)M * V;
-    float *X = read_f32(in, "X", MC), *DX = read_f32(in, "DX", MC), *GL = read_f32(in, "GL", MV);
+    if (nx <= 0 || nx % W)
+        return pl_fail("%s.X.f32: not rows of %d floats", in, W);
+    int M = (int)(nx / W);
+    size_t MC = (size_t)M * C, MV = (size_t)M * V, MW = (size_t)M * W;
+    float *X = read_f32(in, "X", MW), *DX = read_f32(in, "DX", MW), *GL = read_f32(in, "GL", MV);
     float *GR = read_f32(in, "GR", MC);
     pl_run clean;
     if (pl_forward(m, ids, T, &clean))
@@ -191,23 +242,27 @@ static int probe(char **argv)
     write_f32(out, "clean_logits", clean.logits, (size_t)V);
     write_f32(out, "clean_read", clean.resid + ((size_t)read_r * T + T - 1) * C, (size_t)C);
     float *el = alloc(MV), *er = alloc(MC), *lg = alloc(MV), *dl = alloc(MV), *rd = alloc(MC), *dr = alloc(MC);
-    float *vl = alloc(MV), *vr = alloc(MC), *dx = alloc(MC), *fv = alloc(MC), *X0 = alloc(MC);
-    if (pl_patch_eval(m, &clean, r, pos, X, M, el, read_r, er) ||
-        pl_patch_jvp(m, &clean, r, pos, X, DX, M, lg, dl, read_r, rd, dr) ||
-        pl_patch_vjp(m, &clean, r, pos, X, M, GL, read_r, GR, vl, vr, dx) ||
-        metric_grads(m, &clean, r, pos, read_r, next, X, M, lg, rd, out) || fisher(m, &clean, r, pos, X, DX, M, fv))
+    float *vl = alloc(MV), *vr = alloc(MC), *dx = alloc(MW), *fv = alloc(MW), *X0 = alloc(MW);
+    const pl_run *cl = &clean;
+    if ((SITE ? pl_patch_eval_groups_at(m, &cl, &M, 1, PT, pos, X, el, resid_point(read_r, L), er)
+              : pl_patch_eval(m, &clean, r, pos, X, M, el, read_r, er)) ||
+        jvp(m, &clean, r, pos, X, DX, M, lg, dl, read_r, rd, dr) ||
+        vjp(m, &clean, r, pos, X, M, GL, read_r, GR, vl, vr, dx) ||
+        metric_grads(m, &clean, r, pos, read_r, next, X, M, W, lg, rd, out) || fisher(m, &clean, r, pos, X, DX, M, fv))
         return PL_ERR;
     write_f32(out, "eval_logits", el, MV), write_f32(out, "eval_read", er, MC);
     write_f32(out, "logits", lg, MV), write_f32(out, "dlogits", dl, MV);
     write_f32(out, "read", rd, MC), write_f32(out, "dread", dr, MC);
-    write_f32(out, "vjp_logits", vl, MV), write_f32(out, "vjp_read", vr, MC), write_f32(out, "dx", dx, MC);
-    write_f32(out, "fv", fv, MC);
-    for (int i = 0; i < M; i++) /* the Fisher metric at the clean base itself */
-        memcpy(X0 + (size_t)i * C, clean.resid + ((size_t)r * T + pos) * C, sizeof(float) * C);
+    write_f32(out, "vjp_logits", vl, MV), write_f32(out, "vjp_read", vr, MC), write_f32(out, "dx", dx, MW);
+    write_f32(out, "fv", fv, MW);
+    if (SITE && pl_forward_at(m, ids, 1, T, PT, pos, X0)) /* the Fisher metric at the clean base itself */
+        return PL_ERR;
+    for (int i = SITE; i < M; i++) /* (at a hook point row 0 is already there) */
+        memcpy(X0 + (size_t)i * W, SITE ? X0 : clean.resid + ((size_t)r * T + pos) * C, sizeof(float) * W);
     if (fisher(m, &clean, r, pos, X0, DX, M, fv))
         return PL_ERR;
-    write_f32(out, "fv0", fv, MC);
-    if (groups_check(m, &clean, ids, r, pos, read_r, X, DX, GL, GR, M, out))
+    write_f32(out, "fv0", fv, MW);
+    if (groups_check(m, &clean, ids, r, pos, read_r, X, DX, GL, GR, M, W, out))
         return PL_ERR;
     free(X), free(DX), free(GL), free(GR), free(el), free(er), free(lg), free(dl), free(rd), free(dr);
     free(vl), free(vr), free(dx), free(fv), free(X0);

@@ -26,6 +26,15 @@ with pos < T-1 (so the perturbed positions' own keys and values are attended by 
     the mean of +eps and -eps (no third-order term), at two small eps: relative difference <= 1e-3.
 Edge cases on one model: a read at the patch hook (identity at pos = T-1), a read before it (zero), a
 patch at the last resid index (no block in the path).
+
+Mid-block hook points (pl_patch_jvp_groups_at / pl_patch_vjp_groups_at; the reference patched by
+TLHooks.run_with_hooks, TransformerLens's meaning of each hook): every family case at every mid-block
+point of block 0 (attn.hook_z with every head concatenated, hook_attn_out, hook_resid_mid except with a
+parallel residual, hook_mlp_out; after Gemma 2's post-norms as TL hooks them), read at the last resid
+index, M = 2 rows with central differences of the first, the same checks as above; the noise at the
+hook is grown until it moves the next-token distribution (calibrate), and the second-order identity
+is taken where the reference's KL / eps^2 has converged (second_order). On qwen2: every point of the
+last block at pos T-1 (the rows go on from resid index L), and a read before the point (zero).
 """
 import argparse
 import os
@@ -78,29 +87,82 @@ def run_probe(args, tmp, path, ids, r, pos, read, nxt, X, DX, GL, GR):
     return lambda name: np.fromfile(f"{out}.{name}.f32", np.float32).astype(np.float64)
 
 
-def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True):
-    print(f"{label}: resid {r} pos {pos} read {read}")
+def point_of(ref, ids, r, pos, read, hook):
+    """(x0 [W], patched(vec) -> (logits at T-1, residual at READ at T-1)) of the reference at the
+    perturbed point: the resid index R (ref.forward), or a TransformerLens hook (run_with_hooks)."""
+    T, L = len(ids), ref.L
+    if hook is None:
+        def patched(vec):
+            rs, lg = ref.forward(ids, patch=(r, pos, vec))
+            return lg[T - 1], rs[read][T - 1]
+        return ref.forward(ids)[0][r][pos], patched
+    read_name = f"blocks.{read}.hook_resid_pre" if read < L else f"blocks.{L - 1}.hook_resid_post"
+
+    def patched(vec):
+        cache, lg = ref.run_with_hooks(ids, patch=(hook, pos, vec))
+        return lg[T - 1], cache[read_name][T - 1]
+    return ref.run_with_hooks(ids)[0][hook][pos], patched
+
+
+def calibrate(patched, x0, z0, rng):
+    """Per-coordinate noise scale at a hook point: the activation's own RMS, grown (by 3, at most 3^6
+    times) until a random perturbation moves the next-token distribution by a KL of 1e-3 or more. A
+    mid-block activation can be small beside the residual it is added to, and a KL near float32's
+    resolution would test the rounding, not the derivative; the growth is bounded because the effect
+    of a position before T-1 saturates (its row is normalised before anything reads it)."""
+    n = rng.normal(0, 1, x0.shape)
+    s = np.linalg.norm(x0) / np.sqrt(x0.shape[0])
+    for _ in range(6):
+        if metrics(z0, patched(x0 + s * n)[0], 0, 0, 0)[0] >= 1e-3:
+            break
+        s *= 3
+    return s
+
+
+def second_order(patched, x0, z0, v):
+    """(KL(x0 + eps v) + KL(x0 - eps v)) / (2 eps^2) of the reference, eps halved from |x0| / 10 until
+    the ratio changes by at most 1e-4 (its error is then ~1e-4 / 3: the ratio is q + c eps^2), and
+    that eps. At a hook point the regime where the second-order term dominates can lie far below the
+    activation's scale (a peaked next-token distribution), so it is found rather than assumed."""
+    eps, prev, r = 0.1 * np.linalg.norm(x0) / np.linalg.norm(v), None, 0.0
+    for _ in range(30):
+        kl = sum(0.5 * metrics(z0, patched(x0 + sign * eps * v)[0], 0, 0, 0)[0] for sign in (1, -1))
+        r = kl / (eps * eps)
+        if prev is not None and abs(r - prev) <= 1e-4 * abs(r):
+            break
+        prev, eps = r, eps / 2
+    return r, eps
+
+
+def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True, hook=None, M=3, fd_rows=None):
+    """R a resid index, or with HOOK (a mid-block hook name; R then its block) the _at calls; central
+    differences of the first FD_ROWS rows (all by default)."""
+    print(f"{label}: {hook if hook else f'resid {r}'} pos {pos} read {read}")
     ref = ref_models.load(path)
     rng = np.random.default_rng(seed)
     V = ref.forward([1])[1].shape[1]
     ids = [int(t) for t in rng.integers(0, V, T)]
     nxt = int(rng.integers(0, V))
     resid0, logits0 = ref.forward(ids)
-    C, M = resid0[0].shape[1], 3
-    x0 = resid0[r][pos]
-    scale = np.linalg.norm(x0) / np.sqrt(C)
-    X = (x0 + rng.normal(0, 0.3 * scale, (M, C))).astype(np.float32).astype(np.float64)
-    DX = rng.normal(0, 1, (M, C))
+    C = resid0[0].shape[1]
+    x0, patched = point_of(ref, ids, r, pos, read, hook)
+    W = x0.shape[0]
+    scale = calibrate(patched, x0, logits0[T - 1], rng) if hook else np.linalg.norm(x0) / np.sqrt(W)
+    X = (x0 + rng.normal(0, 0.3 * scale, (M, W))).astype(np.float32).astype(np.float64)
+    DX = rng.normal(0, 1, (M, W))
     GL, GR = rng.normal(0, 1, (M, V)), rng.normal(0, 1, (M, C))
-    got = run_probe(args, tmp, path, ids, r, pos, read, nxt, X, DX, GL, GR)
-    dl, dr, dx = got("dlogits").reshape(M, V), got("dread").reshape(M, C), got("dx").reshape(M, C)
+    got = run_probe(args, tmp, path, ids, hook if hook else r, pos, read, nxt, X, DX, GL, GR)
+    dl, dr, dx = got("dlogits").reshape(M, V), got("dread").reshape(M, C), got("dx").reshape(M, W)
 
     # plateau alone: forwards agree, and u^T (J v) = (J^T u)^T v
     check(label, rel(got("logits"), got("eval_logits")) < 1e-4 and rel(got("read"), got("eval_read")) < 1e-4
           and rel(got("vjp_logits"), got("eval_logits")) < 1e-4, "JVP/VJP forward values == pl_patch_eval")
     lhs = (GL * dl).sum(1) + (GR * dr).sum(1)
     rhs = (dx * DX).sum(1)
-    check(label, np.all(np.abs(lhs - rhs) <= 1e-4 * (np.abs(lhs) + np.abs(rhs) + 1e-12)),
+    # float32 sums of many terms: besides 1e-4 of the values, 1e-6 of the Cauchy-Schwarz bound (sums
+    # that cancel to near 0)
+    cs = np.linalg.norm(GL, axis=1) * np.linalg.norm(dl, axis=1) + np.linalg.norm(GR, axis=1) * np.linalg.norm(dr, axis=1)
+    check(label, np.all(np.abs(lhs - rhs) <= 1e-4 * (np.abs(lhs) + np.abs(rhs) + 1e-12) + 1e-6 * cs),
           f"u^T(Jv) == (J^T u)^T v (max rel {np.max(np.abs(lhs - rhs) / (np.abs(lhs) + 1e-30)):.1e})")
     grp = got("groups")
     check(label, grp.max() < 1e-5, f"two-prompt grouped calls == one group each, rows alone == batch "
@@ -108,35 +170,37 @@ def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True):
     if not fd:
         return ref, ids, got, X, DX, GL, GR
     clean_read = resid0[read][T - 1]
-    mval, mgrad = got("mval").reshape(4, M), got("mgrad").reshape(4, M, C)
+    mval, mgrad = got("mval").reshape(4, M), got("mgrad").reshape(4, M, W)
     errs = {k: 0.0 for k in ("jvp", "vjp", "metrics", "metric grads", "fisher")}
-    for i in range(M):
+    # does the read depend on X: a read after the point, or at it at the last position
+    at = r + 1 if hook else r  # the resid index the perturbed row flows on from (a hook's block's output)
+    reach = read > at or (read == at and pos == T - 1)
+    for i in range(fd_rows or M):
         h = 1e-4 * scale
-        J = np.zeros((V + C, C))
-        gm = np.zeros((4, C))
-        for c in range(C):
+        J = np.zeros((V + C, W))
+        gm = np.zeros((4, W))
+        for c in range(W):
             outs = []
             for s in (1, -1):
                 xp = X[i].copy()
                 xp[c] += s * h
-                rs, lg = ref.forward(ids, patch=(r, pos, xp))
-                outs.append((lg[T - 1], rs[read][T - 1]))
+                outs.append(patched(xp))
             J[:V, c] = (outs[0][0] - outs[1][0]) / (2 * h)
             J[V:, c] = (outs[0][1] - outs[1][1]) / (2 * h)
             gm[:, c] = (metrics(logits0[T - 1], *outs[0][:1], clean_read, outs[0][1], nxt)
                         - metrics(logits0[T - 1], *outs[1][:1], clean_read, outs[1][1], nxt)) / (2 * h)
         Jl, Jr = J[:V], J[V:]
-        errs["jvp"] = max(errs["jvp"], rel(dl[i], Jl @ DX[i]), rel(dr[i], Jr @ DX[i]) if read > r or
-                          (read == r and pos == T - 1) else float(np.abs(dr[i]).max()))
+        errs["jvp"] = max(errs["jvp"], rel(dl[i], Jl @ DX[i]),
+                          rel(dr[i], Jr @ DX[i]) if reach else float(np.abs(dr[i]).max()))
         errs["vjp"] = max(errs["vjp"], rel(dx[i], Jl.T @ GL[i] + Jr.T @ GR[i]))
-        rs, lg = ref.forward(ids, patch=(r, pos, X[i]))
-        want = metrics(logits0[T - 1], lg[T - 1], clean_read, rs[read][T - 1], nxt)
+        lg, rd = patched(X[i])
+        want = metrics(logits0[T - 1], lg, clean_read, rd, nxt)
         errs["metrics"] = max(errs["metrics"], float(np.max(np.abs(mval[:, i] - want) / (np.abs(want) + 1e-6))))
         for k in range(4):
             errs["metric grads"] = max(errs["metric grads"], rel(mgrad[k, i], gm[k]))
-        p = np.exp(log_softmax(lg[T - 1]))
+        p = np.exp(log_softmax(lg))
         u = Jl @ DX[i]
-        errs["fisher"] = max(errs["fisher"], rel(got("fv").reshape(M, C)[i], Jl.T @ (p * u - p * (p @ u))))
+        errs["fisher"] = max(errs["fisher"], rel(got("fv").reshape(M, W)[i], Jl.T @ (p * u - p * (p @ u))))
     against = {"jvp": "J DX (J by float64 central differences)", "vjp": "J^T u (the same J)",
                "metrics": "the numpy metrics", "metric grads": "the numpy metrics' central differences",
                "fisher": "J^T G J DX (the same J)"}
@@ -145,14 +209,26 @@ def check_case(args, tmp, label, path, T, r, pos, read, seed, fd=True):
 
     # KL(x0 + eps v) ~ eps^2/2 v^T F0 v at the clean base; the mean of +eps and -eps cancels the
     # third-order term: what is left is O(eps^2) and plateau's float32 F (~1e-4)
-    fv0 = got("fv0").reshape(M, C)
+    fv0 = got("fv0").reshape(M, W)
     quad = 0.5 * (DX[0] @ fv0[0])
     errs = []
-    for eps in np.array([4e-3, 1e-3]) * scale * np.sqrt(C) / np.linalg.norm(DX[0]):
+    if hook:
+        r2, eps = second_order(patched, x0, logits0[T - 1], DX[0])
+        e = abs(r2 - quad) / abs(r2)
+        top = float(np.exp(log_softmax(logits0[T - 1])).max())
+        if eps < 1e-8 and 1.0 - top < 1e-4:  # never converged: KL's second-order term is below float64's
+            print(f"  note: KL(x0 +- eps v) / eps^2 not testable here: the clean next-token distribution is "
+                  f"one-hot to {1.0 - top:.0e} (its Fisher metric ~0: 1/2 v^T F v = {quad:.1e})")
+            return ref, ids, got, X, DX, GL, GR
+        check(label, e <= 1e-3, f"KL(x0 +- eps v) / eps^2 ~ 1/2 v^T F v (eps {eps:.1e}, where the reference's "
+              f"ratio has converged): rel {e:.1e}")
+        return ref, ids, got, X, DX, GL, GR
+    errs = []
+    for eps in np.array([4e-3, 1e-3]) * scale * np.sqrt(W) / np.linalg.norm(DX[0]):
         kl = 0.0
         for sign in (1, -1):
-            _, lg = ref.forward(ids, patch=(r, pos, x0 + sign * eps * DX[0]))
-            kl += 0.5 * metrics(logits0[T - 1], lg[T - 1], clean_read, clean_read, nxt)[0]
+            lg, _ = patched(x0 + sign * eps * DX[0])
+            kl += 0.5 * metrics(logits0[T - 1], lg, clean_read, clean_read, nxt)[0]
         errs.append(abs(kl - eps * eps * quad) / (eps * eps * quad))
     check(label, max(errs) <= 1e-3,
           f"KL(x0 +- eps v) ~ eps^2/2 v^T F v: rel {errs[0]:.1e} at eps, {errs[1]:.1e} at eps/4")
@@ -168,6 +244,34 @@ def edge_cases(args, tmp, label, path, T, L):
     _, _, got, X, DX, GL, GR = check_case(args, tmp, label + " (read before the patch)", path, T, 1, 4, 0, 91, fd=False)
     check(label, not got("dread").any(), "read before the patch: dread == 0")
     check_case(args, tmp, label + " (patch at resid L)", path, T, L, T - 1, L, 92)
+
+
+MID = ["attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out"]
+
+
+def mid_block_cases(args, tmp, label, path, T, pos, seed):
+    """Every mid-block point of block 0 (no hook_resid_mid with a parallel residual: TL has none), the
+    readout at the last resid index, M = 2 rows (central differences of the first): the same checks as
+    the residual hooks'. A one-block model is perturbed at the last position (before it, nothing
+    after block 0 would see the change)."""
+    ref = ref_models.load(path)
+    pos = T - 1 if ref.L == 1 else pos
+    for j, site in enumerate(MID):
+        if site == "hook_resid_mid" and getattr(ref, "parallel", False):
+            continue
+        check_case(args, tmp, f"{label} {site}", path, T, 0, pos, ref.L, seed + j, hook=f"blocks.0.{site}", M=2,
+                   fd_rows=1)
+
+
+def mid_block_edges(args, tmp, label, path, T, L):
+    """Every mid-block point of the last block (the rows go on from resid index L: no block after),
+    perturbed at the last position, read at L (its own output); and a read before the point (zero)."""
+    for j, site in enumerate(MID):
+        check_case(args, tmp, f"{label} last block {site}, pos T-1", path, T, L - 1, T - 1, L, 200 + j,
+                   hook=f"blocks.{L - 1}.{site}", M=2, fd_rows=1)
+    _, _, got, X, DX, GL, GR = check_case(args, tmp, label + " attn.hook_z, read before the point", path, T, L - 1,
+                                          4, L - 1, 210, fd=False, hook=f"blocks.{L - 1}.attn.hook_z", M=2)
+    check(label, not got("dread").any(), "read before the point: dread == 0")
 
 
 def synth(args, path, *extra):
@@ -222,6 +326,9 @@ def main():
         for seed, (label, path, T, r, pos, read) in enumerate(cases):
             check_case(args, tmp, label, path, T, r, pos, read, seed)
         edge_cases(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)
+        for seed, (label, path, T, r, pos, read) in enumerate(cases):
+            mid_block_cases(args, tmp, label, path, T, pos, 100 + 10 * seed)
+        mid_block_edges(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)
     if FAILURES:
         print(f"{len(FAILURES)} checks failed: {FAILURES}")
         sys.exit(1)

@@ -831,6 +831,8 @@ static const pl_family_ops decoder_ops = {
     .free_weights = decoder_free,
     .patch_jvp_groups = pl_decoder_patch_jvp_groups,
     .patch_vjp_groups = pl_decoder_patch_vjp_groups,
+    .patch_jvp_groups_at = pl_decoder_patch_jvp_groups_at,
+    .patch_vjp_groups_at = pl_decoder_patch_vjp_groups_at,
     .patch_jvp_flops = pl_decoder_patch_jvp_flops,
     .patch_vjp_flops = pl_decoder_patch_vjp_flops,
 };

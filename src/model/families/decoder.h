@@ -128,6 +128,14 @@ int pl_decoder_patch_jvp_groups(const pl_model *m, const pl_run *const *cleans, 
 int pl_decoder_patch_vjp_groups(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                                 int resid_index, int pos, const float *X, const float *glogits, int read_index,
                                 const float *gread, float *logits, float *read, float *dx);
+/* The same from a mid-block point PT (attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out): X, DX,
+ * dx [M, W] with W = pl_hook_width; ops patch_jvp_groups_at, patch_vjp_groups_at. */
+int pl_decoder_patch_jvp_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                   pl_hook_point pt, int pos, const float *X, const float *DX, float *logits,
+                                   float *dlogits, int read_index, float *read, float *dread);
+int pl_decoder_patch_vjp_groups_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                                   pl_hook_point pt, int pos, const float *X, const float *glogits, int read_index,
+                                   const float *gread, float *logits, float *read, float *dx);
 double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos);
 double pl_decoder_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos);
 

@@ -799,6 +799,248 @@ int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *clea
     return PL_OK;
 }
 
+/* ------------------------------------------------------------ mid-block points */
+
+/* A mid-block point of block l (attn.hook_z, hook_attn_out, hook_resid_mid, hook_mlp_out) at POS:
+ * each variant's row at POS starts from its clean resid_pre (the cache) and finishes block l from the
+ * site with its row Y of X there, as decoder.c's finish_from_site; its resid_post row then goes on
+ * through the residual path from resid index l + 1 (the passes above, unchanged). No other position
+ * of block l depends on Y (their keys and values come from resid_pre), so the derivative is that of
+ * the rest of the block at one row per variant, chained with the residual path's:
+ *   sequential: attn.hook_z    x' = x1 + m(x1), x1 = x + post_attn(Y Wo + bo)
+ *               hook_attn_out  x' = x1 + m(x1), x1 = x + Y
+ *               hook_resid_mid x' = Y + m(Y)
+ *               hook_mlp_out   x' = x1_clean + Y                       (identity)
+ *   parallel:   attn.hook_z    x' = x + post_attn(Y Wo + bo) + m(x)    (m(x) constant)
+ *               hook_attn_out, hook_mlp_out: x' = Y + constants        (identity)
+ * with m(y) = post_mlp(mlp(norm_2(y))). */
+typedef struct {
+    pl_fast_rows f; /* M variants, one row each (n = 1): resid_pre, then resid_post, in x */
+    ctx x;
+    grad_scratch s;
+    tape t;
+    float *mem;
+    double *ds;
+} site_pass;
+
+static void site_free(site_pass *p)
+{
+    free(p->f.x);
+    free(p->f.clean_of);
+    free(p->s.block);
+    free(p->mem);
+    free(p->ds);
+}
+
+static int site_init(site_pass *p, const pl_decoder *d, const pl_run *const *cleans, const int *group_rows, int G,
+                     int M, pl_hook_point pt, int pos)
+{
+    int C = d->cfg.d_model, T = cleans[0]->T, kvd = d->cfg.n_kv_head * d->cfg.head_dim;
+    size_t TC = (size_t)T * C;
+    memset(p, 0, sizeof *p);
+    if (cleans[0]->kv_dim != kvd)
+        return pl_fail("derivatives: cached run has %d key/value floats per position, the model %d",
+                       cleans[0]->kv_dim, kvd);
+    p->f.M = M, p->f.n = 1, p->f.C = C;
+    p->f.x = pl_malloc(sizeof(float) * (size_t)M * C, "derivative rows");
+    p->f.clean_of = pl_malloc(sizeof(pl_run *) * (size_t)M, "derivative groups");
+    p->ds = pl_malloc(sizeof(double) * (size_t)T, "attention scratch");
+    if (!p->f.x || !p->f.clean_of || !p->ds) {
+        site_free(p);
+        return PL_ERR;
+    }
+    for (int g = 0, v = 0; g < G; g++)
+        for (int i = 0; i < group_rows[g]; i++, v++) {
+            p->f.clean_of[v] = cleans[g];
+            memcpy(p->f.x + (size_t)v * C, cleans[g]->resid + (size_t)pt.layer * TC + (size_t)pos * C,
+                   sizeof(float) * C);
+        }
+    p->x = make_ctx(d, &p->f, pos, T);
+    p->x.n = 1, p->x.R = M; /* one row per variant: the row at POS */
+    p->mem = pl_malloc(sizeof(float) * tape_floats(&p->x), "derivative tape");
+    if (!p->mem || scratch_new(&p->x, &p->s) != PL_OK) {
+        site_free(p);
+        return PL_ERR;
+    }
+    tape_carve(&p->x, &p->t, p->mem);
+    return PL_OK;
+}
+
+/* The MLP's forward from x1 = t->x1: t->a, t->b, t->mo kept; out[R, C] = post_mlp(mlp(norm_2(x1))). */
+static void site_mlp_fwd(const ctx *x, const pl_decoder_block *b, tape *t, grad_scratch *s, float *out)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    int R = x->R, C = x->C;
+    norm_fwd(c, s->dh, t->x1, b->norm2_w, b->norm2_b, R);
+    mat_fwd(x->gated ? &b->gate : &b->up, t->a, s->dh, R, C, x->MLP);
+    if (x->gated)
+        mat_fwd(&b->up, t->b, s->dh, R, C, x->MLP);
+    act_fwd(x, t, s->da);
+    mat_fwd(&b->down, t->mo, s->da, R, x->MLP, C);
+    if (b->post_mlp_norm_w)
+        norm_fwd(c, out, t->mo, b->post_mlp_norm_w, NULL, R);
+    else
+        memcpy(out, t->mo, sizeof(float) * (size_t)R * C);
+}
+
+/* Forward of block L from SITE with Y[R, W]: p->f.x (resid_pre) becomes resid_post, the tape kept.
+ * At hook_mlp_out the rows' clean attention is recomputed over the cached keys and values first. */
+static void site_fwd(site_pass *p, int l, int site, const float *Y)
+{
+    const ctx *x = &p->x;
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    tape *t = &p->t;
+    grad_scratch *s = &p->s;
+    float *xr = p->f.x;
+    int R = x->R, C = x->C;
+    size_t n = (size_t)R * C;
+    const float *o = Y; /* what the attention adds to the residual: post_attn(z Wo + bo), or Y */
+    if (site == PL_SITE_ATTN_Z || site == PL_SITE_MLP_OUT) {
+        const float *z = Y;
+        if (site == PL_SITE_MLP_OUT) {
+            norm_fwd(c, s->dh, xr, b->norm1_w, b->norm1_b, R);
+            qkv_project(x, b, s->dh, t->q, t->k, t->v, s->qkv, s->rope, 0);
+            attn_fwd(x, b, l, t, s->datt);
+            z = s->datt;
+        }
+        mat_fwd(&b->o, t->o, z, R, x->qd, C);
+        o = t->o;
+        if (b->post_attn_norm_w) {
+            norm_fwd(c, s->dmid, t->o, b->post_attn_norm_w, NULL, R);
+            o = s->dmid;
+        }
+    }
+    if (site == PL_SITE_RESID_MID)
+        memcpy(xr, Y, sizeof(float) * n);
+    else if (!c->parallel_residual)
+        pl_op_residual_add(xr, o, n);
+    memcpy(t->x1, xr, sizeof(float) * n); /* norm_2's input: x1 (sequential), x (parallel) */
+    const float *mo = Y; /* what the MLP adds: Y at hook_mlp_out */
+    if (site != PL_SITE_MLP_OUT) {
+        site_mlp_fwd(x, b, t, s, s->dh);
+        mo = s->dh;
+    }
+    if (c->parallel_residual)
+        pl_op_residual_add(xr, o, n);
+    pl_op_residual_add(xr, mo, n);
+}
+
+/* Tangent of the MLP at the tape: dx[R, C] += J_m(x1) dx. */
+static void site_mlp_jvp(const ctx *x, const pl_decoder_block *b, const tape *t, grad_scratch *s, float *dx)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    int R = x->R, C = x->C;
+    norm_deriv(c, s->dh, t->x1, b->norm2_w, dx, R, 0);
+    mat_jvp(x->gated ? &b->gate : &b->up, s->da, s->dh, R, C, x->MLP, 0.0f);
+    if (x->gated)
+        mat_jvp(&b->up, s->db, s->dh, R, C, x->MLP, 0.0f);
+    act_deriv(x, t, s->da, s->db, 0);
+    mat_jvp(&b->down, s->dh, s->da, R, x->MLP, C, 0.0f);
+    if (b->post_mlp_norm_w)
+        norm_deriv(c, s->dh, t->mo, b->post_mlp_norm_w, s->dh, R, 0);
+    pl_op_residual_add(dx, s->dh, (size_t)R * C);
+}
+
+/* Cotangent of the MLP at the tape: g[R, C] += J_m(x1)^T g. */
+static void site_mlp_vjp(const ctx *x, const pl_decoder_block *b, const tape *t, grad_scratch *s, float *g)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    int R = x->R, C = x->C;
+    const float *gm = g;
+    if (b->post_mlp_norm_w) {
+        norm_deriv(c, s->dmid, t->mo, b->post_mlp_norm_w, g, R, 1);
+        gm = s->dmid;
+    }
+    mat_vjp(&b->down, s->da, gm, R, x->MLP, C, 0.0f);
+    act_deriv(x, t, s->da, s->db, 1);
+    mat_vjp(x->gated ? &b->gate : &b->up, s->dh, s->da, R, C, x->MLP, 0.0f);
+    if (x->gated)
+        mat_vjp(&b->up, s->dh, s->db, R, C, x->MLP, 1.0f);
+    norm_deriv(c, s->dh, t->x1, b->norm2_w, s->dh, R, 1);
+    pl_op_residual_add(g, s->dh, (size_t)R * C);
+}
+
+/* Tangent: dout[R, C] (resid_post) from dY[R, W] at the site. */
+static void site_jvp(site_pass *p, int l, int site, const float *dY, float *dout)
+{
+    const ctx *x = &p->x;
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    size_t n = (size_t)x->R * x->C;
+    if (site == PL_SITE_ATTN_Z) {
+        mat_jvp(&b->o, dout, dY, x->R, x->qd, x->C, 0.0f);
+        if (b->post_attn_norm_w)
+            norm_deriv(c, dout, p->t.o, b->post_attn_norm_w, dout, x->R, 0);
+    } else {
+        memcpy(dout, dY, sizeof(float) * n);
+    }
+    /* the MLP sees Y's change only after the attention in a sequential block */
+    if (!c->parallel_residual && site != PL_SITE_MLP_OUT)
+        site_mlp_jvp(x, b, &p->t, &p->s, dout);
+}
+
+/* Cotangent: gY[R, W] at the site from g[R, C] at resid_post (G is overwritten). */
+static void site_vjp(site_pass *p, int l, int site, float *g, float *gY)
+{
+    const ctx *x = &p->x;
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    if (!c->parallel_residual && site != PL_SITE_MLP_OUT)
+        site_mlp_vjp(x, b, &p->t, &p->s, g); /* now the gradient at x1 */
+    if (site != PL_SITE_ATTN_Z) {
+        memcpy(gY, g, sizeof(float) * (size_t)x->R * x->C);
+        return;
+    }
+    const float *go = g;
+    if (b->post_attn_norm_w) {
+        norm_deriv(c, p->s.dmid, p->t.o, b->post_attn_norm_w, g, x->R, 1);
+        go = p->s.dmid;
+    }
+    mat_vjp(&b->o, gY, go, x->R, x->qd, x->C, 0.0f);
+}
+
+int pl_decoder_patch_jvp_groups_at(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                   int M, pl_hook_point pt, int pos, const float *X, const float *DX, float *logits,
+                                   float *dlogits, int read_index, float *read, float *dread)
+{
+    site_pass p;
+    if (site_init(&p, model->weights, cleans, group_rows, G, M, pt, pos) != PL_OK)
+        return PL_ERR;
+    float *dpost = pl_malloc(sizeof(float) * (size_t)M * p.x.C, "derivative rows");
+    int rc = PL_ERR;
+    if (dpost) {
+        site_fwd(&p, pt.layer, pt.site, X);
+        site_jvp(&p, pt.layer, pt.site, DX, dpost);
+        rc = pl_decoder_patch_jvp_groups(model, cleans, group_rows, G, M, pt.layer + 1, pos, p.f.x, dpost, logits,
+                                         dlogits, read_index, read, dread);
+    }
+    free(dpost);
+    site_free(&p);
+    return rc;
+}
+
+int pl_decoder_patch_vjp_groups_at(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                   int M, pl_hook_point pt, int pos, const float *X, const float *glogits,
+                                   int read_index, const float *gread, float *logits, float *read, float *dx)
+{
+    site_pass p;
+    if (site_init(&p, model->weights, cleans, group_rows, G, M, pt, pos) != PL_OK)
+        return PL_ERR;
+    float *gpost = pl_malloc(sizeof(float) * (size_t)M * p.x.C, "derivative rows");
+    int rc = PL_ERR;
+    if (gpost) {
+        site_fwd(&p, pt.layer, pt.site, X);
+        rc = pl_decoder_patch_vjp_groups(model, cleans, group_rows, G, M, pt.layer + 1, pos, p.f.x, glogits,
+                                         read_index, gread, logits, read, gpost);
+        if (rc == PL_OK)
+            site_vjp(&p, pt.layer, pt.site, gpost, dx);
+    }
+    free(gpost);
+    site_free(&p);
+    return rc;
+}
+
 /* ------------------------------------------------------------ FLOP counts */
 
 /* Attention FLOPs of block b for query positions first..last-1 (as decoder.c counts them). */
