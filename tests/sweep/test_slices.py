@@ -5,7 +5,7 @@ it and v2 orthogonalised against v1 (reometry's c - x). Checked against an indep
 re-derivation (reference.py, ref_gpt2.py): the keyed bases and directions, the step mode's scaling, the
 Gram-Schmidt step, one full patched forward per grid point and the metrics against the (0, 0) point; the
 grid's statistics against numpy's over (prompt, sample); the 1-D variables are the grid's two axes, and
-the alpha axis is a 1-D sweep of KIND1. Also: 1 vs 2 ranks bitwise; a SIGTERM and --resume bitwise;
+the alpha axis is a 1-D sweep of KIND1. Also: 1 vs 2 ranks bitwise; a merge of two hooks' slices; a SIGTERM and --resume bitwise;
 bad values refused by name (exit 2); a 1-D sweep is unchanged by the key's existence (its default)."""
 import os
 import signal
@@ -148,6 +148,21 @@ if sl.shutil.which("mpirun"):
     print("ok slice: 2 ranks bitwise identical to 1 process")
 else:
     print("skip 1 vs 2 ranks: mpirun not found")
+
+# 4b. plateau merge stacks two hooks' slices along `hook`, the grid as it is in each input
+f0, _, out0 = run("hook0", perturb__hook="blocks.0.hook_resid_post", perturb__bases="real", readout__metrics="kl, l2")
+f1, _, out1 = run("hook1", perturb__bases="real", readout__metrics="kl, l2")
+merged = os.path.join(d, "merged.nc")
+r = sl.subprocess.run([sl.BIN, "merge", merged, out0, out1], capture_output=True, text=True, env=sl.run_env())
+if r.returncode != 0:
+    sl.fail("merge of two slices: " + r.stderr)
+g = sl.variables(merged)
+for name in ("kl_slice", "l2_slice_median", "kl_slice_count", "kl", "kl_median"):
+    if not (np.array_equal(g[name][0], f0[name], equal_nan=True) and np.array_equal(g[name][1], f1[name], equal_nan=True)):
+        sl.fail("merge: %s is not the inputs' stacked along hook" % name)
+if not np.array_equal(g["beta"], f0["beta"]):
+    sl.fail("merge: beta differs from the inputs'")
+print("ok merge: two hooks' slices stacked along hook (grids, statistics, axes)")
 
 # 5. SIGTERM mid-run, then --resume: bitwise the uninterrupted run
 ini, out = config("resume", data__n_prompts=400, perturb__bases="real", readout__metrics="kl",
