@@ -1368,8 +1368,12 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     else
         dry_line("units", v, "%d prompts x %d bases x %d directions x %d samples", sw->P, sw->NB, sw->ND, sw->S);
     snprintf(v, sizeof v, "%ld", n_units * K);
-    dry_line("evaluations", v, "units x %d steps, in %ld batches of up to %d units", K, sw->n_batches,
-             sw->batch_units);
+    if (sw->slice)
+        dry_line("evaluations", v, "units x %d grid points (%d x %d: the slice), in %ld batches of up to %d units", K,
+                 sw->n_alpha, sw->n_alpha, sw->n_batches, sw->batch_units);
+    else
+        dry_line("evaluations", v, "units x %d steps, in %ld batches of up to %d units", K, sw->n_batches,
+                 sw->batch_units);
     snprintf(v, sizeof v, "%d", n_all);
     dry_line("setup_prompts", v, "clean forwards to %s: %d sweep + %d for Sigma", cfg->hook, sw->P, cfg->cov_prompts);
     snprintf(v, sizeof v, "%d", R);
