@@ -320,7 +320,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'coordinate': False,
                 'dims': 'base alpha beta',
                 'units': '1',
-                'long_name': 'slices with a finite {m}_slice that entered the statistics',
+                'long_name': 'units whose {m}_slice is finite there (entered the statistics)',
                 'present': 'slice',
                 'attributes': '',
                 'merge': 'stack'},

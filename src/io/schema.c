@@ -84,7 +84,7 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
     {"_slice_median", METRIC, NC_DOUBLE, 0, "base alpha beta", "{metric}",
      "median over prompts and samples of {m}_slice", "slice", "", 0, STACK},
     {"_slice_count", METRIC, NC_INT, 0, "base alpha beta", "1",
-     "slices with a finite {m}_slice that entered the statistics", "slice", "", 0, STACK},
+     "units whose {m}_slice is finite there (entered the statistics)", "slice", "", 0, STACK},
     /* per metric m and score s (float64 like alpha, so that sel(alpha=onset) finds the step) */
     {"", MSCORE, NC_DOUBLE, 0, "base direction prompt sample", "{score}", "{score_long} (curve: {curve})", "",
      "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance, "
