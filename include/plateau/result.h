@@ -99,6 +99,12 @@ typedef struct {
     const int *n_censored;             /* [NM, n_scores, NPC, NB, ND] censored (+inf) scores per kind */
     const pl_result_paired *paired;    /* [NM, n_scores, NPC, n_comparisons] */
     const double *base_norm, *direction_norm; /* [NB, ND, P, S] (NaN: a unit without a direction) */
+    /* [perturb] slice (slice_mean NULL: not a slice): the (alpha, beta) grid of every unit, beta on
+     * alpha's grid; the 1-D arrays above then hold its two axes as directions 0 (beta = 0) and 1 (alpha = 0) */
+    const char *slice_directions[2];   /* the alpha axis's kind, the beta axis's */
+    const float *slice_curves;         /* [P, NB, S, NM, K, K] (the sweep's table), NULL: no raw curves */
+    const double *slice_mean, *slice_median; /* [NM, NB, K, K] over prompts and samples */
+    const int *slice_count;            /* [NM, NB, K, K] */
     /* the local geometry at the bases (issue 17; n_eigen 0: no eigenpairs; kl_rayleigh and fisher_trace
      * whenever n_eigen or n_optimum is set) */
     int n_eigen;                       /* length of the eigen dimension: the eigenpairs per (prompt, base) */

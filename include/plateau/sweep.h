@@ -93,6 +93,7 @@ typedef struct {
     int n_bases, bases[PL_N_BASE_KINDS];
     int n_dirs;
     pl_direction_spec dirs[PL_MAX_DIRECTIONS];
+    int slice;                  /* [perturb] slice: dirs[0], dirs[1] span a 2-D (alpha, beta) grid per unit */
     int n_directions, steps;
     double alpha_max;
     int alpha_grid;             /* PL_GRID_*: linspace(0, alpha_max, steps) or 0 + a geometric grid */

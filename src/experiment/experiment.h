@@ -270,6 +270,10 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
 /* The unit's step vectors X[steps, C]: base + alpha_k * scale * d, d its kind's direction (centred
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
+/* [perturb] slice: the unit's grid X[steps * steps, C], row i steps + j = base + alpha_i v1 + alpha_j v2,
+ * v1 and v2 the steps at alpha = 1 along directions 0 and 1 (ID's d is ignored), v2 orthogonalised
+ * against v1 (steps.c). */
+int pl_unit_slice_of(const pl_experiment *ex, pl_unit_id id, float *X);
 /* The unit's base[C] and direction dir[2 C] (second half scratch) as its steps use them: d centred when
  * they centre it, before the step mode's scaling. */
 int pl_unit_vectors(const pl_experiment *ex, pl_unit_id id, double *base, double *dir);

@@ -134,6 +134,20 @@ static void arc_steps(const pl_experiment *ex, const double *base, const double 
     }
 }
 
+/* The factor the step mode multiplies d by at alpha = 1: 1 (to_target), else the step length over |d|
+ * (0 for a zero d: every step at the base). */
+static double step_scale(const pl_experiment *ex, pl_unit_id id, const double *base, const double *dir)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    double scale = 1.0;
+    if (cfg->step_mode != PL_STEP_TO_TARGET) {
+        double nd = norm2(dir, ex->C);
+        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0;
+        scale = nd > 0.0 ? length / nd : 0.0;
+    }
+    return scale;
+}
+
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
 {
     const pl_sweep_config *cfg = ex->cfg;
@@ -153,18 +167,50 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
         free(base);
         return PL_OK;
     }
-    double scale = 1.0;
-    if (cfg->step_mode != PL_STEP_TO_TARGET) {
-        double nd = norm2(dir, C);
-        double length = cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0;
-        scale = nd > 0.0 ? length / nd : 0.0;
-    }
+    double scale = step_scale(ex, id, base, dir);
     for (int k = 0; k < ex->steps; k++) {
         double a = (ex->alpha[k] - kind->ref_alpha) * scale; /* ref_alpha: 0 but for sae_feature_scale */
         float *x = X + (size_t)k * C;
         for (int c = 0; c < C; c++)
             x[c] = (float)(base[c] + a * dir[c]);
     }
+    free(base);
+    return PL_OK;
+}
+
+/* A 2-D slice ([perturb] slice; Janiak et al., jettjaniak/reometry reometry/utils.py
+ * interpolate_2d_slice): v1 and v2 are the steps at alpha = 1 of the unit's base along directions 0 and
+ * 1 (each kind's d, centred and scaled by the step mode exactly as pl_unit_steps_of does), and v2 loses
+ * its component along v1 (reometry's c - x, x = a + t (b - a) the projection of c onto the line
+ * through a and b: the same Gram-Schmidt step, not renormalised, so beta's unit is v2's part
+ * orthogonal to v1). Row i K + j is base + alpha_i v1 + alpha_j v2 (K = ex->steps, the alpha grid on
+ * both axes). */
+int pl_unit_slice_of(const pl_experiment *ex, pl_unit_id id, float *X)
+{
+    int C = ex->C, K = ex->steps;
+    double *base = pl_malloc(sizeof(double) * 6 * (size_t)C, "slice vectors");
+    if (!base)
+        return PL_ERR;
+    double *v1 = base + C, *v2 = v1 + 2 * (size_t)C, *other = v2 + 2 * (size_t)C; /* v1, v2: 2 C each */
+    pl_unit_id i1 = id, i2 = id;
+    i1.d = 0, i2.d = 1;
+    unit_vectors(ex, i1, base, v1);
+    unit_vectors(ex, i2, other, v2); /* the same base: a base depends on (prompt, base kind, sample) only */
+    double s1 = step_scale(ex, i1, base, v1), s2 = step_scale(ex, i2, base, v2), dot = 0.0, nn = 0.0;
+    for (int c = 0; c < C; c++) {
+        v1[c] *= s1, v2[c] *= s2;
+        dot += v1[c] * v2[c], nn += v1[c] * v1[c];
+    }
+    if (nn > 0.0) /* a zero v1 leaves v2 as it is */
+        for (int c = 0; c < C; c++)
+            v2[c] -= dot / nn * v1[c];
+    for (int i = 0; i < K; i++)
+        for (int j = 0; j < K; j++) {
+            float *x = X + ((size_t)i * K + j) * C;
+            double a = ex->alpha[i], b = ex->alpha[j];
+            for (int c = 0; c < C; c++)
+                x[c] = (float)(base[c] + a * v1[c] + b * v2[c]);
+        }
     free(base);
     return PL_OK;
 }

@@ -60,11 +60,11 @@ static int text_att(int nc, int var, const char *name, const char *value)
 /* Length of dimension NAME in R (-1: made by its variable: a state's width, sae_feature). */
 static long dim_length(const pl_result *r, const char *name)
 {
-    static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "quantile", "ctx",
+    static const char *const names[] = {"base", "direction", "prompt", "sample", "alpha", "beta", "quantile", "ctx",
                                         "hist_bin", "hist_edge", "comparison", "bound", "resid", "resid_col", "eigen",
                                         "optimum", "other", "pc", "position"};
-    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C, r->C,
-                        r->n_eigen, r->n_optimum, r->n_other, r->n_pc, r->attrs.n_positions};
+    const long len[] = {r->NB, r->ND, r->P, r->S, r->K, r->K, r->Q, r->T, r->HB, r->HB + 1, r->n_comparisons, 2, r->C,
+                        r->C, r->n_eigen, r->n_optimum, r->n_other, r->n_pc, r->attrs.n_positions};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(name, names[i]))
             return len[i];
@@ -84,6 +84,10 @@ static int present(const pl_result *r, const char *when)
         return r->per_position || activation_positions(r);
     if (!strcmp(when, "comparisons"))
         return r->n_comparisons > 0;
+    if (!strcmp(when, "slice"))
+        return r->slice_mean != NULL;
+    if (!strcmp(when, "slice_raw"))
+        return r->slice_curves != NULL;
     if (!strcmp(when, "raw_curves"))
         return r->curves != NULL;
     if (!strcmp(when, "tokenizer"))
@@ -317,6 +321,11 @@ static int define_var_attributes(writer *w)
     int nc = w->nc, v;
     NC_TRY(w, nc_inq_varid(nc, "alpha", &v), "alpha");
     NC_TRY(w, text_att(nc, v, "step_mode", r->step_mode), "alpha");
+    if (r->slice_mean) {
+        NC_TRY(w, nc_inq_varid(nc, "beta", &v), "beta");
+        NC_TRY(w, text_att(nc, v, "alpha_direction", r->slice_directions[0]), "beta");
+        NC_TRY(w, text_att(nc, v, "beta_direction", r->slice_directions[1]), "beta");
+    }
     for (int mi = 0; mi < r->NM; mi++)
         for (int sc = 0; sc < r->n_scores; sc++) {
             if (!r->has_score[mi * r->n_scores + sc])
@@ -454,7 +463,8 @@ static int put_coordinates(writer *w, double *dbuf)
 {
     const pl_result *r = w->r;
     int NC = r->n_comparisons, n = r->P > r->S ? r->P : r->S;
-    if (put(w, "alpha", r->alpha) != PL_OK || put(w, "base", r->bases) != PL_OK ||
+    if ((r->slice_mean && put(w, "beta", r->alpha) != PL_OK) || put(w, "alpha", r->alpha) != PL_OK ||
+        put(w, "base", r->bases) != PL_OK ||
         put(w, "direction", r->directions) != PL_OK)
         return PL_ERR;
     int *idx = pl_malloc(sizeof(int) * (size_t)(NC > n ? NC : n), "indices");
@@ -545,6 +555,30 @@ static int put_curves(writer *w, int mi, float *buf)
     return put(w, r->metrics[mi].name, buf);
 }
 
+/* Metric MI's slice: the grid [p, b, s, (m), K * K] as [b, p, s, K, K] in BUF (raw curves), and its
+ * statistics. */
+static int put_slice(writer *w, int mi, float *buf)
+{
+    const pl_result *r = w->r;
+    int NB = r->NB, P = r->P, S = r->S;
+    size_t G = (size_t)r->K * r->K, n_stat = (size_t)NB * G;
+    for (int b = 0; r->slice_curves && b < NB; b++)
+        for (int p = 0; p < P; p++)
+            for (int s = 0; s < S; s++) {
+                long u = ((long)p * NB + b) * S + s;
+                memcpy(buf + (((size_t)b * P + p) * S + s) * G, r->slice_curves + ((size_t)u * r->NM + mi) * G,
+                       sizeof(float) * G);
+            }
+    const char *m = r->metrics[mi].name;
+    if (r->slice_curves && put2(w, m, "_slice", buf) != PL_OK)
+        return PL_ERR;
+    if (put2(w, m, "_slice_mean", r->slice_mean + mi * n_stat) != PL_OK ||
+        put2(w, m, "_slice_median", r->slice_median + mi * n_stat) != PL_OK ||
+        put2(w, m, "_slice_count", r->slice_count + mi * n_stat) != PL_OK)
+        return PL_ERR;
+    return PL_OK;
+}
+
 /* Everything of metric MI: curves, statistics, scores, histograms, comparisons. */
 static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
 {
@@ -554,6 +588,8 @@ static int put_metric(writer *w, int mi, float *buf, double *dbuf, int *ibuf)
     size_t n_stat = (size_t)NPC * r->NB * r->ND * r->K, n_bd = (size_t)NPC * r->NB * r->ND;
     size_t n_kind = (size_t)r->P * r->S;
     if (r->curves && put_curves(w, mi, buf) != PL_OK)
+        return PL_ERR;
+    if (r->slice_mean && put_slice(w, mi, buf) != PL_OK)
         return PL_ERR;
     if (put2(w, m, "_mean", r->mean + mi * n_stat) != PL_OK || put2(w, m, "_median", r->median + mi * n_stat) != PL_OK ||
         (r->Q && put2(w, m, "_quantiles", r->quant + mi * n_stat * r->Q) != PL_OK) ||
@@ -625,6 +661,8 @@ static int put_data(writer *w)
     const pl_result *r = w->r;
     int NC = r->n_comparisons * npc(r), HB = r->HB, NP = r->attrs.n_positions;
     size_t n_curve = (size_t)npc(r) * r->NB * r->ND * r->P * r->S * r->K;
+    if (r->slice_curves && (size_t)r->NB * r->P * r->S * r->K * r->K > n_curve) /* a slice's grid */
+        n_curve = (size_t)r->NB * r->P * r->S * r->K * r->K;
     float *buf = r->curves ? pl_malloc(sizeof(float) * (n_curve ? n_curve : 1), "output curves") : NULL;
     double *dbuf = pl_malloc(sizeof(double) * (size_t)(NC > HB + 1 ? NC : HB + 1) * 2, "output values");
     int *ibuf = pl_malloc(sizeof(int) * (size_t)(NC > NP ? NC : NP > 1 ? NP : 1), "output values");

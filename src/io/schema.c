@@ -16,6 +16,7 @@ const pl_schema_dim PL_SCHEMA_DIMS[] = {
     {"prompt", "sweep prompts ([data] n_prompts)", ""},
     {"sample", "directions drawn per (prompt, base, kind) ([perturb] n_directions)", ""},
     {"alpha", "steps along a direction ([perturb] steps)", ""},
+    {"beta", "steps along a slice's second direction ([perturb] slice: alpha's grid)", "slice"},
     {"quantile", "quantile levels ([output] quantiles)", ""},
     {"ctx", "tokens per prompt ([data] n_ctx)", ""},
     {"position", "perturbed positions of whole contexts (n_positions > 1) as the curves' leading dimension "
@@ -47,6 +48,9 @@ const int PL_SCHEMA_N_DIMS = (int)(sizeof PL_SCHEMA_DIMS / sizeof PL_SCHEMA_DIMS
 
 const pl_schema_var PL_SCHEMA_VARS[] = {
     {"alpha", FIXED, NC_DOUBLE, 1, "alpha", "{alpha}", "{alpha_long}", "", "step_mode", 0, SAME},
+    {"beta", FIXED, NC_DOUBLE, 1, "beta", "{alpha}",
+     "{alpha_long}, along the slice's second direction (its step at alpha = 1 orthogonalised against the first's)",
+     "slice", "alpha_direction, beta_direction", 0, SAME},
     {"base", FIXED, NC_STRING, 0, "base", NULL, "base activation kind", "", "", 0, SAME},
     {"direction", FIXED, NC_STRING, 0, "direction", NULL, "direction kind", "", "", 0, SAME},
     {"prompt", FIXED, NC_INT, 1, "prompt", "1", "sweep prompt index", "", "", 0, SAME},
@@ -77,6 +81,15 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "quantiles over prompts and samples of {m} (linear interpolation)", "", "", 0, STACK},
     {"_count", METRIC, NC_INT, 0, "[position] base direction alpha", "1", "curves with a finite {m} that entered the statistics",
      "", "", 0, STACK},
+    /* per metric m of a slice ([perturb] slice): the (alpha, beta) grid base + alpha v1 + beta v2 */
+    {"_slice", METRIC, NC_FLOAT, 0, "base prompt sample alpha beta", "{metric}",
+     "{m_long} on the slice base + alpha v1 + beta v2", "slice_raw", "", 1, STACK},
+    {"_slice_mean", METRIC, NC_DOUBLE, 0, "base alpha beta", "{metric}", "mean over prompts and samples of {m}_slice",
+     "slice", "", 0, STACK},
+    {"_slice_median", METRIC, NC_DOUBLE, 0, "base alpha beta", "{metric}",
+     "median over prompts and samples of {m}_slice", "slice", "", 0, STACK},
+    {"_slice_count", METRIC, NC_INT, 0, "base alpha beta", "1",
+     "units whose {m}_slice is finite there (entered the statistics)", "slice", "", 0, STACK},
     /* per metric m and score s (float64 like alpha, so that sel(alpha=onset) finds the step) */
     {"", MSCORE, NC_DOUBLE, 0, "[position] base direction prompt sample", "{score}", "{score_long} (curve: {curve})", "",
      "score_curve; onset: onset_threshold; alpha_at_threshold: threshold; nonlinearity_alpha: fit_steps, tolerance, "

@@ -19,11 +19,11 @@
 
 int pl_sweep_setup_grid(pl_sweep *sw)
 {
-    sw->alpha = pl_malloc(sizeof(double) * sw->steps, "alpha grid");
+    sw->alpha = pl_malloc(sizeof(double) * sw->n_alpha, "alpha grid");
     if (!sw->alpha)
         return PL_ERR;
     /* the config's grid: linspace(0, alpha_max, steps) exact at both ends, the log grid, or alphas */
-    for (int k = 0; k < sw->steps; k++)
+    for (int k = 0; k < sw->n_alpha; k++)
         sw->alpha[k] = pl_grid_alpha(sw->cfg, k);
     return PL_OK;
 }
@@ -86,8 +86,8 @@ int pl_sweep_setup_units(pl_sweep *sw)
     ex->P = sw->P * sw->n_pos; /* the experiment's prompts are the sites (prompt, perturbed position) */
     ex->S = sw->S;
     ex->NB = sw->NB;
-    ex->ND = sw->ND;
-    ex->steps = sw->steps;
+    ex->ND = sw->cfg->n_dirs; /* a slice's two kinds are the experiment's directions 0 and 1 */
+    ex->steps = sw->n_alpha;
     ex->alpha = sw->alpha;
     ex->real_act = sw->real_act;
     ex->mu = sw->mu;
@@ -133,7 +133,28 @@ int pl_sweep_open_sae(pl_sweep *sw)
     return PL_OK;
 }
 
-int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X) { return pl_unit_steps_of(&sw->ex, id, X); }
+int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X)
+{
+    return sw->slice ? pl_unit_slice_of(&sw->ex, id, X) : pl_unit_steps_of(&sw->ex, id, X);
+}
+
+void pl_row_alpha_text(const pl_sweep *sw, int k, char *out, size_t size)
+{
+    if (sw->slice)
+        snprintf(out, size, "alpha = %g, beta = %g", sw->alpha[k / sw->n_alpha], sw->alpha[k % sw->n_alpha]);
+    else
+        snprintf(out, size, "alpha = %g", sw->alpha[k]);
+}
+
+/* Whether unit ID has its direction(s): a slice's unit needs both of its kinds'. */
+static int unit_defined(const pl_sweep *sw, pl_unit_id id)
+{
+    if (!sw->slice)
+        return pl_unit_defined(&sw->ex, id);
+    pl_unit_id second = id;
+    second.d = 1;
+    return pl_unit_defined(&sw->ex, id) && pl_unit_defined(&sw->ex, second);
+}
 
 /* The prompt's real next token at the readout position, or -1. */
 static int next_token_at_readout(const pl_sweep *sw, int p)
@@ -196,8 +217,12 @@ long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units)
 void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size)
 {
     pl_unit_id id = pl_unit_decode(sw, u);
-    snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
-             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sw->cfg->dirs[id.d].label, id.s);
+    if (sw->slice)
+        snprintf(out, size, "unit %ld (prompt %d, base %s, slice %s x %s, sample %d)", u, id.p,
+                 PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sw->cfg->dirs[0].label, sw->cfg->dirs[1].label, id.s);
+    else
+        snprintf(out, size, "unit %ld (prompt %d, base %s, direction %s, sample %d)", u, id.p,
+                 PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sw->cfg->dirs[id.d].label, id.s);
 }
 
 /* Index of the first non-finite value of X[n], or -1. */
@@ -221,7 +246,7 @@ static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X,
 {
     int S = sw->steps, C = sw->C, V = sw->V, CR = sw->C_read;
     for (int i = 0; i < n; i++) {
-        if (!pl_unit_defined(&sw->ex, pl_unit_decode(sw, first + i)))
+        if (!unit_defined(sw, pl_unit_decode(sw, first + i)))
             continue;
         for (size_t row = (size_t)i * S; row < (size_t)(i + 1) * S; row++) {
             long at_x = X ? first_nonfinite(X + row * C, (size_t)C) : -1;
@@ -230,8 +255,9 @@ static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X,
             bad[row] |= (at_x >= 0 ? BAD_STEP : 0) | (at_logit >= 0 ? BAD_LOGITS : 0) | (at_read >= 0 ? BAD_READ : 0);
             if (sw->cfg->nonfinite_mark || !bad[row])
                 continue;
-            char unit[320], what[256];
+            char unit[320], what[256], at[96];
             pl_unit_name(sw, first + i, unit, sizeof unit);
+            pl_row_alpha_text(sw, (int)(row % S), at, sizeof at);
             if (at_x >= 0)
                 snprintf(what, sizeof what, "the step vector (base + alpha x direction) has a non-finite component %ld",
                          at_x);
@@ -241,9 +267,9 @@ static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X,
             else
                 snprintf(what, sizeof what, "the residual at %s has a non-finite component %ld, from a finite step "
                          "vector: the model computes it; check its weights", sw->cfg->read_hook, at_read);
-            pl_fail("%s, alpha = %g: %s ([run] nonfinite = error; 'mark' stores NaN and leaves it out of the "
+            pl_fail("%s, %s: %s ([run] nonfinite = error; 'mark' stores NaN and leaves it out of the "
                     "statistics)",
-                    unit, sw->alpha[row % S], what);
+                    unit, at, what);
             return PL_ERR_BAD_INPUT;
         }
     }
@@ -282,11 +308,12 @@ int pl_check_metric_values(const pl_sweep *sw, long u, float *o)
                 *v = NAN;
                 continue;
             }
-            char unit[320];
+            char unit[320], at[96];
             pl_unit_name(sw, u, unit, sizeof unit);
-            pl_fail("%s, alpha = %g: metric %s is %s from finite step vectors, logits and residuals (%s) ([run] "
+            pl_row_alpha_text(sw, k, at, sizeof at);
+            pl_fail("%s, %s: metric %s is %s from finite step vectors, logits and residuals (%s) ([run] "
                     "nonfinite = error; 'mark' stores NaN and leaves it out of the statistics)",
-                    unit, sw->alpha[k], PL_METRICS[sw->cfg->metrics[mi]].name,
+                    unit, at, PL_METRICS[sw->cfg->metrics[mi]].name,
                     isnan(*v) ? "NaN" : *v > 0 ? "+inf" : "-inf",
                     isnan(*v) ? "an overflow computing it" : "beyond float32's range");
             return PL_ERR_BAD_INPUT;
@@ -373,12 +400,12 @@ static int batch_metrics(const pl_sweep *sw, pl_unit_cache *cache, long first, i
     for (int i = 0; i < n; i++) {
         pl_unit_id id = pl_unit_decode(sw, first + i);
         float *o = out + (size_t)i * sw->unit_floats;
-        if (!pl_unit_defined(&sw->ex, id)) { /* e.g. sae_active at a base with no active feature */
+        if (!unit_defined(sw, id)) { /* e.g. sae_active at a base with no active feature */
             for (size_t j = 0; j < (size_t)sw->NM * S; j++)
                 o[j] = NAN;
             continue;
         }
-        int ref = pl_unit_reference(&sw->ex, id);
+        int ref = pl_unit_reference(&sw->ex, id); /* a slice: 0, its (0, 0) (no kind with ref_alpha) */
         pl_unit_metrics(&sw->ex, cache->logits + (size_t)i * S * V, cache->read + (size_t)i * S * CR,
                         cache->X + (size_t)i * S * C, S, ref, next_token_at_readout(sw, id.p), cache->scratch, o);
         mark_nonfinite(sw, cache->bad + (size_t)i * S, ref, o);

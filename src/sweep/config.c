@@ -158,6 +158,8 @@ static void print_plateau_threshold(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_quantiles(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static int parse_alphas(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static void print_alphas(strbuf *sb, const pl_sweep_config *cfg);
+static int parse_slice(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
+static void print_slice(strbuf *sb, const pl_sweep_config *cfg);
 static void print_quantiles(strbuf *sb, const pl_sweep_config *cfg);
 static int parse_output_path(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
 static int parse_radius_alpha(raw_config *rc, int i, pl_sweep_config *cfg, const char *output);
@@ -280,6 +282,19 @@ static const key_def KEYS[] = {
      .values = "comma-separated direction kinds, each once (a file: `file:PATH` or `file:PATH#TENSOR`)",
      .doc = "comma-separated kinds, each giving a raw direction d (the [direction "
             "kinds](science.md#direction-kinds))"},
+    {"perturb", "slice", "", 1, KT_CUSTOM, .parse = parse_slice, .print = print_slice,
+     .values = "empty, or two direction kinds", .def_doc = "(empty: 1-D curves)",
+     .doc = "two direction kinds `KIND1, KIND2`: each unit is a base and one direction of each kind, "
+            "evaluated on the (α, β) grid x + α·v1 + β·v2 with the α grid on both axes (Janiak et al.'s 2-D "
+            "slices, jettjaniak/reometry `reometry/utils.py`, `interpolate_2d_slice`). v1 and v2 are each "
+            "kind's step at α = 1 exactly as a 1-D curve of that kind and `step_mode` takes it; v2 then "
+            "loses its component along v1 (reometry's `c - x`: Gram–Schmidt, not renormalised), so the "
+            "axes are orthogonal and the α axis (β = 0) is KIND1's 1-D curve. `directions` must list these "
+            "two kinds in this order (left out, it is set to them). The result holds the grid as "
+            "`<m>_slice` (base, prompt, sample, alpha, beta) with its mean, median and count, and the two "
+            "axes as the 1-D curves of the two kinds (`<m>` with direction = KIND1: β = 0; KIND2: α = 0, "
+            "along the orthogonalised v2), whose scores and comparisons are those of 1-D curves. Not with "
+            "whole contexts, `step_mode = arc`, a kind whose base sits at α ≠ 0, `fisher` or `optimized`"},
     {"perturb", "n_directions", "1", 1, KT_INT, OFF(n_directions), .lo = 1, .hi = 1000000,
      .doc = "samples per prompt and direction kind"},
     {"perturb", "steps", "101", 1, KT_INT, OFF(steps), .lo = 2, .hi = 100000,
@@ -949,6 +964,52 @@ static int parse_directions(raw_config *rc, int i, pl_sweep_config *cfg, const c
     return PL_OK;
 }
 
+/* The printed form of direction D, as `directions` takes it. */
+static void direction_text(const pl_direction_spec *d, char *out, size_t size)
+{
+    if (d->path)
+        snprintf(out, size, "file:%s%s%s", d->path, d->tensor ? "#" : "", d->tensor ? d->tensor : "");
+    else
+        snprintf(out, size, "%s", d->label);
+}
+
+/* "KIND1, KIND2": the slice's two kinds are directions 0 and 1 (a default `directions` becomes them). */
+static int parse_slice(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
+{
+    char buf[4096], *items[3], have[2][4200];
+    int n, di = find_key("perturb", "directions");
+    cfg->slice = 0;
+    const char *v = rc->value[i] ? rc->value[i] : "";
+    while (isspace((unsigned char)*v))
+        v++;
+    if (!*v)
+        return PL_OK;
+    if (split_list(rc, i, v, 0, items, 3, &n, buf, sizeof buf) != PL_OK)
+        return PL_ERR;
+    if (n != 2)
+        return FAIL_KEY(i, "'%s': expected two direction kinds (the alpha axis's, then the beta axis's)", v);
+    if (!rc->origin[di]) { /* directions left at its default: the slice's two kinds */
+        for (int d = 0; d < cfg->n_dirs; d++)
+            free(cfg->dirs[d].label), free(cfg->dirs[d].path), free(cfg->dirs[d].tensor);
+        memset(cfg->dirs, 0, sizeof cfg->dirs);
+        cfg->n_dirs = 0;
+        char *old = rc->value[di];
+        rc->value[di] = dupstr(v);
+        if (!rc->value[di])
+            return PL_ERR;
+        free(old);
+        if (parse_directions(rc, di, cfg, output) != PL_OK)
+            return pl_fail_prefix("%s: [perturb] slice", rc->origin[i] ? rc->origin[i] : rc->file);
+    }
+    for (int d = 0; d < 2 && d < cfg->n_dirs; d++)
+        direction_text(&cfg->dirs[d], have[d], sizeof have[d]);
+    if (cfg->n_dirs != 2 || strcmp(have[0], trim(items[0])) || strcmp(have[1], trim(items[1])))
+        return FAIL_KEY(i, "'%s': [perturb] directions (%s) must list exactly the slice's two kinds, in its order",
+                        v, rc->value[di]);
+    cfg->slice = 1;
+    return PL_OK;
+}
+
 /* One end of A:B: empty (DEF), or an integer in [-1000000, 1000000]. */
 static int parse_position_end(const char *s, size_t len, int def, int *out)
 {
@@ -1410,6 +1471,25 @@ static int K(const char *section, const char *key) { return find_key(section, ke
 
 /* What no single row can check: the data format from the prompts' extension, and what the direction
  * kinds and metrics need of the rest of the config. */
+/* What a slice cannot be combined with, each refused by name. */
+static int check_slice(raw_config *rc, const pl_sweep_config *cfg)
+{
+    int i = K("perturb", "slice");
+    const char *at = rc->origin[i] ? rc->origin[i] : rc->file, *why = NULL;
+    if (cfg->position_kind != PL_POSITION_ONE)
+        why = "whole contexts ([perturb] position A:B or all): a slice perturbs one position";
+    else if (cfg->step_mode == PL_STEP_ARC)
+        why = "step_mode = arc: the arc is a path, not a plane (use to_target, fixed_norm or absolute)";
+    else if (pl_fisher_k(cfg) > 0 || pl_optimized_listed(cfg))
+        why = "the local geometry ([fisher] k, the fisher or optimized kinds)";
+    else if (cfg->steps > 1000)
+        why = "more than 1000 steps: a unit is steps^2 rows";
+    for (int d = 0; !why && d < 2; d++)
+        if (PL_DIRECTION_KINDS[cfg->dirs[d].kind].ref_alpha != 0.0)
+            why = "a kind whose base sits at alpha != 0 (sae_feature_scale)";
+    return why ? pl_fail("%s: [perturb] slice: not with %s", at, why) : PL_OK;
+}
+
 static int check_across_keys(raw_config *rc, pl_sweep_config *cfg)
 {
     if (cfg->data_format == PL_DATA_AUTO) { /* by extension: .jsonl, .bin, else plain text */
@@ -1424,6 +1504,8 @@ static int check_across_keys(raw_config *rc, pl_sweep_config *cfg)
         int i = K(section, which);
         return pl_fail_prefix("%s: [%s] %s", rc->origin[i] ? rc->origin[i] : rc->file, section, which);
     }
+    if (cfg->slice && check_slice(rc, cfg) != PL_OK)
+        return PL_ERR;
     if (cfg->nl_rule == PL_NL_TEREN && cfg->nl_first < 1) { /* teren's start_step - 1 would be step -1 */
         int i = K("readout", "nonlinearity");
         return pl_fail("%s: [readout] nonlinearity: first = 0 under nonlinearity_rule = teren: teren's start_step "
@@ -1692,6 +1774,15 @@ static void print_directions(strbuf *sb, const pl_sweep_config *cfg)
             sb_printf(sb, "%sfile:%s%s%s", j ? ", " : "", d->path, d->tensor ? "#" : "", d->tensor ? d->tensor : "");
         else
             sb_printf(sb, "%s%s", j ? ", " : "", d->label);
+    }
+}
+
+static void print_slice(strbuf *sb, const pl_sweep_config *cfg)
+{
+    char text[4200];
+    for (int d = 0; cfg->slice && d < 2; d++) {
+        direction_text(&cfg->dirs[d], text, sizeof text);
+        sb_printf(sb, "%s%s", d ? ", " : "", text);
     }
 }
 

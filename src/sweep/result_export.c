@@ -77,7 +77,7 @@ static int basis_fit(const pl_sweep *sw, double *mu, double *sigma)
  * no direction, e.g. sae_active at a base without an active feature) into BN and DN. */
 static int unit_norms(const pl_results *res, double *bn, double *dn)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
@@ -97,7 +97,7 @@ static int unit_norms(const pl_results *res, double *bn, double *dn)
  * the units of the first direction. */
 static int local_vectors(const pl_results *res, pl_result_export *e)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     int k = sw->fisher_k, no = sw->n_opt, C = sw->C;
     size_t n_pb = (size_t)sw->P * sw->NB * sw->S, w = (size_t)(k + no) * C;
     if (!(e->vectors = pl_malloc(sizeof(float) * (n_pb * w > 0 ? n_pb * w : 1), "local vectors")))
@@ -121,7 +121,7 @@ static int local_vectors(const pl_results *res, pl_result_export *e)
  * the same with n_pcs for the PCs, from the first direction's units (as local_arrays). */
 static int local_align(const pl_results *res, pl_result_export *e)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     int k = sw->fisher_k, no = sw->n_opt, nr = sw->n_other, nq = sw->n_pcs, nc = nr + nq;
     size_t n_pb = (size_t)sw->P * sw->NB * sw->S;
     e->align = pl_malloc(sizeof(double) * (n_pb * (k + no) * nc + 1), "alignment");
@@ -156,7 +156,7 @@ static int local_align(const pl_results *res, pl_result_export *e)
  * numbers of it; the first direction's are taken. */
 static int local_arrays(const pl_results *res, pl_result_export *e)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     int k = sw->fisher_k, NX = sw->NX, no = sw->n_opt;
     size_t n_pb = (size_t)sw->P * sw->NB * sw->S, n = (size_t)sw->n_units;
     if (!NX)
@@ -269,7 +269,7 @@ static void run_attrs(const pl_sweep *sw, const pl_output_meta *meta, pl_result_
 /* The metrics, scores, comparisons and per-unit states of the run as the result lists them. */
 static int describe_tables(const pl_results *res, pl_result_export *e)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     const pl_sweep_config *cfg = sw->cfg;
     for (int mi = 0; mi < sw->NM; mi++) {
         const pl_metric_info *mt = &PL_METRICS[cfg->metrics[mi]];
@@ -320,11 +320,16 @@ static int describe_tables(const pl_results *res, pl_result_export *e)
 /* The arrays of R's data that the sweep holds as they are, and those made for the file. */
 static int fill_arrays(const pl_results *res, pl_result_export *e)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     const pl_sweep_config *cfg = sw->cfg;
     pl_result *r = &e->r;
     size_t n = (size_t)sw->n_units;
-    r->curves = cfg->raw_curves ? res->curves : NULL;
+    r->curves = !cfg->raw_curves ? NULL : res->sw->slice ? res->axis_curves : res->curves;
+    if (res->sw->slice) { /* the grid beside its axes */
+        r->slice_curves = cfg->raw_curves ? res->curves : NULL;
+        r->slice_mean = res->slice_mean, r->slice_median = res->slice_median, r->slice_count = res->slice_count;
+        r->slice_directions[0] = cfg->dirs[0].label, r->slice_directions[1] = cfg->dirs[1].label;
+    }
     r->mean = res->mean, r->median = res->median, r->quant = res->quant, r->count = res->count;
     r->score_values = res->scores, r->hist = res->hist, r->hist_outside = res->hist_outside;
     r->n_censored = res->n_censored;
@@ -361,7 +366,7 @@ static int fill_arrays(const pl_results *res, pl_result_export *e)
 
 int pl_results_export(const pl_results *res, const pl_output_meta *meta, pl_result_export *e)
 {
-    const pl_sweep *sw = res->sw;
+    const pl_sweep *sw = pl_results_view(res);
     const pl_sweep_config *cfg = sw->cfg;
     memset(e, 0, sizeof *e);
     pl_result *r = &e->r;

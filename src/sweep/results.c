@@ -35,6 +35,10 @@ void pl_results_free(pl_results *r)
     free(r->hist);
     free(r->hist_outside);
     free(r->n_censored);
+    free(r->axis_curves);
+    free(r->slice_mean);
+    free(r->slice_median);
+    free(r->slice_count);
     memset(r, 0, sizeof *r);
 }
 
@@ -193,7 +197,8 @@ static int position_comparisons(pl_results *r, int mi, int j)
     return rc;
 }
 
-int pl_results_finish(pl_results *r)
+/* The scores and statistics of R's 1-D table (r->sw, r->curves). */
+static int finish_table(pl_results *r)
 {
     const pl_sweep *sw = r->sw;
     const pl_sweep_config *cfg = sw->cfg;
@@ -230,4 +235,71 @@ int pl_results_finish(pl_results *r)
     }
     free(column), free(scratch), free(qv), free(sc_out);
     return rc;
+}
+
+/* A slice's grid statistics: per (metric, base, grid point) the mean, median and count over (prompt,
+ * sample), as the 1-D statistics are per alpha. */
+static int slice_statistics(pl_results *r)
+{
+    const pl_sweep *sw = r->sw;
+    int NM = sw->NM, NB = sw->NB, S = sw->S, G = sw->steps;
+    size_t n_kind = (size_t)sw->P * S, n_stat = (size_t)NM * NB * G;
+    r->slice_mean = pl_malloc(sizeof(double) * n_stat, "slice means");
+    r->slice_median = pl_malloc(sizeof(double) * n_stat, "slice medians");
+    r->slice_count = pl_malloc(sizeof(int) * n_stat, "slice counts");
+    float *column = pl_malloc(sizeof(float) * n_kind, "statistics column");
+    double *scratch = pl_malloc(sizeof(double) * n_kind, "statistics scratch"), qv;
+    int rc = r->slice_mean && r->slice_median && r->slice_count && column && scratch ? PL_OK : PL_ERR;
+    for (int mi = 0; mi < NM && rc == PL_OK; mi++)
+        for (int b = 0; b < NB; b++)
+            for (int g = 0; g < G; g++) {
+                for (int p = 0; p < sw->P; p++)
+                    for (int s = 0; s < S; s++) {
+                        long u = ((long)p * NB + b) * S + s; /* a slice's ND is 1 */
+                        column[(size_t)p * S + s] = r->curves[((size_t)u * NM + mi) * G + g];
+                    }
+                size_t at = ((size_t)mi * NB + b) * G + g;
+                pl_describe(column, (int)n_kind, NULL, 0, scratch, &r->slice_mean[at], &r->slice_median[at], &qv,
+                            &r->slice_count[at]);
+            }
+    free(column), free(scratch);
+    return rc;
+}
+
+/* A slice: its grid's statistics, then its two axes as the 1-D curves of its two kinds (row i K of the
+ * grid, beta = 0, is direction 0's curve at alpha_i; row j, alpha = 0, direction 1's at alpha_j; the grid
+ * starts at 0), scored and compared as any 1-D table. */
+static int finish_slice(pl_results *r)
+{
+    const pl_sweep *sw = r->sw;
+    int NM = sw->NM, NB = sw->NB, S = sw->S, K = sw->n_alpha, G = sw->steps;
+    if (slice_statistics(r) != PL_OK)
+        return PL_ERR;
+    r->axis = *sw;
+    r->axis.slice = 0, r->axis.ND = 2, r->axis.steps = K, r->axis.n_units = 2 * sw->n_units;
+    r->axis.unit_floats = NM * K;
+    r->axis_curves = pl_malloc(sizeof(float) * (size_t)r->axis.n_units * NM * K, "slice axes");
+    if (!r->axis_curves)
+        return PL_ERR;
+    for (long u = 0; u < sw->n_units; u++) {
+        long p = u / ((long)NB * S), bs = u % ((long)NB * S);
+        for (int d = 0; d < 2; d++) {
+            long v = (p * NB + bs / S) * 2 * S + (long)d * S + bs % S; /* (p, b, d, s) of the axis table */
+            for (int mi = 0; mi < NM; mi++)
+                for (int k = 0; k < K; k++)
+                    r->axis_curves[((size_t)v * NM + mi) * K + k] =
+                        r->curves[((size_t)u * NM + mi) * G + (d == 0 ? (size_t)k * K : (size_t)k)];
+        }
+    }
+    float *grid = r->curves;
+    r->sw = &r->axis, r->curves = r->axis_curves;
+    int rc = finish_table(r);
+    r->sw = sw, r->curves = grid;
+    return rc;
+}
+
+int pl_results_finish(pl_results *r)
+{
+    r->view = r->sw->slice ? &r->axis : r->sw;
+    return r->sw->slice ? finish_slice(r) : finish_table(r);
 }

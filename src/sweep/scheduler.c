@@ -645,9 +645,11 @@ static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_
     sw->P = cfg->n_prompts;
     sw->S = cfg->n_directions;
     sw->NB = cfg->n_bases;
-    sw->ND = cfg->n_dirs;
+    sw->slice = cfg->slice;
+    sw->ND = cfg->slice ? 1 : cfg->n_dirs; /* a slice's unit holds both kinds */
     sw->NM = cfg->n_metrics;
-    sw->steps = cfg->steps;
+    sw->n_alpha = cfg->steps;
+    sw->steps = cfg->slice ? cfg->steps * cfg->steps : cfg->steps;
     sw->n_units = (long)sw->P * sw->NB * sw->ND * sw->S;
     pl_sweep_set_batches(sw);
 }
@@ -1361,10 +1363,18 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     free(text);
     char v[64];
     snprintf(v, sizeof v, "%ld", n_units);
-    dry_line("units", v, "%d prompts x %d bases x %d directions x %d samples", sw->P, sw->NB, sw->ND, sw->S);
+    if (sw->slice)
+        dry_line("units", v, "%d prompts x %d bases x 1 slice (%s x %s) x %d samples", sw->P, sw->NB,
+                 cfg->dirs[0].label, cfg->dirs[1].label, sw->S);
+    else
+        dry_line("units", v, "%d prompts x %d bases x %d directions x %d samples", sw->P, sw->NB, sw->ND, sw->S);
     snprintf(v, sizeof v, "%ld", n_units * K);
-    dry_line("evaluations", v, "units x %d steps, in %ld batches of up to %d units", K, sw->n_batches,
-             sw->batch_units);
+    if (sw->slice)
+        dry_line("evaluations", v, "units x %d grid points (%d x %d: the slice), in %ld batches of up to %d units", K,
+                 sw->n_alpha, sw->n_alpha, sw->n_batches, sw->batch_units);
+    else
+        dry_line("evaluations", v, "units x %d steps, in %ld batches of up to %d units", K, sw->n_batches,
+                 sw->batch_units);
     snprintf(v, sizeof v, "%d", n_all);
     dry_line("setup_prompts", v, "clean forwards to %s: %d sweep + %d for Sigma", cfg->hook, sw->P, cfg->cov_prompts);
     snprintf(v, sizeof v, "%d", R);

@@ -58,11 +58,14 @@ typedef struct pl_sweep {
                          * mean, or one position); a unit's curves are [NM, NPC, steps] */
     int act_first, act_count; /* positions of each prompt whose activations the setup gathers */
     int T_eval;         /* read_pos + 1: a unit runs the prompt's first T_eval tokens (causality) */
-    int P, S, NB, ND, NM, steps;
+    int P, S, NB, ND, NM, steps; /* steps: rows of a unit (a slice's n_alpha^2); ND: 1 for a slice */
+    int slice;          /* [perturb] slice: a unit is (prompt, base, sample), its rows the (alpha, beta) grid
+                         * row i * n_alpha + j, directions 0 and 1 of the experiment its two kinds */
+    int n_alpha;        /* the alpha grid's length (= steps but for a slice) */
     long n_units;
     int batch_units;    /* units per batch: consecutive units evaluated in one fast-path call */
     long n_batches;
-    double *alpha;      /* [steps] */
+    double *alpha;      /* [n_alpha] */
     int *tokens;        /* [P + cov_prompts, T] sweep prompts first */
     int *next_token;    /* [P + cov_prompts] the data's token after each prompt (-1: none) */
     char **prompt_text; /* [P] the sweep prompts decoded (valid UTF-8), or NULL: no tokenizer (rank 0) */
@@ -228,6 +231,8 @@ static inline pl_unit_id pl_unit_at_position(const pl_sweep *sw, pl_unit_id id, 
     id.p = id.p * sw->n_pos + j;
     return id;
 }
+/* "alpha = 0.5" or, for a slice's row K, "alpha = 0.5, beta = 0.25" into OUT. */
+void pl_row_alpha_text(const pl_sweep *sw, int k, char *out, size_t size);
 /* The unit's step vectors X[steps, C] (exposed for tests). */
 int pl_unit_steps(const pl_sweep *sw, pl_unit_id id, float *X);
 void pl_sweep_free(pl_sweep *sw);
@@ -272,7 +277,19 @@ typedef struct {
     int *hist;                     /* [NM][PL_N_SCORES][NPC, NB, ND, bins] */
     int *hist_outside;             /* [NM][PL_N_SCORES][NPC, NB, ND] */
     int *n_censored;               /* [NM][PL_N_SCORES][NPC, NB, ND] censored (+inf) scores per kind */
+    /* a slice (pl_results_finish): everything above but curves and done is of its two axes, the 1-D
+     * table axis_curves [P, NB, 2, S, NM, n_alpha] of the sweep `axis` (direction 0: beta = 0, the
+     * alpha axis; 1: alpha = 0, the beta axis); view is &axis (else sw): the sweep the derived numbers
+     * are of */
+    const struct pl_sweep *view;
+    pl_sweep axis;
+    float *axis_curves;
+    double *slice_mean, *slice_median; /* [NM][NB, n_alpha, n_alpha] over (prompt, sample) */
+    int *slice_count;                  /* [NM][NB, n_alpha, n_alpha] */
 } pl_results;
+
+/* The sweep R's derived numbers are of: a slice's axes (after pl_results_finish), else R's sweep. */
+static inline const struct pl_sweep *pl_results_view(const pl_results *r) { return r->view ? r->view : r->sw; }
 
 /* 1 when metric M (PL_METRIC_*) has score SC: alpha_at_threshold needs a threshold, plateau_length is
  * l2's (with a plateau_threshold), the NL scores are not computed on a metric quadratic near 0. */

@@ -23,3 +23,8 @@ plateau_test(analysis_plot_fisher ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/che
   ${CMAKE_CURRENT_BINARY_DIR}/analysis_plot_fisher)
 # Its figures are pure Python and sweep_fisher runs the same sweep paths under ASan: once, in the release pass.
 set_tests_properties(analysis_plot_fisher PROPERTIES LABELS "slow;analysis")
+# analysis/plot_slices.py (issue 18 item 3): its tables against numpy on a tiny slice sweep (a few seconds).
+plateau_test(analysis_plot_slices ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_plot_slices.py
+  ${CMAKE_CURRENT_BINARY_DIR}/analysis_plot_slices)
+# Its figures are pure Python and sweep_slices runs the slice paths under ASan: once, in the release pass.
+set_tests_properties(analysis_plot_slices PROPERTIES LABELS "slow;analysis")

@@ -155,7 +155,8 @@ cases = [("every_key.ini", every_key, []), ("defaults.ini", open(base).read(), [
          ("preset.ini", open(base).read(), ["--set", "perturb.alphas=teren_pi"]),
          ("range.ini", open(base).read(), ["--set", "perturb.position=1:"]),
          ("range2.ini", open(base).read(), ["--set", "perturb.position=-5:-1"]),
-         ("all.ini", open(base).read(), ["--set", "perturb.position=all"])]
+         ("all.ini", open(base).read(), ["--set", "perturb.position=all"]),
+         ("slice.ini", open(base).read(), ["--set", "perturb.slice=cov_random, real_other"])]
 for name, text, extra in cases:
     first = plateau(["config", write(name, text)] + extra)
     check(first.returncode == 0, f"{name}: {first.stderr}")
@@ -164,7 +165,7 @@ for name, text, extra in cases:
     check(again.stdout == first.stdout, f"{name}: printed text reads back differently:\n{first.stdout}\n---\n{again.stdout}")
     # and the printed text of a resolved config is every key, once
     keys = re.findall(r"^(\w+) = ", first.stdout, re.M)
-    check(len(keys) == 69, f"{name}: {len(keys)} keys printed")
+    check(len(keys) == 70, f"{name}: {len(keys)} keys printed")
 print(f"ok   {len(cases)} configs (one setting every key) print, re-parse and print again byte-equal")
 
 # the config attribute of a run: the text a merge and a resume re-parse
