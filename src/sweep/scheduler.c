@@ -42,6 +42,7 @@
 #include "plateau/error.h"
 #include "plateau/fileio.h"
 #include "plateau/forward.h"
+#include "plateau/grad.h"
 #include "plateau/hash.h"
 #include "plateau/model.h"
 #include "plateau/watch.h"
@@ -1344,6 +1345,44 @@ typedef struct {
     double per_node;         /* bytes: R ranks on one node, the weights counted once (or R times) */
 } dry_measures;
 
+/* --dry-run with local geometry ([fisher] or `optimized`): its model FLOPs per base (plateau/grad.h's
+ * counts) and its time at the calibration's measured FLOP rate (batch 0's rows of pl_patch_flops in
+ * T_BATCH seconds) on R ranks. Per base: the Fisher metric's C JVP rows (the trace), plus under the exact
+ * method (fisher.c) forming F = ÃᵀÃ (2 V C² flops) and its eigenpairs (C³/3), under Lanczos at least
+ * k more JVP and VJP rows; each optimisation at most max_iterations steps of n_opt rows, each row a
+ * patched evaluation and a VJP (an upper bound: most stop well before the cap; a rejected trial adds a
+ * row). Returns the seconds, 0 without local geometry or at a mid-block hook (no derivatives there). */
+static double dry_local(const run_state *st, double t_batch, double rows, int R)
+{
+    const pl_sweep *sw = &st->sw;
+    const pl_sweep_config *cfg = &st->cfg;
+    int ri = pl_hook_resid_index(sw->hook), T = sw->T_eval, C = sw->C, V = sw->V;
+    if (!sw->NX || ri < 0 || !(t_batch > 0))
+        return 0.0;
+    double jvp = pl_patch_jvp_flops(st->model, T, ri, sw->pos), vjp = pl_patch_vjp_flops(st->model, T, ri, sw->pos);
+    double row = pl_patch_flops(st->model, T, ri, sw->pos), rate = rows * row / t_batch;
+    int k = sw->fisher_k, exact = pl_fisher_method(C, V, 1, k) == PL_FISHER_EXACT;
+    double fisher = C * jvp + (exact ? 2.0 * V * (double)C * C + (double)C * C * C / 3.0 : k * (jvp + vjp));
+    int its = cfg->opt_max_iterations > 0 ? cfg->opt_max_iterations : 200;
+    double optim = sw->n_opt ? (double)sw->n_opt * its * (row + vjp) : 0.0;
+    long bases = 0;
+    for (int b = 0; b < sw->NB; b++)
+        bases += PL_BASE_KINDS[cfg->bases[b]].per_sample ? sw->S : 1;
+    bases *= sw->P;
+    double seconds = (double)((bases + R - 1) / R) * (fisher + optim) / rate;
+    char v[64];
+    snprintf(v, sizeof v, "%ld", bases);
+    dry_line("local_bases", v, "(prompt, base) pairs, at each a Fisher metric%s", sw->n_opt ? " and the optima" : "");
+    snprintf(v, sizeof v, "%.4g", fisher);
+    dry_line("fisher_flops_per_base", v, "%d JVP rows (the trace) + %s", C,
+             exact ? "forming F and its eigenpairs (exact)" : "at least k JVP + VJP rows (Lanczos)");
+    snprintf(v, sizeof v, "%.4g", optim);
+    dry_line("optimizer_flops_per_base", v, "at most: %d starts x %d steps x (evaluation + VJP row)", sw->n_opt, its);
+    snprintf(v, sizeof v, "%.3g", seconds);
+    dry_line("local_seconds", v, "at %.3g FLOP/s (batch 0's rate), the optimiser at its cap: an upper bound", rate);
+    return seconds;
+}
+
 /* --dry-run: the resolved config TEXT (freed here) and the run's size, memory and time on stdout. */
 static int dry_report(const run_state *st, const pl_run_options *opt, const dry_sizes *z, const dry_measures *m,
                       char *text)
@@ -1397,9 +1436,11 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s%s", t_sweep, (long)sw->batch_units * K,
              m->t_batch, z->cal_rows < z->rows ? " (timed on its first rows, scaled)" : "",
              sw->naive ? " (--naive: one row, times the rows)" : "");
-    snprintf(v, sizeof v, "%.3g", setup_s + sweep_s);
-    dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
-             R > 1 ? "s" : "");
+    double local_s = sw->naive ? 0.0 : dry_local(st, m->t_batch, z->rows, R);
+    format_duration(setup_s + sweep_s + local_s, t_all, sizeof t_all);
+    snprintf(v, sizeof v, "%.3g", setup_s + sweep_s + local_s);
+    dry_line("time_seconds", v, "%s on %d rank%s, one core per rank%s; writing and statistics not counted", t_all, R,
+             R > 1 ? "s" : "", local_s > 0 ? ", local geometry included" : "");
     return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
 }
 

@@ -8,7 +8,8 @@ done, not by time), checkpointed with their state and resumed from it:
     stopped) and its output is bitwise the uninterrupted run's;
   * [optimize] orthogonal = true, 2 ranks (the worker's state travels to rank 0 at every step under a
     tiny checkpoint_every), stopped mid-optimisation, resumed on 1 process, and 1 process stopped,
-    resumed on 2 ranks: bitwise the uninterrupted run's.
+    resumed on 2 ranks: bitwise the uninterrupted run's;
+  * --dry-run reports the local geometry's bases, FLOPs per base and time, counted in time_seconds.
 """
 import os
 import sys
@@ -78,6 +79,17 @@ if bad:
 if rounds < 3:
     sl.fail("stopped every %d steps: only %d runs (the hook did not stop it mid-optimisation)" % (N, rounds))
 print("ok stopped every %d optimiser steps (%d runs), output bitwise the uninterrupted run's" % (N, rounds))
+
+# --dry-run counts the local geometry: 2 prompts x 1 real base, and its time is in time_seconds
+r = sl.run([ini, "--dry-run"])
+dry = {l.split("=")[0].strip(): l.split("=")[1].split(";")[0].strip()
+       for l in r.stdout.split("[dry_run]")[1].splitlines() if "=" in l} if r.returncode == 0 else {}
+if dry.get("local_bases") != "2" or not float(dry.get("optimizer_flops_per_base", 0)) > 0 \
+        or not float(dry["fisher_flops_per_base"]) > 0 or not float(dry["local_seconds"]) > 0 \
+        or not float(dry["time_seconds"]) >= 0.99 * (float(dry["local_seconds"]) + float(dry["sweep_seconds"])):
+    sl.fail("--dry-run's local geometry: exit %d: %s %s" % (r.returncode, dry, r.stderr))
+print("ok --dry-run: %s local bases, %s optimiser FLOPs per base, local_seconds %s in time_seconds %s"
+      % (dry["local_bases"], dry["optimizer_flops_per_base"], dry["local_seconds"], dry["time_seconds"]))
 
 sl.need_mpirun()
 ini, full, out = setup("ortho", optimize__orthogonal="true", run__checkpoint_every=0.001)
