@@ -127,7 +127,8 @@ static int append(unsigned char **buf, size_t *len, const void *p, size_t n)
 int pl_opt_store_bytes(pl_opt_store *st, unsigned char **buf, size_t *len)
 {
     pthread_mutex_lock(&st->lock);
-    qsort(st->e, (size_t)st->n, sizeof *st->e, by_key);
+    if (st->n > 1)
+        qsort(st->e, (size_t)st->n, sizeof *st->e, by_key);
     uint64_t count = (uint64_t)st->n;
     int rc = append(buf, len, &count, 8);
     for (int i = 0; rc == PL_OK && i < st->n; i++) {

@@ -3,7 +3,7 @@ stopped between two optimiser steps by a SIGTERM the process sends itself before
 (PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS, a test-only hook of the scheduler: the place is fixed by the work
 done, not by time), checkpointed with their state and resumed from it:
 
-  * 1 process, stopped again and again every N = 7 optimiser steps, each time resumed: the run ends
+  * 1 process, stopped again and again every N = 9 optimiser steps, each time resumed: the run ends
     (each base needs more than N steps, so it ends only if every resume goes on where the last one
     stopped) and its output is bitwise the uninterrupted run's;
   * [optimize] orthogonal = true, 2 ranks (the worker's state travels to rank 0 at every step under a
@@ -60,7 +60,7 @@ def resumed(label, ini, full, out, mpi=0):
 # stopped every N steps: ends only if each resume goes on from the saved states
 ini, full, out = setup("again")
 its = sl.variables(full)["optimum_iterations"][:, :, 0, :]  # (prompt, base, optimum): every sample alike
-N = 7  # each run takes N - 1 steps
+N = 9  # each run takes N - 1 steps
 if its.max() < N:
     sl.fail("the test needs a base with more than %d optimiser steps (iterations %s)" % (N, its.ravel()))
 resume, rounds = False, 0

@@ -25,3 +25,7 @@ set_tests_properties(sweep_series PROPERTIES LABELS slow COST 60)
 # and F32 models: release pass only, for CI's time; their C paths run under ASan in forward_hooks,
 # sweep_naive and sweep_ranks.
 set_tests_properties(sweep_hooks sweep_shared_weights PROPERTIES LABELS slow)
+# Runs stopped mid-optimisation and resumed, on 1 and 2 ranks (~10 plateau runs, ~15 s): release pass only, for
+# CI's time; its C paths (the optimiser's state, the checkpoint's PLCKPT02 section) pass under ASan when run by hand,
+# and the checkpoint reader's are fuzzed (trust_fuzz).
+set_tests_properties(sweep_optresume PROPERTIES LABELS slow)
