@@ -19,7 +19,9 @@
  * from the clean forwards) is declared lost: rank 0 names it and its unit, writes the checkpoint and
  * aborts with PL_EXIT_FAULT. A signal (SIGTERM, SIGINT, SIGUSR1) on any rank makes rank 0 write the
  * checkpoint at once, stop the workers, collect their last results, write it again, and every rank
- * exits with PL_EXIT_PREEMPTED.
+ * exits with PL_EXIT_PREEMPTED. A batch in an `optimized` optimisation is not finished then but given
+ * up at its next optimiser step, its optimisation's state kept for --resume ("optimisations in
+ * flight" below).
  */
 #include <errno.h>
 #include <limits.h>
