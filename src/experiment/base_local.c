@@ -107,7 +107,7 @@ static int opt_alloc(pl_base_local *out, int n, int C)
 }
 
 int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
-                           pl_base_local *out)
+                           const pl_sphere_hooks *hooks, pl_base_local *out)
 {
     const pl_sweep_config *cfg = ex->cfg;
     int C = ex->C, n = cfg->opt_starts;
@@ -127,7 +127,7 @@ int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_u
     memset(&st, 0, sizeof st);
     int rc = draw_starts(ex, id, base, cfg->opt_start_kind, n, start);
     rc = rc == PL_OK ? pl_sphere_init(&st, start, n, C, &opts) : rc;
-    rc = rc == PL_OK ? pl_sphere_run(&st, op) : rc;
+    rc = rc == PL_OK ? pl_sphere_run_hooked(&st, op, hooks) : rc;
     rc = rc == PL_OK ? opt_alloc(out, n, C) : rc;
     for (int i = 0; rc == PL_OK && i < n; i++) {
         for (int c = 0; c < C; c++)

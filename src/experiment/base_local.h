@@ -15,9 +15,10 @@ int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, in
 /* The `optimized` kind's optima at unit ID's (prompt, base) BASE[C] into OUT (after
  * pl_base_local_compute): [optimize] starts drawn as start_kind, Riemannian ascent of OP's objective
  * on the sphere of radius radius_alpha (x norm_scale |reference| under fixed_norm), off the all-ones
- * direction in the centered basis, clustered by |cos| >= distinct_cos. */
+ * direction in the centered basis, clustered by |cos| >= distinct_cos. HOOKS (NULL: none) resume the
+ * optimisation from a saved state and may stop it (their code returned unchanged). */
 int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
-                           pl_base_local *out);
+                           const pl_sphere_hooks *hooks, pl_base_local *out);
 /* With an SAE (ex->sae): each eigenvector's and optimum's largest |cos| with the SAE's decoder rows
  * (W_dec as stored) and which feature, into out->sae_cos / sae_feature. No SAE: nothing. */
 int pl_base_local_align(const pl_experiment *ex, pl_base_local *out);

@@ -153,6 +153,27 @@ void pl_sphere_free(pl_sphere_state *s);
 int pl_sphere_step(pl_sphere_state *s, const pl_sphere_op *op, int *done);
 /* pl_sphere_step until done. */
 int pl_sphere_run(pl_sphere_state *s, const pl_sphere_op *op);
+/* The state as bytes (pl_sphere_state_size(n, C, n_exclude) of them, malloc'ed into *bytes) and back:
+ * pl_sphere_load fills S, set up by pl_sphere_init with the same starts' shape, sphere and options,
+ * from a saved state of that optimisation (refused, naming the difference, when they differ), so that
+ * the next pl_sphere_step is the one the saved state would have taken, bit for bit. */
+size_t pl_sphere_state_size(int n, int C, int n_exclude);
+int pl_sphere_save(const pl_sphere_state *s, unsigned char **bytes, size_t *len);
+int pl_sphere_load(pl_sphere_state *s, const unsigned char *bytes, size_t len);
+
+/* What drives one optimisation from outside (the sweep's checkpoints): RESUME (may be NULL) loads a
+ * saved state into S after pl_sphere_init (PL_OK when there is none); BETWEEN (may be NULL) is called
+ * before every step and stops the run with its return value when that is not PL_OK (it saves S first);
+ * FINISHED (may be NULL) gets the final state; a failure of either is the run's. */
+typedef struct pl_sphere_hooks {
+    void *ctx;
+    int (*resume)(void *ctx, pl_sphere_state *s);
+    int (*between)(void *ctx, const pl_sphere_state *s);
+    int (*finished)(void *ctx, const pl_sphere_state *s);
+} pl_sphere_hooks;
+/* pl_sphere_step until done, under HOOKS (NULL: none). */
+int pl_sphere_run_hooked(pl_sphere_state *s, const pl_sphere_op *op, const pl_sphere_hooks *hooks);
+
 /* ‖tangential part of ∇f‖ at row i (projected off opts.exclude and, under orthogonal, off the earlier
  * optima). */
 double pl_sphere_tangential_norm(const pl_sphere_state *s, int i);

@@ -318,11 +318,24 @@ out:
 
 int pl_sphere_run(pl_sphere_state *s, const pl_sphere_op *op)
 {
-    int done = 0;
-    while (!done)
+    return pl_sphere_run_hooked(s, op, NULL);
+}
+
+int pl_sphere_run_hooked(pl_sphere_state *s, const pl_sphere_op *op, const pl_sphere_hooks *hooks)
+{
+    int rc, done = 0;
+    if (hooks && hooks->resume && (rc = hooks->resume(hooks->ctx, s)) != PL_OK)
+        return rc;
+    done = 1; /* a loaded state may be finished already: no row running */
+    for (int i = 0; i < s->n; i++)
+        done = done && s->status[i] != PL_OPT_RUNNING;
+    while (!done) {
+        if (hooks && hooks->between && (rc = hooks->between(hooks->ctx, s)) != PL_OK)
+            return rc; /* the caller's code (the sweep's: preempted) passes up unchanged */
         if (pl_sphere_step(s, op, &done) != PL_OK)
             return PL_ERR;
-    return PL_OK;
+    }
+    return hooks && hooks->finished ? hooks->finished(hooks->ctx, s) : PL_OK;
 }
 
 /* Union-find root with path halving. */
@@ -359,4 +372,87 @@ int pl_cluster_by_cos(const double *X, int m, int C, double threshold, int *labe
     }
     free(parent), free(nrm);
     return rc == PL_OK ? count : PL_ERR;
+}
+
+/* ------------------------------------------------------------ the state as bytes (resume mid-run)
+ *
+ * Layout (native byte order, as a checkpoint's): "PLSPHR01", int32 n, C, max_iterations, orthogonal,
+ * current, n_exclude; float64 radius, tol; then float64 delta[n, C], grad[n, C], exclude[n_exclude, C],
+ * value[n], step[n], last_change[n]; int32 iterations[n], evaluations[n], status[n], evaluated[n],
+ * backtracked[n]. Every number a step reads, bit for bit: a loaded state steps as the saved one would. */
+
+static const char SPHERE_MAGIC[8] = {'P', 'L', 'S', 'P', 'H', 'R', '0', '1'};
+
+size_t pl_sphere_state_size(int n, int C, int n_exclude)
+{
+    return 8 + 6 * 4 + 2 * 8 + sizeof(double) * ((size_t)2 * n * C + (size_t)n_exclude * C + 3 * (size_t)n) +
+           4 * 5 * (size_t)n;
+}
+
+int pl_sphere_save(const pl_sphere_state *s, unsigned char **bytes, size_t *len)
+{
+    size_t n = (size_t)s->n, nc = n * s->C;
+    *len = pl_sphere_state_size(s->n, s->C, s->n_exclude);
+    unsigned char *p = *bytes = pl_malloc(*len, "optimiser state");
+    if (!p)
+        return PL_ERR;
+    int32_t head[6] = {s->n, s->C, s->max_iterations, s->orthogonal, s->current, s->n_exclude};
+    double real[2] = {s->radius, s->tol};
+#define PUT(src, size) (memcpy(p, (src), (size)), p += (size))
+    PUT(SPHERE_MAGIC, 8);
+    PUT(head, sizeof head);
+    PUT(real, sizeof real);
+    PUT(s->delta, sizeof(double) * nc);
+    PUT(s->grad, sizeof(double) * nc);
+    PUT(s->exclude, sizeof(double) * (size_t)s->n_exclude * s->C);
+    PUT(s->value, sizeof(double) * n);
+    PUT(s->step, sizeof(double) * n);
+    PUT(s->last_change, sizeof(double) * n);
+    const int *ints[5] = {s->iterations, s->evaluations, s->status, s->evaluated, s->backtracked};
+    for (int a = 0; a < 5; a++)
+        for (size_t i = 0; i < n; i++) {
+            int32_t v = ints[a][i];
+            PUT(&v, 4);
+        }
+#undef PUT
+    return PL_OK;
+}
+
+int pl_sphere_load(pl_sphere_state *s, const unsigned char *bytes, size_t len)
+{
+    int32_t head[6];
+    double real[2];
+    if (len < 8 + sizeof head + sizeof real || memcmp(bytes, SPHERE_MAGIC, 8))
+        return pl_fail("optimiser state: not one (bad magic or too short)");
+    memcpy(head, bytes + 8, sizeof head);
+    memcpy(real, bytes + 8 + sizeof head, sizeof real);
+    /* the state was set up from the same config at the same base: its shape and sphere are this one's */
+    if (head[0] != s->n || head[1] != s->C || head[2] != s->max_iterations || head[3] != s->orthogonal ||
+        head[5] != s->n_exclude || memcmp(real, &s->radius, 8) || memcmp(real + 1, &s->tol, 8))
+        return pl_fail("optimiser state: %d starts in dimension %d at radius %.17g saved, %d in %d at %.17g here",
+                       head[0], head[1], real[0], s->n, s->C, s->radius);
+    if (len != pl_sphere_state_size(s->n, s->C, s->n_exclude) || head[4] < 0 || head[4] > s->n)
+        return pl_fail("optimiser state: corrupt (size or current row)");
+    size_t n = (size_t)s->n, nc = n * s->C;
+    const unsigned char *p = bytes + 8 + sizeof head + sizeof real;
+#define GET(dst, size) (memcpy((dst), p, (size)), p += (size))
+    GET(s->delta, sizeof(double) * nc);
+    GET(s->grad, sizeof(double) * nc);
+    GET(s->exclude, sizeof(double) * (size_t)s->n_exclude * s->C);
+    GET(s->value, sizeof(double) * n);
+    GET(s->step, sizeof(double) * n);
+    GET(s->last_change, sizeof(double) * n);
+    int *ints[5] = {s->iterations, s->evaluations, s->status, s->evaluated, s->backtracked};
+    for (int a = 0; a < 5; a++)
+        for (size_t i = 0; i < n; i++) {
+            int32_t v;
+            GET(&v, 4);
+            ints[a][i] = v;
+        }
+#undef GET
+    s->current = head[4];
+    for (size_t i = 0; i < n; i++)
+        if (s->status[i] < PL_OPT_RUNNING || s->status[i] > PL_OPT_STALL)
+            return pl_fail("optimiser state: corrupt (status %d of start %zu)", s->status[i], i);
+    return PL_OK;
 }

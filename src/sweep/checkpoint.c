@@ -1,7 +1,9 @@
-/* Checkpoints: the completed units of a run, written atomically by rank 0.
+/* Checkpoints: the completed units of a run and the optimisations in flight, written atomically by
+ * rank 0.
  *
  * Layout (native little-endian, as the nodes of one cluster share it):
- *   "PLCKPT01"                      8 bytes magic
+ *   "PLCKPT02"                      8 bytes magic ("PLCKPT01": the same without the optimiser states,
+ *                                   still read)
  *   model_sha256, data_sha256       64 hex chars each
  *   n_units u64, n_metrics u32, steps u32, config_len u64
  *   config text                     config_len bytes: the resolved config without run-only keys
@@ -10,6 +12,10 @@
  *   [readout] positions = each, else 1)
  *   local[n_units, NX]              float32, only with [fisher] (NX > 0, fixed by the config): each
  *                                   unit's extras (kl_rayleigh, trace, eigenvalues; sweep_internal.h)
+ *   optimiser states                the `optimized` kind's optimisations under way when it was written
+ *                                   (pl_opt_store_bytes: u64 count, then per base int32 prompt, base,
+ *                                   sample, u64 length, pl_sphere_save's bytes); a resumed run goes on
+ *                                   from them, bitwise as if never stopped
  *   sha256 of everything above      64 hex chars: a torn or foreign file is refused
  * The file is written atomically (pl_write_file_atomic: a new temporary file beside PATH, fsync,
  * rename, fsync of the directory), so PATH is always either the previous checkpoint or the new one.
@@ -34,7 +40,8 @@
 #include "plateau/hash.h"
 #include "sweep_internal.h"
 
-static const char MAGIC[8] = {'P', 'L', 'C', 'K', 'P', 'T', '0', '1'};
+static const char MAGIC[8] = {'P', 'L', 'C', 'K', 'P', 'T', '0', '2'};
+static const char MAGIC_V1[8] = {'P', 'L', 'C', 'K', 'P', 'T', '0', '1'};
 
 typedef struct {
     unsigned char *buf;
@@ -76,6 +83,13 @@ int pl_checkpoint_bytes(const pl_results *r, const char *config_text, const char
     rc = rc ? rc : put(&b, r->curves, sizeof(float) * table);
     if (sw->NX)
         rc = rc ? rc : put(&b, r->local, sizeof(float) * (size_t)n_units * sw->NX);
+    if (sw->opt_store) {
+        rc = rc ? rc : pl_opt_store_bytes(sw->opt_store, &b.buf, &b.len);
+        b.cap = b.len; /* it reallocs to at least that: put's next append grows it again */
+    } else {
+        uint64_t none = 0;
+        rc = rc ? rc : put(&b, &none, 8);
+    }
     char digest[65];
     if (rc != PL_OK || pl_sha256_hex(b.buf, b.len, digest) != PL_OK || put(&b, digest, 64) != PL_OK) {
         free(b.buf);
@@ -129,8 +143,9 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
     const pl_sweep *sw = r->sw;
     const unsigned char *buf = bytes;
     char digest[65];
-    if (len < 8 + 128 + 24 + 64 || memcmp(buf, MAGIC, 8))
+    if (len < 8 + 128 + 24 + 64 || (memcmp(buf, MAGIC, 8) && memcmp(buf, MAGIC_V1, 8)))
         return pl_fail("checkpoint %s: not a plateau checkpoint (bad magic or too short)", path);
+    int v1 = !memcmp(buf, MAGIC_V1, 8); /* an older plateau's: no optimiser states */
     if (pl_sha256_hex(buf, len - 64, digest) != PL_OK)
         return PL_ERR;
     if (memcmp(digest, buf + len - 64, 64))
@@ -175,8 +190,11 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
         return pl_fail("checkpoint %s: corrupt (table shape)", path);
     size_t table = (size_t)n_units * nm * sw->NPC * steps;
     size_t extras = (size_t)n_units * sw->NX;
-    if ((size_t)(p - buf) + n_units + sizeof(float) * (table + extras) + 64 != len)
+    size_t states_at = (size_t)(p - buf) + n_units + sizeof(float) * (table + extras);
+    if (states_at + 64 > len || (v1 && states_at + 64 != len))
         return pl_fail("checkpoint %s: corrupt (table size)", path);
+    if (!v1 && pl_opt_store_parse(NULL, buf + states_at, len - 64 - states_at, pl_opt_state_max(sw)) != PL_OK)
+        return pl_fail_prefix("checkpoint %s", path);
     for (uint64_t u = 0; u < n_units; u++)
         if (p[u] > 1)
             return pl_fail("checkpoint %s: corrupt (done flag of unit %llu)", path, (unsigned long long)u);
@@ -189,6 +207,8 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
         memcpy(r->curves, p + n_units, sizeof(float) * table);
     if (r->local && extras)
         memcpy(r->local, p + n_units + sizeof(float) * table, sizeof(float) * extras);
+    if (r->done && !v1 && sw->opt_store) /* checked above: this only copies */
+        return pl_opt_store_parse(sw->opt_store, buf + states_at, len - 64 - states_at, pl_opt_state_max(sw));
     return PL_OK;
 }
 
@@ -198,6 +218,8 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
     const pl_sweep *sw = r->sw;
     /* this run's checkpoint has exactly this size; another config's may have a longer config text */
     size_t most = 8 + 128 + 24 + MAX_CONFIG_TEXT + (size_t)sw->n_units * (1 + sizeof(float) * sw->unit_floats) + 64;
+    /* and at most one optimiser state per base: P x NB x S of them */
+    most += 8 + (size_t)sw->P * sw->NB * sw->S * (20 + pl_opt_state_max(sw));
     char *bytes;
     size_t len;
     if (pl_read_file(path, most, &bytes, &len) != PL_OK)

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "plateau/error.h"
 #include "plateau/grad.h"
@@ -219,6 +220,87 @@ static int local_base(pl_sweep_local *l, pl_unit_id id)
     return PL_OK;
 }
 
+/* ------------------------------------------------------------ optimisations that survive a stop
+ *
+ * An optimisation is saved into the run's store (sweep_internal.h, pl_opt_store) every [run]
+ * checkpoint_every seconds, when the run stops between two of its steps, and once finished (until
+ * every unit of its base is stored: a batch given up mid-way holds bases finished before the one it
+ * stopped in), and resumed from the store when that holds this base's state: a run stopped
+ * mid-optimisation loses at most one checkpoint period of it, and goes on bitwise as if never stopped
+ * (everything a step reads is in the state; the objective depends on the base alone). */
+typedef struct {
+    const pl_sweep *sw;
+    int p, b, s;        /* the base: prompt, base index, base sample */
+    double t_saved;     /* when it was last saved (monotonic seconds) */
+} opt_saver;
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int opt_publish(opt_saver *o, const unsigned char *bytes, size_t len)
+{
+    pl_opt_store *st = o->sw->opt_store;
+    if (st->publish) {
+        pl_opt_saved e = {o->p, o->b, o->s, (unsigned char *)bytes, len};
+        st->publish(st->ctx, &e);
+        return PL_OK;
+    }
+    return pl_opt_store_put(st, o->p, o->b, o->s, bytes, len);
+}
+
+static int opt_resume(void *ctx, pl_sphere_state *s)
+{
+    opt_saver *o = ctx;
+    unsigned char *bytes;
+    size_t len;
+    o->t_saved = seconds_now();
+    if (pl_opt_store_get(o->sw->opt_store, o->p, o->b, o->s, &bytes, &len) != PL_OK)
+        return PL_ERR;
+    if (!bytes)
+        return PL_OK;
+    int rc = pl_sphere_load(s, bytes, len);
+    free(bytes);
+    return rc == PL_OK ? PL_OK : pl_fail_prefix("resuming from the checkpoint");
+}
+
+static int opt_save(opt_saver *o, const pl_sphere_state *s)
+{
+    unsigned char *bytes;
+    size_t len;
+    if (pl_sphere_save(s, &bytes, &len) != PL_OK)
+        return PL_ERR;
+    int rc = opt_publish(o, bytes, len);
+    free(bytes);
+    o->t_saved = seconds_now();
+    return rc;
+}
+
+static int opt_between(void *ctx, const pl_sphere_state *s)
+{
+    opt_saver *o = ctx;
+    pl_opt_store *st = o->sw->opt_store;
+    int stop = st->stopping && st->stopping(st->ctx);
+    if (!stop && seconds_now() - o->t_saved < st->every)
+        return PL_OK;
+    int rc = opt_save(o, s);
+    if (rc != PL_OK)
+        return rc;
+    if (stop) {
+        pl_fail("stopped mid-optimisation (its state is saved)");
+        return PL_ERR_PREEMPTED;
+    }
+    return PL_OK;
+}
+
+static int opt_finished(void *ctx, const pl_sphere_state *s)
+{
+    return opt_save(ctx, s);
+}
+
 /* The eigenpairs (and optima) at the operator's base into SLOT. */
 static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot)
 {
@@ -227,21 +309,27 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
     int rc = pl_base_local_compute(&l->op, sw->fisher_k, sw->cfg->seed, id.p, id.b,
                                    sw->cfg->bases[id.b] + PL_N_BASE_KINDS * sb, slot);
     slot->s = sb;
+    opt_saver saver = {sw, id.p, id.b, sb, 0.0};
+    pl_sphere_hooks hooks = {&saver, opt_resume, opt_between, opt_finished};
     if (rc == PL_OK && sw->n_opt)
-        rc = pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, slot);
+        rc = pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, sw->opt_store ? &hooks : NULL, slot);
     rc = rc == PL_OK ? pl_base_local_align(&sw->ex, slot) : rc;
     return rc == PL_OK ? pl_base_local_align_dirs(&sw->ex, id, l->xd, sw->n_other, l->pcs, sw->n_pcs, slot) : rc;
 }
 
 /* A failure at the base: with a non-finite derivative, PL_ERR_BAD_INPUT naming the place (nonfinite =
  * error) or PL_OK with the slot marked failed (mark); anything else PL_ERR with the place. */
-static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot, int sb)
+static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot, int sb, int rc)
 {
     char where[200], sample[32] = "";
     if (PL_BASE_KINDS[sw->cfg->bases[id.b]].per_sample) /* one base per sample: name it */
         snprintf(sample, sizeof sample, ", sample %d", sb);
     snprintf(where, sizeof where, "prompt %d, base %s%s: the Fisher metric and optima at the base", id.p,
              PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sample);
+    if (rc == PL_ERR_PREEMPTED) { /* the run is stopping: nothing half-done stays tagged as this base's */
+        pl_base_local_free(slot);
+        return rc;
+    }
     if (!l->nonfinite)
         return pl_fail_prefix("%s", where);
     if (!sw->cfg->nonfinite_mark) {
@@ -278,7 +366,7 @@ const pl_base_local *pl_sweep_local_prepare(const pl_sweep *sw, pl_sweep_local *
     }
     if (*rc != PL_OK) {
         l->op_p = -1; /* the operator's base may be half set */
-        *rc = local_failed(sw, l, id, slot, sb);
+        *rc = local_failed(sw, l, id, slot, sb, *rc);
         return NULL;
     }
     l->failed[sb] = 0;

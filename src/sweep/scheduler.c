@@ -19,7 +19,9 @@
  * from the clean forwards) is declared lost: rank 0 names it and its unit, writes the checkpoint and
  * aborts with PL_EXIT_FAULT. A signal (SIGTERM, SIGINT, SIGUSR1) on any rank makes rank 0 write the
  * checkpoint at once, stop the workers, collect their last results, write it again, and every rank
- * exits with PL_EXIT_PREEMPTED.
+ * exits with PL_EXIT_PREEMPTED. A batch in an `optimized` optimisation is not finished then but given
+ * up at its next optimiser step, its optimisation's state kept for --resume ("optimisations in
+ * flight" below).
  */
 #include <errno.h>
 #include <limits.h>
@@ -42,20 +44,24 @@
 #include "plateau/error.h"
 #include "plateau/fileio.h"
 #include "plateau/forward.h"
+#include "plateau/grad.h"
 #include "plateau/hash.h"
 #include "plateau/model.h"
 #include "plateau/watch.h"
 #include "sweep_internal.h"
 
-enum { TAG_UNIT = 1, TAG_WORKER = 2 };
+enum { TAG_UNIT = 1, TAG_WORKER = 2, TAG_STATES = 4 };
 /* MSG_BAD_INPUT: a batch met bad input (non-finite values, a changed model file): the run stops
  * with PL_EXIT_INPUT after the other ranks' batches are in. MSG_ERROR: anything else, a fault. */
-enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE, MSG_BAD_INPUT };
+enum { MSG_RESULT = 1, MSG_ERROR, MSG_SIGNALLED, MSG_BYE, MSG_BAD_INPUT, MSG_OPTSTATE, MSG_PREEMPTED };
 #define QUEUE_DEPTH 1 /* batches handed to a worker before it returns one */
 #define STOP_UNIT (-1L)
 #define MAX_ERROR_TEXT 2048
 
 static volatile sig_atomic_t g_signal = 0;
+/* The run is stopping (a signal here, or rank 0 stopping every rank on one): an optimisation under way
+ * saves its state and gives its batch up (pl_opt_store.stopping). */
+static volatile sig_atomic_t g_stop = 0;
 
 /* What every worker is computing, kept ready as text so that the signal handler can print it at
  * once: after a rank dies, mpirun's SIGTERM to the others is followed by SIGKILL about a second
@@ -69,6 +75,7 @@ static volatile sig_atomic_t g_work_told = 0;
 static void on_signal(int sig)
 {
     g_signal = sig;
+    g_stop = 1;
     if (!g_work_told) {
         g_work_told = 1;
         int i = g_work_current;
@@ -1343,6 +1350,44 @@ typedef struct {
     double per_node;         /* bytes: R ranks on one node, the weights counted once (or R times) */
 } dry_measures;
 
+/* --dry-run with local geometry ([fisher] or `optimized`): its model FLOPs per base (plateau/grad.h's
+ * counts) and its time at the calibration's measured FLOP rate (batch 0's rows of pl_patch_flops in
+ * T_BATCH seconds) on R ranks. Per base: the Fisher metric's C JVP rows (the trace), plus under the exact
+ * method (fisher.c) forming F = ÃᵀÃ (2 V C² flops) and its eigenpairs (C³/3), under Lanczos at least
+ * k more JVP and VJP rows; each optimisation at most max_iterations steps of n_opt rows, each row a
+ * patched evaluation and a VJP (an upper bound: most stop well before the cap; a rejected trial adds a
+ * row). Returns the seconds, 0 without local geometry or at a mid-block hook (no derivatives there). */
+static double dry_local(const run_state *st, double t_batch, double rows, int R)
+{
+    const pl_sweep *sw = &st->sw;
+    const pl_sweep_config *cfg = &st->cfg;
+    int ri = pl_hook_resid_index(sw->hook), T = sw->T_eval, C = sw->C, V = sw->V;
+    if (!sw->NX || ri < 0 || !(t_batch > 0))
+        return 0.0;
+    double jvp = pl_patch_jvp_flops(st->model, T, ri, sw->pos), vjp = pl_patch_vjp_flops(st->model, T, ri, sw->pos);
+    double row = pl_patch_flops(st->model, T, ri, sw->pos), rate = rows * row / t_batch;
+    int k = sw->fisher_k, exact = pl_fisher_method(C, V, 1, k) == PL_FISHER_EXACT;
+    double fisher = C * jvp + (exact ? 2.0 * V * (double)C * C + (double)C * C * C / 3.0 : k * (jvp + vjp));
+    int its = cfg->opt_max_iterations > 0 ? cfg->opt_max_iterations : 200;
+    double optim = sw->n_opt ? (double)sw->n_opt * its * (row + vjp) : 0.0;
+    long bases = 0;
+    for (int b = 0; b < sw->NB; b++)
+        bases += PL_BASE_KINDS[cfg->bases[b]].per_sample ? sw->S : 1;
+    bases *= sw->P;
+    double seconds = (double)((bases + R - 1) / R) * (fisher + optim) / rate;
+    char v[64];
+    snprintf(v, sizeof v, "%ld", bases);
+    dry_line("local_bases", v, "(prompt, base) pairs, at each a Fisher metric%s", sw->n_opt ? " and the optima" : "");
+    snprintf(v, sizeof v, "%.4g", fisher);
+    dry_line("fisher_flops_per_base", v, "%d JVP rows (the trace) + %s", C,
+             exact ? "forming F and its eigenpairs (exact)" : "at least k JVP + VJP rows (Lanczos)");
+    snprintf(v, sizeof v, "%.4g", optim);
+    dry_line("optimizer_flops_per_base", v, "at most: %d starts x %d steps x (evaluation + VJP row)", sw->n_opt, its);
+    snprintf(v, sizeof v, "%.3g", seconds);
+    dry_line("local_seconds", v, "at %.3g FLOP/s (batch 0's rate), the optimiser at its cap: an upper bound", rate);
+    return seconds;
+}
+
 /* --dry-run: the resolved config TEXT (freed here) and the run's size, memory and time on stdout. */
 static int dry_report(const run_state *st, const pl_run_options *opt, const dry_sizes *z, const dry_measures *m,
                       char *text)
@@ -1404,9 +1449,11 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s%s", t_sweep, (long)sw->batch_units * K,
              m->t_batch, z->cal_rows < z->rows ? " (timed on its first rows, scaled)" : "",
              sw->naive ? " (--naive: one row, times the rows)" : "");
-    snprintf(v, sizeof v, "%.3g", setup_s + sweep_s);
-    dry_line("time_seconds", v, "%s on %d rank%s, one core per rank; writing and statistics not counted", t_all, R,
-             R > 1 ? "s" : "");
+    double local_s = sw->naive ? 0.0 : dry_local(st, m->t_batch, z->rows, R);
+    format_duration(setup_s + sweep_s + local_s, t_all, sizeof t_all);
+    snprintf(v, sizeof v, "%.3g", setup_s + sweep_s + local_s);
+    dry_line("time_seconds", v, "%s on %d rank%s, one core per rank%s; writing and statistics not counted", t_all, R,
+             R > 1 ? "s" : "", local_s > 0 ? ", local geometry included" : "");
     return fflush(stdout) == 0 ? PL_OK : pl_fail("stdout: write error");
 }
 
@@ -1478,6 +1525,139 @@ static int eval_batch_checked(const pl_sweep *sw, pl_unit_cache *cache, long b, 
     return rc;
 }
 
+/* ------------------------------------------------------------ optimisations in flight
+ *
+ * The `optimized` kind's optimisations save their state into the run's pl_opt_store every [run]
+ * checkpoint_every seconds and when the run stops (local_ops.c): rank 0's compute thread into rank 0's
+ * store, which every checkpoint writes; a worker sends each state to rank 0 (MSG_OPTSTATE) from
+ * between two optimiser steps, in its main thread. A worker stops mid-optimisation on its own signal
+ * or on rank 0's STOP, which it looks for between the steps (MPI_Test of the receive it has posted).
+ * Rank 0 sends its states (--resume: the checkpoint's; else none) to every worker (TAG_STATES) before
+ * any batch, and every worker waits for them. */
+
+/* Test-only (tests/sweep/test_optresume.py): PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS=N makes a process send
+ * itself SIGTERM before its N-th optimiser step and wait for it to land, so that a test stops a run
+ * mid-optimisation at a place fixed by the work done, not by time. */
+static long g_test_stop_after = -1, g_opt_steps = 0;
+
+static void test_stop_init(void)
+{
+    const char *v = getenv("PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS");
+    g_test_stop_after = v && *v ? strtol(v, NULL, 10) : -1;
+}
+
+static void test_stop_step(void)
+{
+    if (g_test_stop_after < 0 || ++g_opt_steps != g_test_stop_after)
+        return;
+    kill(getpid(), SIGTERM); /* to the process: rank 0's main thread takes it */
+    for (int i = 0; i < 10000 && !g_stop; i++)
+        nap();
+}
+
+/* Rank 0's compute thread, between two optimiser steps. */
+static int rank0_stopping(void *ctx)
+{
+    (void)ctx;
+    test_stop_step();
+    return g_stop != 0;
+}
+
+/* A worker's view while it computes: the STOP (or unit) receive it has posted. */
+typedef struct {
+    MPI_Request *req;
+    int64_t *incoming;
+    int stop_seen;      /* STOP arrived during a batch */
+    unsigned char *buf; /* MSG_OPTSTATE's */
+    size_t buf_size;
+} worker_watch;
+
+static int worker_stopping(void *ctx)
+{
+    worker_watch *w = ctx;
+    test_stop_step();
+    if (!w->stop_seen) {
+        int flag = 0;
+        MPI_Test(w->req, &flag, MPI_STATUS_IGNORE);
+        /* rank 0 sends a worker nothing but STOP while it has a batch (QUEUE_DEPTH 1) */
+        if (flag && *w->incoming == STOP_UNIT)
+            w->stop_seen = 1;
+    }
+    return g_stop || w->stop_seen;
+}
+
+/* MSG_OPTSTATE: int64 kind, int64 0, then int32 p, b, s, u64 len, the state. */
+static void worker_publish(void *ctx, const pl_opt_saved *e)
+{
+    worker_watch *w = ctx;
+    size_t n = 16 + 20 + e->len;
+    if (n > w->buf_size) {
+        unsigned char *nb = realloc(w->buf, n);
+        if (!nb) {
+            fprintf(stderr, "plateau: out of memory (an optimiser state, %zu bytes)\n", n);
+            MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+        }
+        w->buf = nb, w->buf_size = n;
+    }
+    int64_t head[2] = {MSG_OPTSTATE, 0};
+    int32_t key[3] = {e->p, e->b, e->s};
+    uint64_t len = e->len;
+    memcpy(w->buf, head, 16);
+    memcpy(w->buf + 16, key, 12);
+    memcpy(w->buf + 28, &len, 8);
+    if (e->len)
+        memcpy(w->buf + 36, e->bytes, e->len);
+    MPI_Send(w->buf, (int)n, MPI_BYTE, 0, TAG_WORKER, MPI_COMM_WORLD);
+}
+
+/* Rank 0: a worker's MSG_OPTSTATE payload (after the 16-byte head) into the store. */
+static int take_optstate(pl_opt_store *store, const unsigned char *p, size_t n)
+{
+    int32_t key[3];
+    uint64_t len;
+    if (n < 20)
+        return pl_fail("an optimiser state message of %zu bytes", n);
+    memcpy(key, p, 12);
+    memcpy(&len, p + 12, 8);
+    if (len != n - 20)
+        return pl_fail("an optimiser state message of %zu bytes says %llu", n, (unsigned long long)len);
+    return pl_opt_store_put(store, key[0], key[1], key[2], p + 20, (size_t)len);
+}
+
+/* --resume: rank 0 sends its store (the checkpoint's states) to every worker. */
+static void send_states(run_state *st)
+{
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    if (pl_opt_store_bytes(st->sw.opt_store, &bytes, &len) != PL_OK || len > INT_MAX) {
+        fprintf(stderr, "plateau: %s\n", len > INT_MAX ? "optimiser states over 2 GiB" : pl_error());
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    for (int r = 1; r < st->size; r++)
+        MPI_Send(bytes, (int)len, MPI_BYTE, r, TAG_STATES, MPI_COMM_WORLD);
+    free(bytes);
+}
+
+/* A worker, before its first batch: rank 0's states. */
+static void receive_states(run_state *st)
+{
+    MPI_Status status;
+    int n;
+    MPI_Probe(0, TAG_STATES, MPI_COMM_WORLD, &status);
+    MPI_Get_count(&status, MPI_BYTE, &n);
+    unsigned char *bytes = malloc(n > 0 ? (size_t)n : 1);
+    if (!bytes) {
+        fprintf(stderr, "plateau: rank %d: out of memory (optimiser states)\n", st->rank);
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    MPI_Recv(bytes, n, MPI_BYTE, 0, TAG_STATES, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (pl_opt_store_parse(st->sw.opt_store, bytes, (size_t)n, pl_opt_state_max(&st->sw)) != PL_OK) {
+        fprintf(stderr, "plateau: rank %d: %s\n", st->rank, pl_error());
+        MPI_Abort(MPI_COMM_WORLD, PL_EXIT_FAULT);
+    }
+    free(bytes);
+}
+
 /* ------------------------------------------------------------ batch hand-out (rank 0) */
 
 typedef struct {
@@ -1523,6 +1703,7 @@ typedef struct {
     int busy;            /* handed a batch, result not yet taken */
     int finished;        /* the batch is computed (or failed: error[0] != 0) */
     int bad_input;       /* the failure was bad input (PL_ERR_BAD_INPUT) */
+    int preempted;       /* given up mid-optimisation as the run stops (PL_ERR_PREEMPTED): not a failure */
     int quit;
     char error[MAX_ERROR_TEXT];
 } local_worker;
@@ -1544,6 +1725,7 @@ static void *local_worker_main(void *arg)
         pthread_mutex_lock(&lw->lock);
         lw->error[0] = '\0';
         lw->bad_input = rc == PL_ERR_BAD_INPUT;
+        lw->preempted = rc == PL_ERR_PREEMPTED;
         if (rc != PL_OK) /* pl_error() is per thread: take the message here */
             snprintf(lw->error, sizeof lw->error, "%s", pl_error()[0] ? pl_error() : "unknown error");
         lw->finished = 1;
@@ -1650,9 +1832,25 @@ static void note_checkpoint_ours(master *ms)
     ms->ckpt_ino = sb.st_ino;
 }
 
+/* Whether base (p, b, s) has a unit not yet stored (pl_opt_store_prune's test). */
+static int base_needed(void *ctx, int p, int b, int s)
+{
+    const master *ms = ctx;
+    const pl_sweep *sw = &ms->st->sw;
+    if (p >= sw->P || b >= sw->NB)
+        return 0;
+    long first = ((long)p * sw->NB + b) * sw->ND * sw->S; /* units are prompt-, then base-major */
+    for (long u = first; u < first + (long)sw->ND * sw->S; u++)
+        if (!ms->res.done[u] && pl_base_sample(sw->cfg, pl_unit_decode(sw, u)) == s)
+            return 1;
+    return 0;
+}
+
 static int checkpoint_now(master *ms, const char *why)
 {
     run_state *st = ms->st;
+    if (st->sw.opt_store) /* only what a resumed run may still need */
+        pl_opt_store_prune(st->sw.opt_store, base_needed, ms);
     if (pl_checkpoint_write(st->cfg.checkpoint_path, &ms->res, st->hashed_text, st->model_sha, st->data_sha) !=
         PL_OK) {
         fprintf(stderr, "plateau: %s\n", pl_error());
@@ -1802,6 +2000,14 @@ static int poll_workers(master *ms, int *progressed)
                 snprintf(ms->bad_input, sizeof ms->bad_input, "rank %d: %s", r, (const char *)(ms->buf + 16));
             }
             forget_batch(ms, wi, (long)unit);
+        } else if (kind == MSG_OPTSTATE) {
+            if (st->sw.opt_store && take_optstate(st->sw.opt_store, ms->buf + 16, (size_t)n - 16) != PL_OK) {
+                char what[MAX_ERROR_TEXT + 64];
+                snprintf(what, sizeof what, "rank %d: %s", r, pl_error());
+                fault(ms, what);
+            }
+        } else if (kind == MSG_PREEMPTED) {
+            forget_batch(ms, wi, (long)unit); /* given up mid-optimisation: its state came before */
         } else if (kind == MSG_SIGNALLED) {
             signalled = (int)unit;
         } else if (kind == MSG_BYE) {
@@ -1893,8 +2099,9 @@ static int master_resume(master *ms, const pl_run_options *opt)
     } else {
         note_checkpoint_ours(ms);
         if (!st->quiet)
-            fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done\n", st->cfg.checkpoint_path,
-                    ms->res.n_done, st->sw.n_units);
+            fprintf(stderr, "plateau: resuming from %s: %ld/%ld units done%s\n", st->cfg.checkpoint_path,
+                    ms->res.n_done, st->sw.n_units,
+                    st->sw.opt_store && st->sw.opt_store->n ? ", optimisations under way go on where they were" : "");
     }
     return PL_EXIT_OK;
 }
@@ -1905,7 +2112,9 @@ static int serve_local_worker(master *ms, local_worker *lw)
 {
     int progressed = 0;
     if (local_worker_take(lw)) {
-        if (lw->error[0] && lw->bad_input) {
+        if (lw->preempted) {
+            /* stopping: the batch is given up, its optimisation's state is in the store */
+        } else if (lw->error[0] && lw->bad_input) {
             snprintf(ms->bad_input, sizeof ms->bad_input, "%s", lw->error);
         } else if (lw->error[0]) {
             char name[512], what[MAX_ERROR_TEXT + 768];
@@ -1971,6 +2180,7 @@ static int stop_workers(master *ms, local_worker *lw, int preempt, int code)
         snprintf(why, sizeof why, "%s received", signal_name(preempt));
         fprintf(stderr, "plateau: %s: stopping\n", why);
         describe_outstanding();
+        g_stop = 1; /* rank 0's own optimisation under way saves its state and stops */
         if (checkpoint_now(ms, why) != PL_OK)
             code = PL_EXIT_INPUT;
     }
@@ -2087,11 +2297,17 @@ static int run_master(run_state *st, const pl_run_options *opt)
         return PL_EXIT_FAULT;
     }
     int code = master_resume(&ms, opt);
+    if (sw->opt_store) { /* the workers wait for them (none after a refused checkpoint) */
+        sw->opt_store->stopping = rank0_stopping;
+        send_states(st);
+    }
     if (code != PL_EXIT_OK)
         return code;
     ms.w = calloc((size_t)st->size, sizeof(worker_info));
     size_t batch_floats = (size_t)sw->batch_units * sw->unit_floats;
     ms.buf_size = 16 + sizeof(float) * batch_floats + MAX_ERROR_TEXT;
+    if (ms.buf_size < 16 + 20 + pl_opt_state_max(sw)) /* a worker's MSG_OPTSTATE */
+        ms.buf_size = 16 + 20 + pl_opt_state_max(sw);
     ms.buf = malloc(ms.buf_size);
     local_worker lw;
     if (!ms.w || !ms.buf || local_worker_start(&lw, sw, batch_floats) != PL_OK) {
@@ -2143,6 +2359,13 @@ static void run_worker(run_state *st)
     int64_t incoming;
     MPI_Request req;
     MPI_Irecv(&incoming, 1, MPI_INT64_T, 0, TAG_UNIT, MPI_COMM_WORLD, &req);
+    worker_watch watch = {&req, &incoming, 0, NULL, 0};
+    if (sw->opt_store) {
+        sw->opt_store->ctx = &watch;
+        sw->opt_store->stopping = worker_stopping;
+        sw->opt_store->publish = worker_publish;
+        receive_states(st);
+    }
     /* rank 0 answers within a unit's time; silence for much longer means it is gone */
     double watchdog = 60.0 + 10.0 * st->cfg.worker_timeout + 10.0 * st->unit_estimate;
     double last_word = now_seconds();
@@ -2170,7 +2393,10 @@ static void run_worker(run_state *st)
             long b = queue[0];
             memmove(queue, queue + 1, sizeof(long) * --n_queue);
             int rc = eval_batch_checked(sw, &cache, b, out);
-            if (rc != PL_OK) {
+            if (rc == PL_ERR_PREEMPTED) {
+                worker_send(MSG_PREEMPTED, b, NULL, 0, buf);
+                stop = watch.stop_seen; /* else its own signal: reported below, then rank 0's STOP */
+            } else if (rc != PL_OK) {
                 char msg[MAX_ERROR_TEXT];
                 snprintf(msg, sizeof msg, "%s", pl_error());
                 worker_send(rc == PL_ERR_BAD_INPUT ? MSG_BAD_INPUT : MSG_ERROR, b, msg, strlen(msg) + 1, buf);
@@ -2189,6 +2415,7 @@ static void run_worker(run_state *st)
         }
     }
     worker_send(MSG_BYE, 0, NULL, 0, buf);
+    free(watch.buf);
     pl_unit_cache_free(&cache);
     free(buf);
     free(out);
@@ -2243,7 +2470,14 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
     st.quiet = quiet;
     st.command_line = (char *)command_line;
     int code;
+    pl_opt_store store;
+    pl_opt_store_init(&store);
     if ((code = setup(&st, config_path, sets, n_sets, output, opt)) == PL_EXIT_OK) {
+        if (st.sw.n_opt) { /* the optimisations in flight, checkpointed and resumed */
+            store.every = st.cfg.checkpoint_every;
+            st.sw.opt_store = &store;
+            test_stop_init();
+        }
         if (st.rank == 0)
             code = run_master(&st, opt);
         else
@@ -2254,6 +2488,8 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
         pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
     free(st.config_text);
     free(st.hashed_text);
+    st.sw.opt_store = NULL;
+    pl_opt_store_free(&store);
     pl_sweep_free(&st.sw);
     pl_model_close(st.model);
     pl_sweep_config_free(&st.cfg);

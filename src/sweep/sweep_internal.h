@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 
 #include "plateau/forward.h"
 #include "plateau/model.h"
@@ -41,6 +42,56 @@ typedef struct {
 } pl_series_args;
 int pl_model_series_sets(const pl_sweep_config *cfg, int k, char *const *sets, int n_sets, pl_series_args *a);
 void pl_series_args_free(pl_series_args *a);
+
+/* ------------------------------------------------------------ optimisations in flight (opt_store.c)
+ *
+ * The saved states (pl_sphere_save) of the `optimized` kind's optimisations that are under way, one
+ * per base (prompt p, base index b, base sample s), so that a run stopped mid-optimisation resumes it
+ * where it was, bitwise (issue 17, item 7). Rank 0's store is what its checkpoints hold; a worker's is
+ * what it was sent to resume from. A mutex guards it: rank 0's compute thread saves into it while its
+ * main thread writes checkpoints. The scheduler sets the hooks; a store without them (the library,
+ * the tests) only resumes. */
+typedef struct {
+    int32_t p, b, s;
+    unsigned char *bytes;
+    size_t len;
+} pl_opt_saved;
+
+typedef struct pl_opt_store {
+    pthread_mutex_t lock;
+    pl_opt_saved *e;
+    int n, cap;
+    double every;       /* seconds between saves of a running optimisation ([run] checkpoint_every) */
+    void *ctx;
+    /* between two optimiser steps: nonzero when the run is stopping (the state is saved, the batch
+     * given up with PL_ERR_PREEMPTED). NULL: never. */
+    int (*stopping)(void *ctx);
+    /* a saved state to rank 0's store: a worker's sends it; NULL: put into this store (rank 0). */
+    void (*publish)(void *ctx, const pl_opt_saved *e);
+} pl_opt_store;
+
+/* pl_batch_eval's return when the run stops mid-batch (a signal): nothing of the batch is kept but the
+ * optimiser states it saved. */
+#define PL_ERR_PREEMPTED (-3)
+
+void pl_opt_store_init(pl_opt_store *st);
+void pl_opt_store_free(pl_opt_store *st);
+/* Keep only the states whose base NEEDED(ctx, p, b, s) (rank 0, before a checkpoint: a base whose
+ * units are all stored needs none). */
+void pl_opt_store_prune(pl_opt_store *st, int (*needed)(void *ctx, int p, int b, int s), void *ctx);
+/* Put (replace) the state of base (p, b, s), a copy of BYTES[len]; len 0 removes it. */
+int pl_opt_store_put(pl_opt_store *st, int p, int b, int s, const unsigned char *bytes, size_t len);
+/* A malloc'ed copy of the state of (p, b, s) into *bytes, *len (*bytes NULL: none). */
+int pl_opt_store_get(pl_opt_store *st, int p, int b, int s, unsigned char **bytes, size_t *len);
+/* All states as bytes (u64 count, then per state int32 p, b, s, u64 len, bytes; sorted by key so that
+ * the same states give the same bytes), appended to *buf (realloc'ed, *len its length). */
+int pl_opt_store_bytes(pl_opt_store *st, unsigned char **buf, size_t *len);
+/* Read pl_opt_store_bytes' layout from BYTES[len] (exactly) into ST (NULL: only checked), replacing
+ * what it held; at most MAX_LEN bytes per state. */
+int pl_opt_store_parse(pl_opt_store *st, const unsigned char *bytes, size_t len, size_t max_len);
+struct pl_sweep;
+/* The longest state of one base for SW's config (pl_sphere_state_size). */
+size_t pl_opt_state_max(const struct pl_sweep *sw);
 
 /* ------------------------------------------------------------ the sweep's shared state (batches.c) */
 
@@ -99,6 +150,7 @@ typedef struct pl_sweep {
     int x_align;        /* offset of the |cos| with real_other and Sigma's PCs (0: none): per eigenvector
                          * then per optimum, n_other real_other |cos| then n_pcs PC |cos| */
     int unit_floats;    /* a unit's floats in a batch's output: NM * NPC * steps + NX */
+    pl_opt_store *opt_store; /* the optimisations in flight (the scheduler's; NULL: none kept) */
 } pl_sweep;
 
 static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)

@@ -317,30 +317,30 @@ static void write_optima(const pl_sphere_state *s, const char *tag)
     free(tan);
 }
 
-/* The state through a byte buffer and back into a fresh state, as a checkpoint would carry it:
- * the scalars, then every array. */
+/* The state through pl_sphere_save's bytes and back (pl_sphere_load) into a fresh state, as the sweep's
+ * checkpoint carries it; a state of another sphere or shape is refused. */
 static void checkpoint_roundtrip(pl_sphere_state *s, const double *start, const pl_sphere_opts *o)
 {
-    size_t n = s->n, C = s->C;
-    size_t bytes = sizeof(int) + sizeof(double) * (n * C * 2 + n * 3) + sizeof(int) * n * 6;
-    char *buf = malloc(bytes), *b = buf;
-#define PUT(ptr, sz) (memcpy(b, (ptr), (sz)), b += (sz))
-    PUT(&s->current, sizeof(int));
-    PUT(s->delta, sizeof(double) * n * C), PUT(s->grad, sizeof(double) * n * C);
-    PUT(s->value, sizeof(double) * n), PUT(s->step, sizeof(double) * n), PUT(s->last_change, sizeof(double) * n);
-    PUT(s->iterations, sizeof(int) * n), PUT(s->evaluations, sizeof(int) * n), PUT(s->status, sizeof(int) * n);
-    PUT(s->evaluated, sizeof(int) * n), PUT(s->backtracked, sizeof(int) * n);
-#undef PUT
+    unsigned char *buf;
+    size_t len;
+    int n = s->n, C = s->C;
+    check(pl_sphere_save(s, &buf, &len));
+    if (len != pl_sphere_state_size(n, C, s->n_exclude)) {
+        fprintf(stderr, "pl_sphere_save: %zu bytes, pl_sphere_state_size %zu\n", len,
+                pl_sphere_state_size(n, C, s->n_exclude));
+        exit(1);
+    }
     pl_sphere_free(s);
-    check(pl_sphere_init(s, start, (int)n, (int)C, o)); /* a fresh process would do the same */
-    b = buf;
-#define GET(ptr, sz) (memcpy((ptr), b, (sz)), b += (sz))
-    GET(&s->current, sizeof(int));
-    GET(s->delta, sizeof(double) * n * C), GET(s->grad, sizeof(double) * n * C);
-    GET(s->value, sizeof(double) * n), GET(s->step, sizeof(double) * n), GET(s->last_change, sizeof(double) * n);
-    GET(s->iterations, sizeof(int) * n), GET(s->evaluations, sizeof(int) * n), GET(s->status, sizeof(int) * n);
-    GET(s->evaluated, sizeof(int) * n), GET(s->backtracked, sizeof(int) * n);
-#undef GET
+    pl_sphere_opts other = *o;
+    other.radius = 2.0 * o->radius;
+    check(pl_sphere_init(s, start, n, C, &other));
+    if (pl_sphere_load(s, buf, len) == PL_OK || pl_sphere_load(s, buf, len - 1) == PL_OK) {
+        fprintf(stderr, "pl_sphere_load took a state of another radius, or a torn one\n");
+        exit(1);
+    }
+    pl_sphere_free(s);
+    check(pl_sphere_init(s, start, n, C, o)); /* a fresh process would do the same */
+    check(pl_sphere_load(s, buf, len));
     free(buf);
 }
 

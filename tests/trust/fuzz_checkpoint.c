@@ -2,7 +2,8 @@
  * for a small fixed run (6 units, 2 metrics, 3 steps). Its last 64 bytes are a sha256 of the rest;
  * when the input's first byte is odd the target writes the right digest there first, so the fuzzer
  * also reaches everything the checksum guards. Any input is accepted or refused with a message,
- * never read outside; an accepted one fills the table with 0/1 done flags and a matching count. */
+ * never read outside; an accepted one fills the table with 0/1 done flags and a matching count, and
+ * its optimiser states (format PLCKPT02; the run has 1 optimum in dimension 2) the store. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sw.n_units = 6;
     sw.NM = 2;
     sw.steps = 3;
+    sw.n_opt = 1, sw.C = 2;
+    pl_opt_store store;
+    pl_opt_store_init(&store);
+    sw.opt_store = &store;
     pl_results r;
     if (pl_results_init(&r, &sw) != PL_OK)
         abort();
@@ -48,7 +53,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!pl_error()[0]) {
         abort();
     }
+    for (int i = 0; i < store.n; i++)
+        if (store.e[i].len == 0 || store.e[i].len > pl_opt_state_max(&sw))
+            abort();
     free(copy);
     pl_results_free(&r);
+    pl_opt_store_free(&store);
     return 0;
 }
