@@ -147,7 +147,7 @@ int main(int argc, char **argv)
             pl_run_free(&run);
         });
         double gf = pl_forward_flops(m, T) / dt / 1e9;
-        printf("| full forward | T = %d | %.3g | %.0f tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
+        printf("| full forward | T = %d | %.3g | %.3g tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
                100 * gf / peak);
     }
 
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
             }
         });
         double gf = M * pl_patch_flops(m, T, r, pos) / dt / 1e9;
-        printf("| fast path | M = %d | %.3g | %.0f evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
+        printf("| fast path | M = %d | %.3g | %.3g evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
                100 * gf / peak);
     }
     printf("\nFLOPs (pl_forward_flops, pl_patch_flops; docs/performance.md): matmuls and attention, 2 per multiply-add, logits "
