@@ -1,6 +1,10 @@
 /* Forward and fast-path throughput against OpenBLAS's sgemm peak, measured in the same run.
  *
- * usage: bench_forward MODEL [--seconds S]   (any model plateau opens: an HF dir or a llama2.c .bin)
+ * usage: bench_forward MODEL [--seconds S] [--ctx T,T,..] [--rows M,M,..] [--calls N]
+ * (any model plateau opens: an HF dir or a llama2.c .bin). --ctx: the full forwards' lengths (default
+ * 1,10,64,256), --rows: the fast path's row counts (default 1,16,101,404,1010: the sweep evaluates
+ * batches of ~1000 rows per call), --calls: at least N calls per figure (default 3; 1 for the
+ * largest shapes, where one 1010-row fast-path call of a Gemma-2-2B shape is ~5 TFLOP).
  * Prints a markdown table. FLOPs are those of pl_forward_flops / pl_patch_flops (matmuls and
  * attention, 2 per multiply-add; layernorm, GELU and softmax not counted). The threads OpenBLAS
  * uses come from OPENBLAS_NUM_THREADS (scripts/bench.sh sets 1: figures are per core).
@@ -60,22 +64,56 @@ static double sgemm_peak(double seconds, int d_mlp, int C)
     do {                                                                                                    \
         int calls_ = 0;                                                                                     \
         double start_ = now();                                                                              \
-        while (calls_ < 3 || now() - start_ < (seconds)) {                                                 \
+        while (calls_ < min_calls || now() - start_ < (seconds)) {                                          \
             body;                                                                                           \
             calls_++;                                                                                       \
         }                                                                                                   \
         (result) = (now() - start_) / calls_;                                                               \
     } while (0)
 
+static int min_calls = 3;
+
+/* A comma-separated list of positive integers into out[max]; returns the count, 0 if malformed. */
+static int parse_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 100000 || (*end && *end != ','))
+            return 0;
+        out[n++] = (int)v;
+        s = *end ? end + 1 : end;
+    }
+    return *s ? 0 : n;
+}
+
 int main(int argc, char **argv)
 {
+    const char *usage = "usage: bench_forward MODEL_DIR [--seconds S] [--ctx T,..] [--rows M,..] [--calls N]\n";
+    double seconds = 3.0;
+    int Ts[16] = {1, 10, 64, 256}, nT = 4, Ms[16] = {1, 16, 101, 404, 1010}, nM = 5;
+    for (int i = 2; i < argc; i += 2) {
+        int ok = i + 1 < argc;
+        if (ok && !strcmp(argv[i], "--seconds"))
+            seconds = atof(argv[i + 1]);
+        else if (ok && !strcmp(argv[i], "--ctx"))
+            ok = (nT = parse_list(argv[i + 1], Ts, 16)) > 0;
+        else if (ok && !strcmp(argv[i], "--rows"))
+            ok = (nM = parse_list(argv[i + 1], Ms, 16)) > 0;
+        else if (ok && !strcmp(argv[i], "--calls"))
+            ok = (min_calls = atoi(argv[i + 1])) > 0;
+        else
+            ok = 0;
+        if (!ok) {
+            fprintf(stderr, "%s", usage);
+            return 1;
+        }
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_forward MODEL_DIR [--seconds S]\n");
+        fprintf(stderr, "%s", usage);
         return 1;
     }
-    double seconds = 3.0;
-    if (argc == 4 && !strcmp(argv[2], "--seconds"))
-        seconds = atof(argv[3]);
     pl_model *m;
     if (pl_model_open(&m, argv[1])) {
         fprintf(stderr, "bench_forward: %s\n", pl_error());
@@ -85,9 +123,9 @@ int main(int argc, char **argv)
     int C = cfg->d_model, V = cfg->n_vocab;
     double peak = sgemm_peak(seconds, cfg->d_mlp, C);
     printf("model: %s L=%d C=%d H=%d KV=%d head_dim=%d MLP=%d V=%d; sgemm peak (best of 1536^3 and 404x%dx%d over "
-           "%.1f s): %.1f GFLOP/s\n\n",
+           "%.1f s, OpenBLAS kernel %s): %.1f GFLOP/s\n\n",
            cfg->family, cfg->n_layer, C, cfg->n_head, cfg->n_kv_head, cfg->head_dim, cfg->d_mlp, V, cfg->d_mlp, C,
-           seconds, peak);
+           seconds, openblas_get_corename(), peak);
 
     int *tokens = malloc(sizeof(int) * cfg->n_ctx);
     for (int t = 0; t < cfg->n_ctx; t++)
@@ -95,8 +133,7 @@ int main(int argc, char **argv)
 
     printf("| path | size | calls/s | tokens or evals/s | GFLOP/s | %% of sgemm peak |\n");
     printf("|---|---|---|---|---|---|\n");
-    int Ts[] = {1, 10, 64, 256};
-    for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) {
+    for (int i = 0; i < nT; i++) {
         int T = Ts[i];
         if (T > cfg->n_ctx)
             continue;
@@ -110,7 +147,7 @@ int main(int argc, char **argv)
             pl_run_free(&run);
         });
         double gf = pl_forward_flops(m, T) / dt / 1e9;
-        printf("| full forward | T = %d | %.1f | %.0f tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
+        printf("| full forward | T = %d | %.3g | %.3g tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
                100 * gf / peak);
     }
 
@@ -122,13 +159,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_forward: %s\n", pl_error());
         return 2;
     }
-    int Ms[] = {1, 16, 101, 404};
-    float *X = malloc(sizeof(float) * 404 * C), *logits = malloc(sizeof(float) * 404 * (size_t)V),
-          *read = malloc(sizeof(float) * 404 * C);
-    for (int v = 0; v < 404; v++)
+    int Mmax = 1;
+    for (int i = 0; i < nM; i++)
+        Mmax = Ms[i] > Mmax ? Ms[i] : Mmax;
+    float *X = malloc(sizeof(float) * Mmax * C), *logits = malloc(sizeof(float) * Mmax * (size_t)V),
+          *read = malloc(sizeof(float) * Mmax * C);
+    if (!X || !logits || !read) {
+        fprintf(stderr, "bench_forward: out of memory for %d rows\n", Mmax);
+        return 2;
+    }
+    for (int v = 0; v < Mmax; v++)
         for (int c = 0; c < C; c++)
-            X[(size_t)v * C + c] = clean.resid[((size_t)r * T + pos) * C + c] * (1.0f + 0.001f * v);
-    for (size_t i = 0; i < sizeof Ms / sizeof Ms[0]; i++) {
+            X[(size_t)v * C + c] = clean.resid[((size_t)r * T + pos) * C + c] * (1.0f + 0.001f * (v % 404));
+    for (int i = 0; i < nM; i++) {
         int M = Ms[i];
         double dt;
         TIME_CALLS(seconds, dt, {
@@ -138,7 +181,7 @@ int main(int argc, char **argv)
             }
         });
         double gf = M * pl_patch_flops(m, T, r, pos) / dt / 1e9;
-        printf("| fast path | M = %d | %.1f | %.0f evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
+        printf("| fast path | M = %d | %.3g | %.3g evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
                100 * gf / peak);
     }
     printf("\nFLOPs (pl_forward_flops, pl_patch_flops; docs/performance.md): matmuls and attention, 2 per multiply-add, logits "

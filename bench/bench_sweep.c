@@ -3,7 +3,8 @@
  * under the sweep's default protocol (n_ctx = 10, blocks.1.hook_resid_pre, last position).
  *
  * usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME] [--sustained]
- * --sustained prints only the average GFLOP/s of the batch shape (1010 x 3072 x 768) over S seconds:
+ * --sustained prints only the average GFLOP/s of the batch shape (1010 x MLP x width: 1010 x 3072 x 768
+ * for GPT-2 small) over S seconds:
  * run two at once to see what two ranks can get from this machine.
  * Prints "key value" lines. Threads: OPENBLAS_NUM_THREADS (the script sets 1: per-core figures).
  */
@@ -84,21 +85,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sweep: %s\n", pl_error());
         return 2;
     }
-    int C = pl_model_get_info(m)->d_model;
+    int C = pl_model_get_info(m)->d_model, mlp = pl_model_get_info(m)->d_mlp;
     if (sustained_only) {
         double g;
-        sgemm_window(1010, 4 * C, C, seconds, &g);
+        sgemm_window(1010, mlp, C, seconds, &g);
         printf("sgemm_sustained_gflops %.2f\n", g);
         return 0;
     }
-    /* the sweep's largest shapes: 101 rows through c_fc (C x 4C), and the unembedding (C x V), plus
-     * a large square product: the best of them is the peak the sweep is held against */
-    double fc = sgemm_best(101, 4 * C, C, seconds / 3), unembed = sgemm_best(101, 4096, C, seconds / 3),
+    /* the sweep's largest shapes: 101 rows through the MLP's input (C x I), and the unembedding (C x V),
+     * plus a large square product: the best of them is the peak the sweep is held against */
+    double fc = sgemm_best(101, mlp, C, seconds / 3), unembed = sgemm_best(101, 4096, C, seconds / 3),
            square = sgemm_best(1536, 1536, 1536, seconds / 3);
     double peak = fc > unembed ? fc : unembed;
     peak = square > peak ? square : peak;
     printf("sgemm_peak_gflops %.2f\n", peak);
-    printf("sgemm_101x%dx%d_gflops %.2f\n", 4 * C, C, fc);
+    /* the kernel OpenBLAS chose for this CPU (OPENBLAS_CORETYPE overrides it): the peak depends on it */
+    printf("openblas_core %s\n", openblas_get_corename());
+    printf("sgemm_mlp_shape %dx%d\n", mlp, C);
+    printf("sgemm_101_mlp_gflops %.2f\n", fc);
     printf("patch_flops %.6g\n", pl_patch_flops(m, T, r, T - 1));
     printf("forward_flops %.6g\n", pl_forward_flops(m, T));
     return 0;
