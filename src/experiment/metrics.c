@@ -16,8 +16,8 @@
  * rank of a job on one CPU type computes the same bits. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-__m256d _ZGVdN4v_exp(__m256d x);
-__m256d _ZGVdN4v_log(__m256d x);
+__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_exp(__m256d x);
+__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_log(__m256d x);
 
 __attribute__((target("avx2,fma"))) static void exp_avx2(double *x, int n)
 {

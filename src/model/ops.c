@@ -55,7 +55,7 @@ void pl_op_matmul(float *out, const float *in, const float *W, const float *bias
 #define EXP_CHUNK 256
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-__m256 _ZGVdN8v_expf(__m256 x);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256 x);
 
 __attribute__((target("avx2,fma"))) static void expf_avx2(float *e, int n)
 {
