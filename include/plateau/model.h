@@ -85,6 +85,15 @@ int pl_model_sha256(const pl_model *m, char out[65]);
  * writes its result, so a model rewritten during a run cannot mix two models into one file. */
 int pl_model_check_unchanged(const pl_model *m);
 
+/* The arithmetic of this process beyond the model's weights, as "OpenBLAS <kernel>, <AVX2|scalar>
+ * exp": the sgemm kernel OpenBLAS chose for this CPU (or OPENBLAS_CORETYPE) and the path of the
+ * vectorised exp/log (ops.c, metrics.c: chosen from the CPU). Two processes that differ in it may
+ * differ in the bits of one evaluation. */
+void pl_compute_kernels(char *out, size_t size);
+/* 1 when this CPU has AVX-512 but OpenBLAS runs an AVX2 kernel (OpenBLAS 0.3.21 does not know AMD's
+ * Zen 4/5 and falls back to Haswell): OPENBLAS_CORETYPE=SkylakeX runs its sgemm about twice as fast. */
+int pl_blas_kernel_slow(void);
+
 /* The format's and family's own lines of `plateau info` ("key  value" lines: tensors, dtypes, file
  * size, norm epsilon, ...). */
 void pl_model_describe(const pl_model *m, FILE *out);

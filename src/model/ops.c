@@ -4,7 +4,11 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include "plateau/model.h"
 
 #include "ops.h"
 /* out[N, C] = layernorm(in[N, C]) * w + b; statistics in double so that they do not depend on the
@@ -77,6 +81,22 @@ static int use_avx2(void)
 static int use_avx2(void) { return 0; }
 static void expf_avx2(float *e, int n) { (void)e, (void)n; }
 #endif
+
+void pl_compute_kernels(char *out, size_t size)
+{
+    /* metrics.c chooses its exp/log path by the same test as use_avx2 */
+    snprintf(out, size, "OpenBLAS %s, %s exp", openblas_get_corename(), use_avx2() ? "AVX2" : "scalar");
+}
+
+int pl_blas_kernel_slow(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *core = openblas_get_corename();
+    return __builtin_cpu_supports("avx512f") && (!strcasecmp(core, "haswell") || !strcasecmp(core, "zen"));
+#else
+    return 0;
+#endif
+}
 
 static void expf_chunk(float *e, int n)
 {

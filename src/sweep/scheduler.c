@@ -556,6 +556,33 @@ static int set_blas_threads(const pl_sweep_config *cfg)
     return PL_OK;
 }
 
+/* Every rank computes with the same arithmetic (pl_compute_kernels: OpenBLAS's kernel, the vector
+ * exp/log), or none runs: a batch's bits would depend on the rank that evaluated it (a job across CPU
+ * types, or OPENBLAS_CORETYPE set on some nodes only). Rank 0 names the first rank that differs. */
+#define KERNELS_LEN 64
+static int same_kernels(run_state *st)
+{
+    char mine[KERNELS_LEN] = {0};
+    pl_compute_kernels(mine, sizeof mine);
+    char *all = calloc((size_t)st->size, KERNELS_LEN);
+    if (!all) {
+        fprintf(stderr, "plateau: rank %d: out of memory\n", st->rank);
+        setup_abort(st);
+    }
+    collective j = {.kind = COLL_ALLGATHER, .send = mine, .recv = all, .count = KERNELS_LEN, .type = MPI_CHAR};
+    agent_run(st, &j);
+    int ok = 1;
+    for (int r = 1; r < st->size && ok; r++)
+        if (strncmp(all, all + (size_t)r * KERNELS_LEN, KERNELS_LEN)) {
+            ok = 0;
+            pl_fail("rank %d computes with %.*s, rank 0 with %.*s: a batch's bits would depend on the rank that "
+                    "evaluated it; run on one CPU type (Slurm: --constraint) or set OPENBLAS_CORETYPE to one "
+                    "kernel every node runs", r, KERNELS_LEN, all + (size_t)r * KERNELS_LEN, KERNELS_LEN, all);
+        }
+    free(all);
+    return ok;
+}
+
 /* Every value of the activations X[n, C] of N prompts is finite (mu and Sigma are fitted to them),
  * else a message naming the prompt (WHAT: "sweep prompt", "covariance prompt") and where. */
 static int check_activations(const pl_sweep *sw, const float *X, int n, const char *what)
@@ -732,7 +759,7 @@ static int setup_open(run_state *st, const char *config_path, char *const *sets,
     setup_phase(st, "reading the config");
     int ok = pl_sweep_config_load(&st->cfg, config_path, sets, n_sets, output) == PL_OK &&
              set_blas_threads(&st->cfg) == PL_OK;
-    if (!all_ok(st, ok))
+    if (!all_ok(st, ok) || !all_ok(st, same_kernels(st)))
         return PL_EXIT_INPUT;
     pthread_mutex_lock(&st->agent->lock);
     st->agent->timeout = st->cfg.worker_timeout; /* every rank's config is read: the run's limit from now on */
@@ -1425,6 +1452,14 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     snprintf(v, sizeof v, "%d", R);
     dry_line("ranks", v, "the estimate's (--ranks), each with %d OpenBLAS thread%s", cfg->threads,
              cfg->threads > 1 ? "s" : "");
+    char kernels[KERNELS_LEN];
+    pl_compute_kernels(kernels, sizeof kernels);
+    if (pl_blas_kernel_slow())
+        dry_line("compute_kernels", kernels, "this CPU has AVX-512 but OpenBLAS runs its AVX2 kernel: "
+                 "OPENBLAS_CORETYPE=SkylakeX in every rank's environment runs sgemm ~2x faster (docs/performance.md)");
+    else
+        dry_line("compute_kernels", kernels, "OpenBLAS's sgemm kernel for this CPU (OPENBLAS_CORETYPE overrides it) "
+                 "and the vector exp/log; every rank must have the same");
     int shared = R > 1 && cfg->shared_weights;
     snprintf(v, sizeof v, "%.0f", m->mapped);
     dry_line("memory_weights_mapped_bytes", v, "%.2f GiB: the weight files, mmapped read-only: one copy per node "

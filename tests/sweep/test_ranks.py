@@ -51,4 +51,28 @@ lines = [l for l in r.stderr.splitlines() if l.startswith("plateau")]
 if r.returncode != 2 or len(lines) != 1 or "[perturb] steps: 'x' is not an integer" not in lines[0]:
     sl.fail("bad config on 3 ranks: exit %d: %s" % (r.returncode, r.stderr))
 print("ok bad config on 3 ranks: exit 2, one message")
+
+# ranks that compute with different arithmetic (OpenBLAS kernels, here forced by OPENBLAS_CORETYPE as on
+# a job across CPU types): every rank exits 2 before any work, rank 0 names the first one that differs
+def kernels(coretype):
+    r = sl.run([ini, "--dry-run"], env={"OPENBLAS_CORETYPE": coretype})
+    line = [l for l in r.stdout.splitlines() if l.startswith("compute_kernels")]
+    return line[0].split("=", 1)[1].split(";")[0].strip() if r.returncode == 0 and line else None
+
+
+a, b = kernels("Haswell"), kernels("Sandybridge")
+if a and b and a != b:
+    env = sl.run_env()
+    cmd = [sl.shutil.which("mpirun"), "--oversubscribe", "-n", "1", "-x", "OPENBLAS_CORETYPE=Haswell", sl.BIN, "run",
+           ini, "--quiet", "-o", os.path.join(d, "mixed.nc"), ":", "-n", "1", "-x", "OPENBLAS_CORETYPE=Sandybridge",
+           sl.BIN, "run", ini, "--quiet", "-o", os.path.join(d, "mixed.nc")]
+    r = sl.subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("plateau")]
+    if (r.returncode != 2 or len(lines) != 1 or "rank 1 computes with " + b not in lines[0] or a not in lines[0]
+            or os.path.exists(os.path.join(d, "mixed.nc"))):
+        sl.fail("ranks with different OpenBLAS kernels: exit %d: %s" % (r.returncode, r.stderr))
+    print("ok ranks with different kernels (%s / %s): exit 2, one message, no output" % (a, b))
+else:
+    print("skip ranks with different kernels: OPENBLAS_CORETYPE does not change this OpenBLAS's kernel (%s / %s)"
+          % (a, b))
 print("rank tests passed")
