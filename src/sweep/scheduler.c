@@ -510,8 +510,13 @@ static int check_paths(const pl_sweep_config *cfg)
             input = "[data] prompts";
         else if (cfg->tokenizer_path && pl_same_file(outs[o], cfg->tokenizer_path))
             input = "[model] tokenizer";
+        else if (cfg->models_file && pl_same_file(outs[o], cfg->models_file))
+            input = "[model] paths";
         else if (is_model_file(cfg->model_path, outs[o], which, sizeof which))
             input = which, owner = "the model's file ";
+        for (int k = 0; !input && k < cfg->n_models; k++) /* a series' other models */
+            if (is_model_file(cfg->models[k].path, outs[o], which, sizeof which))
+                input = which, owner = "the model's file ";
         else if (cfg->sae_path && is_model_file(cfg->sae_path, outs[o], which, sizeof which))
             input = which, owner = "the SAE's file ";
         for (int d = 0; !input && d < cfg->n_dirs; d++)
@@ -2255,6 +2260,8 @@ static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
 {
     if (!opt->stack_models)
         return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
+    if (check_paths(cfg) != PL_OK) /* each model's run checks its part file only, not the stacked output */
+        return PL_ERR;
     for (int k = 0; k < cfg->n_models && !opt->resume; k++) {
         char *part = pl_model_series_part(cfg, k);
         struct stat sb;
