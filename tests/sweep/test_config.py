@@ -47,6 +47,8 @@ expect_error("bad_quantile", good + "quantiles = 0.5, 1.5\n",
              r"bad_quantile\.ini:12: \[output\] quantiles: '1\.5' is not a number in \[0, 1\]")
 expect_error("duplicate", good + "[data]\nn_ctx = 9\n", r"duplicate\.ini:13: \[data\] n_ctx: given twice \(first at .*duplicate\.ini:6\)")
 expect_error("syntax", good + "this line has no equals sign\n", r"syntax\.ini:12: syntax error")
+# a section header without its ']': its line is named, not the first key after it (read as section "")
+expect_error("open_section", good.replace("[output]", "[output"), r"open_section\.ini:10: syntax error")
 expect_error("missing_model", good.replace("[model]\npath = %s\n" % model, ""), r"missing_model\.ini: \[model\] path: missing")
 expect_error("bad_set", good, r"--set perturb\.steps=1: \[perturb\] steps: '1' is not an integer", ["--set", "perturb.steps=1"])
 expect_error("set_unknown", good, r"--set data\.colour=red: \[data\] colour: unknown key", ["--set", "data.colour=red"])
