@@ -282,6 +282,10 @@ class Result:
             raise ResultError(f"{path}: not a plateau result: no metric variable "
                               f"(one of {', '.join(METRICS)}, or <metric>_median)")
 
+        if "model" in ds.dims:  # a model series: per-model attributes are variables over `model`
+            raise ResultError(f"{path}: a model-series result ({ds.sizes['model']} models along 'model'): this "
+                              f"reads one model's result; draw the series with analysis/series.py, or select one "
+                              f"model in xarray (xr.open_dataset(path).sel(model=LABEL))")
         for attr in ("model_path", "synthetic_model"):
             if attr not in ds.attrs:
                 raise ResultError(f"{path}: not a plateau result: global attribute '{attr}' is missing")

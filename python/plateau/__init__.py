@@ -187,7 +187,14 @@ class Model:
             "blocks.%d.hook_resid_post" % (self.n_layers - 1)]
 
     def _ids(self, ids):
-        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        # numpy's cast would truncate 1.5 to 1 and wrap 2**32 + 5 to 5: a token id is an integer as given
+        raw = np.asarray(ids)
+        if raw.size and raw.dtype.kind not in "iu":
+            raise ValueError("ids: expected integer token ids, got dtype %s" % raw.dtype)
+        lim = np.iinfo(np.int32)
+        if raw.size and (raw.min() < lim.min or raw.max() > lim.max):
+            raise ValueError("ids: token id %d is outside int32" % (raw.max() if raw.max() > lim.max else raw.min()))
+        ids = np.ascontiguousarray(raw, dtype=np.int32)
         if ids.ndim != 1 or len(ids) == 0:
             raise ValueError("ids: expected a non-empty 1-D array of token ids, got shape %s" % (ids.shape,))
         return ids

@@ -100,6 +100,19 @@ static int cfg_hook(const char *file, json_t *cfg, char *out, size_t size)
     return PL_OK;
 }
 
+/* Which residual basis the SAE was trained in, when cfg.json says: SAELens passes
+ * model_from_pretrained_kwargs to TransformerLens's from_pretrained, whose center_writing_weights
+ * (default true) makes every residual of a LayerNorm model mean-zero. -1 when not stated as a boolean. */
+static int cfg_writing_centered(json_t *cfg)
+{
+    json_t *kw = json_object_get(cfg, "model_from_pretrained_kwargs");
+    json_t *meta = json_object_get(cfg, "metadata");
+    if (!json_is_object(kw) && json_is_object(meta))
+        kw = json_object_get(meta, "model_from_pretrained_kwargs");
+    json_t *v = json_is_object(kw) ? json_object_get(kw, "center_writing_weights") : NULL;
+    return json_is_boolean(v) ? json_is_true(v) : -1;
+}
+
 /* Keys that change the math and that plateau does not implement: refused by name. */
 static int cfg_refusals(const char *file, json_t *cfg)
 {
@@ -223,6 +236,7 @@ static int read_cfg(pl_sae *sae, const char *path, int d_model, char **text, siz
         goto done;
     sae->d_in = (int)d_in;
     sae->d_sae = (int)d_sae;
+    sae->writing_centered = cfg_writing_centered(cfg);
     if (d_in != d_model) {
         pl_fail("%s: d_in is %ld, but the model's residual width is %d", path, d_in, d_model);
         goto done;

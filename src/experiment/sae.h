@@ -37,6 +37,8 @@ typedef struct pl_sae {
     int norm;                 /* PL_SAE_NORM_* */
     int apply_b_dec_to_input;
     int synthetic;            /* cfg.json's plateau_synthetic (plateau synth-sae) */
+    int writing_centered;     /* cfg.json's model_from_pretrained_kwargs.center_writing_weights (top level or
+                               * under metadata): 1 true, 0 false, -1 not stated */
     char hook[128];           /* cfg.json's hook name */
     char sha256[65];          /* of cfg.json followed by sae_weights.safetensors */
     const float *W_enc, *b_enc, *W_dec, *b_dec, *threshold; /* threshold: jumprelu only */

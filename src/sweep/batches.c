@@ -124,6 +124,18 @@ int pl_sweep_open_sae(pl_sweep *sw)
     if (index != pl_hook_resid_index(sw->hook))
         return pl_fail("%s: [sae] path = %s: the SAE reads %s (cfg.json), but [perturb] hook is %s (%s)", origin,
                        cfg->sae_path, sw->sae.hook, cfg->hook, pl_sweep_config_origin(cfg, "perturb", "hook"));
+    /* The SAE encodes the activation in the sweep's basis (docs/sae.md): when cfg.json says which basis
+     * it was trained in, the other one would feed it shifted vectors and every SAE number would be off.
+     * center_writing_weights changes nothing for RMSNorm models (TL centres LayerNorm models only). */
+    int centered = cfg->residual_basis == PL_BASIS_CENTERED;
+    int layer_norm = pl_model_get_info(sw->model)->norm == PL_NORM_LAYERNORM;
+    if (sw->sae.writing_centered == 0 ? centered : sw->sae.writing_centered == 1 && layer_norm && !centered)
+        return pl_fail("%s: [sae] path = %s: cfg.json's model_from_pretrained_kwargs has center_writing_weights = %s "
+                       "(the SAE was trained on %s residuals), but [perturb] residual_basis is %s (%s): set "
+                       "residual_basis = %s",
+                       origin, cfg->sae_path, centered ? "false" : "true", centered ? "raw" : "TransformerLens's centred",
+                       centered ? "centered" : "raw", pl_sweep_config_origin(cfg, "perturb", "residual_basis"),
+                       centered ? "raw" : "centered");
     if (cfg->sae_sha256 && strcmp(cfg->sae_sha256, sw->sae.sha256))
         return pl_fail("%s: [sae] sha256 = %s, but the SAE in %s has sha256 %s (of cfg.json followed by "
                        "sae_weights.safetensors)",

@@ -46,7 +46,7 @@ typedef struct {
     size_t line_len;
     int line_cut;         /* libinih got it cut to its buffer */
     int line;
-    int failed;
+    int failed;           /* the line the handler refused (0: none) */
 } raw_config;
 
 typedef struct {
@@ -694,13 +694,13 @@ static int on_ini_key(void *user, const char *section, const char *name, const c
         pl_fail("%s: indented line: libinih reads it as a continuation of [%s] %s; write every key = value "
                 "at the start of its own line",
                 origin, section, name);
-        rc->failed = 1;
+        rc->failed = rc->line;
         return 0;
     }
     char *full = rc->line_cut ? full_line_value(rc) : NULL;
     if ((rc->line_cut && !full) || set_raw(rc, origin, section, name, full ? full : value, 0) != PL_OK) {
         free(full);
-        rc->failed = 1;
+        rc->failed = rc->line;
         return 0;
     }
     free(full);
@@ -1574,7 +1574,9 @@ static int read_ini(raw_config *rc, const char *name, const char *text, size_t l
         return pl_fail("%s:%d: a NUL byte (not a text file)", name, line);
     }
     int bad_line = ini_parse_stream(line_reader, rc, on_ini_key, rc);
-    if (rc->failed)
+    /* a syntax error before the refused key is the one to report: "[model" (no ']') makes the keys
+     * after it keys of the section "" */
+    if (rc->failed && !(bad_line > 0 && bad_line < rc->failed))
         return PL_ERR;
     if (bad_line > 0)
         return pl_fail("%s:%d: syntax error (expected [section] or key = value)", name, bad_line);

@@ -517,8 +517,13 @@ static int check_paths(const pl_sweep_config *cfg)
             input = "[data] prompts";
         else if (cfg->tokenizer_path && pl_same_file(outs[o], cfg->tokenizer_path))
             input = "[model] tokenizer";
+        else if (cfg->models_file && pl_same_file(outs[o], cfg->models_file))
+            input = "[model] paths";
         else if (is_model_file(cfg->model_path, outs[o], which, sizeof which))
             input = which, owner = "the model's file ";
+        for (int k = 0; !input && k < cfg->n_models; k++) /* a series' other models */
+            if (is_model_file(cfg->models[k].path, outs[o], which, sizeof which))
+                input = which, owner = "the model's file ";
         else if (cfg->sae_path && is_model_file(cfg->sae_path, outs[o], which, sizeof which))
             input = which, owner = "the SAE's file ";
         for (int d = 0; !input && d < cfg->n_dirs; d++)
@@ -750,6 +755,17 @@ static int open_model(run_state *st)
     return all_ok(st, ok) ? PL_EXIT_OK : PL_EXIT_INPUT;
 }
 
+/* --naive runs one perturbed position per full forward: whole contexts are the fast path's alone. Said
+ * before any work (exit 2), not by the first batch as a fault with a checkpoint of nothing. */
+static int check_naive(const pl_sweep *sw, const pl_run_options *opt)
+{
+    if (opt->naive && sw->n_pos > 1)
+        return pl_fail("%s: [perturb] position: positions %d..%d at once (whole contexts) run only by the fast "
+                       "path; --naive evaluates one perturbed position per full forward",
+                       pl_sweep_config_origin(sw->cfg, "perturb", "position"), sw->pos, sw->pos + sw->n_pos - 1);
+    return PL_OK;
+}
+
 /* Setup, every rank: read the config, check the output paths (rank 0), open the model, resolve the
  * hook, open the SAE. Returns an exit code. */
 static int setup_open(run_state *st, const char *config_path, char *const *sets, int n_sets, const char *output,
@@ -784,6 +800,8 @@ static int setup_open(run_state *st, const char *config_path, char *const *sets,
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     set_shapes(sw, &st->cfg, mc);
+    if (!all_ok(st, check_naive(sw, opt) == PL_OK))
+        return PL_EXIT_INPUT;
     setup_phase(st, "opening the SAE");
     ok = pl_sweep_open_sae(sw) == PL_OK; /* before the clean forwards: a bad SAE fails at once */
     if (!all_ok(st, ok))
@@ -1362,7 +1380,7 @@ static int dry_open(run_state *st, const char *config_path, char *const *sets, i
     if (pl_sweep_config_resolve(cfg, st->model, &sw->hook, &sw->read, &sw->pos, &sw->read_pos) != PL_OK)
         return PL_ERR;
     set_shapes(sw, cfg, pl_model_get_info(st->model));
-    if (pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||
+    if (check_naive(sw, opt) != PL_OK || pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||
         dry_check_resume(st, opt) != PL_OK)
         return PL_ERR;
     return PL_OK;
@@ -2537,6 +2555,8 @@ static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
 {
     if (!opt->stack_models)
         return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
+    if (check_paths(cfg) != PL_OK) /* each model's run checks its part file only, not the stacked output */
+        return PL_ERR;
     for (int k = 0; k < cfg->n_models && !opt->resume; k++) {
         char *part = pl_model_series_part(cfg, k);
         struct stat sb;

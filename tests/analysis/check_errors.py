@@ -129,6 +129,13 @@ with tempfile.TemporaryDirectory(prefix="plateau-analysis-errors-") as w:
 
     bad_files.append((fixture(os.path.join(w, "noattr.nc"), "--drop-attr", "model_path"),
                       ["noattr.nc", "global attribute 'model_path' is missing"]))
+    # a model series (plateau run with [model] paths, or merge along `model`): its model_path is a
+    # variable over `model`, and the message said "not a plateau result"
+    series = fixture(os.path.join(w, "series.nc"), "--drop-attr", "model_path")
+    with netCDF4.Dataset(series, "a") as nc:
+        nc.createDimension("model", 2)
+        nc.createVariable("model_path", str, ("model",))[:] = np.array(["/m/a", "/m/b"], dtype=object)
+    bad_files.append((series, ["series.nc", "a model-series result (2 models along 'model')", "analysis/series.py"]))
     bad_files.append((fixture(os.path.join(w, "nohook.nc"), "--drop-attr", "hook"),
                       ["nohook.nc", "global attribute 'hook' is missing"]))
     bad_files.append((fixture(os.path.join(w, "nometric.nc"), "--metrics", "kl", "--drop", "kl", "--drop", "kl_median"),

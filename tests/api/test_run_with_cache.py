@@ -82,6 +82,17 @@ def check_errors(d, path, no_tokenizer):
             print("ok error: %s" % e)
             continue
         al.fail("no error (expected one naming %r)" % want)
+    # ids that numpy's int32 cast would change (1.5 -> 1, 2**32 + 5 -> 5): refused, not run on other tokens
+    for ids, want in ((np.array([1.5, 2.0]), "integer token ids"), (np.array([2 ** 32 + 5]), "outside int32"),
+                      (np.array([True, False]), "integer token ids")):
+        try:
+            m.run_with_cache(ids)
+        except ValueError as e:
+            if want not in str(e):
+                al.fail("ids %r: error %r does not name %r" % (ids, str(e), want))
+            print("ok error: %s" % e)
+            continue
+        al.fail("ids %r: no error (expected one naming %r)" % (ids, want))
 
 
 def main():

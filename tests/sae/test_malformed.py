@@ -161,6 +161,21 @@ expect("fraction_1", good, r"\[sae\] active_fraction: '1' is not a fraction in \
 expect("sign", good, r"\[sae\] sign: 'up' is not one of negative, positive", sae__sign="up")
 expect("sha_format", good, r"\[sae\] sha256: 'abc' is not a sha256", sae__sha256="abc")
 expect("sha_pin", good, r"\[sae\] sha256 = 0{64}, but the SAE in .*good has sha256 [0-9a-f]{64}", sae__sha256="0" * 64)
+# the basis the SAE was trained in, when cfg.json says (SAELens: model_from_pretrained_kwargs, top level or
+# under metadata): the other residual_basis would feed it shifted vectors
+raw_sae = sae_dir("trained_raw", dict(GOOD_CFG, model_from_pretrained_kwargs={"center_writing_weights": False}))
+expect("basis_trained_raw", raw_sae, r"\[sae\] path = .*trained_raw: cfg.json's model_from_pretrained_kwargs has "
+       r"center_writing_weights = false .* residual_basis is centered .*: set residual_basis = raw",
+       perturb__residual_basis="centered")
+cen_sae = sae_dir("trained_centred", dict(GOOD_CFG, metadata={"model_from_pretrained_kwargs": {"center_writing_weights": True}}))
+expect("basis_trained_centred", cen_sae, r"center_writing_weights = true .* residual_basis is raw .*: set residual_basis = "
+       r"centered", perturb__residual_basis="raw")
+for label, path, basis in [("trained raw", raw_sae, "raw"), ("trained centred", cen_sae, "centered")]:
+    r = sl.run([sl.write_ini(os.path.join(d, "basis_ok.ini"), config(path, perturb__residual_basis=basis)), "--quiet"])
+    if r.returncode != 0:
+        sl.fail("SAE %s, residual_basis = %s: refused: %s" % (label, basis, r.stderr))
+    os.unlink(os.path.join(d, "out.nc"))
+    print("ok SAE %s runs with residual_basis = %s" % (label, basis))
 expect("kind_without_sae", "", r"\[perturb\] directions: sae_active needs an SAE: set \[sae\] path", run=True)
 expect("readout_without_sae", "", r"\[readout\] metrics: sae_recon_error needs an SAE",
        perturb__directions="cov_random", readout__metrics="kl, sae_recon_error")

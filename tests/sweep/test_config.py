@@ -47,6 +47,14 @@ expect_error("bad_quantile", good + "quantiles = 0.5, 1.5\n",
              r"bad_quantile\.ini:12: \[output\] quantiles: '1\.5' is not a number in \[0, 1\]")
 expect_error("duplicate", good + "[data]\nn_ctx = 9\n", r"duplicate\.ini:13: \[data\] n_ctx: given twice \(first at .*duplicate\.ini:6\)")
 expect_error("syntax", good + "this line has no equals sign\n", r"syntax\.ini:12: syntax error")
+# --naive with whole contexts: refused before any work (it was a fault of the first batch: exit 3, an empty checkpoint)
+expect_error("naive_contexts", good.replace("steps = 5", "steps = 5\nposition = all"),
+             r"naive_contexts\.ini:10: \[perturb\] position: positions 0\.\.7 at once \(whole contexts\) run only by "
+             r"the fast path; --naive", ["--naive"])
+if os.path.exists(out + ".ckpt"):
+    sl.fail("naive_contexts: a checkpoint was written")
+# a section header without its ']': its line is named, not the first key after it (read as section "")
+expect_error("open_section", good.replace("[output]", "[output"), r"open_section\.ini:10: syntax error")
 expect_error("missing_model", good.replace("[model]\npath = %s\n" % model, ""), r"missing_model\.ini: \[model\] path: missing")
 expect_error("bad_set", good, r"--set perturb\.steps=1: \[perturb\] steps: '1' is not an integer", ["--set", "perturb.steps=1"])
 expect_error("set_unknown", good, r"--set data\.colour=red: \[data\] colour: unknown key", ["--set", "data.colour=red"])

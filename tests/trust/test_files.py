@@ -70,6 +70,22 @@ for name, key, victim in [
 link = os.path.join(d, "link.nc")
 os.symlink(weights, link)
 refused_write("-o a link to model.safetensors", ["-o", link], weights, "is an input of this run")
+# a model series: each model's run writes a part file, and the stacked output is checked too (it was not:
+# -o naming the config, the paths file or a later model's weights overwrote it after the whole run)
+model2 = os.path.join(d, "model2")
+sl.shutil.copytree(model, model2)
+weights2 = os.path.join(model2, "model.safetensors")
+series_list = os.path.join(d, "series.models")
+with open(series_list, "w") as f:
+    f.write("model label=a\nmodel2 label=b\n")
+as_list = ["--set", "model.path=%s, %s" % (model, model2)]
+as_file = ["--set", "model.path=", "--set", "model.paths=" + series_list]
+for name, extra, victim in [
+        ("series: -o the 2nd model's weights", as_list + ["-o", weights2], weights2),
+        ("series: -o the config file", as_list + ["-o", ini], ini),
+        ("series: -o the prompts", as_file + ["-o", data], data),
+        ("series: -o the [model] paths file", as_file + ["-o", series_list], series_list)]:
+    refused_write(name, extra, victim, "is an input of this run", victim)
 
 # --- outputs that are not regular files --------------------------------------------------------------
 fifo = os.path.join(d, "fifo.nc")
