@@ -63,6 +63,29 @@ int pl_patch_vjp_groups_at(const pl_model *m, const pl_run *const *cleans, const
                            pl_hook_point pt, int pos, const float *X, const float *glogits, int read_index,
                            const float *gread, float *logits, float *read, float *dx);
 
+/* Whole contexts at a resid index (issue 17 item 1 with several positions): the function differentiated
+ * is exactly pl_patch_eval_positions (plateau/forward.h): the residual at RESID_INDEX is replaced at the
+ * P POSITIONS (strictly increasing, in [0, T); p0 = POSITIONS[0]) by the rows X[M, P, C] of each
+ * variant at once. Positions p0..T-1 flow through blocks RESID_INDEX..L-1; every row after a perturbed
+ * position attends to that position's key and value, which depend on X, so derivatives flow through
+ * them (positions before p0 keep the clean cache, constants). The readouts are those of
+ * pl_patch_eval_positions at every perturbed position t (not the last position):
+ *   logits[M, P, V]  next-token logits at t,   read[M, P, C]  residual at READ_INDEX at t.
+ * Each variant's Jacobian is the block matrix J[v] = d(logits_t, read_t)_{t} / d(X_s)_{s}: [P (V + C),
+ * P C], block (t, s) zero for s > t (causal). Rows of different variants do not mix.
+ *   JVP: dlogits[v, t] = sum_s J_logits[v](t, s) DX[v, s], dread likewise (DX[M, P, C]);
+ *   VJP: dx[v, s] = sum_t J_logits[v](t, s)^T glogits[v, t] + J_read[v](t, s)^T gread[v, t].
+ * A read at READ_INDEX < RESID_INDEX does not depend on X (zero); at READ_INDEX == RESID_INDEX,
+ * read = X (dread = DX). Optional outputs and the forward values as in the _groups calls; the calls
+ * check their arguments as pl_patch_eval_positions does. A metric averaged over the perturbed
+ * positions ([readout] positions = mean) has as its cotangent each position's own cotangent / P. */
+int pl_patch_jvp_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           int resid_index, const int *positions, int P, const float *X, const float *DX,
+                           float *logits, float *dlogits, int read_index, float *read, float *dread);
+int pl_patch_vjp_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           int resid_index, const int *positions, int P, const float *X, const float *glogits,
+                           int read_index, const float *gread, float *logits, float *read, float *dx);
+
 /* One clean run's M rows: the _groups calls with G = 1 (as pl_patch_eval). */
 int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,
                  int M, float *logits, float *dlogits, int read_index, float *read, float *dread);

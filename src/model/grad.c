@@ -96,6 +96,59 @@ int pl_patch_vjp_groups_at(const pl_model *m, const pl_run *const *cleans, const
                                        read, dx);
 }
 
+/* The checks of pl_patch_eval_positions (forward.c's positions_check) for derivatives; *TOTAL: M. */
+static int check_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           int resid_index, const int *positions, int P, int read_index, int reads, int *total)
+{
+    int L = m->info.n_layer;
+    if (!m->ops->patch_jvp_positions || !m->ops->patch_vjp_positions)
+        return pl_fail("derivatives: family %s has no derivatives over several positions", m->info.family);
+    if (!positions || P < 1)
+        return pl_fail("derivatives: %d positions", P);
+    long sum;
+    if (pl_fast_groups_check(m, cleans, group_rows, G, "derivatives", &sum) != PL_OK)
+        return PL_ERR;
+    int T = cleans[0]->T;
+    if (resid_index < 0 || resid_index > L)
+        return pl_fail("derivatives: resid index %d outside 0..%d", resid_index, L);
+    for (int j = 0; j < P; j++)
+        if (positions[j] < 0 || positions[j] >= T || (j > 0 && positions[j] <= positions[j - 1]))
+            return pl_fail("derivatives: position %d (%d of %d) is outside 0..%d or not after the one before",
+                           positions[j], j, P, T - 1);
+    if (reads && (read_index < 0 || read_index > L))
+        return pl_fail("derivatives: read index %d outside 0..%d", read_index, L);
+    if (sum * (T - positions[0]) > (1L << 24) || sum * P > (1L << 24))
+        return pl_fail("derivatives: %ld variants of %d positions in one call", sum, T - positions[0]);
+    *total = (int)sum;
+    return PL_OK;
+}
+
+int pl_patch_jvp_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           int resid_index, const int *positions, int P, const float *X, const float *DX,
+                           float *logits, float *dlogits, int read_index, float *read, float *dread)
+{
+    int M = 0;
+    if (!X || !DX || (!dlogits && !dread))
+        return pl_fail("derivatives: a JVP needs rows, tangents and dlogits or dread");
+    if (check_positions(m, cleans, group_rows, G, resid_index, positions, P, read_index, read || dread, &M) != PL_OK)
+        return PL_ERR;
+    return m->ops->patch_jvp_positions(m, cleans, group_rows, G, M, resid_index, positions, P, X, DX, logits, dlogits,
+                                       read_index, read, dread);
+}
+
+int pl_patch_vjp_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                           int resid_index, const int *positions, int P, const float *X, const float *glogits,
+                           int read_index, const float *gread, float *logits, float *read, float *dx)
+{
+    int M = 0;
+    if (!X || !dx || (!glogits && !gread))
+        return pl_fail("derivatives: a VJP needs rows, dx and glogits or gread");
+    if (check_positions(m, cleans, group_rows, G, resid_index, positions, P, read_index, read || gread, &M) != PL_OK)
+        return PL_ERR;
+    return m->ops->patch_vjp_positions(m, cleans, group_rows, G, M, resid_index, positions, P, X, glogits,
+                                       read_index, gread, logits, read, dx);
+}
+
 int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,
                  int M, float *logits, float *dlogits, int read_index, float *read, float *dread)
 {

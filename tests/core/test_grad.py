@@ -35,6 +35,13 @@ index, M = 2 rows with central differences of the first, the same checks as abov
 hook is grown until it moves the next-token distribution (calibrate), and the second-order identity
 is taken where the reference's KL / eps^2 has converged (second_order). On qwen2: every point of the
 last block at pos T-1 (the rows go on from resid index L), and a read before the point (zero).
+
+Whole contexts (pl_patch_jvp_positions / pl_patch_vjp_positions, positions_case): the residual at a
+resid index replaced at P positions at once (the reference patches all of them), readouts at every
+perturbed position; each row's full Jacobian [P (V + C), P C] by central differences; JVP, VJP, the
+Fisher product of the mean over positions of KL(clean_t || perturbed_t) and its second-order identity,
+grouped calls, on gpt2, llama, both gpt_neox, gemma2 (window 4 < the positions' span) and llama2.c;
+a read before and at the patch on qwen2.
 """
 import argparse
 import os
@@ -274,6 +281,87 @@ def mid_block_edges(args, tmp, label, path, T, L):
     check(label, not got("dread").any(), "read before the point: dread == 0")
 
 
+def positions_case(args, tmp, label, path, T, r, positions, read, seed, M=2, fd_rows=1):
+    """Whole contexts (pl_patch_jvp_positions / pl_patch_vjp_positions): the residual at resid index R
+    replaced at the P POSITIONS at once by rows X[M, P, C]; readouts at every perturbed position. The
+    reference patches all P positions (ref.forward(patch=(r, positions, [P, C]))) and its float64
+    central differences give each row's full Jacobian [P (V + C), P C]; checked as check_case: JVP,
+    VJP, the forward values, u^T(Jv) == (J^T u)^T v, grouped calls and rows alone, the Fisher product of
+    the mean over positions of KL(clean_t || perturbed_t), F = (1/P) sum_t J_t^T (diag p_t - p_t p_t^T)
+    J_t, against the same J, and the second-order identity mean_t KL_t(x0 +- eps v) ~ eps^2/2 v^T F0 v."""
+    print(f"{label}: resid {r} positions {positions} read {read}")
+    ref = ref_models.load(path)
+    rng = np.random.default_rng(seed)
+    V = ref.forward([1])[1].shape[1]
+    ids = [int(t) for t in rng.integers(0, V, T)]
+    resid0, logits0 = ref.forward(ids)
+    C, P = resid0[0].shape[1], len(positions)
+    x0 = resid0[r][positions]  # [P, C]
+    z0, read0 = logits0[positions], resid0[read][positions]
+
+    def patched(vec):  # vec [P * C] -> (logits [P, V], read [P, C]) at the perturbed positions
+        rs, lg = ref.forward(ids, patch=(r, positions, vec.reshape(P, C)))
+        return lg[positions], rs[read][positions]
+    scale = np.linalg.norm(x0) / np.sqrt(x0.size)
+    X = (x0[None] + rng.normal(0, 0.3 * scale, (M, P, C))).astype(np.float32).astype(np.float64)
+    DX = rng.normal(0, 1, (M, P, C))
+    GL, GR = rng.normal(0, 1, (M, P, V)), rng.normal(0, 1, (M, P, C))
+    got = run_probe(args, tmp, path, ids, r, ",".join(map(str, positions)), read, 0, X, DX, GL, GR)
+    dl, dr, dx = got("dlogits").reshape(M, P, V), got("dread").reshape(M, P, C), got("dx").reshape(M, P, C)
+    check(label, rel(got("logits"), got("eval_logits")) < 1e-4 and rel(got("read"), got("eval_read")) < 1e-4
+          and rel(got("vjp_logits"), got("eval_logits")) < 1e-4, "JVP/VJP forward values == pl_patch_eval_positions")
+    want = np.array([patched(X[i].ravel())[0] for i in range(M)])
+    check(label, rel(got("logits"), want.ravel()) < 1e-3, f"logits vs the reference: rel {rel(got('logits'), want.ravel()):.1e}")
+    lhs = (GL * dl).sum((1, 2)) + (GR * dr).sum((1, 2))
+    rhs = (dx * DX).sum((1, 2))
+    cs = np.linalg.norm(GL.reshape(M, -1), axis=1) * np.linalg.norm(dl.reshape(M, -1), axis=1) \
+        + np.linalg.norm(GR.reshape(M, -1), axis=1) * np.linalg.norm(dr.reshape(M, -1), axis=1)
+    check(label, np.all(np.abs(lhs - rhs) <= 1e-4 * (np.abs(lhs) + np.abs(rhs) + 1e-12) + 1e-6 * cs),
+          f"u^T(Jv) == (J^T u)^T v (max rel {np.max(np.abs(lhs - rhs) / (np.abs(lhs) + 1e-30)):.1e})")
+    grp = got("groups")
+    check(label, grp.max() < 1e-5, f"two-prompt grouped calls == one group each, rows alone == batch "
+          f"(max rel {grp.max():.1e})")
+    if read < r:
+        check(label, not dr.any(), "read before the patch: dread == 0")
+    elif read == r:
+        check(label, rel(dr, DX) < 1e-6, "read at the patch: dread == DX at every perturbed position")
+    errs = {"jvp": 0.0, "vjp": 0.0, "fisher": 0.0}
+    fv = got("fv").reshape(M, P * C)
+    for i in range(fd_rows):
+        h = 1e-4 * scale
+        Jl, Jr = np.zeros((P, V, P * C)), np.zeros((P, C, P * C))
+        for c in range(P * C):
+            outs = []
+            for sgn in (1, -1):
+                xp = X[i].ravel().copy()
+                xp[c] += sgn * h
+                outs.append(patched(xp))
+            Jl[:, :, c] = (outs[0][0] - outs[1][0]) / (2 * h)
+            Jr[:, :, c] = (outs[0][1] - outs[1][1]) / (2 * h)
+        v = DX[i].ravel()
+        errs["jvp"] = max(errs["jvp"], rel(dl[i], Jl @ v), rel(dr[i], Jr @ v) if read > r else 0.0)
+        want = sum(Jl[t].T @ GL[i, t] + Jr[t].T @ GR[i, t] for t in range(P))
+        errs["vjp"] = max(errs["vjp"], rel(dx[i].ravel(), want))
+        lg = patched(X[i].ravel())[0]
+        f = np.zeros(P * C)
+        for t in range(P):
+            pt, u = np.exp(log_softmax(lg[t])), Jl[t] @ v
+            f += Jl[t].T @ (pt * u - pt * (pt @ u)) / P
+        errs["fisher"] = max(errs["fisher"], rel(fv[i], f))
+    for k, e in errs.items() if fd_rows else ():
+        check(label, e <= 1e-3, f"{k} vs float64 central differences of the reference: max rel error {e:.2e}")
+    quad = 0.5 * (DX[0].ravel() @ got("fv0").reshape(M, P * C)[0])
+    errs = []
+    for eps in np.array([2e-3, 5e-4]) * scale * np.sqrt(P * C) / np.linalg.norm(DX[0]):
+        kl = 0.0
+        for sgn in (1, -1):
+            lg = patched(x0.ravel() + sgn * eps * DX[0].ravel())[0]
+            kl += 0.5 * np.mean([metrics(z0[t], lg[t], read0[t], read0[t], 0)[0] for t in range(P)])
+        errs.append(abs(kl - eps * eps * quad) / (eps * eps * quad))
+    check(label, max(errs) <= 1e-3, f"mean_t KL_t(x0 +- eps v) ~ eps^2/2 v^T F v: rel {errs[0]:.1e} at eps, "
+          f"{errs[1]:.1e} at eps/4")
+
+
 def synth(args, path, *extra):
     r = subprocess.run([args.plateau, "synth", path, "--layers", "2", "--embd", "32", "--heads", "4", "--ctx", "16",
                         "--vocab", "300", "--seed", "5", *extra], capture_output=True, text=True)
@@ -329,6 +417,22 @@ def main():
         for seed, (label, path, T, r, pos, read) in enumerate(cases):
             mid_block_cases(args, tmp, label, path, T, pos, 100 + 10 * seed)
         mid_block_edges(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)
+        # whole contexts: several positions at once (a window smaller than the span on gemma2; T-1 among
+        # them on llama), a read before and at the patch on qwen2
+        by_label = {c[0]: c for c in cases}
+        for seed, (label, positions) in enumerate((
+                ("gpt2 (plateau synth)", [3, 5, 8]),
+                ("llama GQA 2 head_dim 24 tied biases llama3 F16", [2, 6, 10]),
+                ("gpt_neox rotary 0.25 parallel F32", [4, 5, 9]),
+                ("gpt_neox rotary 0.5 sequential BF16", [1, 7]),
+                ("gemma2 soft-caps 2/5 window 4 post-norms qpas 24 F32", [1, 6, 9]),
+                ("llama2.c version 1 untied GQA 2", [0, 4, 10]))):
+            _, path, T, r, _, read = by_label[label]
+            positions_case(args, tmp, label + " whole contexts", path, T, r, positions, read, 300 + seed)
+        positions_case(args, tmp, "qwen2 whole contexts, read before", os.path.join(tmp, "qwen2"), 11, 1, [3, 6], 0,
+                       310, fd_rows=0)
+        positions_case(args, tmp, "qwen2 whole contexts, read at the patch", os.path.join(tmp, "qwen2"), 11, 1,
+                       [3, 6], 1, 311, fd_rows=0)
     if FAILURES:
         print(f"{len(FAILURES)} checks failed: {FAILURES}")
         sys.exit(1)

@@ -594,17 +594,34 @@ static void block_vjp(const ctx *x, int l, float *g, const tape *t, grad_scratch
 
 /* ------------------------------------------------------------ readouts */
 
-/* out[M, C] = each variant's last row of rows[R, C] (ADD: out += instead, and into the rows). */
+/* Row k (0..P-1, or 0 for one position) of variant v's output rows within rows[R, C]: its last row
+ * (one position), or the perturbed position's row at offset out[k] (whole contexts, f->P > 0). */
+static size_t out_row(const ctx *x, int v, int k)
+{
+    return (size_t)v * x->n + (x->f->P > 0 ? x->f->out[k] : x->n - 1);
+}
+
+/* The outputs' count per variant: P perturbed positions, or the one last position. */
+static int outs_of(const ctx *x)
+{
+    return x->f->P > 0 ? x->f->P : 1;
+}
+
+/* out[M * outs, C] = each variant's output rows of rows[R, C] (ADD: add them into the rows instead). */
 static void last_rows(const ctx *x, const float *rows, float *out)
 {
+    int P = outs_of(x);
     for (int v = 0; v < x->f->M; v++)
-        memcpy(out + (size_t)v * x->C, rows + ((size_t)v * x->n + x->n - 1) * x->C, sizeof(float) * x->C);
+        for (int k = 0; k < P; k++)
+            memcpy(out + ((size_t)v * P + k) * x->C, rows + out_row(x, v, k) * x->C, sizeof(float) * x->C);
 }
 
 static void add_last_rows(const ctx *x, float *rows, const float *add)
 {
+    int P = outs_of(x);
     for (int v = 0; v < x->f->M; v++)
-        pl_op_residual_add(rows + ((size_t)v * x->n + x->n - 1) * x->C, add + (size_t)v * x->C, (size_t)x->C);
+        for (int k = 0; k < P; k++)
+            pl_op_residual_add(rows + out_row(x, v, k) * x->C, add + ((size_t)v * P + k) * x->C, (size_t)x->C);
 }
 
 /* logits[M, V] of the final rows xl[M, C] (h[M, C] scratch), as decoder.c's unembed. */
@@ -675,10 +692,12 @@ typedef struct {
     tape *tapes;
     float *mem;     /* the tapes' floats, then the buffers below */
     float *g;       /* [R, C] tangents or cotangents of the rows */
-    float *xl, *dl; /* [M, C] final rows and their tangents / cotangents */
-    float *h;       /* [M, C] */
-    float *z, *gz;  /* [M, V] logits (when the caller has none) and the logits' cotangent */
+    float *xl, *dl; /* [Mo, C] output rows (Mo = M, or M * P for whole contexts) and their tangents */
+    float *h;       /* [Mo, C] */
+    float *z, *gz;  /* [Mo, V] logits (when the caller has none) and the logits' cotangent */
     double *ds;     /* [T] */
+    int *offsets;   /* [P] whole contexts: the perturbed positions - p0 (f.out), else NULL */
+    int Mo;         /* the output rows */
 } pass;
 
 static void pass_free(pass *p)
@@ -688,10 +707,29 @@ static void pass_free(pass *p)
     free(p->tapes);
     free(p->mem);
     free(p->ds);
+    free(p->offsets);
+}
+
+/* The rows of one call: one position POS (POSITIONS NULL: pl_fast_rows_init), or the P POSITIONS of
+ * whole contexts (pl_fast_rows_init_positions, as decoder.c's decoder_patch_eval_positions; the rows
+ * start at p0 = POSITIONS[0]). */
+static int pass_rows(pass *p, const pl_run *const *cleans, const int *group_rows, int G, int M, int resid_index,
+                     int pos, const int *positions, int P, const float *X, int read_index, float *read)
+{
+    if (!positions)
+        return pl_fast_rows_init(&p->f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read);
+    p->offsets = pl_malloc(sizeof(int) * (size_t)P, "perturbed positions");
+    if (!p->offsets)
+        return PL_ERR;
+    for (int j = 0; j < P; j++)
+        p->offsets[j] = positions[j] - positions[0];
+    return pl_fast_rows_init_positions(&p->f, cleans, group_rows, G, M, resid_index, positions, p->offsets, P, X,
+                                       read_index, read);
 }
 
 static int pass_init(pass *p, const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G, int M,
-                     int resid_index, int pos, const float *X, int read_index, float *read, int nt)
+                     int resid_index, int pos, const int *positions, int P, const float *X, int read_index,
+                     float *read, int nt)
 {
     const pl_decoder *d = model->weights;
     int T = cleans[0]->T, kvd = d->cfg.n_kv_head * d->cfg.head_dim;
@@ -699,11 +737,16 @@ static int pass_init(pass *p, const pl_model *model, const pl_run *const *cleans
     if (cleans[0]->kv_dim != kvd)
         return pl_fail("derivatives: cached run has %d key/value floats per position, the model %d",
                        cleans[0]->kv_dim, kvd);
-    if (pl_fast_rows_init(&p->f, cleans, group_rows, G, M, resid_index, pos, X, read_index, read) != PL_OK)
+    if (positions)
+        pos = positions[0];
+    if (pass_rows(p, cleans, group_rows, G, M, resid_index, pos, positions, P, X, read_index, read) != PL_OK) {
+        pass_free(p);
         return PL_ERR;
+    }
     p->x = make_ctx(d, &p->f, pos, T);
+    p->Mo = M * outs_of(&p->x);
     size_t R = (size_t)p->x.R, C = (size_t)p->x.C, V = (size_t)d->cfg.n_vocab, tf = tape_floats(&p->x);
-    size_t floats = (size_t)nt * tf + R * C + 3 * (size_t)M * C + 2 * (size_t)M * V;
+    size_t Mo = (size_t)p->Mo, floats = (size_t)nt * tf + R * C + 3 * Mo * C + 2 * Mo * V;
     p->mem = pl_malloc(sizeof(float) * floats, "derivative tapes");
     p->tapes = pl_calloc((size_t)(nt ? nt : 1), sizeof(tape), "derivative tapes");
     p->ds = pl_malloc(sizeof(double) * (size_t)T, "attention scratch");
@@ -715,31 +758,39 @@ static int pass_init(pass *p, const pl_model *model, const pl_run *const *cleans
     for (int i = 0; i < nt; i++, q += tf)
         tape_carve(&p->x, &p->tapes[i], q);
     p->g = q, q += R * C;
-    p->xl = q, q += (size_t)M * C;
-    p->dl = q, q += (size_t)M * C;
-    p->h = q, q += (size_t)M * C;
-    p->z = q, q += (size_t)M * V;
+    p->xl = q, q += Mo * C;
+    p->dl = q, q += Mo * C;
+    p->h = q, q += Mo * C;
+    p->z = q, q += Mo * V;
     p->gz = q;
     memset(p->g, 0, sizeof(float) * R * C);
     return PL_OK;
 }
 
-int pl_decoder_patch_jvp_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
-                                    int M, int resid_index, int pos, const float *X, const float *DX, float *logits,
-                                    float *dlogits, int read_index, float *read, float *dread)
+/* Forward mode over the rows of one position POS (POSITIONS NULL) or of the P POSITIONS at once
+ * (whole contexts): the tangent DX[M * outs, C] enters at each variant's perturbed rows; every later
+ * row (perturbed or not) attends to the perturbed rows' keys and values, which carry tangents too
+ * (attn_jvp: every own row s >= p0); outputs at the output rows (last_rows). */
+static int jvp_pass(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                    int resid_index, int pos, const int *positions, int P, const float *X, const float *DX,
+                    float *logits, float *dlogits, int read_index, float *read, float *dread)
 {
     const pl_decoder *d = model->weights;
     int L = d->cfg.n_layer, C = d->cfg.d_model;
     pass p;
-    if (pass_init(&p, model, cleans, group_rows, G, M, resid_index, pos, X, read_index, read, 1) != PL_OK)
+    if (pass_init(&p, model, cleans, group_rows, G, M, resid_index, pos, positions, P, X, read_index, read, 1) !=
+        PL_OK)
         return PL_ERR;
-    for (int v = 0; v < M; v++) /* the tangent enters at each variant's first row (position pos) */
-        memcpy(p.g + (size_t)v * p.x.n * C, DX + (size_t)v * C, sizeof(float) * C);
-    if (dread && read_index <= resid_index) { /* at the patch: its own tangent (pos = T-1), else none */
+    int Mo = p.Mo, K = outs_of(&p.x);
+    for (int v = 0; v < M; v++) /* the tangent enters at each variant's perturbed rows */
+        for (int k = 0; k < K; k++)
+            memcpy(p.g + ((size_t)v * p.x.n + (positions ? (size_t)p.offsets[k] : 0)) * C,
+                   DX + ((size_t)v * K + k) * C, sizeof(float) * C);
+    if (dread && read_index <= resid_index) { /* at the patch: its own tangent at the output rows, else none */
         if (read_index == resid_index)
             last_rows(&p.x, p.g, dread);
         else
-            memset(dread, 0, sizeof(float) * (size_t)M * C);
+            memset(dread, 0, sizeof(float) * (size_t)Mo * C);
     }
     for (int l = resid_index; l < L; l++) {
         block_fwd(&p.x, l, p.f.x, &p.tapes[0], &p.s);
@@ -754,23 +805,28 @@ int pl_decoder_patch_jvp_groups(const pl_model *model, const pl_run *const *clea
         last_rows(&p.x, p.f.x, p.xl);
         last_rows(&p.x, p.g, p.dl);
         if (logits || d->cfg.final_softcap > 0)
-            unembed_fwd(d, p.xl, M, p.h, z);
+            unembed_fwd(d, p.xl, Mo, p.h, z);
         if (dlogits)
-            unembed_jvp(d, p.xl, p.dl, M, z, p.h, dlogits);
+            unembed_jvp(d, p.xl, p.dl, Mo, z, p.h, dlogits);
     }
     pass_free(&p);
     return PL_OK;
 }
 
-int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
-                                    int M, int resid_index, int pos, const float *X, const float *glogits,
-                                    int read_index, const float *gread, float *logits, float *read, float *dx)
+/* Reverse mode over the same rows: cotangents enter at the output rows, flow back through every
+ * block (the perturbed rows' keys and values collect the gradients of every later row attending to
+ * them, attn_vjp), and dx[M * outs, C] is read at the perturbed rows. */
+static int vjp_pass(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                    int resid_index, int pos, const int *positions, int P, const float *X, const float *glogits,
+                    int read_index, const float *gread, float *logits, float *read, float *dx)
 {
     const pl_decoder *d = model->weights;
     int L = d->cfg.n_layer, C = d->cfg.d_model, nt = L - resid_index;
     pass p;
-    if (pass_init(&p, model, cleans, group_rows, G, M, resid_index, pos, X, read_index, read, nt) != PL_OK)
+    if (pass_init(&p, model, cleans, group_rows, G, M, resid_index, pos, positions, P, X, read_index, read, nt) !=
+        PL_OK)
         return PL_ERR;
+    int Mo = p.Mo, K = outs_of(&p.x);
     for (int l = resid_index; l < L; l++) {
         block_fwd(&p.x, l, p.f.x, &p.tapes[l - resid_index], &p.s);
         if (read && read_index == l + 1)
@@ -780,9 +836,9 @@ int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *clea
         float *z = logits ? logits : p.z;
         last_rows(&p.x, p.f.x, p.xl);
         if (logits || d->cfg.final_softcap > 0) /* the logits' values: asked for, or the soft-cap's slope */
-            unembed_fwd(d, p.xl, M, p.h, z);
+            unembed_fwd(d, p.xl, Mo, p.h, z);
         if (glogits) {
-            unembed_vjp(d, p.xl, glogits, M, z, p.gz, p.dl);
+            unembed_vjp(d, p.xl, glogits, Mo, z, p.gz, p.dl);
             add_last_rows(&p.x, p.g, p.dl);
         }
     }
@@ -793,10 +849,46 @@ int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *clea
         if (gread && read_index == l && l >= resid_index) /* a read inside the path; below it, none */
             add_last_rows(&p.x, p.g, gread);
     }
-    for (int v = 0; v < M; v++) /* the gradient at each variant's first row (position pos) */
-        memcpy(dx + (size_t)v * C, p.g + (size_t)v * p.x.n * C, sizeof(float) * C);
+    for (int v = 0; v < M; v++) /* the gradient at each variant's perturbed rows */
+        for (int k = 0; k < K; k++)
+            memcpy(dx + ((size_t)v * K + k) * C,
+                   p.g + ((size_t)v * p.x.n + (positions ? (size_t)p.offsets[k] : 0)) * C, sizeof(float) * C);
     pass_free(&p);
     return PL_OK;
+}
+
+int pl_decoder_patch_jvp_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                int M, int resid_index, int pos, const float *X, const float *DX, float *logits,
+                                float *dlogits, int read_index, float *read, float *dread)
+{
+    return jvp_pass(model, cleans, group_rows, G, M, resid_index, pos, NULL, 0, X, DX, logits, dlogits, read_index,
+                    read, dread);
+}
+
+int pl_decoder_patch_vjp_groups(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                int M, int resid_index, int pos, const float *X, const float *glogits,
+                                int read_index, const float *gread, float *logits, float *read, float *dx)
+{
+    return vjp_pass(model, cleans, group_rows, G, M, resid_index, pos, NULL, 0, X, glogits, read_index, gread,
+                    logits, read, dx);
+}
+
+int pl_decoder_patch_jvp_positions(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                   int M, int resid_index, const int *positions, int P, const float *X,
+                                   const float *DX, float *logits, float *dlogits, int read_index, float *read,
+                                   float *dread)
+{
+    return jvp_pass(model, cleans, group_rows, G, M, resid_index, positions[0], positions, P, X, DX, logits, dlogits,
+                    read_index, read, dread);
+}
+
+int pl_decoder_patch_vjp_positions(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G,
+                                   int M, int resid_index, const int *positions, int P, const float *X,
+                                   const float *glogits, int read_index, const float *gread, float *logits,
+                                   float *read, float *dx)
+{
+    return vjp_pass(model, cleans, group_rows, G, M, resid_index, positions[0], positions, P, X, glogits, read_index,
+                    gread, logits, read, dx);
 }
 
 /* ------------------------------------------------------------ mid-block points */
