@@ -12,7 +12,8 @@
  *   groups [4]: a two-prompt grouped call vs one-group calls, and rows alone vs the batch).
  *   POS a comma-separated list of positions (whole contexts, RESID a resid index): probe_positions.
  * usage: grad_probe --bench MODEL T POS RESID M REPS: FLOPs and best-of-REPS seconds of M rows by the
- *   fast path (logits), the VJP (a logits cotangent) and the JVP (dlogits); prompt ids t * 7919 mod V. */
+ *   fast path (logits), the VJP (a logits cotangent) and the JVP (dlogits); prompt ids t * 7919 mod V.
+ *   With P: whole contexts, positions POS .. POS+P-1 at once (the _positions calls), seconds only. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,6 +399,43 @@ static double now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+/* --bench with P > 0: whole contexts, positions POS .. POS+P-1 at once (rows [M, P, C]): seconds of
+ * pl_patch_eval_positions (logits), pl_patch_vjp_positions (a logits cotangent) and
+ * pl_patch_jvp_positions (dlogits), best of REPS. */
+static int bench_positions(const pl_model *m, const pl_run *clean, int r, int pos, int P, int M, int reps)
+{
+    int C = clean->C, V = clean->V, T = clean->T, at[4096];
+    if (P < 1 || pos + P > T || P > 4096)
+        return pl_fail("--bench: %d positions from %d do not fit T = %d", P, pos, T);
+    for (int j = 0; j < P; j++)
+        at[j] = pos + j;
+    size_t MP = (size_t)M * P;
+    float *X = alloc(MP * C), *lg = alloc(MP * V), *dx = alloc(MP * C);
+    for (size_t i = 0; i < MP; i++)
+        for (int c = 0; c < C; c++)
+            X[i * C + c] = clean->resid[((size_t)r * T + pos + i % P) * C + c] * (1.0f + 0.01f * (float)(i / P));
+    for (size_t i = 0; i < MP * V; i++)
+        lg[i] = (float)((i % 7) - 3) * 1e-3f;
+    double te = 1e30, tv = 1e30, tj = 1e30;
+    for (int k = 0; k < reps; k++) {
+        double t0 = now();
+        if (pl_patch_eval_positions(m, &clean, &M, 1, r, at, P, X, lg, 0, NULL))
+            return PL_ERR;
+        double t1 = now();
+        if (pl_patch_vjp_positions(m, &clean, &M, 1, r, at, P, X, lg, 0, NULL, NULL, NULL, dx))
+            return PL_ERR;
+        double t2 = now();
+        if (pl_patch_jvp_positions(m, &clean, &M, 1, r, at, P, X, X, NULL, lg, 0, NULL, NULL))
+            return PL_ERR;
+        double t3 = now();
+        te = fmin(te, t1 - t0), tv = fmin(tv, t2 - t1), tj = fmin(tj, t3 - t2);
+    }
+    printf("T %d positions %d..%d resid %d M %d, seconds per call (best of %d): fast path %.4g, VJP %.4g (x%.2f), "
+           "JVP %.4g (x%.2f)\n", T, pos, pos + P - 1, r, M, reps, te, tv, tv / te, tj, tj / te);
+    free(X), free(lg), free(dx);
+    return PL_OK;
+}
+
 static int bench(char **argv)
 {
     pl_model *m;
@@ -414,6 +452,8 @@ static int bench(char **argv)
     for (int i = 0; i < M; i++)
         for (int c = 0; c < C; c++)
             X[(size_t)i * C + c] = clean.resid[((size_t)r * T + pos) * C + c] * (1.0f + 0.01f * (float)i);
+    if (argv[8]) /* whole contexts */
+        return bench_positions(m, &clean, r, pos, atoi(argv[8]), M, reps);
     for (size_t i = 0; i < (size_t)M * V; i++)
         lg[i] = (float)((i % 7) - 3) * 1e-3f;
     double te = 1e30, tv = 1e30, tj = 1e30;
@@ -443,11 +483,11 @@ static int bench(char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc == 8 && !strcmp(argv[1], "--bench"))
+    if ((argc == 8 || argc == 9) && !strcmp(argv[1], "--bench"))
         return bench(argv) == PL_OK ? 0 : (fprintf(stderr, "grad_probe: %s\n", pl_error()), 2);
     if (argc != 9) {
         fprintf(stderr, "usage: grad_probe MODEL IDS RESID POS READ NEXT IN_PREFIX OUT_PREFIX\n"
-                        "       grad_probe --bench MODEL T POS RESID M REPS\n");
+                        "       grad_probe --bench MODEL T POS RESID M REPS [P]\n");
         return 1;
     }
     if (probe(argv) != PL_OK) {
