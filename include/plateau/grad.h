@@ -86,6 +86,19 @@ int pl_patch_vjp_positions(const pl_model *m, const pl_run *const *cleans, const
                            int resid_index, const int *positions, int P, const float *X, const float *glogits,
                            int read_index, const float *gread, float *logits, float *read, float *dx);
 
+/* Whole contexts at any hook point PT a sweep perturbs: the derivatives of pl_patch_eval_positions_at.
+ * A resid point is pl_patch_jvp_positions / pl_patch_vjp_positions (bitwise); at a mid-block point of
+ * block l (as pl_patch_jvp_groups_at takes them) each variant's P perturbed rows finish block l from
+ * the site and go on through the residual path from resid index l + 1 (no other position of block l
+ * depends on them). X, DX, dx [M, P, W] with W = pl_hook_width(PT); readouts as above (READ_INDEX a
+ * resid index: one <= l does not depend on X). */
+int pl_patch_jvp_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                              pl_hook_point pt, const int *positions, int P, const float *X, const float *DX,
+                              float *logits, float *dlogits, int read_index, float *read, float *dread);
+int pl_patch_vjp_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                              pl_hook_point pt, const int *positions, int P, const float *X, const float *glogits,
+                              int read_index, const float *gread, float *logits, float *read, float *dx);
+
 /* One clean run's M rows: the _groups calls with G = 1 (as pl_patch_eval). */
 int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,
                  int M, float *logits, float *dlogits, int read_index, float *read, float *dread);

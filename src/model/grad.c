@@ -50,9 +50,8 @@ int pl_patch_vjp_groups(const pl_model *m, const pl_run *const *cleans, const in
                                     logits, read, dx);
 }
 
-/* A mid-block point PT of this model, and the call's rows for the resid index PT.layer + 1 they go on from. */
-static int check_site(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, pl_hook_point pt,
-                      int pos, int read_index, int reads, int *total)
+/* A mid-block point PT of this model. */
+static int check_mid(const pl_model *m, pl_hook_point pt)
 {
     int L = m->info.n_layer;
     if (pt.site <= PL_SITE_RESID_PRE || pt.site >= PL_SITE_RESID_POST || pt.layer < 0 || pt.layer >= L)
@@ -61,8 +60,18 @@ static int check_site(const pl_model *m, const pl_run *const *cleans, const int 
     if (pt.site == PL_SITE_RESID_MID && m->info.parallel_residual)
         return pl_fail("derivatives: hook_resid_mid of block %d: this model's attention and MLP run in parallel, "
                        "there is none", pt.layer);
-    if (!m->ops->patch_jvp_groups_at || !m->ops->patch_vjp_groups_at)
+    if (!m->ops->patch_jvp_groups_at || !m->ops->patch_vjp_groups_at || !m->ops->patch_jvp_positions_at ||
+        !m->ops->patch_vjp_positions_at)
         return pl_fail("derivatives: family %s has no derivatives from a mid-block hook", m->info.family);
+    return PL_OK;
+}
+
+/* A mid-block point PT of this model, and the call's rows for the resid index PT.layer + 1 they go on from. */
+static int check_site(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, pl_hook_point pt,
+                      int pos, int read_index, int reads, int *total)
+{
+    if (check_mid(m, pt) != PL_OK)
+        return PL_ERR;
     return check_call(m, cleans, group_rows, G, pt.layer + 1, pos, read_index, reads, total);
 }
 
@@ -147,6 +156,40 @@ int pl_patch_vjp_positions(const pl_model *m, const pl_run *const *cleans, const
         return PL_ERR;
     return m->ops->patch_vjp_positions(m, cleans, group_rows, G, M, resid_index, positions, P, X, glogits,
                                        read_index, gread, logits, read, dx);
+}
+
+int pl_patch_jvp_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                              pl_hook_point pt, const int *positions, int P, const float *X, const float *DX,
+                              float *logits, float *dlogits, int read_index, float *read, float *dread)
+{
+    int r = pl_hook_resid_index(pt), M = 0;
+    if (r >= 0)
+        return pl_patch_jvp_positions(m, cleans, group_rows, G, r, positions, P, X, DX, logits, dlogits, read_index,
+                                      read, dread);
+    if (!X || !DX || (!dlogits && !dread))
+        return pl_fail("derivatives: a JVP needs rows, tangents and dlogits or dread");
+    if (check_mid(m, pt) != PL_OK ||
+        check_positions(m, cleans, group_rows, G, pt.layer + 1, positions, P, read_index, read || dread, &M) != PL_OK)
+        return PL_ERR;
+    return m->ops->patch_jvp_positions_at(m, cleans, group_rows, G, M, pt, positions, P, pl_hook_width(m, pt), X, DX,
+                                          logits, dlogits, read_index, read, dread);
+}
+
+int pl_patch_vjp_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                              pl_hook_point pt, const int *positions, int P, const float *X, const float *glogits,
+                              int read_index, const float *gread, float *logits, float *read, float *dx)
+{
+    int r = pl_hook_resid_index(pt), M = 0;
+    if (r >= 0)
+        return pl_patch_vjp_positions(m, cleans, group_rows, G, r, positions, P, X, glogits, read_index, gread,
+                                      logits, read, dx);
+    if (!X || !dx || (!glogits && !gread))
+        return pl_fail("derivatives: a VJP needs rows, dx and glogits or gread");
+    if (check_mid(m, pt) != PL_OK ||
+        check_positions(m, cleans, group_rows, G, pt.layer + 1, positions, P, read_index, read || gread, &M) != PL_OK)
+        return PL_ERR;
+    return m->ops->patch_vjp_positions_at(m, cleans, group_rows, G, M, pt, positions, P, pl_hook_width(m, pt), X,
+                                          glogits, read_index, gread, logits, read, dx);
 }
 
 int pl_patch_jvp(const pl_model *m, const pl_run *clean, int resid_index, int pos, const float *X, const float *DX,

@@ -68,6 +68,16 @@ typedef struct {
     int (*patch_vjp_positions)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                                int resid_index, const int *positions, int P, const float *X, const float *glogits,
                                int read_index, const float *gread, float *logits, float *read, float *dx);
+    /* plateau/grad.h's pl_patch_jvp_positions_at / pl_patch_vjp_positions_at at a mid-block point PT
+     * (W = pl_hook_width), arguments checked; NULL when the family has none. */
+    int (*patch_jvp_positions_at)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                                  int M, pl_hook_point pt, const int *positions, int P, int W, const float *X,
+                                  const float *DX, float *logits, float *dlogits, int read_index, float *read,
+                                  float *dread);
+    int (*patch_vjp_positions_at)(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                                  int M, pl_hook_point pt, const int *positions, int P, int W, const float *X,
+                                  const float *glogits, int read_index, const float *gread, float *logits,
+                                  float *read, float *dx);
     double (*patch_jvp_flops)(const pl_model *m, int T, int resid_index, int pos);
     double (*patch_vjp_flops)(const pl_model *m, int T, int resid_index, int pos);
     /* Lines of `plateau info` beyond pl_model_info. */

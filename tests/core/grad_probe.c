@@ -10,7 +10,8 @@
  *   dread, vjp_logits, vjp_read, dx, mval [4, M], mgrad [4, M, C], fv, fv0}.f32 (metrics kl, jsd,
  *   ce_loss, l2; fv = F(X) DX and fv0 = F(clean) DX with F = J^T (diag p - p p^T) J of the logits;
  *   groups [4]: a two-prompt grouped call vs one-group calls, and rows alone vs the batch).
- *   POS a comma-separated list of positions (whole contexts, RESID a resid index): probe_positions.
+ *   POS a comma-separated list of positions (whole contexts, RESID a resid index or a hook name):
+ *   probe_positions.
  * usage: grad_probe --bench MODEL T POS RESID M REPS: FLOPs and best-of-REPS seconds of M rows by the
  *   fast path (logits), the VJP (a logits cotangent) and the JVP (dlogits); prompt ids t * 7919 mod V.
  *   With P: whole contexts, positions POS .. POS+P-1 at once (the _positions calls), seconds only. */
@@ -228,19 +229,18 @@ static int probe(char **argv)
     for (char *p = strtok(argv[2], ","); p && T < 4096; p = strtok(NULL, ","))
         ids[T++] = atoi(p);
     int r = 0, pos = atoi(argv[4]), read_r = atoi(argv[5]), next = atoi(argv[6]);
+    SITE = strchr(argv[3], '.') != NULL;
+    if (SITE && pl_hook_point_parse(m, argv[3], &PT))
+        return PL_ERR;
+    r = SITE ? -1 : atoi(argv[3]);
     if (strchr(argv[4], ',')) { /* several positions: whole contexts */
         pl_run clean;
-        if (pl_forward(m, ids, T, &clean) ||
-            probe_positions(m, &clean, ids, atoi(argv[3]), argv[4], read_r, argv[7], argv[8]))
+        if (pl_forward(m, ids, T, &clean) || probe_positions(m, &clean, ids, r, argv[4], read_r, argv[7], argv[8]))
             return PL_ERR;
         pl_run_free(&clean);
         pl_model_close(m);
         return PL_OK;
     }
-    SITE = strchr(argv[3], '.') != NULL;
-    if (SITE && pl_hook_point_parse(m, argv[3], &PT))
-        return PL_ERR;
-    r = SITE ? -1 : atoi(argv[3]);
     int W = SITE ? pl_hook_width(m, PT) : C;
     const char *in = argv[7], *out = argv[8];
     long nx = file_floats(in, "X");
@@ -287,6 +287,23 @@ static int probe(char **argv)
 
 /* ------------------------------------------------------------ whole contexts (several positions) */
 
+/* The whole-context calls at resid index R, or with SITE at the hook point PT (the _at calls). */
+static int jvp_pos(const pl_model *m, const pl_run *const *cl, int *rows, int G, int r, const int *pos, int P,
+                   const float *X, const float *DX, float *logits, float *dlogits, int read_r, float *read, float *dread)
+{
+    if (!SITE)
+        return pl_patch_jvp_positions(m, cl, rows, G, r, pos, P, X, DX, logits, dlogits, read_r, read, dread);
+    return pl_patch_jvp_positions_at(m, cl, rows, G, PT, pos, P, X, DX, logits, dlogits, read_r, read, dread);
+}
+
+static int vjp_pos(const pl_model *m, const pl_run *const *cl, int *rows, int G, int r, const int *pos, int P,
+                   const float *X, const float *GL, int read_r, const float *GR, float *logits, float *read, float *dx)
+{
+    if (!SITE)
+        return pl_patch_vjp_positions(m, cl, rows, G, r, pos, P, X, GL, read_r, GR, logits, read, dx);
+    return pl_patch_vjp_positions_at(m, cl, rows, G, PT, pos, P, X, GL, read_r, GR, logits, read, dx);
+}
+
 /* fv[M, P, C] = (1/P) sum_t J_t^T (diag p_t - p_t p_t^T) J_t DX at rows X[M, P, C]: the Fisher metric of
  * the mean over the perturbed positions of KL(clean_t || perturbed_t), as [readout] positions = mean
  * averages it (p_t: the perturbed position t's own next-token distribution). */
@@ -295,14 +312,14 @@ static int fisher_positions(const pl_model *m, const pl_run *clean, int r, const
 {
     size_t V = (size_t)clean->V, MP = (size_t)M * P;
     float *z = alloc(MP * V), *dz = alloc(MP * V);
-    if (pl_patch_jvp_positions(m, &clean, &M, 1, r, pos, P, X, DX, z, dz, 0, NULL, NULL))
+    if (jvp_pos(m, &clean, &M, 1, r, pos, P, X, DX, z, dz, 0, NULL, NULL))
         return PL_ERR;
     for (size_t i = 0; i < MP; i++) {
         pl_softmax_fisher_apply(z + i * V, (int)V, dz + i * V, dz + i * V);
         for (size_t j = 0; j < V; j++)
             dz[i * V + j] /= (float)P;
     }
-    int rc = pl_patch_vjp_positions(m, &clean, &M, 1, r, pos, P, X, dz, 0, NULL, NULL, NULL, fv);
+    int rc = vjp_pos(m, &clean, &M, 1, r, pos, P, X, dz, 0, NULL, NULL, NULL, fv);
     free(z), free(dz);
     return rc;
 }
@@ -310,7 +327,7 @@ static int fisher_positions(const pl_model *m, const pl_run *clean, int r, const
 /* groups[4] of whole contexts: a two-group call (CLEAN, then the reversed prompt's run) vs one call per
  * group (dlogits, dx), and each variant alone vs the batch (dlogits, dx): largest relative differences. */
 static int groups_positions(const pl_model *m, const pl_run *clean, const int *ids, int r, const int *pos, int P,
-                            int read_r, const float *X, const float *DX, const float *GL, const float *GR, int M,
+                            int read_r, const float *X, const float *DX, const float *GL, const float *GR, int M, int W,
                             const char *out)
 {
     int T = clean->T, rev[4096];
@@ -320,30 +337,29 @@ static int groups_positions(const pl_model *m, const pl_run *clean, const int *i
     if (pl_forward(m, rev, T, &other))
         return PL_ERR;
     size_t MC = (size_t)M * P * clean->C, MV = (size_t)M * P * clean->V, PC = MC / M, PV = MV / M;
-    float *X2 = alloc(2 * MC), *DX2 = alloc(2 * MC), *GL2 = alloc(2 * MV), *GR2 = alloc(2 * MC), res[4] = {0};
-    float *dl2 = alloc(2 * MV), *dx2 = alloc(2 * MC), *dl1 = alloc(2 * MV), *dx1 = alloc(2 * MC);
+    size_t MW = (size_t)M * P * W, PW = MW / M;
+    float *X2 = alloc(2 * MW), *DX2 = alloc(2 * MW), *GL2 = alloc(2 * MV), *GR2 = alloc(2 * MC), res[4] = {0};
+    float *dl2 = alloc(2 * MV), *dx2 = alloc(2 * MW), *dl1 = alloc(2 * MV), *dx1 = alloc(2 * MW);
     for (int k = 0; k < 2; k++) {
-        memcpy(X2 + k * MC, X, sizeof(float) * MC), memcpy(DX2 + k * MC, DX, sizeof(float) * MC);
+        memcpy(X2 + k * MW, X, sizeof(float) * MW), memcpy(DX2 + k * MW, DX, sizeof(float) * MW);
         memcpy(GL2 + k * MV, GL, sizeof(float) * MV), memcpy(GR2 + k * MC, GR, sizeof(float) * MC);
     }
     const pl_run *cl[2] = {clean, &other};
     int rows[2] = {M, M}, one = 1;
-    if (pl_patch_jvp_positions(m, cl, rows, 2, r, pos, P, X2, DX2, NULL, dl2, read_r, NULL, NULL) ||
-        pl_patch_vjp_positions(m, cl, rows, 2, r, pos, P, X2, GL2, read_r, GR2, NULL, NULL, dx2))
+    if (jvp_pos(m, cl, rows, 2, r, pos, P, X2, DX2, NULL, dl2, read_r, NULL, NULL) ||
+        vjp_pos(m, cl, rows, 2, r, pos, P, X2, GL2, read_r, GR2, NULL, NULL, dx2))
         return PL_ERR;
     for (int k = 0; k < 2; k++)
-        if (pl_patch_jvp_positions(m, &cl[k], &M, 1, r, pos, P, X, DX, NULL, dl1 + k * MV, read_r, NULL, NULL) ||
-            pl_patch_vjp_positions(m, &cl[k], &M, 1, r, pos, P, X, GL, read_r, GR, NULL, NULL, dx1 + k * MC))
+        if (jvp_pos(m, &cl[k], &M, 1, r, pos, P, X, DX, NULL, dl1 + k * MV, read_r, NULL, NULL) ||
+            vjp_pos(m, &cl[k], &M, 1, r, pos, P, X, GL, read_r, GR, NULL, NULL, dx1 + k * MW))
             return PL_ERR;
-    res[0] = (float)max_rel(dl2, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MC);
+    res[0] = (float)max_rel(dl2, dl1, 2 * MV), res[1] = (float)max_rel(dx2, dx1, 2 * MW);
     for (int i = 0; i < M; i++) {
-        if (pl_patch_jvp_positions(m, &clean, &one, 1, r, pos, P, X + i * PC, DX + i * PC, NULL, dl2, read_r, NULL,
-                                   NULL) ||
-            pl_patch_vjp_positions(m, &clean, &one, 1, r, pos, P, X + i * PC, GL + i * PV, read_r, GR + i * PC, NULL,
-                                   NULL, dx2))
+        if (jvp_pos(m, &clean, &one, 1, r, pos, P, X + i * PW, DX + i * PW, NULL, dl2, read_r, NULL, NULL) ||
+            vjp_pos(m, &clean, &one, 1, r, pos, P, X + i * PW, GL + i * PV, read_r, GR + i * PC, NULL, NULL, dx2))
             return PL_ERR;
         res[2] = fmaxf(res[2], (float)max_rel(dl2, dl1 + i * PV, PV));
-        res[3] = fmaxf(res[3], (float)max_rel(dx2, dx1 + i * PC, PC));
+        res[3] = fmaxf(res[3], (float)max_rel(dx2, dx1 + i * PW, PW));
     }
     write_f32(out, "groups", res, 4);
     free(X2), free(DX2), free(GL2), free(GR2), free(dl2), free(dx2), free(dl1), free(dx1);
@@ -357,35 +373,42 @@ static int groups_positions(const pl_model *m, const pl_run *clean, const int *i
 static int probe_positions(const pl_model *m, const pl_run *clean, const int *ids, int r, char *poslist, int read_r,
                            const char *in, const char *out)
 {
-    int C = clean->C, V = clean->V, T = clean->T, pos[4096], P = 0;
+    int C = clean->C, V = clean->V, T = clean->T, pos[4096], P = 0, W = SITE ? pl_hook_width(m, PT) : C;
     for (char *p = strtok(poslist, ","); p && P < 4096; p = strtok(NULL, ","))
         pos[P++] = atoi(p);
     long nx = file_floats(in, "X");
-    if (nx <= 0 || nx % ((long)P * C))
-        return pl_fail("%s.X.f32: not rows of %d x %d floats", in, P, C);
-    int M = (int)(nx / ((long)P * C));
-    size_t MC = (size_t)nx, MV = MC / C * V;
-    float *X = read_f32(in, "X", MC), *DX = read_f32(in, "DX", MC), *GL = read_f32(in, "GL", MV);
+    if (nx <= 0 || nx % ((long)P * W))
+        return pl_fail("%s.X.f32: not rows of %d x %d floats", in, P, W);
+    int M = (int)(nx / ((long)P * W));
+    size_t MW = (size_t)nx, MC = (size_t)M * P * C, MV = (size_t)M * P * V;
+    float *X = read_f32(in, "X", MW), *DX = read_f32(in, "DX", MW), *GL = read_f32(in, "GL", MV);
     float *GR = read_f32(in, "GR", MC), *el = alloc(MV), *er = alloc(MC), *lg = alloc(MV), *dl = alloc(MV);
-    float *rd = alloc(MC), *dr = alloc(MC), *vl = alloc(MV), *vr = alloc(MC), *dx = alloc(MC), *fv = alloc(MC);
-    if (pl_patch_eval_positions(m, &clean, &M, 1, r, pos, P, X, el, read_r, er) ||
-        pl_patch_jvp_positions(m, &clean, &M, 1, r, pos, P, X, DX, lg, dl, read_r, rd, dr) ||
-        pl_patch_vjp_positions(m, &clean, &M, 1, r, pos, P, X, GL, read_r, GR, vl, vr, dx) ||
+    float *rd = alloc(MC), *dr = alloc(MC), *vl = alloc(MV), *vr = alloc(MC), *dx = alloc(MW), *fv = alloc(MW);
+    const pl_run *cl = clean;
+    if ((SITE ? pl_patch_eval_positions_at(m, &cl, &M, 1, PT, pos, P, X, el, resid_point(read_r, clean->L), er)
+              : pl_patch_eval_positions(m, &clean, &M, 1, r, pos, P, X, el, read_r, er)) ||
+        jvp_pos(m, &clean, &M, 1, r, pos, P, X, DX, lg, dl, read_r, rd, dr) ||
+        vjp_pos(m, &clean, &M, 1, r, pos, P, X, GL, read_r, GR, vl, vr, dx) ||
         fisher_positions(m, clean, r, pos, P, X, DX, M, fv))
         return PL_ERR;
     write_f32(out, "eval_logits", el, MV), write_f32(out, "eval_read", er, MC);
     write_f32(out, "logits", lg, MV), write_f32(out, "dlogits", dl, MV);
     write_f32(out, "read", rd, MC), write_f32(out, "dread", dr, MC);
-    write_f32(out, "vjp_logits", vl, MV), write_f32(out, "vjp_read", vr, MC), write_f32(out, "dx", dx, MC);
-    write_f32(out, "fv", fv, MC);
-    float *X0 = alloc(MC);
-    for (int i = 0; i < M; i++) /* the clean base: each perturbed position's clean residual */
-        for (int j = 0; j < P; j++)
-            memcpy(X0 + ((size_t)i * P + j) * C, clean->resid + ((size_t)r * T + pos[j]) * C, sizeof(float) * C);
+    write_f32(out, "vjp_logits", vl, MV), write_f32(out, "vjp_read", vr, MC), write_f32(out, "dx", dx, MW);
+    write_f32(out, "fv", fv, MW);
+    float *X0 = alloc(MW);
+    for (int i = 0; i < M; i++) /* the clean base: each perturbed position's clean activation */
+        for (int j = 0; j < P; j++) {
+            float *x0 = X0 + ((size_t)i * P + j) * W;
+            if (!SITE)
+                memcpy(x0, clean->resid + ((size_t)r * T + pos[j]) * C, sizeof(float) * C);
+            else if (pl_forward_at(m, ids, 1, T, PT, pos[j], x0) != PL_OK)
+                return PL_ERR;
+        }
     if (fisher_positions(m, clean, r, pos, P, X0, DX, M, fv))
         return PL_ERR;
-    write_f32(out, "fv0", fv, MC);
-    if (groups_positions(m, clean, ids, r, pos, P, read_r, X, DX, GL, GR, M, out))
+    write_f32(out, "fv0", fv, MW);
+    if (groups_positions(m, clean, ids, r, pos, P, read_r, X, DX, GL, GR, M, W, out))
         return PL_ERR;
     free(X0), free(X), free(DX), free(GL), free(GR), free(el), free(er), free(lg), free(dl), free(rd), free(dr);
     free(vl), free(vr), free(dx), free(fv);

@@ -41,7 +41,9 @@ resid index replaced at P positions at once (the reference patches all of them),
 perturbed position; each row's full Jacobian [P (V + C), P C] by central differences; JVP, VJP, the
 Fisher product of the mean over positions of KL(clean_t || perturbed_t) and its second-order identity,
 grouped calls, on gpt2, llama, both gpt_neox, gemma2 (window 4 < the positions' span) and llama2.c;
-a read before and at the patch on qwen2.
+a read before and at the patch on qwen2. The same at every mid-block point of block 0 (gpt2, gpt_neox
+parallel, gemma2) and of qwen2's last block (pl_patch_{jvp,vjp}_positions_at; the reference patched by
+run_with_hooks at every perturbed position), without the second-order identity.
 """
 import argparse
 import os
@@ -281,33 +283,52 @@ def mid_block_edges(args, tmp, label, path, T, L):
     check(label, not got("dread").any(), "read before the point: dread == 0")
 
 
-def positions_case(args, tmp, label, path, T, r, positions, read, seed, M=2, fd_rows=1):
+def positions_case(args, tmp, label, path, T, r, positions, read, seed, M=2, fd_rows=1, hook=None):
     """Whole contexts (pl_patch_jvp_positions / pl_patch_vjp_positions): the residual at resid index R
     replaced at the P POSITIONS at once by rows X[M, P, C]; readouts at every perturbed position. The
     reference patches all P positions (ref.forward(patch=(r, positions, [P, C]))) and its float64
     central differences give each row's full Jacobian [P (V + C), P C]; checked as check_case: JVP,
     VJP, the forward values, u^T(Jv) == (J^T u)^T v, grouped calls and rows alone, the Fisher product of
     the mean over positions of KL(clean_t || perturbed_t), F = (1/P) sum_t J_t^T (diag p_t - p_t p_t^T)
-    J_t, against the same J, and the second-order identity mean_t KL_t(x0 +- eps v) ~ eps^2/2 v^T F0 v."""
-    print(f"{label}: resid {r} positions {positions} read {read}")
+    J_t, against the same J, and the second-order identity mean_t KL_t(x0 +- eps v) ~ eps^2/2 v^T F0 v.
+    With HOOK (a mid-block hook of block R, TransformerLens's meaning; the reference patched by
+    run_with_hooks at every perturbed position): the _at calls, rows of the hook's width W, the noise
+    grown as calibrate does; no second-order identity there (a mid-block KL can sit near float64's
+    resolution: check_case's second_order search is for one position)."""
+    print(f"{label}: {hook if hook else f'resid {r}'} positions {positions} read {read}")
     ref = ref_models.load(path)
     rng = np.random.default_rng(seed)
     V = ref.forward([1])[1].shape[1]
     ids = [int(t) for t in rng.integers(0, V, T)]
     resid0, logits0 = ref.forward(ids)
-    C, P = resid0[0].shape[1], len(positions)
-    x0 = resid0[r][positions]  # [P, C]
+    C, P, L = resid0[0].shape[1], len(positions), ref.L
     z0, read0 = logits0[positions], resid0[read][positions]
+    read_name = f"blocks.{read}.hook_resid_pre" if read < L else f"blocks.{L - 1}.hook_resid_post"
+    x0 = ref.run_with_hooks(ids)[0][hook][positions] if hook else resid0[r][positions]  # [P, W]
+    W = x0.shape[1]
 
-    def patched(vec):  # vec [P * C] -> (logits [P, V], read [P, C]) at the perturbed positions
-        rs, lg = ref.forward(ids, patch=(r, positions, vec.reshape(P, C)))
+    def patched(vec):  # vec [P * W] -> (logits [P, V], read [P, C]) at the perturbed positions
+        if hook:
+            cache, lg = ref.run_with_hooks(ids, patch=(hook, positions, vec.reshape(P, W)))
+            return lg[positions], cache[read_name][positions]
+        rs, lg = ref.forward(ids, patch=(r, positions, vec.reshape(P, W)))
         return lg[positions], rs[read][positions]
+
+    def mean_kl(vec):
+        lg = patched(vec)[0]
+        return np.mean([metrics(z0[t], lg[t], 0, 0, 0)[0] for t in range(P)])
     scale = np.linalg.norm(x0) / np.sqrt(x0.size)
-    X = (x0[None] + rng.normal(0, 0.3 * scale, (M, P, C))).astype(np.float32).astype(np.float64)
-    DX = rng.normal(0, 1, (M, P, C))
+    noise = rng.normal(0, 1, x0.size)
+    for _ in range(6 if hook else 0):  # as calibrate: a KL near float32's resolution tests the rounding
+        if mean_kl(x0.ravel() + scale * noise) >= 1e-3:
+            break
+        scale *= 3
+    X = (x0[None] + rng.normal(0, 0.3 * scale, (M, P, W))).astype(np.float32).astype(np.float64)
+    DX = rng.normal(0, 1, (M, P, W))
     GL, GR = rng.normal(0, 1, (M, P, V)), rng.normal(0, 1, (M, P, C))
-    got = run_probe(args, tmp, path, ids, r, ",".join(map(str, positions)), read, 0, X, DX, GL, GR)
-    dl, dr, dx = got("dlogits").reshape(M, P, V), got("dread").reshape(M, P, C), got("dx").reshape(M, P, C)
+    got = run_probe(args, tmp, path, ids, hook if hook else r, ",".join(map(str, positions)), read, 0, X, DX, GL, GR)
+    dl, dr, dx = got("dlogits").reshape(M, P, V), got("dread").reshape(M, P, C), got("dx").reshape(M, P, W)
+    at = r + 1 if hook else r  # the resid index the perturbed rows flow on from
     check(label, rel(got("logits"), got("eval_logits")) < 1e-4 and rel(got("read"), got("eval_read")) < 1e-4
           and rel(got("vjp_logits"), got("eval_logits")) < 1e-4, "JVP/VJP forward values == pl_patch_eval_positions")
     want = np.array([patched(X[i].ravel())[0] for i in range(M)])
@@ -321,16 +342,16 @@ def positions_case(args, tmp, label, path, T, r, positions, read, seed, M=2, fd_
     grp = got("groups")
     check(label, grp.max() < 1e-5, f"two-prompt grouped calls == one group each, rows alone == batch "
           f"(max rel {grp.max():.1e})")
-    if read < r:
+    if read < at:
         check(label, not dr.any(), "read before the patch: dread == 0")
-    elif read == r:
+    elif read == r and not hook:
         check(label, rel(dr, DX) < 1e-6, "read at the patch: dread == DX at every perturbed position")
     errs = {"jvp": 0.0, "vjp": 0.0, "fisher": 0.0}
-    fv = got("fv").reshape(M, P * C)
+    fv = got("fv").reshape(M, P * W)
     for i in range(fd_rows):
         h = 1e-4 * scale
-        Jl, Jr = np.zeros((P, V, P * C)), np.zeros((P, C, P * C))
-        for c in range(P * C):
+        Jl, Jr = np.zeros((P, V, P * W)), np.zeros((P, C, P * W))
+        for c in range(P * W):
             outs = []
             for sgn in (1, -1):
                 xp = X[i].ravel().copy()
@@ -339,17 +360,19 @@ def positions_case(args, tmp, label, path, T, r, positions, read, seed, M=2, fd_
             Jl[:, :, c] = (outs[0][0] - outs[1][0]) / (2 * h)
             Jr[:, :, c] = (outs[0][1] - outs[1][1]) / (2 * h)
         v = DX[i].ravel()
-        errs["jvp"] = max(errs["jvp"], rel(dl[i], Jl @ v), rel(dr[i], Jr @ v) if read > r else 0.0)
+        errs["jvp"] = max(errs["jvp"], rel(dl[i], Jl @ v), rel(dr[i], Jr @ v) if read > at else 0.0)
         want = sum(Jl[t].T @ GL[i, t] + Jr[t].T @ GR[i, t] for t in range(P))
         errs["vjp"] = max(errs["vjp"], rel(dx[i].ravel(), want))
         lg = patched(X[i].ravel())[0]
-        f = np.zeros(P * C)
+        f = np.zeros(P * W)
         for t in range(P):
             pt, u = np.exp(log_softmax(lg[t])), Jl[t] @ v
             f += Jl[t].T @ (pt * u - pt * (pt @ u)) / P
         errs["fisher"] = max(errs["fisher"], rel(fv[i], f))
     for k, e in errs.items() if fd_rows else ():
         check(label, e <= 1e-3, f"{k} vs float64 central differences of the reference: max rel error {e:.2e}")
+    if hook:
+        return
     quad = 0.5 * (DX[0].ravel() @ got("fv0").reshape(M, P * C)[0])
     errs = []
     for eps in np.array([2e-3, 5e-4]) * scale * np.sqrt(P * C) / np.linalg.norm(DX[0]):
@@ -431,6 +454,22 @@ def main():
             positions_case(args, tmp, label + " whole contexts", path, T, r, positions, read, 300 + seed)
         positions_case(args, tmp, "qwen2 whole contexts, read before", os.path.join(tmp, "qwen2"), 11, 1, [3, 6], 0,
                        310, fd_rows=0)
+        # whole contexts at every mid-block point of block 0 (gpt2: sequential; neox: parallel, no
+        # hook_resid_mid) and of qwen2's last block
+        for label, positions in (("gpt2 (plateau synth)", [3, 5, 8]), ("gpt_neox rotary 0.25 parallel F32", [4, 9]),
+                                 ("gemma2 soft-caps 2/5 window 4 post-norms qpas 24 F32", [1, 6, 9])):
+            _, path, T, _, _, _ = by_label[label]
+            L = ref_models.load(path).L
+            for j, site in enumerate(MID):
+                if site == "hook_resid_mid" and "parallel" in label:
+                    continue
+                positions_case(args, tmp, f"{label} whole contexts {site}", path, T, 0, positions, L, 320 + j,
+                               hook=f"blocks.0.{site}")
+        for j, site in enumerate(MID):
+            positions_case(args, tmp, f"qwen2 whole contexts last block {site}", os.path.join(tmp, "qwen2"), 11, 1,
+                           [2, 7, 10], 2, 330 + j, hook=f"blocks.1.{site}")
+        positions_case(args, tmp, "qwen2 whole contexts attn.hook_z, read before", os.path.join(tmp, "qwen2"), 11, 1,
+                       [3, 6], 1, 340, fd_rows=0, hook="blocks.1.attn.hook_z")
         positions_case(args, tmp, "qwen2 whole contexts, read at the patch", os.path.join(tmp, "qwen2"), 11, 1,
                        [3, 6], 1, 311, fd_rows=0)
     if FAILURES:

@@ -835,6 +835,8 @@ static const pl_family_ops decoder_ops = {
     .patch_vjp_groups_at = pl_decoder_patch_vjp_groups_at,
     .patch_jvp_positions = pl_decoder_patch_jvp_positions,
     .patch_vjp_positions = pl_decoder_patch_vjp_positions,
+    .patch_jvp_positions_at = pl_decoder_patch_jvp_positions_at,
+    .patch_vjp_positions_at = pl_decoder_patch_vjp_positions_at,
     .patch_jvp_flops = pl_decoder_patch_jvp_flops,
     .patch_vjp_flops = pl_decoder_patch_vjp_flops,
 };

@@ -144,6 +144,16 @@ int pl_decoder_patch_jvp_positions(const pl_model *m, const pl_run *const *clean
 int pl_decoder_patch_vjp_positions(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G, int M,
                                    int resid_index, const int *positions, int P, const float *X, const float *glogits,
                                    int read_index, const float *gread, float *logits, float *read, float *dx);
+/* The same from a mid-block point PT: X, DX, dx [M, P, W] with W = pl_hook_width; ops
+ * patch_jvp_positions_at, patch_vjp_positions_at. */
+int pl_decoder_patch_jvp_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                                      int M, pl_hook_point pt, const int *positions, int P, int W, const float *X,
+                                      const float *DX, float *logits, float *dlogits, int read_index, float *read,
+                                      float *dread);
+int pl_decoder_patch_vjp_positions_at(const pl_model *m, const pl_run *const *cleans, const int *group_rows, int G,
+                                      int M, pl_hook_point pt, const int *positions, int P, int W, const float *X,
+                                      const float *glogits, int read_index, const float *gread, float *logits,
+                                      float *read, float *dx);
 double pl_decoder_patch_jvp_flops(const pl_model *m, int T, int resid_index, int pos);
 double pl_decoder_patch_vjp_flops(const pl_model *m, int T, int resid_index, int pos);
 

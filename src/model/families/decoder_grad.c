@@ -1133,6 +1133,98 @@ int pl_decoder_patch_vjp_groups_at(const pl_model *model, const pl_run *const *c
     return rc;
 }
 
+/* Whole contexts at a mid-block point of block l (pl_patch_jvp_positions_at / _vjp_positions_at), as
+ * decoder.c's decoder_patch_eval_positions_at: no other position of block l depends on the P perturbed
+ * rows (keys and values come from resid_pre; z is after the attention's mixing), so each perturbed
+ * position's rows finish block l from the site on their own (one site pass per position: its own
+ * rotary position and key count), and their resid_post rows [M, P, C] go on through the whole-context
+ * passes from resid index l + 1. */
+
+/* rows[M, w] = position j's rows of all[M, P, w]. */
+static void rows_of(float *rows, const float *all, int M, int P, int j, int w)
+{
+    for (int v = 0; v < M; v++)
+        memcpy(rows + (size_t)v * w, all + ((size_t)v * P + j) * w, sizeof(float) * (size_t)w);
+}
+
+/* all[M, P, w]: position j's rows set from rows[M, w]. */
+static void set_rows(float *all, const float *rows, int M, int P, int j, int w)
+{
+    for (int v = 0; v < M; v++)
+        memcpy(all + ((size_t)v * P + j) * w, rows + (size_t)v * w, sizeof(float) * (size_t)w);
+}
+
+/* post[M, P, C] = resid_post of the perturbed rows X[M, P, W]; with DX, dpost = their tangents. With
+ * G_POST (the cotangents at resid_post from the passes after block l), dx[M, P, W] instead. */
+static int site_positions(const pl_model *model, const pl_run *const *cleans, const int *group_rows, int G, int M,
+                          pl_hook_point pt, const int *positions, int P, int W, const float *X, const float *DX,
+                          float *post, float *dpost, const float *gpost, float *dx)
+{
+    int C = ((const pl_decoder *)model->weights)->cfg.d_model, w = W > C ? W : C;
+    float *a = pl_malloc(sizeof(float) * (size_t)M * w * 2, "derivative rows"), *b = a ? a + (size_t)M * w : NULL;
+    if (!a)
+        return PL_ERR;
+    int rc = PL_OK;
+    for (int j = 0; j < P && rc == PL_OK; j++) {
+        site_pass p;
+        if ((rc = site_init(&p, model->weights, cleans, group_rows, G, M, pt, positions[j])) != PL_OK)
+            break;
+        rows_of(a, X, M, P, j, W);
+        site_fwd(&p, pt.layer, pt.site, a);
+        if (post)
+            set_rows(post, p.f.x, M, P, j, C);
+        if (DX) {
+            rows_of(a, DX, M, P, j, W);
+            site_jvp(&p, pt.layer, pt.site, a, b);
+            set_rows(dpost, b, M, P, j, C);
+        }
+        if (gpost) {
+            rows_of(a, gpost, M, P, j, C);
+            site_vjp(&p, pt.layer, pt.site, a, b);
+            set_rows(dx, b, M, P, j, W);
+        }
+        site_free(&p);
+    }
+    free(a);
+    return rc;
+}
+
+int pl_decoder_patch_jvp_positions_at(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
+                                      int G, int M, pl_hook_point pt, const int *positions, int P, int W,
+                                      const float *X, const float *DX, float *logits, float *dlogits, int read_index,
+                                      float *read, float *dread)
+{
+    size_t n = (size_t)M * P * ((const pl_decoder *)model->weights)->cfg.d_model;
+    float *post = pl_malloc(sizeof(float) * n * 2, "derivative rows");
+    if (!post)
+        return PL_ERR;
+    int rc = site_positions(model, cleans, group_rows, G, M, pt, positions, P, W, X, DX, post, post + n, NULL, NULL);
+    if (rc == PL_OK)
+        rc = jvp_pass(model, cleans, group_rows, G, M, pt.layer + 1, positions[0], positions, P, post, post + n,
+                      logits, dlogits, read_index, read, dread);
+    free(post);
+    return rc;
+}
+
+int pl_decoder_patch_vjp_positions_at(const pl_model *model, const pl_run *const *cleans, const int *group_rows,
+                                      int G, int M, pl_hook_point pt, const int *positions, int P, int W,
+                                      const float *X, const float *glogits, int read_index, const float *gread,
+                                      float *logits, float *read, float *dx)
+{
+    size_t n = (size_t)M * P * ((const pl_decoder *)model->weights)->cfg.d_model;
+    float *post = pl_malloc(sizeof(float) * n * 2, "derivative rows");
+    if (!post)
+        return PL_ERR;
+    int rc = site_positions(model, cleans, group_rows, G, M, pt, positions, P, W, X, NULL, post, NULL, NULL, NULL);
+    if (rc == PL_OK)
+        rc = vjp_pass(model, cleans, group_rows, G, M, pt.layer + 1, positions[0], positions, P, post, glogits,
+                      read_index, gread, logits, read, post + n);
+    if (rc == PL_OK)
+        rc = site_positions(model, cleans, group_rows, G, M, pt, positions, P, W, X, NULL, NULL, NULL, post + n, dx);
+    free(post);
+    return rc;
+}
+
 /* ------------------------------------------------------------ FLOP counts */
 
 /* Attention FLOPs of block b for query positions first..last-1 (as decoder.c counts them). */
