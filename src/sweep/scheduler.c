@@ -1470,14 +1470,14 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     snprintf(v, sizeof v, "%d", R);
     dry_line("ranks", v, "the estimate's (--ranks), each with %d OpenBLAS thread%s", cfg->threads,
              cfg->threads > 1 ? "s" : "");
+    /* a comment line: the section's values are numbers, for scripts */
     char kernels[KERNELS_LEN];
     pl_compute_kernels(kernels, sizeof kernels);
-    if (pl_blas_kernel_slow())
-        dry_line("compute_kernels", kernels, "this CPU has AVX-512 but OpenBLAS runs its AVX2 kernel: "
-                 "OPENBLAS_CORETYPE=SkylakeX in every rank's environment runs sgemm ~2x faster (docs/performance.md)");
-    else
-        dry_line("compute_kernels", kernels, "OpenBLAS's sgemm kernel for this CPU (OPENBLAS_CORETYPE overrides it) "
-                 "and the vector exp/log; every rank must have the same");
+    printf("; compute_kernels: %s; %s\n", kernels,
+           pl_blas_kernel_slow() ? "this CPU has AVX-512 but OpenBLAS runs its AVX2 kernel: OPENBLAS_CORETYPE=SkylakeX "
+                                   "in every rank's environment runs sgemm ~2x faster (docs/performance.md)"
+                                 : "OpenBLAS's sgemm kernel for this CPU (OPENBLAS_CORETYPE overrides it) and the "
+                                   "vector exp/log; every rank must have the same");
     int shared = R > 1 && cfg->shared_weights;
     snprintf(v, sizeof v, "%.0f", m->mapped);
     dry_line("memory_weights_mapped_bytes", v, "%.2f GiB: the weight files, mmapped read-only: one copy per node "

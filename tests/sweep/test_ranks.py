@@ -56,8 +56,8 @@ print("ok bad config on 3 ranks: exit 2, one message")
 # a job across CPU types): every rank exits 2 before any work, rank 0 names the first one that differs
 def kernels(coretype):
     r = sl.run([ini, "--dry-run"], env={"OPENBLAS_CORETYPE": coretype})
-    line = [l for l in r.stdout.splitlines() if l.startswith("compute_kernels")]
-    return line[0].split("=", 1)[1].split(";")[0].strip() if r.returncode == 0 and line else None
+    line = [l for l in r.stdout.splitlines() if l.startswith("; compute_kernels: ")]
+    return line[0].split(": ", 1)[1].split(";")[0].strip() if r.returncode == 0 and line else None
 
 
 a, b = kernels("Haswell"), kernels("Sandybridge")
