@@ -1474,7 +1474,7 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     char kernels[KERNELS_LEN];
     pl_compute_kernels(kernels, sizeof kernels);
     printf("; compute_kernels: %s; %s\n", kernels,
-           pl_blas_kernel_slow() ? "this CPU has AVX-512 but OpenBLAS runs its AVX2 kernel: OPENBLAS_CORETYPE=SkylakeX "
+           pl_blas_kernel_slow() ? "this CPU has AVX-512 but OpenBLAS runs its AVX2 kernel: OPENBLAS_CORETYPE set to SkylakeX "
                                    "in every rank's environment runs sgemm ~2x faster (docs/performance.md)"
                                  : "OpenBLAS's sgemm kernel for this CPU (OPENBLAS_CORETYPE overrides it) and the "
                                    "vector exp/log; every rank must have the same");
