@@ -2577,22 +2577,26 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
 }
 
 /* Rank 0, before a series runs: its models are one family and shape, the result can be stacked, and
- * no part of an interrupted series run is left unless --resume (which keeps them). */
+ * no part of an interrupted series run is left unless --resume, which keeps them when each is its
+ * listed model's (the stacker's check, made before any work: review, a changed `paths` file ran every
+ * remaining model before the stacker refused). */
 static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
 {
-    if (!opt->stack_models)
+    if (!opt->stack_models || !opt->check_model_part)
         return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
     if (check_paths(cfg) != PL_OK) /* each model's run checks its part file only, not the stacked output */
         return PL_ERR;
-    for (int k = 0; k < cfg->n_models && !opt->resume; k++) {
+    for (int k = 0; k < cfg->n_models; k++) {
         char *part = pl_model_series_part(cfg, k);
         struct stat sb;
-        int exists = part && lstat(part, &sb) == 0;
-        if (exists)
-            pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or remove "
-                    "it to start again", part, k + 1, cfg->models[k].label);
+        int exists = part && lstat(part, &sb) == 0, rc = part ? PL_OK : PL_ERR;
+        if (exists && !opt->resume)
+            rc = pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or "
+                         "remove it to start again", part, k + 1, cfg->models[k].label);
+        else if (exists)
+            rc = opt->check_model_part(part, k, cfg->models[k].label, cfg->models[k].path);
         free(part);
-        if (!part || exists)
+        if (rc != PL_OK)
             return PL_ERR;
     }
     return pl_model_series_check(cfg);
