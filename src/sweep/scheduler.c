@@ -2589,7 +2589,7 @@ static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
     for (int k = 0; k < cfg->n_models; k++) {
         char *part = pl_model_series_part(cfg, k);
         struct stat sb;
-        int exists = part && lstat(part, &sb) == 0, rc = part ? PL_OK : PL_ERR;
+        int exists = part && lstat(part, &sb) == 0, rc = part ? PL_OK : pl_fail("out of memory (model series)");
         if (exists && !opt->resume)
             rc = pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or "
                          "remove it to start again", part, k + 1, cfg->models[k].label);
