@@ -208,6 +208,8 @@ typedef struct {
                                       the sweep does not link the io library */
     pl_result_stacker stack_models; /* a model series: stacks the per-model files along `model` (io's
                                        pl_merge_models) */
+    pl_result_part_checker check_model_part; /* --resume of a series: a finished part is the listed
+                                                model's (io's pl_merge_check_part) */
 } pl_run_options;
 
 /* The names of metric M and score SC in the experiment's order (PL_METRIC_*, the scores' codes:

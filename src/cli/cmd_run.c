@@ -38,6 +38,7 @@ int cmd_run(int argc, char **argv)
         return code;
     a.opt.write_result = pl_result_write; /* io writes what the sweep hands over */
     a.opt.stack_models = pl_merge_models; /* and stacks a model series' files */
+    a.opt.check_model_part = pl_merge_check_part; /* (a resumed series' finished ones checked first) */
     code = pl_sweep_main(&argc, &argv, a.config, a.sets, a.n_sets, a.output, &a.opt);
     free(a.sets);
     return code;

@@ -1064,13 +1064,19 @@ static int one_hook_many_models(const merge_input *ins, int n_in)
 
 /* A series run's parts are the models it lists, in order (a part left by another series is refused). */
 static char *const *expect_labels, *const *expect_paths;
+static int check_part(const merge_input *in, int k, const char *label, const char *path)
+{
+    if (strcmp(in->label, label) || strcmp(in->config.model_path, path))
+        return pl_fail("%s: is model '%s' (%s), but the series' model %d is '%s' (%s): remove it and run again",
+                       in->path, in->label, in->config.model_path, k + 1, label, path);
+    return PL_OK;
+}
+
 static int check_expected(const merge_input *ins, int n_in)
 {
     for (int i = 0; expect_labels && i < n_in; i++)
-        if (strcmp(ins[i].label, expect_labels[i]) || strcmp(ins[i].config.model_path, expect_paths[i]))
-            return pl_fail("%s: is model '%s' (%s), but the series' model %d is '%s' (%s): remove it and run again",
-                           ins[i].path, ins[i].label, ins[i].config.model_path, i + 1, expect_labels[i],
-                           expect_paths[i]);
+        if (check_part(&ins[i], i, expect_labels[i], expect_paths[i]) != PL_OK)
+            return PL_ERR;
     return PL_OK;
 }
 
@@ -1147,6 +1153,21 @@ int pl_merge_models(const char *out_path, char *const *parts, int n, char *const
     expect_paths = paths;
     int rc = pl_merge(out_path, parts, n, 1, NULL);
     expect_labels = expect_paths = NULL;
+    return rc;
+}
+
+int pl_merge_check_part(const char *part, int k, const char *label, const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    merge_input in = {.ncid = -1};
+    int rc = pl_read_file(part, PL_MAX_INPUT_BYTES, &data, &len);
+    if (rc == PL_OK)
+        rc = input_open(&in, part, data, len);
+    if (rc == PL_OK)
+        rc = check_part(&in, k, label, path);
+    input_close(&in);
+    free(data);
     return rc;
 }
 

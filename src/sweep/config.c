@@ -1490,6 +1490,41 @@ static int check_slice(raw_config *rc, const pl_sweep_config *cfg)
     return why ? pl_fail("%s: [perturb] slice: not with %s", at, why) : PL_OK;
 }
 
+static void print_value(strbuf *sb, const pl_sweep_config *cfg, int i);
+
+/* Key I given by the user with a value other than its default (a given default changes nothing, and
+ * the resolved text, which writes every key, must read back). */
+static int given_not_default(const raw_config *rc, const pl_sweep_config *cfg, int i)
+{
+    if (!rc->origin[i])
+        return 0;
+    strbuf sb = {0};
+    print_value(&sb, cfg, i);
+    int differs = sb.failed || strcmp(sb.buf ? sb.buf : "", KEYS[i].def);
+    free(sb.buf);
+    return differs;
+}
+
+/* The local-geometry keys only the `optimized` kind ([optimize]) or [fisher] k and the fisher and
+ * optimized kinds ([fisher] n_pcs, [output] vectors) read: set without them they would be accepted and
+ * do nothing, so they are refused as norm_scale is outside fixed_norm (check_step_keys, directions.c). */
+static int check_local_keys(const raw_config *rc, const pl_sweep_config *cfg)
+{
+    int optimized = pl_optimized_listed(cfg), local = optimized || pl_fisher_k(cfg) > 0;
+    for (int i = 0; i < N_KEYS; i++) {
+        int opt = !strcmp(KEYS[i].section, "optimize");
+        int geo = (!strcmp(KEYS[i].section, "fisher") && !strcmp(KEYS[i].key, "n_pcs")) ||
+                  (!strcmp(KEYS[i].section, "output") && !strcmp(KEYS[i].key, "vectors"));
+        if (opt && !optimized && given_not_default(rc, cfg, i))
+            return FAIL_KEY(i, "has no effect: only the `optimized` direction kind reads [optimize], and [perturb] "
+                               "directions does not list it (list it, or remove the key)");
+        if (geo && !local && given_not_default(rc, cfg, i))
+            return FAIL_KEY(i, "has no effect: it is for the local geometry, and there is none (set [fisher] k, or "
+                               "list the fisher or optimized kind in [perturb] directions, or remove the key)");
+    }
+    return PL_OK;
+}
+
 static int check_across_keys(raw_config *rc, pl_sweep_config *cfg)
 {
     if (cfg->data_format == PL_DATA_AUTO) { /* by extension: .jsonl, .bin, else plain text */
@@ -1505,6 +1540,8 @@ static int check_across_keys(raw_config *rc, pl_sweep_config *cfg)
         return pl_fail_prefix("%s: [%s] %s", rc->origin[i] ? rc->origin[i] : rc->file, section, which);
     }
     if (cfg->slice && check_slice(rc, cfg) != PL_OK)
+        return PL_ERR;
+    if (check_local_keys(rc, cfg) != PL_OK)
         return PL_ERR;
     if (cfg->nl_rule == PL_NL_TEREN && cfg->nl_first < 1) { /* teren's start_step - 1 would be step -1 */
         int i = K("readout", "nonlinearity");

@@ -1433,6 +1433,29 @@ static double dry_local(const run_state *st, double t_batch, double rows, int R)
     return seconds;
 }
 
+/* The rows the busiest of R ranks evaluates when N of them come in batches of up to PER (the last one
+ * short) handed out in turn (dispenser_next, batches of equal time): ceil(batches / R) batches, the
+ * short one among them when no other rank has as many. A run smaller than one batch is N rows, not
+ * PER (review: --dry-run timed 1023 rows for a run of 264). */
+static double busiest_rows(double n, double per, int R)
+{
+    long parcels = (long)ceil(n / per), most = (parcels + R - 1) / R;
+    if ((parcels - 1) % R == 0) /* the short parcel's rank is the only one with `most` */
+        return (double)(most - 1) * per + (n - (double)(parcels - 1) * per);
+    return (double)most * per;
+}
+
+/* The setup's prompts on its busiest rank: setup_share's largest share of N among R ranks. */
+static int setup_busiest(int n, int chunk, int R)
+{
+    int most = 0, lo, hi;
+    for (int r = 0; r < R; r++) {
+        setup_share(n, chunk, r, R, &lo, &hi);
+        most = hi - lo > most ? hi - lo : most;
+    }
+    return most;
+}
+
 /* --dry-run: the resolved config TEXT (freed here) and the run's size, memory and time on stdout. */
 static int dry_report(const run_state *st, const pl_run_options *opt, const dry_sizes *z, const dry_measures *m,
                       char *text)
@@ -1442,9 +1465,12 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size;
     int n_all = sw->P + cfg->cov_prompts, K = sw->steps;
     int chunk = setup_chunk(sw->T);
-    long n_chunks = (n_all + chunk - 1) / chunk, n_units = sw->n_units;
-    double setup_s = (double)((n_chunks + R - 1) / R) * m->t_chunk * chunk / m->n_chunk;
-    double sweep_s = (double)((sw->n_batches + R - 1) / R) * m->t_batch;
+    long n_units = sw->n_units;
+    /* linear in prompts and rows: the measured chunk's and batch 0's time per item, times the busiest rank's */
+    int busy_prompts = setup_busiest(n_all, chunk, R);
+    double setup_s = busy_prompts * m->t_chunk / m->n_chunk;
+    double busy_rows = busiest_rows((double)n_units * K, (double)sw->batch_units * K, R);
+    double sweep_s = busy_rows * m->t_batch / z->rows;
     char t_setup[64], t_sweep[64], t_all[64];
     format_duration(setup_s, t_setup, sizeof t_setup);
     format_duration(sweep_s, t_sweep, sizeof t_sweep);
@@ -1497,11 +1523,12 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("memory_per_node_bytes", v, "%.2f GiB: %d rank%s on one node: mapped + converted%s + %d x per rank + "
              "rank 0's extra", m->per_node / (1 << 30), R, R > 1 ? "s" : "", shared || R == 1 ? "" : " x ranks", R);
     snprintf(v, sizeof v, "%.3g", setup_s);
-    dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here", t_setup, m->n_chunk, m->t_chunk);
+    dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here; the busiest rank's %d prompts", t_setup,
+             m->n_chunk, m->t_chunk, busy_prompts);
     snprintf(v, sizeof v, "%.3g", sweep_s);
-    dry_line("sweep_seconds", v, "%s: batch 0 (%ld rows) took %.3g s here%s%s", t_sweep, (long)sw->batch_units * K,
-             m->t_batch, z->cal_rows < z->rows ? " (timed on its first rows, scaled)" : "",
-             sw->naive ? " (--naive: one row, times the rows)" : "");
+    dry_line("sweep_seconds", v, "%s: batch 0 (%.0f rows) took %.3g s here%s%s; the busiest rank's %.0f rows", t_sweep,
+             z->rows, m->t_batch, z->cal_rows < z->rows ? " (timed on its first rows, scaled)" : "",
+             sw->naive ? " (--naive: one row, times the rows)" : "", busy_rows);
     double local_s = sw->naive ? 0.0 : dry_local(st, m->t_batch, z->rows, R);
     format_duration(setup_s + sweep_s + local_s, t_all, sizeof t_all);
     snprintf(v, sizeof v, "%.3g", setup_s + sweep_s + local_s);
@@ -2550,22 +2577,26 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
 }
 
 /* Rank 0, before a series runs: its models are one family and shape, the result can be stacked, and
- * no part of an interrupted series run is left unless --resume (which keeps them). */
+ * no part of an interrupted series run is left unless --resume, which keeps them when each is its
+ * listed model's (the stacker's check, made before any work: review, a changed `paths` file ran every
+ * remaining model before the stacker refused). */
 static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
 {
-    if (!opt->stack_models)
+    if (!opt->stack_models || !opt->check_model_part)
         return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
     if (check_paths(cfg) != PL_OK) /* each model's run checks its part file only, not the stacked output */
         return PL_ERR;
-    for (int k = 0; k < cfg->n_models && !opt->resume; k++) {
+    for (int k = 0; k < cfg->n_models; k++) {
         char *part = pl_model_series_part(cfg, k);
         struct stat sb;
-        int exists = part && lstat(part, &sb) == 0;
-        if (exists)
-            pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or remove "
-                    "it to start again", part, k + 1, cfg->models[k].label);
+        int exists = part && lstat(part, &sb) == 0, rc = part ? PL_OK : pl_fail("out of memory (model series)");
+        if (exists && !opt->resume)
+            rc = pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or "
+                         "remove it to start again", part, k + 1, cfg->models[k].label);
+        else if (exists)
+            rc = opt->check_model_part(part, k, cfg->models[k].label, cfg->models[k].path);
         free(part);
-        if (!part || exists)
+        if (rc != PL_OK)
             return PL_ERR;
     }
     return pl_model_series_check(cfg);

@@ -7,6 +7,7 @@
   an output directory that cannot be made: exit 2 as a real run (the same message but for the last);
   an output directory still to be made is not made."""
 import math
+import re
 import os
 import subprocess
 import sys
@@ -39,7 +40,8 @@ for line in text.split("\n[dry_run]\n")[1].splitlines():
     if line.startswith("; compute_kernels: OpenBLAS "):  # the one comment line: the arithmetic, not a number
         continue
     key, rest = line.split("=", 1)
-    vals[key.strip()] = float(rest.split(";")[0])
+    if key.strip() != "compute_kernels":  # names, not a number
+        vals[key.strip()] = float(rest.split(";")[0])
 units = 7 * 2 * 3 * 3
 batch = 1024 // 37
 want = {"units": units, "evaluations": units * 37, "setup_prompts": 7 + 150, "ranks": 1}
@@ -57,6 +59,55 @@ if r2.returncode != 0 or v4["ranks"] != "4":
     sl.fail("--ranks 4: %s %s" % (r2.stdout, r2.stderr))
 print("ok   dry run: the config as plateau config resolves it, %d units, %d evaluations, %d batches as by hand; "
       "nothing written" % (units, units * 37, math.ceil(units / batch)))
+
+
+# The time is linear in rows and prompts: batch 0's time per row times the rows of the busiest rank (batches
+# handed out in turn, the last one short), the measured chunk's time per prompt times the busiest rank's
+# setup prompts (whole chunks of 512 // n_ctx prompts, contiguous per rank). A run smaller than one batch
+# is timed on its own rows, not a full batch's (review: 1023 rows for 264 evaluations).
+def busiest_rows(n, per, ranks):
+    shares = [0] * ranks
+    for b in range(math.ceil(n / per)):
+        shares[b % ranks] += min(per, n - b * per)
+    return max(shares)
+
+
+def busiest_prompts(n, chunk, ranks):
+    c = math.ceil(n / chunk)
+    return max(min(c * (r + 1) // ranks * chunk, n) - min(c * r // ranks * chunk, n) for r in range(ranks))
+
+
+def dry_times(sets, ranks):
+    r = sl.run([ini, "--dry-run", "--quiet", "--ranks", str(ranks)] + [a for s in sets for a in ("--set", s)])
+    if r.returncode != 0:
+        sl.fail("dry run %s: %s" % (sets, r.stderr))
+    lines = {l.split("=")[0].strip(): l for l in r.stdout.split("[dry_run]")[1].splitlines() if "=" in l}
+    m = re.search(r"= (\S+) .*batch 0 \((\d+) rows\) took (\S+) s here.*; the busiest rank's (\d+) rows",
+                  lines["sweep_seconds"])
+    q = re.search(r"= (\S+) .*: (\d+) prompts took (\S+) s here; the busiest rank's (\d+) prompts",
+                  lines["setup_seconds"])
+    if not m or not q:
+        sl.fail("dry run %s: no rows or prompts in %s" % (sets, lines))
+    return [float(x) for x in m.groups()], [float(x) for x in q.groups()]
+
+
+chunk = 512 // 12
+for sets, n_units, steps, ranks in (([], units, 37, 1), ([], units, 37, 4), ([], units, 37, 3),
+                                    (["data.n_prompts=2", "perturb.steps=11"], 2 * 2 * 3 * 3, 11, 1),
+                                    (["data.n_prompts=2", "perturb.steps=11"], 2 * 2 * 3 * 3, 11, 2)):
+    (sweep, rows0, t0, busy), (setup, n_chunk, tc, busy_p) = dry_times(sets, ranks)
+    per = (1024 // steps) * steps
+    want0, want_busy = min(per, n_units * steps), busiest_rows(n_units * steps, per, ranks)
+    want_p = busiest_prompts(int(vals["setup_prompts"]) if not sets else 2 + 150, chunk, ranks)
+    if rows0 != want0 or busy != want_busy or busy_p != want_p or n_chunk != min(chunk, 157 if not sets else 152):
+        sl.fail("dry run %s on %d ranks: batch 0 %d rows, busiest %d rows, %d prompts (chunk %d); by hand %d, %d, %d"
+                % (sets, ranks, rows0, busy, busy_p, n_chunk, want0, want_busy, want_p))
+    # the printed figures have 3 significant digits: each within 0.5 %
+    if abs(sweep - t0 * busy / rows0) > 0.011 * sweep or abs(setup - tc * busy_p / n_chunk) > 0.011 * setup:
+        sl.fail("dry run %s on %d ranks: sweep %g s, setup %g s, not batch 0's %g s x %d / %d rows, the chunk's %g s "
+                "x %d / %d prompts" % (sets, ranks, sweep, setup, t0, busy, rows0, tc, busy_p, n_chunk))
+    print("ok   dry run %s on %d ranks: batch 0 of %d rows, the busiest rank's %d rows and %d setup prompts as by "
+          "hand, the times scaled by them" % (" ".join(sets) or "as configured", ranks, rows0, busy, busy_p))
 
 # the real run's peak memory
 p = subprocess.Popen([sl.BIN, "run", ini, "--quiet", "--set", "run.checkpoint=" + ckpt], stdout=subprocess.PIPE,

@@ -194,7 +194,9 @@ shutil.copytree(model, huge)
 header, _ = tl.st_header(os.path.join(huge, "model.safetensors"))
 for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
     tl.poke_f32(os.path.join(huge, "model.safetensors"), "h.1.attn.c_attn.weight", i, 3.0e38)
-nf = ["--set", "model.path=" + huge, "--set", "perturb.directions=fisher, cov_random", "-o", os.path.join(d, "nf.nc")]
+# without `optimized`, [optimize]'s keys back at their defaults (set, they would be refused as having no effect)
+nf = ["--set", "model.path=" + huge, "--set", "perturb.directions=fisher, cov_random", "--set", "optimize.radius_alpha=none",
+      "--set", "optimize.starts=8", "-o", os.path.join(d, "nf.nc")]
 r = sl.run([ini, "--quiet"] + nf)
 if r.returncode != 2 or "prompt 0, base real: the Fisher metric and optima at the base" not in r.stderr \
         or "[run] nonfinite = error" not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
@@ -224,6 +226,7 @@ import signal  # noqa: E402
 big = dict(cfg, data=dict(cfg["data"], n_prompts=300), run=dict(cfg["run"], checkpoint_every=0.2))
 big["output"] = dict(cfg["output"], activations="false")
 big["perturb"] = dict(cfg["perturb"], directions="fisher, cov_random")
+big.pop("optimize")  # no `optimized` kind: its keys would be refused as having no effect
 ini_big = sl.write_ini(os.path.join(d, "big.ini"), big)
 full, out = os.path.join(d, "full.nc"), os.path.join(d, "big.nc")
 r = sl.run([ini_big, "--quiet", "-o", full])

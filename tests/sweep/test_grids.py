@@ -220,6 +220,17 @@ refusals = [
     (["perturb.norm_scale=0.5"], "[perturb] norm_scale", "scales fixed_norm steps"),
     (["perturb.norm_scale=0", "perturb.step_mode=fixed_norm"], "[perturb] norm_scale", "not a number in (0"),
     (["perturb.step_reference=real", "perturb.step_mode=absolute"], "[perturb] step_reference", "steps by no norm"),
+    # the local-geometry keys, set to a non-default value with nothing that reads them (review of issue 17)
+    (["optimize.radius_alpha=0.5"], "[optimize] radius_alpha", "only the `optimized` direction kind reads"),
+    (["optimize.starts=16"], "[optimize] starts", "only the `optimized` direction kind reads"),
+    (["optimize.orthogonal=true"], "[optimize] orthogonal", "only the `optimized` direction kind reads"),
+    (["optimize.start_kind=isotropic"], "[optimize] start_kind", "only the `optimized` direction kind reads"),
+    (["optimize.max_iterations=50"], "[optimize] max_iterations", "only the `optimized` direction kind reads"),
+    (["optimize.tolerance=0.01"], "[optimize] tolerance", "only the `optimized` direction kind reads"),
+    (["optimize.distinct_cos=0.9"], "[optimize] distinct_cos", "only the `optimized` direction kind reads"),
+    (["fisher.k=2", "optimize.starts=16"], "[optimize] starts", "only the `optimized` direction kind reads"),
+    (["fisher.n_pcs=4"], "[fisher] n_pcs", "there is none (set [fisher] k"),
+    (["output.vectors=true"], "[output] vectors", "there is none (set [fisher] k"),
 ]
 for sets, key, why in refusals:
     r = subprocess.run([sl.BIN, "config", plain] + [a for s in sets for a in ("--set", s)], capture_output=True,
@@ -228,4 +239,23 @@ for sets, key, why in refusals:
     if r.returncode != 2 or len(lines) != 1 or key not in lines[0] or why not in lines[0]:
         sl.fail("%s: want exit 2 naming %s (%s), got %d: %s" % (sets, key, why, r.returncode, r.stderr))
 print("ok %d bad grid and step settings refused by key, exit 2" % len(refusals))
+
+# ... and accepted where something reads them, or when given at their default (the resolved text gives
+# every key, and must read back)
+accepted = [
+    ["optimize.starts=8", "optimize.tolerance=0.001", "optimize.radius_alpha=none", "fisher.n_pcs=8",
+     "output.vectors=false", "optimize.start_kind=cov_random"],
+    ["fisher.k=2", "fisher.n_pcs=4", "output.vectors=true"],
+    ["perturb.directions=fisher", "fisher.n_pcs=0"],
+    ["perturb.directions=optimized", "perturb.step_mode=fixed_norm", "optimize.radius_alpha=0.5",
+     "optimize.starts=16", "optimize.orthogonal=true", "optimize.start_kind=isotropic",
+     "optimize.max_iterations=50", "optimize.tolerance=0.01", "optimize.distinct_cos=0.9", "fisher.n_pcs=4",
+     "output.vectors=true"],
+]
+for sets in accepted:
+    r = subprocess.run([sl.BIN, "config", plain] + [a for s in sets for a in ("--set", s)], capture_output=True,
+                       text=True, env=sl.run_env())
+    if r.returncode != 0:
+        sl.fail("%s: want exit 0, got %d: %s" % (sets, r.returncode, r.stderr))
+print("ok %d settings of the local-geometry keys accepted where they are read or at their defaults" % len(accepted))
 print("grid tests passed")

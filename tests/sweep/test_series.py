@@ -162,6 +162,23 @@ same_but_per_run(full, out, "resumed series vs uninterrupted")
 print("ok SIGTERM mid-series, --resume: bitwise the uninterrupted run")
 
 
+# --resume after the model list changed: the finished part is another model's. Refused by name before any
+# model runs (review: every remaining model ran before the stacker refused). The part: model 'init''s
+# single-model result where the series now lists seed1 first.
+changed = os.path.join(d, "changed.nc")
+check_run(sl.run([config("changed-part.ini", changed + ".model-0.nc", model__label="init"), "--quiet"]),
+          "single-model run as a series' part")
+changed_ini = config("changed.ini", changed, model__path="%s, %s" % (models[1], models[2]))
+r = sl.run([changed_ini, "--resume"])
+want = "is model 'init' (%s), but the series' model 1 is 'seed1' (%s)" % (models[0], models[1])
+if r.returncode != 2 or want not in r.stderr or "plateau: model " in r.stderr:
+    sl.fail("--resume over another model's part: exit %d, want 2 and '%s' before any model: %s"
+            % (r.returncode, want, r.stderr))
+if sorted(p for p in os.listdir(d) if p.startswith("changed.nc")) != ["changed.nc.model-0.nc"]:
+    sl.fail("--resume over another model's part wrote %s" % os.listdir(d))
+print("ok --resume over another model's part: refused before any model runs (%s)" % r.stderr.strip()[-120:])
+
+
 # Bad input: refused by name, exit 2 (on 2 ranks too).
 def refused(name, want, mpi=0, **over):
     bad_ini = config("bad-%s.ini" % name, os.path.join(d, "bad-%s.nc" % name), **over)
