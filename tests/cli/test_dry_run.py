@@ -40,8 +40,7 @@ for line in text.split("\n[dry_run]\n")[1].splitlines():
     if line.startswith("; compute_kernels: OpenBLAS "):  # the one comment line: the arithmetic, not a number
         continue
     key, rest = line.split("=", 1)
-    if key.strip() != "compute_kernels":  # names, not a number
-        vals[key.strip()] = float(rest.split(";")[0])
+    vals[key.strip()] = float(rest.split(";")[0])
 units = 7 * 2 * 3 * 3
 batch = 1024 // 37
 want = {"units": units, "evaluations": units * 37, "setup_prompts": 7 + 150, "ranks": 1}
