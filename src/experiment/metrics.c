@@ -7,69 +7,9 @@
 #include <string.h>
 
 #include "plateau/error.h"
+#include "plateau/vecmath.h"
 #include "experiment.h"
 #include "sae.h"
-
-/* exp and log over arrays of doubles. KL and JSD take one exp and one log per vocabulary entry and
- * step, a sixth of a sweep's time with scalar libm; glibc's vector math library (libmvec, AVX2,
- * under 4 ulp) does four at a time. The path is chosen once per process from the CPU, so every
- * rank of a job on one CPU type computes the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_exp(__m256d x);
-__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_log(__m256d x);
-
-__attribute__((target("avx2,fma"))) static void exp_avx2(double *x, int n)
-{
-    int i = 0;
-    for (; i + 4 <= n; i += 4)
-        _mm256_storeu_pd(x + i, _ZGVdN4v_exp(_mm256_loadu_pd(x + i)));
-    for (; i < n; i++)
-        x[i] = exp(x[i]);
-}
-
-__attribute__((target("avx2,fma"))) static void log_avx2(double *x, int n)
-{
-    int i = 0;
-    for (; i + 4 <= n; i += 4)
-        _mm256_storeu_pd(x + i, _ZGVdN4v_log(_mm256_loadu_pd(x + i)));
-    for (; i < n; i++)
-        x[i] = log(x[i]);
-}
-
-static int use_avx2(void)
-{
-    static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-}
-#else
-static int use_avx2(void) { return 0; }
-static void exp_avx2(double *x, int n) { (void)x, (void)n; }
-static void log_avx2(double *x, int n) { (void)x, (void)n; }
-#endif
-
-/* x[i] = exp(x[i]) and x[i] = log(x[i]), in place. */
-static void exp_inplace(double *x, int n)
-{
-    if (use_avx2()) {
-        exp_avx2(x, n);
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        x[i] = exp(x[i]);
-}
-
-static void log_inplace(double *x, int n)
-{
-    if (use_avx2()) {
-        log_avx2(x, n);
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        x[i] = log(x[i]);
-}
 
 /* ------------------------------------------------------------ the shared quantities */
 
@@ -103,7 +43,7 @@ static double softmax_unnormalised(const float *z, int V, double *e, double *sum
     double mx = max_of(z, V), acc[LANES] = {0.0, 0.0, 0.0, 0.0};
     for (int v = 0; v < V; v++)
         e[v] = (double)z[v] - mx;
-    exp_inplace(e, V);
+    pl_vec_exp(e, V);
     int v = 0;
     for (; v + LANES <= V; v += LANES)
         for (int l = 0; l < LANES; l++)
@@ -131,7 +71,7 @@ static double jsd_row(const double *p0, const double *logp0, const float *z, con
     double inv = 1.0 / sum, acc[LANES] = {0.0, 0.0, 0.0, 0.0};
     for (int v = 0; v < V; v++)
         logm[v] = 0.5 * (p0[v] + e[v] * inv);
-    log_inplace(logm, V);
+    pl_vec_log(logm, V);
     for (int v = 0; v < V; v++) {
         double p = p0[v], q = e[v] * inv, lq = (double)z[v] - lse, t = 0.0;
         if (!(p + q > 0.0))
@@ -160,7 +100,7 @@ static void distributions(const pl_readout *r, int want_kl, int want_jsd, double
         for (int v = 0; v < V; v++)
             logp0[v] = (double)z[v] - lse;
         memcpy(p0, logp0, sizeof(double) * V);
-        exp_inplace(p0, V);
+        pl_vec_exp(p0, V);
     }
     for (int row = 0; row < r->M; row++) {
         double kl = 0.0, jsd = 0.0, ce = NAN, sum;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "plateau/model.h"
+#include "plateau/vecmath.h"
 
 #include "ops.h"
 /* out[N, C] = layernorm(in[N, C]) * w + b; statistics in double so that they do not depend on the
@@ -49,43 +50,9 @@ void pl_op_matmul(float *out, const float *in, const float *W, const float *bias
                     OUT);
 }
 
-/* GPT-2's "gelu_new", 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3), written as
- * v * sigmoid(2u): the same function without tanh's cancellation near 0, and expf is several times
- * cheaper than tanhf (GELU is a tenth of the fast path's time with tanhf). */
-/* e[i] = expf(e[i]), i < n <= EXP_CHUNK, eight at a time with glibc's vector math library (libmvec,
- * AVX2, under 4 ulp) when the CPU has AVX2 and FMA: the scalar expf was most of GELU's and SwiGLU's
- * time (~3 % of a GPT-2-small-shaped sweep). The path is chosen once per process from the CPU, so
- * every rank of a job on one CPU type computes the same bits (as the metrics' exp and log). */
-#define EXP_CHUNK 256
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256 x);
-
-__attribute__((target("avx2,fma"))) static void expf_avx2(float *e, int n)
-{
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(e + i, _ZGVdN8v_expf(_mm256_loadu_ps(e + i)));
-    for (; i < n; i++)
-        e[i] = expf(e[i]);
-}
-
-static int use_avx2(void)
-{
-    static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-}
-#else
-static int use_avx2(void) { return 0; }
-static void expf_avx2(float *e, int n) { (void)e, (void)n; }
-#endif
-
 void pl_compute_kernels(char *out, size_t size)
 {
-    /* metrics.c chooses its exp/log path by the same test as use_avx2 */
-    snprintf(out, size, "OpenBLAS %s, %s exp", openblas_get_corename(), use_avx2() ? "AVX2" : "scalar");
+    snprintf(out, size, "OpenBLAS %s, %s exp", openblas_get_corename(), pl_vec_path());
 }
 
 int pl_blas_kernel_slow(void)
@@ -98,18 +65,13 @@ int pl_blas_kernel_slow(void)
 #endif
 }
 
-static void expf_chunk(float *e, int n)
-{
-    if (use_avx2()) {
-        expf_avx2(e, n);
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        e[i] = expf(e[i]);
-}
+/* GPT-2's "gelu_new", 0.5 v (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3), written as
+ * v * sigmoid(2u): the same function without tanh's cancellation near 0, and expf is several times
+ * cheaper than tanhf (GELU is a tenth of the fast path's time with tanhf). */
+#define EXP_CHUNK 256 /* gated_sigmoid's expf arguments on the stack: pl_vec_expf per chunk */
 
 /* x[i] = x[i] * sigmoid(K * poly(x[i])) * (up ? up[i] : 1), poly(v) = v + CUBIC v^3: GELU-tanh (K =
- * 2 sqrt(2/pi), CUBIC = 0.044715) and SiLU (K = 1, CUBIC = 0), in chunks through expf_chunk. */
+ * 2 sqrt(2/pi), CUBIC = 0.044715) and SiLU (K = 1, CUBIC = 0), in chunks through pl_vec_expf. */
 static void gated_sigmoid(float *x, const float *up, size_t n, float K, float cubic)
 {
     float e[EXP_CHUNK];
@@ -124,7 +86,7 @@ static void gated_sigmoid(float *x, const float *up, size_t n, float K, float cu
         else /* not v + 0 v^3: that is NaN where v^3 overflows */
             for (int i = 0; i < m; i++)
                 e[i] = -K * xc[i];
-        expf_chunk(e, m);
+        pl_vec_expf(e, m);
         if (up)
             for (int i = 0; i < m; i++)
                 xc[i] = xc[i] / (1.0f + e[i]) * up[c0 + i];

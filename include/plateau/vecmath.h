@@ -1,0 +1,16 @@
+/* exp and log over arrays, in place, several at a time: glibc's vector math library (libmvec, AVX2,
+ * under 4 ulp) when the CPU has AVX2 and FMA, else scalar libm. KL and JSD take an exp and a log per
+ * vocabulary entry and step, GELU and SiLU an expf per activation: with scalar libm they were a sixth
+ * and a thirtieth of a sweep's time. The path is chosen once per process from the CPU, so every rank
+ * of a job on one CPU type computes the same bits (the scheduler checks that every rank has the same:
+ * pl_compute_kernels). */
+#ifndef PLATEAU_VECMATH_H
+#define PLATEAU_VECMATH_H
+
+void pl_vec_exp(double *x, int n);
+void pl_vec_log(double *x, int n);
+void pl_vec_expf(float *x, int n);
+/* "AVX2" or "scalar": the path the functions above take in this process. */
+const char *pl_vec_path(void);
+
+#endif

@@ -1,0 +1,85 @@
+/* Vectorised exp and log (plateau/vecmath.h). */
+#include <math.h>
+
+#include "plateau/vecmath.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* libmvec's AVX2 variants; the target attribute makes the __m256 arguments' ABI the AVX one (clang
+ * refuses the call without it) */
+__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_exp(__m256d x);
+__attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_log(__m256d x);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256 x);
+
+__attribute__((target("avx2,fma"))) static void exp_avx2(double *x, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(x + i, _ZGVdN4v_exp(_mm256_loadu_pd(x + i)));
+    for (; i < n; i++)
+        x[i] = exp(x[i]);
+}
+
+__attribute__((target("avx2,fma"))) static void log_avx2(double *x, int n)
+{
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(x + i, _ZGVdN4v_log(_mm256_loadu_pd(x + i)));
+    for (; i < n; i++)
+        x[i] = log(x[i]);
+}
+
+__attribute__((target("avx2,fma"))) static void expf_avx2(float *x, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _ZGVdN8v_expf(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++)
+        x[i] = expf(x[i]);
+}
+
+static int use_avx2(void)
+{
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cached;
+}
+#else
+static int use_avx2(void) { return 0; }
+static void exp_avx2(double *x, int n) { (void)x, (void)n; }
+static void log_avx2(double *x, int n) { (void)x, (void)n; }
+static void expf_avx2(float *x, int n) { (void)x, (void)n; }
+#endif
+
+void pl_vec_exp(double *x, int n)
+{
+    if (use_avx2()) {
+        exp_avx2(x, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        x[i] = exp(x[i]);
+}
+
+void pl_vec_log(double *x, int n)
+{
+    if (use_avx2()) {
+        log_avx2(x, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        x[i] = log(x[i]);
+}
+
+void pl_vec_expf(float *x, int n)
+{
+    if (use_avx2()) {
+        expf_avx2(x, n);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        x[i] = expf(x[i]);
+}
+
+const char *pl_vec_path(void) { return use_avx2() ? "AVX2" : "scalar"; }
