@@ -13,6 +13,9 @@ endforeach()
 set_tests_properties(sweep_ranks sweep_shared_weights sweep_resume sweep_faults sweep_contexts sweep_slices sweep_fisher sweep_fisher_align sweep_fisher_hooks sweep_optresume PROPERTIES RUN_SERIAL TRUE)
 # COST: long ones start first (a fresh clone has no timing data of ctest's)
 set_tests_properties(sweep_jobs sweep_config PROPERTIES COST 40)
+# Every job in miniature: configs, not C paths of their own (those run under ASan in the sweep_* tests):
+# release pass only, for CI's time (it was the ASan pass's longest test, ~110 s).
+set_tests_properties(sweep_jobs PROPERTIES LABELS slow)
 # Sweeps on every model family (the model engineer's; issue 9).
 plateau_test(sweep_families ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_families.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_families)
 set_tests_properties(sweep_families PROPERTIES RUN_SERIAL TRUE)
