@@ -39,7 +39,7 @@ rate() { # evals/s recorded in the output file (unit loop only)
 sweep_shape() { # SHAPE: its table
   local shape=$1 model units naive_units
   model=$(bench_model "$plateau" "$work" "$shape")
-  case $shape in llama1b) units=40 naive_units=1 ;; gemma2b) units=20 naive_units=1 ;; *) units=200 naive_units=2 ;; esac
+  case $shape in llama1b) units=40 naive_units=2 ;; gemma2b) units=20 naive_units=2 ;; *) units=200 naive_units=2 ;; esac
   units=${PLATEAU_BENCH_UNITS:-$units}
   # random token windows below the vocabulary (uint16 ids; the content does not change the cost)
   /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * 400).astype('<u2').tofile('$work/tokens.bin')"
