@@ -166,7 +166,7 @@ print("ok merge: two hooks' slices stacked along hook (grids, statistics, axes)"
 
 # 5. SIGTERM mid-run, then --resume: bitwise the uninterrupted run
 ini, out = config("resume", data__n_prompts=400, perturb__bases="real", readout__metrics="kl",
-                  run__checkpoint_every=0.2, perturb__steps=9)
+                  run__checkpoint_every=0.2, perturb__steps=31)
 full = os.path.join(d, "resume-full.nc")
 r = sl.run([ini, "--quiet", "-o", full, "--set", "run.checkpoint=" + os.path.join(d, "full.ckpt")])
 if r.returncode != 0:
