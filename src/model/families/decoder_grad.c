@@ -556,15 +556,13 @@ static void block_jvp(const ctx *x, int l, float *dx, const tape *t, grad_scratc
     pl_op_residual_add(dx, s->dh, n);
 }
 
-/* Cotangent of block l: g[R, C], the gradient at the block's output, becomes the gradient at its
- * input. The own rows' keys and values collect the gradients of every later row attending to them. */
-static void block_vjp(const ctx *x, int l, float *g, const tape *t, grad_scratch *s, double *dS)
+/* s->dh[R, C] = J_m(x1)^T g: the MLP's cotangent at its input x1 (through the post-norm, the down,
+ * activation, gate/up and norm_2), G the MLP output's gradient. */
+static void mlp_input_vjp(const ctx *x, const pl_decoder_block *b, const tape *t, grad_scratch *s, const float *g)
 {
     const pl_decoder_config *c = &x->d->cfg;
-    const pl_decoder_block *b = &x->d->blocks[l];
     int R = x->R, C = x->C;
-    size_t n = (size_t)R * C;
-    const float *gm = g; /* the MLP output's gradient */
+    const float *gm = g;
     if (b->post_mlp_norm_w) {
         norm_deriv(c, s->dmid, t->mo, b->post_mlp_norm_w, g, R, 1);
         gm = s->dmid;
@@ -574,7 +572,18 @@ static void block_vjp(const ctx *x, int l, float *g, const tape *t, grad_scratch
     mat_vjp(x->gated ? &b->gate : &b->up, s->dh, s->da, R, C, x->MLP, 0.0f);
     if (x->gated)
         mat_vjp(&b->up, s->dh, s->db, R, C, x->MLP, 1.0f);
-    norm_deriv(c, s->dh, t->x1, b->norm2_w, s->dh, R, 1); /* through norm_2: the gradient at x1 */
+    norm_deriv(c, s->dh, t->x1, b->norm2_w, s->dh, R, 1);
+}
+
+/* Cotangent of block l: g[R, C], the gradient at the block's output, becomes the gradient at its
+ * input. The own rows' keys and values collect the gradients of every later row attending to them. */
+static void block_vjp(const ctx *x, int l, float *g, const tape *t, grad_scratch *s, double *dS)
+{
+    const pl_decoder_config *c = &x->d->cfg;
+    const pl_decoder_block *b = &x->d->blocks[l];
+    int R = x->R, C = x->C;
+    size_t n = (size_t)R * C;
+    mlp_input_vjp(x, b, t, s, g); /* through norm_2: the gradient at x1 */
     float *gx = s->dh; /* sequential: g at x1 = g + (dh); parallel: g at x gets (dh) beside the rest */
     for (size_t i = 0; i < n; i++)
         gx[i] += g[i];
@@ -1037,20 +1046,8 @@ static void site_mlp_jvp(const ctx *x, const pl_decoder_block *b, const tape *t,
 /* Cotangent of the MLP at the tape: g[R, C] += J_m(x1)^T g. */
 static void site_mlp_vjp(const ctx *x, const pl_decoder_block *b, const tape *t, grad_scratch *s, float *g)
 {
-    const pl_decoder_config *c = &x->d->cfg;
-    int R = x->R, C = x->C;
-    const float *gm = g;
-    if (b->post_mlp_norm_w) {
-        norm_deriv(c, s->dmid, t->mo, b->post_mlp_norm_w, g, R, 1);
-        gm = s->dmid;
-    }
-    mat_vjp(&b->down, s->da, gm, R, x->MLP, C, 0.0f);
-    act_deriv(x, t, s->da, s->db, 1);
-    mat_vjp(x->gated ? &b->gate : &b->up, s->dh, s->da, R, C, x->MLP, 0.0f);
-    if (x->gated)
-        mat_vjp(&b->up, s->dh, s->db, R, C, x->MLP, 1.0f);
-    norm_deriv(c, s->dh, t->x1, b->norm2_w, s->dh, R, 1);
-    pl_op_residual_add(g, s->dh, (size_t)R * C);
+    mlp_input_vjp(x, b, t, s, g);
+    pl_op_residual_add(g, s->dh, (size_t)x->R * x->C);
 }
 
 /* Tangent: dout[R, C] (resid_post) from dY[R, W] at the site. */
