@@ -33,22 +33,44 @@ SITES = ["hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "ho
 MID = ["attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out"]
 
 
-def probe(args, tmp, path, ids, hook, pos, read_hook, X):
-    prefix = os.path.join(tmp, "hk")
-    pfile = "-"
-    if X is not None:
-        pfile = os.path.join(tmp, "hk_patch.f32")
-        X.astype(np.float32).tofile(pfile)
-    r = subprocess.run([args.probe_hooks, path, ids, hook, str(pos), read_hook, pfile, prefix], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        return None, r.stderr.strip()
-    return (lambda name: np.fromfile(f"{prefix}.{name}.f32", np.float32)), ""
+class Prober:
+    """Every request of one model goes to a single probe_hooks process (--requests): the sanitizer
+    builds pay a start-up and a leak check per process. Requests are queued, run together by run(),
+    and their outputs read afterwards."""
+
+    def __init__(self, args, tmp, path, ids):
+        # a directory of its own: no output (or .err) of another model's request can be read back
+        self.args, self.tmp, self.path, self.ids, self.lines = args, tempfile.mkdtemp(dir=tmp), path, ids, []
+
+    def add(self, hook, pos, read_hook, X):
+        prefix = os.path.join(self.tmp, f"hk{len(self.lines)}")
+        pfile = "-"
+        if X is not None:
+            pfile = prefix + ".patch.f32"
+            X.astype(np.float32).tofile(pfile)
+        self.lines.append(f"{hook} {pos} {read_hook} {pfile} {prefix}\n")
+        return prefix
+
+    def run(self):
+        req = os.path.join(self.tmp, "requests.txt")
+        with open(req, "w") as f:
+            f.writelines(self.lines)
+        r = subprocess.run([self.args.probe_hooks, self.path, self.ids, "--requests", req], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            sys.exit("probe_hooks --requests: " + r.stderr)
+
+    @staticmethod
+    def result(prefix):
+        """(loader, "") for a request that ran, (None, plateau's message) for a refused one."""
+        if os.path.exists(prefix + ".err"):
+            with open(prefix + ".err") as f:
+                return None, f.read().strip()
+        return (lambda name: np.fromfile(f"{prefix}.{name}.f32", np.float32)), ""
 
 
-def refused(args, tmp, path, ids, hook, read_hook, want, patch=False):
-    X = np.zeros((1, 4096), np.float32) if patch else None
-    _, err = probe(args, tmp, path, ids, hook, 0, read_hook, X)
+def check_refused(prefix, hook, read_hook, want):
+    _, err = Prober.result(prefix)
     ok = err and all(w in err for w in want)
     print(f"  {'ok' if ok else 'FAIL'} refused {hook} (read {read_hook}): {err}")
     if not ok:
@@ -63,17 +85,13 @@ def check_model(args, tmp, path, label, L, V, T, seed):
     tokens2 = tokens[1:] + tokens[:1]
     cache, _ = ref.run_with_hooks(tokens)
     parallel = getattr(ref, "parallel", False)
+    prober = Prober(args, tmp, path, ids)
     hooks = [f"blocks.{l}.{s}" for l in range(L) for s in SITES if not (parallel and s == "hook_resid_mid")]
-    for hook in hooks + ["ln_final.hook_normalized"]:
-        load, err = probe(args, tmp, path, ids, hook, 0, "ln_final.hook_normalized", None)
-        if load is None:
-            print(f"  FAIL {hook}: {err}")
-            FAILURES.append(f"{label} {hook}")
-            continue
-        want = cache[hook]
-        check(f"{hook} clean [T, {want.shape[1]}] vs numpy", load("acts").reshape(want.shape), want, 1e-3)
+    clean = [(hook, prober.add(hook, 0, "ln_final.hook_normalized", None))
+             for hook in hooks + ["ln_final.hook_normalized"]]
 
     reads = ["ln_final.hook_normalized", f"blocks.{L - 1}.hook_resid_post", "blocks.0.hook_resid_pre"]
+    patched = []
     for i, hook in enumerate(f"blocks.{l}.{s}" for l in sorted({0, L - 1}) for s in MID):
         if parallel and hook.endswith("hook_resid_mid"):
             continue
@@ -83,41 +101,58 @@ def check_model(args, tmp, path, label, L, V, T, seed):
                 base = cache[hook][pos]
                 targets = rng.normal(0, 1, (M, base.size)) * np.std(base) + base.mean()
                 X = (base + np.linspace(0, 1, M)[:, None] * (targets - base)).astype(np.float32)
-                load, err = probe(args, tmp, path, ids, hook, pos, read_hook, X)
-                tag = f"{hook} pos={pos} M={M} read {read_hook}"
-                if load is None:
-                    print(f"  FAIL {tag}: {err}")
-                    FAILURES.append(f"{label} {tag}")
-                    continue
-                C = load("fast_read").size // M
-                fast_l, naive_l = load("fast_logits").reshape(M, V), load("naive_logits").reshape(M, V)
-                fast_r, naive_r = load("fast_read").reshape(M, C), load("naive_read").reshape(M, C)
-                check(f"fast path == full forward, logits, {tag}", fast_l, naive_l, 1e-4)
-                check(f"fast path == full forward, readout, {tag}", fast_r, naive_r, 1e-4)
-                ref_l, ref_r = np.empty((M, V)), np.empty((M, C))
-                for j in range(M):
-                    c, lg = ref.run_with_hooks(tokens, patch=(hook, pos, X[j].astype(np.float64)))
-                    ref_l[j], ref_r[j] = lg[-1], c[read_hook][-1]
-                check(f"patched full forward vs numpy, logits, {tag}", naive_l, ref_l, 1e-3)
-                check(f"patched full forward vs numpy, readout, {tag}", naive_r, ref_r, 1e-3)
-                if M == 3 and pos == T // 3:
-                    gl, gr = load("group_logits").reshape(2 * M, V), load("group_read").reshape(2 * M, C)
-                    check(f"grouped == alone, logits, {tag}", gl, np.concatenate([fast_l, load("alone_logits")
-                                                                                   .reshape(M, V)]), 1e-4)
-                    check(f"grouped == alone, readout, {tag}", gr, np.concatenate([fast_r, load("alone_read")
-                                                                                    .reshape(M, C)]), 1e-4)
-                    c2, lg2 = ref.run_with_hooks(tokens2, patch=(hook, pos, X[1].astype(np.float64)))
-                    check(f"grouped, second prompt vs numpy, logits, {tag}", gl[M + 1], lg2[-1], 1e-3)
+                patched.append((hook, pos, M, read_hook, X, prober.add(hook, pos, read_hook, X)))
 
     read = "ln_final.hook_normalized"
+    refusals = []
+    zeros = np.zeros((1, 4096), np.float32)
     if parallel:
-        refused(args, tmp, path, ids, "blocks.0.hook_resid_mid", read, ["blocks.0.hook_resid_mid", "parallel"])
-    refused(args, tmp, path, ids, "blocks.0.hook_mlp_in", read, ["blocks.0.hook_mlp_in", "expected"])
-    refused(args, tmp, path, ids, f"blocks.{L}.attn.hook_z", read, [f"blocks.{L}.attn.hook_z", "does not exist"])
-    refused(args, tmp, path, ids, "ln_final.hook_normalized", read, ["ln_final.hook_normalized", "readout"],
-            patch=True)
-    refused(args, tmp, path, ids, "blocks.0.hook_resid_pre", "blocks.0.hook_mlp_out", ["hook_mlp_out", "read"],
-            patch=True)
+        refusals.append(("blocks.0.hook_resid_mid", read, ["blocks.0.hook_resid_mid", "parallel"], None))
+    refusals.append(("blocks.0.hook_mlp_in", read, ["blocks.0.hook_mlp_in", "expected"], None))
+    refusals.append((f"blocks.{L}.attn.hook_z", read, [f"blocks.{L}.attn.hook_z", "does not exist"], None))
+    refusals.append(("ln_final.hook_normalized", read, ["ln_final.hook_normalized", "readout"], zeros))
+    refusals.append(("blocks.0.hook_resid_pre", "blocks.0.hook_mlp_out", ["hook_mlp_out", "read"], zeros))
+    refusals = [(h, r, w, prober.add(h, 0, r, X)) for h, r, w, X in refusals]
+    prober.run()
+
+    for hook, prefix in clean:
+        load, err = Prober.result(prefix)
+        if load is None:
+            print(f"  FAIL {hook}: {err}")
+            FAILURES.append(f"{label} {hook}")
+            continue
+        want = cache[hook]
+        check(f"{hook} clean [T, {want.shape[1]}] vs numpy", load("acts").reshape(want.shape), want, 1e-3)
+
+    for hook, pos, M, read_hook, X, prefix in patched:
+        load, err = Prober.result(prefix)
+        tag = f"{hook} pos={pos} M={M} read {read_hook}"
+        if load is None:
+            print(f"  FAIL {tag}: {err}")
+            FAILURES.append(f"{label} {tag}")
+            continue
+        C = load("fast_read").size // M
+        fast_l, naive_l = load("fast_logits").reshape(M, V), load("naive_logits").reshape(M, V)
+        fast_r, naive_r = load("fast_read").reshape(M, C), load("naive_read").reshape(M, C)
+        check(f"fast path == full forward, logits, {tag}", fast_l, naive_l, 1e-4)
+        check(f"fast path == full forward, readout, {tag}", fast_r, naive_r, 1e-4)
+        ref_l, ref_r = np.empty((M, V)), np.empty((M, C))
+        for j in range(M):
+            c, lg = ref.run_with_hooks(tokens, patch=(hook, pos, X[j].astype(np.float64)))
+            ref_l[j], ref_r[j] = lg[-1], c[read_hook][-1]
+        check(f"patched full forward vs numpy, logits, {tag}", naive_l, ref_l, 1e-3)
+        check(f"patched full forward vs numpy, readout, {tag}", naive_r, ref_r, 1e-3)
+        if M == 3 and pos == T // 3:
+            gl, gr = load("group_logits").reshape(2 * M, V), load("group_read").reshape(2 * M, C)
+            check(f"grouped == alone, logits, {tag}", gl, np.concatenate([fast_l, load("alone_logits")
+                                                                           .reshape(M, V)]), 1e-4)
+            check(f"grouped == alone, readout, {tag}", gr, np.concatenate([fast_r, load("alone_read")
+                                                                            .reshape(M, C)]), 1e-4)
+            c2, lg2 = ref.run_with_hooks(tokens2, patch=(hook, pos, X[1].astype(np.float64)))
+            check(f"grouped, second prompt vs numpy, logits, {tag}", gl[M + 1], lg2[-1], 1e-3)
+
+    for hook, read_hook, want, prefix in refusals:
+        check_refused(prefix, hook, read_hook, want)
 
 
 def main():
