@@ -1,5 +1,21 @@
 /* Local optima of sensitivity (issue 17, item 3): maximise f(δ) (KL(clean ‖ perturbed at x + δ)) over
  * the sphere ‖δ‖ = r by Riemannian gradient ascent, every running start a row of one objective call.
+ * A step is propose (the running rows' trial points), the objective, accept (pl_sphere_propose /
+ * pl_sphere_accept), so that pl_sphere_run_many can advance several optimisations (the sweep: every base
+ * of a batch) in combined steps.
+ *
+ * Why the sweep still gives each base calls of its own (mix_states 0): rows of several bases in one call
+ * are right only when a row's result does not depend on the call's other rows, and on OpenBLAS 0.3.21
+ * (DYNAMIC_ARCH, Haswell kernels on this AMD EPYC, one thread) it does: the same row x in a call
+ * x·Wᵀ of M rows gives bits equal to its bits in a 64-row call only at in-tile positions 0-5 of each
+ * full 12-row tile; M ≤ 11 (tail kernels) and positions 6-11 give other bits (a probe over K 32..768,
+ * N 32..2304, and the 1-row bits differ from every M ≥ 4). With mixed calls the sweep's optima changed
+ * by ~1e-7 relative in f and by up to 5 iterations between batch compositions (sweep_optbatch fails),
+ * i.e. with the rank count. Measured on a 4-layer, 128-wide synthetic GPT-2 (6 prompts, real and
+ * synthetic bases, 8 starts, task-clock of the whole sweep): orthogonal 1.0 row per call, 7.4 s, where
+ * mixed calls would give 10.6 rows per call, 6.6 s; independent starts 5.0 rows per call, 7.9 s,
+ * mixed 30 rows per call, 5.1 s. A BLAS whose rows are independent of their call (or padding each
+ * base's rows to whole tiles, which is kernel-specific) would let mix_states be 1.
  *
  * Step: the tangential gradient g = ∇f − (∇f·δ/r²)δ (first projected off the excluded directions, e.g.
  * the all-ones direction in a centred residual basis, and off the earlier optima under `orthogonal`), the trial δ' = r·(δ + t g)/‖δ + t g‖ (the metric-projection retraction), with t capped
