@@ -106,12 +106,14 @@ static int opt_alloc(pl_base_local *out, int n, int C)
                                                                                                             : PL_ERR;
 }
 
-int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
-                           const pl_sphere_hooks *hooks, pl_base_local *out)
+int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double *base, pl_sphere_state *st,
+                            double *radius)
 {
     const pl_sweep_config *cfg = ex->cfg;
     int C = ex->C, n = cfg->opt_starts;
     double r = cfg->opt_radius_alpha * (cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0);
+    memset(st, 0, sizeof *st);
+    *radius = r;
     if (!(r > 0.0) || !isfinite(r))
         return pl_fail("the optimiser's radius is %g (radius_alpha %g times the reference's norm): no sphere", r,
                        cfg->opt_radius_alpha);
@@ -123,28 +125,42 @@ int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_u
     int centered = cfg->residual_basis == PL_BASIS_CENTERED;
     pl_sphere_opts opts = {r, cfg->opt_max_iterations, cfg->opt_tolerance, cfg->opt_orthogonal, centered ? ones : NULL,
                            centered};
-    pl_sphere_state st;
-    memset(&st, 0, sizeof st);
     int rc = draw_starts(ex, id, base, cfg->opt_start_kind, n, start);
-    rc = rc == PL_OK ? pl_sphere_init(&st, start, n, C, &opts) : rc;
-    rc = rc == PL_OK ? pl_sphere_run_hooked(&st, op, hooks) : rc;
-    rc = rc == PL_OK ? opt_alloc(out, n, C) : rc;
+    rc = rc == PL_OK ? pl_sphere_init(st, start, n, C, &opts) : rc;
+    free(start);
+    return rc;
+}
+
+int pl_base_local_opt_take(const pl_experiment *ex, const pl_sphere_state *st, double r, pl_base_local *out)
+{
+    int C = ex->C, n = st->n;
+    int rc = opt_alloc(out, n, C);
     for (int i = 0; rc == PL_OK && i < n; i++) {
         for (int c = 0; c < C; c++)
-            out->opt_dir[(size_t)i * C + c] = st.delta[(size_t)i * C + c] / r;
-        out->opt_value[i] = st.value[i];
-        out->opt_tangential[i] = pl_sphere_tangential_norm(&st, i);
-        out->opt_iterations[i] = st.iterations[i];
-        out->opt_status[i] = st.status[i];
+            out->opt_dir[(size_t)i * C + c] = st->delta[(size_t)i * C + c] / r;
+        out->opt_value[i] = st->value[i];
+        out->opt_tangential[i] = pl_sphere_tangential_norm(st, i);
+        out->opt_iterations[i] = st->iterations[i];
+        out->opt_status[i] = st->status[i];
     }
     if (rc == PL_OK) {
         out->n_opt = n;
         out->radius = r;
-        out->opt_distinct = pl_cluster_by_cos(out->opt_dir, n, C, cfg->opt_distinct_cos, NULL);
+        out->opt_distinct = pl_cluster_by_cos(out->opt_dir, n, C, ex->cfg->opt_distinct_cos, NULL);
         rc = out->opt_distinct < 0 ? PL_ERR : PL_OK;
     }
+    return rc;
+}
+
+int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
+                           const pl_sphere_hooks *hooks, pl_base_local *out)
+{
+    pl_sphere_state st;
+    double r;
+    int rc = pl_base_local_opt_setup(ex, id, base, &st, &r);
+    rc = rc == PL_OK ? pl_sphere_run_hooked(&st, op, hooks) : rc;
+    rc = rc == PL_OK ? pl_base_local_opt_take(ex, &st, r, out) : rc;
     pl_sphere_free(&st);
-    free(start);
     return rc;
 }
 

@@ -19,6 +19,11 @@ int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, in
  * optimisation from a saved state and may stop it (their code returned unchanged). */
 int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
                            const pl_sphere_hooks *hooks, pl_base_local *out);
+/* pl_base_local_optimize in parts, for optimisations run together (pl_sphere_run_many): the state of
+ * unit ID's base (its starts and sphere; *radius r) and, once it is done, its optima into OUT. */
+int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double *base, pl_sphere_state *st,
+                            double *radius);
+int pl_base_local_opt_take(const pl_experiment *ex, const pl_sphere_state *st, double r, pl_base_local *out);
 /* With an SAE (ex->sae): each eigenvector's and optimum's largest |cos| with the SAE's decoder rows
  * (W_dec as stored) and which feature, into out->sae_cos / sae_feature. No SAE: nothing. */
 int pl_base_local_align(const pl_experiment *ex, pl_base_local *out);

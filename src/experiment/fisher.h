@@ -174,6 +174,60 @@ typedef struct pl_sphere_hooks {
 /* pl_sphere_step until done, under HOOKS (NULL: none). */
 int pl_sphere_run_hooked(pl_sphere_state *s, const pl_sphere_op *op, const pl_sphere_hooks *hooks);
 
+/* One step split in two, so that several states share one objective call (pl_sphere_run_many):
+ * pl_sphere_propose writes the state's trial rows tr->x[tr->k, C] (as pl_sphere_step evaluates them;
+ * tr is allocated here, freed by pl_sphere_trial_free, also after a failure); pl_sphere_accept takes
+ * their values value[k] and gradients grad[k, C] (PL_ERR naming the start and iteration when one is not
+ * finite, the state then unchanged) and sets *done as pl_sphere_step. pl_sphere_step is exactly propose,
+ * the objective in calls of max_rows, accept. */
+typedef struct pl_sphere_trial {
+    int k;              /* rows proposed */
+    int *rows;          /* [k] the state's rows they are */
+    int m;              /* the constraint basis' rows */
+    double *B;          /* [n_exclude + n, C] the constraint basis */
+    double *t, *gn;     /* [k] the step and ‖g_tan‖ of each trial */
+    float *x;           /* [k, C] the trial points, as evaluated */
+    double *work;       /* [C] */
+} pl_sphere_trial;
+int pl_sphere_propose(pl_sphere_state *s, pl_sphere_trial *tr);
+int pl_sphere_accept(pl_sphere_state *s, pl_sphere_trial *tr, const double *value, const float *grad, int *done);
+void pl_sphere_trial_free(pl_sphere_trial *tr);
+
+/* The objective of several optimisations at once (e.g. one per base, each at its own clean run): rows
+ * delta[n, C] (n ≤ max_rows) of the states state[n] (non-decreasing: each state's rows together, in its
+ * row order) into value[n] and grad[n, C]. Non-finite values are the driver's to find, not an error here.
+ *
+ * MIX_STATES 0: every call holds the rows of one state only, cut exactly as pl_sphere_step cuts them,
+ * so each state gets the bits it would get alone whatever the objective. MIX_STATES 1: the running rows
+ * of all states share calls, which is right only for an objective whose row r depends on state[r] and
+ * its delta alone. The sweep's model is NOT such an objective on OpenBLAS 0.3.21 (Haswell kernels, the
+ * build CI uses): a row's sgemm result depends on its position in the call and on the call's row count
+ * (the tail kernels, the tile halves), measured in sphere_opt.c's file comment; so the sweep runs 0. */
+typedef struct pl_sphere_many_op {
+    void *ctx;
+    int C;
+    int max_rows;
+    int (*objective)(void *ctx, const int *state, const float *delta, int n, double *value, float *grad);
+    int mix_states;
+} pl_sphere_many_op;
+/* As pl_sphere_hooks, per state i (RESUME, FINISHED) or once before every combined step (BETWEEN, with
+ * active[n]: which states still run); FAILED (NULL: the run fails) is told that state i's objective or
+ * gradient is not finite (pl_error() says where): PL_OK drops that state and the others go on. */
+typedef struct pl_sphere_many_hooks {
+    void *ctx;
+    int (*resume)(void *ctx, int i, pl_sphere_state *s);
+    int (*between)(void *ctx, pl_sphere_state *const *s, const unsigned char *active, int n);
+    int (*finished)(void *ctx, int i, const pl_sphere_state *s);
+    int (*failed)(void *ctx, int i);
+} pl_sphere_many_hooks;
+/* The n optimisations S[n] until each is done (or failed), in combined steps: every running state
+ * proposes, their rows are evaluated (op->mix_states says how they share calls), each state accepts
+ * its own: each state steps exactly as under pl_sphere_run_hooked (MIX_STATES 1: given a row-
+ * independent objective).
+ * On a failure *which is the state it belongs to (-1: none in particular). HOOKS may be NULL. */
+int pl_sphere_run_many(pl_sphere_state **s, int n, const pl_sphere_many_op *op, const pl_sphere_many_hooks *hooks,
+                       int *which);
+
 /* ‖tangential part of ∇f‖ at row i (projected off opts.exclude and, under orthogonal, off the earlier
  * optima). */
 double pl_sphere_tangential_norm(const pl_sphere_state *s, int i);

@@ -1,5 +1,21 @@
 /* Local optima of sensitivity (issue 17, item 3): maximise f(δ) (KL(clean ‖ perturbed at x + δ)) over
  * the sphere ‖δ‖ = r by Riemannian gradient ascent, every running start a row of one objective call.
+ * A step is propose (the running rows' trial points), the objective, accept (pl_sphere_propose /
+ * pl_sphere_accept), so that pl_sphere_run_many can advance several optimisations (the sweep: every base
+ * of a batch) in combined steps.
+ *
+ * Why the sweep still gives each base calls of its own (mix_states 0): rows of several bases in one call
+ * are right only when a row's result does not depend on the call's other rows, and on OpenBLAS 0.3.21
+ * (DYNAMIC_ARCH, Haswell kernels on this AMD EPYC, one thread) it does: the same row x in a call
+ * x·Wᵀ of M rows gives bits equal to its bits in a 64-row call only at in-tile positions 0-5 of each
+ * full 12-row tile; M ≤ 11 (tail kernels) and positions 6-11 give other bits (a probe over K 32..768,
+ * N 32..2304, and the 1-row bits differ from every M ≥ 4). With mixed calls the sweep's optima changed
+ * by ~1e-7 relative in f and by up to 5 iterations between batch compositions (sweep_optbatch fails),
+ * i.e. with the rank count. Measured on a 4-layer, 128-wide synthetic GPT-2 (6 prompts, real and
+ * synthetic bases, 8 starts, task-clock of the whole sweep): orthogonal 1.0 row per call, 7.4 s, where
+ * mixed calls would give 10.6 rows per call, 6.6 s; independent starts 5.0 rows per call, 7.9 s,
+ * mixed 30 rows per call, 5.1 s. A BLAS whose rows are independent of their call (or padding each
+ * base's rows to whole tiles, which is kernel-specific) would let mix_states be 1.
  *
  * Step: the tangential gradient g = ∇f − (∇f·δ/r²)δ (first projected off the excluded directions, e.g.
  * the all-ones direction in a centred residual basis, and off the earlier optima under `orthogonal`), the trial δ' = r·(δ + t g)/‖δ + t g‖ (the metric-projection retraction), with t capped
@@ -261,58 +277,96 @@ static int running_rows(pl_sphere_state *s, int *rows)
     return k;
 }
 
-/* value[k], grad[k, C] of the k rows x[k, C], in calls of at most max_rows rows; every number finite. */
-static int evaluate(const pl_sphere_op *op, const float *x, int k, const int *rows, const int *iters, double *value,
-                    float *grad)
+void pl_sphere_trial_free(pl_sphere_trial *tr)
 {
-    int C = op->C;
-    for (int a = 0; a < k; a += op->max_rows) {
-        int nr = k - a < op->max_rows ? k - a : op->max_rows;
-        if (op->objective(op->ctx, x + (size_t)a * C, nr, value + a, grad + (size_t)a * C) != PL_OK)
-            return PL_ERR;
+    free(tr->rows), free(tr->B), free(tr->t), free(tr->x), free(tr->work);
+    memset(tr, 0, sizeof *tr);
+}
+
+int pl_sphere_propose(pl_sphere_state *s, pl_sphere_trial *tr)
+{
+    int n = s->n, C = s->C, rc = PL_OK;
+    memset(tr, 0, sizeof *tr);
+    tr->rows = pl_malloc(sizeof(int) * (size_t)n, "optimiser rows");
+    tr->B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + n) * C, "optimiser basis");
+    tr->t = pl_malloc(sizeof(double) * (size_t)n * 2, "optimiser steps");
+    tr->x = pl_malloc(sizeof(float) * (size_t)n * C, "optimiser rows");
+    tr->work = pl_malloc(sizeof(double) * (size_t)C, "optimiser work");
+    if (!tr->rows || !tr->B || !tr->t || !tr->x || !tr->work) {
+        pl_sphere_trial_free(tr);
+        return PL_ERR;
     }
-    for (int a = 0; a < k; a++) {
+    tr->gn = tr->t + n;
+    tr->k = running_rows(s, tr->rows);
+    tr->m = constraint_basis(s, s->orthogonal && tr->k ? tr->rows[0] : 0, tr->B);
+    for (int a = 0; a < tr->k && rc == PL_OK; a++) {
+        rc = trial_point(s, tr->rows[a], tr->B, tr->m, tr->work, &tr->t[a], &tr->gn[a]);
+        for (int j = 0; j < C; j++)
+            tr->x[(size_t)a * C + j] = (float)tr->work[j];
+    }
+    if (rc != PL_OK)
+        pl_sphere_trial_free(tr);
+    return rc;
+}
+
+int pl_sphere_accept(pl_sphere_state *s, pl_sphere_trial *tr, const double *value, const float *grad, int *done)
+{
+    int C = s->C;
+    for (int a = 0; a < tr->k; a++) { /* every number finite before any row moves */
         int bad = !isfinite(value[a]);
         for (int j = 0; j < C && !bad; j++)
             bad = !isfinite(grad[(size_t)a * C + j]);
         if (bad)
-            return pl_fail("optimise: the objective or its gradient is not finite at start %d, iteration %d", rows[a],
-                           iters[rows[a]]);
+            return pl_fail("optimise: the objective or its gradient is not finite at start %d, iteration %d",
+                           tr->rows[a], s->iterations[tr->rows[a]]);
+    }
+    for (int a = 0; a < tr->k; a++)
+        update_row(s, tr->rows[a], tr->B, tr->m, tr->x + (size_t)a * C, value[a], grad + (size_t)a * C, tr->t[a],
+                   tr->gn[a], tr->work);
+    *done = running_rows(s, tr->rows) == 0;
+    return PL_OK;
+}
+
+/* value[k], grad[k, C] of the k rows x[k, C] (of the states state[k]; NULL: one state), in calls of at
+ * most max_rows rows. */
+static int evaluate(const pl_sphere_op *op, const pl_sphere_many_op *many, const int *state, const float *x, int k,
+                    double *value, float *grad)
+{
+    int C = op ? op->C : many->C, max_rows = op ? op->max_rows : many->max_rows;
+    for (int a = 0, nr; a < k; a += nr) {
+        nr = k - a < max_rows ? k - a : max_rows;
+        if (state && !many->mix_states) /* each state's rows in calls of their own */
+            for (int q = 1; q < nr; q++)
+                if (state[a + q] != state[a]) {
+                    nr = q;
+                    break;
+                }
+        int rc = op ? op->objective(op->ctx, x + (size_t)a * C, nr, value + a, grad + (size_t)a * C)
+                    : many->objective(many->ctx, state + a, x + (size_t)a * C, nr, value + a, grad + (size_t)a * C);
+        if (rc != PL_OK)
+            return PL_ERR;
     }
     return PL_OK;
 }
 
 int pl_sphere_step(pl_sphere_state *s, const pl_sphere_op *op, int *done)
 {
-    int n = s->n, C = s->C, rc = PL_OK;
-    if (op->C != C || op->max_rows < 1)
+    if (op->C != s->C || op->max_rows < 1)
         return pl_fail("optimise: the objective takes rows of %d (max %d per call), the state has %d", op->C,
-                       op->max_rows, C);
-    int *rows = pl_malloc(sizeof(int) * (size_t)n, "optimiser rows");
-    double *B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + n) * C, "optimiser basis");
-    double *x = pl_malloc(sizeof(double) * (size_t)C, "optimiser trial");
-    double *work = pl_malloc(sizeof(double) * (size_t)C, "optimiser work");
-    double *t = pl_malloc(sizeof(double) * (size_t)n * 3, "optimiser steps"), *gn = t + n, *f = t + 2 * n;
-    float *xs = pl_malloc(sizeof(float) * (size_t)n * C, "optimiser rows");
-    float *gs = pl_malloc(sizeof(float) * (size_t)n * C, "optimiser gradients");
-    if (!rows || !B || !x || !work || !t || !xs || !gs) {
-        rc = PL_ERR;
-        goto out;
-    }
-    int k = running_rows(s, rows), m = constraint_basis(s, s->orthogonal && k ? rows[0] : 0, B);
-    for (int a = 0; a < k && rc == PL_OK; a++) {
-        rc = trial_point(s, rows[a], B, m, x, &t[a], &gn[a]);
-        for (int j = 0; j < C; j++)
-            xs[(size_t)a * C + j] = (float)x[j];
-    }
-    if (rc == PL_OK && k > 0)
-        rc = evaluate(op, xs, k, rows, s->iterations, f, gs);
-    for (int a = 0; a < k && rc == PL_OK; a++)
-        update_row(s, rows[a], B, m, xs + (size_t)a * C, f[a], gs + (size_t)a * C, t[a], gn[a], work);
+                       op->max_rows, s->C);
+    pl_sphere_trial tr;
+    int rc = pl_sphere_propose(s, &tr);
+    if (rc != PL_OK)
+        return rc;
+    double *f = pl_malloc(sizeof(double) * (size_t)(tr.k ? tr.k : 1), "optimiser values");
+    float *g = pl_malloc(sizeof(float) * (size_t)(tr.k ? tr.k : 1) * s->C, "optimiser gradients");
+    rc = f && g ? PL_OK : PL_ERR;
+    if (rc == PL_OK && tr.k > 0)
+        rc = evaluate(op, NULL, NULL, tr.x, tr.k, f, g);
     if (rc == PL_OK)
-        *done = running_rows(s, rows) == 0;
-out:
-    free(rows), free(B), free(x), free(work), free(t), free(xs), free(gs);
+        rc = pl_sphere_accept(s, &tr, f, g, done);
+    free(f), free(g);
+    pl_sphere_trial_free(&tr);
     return rc;
 }
 
@@ -321,14 +375,20 @@ int pl_sphere_run(pl_sphere_state *s, const pl_sphere_op *op)
     return pl_sphere_run_hooked(s, op, NULL);
 }
 
+static int sphere_done(const pl_sphere_state *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->status[i] == PL_OPT_RUNNING)
+            return 0;
+    return 1;
+}
+
 int pl_sphere_run_hooked(pl_sphere_state *s, const pl_sphere_op *op, const pl_sphere_hooks *hooks)
 {
     int rc, done = 0;
     if (hooks && hooks->resume && (rc = hooks->resume(hooks->ctx, s)) != PL_OK)
         return rc;
-    done = 1; /* a loaded state may be finished already: no row running */
-    for (int i = 0; i < s->n; i++)
-        done = done && s->status[i] != PL_OPT_RUNNING;
+    done = sphere_done(s); /* a loaded state may be finished already: no row running */
     while (!done) {
         if (hooks && hooks->between && (rc = hooks->between(hooks->ctx, s)) != PL_OK)
             return rc; /* the caller's code (the sweep's: preempted) passes up unchanged */
@@ -336,6 +396,95 @@ int pl_sphere_run_hooked(pl_sphere_state *s, const pl_sphere_op *op, const pl_sp
             return PL_ERR;
     }
     return hooks && hooks->finished ? hooks->finished(hooks->ctx, s) : PL_OK;
+}
+
+/* ------------------------------------------------------------ several optimisations together
+ *
+ * Each combined step proposes the trial rows of every running state, evaluates their concatenation
+ * (state by state, in calls of at most max_rows rows) and hands each state its own rows back. A state
+ * sees exactly what pl_sphere_step would have given it (its rows' values depend on those rows alone),
+ * so its optimum does not depend on which other states ran beside it. */
+
+/* One combined step over the active states: proposals, one evaluation, acceptances. */
+static int many_step(pl_sphere_state **s, int n, unsigned char *active, const pl_sphere_many_op *op,
+                     const pl_sphere_many_hooks *hooks, pl_sphere_trial *tr, int *which)
+{
+    int K = 0, rc = PL_OK, C = op->C;
+    for (int i = 0; i < n; i++)
+        if (active[i]) {
+            if ((rc = pl_sphere_propose(s[i], &tr[i])) != PL_OK) {
+                *which = i;
+                return rc;
+            }
+            K += tr[i].k;
+        }
+    int *state = pl_malloc(sizeof(int) * (size_t)(K ? K : 1), "optimiser rows");
+    float *x = pl_malloc(sizeof(float) * (size_t)(K ? K : 1) * C, "optimiser rows");
+    float *g = pl_malloc(sizeof(float) * (size_t)(K ? K : 1) * C, "optimiser gradients");
+    double *f = pl_malloc(sizeof(double) * (size_t)(K ? K : 1), "optimiser values");
+    rc = state && x && g && f ? PL_OK : PL_ERR;
+    for (int i = 0, at = 0; rc == PL_OK && i < n; i++)
+        for (int a = 0; active[i] && a < tr[i].k; a++, at++) {
+            state[at] = i;
+            memcpy(x + (size_t)at * C, tr[i].x + (size_t)a * C, sizeof(float) * C);
+        }
+    if (rc == PL_OK && K > 0)
+        rc = evaluate(NULL, op, state, x, K, f, g);
+    for (int i = 0, at = 0; rc == PL_OK && i < n; i++) {
+        if (!active[i])
+            continue;
+        int done = 0;
+        if (pl_sphere_accept(s[i], &tr[i], f + at, g + (size_t)at * C, &done) != PL_OK) {
+            /* non-finite: the hook decides (the sweep's nonfinite = mark lets the others go on) */
+            active[i] = 0;
+            rc = hooks && hooks->failed ? hooks->failed(hooks->ctx, i) : PL_ERR;
+            *which = i;
+        } else if (done) {
+            active[i] = 0;
+            rc = hooks && hooks->finished ? hooks->finished(hooks->ctx, i, s[i]) : PL_OK;
+            *which = i;
+        }
+        at += tr[i].k;
+    }
+    free(state), free(x), free(g), free(f);
+    return rc;
+}
+
+int pl_sphere_run_many(pl_sphere_state **s, int n, const pl_sphere_many_op *op, const pl_sphere_many_hooks *hooks,
+                       int *which)
+{
+    int rc = PL_OK, left = 0;
+    *which = -1;
+    for (int i = 0; i < n; i++)
+        if (s[i]->C != op->C || op->max_rows < 1)
+            return pl_fail("optimise: the objective takes rows of %d (max %d per call), a state has %d", op->C,
+                           op->max_rows, s[i]->C);
+    unsigned char *active = pl_calloc((size_t)(n ? n : 1), 1, "optimiser states");
+    pl_sphere_trial *tr = pl_calloc((size_t)(n ? n : 1), sizeof *tr, "optimiser trials");
+    rc = active && tr ? PL_OK : PL_ERR;
+    for (int i = 0; rc == PL_OK && i < n; i++) {
+        if (hooks && hooks->resume && (rc = hooks->resume(hooks->ctx, i, s[i])) != PL_OK) {
+            *which = i;
+            break;
+        }
+        active[i] = !sphere_done(s[i]);
+        left += active[i];
+        if (!active[i] && hooks && hooks->finished && (rc = hooks->finished(hooks->ctx, i, s[i])) != PL_OK)
+            *which = i;
+    }
+    while (rc == PL_OK && left > 0) {
+        if (hooks && hooks->between && (rc = hooks->between(hooks->ctx, s, active, n)) != PL_OK)
+            break; /* the caller's code (the sweep's: preempted) passes up unchanged */
+        *which = -1;
+        rc = many_step(s, n, active, op, hooks, tr, which);
+        for (int i = 0; i < n; i++)
+            pl_sphere_trial_free(&tr[i]);
+        left = 0;
+        for (int i = 0; i < n; i++)
+            left += active[i];
+    }
+    free(active), free(tr);
+    return rc;
 }
 
 /* Union-find root with path halving. */

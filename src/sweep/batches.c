@@ -464,6 +464,9 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
             return PL_ERR;
     }
     memset(cache->bad, 0, rows);
+    int rc = sw->NX ? pl_sweep_local_optimize_batch(sw, &cache->local, first, n) : PL_OK;
+    if (rc != PL_OK)
+        return rc;
     /* Units are prompt-major, so a batch's prompts come in runs: group g is the g-th distinct one. */
     int *group = pl_malloc(sizeof(int) * 2 * (size_t)n, "batch groups"), *prompts = group + n, G = 0;
     if (!group)
@@ -473,14 +476,14 @@ int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)
         if (G == 0 || prompts[G - 1] != id.p)
             prompts[G++] = id.p;
         group[i] = G - 1;
-        int rc = unit_steps_local(sw, cache, id, cache->X + (size_t)i * S * C,
-                                  out + (size_t)i * sw->unit_floats + (size_t)sw->NM * S);
+        rc = unit_steps_local(sw, cache, id, cache->X + (size_t)i * S * C,
+                              out + (size_t)i * sw->unit_floats + (size_t)sw->NM * S);
         if (rc != PL_OK) {
             free(group);
             return rc;
         }
     }
-    int rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, cache->bad);
+    rc = find_nonfinite(sw, first, n, cache->X, NULL, NULL, cache->bad);
     if (rc == PL_OK)
         rc = sw->naive ? eval_naive(sw, cache, n, group, prompts) : eval_fast(sw, cache, n, group, prompts, G);
     free(group);

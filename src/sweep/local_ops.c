@@ -27,6 +27,8 @@
 /* rows per JVP/VJP call: dz of 64 rows is 64 V floats (13 MB for GPT-2's vocabulary) */
 #define LOCAL_ROWS 64
 
+static void pending_clear(pl_sweep_local *l);
+
 void pl_sweep_local_init(pl_sweep_local *l)
 {
     memset(l, 0, sizeof *l);
@@ -44,6 +46,7 @@ void pl_sweep_local_free(pl_sweep_local *l)
     free(l->x);
     free(l->xd);
     free(l->pcs);
+    pending_clear(l);
     pl_sweep_local_init(l);
 }
 
@@ -180,6 +183,25 @@ static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
     return sw->n_pcs ? local_pcs(l, sw) : PL_OK;
 }
 
+/* Base ID's point x (xd[C] in double, xd holds 3 C; x[C] as the model is given it) and its own
+ * logits[V] at its prompt's clean run; non-finite ones fail with l->nonfinite set. */
+static int base_point(pl_sweep_local *l, const pl_run *clean, pl_unit_id id, double *xd, float *x, float *logits)
+{
+    const pl_sweep *sw = l->sw;
+    int C = sw->C, V = sw->V, one = 1;
+    id.d = 0; /* the base does not depend on the direction (a synthetic one on the sample) */
+    pl_unit_vectors(&sw->ex, id, xd, xd + C);
+    for (int c = 0; c < C; c++)
+        x[c] = (float)xd[c];
+    if (pl_patch_eval_groups_at(sw->model, &clean, &one, 1, sw->hook, sw->pos, x, logits, sw->read, NULL) != PL_OK)
+        return PL_ERR;
+    if (!all_finite(x, (size_t)C) || !all_finite(logits, (size_t)V)) {
+        l->nonfinite = 1;
+        return pl_fail("the base or its logits are not finite");
+    }
+    return PL_OK;
+}
+
 /* The prompt's clean run, the base x as the model sees it and its distribution p. */
 static int local_base(pl_sweep_local *l, pl_unit_id id)
 {
@@ -194,19 +216,8 @@ static int local_base(pl_sweep_local *l, pl_unit_id id)
         l->have_clean = 1;
         l->clean_p = id.p;
     }
-    double *base = l->xd, *dir = base + C;
-    id.d = 0; /* the base does not depend on the direction (a synthetic one on the sample) */
-    pl_unit_vectors(&sw->ex, id, base, dir);
-    for (int c = 0; c < C; c++)
-        l->x[c] = (float)base[c];
-    const pl_run *cl = &l->clean;
-    int one = 1;
-    if (pl_patch_eval_groups_at(sw->model, &cl, &one, 1, sw->hook, sw->pos, l->x, l->base_logits, sw->read, NULL) != PL_OK)
+    if (base_point(l, &l->clean, id, l->xd, l->x, l->base_logits) != PL_OK)
         return PL_ERR;
-    if (!all_finite(l->x, (size_t)C) || !all_finite(l->base_logits, (size_t)V)) {
-        l->nonfinite = 1;
-        return pl_fail("the base or its logits are not finite");
-    }
     double mx = -INFINITY, z = 0.0; /* softmax in double, as metrics.c */
     for (int j = 0; j < V; j++)
         mx = l->base_logits[j] > mx ? l->base_logits[j] : mx;
@@ -301,6 +312,277 @@ static int opt_finished(void *ctx, const pl_sphere_state *s)
     return opt_save(ctx, s);
 }
 
+/* ------------------------------------------------------------ a batch's optimisations together
+ *
+ * Before a batch's units are evaluated, the optimisations of every base the batch meets that the rank
+ * has not got (not in the cache's slots) run together (pl_sphere_run_many): every combined step is one
+ * objective call over the running starts of all of them, each base's rows a group at its own prompt's
+ * clean run (pl_patch_eval_groups_at / pl_patch_vjp_groups_at), where one call per base per step ran
+ * before. Each row's numbers depend on its base and point alone, so every base's optimum is the one
+ * it would have alone, bit for bit (tests/sweep/test_optbatch.py), and the units then take it from
+ * here (local_compute). Checkpoints save every running state, keyed by base, as before. */
+struct pl_opt_pending {
+    pl_unit_id id;        /* the base's first unit in the batch (d = 0) */
+    int sb;               /* its base sample */
+    const pl_run *clean;  /* its prompt's clean run (the batch's, freed after the run) */
+    float *x, *logits;    /* [C] the base as the model sees it, [V] its own logits */
+    pl_sphere_state st;
+    double r;
+    pl_base_local res;    /* the optima, once done (moved into the slot by local_compute) */
+    int skip, ready, failed;
+    char msg[480];        /* failed: why (its objective or gradient is not finite) */
+};
+
+static void pending_clear(pl_sweep_local *l)
+{
+    for (int i = 0; i < l->n_pend; i++) {
+        pl_opt_pending *e = &l->pend[i];
+        free(e->x);
+        pl_sphere_free(&e->st);
+        pl_base_local_free(&e->res);
+    }
+    free(l->pend);
+    l->pend = NULL, l->n_pend = 0;
+}
+
+static pl_opt_pending *pending_find(pl_sweep_local *l, int p, int b, int sb)
+{
+    for (int i = 0; i < l->n_pend; i++)
+        if (l->pend[i].id.p == p && l->pend[i].id.b == b && l->pend[i].sb == sb)
+            return &l->pend[i];
+    return NULL;
+}
+
+/* "prompt P, base KIND[, sample S]: the Fisher metric and optima at the base" into WHERE. */
+static void base_place(const pl_sweep *sw, pl_unit_id id, int sb, char *where, size_t size)
+{
+    char sample[32] = "";
+    if (PL_BASE_KINDS[sw->cfg->bases[id.b]].per_sample) /* one base per sample: name it */
+        snprintf(sample, sizeof sample, ", sample %d", sb);
+    snprintf(where, size, "prompt %d, base %s%s: the Fisher metric and optima at the base", id.p,
+             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sample);
+}
+
+typedef struct {
+    pl_sweep_local *l;
+    pl_opt_pending **run;   /* [n] the bases optimised, state i = run[i]->st */
+    const pl_run **cleans;  /* [LOCAL_ROWS] a call's groups */
+    int *group_rows;        /* [LOCAL_ROWS] */
+    double t_saved;         /* when the states were last saved (monotonic seconds) */
+} opt_batch;
+
+/* base_objective over rows of several bases: each base's rows one group at its own clean run. */
+static int batch_objective(void *ctx, const int *state, const float *delta, int n, double *value, float *grad)
+{
+    opt_batch *ob = ctx;
+    pl_sweep_local *l = ob->l;
+    const pl_sweep *sw = l->sw;
+    int C = l->C, V = l->V, G = 0;
+    for (int r = 0; r < n; r++) {
+        const pl_opt_pending *e = ob->run[state[r]];
+        for (int c = 0; c < C; c++)
+            l->X[(size_t)r * C + c] = e->x[c] + delta[(size_t)r * C + c];
+        if (r == 0 || state[r] != state[r - 1]) {
+            ob->cleans[G] = e->clean;
+            ob->group_rows[G++] = 0;
+        }
+        ob->group_rows[G - 1]++;
+    }
+    if (pl_patch_eval_groups_at(sw->model, ob->cleans, ob->group_rows, G, sw->hook, sw->pos, l->X, l->logits, sw->read,
+                                NULL) != PL_OK)
+        return PL_ERR;
+    for (int r = 0; r < n; r++)
+        value[r] = pl_kl_grad(ob->run[state[r]]->logits, l->logits + (size_t)r * V, V, l->glog + (size_t)r * V);
+    return pl_patch_vjp_groups_at(sw->model, ob->cleans, ob->group_rows, G, sw->hook, sw->pos, l->X, l->glog, -1, NULL,
+                                  NULL, NULL, grad);
+}
+
+static int batch_resume(void *ctx, int i, pl_sphere_state *s)
+{
+    opt_batch *ob = ctx;
+    const pl_opt_pending *e = ob->run[i];
+    opt_saver o = {ob->l->sw, e->id.p, e->id.b, e->sb, 0.0};
+    return opt_resume(&o, s);
+}
+
+static int batch_finished(void *ctx, int i, const pl_sphere_state *s)
+{
+    opt_batch *ob = ctx;
+    const pl_opt_pending *e = ob->run[i];
+    opt_saver o = {ob->l->sw, e->id.p, e->id.b, e->sb, 0.0};
+    return opt_save(&o, s);
+}
+
+/* opt_between for all of them: every running state saved every checkpoint_every seconds and at a stop. */
+static int batch_between(void *ctx, pl_sphere_state *const *s, const unsigned char *active, int n)
+{
+    opt_batch *ob = ctx;
+    pl_opt_store *st = ob->l->sw->opt_store;
+    int stop = st->stopping && st->stopping(st->ctx);
+    if (!stop && seconds_now() - ob->t_saved < st->every)
+        return PL_OK;
+    for (int i = 0; i < n; i++)
+        if (active[i] && batch_finished(ctx, i, s[i]) != PL_OK)
+            return PL_ERR;
+    ob->t_saved = seconds_now();
+    if (stop) {
+        pl_fail("stopped mid-optimisation (its state is saved)");
+        return PL_ERR_PREEMPTED;
+    }
+    return PL_OK;
+}
+
+static int batch_failed(void *ctx, int i)
+{
+    opt_batch *ob = ctx;
+    ob->run[i]->failed = 1;
+    snprintf(ob->run[i]->msg, sizeof ob->run[i]->msg, "%s", pl_error());
+    return PL_OK;
+}
+
+/* The bases of units [first, first + n) the rank has no geometry for, once each, into l->pend. */
+static int pending_collect(const pl_sweep *sw, pl_sweep_local *l, long first, int n)
+{
+    l->pend = pl_calloc((size_t)(n > 0 ? n : 1), sizeof *l->pend, "optimisations of a batch");
+    if (!l->pend)
+        return PL_ERR;
+    for (int i = 0; i < n; i++) {
+        pl_unit_id id = pl_unit_decode(sw, first + i);
+        int sb = pl_base_sample(sw->cfg, id);
+        const pl_base_local *slot = &l->slot[sb];
+        if ((slot->p == id.p && slot->b == id.b && slot->s == sb) || pending_find(l, id.p, id.b, sb))
+            continue;
+        pl_opt_pending *e = &l->pend[l->n_pend++];
+        id.d = 0;
+        e->id = id, e->sb = sb;
+        pl_base_local_free(&e->res); /* marks it empty */
+    }
+    return PL_OK;
+}
+
+/* Each pending base's clean run (one forward per prompt, as local_base's), point, logits and state;
+ * a base whose point or logits are not finite is skipped (its units fail or are marked as before). */
+static int pending_setup(const pl_sweep *sw, pl_sweep_local *l, pl_run *runs, int *prompts, int *n_runs)
+{
+    int C = sw->C, V = sw->V, rc = PL_OK;
+    for (int i = 0; rc == PL_OK && i < l->n_pend; i++) {
+        pl_opt_pending *e = &l->pend[i];
+        int g = 0;
+        while (g < *n_runs && prompts[g] != e->id.p)
+            g++;
+        if (g == *n_runs) {
+            rc = pl_forward_batch(sw->model, sw->tokens + (size_t)e->id.p * sw->T, 1, sw->T_eval, &runs[g]);
+            if (rc != PL_OK)
+                break;
+            prompts[(*n_runs)++] = e->id.p;
+        }
+        e->clean = &runs[g];
+        e->x = pl_malloc(sizeof(float) * ((size_t)C + V), "a base's point and logits");
+        if (!e->x)
+            return PL_ERR;
+        e->logits = e->x + C;
+        l->nonfinite = 0;
+        rc = base_point(l, e->clean, e->id, l->xd, e->x, e->logits);
+        if (rc != PL_OK && l->nonfinite) {
+            e->skip = 1, rc = PL_OK, l->nonfinite = 0;
+            continue;
+        }
+        rc = rc == PL_OK ? pl_base_local_opt_setup(&sw->ex, e->id, l->xd, &e->st, &e->r) : rc;
+        if (rc != PL_OK) {
+            char where[200];
+            base_place(sw, e->id, e->sb, where, sizeof where);
+            return pl_fail_prefix("%s", where);
+        }
+    }
+    return rc;
+}
+
+/* Every pending base's optimisation, together; the optima into each one's res. */
+static int pending_run(const pl_sweep *sw, pl_sweep_local *l)
+{
+    opt_batch ob = {l, pl_malloc(sizeof(pl_opt_pending *) * (size_t)l->n_pend, "optimisations of a batch"),
+                    pl_malloc(sizeof(pl_run *) * LOCAL_ROWS, "groups"), pl_malloc(sizeof(int) * LOCAL_ROWS, "groups"),
+                    seconds_now()};
+    pl_sphere_state **states = pl_malloc(sizeof(pl_sphere_state *) * (size_t)l->n_pend, "optimisations of a batch");
+    int rc = ob.run && ob.cleans && ob.group_rows && states ? PL_OK : PL_ERR, n = 0, which = -1;
+    for (int i = 0; rc == PL_OK && i < l->n_pend; i++)
+        if (!l->pend[i].skip) {
+            ob.run[n] = &l->pend[i];
+            states[n++] = &l->pend[i].st;
+        }
+    /* one base's rows per call: the model's rows are not independent of the call's other rows under
+     * OpenBLAS (fisher.h, pl_sphere_many_op), and a base's optimum must not depend on its batch */
+    pl_sphere_many_op op = {&ob, sw->C, LOCAL_ROWS, batch_objective, 0};
+    pl_sphere_many_hooks hooks = {&ob, NULL, NULL, NULL, batch_failed};
+    if (sw->opt_store)
+        hooks.resume = batch_resume, hooks.between = batch_between, hooks.finished = batch_finished;
+    if (rc == PL_OK)
+        rc = pl_sphere_run_many(states, n, &op, &hooks, &which);
+    if (rc != PL_OK && rc != PL_ERR_PREEMPTED) {
+        char where[200] = "the optimisations of a batch's bases";
+        if (which >= 0)
+            base_place(sw, ob.run[which]->id, ob.run[which]->sb, where, sizeof where);
+        pl_fail_prefix("%s", where);
+    }
+    for (int i = 0; rc == PL_OK && i < n; i++)
+        if (!ob.run[i]->failed) {
+            rc = pl_base_local_opt_take(&sw->ex, &ob.run[i]->st, ob.run[i]->r, &ob.run[i]->res);
+            ob.run[i]->ready = rc == PL_OK;
+        }
+    free(ob.run), free(ob.cleans), free(ob.group_rows), free(states);
+    return rc;
+}
+
+int pl_sweep_local_optimize_batch(const pl_sweep *sw, pl_sweep_local *l, long first, int n)
+{
+    if (!sw->n_opt)
+        return PL_OK;
+    int rc = local_alloc(l, sw);
+    if (rc != PL_OK)
+        return rc;
+    pending_clear(l);
+    rc = pending_collect(sw, l, first, n);
+    if (rc != PL_OK || l->n_pend == 0)
+        return rc;
+    pl_run *runs = pl_calloc((size_t)l->n_pend, sizeof(pl_run), "clean runs");
+    int *prompts = pl_malloc(sizeof(int) * (size_t)l->n_pend, "clean runs"), n_runs = 0;
+    rc = runs && prompts ? pending_setup(sw, l, runs, prompts, &n_runs) : PL_ERR;
+    rc = rc == PL_OK ? pending_run(sw, l) : rc;
+    for (int g = 0; g < n_runs; g++)
+        pl_run_free(&runs[g]);
+    free(runs), free(prompts);
+    for (int i = 0; i < l->n_pend; i++) { /* the clean runs are gone; what a unit takes is res */
+        l->pend[i].clean = NULL;
+        pl_sphere_free(&l->pend[i].st);
+    }
+    if (rc != PL_OK)
+        pending_clear(l);
+    return rc;
+}
+
+/* The optima of SLOT's base: the batch's, run before its units (pl_sweep_local_optimize_batch), or
+ * (a base it did not run: none in today's callers) this base's alone, as before. */
+static int local_optima(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, int sb, pl_base_local *slot)
+{
+    pl_opt_pending *e = pending_find(l, id.p, id.b, sb);
+    if (e && e->failed) {
+        l->nonfinite = 1;
+        return pl_fail("%s", e->msg);
+    }
+    if (e && e->ready) {
+        pl_base_local *r = &e->res;
+        slot->opt_dir = r->opt_dir, slot->opt_value = r->opt_value, slot->opt_tangential = r->opt_tangential;
+        slot->opt_iterations = r->opt_iterations, slot->opt_status = r->opt_status;
+        slot->n_opt = r->n_opt, slot->radius = r->radius, slot->opt_distinct = r->opt_distinct;
+        r->opt_dir = NULL, r->opt_value = r->opt_tangential = NULL, r->opt_iterations = r->opt_status = NULL;
+        e->ready = 0;
+        return PL_OK;
+    }
+    opt_saver saver = {sw, id.p, id.b, sb, 0.0};
+    pl_sphere_hooks hooks = {&saver, opt_resume, opt_between, opt_finished};
+    return pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, sw->opt_store ? &hooks : NULL, slot);
+}
+
 /* The eigenpairs (and optima) at the operator's base into SLOT. */
 static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot)
 {
@@ -309,10 +591,8 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
     int rc = pl_base_local_compute(&l->op, sw->fisher_k, sw->cfg->seed, id.p, id.b,
                                    sw->cfg->bases[id.b] + PL_N_BASE_KINDS * sb, slot);
     slot->s = sb;
-    opt_saver saver = {sw, id.p, id.b, sb, 0.0};
-    pl_sphere_hooks hooks = {&saver, opt_resume, opt_between, opt_finished};
     if (rc == PL_OK && sw->n_opt)
-        rc = pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, sw->opt_store ? &hooks : NULL, slot);
+        rc = local_optima(sw, l, id, sb, slot);
     rc = rc == PL_OK ? pl_base_local_align(&sw->ex, slot) : rc;
     return rc == PL_OK ? pl_base_local_align_dirs(&sw->ex, id, l->xd, sw->n_other, l->pcs, sw->n_pcs, slot) : rc;
 }
@@ -321,11 +601,8 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
  * error) or PL_OK with the slot marked failed (mark); anything else PL_ERR with the place. */
 static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl_base_local *slot, int sb, int rc)
 {
-    char where[200], sample[32] = "";
-    if (PL_BASE_KINDS[sw->cfg->bases[id.b]].per_sample) /* one base per sample: name it */
-        snprintf(sample, sizeof sample, ", sample %d", sb);
-    snprintf(where, sizeof where, "prompt %d, base %s%s: the Fisher metric and optima at the base", id.p,
-             PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sample);
+    char where[200];
+    base_place(sw, id, sb, where, sizeof where);
     if (rc == PL_ERR_PREEMPTED) { /* the run is stopping: nothing half-done stays tagged as this base's */
         pl_base_local_free(slot);
         return rc;

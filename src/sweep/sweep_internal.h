@@ -201,7 +201,11 @@ typedef struct {
     pl_local_op op;
     pl_sphere_op sop;       /* KL and its gradient at x + delta (the optimized kind) */
     int nonfinite;          /* a derivative or the base's logits were not finite */
+    struct pl_opt_pending *pend; /* [n_pend] the optima of a batch's bases, run together before its
+                                  * units (pl_sweep_local_optimize_batch), until a unit takes them */
+    int n_pend;
 } pl_sweep_local;
+typedef struct pl_opt_pending pl_opt_pending;
 
 void pl_sweep_local_init(pl_sweep_local *l);
 void pl_sweep_local_free(pl_sweep_local *l);
@@ -210,6 +214,11 @@ void pl_sweep_local_free(pl_sweep_local *l);
  * NaN), else the failure (PL_ERR_BAD_INPUT naming the place for a non-finite derivative under
  * nonfinite = error). */
 const pl_base_local *pl_sweep_local_prepare(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, int *rc);
+/* With `optimized`: the optimisations of every base of units [FIRST, FIRST + N) that L holds no
+ * geometry for, run together (one objective call per step over all their running starts), before
+ * pl_sweep_local_prepare is called for the units (which takes them from there). PL_ERR_PREEMPTED when
+ * the run stops mid-optimisation (the states saved); other failures name the base. */
+int pl_sweep_local_optimize_batch(const struct pl_sweep *sw, pl_sweep_local *l, long first, int n);
 /* Unit ID's extras[NX] (its Rayleigh quotient, direction norm, and its base's trace, eigenvalues and
  * optima) from GEO (pl_sweep_local_prepare's; NULL: all NaN). */
 int pl_sweep_local_unit(const struct pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,

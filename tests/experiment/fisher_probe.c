@@ -389,6 +389,103 @@ static void probe_optimiser(toy *t, const pl_sphere_op *sop, double radius, doub
     free(start), free(ones);
 }
 
+/* ------------------------------------------------------------ several optimisations together
+ *
+ * pl_sphere_run_many against each state run alone (pl_sphere_run): three optimisations (plain,
+ * orthogonal, plain at another radius from other starts) together, with each state's rows in calls of
+ * their own (mix_states 0: every call is checked to hold one state) and mixed (1: some call holds
+ * several; the toy's rows are independent of each other, so both give each state its bits alone), and
+ * stopped after 5 combined steps, carried through pl_sphere_save / pl_sphere_load, run on: bitwise the
+ * same states. Exits 1 on a difference. */
+typedef struct {
+    toy *t;
+    int mix, mixed_calls;
+    int stop_after, steps;
+} many_probe;
+
+static int toy_many_objective(void *ctx, const int *state, const float *delta, int n, double *value, float *grad)
+{
+    many_probe *m = ctx;
+    if (state[0] != state[n - 1]) {
+        m->mixed_calls++;
+        if (!m->mix)
+            return pl_fail("mix_states 0, yet a call holds the rows of states %d and %d", state[0], state[n - 1]);
+    }
+    return toy_objective(m->t, delta, n, value, grad);
+}
+
+static int many_between(void *ctx, pl_sphere_state *const *s, const unsigned char *active, int n)
+{
+    (void)s, (void)active, (void)n;
+    many_probe *m = ctx;
+    return m->stop_after >= 0 && m->steps++ == m->stop_after ? 99 : PL_OK;
+}
+
+static int same_state(const pl_sphere_state *a, const pl_sphere_state *b)
+{
+    size_t n = (size_t)a->n, nc = n * a->C;
+    return a->n == b->n && a->current == b->current && !memcmp(a->delta, b->delta, sizeof(double) * nc) &&
+           !memcmp(a->grad, b->grad, sizeof(double) * nc) && !memcmp(a->value, b->value, sizeof(double) * n) &&
+           !memcmp(a->step, b->step, sizeof(double) * n) && !memcmp(a->iterations, b->iterations, sizeof(int) * n) &&
+           !memcmp(a->evaluations, b->evaluations, sizeof(int) * n) && !memcmp(a->status, b->status, sizeof(int) * n);
+}
+
+static void many_init(pl_sphere_state *st, const double *start, const double *start2, int S, int C,
+                      const pl_sphere_opts *o)
+{
+    check(pl_sphere_init(&st[0], start, S, C, &o[0]));
+    check(pl_sphere_init(&st[1], start, S, C, &o[1]));
+    check(pl_sphere_init(&st[2], start2, S, C, &o[2]));
+}
+
+static void probe_many(toy *t, const pl_sphere_op *sop, double radius, double tol, int max_iter)
+{
+    int C = t->C, which;
+    size_t S;
+    double *start = read_file("starts.f64", sizeof(double) * C, &S), *start2 = malloc(sizeof(double) * S * C);
+    for (size_t i = 0; i < S; i++) /* the starts in reverse order */
+        memcpy(start2 + i * C, start + (S - 1 - i) * C, sizeof(double) * C);
+    pl_sphere_opts o[3] = {{.radius = radius, .max_iterations = max_iter, .tol = tol},
+                           {.radius = radius, .max_iterations = max_iter, .tol = tol, .orthogonal = 1},
+                           {.radius = 0.5 * radius, .max_iterations = max_iter, .tol = tol}};
+    pl_sphere_state ref[3], st[3], *sp[3] = {&st[0], &st[1], &st[2]};
+    many_init(ref, start, start2, (int)S, C, o);
+    for (int i = 0; i < 3; i++)
+        check(pl_sphere_run(&ref[i], sop));
+    for (int mix = 0; mix < 2; mix++)
+        for (int stop = 0; stop < 2; stop++) {
+            many_probe m = {t, mix, 0, stop ? 5 : -1, 0};
+            pl_sphere_many_op op = {&m, C, t->max_rows, toy_many_objective, mix};
+            pl_sphere_many_hooks hooks = {&m, NULL, many_between, NULL, NULL};
+            many_init(st, start, start2, (int)S, C, o);
+            int rc = pl_sphere_run_many(sp, 3, &op, &hooks, &which);
+            if (stop && rc == 99) { /* stopped: through the checkpoint's bytes, then on */
+                for (int i = 0; i < 3; i++)
+                    checkpoint_roundtrip(&st[i], i == 2 ? start2 : start, &o[i]);
+                m.stop_after = -1;
+                rc = pl_sphere_run_many(sp, 3, &op, &hooks, &which);
+            }
+            check(rc);
+            for (int i = 0; i < 3; i++)
+                if (!same_state(&st[i], &ref[i])) {
+                    fprintf(stderr, "pl_sphere_run_many (mix_states %d%s): state %d differs from its run alone\n", mix,
+                            stop ? ", stopped and resumed" : "", i);
+                    exit(1);
+                }
+            if (mix && !m.mixed_calls) {
+                fprintf(stderr, "pl_sphere_run_many (mix_states 1): no call held the rows of two states\n");
+                exit(1);
+            }
+            printf("run_many: mix_states %d%s: each state bitwise its run alone (%d mixed calls)\n", mix,
+                   stop ? ", stopped after 5 steps and resumed" : "", m.mixed_calls);
+            for (int i = 0; i < 3; i++)
+                pl_sphere_free(&st[i]);
+        }
+    for (int i = 0; i < 3; i++)
+        pl_sphere_free(&ref[i]);
+    free(start), free(start2);
+}
+
 static void probe_clusters_alignment(int C, double dcos, int q)
 {
     size_t mc, nd, m, ns;
@@ -467,6 +564,7 @@ int main(int argc, char **argv)
     probe_derivatives(&t, &sop);
     probe_fisher(&t, &op, k, strtoull(argv[8], NULL, 10));
     probe_optimiser(&t, &sop, radius, tol, max_iter, dcos);
+    probe_many(&t, &sop, radius, tol, max_iter);
     probe_clusters_alignment(t.C, dcos, q);
     probe_errors(&t, &op, &sop);
     free(t.sech2), free(t.p), free(t.w), free(t.buf);
