@@ -1,0 +1,170 @@
+"""The local geometry of whole contexts (issue 17 item 4 with [perturb] position = A:B; docs/science.md
+"The local geometry at a base"): every site (prompt, position t) has the geometry a one-position sweep at t
+computes, and the joint kl_rayleigh of a whole-context curve is its step's quadratic form under the readout's
+pulled-back Fisher metric. On a tiny synthetic GPT-2 (plateau synth), positions 5..7 of 8:
+
+  * site t of the whole-context sweep vs a one-position sweep at t (same config otherwise): the real base's
+    fisher_eigenvalue, fisher_trace and fisher_eigenvector BITWISE (the same code on the same clean run of
+    t + 1 tokens, the same activation); the fisher kind's site-t direction is that eigenvector. The optima of
+    site (prompt 0, first position), whose start stream is keyed alike (experiment prompt 0 in both), bitwise
+    too; every other site's optima (their starts keyed by the site) converged: tangential gradient small,
+    objective >= KL along each of 200 random unit directions at that position (numpy);
+  * the joint kl_rayleigh of the fisher and optimized units (their steps are unit vectors per site, read
+    from fisher_eigenvector / optimum_direction) against float64 central second differences of the
+    independent numpy model (tests/core/ref_models.py) perturbing every position at once:
+    (KL(eps) + KL(-eps)) / eps^2 / |d|^2, the KL averaged over the positions ([readout] positions = mean) or
+    each position's (= each, a position dimension on kl_rayleigh); rel 1e-3;
+  * fisher_fraction per site: the fisher kind's own site direction lies in its site's subspace (1);
+  * 1 process vs 2 ranks bitwise; --dry-run counts (prompt, position, base) geometry bases.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "core"))
+import sweeplib as sl  # noqa: E402
+import ref_models  # noqa: E402
+
+K, S, P, NO, T = 3, 2, 2, 3, 8
+FIRST, N = 5, 3  # positions 5, 6, 7
+d = sl.workdir(sys.argv)
+model = sl.make_model(d)
+data = sl.make_bin(d, T * 400, 300)
+
+
+def sweep(name, mpi=0, **over):
+    keys = dict(data__n_prompts=P, perturb__n_directions=S, perturb__bases="real, synthetic",
+                perturb__directions="fisher, optimized, cov_random", perturb__step_mode="absolute",
+                perturb__steps=5, perturb__alpha_max=2.0, fisher__k=K, optimize__radius_alpha=1.0,
+                optimize__starts=NO, optimize__start_kind="naive_isotropic", readout__metrics="kl, l2",
+                output__activations="true", output__bootstrap=0, output__vectors="true")
+    keys.update(over)
+    out = os.path.join(d, name + ".nc")
+    ini = sl.write_ini(os.path.join(d, name + ".ini"), sl.base_config(model, data, out, **keys))
+    r = sl.run([ini, "--quiet"], mpi=mpi)
+    if r.returncode != 0:
+        sl.fail("%s: sweep failed: %s" % (name, r.stderr))
+    return sl.variables(out), ini, out
+
+
+pos_range = "%d:%d" % (FIRST, FIRST + N)
+each, ini_each, out_each = sweep("each", perturb__position=pos_range, readout__positions="each")
+mean, _, _ = sweep("mean", perturb__position=pos_range, readout__positions="mean")
+if list(each["position"]) != list(range(FIRST, FIRST + N)):
+    sl.fail("position coordinate %s" % list(each["position"]))
+for name, shape in (("fisher_eigenvalue", (N, P, 2, S, K)), ("fisher_trace", (N, P, 2, S)),
+                    ("optimum_objective", (N, P, 2, S, NO)), ("fisher_eigenvector", (N, P, 2, S, K, 32)),
+                    ("fisher_fraction", (N, 2, 3, P, S)), ("kl_rayleigh", (N, 2, 3, P, S))):
+    if each[name].shape != shape or not np.all(np.isfinite(each[name])):
+        sl.fail("positions = each: %s has shape %s (want %s) or non-finite values" % (name, each[name].shape, shape))
+if mean["kl_rayleigh"].shape != (2, 3, P, S):
+    sl.fail("positions = mean: kl_rayleigh has shape %s" % (mean["kl_rayleigh"].shape,))
+for name in ("fisher_eigenvalue", "fisher_trace", "optimum_objective", "fisher_eigenvector", "fisher_fraction"):
+    if not np.array_equal(each[name], mean[name]):
+        sl.fail("%s differs between positions = each and = mean (the sites' geometry is the readout's own)" % name)
+print("ok shapes: a leading position dimension on the sites' geometry; kl_rayleigh's under positions = each only")
+
+# 1. site t == a one-position sweep at t (real base, index 0)
+for j in range(N):
+    t = FIRST + j
+    one, _, _ = sweep("one-%d" % t, perturb__position=str(t))
+    if not np.array_equal(one["activation"], each["activation"][j]):
+        sl.fail("position %d: the one-position sweep's activation differs from the site's" % t)
+    for name in ("fisher_eigenvalue", "fisher_trace", "fisher_eigenvector"):
+        got, want = each[name][j][:, 0], one[name][:, 0]
+        if not np.array_equal(got, want):
+            sl.fail("position %d: %s at the real base differs from a one-position sweep's (max %.3g)"
+                    % (t, name, np.abs(got - want).max()))
+    if j == 0:  # site (prompt 0, position FIRST) is experiment prompt 0 in both runs: same start streams
+        for name in ("optimum_objective", "optimum_direction", "optimum_iterations"):
+            if not np.array_equal(each[name][0][0, 0], one[name][0, 0]):
+                sl.fail("position %d, prompt 0: %s differs from the one-position sweep's" % (t, name))
+    print("ok position %d: the real base's eigenvalues, trace and eigenvectors bitwise a one-position sweep's%s"
+          % (t, "; prompt 0's optima too" if j == 0 else ""))
+
+# 2. the joint kl_rayleigh against central second differences of numpy's model
+ref = ref_models.load(model)
+tokens, act = each["tokens"], each["activation"].astype(np.float64)  # act [position, prompt, C]
+positions = list(range(FIRST, FIRST + N))
+
+
+def log_probs(ids, X):
+    z = ref.forward(ids, patch=(1, positions, X))[1][positions]  # [N, V]
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def kl_each(l0, l1):
+    return np.sum(np.exp(l0) * (l0 - l1), axis=1)  # [N]
+
+
+worst = {"mean": 0.0, "each": 0.0}
+for p in range(P):
+    ids = [int(x) for x in tokens[p]]
+    X0 = act[:, p]
+    l0 = log_probs(ids, X0)
+    for di, vec in ((0, "fisher_eigenvector"), (1, "optimum_direction")):
+        for s in range(S):
+            D = each[vec][:, p, 0, s, s].astype(np.float64)  # [N, C]: site j's unit step (absolute)
+            eps = 1e-3 / np.linalg.norm(D)
+            second = (kl_each(l0, log_probs(ids, X0 + eps * D)) + kl_each(l0, log_probs(ids, X0 - eps * D))) / eps ** 2
+            want_each = second / np.sum(D * D)
+            for name, got, want in (("mean", mean["kl_rayleigh"][0, di, p, s], want_each.mean()),
+                                    ("each", each["kl_rayleigh"][:, 0, di, p, s], want_each)):
+                err = float(np.max(np.abs(got - want) / np.abs(want)))
+                worst[name] = max(worst[name], err)
+                if not err <= 1e-3:
+                    sl.fail("prompt %d, %s sample %d: kl_rayleigh (%s) %s, numpy's second differences %s"
+                            % (p, vec, s, name, got, want))
+print("ok joint kl_rayleigh vs float64 second differences of numpy's model: mean rel %.1e, each rel %.1e"
+      % (worst["mean"], worst["each"]))
+if not np.allclose(each["fisher_fraction"][:, :, 0], 1.0, rtol=1e-5):
+    sl.fail("fisher_fraction of the fisher kind per site %s (want 1)" % each["fisher_fraction"][:, :, 0])
+print("ok fisher_fraction of the fisher kind is 1 at every site")
+
+# 3. the optima of every site converged (their starts keyed by the site, so no one-position twin)
+obj, tan = each["optimum_objective"], each["optimum_tangential_grad"]
+if not np.all(tan <= 0.05 * 2 * obj):
+    sl.fail("tangential gradients %s not small against 2 f / r" % tan)
+rng = np.random.default_rng(3)
+for j, t in enumerate(positions):
+    for p in range(P):
+        ids = [int(x) for x in tokens[p]][:t + 1]  # the site's one-position readout: its prefix, read at t
+        x = act[j, p]
+
+        z0 = ref.forward(ids, patch=(1, t, x))[1][t]
+        la = z0 - z0.max()
+        la = la - np.log(np.exp(la).sum())
+
+        def kl_at(u):
+            z1 = ref.forward(ids, patch=(1, t, x + u))[1][t]
+            lb = z1 - z1.max()
+            return float(np.exp(la) @ (la - (lb - np.log(np.exp(lb).sum()))))
+        rnd = rng.standard_normal((200, x.size))
+        rnd /= np.linalg.norm(rnd, axis=1, keepdims=True)
+        best = max(kl_at(u) for u in rnd)
+        if not obj[j, p, 0, 0].max() >= best:
+            sl.fail("position %d prompt %d: best optimum %g below a random direction's KL %g"
+                    % (t, p, obj[j, p, 0, 0].max(), best))
+print("ok every site's best optimum >= KL along each of 200 random directions at its position; tangential "
+      "gradients <= 5 % of 2 f / r")
+
+# 4. ranks, dry-run
+sl.need_mpirun()
+two = os.path.join(d, "each-mpi2.nc")
+r = sl.run([ini_each, "--quiet", "-o", two], mpi=2)
+if r.returncode != 0:
+    sl.fail("2 ranks: " + r.stderr)
+bad = sl.same_bits(out_each, two)
+if bad:
+    sl.fail("2 ranks differ from 1 process in %s" % bad)
+print("ok 2 ranks bitwise identical to 1 process")
+r = sl.run([ini_each, "--dry-run"])
+line = [x for x in r.stdout.splitlines() if x.split()[:1] == ["local_bases"]]
+# real: one per prompt; synthetic: one per (prompt, sample); each at every position
+if r.returncode != 0 or not line or line[0].split("=")[1].split()[0] != str(N * P * (1 + S)):
+    sl.fail("--dry-run local_bases: %s (want %d): %s" % (line, N * P * (1 + S), r.stderr))
+print("ok --dry-run: local_bases = positions x prompts x bases = %d" % (N * P * (1 + S)))
+print("whole-context local geometry tests passed")
