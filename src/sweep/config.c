@@ -486,8 +486,10 @@ static const key_def KEYS[] = {
             "next-token distribution; ½ δᵀFδ is KL's second-order term): `fisher_eigenvalue`, "
             "`fisher_trace` and per curve `kl_rayleigh`. Any hook point: a residual one, or a mid-block one "
             "(x is then attn.hook_z with every head concatenated, hook_attn_out, hook_resid_mid or "
-            "hook_mlp_out, the rest of its block differentiated too); one perturbed position (several at "
-            "once are refused). 0: none, unless `fisher` is among `[perturb] "
+            "hook_mlp_out, the rest of its block differentiated too). Whole contexts (several positions): "
+            "every perturbed position t has the geometry a one-position sweep at t has (x_t alone, read at "
+            "t; a leading `position` dimension), `kl_rayleigh` that of the unit's joint step under the "
+            "readout's metric through every position. 0: none, unless `fisher` is among `[perturb] "
             "directions`, which then takes k = `n_directions` (a k below `n_directions` is refused); at "
             "most the hook's width. Exact F (one JVP row per dimension) or block Lanczos, "
             "whichever is cheaper (src/experiment/fisher.c)"},
