@@ -34,7 +34,7 @@ model = sl.make_model(d)
 data = sl.make_bin(d, T * 400, 300)
 
 
-def sweep(name, mpi=0, **over):
+def config(name, **over):
     keys = dict(data__n_prompts=P, perturb__n_directions=S, perturb__bases="real, synthetic",
                 perturb__directions="fisher, optimized, cov_random", perturb__step_mode="absolute",
                 perturb__steps=5, perturb__alpha_max=2.0, fisher__k=K, optimize__radius_alpha=1.0,
@@ -42,7 +42,11 @@ def sweep(name, mpi=0, **over):
                 output__activations="true", output__bootstrap=0, output__vectors="true")
     keys.update(over)
     out = os.path.join(d, name + ".nc")
-    ini = sl.write_ini(os.path.join(d, name + ".ini"), sl.base_config(model, data, out, **keys))
+    return sl.write_ini(os.path.join(d, name + ".ini"), sl.base_config(model, data, out, **keys)), out
+
+
+def sweep(name, mpi=0, **over):
+    ini, out = config(name, **over)
     r = sl.run([ini, "--quiet"], mpi=mpi)
     if r.returncode != 0:
         sl.fail("%s: sweep failed: %s" % (name, r.stderr))
@@ -151,7 +155,24 @@ for j, t in enumerate(positions):
 print("ok every site's best optimum >= KL along each of 200 random directions at its position; tangential "
       "gradients <= 5 % of 2 f / r")
 
-# 4. ranks, dry-run
+# 4. stopped mid-optimisation (PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS, the scheduler's test hook: before the
+#    N-th optimiser step, a place fixed by the work done), resumed: bitwise the uninterrupted run's
+stop_ini, stop_out = config("stopped", perturb__position=pos_range, readout__positions="each")
+its = each["optimum_iterations"]
+STOP = int(its[:2].sum()) + 2  # in the middle of the sites' optimisations (a step runs every start of a base)
+r = sl.run([stop_ini, "--quiet"], env={"PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS": str(STOP)})
+if r.returncode != 75:
+    sl.fail("stopped before optimiser step %d: exit %d (want 75): %s" % (STOP, r.returncode, r.stderr))
+r = sl.run([stop_ini, "--resume"])
+if r.returncode != 0 or "optimisations under way go on where they were" not in r.stderr:
+    sl.fail("resume: exit %d, no optimisation under way in the checkpoint: %s" % (r.returncode, r.stderr))
+bad = sl.same_bits(out_each, stop_out)
+if bad:
+    sl.fail("stopped mid-optimisation and resumed: differs from the uninterrupted run in %s" % bad)
+print("ok stopped before optimiser step %d (a site's optimisation under way), resumed: bitwise the uninterrupted "
+      "run's" % STOP)
+
+# 5. ranks, dry-run
 sl.need_mpirun()
 two = os.path.join(d, "each-mpi2.nc")
 r = sl.run([ini_each, "--quiet", "-o", two], mpi=2)
