@@ -15,6 +15,8 @@ pulled-back Fisher metric. On a tiny synthetic GPT-2 (plateau synth), positions 
     (KL(eps) + KL(-eps)) / eps^2 / |d|^2, the KL averaged over the positions ([readout] positions = mean) or
     each position's (= each, a position dimension on kl_rayleigh); rel 1e-3;
   * fisher_fraction per site: the fisher kind's own site direction lies in its site's subspace (1);
+  * a run stopped mid-optimisation and resumed: bitwise the uninterrupted run's;
+  * analysis/plot_fisher.py --position T: that position's spectrum (median vs numpy), refused without it;
   * 1 process vs 2 ranks bitwise; --dry-run counts (prompt, position, base) geometry bases.
 """
 import os
@@ -171,6 +173,22 @@ if bad:
     sl.fail("stopped mid-optimisation and resumed: differs from the uninterrupted run in %s" % bad)
 print("ok stopped before optimiser step %d (a site's optimisation under way), resumed: bitwise the uninterrupted "
       "run's" % STOP)
+
+# analysis/plot_fisher.py takes one position of a whole-context file (--position), refuses the file without it
+import subprocess  # noqa: E402
+plot = ["/usr/bin/python3", os.path.join(sl.SRC, "analysis", "plot_fisher.py"), out_each, "-o", os.path.join(d, "figs")]
+r = subprocess.run(plot, capture_output=True, text=True)
+if r.returncode != 2 or "--position" not in r.stderr:
+    sl.fail("plot_fisher.py without --position: exit %d: %s" % (r.returncode, r.stderr))
+r = subprocess.run(plot + ["--position", str(FIRST + 1)], capture_output=True, text=True)
+rows = [x.split("\t") for x in r.stdout.splitlines()[1:]]
+got = [float(x[3]) for x in rows if x[0] == "spectrum" and x[1] == "real"]
+want = list(np.median(each["fisher_eigenvalue"][1, :, 0, 0].astype(np.float64), axis=0))
+if r.returncode != 0 or not np.allclose(got, want, rtol=1e-5):
+    sl.fail("plot_fisher.py --position %d: exit %d, real spectrum %s (numpy %s): %s"
+            % (FIRST + 1, r.returncode, got, want, r.stderr))
+print("ok plot_fisher.py --position %d: the real spectrum's medians are that position's; refused without it"
+      % (FIRST + 1))
 
 # 5. ranks, dry-run
 sl.need_mpirun()
