@@ -15,6 +15,7 @@ pulled-back Fisher metric. On a tiny synthetic GPT-2 (plateau synth), positions 
     (KL(eps) + KL(-eps)) / eps^2 / |d|^2, the KL averaged over the positions ([readout] positions = mean) or
     each position's (= each, a position dimension on kl_rayleigh); rel 1e-3;
   * fisher_fraction per site: the fisher kind's own site direction lies in its site's subspace (1);
+  * non-finite logits at the sites: exit 2 naming (prompt, position, base); under nonfinite = mark NaN;
   * a run stopped mid-optimisation and resumed: bitwise the uninterrupted run's;
   * analysis/plot_fisher.py --position T: that position's spectrum (median vs numpy), refused without it;
   * 1 process vs 2 ranks bitwise; --dry-run counts (prompt, position, base) geometry bases.
@@ -173,6 +174,33 @@ if bad:
     sl.fail("stopped mid-optimisation and resumed: differs from the uninterrupted run in %s" % bad)
 print("ok stopped before optimiser step %d (a site's optimisation under way), resumed: bitwise the uninterrupted "
       "run's" % STOP)
+
+# non-finite logits at the sites (block 1's attention weights at 3e38, tests/trust's poke): the run stops naming
+# the prompt, position and base (nonfinite = error, exit 2); under mark every site's geometry, the joint
+# kl_rayleigh and the fisher kind's curves are NaN
+import shutil  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trust"))
+import trustlib as tl  # noqa: E402
+huge = os.path.join(d, "huge_attn")
+shutil.copytree(model, huge)
+header, _ = tl.st_header(os.path.join(huge, "model.safetensors"))
+for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
+    tl.poke_f32(os.path.join(huge, "model.safetensors"), "h.1.attn.c_attn.weight", i, 3.0e38)
+nf_ini, nf_out = config("nf", perturb__position=pos_range, readout__positions="each", model__path=huge,
+                       perturb__directions="fisher, cov_random", optimize__radius_alpha="none",
+                       optimize__starts=8, optimize__start_kind="cov_random")
+r = sl.run([nf_ini, "--quiet"])
+want = "prompt 0, position %d, base real: the Fisher metric and optima at the base" % FIRST
+if r.returncode != 2 or want not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
+    sl.fail("non-finite logits at the sites: exit %d: %s" % (r.returncode, r.stderr))
+r = sl.run([nf_ini, "--quiet", "--set", "run.nonfinite=mark"])
+vn = sl.variables(nf_out) if r.returncode == 0 else None
+if vn is None or not (np.isnan(vn["fisher_eigenvalue"]).all() and np.isnan(vn["fisher_trace"]).all()
+                      and np.isnan(vn["kl_rayleigh"]).all() and np.isnan(vn["kl"][:, :, 0]).all()):
+    sl.fail("nonfinite = mark: exit %d, or the sites' geometry, kl_rayleigh or the fisher curves not all NaN: %s"
+            % (r.returncode, r.stderr))
+print("ok non-finite logits at the sites: exit 2 naming prompt 0, position %d, base real; under mark the sites' "
+      "geometry, kl_rayleigh and the fisher curves are NaN" % FIRST)
 
 # analysis/plot_fisher.py takes one position of a whole-context file (--position), refuses the file without it
 import subprocess  # noqa: E402
