@@ -14,7 +14,9 @@ pulled-back Fisher metric. On a tiny synthetic GPT-2 (plateau synth), positions 
     independent numpy model (tests/core/ref_models.py) perturbing every position at once:
     (KL(eps) + KL(-eps)) / eps^2 / |d|^2, the KL averaged over the positions ([readout] positions = mean) or
     each position's (= each, a position dimension on kl_rayleigh); rel 1e-3;
-  * fisher_fraction per site: the fisher kind's own site direction lies in its site's subspace (1);
+  * the same under step_mode = fixed_norm (site j's step |x_j| u_j) and per_position = shared (every site
+    the first one's step), and fisher_fraction per site of that step in the site's top-k subspace (numpy);
+    the fisher kind's own site direction lies in its site's subspace (1);
   * non-finite logits at the sites: exit 2 naming (prompt, position, base); under nonfinite = mark NaN;
   * a run stopped mid-optimisation and resumed: bitwise the uninterrupted run's;
   * analysis/plot_fisher.py --position T: that position's spectrum (median vs numpy), refused without it;
@@ -127,6 +129,34 @@ for p in range(P):
                             % (p, vec, s, name, got, want))
 print("ok joint kl_rayleigh vs float64 second differences of numpy's model: mean rel %.1e, each rel %.1e"
       % (worst["mean"], worst["each"]))
+
+# the joint step as the step mode and per_position make it: fixed_norm (site j moves by |x_j| u_j) and
+# shared (every site by the first one's step u_0); fisher_fraction per site of that step in the site's subspace
+for label, over in (("fixed_norm", dict(perturb__step_mode="fixed_norm", perturb__alpha_max=0.5)),
+                    ("shared", dict(perturb__per_position="shared"))):
+    v, _, _ = sweep(label, perturb__position=pos_range, readout__positions="mean", perturb__bases="real",
+                    perturb__directions="fisher", optimize__radius_alpha="none", optimize__starts=8,
+                    optimize__start_kind="cov_random", **over)
+    err_r, err_f = 0.0, 0.0
+    for p in range(P):
+        ids, X0 = [int(x) for x in tokens[p]], act[:, p]
+        l0 = log_probs(ids, X0)
+        for s in range(S):
+            U = v["fisher_eigenvector"][:, p, 0, s].astype(np.float64)  # [N, K, C]
+            if label == "shared":
+                D = np.stack([U[0, s]] * N)
+            else:
+                D = U[:, s] * np.linalg.norm(X0, axis=1, keepdims=True)
+            eps = 1e-3 / np.linalg.norm(D)
+            second = (kl_each(l0, log_probs(ids, X0 + eps * D)) + kl_each(l0, log_probs(ids, X0 - eps * D))) / eps ** 2
+            want = second.mean() / np.sum(D * D)
+            err_r = max(err_r, abs(v["kl_rayleigh"][0, 0, p, s] - want) / want)
+            frac = [np.sum((U[j] @ D[j]) ** 2) / (D[j] @ D[j]) for j in range(N)]
+            err_f = max(err_f, float(np.max(np.abs(v["fisher_fraction"][:, 0, 0, p, s] - frac))))
+    if not (err_r <= 1e-3 and err_f <= 1e-4):
+        sl.fail("%s: joint kl_rayleigh rel error %.2e, fisher_fraction abs error %.2e vs numpy" % (label, err_r, err_f))
+    print("ok %s: the joint kl_rayleigh vs numpy's second differences (rel %.1e), fisher_fraction per site of the "
+          "site's step (abs %.1e)" % (label, err_r, err_f))
 if not np.allclose(each["fisher_fraction"][:, :, 0], 1.0, rtol=1e-5):
     sl.fail("fisher_fraction of the fisher kind per site %s (want 1)" % each["fisher_fraction"][:, :, 0])
 print("ok fisher_fraction of the fisher kind is 1 at every site")
