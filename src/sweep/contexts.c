@@ -12,6 +12,11 @@
  * are computed at every position against the unit's reference row there, then kept per position
  * ([readout] positions = each: NPC = n_pos curves per unit and metric, [NM, NPC, steps]) or averaged
  * over the positions ([readout] positions = mean: one curve per unit).
+ *
+ * With local geometry ([fisher] k, the fisher and optimized kinds; issue 17) every site's is prepared
+ * before its steps (local_ops.c: exactly what a one-position sweep at pos + j computes, so the fisher and
+ * optimized directions of site j are its own), and the unit's extras hold every site's block and the
+ * joint kl_rayleigh of its step (pl_sweep_local_context).
  */
 #include <math.h>
 #include <stdlib.h>
