@@ -2,7 +2,12 @@
 """Figures and a table of a sweep's local geometry (issue 17: [fisher] k, the fisher and optimized kinds).
 
 usage: /usr/bin/python3 analysis/plot_fisher.py RESULT.nc -o OUT_DIR [--metric M] [--format png|pdf|svg]
-                                                 [--dpi N]
+                                                 [--dpi N] [--position T]
+
+A whole-context file (the local geometry has a leading `position` dimension: each perturbed position's
+own) needs --position T: the geometry of the perturbed position T (and the curves and Rayleigh quotients
+of position T under [readout] positions = each; under = mean the curves and the joint kl_rayleigh are the
+whole context's, as the file has them).
 
 Written to OUT_DIR (whatever the file has):
   fisher_spectrum.png  fisher_eigenvalue against the eigen index, one line per base kind (real vs
@@ -159,11 +164,21 @@ def main(argv=None):
     p.add_argument("--metric", default="kl", help="metric of the curves and Rayleigh quotients (default kl)")
     p.add_argument("--format", default="png", choices=["png", "pdf", "svg"])
     p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--position", type=int, help="whole contexts: the perturbed position T to plot")
     args = p.parse_args(argv)
     try:
         ds = xr.open_dataset(args.result)
     except (OSError, ValueError) as e:
         die("%s: %s" % (args.result, e))
+    if "position" in ds.dims:
+        have = [int(t) for t in ds["position"].values]
+        if args.position is None or args.position not in have:
+            die("%s: whole contexts: the local geometry is per perturbed position (%d..%d): choose one with "
+                "--position T%s" % (args.result, have[0], have[-1],
+                                     "" if args.position is None else " (%d is not one)" % args.position))
+        ds = ds.sel(position=args.position)
+    elif args.position is not None:
+        die("%s: --position %d: the file perturbs one position (no position dimension)" % (args.result, args.position))
     if "fisher_eigenvalue" not in ds and "optimum_objective" not in ds:
         die("%s: no fisher_eigenvalue or optimum_objective: run the sweep with [fisher] k or the fisher / "
             "optimized direction kinds" % args.result)

@@ -70,7 +70,8 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 {'name': 'ctx', 'description': 'tokens per prompt ([data] n_ctx)', 'present': ''},
                 {'name': 'position',
                  'description': "perturbed positions of whole contexts (n_positions > 1) as the curves' "
-                                "leading dimension ([readout] positions = each) and activation's",
+                                "leading dimension ([readout] positions = each), activation's and the local "
+                                "geometry's (each position's own)",
                  'present': 'positions'},
                 {'name': 'hist_bin',
                  'description': 'bins of the score histograms ([output] histogram_bins)',
@@ -512,7 +513,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample eigen',
+                'dims': '[site] prompt base sample eigen',
                 'units': 'nats per squared residual stream units',
                 'long_name': 'top eigenvalues (descending) of the Fisher metric F = J^T (diag p - p p^T) J '
                              "at the base, J = dlogits/dx at the hook and position, p the base's next-token "
@@ -525,7 +526,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample',
+                'dims': '[site] prompt base sample',
                 'units': 'nats per squared residual stream units',
                 'long_name': 'trace of the Fisher metric F at the base (exact: one JVP row per residual '
                              'dimension)',
@@ -536,11 +537,14 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'base direction prompt sample',
+                'dims': '[position] base direction prompt sample',
                 'units': 'nats per squared residual stream units',
                 'long_name': "Rayleigh quotient d^T F d / |d|^2 of the curve's direction d (as its steps use "
                              'it) under the Fisher metric at its base: KL ~ 1/2 kl_rayleigh t^2 for a step '
-                             'of length t along d (NaN: a unit without a direction)',
+                             'of length t along d (NaN: a unit without a direction); whole contexts: d the '
+                             "joint step (every position's at alpha = 1) and F the pull-back of the readout "
+                             "through every perturbed position (the mean over positions, or each position's "
+                             'with [readout] positions = each)',
                 'present': 'local',
                 'attributes': '',
                 'merge': 'stack'},
@@ -548,11 +552,11 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'base direction prompt sample',
+                'dims': '[site] base direction prompt sample',
                 'units': '1',
                 'long_name': "fraction of |d|^2 of the curve's direction d (as its steps use it) inside the "
                              'span of the top [fisher] k eigenvectors of F at its base (NaN: a unit without '
-                             'a direction)',
+                             "a direction; whole contexts: each position's step in that position's F)",
                 'present': 'fisher',
                 'attributes': '',
                 'merge': 'stack'},
@@ -560,7 +564,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum',
+                'dims': '[site] prompt base sample optimum',
                 'units': 'nats',
                 'long_name': 'KL(clean || perturbed at x + delta) at the optimum of each start (Riemannian '
                              "gradient ascent on |delta| = r, r = [optimize] radius_alpha in the step mode's "
@@ -572,7 +576,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'int32',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum',
+                'dims': '[site] prompt base sample optimum',
                 'units': '1',
                 'long_name': 'accepted ascent steps of each start (-1: not computed)',
                 'present': 'optimized',
@@ -582,7 +586,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum',
+                'dims': '[site] prompt base sample optimum',
                 'units': 'nats per residual stream units',
                 'long_name': 'norm of the tangential part of grad KL at the optimum (0 at an exact optimum '
                              'on the sphere)',
@@ -593,7 +597,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'int32',
                 'coordinate': False,
-                'dims': 'prompt base sample',
+                'dims': '[site] prompt base sample',
                 'units': '1',
                 'long_name': 'distinct optima of the base: clusters of the optima by |cos| >= [optimize] '
                              'distinct_cos (chained; -1: not computed)',
@@ -604,7 +608,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample eigen',
+                'dims': '[site] prompt base sample eigen',
                 'units': '1',
                 'long_name': "largest |cos| of the Fisher eigenvector with the SAE's decoder rows (W_dec as "
                              'stored)',
@@ -615,7 +619,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'int32',
                 'coordinate': False,
-                'dims': 'prompt base sample eigen',
+                'dims': '[site] prompt base sample eigen',
                 'units': '1',
                 'long_name': 'the SAE feature (row of W_dec) of fisher_max_sae_cos (-1: not computed)',
                 'present': 'fisher_sae',
@@ -625,7 +629,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum',
+                'dims': '[site] prompt base sample optimum',
                 'units': '1',
                 'long_name': "largest |cos| of the optimum with the SAE's decoder rows (W_dec as stored)",
                 'present': 'optimized_sae',
@@ -635,7 +639,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'int32',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum',
+                'dims': '[site] prompt base sample optimum',
                 'units': '1',
                 'long_name': 'the SAE feature (row of W_dec) of optimum_max_sae_cos (-1: not computed)',
                 'present': 'optimized_sae',
@@ -645,7 +649,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample eigen other',
+                'dims': '[site] prompt base sample eigen other',
                 'units': '1',
                 'long_name': "|cos| of the Fisher eigenvector with the base's real_other directions "
                              "x_partner - base (real_other's draws of samples 0..n_directions-1 at this "
@@ -657,7 +661,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum other',
+                'dims': '[site] prompt base sample optimum other',
                 'units': '1',
                 'long_name': "|cos| of the optimum with the base's real_other directions (as "
                              'fisher_real_other_cos)',
@@ -668,7 +672,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample eigen pc',
+                'dims': '[site] prompt base sample eigen pc',
                 'units': '1',
                 'long_name': '|cos| of the Fisher eigenvector with the leading principal components of Sigma '
                              "(sigma's eigenvectors in the residual basis, descending variance)",
@@ -679,7 +683,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float64',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum pc',
+                'dims': '[site] prompt base sample optimum pc',
                 'units': '1',
                 'long_name': '|cos| of the optimum with the leading principal components of Sigma (as '
                              'fisher_pc_cos)',
@@ -690,7 +694,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float32',
                 'coordinate': False,
-                'dims': 'prompt base sample eigen resid',
+                'dims': '[site] prompt base sample eigen resid',
                 'units': '1',
                 'long_name': "unit eigenvectors of the Fisher metric at the base (fisher_eigenvalue's; the "
                              'largest-|component| entry positive), in the residual basis ([output] vectors)',
@@ -701,7 +705,7 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'scope': 'fixed',
                 'type': 'float32',
                 'coordinate': False,
-                'dims': 'prompt base sample optimum resid',
+                'dims': '[site] prompt base sample optimum resid',
                 'units': '1',
                 'long_name': 'unit direction delta / r of each optimum at the base, in the residual basis '
                              '([output] vectors)',

@@ -47,7 +47,7 @@ def _row(scope, name):
 def _dims(row):
     """A row's dimensions without the optional leading `[position]` (whole contexts with [readout]
     positions = each put a `position` dimension before all of a metric's)."""
-    return tuple(d for d in row["dims"].split() if d != "[position]")
+    return tuple(d for d in row["dims"].split() if d not in ("[position]", "[site]"))
 
 
 RAW_DIMS = _dims(_row("metric", ""))

@@ -270,6 +270,11 @@ int pl_load_direction_rows(const char *path, const char *tensor, int C, float **
 /* The unit's step vectors X[steps, C]: base + alpha_k * scale * d, d its kind's direction (centred
  * when [perturb] center_direction or the centered basis), scale by [perturb] step_mode. */
 int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X);
+/* The unit's base BASE[C] and its step at alpha = 1 STEP[C] as pl_unit_steps_of makes them: the steps are
+ * base + (alpha - ref_alpha) STEP under to_target, fixed_norm and absolute; under arc STEP is the path's
+ * tangent at the base (d less its component along base - mu, which the arc keeps at its length). A zero
+ * d gives a zero STEP. (Whole contexts' joint kl_rayleigh: every site's STEP at once.) */
+int pl_unit_step_vector(const pl_experiment *ex, pl_unit_id id, double *base, double *step);
 /* [perturb] slice: the unit's grid X[steps * steps, C], row i steps + j = base + alpha_i v1 + alpha_j v2,
  * v1 and v2 the steps at alpha = 1 along directions 0 and 1 (ID's d is ignored), v2 orthogonalised
  * against v1 (steps.c). */

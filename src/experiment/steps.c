@@ -178,6 +178,42 @@ int pl_unit_steps_of(const pl_experiment *ex, pl_unit_id id, float *X)
     return PL_OK;
 }
 
+int pl_unit_step_vector(const pl_experiment *ex, pl_unit_id id, double *base, double *step)
+{
+    const pl_sweep_config *cfg = ex->cfg;
+    int C = ex->C;
+    unit_vectors(ex, id, base, step);
+    if (cfg->step_mode != PL_STEP_ARC) {
+        double scale = step_scale(ex, id, base, step);
+        for (int c = 0; c < C; c++)
+            step[c] *= scale;
+        return PL_OK;
+    }
+    /* d/dalpha of mu + |b - mu| (l - mu) / |l - mu|, l = b + alpha d, at alpha = 0: d - u (u . d) */
+    double *u = pl_malloc(sizeof(double) * (size_t)C, "arc tangent");
+    if (!u)
+        return PL_ERR;
+    double r = 0.0, ud = 0.0;
+    for (int c = 0; c < C; c++)
+        u[c] = base[c] - ex->mu[c];
+    if (cfg->residual_basis == PL_BASIS_CENTERED) { /* mu projected, as pl_unit_steps_of's */
+        double m = 0.0;
+        for (int c = 0; c < C; c++)
+            m += ex->mu[c];
+        for (int c = 0; c < C; c++)
+            u[c] += m / C;
+    }
+    for (int c = 0; c < C; c++)
+        r += u[c] * u[c];
+    r = sqrt(r);
+    for (int c = 0; c < C && r > 0.0; c++)
+        ud += u[c] / r * step[c];
+    for (int c = 0; c < C && r > 0.0; c++)
+        step[c] -= u[c] / r * ud;
+    free(u);
+    return PL_OK;
+}
+
 /* A 2-D slice ([perturb] slice; Janiak et al., jettjaniak/reometry reometry/utils.py
  * interpolate_2d_slice): v1 and v2 are the steps at alpha = 1 of the unit's base along directions 0 and
  * 1 (each kind's d, centred and scaled by the step mode exactly as pl_unit_steps_of does), and v2 loses

@@ -80,8 +80,8 @@ static int activation_positions(const pl_result *r)
 /* Whether R has what a row's `present` condition names. */
 static int present(const pl_result *r, const char *when)
 {
-    if (!strcmp(when, "positions"))
-        return r->per_position || activation_positions(r);
+    if (!strcmp(when, "positions")) /* the curves', the activation's or the local geometry's */
+        return r->per_position || activation_positions(r) || (r->attrs.n_positions > 1 && r->fisher_trace);
     if (!strcmp(when, "comparisons"))
         return r->n_comparisons > 0;
     if (!strcmp(when, "slice"))
@@ -194,6 +194,11 @@ static int define_var(writer *w, const pl_schema_var *row, const char *name, con
     for (char *save, *t = strtok_r(dims_text, " ", &save); t && nd < 8; t = strtok_r(NULL, " ", &save)) {
         if (!strcmp(t, "[position]")) { /* the activation's, or the curves' with per_position */
             if (!(strcmp(row->name, "activation") ? w->r->per_position : activation_positions(w->r)))
+                continue;
+            t = "position";
+        }
+        if (!strcmp(t, "[site]")) { /* the local geometry of each perturbed position of whole contexts */
+            if (w->r->attrs.n_positions <= 1)
                 continue;
             t = "position";
         }

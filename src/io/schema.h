@@ -44,7 +44,9 @@ typedef struct {
     int coordinate;        /* 1: no _FillValue (CF 5), no units_description; 0: data (NaN fill for floats) */
     const char *dims;      /* dimension names, space-separated; "[position]": a leading position dimension
                               when the data has one (curves and all derived from them with [readout]
-                              positions = each; activation of whole contexts), else none */
+                              positions = each; activation of whole contexts), else none; "[site]":
+                              a leading position dimension in whole contexts (n_positions > 1: the local
+                              geometry of each perturbed position, as a one-position sweep there) */
     const char *units;     /* UDUNITS or plateau's; "{alpha}": alpha's, "{metric}": the metric's,
                               "{score}": the score's (alpha's or "1"); NULL: none (strings) */
     const char *long_name; /* {m} metric, {s} score, {ms} m_s, {curve} the curve the scores see,

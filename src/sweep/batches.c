@@ -215,6 +215,8 @@ void pl_sweep_set_batches(pl_sweep *sw)
             sw->n_other = sw->S;
     sw->x_align = sw->n_pcs + sw->n_other ? sw->NX : 0;
     sw->NX += (sw->fisher_k + sw->n_opt) * (sw->n_other + sw->n_pcs);
+    sw->NX_site = sw->NX; /* whole contexts: every perturbed position's (a site's) geometry */
+    sw->NX *= sw->n_pos > 1 ? sw->n_pos : 1;
     sw->unit_floats = sw->NM * sw->NPC * sw->steps + sw->NX;
 }
 

@@ -218,8 +218,8 @@ int pl_checkpoint_read(const char *path, pl_results *r, const char *config_text,
     const pl_sweep *sw = r->sw;
     /* this run's checkpoint has exactly this size; another config's may have a longer config text */
     size_t most = 8 + 128 + 24 + MAX_CONFIG_TEXT + (size_t)sw->n_units * (1 + sizeof(float) * sw->unit_floats) + 64;
-    /* and at most one optimiser state per base: P x NB x S of them */
-    most += 8 + (size_t)sw->P * sw->NB * sw->S * (20 + pl_opt_state_max(sw));
+    /* and at most one optimiser state per base: P x NB x S of them (whole contexts: per site) */
+    most += 8 + (size_t)sw->P * (sw->n_pos > 1 ? sw->n_pos : 1) * sw->NB * sw->S * (20 + pl_opt_state_max(sw));
     char *bytes;
     size_t len;
     if (pl_read_file(path, most, &bytes, &len) != PL_OK)

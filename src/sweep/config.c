@@ -486,8 +486,10 @@ static const key_def KEYS[] = {
             "next-token distribution; ½ δᵀFδ is KL's second-order term): `fisher_eigenvalue`, "
             "`fisher_trace` and per curve `kl_rayleigh`. Any hook point: a residual one, or a mid-block one "
             "(x is then attn.hook_z with every head concatenated, hook_attn_out, hook_resid_mid or "
-            "hook_mlp_out, the rest of its block differentiated too); one perturbed position (several at "
-            "once are refused). 0: none, unless `fisher` is among `[perturb] "
+            "hook_mlp_out, the rest of its block differentiated too). Whole contexts (several positions): "
+            "every perturbed position t has the geometry a one-position sweep at t has (x_t alone, read at "
+            "t; a leading `position` dimension), `kl_rayleigh` that of the unit's joint step under the "
+            "readout's metric through every position. 0: none, unless `fisher` is among `[perturb] "
             "directions`, which then takes k = `n_directions` (a k below `n_directions` is refused); at "
             "most the hook's width. Exact F (one JVP row per dimension) or block Lanczos, "
             "whichever is cheaper (src/experiment/fisher.c)"},
@@ -1734,15 +1736,8 @@ int pl_sweep_config_resolve(pl_sweep_config *cfg, const pl_model *model, pl_hook
                        "are read at every perturbed position; leave [readout] position at `perturbed`",
                        pl_sweep_config_origin(cfg, "readout", "position"), cfg->read_position,
                        pl_sweep_config_origin(cfg, "perturb", "position"));
-    if ((pl_fisher_k(cfg) > 0 || pl_optimized_listed(cfg)) && n_pos > 1) {
-        /* at any one hook point derivatives exist (plateau/grad.h's _at calls); several positions at once
-         * would need F and the optimum of the concatenated perturbation, which plateau does not define yet */
-        const char *section = cfg->fisher_k > 0 ? "fisher" : "perturb", *key = cfg->fisher_k > 0 ? "k" : "directions";
-        return pl_fail("%s: [%s] %s: the Fisher metric and the `fisher` and `optimized` kinds take derivatives at one "
-                       "position; here [perturb] position (%s) perturbs %d positions at once: perturb one position",
-                       pl_sweep_config_origin(cfg, section, key), section, key,
-                       pl_sweep_config_origin(cfg, "perturb", "position"), n_pos);
-    }
+    /* [fisher] k, `fisher` and `optimized` with several positions (whole contexts): each site (prompt,
+     * position) has the geometry a one-position sweep there has (local_ops.c), at any hook point */
     int q = cfg->read_position == PL_READ_AT_PERTURBED ? p
             : cfg->read_position < 0                   ? cfg->n_ctx + cfg->read_position
                                                        : cfg->read_position;

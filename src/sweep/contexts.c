@@ -12,6 +12,11 @@
  * are computed at every position against the unit's reference row there, then kept per position
  * ([readout] positions = each: NPC = n_pos curves per unit and metric, [NM, NPC, steps]) or averaged
  * over the positions ([readout] positions = mean: one curve per unit).
+ *
+ * With local geometry ([fisher] k, the fisher and optimized kinds; issue 17) every site's is prepared
+ * before its steps (local_ops.c: exactly what a one-position sweep at pos + j computes, so the fisher and
+ * optimized directions of site j are its own), and the unit's extras hold every site's block and the
+ * joint kl_rayleigh of its step (pl_sweep_local_context).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -20,16 +25,29 @@
 #include "plateau/error.h"
 #include "sweep_internal.h"
 
-/* Unit ID's rows X[S, n_pos, C] (variant k, position j at row k * n_pos + j); TMP[2][S, C] scratch. */
-static int context_steps(const pl_sweep *sw, pl_unit_id id, float *X, float *tmp)
+/* Unit ID's rows X[S, n_pos, C] (variant k, position j at row k * n_pos + j); TMP[2][S, C] scratch. With
+ * local geometry ([fisher], `optimized`) each site's is prepared first (local_ops.c: what a one-position
+ * sweep at pos + j computes), its steps see it, and the unit's extras EXTRAS[NX] are filled. */
+static int context_steps(const pl_sweep *sw, pl_unit_cache *cache, pl_unit_id id, float *X, float *tmp,
+                         float *extras)
 {
-    int S = sw->steps, C = sw->C, N = sw->n_pos;
+    int S = sw->steps, C = sw->C, N = sw->n_pos, rc = PL_OK;
     float *first = tmp, *own = tmp + (size_t)S * C;
     int ref = pl_unit_reference(&sw->ex, pl_unit_at_position(sw, id, 0));
+    const pl_base_local **geos = sw->NX ? pl_calloc((size_t)N, sizeof *geos, "sites' geometry") : NULL;
+    if (sw->NX && !geos)
+        return PL_ERR;
     for (int j = 0; j < N; j++) {
         float *xj = j == 0 ? first : own;
-        if (pl_unit_steps_of(&sw->ex, pl_unit_at_position(sw, id, j), xj) != PL_OK)
-            return PL_ERR;
+        pl_experiment ex = sw->ex; /* the experiment as seen at site j's base */
+        if (sw->NX) {
+            geos[j] = pl_sweep_local_prepare(sw, &cache->local, pl_unit_at_position(sw, id, j), &rc);
+            ex.local = geos[j];
+        }
+        if (rc != PL_OK || pl_unit_steps_of(&ex, pl_unit_at_position(sw, id, j), xj) != PL_OK) {
+            free(geos);
+            return rc != PL_OK ? rc : PL_ERR;
+        }
         for (int k = 0; k < S; k++) {
             float *row = X + ((size_t)k * N + j) * C;
             if (sw->cfg->per_position == PL_PER_POSITION_SHARED && j > 0) /* base_j + (x0_k - x0_ref) */
@@ -39,7 +57,10 @@ static int context_steps(const pl_sweep *sw, pl_unit_id id, float *X, float *tmp
                 memcpy(row, xj + (size_t)k * C, sizeof(float) * C);
         }
     }
-    return PL_OK;
+    if (sw->NX) /* the slots of every site hold their geometry still (a slot per site) */
+        rc = pl_sweep_local_context(sw, &cache->local, geos, id, extras);
+    free(geos);
+    return rc;
 }
 
 /* The batch's N units through the fast path: their prompts' clean runs (G distinct ones, batched),
@@ -164,7 +185,8 @@ int pl_batch_eval_contexts(const pl_sweep *sw, pl_unit_cache *cache, long b, flo
         if (G == 0 || prompts[G - 1] != id.p)
             prompts[G++] = id.p;
         group[i] = G - 1;
-        rc = context_steps(sw, id, cache->X + (size_t)i * S * sw->n_pos * C, tmp);
+        rc = context_steps(sw, cache, id, cache->X + (size_t)i * S * sw->n_pos * C, tmp,
+                           out + (size_t)i * sw->unit_floats + (size_t)sw->NM * sw->NPC * S);
     }
     if (rc == PL_OK)
         rc = context_eval(sw, cache, n, group, prompts, G);

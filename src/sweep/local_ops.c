@@ -12,6 +12,16 @@
  *           curve's own KL (for a synthetic base too).
  * The clean run is the prompt's first T_eval tokens, one forward of its own per (prompt, base), so
  * the numbers depend on (prompt, base) only: not on the batch, the rank or the other prompts.
+ *
+ * Whole contexts ([perturb] position A:B or all): a site (prompt p, position t = pos + j), the
+ * experiment's prompt p * n_pos + j, has the geometry a one-position sweep at t computes, by the same
+ * code: its clean run is the prompt's first t + 1 tokens, x_t alone perturbed, the logits read at t
+ * (F_t = J_tᵀ (diag p_t − p_t p_tᵀ) J_t, J_t = ∂logits_t/∂x_t), its optima those of KL_t on the sphere of
+ * the site's radius. The `fisher` and `optimized` directions of site j are its own, as every kind's. A
+ * slot per (site, base sample) keeps each site's geometry while the units of its (prompt, base) come by;
+ * the sites are computed one after another on the rank's one set of buffers. What couples the sites is
+ * the unit's joint step, whose Rayleigh quotient pl_sweep_local_context takes through one JVP over every
+ * perturbed position of the full context.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -43,6 +53,9 @@ void pl_sweep_local_free(pl_sweep_local *l)
     free(l->failed);
     if (l->have_clean)
         pl_run_free(&l->clean);
+    if (l->have_ctx)
+        pl_run_free(&l->ctx_clean);
+    free(l->ctx_buf);
     free(l->x);
     free(l->xd);
     free(l->pcs);
@@ -71,7 +84,7 @@ static int base_jvp(void *ctx, const float *v, int n, float *dz)
     const pl_sweep *sw = l->sw;
     fill_rows(l, n);
     const pl_run *cl = &l->clean;
-    if (pl_patch_jvp_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, v, NULL, dz, -1, NULL, NULL) != PL_OK)
+    if (pl_patch_jvp_groups_at(sw->model, &cl, &n, 1, sw->hook, l->site_pos, l->X, v, NULL, dz, -1, NULL, NULL) != PL_OK)
         return PL_ERR;
     if (!all_finite(dz, (size_t)n * l->V)) {
         l->nonfinite = 1;
@@ -86,7 +99,7 @@ static int base_vjp(void *ctx, const float *u, int n, float *g)
     const pl_sweep *sw = l->sw;
     fill_rows(l, n);
     const pl_run *cl = &l->clean;
-    if (pl_patch_vjp_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, u, -1, NULL, NULL, NULL, g) != PL_OK)
+    if (pl_patch_vjp_groups_at(sw->model, &cl, &n, 1, sw->hook, l->site_pos, l->X, u, -1, NULL, NULL, NULL, g) != PL_OK)
         return PL_ERR;
     if (!all_finite(g, (size_t)n * l->C)) {
         l->nonfinite = 1;
@@ -106,11 +119,11 @@ static int base_objective(void *ctx, const float *delta, int n, double *value, f
         for (int c = 0; c < C; c++)
             l->X[(size_t)r * C + c] = l->x[c] + delta[(size_t)r * C + c];
     const pl_run *cl = &l->clean;
-    if (pl_patch_eval_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, l->logits, sw->read, NULL) != PL_OK)
+    if (pl_patch_eval_groups_at(sw->model, &cl, &n, 1, sw->hook, l->site_pos, l->X, l->logits, sw->read, NULL) != PL_OK)
         return PL_ERR;
     for (int r = 0; r < n; r++)
         value[r] = pl_kl_grad(l->base_logits, l->logits + (size_t)r * V, V, l->glog + (size_t)r * V);
-    if (pl_patch_vjp_groups_at(sw->model, &cl, &n, 1, sw->hook, sw->pos, l->X, l->glog, -1, NULL, NULL, NULL, grad) != PL_OK)
+    if (pl_patch_vjp_groups_at(sw->model, &cl, &n, 1, sw->hook, l->site_pos, l->X, l->glog, -1, NULL, NULL, NULL, grad) != PL_OK)
         return PL_ERR;
     for (int r = 0; r < n; r++)
         if (!isfinite(value[r]) || !all_finite(grad + (size_t)r * C, (size_t)C)) {
@@ -162,12 +175,16 @@ static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
     l->sw = sw;
     l->C = sw->C;
     l->V = sw->V;
-    l->n_slots = sw->S;
-    l->slot = pl_calloc((size_t)sw->S, sizeof(pl_base_local), "local geometry slots");
-    l->failed = pl_calloc((size_t)sw->S, 1, "local geometry slots");
+    l->n_slots = sw->S * (sw->n_pos > 1 ? sw->n_pos : 1); /* whole contexts: a slot per (site, sample) */
+    l->slot = pl_calloc((size_t)l->n_slots, sizeof(pl_base_local), "local geometry slots");
+    l->failed = pl_calloc((size_t)l->n_slots, 1, "local geometry slots");
     if (!l->slot || !l->failed)
         return PL_ERR;
-    for (int s = 0; s < sw->S; s++)
+    /* X[n_pos, C] DX[n_pos, C] logits[n_pos, V] dlogits[n_pos, V] p[n_pos, V] */
+    if (sw->n_pos > 1 && !(l->ctx_buf = pl_malloc(sizeof(float) * (size_t)sw->n_pos * (2 * sw->C + 3 * sw->V),
+                                                 "joint step derivatives")))
+        return PL_ERR;
+    for (int s = 0; s < l->n_slots; s++)
         pl_base_local_free(&l->slot[s]); /* marks it empty */
     size_t C = (size_t)sw->C, V = (size_t)sw->V;
     /* x[C] base_logits[V] p[V] X[rows, C] logits[rows, V] glog[rows, V] */
@@ -183,9 +200,16 @@ static int local_alloc(pl_sweep_local *l, const pl_sweep *sw)
     return sw->n_pcs ? local_pcs(l, sw) : PL_OK;
 }
 
+/* Site J of experiment prompt P (whole contexts: P = prompt * n_pos + j; else 0) and its position. */
+static int site_index(const pl_sweep *sw, int p)
+{
+    return sw->n_pos > 1 ? p % sw->n_pos : 0;
+}
+
 /* Base ID's point x (xd[C] in double, xd holds 3 C; x[C] as the model is given it) and its own
- * logits[V] at its prompt's clean run; non-finite ones fail with l->nonfinite set. */
-static int base_point(pl_sweep_local *l, const pl_run *clean, pl_unit_id id, double *xd, float *x, float *logits)
+ * logits[V] at POS of its prompt's (or site's) clean run; non-finite ones fail with l->nonfinite set. */
+static int base_point(pl_sweep_local *l, const pl_run *clean, pl_unit_id id, int pos, double *xd, float *x,
+                      float *logits)
 {
     const pl_sweep *sw = l->sw;
     int C = sw->C, V = sw->V, one = 1;
@@ -193,7 +217,7 @@ static int base_point(pl_sweep_local *l, const pl_run *clean, pl_unit_id id, dou
     pl_unit_vectors(&sw->ex, id, xd, xd + C);
     for (int c = 0; c < C; c++)
         x[c] = (float)xd[c];
-    if (pl_patch_eval_groups_at(sw->model, &clean, &one, 1, sw->hook, sw->pos, x, logits, sw->read, NULL) != PL_OK)
+    if (pl_patch_eval_groups_at(sw->model, &clean, &one, 1, sw->hook, pos, x, logits, sw->read, NULL) != PL_OK)
         return PL_ERR;
     if (!all_finite(x, (size_t)C) || !all_finite(logits, (size_t)V)) {
         l->nonfinite = 1;
@@ -202,21 +226,24 @@ static int base_point(pl_sweep_local *l, const pl_run *clean, pl_unit_id id, dou
     return PL_OK;
 }
 
-/* The prompt's clean run, the base x as the model sees it and its distribution p. */
+/* The prompt's clean run (a site's: its first pos + j + 1 tokens, as a one-position sweep at pos + j
+ * runs), the base x as the model sees it and its distribution p. */
 static int local_base(pl_sweep_local *l, pl_unit_id id)
 {
     const pl_sweep *sw = l->sw;
-    int C = sw->C, V = sw->V;
+    int C = sw->C, V = sw->V, j = site_index(sw, id.p), prompt = sw->n_pos > 1 ? id.p / sw->n_pos : id.p;
+    l->site_pos = sw->pos + j;
+    int T_eval = sw->n_pos > 1 ? l->site_pos + 1 : sw->T_eval;
     if (!l->have_clean || l->clean_p != id.p) {
         if (l->have_clean)
             pl_run_free(&l->clean);
         l->have_clean = 0;
-        if (pl_forward_batch(sw->model, sw->tokens + (size_t)id.p * sw->T, 1, sw->T_eval, &l->clean) != PL_OK)
+        if (pl_forward_batch(sw->model, sw->tokens + (size_t)prompt * sw->T, 1, T_eval, &l->clean) != PL_OK)
             return PL_ERR;
         l->have_clean = 1;
         l->clean_p = id.p;
     }
-    if (base_point(l, &l->clean, id, l->xd, l->x, l->base_logits) != PL_OK)
+    if (base_point(l, &l->clean, id, l->site_pos, l->xd, l->x, l->base_logits) != PL_OK)
         return PL_ERR;
     double mx = -INFINITY, z = 0.0; /* softmax in double, as metrics.c */
     for (int j = 0; j < V; j++)
@@ -315,12 +342,14 @@ static int opt_finished(void *ctx, const pl_sphere_state *s)
 /* ------------------------------------------------------------ a batch's optimisations together
  *
  * Before a batch's units are evaluated, the optimisations of every base the batch meets that the rank
- * has not got (not in the cache's slots) run together (pl_sphere_run_many): every combined step is one
- * objective call over the running starts of all of them, each base's rows a group at its own prompt's
- * clean run (pl_patch_eval_groups_at / pl_patch_vjp_groups_at), where one call per base per step ran
- * before. Each row's numbers depend on its base and point alone, so every base's optimum is the one
- * it would have alone, bit for bit (tests/sweep/test_optbatch.py), and the units then take it from
- * here (local_compute). Checkpoints save every running state, keyed by base, as before. */
+ * has not got (not in the cache's slots) run together (pl_sphere_run_many): every combined step
+ * advances the running starts of all of them, but each base's rows go through objective calls of
+ * their own, at its own prompt's clean run. Under OpenBLAS a row's bits depend on its place in the call
+ * and on the call's size (measured: sphere_opt.c's header), so rows of several bases in one call would
+ * make a base's optimum depend on its batch, hence on the rank count; calls of its own keep it the one
+ * it has alone, bit for bit (tests/sweep/test_optbatch.py). The units then take it from here
+ * (local_compute). Checkpoints save every running state, keyed by base, as before. Whole contexts
+ * skip this: each site's optima are computed where a unit needs them (local_base). */
 struct pl_opt_pending {
     pl_unit_id id;        /* the base's first unit in the batch (d = 0) */
     int sb;               /* its base sample */
@@ -356,10 +385,14 @@ static pl_opt_pending *pending_find(pl_sweep_local *l, int p, int b, int sb)
 /* "prompt P, base KIND[, sample S]: the Fisher metric and optima at the base" into WHERE. */
 static void base_place(const pl_sweep *sw, pl_unit_id id, int sb, char *where, size_t size)
 {
-    char sample[32] = "";
+    char sample[32] = "", prompt[64];
     if (PL_BASE_KINDS[sw->cfg->bases[id.b]].per_sample) /* one base per sample: name it */
         snprintf(sample, sizeof sample, ", sample %d", sb);
-    snprintf(where, size, "prompt %d, base %s%s: the Fisher metric and optima at the base", id.p,
+    if (sw->n_pos > 1) /* a site: its prompt and position */
+        snprintf(prompt, sizeof prompt, "prompt %d, position %d", id.p / sw->n_pos, sw->pos + site_index(sw, id.p));
+    else
+        snprintf(prompt, sizeof prompt, "prompt %d", id.p);
+    snprintf(where, size, "%s, base %s%s: the Fisher metric and optima at the base", prompt,
              PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sample);
 }
 
@@ -482,7 +515,7 @@ static int pending_setup(const pl_sweep *sw, pl_sweep_local *l, pl_run *runs, in
             return PL_ERR;
         e->logits = e->x + C;
         l->nonfinite = 0;
-        rc = base_point(l, e->clean, e->id, l->xd, e->x, e->logits);
+        rc = base_point(l, e->clean, e->id, sw->pos, l->xd, e->x, e->logits);
         if (rc != PL_OK && l->nonfinite) {
             e->skip = 1, rc = PL_OK, l->nonfinite = 0;
             continue;
@@ -535,7 +568,9 @@ static int pending_run(const pl_sweep *sw, pl_sweep_local *l)
 
 int pl_sweep_local_optimize_batch(const pl_sweep *sw, pl_sweep_local *l, long first, int n)
 {
-    if (!sw->n_opt)
+    /* whole contexts: each site has a clean run and a position of its own (local_base); its optima are
+     * computed there, one site after another, as a unit needs them */
+    if (!sw->n_opt || sw->n_pos > 1)
         return PL_OK;
     int rc = local_alloc(l, sw);
     if (rc != PL_OK)
@@ -619,7 +654,7 @@ static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl
      * directions NaN, which marks their curves */
     pl_base_local_free(slot);
     slot->p = id.p, slot->b = id.b, slot->s = sb;
-    l->failed[sb] = 1;
+    l->failed[site_index(sw, id.p) * sw->S + sb] = 1;
     return PL_OK;
 }
 
@@ -628,11 +663,13 @@ const pl_base_local *pl_sweep_local_prepare(const pl_sweep *sw, pl_sweep_local *
     *rc = local_alloc(l, sw);
     if (*rc != PL_OK)
         return NULL;
-    int sb = pl_base_sample(sw->cfg, id);
-    pl_base_local *slot = &l->slot[sb];
+    int sb = pl_base_sample(sw->cfg, id), at = site_index(sw, id.p) * sw->S + sb;
+    pl_base_local *slot = &l->slot[at];
     int have = slot->p == id.p && slot->b == id.b && slot->s == sb;
-    if (have && l->failed[sb])
+    if (have && l->failed[at])
         return NULL;
+    if (have && sw->n_pos > 1) /* the sites' units need no operator at the site: only the joint step's */
+        return slot;
     if (l->op_p != id.p || l->op_b != id.b || l->op_s != sb) {
         l->nonfinite = 0;
         *rc = local_base(l, id);
@@ -646,18 +683,19 @@ const pl_base_local *pl_sweep_local_prepare(const pl_sweep *sw, pl_sweep_local *
         *rc = local_failed(sw, l, id, slot, sb, *rc);
         return NULL;
     }
-    l->failed[sb] = 0;
+    l->failed[at] = 0;
     return slot;
 }
 
-int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
-                        float *extras)
+/* The base's own numbers (trace, eigenvalues, optima, alignment, vectors) of GEO into EXTRAS[NX_site], the
+ * unit's (Rayleigh quotient, fraction, direction norm) NaN; nothing more without GEO. */
+static void base_extras(const pl_sweep *sw, const pl_base_local *geo, float *extras)
 {
     int k = sw->fisher_k, C = sw->C;
-    for (int j = 0; j < sw->NX; j++)
+    for (int j = 0; j < sw->NX_site; j++)
         extras[j] = NAN;
     if (!geo)
-        return PL_OK;
+        return;
     extras[PL_LOCAL_TRACE] = (float)geo->trace;
     for (int j = 0; j < k && j < geo->k; j++)
         extras[PL_LOCAL_EIGEN + j] = (float)geo->values[j];
@@ -687,7 +725,14 @@ int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_loc
         for (int q = 0; q < sw->n_pcs; q++)
             extras[sw->x_align + (size_t)j * nc + sw->n_other + q] = (float)geo->pc_cos[(size_t)j * sw->n_pcs + q];
     }
-    if (!pl_unit_defined(&sw->ex, id))
+}
+
+int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
+                        float *extras)
+{
+    int C = sw->C;
+    base_extras(sw, geo, extras);
+    if (!geo || !pl_unit_defined(&sw->ex, id))
         return PL_OK;
     pl_experiment ex = sw->ex;
     ex.local = geo;
@@ -717,4 +762,156 @@ int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_loc
     }
     extras[PL_LOCAL_RAYLEIGH] = (float)q;
     return PL_OK;
+}
+
+/* ------------------------------------------------------------ whole contexts: the joint step */
+
+/* The joint operator's JVP: the one row pl_sweep_local_context computed (DX), its dlogits returned as
+ * they are; fisher.c's Rayleigh quotient takes it once per readout weighting. */
+typedef struct {
+    const float *dx, *dz;
+    int C, PV;
+} joint_jvp_ctx;
+
+static int joint_jvp(void *ctx, const float *v, int n, float *dz)
+{
+    const joint_jvp_ctx *j = ctx;
+    if (n != 1 || memcmp(v, j->dx, sizeof(float) * (size_t)j->C))
+        return pl_fail("whole contexts: the joint step's JVP was asked for another row"); /* not reached */
+    memcpy(dz, j->dz, sizeof(float) * (size_t)j->PV);
+    return PL_OK;
+}
+
+/* The prompt's clean run of every perturbed position (its first T_eval tokens), kept while its units come. */
+static int context_clean(const pl_sweep *sw, pl_sweep_local *l, int p)
+{
+    if (l->have_ctx && l->ctx_p == p)
+        return PL_OK;
+    if (l->have_ctx)
+        pl_run_free(&l->ctx_clean);
+    l->have_ctx = 0;
+    if (pl_forward_batch(sw->model, sw->tokens + (size_t)p * sw->T, 1, sw->T_eval, &l->ctx_clean) != PL_OK)
+        return PL_ERR;
+    l->have_ctx = 1, l->ctx_p = p;
+    return PL_OK;
+}
+
+/* Softmax of the N rows LG[N, V] in double (as metrics.c) into P[N, V]. */
+static void softmax_rows(const float *lg, int n, int V, float *p)
+{
+    for (int t = 0; t < n; t++) {
+        const float *z = lg + (size_t)t * V;
+        double mx = -INFINITY, sum = 0.0;
+        for (int v = 0; v < V; v++)
+            mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < V; v++)
+            sum += exp((double)z[v] - mx);
+        for (int v = 0; v < V; v++)
+            p[(size_t)t * V + v] = (float)(exp((double)z[v] - mx) / sum);
+    }
+}
+
+/* The joint kl_rayleigh of the step DD[n_pos, C] at the sites' bases X[n_pos, C] (l->ctx_buf) into the
+ * sites' blocks of EXTRAS: one JVP over every perturbed position of the full context (F_read's J_t d for
+ * every readout position t), then fisher.c's quadratic form with the readout's weights. */
+static int joint_rayleigh(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, const double *dd, float *extras)
+{
+    int N = sw->n_pos, C = sw->C, V = sw->V;
+    float *X = l->ctx_buf, *DX = X + (size_t)N * C, *lg = DX + (size_t)N * C, *dz = lg + (size_t)N * V;
+    float *p = dz + (size_t)N * V;
+    int *positions = pl_malloc(sizeof(int) * (size_t)N, "perturbed positions");
+    double *w = pl_malloc(sizeof(double) * (size_t)N, "readout weights");
+    int rc = positions && w ? context_clean(sw, l, id.p) : PL_ERR, one = 1;
+    for (int j = 0; j < N && positions; j++)
+        positions[j] = sw->pos + j;
+    for (size_t i = 0; i < (size_t)N * C; i++)
+        DX[i] = (float)dd[i]; /* the row fisher.c casts d to: the same bits */
+    const pl_run *cl = &l->ctx_clean;
+    if (rc == PL_OK)
+        rc = pl_patch_jvp_positions_at(sw->model, &cl, &one, 1, sw->hook, positions, N, X, DX, lg, dz, -1, NULL, NULL);
+    if (rc == PL_OK && (!all_finite(lg, (size_t)N * V) || !all_finite(dz, (size_t)N * V))) {
+        l->nonfinite = 1;
+        rc = pl_fail("the logits at the bases or their Jacobian-vector product along the joint step are not finite");
+    }
+    if (rc == PL_OK)
+        softmax_rows(lg, N, V, p);
+    joint_jvp_ctx jc = {DX, dz, N * C, N * V};
+    pl_local_op op = {&jc, N * C, V, N, 1, p, w, joint_jvp, NULL};
+    int each = sw->NPC > 1;
+    for (int t = 0; rc == PL_OK && t < (each ? N : 1); t++) { /* each: position t alone; mean: 1/N each */
+        for (int j = 0; j < N; j++)
+            w[j] = each ? (j == t) : 1.0 / N;
+        double q;
+        if ((rc = pl_fisher_rayleigh(&op, dd, 1, &q)) == PL_OK)
+            extras[(size_t)t * sw->NX_site + PL_LOCAL_RAYLEIGH] = (float)q;
+    }
+    free(positions), free(w);
+    return rc;
+}
+
+/* Site J's step at alpha = 1 into STEP[C] and its base into X[C] (GEO its geometry, the fisher and
+ * optimized kinds' directions); its direction norm and fisher_fraction of the step into its block B. */
+static int site_step(const pl_sweep *sw, const pl_base_local *geo, pl_unit_id site, double *buf, double *step,
+                     float *x, float *b)
+{
+    int C = sw->C;
+    pl_experiment ex = sw->ex;
+    ex.local = geo;
+    double *base = buf, *dir = buf + C; /* buf [3 C] */
+    pl_unit_vectors(&ex, site, base, dir);
+    double n2 = 0.0;
+    for (int c = 0; c < C; c++)
+        n2 += dir[c] * dir[c];
+    b[PL_LOCAL_DIRECTION_NORM] = (float)sqrt(n2);
+    if (pl_unit_step_vector(&ex, site, base, step) != PL_OK)
+        return PL_ERR;
+    for (int c = 0; c < C; c++)
+        x[c] = (float)base[c];
+    return PL_OK;
+}
+
+/* The fraction of STEP[C]'s squared norm in GEO's top-k subspace into block B (NaN: none, a zero step). */
+static void site_fraction(const pl_base_local *geo, const double *step, int C, float *b)
+{
+    double n2 = 0.0, frac;
+    for (int c = 0; c < C; c++)
+        n2 += step[c] * step[c];
+    if (geo && geo->k && n2 > 0.0 && isfinite(n2) && pl_subspace_fraction(geo->vectors, geo->k, C, step, 1, &frac) == PL_OK)
+        b[PL_LOCAL_FRACTION] = (float)frac;
+}
+
+int pl_sweep_local_context(const pl_sweep *sw, pl_sweep_local *l, const pl_base_local *const *geos, pl_unit_id id,
+                           float *extras)
+{
+    int N = sw->n_pos, C = sw->C, defined = 1, rc = PL_OK;
+    double *dd = pl_malloc(sizeof(double) * ((size_t)N * C + 3 * (size_t)C), "joint step"), *buf = dd + (size_t)N * C;
+    if (!dd)
+        return PL_ERR;
+    for (int j = 0; j < N && rc == PL_OK; j++) {
+        pl_unit_id site = pl_unit_at_position(sw, id, j);
+        float *b = extras + (size_t)j * sw->NX_site;
+        base_extras(sw, geos[j], b);
+        defined &= pl_unit_defined(&sw->ex, site) != 0;
+        if (!pl_unit_defined(&sw->ex, site))
+            continue;
+        double *step = dd + (size_t)j * C;
+        rc = site_step(sw, geos[j], site, buf, step, l->ctx_buf + (size_t)j * C, b);
+        if (sw->cfg->per_position == PL_PER_POSITION_SHARED && j > 0) /* every site moves by the first's step */
+            memcpy(step, dd, sizeof(double) * C);
+        site_fraction(geos[j], step, C, b);
+    }
+    double n2 = 0.0;
+    for (size_t i = 0; i < (size_t)N * C; i++)
+        n2 += dd[i] * dd[i];
+    if (rc == PL_OK && defined && n2 > 0.0 && isfinite(n2)) { /* a zero or undefined step: no quotient */
+        l->nonfinite = 0;
+        rc = joint_rayleigh(sw, l, id, dd, extras);
+    }
+    free(dd);
+    if (rc == PL_OK || (l->nonfinite && sw->cfg->nonfinite_mark))
+        return PL_OK;
+    pl_fail_prefix("prompt %d, base %s, direction %s, sample %d: the joint kl_rayleigh of positions %d..%d", id.p,
+                   PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sw->cfg->dirs[id.d].label, id.s, sw->pos,
+                   sw->pos + N - 1);
+    return l->nonfinite ? PL_ERR_BAD_INPUT : PL_ERR;
 }

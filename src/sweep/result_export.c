@@ -93,23 +93,31 @@ static int unit_norms(const pl_results *res, double *bn, double *dn)
     return PL_OK;
 }
 
-/* [output] vectors: fisher_eigenvector [P, NB, S, k, C] and optimum_direction [P, NB, S, n_opt, C] from
- * the units of the first direction. */
+/* Sites per unit: whole contexts' perturbed positions (each with its local geometry), else 1. */
+static int n_sites(const pl_sweep *sw)
+{
+    return sw->n_pos > 1 ? sw->n_pos : 1;
+}
+
+/* [output] vectors: fisher_eigenvector [(n_pos,) P, NB, S, k, C] and optimum_direction [(n_pos,) P, NB, S,
+ * n_opt, C] from the units of the first direction (whole contexts: every site's, position first). */
 static int local_vectors(const pl_results *res, pl_result_export *e)
 {
     const pl_sweep *sw = pl_results_view(res);
     int k = sw->fisher_k, no = sw->n_opt, C = sw->C;
-    size_t n_pb = (size_t)sw->P * sw->NB * sw->S, w = (size_t)(k + no) * C;
+    size_t n_pb = (size_t)n_sites(sw) * sw->P * sw->NB * sw->S, w = (size_t)(k + no) * C;
     if (!(e->vectors = pl_malloc(sizeof(float) * (n_pb * w > 0 ? n_pb * w : 1), "local vectors")))
         return PL_ERR;
     for (long u = 0; u < sw->n_units; u++) {
         pl_unit_id id = pl_unit_decode(sw, u);
         if (id.d)
             continue;
-        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
-        const float *x = res->local + (size_t)u * sw->NX + sw->x_vec;
-        memcpy(e->vectors + pb * k * C, x, sizeof(float) * k * C);
-        memcpy(e->vectors + n_pb * k * C + pb * no * C, x + (size_t)k * C, sizeof(float) * no * C);
+        for (int j = 0; j < n_sites(sw); j++) {
+            size_t pb = (((size_t)j * sw->P + id.p) * sw->NB + id.b) * sw->S + id.s;
+            const float *x = res->local + (size_t)u * sw->NX + (size_t)j * sw->NX_site + sw->x_vec;
+            memcpy(e->vectors + pb * k * C, x, sizeof(float) * k * C);
+            memcpy(e->vectors + n_pb * k * C + pb * no * C, x + (size_t)k * C, sizeof(float) * no * C);
+        }
     }
     e->r.C = C;
     e->r.fisher_eigenvector = k ? e->vectors : NULL;
@@ -117,23 +125,25 @@ static int local_vectors(const pl_results *res, pl_result_export *e)
     return PL_OK;
 }
 
-/* fisher_real_other_cos [P, NB, S, k, n_other], optimum_real_other_cos [P, NB, S, n_opt, n_other] and
- * the same with n_pcs for the PCs, from the first direction's units (as local_arrays). */
+/* fisher_real_other_cos [(n_pos,) P, NB, S, k, n_other], optimum_real_other_cos [(n_pos,) P, NB, S, n_opt,
+ * n_other] and the same with n_pcs for the PCs, from the first direction's units (as local_arrays). */
 static int local_align(const pl_results *res, pl_result_export *e)
 {
     const pl_sweep *sw = pl_results_view(res);
     int k = sw->fisher_k, no = sw->n_opt, nr = sw->n_other, nq = sw->n_pcs, nc = nr + nq;
-    size_t n_pb = (size_t)sw->P * sw->NB * sw->S;
+    size_t n_pb = (size_t)n_sites(sw) * sw->P * sw->NB * sw->S;
     e->align = pl_malloc(sizeof(double) * (n_pb * (k + no) * nc + 1), "alignment");
     if (!e->align)
         return PL_ERR;
     double *fo = e->align, *oo = fo + n_pb * k * nr, *fq = oo + n_pb * no * nr, *oq = fq + n_pb * k * nq;
-    for (long u = 0; u < sw->n_units; u++) {
+    for (long su = 0; su < sw->n_units * n_sites(sw); su++) { /* (unit, site) */
+        long u = su / n_sites(sw);
+        int site = (int)(su % n_sites(sw));
         pl_unit_id id = pl_unit_decode(sw, u);
         if (id.d)
             continue;
-        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
-        const float *x = res->local + (size_t)u * sw->NX + sw->x_align;
+        size_t pb = (((size_t)site * sw->P + id.p) * sw->NB + id.b) * sw->S + id.s;
+        const float *x = res->local + (size_t)u * sw->NX + (size_t)site * sw->NX_site + sw->x_align;
         for (int j = 0; j < k + no; j++) {
             double *o = j < k ? fo + (pb * k + j) * nr : oo + (pb * no + (j - k)) * nr;
             double *q = j < k ? fq + (pb * k + j) * nq : oq + (pb * no + (j - k)) * nq;
@@ -152,31 +162,37 @@ static int local_align(const pl_results *res, pl_result_export *e)
 
 /* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
  * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
- * sample) and kl_rayleigh [NB, ND, P, S] from the units' extras: every unit of a base holds the same
- * numbers of it; the first direction's are taken. */
+ * sample), kl_rayleigh and fisher_fraction [NB, ND, P, S] from the units' extras: every unit of a base
+ * holds the same numbers of it; the first direction's are taken. Whole contexts: every per-base array and
+ * fisher_fraction with a leading position dimension (each site's), kl_rayleigh with one under [readout]
+ * positions = each (the joint step read at each position; site t's block holds it). */
 static int local_arrays(const pl_results *res, pl_result_export *e)
 {
     const pl_sweep *sw = pl_results_view(res);
-    int k = sw->fisher_k, NX = sw->NX, no = sw->n_opt;
-    size_t n_pb = (size_t)sw->P * sw->NB * sw->S, n = (size_t)sw->n_units;
+    int k = sw->fisher_k, NX = sw->NX, no = sw->n_opt, NS = n_sites(sw);
+    size_t n_pb = (size_t)NS * sw->P * sw->NB * sw->S, n = (size_t)sw->n_units;
     if (!NX)
         return PL_OK;
     int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
-    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + 2 * n), "local geometry");
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + (size_t)(sw->NPC + NS) * n), "local geometry");
     e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1 + na)), "local geometry");
     if (!e->local || !e->local_int)
         return PL_ERR;
-    double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *obj = ray + n, *tan = obj + n_pb * no;
-    double *acos = tan + n_pb * no, *frac = acos + n_pb * na;
+    double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *acos = ray + n * sw->NPC;
+    double *frac = acos + n_pb * na, *obj = frac + n * NS, *tan = obj + n_pb * no;
     int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb;
-    for (long u = 0; u < sw->n_units; u++) {
+    for (long su = 0; su < sw->n_units * NS; su++) { /* (unit, site) */
+        long u = su / NS;
+        int site = (int)(su % NS);
         pl_unit_id id = pl_unit_decode(sw, u);
-        const float *x = res->local + (size_t)u * NX;
-        ray[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_RAYLEIGH];
-        frac[(((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s] = x[PL_LOCAL_FRACTION];
+        const float *x = res->local + (size_t)u * NX + (size_t)site * sw->NX_site;
+        size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
+        if (site < sw->NPC) /* mean: site 0's block holds the one quotient */
+            ray[(size_t)site * n + at] = x[PL_LOCAL_RAYLEIGH];
+        frac[(size_t)site * n + at] = x[PL_LOCAL_FRACTION];
         if (id.d)
             continue;
-        size_t pb = ((size_t)id.p * sw->NB + id.b) * sw->S + id.s;
+        size_t pb = (((size_t)site * sw->P + id.p) * sw->NB + id.b) * sw->S + id.s;
         trace[pb] = x[PL_LOCAL_TRACE];
         for (int j = 0; j < k; j++)
             eig[pb * k + j] = x[PL_LOCAL_EIGEN + j];
@@ -189,9 +205,9 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         if (no)
             distinct[pb] = isfinite(o[3 * no]) ? (int)o[3 * no] : -1;
         for (int j = 0; j < na; j++) { /* [P, NB, S, k] then [P, NB, S, n_opt] */
-            size_t at = j < k ? pb * k + j : n_pb * k + pb * no + (j - k);
-            acos[at] = x[sw->x_sae + j];
-            feat[at] = isfinite(x[sw->x_sae + na + j]) ? (int)x[sw->x_sae + na + j] : -1;
+            size_t ai = j < k ? pb * k + j : n_pb * k + pb * no + (j - k);
+            acos[ai] = x[sw->x_sae + j];
+            feat[ai] = isfinite(x[sw->x_sae + na + j]) ? (int)x[sw->x_sae + na + j] : -1;
         }
     }
     pl_result *r = &e->r;

@@ -1401,28 +1401,38 @@ typedef struct {
  * method (fisher.c) forming F = ÃᵀÃ (2 V C² flops) and its eigenpairs (C³/3), under Lanczos at least
  * k more JVP and VJP rows; each optimisation at most max_iterations steps of n_opt rows, each row a
  * patched evaluation and a VJP (an upper bound: most stop well before the cap; a rejected trial adds a
- * row). Returns the seconds, 0 without local geometry or at a mid-block hook (no derivatives there). */
+ * row). Whole contexts: every perturbed position t is a base of its own (a one-position sweep at t, its first
+ * t + 1 tokens), the figures per base their mean over the positions, and each unit adds one JVP row of the
+ * whole context (the joint kl_rayleigh). Returns the seconds, 0 without local geometry or at a mid-block hook
+ * (no FLOP counts there). */
 static double dry_local(const run_state *st, double t_batch, double rows, int R)
 {
     const pl_sweep *sw = &st->sw;
     const pl_sweep_config *cfg = &st->cfg;
-    int ri = pl_hook_resid_index(sw->hook), T = sw->T_eval, C = sw->C, V = sw->V;
+    int ri = pl_hook_resid_index(sw->hook), C = sw->C, V = sw->V, NS = sw->n_pos > 1 ? sw->n_pos : 1;
     if (!sw->NX || ri < 0 || !(t_batch > 0))
         return 0.0;
-    double jvp = pl_patch_jvp_flops(st->model, T, ri, sw->pos), vjp = pl_patch_vjp_flops(st->model, T, ri, sw->pos);
-    double row = pl_patch_flops(st->model, T, ri, sw->pos), rate = rows * row / t_batch;
+    double rate = rows * pl_patch_flops(st->model, sw->T_eval, ri, sw->pos) / t_batch;
     int k = sw->fisher_k, exact = pl_fisher_method(C, V, 1, k) == PL_FISHER_EXACT;
-    double fisher = C * jvp + (exact ? 2.0 * V * (double)C * C + (double)C * C * C / 3.0 : k * (jvp + vjp));
     int its = cfg->opt_max_iterations > 0 ? cfg->opt_max_iterations : 200;
-    double optim = sw->n_opt ? (double)sw->n_opt * its * (row + vjp) : 0.0;
+    double fisher = 0.0, optim = 0.0;
+    for (int j = 0; j < NS; j++) { /* site j: position pos + j, its clean run pos + j + 1 tokens */
+        int q = sw->pos + j, T = NS > 1 ? q + 1 : sw->T_eval;
+        double jvp = pl_patch_jvp_flops(st->model, T, ri, q), vjp = pl_patch_vjp_flops(st->model, T, ri, q);
+        fisher += (C * jvp + (exact ? 2.0 * V * (double)C * C + (double)C * C * C / 3.0 : k * (jvp + vjp))) / NS;
+        optim += sw->n_opt ? (double)sw->n_opt * its * (pl_patch_flops(st->model, T, ri, q) + vjp) / NS : 0.0;
+    }
     long bases = 0;
     for (int b = 0; b < sw->NB; b++)
         bases += PL_BASE_KINDS[cfg->bases[b]].per_sample ? sw->S : 1;
-    bases *= sw->P;
+    bases *= (long)sw->P * NS;
     double seconds = (double)((bases + R - 1) / R) * (fisher + optim) / rate;
+    if (NS > 1) /* the joint step's JVP row of every unit, over every perturbed position */
+        seconds += (double)((sw->n_units + R - 1) / R) * pl_patch_jvp_flops(st->model, sw->T_eval, ri, sw->pos) / rate;
     char v[64];
     snprintf(v, sizeof v, "%ld", bases);
-    dry_line("local_bases", v, "(prompt, base) pairs, at each a Fisher metric%s", sw->n_opt ? " and the optima" : "");
+    dry_line("local_bases", v, "(%s, base) pairs, at each a Fisher metric%s", NS > 1 ? "prompt, position" : "prompt",
+             sw->n_opt ? " and the optima" : "");
     snprintf(v, sizeof v, "%.4g", fisher);
     dry_line("fisher_flops_per_base", v, "%d JVP rows (the trace) + %s", C,
              exact ? "forming F and its eigenpairs (exact)" : "at least k JVP + VJP rows (Lanczos)");
@@ -1917,6 +1927,8 @@ static int base_needed(void *ctx, int p, int b, int s)
 {
     const master *ms = ctx;
     const pl_sweep *sw = &ms->st->sw;
+    if (sw->n_pos > 1) /* whole contexts: the base of a site (prompt, position), experiment prompt p */
+        p /= sw->n_pos;
     if (p >= sw->P || b >= sw->NB)
         return 0;
     long first = ((long)p * sw->NB + b) * sw->ND * sw->S; /* units are prompt-, then base-major */

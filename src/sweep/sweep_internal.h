@@ -140,9 +140,11 @@ typedef struct pl_sweep {
                          * fisher_k eigenvectors and n_opt optima */
     int x_vec;          /* offset of the vectors' extras ([output] vectors; 0: none): the fisher_k
                          * eigenvectors then the n_opt optima's directions, C floats each */
-    int NX;             /* extras per unit after its curves (0: no local geometry): x_opt, + 3 n_opt + 1
-                         * with optima, + 2 (fisher_k + n_opt) with [sae], + (fisher_k + n_opt) C with
-                         * [output] vectors */
+    int NX_site;        /* extras of one site (perturbed position) after a unit's curves (0: no local
+                         * geometry): x_opt, + 3 n_opt + 1 with optima, + 2 (fisher_k + n_opt) with [sae],
+                         * + (fisher_k + n_opt) C with [output] vectors, + the alignment's */
+    int NX;             /* extras per unit: n_pos * NX_site, site j's at j * NX_site (whole contexts: each
+                         * perturbed position's local geometry, as a one-position sweep there has it) */
     int n_pcs;          /* principal components of Sigma compared with ([fisher] n_pcs, at most C; 0 without
                          * local geometry) */
     int n_other;        /* real_other directions compared with per base: S when real_other is listed (0:
@@ -174,10 +176,13 @@ static inline pl_unit_id pl_unit_decode(const pl_sweep *sw, long u)
 
 /* ------------------------------------------------------------ local geometry (local_ops.c, issue 17) */
 
-/* What a unit records of its base's local geometry beside its curves: extras[NX] floats, at these
- * offsets, then fisher_k eigenvalues, then with `optimized` the optima's objective, iterations and
- * tangential gradient (n_opt each) and their number of distinct clusters (NX 0: no local geometry). Every unit of a (prompt, base) holds
- * the same trace and eigenvalues (computed from (prompt, base) alone). */
+/* What a unit records of its base's local geometry beside its curves: extras[NX_site] floats per site, at
+ * these offsets, then fisher_k eigenvalues, then with `optimized` the optima's objective, iterations and
+ * tangential gradient (n_opt each) and their number of distinct clusters (NX 0: no local geometry). Every
+ * unit of a (prompt, base) holds the same trace and eigenvalues (computed from (prompt, base) alone).
+ * Whole contexts (n_pos > 1): site j's block at j * NX_site holds the geometry at (prompt, pos + j), and
+ * its PL_LOCAL_RAYLEIGH the joint kl_rayleigh read at position pos + j ([readout] positions = each) or,
+ * in site 0's block only, the one of the mean readout (local_ops.c, pl_sweep_local_context). */
 enum { PL_LOCAL_RAYLEIGH, PL_LOCAL_DIRECTION_NORM, PL_LOCAL_FRACTION, PL_LOCAL_TRACE, PL_LOCAL_EIGEN };
 
 struct pl_sweep;
@@ -204,25 +209,42 @@ typedef struct {
     struct pl_opt_pending *pend; /* [n_pend] the optima of a batch's bases, run together before its
                                   * units (pl_sweep_local_optimize_batch), until a unit takes them */
     int n_pend;
+    int site_pos;           /* the perturbed position of the operator's site (sw->pos but in whole contexts) */
+    /* whole contexts: the joint step's derivatives (pl_sweep_local_context) */
+    pl_run ctx_clean;       /* the prompt's clean run (T_eval tokens: every perturbed position) */
+    int have_ctx, ctx_p;
+    float *ctx_buf;         /* X[n_pos, C] bases, DX[n_pos, C] the joint step, logits and dlogits [n_pos, V] */
 } pl_sweep_local;
 typedef struct pl_opt_pending pl_opt_pending;
 
 void pl_sweep_local_init(pl_sweep_local *l);
 void pl_sweep_local_free(pl_sweep_local *l);
 /* The local geometry at unit ID's base (computed unless L holds it; the operator moved to that base),
- * or NULL: *RC PL_OK under nonfinite = mark for a base whose derivatives are not finite (its numbers
+ * whole contexts: ID a site's (pl_unit_at_position), the geometry a one-position sweep at that site's
+ * position computes (its prompt's first pos + j + 1 tokens, perturbed and read at pos + j; the operator
+ * is moved only to compute it, a slot per (site, sample) keeps it), or NULL: *RC PL_OK under nonfinite = mark for a base whose derivatives are not finite (its numbers
  * NaN), else the failure (PL_ERR_BAD_INPUT naming the place for a non-finite derivative under
  * nonfinite = error). */
 const pl_base_local *pl_sweep_local_prepare(const struct pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, int *rc);
 /* With `optimized`: the optimisations of every base of units [FIRST, FIRST + N) that L holds no
- * geometry for, run together (one objective call per step over all their running starts), before
+ * geometry for, advanced together (each base's rows in objective calls of their own), before
  * pl_sweep_local_prepare is called for the units (which takes them from there). PL_ERR_PREEMPTED when
  * the run stops mid-optimisation (the states saved); other failures name the base. */
 int pl_sweep_local_optimize_batch(const struct pl_sweep *sw, pl_sweep_local *l, long first, int n);
-/* Unit ID's extras[NX] (its Rayleigh quotient, direction norm, and its base's trace, eigenvalues and
+/* Unit ID's extras[NX_site] (its Rayleigh quotient, direction norm, and its base's trace, eigenvalues and
  * optima) from GEO (pl_sweep_local_prepare's; NULL: all NaN). */
 int pl_sweep_local_unit(const struct pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
                         float *extras);
+/* Whole contexts: unit ID's extras[NX] from its sites' geometry GEOS[n_pos] (pl_sweep_local_prepare's at
+ * each site, NULL entries: NaN): site j's block as a one-position unit at pos + j has it (trace,
+ * eigenvalues, optima, alignment, vectors) but for its Rayleigh quotient, and its fisher_fraction and
+ * direction norm of site j's own displacement (under per_position = shared the first site's); then the
+ * joint kl_rayleigh of the unit's step d [n_pos, C] (every site's displacement at alpha = 1): dᵀ F_read d
+ * / |d|^2 with F_read = Σ_t w_t J_tᵀ (diag p_t − p_t p_tᵀ) J_t, J_t = ∂logits_t / ∂(x_pos..) (causal, one
+ * JVP over every perturbed position), w_t = 1/n_pos ([readout] positions = mean, into site 0's block) or
+ * each t alone (= each, into site t's block). */
+int pl_sweep_local_context(const struct pl_sweep *sw, pl_sweep_local *l, const pl_base_local *const *geos,
+                           pl_unit_id id, float *extras);
 
 /* A rank's reusable buffers for one batch. */
 typedef struct {

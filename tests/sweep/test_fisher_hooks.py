@@ -13,9 +13,11 @@ TransformerLens's meaning of the hook):
     a real base >= numpy's KL along each of 200 random unit directions at the hook, and the KL along
     every optimum_direction ([output] vectors) = its optimum_objective (1e-3);
   * 1 process and 2 ranks bitwise identical;
-  * refused (exit 2, one line): several positions at once (whole contexts) with [fisher] k or the
-    fisher / optimized kinds, at a residual hook too: F and the optimum of the concatenated
-    perturbation are not defined yet.
+  * whole contexts at attn.hook_z (positions 6 and 7, [readout] positions = mean): the last position's site
+    geometry (real base: eigenvalues, trace, eigenvectors) bitwise the one-position sweep's above (the same
+    code on the same clean run), and the joint kl_rayleigh of the fisher kind's step (every site's unit
+    eigenvector at once) vs float64 second differences of numpy's KL averaged over both positions, patched
+    at both at once (rel 1e-3).
 """
 import os
 import sys
@@ -94,6 +96,7 @@ for hook in ("blocks.0.attn.hook_z", "blocks.1.hook_mlp_out"):
         print("ok %s prompt %d: best optimum KL %.6g >= every one of 200 random directions' (max %.6g)"
               % (hook, p, obj.max(), best_random))
     if hook.endswith("attn.hook_z"):
+        one_z, ini_z = v, cfg
         sl.need_mpirun()
         out2 = os.path.join(d, tag + "-mpi2.nc")
         r = sl.run([ini, "--quiet", "-o", out2], mpi=2)
@@ -108,14 +111,40 @@ for (hook, what), e in worst.items():
         sl.fail("%s: %s vs numpy's explicit F: max error %.2e > 1e-3" % (hook, what, e))
     print("ok %s: %s vs numpy (F from float64 central differences of ref_models.py): max relative error %.1e"
           % (hook, what, e))
-for over in ({"fisher__k": "2", "perturb__directions": "cov_random"},
-             {"fisher__k": "0", "perturb__directions": "optimized", "optimize__radius_alpha": "1.0",
-              "perturb__step_mode": "absolute"}):
-    cfg = sl.base_config(model, data, os.path.join(d, "refused.nc"), perturb__position="all", **over)
-    r = sl.run([sl.write_ini(os.path.join(d, "refused.ini"), cfg), "--quiet"])
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    key = "[fisher] k" if over["fisher__k"] != "0" else "[perturb] directions"
-    if r.returncode != 2 or len(lines) != 1 or key not in lines[0] or "positions at once" not in lines[0]:
-        sl.fail("%s with position = all: exit %d, %r" % (over, r.returncode, r.stderr))
-    print("ok refused %s with [perturb] position = all: %s" % (over, lines[0]))
+# whole contexts at attn.hook_z: positions 6 and 7, the fisher kind only
+hook, T = "blocks.0.attn.hook_z", one_z["tokens"].shape[1]
+wc = dict(ini_z, output=dict(ini_z["output"], path=os.path.join(d, "ctx.nc")))
+wc["perturb"] = dict(ini_z["perturb"], position="%d:%d" % (T - 2, T), directions="fisher")
+wc.pop("optimize")
+r = sl.run([sl.write_ini(os.path.join(d, "ctx.ini"), wc), "--quiet"])
+if r.returncode != 0:
+    sl.fail("whole contexts at %s: %s" % (hook, r.stderr))
+w = sl.variables(os.path.join(d, "ctx.nc"))
+for name in ("fisher_eigenvalue", "fisher_trace", "fisher_eigenvector"):
+    if not np.array_equal(w[name][1][:, 0], one_z[name][:, 0]):
+        sl.fail("whole contexts at %s: position %d's %s differs from the one-position sweep's" % (hook, T - 1, name))
+positions = [T - 2, T - 1]
+
+
+def mean_kl(ids, Y0, Y1):
+    out = []
+    for Y in (Y0, Y1):
+        z = ref.run_with_hooks(ids, patch=(hook, positions, Y))[1][positions]
+        z = z - z.max(axis=1, keepdims=True)
+        out.append(z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
+    return float(np.mean(np.sum(np.exp(out[0]) * (out[0] - out[1]), axis=1)))
+
+
+err = 0.0
+for p in range(P):
+    ids, Y0 = [int(t) for t in w["tokens"][p]], w["activation"][:, p].astype(np.float64)
+    for s in range(S):
+        Dj = w["fisher_eigenvector"][:, p, 0, s, s].astype(np.float64)  # [2, W]: each site's unit step
+        eps = 1e-3 / np.linalg.norm(Dj)
+        want = (mean_kl(ids, Y0, Y0 + eps * Dj) + mean_kl(ids, Y0, Y0 - eps * Dj)) / eps ** 2 / np.sum(Dj * Dj)
+        err = max(err, abs(w["kl_rayleigh"][0, 0, p, s] - want) / want)
+if not err <= 1e-3:
+    sl.fail("whole contexts at %s: joint kl_rayleigh vs numpy's second differences: rel error %.2e" % (hook, err))
+print("ok whole contexts at %s: position %d's geometry bitwise the one-position sweep's; joint kl_rayleigh vs numpy "
+      "rel %.1e" % (hook, T - 1, err))
 print("fisher hook sweep tests passed")

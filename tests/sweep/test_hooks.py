@@ -96,10 +96,9 @@ refusals = [(neox, {"perturb__hook": "blocks.1.hook_resid_mid"}, ["[perturb] hoo
             (gpt2, {"readout__read_hook": "blocks.1.hook_mlp_out"}, ["[readout] read_hook", "blocks.1.hook_mlp_out"]),
             (gemma, {"perturb__hook": "blocks.0.attn.hook_z", "perturb__residual_basis": "centered"},
              ["residual_basis", "blocks.0.attn.hook_z"]),
-            (gpt2, {"perturb__hook": "blocks.0.hook_mlp_in"}, ["[perturb] hook", "blocks.0.hook_mlp_in"]),
-            # the Fisher metric runs at every hook point (sweep_fisher_hooks), at one position only; whole
-            # contexts and the fit over every position run at every hook (test_contexts.py)
-            (gpt2, {"perturb__position": "all", "fisher__k": "2"}, ["[fisher] k", "positions at once"])]
+            # the Fisher metric runs at every hook point, one position or whole contexts (sweep_fisher_hooks,
+            # sweep_fisher_contexts); whole contexts and the fit over every position at every hook (test_contexts.py)
+            (gpt2, {"perturb__hook": "blocks.0.hook_mlp_in"}, ["[perturb] hook", "blocks.0.hook_mlp_in"])]
 for model, over, needles in refusals:
     ini = sl.write_ini(os.path.join(d, "r.ini"), sl.base_config(model, data, out, **over))
     r = sl.run([ini, "--quiet"])
