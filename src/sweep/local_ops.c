@@ -376,8 +376,8 @@ const pl_base_local *pl_sweep_local_prepare(const pl_sweep *sw, pl_sweep_local *
 int pl_sweep_local_unit(const pl_sweep *sw, pl_sweep_local *l, const pl_base_local *geo, pl_unit_id id,
                         float *extras)
 {
-    int k = sw->fisher_k, C = sw->C;
-    for (int j = 0; j < sw->NX; j++)
+    int k = sw->fisher_k, C = sw->C, NX = sw->slice ? sw->NX / 2 : sw->NX; /* a slice: one axis's block */
+    for (int j = 0; j < NX; j++)
         extras[j] = NAN;
     if (!geo)
         return PL_OK;

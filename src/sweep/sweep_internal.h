@@ -142,7 +142,8 @@ typedef struct pl_sweep {
                          * eigenvectors then the n_opt optima's directions, C floats each */
     int NX;             /* extras per unit after its curves (0: no local geometry): x_opt, + 3 n_opt + 1
                          * with optima, + 2 (fisher_k + n_opt) with [sae], + (fisher_k + n_opt) C with
-                         * [output] vectors */
+                         * [output] vectors; a slice's unit holds two such blocks, its axes' (directions
+                         * 0 then 1), the x_* offsets within one */
     int n_pcs;          /* principal components of Sigma compared with ([fisher] n_pcs, at most C; 0 without
                          * local geometry) */
     int n_other;        /* real_other directions compared with per base: S when real_other is listed (0:
@@ -336,12 +337,19 @@ typedef struct {
     const struct pl_sweep *view;
     pl_sweep axis;
     float *axis_curves;
+    float *axis_local; /* [axis.n_units, axis.NX]: the axes' extras (NULL without local geometry) */
     double *slice_mean, *slice_median; /* [NM][NB, n_alpha, n_alpha] over (prompt, sample) */
     int *slice_count;                  /* [NM][NB, n_alpha, n_alpha] */
 } pl_results;
 
 /* The sweep R's derived numbers are of: a slice's axes (after pl_results_finish), else R's sweep. */
 static inline const struct pl_sweep *pl_results_view(const pl_results *r) { return r->view ? r->view : r->sw; }
+/* The extras [n_units, NX] of pl_results_view's units: a slice's axes' (after pl_results_finish), else
+ * R's own. */
+static inline const float *pl_results_local(const pl_results *r)
+{
+    return r->view && r->sw->slice ? r->axis_local : r->local;
+}
 
 /* 1 when metric M (PL_METRIC_*) has score SC: alpha_at_threshold needs a threshold, plateau_length is
  * l2's (with a plateau_threshold), the NL scores are not computed on a metric quadratic near 0. */

@@ -37,3 +37,7 @@ set_tests_properties(sweep_contexts_resume PROPERTIES LABELS slow RUN_SERIAL TRU
 # CI's time; its C paths (the optimiser's state, the checkpoint's PLCKPT02 section) pass under ASan when run by hand,
 # and the checkpoint reader's are fuzzed (trust_fuzz).
 set_tests_properties(sweep_optresume PROPERTIES LABELS slow)
+# 2-D slices with the fisher and optimized kinds (issue 17 item 4 in issue 18's slices): ~5 s.
+plateau_test(sweep_slices_local ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_slices_local.py
+  ${CMAKE_CURRENT_BINARY_DIR}/sweep_slices_local)
+set_tests_properties(sweep_slices_local PROPERTIES RUN_SERIAL TRUE)
