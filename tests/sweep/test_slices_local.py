@@ -14,6 +14,9 @@
     ([output] vectors), the file rows and the real activation (`absolute`: d/|d|; `fixed_norm`:
     |x| d/|d|), v2 orthogonalised against v1 (reometry's c - x), through one full patched forward each:
     kl and l2 against the (0, 0) point (rel 1e-4 of the grid's largest value);
+  * with [sae] and real_other: the alignment outputs (fisher_max_sae_cos, fisher_real_other_cos, ...)
+    bitwise the 1-D run's;
+  * non-finite derivatives at the base: exit 2 naming it; under nonfinite = mark its numbers and grid NaN;
   * 1 process vs 2 ranks, bitwise;
   * `slice = fisher, fisher` refused (exit 2): each kind once, as in `directions`.
 Seconds on 2 cores.
@@ -74,7 +77,7 @@ def against_1d(label, f, g, axis, ini_f, ini_g):
     (and bitwise under --naive: the axis's step vectors are the 1-D curve's)."""
     if list(f["direction"]) != list(g["direction"]):
         sl.fail("%s: directions %s, the 1-D run's %s" % (label, list(f["direction"]), list(g["direction"])))
-    names = [n for n in LOCAL if n in g]
+    names = [n for n in g if n in LOCAL or n.startswith(("fisher_", "optimum_"))]
     for n in names:
         if n not in f or f[n].shape != g[n].shape or f[n].tobytes() != g[n].tobytes():
             sl.fail("%s: %s differs from the 1-D sweep's (slice %s, 1-D %s)"
@@ -148,7 +151,47 @@ check_grid("slice optimized x fisher (fixed_norm)", h, "fixed_norm",
            lambda p, s: (h["optimum_direction"][p, 0, 0, s].astype(np.float64),
                          h["fisher_eigenvector"][p, 0, 0, s].astype(np.float64)))
 
-# 3. 1 process vs 2 ranks, bitwise
+# 3. fisher x real_other with [sae]: the alignment outputs (SAE features, real_other, Sigma's PCs) as a 1-D run's
+import subprocess  # noqa: E402
+sae = os.path.join(d, "sae")
+r = subprocess.run([sl.BIN, "synth-sae", sae, "--model", model_dir, "--hook", "blocks.1.hook_resid_pre", "--d-sae", "48"],
+                   capture_output=True, text=True)
+if r.returncode != 0:
+    sl.fail("synth-sae: " + r.stderr)
+a, _, _ = run("aligned", perturb__slice="fisher, real_other", sae__path=sae, perturb__step_mode="fixed_norm",
+              perturb__alpha_max=1.0)
+b, _, _ = run("aligned-1d", perturb__directions="fisher, real_other", sae__path=sae, perturb__step_mode="fixed_norm",
+              perturb__alpha_max=1.0)
+for n in ("fisher_max_sae_cos", "fisher_sae_feature", "fisher_real_other_cos", "fisher_pc_cos"):
+    if n not in a:
+        sl.fail("slice fisher x real_other with [sae]: no %s" % n)
+against_1d("slice fisher x real_other with [sae]", a, b, 0, *(os.path.join(d, x + ".ini") for x in ("aligned", "aligned-1d")))
+
+# 4. non-finite derivatives at the base (tests/trust's huge attention weights, as test_fisher.py): named and
+#    exit 2 under nonfinite = error; under mark the base's numbers are NaN and so is its whole grid (a plane
+#    needs both axes: x + alpha v1 + beta v2 with v1 NaN)
+import shutil  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trust"))
+import trustlib as tl  # noqa: E402
+huge = os.path.join(d, "huge_attn")
+shutil.copytree(model_dir, huge)
+header, _ = tl.st_header(os.path.join(huge, "model.safetensors"))
+for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
+    tl.poke_f32(os.path.join(huge, "model.safetensors"), "h.1.attn.c_attn.weight", i, 3.0e38)
+nf = [ini_f, "--quiet", "--set", "model.path=" + huge, "-o", os.path.join(d, "nf.nc")]
+r = sl.run(nf)
+if r.returncode != 2 or "prompt 0, base real: the Fisher metric and optima at the base" not in r.stderr \
+        or len(r.stderr.strip().splitlines()) != 1:
+    sl.fail("slice, non-finite logits at the base: exit %d: %s" % (r.returncode, r.stderr))
+r = sl.run(nf + ["--set", "run.nonfinite=mark"])
+if r.returncode != 0:
+    sl.fail("slice, nonfinite = mark: " + r.stderr)
+vn = sl.variables(os.path.join(d, "nf.nc"))
+if not all(np.isnan(vn[n]).all() for n in ("fisher_eigenvalue", "fisher_trace", "kl_slice", "l2_slice", "kl")):
+    sl.fail("slice, nonfinite = mark: the local geometry or the grid is not all NaN")
+print("ok slice, non-finite derivatives at the base: exit 2 naming it; under mark its numbers and grid are NaN")
+
+# 5. 1 process vs 2 ranks, bitwise
 if sl.shutil.which("mpirun"):
     for ini, out in ((ini_f, out_f), (ini_h, out_h)):
         out2 = out[:-3] + "-mpi2.nc"
@@ -162,7 +205,7 @@ if sl.shutil.which("mpirun"):
 else:
     print("skip 1 vs 2 ranks: mpirun not found")
 
-# 4. the same kind twice is refused by name
+# 6. the same kind twice is refused by name
 ini, _ = config("bad", perturb__slice="fisher, fisher")
 r = sl.run([ini])
 if r.returncode != 2 or "'fisher' is listed twice" not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
