@@ -10,6 +10,8 @@ Written to OUT_DIR, per metric M (default: every metric the file has a slice of)
                            samples of M on the (alpha, beta) grid base + alpha v1 + beta v2 (<M>_slice_median
                            or <M>_slice_mean as the file stores them), a filled contour map with its colour
                            bar; alpha along KIND1 (x), beta along KIND2 orthogonalised against KIND1 (y);
+                           a fisher or optimized axis names which eigenvectors / optima the samples pool
+                           (sample s is u_s / optimum s of its base);
   <M>_slice_prompts.<fmt>  with --prompts N (and raw curves in the file): the first N prompts' own slices
                            (sample 0, first base), each coloured on its own scale, as reometry draws one
                            slice per prompt;
@@ -59,12 +61,25 @@ def panel(ax, fig, alpha, beta, z, title):
     ax.set_aspect("auto")
 
 
+# Kinds whose sample s is an index into the base's local geometry (issue 17): a statistic over samples
+# pools eigenvectors (optima) 0..n_directions-1, so the axis label says which.
+INDEXED = {"fisher": "u_s", "optimized": "optimum s"}
+
+
+def axis_name(kind, n_samples):
+    if kind not in INDEXED:
+        return kind
+    return "%s %s, s = %s" % (kind, INDEXED[kind], "0" if n_samples == 1 else "0..%d pooled" % (n_samples - 1))
+
+
 def plot_metric(ds, metric, stat, out_dir, fmt, dpi, n_prompts):
     name = "%s_slice_%s" % (metric, stat)
     if name not in ds:
         die("%s: no variable %s (not a slice result?)" % (metric, name))
     beta = ds["beta"]
-    k1, k2 = beta.attrs.get("alpha_direction", "v1"), beta.attrs.get("beta_direction", "v2")
+    kinds = beta.attrs.get("alpha_direction", "v1"), beta.attrs.get("beta_direction", "v2")
+    k1, k2 = (axis_name(k, ds.sizes.get("sample", 1)) for k in kinds)
+    one1, one2 = (axis_name(k, 1) for k in kinds)  # the prompts' own slices are sample 0's
     alpha, b = ds["alpha"].values, beta.values
     bases = [str(x) for x in ds["base"].values]
     fig, axes = plt.subplots(1, len(bases), figsize=(4.6 * len(bases), 3.8), squeeze=False)
@@ -91,8 +106,8 @@ def plot_metric(ds, metric, stat, out_dir, fmt, dpi, n_prompts):
         for p, ax in enumerate(axes[0]):
             z = ds[raw].isel(base=0, prompt=p, sample=0).transpose("alpha", "beta").values.astype(float)
             panel(ax, fig, alpha, b, z, "prompt %d (%s base)" % (p, bases[0]))
-            ax.set_xlabel("alpha (%s)" % k1, fontsize=7)
-            ax.set_ylabel("beta (%s)" % k2, fontsize=7)
+            ax.set_xlabel("alpha (%s)" % one1, fontsize=7)
+            ax.set_ylabel("beta (%s)" % one2, fontsize=7)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "%s_slice_prompts.%s" % (metric, fmt)), dpi=dpi)
         plt.close(fig)

@@ -220,21 +220,22 @@ int pl_unit_step_vector(const pl_experiment *ex, pl_unit_id id, double *base, do
  * its component along v1 (reometry's c - x, x = a + t (b - a) the projection of c onto the line
  * through a and b: the same Gram-Schmidt step, not renormalised, so beta's unit is v2's part
  * orthogonal to v1). Row i K + j is base + alpha_i v1 + alpha_j v2 (K = ex->steps, the alpha grid on
- * both axes). */
+ * both axes). The alpha term is pl_unit_steps_of's (alpha_i s1) d1, not alpha_i (s1 d1), and beta = 0
+ * adds nothing: row i K (beta = 0) is direction 0's 1-D step i bit for bit. */
 int pl_unit_slice_of(const pl_experiment *ex, pl_unit_id id, float *X)
 {
     int C = ex->C, K = ex->steps;
-    double *base = pl_malloc(sizeof(double) * 6 * (size_t)C, "slice vectors");
+    double *base = pl_malloc(sizeof(double) * 7 * (size_t)C, "slice vectors");
     if (!base)
         return PL_ERR;
-    double *v1 = base + C, *v2 = v1 + 2 * (size_t)C, *other = v2 + 2 * (size_t)C; /* v1, v2: 2 C each */
+    double *d1 = base + C, *v2 = d1 + 2 * (size_t)C, *other = v2 + 2 * (size_t)C, *v1 = other + C; /* d1, v2: 2 C */
     pl_unit_id i1 = id, i2 = id;
     i1.d = 0, i2.d = 1;
-    unit_vectors(ex, i1, base, v1);
+    unit_vectors(ex, i1, base, d1);
     unit_vectors(ex, i2, other, v2); /* the same base: a base depends on (prompt, base kind, sample) only */
-    double s1 = step_scale(ex, i1, base, v1), s2 = step_scale(ex, i2, base, v2), dot = 0.0, nn = 0.0;
+    double s1 = step_scale(ex, i1, base, d1), s2 = step_scale(ex, i2, base, v2), dot = 0.0, nn = 0.0;
     for (int c = 0; c < C; c++) {
-        v1[c] *= s1, v2[c] *= s2;
+        v1[c] = d1[c] * s1, v2[c] *= s2;
         dot += v1[c] * v2[c], nn += v1[c] * v1[c];
     }
     if (nn > 0.0) /* a zero v1 leaves v2 as it is */
@@ -243,9 +244,9 @@ int pl_unit_slice_of(const pl_experiment *ex, pl_unit_id id, float *X)
     for (int i = 0; i < K; i++)
         for (int j = 0; j < K; j++) {
             float *x = X + ((size_t)i * K + j) * C;
-            double a = ex->alpha[i], b = ex->alpha[j];
+            double a = ex->alpha[i] * s1, b = ex->alpha[j];
             for (int c = 0; c < C; c++)
-                x[c] = (float)(base[c] + a * v1[c] + b * v2[c]);
+                x[c] = b == 0.0 ? (float)(base[c] + a * d1[c]) : (float)(base[c] + a * d1[c] + b * v2[c]);
         }
     free(base);
     return PL_OK;

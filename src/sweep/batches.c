@@ -215,8 +215,9 @@ void pl_sweep_set_batches(pl_sweep *sw)
             sw->n_other = sw->S;
     sw->x_align = sw->n_pcs + sw->n_other ? sw->NX : 0;
     sw->NX += (sw->fisher_k + sw->n_opt) * (sw->n_other + sw->n_pcs);
-    sw->NX_site = sw->NX; /* whole contexts: every perturbed position's (a site's) geometry */
-    sw->NX *= sw->n_pos > 1 ? sw->n_pos : 1;
+    sw->NX_site = sw->NX; /* one block: a site's (whole contexts: every perturbed position's geometry), or
+                           * a slice's axis (directions 0 then 1); the x_* offsets within one */
+    sw->NX *= sw->n_pos > 1 ? sw->n_pos : sw->slice ? 2 : 1;
     sw->unit_floats = sw->NM * sw->NPC * sw->steps + sw->NX;
 }
 
@@ -444,9 +445,18 @@ static int unit_steps_local(const pl_sweep *sw, pl_unit_cache *cache, pl_unit_id
         return rc;
     pl_experiment ex = sw->ex; /* the experiment as seen at this base */
     ex.local = geo;
-    if (pl_unit_steps_of(&ex, id, X) != PL_OK)
+    if ((sw->slice ? pl_unit_slice_of(&ex, id, X) : pl_unit_steps_of(&ex, id, X)) != PL_OK)
         return PL_ERR;
-    return pl_sweep_local_unit(sw, &cache->local, geo, id, extras);
+    if (!sw->slice)
+        return pl_sweep_local_unit(sw, &cache->local, geo, id, extras);
+    /* a slice: the extras of its two axes' 1-D units (directions 0 and 1 of the same base), each as a
+     * 1-D sweep of its kind records them (results.c's finish_slice hands them to the axis table) */
+    for (int d = 0; d < 2 && rc == PL_OK; d++) {
+        pl_unit_id axis = id;
+        axis.d = d;
+        rc = pl_sweep_local_unit(sw, &cache->local, geo, axis, extras + (size_t)d * sw->NX_site);
+    }
+    return rc;
 }
 
 int pl_batch_eval(const pl_sweep *sw, pl_unit_cache *cache, long b, float *out)

@@ -293,8 +293,10 @@ static const key_def KEYS[] = {
             "two kinds in this order (left out, it is set to them). The result holds the grid as "
             "`<m>_slice` (base, prompt, sample, alpha, beta) with its mean, median and count, and the two "
             "axes as the 1-D curves of the two kinds (`<m>` with direction = KIND1: β = 0; KIND2: α = 0, "
-            "along the orthogonalised v2), whose scores and comparisons are those of 1-D curves. Not with "
-            "whole contexts, `step_mode = arc`, a kind whose base sits at α ≠ 0, `fisher` or `optimized`"},
+            "along the orthogonalised v2), whose scores and comparisons are those of 1-D curves. `fisher` "
+            "and `optimized` are allowed (each kind once): the base's local geometry is computed and "
+            "written as in a 1-D run. Not with whole contexts, `step_mode = arc`, a kind whose base sits at "
+            "α ≠ 0"},
     {"perturb", "n_directions", "1", 1, KT_INT, OFF(n_directions), .lo = 1, .hi = 1000000,
      .doc = "samples per prompt and direction kind"},
     {"perturb", "steps", "101", 1, KT_INT, OFF(steps), .lo = 2, .hi = 100000,
@@ -1482,8 +1484,6 @@ static int check_slice(raw_config *rc, const pl_sweep_config *cfg)
         why = "whole contexts ([perturb] position A:B or all): a slice perturbs one position";
     else if (cfg->step_mode == PL_STEP_ARC)
         why = "step_mode = arc: the arc is a path, not a plane (use to_target, fixed_norm or absolute)";
-    else if (pl_fisher_k(cfg) > 0 || pl_optimized_listed(cfg))
-        why = "the local geometry ([fisher] k, the fisher or optimized kinds)";
     else if (cfg->steps > 1000)
         why = "more than 1000 steps: a unit is steps^2 rows";
     for (int d = 0; !why && d < 2; d++)

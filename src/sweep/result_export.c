@@ -88,7 +88,7 @@ static int unit_norms(const pl_results *res, double *bn, double *dn)
         /* a kind that needs its base's local geometry (fisher) has its direction on the worker only:
          * the worker recorded its norm */
         if (pl_direction_kind_needs_local(sw->cfg->dirs[id.d].kind))
-            dn[at] = res->local ? res->local[(size_t)u * sw->NX + PL_LOCAL_DIRECTION_NORM] : NAN;
+            dn[at] = pl_results_local(res) ? pl_results_local(res)[(size_t)u * sw->NX + PL_LOCAL_DIRECTION_NORM] : NAN;
     }
     return PL_OK;
 }
@@ -114,7 +114,7 @@ static int local_vectors(const pl_results *res, pl_result_export *e)
             continue;
         for (int j = 0; j < n_sites(sw); j++) {
             size_t pb = (((size_t)j * sw->P + id.p) * sw->NB + id.b) * sw->S + id.s;
-            const float *x = res->local + (size_t)u * sw->NX + (size_t)j * sw->NX_site + sw->x_vec;
+            const float *x = pl_results_local(res) + (size_t)u * sw->NX + (size_t)j * sw->NX_site + sw->x_vec;
             memcpy(e->vectors + pb * k * C, x, sizeof(float) * k * C);
             memcpy(e->vectors + n_pb * k * C + pb * no * C, x + (size_t)k * C, sizeof(float) * no * C);
         }
@@ -143,7 +143,7 @@ static int local_align(const pl_results *res, pl_result_export *e)
         if (id.d)
             continue;
         size_t pb = (((size_t)site * sw->P + id.p) * sw->NB + id.b) * sw->S + id.s;
-        const float *x = res->local + (size_t)u * sw->NX + (size_t)site * sw->NX_site + sw->x_align;
+        const float *x = pl_results_local(res) + (size_t)u * sw->NX + (size_t)site * sw->NX_site + sw->x_align;
         for (int j = 0; j < k + no; j++) {
             double *o = j < k ? fo + (pb * k + j) * nr : oo + (pb * no + (j - k)) * nr;
             double *q = j < k ? fq + (pb * k + j) * nq : oq + (pb * no + (j - k)) * nq;
@@ -185,7 +185,7 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         long u = su / NS;
         int site = (int)(su % NS);
         pl_unit_id id = pl_unit_decode(sw, u);
-        const float *x = res->local + (size_t)u * NX + (size_t)site * sw->NX_site;
+        const float *x = pl_results_local(res) + (size_t)u * NX + (size_t)site * sw->NX_site;
         size_t at = (((size_t)id.b * sw->ND + id.d) * sw->P + id.p) * sw->S + id.s;
         if (site < sw->NPC) /* mean: site 0's block holds the one quotient */
             ray[(size_t)site * n + at] = x[PL_LOCAL_RAYLEIGH];

@@ -36,6 +36,7 @@ void pl_results_free(pl_results *r)
     free(r->hist_outside);
     free(r->n_censored);
     free(r->axis_curves);
+    free(r->axis_local);
     free(r->slice_mean);
     free(r->slice_median);
     free(r->slice_count);
@@ -277,8 +278,12 @@ static int finish_slice(pl_results *r)
         return PL_ERR;
     r->axis = *sw;
     r->axis.slice = 0, r->axis.ND = 2, r->axis.steps = K, r->axis.n_units = 2 * sw->n_units;
-    r->axis.unit_floats = NM * K;
+    r->axis.NX = sw->NX_site; /* a slice unit's extras are its two axes' blocks (batches.c) */
+    r->axis.unit_floats = NM * K + r->axis.NX;
+    size_t NXA = (size_t)r->axis.NX;
     r->axis_curves = pl_malloc(sizeof(float) * (size_t)r->axis.n_units * NM * K, "slice axes");
+    if (NXA && !(r->axis_local = pl_malloc(sizeof(float) * (size_t)r->axis.n_units * NXA, "slice axes' extras")))
+        return PL_ERR;
     if (!r->axis_curves)
         return PL_ERR;
     for (long u = 0; u < sw->n_units; u++) {
@@ -289,6 +294,8 @@ static int finish_slice(pl_results *r)
                 for (int k = 0; k < K; k++)
                     r->axis_curves[((size_t)v * NM + mi) * K + k] =
                         r->curves[((size_t)u * NM + mi) * G + (d == 0 ? (size_t)k * K : (size_t)k)];
+            if (NXA)
+                memcpy(r->axis_local + (size_t)v * NXA, r->local + ((size_t)u * 2 + d) * NXA, sizeof(float) * NXA);
         }
     }
     float *grid = r->curves;

@@ -144,7 +144,8 @@ typedef struct pl_sweep {
                          * geometry): x_opt, + 3 n_opt + 1 with optima, + 2 (fisher_k + n_opt) with [sae],
                          * + (fisher_k + n_opt) C with [output] vectors, + the alignment's */
     int NX;             /* extras per unit: n_pos * NX_site, site j's at j * NX_site (whole contexts: each
-                         * perturbed position's local geometry, as a one-position sweep there has it) */
+                         * perturbed position's local geometry, as a one-position sweep there has it); a
+                         * slice's unit: 2 * NX_site, its axes' blocks (directions 0 then 1) */
     int n_pcs;          /* principal components of Sigma compared with ([fisher] n_pcs, at most C; 0 without
                          * local geometry) */
     int n_other;        /* real_other directions compared with per base: S when real_other is listed (0:
@@ -367,12 +368,19 @@ typedef struct {
     const struct pl_sweep *view;
     pl_sweep axis;
     float *axis_curves;
+    float *axis_local; /* [axis.n_units, axis.NX]: the axes' extras (NULL without local geometry) */
     double *slice_mean, *slice_median; /* [NM][NB, n_alpha, n_alpha] over (prompt, sample) */
     int *slice_count;                  /* [NM][NB, n_alpha, n_alpha] */
 } pl_results;
 
 /* The sweep R's derived numbers are of: a slice's axes (after pl_results_finish), else R's sweep. */
 static inline const struct pl_sweep *pl_results_view(const pl_results *r) { return r->view ? r->view : r->sw; }
+/* The extras [n_units, NX] of pl_results_view's units: a slice's axes' (after pl_results_finish), else
+ * R's own. */
+static inline const float *pl_results_local(const pl_results *r)
+{
+    return r->view && r->sw->slice ? r->axis_local : r->local;
+}
 
 /* 1 when metric M (PL_METRIC_*) has score SC: alpha_at_threshold needs a threshold, plateau_length is
  * l2's (with a plateau_threshold), the NL scores are not computed on a metric quadratic near 0. */

@@ -199,8 +199,7 @@ for sets, want in (
         (["perturb.directions=real_other, cov_random"], "must list exactly the slice's two kinds, in its order"),
         (["perturb.position=all"], "[perturb] slice: not with whole contexts"),
         (["perturb.step_mode=arc"], "[perturb] slice: not with step_mode = arc"),
-        (["perturb.steps=1001"], "[perturb] slice: not with more than 1000 steps"),
-        (["fisher.k=2"], "[perturb] slice: not with the local geometry")):
+        (["perturb.steps=1001"], "[perturb] slice: not with more than 1000 steps")):
     r = sl.run([ini] + [x for s in sets for x in ("--set", s)])
     if r.returncode != 2 or want not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
         sl.fail("--set %s: exit %d, want 2 and a one-line message with %r: %s" % (sets, r.returncode, want, r.stderr))

@@ -41,3 +41,9 @@ set_tests_properties(sweep_optresume PROPERTIES LABELS slow)
 # its C paths (each site's geometry, the joint kl_rayleigh at a mid-block hook) run under ASan in
 # sweep_fisher_hooks, and the whole test passes under ASan by hand.
 set_tests_properties(sweep_fisher_contexts PROPERTIES LABELS slow)
+# 2-D slices with the fisher and optimized kinds (issue 17 item 4 in issue 18's slices): ~10 s, ~30 s under
+# ASan: release pass only, for CI's time (it passes under ASan by hand; the slice and local-geometry
+# paths it combines run under ASan in sweep_slices and sweep_fisher).
+plateau_test(sweep_slices_local ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_slices_local.py
+  ${CMAKE_CURRENT_BINARY_DIR}/sweep_slices_local)
+set_tests_properties(sweep_slices_local PROPERTIES RUN_SERIAL TRUE LABELS slow)
