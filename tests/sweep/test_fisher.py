@@ -24,7 +24,8 @@ float64 numpy from central finite differences of the independent numpy model (te
   * 1 process and 2 ranks bitwise identical;
   * SIGTERM mid-run and --resume: bitwise identical to an uninterrupted run (the units' eigenvalues,
     traces and Rayleigh quotients travel in the checkpoint);
-  * refused: [fisher] k below n_directions with fisher listed, a negative k, a start_kind fisher.
+  * refused: [fisher] k below n_directions with fisher listed, a negative k, a start_kind fisher, optimized or
+    sae_feature_scale (the message listing only the kinds a start can be).
 """
 import os
 import sys
@@ -251,6 +252,12 @@ print("ok SIGTERM mid-run, --resume: bitwise identical to the uninterrupted run"
 for setting, want in (("fisher.k=2", "[perturb] directions: fisher: its samples are the top n_directions = 3"),
                       ("fisher.k=-1", "[fisher] k: '-1' is not an integer in [0, 4096]"),
                       ("optimize.start_kind=fisher", "[optimize] start_kind: 'fisher' is not a direction kind"),
+                      # the message lists only the kinds a start can be (not fisher, optimized, file:PATH);
+                      # sae_feature_scale needs to_target, which `optimized` refuses: refused by start_kind
+                      ("optimize.start_kind=optimized", "start can be drawn as (isotropic, cov_random, real_other, "
+                       "naive_isotropic, cov_difference, real_difference, sae_active, sae_reconstruction, "
+                       "sae_error_random, sae_recon_other)"),
+                      ("optimize.start_kind=sae_feature_scale", "[optimize] start_kind: 'sae_feature_scale' is not"),
                       ("optimize.radius_alpha=none", "[perturb] directions: optimized needs [optimize] radius_alpha"),
                       ("optimize.starts=2", "optimized: its samples are the optima of n_directions = 3 starts"),
                       ("perturb.step_mode=to_target", "optimized needs step_mode = fixed_norm or absolute")):
