@@ -3,7 +3,8 @@
  *
  * [model] path = DIR1, DIR2, ...   labels are the dirs' names, steps not given;
  * [model] paths = FILE             one model a line:   DIR [label=LABEL] [step=N]
- *   - blank lines and lines whose first non-blank character is '#' are skipped;
+ *   - blank lines and lines whose first non-blank character is '#' are skipped; a leading UTF-8 byte
+ *     order mark and CR line ends are allowed;
  *   - fields are separated by spaces or tabs; DIR is the first field (so it holds no whitespace: link
  *     such a dir under another name), relative to FILE's directory unless absolute;
  *   - label=LABEL: 1-64 characters of [A-Za-z0-9._+-] (default: DIR's last component);
@@ -174,7 +175,9 @@ int pl_model_series_read(const char *file, pl_model_entry **out, int *n_out)
     pl_model_entry *models = calloc((size_t)cap, sizeof *models);
     if (!models)
         rc = pl_fail("out of memory (model series)");
-    for (char *line = text, *next; rc == PL_OK && line; line = next) {
+    /* a UTF-8 byte order mark (editors on Windows write one) is not part of the first dir */
+    char *first = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? text + 3 : text;
+    for (char *line = first, *next; rc == PL_OK && line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';

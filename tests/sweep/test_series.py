@@ -216,12 +216,15 @@ lines = {
     "step-twice": ("seed0 step=1 step=2\n", ":1: 'step' is given twice"),
     "bad-label": ("seed0 label=a/b\n", ":1: model '%s': label 'a/b' is not" % os.path.join(d, "models", "seed0")),
     "empty": ("# nothing\n\n", "no model"),
+    # a UTF-8 byte order mark and CRLF line ends: line 1 read as seed0, line 2 reached
+    "bom-crlf": ("\ufeffseed0 step=1\r\nseed9\r\n", ":2: model dir '%s' does not exist" %
+                 os.path.join(d, "models", "seed9")),
     "alias-line": ("seed0 label=a\nalias0 label=b\n", ":2: model dir '%s' is model 1's" % alias),
     "missing-line": ("seed0\nseed9 step=3\n", ":2: model dir '%s' does not exist" % os.path.join(d, "models", "seed9")),
 }
 for name, (text, want) in lines.items():
     p = os.path.join(d, "models", "%s.txt" % name)
-    with open(p, "w") as f:
+    with open(p, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     refused("paths-" + name, want, model__path="", model__paths=p)
 
