@@ -671,8 +671,10 @@ static int ignored_option(const pl_family *f, const pl_synth_opts *o, json_t *cf
         bad = "--sliding-window";
     else if (o->rope_theta > 0 && !json_object_get(cfg, "rope_theta") && !json_object_get(cfg, "rotary_emb_base"))
         bad = "--rope-theta";
+    else if (o->hf_quirks && !f->code->synth_quirks)
+        bad = "--hf-quirks";
     if (bad)
-        return pl_fail("synth: %s does not apply to --family %s (its config.json has no such setting)", bad,
+        return pl_fail("synth: %s does not apply to --family %s (it has no such setting: leave the option out)", bad,
                        f->model_type);
     return PL_OK;
 }

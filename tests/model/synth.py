@@ -200,7 +200,8 @@ check(p.returncode == 1 and "--rotary-pct: '7' is not a fraction" in p.stderr,
       f"synth --rotary-pct 7: exit 1, not a fraction ({p.returncode}: {p.stderr.strip()})")
 for family, args in (("llama", ["--sliding-window", "4"]), ("gemma2", ["--attention-bias"]),
                      ("gpt2", ["--rope-scaling", "llama3:8:1:4:8"]), ("llama", ["--rotary-pct", "0.5"]),
-                     ("mistral", ["--sequential-residual"]), ("gpt2", ["--rope-theta", "500000"])):
+                     ("mistral", ["--sequential-residual"]), ("gpt2", ["--rope-theta", "500000"]),
+                     ("llama", ["--hf-quirks"])):
     out = os.path.join(work, "ignored-" + family)
     p = stio.run(["synth", out, "--family", family] + base + args)
     check(p.returncode == 2 and f"{args[0]} does not apply to --family {family}" in p.stderr and
