@@ -1,4 +1,5 @@
-/* plateau merge OUT.nc IN.nc... [--force]: stack per-hook result files along a new `hook` dimension. */
+/* plateau merge OUT.nc IN.nc... [--force]: stack per-hook result files along a new `hook` dimension, or
+ * one hook's single-model files along `model` (src/io/merge.c chooses). */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,10 +10,13 @@
 #include "plateau/sweep.h"
 
 const cli_spec CLI_MERGE = {
-    "merge", "OUT.nc IN.nc... [--force]", "Stack per-hook result files along a new leading 'hook' dimension.",
+    "merge", "OUT.nc IN.nc... [--force]",
+    "Stack per-hook result files along a new leading 'hook' dimension, or per-model ones along 'model'.",
     "The result files of one sweep run once per hook (a Slurm array), in the order given. Their configs\n"
-    "may differ in one key only (the swept key, normally [perturb] hook). OUT is written atomically\n"
-    "(a temporary file, then renamed); an existing OUT is refused unless --force.",
+    "may differ in one key only (the swept key, normally [perturb] hook). Files of one hook that differ\n"
+    "only in their model (a model series run as one job per model) are stacked along 'model' instead,\n"
+    "labelled by [model] label or the model dir's name, with model_path, model_sha256 and model_step.\n"
+    "OUT is written atomically (a temporary file, then renamed); an existing OUT is refused unless --force.",
     (const cli_option[]){{"--force", NULL, NULL, "replace an existing OUT (atomically)"}, {NULL, NULL, NULL, NULL}},
     NULL};
 

@@ -271,11 +271,13 @@ static int synth_option(int argc, char **argv, int *i, pl_synth_opts *o, int *ha
         char *end;
         if (++*i >= argc)
             return cli_usage("synth", CLI_SYNTH.synopsis, "%s needs a value", a);
+        /* by the whole name: both start "--ro" (a test of a[2] sent --rotary-pct to rope_theta) */
+        int pct = !strcmp(a, "--rotary-pct");
         double v = strtod(argv[*i], &end);
-        if (*end || !(v > 0) || (a[2] == 'o' && v > 1))
+        if (*end || !(v > 0) || (pct && v > 1))
             return cli_usage("synth", CLI_SYNTH.synopsis, "%s: '%s' is not a %s", a, argv[*i],
-                             a[2] == 'o' ? "fraction in (0, 1]" : "positive number");
-        *(a[2] == 'o' ? &o->rotary_pct : &o->rope_theta) = v;
+                             pct ? "fraction in (0, 1]" : "positive number");
+        *(pct ? &o->rotary_pct : &o->rope_theta) = v;
     } else if (!strcmp(a, "--rope-scaling")) {
         char extra;
         if (++*i >= argc)

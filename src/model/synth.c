@@ -653,6 +653,32 @@ static int write_dir(const char *out_dir, const pl_synth_opts *o, const pl_synth
     return write_config(out_dir, cfg);
 }
 
+/* An option whose setting the family's config.json does not carry is one the family ignores: refused
+ * by name, rather than writing a model without it (--sliding-window on llama, --attention-bias on
+ * gemma2, --rope-scaling on gpt2 were taken and dropped). */
+static int ignored_option(const pl_family *f, const pl_synth_opts *o, json_t *cfg)
+{
+    const char *bad = NULL;
+    if (o->attention_bias && !json_is_true(json_object_get(cfg, "attention_bias")))
+        bad = "--attention-bias";
+    else if (o->llama3[0] > 0 && !json_is_object(json_object_get(cfg, "rope_scaling")))
+        bad = "--rope-scaling";
+    else if (o->rotary_pct > 0 && !json_object_get(cfg, "rotary_pct"))
+        bad = "--rotary-pct";
+    else if (o->sequential && !json_object_get(cfg, "use_parallel_residual"))
+        bad = "--sequential-residual";
+    else if (o->sliding_window && !json_is_integer(json_object_get(cfg, "sliding_window")))
+        bad = "--sliding-window";
+    else if (o->rope_theta > 0 && !json_object_get(cfg, "rope_theta") && !json_object_get(cfg, "rotary_emb_base"))
+        bad = "--rope-theta";
+    else if (o->hf_quirks && !f->code->synth_quirks)
+        bad = "--hf-quirks";
+    if (bad)
+        return pl_fail("synth: %s does not apply to --family %s (it has no such setting: leave the option out)", bad,
+                       f->model_type);
+    return PL_OK;
+}
+
 int pl_synth(const char *out_dir, const pl_synth_opts *o)
 {
     const pl_family *f = pl_family_find(o->family ? o->family : pl_family_at(0)->model_type) /* the first row: GPT-2 */;
@@ -663,7 +689,9 @@ int pl_synth(const char *out_dir, const pl_synth_opts *o)
         return PL_ERR;
     json_t *cfg = synth_config(f, o, &d);
     synth_tensor *ts = NULL;
-    int n = 0, rc = cfg ? tensor_list(f, o, cfg, out_dir, &ts, &n) : PL_ERR;
+    int n = 0, rc = cfg ? ignored_option(f, o, cfg) : PL_ERR;
+    if (rc == PL_OK)
+        rc = tensor_list(f, o, cfg, out_dir, &ts, &n);
     if (rc == PL_OK && mkdir(out_dir, 0777) != 0 && errno != EEXIST)
         rc = pl_fail("%s: cannot create directory: %s", out_dir, strerror(errno));
     struct stat sb;

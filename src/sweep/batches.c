@@ -97,10 +97,26 @@ int pl_sweep_setup_units(pl_sweep *sw)
         return pl_fail_prefix("%s: [perturb] bases", pl_sweep_config_origin(sw->cfg, "perturb", "bases"));
     if (pl_experiment_setup(ex) != PL_OK)
         return pl_fail_prefix("%s: [perturb] directions", pl_sweep_config_origin(sw->cfg, "perturb", "directions"));
-    if (sw->fisher_k > sw->C)
+    if (pl_sweep_check_local_sizes(sw) != PL_OK)
+        return PL_ERR;
+    return PL_OK;
+}
+
+/* The local geometry's sizes against the hook's width C: [fisher] k (as pl_fisher_k resolves it) and
+ * orthogonal starts, which the optimiser could not place (it failed mid-run, an internal error, exit
+ * 3). The run's setup and --dry-run both check, so a dry run refuses what the run would. */
+int pl_sweep_check_local_sizes(const pl_sweep *sw)
+{
+    const pl_sweep_config *cfg = sw->cfg;
+    int k = pl_fisher_k(cfg);
+    if (k > sw->C)
         return pl_fail("%s: [fisher] k = %d: F at a base has %d eigenpairs (the width of [perturb] hook)%s",
-                       pl_sweep_config_origin(sw->cfg, "fisher", "k"), sw->fisher_k, sw->C,
-                       sw->cfg->fisher_k ? "" : " (k = n_directions, as `fisher` is listed)");
+                       pl_sweep_config_origin(cfg, "fisher", "k"), k, sw->C,
+                       cfg->fisher_k ? "" : " (k = n_directions, as `fisher` is listed)");
+    if (pl_optimized_listed(cfg) && cfg->opt_orthogonal && cfg->opt_starts > sw->C)
+        return pl_fail("%s: [optimize] starts = %d with orthogonal = true: at most %d mutually orthogonal optima fit in "
+                       "the width of [perturb] hook (lower starts, or orthogonal = false)",
+                       pl_sweep_config_origin(cfg, "optimize", "starts"), cfg->opt_starts, sw->C);
     return PL_OK;
 }
 

@@ -507,7 +507,7 @@ static const key_def KEYS[] = {
     {"optimize", "starts", "8", 1, KT_INT, OFF(opt_starts), .lo = 1, .hi = 4096,
      .doc = "starts of the sphere optimisation per (prompt, base), each drawn as `start_kind`"},
     {"optimize", "start_kind", "cov_random", 1, KT_CUSTOM, .parse = parse_start_kind, .print = print_start_kind,
-     .values = "a direction kind (not `file`, `fisher` or `optimized`)",
+     .values = "a direction kind (not `file`, `fisher`, `optimized` or `sae_feature_scale`)",
      .doc = "direction kind the starts are drawn as"},
     {"optimize", "orthogonal", "false", 1, KT_BOOL, OFF(opt_orthogonal),
      .doc = "each optimum of a base constrained orthogonal to the earlier ones (several distinct optima per "
@@ -1870,17 +1870,32 @@ static void print_radius_alpha(strbuf *sb, const pl_sweep_config *cfg)
         sb_printf(sb, "none");
 }
 
+/* Whether kind K can draw the optimiser's starts: not `file` (no per-base direction), `fisher` or
+ * `optimized` (they come from the local geometry the starts feed), nor a kind whose alpha is not a
+ * step length (ref_alpha != 0: sae_feature_scale needs to_target, which `optimized` refuses). */
+static int start_kind_ok(int k)
+{
+    const char *name = PL_DIRECTION_KINDS[k].name;
+    return strcmp(name, "file") && strcmp(name, "fisher") && strcmp(name, "optimized") &&
+           PL_DIRECTION_KINDS[k].ref_alpha == 0.0;
+}
+
 /* [optimize] start_kind: a direction kind that draws a direction from the base alone. */
 static int parse_start_kind(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
     (void)output;
     const char *s = rc->value[i];
     int k = pl_direction_kind_find(s);
-    if (k < 0 || !strcmp(s, "file") || !strcmp(s, "fisher") || !strcmp(s, "optimized"))
-        return FAIL_KEY(i, "'%s' is not a direction kind a start can be drawn as (%s; not file, fisher or optimized)",
-                        s, pl_direction_kind_names());
-    cfg->opt_start_kind = k;
-    return PL_OK;
+    if (k >= 0 && start_kind_ok(k)) {
+        cfg->opt_start_kind = k;
+        return PL_OK;
+    }
+    char kinds[512] = ""; /* only the kinds a start can be: the message lists what would work */
+    for (int j = 0; j < PL_N_DIRECTION_KINDS; j++)
+        if (start_kind_ok(j))
+            snprintf(kinds + strlen(kinds), sizeof kinds - strlen(kinds), "%s%s", kinds[0] ? ", " : "",
+                     PL_DIRECTION_KINDS[j].name);
+    return FAIL_KEY(i, "'%s' is not a direction kind a start can be drawn as (%s)", s, kinds);
 }
 
 static void print_start_kind(strbuf *sb, const pl_sweep_config *cfg)

@@ -3,14 +3,16 @@
  *
  * [model] path = DIR1, DIR2, ...   labels are the dirs' names, steps not given;
  * [model] paths = FILE             one model a line:   DIR [label=LABEL] [step=N]
- *   - blank lines and lines whose first non-blank character is '#' are skipped;
+ *   - blank lines and lines whose first non-blank character is '#' are skipped; a leading UTF-8 byte
+ *     order mark and CR line ends are allowed;
  *   - fields are separated by spaces or tabs; DIR is the first field (so it holds no whitespace: link
  *     such a dir under another name), relative to FILE's directory unless absolute;
  *   - label=LABEL: 1-64 characters of [A-Za-z0-9._+-] (default: DIR's last component);
  *   - step=N: the training step, an integer in [0, 2^31 - 1] (default: not given, -1 in the result);
  *   - each key at most once a line; any other field is an error naming FILE:LINE.
- * Labels and dirs are unique in a series. A dir that does not exist is refused here, by name; that
- * the models share one family and shape is checked when they are opened (the scheduler). */
+ * Labels and dirs are unique in a series (dirs by the file system: a link to a listed dir is that dir).
+ * A dir that does not exist is refused here, by name; that the models share one family and shape is
+ * checked when they are opened (the scheduler). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,11 @@ static int set_entry(pl_model_entry *models, int k, const char *dir, const char 
                            where, label, j + 1, k + 1);
         if (!strcmp(models[j].path, dir))
             return pl_fail("%s: model dir '%s' is listed twice (models %d and %d)", where, dir, j + 1, k + 1);
+        /* the same dir under another name (a link, "A/./", "../x/A"): one model twice, not two models */
+        struct stat sj;
+        if (stat(models[j].path, &sj) == 0 && sj.st_dev == sb.st_dev && sj.st_ino == sb.st_ino)
+            return pl_fail("%s: model dir '%s' is model %d's '%s' again (the same file or dir): a series lists "
+                           "each model once", where, dir, j + 1, models[j].path);
     }
     models[k].path = strdup(dir);
     models[k].label = strdup(label);
@@ -168,7 +175,9 @@ int pl_model_series_read(const char *file, pl_model_entry **out, int *n_out)
     pl_model_entry *models = calloc((size_t)cap, sizeof *models);
     if (!models)
         rc = pl_fail("out of memory (model series)");
-    for (char *line = text, *next; rc == PL_OK && line; line = next) {
+    /* a UTF-8 byte order mark (editors on Windows write one) is not part of the first dir */
+    char *first = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? text + 3 : text;
+    for (char *line = first, *next; rc == PL_OK && line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';

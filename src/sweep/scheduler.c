@@ -1380,8 +1380,8 @@ static int dry_open(run_state *st, const char *config_path, char *const *sets, i
     if (pl_sweep_config_resolve(cfg, st->model, &sw->hook, &sw->read, &sw->pos, &sw->read_pos) != PL_OK)
         return PL_ERR;
     set_shapes(sw, cfg, pl_model_get_info(st->model));
-    if (check_naive(sw, opt) != PL_OK || pl_sweep_open_sae(sw) != PL_OK || pl_data_load(sw, !st->quiet) != PL_OK ||
-        dry_check_resume(st, opt) != PL_OK)
+    if (check_naive(sw, opt) != PL_OK || pl_sweep_check_local_sizes(sw) != PL_OK || pl_sweep_open_sae(sw) != PL_OK ||
+        pl_data_load(sw, !st->quiet) != PL_OK || dry_check_resume(st, opt) != PL_OK)
         return PL_ERR;
     return PL_OK;
 }

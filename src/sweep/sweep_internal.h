@@ -269,6 +269,9 @@ int pl_sweep_fit(pl_sweep *sw, const float *acts);
 /* Every rank, once real_act, mu, chol and trace are known: the experiment's setup (direction kinds'
  * resources and per-unit state). Errors name the config line of [perturb] directions. */
 int pl_sweep_setup_units(pl_sweep *sw);
+/* [fisher] k and orthogonal [optimize] starts against the hook's width (sw->C): the run's setup and
+ * --dry-run. */
+int pl_sweep_check_local_sizes(const pl_sweep *sw);
 /* Every rank, once the config is resolved: open [sae] path (if set) and check it against the model
  * and [perturb] hook; fill or check [sae] sha256. Errors name the config line. */
 int pl_sweep_open_sae(pl_sweep *sw);

@@ -1,6 +1,7 @@
 """plateau synth: the model dir is complete and loadable, f16/bf16 dirs hold the f32 dir's weights
 rounded to nearest even (checked in numpy), weights have GPT-2's scale, output is deterministic per
-seed, HF's quirks only rename, and the synthetic tokenizer is a well-formed byte-level BPE."""
+seed, HF's quirks only rename, the synthetic tokenizer is a well-formed byte-level BPE, and each
+family option lands in its config.json key (an option the family ignores is refused, exit 2)."""
 import json
 import os
 import shutil
@@ -184,6 +185,28 @@ for args, msg in [(["--embd", "16", "--heads", "4", "--ctx", "8"], "are required
 p = stio.run(["synth", os.path.join(work, "nope", "deeper"), "--layers", "1", "--embd", "8", "--heads", "2",
               "--ctx", "4", "--vocab", "300"])
 check(p.returncode == 2 and "cannot create directory" in p.stderr, f"unwritable OUT_DIR: exit 2 ({p.stderr.strip()})")
+
+# ---- family options: each lands in its own config.json key; one the family ignores is refused ----
+base = ["--layers", "1", "--embd", "16", "--heads", "2", "--ctx", "8", "--vocab", "300"]
+out = os.path.join(work, "neox")
+for args, want in ((["--rotary-pct", "0.5"], {"rotary_pct": 0.5, "rotary_emb_base": 10000.0}),
+                   (["--rope-theta", "7"], {"rotary_pct": 0.25, "rotary_emb_base": 7.0})):
+    p = stio.run(["synth", out, "--force", "--family", "gpt_neox"] + base + args)
+    cfg = json.load(open(os.path.join(out, "config.json"))) if p.returncode == 0 else {}
+    got = {k: cfg.get(k) for k in want}
+    check(got == want, f"synth --family gpt_neox {' '.join(args)}: config.json {got} (want {want}; {p.stderr.strip()})")
+p = stio.run(["synth", out, "--force", "--family", "gpt_neox"] + base + ["--rotary-pct", "7"])
+check(p.returncode == 1 and "--rotary-pct: '7' is not a fraction" in p.stderr,
+      f"synth --rotary-pct 7: exit 1, not a fraction ({p.returncode}: {p.stderr.strip()})")
+for family, args in (("llama", ["--sliding-window", "4"]), ("gemma2", ["--attention-bias"]),
+                     ("gpt2", ["--rope-scaling", "llama3:8:1:4:8"]), ("llama", ["--rotary-pct", "0.5"]),
+                     ("mistral", ["--sequential-residual"]), ("gpt2", ["--rope-theta", "500000"]),
+                     ("llama", ["--hf-quirks"])):
+    out = os.path.join(work, "ignored-" + family)
+    p = stio.run(["synth", out, "--family", family] + base + args)
+    check(p.returncode == 2 and f"{args[0]} does not apply to --family {family}" in p.stderr and
+          not os.path.exists(os.path.join(out, "config.json")),
+          f"synth --family {family} {' '.join(args)}: exit 2, refused by name ({p.returncode}: {p.stderr.strip()})")
 
 shutil.rmtree(work)
 print(f"{len(failures)} failure(s)")

@@ -24,7 +24,9 @@ float64 numpy from central finite differences of the independent numpy model (te
   * 1 process and 2 ranks bitwise identical;
   * SIGTERM mid-run and --resume: bitwise identical to an uninterrupted run (the units' eigenvalues,
     traces and Rayleigh quotients travel in the checkpoint);
-  * refused: [fisher] k below n_directions with fisher listed, a negative k, a start_kind fisher.
+  * refused: [fisher] k below n_directions with fisher listed, a negative k, a start_kind fisher, optimized or
+    sae_feature_scale (the message listing only the kinds a start can be); k or orthogonal starts beyond
+    the hook's width, by the run and by --dry-run.
 """
 import os
 import sys
@@ -251,6 +253,12 @@ print("ok SIGTERM mid-run, --resume: bitwise identical to the uninterrupted run"
 for setting, want in (("fisher.k=2", "[perturb] directions: fisher: its samples are the top n_directions = 3"),
                       ("fisher.k=-1", "[fisher] k: '-1' is not an integer in [0, 4096]"),
                       ("optimize.start_kind=fisher", "[optimize] start_kind: 'fisher' is not a direction kind"),
+                      # the message lists only the kinds a start can be (not fisher, optimized, file:PATH);
+                      # sae_feature_scale needs to_target, which `optimized` refuses: refused by start_kind
+                      ("optimize.start_kind=optimized", "start can be drawn as (isotropic, cov_random, real_other, "
+                       "naive_isotropic, cov_difference, real_difference, sae_active, sae_reconstruction, "
+                       "sae_error_random, sae_recon_other)"),
+                      ("optimize.start_kind=sae_feature_scale", "[optimize] start_kind: 'sae_feature_scale' is not"),
                       ("optimize.radius_alpha=none", "[perturb] directions: optimized needs [optimize] radius_alpha"),
                       ("optimize.starts=2", "optimized: its samples are the optima of n_directions = 3 starts"),
                       ("perturb.step_mode=to_target", "optimized needs step_mode = fixed_norm or absolute")):
@@ -258,4 +266,18 @@ for setting, want in (("fisher.k=2", "[perturb] directions: fisher: its samples 
     if r.returncode != 2 or want not in r.stderr or len(r.stderr.strip().splitlines()) != 1:
         sl.fail("--set %s: exit %d: %s" % (setting, r.returncode, r.stderr))
     print("ok --set %s refused (exit 2): %s" % (setting, r.stderr.strip()))
+# Sizes against the hook's width (32: make_model's): refused by name with exit 2 by the run and by --dry-run
+# alike, before any work (orthogonal starts beyond the width failed in the optimiser mid-run, exit 3).
+for sets, want in ((["fisher.k=33"], "[fisher] k = 33: F at a base has 32 eigenpairs"),
+                   (["optimize.orthogonal=true", "optimize.starts=33"],
+                    "[optimize] starts = 33 with orthogonal = true: at most 32 mutually orthogonal optima")):
+    for dry in ([], ["--dry-run"]):
+        args = [ini, "-o", os.path.join(d, "sizes.nc")] + dry
+        for x in sets:
+            args += ["--set", x]
+        r = sl.run(args)
+        if r.returncode != 2 or want not in r.stderr or len(r.stderr.strip().splitlines()) != 1 or \
+                os.path.exists(os.path.join(d, "sizes.nc.ckpt")):
+            sl.fail("%s %s: exit %d: %s" % (sets, dry, r.returncode, r.stderr))
+        print("ok %s %s refused (exit 2): %s" % (sets, " ".join(dry), r.stderr.strip()))
 print("fisher sweep tests passed")

@@ -4,8 +4,8 @@ selecting the model); the `model` coordinate, model_path, model_sha256 (checked 
 sha256 of model.safetensors) and model_step are the paths file's; `plateau merge` of the single-model
 files stacks along `model` to the same numbers; 1 and 2 ranks agree bitwise; SIGTERM mid-series and
 --resume give the uninterrupted run's bits; bad input (mixed shapes or families, a missing dir,
-duplicate labels, malformed paths-file lines, a stale part) is refused by name with exit 2 on every
-rank."""
+duplicate labels or dirs (a link to a listed dir too), malformed paths-file lines, a stale part) is
+refused by name with exit 2 on every rank."""
 import hashlib
 import os
 import signal
@@ -201,6 +201,11 @@ refused("families", "family llama", model__path="%s, %s" % (models[0], llama))
 refused("missing", "model dir '%s' does not exist" % os.path.join(d, "nowhere"),
         model__path="%s, %s" % (models[0], os.path.join(d, "nowhere")))
 refused("duplicate-dir-label", "label 'seed0' is given twice", model__path="%s, %s/" % (models[0], models[0]))
+# One dir under two names (a link) is one model twice, whatever the labels.
+alias = os.path.join(d, "models", "alias0")
+os.symlink(models[0], alias)
+refused("alias-dir", "model dir '%s' is model 1's '%s' again" % (alias, models[0]),
+        model__path="%s, %s" % (models[0], alias))
 refused("both-keys", "not both", model__path=models[0], model__paths=listing)
 refused("series-label", "a series labels each model", model__path="%s, %s" % (models[0], models[1]),
         model__label="x")
@@ -211,11 +216,15 @@ lines = {
     "step-twice": ("seed0 step=1 step=2\n", ":1: 'step' is given twice"),
     "bad-label": ("seed0 label=a/b\n", ":1: model '%s': label 'a/b' is not" % os.path.join(d, "models", "seed0")),
     "empty": ("# nothing\n\n", "no model"),
+    # a UTF-8 byte order mark and CRLF line ends: line 1 read as seed0, line 2 reached
+    "bom-crlf": ("\ufeffseed0 step=1\r\nseed9\r\n", ":2: model dir '%s' does not exist" %
+                 os.path.join(d, "models", "seed9")),
+    "alias-line": ("seed0 label=a\nalias0 label=b\n", ":2: model dir '%s' is model 1's" % alias),
     "missing-line": ("seed0\nseed9 step=3\n", ":2: model dir '%s' does not exist" % os.path.join(d, "models", "seed9")),
 }
 for name, (text, want) in lines.items():
     p = os.path.join(d, "models", "%s.txt" % name)
-    with open(p, "w") as f:
+    with open(p, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     refused("paths-" + name, want, model__path="", model__paths=p)
 
