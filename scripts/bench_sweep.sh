@@ -104,6 +104,7 @@ print()
 nb = int((units + 9) // 10)  # batches of 10 units (1010 rows)
 print("The run's tail: %d batches, so the 2-rank run's last batch may leave the other rank idle for up to "
       "%.1f %% of the run (%.1f %% on average)." % (nb, 100.0 / (nb + 1), 50.0 / nb))
+print()
 print("Sustained sgemm of the batch shape (1010 x %s): %.1f GFLOP/s in one process alone, %.1f GFLOP/s "
       "each with two processes at once: sgemm-bound work scales by at most %.2f from 1 to 2 ranks on this machine."
       % (mlp, solo, duo, duo / solo))
