@@ -5,9 +5,16 @@
 # evaluation) and against the FLOP limit (pl_patch_flops per evaluation x evals/s, over OpenBLAS's sgemm
 # peak measured in the same run). Prints a markdown table per shape with the machine and the date.
 #   bash scripts/bench_sweep.sh [BUILD_DIR] [SHAPE ...]   (default: build gpt2; needs plateau and bench_sweep built)
-# SHAPE: gpt2, smollm, llama1b, gemma2b or all. Units per run: $PLATEAU_BENCH_UNITS, else 200 (gpt2,
+# SHAPE: gpt2, smollm, llama1b, gemma2b or all. Units per run: $PLATEAU_BENCH_UNITS, else 600 (gpt2,
 # smollm), 40 (llama1b: ~20 s per 10-unit batch on one core) or 20 (gemma2b: ~45 s per batch); the
-# large shapes' runs take ~3 (llama1b) and ~6 minutes (gemma2b) on an idle 2-core machine.
+# large shapes' runs take ~3 (llama1b) and ~6 minutes (gemma2b) on an idle 2-core machine, the small
+# ones ~3 (1 rank) and ~2 minutes (2 ranks).
+# Why 600: at the end of a run one rank may wait up to a batch for the other's last one (batches are
+# fixed by the config, never split by rank count: the bits). With N batches that costs the 2-rank run
+# up to 1/(N + 1) of its time, 1/(2N) on average: with 200 units (N = 20) up to 4.8 % (2.4 % on
+# average), with 600 (N = 60) up to 1.6 % (0.8 %). Real jobs have hundreds of batches
+# (jobs/post-plateau.ini: thousands of units), so the 2-rank figure of a short run understates them.
+# The table prints this bound for its N.
 # One OpenBLAS thread per rank, so "2 ranks" uses two cores. cov_prompts is lowered to 100 (the
 # covariance fit is not timed: evals/s counts the unit loop only).
 set -euo pipefail
@@ -39,7 +46,7 @@ rate() { # evals/s recorded in the output file (unit loop only)
 sweep_shape() { # SHAPE: its table
   local shape=$1 model units naive_units
   model=$(bench_model "$plateau" "$work" "$shape")
-  case $shape in llama1b) units=40 naive_units=2 ;; gemma2b) units=20 naive_units=2 ;; *) units=200 naive_units=2 ;; esac
+  case $shape in llama1b) units=40 naive_units=2 ;; gemma2b) units=20 naive_units=2 ;; *) units=600 naive_units=2 ;; esac
   units=${PLATEAU_BENCH_UNITS:-$units}
   # random token windows below the vocabulary (uint16 ids; the content does not change the cost)
   /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * 400).astype('<u2').tofile('$work/tokens.bin')"
@@ -93,6 +100,10 @@ print("| 1 rank, fast path | %.1f | %.1f | %.0f %% | %.1fx | 1.00 |" % (r1, r1 *
 print("| 2 ranks, fast path | %.1f | %.1f | %.0f %% (of 2 cores) | %.1fx | %.2f |" %
       (r2, r2 * pf / 1e9, 100 * r2 * pf / 1e9 / (2 * peak), r2 / rn, r2 / (2 * r1)))
 print("| 1 rank, --naive | %.1f | %.1f | %.0f %% | 1.0x | |" % (rn, rn * ff / 1e9, 100 * rn * ff / 1e9 / peak))
+print()
+nb = int((units + 9) // 10)  # batches of 10 units (1010 rows)
+print("The run's tail: %d batches, so the 2-rank run's last batch may leave the other rank idle for up to "
+      "%.1f %% of the run (%.1f %% on average)." % (nb, 100.0 / (nb + 1), 50.0 / nb))
 print()
 print("Sustained sgemm of the batch shape (1010 x %s): %.1f GFLOP/s in one process alone, %.1f GFLOP/s "
       "each with two processes at once: sgemm-bound work scales by at most %.2f from 1 to 2 ranks on this machine."

@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -109,10 +110,37 @@ static double now_seconds(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
+static void nap_for(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)(1e9 * (seconds - (double)(time_t)seconds))};
+    nanosleep(&ts, NULL);
+}
+
 static void nap(void)
 {
-    struct timespec ts = {0, 1000000}; /* 1 ms: idle polling, far below a batch's time */
-    nanosleep(&ts, NULL);
+    nap_for(1e-3); /* idle polling, far below a batch's time */
+}
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC (a wall-clock step neither cuts
+ * nor stretches them). */
+static void cond_init_monotonic(pthread_cond_t *c)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+/* Wait on C (its mutex M held) for at most SECONDS, or until it is signalled. */
+static void cond_wait_for(pthread_cond_t *c, pthread_mutex_t *m, double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long ns = ts.tv_nsec + (long)(1e9 * seconds);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(c, m, &ts);
 }
 
 typedef struct setup_agent setup_agent;
@@ -345,6 +373,19 @@ static void heartbeat_poll(heartbeats *h)
     }
 }
 
+/* The main thread between two polls while no collective runs: until the setup thread posts one or
+ * ends (both signal a->wake), or SETUP_IDLE s pass. Polling every millisecond instead cost ~2 % of a
+ * core (each wakeup ~30 us of system and MPI time on a virtual machine), taken from the setup
+ * thread's clean forwards when the ranks fill the cores. */
+#define SETUP_IDLE 0.02 /* seconds; heartbeats go every SETUP_HEARTBEAT */
+static void agent_idle(setup_agent *a)
+{
+    pthread_mutex_lock(&a->lock);
+    if (!a->finished && !(a->posted && !a->done))
+        cond_wait_for(&a->wake, &a->lock, SETUP_IDLE);
+    pthread_mutex_unlock(&a->lock);
+}
+
 /* The main thread's side: run the posted collectives until the setup thread ends. */
 static void agent_serve(run_state *st, heartbeats *h)
 {
@@ -375,7 +416,10 @@ static void agent_serve(run_state *st, heartbeats *h)
             }
         }
         heartbeat_poll(h);
-        nap();
+        if (running)
+            nap(); /* MPI_Test polls the collective */
+        else
+            agent_idle(a);
     }
 }
 
@@ -1096,6 +1140,7 @@ static void *setup_thread(void *arg)
     pthread_mutex_lock(&a->lock);
     a->code = code;
     a->finished = 1;
+    pthread_cond_broadcast(&a->wake); /* the main thread may be waiting in agent_idle */
     pthread_mutex_unlock(&a->lock);
     return NULL;
 }
@@ -1108,7 +1153,7 @@ static int setup(run_state *st, const char *config_path, char *const *sets, int 
     setup_agent agent;
     memset(&agent, 0, sizeof agent);
     pthread_mutex_init(&agent.lock, NULL);
-    pthread_cond_init(&agent.wake, NULL);
+    cond_init_monotonic(&agent.wake);
     agent.timeout = SETUP_TIMEOUT_DEFAULT;
     agent.phase = "starting";
     st->agent = &agent;
@@ -1783,7 +1828,8 @@ static long dispenser_next(dispenser *ds, const unsigned char *done)
 
 typedef struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake; /* to the thread: a batch or quit */
+    pthread_cond_t done; /* from the thread: its batch is finished */
     pthread_t thread;
     int started;
     const pl_sweep *sw;
@@ -1795,6 +1841,8 @@ typedef struct {
     int bad_input;       /* the failure was bad input (PL_ERR_BAD_INPUT) */
     int preempted;       /* given up mid-optimisation as the run stops (PL_ERR_PREEMPTED): not a failure */
     int quit;
+    double t_given;      /* when the batch was handed over (main thread only) */
+    double batch_seconds; /* how long its last batch took, 0 before the first (main thread only) */
     char error[MAX_ERROR_TEXT];
 } local_worker;
 
@@ -1819,6 +1867,7 @@ static void *local_worker_main(void *arg)
         if (rc != PL_OK) /* pl_error() is per thread: take the message here */
             snprintf(lw->error, sizeof lw->error, "%s", pl_error()[0] ? pl_error() : "unknown error");
         lw->finished = 1;
+        pthread_cond_signal(&lw->done);
     }
     pthread_mutex_unlock(&lw->lock);
     return NULL;
@@ -1834,6 +1883,7 @@ static int local_worker_start(local_worker *lw, const pl_sweep *sw, size_t batch
         return pl_fail("out of memory (rank 0's batch)");
     pthread_mutex_init(&lw->lock, NULL);
     pthread_cond_init(&lw->wake, NULL);
+    cond_init_monotonic(&lw->done);
     if (pthread_create(&lw->thread, NULL, local_worker_main, lw) != 0)
         return pl_fail("cannot start rank 0's compute thread");
     lw->started = 1;
@@ -1846,6 +1896,7 @@ static void local_worker_give(local_worker *lw, long b)
     lw->batch = b;
     lw->busy = 1;
     lw->finished = 0;
+    lw->t_given = now_seconds();
     pthread_cond_signal(&lw->wake);
     pthread_mutex_unlock(&lw->lock);
 }
@@ -1858,7 +1909,22 @@ static int local_worker_take(local_worker *lw)
     if (done)
         lw->busy = 0;
     pthread_mutex_unlock(&lw->lock);
+    if (done)
+        lw->batch_seconds = now_seconds() - lw->t_given;
     return done;
+}
+
+/* Rank 0's main thread with nothing to do: wait until the local worker's batch is finished, or
+ * SECONDS pass (the workers' messages and the signals are polled for in between). */
+static void local_worker_wait(local_worker *lw, double seconds)
+{
+    pthread_mutex_lock(&lw->lock);
+    int computing = lw->busy && !lw->finished;
+    if (computing)
+        cond_wait_for(&lw->done, &lw->lock, seconds);
+    pthread_mutex_unlock(&lw->lock);
+    if (!computing)
+        nap_for(seconds);
 }
 
 static int local_worker_busy(local_worker *lw)
@@ -1880,6 +1946,7 @@ static void local_worker_stop(local_worker *lw)
         pthread_join(lw->thread, NULL);
         pthread_mutex_destroy(&lw->lock);
         pthread_cond_destroy(&lw->wake);
+        pthread_cond_destroy(&lw->done);
     }
     pl_unit_cache_free(&lw->cache);
     free(lw->out);
@@ -2226,6 +2293,18 @@ static int serve_local_worker(master *ms, local_worker *lw)
     return progressed;
 }
 
+/* Rank 0's main thread between two polls while every rank computes. A worker's result waits for the
+ * next poll, and the worker for its next batch: about half the interval, ~1/1000 of a batch (at least
+ * the 1 ms of nap). Rank 0's own batch ends the wait at once. Polling every millisecond instead cost
+ * ~2 % of a core (each wakeup ~30 us of system and MPI time on a virtual machine) and as many
+ * preemptions of a compute thread, once the ranks fill the cores. */
+static double poll_interval(const master *ms, const local_worker *lw)
+{
+    /* before rank 0's first batch is back, the estimate from the clean forwards */
+    double t = (lw->batch_seconds > 0 ? lw->batch_seconds : ms->st->unit_estimate) / 512;
+    return t < 1e-3 ? 1e-3 : t > 8e-3 ? 8e-3 : t;
+}
+
 /* Rank 0: hand out batches and collect their results until every unit is done, a signal comes
  * (*PREEMPT), a bad input is reported or a periodic checkpoint fails. Returns an exit code. */
 static int hand_out_batches(master *ms, local_worker *lw, int *preempt)
@@ -2251,7 +2330,7 @@ static int hand_out_batches(master *ms, local_worker *lw, int *preempt)
         if (serve_local_worker(ms, lw))
             progressed = 1;
         if (!progressed)
-            nap();
+            local_worker_wait(lw, poll_interval(ms, lw));
         progress(ms, 0);
         if (now_seconds() - ms->t_ckpt >= st->cfg.checkpoint_every && ms->res.n_done < sw->n_units) {
             if (checkpoint_now(ms, "periodic") != PL_OK)
@@ -2279,7 +2358,7 @@ static int stop_workers(master *ms, local_worker *lw, int preempt, int code)
     /* rank 0's own batch in flight is finished and kept, as the workers' are */
     if (local_worker_busy(lw)) {
         while (!local_worker_take(lw))
-            nap();
+            local_worker_wait(lw, 0.01);
         if (!lw->error[0])
             store_result(ms, lw->batch, lw->out);
         else if (lw->bad_input && !ms->bad_input[0])
@@ -2698,9 +2777,25 @@ static void singleton_without_daemon(void)
     setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
 }
 
+/* The fast path allocates its scratch per batch (decoder.c's scratch_alloc: 34 MB at GPT-2 small's
+ * shape and 1010 rows, ~110 MB at Llama-3.2-1B's), above glibc's largest mmap threshold (32 MB): each
+ * batch got fresh pages and the kernel zeroed them in page faults (8,333 a batch at GPT-2 small's
+ * shape, ~1 % of the CPU time). Freed memory now stays in the heap for the next batch, and all threads
+ * use one arena (rank 0's compute thread's own arena has heaps of at most 64 MB). The peak is the
+ * same: every batch reaches it. Not bits: where a buffer lies does not change a value. */
+static void keep_freed_memory(void)
+{
+#if defined(M_ARENA_MAX) && defined(M_MMAP_MAX) && defined(M_TRIM_THRESHOLD)
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX); /* a model series' freed weights beyond 2 GB still go back */
+#endif
+}
+
 int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const *sets, int n_sets,
                   const char *output, const pl_run_options *opt)
 {
+    keep_freed_memory();
     /* Only the main thread calls MPI; rank 0's compute thread does not. */
     int provided;
     singleton_without_daemon();
