@@ -92,6 +92,28 @@ def run(args, env=None, timeout=300, mpi=0):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
 
 
+def run_ok(name, ini, out, args=("--quiet",)):
+    """Run config INI (the test's run NAME), fail the test with its stderr unless it succeeds; the
+    variables of its output OUT, INI and OUT."""
+    r = run([ini] + list(args))
+    if r.returncode != 0:
+        fail("%s: sweep failed: %s" % (name, r.stderr))
+    return variables(out), ini, out
+
+
+def overflowing_model(model, dest):
+    """A copy of synthetic GPT-2 MODEL at DEST whose block-1 attention weights are all 3e38 (tests/trust's
+    poke): its logits from block 1 on are not finite. Returns DEST."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trust"))
+    import trustlib as tl
+    shutil.copytree(model, dest)
+    st = os.path.join(dest, "model.safetensors")
+    header, _ = tl.st_header(st)
+    for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
+        tl.poke_f32(st, "h.1.attn.c_attn.weight", i, 3.0e38)
+    return dest
+
+
 def need_mpirun():
     if not shutil.which("mpirun"):
         skip("mpirun not found")

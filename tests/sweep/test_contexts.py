@@ -47,11 +47,7 @@ def config(name, **over):
 
 
 def run(name, **over):
-    ini, out = config(name, **over)
-    r = sl.run([ini, "--quiet"])
-    if r.returncode != 0:
-        sl.fail("%s: sweep failed: %s" % (name, r.stderr))
-    return sl.variables(out), ini, out
+    return sl.run_ok(name, *config(name, **over))
 
 
 def fit_of(rows, ridge):

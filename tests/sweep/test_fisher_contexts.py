@@ -208,14 +208,7 @@ print("ok stopped before optimiser step %d (a site's optimisation under way), re
 # non-finite logits at the sites (block 1's attention weights at 3e38, tests/trust's poke): the run stops naming
 # the prompt, position and base (nonfinite = error, exit 2); under mark every site's geometry, the joint
 # kl_rayleigh and the fisher kind's curves are NaN
-import shutil  # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trust"))
-import trustlib as tl  # noqa: E402
-huge = os.path.join(d, "huge_attn")
-shutil.copytree(model, huge)
-header, _ = tl.st_header(os.path.join(huge, "model.safetensors"))
-for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
-    tl.poke_f32(os.path.join(huge, "model.safetensors"), "h.1.attn.c_attn.weight", i, 3.0e38)
+huge = sl.overflowing_model(model, os.path.join(d, "huge_attn"))
 nf_ini, nf_out = config("nf", perturb__position=pos_range, readout__positions="each", model__path=huge,
                        perturb__directions="fisher, cov_random", optimize__radius_alpha="none",
                        optimize__starts=8, optimize__start_kind="cov_random")

@@ -56,11 +56,7 @@ def config(name, **over):
 
 
 def run(name, **over):
-    ini, out = config(name, **over)
-    r = sl.run([ini, "--quiet"])
-    if r.returncode != 0:
-        sl.fail("%s: sweep failed: %s" % (name, r.stderr))
-    return sl.variables(out), ini, out
+    return sl.run_ok(name, *config(name, **over))
 
 
 def naive(ini):
@@ -170,14 +166,7 @@ against_1d("slice fisher x real_other with [sae]", a, b, 0, *(os.path.join(d, x 
 # 4. non-finite derivatives at the base (tests/trust's huge attention weights, as test_fisher.py): named and
 #    exit 2 under nonfinite = error; under mark the base's numbers are NaN and so is its whole grid (a plane
 #    needs both axes: x + alpha v1 + beta v2 with v1 NaN)
-import shutil  # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trust"))
-import trustlib as tl  # noqa: E402
-huge = os.path.join(d, "huge_attn")
-shutil.copytree(model_dir, huge)
-header, _ = tl.st_header(os.path.join(huge, "model.safetensors"))
-for i in range(int(np.prod(header["h.1.attn.c_attn.weight"]["shape"]))):
-    tl.poke_f32(os.path.join(huge, "model.safetensors"), "h.1.attn.c_attn.weight", i, 3.0e38)
+huge = sl.overflowing_model(model_dir, os.path.join(d, "huge_attn"))
 nf = [ini_f, "--quiet", "--set", "model.path=" + huge, "-o", os.path.join(d, "nf.nc")]
 r = sl.run(nf)
 if r.returncode != 2 or "prompt 0, base real: the Fisher metric and optima at the base" not in r.stderr \
