@@ -35,6 +35,7 @@ void pl_base_local_free(pl_base_local *l)
     free(l->opt_dir);
     free(l->opt_value);
     free(l->opt_tangential);
+    free(l->opt_grad_norm);
     free(l->opt_iterations);
     free(l->opt_status);
     free(l->sae_cos);
@@ -100,10 +101,13 @@ static int opt_alloc(pl_base_local *out, int n, int C)
     out->opt_dir = pl_malloc(sizeof(double) * (size_t)n * C, "optima");
     out->opt_value = pl_malloc(sizeof(double) * (size_t)n, "optima");
     out->opt_tangential = pl_malloc(sizeof(double) * (size_t)n, "optima");
+    out->opt_grad_norm = pl_malloc(sizeof(double) * (size_t)n, "optima");
     out->opt_iterations = pl_malloc(sizeof(int) * (size_t)n, "optima");
     out->opt_status = pl_malloc(sizeof(int) * (size_t)n, "optima");
-    return out->opt_dir && out->opt_value && out->opt_tangential && out->opt_iterations && out->opt_status ? PL_OK
-                                                                                                            : PL_ERR;
+    return out->opt_dir && out->opt_value && out->opt_tangential && out->opt_grad_norm && out->opt_iterations &&
+                   out->opt_status
+               ? PL_OK
+               : PL_ERR;
 }
 
 int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double *base, pl_sphere_state *st,
@@ -140,6 +144,7 @@ int pl_base_local_opt_take(const pl_experiment *ex, const pl_sphere_state *st, d
             out->opt_dir[(size_t)i * C + c] = st->delta[(size_t)i * C + c] / r;
         out->opt_value[i] = st->value[i];
         out->opt_tangential[i] = pl_sphere_tangential_norm(st, i);
+        out->opt_grad_norm[i] = pl_sphere_grad_norm(st, i);
         out->opt_iterations[i] = st->iterations[i];
         out->opt_status[i] = st->status[i];
     }

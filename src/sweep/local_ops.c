@@ -607,9 +607,10 @@ static int local_optima(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, in
     if (e && e->ready) {
         pl_base_local *r = &e->res;
         slot->opt_dir = r->opt_dir, slot->opt_value = r->opt_value, slot->opt_tangential = r->opt_tangential;
+        slot->opt_grad_norm = r->opt_grad_norm;
         slot->opt_iterations = r->opt_iterations, slot->opt_status = r->opt_status;
         slot->n_opt = r->n_opt, slot->radius = r->radius, slot->opt_distinct = r->opt_distinct;
-        r->opt_dir = NULL, r->opt_value = r->opt_tangential = NULL, r->opt_iterations = r->opt_status = NULL;
+        r->opt_dir = NULL, r->opt_value = r->opt_tangential = r->opt_grad_norm = NULL, r->opt_iterations = r->opt_status = NULL;
         e->ready = 0;
         return PL_OK;
     }
@@ -699,11 +700,14 @@ static void base_extras(const pl_sweep *sw, const pl_base_local *geo, float *ext
     extras[PL_LOCAL_TRACE] = (float)geo->trace;
     for (int j = 0; j < k && j < geo->k; j++)
         extras[PL_LOCAL_EIGEN + j] = (float)geo->values[j];
-    float *opt = extras + sw->x_opt; /* objective, iterations, tangential gradient [n_opt] each, distinct */
+    /* objective, iterations, tangential gradient [n_opt] each, distinct, status, gradient norm [n_opt] each */
+    float *opt = extras + sw->x_opt;
     for (int j = 0; j < sw->n_opt && j < geo->n_opt; j++) {
         opt[j] = (float)geo->opt_value[j];
         opt[sw->n_opt + j] = (float)geo->opt_iterations[j];
         opt[2 * sw->n_opt + j] = (float)geo->opt_tangential[j];
+        opt[3 * sw->n_opt + 1 + j] = (float)geo->opt_status[j];
+        opt[4 * sw->n_opt + 1 + j] = (float)geo->opt_grad_norm[j];
     }
     if (sw->n_opt && geo->n_opt)
         opt[3 * sw->n_opt] = (float)geo->opt_distinct;

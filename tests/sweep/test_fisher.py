@@ -136,6 +136,41 @@ if not (np.all(dist >= 1) and np.all(dist <= NO) and np.all(v["optimum_iteration
     sl.fail("optimum_distinct %s or optimum_iterations %s out of range" % (dist, v["optimum_iterations"]))
 print("ok optima: tangential gradient <= 5 %% of 2 f / r (max ratio %.1e), distinct %s"
       % (np.max(tan / (2 * obj)), dist.ravel()))
+
+
+def check_status(v, tol, cap, what):
+    """optimum_status against the convergence rule (sphere_opt.c) for the stored numbers"""
+    st, it, tg, gn = v["optimum_status"], v["optimum_iterations"], v["optimum_tangential_grad"], v["optimum_grad_norm"]
+    if not np.all(np.isin(st, [1, 2, 3, 4])):
+        sl.fail("%s: optimum_status %s outside the flags 1..4" % (what, st))
+    if not (np.all(np.isfinite(gn)) and np.all(tg <= gn * (1 + 1e-6))):
+        sl.fail("%s: optimum_grad_norm %s below the tangential part %s" % (what, gn, tg))
+    g = st == 1  # gradient: |tangential| <= tol |grad| (float32-stored both: a relative slack of 1e-5)
+    if not np.all(tg[g] <= tol * gn[g] * (1 + 1e-5)):
+        sl.fail("%s: status gradient with tangential/|grad| %s > %g" % (what, tg[g] / gn[g], tol))
+    if not np.all(it[st == 3] == cap):
+        sl.fail("%s: status cap with iterations %s != max_iterations %d" % (what, it[st == 3], cap))
+    if not np.all(it[np.isin(st, [1, 2, 4])] <= cap):
+        sl.fail("%s: converged or stalled optima beyond the cap: %s" % (what, it))
+    print("ok %s: optimum_status %s consistent with the rule (gradient => tangential <= %g |grad|, cap => "
+          "iterations == %d)" % (what, np.bincount(st.ravel(), minlength=5)[1:], tol, cap))
+
+
+check_status(v, 1e-3, 200, "defaults")
+import netCDF4  # noqa: E402
+with netCDF4.Dataset(os.path.join(d, "f.nc")) as nc:
+    a = nc["optimum_status"]
+    if list(a.flag_values) != [1, 2, 3, 4] or a.flag_meanings != "gradient flat cap stall":
+        sl.fail("optimum_status flags %s / %s" % (a.flag_values, a.flag_meanings))
+# a cap of 2 accepted steps: the optima that did not converge by then say so
+cfg_cap = dict(cfg, optimize=dict(cfg["optimize"], max_iterations=2), output=dict(cfg["output"], path=os.path.join(d, "cap.nc")))
+r = sl.run([sl.write_ini(os.path.join(d, "cap.ini"), cfg_cap), "--quiet"])
+if r.returncode != 0:
+    sl.fail("fisher sweep with max_iterations 2: " + r.stderr)
+vc = sl.variables(os.path.join(d, "cap.nc"))
+check_status(vc, 1e-3, 2, "max_iterations 2")
+if not np.any(vc["optimum_status"] == 3):
+    sl.fail("max_iterations 2: no optimum hit the cap (statuses %s)" % vc["optimum_status"])
 for what, e in worst.items():
     if not e <= 1e-3:
         sl.fail("%s vs numpy's explicit F: max error %.2e > 1e-3" % (what, e))
