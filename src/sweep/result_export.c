@@ -160,6 +160,28 @@ static int local_align(const pl_results *res, pl_result_export *e)
     return PL_OK;
 }
 
+/* [run] nonfinite = mark: how many bases of the file ([site,] prompt, base, sample entries; a real base
+ * is one for every sample) had their whole local geometry marked (non-finite derivatives at the base),
+ * and how many only their optima (a non-finite optimiser gradient), said on stderr: NaN there is no
+ * number the run could compute, not a measured one. */
+static void report_marked(const pl_sweep *sw, const double *trace, const int *status, size_t n_pb)
+{
+    long whole = 0, optima = 0;
+    for (size_t pb = 0; pb < n_pb; pb++) {
+        if (!isfinite(trace[pb]))
+            whole++;
+        else if (sw->n_opt && status[pb * sw->n_opt] < 0)
+            optima++;
+    }
+    if (whole)
+        fprintf(stderr, "plateau: [run] nonfinite = mark: %ld of %zu bases (prompt, base, sample entries) have "
+                "non-finite derivatives: their local geometry, fisher and optimized curves are NaN\n", whole, n_pb);
+    if (optima)
+        fprintf(stderr, "plateau: [run] nonfinite = mark: %ld of %zu bases (prompt, base, sample entries) met a "
+                "non-finite optimiser gradient: their optima and optimized curves are NaN (the Fisher numbers "
+                "stand)\n", optima, n_pb);
+}
+
 /* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
  * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
  * sample), kl_rayleigh and fisher_fraction [NB, ND, P, S] from the units' extras: every unit of a base
@@ -174,7 +196,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     if (!NX)
         return PL_OK;
     int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
-    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 3 * no + na) + (size_t)(sw->NPC + NS) * n), "local geometry");
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 3 * no + na) + (size_t)(sw->NPC + NS) * n),
+                         "local geometry");
     e->local_int = pl_malloc(sizeof(int) * (n_pb * (2 * no + 1 + na)), "local geometry");
     if (!e->local || !e->local_int)
         return PL_ERR;
@@ -213,6 +236,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
             feat[ai] = isfinite(x[sw->x_sae + na + j]) ? (int)x[sw->x_sae + na + j] : -1;
         }
     }
+    if (sw->cfg->nonfinite_mark)
+        report_marked(sw, trace, status, n_pb);
     pl_result *r = &e->r;
     if (sw->x_align && local_align(res, e) != PL_OK)
         return PL_ERR;

@@ -163,7 +163,8 @@ with netCDF4.Dataset(os.path.join(d, "f.nc")) as nc:
     if list(a.flag_values) != [1, 2, 3, 4] or a.flag_meanings != "gradient flat cap stall":
         sl.fail("optimum_status flags %s / %s" % (a.flag_values, a.flag_meanings))
 # a cap of 2 accepted steps: the optima that did not converge by then say so
-cfg_cap = dict(cfg, optimize=dict(cfg["optimize"], max_iterations=2), output=dict(cfg["output"], path=os.path.join(d, "cap.nc")))
+cfg_cap = dict(cfg, optimize=dict(cfg["optimize"], max_iterations=2),
+               output=dict(cfg["output"], path=os.path.join(d, "cap.nc")))
 r = sl.run([sl.write_ini(os.path.join(d, "cap.ini"), cfg_cap), "--quiet"])
 if r.returncode != 0:
     sl.fail("fisher sweep with max_iterations 2: " + r.stderr)
@@ -247,6 +248,25 @@ if not (np.isnan(vn["fisher_eigenvalue"]).all() and np.isnan(vn["fisher_trace"])
         and np.isnan(vn["kl_rayleigh"]).all() and np.isnan(vn["kl"][:, 0]).all() and np.isnan(vn["l2"][:, 0]).all()):
     sl.fail("nonfinite = mark: the local geometry or the fisher curves are not all NaN")
 print("ok nonfinite = mark: eigenvalues, traces, kl_rayleigh and the fisher kind's curves are NaN")
+if "18 of 18 bases" not in r.stderr or "non-finite derivatives" not in r.stderr:
+    sl.fail("nonfinite = mark: the marked bases not counted on stderr: %s" % r.stderr)
+# a non-finite optimiser gradient (the sphere's radius 1e300 overflows float32) marks only the optima
+r = sl.run([ini, "--quiet", "--set", "run.nonfinite=mark", "--set", "optimize.radius_alpha=1e300",
+            "-o", os.path.join(d, "nfo.nc")])
+if r.returncode != 0 or "18 of 18 bases" not in r.stderr or "non-finite optimiser gradient" not in r.stderr:
+    sl.fail("nonfinite = mark with a non-finite optimiser gradient: exit %d: %s" % (r.returncode, r.stderr))
+vo = sl.variables(os.path.join(d, "nfo.nc"))
+for name in ("fisher_eigenvalue", "fisher_trace", "fisher_eigenvector"):
+    if not np.array_equal(vo[name], v[name]):
+        sl.fail("optimiser marked: %s differs from the unmarked run's" % name)
+if not (np.array_equal(vo["kl"][:, :3], v["kl"][:, :3])
+        and np.array_equal(vo["kl_rayleigh"][:, :3], v["kl_rayleigh"][:, :3])):
+    sl.fail("optimiser marked: the fisher, cov_random or file curves or kl_rayleigh differ from the unmarked run's")
+if not (np.isnan(vo["optimum_objective"]).all() and np.isnan(vo["kl"][:, 3]).all()
+        and np.all(vo["optimum_status"] == -1) and np.all(vo["optimum_iterations"] == -1)):
+    sl.fail("optimiser marked: optimum numbers or optimized curves not NaN / -1")
+print("ok nonfinite = mark with a non-finite optimiser gradient: only the optima and optimized curves marked "
+      "(eigenpairs, traces, other kinds' curves bitwise the unmarked run's); stderr: %s" % r.stderr.strip())
 
 sl.need_mpirun()
 out2 = os.path.join(d, "f-mpi2.nc")
