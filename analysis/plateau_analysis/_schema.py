@@ -621,6 +621,33 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'present': 'optimized',
                 'attributes': 'flag_values flag_meanings',
                 'merge': 'stack'},
+               {'name': 'optimum_start',
+                'scope': 'fixed',
+                'type': 'int32',
+                'coordinate': False,
+                'dims': '[site] prompt base sample optimum',
+                'units': '1',
+                'long_name': 'the start (0..starts-1, drawn as [optimize] start_kind) each optimum came '
+                             'from; the optimum dimension is ranked by optimum_objective, descending, ties '
+                             'by the lower start (orthogonal = false), or is the sequence of orthogonal '
+                             "optima (orthogonal = true); the optimized kind's sample s is optimum s (-1: "
+                             'not computed)',
+                'present': 'optimized',
+                'attributes': '',
+                'merge': 'stack'},
+               {'name': 'optimum_cluster',
+                'scope': 'fixed',
+                'type': 'int32',
+                'coordinate': False,
+                'dims': '[site] prompt base sample optimum',
+                'units': '1',
+                'long_name': "the optimum's cluster among its base's optima by |cos| >= [optimize] "
+                             'distinct_cos (chained; the clusters optimum_distinct counts), numbered 0, 1, '
+                             '... by first appearance along the optimum dimension: keep the first optimum of '
+                             'each label to drop duplicates (-1: not computed)',
+                'present': 'optimized',
+                'attributes': '',
+                'merge': 'stack'},
                {'name': 'optimum_distinct',
                 'scope': 'fixed',
                 'type': 'int32',

@@ -644,6 +644,8 @@ static int put_rest(writer *w)
                          put(w, "optimum_tangential_grad", r->optimum_tangential_grad) != PL_OK ||
                          put(w, "optimum_grad_norm", r->optimum_grad_norm) != PL_OK ||
                          put(w, "optimum_status", r->optimum_status) != PL_OK ||
+                         put(w, "optimum_start", r->optimum_start) != PL_OK ||
+                         put(w, "optimum_cluster", r->optimum_cluster) != PL_OK ||
                          put(w, "optimum_distinct", r->optimum_distinct) != PL_OK))
         return PL_ERR;
     if ((r->fisher_eigenvector && put(w, "fisher_eigenvector", r->fisher_eigenvector) != PL_OK) ||

@@ -172,6 +172,15 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
      "without backtracking changed KL by <= tolerance^2 * KL), 3 cap (not converged: max_iterations accepted "
      "steps), 4 stall (not converged: backtracking shrank the turn below 1e-8 rad); -1: not computed",
      "optimized", "flag_values flag_meanings", 0, STACK},
+    {"optimum_start", FIXED, NC_INT, 0, "[site] prompt base sample optimum", "1",
+     "the start (0..starts-1, drawn as [optimize] start_kind) each optimum came from; the optimum dimension is "
+     "ranked by optimum_objective, descending, ties by the lower start (orthogonal = false), or is the sequence of "
+     "orthogonal optima (orthogonal = true); the optimized kind's sample s is optimum s (-1: not computed)",
+     "optimized", "", 0, STACK},
+    {"optimum_cluster", FIXED, NC_INT, 0, "[site] prompt base sample optimum", "1",
+     "the optimum's cluster among its base's optima by |cos| >= [optimize] distinct_cos (chained; the clusters "
+     "optimum_distinct counts), numbered 0, 1, ... by first appearance along the optimum dimension: keep the first "
+     "optimum of each label to drop duplicates (-1: not computed)", "optimized", "", 0, STACK},
     {"optimum_distinct", FIXED, NC_INT, 0, "[site] prompt base sample", "1",
      "distinct optima of the base: clusters of the optima by |cos| >= [optimize] distinct_cos (chained; -1: not "
      "computed)", "optimized", "", 0, STACK},

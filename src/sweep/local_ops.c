@@ -607,11 +607,11 @@ static int local_optima(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, in
     if (e && e->ready) {
         pl_base_local *r = &e->res;
         slot->opt_dir = r->opt_dir, slot->opt_value = r->opt_value, slot->opt_tangential = r->opt_tangential;
-        slot->opt_grad_norm = r->opt_grad_norm;
+        slot->opt_grad_norm = r->opt_grad_norm, slot->opt_start = r->opt_start, slot->opt_cluster = r->opt_cluster;
         slot->opt_iterations = r->opt_iterations, slot->opt_status = r->opt_status;
         slot->n_opt = r->n_opt, slot->radius = r->radius, slot->opt_distinct = r->opt_distinct;
         r->opt_dir = NULL, r->opt_value = r->opt_tangential = r->opt_grad_norm = NULL;
-        r->opt_iterations = r->opt_status = NULL;
+        r->opt_iterations = r->opt_status = r->opt_start = r->opt_cluster = NULL;
         e->ready = 0;
         return PL_OK;
     }
@@ -624,9 +624,9 @@ static int local_optima(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, in
 static void opt_drop(pl_base_local *slot)
 {
     free(slot->opt_dir), free(slot->opt_value), free(slot->opt_tangential), free(slot->opt_grad_norm);
-    free(slot->opt_iterations), free(slot->opt_status);
+    free(slot->opt_iterations), free(slot->opt_status), free(slot->opt_start), free(slot->opt_cluster);
     slot->opt_dir = NULL, slot->opt_value = slot->opt_tangential = slot->opt_grad_norm = NULL;
-    slot->opt_iterations = slot->opt_status = NULL;
+    slot->opt_iterations = slot->opt_status = slot->opt_start = slot->opt_cluster = NULL;
     slot->n_opt = 0, slot->opt_distinct = 0;
 }
 
@@ -718,7 +718,8 @@ static void base_extras(const pl_sweep *sw, const pl_base_local *geo, float *ext
     extras[PL_LOCAL_TRACE] = (float)geo->trace;
     for (int j = 0; j < k && j < geo->k; j++)
         extras[PL_LOCAL_EIGEN + j] = (float)geo->values[j];
-    /* objective, iterations, tangential gradient [n_opt] each, distinct, status, gradient norm [n_opt] each */
+    /* objective, iterations, tangential gradient [n_opt] each, distinct, status, gradient norm, start,
+     * cluster [n_opt] each */
     float *opt = extras + sw->x_opt;
     for (int j = 0; j < sw->n_opt && j < geo->n_opt; j++) {
         opt[j] = (float)geo->opt_value[j];
@@ -726,6 +727,8 @@ static void base_extras(const pl_sweep *sw, const pl_base_local *geo, float *ext
         opt[2 * sw->n_opt + j] = (float)geo->opt_tangential[j];
         opt[3 * sw->n_opt + 1 + j] = (float)geo->opt_status[j];
         opt[4 * sw->n_opt + 1 + j] = (float)geo->opt_grad_norm[j];
+        opt[5 * sw->n_opt + 1 + j] = (float)geo->opt_start[j];
+        opt[6 * sw->n_opt + 1 + j] = (float)geo->opt_cluster[j];
     }
     if (sw->n_opt && geo->n_opt)
         opt[3 * sw->n_opt] = (float)geo->opt_distinct;

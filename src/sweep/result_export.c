@@ -198,12 +198,13 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
     e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 3 * no + na) + (size_t)(sw->NPC + NS) * n),
                          "local geometry");
-    e->local_int = pl_malloc(sizeof(int) * (n_pb * (2 * no + 1 + na)), "local geometry");
+    e->local_int = pl_malloc(sizeof(int) * (n_pb * (4 * no + 1 + na)), "local geometry");
     if (!e->local || !e->local_int)
         return PL_ERR;
     double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *acos = ray + n * sw->NPC;
     double *frac = acos + n_pb * na, *obj = frac + n * NS, *tan = obj + n_pb * no, *gnorm = tan + n_pb * no;
     int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb, *status = feat + n_pb * na;
+    int *start = status + n_pb * no, *cluster = start + n_pb * no;
     for (long su = 0; su < sw->n_units * NS; su++) { /* (unit, site) */
         long u = su / NS;
         int site = (int)(su % NS);
@@ -219,7 +220,7 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         trace[pb] = x[PL_LOCAL_TRACE];
         for (int j = 0; j < k; j++)
             eig[pb * k + j] = x[PL_LOCAL_EIGEN + j];
-        /* NaN under nonfinite = mark: iterations, distinct and status -1 */
+        /* NaN under nonfinite = mark: iterations, distinct, status, start and cluster -1 */
         const float *o = x + sw->x_opt;
         for (int j = 0; j < no; j++) {
             obj[pb * no + j] = o[j];
@@ -227,6 +228,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
             tan[pb * no + j] = o[2 * no + j];
             status[pb * no + j] = isfinite(o[3 * no + 1 + j]) ? (int)o[3 * no + 1 + j] : -1;
             gnorm[pb * no + j] = o[4 * no + 1 + j];
+            start[pb * no + j] = isfinite(o[5 * no + 1 + j]) ? (int)o[5 * no + 1 + j] : -1;
+            cluster[pb * no + j] = isfinite(o[6 * no + 1 + j]) ? (int)o[6 * no + 1 + j] : -1;
         }
         if (no)
             distinct[pb] = isfinite(o[3 * no]) ? (int)o[3 * no] : -1;
@@ -247,6 +250,7 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
     r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
     r->optimum_distinct = distinct, r->optimum_status = status, r->optimum_grad_norm = gnorm;
+    r->optimum_start = start, r->optimum_cluster = cluster;
     if (na) {
         r->fisher_max_sae_cos = k ? acos : NULL, r->fisher_sae_feature = k ? feat : NULL;
         r->optimum_max_sae_cos = no ? acos + n_pb * k : NULL, r->optimum_sae_feature = no ? feat + n_pb * k : NULL;

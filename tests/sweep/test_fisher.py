@@ -172,6 +172,56 @@ vc = sl.variables(os.path.join(d, "cap.nc"))
 check_status(vc, 1e-3, 2, "max_iterations 2")
 if not np.any(vc["optimum_status"] == 3):
     sl.fail("max_iterations 2: no optimum hit the cap (statuses %s)" % vc["optimum_status"])
+
+
+def check_order(v, orthogonal, thr, what):
+    """the optimum dimension's order (ranked, or the orthogonal sequence), optimum_start, and optimum_cluster
+    against a union-find of numpy's |cos| of the stored optimum_direction, labels by first appearance"""
+    obj, st, cl, dirs = v["optimum_objective"], v["optimum_start"], v["optimum_cluster"], v["optimum_direction"]
+    n = obj.shape[-1]
+    lead = obj.shape[:-1]
+    if not np.all(np.sort(st, -1) == np.arange(n)):
+        sl.fail("%s: optimum_start %s is not a permutation of the starts" % (what, st))
+    if orthogonal and not np.all(st == np.arange(n)):
+        sl.fail("%s: orthogonal optima out of their sequence: optimum_start %s" % (what, st))
+    if not orthogonal:
+        dec = np.diff(obj, axis=-1)
+        tie_ok = (dec < 0) | ((dec == 0) & (np.diff(st, axis=-1) > 0))
+        if not np.all(tie_ok):
+            sl.fail("%s: optima not ranked by objective, descending (ties: lower start): %s / %s" % (what, obj, st))
+    for i in np.ndindex(*lead):
+        u = dirs[i].astype(np.float64)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        cos = np.abs(u @ u.T)
+        parent = list(range(n))
+
+        def root(a):
+            while parent[a] != a:
+                a = parent[a]
+            return a
+        for a in range(n):
+            for b in range(a + 1, n):
+                ra, rb = root(a), root(b)
+                if cos[a, b] >= thr and ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+        first = {}
+        want = [first.setdefault(root(a), len(first)) for a in range(n)]
+        if list(cl[i]) != want or v["optimum_distinct"][i] != len(first):
+            sl.fail("%s %s: optimum_cluster %s / distinct %d vs numpy's %s / %d (|cos| %s)"
+                    % (what, i, cl[i], v["optimum_distinct"][i], want, len(first), cos))
+    print("ok %s: optima %s, optimum_start a permutation, optimum_cluster = numpy's |cos| >= %g clusters "
+          "(labels by first appearance; %s distinct)" % (what, "in sequence" if orthogonal else "ranked by objective",
+                                                          thr, np.unique(v["optimum_distinct"])))
+
+
+check_order(v, False, 0.95, "defaults")
+check_order(vc, False, 0.95, "max_iterations 2")
+cfg_o = dict(cfg, optimize=dict(cfg["optimize"], orthogonal="true", distinct_cos=0.3),
+             output=dict(cfg["output"], path=os.path.join(d, "orth.nc")))
+r = sl.run([sl.write_ini(os.path.join(d, "orth.ini"), cfg_o), "--quiet"])
+if r.returncode != 0:
+    sl.fail("fisher sweep with orthogonal optima: " + r.stderr)
+check_order(sl.variables(os.path.join(d, "orth.nc")), True, 0.3, "orthogonal")
 for what, e in worst.items():
     if not e <= 1e-3:
         sl.fail("%s vs numpy's explicit F: max error %.2e > 1e-3" % (what, e))
