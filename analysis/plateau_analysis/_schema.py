@@ -593,6 +593,61 @@ SCHEMA = {'metrics': ['kl', 'jsd', 'l2', 'cosine', 'js_dist', 'ce_loss', 'sae_l0
                 'present': 'optimized',
                 'attributes': '',
                 'merge': 'stack'},
+               {'name': 'optimum_grad_norm',
+                'scope': 'fixed',
+                'type': 'float64',
+                'coordinate': False,
+                'dims': '[site] prompt base sample optimum',
+                'units': 'nats per residual stream units',
+                'long_name': 'norm of grad KL at the optimum projected off the constraints (the centred '
+                             "basis's all-ones direction; under [optimize] orthogonal the earlier optima) "
+                             "but not off delta: the gradient rule's reference (optimum_tangential_grad <= "
+                             'tolerance * optimum_grad_norm)',
+                'present': 'optimized',
+                'attributes': '',
+                'merge': 'stack'},
+               {'name': 'optimum_status',
+                'scope': 'fixed',
+                'type': 'int32',
+                'coordinate': False,
+                'dims': '[site] prompt base sample optimum',
+                'units': '1',
+                'long_name': "how each start's ascent ended (flag_values 1 2 3 4, flag_meanings gradient "
+                             'flat cap stall): 1 gradient (converged: optimum_tangential_grad <= tolerance * '
+                             'optimum_grad_norm), 2 flat (converged: an accepted step without backtracking '
+                             'changed KL by <= tolerance^2 * KL), 3 cap (not converged: max_iterations '
+                             'accepted steps), 4 stall (not converged: backtracking shrank the turn below '
+                             '1e-8 rad); -1: not computed',
+                'present': 'optimized',
+                'attributes': 'flag_values flag_meanings',
+                'merge': 'stack'},
+               {'name': 'optimum_start',
+                'scope': 'fixed',
+                'type': 'int32',
+                'coordinate': False,
+                'dims': '[site] prompt base sample optimum',
+                'units': '1',
+                'long_name': 'the start (0..starts-1, drawn as [optimize] start_kind) each optimum came '
+                             'from; the optimum dimension is ranked by optimum_objective, descending, ties '
+                             'by the lower start (orthogonal = false), or is the sequence of orthogonal '
+                             "optima (orthogonal = true); the optimized kind's sample s is optimum s (-1: "
+                             'not computed)',
+                'present': 'optimized',
+                'attributes': '',
+                'merge': 'stack'},
+               {'name': 'optimum_cluster',
+                'scope': 'fixed',
+                'type': 'int32',
+                'coordinate': False,
+                'dims': '[site] prompt base sample optimum',
+                'units': '1',
+                'long_name': "the optimum's cluster among its base's optima by |cos| >= [optimize] "
+                             'distinct_cos (chained; the clusters optimum_distinct counts), numbered 0, 1, '
+                             '... by first appearance along the optimum dimension: keep the first optimum of '
+                             'each label to drop duplicates (-1: not computed)',
+                'present': 'optimized',
+                'attributes': '',
+                'merge': 'stack'},
                {'name': 'optimum_distinct',
                 'scope': 'fixed',
                 'type': 'int32',

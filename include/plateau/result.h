@@ -117,6 +117,10 @@ typedef struct {
     const double *optimum_objective;   /* [P, NB, S, n_optimum] KL at the optimum */
     const int *optimum_iterations;     /* [P, NB, S, n_optimum] */
     const double *optimum_tangential_grad; /* [P, NB, S, n_optimum] */
+    const int *optimum_status;         /* [P, NB, S, n_optimum] PL_OPT_*: gradient 1, flat 2, cap 3, stall 4 */
+    const int *optimum_start;          /* [P, NB, S, n_optimum] the start of each optimum */
+    const int *optimum_cluster;        /* [P, NB, S, n_optimum] its cluster (optimum_distinct's) */
+    const double *optimum_grad_norm;   /* [P, NB, S, n_optimum] |grad| off the constraints (GRADIENT's reference) */
     const int *optimum_distinct;       /* [P, NB, S] */
     /* with [sae] (NULL: absent): the largest |cos| with the SAE's decoder rows and which feature */
     const double *fisher_max_sae_cos;  /* [P, NB, S, n_eigen] */

@@ -35,8 +35,11 @@ void pl_base_local_free(pl_base_local *l)
     free(l->opt_dir);
     free(l->opt_value);
     free(l->opt_tangential);
+    free(l->opt_grad_norm);
     free(l->opt_iterations);
     free(l->opt_status);
+    free(l->opt_start);
+    free(l->opt_cluster);
     free(l->sae_cos);
     free(l->sae_feature);
     free(l->other_cos);
@@ -100,10 +103,15 @@ static int opt_alloc(pl_base_local *out, int n, int C)
     out->opt_dir = pl_malloc(sizeof(double) * (size_t)n * C, "optima");
     out->opt_value = pl_malloc(sizeof(double) * (size_t)n, "optima");
     out->opt_tangential = pl_malloc(sizeof(double) * (size_t)n, "optima");
+    out->opt_grad_norm = pl_malloc(sizeof(double) * (size_t)n, "optima");
     out->opt_iterations = pl_malloc(sizeof(int) * (size_t)n, "optima");
     out->opt_status = pl_malloc(sizeof(int) * (size_t)n, "optima");
-    return out->opt_dir && out->opt_value && out->opt_tangential && out->opt_iterations && out->opt_status ? PL_OK
-                                                                                                            : PL_ERR;
+    out->opt_start = pl_malloc(sizeof(int) * (size_t)n, "optima");
+    out->opt_cluster = pl_malloc(sizeof(int) * (size_t)n, "optima");
+    return out->opt_dir && out->opt_value && out->opt_tangential && out->opt_grad_norm && out->opt_iterations &&
+                   out->opt_status && out->opt_start && out->opt_cluster
+               ? PL_OK
+               : PL_ERR;
 }
 
 int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double *base, pl_sphere_state *st,
@@ -131,22 +139,61 @@ int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double
     return rc;
 }
 
+/* ORDER[n] of the optima: under orthogonal the sequence (each the best found orthogonal to the earlier
+ * ones, Mack & Turner's order); otherwise by objective, descending, ties (and NaN, last) by the lower
+ * start, so that sample 0 is the best and two starts reaching one optimum are neighbours. A function
+ * of the final state alone: the same on every rank and after a resume. Insertion sort: n is small. */
+static void opt_order(const pl_sphere_state *st, int *order)
+{
+    for (int i = 0; i < st->n; i++) {
+        int j = i;
+        for (; j > 0 && !st->orthogonal; j--) {
+            double a = st->value[order[j - 1]], b = st->value[i];
+            if (!(b > a || (isnan(a) && !isnan(b)))) /* stays after: lower start first on ties */
+                break;
+            order[j] = order[j - 1];
+        }
+        order[j] = i;
+    }
+}
+
+/* Cluster labels of the ranked optima numbered 0, 1, ... by first appearance (pl_cluster_by_cos
+ * labels a cluster by its lowest member, so first appearance is the order of those). Returns the count. */
+static int opt_clusters(pl_base_local *out, int C, double threshold)
+{
+    int n = out->n_opt, count = pl_cluster_by_cos(out->opt_dir, n, C, threshold, out->opt_cluster);
+    for (int i = 0, next = 0; count > 0 && i < n; i++)
+        if (out->opt_cluster[i] == i) { /* a root: relabel it and its members (all later) */
+            for (int j = n - 1; j >= i; j--)
+                if (out->opt_cluster[j] == i)
+                    out->opt_cluster[j] = -1 - next;
+            next++;
+        }
+    for (int i = 0; count > 0 && i < n; i++)
+        out->opt_cluster[i] = -1 - out->opt_cluster[i];
+    return count;
+}
+
 int pl_base_local_opt_take(const pl_experiment *ex, const pl_sphere_state *st, double r, pl_base_local *out)
 {
     int C = ex->C, n = st->n;
     int rc = opt_alloc(out, n, C);
+    if (rc == PL_OK)
+        opt_order(st, out->opt_start);
     for (int i = 0; rc == PL_OK && i < n; i++) {
+        int s = out->opt_start[i];
         for (int c = 0; c < C; c++)
-            out->opt_dir[(size_t)i * C + c] = st->delta[(size_t)i * C + c] / r;
-        out->opt_value[i] = st->value[i];
-        out->opt_tangential[i] = pl_sphere_tangential_norm(st, i);
-        out->opt_iterations[i] = st->iterations[i];
-        out->opt_status[i] = st->status[i];
+            out->opt_dir[(size_t)i * C + c] = st->delta[(size_t)s * C + c] / r;
+        out->opt_value[i] = st->value[s];
+        out->opt_tangential[i] = pl_sphere_tangential_norm(st, s);
+        out->opt_grad_norm[i] = pl_sphere_grad_norm(st, s);
+        out->opt_iterations[i] = st->iterations[s];
+        out->opt_status[i] = st->status[s];
     }
     if (rc == PL_OK) {
         out->n_opt = n;
         out->radius = r;
-        out->opt_distinct = pl_cluster_by_cos(out->opt_dir, n, C, ex->cfg->opt_distinct_cos, NULL);
+        out->opt_distinct = opt_clusters(out, C, ex->cfg->opt_distinct_cos);
         rc = out->opt_distinct < 0 ? PL_ERR : PL_OK;
     }
     return rc;

@@ -281,7 +281,9 @@ const pl_direction_kind PL_DIRECTION_KINDS[] = {
     /* issue 17: the local geometry at the base (base_local.c), computed by the sweep on the worker */
     {"fisher", "d = the s-th eigenvector of the Fisher metric F at the base (sign: largest |component| positive)",
      NULL, pl_fisher_direction, NULL, NULL, 0, 0.0, NULL},
-    {"optimized", "d = the s-th local optimum of KL(clean || perturbed) on the sphere of [optimize] radius_alpha",
+    {"optimized",
+     "d = the s-th local optimum of KL(clean || perturbed) on the sphere of [optimize] radius_alpha (ranked by KL, "
+     "descending; under orthogonal, the sequence)",
      NULL, pl_optimized_direction, NULL, NULL, 0, 0.0, NULL},
 };
 const int PL_N_DIRECTION_KINDS = (int)(sizeof PL_DIRECTION_KINDS / sizeof PL_DIRECTION_KINDS[0]);

@@ -132,8 +132,11 @@ typedef struct pl_base_local {
     double *opt_dir;     /* [n_opt, C] unit directions delta / radius */
     double *opt_value;   /* [n_opt] KL at the optimum, nats */
     double *opt_tangential; /* [n_opt] |tangential gradient| at the end */
+    double *opt_grad_norm;  /* [n_opt] |gradient off the constraints| at the end: GRADIENT's reference */
     int *opt_iterations; /* [n_opt] accepted steps */
     int *opt_status;     /* [n_opt] PL_OPT_* (fisher.h) */
+    int *opt_start;      /* [n_opt] the start each optimum came from (the order: pl_base_local_opt_take) */
+    int *opt_cluster;    /* [n_opt] its cluster by |cos| >= distinct_cos, numbered by first appearance */
     int opt_distinct;    /* clusters of the optima by |cos| >= [optimize] distinct_cos */
     /* with [sae]: the largest |cos| of each eigenvector / optimum with the SAE's decoder rows, and which */
     double *sae_cos;     /* [k + n_opt] eigenvectors first */

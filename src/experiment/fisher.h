@@ -231,6 +231,8 @@ int pl_sphere_run_many(pl_sphere_state **s, int n, const pl_sphere_many_op *op, 
 /* ‖tangential part of ∇f‖ at row i (projected off opts.exclude and, under orthogonal, off the earlier
  * optima). */
 double pl_sphere_tangential_norm(const pl_sphere_state *s, int i);
+/* ‖∇f‖ of row i projected off its constraint basis (not off δ): the reference of the GRADIENT rule. */
+double pl_sphere_grad_norm(const pl_sphere_state *s, int i);
 
 /* Cluster m unit-free rows X[m, C] by |cos| ≥ threshold: two rows share a cluster when a chain of
  * pairs each at |cos| ≥ threshold joins them (connected components, so the order of rows does not

@@ -179,6 +179,21 @@ double pl_sphere_tangential_norm(const pl_sphere_state *s, int i)
     return t;
 }
 
+double pl_sphere_grad_norm(const pl_sphere_state *s, int i)
+{
+    double *B = pl_malloc(sizeof(double) * ((size_t)s->n_exclude + s->n + 1) * s->C, "optimiser basis");
+    double *g = pl_malloc(sizeof(double) * s->C, "optimiser gradient");
+    double t = NAN;
+    if (B && g) { /* as check_converged's `full` */
+        int m = constraint_basis(s, i, B);
+        memcpy(g, s->grad + (size_t)i * s->C, sizeof(double) * s->C);
+        project_off(B, m, s->C, g);
+        t = cblas_dnrm2(s->C, g, 1);
+    }
+    free(B), free(g);
+    return t;
+}
+
 /* The point row i is evaluated at next: its start (projected off B under orthogonal and scaled to r)
  * before its first evaluation, else the Armijo trial. x[C] gets it; *t and *gn the step and ‖g‖ used. */
 static int trial_point(pl_sphere_state *s, int i, const double *B, int m, double *x, double *t, double *gn)

@@ -356,6 +356,12 @@ static int define_var_attributes(writer *w)
                 NC_TRY(w, nc_put_att_double(nc, v, "tolerance", NC_DOUBLE, 1, &r->giglemiani_nl_tolerance), name);
             }
         }
+    if (r->n_optimum) { /* CF 3.5 flags: the optimiser's PL_OPT_* (src/experiment/fisher.h) */
+        static const int flags[] = {1, 2, 3, 4};
+        NC_TRY(w, nc_inq_varid(nc, "optimum_status", &v), "optimum_status");
+        NC_TRY(w, nc_put_att_int(nc, v, "flag_values", NC_INT, 4, flags), "optimum_status");
+        NC_TRY(w, text_att(nc, v, "flag_meanings", "gradient flat cap stall"), "optimum_status");
+    }
     static const char *const with_basis[] = {"activation", "mu", "sigma", "fisher_eigenvector", "optimum_direction"};
     const int has[] = {r->activation != NULL, r->activation != NULL, r->activation != NULL,
                        r->fisher_eigenvector != NULL, r->optimum_direction != NULL};
@@ -636,6 +642,10 @@ static int put_rest(writer *w)
     if (r->n_optimum && (put(w, "optimum_objective", r->optimum_objective) != PL_OK ||
                          put(w, "optimum_iterations", r->optimum_iterations) != PL_OK ||
                          put(w, "optimum_tangential_grad", r->optimum_tangential_grad) != PL_OK ||
+                         put(w, "optimum_grad_norm", r->optimum_grad_norm) != PL_OK ||
+                         put(w, "optimum_status", r->optimum_status) != PL_OK ||
+                         put(w, "optimum_start", r->optimum_start) != PL_OK ||
+                         put(w, "optimum_cluster", r->optimum_cluster) != PL_OK ||
                          put(w, "optimum_distinct", r->optimum_distinct) != PL_OK))
         return PL_ERR;
     if ((r->fisher_eigenvector && put(w, "fisher_eigenvector", r->fisher_eigenvector) != PL_OK) ||

@@ -162,6 +162,25 @@ const pl_schema_var PL_SCHEMA_VARS[] = {
     {"optimum_tangential_grad", FIXED, NC_DOUBLE, 0, "[site] prompt base sample optimum", "nats per " RSU,
      "norm of the tangential part of grad KL at the optimum (0 at an exact optimum on the sphere)", "optimized", "",
      0, STACK},
+    {"optimum_grad_norm", FIXED, NC_DOUBLE, 0, "[site] prompt base sample optimum", "nats per " RSU,
+     "norm of grad KL at the optimum projected off the constraints (the centred basis's all-ones direction; under "
+     "[optimize] orthogonal the earlier optima) but not off delta: the gradient rule's reference "
+     "(optimum_tangential_grad <= tolerance * optimum_grad_norm)", "optimized", "", 0, STACK},
+    {"optimum_status", FIXED, NC_INT, 0, "[site] prompt base sample optimum", "1",
+     "how each start's ascent ended (flag_values 1 2 3 4, flag_meanings gradient flat cap stall): 1 gradient "
+     "(converged: optimum_tangential_grad <= tolerance * optimum_grad_norm), 2 flat (converged: an accepted step "
+     "without backtracking changed KL by <= tolerance^2 * KL), 3 cap (not converged: max_iterations accepted "
+     "steps), 4 stall (not converged: backtracking shrank the turn below 1e-8 rad); -1: not computed",
+     "optimized", "flag_values flag_meanings", 0, STACK},
+    {"optimum_start", FIXED, NC_INT, 0, "[site] prompt base sample optimum", "1",
+     "the start (0..starts-1, drawn as [optimize] start_kind) each optimum came from; the optimum dimension is "
+     "ranked by optimum_objective, descending, ties by the lower start (orthogonal = false), or is the sequence of "
+     "orthogonal optima (orthogonal = true); the optimized kind's sample s is optimum s (-1: not computed)",
+     "optimized", "", 0, STACK},
+    {"optimum_cluster", FIXED, NC_INT, 0, "[site] prompt base sample optimum", "1",
+     "the optimum's cluster among its base's optima by |cos| >= [optimize] distinct_cos (chained; the clusters "
+     "optimum_distinct counts), numbered 0, 1, ... by first appearance along the optimum dimension: keep the first "
+     "optimum of each label to drop duplicates (-1: not computed)", "optimized", "", 0, STACK},
     {"optimum_distinct", FIXED, NC_INT, 0, "[site] prompt base sample", "1",
      "distinct optima of the base: clusters of the optima by |cos| >= [optimize] distinct_cos (chained; -1: not "
      "computed)", "optimized", "", 0, STACK},

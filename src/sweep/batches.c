@@ -218,7 +218,7 @@ void pl_sweep_set_batches(pl_sweep *sw)
     sw->fisher_k = pl_fisher_k(sw->cfg);
     sw->n_opt = pl_optimized_listed(sw->cfg) ? sw->cfg->opt_starts : 0;
     sw->x_opt = PL_LOCAL_EIGEN + sw->fisher_k;
-    sw->NX = sw->n_opt ? sw->x_opt + 3 * sw->n_opt + 1 : sw->fisher_k ? sw->x_opt : 0;
+    sw->NX = sw->n_opt ? sw->x_opt + 7 * sw->n_opt + 1 : sw->fisher_k ? sw->x_opt : 0;
     sw->x_sae = sw->NX && sw->cfg->sae_path ? sw->NX : 0;
     sw->NX += sw->x_sae ? 2 * (sw->fisher_k + sw->n_opt) : 0;
     sw->x_vec = sw->NX && sw->cfg->vectors ? sw->NX : 0;

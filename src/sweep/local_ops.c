@@ -607,15 +607,27 @@ static int local_optima(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, in
     if (e && e->ready) {
         pl_base_local *r = &e->res;
         slot->opt_dir = r->opt_dir, slot->opt_value = r->opt_value, slot->opt_tangential = r->opt_tangential;
+        slot->opt_grad_norm = r->opt_grad_norm, slot->opt_start = r->opt_start, slot->opt_cluster = r->opt_cluster;
         slot->opt_iterations = r->opt_iterations, slot->opt_status = r->opt_status;
         slot->n_opt = r->n_opt, slot->radius = r->radius, slot->opt_distinct = r->opt_distinct;
-        r->opt_dir = NULL, r->opt_value = r->opt_tangential = NULL, r->opt_iterations = r->opt_status = NULL;
+        r->opt_dir = NULL, r->opt_value = r->opt_tangential = r->opt_grad_norm = NULL;
+        r->opt_iterations = r->opt_status = r->opt_start = r->opt_cluster = NULL;
         e->ready = 0;
         return PL_OK;
     }
     opt_saver saver = {sw, id.p, id.b, sb, 0.0};
     pl_sphere_hooks hooks = {&saver, opt_resume, opt_between, opt_finished};
     return pl_base_local_optimize(&l->sop, &sw->ex, id, l->xd, sw->opt_store ? &hooks : NULL, slot);
+}
+
+/* SLOT without optima (n_opt 0: its optimum numbers and optimized directions NaN). */
+static void opt_drop(pl_base_local *slot)
+{
+    free(slot->opt_dir), free(slot->opt_value), free(slot->opt_tangential), free(slot->opt_grad_norm);
+    free(slot->opt_iterations), free(slot->opt_status), free(slot->opt_start), free(slot->opt_cluster);
+    slot->opt_dir = NULL, slot->opt_value = slot->opt_tangential = slot->opt_grad_norm = NULL;
+    slot->opt_iterations = slot->opt_status = slot->opt_start = slot->opt_cluster = NULL;
+    slot->n_opt = 0, slot->opt_distinct = 0;
 }
 
 /* The eigenpairs (and optima) at the operator's base into SLOT. */
@@ -626,8 +638,15 @@ static int local_compute(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, p
     int rc = pl_base_local_compute(&l->op, sw->fisher_k, sw->cfg->seed, id.p, id.b,
                                    sw->cfg->bases[id.b] + PL_N_BASE_KINDS * sb, slot);
     slot->s = sb;
-    if (rc == PL_OK && sw->n_opt)
+    if (rc == PL_OK && sw->n_opt) {
         rc = local_optima(sw, l, id, sb, slot);
+        /* nonfinite = mark with the eigenpairs and trace finite: only the optima (and the optimized
+         * directions, NaN without them) are marked; the rest of the base does not depend on them */
+        if (rc != PL_OK && rc != PL_ERR_PREEMPTED && l->nonfinite && sw->cfg->nonfinite_mark) {
+            opt_drop(slot);
+            l->nonfinite = 0, rc = PL_OK;
+        }
+    }
     rc = rc == PL_OK ? pl_base_local_align(&sw->ex, slot) : rc;
     return rc == PL_OK ? pl_base_local_align_dirs(&sw->ex, id, l->xd, sw->n_other, l->pcs, sw->n_pcs, slot) : rc;
 }
@@ -699,27 +718,34 @@ static void base_extras(const pl_sweep *sw, const pl_base_local *geo, float *ext
     extras[PL_LOCAL_TRACE] = (float)geo->trace;
     for (int j = 0; j < k && j < geo->k; j++)
         extras[PL_LOCAL_EIGEN + j] = (float)geo->values[j];
-    float *opt = extras + sw->x_opt; /* objective, iterations, tangential gradient [n_opt] each, distinct */
+    /* objective, iterations, tangential gradient [n_opt] each, distinct, status, gradient norm, start,
+     * cluster [n_opt] each */
+    float *opt = extras + sw->x_opt;
     for (int j = 0; j < sw->n_opt && j < geo->n_opt; j++) {
         opt[j] = (float)geo->opt_value[j];
         opt[sw->n_opt + j] = (float)geo->opt_iterations[j];
         opt[2 * sw->n_opt + j] = (float)geo->opt_tangential[j];
+        opt[3 * sw->n_opt + 1 + j] = (float)geo->opt_status[j];
+        opt[4 * sw->n_opt + 1 + j] = (float)geo->opt_grad_norm[j];
+        opt[5 * sw->n_opt + 1 + j] = (float)geo->opt_start[j];
+        opt[6 * sw->n_opt + 1 + j] = (float)geo->opt_cluster[j];
     }
     if (sw->n_opt && geo->n_opt)
         opt[3 * sw->n_opt] = (float)geo->opt_distinct;
     int na = k + sw->n_opt; /* with [sae]: |cos| then feature, eigenvectors first */
+    int nh = geo->k + geo->n_opt; /* what GEO holds: no optima when they were marked (nonfinite = mark) */
     for (int j = 0; sw->x_vec && j < k && j < geo->k; j++) /* [output] vectors */
         for (int c = 0; c < C; c++)
             extras[sw->x_vec + (size_t)j * C + c] = (float)geo->vectors[(size_t)j * C + c];
     for (int j = 0; sw->x_vec && j < sw->n_opt && j < geo->n_opt; j++)
         for (int c = 0; c < C; c++)
             extras[sw->x_vec + ((size_t)k + j) * C + c] = (float)geo->opt_dir[(size_t)j * C + c];
-    for (int j = 0; sw->x_sae && geo->sae_cos && j < na; j++) {
+    for (int j = 0; sw->x_sae && geo->sae_cos && j < na && j < nh; j++) {
         extras[sw->x_sae + j] = (float)geo->sae_cos[j];
         extras[sw->x_sae + na + j] = (float)geo->sae_feature[j];
     }
     int nc = sw->n_other + sw->n_pcs; /* per aligned vector: real_other |cos| then PC |cos| */
-    for (int j = 0; sw->x_align && geo->other_cos && j < na; j++) {
+    for (int j = 0; sw->x_align && geo->other_cos && j < na && j < nh; j++) {
         for (int o = 0; o < sw->n_other; o++)
             extras[sw->x_align + (size_t)j * nc + o] = (float)geo->other_cos[(size_t)j * sw->n_other + o];
         for (int q = 0; q < sw->n_pcs; q++)

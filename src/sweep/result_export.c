@@ -160,6 +160,28 @@ static int local_align(const pl_results *res, pl_result_export *e)
     return PL_OK;
 }
 
+/* [run] nonfinite = mark: how many bases of the file ([site,] prompt, base, sample entries; a real base
+ * is one for every sample) had their whole local geometry marked (non-finite derivatives at the base),
+ * and how many only their optima (a non-finite optimiser gradient), said on stderr: NaN there is no
+ * number the run could compute, not a measured one. */
+static void report_marked(const pl_sweep *sw, const double *trace, const int *status, size_t n_pb)
+{
+    long whole = 0, optima = 0;
+    for (size_t pb = 0; pb < n_pb; pb++) {
+        if (!isfinite(trace[pb]))
+            whole++;
+        else if (sw->n_opt && status[pb * sw->n_opt] < 0)
+            optima++;
+    }
+    if (whole)
+        fprintf(stderr, "plateau: [run] nonfinite = mark: %ld of %zu bases (prompt, base, sample entries) have "
+                "non-finite derivatives: their local geometry, fisher and optimized curves are NaN\n", whole, n_pb);
+    if (optima)
+        fprintf(stderr, "plateau: [run] nonfinite = mark: %ld of %zu bases (prompt, base, sample entries) met a "
+                "non-finite optimiser gradient: their optima and optimized curves are NaN (the Fisher numbers "
+                "stand)\n", optima, n_pb);
+}
+
 /* fisher_eigenvalue [P, NB, S, k], fisher_trace [P, NB, S], the optima's [P, NB, S, n_opt] and
  * [P, NB, S] (per base: a synthetic base is one per (prompt, sample), a real one the same for every
  * sample), kl_rayleigh and fisher_fraction [NB, ND, P, S] from the units' extras: every unit of a base
@@ -174,13 +196,15 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     if (!NX)
         return PL_OK;
     int na = sw->x_sae ? k + no : 0; /* aligned vectors per base */
-    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 2 * no + na) + (size_t)(sw->NPC + NS) * n), "local geometry");
-    e->local_int = pl_malloc(sizeof(int) * (n_pb * (no + 1 + na)), "local geometry");
+    e->local = pl_malloc(sizeof(double) * (n_pb * (k + 1 + 3 * no + na) + (size_t)(sw->NPC + NS) * n),
+                         "local geometry");
+    e->local_int = pl_malloc(sizeof(int) * (n_pb * (4 * no + 1 + na)), "local geometry");
     if (!e->local || !e->local_int)
         return PL_ERR;
     double *eig = e->local, *trace = eig + n_pb * k, *ray = trace + n_pb, *acos = ray + n * sw->NPC;
-    double *frac = acos + n_pb * na, *obj = frac + n * NS, *tan = obj + n_pb * no;
-    int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb;
+    double *frac = acos + n_pb * na, *obj = frac + n * NS, *tan = obj + n_pb * no, *gnorm = tan + n_pb * no;
+    int *iters = e->local_int, *distinct = iters + n_pb * no, *feat = distinct + n_pb, *status = feat + n_pb * na;
+    int *start = status + n_pb * no, *cluster = start + n_pb * no;
     for (long su = 0; su < sw->n_units * NS; su++) { /* (unit, site) */
         long u = su / NS;
         int site = (int)(su % NS);
@@ -196,11 +220,16 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
         trace[pb] = x[PL_LOCAL_TRACE];
         for (int j = 0; j < k; j++)
             eig[pb * k + j] = x[PL_LOCAL_EIGEN + j];
-        const float *o = x + sw->x_opt; /* NaN under nonfinite = mark: iterations -1, distinct -1 */
+        /* NaN under nonfinite = mark: iterations, distinct, status, start and cluster -1 */
+        const float *o = x + sw->x_opt;
         for (int j = 0; j < no; j++) {
             obj[pb * no + j] = o[j];
             iters[pb * no + j] = isfinite(o[no + j]) ? (int)o[no + j] : -1;
             tan[pb * no + j] = o[2 * no + j];
+            status[pb * no + j] = isfinite(o[3 * no + 1 + j]) ? (int)o[3 * no + 1 + j] : -1;
+            gnorm[pb * no + j] = o[4 * no + 1 + j];
+            start[pb * no + j] = isfinite(o[5 * no + 1 + j]) ? (int)o[5 * no + 1 + j] : -1;
+            cluster[pb * no + j] = isfinite(o[6 * no + 1 + j]) ? (int)o[6 * no + 1 + j] : -1;
         }
         if (no)
             distinct[pb] = isfinite(o[3 * no]) ? (int)o[3 * no] : -1;
@@ -210,6 +239,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
             feat[ai] = isfinite(x[sw->x_sae + na + j]) ? (int)x[sw->x_sae + na + j] : -1;
         }
     }
+    if (sw->cfg->nonfinite_mark)
+        report_marked(sw, trace, status, n_pb);
     pl_result *r = &e->r;
     if (sw->x_align && local_align(res, e) != PL_OK)
         return PL_ERR;
@@ -218,7 +249,8 @@ static int local_arrays(const pl_results *res, pl_result_export *e)
     r->fisher_fraction = k ? frac : NULL;
     r->n_eigen = k, r->fisher_eigenvalue = eig, r->fisher_trace = trace, r->kl_rayleigh = ray;
     r->n_optimum = no, r->optimum_objective = obj, r->optimum_iterations = iters, r->optimum_tangential_grad = tan;
-    r->optimum_distinct = distinct;
+    r->optimum_distinct = distinct, r->optimum_status = status, r->optimum_grad_norm = gnorm;
+    r->optimum_start = start, r->optimum_cluster = cluster;
     if (na) {
         r->fisher_max_sae_cos = k ? acos : NULL, r->fisher_sae_feature = k ? feat : NULL;
         r->optimum_max_sae_cos = no ? acos + n_pb * k : NULL, r->optimum_sae_feature = no ? feat + n_pb * k : NULL;

@@ -136,6 +136,89 @@ if not (np.all(dist >= 1) and np.all(dist <= NO) and np.all(v["optimum_iteration
     sl.fail("optimum_distinct %s or optimum_iterations %s out of range" % (dist, v["optimum_iterations"]))
 print("ok optima: tangential gradient <= 5 %% of 2 f / r (max ratio %.1e), distinct %s"
       % (np.max(tan / (2 * obj)), dist.ravel()))
+
+
+def check_status(v, tol, cap, what):
+    """optimum_status against the convergence rule (sphere_opt.c) for the stored numbers"""
+    st, it, tg, gn = v["optimum_status"], v["optimum_iterations"], v["optimum_tangential_grad"], v["optimum_grad_norm"]
+    if not np.all(np.isin(st, [1, 2, 3, 4])):
+        sl.fail("%s: optimum_status %s outside the flags 1..4" % (what, st))
+    if not (np.all(np.isfinite(gn)) and np.all(tg <= gn * (1 + 1e-6))):
+        sl.fail("%s: optimum_grad_norm %s below the tangential part %s" % (what, gn, tg))
+    g = st == 1  # gradient: |tangential| <= tol |grad| (float32-stored both: a relative slack of 1e-5)
+    if not np.all(tg[g] <= tol * gn[g] * (1 + 1e-5)):
+        sl.fail("%s: status gradient with tangential/|grad| %s > %g" % (what, tg[g] / gn[g], tol))
+    if not np.all(it[st == 3] == cap):
+        sl.fail("%s: status cap with iterations %s != max_iterations %d" % (what, it[st == 3], cap))
+    if not np.all(it[np.isin(st, [1, 2, 4])] <= cap):
+        sl.fail("%s: converged or stalled optima beyond the cap: %s" % (what, it))
+    print("ok %s: optimum_status %s consistent with the rule (gradient => tangential <= %g |grad|, cap => "
+          "iterations == %d)" % (what, np.bincount(st.ravel(), minlength=5)[1:], tol, cap))
+
+
+check_status(v, 1e-3, 200, "defaults")
+import netCDF4  # noqa: E402
+with netCDF4.Dataset(os.path.join(d, "f.nc")) as nc:
+    a = nc["optimum_status"]
+    if list(a.flag_values) != [1, 2, 3, 4] or a.flag_meanings != "gradient flat cap stall":
+        sl.fail("optimum_status flags %s / %s" % (a.flag_values, a.flag_meanings))
+# orthogonal optima with a cap of 2 accepted steps (one run, for CI's time): the optima that did not
+# converge by then say so, and they come in their sequence
+cfg_cap = dict(cfg, optimize=dict(cfg["optimize"], max_iterations=2, orthogonal="true", distinct_cos=0.3),
+               output=dict(cfg["output"], path=os.path.join(d, "cap.nc")))
+r = sl.run([sl.write_ini(os.path.join(d, "cap.ini"), cfg_cap), "--quiet"])
+if r.returncode != 0:
+    sl.fail("fisher sweep with orthogonal optima and max_iterations 2: " + r.stderr)
+vc = sl.variables(os.path.join(d, "cap.nc"))
+check_status(vc, 1e-3, 2, "orthogonal, max_iterations 2")
+if not np.any(vc["optimum_status"] == 3):
+    sl.fail("max_iterations 2: no optimum hit the cap (statuses %s)" % vc["optimum_status"])
+
+def check_order(v, orthogonal, thr, what):
+    """the optimum dimension's order (ranked, or the orthogonal sequence), optimum_start, and optimum_cluster
+    against a union-find of numpy's |cos| of the stored optimum_direction, labels by first appearance"""
+    obj, st, cl, dirs = v["optimum_objective"], v["optimum_start"], v["optimum_cluster"], v["optimum_direction"]
+    n = obj.shape[-1]
+    lead = obj.shape[:-1]
+    if not np.all(np.sort(st, -1) == np.arange(n)):
+        sl.fail("%s: optimum_start %s is not a permutation of the starts" % (what, st))
+    if orthogonal and not np.all(st == np.arange(n)):
+        sl.fail("%s: orthogonal optima out of their sequence: optimum_start %s" % (what, st))
+    if not orthogonal:
+        dec = np.diff(obj, axis=-1)
+        tie_ok = (dec < 0) | ((dec == 0) & (np.diff(st, axis=-1) > 0))
+        if not np.all(tie_ok):
+            sl.fail("%s: optima not ranked by objective, descending (ties: lower start): %s / %s" % (what, obj, st))
+    for i in np.ndindex(*lead):
+        u = dirs[i].astype(np.float64)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        cos = np.abs(u @ u.T)
+        parent = list(range(n))
+
+        def root(a):
+            while parent[a] != a:
+                a = parent[a]
+            return a
+        for a in range(n):
+            for b in range(a + 1, n):
+                ra, rb = root(a), root(b)
+                if cos[a, b] >= thr and ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+        first = {}
+        want = [first.setdefault(root(a), len(first)) for a in range(n)]
+        if list(cl[i]) != want or v["optimum_distinct"][i] != len(first):
+            sl.fail("%s %s: optimum_cluster %s / distinct %d vs numpy's %s / %d (|cos| %s)"
+                    % (what, i, cl[i], v["optimum_distinct"][i], want, len(first), cos))
+    print("ok %s: optima %s, optimum_start a permutation, optimum_cluster = numpy's |cos| >= %g clusters "
+          "(labels by first appearance; %s distinct)" % (what, "in sequence" if orthogonal else "ranked by objective",
+                                                          thr, np.unique(v["optimum_distinct"])))
+
+
+check_order(v, False, 0.95, "defaults")
+if np.all(v["optimum_start"] == np.arange(NO)):  # else the ranking above was not exercised
+    sl.fail("defaults: every base's optima already in start order (%s): the test needs a reordered one"
+            % v["optimum_start"])
+check_order(vc, True, 0.3, "orthogonal, max_iterations 2")
 for what, e in worst.items():
     if not e <= 1e-3:
         sl.fail("%s vs numpy's explicit F: max error %.2e > 1e-3" % (what, e))
@@ -212,6 +295,25 @@ if not (np.isnan(vn["fisher_eigenvalue"]).all() and np.isnan(vn["fisher_trace"])
         and np.isnan(vn["kl_rayleigh"]).all() and np.isnan(vn["kl"][:, 0]).all() and np.isnan(vn["l2"][:, 0]).all()):
     sl.fail("nonfinite = mark: the local geometry or the fisher curves are not all NaN")
 print("ok nonfinite = mark: eigenvalues, traces, kl_rayleigh and the fisher kind's curves are NaN")
+if "18 of 18 bases" not in r.stderr or "non-finite derivatives" not in r.stderr:
+    sl.fail("nonfinite = mark: the marked bases not counted on stderr: %s" % r.stderr)
+# a non-finite optimiser gradient (the sphere's radius 1e300 overflows float32) marks only the optima
+r = sl.run([ini, "--quiet", "--set", "run.nonfinite=mark", "--set", "optimize.radius_alpha=1e300",
+            "-o", os.path.join(d, "nfo.nc")])
+if r.returncode != 0 or "18 of 18 bases" not in r.stderr or "non-finite optimiser gradient" not in r.stderr:
+    sl.fail("nonfinite = mark with a non-finite optimiser gradient: exit %d: %s" % (r.returncode, r.stderr))
+vo = sl.variables(os.path.join(d, "nfo.nc"))
+for name in ("fisher_eigenvalue", "fisher_trace", "fisher_eigenvector"):
+    if not np.array_equal(vo[name], v[name]):
+        sl.fail("optimiser marked: %s differs from the unmarked run's" % name)
+if not (np.array_equal(vo["kl"][:, :3], v["kl"][:, :3])
+        and np.array_equal(vo["kl_rayleigh"][:, :3], v["kl_rayleigh"][:, :3])):
+    sl.fail("optimiser marked: the fisher, cov_random or file curves or kl_rayleigh differ from the unmarked run's")
+if not (np.isnan(vo["optimum_objective"]).all() and np.isnan(vo["kl"][:, 3]).all()
+        and np.all(vo["optimum_status"] == -1) and np.all(vo["optimum_iterations"] == -1)):
+    sl.fail("optimiser marked: optimum numbers or optimized curves not NaN / -1")
+print("ok nonfinite = mark with a non-finite optimiser gradient: only the optima and optimized curves marked "
+      "(eigenpairs, traces, other kinds' curves bitwise the unmarked run's); stderr: %s" % r.stderr.strip())
 
 sl.need_mpirun()
 out2 = os.path.join(d, "f-mpi2.nc")

@@ -87,7 +87,7 @@ for j in range(N):
             sl.fail("position %d: %s at the real base differs from a one-position sweep's (max %.3g)"
                     % (t, name, np.abs(got - want).max()))
     if j == 0:  # site (prompt 0, position FIRST) is experiment prompt 0 in both runs: same start streams
-        for name in ("optimum_objective", "optimum_direction", "optimum_iterations"):
+        for name in ("optimum_objective", "optimum_direction", "optimum_iterations", "optimum_status"):
             if not np.array_equal(each[name][0][0, 0], one[name][0, 0]):
                 sl.fail("position %d, prompt 0: %s differs from the one-position sweep's" % (t, name))
     print("ok position %d: the real base's eigenvalues, trace and eigenvectors bitwise a one-position sweep's%s"

@@ -20,6 +20,7 @@ d = sl.workdir(sys.argv)
 model = sl.make_model(d)
 data = sl.make_bin(d, 8 * 400, 300)
 LOCAL = ["optimum_objective", "optimum_iterations", "optimum_tangential_grad", "optimum_distinct",
+         "optimum_status", "optimum_grad_norm",
          "optimum_direction", "optimum_real_other_cos", "optimum_pc_cos", "fisher_eigenvalue", "fisher_trace",
          "fisher_eigenvector", "kl_rayleigh"]
 

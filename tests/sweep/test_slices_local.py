@@ -41,7 +41,7 @@ np.save(rows, D)
 FILE = "file:" + rows
 LOCAL = ("fisher_eigenvalue", "fisher_trace", "fisher_eigenvector", "fisher_fraction", "fisher_pc_cos", "kl_rayleigh",
          "direction_norm", "base_norm", "optimum_objective", "optimum_iterations", "optimum_tangential_grad",
-         "optimum_distinct", "optimum_direction", "optimum_pc_cos")
+         "optimum_distinct", "optimum_direction", "optimum_pc_cos", "optimum_status", "optimum_grad_norm")
 
 
 def config(name, **over):
