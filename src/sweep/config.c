@@ -806,23 +806,32 @@ static int parse_bool(const raw_config *rc, int i, int *out)
     return PL_OK;
 }
 
-/* Split VALUE on commas (and, when SPACES, whitespace) into at most MAX trimmed items. */
+/* Split VALUE on commas (and, when SPACES, whitespace) into at most MAX trimmed items. An empty item
+ * (`A, , B`, `A,`, `,A`) is refused by name: dropping it silently turned `path = A,` into one model. */
 static int split_list(const raw_config *rc, int i, const char *value, int spaces, char **items, int max, int *n,
                       char *buf, size_t bufsize)
 {
     snprintf(buf, bufsize, "%s", value);
     *n = 0;
-    const char *seps = spaces ? ", \t" : ",";
-    for (char *save = NULL, *tok = strtok_r(buf, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
-        char *t = (char *)trim(tok);
-        if (!*t)
-            continue;
-        if (*n == max)
-            return FAIL_KEY(i, "more than %d items", max);
-        items[(*n)++] = t;
-    }
-    if (*n == 0)
+    if (!*trim(buf))
         return FAIL_KEY(i, "empty list");
+    char *seg = buf;
+    for (int k = 1; seg; k++) {
+        char *comma = strchr(seg, ',');
+        if (comma)
+            *comma = '\0';
+        char *t = (char *)trim(seg);
+        if (!*t)
+            return FAIL_KEY(i, "'%s': item %d of the comma-separated list is empty", value, k);
+        /* with SPACES, `a b, c` is three items; t is not empty, so each token is an item */
+        for (char *save = NULL, *tok = spaces ? strtok_r(t, " \t", &save) : t; tok;
+             tok = spaces ? strtok_r(NULL, " \t", &save) : NULL) {
+            if (*n == max)
+                return FAIL_KEY(i, "more than %d items", max);
+            items[(*n)++] = tok;
+        }
+        seg = comma ? comma + 1 : NULL;
+    }
     return PL_OK;
 }
 
