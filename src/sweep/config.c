@@ -1704,9 +1704,8 @@ static int resolve_hooks(pl_sweep_config *cfg, const pl_model *model, pl_hook_po
     if (hook->site == PL_SITE_FINAL_NORMALIZED)
         return pl_fail("%s: [perturb] hook: '%s' is a readout (after the last block; nothing downstream to perturb)",
                        origin, cfg->hook);
-    if (pl_hook_resid_index(*hook) >= mcfg->n_layer)
-        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)", origin,
-                       cfg->hook);
+    /* blocks.{L-1}.hook_resid_post (resid index L, TL's common final hook) is perturbed as any other:
+     * no block runs after it, ln_final and the unembedding do */
     if (hook->site == PL_SITE_ATTN_Z && cfg->residual_basis == PL_BASIS_CENTERED)
         return pl_fail("%s: [perturb] residual_basis: centered is TransformerLens's basis of what is written to the "
                        "residual stream; '%s' (the heads' z) is not (use raw)",
