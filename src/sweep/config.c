@@ -1702,8 +1702,10 @@ static int resolve_hooks(pl_sweep_config *cfg, const pl_model *model, pl_hook_po
     if (pl_hook_point_parse(model, cfg->hook, hook) != PL_OK)
         return pl_fail_prefix("%s: [perturb] hook", origin);
     if (hook->site == PL_SITE_FINAL_NORMALIZED)
-        return pl_fail("%s: [perturb] hook: '%s' is a readout (after the last block; nothing downstream to perturb)",
-                       origin, cfg->hook);
+        return pl_fail("%s: [perturb] hook: '%s' is a readout only: plateau perturbs the residual stream and the "
+                       "blocks' hook points, not the final norm's output (the last residual, before the final "
+                       "norm, is blocks.%d.hook_resid_post)",
+                       origin, cfg->hook, mcfg->n_layer - 1);
     /* blocks.{L-1}.hook_resid_post (resid index L, TL's common final hook) is perturbed as any other:
      * no block runs after it, ln_final and the unembedding do */
     if (hook->site == PL_SITE_ATTN_Z && cfg->residual_basis == PL_BASIS_CENTERED)

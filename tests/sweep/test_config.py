@@ -54,6 +54,10 @@ expect_error("empty_item_metrics", good + "[readout]\nmetrics = kl, , jsd\n",
              r"empty_item_metrics\.ini:13: \[readout\] metrics: 'kl, , jsd': item 2 of the comma-separated list is empty")
 expect_error("empty_item_leading", good + "quantiles = , 0.5\n",
              r"empty_item_leading\.ini:12: \[output\] quantiles: ', 0\.5': item 1 of the comma-separated list is empty")
+# ln_final.hook_normalized is refused with the true reason (the last residual, blocks.1.hook_resid_post, runs)
+expect_error("perturb_ln_final", good.replace("[perturb]", "[perturb]\nhook = ln_final.hook_normalized"),
+             r"perturb_ln_final\.ini:8: \[perturb\] hook: 'ln_final\.hook_normalized' is a readout only: .*\(the "
+             r"last residual, before the final norm, is blocks\.1\.hook_resid_post\)")
 expect_error("duplicate", good + "[data]\nn_ctx = 9\n", r"duplicate\.ini:13: \[data\] n_ctx: given twice \(first at .*duplicate\.ini:6\)")
 expect_error("syntax", good + "this line has no equals sign\n", r"syntax\.ini:12: syntax error")
 # --naive with whole contexts: refused before any work (it was a fault of the first batch: exit 3, an empty checkpoint)
