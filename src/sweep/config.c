@@ -248,7 +248,9 @@ static const key_def KEYS[] = {
             "(every query head's z, concatenated: H·head_dim wide), `blocks.N.hook_attn_out`, "
             "`blocks.N.hook_mlp_out` (after Gemma 2's post-norms, as TL hooks them). Bases, μ, Σ and "
             "directions have the hook's width. A parallel-residual model (GPT-NeoX) has no "
-            "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`"},
+            "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`. "
+            "The last block's `hook_resid_post` (the last residual) is perturbed too: no block runs after it, "
+            "the final norm and the unembedding do; `ln_final.hook_normalized` is a readout only"},
     {"perturb", "position", "-1", 1, KT_CUSTOM, .parse = parse_position, .print = print_position,
      .values = "an integer N, a range `A:B`, or `all`",
      .doc = "position of the replaced activation (-1 = last; negative counts from the end), or whole "
