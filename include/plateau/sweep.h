@@ -204,6 +204,7 @@ typedef struct {
     int resume;  /* continue from the checkpoint */
     int dry_run; /* say what the run would do (units, memory, time), write nothing */
     int dry_run_ranks; /* the ranks --dry-run estimates for (0: the ranks it runs on) */
+    int dry_run_ranks_per_node; /* --dry-run's ranks on a node (0: all on one node) */
     pl_result_writer write_result; /* writes the result file (the CLI registers io's pl_result_write):
                                       the sweep does not link the io library */
     pl_result_stacker stack_models; /* a model series: stacks the per-model files along `model` (io's

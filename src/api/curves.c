@@ -62,9 +62,16 @@ static int parse_metrics(curve_settings *s, char *value)
 {
     pl_sweep_config *cfg = &s->cfg;
     cfg->n_metrics = 0;
-    char *save = NULL;
-    for (char *item = strtok_r(value, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+    /* an empty item (`kl,,jsd`, `kl,`) is refused, as the config's lists refuse it */
+    for (char *item = value, *next; item; item = next) {
+        next = strchr(item, ',');
+        if (next)
+            *next++ = '\0';
         char *name = trim(item);
+        if (!*name && !next && !cfg->n_metrics)
+            break; /* no item at all: "no metric" below */
+        if (!*name)
+            return pl_fail("setting metrics: item %d of the comma-separated list is empty", cfg->n_metrics + 1);
         int m = 0;
         while (m < PL_N_METRICS && strcmp(PL_METRICS[m].name, name))
             m++;

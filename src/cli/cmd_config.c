@@ -26,6 +26,7 @@ const cli_spec CLI_CONFIG = {
         {"--quiet", "-q", NULL, "(a run flag: ignored)"},
         {"--dry-run", NULL, NULL, "(a run flag: ignored)"},
         {"--ranks", NULL, "N", "(a run flag: ignored)"},
+        {"--ranks-per-node", NULL, "N", "(a run flag: ignored)"},
         {NULL, NULL, NULL, NULL}},
     NULL};
 

@@ -8,12 +8,15 @@
 #include "plateau/sweep.h"
 
 const cli_spec CLI_RUN = {
-    "run", "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run [--ranks N]]",
+    "run",
+    "CONFIG.ini [-o OUT.nc] [--set section.key=value]... [--resume] [--naive] [--quiet] [--dry-run [--ranks N] "
+    "[--ranks-per-node N]]",
     "Run a sweep: the plateau and sensitive-direction curves of one hook, written as one NetCDF file.",
     "Start it under mpirun for several ranks (mpirun -n 4 plateau run CONFIG.ini). Progress goes to stderr.\n"
     "The config's keys are in docs/config.md (plateau help --config-md) and the man page's CONFIG section;\n"
     "plateau config prints the resolved config.\n"
-    "--dry-run prints the resolved config, the units and evaluations, the memory per rank and on rank 0\n"
+    "--dry-run prints the resolved config, the units and evaluations, the memory per rank, on rank 0 and\n"
+    "per node (--ranks R ranks, --ranks-per-node N of them a node: ceil(R / N) nodes; default all on one)\n"
     "and a time estimate from a short measured calibration, and writes nothing.",
     (const cli_option[]){
         {"--output", "-o", "OUT.nc", "the result file (replaces [output] path)"},
@@ -23,6 +26,8 @@ const cli_spec CLI_RUN = {
         {"--quiet", "-q", NULL, "no progress lines"},
         {"--dry-run", NULL, NULL, "say what the run would do, its memory and time; write nothing"},
         {"--ranks", NULL, "N", "with --dry-run: estimate for N ranks (default: the ranks it runs on)"},
+        {"--ranks-per-node", NULL, "N", "with --dry-run: N of the ranks on each node (default: all on one): the nodes and "
+                                        "memory per node"},
         {NULL, NULL, NULL, NULL}},
     "3 fault: a rank died, stopped answering or failed (the checkpoint is written first)\n"
     "75 checkpointed after SIGTERM, SIGINT or SIGUSR1: run again with --resume"};

@@ -21,7 +21,7 @@ int cli_parse_run_args(int argc, char **argv, const char *cmd, const char *usage
     for (int i = 1; i < argc && code < 0; i++) {
         const char *arg = argv[i];
         int takes_value = !strcmp(arg, "-o") || !strcmp(arg, "--output") || !strcmp(arg, "--set") ||
-                          !strcmp(arg, "--ranks") || (a->allow_get && !strcmp(arg, "--get"));
+                          !strcmp(arg, "--ranks") || !strcmp(arg, "--ranks-per-node") || (a->allow_get && !strcmp(arg, "--get"));
         if (takes_value && i + 1 >= argc) {
             code = cli_usage(cmd, usage, "%s needs a value", arg);
         } else if (!strcmp(arg, "--set")) {
@@ -36,6 +36,11 @@ int cli_parse_run_args(int argc, char **argv, const char *cmd, const char *usage
             if (cli_parse_int("--ranks", argv[++i], 1, 1 << 20, &ranks) != PL_OK)
                 code = cli_usage(cmd, usage, "%s", pl_error());
             a->opt.dry_run_ranks = (int)ranks;
+        } else if (!strcmp(arg, "--ranks-per-node")) {
+            long per_node;
+            if (cli_parse_int("--ranks-per-node", argv[++i], 1, 1 << 20, &per_node) != PL_OK)
+                code = cli_usage(cmd, usage, "%s", pl_error());
+            a->opt.dry_run_ranks_per_node = (int)per_node;
         } else if (!strcmp(arg, "--dry-run")) {
             a->opt.dry_run = 1;
         } else if (takes_value && !strcmp(arg, "--get")) {
@@ -63,6 +68,8 @@ int cli_parse_run_args(int argc, char **argv, const char *cmd, const char *usage
         code = cli_usage(cmd, usage, "no config file given");
     if (code < 0 && a->opt.dry_run_ranks && !a->opt.dry_run && !a->allow_get)
         code = cli_usage(cmd, usage, "--ranks is for --dry-run");
+    if (code < 0 && a->opt.dry_run_ranks_per_node && !a->opt.dry_run && !a->allow_get)
+        code = cli_usage(cmd, usage, "--ranks-per-node is for --dry-run");
     if (code >= 0) {
         free(a->sets);
         a->sets = NULL;

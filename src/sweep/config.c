@@ -248,7 +248,9 @@ static const key_def KEYS[] = {
             "(every query head's z, concatenated: H·head_dim wide), `blocks.N.hook_attn_out`, "
             "`blocks.N.hook_mlp_out` (after Gemma 2's post-norms, as TL hooks them). Bases, μ, Σ and "
             "directions have the hook's width. A parallel-residual model (GPT-NeoX) has no "
-            "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`"},
+            "`hook_resid_mid`; an SAE needs a residual hook; `centered` does not apply to `attn.hook_z`. "
+            "The last block's `hook_resid_post` (the last residual) is perturbed too: no block runs after it, "
+            "the final norm and the unembedding do; `ln_final.hook_normalized` is a readout only"},
     {"perturb", "position", "-1", 1, KT_CUSTOM, .parse = parse_position, .print = print_position,
      .values = "an integer N, a range `A:B`, or `all`",
      .doc = "position of the replaced activation (-1 = last; negative counts from the end), or whole "
@@ -806,23 +808,32 @@ static int parse_bool(const raw_config *rc, int i, int *out)
     return PL_OK;
 }
 
-/* Split VALUE on commas (and, when SPACES, whitespace) into at most MAX trimmed items. */
+/* Split VALUE on commas (and, when SPACES, whitespace) into at most MAX trimmed items. An empty item
+ * (`A, , B`, `A,`, `,A`) is refused by name: dropping it silently turned `path = A,` into one model. */
 static int split_list(const raw_config *rc, int i, const char *value, int spaces, char **items, int max, int *n,
                       char *buf, size_t bufsize)
 {
     snprintf(buf, bufsize, "%s", value);
     *n = 0;
-    const char *seps = spaces ? ", \t" : ",";
-    for (char *save = NULL, *tok = strtok_r(buf, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
-        char *t = (char *)trim(tok);
-        if (!*t)
-            continue;
-        if (*n == max)
-            return FAIL_KEY(i, "more than %d items", max);
-        items[(*n)++] = t;
-    }
-    if (*n == 0)
+    if (!*trim(buf))
         return FAIL_KEY(i, "empty list");
+    char *seg = buf;
+    for (int k = 1; seg; k++) {
+        char *comma = strchr(seg, ',');
+        if (comma)
+            *comma = '\0';
+        char *t = (char *)trim(seg);
+        if (!*t)
+            return FAIL_KEY(i, "'%s': item %d of the comma-separated list is empty", value, k);
+        /* with SPACES, `a b, c` is three items; t is not empty, so each token is an item */
+        for (char *save = NULL, *tok = spaces ? strtok_r(t, " \t", &save) : t; tok;
+             tok = spaces ? strtok_r(NULL, " \t", &save) : NULL) {
+            if (*n == max)
+                return FAIL_KEY(i, "more than %d items", max);
+            items[(*n)++] = tok;
+        }
+        seg = comma ? comma + 1 : NULL;
+    }
     return PL_OK;
 }
 
@@ -1693,11 +1704,12 @@ static int resolve_hooks(pl_sweep_config *cfg, const pl_model *model, pl_hook_po
     if (pl_hook_point_parse(model, cfg->hook, hook) != PL_OK)
         return pl_fail_prefix("%s: [perturb] hook", origin);
     if (hook->site == PL_SITE_FINAL_NORMALIZED)
-        return pl_fail("%s: [perturb] hook: '%s' is a readout (after the last block; nothing downstream to perturb)",
-                       origin, cfg->hook);
-    if (pl_hook_resid_index(*hook) >= mcfg->n_layer)
-        return pl_fail("%s: [perturb] hook: '%s' is the last residual (nothing downstream to perturb)", origin,
-                       cfg->hook);
+        return pl_fail("%s: [perturb] hook: '%s' is a readout only: plateau perturbs the residual stream and the "
+                       "blocks' hook points, not the final norm's output (the last residual, before the final "
+                       "norm, is blocks.%d.hook_resid_post)",
+                       origin, cfg->hook, mcfg->n_layer - 1);
+    /* blocks.{L-1}.hook_resid_post (resid index L, TL's common final hook) is perturbed as any other:
+     * no block runs after it, ln_final and the unembedding do */
     if (hook->site == PL_SITE_ATTN_Z && cfg->residual_basis == PL_BASIS_CENTERED)
         return pl_fail("%s: [perturb] residual_basis: centered is TransformerLens's basis of what is written to the "
                        "residual stream; '%s' (the heads' z) is not (use raw)",

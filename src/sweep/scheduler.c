@@ -1437,8 +1437,20 @@ typedef struct {
     int n_chunk;
     double per_rank, rank0;  /* bytes: each rank's own (weights aside); rank 0's */
     double mapped, converted; /* bytes: the weight files (mmapped); converted and fused weights */
-    double per_node;         /* bytes: R ranks on one node, the weights counted once (or R times) */
+    double per_node;         /* bytes: rank 0's node of n ranks, the weights counted once (or n times) */
 } dry_measures;
+
+/* --dry-run's layout: R ranks (--ranks, else the ranks it runs on), n of them a node (--ranks-per-node,
+ * at most R; else all R on one node) on *NODES = ceil(R / n) nodes. Returns n. The first node, rank 0's,
+ * is the fullest and holds rank 0's extra: its memory is the one a job must ask for per node. */
+static int dry_layout(const run_state *st, const pl_run_options *opt, int *nodes)
+{
+    int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size, n = opt->dry_run_ranks_per_node;
+    if (n <= 0 || n > R)
+        n = R;
+    *nodes = (R + n - 1) / n;
+    return n;
+}
 
 /* --dry-run with local geometry ([fisher] or `optimized`): its model FLOPs per base (plateau/grad.h's
  * counts) and its time at the calibration's measured FLOP rate (batch 0's rows of pl_patch_flops in
@@ -1559,14 +1571,15 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
                                    "in every rank's environment runs sgemm ~2x faster (docs/performance.md)"
                                  : "OpenBLAS's sgemm kernel for this CPU (OPENBLAS_CORETYPE overrides it) and the "
                                    "vector exp/log; every rank must have the same");
-    int shared = R > 1 && cfg->shared_weights;
+    int nodes, n_node = dry_layout(st, opt, &nodes);
+    int shared = n_node > 1 && cfg->shared_weights;
     snprintf(v, sizeof v, "%.0f", m->mapped);
     dry_line("memory_weights_mapped_bytes", v, "%.2f GiB: the weight files, mmapped read-only: one copy per node "
              "(page cache)", m->mapped / (1 << 30));
     snprintf(v, sizeof v, "%.0f", m->converted);
     dry_line("memory_weights_converted_bytes", v, "%.2f GiB: F16/BF16 weights in fp32 and the fused matrices: %s",
              m->converted / (1 << 30), shared ? "one copy per node (shared window)"
-                                       : R > 1 ? "a copy per rank ([run] shared_weights = false)" : "one copy");
+                                       : n_node > 1 ? "a copy per rank ([run] shared_weights = false)" : "one copy");
     snprintf(v, sizeof v, "%.0f", m->per_rank);
     dry_line("memory_per_rank_bytes", v, "%.2f GiB: each rank's own (batch buffers, clean runs' caches): the "
              "calibration batch's measured peak less the weights%s", m->per_rank / (1 << 30),
@@ -1574,9 +1587,13 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     snprintf(v, sizeof v, "%.0f", m->rank0);
     dry_line("memory_rank0_bytes", v, "%.2f GiB: + results table, its checkpoint and output images, activations, Sigma",
              m->rank0 / (1 << 30));
+    snprintf(v, sizeof v, "%d", nodes);
+    dry_line("nodes", v, "%d rank%s on each node (--ranks-per-node; default all on one)%s", n_node,
+             n_node > 1 ? "s" : "", R % n_node ? ", fewer on the last" : "");
     snprintf(v, sizeof v, "%.0f", m->per_node);
-    dry_line("memory_per_node_bytes", v, "%.2f GiB: %d rank%s on one node: mapped + converted%s + %d x per rank + "
-             "rank 0's extra", m->per_node / (1 << 30), R, R > 1 ? "s" : "", shared || R == 1 ? "" : " x ranks", R);
+    dry_line("memory_per_node_bytes", v, "%.2f GiB: %d rank%s on rank 0's node: mapped + converted%s + %d x per rank "
+             "+ rank 0's extra", m->per_node / (1 << 30), n_node, n_node > 1 ? "s" : "",
+             shared || n_node == 1 ? "" : " x ranks", n_node);
     snprintf(v, sizeof v, "%.3g", setup_s);
     dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here; the busiest rank's %d prompts", t_setup,
              m->n_chunk, m->t_chunk, busy_prompts);
@@ -1595,8 +1612,8 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
 /* --dry-run's memory (M's figures): the weights from the files (pl_model_weight_bytes: the mmapped
  * files; the converted and fused fp32 weights, one copy per node in the shared window under MPI), each
  * rank's own as the calibration's measured peak less the weights (at least its buffers from shapes:
- * a weight page never touched is not in the peak), its rows' buffers scaled to the batch's; the node
- * of R ranks (--ranks) adds them up. */
+ * a weight page never touched is not in the peak), its rows' buffers scaled to the batch's; rank 0's
+ * node of n ranks (dry_layout) adds them up. */
 static int dry_weights(const run_state *st, const pl_run_options *opt, const dry_sizes *z, dry_measures *m)
 {
     const pl_sweep *sw = &st->sw;
@@ -1604,14 +1621,14 @@ static int dry_weights(const run_state *st, const pl_run_options *opt, const dry
     size_t converted, mapped;
     if (pl_model_weight_bytes(st->cfg.model_path, &converted, &mapped) != PL_OK)
         return PL_ERR;
-    int R = opt->dry_run_ranks ? opt->dry_run_ranks : st->size;
+    int nodes, n = dry_layout(st, opt, &nodes);
     m->mapped = (double)mapped;
     m->converted = (double)converted;
     double own = peak_rss_bytes() - m->mapped - m->converted, floor = batch_row_bytes(sw, mc, z->cal_rows);
     m->per_rank = (own > floor ? own : floor) + batch_row_bytes(sw, mc, z->rows) - batch_row_bytes(sw, mc, z->cal_rows);
     m->rank0 = m->per_rank + 3 * z->curves + z->fit;
-    int copies = R > 1 && !st->cfg.shared_weights ? R : 1;
-    m->per_node = m->mapped + copies * m->converted + R * m->per_rank + (m->rank0 - m->per_rank);
+    int copies = n > 1 && !st->cfg.shared_weights ? n : 1;
+    m->per_node = m->mapped + copies * m->converted + n * m->per_rank + (m->rank0 - m->per_rank);
     return PL_OK;
 }
 

@@ -112,6 +112,7 @@ def check_errors(path):
     m = plateau.Model(path)
     ids, dirs = np.arange(6, dtype=np.int32), np.ones((2, m.d_model), np.float32)
     for kw, want in ((dict(alphas=[0.5, 1.0]), "alphas[0]"), (dict(metrics=("kl", "sae_l0")), "SAE"),
+                     (dict(metrics=("kl", "")), "item 2 of the comma-separated list is empty"),
                      (dict(read_position=2), "before the perturbed position"),
                      (dict(residual_basis="centred"), "raw or centered"), (dict(step_mode="fixed"), "fixed_norm")):
         args = dict(alphas=[0.0, 1.0])

@@ -132,6 +132,8 @@ for args, what in ((["run", ini, "--set", "foo"], "expected section.key=value"),
                    (["generate", model, "--text", "a", "-n", "-3"], "-n: '-3'"),
                    (["run", ini, "--ranks", "2"], "--ranks is for --dry-run"),
                    (["run", ini, "--dry-run", "--ranks", "0"], "--ranks: '0'"),
+                   (["run", ini, "--ranks-per-node", "2"], "--ranks-per-node is for --dry-run"),
+                   (["run", ini, "--dry-run", "--ranks-per-node", "0"], "--ranks-per-node: '0'"),
                    (["info"], "expected exactly one MODEL"),
                    (["merge", d + "/m.nc"], "at least one input"),
                    (["synth", d + "/s", "--layers", "x"], "--layers: 'x'")):

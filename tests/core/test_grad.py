@@ -437,6 +437,11 @@ def main():
         for seed, (label, path, T, r, pos, read) in enumerate(cases):
             check_case(args, tmp, label, path, T, r, pos, read, seed)
         edge_cases(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)
+        # every family at the last residual (blocks.{L-1}.hook_resid_post, resid index L: no block runs,
+        # ln_final and the unembedding do), the sweep's [fisher] and `optimized` at TL's final hook
+        for seed, (label, path, T, r, pos, read) in enumerate(cases):
+            L = ref_models.load(path).L
+            check_case(args, tmp, label + " (patch at resid L)", path, T, L, T - 1, L, 200 + seed, M=2, fd_rows=1)
         for seed, (label, path, T, r, pos, read) in enumerate(cases):
             mid_block_cases(args, tmp, label, path, T, pos, 100 + 10 * seed)
         mid_block_edges(args, tmp, "qwen2", os.path.join(tmp, "qwen2"), 11, 2)

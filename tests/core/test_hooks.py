@@ -92,10 +92,14 @@ def check_model(args, tmp, path, label, L, V, T, seed):
 
     reads = ["ln_final.hook_normalized", f"blocks.{L - 1}.hook_resid_post", "blocks.0.hook_resid_pre"]
     patched = []
-    for i, hook in enumerate(f"blocks.{l}.{s}" for l in sorted({0, L - 1}) for s in MID):
+    # and the last residual (blocks.{L-1}.hook_resid_post, TL's common final hook): no block after it,
+    # the patch goes straight to ln_final and the unembedding (its readouts: the patched x itself)
+    mids = [(hook, reads[i % len(reads)]) for i, hook in enumerate(f"blocks.{l}.{s}" for l in sorted({0, L - 1})
+                                                                     for s in MID)]
+    last = [(f"blocks.{L - 1}.hook_resid_post", r) for r in reads]
+    for hook, read_hook in mids + last:
         if parallel and hook.endswith("hook_resid_mid"):
             continue
-        read_hook = reads[i % len(reads)]
         for pos in (T - 1, T // 3):
             for M in (1, 3):
                 base = cache[hook][pos]
@@ -142,6 +146,8 @@ def check_model(args, tmp, path, label, L, V, T, seed):
             ref_l[j], ref_r[j] = lg[-1], c[read_hook][-1]
         check(f"patched full forward vs numpy, logits, {tag}", naive_l, ref_l, 1e-3)
         check(f"patched full forward vs numpy, readout, {tag}", naive_r, ref_r, 1e-3)
+        if read_hook == hook and pos == T - 1:  # read where it is perturbed: the readout is the patched x
+            check(f"readout == patch, {tag}", fast_r, X, 0.0)
         if M == 3 and pos == T // 3:
             gl, gr = load("group_logits").reshape(2 * M, V), load("group_read").reshape(2 * M, C)
             check(f"grouped == alone, logits, {tag}", gl, np.concatenate([fast_l, load("alone_logits")

@@ -65,6 +65,7 @@ NOT_RUN = [
     (r"^build/plateau run jobs/", "a full job on GPT-2 small or a trained model: a long run (dry-run here)"),
     (r"^build/plateau verify\b", "needs models/gpt2"),
     (r"^build/plateau merge results/plateau-hooks\.nc", "needs the hooks array's twelve results (cluster_merge tests merge)"),
+    (r"^build/plateau merge results/series\.nc", "needs the per-checkpoint jobs' results (sweep_series tests merge along model)"),
     (r"analysis/\w+\.py results/(plateau-hooks|quickstart)", "reads a cluster or quickstart result"),
     (r"^/usr/bin/python3 analysis/plot_curves\.py results/smoke\.nc", "draws every figure: ~15 s a run (analysis_smoke runs it on the smoke result)"),
     (r"^/usr/bin/python3 scripts/quickstart_summary\.py", "reads the quickstart's results (jobs_quickstart_summary tests the script)"),

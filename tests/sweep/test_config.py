@@ -45,6 +45,19 @@ expect_error("bad_direction", good.replace("[perturb]", "[perturb]\ndirections =
 expect_error("bad_bool", good + "raw_curves = maybe\n", r"bad_bool\.ini:12: \[output\] raw_curves: 'maybe' is not a boolean")
 expect_error("bad_quantile", good + "quantiles = 0.5, 1.5\n",
              r"bad_quantile\.ini:12: \[output\] quantiles: '1\.5' is not a number in \[0, 1\]")
+# empty list items are refused by name, not dropped (`A,` was one model, not a series; `kl, , jsd` two metrics)
+expect_error("empty_item_model", good.replace("path = %s\n" % model, "path = %s, , %s\n" % (model, model)),
+             r"empty_item_model\.ini:2: \[model\] path: '.*, , .*': item 2 of the comma-separated list is empty")
+expect_error("empty_item_trailing", good.replace("path = %s\n" % model, "path = %s,\n" % model),
+             r"empty_item_trailing\.ini:2: \[model\] path: '.*,': item 2 of the comma-separated list is empty")
+expect_error("empty_item_metrics", good + "[readout]\nmetrics = kl, , jsd\n",
+             r"empty_item_metrics\.ini:13: \[readout\] metrics: 'kl, , jsd': item 2 of the comma-separated list is empty")
+expect_error("empty_item_leading", good + "quantiles = , 0.5\n",
+             r"empty_item_leading\.ini:12: \[output\] quantiles: ', 0\.5': item 1 of the comma-separated list is empty")
+# ln_final.hook_normalized is refused with the true reason (the last residual, blocks.1.hook_resid_post, runs)
+expect_error("perturb_ln_final", good.replace("[perturb]", "[perturb]\nhook = ln_final.hook_normalized"),
+             r"perturb_ln_final\.ini:8: \[perturb\] hook: 'ln_final\.hook_normalized' is a readout only: .*\(the "
+             r"last residual, before the final norm, is blocks\.1\.hook_resid_post\)")
 expect_error("duplicate", good + "[data]\nn_ctx = 9\n", r"duplicate\.ini:13: \[data\] n_ctx: given twice \(first at .*duplicate\.ini:6\)")
 expect_error("syntax", good + "this line has no equals sign\n", r"syntax\.ini:12: syntax error")
 # --naive with whole contexts: refused before any work (it was a fault of the first batch: exit 3, an empty checkpoint)

@@ -81,13 +81,13 @@ def hand_converted(L, C, H, KVH, I, V, converted, bias):
     return fused + L * per_layer + piece(V * C) + piece(C)
 
 
-def dry(name, *sets):
-    r = subprocess.run([sl.BIN, "run", os.path.join(d, name + ".ini"), "--dry-run", "--ranks", "4"]
+def dry(name, *sets, layout=("--ranks", "4")):
+    r = subprocess.run([sl.BIN, "run", os.path.join(d, name + ".ini"), "--dry-run"] + list(layout)
                        + [x for s in sets for x in ("--set", s)], capture_output=True, text=True, env=sl.run_env())
     if r.returncode != 0:
         sl.fail("%s --dry-run: %s" % (name, r.stderr))
     return {line.split("=")[0].strip(): float(line.split("=")[1].split(";")[0])
-            for line in r.stdout.split("[dry_run]")[1].splitlines() if line.startswith("memory_")}
+            for line in r.stdout.split("[dry_run]")[1].splitlines() if line.startswith(("memory_", "nodes"))}
 
 
 for name, want in (("llama_bf16", hand_converted(2, 64, 4, 2, 176, 300, True, True)),
@@ -103,6 +103,15 @@ for name, want in (("llama_bf16", hand_converted(2, 64, 4, 2, 176, 300, True, Tr
                     % (name, shared, m, mapped, want, node))
         print("ok %s --dry-run --ranks 4, shared_weights = %s: mapped %d, converted %d, per node %d bytes (by hand)"
               % (name, shared, mapped, want, node))
+        # a multi-node job: 10 ranks, 4 a node -> 3 nodes; rank 0's node (the fullest) holds 4 of them
+        m10 = dry(name, "run.shared_weights=" + shared, layout=("--ranks", "10", "--ranks-per-node", "4"))
+        node = mapped + copies * want + 4 * m10["memory_per_rank_bytes"] + m10["memory_rank0_bytes"] \
+            - m10["memory_per_rank_bytes"]
+        if m10["nodes"] != 3 or abs(m10["memory_per_node_bytes"] - node) > 4:
+            sl.fail("%s --dry-run --ranks 10 --ranks-per-node 4 (shared_weights = %s): %s; by hand: 3 nodes, "
+                    "node %d" % (name, shared, m10, node))
+        print("ok %s --dry-run --ranks 10 --ranks-per-node 4, shared_weights = %s: 3 nodes, per node %d bytes"
+              % (name, shared, node))
 
 # A model too large for the node: refused by name on every rank, before the window exists.
 phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
