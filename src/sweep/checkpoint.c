@@ -187,12 +187,14 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
                        path);
     p += clen;
     if (n_units != (uint64_t)sw->n_units || nm != (uint32_t)sw->NM || steps != (uint32_t)sw->steps)
-        return pl_fail("checkpoint %s: corrupt (table shape)", path);
+        return pl_fail("checkpoint %s: its table is not this run's shape (written by another version of plateau, "
+                       "or corrupt); refusing to resume (remove it)", path);
     size_t table = (size_t)n_units * nm * sw->NPC * steps;
     size_t extras = (size_t)n_units * sw->NX;
     size_t states_at = (size_t)(p - buf) + n_units + sizeof(float) * (table + extras);
     if (states_at + 64 > len || (v1 && states_at + 64 != len))
-        return pl_fail("checkpoint %s: corrupt (table size)", path);
+        return pl_fail("checkpoint %s: its table is not this run's size (written by another version of plateau, "
+                       "whose units hold other numbers, or corrupt); refusing to resume (remove it)", path);
     if (!v1 && pl_opt_store_parse(NULL, buf + states_at, len - 64 - states_at, pl_opt_state_max(sw)) != PL_OK)
         return pl_fail_prefix("checkpoint %s", path);
     for (uint64_t u = 0; u < n_units; u++)
