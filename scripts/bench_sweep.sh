@@ -48,8 +48,9 @@ sweep_shape() { # SHAPE: its table
   model=$(bench_model "$plateau" "$work" "$shape")
   case $shape in llama1b) units=40 naive_units=2 ;; gemma2b) units=20 naive_units=2 ;; *) units=600 naive_units=2 ;; esac
   units=${PLATEAU_BENCH_UNITS:-$units}
-  # random token windows below the vocabulary (uint16 ids; the content does not change the cost)
-  /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * 400).astype('<u2').tofile('$work/tokens.bin')"
+  # random token windows below the vocabulary (uint16 ids; the content does not change the cost): the units'
+  # prompts and the 100 covariance prompts
+  /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * ( + 100)).astype('<u2').tofile('$work/tokens.bin')"
   cat > "$work/bench.ini" <<INI
 [model]
 path = $model
