@@ -50,7 +50,7 @@ sweep_shape() { # SHAPE: its table
   units=${PLATEAU_BENCH_UNITS:-$units}
   # random token windows below the vocabulary (uint16 ids; the content does not change the cost): the units'
   # prompts and the 100 covariance prompts
-  /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * ( + 100)).astype('<u2').tofile('$work/tokens.bin')"
+  /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * ($units + 100)).astype('<u2').tofile('$work/tokens.bin')"
   cat > "$work/bench.ini" <<INI
 [model]
 path = $model
