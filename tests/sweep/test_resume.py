@@ -15,7 +15,9 @@ data = sl.make_bin(d, 8 * 900, 300)
 full = os.path.join(d, "full.nc")
 out = os.path.join(d, "out.nc")
 ckpt = out + ".ckpt"
-cfg = sl.base_config(model, data, out, data__n_prompts=800, run__checkpoint_every=0.2)
+# enough work that the signal, sent once the first checkpoint exists, lands mid-run on a fast idle
+# machine too (11 steps ran 9600 units in 0.2 s in a fresh-clone CI: the run ended before SIGTERM arrived)
+cfg = sl.base_config(model, data, out, data__n_prompts=800, perturb__steps=21, run__checkpoint_every=0.05)
 ini = sl.write_ini(os.path.join(d, "resume.ini"), cfg)
 
 r = sl.run([ini, "--quiet", "-o", full])
@@ -66,8 +68,8 @@ wait_for(ckpt, proc)
 proc.send_signal(signal.SIGTERM)
 proc.communicate(timeout=60)
 before = open(ckpt, "rb").read()
-r = sl.run([ini, "--resume", "--quiet", "--set", "perturb.steps=12"])
-if r.returncode != 2 or "written for another config: [perturb] 'steps = 12' here, 'steps = 11' in the checkpoint" \
+r = sl.run([ini, "--resume", "--quiet", "--set", "perturb.steps=22"])
+if r.returncode != 2 or "written for another config: [perturb] 'steps = 22' here, 'steps = 21' in the checkpoint" \
         not in r.stderr:
     sl.fail("other config: exit %d: %s" % (r.returncode, r.stderr))
 print("ok other config refused: " + r.stderr.strip())
