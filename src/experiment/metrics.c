@@ -8,110 +8,36 @@
 
 #include "plateau/error.h"
 #include "plateau/vecmath.h"
+#include "divergences.h"
 #include "experiment.h"
 #include "sae.h"
 
 /* ------------------------------------------------------------ the shared quantities */
 
-/* The sums over the vocabulary below run in four interleaved lanes (element v into lane v % 4, the
- * lanes added as (l0 + l1) + (l2 + l3)): one double accumulator is a chain of dependent adds, 4
- * cycles each, and such chains were most of the metrics' time (~9 % of a GPT-2-small-shaped sweep).
- * The order is fixed by V alone, so every rank and thread count gives the same bits. */
-#define LANES 4
-
-static double lanes_total(const double *acc) { return (acc[0] + acc[1]) + (acc[2] + acc[3]); }
-
-/* The largest of z[0..V) (NaNs skipped as by a plain running max); max is exact in any order. */
-static double max_of(const float *z, int V)
-{
-    float acc[LANES] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    int v = 0;
-    for (; v + LANES <= V; v += LANES)
-        for (int l = 0; l < LANES; l++)
-            acc[l] = z[v + l] > acc[l] ? z[v + l] : acc[l];
-    for (; v < V; v++)
-        acc[0] = z[v] > acc[0] ? z[v] : acc[0];
-    float mx = acc[0];
-    for (int l = 1; l < LANES; l++)
-        mx = acc[l] > mx ? acc[l] : mx;
-    return mx;
-}
-
-/* e[v] = exp(z[v] - max z) (unnormalised softmax, in double); returns log-sum-exp of z. */
-static double softmax_unnormalised(const float *z, int V, double *e, double *sum_out)
-{
-    double mx = max_of(z, V), acc[LANES] = {0.0, 0.0, 0.0, 0.0};
-    for (int v = 0; v < V; v++)
-        e[v] = (double)z[v] - mx;
-    pl_vec_exp(e, V);
-    int v = 0;
-    for (; v + LANES <= V; v += LANES)
-        for (int l = 0; l < LANES; l++)
-            acc[l] += e[v + l];
-    for (int l = 0; v < V; v++, l++)
-        acc[l] += e[v];
-    *sum_out = lanes_total(acc);
-    return mx + log(*sum_out);
-}
-
-/* KL(p0 || q) = sum_v p0 (logp0 - log q), log q = z - lse, over the entries with p0 > 0. */
-static double kl_row(const double *p0, const double *logp0, const float *z, double lse, int V)
-{
-    double acc[LANES] = {0.0, 0.0, 0.0, 0.0};
-    for (int v = 0; v < V; v++)
-        if (p0[v] > 0.0)
-            acc[v % LANES] += p0[v] * (logp0[v] - ((double)z[v] - lse));
-    return lanes_total(acc);
-}
-
-/* JSD(p0, q) = (KL(p0 || m) + KL(q || m)) / 2, m = (p0 + q) / 2, q = e / sum; LOGM: V doubles of scratch. */
-static double jsd_row(const double *p0, const double *logp0, const float *z, const double *e, double lse,
-                      double sum, int V, double *logm)
-{
-    double inv = 1.0 / sum, acc[LANES] = {0.0, 0.0, 0.0, 0.0};
-    for (int v = 0; v < V; v++)
-        logm[v] = 0.5 * (p0[v] + e[v] * inv);
-    pl_vec_log(logm, V);
-    for (int v = 0; v < V; v++) {
-        double p = p0[v], q = e[v] * inv, lq = (double)z[v] - lse, t = 0.0;
-        if (!(p + q > 0.0))
-            continue; /* m = 0 */
-        if (p > 0.0)
-            t += 0.5 * p * (logp0[v] - logm[v]);
-        if (q > 0.0)
-            t += 0.5 * q * (lq - logm[v]);
-        acc[v % LANES] += t;
-    }
-    return lanes_total(acc);
-}
-
-/* KL(clean || row), JSD and -log q(next token) of every row, against row REF, in one pass over the
- * vocabulary per row. SCRATCH: 4 V doubles. */
+/* KL(clean || row), JSD and -log q(next token) of every row, against row REF: per row one pass for
+ * its log-sum-exp and one for its divergences (divergences.c). SCRATCH: 2 V doubles. */
 static void distributions(const pl_readout *r, int want_kl, int want_jsd, double *scratch, double *kl_out,
                           double *jsd_out, double *ce_out)
 {
     int V = r->V;
-    /* scratch: logp0[V], p0[V], e[V] (the row's exp(z - max)), logm[V] */
-    double *logp0 = scratch, *p0 = scratch + V, *e = scratch + 2 * (size_t)V, *logm = scratch + 3 * (size_t)V;
+    double *p0 = scratch, *e = scratch + V; /* the clean distribution; a row's exp(z - max z) */
+    const float *z0 = r->logits + (size_t)r->ref * V;
+    double lse0 = 0.0, sum;
     if (want_kl || want_jsd) {
-        /* log-softmax of the clean row, in double; its lse as the rows' below, so KL(ref || ref) = 0 */
-        const float *z = r->logits + (size_t)r->ref * V;
-        double sum, lse = softmax_unnormalised(z, V, p0, &sum);
+        /* its lse computed as the rows' below, so KL(ref || ref) = 0 */
+        lse0 = pl_row_log_sum_exp(z0, V, e, &sum);
         for (int v = 0; v < V; v++)
-            logp0[v] = (double)z[v] - lse;
-        memcpy(p0, logp0, sizeof(double) * V);
+            p0[v] = (double)z0[v] - lse0;
         pl_vec_exp(p0, V);
     }
     for (int row = 0; row < r->M; row++) {
-        double kl = 0.0, jsd = 0.0, ce = NAN, sum;
+        double kl = 0.0, jsd = 0.0, ce = NAN;
         const float *z = r->logits + (size_t)row * V;
-        double lse = softmax_unnormalised(z, V, e, &sum);
+        double lse = pl_row_log_sum_exp(z, V, e, &sum);
         if (r->next_token >= 0 && r->next_token < V)
             ce = lse - (double)z[r->next_token];
-        if (want_kl)
-            kl = kl_row(p0, logp0, z, lse, V);
-        if (want_jsd)
-            jsd = jsd_row(p0, logp0, z, e, lse, sum, V, logm);
+        if (want_kl || want_jsd)
+            pl_row_divergences(p0, z0, lse0, z, e, lse, sum, V, want_kl, want_jsd, &kl, &jsd);
         /* Exact zero for the clean row itself and no negative rounding noise: KL and JSD are >= 0. */
         kl_out[row] = kl < 0.0 ? 0.0 : kl;
         jsd_out[row] = jsd < 0.0 ? 0.0 : jsd;
@@ -194,7 +120,7 @@ size_t pl_unit_metrics_scratch(const pl_experiment *ex, int M)
     int reads = reads_of(ex);
     size_t bytes = sizeof(double) * 7 * (size_t)M; /* the seven shared quantities */
     if (reads & PL_READS_DISTRIBUTIONS)
-        bytes += sizeof(double) * 4 * (size_t)ex->V;
+        bytes += sizeof(double) * 2 * (size_t)ex->V;
     if (reads & PL_READS_SAE)
         bytes += pl_sae_readout_scratch(ex->sae, M);
     return bytes;
