@@ -155,7 +155,10 @@ void pl_op_geglu_tanh(float *gate, const float *up, size_t n)
 void pl_op_softcap(float *x, size_t n, float cap)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = cap * tanhf(x[i] / cap);
+        x[i] /= cap;
+    pl_vec_tanhf(x, n);
+    for (size_t i = 0; i < n; i++)
+        x[i] *= cap;
 }
 
 void pl_op_gelu_erf(float *x, size_t n)

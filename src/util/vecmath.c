@@ -10,6 +10,7 @@
 __attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_exp(__m256d x);
 __attribute__((target("avx2,fma"))) __m256d _ZGVdN4v_log(__m256d x);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256 x);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_tanhf(__m256 x);
 
 __attribute__((target("avx2,fma"))) static void exp_avx2(double *x, int n)
 {
@@ -38,6 +39,15 @@ __attribute__((target("avx2,fma"))) static void expf_avx2(float *x, int n)
         x[i] = expf(x[i]);
 }
 
+__attribute__((target("avx2,fma"))) static void tanhf_avx2(float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _ZGVdN8v_tanhf(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++)
+        x[i] = tanhf(x[i]);
+}
+
 static int use_avx2(void)
 {
     static int cached = -1;
@@ -50,6 +60,7 @@ static int use_avx2(void) { return 0; }
 static void exp_avx2(double *x, int n) { (void)x, (void)n; }
 static void log_avx2(double *x, int n) { (void)x, (void)n; }
 static void expf_avx2(float *x, int n) { (void)x, (void)n; }
+static void tanhf_avx2(float *x, size_t n) { (void)x, (void)n; }
 #endif
 
 void pl_vec_exp(double *x, int n)
@@ -80,6 +91,16 @@ void pl_vec_expf(float *x, int n)
     }
     for (int i = 0; i < n; i++)
         x[i] = expf(x[i]);
+}
+
+void pl_vec_tanhf(float *x, size_t n)
+{
+    if (use_avx2()) {
+        tanhf_avx2(x, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = tanhf(x[i]);
 }
 
 const char *pl_vec_path(void) { return use_avx2() ? "AVX2" : "scalar"; }
