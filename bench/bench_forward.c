@@ -10,6 +10,8 @@
  * uses come from OPENBLAS_NUM_THREADS (scripts/bench.sh sets 1: figures are per core).
  */
 #include <cblas.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,14 @@ static int parse_list(const char *s, int *out, int max)
 
 int main(int argc, char **argv)
 {
+    /* The heap as `plateau run` sets it (scheduler.c, keep_freed_memory): the fast path's per-call
+     * scratch stays in the heap between calls instead of being mapped and faulted in afresh, so the
+     * figures are the sweep's steady state (the faults were ~3 % of a 1010-row call here). */
+#if defined(M_ARENA_MAX) && defined(M_MMAP_MAX) && defined(M_TRIM_THRESHOLD)
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
     const char *usage = "usage: bench_forward MODEL_DIR [--seconds S] [--ctx T,..] [--rows M,..] [--calls N]\n";
     double seconds = 3.0;
     int Ts[16] = {1, 10, 64, 256}, nT = 4, Ms[16] = {1, 16, 101, 404, 1010}, nM = 5;
