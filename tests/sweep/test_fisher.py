@@ -331,12 +331,7 @@ print("ok nonfinite = mark with a non-finite optimiser gradient: only the optima
 
 sl.need_mpirun()
 out2 = os.path.join(d, "f-mpi2.nc")
-r = sl.run([ini, "--quiet", "-o", out2], mpi=2)
-if r.returncode != 0:
-    sl.fail("2 ranks: " + r.stderr)
-bad = sl.same_bits(os.path.join(d, "f.nc"), out2)
-if bad:
-    sl.fail("2 ranks differ from 1 process in %s" % bad)
+sl.ranks_same_bits("fisher", [ini, "--quiet", "-o", out2], os.path.join(d, "f.nc"), out2)
 print("ok 2 ranks bitwise identical to 1 process")
 
 # checkpoint and resume at unit granularity
@@ -358,12 +353,7 @@ proc.send_signal(signal.SIGTERM)
 _, err = proc.communicate(timeout=120)
 if proc.returncode != 75:
     sl.fail("exit %d after SIGTERM (want 75): %s" % (proc.returncode, err))
-r = sl.run([ini_big, "--resume", "--quiet"])
-if r.returncode != 0:
-    sl.fail("resume: " + r.stderr)
-bad = sl.same_bits(full, out)
-if bad:
-    sl.fail("resumed output differs from the uninterrupted run in %s" % bad)
+sl.ranks_same_bits("resumed after SIGTERM", [ini_big, "--resume", "--quiet"], full, out, mpi=0)
 print("ok SIGTERM mid-run, --resume: bitwise identical to the uninterrupted run")
 
 for setting, want in (("fisher.k=2", "[perturb] directions: fisher: its samples are the top n_directions = 3"),

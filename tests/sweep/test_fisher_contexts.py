@@ -198,12 +198,9 @@ STOP = int(its[:2].sum()) + 2  # in the middle of the sites' optimisations (a st
 r = sl.run([stop_ini, "--quiet"], env={"PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS": str(STOP)})
 if r.returncode != 75:
     sl.fail("stopped before optimiser step %d: exit %d (want 75): %s" % (STOP, r.returncode, r.stderr))
-r = sl.run([stop_ini, "--resume"])
-if r.returncode != 0 or "optimisations under way go on where they were" not in r.stderr:
-    sl.fail("resume: exit %d, no optimisation under way in the checkpoint: %s" % (r.returncode, r.stderr))
-bad = sl.same_bits(out_each, stop_out)
-if bad:
-    sl.fail("stopped mid-optimisation and resumed: differs from the uninterrupted run in %s" % bad)
+r = sl.ranks_same_bits("stopped mid-optimisation, resumed", [stop_ini, "--resume"], out_each, stop_out, mpi=0)
+if "optimisations under way go on where they were" not in r.stderr:
+    sl.fail("resume: no optimisation under way in the checkpoint: %s" % r.stderr)
 print("ok stopped before optimiser step %d (a site's optimisation under way), resumed: bitwise the uninterrupted "
       "run's" % STOP)
 
@@ -246,12 +243,7 @@ print("ok plot_fisher.py --position %d: the real spectrum's medians are that pos
 # 5. ranks, dry-run
 sl.need_mpirun()
 two = os.path.join(d, "each-mpi2.nc")
-r = sl.run([ini_each, "--quiet", "-o", two], mpi=2)
-if r.returncode != 0:
-    sl.fail("2 ranks: " + r.stderr)
-bad = sl.same_bits(out_each, two)
-if bad:
-    sl.fail("2 ranks differ from 1 process in %s" % bad)
+sl.ranks_same_bits("whole contexts", [ini_each, "--quiet", "-o", two], out_each, two)
 print("ok 2 ranks bitwise identical to 1 process")
 
 # a rank killed (SIGKILL) mid-optimisation in a 2-rank whole-context run: the job ends, every rank gone,
@@ -308,13 +300,9 @@ if proc.returncode == 0 or "rank 1" not in err or [pid for pid in pids.values() 
         or os.path.exists(kill_out):
     sl.fail("SIGKILL of rank 1 mid-optimisation: exit %d, ranks left %s, output written %s: %s"
             % (proc.returncode, [pid for pid in pids.values() if alive(pid)], os.path.exists(kill_out), err))
-r = sl.run([kill_ini, "--resume"])
-if r.returncode != 0 or "optimisations under way go on where they were" not in r.stderr:
-    sl.fail("resume after SIGKILL of rank 1: exit %d, or no optimisation under way in the checkpoint: %s"
-            % (r.returncode, r.stderr))
-bad = sl.same_bits(kill_full, kill_out)
-if bad:
-    sl.fail("resume after SIGKILL of rank 1 mid-optimisation: differs from the uninterrupted run in %s" % bad)
+r = sl.ranks_same_bits("resumed after SIGKILL of rank 1", [kill_ini, "--resume"], kill_full, kill_out, mpi=0)
+if "optimisations under way go on where they were" not in r.stderr:
+    sl.fail("resume after SIGKILL of rank 1: no optimisation under way in the checkpoint: %s" % r.stderr)
 print("ok 2 ranks, rank 1 killed (SIGKILL) mid-optimisation: the job ended (exit %d) naming rank 1, every rank "
       "gone, no output; the checkpoint's optimisations resumed to the uninterrupted run's bits" % proc.returncode)
 r = sl.run([ini_each, "--dry-run"])
