@@ -228,7 +228,8 @@ for extra in ([], ["--dry-run"]):
             "--set optimize.radius_alpha=1e-300: [optimize] radius_alpha = 1e-300", "below the smallest radius")
 tiny = ["--set", "optimize.radius_alpha=1e-30", "--set", "perturb.step_mode=fixed_norm", "--set",
         "perturb.norm_scale=1e-10"]
-for where in ([], ["--set", "perturb.position=4:8"]):
+# (not a non-finite value: nonfinite = mark does not turn it into NaN optima)
+for where in ([], ["--set", "perturb.position=4:8"], ["--set", "run.nonfinite=mark"]):
     refused("radius_alpha 1e-30 x norm_scale 1e-10 (fixed_norm) %s" % where,
             sl.run([opt_ini, "--quiet", "-o", never] + tiny + where),
             "the Fisher metric and optima at the base: [optimize] radius_alpha = 1e-30",
