@@ -5,6 +5,7 @@
  * worker before the curves of (prompt, base), so the numbers depend only on (prompt, base), never on
  * which rank computes them or in which batch.
  */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,14 @@ static int opt_alloc(pl_base_local *out, int n, int C)
                : PL_ERR;
 }
 
+/* The steps are float32: on a sphere of radius below FLT_MIN·√C every point's components underflow,
+ * x + δ = x and the normalised gradient is 0/0 (radius_alpha = 1e-300 stopped the run as "the
+ * objective is not finite", naming no key). */
+int pl_sphere_radius_ok(double r, int C)
+{
+    return r >= FLT_MIN * sqrt((double)C) && r <= FLT_MAX / 4;
+}
+
 int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double *base, pl_sphere_state *st,
                             double *radius)
 {
@@ -122,9 +131,15 @@ int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double
     double r = cfg->opt_radius_alpha * (cfg->step_mode == PL_STEP_FIXED_NORM ? pl_fixed_norm_length(ex, id, base) : 1.0);
     memset(st, 0, sizeof *st);
     *radius = r;
-    if (!(r > 0.0) || !isfinite(r))
-        return pl_fail("the optimiser's radius is %g (radius_alpha %g times the reference's norm): no sphere", r,
-                       cfg->opt_radius_alpha);
+    if (!pl_sphere_radius_ok(r, C)) {
+        pl_fail("[optimize] radius_alpha = %g: the optimiser's radius is %g%s, %s float32 step of the model "
+                "(a sphere in %d dimensions needs a radius in [%g, %g])",
+                cfg->opt_radius_alpha, r,
+                cfg->step_mode == PL_STEP_FIXED_NORM ? " (radius_alpha times norm_scale times the reference's norm)" : "",
+                isnan(r) ? "not a" : r > 1.0 ? "beyond a" : "below the smallest", C, FLT_MIN * sqrt((double)C),
+                FLT_MAX / 4);
+        return PL_ERR_BAD_RADIUS;
+    }
     double *start = pl_malloc(sizeof(double) * ((size_t)n + 1) * C, "optimiser starts"), *ones = start + (size_t)n * C;
     if (!start)
         return PL_ERR;

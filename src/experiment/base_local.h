@@ -19,6 +19,13 @@ int pl_base_local_compute(const pl_local_op *op, int k, uint64_t seed, int p, in
  * optimisation from a saved state and may stop it (their code returned unchanged). */
 int pl_base_local_optimize(const pl_sphere_op *op, const pl_experiment *ex, pl_unit_id id, const double *base,
                            const pl_sphere_hooks *hooks, pl_base_local *out);
+/* pl_base_local_opt_setup's (and so pl_base_local_optimize's) return when the radius r is not a sphere a
+ * float32 step can hold (pl_sphere_radius_ok): the config's radius_alpha (times norm_scale and the
+ * reference's norm under fixed_norm) is bad input, not a fault. The sweep's PL_ERR_BAD_INPUT. */
+#define PL_ERR_BAD_RADIUS (-2)
+/* Whether radius R is one whose sphere in C dimensions float32 steps hold: at least FLT_MIN·√C (below
+ * it every component of a point underflows and x + δ = x) and at most FLT_MAX / 4. */
+int pl_sphere_radius_ok(double r, int C);
 /* pl_base_local_optimize in parts, for optimisations run together (pl_sphere_run_many): the state of
  * unit ID's base (its starts and sphere; *radius r) and, once it is done, its optima into OUT. */
 int pl_base_local_opt_setup(const pl_experiment *ex, pl_unit_id id, const double *base, pl_sphere_state *st,

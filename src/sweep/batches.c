@@ -7,6 +7,7 @@
  * prompt's first q + 1 tokens, so a unit runs those T_eval = q + 1 tokens and reads their last
  * position.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,13 @@ int pl_sweep_check_local_sizes(const pl_sweep *sw)
         return pl_fail("%s: [optimize] starts = %d with orthogonal = true: at most %d mutually orthogonal optima fit in "
                        "the width of [perturb] hook (lower starts, or orthogonal = false)",
                        pl_sweep_config_origin(cfg, "optimize", "starts"), cfg->opt_starts, sw->C);
+    /* under absolute the radius is radius_alpha itself: one too small for float32 steps is refused here
+     * (and by --dry-run); under fixed_norm it depends on each base's norm and the optimiser's setup refuses it */
+    if (pl_optimized_listed(cfg) && cfg->step_mode == PL_STEP_ABSOLUTE && !pl_sphere_radius_ok(cfg->opt_radius_alpha, sw->C))
+        return pl_fail("%s: [optimize] radius_alpha = %g: below the smallest radius whose float32 steps in the %d "
+                       "dimensions of [perturb] hook are not all zero (%g)",
+                       pl_sweep_config_origin(cfg, "optimize", "radius_alpha"), cfg->opt_radius_alpha, sw->C,
+                       FLT_MIN * sqrt((double)sw->C));
     return PL_OK;
 }
 

@@ -502,7 +502,7 @@ static const key_def KEYS[] = {
             "basis) that every Fisher eigenvector and optimum is compared with by |cos|: `fisher_pc_cos`, "
             "`optimum_pc_cos` (with [fisher] k or `optimized`; at most the residual width is used). 0: none"},
     {"optimize", "radius_alpha", "none", 1, KT_CUSTOM, .parse = parse_radius_alpha, .print = print_radius_alpha,
-     .values = "a number > 0, or `none`",
+     .values = "a number in (0, 1000000], or `none`",
      .doc = "radius r of the sphere ‖δ‖ = r on which the `optimized` kind maximises KL(clean ‖ perturbed at "
             "x + δ), in the step mode's units: `fixed_norm` r = radius_alpha·norm_scale·‖reference‖, "
             "`absolute` a length (refused under `to_target` and `arc`); required when `optimized` is listed"},
@@ -1867,11 +1867,24 @@ static void print_alphas(strbuf *sb, const pl_sweep_config *cfg)
     }
 }
 
-/* [optimize] radius_alpha: a number > 0, or `none` (NaN). */
+/* [optimize] radius_alpha: a number in (0, 1e6], or `none` (NaN). The bound is alpha_max's and
+ * norm_scale's (the radius is in the same units): a radius of 1e300 (or 1e39) overflowed float32 in
+ * the model's first step and the run stopped on "the objective is not finite", not naming the key. */
 static int parse_radius_alpha(raw_config *rc, int i, pl_sweep_config *cfg, const char *output)
 {
     (void)output;
-    return parse_positive_or_none(rc, i, &cfg->opt_radius_alpha);
+    const char *s = rc->value[i];
+    if (!strcmp(s, "none")) {
+        cfg->opt_radius_alpha = NAN;
+        return PL_OK;
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || !(v > 0.0) || v > 1e6)
+        return FAIL_KEY(i, "'%s' is not a number in (0, 1000000] or 'none'", s);
+    cfg->opt_radius_alpha = v;
+    return PL_OK;
 }
 
 static void print_radius_alpha(strbuf *sb, const pl_sweep_config *cfg)

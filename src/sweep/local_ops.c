@@ -521,10 +521,11 @@ static int pending_setup(const pl_sweep *sw, pl_sweep_local *l, pl_run *runs, in
             continue;
         }
         rc = rc == PL_OK ? pl_base_local_opt_setup(&sw->ex, e->id, l->xd, &e->st, &e->r) : rc;
-        if (rc != PL_OK) {
+        if (rc != PL_OK) { /* PL_ERR_BAD_RADIUS (bad input) kept: the run exits 2 */
             char where[200];
             base_place(sw, e->id, e->sb, where, sizeof where);
-            return pl_fail_prefix("%s", where);
+            pl_fail_prefix("%s", where);
+            return rc == PL_ERR_BAD_INPUT ? rc : PL_ERR;
         }
     }
     return rc;
@@ -661,8 +662,10 @@ static int local_failed(const pl_sweep *sw, pl_sweep_local *l, pl_unit_id id, pl
         pl_base_local_free(slot);
         return rc;
     }
-    if (!l->nonfinite)
-        return pl_fail_prefix("%s", where);
+    if (!l->nonfinite) { /* a bad radius (PL_ERR_BAD_RADIUS) stays bad input */
+        pl_fail_prefix("%s", where);
+        return rc == PL_ERR_BAD_INPUT ? rc : PL_ERR;
+    }
     if (!sw->cfg->nonfinite_mark) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", pl_error());

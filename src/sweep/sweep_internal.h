@@ -284,6 +284,7 @@ long pl_batch_first_unit(const pl_sweep *sw, long b, int *n_units);
 /* pl_batch_eval's return for bad input rather than a fault: non-finite values with
  * [run] nonfinite = error. The run stops with exit code 2. */
 #define PL_ERR_BAD_INPUT (-2)
+_Static_assert(PL_ERR_BAD_RADIUS == PL_ERR_BAD_INPUT, "a bad radius is bad input");
 
 /* Evaluate batch B: OUT[n_units, NM, steps] (metrics in config order), its units' clean runs in one
  * batched forward and all their steps in one grouped fast-path call (--naive: a full patched

@@ -42,12 +42,7 @@ for name, ini, counts in (("a1", ini1, (2, 3)), ("b1", ini2, (2,))):
         sl.fail("1 process: " + r.stderr)
     for n in counts:
         out = os.path.join(d, "%s-mpi%d.nc" % (name, n))
-        r = sl.run([ini, "--quiet", "-o", out], mpi=n)
-        if r.returncode != 0:
-            sl.fail("%d ranks: exit %d: %s" % (n, r.returncode, r.stderr))
-        bad = sl.same_bits(os.path.join(d, name + ".nc"), out)
-        if bad:
-            sl.fail("%s: %d ranks differ from 1 process in %s" % (name, n, bad))
+        sl.ranks_same_bits(name, [ini, "--quiet", "-o", out], os.path.join(d, name + ".nc"), out, mpi=n)
         print("ok %s: %d ranks bitwise identical to 1 process (%d variables)" % (name, n, len(sl.variables(out))))
 
 # SIGTERM after the first checkpoint, --resume on 2 ranks: the uninterrupted run's bits
@@ -79,11 +74,6 @@ if open(out + ".ckpt", "rb").read() != saved:
 print("ok another SAE at the same path: resume refused (" + r.stderr.strip()[:90] + "...)")
 sl.shutil.rmtree(jump)
 os.rename(jump + ".orig", jump)
-r = sl.run([ini3, "--resume", "--quiet"], mpi=2)
-if r.returncode != 0:
-    sl.fail("resume on 2 ranks: " + r.stderr)
-bad = sl.same_bits(full, out)
-if bad:
-    sl.fail("resumed output differs from the uninterrupted run in %s" % bad)
+sl.ranks_same_bits("resumed on 2 ranks", [ini3, "--resume", "--quiet"], full, out)
 print("ok SIGTERM, exit 75, --resume on 2 ranks: bitwise identical to the uninterrupted run")
 print("SAE rank tests passed")

@@ -101,6 +101,20 @@ def run_ok(name, ini, out, args=("--quiet",)):
     return variables(out), ini, out
 
 
+def ranks_same_bits(name, args, want, out, mpi=2):
+    """Run `plateau run ARGS` on MPI ranks (0: 1 process); fail the test (labelled NAME, with the run's
+    stderr) unless it succeeds and its output OUT is bitwise WANT's, variable by variable (same_bits):
+    WANT is the 1-process run's output, or an uninterrupted run's for a resume. Returns the run."""
+    r = run(list(args), mpi=mpi)
+    on = "%d ranks" % mpi if mpi else "1 process"
+    if r.returncode != 0:
+        fail("%s (%s): exit %d: %s" % (name, on, r.returncode, r.stderr))
+    bad = same_bits(want, out)
+    if bad:
+        fail("%s (%s): %s differs from %s in %s" % (name, on, out, want, bad))
+    return r
+
+
 def overflowing_model(model, dest):
     """A copy of synthetic GPT-2 MODEL at DEST whose block-1 attention weights are all 3e38 (tests/trust's
     poke): its logits from block 1 on are not finite. Returns DEST."""

@@ -186,6 +186,67 @@ r = plateau(["config", write("stored.ini", stored)])
 check(r.returncode == 0 and r.stdout == stored, f"the stored config reads back differently: {r.stderr}\n{r.stdout}")
 print("ok   a run's stored config attribute re-parses to the same text")
 
+# --- [fisher] and [optimize]: hostile numbers refused by name, from --set and from the file --------------
+# (each a one-line exit 2 naming the key and the value; --dry-run refuses what the run would)
+opt_ini = write("opt.ini", open(ini).read().replace("[perturb]\n", "[perturb]\ndirections = fisher, optimized\n"
+                                                     "step_mode = absolute\nn_directions = 2\n")
+                + "[fisher]\nk = 2\n[optimize]\nradius_alpha = 1\nstarts = 2\nmax_iterations = 5\n")
+garbage = ["nan", "NaN", "inf", "-inf", "1e300", "-1", "2147483648", "9223372036854775808", "18446744073709551616",
+           "abc", "1.5x", "", "0x10", "3 4"]
+hostile = {("fisher", "k"): (garbage + ["4097"], "is not an integer in [0, 4096]"),
+           ("fisher", "n_pcs"): (garbage + ["4097"], "is not an integer in [0, 4096]"),
+           ("optimize", "starts"): (garbage + ["0", "4097"], "is not an integer in [1, 4096]"),
+           ("optimize", "max_iterations"): (garbage + ["0", "1000001"], "is not an integer in [1, 1000000]"),
+           ("optimize", "tolerance"): ([g for g in garbage if g != "0x10"] + ["0", "1"], "is not a number in (0, 1)"),
+           ("optimize", "distinct_cos"): ([g for g in garbage if g != "0x10"] + ["0", "1.0000001"],
+                                          "is not a number in (0, 1]"),
+           # 1e300 (and anything past 1e6) overflowed the float32 steps: the run stopped on "the objective is
+           # not finite", naming no key
+           ("optimize", "radius_alpha"): ([g for g in garbage if g != "0x10"] + ["0", "1e7", "1e39"],
+                                          "is not a number in (0, 1000000] or 'none'")}
+n_hostile = 0
+opt_text = open(opt_ini).read()
+for (sec, key), (values, why) in hostile.items():
+    for v in values:
+        name = "[%s] %s" % (sec, key)
+        refused("config --set %s.%s=%r" % (sec, key, v), plateau(["config", opt_ini, "--set", "%s.%s=%s" % (sec, key, v)]),
+                name, "'%s' %s" % (v.strip(), why))
+        lines = [line for line in opt_text.splitlines() if not line.startswith(key + " =")]
+        at = lines.index("[%s]" % sec) + 1
+        bad = write("hostile.ini", "\n".join(lines[:at] + ["%s = %s" % (key, v)] + lines[at:]) + "\n")
+        refused("run --dry-run with %s = %r in the file" % (name, v), sl.run([bad, "--dry-run"]),
+                "hostile.ini:%d: %s" % (at + 1, name), "'%s' %s" % (v.strip(), why))
+        n_hostile += 2
+# a radius whose float32 steps are all zero (1e-300: x + δ = x, the normalised gradient 0/0, "the objective
+# is not finite" naming no key): under absolute refused at the setup (and --dry-run); under fixed_norm,
+# where it is radius_alpha times norm_scale times each base's norm, by the optimiser's setup, exit 2 naming
+# the key, in a one-position and a whole-context run; nothing written
+never = os.path.join(d, "never_opt.nc")
+for extra in ([], ["--dry-run"]):
+    refused("radius_alpha = 1e-300 (absolute) %s" % extra,
+            sl.run([opt_ini, "--quiet", "-o", never, "--set", "optimize.radius_alpha=1e-300"] + extra),
+            "--set optimize.radius_alpha=1e-300: [optimize] radius_alpha = 1e-300", "below the smallest radius")
+tiny = ["--set", "optimize.radius_alpha=1e-30", "--set", "perturb.step_mode=fixed_norm", "--set",
+        "perturb.norm_scale=1e-10"]
+# (not a non-finite value: nonfinite = mark does not turn it into NaN optima)
+for where in ([], ["--set", "perturb.position=4:8"], ["--set", "run.nonfinite=mark"]):
+    refused("radius_alpha 1e-30 x norm_scale 1e-10 (fixed_norm) %s" % where,
+            sl.run([opt_ini, "--quiet", "-o", never] + tiny + where),
+            "the Fisher metric and optima at the base: [optimize] radius_alpha = 1e-30",
+            "below the smallest float32 step")
+    n_hostile += 1
+if sl.shutil.which("mpirun"):  # on 2 ranks every rank exits, 2
+    r = sl.run([opt_ini, "--quiet", "-o", never] + tiny, mpi=2)
+    check(r.returncode == 2 and "[optimize] radius_alpha = 1e-30" in r.stderr,
+          "2 ranks, radius 1e-30 x 1e-10: exit %d: %s" % (r.returncode, r.stderr))
+check(not [f for f in os.listdir(d) if f.startswith("never_opt")], "a refused run wrote its output or a checkpoint")
+# the bounds themselves run
+r = sl.run([opt_ini, "--quiet", "-o", os.path.join(d, "opt_ok.nc"), "--set", "optimize.radius_alpha=1e6",
+            "--set", "optimize.tolerance=1e-300", "--set", "optimize.distinct_cos=1", "--set", "fisher.n_pcs=4096"])
+check(r.returncode == 0, "radius_alpha 1e6, tolerance 1e-300, distinct_cos 1, n_pcs 4096: %s" % r.stderr)
+print("ok   %d hostile [fisher] and [optimize] values refused by name (--set, the file, --dry-run, the runs)"
+      % n_hostile)
+
 # --- hook names: one syntax ---------------------------------------------------------------------
 
 

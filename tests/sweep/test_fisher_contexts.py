@@ -20,7 +20,9 @@ pulled-back Fisher metric. On a tiny synthetic GPT-2 (plateau synth), positions 
   * non-finite logits at the sites: exit 2 naming (prompt, position, base); under nonfinite = mark NaN;
   * a run stopped mid-optimisation and resumed: bitwise the uninterrupted run's;
   * analysis/plot_fisher.py --position T: that position's spectrum (median vs numpy), refused without it;
-  * 1 process vs 2 ranks bitwise; --dry-run counts (prompt, position, base) geometry bases.
+  * 1 process vs 2 ranks bitwise; rank 1 of 2 killed (SIGKILL) mid-optimisation: the job ends naming it and
+    the checkpoint resumes to the uninterrupted run's bits; --dry-run counts (prompt, position, base) geometry
+    bases.
 """
 import os
 import sys
@@ -196,12 +198,9 @@ STOP = int(its[:2].sum()) + 2  # in the middle of the sites' optimisations (a st
 r = sl.run([stop_ini, "--quiet"], env={"PLATEAU_TEST_SIGTERM_AFTER_OPT_STEPS": str(STOP)})
 if r.returncode != 75:
     sl.fail("stopped before optimiser step %d: exit %d (want 75): %s" % (STOP, r.returncode, r.stderr))
-r = sl.run([stop_ini, "--resume"])
-if r.returncode != 0 or "optimisations under way go on where they were" not in r.stderr:
-    sl.fail("resume: exit %d, no optimisation under way in the checkpoint: %s" % (r.returncode, r.stderr))
-bad = sl.same_bits(out_each, stop_out)
-if bad:
-    sl.fail("stopped mid-optimisation and resumed: differs from the uninterrupted run in %s" % bad)
+r = sl.ranks_same_bits("stopped mid-optimisation, resumed", [stop_ini, "--resume"], out_each, stop_out, mpi=0)
+if "optimisations under way go on where they were" not in r.stderr:
+    sl.fail("resume: no optimisation under way in the checkpoint: %s" % r.stderr)
 print("ok stopped before optimiser step %d (a site's optimisation under way), resumed: bitwise the uninterrupted "
       "run's" % STOP)
 
@@ -244,13 +243,68 @@ print("ok plot_fisher.py --position %d: the real spectrum's medians are that pos
 # 5. ranks, dry-run
 sl.need_mpirun()
 two = os.path.join(d, "each-mpi2.nc")
-r = sl.run([ini_each, "--quiet", "-o", two], mpi=2)
-if r.returncode != 0:
-    sl.fail("2 ranks: " + r.stderr)
-bad = sl.same_bits(out_each, two)
-if bad:
-    sl.fail("2 ranks differ from 1 process in %s" % bad)
+sl.ranks_same_bits("whole contexts", [ini_each, "--quiet", "-o", two], out_each, two)
 print("ok 2 ranks bitwise identical to 1 process")
+
+# a rank killed (SIGKILL) mid-optimisation in a 2-rank whole-context run: the job ends, every rank gone,
+# nonzero exit, the message names rank 1; no output; the checkpoint (holding the optimisations under way)
+# resumes to the uninterrupted run's bits. Mid-optimisation: the kill comes once the checkpoint has grown
+# past its first write, i.e. holds optimiser states (whole contexts: the sites' optima come before any unit)
+import signal  # noqa: E402
+import time  # noqa: E402
+
+kill_ini, kill_out = config("killed", perturb__position="2:8", data__n_prompts=8, perturb__directions="optimized, "
+                            "cov_random", perturb__steps=3, fisher__k=0, optimize__starts=8,
+                            optimize__tolerance=1e-4, output__vectors="false", output__activations="false",
+                            run__checkpoint_every=0.05, run__worker_timeout=5)
+kill_full = os.path.join(d, "killed-full.nc")
+r = sl.run([kill_ini, "--quiet", "-o", kill_full])
+if r.returncode != 0:
+    sl.fail("killed: uninterrupted run: " + r.stderr)
+proc = sl.start([kill_ini], mpi=2)
+sl.wait_for(kill_out + ".ckpt", proc)
+pids = sl.rank_pids(proc.pid, 2)
+first, t0 = os.path.getsize(kill_out + ".ckpt"), time.time()
+while proc.poll() is None and time.time() - t0 < 60:
+    try:
+        if os.path.getsize(kill_out + ".ckpt") > first:
+            break
+    except OSError:
+        pass
+    time.sleep(0.005)
+if proc.poll() is not None:
+    sl.fail("killed: the run ended (exit %s) before its checkpoint held an optimisation under way" % proc.returncode)
+os.kill(pids[1], signal.SIGKILL)
+try:
+    _, err = proc.communicate(timeout=60)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    sl.fail("SIGKILL of rank 1 mid-optimisation: the job did not end within 60 s")
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+time.sleep(0.5)
+if proc.returncode == 0 or "rank 1" not in err or [pid for pid in pids.values() if alive(pid)] \
+        or os.path.exists(kill_out):
+    sl.fail("SIGKILL of rank 1 mid-optimisation: exit %d, ranks left %s, output written %s: %s"
+            % (proc.returncode, [pid for pid in pids.values() if alive(pid)], os.path.exists(kill_out), err))
+r = sl.ranks_same_bits("resumed after SIGKILL of rank 1", [kill_ini, "--resume"], kill_full, kill_out, mpi=0)
+if "optimisations under way go on where they were" not in r.stderr:
+    sl.fail("resume after SIGKILL of rank 1: no optimisation under way in the checkpoint: %s" % r.stderr)
+print("ok 2 ranks, rank 1 killed (SIGKILL) mid-optimisation: the job ended (exit %d) naming rank 1, every rank "
+      "gone, no output; the checkpoint's optimisations resumed to the uninterrupted run's bits" % proc.returncode)
 r = sl.run([ini_each, "--dry-run"])
 line = [x for x in r.stdout.splitlines() if x.split()[:1] == ["local_bases"]]
 # real: one per prompt; synthetic: one per (prompt, sample); each at every position

@@ -135,12 +135,7 @@ print("ok the slice's alpha axis (beta = 0) is the 1-D cov_random sweep's curve"
 # 4. 1 vs 2 ranks, bitwise
 if sl.shutil.which("mpirun"):
     out2 = os.path.join(d, "absolute-mpi2.nc")
-    r = sl.run([ini_abs, "--quiet", "-o", out2], mpi=2)
-    if r.returncode != 0:
-        sl.fail("2 ranks: %s" % r.stderr)
-    bad = sl.same_bits(out_abs, out2)
-    if bad:
-        sl.fail("slice: 2 ranks differ from 1 process in %s" % bad)
+    sl.ranks_same_bits("slice", [ini_abs, "--quiet", "-o", out2], out_abs, out2)
     print("ok slice: 2 ranks bitwise identical to 1 process")
 else:
     print("skip 1 vs 2 ranks: mpirun not found")
@@ -172,12 +167,7 @@ sl.wait_for(out + ".ckpt", proc)
 proc.send_signal(signal.SIGTERM)
 _, err = proc.communicate(timeout=120)
 if proc.returncode == 75:
-    r = sl.run([ini, "--resume", "--quiet"])
-    if r.returncode != 0:
-        sl.fail("resume failed: " + r.stderr)
-    bad = sl.same_bits(full, out)
-    if bad:
-        sl.fail("slice: the resumed output differs from the uninterrupted run in %s" % bad)
+    sl.ranks_same_bits("slice: resumed after SIGTERM", [ini, "--resume", "--quiet"], full, out, mpi=0)
     print("ok slice: SIGTERM (exit 75) and --resume give the uninterrupted run's bits")
 elif proc.returncode == 0:
     print("skip resume: the run ended before the signal")
