@@ -15,7 +15,11 @@ void pl_vec_expf(float *x, int n);
 /* tanhf: libmvec's within 1 ulp of tanh on [-16, 16] (measured; libm's tanhf within 2), the
  * final soft-cap's over every logit of Gemma 2 (256,000 a row). */
 void pl_vec_tanhf(float *x, size_t n);
-/* "AVX2" or "scalar": the path the functions above take in this process. */
+/* "AVX2" or "scalar": the path the functions above, and the fused passes that follow their choice
+ * (divergences.c, ops.c's gated activations), take in this process. */
 const char *pl_vec_path(void);
+/* For tests of both paths on one CPU (tests/experiment/vector_paths.c): ON = 1 takes the scalar path
+ * from here on, 0 the CPU's again. Not for runs: every rank of a job must take the CPU's path. */
+void pl_vec_force_scalar(int on);
 
 #endif

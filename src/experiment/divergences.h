@@ -1,9 +1,10 @@
 /* The per-row sums over the vocabulary behind KL, JSD and the cross-entropy (metrics.c): a row's
- * log-sum-exp, and its divergences from the clean row. Two implementations of the same arithmetic:
- * plain C, and AVX2 (four doubles at a time, taken when the process's vector math is AVX2:
- * pl_vec_path()). Every sum runs in four lanes, entry v into lane v % 4, the lanes added as
- * (l0 + l1) + (l2 + l3), and the AVX2 lanes are exactly those: both give the same bits (no FMA, the
- * same exp and log for every entry: libmvec's for whole groups of four, libm's for the last V % 4). */
+ * log-sum-exp, and its divergences from the clean row. Two implementations, chosen by the process's
+ * vector math (pl_vec_path()): plain C with libm's exp and log, and AVX2, four entries at a time with
+ * libmvec's exp and log (libm's for the last V % 4 entries). Each computes, bit for bit, what the
+ * whole-row passes it replaced computed on that path (pl_vec_exp and pl_vec_log over V-long arrays,
+ * then plain loops): every sum in four lanes, entry v into lane v % 4, the lanes added as
+ * (l0 + l1) + (l2 + l3), no fused multiply-add (tests/experiment/vector_paths.c checks both paths). */
 #ifndef PLATEAU_DIVERGENCES_H
 #define PLATEAU_DIVERGENCES_H
 

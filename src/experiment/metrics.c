@@ -38,9 +38,10 @@ static void distributions(const pl_readout *r, int want_kl, int want_jsd, double
             ce = lse - (double)z[r->next_token];
         if (want_kl || want_jsd)
             pl_row_divergences(p0, z0, lse0, z, e, lse, sum, V, want_kl, want_jsd, &kl, &jsd);
-        /* Exact zero for the clean row itself and no negative rounding noise: KL and JSD are >= 0. */
-        kl_out[row] = kl < 0.0 ? 0.0 : kl;
-        jsd_out[row] = jsd < 0.0 ? 0.0 : jsd;
+        /* Exact zero for the clean row itself (KL's terms are 0 there, JSD's are rounding: q = e / sum is
+         * not p0 bit for bit) and no negative rounding noise: KL and JSD are >= 0. */
+        kl_out[row] = kl < 0.0 || row == r->ref ? 0.0 : kl;
+        jsd_out[row] = jsd < 0.0 || row == r->ref ? 0.0 : jsd;
         ce_out[row] = ce;
     }
 }

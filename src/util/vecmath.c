@@ -48,14 +48,17 @@ __attribute__((target("avx2,fma"))) static void tanhf_avx2(float *x, size_t n)
         x[i] = tanhf(x[i]);
 }
 
+static int forced_scalar;
+
 static int use_avx2(void)
 {
     static int cached = -1;
     if (cached < 0)
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
+    return cached && !forced_scalar;
 }
 #else
+static int forced_scalar;
 static int use_avx2(void) { return 0; }
 static void exp_avx2(double *x, int n) { (void)x, (void)n; }
 static void log_avx2(double *x, int n) { (void)x, (void)n; }
@@ -102,5 +105,7 @@ void pl_vec_tanhf(float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         x[i] = tanhf(x[i]);
 }
+
+void pl_vec_force_scalar(int on) { forced_scalar = on; }
 
 const char *pl_vec_path(void) { return use_avx2() ? "AVX2" : "scalar"; }

@@ -6,3 +6,11 @@ target_include_directories(fisher_probe PRIVATE ${PROJECT_SOURCE_DIR}/src/experi
 target_link_libraries(fisher_probe PRIVATE plateau_experiment)
 plateau_test(experiment_fisher ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_fisher.py
   ${CMAKE_CURRENT_BINARY_DIR}/experiment_fisher $<TARGET_FILE:fisher_probe>)
+
+# The fused vector passes (divergences.c, ops.c's gated activations, the soft-cap) against the
+# whole-array computations they replaced, bit for bit, on the CPU's path and the scalar one, and
+# against the definitions in long double.
+add_executable(vector_paths ${CMAKE_CURRENT_LIST_DIR}/vector_paths.c)
+target_include_directories(vector_paths PRIVATE ${PROJECT_SOURCE_DIR}/src/experiment ${PROJECT_SOURCE_DIR}/src/model)
+target_link_libraries(vector_paths PRIVATE plateau_experiment plateau_model)
+plateau_test(experiment_vector_paths $<TARGET_FILE:vector_paths>)
