@@ -252,10 +252,10 @@ static inline void add_scaled(float *restrict y, float a, const float *restrict 
         y[i] += a * x[i];
 }
 
-/* Key s of the keys ka[0..n_a) (row stride STRIDE_A) followed by kb (STRIDE_B). */
-static inline const float *key_of(const float *ka, const float *kb, int n_a, size_t stride_a, size_t stride_b, int s)
+/* Row s of the keys (or values) a[0..n_a) (row stride STRIDE_A) followed by b (STRIDE_B). */
+static inline const float *kv_row(const float *a, const float *b, int n_a, size_t stride_a, size_t stride_b, int s)
 {
-    return s < n_a ? ka + (size_t)s * stride_a : kb + (size_t)(s - n_a) * stride_b;
+    return s < n_a ? a + (size_t)s * stride_a : b + (size_t)(s - n_a) * stride_b;
 }
 
 void pl_op_attend_one(float *out, const float *q, const float *ka, const float *va, int n_a, size_t stride_a,
@@ -274,10 +274,10 @@ void pl_op_attend_one(float *out, const float *q, const float *ka, const float *
          * most of the fast path's attention time. */
         int s = lo;
         for (; s + 4 <= n; s += 4) {
-            const float *k0 = key_of(ka, kb, n_a, stride_a, stride_b, s) + kv_off;
-            const float *k1 = key_of(ka, kb, n_a, stride_a, stride_b, s + 1) + kv_off;
-            const float *k2 = key_of(ka, kb, n_a, stride_a, stride_b, s + 2) + kv_off;
-            const float *k3 = key_of(ka, kb, n_a, stride_a, stride_b, s + 3) + kv_off;
+            const float *k0 = kv_row(ka, kb, n_a, stride_a, stride_b, s) + kv_off;
+            const float *k1 = kv_row(ka, kb, n_a, stride_a, stride_b, s + 1) + kv_off;
+            const float *k2 = kv_row(ka, kb, n_a, stride_a, stride_b, s + 2) + kv_off;
+            const float *k3 = kv_row(ka, kb, n_a, stride_a, stride_b, s + 3) + kv_off;
             float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
             for (int i = 0; i < HD; i++) {
                 d0 += qh[i] * k0[i];
@@ -288,7 +288,7 @@ void pl_op_attend_one(float *out, const float *q, const float *ka, const float *
             scores[s] = d0 * scale, scores[s + 1] = d1 * scale, scores[s + 2] = d2 * scale, scores[s + 3] = d3 * scale;
         }
         for (; s < n; s++) {
-            const float *k = key_of(ka, kb, n_a, stride_a, stride_b, s) + kv_off;
+            const float *k = kv_row(ka, kb, n_a, stride_a, stride_b, s) + kv_off;
             float dot = 0.0f;
             for (int i = 0; i < HD; i++)
                 dot += qh[i] * k[i];
@@ -310,7 +310,7 @@ void pl_op_attend_one(float *out, const float *q, const float *ka, const float *
         for (int i = 0; i < HD; i++)
             oh[i] = 0.0f;
         for (int s = lo; s < n; s++) {
-            const float *v = key_of(va, vb, n_a, stride_a, stride_b, s) + kv_off;
+            const float *v = kv_row(va, vb, n_a, stride_a, stride_b, s) + kv_off;
             add_scaled(oh, scores[s] * inv, v, HD);
         }
     }
