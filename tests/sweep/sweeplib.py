@@ -1,6 +1,7 @@
 """Helpers of the sweep's end-to-end tests: tiny synthetic models, token files, configs, runs."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -180,6 +181,22 @@ def wait_for(path, proc, limit=60):
             proc.kill()
             fail("no checkpoint after %d s" % limit)
         time.sleep(0.05)
+
+
+def end_or_kill(proc, pids, timeout, what):
+    """The stderr of job PROC (started by start) once it ends; if it has not ended within TIMEOUT
+    seconds, kill mpirun and every rank in PIDS ({rank: pid}) and fail the test: WHAT, "the job did
+    not end within TIMEOUT s"."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        fail("%s: the job did not end within %g s" % (what, timeout))
 
 
 def rank_pids(mpirun_pid, n, limit=30):

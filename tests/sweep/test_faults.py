@@ -43,16 +43,7 @@ def fault(label, sig, want_code, patterns):
     pids = rank_pids(proc.pid, 3)
     os.kill(pids[1], sig)
     t0 = time.time()
-    try:
-        _, err = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        for pid in pids.values():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        sl.fail("%s: the job did not end within 15 s" % label)
+    err = sl.end_or_kill(proc, pids, 15, label)
     dt = time.time() - t0
     if want_code is not None and proc.returncode != want_code:
         sl.fail("%s: exit %d (want %d): %s" % (label, proc.returncode, want_code, err))

@@ -275,16 +275,7 @@ while proc.poll() is None and time.time() - t0 < 60:
 if proc.poll() is not None:
     sl.fail("killed: the run ended (exit %s) before its checkpoint held an optimisation under way" % proc.returncode)
 os.kill(pids[1], signal.SIGKILL)
-try:
-    _, err = proc.communicate(timeout=60)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    for pid in pids.values():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    sl.fail("SIGKILL of rank 1 mid-optimisation: the job did not end within 60 s")
+err = sl.end_or_kill(proc, pids, 60, "SIGKILL of rank 1 mid-optimisation")
 
 
 def alive(pid):
