@@ -767,8 +767,8 @@ static int open_window(run_state *st, size_t converted)
 }
 
 /* Maps the window's pages into this process now, in setup. The node's first rank wrote them; another
- * rank's first touch of each 4 KB page is a fault (1.2 million for Llama-3.2-1B's 4.7 GB), and in its
- * first batch they made that batch ~10 % slower than the filling rank's (measured, 2 ranks). Not bits. */
+ * rank's first touch of each 4 KB page is a fault (1.2 million for Llama-3.2-1B's 4.7 GB), taken in its
+ * first batch and so counted in the sweep's time, a cost the filling rank does not have. Not bits. */
 static void map_window(const pl_weight_arena *a)
 {
     long page = sysconf(_SC_PAGESIZE);
