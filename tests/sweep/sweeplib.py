@@ -183,6 +183,15 @@ def wait_for(path, proc, limit=60):
         time.sleep(0.05)
 
 
+def alive(pid):
+    """Whether process PID is running (not gone, not a zombie or dead)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def end_or_kill(proc, pids, timeout, what):
     """The stderr of job PROC (started by start) once it ends; if it has not ended within TIMEOUT
     seconds, kill mpirun and every rank in PIDS ({rank: pid}) and fail the test: WHAT, "the job did

@@ -26,14 +26,6 @@ if r.returncode != 0:
     sl.fail("uninterrupted run: " + r.stderr)
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def fault(label, sig, want_code, patterns):
     for p in (out, ckpt):
         if os.path.exists(p):
@@ -53,7 +45,7 @@ def fault(label, sig, want_code, patterns):
         if pat not in err:
             sl.fail("%s: stderr lacks %r:\n%s" % (label, pat, err))
     time.sleep(0.5)
-    left = [pid for pid in pids.values() if alive(pid)]
+    left = [pid for pid in pids.values() if sl.alive(pid)]
     if left:
         sl.fail("%s: ranks still running: %s" % (label, left))
     if os.path.exists(out):

@@ -278,19 +278,11 @@ os.kill(pids[1], signal.SIGKILL)
 err = sl.end_or_kill(proc, pids, 60, "SIGKILL of rank 1 mid-optimisation")
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 time.sleep(0.5)
-if proc.returncode == 0 or "rank 1" not in err or [pid for pid in pids.values() if alive(pid)] \
+if proc.returncode == 0 or "rank 1" not in err or [pid for pid in pids.values() if sl.alive(pid)] \
         or os.path.exists(kill_out):
     sl.fail("SIGKILL of rank 1 mid-optimisation: exit %d, ranks left %s, output written %s: %s"
-            % (proc.returncode, [pid for pid in pids.values() if alive(pid)], os.path.exists(kill_out), err))
+            % (proc.returncode, [pid for pid in pids.values() if sl.alive(pid)], os.path.exists(kill_out), err))
 r = sl.ranks_same_bits("resumed after SIGKILL of rank 1", [kill_ini, "--resume"], kill_full, kill_out, mpi=0)
 if "optimisations under way go on where they were" not in r.stderr:
     sl.fail("resume after SIGKILL of rank 1: no optimisation under way in the checkpoint: %s" % r.stderr)

@@ -34,14 +34,6 @@ ini = sl.write_ini(os.path.join(d, "setup_watch.ini"), cfg)
 LIMIT = 90  # a hang: before the fix nothing ended a stopped setup (killed at 194 s by the test)
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-
-
 def stop_in_setup(victim, needle):
     for p in (out, out + ".ckpt"):
         if os.path.exists(p):
@@ -81,7 +73,7 @@ def stop_in_setup(victim, needle):
     if not named or "during setup" not in named[0]:
         sl.fail("stop rank %d during setup: no line names the rank (%r): %s" % (victim, needle, err[-2000:]))
     time.sleep(0.5)
-    left = [pid for pid in pids.values() if alive(pid)]
+    left = [pid for pid in pids.values() if sl.alive(pid)]
     if left:
         for pid in left:
             os.kill(pid, signal.SIGKILL)
