@@ -18,6 +18,8 @@ void pl_vec_tanhf(float *x, size_t n);
 /* "AVX2" or "scalar": the path the functions above, and the fused passes that follow their choice
  * (divergences.c, ops.c's gated activations), take in this process. */
 const char *pl_vec_path(void);
+/* Whether that path is AVX2 (the fused passes' test). */
+int pl_vec_avx2(void);
 /* For tests of both paths on one CPU (tests/experiment/vector_paths.c): ON = 1 takes the scalar path
  * from here on, 0 the CPU's again. Not for runs: every rank of a job must take the CPU's path. */
 void pl_vec_force_scalar(int on);

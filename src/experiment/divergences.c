@@ -3,7 +3,6 @@
  * double operations behind two branches, which -march=x86-64-v2 compiles to scalar SSE2. The AVX2
  * version does the same operations on four entries at once, the branches as blends. */
 #include <math.h>
-#include <string.h>
 
 #include "plateau/vecmath.h"
 #include "divergences.h"
@@ -135,12 +134,10 @@ static void divergences_avx2(const double *p0, const float *z0, double lse0, con
 
 /* ------------------------------------------------------------ the interface */
 
-static int avx2(void) { return !strcmp(pl_vec_path(), "AVX2"); }
-
 double pl_row_log_sum_exp(const float *z, int V, double *e, double *sum_out)
 {
     double mx = max_of(z, V), acc[LANES] = {0.0, 0.0, 0.0, 0.0};
-    if (avx2())
+    if (pl_vec_avx2())
         exp_sum_avx2(z, V, mx, e, acc);
     else
         exp_sum_plain(z, V, mx, e, acc);
@@ -152,7 +149,7 @@ void pl_row_divergences(const double *p0, const float *z0, double lse0, const fl
                         double sum, int V, int want_kl, int want_jsd, double *kl, double *jsd)
 {
     double kl_acc[LANES] = {0.0, 0.0, 0.0, 0.0}, jsd_acc[LANES] = {0.0, 0.0, 0.0, 0.0}, inv = 1.0 / sum;
-    if (avx2())
+    if (pl_vec_avx2())
         divergences_avx2(p0, z0, lse0, z, e, lse, inv, V, want_kl, want_jsd, kl_acc, jsd_acc);
     else
         divergences_plain(p0, z0, lse0, z, e, lse, inv, 0, V, want_kl, want_jsd, kl_acc, jsd_acc);

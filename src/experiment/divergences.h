@@ -1,6 +1,6 @@
 /* The per-row sums over the vocabulary behind KL, JSD and the cross-entropy (metrics.c): a row's
  * log-sum-exp, and its divergences from the clean row. Two implementations, chosen by the process's
- * vector math (pl_vec_path()): plain C with libm's exp and log, and AVX2, four entries at a time with
+ * vector math (pl_vec_avx2()): plain C with libm's exp and log, and AVX2, four entries at a time with
  * libmvec's exp and log (libm's for the last V % 4 entries). Each computes, bit for bit, what the
  * whole-row passes it replaced computed on that path (pl_vec_exp and pl_vec_log over V-long arrays,
  * then plain loops): every sum in four lanes, entry v into lane v % 4, the lanes added as

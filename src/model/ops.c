@@ -125,13 +125,13 @@ __attribute__((target("avx2,fma"))) static void gated_sigmoid_avx2(float *x, con
 }
 #endif
 
-/* The fused pass where the process's vector math is AVX2 (pl_vec_path), else in chunks: the same bits.
+/* The fused pass where the process's vector math is AVX2 (pl_vec_avx2), else in chunks: the same bits.
  * The chunked version spent most of its time in scalar loops around the vector expf (1.5 % of a
  * GPT-2-shaped sweep, its GELU over 1010 x 3072 activations a block). */
 static void gated_sigmoid(float *x, const float *up, size_t n, float K, float cubic)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (!strcmp(pl_vec_path(), "AVX2")) {
+    if (pl_vec_avx2()) {
         gated_sigmoid_avx2(x, up, n, K, cubic);
         return;
     }

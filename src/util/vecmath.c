@@ -108,4 +108,6 @@ void pl_vec_tanhf(float *x, size_t n)
 
 void pl_vec_force_scalar(int on) { forced_scalar = on; }
 
+int pl_vec_avx2(void) { return use_avx2(); }
+
 const char *pl_vec_path(void) { return use_avx2() ? "AVX2" : "scalar"; }
