@@ -11,6 +11,7 @@
 #include "../experiment/experiment.h"
 #include "api_internal.h"
 #include "plateau/error.h"
+#include "plateau/vecmath.h"
 
 /* What the settings ask for, beyond pl_sweep_config's fields. */
 typedef struct {
@@ -190,15 +191,6 @@ static int resolve_place(const pl_lm *lm, const curve_settings *s, int T, const 
     return PL_OK;
 }
 
-/* Index of the first non-finite value of X[n], or -1. */
-static long first_nonfinite(const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return (long)i;
-    return -1;
-}
-
 /* ------------------------------------------------------------ evaluation */
 
 /* Everything one call evaluates with. */
@@ -221,11 +213,11 @@ static int check_rows(const curve_job *j, int i, size_t row0, int outputs)
     for (int k = 0; k < j->S; k++) {
         size_t row = row0 + (size_t)k;
         const char *what = NULL;
-        if (!outputs && first_nonfinite(j->X + row * C, (size_t)C) >= 0)
+        if (!outputs && pl_vec_first_nonfinite(j->X + row * C, (size_t)C) >= 0)
             what = "the step vector (base + alpha x direction)";
-        else if (outputs && first_nonfinite(j->logits + row * V, (size_t)V) >= 0)
+        else if (outputs && pl_vec_first_nonfinite(j->logits + row * V, (size_t)V) >= 0)
             what = "a logit";
-        else if (outputs && first_nonfinite(j->read + row * C, (size_t)C) >= 0)
+        else if (outputs && pl_vec_first_nonfinite(j->read + row * C, (size_t)C) >= 0)
             what = "the residual at the read hook";
         if (what)
             return pl_fail("direction %d, alpha = %g: %s is not finite", i, j->ex.alpha[k], what);
@@ -300,10 +292,10 @@ static int check_inputs(const float *base, const float *dirs, int D, int C, cons
     for (int k = 0; k < S; k++)
         if (!isfinite(alphas[k]))
             return pl_fail("curves: alphas[%d] is not finite", k);
-    long at = first_nonfinite(dirs, (size_t)D * C);
+    long at = pl_vec_first_nonfinite(dirs, (size_t)D * C);
     if (at >= 0)
         return pl_fail("curves: direction %ld, component %ld is not finite", at / C, at % C);
-    if (base && (at = first_nonfinite(base, (size_t)C)) >= 0)
+    if (base && (at = pl_vec_first_nonfinite(base, (size_t)C)) >= 0)
         return pl_fail("curves: base component %ld is not finite", at);
     return PL_OK;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "plateau/error.h"
+#include "plateau/vecmath.h"
 #include "sweep_internal.h"
 
 /* ------------------------------------------------------------ setup */
@@ -264,15 +265,6 @@ void pl_unit_name(const pl_sweep *sw, long u, char *out, size_t size)
                  PL_BASE_KINDS[sw->cfg->bases[id.b]].name, sw->cfg->dirs[id.d].label, id.s);
 }
 
-/* Index of the first non-finite value of X[n], or -1. */
-static long first_nonfinite(const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return (long)i;
-    return -1;
-}
-
 /* Non-finite inputs of a row's metrics, as bits of BAD[row]. */
 enum { BAD_STEP = 1, BAD_LOGITS = 2, BAD_READ = 4 };
 
@@ -288,9 +280,9 @@ static int find_nonfinite(const pl_sweep *sw, long first, int n, const float *X,
         if (!unit_defined(sw, pl_unit_decode(sw, first + i)))
             continue;
         for (size_t row = (size_t)i * S; row < (size_t)(i + 1) * S; row++) {
-            long at_x = X ? first_nonfinite(X + row * C, (size_t)C) : -1;
-            long at_logit = logits ? first_nonfinite(logits + row * V, (size_t)V) : -1;
-            long at_read = read ? first_nonfinite(read + row * CR, (size_t)CR) : -1;
+            long at_x = X ? pl_vec_first_nonfinite(X + row * C, (size_t)C) : -1;
+            long at_logit = logits ? pl_vec_first_nonfinite(logits + row * V, (size_t)V) : -1;
+            long at_read = read ? pl_vec_first_nonfinite(read + row * CR, (size_t)CR) : -1;
             bad[row] |= (at_x >= 0 ? BAD_STEP : 0) | (at_logit >= 0 ? BAD_LOGITS : 0) | (at_read >= 0 ? BAD_READ : 0);
             if (sw->cfg->nonfinite_mark || !bad[row])
                 continue;

@@ -1,5 +1,7 @@
 /* Vectorised exp and log (plateau/vecmath.h). */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "plateau/vecmath.h"
 
@@ -104,6 +106,42 @@ void pl_vec_tanhf(float *x, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         x[i] = tanhf(x[i]);
+}
+
+/* Whether X[16] holds a value whose exponent bits are all ones (NaN or +-inf). */
+#if defined(__x86_64__) && defined(__GNUC__)
+static int block_has_nonfinite(const float *x)
+{
+    const __m128i exponent = _mm_set1_epi32(0x7f800000);
+    __m128i hit = _mm_setzero_si128();
+    for (int i = 0; i < 16; i += 4) {
+        __m128i bits = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(x + i)), exponent);
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi32(bits, exponent));
+    }
+    return _mm_movemask_epi8(hit) != 0;
+}
+#else
+static int block_has_nonfinite(const float *x)
+{
+    int hit = 0;
+    for (int i = 0; i < 16; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        hit |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return hit;
+}
+#endif
+
+long pl_vec_first_nonfinite(const float *x, size_t n)
+{
+    size_t i = 0;
+    while (i + 16 <= n && !block_has_nonfinite(x + i))
+        i += 16;
+    for (; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
 }
 
 void pl_vec_force_scalar(int on) { forced_scalar = on; }

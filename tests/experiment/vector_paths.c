@@ -6,12 +6,16 @@
  *   - GELU (tanh), SiLU-gated and GELU-gated activations (ops.c): the same bits as the chunked
  *     computation, and the definitions' values;
  *   - the soft-cap c tanh(x / c) (libmvec's tanhf on the AVX2 path, libm's on the plain one): within a
- *     few float ulps of the definition on both.
+ *     few float ulps of the definition on both;
+ *   - the index of the first non-finite value (pl_vec_first_nonfinite), against a plain isfinite scan:
+ *     NaN, +-inf, the largest finite float and subnormals at every offset of arrays around its 16-value
+ *     blocks.
  * Rows: vocabulary sizes with and without a tail of V % 4 entries, a row equal to the clean one, rows
  * far enough from it that probabilities underflow to 0 on either side (the branches the AVX2 path
  * blends), and logits of a trained model's range. On a CPU without AVX2 both runs take the plain path
  * (it prints which path the CPU has).
  * usage: vector_paths   (exit 0 when every check holds, 1 otherwise) */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -286,8 +290,38 @@ static void softcap(size_t n, float cap)
     free(x), free(y);
 }
 
+/* Index of the first non-finite value, the plain way. */
+static long first_nonfinite_ref(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
+}
+
+static void first_nonfinite(void)
+{
+    const float odd[] = {NAN, -NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 1e-45f, -0.0f};
+    float x[80];
+    for (size_t n = 0; n <= 80; n++)
+        for (size_t at = 0; at <= n; at++) /* at == n: every value finite */
+            for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
+                for (size_t i = 0; i < n; i++)
+                    x[i] = (float)(200.0 * (uniform() - 0.5));
+                if (at < n)
+                    x[at] = odd[k];
+                if (at + 3 < n && k % 2) /* a second one later must not matter */
+                    x[at + 3] = INFINITY;
+                long got = pl_vec_first_nonfinite(x, n), want = first_nonfinite_ref(x, n);
+                char what[128];
+                snprintf(what, sizeof what, "first non-finite of %zu values, %g at %zu", n, (double)odd[k], at);
+                check(got == want, what, (double)got, (double)want);
+            }
+}
+
 int main(void)
 {
+    first_nonfinite();
     printf("vector path of this CPU: %s\n", pl_vec_path());
     const int Vs[] = {50257, 1000, 4099, 7, 3};
     for (size_t i = 0; i < sizeof Vs / sizeof *Vs; i++)
