@@ -2,10 +2,12 @@
  * on this machine, measured now, and the FLOPs of one fast-path evaluation and one full forward
  * under the sweep's default protocol (n_ctx = 10, blocks.1.hook_resid_pre, last position).
  *
- * usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME] [--sustained]
- * --sustained prints only the average GFLOP/s of the batch shape (1010 x MLP x width: 1010 x 3072 x 768
- * for GPT-2 small) over S seconds:
- * run two at once to see what two ranks can get from this machine.
+ * usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME]
+ *        bench_sweep --shape WIDTH MLP [--seconds S] [--sustained]
+ * --shape measures the sgemm of a model of that width and MLP size without loading one (a BF16
+ * model's fp32 copy takes 10 GB and a minute): the peak alone, or with --sustained only the average
+ * GFLOP/s of the batch shape (1010 x MLP x width: 1010 x 3072 x 768 for GPT-2 small) over S seconds.
+ * Run two at once to see what two ranks can get from this machine.
  * Prints "key value" lines. Threads: OPENBLAS_NUM_THREADS (the script sets 1: per-core figures).
  */
 #include <cblas.h>
@@ -56,54 +58,76 @@ static double sgemm_window(int M, int N, int K, double seconds, double *sustaine
 
 static double sgemm_best(int M, int N, int K, double seconds) { return sgemm_window(M, N, K, seconds, NULL); }
 
+/* The best of the sweep's largest shapes: 101 rows through the MLP's input (C x I), and the
+ * unembedding (C x V), plus a large square product: the peak the sweep is held against. *FC gets the
+ * first one's. */
+static double sgemm_peak(int C, int mlp, double seconds, double *fc)
+{
+    *fc = sgemm_best(101, mlp, C, seconds / 3);
+    double unembed = sgemm_best(101, 4096, C, seconds / 3), square = sgemm_best(1536, 1536, 1536, seconds / 3);
+    double peak = *fc > unembed ? *fc : unembed;
+    return square > peak ? square : peak;
+}
+
+static const char *usage = "usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME]\n"
+                           "       bench_sweep --shape WIDTH MLP [--seconds S] [--sustained]\n";
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_sweep MODEL_DIR [--seconds S] [--ctx T] [--hook NAME]\n");
+        fputs(usage, stderr);
         return 1;
     }
     double seconds = 4.0;
-    int T = 10;
-    const char *hook = "blocks.1.hook_resid_pre";
-    int sustained_only = 0;
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--sustained"))
+    int T = 10, C = 0, mlp = 0, sustained_only = 0, i = 1;
+    const char *hook = "blocks.1.hook_resid_pre", *dir = NULL;
+    if (!strcmp(argv[1], "--shape") && argc >= 4) {
+        C = atoi(argv[2]), mlp = atoi(argv[3]), i = 4;
+        if (C <= 0 || mlp <= 0) {
+            fputs(usage, stderr);
+            return 1;
+        }
+    } else
+        dir = argv[i++];
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--sustained") && !dir)
             sustained_only = 1;
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--sustained"))
-            i--;
-        else if (!strcmp(argv[i], "--seconds"))
-            seconds = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--ctx"))
-            T = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--hook"))
-            hook = argv[i + 1];
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc && dir)
+            T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--hook") && i + 1 < argc && dir)
+            hook = argv[++i];
+        else {
+            fprintf(stderr, "bench_sweep: unknown or misplaced argument '%s'\n%s", argv[i], usage);
+            return 1;
+        }
+    }
+    double fc;
+    if (!dir) {
+        if (sustained_only) {
+            double g;
+            sgemm_window(1010, mlp, C, seconds, &g);
+            printf("sgemm_sustained_gflops %.2f\n", g);
+        } else
+            printf("sgemm_peak_gflops %.2f\n", sgemm_peak(C, mlp, seconds, &fc));
+        return 0;
     }
     pl_model *m;
     int r;
-    if (pl_model_open(&m, argv[1]) != PL_OK || pl_hook_parse(m, hook, &r) != PL_OK) {
+    if (pl_model_open(&m, dir) != PL_OK || pl_hook_parse(m, hook, &r) != PL_OK) {
         fprintf(stderr, "bench_sweep: %s\n", pl_error());
         return 2;
     }
-    int C = pl_model_get_info(m)->d_model, mlp = pl_model_get_info(m)->d_mlp;
-    if (sustained_only) {
-        double g;
-        sgemm_window(1010, mlp, C, seconds, &g);
-        printf("sgemm_sustained_gflops %.2f\n", g);
-        return 0;
-    }
-    /* the sweep's largest shapes: 101 rows through the MLP's input (C x I), and the unembedding (C x V),
-     * plus a large square product: the best of them is the peak the sweep is held against */
-    double fc = sgemm_best(101, mlp, C, seconds / 3), unembed = sgemm_best(101, 4096, C, seconds / 3),
-           square = sgemm_best(1536, 1536, 1536, seconds / 3);
-    double peak = fc > unembed ? fc : unembed;
-    peak = square > peak ? square : peak;
-    printf("sgemm_peak_gflops %.2f\n", peak);
+    C = pl_model_get_info(m)->d_model, mlp = pl_model_get_info(m)->d_mlp;
+    printf("sgemm_peak_gflops %.2f\n", sgemm_peak(C, mlp, seconds, &fc));
     /* the kernel OpenBLAS chose for this CPU (OPENBLAS_CORETYPE overrides it): the peak depends on it */
     printf("openblas_core %s\n", openblas_get_corename());
+    printf("width %d\nmlp %d\n", C, mlp);
     printf("sgemm_mlp_shape %dx%d\n", mlp, C);
     printf("sgemm_101_mlp_gflops %.2f\n", fc);
     printf("patch_flops %.6g\n", pl_patch_flops(m, T, r, T - 1));
     printf("forward_flops %.6g\n", pl_forward_flops(m, T));
+    pl_model_close(m);
     return 0;
 }

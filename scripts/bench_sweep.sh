@@ -6,9 +6,9 @@
 # peak measured in the same run). Prints a markdown table per shape with the machine and the date.
 #   bash scripts/bench_sweep.sh [BUILD_DIR] [SHAPE ...]   (default: build gpt2; needs plateau and bench_sweep built)
 # SHAPE: gpt2, smollm, llama1b, gemma2b or all. Units per run: $PLATEAU_BENCH_UNITS, else 600 (gpt2,
-# smollm), 40 (llama1b: ~20 s per 10-unit batch on one core) or 20 (gemma2b: ~45 s per batch); the
-# large shapes' runs take ~3 (llama1b) and ~6 minutes (gemma2b) on an idle 2-core machine, the small
-# ones ~3 (1 rank) and ~2 minutes (2 ranks).
+# smollm), 60 (llama1b: 20-35 s per 10-unit batch on one core, so 3 batches per rank on two) or 40
+# (gemma2b: 45-65 s per batch, 2 per rank); the large shapes take ~8 (llama1b) and ~12 minutes (gemma2b)
+# in all on an idle 2-core machine, the small ones ~6.
 # Why 600: at the end of a run one rank may wait up to a batch for the other's last one (batches are
 # fixed by the config, never split by rank count: the bits). With N batches that costs the 2-rank run
 # up to 1/(N + 1) of its time, 1/(2N) on average: with 200 units (N = 20) up to 4.8 % (2.4 % on
@@ -46,7 +46,7 @@ rate() { # evals/s recorded in the output file (unit loop only)
 sweep_shape() { # SHAPE: its table
   local shape=$1 model units naive_units
   model=$(bench_model "$plateau" "$work" "$shape")
-  case $shape in llama1b) units=40 naive_units=2 ;; gemma2b) units=20 naive_units=2 ;; *) units=600 naive_units=2 ;; esac
+  case $shape in llama1b) units=60 naive_units=2 ;; gemma2b) units=40 naive_units=2 ;; *) units=600 naive_units=2 ;; esac
   units=${PLATEAU_BENCH_UNITS:-$units}
   # random token windows below the vocabulary (uint16 ids; the content does not change the cost): the units'
   # prompts and the 100 covariance prompts
@@ -63,44 +63,63 @@ cov_prompts = 100
 [output]
 path = $work/bench.nc
 INI
+  # The sgemm peak is measured on each side of each run (this virtual machine's speed drifts by 10 % and
+  # more within minutes): one process alone around the 1-rank run, two at once around the 2-rank run
+  # (each one's best call while the other core works: the peak two ranks can reach).
+  eval "$("$bench" "$model" --seconds 6 | sed 's/^\([a-z0-9_]*\) \(.*\)$/\1=\2/')"
+  local solo_a=$sgemm_peak_gflops solo_b duo_a duo_b
   "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r1.nc"
+  solo_b=$(peak_of 1)
+  duo_a=$(peak_of 2)
   mpirun --oversubscribe -n 2 "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r2.nc"
+  duo_b=$(peak_of 2)
   "$plateau" run "$work/bench.ini" --quiet --naive --set data.n_prompts=$naive_units -o "$work/rn.nc"
   local r1 r2 rn solo duo
   r1=$(rate "$work/r1.nc"); r2=$(rate "$work/r2.nc"); rn=$(rate "$work/rn.nc")
-  eval "$("$bench" "$model" --seconds 6 | sed 's/^\([a-z0-9_]*\) \(.*\)$/\1=\2/')"
-  # Sustained sgemm throughput of the batch shape, one process alone and two at once: what two ranks
-  # can get from this machine at best.
-  solo=$("$bench" "$model" --sustained --seconds 5 | awk '{ print $2 }')
-  "$bench" "$model" --sustained --seconds 5 > "$work/peak-a.txt" &
-  "$bench" "$model" --sustained --seconds 5 > "$work/peak-b.txt"
+  # Sustained sgemm of the batch shape, one process alone and two at once: what two ranks can get from
+  # this machine at best.
+  solo=$("$bench" --shape "$width" "$mlp" --sustained --seconds 5 | awk '{ print $2 }')
+  "$bench" --shape "$width" "$mlp" --sustained --seconds 5 > "$work/peak-a.txt" &
+  "$bench" --shape "$width" "$mlp" --sustained --seconds 5 > "$work/peak-b.txt"
   wait
   duo=$(awk '{ s += $2; n++ } END { printf "%.2f", s / n }' "$work/peak-a.txt" "$work/peak-b.txt")
-  table "$(bench_shape_title "$shape")" "$r1" "$r2" "$rn" "$sgemm_peak_gflops" "$patch_flops" "$forward_flops" \
-    "$units" "$sgemm_101_mlp_gflops" "$solo" "$duo" "$sgemm_mlp_shape" "$openblas_core"
+  table "$(bench_shape_title "$shape")" "$r1" "$r2" "$rn" "$solo_a" "$solo_b" "$duo_a" "$duo_b" "$patch_flops" \
+    "$forward_flops" "$units" "$sgemm_101_mlp_gflops" "$solo" "$duo" "$sgemm_mlp_shape" "$openblas_core"
+}
+
+peak_of() { # N (1 or 2): the sgemm peak of N processes at once, each alone on a core (their mean)
+  local i
+  for i in $(seq 1 "$1"); do "$bench" --shape "$width" "$mlp" --seconds 6 > "$work/peak-$i.txt" & done
+  wait
+  awk '$1 == "sgemm_peak_gflops" { s += $2; n++ } END { printf "%.2f", s / n }' "$work"/peak-[1-9].txt
+  rm -f "$work"/peak-[1-9].txt
 }
 
 table() {
 python3_=/usr/bin/python3
 $python3_ - "$@" <<'PY'
 import sys, platform, subprocess, datetime
-title, mlp, core = sys.argv[1], sys.argv[12].replace("x", " x "), sys.argv[13]
-r1, r2, rn, peak, pf, ff, units, shape, solo, duo = map(float, sys.argv[2:12])
+title, mlp, core = sys.argv[1], sys.argv[15].replace("x", " x "), sys.argv[16]
+r1, r2, rn, solo_a, solo_b, duo_a, duo_b, pf, ff, units, shape, solo, duo = map(float, sys.argv[2:15])
+peak1, peak2 = (solo_a + solo_b) / 2, (duo_a + duo_b) / 2
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 print("Sweep throughput, %s, default protocol (n_ctx 10, 101 steps, "
       "blocks.1.hook_resid_pre, all metrics), %d units per run." % (title, units))
 print("Machine: %s, %s cores; %s UTC; OpenBLAS 1 thread per rank, %s kernel." %
       (cpu, cores, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), core))
-print("FLOPs per evaluation (pl_patch_flops): %.1f M; per full forward: %.1f M; sgemm peak (1 core, this run): "
-      "%.1f GFLOP/s (a single unit's shape, 101 x %s, reaches %.1f GFLOP/s: the sweep evaluates "
-      "batches of 10 units, 1010 rows, per call).\n" % (pf / 1e6, ff / 1e6, peak, mlp, shape))
+print("FLOPs per evaluation (pl_patch_flops): %.1f M; per full forward: %.1f M. sgemm peak, measured on each "
+      "side of each run: one process alone %.1f and %.1f GFLOP/s around the 1-rank run (mean %.1f: the 1-rank "
+      "and --naive runs' limit); two at once %.1f and %.1f GFLOP/s each around the 2-rank run (mean %.1f). "
+      "A single unit's shape, 101 x %s, reaches %.1f GFLOP/s: the sweep evaluates batches of 10 units, "
+      "1010 rows, per call.\n" % (pf / 1e6, ff / 1e6, solo_a, solo_b, peak1, duo_a, duo_b, peak2, mlp, shape))
 print("| run | evals/s | GFLOP/s | of FLOP limit | vs --naive | scaling |")
 print("|---|---:|---:|---:|---:|---:|")
-print("| 1 rank, fast path | %.1f | %.1f | %.0f %% | %.1fx | 1.00 |" % (r1, r1 * pf / 1e9, 100 * r1 * pf / 1e9 / peak, r1 / rn))
-print("| 2 ranks, fast path | %.1f | %.1f | %.0f %% (of 2 cores) | %.1fx | %.2f |" %
-      (r2, r2 * pf / 1e9, 100 * r2 * pf / 1e9 / (2 * peak), r2 / rn, r2 / (2 * r1)))
-print("| 1 rank, --naive | %.1f | %.1f | %.0f %% | 1.0x | |" % (rn, rn * ff / 1e9, 100 * rn * ff / 1e9 / peak))
+print("| 1 rank, fast path | %.1f | %.1f | %.0f %% | %.1fx | 1.00 |" % (r1, r1 * pf / 1e9, 100 * r1 * pf / 1e9 / peak1, r1 / rn))
+print("| 2 ranks, fast path | %.1f | %.1f | %.0f %% of 2 x the 1-process peak; %.0f %% of 2 x the 2-process peak | "
+      "%.1fx | %.2f |" % (r2, r2 * pf / 1e9, 100 * r2 * pf / 1e9 / (2 * peak1), 100 * r2 * pf / 1e9 / (2 * peak2),
+                          r2 / rn, r2 / (2 * r1)))
+print("| 1 rank, --naive | %.1f | %.1f | %.0f %% | 1.0x | |" % (rn, rn * ff / 1e9, 100 * rn * ff / 1e9 / peak1))
 print()
 nb = int((units + 9) // 10)  # batches of 10 units (1010 rows)
 print("The run's tail: %d batches, so the 2-rank run's last batch may leave the other rank idle for up to "
