@@ -60,6 +60,22 @@ static double sgemm_peak(double seconds, int d_mlp, int C)
 }
 
 
+/* The peak's readings through a table: LAST is the latest, LO and HI their range. */
+typedef struct {
+    double last, lo, hi, seconds;
+    int d_mlp, C;
+} peak_readings;
+
+/* The mean of the reading before a row (P->last) and a new one after it, which becomes P->last. */
+static double peak_around(peak_readings *p)
+{
+    double before = p->last;
+    p->last = sgemm_peak(p->seconds, p->d_mlp, p->C);
+    p->lo = p->last < p->lo ? p->last : p->lo;
+    p->hi = p->last > p->hi ? p->last : p->hi;
+    return (before + p->last) / 2;
+}
+
 /* Median-free, robust enough for a table: total time over as many calls as fit in `seconds`
  * (at least 3), divided by the count. */
 #define TIME_CALLS(seconds, result, body)                                                                   \
@@ -131,11 +147,15 @@ int main(int argc, char **argv)
     }
     const pl_model_info *cfg = pl_model_get_info(m);
     int C = cfg->d_model, V = cfg->n_vocab;
-    double peak = sgemm_peak(seconds, cfg->d_mlp, C);
+    /* The peak is read before the first row and after every row, and each row is held against the mean
+     * of the readings on its two sides: this virtual machine's speed drifts by 10 % and more within a
+     * minute, and one reading for the whole table made rows look better or worse than they were. */
+    peak_readings pk = {sgemm_peak(seconds, cfg->d_mlp, C), 0.0, 0.0, seconds, cfg->d_mlp, C};
+    pk.lo = pk.hi = pk.last;
     printf("model: %s L=%d C=%d H=%d KV=%d head_dim=%d MLP=%d V=%d; sgemm peak (best of 1536^3 and 404x%dx%d over "
-           "%.1f s, OpenBLAS kernel %s): %.1f GFLOP/s\n\n",
+           "%.1f s, OpenBLAS kernel %s), read before the first row: %.1f GFLOP/s\n\n",
            cfg->family, cfg->n_layer, C, cfg->n_head, cfg->n_kv_head, cfg->head_dim, cfg->d_mlp, V, cfg->d_mlp, C,
-           seconds, openblas_get_corename(), peak);
+           seconds, openblas_get_corename(), pk.last);
 
     int *tokens = malloc(sizeof(int) * cfg->n_ctx);
     for (int t = 0; t < cfg->n_ctx; t++)
@@ -158,7 +178,7 @@ int main(int argc, char **argv)
         });
         double gf = pl_forward_flops(m, T) / dt / 1e9;
         printf("| full forward | T = %d | %.3g | %.3g tokens/s | %.1f | %.0f %% |\n", T, 1 / dt, T / dt, gf,
-               100 * gf / peak);
+               100 * gf / peak_around(&pk));
     }
 
     /* The default protocol: T = 10, patch blocks.1.hook_resid_pre at the last position, read
@@ -192,8 +212,10 @@ int main(int argc, char **argv)
         });
         double gf = M * pl_patch_flops(m, T, r, pos) / dt / 1e9;
         printf("| fast path | M = %d | %.3g | %.3g evals/s | %.1f | %.0f %% |\n", M, 1 / dt, M / dt, gf,
-               100 * gf / peak);
+               100 * gf / peak_around(&pk));
     }
+    printf("\nEach row's %% is of the mean of the sgemm peak read just before and just after it; the readings "
+           "ran from %.1f to %.1f GFLOP/s.\n", pk.lo, pk.hi);
     printf("\nFLOPs (pl_forward_flops, pl_patch_flops; docs/performance.md): matmuls and attention, 2 per multiply-add, logits "
            "of the last position only; here %.3g per fast-path row (T = %d, patch at blocks.%d.hook_resid_pre).\n",
            pl_patch_flops(m, T, r, pos), T, r);
