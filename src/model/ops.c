@@ -17,8 +17,6 @@
 #include "plateau/vecmath.h"
 
 #include "ops.h"
-/* out[N, C] = layernorm(in[N, C]) * w + b; statistics in double so that they do not depend on the
- * order of a float sum (the reference computes them in float64 too). */
 /* Sums over a row X[C] in double, in four chains of adds joined as (0 + 1) + (2 + 3), so that the
  * adds of a row do not wait on each other (one chain was ~1.5 % of a GPT-2-shaped sweep). */
 static double row_sum(const float *x, int C)
@@ -55,6 +53,8 @@ static double row_sum_sq(const float *x, int C, double center)
     return (a0 + a1) + (a2 + a3);
 }
 
+/* out[N, C] = layernorm(in[N, C]) * w + b; statistics in double so that they do not depend on the
+ * order of a float sum (the reference computes them in float64 too). */
 void pl_op_layernorm(float *out, const float *in, const float *w, const float *b, int N, int C, float eps)
 {
     for (int i = 0; i < N; i++) {

@@ -1,4 +1,4 @@
-/* Vectorised exp and log (plateau/vecmath.h). */
+/* Vectorised exp, log, expf and tanhf, and the scan for non-finite values (plateau/vecmath.h). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
