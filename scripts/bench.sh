@@ -8,8 +8,9 @@
 # and 2 ranks against --naive and the FLOP limit (scripts/bench_sweep.sh), with machine and date.
 #   bash scripts/bench.sh [BUILD_DIR] [--quick] [--model DIR]
 #   PLATEAU_BENCH_SHAPES="gpt2 smollm llama1b gemma2b" bash scripts/bench.sh   (or "all"; default "gpt2 smollm")
-# Time on an idle 2-core machine: ~10 minutes for gpt2 + smollm, ~6 more for llama1b and ~12 more for
-# gemma2b (writing its 5.2 GB BF16 model the first time, 10.5 GB of fp32 weights in memory: 24 GB machine).
+# Time on an idle 2-core machine: ~20 minutes for gpt2 + smollm, 55 for all four (2026-12-07, the models
+# already written; gemma2b's 5.2 GB BF16 model takes ~80 s to write, and 10.5 GB of fp32 weights in memory:
+# 24 GB machine).
 # --quick: 0.2 s per figure, 1 call and 4 rows per derivative figure and no sweep benchmark, to check that
 # everything runs; its figures mean nothing. --model DIR: that model in place of the synthetic ones, e.g. a
 # tiny `plateau synth` model to check the script on a busy machine.)
