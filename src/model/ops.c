@@ -17,6 +17,7 @@
 #include "plateau/vecmath.h"
 
 #include "ops.h"
+
 /* Sums over a row X[C] in double, in four chains of adds joined as (0 + 1) + (2 + 3), so that the
  * adds of a row do not wait on each other (one chain was ~1.5 % of a GPT-2-shaped sweep). */
 static double row_sum(const float *x, int C)
