@@ -276,13 +276,11 @@ if proc.poll() is not None:
     sl.fail("killed: the run ended (exit %s) before its checkpoint held an optimisation under way" % proc.returncode)
 os.kill(pids[1], signal.SIGKILL)
 err = sl.end_or_kill(proc, pids, 60, "SIGKILL of rank 1 mid-optimisation")
-
-
 time.sleep(0.5)
-if proc.returncode == 0 or "rank 1" not in err or [pid for pid in pids.values() if sl.alive(pid)] \
-        or os.path.exists(kill_out):
+left = [pid for pid in pids.values() if sl.alive(pid)]
+if proc.returncode == 0 or "rank 1" not in err or left or os.path.exists(kill_out):
     sl.fail("SIGKILL of rank 1 mid-optimisation: exit %d, ranks left %s, output written %s: %s"
-            % (proc.returncode, [pid for pid in pids.values() if sl.alive(pid)], os.path.exists(kill_out), err))
+            % (proc.returncode, left, os.path.exists(kill_out), err))
 r = sl.ranks_same_bits("resumed after SIGKILL of rank 1", [kill_ini, "--resume"], kill_full, kill_out, mpi=0)
 if "optimisations under way go on where they were" not in r.stderr:
     sl.fail("resume after SIGKILL of rank 1: no optimisation under way in the checkpoint: %s" % r.stderr)
