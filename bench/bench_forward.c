@@ -59,7 +59,6 @@ static double sgemm_peak(double seconds, int d_mlp, int C)
     return square > fast ? square : fast;
 }
 
-
 /* The peak's readings through a table: LAST is the latest, LO and HI their range. */
 typedef struct {
     double last, lo, hi, seconds;
