@@ -121,6 +121,16 @@ print("| 2 ranks, fast path | %.1f | %.1f | %.0f %% of 2 x the 1-process peak; %
                           r2 / rn, r2 / (2 * r1)))
 print("| 1 rank, --naive | %.1f | %.1f | %.0f %% | 1.0x | |" % (rn, rn * ff / 1e9, 100 * rn * ff / 1e9 / peak1))
 print()
+# Here every unit has its own prompt (one base, one direction kind, one sample), so each batch also runs its
+# 10 prompts' clean forwards (T = 10), work the FLOP limit above leaves out: the same runs held against all
+# the FLOPs they execute. Jobs with several units per prompt share one clean forward among them.
+ex = pf + ff / 101
+print("Clean forwards: each unit here has its own prompt, so every batch also runs 10 clean forwards, %.1f %% of "
+      "the FLOPs executed, which the FLOP limit above does not count. Against all the FLOPs executed (%.1f M per "
+      "evaluation): 1 rank %.0f %%; 2 ranks %.0f %% of 2 x the 1-process peak, %.0f %% of 2 x the 2-process peak."
+      % (100 * (ff / 101) / ex, ex / 1e6, 100 * r1 * ex / 1e9 / peak1, 100 * r2 * ex / 1e9 / (2 * peak1),
+         100 * r2 * ex / 1e9 / (2 * peak2)))
+print()
 nb = int((units + 9) // 10)  # batches of 10 units (1010 rows)
 print("The run's tail: %d batches, so the 2-rank run's last batch may leave the other rank idle for up to "
       "%.1f %% of the run (%.1f %% on average)." % (nb, 100.0 / (nb + 1), 50.0 / nb))
