@@ -638,6 +638,28 @@ def _(d):
     edit_config(d, attn_logit_softcapping=0.0)
 
 
+# transformers takes query_pre_attn_scalar**-0.5: null fails there; its default 256 would be a guess (27B: 144)
+@case("gemma2_null_query_pre_attn_scalar", "config.json", 'key "query_pre_attn_scalar" is null', base_name="gemma2")
+def _(d):
+    path = os.path.join(d, "config.json")
+    cfg = json.load(open(path))
+    cfg["query_pre_attn_scalar"] = None
+    json.dump(cfg, open(path, "w"))
+
+
+@case("gemma2_query_pre_attn_scalar_overflows", "config.json",
+      'key "query_pre_attn_scalar" = 1e-300: its -1/2 power overflows float32', base_name="gemma2")
+def _(d):
+    edit_config(d, query_pre_attn_scalar=1e-300)
+
+
+# a cap the float32 forward would round to 0 (its "no cap") is refused, not silently dropped
+@case("gemma2_softcap_underflows", "config.json",
+      'key "final_logit_softcapping" = 1e-300 is too small to hold as a float32 soft-cap', base_name="gemma2")
+def _(d):
+    edit_config(d, final_logit_softcapping=1e-300)
+
+
 @case("gemma2_null_sliding_window", "config.json", 'key "sliding_window" is null', base_name="gemma2")
 def _(d):
     path = os.path.join(d, "config.json")

@@ -49,7 +49,28 @@ static int read_cap(const pl_hf_config *c, const char *key, double dflt, double 
         *cap = 0.0;
         return PL_OK;
     }
-    return pl_hf_num(c, key, 0, dflt, 0, 1e9, cap); /* bounds exclusive: a cap is positive */
+    if (pl_hf_num(c, key, 0, dflt, 0, 1e9, cap)) /* bounds exclusive: a cap is positive */
+        return PL_ERR;
+    /* the forward holds the cap as a float, where 0 means no cap: a cap that rounds to 0 would
+     * silently drop it */
+    if (!((float)*cap > 0.0f))
+        return pl_fail("%s: key \"%s\" = %g is too small to hold as a float32 soft-cap", c->path, key, *cap);
+    return PL_OK;
+}
+
+/* query_pre_attn_scalar: HF's 256 when absent; null is an error in transformers (it takes null**-0.5),
+ * not its default (Gemma 2 27B's is 144, not 256); the float32 scale it gives must be finite. */
+static int read_qpas(const pl_hf_config *c, double *qpas)
+{
+    const json_t *v = json_object_get(c->root, "query_pre_attn_scalar");
+    if (v && json_is_null(v))
+        return pl_fail("%s: key \"query_pre_attn_scalar\" is null: transformers needs a number (the scores are "
+                       "scaled by its -1/2 power; absent: 256)", c->path);
+    if (pl_hf_num(c, "query_pre_attn_scalar", 0, 256.0, 0, 1e9, qpas))
+        return PL_ERR;
+    if (!isfinite((float)pow(*qpas, -0.5)))
+        return pl_fail("%s: key \"query_pre_attn_scalar\" = %g: its -1/2 power overflows float32", c->path, *qpas);
+    return PL_OK;
 }
 
 static int read_sizes(const pl_hf_config *c, gemma_keys *k)
@@ -65,7 +86,7 @@ static int read_sizes(const pl_hf_config *c, gemma_keys *k)
         pl_hf_int(c, "max_position_embeddings", 1, 0, 1, MAX_CTX, &k->n_pos) ||
         pl_hf_num(c, "rms_norm_eps", 0, 1e-6, 0, 1, &k->eps) || pl_hf_bool(c, "tie_word_embeddings", 1, &k->tied) ||
         pl_hf_bool(c, "attention_bias", 0, &bias) || pl_hf_str(c, "hidden_activation", "gelu_pytorch_tanh", &act) ||
-        pl_hf_num(c, "query_pre_attn_scalar", 0, 256.0, 0, 1e9, &k->qpas) ||
+        read_qpas(c, &k->qpas) ||
         read_cap(c, "attn_logit_softcapping", 50.0, &k->attn_cap) ||
         read_cap(c, "final_logit_softcapping", 30.0, &k->final_cap))
         return PL_ERR;
