@@ -13,7 +13,12 @@ drawn at a sae_recon base uses its own stream (c = 2^32 * 2 + s). A config with 
 no [sae] path is refused by name.
 
 Then, when ../shared holds them, the same base_norm / direction_norm checks with the trained SAE of
-tinystories-gpt2 (../shared/saes/tinystories-gpt2/blocks.1.hook_resid_pre) on its model and data."""
+tinystories-gpt2 (../shared/saes/tinystories-gpt2/blocks.1.hook_resid_pre) on its model and data.
+
+With a second argument `gemma2`, part 1 alone on Gemma 2 with Gemma Scope's SAE dir, as test_sweep.py's
+gemma2 mode: a synthetic gemma2 model (soft-caps, a window of 3 shorter than the prompts, tied; numpy
+reference tests/core/ref_models.Gemma2) and a JumpReLU SAE at blocks.1.hook_resid_post under the cfg.json
+SAELens's Gemma Scope loader gives (apply_b_dec_to_input false): the sae_recon base and sae_recon_other."""
 import os
 import shutil
 import subprocess
@@ -31,11 +36,23 @@ from ref_gpt2 import GPT2, log_softmax  # noqa: E402
 
 RNG_SAE_FEATURE = 11
 d = sl.workdir(sys.argv)
+GEMMA2 = len(sys.argv) > 2 and sys.argv[2] == "gemma2"
 V, C, T = 300, 32, 8
 P, S, COV, SEED, DATA_SEED = 8, 2, 60, 5, 3
 HOOK, R_HOOK, R_READ = "blocks.1.hook_resid_pre", 1, 3
-model_dir = sl.make_model(d, layers=3, embd=C, vocab=V)
-model = GPT2(model_dir)
+if GEMMA2:
+    import ref_models  # noqa: E402
+    HOOK, R_HOOK = "blocks.1.hook_resid_post", 2  # Gemma Scope's residual SAEs read the block's output
+    model_dir = os.path.join(d, "gemma2")
+    r = subprocess.run([sl.BIN, "synth", model_dir, "--family", "gemma2", "--layers", "3", "--embd", str(C), "--heads",
+                        "4", "--kv-heads", "2", "--ctx", "32", "--vocab", str(V), "--tied", "--sliding-window", "3"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sl.fail("synth gemma2: " + r.stderr)
+    model = ref_models.load(model_dir)
+else:
+    model_dir = sl.make_model(d, layers=3, embd=C, vocab=V)
+    model = GPT2(model_dir)
 data = sl.make_bin(d, T * 150, V, seed=4)
 tokens_all = np.fromfile(data, dtype="<u2").astype(np.int64)
 docs = [list(tokens_all[w * T:(w + 1) * T]) + ([int(tokens_all[(w + 1) * T])] if (w + 1) * T < len(tokens_all)
@@ -139,11 +156,25 @@ common = dict(data__n_prompts=P, data__n_ctx=T, data__seed=DATA_SEED, perturb__n
               perturb__cov_prompts=COV, run__seed=SEED, perturb__hook=HOOK, readout__read_hook="blocks.2.hook_resid_post",
               readout__metrics="kl, l2", output__bootstrap=0)
 
-# 1. standard SAE, raw basis, to_target: alpha = 1 reaches SAE(x_q)
-std = synth("standard", "standard")
+
+def gemma_scope(name, sae_dir):
+    """SAE_DIR's weights under the cfg.json SAELens's Gemma Scope loader writes (get_gemma_2_config_from_hf)."""
+    s = ref_sae.SAE(sae_dir)
+    cfg = {"architecture": "jumprelu", "d_in": C, "d_sae": s.d_sae, "dtype": "float32", "model_name": "gemma-2-2b",
+           "hook_name": HOOK, "hook_head_index": None, "activation_fn": "relu", "finetuning_scaling_factor": False,
+           "sae_lens_training_version": None, "prepend_bos": True, "dataset_path": "monology/pile-uncopyrighted",
+           "context_size": 1024, "dataset_trust_remote_code": True, "apply_b_dec_to_input": False,
+           "normalize_activations": None, "device": "cpu"}
+    return ref_sae.write_sae(os.path.join(d, name), cfg, {"W_enc": s.W_enc, "b_enc": s.b_enc, "W_dec": s.W_dec,
+                                                          "b_dec": s.b_dec, "threshold": s.threshold})
+
+
+# 1. standard SAE, raw basis, to_target: alpha = 1 reaches SAE(x_q) (gemma2: the Gemma Scope JumpReLU dir)
+std = gemma_scope("gemma_scope", synth("jumprelu", "jumprelu")) if GEMMA2 else synth("standard", "standard")
 f = run("standard", dict(common, sae__path=std, perturb__bases="real, sae_recon",
                          perturb__directions="sae_recon_other, real_other, sae_active"))
-sae, rec = check("standard, to_target, raw", f, std, "to_target", centered=False)
+sae, rec = check("gemma2 + Gemma Scope cfg (jumprelu), to_target, raw" if GEMMA2 else "standard, to_target, raw", f,
+                 std, "to_target", centered=False)
 # sae_active at the sae_recon base: the features of SAE(x_p), drawn from the base kind's own stream
 bi = list(f["base"]).index("sae_recon")
 for p in range(P):
@@ -156,6 +187,9 @@ for p in range(P):
             sl.fail("sae_active at sae_recon, prompt %d sample %d: feature %d of %d, numpy %d of %d" % (
                 p, s, f["feature"][bi, p, s], f["sae_eligible_features"][bi, p, s], want, len(el)))
 print("ok sae_active's feature draws at the sae_recon base (its own stream)")
+if GEMMA2:
+    print("Gemma 2 sae_recon base and sae_recon_other tests passed")
+    sys.exit(0)
 
 # 2. TopK, teren's protocol: centred basis, fixed_norm with centred d
 topk = synth("topk", "topk", ["--k", "8"])

@@ -15,3 +15,5 @@ endforeach()
 set_tests_properties(sae_ranks PROPERTIES RUN_SERIAL TRUE)
 # The same reference checks on a gemma2 model with a Gemma Scope-style (JumpReLU, SAELens cfg) SAE dir.
 plateau_test(sae_gemma2 ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_sweep.py ${CMAKE_CURRENT_BINARY_DIR}/sae_gemma2 gemma2)
+plateau_test(sae_gemma2_recon ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_recon_bases.py ${CMAKE_CURRENT_BINARY_DIR}/sae_gemma2_recon
+  gemma2)
