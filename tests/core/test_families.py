@@ -13,7 +13,8 @@ weights large enough that attention is far from uniform (so a wrong rotary embed
            soft-cap 2 and final soft-cap 5 (small enough to bend the scores and logits), sliding_window
            4 on the even layers (transformers' default), tied, F32; GQA 2, explicit layer_types (full,
            sliding), window 3, no soft-caps (null), untied, BF16; plateau synth --family gemma2
-           (--sliding-window 5). Every sequence is longer than its window (T = 11): the windows are
+           (--sliding-window 5); sliding_window null with only full_attention layers (accepted, as
+           transformers does). Every sequence is longer than its window (T = 11): the windows are
            exercised in the full forward and in the fast path
   llama2.c version 1 untied GQA 2; version 0 tied
   gpt2     sharded into 3 files (written by plateau synth --shards 3 --hf-quirks), BF16
@@ -257,6 +258,11 @@ def main():
         p = os.path.join(tmp, "l2c_v0.bin")
         llama2c_file(p, rng, 0, 32, 64, 2, 4, 4, 260, 16, True)
         add("llama2.c version 0 tied", p, 2, 32, 260, 11, "llama")
+        # transformers needs a window only where a layer slides: sliding_window null with full layers alone
+        p = os.path.join(tmp, "gemma2_null_window")
+        gemma2_dir(p, np.random.default_rng(11), 2, 32, 2, 1, 16, 300, 32, "F32", 16, 50.0, 30.0, None,
+                   layer_types=["full_attention", "full_attention"])
+        add("gemma2 sliding_window null, layer_types all full_attention", p, 2, 32, 300, 11, "gemma2")
 
         for seed, (label, path, L, C, V, T, family) in enumerate(cases):
             print(label)

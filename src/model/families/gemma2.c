@@ -142,10 +142,8 @@ static int read_rope(const pl_hf_config *c, gemma_keys *k)
 static int read_windows(const pl_hf_config *c, const gemma_keys *k, pl_decoder *d)
 {
     const json_t *sw = json_object_get(c->root, "sliding_window"), *types = json_object_get(c->root, "layer_types");
-    int window;
-    if (sw && json_is_null(sw))
-        return pl_fail("%s: key \"sliding_window\" is null: Gemma 2's sliding layers need a window", c->path);
-    if (pl_hf_int(c, "sliding_window", 0, 4096, 1, MAX_CTX, &window))
+    int window = 0, null_window = sw && json_is_null(sw);
+    if (!null_window && pl_hf_int(c, "sliding_window", 0, 4096, 1, MAX_CTX, &window))
         return PL_ERR;
     if (types && !json_is_null(types) && (!json_is_array(types) || (int)json_array_size(types) != k->L))
         return pl_fail("%s: key \"layer_types\" is not a list of num_hidden_layers = %d entries", c->path, k->L);
@@ -158,6 +156,10 @@ static int read_windows(const pl_hf_config *c, const gemma_keys *k, pl_decoder *
                                l);
             sliding = !strcmp(t, "sliding_attention");
         }
+        /* transformers refuses a null window only where a layer slides (layer_types may have none) */
+        if (sliding && null_window)
+            return pl_fail("%s: key \"sliding_window\" is null: layer %d is a sliding layer and needs a window",
+                           c->path, l);
         d->blocks[l].window = sliding ? window : 0;
     }
     return PL_OK;
