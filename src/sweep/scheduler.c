@@ -754,11 +754,20 @@ static int open_window(run_state *st, size_t converted)
         return PL_EXIT_INPUT;
     window_job w = {.st = st, .bytes = converted};
     collective j = {.kind = COLL_WINDOW, .recv = &w};
+    setup_phase(st, "allocating the node's shared weight window");
     agent_run(st, &j);
-    if (!w.ok)
-        pl_fail("%s", w.message);
-    if (!all_ok(st, w.ok))
+    /* Said at once, by the rank that failed: Open MPI's osc/sm returns a failure of the node's
+     * segment to the node's first rank alone and leaves the others in the window's collective, so
+     * the vote below may never end; the heartbeats then end the job naming a silent rank, not why. */
+    if (!w.ok) {
+        fprintf(stderr, "plateau: %s\n", w.message);
+        fflush(stderr);
+    }
+    int failed = !w.ok;
+    coll_allreduce_max(st, &failed, MPI_INT);
+    if (failed)
         return PL_EXIT_FAULT;
+    setup_phase(st, "opening the model");
     st->arena = (pl_weight_arena){w.base, converted, st->node_rank == 0, 0};
     if (st->rank == 0 && !st->quiet)
         fprintf(stderr, "plateau: setup: converted and fused weights: %.3g MiB, one copy per node (shared window)\n",

@@ -10,9 +10,11 @@ weights once or per rank) against a hand computation from the model's shapes.
 
 A model whose converted weights exceed this machine's physical memory is refused before any window
 is allocated, naming the config line and the model, and every rank exits 2 (a sparse BF16 file: no
-disk is used and nothing is read)."""
+disk is used and nothing is read). A window Open MPI cannot allocate: the failing rank's line first,
+naming the size, and every rank exits 3."""
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -150,4 +152,18 @@ if (r.returncode != 2 or len(lines) != 1 or "[model] path = " + big not in lines
         or "more than this machine's" not in lines[0] or "shared window" not in lines[0]):
     sl.fail("a model larger than the node's memory on 2 ranks: exit %d: %s" % (r.returncode, r.stderr))
 print("ok too large for the node's window: exit 2 on every rank, one line: " + lines[0])
+# A window the MPI library cannot allocate: Open MPI's osc/sm fails the node's first rank alone (here its
+# backing directory does not exist) and leaves the other in the collective. The failing rank's line comes
+# first and names the window's size; the heartbeats then end the job, every rank, exit 3.
+if "Open MPI" in subprocess.run([shutil.which("mpirun"), "--version"], capture_output=True, text=True).stdout:
+    want = hand_converted(2, 64, 4, 2, 176, 300, True, True)
+    r = sl.run([os.path.join(d, "llama_bf16.ini"), "--quiet", "-o", os.path.join(d, "nowindow.nc"),
+                "--set", "run.worker_timeout=1"], mpi=2, timeout=120,
+               env={"OMPI_MCA_osc_sm_backing_directory": os.path.join(d, "no-such-dir")})
+    lines = [line for line in r.stderr.splitlines() if line.startswith("plateau")]
+    if (r.returncode != 3 or not lines or not lines[0].startswith(
+            "plateau: rank 0: cannot allocate the node's shared weight window of %d bytes" % want)
+            or os.path.exists(os.path.join(d, "nowindow.nc"))):
+        sl.fail("a window Open MPI cannot allocate on 2 ranks: exit %d: %s" % (r.returncode, r.stderr))
+    print("ok a window the MPI library cannot allocate: exit 3, first: " + lines[0])
 print("shared weight tests passed")
