@@ -814,6 +814,8 @@ static int open_model(run_state *st)
     ok = 1;
     if (!o.arena || st->node_rank == 0)
         ok = pl_model_open_with(&st->model, path, &o) == PL_OK;
+    if (o.arena && !ok)
+        pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"), path);
     if (o.arena && !all_ok(st, ok)) /* the node's weights are in the window */
         return PL_EXIT_INPUT;
     if (o.arena && st->node_rank != 0 && (ok = pl_model_open_with(&st->model, path, &o) == PL_OK))

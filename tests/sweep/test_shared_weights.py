@@ -152,6 +152,28 @@ if (r.returncode != 2 or len(lines) != 1 or "[model] path = " + big not in lines
         or "more than this machine's" not in lines[0] or "shared window" not in lines[0]):
     sl.fail("a model larger than the node's memory on 2 ranks: exit %d: %s" % (r.returncode, r.stderr))
 print("ok too large for the node's window: exit 2 on every rank, one line: " + lines[0])
+# A NaN met while the node's first rank converts into the window (BF16 0x7fc0, element 7 of a fused
+# up_proj): the same one line as a singleton run's, config line and model path first, exit 2 everywhere.
+nan_model = os.path.join(d, "llama_bf16_nan")
+shutil.copytree(models["llama_bf16"], nan_model)
+with open(os.path.join(nan_model, "model.safetensors"), "r+b") as f:
+    (n,) = struct.unpack("<Q", f.read(8))
+    begin = json.loads(f.read(n))["model.layers.1.mlp.up_proj.weight"]["data_offsets"][0]
+    f.seek(8 + n + begin + 2 * 7)
+    f.write(struct.pack("<H", 0x7FC0))
+cfg = sl.base_config(nan_model, data, os.path.join(d, "nan.nc"), data__n_prompts=2, perturb__cov_prompts=4)
+ini = sl.write_ini(os.path.join(d, "nan.ini"), cfg)
+said = []
+for n in (0, 2):
+    r = sl.run([ini, "--quiet"], mpi=n)
+    said.append([line for line in r.stderr.splitlines() if line.startswith("plateau")])
+    if (r.returncode != 2 or len(said[-1]) != 1 or "[model] path = " + nan_model not in said[-1][0]
+            or "tensor 'model.layers.1.mlp.up_proj.weight': element 7 is NaN" not in said[-1][0]):
+        sl.fail("a NaN in a BF16 weight, %d ranks: exit %d: %s" % (n, r.returncode, r.stderr))
+if said[0] != said[1]:
+    sl.fail("a NaN in a BF16 weight: 2 ranks say %s, a singleton %s" % (said[1], said[0]))
+print("ok a NaN met filling the window: exit 2, the singleton's line: " + said[1][0])
+
 # A window the MPI library cannot allocate: Open MPI's osc/sm fails the node's first rank alone (here its
 # backing directory does not exist) and leaves the other in the collective. The failing rank's line comes
 # first and names the window's size; the heartbeats then end the job, every rank, exit 3.
