@@ -2682,6 +2682,8 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
     run_state st;
     memset(&st, 0, sizeof st);
     st.ckpt_lock = -1;
+    st.node = MPI_COMM_NULL;
+    st.window = MPI_WIN_NULL;
     st.rank = rank;
     st.size = size;
     st.quiet = quiet;
@@ -2709,6 +2711,13 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
     pl_opt_store_free(&store);
     pl_sweep_free(&st.sw);
     pl_model_close(st.model);
+    /* The window after the model (its weights live in it), freed here and not at exit: a model series
+     * runs one model after another, and each window held on would keep every model's converted weights
+     * on the node. Only a window every rank took (arena.base): MPI_Win_free is the node's collective. */
+    if (st.window != MPI_WIN_NULL && st.arena.base)
+        MPI_Win_free(&st.window);
+    if (st.node != MPI_COMM_NULL && st.arena.base)
+        MPI_Comm_free(&st.node);
     pl_sweep_config_free(&st.cfg);
     return code;
 }

@@ -10,7 +10,7 @@ weights once or per rank) against a hand computation from the model's shapes.
 
 A model whose converted weights exceed this machine's physical memory is refused before any window
 is allocated, naming the config line and the model, and every rank exits 2 (a sparse BF16 file: no
-disk is used and nothing is read). A window Open MPI cannot allocate: the failing rank's line first,
+disk is used and nothing is read). A model series: one model's window at a time. A window Open MPI cannot allocate: the failing rank's line first,
 naming the size, and every rank exits 3."""
 import json
 import os
@@ -18,6 +18,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import sweeplib as sl  # noqa: E402
@@ -173,6 +174,39 @@ for n in (0, 2):
 if said[0] != said[1]:
     sl.fail("a NaN in a BF16 weight: 2 ranks say %s, a singleton %s" % (said[1], said[0]))
 print("ok a NaN met filling the window: exit 2, the singleton's line: " + said[1][0])
+
+# A model series on 2 ranks: one model's window at a time. Each model's window is freed when its sweep
+# ends (they were kept to the end of the run, the node holding every model's converted weights). Seen
+# from outside: the shared-memory segments each rank maps while the series runs (Open MPI's osc/sm
+# backing files, one per window, named osc_sm.*: their inodes), sampled every 20 ms.
+def osc_segments(pid):
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return {line.split()[4] for line in f if "/osc_sm." in line and ".so" not in line}  # inodes
+    except OSError:
+        return set()
+
+
+if "Open MPI" in subprocess.run([shutil.which("mpirun"), "--version"], capture_output=True, text=True).stdout:
+    series = [synth("series%d" % k, "--family", "llama", "--embd", "64", "--heads", "4", "--kv-heads", "2",
+                    "--dtype", "bf16", "--seed", str(k)) for k in range(3)]
+    cfg = sl.base_config(", ".join(series), data, os.path.join(d, "series.nc"), data__n_prompts=6,
+                         perturb__n_directions=2, perturb__steps=5, perturb__cov_prompts=40)
+    ini = sl.write_ini(os.path.join(d, "series.ini"), cfg)
+    p = subprocess.Popen([shutil.which("mpirun"), "-n", "2", sl.BIN, "run", ini, "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sl.run_env())
+    most, seen = 0, set()
+    while p.poll() is None:
+        for pid in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split():
+            segs = osc_segments(int(pid))
+            seen |= segs
+            most = max(most, len(segs))
+        time.sleep(0.02)
+    err = p.communicate()[1]
+    if p.returncode != 0 or len(seen) < 2 or most != 1:
+        sl.fail("a series of 3 BF16 models on 2 ranks: exit %d, %d windows seen, at most %d mapped at once by a "
+                "rank (want 1): %s" % (p.returncode, len(seen), most, err))
+    print("ok a series of 3 BF16 models: %d windows seen, one mapped at a time" % len(seen))
 
 # A window the MPI library cannot allocate: Open MPI's osc/sm fails the node's first rank alone (here its
 # backing directory does not exist) and leaves the other in the collective. The failing rank's line comes
