@@ -10,8 +10,8 @@ weights once or per rank) against a hand computation from the model's shapes.
 
 A model whose converted weights exceed this machine's physical memory is refused before any window
 is allocated, naming the config line and the model, and every rank exits 2 (a sparse BF16 file: no
-disk is used and nothing is read). A model series: one model's window at a time. A window Open MPI cannot allocate: the failing rank's line first,
-naming the size, and every rank exits 3."""
+disk is used and nothing is read). A model series: one model's window at a time. A window Open MPI
+cannot allocate: the failing rank's line first, naming the size, and every rank exits 3."""
 import json
 import os
 import shutil
