@@ -79,6 +79,11 @@ const char *pl_model_path(const pl_model *m);
 /* sha256 (64 hex digits + NUL) of the weight file(s) as stored on disk: the model's identity in
  * checkpoints and outputs. */
 int pl_model_sha256(const pl_model *m, char out[65]);
+/* sha256 (64 hex digits) of the config.json the model was built from, as read; "" for a llama2.c
+ * checkpoint, whose header is part of its weight file. The weights' hash does not cover it, and the
+ * architecture (norm eps, rope scaling, soft-caps, windows) is in it: checkpoints and the ranks of a
+ * run compare it too. */
+const char *pl_model_config_sha256(const pl_model *m);
 
 /* PL_OK when every weight file is still the one that was opened (same device, inode, size and
  * modification time); otherwise an error naming the file that changed. A sweep checks this before it

@@ -87,6 +87,8 @@ const pl_model_info *pl_model_get_info(const pl_model *m) { return &m->info; }
 
 const char *pl_model_path(const pl_model *m) { return m->path; }
 
+const char *pl_model_config_sha256(const pl_model *m) { return m->config_sha256; }
+
 /* One hash over the weight files' bytes, concatenated in m->files' order (a single file: the sha256
  * of that file, as `sha256sum` prints it). */
 int pl_model_sha256(const pl_model *m, char out[65])

@@ -105,6 +105,7 @@ struct pl_model {
     char *format_desc;      /* the format's `plateau info` lines, or NULL */
     pl_weight_arena *arena; /* where converted and fused weights go, or NULL (private, in owned) */
     int unfused;            /* pl_model_open_opts.unfused */
+    char config_sha256[65]; /* of config.json as parsed; "" for a llama2.c file (its header is in the weights) */
 };
 
 /* Map PATH (a regular file, through src/util) and append it to m->files. MAP and SIZE receive the

@@ -79,6 +79,7 @@ int pl_family_open_hf(pl_model *m, const char *dir)
             rc = pl_fail("%s: model_type \"%.60s\" is not supported (%s)", config_path, type, pl_family_list(", ", ", "));
         if (rc == PL_OK)
             rc = open_family(m, dir, &c, f);
+        memcpy(m->config_sha256, c.sha256, sizeof m->config_sha256);
     }
     pl_hf_config_free(&c);
     free(config_path);

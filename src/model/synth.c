@@ -446,7 +446,7 @@ static int tensor_list(const pl_family *f, const pl_synth_opts *o, json_t *cfg, 
     pl_model *m = pl_calloc(1, sizeof *m, "synth model");
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json (as synth writes it)", out_dir);
-    pl_hf_config c = {path, cfg};
+    pl_hf_config c = {path, cfg, ""};
     pl_hf_wants w = {0};
     int rc = m ? f->code->read(m, &c, f, &w) : PL_ERR, n = 0, quirks = o->hf_quirks && f->code->synth_quirks;
     synth_tensor *ts = rc ? NULL : pl_calloc((size_t)w.n + 2 * (size_t)o->n_layer + 8, sizeof *ts, "synth tensors");

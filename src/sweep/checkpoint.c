@@ -164,6 +164,11 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
     p += 24;
     if (clen > len - (size_t)(p - buf) - 64 || clen > MAX_CONFIG_TEXT)
         return pl_fail("checkpoint %s: corrupt (config length)", path);
+    /* the weights first: another model's config.json differs too, and 'another model' says more */
+    if (memcmp(model, model_sha256, 64))
+        return pl_fail("checkpoint %s was written for another model: model sha256 %.12s... there, %.12s... here; "
+                       "refusing to resume",
+                       path, model, model_sha256);
     size_t here_len = strlen(config_text);
     if (clen != here_len || memcmp(p, config_text, clen)) {
         char *there = pl_malloc(clen + 1, "checkpoint config");
@@ -178,10 +183,6 @@ int pl_checkpoint_parse(const char *path, const void *bytes, size_t len, pl_resu
                        "original config)",
                        path, diff);
     }
-    if (memcmp(model, model_sha256, 64))
-        return pl_fail("checkpoint %s was written for another model: model sha256 %.12s... there, %.12s... here; "
-                       "refusing to resume",
-                       path, model, model_sha256);
     if (memcmp(data, data_sha256, 64))
         return pl_fail("checkpoint %s was written for other prompts (the data file changed); refusing to resume",
                        path);

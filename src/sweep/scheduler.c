@@ -792,6 +792,21 @@ static void map_window(const pl_weight_arena *a)
         (void)p[off];
 }
 
+/* Every rank built the model from the same config.json (its sha256 against rank 0's): each rank
+ * reads it itself, so one rewritten while the ranks opened the model would give them two
+ * architectures and a result mixing both. The weights' identity is checked by the watch. */
+static int same_model_config(run_state *st)
+{
+    char first[65] = {0};
+    memcpy(first, pl_model_config_sha256(st->model), sizeof first - 1);
+    coll_bcast(st, first, sizeof first, MPI_CHAR);
+    if (strcmp(first, pl_model_config_sha256(st->model)))
+        return pl_fail("%s/config.json changed while the ranks opened the model: this rank read sha256 %.12s..., rank "
+                       "0 %.12s...; start the run again once it stays put",
+                       st->cfg.model_path, pl_model_config_sha256(st->model), first);
+    return PL_OK;
+}
+
 /* Open the model, every rank. Under MPI (and [run] shared_weights) the converted and fused weights go
  * to the node's window: every rank plans their bytes from the files, the window is allocated, the
  * node's first rank converts into it while the others wait (all_ok), then they take the same
@@ -825,7 +840,9 @@ static int open_model(run_state *st)
                      "while plateau read them", path, st->arena.used, st->arena.size) == PL_OK;
     if (!ok)
         pl_fail_prefix("%s: [model] path = %s", pl_sweep_config_origin(&st->cfg, "model", "path"), path);
-    return all_ok(st, ok) ? PL_EXIT_OK : PL_EXIT_INPUT;
+    if (!all_ok(st, ok))
+        return PL_EXIT_INPUT;
+    return all_ok(st, same_model_config(st) == PL_OK) ? PL_EXIT_OK : PL_EXIT_INPUT;
 }
 
 /* --naive runs one perturbed position per full forward: whole contexts are the fast path's alone. Said
@@ -1094,6 +1111,23 @@ static void estimate_batch_time(run_state *st, const pl_run_options *opt, const 
     coll_bcast(st, &st->unit_estimate, 1, MPI_DOUBLE);
 }
 
+/* The config text a checkpoint is written for and compared with: the hashed keys, then the sha256 of
+ * the model's config.json (the weights' hash leaves it out), so a resume with it changed is refused
+ * naming it. NULL and the message on failure. */
+static char *checkpoint_config_text(const run_state *st)
+{
+    char *keys = pl_sweep_config_text(&st->cfg, 1);
+    const char *config_sha = pl_model_config_sha256(st->model);
+    if (!keys || !config_sha[0])
+        return keys;
+    size_t n = strlen(keys) + 128;
+    char *text = pl_malloc(n, "checkpoint config text");
+    if (text)
+        snprintf(text, n, "%s\n[model config.json]\nsha256 = %s\n", keys, config_sha);
+    free(keys);
+    return text;
+}
+
 /* Setup: the identity of what the checkpoint holds (rank 0): the config's text, the model's and the
  * prompts' hashes. Returns an exit code. */
 static int hash_inputs(run_state *st)
@@ -1102,7 +1136,7 @@ static int hash_inputs(run_state *st)
     int ok = 1;
     if (st->rank == 0) {
         st->config_text = pl_sweep_config_text(&st->cfg, 0);
-        st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
+        st->hashed_text = checkpoint_config_text(st);
         ok = st->config_text && st->hashed_text && pl_model_sha256(st->model, st->model_sha) == PL_OK;
         if (ok) {
             /* the tokens of every selected prompt, sweep and covariance */
@@ -1420,7 +1454,7 @@ static int dry_check_resume(run_state *st, const pl_run_options *opt)
     const char *path = st->cfg.checkpoint_path;
     if (!opt->resume || access(path, F_OK) != 0)
         return PL_OK;
-    st->hashed_text = pl_sweep_config_text(&st->cfg, 1);
+    st->hashed_text = checkpoint_config_text(st);
     if (!st->hashed_text || pl_model_sha256(st->model, st->model_sha) != PL_OK ||
         pl_data_sha256(&st->sw, st->data_sha) != PL_OK)
         return PL_ERR;

@@ -1,7 +1,8 @@
 """Checkpoint and resume: SIGTERM mid-run (one process), and a signal to one worker of three ranks,
 each followed by --resume (on another rank count) give an output bitwise identical to an
-uninterrupted run; a checkpoint of another config or model is refused with the reason and left
+uninterrupted run; a checkpoint of another config, model or model config.json is refused with the reason and left
 intact; --resume without a checkpoint starts from the beginning."""
+import json
 import os
 import signal
 import sys
@@ -79,6 +80,20 @@ r = sl.run([ini, "--resume", "--quiet", "--set", "model.path=" + other])
 if r.returncode != 2 or "written for another model" not in r.stderr:
     sl.fail("other model: exit %d: %s" % (r.returncode, r.stderr))
 print("ok other model refused: " + r.stderr.strip())
+# the same weights under an edited config.json (another layer-norm epsilon: other numbers from the same
+# tensors) are another model: the weights' sha256 alone would have let the resume mix the two
+config_json = os.path.join(model, "config.json")
+original = open(config_json, "rb").read()
+edited = json.loads(original)
+edited["layer_norm_epsilon"] = 2 * edited.get("layer_norm_epsilon", 1e-5)
+with open(config_json, "w") as f:
+    json.dump(edited, f)
+r = sl.run([ini, "--resume", "--quiet"])
+with open(config_json, "wb") as f:
+    f.write(original)
+if r.returncode != 2 or "written for another config: [model config.json] 'sha256 = " not in r.stderr:
+    sl.fail("edited config.json: exit %d: %s" % (r.returncode, r.stderr))
+print("ok edited config.json refused: " + r.stderr.strip())
 if open(ckpt, "rb").read() != before or os.path.exists(out):
     sl.fail("a refused resume changed the checkpoint or wrote output")
 # output path, checkpoint period and worker timeout may change between runs

@@ -13,6 +13,7 @@
 #include "hf_dir.h"
 #include "plateau/error.h"
 #include "plateau/fileio.h"
+#include "plateau/hash.h"
 #include "plateau/safetensors.h"
 
 /* config.json and the shard index are small; a bound keeps a hostile file from exhausting memory. */
@@ -28,12 +29,17 @@ char *pl_hf_path(const char *dir, const char *file)
     return p;
 }
 
-static int read_json(const char *path, size_t max_bytes, json_t **root)
+/* SHA256, when not NULL, gets the sha256 of the bytes parsed. */
+static int read_json(const char *path, size_t max_bytes, json_t **root, char sha256[65])
 {
     char *text;
     size_t len;
     if (pl_read_file(path, max_bytes, &text, &len) != PL_OK)
         return PL_ERR;
+    if (sha256 && pl_sha256_hex(text, len, sha256) != PL_OK) {
+        free(text);
+        return PL_ERR;
+    }
     json_error_t jerr;
     *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
@@ -51,7 +57,8 @@ int pl_hf_config_read(pl_hf_config *c, const char *path)
 {
     c->path = path;
     c->root = NULL;
-    return read_json(path, MAX_CONFIG_BYTES, &c->root);
+    c->sha256[0] = '\0';
+    return read_json(path, MAX_CONFIG_BYTES, &c->root, c->sha256);
 }
 
 void pl_hf_config_free(pl_hf_config *c)
@@ -235,7 +242,7 @@ static int by_string(const void *a, const void *b) { return strcmp(*(const char 
 static int open_sharded(pl_model *m, pl_hf_files *tf, const char *dir, const char *index_path)
 {
     json_t *root;
-    if (read_json(index_path, MAX_INDEX_BYTES, &root) != PL_OK)
+    if (read_json(index_path, MAX_INDEX_BYTES, &root, NULL) != PL_OK)
         return PL_ERR;
     int rc = PL_ERR;
     const char **shards = NULL;

@@ -16,6 +16,7 @@
 typedef struct {
     const char *path; /* config.json, for messages */
     json_t *root;
+    char sha256[65]; /* of the bytes parsed: the architecture the weights are read with */
 } pl_hf_config;
 
 /* An integer in [lo, hi]; absent: *out = dflt, or an error when REQUIRED. JSON null counts as absent. */
