@@ -36,6 +36,7 @@
 #include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cblas.h>
@@ -739,6 +740,20 @@ static void set_shapes(pl_sweep *sw, const pl_sweep_config *cfg, const pl_model_
 }
 
 static double physical_memory(void);
+
+/* The directory that holds the node's window, Open MPI's osc/sm backing file: the one the environment
+ * names (OMPI_MCA_osc_sm_backing_directory), else /dev/shm, its default. Its free bytes now, or -1 when
+ * it cannot be read. A container's /dev/shm is often small (Docker's default: 64 MB), and a window
+ * that does not fit fails only when it is allocated. */
+static double window_dir_free(const char **dir)
+{
+    const char *env = getenv("OMPI_MCA_osc_sm_backing_directory");
+    *dir = env && *env ? env : "/dev/shm";
+    struct statvfs s;
+    if (statvfs(*dir, &s) != 0)
+        return -1;
+    return (double)s.f_bavail * (double)s.f_frsize;
+}
 
 /* The node's window for the converted weights of CONVERTED bytes (every rank plans the same). The
  * window must fit the machine: a model too large is refused here, naming it, not by the kernel. */
@@ -1643,6 +1658,17 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("memory_weights_converted_bytes", v, "%.2f GiB: F16/BF16 weights in fp32 and the fused matrices: %s",
              m->converted / (1 << 30), shared ? "one copy per node (shared window)"
                                        : n_node > 1 ? "a copy per rank ([run] shared_weights = false)" : "one copy");
+    const char *window_dir;
+    double window_free = window_dir_free(&window_dir);
+    if (shared && m->converted > 0 && window_free >= 0) {
+        snprintf(v, sizeof v, "%.0f", window_free);
+        dry_line("window_dir_free_bytes", v, "%.2f GiB free in %s on this machine now, where Open MPI keeps the node's window "
+                 "(osc_sm_backing_directory)%s", window_free / (1 << 30), window_dir,
+                 window_free < m->converted ? ": LESS than the converted weights, so the run would fail there; give "
+                                              "it more room (a container's --shm-size) or set [run] shared_weights = "
+                                              "false (a copy per rank)"
+                                            : "");
+    }
     snprintf(v, sizeof v, "%.0f", m->per_rank);
     dry_line("memory_per_rank_bytes", v, "%.2f GiB: each rank's own (batch buffers, clean runs' caches): the "
              "calibration batch's measured peak less the weights%s", m->per_rank / (1 << 30),

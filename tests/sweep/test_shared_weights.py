@@ -116,6 +116,42 @@ for name, want in (("llama_bf16", hand_converted(2, 64, 4, 2, 176, 300, True, Tr
         print("ok %s --dry-run --ranks 10 --ranks-per-node 4, shared_weights = %s: 3 nodes, per node %d bytes"
               % (name, shared, node))
 
+# The window's directory (Open MPI's osc_sm_backing_directory, /dev/shm by default): its free bytes in the dry
+# run, against statvfs; one too small for the converted weights (a 64 KB tmpfs, where mounting is allowed,
+# below the test model's 438 KB) said in the dry run, as a container's 64 MB /dev/shm would otherwise be said
+# only when the run fails.
+def window_line(name, env_dir=None):
+    env = sl.run_env()
+    if env_dir:
+        env["OMPI_MCA_osc_sm_backing_directory"] = env_dir
+    r = subprocess.run([sl.BIN, "run", os.path.join(d, name + ".ini"), "--dry-run", "--ranks", "2"],
+                       capture_output=True, text=True, env=env)
+    lines = [x for x in r.stdout.splitlines() if x.startswith("window_dir_free_bytes")]
+    if r.returncode != 0 or len(lines) != 1:
+        sl.fail("%s --dry-run --ranks 2 (window dir %s): exit %d, window lines %s: %s"
+                % (name, env_dir, r.returncode, lines, r.stderr))
+    return float(lines[0].split("=")[1].split(";")[0]), lines[0]
+
+
+if os.path.isdir("/dev/shm"):
+    st = os.statvfs("/dev/shm")
+    got, line = window_line("llama_bf16")
+    if "/dev/shm" not in line or "LESS" in line or abs(got - st.f_bavail * st.f_frsize) > (64 << 20):
+        sl.fail("window dir in the dry run: %s; statvfs: %d free" % (line, st.f_bavail * st.f_frsize))
+    print("ok the dry run gives /dev/shm's free bytes: " + line)
+small = os.path.join(d, "small-shm")
+os.makedirs(small)
+if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", small], capture_output=True).returncode == 0:
+    try:
+        got, line = window_line("llama_bf16", small)
+    finally:
+        subprocess.run(["umount", small])
+    if got > (64 << 10) or "LESS than the converted weights" not in line or "shared_weights = false" not in line:
+        sl.fail("a 64 KB window dir in the dry run: " + line)
+    print("ok a window dir too small is said by the dry run: " + line)
+else:
+    print("skip the small window dir: cannot mount a tmpfs here (not root?)")
+
 # A model too large for the node: refused by name on every rank, before the window exists.
 phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 V, L, I = 1 << 22, 1, 8
