@@ -567,10 +567,11 @@ static int check_paths(const pl_sweep_config *cfg)
             input = "[model] paths";
         else if (is_model_file(cfg->model_path, outs[o], which, sizeof which))
             input = which, owner = "the model's file ";
-        for (int k = 0; !input && k < cfg->n_models; k++) /* a series' other models */
+        for (int k = 0; !input && k < cfg->n_models; k++) { /* a series' other models */
             if (is_model_file(cfg->models[k].path, outs[o], which, sizeof which))
                 input = which, owner = "the model's file ";
-        else if (cfg->sae_path && is_model_file(cfg->sae_path, outs[o], which, sizeof which))
+        }
+        if (!input && cfg->sae_path && is_model_file(cfg->sae_path, outs[o], which, sizeof which))
             input = which, owner = "the SAE's file ";
         for (int d = 0; !input && d < cfg->n_dirs; d++)
             if (cfg->dirs[d].path && pl_same_file(outs[o], cfg->dirs[d].path)) /* file: directions */

@@ -183,6 +183,16 @@ expect("scale_off_grid", good, r"\[perturb\] directions: sae_feature_scale needs
        perturb__directions="sae_feature_scale", perturb__alpha_max=2, perturb__steps=4)
 expect("scale_fixed_norm", good, r"\[perturb\] step_mode: sae_feature_scale needs step_mode = to_target",
        perturb__directions="sae_feature_scale", perturb__step_mode="fixed_norm")
+# -o naming the SAE's weights: refused before any work, the weights untouched (the check of a model
+# series' other models took the SAE's check as its loop's else: a single-model run overwrote them)
+sae_w = os.path.join(good, "sae_weights.safetensors")
+with open(sae_w, "rb") as f:
+    sae_w_before = f.read()
+expect("output_is_sae_weights", good, r"\[output\] path .*good/sae_weights\.safetensors is an input of this run "
+       r"\(the SAE's file", output__path=sae_w)
+with open(sae_w, "rb") as f:
+    if f.read() != sae_w_before:
+        sl.fail("output_is_sae_weights: the SAE's weights were changed")
 if sl.shutil.which("mpirun"):
     expect("two_ranks", sae_dir("d_in_48_mpi", dict(GOOD_CFG, d_in=48)), r"d_in is 48, but the model's residual width",
            mpi=2)
