@@ -18,9 +18,11 @@ int pl_merge(const char *out_path, char *const *in_paths, int n_in, int force, c
 int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths);
 
 /* A model series' finished part PART (pl_result_part_checker, registered by `plateau run`): PL_OK when
- * it is a single-model result of model K + 1, LABEL at PATH, as pl_merge_models would accept it; else
- * PL_ERR with pl_merge_models's message. What --resume checks before any model runs. */
-int pl_merge_check_part(const char *part, int k, const char *label, const char *path);
+ * it is a single-model result of model K + 1, LABEL at PATH, whose config agrees with CONFIG (model
+ * K + 1's run's resolved text, NULL: not checked) in every key of a run's identity, as pl_merge_models
+ * would accept it beside this run's other parts; else PL_ERR naming the part and what differs. What
+ * --resume checks before any model runs. */
+int pl_merge_check_part(const char *part, int k, const char *label, const char *path, const char *config);
 
 /* The same on inputs held in memory (BYTES[i] of LENS[i] bytes, named NAMES[i] in messages; each
  * must stay valid during the call): *OUT (malloc'ed, *OUT_LEN bytes) is the merged file. What

@@ -155,8 +155,11 @@ typedef int (*pl_result_writer)(const char *path, const pl_result *r);
  * must be (a part from another model is refused), or NULL. */
 typedef int (*pl_result_stacker)(const char *out, char *const *parts, int n, char *const *labels,
                                  char *const *paths);
-/* What checks that the finished part PART of a series is model K + 1's, LABEL at PATH, as the stacker
- * will (io's pl_merge_check_part): a resumed series refuses a changed model list before any work. */
-typedef int (*pl_result_part_checker)(const char *part, int k, const char *label, const char *path);
+/* What checks that the finished part PART of a series is model K + 1's, LABEL at PATH, run with CONFIG
+ * (the resolved text of model K + 1's run; NULL: not checked) in every key of a run's identity, as the
+ * stacker will (io's pl_merge_check_part): a resumed series refuses a changed model list or config
+ * before any work. */
+typedef int (*pl_result_part_checker)(const char *part, int k, const char *label, const char *path,
+                                      const char *config);
 
 #endif

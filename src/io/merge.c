@@ -1156,7 +1156,36 @@ int pl_merge_models(const char *out_path, char *const *parts, int n, char *const
     return rc;
 }
 
-int pl_merge_check_part(const char *part, int k, const char *label, const char *path)
+/* The part IN against this run's CONFIG for it in the keys of a run's identity: a part finished under
+ * another config (say --resume with another n_prompts, between two models' checkpoints) would be
+ * refused by the stacker only after every remaining model had run. CONFIG is not resolved against
+ * the model: a key it leaves empty (read_hook, [sae] sha256: the run fills them in from the model and
+ * the SAE) is left to the stacker. */
+static int check_part_config(const merge_input *in, const char *config)
+{
+    merge_input here = {.path = "this run", .ncid = -1};
+    int rc = pl_sweep_config_parse(&here.config, "this run's config", config, strlen(config), NULL, 0, NULL);
+    if (rc != PL_OK)
+        return PL_ERR;
+    for (int key = 0; rc == PL_OK && key < pl_sweep_config_n_keys(); key++) {
+        const char *section, *name;
+        int hashed;
+        pl_sweep_config_key(key, &section, &name, &hashed);
+        if (!hashed)
+            continue;
+        char *vp = config_value(in, key), *vh = config_value(&here, key);
+        if (vh && vh[0] && (!vp || strcmp(vp, vh)))
+            rc = pl_fail("%s: a finished part of this series run under another config: [%s] %s is '%s' there, '%s' "
+                         "here: resume with the original config, or remove the series' parts to start again",
+                         in->path, section, name, vp ? vp : "(absent)", vh ? vh : "(absent)");
+        free(vp);
+        free(vh);
+    }
+    pl_sweep_config_free(&here.config);
+    return rc;
+}
+
+int pl_merge_check_part(const char *part, int k, const char *label, const char *path, const char *config)
 {
     char *data = NULL;
     size_t len = 0;
@@ -1166,6 +1195,8 @@ int pl_merge_check_part(const char *part, int k, const char *label, const char *
         rc = input_open(&in, part, data, len);
     if (rc == PL_OK)
         rc = check_part(&in, k, label, path);
+    if (rc == PL_OK && config)
+        rc = check_part_config(&in, config);
     input_close(&in);
     free(data);
     return rc;

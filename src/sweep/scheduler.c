@@ -2783,11 +2783,33 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
     return code;
 }
 
+/* Model K's finished PART against model K's run of this config (CONFIG_PATH, SETS): the listed model,
+ * run under this config's identity (the stacker's checks). */
+static int series_part_check(const pl_sweep_config *cfg, int k, const char *part, const char *config_path,
+                             char *const *sets, int n_sets, const pl_run_options *opt)
+{
+    pl_series_args a;
+    pl_sweep_config ck;
+    char *text = NULL;
+    int rc = pl_model_series_sets(cfg, k, sets, n_sets, &a);
+    if (rc == PL_OK && (rc = pl_sweep_config_load(&ck, config_path, a.sets, a.n_sets, part)) == PL_OK) {
+        text = pl_sweep_config_text(&ck, 0);
+        pl_sweep_config_free(&ck);
+        rc = text ? PL_OK : pl_fail("out of memory (model series)");
+    }
+    if (rc == PL_OK)
+        rc = opt->check_model_part(part, k, cfg->models[k].label, cfg->models[k].path, text);
+    free(text);
+    pl_series_args_free(&a);
+    return rc;
+}
+
 /* Rank 0, before a series runs: its models are one family and shape, the result can be stacked, and
  * no part of an interrupted series run is left unless --resume, which keeps them when each is its
- * listed model's (the stacker's check, made before any work: review, a changed `paths` file ran every
- * remaining model before the stacker refused). */
-static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
+ * listed model's, run under this config (the stacker's checks, made before any work: review, a
+ * changed `paths` file or config ran every remaining model before the stacker refused). */
+static int series_check(const pl_sweep_config *cfg, const char *config_path, char *const *sets, int n_sets,
+                        const pl_run_options *opt)
 {
     if (!opt->stack_models || !opt->check_model_part)
         return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
@@ -2801,7 +2823,7 @@ static int series_check(const pl_sweep_config *cfg, const pl_run_options *opt)
             rc = pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or "
                          "remove it to start again", part, k + 1, cfg->models[k].label);
         else if (exists)
-            rc = opt->check_model_part(part, k, cfg->models[k].label, cfg->models[k].path);
+            rc = series_part_check(cfg, k, part, config_path, sets, n_sets, opt);
         free(part);
         if (rc != PL_OK)
             return PL_ERR;
@@ -2831,7 +2853,7 @@ static int run_series(int rank, int size, const char *command_line, const pl_swe
                       const char *config_path, char *const *sets, int n_sets, const pl_run_options *opt)
 {
     int code = PL_EXIT_OK;
-    if (rank == 0 && series_check(cfg, opt) != PL_OK) {
+    if (rank == 0 && series_check(cfg, config_path, sets, n_sets, opt) != PL_OK) {
         fprintf(stderr, "plateau: %s\n", pl_error());
         code = PL_EXIT_INPUT;
     }

@@ -4,8 +4,8 @@ selecting the model); the `model` coordinate, model_path, model_sha256 (checked 
 sha256 of model.safetensors) and model_step are the paths file's; `plateau merge` of the single-model
 files stacks along `model` to the same numbers; 1 and 2 ranks agree bitwise; SIGTERM mid-series and
 --resume give the uninterrupted run's bits; bad input (mixed shapes or families, a missing dir,
-duplicate labels or dirs (a link to a listed dir too), malformed paths-file lines, a stale part) is
-refused by name with exit 2 on every rank."""
+duplicate labels or dirs (a link to a listed dir too), malformed paths-file lines, a stale part, a part
+of another config) is refused by name with exit 2 on every rank."""
 import hashlib
 import os
 import signal
@@ -177,6 +177,22 @@ if r.returncode != 2 or want not in r.stderr or "plateau: model " in r.stderr:
 if sorted(p for p in os.listdir(d) if p.startswith("changed.nc")) != ["changed.nc.model-0.nc"]:
     sl.fail("--resume over another model's part wrote %s" % os.listdir(d))
 print("ok --resume over another model's part: refused before any model runs (%s)" % r.stderr.strip()[-120:])
+
+# --resume after the config changed: the finished part is the listed model's, run with another
+# n_prompts (a part finished before the signal, no checkpoint of the next model to compare). Refused by
+# name before any model runs (review: every remaining model ran before the stacker refused).
+recfg = os.path.join(d, "recfg.nc")
+check_run(sl.run([config("recfg-part.ini", recfg + ".model-0.nc", model__label="seed0", data__n_prompts=8),
+                  "--quiet"]), "single-model run as a series' part, 8 prompts")
+r = sl.run([config("recfg.ini", recfg, model__path="%s, %s" % (models[0], models[1])), "--resume"])
+want = "%s.model-0.nc: a finished part of this series run under another config: [data] n_prompts is '8' there, " \
+    "'10' here" % recfg
+if r.returncode != 2 or want not in r.stderr or "plateau: model " in r.stderr:
+    sl.fail("--resume over a part of another config: exit %d, want 2 and '%s' before any model: %s"
+            % (r.returncode, want, r.stderr))
+if sorted(p for p in os.listdir(d) if p.startswith("recfg.nc")) != ["recfg.nc.model-0.nc"]:
+    sl.fail("--resume over a part of another config wrote %s" % os.listdir(d))
+print("ok --resume over a part of another config: refused before any model runs")
 
 
 # Bad input: refused by name, exit 2 (on 2 ranks too).
