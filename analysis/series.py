@@ -11,9 +11,13 @@ series run is one hook; run it once per hook). For every (hook, model) two numbe
     real activation moves the output less than perturbing a synthetic one (the plateau), 1: no
     difference;
   - the alpha_at_threshold ratio: the file's paired comparison `real/synthetic @ D`
-    (`<metric>_alpha_at_threshold_ratio`, the median of per-pair ratios of the alphas where the metric
-    first crosses [readout] thresholds; NaN where too many pairs are censored); above 1: real
-    activations need a larger step to reach the threshold.
+    (`<metric>_alpha_at_threshold_ratio`: the Kaplan-Meier median over the kept (prompt, sample) pairs
+    of real's alpha where the metric first crosses its [readout] threshold, over synthetic's; NaN where
+    either median lies beyond the grid); above 1: real activations need a larger step to reach the
+    threshold.
+The models are drawn and tabled in training-step order (the file's order when a step is not given),
+whatever the order of the series' list. The inputs must be one series (labels and steps) on one alpha
+grid at A.
 Written: OUT_PREFIX-heatmap.png (hook x training step, both numbers) and OUT_PREFIX-lines.png (both
 numbers against training step, a line per hook), and OUT_PREFIX.csv (the table).
 """
@@ -45,6 +49,10 @@ def strength(path, metric, direction, alpha):
     med = "%s_median" % metric
     if med not in ds:
         die("%s: no %s (is %s among [readout] metrics?)" % (path, med, metric))
+    extra = [x for x in ds[med].dims if x not in ("model", "base", "direction", "alpha")]
+    if extra:  # one number a model and hook: a per-position file would fill the table with arrays
+        die("%s: %s has the dimension(s) %s ([readout] positions = each?): series.py draws one number per model "
+            "and hook" % (path, med, ", ".join(extra)))
     dirs = [str(x) for x in ds["direction"].values]
     if direction not in dirs:
         die("%s: direction kind %s not in %s" % (path, direction, dirs))
@@ -78,12 +86,22 @@ def main(argv=None):
     args = p.parse_args(argv)
     rows = [strength(f, args.metric, args.direction, args.alpha) for f in args.inputs]
     labels = rows[0][1]
-    if any(r[1] != labels for r in rows):
-        die("the inputs are not one model series (their `model` labels differ)")
+    for f, r in zip(args.inputs, rows):
+        if r[1] != labels:
+            die("%s: not the model series of %s (its `model` labels differ)" % (f, args.inputs[0]))
+        if not np.array_equal(r[2], rows[0][2], equal_nan=True):
+            die("%s: not the model series of %s (its model_step differ)" % (f, args.inputs[0]))
+        if r[5] != rows[0][5]:
+            die("%s: the alpha nearest %g is %g, but %g in %s: the ratios would be at different alphas"
+                % (f, args.alpha, r[5], rows[0][5], args.inputs[0]))
     hooks, steps = [r[0] for r in rows], rows[0][2]
     used_alpha = rows[0][5]
     ratio = np.array([r[3] for r in rows])
     aat = np.array([r[4] for r in rows])
+    # a series lists its models in any order: a line through them in that order would zigzag
+    if not np.isnan(steps).any():
+        order = np.argsort(steps, kind="stable")
+        labels, steps, ratio, aat = [labels[k] for k in order], steps[order], ratio[:, order], aat[:, order]
     with open(args.output + ".csv", "w") as f:
         f.write("hook,model,step,%s_ratio_at_alpha_%g,alpha_at_threshold_ratio\n" % (args.metric, used_alpha))
         for h, hook in enumerate(hooks):

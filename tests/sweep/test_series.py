@@ -263,4 +263,35 @@ if [x[1] for x in rows] != labels or not np.allclose(got[:, 0], want_ratio, rtol
         not np.allclose(got[:, 1], np.asarray(want_aat, dtype=float), rtol=1e-5, equal_nan=True):
     sl.fail("analysis/series.py table %s, numpy %s %s" % (got, want_ratio, want_aat))
 print("ok analysis/series.py: heat map, lines, table = numpy on the file")
+
+# A series listed out of step order (the single-model files merged last first): series.py draws and tables
+# the models in step order (review: a line through them in the file's order zigzagged), with each
+# model's own numbers.
+backwards = os.path.join(d, "backwards.nc")
+r = subprocess.run([sl.BIN, "merge", backwards] + singles[::-1], capture_output=True, text=True)
+if r.returncode != 0:
+    sl.fail("merge of the single-model files, last first: %s" % r.stderr)
+r = subprocess.run(["/usr/bin/python3", os.path.join(sl.SRC, "analysis", "series.py"), backwards, "-o",
+                    prefix + "-back", "--alpha", "0.5", "--direction", "isotropic"], capture_output=True, text=True)
+if r.returncode != 0:
+    sl.fail("analysis/series.py on a series out of step order: exit %d: %s" % (r.returncode, r.stderr))
+rows = [line.split(",") for line in open(prefix + "-back.csv").read().splitlines()[1:]]
+got = np.array([[float(x[3]), float(x[4])] for x in rows])
+if [x[1] for x in rows] != labels or [int(x[2]) for x in rows] != steps or \
+        not np.allclose(got[:, 0], want_ratio, rtol=1e-5, equal_nan=True) or \
+        not np.allclose(got[:, 1], np.asarray(want_aat, dtype=float), rtol=1e-5, equal_nan=True):
+    sl.fail("analysis/series.py on a series out of step order: table %s, want %s in step order, %s %s"
+            % (rows, labels, want_ratio, want_aat))
+print("ok analysis/series.py: a series out of step order is drawn and tabled in step order")
+
+# A series read at each position (a `position` dimension): one number per model and hook is not defined,
+# refused by name (it was a traceback).
+each = os.path.join(d, "each.nc")
+check_run(sl.run([config("each.ini", each, model__path="%s, %s" % (models[0], models[1]), perturb__position="all",
+                         readout__positions="each"), "--quiet"]), "series read at each position")
+r = subprocess.run(["/usr/bin/python3", os.path.join(sl.SRC, "analysis", "series.py"), each, "-o", prefix + "-each"],
+                   capture_output=True, text=True)
+if r.returncode != 2 or r.stderr.count("\n") != 1 or "each.nc: kl_median has the dimension(s) position" not in r.stderr:
+    sl.fail("analysis/series.py on a per-position series: exit %d: %s" % (r.returncode, r.stderr))
+print("ok analysis/series.py: a per-position series refused by name")
 print("all model series checks passed")
