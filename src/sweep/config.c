@@ -184,8 +184,8 @@ static const key_def KEYS[] = {
             "shards) or a llama2.c `.bin` checkpoint (see [Model dirs](models.md#model-dirs)). "
             "Several, separated by commas (`DIR1, DIR2, …`): a model series of one family and shape, "
             "swept in one run, every result variable over a leading `model` dimension labelled by the "
-            "dirs' names (see [Model series](models.md#model-series)); a path holding a comma can only "
-            "be listed in a `paths` file"},
+            "dirs' names (see [Model series](models.md#model-series)); a path holding a comma is "
+            "not accepted here or in a `paths` file: link the dir under another name"},
     {"model", "paths", "", 0, KT_CUSTOM, OFF(models_file), .parse = parse_models_file, .values = VALUES_PATH,
      .def_doc = "(none)",
      .doc = "a model series from a file, instead of `path`: one model dir a line, `DIR [label=LABEL] "

@@ -237,7 +237,10 @@ lines = {
                  os.path.join(d, "models", "seed9")),
     "alias-line": ("seed0 label=a\nalias0 label=b\n", ":2: model dir '%s' is model 1's" % alias),
     "missing-line": ("seed0\nseed9 step=3\n", ":2: model dir '%s' does not exist" % os.path.join(d, "models", "seed9")),
+    # each model's run is given its dir as [model] path, where a comma separates models
+    "comma": ("seed0\nse,ed1\n", ":2: model dir '%s' holds a comma" % os.path.join(d, "models", "se,ed1")),
 }
+os.symlink(models[1], os.path.join(d, "models", "se,ed1"))
 for name, (text, want) in lines.items():
     p = os.path.join(d, "models", "%s.txt" % name)
     with open(p, "w", encoding="utf-8", newline="") as f:
