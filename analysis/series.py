@@ -113,12 +113,15 @@ def main(argv=None):
     xt = ["%s\n%s" % (lab, "" if np.isnan(s) else "step %d" % s) for lab, s in zip(labels, steps)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.6 * len(hooks) + 1.5), squeeze=False)
     for ax, data, title, cmap in zip(axes[0], (ratio, aat), what, ("viridis", "viridis_r")):
-        im = ax.imshow(data, aspect="auto", cmap=cmap)
+        cm = plt.get_cmap(cmap).copy()
+        cm.set_bad("lightgrey")  # NaN cells (undefined ratios) grey, so their dash shows
+        im = ax.imshow(data, aspect="auto", cmap=cm)
         ax.set_xticks(range(len(labels)), xt, fontsize=8)
         ax.set_yticks(range(len(hooks)), hooks, fontsize=8)
         ax.set_title(title, fontsize=9)
         for (h, k), v in np.ndenumerate(data):
-            ax.text(k, h, "—" if np.isnan(v) else "%.2f" % v, ha="center", va="center", fontsize=8, color="w")
+            ax.text(k, h, "—" if np.isnan(v) else "%.2f" % v, ha="center", va="center", fontsize=8,
+                    color="k" if np.isnan(v) else "w")
         fig.colorbar(im, ax=ax)
     fig.suptitle("plateau strength along the series (%s)" % args.direction, fontsize=10)
     fig.tight_layout()

@@ -267,7 +267,8 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
     if (nc_inq_dimid(in->ncid, "hook", &dimid) == NC_NOERR)
         return pl_fail("%s: already has a 'hook' dimension (a merged file): merge the per-hook files instead", path);
     if (nc_inq_dimid(in->ncid, "model", &dimid) == NC_NOERR)
-        return pl_fail("%s: already has a 'model' dimension (a model series): merge single-model files instead", path);
+        return pl_fail("%s: already has a 'model' dimension (a model series), which merge does not stack again: "
+                       "for models x hooks, analysis/series.py reads one series file per hook", path);
     NC_CHECK(nc_inq(in->ncid, &nd, &nv, NULL, NULL), path, "contents");
     if (nd > MAX_DIMS || nv > MAX_VARS)
         return pl_fail("%s: %d dimensions and %d variables: not a plateau result", path, nd, nv);

@@ -44,7 +44,8 @@ int pl_model_label_check(const char *label)
     return PL_OK;
 }
 
-/* DIR's last component (trailing slashes dropped) into OUT[SIZE]. */
+/* DIR's last component (trailing slashes dropped) into OUT[SIZE]; for a DIR ending in . or .. (ckpt/step-0/.)
+ * the last component of the dir it names, as realpath resolves it (the label '.' would say nothing). */
 void pl_model_default_label(const char *dir, char *out, size_t size)
 {
     size_t n = strlen(dir);
@@ -54,6 +55,11 @@ void pl_model_default_label(const char *dir, char *out, size_t size)
     while (start > 0 && dir[start - 1] != '/')
         start--;
     snprintf(out, size, "%.*s", (int)(n - start), dir + start);
+    char *resolved;
+    if ((strcmp(out, ".") && strcmp(out, "..")) || !(resolved = realpath(dir, NULL)))
+        return;
+    pl_model_default_label(resolved, out, size);
+    free(resolved);
 }
 
 /* Entry K of MODELS from DIR, LABEL (NULL: the dir's name) and STEP; WHERE names it in messages. */

@@ -2896,11 +2896,14 @@ static int run_series(int rank, int size, const char *command_line, const pl_swe
 }
 
 /* A series' dry run: the first model's (each model's run is that shape), and what the series adds. */
-static int series_note(const pl_sweep_config *cfg)
+static void series_note(const pl_sweep_config *cfg)
 {
-    printf("model series: %d models of one family and shape (the figures above are the first's); the run sweeps "
-           "each in turn: %d times its units, evaluations and time\n", cfg->n_models, cfg->n_models);
-    return pl_model_series_check(cfg);
+    if (cfg->n_models == 1)
+        printf("model series: 1 model (a series of one: the result has the model dimension); the figures above "
+               "are its run's\n");
+    else
+        printf("model series: %d models of one family and shape (the figures above are the first's); the run "
+               "sweeps each in turn: %d times its units, evaluations and time\n", cfg->n_models, cfg->n_models);
 }
 
 /* Started without a launcher (no mpirun, srun or PMI(x) environment), plateau is an MPI singleton, and
@@ -2961,11 +2964,14 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     int code;
     if (opt->dry_run) { /* rank 0 alone; the others wait for its verdict */
         code = PL_EXIT_OK;
-        if (st.rank == 0 && (dry_run(&st, config_path, sets, n_sets, output, opt) != PL_OK ||
-                             (is_series && series_note(&series) != PL_OK))) {
+        /* a series' models checked first, as the run checks them: a bad one is named as the list's entry
+         * (model K 'label'), not as the first model's single-model run would name it ([model] path) */
+        if (st.rank == 0 && ((is_series && pl_model_series_check(&series) != PL_OK) ||
+                             dry_run(&st, config_path, sets, n_sets, output, opt) != PL_OK)) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
-        }
+        } else if (st.rank == 0 && is_series)
+            series_note(&series);
         MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
     } else if (is_series) {
         code = run_series(st.rank, st.size, st.command_line, &series, config_path, sets, n_sets, opt);

@@ -120,6 +120,13 @@ if r is None or r.returncode != 2 or "both have hook" not in r.stderr:
     sl.fail("merge of one model twice: %s" % (r and r.stderr))
 print("ok merge refuses one model twice")
 
+# a series file is not stacked again (its single-model parts are gone): refused naming what reads it
+r = subprocess.run([sl.BIN, "merge", os.path.join(d, "twice.nc"), series, merged], capture_output=True, text=True)
+if r.returncode != 2 or "already has a 'model' dimension" not in r.stderr or "analysis/series.py" not in r.stderr \
+        or os.path.exists(os.path.join(d, "twice.nc")):
+    sl.fail("merge of two series files: exit %d: %s" % (r.returncode, r.stderr))
+print("ok merge refuses series files, naming series.py: " + r.stderr.strip())
+
 
 def same_but_per_run(a, b, what):
     va, vb = sl.variables(a), sl.variables(b)
@@ -246,6 +253,35 @@ for name, (text, want) in lines.items():
     with open(p, "w", encoding="utf-8", newline="") as f:
         f.write(text)
     refused("paths-" + name, want, model__path="", model__paths=p)
+
+# --dry-run names a bad model as the run does, by its entry in the list (the first included: the dry run
+# estimates the first model, and named it as a single-model run's [model] path, which the config lacks)
+broken = os.path.join(d, "models", "broken")
+os.makedirs(broken)
+with open(os.path.join(broken, "config.json"), "w") as f:
+    f.write("{")
+for name, text, want in (("first", "broken step=0\nseed0 step=1\n", "model 1 'broken'"),
+                         ("second", "seed0 step=0\nbroken step=1\n", "model 2 'broken'")):
+    p = os.path.join(d, "models", "dry-%s.txt" % name)
+    with open(p, "w") as f:
+        f.write(text)
+    ini = config("dry-%s.ini" % name, os.path.join(d, "dry-%s.nc" % name), model__path="", model__paths=p)
+    r = sl.run([ini, "--dry-run"], timeout=120)
+    if r.returncode != 2 or want not in r.stderr or "[model] path" in r.stderr:
+        sl.fail("--dry-run, the %s model broken: exit %d, want 2 and %r: %s" % (name, r.returncode, want, r.stderr))
+    print("ok --dry-run names the %s model by its entry: %s" % (name, r.stderr.strip()[-140:]))
+
+# a dir given as seed0/. is labelled by the dir it names, not '.'
+p = os.path.join(d, "models", "dot.txt")
+with open(p, "w") as f:
+    f.write("seed0/. step=0\n")
+dot_out = os.path.join(d, "dot.nc")
+r = sl.run([config("dot.ini", dot_out, model__path="", model__paths=p), "--quiet"], timeout=120)
+with netCDF4.Dataset(dot_out) if r.returncode == 0 else open(os.devnull) as ds:
+    got = list(ds["model"][:]) if r.returncode == 0 else None
+if got != ["seed0"]:
+    sl.fail("a dir given as seed0/.: exit %d, labels %s (want ['seed0']): %s" % (r.returncode, got, r.stderr))
+print("ok a dir given as seed0/. is labelled seed0")
 
 # analysis/series.py: its table against the file's own variables, computed here with numpy.
 prefix = os.path.join(d, "fig")
