@@ -35,6 +35,9 @@ def save(d, header, data, **kw):
     stio.write(os.path.join(d, ST), header, data, **kw)
 
 
+JSON_NULL = object()  # edit_config's value for a key set to JSON null (None removes the key)
+
+
 def edit_config(d, **changes):
     path = os.path.join(d, "config.json")
     cfg = json.load(open(path))
@@ -42,7 +45,7 @@ def edit_config(d, **changes):
         if v is None:
             cfg.pop(k, None)
         else:
-            cfg[k] = v
+            cfg[k] = None if v is JSON_NULL else v
     json.dump(cfg, open(path, "w"))
 
 
@@ -641,10 +644,7 @@ def _(d):
 # transformers takes query_pre_attn_scalar**-0.5: null fails there; its default 256 would be a guess (27B: 144)
 @case("gemma2_null_query_pre_attn_scalar", "config.json", 'key "query_pre_attn_scalar" is null', base_name="gemma2")
 def _(d):
-    path = os.path.join(d, "config.json")
-    cfg = json.load(open(path))
-    cfg["query_pre_attn_scalar"] = None
-    json.dump(cfg, open(path, "w"))
+    edit_config(d, query_pre_attn_scalar=JSON_NULL)
 
 
 @case("gemma2_query_pre_attn_scalar_overflows", "config.json",
@@ -662,10 +662,7 @@ def _(d):
 
 @case("gemma2_null_sliding_window", "config.json", 'key "sliding_window" is null', base_name="gemma2")
 def _(d):
-    path = os.path.join(d, "config.json")
-    cfg = json.load(open(path))
-    cfg["sliding_window"] = None
-    json.dump(cfg, open(path, "w"))
+    edit_config(d, sliding_window=JSON_NULL)
 
 
 @case("gemma2_layer_types_too_short", "config.json", 'key "layer_types" is not a list of num_hidden_layers = 2 entries',

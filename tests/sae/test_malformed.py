@@ -3,7 +3,6 @@ tensor and what is wrong (and never hangs: a FIFO in the weights' place is refus
 errors, the checks against the model and a sample of the dir errors go through `plateau run` (one of them
 on two MPI ranks: exit 2, the message once); the other dir errors through tests/sae/sae_probe.c, which
 opens an SAE with the same code (pl_sae_open) without the cost of starting MPI for each."""
-import json
 import os
 import re
 import shutil

@@ -32,27 +32,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
 import ref_sae  # noqa: E402
 import reference as ref  # noqa: E402
 import sweeplib as sl  # noqa: E402
-from ref_gpt2 import GPT2, log_softmax  # noqa: E402
+import sae_models  # noqa: E402
+from ref_gpt2 import log_softmax  # noqa: E402
 
 RNG_SAE_FEATURE = 11
 d = sl.workdir(sys.argv)
 GEMMA2 = len(sys.argv) > 2 and sys.argv[2] == "gemma2"
 V, C, T = 300, 32, 8
 P, S, COV, SEED, DATA_SEED = 8, 2, 60, 5, 3
-HOOK, R_HOOK, R_READ = "blocks.1.hook_resid_pre", 1, 3
-if GEMMA2:
-    import ref_models  # noqa: E402
-    HOOK, R_HOOK = "blocks.1.hook_resid_post", 2  # Gemma Scope's residual SAEs read the block's output
-    model_dir = os.path.join(d, "gemma2")
-    r = subprocess.run([sl.BIN, "synth", model_dir, "--family", "gemma2", "--layers", "3", "--embd", str(C), "--heads",
-                        "4", "--kv-heads", "2", "--ctx", "32", "--vocab", str(V), "--tied", "--sliding-window", "3"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sl.fail("synth gemma2: " + r.stderr)
-    model = ref_models.load(model_dir)
-else:
-    model_dir = sl.make_model(d, layers=3, embd=C, vocab=V)
-    model = GPT2(model_dir)
+R_READ = 3
+model_dir, model, HOOK, R_HOOK = sae_models.reference_model(d, GEMMA2, C, V)
 data = sl.make_bin(d, T * 150, V, seed=4)
 tokens_all = np.fromfile(data, dtype="<u2").astype(np.int64)
 docs = [list(tokens_all[w * T:(w + 1) * T]) + ([int(tokens_all[(w + 1) * T])] if (w + 1) * T < len(tokens_all)
@@ -158,15 +147,7 @@ common = dict(data__n_prompts=P, data__n_ctx=T, data__seed=DATA_SEED, perturb__n
 
 
 def gemma_scope(name, sae_dir):
-    """SAE_DIR's weights under the cfg.json SAELens's Gemma Scope loader writes (get_gemma_2_config_from_hf)."""
-    s = ref_sae.SAE(sae_dir)
-    cfg = {"architecture": "jumprelu", "d_in": C, "d_sae": s.d_sae, "dtype": "float32", "model_name": "gemma-2-2b",
-           "hook_name": HOOK, "hook_head_index": None, "activation_fn": "relu", "finetuning_scaling_factor": False,
-           "sae_lens_training_version": None, "prepend_bos": True, "dataset_path": "monology/pile-uncopyrighted",
-           "context_size": 1024, "dataset_trust_remote_code": True, "apply_b_dec_to_input": False,
-           "normalize_activations": None, "device": "cpu"}
-    return ref_sae.write_sae(os.path.join(d, name), cfg, {"W_enc": s.W_enc, "b_enc": s.b_enc, "W_dec": s.W_dec,
-                                                          "b_dec": s.b_dec, "threshold": s.threshold})
+    return sae_models.gemma_scope(os.path.join(d, name), sae_dir, HOOK)
 
 
 # 1. standard SAE, raw basis, to_target: alpha = 1 reaches SAE(x_q) (gemma2: the Gemma Scope JumpReLU dir)
