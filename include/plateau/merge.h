@@ -14,8 +14,10 @@ int pl_merge(const char *out_path, char *const *in_paths, int n_in, int force, c
 
 /* A model series run's stacker (pl_result_stacker, registered by `plateau run`): PARTS[0..n), the
  * single-model files of models LABELS/PATHS (each part's [model] label and path must be those), stacked
- * along a leading `model` dimension into OUT_PATH (replaced atomically). */
-int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths);
+ * along a leading `model` dimension into OUT_PATH (replaced atomically). Its history is COMMAND_LINE
+ * (the run's "plateau run ARGS"), not a merge the user never ran. */
+int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths,
+                    const char *command_line);
 
 /* A model series' finished part PART (pl_result_part_checker, registered by `plateau run`): PL_OK when
  * it is a single-model result of model K + 1, LABEL at PATH, whose config agrees with CONFIG (model

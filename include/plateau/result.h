@@ -152,9 +152,10 @@ typedef struct {
 typedef int (*pl_result_writer)(const char *path, const pl_result *r);
 /* What stacks the N single-model result files PARTS (one per model of a series, in order) along a
  * leading `model` dimension into OUT (io's pl_merge_models). LABELS and PATHS: the models the parts
- * must be (a part from another model is refused), or NULL. */
+ * must be (a part from another model is refused), or NULL. COMMAND_LINE: the series run's ("plateau
+ * run ARGS"), OUT's history. */
 typedef int (*pl_result_stacker)(const char *out, char *const *parts, int n, char *const *labels,
-                                 char *const *paths);
+                                 char *const *paths, const char *command_line);
 /* What checks that the finished part PART of a series is model K + 1's, LABEL at PATH, run with CONFIG
  * (the resolved text of model K + 1's run; NULL: not checked) in every key of a run's identity, as the
  * stacker will (io's pl_merge_check_part): a resumed series refuses a changed model list or config

@@ -902,8 +902,11 @@ static int copy_globals(merge_out *m)
     return PL_OK;
 }
 
+/* A series run's command line while pl_merge_models stacks its parts: the output's history. */
+static const char *series_command;
+
 /* The merge's own global attributes: swept_key, merged_from, created, history (this merge as a command
- * line: CF's what made the file), source. */
+ * line, or the series run's: CF's what made the file), source. */
 static int put_merge_globals(merge_out *m, const char *swept_key)
 {
     char created[32];
@@ -911,7 +914,7 @@ static int put_merge_globals(merge_out *m, const char *swept_key)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    size_t len = strlen(created) + strlen(m->out_name) + 32;
+    size_t len = strlen(created) + strlen(m->out_name) + (series_command ? strlen(series_command) : 0) + 32;
     for (int i = 0; i < m->n_in; i++)
         len += strlen(m->ins[i].path) + 1;
     char *from = pl_malloc(len, "merged_from"), *history = pl_malloc(len, "history");
@@ -923,6 +926,8 @@ static int put_merge_globals(merge_out *m, const char *swept_key)
             strcat(strcat(from, m->ins[i].path), i + 1 < m->n_in ? "\n" : "");
             strcat(strcat(history, " "), m->ins[i].path);
         }
+        if (series_command)
+            snprintf(history, len, "%s: %s", created, series_command);
     }
     char source[256];
     snprintf(source, sizeof source, "plateau %s (git %s)", pl_version(), pl_git_commit());
@@ -1147,13 +1152,16 @@ int pl_merge_buffers(const char *out_name, char *const *names, void *const *byte
     return PL_OK;
 }
 
-int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths)
+int pl_merge_models(const char *out_path, char *const *parts, int n, char *const *labels, char *const *paths,
+                    const char *command_line)
 {
     by_model = 1;
     expect_labels = labels;
     expect_paths = paths;
+    series_command = command_line;
     int rc = pl_merge(out_path, parts, n, 1, NULL);
     expect_labels = expect_paths = NULL;
+    series_command = NULL;
     return rc;
 }
 

@@ -2879,7 +2879,8 @@ static int run_series(int rank, int size, const char *command_line, const pl_swe
         char **labels = calloc((size_t)cfg->n_models, sizeof *labels), **paths = calloc((size_t)cfg->n_models, sizeof *paths);
         for (int k = 0; labels && paths && k < cfg->n_models; k++)
             labels[k] = cfg->models[k].label, paths[k] = cfg->models[k].path;
-        if (!labels || !paths || opt->stack_models(cfg->output_path, parts, cfg->n_models, labels, paths) != PL_OK) {
+        if (!labels || !paths ||
+            opt->stack_models(cfg->output_path, parts, cfg->n_models, labels, paths, command_line) != PL_OK) {
             fprintf(stderr, "plateau: %s\n", pl_error());
             code = PL_EXIT_INPUT;
         }

@@ -8,6 +8,7 @@ duplicate labels or dirs (a link to a listed dir too), malformed paths-file line
 of another config) is refused by name with exit 2 on every rank."""
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,6 +73,13 @@ for k, m in enumerate(models):
     if s["model_path"][k] != os.path.realpath(m) and s["model_path"][k] != os.path.abspath(m):
         sl.fail("model_path[%d] = %s, want %s" % (k, s["model_path"][k], os.path.abspath(m)))
 print("ok series: labels, steps, sha256 (hashlib) and paths of the paths file")
+# what made the file: the series run's command line, as a single run's history says it (not a merge of its
+# parts, which nobody ran and which are gone)
+with netCDF4.Dataset(series) as ds:
+    history = ds.getncattr("history")
+if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: .*plateau run %s --quiet" % re.escape(ini), history):
+    sl.fail("the series file's history is %r, want 'TIME: plateau run %s --quiet'" % (history, ini))
+print("ok series: history is the run's command line: " + history)
 
 # Each model alone, as a single-model run of the same config.
 singles = []
