@@ -23,6 +23,7 @@
 # Environment: PLATEAU_RANKS (MPI ranks; default: the machine's cores; 1 runs without mpirun),
 #   PLATEAU_DATA, PLATEAU_SHARED_DIR (instead of ../shared), HF_ENDPOINT (a Hugging Face mirror),
 #   PLATEAU_BIN (--plan only: the plateau that `plateau info` runs; a real run builds build/plateau).
+# An interrupted quickstart (Ctrl-C) continues each run from its checkpoint (results/*.nc.ckpt) when run again.
 # Exit: 0 done; 1 usage; 2 bad input ($PLATEAU_MODEL missing, a file that fails its sha256 check);
 #   69 no prompt data can be had here; otherwise the failing step's code (plateau's: docs/trust.md, Exit codes).
 set -euo pipefail
@@ -140,7 +141,15 @@ fi
 for i in "${!labels[@]}"; do
   extra=()
   [ -n "${options[i]}" ] && mapfile -t extra <<<"${options[i]}"
-  cmd=("${launch[@]}" "$plateau" run "${configs[i]}" -o "${outs[i]}" "${extra[@]}" "${prompt_set[@]}")
+  # A quickstart stopped by Ctrl-C leaves its run's checkpoint (OUT.ckpt), and plateau run refuses to
+  # start over one without --resume, which this script's user cannot pass: continue from it (a
+  # checkpoint of another config, e.g. other PLATEAU_DATA, is still refused by name).
+  resume=()
+  if [ -e "${outs[i]}.ckpt" ]; then
+    resume=(--resume)
+    say "${labels[i]}: ${outs[i]}.ckpt is there (an earlier quickstart was interrupted): the run resumes from it"
+  fi
+  cmd=("${launch[@]}" "$plateau" run "${configs[i]}" -o "${outs[i]}" "${extra[@]}" "${prompt_set[@]}" "${resume[@]}")
   fig=${outs[i]%.nc}-figures
   plot=(/usr/bin/python3 analysis/plot_curves.py "${outs[i]}" -o "$fig")
   if ((plan)); then

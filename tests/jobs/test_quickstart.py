@@ -97,6 +97,23 @@ def local_cases():
     if "fetch-gpt2" in err or "fetch-model" in err:
         jl.fail("%s: looked for another model although models/gpt2 is there:\n%s" % (what, err))
 
+    if "--resume" in runs[0][1]:
+        jl.fail("%s: --resume without a checkpoint: %s" % (what, runs[0][1]))
+
+    # Ctrl-C during a quickstart leaves results/quickstart.nc.ckpt; plateau run refuses to start over it
+    # without --resume, which quickstart.sh's user cannot pass: the next quickstart must resume it.
+    what = "an interrupted quickstart's checkpoint"
+    ckpt = os.path.join(repo, "results", "quickstart.nc.ckpt")
+    os.makedirs(os.path.dirname(ckpt))
+    with open(ckpt, "wb") as out:
+        out.write(b"checkpoint")
+    runs, err = plan(repo, shared, what=what)
+    if not runs[0][1].endswith(" --resume"):
+        jl.fail("%s: the run does not resume it: %s" % (what, runs[0][1]))
+    need(err, what, "results/quickstart.nc.ckpt is there")
+    os.remove(ckpt)
+    os.rmdir(os.path.dirname(ckpt))
+
     what = "one rank"
     runs, _ = plan(repo, shared, what=what, PLATEAU_RANKS="1")
     if runs[0][1].startswith("mpirun"):
