@@ -55,6 +55,7 @@ typedef struct {
  * integers PL_RESULT_NO_INT: absent. Their names, order and merge rules: src/io/schema.c. */
 typedef struct {
     const char *config, *model_path, *model_sha256, *data_path, *hook, *read_hook, *residual_basis, *sampling;
+    const char *model_config_sha256; /* of config.json as read ("" for a llama2.c file) */
     const char *sigma_positive_definite_fix, *openblas_config, *command_line;
     int synthetic_model, position, read_position, center_direction, duplicate_prompts_dropped;
     int short_documents_skipped, bos_token, bootstrap_resamples, n_prompts, n_ranks, threads;

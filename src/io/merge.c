@@ -104,6 +104,7 @@ typedef struct {
     const char *path;
     int ncid;
     char *model_sha256; /* NULL if absent */
+    char *model_config_sha256; /* NULL if absent (files of plateau before 2026-12-07) */
     char *model_path;   /* the `model_path` attribute (absolute), NULL if absent */
     int have_config;
     pl_sweep_config config;
@@ -280,6 +281,8 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
         rc = read_text_attribute(in->ncid, path, "model_sha256", &in->model_sha256);
     if (rc == PL_OK)
         rc = read_text_attribute(in->ncid, path, "model_path", &in->model_path);
+    if (rc == PL_OK)
+        rc = read_text_attribute(in->ncid, path, "model_config_sha256", &in->model_config_sha256);
     if (rc == PL_OK && !hook)
         rc = pl_fail("%s: not a plateau result: global attribute 'hook' is missing", path);
     if (rc == PL_OK && !config)
@@ -306,6 +309,7 @@ static void input_close(merge_input *in)
     if (in->ncid >= 0)
         nc_close(in->ncid);
     free(in->model_sha256);
+    free(in->model_config_sha256);
     free(in->model_path);
     if (in->have_config)
         pl_sweep_config_free(&in->config);
@@ -426,6 +430,11 @@ static int check_configs(const merge_input *ins, int n_in)
         if ((a == NULL) != (b == NULL) || (a && strcmp(a, b)))
             return pl_fail("%s: model_sha256 differs from %s ('%s' vs '%s'): the files come from different models",
                            ins[i].path, ins[0].path, b ? b : "(absent)", a ? a : "(absent)");
+        /* the same weights under another config.json are another model (older files have no hash) */
+        const char *ca = ins[0].model_config_sha256, *cb = ins[i].model_config_sha256;
+        if (ca && cb && strcmp(ca, cb))
+            return pl_fail("%s: model_config_sha256 differs from %s ('%s' vs '%s'): the same weights under another "
+                           "config.json, so not one model", ins[i].path, ins[0].path, cb, ca);
     }
     for (int i = 0; i < n_in; i++)
         for (int j = 0; j < i; j++)

@@ -286,6 +286,7 @@ static void run_attrs(const pl_sweep *sw, const pl_output_meta *meta, pl_result_
     a->config = meta->config_text;
     a->model_path = cfg->model_path;
     a->model_sha256 = meta->model_sha256;
+    a->model_config_sha256 = meta->model_config_sha256;
     a->synthetic_model = meta->synthetic_model != 0;
     a->data_path = cfg->data_path;
     a->hook = cfg->hook;

@@ -2504,6 +2504,7 @@ static int finish_run(master *ms, const pl_run_options *opt)
     pl_output_meta meta = {
         .config_text = st->config_text,
         .model_sha256 = st->model_sha,
+        .model_config_sha256 = pl_model_config_sha256(st->model),
         .synthetic_model = pl_model_get_info(st->model)->synthetic,
         .n_ranks = st->size,
         .evals_per_second = evals_per_second(ms),

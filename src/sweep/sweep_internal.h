@@ -427,6 +427,7 @@ int pl_checkpoint_lock_free(const char *path);
 typedef struct {
     const char *config_text;     /* full resolved config */
     const char *model_sha256;
+    const char *model_config_sha256; /* pl_model_config_sha256 */
     int synthetic_model;
     int n_ranks;
     double evals_per_second;

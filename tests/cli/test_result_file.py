@@ -92,6 +92,9 @@ for out, ini in outs:
     for key in ("openblas_config", "threads"):
         if key not in g:
             sl.fail("%s missing" % key)
+    config_sha = hashlib.sha256(open(os.path.join(model, "config.json"), "rb").read()).hexdigest()
+    if g.get("model_config_sha256") != config_sha:
+        sl.fail("model_config_sha256 %r vs hashlib over config.json %s" % (g.get("model_config_sha256"), config_sha))
     # the config's own spelling of its settings (base_config: raw basis, document_start, to_target)
     if (g["residual_basis"], g["sampling"]) != ("raw", "document_start"):
         sl.fail("residual_basis %r, sampling %r" % (g["residual_basis"], g["sampling"]))

@@ -63,7 +63,7 @@ def config_text(overrides):
 def write_result(path, hook="blocks.1.hook_resid_pre", config_overrides=None, prompts=4, samples=2, steps=11,
                  bases=("real", "synthetic"), directions=("isotropic", "cov_random", "real_other"),
                  metrics=("kl", "jsd", "l2", "cosine"), seed=0, tokens_seed=7, model_sha256="ab" * 32,
-                 extra_variable=None, alpha_max=1.0):
+                 extra_variable=None, alpha_max=1.0, model_config_sha256=None):
     overrides = {("perturb", "hook"): hook}
     overrides.update(config_overrides or {})
     rng = np.random.default_rng(seed)
@@ -112,6 +112,8 @@ def write_result(path, hook="blocks.1.hook_resid_pre", config_overrides=None, pr
              "hook": hook, "read_hook": "blocks.1.hook_resid_post", "n_prompts": np.int32(P),
              "plateau_version": "test", "n_ranks": np.int32(1 + seed % 3), "evals_per_second": 1000.0 + seed,
              "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if model_config_sha256 is not None:  # absent, as in files of plateau before 2026-12-07, unless given
+        attrs["model_config_sha256"] = model_config_sha256
     for k, v in attrs.items():
         nc.setncattr(k, v)
     nc.close()

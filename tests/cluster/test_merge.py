@@ -202,6 +202,13 @@ def main():
     model = os.path.join(d, "model.nc")
     write_result(model, hook="blocks.9.hook_resid_pre", model_sha256="cd" * 32)
     expect_refusal("other model", keep, [ins[0], model], "model_sha256", model)
+    # the same weights under another config.json: another model too; a file without the hash (older) is not refused
+    cfg_a, cfg_b = os.path.join(d, "cfg_a.nc"), os.path.join(d, "cfg_b.nc")
+    write_result(cfg_a, hook="blocks.10.hook_resid_pre", model_config_sha256="01" * 32)
+    write_result(cfg_b, hook="blocks.11.hook_resid_pre", model_config_sha256="02" * 32)
+    expect_refusal("other config.json", keep, [cfg_a, cfg_b], "model_config_sha256 differs", "config.json", cfg_b)
+    rc, err = merge(os.path.join(d, "cfg_old.nc"), cfg_a, ins[0])
+    check(rc == 0, f"a file with model_config_sha256 beside one without (older): exit {rc} ({err})")
 
     expect_refusal("already merged input", keep, [out, ins[0]], "already has a 'hook' dimension", out)
     expect_refusal("not NetCDF", os.path.join(d, "x.nc"), [keep], keep, "cannot open")
