@@ -314,6 +314,12 @@ int pl_curves(pl_lm *lm, const int *ids, int T, const char *hook, int pos, const
         j.place.next_token = ids[j.place.read_pos + 1];
     if (s.next_token_given)
         j.place.next_token = s.next_token;
+    /* a sweep's prompt without a next token has NaN ce_loss (its data ended there); here the caller can
+     * say it, so a curve of NaN only is refused */
+    for (int k = 0; k < s.cfg.n_metrics && j.place.next_token < 0; k++)
+        if (s.cfg.metrics[k] == PL_METRIC_CE_LOSS)
+            return pl_fail("curves: metric ce_loss needs the token after the read position (%d, the prompt's last): "
+                           "pass next_token", j.place.read_pos);
     pl_run clean;
     if (pl_forward(lm->model, ids, j.place.T_eval, &clean) != PL_OK)
         return PL_ERR;

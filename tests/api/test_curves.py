@@ -125,6 +125,17 @@ def check_errors(path):
             print("ok error: %s" % e)
             continue
         al.fail("curves(%s): no error" % kw)
+    # ce_loss read at the prompt's last token has no next token unless given: refused, not a curve of NaN
+    try:
+        m.curves(ids, "blocks.1.hook_resid_pre", 5, "real", dirs, [0.0, 1.0], metrics=("kl", "ce_loss"))
+        al.fail("curves(ce_loss at the last token, no next_token): no error")
+    except plateau.PlateauError as e:
+        if "ce_loss needs the token after the read position" not in str(e):
+            al.fail("ce_loss without next_token: %r" % str(e))
+        print("ok error: %s" % e)
+    got = m.curves(ids, "blocks.1.hook_resid_pre", 5, "real", dirs, [0.0, 1.0], metrics=("ce_loss",), next_token=3)
+    if not np.isfinite(got["ce_loss"]).all():
+        al.fail("ce_loss with next_token given: %s" % got["ce_loss"])
 
 
 def main():
