@@ -39,6 +39,7 @@ Exit status: 0 on success; 2 with one line on stderr for a missing or unusable f
 import json
 import os
 import re
+import textwrap
 
 import numpy as np
 
@@ -119,10 +120,24 @@ class HookAxis:
 
     def errorbar(self, ax, k, y, lo, hi, **style):
         """Series k: Y with the interval [LO, HI] at every hook, shifted sideways from the others."""
+        # NaN (undefined: no finite pair) is not drawn; masked values are NaN, not a masked-array warning
+        y, lo, hi = (np.ma.filled(np.ma.asarray(v, dtype=np.float64), np.nan) for v in (y, lo, hi))
         # A percentile interval need not contain the estimate (a ratio of medians): no negative bar.
-        yerr = np.maximum(np.vstack([y - lo, hi - y]), 0.0)
-        ax.errorbar(self.x[self.order] + self.offsets[k], y[self.order], yerr=yerr[:, self.order], linewidth=1.2,
-                    marker="o", markersize=3, capsize=2, **style)
+        with np.errstate(invalid="ignore"):
+            yerr = np.maximum(np.vstack([y - lo, hi - y]), 0.0)
+        open_top = np.isinf(yerr[1]) & np.isfinite(y)  # the interval runs past the grid (censored scores)
+        yerr = np.where(np.isfinite(yerr), yerr, 0.0)
+        x, y, yerr, open_top = (self.x[self.order] + self.offsets[k], y[self.order], yerr[:, self.order],
+                                open_top[self.order])
+        # the line through every hook (broken at an undefined one), the points and bars at the defined ones
+        # (errorbar given a NaN masks it and warns)
+        ax.plot(x, y, linewidth=1.2, **style)
+        keep = np.isfinite(y)
+        if keep.any():
+            ax.errorbar(x[keep], y[keep], yerr=yerr[:, keep], marker="o", markersize=3, capsize=2,
+                        **dict(style, linestyle="none"))
+        if open_top.any():
+            ax.plot(x[open_top], y[open_top], marker="^", markersize=6, **dict(style, linestyle="none"))
 
     def label_ticks(self, ax):
         ax.set_xticks(self.x)
@@ -130,6 +145,19 @@ class HookAxis:
 
     def record(self):
         return {"x": jsonable(self.x), "xticklabels": self.ticks}
+
+
+def note_if_empty(ax, axis, panel, field, why):
+    """A panel none of whose series has a finite FIELD says WHY in its middle (and in the record), on fixed
+    limits (AXIS's hooks), instead of a blank axis a reader could take for a drawing fault."""
+    if any(np.isfinite(np.ma.filled(np.ma.asarray(r[field], dtype=np.float64), np.nan)).any()
+           for r in panel["series"]):
+        return
+    panel["note"] = why
+    ax.set_xlim(np.min(axis.x) - 0.5, np.max(axis.x) + 0.5)
+    ax.set_ylim(0.0, 1.0)
+    shown = why.replace(": ", ":\n", 1).replace(" is ", "\nis ", 1).replace(" for ", "\nfor ", 1)
+    ax.text(0.5, 0.5, shown, transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.35")
 
 
 class Plotter:
@@ -303,7 +331,8 @@ class Plotter:
     def decorate(self, ax, title, xlabel, ylabel):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8.5)
-        ax.set_ylabel(ylabel, fontsize=8.5)
+        # a long label (a score named with its alpha's meaning) runs past a small panel's height: two lines
+        ax.set_ylabel(textwrap.fill(ylabel, 46) if len(ylabel) > 46 else ylabel, fontsize=8.5)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
 
@@ -453,7 +482,8 @@ class Plotter:
         caption = self.caption(f"Median of each score over the curves of a kind (non-finite left out), with "
                                f"percentile-bootstrap 95 % intervals ({self.n_boot} resamples, seed {self.seed}: "
                                f"the intervals summary.py prints with the same seed); kinds are offset "
-                               f"sideways to keep the bars apart.")
+                               f"sideways to keep the bars apart; a triangle: the interval's upper end lies beyond "
+                               f"the grid (censored scores).")
         rows, cols = layout.grid_for(len(scores))
         fig, axes = layout.new_figure(plt, rows, cols, self.dpi, n=len(scores))
         record = {"kind": "by_hook", "metric": m, "yscale": "linear", "rows": rows, "cols": cols,
@@ -472,6 +502,7 @@ class Plotter:
                 axis.errorbar(ax, k, med, lo, hi, color=self.colour[(b, d)], linestyle=self.style[b])
                 panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": jsonable(n),
                                         "median": jsonable(med), "lo": jsonable(lo), "hi": jsonable(hi)})
+            note_if_empty(ax, axis, panel, "median", f"no finite median: {s} is NaN or beyond the grid (censored) for every curve")
             axis.label_ticks(ax)
             self.decorate(ax, s, xlabel, ylabel)
             record["panels"].append(panel)
@@ -496,7 +527,8 @@ class Plotter:
                f"computed here: the file has no paired statistics (percentile bootstrap, {self.n_boot} "
                f"resamples, seed {self.seed})")
         caption = self.caption(f"Ratio of the medians of paired curves (same prompt and sample), with 95 % "
-                               f"intervals, {how}. Above 1: the first kind's score is larger.")
+                               f"intervals, {how}. Above 1: the first kind's score is larger. A triangle: the "
+                               f"interval's upper end is unbounded (censored scores).")
         rows, cols = layout.grid_for(len(scores))
         fig, axes = layout.new_figure(plt, rows, cols, self.dpi, n=len(scores))
         record = {"kind": "ratios_by_hook", "metric": m, "yscale": "linear", "rows": rows, "cols": cols,
@@ -519,6 +551,7 @@ class Plotter:
                     handles.append(Line2D([], [], color=colour, linestyle=ls, linewidth=1.2, marker="o", markersize=3))
                 panel["series"].append({"comparison": label, "ratio": jsonable(ratio), "lo": jsonable(lo),
                                         "hi": jsonable(hi), "n_pairs": jsonable(n)})
+            note_if_empty(ax, axis, panel, "ratio", f"no finite ratio: {s} is NaN or beyond the grid (censored) for these pairs")
             axis.label_ticks(ax)
             self.decorate(ax, s, xlabel, ylabel)
             record["panels"].append(panel)
