@@ -369,6 +369,8 @@ def check_plots(f, result, workdir, formats):
                       "--seed", str(SEED), "--bootstrap", str(N_BOOT)] + fmt_args + (PLOT_METRIC_ARGS or METRIC_ARGS))
     if rc != 0:
         fail(f"plot_curves.py exited {rc}: {se.strip()}")
+    if se.strip():  # numpy's or matplotlib's warnings (NaN and censored scores drawn carelessly) are a fault
+        fail(f"plot_curves.py wrote to stderr: {se.strip()[:400]}")
     report = json.load(open(report_path))["figures"]
     doc = json.load(open(os.path.join(out, "figures.json")))
     expected = expected_figures(f, f.plot_metrics)
