@@ -1660,8 +1660,8 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
              m->converted / (1 << 30), shared ? "one copy per node (shared window)"
                                        : n_node > 1 ? "a copy per rank ([run] shared_weights = false)" : "one copy");
     const char *window_dir;
-    double window_free = window_dir_free(&window_dir);
-    if (shared && m->converted > 0 && window_free >= 0) {
+    double window_free;
+    if (shared && m->converted > 0 && (window_free = window_dir_free(&window_dir)) >= 0) {
         snprintf(v, sizeof v, "%.0f", window_free);
         dry_line("window_dir_free_bytes", v, "%.2f GiB free in %s on this machine now, where Open MPI keeps the node's window "
                  "(osc_sm_backing_directory)%s", window_free / (1 << 30), window_dir,
@@ -2736,6 +2736,26 @@ static char *command_line(int argc, char **argv)
     return s;
 }
 
+/* What a run state holds, released: the checkpoint's lock (after every checkpoint write, before the
+ * config, its path, goes), the texts, the sweep, the model, then the window its weights live in. The
+ * window is freed here, not at exit: a model series runs one model after another, and each window
+ * held on would keep every model's converted weights on the node. Only a window every rank took
+ * (arena.base): MPI_Win_free is the node's collective. */
+static void run_state_close(run_state *st)
+{
+    if (st->ckpt_lock >= 0)
+        pl_checkpoint_unlock(st->cfg.checkpoint_path, st->ckpt_lock);
+    free(st->config_text);
+    free(st->hashed_text);
+    pl_sweep_free(&st->sw);
+    pl_model_close(st->model);
+    if (st->window != MPI_WIN_NULL && st->arena.base)
+        MPI_Win_free(&st->window);
+    if (st->node != MPI_COMM_NULL && st->arena.base)
+        MPI_Comm_free(&st->node);
+    pl_sweep_config_free(&st->cfg);
+}
+
 /* One single-model sweep on every rank (setup, rank 0 the master, the others workers), from a fresh
  * state of this rank. Returns the exit code, the same on every rank. */
 static int run_one(int rank, int size, int quiet, const char *command_line, const char *config_path,
@@ -2765,22 +2785,9 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
             run_worker(&st);
         MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
     }
-    if (st.ckpt_lock >= 0) /* after every checkpoint write, before the config (its path) goes */
-        pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
-    free(st.config_text);
-    free(st.hashed_text);
     st.sw.opt_store = NULL;
     pl_opt_store_free(&store);
-    pl_sweep_free(&st.sw);
-    pl_model_close(st.model);
-    /* The window after the model (its weights live in it), freed here and not at exit: a model series
-     * runs one model after another, and each window held on would keep every model's converted weights
-     * on the node. Only a window every rank took (arena.base): MPI_Win_free is the node's collective. */
-    if (st.window != MPI_WIN_NULL && st.arena.base)
-        MPI_Win_free(&st.window);
-    if (st.node != MPI_COMM_NULL && st.arena.base)
-        MPI_Comm_free(&st.node);
-    pl_sweep_config_free(&st.cfg);
+    run_state_close(&st);
     return code;
 }
 
@@ -2982,18 +2989,8 @@ int pl_sweep_main(int *argc, char ***argv, const char *config_path, char *const 
     }
     if (is_series)
         pl_sweep_config_free(&series);
-    if (st.ckpt_lock >= 0) /* dry_run's */
-        pl_checkpoint_unlock(st.cfg.checkpoint_path, st.ckpt_lock);
-    free(st.config_text);
-    free(st.hashed_text);
     free(st.command_line);
-    pl_sweep_free(&st.sw);
-    pl_model_close(st.model);
-    if (st.window != MPI_WIN_NULL) /* after the model: its weights live in it */
-        MPI_Win_free(&st.window);
-    if (st.node != MPI_COMM_NULL)
-        MPI_Comm_free(&st.node);
-    pl_sweep_config_free(&st.cfg);
+    run_state_close(&st); /* the dry run's */
     fflush(stderr);
     MPI_Finalize();
     return code;
