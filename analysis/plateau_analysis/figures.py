@@ -502,7 +502,8 @@ class Plotter:
                 axis.errorbar(ax, k, med, lo, hi, color=self.colour[(b, d)], linestyle=self.style[b])
                 panel["series"].append({"base": b, "direction": d, "label": f"{b} / {d}", "n": jsonable(n),
                                         "median": jsonable(med), "lo": jsonable(lo), "hi": jsonable(hi)})
-            note_if_empty(ax, axis, panel, "median", f"no finite median: {s} is NaN or beyond the grid (censored) for every curve")
+            note_if_empty(ax, axis, panel, "median",
+                          f"no finite median: {s} is NaN or beyond the grid (censored) for every curve")
             axis.label_ticks(ax)
             self.decorate(ax, s, xlabel, ylabel)
             record["panels"].append(panel)
@@ -551,7 +552,8 @@ class Plotter:
                     handles.append(Line2D([], [], color=colour, linestyle=ls, linewidth=1.2, marker="o", markersize=3))
                 panel["series"].append({"comparison": label, "ratio": jsonable(ratio), "lo": jsonable(lo),
                                         "hi": jsonable(hi), "n_pairs": jsonable(n)})
-            note_if_empty(ax, axis, panel, "ratio", f"no finite ratio: {s} is NaN or beyond the grid (censored) for these pairs")
+            note_if_empty(ax, axis, panel, "ratio",
+                          f"no finite ratio: {s} is NaN or beyond the grid (censored) for these pairs")
             axis.label_ticks(ax)
             self.decorate(ax, s, xlabel, ylabel)
             record["panels"].append(panel)
