@@ -2917,14 +2917,22 @@ static void series_note(const pl_sweep_config *cfg)
 
 /* Started without a launcher (no mpirun, srun or PMI(x) environment), plateau is an MPI singleton, and
  * Open MPI would first start a supporting daemon (orted: ~0.2 s of every `plateau run`) for a process
- * that never spawns others; its isolated singleton mode skips it. A user's own setting wins. */
+ * that never spawns others; its isolated singleton mode skips it. Every isolated singleton on a machine
+ * has the same name (job family 0, job 1), so all would share one session directory,
+ * $TMPDIR/ompi.<host>.<uid>/jf.0/1/0, and each removes it when it ends: a second `plateau run` started
+ * meanwhile failed in MPI_Init (mkdir: No such file or directory, exit 1). A process alone in its job
+ * with no shared-memory peers or window (the window needs 2 ranks) puts nothing there, so it creates
+ * none. A user's own setting of either wins; with their own ess_singleton_isolated, both are theirs. */
 static void singleton_without_daemon(void)
 {
     static const char *launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
     for (size_t i = 0; i < sizeof launched / sizeof *launched; i++)
         if (getenv(launched[i]))
             return;
-    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    if (getenv("OMPI_MCA_ess_singleton_isolated"))
+        return;
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 1);
+    setenv("OMPI_MCA_orte_create_session_dirs", "0", 0);
 }
 
 /* The fast path allocates its scratch per batch (decoder.c's scratch_alloc: 34 MB at GPT-2 small's

@@ -7,7 +7,7 @@ target_link_libraries(test_sweep_units PRIVATE plateau_sweep)
 plateau_test(sweep_units $<TARGET_FILE:test_sweep_units>)
 
 set(PL_SWEEP_TESTS ${CMAKE_CURRENT_LIST_DIR})
-foreach(t config config_values config_doc ranks shared_weights naive reference grids statistics score_rules sampling resume faults jobs contexts slices fisher fisher_align fisher_hooks fisher_contexts series optresume optbatch)
+foreach(t config config_values config_doc ranks shared_weights naive reference grids statistics score_rules sampling resume faults jobs contexts slices fisher fisher_align fisher_hooks fisher_contexts series optresume optbatch singletons)
   plateau_test(sweep_${t} ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_${t})
 endforeach()
 set_tests_properties(sweep_ranks sweep_shared_weights sweep_resume sweep_faults sweep_contexts sweep_slices sweep_fisher sweep_fisher_align sweep_fisher_hooks sweep_fisher_contexts sweep_optresume sweep_optbatch PROPERTIES RUN_SERIAL TRUE)
