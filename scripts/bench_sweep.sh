@@ -3,7 +3,10 @@
 # the last block's hook_resid_post, all four metrics) on the synthetic models of scripts/bench_shapes.sh
 # (GPT-2 small's shape by default): evaluations/s on 1 and 2 ranks, against --naive (a full forward per
 # evaluation) and against the FLOP limit (pl_patch_flops per evaluation x evals/s, over OpenBLAS's sgemm
-# peak measured in the same run). Prints a markdown table per shape with the machine and the date.
+# peak measured in the same run). Each unit there has its own prompt, one base, one direction kind and
+# all four metrics: the costliest work per evaluation a job can give (its own clean forward, a log per
+# vocabulary entry for JSD). Then the main job's protocol, jobs/quickstart.ini as it is (6 units per
+# prompt, KL), on 2 ranks. Prints a markdown table per shape with the machine and the date.
 #   bash scripts/bench_sweep.sh [BUILD_DIR] [SHAPE ...]   (default: build gpt2; needs plateau and bench_sweep built)
 # SHAPE: gpt2, smollm, llama1b, gemma2b or all. Units per run: $PLATEAU_BENCH_UNITS, else 600 (gpt2,
 # smollm), 60 (llama1b: 20-35 s per 10-unit batch on one core, so 3 batches per rank on two) or 40
@@ -67,15 +70,23 @@ INI
   # more within minutes): one process alone around the 1-rank run, two at once around the 2-rank run
   # (each one's best call while the other core works: the peak two ranks can reach).
   eval "$("$bench" "$model" --seconds 6 | sed 's/^\([a-z0-9_]*\) \(.*\)$/\1=\2/')"
-  local solo_a=$sgemm_peak_gflops solo_b duo_a duo_b
+  local solo_a=$sgemm_peak_gflops solo_b duo_a duo_b duo_c
   "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r1.nc"
   solo_b=$(peak_of 1)
   duo_a=$(peak_of 2)
   mpirun --oversubscribe -n 2 "$plateau" run "$work/bench.ini" --quiet --set data.n_prompts=$units -o "$work/r2.nc"
   duo_b=$(peak_of 2)
+  # The main job's protocol: jobs/quickstart.ini as it is (the post's two experiments: 2 bases x 3 direction
+  # kinds, 6 units per prompt sharing one clean forward; KL only), on this shape and these tokens; as many
+  # prompts as give the units above. 2 ranks, the issue's figure.
+  local main_prompts=$(( (units + 5) / 6 ))
+  mpirun --oversubscribe -n 2 "$plateau" run jobs/quickstart.ini --quiet --set model.path="$model" \
+    --set data.prompts="$work/tokens.bin" --set data.n_prompts=$main_prompts --set perturb.cov_prompts=100 \
+    -o "$work/r2m.nc"
+  duo_c=$(peak_of 2)
   "$plateau" run "$work/bench.ini" --quiet --naive --set data.n_prompts=$naive_units -o "$work/rn.nc"
-  local r1 r2 rn solo duo
-  r1=$(rate "$work/r1.nc"); r2=$(rate "$work/r2.nc"); rn=$(rate "$work/rn.nc")
+  local r1 r2 rn r2m solo duo
+  r1=$(rate "$work/r1.nc"); r2=$(rate "$work/r2.nc"); rn=$(rate "$work/rn.nc"); r2m=$(rate "$work/r2m.nc")
   # Sustained sgemm of the batch shape, one process alone and two at once: what two ranks can get from
   # this machine at best.
   solo=$("$bench" --shape "$width" "$mlp" --sustained --seconds 5 | awk '{ print $2 }')
@@ -84,7 +95,8 @@ INI
   wait
   duo=$(awk '{ s += $2; n++ } END { printf "%.2f", s / n }' "$work/peak-a.txt" "$work/peak-b.txt")
   table "$(bench_shape_title "$shape")" "$r1" "$r2" "$rn" "$solo_a" "$solo_b" "$duo_a" "$duo_b" "$patch_flops" \
-    "$forward_flops" "$units" "$sgemm_101_mlp_gflops" "$solo" "$duo" "$sgemm_mlp_shape" "$openblas_core"
+    "$forward_flops" "$units" "$sgemm_101_mlp_gflops" "$solo" "$duo" "$sgemm_mlp_shape" "$openblas_core" \
+    "$r2m" "$duo_c" "$main_prompts"
 }
 
 peak_of() { # N (1 or 2): the sgemm peak of N processes at once, each alone on a core (their mean)
@@ -101,6 +113,7 @@ $python3_ - "$@" <<'PY'
 import sys, platform, subprocess, datetime
 title, mlp, core = sys.argv[1], sys.argv[15].replace("x", " x "), sys.argv[16]
 r1, r2, rn, solo_a, solo_b, duo_a, duo_b, pf, ff, units, shape, solo, duo = map(float, sys.argv[2:15])
+r2m, duo_c, main_prompts = float(sys.argv[17]), float(sys.argv[18]), int(sys.argv[19])
 peak1, peak2 = (solo_a + solo_b) / 2, (duo_a + duo_b) / 2
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -120,6 +133,21 @@ print("| 2 ranks, fast path | %.1f | %.1f | %.0f %% of 2 x the 1-process peak; %
       "%.1fx | %.2f |" % (r2, r2 * pf / 1e9, 100 * r2 * pf / 1e9 / (2 * peak1), 100 * r2 * pf / 1e9 / (2 * peak2),
                           r2 / rn, r2 / (2 * r1)))
 print("| 1 rank, --naive | %.1f | %.1f | %.0f %% | 1.0x | |" % (rn, rn * ff / 1e9, 100 * rn * ff / 1e9 / peak1))
+print()
+# The main job's protocol (jobs/quickstart.ini): units are prompt-major, 6 per prompt, so a batch of 10 units
+# runs the clean forwards of the 2 or 3 prompts it touches; counted here from the unit indices.
+main_units = 6 * main_prompts
+cleans = sum(len({u // 6 for u in range(b, min(b + 10, main_units))}) for b in range(0, main_units, 10))
+peak2m = (duo_b + duo_c) / 2
+exm = pf + ff / 101 * cleans / main_units
+print("The main job's protocol (jobs/quickstart.ini as it is: bases real and synthetic x directions real_other, "
+      "cov_random and naive_isotropic, 6 units per prompt; KL only), %d prompts (%d units), 2 ranks: %.1f evals/s, "
+      "%.1f GFLOP/s: **%.0f %% of 2 x the 1-process peak; %.0f %% of 2 x the 2-process peak** (read on its two "
+      "sides: %.1f and %.1f GFLOP/s each). Its batches run %d clean forwards for %d units (%.1f %% of the FLOPs "
+      "executed); against all of them: %.0f %% and %.0f %%."
+      % (main_prompts, main_units, r2m, r2m * pf / 1e9, 100 * r2m * pf / 1e9 / (2 * peak1),
+         100 * r2m * pf / 1e9 / (2 * peak2m), duo_b, duo_c, cleans, main_units,
+         100 * (exm - pf) / exm, 100 * r2m * exm / 1e9 / (2 * peak1), 100 * r2m * exm / 1e9 / (2 * peak2m)))
 print()
 # Here every unit has its own prompt (one base, one direction kind, one sample), so each batch also runs its
 # 10 prompts' clean forwards (T = 10), work the FLOP limit above leaves out: the same runs held against all
