@@ -117,8 +117,8 @@ r2m, duo_c, main_prompts = float(sys.argv[17]), float(sys.argv[18]), int(sys.arg
 peak1, peak2 = (solo_a + solo_b) / 2, (duo_a + duo_b) / 2
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-print("Sweep throughput, %s, default protocol (n_ctx 10, 101 steps, "
-      "blocks.1.hook_resid_pre, all metrics), %d units per run." % (title, units))
+print("Sweep throughput, %s, default protocol (n_ctx 10, 101 steps, blocks.1.hook_resid_pre), one unit "
+      "per prompt and all four metrics (the costliest work per evaluation), %d units per run." % (title, units))
 print("Machine: %s, %s cores; %s UTC; OpenBLAS 1 thread per rank, %s kernel." %
       (cpu, cores, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), core))
 print("FLOPs per evaluation (pl_patch_flops): %.1f M; per full forward: %.1f M. sgemm peak, measured on each "
