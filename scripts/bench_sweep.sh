@@ -78,11 +78,14 @@ INI
   duo_b=$(peak_of 2)
   # The main job's protocol: jobs/quickstart.ini as it is (the post's two experiments: 2 bases x 3 direction
   # kinds, 6 units per prompt sharing one clean forward; KL only), on this shape and these tokens; as many
-  # prompts as give the units above. 2 ranks, the figure.
-  local main_prompts=$(( (units + 5) / 6 ))
+  # prompts as give the units above. 2 ranks, the figure. An RMSNorm model takes the raw basis
+  # (TransformerLens's centred one is LayerNorm's; jobs/quickstart-stories260K.ini does the same): the
+  # same work.
+  local main_prompts=$(( (units + 5) / 6 )) basis=centered
+  [ "$shape" = gpt2 ] || basis=raw
   mpirun --oversubscribe -n 2 "$plateau" run jobs/quickstart.ini --quiet --set model.path="$model" \
     --set data.prompts="$work/tokens.bin" --set data.n_prompts=$main_prompts --set perturb.cov_prompts=100 \
-    -o "$work/r2m.nc"
+    --set perturb.residual_basis=$basis -o "$work/r2m.nc"
   duo_c=$(peak_of 2)
   "$plateau" run "$work/bench.ini" --quiet --naive --set data.n_prompts=$naive_units -o "$work/rn.nc"
   local r1 r2 rn r2m solo duo
@@ -141,11 +144,11 @@ cleans = sum(len({u // 6 for u in range(b, min(b + 10, main_units))}) for b in r
 peak2m = (duo_b + duo_c) / 2
 exm = pf + ff / 101 * cleans / main_units
 print("The main job's protocol (jobs/quickstart.ini as it is: bases real and synthetic x directions real_other, "
-      "cov_random and naive_isotropic, 6 units per prompt; KL only), %d prompts (%d units), 2 ranks: %.1f evals/s, "
+      "cov_random and naive_isotropic, 6 units per prompt; KL only%s), %d prompts (%d units), 2 ranks: %.1f evals/s, "
       "%.1f GFLOP/s: **%.0f %% of 2 x the 1-process peak; %.0f %% of 2 x the 2-process peak** (read on its two "
       "sides: %.1f and %.1f GFLOP/s each). Its batches run %d clean forwards for %d units (%.1f %% of the FLOPs "
       "executed); against all of them: %.0f %% and %.0f %%."
-      % (main_prompts, main_units, r2m, r2m * pf / 1e9, 100 * r2m * pf / 1e9 / (2 * peak1),
+      % ("" if "GPT-2" in title else "; residual_basis = raw, as RMSNorm models take", main_prompts, main_units, r2m, r2m * pf / 1e9, 100 * r2m * pf / 1e9 / (2 * peak1),
          100 * r2m * pf / 1e9 / (2 * peak2m), duo_b, duo_c, cleans, main_units,
          100 * (exm - pf) / exm, 100 * r2m * exm / 1e9 / (2 * peak1), 100 * r2m * exm / 1e9 / (2 * peak2m)))
 print()
