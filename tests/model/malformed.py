@@ -665,6 +665,19 @@ def _(d):
     edit_config(d, sliding_window=JSON_NULL)
 
 
+# transformers reads a null flag or name as None, not as its default: a null tie_word_embeddings is falsy
+# there (an untied head), where Gemma 2's default ties it; a null activation fails to load
+@case("gemma2_null_tie_word_embeddings", "config.json",
+      'key "tie_word_embeddings" is null: give true or false or leave the key out', base_name="gemma2")
+def _(d):
+    edit_config(d, tie_word_embeddings=JSON_NULL)
+
+
+@case("llama_null_hidden_act", "config.json", 'key "hidden_act" is null: give a string', base_name="llama")
+def _(d):
+    edit_config(d, hidden_act=JSON_NULL)
+
+
 @case("gemma2_layer_types_too_short", "config.json", 'key "layer_types" is not a list of num_hidden_layers = 2 entries',
       base_name="gemma2")
 def _(d):

@@ -109,8 +109,21 @@ int pl_hf_num(const pl_hf_config *c, const char *key, int required, double dflt,
     return PL_OK;
 }
 
+/* A null where transformers reads a flag or a name is not its default: a null tie_word_embeddings is
+ * None there, falsy (the head is not tied, where Gemma 2's default ties it), and a null activation or
+ * model_type fails to load. Numbers differ: HF reads None as "computed" (num_key_value_heads, head_dim,
+ * n_inner) or "off" (sliding_window, the soft-caps), which each family handles. */
+static int refuse_null(const pl_hf_config *c, const char *key, const char *want)
+{
+    if (json_is_null(json_object_get(c->root, key)))
+        return pl_fail("%s: key \"%s\" is null: give %s or leave the key out for its default", c->path, key, want);
+    return PL_OK;
+}
+
 int pl_hf_bool(const pl_hf_config *c, const char *key, int dflt, int *out)
 {
+    if (refuse_null(c, key, "true or false"))
+        return PL_ERR;
     const json_t *v = get(c, key);
     if (!v) {
         *out = dflt;
@@ -124,6 +137,8 @@ int pl_hf_bool(const pl_hf_config *c, const char *key, int dflt, int *out)
 
 int pl_hf_str(const pl_hf_config *c, const char *key, const char *dflt, const char **out)
 {
+    if (refuse_null(c, key, "a string"))
+        return PL_ERR;
     const json_t *v = get(c, key);
     if (!v) {
         *out = dflt;
