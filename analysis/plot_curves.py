@@ -3,7 +3,7 @@
 plateau_analysis/figures.py).
 
 usage: /usr/bin/python3 analysis/plot_curves.py RESULT.nc -o DIR [--metric M [M ...]]
-                        [--format png|pdf|svg ...] [--dpi N] [--seed S] [--bootstrap N]
+                        [--format png|pdf|svg ...] [--dpi N] [--seed S] [--bootstrap N] [--position N]
 """
 import sys
 

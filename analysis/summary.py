@@ -3,7 +3,7 @@
 are in plateau_analysis/table.py).
 
 usage: /usr/bin/python3 analysis/summary.py RESULT.nc [--csv] [--metric M [M ...]] [--score S [S ...]]
-                                            [--alpha A [A ...]] [--seed S] [--bootstrap N]
+                                            [--alpha A [A ...]] [--seed S] [--bootstrap N] [--position N]
 """
 import sys
 

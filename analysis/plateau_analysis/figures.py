@@ -572,6 +572,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed of the by-hook intervals (default 0)")
     ap.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                     help="bootstrap resamples of the by-hook intervals (default 2000)")
+    ap.add_argument("--position", type=int, metavar="N",
+                    help="a file with curves per position ([readout] positions = each): draw those at token position N")
     a = ap.parse_args(argv)
     if not 20 <= a.dpi <= 600:
         die(SCRIPT, f"--dpi {a.dpi}: expected 20..600", EXIT_USAGE)
@@ -581,8 +583,7 @@ def main(argv=None):
         die(SCRIPT, f"--bootstrap {a.bootstrap}: expected 1..1000000", EXIT_USAGE)
     formats = list(dict.fromkeys(a.format or ["png"]))
     try:
-        res = Result(a.result)
-        res.one_curve_per_unit(SCRIPT)
+        res = Result.for_tool(a.result, SCRIPT, a.position)
         metrics = res.select_metrics(a.metric)
         if os.path.exists(a.outdir) and not os.path.isdir(a.outdir):
             raise ResultError(f"{a.outdir}: exists and is not a directory")
@@ -615,7 +616,8 @@ def main(argv=None):
                     p.skip(f"{m}_{kind}", "needs a merged file (plateau merge) with a hook dimension")
             p.forget()
         sidecar = os.path.join(a.outdir, "figures.json")
-        doc = {"source": os.path.abspath(a.result), "synthetic_model": res.synthetic, "model_path": res.model_path,
+        doc = {"source": os.path.abspath(a.result), "position": a.position,
+               "synthetic_model": res.synthetic, "model_path": res.model_path,
                "hooks": res.hooks, "merged": res.merged, "bases": res.bases, "directions": res.directions,
                "alpha": jsonable(res.alpha), "alpha_label": res.alpha_label(), "metrics": metrics,
                "formats": formats, "seed": a.seed, "bootstrap": a.bootstrap,

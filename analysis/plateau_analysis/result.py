@@ -269,6 +269,9 @@ class Result:
             if "position" not in ds.variables:
                 raise ResultError(f"{path}: a 'position' dimension but no 'position' coordinate")
             self.positions = [int(x) for x in np.asarray(ds["position"].values).reshape(-1)]
+        # one position selected from such a file (ds.sel(position=N)): its captions say which
+        self.position = (int(ds["position"].values) if self.positions is None and "position" in ds.coords
+                         and ds["position"].ndim == 0 else None)
         self.alpha = np.asarray(ds["alpha"].values, dtype=np.float64).reshape(-1)
         if self.alpha.size < 2 or not np.all(np.isfinite(self.alpha)) or np.any(np.diff(self.alpha) <= 0):
             raise ResultError(f"{path}: coordinate 'alpha' must hold at least 2 increasing finite values")
@@ -358,8 +361,32 @@ class Result:
         if self.positions:
             raise ResultError(
                 f"{self.path}: curves per position ([readout] positions = each, positions "
-                f"{self.positions[0]}..{self.positions[-1]}): {tool} takes one curve per unit; select one in "
-                f"Python (open_result(path).sel(position=N)) or run with [readout] positions = mean")
+                f"{self.positions[0]}..{self.positions[-1]}): {tool} takes one curve per unit; choose one "
+                f"with --position N (or in Python: open_result(path).sel(position=N)), or run with "
+                f"[readout] positions = mean")
+
+    @classmethod
+    def for_tool(cls, path, tool, position=None):
+        """The result at PATH as TOOL's figures and tables take it, one curve per unit: the file itself
+        (a per-position file refused by name), or with POSITION its curves at that token position (a
+        per-position file's; any other is refused)."""
+        if position is None:
+            res = cls(path)
+            res.one_curve_per_unit(tool)
+            return res
+        ds = _open(path)
+        try:
+            whole = cls(path, ds)
+            if not whole.positions:
+                raise ResultError(f"{path}: --position {position}: the file has one curve per unit, not curves "
+                                  f"per position ([readout] positions = each)")
+            if position not in whole.positions:
+                raise ResultError(f"{path}: --position {position}: not one of the file's positions "
+                                  f"({whole.positions[0]}..{whole.positions[-1]}, {len(whole.positions)} of them)")
+            return cls(path, ds.sel(position=position))
+        except ResultError:
+            ds.close()
+            raise
 
     def select_metrics(self, wanted):
         """The file's metrics, or those of WANTED (a list, or None for all) in file order; a wanted
@@ -455,6 +482,8 @@ class Result:
         else:
             hooks = f"{len(self.hooks)} hooks ({self.hooks[0]} … {self.hooks[-1]})"
         read = f" → read {self.read_hook}" if self.read_hook else ""
+        if self.position is not None:
+            read += f" at token position {self.position}"
         samples = f" × {plural(self.n_samples, 'sample')}" if self.n_samples else ""
         return (f"{kind}: {model} · {hooks}{read} · {plural(self.n_prompts, 'prompt')}{samples} · "
                 f"{os.path.basename(self.path)}")

@@ -192,6 +192,8 @@ def main(argv=None):
                     help="α values of the median-curve columns")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     ap.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
+    ap.add_argument("--position", type=int, metavar="N",
+                    help="a file with curves per position ([readout] positions = each): the tables at token position N")
     a = ap.parse_args(argv)
     if a.seed < 0:
         die(SCRIPT, f"--seed {a.seed}: expected a non-negative integer", EXIT_USAGE)
@@ -200,8 +202,7 @@ def main(argv=None):
     if a.alpha and not all(np.isfinite(a.alpha)):
         die(SCRIPT, "--alpha: expected finite numbers", EXIT_USAGE)
     try:
-        res = Result(a.result)
-        res.one_curve_per_unit(SCRIPT)
+        res = Result.for_tool(a.result, SCRIPT, a.position)
         metrics = res.select_metrics(a.metric)
         if a.score:
             have = sorted({s for m in metrics for s in res.scores(m)})

@@ -10,6 +10,8 @@ one patched forward per step with every position replaced, the metrics at every 
 mean, or each position's; the per-position statistics (mean, median, count, a threshold score, its
 censored counts and pairs) against numpy, mean = the mean of each. Also: fit_positions and sigma_ridge on a one-position sweep against numpy's mu and Sigma; 1
 vs 2 ranks bitwise; bad values refused by name (exit 2)."""
+import csv as csv_mod
+import json
 import os
 import sys
 
@@ -198,9 +200,47 @@ for script in ("summary.py", "plot_curves.py"):
                           capture_output=True, text=True)
     if r.returncode != 2 or "curves per position" not in r.stderr:
         sl.fail("%s on a per-position result: exit %d: %s" % (script, r.returncode, r.stderr))
+# --position N: the scripts draw and tabulate that position's curves (the table's median curve is the
+# file's kl_median at that position, exactly: repr of the float64 it read); a position the file lacks is
+# refused by name
+csv_run = sl.subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", "summary.py"), out_each, "--position",
+                             "3", "--csv", "--metric", "kl"], capture_output=True, text=True)
+if csv_run.returncode != 0:
+    sl.fail("summary.py --position 3: exit %d: %s" % (csv_run.returncode, csv_run.stderr))
+three = Result(out_each, ds.sel(position=3))  # for the names' order only: the values are netCDF4's (f)
+if np.array_equal(f["kl_median"][1], f["kl_median"][2]):
+    sl.fail("positions 3 and 4 have the same kl_median: this check could not tell them apart")
+med = {(b, k): np.asarray(f["kl_median"][1][i, j], np.float64)  # position 3 = index 1 (positions 2..T-3)
+       for i, b in enumerate(three.bases) for j, k in enumerate(three.directions)}
+curve_rows = [row for row in csv_mod.DictReader(csv_run.stdout.splitlines()) if row["kind"] == "curve"]
+if not curve_rows:
+    sl.fail("summary.py --position 3: no median-curve rows:\n%s" % csv_run.stdout[:1000])
+for row in curve_rows:
+    k = int(np.argmin(np.abs(three.alpha - float(row["alpha"]))))
+    want = med[(row["base"], row["direction"])][k]
+    if row["value"] != repr(float(want)):
+        sl.fail("summary.py --position 3: %s/%s at alpha %s: %s, the file's position-3 kl_median %r"
+                % (row["base"], row["direction"], row["alpha"], row["value"], float(want)))
+figs = os.path.join(d, "each-figures-3")
+r = sl.subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", "plot_curves.py"), out_each, "--position",
+                       "3", "-o", figs, "--metric", "kl"], capture_output=True, text=True)
+if r.returncode != 0 or r.stderr:
+    sl.fail("plot_curves.py --position 3: exit %d: %s" % (r.returncode, r.stderr))
+side = json.load(open(os.path.join(figs, "figures.json")))
+if side["position"] != 3 or not side["figures"]:
+    sl.fail("plot_curves.py --position 3: figures.json position %r, %d figures"
+            % (side["position"], len(side["figures"])))
+for script in ("summary.py", "plot_curves.py"):
+    extra = ["-o", os.path.join(d, "each-figures-x")] if script == "plot_curves.py" else []
+    r = sl.subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", script), out_each, "--position", "999"]
+                          + extra, capture_output=True, text=True)
+    if (r.returncode != 2 or "--position 999: not one of the file's positions" not in r.stderr
+            or len(r.stderr.strip().splitlines()) != 1):
+        sl.fail("%s --position 999: exit %d: %s" % (script, r.returncode, r.stderr))
 ds.close()
 print("ok plateau_analysis: open_result opens a per-position result, .sel(position=N) is a one-position "
-      "result, summary.py and plot_curves.py refuse it by name")
+      "result, summary.py and plot_curves.py refuse it by name and take --position N (position 3's median "
+      "curves in the table, bit for bit; a position the file lacks refused)")
 
 # 3. fit_positions and sigma_ridge on a one-position sweep: mu and Sigma stored against numpy's
 for fit_all, ridge in ((True, 0.0), (False, 0.5), (True, 0.01)):
