@@ -179,7 +179,7 @@ const cli_spec CLI_SYNTH = {
         {"--hf-quirks", NULL, NULL, "GPT-2: HF's transformer. prefix, tied lm_head.weight and attention buffers"},
         {"--kv-heads", NULL, "K", "key/value heads (grouped-query attention; default: --heads)"},
         {"--head-dim", NULL, "D", "head size (default: C / H)"},
-        {"--mlp", NULL, "I", "MLP width (default: 4 C for gpt2 and gpt_neox, 8 C / 3 rounded up to 8 else)"},
+        {"--mlp", NULL, "I", "MLP width (default: 4 C for gpt2, gpt_neox and gemma2, 8 C / 3 rounded up to 8 else)"},
         {"--tied", NULL, NULL, "tie the unembedding to the embedding"},
         {"--attention-bias", NULL, NULL, "biases on q, k, v and o (Llama's attention_bias)"},
         {"--rope-theta", NULL, "X", "rotary base (rotary families)"},

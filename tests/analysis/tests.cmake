@@ -14,8 +14,8 @@ plateau_test(analysis_open_result ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/che
 set_tests_properties(${PL_ANALYSIS_PY_ONLY} analysis_errors analysis_open_result PROPERTIES LABELS "slow;analysis")
 # The smoke job's real output, single hook and merged over two hooks (needs ../shared; skips without).
 plateau_test(analysis_smoke ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/smoke_test.py ${CMAKE_CURRENT_BINARY_DIR}/analysis_smoke)
-# Its time is the Python figures'; its two sweeps of jobs/smoke.ini are the sweep_jobs test's cases,
-# which the ASan pass runs: so this runs once, in the release pass.
+# Its time is the Python figures' (its sweeps of jobs/smoke.ini run plateau's ordinary paths, which the
+# ASan pass covers in the sweep_* tests): so this runs once, in the release pass.
 set_tests_properties(analysis_smoke PROPERTIES LABELS "slow;analysis" TIMEOUT 900)
 # analysis/plot_fisher.py (issue 17): its table against numpy on a tiny synthetic sweep with [fisher] k,
 # the fisher and optimized kinds and a synthetic SAE (a few seconds; runs the plateau binary).
