@@ -28,6 +28,9 @@ set_tests_properties(sweep_series PROPERTIES LABELS slow COST 60)
 # and F32 models: release pass only, for CI's time; their C paths run under ASan in forward_hooks,
 # sweep_naive and sweep_ranks.
 set_tests_properties(sweep_hooks sweep_shared_weights PROPERTIES LABELS slow)
+# plateau runs without a launcher, several at once (~10 s): release pass only, for CI's time; the C it
+# checks is two setenv calls before MPI_Init, which every sweep_* test runs under ASan.
+set_tests_properties(sweep_singletons PROPERTIES LABELS slow)
 # [readout] positions = each interrupted and resumed (issue 18): its run lasts a few seconds so that the
 # signal lands mid-run; release pass only (sweep_resume and sweep_contexts run its code under ASan).
 plateau_test(sweep_contexts_resume ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_contexts_resume.py
