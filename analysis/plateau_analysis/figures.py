@@ -616,7 +616,7 @@ def main(argv=None):
                     p.skip(f"{m}_{kind}", "needs a merged file (plateau merge) with a hook dimension")
             p.forget()
         sidecar = os.path.join(a.outdir, "figures.json")
-        doc = {"source": os.path.abspath(a.result), "position": a.position,
+        doc = {"source": os.path.abspath(a.result), "position": res.position,
                "synthetic_model": res.synthetic, "model_path": res.model_path,
                "hooks": res.hooks, "merged": res.merged, "bases": res.bases, "directions": res.directions,
                "alpha": jsonable(res.alpha), "alpha_label": res.alpha_label(), "metrics": metrics,

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/mman.h>
@@ -2922,17 +2923,19 @@ static void series_note(const pl_sweep_config *cfg)
  * $TMPDIR/ompi.<host>.<uid>/jf.0/1/0, and each removes it when it ends: a second `plateau run` started
  * meanwhile failed in MPI_Init (mkdir: No such file or directory, exit 1). A process alone in its job
  * with no shared-memory peers or window (the window needs 2 ranks) puts nothing there, so it creates
- * none. A user's own setting of either wins; with their own ess_singleton_isolated, both are theirs. */
+ * none. A user's own setting of either wins (a user's isolated = 0 starts the daemon, whose singletons
+ * have session directories of their own). */
 static void singleton_without_daemon(void)
 {
     static const char *launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
     for (size_t i = 0; i < sizeof launched / sizeof *launched; i++)
         if (getenv(launched[i]))
             return;
-    if (getenv("OMPI_MCA_ess_singleton_isolated"))
-        return;
-    setenv("OMPI_MCA_ess_singleton_isolated", "1", 1);
-    setenv("OMPI_MCA_orte_create_session_dirs", "0", 0);
+    setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+    const char *isolated = getenv("OMPI_MCA_ess_singleton_isolated");
+    if (strcmp(isolated, "0") && strcasecmp(isolated, "false") && strcasecmp(isolated, "no") &&
+        strcasecmp(isolated, "disabled"))
+        setenv("OMPI_MCA_orte_create_session_dirs", "0", 0);
 }
 
 /* The fast path allocates its scratch per batch (decoder.c's scratch_alloc: 34 MB at GPT-2 small's

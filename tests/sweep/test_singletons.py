@@ -10,7 +10,8 @@ singleton runs of a parallel ctest). plateau's singletons create no session dire
   singleton's start and end does, compressed), 4 runs in a row each succeed and write the solo run's bits
   (before the fix nearly every one failed: 29 of 30 in a trial of a bare MPI_Init);
 - 4 runs started at once all succeed with the solo run's bits;
-- a user's own OMPI_MCA_ess_singleton_isolated=0 (a daemon per singleton) is kept and gives the same bits.
+- a user's own OMPI_MCA_ess_singleton_isolated = 1 or true is the same singleton (runs beside the churn
+  succeed); a user's 0 (a daemon per singleton, with its own session directory) runs with the same bits.
 """
 import os
 import socket
@@ -76,6 +77,11 @@ try:
     for i in range(4):
         out = os.path.join(d, "churn%d.nc" % i)
         finish("run %d beside another singleton's session directory coming and going" % i, start(out), out)
+    # a user's own isolated mode (1, or Open MPI's other spellings of true) is the same singleton: no directory
+    for i, value in enumerate(("1", "true")):
+        out = os.path.join(d, "churn-user%d.nc" % i)
+        finish("a user's OMPI_MCA_ess_singleton_isolated=%s beside the same churn" % value,
+               start(out, {"OMPI_MCA_ess_singleton_isolated": value}), out)
 finally:
     churn.kill()
     churn.wait()
@@ -84,7 +90,8 @@ finally:
             os.rmdir(path)
         except OSError:
             pass
-print("ok 4 runs beside a session directory created and removed in a loop: each the solo run's bits")
+print("ok 4 runs beside a session directory created and removed in a loop, and 2 with the user's own "
+      "ess_singleton_isolated = 1 / true: each the solo run's bits")
 
 outs = [os.path.join(d, "together%d.nc" % i) for i in range(4)]
 procs = [start(o) for o in outs]
@@ -94,4 +101,4 @@ print("ok 4 runs started at once: each the solo run's bits")
 
 out = os.path.join(d, "daemon.nc")
 finish("a user's OMPI_MCA_ess_singleton_isolated=0", start(out, {"OMPI_MCA_ess_singleton_isolated": "0"}), out)
-print("ok a user's own ess_singleton_isolated=0 (a supporting daemon): the solo run's bits")
+print("ok a user's own ess_singleton_isolated=0 (a supporting daemon) runs: the solo run's bits")

@@ -109,10 +109,11 @@ int pl_hf_num(const pl_hf_config *c, const char *key, int required, double dflt,
     return PL_OK;
 }
 
-/* A null where transformers reads a flag or a name is not its default: a null tie_word_embeddings is
- * None there, falsy (the head is not tied, where Gemma 2's default ties it), and a null activation or
- * model_type fails to load. Numbers differ: HF reads None as "computed" (num_key_value_heads, head_dim,
- * n_inner) or "off" (sliding_window, the soft-caps), which each family handles. */
+/* A null where transformers reads a flag or a name is None there, not the class's default: a falsy
+ * flag (a null tie_word_embeddings leaves Gemma 2's head untied, where its default ties it; for flags
+ * whose default is false it happens to agree) or a name that fails to load (activation, model_type).
+ * Refused, so no null is read either way. Numbers differ: HF reads None as "computed"
+ * (num_key_value_heads, head_dim, n_inner) or "off" (sliding_window, the soft-caps), as each family does. */
 static int refuse_null(const pl_hf_config *c, const char *key, const char *want)
 {
     if (json_is_null(json_object_get(c->root, key)))
