@@ -99,7 +99,7 @@ INI
   duo=$(awk '{ s += $2; n++ } END { printf "%.2f", s / n }' "$work/peak-a.txt" "$work/peak-b.txt")
   table "$(bench_shape_title "$shape")" "$r1" "$r2" "$rn" "$solo_a" "$solo_b" "$duo_a" "$duo_b" "$patch_flops" \
     "$forward_flops" "$units" "$sgemm_101_mlp_gflops" "$solo" "$duo" "$sgemm_mlp_shape" "$openblas_core" \
-    "$r2m" "$duo_c" "$main_prompts"
+    "$r2m" "$duo_c" "$main_prompts" "$basis"
 }
 
 peak_of() { # N (1 or 2): the sgemm peak of N processes at once, each alone on a core (their mean)
@@ -116,7 +116,7 @@ $python3_ - "$@" <<'PY'
 import sys, platform, subprocess, datetime
 title, mlp, core = sys.argv[1], sys.argv[15].replace("x", " x "), sys.argv[16]
 r1, r2, rn, solo_a, solo_b, duo_a, duo_b, pf, ff, units, shape, solo, duo = map(float, sys.argv[2:15])
-r2m, duo_c, main_prompts = float(sys.argv[17]), float(sys.argv[18]), int(sys.argv[19])
+r2m, duo_c, main_prompts, basis = float(sys.argv[17]), float(sys.argv[18]), int(sys.argv[19]), sys.argv[20]
 peak1, peak2 = (solo_a + solo_b) / 2, (duo_a + duo_b) / 2
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -148,7 +148,8 @@ print("The main job's protocol (jobs/quickstart.ini as it is: bases real and syn
       "%.1f GFLOP/s: **%.0f %% of 2 x the 1-process peak; %.0f %% of 2 x the 2-process peak** (read on its two "
       "sides: %.1f and %.1f GFLOP/s each). Its batches run %d clean forwards for %d units (%.1f %% of the FLOPs "
       "executed); against all of them: %.0f %% and %.0f %%."
-      % ("" if "GPT-2" in title else "; residual_basis = raw, as RMSNorm models take", main_prompts, main_units, r2m, r2m * pf / 1e9, 100 * r2m * pf / 1e9 / (2 * peak1),
+      % ("" if basis == "centered" else "; residual_basis = raw, as RMSNorm models take", main_prompts, main_units,
+         r2m, r2m * pf / 1e9, 100 * r2m * pf / 1e9 / (2 * peak1),
          100 * r2m * pf / 1e9 / (2 * peak2m), duo_b, duo_c, cleans, main_units,
          100 * (exm - pf) / exm, 100 * r2m * exm / 1e9 / (2 * peak1), 100 * r2m * exm / 1e9 / (2 * peak2m)))
 print()
