@@ -82,6 +82,8 @@ if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: .*plateau run %s --quiet"
 print("ok series: history is the run's command line: " + history)
 
 # Each model alone, as a single-model run of the same config.
+with netCDF4.Dataset(series) as ds:
+    series_dims = {name: var.dimensions for name, var in ds.variables.items()}
 singles = []
 for k, m in enumerate(models):
     out = os.path.join(d, "single%d.nc" % k)
@@ -96,9 +98,7 @@ for k, m in enumerate(models):
         y = s.get(name)
         if y is None:
             sl.fail("variable %s of the single run is missing from the series" % name)
-        with netCDF4.Dataset(series) as ds:
-            stacked = ds.variables[name].dimensions[:1] == ("model",)
-        y = y[k] if stacked else y
+        y = y[k] if series_dims[name][:1] == ("model",) else y
         if isinstance(x, list):
             same = list(y) == x
         else:
