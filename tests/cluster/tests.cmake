@@ -5,4 +5,5 @@ plateau_test(cluster_merge ${SYSTEM_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/test_merge
 # scripts, the hooks array + merge, preemption -> requeue -> resume, SIGKILL of a rank. About a
 # minute; needs root (installs slurm-wlm and munge when missing) and ../shared.
 plateau_test(cluster_slurm ${CMAKE_CURRENT_LIST_DIR}/slurm_ci.sh)
-set_tests_properties(cluster_slurm PROPERTIES RESOURCE_LOCK many_ranks TIMEOUT 420 LABELS "slow;slurm")
+plateau_many_ranks(cluster_slurm)
+set_tests_properties(cluster_slurm PROPERTIES TIMEOUT 420 LABELS "slow;slurm")

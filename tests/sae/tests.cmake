@@ -12,7 +12,7 @@ plateau_test(sae_malformed ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_malformed.py ${
 foreach(t synth sweep ranks merge recon_bases)
   plateau_test(sae_${t} ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sae_${t})
 endforeach()
-set_tests_properties(sae_ranks PROPERTIES RESOURCE_LOCK many_ranks)
+plateau_many_ranks(sae_ranks)
 # The same reference checks on a gemma2 model with a Gemma Scope-style (JumpReLU, SAELens cfg) SAE dir.
 plateau_test(sae_gemma2 ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_sweep.py ${CMAKE_CURRENT_BINARY_DIR}/sae_gemma2 gemma2)
 plateau_test(sae_gemma2_recon ${SYSTEM_PYTHON} ${PL_SAE_TESTS}/test_recon_bases.py ${CMAKE_CURRENT_BINARY_DIR}/sae_gemma2_recon

@@ -10,7 +10,8 @@ set(PL_SWEEP_TESTS ${CMAKE_CURRENT_LIST_DIR})
 foreach(t config config_values config_doc ranks shared_weights naive reference grids statistics score_rules sampling resume faults jobs contexts slices fisher fisher_align fisher_hooks fisher_contexts series optresume optbatch singletons)
   plateau_test(sweep_${t} ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_${t}.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_${t})
 endforeach()
-set_tests_properties(sweep_ranks sweep_shared_weights sweep_resume sweep_faults sweep_contexts sweep_slices sweep_fisher sweep_fisher_align sweep_fisher_hooks sweep_fisher_contexts sweep_optresume sweep_optbatch PROPERTIES RESOURCE_LOCK many_ranks)
+plateau_many_ranks(sweep_ranks sweep_shared_weights sweep_resume sweep_faults sweep_contexts sweep_slices sweep_fisher
+  sweep_fisher_align sweep_fisher_hooks sweep_fisher_contexts sweep_optresume sweep_optbatch)
 # COST: long ones start first (a fresh clone has no timing data of ctest's)
 set_tests_properties(sweep_jobs sweep_config PROPERTIES COST 40)
 # Every job in miniature: configs, not C paths of their own (those run under ASan in the sweep_* tests):
@@ -18,7 +19,7 @@ set_tests_properties(sweep_jobs sweep_config PROPERTIES COST 40)
 set_tests_properties(sweep_jobs PROPERTIES LABELS slow)
 # Sweeps on every model family (the model engineer's; issue 9).
 plateau_test(sweep_families ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_families.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_families)
-set_tests_properties(sweep_families PROPERTIES RESOURCE_LOCK many_ranks)
+plateau_many_ranks(sweep_families)
 # Sweeps at attn.hook_z and hook_mlp_out, read at ln_final.hook_normalized (issue 18, item 2).
 plateau_test(sweep_hooks ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_hooks.py ${CMAKE_CURRENT_BINARY_DIR}/sweep_hooks)
 # A model series runs several whole sweeps (1 and 2 ranks, a SIGTERM and a resume): ~40 s in the release
@@ -35,7 +36,8 @@ set_tests_properties(sweep_singletons PROPERTIES LABELS slow)
 # signal lands mid-run; release pass only (sweep_resume and sweep_contexts run its code under ASan).
 plateau_test(sweep_contexts_resume ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_contexts_resume.py
   ${CMAKE_CURRENT_BINARY_DIR}/sweep_contexts_resume)
-set_tests_properties(sweep_contexts_resume PROPERTIES LABELS slow RESOURCE_LOCK many_ranks)
+plateau_many_ranks(sweep_contexts_resume)
+set_tests_properties(sweep_contexts_resume PROPERTIES LABELS slow)
 # Runs stopped mid-optimisation and resumed, on 1 and 2 ranks (~10 plateau runs, ~15 s): release pass only, for
 # CI's time; its C paths (the optimiser's state, the checkpoint's PLCKPT02 section) pass under ASan when run by hand,
 # and the checkpoint reader's are fuzzed (trust_fuzz).
@@ -49,4 +51,5 @@ set_tests_properties(sweep_fisher_contexts PROPERTIES LABELS slow)
 # paths it combines run under ASan in sweep_slices and sweep_fisher).
 plateau_test(sweep_slices_local ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_slices_local.py
   ${CMAKE_CURRENT_BINARY_DIR}/sweep_slices_local)
-set_tests_properties(sweep_slices_local PROPERTIES RESOURCE_LOCK many_ranks LABELS slow)
+plateau_many_ranks(sweep_slices_local)
+set_tests_properties(sweep_slices_local PROPERTIES LABELS slow)

@@ -10,11 +10,11 @@ add_executable(trust_watch_probe ${CMAKE_CURRENT_LIST_DIR}/watch_probe.c)
 target_link_libraries(trust_watch_probe PRIVATE plateau_util)
 plateau_test(trust_watched ${SYSTEM_PYTHON} ${PL_TRUST_TESTS}/test_watched.py ${CMAKE_CURRENT_BINARY_DIR}/trust_watched
   $<TARGET_FILE:trust_watch_probe>)
-set_tests_properties(trust_watched PROPERTIES RESOURCE_LOCK many_ranks)
+plateau_many_ranks(trust_watched)
 # Issue 20, item 3: a rank stopped during setup (mpirun -n 2).
 plateau_test(trust_setup_watch ${SYSTEM_PYTHON} ${PL_TRUST_TESTS}/test_setup_watch.py
   ${CMAKE_CURRENT_BINARY_DIR}/trust_setup_watch)
-set_tests_properties(trust_setup_watch PROPERTIES RESOURCE_LOCK many_ranks)
+plateau_many_ranks(trust_setup_watch)
 # Every libFuzzer target of the project (tests/*/fuzz_*.c), built with clang in its own build dir and run
 # for 5 s each: the bounded CI run of scripts/fuzz.sh (a release is fuzzed for longer by hand).
 # The fuzz build has its own sanitizers: run it once, in the release pass (label slow).
