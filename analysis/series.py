@@ -14,10 +14,13 @@ series run is one hook; run it once per hook). For every (hook, model) two numbe
     (`<metric>_alpha_at_threshold_ratio`: the Kaplan-Meier median over the kept (prompt, sample) pairs
     of real's alpha where the metric first crosses its [readout] threshold, over synthetic's; NaN where
     either median lies beyond the grid); above 1: real activations need a larger step to reach the
-    threshold.
+    threshold. Where the file has no such comparison (a metric without a [readout] threshold, a
+    direction kind not compared) the table's field is empty and the heat map's cell says "n/a";
+    "nan" and "—" are the comparison's own NaN.
 The models are drawn and tabled in training-step order (the file's order when a step is not given),
-whatever the order of the series' list. The inputs must be one series (labels and steps) on one alpha
-grid at A.
+whatever the order of the series' list. The inputs must be one series (labels, steps and model_sha256) on
+one alpha grid at A, run under one config but for the hook (and the SAE that follows it): a file whose
+config differs in another key is refused naming the key.
 Written: OUT_PREFIX-heatmap.png (hook x training step, both numbers) and OUT_PREFIX-lines.png (both
 numbers against training step, a line per hook), and OUT_PREFIX.csv (the table).
 """
@@ -26,7 +29,7 @@ import sys
 
 try:
     import numpy as np
-    import xarray as xr
+    from plateau_analysis.result import ResultError, open_file, parse_config
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -41,9 +44,29 @@ def die(msg):
     sys.exit(2)
 
 
+# The config keys per-hook series files may differ in: the hook and what follows it (its SAE), and the
+# keys of where and how a run ran (the output, checkpoints, ranks' threads and weights, the model dirs,
+# whose models model_sha256 compares); any other is another experiment.
+PER_HOOK_KEYS = {("perturb", "hook"), ("sae", "path"), ("sae", "sha256"), ("run", "checkpoint"),
+                 ("run", "checkpoint_every"), ("run", "worker_timeout"), ("run", "threads"),
+                 ("run", "shared_weights")}
+PER_HOOK_SECTIONS = {"model", "output"}
+
+
+def identity(config):
+    """{(section, key): value} of the keys that make the experiment, from a parsed config."""
+    return {(s, k): v for s, keys in config.items() if s not in PER_HOOK_SECTIONS for k, v in keys.items()
+            if (s, k) not in PER_HOOK_KEYS}
+
+
 def strength(path, metric, direction, alpha):
-    """(hook, labels, steps, kl ratio at alpha, alpha_at_threshold ratio, the alpha used) of one file."""
-    ds = xr.open_dataset(path)
+    """(hook, labels, steps, kl ratio at alpha, alpha_at_threshold ratio (None: not in the file), the alpha
+    used, model_sha256, the config's identity keys) of one file."""
+    try:
+        ds = open_file(path)
+        config = parse_config(str(ds.attrs.get("config", "")), path)
+    except ResultError as e:
+        die(str(e))
     if "model" not in ds.dims:
         die("%s: no `model` dimension: not a model-series result" % path)
     med = "%s_median" % metric
@@ -66,12 +89,18 @@ def strength(path, metric, direction, alpha):
     name = "%s_alpha_at_threshold_ratio" % metric
     comp = "real/synthetic @ %s" % direction
     comps = [str(x) for x in ds["comparison"].values] if "comparison" in ds.dims else []
-    aat = ds[name].isel(comparison=comps.index(comp)).values if name in ds and comp in comps else \
-        np.full(len(ds["model"]), np.nan)
+    aat = ds[name].isel(comparison=comps.index(comp)).values if name in ds and comp in comps else None
     steps = ds["model_step"].values.astype(float)
     steps[steps < 0] = np.nan
     return (str(ds.attrs.get("hook", path)), [str(x) for x in ds["model"].values], steps, kl_ratio, aat,
-            float(a[i]))
+            float(a[i]), [str(x) for x in ds["model_sha256"].values], identity(config))
+
+
+def save(fig, path, dpi):
+    try:
+        fig.savefig(path, dpi=dpi)
+    except OSError as e:
+        die("%s: cannot write: %s" % (path, e.strerror or e))
 
 
 def main(argv=None):
@@ -94,25 +123,50 @@ def main(argv=None):
         if r[5] != rows[0][5]:
             die("%s: the alpha nearest %g is %g, but %g in %s: the ratios would be at different alphas"
                 % (f, args.alpha, r[5], rows[0][5], args.inputs[0]))
+        if r[6] != rows[0][6]:
+            k = next(k for k in range(len(labels)) if r[6][k] != rows[0][6][k])
+            die("%s: model '%s' is another model than in %s (model_sha256 %s, there %s): not one series"
+                % (f, labels[k], args.inputs[0], r[6][k][:16], rows[0][6][k][:16]))
+        for key in sorted(set(r[7]) | set(rows[0][7])):
+            if r[7].get(key) != rows[0][7].get(key):
+                die("%s: config differs from %s in [%s] %s ('%s' there, '%s' here): the files of one figure differ "
+                    "only in their hook" % (f, args.inputs[0], key[0], key[1], rows[0][7].get(key, "(absent)"),
+                                            r[7].get(key, "(absent)")))
     hooks, steps = [r[0] for r in rows], rows[0][2]
+    for h, hook in enumerate(hooks):
+        if hook in hooks[:h]:
+            die("%s: hook %s again (also %s): one file per hook" % (args.inputs[h], hook, args.inputs[hooks.index(hook)]))
     used_alpha = rows[0][5]
     ratio = np.array([r[3] for r in rows])
-    aat = np.array([r[4] for r in rows])
+    # a comparison the file does not hold is absent (None), not NaN: NaN is the comparison's own "beyond the grid"
+    absent = np.array([[r[4] is None] * len(labels) for r in rows])
+    for f, r in zip(args.inputs, rows):
+        if r[4] is None:
+            sys.stderr.write("series.py: %s: no %s_alpha_at_threshold_ratio for 'real/synthetic @ %s' (a [readout] "
+                             "threshold for %s and the direction kind %s among [perturb] directions make it): its "
+                             "column is empty, its cells n/a\n" % (f, args.metric, args.direction, args.metric,
+                                                                     args.direction))
+    aat = np.array([np.full(len(labels), np.nan) if r[4] is None else r[4] for r in rows])
     # a series lists its models in any order: a line through them in that order would zigzag
     if not np.isnan(steps).any():
         order = np.argsort(steps, kind="stable")
         labels, steps, ratio, aat = [labels[k] for k in order], steps[order], ratio[:, order], aat[:, order]
-    with open(args.output + ".csv", "w") as f:
-        f.write("hook,model,step,%s_ratio_at_alpha_%g,alpha_at_threshold_ratio\n" % (args.metric, used_alpha))
-        for h, hook in enumerate(hooks):
-            for k, lab in enumerate(labels):
-                f.write("%s,%s,%s,%.6g,%.6g\n" % (hook, lab, "" if np.isnan(steps[k]) else int(steps[k]),
-                                                  ratio[h, k], aat[h, k]))
+        absent = absent[:, order]
+    try:
+        with open(args.output + ".csv", "w") as f:
+            f.write("hook,model,step,%s_ratio_at_alpha_%g,alpha_at_threshold_ratio\n" % (args.metric, used_alpha))
+            for h, hook in enumerate(hooks):
+                for k, lab in enumerate(labels):
+                    f.write("%s,%s,%s,%.6g,%s\n" % (hook, lab, "" if np.isnan(steps[k]) else int(steps[k]),
+                                                    ratio[h, k], "" if absent[h, k] else "%.6g" % aat[h, k]))
+    except OSError as e:
+        die("%s.csv: cannot write: %s" % (args.output, e.strerror or e))
     what = ["%s real/synthetic (medians) at α = %g" % (args.metric.upper(), used_alpha),
             "alpha_at_threshold ratio (real/synthetic @ %s)" % args.direction]
     xt = ["%s\n%s" % (lab, "" if np.isnan(s) else "step %d" % s) for lab, s in zip(labels, steps)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.2 + 0.6 * len(hooks) + 1.5), squeeze=False)
-    for ax, data, title, cmap in zip(axes[0], (ratio, aat), what, ("viridis", "viridis_r")):
+    for ax, data, title, cmap, na in zip(axes[0], (ratio, aat), what, ("viridis", "viridis_r"),
+                                         (np.zeros_like(absent), absent)):
         cm = plt.get_cmap(cmap).copy()
         cm.set_bad("lightgrey")  # NaN cells (undefined ratios) grey, so their dash shows
         im = ax.imshow(data, aspect="auto", cmap=cm)
@@ -120,12 +174,13 @@ def main(argv=None):
         ax.set_yticks(range(len(hooks)), hooks, fontsize=8)
         ax.set_title(title, fontsize=9)
         for (h, k), v in np.ndenumerate(data):
-            ax.text(k, h, "—" if np.isnan(v) else "%.2f" % v, ha="center", va="center", fontsize=8,
+            text = "n/a" if na[h, k] else "—" if np.isnan(v) else "%.2f" % v
+            ax.text(k, h, text, ha="center", va="center", fontsize=8,
                     color="k" if np.isnan(v) else "w")
         fig.colorbar(im, ax=ax)
     fig.suptitle("plateau strength along the series (%s)" % args.direction, fontsize=10)
     fig.tight_layout()
-    fig.savefig("%s-heatmap.%s" % (args.output, args.format), dpi=args.dpi)
+    save(fig, "%s-heatmap.%s" % (args.output, args.format), args.dpi)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), squeeze=False)
     x = steps if not np.isnan(steps).any() else np.arange(len(labels))
     for ax, data, title, ref in zip(axes[0], (ratio, aat), what, (1.0, 1.0)):
@@ -138,7 +193,7 @@ def main(argv=None):
         ax.legend(fontsize=7)
     fig.suptitle("plateau strength against training step (1 = no plateau)", fontsize=10)
     fig.tight_layout()
-    fig.savefig("%s-lines.%s" % (args.output, args.format), dpi=args.dpi)
+    save(fig, "%s-lines.%s" % (args.output, args.format), args.dpi)
     print("series.py: wrote %s-heatmap.%s, %s-lines.%s, %s.csv" % (args.output, args.format, args.output,
                                                                     args.format, args.output))
     return 0

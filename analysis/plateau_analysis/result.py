@@ -213,6 +213,13 @@ def open_result(path):
     return ds
 
 
+def open_file(path):
+    """The NetCDF file at PATH as a lazy xarray.Dataset with decoded global attributes, whatever its
+    layout (a model series too: analysis/series.py). Raises ResultError (one line naming the file) when
+    it cannot be read."""
+    return _open(path)
+
+
 def _open(path):
     path = os.fspath(path)
     if not os.path.exists(path):

@@ -15,7 +15,7 @@
  * What happens to each variable and global attribute is the schema's `merge` column (src/io/schema.c):
  * coordinates are written once; every other variable gets the `hook` dimension in front, except the
  * provenance variables (tokens, prompt_text, partner: PL_MERGE_ONCE_IF_SAME), written once when they
- * are the same in every input (they are, when the prompts are). The per-run numeric attributes
+ * are the same in every input (they are, when the prompts are: tokens that differ are refused). The per-run numeric attributes
  * (PL_GA_PER_HOOK_NUMBER: n_ranks, evals_per_second, each hook's SAE's numbers) become variables over
  * `hook`, each input's config and provenance text (PL_GA_PER_HOOK_TEXT, PL_GA_CONFIG) string
  * variables hook_<name>, each kept as a global attribute too when all inputs agree on it (unless the
@@ -108,7 +108,7 @@ typedef struct {
     char *model_path;   /* the `model_path` attribute (absolute), NULL if absent */
     int have_config;
     pl_sweep_config config;
-    char label[80];     /* stacked along `model`: its config's [model] label, else its model dir's name */
+    char label[4096];   /* stacked along `model`: its config's [model] label, else its model dir's name */
 } merge_input;
 
 /* What the inputs are stacked along: `hook` (one model's runs at several hooks, a Slurm array's) or
@@ -295,8 +295,8 @@ static int input_open(merge_input *in, const char *path, void *bytes, size_t len
     }
     if (rc == PL_OK && in->config.model_label)
         snprintf(in->label, sizeof in->label, "%s", in->config.model_label);
-    else if (rc == PL_OK)
-        pl_model_default_label(in->config.model_path, in->label, sizeof in->label);
+    else if (rc == PL_OK) /* the run's absolute model dir: its config's may be relative to where it ran */
+        pl_model_default_label(in->model_path ? in->model_path : in->config.model_path, in->label, sizeof in->label);
     if (rc == PL_OK)
         rc = check_hook_attribute(in, hook, config);
     free(hook);
@@ -847,6 +847,14 @@ static int define_vars(merge_out *m)
             if (coordinate && !equal)
                 return pl_fail("%s: coordinate '%s' differs from %s: the files do not share one grid",
                                m->ins[diff].path, p->info.name, first->path);
+            /* One prompts path and [data] config (keys of the run's identity, equal in all inputs: the swept
+             * key is the hook or the model) may still hold other prompts: a file regenerated between the
+             * runs, or text tokenized by another tokenizer per model. */
+            if (!equal && !strcmp(p->info.name, "tokens"))
+                return pl_fail("%s: its prompts' token ids differ from %s's: the runs did not see the same prompts "
+                               "(the prompts file changed between them, or another tokenizer made them), so they "
+                               "are not one experiment across %ss",
+                               m->ins[diff].path, first->path, stack_dim());
             p->stacked = !equal;
         }
         if (define_like(first->ncid, first->path, m->out, m->out_name, m->hook_dim, m->dim_map, p) != PL_OK)
@@ -1199,6 +1207,12 @@ static int check_part_config(const merge_input *in, const char *config)
         free(vp);
         free(vh);
     }
+    /* [model] step is not a key of a run's identity (the same run at another step is the same numbers), but
+     * it is what the series' model_step says: a step corrected in the paths file must not keep the old one */
+    if (rc == PL_OK && in->config.model_step != here.config.model_step)
+        rc = pl_fail("%s: a finished part of this series run at another training step: step %lld there, %lld here "
+                     "(-1: none): resume with the original list, or remove the series' parts to start again",
+                     in->path, (long long)in->config.model_step, (long long)here.config.model_step);
     pl_sweep_config_free(&here.config);
     return rc;
 }

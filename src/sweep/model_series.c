@@ -256,14 +256,19 @@ int pl_model_series_check(const pl_sweep_config *cfg)
     return rc;
 }
 
-char *pl_model_series_part(const pl_sweep_config *cfg, int k)
+/* BASE.model-K[EXT], malloc'ed: model K's own file beside the series' */
+static char *model_file(const char *base, int k, const char *ext)
 {
-    size_t len = strlen(cfg->output_path) + 32;
+    size_t len = strlen(base) + strlen(ext) + 32;
     char *p = malloc(len);
     if (p)
-        snprintf(p, len, "%s.model-%d.nc", cfg->output_path, k);
+        snprintf(p, len, "%s.model-%d%s", base, k, ext);
     return p;
 }
+
+char *pl_model_series_part(const pl_sweep_config *cfg, int k) { return model_file(cfg->output_path, k, ".nc"); }
+
+char *pl_model_series_checkpoint(const pl_sweep_config *cfg, int k) { return model_file(cfg->checkpoint_path, k, ""); }
 
 /* "model.path=DIR" ...: the --set overrides that make model K's run of a series a single-model run
  * (SETS, then these), malloc'ed into ARGS->texts and listed in ARGS->sets. */
@@ -285,7 +290,11 @@ int pl_model_series_sets(const pl_sweep_config *cfg, int k, char *const *sets, i
     n += snprintf(p + n, len - (size_t)n, "model.path=%s", e->path) + 1;
     n += snprintf(p + n, len - (size_t)n, "model.label=%s", e->label) + 1;
     n += snprintf(p + n, len - (size_t)n, "model.step=%s", step) + 1;
-    snprintf(p + n, len - (size_t)n, "run.checkpoint=%s.model-%d", cfg->checkpoint_path, k);
+    char *ckpt = pl_model_series_checkpoint(cfg, k);
+    if (!ckpt)
+        return pl_fail("out of memory (model series)");
+    snprintf(p + n, len - (size_t)n, "run.checkpoint=%s", ckpt);
+    free(ckpt);
     for (int j = 0; j < 5; j++, p += strlen(p) + 1)
         a->sets[a->n_sets++] = p;
     return PL_OK;

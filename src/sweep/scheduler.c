@@ -2834,6 +2834,16 @@ static int series_check(const pl_sweep_config *cfg, const char *config_path, cha
         else if (exists)
             rc = series_part_check(cfg, k, part, config_path, sets, n_sets, opt);
         free(part);
+        /* and no model's checkpoint, which that model's run would refuse only after every model before it */
+        char *ckpt = rc == PL_OK ? pl_model_series_checkpoint(cfg, k) : NULL;
+        if (rc == PL_OK && !ckpt)
+            rc = pl_fail("out of memory (model series)");
+        if (ckpt) {
+            if (!opt->resume && lstat(ckpt, &sb) == 0)
+                rc = pl_fail("checkpoint %s exists (model %d '%s' of an interrupted series run): pass --resume to "
+                             "continue from it, or remove it to start again", ckpt, k + 1, cfg->models[k].label);
+            free(ckpt);
+        }
         if (rc != PL_OK)
             return PL_ERR;
     }

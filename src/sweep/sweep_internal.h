@@ -33,6 +33,8 @@ int pl_model_label_check(const char *label);
 int pl_model_series_check(const pl_sweep_config *cfg);
 /* Model K's part file: <output>.model-K.nc (malloc'ed). */
 char *pl_model_series_part(const pl_sweep_config *cfg, int k);
+/* Model K's checkpoint: <[run] checkpoint>.model-K (malloc'ed). */
+char *pl_model_series_checkpoint(const pl_sweep_config *cfg, int k);
 /* The --set overrides of model K's run: SETS, then [model] paths emptied, path, label and step of
  * model K and the checkpoint <checkpoint>.model-K. */
 typedef struct {

@@ -210,6 +210,70 @@ if sorted(p for p in os.listdir(d) if p.startswith("recfg.nc")) != ["recfg.nc.mo
 print("ok --resume over a part of another config: refused before any model runs")
 
 
+# --resume after a model's step was corrected in the list: its finished part says the old step, which the
+# series' model_step would keep (review: only label and dir were compared). Refused before any model runs.
+restep = os.path.join(d, "restep.nc")
+check_run(sl.run([config("restep-part.ini", restep + ".model-0.nc", model__label="init", model__step=0), "--quiet"]),
+          "single-model run as a series' part, step 0")
+restep_list = os.path.join(d, "models", "restep.txt")
+with open(restep_list, "w") as f:
+    f.write("seed0 label=init step=10\nseed1 label=mid step=150\n")
+r = sl.run([config("restep.ini", restep, model__path="", model__paths=restep_list), "--resume"])
+want = "%s.model-0.nc: a finished part of this series run at another training step: step 0 there, 10 here" % restep
+if r.returncode != 2 or want not in r.stderr or "plateau: model " in r.stderr:
+    sl.fail("--resume over a part of another step: exit %d, want 2 and '%s' before any model: %s"
+            % (r.returncode, want, r.stderr))
+print("ok --resume over a part run at another step: refused before any model runs")
+
+# A fresh run over a model's leftover checkpoint (its parts removed as the message says, its checkpoint
+# not): refused before any model runs (review: the models before it ran in full first).
+fresh = os.path.join(d, "fresh.nc")
+fresh_ini = config("fresh.ini", fresh, model__path="%s, %s" % (models[0], models[1]))
+with open(fresh + ".ckpt.model-1", "wb") as f:
+    f.write(b"left by an interrupted run")
+r = sl.run([fresh_ini, "--quiet"])
+want = "checkpoint %s.ckpt.model-1 exists (model 2 'seed1' of an interrupted series run)" % fresh
+if r.returncode != 2 or want not in r.stderr or os.path.exists(fresh + ".model-0.nc"):
+    sl.fail("a fresh series over model 2's checkpoint: exit %d, want 2 and '%s' before model 1 runs: %s"
+            % (r.returncode, want, r.stderr))
+print("ok a fresh series over a model's leftover checkpoint: refused before any model runs")
+
+# Two models' runs on other prompts under one prompts path (the file regenerated between the array's
+# tasks): merge refuses to stack them (review: tokens were stacked along model without a word).
+moved = os.path.join(d, "moved")
+os.makedirs(moved)
+moved_data = sl.make_bin(moved, 8 * 400, 300, seed=0)
+m0 = os.path.join(moved, "m0.nc")
+check_run(sl.run([config("moved0.ini", m0, model__path=models[0], data__prompts=moved_data), "--quiet"]), "moved 0")
+sl.make_bin(moved, 8 * 400, 300, seed=1)  # the same path, other prompts
+m1 = os.path.join(moved, "m1.nc")
+check_run(sl.run([config("moved1.ini", m1, model__path=models[1], data__prompts=moved_data), "--quiet"]), "moved 1")
+r = subprocess.run([sl.BIN, "merge", os.path.join(moved, "both.nc"), m0, m1], capture_output=True, text=True)
+want = "%s: its prompts' token ids differ from %s's: the runs did not see the same prompts" % (m1, m0)
+if r.returncode != 2 or want not in r.stderr or os.path.exists(os.path.join(moved, "both.nc")):
+    sl.fail("merge along model of runs on other prompts: exit %d, want 2 and '%s': %s" % (r.returncode, want, r.stderr))
+print("ok merge refuses models run on other prompts: " + r.stderr.strip()[:160])
+
+# A single-model run whose [model] path is relative ('.', run from the model's dir), merged from elsewhere:
+# its default label is its model dir's name (review: '.' resolved in merge's own directory).
+rel = []
+for k in (0, 1):
+    out = os.path.join(d, "rel%d.nc" % k)
+    r = sl.subprocess.run([sl.BIN, "run", config("rel%d.ini" % k, out, model__path="."), "--quiet"],
+                          capture_output=True, text=True, env=sl.run_env(), cwd=models[k])
+    check_run(r, "single-model run from its model dir, [model] path = .")
+    rel.append(out)
+rel_merged = os.path.join(d, "rel-merged.nc")
+r = subprocess.run([sl.BIN, "merge", rel_merged] + rel, capture_output=True, text=True, cwd="/")
+if r.returncode != 0:
+    sl.fail("merge of runs with [model] path = .: exit %d: %s" % (r.returncode, r.stderr))
+with netCDF4.Dataset(rel_merged) as ds:
+    got = list(ds["model"][:])
+if got != ["seed0", "seed1"]:
+    sl.fail("merge of runs with [model] path = . from /: labels %s, want their dirs' names ['seed0', 'seed1']" % got)
+print("ok merge labels a run of [model] path = . by its model dir's name, from any directory")
+
+
 # Bad input: refused by name, exit 2 (on 2 ranks too).
 def refused(name, want, mpi=0, **over):
     bad_ini = config("bad-%s.ini" % name, os.path.join(d, "bad-%s.nc" % name), **over)
@@ -310,6 +374,65 @@ if [x[1] for x in rows] != labels or not np.allclose(got[:, 0], want_ratio, rtol
         not np.allclose(got[:, 1], np.asarray(want_aat, dtype=float), rtol=1e-5, equal_nan=True):
     sl.fail("analysis/series.py table %s, numpy %s %s" % (got, want_ratio, want_aat))
 print("ok analysis/series.py: heat map, lines, table = numpy on the file")
+
+# Per-hook series files: one at another hook joins the figure (a row per hook); one whose config differs in
+# another key, or a model of another sha256, is refused naming it (review: only labels, steps and alpha were
+# compared). A comparison the file does not hold (jsd has no threshold) is an empty field and a note, not the
+# NaN of "beyond the grid"; a missing input and an unwritable output are one line and exit 2.
+SERIES_PY = os.path.join(sl.SRC, "analysis", "series.py")
+
+
+def series_py(*args):
+    return subprocess.run(["/usr/bin/python3", SERIES_PY] + list(args), capture_output=True, text=True)
+
+
+hook0, hook0_bad = os.path.join(d, "hook0.nc"), os.path.join(d, "hook0-bad.nc")
+check_run(sl.run([config("hook0.ini", hook0, model__path="", model__paths=listing,
+                         perturb__hook="blocks.0.hook_resid_post"), "--quiet"]), "series at blocks.0.hook_resid_post")
+check_run(sl.run([config("hook0-bad.ini", hook0_bad, model__path="", model__paths=listing,
+                         perturb__hook="blocks.0.hook_resid_post", readout__onset_threshold=0.2), "--quiet"]),
+          "series at blocks.0.hook_resid_post, another onset_threshold")
+r = series_py(series, hook0, "-o", prefix + "-hooks", "--alpha", "0.5", "--direction", "isotropic")
+rows = [line.split(",") for line in open(prefix + "-hooks.csv").read().splitlines()[1:]] if r.returncode == 0 else []
+if r.returncode != 0 or [x[0] for x in rows] != ["blocks.1.hook_resid_pre"] * 3 + ["blocks.0.hook_resid_post"] * 3:
+    sl.fail("analysis/series.py on two hooks' series: exit %d, rows %s: %s" % (r.returncode, rows, r.stderr))
+with netCDF4.Dataset(hook0) as ds:
+    med0 = ds["kl_median"][...]
+    k0 = int(np.argmin(np.abs(ds["alpha"][...] - 0.5)))
+    j0 = list(ds["direction"][...]).index("isotropic")
+if not np.allclose([float(x[3]) for x in rows[3:]], med0[:, 0, j0, k0] / med0[:, 1, j0, k0], rtol=1e-5):
+    sl.fail("analysis/series.py: the second hook's rows %s differ from numpy on its file" % rows[3:])
+print("ok analysis/series.py: two hooks' series, a row per hook and model")
+r = series_py(series, hook0_bad, "-o", prefix + "-bad", "--alpha", "0.5", "--direction", "isotropic")
+want = "%s: config differs from %s in [readout] onset_threshold ('0.1' there, '0.2' here)" % (hook0_bad, series)
+if r.returncode != 2 or r.stderr.count("\n") != 1 or want not in r.stderr or os.path.exists(prefix + "-bad.csv"):
+    sl.fail("analysis/series.py on series of two configs: exit %d, want 2 and '%s': %s" % (r.returncode, want, r.stderr))
+print("ok analysis/series.py refuses series files of two configs: " + r.stderr.strip())
+swapped_list = os.path.join(d, "models", "swapped.txt")
+with open(swapped_list, "w") as f:
+    f.write("seed1 label=init step=0\nseed0 label=mid step=150\nseed2 label=final step=143000\n")
+swapped = os.path.join(d, "swapped.nc")
+check_run(sl.run([config("swapped.ini", swapped, model__path="", model__paths=swapped_list,
+                         perturb__hook="blocks.0.hook_resid_post"), "--quiet"]), "series of other models, same labels")
+r = series_py(series, swapped, "-o", prefix + "-swapped", "--alpha", "0.5", "--direction", "isotropic")
+want = "%s: model 'init' is another model than in %s" % (swapped, series)
+if r.returncode != 2 or want not in r.stderr:
+    sl.fail("analysis/series.py on two series of other models: exit %d, want 2 and '%s': %s"
+            % (r.returncode, want, r.stderr))
+print("ok analysis/series.py refuses series of other models under the same labels: " + r.stderr.strip())
+r = series_py(series, "-o", prefix + "-jsd", "--alpha", "0.5", "--direction", "isotropic", "--metric", "jsd")
+rows = [line.split(",") for line in open(prefix + "-jsd.csv").read().splitlines()[1:]] if r.returncode == 0 else []
+if r.returncode != 0 or len(rows) != 3 or any(x[4] != "" for x in rows) or "no jsd_alpha_at_threshold_ratio" \
+        not in r.stderr:
+    sl.fail("analysis/series.py --metric jsd (no threshold): exit %d, rows %s, want empty fields and a note: %s"
+            % (r.returncode, rows, r.stderr))
+print("ok analysis/series.py: a comparison the file lacks is an empty field and a note")
+for label, args, want in (("missing input", [os.path.join(d, "nowhere.nc"), "-o", prefix + "-x"], "nowhere.nc: no such file"),
+                          ("unwritable output", [series, "-o", os.path.join(d, "no-dir", "x")], "x.csv: cannot write")):
+    r = series_py(*args)
+    if r.returncode != 2 or r.stderr.count("\n") != 1 or want not in r.stderr:
+        sl.fail("analysis/series.py, %s: exit %d, want 2 and one line with '%s': %s" % (label, r.returncode, want, r.stderr))
+    print("ok analysis/series.py, %s: %s" % (label, r.stderr.strip()))
 
 # A series listed out of step order (the single-model files merged last first): series.py draws and tables
 # the models in step order (review: a line through them in the file's order zigzagged), with each
