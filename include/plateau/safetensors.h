@@ -41,9 +41,10 @@ int st_parse(st_file *f, const char *path, const uint8_t *bytes, size_t size);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 
-/* mmap PATH read-only and st_parse it; PATH must outlive *f. Errors name PATH (missing file,
- * not a regular file, and every st_parse failure). st_close unmaps and frees. */
-int st_open(st_file *f, const char *path);
+/* mmap PATH read-only (watched: plateau/watch.h, WHAT naming it there, NULL: "input file") and st_parse
+ * it; PATH must outlive *f. Errors name PATH (missing file, not a regular file, and every st_parse
+ * failure). st_close unmaps and frees. */
+int st_open(st_file *f, const char *path, const char *what);
 void st_close(st_file *f);
 
 /* Convert N elements of an F32/F16/BF16 little-endian tensor to fp32 (SRC may be unaligned). */

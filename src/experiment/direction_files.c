@@ -40,7 +40,7 @@ static int check_finite_rows(const char *path, const char *tensor, const float *
 static int load_safetensors(const char *path, const char *name, int C, float **rows, long *n_rows)
 {
     st_file f;
-    if (st_open(&f, path) != PL_OK)
+    if (st_open(&f, path, NULL) != PL_OK)
         return PL_ERR;
     const st_tensor *t = NULL;
     int rc = PL_ERR;

@@ -303,19 +303,14 @@ static const float *tensor_f32(pl_sae *sae, const char *path, const char *name, 
     return st_check_finite(path, name, out, n) == PL_OK ? out : NULL;
 }
 
-/* The weights are read into memory rather than mapped: an SAE is small beside its model, and a copy
- * cannot turn into SIGBUS when the file is truncated during a run (a change is still noticed: the
- * file is watched from before the read, plateau/watch.h). */
+/* The weights are mmapped read-only, as a model's are: aligned F32 tensors are used in place, so every
+ * rank of a node shares one copy (the page cache), and an SAE of any size loads (Gemma Scope's widest
+ * are 5-19 GB). The mapping is watched (plateau/watch.h): a file changed during the run stops it by
+ * name, and a SIGBUS from one truncated under it exits 2 naming the file. */
 static int read_weights(pl_sae *sae, const char *path)
 {
-    char *bytes;
-    size_t size;
-    if (pl_watch_file(path, "SAE weights file") != PL_OK || pl_read_file(path, PL_MAX_INPUT_BYTES, &bytes, &size) != PL_OK)
+    if (st_open(&sae->file, path, "SAE weights file") != PL_OK)
         return PL_ERR;
-    if (st_parse(&sae->file, path, (const uint8_t *)bytes, size) != PL_OK) {
-        free(bytes);
-        return PL_ERR;
-    }
     sae->file_open = 1;
     int D = sae->d_in, F = sae->d_sae, jump = sae->arch == PL_SAE_JUMPRELU;
     sae->W_enc = tensor_f32(sae, path, "W_enc", D, F, 0);
@@ -397,10 +392,8 @@ done:
 
 void pl_sae_close(pl_sae *sae)
 {
-    if (sae->file_open) {
-        free((void *)sae->file.bytes);
-        st_free(&sae->file);
-    }
+    if (sae->file_open)
+        st_close(&sae->file);
     for (int i = 0; i < 6; i++)
         free(sae->owned[i]);
     free(sae->dir);

@@ -41,7 +41,7 @@ static double *load_densities(const pl_sae *sae)
     char path[4096];
     snprintf(path, sizeof path, "%s/sparsity.safetensors", sae->dir);
     st_file f;
-    if (st_open(&f, path) != PL_OK) {
+    if (st_open(&f, path, NULL) != PL_OK) {
         pl_fail_prefix("the feature densities Giglemiani's bases sort by (SAELens's sparsity.safetensors beside the "
                        "weights)");
         return NULL;

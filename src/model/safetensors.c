@@ -280,14 +280,14 @@ int st_parse(st_file *f, const char *path, const uint8_t *bytes, size_t size)
     return rc;
 }
 
-int st_open(st_file *f, const char *path)
+int st_open(st_file *f, const char *path, const char *what)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
     void *map;
     size_t size;
     /* through src/util: a FIFO or directory is refused at once, never waited on */
-    if (pl_map_file(path, NULL, &map, &size) != PL_OK)
+    if (pl_map_file(path, what, &map, &size) != PL_OK)
         return PL_ERR;
     if (st_parse(f, path, map, size) != PL_OK) {
         pl_unmap_file(map, size);

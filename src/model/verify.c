@@ -308,7 +308,7 @@ int pl_verify(const char *model_dir, const char *manifest_path, FILE *out, pl_ve
         return PL_ERR;
     }
     snprintf(st_path, plen, "%s/model.safetensors", model_dir);
-    if (st_open(&f, st_path) != PL_OK) {
+    if (st_open(&f, st_path, NULL) != PL_OK) {
         free(st_path);
         free_manifest(entries, n_entries);
         return PL_ERR;

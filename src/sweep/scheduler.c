@@ -1517,6 +1517,7 @@ typedef struct {
     int n_chunk;
     double per_rank, rank0;  /* bytes: each rank's own (weights aside); rank 0's */
     double mapped, converted; /* bytes: the weight files (mmapped); converted and fused weights */
+    double sae_mapped;       /* bytes: the SAE's weight file (mmapped; its converted tensors are per rank) */
     double per_node;         /* bytes: rank 0's node of n ranks, the weights counted once (or n times) */
 } dry_measures;
 
@@ -1660,6 +1661,11 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("memory_weights_converted_bytes", v, "%.2f GiB: F16/BF16 weights in fp32 and the fused matrices: %s",
              m->converted / (1 << 30), shared ? "one copy per node (shared window)"
                                        : n_node > 1 ? "a copy per rank ([run] shared_weights = false)" : "one copy");
+    if (m->sae_mapped > 0) {
+        snprintf(v, sizeof v, "%.0f", m->sae_mapped);
+        dry_line("memory_sae_mapped_bytes", v, "%.2f GiB: the SAE's weight file, mmapped read-only: one copy per node "
+                 "(page cache)", m->sae_mapped / (1 << 30));
+    }
     const char *window_dir;
     double window_free;
     if (shared && m->converted > 0 && (window_free = window_dir_free(&window_dir)) >= 0) {
@@ -1682,9 +1688,9 @@ static int dry_report(const run_state *st, const pl_run_options *opt, const dry_
     dry_line("nodes", v, "%d rank%s on each node (--ranks-per-node; default all on one)%s", n_node,
              n_node > 1 ? "s" : "", R % n_node ? ", fewer on the last" : "");
     snprintf(v, sizeof v, "%.0f", m->per_node);
-    dry_line("memory_per_node_bytes", v, "%.2f GiB: %d rank%s on rank 0's node: mapped + converted%s + %d x per rank "
-             "+ rank 0's extra", m->per_node / (1 << 30), n_node, n_node > 1 ? "s" : "",
-             shared || n_node == 1 ? "" : " x ranks", n_node);
+    dry_line("memory_per_node_bytes", v, "%.2f GiB: %d rank%s on rank 0's node: mapped%s + converted%s + %d x per "
+             "rank + rank 0's extra", m->per_node / (1 << 30), n_node, n_node > 1 ? "s" : "",
+             m->sae_mapped > 0 ? " + SAE" : "", shared || n_node == 1 ? "" : " x ranks", n_node);
     snprintf(v, sizeof v, "%.3g", setup_s);
     dry_line("setup_seconds", v, "%s: %d prompts took %.3g s here; the busiest rank's %d prompts", t_setup,
              m->n_chunk, m->t_chunk, busy_prompts);
@@ -1715,11 +1721,12 @@ static int dry_weights(const run_state *st, const pl_run_options *opt, const dry
     int nodes, n = dry_layout(st, opt, &nodes);
     m->mapped = (double)mapped;
     m->converted = (double)converted;
-    double own = peak_rss_bytes() - m->mapped - m->converted, floor = batch_row_bytes(sw, mc, z->cal_rows);
+    m->sae_mapped = sw->sae.file_open ? (double)sw->sae.file.size : 0.0;
+    double own = peak_rss_bytes() - m->mapped - m->converted - m->sae_mapped, floor = batch_row_bytes(sw, mc, z->cal_rows);
     m->per_rank = (own > floor ? own : floor) + batch_row_bytes(sw, mc, z->rows) - batch_row_bytes(sw, mc, z->cal_rows);
     m->rank0 = m->per_rank + 3 * z->curves + z->fit;
     int copies = n > 1 && !st->cfg.shared_weights ? n : 1;
-    m->per_node = m->mapped + copies * m->converted + n * m->per_rank + (m->rank0 - m->per_rank);
+    m->per_node = m->mapped + m->sae_mapped + copies * m->converted + n * m->per_rank + (m->rank0 - m->per_rank);
     return PL_OK;
 }
 

@@ -241,6 +241,21 @@ f = names(run("jumprelu", jump, perturb__bases="real, synthetic", readout__metri
 f["direction"] = f["direction"][:3]  # cov_random is the sweep tests' business
 check("jumprelu, to_target, raw", f, jump, "to_target")
 
+# --dry-run counts the SAE's weight file once per node (mmapped, shared by the page cache), beside the
+# model's: memory_sae_mapped_bytes is the file's size, and memory_per_node_bytes of 4 ranks adds it once.
+r = subprocess.run([sl.BIN, "run", os.path.join(d, "jumprelu.ini"), "--dry-run", "--ranks", "4"], capture_output=True,
+                   text=True, env=sl.run_env())
+dry = {line.split("=")[0].strip(): float(line.split("=")[1].split(";")[0])
+       for line in r.stdout.split("[dry_run]")[-1].splitlines() if line.startswith("memory_")}
+sae_bytes = os.path.getsize(os.path.join(jump, "sae_weights.safetensors"))
+node = dry.get("memory_weights_mapped_bytes", 0) + sae_bytes + dry.get("memory_weights_converted_bytes", 0) + \
+    4 * dry.get("memory_per_rank_bytes", 0) + dry.get("memory_rank0_bytes", 0) - dry.get("memory_per_rank_bytes", 0)
+if r.returncode != 0 or dry.get("memory_sae_mapped_bytes") != sae_bytes or \
+        abs(dry.get("memory_per_node_bytes", -1) - node) > 4:
+    sl.fail("--dry-run with an SAE: exit %d, memory %s, want memory_sae_mapped_bytes %d and per node %d: %s"
+            % (r.returncode, dry, sae_bytes, node, r.stderr))
+print("ok --dry-run: the SAE's weight file once per node (%d bytes)" % sae_bytes)
+
 # the analysis scripts know the SAE readouts: a table row and a figure per SAE metric
 res = os.path.join(d, "jumprelu.nc")
 tab = subprocess.run([sys.executable, os.path.join(sl.SRC, "analysis", "summary.py"), res, "--csv", "--bootstrap", "50"],
