@@ -99,6 +99,10 @@ bash slurm/plateau.sbatch jobs/no-such.ini >/dev/null 2>&1
 [[ $? == 2 ]] || fail "plateau.sbatch with a missing config: want exit 2"
 bash slurm/plateau-hooks.sbatch jobs/smoke.ini >/dev/null 2>&1
 [[ $? == 1 ]] || fail "plateau-hooks.sbatch outside an array: want exit 1"
+# -N 4 --ntasks-per-node=64 without -n: Slurm keeps the script's --ntasks=4 (its environment as sbatch sets it)
+err=$(SLURM_NTASKS=4 SLURM_NNODES=4 SLURM_NTASKS_PER_NODE=64 bash slurm/plateau.sbatch jobs/smoke.ini 2>&1 >/dev/null)
+[[ $? == 2 && $err == *"this job has 4 tasks, but --ntasks-per-node=64 on 4 node(s) asks for 256"*"submit with -n 256"* ]] ||
+    fail "plateau.sbatch, 4 tasks for 4 nodes x 64: want exit 2 naming -n 256: $err"
 
 t_start=$(date +%s)
 slurm_up "$work/cluster" || { say "FAIL: the private Slurm did not come up"; exit 1; }
@@ -236,6 +240,18 @@ EOF
     if [[ -f results/smoke.nc ]] && ! diff=$(same_results results/smoke.nc results/smoke.hook1.nc); then
         fail "array task 1 (1 rank) differs from the smoke job (2 ranks) in: $diff"
     fi
+fi
+
+# --- a job with fewer tasks than its nodes x --ntasks-per-node: refused before srun (exit 2), as Slurm sets it
+f=$("${SB[@]}" -N 1 --ntasks-per-node=2 -n 1 slurm/plateau.sbatch jobs/smoke.ini -o results/fewer.nc) ||
+    fail "sbatch (fewer tasks)"
+state=$(slurm_wait_job "$f" 60)
+if [[ $(slurm_job_field "$f" ExitCode) == 2:0 && ! -e results/fewer.nc ]] &&
+    grep -q "this job has 1 tasks, but --ntasks-per-node=2 on 1 node(s) asks for 2" $(log_of "$f"); then
+    say "ok   -n 1 with --ntasks-per-node=2: refused before srun, naming -n 2"
+else
+    fail "fewer tasks than nodes x --ntasks-per-node: state $state, exit $(slurm_job_field "$f" ExitCode), want 2:0"
+    show_log $(log_of "$f")
 fi
 
 # --- 3. preemption: SIGTERM to the batch shell (what --signal=B:TERM@120 does), 2 ranks -----------
