@@ -25,11 +25,12 @@ Written: OUT_PREFIX-heatmap.png (hook x training step, both numbers) and OUT_PRE
 numbers against training step, a line per hook), and OUT_PREFIX.csv (the table).
 """
 import argparse
+import configparser
 import sys
 
 try:
     import numpy as np
-    from plateau_analysis.result import ResultError, open_file, parse_config
+    from plateau_analysis.result import ResultError, open_file
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -44,18 +45,25 @@ def die(msg):
     sys.exit(2)
 
 
-# The config keys per-hook series files may differ in: the hook and what follows it (its SAE), and the
-# keys of where and how a run ran (the output, checkpoints, ranks' threads and weights, the model dirs,
-# whose models model_sha256 compares); any other is another experiment.
-PER_HOOK_KEYS = {("perturb", "hook"), ("sae", "path"), ("sae", "sha256"), ("run", "checkpoint"),
-                 ("run", "checkpoint_every"), ("run", "worker_timeout"), ("run", "threads"),
-                 ("run", "shared_weights")}
-PER_HOOK_SECTIONS = {"model", "output"}
+# The config keys per-hook series files may differ in, as `plateau merge` lets them: the hook and its SAE
+# (path, sha256), and the keys outside a run's identity (src/sweep/config.c's unhashed keys: the output and
+# checkpoint paths, checkpoint period, worker timeout, shared weights, and [model], whose models
+# model_sha256 compares); any other is another experiment.
+PER_HOOK_KEYS = {("perturb", "hook"), ("sae", "path"), ("sae", "sha256"), ("output", "path"), ("run", "checkpoint"),
+                 ("run", "checkpoint_every"), ("run", "worker_timeout"), ("run", "shared_weights")}
+PER_HOOK_SECTIONS = {"model"}
 
 
-def identity(config):
-    """{(section, key): value} of the keys that make the experiment, from a parsed config."""
-    return {(s, k): v for s, keys in config.items() if s not in PER_HOOK_SECTIONS for k, v in keys.items()
+def identity(path, text):
+    """{(section, key): value as plateau wrote it} of the keys that make the experiment, from the resolved
+    config text of the file at PATH (plateau prints each value one way, so equal text is an equal value)."""
+    cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
+    cp.optionxform = str
+    try:
+        cp.read_string(text)
+    except configparser.Error as e:
+        die("%s: global attribute 'config' is not INI text (%s)" % (path, str(e).splitlines()[0]))
+    return {(s, k): v.strip() for s in cp.sections() if s not in PER_HOOK_SECTIONS for k, v in cp[s].items()
             if (s, k) not in PER_HOOK_KEYS}
 
 
@@ -64,9 +72,10 @@ def strength(path, metric, direction, alpha):
     used, model_sha256, the config's identity keys) of one file."""
     try:
         ds = open_file(path)
-        config = parse_config(str(ds.attrs.get("config", "")), path)
     except ResultError as e:
         die(str(e))
+    if "config" not in ds.attrs:
+        die("%s: not a plateau result: global attribute 'config' is missing" % path)
     if "model" not in ds.dims:
         die("%s: no `model` dimension: not a model-series result" % path)
     med = "%s_median" % metric
@@ -93,7 +102,7 @@ def strength(path, metric, direction, alpha):
     steps = ds["model_step"].values.astype(float)
     steps[steps < 0] = np.nan
     return (str(ds.attrs.get("hook", path)), [str(x) for x in ds["model"].values], steps, kl_ratio, aat,
-            float(a[i]), [str(x) for x in ds["model_sha256"].values], identity(config))
+            float(a[i]), [str(x) for x in ds["model_sha256"].values], identity(path, str(ds.attrs["config"])))
 
 
 def save(fig, path, dpi):

@@ -32,6 +32,11 @@ void pl_watch_unmap(const void *map);
  * first that changed, how, and that the run stops. Thread-safe. */
 int pl_watch_check(void);
 
+/* Memory BASE[0..SIZE) that is no watched file's but can fault (a shared-memory window whose tmpfs runs
+ * out of space): a SIGBUS in it exits 3 with LINE (copied, one line). Until pl_watch_region_end(BASE). */
+void pl_watch_region(const void *base, size_t size, const char *line);
+void pl_watch_region_end(const void *base);
+
 /* Install the SIGBUS handler (process-wide). PREFIX starts its line after "plateau: " ("rank 3: ",
  * or ""; copied). A SIGBUS outside every watched mapping is not ours: it is re-raised as it was. */
 void pl_watch_sigbus(const char *prefix);

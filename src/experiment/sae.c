@@ -309,7 +309,9 @@ static const float *tensor_f32(pl_sae *sae, const char *path, const char *name, 
  * name, and a SIGBUS from one truncated under it exits 2 naming the file. */
 static int read_weights(pl_sae *sae, const char *path)
 {
-    if (st_open(&sae->file, path, "SAE weights file") != PL_OK)
+    /* watched as a file too, for the whole process: a series' models open it one after another, and the
+     * first identity is what every model must read (the mapping's watch ends with each model's close) */
+    if (pl_watch_file(path, "SAE weights file") != PL_OK || st_open(&sae->file, path, "SAE weights file") != PL_OK)
         return PL_ERR;
     sae->file_open = 1;
     int D = sae->d_in, F = sae->d_sae, jump = sae->arch == PL_SAE_JUMPRELU;

@@ -258,9 +258,22 @@ static void window_allocate(window_job *w)
 {
     run_state *st = w->st;
     int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, st->rank, MPI_INFO_NULL, &st->node);
+    int node_size = 1, fullest = 1;
     if (rc == MPI_SUCCESS) {
         MPI_Comm_set_errhandler(st->node, MPI_ERRORS_RETURN);
         MPI_Comm_rank(st->node, &st->node_rank);
+        MPI_Comm_size(st->node, &node_size);
+        rc = MPI_Allreduce(&node_size, &fullest, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    }
+    /* A rank alone on every node shares nothing: each keeps its own copy, as --dry-run counts it (and a
+     * small /dev/shm cannot fail the run). Decided by the fullest node, so every rank decides alike. */
+    if (rc == MPI_SUCCESS && fullest == 1) {
+        MPI_Comm_free(&st->node); /* a series opens one per model */
+        w->ok = 1;
+        w->base = NULL;
+        return;
+    }
+    if (rc == MPI_SUCCESS) {
         MPI_Info info;
         MPI_Info_create(&info);
         MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* all of it is the first rank's */
@@ -784,6 +797,17 @@ static int open_window(run_state *st, size_t converted)
     coll_allreduce_max(st, &failed, MPI_INT);
     if (failed)
         return PL_EXIT_FAULT;
+    if (!w.base) /* one rank per node: private copies */
+        return PL_EXIT_OK;
+    /* Open MPI checks the backing directory's room when it creates the window's file, which is sparse:
+     * jobs starting together on one node all pass, and the first page that finds the tmpfs full faults. */
+    const char *dir;
+    window_dir_free(&dir);
+    char line[600];
+    snprintf(line, sizeof line, "the node's shared weight window (%zu bytes in %s, osc_sm_backing_directory) ran out "
+             "of space while its pages were written or read: %s is full (other jobs' windows on this node?); give it "
+             "more room, or set [run] shared_weights = false (a copy per rank)", converted, dir, dir);
+    pl_watch_region(w.base, converted, line);
     setup_phase(st, "opening the model");
     st->arena = (pl_weight_arena){w.base, converted, st->node_rank == 0, 0};
     if (st->rank == 0 && !st->quiet)
@@ -1752,7 +1776,8 @@ static int dry_run(run_state *st, const char *config_path, char *const *sets, in
      * three copies), the setup's activations and the Gaussian fit (mu, Sigma, its factor, eigen work). */
     if (dry_weights(st, opt, &z, &m) != PL_OK)
         return PL_ERR;
-    double weights = m.mapped + m.converted; /* one process's view, as the physical memory check needs it */
+    /* one process's view, as the physical memory check needs it */
+    double weights = m.mapped + m.converted + m.sae_mapped;
     char *text = check_memory(weights + m.per_rank, weights + m.rank0, z.curves) == PL_OK
                      ? pl_sweep_config_text(&st->cfg, 0) : NULL;
     if (!text)
@@ -2757,8 +2782,10 @@ static void run_state_close(run_state *st)
     free(st->hashed_text);
     pl_sweep_free(&st->sw);
     pl_model_close(st->model);
-    if (st->window != MPI_WIN_NULL && st->arena.base)
+    if (st->window != MPI_WIN_NULL && st->arena.base) {
+        pl_watch_region_end(st->arena.base);
         MPI_Win_free(&st->window);
+    }
     if (st->node != MPI_COMM_NULL && st->arena.base)
         MPI_Comm_free(&st->node);
     pl_sweep_config_free(&st->cfg);

@@ -26,8 +26,9 @@ def reference_model(d, gemma2, C, V):
 
 
 def gemma_scope(path, sae_dir, hook):
-    """SAE_DIR's weights written anew at PATH under the cfg.json SAELens's Gemma Scope loader writes
-    (get_gemma_2_config_from_hf: a Gemma Scope dir saved by SAELens)."""
+    """SAE_DIR's weights written anew at PATH under the config SAELens's Gemma Scope loader builds
+    (get_gemma_2_config_from_hf, the flat pre-6 dict; SAELens 6 saves it with hook_name under `metadata` and
+    normalize_activations "none", which sae_numerics reads)."""
     import ref_sae  # noqa: E402
     s = ref_sae.SAE(sae_dir)
     cfg = {"architecture": "jumprelu", "d_in": s.d_in, "d_sae": s.d_sae, "dtype": "float32",

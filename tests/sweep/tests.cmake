@@ -32,6 +32,8 @@ set_tests_properties(sweep_hooks sweep_shared_weights PROPERTIES LABELS slow)
 # plateau runs without a launcher, several at once (~10 s): release pass only, for CI's time; the C it
 # checks is two setenv calls before MPI_Init, which every sweep_* test runs under ASan.
 set_tests_properties(sweep_singletons PROPERTIES LABELS slow)
+# its churning process spins a whole core and it starts four runs at once: not beside a many-rank test
+plateau_many_ranks(sweep_singletons)
 # [readout] positions = each interrupted and resumed (issue 18): its run lasts a few seconds so that the
 # signal lands mid-run; release pass only (sweep_resume and sweep_contexts run its code under ASan).
 plateau_test(sweep_contexts_resume ${SYSTEM_PYTHON} ${PL_SWEEP_TESTS}/test_contexts_resume.py

@@ -100,10 +100,11 @@ def case(label, target, damage, needle, mpi=0):
 probe = sys.argv[2] if len(sys.argv) > 2 else None
 if probe:
     victim = os.path.join(d, "victim.bin")
-    for where, want in (("watched", 2), ("outside", -signal.SIGBUS)):
+    # region: a shared weight window's pages (no file of plateau's) whose tmpfs ran out: exit 3 and its line
+    for where, want in (("watched", 2), ("outside", -signal.SIGBUS), ("region", 3)):
         with open(victim, "wb") as f:
             f.write(os.urandom(3 * 8192))
-        r = sl.subprocess.run([probe, victim] + ([where] if where == "outside" else []), capture_output=True,
+        r = sl.subprocess.run([probe, victim] + ([where] if where != "watched" else []), capture_output=True,
                               text=True, timeout=60, env=sl.run_env())
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         if r.returncode != want:
@@ -111,7 +112,10 @@ if probe:
         if want == 2 and (len(lines) != 1 or not lines[0].startswith("plateau: probe: " + victim + ": ")
                           or "truncated" not in lines[0]):
             sl.fail("SIGBUS probe: want one line naming the file: %r" % r.stderr)
-        print("ok SIGBUS in %s mapping: exit %d %s" % ("a watched" if want == 2 else "an unwatched", r.returncode, lines[0] if lines else ""))
+        if want == 3 and lines != ["plateau: probe: the probe's region lost its pages"]:
+            sl.fail("SIGBUS probe in a region: want its one line: %r" % r.stderr)
+        print("ok SIGBUS in %s: exit %d %s" % ({2: "a watched mapping", 3: "a region"}.get(want, "an unwatched mapping"),
+                                              r.returncode, lines[0] if lines else ""))
 else:
     print("skip SIGBUS probe: no driver given")
 

@@ -2,7 +2,9 @@
  * truncated in the middle of a batch: map PATH (through src/util, as every mapped input is), truncate
  * it, then read its last byte. The handler must exit 2 with one line naming PATH; reaching the end of
  * main (exit 0) or dying of the signal is a failure. With "outside" as the second argument the fault
- * is in a mapping plateau does not watch: the signal must then kill the process as usual. */
+ * is in a mapping plateau does not watch: the signal must then kill the process as usual. With "region"
+ * the mapping is a region (pl_watch_region: a shared window's pages, no watched file): exit 3 and the
+ * region's line. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,11 +24,14 @@ int main(int argc, char **argv)
     void *map;
     size_t size;
     volatile const char *p;
-    if (argc > 2 && !strcmp(argv[2], "outside")) {
+    int region = argc > 2 && !strcmp(argv[2], "region");
+    if (argc > 2 && (!strcmp(argv[2], "outside") || region)) {
         int fd = open(argv[1], O_RDONLY);
         size = (size_t)lseek(fd, 0, SEEK_END);
         map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
         close(fd);
+        if (region && map != MAP_FAILED)
+            pl_watch_region(map, size, "the probe's region lost its pages");
     } else if (pl_map_file(argv[1], "probe file", &map, &size) != 0) {
         fprintf(stderr, "map failed\n");
         return 1;
