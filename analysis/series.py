@@ -25,6 +25,7 @@ Written: OUT_PREFIX-heatmap.png (hook x training step, both numbers) and OUT_PRE
 numbers against training step, a line per hook), and OUT_PREFIX.csv (the table).
 """
 import argparse
+import collections
 import configparser
 import sys
 
@@ -67,9 +68,13 @@ def identity(path, text):
             if (s, k) not in PER_HOOK_KEYS}
 
 
+# One file's numbers: ratio is the metric's real/synthetic median ratio at `alpha` (the grid's alpha used),
+# aat the alpha_at_threshold ratio (None: not in the file), identity the config's keys of the experiment.
+Strength = collections.namedtuple("Strength", "hook labels steps ratio aat alpha sha256 identity")
+
+
 def strength(path, metric, direction, alpha):
-    """(hook, labels, steps, kl ratio at alpha, alpha_at_threshold ratio (None: not in the file), the alpha
-    used, model_sha256, the config's identity keys) of one file."""
+    """The Strength of one file."""
     try:
         ds = open_file(path)
     except ResultError as e:
@@ -101,8 +106,8 @@ def strength(path, metric, direction, alpha):
     aat = ds[name].isel(comparison=comps.index(comp)).values if name in ds and comp in comps else None
     steps = ds["model_step"].values.astype(float)
     steps[steps < 0] = np.nan
-    return (str(ds.attrs.get("hook", path)), [str(x) for x in ds["model"].values], steps, kl_ratio, aat,
-            float(a[i]), [str(x) for x in ds["model_sha256"].values], identity(path, str(ds.attrs["config"])))
+    return Strength(str(ds.attrs.get("hook", path)), [str(x) for x in ds["model"].values], steps, kl_ratio, aat,
+                    float(a[i]), [str(x) for x in ds["model_sha256"].values], identity(path, str(ds.attrs["config"])))
 
 
 def save(fig, path, dpi):
@@ -123,39 +128,40 @@ def main(argv=None):
     p.add_argument("--dpi", type=int, default=100)
     args = p.parse_args(argv)
     rows = [strength(f, args.metric, args.direction, args.alpha) for f in args.inputs]
-    labels = rows[0][1]
+    first, labels = rows[0], rows[0].labels
     for f, r in zip(args.inputs, rows):
-        if r[1] != labels:
+        if r.labels != labels:
             die("%s: not the model series of %s (its `model` labels differ)" % (f, args.inputs[0]))
-        if not np.array_equal(r[2], rows[0][2], equal_nan=True):
+        if not np.array_equal(r.steps, first.steps, equal_nan=True):
             die("%s: not the model series of %s (its model_step differ)" % (f, args.inputs[0]))
-        if r[5] != rows[0][5]:
+        if r.alpha != first.alpha:
             die("%s: the alpha nearest %g is %g, but %g in %s: the ratios would be at different alphas"
-                % (f, args.alpha, r[5], rows[0][5], args.inputs[0]))
-        if r[6] != rows[0][6]:
-            k = next(k for k in range(len(labels)) if r[6][k] != rows[0][6][k])
+                % (f, args.alpha, r.alpha, first.alpha, args.inputs[0]))
+        if r.sha256 != first.sha256:
+            k = next(k for k in range(len(labels)) if r.sha256[k] != first.sha256[k])
             die("%s: model '%s' is another model than in %s (model_sha256 %s, there %s): not one series"
-                % (f, labels[k], args.inputs[0], r[6][k][:16], rows[0][6][k][:16]))
-        for key in sorted(set(r[7]) | set(rows[0][7])):
-            if r[7].get(key) != rows[0][7].get(key):
+                % (f, labels[k], args.inputs[0], r.sha256[k][:16], first.sha256[k][:16]))
+        for key in sorted(set(r.identity) | set(first.identity)):
+            if r.identity.get(key) != first.identity.get(key):
                 die("%s: config differs from %s in [%s] %s ('%s' there, '%s' here): the files of one figure differ "
-                    "only in their hook" % (f, args.inputs[0], key[0], key[1], rows[0][7].get(key, "(absent)"),
-                                            r[7].get(key, "(absent)")))
-    hooks, steps = [r[0] for r in rows], rows[0][2]
+                    "only in their hook" % (f, args.inputs[0], key[0], key[1], first.identity.get(key, "(absent)"),
+                                            r.identity.get(key, "(absent)")))
+    hooks, steps = [r.hook for r in rows], first.steps
     for h, hook in enumerate(hooks):
         if hook in hooks[:h]:
-            die("%s: hook %s again (also %s): one file per hook" % (args.inputs[h], hook, args.inputs[hooks.index(hook)]))
-    used_alpha = rows[0][5]
-    ratio = np.array([r[3] for r in rows])
+            die("%s: hook %s again (also %s): one file per hook"
+                % (args.inputs[h], hook, args.inputs[hooks.index(hook)]))
+    used_alpha = first.alpha
+    ratio = np.array([r.ratio for r in rows])
     # a comparison the file does not hold is absent (None), not NaN: NaN is the comparison's own "beyond the grid"
-    absent = np.array([[r[4] is None] * len(labels) for r in rows])
+    absent = np.array([[r.aat is None] * len(labels) for r in rows])
     for f, r in zip(args.inputs, rows):
-        if r[4] is None:
+        if r.aat is None:
             sys.stderr.write("series.py: %s: no %s_alpha_at_threshold_ratio for 'real/synthetic @ %s' (a [readout] "
                              "threshold for %s and the direction kind %s among [perturb] directions make it): its "
                              "column is empty, its cells n/a\n" % (f, args.metric, args.direction, args.metric,
                                                                      args.direction))
-    aat = np.array([np.full(len(labels), np.nan) if r[4] is None else r[4] for r in rows])
+    aat = np.array([np.full(len(labels), np.nan) if r.aat is None else r.aat for r in rows])
     # a series lists its models in any order: a line through them in that order would zigzag
     if not np.isnan(steps).any():
         order = np.argsort(steps, kind="stable")

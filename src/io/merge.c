@@ -14,12 +14,12 @@
  *  - each input's `hook` attribute is the hook of its own config (compared canonically).
  * What happens to each variable and global attribute is the schema's `merge` column (src/io/schema.c):
  * coordinates are written once; every other variable gets the `hook` dimension in front, except the
- * provenance variables (tokens, prompt_text, partner: PL_MERGE_ONCE_IF_SAME), written once when they
- * are the same in every input (they are, when the prompts are: tokens that differ are refused). The per-run numeric attributes
- * (PL_GA_PER_HOOK_NUMBER: n_ranks, evals_per_second, each hook's SAE's numbers) become variables over
- * `hook`, each input's config and provenance text (PL_GA_PER_HOOK_TEXT, PL_GA_CONFIG) string
- * variables hook_<name>, each kept as a global attribute too when all inputs agree on it (unless the
- * schema says never or always); every other global attribute must be equal in all inputs and is
+ * provenance variables (tokens, prompt_text, partner: PL_MERGE_ONCE_IF_SAME), written once when they are
+ * the same in every input (they are, when the prompts are: tokens that differ are refused). The per-run
+ * numeric attributes (PL_GA_PER_HOOK_NUMBER: n_ranks, evals_per_second, each hook's SAE's numbers) become
+ * variables over `hook`, each input's config and provenance text (PL_GA_PER_HOOK_TEXT, PL_GA_CONFIG)
+ * string variables hook_<name>, each kept as a global attribute too when all inputs agree on it (unless
+ * the schema says never or always); every other global attribute must be equal in all inputs and is
  * written once, plus `swept_key`, `merged_from` and the merge's own `created`, `history` and `source`.
  *
  * HDF5 (1.10, under netCDF) can crash on a corrupt file (found by fuzzing: an invalid free while it

@@ -2847,6 +2847,21 @@ static int series_part_check(const pl_sweep_config *cfg, int k, const char *part
     return rc;
 }
 
+/* A fresh series run does not start over model K's checkpoint (check_fresh_checkpoint's rule), refused here:
+ * that model's own run would refuse it only after every model before it had run. */
+static int check_fresh_model_checkpoint(const pl_sweep_config *cfg, int k)
+{
+    char *ckpt = pl_model_series_checkpoint(cfg, k);
+    struct stat sb;
+    int rc = !ckpt ? pl_fail("out of memory (model series)")
+             : lstat(ckpt, &sb) == 0 ? pl_fail("checkpoint %s exists (model %d '%s' of an interrupted series run): pass "
+                                               "--resume to continue from it, or remove it to start again",
+                                               ckpt, k + 1, cfg->models[k].label)
+                                     : PL_OK;
+    free(ckpt);
+    return rc;
+}
+
 /* Rank 0, before a series runs: its models are one family and shape, the result can be stacked, and
  * no part of an interrupted series run is left unless --resume, which keeps them when each is its
  * listed model's, run under this config (the stacker's checks, made before any work: review, a
@@ -2868,16 +2883,8 @@ static int series_check(const pl_sweep_config *cfg, const char *config_path, cha
         else if (exists)
             rc = series_part_check(cfg, k, part, config_path, sets, n_sets, opt);
         free(part);
-        /* and no model's checkpoint, which that model's run would refuse only after every model before it */
-        char *ckpt = rc == PL_OK ? pl_model_series_checkpoint(cfg, k) : NULL;
-        if (rc == PL_OK && !ckpt)
-            rc = pl_fail("out of memory (model series)");
-        if (ckpt) {
-            if (!opt->resume && lstat(ckpt, &sb) == 0)
-                rc = pl_fail("checkpoint %s exists (model %d '%s' of an interrupted series run): pass --resume to "
-                             "continue from it, or remove it to start again", ckpt, k + 1, cfg->models[k].label);
-            free(ckpt);
-        }
+        if (rc == PL_OK && !opt->resume)
+            rc = check_fresh_model_checkpoint(cfg, k);
         if (rc != PL_OK)
             return PL_ERR;
     }
