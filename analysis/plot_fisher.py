@@ -35,7 +35,7 @@ import sys
 
 try:
     import numpy as np
-    import xarray as xr
+    from plateau_analysis.result import ResultError, open_file
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -167,9 +167,9 @@ def main(argv=None):
     p.add_argument("--position", type=int, help="whole contexts: the perturbed position T to plot")
     args = p.parse_args(argv)
     try:
-        ds = xr.open_dataset(args.result)
-    except (OSError, ValueError) as e:
-        die("%s: %s" % (args.result, e))
+        ds = open_file(args.result)
+    except ResultError as e:
+        die(str(e))
     if "position" in ds.dims:
         have = [int(t) for t in ds["position"].values]
         if args.position is None or args.position not in have:

@@ -28,7 +28,7 @@ import sys
 
 try:
     import numpy as np
-    import xarray as xr
+    from plateau_analysis.result import ResultError, open_file
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -124,12 +124,10 @@ def main(argv=None):
     ap.add_argument("--format", choices=("png", "pdf", "svg"), default="png")
     ap.add_argument("--dpi", type=int, default=150)
     a = ap.parse_args(argv)
-    if not os.path.isfile(a.result):
-        die("%s: no such file" % a.result)
     try:
-        ds = xr.open_dataset(a.result)
-    except Exception as e:  # noqa: BLE001 -- any reader error is the file's
-        die("%s: cannot read it as a result file: %s" % (a.result, e))
+        ds = open_file(a.result)
+    except ResultError as e:
+        die(str(e))
     if "beta" not in ds.dims:
         die("%s: not a slice result (no beta dimension: run with [perturb] slice = KIND1, KIND2)" % a.result)
     metrics = a.metric or slice_metrics(ds)

@@ -22,6 +22,7 @@ scripts print one line and exit 2 (plateau's "bad input" code) instead of a trac
 import configparser
 import os
 import re
+import stat
 
 import numpy as np
 import xarray as xr
@@ -226,6 +227,11 @@ def _open(path):
         raise ResultError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ResultError(f"{path}: is a directory, not a plateau result file")
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):  # netCDF would wait on a FIFO's writer for ever
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "a socket"
+        raise ResultError(f"{path}: is {kind}, not a regular file")
     try:
         # mask_and_scale stays on: plateau writes no fill values, and a file with _FillValue holes
         # should show NaN rather than a huge sentinel.

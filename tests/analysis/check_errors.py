@@ -119,6 +119,9 @@ with tempfile.TemporaryDirectory(prefix="plateau-analysis-errors-") as w:
     bad_files.append((truncated, ["truncated.nc", "not a readable NetCDF file"]))
 
     bad_files.append((w, ["is a directory"]))
+    fifo = os.path.join(w, "fifo.nc")  # netCDF would wait on its writer for ever
+    os.mkfifo(fifo)
+    bad_files.append((fifo, ["fifo.nc", "is a FIFO, not a regular file"]))
 
     # A NetCDF file that is something else entirely.
     other = os.path.join(w, "other.nc")

@@ -89,3 +89,11 @@ for key, w in want.items():
     if g[3] != w[3] or not np.allclose(g[:3], w[:3], rtol=1e-5, atol=1e-12, equal_nan=True):
         sl.fail("%s: table %s, numpy %s" % (key, g, w))
 print("ok plot_fisher.py: %d table rows = numpy on the file, 3 figures" % len(want))
+fifo = os.path.join(d, "fifo.nc")  # netCDF would wait on its writer for ever
+if not os.path.exists(fifo):
+    os.mkfifo(fifo)
+r = subprocess.run(["/usr/bin/python3", os.path.join(sl.SRC, "analysis", "plot_fisher.py"), fifo, "-o", figs],
+                   capture_output=True, text=True, timeout=60)
+if r.returncode != 2 or fifo + ": is a FIFO, not a regular file" not in r.stderr:
+    sl.fail("plot_fisher.py on a FIFO: exit %d: %s" % (r.returncode, r.stderr))
+print("ok plot_fisher.py refuses a FIFO (exit 2)")

@@ -60,3 +60,11 @@ r = subprocess.run(["/usr/bin/python3", script, one_d, "-o", os.path.join(d, "x"
 if r.returncode != 2 or "not a slice result" not in r.stderr:
     sl.fail("a 1-D result: exit %d: %s" % (r.returncode, r.stderr))
 print("ok a 1-D result refused (exit 2)")
+fifo = os.path.join(d, "fifo.nc")  # netCDF would wait on its writer for ever
+if not os.path.exists(fifo):
+    os.mkfifo(fifo)
+r = subprocess.run(["/usr/bin/python3", script, fifo, "-o", os.path.join(d, "x")], capture_output=True, text=True,
+                   timeout=60)
+if r.returncode != 2 or fifo + ": is a FIFO, not a regular file" not in r.stderr:
+    sl.fail("a FIFO as the result: exit %d: %s" % (r.returncode, r.stderr))
+print("ok a FIFO as the result refused (exit 2)")
