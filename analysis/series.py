@@ -32,6 +32,7 @@ import sys
 try:
     import numpy as np
     from plateau_analysis.result import ResultError, open_file
+    from plateau_analysis._schema import SCHEMA
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -46,13 +47,12 @@ def die(msg):
     sys.exit(2)
 
 
-# The config keys per-hook series files may differ in, as `plateau merge` lets them: the hook and its SAE
-# (path, sha256), and the keys outside a run's identity (src/sweep/config.c's unhashed keys: the output and
-# checkpoint paths, checkpoint period, worker timeout, shared weights, and [model], whose models
-# model_sha256 compares); any other is another experiment.
-PER_HOOK_KEYS = {("perturb", "hook"), ("sae", "path"), ("sae", "sha256"), ("output", "path"), ("run", "checkpoint"),
-                 ("run", "checkpoint_every"), ("run", "worker_timeout"), ("run", "shared_weights")}
-PER_HOOK_SECTIONS = {"model"}
+# The keys of a run's identity (src/sweep/config.c's hashed keys, from the generated schema) that per-hook
+# series files share: all but the hook and the SAE's sha256, which follows the hook (what `plateau merge`
+# lets a merge along `hook` differ in: src/io/merge.c, check_configs). The keys outside the identity
+# (output and checkpoint paths, [model], ...) may differ; the models are compared by model_sha256.
+IDENTITY_KEYS = {(k["section"], k["key"]) for k in SCHEMA["config_keys"] if k["identity"]} - {
+    ("perturb", "hook"), ("sae", "sha256")}
 
 
 def identity(path, text):
@@ -64,8 +64,7 @@ def identity(path, text):
         cp.read_string(text)
     except configparser.Error as e:
         die("%s: global attribute 'config' is not INI text (%s)" % (path, str(e).splitlines()[0]))
-    return {(s, k): v.strip() for s in cp.sections() if s not in PER_HOOK_SECTIONS for k, v in cp[s].items()
-            if (s, k) not in PER_HOOK_KEYS}
+    return {(s, k): v.strip() for s in cp.sections() for k, v in cp[s].items() if (s, k) in IDENTITY_KEYS}
 
 
 # One file's numbers: ratio is the metric's real/synthetic median ratio at `alpha` (the grid's alpha used),

@@ -27,6 +27,9 @@ SCHEMA["variables"]: one row per variable or family of variables (scope metric: 
 suffix; metric_score: metric_score + suffix; score: score + suffix), with type, dims, units,
 long_name template, when present and how `plateau merge` treats it.
 SCHEMA["global_attributes"]: name, kind (text, int, bool = 0/1 int, float64) and merge rule.
+SCHEMA["config_keys"]: every [section] key of the global attribute `config` (src/sweep/config.c's
+table), with identity = whether it is part of a run's identity (the checkpoint's config hash; the files
+of a merge share every such key but the swept one).
 """
 '''
 

@@ -1,9 +1,10 @@
 /* The result schema as JSON (`plateau help --schema-json`): what analysis/plateau_analysis/_schema.py
  * is generated from (scripts/gen_result_schema.py), so the Python reader's names, dimensions and
- * metric order are the C tables'. */
+ * metric order are the C tables', and so is which config keys make a run's identity. */
 #include <stdio.h>
 
 #include "plateau/result_file.h"
+#include "plateau/sweep.h"
 #include "schema.h"
 
 static void json_string(FILE *out, const char *s)
@@ -84,6 +85,23 @@ static void json_globals(FILE *out)
         fputs(", \"merged_units\": ", out), json_string(out, g->merged_units);
         fputs(i + 1 < PL_SCHEMA_N_GLOBALS ? "},\n" : "}\n", out);
     }
+    fputs("  ],\n", out);
+}
+
+/* The config's keys as the global attribute `config` holds them, each with whether it is part of a
+ * run's identity (hashed: what a checkpoint's config hash covers and the files of a merge share). */
+static void json_config_keys(FILE *out)
+{
+    fputs("  \"config_keys\": [\n", out);
+    int n = pl_sweep_config_n_keys();
+    for (int i = 0; i < n; i++) {
+        const char *section, *key;
+        int hashed;
+        pl_sweep_config_key(i, &section, &key, &hashed);
+        fputs("    {\"section\": ", out), json_string(out, section);
+        fputs(", \"key\": ", out), json_string(out, key);
+        fprintf(out, ", \"identity\": %s}%s\n", hashed ? "true" : "false", i + 1 < n ? "," : "");
+    }
     fputs("  ]\n", out);
 }
 
@@ -104,6 +122,7 @@ int pl_result_schema_json(FILE *out, const char *const *metrics, int n_metrics, 
     json_dims(out);
     json_vars(out);
     json_globals(out);
+    json_config_keys(out);
     fputs("}\n", out);
     return ferror(out) ? -1 : 0;
 }
