@@ -52,8 +52,8 @@ sweep_shape() { # SHAPE: its table
   case $shape in llama1b) units=60 naive_units=2 ;; gemma2b) units=40 naive_units=2 ;; *) units=600 naive_units=2 ;; esac
   units=${PLATEAU_BENCH_UNITS:-$units}
   # random token windows below the vocabulary (uint16 ids; the content does not change the cost): the units'
-  # prompts and the 100 covariance prompts
-  /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * ($units + 100)).astype('<u2').tofile('$work/tokens.bin')"
+  # prompts, the 100 covariance prompts and 10 more (the main protocol runs at least 10 prompts)
+  /usr/bin/python3 -c "import numpy as np; np.random.default_rng(0).integers(0, min($(bench_vocab "$shape"), 65536), size=10 * ($units + 110)).astype('<u2').tofile('$work/tokens.bin')"
   cat > "$work/bench.ini" <<INI
 [model]
 path = $model
@@ -78,10 +78,12 @@ INI
   duo_b=$(peak_of 2)
   # The main job's protocol: jobs/quickstart.ini as it is (the post's two experiments: 2 bases x 3 direction
   # kinds, 6 units per prompt sharing one clean forward; KL only), on this shape and these tokens; as many
-  # prompts as give the units above. 2 ranks, the issue's figure. An RMSNorm model takes the raw basis
-  # (TransformerLens's centred one is LayerNorm's; jobs/quickstart-stories260K.ini does the same): the
-  # same work.
-  local main_prompts=$(( (units + 5) / 6 )) basis=centered
+  # prompts as give the units above, rounded up to a multiple of 10: 60 units are 6 whole batches of 10, so
+  # the run is whole batches, an even count of them, and two ranks can end together (7 prompts, 42 units,
+  # gave Gemma-2-2B 4 whole batches and a fifth of 2 units, which one rank ran while the other idled).
+  # 2 ranks, the issue's figure. An RMSNorm model takes the raw basis (TransformerLens's centred one is
+  # LayerNorm's; jobs/quickstart-stories260K.ini does the same): the same work.
+  local main_prompts=$(( (units + 59) / 60 * 10 )) basis=centered
   [ "$shape" = gpt2 ] || basis=raw
   mpirun --oversubscribe -n 2 "$plateau" run jobs/quickstart.ini --quiet --set model.path="$model" \
     --set data.prompts="$work/tokens.bin" --set data.n_prompts=$main_prompts --set perturb.cov_prompts=100 \
@@ -165,7 +167,8 @@ print("Clean forwards: each unit here has its own prompt, so every batch also ru
 print()
 nb = int((units + 9) // 10)  # batches of 10 units (1010 rows)
 print("The run's tail: %d batches, so the 2-rank run's last batch may leave the other rank idle for up to "
-      "%.1f %% of the run (%.1f %% on average)." % (nb, 100.0 / (nb + 1), 50.0 / nb))
+      "%.1f %% of the run (%.1f %% on average). The main job's protocol: %d batches of 10 units."
+      % (nb, 100.0 / (nb + 1), 50.0 / nb, (main_units + 9) // 10))
 print()
 print("Sustained sgemm of the batch shape (1010 x %s): %.1f GFLOP/s in one process alone, %.1f GFLOP/s "
       "each with two processes at once: sgemm-bound work scales by at most %.2f from 1 to 2 ranks on this machine."
