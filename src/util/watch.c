@@ -1,4 +1,5 @@
-/* Watched inputs (see include/plateau/watch.h).
+/* Watched inputs (see include/plateau/watch.h), and the memory regions whose SIGBUS has a line of
+ * their own: one table.
  *
  * The table is a fixed array so that the SIGBUS handler can walk it without taking a lock or
  * following memory that may move: an entry is filled, then marked used (release); the handler only
@@ -17,67 +18,89 @@
 
 #define WATCH_MAX 1024 /* far above any run's inputs (a model of 100 shards, an SAE, directions) */
 
+/* A watched file (path set), or a region of memory that is no file's (path NULL: pl_watch_region). */
 typedef struct {
     int used;          /* read by the signal handler: written with __atomic_store_n */
     char *path, *what; /* what: NULL for a file named by its path alone */
     const char *map;   /* the mapping, or NULL for a file read whole */
     size_t map_size;
     struct stat st;    /* at open */
+    char *sigbus_line; /* the handler's line for a SIGBUS in the mapping (after "plateau: " and the prefix) */
+    int sigbus_exit;   /* and its exit status */
 } watched;
 
 static watched g_watch[WATCH_MAX];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_prefix[64];
 
-static int add(const char *path, const char *what, const void *map, size_t size, const struct stat *sb)
+/* Fill a free slot with E (its strings malloc'ed: the table takes them; freed on failure). A file read
+ * whole (no map) is identified once: its first identity is what was read. */
+static int add(watched e)
 {
     pthread_mutex_lock(&g_lock);
     int slot = -1;
     for (int i = 0; i < WATCH_MAX; i++) {
         if (!g_watch[i].used && slot < 0)
             slot = i;
-        /* a file read whole is identified once: its first identity is what was read */
-        if (!map && g_watch[i].used && !g_watch[i].map && !strcmp(g_watch[i].path, path)) {
+        if (!e.map && e.path && g_watch[i].used && !g_watch[i].map && g_watch[i].path &&
+            !strcmp(g_watch[i].path, e.path)) {
             pthread_mutex_unlock(&g_lock);
+            free(e.path), free(e.what), free(e.sigbus_line);
             return PL_OK;
         }
     }
     int rc = PL_OK;
-    char *p = strdup(path), *w = what ? strdup(what) : NULL;
-    if (slot < 0)
-        rc = pl_fail("%s: more than %d input files are open", path, WATCH_MAX);
-    else if (!p || (what && !w))
-        rc = pl_fail("out of memory (watched inputs)");
-    if (rc != PL_OK) {
-        free(p);
-        free(w);
+    if (slot < 0) {
+        rc = pl_fail("%s: more than %d input files are open", e.path ? e.path : "a memory region", WATCH_MAX);
+        free(e.path), free(e.what), free(e.sigbus_line);
     } else {
-        watched *e = &g_watch[slot];
-        e->path = p;
-        e->what = w;
-        e->map = map;
-        e->map_size = size;
-        e->st = *sb;
-        __atomic_store_n(&e->used, 1, __ATOMIC_RELEASE);
+        e.used = 0; /* the slot is marked used only once it is whole */
+        g_watch[slot] = e;
+        __atomic_store_n(&g_watch[slot].used, 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&g_lock);
     return rc;
 }
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 int pl_watch_file(const char *path, const char *what)
 {
     struct stat sb;
     if (stat(path, &sb) != 0)
         return PL_OK; /* the reader's own open says why, in its words */
-    return add(path, what, NULL, 0, &sb);
+    watched e = {.path = strdup(path), .what = dup_or_null(what), .st = sb};
+    if (!e.path || (what && !e.what)) {
+        free(e.path), free(e.what);
+        return pl_fail("out of memory (watched inputs)");
+    }
+    return add(e);
 }
 
 int pl_watch_mapping(const char *path, const char *what, const void *map, size_t size, const struct stat *sb)
 {
-    return add(path, what, map, size, sb);
+    size_t n = strlen(path) + 160;
+    watched e = {.path = strdup(path), .what = dup_or_null(what), .map = map, .map_size = size, .st = *sb,
+                 .sigbus_line = malloc(n), .sigbus_exit = PL_EXIT_INPUT};
+    if (!e.path || (what && !e.what) || !e.sigbus_line) {
+        free(e.path), free(e.what), free(e.sigbus_line);
+        return pl_fail("out of memory (watched inputs)");
+    }
+    snprintf(e.sigbus_line, n, "%s: the file was truncated while plateau was reading it (a watched input changed "
+             "during the run): the run stops", path);
+    return add(e);
 }
 
-void pl_watch_unmap(const void *map)
+void pl_watch_region(const void *base, size_t size, const char *line)
+{
+    watched e = {.map = base, .map_size = size, .sigbus_line = strdup(line), .sigbus_exit = PL_EXIT_FAULT};
+    if (!e.sigbus_line)
+        return; /* a SIGBUS there is then re-raised as a bare signal: the scheduler reports the rank's death */
+    add(e);
+}
+
+/* Stop watching the mapping or region at MAP. */
+static void remove_map(const void *map)
 {
     if (!map)
         return;
@@ -88,12 +111,16 @@ void pl_watch_unmap(const void *map)
             __atomic_store_n(&e->used, 0, __ATOMIC_RELEASE);
             free(e->path);
             free(e->what);
+            free(e->sigbus_line);
             memset(e, 0, sizeof *e);
             break;
         }
     }
     pthread_mutex_unlock(&g_lock);
 }
+
+void pl_watch_unmap(const void *map) { remove_map(map); }
+void pl_watch_region_end(const void *base) { remove_map(base); }
 
 static int same_time(const struct timespec *a, const struct timespec *b)
 {
@@ -126,7 +153,7 @@ int pl_watch_check(void)
     int rc = PL_OK;
     for (int i = 0; i < WATCH_MAX && rc == PL_OK; i++) {
         const watched *e = &g_watch[i];
-        if (!e->used)
+        if (!e->used || !e->path)
             continue;
         struct stat now;
         if (stat(e->path, &now) != 0)
@@ -140,39 +167,6 @@ int pl_watch_check(void)
 }
 
 /* ------------------------------------------------------------ SIGBUS */
-
-/* Memory that is no file's but can still fault (a shared-memory window's tmpfs pages): a SIGBUS there
- * exits 3 with the region's own line. Written before the region is touched, read by the handler. */
-#define REGION_MAX 4
-static struct {
-    int used;
-    const char *base;
-    size_t size;
-    char line[640];
-} g_region[REGION_MAX];
-
-void pl_watch_region(const void *base, size_t size, const char *line)
-{
-    pthread_mutex_lock(&g_lock);
-    for (int i = 0; i < REGION_MAX; i++)
-        if (!g_region[i].used) {
-            g_region[i].base = base;
-            g_region[i].size = size;
-            snprintf(g_region[i].line, sizeof g_region[i].line, "%s", line);
-            __atomic_store_n(&g_region[i].used, 1, __ATOMIC_RELEASE);
-            break;
-        }
-    pthread_mutex_unlock(&g_lock);
-}
-
-void pl_watch_region_end(const void *base)
-{
-    pthread_mutex_lock(&g_lock);
-    for (int i = 0; i < REGION_MAX; i++)
-        if (g_region[i].used && g_region[i].base == base)
-            __atomic_store_n(&g_region[i].used, 0, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&g_lock);
-}
 
 static void put(const char *s)
 {
@@ -197,20 +191,9 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
             continue;
         put("plateau: ");
         put(g_prefix);
-        put(e->path);
-        put(": the file was truncated while plateau was reading it (a watched input changed during the run): "
-            "the run stops\n");
-        _exit(PL_EXIT_INPUT);
-    }
-    for (int i = 0; addr && i < REGION_MAX; i++) {
-        if (!__atomic_load_n(&g_region[i].used, __ATOMIC_ACQUIRE) || addr < g_region[i].base ||
-            addr >= g_region[i].base + g_region[i].size)
-            continue;
-        put("plateau: ");
-        put(g_prefix);
-        put(g_region[i].line);
+        put(e->sigbus_line);
         put("\n");
-        _exit(PL_EXIT_FAULT);
+        _exit(e->sigbus_exit);
     }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
