@@ -24,10 +24,11 @@ The bootstrap recipe of the score intervals (and of computed comparisons) is in 
 docstring; a row's interval depends only on the seed and that row, not on --metric or --score.
 
 CSV (--csv): one tidy table, full precision (shortest repr that round-trips), columns
-  kind, hook, metric, base, direction, comparison, score, alpha, n, value, lo, hi, p_value, source
+  kind, hook, position, metric, base, direction, comparison, score, alpha, n, value, lo, hi, p_value, source
 with kind "score" (value = median score, n = finite curves), "curve" (value = median curve at
-alpha, n = curves in it when the file says), "ratio" and "difference" (n = pairs); source is "file"
-for numbers read from the file and "computed" for numbers computed here. Empty = not applicable.
+alpha, n = curves in it when the file says), "ratio" and "difference" (n = pairs); position the token
+position of --position (empty without it: the file's one curve per unit); source is "file" for
+numbers read from the file and "computed" for numbers computed here. Empty = not applicable.
 
 Exit status: 0 on success; 2 with one line on stderr for a missing or unusable file;
 1 for a bad command line.
@@ -43,7 +44,7 @@ from .result import AGG_DIMS, EXIT_USAGE, METRICS, SCORE_DIMS, Result, ResultErr
 from .stats import curve_stats, paired_table, score_median, score_median_seed
 
 SCRIPT = "summary.py"
-CSV_COLUMNS = ("kind", "hook", "metric", "base", "direction", "comparison", "score", "alpha", "n", "value",
+CSV_COLUMNS = ("kind", "hook", "position", "metric", "base", "direction", "comparison", "score", "alpha", "n", "value",
                "lo", "hi", "p_value", "source")
 
 
@@ -103,10 +104,10 @@ def aligned(header, rows):
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header] + rows)
 
 
-def write_csv(out, used, kinds, sources, paired):
+def write_csv(out, used, kinds, sources, paired, position):
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    blank = dict.fromkeys(CSV_COLUMNS, "")
+    blank = dict(dict.fromkeys(CSV_COLUMNS, ""), position="" if position is None else str(position))
     for r in kinds:
         common = dict(blank, hook=r["hook"], metric=r["metric"], base=r["base"], direction=r["direction"])
         for s, (n, med, lo, hi) in r["scores"].items():
@@ -224,7 +225,7 @@ def main(argv=None):
     except ResultError as e:
         die(SCRIPT, str(e))
     if a.csv:
-        write_csv(sys.stdout, used, kinds, sources, paired)
+        write_csv(sys.stdout, used, kinds, sources, paired, res.position)
     else:
         write_text(res, a.result, used, kinds, sources, paired, a.seed, a.bootstrap)
     return 0

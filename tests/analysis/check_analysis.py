@@ -590,7 +590,7 @@ def check_summary(f, result):
     if rc != 0:
         fail(f"summary.py --csv exited {rc}: {se.strip()}")
     header = so.splitlines()[0].split(",")
-    if header != ["kind", "hook", "metric", "base", "direction", "comparison", "score", "alpha", "n", "value", "lo",
+    if header != ["kind", "hook", "position", "metric", "base", "direction", "comparison", "score", "alpha", "n", "value", "lo",
                   "hi", "p_value", "source"]:
         fail(f"CSV header {header}")
     rows = list(csv.DictReader(io.StringIO(so)))

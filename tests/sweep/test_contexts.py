@@ -215,6 +215,8 @@ med = {(b, k): np.asarray(f["kl_median"][1][i, j], np.float64)  # position 3 = i
 curve_rows = [row for row in csv_mod.DictReader(csv_run.stdout.splitlines()) if row["kind"] == "curve"]
 if not curve_rows:
     sl.fail("summary.py --position 3: no median-curve rows:\n%s" % csv_run.stdout[:1000])
+if any(row["position"] != "3" for row in csv_mod.DictReader(csv_run.stdout.splitlines())):
+    sl.fail("summary.py --position 3: a row whose position column is not 3:\n%s" % csv_run.stdout[:1000])
 for row in curve_rows:
     k = int(np.argmin(np.abs(three.alpha - float(row["alpha"]))))
     want = med[(row["base"], row["direction"])][k]
