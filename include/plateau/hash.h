@@ -15,4 +15,8 @@ int pl_sha256_end(pl_sha256 *h, char out[65]);
 /* One shot over BYTES. */
 int pl_sha256_hex(const void *bytes, size_t n, char out[65]);
 
+/* Of the file at PATH (what `sha256sum` prints), mapped while it is read; WHAT names it in messages
+ * ("[data] prompts"). */
+int pl_sha256_file(const char *path, const char *what, char out[65]);
+
 #endif

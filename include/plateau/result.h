@@ -160,7 +160,7 @@ typedef int (*pl_result_stacker)(const char *out, char *const *parts, int n, cha
 /* What checks that the finished part PART of a series is model K + 1's, LABEL at PATH, run with CONFIG
  * (the resolved text of model K + 1's run; NULL: not checked) in every key of a run's identity, as the
  * stacker will (io's pl_merge_check_part): a resumed series refuses a changed model list or config
- * before any work. */
+ * before any work, and one run on another prompts file (its data_sha256 against the file's sha256 now). */
 typedef int (*pl_result_part_checker)(const char *part, int k, const char *label, const char *path,
                                       const char *config);
 

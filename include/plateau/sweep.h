@@ -198,6 +198,15 @@ int pl_sweep_config_positions(const pl_sweep_config *cfg, int *first, int *count
  * worker timeout, model path: the model is identified by its sha256 instead). malloc'ed. */
 char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only);
 
+/* A model series' prompts: the token ids every model runs on (pl_data_sha256 of the sweep's and the
+ * covariance's prompts, as a checkpoint holds it; not the result's data_sha256, the prompts file's) and
+ * the model they were first seen with (its label and index; "" and NULL before the first). */
+typedef struct {
+    char tokens_sha256[65];
+    const char *label;
+    int model;
+} pl_series_prompts;
+
 typedef struct {
     int naive;   /* every evaluation by a full patched forward */
     int quiet;   /* no progress lines */
@@ -211,6 +220,8 @@ typedef struct {
                                        pl_merge_models) */
     pl_result_part_checker check_model_part; /* --resume of a series: a finished part is the listed
                                                 model's (io's pl_merge_check_part) */
+    pl_series_prompts *series_prompts; /* a series' model: its prompts must be these (empty: it sets them);
+                                          NULL outside a series */
 } pl_run_options;
 
 /* The names of metric M and score SC in the experiment's order (PL_METRIC_*, the scores' codes:

@@ -48,6 +48,7 @@
 #include "plateau/error.h"
 #include "plateau/version.h"
 #include "plateau/fileio.h"
+#include "plateau/hash.h"
 #include "plateau/merge.h"
 #include "nc_memory.h"
 #include "plateau/sweep.h"
@@ -1213,6 +1214,18 @@ static int check_part_config(const merge_input *in, const char *config)
         rc = pl_fail("%s: a finished part of this series run at another training step: step %lld there, %lld here "
                      "(-1: none): resume with the original list, or remove the series' parts to start again",
                      in->path, (long long)in->config.model_step, (long long)here.config.model_step);
+    /* the prompts file's content is no config key: a file regenerated under the same path between two
+     * sessions would be refused by the stacker only after every remaining model had run */
+    char *then = NULL, now[65];
+    if (rc == PL_OK && here.config.data_path)
+        rc = read_text_attribute(in->ncid, in->path, "data_sha256", &then);
+    if (rc == PL_OK && then && pl_sha256_file(here.config.data_path, "[data] prompts", now) != PL_OK)
+        rc = PL_ERR;
+    else if (rc == PL_OK && then && strcmp(then, now))
+        rc = pl_fail("%s: a finished part of this series run on another prompts file: %s has sha256 %.16s... now, "
+                     "%.16s... when the part ran: resume with the original prompts, or remove the series' parts to "
+                     "start again", in->path, here.config.data_path, now, then);
+    free(then);
     pl_sweep_config_free(&here.config);
     return rc;
 }

@@ -376,18 +376,6 @@ static int define_var_attributes(writer *w)
 
 /* ------------------------------------------------------------------ global attributes */
 
-/* sha256 of the file at PATH (the prompts file: what `sha256sum` prints). */
-static int file_sha256(const char *path, char out[65])
-{
-    void *map;
-    size_t size;
-    if (pl_map_file(path, "[data] prompts", &map, &size) != PL_OK)
-        return PL_ERR;
-    int rc = pl_sha256_hex(map, size, out);
-    pl_unmap_file(map, size);
-    return rc;
-}
-
 /* What the writer knows of the file it writes: when, where, by what (G points into it; the caller
  * frees history, model_abs and data_abs). */
 typedef struct {
@@ -411,7 +399,7 @@ static int fill_globals(const pl_result *r, pl_schema_globals *g, provenance *pv
     if (!pv->history)
         return PL_ERR;
     sprintf(pv->history, "%s: %s", pv->created, cmd);
-    if (file_sha256(r->attrs.data_path, pv->data_sha) != PL_OK)
+    if (pl_sha256_file(r->attrs.data_path, "[data] prompts", pv->data_sha) != PL_OK)
         return PL_ERR;
     pv->model_abs = realpath(r->attrs.model_path, NULL);
     pv->data_abs = realpath(r->attrs.data_path, NULL);

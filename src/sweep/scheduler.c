@@ -1169,9 +1169,26 @@ static char *checkpoint_config_text(const run_state *st)
     return text;
 }
 
+/* Rank 0, a series' model: it runs on the token ids of the models this run swept before it (their
+ * pl_data_sha256), or is the first and sets them. The stacker refuses other token ids only once every
+ * model has run (a model dir with a tokenizer of its own; a prompts file regenerated during the run). */
+static int check_series_prompts(const run_state *st, pl_series_prompts *sp)
+{
+    if (!sp->tokens_sha256[0]) {
+        memcpy(sp->tokens_sha256, st->data_sha, sizeof sp->tokens_sha256);
+        return PL_OK;
+    }
+    if (!strcmp(sp->tokens_sha256, st->data_sha))
+        return PL_OK;
+    return pl_fail("model '%s': its prompts' token ids (data_sha256 %.16s...) differ from model %d '%s''s (%.16s...): "
+                   "the prompts file or the tokenizer changed; a model series runs every model on the same prompts",
+                   st->cfg.model_label ? st->cfg.model_label : st->cfg.model_path, st->data_sha, sp->model + 1,
+                   sp->label ? sp->label : "?", sp->tokens_sha256);
+}
+
 /* Setup: the identity of what the checkpoint holds (rank 0): the config's text, the model's and the
  * prompts' hashes. Returns an exit code. */
-static int hash_inputs(run_state *st)
+static int hash_inputs(run_state *st, const pl_run_options *opt)
 {
     setup_phase(st, "hashing the inputs");
     int ok = 1;
@@ -1183,6 +1200,8 @@ static int hash_inputs(run_state *st)
             /* the tokens of every selected prompt, sweep and covariance */
             ok = pl_data_sha256(&st->sw, st->data_sha) == PL_OK;
         }
+        if (ok && opt->series_prompts)
+            ok = check_series_prompts(st, opt->series_prompts) == PL_OK;
     }
     /* the hashes above are of the inputs as opened only if none changed meanwhile */
     if (ok)
@@ -1212,7 +1231,7 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     if (st->rank == 0 && !st->quiet)
         pl_experiment_notes(&st->sw.ex, stderr);
     estimate_batch_time(st, opt, &f);
-    return hash_inputs(st);
+    return hash_inputs(st, opt);
 }
 
 /* Threads other than the main one block the run's signals: the main thread's handler takes them. */
@@ -2827,7 +2846,7 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
 }
 
 /* Model K's finished PART against model K's run of this config (CONFIG_PATH, SETS): the listed model,
- * run under this config's identity (the stacker's checks). */
+ * run under this config's identity, on this prompts file (the stacker's checks). */
 static int series_part_check(const pl_sweep_config *cfg, int k, const char *part, const char *config_path,
                              char *const *sets, int n_sets, const pl_run_options *opt)
 {
@@ -2913,6 +2932,11 @@ static int run_series(int rank, int size, const char *command_line, const pl_swe
                       const char *config_path, char *const *sets, int n_sets, const pl_run_options *opt)
 {
     int code = PL_EXIT_OK;
+    /* rank 0's: the token ids every model this run sweeps must see, the first one's (the finished parts'
+     * prompts file is checked up front, series_check) */
+    pl_series_prompts prompts = {.tokens_sha256 = "", .label = NULL, .model = -1};
+    pl_run_options model_opt = *opt;
+    model_opt.series_prompts = rank == 0 ? &prompts : NULL;
     if (rank == 0 && series_check(cfg, config_path, sets, n_sets, opt) != PL_OK) {
         fprintf(stderr, "plateau: %s\n", pl_error());
         code = PL_EXIT_INPUT;
@@ -2931,7 +2955,9 @@ static int run_series(int rank, int size, const char *command_line, const pl_swe
             done = series_part_done(cfg, k, parts[k], opt);
         MPI_Bcast(&done, 1, MPI_INT, 0, MPI_COMM_WORLD);
         if (!done)
-            code = run_one(rank, size, opt->quiet, command_line, config_path, a.sets, a.n_sets, parts[k], opt);
+            code = run_one(rank, size, opt->quiet, command_line, config_path, a.sets, a.n_sets, parts[k], &model_opt);
+        if (prompts.tokens_sha256[0] && !prompts.label) /* this model's run set them */
+            prompts.label = cfg->models[k].label, prompts.model = k;
         pl_series_args_free(&a);
         MPI_Barrier(MPI_COMM_WORLD); /* the next model's setup starts together */
     }

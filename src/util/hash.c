@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include "plateau/error.h"
+#include "plateau/fileio.h"
 #include "plateau/hash.h"
 
 struct pl_sha256 {
@@ -64,4 +65,15 @@ int pl_sha256_hex(const void *bytes, size_t n, char out[65])
         return pl_fail("sha256 failed");
     }
     return pl_sha256_end(h, out);
+}
+
+int pl_sha256_file(const char *path, const char *what, char out[65])
+{
+    void *map;
+    size_t size;
+    if (pl_map_file(path, what, &map, &size) != PL_OK)
+        return PL_ERR;
+    int rc = pl_sha256_hex(map, size, out);
+    pl_unmap_file(map, size);
+    return rc;
 }

@@ -7,8 +7,10 @@ files stacks along `model` to the same numbers; 1 and 2 ranks agree bitwise; SIG
 duplicate labels or dirs (a link to a listed dir too), malformed paths-file lines, a stale part, a part
 of another config) is refused by name with exit 2 on every rank."""
 import hashlib
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -253,6 +255,50 @@ want = "%s: its prompts' token ids differ from %s's: the runs did not see the sa
 if r.returncode != 2 or want not in r.stderr or os.path.exists(os.path.join(moved, "both.nc")):
     sl.fail("merge along model of runs on other prompts: exit %d, want 2 and '%s': %s" % (r.returncode, want, r.stderr))
 print("ok merge refuses models run on other prompts: " + r.stderr.strip()[:160])
+
+# A series resumed after its prompts file was regenerated under the same path: model 1's finished part ran
+# on the old prompts. Refused before any model runs (review: the stacker refused it only once every
+# model had run).
+reprompt = os.path.join(d, "reprompt")
+os.makedirs(reprompt)
+reprompt_data = sl.make_bin(reprompt, 8 * 400, 300, seed=0)
+rp = os.path.join(reprompt, "rp.nc")
+check_run(sl.run([config("rp-part.ini", rp + ".model-0.nc", model__label="seed0", data__prompts=reprompt_data),
+                  "--quiet"]), "single-model run as a series' part, the first prompts")
+sl.make_bin(reprompt, 8 * 400, 300, seed=1)  # the same path, other prompts
+r = sl.run([config("rp.ini", rp, model__path="%s, %s, %s" % tuple(models[:3]), data__prompts=reprompt_data),
+            "--resume"])
+want = "%s.model-0.nc: a finished part of this series run on another prompts file: %s has sha256 " % (rp, reprompt_data)
+if (r.returncode != 2 or want not in r.stderr or "plateau: model " in r.stderr
+        or sorted(p for p in os.listdir(reprompt) if p.startswith("rp.nc")) != ["rp.nc.model-0.nc"]):
+    sl.fail("--resume of a series whose prompts file changed: exit %d, want 2 and '%s' before any model: %s; files %s"
+            % (r.returncode, want, r.stderr, os.listdir(reprompt)))
+print("ok --resume after the prompts file changed: refused before any model runs")
+
+# Models whose tokenizers split the same text differently (a model dir with merges of its own): the second
+# model's run is refused at its setup, before its units and before model 3 (the stacker refused it only
+# once every model had run).
+retok = os.path.join(d, "models", "retok")
+shutil.copytree(models[1], retok)
+with open(os.path.join(retok, "merges.txt")) as f:
+    merges = f.read().splitlines()
+with open(os.path.join(retok, "merges.txt"), "w") as f:
+    f.write("\n".join(m for m in merges if m != "\u0120 a") + "\n")  # " a" is two tokens here
+text = os.path.join(reprompt, "docs.jsonl")
+with open(text, "w") as f:
+    for i in range(120):
+        words = np.random.default_rng(i).integers(0, 26, size=20)  # distinct documents
+        f.write(json.dumps({"text": "a " + " ".join(chr(97 + w) for w in words)}) + "\n")
+tk = os.path.join(reprompt, "tk.nc")
+r = sl.run([config("tk.ini", tk, model__path="%s, %s, %s" % (models[0], retok, models[2]), data__prompts=text)])
+want = "model 'retok': its prompts' token ids (data_sha256 "
+want2 = "differ from model 1 'seed0''s"
+if (r.returncode != 2 or want not in r.stderr or want2 not in r.stderr or "model 3/3" in r.stderr
+        or sorted(p for p in os.listdir(reprompt) if p.startswith("tk.nc")) != ["tk.nc.model-0.nc"]):
+    sl.fail("a series whose second model tokenizes otherwise: exit %d, want 2, '%s' and '%s' before model 3: %s; "
+            "files %s" % (r.returncode, want, want2, r.stderr, os.listdir(reprompt)))
+print("ok a model that tokenizes the prompts otherwise: refused at its setup: "
+      + [l for l in r.stderr.splitlines() if want in l][0][:160])
 
 # A single-model run whose [model] path is relative ('.', run from the model's dir), merged from elsewhere:
 # its default label is its model dir's name (review: '.' resolved in merge's own directory).
