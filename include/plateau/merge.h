@@ -23,9 +23,9 @@ int pl_merge_models(const char *out_path, char *const *parts, int n, char *const
  * it is a single-model result of model K + 1, LABEL at PATH, whose config agrees with CONFIG (model
  * K + 1's run's resolved text, NULL: not checked) in every key of a run's identity, as pl_merge_models
  * would accept it beside this run's other parts; else PL_ERR naming the part and what differs. What
- * --resume checks before any model runs. A part run on another prompts file (its data_sha256, the
- * file's sha256 then, against CONFIG's [data] prompts now) is refused too. */
-int pl_merge_check_part(const char *part, int k, const char *label, const char *path, const char *config);
+ * --resume checks before any model runs. TOKENS_SHA256: the sha256 of the part's `tokens` ("" if none). */
+int pl_merge_check_part(const char *part, int k, const char *label, const char *path, const char *config,
+                        char tokens_sha256[65]);
 
 /* The same on inputs held in memory (BYTES[i] of LENS[i] bytes, named NAMES[i] in messages; each
  * must stay valid during the call): *OUT (malloc'ed, *OUT_LEN bytes) is the merged file. What

@@ -160,8 +160,9 @@ typedef int (*pl_result_stacker)(const char *out, char *const *parts, int n, cha
 /* What checks that the finished part PART of a series is model K + 1's, LABEL at PATH, run with CONFIG
  * (the resolved text of model K + 1's run; NULL: not checked) in every key of a run's identity, as the
  * stacker will (io's pl_merge_check_part): a resumed series refuses a changed model list or config
- * before any work, and one run on another prompts file (its data_sha256 against the file's sha256 now). */
+ * before any work. TOKENS_SHA256 gets the sha256 of the part's `tokens` (int32, [prompt, ctx] in order;
+ * "" when it has none): what the run's own prompts must hash to (pl_tokens_sha256). */
 typedef int (*pl_result_part_checker)(const char *part, int k, const char *label, const char *path,
-                                      const char *config);
+                                      const char *config, char tokens_sha256[65]);
 
 #endif

@@ -198,13 +198,14 @@ int pl_sweep_config_positions(const pl_sweep_config *cfg, int *first, int *count
  * worker timeout, model path: the model is identified by its sha256 instead). malloc'ed. */
 char *pl_sweep_config_text(const pl_sweep_config *cfg, int hashed_only);
 
-/* A model series' prompts: the token ids every model runs on (pl_data_sha256 of the sweep's and the
- * covariance's prompts, as a checkpoint holds it; not the result's data_sha256, the prompts file's) and
- * the model they were first seen with (its label and index; "" and NULL before the first). */
+/* A model series' prompts: the sha256 of the token ids every model runs on (pl_tokens_sha256: what the
+ * result's `tokens` holds) and the model they were first seen with (its label and index; "" and NULL
+ * before the first), from its finished part or its run in this session. */
 typedef struct {
     char tokens_sha256[65];
     const char *label;
     int model;
+    int from_part;
 } pl_series_prompts;
 
 typedef struct {

@@ -1214,27 +1214,43 @@ static int check_part_config(const merge_input *in, const char *config)
         rc = pl_fail("%s: a finished part of this series run at another training step: step %lld there, %lld here "
                      "(-1: none): resume with the original list, or remove the series' parts to start again",
                      in->path, (long long)in->config.model_step, (long long)here.config.model_step);
-    /* the prompts file's content is no config key: a file regenerated under the same path between two
-     * sessions would be refused by the stacker only after every remaining model had run */
-    char *then = NULL, now[65];
-    if (rc == PL_OK && here.config.data_path)
-        rc = read_text_attribute(in->ncid, in->path, "data_sha256", &then);
-    if (rc == PL_OK && then && pl_sha256_file(here.config.data_path, "[data] prompts", now) != PL_OK)
-        rc = PL_ERR;
-    else if (rc == PL_OK && then && strcmp(then, now))
-        rc = pl_fail("%s: a finished part of this series run on another prompts file: %s has sha256 %.16s... now, "
-                     "%.16s... when the part ran: resume with the original prompts, or remove the series' parts to "
-                     "start again", in->path, here.config.data_path, now, then);
-    free(then);
+
     pl_sweep_config_free(&here.config);
     return rc;
 }
 
-int pl_merge_check_part(const char *part, int k, const char *label, const char *path, const char *config)
+/* The sha256 of IN's `tokens` as int32 in file order ("" when it has none): what the stacker compares. */
+static int tokens_sha256(const merge_input *in, char out[65])
+{
+    out[0] = '\0';
+    int varid, ndims, dimids[NC_MAX_VAR_DIMS];
+    if (nc_inq_varid(in->ncid, "tokens", &varid) != NC_NOERR)
+        return PL_OK;
+    int st = nc_inq_varndims(in->ncid, varid, &ndims);
+    if (st == NC_NOERR)
+        st = nc_inq_vardimid(in->ncid, varid, dimids);
+    size_t n = 1, len;
+    for (int i = 0; st == NC_NOERR && i < ndims; i++)
+        if ((st = nc_inq_dimlen(in->ncid, dimids[i], &len)) == NC_NOERR)
+            n *= len;
+    if (st != NC_NOERR)
+        return nc_fail(st, in->path, "tokens");
+    int *ids = pl_malloc(sizeof(int) * (n ? n : 1), "tokens");
+    if (!ids)
+        return PL_ERR;
+    int rc = (st = nc_get_var_int(in->ncid, varid, ids)) != NC_NOERR ? nc_fail(st, in->path, "tokens")
+                                                                     : pl_sha256_hex(ids, sizeof(int) * n, out);
+    free(ids);
+    return rc;
+}
+
+int pl_merge_check_part(const char *part, int k, const char *label, const char *path, const char *config,
+                        char tokens_sha[65])
 {
     char *data = NULL;
     size_t len = 0;
     merge_input in = {.ncid = -1};
+    tokens_sha[0] = '\0';
     int rc = pl_read_file(part, PL_MAX_INPUT_BYTES, &data, &len);
     if (rc == PL_OK)
         rc = input_open(&in, part, data, len);
@@ -1242,6 +1258,8 @@ int pl_merge_check_part(const char *part, int k, const char *label, const char *
         rc = check_part(&in, k, label, path);
     if (rc == PL_OK && config)
         rc = check_part_config(&in, config);
+    if (rc == PL_OK)
+        rc = tokens_sha256(&in, tokens_sha);
     input_close(&in);
     free(data);
     return rc;

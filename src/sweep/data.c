@@ -483,3 +483,8 @@ int pl_data_sha256(const pl_sweep *sw, char out[65])
     free(all);
     return rc;
 }
+
+int pl_tokens_sha256(const pl_sweep *sw, char out[65])
+{
+    return pl_sha256_hex(sw->tokens, sizeof(int) * (size_t)sw->P * (size_t)sw->T, out);
+}

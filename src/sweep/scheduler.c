@@ -1169,21 +1169,27 @@ static char *checkpoint_config_text(const run_state *st)
     return text;
 }
 
-/* Rank 0, a series' model: it runs on the token ids of the models this run swept before it (their
- * pl_data_sha256), or is the first and sets them. The stacker refuses other token ids only once every
- * model has run (a model dir with a tokenizer of its own; a prompts file regenerated during the run). */
+/* Rank 0, a series' model: its prompts' token ids are the series' (a finished part's, or the first model
+ * swept in this run's, which sets them). The stacker refuses other token ids, but only once every model
+ * has run: a prompts file regenerated between two sessions of a --resume, a model dir with a tokenizer
+ * of its own. */
 static int check_series_prompts(const run_state *st, pl_series_prompts *sp)
 {
+    char sha[65];
+    if (pl_tokens_sha256(&st->sw, sha) != PL_OK)
+        return PL_ERR;
     if (!sp->tokens_sha256[0]) {
-        memcpy(sp->tokens_sha256, st->data_sha, sizeof sp->tokens_sha256);
+        memcpy(sp->tokens_sha256, sha, sizeof sha);
         return PL_OK;
     }
-    if (!strcmp(sp->tokens_sha256, st->data_sha))
+    if (!strcmp(sp->tokens_sha256, sha))
         return PL_OK;
-    return pl_fail("model '%s': its prompts' token ids (data_sha256 %.16s...) differ from model %d '%s''s (%.16s...): "
-                   "the prompts file or the tokenizer changed; a model series runs every model on the same prompts",
-                   st->cfg.model_label ? st->cfg.model_label : st->cfg.model_path, st->data_sha, sp->model + 1,
-                   sp->label ? sp->label : "?", sp->tokens_sha256);
+    return pl_fail("model '%s': its prompts' token ids differ from model %d '%s''s (%s): the prompts file or the "
+                   "tokenizer changed; a model series runs every model on the same prompts%s",
+                   st->cfg.model_label ? st->cfg.model_label : st->cfg.model_path, sp->model + 1,
+                   sp->label ? sp->label : "?", sp->from_part ? "its finished part" : "swept before it in this run",
+                   sp->from_part ? " (resume with the original prompts, or remove the series' parts to start again)"
+                                 : "");
 }
 
 /* Setup: the identity of what the checkpoint holds (rank 0): the config's text, the model's and the
@@ -2846,9 +2852,10 @@ static int run_one(int rank, int size, int quiet, const char *command_line, cons
 }
 
 /* Model K's finished PART against model K's run of this config (CONFIG_PATH, SETS): the listed model,
- * run under this config's identity, on this prompts file (the stacker's checks). */
+ * run under this config's identity, on the token ids of the series' other finished parts (SP: the first
+ * sets them); the stacker's checks. */
 static int series_part_check(const pl_sweep_config *cfg, int k, const char *part, const char *config_path,
-                             char *const *sets, int n_sets, const pl_run_options *opt)
+                             char *const *sets, int n_sets, const pl_run_options *opt, pl_series_prompts *sp)
 {
     pl_series_args a;
     pl_sweep_config ck;
@@ -2859,8 +2866,15 @@ static int series_part_check(const pl_sweep_config *cfg, int k, const char *part
         pl_sweep_config_free(&ck);
         rc = text ? PL_OK : pl_fail("out of memory (model series)");
     }
+    char sha[65] = "";
     if (rc == PL_OK)
-        rc = opt->check_model_part(part, k, cfg->models[k].label, cfg->models[k].path, text);
+        rc = opt->check_model_part(part, k, cfg->models[k].label, cfg->models[k].path, text, sha);
+    if (rc == PL_OK && sha[0] && !sp->tokens_sha256[0]) {
+        memcpy(sp->tokens_sha256, sha, sizeof sha);
+        sp->label = cfg->models[k].label, sp->model = k, sp->from_part = 1;
+    } else if (rc == PL_OK && sha[0] && strcmp(sha, sp->tokens_sha256))
+        rc = pl_fail("%s: its prompts' token ids differ from model %d '%s''s finished part: the parts did not see the "
+                     "same prompts; remove the series' parts to start again", part, sp->model + 1, sp->label);
     free(text);
     pl_series_args_free(&a);
     return rc;
@@ -2886,7 +2900,7 @@ static int check_fresh_model_checkpoint(const pl_sweep_config *cfg, int k)
  * listed model's, run under this config (the stacker's checks, made before any work: review, a
  * changed `paths` file or config ran every remaining model before the stacker refused). */
 static int series_check(const pl_sweep_config *cfg, const char *config_path, char *const *sets, int n_sets,
-                        const pl_run_options *opt)
+                        const pl_run_options *opt, pl_series_prompts *sp)
 {
     if (!opt->stack_models || !opt->check_model_part)
         return pl_fail("output %s: no stacker of model series registered", cfg->output_path);
@@ -2900,7 +2914,7 @@ static int series_check(const pl_sweep_config *cfg, const char *config_path, cha
             rc = pl_fail("%s exists (model %d '%s' of an interrupted series run): pass --resume to keep it, or "
                          "remove it to start again", part, k + 1, cfg->models[k].label);
         else if (exists)
-            rc = series_part_check(cfg, k, part, config_path, sets, n_sets, opt);
+            rc = series_part_check(cfg, k, part, config_path, sets, n_sets, opt, sp);
         free(part);
         if (rc == PL_OK && !opt->resume)
             rc = check_fresh_model_checkpoint(cfg, k);
@@ -2932,12 +2946,11 @@ static int run_series(int rank, int size, const char *command_line, const pl_swe
                       const char *config_path, char *const *sets, int n_sets, const pl_run_options *opt)
 {
     int code = PL_EXIT_OK;
-    /* rank 0's: the token ids every model this run sweeps must see, the first one's (the finished parts'
-     * prompts file is checked up front, series_check) */
-    pl_series_prompts prompts = {.tokens_sha256 = "", .label = NULL, .model = -1};
+    /* rank 0's: the token ids every model must see, a finished part's or the first model swept's */
+    pl_series_prompts prompts = {.tokens_sha256 = "", .label = NULL, .model = -1, .from_part = 0};
     pl_run_options model_opt = *opt;
     model_opt.series_prompts = rank == 0 ? &prompts : NULL;
-    if (rank == 0 && series_check(cfg, config_path, sets, n_sets, opt) != PL_OK) {
+    if (rank == 0 && series_check(cfg, config_path, sets, n_sets, opt, &prompts) != PL_OK) {
         fprintf(stderr, "plateau: %s\n", pl_error());
         code = PL_EXIT_INPUT;
     }

@@ -279,6 +279,9 @@ int pl_sweep_check_local_sizes(const pl_sweep *sw);
 int pl_sweep_open_sae(pl_sweep *sw);
 /* sha256 of the selected prompts (tokens and next tokens of all P + cov_prompts). */
 int pl_data_sha256(const pl_sweep *sw, char out[65]);
+/* sha256 of the sweep's prompts' token ids as the result's `tokens` holds them (int32 [P, T]): what a
+ * model series' stacker compares between models (io's part checker hashes a part's the same way). */
+int pl_tokens_sha256(const pl_sweep *sw, char out[65]);
 /* Set batch_units and n_batches from steps and n_units. */
 void pl_sweep_set_batches(pl_sweep *sw);
 /* First unit and unit count of batch B. */

@@ -257,8 +257,8 @@ if r.returncode != 2 or want not in r.stderr or os.path.exists(os.path.join(move
 print("ok merge refuses models run on other prompts: " + r.stderr.strip()[:160])
 
 # A series resumed after its prompts file was regenerated under the same path: model 1's finished part ran
-# on the old prompts. Refused before any model runs (review: the stacker refused it only once every
-# model had run).
+# on the old prompts. Refused at model 2's setup, before its units and before model 3 (review: the
+# stacker refused it only once every model had run).
 reprompt = os.path.join(d, "reprompt")
 os.makedirs(reprompt)
 reprompt_data = sl.make_bin(reprompt, 8 * 400, 300, seed=0)
@@ -268,12 +268,12 @@ check_run(sl.run([config("rp-part.ini", rp + ".model-0.nc", model__label="seed0"
 sl.make_bin(reprompt, 8 * 400, 300, seed=1)  # the same path, other prompts
 r = sl.run([config("rp.ini", rp, model__path="%s, %s, %s" % tuple(models[:3]), data__prompts=reprompt_data),
             "--resume"])
-want = "%s.model-0.nc: a finished part of this series run on another prompts file: %s has sha256 " % (rp, reprompt_data)
-if (r.returncode != 2 or want not in r.stderr or "plateau: model " in r.stderr
+want = "model 'seed1': its prompts' token ids differ from model 1 'seed0''s (its finished part)"
+if (r.returncode != 2 or want not in r.stderr or "model 3/3" in r.stderr
         or sorted(p for p in os.listdir(reprompt) if p.startswith("rp.nc")) != ["rp.nc.model-0.nc"]):
-    sl.fail("--resume of a series whose prompts file changed: exit %d, want 2 and '%s' before any model: %s; files %s"
+    sl.fail("--resume of a series whose prompts file changed: exit %d, want 2 and '%s' before model 3: %s; files %s"
             % (r.returncode, want, r.stderr, os.listdir(reprompt)))
-print("ok --resume after the prompts file changed: refused before any model runs")
+print("ok --resume after the prompts file changed: refused at the next model's setup")
 
 # Models whose tokenizers split the same text differently (a model dir with merges of its own): the second
 # model's run is refused at its setup, before its units and before model 3 (the stacker refused it only
@@ -291,8 +291,8 @@ with open(text, "w") as f:
         f.write(json.dumps({"text": "a " + " ".join(chr(97 + w) for w in words)}) + "\n")
 tk = os.path.join(reprompt, "tk.nc")
 r = sl.run([config("tk.ini", tk, model__path="%s, %s, %s" % (models[0], retok, models[2]), data__prompts=text)])
-want = "model 'retok': its prompts' token ids (data_sha256 "
-want2 = "differ from model 1 'seed0''s"
+want = "model 'retok': its prompts' token ids differ from model 1 'seed0''s (swept before it in this run)"
+want2 = "the prompts file or the tokenizer changed"
 if (r.returncode != 2 or want not in r.stderr or want2 not in r.stderr or "model 3/3" in r.stderr
         or sorted(p for p in os.listdir(reprompt) if p.startswith("tk.nc")) != ["tk.nc.model-0.nc"]):
     sl.fail("a series whose second model tokenizes otherwise: exit %d, want 2, '%s' and '%s' before model 3: %s; "
