@@ -1214,7 +1214,6 @@ static int check_part_config(const merge_input *in, const char *config)
         rc = pl_fail("%s: a finished part of this series run at another training step: step %lld there, %lld here "
                      "(-1: none): resume with the original list, or remove the series' parts to start again",
                      in->path, (long long)in->config.model_step, (long long)here.config.model_step);
-
     pl_sweep_config_free(&here.config);
     return rc;
 }

@@ -940,9 +940,35 @@ static int setup_open(run_state *st, const char *config_path, char *const *sets,
     return PL_EXIT_OK;
 }
 
-/* Setup: rank 0 reads and tokenises the N_ALL prompts (sweep + covariance), everyone gets the ids;
- * then the grid. Returns an exit code. */
-static int setup_prompts(run_state *st, int n_all)
+/* Rank 0, a series' model: its prompts' token ids are the series' (a finished part's, or the first model
+ * swept in this run's, which sets them). The stacker refuses other token ids, but only once every model
+ * has run: a prompts file regenerated between two sessions of a --resume, a model dir with a tokenizer
+ * of its own. */
+static int check_series_prompts(const run_state *st, pl_series_prompts *sp)
+{
+    char sha[65];
+    if (pl_tokens_sha256(&st->sw, sha) != PL_OK)
+        return PL_ERR;
+    if (!sp->tokens_sha256[0]) {
+        memcpy(sp->tokens_sha256, sha, sizeof sha);
+        return PL_OK;
+    }
+    if (!strcmp(sp->tokens_sha256, sha))
+        return PL_OK;
+    return pl_fail("model '%s': its prompts' token ids differ from those of model %d '%s' (%s): a model series runs "
+                   "every model on the same prompts, so either the prompts file changed (%s) or this model's "
+                   "tokenizer differs (give every model one with [model] tokenizer, or [data] bos when only the BOS "
+                   "token differs)",
+                   st->cfg.model_label ? st->cfg.model_label : st->cfg.model_path, sp->model + 1,
+                   sp->label ? sp->label : "?", sp->from_part ? "its finished part" : "swept before it in this run",
+                   sp->from_part ? "resume with the original one, or remove the series' parts to start again"
+                                 : "run the series again");
+}
+
+/* Setup: rank 0 reads and tokenises the N_ALL prompts (sweep + covariance) and, for a series' model,
+ * checks them against the series' token ids before any forward (SERIES; NULL outside a series);
+ * everyone gets the ids; then the grid. Returns an exit code. */
+static int setup_prompts(run_state *st, int n_all, pl_series_prompts *series)
 {
     pl_sweep *sw = &st->sw;
     int T = sw->T, C = sw->C;
@@ -955,7 +981,7 @@ static int setup_prompts(run_state *st, int n_all)
     int ok = 1;
     setup_phase(st, "reading the prompts");
     if (st->rank == 0)
-        ok = pl_data_load(sw, !st->quiet) == PL_OK;
+        ok = pl_data_load(sw, !st->quiet) == PL_OK && (!series || check_series_prompts(st, series) == PL_OK);
     if (!all_ok(st, ok))
         return PL_EXIT_INPUT;
     if (st->rank != 0) {
@@ -1169,32 +1195,9 @@ static char *checkpoint_config_text(const run_state *st)
     return text;
 }
 
-/* Rank 0, a series' model: its prompts' token ids are the series' (a finished part's, or the first model
- * swept in this run's, which sets them). The stacker refuses other token ids, but only once every model
- * has run: a prompts file regenerated between two sessions of a --resume, a model dir with a tokenizer
- * of its own. */
-static int check_series_prompts(const run_state *st, pl_series_prompts *sp)
-{
-    char sha[65];
-    if (pl_tokens_sha256(&st->sw, sha) != PL_OK)
-        return PL_ERR;
-    if (!sp->tokens_sha256[0]) {
-        memcpy(sp->tokens_sha256, sha, sizeof sha);
-        return PL_OK;
-    }
-    if (!strcmp(sp->tokens_sha256, sha))
-        return PL_OK;
-    return pl_fail("model '%s': its prompts' token ids differ from model %d '%s''s (%s): the prompts file or the "
-                   "tokenizer changed; a model series runs every model on the same prompts%s",
-                   st->cfg.model_label ? st->cfg.model_label : st->cfg.model_path, sp->model + 1,
-                   sp->label ? sp->label : "?", sp->from_part ? "its finished part" : "swept before it in this run",
-                   sp->from_part ? " (resume with the original prompts, or remove the series' parts to start again)"
-                                 : "");
-}
-
 /* Setup: the identity of what the checkpoint holds (rank 0): the config's text, the model's and the
  * prompts' hashes. Returns an exit code. */
-static int hash_inputs(run_state *st, const pl_run_options *opt)
+static int hash_inputs(run_state *st)
 {
     setup_phase(st, "hashing the inputs");
     int ok = 1;
@@ -1206,8 +1209,6 @@ static int hash_inputs(run_state *st, const pl_run_options *opt)
             /* the tokens of every selected prompt, sweep and covariance */
             ok = pl_data_sha256(&st->sw, st->data_sha) == PL_OK;
         }
-        if (ok && opt->series_prompts)
-            ok = check_series_prompts(st, opt->series_prompts) == PL_OK;
     }
     /* the hashes above are of the inputs as opened only if none changed meanwhile */
     if (ok)
@@ -1225,7 +1226,7 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     if (code != PL_EXIT_OK)
         return code;
     setup_forwards f = {.n_all = st->sw.P + st->cfg.cov_prompts};
-    if ((code = setup_prompts(st, f.n_all)) != PL_EXIT_OK || (code = clean_forwards(st, &f)) != PL_EXIT_OK)
+    if ((code = setup_prompts(st, f.n_all, opt->series_prompts)) != PL_EXIT_OK || (code = clean_forwards(st, &f)) != PL_EXIT_OK)
         return code;
     float *all = gather_activations(st, &f);
     if ((code = setup_fit(st, f.n_all, all)) != PL_EXIT_OK)
@@ -1237,7 +1238,7 @@ static int setup_steps(run_state *st, const char *config_path, char *const *sets
     if (st->rank == 0 && !st->quiet)
         pl_experiment_notes(&st->sw.ex, stderr);
     estimate_batch_time(st, opt, &f);
-    return hash_inputs(st, opt);
+    return hash_inputs(st);
 }
 
 /* Threads other than the main one block the run's signals: the main thread's handler takes them. */

@@ -268,7 +268,9 @@ check_run(sl.run([config("rp-part.ini", rp + ".model-0.nc", model__label="seed0"
 sl.make_bin(reprompt, 8 * 400, 300, seed=1)  # the same path, other prompts
 r = sl.run([config("rp.ini", rp, model__path="%s, %s, %s" % tuple(models[:3]), data__prompts=reprompt_data),
             "--resume"])
-want = "model 'seed1': its prompts' token ids differ from model 1 'seed0''s (its finished part)"
+want = ("model 'seed1': its prompts' token ids differ from those of model 1 'seed0' (its finished part): a model "
+        "series runs every model on the same prompts, so either the prompts file changed (resume with the original "
+        "one")
 if (r.returncode != 2 or want not in r.stderr or "model 3/3" in r.stderr
         or sorted(p for p in os.listdir(reprompt) if p.startswith("rp.nc")) != ["rp.nc.model-0.nc"]):
     sl.fail("--resume of a series whose prompts file changed: exit %d, want 2 and '%s' before model 3: %s; files %s"
@@ -291,13 +293,15 @@ with open(text, "w") as f:
         f.write(json.dumps({"text": "a " + " ".join(chr(97 + w) for w in words)}) + "\n")
 tk = os.path.join(reprompt, "tk.nc")
 r = sl.run([config("tk.ini", tk, model__path="%s, %s, %s" % (models[0], retok, models[2]), data__prompts=text)])
-want = "model 'retok': its prompts' token ids differ from model 1 'seed0''s (swept before it in this run)"
-want2 = "the prompts file or the tokenizer changed"
+want = "model 'retok': its prompts' token ids differ from those of model 1 'seed0' (swept before it in this run)"
+want2 = "or this model's tokenizer differs (give every model one with [model] tokenizer"
 if (r.returncode != 2 or want not in r.stderr or want2 not in r.stderr or "model 3/3" in r.stderr
         or sorted(p for p in os.listdir(reprompt) if p.startswith("tk.nc")) != ["tk.nc.model-0.nc"]):
     sl.fail("a series whose second model tokenizes otherwise: exit %d, want 2, '%s' and '%s' before model 3: %s; "
             "files %s" % (r.returncode, want, want2, r.stderr, os.listdir(reprompt)))
-print("ok a model that tokenizes the prompts otherwise: refused at its setup: "
+if " units x " in r.stderr.split("model 2/3")[-1]:
+    sl.fail("a series whose second model tokenizes otherwise: refused only after its setup: %s" % r.stderr)
+print("ok a model that tokenizes the prompts otherwise: refused at its setup, before its sweep: "
       + [l for l in r.stderr.splitlines() if want in l][0][:160])
 
 # A single-model run whose [model] path is relative ('.', run from the model's dir), merged from elsewhere:
