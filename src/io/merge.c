@@ -1222,24 +1222,15 @@ static int check_part_config(const merge_input *in, const char *config)
 static int tokens_sha256(const merge_input *in, char out[65])
 {
     out[0] = '\0';
-    int varid, ndims, dimids[NC_MAX_VAR_DIMS];
+    int varid;
     if (nc_inq_varid(in->ncid, "tokens", &varid) != NC_NOERR)
         return PL_OK;
-    int st = nc_inq_varndims(in->ncid, varid, &ndims);
-    if (st == NC_NOERR)
-        st = nc_inq_vardimid(in->ncid, varid, dimids);
-    size_t n = 1, len;
-    for (int i = 0; st == NC_NOERR && i < ndims; i++)
-        if ((st = nc_inq_dimlen(in->ncid, dimids[i], &len)) == NC_NOERR)
-            n *= len;
-    if (st != NC_NOERR)
-        return nc_fail(st, in->path, "tokens");
-    int *ids = pl_malloc(sizeof(int) * (n ? n : 1), "tokens");
-    if (!ids)
+    var_data d;
+    if (var_data_read(in->ncid, in->path, "tokens", &d) != PL_OK)
         return PL_ERR;
-    int rc = (st = nc_get_var_int(in->ncid, varid, ids)) != NC_NOERR ? nc_fail(st, in->path, "tokens")
-                                                                     : pl_sha256_hex(ids, sizeof(int) * n, out);
-    free(ids);
+    int rc = d.type != NC_INT ? pl_fail("%s: variable 'tokens' is not int32", in->path)
+                              : pl_sha256_hex(d.data, sizeof(int) * d.count, out);
+    var_data_free(&d);
     return rc;
 }
 
