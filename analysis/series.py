@@ -26,12 +26,11 @@ numbers against training step, a line per hook), and OUT_PREFIX.csv (the table).
 """
 import argparse
 import collections
-import configparser
 import sys
 
 try:
     import numpy as np
-    from plateau_analysis.result import ResultError, open_file
+    from plateau_analysis.result import ResultError, config_text, open_file
     from plateau_analysis._schema import SCHEMA
     import matplotlib
     matplotlib.use("Agg")
@@ -56,15 +55,13 @@ IDENTITY_KEYS = {(k["section"], k["key"]) for k in SCHEMA["config_keys"] if k["i
 
 
 def identity(path, text):
-    """{(section, key): value as plateau wrote it} of the keys that make the experiment, from the resolved
-    config text of the file at PATH (plateau prints each value one way, so equal text is an equal value)."""
-    cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
-    cp.optionxform = str
+    """{(section, key): value text} of the keys that make the experiment, from the resolved config text of
+    the file at PATH."""
     try:
-        cp.read_string(text)
-    except configparser.Error as e:
-        die("%s: global attribute 'config' is not INI text (%s)" % (path, str(e).splitlines()[0]))
-    return {(s, k): v.strip() for s in cp.sections() for k, v in cp[s].items() if (s, k) in IDENTITY_KEYS}
+        config = config_text(text, path)
+    except ResultError as e:
+        die(str(e))
+    return {(s, k): v.strip() for s, keys in config.items() for k, v in keys.items() if (s, k) in IDENTITY_KEYS}
 
 
 # One file's numbers: ratio is the metric's real/synthetic median ratio at `alpha` (the grid's alpha used),

@@ -182,12 +182,9 @@ def _config_value(section, key, text):
     return one(text)
 
 
-def parse_config(text, path="result"):
-    """The resolved INI config plateau stores in the `config` attribute, as
-    {section: {key: value}}: true/false as bool, integers and reals as numbers, the list keys
-    (bases, directions, metrics, quantiles) and other comma-separated numbers as lists,
-    comma-separated name:value pairs as a dict ("none" as None), the rest (paths, hooks, modes) as
-    text."""
+def config_text(text, path="result"):
+    """The resolved INI config plateau stores in the `config` attribute, as {section: {key: value text}},
+    each value as plateau wrote it (it prints each value one way, so equal text is an equal value)."""
     cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
                                    comment_prefixes=(";", "#"), inline_comment_prefixes=None)
     cp.optionxform = str  # keys are case-sensitive in plateau
@@ -196,7 +193,15 @@ def parse_config(text, path="result"):
     except configparser.Error as e:
         first = str(e).strip().splitlines()[0]
         raise ResultError(f"{path}: global attribute 'config' is not INI text ({first})") from None
-    return {s: {k: _config_value(s, k, v) for k, v in cp[s].items()} for s in cp.sections()}
+    return {s: dict(cp[s].items()) for s in cp.sections()}
+
+
+def parse_config(text, path="result"):
+    """The config of config_text with its values parsed: true/false as bool, integers and reals as
+    numbers, the list keys (bases, directions, metrics, quantiles) and other comma-separated numbers as
+    lists, comma-separated name:value pairs as a dict ("none" as None), the rest (paths, hooks, modes)
+    as text."""
+    return {s: {k: _config_value(s, k, v) for k, v in keys.items()} for s, keys in config_text(text, path).items()}
 
 
 # -- opening -----------------------------------------------------------------------------------------
